@@ -1,0 +1,3 @@
+from stablenew.cli import main
+
+raise SystemExit(main())

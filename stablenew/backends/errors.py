@@ -1,0 +1,77 @@
+"""Typed backend errors: one user sentence (what happened, what to do) plus a detail for logs."""
+
+from __future__ import annotations
+
+
+class BackendError(Exception):
+    """Base of every error a backend raises; `message` is for users, `detail` for logs."""
+
+    #: Worth trying again later on the same or another node (the queue retries these).
+    transient: bool = False
+    #: The node itself is unusable right now: a run on it stops instead of trying the next image.
+    fatal_for_node: bool = False
+
+    def __init__(self, message: str, *, detail: str = "", node: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+        self.node = node
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ServerUnreachable(BackendError):
+    """Nothing answers at the address (refused, DNS, connection dropped)."""
+
+    transient = True
+    fatal_for_node = True
+
+
+class AuthFailed(BackendError):
+    """The server wants a user name and password, or refused the ones given (401/403)."""
+
+    fatal_for_node = True
+
+
+class ServerTimeout(BackendError):
+    """The server took longer than the configured timeout."""
+
+    transient = True
+
+
+class RequestRejected(BackendError):
+    """The server refused the request as invalid (422/400); retrying the same request won't help."""
+
+    def __init__(self, message: str, *, fields: tuple[str, ...] = (), detail: str = "",
+                 node: str = "") -> None:
+        super().__init__(message, detail=detail, node=node)
+        self.fields = fields
+
+
+class MissingResource(RequestRejected):
+    """A model, sampler or node class the request needs is not installed on the node."""
+
+    def __init__(self, message: str, *, what: str, name: str, installed: tuple[str, ...] = (),
+                 detail: str = "", node: str = "") -> None:
+        super().__init__(message, fields=(what,), detail=detail, node=node)
+        self.what = what
+        self.name = name
+        self.installed = installed
+
+
+class ServerError(BackendError):
+    """The server failed while working on the request (HTTP 500, out of memory, crash)."""
+
+    transient = True
+
+
+class ProtocolError(BackendError):
+    """The answer was not what the API promises (bad JSON, bad base64, undecodable image,
+    truncated or oversized body)."""
+
+    transient = True
+
+
+class JobInterrupted(BackendError):
+    """The job was stopped (by us or by someone else on the node) before it finished."""

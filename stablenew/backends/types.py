@@ -1,0 +1,167 @@
+"""Requests and results shared by every backend kind (A1111/Forge/SD.Next and ComfyUI).
+
+These are the backend's own words: the pipeline turns its PipelineConfig into these jobs,
+so backends never depend on the pipeline. Seeds are always resolved (never -1) here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+
+class BackendKind(StrEnum):
+    a1111 = "a1111"
+    forge = "forge"
+    sdnext = "sdnext"
+    comfyui = "comfyui"
+
+
+class ResizeMode(IntEnum):
+    """img2img resize modes, numbered as A1111's API numbers them."""
+
+    just_resize = 0
+    crop_and_resize = 1
+    resize_and_fill = 2
+    latent_upscale = 3
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What every diffusion job needs: prompts, model, sampler and the sizes of the output."""
+
+    prompt: str
+    negative_prompt: str = ""
+    checkpoint: str = ""  # "" = whatever the server has loaded
+    sampler: str = "Euler a"
+    scheduler: str = "Automatic"
+    steps: int = 20
+    cfg_scale: float = 7.0
+    width: int = 512
+    height: int = 512
+    seed: int = 0
+    clip_skip: int = 1
+
+
+@dataclass(frozen=True)
+class HiresFix:
+    upscaler: str = "Latent"
+    scale: float = 2.0
+    resize_width: int = 0  # both 0: use scale
+    resize_height: int = 0
+    steps: int = 0  # 0: same as the first pass
+    denoise: float = 0.45
+    cfg_scale: float | None = None  # None: same as the first pass (sent as Forge's hr_cfg)
+
+
+@dataclass(frozen=True)
+class Refiner:
+    checkpoint: str
+    switch_at: float = 0.8
+
+
+@dataclass(frozen=True)
+class ADetailerPass:
+    model: str = "face_yolov8n.pt"
+    prompt: str = ""
+    negative_prompt: str = ""
+    confidence: float = 0.3
+    mask_blur: int = 4
+    denoise: float = 0.4
+    inpaint_only_masked: bool = True
+    inpaint_padding: int = 32
+
+
+@dataclass(frozen=True)
+class Txt2ImgJob:
+    sampling: Sampling
+    task_id: str
+    batch_size: int = 1
+    hires: HiresFix | None = None
+    refiner: Refiner | None = None
+
+
+@dataclass(frozen=True)
+class Img2ImgJob:
+    sampling: Sampling  # width/height: the output size (A1111 does not take the input's size)
+    init_image: bytes  # encoded image (PNG)
+    task_id: str
+    denoise: float = 0.5
+    resize_mode: ResizeMode = ResizeMode.just_resize
+    mask: bytes | None = None
+    mask_blur: int = 4
+
+
+@dataclass(frozen=True)
+class ADetailerJob:
+    """Run detector passes over an existing image (A1111: img2img with skip_img2img)."""
+
+    sampling: Sampling
+    image: bytes
+    task_id: str
+    passes: tuple[ADetailerPass, ...] = (ADetailerPass(),)
+
+
+@dataclass(frozen=True)
+class UpscaleJob:
+    image: bytes
+    task_id: str
+    upscaler: str = "R-ESRGAN 4x+"
+    scale: float = 2.0
+    target_width: int = 0  # both > 0: resize to this size instead of scale
+    target_height: int = 0
+    upscaler_2: str = "None"
+    upscaler_2_visibility: float = 0.0
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One image as the server produced it."""
+
+    data: bytes  # encoded bytes as sent (PNG normally; JPEG/WEBP if the server is set so)
+    seed: int
+    infotext: str = ""  # the server's own infotext for this image, when it gives one
+
+
+@dataclass(frozen=True)
+class JobResult:
+    images: tuple[GeneratedImage, ...]
+    info: dict = field(default_factory=dict)  # the server's raw info, parsed
+    #: Differences between what was asked and what ran ("Sampler: asked X, server used Y").
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Progress of the current job on the node."""
+
+    fraction: float  # 0..1 of this job
+    step: int | None = None
+    steps: int | None = None
+    eta_seconds: float | None = None
+    preview: bytes | None = None  # encoded live preview, when previews are on
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a node can do, from probing it."""
+
+    kind: BackendKind
+    version: str = ""
+    device: str = ""
+    vram_total: int | None = None  # bytes
+    vram_free: int | None = None
+    checkpoints: tuple[str, ...] = ()
+    samplers: tuple[str, ...] = ()
+    schedulers: tuple[str, ...] = ()
+    upscalers: tuple[str, ...] = ()
+    loras: tuple[str, ...] = ()
+    embeddings: tuple[str, ...] = ()
+    adetailer_models: tuple[str, ...] = ()
+    #: ComfyUI node classes installed (empty for A1111-style servers).
+    node_classes: frozenset[str] = frozenset()
+    current_checkpoint: str = ""

@@ -1,0 +1,53 @@
+"""The `stablenew` command: no arguments opens the window; subcommands run headless work.
+
+Each subcommand lives in its own module in this package and exposes
+`register(subparsers)`; modules are found automatically, so a room adds its command by
+adding a file. Command modules import their heavy dependencies inside their functions so
+that opening the window stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from stablenew import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stablenew",
+        description="StableNew: a desktop control room for Stable Diffusion servers. "
+        "Run without arguments to open the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"StableNew {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list:
+        from stablenew.gui.app import run_app
+
+        return run_app()
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("Stopped.", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""The pipeline room: PipelineConfig, the stage runner, cancel tokens, events and outputs."""

@@ -1,0 +1,194 @@
+"""Versioned YAML documents: safe loading with file/line/field errors, and safe dumping.
+
+Every file format of StableNew (settings, presets, packs, profiles, nodes) goes through
+`load_yaml_model`, so a bad file always yields a `DocumentError` that names the file, the
+line and the field, and never a traceback or a half-loaded object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from stablenew.storage.validation import Problem, plain_problems
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
+# Counted with aliases expanded: a "billion laughs" file is refused long before it explodes.
+MAX_EXPANDED_NODES = 200_000
+
+
+class DocumentError(Exception):
+    """A file that cannot be used, with where (file, line, field) and what to do."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None,
+        reason: str,
+        *,
+        line: int | None = None,
+        field: str | None = None,
+        problems: list[tuple[int | None, Problem]] | None = None,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.reason = reason
+        self.line = line
+        self.field = field
+        self.problems = problems or []
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        where = [str(self.path) if self.path else "<text>"]
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.field:
+            where.append(f"field '{self.field}'")
+        text = ", ".join(where) + f": {self.reason}"
+        extra = len(self.problems) - 1
+        if extra > 0:
+            text += f" (and {extra} more problem{'s' if extra > 1 else ''})"
+        return text
+
+
+def _check_node_count(node: yaml.Node, path: str | os.PathLike[str] | None) -> None:
+    budget = MAX_EXPANDED_NODES
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise DocumentError(
+                path,
+                "The file expands to too many values (it may be a YAML 'billion laughs' bomb). "
+                "StableNew refused to read it; remove the & / * references.",
+                line=current.start_mark.line + 1,
+            )
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack.append(key)
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """1-based line of the YAML node at *loc*, or of the deepest existing parent."""
+    if node is None:
+        return None
+    best = node.start_mark.line + 1
+    current: yaml.Node = node
+    for part in loc:
+        nxt: yaml.Node | None = None
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    nxt = value if not isinstance(value, yaml.ScalarNode) else value
+                    best = key.start_mark.line + 1
+                    break
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int):
+            if 0 <= part < len(current.value):
+                nxt = current.value[part]
+                best = nxt.start_mark.line + 1
+        if nxt is None:
+            break
+        current = nxt
+    return best
+
+
+def read_document_text(path: str | os.PathLike[str]) -> str:
+    """Read a document file as text, refusing huge or binary files with a clear reason."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise DocumentError(p, "The file does not exist.") from None
+    except OSError as exc:
+        raise DocumentError(p, f"The file cannot be read ({exc.strerror}).") from exc
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentError(
+            p,
+            f"The file is {size / 1_048_576:.1f} MB; StableNew reads documents up to "
+            f"{MAX_DOCUMENT_BYTES // 1_048_576} MB. Is this the right file?",
+        )
+    raw = p.read_bytes()
+    if b"\x00" in raw:
+        raise DocumentError(p, "This is not a text file (it contains binary data).")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            p, f"The file is not UTF-8 text (bad byte at position {exc.start})."
+        ) from None
+
+
+def parse_yaml(text: str, path: str | os.PathLike[str] | None = None) -> tuple[Any, yaml.Node | None]:
+    """Parse YAML safely (SafeLoader only); returns the data and its node tree for line lookups."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        _check_node_count(node, path)
+        return loader.construct_document(node), node
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        reason = f"This is not valid YAML: {exc.problem or exc.context}."
+        raise DocumentError(path, reason, line=line) from None
+    except yaml.YAMLError as exc:
+        raise DocumentError(path, f"This is not valid YAML: {exc}.") from None
+    finally:
+        loader.dispose()
+
+
+def parse_yaml_model(
+    text: str,
+    model: type[M],
+    *,
+    path: str | os.PathLike[str] | None = None,
+    migrate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> M:
+    """Validate YAML *text* into *model*; *migrate* upgrades older `version`s first."""
+    data, node = parse_yaml(text, path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise DocumentError(path, "The file must hold named settings (a YAML mapping) at the top.",
+                            line=node.start_mark.line + 1 if node else None)
+    if migrate is not None:
+        try:
+            data = migrate(data)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise DocumentError(path, f"Cannot upgrade this file from its older format: {exc}",
+                                field="version") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        found: list[tuple[int | None, Problem]] = []
+        raw = exc.errors(include_url=False)
+        for problem, item in zip(plain_problems(exc, model), raw, strict=True):
+            found.append((_line_of(node, tuple(item.get("loc", ()))), problem))
+        line, first = found[0]
+        raise DocumentError(path, first.message, line=line, field=first.field or None,
+                            problems=found) from None
+
+
+def load_yaml_model(
+    path: str | os.PathLike[str],
+    model: type[M],
+    *,
+    migrate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> M:
+    """Read and validate a YAML file; every failure is a DocumentError naming file/line/field."""
+    return parse_yaml_model(read_document_text(path), model, path=path, migrate=migrate)
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text as StableNew writes it: block style, keys in model order, unicode kept."""
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
