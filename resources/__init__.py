@@ -1,0 +1,1 @@
+"""Shipped data (default presets, workflow templates, style sheet), installed as stablenew.resources."""

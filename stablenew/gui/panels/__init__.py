@@ -1,0 +1,1 @@
+"""Panels that plug into the main window (randomizer, library, learning, queue, nodes)."""
