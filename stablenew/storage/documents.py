@@ -189,6 +189,25 @@ def load_yaml_model(
     return parse_yaml_model(read_document_text(path), model, path=path, migrate=migrate)
 
 
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that keeps every string intact through a round-trip."""
+
+
+# PyYAML treats NEL, LS, PS (and lone CR) as line breaks and mangles them in plain or block
+# styles; the double-quoted style escapes them, so prompts pasted from anywhere survive.
+_BREAKS = frozenset("\x85\u2028\u2029\r")
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if any(ch in _BREAKS for ch in value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    return dumper.represent_str(value)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def dump_yaml(data: Any) -> str:
     """YAML text as StableNew writes it: block style, keys in model order, unicode kept."""
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=False)

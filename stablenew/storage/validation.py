@@ -118,8 +118,10 @@ def plain_problems(error: ValidationError, model: type[BaseModel]) -> list[Probl
             msg = f"{label} must be a section with named settings (a mapping)."
         elif kind == "list_type":
             msg = f"{label} must be a list."
-        elif kind in {"too_long", "too_short"}:
-            msg = _strip(item["msg"], label)
+        elif kind == "too_short":
+            msg = f"{label} needs at least {ctx.get('min_length', 1)} item(s)."
+        elif kind == "too_long":
+            msg = f"{label} allows at most {ctx.get('max_length')} item(s)."
         else:
             msg = _strip(item["msg"], label)
         problems.append(Problem(field=path, message=msg))
