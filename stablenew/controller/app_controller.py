@@ -1,0 +1,183 @@
+"""Start-up and app-wide state: folders, logging, settings, theme and remembered window state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.handlers
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QSettings, Signal
+
+from stablenew.controller.errors import ErrorInfo, error_from_exception
+from stablenew.controller.fields import FieldSpec, field_specs
+from stablenew.controller.tasks import TaskOwner
+from stablenew.storage.paths import AppPaths
+from stablenew.storage.resources import resource_path
+from stablenew.storage.settings import AppSettings, load_settings, save_settings
+
+log = logging.getLogger("stablenew")
+
+THEMES = ("system", "light", "dark")
+
+
+def configure_logging(paths: AppPaths) -> Path | None:
+    """Log to a rotating file in the data folder; a read-only disk only loses the log, not the app."""
+    root = logging.getLogger("stablenew")
+    if any(getattr(h, "_stablenew", False) for h in root.handlers):
+        return None
+    try:
+        paths.log_dir.mkdir(parents=True, exist_ok=True)
+        file = paths.log_dir / "stablenew.log"
+        handler = logging.handlers.RotatingFileHandler(file, maxBytes=2_000_000, backupCount=3,
+                                                       encoding="utf-8", delay=True)
+    except OSError:
+        return None
+    handler._stablenew = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return file
+
+
+@dataclass(frozen=True)
+class Startup:
+    """What start-up found before any window exists (no network, no Qt widgets)."""
+
+    paths: AppPaths
+    settings: AppSettings
+    settings_message: str | None
+    log_file: Path | None
+
+
+def start_up(paths: AppPaths | None = None) -> Startup:
+    paths = paths or AppPaths.default()
+    log_file = configure_logging(paths)
+    settings, message = load_settings(paths)
+    if message:
+        log.warning("%s", message)
+    return Startup(paths, settings, message, log_file)
+
+
+class AppController(QObject):
+    """Owns the settings (load, validate, save off the Qt thread) and the window's remembered state."""
+
+    settings_changed = Signal(object)  # AppSettings
+    theme_changed = Signal(str)
+    notice_changed = Signal(object)  # ErrorInfo | None: a message for the user not tied to a run
+
+    def __init__(self, startup: Startup | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        startup = startup or start_up()
+        self.paths = startup.paths
+        self._settings = startup.settings
+        self.tasks = TaskOwner("Settings", self)
+        self.tasks.error_raised.connect(self.notice_changed)
+        self._notice: ErrorInfo | None = None
+        if startup.settings_message:
+            self._notice = ErrorInfo(startup.settings_message, source="Settings")
+        self._ui_state = QSettings(str(self.paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
+
+    # --- settings ---------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> AppSettings:
+        return self._settings
+
+    @property
+    def notice(self) -> ErrorInfo | None:
+        return self._notice
+
+    @property
+    def output_dir(self) -> Path:
+        return self._settings.output_path(self.paths)
+
+    def settings_fields(self) -> dict[str, FieldSpec]:
+        return {spec.name: spec for spec in field_specs(AppSettings, exclude=("version",))}
+
+    def validate_settings(self, values: dict[str, Any]) -> tuple[AppSettings | None, str]:
+        """Check values from the dialog; returns (settings, "") or (None, plain reason)."""
+        from pydantic import ValidationError
+
+        from stablenew.storage.validation import plain_problems
+
+        try:
+            data = self._settings.model_dump()
+            data.update(values)
+            return AppSettings.model_validate(data), ""
+        except ValidationError as exc:
+            return None, "; ".join(str(p) for p in plain_problems(exc, AppSettings))
+
+    def apply_settings(self, values: dict[str, Any]) -> str:
+        """Validate and adopt new settings now, writing them to disk off the Qt thread."""
+        settings, reason = self.validate_settings(values)
+        if settings is None:
+            return reason
+        old_theme = self._settings.theme
+        self._settings = settings
+        self.settings_changed.emit(settings)
+        if settings.theme != old_theme:
+            self.theme_changed.emit(str(settings.theme))
+        self.tasks.spawn(self._save(settings), name="save-settings")
+        return ""
+
+    async def _save(self, settings: AppSettings) -> None:
+        await asyncio.to_thread(save_settings, self.paths, settings)
+        log.info("settings saved to %s", self.paths.settings_file)
+
+    def clear_notice(self) -> None:
+        self._notice = None
+        self.notice_changed.emit(None)
+
+    def report(self, exc: BaseException, source: str) -> ErrorInfo:
+        info = error_from_exception(exc, source)
+        self._notice = info
+        self.notice_changed.emit(info)
+        return info
+
+    # --- theme ------------------------------------------------------------------------------
+
+    @property
+    def theme(self) -> str:
+        return str(self._settings.theme)
+
+    def style_sheet(self, dark: bool) -> str:
+        """The shipped style sheet for the light or dark palette ("" when it is missing)."""
+        name = "dark.qss" if dark else "light.qss"
+        try:
+            base = resource_path("style", "base.qss").read_text(encoding="utf-8")
+            colours = resource_path("style", name).read_text(encoding="utf-8")
+        except OSError as exc:
+            log.warning("style sheet missing: %s", exc)
+            return ""
+        return _apply_palette(base, colours)
+
+    def icon_path(self, name: str) -> str:
+        return str(resource_path("style", "icons", name))
+
+    # --- remembered window state ------------------------------------------------------------
+
+    def ui_value(self, key: str) -> Any:
+        return self._ui_state.value(key)
+
+    def set_ui_value(self, key: str, value: Any) -> None:
+        self._ui_state.setValue(key, value)
+
+    def sync_ui_state(self) -> None:
+        self._ui_state.sync()
+
+
+def _apply_palette(base: str, palette_text: str) -> str:
+    """Fill @name placeholders in the base sheet from `name: value` lines of a palette file."""
+    colours: dict[str, str] = {}
+    for line in palette_text.splitlines():
+        line = line.split("/*", 1)[0].strip()
+        if ":" in line:
+            key, value = line.split(":", 1)
+            colours[key.strip()] = value.strip().rstrip(";")
+    # Longest names first so @accent_hover is not eaten by @accent.
+    for key in sorted(colours, key=len, reverse=True):
+        base = base.replace(f"@{key}", colours[key])
+    return base

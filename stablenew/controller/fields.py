@@ -1,0 +1,109 @@
+"""Field descriptions read from pydantic models, so widgets never repeat titles, limits or defaults."""
+
+from __future__ import annotations
+
+import enum
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+import annotated_types
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+TEXT_FIELDS = {"prompt", "negative_prompt", "prompt_override", "negative_override"}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One editable value: where it lives (dotted path), how it is titled and what it accepts."""
+
+    path: str  # dotted path in the model, e.g. "txt2img.hires.denoise"
+    name: str
+    title: str
+    description: str
+    kind: str  # "bool" | "int" | "float" | "str" | "text" | "choice" | "secret"
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    multiple_of: float | None = None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def step(self) -> float:
+        if self.multiple_of:
+            return float(self.multiple_of)
+        if self.kind == "int":
+            return 1
+        span = (self.maximum or 1) - (self.minimum or 0)
+        return 0.05 if span <= 2 else 0.5
+
+    @property
+    def decimals(self) -> int:
+        return 2 if self.kind == "float" else 0
+
+
+def _bounds(info: FieldInfo) -> tuple[float | None, float | None, bool, float | None]:
+    low = high = multiple = None
+    exclusive = False
+    for meta in info.metadata:
+        if isinstance(meta, annotated_types.Ge):
+            low = meta.ge
+        elif isinstance(meta, annotated_types.Gt):
+            low, exclusive = meta.gt, True
+        elif isinstance(meta, annotated_types.Le):
+            high = meta.le
+        elif isinstance(meta, annotated_types.Lt):
+            high = meta.lt
+        elif getattr(meta, "multiple_of", None):  # annotated_types.MultipleOf or pydantic's own
+            multiple = meta.multiple_of
+    return low, high, exclusive, multiple
+
+
+def _kind(name: str, annotation: Any) -> tuple[str, tuple[str, ...]]:
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "choice", tuple(str(m.value) for m in annotation)
+    if annotation is bool:
+        return "bool", ()
+    if annotation is int:
+        return "int", ()
+    if annotation is float:
+        return "float", ()
+    if name == "password":
+        return "secret", ()
+    if name in TEXT_FIELDS:
+        return "text", ()
+    return "str", ()
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def field_specs(model: type[BaseModel], prefix: str = "", *, exclude: tuple[str, ...] = (),
+                recurse: bool = False) -> list[FieldSpec]:
+    """Scalar fields of *model* in declaration order (nested models only with *recurse*)."""
+    specs: list[FieldSpec] = []
+    for name, info in model.model_fields.items():
+        if name in exclude:
+            continue
+        path = f"{prefix}{name}"
+        annotation = info.annotation
+        if _is_model(annotation):
+            if recurse:
+                specs.extend(field_specs(annotation, f"{path}.", recurse=True))
+            continue
+        if typing.get_origin(annotation) in (list, tuple, dict):
+            continue
+        kind, choices = _kind(name, annotation)
+        low, high, exclusive, multiple = _bounds(info)
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, enum.Enum):
+            default = default.value
+        specs.append(FieldSpec(
+            path=path, name=name, title=info.title or name.replace("_", " ").capitalize(),
+            description=info.description or "", kind=kind, default=default, minimum=low,
+            maximum=high, exclusive_minimum=exclusive, multiple_of=multiple, choices=choices,
+        ))
+    return specs

@@ -1,0 +1,201 @@
+"""The configured SD server: connect and probe off the Qt thread, health, capabilities for the pickers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from enum import StrEnum
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from stablenew.backends.errors import BackendError
+from stablenew.backends.types import Capabilities
+from stablenew.controller.errors import ErrorInfo, error_from_exception
+from stablenew.controller.tasks import TaskOwner
+from stablenew.storage.settings import AppSettings
+
+log = logging.getLogger("stablenew.controller.server")
+
+HEALTH_INTERVAL_MS = 15_000
+
+
+class ServerState(StrEnum):
+    idle = "idle"
+    connecting = "connecting"
+    connected = "connected"
+    unreachable = "unreachable"  # nothing answers, or it answers wrongly
+
+
+def no_server_message(url: str) -> str:
+    return (f"No Stable Diffusion server answers at {url}. Start AUTOMATIC1111 or Forge with --api "
+            "(or ComfyUI with --listen), or change the address in Settings.")
+
+
+class ServerController(QObject):
+    """Holds the connection to the server in Settings; views read its state, never the backend."""
+
+    state_changed = Signal(str)
+    capabilities_changed = Signal(object)  # Capabilities | None
+    error_changed = Signal(object)  # ErrorInfo | None
+
+    def __init__(self, settings: AppSettings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        self._state = ServerState.idle
+        self._backend: Any = None
+        self._capabilities: Capabilities | None = None
+        self._error: ErrorInfo | None = None
+        self._connecting: asyncio.Task[Any] | None = None
+        self.tasks = TaskOwner("Server", self)
+        self.tasks.error_raised.connect(self._set_error)
+        self._health = QTimer(self)
+        self._health.setInterval(HEALTH_INTERVAL_MS)
+        self._health.timeout.connect(self.check_health)
+
+    # --- state ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self._settings.server_url
+
+    @property
+    def state(self) -> ServerState:
+        return self._state
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        return self._capabilities
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        return self._error
+
+    @property
+    def node_name(self) -> str:
+        backend = self._backend
+        if backend is not None and getattr(backend, "name", ""):
+            return str(backend.name)
+        return self.url.split("://", 1)[-1]
+
+    def describe(self) -> str:
+        """One line for the status bar: node name and health."""
+        caps = self._capabilities
+        if self._state is ServerState.connected and caps is not None:
+            kind = {"a1111": "A1111", "forge": "Forge", "sdnext": "SD.Next", "comfyui": "ComfyUI"}.get(
+                str(caps.kind), str(caps.kind))
+            vram = ""
+            if caps.vram_total:
+                vram = f" · {caps.vram_free / 2**30:.1f}/{caps.vram_total / 2**30:.0f} GB free" \
+                    if caps.vram_free is not None else f" · {caps.vram_total / 2**30:.0f} GB"
+            return f"{self.node_name} — {kind}, ready{vram}"
+        if self._state is ServerState.connecting:
+            return f"{self.node_name} — connecting…"
+        if self._state is ServerState.unreachable:
+            return f"{self.node_name} — not reachable"
+        return f"{self.node_name} — not connected"
+
+    def _set_state(self, state: ServerState) -> None:
+        if state != self._state:
+            self._state = state
+            self.state_changed.emit(str(state))
+
+    def _set_error(self, info: ErrorInfo | None) -> None:
+        self._error = info
+        self.error_changed.emit(info)
+        if info is not None and self._state is not ServerState.connected:
+            self._set_state(ServerState.unreachable)
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def set_settings(self, settings: AppSettings) -> None:
+        """Adopt new settings; reconnects only when the address, kind or login changed."""
+        old = self._settings
+        self._settings = settings
+        keys = ("server_url", "server_kind", "username", "password", "request_timeout_s")
+        if any(getattr(old, k) != getattr(settings, k) for k in keys):
+            self.reconnect()
+
+    def reconnect(self) -> None:
+        """Connect (again) to the configured server in the background."""
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+        self._set_state(ServerState.connecting)
+        self._connecting = self.tasks.spawn(self._connect(), name="connect")
+
+    def check_health(self) -> None:
+        if self._backend is None:
+            if self._state is ServerState.unreachable:
+                self.reconnect()
+            return
+        if self._connecting is None or self._connecting.done():
+            self.tasks.spawn(self._ping(), name="ping")
+
+    async def ensure_backend(self) -> Any:
+        """The connected backend, connecting first when needed; raises a BackendError otherwise."""
+        if self._connecting is not None and not self._connecting.done():
+            await asyncio.wait({self._connecting})
+        if self._backend is None:
+            await self._connect()
+        if self._backend is None:
+            raise BackendError(no_server_message(self.url))
+        return self._backend
+
+    def mark_failed(self, exc: BaseException) -> None:
+        """The run path saw the node fail hard: show it and let the health check reconnect."""
+        self._set_state(ServerState.unreachable)
+        self._set_error(error_from_exception(exc, "Server"))
+
+    async def _connect(self) -> None:
+        from stablenew.backends.connect import connect
+
+        settings = self._settings
+        await self._drop_backend()
+        self._set_state(ServerState.connecting)
+        auth = (settings.username, settings.password) if settings.username else None
+        kind = None if str(settings.server_kind) == "auto" else str(settings.server_kind)
+        try:
+            backend = await connect(settings.server_url, kind=kind, auth=auth,
+                                    timeout=settings.request_timeout_s)
+            caps = await backend.probe()
+        except BackendError as exc:
+            log.info("server %s: %s (%s)", settings.server_url, exc.message, exc.detail)
+            self._capabilities = None
+            self.capabilities_changed.emit(None)
+            self._set_state(ServerState.unreachable)
+            self._set_error(ErrorInfo(exc.message, exc.detail, "Server"))
+            self._health.start()
+            return
+        self._backend = backend
+        self._capabilities = caps
+        self._set_error(None)
+        self._set_state(ServerState.connected)
+        self.capabilities_changed.emit(caps)
+        self._health.start()
+
+    async def _ping(self) -> None:
+        backend = self._backend
+        if backend is None:
+            return
+        try:
+            await backend.ping()
+        except BackendError as exc:
+            self._set_state(ServerState.unreachable)
+            self._set_error(ErrorInfo(exc.message, exc.detail, "Server"))
+            return
+        if self._state is not ServerState.connected:
+            self._set_error(None)
+            self._set_state(ServerState.connected)
+
+    async def _drop_backend(self) -> None:
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            try:
+                await backend.aclose()
+            except Exception as exc:  # closing a dead connection must never stop a reconnect
+                log.debug("closing backend failed: %s", exc)
+
+    async def aclose(self) -> None:
+        self._health.stop()
+        await self.tasks.aclose()
+        await self._drop_backend()

@@ -1,0 +1,127 @@
+"""NoticeBanner: the one place a problem is shown — a plain sentence, details on demand, never modal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+class NoticeBanner(QFrame):
+    """Shows an ErrorInfo-like value (message, detail) with Details, Copy and optional actions."""
+
+    dismissed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("NoticeBanner")
+        self.setProperty("level", "error")
+        self._icon = QLabel()
+        self._message = QLabel()
+        self._message.setObjectName("NoticeMessage")
+        self._message.setWordWrap(True)
+        self._message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._details_button = QToolButton(text="Details")
+        self._details_button.setCheckable(True)
+        self._details_button.toggled.connect(self._toggle_details)
+        self._copy_button = QToolButton(text="Copy")
+        self._copy_button.setToolTip("Copy the message and its details")
+        self._copy_button.clicked.connect(self._copy)
+        self._close_button = QToolButton()
+        self._close_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_TitleBarCloseButton))
+        self._close_button.setToolTip("Dismiss")
+        self._close_button.setAutoRaise(True)
+        self._close_button.clicked.connect(self._dismiss)
+        self._actions = QHBoxLayout()
+        self._actions.setSpacing(6)
+        self._details = QPlainTextEdit()
+        self._details.setObjectName("NoticeDetails")
+        self._details.setReadOnly(True)
+        self._details.setMaximumHeight(160)
+        self._details.hide()
+
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(10)
+        row.addWidget(self._icon, 0, Qt.AlignmentFlag.AlignTop)
+        row.addWidget(self._message, 1)
+        row.addLayout(self._actions)
+        row.addWidget(self._details_button)
+        row.addWidget(self._copy_button)
+        row.addWidget(self._close_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 8, 8, 8)
+        layout.setSpacing(6)
+        layout.addLayout(row)
+        layout.addWidget(self._details)
+        self._text = ""
+        self._detail_text = ""
+        self.hide()
+
+    @property
+    def message(self) -> str:
+        return self._text
+
+    def show_notice(self, message: str, detail: str = "", *, level: str = "error",
+                    actions: tuple[tuple[str, Callable[[], None]], ...] = ()) -> None:
+        self._text = message
+        self._detail_text = detail
+        self.setProperty("level", level)
+        icon = {"error": QStyle.StandardPixmap.SP_MessageBoxCritical,
+                "warning": QStyle.StandardPixmap.SP_MessageBoxWarning}.get(
+            level, QStyle.StandardPixmap.SP_MessageBoxInformation)
+        self._icon.setPixmap(self.style().standardIcon(icon).pixmap(20, 20))
+        self._message.setText(message)
+        self._message.setToolTip(f"{message}\n\n{detail}".strip() if detail else message)
+        self._details.setPlainText(detail)
+        has_detail = bool(detail) and detail != message
+        self._details_button.setVisible(has_detail)
+        if not has_detail:
+            self._details_button.setChecked(False)
+        while self._actions.count():
+            item = self._actions.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        for label, callback in actions:
+            button = QPushButton(label)
+            button.setObjectName("NoticeAction")
+            button.clicked.connect(callback)
+            self._actions.addWidget(button)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.show()
+
+    def show_error(self, info, *, actions: tuple[tuple[str, Callable[[], None]], ...] = ()) -> None:
+        """Show an ErrorInfo (or hide the banner for None)."""
+        if info is None:
+            self.clear()
+            return
+        self.show_notice(info.message, info.detail, level="error", actions=actions)
+
+    def clear(self) -> None:
+        self._text = ""
+        self._details_button.setChecked(False)
+        self.hide()
+
+    def _toggle_details(self, on: bool) -> None:
+        self._details.setVisible(on)
+
+    def _copy(self) -> None:
+        text = self._text if not self._detail_text else f"{self._text}\n\n{self._detail_text}"
+        QGuiApplication.clipboard().setText(text)
+
+    def _dismiss(self) -> None:
+        self.clear()
+        self.dismissed.emit()
