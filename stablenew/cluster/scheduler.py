@@ -1,0 +1,314 @@
+"""Which node runs which work item: eligibility, expected finish times, and the dry-run plan.
+
+StableNew's policy plans the remaining items with earliest-finish-time list scheduling —
+heaviest and most constrained items first, each to the node where it would finish soonest
+given that node's queue and measured speed — and re-plans whenever a node frees up, so a
+slow card never picks up the last big item that a fast card would finish sooner. Tiers: a
+lower (preferred) tier wins unless it would finish clearly later (it overflows).
+
+Round-robin and SwarmUI's "least used eligible backend, ties in list order" are here too,
+as baselines for the benchmark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from stablenew.backends.types import Capabilities
+from stablenew.cluster.work import GB, VramExperience, WorkRequirements, model_key
+
+#: A preferred-tier node is chosen over a lower tier unless it would finish this much later.
+TIER_TOLERANCE = 0.10
+#: Speed assumed before a node has finished any work: work units per second per 8 GB of VRAM.
+PRIOR_UNITS_PER_SECOND_PER_8GB = 1.0
+
+
+@dataclass
+class NodeView:
+    """What the scheduler knows of one node at a moment."""
+
+    name: str
+    capabilities: Capabilities | None
+    tier: int = 1
+    max_concurrent: int = 1
+    healthy: bool = True
+    enabled: bool = True
+    #: Seconds until the work already running or assigned there is expected to finish.
+    busy_for: float = 0.0
+    running: int = 0
+    #: Measured speed in work units per second, by size class ("small", "medium", "large").
+    speeds: dict[str, float] = field(default_factory=dict)
+    vram: VramExperience = field(default_factory=VramExperience)
+
+    @property
+    def vram_total_gb(self) -> float | None:
+        caps = self.capabilities
+        return caps.vram_total / GB if caps and caps.vram_total else None
+
+    def speed_for(self, size_class: str) -> float:
+        if size_class in self.speeds:
+            return self.speeds[size_class]
+        if self.speeds:  # measured at another size: the best clue we have
+            return sum(self.speeds.values()) / len(self.speeds)
+        gb = self.vram_total_gb or 8.0
+        return PRIOR_UNITS_PER_SECOND_PER_8GB * gb / 8.0
+
+    def learn_speed(self, size_class: str, units: float, seconds: float, weight: float = 0.3) -> None:
+        """Fold one finished item's measured speed into the node's estimate (moving average)."""
+        if seconds <= 0 or units <= 0:
+            return
+        measured = units / seconds
+        old = self.speeds.get(size_class)
+        self.speeds[size_class] = measured if old is None else old + weight * (measured - old)
+
+
+def ineligibility(req: WorkRequirements, node: NodeView) -> str | None:
+    """Why *node* cannot take the work, in plain words; None when it can."""
+    if not node.enabled:
+        return f"{node.name} is switched off"
+    if not node.healthy:
+        return f"{node.name} is not answering"
+    caps = node.capabilities
+    if caps is None:
+        return f"{node.name} has not been probed yet"
+    if req.checkpoint and caps.checkpoints:
+        wanted = model_key(req.checkpoint)
+        if wanted not in {model_key(c) for c in caps.checkpoints}:
+            return f"{node.name} does not have the model '{req.checkpoint}'"
+    if caps.upscalers:
+        have = {model_key(u) for u in caps.upscalers}
+        missing = sorted(u for u in req.upscalers if model_key(u) not in have)
+        if missing:
+            return f"{node.name} does not have the upscaler '{missing[0]}'"
+    if req.adetailer_models:
+        have = {model_key(m) for m in caps.adetailer_models}
+        missing = sorted(m for m in req.adetailer_models if model_key(m) not in have)
+        if missing:
+            return f"{node.name} does not have the ADetailer model '{missing[0]}'"
+    if req.node_classes and caps.node_classes:
+        missing = sorted(req.node_classes - caps.node_classes)
+        if missing:
+            return f"{node.name} lacks the ComfyUI node '{missing[0]}'"
+    if not node.vram.fits(req.family, req.vram_gb, node.vram_total_gb):
+        total = node.vram_total_gb
+        card = f"{total:.0f} GB" if total else "its"
+        return (f"{node.name} has too little VRAM ({card}; this needs about "
+                f"{req.vram_gb:.0f} GB)")
+    return None
+
+
+def eligible_nodes(req: WorkRequirements, nodes: Sequence[NodeView]) -> list[NodeView]:
+    return [n for n in nodes if ineligibility(req, n) is None]
+
+
+def why_nobody(req: WorkRequirements, nodes: Sequence[NodeView]) -> str:
+    """The reason an item that no node can take fails with, naming what is missing."""
+    if not nodes:
+        return "No nodes are set up. Add one in the Nodes panel."
+    reasons = [r for n in nodes if (r := ineligibility(req, n))]
+    return "No node can run this: " + "; ".join(reasons) + "."
+
+
+def duration(req: WorkRequirements, node: NodeView) -> float:
+    return req.work_units / max(node.speed_for(req.size_class), 1e-9)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    item: int  # index into the planned items
+    node: str
+    start: float
+    finish: float
+
+
+@dataclass
+class Plan:
+    assignments: list[Assignment]
+    unassignable: dict[int, str]  # item index -> reason
+
+    @property
+    def makespan(self) -> float:
+        return max((a.finish for a in self.assignments), default=0.0)
+
+    def for_node(self, name: str) -> list[Assignment]:
+        return sorted((a for a in self.assignments if a.node == name), key=lambda a: a.start)
+
+
+def _lanes(node: NodeView) -> list[float]:
+    """Per-slot availability times: busy_for spread over the node's running slots."""
+    lanes = [0.0] * node.max_concurrent
+    for i in range(min(node.running, node.max_concurrent)):
+        lanes[i] = node.busy_for
+    if node.running == 0 and node.busy_for > 0:
+        lanes[0] = node.busy_for
+    return lanes
+
+
+def plan_earliest_finish(reqs: Sequence[WorkRequirements], nodes: Sequence[NodeView]) -> Plan:
+    """StableNew's plan: heaviest/most constrained first, each where it finishes soonest."""
+    lanes = {n.name: _lanes(n) for n in nodes}
+    by_name = {n.name: n for n in nodes}
+    eligible = {i: eligible_nodes(r, nodes) for i, r in enumerate(reqs)}
+    unassignable = {i: why_nobody(reqs[i], nodes) for i, e in eligible.items() if not e}
+    order = sorted(
+        (i for i in eligible if eligible[i]),
+        # Longest best-case duration first; fewer eligible nodes first among equals.
+        key=lambda i: (-min(duration(reqs[i], n) for n in eligible[i]), len(eligible[i]), i),
+    )
+    assignments: list[Assignment] = []
+    for i in order:
+        best: tuple[float, int, float, str, int] | None = None
+        for node in eligible[i]:
+            lane_times = lanes[node.name]
+            lane = min(range(len(lane_times)), key=lane_times.__getitem__)
+            start = lane_times[lane]
+            finish = start + duration(reqs[i], node)
+            # Preferred tiers win unless they would finish clearly later.
+            score = finish * (1.0 + TIER_TOLERANCE * (node.tier - 1))
+            candidate = (score, node.tier, start, node.name, lane)
+            if best is None or candidate < best:
+                best = candidate
+        assert best is not None
+        _, _, start, name, lane = best
+        finish = start + duration(reqs[i], by_name[name])
+        lanes[name][lane] = finish
+        assignments.append(Assignment(i, name, start, finish))
+    # Within a node, run in plan order (by start time) so the dry-run table reads naturally.
+    assignments.sort(key=lambda a: (a.start, a.node))
+    return Plan(assignments, unassignable)
+
+
+def plan_round_robin(reqs: Sequence[WorkRequirements], nodes: Sequence[NodeView]) -> Plan:
+    """Baseline: item k goes to the next eligible node in turn, whatever it costs there."""
+    lanes = {n.name: _lanes(n) for n in nodes}
+    turn = 0
+    assignments: list[Assignment] = []
+    unassignable: dict[int, str] = {}
+    for i, req in enumerate(reqs):
+        eligible = eligible_nodes(req, nodes)
+        if not eligible:
+            unassignable[i] = why_nobody(req, nodes)
+            continue
+        node = eligible[turn % len(eligible)]
+        turn += 1
+        lane_times = lanes[node.name]
+        lane = min(range(len(lane_times)), key=lane_times.__getitem__)
+        start = lane_times[lane]
+        finish = start + duration(req, node)
+        lane_times[lane] = finish
+        assignments.append(Assignment(i, node.name, start, finish))
+    return Plan(assignments, unassignable)
+
+
+def plan_least_used(reqs: Sequence[WorkRequirements], nodes: Sequence[NodeView]) -> Plan:
+    """Baseline (SwarmUI's policy): items in order; each goes to the first eligible backend
+    to have a free slot, the least used among those free at once, ties in list order."""
+    lanes = {n.name: _lanes(n) for n in nodes}
+    order = {n.name: k for k, n in enumerate(nodes)}
+    used = {n.name: 0 for n in nodes}
+    assignments: list[Assignment] = []
+    unassignable: dict[int, str] = {}
+    clock = 0.0
+    for i, req in enumerate(reqs):
+        eligible = eligible_nodes(req, nodes)
+        if not eligible:
+            unassignable[i] = why_nobody(req, nodes)
+            continue
+        free_at = {n.name: min(lanes[n.name]) for n in eligible}
+        clock = max(clock, min(free_at.values()))  # FIFO: this item waits for the first free slot
+        free_now = [n for n in eligible if free_at[n.name] <= clock + 1e-12]
+        node = min(free_now, key=lambda n: (used[n.name], order[n.name]))
+        lane_times = lanes[node.name]
+        lane = min(range(len(lane_times)), key=lane_times.__getitem__)
+        start = max(lane_times[lane], clock)
+        finish = start + duration(req, node)
+        lane_times[lane] = finish
+        used[node.name] += 1
+        assignments.append(Assignment(i, node.name, start, finish))
+    return Plan(assignments, unassignable)
+
+
+def makespan_lower_bound(reqs: Sequence[WorkRequirements], nodes: Sequence[NodeView]) -> float:
+    """A makespan no schedule can beat, respecting eligibility.
+
+    The larger of (a) the longest item on its fastest eligible node and (b) the fluid bound:
+    the least T at which the work units could be split fractionally over eligible nodes, node
+    n absorbing at most T × speed_n × slots_n units. (b) is exact as a max-flow when a node's
+    speed in work units is the same at every size, which is what work units are built for;
+    it is found by bisection on T.
+    """
+    groups: dict[tuple[str, ...], float] = {}
+    single = 0.0
+    for req in reqs:
+        eligible = eligible_nodes(req, nodes)
+        if not eligible:
+            continue
+        single = max(single, min(duration(req, n) for n in eligible))
+        key = tuple(sorted(n.name for n in eligible))
+        groups[key] = groups.get(key, 0.0) + req.work_units
+    if not groups:
+        return 0.0
+    rate = {n.name: n.speed_for("medium") * n.max_concurrent for n in nodes}
+    total = sum(groups.values())
+
+    def fits(t: float) -> bool:
+        graph = _FlowGraph()
+        for g, (key, units) in enumerate(groups.items()):
+            graph.add("S", f"g{g}", units)
+            for name in key:
+                graph.add(f"g{g}", f"n{name}", float("inf"))
+        for name, r in rate.items():
+            graph.add(f"n{name}", "T", t * r)
+        return graph.max_flow("S", "T") >= total * (1 - 1e-9)
+
+    lo, hi = 0.0, total / min(r for r in rate.values() if r > 0) + single
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid
+    return max(hi, single)
+
+
+class _FlowGraph:
+    """Edmonds–Karp max-flow on a handful of nodes (groups × nodes, tiny)."""
+
+    def __init__(self) -> None:
+        self.cap: dict[str, dict[str, float]] = {}
+
+    def add(self, a: str, b: str, c: float) -> None:
+        self.cap.setdefault(a, {})
+        self.cap.setdefault(b, {})
+        self.cap[a][b] = self.cap[a].get(b, 0.0) + c
+        self.cap[b].setdefault(a, 0.0)
+
+    def max_flow(self, s: str, t: str) -> float:
+        flow = 0.0
+        while True:
+            parent = {s: s}
+            frontier = [s]
+            while frontier and t not in parent:
+                nxt = []
+                for u in frontier:
+                    for v, c in self.cap[u].items():
+                        if c > 1e-12 and v not in parent:
+                            parent[v] = u
+                            nxt.append(v)
+                frontier = nxt
+            if t not in parent:
+                return flow
+            bottleneck = float("inf")
+            v = t
+            while v != s:
+                u = parent[v]
+                bottleneck = min(bottleneck, self.cap[u][v])
+                v = u
+            v = t
+            while v != s:
+                u = parent[v]
+                self.cap[u][v] -= bottleneck
+                self.cap[v][u] += bottleneck
+                v = u
+            flow += bottleneck

@@ -1,0 +1,150 @@
+"""What a piece of work needs from a node: models, VRAM, and how much computing it is.
+
+VRAM needs come from an estimate table per model family and size, refined per node by
+experience (an out-of-memory failure raises that node's estimate; a success at a size proves
+the node can take it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from stablenew.pipeline.config import PipelineConfig, hires_size
+
+GB = 1024**3
+
+
+class ModelFamily(StrEnum):
+    sd15 = "sd15"
+    sdxl = "sdxl"
+    flux = "flux"
+
+
+# (base GB with the model loaded, extra GB per megapixel of the largest diffusion pass).
+# Rough fp16 figures from A1111/Forge/ComfyUI users' reports without --medvram.
+VRAM_TABLE: dict[ModelFamily, tuple[float, float]] = {
+    ModelFamily.sd15: (2.5, 1.5),
+    ModelFamily.sdxl: (5.0, 2.0),
+    ModelFamily.flux: (11.0, 3.0),
+}
+
+_XL = re.compile(r"(sdxl|[_\-\s.]xl[_\-\s.]|xl$|^xl|pony|illustrious|noobai|juggernautxl|turbo_?xl)", re.I)
+
+
+def guess_family(checkpoint: str) -> ModelFamily:
+    """Model family from a checkpoint name (the only clue servers give before loading it)."""
+    stem = checkpoint.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    stem = re.sub(r"\s*\[[0-9a-f]+\]$", "", stem)
+    stem = re.sub(r"\.(safetensors|ckpt|pt|gguf)$", "", stem, flags=re.I)
+    if "flux" in stem.lower():
+        return ModelFamily.flux
+    if _XL.search(stem):
+        return ModelFamily.sdxl
+    return ModelFamily.sd15
+
+
+def model_key(name: str) -> str:
+    """Compare model names the way servers spell them: no folder, no extension, no [hash]."""
+    stem = name.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = re.sub(r"\s*\[[0-9a-f]+\]$", "", stem)
+    stem = re.sub(r"\.(safetensors|ckpt|pt|pth|gguf|bin)$", "", stem, flags=re.I)
+    return stem.strip().casefold()
+
+
+@dataclass(frozen=True)
+class WorkRequirements:
+    """What one work item needs from a node, and how heavy it is (in work units)."""
+
+    checkpoint: str = ""  # "" = whatever the node has loaded
+    family: ModelFamily = ModelFamily.sd15
+    upscalers: frozenset[str] = frozenset()
+    adetailer_models: frozenset[str] = frozenset()
+    node_classes: frozenset[str] = frozenset()  # ComfyUI custom nodes the work needs
+    vram_gb: float = 0.0
+    #: Steps × megapixels over every diffusion pass, plus upscale cost: proportional to time.
+    work_units: float = 1.0
+    megapixels: float = 0.26
+
+    @property
+    def size_class(self) -> str:
+        """Resolution class used to learn a node's speed separately for small and large work."""
+        if self.megapixels <= 0.4:
+            return "small"
+        if self.megapixels <= 1.2:
+            return "medium"
+        return "large"
+
+
+def vram_needed(family: ModelFamily, megapixels: float) -> float:
+    base, per_mp = VRAM_TABLE[family]
+    return base + per_mp * megapixels
+
+
+def requirements_for(config: PipelineConfig, *, family: ModelFamily | None = None) -> WorkRequirements:
+    """Requirements of running *config* once (one image, every enabled stage)."""
+    t = config.txt2img
+    fam = family or guess_family(t.checkpoint)
+    width, height = t.width, t.height
+    mp = width * height / 1e6
+    units = 0.0
+    largest = 0.0
+    upscalers: set[str] = set()
+    if t.enabled:
+        units += t.steps * mp
+        largest = mp
+        if t.hires.enabled:
+            hw, hh = hires_size(width, height, t.hires)
+            hmp = hw * hh / 1e6
+            units += (t.hires.steps or t.steps) * hmp * max(t.hires.denoise, 0.2)
+            largest = max(largest, hmp)
+            width, height = hw, hh
+            if not t.hires.upscaler.lower().startswith("latent"):
+                upscalers.add(t.hires.upscaler)
+    out_mp = width * height / 1e6
+    if config.img2img.enabled:
+        units += config.img2img.steps * out_mp * max(config.img2img.denoise, 0.2)
+        largest = max(largest, out_mp)
+    ad_models: set[str] = set()
+    if config.adetailer.enabled:
+        for p in config.adetailer.passes:
+            ad_models.add(p.model)
+            # Each detection is an inpaint of about a 512x512 crop.
+            units += t.steps * 0.26 * max(p.denoise, 0.2)
+    if config.upscale.enabled:
+        upscalers.add(config.upscale.upscaler)
+        fw, fh = config.final_size(t.width, t.height)
+        units += 2.0 * fw * fh / 1e6  # model upscalers cost roughly per output megapixel
+    return WorkRequirements(
+        checkpoint=t.checkpoint,
+        family=fam,
+        upscalers=frozenset(u for u in upscalers if u and u != "None"),
+        adetailer_models=frozenset(ad_models),
+        vram_gb=vram_needed(fam, largest or out_mp),
+        work_units=max(units, 0.01),
+        megapixels=largest or out_mp,
+    )
+
+
+@dataclass
+class VramExperience:
+    """Per node and family: the largest need that ran and the smallest that ran out of memory."""
+
+    ran: dict[ModelFamily, float] = field(default_factory=dict)
+    failed: dict[ModelFamily, float] = field(default_factory=dict)
+
+    def record_success(self, family: ModelFamily, need_gb: float) -> None:
+        self.ran[family] = max(self.ran.get(family, 0.0), need_gb)
+
+    def record_oom(self, family: ModelFamily, need_gb: float) -> None:
+        self.failed[family] = min(self.failed.get(family, float("inf")), need_gb)
+
+    def fits(self, family: ModelFamily, need_gb: float, vram_total_gb: float | None) -> bool:
+        if need_gb <= self.ran.get(family, 0.0):
+            return True  # proven by experience
+        if need_gb >= self.failed.get(family, float("inf")):
+            return False  # ran out of memory at this size before
+        if vram_total_gb is None:
+            return True  # unknown card: let it try; an OOM teaches us
+        return need_gb <= vram_total_gb * 0.95
