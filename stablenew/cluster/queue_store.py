@@ -211,13 +211,15 @@ class QueueStore:
         origin: JobOrigin | None = None,
         priority: int = 0,
         output_dir: str | Path | None = None,
+        output_root: str | Path | None = None,
         node_pin: str | None = None,
         expand_batches: bool = True,
     ) -> Job:
         """Add a job with one work item per image; *configs* may be a lazy plan (streamed).
 
         With a single config, items share the job's config and differ only by seed; a plan
-        stores each item's own config.
+        stores each item's own config. Images go to *output_dir*, or to a new folder named
+        for the job under *output_root* (default: the outputs folder).
         """
         job_id = uuid.uuid4().hex[:8]
         origin = origin or JobOrigin()
@@ -231,7 +233,8 @@ class QueueStore:
             images = [configs] if single else configs  # type: ignore[list-item]
         if output_dir is None:
             stamp = time.strftime("%Y-%m-%d", time.localtime(now))
-            output_dir = AppPaths.default().default_output_dir / f"queue-{stamp}-{job_id}"
+            root = Path(output_root) if output_root else AppPaths.default().default_output_dir
+            output_dir = root / f"queue-{stamp}-{job_id}"
         base_json = None
         if base is not None:
             base_json = base.model_dump_json()

@@ -1,0 +1,455 @@
+"""QueueRunner: drives the persistent queue's items through the PipelineRunner on one node.
+
+One node, `depth` lanes (default 2: one request running on the server and the next one
+already waiting in its queue, so the GPU never idles between items). Each lane claims an
+item, runs it with a deterministic output name, and records the outcome in one transaction.
+Transient errors retry with exponential backoff; rejections fail at once with the server's
+reason; a cancelled item's request is interrupted on the node. The cluster scheduler builds
+on the same claim API with a lane set per node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from stablenew.backends.errors import BackendError
+from stablenew.cluster.jobs import Claim, ItemState, Job, WorkItem
+from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore
+from stablenew.pipeline.records import RunTags
+
+if TYPE_CHECKING:
+    from stablenew.backends.protocol import Backend
+    from stablenew.pipeline.cancel import CancelToken
+    from stablenew.pipeline.events import RunEvent
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+# --- what the queue tells its listeners ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemStarted:
+    item: WorkItem
+    job_name: str
+    node: str
+
+
+@dataclass(frozen=True)
+class ItemProgress:
+    """A runner event (progress, stage, image saved, ...) of one queue item."""
+
+    item: WorkItem
+    event: RunEvent
+
+
+@dataclass(frozen=True)
+class ItemFinished:
+    item: WorkItem
+    state: ItemState  # done, failed, cancelled, or queued (waiting for a retry / given back)
+    message: str = ""
+    retry_in: float | None = None
+
+
+@dataclass(frozen=True)
+class JobFinished:
+    """Every item of a job has finished (the controller raises a desktop notification)."""
+
+    job: Job
+
+
+@dataclass(frozen=True)
+class NodeProblem:
+    """The node stopped answering; the queue waits for it and says so."""
+
+    node: str
+    message: str
+    detail: str = ""
+
+
+QueueEvent = ItemStarted | ItemProgress | ItemFinished | JobFinished | NodeProblem
+QueueEventCallback = Callable[[QueueEvent], None]
+
+
+@dataclass
+class RunSummary:
+    """What one `QueueRunner.run()` did."""
+
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    retried: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+# --- the runner -------------------------------------------------------------------------------------
+
+
+class _ErrorTap:
+    """Wraps a Backend and remembers the last typed error it raised.
+
+    The pipeline runner turns backend errors into plain RunErrors; the queue needs the type
+    (transient or not, node down or not) to decide between a retry and an immediate failure.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self.error: BackendError | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._backend, name)
+        if name in ("txt2img", "img2img", "adetailer", "upscale", "probe", "ping"):
+            async def tapped(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await attr(*args, **kwargs)
+                except BackendError as exc:
+                    self.error = exc
+                    raise
+            return tapped
+        return attr
+
+    @property
+    def kind(self) -> Any:
+        return self._backend.kind
+
+
+class QueueRunner:
+    """Runs queue items on one Backend until stopped (or until the queue is empty)."""
+
+    def __init__(
+        self,
+        store: QueueStore,
+        backend: Backend,
+        *,
+        runner: Any = None,
+        node: str | None = None,
+        depth: int = 2,
+        max_retries: int = MAX_RETRIES,
+        backoff_base: float = 2.0,
+        poll_interval: float = 0.25,
+        max_node_wait: float = 30.0,
+        on_event: QueueEventCallback | None = None,
+        record_hooks: tuple[Callable[..., Any], ...] = (),
+        log_dir: Path | None = None,
+        thumbnails: bool = True,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.node = node or getattr(backend, "name", "") or getattr(backend, "url", "node")
+        if runner is None:
+            from stablenew.pipeline.runner import PipelineRunner
+            from stablenew.storage.paths import AppPaths
+
+            runner = PipelineRunner(AppPaths.default().default_output_dir, record_hooks=record_hooks,
+                                    log_dir=log_dir, thumbnails=thumbnails, node_name=self.node)
+        self.runner = runner
+        self.depth = max(1, depth)
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.poll_interval = poll_interval
+        self.max_node_wait = max_node_wait
+        self._on_event = on_event
+        self._inflight: dict[int, tuple[str, CancelToken]] = {}
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._node_ok: asyncio.Event | None = None
+        self._node_lock: asyncio.Lock | None = None
+        self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.summary = RunSummary()
+
+    # --- control (safe from any thread) ---------------------------------------------------------
+
+    def notify(self) -> None:
+        """Something changed (new job, resume): look for work now instead of at the next poll."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    def stop(self) -> None:
+        """Stop: interrupt the items in flight and give them back to the queue untouched."""
+        self._stopping = True
+        for _lease, token in list(self._inflight.values()):
+            token.cancel()
+        self.notify()
+
+    def interrupt(self, item_id: int) -> None:
+        """Stop an in-flight item now (after the store marked it cancelled)."""
+        entry = self._inflight.get(item_id)
+        if entry is not None:
+            entry[1].cancel()
+
+    # --- the loop ---------------------------------------------------------------------------------
+
+    async def run(self, *, until_empty: bool = False, recover: bool = True) -> RunSummary:
+        """Work through the queue; with *until_empty*, return once nothing is left to do."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._node_ok = asyncio.Event()
+        self._node_ok.set()
+        self._node_lock = asyncio.Lock()
+        self._stopping = False
+        started = time.monotonic()
+        if recover:
+            await self.recover()
+        watcher = asyncio.create_task(self._watch(), name="queue-watch")
+        lanes = [asyncio.create_task(self._lane(until_empty), name=f"queue-lane-{i}")
+                 for i in range(self.depth)]
+        try:
+            await asyncio.gather(*lanes)
+        finally:
+            self._stopping = True
+            for lane in lanes:
+                lane.cancel()
+            watcher.cancel()
+            await asyncio.gather(watcher, *lanes, return_exceptions=True)
+            self._db_pool.shutdown(wait=True)
+            self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
+            self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    async def recover(self) -> list[WorkItem]:
+        """Items a crash left in flight go back to the queue, their partial outputs removed."""
+        items = await self._db(self.store.recover)
+        for item in items:
+            await self._db(self._clean_outputs, item)
+        if items:
+            log.info("queue: %d item(s) left in flight by a crash went back to the queue",
+                     len(items))
+        return items
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # SQLite and file clean-up off the event loop, in one thread (commits are serial anyway).
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_pool, partial(fn, *args, **kwargs))
+
+    async def _lane(self, until_empty: bool) -> None:
+        assert self._wake is not None and self._node_ok is not None
+        while not self._stopping:
+            await self._node_ok.wait()
+            claim = await self._db(self.store.claim_next, self.node)
+            if claim is None:
+                if until_empty and not self._inflight and await self._db(self._nothing_left):
+                    self.notify()  # let the other lanes see it too
+                    return
+                await self._idle()
+                continue
+            await self._run_claim(claim)
+
+    def _nothing_left(self) -> bool:
+        # Paused counts as empty for --until-empty: the queue will not move until resumed.
+        # Items waiting for a retry's backoff are still work left.
+        return self.store.is_paused() or self.store.next_retry_at() is None
+
+    async def _idle(self) -> None:
+        assert self._wake is not None
+        timeout = self.poll_interval
+        retry_at = await self._db(self.store.next_retry_at)
+        if retry_at is not None:
+            timeout = max(0.0, min(timeout, retry_at - time.time()))
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _watch(self) -> None:
+        """Poll for changes made elsewhere (another process, the GUI): cancel in-flight items
+        that were cancelled, wake idle lanes when work appears."""
+        last = -1
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            revision = await self._db(self.store.revision)
+            if revision == last:
+                continue
+            last = revision
+            states = await self._db(self.store.item_states, list(self._inflight))
+            for item_id, (lease, token) in list(self._inflight.items()):
+                state, current = states.get(item_id, (ItemState.cancelled, None))
+                if state is ItemState.cancelled or current != lease:
+                    token.cancel()
+            self.notify()
+
+    async def _run_claim(self, claim: Claim) -> None:
+        from stablenew.pipeline.cancel import CancelToken
+
+        item, job = claim.item, claim.job
+        token = CancelToken()
+        self._inflight[item.id] = (claim.lease, token)
+        try:
+            if not await self._db(self.store.mark_running, item.id, claim.lease):
+                return  # cancelled between claim and send
+            self._emit(ItemStarted(item, job.name, self.node))
+            await self._execute(claim, token)
+        except asyncio.CancelledError:
+            # The process is stopping: give the item back untouched; it runs again later.
+            with contextlib.suppress(Exception):
+                self.store.release(item.id, claim.lease)
+                self._clean_outputs(item, job)
+            raise
+        finally:
+            self._inflight.pop(item.id, None)
+
+    async def _execute(self, claim: Claim, token: CancelToken) -> None:
+        item, job = claim.item, claim.job
+        tap = _ErrorTap(self.backend)
+        tags = RunTags(pack=job.origin.pack, preset=job.origin.preset,
+                       learning_run_id=job.origin.learning_run_id,
+                       variant_label=job.origin.variant_label, job_id=item.label)
+
+        def forward(event: RunEvent) -> None:
+            self._emit(ItemProgress(item, event))
+
+        error: BaseException | None = None
+        result = None
+        try:
+            result = await self.runner.run(claim.config, tap, token, forward, tags=tags,
+                                           output_dir=Path(job.output_dir),
+                                           name_prefix=item.name_prefix)
+        except BackendError as exc:
+            error = exc
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or an unusable config: fail this item, keep going
+            error = exc
+            log.exception("queue: item %s crashed the runner", item.label)
+
+        if token.cancelled:
+            await self._after_cancel(claim)
+            return
+        status = getattr(getattr(result, "status", None), "value", None)
+        if error is None and status == "completed":
+            outputs = [str(r.path) for r in result.records]
+            if await self._db(self.store.complete, item.id, claim.lease, outputs):
+                self.summary.done += 1
+                self._emit(ItemFinished(item, ItemState.done))
+                await self._maybe_job_finished(job.id)
+            else:
+                await self._after_cancel(claim)
+            return
+        await self._failed(claim, tap, result, error)
+
+    async def _failed(self, claim: Claim, tap: _ErrorTap, result: Any,
+                      error: BaseException | None) -> None:
+        item = claim.item
+        typed = error if isinstance(error, BackendError) else tap.error
+        run_errors = list(getattr(result, "errors", []) or [])
+        if typed is not None:
+            message, detail, transient = typed.message, typed.detail, typed.transient
+        elif error is not None:
+            message = getattr(error, "message", None) or (str(error) or type(error).__name__)
+            detail = getattr(error, "detail", "") or "".join(
+                traceback.format_exception(error)).strip()
+            transient = False
+        elif run_errors:
+            message, detail, transient = run_errors[0].message, run_errors[0].detail, False
+        else:
+            status = getattr(result, "status", "unknown")
+            message, detail, transient = f"The run ended as {status}.", "", False
+        await self._db(self._clean_outputs, item, claim.job)
+        state = await self._db(self.store.fail, item.id, claim.lease, message, detail=detail,
+                               transient=transient, max_retries=self.max_retries,
+                               backoff_base=self.backoff_base)
+        if state is ItemState.queued:
+            self.summary.retried += 1
+            self._emit(ItemFinished(item, state, message, retry_in=self.backoff_base))
+            self.notify()
+        elif state is ItemState.failed:
+            self.summary.failed += 1
+            self.summary.failures.append((item.label, message))
+            self._emit(ItemFinished(item, state, message))
+            await self._maybe_job_finished(item.job_id)
+        if typed is not None and typed.fatal_for_node:
+            await self._wait_for_node(typed)
+
+    async def _after_cancel(self, claim: Claim) -> None:
+        item = claim.item
+        await self._db(self._clean_outputs, item, claim.job)
+        if self._stopping:
+            await self._db(self.store.release, item.id, claim.lease)
+            self._emit(ItemFinished(item, ItemState.queued, "Stopped; it will run next time."))
+            return
+        self.summary.cancelled += 1
+        self._emit(ItemFinished(item, ItemState.cancelled))
+        await self._maybe_job_finished(item.job_id)
+
+    async def _maybe_job_finished(self, job_id: str) -> None:
+        try:
+            job = await self._db(self.store.get_job, job_id)
+        except Exception:
+            return  # cleared meanwhile
+        counts = job.counts
+        if counts.total and counts.finished == counts.total:
+            self._emit(JobFinished(job))
+
+    async def _wait_for_node(self, error: BackendError) -> None:
+        """The node is down: every lane waits while one pings it with growing pauses."""
+        assert self._node_ok is not None and self._node_lock is not None
+        if self._node_lock.locked():
+            return
+        async with self._node_lock:
+            self._node_ok.clear()
+            self._emit(NodeProblem(self.node, error.message, error.detail))
+            delay = self.backoff_base
+            try:
+                while not self._stopping:
+                    try:
+                        await self.backend.ping()
+                        return
+                    except BackendError as exc:
+                        log.info("queue: node %s still down: %s", self.node, exc.detail or exc)
+                    await self._sleep_or_wake(delay)
+                    delay = min(delay * 2, self.max_node_wait)
+            finally:
+                self._node_ok.set()
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _clean_outputs(self, item: WorkItem, job: Job | None = None) -> None:
+        """Remove whatever an unfinished attempt of this item left (image, thumbnail, temp)."""
+        if job is None:
+            try:
+                job = self.store.get_job(item.job_id)
+            except Exception:
+                return
+        clean_item_outputs(Path(job.output_dir), item.name_prefix)
+
+    def _emit(self, event: QueueEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:  # a listener's bug must not stop the queue
+            log.exception("queue: event listener failed on %r", type(event).__name__)
+
+
+def clean_item_outputs(folder: Path, prefix: str) -> list[Path]:
+    """Delete files named for one item (`<prefix>-...`), its thumbnails and torn temp files."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    starts = (f"{prefix}-", f".{prefix}-")
+    for sub in (folder, folder / ".thumbnails"):
+        if not sub.is_dir():
+            continue
+        for entry in sub.iterdir():
+            if entry.name.startswith(starts) and entry.is_file():
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
