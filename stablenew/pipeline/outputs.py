@@ -1,0 +1,226 @@
+"""Where output images go and how they are written: run folders, safe file names, PNGs with
+metadata written atomically, thumbnails.
+
+Everything here is plain blocking code meant to run in a worker thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import time
+import unicodedata
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from stablenew.storage.atomic import atomic_write_bytes
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+THUMBNAIL_SIZE = 256
+THUMBNAIL_DIR = ".thumbnails"
+MAX_SLUG = 48
+
+# Windows refuses these as file names whatever the extension (CON.png is still CON).
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)),
+             *(f"LPT{i}" for i in range(10))}
+_UNSAFE = re.compile(r"[^a-z0-9]+")
+# Prompt syntax that says nothing about the picture: weights, LoRA tags, wildcards.
+_NOISE = re.compile(r"<[^>]*>|:\s*-?\d+(\.\d+)?|__[^_]+__")
+
+
+class OutputError(Exception):
+    """An output could not be written; `message` is for users, `detail` for logs."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+def slugify(text: str, *, max_length: int = MAX_SLUG, fallback: str = "image") -> str:
+    """A short, lower-case, ASCII-only name part, safe on every file system.
+
+    Only [a-z0-9-] survive, so separators, traversal, NUL, control characters and emoji
+    cannot reach the file system; reserved Windows names get a suffix.
+    """
+    text = _NOISE.sub(" ", text or "")
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
+    slug = _UNSAFE.sub("-", text).strip("-")
+    if len(slug) > max_length:
+        cut = slug[:max_length]
+        # Prefer ending on a whole word when one ends reasonably late.
+        dash = cut.rfind("-")
+        slug = cut[:dash] if dash >= max_length // 2 else cut
+        slug = slug.strip("-")
+    if not slug:
+        slug = fallback
+    if slug.upper() in _RESERVED:
+        slug += "-x"
+    return slug
+
+
+def image_file_name(prompt: str, index: int, seed: int, *, prefix: str | None = None) -> str:
+    """`<index>-<slug>-<seed>.png`, or `<prefix>-<index>.png` when the caller fixes the name.
+
+    With a prefix the name depends on nothing random, so a restarted queue item overwrites
+    its own earlier output instead of leaving a second copy.
+    """
+    if prefix is not None:
+        return f"{slugify(prefix, max_length=64, fallback='item')}-{index:04d}.png"
+    return f"{index:04d}-{slugify(prompt)}-{seed}.png"
+
+
+def new_run_folder(output_root: Path, prompt: str, *, now: float | None = None) -> Path:
+    """A fresh folder `<date>-<time>-<slug>` under *output_root* (a suffix if it exists)."""
+    stamp = time.strftime("%Y-%m-%d-%H%M%S", time.localtime(now))
+    base = f"{stamp}-{slugify(prompt, max_length=24, fallback='run')}"
+    output_root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1000):
+        name = base if attempt == 0 else f"{base}-{attempt + 1}"
+        folder = output_root / name
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    folder = output_root / f"{base}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    return folder
+
+
+def thumbnail_path(image_path: Path) -> Path:
+    return image_path.parent / THUMBNAIL_DIR / (image_path.stem + ".jpg")
+
+
+# --- PNG with metadata --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    data: bytes
+    width: int
+    height: int
+
+
+def png_with_metadata(image: bytes, text_chunks: dict[str, str]) -> EncodedImage:
+    """The image as PNG carrying *text_chunks*, replacing any chunks of the same keys.
+
+    A PNG from the server is kept byte for byte (pixels, colour profile) and the text chunks
+    are spliced in after IHDR: re-encoding 512×512 pixels costs tens of milliseconds per
+    image, which would show in throughput. Other formats are converted once with Pillow.
+    """
+    if image.startswith(PNG_SIGNATURE):
+        try:
+            return _splice_png(image, text_chunks)
+        except (ValueError, struct.error):
+            pass  # malformed chunk list: let Pillow decide whether the pixels are usable
+    return _reencode_png(image, text_chunks)
+
+
+def _text_chunk_bytes(text_chunks: dict[str, str]) -> bytes:
+    from PIL.PngImagePlugin import PngInfo, putchunk
+
+    info = PngInfo()
+    for key, value in text_chunks.items():
+        info.add_text(key, value)  # tEXt when Latin-1 is enough, iTXt (UTF-8) otherwise
+    out = io.BytesIO()
+    for chunk_id, data, _after_idat in info.chunks:
+        putchunk(out, chunk_id, data)
+    return out.getvalue()
+
+
+def _splice_png(image: bytes, text_chunks: dict[str, str]) -> EncodedImage:
+    view = memoryview(image)
+    pos = len(PNG_SIGNATURE)
+    parts: list[bytes | memoryview] = [PNG_SIGNATURE]
+    width = height = 0
+    seen_iend = False
+    keys = {k.encode("latin-1", "replace") for k in text_chunks}
+    while pos < len(image):
+        length, chunk_id = struct.unpack(">I4s", view[pos:pos + 8])
+        end = pos + 12 + length
+        if end > len(image):
+            raise ValueError("truncated PNG chunk")
+        if chunk_id == b"IHDR":
+            width, height = struct.unpack(">II", view[pos + 8:pos + 16])
+            parts.append(view[pos:end])
+            parts.append(_text_chunk_bytes(text_chunks))
+        elif chunk_id in (b"tEXt", b"iTXt", b"zTXt") and \
+                bytes(view[pos + 8:pos + 8 + min(length, 80)]).split(b"\0", 1)[0] in keys:
+            pass  # the server's own copy of a chunk we write: ours replaces it
+        else:
+            parts.append(view[pos:end])
+        pos = end
+        if chunk_id == b"IEND":
+            seen_iend = True
+            break
+    if not width or not seen_iend:
+        raise ValueError("PNG without IHDR or IEND")
+    return EncodedImage(b"".join(parts), width, height)
+
+
+def _reencode_png(image: bytes, text_chunks: dict[str, str]) -> EncodedImage:
+    from PIL import Image, UnidentifiedImageError
+    from PIL.PngImagePlugin import PngInfo
+
+    try:
+        with Image.open(io.BytesIO(image)) as img:
+            img.load()
+            info = PngInfo()
+            for key, value in text_chunks.items():
+                info.add_text(key, value)
+            out = io.BytesIO()
+            img.save(out, format="PNG", pnginfo=info, compress_level=4)
+            return EncodedImage(out.getvalue(), img.width, img.height)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise OutputError("The server sent an image that could not be decoded.",
+                          detail=f"{len(image)} bytes, starts {image[:16]!r}: {exc!r}") from None
+
+
+def image_size(image: bytes) -> tuple[int, int]:
+    """Width and height of an encoded image, reading only its header."""
+    if image.startswith(PNG_SIGNATURE) and len(image) >= 24 and image[12:16] == b"IHDR":
+        return struct.unpack(">II", image[16:24])
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image)) as img:
+        return img.size
+
+
+def png_crc_ok(data: bytes) -> bool:
+    """Check every chunk's CRC (tests and `stablenew info` use it to prove files are whole)."""
+    pos = len(PNG_SIGNATURE)
+    while pos < len(data):
+        length, chunk_id = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 4:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        if zlib.crc32(body) & 0xFFFFFFFF != crc:
+            return False
+        pos += 12 + length
+        if chunk_id == b"IEND":
+            return True
+    return False
+
+
+def write_png(path: Path, image: bytes, text_chunks: dict[str, str]) -> EncodedImage:
+    """Write the image with its metadata atomically (readers never see half a file)."""
+    encoded = png_with_metadata(image, text_chunks)
+    atomic_write_bytes(path, encoded.data)
+    return encoded
+
+
+def write_thumbnail(image: bytes, path: Path, *, size: int = THUMBNAIL_SIZE) -> Path:
+    """A JPEG of at most *size* pixels a side for the gallery, written atomically."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image)) as img:
+        img.draft("RGB", (size, size))  # JPEG inputs decode at a reduced scale
+        img.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        if img.mode not in ("RGB", "L"):
+            img = img.convert("RGB")
+        out = io.BytesIO()
+        img.save(out, format="JPEG", quality=82)
+    return atomic_write_bytes(path, out.getvalue())

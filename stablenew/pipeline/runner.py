@@ -1,0 +1,549 @@
+"""PipelineRunner: drives every image of a run through the enabled stages on one Backend.
+
+The node is the scarce resource, so the runner keeps it busy: as soon as a stage answers,
+the next request goes out, while the finished image is written (metadata, PNG, thumbnail)
+in a worker thread. Cancelling interrupts only our job on the node and returns within a
+second; one failing image is recorded and the batch carries on, unless the node itself is
+gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stablenew.backends.errors import BackendError, JobInterrupted
+from stablenew.backends.protocol import Backend
+from stablenew.backends.types import GeneratedImage, JobResult, Progress
+from stablenew.pipeline import infotext as it
+from stablenew.pipeline import outputs, stages
+from stablenew.pipeline.cancel import CancelToken, RunCancelled
+from stablenew.pipeline.config import MAX_SEED, PipelineConfig, StageName
+from stablenew.pipeline.eta import EtaEstimator
+from stablenew.pipeline.events import (
+    EventCallback,
+    ImageSaved,
+    ProgressUpdate,
+    RunError,
+    RunEvent,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    RunWarning,
+    StageFinished,
+    StageStarted,
+)
+from stablenew.pipeline.records import ImageRecord, RunTags
+from stablenew.pipeline.runlog import RunLog
+
+log = logging.getLogger(__name__)
+
+RecordHook = Callable[[ImageRecord], None]
+
+#: Time allowed for the node to acknowledge an interrupt before we stop waiting for it.
+INTERRUPT_TIMEOUT_S = 0.5
+#: Finished images being written at once; more would only queue up behind the disk.
+MAX_PENDING_SAVES = 4
+
+
+@dataclass
+class RunResult:
+    """What a run produced: saved records (in image order), errors, and how it ended."""
+
+    run_id: str
+    status: RunStatus
+    records: list[ImageRecord]
+    errors: list[RunError]
+    output_dir: Path
+    seconds: float
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+class PipelineRunner:
+    """Runs PipelineConfigs on any Backend, writing described images under `output_root`.
+
+    One runner may serve several runs at once (one per node); each run keeps its own state.
+    Record hooks and `on_event` are called on the event loop's thread.
+    """
+
+    def __init__(self, output_root: Path, *, record_hooks: Sequence[RecordHook] = (),
+                 log_dir: Path | None = None, thumbnails: bool = True,
+                 node_name: str | None = None) -> None:
+        self.output_root = Path(output_root)
+        self._hooks: list[RecordHook] = list(record_hooks)
+        self.log_dir = log_dir
+        self.thumbnails = thumbnails
+        self.node_name = node_name
+
+    def add_record_hook(self, hook: RecordHook) -> None:
+        self._hooks.append(hook)
+
+    async def run(self, config: PipelineConfig, backend: Backend, cancel_token: CancelToken,
+                  on_event: EventCallback | None = None, *, tags: RunTags | None = None,
+                  input_images: Sequence[Path | bytes] | None = None,
+                  output_dir: Path | None = None, name_prefix: str | None = None) -> RunResult:
+        run = _Run(self, config, backend, cancel_token, on_event, tags=tags or RunTags(),
+                   input_images=input_images, output_dir=output_dir, name_prefix=name_prefix)
+        return await run.execute()
+
+
+@dataclass
+class _Image:
+    """One image on its way through the chain."""
+
+    index: int
+    seed: int
+    data: bytes = b""
+    size: tuple[int, int] = (0, 0)
+    chain: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    infotext: str = ""  # the server's infotext for the latest stage
+
+
+class _Run:
+    """The state of one `PipelineRunner.run` call."""
+
+    def __init__(self, runner: PipelineRunner, config: PipelineConfig, backend: Backend,
+                 token: CancelToken, on_event: EventCallback | None, *, tags: RunTags,
+                 input_images: Sequence[Path | bytes] | None, output_dir: Path | None,
+                 name_prefix: str | None) -> None:
+        self.runner = runner
+        self.config = config
+        self.backend = backend
+        self.token = token
+        self.on_event = on_event
+        self.tags = tags
+        self.inputs = list(input_images) if input_images is not None else None
+        self.fixed_dir = Path(output_dir) if output_dir is not None else None
+        self.name_prefix = name_prefix
+        self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        self.node = runner.node_name or getattr(backend, "name", "") or getattr(backend, "url", "")
+        try:
+            self.node_kind = str(backend.kind.value)
+        except Exception:  # a backend that cannot say its kind still runs
+            self.node_kind = ""
+        self.records: list[ImageRecord] = []
+        self.errors: list[RunError] = []
+        self.warnings: list[str] = []
+        self.saves: set[asyncio.Task[None]] = set()
+        self.save_slots = asyncio.Semaphore(MAX_PENDING_SAVES)
+        self.output_dir = self.fixed_dir or runner.output_root
+        self.log: RunLog | None = None
+        self.eta: EtaEstimator | None = None
+        self.fatal: RunError | None = None
+        self._callback_failed = False
+
+    # --- the run ----------------------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        started = time.monotonic()
+        cancelled = False
+        try:
+            chain = stages.plan_stages(self.config, from_images=self.inputs is not None)
+        except stages.NothingToRun as exc:
+            return self._early_failure(str(exc), started)
+        if self.inputs is not None and not self.inputs:
+            return self._early_failure("No input images were given.", started)
+        try:
+            self.output_dir = await asyncio.to_thread(self._prepare_folder)
+        except OSError as exc:
+            return self._early_failure(
+                f"The output folder {self.output_dir} cannot be created. Choose another "
+                f"folder in Settings.", started, detail=repr(exc))
+        if self.runner.log_dir is not None:
+            self.log = RunLog(Path(self.runner.log_dir) / f"{self.run_id}.jsonl")
+        total = len(self.inputs) if self.inputs is not None else (
+            self.config.txt2img.batch_size * self.config.txt2img.batch_count)
+        self.chain = chain
+        self.eta = EtaEstimator(self._plan(chain, total))
+        self._emit(RunStarted(self.run_id, total, tuple(s.value for s in chain),
+                              self.output_dir, self.node))
+        try:
+            if self.inputs is not None:
+                await self._run_from_images(chain)
+            else:
+                await self._run_from_prompt(chain)
+        except RunCancelled:
+            cancelled = True
+        finally:
+            # Finished images are whole and worth keeping; let their writes complete.
+            await self._drain_saves()
+        seconds = time.monotonic() - started
+        status, message = self._outcome(cancelled, total)
+        self.records.sort(key=lambda r: r.image_index)
+        failed = len({e.image_index for e in self.errors if e.image_index is not None})
+        self._emit(RunFinished(self.run_id, status, len(self.records), failed, seconds, message))
+        if self.log is not None:
+            self.log.close()
+        return RunResult(self.run_id, status, self.records, self.errors, self.output_dir,
+                         seconds, message, self.warnings)
+
+    def _prepare_folder(self) -> Path:
+        if self.fixed_dir is not None:
+            self.fixed_dir.mkdir(parents=True, exist_ok=True)
+            return self.fixed_dir
+        return outputs.new_run_folder(self.runner.output_root, self.config.txt2img.prompt)
+
+    def _plan(self, chain: Sequence[StageName], total: int) -> list[tuple[str, float]]:
+        later = [(s.value, stages.stage_units(self.config, s)) for s in chain
+                 if s is not StageName.txt2img]
+        plan: list[tuple[str, float]] = []
+        if chain[0] is StageName.txt2img:
+            t = self.config.txt2img
+            for _ in range(t.batch_count):
+                plan.append((StageName.txt2img.value, stages.stage_units(self.config,
+                                                                          StageName.txt2img)))
+                plan.extend(later * t.batch_size)
+        else:
+            plan.extend(later * total)
+        return plan
+
+    def _base_seed(self, count: int) -> int:
+        seed = self.config.txt2img.seed
+        if seed == -1:
+            # As A1111 does: a random seed, resolved here so it is recorded and reproducible.
+            seed = random.randrange(0, MAX_SEED - count + 1)
+        return seed
+
+    async def _run_from_prompt(self, chain: Sequence[StageName]) -> None:
+        t = self.config.txt2img
+        base = self._base_seed(t.batch_size * t.batch_count)
+        later = [s for s in chain if s is not StageName.txt2img]
+        for batch in range(t.batch_count):
+            if self.fatal is not None:
+                return
+            first = batch * t.batch_size
+            indices = list(range(first, first + t.batch_size))
+            seed = (base + first) % (MAX_SEED + 1)
+            job = stages.txt2img_job(self.config, seed, self._task_id(first, StageName.txt2img))
+            try:
+                result, took = await self._call(StageName.txt2img, job, first)
+            except RunCancelled:
+                raise
+            except Exception as exc:
+                self._fail(indices, exc, StageName.txt2img)
+                for _ in indices:
+                    self._skip_later(later)
+                continue
+            images = list(result.images[: t.batch_size])
+            for offset, index in enumerate(indices):
+                if offset >= len(images):
+                    self._image_error(index, "The server returned fewer images than asked for.",
+                                      f"asked {t.batch_size}, got {len(result.images)}")
+                    self._skip_later(later)
+                    continue
+                gen = images[offset]
+                image = self._new_image(index, gen, seed + offset, result)
+                image.timings[StageName.txt2img.value] = took
+                image.chain.append(StageName.txt2img.value)
+                await self._continue(image, later)
+
+    async def _run_from_images(self, chain: Sequence[StageName]) -> None:
+        assert self.inputs is not None
+        base = self._base_seed(len(self.inputs))
+        for index, source in enumerate(self.inputs):
+            if self.fatal is not None:
+                return
+            self._check_cancel()
+            seed = (base + index) % (MAX_SEED + 1)
+            try:
+                data = source if isinstance(source, bytes) else await asyncio.to_thread(
+                    Path(source).read_bytes)
+                size = outputs.image_size(data)
+            except Exception as exc:
+                name = "" if isinstance(source, bytes) else f" {Path(source).name}"
+                self._image_error(index, f"The input image{name} could not be read.", repr(exc))
+                self._skip_later(chain)
+                continue
+            await self._continue(_Image(index, seed, data, size), list(chain))
+
+    async def _continue(self, image: _Image, later: Sequence[StageName]) -> None:
+        """Run the remaining stages on one image, then hand it to a writer thread."""
+        for position, stage in enumerate(later):
+            if self.fatal is not None:
+                self._skip_later(later[position:])
+                return
+            job = stages.build_job(self.config, stage, seed=image.seed, image=image.data,
+                                   size=image.size, task_id=self._task_id(image.index, stage))
+            try:
+                result, took = await self._call(stage, job, image.index)
+            except RunCancelled:
+                raise
+            except Exception as exc:
+                self._fail([image.index], exc, stage)
+                self._skip_later(later[position + 1:])
+                return
+            if not result.images:
+                self._image_error(image.index, f"The server returned no image for {stage.value}.",
+                                  repr(result.info)[:500])
+                self._skip_later(later[position + 1:])
+                return
+            gen = result.images[0]
+            image.data = gen.data
+            image.infotext = gen.infotext
+            image.warnings.extend(result.warnings)
+            image.timings[stage.value] = took
+            image.chain.append(stage.value)
+            try:
+                image.size = outputs.image_size(gen.data)
+            except Exception as exc:
+                self._image_error(image.index, "The server sent an image that could not be read.",
+                                  repr(exc))
+                self._skip_later(later[position + 1:])
+                return
+        await self._schedule_save(image)
+
+    # --- one backend call -------------------------------------------------------------------
+
+    async def _call(self, stage: StageName, job, image_index: int) -> tuple[JobResult, float]:
+        """Send one job, racing it against the cancel token; returns (result, seconds)."""
+        self._check_cancel()
+        assert self.eta is not None
+        count = len(self.chain)
+        position = self.chain.index(stage) + 1
+        self._emit(StageStarted(stage.value, position, count, image_index))
+        self.eta.start(stage.value)
+        self._emit_progress(stage, image_index, None, None, 0.0, None)
+
+        def on_progress(progress: Progress) -> None:
+            if self.token.cancelled:
+                return
+            self.eta.progress(progress.fraction)  # type: ignore[union-attr]
+            self._emit_progress(stage, image_index, progress.step, progress.steps,
+                                progress.fraction, progress.preview)
+
+        method = getattr(self.backend, stages.STAGE_CALLS[stage])
+        started = time.monotonic()
+        work = asyncio.ensure_future(method(job, on_progress))
+        stop = asyncio.ensure_future(self.token.wait())
+        try:
+            await asyncio.wait((work, stop), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Our caller gave up on the whole run: still free the node before leaving.
+            stop.cancel()
+            await self._interrupt(work, job.task_id)
+            raise
+        if not work.done():
+            await self._interrupt(work, job.task_id)
+            self.eta.abandon()
+            raise RunCancelled
+        stop.cancel()
+        try:
+            result = work.result()
+        except BaseException:
+            self.eta.abandon()
+            if self.token.cancelled:
+                raise RunCancelled from None
+            raise
+        seconds = time.monotonic() - started
+        self.eta.finish()
+        for warning in result.warnings:
+            self._warn(warning, image_index)
+        self._emit(StageFinished(stage.value, position, count, image_index, seconds))
+        self._emit_progress(stage, image_index, None, None, 1.0, None)
+        return result, seconds
+
+    async def _interrupt(self, work: asyncio.Future, task_id: str) -> None:
+        """Stop our job on the node, then stop waiting for its answer."""
+        try:
+            await asyncio.wait_for(self.backend.interrupt(task_id), INTERRUPT_TIMEOUT_S)
+        except Exception as exc:  # an unreachable node cannot be interrupted; we still stop
+            log.info("interrupt of %s failed: %r", task_id, exc)
+        work.cancel()
+        await asyncio.wait((work,), timeout=0.2)
+        if work.done() and not work.cancelled():
+            work.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+    def _check_cancel(self) -> None:
+        if self.token.cancelled:
+            raise RunCancelled
+
+    def _task_id(self, index: int, stage: StageName) -> str:
+        return f"task(stablenew-{self.run_id}-{index}-{stage.value}-{uuid.uuid4().hex[:6]})"
+
+    # --- saving -----------------------------------------------------------------------------
+
+    def _new_image(self, index: int, gen: GeneratedImage, fallback_seed: int,
+                   result: JobResult) -> _Image:
+        # The server reports the seed it used; trust it over our arithmetic.
+        seed = gen.seed if 0 <= gen.seed <= MAX_SEED else fallback_seed
+        try:
+            size = outputs.image_size(gen.data)
+        except Exception:
+            size = (self.config.txt2img.width, self.config.txt2img.height)
+        image = _Image(index, seed, gen.data, size, infotext=gen.infotext)
+        image.warnings.extend(result.warnings)
+        return image
+
+    async def _schedule_save(self, image: _Image) -> None:
+        await self.save_slots.acquire()
+        task = asyncio.ensure_future(self._save(image))
+        self.saves.add(task)
+        task.add_done_callback(self.saves.discard)
+
+    async def _save(self, image: _Image) -> None:
+        try:
+            config = self._config_for(image.seed)
+            name = outputs.image_file_name(config.txt2img.prompt, image.index, image.seed,
+                                           prefix=self.name_prefix)
+            path = self.output_dir / name
+            created = time.time()
+            started = time.monotonic()
+            try:
+                thumb = await asyncio.to_thread(self._write, image, config, path, created)
+            except Exception as exc:
+                message = getattr(exc, "message", None) or (
+                    f"Image {image.index + 1} could not be saved to {self.output_dir}. Check that "
+                    "the folder is writable and the disk is not full.")
+                self._image_error(image.index, message, getattr(exc, "detail", "") or repr(exc))
+                return
+            image.timings["save"] = time.monotonic() - started
+            record = ImageRecord(
+                run_id=self.run_id, image_index=image.index, config=config, seed=image.seed,
+                stages=tuple(image.chain), node=self.node, node_kind=self.node_kind, path=path,
+                thumbnail=thumb, tags=self.tags, timings=dict(image.timings),
+                warnings=tuple(image.warnings), created_at=created)
+            self.records.append(record)
+            for hook in self.runner._hooks:
+                try:
+                    hook(record)
+                except Exception as exc:  # a broken subscriber must not lose the image
+                    log.exception("record hook %r failed", hook)
+                    self._warn(f"An image was saved but could not be recorded: {exc}",
+                               image.index)
+            self._emit(ImageSaved(record))
+        finally:
+            self.save_slots.release()
+
+    def _write(self, image: _Image, config: PipelineConfig, path: Path, created: float,
+               ) -> Path | None:
+        """Blocking: choose the infotext, write the PNG, then the thumbnail (worker thread)."""
+        prompt = config.txt2img.prompt
+        if StageName.img2img.value in image.chain and StageName.txt2img.value not in image.chain:
+            prompt = config.img2img.prompt_override or prompt
+        last = image.chain[-1] if image.chain else ""
+        server_text_usable = last in (StageName.txt2img.value, StageName.img2img.value) and \
+            it.server_infotext_matches(image.infotext, prompt, image.seed) and \
+            not (StageName.txt2img.value in image.chain and len(image.chain) > 1)
+        if server_text_usable:
+            parameters = image.infotext
+        else:
+            first = image.size if StageName.txt2img.value not in image.chain else None
+            parameters = it.build_infotext(config, image.seed, image.chain, size=first)
+        payload = it.stablenew_payload(
+            config=config, seed=image.seed, stages=image.chain, run_id=self.run_id,
+            image_index=image.index, tags=self.tags, node=self.node, node_kind=self.node_kind,
+            timings=image.timings, created_at=created)
+        chunks = {it.PARAMETERS_KEY: parameters,
+                  it.STABLENEW_KEY: json.dumps(payload, ensure_ascii=False, separators=(",", ":"))}
+        outputs.write_png(path, image.data, chunks)
+        if not self.runner.thumbnails:
+            return None
+        thumb = outputs.thumbnail_path(path)
+        try:
+            outputs.write_thumbnail(image.data, thumb)
+        except Exception as exc:  # the image is safe; a missing thumbnail is only cosmetic
+            log.warning("thumbnail for %s failed: %r", path, exc)
+            return None
+        return thumb
+
+    def _config_for(self, seed: int) -> PipelineConfig:
+        # model_copy skips re-validation: only the seed changes and it is already in range.
+        t = self.config.txt2img.model_copy(update={"seed": seed})
+        return self.config.model_copy(update={"txt2img": t})
+
+    async def _drain_saves(self) -> None:
+        while self.saves:
+            await asyncio.gather(*list(self.saves), return_exceptions=True)
+
+    # --- errors, events ---------------------------------------------------------------------
+
+    def _fail(self, indices: Sequence[int], exc: BaseException, stage: StageName) -> None:
+        if isinstance(exc, BackendError):
+            message = exc.message
+            if isinstance(exc, JobInterrupted):
+                message = ("The job was stopped on the server (someone pressed Interrupt there "
+                           "or it restarted).")
+            detail = f"{stage.value}: {type(exc).__name__}: {exc.detail or exc.message}"
+            fatal = exc.fatal_for_node
+        else:
+            message = (f"Something unexpected went wrong during {stage.value}. The details "
+                       "were logged; please report them.")
+            detail = "".join(traceback.format_exception(exc))[-4000:]
+            fatal = False
+            log.error("unexpected error in %s: %s", stage.value, detail)
+        if fatal:
+            error = RunError(message, detail, indices[0] if indices else None, fatal=True)
+            self.fatal = error
+            self.errors.append(error)
+            self._emit(error)
+            return
+        for index in indices:
+            self._image_error(index, message, detail)
+
+    def _image_error(self, index: int, message: str, detail: str = "") -> None:
+        error = RunError(message, detail, index)
+        self.errors.append(error)
+        self._emit(error)
+
+    def _skip_later(self, later: Sequence[StageName]) -> None:
+        if self.eta is not None:
+            for stage in later:
+                self.eta.skip(stage.value)
+
+    def _warn(self, message: str, index: int | None) -> None:
+        self.warnings.append(message)
+        self._emit(RunWarning(message, index))
+
+    def _emit_progress(self, stage: StageName, index: int, step: int | None, steps: int | None,
+                       fraction: float, preview: bytes | None) -> None:
+        assert self.eta is not None
+        self._emit(ProgressUpdate(stage.value, index, step, steps, min(max(fraction, 0.0), 1.0),
+                                  self.eta.overall_fraction, self.eta.eta_seconds(), preview))
+
+    def _emit(self, event: RunEvent) -> None:
+        if self.log is not None:
+            self.log.write(event)
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:
+            if not self._callback_failed:
+                self._callback_failed = True
+                log.exception("on_event callback failed (later failures are not logged)")
+
+    def _outcome(self, cancelled: bool, total: int) -> tuple[RunStatus, str]:
+        saved = len(self.records)
+        if cancelled:
+            return RunStatus.cancelled, f"Stopped after {saved} of {total} images."
+        if self.fatal is not None:
+            status = RunStatus.partial if saved else RunStatus.failed
+            return status, f"Stopped after {saved} of {total} images: {self.fatal.message}"
+        failed = total - saved
+        if failed <= 0:
+            return RunStatus.completed, f"{saved} images saved."
+        if saved == 0:
+            first = self.errors[0].message if self.errors else "no image could be made"
+            return RunStatus.failed, f"No image was saved: {first}"
+        return RunStatus.partial, f"{saved} of {total} images saved; {failed} failed."
+
+    def _early_failure(self, message: str, started: float, detail: str = "") -> RunResult:
+        error = RunError(message, detail, None, fatal=True)
+        self.errors.append(error)
+        self._emit(error)
+        seconds = time.monotonic() - started
+        self._emit(RunFinished(self.run_id, RunStatus.failed, 0, 0, seconds, message))
+        return RunResult(self.run_id, RunStatus.failed, [], self.errors, self.output_dir, seconds,
+                         message)
+

@@ -1,0 +1,152 @@
+"""From PipelineConfig to backend jobs: one builder per stage, plus the work each stage costs.
+
+The runner stays generic: it asks `plan_stages` which stages to run and `build_job` for each
+one, then hands the job to the backend method `STAGE_CALLS` names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stablenew.backends import types as bt
+from stablenew.pipeline.config import STAGE_ORDER, PipelineConfig, StageName, hires_size
+
+
+class NothingToRun(ValueError):
+    """The config switches off every stage this run could do."""
+
+
+def plan_stages(config: PipelineConfig, *, from_images: bool) -> tuple[StageName, ...]:
+    """The enabled stages in order; a run from given images starts after txt2img."""
+    stages = config.enabled_stages()
+    if from_images:
+        stages = tuple(s for s in stages if s is not StageName.txt2img)
+        if not stages:
+            raise NothingToRun(
+                "No stage after text to image is switched on, so there is nothing to do with "
+                "the given images. Switch on image to image, ADetailer or upscale.")
+    elif not stages or stages[0] is not StageName.txt2img:
+        raise NothingToRun(
+            "Text to image is switched off and no input images were given. Switch on text to "
+            "image, or start the run from images.")
+    return stages
+
+
+def stage_units(config: PipelineConfig, stage: StageName) -> float:
+    """Roughly how many sampling steps a stage runs, for progress and ETA weighting."""
+    t = config.txt2img
+    if stage is StageName.txt2img:
+        units = float(t.steps)
+        if t.hires.enabled:
+            units += (t.hires.steps or t.steps) * max(t.hires.denoise, 0.05)
+        return units * t.batch_size
+    if stage is StageName.img2img:
+        return max(1.0, config.img2img.steps * config.img2img.denoise)
+    if stage is StageName.adetailer:
+        return sum(max(1.0, t.steps * p.denoise) for p in config.adetailer.passes)
+    return 1.0
+
+
+def sampling(config: PipelineConfig, seed: int, *, size: tuple[int, int] | None = None,
+             stage: StageName = StageName.txt2img) -> bt.Sampling:
+    t = config.txt2img
+    width, height = size or (t.width, t.height)
+    if stage is StageName.img2img:
+        i = config.img2img
+        return bt.Sampling(
+            prompt=i.prompt_override or t.prompt,
+            negative_prompt=i.negative_override or t.negative_prompt,
+            checkpoint=t.checkpoint, sampler=i.sampler, scheduler=i.scheduler, steps=i.steps,
+            cfg_scale=i.cfg_scale, width=width, height=height, seed=seed, clip_skip=t.clip_skip)
+    return bt.Sampling(
+        prompt=t.prompt, negative_prompt=t.negative_prompt, checkpoint=t.checkpoint,
+        sampler=t.sampler, scheduler=t.scheduler, steps=t.steps, cfg_scale=t.cfg_scale,
+        width=width, height=height, seed=seed, clip_skip=t.clip_skip)
+
+
+def txt2img_job(config: PipelineConfig, seed: int, task_id: str) -> bt.Txt2ImgJob:
+    t = config.txt2img
+    hires = None
+    if t.hires.enabled:
+        h = t.hires
+        hires = bt.HiresFix(upscaler=h.upscaler, scale=h.scale, resize_width=h.resize_width,
+                            resize_height=h.resize_height, steps=h.steps, denoise=h.denoise)
+    refiner = None
+    if t.refiner.enabled and t.refiner.checkpoint:
+        refiner = bt.Refiner(checkpoint=t.refiner.checkpoint, switch_at=t.refiner.switch_at)
+    return bt.Txt2ImgJob(sampling=sampling(config, seed), task_id=task_id,
+                         batch_size=t.batch_size, hires=hires, refiner=refiner)
+
+
+def img2img_job(config: PipelineConfig, seed: int, image: bytes, size: tuple[int, int],
+                task_id: str) -> bt.Img2ImgJob:
+    i = config.img2img
+    return bt.Img2ImgJob(
+        sampling=sampling(config, seed, size=size, stage=StageName.img2img), init_image=image,
+        task_id=task_id, denoise=i.denoise, resize_mode=bt.ResizeMode[i.resize_mode.value])
+
+
+def adetailer_job(config: PipelineConfig, seed: int, image: bytes, size: tuple[int, int],
+                  task_id: str) -> bt.ADetailerJob:
+    passes = tuple(
+        bt.ADetailerPass(model=p.model, prompt=p.prompt, negative_prompt=p.negative_prompt,
+                         confidence=p.confidence, mask_blur=p.mask_blur, denoise=p.denoise,
+                         inpaint_only_masked=p.inpaint_only_masked,
+                         inpaint_padding=p.inpaint_padding)
+        for p in config.adetailer.passes)
+    return bt.ADetailerJob(sampling=sampling(config, seed, size=size), image=image,
+                           task_id=task_id, passes=passes)
+
+
+def upscale_job(config: PipelineConfig, image: bytes, task_id: str) -> bt.UpscaleJob:
+    u = config.upscale
+    return bt.UpscaleJob(image=image, task_id=task_id, upscaler=u.upscaler, scale=u.scale,
+                         target_width=u.target_width, target_height=u.target_height,
+                         upscaler_2=u.upscaler_2, upscaler_2_visibility=u.upscaler_2_visibility)
+
+
+def build_job(config: PipelineConfig, stage: StageName, *, seed: int, task_id: str,
+              image: bytes | None = None, size: tuple[int, int] | None = None):
+    """The backend job for *stage* (image and its size are needed after txt2img)."""
+    if stage is StageName.txt2img:
+        return txt2img_job(config, seed, task_id)
+    if image is None or size is None:
+        raise ValueError(f"the {stage.value} stage needs an input image")
+    if stage is StageName.img2img:
+        return img2img_job(config, seed, image, size, task_id)
+    if stage is StageName.adetailer:
+        return adetailer_job(config, seed, image, size, task_id)
+    return upscale_job(config, image, task_id)
+
+
+#: Backend method for each stage.
+STAGE_CALLS: dict[StageName, str] = {
+    StageName.txt2img: "txt2img",
+    StageName.img2img: "img2img",
+    StageName.adetailer: "adetailer",
+    StageName.upscale: "upscale",
+}
+
+
+def first_pass_size(config: PipelineConfig) -> tuple[int, int]:
+    return config.txt2img.width, config.txt2img.height
+
+
+def expected_size(config: PipelineConfig, stages: Sequence[StageName],
+                  start: tuple[int, int]) -> tuple[int, int]:
+    """The output size after *stages* for an input of *start* (used for the safety limit)."""
+    width, height = start
+    for stage in stages:
+        if stage is StageName.txt2img and config.txt2img.hires.enabled:
+            width, height = hires_size(width, height, config.txt2img.hires)
+        elif stage is StageName.upscale:
+            u = config.upscale
+            if u.target_width and u.target_height:
+                width, height = u.target_width, u.target_height
+            else:
+                width, height = round(width * u.scale), round(height * u.scale)
+    return width, height
+
+
+__all__ = ["STAGE_CALLS", "STAGE_ORDER", "NothingToRun", "build_job", "expected_size",
+           "plan_stages", "stage_units"]

@@ -1,0 +1,151 @@
+"""An in-process Backend for the runner's own tests: real PNGs, real timing, injected faults.
+
+It implements the Backend protocol directly (no HTTP), so runner behaviour (ordering,
+cancellation, fault handling, ETA) is tested without depending on a client; the same tests
+also run against the HTTP fake servers through `conftest.node` when those are available.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from stablenew.backends import errors as be
+from stablenew.backends import types as bt
+
+
+def png(width: int, height: int, seed: int, *, text: dict[str, str] | None = None) -> bytes:
+    from PIL.PngImagePlugin import PngInfo
+
+    color = (seed * 37 % 256, seed * 91 % 256, seed * 53 % 256)
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, format="PNG", pnginfo=info,
+                                                 compress_level=1)
+    return out.getvalue()
+
+
+@dataclass
+class Call:
+    method: str
+    job: object
+    interrupted: bool = False
+
+
+@dataclass
+class MemoryBackend:
+    """A node in memory: `step_s` per sampling step, progress per step, faults on request."""
+
+    step_s: float = 0.002
+    url: str = "memory://node"
+    name: str = "memory"
+    calls: list[Call] = field(default_factory=list)
+    interrupts: list[str] = field(default_factory=list)
+    #: call number (1-based, over all generation calls) -> error to raise instead
+    faults: dict[int, be.BackendError] = field(default_factory=dict)
+    vanished: bool = False
+    with_infotext: bool = True
+    _current: str | None = None
+    _stop: asyncio.Event | None = None
+
+    @property
+    def kind(self) -> bt.BackendKind:
+        return bt.BackendKind.a1111
+
+    async def probe(self) -> bt.Capabilities:
+        return bt.Capabilities(kind=self.kind, version="memory")
+
+    async def ping(self) -> None:
+        if self.vanished:
+            raise be.ServerUnreachable("The server does not answer.", detail=self.url)
+
+    async def txt2img(self, job: bt.Txt2ImgJob, on_progress=None) -> bt.JobResult:
+        s = job.sampling
+        steps = s.steps + ((job.hires.steps or s.steps) if job.hires else 0)
+        await self._work("txt2img", job, steps, on_progress)
+        width, height = s.width, s.height
+        if job.hires:
+            width, height = int(width * job.hires.scale), int(height * job.hires.scale)
+        images = []
+        for i in range(job.batch_size):
+            seed = s.seed + i
+            text = self._infotext(s, seed, width, height)
+            images.append(bt.GeneratedImage(png(width, height, seed, text={"parameters": text}),
+                                            seed, text if self.with_infotext else ""))
+        return bt.JobResult(tuple(images), {"all_seeds": [s.seed + i for i in range(job.batch_size)]})
+
+    async def img2img(self, job: bt.Img2ImgJob, on_progress=None) -> bt.JobResult:
+        s = job.sampling
+        await self._work("img2img", job, max(1, int(s.steps * job.denoise)), on_progress)
+        text = self._infotext(s, s.seed, s.width, s.height)
+        return bt.JobResult((bt.GeneratedImage(png(s.width, s.height, s.seed + 7), s.seed,
+                                               text if self.with_infotext else ""),))
+
+    async def adetailer(self, job: bt.ADetailerJob, on_progress=None) -> bt.JobResult:
+        s = job.sampling
+        await self._work("adetailer", job, len(job.passes) * 4, on_progress)
+        width, height = _size(job.image)
+        return bt.JobResult((bt.GeneratedImage(png(width, height, s.seed + 11), s.seed),))
+
+    async def upscale(self, job: bt.UpscaleJob, on_progress=None) -> bt.JobResult:
+        await self._work("upscale", job, 3, on_progress)
+        width, height = _size(job.image)
+        if job.target_width and job.target_height:
+            width, height = job.target_width, job.target_height
+        else:
+            width, height = round(width * job.scale), round(height * job.scale)
+        return bt.JobResult((bt.GeneratedImage(png(width, height, 5), 0),))
+
+    async def interrupt(self, task_id: str) -> None:
+        if self.vanished:
+            raise be.ServerUnreachable("The server does not answer.", detail=self.url)
+        self.interrupts.append(task_id)
+        if self._current == task_id and self._stop is not None:
+            self._stop.set()
+
+    async def aclose(self) -> None:
+        pass
+
+    # --- internals ----------------------------------------------------------------------
+
+    async def _work(self, method: str, job, steps: int, on_progress) -> None:
+        if self.vanished:
+            raise be.ServerUnreachable("The server does not answer.", detail=self.url)
+        call = Call(method, job)
+        self.calls.append(call)
+        fault = self.faults.get(len(self.calls))
+        if fault is not None:
+            raise fault
+        self._current = job.task_id
+        self._stop = asyncio.Event()
+        try:
+            for step in range(1, steps + 1):
+                if self._stop.is_set():
+                    call.interrupted = True
+                    return  # like A1111: an interrupted job still answers with what it has
+                await asyncio.sleep(self.step_s)
+                if self.vanished:
+                    raise be.ServerUnreachable("The connection was dropped.", detail=self.url)
+                if on_progress is not None:
+                    on_progress(bt.Progress(step / steps, step, steps))
+        finally:
+            self._current = None
+
+    @staticmethod
+    def _infotext(s: bt.Sampling, seed: int, width: int, height: int) -> str:
+        neg = f"\nNegative prompt: {s.negative_prompt}" if s.negative_prompt else ""
+        return (f"{s.prompt}{neg}\nSteps: {s.steps}, Sampler: {s.sampler}, Schedule type: "
+                f"{s.scheduler}, CFG scale: {s.cfg_scale}, Seed: {seed}, Size: {width}x{height}, "
+                "Version: v1.10.1")
+
+
+def _size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as img:
+        return img.size
+
+
