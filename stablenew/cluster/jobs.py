@@ -170,15 +170,16 @@ class Claim:
     lease: str
 
 
-def per_image_configs(config: PipelineConfig, *, rng: random.Random | None = None
-                      ) -> Iterator[PipelineConfig]:
-    """Split a config's batches into one config per image, each with its seed resolved.
+def per_image_configs(config: PipelineConfig, *, count: int | None = None,
+                      rng: random.Random | None = None) -> Iterator[PipelineConfig]:
+    """Split a config's batches (or *count* images) into one config per image, seeds resolved.
 
     Seeds are fixed when the job is added so a re-run after a crash makes the same picture.
     A fixed seed counts up per image (as A1111 does within a batch); -1 draws one per image.
     """
     t2i = config.txt2img
-    count = t2i.batch_count * t2i.batch_size
+    if count is None:
+        count = t2i.batch_count * t2i.batch_size
     rng = rng or random.SystemRandom()
     for index in range(count):
         seed = rng.randint(0, MAX_SEED) if t2i.seed == -1 else (t2i.seed + index) % (MAX_SEED + 1)
@@ -186,10 +187,12 @@ def per_image_configs(config: PipelineConfig, *, rng: random.Random | None = Non
                                    "txt2img.seed": seed})
 
 
-def expand(configs: PipelineConfig | Iterable[PipelineConfig]) -> Iterator[PipelineConfig]:
-    """One config per image from a single config or any (lazy) iterable of configs."""
+def expand(configs: PipelineConfig | Iterable[PipelineConfig], *, count: int | None = None
+           ) -> Iterator[PipelineConfig]:
+    """One config per image from a single config (*count* images, default its batches) or
+    any (lazy) iterable of configs."""
     if isinstance(configs, PipelineConfig):
-        yield from per_image_configs(configs)
+        yield from per_image_configs(configs, count=count)
         return
     for config in configs:
         yield from per_image_configs(config)

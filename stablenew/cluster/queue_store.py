@@ -214,12 +214,14 @@ class QueueStore:
         output_root: str | Path | None = None,
         node_pin: str | None = None,
         expand_batches: bool = True,
+        count: int | None = None,
     ) -> Job:
         """Add a job with one work item per image; *configs* may be a lazy plan (streamed).
 
         With a single config, items share the job's config and differ only by seed; a plan
         stores each item's own config. Images go to *output_dir*, or to a new folder named
-        for the job under *output_root* (default: the outputs folder).
+        for the job under *output_root* (default: the outputs folder). *count* asks for that
+        many images of a single config instead of its batch count × batch size.
         """
         job_id = uuid.uuid4().hex[:8]
         origin = origin or JobOrigin()
@@ -228,7 +230,7 @@ class QueueStore:
         base = configs if single else None
         images: Iterable[PipelineConfig]
         if expand_batches:
-            images = expand(configs)
+            images = expand(configs, count=count)
         else:
             images = [configs] if single else configs  # type: ignore[list-item]
         if output_dir is None:

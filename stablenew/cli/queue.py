@@ -1,0 +1,326 @@
+"""`stablenew queue`: the persistent queue without the window — list, add, run, report, and
+the operations (pause, resume, cancel, retry, clear).
+
+The queue lives in the data folder's database (STABLENEW_HOME or the platform's folder), or
+in the file given with `--db`. `run` works through it on one node and can be stopped at any
+moment (even killed): the next `run` carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stablenew.cluster.queue_store import QueueStore
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("queue", help="list, add to and run the persistent queue",
+                            description="The persistent queue: batches that survive crashes.")
+    parser.add_argument("--db", type=Path, default=None,
+                        help="queue database file (default: the data folder's stablenew.db)")
+    verbs = parser.add_subparsers(dest="queue_command", metavar="ACTION")
+
+    p = verbs.add_parser("list", help="jobs in run order with their progress")
+    p.add_argument("job", nargs="?", help="show the images of this job")
+    p.set_defaults(func=_list)
+
+    p = verbs.add_parser("add", help="add a config or preset file as a job")
+    p.add_argument("file", type=Path, help="a PipelineConfig YAML, or a preset YAML")
+    p.add_argument("--count", type=int, default=None,
+                   help="number of images (default: the file's batch count × batch size)")
+    p.add_argument("--name", default="", help="name shown in the queue")
+    p.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
+    p.add_argument("--output", type=Path, default=None,
+                   help="folder under which the job's folder is made (default: Settings)")
+    p.set_defaults(func=_add)
+
+    p = verbs.add_parser("run", help="work through the queue on one server")
+    p.add_argument("--node", default=None, help="server address (default: the one in Settings)")
+    p.add_argument("--until-empty", action="store_true",
+                   help="stop when nothing is left instead of waiting for new jobs")
+    p.add_argument("--depth", type=int, default=2,
+                   help="requests kept at the server: 1 running + N-1 ready (default 2)")
+    p.add_argument("--backoff", type=float, default=2.0,
+                   help="seconds before the first retry of a transient error; doubles each time")
+    p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.set_defaults(func=_run)
+
+    p = verbs.add_parser("report", help="totals, speed and failures")
+    p.set_defaults(func=_report)
+
+    for name, paused in (("pause", True), ("resume", False)):
+        p = verbs.add_parser(name, help=f"{name} the whole queue (running images finish)")
+        p.set_defaults(func=_pause, paused=paused)
+
+    p = verbs.add_parser("cancel", help="cancel a job (ID) or one image (ID/N)")
+    p.add_argument("id")
+    p.set_defaults(func=_cancel)
+
+    p = verbs.add_parser("retry", help="retry the failed images of a job (ID), one image (ID/N), "
+                                       "or all (no ID)")
+    p.add_argument("id", nargs="?")
+    p.add_argument("--cancelled", action="store_true", help="also retry cancelled images")
+    p.set_defaults(func=_retry)
+
+    p = verbs.add_parser("clear", help="remove finished jobs (failed ones stay unless --failed)")
+    p.add_argument("--failed", action="store_true", help="also remove jobs with failed images")
+    p.set_defaults(func=_clear)
+
+    p = verbs.add_parser("bump", help="raise a job's priority so it runs sooner")
+    p.add_argument("id")
+    p.add_argument("--by", type=int, default=1)
+    p.set_defaults(func=_bump)
+
+    parser.set_defaults(func=_help(parser))
+
+
+def _help(parser: argparse.ArgumentParser):
+    def show(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+    return show
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _fail(message: str) -> int:
+    print(f"stablenew queue: {message}", file=sys.stderr)
+    return 1
+
+
+def _open(args: argparse.Namespace) -> QueueStore:
+    from stablenew.cluster.queue_store import QueueStore
+
+    return QueueStore(args.db)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+# --- verbs -------------------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace) -> int:
+    from stablenew.cluster.queue_store import QueueError
+
+    with _open(args) as store:
+        if args.job:
+            try:
+                kind, job_id = store.resolve(args.job)
+            except QueueError as exc:
+                return _fail(exc.message)
+            if kind != "job":
+                job_id = store.get_item(int(job_id)).job_id
+            for item in store.items(str(job_id)):
+                reason = f"  {item.error}" if item.error else ""
+                node = f" on {item.node}" if item.node and item.state.value in (
+                    "assigned", "running") else ""
+                tries = f" (try {item.attempts + 1})" if item.attempts else ""
+                print(f"{item.label:<16} {item.state.value:<9} seed {item.seed}{node}{tries}{reason}")
+            return 0
+        jobs = store.list_jobs()
+        paused = " (paused)" if store.is_paused() else ""
+        if not jobs:
+            print(f"The queue is empty{paused}.")
+            return 0
+        print(f"{'ID':<10} {'STATE':<9} {'DONE':>11} {'PRIO':>4} {'ETA':>7}  NAME{paused}")
+        for job in jobs:
+            c = job.counts
+            failed = f" {c.failed}✗" if c.failed else ""
+            done = f"{c.done}/{c.total}{failed}"
+            print(f"{job.id:<10} {job.state.value:<9} {done:>11} {job.priority:>4} "
+                  f"{_duration(job.eta_seconds):>7}  {job.name}")
+    return 0
+
+
+def _load_job_file(path: Path):
+    """(config, preset name or None) from a config or preset YAML file."""
+    import yaml
+
+    from stablenew.pipeline.config import PipelineConfig
+    from stablenew.storage.documents import DocumentError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DocumentError(path, f"The file cannot be read ({exc.strerror}).") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None  # the config parser below names the line
+    if isinstance(data, dict) and "name" in data and "config" in data:
+        from stablenew.pipeline.presets import parse_preset
+
+        preset, _warnings = parse_preset(text, path)
+        return preset.apply_to(PipelineConfig()), preset.name
+    return PipelineConfig.from_yaml(text, path=str(path)), None
+
+
+def _add(args: argparse.Namespace) -> int:
+    from stablenew.cluster.jobs import JobOrigin
+    from stablenew.cluster.queue_store import QueueError
+    from stablenew.storage.documents import DocumentError
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import load_settings
+
+    if args.count is not None and args.count < 1:
+        return _fail("--count must be 1 or more.")
+    try:
+        config, preset = _load_job_file(args.file)
+    except DocumentError as exc:
+        return _fail(str(exc))
+    output_root = args.output
+    if output_root is None:
+        paths = AppPaths.default()
+        settings, _problem = load_settings(paths)
+        output_root = settings.output_path(paths)
+    with _open(args) as store:
+        try:
+            job = store.add_job(config, name=args.name or (preset or ""), count=args.count,
+                                priority=args.priority, origin=JobOrigin(preset=preset),
+                                output_root=output_root)
+        except QueueError as exc:
+            return _fail(exc.message)
+        print(f"Added job {job.id}: {job.counts.total} image(s), \"{job.name}\" → {job.output_dir}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from stablenew.backends.errors import BackendError
+    from stablenew.cluster import queue_runner as qr
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import load_settings
+
+    paths = AppPaths.default()
+    settings, problem = load_settings(paths)
+    if problem:
+        print(problem, file=sys.stderr)
+    url = args.node or settings.server_url
+
+    def show(event: qr.QueueEvent) -> None:
+        if args.quiet:
+            return
+        if isinstance(event, qr.ItemFinished):
+            text = {"done": "done", "failed": "FAILED", "cancelled": "cancelled"}.get(
+                event.state.value, "will retry" if event.retry_in else "given back")
+            reason = f": {event.message}" if event.message else ""
+            print(f"{event.item.label:<16} {text}{reason}", flush=True)
+        elif isinstance(event, qr.JobFinished):
+            c = event.job.counts
+            print(f"Job {event.job.id} finished: {c.done} done, {c.failed} failed, "
+                  f"{c.cancelled} cancelled.", flush=True)
+        elif isinstance(event, qr.NodeProblem):
+            print(f"{event.node}: {event.message} Waiting for it to come back…", flush=True)
+
+    async def main() -> qr.RunSummary:
+        from stablenew.backends.connect import connect
+
+        backend = await connect(url, username=settings.username or None,
+                                password=settings.password or None,
+                                timeout=settings.request_timeout_s)
+        try:
+            with _open(args) as store:
+                runner = qr.QueueRunner(store, backend, node=url, depth=args.depth,
+                                        backoff_base=args.backoff, on_event=show,
+                                        log_dir=paths.log_dir)
+                return await runner.run(until_empty=args.until_empty)
+        finally:
+            await backend.aclose()
+
+    try:
+        summary = asyncio.run(main())
+    except BackendError as exc:
+        return _fail(f"{exc.message} ({url})")
+    print(f"{summary.done} done, {summary.failed} failed, {summary.cancelled} cancelled, "
+          f"{summary.retried} retried in {_duration(summary.seconds)}.")
+    return 1 if summary.failed else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        report = store.report()
+    c = report.counts
+    state = "paused" if report.paused else "active"
+    print(f"Queue {state}: {report.jobs} job(s), {c.total} image(s): {c.done} done, "
+          f"{c.queued} queued, {c.assigned + c.running} in flight, {c.failed} failed, "
+          f"{c.cancelled} cancelled.")
+    if report.seconds_per_item is not None:
+        print(f"Recent speed: {report.seconds_per_item:.2f} s per image.")
+    for label, reason in report.failures:
+        print(f"  failed {label}: {reason}")
+    return 0
+
+
+def _pause(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        store.set_paused(args.paused)
+    print("The queue is paused; running images finish." if args.paused else "The queue runs again.")
+    return 0
+
+
+def _with_target(args: argparse.Namespace, on_job, on_item) -> int:
+    from stablenew.cluster.queue_store import QueueError
+
+    with _open(args) as store:
+        try:
+            kind, target = store.resolve(args.id)
+            message = on_job(store, target) if kind == "job" else on_item(store, int(target))
+        except QueueError as exc:
+            return _fail(exc.message)
+    print(message)
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    return _with_target(
+        args,
+        lambda store, job: f"Cancelled {store.cancel_job(job)} image(s) of job {job}.",
+        lambda store, item: (f"Cancelled {store.get_item(item).label}." if store.cancel_item(item)
+                             else f"{store.get_item(item).label} had already finished."))
+
+
+def _retry(args: argparse.Namespace) -> int:
+    if args.id is None:
+        with _open(args) as store:
+            count = store.retry_failed(include_cancelled=args.cancelled)
+        print(f"{count} image(s) back in the queue.")
+        return 0
+    return _with_target(
+        args,
+        lambda store, job: f"{store.retry_failed(job, include_cancelled=args.cancelled)} "
+                           f"image(s) of job {job} back in the queue.",
+        lambda store, item: (f"{store.get_item(item).label} is back in the queue."
+                             if store.retry(item) else
+                             f"{store.get_item(item).label} has not failed; nothing to retry."))
+
+
+def _clear(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        count = store.clear_finished(include_failed=args.failed)
+    print(f"Removed {count} finished job(s).")
+    return 0
+
+
+def _bump(args: argparse.Namespace) -> int:
+    return _with_target(
+        args,
+        lambda store, job: f"Job {job} now has priority {store.bump_priority(job, args.by)}.",
+        lambda store, item: f"Priority belongs to jobs; bump job {store.get_item(item).job_id}.")
+
+
+__all__ = ["register"]

@@ -1,0 +1,100 @@
+"""`stablenew queue` verbs that need no server: add, list, report and the operations."""
+
+from __future__ import annotations
+
+import pytest
+
+from stablenew.cli import main
+from stablenew.cluster.jobs import ItemState
+from stablenew.cluster.queue_store import QueueStore
+from stablenew.pipeline.config import PipelineConfig
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "cat.yaml"
+    path.write_text(PipelineConfig().with_changes(
+        {"txt2img.prompt": "a cat on a mat", "txt2img.batch_count": 3, "txt2img.seed": 5}).to_yaml(),
+        encoding="utf-8")
+    return path
+
+
+def q(*args: str) -> int:
+    return main(["queue", *args])
+
+
+def only_job(store: QueueStore):
+    (job,) = store.list_jobs()
+    return job
+
+
+def test_add_list_and_report(config_file, tmp_path, capsys, isolated_home):
+    assert q("add", str(config_file), "--output", str(tmp_path / "out")) == 0
+    assert "3 image(s)" in capsys.readouterr().out
+    assert q("add", str(config_file), "--count", "250", "--name", "many", "--priority", "2") == 0
+    with QueueStore(isolated_home / "data" / "stablenew.db") as store:
+        jobs = store.list_jobs()
+        assert [j.counts.total for j in jobs] == [250, 3]
+        assert jobs[0].name == "many" and jobs[0].priority == 2
+        assert jobs[1].output_dir.startswith(str(tmp_path / "out"))
+        assert [i.seed for i in store.items(jobs[1].id)] == [5, 6, 7]
+    capsys.readouterr()
+    assert q("list") == 0
+    out = capsys.readouterr().out
+    assert "0/250" in out and "a cat on a mat" in out and out.index("many") < out.index("a cat")
+    assert q("list", jobs[1].id) == 0
+    assert f"{jobs[1].id}/3" in capsys.readouterr().out
+    assert q("report") == 0
+    assert "253 image(s)" in capsys.readouterr().out
+
+
+def test_add_a_preset_file(tmp_path, isolated_home, capsys):
+    preset = tmp_path / "portrait.yaml"
+    preset.write_text("name: Portrait\nconfig:\n  txt2img:\n    width: 512\n    height: 768\n"
+                      "    prompt: a face\n", encoding="utf-8")
+    assert q("add", str(preset)) == 0
+    with QueueStore(isolated_home / "data" / "stablenew.db") as store:
+        job = only_job(store)
+        assert job.origin.preset == "Portrait" and job.name == "Portrait"
+        assert store.config_for(store.items(job.id)[0]).txt2img.height == 768
+
+
+def test_bad_file_names_file_line_and_field(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("txt2img:\n  steps: 9000\n", encoding="utf-8")
+    assert q("add", str(bad)) == 1
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "line 2" in err and "Steps" in err
+    assert q("add", str(tmp_path / "missing.yaml")) == 1
+    assert "cannot be read" in capsys.readouterr().err
+    assert q("add", str(bad), "--count", "0") == 1
+
+
+def test_operations_from_the_command_line(config_file, isolated_home, capsys):
+    q("add", str(config_file))
+    q("add", str(config_file), "--name", "second")
+    with QueueStore(isolated_home / "data" / "stablenew.db") as store:
+        first, second = store.list_jobs()
+        assert q("pause") == 0 and store.is_paused()
+        assert q("resume") == 0 and not store.is_paused()
+        assert q("cancel", f"{first.id}/2") == 0
+        assert store.items(first.id)[1].state is ItemState.cancelled
+        assert q("cancel", first.id[:6]) == 0
+        assert {i.state for i in store.items(first.id)} == {ItemState.cancelled}
+        assert q("retry", first.id, "--cancelled") == 0
+        assert {i.state for i in store.items(first.id)} == {ItemState.queued}
+        assert q("bump", second.id, "--by", "3") == 0
+        assert store.list_jobs()[0].id == second.id
+        q("cancel", second.id)
+        assert q("clear") == 0
+        assert [j.id for j in store.list_jobs()] == [first.id]
+    capsys.readouterr()
+    assert q("cancel", "nothere") == 1
+    assert "no job" in capsys.readouterr().err
+
+
+def test_db_option_and_empty_queue(tmp_path, capsys):
+    db = tmp_path / "elsewhere.db"
+    assert q("--db", str(db), "list") == 0
+    assert "empty" in capsys.readouterr().out
+    assert db.exists()
