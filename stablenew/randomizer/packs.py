@@ -1,0 +1,381 @@
+"""Prompt packs: collections of prompts a user runs together, as files on disk.
+
+A pack is a `.txt` file (one prompt per line, `#` comments, `negative:` lines), a `.yaml`
+document (name, description, prompts with optional negatives, wildcards folder, default
+preset, tags), or a folder holding a `pack.yaml` and/or `.txt` files plus an optional
+`wildcards/` folder. Prompts may use the randomizer syntax. The packs folder is polled by
+modification times, so files edited in another program show up without a restart and
+without a file-watcher dependency.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from stablenew.pipeline.config import PipelineConfig
+from stablenew.pipeline.presets import FolderLock, LibraryError
+from stablenew.storage.atomic import atomic_write_text
+from stablenew.storage.documents import (
+    DocumentError,
+    dump_yaml,
+    load_yaml_model,
+    read_document_text,
+)
+from stablenew.storage.paths import AppPaths
+
+PACK_VERSION = 1
+PACK_FILE = "pack.yaml"
+WILDCARDS_FOLDER = "wildcards"
+OVERRIDES_FILE = ".stablenew-packs.yaml"
+NEGATIVE_PREFIX = "negative:"
+MAX_PROMPTS = 10_000
+
+
+class PackKind(StrEnum):
+    text = "text"
+    yaml = "yaml"
+    folder = "folder"
+
+
+class PackPrompt(BaseModel):
+    """One prompt of a pack, with its own negative prompt when it needs one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str = Field(..., min_length=1, title="Prompt")
+    negative: str = Field("", title="Negative prompt",
+                          description="Empty: the pack's negative prompt (or the one you have now).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_string(cls, data: Any) -> Any:
+        # In YAML a prompt without a negative may be written as a plain string.
+        return {"prompt": data} if isinstance(data, str) else data
+
+
+class PromptPack(BaseModel):
+    """A named list of prompts with the wildcards and default preset they were written for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = PACK_VERSION
+    name: str = Field(..., min_length=1, max_length=120, title="Name")
+    description: str = Field("", max_length=4000, title="Description")
+    tags: list[str] = Field(default_factory=list, title="Tags")
+    negative: str = Field("", title="Negative prompt",
+                          description="Used for every prompt that has no negative of its own.")
+    prompts: list[PackPrompt] = Field(..., min_length=1, max_length=MAX_PROMPTS, title="Prompts")
+    wildcards: str | None = Field(None, title="Wildcards folder",
+                                  description="Folder of __name__ files, relative to the pack.")
+    default_preset: str | None = Field(None, title="Default preset",
+                                       description="Preset applied together with the pack.")
+
+    def resolved(self) -> list[tuple[str, str]]:
+        """(prompt, negative) for each prompt, the pack's negative filling in missing ones."""
+        return [(p.prompt, p.negative or self.negative) for p in self.prompts]
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_defaults=True, exclude={"prompts"})
+        data = {"version": PACK_VERSION, "name": self.name, **data}
+        data["prompts"] = [p.prompt if not p.negative else p.model_dump(mode="json") for p in self.prompts]
+        return dump_yaml(data)
+
+    def to_text(self) -> str:
+        """The pack as a .txt pack (name, tags and default preset are not kept in that format)."""
+        lines = [f"# {self.name}"]
+        lines += [f"# {line}" for line in self.description.splitlines()]
+        if self.negative:
+            lines.append(f"{NEGATIVE_PREFIX} {self.negative}")
+        for item in self.prompts:
+            lines.append(item.prompt)
+            if item.negative:
+                lines.append(f"{NEGATIVE_PREFIX} {item.negative}")
+        return "\n".join(lines) + "\n"
+
+
+def migrate_pack(data: dict[str, Any]) -> dict[str, Any]:
+    """Upgrade older pack documents to the current format."""
+    version = data.get("version", 0)
+    if not isinstance(version, int):
+        raise ValueError("'version' must be a whole number")
+    if version > PACK_VERSION:
+        raise ValueError(f"it was written by a newer StableNew (pack format {version}; this one reads "
+                         f"up to {PACK_VERSION}). Update StableNew to open it.")
+    if version == 0:
+        # v0 (the prototype) called the name "title" and the prompts "lines".
+        data = dict(data)
+        if "title" in data:
+            data.setdefault("name", data.pop("title"))
+        if "lines" in data:
+            data.setdefault("prompts", data.pop("lines"))
+        data["version"] = 1
+    return data
+
+
+def parse_text_pack(text: str, path: Path, *, name: str | None = None) -> PromptPack:
+    """A .txt pack: one prompt per line, `#` comments, `negative:` for the prompt above.
+
+    A `negative:` line before the first prompt is the pack's negative for every prompt.
+    """
+    prompts: list[dict[str, str]] = []
+    negative = ""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.casefold().startswith(NEGATIVE_PREFIX):
+            value = line[len(NEGATIVE_PREFIX):].strip()
+            if not prompts:
+                negative = value
+            elif prompts[-1].get("negative"):
+                raise DocumentError(path, "This prompt already has a negative line; put both in one "
+                                    "'negative:' line, separated by commas.", line=number)
+            else:
+                prompts[-1]["negative"] = value
+            continue
+        if len(prompts) >= MAX_PROMPTS:
+            raise DocumentError(path, f"A pack holds at most {MAX_PROMPTS} prompts. Split this file.",
+                                line=number)
+        prompts.append({"prompt": line})
+    if not prompts:
+        raise DocumentError(path, "This pack has no prompts: write one prompt per line "
+                            "(lines starting with # are comments).")
+    return PromptPack(name=name or path.stem, negative=negative, prompts=prompts)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    """One pack in the packs folder: the loaded pack, or why it is broken."""
+
+    path: Path
+    kind: PackKind
+    pack: PromptPack | None = None
+    error: DocumentError | None = None
+    wildcards_dir: Path | None = None
+    default_preset: str | None = None
+
+    @property
+    def broken(self) -> bool:
+        return self.pack is None
+
+    @property
+    def name(self) -> str:
+        return self.pack.name if self.pack is not None else self.path.stem
+
+    @property
+    def key(self) -> str:
+        return str(self.path)
+
+
+def _pack_kind(path: Path) -> PackKind | None:
+    if path.name.startswith("."):
+        return None
+    if path.is_dir():
+        return PackKind.folder if path.name != WILDCARDS_FOLDER else None
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return PackKind.text
+    if suffix in (".yaml", ".yml"):
+        return PackKind.yaml
+    return None
+
+
+def load_pack(path: str | os.PathLike[str]) -> tuple[PromptPack, Path | None]:
+    """Read a pack file or folder; returns it with its wildcards folder (if any).
+
+    Raises DocumentError naming the file (inside a folder pack: the file in it), line and field.
+    """
+    target = Path(path)
+    kind = _pack_kind(target) if target.exists() else None
+    if kind is None:
+        if not target.exists():
+            raise DocumentError(target, "There is no file or folder here.")
+        raise DocumentError(target, "A pack is a .txt or .yaml file, or a folder of them.")
+    if kind is PackKind.text:
+        return parse_text_pack(read_document_text(target), target), None
+    if kind is PackKind.yaml:
+        pack = load_yaml_model(target, PromptPack, migrate=migrate_pack)
+        return pack, _wildcards_of(pack, target.parent)
+    return _load_folder(target)
+
+
+def _load_folder(folder: Path) -> tuple[PromptPack, Path | None]:
+    meta_file = folder / PACK_FILE
+    prompts: list[PackPrompt] = []
+    meta: _FolderMeta | None = None
+    if meta_file.is_file():
+        meta = load_yaml_model(meta_file, _FolderMeta, migrate=migrate_pack)
+        prompts.extend(meta.prompts)
+    negative = meta.negative if meta is not None else ""
+    for text_file in sorted(folder.glob("*.txt"), key=lambda p: p.name.casefold()):
+        part = parse_text_pack(read_document_text(text_file), text_file)
+        # A file-level negative applies to that file's prompts only.
+        prompts.extend(p if p.negative or not part.negative
+                       else p.model_copy(update={"negative": part.negative}) for p in part.prompts)
+    if not prompts:
+        raise DocumentError(folder, f"This pack folder has no prompts: add .txt files or a {PACK_FILE} "
+                            "with prompts.")
+    base = meta.model_dump(exclude={"version"}) if meta is not None else {"name": folder.name}
+    base.update(prompts=prompts, negative=negative)
+    pack = PromptPack.model_validate(base)
+    wildcards = _wildcards_of(pack, folder)
+    if wildcards is None and (folder / WILDCARDS_FOLDER).is_dir():
+        wildcards = folder / WILDCARDS_FOLDER
+    return pack, wildcards
+
+
+def _wildcards_of(pack: PromptPack, base: Path) -> Path | None:
+    if not pack.wildcards:
+        return None
+    folder = Path(pack.wildcards).expanduser()
+    return folder if folder.is_absolute() else (base / folder)
+
+
+def save_pack(pack: PromptPack, path: str | os.PathLike[str]) -> Path:
+    """Validate, then write a pack atomically as .yaml or .txt (by the file's suffix)."""
+    target = Path(path)
+    PromptPack.model_validate(pack.model_dump())
+    text = pack.to_text() if target.suffix.lower() == ".txt" else pack.to_yaml()
+    return atomic_write_text(target, text)
+
+
+class _FolderMeta(PromptPack):
+    """pack.yaml inside a pack folder: the same fields, but prompts may all be in .txt files."""
+
+    prompts: list[PackPrompt] = Field(default_factory=list, max_length=MAX_PROMPTS, title="Prompts")
+
+
+class PackOverrides(BaseModel):
+    """The user's own choices about packs, kept beside them so pack files stay as written."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    default_presets: dict[str, str] = Field(default_factory=dict, title="Default presets")
+
+
+class PackLibrary:
+    """The packs folder: lists packs (broken ones included) and notices changes on disk."""
+
+    def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
+        self.folder = Path(folder) if folder is not None else AppPaths.default().packs_dir
+        self._signature: tuple[tuple[str, int, int], ...] | None = None
+
+    @property
+    def overrides_file(self) -> Path:
+        return self.folder / OVERRIDES_FILE
+
+    def _overrides(self) -> PackOverrides:
+        if not self.overrides_file.is_file():
+            return PackOverrides()
+        try:
+            return load_yaml_model(self.overrides_file, PackOverrides)
+        except DocumentError:
+            # Only remembered choices live there; a damaged file must not hide the packs.
+            return PackOverrides()
+
+    def entries(self) -> list[PackEntry]:
+        if not self.folder.is_dir():
+            return []
+        overrides = self._overrides().default_presets
+        found = []
+        for path in self.folder.iterdir():
+            kind = _pack_kind(path)
+            if kind is None:
+                continue
+            try:
+                pack, wildcards = validate_pack_path(path)
+            except DocumentError as exc:
+                found.append(PackEntry(path, kind, error=exc))
+                continue
+            preset = overrides.get(path.name, pack.default_preset)
+            found.append(PackEntry(path, kind, pack, None, wildcards, preset or None))
+        return sorted(found, key=lambda e: e.name.casefold())
+
+    def find(self, name: str) -> PackEntry | None:
+        return next((e for e in self.entries() if e.name == name or e.path.name == name), None)
+
+    def set_default_preset(self, entry: PackEntry, preset_name: str | None) -> None:
+        """Remember the preset applied with this pack (None: back to the pack's own choice)."""
+        with FolderLock(self.folder):
+            overrides = self._overrides()
+            chosen = dict(overrides.default_presets)
+            if preset_name:
+                chosen[entry.path.name] = preset_name
+            else:
+                chosen.pop(entry.path.name, None)
+            data = {"version": 1, "default_presets": chosen}
+            atomic_write_text(self.overrides_file, dump_yaml(data))
+
+    def signature(self) -> tuple[tuple[str, int, int], ...]:
+        """Names, sizes and modification times of every pack file (two levels deep)."""
+        sig: list[tuple[str, int, int]] = []
+        if not self.folder.is_dir():
+            return ()
+        for path in _walk(self.folder, depth=3):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            sig.append((str(path), st.st_mtime_ns, st.st_size))
+        return tuple(sorted(sig))
+
+    def poll(self) -> bool:
+        """True when something in the packs folder changed since the last call."""
+        current = self.signature()
+        changed = self._signature is not None and current != self._signature
+        self._signature = current
+        return changed
+
+
+def _walk(folder: Path, depth: int) -> Iterator[Path]:
+    try:
+        children = list(folder.iterdir())
+    except OSError:
+        return
+    for child in children:
+        yield child
+        if depth > 1 and child.is_dir() and not child.name.startswith("."):
+            yield from _walk(child, depth - 1)
+
+
+def pack_configs(pack: PromptPack, base: PipelineConfig) -> Iterator[PipelineConfig]:
+    """One config per prompt of the pack, laid over *base* (its negative kept if the pack has none)."""
+    for prompt, negative in pack.resolved():
+        changes: dict[str, Any] = {"txt2img.prompt": prompt}
+        if negative:
+            changes["txt2img.negative_prompt"] = negative
+        yield base.with_changes(changes)
+
+
+def validate_pack_path(path: str | os.PathLike[str]) -> tuple[PromptPack, Path | None]:
+    """Like load_pack, but a wildcards folder named by the pack must also exist."""
+    pack, wildcards = load_pack(path)
+    if wildcards is not None and not wildcards.is_dir():
+        raise DocumentError(Path(path), f"The wildcards folder '{pack.wildcards}' does not exist "
+                            f"(looked for {wildcards}).", field="wildcards")
+    return pack, wildcards
+
+
+__all__ = [
+    "LibraryError",
+    "PACK_VERSION",
+    "PackEntry",
+    "PackKind",
+    "PackLibrary",
+    "PackPrompt",
+    "PromptPack",
+    "load_pack",
+    "migrate_pack",
+    "pack_configs",
+    "parse_text_pack",
+    "save_pack",
+    "validate_pack_path",
+]

@@ -1,0 +1,202 @@
+"""Profiles: a character, a setting and a style a user keeps coming back to.
+
+Applying a profile fills the prompt fields (character, setting, style and its LoRAs as
+`<lora:name:weight>`) and returns a `RandomizerBias`: preferred values of wildcards, which
+`bias_prompt` turns into weighted variants (`{3::silver|1::red}`) so random picks lean
+towards the profile while every value stays possible. Profiles are stored and managed like
+presets (same folder rules, trash and undo).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stablenew.pipeline.config import PipelineConfig
+from stablenew.pipeline.presets import DocumentWarning, LibraryFolder
+from stablenew.storage.documents import dump_yaml, parse_yaml_model
+from stablenew.storage.paths import AppPaths
+
+PROFILE_VERSION = 1
+_WILDCARD = re.compile(r"__([A-Za-z0-9_\-/]+?)__")
+_SPECIAL = re.compile(r"[{}|$]|::")
+
+
+class LoraChoice(BaseModel):
+    """A LoRA the profile always uses, with its strength."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(..., min_length=1, max_length=200, title="LoRA",
+                      description="File name of the LoRA without extension.")
+    weight: float = Field(1.0, ge=-5.0, le=5.0, title="LoRA weight",
+                          description="Strength: 0.6–1.0 is typical.")
+
+    @field_validator("name")
+    @classmethod
+    def _no_brackets(cls, value: str) -> str:
+        if any(c in value for c in "<>:"):
+            raise ValueError("A LoRA name cannot contain <, > or ':'. Write only its file name.")
+        return value.strip()
+
+    def tag(self) -> str:
+        return f"<lora:{self.name}:{self.weight:g}>"
+
+
+class Profile(BaseModel):
+    """A reusable subject: character, setting, style, backstory, wildcard preferences, LoRAs."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    version: int = PROFILE_VERSION
+    name: str = Field(..., min_length=1, max_length=120, title="Name")
+    description: str = Field("", max_length=4000, title="Description")
+    tags: list[str] = Field(default_factory=list, title="Tags")
+    character: str = Field("", title="Character", description="Who is in the picture.")
+    setting: str = Field("", title="Setting", description="Where and when.")
+    style: str = Field("", title="Style", description="How it looks: medium, artist, lighting.")
+    backstory: str = Field("", max_length=20_000, title="Backstory",
+                           description="Notes for you; not sent to the server.")
+    negative_prompt: str = Field("", title="Negative prompt")
+    wildcard_weights: dict[str, dict[str, float]] = Field(
+        default_factory=dict, title="Preferred wildcard values",
+        description="For a wildcard, how much more often each value is picked (1: normal).")
+    loras: list[LoraChoice] = Field(default_factory=list, max_length=20, title="LoRAs")
+
+    @field_validator("wildcard_weights")
+    @classmethod
+    def _weights(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for wildcard, weights in value.items():
+            for item, weight in weights.items():
+                if weight < 0:
+                    raise ValueError(f"The weight of '{item}' in wildcard '{wildcard}' is {weight:g}; "
+                                     "weights must be 0 or more.")
+        return value
+
+    def prompt(self) -> str:
+        """The prompt this profile stands for: character, setting, style, then its LoRAs."""
+        text = ", ".join(part.strip() for part in (self.character, self.setting, self.style) if part.strip())
+        tags = " ".join(lora.tag() for lora in self.loras)
+        return " ".join(part for part in (text, tags) if part)
+
+    def bias(self) -> RandomizerBias:
+        return RandomizerBias(wildcard_weights=self.wildcard_weights, loras=tuple(self.loras))
+
+    def apply_to(self, config: PipelineConfig) -> tuple[PipelineConfig, RandomizerBias]:
+        """*config* with the prompt fields preloaded from the profile, and the randomizer bias."""
+        changes: dict[str, Any] = {"txt2img.prompt": self.prompt()}
+        if self.negative_prompt:
+            changes["txt2img.negative_prompt"] = self.negative_prompt
+        return config.with_changes(changes), self.bias()
+
+    def to_yaml(self) -> str:
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        return dump_yaml({"version": PROFILE_VERSION, "name": self.name, **data})
+
+
+@dataclass(frozen=True)
+class RandomizerBias:
+    """What a profile asks of the randomizer: preferred wildcard values and fixed LoRAs."""
+
+    wildcard_weights: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    loras: tuple[LoraChoice, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.wildcard_weights and not self.loras
+
+
+def _wildcard_values(wildcards_dir: Path, name: str) -> list[str] | None:
+    file = wildcards_dir / f"{name}.txt"
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    values = [line.strip() for line in text.splitlines()]
+    return [v for v in values if v and not v.startswith("#")]
+
+
+def bias_prompt(prompt: str, bias: RandomizerBias, wildcards_dir: str | os.PathLike[str] | None) -> str:
+    """*prompt* with each biased `__wildcard__` replaced by weighted variants of its values.
+
+    A wildcard whose file is missing or whose values use variant syntax themselves is left
+    as it is: the randomizer still expands it, just without the preference.
+    """
+    if not bias.wildcard_weights or wildcards_dir is None:
+        return prompt
+    folder = Path(wildcards_dir)
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        weights = bias.wildcard_weights.get(name)
+        if not weights:
+            return match.group(0)
+        values = _wildcard_values(folder, name)
+        if not values or any(_SPECIAL.search(v) for v in values):
+            return match.group(0)
+        options = [f"{weights.get(v, 1.0):g}::{v}" for v in values if weights.get(v, 1.0) > 0]
+        return "{" + "|".join(options) + "}" if options else match.group(0)
+
+    return _WILDCARD.sub(replace, prompt)
+
+
+def migrate_profile(data: dict[str, Any]) -> dict[str, Any]:
+    """Upgrade older profile documents to the current format."""
+    version = data.get("version", 0)
+    if not isinstance(version, int):
+        raise ValueError("'version' must be a whole number")
+    if version > PROFILE_VERSION:
+        raise ValueError(f"it was written by a newer StableNew (profile format {version}; this one "
+                         f"reads up to {PROFILE_VERSION}). Update StableNew to open it.")
+    if version == 0:
+        # v0 (the prototype): "title", one "lora" written "name:weight", "weights" for wildcards.
+        data = dict(data)
+        if "title" in data:
+            data.setdefault("name", data.pop("title"))
+        if "weights" in data:
+            data.setdefault("wildcard_weights", data.pop("weights"))
+        lora = data.pop("lora", None)
+        if isinstance(lora, str) and lora.strip():
+            name, _, weight = lora.strip().rpartition(":")
+            if not name:
+                name, weight = weight, "1"
+            data.setdefault("loras", [{"name": name, "weight": float(weight)}])
+        data["version"] = 1
+    return data
+
+
+def parse_profile(text: str, path: str | os.PathLike[str] | None = None) -> Profile:
+    return parse_yaml_model(text, Profile, path=path, migrate=migrate_profile)
+
+
+class ProfileStore(LibraryFolder[Profile]):
+    """The user's profiles folder (stored and managed like presets)."""
+
+    kind = "profile"
+
+    def __init__(self, user_dir: Path | None = None) -> None:
+        super().__init__(user_dir if user_dir is not None else AppPaths.default().profiles_dir)
+
+    def parse(self, text: str, path: Path | None) -> tuple[Profile, list[DocumentWarning]]:
+        return parse_profile(text, path), []
+
+    def dump(self, item: Profile) -> str:
+        return item.to_yaml()
+
+
+__all__ = [
+    "LoraChoice",
+    "PROFILE_VERSION",
+    "Profile",
+    "ProfileStore",
+    "RandomizerBias",
+    "bias_prompt",
+    "migrate_profile",
+    "parse_profile",
+]
