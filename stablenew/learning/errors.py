@@ -1,0 +1,27 @@
+"""Typed errors of the learning room: a plain sentence for users and a detail for logs."""
+
+from __future__ import annotations
+
+
+class LearningError(Exception):
+    """Something the learning system cannot do; `message` is for users, `detail` for logs."""
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class LearningStoreError(LearningError):
+    """The learning database cannot be opened, upgraded or written."""
+
+
+class RecordNotFound(LearningError):
+    """A rating or tag named an image the learning store does not know."""
+
+
+class PlanInvalid(LearningError):
+    """A learning plan that cannot run (unknown parameter, bad values, too many images)."""

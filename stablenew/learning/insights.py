@@ -1,0 +1,328 @@
+"""Insights: what the ratings say about each parameter, in plain words, and only when they can.
+
+Numbers come from the store's running aggregates (count, sum, sum of squares per value), so
+building insights costs the same for ten records or a million. A summary that names a
+winner needs enough images on both sides and a difference that is unlikely to be chance
+(Welch's t-test at about 95 %); otherwise the insight says so and suggests a learning run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from stablenew.learning.parameters import Parameter, get_parameter
+from stablenew.learning.store import LearningStore, ValueStats
+from stablenew.pipeline.config import PipelineConfig, set_path
+
+MIN_PER_VALUE = 3  # images a value needs before it takes part in a comparison
+MIN_TOTAL = 8  # rated images in the two compared groups together
+MIN_DIFFERENCE = 0.5  # stars; smaller differences are not worth acting on
+# A rating is a whole number of stars, so tiny groups often show no spread at all; this
+# floor (a standard deviation of half a star) keeps three 5s from looking like certainty.
+VARIANCE_FLOOR = 0.25
+# Parameters shown first when nothing is known yet: the ones that matter most to most users.
+SUGGESTED_ORDER = ("steps", "cfg", "sampler", "scheduler", "denoise", "hires_denoise",
+                   "hires_scale", "adetailer_denoise", "checkpoint", "clip_skip")
+
+# Two-sided 97.5 % quantiles of Student's t by degrees of freedom (1..30); beyond, ≈ normal.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t_critical(df: float) -> float:
+    if df < 1:
+        return _T975[0]
+    if df <= 30:
+        return _T975[int(df) - 1]
+    return 1.960 + 2.4 / df  # close to the exact value above 30 degrees of freedom
+
+
+TAG_ADVICE: dict[str, str] = {
+    "too noisy": "Try lowering noise (denoise) or adding steps.",
+    "too smooth": "Try raising CFG or lowering denoise.",
+    "blurry": "Try more steps, hires fix, or a sharper upscaler.",
+    "oversaturated": "Try lowering CFG.",
+    "washed out": "Try raising CFG a little, or a model with a built-in VAE.",
+    "too dark": "Try words like 'bright, daylight' in the prompt, or 'dark' in the negative.",
+    "too bright": "Try lowering CFG, or 'overexposed' in the negative prompt.",
+    "bad hands": "Try ADetailer with a hand detector, or 'bad hands' in the negative prompt.",
+    "bad face": "Try ADetailer with a face detector, or raise ADetailer denoise a little.",
+    "ignores prompt": "Try raising CFG, or move the important words to the start of the prompt.",
+    "artifacts": "Try another sampler, or lower the hires denoise.",
+    "distorted": "Try a size close to the model's own (512 for SD 1.5, 1024 for SDXL) and "
+                 "enlarge with hires fix.",
+    "duplicated": "Try a size close to the model's own and enlarge with hires fix instead.",
+    "low detail": "Try more steps, hires fix or ADetailer.",
+    "overcooked": "Try lowering CFG or steps.",
+    "too different": "Try lowering denoise so more of the first image is kept.",
+    "too similar": "Try raising denoise so the stage may change more.",
+}
+TAG_SYNONYMS: dict[str, str] = {
+    "noisy": "too noisy", "grainy": "too noisy", "smooth": "too smooth", "plastic": "too smooth",
+    "waxy": "too smooth", "soft": "blurry", "blur": "blurry", "saturated": "oversaturated",
+    "dull": "washed out", "faded": "washed out", "dark": "too dark", "bright": "too bright",
+    "overexposed": "too bright", "hands": "bad hands", "face": "bad face",
+    "off prompt": "ignores prompt", "off-prompt": "ignores prompt", "glitchy": "artifacts",
+    "deformed": "distorted", "bad anatomy": "distorted", "double": "duplicated",
+    "flat": "low detail", "burned": "overcooked", "burnt": "overcooked",
+}
+KNOWN_TAGS: tuple[str, ...] = tuple(TAG_ADVICE)
+
+
+def advice_for(tag: str) -> str | None:
+    key = " ".join(tag.split()).casefold()
+    return TAG_ADVICE.get(TAG_SYNONYMS.get(key, key))
+
+
+@dataclass(frozen=True)
+class ValueInsight:
+    """Mean rating of one value with its count and a 95 % interval (clamped to 1–5 stars)."""
+
+    value: str
+    label: str
+    n: int
+    mean: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class ParameterInsight:
+    parameter: str
+    label: str
+    values: tuple[ValueInsight, ...]
+    conclusive: bool
+    summary: str
+    best_values: tuple[str, ...] = ()
+    recommended: str | None = None  # the single best-supported value, when conclusive
+    rated_images: int = 0
+
+
+@dataclass(frozen=True)
+class TagAdvice:
+    tag: str
+    count: int
+    advice: str
+
+
+@dataclass(frozen=True)
+class Insights:
+    """Everything the insights panel shows for one pack (or, with pack None, for all)."""
+
+    pack: str | None
+    rated: int
+    parameters: tuple[ParameterInsight, ...]
+    advice: tuple[TagAdvice, ...] = ()
+    hint: str = ""
+
+    def parameter(self, key: str) -> ParameterInsight | None:
+        return next((p for p in self.parameters if p.parameter == key), None)
+
+    def lines(self) -> list[str]:
+        out = [p.summary for p in self.parameters if p.conclusive]
+        out += [f'"{a.tag}" on {a.count} image{"s" if a.count != 1 else ""}: {a.advice}'
+                for a in self.advice]
+        if not out:
+            out.append(self.hint)
+        return out
+
+
+@dataclass(frozen=True)
+class RecommendedChange:
+    parameter: str
+    label: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecommendedPreset:
+    """Best-supported values for a pack; previewed and saved only when the user says so."""
+
+    pack: str | None
+    changes: tuple[RecommendedChange, ...] = field(default_factory=tuple)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def apply_to(self, base: PipelineConfig) -> PipelineConfig:
+        """The base config with every recommended value set (a preview; nothing is saved)."""
+        config = base
+        for change in self.changes:
+            param = get_parameter(change.parameter)
+            config = param.apply(config, param.coerce(change.value))
+        return config
+
+    def partial(self) -> dict[str, Any]:
+        """The recommended values as a nested partial config, as presets hold them."""
+        data: dict[str, Any] = {}
+        for change in self.changes:
+            param = get_parameter(change.parameter)
+            if not param.path or "." in param.path and param.path.split(".")[-2].isdigit():
+                continue  # prompt-borne (LoRA) and list items do not fit a partial preset
+            set_path(data, param.path, param.coerce(change.value))
+            if param.requires:
+                set_path(data, param.requires, True)
+        return data
+
+    def describe(self) -> list[str]:
+        if not self.changes:
+            return ["No recommendation yet: rate more images, or run a learning run."]
+        return [f"{c.label}: {c.value} — {c.reason}" for c in self.changes]
+
+
+@dataclass
+class _Group:
+    values: list[str]
+    n: int
+    total: float
+    total_sq: float
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n
+
+    @property
+    def variance(self) -> float:
+        if self.n < 2:
+            return VARIANCE_FLOOR * 4
+        var = (self.total_sq - self.total * self.total / self.n) / (self.n - 1)
+        return max(var, VARIANCE_FLOOR)
+
+
+def _pack_words(pack: str | None) -> str:
+    if pack is None:
+        return "Across all packs"
+    if pack == "":
+        return "For images without a pack"
+    return f"For {pack}"
+
+
+def _value_insight(param: Parameter, s: ValueStats) -> ValueInsight:
+    group = _Group([s.value], s.n, s.total, s.total_sq)
+    if s.n < 2:
+        low, high = 1.0, 5.0
+    else:
+        half = t_critical(s.n - 1) * math.sqrt(group.variance / s.n)
+        low, high = max(1.0, group.mean - half), min(5.0, group.mean + half)
+    return ValueInsight(s.value, param.describe(s.value), s.n, group.mean, low, high)
+
+
+def _merge(groups: list[_Group]) -> _Group:
+    return _Group([v for g in groups for v in g.values], sum(g.n for g in groups),
+                  sum(g.total for g in groups), sum(g.total_sq for g in groups))
+
+
+def _compare(param: Parameter, stats: list[ValueStats], pack: str | None) -> ParameterInsight:
+    ordered = sorted(stats, key=lambda s: param.sort_key(s.value))
+    values = tuple(_value_insight(param, s) for s in ordered)
+    rated = sum(s.n for s in ordered)
+    base = dict(parameter=param.key, label=param.label, values=values, rated_images=rated)
+    not_enough = (f"{_pack_words(pack)}: not enough ratings yet — try a learning run on "
+                  f"{param.label.lower()}.")
+    usable = [_Group([s.value], s.n, s.total, s.total_sq) for s in ordered if s.n >= MIN_PER_VALUE]
+    if len(usable) < 2:
+        return ParameterInsight(**base, conclusive=False, summary=not_enough)
+    width = 2 if param.numeric and len(usable) >= 4 else 1
+    windows = [_merge(usable[i:i + width]) for i in range(len(usable) - width + 1)]
+    best_index = max(range(len(windows)), key=lambda i: (windows[i].mean, windows[i].n))
+    best = windows[best_index]
+    others = [(i, w) for i, w in enumerate(windows) if abs(i - best_index) >= width]
+    if not others:
+        others = [(i, _Group(u.values, u.n, u.total, u.total_sq)) for i, u in enumerate(usable)
+                  if u.values[0] not in best.values]
+    worst = min((w for _, w in others), key=lambda w: (w.mean, -w.n))
+    if best.n + worst.n < MIN_TOTAL:
+        return ParameterInsight(**base, conclusive=False, summary=not_enough)
+    se2 = best.variance / best.n + worst.variance / worst.n
+    diff = best.mean - worst.mean
+    t = diff / math.sqrt(se2)
+    # Welch–Satterthwaite degrees of freedom.
+    df = se2 ** 2 / ((best.variance / best.n) ** 2 / max(best.n - 1, 1)
+                     + (worst.variance / worst.n) ** 2 / max(worst.n - 1, 1))
+    best_words = param.describe_band(best.values)
+    worst_words = _band_numbers(param, worst.values)
+    numbers = f"{best.mean:.1f} vs {worst.mean:.1f} stars over {best.n + worst.n} images"
+    if diff < MIN_DIFFERENCE or t < t_critical(df):
+        summary = (f"{_pack_words(pack)}, {param.label.lower()} makes no clear difference yet "
+                   f"({best_words} {best.mean:.1f} vs {worst_words} {worst.mean:.1f} stars over "
+                   f"{best.n + worst.n} images) — rate more images or try a learning run on "
+                   f"{param.label.lower()}.")
+        return ParameterInsight(**base, conclusive=False, summary=summary)
+    summary = f"{_pack_words(pack)}, {best_words} scores higher than {worst_words}: {numbers}."
+    top = max((u for u in usable if u.values[0] in best.values), key=lambda u: (u.mean, u.n))
+    return ParameterInsight(**base, conclusive=True, summary=summary,
+                            best_values=tuple(best.values), recommended=top.values[0])
+
+
+def _band_numbers(param: Parameter, texts: list[str]) -> str:
+    """The losing side in short words: "15–20" when the unit was already said."""
+    if param.numeric and param.unit:
+        return texts[0] if len(texts) == 1 else f"{texts[0]}–{texts[-1]}"
+    return param.describe_band(texts)
+
+
+def build_insights(stats: list[ValueStats], tag_counts: dict[str, int],
+                   pack: str | None) -> Insights:
+    """Insights from aggregates (as `LearningStore.stats` returns them)."""
+    by_param: dict[str, list[ValueStats]] = {}
+    for s in stats:
+        by_param.setdefault(s.param, []).append(s)
+    rated = 0
+    if "steps" in by_param:  # every txt2img image has steps, so this counts rated images
+        rated = sum(s.n for s in by_param["steps"])
+    parameters: list[ParameterInsight] = []
+    for key in sorted(by_param, key=_param_order):
+        group = by_param[key]
+        if len(group) < 2:
+            continue  # one value only: nothing to compare
+        try:
+            param = get_parameter(key)
+        except Exception:  # a parameter from a newer StableNew; skip rather than fail
+            continue
+        parameters.append(_compare(param, group, pack))
+    advice = []
+    for tag, count in tag_counts.items():
+        text = advice_for(tag)
+        if text and count >= 2:
+            advice.append(TagAdvice(tag, count, text))
+    hint = _hint(parameters, rated, pack)
+    return Insights(pack, rated, tuple(parameters), tuple(advice), hint)
+
+
+def _param_order(key: str) -> tuple[int, str]:
+    try:
+        return (SUGGESTED_ORDER.index(key), key)
+    except ValueError:
+        return (len(SUGGESTED_ORDER), key)
+
+
+def _hint(parameters: list[ParameterInsight], rated: int, pack: str | None) -> str:
+    if rated == 0:
+        return (f"{_pack_words(pack)}: no ratings yet — rate a few images (keys 1–5) or try a "
+                "learning run on steps.")
+    tried = {p.parameter for p in parameters}
+    untried = next((k for k in SUGGESTED_ORDER if k not in tried), "steps")
+    label = get_parameter(untried).label.lower()
+    return f"{_pack_words(pack)}: not enough ratings yet — try a learning run on {label}."
+
+
+def insights_for(store: LearningStore, pack: str | None = None) -> Insights:
+    """Insights for one pack ("" for images without a pack) or, with None, for all of them."""
+    return build_insights(store.stats(pack), store.tag_counts(pack), pack)
+
+
+def recommend(insights: Insights) -> RecommendedPreset:
+    """A preset from every parameter whose insight is conclusive (best-supported value)."""
+    changes = []
+    for p in insights.parameters:
+        if p.conclusive and p.recommended is not None:
+            best = next(v for v in p.values if v.value == p.recommended)
+            changes.append(RecommendedChange(
+                p.parameter, p.label, p.recommended,
+                f"{best.mean:.1f} stars over {best.n} images ({p.summary})"))
+    return RecommendedPreset(insights.pack, tuple(changes))

@@ -1,0 +1,226 @@
+"""The settings a learning run can vary, each with plain-language labels and suggested values.
+
+One `Parameter` knows where its value lives in a `PipelineConfig`, how to read it back from
+a config that ran (None when its stage was off), how to set it, and how to write it in words.
+The same definitions feed the plan builder, the denormalised values in the store and the
+insights, so "steps" means one thing everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from stablenew.learning.errors import PlanInvalid
+from stablenew.pipeline.config import PipelineConfig
+
+Value = int | float | str
+
+LORA_PREFIX = "lora:"
+# A1111 prompt syntax for a LoRA: <lora:name:weight> (weight optional, defaults to 1).
+_LORA_RE = re.compile(r"<lora:([^:>]+)(?::([-+]?\d*\.?\d+))?(?::[^>]*)?>", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One setting a learning run can vary, and how to read, set and describe it."""
+
+    key: str  # stable identifier stored in the database, e.g. "steps"
+    label: str  # plain words for headings, e.g. "Steps"
+    kind: type  # int, float or str
+    suggested: tuple[Value, ...]
+    path: str = ""  # dotted path in PipelineConfig; empty for prompt-borne values (LoRA)
+    # Dotted path of the switch that must be on for the value to matter (e.g. hires fix).
+    requires: str = ""
+    unit: str = ""  # word after a number in summaries: "30–35 steps"
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind is not str
+
+    def value_of(self, config: PipelineConfig) -> Value | None:
+        """The value the config ran with, or None when this setting played no part."""
+        if self.requires and not _get(config, self.requires):
+            return None
+        if self.key.startswith(LORA_PREFIX):
+            weights = lora_weights(config.txt2img.prompt)
+            return weights.get(self.key[len(LORA_PREFIX):])
+        return _get(config, self.path)
+
+    def apply(self, config: PipelineConfig, value: Value) -> PipelineConfig:
+        """A copy of *config* with this setting at *value* (and its stage switched on)."""
+        value = self.coerce(value)
+        changes: dict[str, Any] = {}
+        if self.requires:
+            changes[self.requires] = True
+        if self.key.startswith(LORA_PREFIX):
+            prompt = set_lora_weight(config.txt2img.prompt, self.key[len(LORA_PREFIX):], float(value))
+            changes["txt2img.prompt"] = prompt
+        else:
+            changes[self.path] = value
+        return config.with_changes(changes)
+
+    def coerce(self, value: Any) -> Value:
+        """*value* as this parameter's type, or PlanInvalid saying what is wrong."""
+        if self.kind is str:
+            text = str(value).strip()
+            if self.key != "checkpoint" and not text:
+                raise PlanInvalid(f"{self.label}: an empty value cannot be compared.")
+            return text
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise PlanInvalid(f"{self.label} must be a number; '{value}' is not.") from None
+        if not math.isfinite(number):
+            raise PlanInvalid(f"{self.label} must be a number; '{value}' is not.")
+        if self.kind is int:
+            if not number.is_integer():
+                raise PlanInvalid(f"{self.label} must be a whole number; '{value}' is not.")
+            number = int(number)
+        if (self.low is not None and number < self.low) or (self.high is not None and number > self.high):
+            raise PlanInvalid(
+                f"{self.label} must be between {format_number(self.low)} and "
+                f"{format_number(self.high)}; {format_number(number)} is outside.")
+        return number
+
+    def text(self, value: Value | None) -> str:
+        """The canonical text of a value, as stored in the database and used as a key."""
+        if value is None:
+            return ""
+        if self.kind is str:
+            return str(value)
+        return format_number(float(value) if self.kind is float else int(value))
+
+    def sort_key(self, text: str) -> tuple[float, str]:
+        if self.numeric:
+            try:
+                return (float(text), "")
+            except ValueError:
+                return (math.inf, text)
+        return (0.0, text.casefold())
+
+    def describe(self, text: str) -> str:
+        """A value in plain words: "30 steps", "CFG 7", "Sampler DPM++ 2M"."""
+        if self.key == "checkpoint" and not text:
+            return "the server's current model"
+        if self.unit:
+            return f"{text} {self.unit}"
+        return f"{self.label} {text}"
+
+    def describe_band(self, texts: list[str]) -> str:
+        """A run of values in plain words: "30–35 steps", "Sampler Euler a or DDIM"."""
+        if len(texts) == 1:
+            return self.describe(texts[0])
+        if self.numeric:
+            span = f"{texts[0]}–{texts[-1]}"
+            return f"{span} {self.unit}" if self.unit else f"{self.label} {span}"
+        return f"{self.label} " + " or ".join(texts)
+
+
+def format_number(value: float | int | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        value = round(value, 4)
+        if value.is_integer():
+            return str(int(value))
+        return f"{value:g}"
+    return str(value)
+
+
+def _get(config: PipelineConfig, dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = node[int(part)] if isinstance(node, list) else getattr(node, part)
+    if hasattr(node, "value") and isinstance(node.value, str):  # enums
+        return node.value
+    return node
+
+
+def lora_weights(prompt: str) -> dict[str, float]:
+    """LoRA names in a prompt with their weights (1.0 when the tag gives none)."""
+    found: dict[str, float] = {}
+    for match in _LORA_RE.finditer(prompt):
+        weight = match.group(2)
+        found[match.group(1).strip()] = float(weight) if weight else 1.0
+    return found
+
+
+def set_lora_weight(prompt: str, name: str, weight: float) -> str:
+    """The prompt with LoRA *name* at *weight*; the tag is appended when the prompt lacks it."""
+    text = format_number(weight)
+    replaced = False
+
+    def _swap(match: re.Match[str]) -> str:
+        nonlocal replaced
+        if match.group(1).strip() != name:
+            return match.group(0)
+        replaced = True
+        return f"<lora:{name}:{text}>"
+
+    prompt = _LORA_RE.sub(_swap, prompt)
+    if not replaced:
+        prompt = f"{prompt}, <lora:{name}:{text}>" if prompt.strip() else f"<lora:{name}:{text}>"
+    return prompt
+
+
+_FIXED: tuple[Parameter, ...] = (
+    Parameter("steps", "Steps", int, (15, 20, 25, 30, 35), "txt2img.steps", unit="steps",
+              low=1, high=150),
+    Parameter("cfg", "CFG scale", float, (4.0, 5.5, 7.0, 8.5, 10.0), "txt2img.cfg_scale",
+              low=1, high=30),
+    Parameter("sampler", "Sampler", str, ("DPM++ 2M", "Euler a", "Euler", "DPM++ SDE", "DDIM"),
+              "txt2img.sampler"),
+    Parameter("scheduler", "Scheduler", str, ("Automatic", "Karras", "Exponential", "SGM Uniform"),
+              "txt2img.scheduler"),
+    Parameter("denoise", "Denoise", float, (0.3, 0.4, 0.5, 0.6, 0.7), "img2img.denoise",
+              requires="img2img.enabled", low=0, high=1),
+    Parameter("hires_scale", "Hires scale", float, (1.25, 1.5, 1.75, 2.0), "txt2img.hires.scale",
+              requires="txt2img.hires.enabled", low=1, high=4),
+    Parameter("hires_denoise", "Hires denoise", float, (0.3, 0.4, 0.5, 0.6),
+              "txt2img.hires.denoise", requires="txt2img.hires.enabled", low=0, high=1),
+    Parameter("checkpoint", "Model", str, (), "txt2img.checkpoint"),
+    Parameter("adetailer_denoise", "ADetailer denoise", float, (0.2, 0.3, 0.4, 0.5),
+              "adetailer.passes.0.denoise", requires="adetailer.enabled", low=0, high=1),
+    Parameter("clip_skip", "Clip skip", int, (1, 2), "txt2img.clip_skip", low=1, high=12),
+)
+
+PARAMETERS: dict[str, Parameter] = {p.key: p for p in _FIXED}
+LORA_SUGGESTED: tuple[float, ...] = (0.4, 0.6, 0.8, 1.0)
+
+
+def lora_parameter(name: str) -> Parameter:
+    name = name.strip()
+    if not name or any(c in name for c in ":<>"):
+        raise PlanInvalid(f"'{name}' is not a LoRA name StableNew can put in a prompt.")
+    return Parameter(f"{LORA_PREFIX}{name}", f"LoRA {name} weight", float, LORA_SUGGESTED,
+                     unit=f"{name} weight", low=-2, high=3)
+
+
+def get_parameter(key: str) -> Parameter:
+    """The parameter for a stored key; LoRA weights are "lora:<name>"."""
+    if key.startswith(LORA_PREFIX):
+        return lora_parameter(key[len(LORA_PREFIX):])
+    try:
+        return PARAMETERS[key]
+    except KeyError:
+        known = ", ".join(PARAMETERS)
+        raise PlanInvalid(f"'{key}' is not a setting a learning run can vary. Choose one of: "
+                          f"{known}, or lora:<name>.") from None
+
+
+def parameter_values(config: PipelineConfig) -> dict[str, str]:
+    """Every known parameter's value in a config that ran, as canonical text (for the store)."""
+    values: dict[str, str] = {}
+    for param in _FIXED:
+        value = param.value_of(config)
+        if value is not None:
+            values[param.key] = param.text(value)
+    for name, weight in lora_weights(config.txt2img.prompt).items():
+        values[f"{LORA_PREFIX}{name}"] = format_number(weight)
+    return values
+

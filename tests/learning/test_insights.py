@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import random
+
+from stablenew.learning.insights import (
+    advice_for,
+    build_insights,
+    insights_for,
+    recommend,
+)
+from stablenew.learning.store import LearningStore, ValueStats
+from stablenew.pipeline.config import PipelineConfig
+from tests.learning.helpers import synthetic_records
+
+
+def test_seeded_dataset_gives_the_right_ordering_and_a_plain_summary(tmp_path):
+    with LearningStore(tmp_path / "db.sqlite") as store:
+        store.add_records(synthetic_records(200, packs=("Portraits",)))
+        insights = insights_for(store, "Portraits")
+    steps = insights.parameter("steps")
+    assert steps is not None and steps.conclusive
+    means = [v.mean for v in steps.values]
+    assert [v.value for v in steps.values] == ["15", "20", "25", "30", "35"]
+    assert means[0] < means[2] < means[3]
+    assert steps.best_values == ("30", "35") and steps.recommended in ("30", "35")
+    assert steps.summary.startswith("For Portraits, 30–35 steps scores higher than 15–20: ")
+    assert "stars over 160 images" in steps.summary
+    for v in steps.values:
+        assert 1.0 <= v.low <= v.mean <= v.high <= 5.0 and v.n == 40
+    # The sampler has no effect in this data set: no winner is named.
+    sampler = insights.parameter("sampler")
+    assert sampler is not None and not sampler.conclusive
+    assert "no clear difference" in sampler.summary
+
+
+def test_thin_data_refuses_to_conclude():
+    # Two images per value: even a big difference is not evidence yet.
+    stats = [ValueStats("steps", "15", 2, 2.0, 2.0), ValueStats("steps", "35", 2, 10.0, 50.0)]
+    insights = build_insights(stats, {}, "Portraits")
+    steps = insights.parameter("steps")
+    assert not steps.conclusive
+    assert steps.summary == ("For Portraits: not enough ratings yet — try a learning run on steps.")
+    assert recommend(insights).empty
+
+
+def test_noisy_small_difference_is_not_called_a_winner():
+    rng = random.Random(5)
+    stats = []
+    for value in ("4", "7"):
+        ratings = [rng.choice([2, 3, 4, 5]) for _ in range(6)]
+        stats.append(ValueStats("cfg", value, 6, sum(ratings), sum(r * r for r in ratings)))
+    insight = build_insights(stats, {}, None).parameter("cfg")
+    assert not insight.conclusive
+
+
+def test_empty_store_suggests_rating_and_a_learning_run(tmp_path):
+    with LearningStore(tmp_path / "db.sqlite") as store:
+        insights = insights_for(store)
+    assert insights.rated == 0
+    assert insights.lines() == ["Across all packs: no ratings yet — rate a few images (keys 1–5) or "
+                                "try a learning run on steps."]
+
+
+def test_tags_turn_into_advice_in_plain_words():
+    assert advice_for("Too Noisy") == "Try lowering noise (denoise) or adding steps."
+    assert advice_for("too smooth") == "Try raising CFG or lowering denoise."
+    assert advice_for("grainy") == advice_for("too noisy")
+    assert advice_for("purple") is None
+    insights = build_insights([], {"too noisy": 3, "purple": 5, "blurry": 1}, "P")
+    assert [(a.tag, a.count) for a in insights.advice] == [("too noisy", 3)]
+    assert '"too noisy" on 3 images: Try lowering noise (denoise) or adding steps.' in insights.lines()
+
+
+def test_recommended_preset_is_a_preview_built_from_the_best_supported_values(tmp_path):
+    with LearningStore(tmp_path / "db.sqlite") as store:
+        store.add_records(synthetic_records(200, packs=("Portraits",)))
+        preset = recommend(insights_for(store, "Portraits"))
+    assert [c.parameter for c in preset.changes] == ["steps"]
+    base = PipelineConfig().with_changes({"txt2img.steps": 20, "txt2img.cfg_scale": 6})
+    preview = preset.apply_to(base)
+    assert preview.txt2img.steps in (30, 35) and preview.txt2img.cfg_scale == 6
+    assert base.txt2img.steps == 20  # the base is untouched: nothing is applied silently
+    assert preset.partial() == {"txt2img": {"steps": preview.txt2img.steps}}
+    assert preset.describe()[0].startswith("Steps: ")
+
+
+def test_per_pack_insights_do_not_mix_packs(tmp_path):
+    good_high = synthetic_records(150, packs=("A",))
+    good_low = synthetic_records(150, packs=("B",), seed=9,
+                                 means={15: 4.4, 20: 4.2, 25: 3.3, 30: 2.6, 35: 2.4})
+    for i, r in enumerate(good_low):  # distinct keys for the second set
+        good_low[i] = r.__class__(**{**r.__dict__, "record_key": f"b-{r.record_key}"})
+    with LearningStore(tmp_path / "db.sqlite") as store:
+        store.add_records(good_high + good_low)
+        a = insights_for(store, "A").parameter("steps")
+        b = insights_for(store, "B").parameter("steps")
+    assert a.conclusive and set(a.best_values) == {"30", "35"}
+    assert b.conclusive and set(b.best_values) == {"15", "20"}
