@@ -1,0 +1,698 @@
+"""The AUTOMATIC1111 / Forge / SD.Next WebUI client (`/sdapi/v1`), one `Backend` implementation."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import io
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from stablenew.backends import a1111_fields as F
+from stablenew.backends.a1111_payloads import (
+    adetailer_payload,
+    b64,
+    img2img_payload,
+    txt2img_payload,
+    upscale_payload,
+)
+from stablenew.backends.a1111_truth import Expectation, compare, infotext_params, same_checkpoint
+from stablenew.backends.errors import (
+    AuthFailed,
+    BackendError,
+    JobInterrupted,
+    ProtocolError,
+    RequestRejected,
+    ServerError,
+)
+from stablenew.backends.http import (
+    DEFAULT_MAX_BODY,
+    LISTING_MAX_BODY,
+    SHORT_TIMEOUT,
+    HttpClient,
+    HttpReply,
+)
+from stablenew.backends.types import (
+    ADetailerJob,
+    BackendKind,
+    Capabilities,
+    GeneratedImage,
+    Img2ImgJob,
+    JobResult,
+    Progress,
+    ProgressCallback,
+    Txt2ImgJob,
+    UpscaleJob,
+)
+
+log = logging.getLogger(__name__)
+
+_WEBUI_KINDS = (BackendKind.a1111, BackendKind.forge, BackendKind.sdnext)
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"))
+
+
+def normalise_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    return url
+
+
+def image_format(data: bytes) -> str | None:
+    """PNG/JPEG/WEBP from the magic bytes (the server's `samples_format` decides the format)."""
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def decode_image(text: Any, where: str, node: str) -> tuple[bytes, tuple[int, int]]:
+    """Base64 (or a data URL) to encoded bytes, checked to be a whole, readable image."""
+    if not isinstance(text, str) or not text:
+        raise ProtocolError(f"The server at {node} sent an empty or missing image.",
+                            detail=f"{where}: image field is {type(text).__name__}", node=node)
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ProtocolError(f"The server at {node} sent an image that is not valid base64.",
+                            detail=f"{where}: {exc}; starts with {text[:40]!r}", node=node) from exc
+    fmt = image_format(data)
+    if fmt is None:
+        raise ProtocolError(f"The server at {node} sent data that is not a PNG, JPEG or WEBP image.",
+                            detail=f"{where}: {len(data)} bytes starting with {data[:16]!r}", node=node)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            size = image.size
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ProtocolError(f"The server at {node} sent a {fmt} image that does not decode.",
+                            detail=f"{where}: {exc!r} ({len(data)} bytes)", node=node) from exc
+    return data, size
+
+
+def _error_text(body: Any) -> str:
+    """The message in an A1111 (`errors`), Forge (`message`) or FastAPI (`detail`) error body."""
+    if isinstance(body, dict):
+        for key in ("errors", "message", "detail"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        if isinstance(body.get("error"), str):
+            return body["error"]
+    if isinstance(body, str) and body.strip():
+        return body.strip()
+    return ""
+
+
+def _rejected_fields(detail: Any) -> tuple[str, ...]:
+    if not isinstance(detail, list):
+        return ()
+    fields: list[str] = []
+    for entry in detail:
+        loc = entry.get("loc") if isinstance(entry, dict) else None
+        if isinstance(loc, list):
+            parts = [str(p) for p in loc if p != "body"]
+            if parts:
+                fields.append(".".join(parts))
+    return tuple(dict.fromkeys(fields))
+
+
+class A1111Backend:
+    """Drives an AUTOMATIC1111, Forge or SD.Next WebUI through its `/sdapi/v1` API."""
+
+    def __init__(self, url: str, *, name: str | None = None, auth: tuple[str, str] | None = None,
+                 timeout: float = 600.0, kind: BackendKind | None = None, poll_interval: float = 0.5,
+                 max_body: int = DEFAULT_MAX_BODY) -> None:
+        self.url = normalise_url(url)
+        self.name = name or self.url.split("://", 1)[-1]
+        self.timeout = timeout
+        self.short_timeout = min(SHORT_TIMEOUT, timeout)
+        self.poll_interval = poll_interval
+        self.max_body = max_body
+        if kind is not None and BackendKind(kind) not in _WEBUI_KINDS:
+            raise ValueError(f"A1111Backend drives A1111, Forge or SD.Next, not {kind}")
+        self._kind: BackendKind | None = BackendKind(kind) if kind is not None else None
+        self._auth = auth
+        self._http = HttpClient(self.url, auth=auth, node=self.name)
+        #: None until known; False when the server runs without /internal (--nowebui).
+        self._internal: bool | None = None
+        self._in_flight: dict[str, str] = {}  # task id -> endpoint
+        self._interrupt_wanted: set[str] = set()
+        self._interrupt_sent: set[str] = set()
+        self._capabilities: Capabilities | None = None
+
+    # ----- identity -----
+
+    @property
+    def kind(self) -> BackendKind:
+        """The server kind; A1111 until probing says otherwise."""
+        return self._kind or BackendKind.a1111
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the last `probe()` found (None before the first probe)."""
+        return self._capabilities
+
+    async def detect_kind(self) -> BackendKind:
+        """Ask the server what it is (SD.Next: /version; Forge: /sd-modules; else A1111)."""
+        sdnext, forge = await asyncio.gather(
+            self._http.request("GET", "/sdapi/v1/version", timeout=self.short_timeout),
+            self._http.request("GET", "/sdapi/v1/sd-modules", timeout=self.short_timeout))
+        for reply in (sdnext, forge):
+            if reply.status in (401, 403):
+                self._check(reply)
+        if sdnext.status == 200:
+            return BackendKind.sdnext
+        if forge.status == 200:
+            return BackendKind.forge
+        return BackendKind.a1111
+
+    async def resolve_kind(self) -> BackendKind:
+        """The kind, detected on first use when the constructor was not told it."""
+        if self._kind is None:
+            self._kind = await self.detect_kind()
+        return self._kind
+
+    # ----- low level -----
+
+    def _check(self, reply: HttpReply) -> None:
+        """Raise the typed error an HTTP status stands for."""
+        status = reply.status
+        if 200 <= status < 300:
+            return
+        path = reply.url[len(self.url):] or reply.url
+        try:
+            body: Any = reply.json()
+        except ProtocolError:
+            body = reply.body[:300].decode("utf-8", "replace")
+        text = _error_text(body)
+        detail = f"HTTP {status} from {reply.url}: {str(body)[:2000]}"
+        if status in (401, 403):
+            if self._auth:
+                raise AuthFailed(f"The server at {self.url} refused the user name and password. "
+                                 "Check them in Settings (they must match its --api-auth).",
+                                 detail=detail, node=self.name)
+            raise AuthFailed(f"The server at {self.url} wants a user name and password (--api-auth). "
+                             "Enter them in Settings.", detail=detail, node=self.name)
+        if status == 422:
+            raw = body.get("detail") if isinstance(body, dict) else None
+            fields = _rejected_fields(raw)
+            what = ", ".join(fields) if fields else (text or "the request")
+            raise RequestRejected(f"The server at {self.url} rejected the request: invalid {what}. "
+                                  "Check these settings, or update StableNew if the server is newer.",
+                                  fields=fields, detail=detail, node=self.name)
+        if status == 404 and text in ("", "Not Found"):
+            raise RequestRejected(f"The server at {self.url} has no {path}. Start it with --api, and check "
+                                  "that the address points to an A1111/Forge WebUI.",
+                                  detail=detail, node=self.name)
+        if status < 500:
+            reason = text or f"HTTP {status}"
+            raise RequestRejected(f"The server at {self.url} refused the request: {reason}.",
+                                  detail=detail, node=self.name)
+        hint = ""
+        if "out of memory" in text.lower():
+            hint = " Try a smaller size or batch, or close other programs using the GPU."
+        raise ServerError(f"The server at {self.url} failed: {text or f'HTTP {status}'}.{hint}",
+                          detail=detail, node=self.name)
+
+    async def _get(self, path: str, *, params: dict[str, Any] | None = None, optional: bool = False
+                   ) -> Any:
+        reply = await self._http.request("GET", path, params=params, timeout=self.short_timeout,
+                                         max_body=LISTING_MAX_BODY)
+        if optional and reply.status == 404:
+            return None
+        self._check(reply)
+        return reply.json()
+
+    async def _post(self, path: str, body: Any, *, timeout: float | None = None,
+                    max_body: int = LISTING_MAX_BODY) -> HttpReply:
+        reply = await self._http.request("POST", path, json_body=body,
+                                         timeout=self.short_timeout if timeout is None else timeout,
+                                         max_body=max_body)
+        return reply
+
+    # ----- health and capabilities -----
+
+    async def ping(self) -> None:
+        data = await self._get("/sdapi/v1/progress", params={"skip_current_image": "true"})
+        if not isinstance(data, dict) or "progress" not in data:
+            raise ProtocolError(f"The server at {self.url} answers, but not like an A1111/Forge WebUI.",
+                                detail=f"/sdapi/v1/progress returned {str(data)[:300]}", node=self.name)
+
+    async def probe(self) -> Capabilities:
+        kind = await self.resolve_kind()
+        results = await asyncio.gather(
+            self.options(), self.checkpoints(), self.samplers(), self.schedulers(), self.upscalers(),
+            self.loras(), self.embeddings(), self.adetailer_models(), self.memory(), self._version(kind))
+        (options, checkpoints, samplers, schedulers, upscalers, loras, embeddings, ad, memory,
+         version) = results
+        cuda = memory.get("cuda") if isinstance(memory, dict) else None
+        system = cuda.get("system") if isinstance(cuda, dict) else None
+        vram_total = vram_free = None
+        device = "cpu"
+        if isinstance(system, dict):
+            device = "cuda"
+            vram_total = system.get("total") if isinstance(system.get("total"), int) else None
+            vram_free = system.get("free") if isinstance(system.get("free"), int) else None
+        current = options.get(F.OPTION_CHECKPOINT, "") if isinstance(options, dict) else ""
+        caps = Capabilities(
+            kind=kind, version=version, device=device, vram_total=vram_total, vram_free=vram_free,
+            checkpoints=checkpoints, samplers=samplers, schedulers=schedulers, upscalers=upscalers,
+            loras=loras, embeddings=embeddings, adetailer_models=ad,
+            current_checkpoint=_strip_hash(current) if isinstance(current, str) else "")
+        self._capabilities = caps
+        return caps
+
+    async def _version(self, kind: BackendKind) -> str:
+        if kind != BackendKind.sdnext:
+            return ""  # A1111/Forge report their version only in a job's info
+        data = await self._get("/sdapi/v1/version", optional=True)
+        if isinstance(data, dict):
+            return str(data.get("updated") or data.get("version") or data.get("hash") or "")
+        return ""
+
+    async def options(self) -> dict[str, Any]:
+        data = await self._get("/sdapi/v1/options")
+        if not isinstance(data, dict):
+            raise ProtocolError(f"The server at {self.url} sent its settings in an unexpected shape.",
+                                detail=f"/options returned {type(data).__name__}", node=self.name)
+        return data
+
+    async def set_options(self, values: dict[str, Any]) -> None:
+        """Change server settings; A1111 answers 200 even when a change failed, so we read them back."""
+        reply = await self._post(F.OPTIONS, values, timeout=self.timeout)
+        self._check(reply)
+        now = await self.options()
+        for key, value in values.items():
+            got = now.get(key)
+            same = same_checkpoint(str(value), str(got)) if key == F.OPTION_CHECKPOINT else got == value
+            if not same:
+                raise ServerError(f"The server at {self.url} did not apply the setting {key} "
+                                  f"(asked {value!r}, it still has {got!r}). See its console for why.",
+                                  detail=f"POST /options {values!r}; GET /options -> {key}={got!r}",
+                                  node=self.name)
+
+    async def set_checkpoint(self, checkpoint: str) -> None:
+        """Switch the loaded checkpoint (A1111 waits for the running job, then loads it)."""
+        await self.set_options({F.OPTION_CHECKPOINT: checkpoint})
+
+    async def checkpoints(self) -> tuple[str, ...]:
+        data = await self._get("/sdapi/v1/sd-models")
+        # Titles gain a "[hash]" once the hash is computed; the bare title stays a valid alias.
+        return tuple(_strip_hash(str(m.get("title", ""))) for m in _items(data) if m.get("title"))
+
+    async def samplers(self) -> tuple[str, ...]:
+        return tuple(str(m["name"]) for m in _items(await self._get("/sdapi/v1/samplers")) if m.get("name"))
+
+    async def schedulers(self) -> tuple[str, ...]:
+        data = await self._get("/sdapi/v1/schedulers", optional=True)
+        return tuple(str(m.get("label") or m.get("name")) for m in _items(data)
+                     if m.get("label") or m.get("name"))
+
+    async def upscalers(self) -> tuple[str, ...]:
+        """Upscaler names including the latent hires modes ("Latent", "Latent (bicubic)", …)."""
+        regular, latent = await asyncio.gather(self._get("/sdapi/v1/upscalers"),
+                                               self._get("/sdapi/v1/latent-upscale-modes", optional=True))
+        names = [str(m["name"]) for m in _items(latent) if m.get("name")]
+        names += [str(m["name"]) for m in _items(regular) if m.get("name")]
+        return tuple(dict.fromkeys(names))
+
+    async def loras(self) -> tuple[str, ...]:
+        data = await self._get("/sdapi/v1/loras", optional=True)
+        return tuple(str(m.get("alias") or m.get("name")) for m in _items(data) if m.get("name"))
+
+    async def embeddings(self) -> tuple[str, ...]:
+        data = await self._get("/sdapi/v1/embeddings", optional=True)
+        loaded = data.get("loaded") if isinstance(data, dict) else None
+        return tuple(str(k) for k in loaded) if isinstance(loaded, dict) else ()
+
+    async def adetailer_models(self) -> tuple[str, ...]:
+        """ADetailer's detector models; empty when the extension is not installed."""
+        data = await self._get("/adetailer/v1/ad_model", optional=True)
+        models = data.get("ad_model") if isinstance(data, dict) else None
+        return tuple(str(m) for m in models) if isinstance(models, list) else ()
+
+    async def memory(self) -> dict[str, Any]:
+        data = await self._get("/sdapi/v1/memory", optional=True)
+        return data if isinstance(data, dict) else {}
+
+    async def refresh_checkpoints(self) -> None:
+        self._check(await self._post("/sdapi/v1/refresh-checkpoints", None, timeout=self.timeout))
+
+    async def png_info(self, image: bytes) -> dict[str, Any]:
+        """The server's reading of an image's infotext: `{info, items, parameters}`."""
+        reply = await self._post(F.PNG_INFO, {"image": b64(image)})
+        self._check(reply)
+        data = await asyncio.to_thread(reply.json)
+        if not isinstance(data, dict):
+            raise ProtocolError(f"The server at {self.url} sent PNG info in an unexpected shape.",
+                                detail=str(data)[:300], node=self.name)
+        return data
+
+    # ----- generation -----
+
+    async def txt2img(self, job: Txt2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
+        kind = await self.resolve_kind()
+        s = job.sampling
+        size = (s.width, s.height)
+        if job.hires is not None:
+            size = _hires_size(s.width, s.height, job.hires.scale, job.hires.resize_width,
+                               job.hires.resize_height)
+        hires_cfg = None
+        if job.hires is not None and kind == BackendKind.forge:
+            hires_cfg = job.hires.cfg_scale if job.hires.cfg_scale is not None else s.cfg_scale
+        expect = Expectation(s, job.batch_size, size, hires_cfg=hires_cfg)
+        return await self._generate(F.TXT2IMG, txt2img_payload(job, kind), job.task_id, on_progress, expect)
+
+    async def img2img(self, job: Img2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
+        kind = await self.resolve_kind()
+        s = job.sampling
+        expect = Expectation(s, 1, (s.width, s.height))
+        return await self._generate(F.IMG2IMG, img2img_payload(job, kind), job.task_id, on_progress, expect)
+
+    async def adetailer(self, job: ADetailerJob, on_progress: ProgressCallback | None = None) -> JobResult:
+        kind = await self.resolve_kind()
+        size = _input_size(job.image, "ADetailer")
+        expect = Expectation(job.sampling, 1, size, adetailer=job.passes)
+        payload = adetailer_payload(job, kind, size)
+        return await self._generate(F.IMG2IMG, payload, job.task_id, on_progress, expect)
+
+    async def upscale(self, job: UpscaleJob, on_progress: ProgressCallback | None = None) -> JobResult:
+        width, height = _input_size(job.image, "the upscaler")
+        if job.target_width > 0 and job.target_height > 0:
+            expected = (job.target_width, job.target_height)
+        else:
+            expected = (int(width * job.scale), int(height * job.scale))
+        self._in_flight[job.task_id] = F.EXTRAS_SINGLE
+        try:
+            reply = await self._post(F.EXTRAS_SINGLE, upscale_payload(job), timeout=self.timeout,
+                                     max_body=self.max_body)
+        finally:
+            self._in_flight.pop(job.task_id, None)
+        interrupted = job.task_id in self._interrupt_wanted
+        self._interrupt_wanted.discard(job.task_id)
+        self._check(reply)
+        if interrupted:
+            raise JobInterrupted("The upscale was stopped; its result was discarded.",
+                                 detail=f"task {job.task_id}", node=self.name)
+        data = await asyncio.to_thread(reply.json)
+        if not isinstance(data, dict) or "image" not in data:
+            raise ProtocolError(f"The server at {self.url} answered the upscale without an image.",
+                                detail=str(data)[:300], node=self.name)
+        encoded, size = await asyncio.to_thread(decode_image, data["image"], F.EXTRAS_SINGLE, self.url)
+        source = _infotext_of(job.image)
+        seed = _int_or(infotext_params(source).get("Seed"), 0)
+        warnings = []
+        if size != expected:
+            warnings.append(f"Size: asked for {expected[0]}x{expected[1]}, the server returned "
+                            f"{size[0]}x{size[1]}.")
+        if on_progress is not None:
+            _notify(on_progress, Progress(fraction=1.0))
+        return JobResult(images=(GeneratedImage(encoded, seed, source),),
+                         info={"html_info": data.get("html_info", "")}, warnings=tuple(warnings))
+
+    async def _generate(self, endpoint: str, payload: dict[str, Any], task_id: str,
+                        on_progress: ProgressCallback | None, expect: Expectation) -> JobResult:
+        self._in_flight[task_id] = endpoint
+        poller = asyncio.create_task(self._watch(task_id, endpoint, on_progress),
+                                     name=f"progress {task_id}")
+        try:
+            reply = await self._post(endpoint, payload, timeout=self.timeout, max_body=self.max_body)
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            self._in_flight.pop(task_id, None)
+        interrupted = task_id in self._interrupt_wanted
+        self._interrupt_wanted.discard(task_id)
+        self._interrupt_sent.discard(task_id)
+        self._check(reply)
+        data = await asyncio.to_thread(reply.json)
+        if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+            raise ProtocolError(f"The server at {self.url} answered without an image list.",
+                                detail=f"{endpoint}: {str(data)[:300]}", node=self.name)
+        info = _parse_info(data.get("info"), self.url, endpoint)
+        images, sizes, infotexts = await asyncio.to_thread(self._images, data["images"], info, endpoint)
+        if interrupted:
+            raise JobInterrupted("The job was stopped before it finished.",
+                                 detail=f"task {task_id}: {len(images)} partial image(s) discarded",
+                                 node=self.name)
+        if on_progress is not None:
+            steps = expect.sampling.steps
+            _notify(on_progress, Progress(fraction=1.0, step=steps, steps=steps, eta_seconds=0.0))
+        warnings = compare(expect, info, sizes, infotexts)
+        for text in warnings:
+            log.warning("%s: %s", self.name, text)
+        return JobResult(images=tuple(images), info=info, warnings=tuple(warnings))
+
+    def _images(self, raw: list[Any], info: dict[str, Any], endpoint: str
+                ) -> tuple[list[GeneratedImage], list[tuple[int, int]], list[str]]:
+        """Decode and check the images that belong to the job (not a grid, masks or extras)."""
+        first = info.get("index_of_first_image", 0)
+        first = first if isinstance(first, int) and 0 <= first <= len(raw) else 0
+        infotexts = info.get("infotexts")
+        seeds = info.get("all_seeds")
+        end = len(infotexts) if isinstance(infotexts, list) and infotexts else len(raw)
+        images, sizes, texts = [], [], []
+        for index in range(first, min(end, len(raw))):
+            encoded, size = decode_image(raw[index], f"{endpoint} image {index}", self.url)
+            text = infotexts[index] if isinstance(infotexts, list) and index < len(infotexts) else ""
+            n = index - first
+            seed = seeds[n] if isinstance(seeds, list) and n < len(seeds) and isinstance(seeds[n], int) \
+                else _int_or(info.get("seed"), 0) + n
+            images.append(GeneratedImage(encoded, seed, str(text or "")))
+            sizes.append(size)
+            texts.append(str(text or ""))
+        return images, sizes, texts
+
+    # ----- progress, interrupt, skip -----
+
+    async def _internal_progress(self, task_id: str, *, preview_id: int = -1, preview: bool = False
+                                 ) -> dict[str, Any] | None:
+        """Our task's progress from /internal/progress, or None when the server lacks it."""
+        if self._internal is False or self.kind == BackendKind.sdnext:
+            return None
+        reply = await self._post(F.INTERNAL_PROGRESS, {"id_task": task_id, "id_live_preview": preview_id,
+                                                       "live_preview": preview})
+        if reply.status == 404:
+            self._internal = False
+            return None
+        self._check(reply)
+        data = reply.json()
+        if not isinstance(data, dict):
+            raise ProtocolError("Unexpected /internal/progress answer.", detail=str(data)[:300],
+                                node=self.name)
+        self._internal = True
+        return data
+
+    async def _global_progress(self, preview: bool) -> dict[str, Any]:
+        data = await self._get("/sdapi/v1/progress", params={"skip_current_image": str(not preview).lower()})
+        return data if isinstance(data, dict) else {}
+
+    async def _watch(self, task_id: str, endpoint: str, on_progress: ProgressCallback | None) -> None:
+        """Poll progress of our task while the request runs, and deliver a pending interrupt."""
+        preview_id = -1
+        want_preview = on_progress is not None
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                data = await self._internal_progress(task_id, preview_id=preview_id, preview=want_preview)
+                if data is not None:
+                    if not data.get("active"):
+                        if data.get("queued") and on_progress is not None:
+                            _notify(on_progress, Progress(fraction=0.0))
+                        continue
+                    if task_id in self._interrupt_wanted and task_id not in self._interrupt_sent:
+                        await self._send_interrupt(task_id)
+                    if on_progress is None:
+                        continue
+                    preview_id = _int_or(data.get("id_live_preview"), preview_id)
+                    state = (await self._global_progress(False)).get("state") or {}
+                    step = _int_or(state.get("sampling_step"), None)
+                    steps = _int_or(state.get("sampling_steps"), None)
+                    _notify(on_progress, Progress(
+                        fraction=_fraction(data.get("progress")), step=step, steps=steps,
+                        eta_seconds=_float_or(data.get("eta")),
+                        preview=_data_url_bytes(data.get("live_preview"))))
+                    continue
+                if on_progress is None and task_id not in self._interrupt_wanted:
+                    continue
+                # No per-task progress (--nowebui, SD.Next): the global one, while our request runs.
+                glob = await self._global_progress(want_preview)
+                state = glob.get("state") or {}
+                if not self._runs_ours(state, endpoint):
+                    continue
+                if task_id in self._interrupt_wanted and task_id not in self._interrupt_sent:
+                    await self._send_interrupt(task_id)
+                if on_progress is not None:
+                    raw = _float_or(glob.get("progress")) or 0.0
+                    image = glob.get("current_image")
+                    _notify(on_progress, Progress(
+                        fraction=max(0.0, min(1.0, raw - 0.01)) if raw else 0.0,
+                        step=_int_or(state.get("sampling_step"), None),
+                        steps=_int_or(state.get("sampling_steps"), None),
+                        eta_seconds=_float_or(glob.get("eta_relative")),
+                        preview=_b64_bytes(image) if isinstance(image, str) else None))
+            except BackendError as exc:  # progress is best effort; the generation call reports failures
+                log.debug("%s: progress poll failed: %s (%s)", self.name, exc, exc.detail)
+
+    def _runs_ours(self, state: dict[str, Any], endpoint: str) -> bool:
+        """Without task ids: a job runs, it is an API job of our endpoint, and only one of ours is open."""
+        job = state.get("job")
+        active = _int_or(state.get("job_count"), 0) != 0
+        wanted = "scripts_txt2img" if endpoint == F.TXT2IMG else "scripts_img2img"
+        ours = [e for e in self._in_flight.values() if e == endpoint]
+        return active and (job in (None, "", wanted)) and len(ours) == 1
+
+    async def _send_interrupt(self, task_id: str) -> None:
+        self._interrupt_sent.add(task_id)
+        self._check(await self._post("/sdapi/v1/interrupt", None))
+        log.info("%s: interrupted task %s", self.name, task_id)
+
+    async def interrupt(self, task_id: str) -> None:
+        """Stop our task if it runs now, or as soon as it starts; never someone else's job."""
+        endpoint = self._in_flight.get(task_id)
+        if endpoint is None:
+            return  # not running through this client: nothing of ours to stop
+        self._interrupt_wanted.add(task_id)
+        if endpoint == F.EXTRAS_SINGLE:
+            return  # extras cannot be interrupted; the result is dropped when it arrives
+        await self._if_ours(task_id, endpoint, self._send_interrupt)
+
+    async def skip(self, task_id: str) -> None:
+        """Skip the current batch iteration of our task (if it is the one running)."""
+        endpoint = self._in_flight.get(task_id)
+        if endpoint is None:
+            return
+
+        async def send(_: str) -> None:
+            self._check(await self._post("/sdapi/v1/skip", None))
+
+        await self._if_ours(task_id, endpoint, send)
+
+    async def _if_ours(self, task_id: str, endpoint: str, action: Callable[[str], Awaitable[None]]) -> None:
+        data = await self._internal_progress(task_id)
+        if data is not None:
+            if data.get("active"):
+                await action(task_id)
+            return  # queued: the progress watcher sends the interrupt when our task starts
+        state = (await self._global_progress(False)).get("state") or {}
+        if self._runs_ours(state, endpoint):
+            await action(task_id)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> A1111Backend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"A1111Backend({self.url!r}, kind={self.kind.value})"
+
+
+# ----- helpers -----
+
+def _items(data: Any) -> list[dict[str, Any]]:
+    return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+
+
+def _strip_hash(title: str) -> str:
+    head, sep, tail = title.rpartition(" [")
+    return head if sep and tail.endswith("]") else title
+
+
+def _parse_info(raw: Any, url: str, endpoint: str) -> dict[str, Any]:
+    """`info` is a JSON string inside the JSON answer; parse it a second time."""
+    if isinstance(raw, dict):
+        return raw
+    if raw in (None, ""):
+        return {}
+    try:
+        info = json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"The server at {url} sent job details that are not valid JSON.",
+                            detail=f"{endpoint} info: {exc}; {str(raw)[:200]!r}") from exc
+    return info if isinstance(info, dict) else {}
+
+
+def _hires_size(width: int, height: int, scale: float, rx: int, ry: int) -> tuple[int, int]:
+    """The hires output size, computed as A1111's `calculate_target_resolution` does."""
+    if rx <= 0 and ry <= 0:
+        return int(width * scale), int(height * scale)
+    if rx <= 0:
+        return int(width * ry / height) // 8 * 8, ry
+    if ry <= 0:
+        return rx, int(height * rx / width) // 8 * 8
+    return rx, ry
+
+
+def _input_size(data: bytes, what: str) -> tuple[int, int]:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise RequestRejected(f"The image given to {what} could not be read as PNG, JPEG or WEBP.",
+                              fields=("image",), detail=repr(exc)) from exc
+
+
+def _infotext_of(data: bytes) -> str:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            text = img.info.get("parameters")
+    except (UnidentifiedImageError, OSError, ValueError):
+        return ""
+    return text if isinstance(text, str) else ""
+
+
+def _notify(callback: ProgressCallback, progress: Progress) -> None:
+    try:
+        callback(progress)
+    except Exception:  # a broken listener must not fail the job it listens to
+        log.exception("progress callback failed")
+
+
+def _fraction(value: Any) -> float:
+    number = _float_or(value)
+    return 0.0 if number is None else max(0.0, min(1.0, number))
+
+
+def _float_or(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _int_or(value: Any, default: Any) -> Any:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return default
+
+
+def _b64_bytes(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True) or None
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _data_url_bytes(value: Any) -> bytes | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return _b64_bytes(value.partition(",")[2] if value.startswith("data:") else value)
