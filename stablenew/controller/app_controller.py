@@ -152,7 +152,8 @@ class AppController(QObject):
         except OSError as exc:
             log.warning("style sheet missing: %s", exc)
             return ""
-        return _apply_palette(base, colours)
+        icons = resource_path("style", "icons").as_posix()  # Qt style sheets want / on every OS
+        return _apply_palette(base, colours).replace("@icons", icons)
 
     def icon_path(self, name: str) -> str:
         return str(resource_path("style", "icons", name))

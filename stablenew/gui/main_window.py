@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QLabel, QMainWindow, QStatusBar, QVBoxLayout, QWidget
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from stablenew.controller.session import Session
+from stablenew.gui.command_bar import CommandBar
+from stablenew.gui.gallery_panel import GalleryPanel
+from stablenew.gui.pipeline_panel import PipelinePanel
+from stablenew.gui.prompt_editor import PromptEditorOverlay
+from stablenew.gui.run_status import RunStatusBar
+from stablenew.gui.viewer_panel import ViewerPanel
 from stablenew.gui.widgets.notice import NoticeBanner
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+class PanelSlot(QFrame):
+    """Where another room's panel goes; says what will be there until that panel is installed."""
+
+    def __init__(self, title: str, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("PanelSlot")
+        heading = QLabel(title)
+        heading.setObjectName("PanelTitle")
+        body = QLabel(text)
+        body.setObjectName("MutedLabel")
+        body.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.addWidget(heading)
+        layout.addWidget(body)
+        layout.addStretch(1)
 
 
 class MainWindow(QMainWindow):
@@ -19,49 +56,250 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.session = session
         self.setWindowTitle("StableNew")
-        self.resize(1400, 900)
+        self.setAcceptDrops(True)
+        self.resize(1480, 920)
+        self.setMinimumSize(980, 640)
 
-        self.notice = NoticeBanner()
+        pipeline, gallery, server, app = session.pipeline, session.gallery, session.server, session.app
+        self.commands = CommandBar(self)
         self.server_notice = NoticeBanner()
         self.server_notice.setObjectName("ServerNotice")
+        self.notice = NoticeBanner()
+        self.pipeline_panel = PipelinePanel(pipeline)
+        self.viewer = ViewerPanel(gallery)
+        self.gallery_panel = GalleryPanel(gallery)
+        self.status = RunStatusBar()
+        self.setStatusBar(self.status)
+
+        # Sidebar: library (presets and packs) — another room's panel.
+        self.sidebar = self._panel_or_slot(
+            "library", "Presets & packs",
+            "Your presets and prompt packs will be listed here, with search.")
+        self.sidebar.setObjectName("Sidebar")
+        self.work_tabs = QTabWidget()
+        self.work_tabs.setObjectName("WorkTabs")
+        self.work_tabs.setDocumentMode(True)
+        self.work_tabs.addTab(self.pipeline_panel, "Pipeline")
+        self.work_tabs.addTab(self._panel_or_slot(
+            "randomizer", "Variants",
+            "Prompt variants and config matrices, with a live count of the images a run will make."),
+            "Variants")
+        self.work_tabs.addTab(self._panel_or_slot(
+            "queue", "Queue", "Batches waiting to run, their progress, and the controls to reorder, "
+            "pause or cancel them."), "Queue")
+        self.work_tabs.addTab(self._panel_or_slot(
+            "learning", "Learning", "Compare variants side by side, rate them, and see which "
+            "settings score best."), "Learning")
+
+        self.right_split = QSplitter(Qt.Orientation.Vertical)
+        self.right_split.setObjectName("RightSplit")
+        self.right_split.addWidget(self.viewer)
+        self.right_split.addWidget(self.gallery_panel)
+        self.right_split.setStretchFactor(0, 3)
+        self.right_split.setStretchFactor(1, 2)
+        self.main_split = QSplitter(Qt.Orientation.Horizontal)
+        self.main_split.setObjectName("MainSplit")
+        self.main_split.addWidget(self.sidebar)
+        self.main_split.addWidget(self.work_tabs)
+        self.main_split.addWidget(self.right_split)
+        self.main_split.setStretchFactor(0, 0)
+        self.main_split.setStretchFactor(1, 0)
+        self.main_split.setStretchFactor(2, 1)
+        self.main_split.setSizes([220, 500, 760])
+
         central = QWidget()
+        central.setObjectName("Central")
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.commands)
         layout.addWidget(self.server_notice)
         layout.addWidget(self.notice)
-        layout.addStretch(1)
+        layout.addWidget(self.main_split, 1)
         self.setCentralWidget(central)
+        self.prompt_overlay = PromptEditorOverlay(central)
 
-        self.node_label = QLabel()
-        self.node_label.setObjectName("NodeLabel")
-        status = QStatusBar()
-        status.addWidget(self.node_label)
-        self.setStatusBar(status)
-
-        server = session.server
+        # --- bindings: views → controllers ---
+        self.commands.run_requested.connect(self.run)
+        self.commands.stop_requested.connect(self._stop)
+        self.commands.queue_requested.connect(self.add_to_queue)
+        self.commands.prompt_editor_requested.connect(self.open_prompt_editor)
+        self.commands.settings_requested.connect(self.open_settings)
+        self.status.error_clicked.connect(self._show_last_error)
+        self.viewer.sidebar.use_settings.connect(pipeline.load_from_image)
+        # --- bindings: controllers → views ---
         server.state_changed.connect(self._server_changed)
         server.error_changed.connect(self._server_changed)
-        session.app.notice_changed.connect(self.notice.show_error)
-        if session.app.notice is not None:
-            self.notice.show_notice(session.app.notice.message, session.app.notice.detail,
-                                    level="warning")
+        server.capabilities_changed.connect(self.pipeline_panel.refresh_choices)
+        pipeline.run_state_changed.connect(self.commands.set_run_state)
+        pipeline.progress_changed.connect(self.status.show_progress)
+        pipeline.preview_changed.connect(self._preview)
+        pipeline.error_changed.connect(self._run_error)
+        pipeline.message_changed.connect(self._info)
+        pipeline.warning_raised.connect(self._warning)
+        gallery.error_changed.connect(self._run_error)
+        app.notice_changed.connect(self._app_notice)
+        app.theme_changed.connect(self.apply_theme)
+        self._setup_queue()
+        if app.notice is not None:
+            self.notice.show_notice(app.notice.message, app.notice.detail, level="warning")
+        self._last_error = None
         self._server_changed()
+        self._restore_state()
+
+    # --- slots of other rooms ---------------------------------------------------------------
+
+    def _panel_or_slot(self, name: str, title: str, text: str) -> QWidget:
+        controller = getattr(self.session, name, None)
+        factory = _PANEL_FACTORIES.get(name)
+        if controller is not None and factory is not None:
+            try:
+                return factory(controller)
+            except ImportError:
+                pass
+        return PanelSlot(title, text)
+
+    def _setup_queue(self) -> None:
+        queue = self.session.queue
+        if queue is None:
+            self.commands.set_queue_available(False, "The queue is not installed in this build yet.")
+            return
+        count = getattr(queue, "count_changed", None)
+        if count is not None:
+            count.connect(self.commands.set_queue_count)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        if self.prompt_overlay.isVisible():
+            self.prompt_overlay.accept()
+        self.session.pipeline.run(self.pipeline_panel.values())
+
+    def _stop(self) -> None:
+        if self.prompt_overlay.isVisible():
+            return  # Esc closes the editor first
+        self.session.pipeline.stop()
+
+    def add_to_queue(self) -> None:
+        queue = self.session.queue
+        if queue is None:
+            return
+        try:
+            config = self.session.pipeline.build_config(self.pipeline_panel.values())
+        except ValueError as exc:
+            self.notice.show_notice(f"These settings cannot be queued: {exc}", level="error")
+            return
+        queue.add_config(config)
+
+    def open_prompt_editor(self) -> None:
+        widget = self.pipeline_panel.editor("txt2img.prompt").widget
+        self.work_tabs.setCurrentWidget(self.pipeline_panel)
+        self.prompt_overlay.open_for(widget, "Prompt")
+
+    def open_settings(self) -> None:
+        from stablenew.gui.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.session.app, self)
+        dialog.open()
+        self._settings_dialog = dialog
+
+    # --- controller → view ----------------------------------------------------------------------
 
     def start_after_first_paint(self) -> None:
         QTimer.singleShot(0, self.session.start)
 
     def _server_changed(self, *_args) -> None:
         server = self.session.server
-        self.node_label.setText(server.describe())
+        self.status.set_node(server.describe(), str(server.state))
         error = server.error
         if error is not None:
             self.server_notice.show_notice(
                 error.message, error.detail, level="error",
-                actions=(("Try again", server.reconnect),))
+                actions=(("Try again", server.reconnect), ("Settings…", self.open_settings)))
         else:
             self.server_notice.clear()
 
+    def _preview(self, decoded) -> None:
+        progress = self.session.pipeline.progress
+        caption = "Live preview" if progress.state != "idle" else "Latest result"
+        if progress.step_text and progress.state != "idle":
+            caption += f" · {progress.step_text}"
+        self.viewer.show_preview(decoded, caption)
+
+    def _run_error(self, info) -> None:
+        if info is not None:
+            self._last_error = info
+            self.status.set_last_error(info)
+            self.notice.show_error(info)
+
+    def _app_notice(self, info) -> None:
+        if info is None:
+            self.notice.clear()
+        else:
+            self.notice.show_error(info)
+
+    def _info(self, text: str) -> None:
+        self.notice.show_notice(text, level="info")
+
+    def _warning(self, text: str) -> None:
+        self.notice.show_notice(text, level="warning")
+
+    def _show_last_error(self) -> None:
+        if self._last_error is not None:
+            self.notice.show_error(self._last_error)
+            self.notice._details_button.setChecked(True)
+
+    # --- theme ----------------------------------------------------------------------------------
+
+    def apply_theme(self, *_args) -> None:
+        theme = self.session.app.theme
+        if theme == "system":
+            dark = QGuiApplication.styleHints().colorScheme() == Qt.ColorScheme.Dark
+        else:
+            dark = theme == "dark"
+        self.setProperty("dark", dark)
+        sheet = self.session.app.style_sheet(dark)
+        application = QApplication.instance()
+        if application is not None:
+            application.setStyleSheet(sheet)
+
+    # --- drag and drop of images ----------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if _dropped_image(event.mimeData()) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        path = _dropped_image(event.mimeData())
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.work_tabs.setCurrentWidget(self.pipeline_panel)
+        self.session.pipeline.load_from_image(path)
+
+    # --- remembered state and shutdown ----------------------------------------------------------
+
+    def _restore_state(self) -> None:
+        app = self.session.app
+        for key, restore in (("geometry", self.restoreGeometry),
+                             ("main_split", self.main_split.restoreState),
+                             ("right_split", self.right_split.restoreState)):
+            value = app.ui_value(key)
+            if isinstance(value, QByteArray | bytes) and value:
+                restore(QByteArray(value))
+
+    def save_state(self) -> None:
+        app = self.session.app
+        app.set_ui_value("geometry", self.saveGeometry())
+        app.set_ui_value("main_split", self.main_split.saveState())
+        app.set_ui_value("right_split", self.right_split.saveState())
+        app.sync_ui_state()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
+        self.save_state()
         event.accept()
         self.closed.emit()
 
@@ -69,8 +307,47 @@ class MainWindow(QMainWindow):
         await self.session.aclose()
 
 
+def _dropped_image(mime) -> Path | None:
+    if not mime.hasUrls():
+        return None
+    for url in mime.urls():
+        if url.isLocalFile():
+            path = Path(url.toLocalFile())
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                return path
+    return None
+
+
+def _library_panel(controller):
+    from stablenew.gui.panels.library_panel import LibraryPanel
+
+    return LibraryPanel(controller)
+
+
+def _randomizer_panel(adapter):
+    from stablenew.gui.panels.randomizer_panel import RandomizerPanel
+
+    return RandomizerPanel(adapter)
+
+
+def _queue_panel(controller):
+    from stablenew.gui.panels.queue_panel import QueuePanel
+
+    return QueuePanel(controller)
+
+
+def _learning_panel(controller):
+    from stablenew.gui.panels.learning_panel import LearningPanel
+
+    return LearningPanel(controller)
+
+
+_PANEL_FACTORIES = {"library": _library_panel, "randomizer": _randomizer_panel,
+                    "queue": _queue_panel, "learning": _learning_panel}
+
+
 def build_main_window(startup=None) -> MainWindow:
     session = Session(startup)
     window = MainWindow(session)
-    window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+    window.apply_theme()
     return window

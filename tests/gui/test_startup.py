@@ -29,7 +29,7 @@ def test_no_server_says_how_to_fix_it(qtbot, qloop, dead_url):
     assert dead_url in text
     assert "--api" in text and "Settings" in text
     assert "Traceback" not in text
-    assert "not reachable" in window.node_label.text()
+    assert "not reachable" in window.status.node_label.text()
 
 
 def test_corrupt_settings_file_shows_a_message_and_starts(qtbot, qloop):

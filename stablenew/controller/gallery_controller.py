@@ -1,0 +1,279 @@
+"""GalleryController: outputs newest first, thumbnails and large views decoded off the Qt thread, ratings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import QObject, Signal
+
+from stablenew.controller.errors import ErrorInfo
+from stablenew.controller.images import DecodedImage, decode_image
+from stablenew.controller.tasks import TaskOwner
+
+log = logging.getLogger("stablenew.controller.gallery")
+
+THUMB_SIDE = 160
+LARGE_SIDE = 1280
+SCAN_LIMIT = 600
+PRESET_TAGS = ("too noisy", "too smooth", "nailed it")
+
+
+@dataclass
+class GalleryItem:
+    """One output image as the gallery lists it."""
+
+    path: Path
+    created: float
+    thumbnail: Path | None = None
+    record: Any = None  # ImageRecord when it came from a run of this session
+    rating: int | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class ImageDetail:
+    """What the large view shows: pixels and the parameters the image carries."""
+
+    path: Path
+    image: DecodedImage
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int | None = None
+    parameters: str = ""  # the A1111 infotext, as written in the PNG
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+class RatingBook(Protocol):
+    """Where ratings and tags go; the learning store implements this once it is in."""
+
+    def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]: ...
+    def rate(self, path: str, stars: int | None) -> None: ...
+    def set_tags(self, path: str, tags: tuple[str, ...]) -> None: ...
+
+
+class LocalRatingBook:
+    """Ratings kept in a small JSON file in the data folder (written atomically, off the Qt thread)."""
+
+    def __init__(self, file: Path) -> None:
+        self._file = file
+        self._data: dict[str, dict[str, Any]] = {}
+        try:
+            self._data = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            log.warning("ratings file %s unreadable (%s); starting empty", file, exc)
+
+    def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]:
+        entry = self._data.get(path, {})
+        return entry.get("stars"), tuple(entry.get("tags", ()))
+
+    def rate(self, path: str, stars: int | None) -> None:
+        self._data.setdefault(path, {})["stars"] = stars
+        self._save()
+
+    def set_tags(self, path: str, tags: tuple[str, ...]) -> None:
+        self._data.setdefault(path, {})["tags"] = list(tags)
+        self._save()
+
+    def _save(self) -> None:
+        from stablenew.storage.atomic import atomic_write_text
+
+        atomic_write_text(self._file, json.dumps(self._data, indent=1, ensure_ascii=False))
+
+
+class GalleryController(QObject):
+    """The list of outputs and everything done to one of them (view large, rate, tag, reuse)."""
+
+    items_reset = Signal()
+    item_added = Signal(object)  # GalleryItem, inserted first
+    item_changed = Signal(object)  # GalleryItem (rating/tags)
+    thumbnail_ready = Signal(str, object)  # key, DecodedImage
+    detail_ready = Signal(object)  # ImageDetail
+    error_changed = Signal(object)
+
+    def __init__(self, output_dir: Any, ratings: RatingBook, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._output_dir = output_dir  # callable → Path
+        self._ratings = ratings
+        self._items: list[GalleryItem] = []
+        self._by_key: dict[str, GalleryItem] = {}
+        self._thumbs: OrderedDict[str, DecodedImage] = OrderedDict()
+        self._thumb_requests: set[str] = set()
+        self._thumb_sem: asyncio.Semaphore | None = None
+        self.tasks = TaskOwner("Gallery", self)
+        self.tasks.error_raised.connect(self.error_changed)
+
+    # --- list ---------------------------------------------------------------------------------
+
+    @property
+    def items(self) -> list[GalleryItem]:
+        return self._items
+
+    def item(self, key: str) -> GalleryItem | None:
+        return self._by_key.get(key)
+
+    def set_rating_book(self, ratings: RatingBook) -> None:
+        self._ratings = ratings
+
+    def refresh(self) -> None:
+        """Re-read the output folder (newest first) in a worker thread."""
+        self.tasks.spawn(self._scan(), name="scan-outputs")
+
+    async def _scan(self) -> None:
+        root = Path(self._output_dir())
+        found = await asyncio.to_thread(_scan_outputs, root, SCAN_LIMIT)
+        items = []
+        for path, created, thumb in found:
+            stars, tags = self._ratings.rating(str(path))
+            items.append(GalleryItem(path, created, thumb, rating=stars, tags=tags))
+        # Images saved while scanning stay in front.
+        fresh = [i for i in self._items if i.record is not None]
+        keys = {i.key for i in fresh}
+        self._items = fresh + [i for i in items if i.key not in keys]
+        self._by_key = {i.key: i for i in self._items}
+        self.items_reset.emit()
+
+    def add_record(self, record: Any) -> None:
+        """A run saved an image: it goes first."""
+        path = Path(record.path)
+        stars, tags = self._ratings.rating(str(path))
+        item = GalleryItem(path, getattr(record, "created_at", 0.0) or 0.0,
+                           Path(record.thumbnail) if record.thumbnail else None, record, stars, tags)
+        if item.key in self._by_key:
+            self._items = [i for i in self._items if i.key != item.key]
+        self._items.insert(0, item)
+        self._by_key[item.key] = item
+        self.item_added.emit(item)
+
+    # --- thumbnails and large view ------------------------------------------------------------
+
+    def thumbnail(self, key: str) -> DecodedImage | None:
+        """The cached thumbnail, or None after asking for it to be loaded in the background."""
+        image = self._thumbs.get(key)
+        if image is not None:
+            self._thumbs.move_to_end(key)
+            return image
+        if key not in self._thumb_requests and key in self._by_key:
+            self._thumb_requests.add(key)
+            self.tasks.spawn(self._load_thumb(self._by_key[key]), name="thumbnail")
+        return None
+
+    async def _load_thumb(self, item: GalleryItem) -> None:
+        if self._thumb_sem is None:
+            self._thumb_sem = asyncio.Semaphore(2)
+        try:
+            async with self._thumb_sem:
+                source = item.thumbnail if item.thumbnail and item.thumbnail.exists() else item.path
+                image = await asyncio.to_thread(decode_image, source, THUMB_SIDE)
+        except (OSError, ValueError) as exc:
+            log.info("no thumbnail for %s: %s", item.path, exc)
+            return
+        finally:
+            self._thumb_requests.discard(item.key)
+        self._thumbs[item.key] = image
+        while len(self._thumbs) > 800:
+            self._thumbs.popitem(last=False)
+        self.thumbnail_ready.emit(item.key, image)
+
+    def open(self, key: str) -> None:
+        """Decode the image large and read its parameters, then emit detail_ready."""
+        item = self._by_key.get(key)
+        if item is not None:
+            self.tasks.spawn(self._open(item), name="open-image")
+
+    async def _open(self, item: GalleryItem) -> None:
+        detail = await asyncio.to_thread(_read_detail, item.path)
+        self.detail_ready.emit(detail)
+
+    # --- ratings ------------------------------------------------------------------------------
+
+    def rate(self, key: str, stars: int | None) -> None:
+        """1–5 stars, or None/0 to clear; stored off the Qt thread."""
+        item = self._by_key.get(key)
+        if item is None:
+            return
+        stars = stars if stars else None
+        if stars is not None and not 1 <= stars <= 5:
+            raise ValueError("A rating is 1 to 5 stars (0 clears it).")
+        item.rating = stars
+        self.item_changed.emit(item)
+        self.tasks.spawn(asyncio.to_thread(self._ratings.rate, key, stars), name="rate")
+
+    def toggle_tag(self, key: str, tag: str) -> None:
+        item = self._by_key.get(key)
+        tag = tag.strip()
+        if item is None or not tag:
+            return
+        tags = tuple(t for t in item.tags if t != tag) if tag in item.tags else (*item.tags, tag)
+        item.tags = tags
+        self.item_changed.emit(item)
+        self.tasks.spawn(asyncio.to_thread(self._ratings.set_tags, key, tags), name="tag")
+
+    def rating_of(self, key: str) -> tuple[int | None, tuple[str, ...]]:
+        """What the rating store holds for an image (not the cached list item)."""
+        return self._ratings.rating(key)
+
+    def report(self, info: ErrorInfo) -> None:
+        self.error_changed.emit(info)
+
+    async def aclose(self) -> None:
+        await self.tasks.aclose()
+
+
+def _scan_outputs(root: Path, limit: int) -> list[tuple[Path, float, Path | None]]:
+    """PNG outputs under *root* (run folders one or two levels deep), newest first."""
+    found: list[tuple[Path, float, Path | None]] = []
+    if not root.is_dir():
+        return found
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if depth < 2 and not entry.name.startswith("."):
+                    stack.append((Path(entry.path), depth + 1))
+            elif entry.name.lower().endswith(".png") and not entry.name.startswith("."):
+                try:
+                    found.append((Path(entry.path), entry.stat().st_mtime, None))
+                except OSError:
+                    continue
+    found.sort(key=lambda t: t[1], reverse=True)
+    found = [f for f in found if "thumb" not in f[0].parent.name.lower()]
+    return found[:limit]
+
+
+def _read_detail(path: Path) -> ImageDetail:
+    image = decode_image(path, LARGE_SIDE)
+    prompt = negative = parameters = ""
+    seed: int | None = None
+    settings: dict[str, str] = {}
+    try:
+        from stablenew.pipeline.infotext import read_image_metadata
+
+        meta = read_image_metadata(path)
+        parameters = meta.parameters or ""
+        parsed = dict(meta.parsed or {})
+        prompt = parsed.pop("Prompt", "")
+        negative = parsed.pop("Negative prompt", "")
+        raw_seed = parsed.get("Seed")
+        seed = int(raw_seed) if raw_seed and str(raw_seed).isdigit() else None
+        settings = {k: str(v) for k, v in parsed.items()}
+    except Exception as exc:  # an image without our metadata still opens, just without parameters
+        log.info("no parameters in %s: %s", path, exc)
+    return ImageDetail(path, image, prompt, negative, seed, parameters, settings)

@@ -1,0 +1,33 @@
+"""Image decoding for views, done off the Qt thread with Pillow into raw RGBA the view wraps as is."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """Pixels ready for a QImage (RGBA8888, tightly packed) plus the size of the original."""
+
+    width: int
+    height: int
+    rgba: bytes
+    original_width: int
+    original_height: int
+
+
+def decode_image(source: bytes | str | Path, max_side: int | None = None) -> DecodedImage:
+    """Decode (and shrink to *max_side*) an encoded image or file; call it in a worker thread."""
+    handle = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    with Image.open(handle) as image:
+        original = image.size
+        if max_side:
+            image.draft("RGB", (max_side, max_side))  # JPEG: decode at reduced scale, much faster
+            if max(image.size) > max_side:
+                image.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+        rgba = image.convert("RGBA")
+        return DecodedImage(rgba.width, rgba.height, rgba.tobytes(), original[0], original[1])

@@ -1,0 +1,1 @@
+"""Stage cards: one per pipeline stage, their fields built from the config model's descriptions."""

@@ -1,0 +1,138 @@
+"""One editor widget per FieldSpec kind; titles, limits, defaults and tooltips all come from the spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QSpinBox,
+    QWidget,
+)
+
+from stablenew.controller.fields import FieldSpec
+
+INT32_MAX = 2**31 - 1
+
+
+class FieldEditor(QObject):
+    """Binds one widget to one dotted config path: `value()`, `set_value()`, `changed`."""
+
+    changed = Signal(str)  # path
+
+    def __init__(self, spec: FieldSpec, picker: bool = False, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.spec = spec
+        self.widget = self._build(spec, picker)
+        self.widget.setObjectName(f"field:{spec.path}")
+        tip = spec.description or spec.title
+        self.widget.setToolTip(f"<b>{spec.title}</b><br>{tip}" if spec.description else tip)
+        self.widget.setAccessibleName(spec.title)
+        self.set_value(spec.default)
+
+    def _build(self, spec: FieldSpec, picker: bool) -> QWidget:
+        emit = lambda *_: self.changed.emit(self.spec.path)  # noqa: E731
+        if spec.kind == "bool":
+            box = QCheckBox(spec.title)
+            box.toggled.connect(emit)
+            return box
+        if spec.kind == "choice" or picker:
+            combo = QComboBox()
+            combo.setEditable(spec.kind != "choice")
+            combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+            combo.addItems(list(spec.choices))
+            combo.currentTextChanged.connect(emit)
+            combo.setMinimumContentsLength(12)
+            if combo.isEditable() and spec.default == "":
+                combo.lineEdit().setPlaceholderText("server's current")
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            return combo
+        if spec.kind == "int" and (spec.maximum is None or spec.maximum <= INT32_MAX):
+            spin = QSpinBox()
+            spin.setRange(int(spec.minimum if spec.minimum is not None else -INT32_MAX),
+                          int(spec.maximum if spec.maximum is not None else INT32_MAX))
+            spin.setSingleStep(int(spec.step))
+            spin.valueChanged.connect(emit)
+            spin.setAlignment(Qt.AlignmentFlag.AlignRight)
+            spin.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
+            return spin
+        if spec.kind in ("int", "float"):
+            # Seeds go up to 2**32-1, past QSpinBox's int32; a double holds them exactly.
+            spin = QDoubleSpinBox()
+            low = spec.minimum if spec.minimum is not None else -1e12
+            if spec.exclusive_minimum:
+                low = low + spec.step
+            spin.setRange(float(low), float(spec.maximum if spec.maximum is not None else 1e12))
+            spin.setDecimals(spec.decimals)
+            spin.setSingleStep(spec.step)
+            spin.valueChanged.connect(emit)
+            spin.setAlignment(Qt.AlignmentFlag.AlignRight)
+            spin.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
+            return spin
+        if spec.kind == "text":
+            text = QPlainTextEdit()
+            text.setPlaceholderText(spec.description or spec.title)
+            text.setTabChangesFocus(True)
+            text.setFixedHeight(74 if spec.name == "prompt" else 52)
+            text.textChanged.connect(emit)
+            return text
+        line = QLineEdit()
+        if spec.kind == "secret":
+            line.setEchoMode(QLineEdit.EchoMode.Password)
+        line.setPlaceholderText(spec.description or "")
+        line.textChanged.connect(emit)
+        return line
+
+    def value(self) -> Any:
+        w = self.widget
+        if isinstance(w, QCheckBox):
+            return w.isChecked()
+        if isinstance(w, QComboBox):
+            return w.currentText()
+        if isinstance(w, QSpinBox):
+            return w.value()
+        if isinstance(w, QDoubleSpinBox):
+            return int(round(w.value())) if self.spec.kind == "int" else round(w.value(), 6)
+        if isinstance(w, QPlainTextEdit):
+            return w.toPlainText()
+        return w.text()
+
+    def set_value(self, value: Any) -> None:
+        w = self.widget
+        if isinstance(w, QCheckBox):
+            w.setChecked(bool(value))
+        elif isinstance(w, QComboBox):
+            text = "" if value is None else str(value)
+            index = w.findText(text)
+            if index >= 0:
+                w.setCurrentIndex(index)
+            elif w.isEditable():
+                w.setEditText(text)
+        elif isinstance(w, QSpinBox | QDoubleSpinBox):
+            w.setValue(value if value is not None else 0)
+        elif isinstance(w, QPlainTextEdit):
+            if w.toPlainText() != (value or ""):
+                w.setPlainText(value or "")
+        else:
+            w.setText("" if value is None else str(value))
+
+    def set_choices(self, names: list[str]) -> None:
+        """Fill a picker with the server's names, keeping the current value even if it is not listed."""
+        w = self.widget
+        if not isinstance(w, QComboBox) or self.spec.kind == "choice":
+            return
+        current = w.currentText()
+        w.blockSignals(True)
+        w.clear()
+        w.addItems(names)
+        w.blockSignals(False)
+        self.set_value(current)
+        if current and current not in names and names:
+            w.setToolTip(f"<b>{self.spec.title}</b><br>{self.spec.description}<br>"
+                         f"<i>'{current}' is not installed on the connected server.</i>")

@@ -1,0 +1,146 @@
+"""StageCard and CollapsibleSection: a stage's switch, its fields in a tidy grid, optional sub-sections."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from stablenew.gui.cards.editors import FieldEditor
+
+
+def fill_grid(grid: QGridLayout, editors: list[FieldEditor], columns: int = 2) -> None:
+    """Text fields span the row; the rest sit label-over-field, *columns* per row."""
+    row = col = 0
+    for editor in editors:
+        spec = editor.spec
+        if spec.kind == "text":
+            if col:
+                row, col = row + 2, 0
+            label = QLabel(spec.title)
+            label.setObjectName("FieldLabel")
+            label.setToolTip(editor.widget.toolTip())
+            grid.addWidget(label, row, 0, 1, columns)
+            grid.addWidget(editor.widget, row + 1, 0, 1, columns)
+            row += 2
+            continue
+        if spec.kind == "bool":
+            grid.addWidget(editor.widget, row + 1, col)
+        else:
+            label = QLabel(spec.title)
+            label.setObjectName("FieldLabel")
+            label.setToolTip(editor.widget.toolTip())
+            label.setBuddy(editor.widget)
+            grid.addWidget(label, row, col)
+            grid.addWidget(editor.widget, row + 1, col)
+        col += 1
+        if col == columns:
+            row, col = row + 2, 0
+    for c in range(columns):
+        grid.setColumnStretch(c, 1)
+
+
+class CollapsibleSection(QFrame):
+    """A titled part of a card (hires fix, refiner) that folds away; its switch stays visible."""
+
+    def __init__(self, switch: FieldEditor, editors: list[FieldEditor], expanded: bool = False,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("CardSection")
+        self.switch = switch
+        self.arrow = QToolButton()
+        self.arrow.setObjectName("SectionArrow")
+        self.arrow.setCheckable(True)
+        self.arrow.setAutoRaise(True)
+        self.arrow.toggled.connect(self.set_expanded)
+        self.body = QWidget()
+        grid = QGridLayout(self.body)
+        grid.setContentsMargins(22, 4, 0, 4)
+        grid.setHorizontalSpacing(12)
+        grid.setVerticalSpacing(3)
+        fill_grid(grid, editors)
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(self.arrow)
+        header.addWidget(switch.widget)
+        header.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(header)
+        layout.addWidget(self.body)
+        self.arrow.setChecked(expanded)
+        self.set_expanded(expanded)
+        switch.changed.connect(lambda _p: self._switched())
+
+    def _switched(self) -> None:
+        if self.switch.value() and not self.arrow.isChecked():
+            self.arrow.setChecked(True)
+
+    def set_expanded(self, on: bool) -> None:
+        self.arrow.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+        self.body.setVisible(on)
+
+
+class StageCard(QFrame):
+    """One pipeline stage: a header with its enable switch, then its fields (dimmed when off)."""
+
+    def __init__(self, title: str, switch: FieldEditor, editors: list[FieldEditor],
+                 sections: list[CollapsibleSection] = (), subtitle: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("StageCard")
+        self.switch = switch
+        switch.widget.setText("")
+        switch.widget.setObjectName("StageSwitch")
+        switch.widget.setToolTip(switch.widget.toolTip() or f"Run the {title} stage")
+        title_label = QLabel(title)
+        title_label.setObjectName("CardTitle")
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(title_label)
+        if subtitle:
+            sub = QLabel(subtitle)
+            sub.setObjectName("CardSubtitle")
+            sub.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            header.addWidget(sub, 1)
+        else:
+            header.addStretch(1)
+        header.addWidget(switch.widget)
+        self.body = QWidget()
+        grid = QGridLayout(self.body)
+        grid.setContentsMargins(0, 6, 0, 0)
+        grid.setHorizontalSpacing(12)
+        grid.setVerticalSpacing(3)
+        fill_grid(grid, editors)
+        body_layout = QVBoxLayout()
+        body_layout.setContentsMargins(0, 0, 0, 0)
+        body_layout.addWidget(self.body)
+        for section in sections:
+            body_layout.addWidget(section)
+        holder = QWidget()
+        holder.setLayout(body_layout)
+        self.holder = holder
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(14, 10, 14, 12)
+        layout.setSpacing(4)
+        layout.addLayout(header)
+        layout.addWidget(holder)
+        if isinstance(switch.widget, QCheckBox):
+            switch.widget.toggled.connect(self._enabled_changed)
+        self._enabled_changed(bool(switch.value()))
+
+    def _enabled_changed(self, on: bool) -> None:
+        self.holder.setVisible(on)
+        self.setProperty("active", on)
+        self.style().unpolish(self)
+        self.style().polish(self)

@@ -1,0 +1,84 @@
+"""PipelinePanel: the stage cards; reads and shows card values as dotted config paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+
+from stablenew.gui.cards.editors import FieldEditor
+from stablenew.gui.cards.stage_card import CollapsibleSection, StageCard
+
+CARD_TITLES = {
+    "txt2img": ("Text to image", "prompt, model, sampler, size"),
+    "img2img": ("Image to image", "redraw the image"),
+    "adetailer": ("ADetailer", "fix faces and hands"),
+    "upscale": ("Upscale", "enlarge the result"),
+}
+
+
+class PipelinePanel(QScrollArea):
+    """The four stage cards; `values()` is exactly what Run sends."""
+
+    values_changed = Signal(str)
+
+    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("PipelinePanel")
+        self.controller = controller
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.editors: dict[str, FieldEditor] = {}
+        self.cards: dict[str, StageCard] = {}
+        sections = controller.sections()
+        inner = QWidget()
+        inner.setObjectName("PipelineCards")
+        layout = QVBoxLayout(inner)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.setSpacing(10)
+        for stage in ("txt2img", "img2img", "adetailer", "upscale"):
+            specs = list(sections[stage])
+            switch = self._editor(next(s for s in specs if s.name == "enabled"))
+            editors = [self._editor(s) for s in specs if s.name != "enabled"]
+            subs: list[CollapsibleSection] = []
+            if stage == "txt2img":
+                for sub in ("txt2img.hires", "txt2img.refiner"):
+                    sub_specs = sections[sub]
+                    sub_switch = self._editor(next(s for s in sub_specs if s.name == "enabled"))
+                    subs.append(CollapsibleSection(
+                        sub_switch, [self._editor(s) for s in sub_specs if s.name != "enabled"]))
+            if stage == "adetailer":
+                editors += [self._editor(s) for s in sections["adetailer.passes.0"]]
+            title, subtitle = CARD_TITLES[stage]
+            card = StageCard(title, switch, editors, subs, subtitle=subtitle)
+            self.cards[stage] = card
+            layout.addWidget(card)
+        layout.addStretch(1)
+        self.setWidget(inner)
+        controller.config_loaded.connect(self.set_values)
+
+    def _editor(self, spec) -> FieldEditor:
+        editor = FieldEditor(spec, picker=self.controller.is_picker(spec.path), parent=self)
+        editor.changed.connect(self.values_changed)
+        self.editors[spec.path] = editor
+        return editor
+
+    def editor(self, path: str) -> FieldEditor:
+        return self.editors[path]
+
+    def values(self) -> dict[str, Any]:
+        return {path: editor.value() for path, editor in self.editors.items()}
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        for path, value in values.items():
+            editor = self.editors.get(path)
+            if editor is not None:
+                editor.set_value(value)
+
+    def refresh_choices(self, *_args) -> None:
+        """Fill the pickers from the connected server's listings."""
+        for path, editor in self.editors.items():
+            if self.controller.is_picker(path):
+                editor.set_choices(self.controller.choices(path))

@@ -1,0 +1,80 @@
+"""RunStatusBar: node and health, stage n of m, step progress, overall bar, ETA in words, last error."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
+
+
+class RunStatusBar(QStatusBar):
+    """The bottom bar; `error_clicked` opens the details of the last error."""
+
+    error_clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("RunStatusBar")
+        self.setSizeGripEnabled(False)
+        self.node_label = QLabel()
+        self.node_label.setObjectName("NodeLabel")
+        self.health_dot = QLabel("●")
+        self.health_dot.setObjectName("HealthDot")
+        self.stage_label = QLabel()
+        self.stage_label.setObjectName("StageLabel")
+        self.step_bar = QProgressBar()
+        self.step_bar.setObjectName("StepBar")
+        self.step_bar.setFixedWidth(110)
+        self.step_bar.setTextVisible(True)
+        self.step_bar.setFormat("step %v/%m")
+        self.overall_bar = QProgressBar()
+        self.overall_bar.setObjectName("OverallBar")
+        self.overall_bar.setRange(0, 1000)
+        self.overall_bar.setFixedWidth(200)
+        self.overall_bar.setFormat("%p%")
+        self.eta_label = QLabel()
+        self.eta_label.setObjectName("EtaLabel")
+        self.error_button = QPushButton()
+        self.error_button.setObjectName("ErrorButton")
+        self.error_button.setFlat(True)
+        self.error_button.clicked.connect(self.error_clicked)
+        self.error_button.hide()
+        self.addWidget(self.health_dot)
+        self.addWidget(self.node_label)
+        self.addWidget(self.error_button, 1)
+        self.addPermanentWidget(self.stage_label)
+        self.addPermanentWidget(self.step_bar)
+        self.addPermanentWidget(self.overall_bar)
+        self.addPermanentWidget(self.eta_label)
+        self.show_progress(None)
+
+    def set_node(self, text: str, state: str) -> None:
+        self.node_label.setText(text)
+        self.health_dot.setProperty("state", state)
+        self.health_dot.setToolTip({"connected": "Server ready", "connecting": "Connecting…"}.get(
+            state, "Server not reachable"))
+        self.health_dot.style().unpolish(self.health_dot)
+        self.health_dot.style().polish(self.health_dot)
+
+    def show_progress(self, progress) -> None:
+        active = progress is not None and progress.state != "idle"
+        for widget in (self.stage_label, self.step_bar, self.overall_bar, self.eta_label):
+            widget.setVisible(active)
+        if not active:
+            return
+        self.stage_label.setText(progress.stage_text or "Starting…")
+        if progress.steps:
+            self.step_bar.setRange(0, progress.steps)
+            self.step_bar.setValue(progress.step or 0)
+        else:
+            self.step_bar.setRange(0, 0)  # busy until the server reports steps
+        self.overall_bar.setValue(int(progress.overall_fraction * 1000))
+        self.eta_label.setText(progress.eta_text)
+
+    def set_last_error(self, info) -> None:
+        if info is None:
+            self.error_button.hide()
+            return
+        text = info.message if len(info.message) < 110 else info.message[:107] + "…"
+        self.error_button.setText(f"⚠ {text}")
+        self.error_button.setToolTip(info.full_text() + "\n\nClick for details.")
+        self.error_button.show()

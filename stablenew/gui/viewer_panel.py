@@ -1,0 +1,170 @@
+"""ViewerPanel: the live preview while a run works, or the selected image large with its parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from stablenew.gui.widgets.image_view import ImageView
+from stablenew.gui.widgets.stars import StarRating
+
+PRESET_TAGS = ("too noisy", "too smooth", "nailed it")
+
+
+class DetailSidebar(QFrame):
+    """Rating, tags, prompt, seed and the image's parameters, with copy and reuse buttons."""
+
+    use_settings = Signal(str)
+
+    def __init__(self, gallery: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("DetailSidebar")
+        self.gallery = gallery
+        self.key = ""
+        self.stars = StarRating()
+        self.stars.rated.connect(self._rated)
+        self.tag_buttons: dict[str, QPushButton] = {}
+        tags_row = QHBoxLayout()
+        tags_row.setSpacing(4)
+        for tag in PRESET_TAGS:
+            button = QPushButton(tag)
+            button.setObjectName("TagChip")
+            button.setCheckable(True)
+            button.clicked.connect(lambda _c=False, t=tag: self._toggle(t))
+            self.tag_buttons[tag] = button
+            tags_row.addWidget(button)
+        tags_row.addStretch(1)
+        self.custom_tag = QLineEdit()
+        self.custom_tag.setPlaceholderText("Add your own tag and press Enter")
+        self.custom_tag.returnPressed.connect(self._add_custom)
+        self.custom_tags = QLabel()
+        self.custom_tags.setObjectName("MutedLabel")
+        self.custom_tags.setWordWrap(True)
+        self.prompt = QLabel()
+        self.prompt.setObjectName("PromptText")
+        self.prompt.setWordWrap(True)
+        self.prompt.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.seed = QLabel()
+        self.seed.setObjectName("MutedLabel")
+        self.params = QPlainTextEdit()
+        self.params.setObjectName("ParamsText")
+        self.params.setReadOnly(True)
+        self.copy_prompt = QPushButton("Copy prompt")
+        self.copy_seed = QPushButton("Copy seed")
+        self.use_button = QPushButton("Use these settings")
+        self.use_button.setObjectName("PrimaryButton")
+        self.use_button.setToolTip("Load this image's settings into the cards")
+        self.copy_prompt.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._prompt))
+        self.copy_seed.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._seed))
+        self.use_button.clicked.connect(lambda: self.use_settings.emit(self.key))
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.copy_prompt)
+        buttons.addWidget(self.copy_seed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 10, 12, 10)
+        layout.setSpacing(6)
+        heading = QLabel("Rate this image")
+        heading.setObjectName("SectionTitle")
+        layout.addWidget(heading)
+        layout.addWidget(self.stars)
+        layout.addLayout(tags_row)
+        layout.addWidget(self.custom_tag)
+        layout.addWidget(self.custom_tags)
+        prompt_title = QLabel("Prompt")
+        prompt_title.setObjectName("SectionTitle")
+        layout.addWidget(prompt_title)
+        layout.addWidget(self.prompt)
+        layout.addWidget(self.seed)
+        layout.addLayout(buttons)
+        layout.addWidget(self.use_button)
+        params_title = QLabel("Parameters")
+        params_title.setObjectName("SectionTitle")
+        layout.addWidget(params_title)
+        layout.addWidget(self.params, 1)
+        self._prompt = ""
+        self._seed = ""
+        gallery.item_changed.connect(self._item_changed)
+
+    def show_detail(self, detail) -> None:
+        self.key = str(detail.path)
+        self._prompt = detail.prompt
+        self._seed = "" if detail.seed is None else str(detail.seed)
+        self.prompt.setText(detail.prompt or "(no prompt stored in this image)")
+        self.seed.setText(f"Seed {detail.seed}" if detail.seed is not None else "Seed unknown")
+        self.copy_seed.setEnabled(detail.seed is not None)
+        self.copy_prompt.setEnabled(bool(detail.prompt))
+        self.use_button.setEnabled(bool(detail.parameters))
+        self.params.setPlainText(detail.parameters or "This image carries no generation settings.")
+        item = self.gallery.item(self.key)
+        if item is not None:
+            self._item_changed(item)
+
+    def _item_changed(self, item) -> None:
+        if item.key != self.key:
+            return
+        self.stars.set_stars(item.rating)
+        for tag, button in self.tag_buttons.items():
+            button.setChecked(tag in item.tags)
+        custom = [t for t in item.tags if t not in PRESET_TAGS]
+        self.custom_tags.setText(("Your tags: " + ", ".join(custom)) if custom else "")
+
+    def _rated(self, stars: int) -> None:
+        if self.key:
+            self.gallery.rate(self.key, stars)
+
+    def _toggle(self, tag: str) -> None:
+        if self.key:
+            self.gallery.toggle_tag(self.key, tag)
+
+    def _add_custom(self) -> None:
+        tag = self.custom_tag.text().strip()
+        if tag and self.key:
+            self.gallery.toggle_tag(self.key, tag)
+            self.custom_tag.clear()
+
+
+class ViewerPanel(QFrame):
+    """Top right of the window: preview during a run, the chosen output otherwise."""
+
+    def __init__(self, gallery: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ViewerPanel")
+        self.caption = QLabel("Preview")
+        self.caption.setObjectName("PanelTitle")
+        self.image = ImageView("Nothing yet. Fill in a prompt and press Run (Ctrl+Enter); the image "
+                               "appears here while it is being made.")
+        self.sidebar = DetailSidebar(gallery)
+        self.sidebar.setFixedWidth(300)
+        self.sidebar.hide()
+        left = QVBoxLayout()
+        left.setContentsMargins(0, 0, 0, 0)
+        left.addWidget(self.caption)
+        left.addWidget(self.image, 1)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        layout.addLayout(left, 1)
+        layout.addWidget(self.sidebar)
+        gallery.detail_ready.connect(self.show_detail)
+
+    def show_preview(self, decoded, caption: str = "Live preview") -> None:
+        self.image.set_decoded(decoded)
+        self.caption.setText(caption)
+
+    def show_detail(self, detail) -> None:
+        self.image.set_decoded(detail.image)
+        size = f"{detail.image.original_width}×{detail.image.original_height}"
+        self.caption.setText(f"{detail.path.name} · {size}")
+        self.sidebar.show_detail(detail)
+        self.sidebar.show()
