@@ -169,6 +169,15 @@ class RecommendedPreset:
                 set_path(data, param.requires, True)
         return data
 
+    def to_preset(self, name: str) -> Any:
+        """A `Preset` holding the recommended values, ready for the user to save."""
+        from stablenew.pipeline.presets import Preset
+
+        where = f"pack '{self.pack}'" if self.pack else "all packs"
+        description = (f"Recommended by StableNew from your ratings ({where}):\n"
+                       + "\n".join(self.describe()))
+        return Preset(name=name, description=description, tags=["learned"], config=self.partial())
+
     def describe(self) -> list[str]:
         if not self.changes:
             return ["No recommendation yet: rate more images, or run a learning run."]

@@ -169,6 +169,9 @@ async def execute_plan(
                 first = records[0]
                 result = result.with_cell(cell.row, cell.column, path=str(first.path),
                                           record_key=f"{first.run_id}:{first.image_index}")
+            elif is_cancelled():
+                stopped = RunState.cancelled
+                break
             else:
                 failures += 1
                 result = result.with_cell(cell.row, cell.column, error="No image was saved.")

@@ -684,20 +684,33 @@ def _migrate_v0_to_v1(db: sqlite3.Connection) -> None:
 
 
 class StoreWorker:
-    """Runs store calls on one background thread, so the GUI thread never waits on SQLite."""
+    """Runs store calls on one background thread, so the GUI thread never waits on SQLite.
 
-    def __init__(self, store: LearningStore) -> None:
-        self.store = store
+    The store itself is opened on that thread at the first call (opening may migrate), and
+    every call receives it as its first argument: `await worker.call(LearningStore.rate, id, 4)`.
+    """
+
+    def __init__(self, opener: Callable[[], LearningStore] | LearningStore) -> None:
+        self._opener = opener if callable(opener) else (lambda: opener)
+        self._store: LearningStore | None = opener if isinstance(opener, LearningStore) else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learning-store")
+
+    def _invoke(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        if self._store is None:
+            self._store = self._opener()
+        return fn(self._store, *args, **kwargs)
 
     def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
         """Queue a call from any thread; the result (or error) arrives in the Future."""
-        return self._executor.submit(fn, *args, **kwargs)
+        return self._executor.submit(self._invoke, fn, args, kwargs)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._executor, partial(self._invoke, fn, args, kwargs))
 
     def close(self) -> None:
+        """Finish queued writes, then close the database."""
         self._executor.shutdown(wait=True)
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -1,0 +1,520 @@
+"""LearningController: learning mode, records from every saved image, ratings, learning runs,
+insights, recommended presets and export — as Qt state and signals for the learning panels.
+
+Every store call runs on the learning store's own worker thread (`StoreWorker`), so the Qt
+thread never waits on SQLite; every async step runs through a `TaskOwner`, so a failure
+becomes `error_changed` instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from stablenew.controller.errors import ErrorInfo, error_from_exception
+from stablenew.controller.tasks import TaskOwner
+from stablenew.learning.errors import LearningError
+from stablenew.learning.export import ExportSummary, ImageMode, export_bundle
+from stablenew.learning.insights import (
+    KNOWN_TAGS,
+    Insights,
+    RecommendedPreset,
+    build_insights,
+    recommend,
+)
+from stablenew.learning.parameters import PARAMETERS, get_parameter
+from stablenew.learning.plans import LearningPlan, PlannedImage
+from stablenew.learning.records import LearningRecord
+from stablenew.learning.runs import LearningRunResult, RunState, execute_plan
+from stablenew.learning.store import LearningStore, StoreWorker
+from stablenew.pipeline.config import PipelineConfig
+from stablenew.pipeline.records import ImageRecord
+from stablenew.storage.atomic import atomic_write_text
+from stablenew.storage.documents import dump_yaml, parse_yaml
+from stablenew.storage.paths import AppPaths
+
+log = logging.getLogger("stablenew.controller.learning")
+
+ALL_PACKS = None  # the insights pack selector's "all packs" choice
+
+
+class LearningMode(StrEnum):
+    off = "off"  # nothing is written
+    passive = "passive"  # every saved image is recorded; rating is optional
+    active = "active"  # also offers guided learning runs
+
+
+MODE_WORDS = {
+    LearningMode.off: "Off — StableNew keeps no learning records.",
+    LearningMode.passive: "Passive — every image is recorded; rate the ones you like or dislike.",
+    LearningMode.active: "Active — also run guided comparisons of one setting at a time.",
+}
+
+
+def _mode_file() -> Path:
+    return AppPaths.default().config_dir / "learning.yaml"
+
+
+def load_mode() -> LearningMode:
+    """The mode chosen last time (Passive when never chosen or the file is unreadable)."""
+    try:
+        data, _node = parse_yaml(_mode_file().read_text(encoding="utf-8"))
+        return LearningMode(data["mode"])
+    except Exception:  # a missing or odd file only loses the remembered choice
+        return LearningMode.passive
+
+
+class LearningController(QObject):
+    """The learning room for the GUI; public methods are sync and never block on disk or HTTP."""
+
+    mode_changed = Signal(str)
+    record_stored = Signal(object)  # LearningRecord just written from a saved image
+    record_changed = Signal(object)  # LearningRecord after a rating, tag or note
+    run_changed = Signal(object)  # LearningRunResult | None: the comparison grid
+    progress_changed = Signal(str, float)  # "Learning run: steps — 3 of 5 values", 0..1
+    running_changed = Signal(bool)
+    insights_changed = Signal(object)  # Insights
+    recommendation_changed = Signal(object)  # RecommendedPreset
+    packs_changed = Signal(list)  # list[str]; "" is "images without a pack"
+    export_finished = Signal(object)  # ExportSummary
+    preset_saved = Signal(str)  # path of the saved preset
+    error_changed = Signal(object)  # ErrorInfo | None
+    _stored_elsewhere = Signal(object)  # a record stored from another thread's hook
+
+    def __init__(
+        self,
+        store: LearningStore | str | Path | None = None,
+        *,
+        backend: Callable[[], Awaitable[Any]] | None = None,
+        output_dir: Callable[[], Path] | None = None,
+        base_config: Callable[[], PipelineConfig] | None = None,
+        mode: LearningMode | str | None = None,
+        remember_mode: bool = True,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        if isinstance(store, LearningStore):
+            self._worker = StoreWorker(store)
+        else:
+            path = store
+            self._worker = StoreWorker(lambda: LearningStore(path))
+        self._backend = backend
+        self._output_dir = output_dir or (lambda: AppPaths.default().default_output_dir)
+        self._base_config = base_config or PipelineConfig
+        self._remember_mode = remember_mode
+        self._mode = LearningMode(mode) if mode is not None else load_mode()
+        self._thread = threading.current_thread()
+        self._error: ErrorInfo | None = None
+        self._run: LearningRunResult | None = None
+        self._plan: LearningPlan | None = None
+        self._token: Any = None
+        self._progress = ("", 0.0)
+        self._pack: str | None = ALL_PACKS
+        self._insights: Insights | None = None
+        self._recommendation: RecommendedPreset | None = None
+        self._refreshing = False
+        self._refresh_again = False
+        self.tasks = TaskOwner("Learning", self)
+        self.tasks.error_raised.connect(self._set_error)
+        self._stored_elsewhere.connect(self._after_store)
+
+    # --- state ------------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> LearningMode:
+        return self._mode
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        return self._error
+
+    @property
+    def run_result(self) -> LearningRunResult | None:
+        return self._run
+
+    @property
+    def plan(self) -> LearningPlan | None:
+        return self._plan
+
+    @property
+    def running(self) -> bool:
+        return self._token is not None
+
+    @property
+    def progress(self) -> tuple[str, float]:
+        return self._progress
+
+    @property
+    def insights(self) -> Insights | None:
+        return self._insights
+
+    @property
+    def recommendation(self) -> RecommendedPreset | None:
+        return self._recommendation
+
+    @property
+    def pack(self) -> str | None:
+        return self._pack
+
+    def set_mode(self, mode: LearningMode | str) -> None:
+        mode = LearningMode(mode)
+        if mode == self._mode:
+            return
+        self._mode = mode
+        if self._remember_mode:
+            try:
+                atomic_write_text(_mode_file(), dump_yaml({"version": 1, "mode": mode.value}))
+            except OSError as exc:  # the choice still holds for this session
+                log.warning("could not remember the learning mode: %s", exc)
+        self.mode_changed.emit(mode.value)
+
+    def clear_error(self) -> None:
+        self._set_error(None)
+
+    def _set_error(self, info: ErrorInfo | None) -> None:
+        self._error = info
+        self.error_changed.emit(info)
+
+    def _fail(self, exc: BaseException) -> None:
+        info = error_from_exception(exc, "Learning")
+        log.warning("learning: %s (%s)", info.message, info.detail)
+        self._set_error(info)
+
+    def _writes_allowed(self) -> bool:
+        if self._mode is LearningMode.off:
+            self._set_error(ErrorInfo("Learning is off, so ratings are not kept. Choose Passive or "
+                                      "Active in the Learning panel to keep them.", source="Learning"))
+            return False
+        return True
+
+    # --- choices for the plan builder (plain values: views never import the core) -------------
+
+    @staticmethod
+    def parameter_choices() -> list[tuple[str, str]]:
+        """(key, label) of every setting a learning run can vary."""
+        return [(key, p.label) for key, p in PARAMETERS.items()]
+
+    @staticmethod
+    def suggested_values(key: str) -> str:
+        """The suggested values of a parameter as editable text: "15, 20, 25, 30, 35"."""
+        try:
+            param = get_parameter(key)
+        except LearningError:
+            return ""
+        return ", ".join(param.text(v) for v in param.suggested)
+
+    @staticmethod
+    def known_tags() -> tuple[str, ...]:
+        return KNOWN_TAGS
+
+    @staticmethod
+    def mode_words() -> dict[str, str]:
+        return {m.value: text for m, text in MODE_WORDS.items()}
+
+    # --- records from the runner --------------------------------------------------------------
+
+    def on_image_record(self, record: ImageRecord) -> None:
+        """The pipeline runner's record hook: called for every saved image. Off writes nothing."""
+        if self._mode is LearningMode.off:
+            return
+        try:
+            learning = LearningRecord.from_image_record(record)
+        except Exception as exc:  # a hook must never break the run that called it
+            log.warning("learning record for %s not built: %s", record.path, exc)
+            return
+        if threading.current_thread() is self._thread:
+            self.tasks.spawn(self._store_record(learning), name="learning-record")
+            return
+        # From another thread (a queue lane): the worker is thread-safe; the signal is queued.
+        future = self._worker.submit(LearningStore.add_record, learning)
+        future.add_done_callback(lambda f: self._stored_elsewhere.emit(f))
+
+    async def _store_record(self, record: LearningRecord) -> None:
+        stored = await self._worker.call(LearningStore.add_record, record)
+        self.record_stored.emit(stored)
+
+    def _after_store(self, future: Any) -> None:
+        exc = future.exception()
+        if exc is not None:
+            self._fail(exc)
+        else:
+            self.record_stored.emit(future.result())
+
+    # --- ratings, tags, notes -----------------------------------------------------------------
+
+    def rate(self, ref: int | str | Path, stars: int | None) -> None:
+        """Rate an image (by record id, image path or record key): 1–5 stars, 0/None clears."""
+        if self._writes_allowed():
+            self.tasks.spawn(self._change(LearningStore.rate, ref, stars), name="learning-rate")
+
+    def tag(self, ref: int | str | Path, tag: str, on: bool = True) -> None:
+        if self._writes_allowed():
+            self.tasks.spawn(self._change(LearningStore.tag, ref, tag, on=on), name="learning-tag")
+
+    def set_note(self, ref: int | str | Path, note: str) -> None:
+        if self._writes_allowed():
+            self.tasks.spawn(self._change(LearningStore.set_note, ref, note), name="learning-note")
+
+    async def _change(self, fn: Callable[..., LearningRecord], *args: Any, **kwargs: Any) -> None:
+        try:
+            record = await self._worker.call(fn, *args, **kwargs)
+        except LearningError as exc:
+            self._fail(exc)
+            return
+        self.record_changed.emit(record)
+        if self._run is not None and any(c.path == record.path for c in self._run.cells):
+            self._set_run(self._run.with_cell_for_path(record.path, rating=record.rating,
+                                                       tags=record.tags))
+            await self._save_run()
+        self.refresh_insights()
+
+    def pick_best(self, row: int, column: int) -> None:
+        """"This one is the best of its row": remembered in the run and rated 5 stars."""
+        run = self._run
+        if run is None or not self._writes_allowed():
+            return
+        try:
+            cell = run.cell(row, column)
+        except KeyError:
+            return
+        if not cell.path:
+            self._set_error(ErrorInfo("This image was not made, so it cannot be picked.",
+                                      source="Learning"))
+            return
+        self._set_run(run.pick_best(row, column))
+        self.rate(cell.path, 5)
+
+    # --- learning runs ------------------------------------------------------------------------
+
+    def start_learning_run(self, parameter: str, values: str | list[Any] | None = None, *,
+                           images_per_value: int = 1, pack: str | None = None,
+                           base: PipelineConfig | None = None) -> bool:
+        """Plan and start a learning run on the current settings; False with a visible error
+        when it cannot start (learning not Active, a run already going, a bad plan)."""
+        if self._mode is not LearningMode.active:
+            self._set_error(ErrorInfo("Learning runs need the Active learning mode. Switch "
+                                      "learning to Active and try again.", source="Learning"))
+            return False
+        if self.running:
+            self._set_error(ErrorInfo("A learning run is already going; wait for it or stop it.",
+                                      source="Learning"))
+            return False
+        if isinstance(values, str):
+            values = [v for v in (x.strip() for x in values.replace(";", ",").split(",")) if v]
+        try:
+            plan = LearningPlan.create(base if base is not None else self._base_config(), parameter,
+                                       values or None, images_per_value=images_per_value, pack=pack)
+        except LearningError as exc:
+            self._fail(exc)
+            return False
+        return self.start_plan(plan)
+
+    def start_plan(self, plan: LearningPlan) -> bool:
+        if self.running or self._backend is None:
+            if self._backend is None:
+                self._set_error(ErrorInfo("No server is set up, so a learning run cannot start. "
+                                          "Connect to a server first.", source="Learning"))
+            return False
+        from stablenew.pipeline.cancel import CancelToken
+
+        self._set_error(None)
+        self._plan = plan
+        self._token = CancelToken()
+        self._set_run(LearningRunResult.from_plan(plan))
+        self.running_changed.emit(True)
+        self.tasks.spawn(self._execute(plan, self._token), name="learning-run")
+        return True
+
+    def cancel_learning_run(self) -> None:
+        if self._token is not None:
+            self._token.cancel()
+
+    async def _execute(self, plan: LearningPlan, token: Any) -> None:
+        from stablenew.pipeline.runner import PipelineRunner
+
+        try:
+            backend = await self._backend()  # type: ignore[misc]
+            runner = PipelineRunner(Path(self._output_dir()))
+
+            async def run_one(cell: PlannedImage) -> list[ImageRecord]:
+                result = await runner.run(cell.config, backend, token, None, tags=cell.tags)
+                if result.records:
+                    await self._worker.call(
+                        LearningStore.add_records,
+                        [LearningRecord.from_image_record(r) for r in result.records])
+                elif result.errors:
+                    first = result.errors[0]
+                    raise LearningError(first.message, detail=first.detail)
+                return list(result.records)
+
+            result = await execute_plan(plan, run_one, on_progress=self._set_progress,
+                                        on_result=self._set_run,
+                                        is_cancelled=lambda: token.cancelled)
+            self._set_run(result)
+            await self._save_run()
+            if result.state in (RunState.failed, RunState.partial) and result.message:
+                self._set_error(ErrorInfo(result.message, source="Learning"))
+        finally:
+            self._token = None
+            self.running_changed.emit(False)
+        self.refresh_insights()
+
+    def _set_progress(self, text: str, fraction: float) -> None:
+        self._progress = (text, fraction)
+        self.progress_changed.emit(text, fraction)
+
+    def _set_run(self, result: LearningRunResult | None) -> None:
+        if result is not None and self._run is not None and result.run_id == self._run.run_id:
+            # Ratings and picks made while the run goes on live in the controller's copy.
+            cells = tuple(replace(new, rating=old.rating, tags=old.tags) if new.path == old.path
+                          and old.rating is not None else new
+                          for new, old in zip(result.cells, self._run.cells, strict=False))
+            if len(cells) == len(result.cells):
+                result = replace(result, cells=cells, best={**result.best, **self._run.best})
+        self._run = result
+        self.run_changed.emit(result)
+
+    async def _save_run(self) -> None:
+        run = self._run
+        if run is None:
+            return
+        await self._worker.call(LearningStore.save_run, run.run_id, pack=run.pack,
+                                parameter=run.parameter, status=run.state.value, result=run.to_json())
+
+    def open_run(self, run_id: str) -> None:
+        """Show a saved learning run in the comparison grid again."""
+        async def _open() -> None:
+            data = await self._worker.call(LearningStore.load_run, run_id)
+            self._plan = None
+            self._run = None
+            self._set_run(LearningRunResult.from_json(data))
+        self.tasks.spawn(_open(), name="learning-open-run")
+
+    # --- insights and recommendations ---------------------------------------------------------
+
+    def set_pack(self, pack: str | None) -> None:
+        """Show insights for one pack ("" for images without a pack) or None for all."""
+        self._pack = pack
+        self.refresh_insights()
+
+    def refresh_insights(self) -> None:
+        """Recompute insights off the Qt thread; bursts of ratings coalesce into one refresh."""
+        if self._refreshing:
+            self._refresh_again = True
+            return
+        self._refreshing = True
+        self.tasks.spawn(self._refresh(), name="learning-insights")
+
+    async def _refresh(self) -> None:
+        try:
+            while True:
+                self._refresh_again = False
+                pack = self._pack
+                insights, packs = await self._worker.call(_compute_insights, pack)
+                if not self._refresh_again:
+                    break
+        finally:
+            self._refreshing = False
+        self._insights = insights
+        self._recommendation = recommend(insights)
+        self.packs_changed.emit(packs)
+        self.insights_changed.emit(insights)
+        self.recommendation_changed.emit(self._recommendation)
+
+    def preview_recommendation(self, base: PipelineConfig | None = None) -> PipelineConfig | None:
+        """The current settings with the recommended values set — for showing, not applying."""
+        if self._recommendation is None or self._recommendation.empty:
+            return None
+        return self._recommendation.apply_to(base if base is not None else self._base_config())
+
+    def save_recommended_preset(self, name: str) -> None:
+        """Save the recommendation as a user preset named *name* (only when asked to)."""
+        recommendation = self._recommendation
+        if recommendation is None or recommendation.empty:
+            self._set_error(ErrorInfo("There is no recommendation to save yet: rate more images "
+                                      "or run a learning run first.", source="Learning"))
+            return
+
+        async def _save() -> None:
+            import asyncio
+
+            from stablenew.pipeline.presets import PresetStore
+
+            preset = recommendation.to_preset(name)
+            path = await asyncio.to_thread(lambda: PresetStore().save(preset, replace=False))
+            self.preset_saved.emit(str(path))
+        self.tasks.spawn(_save(), name="learning-save-preset")
+
+    # --- export -------------------------------------------------------------------------------
+
+    def export(self, path: str | Path, *, copies: bool = False, pack: str | None = None,
+               rated_only: bool = False) -> None:
+        """Write the export zip in the background; `export_finished` says what went in."""
+        mode = ImageMode.copies if copies else ImageMode.paths
+
+        async def _export() -> None:
+            summary: ExportSummary = await self._worker.call(
+                export_bundle, Path(path), pack=pack, rated_only=rated_only, images=mode)
+            self.export_finished.emit(summary)
+        self.tasks.spawn(_export(), name="learning-export")
+
+    # --- the gallery's rating book ------------------------------------------------------------
+
+    def rating_book(self) -> LearningRatingBook:
+        """An object the gallery can use for ratings and tags, backed by this store."""
+        return LearningRatingBook(self)
+
+    def read_rating(self, path: str) -> tuple[int | None, tuple[str, ...]]:
+        """Rating and tags of an image (a quick indexed read; waits for queued writes)."""
+        try:
+            record = self._worker.submit(LearningStore.get, path).result(timeout=5)
+        except LearningError:
+            return None, ()
+        except Exception as exc:  # a slow or broken database: show nothing rather than hang
+            log.warning("learning: rating of %s unavailable: %s", path, exc)
+            return None, ()
+        return record.rating, record.tags
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        await self.tasks.wait_idle(timeout)
+
+    async def aclose(self) -> None:
+        self.cancel_learning_run()
+        await self.tasks.wait_idle(timeout=5)
+        await self.tasks.aclose()
+        self._worker.close()
+
+
+class LearningRatingBook:
+    """The gallery's RatingBook backed by the learning store (writes go through the controller)."""
+
+    def __init__(self, controller: LearningController) -> None:
+        self._controller = controller
+
+    def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]:
+        return self._controller.read_rating(path)
+
+    def rate(self, path: str, stars: int | None) -> None:
+        self._controller.rate(path, stars)
+
+    def set_tags(self, path: str, tags: tuple[str, ...]) -> None:
+        _old, current = self._controller.read_rating(path)
+        wanted = {" ".join(t.split()).casefold() for t in tags if t.strip()}
+        for tag in sorted(set(current) - wanted):
+            self._controller.tag(path, tag, on=False)
+        for tag in sorted(wanted - set(current)):
+            self._controller.tag(path, tag)
+
+
+def _compute_insights(store: LearningStore, pack: str | None) -> tuple[Insights, list[str]]:
+    insights = build_insights(store.stats(pack), store.tag_counts(pack), pack)
+    return insights, store.packs()

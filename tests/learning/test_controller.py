@@ -1,0 +1,172 @@
+"""LearningController over the real runner and a fake server: records, ratings, learning runs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from stablenew.controller.learning_controller import LearningController, LearningMode, load_mode
+from stablenew.learning.runs import RunState
+from stablenew.learning.store import LearningStore
+from stablenew.pipeline.cancel import CancelToken
+from stablenew.pipeline.records import RunTags
+from stablenew.pipeline.runner import PipelineRunner
+from tests.learning.conftest import small_config
+from tests.learning.test_plans import _diff
+
+
+async def _settle(controller: LearningController, until=lambda: True, timeout: float = 10.0):
+    async def _loop():
+        while True:
+            await controller.wait_idle(timeout)
+            if until():
+                return
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(_loop(), timeout)
+
+
+@pytest.fixture
+async def controller(tmp_path, sd_backend, qapp):
+    async def backend():
+        return sd_backend
+
+    ctl = LearningController(tmp_path / "db.sqlite", backend=backend,
+                             output_dir=lambda: tmp_path / "out", base_config=small_config,
+                             mode=LearningMode.passive, remember_mode=False)
+    errors = []
+    ctl.error_changed.connect(errors.append)
+    ctl.errors_seen = errors
+    yield ctl
+    await ctl.aclose()
+
+
+def _store(tmp_path) -> LearningStore:
+    return LearningStore(tmp_path / "db.sqlite")
+
+
+async def test_records_are_written_for_each_output_of_a_run(controller, sd_backend, tmp_path):
+    runner = PipelineRunner(tmp_path / "out", record_hooks=[controller.on_image_record])
+    config = small_config(**{"txt2img.batch_count": 3, "txt2img.seed": 500})
+    result = await asyncio.wait_for(runner.run(config, sd_backend, CancelToken(), None,
+                                               tags=RunTags(pack="Foxes")), 20)
+    assert len(result.records) == 3
+    stored_signals = []
+    controller.record_stored.connect(stored_signals.append)
+    await _settle(controller)
+    with _store(tmp_path) as store:
+        records = store.records()
+    assert sorted(r.path for r in records) == sorted(str(r.path) for r in result.records)
+    assert {r.seed for r in records} == {r.seed for r in result.records}
+    for record in records:
+        assert record.pack == "Foxes" and record.stages == ("txt2img",)
+        assert record.config.txt2img.prompt == "a red fox in the snow"
+        assert record.rating is None and record.node
+    assert controller.errors_seen == []
+
+
+async def test_off_writes_nothing(controller, sd_backend, tmp_path):
+    controller.set_mode(LearningMode.off)
+    runner = PipelineRunner(tmp_path / "out", record_hooks=[controller.on_image_record])
+    result = await asyncio.wait_for(runner.run(small_config(), sd_backend, CancelToken()), 20)
+    await _settle(controller)
+    controller.rate(result.records[0].path, 4)
+    await _settle(controller)
+    with _store(tmp_path) as store:
+        assert store.summary().records == 0
+    assert "Learning is off" in controller.errors_seen[-1].message
+
+
+async def test_rating_and_tagging_through_the_controller_update_the_store(controller, sd_backend,
+                                                                          tmp_path):
+    runner = PipelineRunner(tmp_path / "out", record_hooks=[controller.on_image_record])
+    result = await asyncio.wait_for(runner.run(small_config(), sd_backend, CancelToken()), 20)
+    await _settle(controller)
+    changed, insights = [], []
+    controller.record_changed.connect(changed.append)
+    controller.insights_changed.connect(insights.append)
+    path = result.records[0].path
+    controller.rate(path, 4)
+    controller.tag(path, "Too Noisy")
+    await _settle(controller, lambda: insights)
+    with _store(tmp_path) as store:
+        record = store.get(path)
+    assert record.rating == 4 and record.tags == ("too noisy",)
+    assert changed[-1].rating == 4
+    assert insights[-1].rated == 1
+    controller.rate(path, 9)
+    await _settle(controller)
+    assert "1 to 5 stars" in controller.errors_seen[-1].message
+
+
+async def test_a_record_hook_from_another_thread_is_stored(controller, tmp_path, qtbot):
+    from tests.learning.helpers import image_record
+
+    image = image_record(tmp_path / "out", 0)
+    stored = []
+    controller.record_stored.connect(stored.append)
+    worker = threading.Thread(target=controller.on_image_record, args=(image,))
+    worker.start()
+    worker.join(5)
+    qtbot.waitUntil(lambda: bool(stored), timeout=5000)
+    assert stored[0].path == str(image.path)
+
+
+async def test_learning_run_five_values_two_seeds(controller, tmp_path):
+    controller.set_mode(LearningMode.active)
+    progress, runs = [], []
+    controller.progress_changed.connect(lambda text, _f: progress.append(text))
+    controller.run_changed.connect(runs.append)
+    assert controller.start_learning_run("steps", "4, 6, 8, 10, 12", images_per_value=2, pack="Foxes")
+    assert controller.running
+    await _settle(controller, lambda: not controller.running, timeout=30)
+    result = controller.run_result
+    assert result.state is RunState.completed, (result.message, controller.errors_seen)
+    assert len(result.cells) == 10 and all(c.path for c in result.cells)
+    assert "Learning run: steps — 3 of 5 values" in progress
+    with _store(tmp_path) as store:
+        records = store.records(learning_run_id=result.run_id)
+        saved = store.load_run(result.run_id)
+    assert len(records) == 10 and len({r.path for r in records}) == 10
+    by_path = {r.path: r for r in records}
+    for row in range(2):
+        row_configs = [by_path[result.cell(row, col).path].config for col in range(5)]
+        assert {c.txt2img.seed for c in row_configs} == {result.seeds[row]}
+        first = row_configs[0].model_dump(mode="json")
+        for other in row_configs[1:]:
+            assert _diff(first, other.model_dump(mode="json")) == {"txt2img.steps"}
+    assert [by_path[result.cell(0, c).path].config.txt2img.steps for c in range(5)] == [4, 6, 8, 10, 12]
+    assert saved["state"] == "completed" and len(saved["cells"]) == 10
+    # Rating a grid image shows up in the grid, the store and the run's scores.
+    controller.pick_best(1, 3)
+    await _settle(controller, lambda: controller.run_result.cell(1, 3).rating == 5)
+    assert controller.run_result.best == {1: 3}
+    assert controller.run_result.scores()[3].picked == 1
+
+
+async def test_learning_runs_need_active_mode_and_a_valid_plan(controller):
+    assert not controller.start_learning_run("steps")
+    assert "Active" in controller.errors_seen[-1].message
+    controller.set_mode("active")
+    assert not controller.start_learning_run("steps", "20, 20")
+    assert "listed twice" in controller.errors_seen[-1].message
+    assert not controller.running
+
+
+async def test_cancelling_a_learning_run_stops_it(controller, sd_backend, tmp_path):
+    controller.set_mode(LearningMode.active)
+    assert controller.start_learning_run("cfg", "3, 5, 7, 9", images_per_value=3)
+    await asyncio.sleep(0.05)
+    controller.cancel_learning_run()
+    await _settle(controller, lambda: not controller.running, timeout=20)
+    assert controller.run_result.state is RunState.cancelled
+    assert sum(1 for c in controller.run_result.cells if c.path) < 12
+
+
+def test_the_mode_is_remembered(tmp_path, qapp):
+    ctl = LearningController(tmp_path / "db.sqlite")
+    assert ctl.mode is LearningMode.passive
+    ctl.set_mode("active")
+    assert load_mode() is LearningMode.active
+    assert LearningController(tmp_path / "db.sqlite").mode is LearningMode.active
