@@ -74,28 +74,28 @@ def image_format(data: bytes) -> str | None:
     return None
 
 
-def decode_image(text: Any, where: str, node: str) -> tuple[bytes, tuple[int, int]]:
+def decode_image(text: Any, where: str, url: str, node: str = "") -> tuple[bytes, tuple[int, int]]:
     """Base64 (or a data URL) to encoded bytes, checked to be a whole, readable image."""
     if not isinstance(text, str) or not text:
-        raise ProtocolError(f"The server at {node} sent an empty or missing image.",
+        raise ProtocolError(f"The server at {url} sent an empty or missing image.",
                             detail=f"{where}: image field is {type(text).__name__}", node=node)
     if text.startswith("data:"):
         text = text.partition(",")[2]
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ProtocolError(f"The server at {node} sent an image that is not valid base64.",
+        raise ProtocolError(f"The server at {url} sent an image that is not valid base64.",
                             detail=f"{where}: {exc}; starts with {text[:40]!r}", node=node) from exc
     fmt = image_format(data)
     if fmt is None:
-        raise ProtocolError(f"The server at {node} sent data that is not a PNG, JPEG or WEBP image.",
+        raise ProtocolError(f"The server at {url} sent data that is not a PNG, JPEG or WEBP image.",
                             detail=f"{where}: {len(data)} bytes starting with {data[:16]!r}", node=node)
     try:
         with Image.open(io.BytesIO(data)) as image:
             size = image.size
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ProtocolError(f"The server at {node} sent a {fmt} image that does not decode.",
+        raise ProtocolError(f"The server at {url} sent a {fmt} image that does not decode.",
                             detail=f"{where}: {exc!r} ({len(data)} bytes)", node=node) from exc
     return data, size
 
@@ -409,7 +409,8 @@ class A1111Backend:
         if not isinstance(data, dict) or "image" not in data:
             raise ProtocolError(f"The server at {self.url} answered the upscale without an image.",
                                 detail=str(data)[:300], node=self.name)
-        encoded, size = await asyncio.to_thread(decode_image, data["image"], F.EXTRAS_SINGLE, self.url)
+        encoded, size = await asyncio.to_thread(decode_image, data["image"], F.EXTRAS_SINGLE, self.url,
+                                               self.name)
         source = _infotext_of(job.image)
         seed = _int_or(infotext_params(source).get("Seed"), 0)
         warnings = []
@@ -441,7 +442,7 @@ class A1111Backend:
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):
             raise ProtocolError(f"The server at {self.url} answered without an image list.",
                                 detail=f"{endpoint}: {str(data)[:300]}", node=self.name)
-        info = _parse_info(data.get("info"), self.url, endpoint)
+        info = _parse_info(data.get("info"), self.url, endpoint, self.name)
         images, sizes, infotexts = await asyncio.to_thread(self._images, data["images"], info, endpoint)
         if interrupted:
             raise JobInterrupted("The job was stopped before it finished.",
@@ -465,7 +466,7 @@ class A1111Backend:
         end = len(infotexts) if isinstance(infotexts, list) and infotexts else len(raw)
         images, sizes, texts = [], [], []
         for index in range(first, min(end, len(raw))):
-            encoded, size = decode_image(raw[index], f"{endpoint} image {index}", self.url)
+            encoded, size = decode_image(raw[index], f"{endpoint} image {index}", self.url, self.name)
             text = infotexts[index] if isinstance(infotexts, list) and index < len(infotexts) else ""
             n = index - first
             seed = seeds[n] if isinstance(seeds, list) and n < len(seeds) and isinstance(seeds[n], int) \
@@ -614,7 +615,7 @@ def _strip_hash(title: str) -> str:
     return head if sep and tail.endswith("]") else title
 
 
-def _parse_info(raw: Any, url: str, endpoint: str) -> dict[str, Any]:
+def _parse_info(raw: Any, url: str, endpoint: str, node: str) -> dict[str, Any]:
     """`info` is a JSON string inside the JSON answer; parse it a second time."""
     if isinstance(raw, dict):
         return raw
@@ -624,7 +625,7 @@ def _parse_info(raw: Any, url: str, endpoint: str) -> dict[str, Any]:
         info = json.loads(raw)
     except (TypeError, ValueError) as exc:
         raise ProtocolError(f"The server at {url} sent job details that are not valid JSON.",
-                            detail=f"{endpoint} info: {exc}; {str(raw)[:200]!r}") from exc
+                            detail=f"{endpoint} info: {exc}; {str(raw)[:200]!r}", node=node) from exc
     return info if isinstance(info, dict) else {}
 
 

@@ -41,13 +41,14 @@ class HttpReply:
     headers: httpx.Headers
     body: bytes
     url: str
+    node: str = ""
 
     def json(self) -> Any:
         """The body parsed as JSON; a ProtocolError when it is not JSON."""
-        return parse_json(self.body, self.url)
+        return parse_json(self.body, self.url, self.node)
 
 
-def parse_json(body: bytes, where: str) -> Any:
+def parse_json(body: bytes, where: str, node: str = "") -> Any:
     try:
         return json.loads(body) if body else None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -55,7 +56,7 @@ def parse_json(body: bytes, where: str) -> Any:
         raise ProtocolError(
             f"The server at {where} sent an answer that is not valid JSON. "
             "It may be a different program, or a proxy in between.",
-            detail=f"{exc}; body starts with {snippet!r} ({len(body)} bytes)") from exc
+            detail=f"{exc}; body starts with {snippet!r} ({len(body)} bytes)", node=node) from exc
 
 
 class HttpClient:
@@ -107,7 +108,7 @@ class HttpClient:
                     chunks.append(chunk)
             finally:
                 await response.aclose()
-            return HttpReply(response.status_code, response.headers, b"".join(chunks), where)
+            return HttpReply(response.status_code, response.headers, b"".join(chunks), where, self.node)
         except httpx.ConnectError as exc:
             raise ServerUnreachable(unreachable_message(self.base_url), detail=f"{method} {where}: {exc!r}",
                                     node=self.node) from exc

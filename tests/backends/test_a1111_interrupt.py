@@ -1,0 +1,94 @@
+"""Interrupt and skip act on our task only, never on someone else's job on a shared node."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from stablenew.backends.a1111 import A1111Backend
+from stablenew.backends.errors import JobInterrupted
+from stablenew.backends.types import Sampling, Txt2ImgJob
+from tests.fakes.sdwebui import FakeSDWebUI
+
+
+def job(task_id: str, steps: int = 60) -> Txt2ImgJob:
+    return Txt2ImgJob(Sampling(prompt="a fox", steps=steps, width=64, height=64, seed=3), task_id=task_id)
+
+
+async def wait_for(predicate, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("internal_routes", [True, False])
+async def test_interrupt_stops_our_running_task(internal_routes):
+    async with FakeSDWebUI(step_ms=10, internal_routes=internal_routes) as fake, \
+            A1111Backend(fake.url, poll_interval=0.02, timeout=10) as backend:
+        run = asyncio.create_task(backend.txt2img(job("mine")))
+        await wait_for(lambda: fake.current_task == "mine" and fake.images_generated == 0)
+        await backend.interrupt("mine")
+        with pytest.raises(JobInterrupted) as caught:
+            await asyncio.wait_for(run, 5)
+    assert fake.interrupts == ["mine"]
+    assert "stopped" in caught.value.message
+    # It stopped early: far fewer than 60 steps of 10 ms ran.
+    assert fake.busy_seconds < 0.5
+
+
+async def test_interrupt_waits_while_someone_elses_job_runs():
+    async with FakeSDWebUI(step_ms=10) as fake, \
+            A1111Backend(fake.url, poll_interval=0.01, timeout=10) as backend, \
+            httpx.AsyncClient(base_url=fake.url, timeout=10) as other:
+        theirs = asyncio.create_task(other.post("/sdapi/v1/txt2img", json={
+            "prompt": "their picture", "steps": 25, "width": 64, "height": 64, "force_task_id": "theirs"}))
+        await wait_for(lambda: fake.current_task == "theirs")
+        ours = asyncio.create_task(backend.txt2img(job("mine")))
+        await wait_for(lambda: "mine" in fake._pending)
+        await backend.interrupt("mine")  # ours is queued behind theirs
+        assert fake.interrupts == []  # their job is not touched
+        reply = await asyncio.wait_for(theirs, 5)
+        with pytest.raises(JobInterrupted):
+            await asyncio.wait_for(ours, 5)
+    assert reply.status_code == 200
+    assert "interrupted" not in reply.text
+    assert fake.interrupts == ["mine"]  # sent only once ours was the running one
+
+
+async def test_interrupt_of_a_task_we_do_not_run_sends_nothing():
+    async with FakeSDWebUI(step_ms=5) as fake, A1111Backend(fake.url) as backend, \
+            httpx.AsyncClient(base_url=fake.url, timeout=10) as other:
+        theirs = asyncio.create_task(other.post("/sdapi/v1/txt2img", json={
+            "prompt": "x", "steps": 10, "width": 64, "height": 64, "force_task_id": "theirs"}))
+        await wait_for(lambda: fake.current_task == "theirs")
+        await backend.interrupt("theirs")
+        await backend.interrupt("never-started")
+        await asyncio.wait_for(theirs, 5)
+    assert fake.interrupts == []
+    assert fake.requests_to("/sdapi/v1/interrupt") == []
+
+
+async def test_skip_our_task(fake_sdwebui):
+    fake_sdwebui.step_s = 0.01
+    async with A1111Backend(fake_sdwebui.url, poll_interval=0.02) as backend:
+        run = asyncio.create_task(backend.txt2img(job("mine", steps=50)))
+        await wait_for(lambda: fake_sdwebui.current_task == "mine")
+        await backend.skip("mine")
+        result = await asyncio.wait_for(run, 5)
+    assert fake_sdwebui.skips == ["mine"]
+    assert len(result.images) == 1
+
+
+async def test_cancelling_the_call_leaves_the_client_usable():
+    async with FakeSDWebUI(step_ms=10) as fake, A1111Backend(fake.url, poll_interval=0.01) as backend:
+        run = asyncio.create_task(backend.txt2img(job("mine")))
+        await wait_for(lambda: fake.current_task == "mine")
+        await backend.interrupt("mine")
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        fake.step_s = 0.0
+        result = await backend.txt2img(job("next", steps=3))
+    assert len(result.images) == 1
