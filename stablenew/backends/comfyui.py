@@ -1,0 +1,647 @@
+"""The ComfyUI client: one WebSocket per backend for events, HTTP for everything else.
+
+Flow of one job: build the graph from templates, check it against the node's /object_info,
+upload inputs, make sure our socket is connected, POST /prompt with our client_id and our own
+prompt_id, follow the events until `executing{node: null}` for our prompt, then read
+/history/{id} (retrying briefly, since history can lag) and fetch the images through /view.
+A dropped socket is reconnected with the same clientId; while events are missing, the job
+watches /history and /queue so no result is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from stablenew.backends.comfyui_messages import (
+    ProgressTracker,
+    execution_error_to_error,
+    history_outcome,
+    parse_binary_frame,
+    post_prompt_error,
+)
+from stablenew.backends.comfyui_workflows import (
+    NodeCatalog,
+    Workflow,
+    WorkflowBuilder,
+    check_graph,
+    load_user_templates,
+)
+from stablenew.backends.errors import (
+    AuthFailed,
+    BackendError,
+    JobInterrupted,
+    MissingResource,
+    ProtocolError,
+    ServerError,
+    ServerTimeout,
+    ServerUnreachable,
+)
+from stablenew.backends.types import (
+    ADetailerJob,
+    BackendKind,
+    Capabilities,
+    GeneratedImage,
+    Img2ImgJob,
+    JobResult,
+    ProgressCallback,
+    Txt2ImgJob,
+    UpscaleJob,
+)
+
+log = logging.getLogger(__name__)
+
+#: Classes probed one by one for the capability lists (cheap, unlike the 745 KB /object_info).
+_PROBED_CLASSES = ("CheckpointLoaderSimple", "KSampler", "UpscaleModelLoader", "LoraLoader",
+                   "FaceDetailer", "UltralyticsDetectorProvider")
+
+
+def _canonical_uuid(text: str) -> str | None:
+    try:
+        value = uuid.UUID(text)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return str(value) if str(value) == text.lower() else None
+
+
+@dataclass
+class _Watch:
+    """Events of one prompt, routed here by the socket reader."""
+
+    prompt_id: str
+    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    cancel_requested: bool = False
+    last_error: dict | None = None
+
+
+class ComfyUIBackend:
+    """A ComfyUI node driven over HTTP + WebSocket; implements the `Backend` protocol."""
+
+    #: Without events for this long, a running job checks /history and /queue itself.
+    idle_check_s = 2.0
+    #: How long to keep reading /history after the done marker before giving up.
+    history_wait_s = 5.0
+
+    def __init__(self, url: str, *, name: str | None = None, auth: tuple[str, str] | httpx.Auth | None = None,
+                 timeout: float = 600.0, previews: bool = False, save_on_server: bool = False,
+                 workflows_dir: Path | None = None) -> None:
+        self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
+        self.name = name or parts.netloc or self.url
+        self.timeout = timeout
+        self.previews = previews
+        self.save_on_server = save_on_server
+        self._auth = auth
+        self._http = httpx.AsyncClient(base_url=self.url, auth=auth,
+                                       timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        self._client_id = uuid.uuid4().hex
+        self._ws_url = f"{scheme}://{parts.netloc}{parts.path}/ws?clientId={self._client_id}"
+        self._ws_task: asyncio.Task | None = None
+        self._ws_ready = asyncio.Event()
+        self._ws_failure: BaseException | None = None
+        self._closed = False
+        self._watches: dict[str, _Watch] = {}
+        self._running_prompt: str | None = None  # ours, from execution_start
+        self._task_prompts: dict[str, str] = {}
+        self._cancelled_tasks: set[str] = set()
+        self._object_info: dict[str, dict] = {}
+        self._absent: set[str] = set()  # classes the node answered {} for
+        self._embeddings: tuple[str, ...] | None = None
+        self._uploaded: set[str] = set()
+        self._jobs_api: bool | None = None  # unknown until tried
+        self._workflows_dir = workflows_dir
+        self.reconnects = 0
+
+    @property
+    def kind(self) -> BackendKind:
+        return BackendKind.comfyui
+
+    @property
+    def client_id(self) -> str:
+        return self._client_id
+
+    # ------------------------------------------------------------------ HTTP helpers
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ServerTimeout(f"Node '{self.name}' did not answer in time.", node=self.name,
+                                detail=f"{method} {path}: {exc!r}") from exc
+        except httpx.HTTPError as exc:
+            raise ServerUnreachable(f"Cannot reach node '{self.name}' at {self.url}. Is ComfyUI running "
+                                    "and the address right?", node=self.name,
+                                    detail=f"{method} {path}: {exc!r}") from exc
+
+    async def _get_json(self, path: str, **kwargs: Any) -> Any:
+        resp = await self._request("GET", path, **kwargs)
+        self._check_status(resp, path)
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise ProtocolError(f"Node '{self.name}' answered {path} with something that is not JSON; "
+                                "is this a ComfyUI server?", node=self.name,
+                                detail=resp.text[:500]) from exc
+
+    def _check_status(self, resp: httpx.Response, path: str) -> None:
+        if resp.status_code < 400:
+            return
+        if resp.status_code in (401, 403):
+            raise post_prompt_error(resp.status_code, resp.content, self.name)
+        if resp.status_code >= 500:
+            raise ServerError(f"Node '{self.name}' failed answering {path} (HTTP {resp.status_code}).",
+                              node=self.name, detail=resp.text[:1000])
+        raise ProtocolError(f"Node '{self.name}' answered {path} with HTTP {resp.status_code}; is this a "
+                            "ComfyUI server?", node=self.name, detail=resp.text[:1000])
+
+    # ------------------------------------------------------------------ probing
+    async def ping(self) -> None:
+        stats = await self._get_json("/system_stats")
+        if not isinstance(stats, dict) or "system" not in stats:
+            raise ProtocolError(f"Node '{self.name}' does not look like ComfyUI (no system stats).",
+                                node=self.name, detail=str(stats)[:500])
+
+    async def probe(self) -> Capabilities:
+        stats = await self._get_json("/system_stats")
+        if not isinstance(stats, dict) or "system" not in stats:
+            raise ProtocolError(f"Node '{self.name}' does not look like ComfyUI (no system stats).",
+                                node=self.name, detail=str(stats)[:500])
+        all_info = await self._get_json("/object_info")
+        if not isinstance(all_info, dict):
+            raise ProtocolError(f"Node '{self.name}' sent an unreadable node list.", node=self.name)
+        self._object_info = all_info
+        self._absent = {c for c in _PROBED_CLASSES if c not in all_info}
+        self._embeddings = None
+        catalog = await self._catalog()
+        devices = stats.get("devices") or [{}]
+        dev = devices[0] if devices else {}
+        return Capabilities(
+            kind=BackendKind.comfyui,
+            version=str(stats["system"].get("comfyui_version", "")),
+            device=str(dev.get("name", "")),
+            vram_total=dev.get("vram_total"),
+            vram_free=dev.get("vram_free"),
+            checkpoints=catalog.checkpoints,
+            samplers=catalog.samplers,
+            schedulers=catalog.schedulers,
+            upscalers=catalog.upscale_models,
+            loras=catalog.loras,
+            embeddings=catalog.embeddings,
+            adetailer_models=catalog.detector_models,
+            node_classes=frozenset(all_info),
+        )
+
+    async def _class_info(self, classes: set[str], *, refresh: bool = False) -> None:
+        wanted = [c for c in classes if refresh or (c not in self._object_info and c not in self._absent)]
+
+        async def one(cls: str) -> None:
+            data = await self._get_json(f"/object_info/{cls}")
+            if isinstance(data, dict) and cls in data:
+                self._object_info[cls] = data[cls]
+                self._absent.discard(cls)
+            else:
+                self._object_info.pop(cls, None)  # 200 {} = not installed
+                self._absent.add(cls)
+
+        await asyncio.gather(*(one(c) for c in wanted))
+
+    async def _catalog(self, classes: set[str] | None = None, *, refresh: bool = False) -> NodeCatalog:
+        await self._class_info(set(classes or ()) | set(_PROBED_CLASSES), refresh=refresh)
+        if self._embeddings is None:
+            try:
+                emb = await self._get_json("/embeddings")
+                self._embeddings = tuple(str(e) for e in emb) if isinstance(emb, list) else ()
+            except ProtocolError:
+                self._embeddings = ()
+        # Classes we asked about but which are absent stay absent in the catalog.
+        return NodeCatalog(self.name, dict(self._object_info), self._embeddings)
+
+    async def _builder(self) -> WorkflowBuilder:
+        catalog = await self._catalog()
+        folder = self._workflows_dir
+        if folder is None:
+            from stablenew.storage.paths import AppPaths
+
+            folder = AppPaths.default().config_dir / "workflows"
+        return WorkflowBuilder(catalog, save_on_server=self.save_on_server,
+                               user_templates=load_user_templates(folder))
+
+    async def _checked(self, wf: Workflow) -> None:
+        """Check the graph against the node; re-read stale classes once before blaming the node."""
+        graph = wf.nodes
+        classes = {n["class_type"] for n in graph.values()}
+        catalog = await self._catalog(classes)
+        try:
+            check_graph(graph, catalog)
+        except MissingResource:
+            catalog = await self._catalog(classes, refresh=True)  # models may have been added
+            check_graph(graph, catalog)
+
+    async def _build(self, make) -> Workflow:
+        builder = await self._builder()
+        try:
+            wf = make(builder)
+        except MissingResource:
+            self._object_info.clear()
+            self._absent.clear()
+            self._embeddings = None
+            builder = await self._builder()
+            wf = make(builder)
+        await self._checked(wf)
+        return wf
+
+    # ------------------------------------------------------------------ jobs
+    async def txt2img(self, job: Txt2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
+        return await self._run_batch(job.task_id, job.sampling.seed, job.batch_size,
+                                     lambda b, seed: b.txt2img(replace(job, sampling=replace(
+                                         job.sampling, seed=seed))), on_progress)
+
+    async def img2img(self, job: Img2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
+        return await self._run_batch(job.task_id, job.sampling.seed, 1,
+                                     lambda b, seed: b.img2img(job), on_progress)
+
+    async def adetailer(self, job: ADetailerJob, on_progress: ProgressCallback | None = None) -> JobResult:
+        return await self._run_batch(job.task_id, job.sampling.seed, 1,
+                                     lambda b, seed: b.adetailer(job), on_progress)
+
+    async def upscale(self, job: UpscaleJob, on_progress: ProgressCallback | None = None) -> JobResult:
+        return await self._run_batch(job.task_id, 0, 1, lambda b, seed: b.upscale(job), on_progress)
+
+    async def _run_batch(self, task_id: str, seed: int, count: int, make,
+                         on_progress: ProgressCallback | None) -> JobResult:
+        """One prompt per image with seed, seed+1, … so every image is reproducible as A1111's are."""
+        self._cancelled_tasks.discard(task_id)
+        images: list[GeneratedImage] = []
+        warnings: list[str] = []
+        info: dict[str, Any] = {"prompt_ids": []}
+        try:
+            for i in range(max(1, count)):
+                wf = await self._build(lambda b, s=seed + i: make(b, s))
+                for w in wf.warnings:
+                    if w not in warnings:
+                        warnings.append(w)
+
+                def scaled(p, i=i):
+                    if on_progress is not None:
+                        on_progress(replace(p, fraction=(i + p.fraction) / max(1, count)))
+
+                data, pid = await self._run_prompt(wf, task_id, first=(i == 0),
+                                                   on_progress=scaled if on_progress else None)
+                info["prompt_ids"].append(pid)
+                images.extend(GeneratedImage(d, seed + i) for d in data)
+        finally:
+            self._task_prompts.pop(task_id, None)
+            self._cancelled_tasks.discard(task_id)
+        info["workflow_hint"] = "ComfyUI"
+        return JobResult(images=tuple(images), info=info, warnings=tuple(warnings))
+
+    async def _upload(self, wf: Workflow) -> None:
+        for name, data in wf.uploads.items():
+            if name in self._uploaded:
+                continue
+            sub, _, filename = name.rpartition("/")
+            resp = await self._request("POST", "/upload/image",
+                                       files={"image": (filename, data, "image/png")},
+                                       data={"subfolder": sub, "type": "input", "overwrite": "true"})
+            self._check_status(resp, "/upload/image")
+            try:
+                got = resp.json()
+            except ValueError as exc:
+                raise ProtocolError(f"Node '{self.name}' gave an unreadable upload answer.", node=self.name,
+                                    detail=resp.text[:500]) from exc
+            stored = f"{got.get('subfolder')}/{got.get('name')}" if got.get("subfolder") else got.get("name")
+            if stored != name:
+                raise ProtocolError(f"Node '{self.name}' stored the uploaded image as '{stored}' instead of "
+                                    f"'{name}'.", node=self.name)
+            self._uploaded.add(name)
+
+    async def _new_prompt_id(self, task_id: str, first: bool) -> str:
+        pid = _canonical_uuid(task_id) if first else None
+        if pid is not None:
+            # Duplicates are accepted and overwrite history; never reuse an id the node knows.
+            seen = await self._get_json(f"/history/{pid}")
+            if seen:
+                pid = None
+        return pid or str(uuid.uuid4())
+
+    async def _run_prompt(self, wf: Workflow, task_id: str, *, first: bool,
+                          on_progress: ProgressCallback | None) -> tuple[list[bytes], str]:
+        if task_id in self._cancelled_tasks:
+            raise JobInterrupted("The job was stopped before it started.", node=self.name)
+        await self._upload(wf)
+        await self._ensure_ws()
+        pid = await self._new_prompt_id(task_id, first)
+        graph = wf.to_api()
+        watch = _Watch(pid)
+        self._watches[pid] = watch
+        self._task_prompts[task_id] = pid
+        try:
+            body: dict[str, Any] = {"prompt": graph, "client_id": self._client_id, "prompt_id": pid}
+            if self.previews:
+                body["extra_data"] = {"preview_method": "auto"}
+            resp = await self._request("POST", "/prompt", json=body)
+            if resp.status_code != 200:
+                raise post_prompt_error(resp.status_code, resp.content, self.name)
+            try:
+                answer = resp.json()
+            except ValueError as exc:
+                raise ProtocolError(f"Node '{self.name}' gave an unreadable answer to the workflow.",
+                                    node=self.name, detail=resp.text[:500]) from exc
+            if answer.get("node_errors"):
+                # 200 with node_errors: only part of the graph would run. Stop it and report.
+                await self._cancel_prompt(pid)
+                raise post_prompt_error(400, resp.content, self.name)
+            if task_id in self._cancelled_tasks:
+                await self._cancel_prompt(pid)
+            item = await self._follow(watch, graph, on_progress)
+            return await self._fetch_images(item, wf.output_node), pid
+        finally:
+            self._watches.pop(pid, None)
+
+    async def _follow(self, watch: _Watch, graph: Mapping, on_progress: ProgressCallback | None) -> dict:
+        """Wait for our prompt to end; returns its history entry or raises its error."""
+        tracker = ProgressTracker(graph)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                await self._cancel_prompt(watch.prompt_id)
+                raise ServerTimeout(f"Node '{self.name}' did not finish the job within {self.timeout:.0f} s; "
+                                    "it was stopped.", node=self.name)
+            try:
+                kind, data = await asyncio.wait_for(watch.events.get(), min(self.idle_check_s, remaining))
+            except TimeoutError:
+                item = await self._check_finished(watch)
+                if item is not None:
+                    return item
+                continue
+            if kind == "executing":
+                if data.get("node") is None:
+                    return await self._read_history(watch)
+                tracker.executing(str(data["node"]))
+            elif kind == "execution_cached":
+                tracker.cached([str(n) for n in data.get("nodes") or []])
+            elif kind == "progress":
+                tracker.progress(str(data.get("node")) if data.get("node") is not None else None,
+                                 float(data.get("value", 0)), float(data.get("max", 0) or 0))
+            elif kind == "execution_error":
+                watch.last_error = dict(data)
+                continue
+            elif kind == "preview":
+                if on_progress is not None and self.previews:
+                    on_progress(tracker.snapshot(preview=data))
+                continue
+            elif kind == "_resync":
+                item = await self._check_finished(watch)
+                if item is not None:
+                    return item
+                continue
+            else:
+                continue
+            if on_progress is not None:
+                on_progress(tracker.snapshot())
+
+    async def _check_finished(self, watch: _Watch) -> dict | None:
+        """Look for the end without events: in history (done), or gone from the queue (deleted)."""
+        pid = watch.prompt_id
+        hist = await self._get_json(f"/history/{pid}")
+        if isinstance(hist, dict) and pid in hist:
+            return self._outcome(watch, hist[pid])
+        queue = await self._get_json("/queue")
+        ids = {item[1] for key in ("queue_running", "queue_pending") for item in queue.get(key, [])}
+        if pid in ids:
+            return None
+        hist = await self._get_json(f"/history/{pid}")  # it may have finished in between
+        if isinstance(hist, dict) and pid in hist:
+            return self._outcome(watch, hist[pid])
+        raise JobInterrupted(
+            f"The job was removed from node '{self.name}' before it ran"
+            + (" (cancelled)." if watch.cancel_requested else "; someone may have cleared its queue."),
+            node=self.name)
+
+    async def _read_history(self, watch: _Watch) -> dict:
+        pid = watch.prompt_id
+        delay = 0.01
+        deadline = time.monotonic() + self.history_wait_s
+        while True:
+            hist = await self._get_json(f"/history/{pid}")
+            if isinstance(hist, dict) and pid in hist:
+                return self._outcome(watch, hist[pid])
+            if time.monotonic() > deadline:
+                raise ProtocolError(f"Node '{self.name}' said the job finished but kept no result for it.",
+                                    node=self.name, detail=f"/history/{pid} stayed empty")
+            await asyncio.sleep(delay)
+            delay = min(0.25, delay * 2)
+
+    def _outcome(self, watch: _Watch, item: dict) -> dict:
+        error = history_outcome(item, self.name)
+        if error is None:
+            return item
+        if isinstance(error, JobInterrupted):
+            raise error
+        if watch.last_error is not None:
+            raise execution_error_to_error(watch.last_error, self.name)
+        raise error
+
+    async def _fetch_images(self, item: dict, output_node: str) -> list[bytes]:
+        outputs = item.get("outputs") or {}
+        images = (outputs.get(output_node) or {}).get("images") or []
+        if not images:
+            raise ProtocolError(f"Node '{self.name}' finished the job but returned no image.", node=self.name,
+                                detail=json.dumps(outputs)[:1000])
+        result = []
+        for ref in images:
+            resp = await self._request("GET", "/view", params={
+                "filename": ref.get("filename", ""), "subfolder": ref.get("subfolder", ""),
+                "type": ref.get("type", "output")})
+            self._check_status(resp, "/view")
+            if not resp.content:
+                raise ProtocolError(f"Node '{self.name}' sent an empty image.", node=self.name)
+            result.append(resp.content)
+        return result
+
+    # ------------------------------------------------------------------ cancelling
+    async def interrupt(self, task_id: str) -> None:
+        """Stop only our job for `task_id`: dequeue it if pending, interrupt it if running."""
+        self._cancelled_tasks.add(task_id)
+        pid = self._task_prompts.get(task_id)
+        if pid is None:
+            return
+        watch = self._watches.get(pid)
+        if watch is not None:
+            watch.cancel_requested = True
+        await self._cancel_prompt(pid)
+        if watch is not None:
+            watch.events.put_nowait(("_resync", {}))
+
+    async def _cancel_prompt(self, pid: str) -> None:
+        if self._jobs_api is not False:
+            resp = await self._request("POST", f"/api/jobs/{pid}/cancel")
+            if resp.status_code in (404, 405):
+                self._jobs_api = False  # an older ComfyUI
+            elif resp.status_code < 400:
+                self._jobs_api = True
+                await self._verify_gone(pid)
+                return
+            else:
+                self._check_status(resp, "/api/jobs/cancel")
+        queue = await self._get_json("/queue")
+        running = {item[1] for item in queue.get("queue_running", [])}
+        pending = {item[1] for item in queue.get("queue_pending", [])}
+        if pid in pending:
+            resp = await self._request("POST", "/queue", json={"delete": [pid]})
+            self._check_status(resp, "/queue")
+        if pid in running:
+            # Never a bare /interrupt: on a shared node that would stop someone else's job.
+            resp = await self._request("POST", "/interrupt", json={"prompt_id": pid})
+            self._check_status(resp, "/interrupt")
+        await self._verify_gone(pid)
+
+    async def _verify_gone(self, pid: str, wait_s: float = 3.0) -> None:
+        deadline = time.monotonic() + wait_s
+        while True:
+            queue = await self._get_json("/queue")
+            pending = {item[1] for item in queue.get("queue_pending", [])}
+            running = {item[1] for item in queue.get("queue_running", [])}
+            if pid not in pending and pid not in running:
+                return
+            if pid in pending:
+                await self._request("POST", "/queue", json={"delete": [pid]})
+            if time.monotonic() > deadline:
+                log.warning("prompt %s still on node %s after cancelling; a node step may not check "
+                            "for interrupts", pid, self.name)
+                return
+            await asyncio.sleep(0.02)
+
+    # ------------------------------------------------------------------ WebSocket
+    def _ws_headers(self) -> dict[str, str]:
+        if isinstance(self._auth, tuple):
+            token = base64.b64encode(f"{self._auth[0]}:{self._auth[1]}".encode()).decode()
+            return {"Authorization": f"Basic {token}"}
+        return {}
+
+    async def _ensure_ws(self) -> None:
+        if self._closed:
+            raise ServerUnreachable(f"The connection to node '{self.name}' was closed.", node=self.name)
+        if self._ws_task is None or self._ws_task.done():
+            self._ws_failure = None
+            self._ws_ready.clear()
+            self._ws_task = asyncio.create_task(self._ws_loop(), name=f"comfyui-ws-{self.name}")
+        ready = asyncio.ensure_future(self._ws_ready.wait())
+        try:
+            await asyncio.wait({ready, self._ws_task}, timeout=10.0, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if self._ws_ready.is_set():
+            return
+        failure = self._ws_failure
+        if isinstance(failure, BackendError):
+            raise failure
+        raise ServerUnreachable(f"Cannot open the event connection to node '{self.name}'.", node=self.name,
+                                detail=repr(failure))
+
+    async def _ws_loop(self) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import InvalidStatus, WebSocketException
+
+        delay = 0.05
+        first = True
+        while not self._closed:
+            try:
+                async with connect(self._ws_url, max_size=None, open_timeout=10,
+                                   additional_headers=self._ws_headers(), ping_interval=20,
+                                   ping_timeout=20) as ws:
+                    await ws.send(json.dumps({"type": "feature_flags",
+                                              "data": {"supports_preview_metadata": True}}))
+                    if not first:
+                        self.reconnects += 1
+                        for watch in list(self._watches.values()):
+                            watch.events.put_nowait(("_resync", {}))  # events may have been lost
+                    first = False
+                    delay = 0.05
+                    self._ws_ready.set()
+                    async for message in ws:
+                        self._dispatch(message)
+            except asyncio.CancelledError:
+                raise
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if status in (401, 403):
+                    self._ws_failure = AuthFailed(
+                        f"Node '{self.name}' refused the event connection ({status}); check its credentials.",
+                        node=self.name, detail=repr(exc))
+                else:
+                    self._ws_failure = ProtocolError(
+                        f"Node '{self.name}' has no ComfyUI event socket (HTTP {status}).", node=self.name,
+                        detail=repr(exc))
+                if not self._watches:
+                    return
+            except (OSError, WebSocketException, TimeoutError) as exc:
+                self._ws_failure = exc
+                if first and not self._watches:
+                    return
+            self._ws_ready.clear()
+            if self._closed:
+                return
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
+
+    def _dispatch(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            frame = parse_binary_frame(message)
+            if frame is None:
+                return
+            watch = self._watches.get(frame.prompt_id or self._running_prompt or "")
+            if watch is not None:
+                watch.events.put_nowait(("preview", frame.image))
+            return
+        try:
+            msg = json.loads(message)
+        except ValueError:
+            log.debug("unreadable event from %s: %.200s", self.name, message)
+            return
+        kind = msg.get("type")
+        data = msg.get("data") or {}
+        if not isinstance(data, dict):
+            return
+        pid = data.get("prompt_id")
+        if kind == "execution_start" and pid in self._watches:
+            self._running_prompt = pid
+        if pid is None and kind == "executing":
+            pid = self._running_prompt  # a reconnect of the owner gets the running node without id
+        watch = self._watches.get(pid or "")
+        if watch is None:
+            return
+        if kind in ("execution_success", "execution_error", "execution_interrupted") or (
+                kind == "executing" and data.get("node") is None):
+            if self._running_prompt == pid and kind == "executing":
+                self._running_prompt = None
+        watch.events.put_nowait((kind, data))
+
+    # ------------------------------------------------------------------ closing
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._ws_task is not None:
+            self._ws_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._ws_task
+            self._ws_task = None
+        await self._http.aclose()
+
+    async def __aenter__(self) -> ComfyUIBackend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

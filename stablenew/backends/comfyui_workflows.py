@@ -1,0 +1,845 @@
+"""Typed building of ComfyUI API-format graphs from our jobs, and checking them against a node.
+
+Graphs are assembled from template parts in `resources/workflows/parts/` (API-format nodes with
+declared ports and a parameter map, see `resources/workflows/README.md`). The builder fills
+parameters by name into the node inputs the part declares; values are never spliced into JSON
+text. `check_graph` compares the finished graph with the node's `/object_info` so a missing
+model or node class is reported before anything is sent.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from stablenew.backends.errors import MissingResource, RequestRejected
+from stablenew.backends.types import (
+    ADetailerJob,
+    HiresFix,
+    Img2ImgJob,
+    ResizeMode,
+    Sampling,
+    Txt2ImgJob,
+    UpscaleJob,
+)
+from stablenew.storage.resources import resource_path
+
+FORMAT_VERSION = 1
+
+# ---------------------------------------------------------------------------- name tables
+#: A1111/Forge sampler names -> ComfyUI sampler_name. ComfyUI names are accepted as they are.
+SAMPLERS: dict[str, str] = {
+    "euler a": "euler_ancestral",
+    "euler": "euler",
+    "lms": "lms",
+    "heun": "heun",
+    "dpm2": "dpm_2",
+    "dpm2 a": "dpm_2_ancestral",
+    "dpm++ 2s a": "dpmpp_2s_ancestral",
+    "dpm++ 2m": "dpmpp_2m",
+    "dpm++ sde": "dpmpp_sde",
+    "dpm++ 2m sde": "dpmpp_2m_sde",
+    "dpm++ 2m sde gpu": "dpmpp_2m_sde_gpu",
+    "dpm++ 2m sde heun": "dpmpp_2m_sde_heun",
+    "dpm++ 3m sde": "dpmpp_3m_sde",
+    "dpm fast": "dpm_fast",
+    "dpm adaptive": "dpm_adaptive",
+    "lcm": "lcm",
+    "ddim": "ddim",
+    "ddpm": "ddpm",
+    "unipc": "uni_pc",
+    "ipndm": "ipndm",
+    "ipndm_v": "ipndm_v",
+    "deis": "deis",
+    "euler cfg++": "euler_cfg_pp",
+    "euler a cfg++": "euler_ancestral_cfg_pp",
+    "dpm++ 2m cfg++": "dpmpp_2m_cfg_pp",
+}
+
+#: A1111 "Schedule type" names -> ComfyUI scheduler. "Automatic" depends on the sampler.
+SCHEDULERS: dict[str, str] = {
+    "uniform": "normal",
+    "normal": "normal",
+    "karras": "karras",
+    "exponential": "exponential",
+    "sgm uniform": "sgm_uniform",
+    "simple": "simple",
+    "ddim": "ddim_uniform",
+    "beta": "beta",
+    "kl optimal": "kl_optimal",
+    "linear quadratic": "linear_quadratic",
+}
+
+#: What A1111 picks for "Automatic" (its samplers' default schedulers), in ComfyUI words.
+AUTOMATIC_SCHEDULER: dict[str, str] = {
+    "dpm_2": "karras",
+    "dpm_2_ancestral": "karras",
+    "dpmpp_2s_ancestral": "karras",
+    "dpmpp_2m": "karras",
+    "dpmpp_sde": "karras",
+    "dpmpp_2m_sde": "karras",
+    "dpmpp_2m_sde_gpu": "karras",
+    "dpmpp_2m_sde_heun": "exponential",
+    "dpmpp_3m_sde": "exponential",
+    "ddim": "ddim_uniform",
+}
+
+#: A1111 latent upscalers -> LatentUpscale methods.
+LATENT_UPSCALERS: dict[str, str] = {
+    "latent": "bilinear",
+    "latent (antialiased)": "bilinear",
+    "latent (bicubic)": "bicubic",
+    "latent (bicubic antialiased)": "bicubic",
+    "latent (nearest)": "nearest-exact",
+    "latent (nearest-exact)": "nearest-exact",
+}
+
+#: A1111 plain pixel resizers -> ImageScale methods (no model needed).
+PIXEL_UPSCALERS: dict[str, str] = {"none": "lanczos", "lanczos": "lanczos", "nearest": "nearest-exact"}
+
+#: A1111's built-in upscaler names -> the usual file names of the same models.
+UPSCALER_FILES: dict[str, tuple[str, ...]] = {
+    "r-esrgan 4x+": ("RealESRGAN_x4plus",),
+    "r-esrgan 4x+ anime6b": ("RealESRGAN_x4plus_anime_6B",),
+    "r-esrgan 2x+": ("RealESRGAN_x2plus",),
+    "esrgan_4x": ("ESRGAN_4x", "ESRGAN_x4", "RRDB_ESRGAN_x4"),
+    "swinir 4x": ("SwinIR_4x", "003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_GAN"),
+    "scunet": ("scunet_color_real_psnr", "ScuNET"),
+    "dat x4": ("DAT_x4",),
+}
+
+_WHAT_WORDS = {
+    "checkpoint": "Checkpoint",
+    "lora": "LoRA",
+    "upscaler": "Upscaler",
+    "sampler": "Sampler",
+    "scheduler": "Scheduler",
+    "adetailer_model": "Detector model",
+    "node_class": "Node type",
+    "image": "Image",
+}
+
+#: Which kind of thing a combo input names, for plain-language errors.
+_COMBO_WHAT = {
+    ("CheckpointLoaderSimple", "ckpt_name"): "checkpoint",
+    ("LoraLoader", "lora_name"): "lora",
+    ("LoraLoaderModelOnly", "lora_name"): "lora",
+    ("UpscaleModelLoader", "model_name"): "upscaler",
+    ("UltralyticsDetectorProvider", "model_name"): "adetailer_model",
+}
+
+
+def _installed_words(installed: Iterable[str], limit: int = 8) -> str:
+    names = list(installed)
+    if not names:
+        return "none installed"
+    shown = ", ".join(names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"installed: {shown}{more}"
+
+
+def missing(what: str, name: str, installed: Iterable[str], node: str, *, hint: str = "",
+            detail: str = "") -> MissingResource:
+    """A MissingResource whose message names the thing, the node and what is there instead."""
+    installed = tuple(installed)
+    word = _WHAT_WORDS.get(what, what)
+    message = f"{word} '{name}' is not installed on node '{node}' — {_installed_words(installed)}."
+    if hint:
+        message += " " + hint
+    return MissingResource(message, what=what, name=name, installed=installed, node=node, detail=detail)
+
+
+# ---------------------------------------------------------------------------- name resolution
+def _norm(name: str) -> str:
+    return name.strip().lower()
+
+
+def _stem(name: str) -> str:
+    """'sub\\Model.safetensors [abc123]' -> 'sub/model' (A1111 titles carry a hash suffix)."""
+    name = re.sub(r"\s*\[[0-9a-fA-F]{6,}\]\s*$", "", name.strip()).replace("\\", "/")
+    lowered = name.lower()
+    for ext in (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft"):
+        if lowered.endswith(ext):
+            return lowered[: -len(ext)]
+    return lowered
+
+
+def match_file(name: str, installed: Iterable[str]) -> str | None:
+    """The installed file a user's name means: exact, then without hash/extension, then basename."""
+    installed = list(installed)
+    if name in installed:
+        return name
+    want = _stem(name)
+    by_stem = {_stem(i): i for i in installed}
+    if want in by_stem:
+        return by_stem[want]
+    base = PurePosixPath(want).name
+    hits = [i for s, i in by_stem.items() if PurePosixPath(s).name == base]
+    return hits[0] if len(hits) == 1 else None
+
+
+def comfy_sampler(name: str, available: Iterable[str], node: str) -> tuple[str, str | None]:
+    """ComfyUI sampler for an A1111 name, plus the scheduler an old-style name implies
+    ("DPM++ 2M Karras")."""
+    available = tuple(available)
+    if name in available:
+        return name, None
+    key = _norm(name)
+    implied = None
+    for suffix, sched in ((" karras", "karras"), (" exponential", "exponential")):
+        if key.endswith(suffix) and key[: -len(suffix)] in SAMPLERS:
+            key, implied = key[: -len(suffix)], sched
+    mapped = SAMPLERS.get(key)
+    if mapped is None or (available and mapped not in available):
+        raise missing("sampler", name, available, node,
+                      hint="Pick one of the node's samplers; StableNew knows no ComfyUI equivalent."
+                      if mapped is None else "")
+    return mapped, implied
+
+
+def comfy_scheduler(name: str, sampler: str, implied: str | None, available: Iterable[str],
+                    node: str) -> str:
+    available = tuple(available)
+    if name in available:
+        return name
+    key = _norm(name)
+    if key in ("automatic", ""):
+        mapped = implied or AUTOMATIC_SCHEDULER.get(sampler, "normal")
+    else:
+        mapped = SCHEDULERS.get(key)
+    if mapped is None or (available and mapped not in available):
+        raise missing("scheduler", name, available, node,
+                      hint="ComfyUI has no built-in equivalent; pick another schedule type."
+                      if mapped is None else "")
+    return mapped
+
+
+_LORA_RE = re.compile(r"<(lora|lyco):([^:>]+)(?::([^:>]*))?(?::([^:>]*))?>", re.IGNORECASE)
+_HYPERNET_RE = re.compile(r"<hypernet:[^>]*>", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LoraUse:
+    name: str
+    unet_weight: float
+    text_encoder_weight: float
+
+
+def split_loras(prompt: str) -> tuple[str, list[LoraUse], list[str]]:
+    """Take A1111's `<lora:name:weight>` tags out of a prompt (ComfyUI loads LoRAs as nodes)."""
+    loras: list[LoraUse] = []
+    warnings: list[str] = []
+
+    def weight(text: str | None, default: float) -> float:
+        if text is None or not text.strip():
+            return default
+        text = text.strip()
+        text = text.split("=", 1)[1] if "=" in text else text  # "unet=0.5" style
+        try:
+            return float(text)
+        except ValueError:
+            warnings.append(f"LoRA weight '{text}' is not a number; used {default}.")
+            return default
+
+    def take(m: re.Match) -> str:
+        te = weight(m.group(3), 1.0)
+        unet = weight(m.group(4), te)
+        loras.append(LoraUse(m.group(2).strip(), unet, te))
+        return ""
+
+    cleaned = _LORA_RE.sub(take, prompt)
+    if _HYPERNET_RE.search(cleaned):
+        warnings.append("Hypernetworks are not supported on ComfyUI; the <hypernet:…> tags were left out.")
+        cleaned = _HYPERNET_RE.sub("", cleaned)
+    cleaned = re.sub(r"[ \t]{2,}", " ", cleaned).strip().strip(",").strip()
+    return cleaned, loras, warnings
+
+
+def mark_embeddings(prompt: str, embeddings: Iterable[str]) -> str:
+    """A1111 names textual inversions by bare word; ComfyUI wants `embedding:name`."""
+    names = sorted({_stem(PurePosixPath(e).name) for e in embeddings}, key=len, reverse=True)
+    if not names or not prompt:
+        return prompt
+    pattern = re.compile(r"(?<![\w:])(" + "|".join(re.escape(n) for n in names) + r")(?![\w])",
+                         re.IGNORECASE)
+    return pattern.sub(lambda m: "embedding:" + m.group(1), prompt)
+
+
+# ---------------------------------------------------------------------------- templates
+class TemplateError(RequestRejected):
+    """A workflow template file is malformed (which file, which field, what to do)."""
+
+
+@dataclass(frozen=True)
+class ParamRef:
+    node: str
+    input: str
+
+
+@dataclass(frozen=True)
+class Template:
+    """An API-format subgraph with named ports and a declared parameter map."""
+
+    name: str
+    nodes: Mapping[str, dict]
+    params: Mapping[str, tuple[ParamRef, ...]]
+    inputs: Mapping[str, str]
+    outputs: Mapping[str, tuple[str, int]]
+    job: str = ""
+    description: str = ""
+    source: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Any, *, name: str, source: str = "") -> Template:
+        where = source or name
+
+        def fail(field_: str, what: str) -> TemplateError:
+            return TemplateError(f"Workflow template {where}: field '{field_}' {what}.",
+                                 fields=(field_,), detail=f"{where}: {field_}: {what}")
+
+        if not isinstance(data, dict):
+            raise fail("(top level)", "must be a JSON object")
+        if data.get("stablenew_workflow") != FORMAT_VERSION:
+            raise fail("stablenew_workflow", f"must be {FORMAT_VERSION} (the template format version)")
+        nodes = data.get("nodes")
+        if not isinstance(nodes, dict) or not nodes:
+            raise fail("nodes", "must be a non-empty object of API-format nodes")
+        for nid, node in nodes.items():
+            if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
+                raise fail(f"nodes.{nid}.class_type", "is missing")
+            if not isinstance(node.get("inputs", {}), dict):
+                raise fail(f"nodes.{nid}.inputs", "must be an object")
+        params: dict[str, tuple[ParamRef, ...]] = {}
+        for pname, refs in (data.get("params") or {}).items():
+            refs_list = refs if isinstance(refs, list) else [refs]
+            parsed = []
+            for ref in refs_list:
+                if not isinstance(ref, dict) or ref.get("node") not in nodes or not isinstance(
+                        ref.get("input"), str):
+                    raise fail(f"params.{pname}", "must name an existing node and one of its inputs "
+                               "as {\"node\": \"id\", \"input\": \"name\"}")
+                parsed.append(ParamRef(str(ref["node"]), ref["input"]))
+            params[pname] = tuple(parsed)
+        inputs = data.get("inputs") or {}
+        outputs: dict[str, tuple[str, int]] = {}
+        for oname, link in (data.get("outputs") or {}).items():
+            if (not isinstance(link, list) or len(link) != 2 or link[0] not in nodes
+                    or not isinstance(link[1], int)):
+                raise fail(f"outputs.{oname}", "must be [\"node id\", output index] of a node in this file")
+            outputs[oname] = (str(link[0]), link[1])
+        for nid, node in nodes.items():
+            for iname, value in node.get("inputs", {}).items():
+                if isinstance(value, dict) and "port" in value and value["port"] not in inputs:
+                    raise fail(f"nodes.{nid}.inputs.{iname}", f"uses port '{value['port']}' that "
+                               "'inputs' does not declare")
+        return cls(name=name, nodes=nodes, params=params, inputs=dict(inputs), outputs=outputs,
+                   job=str(data.get("job", "")), description=str(data.get("description", "")),
+                   source=source)
+
+    @classmethod
+    def load(cls, path: Path) -> Template:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise TemplateError(f"Cannot read the workflow template {path}.", detail=repr(exc)) from exc
+        except json.JSONDecodeError as exc:
+            raise TemplateError(
+                f"Workflow template {path}, line {exc.lineno}: not valid JSON ({exc.msg}). "
+                "Fix the file or remove it.", fields=("(json)",), detail=str(exc)) from exc
+        return cls.from_dict(data, name=path.stem, source=str(path))
+
+
+@cache
+def _part_cached(name: str) -> Template:
+    return Template.load(resource_path("workflows", "parts", f"{name}.json"))
+
+
+def part(name: str) -> Template:
+    """A shipped template part by name (files in resources/workflows/parts/)."""
+    return _part_cached(name)
+
+
+@dataclass(frozen=True)
+class Link:
+    """An output of a node in the graph being built (`["node_id", index]` in API format)."""
+
+    node: str
+    index: int
+
+    def to_json(self) -> list:
+        return [self.node, self.index]
+
+
+@dataclass
+class Workflow:
+    """A ComfyUI API-format graph under construction; node ids are strings as the API requires."""
+
+    nodes: dict[str, dict] = field(default_factory=dict)
+    #: Node id whose images are the result.
+    output_node: str = ""
+    warnings: list[str] = field(default_factory=list)
+    #: Uploaded inputs the graph refers to: LoadImage value -> bytes (uploaded before sending).
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    _next: int = 1
+
+    def insert(self, template: Template, ports: Mapping[str, Link] | None = None,
+               **params: Any) -> dict[str, Link]:
+        """Add a copy of `template`, wiring its ports and setting its declared parameters."""
+        ports = dict(ports or {})
+        missing_ports = set(template.inputs) - set(ports)
+        if missing_ports:
+            raise ValueError(f"template {template.name} needs ports {sorted(missing_ports)}")
+        unknown = set(params) - set(template.params)
+        if unknown:
+            raise ValueError(f"template {template.name} has no parameters {sorted(unknown)}")
+        ids: dict[str, str] = {}
+        for local in template.nodes:
+            ids[local] = str(self._next)
+            self._next += 1
+        for local, node in template.nodes.items():
+            inputs: dict[str, Any] = {}
+            for iname, value in node.get("inputs", {}).items():
+                if isinstance(value, dict) and "port" in value:
+                    inputs[iname] = ports[value["port"]].to_json()
+                elif (isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
+                      and value[0] in template.nodes):
+                    inputs[iname] = [ids[value[0]], value[1]]
+                else:
+                    inputs[iname] = copy.deepcopy(value)
+            new = {"class_type": node["class_type"], "inputs": inputs}
+            if "_meta" in node:
+                new["_meta"] = copy.deepcopy(node["_meta"])
+            self.nodes[ids[local]] = new
+        for pname, value in params.items():
+            for ref in template.params[pname]:
+                self.nodes[ids[ref.node]]["inputs"][ref.input] = value
+        for local, node in template.nodes.items():
+            for iname, value in node.get("inputs", {}).items():
+                if value is None and self.nodes[ids[local]]["inputs"][iname] is None:
+                    raise ValueError(f"template {template.name}: parameter for {local}.{iname} not given")
+        if any(n["class_type"] in ("PreviewImage", "SaveImage") for n in template.nodes.values()):
+            self.output_node = next(ids[k] for k, n in template.nodes.items()
+                                    if n["class_type"] in ("PreviewImage", "SaveImage"))
+        return {oname: Link(ids[nid], idx) for oname, (nid, idx) in template.outputs.items()}
+
+    def to_api(self) -> dict:
+        return copy.deepcopy(self.nodes)
+
+
+# ---------------------------------------------------------------------------- node knowledge
+@dataclass(frozen=True)
+class NodeCatalog:
+    """What one ComfyUI node has installed, as far as building graphs needs to know."""
+
+    node_name: str
+    object_info: Mapping[str, dict]
+    embeddings: tuple[str, ...] = ()
+
+    def has(self, class_type: str) -> bool:
+        return class_type in self.object_info
+
+    def combo(self, class_type: str, input_name: str) -> tuple[str, ...]:
+        spec = _input_spec(self.object_info.get(class_type, {}), input_name)
+        return tuple(_combo_options(spec) or ()) if spec else ()
+
+    @property
+    def checkpoints(self) -> tuple[str, ...]:
+        return self.combo("CheckpointLoaderSimple", "ckpt_name")
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        return self.combo("KSampler", "sampler_name")
+
+    @property
+    def schedulers(self) -> tuple[str, ...]:
+        return self.combo("KSampler", "scheduler")
+
+    @property
+    def loras(self) -> tuple[str, ...]:
+        return self.combo("LoraLoader", "lora_name")
+
+    @property
+    def upscale_models(self) -> tuple[str, ...]:
+        return self.combo("UpscaleModelLoader", "model_name")
+
+    @property
+    def detector_models(self) -> tuple[str, ...]:
+        return self.combo("UltralyticsDetectorProvider", "model_name")
+
+
+def _input_spec(info: Mapping, input_name: str) -> list | None:
+    section = info.get("input") or {}
+    for kind in ("required", "optional"):
+        spec = (section.get(kind) or {}).get(input_name)
+        if spec is not None:
+            return spec
+    return None
+
+
+def _combo_options(spec: list | None) -> list | None:
+    """Options of a combo input in either layout: `[[...], {}]` or `["COMBO", {"options": [...]}]`."""
+    if not spec:
+        return None
+    if isinstance(spec[0], list):
+        return spec[0]
+    if spec[0] == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
+        return list(spec[1].get("options") or [])
+    return None
+
+
+#: Classes whose absence means a custom-node pack is missing, with the words to say so.
+CUSTOM_NODE_HINTS = {
+    "FaceDetailer": "Face detailing needs the Impact Pack custom nodes (ComfyUI-Impact-Pack).",
+    "UltralyticsDetectorProvider": "Face detection needs the Impact Subpack custom nodes "
+                                   "(ComfyUI-Impact-Subpack).",
+}
+
+
+def check_graph(graph: Mapping[str, dict], catalog: NodeCatalog) -> None:
+    """Raise the first problem the node would report, in plain words, before anything is sent."""
+    node = catalog.node_name
+    for nid, n in graph.items():
+        cls = n["class_type"]
+        info = catalog.object_info.get(cls)
+        if not info:
+            title = (n.get("_meta") or {}).get("title") or cls
+            installed = sorted(catalog.object_info)
+            hint = CUSTOM_NODE_HINTS.get(cls, "Install the custom node that provides it, or use "
+                                              "another template.")
+            raise MissingResource(
+                f"Node type '{cls}' (step '{title}') is not installed on node '{node}'. {hint}",
+                what="node_class", name=cls, installed=tuple(installed[:0]), node=node,
+                detail=f"graph node {nid}: class_type {cls} not in /object_info")
+        for iname, value in n.get("inputs", {}).items():
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
+                if not isinstance(value[0], str) or value[0] not in graph:
+                    raise RequestRejected(f"The workflow links node {nid} to node {value[0]!r}, "
+                                          "which is not in the graph.", fields=(iname,),
+                                          detail=f"{nid}.{iname} -> {value!r}", node=node)
+                continue
+            spec = _input_spec(info, iname)
+            if spec is None:
+                continue  # extra inputs are ignored by ComfyUI too
+            options = _combo_options(spec)
+            if options is not None:
+                if cls in ("LoadImage", "LoadImageMask") and iname == "image":
+                    continue  # the combo lists only top-level inputs; uploads live in a subfolder
+                if value not in options:
+                    what = _COMBO_WHAT.get((cls, iname)) or (
+                        "sampler" if iname == "sampler_name" else "scheduler" if iname == "scheduler"
+                        else "")
+                    if what:
+                        raise missing(what, str(value), options, node,
+                                      detail=f"graph node {nid} ({cls}).{iname}={value!r}")
+                    raise RequestRejected(
+                        f"'{value}' is not a valid {iname} for {cls} on node '{node}'; valid: "
+                        f"{', '.join(map(str, options[:12]))}.", fields=(iname,),
+                        detail=f"graph node {nid} ({cls}).{iname}={value!r}", node=node)
+                continue
+            kind = spec[0]
+            opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            if kind in ("INT", "FLOAT") and isinstance(value, int | float) and not isinstance(value, bool):
+                low, high = opts.get("min"), opts.get("max")
+                if (low is not None and value < low) or (high is not None and value > high):
+                    raise RequestRejected(
+                        f"{iname} = {value} is outside what {cls} accepts ({low}…{high}) on node "
+                        f"'{node}'.", fields=(iname,), detail=f"graph node {nid} ({cls})", node=node)
+        required = (info.get("input") or {}).get("required") or {}
+        for iname in required:
+            if iname not in n.get("inputs", {}):
+                raise RequestRejected(f"The workflow's {cls} step (node {nid}) lacks its '{iname}' input.",
+                                      fields=(iname,), detail=f"graph node {nid}", node=node)
+
+
+# ---------------------------------------------------------------------------- job -> graph
+@dataclass
+class _Model:
+    model: Link
+    clip: Link
+    vae: Link
+    positive: Link
+    negative: Link
+
+
+class WorkflowBuilder:
+    """Turns our backend jobs into ComfyUI graphs using the template parts."""
+
+    def __init__(self, catalog: NodeCatalog, *, save_on_server: bool = False,
+                 user_templates: Mapping[str, Template] | None = None) -> None:
+        self.catalog = catalog
+        self.save_on_server = save_on_server
+        self.user_templates = dict(user_templates or {})
+
+    # -- helpers
+    def _checkpoint(self, name: str, wf: Workflow) -> str:
+        installed = self.catalog.checkpoints
+        if not name:
+            if not installed:
+                raise missing("checkpoint", "(any)", installed, self.catalog.node_name)
+            wf.warnings.append(f"No checkpoint chosen; used '{installed[0]}'.")
+            return installed[0]
+        found = match_file(name, installed)
+        if found is None:
+            raise missing("checkpoint", name, installed, self.catalog.node_name)
+        return found
+
+    def _sampler(self, s: Sampling) -> tuple[str, str]:
+        sampler, implied = comfy_sampler(s.sampler, self.catalog.samplers, self.catalog.node_name)
+        scheduler = comfy_scheduler(s.scheduler, sampler, implied, self.catalog.schedulers,
+                                    self.catalog.node_name)
+        return sampler, scheduler
+
+    def _model(self, wf: Workflow, s: Sampling, *, checkpoint: str | None = None,
+               prompt: str | None = None, negative: str | None = None, loras: bool = True) -> _Model:
+        ckpt = wf.insert(part("checkpoint"), checkpoint=self._checkpoint(
+            s.checkpoint if checkpoint is None else checkpoint, wf))
+        model, clip = ckpt["model"], ckpt["clip"]
+        text, lora_uses, warns = split_loras(s.prompt if prompt is None else prompt)
+        neg, neg_loras, neg_warns = split_loras(s.negative_prompt if negative is None else negative)
+        wf.warnings.extend(warns + neg_warns)
+        if neg_loras and loras:
+            wf.warnings.append("LoRA tags in the negative prompt were applied like the positive ones.")
+        # The refiner is another model family: the prompt's LoRAs are meant for the base model.
+        for use in (lora_uses + neg_loras) if loras else []:
+            found = match_file(use.name, self.catalog.loras)
+            if found is None:
+                raise missing("lora", use.name, self.catalog.loras, self.catalog.node_name)
+            out = wf.insert(part("lora"), {"model": model, "clip": clip}, lora=found,
+                            unet_weight=use.unet_weight, text_encoder_weight=use.text_encoder_weight)
+            model, clip = out["model"], out["clip"]
+        if s.clip_skip > 1:
+            clip = wf.insert(part("clip_skip"), {"clip": clip}, stop_at_clip_layer=-s.clip_skip)["clip"]
+        text = mark_embeddings(text, self.catalog.embeddings)
+        neg = mark_embeddings(neg, self.catalog.embeddings)
+        enc = wf.insert(part("prompts"), {"clip": clip}, prompt=text, negative_prompt=neg)
+        return _Model(model, clip, ckpt["vae"], enc["positive"], enc["negative"])
+
+    def _output(self, wf: Workflow, image: Link, task_id: str) -> None:
+        if self.save_on_server:
+            safe = re.sub(r"[^A-Za-z0-9_-]", "_", task_id)[:40] or "img"
+            wf.insert(part("save"), {"image": image}, filename_prefix=f"StableNew/{safe}")
+        else:
+            wf.insert(part("output"), {"image": image})
+
+    def _upload(self, wf: Workflow, data: bytes) -> str:
+        import hashlib
+
+        name = f"stablenew/{hashlib.sha256(data).hexdigest()[:24]}.png"
+        wf.uploads[name] = data
+        return name
+
+    def _hires(self, wf: Workflow, m: _Model, latent: Link, s: Sampling, h: HiresFix,
+               sampler: str, scheduler: str) -> Link:
+        width = h.resize_width or round(s.width * h.scale)
+        height = h.resize_height or round(s.height * h.scale)
+        if bool(h.resize_width) != bool(h.resize_height):
+            width = h.resize_width or round(s.width * h.resize_height / s.height)
+            height = h.resize_height or round(s.height * h.resize_width / s.width)
+        width, height = max(64, width // 8 * 8), max(64, height // 8 * 8)
+        key = _norm(h.upscaler)
+        if key in LATENT_UPSCALERS:
+            latent = wf.insert(part("latent_upscale"), {"latent": latent}, method=LATENT_UPSCALERS[key],
+                               width=width, height=height)["latent"]
+        else:
+            image = wf.insert(part("decode"), {"latent": latent, "vae": m.vae})["image"]
+            image = self._pixel_upscale(wf, image, h.upscaler, width, height)
+            latent = wf.insert(part("encode"), {"image": image, "vae": m.vae})["latent"]
+        return wf.insert(part("sampler"), {"model": m.model, "positive": m.positive,
+                                           "negative": m.negative, "latent": latent},
+                         seed=s.seed, steps=h.steps or s.steps,
+                         cfg_scale=h.cfg_scale if h.cfg_scale is not None else s.cfg_scale,
+                         sampler=sampler, scheduler=scheduler, denoise=h.denoise)["latent"]
+
+    def _pixel_upscale(self, wf: Workflow, image: Link, upscaler: str, width: int, height: int) -> Link:
+        key = _norm(upscaler)
+        if key not in PIXEL_UPSCALERS:
+            model_file = self.upscale_model_file(upscaler)
+            image = wf.insert(part("upscale_model"), {"image": image}, upscaler=model_file)["image"]
+        return wf.insert(part("scale_image"), {"image": image}, method=PIXEL_UPSCALERS.get(key, "lanczos"),
+                         width=width, height=height, crop="disabled")["image"]
+
+    def upscale_model_file(self, upscaler: str) -> str:
+        installed = self.catalog.upscale_models
+        found = match_file(upscaler, installed)
+        for alias in UPSCALER_FILES.get(_norm(upscaler), ()):
+            found = found or match_file(alias, installed)
+        if found is None:
+            raise missing("upscaler", upscaler, installed, self.catalog.node_name,
+                          hint="Copy the model into ComfyUI's models/upscale_models folder or pick an "
+                               "installed one.")
+        return found
+
+    # -- jobs
+    def txt2img(self, job: Txt2ImgJob) -> Workflow:
+        user = self.user_templates.get("txt2img")
+        if user is not None:
+            return self._from_user_template(user, job.sampling, job.task_id)
+        s = job.sampling
+        wf = Workflow()
+        m = self._model(wf, s)
+        sampler, scheduler = self._sampler(s)
+        latent = wf.insert(part("empty_latent"), width=s.width, height=s.height)["latent"]
+        if job.refiner is not None:
+            r = self._model(wf, s, checkpoint=job.refiner.checkpoint, loras=False)
+            switch = max(1, min(s.steps, round(s.steps * job.refiner.switch_at)))
+            latent = wf.insert(part("refiner"), {
+                "model": m.model, "positive": m.positive, "negative": m.negative, "latent": latent,
+                "refiner_model": r.model, "refiner_positive": r.positive, "refiner_negative": r.negative,
+            }, seed=s.seed, steps=s.steps, cfg_scale=s.cfg_scale, sampler=sampler, scheduler=scheduler,
+                switch_step=switch)["latent"]
+        else:
+            latent = wf.insert(part("sampler"), {"model": m.model, "positive": m.positive,
+                                                 "negative": m.negative, "latent": latent},
+                               seed=s.seed, steps=s.steps, cfg_scale=s.cfg_scale, sampler=sampler,
+                               scheduler=scheduler, denoise=1.0)["latent"]
+        if job.hires is not None:
+            latent = self._hires(wf, m, latent, s, job.hires, sampler, scheduler)
+        image = wf.insert(part("decode"), {"latent": latent, "vae": m.vae})["image"]
+        self._output(wf, image, job.task_id)
+        return wf
+
+    def img2img(self, job: Img2ImgJob) -> Workflow:
+        user = self.user_templates.get("img2img")
+        s = job.sampling
+        if user is not None:
+            wf = self._from_user_template(user, s, job.task_id, denoise=job.denoise,
+                                          init_image=job.init_image)
+            return wf
+        wf = Workflow()
+        m = self._model(wf, s)
+        sampler, scheduler = self._sampler(s)
+        image = wf.insert(part("load_image"), image=self._upload(wf, job.init_image))["image"]
+        if job.resize_mode == ResizeMode.resize_and_fill:
+            wf.warnings.append("Resize mode 'resize and fill' runs as 'crop and resize' on ComfyUI.")
+        crop = "disabled" if job.resize_mode == ResizeMode.just_resize else "center"
+        image = wf.insert(part("scale_image"), {"image": image}, method="lanczos", width=s.width,
+                          height=s.height, crop=crop)["image"]
+        latent = wf.insert(part("encode"), {"image": image, "vae": m.vae})["latent"]
+        if job.mask is not None:
+            latent = wf.insert(part("inpaint_mask"), {"latent": latent}, mask=self._upload(wf, job.mask),
+                               mask_blur=max(1, min(31, job.mask_blur)))["latent"]
+        latent = wf.insert(part("sampler"), {"model": m.model, "positive": m.positive,
+                                             "negative": m.negative, "latent": latent},
+                           seed=s.seed, steps=s.steps, cfg_scale=s.cfg_scale, sampler=sampler,
+                           scheduler=scheduler, denoise=job.denoise)["latent"]
+        image = wf.insert(part("decode"), {"latent": latent, "vae": m.vae})["image"]
+        self._output(wf, image, job.task_id)
+        return wf
+
+    def adetailer(self, job: ADetailerJob) -> Workflow:
+        for cls in ("FaceDetailer", "UltralyticsDetectorProvider"):
+            if not self.catalog.has(cls):
+                raise MissingResource(
+                    f"ADetailer passes need the '{cls}' node, which is not installed on node "
+                    f"'{self.catalog.node_name}'. {CUSTOM_NODE_HINTS[cls]}",
+                    what="node_class", name=cls, node=self.catalog.node_name)
+        s = job.sampling
+        wf = Workflow()
+        m = self._model(wf, s)
+        sampler, scheduler = self._sampler(s)
+        image = wf.insert(part("load_image"), image=self._upload(wf, job.image))["image"]
+        for i, p in enumerate(job.passes):
+            detector = self.detector_file(p.model)
+            if p.prompt or p.negative_prompt:
+                enc = wf.insert(part("prompts"), {"clip": m.clip},
+                                prompt=p.prompt or split_loras(s.prompt)[0],
+                                negative_prompt=p.negative_prompt or split_loras(s.negative_prompt)[0])
+                positive, negative = enc["positive"], enc["negative"]
+            else:
+                positive, negative = m.positive, m.negative
+            image = wf.insert(part("face_detail"), {
+                "image": image, "model": m.model, "clip": m.clip, "vae": m.vae,
+                "positive": positive, "negative": negative,
+            }, detector=detector, seed=s.seed + i, steps=s.steps, cfg_scale=s.cfg_scale, sampler=sampler,
+                scheduler=scheduler, denoise=max(0.0001, p.denoise), confidence=p.confidence,
+                mask_blur=p.mask_blur, padding=p.inpaint_padding)["image"]
+        self._output(wf, image, job.task_id)
+        return wf
+
+    def detector_file(self, model: str) -> str:
+        installed = self.catalog.detector_models
+        found = match_file(model, installed)
+        if found is None:
+            raise missing("adetailer_model", model, installed, self.catalog.node_name,
+                          hint="Put it in ComfyUI's models/ultralytics/bbox (or segm) folder.")
+        return found
+
+    def upscale(self, job: UpscaleJob) -> Workflow:
+        width, height = image_size(job.image)
+        if job.target_width > 0 and job.target_height > 0:
+            tw, th = job.target_width, job.target_height
+        else:
+            tw, th = round(width * job.scale), round(height * job.scale)
+        wf = Workflow()
+        source = wf.insert(part("load_image"), image=self._upload(wf, job.image))["image"]
+        image = self._pixel_upscale(wf, source, job.upscaler, tw, th)
+        if job.upscaler_2 and _norm(job.upscaler_2) != "none" and job.upscaler_2_visibility > 0:
+            other = self._pixel_upscale(wf, source, job.upscaler_2, tw, th)
+            image = wf.insert(part("blend"), {"image": image, "other": other},
+                              visibility=min(1.0, job.upscaler_2_visibility))["image"]
+        self._output(wf, image, job.task_id)
+        return wf
+
+    # -- user templates
+    def _from_user_template(self, template: Template, s: Sampling, task_id: str, **extra: Any) -> Workflow:
+        """Fill a user's whole-graph template: every declared parameter we know gets its value."""
+        if "image" not in template.outputs:
+            raise TemplateError(f"Workflow template {template.source or template.name}: 'outputs' must "
+                                "name the final IMAGE as \"image\": [\"node id\", index].",
+                                fields=("outputs.image",))
+        wf = Workflow()
+        sampler, scheduler = self._sampler(s)
+        prompt, loras, warns = split_loras(s.prompt)
+        wf.warnings.extend(warns)
+        if loras and "loras" not in template.params:
+            wf.warnings.append("This workflow template has no LoRA slots; <lora:…> tags were ignored.")
+        values: dict[str, Any] = {
+            "prompt": mark_embeddings(prompt, self.catalog.embeddings),
+            "negative_prompt": mark_embeddings(split_loras(s.negative_prompt)[0], self.catalog.embeddings),
+            "checkpoint": self._checkpoint(s.checkpoint, wf) if "checkpoint" in template.params else "",
+            "seed": s.seed, "steps": s.steps, "cfg_scale": s.cfg_scale, "sampler": sampler,
+            "scheduler": scheduler, "width": s.width, "height": s.height, "clip_skip": -s.clip_skip,
+        }
+        if "init_image" in extra:
+            values["init_image"] = self._upload(wf, extra.pop("init_image"))
+        values.update(extra)
+        chosen = {k: v for k, v in values.items() if k in template.params}
+        ignored = sorted(k for k in ("prompt", "seed") if k not in template.params)
+        if ignored:
+            wf.warnings.append(f"Workflow template '{template.name}' has no slot for: {', '.join(ignored)}.")
+        out = wf.insert(template, **chosen)
+        self._output(wf, out["image"], task_id)
+        return wf
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.width, im.height
+    except (UnidentifiedImageError, OSError) as exc:
+        raise RequestRejected("The input image could not be read; it must be a PNG, JPEG or WebP file.",
+                              fields=("image",), detail=repr(exc)) from exc
+
+
+def load_user_templates(folder: Path) -> dict[str, Template]:
+    """Whole-graph templates a user placed in `folder` (`<job>.json`), keyed by job kind."""
+    found: dict[str, Template] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.json")):
+        template = Template.load(path)
+        job = template.job or path.stem
+        if job not in ("txt2img", "img2img"):
+            raise TemplateError(f"Workflow template {path}: field 'job' must be 'txt2img' or 'img2img'.",
+                                fields=("job",))
+        found[job] = template
+    return found
