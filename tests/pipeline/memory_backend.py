@@ -48,6 +48,10 @@ class MemoryBackend:
     interrupts: list[str] = field(default_factory=list)
     #: call number (1-based, over all generation calls) -> error to raise instead
     faults: dict[int, be.BackendError] = field(default_factory=dict)
+    #: method name -> error raised by the next call of that method (then forgotten)
+    fail_next: dict[str, be.BackendError] = field(default_factory=dict)
+    #: method name -> seconds per step for that method (default step_s)
+    method_step_s: dict[str, float] = field(default_factory=dict)
     vanished: bool = False
     with_infotext: bool = True
     _current: str | None = None
@@ -82,7 +86,7 @@ class MemoryBackend:
     async def img2img(self, job: bt.Img2ImgJob, on_progress=None) -> bt.JobResult:
         s = job.sampling
         await self._work("img2img", job, max(1, int(s.steps * job.denoise)), on_progress)
-        text = self._infotext(s, s.seed, s.width, s.height)
+        text = self._infotext(s, s.seed, s.width, s.height, denoise=job.denoise)
         return bt.JobResult((bt.GeneratedImage(png(s.width, s.height, s.seed + 7), s.seed,
                                                text if self.with_infotext else ""),))
 
@@ -118,7 +122,7 @@ class MemoryBackend:
             raise be.ServerUnreachable("The server does not answer.", detail=self.url)
         call = Call(method, job)
         self.calls.append(call)
-        fault = self.faults.get(len(self.calls))
+        fault = self.faults.get(len(self.calls)) or self.fail_next.pop(method, None)
         if fault is not None:
             raise fault
         self._current = job.task_id
@@ -128,7 +132,7 @@ class MemoryBackend:
                 if self._stop.is_set():
                     call.interrupted = True
                     return  # like A1111: an interrupted job still answers with what it has
-                await asyncio.sleep(self.step_s)
+                await asyncio.sleep(self.method_step_s.get(method, self.step_s))
                 if self.vanished:
                     raise be.ServerUnreachable("The connection was dropped.", detail=self.url)
                 if on_progress is not None:
@@ -137,11 +141,13 @@ class MemoryBackend:
             self._current = None
 
     @staticmethod
-    def _infotext(s: bt.Sampling, seed: int, width: int, height: int) -> str:
+    def _infotext(s: bt.Sampling, seed: int, width: int, height: int,
+                  denoise: float | None = None) -> str:
         neg = f"\nNegative prompt: {s.negative_prompt}" if s.negative_prompt else ""
+        strength = f"Denoising strength: {denoise}, " if denoise is not None else ""
         return (f"{s.prompt}{neg}\nSteps: {s.steps}, Sampler: {s.sampler}, Schedule type: "
                 f"{s.scheduler}, CFG scale: {s.cfg_scale}, Seed: {seed}, Size: {width}x{height}, "
-                "Version: v1.10.1")
+                f"{strength}Version: v1.10.1")
 
 
 def _size(data: bytes) -> tuple[int, int]:
