@@ -230,9 +230,8 @@ def _run(args: argparse.Namespace) -> int:
     async def main() -> qr.RunSummary:
         from stablenew.backends.connect import connect
 
-        backend = await connect(url, username=settings.username or None,
-                                password=settings.password or None,
-                                timeout=settings.request_timeout_s)
+        auth = (settings.username, settings.password) if settings.username else None
+        backend = await connect(url, auth=auth, timeout=settings.request_timeout_s)
         try:
             with _open(args) as store:
                 runner = qr.QueueRunner(store, backend, node=url, depth=args.depth,

@@ -274,8 +274,13 @@ class QueueRunner:
             if revision == last:
                 continue
             last = revision
-            states = await self._db(self.store.item_states, list(self._inflight))
-            for item_id, (lease, token) in list(self._inflight.items()):
+            # Judge each in-flight item against the lease it had when its state was read: a
+            # lane may have finished it and claimed it again (a retry) in the meantime.
+            watched = dict(self._inflight)
+            states = await self._db(self.store.item_states, list(watched))
+            for item_id, (lease, token) in watched.items():
+                if self._inflight.get(item_id, (None, None))[1] is not token:
+                    continue
                 state, current = states.get(item_id, (ItemState.cancelled, None))
                 if state is ItemState.cancelled or current != lease:
                     token.cancel()
@@ -376,8 +381,8 @@ class QueueRunner:
     async def _after_cancel(self, claim: Claim) -> None:
         item = claim.item
         await self._db(self._clean_outputs, item, claim.job)
-        if self._stopping:
-            await self._db(self.store.release, item.id, claim.lease)
+        # Still ours (stopping, or taken away without a cancel): back to the queue, untried.
+        if await self._db(self.store.release, item.id, claim.lease):
             self._emit(ItemFinished(item, ItemState.queued, "Stopped; it will run next time."))
             return
         self.summary.cancelled += 1
@@ -394,7 +399,9 @@ class QueueRunner:
             self._emit(JobFinished(job))
 
     async def _wait_for_node(self, error: BackendError) -> None:
-        """The node is down: every lane waits while one pings it with growing pauses."""
+        """The node is down: every lane waits while one pings it with growing pauses, so other
+        items do not burn their retries; after `max_node_wait` the lanes try again anyway (the
+        failing item's own retries then decide)."""
         assert self._node_ok is not None and self._node_lock is not None
         if self._node_lock.locked():
             return
@@ -402,14 +409,15 @@ class QueueRunner:
             self._node_ok.clear()
             self._emit(NodeProblem(self.node, error.message, error.detail))
             delay = self.backoff_base
+            give_up = time.monotonic() + self.max_node_wait
             try:
-                while not self._stopping:
+                while not self._stopping and time.monotonic() < give_up:
                     try:
                         await self.backend.ping()
                         return
                     except BackendError as exc:
                         log.info("queue: node %s still down: %s", self.node, exc.detail or exc)
-                    await self._sleep_or_wake(delay)
+                    await self._sleep_or_wake(min(delay, max(0.0, give_up - time.monotonic())))
                     delay = min(delay * 2, self.max_node_wait)
             finally:
                 self._node_ok.set()

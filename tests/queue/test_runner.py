@@ -1,0 +1,242 @@
+"""QueueRunner against the fake SD WebUI over real HTTP: outputs, retries, rejections, cancel,
+pause, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from stablenew.backends.connect import connect
+from stablenew.cluster import queue_runner as qr
+from stablenew.cluster.jobs import ItemState
+from stablenew.cluster.queue_store import QueueStore
+from stablenew.pipeline.config import PipelineConfig
+
+TXT2IMG = "/sdapi/v1/txt2img"
+
+
+def cfg(count: int = 1, *, steps: int = 4, prompt: str = "a lighthouse") -> PipelineConfig:
+    return PipelineConfig().with_changes({
+        "txt2img.prompt": prompt, "txt2img.batch_count": count, "txt2img.steps": steps,
+        "txt2img.width": 64, "txt2img.height": 64, "txt2img.seed": 10,
+        "txt2img.sampler": "Euler a", "txt2img.scheduler": "Automatic"})
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = QueueStore(tmp_path / "q.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def backend(fake_sdwebui):
+    b = await connect(fake_sdwebui.url, kind="a1111", timeout=10)
+    yield b
+    await b.aclose()
+
+
+def make_runner(store, backend, events=None, **kw) -> qr.QueueRunner:
+    kw.setdefault("backoff_base", 0.01)
+    kw.setdefault("poll_interval", 0.02)
+    return qr.QueueRunner(store, backend, node="fake", on_event=(events.append if events is not None
+                                                                 else None), **kw)
+
+
+async def test_a_job_runs_to_done_with_one_deterministic_file_per_image(store, backend, tmp_path,
+                                                                        fake_sdwebui):
+    job = store.add_job(cfg(5), name="lighthouses", output_dir=tmp_path / "out")
+    events: list = []
+    summary = await asyncio.wait_for(make_runner(store, backend, events).run(until_empty=True), 20)
+    assert summary.done == 5 and summary.failed == 0
+    items = store.items(job.id)
+    assert all(i.state is ItemState.done and len(i.outputs) == 1 for i in items)
+    pngs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert pngs == sorted(f"{i.name_prefix}-0000.png" for i in items)
+    # The seeds fixed at add time are the ones rendered.
+    seeds = sorted(r.payload["seed"] for r in fake_sdwebui.requests_to(TXT2IMG))
+    assert seeds == [10, 11, 12, 13, 14]
+    finished = [e for e in events if isinstance(e, qr.JobFinished)]
+    assert len(finished) == 1 and finished[0].job.counts.done == 5
+    assert any(isinstance(e, qr.ItemProgress) for e in events)
+
+
+async def test_transient_errors_retry_with_backoff_then_succeed(store, backend, fake_sdwebui, tmp_path):
+    store.add_job(cfg(1), output_dir=tmp_path / "out")
+    fake_sdwebui.inject("500", path=TXT2IMG, times=2)
+    events: list = []
+    summary = await asyncio.wait_for(make_runner(store, backend, events).run(until_empty=True), 20)
+    (item,) = store.items()
+    assert item.state is ItemState.done and item.attempts == 2
+    assert summary.retried == 2 and summary.done == 1
+    assert len(fake_sdwebui.requests_to(TXT2IMG)) == 1, "faults are not recorded; one success"
+    retries = [e for e in events if isinstance(e, qr.ItemFinished) and e.state is ItemState.queued]
+    assert len(retries) == 2 and retries[0].message
+
+
+async def test_transient_errors_give_up_after_three_retries(store, backend, fake_sdwebui, tmp_path):
+    store.add_job(cfg(1), output_dir=tmp_path / "out")
+    fake_sdwebui.inject("500", path=TXT2IMG, times=10)
+    summary = await asyncio.wait_for(make_runner(store, backend).run(until_empty=True), 20)
+    (item,) = store.items()
+    assert item.state is ItemState.failed and item.attempts == 4
+    assert fake_sdwebui._faults and fake_sdwebui._faults[0].times == 6, "four attempts were sent"
+    assert summary.failed == 1 and "memory" in (item.error + (item.error_detail or "")).lower()
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
+async def test_backoff_doubles(store, backend, fake_sdwebui, tmp_path):
+    store.add_job(cfg(1), output_dir=tmp_path / "out")
+    fake_sdwebui.inject("500", path=TXT2IMG, times=3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(make_runner(store, backend, backoff_base=0.1).run(until_empty=True), 20)
+    # 0.1 + 0.2 + 0.4 seconds of waiting before the fourth attempt succeeds.
+    assert loop.time() - started >= 0.65
+    assert store.items()[0].state is ItemState.done
+
+
+async def test_a_rejection_fails_at_once_with_the_servers_reason(store, backend, fake_sdwebui,
+                                                                 tmp_path):
+    job = store.add_job(cfg(2), output_dir=tmp_path / "out")
+    fake_sdwebui.inject("422", path=TXT2IMG, times=1)
+    events: list = []
+    summary = await asyncio.wait_for(make_runner(store, backend, events).run(until_empty=True), 20)
+    first, second = store.items(job.id)
+    assert first.state is ItemState.failed and first.attempts == 1
+    assert "steps" in (first.error + (first.error_detail or "")).lower()
+    assert second.state is ItemState.done, "the batch carries on"
+    assert len(fake_sdwebui.requests_to(TXT2IMG)) == 1, "the rejected one is not retried"
+    assert summary.failures == [(first.label, first.error)]
+
+
+async def test_cancel_in_flight_interrupts_the_server(store, tmp_path):
+    from tests.fakes.sdwebui import FakeSDWebUI
+
+    async with FakeSDWebUI(step_ms=100) as fake:
+        backend = await connect(fake.url, kind="a1111", timeout=10)
+        try:
+            job = store.add_job(cfg(2, steps=50), output_dir=tmp_path / "out")
+            runner = make_runner(store, backend, depth=1)
+            task = asyncio.create_task(runner.run(until_empty=True))
+            first = store.items(job.id)[0]
+            for _ in range(200):
+                if fake.current_task and store.get_item(first.id).state is ItemState.running:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                pytest.fail("the first item never started")
+            loop = asyncio.get_running_loop()
+            cancelled_at = loop.time()
+            assert store.cancel_job(job.id) == 2  # as the GUI or the CLI would
+            summary = await asyncio.wait_for(task, 10)
+            assert loop.time() - cancelled_at < 2.0, "the running image stops, not finishes"
+            assert fake.interrupts, "the server was told to stop"
+            assert summary.cancelled == 1 and summary.done == 0
+            assert {i.state for i in store.items(job.id)} == {ItemState.cancelled}
+            assert not list((tmp_path / "out").glob("*.png"))
+        finally:
+            await backend.aclose()
+
+
+async def test_pause_holds_new_work_and_resume_releases_it(store, backend, tmp_path):
+    store.add_job(cfg(3), output_dir=tmp_path / "out")
+    store.set_paused(True)
+    summary = await asyncio.wait_for(make_runner(store, backend).run(until_empty=True), 10)
+    assert summary.done == 0
+    assert {i.state for i in store.items()} == {ItemState.queued}
+
+    runner = make_runner(store, backend)
+    task = asyncio.create_task(runner.run())
+    await asyncio.sleep(0.1)
+    assert {i.state for i in store.items()} == {ItemState.queued}, "paused: nothing starts"
+    store.set_paused(False)
+    runner.notify()
+    for _ in range(250):
+        if all(i.state is ItemState.done for i in store.items()):
+            break
+        await asyncio.sleep(0.02)
+    runner.stop()
+    await asyncio.wait_for(task, 10)
+    assert all(i.state is ItemState.done for i in store.items())
+
+
+async def test_reorder_and_priority_decide_what_the_node_renders_first(store, backend,
+                                                                       fake_sdwebui, tmp_path):
+    a = store.add_job(cfg(1, prompt="first added"), output_dir=tmp_path / "out")
+    b = store.add_job(cfg(1, prompt="second added"), output_dir=tmp_path / "out")
+    c = store.add_job(cfg(1, prompt="urgent"), output_dir=tmp_path / "out")
+    store.reorder([b.id, a.id, c.id])
+    store.bump_priority(c.id)
+    await asyncio.wait_for(make_runner(store, backend, depth=1).run(until_empty=True), 20)
+    prompts = [r.payload["prompt"] for r in fake_sdwebui.requests_to(TXT2IMG)]
+    assert prompts == ["urgent", "second added", "first added"]
+
+
+async def test_start_up_recovers_items_a_crash_left_running(store, backend, tmp_path):
+    out = tmp_path / "out"
+    job = store.add_job(cfg(3), output_dir=out)
+    done = store.claim_next("old")
+    store.mark_running(done.item.id, done.lease)
+    out.mkdir()
+    (out / f"{done.item.name_prefix}-0000.png").write_bytes(b"finished earlier")
+    store.complete(done.item.id, done.lease, [str(out / f"{done.item.name_prefix}-0000.png")])
+    crashed = store.claim_next("old")
+    store.mark_running(crashed.item.id, crashed.lease)
+    prefix = crashed.item.name_prefix
+    (out / f"{prefix}-0000.png").write_bytes(b"torn")
+    (out / f".{prefix}-0000.png.abc.tmp").write_bytes(b"half")
+    (out / ".thumbnails").mkdir()
+    (out / ".thumbnails" / f"{prefix}-0000.jpg").write_bytes(b"thumb")
+    summary = await asyncio.wait_for(make_runner(store, backend).run(until_empty=True), 20)
+    assert summary.done == 2, "the done item is not rendered again"
+    assert (out / f"{done.item.name_prefix}-0000.png").read_bytes() == b"finished earlier"
+    assert (out / f"{prefix}-0000.png").read_bytes().startswith(b"\x89PNG"), "re-rendered in place"
+    assert not list(out.glob(".*.tmp"))
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(
+        f"{i.name_prefix}-0000.png" for i in store.items(job.id))
+    assert all(i.state is ItemState.done for i in store.items(job.id))
+
+
+async def test_stop_gives_in_flight_items_back_without_counting_an_attempt(store, tmp_path):
+    from tests.fakes.sdwebui import FakeSDWebUI
+
+    async with FakeSDWebUI(step_ms=100) as fake:
+        backend = await connect(fake.url, kind="a1111", timeout=10)
+        try:
+            store.add_job(cfg(1, steps=50), output_dir=tmp_path / "out")
+            runner = make_runner(store, backend)
+            task = asyncio.create_task(runner.run())
+            for _ in range(200):
+                if fake.current_task:
+                    break
+                await asyncio.sleep(0.02)
+            runner.stop()
+            await asyncio.wait_for(task, 10)
+            (item,) = store.items()
+            assert item.state is ItemState.queued and item.attempts == 0
+        finally:
+            await backend.aclose()
+
+
+async def test_a_node_that_goes_away_is_waited_for(store, tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    from stablenew.backends.a1111 import A1111Backend
+
+    backend = A1111Backend(f"http://127.0.0.1:{port}", timeout=2)
+    try:
+        store.add_job(cfg(1), output_dir=tmp_path / "out")
+        events: list = []
+        runner = make_runner(store, backend, events, backoff_base=0.05, max_node_wait=0.2)
+        summary = await asyncio.wait_for(runner.run(until_empty=True), 20)
+        (item,) = store.items()
+        assert item.state is ItemState.failed and item.attempts == 4
+        assert summary.failed == 1
+        assert any(isinstance(e, qr.NodeProblem) for e in events)
+    finally:
+        await backend.aclose()
