@@ -111,3 +111,14 @@ def small_config(**changes: Any) -> PipelineConfig:
             "img2img.steps": 4, "upscale.scale": 2.0}
     base.update(changes)
     return PipelineConfig().with_changes(base)
+
+
+@pytest.fixture
+def sdwebui_thread():
+    """The A1111 fake serving from its own thread (for the CLI, which runs its own loop)."""
+    if not _available("tests.fakes.sdwebui", "stablenew.backends.connect"):
+        pytest.skip("the A1111 fake server is not available")
+    from tests.fakes.sdwebui import FakeSDWebUI
+
+    with FakeSDWebUI(step_ms=2).running_in_thread() as fake:
+        yield fake

@@ -1,0 +1,201 @@
+"""`stablenew run CONFIG.yaml`: run a pipeline headless, with a progress line and clean Ctrl+C.
+
+Exit codes: 0 every image saved; 1 some or all images failed; 2 the config or the arguments
+are wrong; 3 the server cannot be used; 130 stopped with Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_NO_SERVER = 3
+EXIT_CANCELLED = 130
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "run", help="run a pipeline config without opening the window",
+        description="Run the pipeline described by CONFIG.yaml on a server and save the images. "
+                    "Defaults come from your StableNew settings.")
+    parser.add_argument("config", metavar="CONFIG.yaml", help="pipeline config file")
+    parser.add_argument("--node", metavar="URL", help="server address (default: from settings)")
+    parser.add_argument("--kind", choices=("a1111", "forge", "sdnext", "comfyui"),
+                        help="server kind (default: detect it)")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default: from settings)")
+    parser.add_argument("--count", type=int, metavar="N",
+                        help="number of batches to make (overrides batch count in the config)")
+    parser.add_argument("--user", metavar="U", help="user name for servers using --api-auth")
+    parser.add_argument("--password", metavar="P", help="password for servers using --api-auth")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+    import threading
+
+    from stablenew.pipeline.cancel import CancelToken
+
+    token = CancelToken()
+    presses = [0]
+
+    def on_sigint(signum, frame) -> None:
+        presses[0] += 1
+        if presses[0] > 1:
+            raise KeyboardInterrupt  # a second Ctrl+C: the user really wants out now
+        print("\nStopping (Ctrl+C again to quit at once)…", file=sys.stderr, flush=True)
+        token.cancel()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+    try:
+        return asyncio.run(_main(args, token))
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+
+
+async def _main(args: argparse.Namespace, token) -> int:
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from stablenew.backends.connect import connect
+    from stablenew.backends.errors import BackendError
+    from stablenew.pipeline.config import PipelineConfig
+    from stablenew.pipeline.events import RunStatus
+    from stablenew.pipeline.runner import PipelineRunner
+    from stablenew.storage.documents import DocumentError
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import load_settings
+
+    paths = AppPaths.default()
+    settings, settings_problem = load_settings(paths)
+    if settings_problem:
+        print(settings_problem, file=sys.stderr)
+    try:
+        config = PipelineConfig.load(Path(args.config))
+    except DocumentError as exc:
+        print(f"The config cannot be used: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.count is not None:
+        try:
+            config = config.with_changes({"txt2img.batch_count": args.count})
+        except ValidationError:
+            print(f"--count {args.count}: the number of batches must be between 1 and 100.",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+    url = (args.node or settings.server_url).strip()
+    if not url.startswith(("http://", "https://")):
+        print(f"--node {url}: the server address must start with http:// or https://",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    user = args.user if args.user is not None else settings.username
+    password = args.password if args.password is not None else settings.password
+    auth = (user, password) if user else None
+    kind = args.kind or (None if settings.server_kind.value == "auto" else settings.server_kind.value)
+    out = Path(args.out).expanduser() if args.out else settings.output_path(paths)
+
+    try:
+        backend = await connect(url, kind=kind, auth=auth, timeout=settings.request_timeout_s)
+    except BackendError as exc:
+        return _no_server(exc)
+    try:
+        await backend.ping()  # a stated --kind skips detection; still fail early and clearly
+    except BackendError as exc:
+        await backend.aclose()
+        return _no_server(exc)
+    progress = ProgressLine(sys.stderr, enabled=not args.quiet)
+    try:
+        runner = PipelineRunner(out, log_dir=paths.log_dir)
+        result = await runner.run(config, backend, token, progress.on_event)
+    finally:
+        progress.close()
+        await backend.aclose()
+    for record in result.records:
+        print(record.path)
+    for error in result.errors:
+        where = f"image {error.image_index + 1}: " if error.image_index is not None else ""
+        print(f"  {where}{error.message}", file=sys.stderr)
+    print(f"{result.message} Folder: {result.output_dir}", file=sys.stderr)
+    if result.status is RunStatus.completed:
+        return EXIT_OK
+    if result.status is RunStatus.cancelled:
+        return EXIT_CANCELLED
+    return EXIT_FAILED
+
+
+def _no_server(exc) -> int:
+    print(exc.message, file=sys.stderr)
+    if exc.detail:
+        print(f"  ({exc.detail})", file=sys.stderr)
+    return EXIT_NO_SERVER
+
+
+class ProgressLine:
+    """One updating line on a terminal (stage, step, ETA); plain lines when piped."""
+
+    def __init__(self, stream, *, enabled: bool = True) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.total = 0
+        self.width = 0
+        self.last_plain = ""
+
+    def on_event(self, event) -> None:
+        from stablenew.pipeline.events import (
+            ImageSaved,
+            ProgressUpdate,
+            RunStarted,
+            RunWarning,
+            StageStarted,
+        )
+
+        if not self.enabled:
+            return
+        if isinstance(event, RunStarted):
+            self.total = event.total_images
+            self._line(f"Run {event.run_id}: {event.total_images} images, stages "
+                       f"{' → '.join(event.stages)} on {event.node}", final=True)
+        elif isinstance(event, ProgressUpdate):
+            step = f" step {event.step}/{event.steps}" if event.step and event.steps else ""
+            eta = f" · ETA {_clock(event.eta_seconds)}" if event.eta_seconds is not None else ""
+            text = (f"image {event.image_index + 1}/{self.total} · {event.stage}{step} · "
+                    f"{event.overall_fraction:4.0%}{eta}")
+            if self.tty:
+                self._line(text)
+        elif isinstance(event, StageStarted) and not self.tty:
+            self._line(f"image {event.image_index + 1}/{self.total} · {event.stage} "
+                       f"({event.index}/{event.count})", final=True)
+        elif isinstance(event, ImageSaved):
+            self._line(f"saved {event.record.path.name}", final=True)
+        elif isinstance(event, RunWarning):
+            self._line(f"warning: {event.message}", final=True)
+
+    def _line(self, text: str, *, final: bool = False) -> None:
+        if self.tty:
+            pad = max(self.width - len(text), 0)
+            self.stream.write("\r" + text + " " * pad + ("\n" if final else ""))
+            self.width = 0 if final else len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.width = 0
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
