@@ -637,12 +637,12 @@ class WorkflowBuilder:
 
     def _hires(self, wf: Workflow, m: _Model, latent: Link, s: Sampling, h: HiresFix,
                sampler: str, scheduler: str) -> Link:
-        width = h.resize_width or round(s.width * h.scale)
-        height = h.resize_height or round(s.height * h.scale)
-        if bool(h.resize_width) != bool(h.resize_height):
-            width = h.resize_width or round(s.width * h.resize_height / s.height)
-            height = h.resize_height or round(s.height * h.resize_width / s.width)
-        width, height = max(64, width // 8 * 8), max(64, height // 8 * 8)
+        # A1111 truncates (int) and its latent floors to a multiple of 8; match its sizes.
+        width, height = int(s.width * h.scale), int(s.height * h.scale)
+        if h.resize_width or h.resize_height:
+            width = h.resize_width or int(s.width * h.resize_height / s.height)
+            height = h.resize_height or int(s.height * h.resize_width / s.width)
+        width, height = max(16, width // 8 * 8), max(16, height // 8 * 8)
         key = _norm(h.upscaler)
         if key in LATENT_UPSCALERS:
             latent = wf.insert(part("latent_upscale"), {"latent": latent}, method=LATENT_UPSCALERS[key],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import copy
 import gzip
 import hashlib
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import WSMsgType, web
 from PIL import Image
 
@@ -166,6 +168,8 @@ class FakeComfyUI:
     history_lag_ms: float = 0.0
     #: Newer servers have /api/jobs; older ones answer 404 there.
     jobs_api: bool = True
+    #: HTTP basic auth (user, password) demanded on every route, like a reverse proxy would.
+    auth: tuple[str, str] | None = None
     host: str = "127.0.0.1"
     port: int = 0
 
@@ -226,7 +230,8 @@ class FakeComfyUI:
         self._loop = asyncio.get_running_loop()
         self._object_info = self._build_object_info()
         self._wakeup = asyncio.Event()
-        app = web.Application(client_max_size=64 * 1024**2, middlewares=[self._origin_check])
+        app = web.Application(client_max_size=64 * 1024**2,
+                              middlewares=[self._auth_check, self._origin_check])
         for prefix in ("", "/api"):
             r = app.router
             r.add_get(prefix + "/system_stats", self._system_stats)
@@ -283,33 +288,45 @@ class FakeComfyUI:
         await self.stop()
 
     @contextmanager
-    def running_in_thread(self) -> Iterator[str]:
-        """Serve from a background thread with its own event loop (for sync tests and the CLI)."""
+    def running_in_thread(self, timeout: float = 10.0) -> Iterator[FakeComfyUI]:
+        """Serve from a thread with its own event loop (sync tests, the CLI); `.url` is set."""
         loop = asyncio.new_event_loop()
-        started = threading.Event()
-        url_box: list[str] = []
+        ready = threading.Event()
+        failure: list[BaseException] = []
 
         def serve() -> None:
             asyncio.set_event_loop(loop)
-            url_box.append(loop.run_until_complete(self.start()))
-            started.set()
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # reported to the caller below
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
             loop.run_forever()
-
-        thread = threading.Thread(target=serve, name="fake-comfyui", daemon=True)
-        thread.start()
-        if not started.wait(10):
-            raise RuntimeError("fake ComfyUI did not start within 10 s")
-        try:
-            yield url_box[0]
-        finally:
-            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(10)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
             loop.close()
+
+        thread = threading.Thread(target=serve, name="FakeComfyUI", daemon=True)
+        thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError("the fake ComfyUI did not start in time")
+        if failure:
+            raise failure[0]
+        try:
+            yield self
+        finally:
+            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
 
     # ---------------------------------------------------------------- object_info
     def _build_object_info(self) -> dict:
-        info = copy.deepcopy(base_object_info())
+        # Shallow copy; only the classes changed below get their own deep copies.
+        info = dict(base_object_info())
+        for cls in ("CheckpointLoaderSimple", "LoraLoader", "LoraLoaderModelOnly", "UpscaleModelLoader",
+                    "LoadImage"):
+            info[cls] = copy.deepcopy(info[cls])
 
         def set_combo(cls: str, name: str, values: tuple[str, ...]) -> None:
             spec = info[cls]["input"]["required"][name]
@@ -335,6 +352,14 @@ class FakeComfyUI:
         return info
 
     # ---------------------------------------------------------------- middlewares / simple routes
+    @web.middleware
+    async def _auth_check(self, request: web.Request, handler):
+        if self.auth is not None:
+            expected = "Basic " + base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
+            if request.headers.get("Authorization") != expected:
+                return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="comfy"'})
+        return await handler(request)
+
     @web.middleware
     async def _origin_check(self, request: web.Request, handler):
         origin = request.headers.get("Origin")
@@ -969,17 +994,35 @@ def _error(status: int, type_: str, message: str, details: str, extra: dict | No
                                         "extra_info": extra or {}}, "node_errors": {}}, status=status)
 
 
+@pytest.fixture
+async def fake_comfyui(request):
+    """A started fake ComfyUI (fast steps); parametrize indirectly with a dict of options."""
+    kwargs = {"step_ms": 2, **(getattr(request, "param", None) or {})}
+    async with FakeComfyUI(**kwargs) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_comfyui_thread(request):
+    """A fake ComfyUI serving from its own thread (sync tests, subprocess CLI runs)."""
+    kwargs = {"step_ms": 2, **(getattr(request, "param", None) or {})}
+    with FakeComfyUI(**kwargs).running_in_thread() as fake:
+        yield fake
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="A fake ComfyUI server for StableNew development.")
     parser.add_argument("--port", type=int, default=8188)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--step-ms", type=float, default=20.0)
     parser.add_argument("--face-detailer", action="store_true", help="pretend Impact Pack is installed")
+    parser.add_argument("--auth", default=None, help="user:password for HTTP basic auth")
     args = parser.parse_args(argv)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
 
     async def serve() -> None:
         fake = FakeComfyUI(step_ms=args.step_ms, host=args.host, port=args.port,
-                           face_detailer=args.face_detailer)
+                           face_detailer=args.face_detailer, auth=auth)
         url = await fake.start()
         print(f"Fake ComfyUI listening on {url} (Ctrl+C to stop)", flush=True)
         try:
