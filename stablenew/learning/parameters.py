@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from stablenew.learning.errors import PlanInvalid
@@ -132,11 +136,23 @@ def format_number(value: float | int | None) -> str:
     return str(value)
 
 
+@lru_cache(maxsize=64)
+def _getter(dotted: str) -> Callable[[Any], Any]:
+    """A fast reader for a dotted path; numeric parts index lists ("adetailer.passes.0.denoise")."""
+    parts = dotted.split(".")
+    if not any(p.isdigit() for p in parts):
+        return attrgetter(dotted)
+
+    def read(node: Any) -> Any:
+        for part in parts:
+            node = node[int(part)] if part.isdigit() else getattr(node, part)
+        return node
+    return read
+
+
 def _get(config: PipelineConfig, dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        node = node[int(part)] if isinstance(node, list) else getattr(node, part)
-    if hasattr(node, "value") and isinstance(node.value, str):  # enums
+    node = _getter(dotted)(config)
+    if isinstance(node, StrEnum):
         return node.value
     return node
 

@@ -283,13 +283,39 @@ class LearningStore:
             return self._upsert(record)
 
     def add_records(self, records: Iterable[LearningRecord]) -> int:
-        """Store many records in one transaction; returns how many were written."""
+        """Store many records in one transaction; returns how many were written.
+
+        New records take a batched path (one insert each, their parameter and tag rows in
+        one `executemany`); known ones are refreshed like `add_record`.
+        """
         count = 0
+        params: list[tuple[int, str, str]] = []
+        tags: list[tuple[int, str]] = []
+        insert = (f"INSERT INTO learning_records ({_RECORD_COLUMNS}) VALUES "
+                  f"({', '.join('?' * len(_RECORD_COLUMNS.split(',')))}) "
+                  "ON CONFLICT (record_key) DO NOTHING RETURNING id")
         with self._write():
             for record in records:
-                self._upsert(record)
+                now = record.updated_at or time.time()
+                row = self._db.execute(insert, _record_values(record, now)).fetchone()
+                if row is None:  # known already: refresh it, keeping the user's rating
+                    self._upsert(record)
+                else:
+                    record_id = int(row[0])
+                    params += [(record_id, k, v) for k, v in record.parameter_values().items()]
+                    tags += [(record_id, t) for t in _clean_tags(record.tags)]
                 count += 1
+                if len(params) > 20_000:
+                    self._flush_derived(params, tags)
+            self._flush_derived(params, tags)
         return count
+
+    def _flush_derived(self, params: list[tuple[int, str, str]], tags: list[tuple[int, str]]) -> None:
+        self._db.executemany("INSERT INTO learning_params (record_id, param, value) VALUES (?, ?, ?)",
+                             params)
+        self._db.executemany("INSERT OR IGNORE INTO learning_tags (record_id, tag) VALUES (?, ?)", tags)
+        params.clear()
+        tags.clear()
 
     def _upsert(self, record: LearningRecord) -> LearningRecord:
         db = self._db
@@ -603,7 +629,7 @@ def _record_values(record: LearningRecord, now: float) -> tuple[Any, ...]:
     return (
         record.record_key, record.run_id, record.image_index, record.pack or "", record.preset,
         record.prompt, record.negative_prompt,
-        json.dumps(record.config.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False),
+        record.config.model_dump_json(),
         record.config_hash, record.seed, json.dumps(list(record.stages)), record.node,
         record.node_kind, record.path, record.thumbnail, json.dumps(record.timings),
         json.dumps(list(record.warnings)), check_rating(record.rating), record.note,
