@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backoff", type=float, default=2.0,
                    help="seconds before the first retry of a transient error; doubles each time")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
+    p.add_argument("--learn", action="store_true",
+                   help="record every image in the learning database (for ratings and insights)")
     p.set_defaults(func=_run)
 
     p = verbs.add_parser("report", help="totals, speed and failures")
@@ -232,14 +234,19 @@ def _run(args: argparse.Namespace) -> int:
 
         auth = (settings.username, settings.password) if settings.username else None
         backend = await connect(url, auth=auth, timeout=settings.request_timeout_s)
+        learning = _learning_hooks(args.db) if args.learn else None
         try:
             with _open(args) as store:
-                runner = qr.QueueRunner(store, backend, node=url, depth=args.depth,
-                                        backoff_base=args.backoff, on_event=show,
-                                        log_dir=paths.log_dir)
+                runner = qr.QueueRunner(
+                    store, backend, node=url, depth=args.depth, backoff_base=args.backoff,
+                    on_event=show, log_dir=paths.log_dir,
+                    record_hooks=(learning[0],) if learning else (),
+                    on_outputs_removed=learning[1] if learning else None)
                 return await runner.run(until_empty=args.until_empty)
         finally:
             await backend.aclose()
+            if learning:
+                learning[2]()
 
     try:
         summary = asyncio.run(main())
@@ -248,6 +255,26 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{summary.done} done, {summary.failed} failed, {summary.cancelled} cancelled, "
           f"{summary.retried} retried in {_duration(summary.seconds)}.")
     return 1 if summary.failed else 0
+
+
+def _learning_hooks(db: Path | None):
+    """(record hook, forget removed outputs, close) backed by the learning store."""
+    from stablenew.learning.records import LearningRecord
+    from stablenew.learning.store import LearningStore
+
+    learning = LearningStore(db)
+
+    def record(image) -> None:
+        learning.add_record(LearningRecord.from_image_record(image))
+
+    def forget(paths: list[Path]) -> None:
+        for path in paths:
+            try:
+                learning.delete(str(path))
+            except Exception:  # never recorded (the attempt died before): nothing to forget
+                pass
+
+    return record, forget, learning.close
 
 
 def _report(args: argparse.Namespace) -> int:

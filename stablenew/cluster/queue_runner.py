@@ -142,6 +142,7 @@ class QueueRunner:
         max_node_wait: float = 30.0,
         on_event: QueueEventCallback | None = None,
         record_hooks: tuple[Callable[..., Any], ...] = (),
+        on_outputs_removed: Callable[[list[Path]], None] | None = None,
         log_dir: Path | None = None,
         thumbnails: bool = True,
     ) -> None:
@@ -161,6 +162,10 @@ class QueueRunner:
         self.poll_interval = poll_interval
         self.max_node_wait = max_node_wait
         self._on_event = on_event
+        # Images of an unfinished attempt are deleted before the item runs again; whoever
+        # recorded them (the learning store) forgets them here, so a re-run never leaves a
+        # second record of the same file.
+        self._on_outputs_removed = on_outputs_removed
         self._inflight: dict[int, tuple[str, CancelToken]] = {}
         self._wake: asyncio.Event | None = None
         self._stopping = False
@@ -435,7 +440,13 @@ class QueueRunner:
                 job = self.store.get_job(item.job_id)
             except Exception:
                 return
-        clean_item_outputs(Path(job.output_dir), item.name_prefix)
+        removed = clean_item_outputs(Path(job.output_dir), item.name_prefix)
+        images = [p for p in removed if p.suffix.lower() == ".png" and p.parent.name != ".thumbnails"]
+        if images and self._on_outputs_removed is not None:
+            try:
+                self._on_outputs_removed(images)
+            except Exception:
+                log.exception("queue: forgetting removed outputs of %s failed", item.label)
 
     def _emit(self, event: QueueEvent) -> None:
         if self._on_event is None:

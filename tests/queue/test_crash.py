@@ -1,0 +1,97 @@
+"""The acceptance crash test: `stablenew queue run` killed with SIGKILL mid-batch, restarted:
+every image exists exactly once, every item is done, no duplicate records, no torn database."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stablenew.cluster.jobs import ItemState
+from stablenew.cluster.queue_store import QueueStore
+from stablenew.pipeline.config import PipelineConfig
+from stablenew.storage.paths import AppPaths
+from tests.fakes.sdwebui import FakeSDWebUI
+
+ROOT = Path(__file__).resolve().parents[2]
+TOTAL = 60
+
+
+def _run_queue(url: str, home: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "STABLENEW_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "stablenew", "queue", "run", "--node", url, "--until-empty",
+         "--quiet", "--learn", "--backoff", "0.05"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _done(db: Path) -> int:
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        return con.execute("SELECT COUNT(*) FROM queue_items WHERE state = 'done'").fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_batch_then_restart_finishes_every_image_exactly_once(isolated_home):
+    paths = AppPaths.default()
+    out = isolated_home / "outputs" / "crash"
+    config = PipelineConfig().with_changes({
+        "txt2img.prompt": "a lighthouse at night", "txt2img.steps": 4, "txt2img.width": 64,
+        "txt2img.height": 64, "txt2img.sampler": "Euler a", "txt2img.scheduler": "Automatic"})
+    with QueueStore(paths.database_file) as store:
+        job = store.add_job(config, count=TOTAL, name="crash", output_dir=out)
+
+    # A few ms per step keeps the batch long enough to kill it in the middle.
+    with FakeSDWebUI(step_ms=3).running_in_thread() as fake:
+        proc = _run_queue(fake.url, isolated_home)
+        try:
+            deadline = time.monotonic() + 30
+            while _done(paths.database_file) < 20:
+                assert proc.poll() is None, f"the queue stopped early: {proc.communicate()}"
+                assert time.monotonic() < deadline, "the queue made no progress"
+                time.sleep(0.005)
+            proc.kill()  # SIGKILL on POSIX: no clean-up of any kind
+            proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=10)
+        killed_at = _done(paths.database_file)
+        assert 20 <= killed_at < TOTAL, f"killed after {killed_at}: not mid-batch"
+
+        restart = _run_queue(fake.url, isolated_home)
+        stdout, stderr = restart.communicate(timeout=60)
+        assert restart.returncode == 0, stdout + stderr
+        rendered = fake.images_generated
+
+    with QueueStore(paths.database_file) as store:
+        assert store.integrity_ok(), "torn database"
+        items = store.items(job.id)
+        assert len(items) == TOTAL
+        assert all(i.state is ItemState.done for i in items), [i for i in items if i.state != "done"]
+        outputs = [o for i in items for o in i.outputs]
+        assert len(outputs) == TOTAL and len(set(outputs)) == TOTAL
+        assert all(Path(o).is_file() for o in outputs)
+    assert rendered >= TOTAL
+    print(f"killed at {killed_at} done, {rendered} images rendered in all")
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == sorted(Path(o).name for o in outputs), "every output exactly once, nothing else"
+    assert len(list((out / ".thumbnails").glob("*.jpg"))) == TOTAL
+    assert not [p for p in out.rglob(".*") if p.is_file()], "no torn temp files left"
+    for path in out.glob("*.png"):
+        assert path.read_bytes().endswith(b"IEND\xaeB`\x82"), f"{path.name} is torn"
+
+    con = sqlite3.connect(paths.database_file)
+    try:
+        rows = con.execute("SELECT path FROM learning_records").fetchall()
+        assert sorted(r[0] for r in rows) == sorted(outputs), "one learning record per image"
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        con.close()
