@@ -798,8 +798,9 @@ class WorkflowBuilder:
         sampler, scheduler = self._sampler(s)
         prompt, loras, warns = split_loras(s.prompt)
         wf.warnings.extend(warns)
-        if loras and "loras" not in template.params:
-            wf.warnings.append("This workflow template has no LoRA slots; <lora:…> tags were ignored.")
+        if loras:
+            wf.warnings.append(f"Workflow template '{template.name}' is used as it is: the prompt's "
+                               "<lora:…> tags were left out (add LoraLoader nodes to the template).")
         values: dict[str, Any] = {
             "prompt": mark_embeddings(prompt, self.catalog.embeddings),
             "negative_prompt": mark_embeddings(split_loras(s.negative_prompt)[0], self.catalog.embeddings),
@@ -814,7 +815,12 @@ class WorkflowBuilder:
         ignored = sorted(k for k in ("prompt", "seed") if k not in template.params)
         if ignored:
             wf.warnings.append(f"Workflow template '{template.name}' has no slot for: {', '.join(ignored)}.")
-        out = wf.insert(template, **chosen)
+        try:
+            out = wf.insert(template, **chosen)
+        except ValueError as exc:
+            raise TemplateError(f"Workflow template {template.source or template.name}: an input is null "
+                                "but no parameter StableNew knows fills it; give it a value or declare "
+                                "it in 'params'.", detail=str(exc)) from exc
         self._output(wf, out["image"], task_id)
         return wf
 
