@@ -281,6 +281,11 @@ class PackLibrary:
             # Only remembered choices live there; a damaged file must not hide the packs.
             return PackOverrides()
 
+    def scan(self) -> list[PackEntry]:
+        """The entries, remembering the folder's state first so `poll` misses no later change."""
+        self._signature = self.signature()
+        return self.entries()
+
     def entries(self) -> list[PackEntry]:
         if not self.folder.is_dir():
             return []

@@ -152,7 +152,11 @@ def test_poll_notices_added_edited_and_removed_packs(tmp_path: Path):
     assert library.poll() is True
     first.unlink()
     assert library.poll() is True
-    assert [e.kind for e in library.entries()] == [PackKind.folder]
+    # A scan remembers the state it read, so a change right after it is still noticed.
+    library.scan()
+    (folder / "two.txt").write_text("a bird\n", encoding="utf-8")
+    assert library.poll() is True
+    assert [e.kind for e in library.entries()] == [PackKind.folder, PackKind.text]
 
 
 def test_default_preset_override_leaves_the_pack_file_alone(tmp_path: Path):

@@ -1,0 +1,478 @@
+"""LibraryController: presets, prompt packs and profiles for the sidebar, file work off the Qt thread.
+
+Public methods are synchronous and schedule private `_verb` coroutines on the TaskOwner, whose
+file I/O runs in a worker thread (`asyncio.to_thread`); any failure becomes `error_changed`
+state instead of a lost exception. The window wires two things: `set_current_config_provider`
+(the cards' current PipelineConfig, for "save current as preset" and for applying) and the
+`config_applied(PipelineConfig)` signal (the config the cards should load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from stablenew.controller.errors import ErrorInfo, error_from_exception
+from stablenew.controller.tasks import TaskOwner
+from stablenew.pipeline.config import PipelineConfig
+from stablenew.pipeline.presets import LibraryEntry, LibraryFolder, Preset, PresetStore, TrashTicket
+from stablenew.pipeline.styles import read_styles_csv
+from stablenew.randomizer.packs import PackEntry, PackLibrary, pack_configs
+from stablenew.randomizer.profiles import ProfileStore, RandomizerBias
+
+log = logging.getLogger("stablenew.controller.library")
+
+PACK_POLL_MS = 2000
+
+
+class ItemKind(StrEnum):
+    preset = "preset"
+    pack = "pack"
+    profile = "profile"
+
+
+@dataclass(frozen=True)
+class LibraryItem:
+    """One row of a sidebar list, in plain values the view shows as they are."""
+
+    key: str
+    kind: ItemKind
+    name: str
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    source: str = "user"  # "shipped" rows are read-only
+    broken: bool = False
+    problem: str = ""  # why a broken row cannot be used, or its warnings (tooltip text)
+    detail: str = ""  # e.g. "12 prompts · default preset SDXL quality"
+    default_preset: str = ""
+
+    @property
+    def read_only(self) -> bool:
+        return self.source == "shipped"
+
+    def matches(self, text: str) -> bool:
+        needle = text.casefold().strip()
+        if not needle:
+            return True
+        haystack = " ".join((self.name, self.description, " ".join(self.tags), self.detail)).casefold()
+        return all(word in haystack for word in needle.split())
+
+
+def _folder_item(kind: ItemKind, entry: LibraryEntry[Any]) -> LibraryItem:
+    item = entry.item
+    problem = str(entry.error) if entry.error is not None else "\n".join(
+        f"Warning: {w.message} (line {w.line}, {w.field})" if w.line else f"Warning: {w.message}"
+        for w in entry.warnings)
+    return LibraryItem(
+        key=entry.key, kind=kind, name=entry.name,
+        description=getattr(item, "description", "") if item is not None else "",
+        tags=tuple(getattr(item, "tags", ()) or ()) if item is not None else (),
+        source=entry.source.value, broken=entry.broken, problem=problem)
+
+
+def _pack_item(entry: PackEntry) -> LibraryItem:
+    if entry.pack is None:
+        return LibraryItem(key=entry.key, kind=ItemKind.pack, name=entry.name, broken=True,
+                           problem=str(entry.error))
+    count = len(entry.pack.prompts)
+    detail = f"{count} prompt{'s' if count != 1 else ''}"
+    if entry.default_preset:
+        detail += f" · default preset {entry.default_preset}"
+    return LibraryItem(key=entry.key, kind=ItemKind.pack, name=entry.name,
+                       description=entry.pack.description, tags=tuple(entry.pack.tags), detail=detail,
+                       default_preset=entry.default_preset or "")
+
+
+class LibraryController(QObject):
+    """State and operations of the library sidebar: presets, packs and profiles."""
+
+    presets_changed = Signal()
+    packs_changed = Signal()
+    profiles_changed = Signal()
+    pack_prompts_changed = Signal(object)  # list[tuple[str, str]] of the selected pack
+    config_applied = Signal(object)  # PipelineConfig the cards should load
+    bias_changed = Signal(object)  # RandomizerBias of the applied profile (empty: none)
+    error_changed = Signal(object)  # ErrorInfo | None
+    message_changed = Signal(str)  # plain confirmation ("Saved preset 'Night' …")
+    undo_changed = Signal(str)  # text of what undo would bring back ("" when nothing)
+    busy_changed = Signal(bool)
+
+    def __init__(self, presets: PresetStore | None = None, packs: PackLibrary | None = None,
+                 profiles: ProfileStore | None = None, parent: QObject | None = None, *,
+                 poll_ms: int = PACK_POLL_MS) -> None:
+        super().__init__(parent)
+        self._presets = presets if presets is not None else PresetStore()
+        self._packs = packs if packs is not None else PackLibrary()
+        self._profiles = profiles if profiles is not None else ProfileStore()
+        self._preset_entries: list[LibraryEntry[Preset]] = []
+        self._profile_entries: list[LibraryEntry[Any]] = []
+        self._pack_entries: list[PackEntry] = []
+        self._filter = ""
+        self._error: ErrorInfo | None = None
+        self._undo: list[tuple[ItemKind, TrashTicket]] = []
+        self._selected_pack: str = ""
+        self._config_provider: Callable[[], PipelineConfig] = PipelineConfig
+        self.tasks = TaskOwner("Library", self)
+        self.tasks.error_raised.connect(self._set_error)
+        self.tasks.busy_changed.connect(self.busy_changed)
+        self._poll_timer = QTimer(self)
+        self._poll_timer.setInterval(poll_ms)
+        self._poll_timer.timeout.connect(self.poll_packs)
+        self._polling = False
+
+    # --- wiring -------------------------------------------------------------------------------
+
+    def set_current_config_provider(self, provider: Callable[[], PipelineConfig]) -> None:
+        """Where "save current as preset" and "apply" read the cards' current config."""
+        self._config_provider = provider
+
+    def start(self) -> None:
+        """First read of every list, then watch the packs folder for changes."""
+        self.refresh()
+        self._poll_timer.start()
+
+    # --- state --------------------------------------------------------------------------------
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        return self._error
+
+    @property
+    def filter_text(self) -> str:
+        return self._filter
+
+    @property
+    def packs_folder(self) -> Path:
+        return self._packs.folder
+
+    @property
+    def presets_folder(self) -> Path:
+        return self._presets.user_dir
+
+    def presets(self) -> list[LibraryItem]:
+        return [i for i in (_folder_item(ItemKind.preset, e) for e in self._preset_entries)
+                if i.matches(self._filter)]
+
+    def profiles(self) -> list[LibraryItem]:
+        return [i for i in (_folder_item(ItemKind.profile, e) for e in self._profile_entries)
+                if i.matches(self._filter)]
+
+    def packs(self) -> list[LibraryItem]:
+        return [i for i in (_pack_item(e) for e in self._pack_entries) if i.matches(self._filter)]
+
+    def preset_names(self) -> list[str]:
+        return [e.name for e in self._preset_entries if not e.broken]
+
+    def undo_text(self) -> str:
+        if not self._undo:
+            return ""
+        kind, ticket = self._undo[-1]
+        return f"Undo delete of {kind.value} '{ticket.name}'"
+
+    def set_filter(self, text: str) -> None:
+        if text == self._filter:
+            return
+        self._filter = text
+        self.presets_changed.emit()
+        self.packs_changed.emit()
+        self.profiles_changed.emit()
+
+    def clear_error(self) -> None:
+        self._set_error(None)
+
+    def _set_error(self, info: ErrorInfo | None) -> None:
+        self._error = info
+        self.error_changed.emit(info)
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self.tasks.spawn(coro, name=name)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        self._spawn(self._refresh_all(), "library-refresh")
+
+    async def _refresh_all(self) -> None:
+        await self._reload(ItemKind.preset)
+        await self._reload(ItemKind.profile)
+        await self._reload(ItemKind.pack)
+
+    async def _reload(self, kind: ItemKind) -> None:
+        if kind is ItemKind.pack:
+            self._pack_entries = await asyncio.to_thread(self._packs.scan)
+            self.packs_changed.emit()
+            if self._selected_pack:
+                self._emit_pack_prompts()
+        elif kind is ItemKind.preset:
+            self._preset_entries = await asyncio.to_thread(self._presets.entries)
+            self.presets_changed.emit()
+        else:
+            self._profile_entries = await asyncio.to_thread(self._profiles.entries)
+            self.profiles_changed.emit()
+
+    def poll_packs(self) -> None:
+        """Look for changes in the packs folder (the timer calls this; cheap when nothing changed)."""
+        if self._polling:
+            return
+        self._polling = True
+        self._spawn(self._poll(), "library-poll")
+
+    async def _poll(self) -> None:
+        try:
+            changed = await asyncio.to_thread(self._packs.poll)
+            if changed:
+                await self._reload(ItemKind.pack)
+        finally:
+            self._polling = False
+
+    def set_packs_folder(self, folder: str | os.PathLike[str]) -> None:
+        self._packs = PackLibrary(Path(folder))
+        self._selected_pack = ""
+        self._spawn(self._reload(ItemKind.pack), "library-packs-folder")
+
+    # --- lookups ------------------------------------------------------------------------------
+
+    def _store(self, kind: ItemKind) -> LibraryFolder[Any]:
+        return self._presets if kind is ItemKind.preset else self._profiles
+
+    def _entries(self, kind: ItemKind) -> list[LibraryEntry[Any]]:
+        return self._preset_entries if kind is ItemKind.preset else self._profile_entries
+
+    def _entry(self, kind: ItemKind, key: str) -> LibraryEntry[Any]:
+        for entry in self._entries(kind):
+            if entry.key == key:
+                return entry
+        raise _gone(kind)
+
+    def _pack(self, key: str) -> PackEntry:
+        for entry in self._pack_entries:
+            if entry.key == key:
+                return entry
+        raise _gone(ItemKind.pack)
+
+    def _preset_named(self, name: str) -> Preset | None:
+        for entry in self._preset_entries:
+            if entry.name == name and entry.item is not None:
+                return entry.item
+        return None
+
+    # --- presets and profiles ------------------------------------------------------------------
+
+    def save_current_as_preset(self, name: str, *, description: str = "", tags: tuple[str, ...] = (),
+                               include_prompts: bool = False, replace: bool = False) -> None:
+        """Save the cards' current config as a user preset (refused if the name is taken)."""
+        try:
+            config = self._config_provider()
+            preset = Preset.from_config(name.strip(), config, description=description, tags=list(tags),
+                                        include_prompts=include_prompts)
+        except Exception as exc:  # a bad name or config is shown, never raised into the view
+            self._set_error(error_from_exception(exc, "Library"))
+            return
+        self._spawn(self._write(ItemKind.preset, lambda: self._presets.save(preset, replace=replace),
+                                f"Saved preset '{preset.name}'."), "library-save")
+
+    async def _write(self, kind: ItemKind, action: Callable[[], Any], message: str) -> Any:
+        result = await asyncio.to_thread(action)
+        self._set_error(None)
+        await self._reload(kind)
+        self.message_changed.emit(message)
+        return result
+
+    def apply_preset(self, key: str) -> None:
+        entry = self._find_usable(ItemKind.preset, key)
+        if entry is None:
+            return
+        try:
+            config = entry.item.apply_to(self._config_provider())
+        except Exception as exc:
+            self._set_error(error_from_exception(exc, "Library"))
+            return
+        self._set_error(None)
+        self.config_applied.emit(config)
+        self.message_changed.emit(f"Applied preset '{entry.name}'.")
+
+    def apply_profile(self, key: str) -> None:
+        entry = self._find_usable(ItemKind.profile, key)
+        if entry is None:
+            return
+        try:
+            config, bias = entry.item.apply_to(self._config_provider())
+        except Exception as exc:
+            self._set_error(error_from_exception(exc, "Library"))
+            return
+        self._set_error(None)
+        self.config_applied.emit(config)
+        self.bias_changed.emit(bias)
+        self.message_changed.emit(f"Applied profile '{entry.name}'.")
+
+    def _find_usable(self, kind: ItemKind, key: str) -> LibraryEntry[Any] | None:
+        try:
+            entry = self._entry(kind, key)
+        except _Gone as exc:
+            self._set_error(ErrorInfo(exc.message, source="Library"))
+            return None
+        if entry.item is None:
+            self._set_error(ErrorInfo(f"'{entry.name}' cannot be used: {entry.error}",
+                                      detail=str(entry.error), source="Library"))
+            return None
+        return entry
+
+    def rename(self, kind: ItemKind | str, key: str, new_name: str) -> None:
+        kind = ItemKind(kind)
+        self._spawn(self._on_entry(kind, key, lambda store, e: store.rename(e, new_name),
+                                   f"Renamed to '{new_name.strip()}'."), "library-rename")
+
+    def duplicate(self, kind: ItemKind | str, key: str, new_name: str | None = None) -> None:
+        kind = ItemKind(kind)
+        self._spawn(self._on_entry(kind, key, lambda store, e: store.duplicate(e, new_name),
+                                   "Duplicated."), "library-duplicate")
+
+    def delete(self, kind: ItemKind | str, key: str) -> None:
+        kind = ItemKind(kind)
+        self._spawn(self._delete(kind, key), "library-delete")
+
+    async def _delete(self, kind: ItemKind, key: str) -> None:
+        entry = self._entry(kind, key)
+        ticket = await self._write(kind, lambda: self._store(kind).delete(entry),
+                                   f"Deleted {kind.value} '{entry.name}'. Undo brings it back.")
+        self._undo.append((kind, ticket))
+        self.undo_changed.emit(self.undo_text())
+
+    def undo_delete(self) -> None:
+        if not self._undo:
+            self.message_changed.emit("Nothing to undo.")
+            return
+        self._spawn(self._undo_last(), "library-undo")
+
+    async def _undo_last(self) -> None:
+        kind, ticket = self._undo[-1]
+        await self._write(kind, lambda: self._store(kind).undo_delete(ticket),
+                          f"Restored {kind.value} '{ticket.name}'.")
+        self._undo.pop()
+        self.undo_changed.emit(self.undo_text())
+
+    async def _on_entry(self, kind: ItemKind, key: str,
+                        action: Callable[[LibraryFolder[Any], LibraryEntry[Any]], Any], message: str) -> None:
+        entry = self._entry(kind, key)
+        store = self._store(kind)
+        await self._write(kind, lambda: action(store, entry), message)
+
+    def import_file(self, kind: ItemKind | str, path: str | os.PathLike[str], *,
+                    replace: bool = False) -> None:
+        kind = ItemKind(kind)
+        source = Path(path)
+        self._spawn(self._write(kind, lambda: self._store(kind).import_file(source, replace=replace),
+                                f"Imported {source.name}."), "library-import")
+
+    def export(self, kind: ItemKind | str, key: str, destination: str | os.PathLike[str]) -> None:
+        kind = ItemKind(kind)
+        target = Path(destination)
+        self._spawn(self._on_entry(kind, key, lambda store, e: store.export(e, target),
+                                   f"Exported to {target}."), "library-export")
+
+    def import_styles(self, path: str | os.PathLike[str], *, replace: bool = False) -> None:
+        """Each style of an A1111 styles.csv becomes a preset that adds the style's prompts."""
+        source = Path(path)
+        self._spawn(self._write(ItemKind.preset, lambda: self._import_styles(source, replace),
+                                f"Imported the styles of {source.name} as presets."), "library-styles")
+
+    def _import_styles(self, source: Path, replace: bool) -> int:
+        styles = read_styles_csv(source)
+        for style in styles:
+            self._presets.save(Preset(name=style.name, description=f"Style imported from {source.name}.",
+                                      tags=["style"], styles=[style]), replace=replace)
+        return len(styles)
+
+    # --- packs --------------------------------------------------------------------------------
+
+    def select_pack(self, key: str) -> None:
+        self._selected_pack = key
+        self._emit_pack_prompts()
+
+    def _emit_pack_prompts(self) -> None:
+        entry = next((e for e in self._pack_entries if e.key == self._selected_pack), None)
+        self.pack_prompts_changed.emit(entry.pack.resolved() if entry and entry.pack else [])
+
+    def pack_prompts(self, key: str) -> list[tuple[str, str]]:
+        entry = self._pack(key)
+        return entry.pack.resolved() if entry.pack is not None else []
+
+    def apply_pack(self, key: str, prompt_index: int = 0) -> None:
+        """Fill the prompt fields from the pack (one of its prompts) over its default preset."""
+        try:
+            entry = self._pack(key)
+            if entry.pack is None:
+                raise _Gone(f"'{entry.name}' cannot be used: {entry.error}")
+            config = self._pack_base(entry)
+            prompts = list(pack_configs(entry.pack, config))
+            chosen = prompts[max(0, min(prompt_index, len(prompts) - 1))]
+        except Exception as exc:
+            self._set_error(error_from_exception(exc, "Library"))
+            return
+        self._set_error(None)
+        self.config_applied.emit(chosen)
+        preset = f" with preset '{entry.default_preset}'" if entry.default_preset else ""
+        self.message_changed.emit(f"Applied pack '{entry.name}'{preset}.")
+
+    def _pack_base(self, entry: PackEntry) -> PipelineConfig:
+        config = self._config_provider()
+        if entry.default_preset:
+            preset = self._preset_named(entry.default_preset)
+            if preset is None:
+                raise _Gone(f"The pack's default preset '{entry.default_preset}' is not in your "
+                            "presets. Choose another one or import it.")
+            config = preset.apply_to(config)
+        return config
+
+    def pack_run_configs(self, key: str) -> tuple[list[PipelineConfig], Path | None]:
+        """One config per prompt of the pack (over its default preset) and its wildcards folder.
+
+        The run path plans each of them with the randomizer, so a pack runs every prompt
+        times the plan.
+        """
+        entry = self._pack(key)
+        if entry.pack is None:
+            raise _Gone(f"'{entry.name}' cannot be used: {entry.error}")
+        return list(pack_configs(entry.pack, self._pack_base(entry))), entry.wildcards_dir
+
+    def set_pack_default_preset(self, key: str, preset_name: str | None) -> None:
+        entry = self._pack(key) if any(e.key == key for e in self._pack_entries) else None
+        if entry is None:
+            self._set_error(ErrorInfo(_gone(ItemKind.pack).message, source="Library"))
+            return
+        name = preset_name or None
+        message = (f"'{entry.name}' now applies preset '{name}'." if name
+                   else f"'{entry.name}' uses its own default preset again.")
+        self._spawn(self._write(ItemKind.pack, lambda: self._packs.set_default_preset(entry, name),
+                                message), "library-pack-preset")
+
+    async def aclose(self) -> None:
+        self._poll_timer.stop()
+        await self.tasks.wait_idle(timeout=5)
+
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        await self.tasks.wait_idle(timeout=timeout)
+
+
+class _Gone(Exception):
+    """An item the view asked for is no longer in the list (changed on disk meanwhile)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _gone(kind: ItemKind) -> _Gone:
+    return _Gone(f"That {kind.value} is no longer in the list (it may have changed on disk). "
+                 "Refresh the list and try again.")
+
+
+__all__ = ["ItemKind", "LibraryController", "LibraryItem", "RandomizerBias"]

@@ -1,0 +1,359 @@
+"""LibraryPanel: the sidebar of presets, prompt packs and profiles, with search, undo and a
+context menu; broken files stay listed with their error as a tooltip."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QBrush, QPalette
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QSplitter,
+    QStyle,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from stablenew.controller.library_controller import ItemKind, LibraryController, LibraryItem
+from stablenew.gui.widgets.notice import NoticeBanner
+
+KeyRole = Qt.ItemDataRole.UserRole
+_OWN_DEFAULT = "(the pack's own choice)"
+
+
+class _ItemList(QListWidget):
+    """One list of library rows; broken rows are marked and explain themselves in the tooltip."""
+
+    def __init__(self, kind: ItemKind, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.kind = kind
+        self.setObjectName(f"{kind.value}List")
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self._warning = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+
+    def show_items(self, items: list[LibraryItem]) -> None:
+        current = self.current_key()
+        self.clear()
+        muted = self.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        for row in items:
+            label = row.name + ("  (shipped)" if row.read_only else "")
+            item = QListWidgetItem(label)
+            item.setData(KeyRole, row.key)
+            tip = [row.name]
+            if row.description:
+                tip.append(row.description)
+            if row.detail:
+                tip.append(row.detail)
+            if row.tags:
+                tip.append("Tags: " + ", ".join(row.tags))
+            if row.problem:
+                tip.append(row.problem)
+            if row.broken:
+                item.setIcon(self._warning)
+                item.setForeground(QBrush(muted))
+                tip.insert(1, "This file cannot be used:")
+            elif row.problem:
+                item.setIcon(self._warning)
+            item.setToolTip("\n".join(tip))
+            self.addItem(item)
+            if row.key == current:
+                self.setCurrentItem(item)
+
+    def current_key(self) -> str:
+        item = self.currentItem()
+        return str(item.data(KeyRole)) if item is not None else ""
+
+    def select_key(self, key: str) -> None:
+        for row in range(self.count()):
+            if self.item(row).data(KeyRole) == key:
+                self.setCurrentRow(row)
+                return
+
+
+class LibraryPanel(QWidget):
+    """Presets, packs and profiles; every action goes through the LibraryController."""
+
+    def __init__(self, controller: LibraryController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.search = QLineEdit(placeholderText="Search presets, packs and profiles")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(controller.set_filter)
+        self.notice = NoticeBanner()
+        self.notice.dismissed.connect(controller.clear_error)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.setToolTip("Bring back what was just deleted")
+        self.undo_button.clicked.connect(self.undo)
+        self.undo_button.hide()
+
+        self.presets = _ItemList(ItemKind.preset)
+        self.profiles = _ItemList(ItemKind.profile)
+        self.packs = _ItemList(ItemKind.pack)
+        self.prompts = QListWidget()
+        self.prompts.setObjectName("packPrompts")
+        self.default_preset = QComboBox()
+        self.default_preset.setToolTip("Preset applied together with the selected pack")
+        self.default_preset.activated.connect(self._default_preset_chosen)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._presets_tab(), "Presets")
+        self.tabs.addTab(self._packs_tab(), "Packs")
+        self.tabs.addTab(self._profiles_tab(), "Profiles")
+
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.undo_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.search)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.tabs, 1)
+        layout.addLayout(status_row)
+
+        for widget in (self.presets, self.profiles, self.packs):
+            widget.customContextMenuRequested.connect(
+                lambda pos, w=widget: self._context_menu(w, pos))
+        self.presets.itemDoubleClicked.connect(lambda _i: self.apply_selected(ItemKind.preset))
+        self.profiles.itemDoubleClicked.connect(lambda _i: self.apply_selected(ItemKind.profile))
+        self.packs.currentItemChanged.connect(self._pack_selected)
+        self.prompts.itemDoubleClicked.connect(lambda _i: self.apply_selected(ItemKind.pack))
+
+        controller.presets_changed.connect(self._presets_changed)
+        controller.profiles_changed.connect(lambda: self.profiles.show_items(controller.profiles()))
+        controller.packs_changed.connect(self._packs_changed)
+        controller.pack_prompts_changed.connect(self._show_prompts)
+        controller.error_changed.connect(self.notice.show_error)
+        controller.message_changed.connect(self.status.setText)
+        controller.undo_changed.connect(self._undo_changed)
+        self.notice.show_error(controller.error)
+        self._presets_changed()
+        self._packs_changed()
+        self.profiles.show_items(controller.profiles())
+
+    # --- layout -------------------------------------------------------------------------------
+
+    def _buttons(self, *specs: tuple[str, str, Callable[[], None]]) -> QHBoxLayout:
+        row = QHBoxLayout()
+        for label, tip, slot in specs:
+            button = QToolButton(text=label)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            row.addWidget(button)
+        row.addStretch(1)
+        return row
+
+    def _more_button(self, kind: ItemKind) -> QToolButton:
+        button = QToolButton(text="More")
+        button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        button.setMenu(self._menu(kind))
+        return button
+
+    def _presets_tab(self) -> QWidget:
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addWidget(self.presets, 1)
+        row = self._buttons(
+            ("Apply", "Lay the selected preset over your current settings",
+             lambda: self.apply_selected(ItemKind.preset)),
+            ("Save current…", "Save your current settings as a new preset", self.save_current))
+        row.addWidget(self._more_button(ItemKind.preset))
+        layout.addLayout(row)
+        return tab
+
+    def _profiles_tab(self) -> QWidget:
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addWidget(self.profiles, 1)
+        row = self._buttons(("Apply", "Fill the prompt with this profile and bias the randomizer",
+                             lambda: self.apply_selected(ItemKind.profile)))
+        row.addWidget(self._more_button(ItemKind.profile))
+        layout.addLayout(row)
+        return tab
+
+    def _packs_tab(self) -> QWidget:
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        layout.setContentsMargins(0, 4, 0, 0)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.packs)
+        split.addWidget(self.prompts)
+        layout.addWidget(split, 1)
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(QLabel("Default preset"))
+        preset_row.addWidget(self.default_preset, 1)
+        layout.addLayout(preset_row)
+        layout.addLayout(self._buttons(
+            ("Apply", "Fill the prompt fields from the selected prompt and apply the pack's preset",
+             lambda: self.apply_selected(ItemKind.pack)),
+            ("Folder…", "Choose the folder your packs are in", self.choose_packs_folder),
+            ("Refresh", "Read the packs folder again", self.controller.refresh)))
+        return tab
+
+    def _menu(self, kind: ItemKind) -> QMenu:
+        menu = QMenu(self)
+        menu.addAction("Apply", lambda: self.apply_selected(kind))
+        if kind is ItemKind.pack:
+            return menu
+        menu.addAction("Rename…", lambda: self.rename_selected(kind))
+        menu.addAction("Duplicate", lambda: self.duplicate_selected(kind))
+        menu.addAction("Delete", lambda: self.delete_selected(kind))
+        menu.addSeparator()
+        menu.addAction("Import…", lambda: self.import_file(kind))
+        menu.addAction("Export…", lambda: self.export_selected(kind))
+        if kind is ItemKind.preset:
+            menu.addAction("Import A1111 styles.csv…", self.import_styles)
+        return menu
+
+    def _context_menu(self, widget: _ItemList, pos: QPoint) -> None:
+        item = widget.itemAt(pos)
+        if item is not None:
+            widget.setCurrentItem(item)
+        self._menu(widget.kind).exec(widget.viewport().mapToGlobal(pos))
+
+    def _list(self, kind: ItemKind) -> _ItemList:
+        lists = {ItemKind.preset: self.presets, ItemKind.profile: self.profiles, ItemKind.pack: self.packs}
+        return lists[kind]
+
+    def _selected(self, kind: ItemKind) -> str:
+        key = self._list(kind).current_key()
+        if not key:
+            self.status.setText(f"Select a {kind.value} first.")
+        return key
+
+    # --- controller → view --------------------------------------------------------------------
+
+    def _presets_changed(self) -> None:
+        self.presets.show_items(self.controller.presets())
+        self._fill_default_presets()
+
+    def _packs_changed(self) -> None:
+        self.packs.show_items(self.controller.packs())
+        self._fill_default_presets()
+
+    def _fill_default_presets(self) -> None:
+        key = self.packs.current_key()
+        row = next((p for p in self.controller.packs() if p.key == key), None)
+        self.default_preset.clear()
+        self.default_preset.addItem(_OWN_DEFAULT, "")
+        for name in self.controller.preset_names():
+            self.default_preset.addItem(name, name)
+        chosen = row.default_preset if row is not None else ""
+        index = self.default_preset.findData(chosen) if chosen else 0
+        if chosen and index < 0:
+            self.default_preset.addItem(f"{chosen} (missing)", chosen)
+            index = self.default_preset.count() - 1
+        self.default_preset.setCurrentIndex(index)
+        self.default_preset.setEnabled(row is not None and not row.broken)
+
+    def _pack_selected(self, *_args: object) -> None:
+        self.controller.select_pack(self.packs.current_key())
+        self._fill_default_presets()
+
+    def _show_prompts(self, prompts: list[tuple[str, str]]) -> None:
+        self.prompts.clear()
+        for prompt, negative in prompts:
+            item = QListWidgetItem(prompt)
+            item.setToolTip(f"{prompt}\n\nNegative: {negative}" if negative else prompt)
+            self.prompts.addItem(item)
+        if prompts:
+            self.prompts.setCurrentRow(0)
+
+    def _undo_changed(self, text: str) -> None:
+        self.undo_button.setVisible(bool(text))
+        self.undo_button.setToolTip(text or "Nothing to undo")
+
+    def _default_preset_chosen(self, index: int) -> None:
+        key = self.packs.current_key()
+        if key:
+            self.controller.set_pack_default_preset(key, self.default_preset.itemData(index) or None)
+
+    # --- actions (names may be given, e.g. by tests; otherwise the user is asked) -------------
+
+    def apply_selected(self, kind: ItemKind = ItemKind.preset) -> None:
+        key = self._selected(kind)
+        if not key:
+            return
+        if kind is ItemKind.preset:
+            self.controller.apply_preset(key)
+        elif kind is ItemKind.profile:
+            self.controller.apply_profile(key)
+        else:
+            self.controller.apply_pack(key, max(0, self.prompts.currentRow()))
+
+    def save_current(self, name: str | None = None) -> None:
+        if name is None:
+            name, ok = QInputDialog.getText(self, "Save preset", "Name of the new preset:")
+            if not ok:
+                return
+        self.controller.save_current_as_preset(name)
+
+    def rename_selected(self, kind: ItemKind = ItemKind.preset, new_name: str | None = None) -> None:
+        key = self._selected(kind)
+        if not key:
+            return
+        if new_name is None:
+            current = self._list(kind).currentItem().text().replace("  (shipped)", "")
+            new_name, ok = QInputDialog.getText(self, f"Rename {kind.value}", "New name:", text=current)
+            if not ok:
+                return
+        self.controller.rename(kind, key, new_name)
+
+    def duplicate_selected(self, kind: ItemKind = ItemKind.preset) -> None:
+        key = self._selected(kind)
+        if key:
+            self.controller.duplicate(kind, key)
+
+    def delete_selected(self, kind: ItemKind = ItemKind.preset) -> None:
+        key = self._selected(kind)
+        if key:
+            self.controller.delete(kind, key)
+
+    def undo(self) -> None:
+        self.controller.undo_delete()
+
+    def import_file(self, kind: ItemKind = ItemKind.preset, path: str | None = None) -> None:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, f"Import a {kind.value}", "", "YAML (*.yaml *.yml)")
+            if not path:
+                return
+        self.controller.import_file(kind, path)
+
+    def export_selected(self, kind: ItemKind = ItemKind.preset, path: str | None = None) -> None:
+        key = self._selected(kind)
+        if not key:
+            return
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, f"Export the {kind.value}", "", "YAML (*.yaml)")
+            if not path:
+                return
+        self.controller.export(kind, key, path)
+
+    def import_styles(self, path: str | None = None) -> None:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Import A1111 styles", "", "styles.csv (*.csv)")
+            if not path:
+                return
+        self.controller.import_styles(path)
+
+    def choose_packs_folder(self, folder: str | None = None) -> None:
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Packs folder", str(self.controller.packs_folder))
+            if not folder:
+                return
+        self.controller.set_packs_folder(folder)

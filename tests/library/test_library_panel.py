@@ -1,0 +1,172 @@
+"""The library sidebar through the GUI: save, rename, apply, delete and undo, packs, broken files."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from stablenew.controller.library_controller import ItemKind, LibraryController
+from stablenew.gui.panels.library_panel import LibraryPanel
+from stablenew.pipeline.config import PipelineConfig
+from stablenew.storage.paths import AppPaths
+
+WAIT_MS = 5000
+
+
+class Cards:
+    """Stands in for the pipeline cards: holds the current config and loads applied ones."""
+
+    def __init__(self) -> None:
+        self.config = PipelineConfig().with_changes({
+            "txt2img.prompt": "a lighthouse", "txt2img.steps": 37, "txt2img.width": 640})
+        self.loaded: list[PipelineConfig] = []
+
+    def load(self, config: PipelineConfig) -> None:
+        self.loaded.append(config)
+        self.config = config
+
+
+@pytest.fixture
+def setup(qtbot, qloop):
+    paths = AppPaths.default()
+    controller = LibraryController(poll_ms=50)
+    cards = Cards()
+    controller.set_current_config_provider(lambda: cards.config)
+    controller.config_applied.connect(cards.load)
+    panel = LibraryPanel(controller)
+    qtbot.addWidget(panel)
+    controller.start()
+    qtbot.waitUntil(lambda: panel.presets.count() >= 3, timeout=WAIT_MS)
+    yield panel, controller, cards, paths
+    controller._poll_timer.stop()
+
+
+def names(widget) -> list[str]:
+    return [widget.item(i).text() for i in range(widget.count())]
+
+
+def select(widget, text: str) -> None:
+    for i in range(widget.count()):
+        if widget.item(i).text() == text:
+            widget.setCurrentRow(i)
+            return
+    raise AssertionError(f"{text!r} not in {names(widget)}")
+
+
+def test_save_rename_apply_delete_and_undo(qtbot, setup):
+    panel, controller, cards, paths = setup
+    assert "SDXL quality  (shipped)" in names(panel.presets)
+
+    panel.save_current("My look")
+    qtbot.waitUntil(lambda: "My look" in names(panel.presets), timeout=WAIT_MS)
+    saved = paths.presets_dir / "My look.yaml"
+    assert saved.exists() and "steps: 37" in saved.read_text(encoding="utf-8")
+    assert panel.status.text() == "Saved preset 'My look'."
+
+    select(panel.presets, "My look")
+    panel.rename_selected(ItemKind.preset, new_name="Night look")
+    qtbot.waitUntil(lambda: "Night look" in names(panel.presets), timeout=WAIT_MS)
+    assert "My look" not in names(panel.presets) and not saved.exists()
+
+    # Apply a shipped preset: its settings land on the cards, the prompt stays.
+    select(panel.presets, "SDXL quality  (shipped)")
+    panel.apply_selected(ItemKind.preset)
+    assert cards.loaded[-1].txt2img.width == 1024 and cards.loaded[-1].txt2img.steps == 30
+    assert cards.loaded[-1].txt2img.prompt == "a lighthouse"
+    # Apply the saved one: back to the settings it captured.
+    select(panel.presets, "Night look")
+    panel.apply_selected(ItemKind.preset)
+    assert (cards.loaded[-1].txt2img.width, cards.loaded[-1].txt2img.steps) == (640, 37)
+
+    select(panel.presets, "Night look")
+    panel.delete_selected(ItemKind.preset)
+    qtbot.waitUntil(lambda: "Night look" not in names(panel.presets), timeout=WAIT_MS)
+    assert not (paths.presets_dir / "Night look.yaml").exists()
+    assert not panel.undo_button.isHidden()
+    qtbot.mouseClick(panel.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Night look" in names(panel.presets), timeout=WAIT_MS)
+    assert (paths.presets_dir / "Night look.yaml").exists()
+    qtbot.waitUntil(lambda: panel.undo_button.isHidden(), timeout=WAIT_MS)
+
+
+def test_shipped_preset_cannot_be_deleted_and_the_error_is_shown(qtbot, setup):
+    panel, controller, _cards, _paths = setup
+    select(panel.presets, "SDXL quality  (shipped)")
+    panel.delete_selected(ItemKind.preset)
+    qtbot.waitUntil(lambda: panel.notice.isVisible() or not panel.notice.isHidden(), timeout=WAIT_MS)
+    assert "ships with StableNew" in panel.notice.message
+    assert controller.error is not None
+    assert "SDXL quality  (shipped)" in names(panel.presets)
+
+
+def test_broken_preset_is_listed_with_its_error_as_tooltip(qtbot, setup):
+    panel, controller, cards, paths = setup
+    paths.presets_dir.mkdir(parents=True, exist_ok=True)
+    bad = paths.presets_dir / "bad.yaml"
+    bad.write_text("version: 1\nname: Bad\nconfig:\n  txt2img:\n    steps: many\n", encoding="utf-8")
+    controller.refresh()
+    qtbot.waitUntil(lambda: "bad" in names(panel.presets), timeout=WAIT_MS)
+    item = panel.presets.findItems("bad", Qt.MatchFlag.MatchExactly)[0]
+    assert "line 5" in item.toolTip() and "config.txt2img.steps" in item.toolTip()
+    assert "cannot be used" in item.toolTip()
+    select(panel.presets, "bad")
+    before = len(cards.loaded)
+    panel.apply_selected(ItemKind.preset)
+    assert len(cards.loaded) == before and "cannot be used" in panel.notice.message
+    assert bad.read_text(encoding="utf-8").endswith("steps: many\n")
+
+
+def test_search_filters_every_list(qtbot, setup):
+    panel, _controller, _cards, _paths = setup
+    qtbot.keyClicks(panel.search, "adetailer")
+    qtbot.waitUntil(lambda: panel.presets.count() == 1, timeout=WAIT_MS)
+    assert names(panel.presets) == ["SDXL + hires + ADetailer faces  (shipped)"]
+    panel.search.clear()
+    qtbot.waitUntil(lambda: panel.presets.count() >= 3, timeout=WAIT_MS)
+
+
+def test_packs_show_prompts_apply_with_default_preset_and_follow_the_disk(qtbot, setup):
+    panel, controller, cards, paths = setup
+    folder = paths.packs_dir
+    folder.mkdir(parents=True)
+    (folder / "harbour.txt").write_text("negative: fog\na harbour at dawn\na harbour at night\n",
+                                        encoding="utf-8")
+    qtbot.waitUntil(lambda: "harbour" in names(panel.packs), timeout=WAIT_MS)  # found by polling
+    select(panel.packs, "harbour")
+    qtbot.waitUntil(lambda: panel.prompts.count() == 2, timeout=WAIT_MS)
+    assert "Negative: fog" in panel.prompts.item(0).toolTip()
+
+    index = panel.default_preset.findText("SDXL quality")
+    panel.default_preset.setCurrentIndex(index)
+    panel.default_preset.activated.emit(index)
+    qtbot.waitUntil(lambda: "default preset SDXL quality" in controller.packs()[0].detail, timeout=WAIT_MS)
+
+    panel.prompts.setCurrentRow(1)
+    panel.apply_selected(ItemKind.pack)
+    applied = cards.loaded[-1]
+    assert (applied.txt2img.prompt, applied.txt2img.negative_prompt) == ("a harbour at night", "fog")
+    assert applied.txt2img.width == 1024  # the default preset came with it
+
+    configs, wildcards = controller.pack_run_configs(controller.packs()[0].key)
+    assert [c.txt2img.prompt for c in configs] == ["a harbour at dawn", "a harbour at night"]
+    assert wildcards is None
+
+    (folder / "harbour.txt").unlink()
+    (folder / "broken.yaml").write_text("version: 1\nname: B\nprompts: 3\n", encoding="utf-8")
+    qtbot.waitUntil(lambda: names(panel.packs) == ["broken"], timeout=WAIT_MS)
+    assert "prompts" in panel.packs.item(0).toolTip()
+
+
+def test_profiles_apply_and_emit_the_bias(qtbot, setup):
+    panel, controller, cards, paths = setup
+    paths.profiles_dir.mkdir(parents=True)
+    (paths.profiles_dir / "mira.yaml").write_text(
+        "version: 1\nname: Mira\ncharacter: a captain\nloras:\n  - name: mira\n    weight: 0.8\n"
+        "wildcard_weights:\n  hair:\n    silver: 3\n", encoding="utf-8")
+    controller.refresh()
+    qtbot.waitUntil(lambda: names(panel.profiles) == ["Mira"], timeout=WAIT_MS)
+    select(panel.profiles, "Mira")
+    with qtbot.waitSignal(controller.bias_changed, timeout=WAIT_MS) as blocker:
+        panel.apply_selected(ItemKind.profile)
+    assert cards.loaded[-1].txt2img.prompt == "a captain <lora:mira:0.8>"
+    assert blocker.args[0].wildcard_weights == {"hair": {"silver": 3.0}}
