@@ -35,3 +35,34 @@ def dead_url():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+from tests.fakes.sdwebui import fake_sdwebui_thread  # noqa: E402,F401  (fixture)
+
+
+@pytest.fixture
+def window_for(qtbot, qloop):
+    """Open the real main window against a server URL (settings saved first, as a user would)."""
+    from stablenew.controller.app_controller import start_up
+    from stablenew.gui.main_window import build_main_window
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import AppSettings, save_settings
+
+    opened = []
+
+    def make(url: str, connect: bool = True):
+        save_settings(AppPaths.default(), AppSettings(server_url=url))
+        window = build_main_window(start_up())
+        qtbot.addWidget(window)
+        window.show()
+        if connect:
+            window.start_after_first_paint()
+            qtbot.waitUntil(lambda: window.session.server.state == "connected", timeout=5000)
+        opened.append(window)
+        return window
+
+    yield make
+    for window in opened:
+        window.session.pipeline.stop()
+        qloop.run_until_complete  # noqa: B018 (the loop is driven by qtbot below)
+        qtbot.waitUntil(lambda w=window: w.session.pipeline.state == "idle", timeout=5000)

@@ -1,0 +1,103 @@
+"""Cards ↔ PipelineConfig round-trip, fields described by the model, and the words the status bar uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from stablenew.controller.format import estimate_tokens, eta_in_words, prompt_stats
+from stablenew.pipeline.config import PipelineConfig, Txt2ImgSettings
+
+
+def test_gui_to_config_to_gui_round_trip(qtbot, window_for, dead_url):
+    window = window_for(dead_url, connect=False)
+    panel, controller = window.pipeline_panel, window.session.pipeline
+    defaults = controller.default_values()
+    assert panel.values() == {path: defaults[path] for path in panel.values()}, "model defaults"
+    changes = {"txt2img.prompt": "a cat, <lora:x:0.5>\nsecond line", "txt2img.negative_prompt": "dog",
+               "txt2img.steps": 37, "txt2img.cfg_scale": 6.5, "txt2img.width": 768,
+               "txt2img.seed": 4_000_000_000, "txt2img.sampler": "Euler a",
+               "txt2img.hires.enabled": True, "txt2img.hires.denoise": 0.35,
+               "txt2img.refiner.enabled": True, "txt2img.refiner.checkpoint": "ref.safetensors",
+               "img2img.enabled": True, "img2img.resize_mode": "crop_and_resize",
+               "adetailer.enabled": True, "adetailer.passes.0.model": "hand_yolov8n.pt",
+               "upscale.enabled": True, "upscale.scale": 1.5}
+    for path, value in changes.items():
+        panel.editor(path).set_value(value)
+    config = controller.build_config(panel.values())
+    assert isinstance(config, PipelineConfig)
+    assert config.txt2img.seed == 4_000_000_000
+    assert config.txt2img.hires.denoise == pytest.approx(0.35)
+    assert config.adetailer.passes[0].model == "hand_yolov8n.pt"
+    assert config.img2img.resize_mode.value == "crop_and_resize"
+    # Shown again in fresh cards, the values are exactly the same.
+    other = window_for(dead_url, connect=False)
+    other.session.pipeline.load_config(config)
+    assert other.pipeline_panel.values() == panel.values()
+    assert other.session.pipeline.build_config(other.pipeline_panel.values()) == config
+
+
+def test_cards_take_titles_tooltips_and_limits_from_the_model(qtbot, window_for, dead_url):
+    window = window_for(dead_url, connect=False)
+    steps = window.pipeline_panel.editor("txt2img.steps")
+    field = Txt2ImgSettings.model_fields["steps"]
+    assert steps.spec.title == field.title
+    assert field.description in steps.widget.toolTip()
+    assert (steps.widget.minimum(), steps.widget.maximum()) == (1, 150)
+    denoise = window.pipeline_panel.editor("img2img.denoise")
+    assert "lower keeps more" in denoise.widget.toolTip()
+
+
+def test_invalid_values_give_a_plain_error_and_no_run(qtbot, window_for, dead_url):
+    window = window_for(dead_url, connect=False)
+    window.pipeline_panel.editor("upscale.enabled").set_value(True)
+    window.pipeline_panel.editor("upscale.scale").set_value(8.0)
+    window.pipeline_panel.editor("txt2img.hires.enabled").set_value(True)
+    window.pipeline_panel.editor("txt2img.hires.scale").set_value(4.0)
+    assert window.session.pipeline.run(window.pipeline_panel.values()) is False
+    assert "cannot run" in window.notice.message and "upscale" in window.notice.message.lower()
+    assert window.session.pipeline.state == "idle"
+
+
+def test_prompt_editor_overlay_edits_the_same_field(qtbot, window_for, dead_url):
+    window = window_for(dead_url, connect=False)
+    window.pipeline_panel.editor("txt2img.prompt").set_value("short")
+    window.open_prompt_editor()
+    overlay = window.prompt_overlay
+    assert overlay.isVisible() and overlay.editor.toPlainText() == "short"
+    overlay.editor.setPlainText("a much longer prompt, with many words")
+    assert "characters" in overlay.stats.text() and "tokens" in overlay.stats.text()
+    overlay.accept()
+    assert not overlay.isVisible()
+    assert window.pipeline_panel.values()["txt2img.prompt"] == "a much longer prompt, with many words"
+
+
+def test_settings_dialog_refuses_a_bad_address_and_keeps_the_input(qtbot, window_for, dead_url):
+    from stablenew.gui.settings_dialog import SettingsDialog
+
+    window = window_for(dead_url, connect=False)
+    dialog = SettingsDialog(window.session.app, window)
+    qtbot.addWidget(dialog)
+    dialog.editors["server_url"].set_value("localhost:7860")
+    dialog.save()
+    assert not dialog.error.isHidden() and "http://" in dialog.error.text()
+    assert dialog.editors["server_url"].value() == "localhost:7860"
+    dialog.editors["server_url"].set_value("http://127.0.0.1:7999")
+    dialog.editors["theme"].set_value("dark")
+    dialog.save()
+    assert window.session.app.settings.server_url == "http://127.0.0.1:7999"
+    assert window.session.app.theme == "dark"
+    qtbot.waitUntil(lambda: window.session.app.paths.settings_file.exists()
+                    and "7999" in window.session.app.paths.settings_file.read_text(), timeout=3000)
+
+
+@pytest.mark.parametrize(("seconds", "words"), [
+    (None, "estimating time left…"), (3, "a few seconds left"), (31, "about 30 s left"),
+    (80, "about 1 min left"), (125, "about 2 min left"), (3600, "about 1 h left"),
+    (5400, "about 1 h 30 min left")])
+def test_eta_in_words(seconds, words):
+    assert eta_in_words(seconds) == words
+
+
+def test_token_estimate_ignores_lora_tags_and_counts_chunks():
+    assert estimate_tokens("a cat, <lora:foo:0.7>") == 3
+    assert "(2×75)" in prompt_stats("word " * 80)

@@ -1,0 +1,125 @@
+"""The real window against the fake SD WebUI: run, progress and ETA, gallery, rating, stop, PNG drop."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication
+
+FAST = {"step_ms": 8.0}
+STEADY = {"step_ms": 30.0}
+SLOW = {"step_ms": 40.0}
+
+
+def _fill(window, **values):
+    for path, value in values.items():
+        window.pipeline_panel.editor(path).set_value(value)
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [STEADY], indirect=True)
+def test_run_progress_eta_gallery_and_keyboard_rating(qtbot, window_for, fake_sdwebui_thread):
+    fake = fake_sdwebui_thread
+    window = window_for(fake.url)
+    assert window.pipeline_panel.editor("txt2img.sampler").widget.count() > 0, "pickers filled"
+    _fill(window, **{"txt2img.prompt": "a red fox in snow", "txt2img.steps": 25,
+                     "txt2img.batch_count": 3, "txt2img.width": 256, "txt2img.height": 256})
+    seen = []
+    window.session.pipeline.progress_changed.connect(lambda p: seen.append(p))
+    etas = []
+    window.session.pipeline.progress_changed.connect(
+        lambda p: etas.append(window.status.eta_label.text()) if p.state == "running" else None)
+    window.commands.run_button.click()
+    assert window.commands.state_label.text() == "Running…"
+    qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=15000)
+    assert window.session.pipeline.error is None, window.session.pipeline.error
+    assert fake.images_generated == 3
+    steps = [p.step for p in seen if p.step]
+    assert steps and max(steps) <= 25
+    assert any(p.stage_text.startswith("Text to image — stage 1 of 1") for p in seen)
+    assert any("left" in text for text in etas), etas
+    overall = [p.overall_fraction for p in seen]
+    assert overall == sorted(overall) and overall[-1] == pytest.approx(1.0)
+    # Images arrive newest first, thumbnails load in the background.
+    gallery = window.session.gallery
+    qtbot.waitUntil(lambda: window.gallery_panel.model.rowCount() == 3, timeout=5000)
+    assert [i.record.image_index for i in gallery.items] == [2, 1, 0]
+    qtbot.waitUntil(lambda: all(gallery.thumbnail(i.key) is not None for i in gallery.items),
+                    timeout=5000)
+    # Select the newest and rate it with the keyboard.
+    window.gallery_panel.select_first()
+    qtbot.waitUntil(lambda: window.viewer.sidebar.key == gallery.items[0].key, timeout=5000)
+    assert "a red fox in snow" in window.viewer.sidebar.prompt.text()
+    qtbot.keyClick(window.gallery_panel.view, Qt.Key.Key_4)
+    key = gallery.items[0].key
+    qtbot.waitUntil(lambda: gallery.rating_of(key)[0] == 4, timeout=3000)
+    assert window.viewer.sidebar.stars.stars == 4
+    qtbot.keyClick(window.gallery_panel.view, Qt.Key.Key_0)
+    qtbot.waitUntil(lambda: gallery.rating_of(key)[0] is None, timeout=3000)
+    window.viewer.sidebar.tag_buttons["too noisy"].click()
+    qtbot.waitUntil(lambda: gallery.rating_of(key)[1] == ("too noisy",), timeout=3000)
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [SLOW], indirect=True)
+def test_stop_mid_run_interrupts_the_server(qtbot, window_for, fake_sdwebui_thread):
+    fake = fake_sdwebui_thread
+    window = window_for(fake.url)
+    _fill(window, **{"txt2img.prompt": "a long one", "txt2img.steps": 60, "txt2img.width": 256,
+                     "txt2img.height": 256})
+    window.commands.run_button.click()
+    qtbot.waitUntil(lambda: (window.session.pipeline.progress.step or 0) >= 2, timeout=8000)
+    window.commands.stop_button.click()
+    assert window.commands.state_label.text() == "Stopping…"
+    assert window.status.eta_label.text() == "Stopping…"
+    qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=5000)
+    assert window.commands.state_label.text() == ""
+    assert fake.interrupts, "the interrupt reached the server"
+    assert window.commands.run_button.isEnabled()
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [FAST], indirect=True)
+def test_drop_a1111_png_loads_its_settings(qtbot, window_for, fake_sdwebui_thread, tmp_path):
+    window = window_for(fake_sdwebui_thread.url)
+    png = tmp_path / "from-a1111.png"
+    info = PngInfo()
+    info.add_text("parameters", "a castle in the clouds\nNegative prompt: fog\n"
+                  "Steps: 33, Sampler: Euler a, Schedule type: Automatic, CFG scale: 5.5, "
+                  "Seed: 1234, Size: 640x448, Model: dream, Mystery knob: 3")
+    Image.new("RGB", (64, 64), "white").save(png, pnginfo=info)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(png))])
+    # As a real drag does: the window accepts the drag on entry, then gets the drop.
+    enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, event)
+    panel = window.pipeline_panel
+    qtbot.waitUntil(lambda: panel.editor("txt2img.prompt").value() == "a castle in the clouds"
+                    or window.session.pipeline.error is not None, timeout=5000)
+    assert window.session.pipeline.error is None, window.session.pipeline.error
+    values = panel.values()
+    assert values["txt2img.negative_prompt"] == "fog"
+    assert values["txt2img.steps"] == 33
+    assert values["txt2img.cfg_scale"] == 5.5
+    assert values["txt2img.seed"] == 1234
+    assert (values["txt2img.width"], values["txt2img.height"]) == (640, 448)
+    assert values["txt2img.sampler"] == "Euler a"
+    message = window.notice.message
+    assert "from-a1111.png" in message and "Loaded" in message
+    assert "Mystery knob" in message, "unknown keys are named"
+
+
+def test_no_server_run_shows_error_not_traceback(qtbot, window_for, dead_url):
+    window = window_for(dead_url, connect=False)
+    window.pipeline_panel.editor("txt2img.prompt").set_value("x")
+    window.commands.run_button.click()
+    qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=8000)
+    error = window.session.pipeline.error
+    assert error is not None and dead_url in error.message
+    assert window.status.error_button.isVisible()
+    assert "Traceback" not in window.notice.message
