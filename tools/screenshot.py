@@ -40,6 +40,7 @@ def _shoot(url: str, out: Path, dark: bool) -> int:
 
     save_settings(AppPaths.default(), AppSettings(server_url=url, theme="dark" if dark else "light"))
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
 
