@@ -150,6 +150,8 @@ class A1111Backend:
         self._interrupt_wanted: set[str] = set()
         self._interrupt_sent: set[str] = set()
         self._capabilities: Capabilities | None = None
+        #: Tasks that stop our abandoned, still-queued requests once they start (see `_reap`).
+        self._reapers: set[asyncio.Task[None]] = set()
 
     # ----- identity -----
 
@@ -165,7 +167,7 @@ class A1111Backend:
 
     async def detect_kind(self) -> BackendKind:
         """Ask the server what it is (SD.Next: /version; Forge: /sd-modules; else A1111)."""
-        sdnext, forge = await asyncio.gather(
+        sdnext, forge = await _all(
             self._http.request("GET", "/sdapi/v1/version", timeout=self.short_timeout),
             self._http.request("GET", "/sdapi/v1/sd-modules", timeout=self.short_timeout))
         for reply in (sdnext, forge):
@@ -251,7 +253,7 @@ class A1111Backend:
 
     async def probe(self) -> Capabilities:
         kind = await self.resolve_kind()
-        results = await asyncio.gather(
+        results = await _all(
             self.options(), self.checkpoints(), self.samplers(), self.schedulers(), self.upscalers(),
             self.loras(), self.embeddings(), self.adetailer_models(), self.memory(), self._version(kind))
         (options, checkpoints, samplers, schedulers, upscalers, loras, embeddings, ad, memory,
@@ -321,7 +323,7 @@ class A1111Backend:
 
     async def upscalers(self) -> tuple[str, ...]:
         """Upscaler names including the latent hires modes ("Latent", "Latent (bicubic)", …)."""
-        regular, latent = await asyncio.gather(self._get("/sdapi/v1/upscalers"),
+        regular, latent = await _all(self._get("/sdapi/v1/upscalers"),
                                                self._get("/sdapi/v1/latent-upscale-modes", optional=True))
         names = [str(m["name"]) for m in _items(latent) if m.get("name")]
         names += [str(m["name"]) for m in _items(regular) if m.get("name")]
@@ -429,6 +431,11 @@ class A1111Backend:
                                      name=f"progress {task_id}")
         try:
             reply = await self._post(endpoint, payload, timeout=self.timeout, max_body=self.max_body)
+        except asyncio.CancelledError:
+            # The server keeps a queued request even when we hang up: stop it when it starts.
+            if task_id in self._interrupt_wanted and task_id not in self._interrupt_sent:
+                self._start_reaper(task_id)
+            raise
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -437,6 +444,11 @@ class A1111Backend:
         interrupted = task_id in self._interrupt_wanted
         self._interrupt_wanted.discard(task_id)
         self._interrupt_sent.discard(task_id)
+        if interrupted:
+            # Partial images (or an error caused by the stop) are not a result.
+            raise JobInterrupted("The job was stopped before it finished.",
+                                 detail=f"task {task_id}: HTTP {reply.status}, partial result discarded",
+                                 node=self.name)
         self._check(reply)
         data = await asyncio.to_thread(reply.json)
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):
@@ -444,10 +456,6 @@ class A1111Backend:
                                 detail=f"{endpoint}: {str(data)[:300]}", node=self.name)
         info = _parse_info(data.get("info"), self.url, endpoint, self.name)
         images, sizes, infotexts = await asyncio.to_thread(self._images, data["images"], info, endpoint)
-        if interrupted:
-            raise JobInterrupted("The job was stopped before it finished.",
-                                 detail=f"task {task_id}: {len(images)} partial image(s) discarded",
-                                 node=self.name)
         if on_progress is not None:
             steps = expect.sampling.steps
             _notify(on_progress, Progress(fraction=1.0, step=steps, steps=steps, eta_seconds=0.0))
@@ -555,6 +563,30 @@ class A1111Backend:
         ours = [e for e in self._in_flight.values() if e == endpoint]
         return active and (job in (None, "", wanted)) and len(ours) == 1
 
+    def _start_reaper(self, task_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._reap(task_id), name=f"interrupt {task_id}")
+        self._reapers.add(task)
+        task.add_done_callback(self._reapers.discard)
+
+    async def _reap(self, task_id: str) -> None:
+        """After the caller gave up on a queued task: interrupt it once it runs, or see it gone."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        try:
+            while loop.time() < deadline:
+                data = await self._internal_progress(task_id)
+                if data is None or data.get("completed"):
+                    return
+                if data.get("active"):
+                    await self._send_interrupt(task_id)
+                    return
+                await asyncio.sleep(self.poll_interval)
+        except BackendError as exc:
+            log.warning("%s: could not stop abandoned task %s: %s (%s)", self.name, task_id, exc, exc.detail)
+        finally:
+            self._interrupt_wanted.discard(task_id)
+            self._interrupt_sent.discard(task_id)
+
     async def _send_interrupt(self, task_id: str) -> None:
         self._interrupt_sent.add(task_id)
         self._check(await self._post("/sdapi/v1/interrupt", None))
@@ -592,6 +624,10 @@ class A1111Backend:
             await action(task_id)
 
     async def aclose(self) -> None:
+        for task in list(self._reapers):
+            task.cancel()
+        if self._reapers:
+            await asyncio.gather(*self._reapers, return_exceptions=True)
         await self._http.aclose()
 
     async def __aenter__(self) -> A1111Backend:
@@ -605,6 +641,22 @@ class A1111Backend:
 
 
 # ----- helpers -----
+
+async def _all(*calls: Awaitable[Any]) -> list[Any]:
+    """Run calls together; on the first failure cancel the rest and raise that failure as is
+    (not wrapped in an ExceptionGroup, so callers keep catching typed BackendErrors)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_await(call)) for call in calls]
+    except BaseExceptionGroup as group_error:
+        first = group_error.exceptions[0]
+        typed = [e for e in group_error.exceptions if isinstance(e, BackendError)]
+        raise (typed[0] if typed else first) from None
+    return [task.result() for task in tasks]
+
+
+async def _await(call: Awaitable[Any]) -> Any:
+    return await call
 
 def _items(data: Any) -> list[dict[str, Any]]:
     return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []

@@ -92,3 +92,23 @@ async def test_cancelling_the_call_leaves_the_client_usable():
         fake.step_s = 0.0
         result = await backend.txt2img(job("next", steps=3))
     assert len(result.images) == 1
+
+
+async def test_an_abandoned_queued_task_is_stopped_when_it_starts():
+    """The WebUI runs a queued request even after we hang up; the client stops it on start."""
+    async with FakeSDWebUI(step_ms=10) as fake, \
+            A1111Backend(fake.url, poll_interval=0.01, timeout=10) as backend, \
+            httpx.AsyncClient(base_url=fake.url, timeout=10) as other:
+        theirs = asyncio.create_task(other.post("/sdapi/v1/txt2img", json={
+            "prompt": "x", "steps": 15, "width": 64, "height": 64, "force_task_id": "theirs"}))
+        await wait_for(lambda: fake.current_task == "theirs")
+        ours = asyncio.create_task(backend.txt2img(job("mine", steps=200)))
+        await wait_for(lambda: "mine" in fake._pending)
+        await backend.interrupt("mine")
+        ours.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await ours
+        assert (await asyncio.wait_for(theirs, 5)).status_code == 200
+        await wait_for(lambda: fake.interrupts == ["mine"])
+        await wait_for(lambda: fake.current_task is None)
+    assert fake.busy_intervals[-1][1] - fake.busy_intervals[-1][0] < 1.0  # not 200 steps of 10 ms
