@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -25,7 +25,7 @@ from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.presets import LibraryEntry, LibraryFolder, Preset, PresetStore, TrashTicket
 from stablenew.pipeline.styles import read_styles_csv
-from stablenew.randomizer.packs import PackEntry, PackLibrary, pack_configs
+from stablenew.randomizer.packs import PackEntry, PackLibrary, PackRunItem, pack_configs, plan_pack
 from stablenew.randomizer.profiles import ProfileStore, RandomizerBias
 
 log = logging.getLogger("stablenew.controller.library")
@@ -99,6 +99,7 @@ class LibraryController(QObject):
     profiles_changed = Signal()
     pack_prompts_changed = Signal(object)  # list[tuple[str, str]] of the selected pack
     config_applied = Signal(object)  # PipelineConfig the cards should load
+    pack_run_requested = Signal(object)  # plan provider: PipelineConfig -> iterable of PackRunItem
     bias_changed = Signal(object)  # RandomizerBias of the applied profile (empty: none)
     error_changed = Signal(object)  # ErrorInfo | None
     message_changed = Signal(str)  # plain confirmation ("Saved preset 'Night' …")
@@ -120,6 +121,7 @@ class LibraryController(QObject):
         self._undo: list[tuple[ItemKind, TrashTicket]] = []
         self._selected_pack: str = ""
         self._config_provider: Callable[[], PipelineConfig] = PipelineConfig
+        self._plan_for: Callable[[PipelineConfig], Iterable[Any] | None] | None = None
         self.tasks = TaskOwner("Library", self)
         self.tasks.error_raised.connect(self._set_error)
         self.tasks.busy_changed.connect(self.busy_changed)
@@ -442,6 +444,32 @@ class LibraryController(QObject):
         if entry.pack is None:
             raise _Gone(f"'{entry.name}' cannot be used: {entry.error}")
         return list(pack_configs(entry.pack, self._pack_base(entry))), entry.wildcards_dir
+
+    def pack_plan_provider(
+        self, key: str, plan_for: Callable[[PipelineConfig], Iterable[Any] | None] | None = None
+    ) -> Callable[[PipelineConfig], Iterator[PackRunItem]]:
+        """A plan provider for the run path: given the cards' config when Run starts, every
+        prompt of the pack (times *plan_for*, the randomizer's plan of one config)."""
+        entry = self._pack(key)
+        if entry.pack is None:
+            raise _Gone(f"'{entry.name}' cannot be used: {entry.error}")
+        pack, preset = entry.pack, entry.default_preset
+        return lambda config: plan_pack(pack, config, plan_for=plan_for, preset=preset)
+
+    def run_pack(self, key: str, prompt_index: int = 0) -> None:
+        """Apply the pack, then ask the window to run all of its prompts (`pack_run_requested`)."""
+        try:
+            provider = self.pack_plan_provider(key, self._plan_for)
+        except Exception as exc:
+            self._set_error(error_from_exception(exc, "Library"))
+            return
+        self.apply_pack(key, prompt_index)
+        if self._error is None:
+            self.pack_run_requested.emit(provider)
+
+    def set_plan_for(self, plan_for: Callable[[PipelineConfig], Iterable[Any] | None] | None) -> None:
+        """The randomizer's plan of one config, so a pack runs every prompt times the plan."""
+        self._plan_for = plan_for
 
     def set_pack_default_preset(self, key: str, preset_name: str | None) -> None:
         entry = self._pack(key) if any(e.key == key for e in self._pack_entries) else None

@@ -11,7 +11,7 @@ without a file-watcher dependency.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.presets import FolderLock, LibraryError
+from stablenew.pipeline.records import RunTags
 from stablenew.storage.atomic import atomic_write_text
 from stablenew.storage.documents import (
     DocumentError,
@@ -360,6 +361,48 @@ def pack_configs(pack: PromptPack, base: PipelineConfig) -> Iterator[PipelineCon
         yield base.with_changes(changes)
 
 
+@dataclass(frozen=True)
+class PackRunItem:
+    """One image-run of a pack: a prompt of the pack (times one item of the randomizer plan)."""
+
+    config: PipelineConfig
+    label: str
+    index: int  # 0-based over the whole pack run
+    prompt_index: int  # 0-based prompt of the pack
+    tags: RunTags
+
+
+def plan_pack(pack: PromptPack, base: PipelineConfig, *,
+              plan_for: Callable[[PipelineConfig], Iterable[Any] | None] | None = None,
+              preset: str | None = None) -> Iterator[PackRunItem]:
+    """Every prompt of *pack* over *base*, each times the randomizer's plan, lazily.
+
+    *plan_for* turns one config into plan items (with `config`, `variant_id`, `label`), e.g.
+    `lambda c: plan(c, spec, wildcards_dir=...)`; None (or a None result) runs each prompt once.
+    """
+    index = 0
+    for number, config in enumerate(pack_configs(pack, base)):
+        short = _shorten(config.txt2img.prompt)
+        items = plan_for(config) if plan_for is not None else None
+        if items is None:
+            tags = RunTags(pack=pack.name, preset=preset, variant_id=f"p{number + 1}", variant_label=short)
+            yield PackRunItem(config, f"{number + 1}. {short}", index, number, tags)
+            index += 1
+            continue
+        for item in items:
+            variant = getattr(item, "variant_id", "") or ""
+            label = getattr(item, "label", "") or short
+            tags = RunTags(pack=pack.name, preset=preset, variant_id=f"p{number + 1}-{variant}".rstrip("-"),
+                           variant_label=label)
+            yield PackRunItem(item.config, f"{number + 1}. {label}", index, number, tags)
+            index += 1
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def validate_pack_path(path: str | os.PathLike[str]) -> tuple[PromptPack, Path | None]:
     """Like load_pack, but a wildcards folder named by the pack must also exist."""
     pack, wildcards = load_pack(path)
@@ -376,11 +419,13 @@ __all__ = [
     "PackKind",
     "PackLibrary",
     "PackPrompt",
+    "PackRunItem",
     "PromptPack",
     "load_pack",
     "migrate_pack",
     "pack_configs",
     "parse_text_pack",
+    "plan_pack",
     "save_pack",
     "validate_pack_path",
 ]

@@ -201,6 +201,7 @@ class LibraryPanel(QWidget):
         layout.addLayout(self._buttons(
             ("Apply", "Fill the prompt fields from the selected prompt and apply the pack's preset",
              lambda: self.apply_selected(ItemKind.pack)),
+            ("Run", "Run every prompt of the pack (times the randomizer's plan)", self.run_pack),
             ("Folder…", "Choose the folder your packs are in", self.choose_packs_folder),
             ("Refresh", "Read the packs folder again", self.controller.refresh)))
         return tab
@@ -209,6 +210,7 @@ class LibraryPanel(QWidget):
         menu = QMenu(self)
         menu.addAction("Apply", lambda: self.apply_selected(kind))
         if kind is ItemKind.pack:
+            menu.addAction("Run all prompts", self.run_pack)
             return menu
         menu.addAction("Rename…", lambda: self.rename_selected(kind))
         menu.addAction("Duplicate", lambda: self.duplicate_selected(kind))
@@ -295,6 +297,11 @@ class LibraryPanel(QWidget):
             self.controller.apply_profile(key)
         else:
             self.controller.apply_pack(key, max(0, self.prompts.currentRow()))
+
+    def run_pack(self) -> None:
+        key = self._selected(ItemKind.pack)
+        if key:
+            self.controller.run_pack(key, max(0, self.prompts.currentRow()))
 
     def save_current(self, name: str | None = None) -> None:
         if name is None:
