@@ -1,0 +1,659 @@
+"""QueueController: the persistent queue for the window — a jobs model, operations as slots,
+the command bar's count, and a notification when a batch finishes.
+
+Every database call runs in a worker thread (`asyncio.to_thread`), scheduled through the
+controller's TaskOwner so an error becomes visible state; the QueueRunner that works through
+the queue runs on the same (qasync) loop. Changes made elsewhere (`stablenew queue` in a
+terminal) are picked up by a cheap revision poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QByteArray,
+    QMimeData,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+
+from stablenew.cluster.jobs import ItemState, Job, JobOrigin, JobState, WorkItem
+from stablenew.cluster.queue_runner import (
+    ItemFinished,
+    ItemProgress,
+    ItemStarted,
+    JobFinished,
+    NodeProblem,
+    QueueEvent,
+    QueueRunner,
+)
+from stablenew.cluster.queue_store import QueueStore
+from stablenew.controller.errors import ErrorInfo
+from stablenew.controller.tasks import TaskOwner
+from stablenew.pipeline.config import PipelineConfig
+from stablenew.pipeline.events import ProgressUpdate
+
+log = logging.getLogger("stablenew.controller.queue")
+
+JOB_MIME = "application/x-stablenew-queue-jobs"
+#: Priority of a Run pressed in the window: ahead of every queued batch.
+INTERACTIVE_PRIORITY = 1000
+
+COLUMNS = ("Name", "Progress", "State", "Node", "ETA")
+#: Custom roles the panel reads.
+ProgressRole = Qt.ItemDataRole.UserRole + 1  # float 0..1
+IdRole = Qt.ItemDataRole.UserRole + 2  # job id (str) or item id (int)
+KindRole = Qt.ItemDataRole.UserRole + 3  # "job" or "item"
+StateRole = Qt.ItemDataRole.UserRole + 4  # JobState / ItemState value
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s"
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """What the view shows, read in one go off the Qt thread."""
+
+    jobs: list[Job]
+    items: dict[str, list[WorkItem]]  # only for jobs the view has expanded
+    paused: bool
+    revision: int
+
+
+_ROOT = QModelIndex()
+
+
+class QueueModel(QAbstractItemModel):
+    """Jobs as rows, their images as children; top-level rows can be dragged to reorder."""
+
+    def __init__(self, controller: QueueController) -> None:
+        super().__init__(controller)
+        self._controller = controller
+        self._jobs: list[Job] = []
+        self._items: dict[str, list[WorkItem]] = {}
+        self._fractions: dict[int, float] = {}  # running item id -> fraction done
+
+    # --- data from the controller ----------------------------------------------------------------
+
+    def set_snapshot(self, jobs: list[Job], items: dict[str, list[WorkItem]]) -> None:
+        same_shape = [j.id for j in jobs] == [j.id for j in self._jobs] and all(
+            len(items.get(j.id, [])) == len(self._items.get(j.id, [])) for j in jobs)
+        if not same_shape:
+            self.beginResetModel()
+            self._jobs, self._items = list(jobs), dict(items)
+            self.endResetModel()
+            return
+        self._jobs, self._items = list(jobs), dict(items)
+        if self._jobs:
+            last = len(COLUMNS) - 1
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._jobs) - 1, last))
+            for row, job in enumerate(self._jobs):
+                children = self._items.get(job.id)
+                if children:
+                    parent = self.index(row, 0)
+                    self.dataChanged.emit(self.index(0, 0, parent),
+                                          self.index(len(children) - 1, last, parent))
+
+    def set_fraction(self, item_id: int, fraction: float | None) -> None:
+        if fraction is None:
+            self._fractions.pop(item_id, None)
+        else:
+            self._fractions[item_id] = fraction
+
+    def jobs(self) -> list[Job]:
+        return list(self._jobs)
+
+    def job_at(self, row: int) -> Job | None:
+        return self._jobs[row] if 0 <= row < len(self._jobs) else None
+
+    def row_of(self, job_id: str) -> int:
+        for row, job in enumerate(self._jobs):
+            if job.id == job_id:
+                return row
+        return -1
+
+    def loaded_items(self, job_id: str) -> list[WorkItem] | None:
+        return self._items.get(job_id)
+
+    # --- tree structure --------------------------------------------------------------------------
+
+    def index(self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = _ROOT
+              ) -> QModelIndex:
+        if column < 0 or column >= len(COLUMNS) or row < 0:
+            return QModelIndex()
+        if not parent.isValid():
+            if row >= len(self._jobs):
+                return QModelIndex()
+            return self.createIndex(row, column, 0)  # internalId 0: a job row
+        if not _is_job(parent):
+            return QModelIndex()  # items have no children
+        job = self.job_at(parent.row())
+        children = self._items.get(job.id, []) if job else []
+        if row >= len(children):
+            return QModelIndex()
+        return self.createIndex(row, column, parent.row() + 1)  # internalId: job row + 1
+
+    def parent(self, index: QModelIndex | QPersistentModelIndex | None = None) -> Any:  # type: ignore[override]
+        if index is None:  # QObject.parent(): who owns the model
+            return super().parent()
+        if not index.isValid() or _is_job(index):
+            return QModelIndex()
+        return self.createIndex(int(index.internalId()) - 1, 0, 0)
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        if not parent.isValid():
+            return len(self._jobs)
+        if parent.column() != 0 or not _is_job(parent):
+            return 0
+        job = self.job_at(parent.row())
+        return len(self._items.get(job.id, [])) if job else 0
+
+    def hasChildren(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> bool:
+        if not parent.isValid():
+            return bool(self._jobs)
+        return _is_job(parent) and parent.column() == 0
+
+    def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> bool:
+        if not parent.isValid() or not _is_job(parent):
+            return False
+        job = self.job_at(parent.row())
+        return job is not None and job.id not in self._items
+
+    def fetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> None:
+        job = self.job_at(parent.row()) if parent.isValid() else None
+        if job is not None:
+            self._controller.load_items(job.id)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section] if 0 <= section < len(COLUMNS) else None
+        return None
+
+    # --- cells ------------------------------------------------------------------------------------
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+             ) -> Any:
+        if not index.isValid():
+            return None
+        if _is_job(index):
+            job = self.job_at(index.row())
+            return None if job is None else self._job_data(job, index.column(), role)
+        parent_job = self.job_at(int(index.internalId()) - 1)
+        children = self._items.get(parent_job.id, []) if parent_job else []
+        if index.row() >= len(children):
+            return None
+        return self._item_data(children[index.row()], index.column(), role)
+
+    def _job_progress(self, job: Job) -> float:
+        c = job.counts
+        if not c.total:
+            return 0.0
+        running = sum(f for item_id, f in self._fractions.items()
+                      if any(i.id == item_id for i in self._items.get(job.id, ())))
+        return min(1.0, (c.finished + running) / c.total)
+
+    def _job_data(self, job: Job, column: int, role: int) -> Any:
+        c = job.counts
+        if role == IdRole:
+            return job.id
+        if role == KindRole:
+            return "job"
+        if role == StateRole:
+            return job.state.value
+        if role == ProgressRole:
+            return self._job_progress(job)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            origin = job.origin
+            where = ", ".join(f"{k}: {v}" for k, v in (("pack", origin.pack),
+                                                        ("preset", origin.preset),
+                                                        ("learning run", origin.learning_run_id))
+                              if v)
+            lines = [job.name, f"Job {job.id} · priority {job.priority}",
+                     f"{c.done} done, {c.failed} failed, {c.cancelled} cancelled of {c.total}",
+                     f"Saved in {job.output_dir}"]
+            if where:
+                lines.append(where)
+            return "\n".join(lines)
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if column == 0:
+            return job.name + (f"  ↑{job.priority}" if job.priority else "")
+        if column == 1:
+            failed = f" · {c.failed} failed" if c.failed else ""
+            return f"{c.done}/{c.total}{failed}"
+        if column == 2:
+            return _JOB_STATE_WORDS[job.state]
+        if column == 3:
+            return ", ".join(job.nodes)
+        if column == 4:
+            return format_eta(job.eta_seconds) if job.state in (JobState.queued,
+                                                                JobState.running) else ""
+        return None
+
+    def _item_data(self, item: WorkItem, column: int, role: int) -> Any:
+        if role == IdRole:
+            return item.id
+        if role == KindRole:
+            return "item"
+        if role == StateRole:
+            return item.state.value
+        if role == ProgressRole:
+            if item.state is ItemState.done:
+                return 1.0
+            return self._fractions.get(item.id, 0.0) if item.state is ItemState.running else 0.0
+        if role == Qt.ItemDataRole.ToolTipRole:
+            text = f"{item.label} · seed {item.seed}"
+            if item.error:
+                text += f"\n{item.error}"
+                if item.error_detail:
+                    text += f"\n\n{item.error_detail[:2000]}"
+            if item.outputs:
+                text += "\n" + "\n".join(item.outputs)
+            return text
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if column == 0:
+            return f"Image {item.index + 1} · seed {item.seed}"
+        if column == 1:
+            if item.state is ItemState.running:
+                return f"{int(self._fractions.get(item.id, 0.0) * 100)}%"
+            return ""
+        if column == 2:
+            word = item.state.value
+            if item.state is ItemState.queued and item.attempts:
+                word = f"retry {item.attempts}/3"
+            if item.error and item.state is ItemState.failed:
+                word = f"failed: {item.error}"
+            return word
+        if column == 3:
+            return item.node or "" if item.state in (ItemState.assigned, ItemState.running) else ""
+        return None
+
+    # --- drag and drop (reorder jobs) -------------------------------------------------------------
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if not index.isValid():
+            return Qt.ItemFlag.ItemIsDropEnabled
+        if _is_job(index):
+            return base | Qt.ItemFlag.ItemIsDragEnabled
+        return base | Qt.ItemFlag.ItemNeverHasChildren
+
+    def supportedDropActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def mimeTypes(self) -> list[str]:
+        return [JOB_MIME]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        ids: list[str] = []
+        for index in indexes:
+            if index.isValid() and _is_job(index):
+                job = self.job_at(index.row())
+                if job is not None and job.id not in ids:
+                    ids.append(job.id)
+        data = QMimeData()
+        data.setData(JOB_MIME, QByteArray(json.dumps(ids).encode("utf-8")))
+        return data
+
+    def canDropMimeData(self, data: QMimeData, action: Qt.DropAction, row: int, column: int,
+                        parent: QModelIndex | QPersistentModelIndex) -> bool:
+        return data.hasFormat(JOB_MIME) and not parent.isValid()
+
+    def dropMimeData(self, data: QMimeData, action: Qt.DropAction, row: int, column: int,
+                     parent: QModelIndex | QPersistentModelIndex) -> bool:
+        if not self.canDropMimeData(data, action, row, column, parent):
+            return False
+        try:
+            moved = [str(i) for i in json.loads(bytes(data.data(JOB_MIME).data()).decode("utf-8"))]
+        except (ValueError, UnicodeDecodeError):
+            return False
+        order = [j.id for j in self._jobs]
+        if row < 0:
+            row = len(order)
+        before = order[row] if row < len(order) else None
+        rest = [jid for jid in order if jid not in moved]
+        at = rest.index(before) if before in rest else len(rest)
+        new_order = rest[:at] + [jid for jid in moved if jid in order] + rest[at:]
+        self._controller.reorder(new_order)
+        # False: the controller moved the jobs; the view must not remove the dragged rows.
+        return False
+
+
+def _is_job(index: QModelIndex | QPersistentModelIndex) -> bool:
+    return index.internalId() == 0
+
+
+_JOB_STATE_WORDS = {
+    JobState.queued: "Waiting",
+    JobState.running: "Running",
+    JobState.done: "Done",
+    JobState.failed: "Finished with failures",
+    JobState.cancelled: "Cancelled",
+}
+
+
+class QueueController(QObject):
+    """The persistent queue as the window sees it: a model, counts, and operations as slots."""
+
+    jobs_changed = Signal()
+    count_changed = Signal(int)  # images waiting or in flight: the command bar's queue count
+    paused_changed = Signal(bool)
+    running_changed = Signal(bool)  # a QueueRunner is working through the queue
+    batch_finished = Signal(str)  # a plain sentence for a desktop notification
+    error_changed = Signal(object)  # ErrorInfo | None
+    node_problem = Signal(str)
+
+    def __init__(self, store: QueueStore | None = None, *, db_path: Path | None = None,
+                 output_root: Path | None = None, poll_ms: int = 1000,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._db_path = db_path
+        self._owns_store = store is None
+        self.output_root = output_root
+        self.model = QueueModel(self)
+        self.tasks = TaskOwner("Queue", self)
+        self.tasks.error_raised.connect(self._set_error)
+        self._error: ErrorInfo | None = None
+        self._count = -1
+        self._paused: bool | None = None
+        self._revision = -1
+        self._expanded: set[str] = set()
+        self._refreshing = False
+        self._refresh_again = False
+        self._runner: QueueRunner | None = None
+        self._runner_task: asyncio.Task[Any] | None = None
+        self._reported: set[str] = set()
+        # Runner events arrive in bursts; the view is refreshed at a human rate.
+        self._coalesce = QTimer(self)
+        self._coalesce.setSingleShot(True)
+        self._coalesce.setInterval(150)
+        self._coalesce.timeout.connect(self.refresh)
+        self._poll = QTimer(self)
+        self._poll.setInterval(poll_ms)
+        self._poll.timeout.connect(self._check_revision)
+
+    # --- state ------------------------------------------------------------------------------------
+
+    @property
+    def count(self) -> int:
+        return max(0, self._count)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self._paused)
+
+    @property
+    def running(self) -> bool:
+        return self._runner_task is not None and not self._runner_task.done()
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        return self._error
+
+    def start_polling(self) -> None:
+        """Follow changes made by other processes; also loads the first snapshot."""
+        self.refresh()
+        self._poll.start()
+
+    async def store(self) -> QueueStore:
+        if self._store is None:
+            self._store = await asyncio.to_thread(QueueStore, self._db_path)
+        return self._store
+
+    # --- refreshing ------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        if self._refreshing:
+            self._refresh_again = True
+            return
+        self._refreshing = True
+        self.tasks.spawn(self._refresh(), name="queue-refresh")
+
+    async def _refresh(self) -> None:
+        try:
+            while True:
+                self._refresh_again = False
+                store = await self.store()
+                snapshot = await asyncio.to_thread(self._read_snapshot, store, set(self._expanded))
+                self._apply(snapshot)
+                if not self._refresh_again:
+                    break
+        finally:
+            self._refreshing = False
+
+    @staticmethod
+    def _read_snapshot(store: QueueStore, expanded: set[str]) -> QueueSnapshot:
+        revision = store.revision()
+        jobs = store.list_jobs()
+        ids = {j.id for j in jobs}
+        items = {job_id: store.items(job_id) for job_id in expanded if job_id in ids}
+        return QueueSnapshot(jobs, items, store.is_paused(), revision)
+
+    def _apply(self, snapshot: QueueSnapshot) -> None:
+        self._revision = snapshot.revision
+        self.model.set_snapshot(snapshot.jobs, snapshot.items)
+        count = sum(j.counts.queued + j.counts.assigned + j.counts.running for j in snapshot.jobs)
+        if count != self._count:
+            self._count = count
+            self.count_changed.emit(count)
+        if snapshot.paused != self._paused:
+            self._paused = snapshot.paused
+            self.paused_changed.emit(snapshot.paused)
+        self.jobs_changed.emit()
+
+    def _check_revision(self) -> None:
+        if self._store is None or self._refreshing:
+            return
+        self.tasks.spawn(self._maybe_refresh(), name="queue-poll")
+
+    async def _maybe_refresh(self) -> None:
+        store = await self.store()
+        if await asyncio.to_thread(store.revision) != self._revision:
+            self.refresh()
+
+    def load_items(self, job_id: str) -> None:
+        """The view expanded a job: load its images (and keep them fresh from now on)."""
+        self._expanded.add(job_id)
+        self.refresh()
+
+    def forget_items(self, job_id: str) -> None:
+        self._expanded.discard(job_id)
+
+    # --- operations (slots) ----------------------------------------------------------------------
+
+    def _do(self, name: str, fn: Callable[[QueueStore], Any], *, wake: bool = False,
+            after: Callable[[Any], None] | None = None) -> asyncio.Task[Any]:
+        async def work() -> Any:
+            store = await self.store()
+            result = await asyncio.to_thread(fn, store)
+            if after is not None:
+                after(result)
+            if wake and self._runner is not None:
+                self._runner.notify()
+            self.refresh()
+            return result
+        return self.tasks.spawn(work(), name=f"queue-{name}")
+
+    def add_config(self, config: PipelineConfig, *, name: str = "", count: int | None = None,
+                   priority: int = 0, origin: JobOrigin | None = None,
+                   output_dir: Path | None = None, node_pin: str | None = None
+                   ) -> asyncio.Task[Any]:
+        """Queue a config (one image per batch × size, or *count* images)."""
+        return self._do("add", lambda s: s.add_job(
+            config, name=name, count=count, priority=priority, origin=origin,
+            output_dir=output_dir, output_root=self.output_root, node_pin=node_pin), wake=True)
+
+    def add_plan(self, configs: Any, *, name: str, origin: JobOrigin | None = None,
+                 priority: int = 0) -> asyncio.Task[Any]:
+        """Queue a lazy plan (randomizer, pack, learning run): streamed into the database."""
+        from stablenew.cluster.jobs import JobKind
+
+        kind = JobKind.learning if origin and origin.learning_run_id else (
+            JobKind.pack if origin and origin.pack else JobKind.plan)
+        return self._do("add-plan", lambda s: s.add_job(
+            configs, name=name, kind=kind, origin=origin, priority=priority,
+            output_root=self.output_root), wake=True)
+
+    def pause(self) -> None:
+        self.set_paused(True)
+
+    def resume(self) -> None:
+        self.set_paused(False)
+
+    def set_paused(self, paused: bool) -> None:
+        self._do("pause", lambda s: s.set_paused(paused), wake=not paused)
+
+    def cancel_job(self, job_id: str) -> None:
+        def cancel(store: QueueStore) -> list[int]:
+            in_flight = [i.id for i in store.items(job_id, states=(ItemState.assigned,
+                                                                   ItemState.running))]
+            store.cancel_job(job_id)
+            return in_flight
+        self._do("cancel-job", cancel, after=self._interrupt)
+
+    def cancel_item(self, item_id: int) -> None:
+        self._do("cancel-item", lambda s: [item_id] if s.cancel_item(item_id) else [],
+                 after=self._interrupt)
+
+    def _interrupt(self, item_ids: list[int]) -> None:
+        # In-flight items stop now, not at the runner's next poll.
+        if self._runner is not None:
+            for item_id in item_ids:
+                self._runner.interrupt(item_id)
+
+    def retry_job(self, job_id: str) -> None:
+        self._do("retry-job", lambda s: s.retry_failed(job_id, include_cancelled=True), wake=True)
+
+    def retry_item(self, item_id: int) -> None:
+        self._do("retry-item", lambda s: s.retry(item_id), wake=True)
+
+    def retry_all_failed(self) -> None:
+        self._do("retry-all", lambda s: s.retry_failed(), wake=True)
+
+    def reorder(self, job_ids: Sequence[str]) -> None:
+        ids = list(job_ids)
+        self._do("reorder", lambda s: s.reorder(ids))
+
+    def move_job(self, job_id: str, to_index: int) -> None:
+        self._do("move", lambda s: s.move_job(job_id, to_index))
+
+    def bump_priority(self, job_id: str, by: int = 1) -> None:
+        self._do("bump", lambda s: s.bump_priority(job_id, by))
+
+    def clear_finished(self, include_failed: bool = False) -> None:
+        self._do("clear", lambda s: s.clear_finished(include_failed=include_failed))
+
+    # --- working through the queue ---------------------------------------------------------------
+
+    def start_runner(self, backend: Any, *, node: str | None = None, depth: int = 2,
+                     backoff_base: float = 2.0, runner: Any = None) -> None:
+        """Work through the queue on *backend* until `stop_runner()` (one node for now)."""
+        if self.running:
+            return
+        self._runner_task = self.tasks.spawn(
+            self._run(backend, node, depth, backoff_base, runner), name="queue-runner")
+        self.running_changed.emit(True)
+
+    async def _run(self, backend: Any, node: str | None, depth: int, backoff_base: float,
+                   runner: Any) -> None:
+        store = await self.store()
+        self._runner = QueueRunner(store, backend, node=node, depth=depth,
+                                   backoff_base=backoff_base, runner=runner,
+                                   on_event=self._on_queue_event)
+        try:
+            await self._runner.run()
+        finally:
+            self._runner = None
+            self._runner_task = None
+            self.running_changed.emit(False)
+            self.refresh()
+
+    def stop_runner(self) -> None:
+        """Stop working: in-flight images are interrupted and go back to the queue."""
+        if self._runner is not None:
+            self._runner.stop()
+
+    async def aclose(self) -> None:
+        self._poll.stop()
+        self._coalesce.stop()
+        self.stop_runner()
+        task = self._runner_task
+        if task is not None:
+            await asyncio.wait((task,), timeout=5)
+        await self.tasks.wait_idle(timeout=5)
+        if self._owns_store and self._store is not None:
+            store, self._store = self._store, None
+            await asyncio.to_thread(store.close)
+
+    def _on_queue_event(self, event: QueueEvent) -> None:
+        if isinstance(event, ItemProgress):
+            if isinstance(event.event, ProgressUpdate):
+                self.model.set_fraction(event.item.id, event.event.overall_fraction)
+        elif isinstance(event, ItemStarted):
+            self.model.set_fraction(event.item.id, 0.0)
+        elif isinstance(event, ItemFinished):
+            self.model.set_fraction(event.item.id, None)
+        elif isinstance(event, JobFinished):
+            self._announce(event.job)
+        elif isinstance(event, NodeProblem):
+            self.node_problem.emit(f"{event.node}: {event.message}")
+        if not self._coalesce.isActive():
+            self._coalesce.start()
+
+    def _announce(self, job: Job) -> None:
+        if job.id in self._reported:
+            return
+        self._reported.add(job.id)
+        c = job.counts
+        text = f"Batch “{job.name}” finished: {c.done} image{'s' if c.done != 1 else ''} saved"
+        if c.failed:
+            text += f", {c.failed} failed"
+        if c.cancelled:
+            text += f", {c.cancelled} cancelled"
+        self.batch_finished.emit(text + ".")
+
+    def _set_error(self, info: ErrorInfo | None) -> None:
+        self._error = info
+        self.error_changed.emit(info)
+
+    def clear_error(self) -> None:
+        self._set_error(None)
+
+
+__all__ = [
+    "COLUMNS",
+    "INTERACTIVE_PRIORITY",
+    "IdRole",
+    "KindRole",
+    "ProgressRole",
+    "QueueController",
+    "QueueModel",
+    "StateRole",
+    "format_eta",
+]
