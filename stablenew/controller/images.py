@@ -6,8 +6,6 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
 
 @dataclass(frozen=True)
 class DecodedImage:
@@ -22,6 +20,8 @@ class DecodedImage:
 
 def decode_image(source: bytes | str | Path, max_side: int | None = None) -> DecodedImage:
     """Decode (and shrink to *max_side*) an encoded image or file; call it in a worker thread."""
+    from PIL import Image  # imported on first use: keeps start-up lean
+
     handle = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     with Image.open(handle) as image:
         original = image.size

@@ -23,6 +23,7 @@ class GalleryModel(QAbstractListModel):
         self.controller = controller
         self._icons: dict[str, QIcon] = {}
         self._placeholder = self._make_placeholder()
+        self._rows = len(controller.items)
         controller.items_reset.connect(self._reset)
         controller.item_added.connect(self._added)
         controller.item_changed.connect(self._changed)
@@ -35,7 +36,7 @@ class GalleryModel(QAbstractListModel):
         return QIcon(pixmap)
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.controller.items)
+        return 0 if parent.isValid() else self._rows
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self.controller.items):
@@ -79,13 +80,18 @@ class GalleryModel(QAbstractListModel):
 
     def _reset(self) -> None:
         self.beginResetModel()
+        self._rows = len(self.controller.items)
         self.endResetModel()
 
     def _added(self, item) -> None:
-        # The controller already put the item first; tell the view (a reset keeps it simple
-        # and cheap for a few hundred rows, and keeps the selection logic in one place).
-        self.beginResetModel()
-        self.endResetModel()
+        # The controller put the item first; an insert (not a reset) keeps the view's layout
+        # and selection, which matters when a fast run adds several images a second.
+        if len(self.controller.items) != self._rows + 1:
+            self._reset()  # a replaced duplicate: the list changed in more than one place
+            return
+        self.beginInsertRows(QModelIndex(), 0, 0)
+        self._rows += 1
+        self.endInsertRows()
 
     def _changed(self, item) -> None:
         row = self._row_of(item.key)
@@ -149,6 +155,7 @@ class GalleryPanel(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.view, 1)
         self.model.modelReset.connect(self._update_title)
+        self.model.rowsInserted.connect(self._update_title)
         self._update_title()
 
     def _update_title(self) -> None:
