@@ -25,8 +25,16 @@ from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.presets import LibraryEntry, LibraryFolder, Preset, PresetStore, TrashTicket
 from stablenew.pipeline.styles import read_styles_csv
-from stablenew.randomizer.packs import PackEntry, PackLibrary, PackRunItem, pack_configs, plan_pack
+from stablenew.randomizer.packs import (
+    PackEntry,
+    PackLibrary,
+    PackRunItem,
+    pack_configs,
+    plan_pack,
+    save_packs_folder,
+)
 from stablenew.randomizer.profiles import ProfileStore, RandomizerBias
+from stablenew.storage.paths import AppPaths
 
 log = logging.getLogger("stablenew.controller.library")
 
@@ -235,10 +243,17 @@ class LibraryController(QObject):
         finally:
             self._polling = False
 
-    def set_packs_folder(self, folder: str | os.PathLike[str]) -> None:
+    def set_packs_folder(self, folder: str | os.PathLike[str], *, remember: bool = True) -> None:
+        """Read packs from *folder* from now on (and next start, when *remember*)."""
         self._packs = PackLibrary(Path(folder))
         self._selected_pack = ""
-        self._spawn(self._reload(ItemKind.pack), "library-packs-folder")
+        self._spawn(self._set_packs_folder(Path(folder), remember), "library-packs-folder")
+
+    async def _set_packs_folder(self, folder: Path, remember: bool) -> None:
+        if remember:
+            await asyncio.to_thread(save_packs_folder, AppPaths.default(), folder)
+        await self._reload(ItemKind.pack)
+        self.message_changed.emit(f"Packs are read from {folder}.")
 
     # --- lookups ------------------------------------------------------------------------------
 

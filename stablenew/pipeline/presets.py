@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -283,6 +283,7 @@ class Source(StrEnum):
 
 
 T = TypeVar("T", bound=BaseModel)
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -396,16 +397,22 @@ def file_stem(name: str) -> str:
     return stem[:100]
 
 
-def _replace_with_retry(src: Path, dst: Path) -> None:
-    # Windows refuses a replace while another process has the target open for a moment.
-    for attempt in range(50):
+def _retrying(action: Callable[[], R]) -> R:
+    # Windows refuses to replace a file while another process (a second window listing the
+    # folder) has it open for a moment; elsewhere a PermissionError is real and raised at once.
+    attempts = 50 if os.name == "nt" else 1
+    for attempt in range(attempts):
         try:
-            os.replace(src, dst)
-            return
+            return action()
         except PermissionError:
-            if attempt == 49:
+            if attempt == attempts - 1:
                 raise
             time.sleep(0.01)
+    raise AssertionError("unreachable")
+
+
+def _replace_with_retry(src: Path, dst: Path) -> None:
+    _retrying(lambda: os.replace(src, dst))
 
 
 class LibraryFolder(Generic[T]):
@@ -510,7 +517,7 @@ class LibraryFolder(Generic[T]):
                 raise LibraryError(
                     f"A {self.kind} named '{getattr(item, 'name', target.stem)}' already exists. "
                     "Choose another name.", detail=str(target))
-            atomic_write_text(target, text)
+            _retrying(lambda: atomic_write_text(target, text))
             if previous is not None and previous.parent == self.user_dir and not _same_file(target, previous):
                 previous.unlink(missing_ok=True)
         return target
@@ -589,7 +596,7 @@ class LibraryFolder(Generic[T]):
                 raise LibraryError(
                     f"You already have a {self.kind} named '{getattr(item, 'name', src.stem)}' "
                     f"({target}). Rename one of them, or replace it.", detail=str(target))
-            atomic_write_bytes(target, raw)
+            _retrying(lambda: atomic_write_bytes(target, raw))
         return target
 
     def export(self, entry: LibraryEntry[T], destination: str | os.PathLike[str]) -> Path:

@@ -262,11 +262,45 @@ class PackOverrides(BaseModel):
     default_presets: dict[str, str] = Field(default_factory=dict, title="Default presets")
 
 
+class LibraryChoices(BaseModel):
+    """Where the user keeps packs (config folder, library.yaml); only a choice, never the packs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    packs_folder: str = Field("", title="Packs folder",
+                              description="Folder your prompt packs are in (empty: StableNew's own).")
+
+
+def library_choices_file(paths: AppPaths) -> Path:
+    return paths.config_dir / "library.yaml"
+
+
+def load_packs_folder(paths: AppPaths) -> Path:
+    """The packs folder the user chose, or the default one when none (or an unreadable file)."""
+    file = library_choices_file(paths)
+    if file.is_file():
+        try:
+            chosen = load_yaml_model(file, LibraryChoices).packs_folder
+        except DocumentError:
+            # A damaged choice must not hide the packs; the file stays for the user to fix.
+            chosen = ""
+        if chosen:
+            return Path(chosen).expanduser()
+    return paths.packs_dir
+
+
+def save_packs_folder(paths: AppPaths, folder: str | os.PathLike[str]) -> Path:
+    choices = LibraryChoices(packs_folder=str(folder))
+    data = {"version": 1, **choices.model_dump(mode="json", exclude_defaults=True, exclude={"version"})}
+    return atomic_write_text(library_choices_file(paths), dump_yaml(data))
+
+
 class PackLibrary:
     """The packs folder: lists packs (broken ones included) and notices changes on disk."""
 
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
-        self.folder = Path(folder) if folder is not None else AppPaths.default().packs_dir
+        self.folder = Path(folder) if folder is not None else load_packs_folder(AppPaths.default())
         self._signature: tuple[tuple[str, int, int], ...] | None = None
 
     @property
@@ -421,11 +455,14 @@ __all__ = [
     "PackPrompt",
     "PackRunItem",
     "PromptPack",
+    "LibraryChoices",
     "load_pack",
+    "load_packs_folder",
     "migrate_pack",
     "pack_configs",
     "parse_text_pack",
     "plan_pack",
     "save_pack",
+    "save_packs_folder",
     "validate_pack_path",
 ]

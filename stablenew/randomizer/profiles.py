@@ -1,20 +1,19 @@
 """Profiles: a character, a setting and a style a user keeps coming back to.
 
 Applying a profile fills the prompt fields (character, setting, style and its LoRAs as
-`<lora:name:weight>`) and returns a `RandomizerBias`: preferred values of wildcards, which
-`bias_prompt` turns into weighted variants (`{3::silver|1::red}`) so random picks lean
-towards the profile while every value stays possible. Profiles are stored and managed like
+`<lora:name:weight>`) and returns a `RandomizerBias`: preferred values of wildcards, merged
+into the randomizer's VariationSpec (`wildcard_weights`), so random picks lean towards the
+profile while every value stays possible. Profiles are stored and managed like
 presets (same folder rules, trash and undo).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -24,8 +23,7 @@ from stablenew.storage.documents import dump_yaml, parse_yaml_model
 from stablenew.storage.paths import AppPaths
 
 PROFILE_VERSION = 1
-_WILDCARD = re.compile(r"__([A-Za-z0-9_\-/]+?)__")
-_SPECIAL = re.compile(r"[{}|$]|::")
+T = TypeVar("T", bound=BaseModel)
 
 
 class LoraChoice(BaseModel):
@@ -111,39 +109,17 @@ class RandomizerBias:
     def empty(self) -> bool:
         return not self.wildcard_weights and not self.loras
 
+    def apply_to_spec(self, spec: T) -> T:
+        """The randomizer's VariationSpec with the profile's wildcard preferences merged in.
 
-def _wildcard_values(wildcards_dir: Path, name: str) -> list[str] | None:
-    file = wildcards_dir / f"{name}.txt"
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError):
-        return None
-    values = [line.strip() for line in text.splitlines()]
-    return [v for v in values if v and not v.startswith("#")]
-
-
-def bias_prompt(prompt: str, bias: RandomizerBias, wildcards_dir: str | os.PathLike[str] | None) -> str:
-    """*prompt* with each biased `__wildcard__` replaced by weighted variants of its values.
-
-    A wildcard whose file is missing or whose values use variant syntax themselves is left
-    as it is: the randomizer still expands it, just without the preference.
-    """
-    if not bias.wildcard_weights or wildcards_dir is None:
-        return prompt
-    folder = Path(wildcards_dir)
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        weights = bias.wildcard_weights.get(name)
-        if not weights:
-            return match.group(0)
-        values = _wildcard_values(folder, name)
-        if not values or any(_SPECIAL.search(v) for v in values):
-            return match.group(0)
-        options = [f"{weights.get(v, 1.0):g}::{v}" for v in values if weights.get(v, 1.0) > 0]
-        return "{" + "|".join(options) + "}" if options else match.group(0)
-
-    return _WILDCARD.sub(replace, prompt)
+        The spec's own weights for a wildcard line stay unless the profile names that line.
+        """
+        if not self.wildcard_weights:
+            return spec
+        merged = {name: dict(lines) for name, lines in getattr(spec, "wildcard_weights", {}).items()}
+        for name, lines in self.wildcard_weights.items():
+            merged.setdefault(name, {}).update(lines)
+        return spec.model_copy(update={"wildcard_weights": merged})
 
 
 def migrate_profile(data: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +172,6 @@ __all__ = [
     "Profile",
     "ProfileStore",
     "RandomizerBias",
-    "bias_prompt",
     "migrate_profile",
     "parse_profile",
 ]

@@ -170,3 +170,22 @@ def test_profiles_apply_and_emit_the_bias(qtbot, setup):
         panel.apply_selected(ItemKind.profile)
     assert cards.loaded[-1].txt2img.prompt == "a captain <lora:mira:0.8>"
     assert blocker.args[0].wildcard_weights == {"hair": {"silver": 3.0}}
+
+
+def test_packs_folder_is_configurable_and_remembered(qtbot, setup, tmp_path):
+    panel, controller, _cards, paths = setup
+    other = tmp_path / "my packs"
+    other.mkdir()
+    (other / "birds.txt").write_text("a heron\n", encoding="utf-8")
+    panel.choose_packs_folder(str(other))
+    qtbot.waitUntil(lambda: names(panel.packs) == ["birds"], timeout=WAIT_MS)
+    assert controller.packs_folder == other
+    qtbot.waitUntil(lambda: "my packs" in panel.status.text(), timeout=WAIT_MS)
+    # The next start reads the same folder.
+    later = LibraryController()
+    assert later.packs_folder == other
+    # A damaged choice file falls back to the default folder and is left as it is.
+    choice = paths.config_dir / "library.yaml"
+    choice.write_text("packs_folder: [\n", encoding="utf-8")
+    assert LibraryController().packs_folder == paths.packs_dir
+    assert choice.read_text(encoding="utf-8") == "packs_folder: [\n"

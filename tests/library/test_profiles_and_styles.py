@@ -14,7 +14,6 @@ from stablenew.randomizer.profiles import (
     Profile,
     ProfileStore,
     RandomizerBias,
-    bias_prompt,
     parse_profile,
 )
 from stablenew.storage.documents import DocumentError
@@ -56,16 +55,16 @@ def test_applying_a_profile_preloads_prompts_and_returns_the_bias():
     assert [lora.name for lora in bias.loras] == ["mira_v2", "film"]
 
 
-def test_bias_prompt_weights_wildcard_values(tmp_path: Path):
-    wild = tmp_path / "wildcards"
-    wild.mkdir()
-    (wild / "hair.txt").write_text("# colours\nsilver\nred\nblack\n", encoding="utf-8")
-    (wild / "mood.txt").write_text("{happy|sad}\n", encoding="utf-8")
-    bias = RandomizerBias(wildcard_weights={"hair": {"silver": 3, "red": 0}, "mood": {"sad": 2}})
-    text = bias_prompt("a captain with __hair__ hair, __mood__, __eyes__", bias, wild)
-    assert text == "a captain with {3::silver|1::black} hair, __mood__, __eyes__"
-    assert bias_prompt("x __hair__", RandomizerBias(), wild) == "x __hair__"
-    assert bias_prompt("x __hair__", bias, None) == "x __hair__"
+def test_bias_merges_into_the_randomizer_spec():
+    spec_module = pytest.importorskip("stablenew.randomizer.spec")
+    spec = spec_module.VariationSpec(
+        wildcard_weights={"hair": {"red": 2.0, "black": 0.5}, "eyes": {"green": 4}})
+    bias = RandomizerBias(wildcard_weights={"hair": {"silver": 3.0, "red": 0.0}})
+    biased = bias.apply_to_spec(spec)
+    assert biased.wildcard_weights == {
+        "hair": {"red": 0.0, "black": 0.5, "silver": 3.0}, "eyes": {"green": 4}}
+    assert spec.wildcard_weights["hair"]["red"] == 2.0  # the original spec is unchanged
+    assert RandomizerBias().apply_to_spec(spec) is spec
 
 
 def test_v0_profile_migrates(data_dir: Path):
