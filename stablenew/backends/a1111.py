@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from stablenew.backends.errors import (
     AuthFailed,
     BackendError,
     JobInterrupted,
+    MissingResource,
     ProtocolError,
     RequestRejected,
     ServerError,
@@ -112,6 +114,29 @@ def _error_text(body: Any) -> str:
     if isinstance(body, str) and body.strip():
         return body.strip()
     return ""
+
+
+_MISSING = (
+    (re.compile(r"could not find upscaler named (.+)", re.I), "upscaler"),
+    (re.compile(r"model '(.+)' not found", re.I), "checkpoint"),
+    (re.compile(r"could not find checkpoint with name (.+)", re.I), "checkpoint"),
+    (re.compile(r"sampler not found: (.+)", re.I), "sampler"),
+)
+
+
+def _missing_resource(text: str) -> tuple[str, str] | None:
+    """(what, name) when an error message says a named model/upscaler/sampler is not installed."""
+    for pattern, what in _MISSING:
+        found = pattern.search(text)
+        if found:
+            return what, found.group(1).strip().strip("'\"")
+    return None
+
+
+def _short(text: str, limit: int = 300) -> str:
+    """An error text fit for a sentence: one paragraph, no trailing period, not a wall of text."""
+    text = " ".join(text.split()).rstrip(".")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _rejected_fields(detail: Any) -> tuple[str, ...]:
@@ -209,23 +234,32 @@ class A1111Backend:
         if status == 422:
             raw = body.get("detail") if isinstance(body, dict) else None
             fields = _rejected_fields(raw)
-            what = ", ".join(fields) if fields else (text or "the request")
-            raise RequestRejected(f"The server at {self.url} rejected the request: invalid {what}. "
+            what = f"invalid {', '.join(fields)}" if fields else _short(text or "invalid request")
+            raise RequestRejected(f"The server at {self.url} rejected the request ({what}). "
                                   "Check these settings, or update StableNew if the server is newer.",
                                   fields=fields, detail=detail, node=self.name)
+        missing = _missing_resource(text)
+        if missing is not None:
+            what, name = missing
+            caps = self._capabilities
+            installed = () if caps is None else {"upscaler": caps.upscalers, "checkpoint": caps.checkpoints,
+                                                 "sampler": caps.samplers}[what]
+            raise MissingResource(f"The server at {self.url} has no {what} named '{name}'. Pick one it has "
+                                  "(refresh the lists in Settings) or install it there.",
+                                  what=what, name=name, installed=installed, detail=detail,
+                                  node=self.name)
         if status == 404 and text in ("", "Not Found"):
             raise RequestRejected(f"The server at {self.url} has no {path}. Start it with --api, and check "
                                   "that the address points to an A1111/Forge WebUI.",
                                   detail=detail, node=self.name)
+        reason = _short(text) or f"HTTP {status}"
         if status < 500:
-            reason = text or f"HTTP {status}"
             raise RequestRejected(f"The server at {self.url} refused the request: {reason}.",
                                   detail=detail, node=self.name)
         hint = ""
         if "out of memory" in text.lower():
             hint = " Try a smaller size or batch, or close other programs using the GPU."
-        raise ServerError(f"The server at {self.url} failed: {text or f'HTTP {status}'}.{hint}",
-                          detail=detail, node=self.name)
+        raise ServerError(f"The server at {self.url} failed: {reason}.{hint}", detail=detail, node=self.name)
 
     async def _get(self, path: str, *, params: dict[str, Any] | None = None, optional: bool = False
                    ) -> Any:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from stablenew.backends import Backend
 from stablenew.backends.a1111 import A1111Backend
-from stablenew.backends.errors import ServerError
+from stablenew.backends.errors import MissingResource
 from stablenew.backends.types import (
     ADetailerJob,
     ADetailerPass,
@@ -196,9 +196,10 @@ async def test_options_read_write_and_checkpoint_switch(fake_sdwebui):
         await backend.set_checkpoint("SD15/dreamshaper_8.safetensors")
         caps = await backend.probe()
         assert caps.current_checkpoint == "SD15/dreamshaper_8.safetensors"
-        with pytest.raises(ServerError) as err:
+        with pytest.raises(MissingResource) as err:
             await backend.set_checkpoint("nope.safetensors")
-        assert "nope.safetensors" in err.value.message
+        assert err.value.what == "checkpoint" and err.value.name == "nope.safetensors"
+        assert "SD15/dreamshaper_8.safetensors" in err.value.installed
         await backend.refresh_checkpoints()
 
 
@@ -239,3 +240,17 @@ async def test_generation_is_serialised_like_the_queue_lock():
     intervals = sorted(fake.busy_intervals)
     assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(intervals, intervals[1:], strict=False))
     assert fake.images_generated == 3
+
+
+async def test_missing_upscaler_and_refiner_are_named(fake_sdwebui):
+    async with client(fake_sdwebui) as backend:
+        with pytest.raises(MissingResource) as err:
+            await backend.txt2img(Txt2ImgJob(sampling(), "u", hires=HiresFix(upscaler="4x-Ultra")))
+        assert (err.value.what, err.value.name) == ("upscaler", "4x-Ultra")
+        assert "has no upscaler named '4x-Ultra'" in err.value.message
+        with pytest.raises(MissingResource) as err:
+            await backend.upscale(UpscaleJob(png(), "u2", upscaler="4x-Ultra"))
+        assert err.value.what == "upscaler"
+        with pytest.raises(MissingResource) as err:
+            await backend.txt2img(Txt2ImgJob(sampling(), "r", refiner=Refiner("nope_refiner")))
+        assert (err.value.what, err.value.name) == ("checkpoint", "nope_refiner")
