@@ -355,9 +355,9 @@ class LearningController(QObject):
                 return list(result.records)
 
             result = await execute_plan(plan, run_one, on_progress=self._set_progress,
-                                        on_result=self._set_run,
+                                        on_result=self._run_progressed,
                                         is_cancelled=lambda: token.cancelled)
-            self._set_run(result)
+            self._run_progressed(result)
             await self._save_run()
             if result.state in (RunState.failed, RunState.partial) and result.message:
                 self._set_error(ErrorInfo(result.message, source="Learning"))
@@ -371,15 +371,22 @@ class LearningController(QObject):
         self.progress_changed.emit(text, fraction)
 
     def _set_run(self, result: LearningRunResult | None) -> None:
-        if result is not None and self._run is not None and result.run_id == self._run.run_id:
-            # Ratings and picks made while the run goes on live in the controller's copy.
-            cells = tuple(replace(new, rating=old.rating, tags=old.tags) if new.path == old.path
-                          and old.rating is not None else new
-                          for new, old in zip(result.cells, self._run.cells, strict=False))
-            if len(cells) == len(result.cells):
-                result = replace(result, cells=cells, best={**result.best, **self._run.best})
         self._run = result
         self.run_changed.emit(result)
+
+    def _run_progressed(self, result: LearningRunResult) -> None:
+        """A newer grid from the running plan; ratings, tags and picks made meanwhile stay."""
+        current = self._run
+        if current is not None and current.run_id == result.run_id:
+            mine = {(c.row, c.column): c for c in current.cells}
+            cells = []
+            for cell in result.cells:
+                old = mine.get((cell.row, cell.column))
+                if old is not None and old.path == cell.path and (old.rating or old.tags):
+                    cell = replace(cell, rating=old.rating, tags=old.tags)
+                cells.append(cell)
+            result = replace(result, cells=tuple(cells), best={**result.best, **current.best})
+        self._set_run(result)
 
     async def _save_run(self) -> None:
         run = self._run

@@ -1,0 +1,268 @@
+"""ComparisonView: the learning run's grid — one column per value, one row per seed — rated by
+keyboard (1–5 stars, 0 clears, B picks the best of the row, arrows move) or by mouse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QImageReader, QKeyEvent, QMouseEvent, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+THUMB = 176
+_STAR_KEYS = {Qt.Key.Key_0: 0, Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4,
+              Qt.Key.Key_5: 5}
+_MOVES = {Qt.Key.Key_Left: (0, -1), Qt.Key.Key_Right: (0, 1), Qt.Key.Key_Up: (-1, 0),
+          Qt.Key.Key_Down: (1, 0)}
+
+
+def stars_text(rating: int | None) -> str:
+    if not rating:
+        return "not rated"
+    return "★" * rating + "☆" * (5 - rating)
+
+
+class _CellCard(QFrame):
+    """One image of the grid with its stars, tags and any error."""
+
+    clicked = Signal(int, int)
+
+    def __init__(self, row: int, column: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("LearningCell")
+        self.row, self.column = row, column
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setLineWidth(2)
+        self._path: str | None = None
+        self.image = QLabel("waiting…")
+        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image.setFixedSize(QSize(THUMB, THUMB))
+        self.caption = QLabel()
+        self.caption.setObjectName("LearningCellCaption")
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.caption.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.image)
+        layout.addWidget(self.caption)
+        self.set_selected(False)
+
+    def show_cell(self, cell: Any, best: bool) -> None:
+        if cell.path and cell.path != self._path:
+            self._path = cell.path
+            reader = QImageReader(cell.path)
+            size = reader.size()
+            if size.isValid():
+                reader.setScaledSize(size.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
+            image = reader.read()
+            if image.isNull():
+                self.image.setText("image missing")
+            else:
+                self.image.setPixmap(QPixmap.fromImage(image))
+        elif cell.error:
+            self.image.setText("not made")
+        parts = [stars_text(cell.rating)]
+        if best:
+            parts.append("best of this row")
+        if cell.tags:
+            parts.append(", ".join(cell.tags))
+        if cell.error:
+            parts.append(cell.error)
+        self.caption.setText("\n".join(parts))
+        self.setToolTip(cell.error or (cell.path or ""))
+        self.setAccessibleName(f"{stars_text(cell.rating)}; {', '.join(cell.tags)}")
+
+    def set_selected(self, on: bool) -> None:
+        self.setProperty("selected", on)
+        self.setStyleSheet("#LearningCell { border: 3px solid palette(highlight); }" if on
+                           else "#LearningCell { border: 3px solid transparent; }")
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt name)
+        self.clicked.emit(self.row, self.column)
+        super().mousePressEvent(event)
+
+
+class ComparisonView(QWidget):
+    """The comparison grid of the current learning run, bound to a LearningController."""
+
+    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ComparisonView")
+        self.setAccessibleName("Learning run comparison")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.controller = controller
+        self._run: Any = None
+        self._cards: dict[tuple[int, int], _CellCard] = {}
+        self._shape: tuple[Any, ...] = ()
+        self.selected = (0, 0)
+
+        self.title = QLabel("No learning run yet — choose a setting above and start one.")
+        self.title.setObjectName("LearningRunTitle")
+        self.title.setWordWrap(True)
+        self.grid_host = QWidget()
+        self.grid = QGridLayout(self.grid_host)
+        self.grid.setSpacing(8)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.grid_host)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.scores = QLabel()
+        self.scores.setWordWrap(True)
+        self.scores.setObjectName("LearningRunScores")
+
+        self.tag_box = QComboBox()
+        self.tag_box.setEditable(True)
+        self.tag_box.addItems(controller.known_tags())
+        self.tag_box.setCurrentText("")
+        self.tag_box.lineEdit().setPlaceholderText("Tag the selected image, e.g. too noisy")
+        self.tag_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.tag_box.lineEdit().returnPressed.connect(self.tag_selected)
+        tag_button = QPushButton("Add tag")
+        tag_button.clicked.connect(self.tag_selected)
+        best_button = QPushButton("Pick the best (B)")
+        best_button.setToolTip("Mark the selected image as the best of its row (rates it 5 stars)")
+        best_button.clicked.connect(self.pick_best)
+        help_text = QLabel("Keys: arrows move · 1–5 rate · 0 clears · B best of row · T tag")
+        help_text.setObjectName("HintLabel")
+        tools = QHBoxLayout()
+        tools.addWidget(self.tag_box, 1)
+        tools.addWidget(tag_button)
+        tools.addWidget(best_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.scores)
+        layout.addLayout(tools)
+        layout.addWidget(help_text)
+
+        controller.run_changed.connect(self.show_run)
+        controller.progress_changed.connect(self._progress)
+        if controller.run_result is not None:
+            self.show_run(controller.run_result)
+
+    # --- showing --------------------------------------------------------------------------
+
+    def show_run(self, run: Any) -> None:
+        self._run = run
+        if run is None:
+            self._clear()
+            return
+        shape = (run.run_id, run.values, run.seeds)
+        if shape != self._shape:
+            self._build(run)
+            self._shape = shape
+        for cell in run.cells:
+            card = self._cards.get((cell.row, cell.column))
+            if card is not None:
+                card.show_cell(cell, run.best.get(cell.row) == cell.column)
+        parts = []
+        for score in run.scores():
+            mean = f"{score.mean:.1f}★ ({score.rated} rated)" if score.mean is not None else "not rated"
+            best = f", best of {score.picked} row{'s' if score.picked != 1 else ''}" if score.picked else ""
+            parts.append(f"{score.label}: {mean}{best}")
+        self.scores.setText("This run — " + " · ".join(parts))
+        if not self.controller.running:
+            self.title.setText(self._title(run))
+
+    def _title(self, run: Any) -> str:
+        states = {"completed": "finished", "partial": "finished with some images missing",
+                  "cancelled": "stopped", "failed": "failed", "running": "running"}
+        what = f"Learning run on {run.parameter.replace('_', ' ')}"
+        return (f"{what} — {states.get(run.state.value, run.state.value)}. Rate each image "
+                "(1–5), or press B on the best of each row.")
+
+    def _progress(self, text: str, _fraction: float) -> None:
+        if text:
+            self.title.setText(text)
+
+    def _clear(self) -> None:
+        while self.grid.count():
+            item = self.grid.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self._cards.clear()
+        self._shape = ()
+        self.scores.clear()
+
+    def _build(self, run: Any) -> None:
+        self._clear()
+        for column, label in enumerate(run.column_labels):
+            header = QLabel(f"<b>{label}</b>")
+            header.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.grid.addWidget(header, 0, column + 1)
+        for row, seed in enumerate(run.seeds):
+            label = QLabel(f"Image {row + 1}\nseed {seed}")
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            self.grid.addWidget(label, row + 1, 0)
+            for column in range(len(run.values)):
+                card = _CellCard(row, column)
+                card.clicked.connect(self.select)
+                self._cards[(row, column)] = card
+                self.grid.addWidget(card, row + 1, column + 1)
+        self.selected = (0, 0)
+        self._highlight()
+
+    # --- selecting and rating -------------------------------------------------------------
+
+    def select(self, row: int, column: int) -> None:
+        if (row, column) in self._cards:
+            self.selected = (row, column)
+            self._highlight()
+            self.setFocus()
+
+    def _highlight(self) -> None:
+        for key, card in self._cards.items():
+            card.set_selected(key == self.selected)
+
+    def selected_cell(self) -> Any:
+        if self._run is None:
+            return None
+        try:
+            return self._run.cell(*self.selected)
+        except KeyError:
+            return None
+
+    def rate_selected(self, stars: int) -> None:
+        cell = self.selected_cell()
+        if cell is not None and cell.path:
+            self.controller.rate(cell.path, stars)
+
+    def pick_best(self) -> None:
+        if self._run is not None:
+            self.controller.pick_best(*self.selected)
+
+    def tag_selected(self) -> None:
+        cell = self.selected_cell()
+        text = self.tag_box.currentText().strip()
+        if cell is not None and cell.path and text:
+            self.controller.tag(cell.path, text)
+            self.tag_box.setCurrentText("")
+            self.setFocus()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt name)
+        key = Qt.Key(event.key())
+        if key in _STAR_KEYS:
+            self.rate_selected(_STAR_KEYS[key])
+        elif key in _MOVES and self._run is not None:
+            d_row, d_col = _MOVES[key]
+            row = min(max(self.selected[0] + d_row, 0), len(self._run.seeds) - 1)
+            column = min(max(self.selected[1] + d_col, 0), len(self._run.values) - 1)
+            self.select(row, column)
+        elif key in (Qt.Key.Key_B, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.pick_best()
+        elif key == Qt.Key.Key_T:
+            self.tag_box.setFocus()
+        else:
+            super().keyPressEvent(event)

@@ -1,0 +1,147 @@
+"""LearningPanel: learning mode, the learning-run builder, the comparison grid and insights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from stablenew.gui.panels.learning_comparison import ComparisonView
+from stablenew.gui.panels.learning_insights import InsightsPanel
+from stablenew.gui.widgets.notice import NoticeBanner
+
+
+class LearningPanel(QWidget):
+    """Everything of the learning room in one panel, bound to a LearningController."""
+
+    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("LearningPanel")
+        self.controller = controller
+        self.notice = NoticeBanner()
+        self.notice.dismissed.connect(controller.clear_error)
+
+        words = controller.mode_words()
+        self.mode_box = QComboBox()
+        self.mode_box.setAccessibleName("Learning mode")
+        for value, title in (("off", "Off"), ("passive", "Passive"), ("active", "Active")):
+            self.mode_box.addItem(title, value)
+            self.mode_box.setItemData(self.mode_box.count() - 1, words[value],
+                                      Qt.ItemDataRole.ToolTipRole)
+        self.mode_words = QLabel()
+        self.mode_words.setWordWrap(True)
+        self.mode_box.currentIndexChanged.connect(self._mode_chosen)
+        mode_row = QHBoxLayout()
+        mode_row.addWidget(QLabel("Learning:"))
+        mode_row.addWidget(self.mode_box)
+        mode_row.addWidget(self.mode_words, 1)
+
+        self.plan_box = QGroupBox("Learning run — compare one setting on the same seeds")
+        self.parameter_box = QComboBox()
+        for key, label in controller.parameter_choices():
+            self.parameter_box.addItem(label, key)
+        self.parameter_box.currentIndexChanged.connect(self._parameter_chosen)
+        self.values_edit = QLineEdit()
+        self.values_edit.setPlaceholderText("Values, separated by commas")
+        self.values_edit.setToolTip("2 to 10 values; each becomes one column of the comparison")
+        self.images_spin = QSpinBox()
+        self.images_spin.setRange(1, 3)
+        self.images_spin.setValue(2)
+        self.images_spin.setToolTip("Images per value: one row per seed, the same seeds for "
+                                    "every value")
+        self.pack_edit = QLineEdit()
+        self.pack_edit.setPlaceholderText("Optional: the pack these insights belong to")
+        self.start_button = QPushButton("Start learning run")
+        self.start_button.clicked.connect(self.start)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(controller.cancel_learning_run)
+        self.stop_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress_label = QLabel()
+        form = QFormLayout()
+        form.addRow("Setting to compare", self.parameter_box)
+        form.addRow("Values", self.values_edit)
+        form.addRow("Images per value", self.images_spin)
+        form.addRow("Pack", self.pack_edit)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.start_button)
+        run_row.addWidget(self.stop_button)
+        run_row.addWidget(self.progress, 1)
+        plan_layout = QVBoxLayout(self.plan_box)
+        plan_layout.addLayout(form)
+        plan_layout.addLayout(run_row)
+        plan_layout.addWidget(self.progress_label)
+
+        self.comparison = ComparisonView(controller)
+        self.insights = InsightsPanel(controller)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.comparison, "Compare")
+        self.tabs.addTab(self.insights, "Insights")
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.notice)
+        layout.addLayout(mode_row)
+        layout.addWidget(self.plan_box)
+        layout.addWidget(self.tabs, 1)
+
+        controller.mode_changed.connect(self._show_mode)
+        controller.running_changed.connect(self._show_running)
+        controller.progress_changed.connect(self._show_progress)
+        controller.error_changed.connect(self.notice.show_error)
+        self._show_mode(controller.mode.value)
+        self._parameter_chosen(0)
+        controller.refresh_insights()
+
+    def _mode_chosen(self, _index: int) -> None:
+        self.controller.set_mode(self.mode_box.currentData())
+
+    def _show_mode(self, mode: str) -> None:
+        index = self.mode_box.findData(mode)
+        if index != self.mode_box.currentIndex():
+            self.mode_box.blockSignals(True)
+            self.mode_box.setCurrentIndex(index)
+            self.mode_box.blockSignals(False)
+        self.mode_words.setText(self.controller.mode_words()[mode])
+        self.plan_box.setEnabled(mode == "active")
+        self.plan_box.setToolTip("" if mode == "active" else
+                                 "Switch learning to Active to run guided comparisons")
+
+    def _parameter_chosen(self, _index: int) -> None:
+        key = self.parameter_box.currentData()
+        self.values_edit.setText(self.controller.suggested_values(key) if key else "")
+
+    def start(self) -> bool:
+        pack = self.pack_edit.text().strip() or None
+        started = self.controller.start_learning_run(
+            self.parameter_box.currentData(), self.values_edit.text(),
+            images_per_value=self.images_spin.value(), pack=pack)
+        if started:
+            self.tabs.setCurrentWidget(self.comparison)
+            self.comparison.setFocus()
+        return started
+
+    def _show_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        if not running:
+            self.progress.setValue(1000 if self.progress.value() else 0)
+
+    def _show_progress(self, text: str, fraction: float) -> None:
+        self.progress_label.setText(text)
+        self.progress.setValue(int(fraction * 1000))

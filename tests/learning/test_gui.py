@@ -1,0 +1,110 @@
+"""pytest-qt: start a learning run from the panel, rate the grid with the keyboard, see the insight."""
+
+from __future__ import annotations
+
+import asyncio
+import zipfile
+
+from PySide6.QtCore import Qt
+
+from stablenew.controller.learning_controller import LearningController, LearningMode
+from stablenew.gui.panels.learning_panel import LearningPanel
+from tests.learning.conftest import small_config
+
+
+async def _until(controller, condition, timeout=20.0):
+    async def _loop():
+        while True:
+            await controller.wait_idle(timeout)
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(_loop(), timeout)
+
+
+async def test_learning_run_rated_by_keyboard_shows_an_insight(qtbot, tmp_path, sd_backend):
+    async def backend():
+        return sd_backend
+
+    controller = LearningController(tmp_path / "db.sqlite", backend=backend,
+                                    output_dir=lambda: tmp_path / "out", base_config=small_config,
+                                    mode=LearningMode.passive, remember_mode=False)
+    panel = LearningPanel(controller)
+    qtbot.addWidget(panel)
+    panel.show()
+    try:
+        assert not panel.plan_box.isEnabled()  # learning runs need Active
+        panel.mode_box.setCurrentIndex(panel.mode_box.findData("active"))
+        assert controller.mode is LearningMode.active and panel.plan_box.isEnabled()
+
+        panel.parameter_box.setCurrentIndex(panel.parameter_box.findData("steps"))
+        assert panel.values_edit.text() == "15, 20, 25, 30, 35"  # suggested defaults
+        panel.values_edit.setText("4, 6, 10, 12")
+        panel.images_spin.setValue(3)
+        panel.pack_edit.setText("Foxes")
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+        assert controller.running and not panel.start_button.isEnabled()
+        await _until(controller, lambda: not controller.running)
+        view = panel.comparison
+        run = controller.run_result
+        assert run.state.value == "completed", run.message
+        assert panel.tabs.currentWidget() is view
+        assert "4 of 4 values" in panel.progress_label.text()
+        assert len(view._cards) == 12
+
+        # Low steps get 1–2 stars, high steps 4–5, all by keyboard: arrows move, digits rate.
+        wanted = {0: [1, 2, 1], 1: [2, 1, 2], 2: [4, 4, 5], 3: [5, 5, 4]}
+        view.setFocus()
+        view.select(0, 0)
+        for column in range(4):
+            for row in range(3):
+                view.select(row, column)
+                qtbot.keyClick(view, Qt.Key(Qt.Key.Key_0 + wanted[column][row]))
+            await _until(controller, lambda: True)
+        qtbot.keyClick(view, Qt.Key.Key_Up)
+        qtbot.keyClick(view, Qt.Key.Key_Up)
+        assert view.selected == (0, 3)
+        qtbot.keyClick(view, Qt.Key.Key_B)  # best of the first row
+        await _until(controller, lambda: controller.insights is not None
+                     and controller.insights.parameter("steps") is not None
+                     and controller.insights.parameter("steps").conclusive)
+        ratings = {(c.row, c.column): c.rating for c in controller.run_result.cells}
+        assert ratings == {(r, c): wanted[c][r] for c in range(4) for r in range(3)}
+        assert "★★★★★" in view._cards[(0, 3)].caption.text()
+        assert "best of this row" in view._cards[(0, 3)].caption.text()
+
+        text = panel.insights.summary_text()
+        assert "Across all packs, 10–12 steps scores higher than 4–6:" in text
+        assert "stars over 12 images" in text
+        assert panel.insights.save_button.isEnabled()
+        assert "Steps: 12" in panel.insights.recommendation.text()
+        panel.insights.preview_button.setChecked(True)
+        assert "steps: 12" in panel.insights.preview.toPlainText()
+
+        # Tags by keyboard: T focuses the tag box.
+        qtbot.keyClick(view, Qt.Key.Key_T)
+        assert panel.window().focusWidget() in (view.tag_box, view.tag_box.lineEdit())
+        view.tag_box.setCurrentText("too noisy")
+        view.tag_selected()
+        await _until(controller, lambda: "too noisy" in view._cards[(0, 3)].caption.text())
+
+        controller.export(tmp_path / "out.zip")
+        await _until(controller, lambda: (tmp_path / "out.zip").exists())
+        with zipfile.ZipFile(tmp_path / "out.zip") as zf:
+            assert len(zf.read("records.jsonl").splitlines()) == 12
+        assert "Exported 12 records" in panel.insights.status.text()
+    finally:
+        await controller.aclose()
+
+
+async def test_errors_show_in_the_panel_banner(qtbot, tmp_path):
+    controller = LearningController(tmp_path / "db.sqlite", mode="passive", remember_mode=False)
+    panel = LearningPanel(controller)
+    qtbot.addWidget(panel)
+    try:
+        controller.set_mode(LearningMode.active)
+        panel.values_edit.setText("20, 20")
+        assert not panel.start()
+        assert "listed twice" in panel.notice.message
+    finally:
+        await controller.aclose()
