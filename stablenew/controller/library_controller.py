@@ -148,6 +148,12 @@ class LibraryController(QObject):
         """First read of every list, then watch the packs folder for changes."""
         self.refresh()
         self._poll_timer.start()
+        self._spawn(self._tidy_trash(), "library-trash")
+
+    async def _tidy_trash(self) -> None:
+        # Deleted files stay undoable for a month across restarts, then the trash forgets them.
+        for store in (self._presets, self._profiles):
+            await asyncio.to_thread(store.empty_trash)
 
     # --- state --------------------------------------------------------------------------------
 

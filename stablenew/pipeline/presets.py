@@ -23,10 +23,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from stablenew.pipeline.config import (
     PipelineConfig,
@@ -67,6 +76,19 @@ KNOWN_SCHEDULERS: tuple[str, ...] = (
 )
 _SAMPLER_FIELDS = (("txt2img", "sampler"), ("img2img", "sampler"))
 _SCHEDULER_FIELDS = (("txt2img", "scheduler"), ("img2img", "scheduler"))
+
+
+def _single_line(value: str) -> str:
+    if not value:
+        raise ValueError("The name is empty. Type a name.")
+    if any(ord(c) < 32 for c in value):
+        raise ValueError("The name must be one line of text, without tabs or line breaks.")
+    return value
+
+
+#: The name of a preset, pack or profile: one trimmed, non-empty line.
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=120),
+                        AfterValidator(_single_line)]
 
 
 class LibraryError(Exception):
@@ -156,7 +178,7 @@ class Preset(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     version: int = PRESET_VERSION
-    name: str = Field(..., min_length=1, max_length=120, title="Name",
+    name: DisplayName = Field(..., title="Name",
                       description="What the preset is called in the list.")
     description: str = Field("", max_length=4000, title="Description")
     tags: list[str] = Field(default_factory=list, title="Tags")
@@ -657,6 +679,7 @@ def load_preset(path: str | os.PathLike[str]) -> tuple[Preset, list[DocumentWarn
 
 
 __all__ = [
+    "DisplayName",
     "DocumentWarning",
     "FolderLock",
     "KNOWN_SAMPLERS",

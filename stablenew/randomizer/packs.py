@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stablenew.pipeline.config import PipelineConfig
-from stablenew.pipeline.presets import FolderLock, LibraryError
+from stablenew.pipeline.presets import DisplayName, FolderLock, LibraryError
 from stablenew.pipeline.records import RunTags
 from stablenew.storage.atomic import atomic_write_text
 from stablenew.storage.documents import (
@@ -67,7 +67,7 @@ class PromptPack(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = PACK_VERSION
-    name: str = Field(..., min_length=1, max_length=120, title="Name")
+    name: DisplayName = Field(..., title="Name")
     description: str = Field("", max_length=4000, title="Description")
     tags: list[str] = Field(default_factory=list, title="Tags")
     negative: str = Field("", title="Negative prompt",

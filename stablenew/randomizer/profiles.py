@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stablenew.pipeline.config import PipelineConfig
-from stablenew.pipeline.presets import DocumentWarning, LibraryFolder
+from stablenew.pipeline.presets import DisplayName, DocumentWarning, LibraryFolder
 from stablenew.storage.documents import dump_yaml, parse_yaml_model
 from stablenew.storage.paths import AppPaths
 
@@ -53,7 +53,7 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     version: int = PROFILE_VERSION
-    name: str = Field(..., min_length=1, max_length=120, title="Name")
+    name: DisplayName = Field(..., title="Name")
     description: str = Field("", max_length=4000, title="Description")
     tags: list[str] = Field(default_factory=list, title="Tags")
     character: str = Field("", title="Character", description="Who is in the picture.")

@@ -277,3 +277,28 @@ def test_concurrent_saves_from_several_processes_never_tear_the_file(tmp_path: P
     assert [p.name for p in user.iterdir() if p.suffix == ".yaml"] == ["Shared.yaml"]
     assert not [p for p in user.iterdir() if p.suffix == ".tmp"]
     assert seen  # the reader really raced the writers
+
+
+@pytest.mark.parametrize("name, reason", [
+    ('"   "', "The name is empty. Type a name."),
+    ('"two\\nlines"', "The name must be one line of text"),
+    ("x" * 121, "at most 120 characters"),
+])
+def test_bad_names_are_refused_in_plain_words(name: str, reason: str):
+    with pytest.raises(DocumentError) as err:
+        parse_preset(f"version: 1\nname: {name}\n", "n.yaml")
+    assert err.value.field == "name" and reason in err.value.reason
+    assert parse_preset("version: 1\nname: '  Trimmed '\n")[0].name == "Trimmed"
+
+
+def test_trash_forgets_files_after_a_month(store: PresetStore):
+    store.save(Preset(name="Old"))
+    store.save(Preset(name="Recent"))
+    old = store.delete(store.find("Old"))
+    recent = store.delete(store.find("Recent"))
+    month_ago = time.time() - 31 * 24 * 3600
+    os.utime(old.trashed, (month_ago, month_ago))
+    assert store.empty_trash() == 1
+    assert not old.trashed.exists() and recent.trashed.exists()
+    with pytest.raises(LibraryError, match="no longer in the trash"):
+        store.undo_delete(old)
