@@ -247,6 +247,13 @@ class LearningController(QObject):
         else:
             self.record_stored.emit(future.result())
 
+    def on_outputs_removed(self, paths: list[Path]) -> None:
+        """The queue deleted an unfinished attempt's images before re-running it: forget them
+        so a re-run never leaves two records of one file. Safe from any thread."""
+        if self._mode is LearningMode.off or not paths:
+            return
+        self._worker.submit(_forget, [str(p) for p in paths])
+
     # --- ratings, tags, notes -----------------------------------------------------------------
 
     def rate(self, ref: int | str | Path, stars: int | None) -> None:
@@ -520,6 +527,17 @@ class LearningRatingBook:
             self._controller.tag(path, tag, on=False)
         for tag in sorted(wanted - set(current)):
             self._controller.tag(path, tag)
+
+
+def _forget(store: LearningStore, paths: list[str]) -> int:
+    forgotten = 0
+    for path in paths:
+        try:
+            store.delete(path)
+            forgotten += 1
+        except LearningError:  # never recorded: nothing to forget
+            pass
+    return forgotten
 
 
 def _compute_insights(store: LearningStore, pack: str | None) -> tuple[Insights, list[str]]:

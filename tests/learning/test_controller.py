@@ -170,3 +170,16 @@ def test_the_mode_is_remembered(tmp_path, qapp):
     ctl.set_mode("active")
     assert load_mode() is LearningMode.active
     assert LearningController(tmp_path / "db.sqlite").mode is LearningMode.active
+
+
+async def test_outputs_removed_by_the_queue_are_forgotten(controller, tmp_path):
+    from tests.learning.helpers import image_record
+
+    images = [image_record(tmp_path / "out", i) for i in range(3)]
+    for image in images:
+        controller.on_image_record(image)
+    await _settle(controller)
+    controller.on_outputs_removed([images[0].path, tmp_path / "never-recorded.png"])
+    controller._worker.submit(lambda store: None).result(timeout=5)  # queued work is done
+    with _store(tmp_path) as store:
+        assert sorted(r.path for r in store.records()) == sorted(str(i.path) for i in images[1:])

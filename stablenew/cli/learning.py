@@ -1,0 +1,148 @@
+"""`stablenew learning`: insights, recommendations, ratings and export without the window.
+
+Works on the learning tables of the data folder's database (STABLENEW_HOME or the
+platform's folder), or on the file given with `--db`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("learning", help="insights from your ratings, and export of records",
+                            description="The learning store: what your ratings say, and export.")
+    parser.add_argument("--db", type=Path, default=None,
+                        help="database file (default: the data folder's stablenew.db)")
+    verbs = parser.add_subparsers(dest="learning_command", metavar="ACTION")
+
+    p = verbs.add_parser("insights", help="what works best, per setting (and tag advice)")
+    p.add_argument("--pack", default=None, help="only this pack (default: all packs together)")
+    p.add_argument("--values", action="store_true", help="also list every value's numbers")
+    p.set_defaults(func=_insights)
+
+    p = verbs.add_parser("recommend", help="the recommended settings for a pack, as preset YAML")
+    p.add_argument("--pack", default=None, help="only this pack (default: all packs together)")
+    p.add_argument("--save", metavar="NAME", default=None,
+                   help="save the recommendation as a user preset with this name")
+    p.set_defaults(func=_recommend)
+
+    p = verbs.add_parser("export", help="write records as a zip (JSONL, CSV, README)")
+    p.add_argument("out", type=Path, help="the zip file to write")
+    p.add_argument("--pack", default=None, help="only this pack")
+    p.add_argument("--rated-only", action="store_true", help="only images that have a rating")
+    p.add_argument("--copies", action="store_true",
+                   help="include small JPEG copies of the images (default: only their paths)")
+    p.add_argument("--max-side", type=int, default=512, help="longest side of the copies (px)")
+    p.set_defaults(func=_export)
+
+    p = verbs.add_parser("rate", help="rate an image 1–5 (0 clears)")
+    p.add_argument("image", help="the image file (or its record id)")
+    p.add_argument("stars", type=int, choices=range(0, 6), metavar="STARS")
+    p.add_argument("--tag", action="append", default=[], help="also add this tag (repeatable)")
+    p.set_defaults(func=_rate)
+
+    p = verbs.add_parser("summary", help="how many records, ratings and packs")
+    p.set_defaults(func=_summary)
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+
+def _open(args: argparse.Namespace):
+    from stablenew.learning.store import LearningStore
+
+    return LearningStore(args.db)
+
+
+def _guard(fn):
+    def run(args: argparse.Namespace) -> int:
+        from stablenew.learning.errors import LearningError
+
+        try:
+            return fn(args)
+        except LearningError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+    return run
+
+
+@_guard
+def _insights(args: argparse.Namespace) -> int:
+    from stablenew.learning.insights import insights_for
+
+    with _open(args) as store:
+        insights = insights_for(store, args.pack)
+    print(f"{insights.rated} rated images" + (f" in pack '{args.pack}'" if args.pack else ""))
+    for line in insights.lines():
+        print(f"- {line}")
+    if args.values:
+        for param in insights.parameters:
+            print(f"\n{param.label}{'  (conclusive)' if param.conclusive else ''}")
+            for v in param.values:
+                print(f"  {v.label:<28} {v.n:>6} images  {v.mean:4.2f} stars  "
+                      f"({v.low:.1f}–{v.high:.1f})")
+    return 0
+
+
+@_guard
+def _recommend(args: argparse.Namespace) -> int:
+    from stablenew.learning.insights import insights_for, recommend
+
+    with _open(args) as store:
+        preset = recommend(insights_for(store, args.pack))
+    for line in preset.describe():
+        print(f"# {line}")
+    if preset.empty:
+        return 1
+    name = args.save or (f"Learned — {args.pack}" if args.pack else "Learned settings")
+    item = preset.to_preset(name)
+    print(item.to_yaml(), end="")
+    if args.save:
+        from stablenew.pipeline.presets import LibraryError, PresetStore
+
+        try:
+            path = PresetStore().save(item, replace=False)
+        except LibraryError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"Saved as {path}", file=sys.stderr)
+    return 0
+
+
+@_guard
+def _export(args: argparse.Namespace) -> int:
+    from stablenew.learning.export import ImageMode, export_bundle
+
+    with _open(args) as store:
+        summary = export_bundle(store, args.out, pack=args.pack, rated_only=args.rated_only,
+                                images=ImageMode.copies if args.copies else ImageMode.paths,
+                                max_side=args.max_side)
+    extra = f", {summary.images_copied} image copies" if args.copies else ""
+    missing = f"; {summary.images_missing} images were missing" if summary.images_missing else ""
+    print(f"Exported {summary.records} records{extra} to {summary.path}{missing}.")
+    return 0
+
+
+@_guard
+def _rate(args: argparse.Namespace) -> int:
+    ref: int | str = int(args.image) if args.image.isdigit() else str(Path(args.image).resolve())
+    with _open(args) as store:
+        record = store.rate(ref, args.stars or None)
+        for tag in args.tag:
+            record = store.tag(record.id, tag)
+    stars = f"{record.rating} stars" if record.rating else "no rating"
+    tags = f", tags: {', '.join(record.tags)}" if record.tags else ""
+    print(f"{record.path}: {stars}{tags}")
+    return 0
+
+
+@_guard
+def _summary(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        summary = store.summary()
+        runs = store.runs()
+    packs = ", ".join(p or "(no pack)" for p in summary.packs) or "none"
+    print(f"{summary.records} records, {summary.rated} rated; packs: {packs}; "
+          f"{len(runs)} learning runs")
+    return 0

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import zipfile
+
+from stablenew.cli import main
+from stablenew.learning.records import LearningRecord
+from stablenew.learning.store import LearningStore
+from tests.learning.helpers import image_record, synthetic_records
+
+
+def test_insights_recommend_and_summary_on_the_default_database(capsys):
+    with LearningStore() as store:
+        store.add_records(synthetic_records(150, packs=("Portraits",)))
+    assert main(["learning", "summary"]) == 0
+    assert "150 records" in capsys.readouterr().out
+    assert main(["learning", "insights", "--pack", "Portraits", "--values"]) == 0
+    out = capsys.readouterr().out
+    assert "For Portraits, 30–35 steps scores higher than 15–20" in out
+    assert "35 steps" in out and "(conclusive)" in out
+    assert main(["learning", "recommend", "--pack", "Portraits", "--save", "Learned portraits"]) == 0
+    captured = capsys.readouterr()
+    assert "steps:" in captured.out and "Saved as" in captured.err
+    assert main(["learning"]) == 2
+
+
+def test_rate_and_export_through_the_command(tmp_path, capsys):
+    db = tmp_path / "db.sqlite"
+    image = image_record(tmp_path / "out", 0)
+    with LearningStore(db) as store:
+        store.add_record(LearningRecord.from_image_record(image))
+    assert main(["learning", "--db", str(db), "rate", str(image.path), "4", "--tag", "blurry"]) == 0
+    assert "4 stars, tags: blurry" in capsys.readouterr().out
+    assert main(["learning", "--db", str(db), "rate", str(tmp_path / "nope.png"), "3"]) == 1
+    assert "no learning record" in capsys.readouterr().err
+    out = tmp_path / "bundle.zip"
+    assert main(["learning", "--db", str(db), "export", str(out), "--copies"]) == 0
+    assert "Exported 1 records, 1 image copies" in capsys.readouterr().out
+    with zipfile.ZipFile(out) as zf:
+        assert "images/1.jpg" in zf.namelist()
