@@ -302,6 +302,28 @@ class LibraryController(QObject):
         self._spawn(self._write(ItemKind.preset, lambda: self._presets.save(preset, replace=replace),
                                 f"Saved preset '{preset.name}'."), "library-save")
 
+    def update_preset(self, key: str) -> None:
+        """Replace a user preset's settings with the current ones (name, notes and styles kept)."""
+        entry = self._find_usable(ItemKind.preset, key)
+        if entry is None:
+            return
+        if entry.read_only:
+            self._set_error(ErrorInfo(f"'{entry.name}' ships with StableNew and cannot be changed. "
+                                      "Save your settings as a new preset instead.", source="Library"))
+            return
+        try:
+            old = entry.item
+            keeps_prompts = "prompt" in old.partial().get("txt2img", {})
+            fresh = Preset.from_config(old.name, self._config_provider(), include_prompts=keeps_prompts)
+            preset = old.model_copy(update={"config": fresh.config})
+        except Exception as exc:
+            self._set_error(error_from_exception(exc, "Library"))
+            return
+        self._spawn(self._write(ItemKind.preset,
+                                lambda: self._presets.save(preset, replace=True, previous=entry.path),
+                                f"Updated preset '{preset.name}' with your current settings."),
+                    "library-update")
+
     async def _write(self, kind: ItemKind, action: Callable[[], Any], message: str) -> Any:
         result = await asyncio.to_thread(action)
         self._set_error(None)

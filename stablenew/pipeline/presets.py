@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from stablenew.pipeline.config import (
+    ConfigInvalid,
     PipelineConfig,
     migrate_config,
 )
@@ -52,7 +53,7 @@ from stablenew.storage.documents import (
 )
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.resources import resource_path
-from stablenew.storage.validation import plain_problems
+from stablenew.storage.validation import Problem, plain_problems
 
 PRESET_VERSION = 1
 DOCUMENT_SUFFIXES = (".yaml", ".yml")
@@ -204,8 +205,17 @@ class Preset(BaseModel):
         return _clean(self.config.model_dump(mode="json", exclude_unset=True))
 
     def apply_to(self, config: PipelineConfig) -> PipelineConfig:
-        """*config* with this preset's settings laid over it and its styles merged in."""
-        result = config.layered(self.partial())
+        """*config* with this preset's settings laid over it and its styles merged in.
+
+        Raises ConfigInvalid (plain words) when the combination cannot run, e.g. the preset's
+        upscale on top of the hires fix already set exceeds the upscale limit.
+        """
+        try:
+            result = config.layered(self.partial())
+        except ValidationError as exc:
+            problems = plain_problems(exc, PipelineConfig)
+            raise ConfigInvalid([Problem(p.field, f"With preset '{self.name}': {p.message}")
+                                 for p in problems]) from None
         if self.styles:
             prompt, negative = result.txt2img.prompt, result.txt2img.negative_prompt
             for style in self.styles:

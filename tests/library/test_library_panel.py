@@ -189,3 +189,32 @@ def test_packs_folder_is_configurable_and_remembered(qtbot, setup, tmp_path):
     choice.write_text("packs_folder: [\n", encoding="utf-8")
     assert LibraryController().packs_folder == paths.packs_dir
     assert choice.read_text(encoding="utf-8") == "packs_folder: [\n"
+
+
+def test_update_a_preset_with_current_settings_and_refuse_impossible_combinations(qtbot, setup):
+    panel, controller, cards, paths = setup
+    paths.presets_dir.mkdir(parents=True)
+    (paths.presets_dir / "big.yaml").write_text(
+        "# my notes\nversion: 1\nname: Big\ndescription: keep me\nconfig:\n  upscale:\n"
+        "    enabled: true\n    scale: 4\n", encoding="utf-8")
+    controller.refresh()
+    qtbot.waitUntil(lambda: "Big" in names(panel.presets), timeout=WAIT_MS)
+
+    # The cards already have hires 4x: with the preset's 4x upscale that is 16x, over the limit.
+    cards.config = cards.config.with_changes({"txt2img.hires.enabled": True, "txt2img.hires.scale": 4})
+    select(panel.presets, "Big")
+    before = len(cards.loaded)
+    panel.apply_selected(ItemKind.preset)
+    assert len(cards.loaded) == before
+    assert "With preset 'Big'" in panel.notice.message and "16×" in panel.notice.message
+
+    cards.config = PipelineConfig().with_changes({"txt2img.steps": 44})
+    panel.update_selected()
+    qtbot.waitUntil(lambda: "Updated preset 'Big'" in panel.status.text(), timeout=WAIT_MS)
+    text = (paths.presets_dir / "Big.yaml").read_text(encoding="utf-8")
+    assert "steps: 44" in text and "description: keep me" in text and "scale: 4" not in text
+    assert not (paths.presets_dir / "big.yaml").exists() or (paths.presets_dir / "big.yaml").samefile(
+        paths.presets_dir / "Big.yaml")
+    select(panel.presets, "SDXL quality  (shipped)")
+    panel.update_selected()
+    assert "cannot be changed" in panel.notice.message

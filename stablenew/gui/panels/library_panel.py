@@ -212,6 +212,8 @@ class LibraryPanel(QWidget):
         if kind is ItemKind.pack:
             menu.addAction("Run all prompts", self.run_pack)
             return menu
+        if kind is ItemKind.preset:
+            menu.addAction("Update with current settings", self.update_selected)
         menu.addAction("Rename…", lambda: self.rename_selected(kind))
         menu.addAction("Duplicate", lambda: self.duplicate_selected(kind))
         menu.addAction("Delete", lambda: self.delete_selected(kind))
@@ -320,6 +322,11 @@ class LibraryPanel(QWidget):
             if not ok:
                 return
         self.controller.rename(kind, key, new_name)
+
+    def update_selected(self) -> None:
+        key = self._selected(ItemKind.preset)
+        if key:
+            self.controller.update_preset(key)
 
     def duplicate_selected(self, kind: ItemKind = ItemKind.preset) -> None:
         key = self._selected(kind)
