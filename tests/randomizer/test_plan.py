@@ -1,0 +1,256 @@
+"""Plans: exact counts, modes, images per variant, seed policies, reproducibility."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stablenew.pipeline.config import MAX_SEED, PipelineConfig
+from stablenew.randomizer.plan import plan
+from stablenew.randomizer.spec import VariationSpec
+
+BASE = PipelineConfig()
+
+
+def prompts(p):
+    return [item.config.txt2img.prompt for item in p]
+
+
+def test_fanout_crosses_prompt_variants_with_every_axis_value():
+    spec = VariationSpec(template="a {red|blue} car",
+                         axes=[{"sampler": ["Euler a", "DPM++ 2M"]}, {"steps": "20-40 (+10)"}],
+                         seed=1)
+    p = plan(BASE, spec)
+    assert (p.count, p.variant_count) == (12, 12)
+    items = list(p)
+    assert len(items) == 12
+    combos = {(i.config.txt2img.prompt, i.config.txt2img.sampler, i.config.txt2img.steps)
+              for i in items}
+    assert combos == set(itertools.product(["a red car", "a blue car"], ["Euler a", "DPM++ 2M"],
+                                           [20, 30, 40]))
+    assert items[0].label == "a red car, sampler=Euler a, steps=20"
+    assert [i.index for i in items] == list(range(12))
+    assert all(i.config.txt2img.batch_size == 1 and i.config.txt2img.batch_count == 1
+               for i in items)
+
+
+def test_images_per_variant_and_summary():
+    spec = VariationSpec(template="{a|b|c|d|e|f|g|h}", axes=[{"cfg_scale": [5, 7, 9]}],
+                         images_per_variant=1, seed=3)
+    assert plan(BASE, spec).count == 24
+    spec = VariationSpec(template="{a|b|c|d}", axes=[{"cfg_scale": [5, 7]}],
+                         images_per_variant=3, seed=3)
+    p = plan(BASE, spec)
+    assert p.summary() == "This will make 24 images in 8 variants."
+    items = list(p)
+    assert len(items) == 24
+    # the 3 images of a variant share its id and differ by seed (fixed policy: seed, +1, +2)
+    first = items[:3]
+    assert len({i.variant_id for i in first}) == 1
+    assert [i.config.txt2img.seed for i in first] == [3, 4, 5]
+    assert [i.config.txt2img.seed for i in items[3:6]] == [3, 4, 5]
+    assert len({i.variant_id for i in items}) == 8
+
+
+def test_rotate_takes_the_next_value_of_every_axis():
+    spec = VariationSpec(template="{a|b|c|d}", mode="rotate",
+                         axes=[{"steps": [10, 20]}, {"sampler": ["x", "y", "z"]}], seed=1)
+    items = list(plan(BASE, spec))
+    assert [(i.config.txt2img.prompt, i.config.txt2img.steps, i.config.txt2img.sampler)
+            for i in items] == [("a", 10, "x"), ("b", 20, "y"), ("c", 10, "z"), ("d", 20, "x")]
+    # with fewer prompt variants than axis values, the longest axis sets the number
+    spec = VariationSpec(template="one", mode="rotate", axes=[{"steps": [10, 20, 30]}], seed=1)
+    assert [i.config.txt2img.steps for i in plan(BASE, spec)] == [10, 20, 30]
+
+
+def test_sequential_changes_one_axis_at_a_time_from_the_base():
+    base = BASE.with_changes({"txt2img.steps": 25, "txt2img.sampler": "Euler"})
+    spec = VariationSpec(template="x", mode="sequential",
+                         axes=[{"steps": [10, 40]}, {"sampler": ["DDIM", "LMS", "Heun"]}], seed=1)
+    items = list(plan(base, spec))
+    assert [(i.config.txt2img.steps, i.config.txt2img.sampler) for i in items] == [
+        (10, "Euler"), (40, "Euler"), (25, "DDIM"), (25, "LMS"), (25, "Heun")]
+    assert items[2].label == "sampler=DDIM"
+
+
+def test_random_mode_draws_without_repeats_then_starts_a_new_round():
+    spec = VariationSpec(template="{a|b|c}", axes=[{"steps": [10, 20]}], mode="random",
+                         count=9, seed=11)
+    items = list(plan(BASE, spec))
+    keys = [(i.config.txt2img.prompt, i.config.txt2img.steps) for i in items]
+    assert len(keys) == 9
+    assert len(set(keys[:6])) == 6  # all six combinations before any repeat
+    assert len(set(keys[6:])) == 3
+
+
+def test_random_mode_is_reproducible_and_seed_dependent():
+    template = " ".join("{" + "|".join(f"w{i}{j}" for j in range(10)) + "}" for i in range(6))
+    make = lambda seed: prompts(plan(BASE, VariationSpec(template=template, mode="random",  # noqa: E731
+                                                         count=20, seed=seed)))
+    assert make(5) == make(5)
+    assert make(5) != make(6)
+    assert len(set(make(5))) == 20
+
+
+def test_random_mode_follows_weights():
+    spec = VariationSpec(template="{9::common|1::rare} {x|y|z|w|v|u|t|s|r|q}", mode="random",
+                         count=10, seed=2)
+    words = [p.split()[0] for p in prompts(plan(BASE, spec))]
+    assert words.count("common") > words.count("rare")
+
+
+def test_wildcard_weights_bias_random_picks(wildcards):
+    spec = VariationSpec(template="__colors__ {a|b|c|d|e|f|g|h|i|j}", mode="random", count=8,
+                         seed=4, wildcard_weights={"colors": {"red": 50.0}})
+    firsts = [p.split()[0] for p in prompts(plan(BASE, spec, wildcards_dir=wildcards))]
+    assert firsts.count("red") >= 6
+
+
+def test_seed_policies():
+    spec = dict(template="{a|b}", images_per_variant=2, seed=100)
+    fixed = [i.config.txt2img.seed for i in plan(BASE, VariationSpec(**spec))]
+    inc = [i.config.txt2img.seed for i in plan(BASE, VariationSpec(**spec, seed_policy="increment"))]
+    rnd = [i.config.txt2img.seed for i in plan(BASE, VariationSpec(**spec, seed_policy="random"))]
+    assert fixed == [100, 101, 100, 101]
+    assert inc == [100, 101, 102, 103]
+    assert len(set(rnd)) == 4 and all(0 <= s <= MAX_SEED for s in rnd)
+    assert rnd == [i.config.txt2img.seed
+                   for i in plan(BASE, VariationSpec(**spec, seed_policy="random"))]
+    # the base config's own seed wins for image seeds when it is set
+    seeded = BASE.with_changes({"txt2img.seed": 7})
+    assert [i.config.txt2img.seed for i in plan(seeded, VariationSpec(**spec))] == [7, 8, 7, 8]
+
+
+def test_no_seed_gives_a_recorded_random_seed():
+    p = plan(BASE, VariationSpec(template="{a|b}"))
+    assert 0 <= p.seed <= MAX_SEED
+    assert all(i.config.txt2img.seed >= 0 for i in p)
+
+
+def test_max_images_caps_count_and_iteration():
+    p = plan(BASE, VariationSpec(template="{a|b|c}", images_per_variant=4, max_images=5, seed=1))
+    assert (p.count, p.uncapped_count) == (5, 12)
+    assert len(list(p)) == 5
+    assert "limited from 12" in p.summary()
+
+
+def test_base_prompt_is_the_template_when_none_given():
+    base = BASE.with_changes({"txt2img.prompt": "a {cat|dog}",
+                              "txt2img.negative_prompt": "{blurry|ugly}"})
+    p = plan(base, VariationSpec(seed=1))
+    assert p.count == 4
+    assert [(i.config.txt2img.prompt, i.config.txt2img.negative_prompt) for i in p] == [
+        ("a cat", "blurry"), ("a cat", "ugly"), ("a dog", "blurry"), ("a dog", "ugly")]
+
+
+def test_prompt_axes_inject_loras_embeddings_and_styles():
+    spec = VariationSpec(
+        template="portrait", negative_template="blurry", mode="sequential", seed=1,
+        axes=[{"lora": ["none", "detail:0.6", {"name": "film", "weight": 1}]},
+              {"embedding": ["easynegative_pos"]},
+              {"negative_embedding": ["bad-hands"]},
+              {"style": [{"name": "noir", "prompt": "noir photo of {prompt}",
+                          "negative_prompt": "colour"}, "cinematic lighting"]}])
+    got = [(i.config.txt2img.prompt, i.config.txt2img.negative_prompt) for i in plan(BASE, spec)]
+    assert got == [
+        ("portrait", "blurry"),
+        ("portrait, <lora:detail:0.6>", "blurry"),
+        ("portrait, <lora:film:1>", "blurry"),
+        ("portrait, easynegative_pos", "blurry"),
+        ("portrait", "blurry, bad-hands"),
+        ("noir photo of portrait", "blurry, colour"),
+        ("portrait, cinematic lighting", "blurry"),
+    ]
+
+
+def test_config_axes_reach_their_fields():
+    base = BASE.with_changes({"img2img.enabled": True, "txt2img.hires.enabled": True})
+    spec = VariationSpec(template="x", mode="rotate", seed=1, axes=[
+        {"checkpoint": ["sdxl.safetensors"]}, {"scheduler": ["Karras"]}, {"size": ["768x512"]},
+        {"denoise": [0.3]}, {"hires_scale": [1.5]}, {"hires_denoise": [0.2]},
+        {"img2img.cfg_scale": ["4.5"]}])
+    (item,) = list(plan(base, spec))
+    c = item.config
+    assert (c.txt2img.checkpoint, c.txt2img.scheduler, c.txt2img.width, c.txt2img.height) == (
+        "sdxl.safetensors", "Karras", 768, 512)
+    assert (c.img2img.denoise, c.txt2img.hires.scale, c.txt2img.hires.denoise,
+            c.img2img.cfg_scale) == (0.3, 1.5, 0.2, 4.5)
+
+
+def test_a1111_ranges_expand():
+    spec = VariationSpec(template="x", axes=[{"steps": "10-30 [3]"}, {"cfg_scale": "5-6 (+0.5)"}])
+    assert spec.axes[0].values == [10, 20, 30]
+    assert spec.axes[1].values == [5.0, 5.5, 6.0]
+
+
+def test_prompt_matrix_makes_every_subset_in_a1111_order():
+    p = plan(BASE, VariationSpec(template="a cat|red|big", prompt_matrix=True, seed=1))
+    assert prompts(p) == ["a cat", "a cat, red", "a cat, big", "a cat, red, big"]
+
+
+def test_plan_survives_spec_yaml_round_trip():
+    import yaml
+
+    spec = VariationSpec(template="{a|b}", axes=[{"lora": ["x:0.5"]}, {"size": ["640x512"]},
+                                                  {"style": ["warm"]}], seed=9)
+    again = VariationSpec.model_validate(yaml.safe_load(yaml.safe_dump(spec.model_dump(mode="json"))))
+    assert prompts(plan(BASE, again)) == prompts(plan(BASE, spec))
+
+
+def test_huge_plan_is_lazy_and_preview_is_the_start_of_the_run():
+    template = " ".join("{" + "|".join(f"w{i}_{j}" for j in range(10)) + "}" for i in range(10))
+    p = plan(BASE, VariationSpec(template=template, axes=[{"steps": list(range(1, 101))}], seed=1))
+    assert p.count == 10**12
+    preview = p.preview(5)
+    assert [i.config for i in preview] == [i.config for i in itertools.islice(p, 5)]
+
+
+# --- properties ---------------------------------------------------------------------------
+
+_options = st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=3, unique=True)
+
+
+@st.composite
+def specs(draw):
+    groups = draw(st.lists(_options, min_size=0, max_size=3))
+    template = " ".join("{" + "|".join(f"{g}{n}" for g in opts) + "}"
+                        for n, opts in enumerate(groups)) or "plain"
+    axes = []
+    if draw(st.booleans()):
+        axes.append({"steps": draw(st.lists(st.integers(1, 150), min_size=1, max_size=3))})
+    if draw(st.booleans()):
+        axes.append({"sampler": draw(st.lists(st.sampled_from(["A", "B", "C"]), min_size=1,
+                                              max_size=3))})
+    mode = draw(st.sampled_from(["fanout", "rotate", "sequential", "random"]))
+    return VariationSpec(
+        template=template, axes=axes, mode=mode,
+        count=draw(st.integers(1, 12)) if mode == "random" else None,
+        images_per_variant=draw(st.integers(1, 3)),
+        seed_policy=draw(st.sampled_from(["fixed", "increment", "random"])),
+        seed=draw(st.integers(0, 2**32 - 1)),
+        max_images=draw(st.one_of(st.none(), st.integers(1, 40))))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(specs())
+def test_count_equals_items_and_same_seed_same_plan(spec):
+    p = plan(BASE, spec)
+    items = list(p)
+    assert len(items) == p.count
+    assert [i.index for i in items] == list(range(p.count))
+    again = list(plan(BASE, spec))
+    assert [(i.config, i.variant_id, i.label) for i in items] == [
+        (i.config, i.variant_id, i.label) for i in again]
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(st.integers(0, 2**32 - 2))
+def test_different_seed_different_random_plan(seed):
+    template = "{a|b|c|d|e|f} {g|h|i|j|k|l} {m|n|o|p|q|r}"  # 216 variants, 10 drawn
+    one = prompts(plan(BASE, VariationSpec(template=template, mode="random", count=10, seed=seed)))
+    two = prompts(plan(BASE, VariationSpec(template=template, mode="random", count=10,
+                                           seed=seed + 1)))
+    assert one != two
