@@ -32,6 +32,7 @@ from stablenew.backends.errors import (
     ProtocolError,
     RequestRejected,
     ServerError,
+    ServerTimeout,
 )
 from stablenew.backends.http import (
     DEFAULT_MAX_BODY,
@@ -177,6 +178,8 @@ class A1111Backend:
         self._capabilities: Capabilities | None = None
         #: Tasks that stop our abandoned, still-queued requests once they start (see `_reap`).
         self._reapers: set[asyncio.Task[None]] = set()
+        #: A1111/Forge tell their version only in a job's info; remembered for the next probe.
+        self._version_seen = ""
 
     # ----- identity -----
 
@@ -311,7 +314,7 @@ class A1111Backend:
 
     async def _version(self, kind: BackendKind) -> str:
         if kind != BackendKind.sdnext:
-            return ""  # A1111/Forge report their version only in a job's info
+            return self._version_seen
         data = await self._get("/sdapi/v1/version", optional=True)
         if isinstance(data, dict):
             return str(data.get("updated") or data.get("version") or data.get("hash") or "")
@@ -465,9 +468,11 @@ class A1111Backend:
                                      name=f"progress {task_id}")
         try:
             reply = await self._post(endpoint, payload, timeout=self.timeout, max_body=self.max_body)
-        except asyncio.CancelledError:
-            # The server keeps a queued request even when we hang up: stop it when it starts.
-            if task_id in self._interrupt_wanted and task_id not in self._interrupt_sent:
+        except (asyncio.CancelledError, ServerTimeout):
+            # A WebUI runs a request to the end even when the client hangs up: since nobody will
+            # take this result, stop our task now or as soon as it leaves the server's queue.
+            if task_id not in self._interrupt_sent:
+                self._interrupt_wanted.add(task_id)
                 self._start_reaper(task_id)
             raise
         finally:
@@ -489,6 +494,8 @@ class A1111Backend:
             raise ProtocolError(f"The server at {self.url} answered without an image list.",
                                 detail=f"{endpoint}: {str(data)[:300]}", node=self.name)
         info = _parse_info(data.get("info"), self.url, endpoint, self.name)
+        if isinstance(info.get("version"), str) and info["version"]:
+            self._version_seen = info["version"]
         images, sizes, infotexts = await asyncio.to_thread(self._images, data["images"], info, endpoint)
         if on_progress is not None:
             steps = expect.sampling.steps
@@ -606,6 +613,8 @@ class A1111Backend:
         """After the caller gave up on a queued task: interrupt it once it runs, or see it gone."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
+        # A task the server never heard of (the request was lost on the way) is not waited for long.
+        unknown_until = loop.time() + 5.0
         try:
             while loop.time() < deadline:
                 data = await self._internal_progress(task_id)
@@ -613,6 +622,8 @@ class A1111Backend:
                     return
                 if data.get("active"):
                     await self._send_interrupt(task_id)
+                    return
+                if not data.get("queued") and loop.time() > unknown_until:
                     return
                 await asyncio.sleep(self.poll_interval)
         except BackendError as exc:

@@ -254,3 +254,10 @@ async def test_missing_upscaler_and_refiner_are_named(fake_sdwebui):
         with pytest.raises(MissingResource) as err:
             await backend.txt2img(Txt2ImgJob(sampling(), "r", refiner=Refiner("nope_refiner")))
         assert (err.value.what, err.value.name) == ("checkpoint", "nope_refiner")
+
+
+async def test_version_is_learnt_from_a_job(fake_sdwebui):
+    async with client(fake_sdwebui) as backend:
+        assert (await backend.probe()).version == ""
+        await backend.txt2img(Txt2ImgJob(sampling(), "v"))
+        assert (await backend.probe()).version == "v1.10.1"

@@ -112,3 +112,25 @@ async def test_an_abandoned_queued_task_is_stopped_when_it_starts():
         await wait_for(lambda: fake.interrupts == ["mine"])
         await wait_for(lambda: fake.current_task is None)
     assert fake.busy_intervals[-1][1] - fake.busy_intervals[-1][0] < 1.0  # not 200 steps of 10 ms
+
+
+async def test_a_cancelled_running_task_is_stopped_on_the_server():
+    async with FakeSDWebUI(step_ms=10) as fake, A1111Backend(fake.url, poll_interval=0.01) as backend:
+        run = asyncio.create_task(backend.txt2img(job("mine", steps=300)))
+        await wait_for(lambda: fake.current_task == "mine")
+        run.cancel()  # no interrupt() first: the result is lost anyway, so the GPU must not go on
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        await wait_for(lambda: fake.interrupts == ["mine"])
+        await wait_for(lambda: fake.current_task is None)
+    assert fake.busy_seconds < 1.5
+
+
+async def test_a_timed_out_task_is_stopped_on_the_server():
+    from stablenew.backends.errors import ServerTimeout
+
+    async with FakeSDWebUI(step_ms=10) as fake, \
+            A1111Backend(fake.url, poll_interval=0.01, timeout=0.3, kind="a1111") as backend:
+        with pytest.raises(ServerTimeout):
+            await backend.txt2img(job("slow", steps=300))
+        await wait_for(lambda: fake.interrupts == ["slow"])
