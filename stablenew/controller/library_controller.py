@@ -33,7 +33,7 @@ from stablenew.randomizer.packs import (
     plan_pack,
     save_packs_folder,
 )
-from stablenew.randomizer.profiles import ProfileStore, RandomizerBias
+from stablenew.randomizer.profiles import ProfileStore, RandomizerBias, profile_form, profile_from_form
 from stablenew.storage.paths import AppPaths
 
 log = logging.getLogger("stablenew.controller.library")
@@ -357,6 +357,31 @@ class LibraryController(QObject):
         self.config_applied.emit(config)
         self.bias_changed.emit(bias)
         self.message_changed.emit(f"Applied profile '{entry.name}'.")
+
+    def profile_form(self, key: str | None = None) -> dict[str, str]:
+        """Text fields for the profile editor: the profile's, or a new one starting from the prompt."""
+        if key:
+            entry = self._find_usable(ItemKind.profile, key)
+            if entry is not None:
+                return profile_form(entry.item)
+        form = profile_form()
+        form["character"] = self._config_provider().txt2img.prompt
+        return form
+
+    def save_profile(self, form: dict[str, str], key: str | None = None) -> bool:
+        """Save the editor's fields as a profile (replacing *key* when editing); False if invalid."""
+        previous = None
+        try:
+            if key:
+                previous = self._entry(ItemKind.profile, key).path
+            profile = profile_from_form(form)
+        except Exception as exc:
+            self._set_error(error_from_exception(exc, "Library"))
+            return False
+        self._spawn(self._write(ItemKind.profile,
+                                lambda: self._profiles.save(profile, replace=False, previous=previous),
+                                f"Saved profile '{profile.name}'."), "library-profile")
+        return True
 
     def _find_usable(self, kind: ItemKind, key: str) -> LibraryEntry[Any] | None:
         try:

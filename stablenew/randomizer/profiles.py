@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.presets import DisplayName, DocumentWarning, LibraryFolder
 from stablenew.storage.documents import dump_yaml, parse_yaml_model
 from stablenew.storage.paths import AppPaths
+from stablenew.storage.validation import plain_problems
 
 PROFILE_VERSION = 1
 T = TypeVar("T", bound=BaseModel)
@@ -122,6 +123,89 @@ class RandomizerBias:
         return spec.model_copy(update={"wildcard_weights": merged})
 
 
+# --- the one-line text forms the profile editor shows -----------------------------------------
+
+
+def format_loras(loras: list[LoraChoice]) -> str:
+    """'mira_v2:0.7, film:1' — how the editor shows a profile's LoRAs."""
+    return ", ".join(f"{lora.name}:{lora.weight:g}" for lora in loras)
+
+
+def parse_loras(text: str) -> list[dict[str, Any]]:
+    """LoRAs from 'name:weight, name' (weight 1 when left out), for Profile validation."""
+    found: list[dict[str, Any]] = []
+    for part in (p.strip() for p in text.replace("\n", ",").split(",")):
+        if not part:
+            continue
+        name, sep, weight = part.rpartition(":")
+        if not sep:
+            name, weight = part, "1"
+        try:
+            value = float(weight)
+        except ValueError:
+            raise ValueError(f"LoRA '{part}': the weight after ':' must be a number, like "
+                             f"{name.strip() or 'name'}:0.8.") from None
+        found.append({"name": name.strip(), "weight": value})
+    return found
+
+
+def format_weights(weights: Mapping[str, Mapping[str, float]]) -> str:
+    """One line per wildcard: 'hair: silver=3, red=0'."""
+    return "\n".join(f"{name}: " + ", ".join(f"{line}={w:g}" for line, w in lines.items())
+                     for name, lines in weights.items())
+
+
+def parse_weights(text: str) -> dict[str, dict[str, float]]:
+    """Wildcard weights from lines 'wildcard: value=weight, value=weight'."""
+    weights: dict[str, dict[str, float]] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, rest = line.partition(":")
+        if not sep or not name.strip("_ "):
+            raise ValueError(f"Line {number}: write 'wildcard: value=weight, value=weight', "
+                             "e.g. 'hair: silver=3, red=0'.")
+        lines = weights.setdefault(name.strip("_ "), {})
+        for pair in (p.strip() for p in rest.split(",")):
+            if not pair:
+                continue
+            value, _eq, weight = pair.rpartition("=")
+            try:
+                lines[value.strip()] = float(weight) if value.strip() else float("nan")
+            except ValueError:
+                lines[value.strip()] = float("nan")
+            if lines[value.strip()] != lines[value.strip()]:  # NaN: not a number
+                raise ValueError(f"Line {number}: '{pair}' needs a value and a weight, like silver=3.")
+    return weights
+
+
+_TEXT_FIELDS = ("name", "description", "character", "setting", "style", "backstory", "negative_prompt")
+
+
+def profile_form(profile: Profile | None = None) -> dict[str, str]:
+    """The editor's text fields for *profile* (empty ones for a new profile)."""
+    if profile is None:
+        return {key: "" for key in (*_TEXT_FIELDS, "tags", "loras", "wildcard_weights")}
+    form = {key: str(getattr(profile, key)) for key in _TEXT_FIELDS}
+    form["tags"] = ", ".join(profile.tags)
+    form["loras"] = format_loras(profile.loras)
+    form["wildcard_weights"] = format_weights(profile.wildcard_weights)
+    return form
+
+
+def profile_from_form(form: Mapping[str, str]) -> Profile:
+    """A validated Profile from the editor's text fields; ValueError says what to fix."""
+    data: dict[str, Any] = {key: form.get(key, "") for key in _TEXT_FIELDS}
+    data["tags"] = [t.strip() for t in form.get("tags", "").split(",") if t.strip()]
+    data["loras"] = parse_loras(form.get("loras", ""))
+    data["wildcard_weights"] = parse_weights(form.get("wildcard_weights", ""))
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(" ".join(str(p) for p in plain_problems(exc, Profile))) from None
+
+
 def migrate_profile(data: dict[str, Any]) -> dict[str, Any]:
     """Upgrade older profile documents to the current format."""
     version = data.get("version", 0)
@@ -172,6 +256,12 @@ __all__ = [
     "Profile",
     "ProfileStore",
     "RandomizerBias",
+    "format_loras",
+    "format_weights",
     "migrate_profile",
+    "parse_loras",
+    "profile_form",
+    "profile_from_form",
+    "parse_weights",
     "parse_profile",
 ]

@@ -218,3 +218,33 @@ def test_update_a_preset_with_current_settings_and_refuse_impossible_combination
     select(panel.presets, "SDXL quality  (shipped)")
     panel.update_selected()
     assert "cannot be changed" in panel.notice.message
+
+
+def test_create_and_edit_a_profile_through_the_editor_fields(qtbot, setup):
+    from stablenew.gui.panels.profile_dialog import ProfileDialog
+
+    panel, controller, cards, paths = setup
+    form = controller.profile_form()
+    assert form["character"] == "a lighthouse"  # a new profile starts from the current prompt
+    dialog = ProfileDialog(form)
+    qtbot.addWidget(dialog)
+    dialog.fields["name"].setText("Keeper")
+    dialog.fields["loras"].setText("oldman:0.6, film")
+    dialog.fields["wildcard_weights"].setPlainText("weather: storm=3, sun=0")
+    panel.edit_profile(new=True, form=dialog.values())
+    qtbot.waitUntil(lambda: names(panel.profiles) == ["Keeper"], timeout=WAIT_MS)
+    saved = (paths.profiles_dir / "Keeper.yaml").read_text(encoding="utf-8")
+    assert "character: a lighthouse" in saved and "storm: 3.0" in saved
+
+    select(panel.profiles, "Keeper")
+    form = controller.profile_form(controller.profiles()[0].key)
+    assert (form["loras"], form["wildcard_weights"]) == ("oldman:0.6, film:1", "weather: storm=3, sun=0")
+    bad = dict(form, loras="oldman:lots")
+    panel.edit_profile(form=bad)
+    assert "must be a number" in panel.notice.message
+    panel.edit_profile(form=dict(form, name="Lighthouse keeper", style="etching"))
+    qtbot.waitUntil(lambda: names(panel.profiles) == ["Lighthouse keeper"], timeout=WAIT_MS)
+    assert not (paths.profiles_dir / "Keeper.yaml").exists()
+    select(panel.profiles, "Lighthouse keeper")
+    panel.apply_selected(ItemKind.profile)
+    assert cards.loaded[-1].txt2img.prompt == "a lighthouse, etching <lora:oldman:0.6> <lora:film:1>"

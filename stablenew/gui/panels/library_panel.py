@@ -181,7 +181,10 @@ class LibraryPanel(QWidget):
         layout.setContentsMargins(0, 4, 0, 0)
         layout.addWidget(self.profiles, 1)
         row = self._buttons(("Apply", "Fill the prompt with this profile and bias the randomizer",
-                             lambda: self.apply_selected(ItemKind.profile)))
+                             lambda: self.apply_selected(ItemKind.profile)),
+                            ("New…", "A new profile, starting from your current prompt",
+                             lambda: self.edit_profile(new=True)),
+                            ("Edit…", "Change the selected profile", self.edit_profile))
         row.addWidget(self._more_button(ItemKind.profile))
         layout.addLayout(row)
         return tab
@@ -214,6 +217,8 @@ class LibraryPanel(QWidget):
             return menu
         if kind is ItemKind.preset:
             menu.addAction("Update with current settings", self.update_selected)
+        if kind is ItemKind.profile:
+            menu.addAction("Edit…", self.edit_profile)
         menu.addAction("Rename…", lambda: self.rename_selected(kind))
         menu.addAction("Duplicate", lambda: self.duplicate_selected(kind))
         menu.addAction("Delete", lambda: self.delete_selected(kind))
@@ -322,6 +327,22 @@ class LibraryPanel(QWidget):
             if not ok:
                 return
         self.controller.rename(kind, key, new_name)
+
+    def edit_profile(self, new: bool = False, form: dict[str, str] | None = None) -> None:
+        """Open the profile editor (or save *form* directly); invalid input keeps the editor open."""
+        key = "" if new else self._selected(ItemKind.profile)
+        if not new and not key:
+            return
+        if form is not None:
+            self.controller.save_profile(form, key or None)
+            return
+        from stablenew.gui.panels.profile_dialog import ProfileDialog
+
+        dialog = ProfileDialog(self.controller.profile_form(key or None),
+                               title="New profile" if new else "Edit profile", parent=self)
+        while dialog.exec():
+            if self.controller.save_profile(dialog.values(), key or None):
+                return
 
     def update_selected(self) -> None:
         key = self._selected(ItemKind.preset)
