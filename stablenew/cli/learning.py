@@ -44,6 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tag", action="append", default=[], help="also add this tag (repeatable)")
     p.set_defaults(func=_rate)
 
+    p = verbs.add_parser("import", help="record the StableNew images in a folder (rebuild)")
+    p.add_argument("folder", type=Path, help="an outputs folder; subfolders are searched too")
+    p.set_defaults(func=_import)
+
     p = verbs.add_parser("summary", help="how many records, ratings and packs")
     p.set_defaults(func=_summary)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
@@ -134,6 +138,22 @@ def _rate(args: argparse.Namespace) -> int:
     stars = f"{record.rating} stars" if record.rating else "no rating"
     tags = f", tags: {', '.join(record.tags)}" if record.tags else ""
     print(f"{record.path}: {stars}{tags}")
+    return 0
+
+
+@_guard
+def _import(args: argparse.Namespace) -> int:
+    from stablenew.learning.rebuild import rebuild_from_folder
+
+    if not args.folder.is_dir():
+        print(f"error: {args.folder} is not a folder.", file=sys.stderr)
+        return 1
+    with _open(args) as store:
+        summary = rebuild_from_folder(store, args.folder)
+    print(f"Recorded {summary.recorded} of {summary.scanned} images; {summary.skipped} skipped "
+          "(not made by StableNew, or unreadable).")
+    for problem in summary.problems:
+        print(f"  {problem}", file=sys.stderr)
     return 0
 
 
