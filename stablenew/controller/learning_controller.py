@@ -33,7 +33,7 @@ from stablenew.learning.parameters import PARAMETERS, get_parameter
 from stablenew.learning.plans import LearningPlan, PlannedImage
 from stablenew.learning.records import LearningRecord
 from stablenew.learning.runs import LearningRunResult, RunState, execute_plan
-from stablenew.learning.store import LearningStore, StoreWorker
+from stablenew.learning.store import LearningStore, RecordReader, StoreWorker, default_database
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.records import ImageRecord
 from stablenew.storage.atomic import atomic_write_text
@@ -102,9 +102,11 @@ class LearningController(QObject):
         super().__init__(parent)
         if isinstance(store, LearningStore):
             self._worker = StoreWorker(store)
+            self._reader = RecordReader(store.path)
         else:
-            path = store
+            path = Path(store) if store is not None else default_database()
             self._worker = StoreWorker(lambda: LearningStore(path))
+            self._reader = RecordReader(path)
         self._backend = backend
         self._output_dir = output_dir or (lambda: AppPaths.default().default_output_dir)
         self._base_config = base_config or PipelineConfig
@@ -486,15 +488,9 @@ class LearningController(QObject):
         return LearningRatingBook(self)
 
     def read_rating(self, path: str) -> tuple[int | None, tuple[str, ...]]:
-        """Rating and tags of an image (a quick indexed read; waits for queued writes)."""
-        try:
-            record = self._worker.submit(LearningStore.get, path).result(timeout=5)
-        except LearningError:
-            return None, ()
-        except Exception as exc:  # a slow or broken database: show nothing rather than hang
-            log.warning("learning: rating of %s unavailable: %s", path, exc)
-            return None, ()
-        return record.rating, record.tags
+        """Rating and tags of an image: an indexed read on a read-only connection that never
+        waits for the writer (so it is fine on the Qt thread)."""
+        return self._reader.rating(path)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -506,6 +502,7 @@ class LearningController(QObject):
         await self.tasks.wait_idle(timeout=5)
         await self.tasks.aclose()
         self._worker.close()
+        self._reader.close()
 
 
 class LearningRatingBook:

@@ -183,3 +183,21 @@ async def test_outputs_removed_by_the_queue_are_forgotten(controller, tmp_path):
     controller._worker.submit(lambda store: None).result(timeout=5)  # queued work is done
     with _store(tmp_path) as store:
         assert sorted(r.path for r in store.records()) == sorted(str(i.path) for i in images[1:])
+
+
+async def test_the_gallery_rating_book_reads_and_writes_the_store(controller, tmp_path):
+    from tests.learning.helpers import image_record
+
+    image = image_record(tmp_path / "out", 0)
+    book = controller.rating_book()
+    assert book.rating(str(image.path)) == (None, ())  # nothing recorded yet: no error
+    controller.on_image_record(image)
+    await _settle(controller)
+    book.rate(str(image.path), 3)
+    book.set_tags(str(image.path), ("Blurry", "too dark"))
+    await _settle(controller)
+    assert book.rating(str(image.path)) == (3, ("blurry", "too dark"))
+    book.set_tags(str(image.path), ("too dark",))
+    await _settle(controller)
+    assert book.rating(str(image.path)) == (3, ("too dark",))
+    assert book.rating(str(tmp_path / "unknown.png")) == (None, ())
