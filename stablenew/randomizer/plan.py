@@ -22,6 +22,7 @@ from dynamicprompts.wildcards import WildcardManager
 from pydantic import ValidationError
 
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig
+from stablenew.pipeline.records import RunTags
 from stablenew.randomizer.counting import Ctx, PromptSpace, compile_template, wildcard_manager
 from stablenew.randomizer.errors import SpecError, TemplateError
 from stablenew.randomizer.spec import (
@@ -52,6 +53,11 @@ class PlanItem:
     index: int
     variant_index: int = 0
     image_in_variant: int = 0
+
+    @property
+    def tags(self) -> RunTags:
+        """What the runner records with the image (variant id and label)."""
+        return RunTags(variant_id=self.variant_id, variant_label=self.label)
 
 
 @dataclass(frozen=True)
