@@ -104,9 +104,9 @@ def decode_image(text: Any, where: str, url: str, node: str = "") -> tuple[bytes
 
 
 def _error_text(body: Any) -> str:
-    """The message in an A1111 (`errors`), Forge (`message`) or FastAPI (`detail`) error body."""
+    """The message in a FastAPI/HTTPException (`detail`), A1111 (`errors`) or Forge (`message`) body."""
     if isinstance(body, dict):
-        for key in ("errors", "message", "detail"):
+        for key in ("detail", "errors", "message"):
             value = body.get(key)
             if isinstance(value, str) and value.strip():
                 return value.strip()
@@ -122,6 +122,7 @@ _MISSING = (
     (re.compile(r"model '(.+)' not found", re.I), "checkpoint"),
     (re.compile(r"could not find checkpoint with name (.+)", re.I), "checkpoint"),
     (re.compile(r"sampler not found: (.+)", re.I), "sampler"),
+    (re.compile(r"always on script (.+) not found", re.I), "extension"),
 )
 
 
@@ -234,6 +235,22 @@ class A1111Backend:
                                  detail=detail, node=self.name)
             raise AuthFailed(f"The server at {self.url} wants a user name and password (--api-auth). "
                              "Enter them in Settings.", detail=detail, node=self.name)
+        missing = _missing_resource(text)
+        if missing is not None:
+            what, name = missing
+            caps = self._capabilities
+            installed: tuple[str, ...] = ()
+            if caps is not None:
+                installed = {"upscaler": caps.upscalers, "checkpoint": caps.checkpoints,
+                             "sampler": caps.samplers}.get(what, ())
+            if what == "extension":
+                message = (f"The server at {self.url} does not have the {name} extension. Install it "
+                           "there, or run this step on another server.")
+            else:
+                message = (f"The server at {self.url} has no {what} named '{name}'. Pick one it has "
+                           "(refresh the lists in Settings) or install it there.")
+            raise MissingResource(message, what=what, name=name, installed=installed, detail=detail,
+                                  node=self.name)
         if status == 422:
             raw = body.get("detail") if isinstance(body, dict) else None
             fields = _rejected_fields(raw)
@@ -241,16 +258,6 @@ class A1111Backend:
             raise RequestRejected(f"The server at {self.url} rejected the request ({what}). "
                                   "Check these settings, or update StableNew if the server is newer.",
                                   fields=fields, detail=detail, node=self.name)
-        missing = _missing_resource(text)
-        if missing is not None:
-            what, name = missing
-            caps = self._capabilities
-            installed = () if caps is None else {"upscaler": caps.upscalers, "checkpoint": caps.checkpoints,
-                                                 "sampler": caps.samplers}[what]
-            raise MissingResource(f"The server at {self.url} has no {what} named '{name}'. Pick one it has "
-                                  "(refresh the lists in Settings) or install it there.",
-                                  what=what, name=name, installed=installed, detail=detail,
-                                  node=self.name)
         if status == 404 and text in ("", "Not Found"):
             raise RequestRejected(f"The server at {self.url} has no {path}. Start it with --api, and check "
                                   "that the address points to an A1111/Forge WebUI.",

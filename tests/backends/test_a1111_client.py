@@ -261,3 +261,23 @@ async def test_version_is_learnt_from_a_job(fake_sdwebui):
         assert (await backend.probe()).version == ""
         await backend.txt2img(Txt2ImgJob(sampling(), "v"))
         assert (await backend.probe()).version == "v1.10.1"
+
+
+@pytest.mark.parametrize("fake_sdwebui", [{"adetailer_models": None}], indirect=True)
+async def test_adetailer_on_a_server_without_the_extension(fake_sdwebui):
+    async with client(fake_sdwebui) as backend:
+        with pytest.raises(MissingResource) as err:
+            await backend.adetailer(ADetailerJob(sampling(), image=png(), task_id="ad"))
+    assert (err.value.what, err.value.name) == ("extension", "ADetailer")
+    assert err.value.message.endswith("does not have the ADetailer extension. Install it there, "
+                                      "or run this step on another server.")
+
+
+async def test_missing_init_image_message_is_the_servers(fake_sdwebui):
+    from stablenew.backends.errors import RequestRejected
+
+    async with client(fake_sdwebui) as backend:
+        reply = await backend._post("/sdapi/v1/img2img", {"prompt": "x"})
+        with pytest.raises(RequestRejected) as err:
+            backend._check(reply)
+    assert err.value.message.endswith("refused the request: Init image not found.")
