@@ -8,6 +8,7 @@ becomes `error_changed` instead of vanishing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -459,8 +460,6 @@ class LearningController(QObject):
             return
 
         async def _save() -> None:
-            import asyncio
-
             from stablenew.pipeline.presets import PresetStore
 
             preset = recommendation.to_preset(name)
@@ -475,9 +474,18 @@ class LearningController(QObject):
         """Write the export zip in the background; `export_finished` says what went in."""
         mode = ImageMode.copies if copies else ImageMode.paths
 
+        db_path = self._reader.path
+
+        def _write() -> ExportSummary:
+            # Its own connection and thread: a long export (image copies) must not hold up
+            # ratings, which go through the store's single writer thread meanwhile.
+            with LearningStore(db_path) as store:
+                return export_bundle(store, Path(path), pack=pack, rated_only=rated_only,
+                                     images=mode)
+
         async def _export() -> None:
-            summary: ExportSummary = await self._worker.call(
-                export_bundle, Path(path), pack=pack, rated_only=rated_only, images=mode)
+            await self._worker.call(lambda store: None)  # writes queued before the export land
+            summary = await asyncio.to_thread(_write)
             self.export_finished.emit(summary)
         self.tasks.spawn(_export(), name="learning-export")
 
