@@ -151,16 +151,21 @@ def partial_model(model: type[BaseModel]) -> type[BaseModel]:
 PartialPipelineConfig = partial_model(PipelineConfig)
 
 
-def partial_of(config: PipelineConfig, *, include_prompts: bool = False) -> dict[str, Any]:
-    """The nested dict a preset stores for *config*: every stage setting, prompts only if asked.
+def partial_of(config: PipelineConfig, *, include_prompts: bool = False,
+               include_seed: bool = False) -> dict[str, Any]:
+    """The nested dict a preset stores for *config*: every stage setting; prompts and seed
+    only if asked (a preset is a look to reuse, not one image to repeat).
 
     Every value is kept (not only non-defaults) because a preset is laid over whatever the
-    user has now: a value equal to the default must still reset a changed field.
+    user has now: a value equal to the default must still reset a changed field. The safety
+    limits are the user's, never a preset's.
     """
     data = config.model_dump(mode="json", exclude={"version", "limits"})
     if not include_prompts:
         data["txt2img"].pop("prompt", None)
         data["txt2img"].pop("negative_prompt", None)
+    if not include_seed:
+        data["txt2img"].pop("seed", None)
     return data
 
 
@@ -179,8 +184,7 @@ class Preset(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     version: int = PRESET_VERSION
-    name: DisplayName = Field(..., title="Name",
-                      description="What the preset is called in the list.")
+    name: DisplayName = Field(..., title="Name", description="What the preset is called in the list.")
     description: str = Field("", max_length=4000, title="Description")
     tags: list[str] = Field(default_factory=list, title="Tags")
     styles: list[PromptStyle] = Field(default_factory=list, title="Styles",
@@ -233,9 +237,10 @@ class Preset(BaseModel):
 
     @classmethod
     def from_config(cls, name: str, config: PipelineConfig, *, description: str = "",
-                    tags: list[str] | None = None, include_prompts: bool = False) -> Preset:
+                    tags: list[str] | None = None, include_prompts: bool = False,
+                    include_seed: bool = False) -> Preset:
         return cls(name=name, description=description, tags=list(tags or []),
-                   config=partial_of(config, include_prompts=include_prompts))
+                   config=partial_of(config, include_prompts=include_prompts, include_seed=include_seed))
 
 
 def migrate_preset(data: dict[str, Any]) -> dict[str, Any]:

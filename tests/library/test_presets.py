@@ -37,9 +37,10 @@ def test_round_trip_keeps_every_field(store: PresetStore):
     config = PipelineConfig().with_changes({
         "txt2img.steps": 33, "txt2img.sampler": "Euler a", "txt2img.hires.enabled": True,
         "txt2img.hires.scale": 1.5, "adetailer.enabled": True, "upscale.scale": 1.25,
-        "txt2img.prompt": "a red fox",
+        "txt2img.prompt": "a red fox", "txt2img.seed": 1234,
     })
-    preset = Preset.from_config("Fox", config, description="d", tags=["a", "b"], include_prompts=True)
+    preset = Preset.from_config("Fox", config, description="d", tags=["a", "b"], include_prompts=True,
+                                include_seed=True)
     preset = preset.model_copy(update={"styles": [PromptStyle(name="S", prompt="{prompt}, oil")]})
     path = store.save(preset)
     loaded, warnings = load_preset(path)
@@ -65,9 +66,9 @@ def test_partial_preset_only_changes_its_fields():
 
 
 def test_saved_preset_without_prompts_keeps_the_users_prompt():
-    config = PipelineConfig().with_changes({"txt2img.prompt": "old"})
+    config = PipelineConfig().with_changes({"txt2img.prompt": "old", "txt2img.seed": 77})
     preset = Preset.from_config("No prompt", config)
-    assert "prompt" not in preset.partial()["txt2img"]
+    assert "prompt" not in preset.partial()["txt2img"] and "seed" not in preset.partial()["txt2img"]
     assert preset.apply_to(PipelineConfig().with_changes({"txt2img.prompt": "mine"})).txt2img.prompt == "mine"
 
 
