@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -38,7 +37,7 @@ def _table(rows):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_op, max_size=30))
 def test_aggregates_always_match_the_records(ops):
-    with tempfile.TemporaryDirectory() as folder, LearningStore(Path(folder) / "db") as store:
+    with LearningStore(":memory:") as store:
         for op in ops:
             key = f"p:{op[1]}"
             try:
