@@ -96,10 +96,10 @@ def test_huge_template_counts_instantly_and_ranks_deep():
 
 def test_multipick_counts_are_permutation_sums():
     # k!·e_k(sizes): {2$$…} over options of sizes 2, 3, 1 (texts distinct, so no dedupe).
-    monkeypatch_free = compile_template("{2$${a|b}|{c|d|e}|f}")
-    assert monkeypatch_free.size == 2 * (2 * 3 + 2 * 1 + 3 * 1)
-    wide = compile_template("{3$$" + "|".join(f"o{i}" for i in range(200)) + "}")
-    assert wide.size == 200 * 199 * 198
+    mixed = compile_template("{2$${a|b}|{c|d|e}|f}")
+    assert mixed.size == 2 * (2 * 3 + 2 * 1 + 3 * 1)
+    wide = compile_template("{3$$" + "|".join(f"o{i}" for i in range(60)) + "}")
+    assert wide.size == 60 * 59 * 58
 
 
 # Random small templates built from unique words, so no two branches can make the same text.
@@ -124,7 +124,7 @@ def templates(draw, depth=0):
     return " ".join(parts)
 
 
-@settings(max_examples=50, deadline=None, derandomize=True,
+@settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(templates())
 def test_random_templates_agree_with_dynamicprompts(template):

@@ -1,0 +1,330 @@
+"""RandomizerAdapter: the randomizer panel's state, with the live count computed off the Qt thread.
+
+Edits are debounced (the user is typing); the plan is built on a worker thread, and only the
+newest result is shown, so a slow wildcard folder never freezes the window. The run path asks
+`plan_for_run(base_config)`, which builds the same Plan the preview came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from stablenew.controller.format import duration_in_words
+from stablenew.pipeline.config import PipelineConfig
+from stablenew.randomizer.errors import RandomizerError, TemplateError
+from stablenew.randomizer.plan import Plan, plan
+from stablenew.randomizer.spec import (
+    AXIS_TITLES,
+    MODE_HINTS,
+    SEED_HINTS,
+    AxisKind,
+    SeedPolicy,
+    VariationMode,
+    VariationSpec,
+)
+from stablenew.storage.validation import plain_problems
+
+log = logging.getLogger("stablenew.controller.randomizer")
+
+#: Above this many images the panel shows the count and a time estimate and asks first.
+CONFIRM_THRESHOLD = 500
+DEBOUNCE_MS = 150
+PREVIEW_ROWS = 20
+
+_TEXT_AXES = {AxisKind.checkpoint, AxisKind.sampler, AxisKind.scheduler, AxisKind.lora,
+              AxisKind.embedding, AxisKind.negative_embedding, AxisKind.style, AxisKind.size}
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """One variant in the preview list."""
+
+    number: int  # 1-based variant number
+    label: str
+    prompt: str
+    negative_prompt: str
+    variant_id: str
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What the panel shows about the current plan."""
+
+    images: int
+    variants: int
+    text: str  # "This will make 24 images in 8 variants."
+    rows: tuple[PreviewRow, ...]
+    seed: int
+
+
+class RandomizerAdapter(QObject):
+    """State of the randomizer panel; emits the exact count, the first variants and errors."""
+
+    count_changed = Signal(object, object)  # images, variants (Python ints: may exceed 2^63)
+    summary_changed = Signal(str)
+    preview_changed = Signal(list)  # list[PreviewRow]
+    error_changed = Signal(str)  # "" when there is no error
+    enabled_changed = Signal(bool)
+    spec_changed = Signal()
+    busy_changed = Signal(bool)
+    _computed = Signal(int, object)  # generation, PlanSummary | Exception (from the worker)
+
+    def __init__(self, parent: QObject | None = None, *, debounce_ms: int = DEBOUNCE_MS,
+                 base_config: PipelineConfig | None = None) -> None:
+        super().__init__(parent)
+        self._spec = VariationSpec()
+        self._enabled = False
+        self._base = base_config or PipelineConfig()
+        self._wildcards: Path | None = None
+        self._seconds_per_image: float | None = None
+        self._summary: PlanSummary | None = None
+        self._error = ""
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="randomizer")
+        self._busy = False
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(debounce_ms)
+        self._timer.timeout.connect(self._start_compute)
+        self._computed.connect(self._on_computed)
+
+    # --- what the panel reads ---------------------------------------------------------------
+
+    @staticmethod
+    def modes() -> list[tuple[str, str, str]]:
+        """(value, title, plain-language hint) for each mode."""
+        titles = {VariationMode.fanout: "Every combination", VariationMode.rotate: "Rotate",
+                  VariationMode.sequential: "One axis at a time", VariationMode.random: "Random"}
+        return [(m.value, titles[m], MODE_HINTS[m]) for m in VariationMode]
+
+    @staticmethod
+    def seed_policies() -> list[tuple[str, str, str]]:
+        titles = {SeedPolicy.fixed: "Same seeds for every variant",
+                  SeedPolicy.increment: "Next seed for each image",
+                  SeedPolicy.random: "Random seed for each image"}
+        return [(p.value, titles[p], SEED_HINTS[p]) for p in SeedPolicy]
+
+    @staticmethod
+    def axis_kinds() -> list[tuple[str, str]]:
+        return [(k.value, AXIS_TITLES[k]) for k in AxisKind]
+
+    @property
+    def spec(self) -> VariationSpec:
+        return self._spec
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @property
+    def error(self) -> str:
+        return self._error
+
+    @property
+    def summary(self) -> PlanSummary | None:
+        return self._summary
+
+    @property
+    def wildcards_dir(self) -> Path | None:
+        return self._wildcards
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    # --- edits (each schedules a debounced recount) -----------------------------------------
+
+    def set_enabled(self, enabled: bool) -> None:
+        if enabled != self._enabled:
+            self._enabled = enabled
+            self.enabled_changed.emit(enabled)
+            self._schedule()
+
+    def set_base_config(self, config: PipelineConfig) -> None:
+        self._base = config
+        self._schedule()
+
+    def set_wildcards_dir(self, folder: str | Path | None) -> None:
+        self._wildcards = Path(folder) if folder else None
+        self._schedule()
+
+    def set_template(self, text: str) -> None:
+        self._update(template=text or None)
+
+    def set_negative_template(self, text: str) -> None:
+        self._update(negative_template=text or None)
+
+    def set_prompt_matrix(self, on: bool) -> None:
+        self._update(prompt_matrix=on)
+
+    def set_mode(self, mode: str) -> None:
+        changes: dict[str, Any] = {"mode": mode}
+        if mode == VariationMode.random and self._spec.count is None:
+            changes["count"] = 10
+        self._update(**changes)
+
+    def set_images_per_variant(self, n: int) -> None:
+        self._update(images_per_variant=n)
+
+    def set_seed_policy(self, policy: str) -> None:
+        self._update(seed_policy=policy)
+
+    def set_seed(self, seed: int | None) -> None:
+        self._update(seed=seed)
+
+    def set_random_count(self, n: int) -> None:
+        self._update(count=n)
+
+    def set_max_images(self, n: int | None) -> None:
+        self._update(max_images=n or None)
+
+    def set_wildcard_weights(self, weights: dict[str, dict[str, float]]) -> None:
+        self._update(wildcard_weights=weights)
+
+    def set_axes(self, rows: list[tuple[str, str]]) -> None:
+        """Axes from the editor: (setting name or dotted path, values as typed)."""
+        axes = []
+        for name, text in rows:
+            if not name or not text.strip():
+                continue
+            if name in AxisKind.__members__ and AxisKind(name) in _TEXT_AXES:
+                values: Any = [v.strip() for v in text.split(",") if v.strip()]
+            else:
+                values = text  # numbers and A1111 ranges ("20-40 (+10)") are expanded by the spec
+            axes.append({name: values})
+        self._update(axes=axes)
+
+    def set_spec(self, spec: VariationSpec) -> None:
+        self._spec = spec
+        self.spec_changed.emit()
+        self._schedule()
+
+    def set_seconds_per_image(self, seconds: float | None) -> None:
+        """Measured speed of the node that will run the plan (for the time estimate)."""
+        self._seconds_per_image = seconds if seconds and seconds > 0 else None
+
+    def _update(self, **changes: Any) -> None:
+        data = self._spec.model_dump()
+        data.update(changes)
+        try:
+            spec = VariationSpec.model_validate(data)
+        except ValidationError as exc:
+            problems = plain_problems(exc, VariationSpec)
+            self._set_error("; ".join(str(p) for p in problems) or str(exc))
+            return
+        self._spec = spec
+        self.spec_changed.emit()
+        self._schedule()
+
+    # --- run path ---------------------------------------------------------------------------
+
+    def plan_for_run(self, base_config: PipelineConfig) -> Plan | None:
+        """The plan to run for these card settings (None when the randomizer is off).
+
+        Raises TemplateError / SpecError with a plain message: a bad template never runs."""
+        if not self._enabled:
+            return None
+        return plan(base_config, self._spec, wildcards_dir=self._wildcards)
+
+    def needs_confirmation(self, images: int | None = None) -> bool:
+        images = self._summary.images if images is None and self._summary else images
+        return self._enabled and images is not None and images > CONFIRM_THRESHOLD
+
+    def estimate_text(self, images: int) -> str:
+        """'about 2 h 5 min at 6.0 s per image' (or why there is no estimate)."""
+        if self._seconds_per_image is None:
+            return "no time estimate yet (the node's speed is measured during the first run)"
+        seconds = images * self._seconds_per_image
+        if seconds > 3600 * 24 * 365 * 100:
+            return "far longer than a lifetime"
+        return (f"about {duration_in_words(seconds)} at "
+                f"{self._seconds_per_image:.1f} s per image")
+
+    # --- background computing ---------------------------------------------------------------
+
+    def refresh_now(self) -> None:
+        """Recount immediately (skipping the typing delay)."""
+        self._timer.stop()
+        self._start_compute()
+
+    def _schedule(self) -> None:
+        self._timer.start()
+
+    def _start_compute(self) -> None:
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+        base, spec, folder = self._base, self._spec, self._wildcards
+        self._set_busy(True)
+        self._pool.submit(self._compute, generation, base, spec, folder)
+
+    def _compute(self, generation: int, base: PipelineConfig, spec: VariationSpec,
+                 folder: Path | None) -> None:
+        # Worker thread: build the plan and its first variants; never touch widgets here.
+        try:
+            p = plan(base, spec, wildcards_dir=folder)
+            rows = tuple(
+                PreviewRow(item.variant_index + 1, item.label, item.config.txt2img.prompt,
+                           item.config.txt2img.negative_prompt, item.variant_id)
+                for item in p.variant_previews(PREVIEW_ROWS))
+            result: Any = PlanSummary(p.count, p.variants_in_count, p.summary(), rows, p.seed)
+        except Exception as exc:  # shown as the panel's error; the detail goes to the log
+            result = exc
+        with self._lock:
+            stale = generation != self._generation
+        if not stale:
+            self._computed.emit(generation, result)
+
+    def _on_computed(self, generation: int, result: Any) -> None:
+        if generation != self._generation:
+            return
+        self._set_busy(False)
+        if isinstance(result, Exception):
+            self._set_error(_describe(result))
+            return
+        self._summary = result
+        self._set_error("")
+        self.count_changed.emit(result.images, result.variants)
+        self.summary_changed.emit(result.text)
+        self.preview_changed.emit(list(result.rows))
+
+    def _set_error(self, text: str) -> None:
+        if text != self._error:
+            self._error = text
+            self.error_changed.emit(text)
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            self.busy_changed.emit(busy)
+
+    def close(self) -> None:
+        """Stop the worker (the window is closing)."""
+        self._timer.stop()
+        with self._lock:
+            self._generation += 1  # anything still computing is now stale
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, TemplateError):
+        where = f" ({exc.position})" if exc.position and exc.position not in exc.message else ""
+        return exc.message + where
+    if isinstance(exc, RandomizerError):
+        return exc.message
+    if isinstance(exc, ValidationError):
+        return "; ".join(str(p) for p in plain_problems(exc, VariationSpec))
+    log.exception("randomizer preview failed", exc_info=exc)
+    return f"The preview failed: {exc}"
+
+
+__all__ = ["CONFIRM_THRESHOLD", "PlanSummary", "PreviewRow", "RandomizerAdapter"]

@@ -1,0 +1,125 @@
+"""RandomizerAdapter and RandomizerPanel: live exact count, preview, inline errors, confirm."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from stablenew.controller.randomizer_adapter import RandomizerAdapter
+from stablenew.gui.panels.randomizer_panel import RandomizerPanel
+from stablenew.pipeline.config import PipelineConfig
+
+WAIT_MS = 5000
+
+
+@pytest.fixture
+def adapter(qtbot):
+    adapter = RandomizerAdapter(debounce_ms=10)
+    yield adapter
+    adapter.close()
+
+
+@pytest.fixture
+def panel(qtbot, adapter):
+    panel = RandomizerPanel(adapter)
+    qtbot.addWidget(panel)
+    panel.enabled_box.setChecked(True)
+    return panel
+
+
+def test_adapter_counts_off_thread_and_debounces(qtbot, adapter):
+    adapter.set_enabled(True)
+    seen = []
+    adapter.count_changed.connect(lambda images, variants: seen.append((images, variants)))
+    with qtbot.waitSignal(adapter.count_changed, timeout=WAIT_MS):
+        adapter.set_template("a {b|c")  # typing…
+        adapter.set_template("a {b|c}")
+        adapter.set_template("a {b|c} {d|e|f}")
+        adapter.set_images_per_variant(4)
+    qtbot.wait(50)
+    assert seen == [(24, 6)]  # one recount for the burst, for the last text
+    assert adapter.summary.text == "This will make 24 images in 6 variants."
+
+
+def test_huge_counts_travel_as_python_ints(qtbot, adapter):
+    template = " ".join("{" + "|".join(str(j) for j in range(10)) + "}" for _ in range(12))
+    with qtbot.waitSignal(adapter.count_changed, timeout=WAIT_MS) as blocker:
+        adapter.set_template(template)
+    assert blocker.args == [10**12, 10**12]
+
+
+def test_template_error_is_shown_and_cleared(qtbot, adapter):
+    with qtbot.waitSignal(adapter.error_changed, timeout=WAIT_MS) as blocker:
+        adapter.set_template("a {x::b|c}")
+    assert "not a number" in blocker.args[0] and "line 1, column 4" in blocker.args[0]
+    with qtbot.waitSignal(adapter.error_changed, timeout=WAIT_MS) as blocker:
+        adapter.set_template("a {b|c}")
+    assert blocker.args == [""]
+
+
+def test_plan_for_run_is_the_previewed_plan(qtbot, adapter):
+    assert adapter.plan_for_run(PipelineConfig()) is None  # off: run the cards as they are
+    adapter.set_enabled(True)
+    adapter.set_template("{a|b}")
+    adapter.set_axes([("steps", "10-30 (+10)"), ("sampler", "Euler a, DDIM"), ("lora", "")])
+    adapter.set_seed(5)
+    with qtbot.waitSignal(adapter.preview_changed, timeout=WAIT_MS) as blocker:
+        adapter.refresh_now()
+    rows = blocker.args[0]
+    p = adapter.plan_for_run(PipelineConfig())
+    assert p.count == adapter.summary.images == 12
+    assert [r.variant_id for r in rows] == [i.variant_id for i in p.variant_previews(20)]
+
+
+def test_panel_shows_count_preview_hints_and_errors(qtbot, panel, adapter, wildcards):
+    panel.wildcards.setText(str(wildcards))
+    panel.wildcards.editingFinished.emit()
+    with qtbot.waitSignal(adapter.preview_changed, timeout=WAIT_MS):
+        panel.template.setPlainText("a {red|blue} __people/names__")
+        panel.images_per_variant.setValue(3)
+    qtbot.waitUntil(lambda: panel.count_label.text() == "This will make 12 images in 4 variants.",
+                    timeout=WAIT_MS)
+    assert panel.preview.count() == 4
+    assert panel.preview.item(0).text() == "1. a red Ada"
+    assert panel.mode_hint.text().startswith("Every combination")
+    assert not panel.random_count.isVisibleTo(panel)
+
+    panel.mode.setCurrentIndex(panel.mode.findData("random"))
+    assert "random sample" in panel.mode_hint.text()
+    assert panel.random_count.isVisibleTo(panel)
+
+    with qtbot.waitSignal(adapter.error_changed, timeout=WAIT_MS):
+        panel.template.setPlainText("a {red|blue")
+    assert panel.notice.isVisibleTo(panel)
+    assert "never closed" in panel.notice.message
+
+
+def test_axes_editor_feeds_the_count(qtbot, panel, adapter):
+    with qtbot.waitSignal(adapter.count_changed, timeout=WAIT_MS):
+        panel.template.setPlainText("x {a|b}")
+    row = panel.axes.add_axis("steps", "20, 30, 40")
+    qtbot.waitUntil(lambda: adapter.summary is not None and adapter.summary.images == 6,
+                    timeout=WAIT_MS)
+    row.kind.setCurrentIndex(row.kind.findData("sampler"))
+    row.values.setText("Euler a, DDIM")
+    qtbot.waitUntil(lambda: adapter.summary.images == 4, timeout=WAIT_MS)
+    row.remove.click()
+    qtbot.waitUntil(lambda: adapter.summary.images == 2, timeout=WAIT_MS)
+
+
+def test_large_runs_ask_first_with_a_time_estimate(qtbot, panel, adapter, monkeypatch):
+    adapter.set_seconds_per_image(6.0)
+    assert panel.confirm_large_run(500) is True  # at the threshold: no question
+    box = panel._confirm_box(1200)
+    assert "1,200 images" in box.text()
+    assert "2 h 0 min" in box.informativeText() and "6.0 s per image" in box.informativeText()
+    monkeypatch.setattr(QMessageBox, "exec", lambda self: QMessageBox.StandardButton.No)
+    assert panel.confirm_large_run(1200) is False
+    monkeypatch.setattr(QMessageBox, "exec", lambda self: QMessageBox.StandardButton.Yes)
+    assert panel.confirm_large_run(1200) is True
+
+
+def test_disabled_randomizer_never_asks(qtbot, panel, adapter):
+    panel.enabled_box.setChecked(False)
+    assert not panel.template.isEnabled()
+    assert panel.confirm_large_run(10**6) is True
