@@ -134,6 +134,7 @@ class _Prompt:
 @dataclass
 class _Client:
     ws: web.WebSocketResponse
+    request: web.Request
     preview_metadata: bool = False
 
 
@@ -178,6 +179,8 @@ class FakeComfyUI:
     interrupts: list[dict | None] = field(default_factory=list)  # bodies of POST /interrupt
     uploads: dict[str, bytes] = field(default_factory=dict)  # "sub/name.png" -> bytes
     sent: dict[str, list[dict]] = field(default_factory=dict)  # client_id -> text messages sent
+    #: Client ids whose prompt events are silently lost (a half-dead connection).
+    muted: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -209,7 +212,11 @@ class FakeComfyUI:
     async def drop_sockets(self) -> None:
         """Close every WebSocket abruptly (a network blip); running prompts carry on."""
         for client in list(self._clients.values()):
-            await client.ws.close(code=1011, message=b"dropped by test")
+            transport = client.request.transport
+            if transport is not None:
+                transport.abort()  # no closing handshake: like a pulled cable or a NAT timeout
+            else:
+                await client.ws.close(code=1011, message=b"dropped by test")
         self._clients.clear()
 
     def drop_sockets_threadsafe(self) -> None:
@@ -229,6 +236,7 @@ class FakeComfyUI:
     async def start(self) -> str:
         self._loop = asyncio.get_running_loop()
         self._object_info = self._build_object_info()
+        self._object_info_text: str | None = None
         self._wakeup = asyncio.Event()
         app = web.Application(client_max_size=64 * 1024**2,
                               middlewares=[self._auth_check, self._origin_check])
@@ -383,7 +391,9 @@ class FakeComfyUI:
         return web.json_response(stats)
 
     async def _object_info_all(self, request: web.Request) -> web.Response:
-        return web.json_response(self._object_info)
+        if self._object_info_text is None:  # ~745 KB: serialise once per server
+            self._object_info_text = json.dumps(self._object_info)
+        return web.Response(text=self._object_info_text, content_type="application/json")
 
     async def _object_info_one(self, request: web.Request) -> web.Response:
         cls = request.match_info["cls"]
@@ -542,7 +552,7 @@ class FakeComfyUI:
         old = self._clients.get(sid)
         if old is not None:
             await old.ws.close()
-        client = _Client(ws)
+        client = _Client(ws, request)
         self._clients[sid] = client
         await self._send_json(ws, {"type": "status", "data": {
             "status": {"exec_info": {"queue_remaining": self._remaining()}}, "sid": sid}})
@@ -575,6 +585,8 @@ class FakeComfyUI:
     async def _send(self, prompt: _Prompt, type_: str, data: dict) -> None:
         """Send to the socket that owns the prompt; dropped when it is not connected."""
         if prompt.client_id is None:
+            return
+        if prompt.client_id in self.muted:
             return
         self.sent.setdefault(prompt.client_id, []).append({"type": type_, "data": data})
         client = self._clients.get(prompt.client_id)
