@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.tasks import TaskOwner
-from stablenew.learning.errors import LearningError
+from stablenew.learning.errors import LearningError, NodeUnusable
 from stablenew.learning.export import ExportSummary, ImageMode, export_bundle
 from stablenew.learning.insights import (
     KNOWN_TAGS,
@@ -350,7 +350,13 @@ class LearningController(QObject):
         from stablenew.pipeline.runner import PipelineRunner
 
         try:
-            backend = await self._backend()  # type: ignore[misc]
+            try:
+                backend = await self._backend()  # type: ignore[misc]
+            except Exception as exc:
+                message = getattr(exc, "message", None) or str(exc)
+                if self._run is not None:
+                    self._set_run(replace(self._run, state=RunState.failed, message=message))
+                raise
             runner = PipelineRunner(Path(self._output_dir()))
 
             async def run_one(cell: PlannedImage) -> list[ImageRecord]:
@@ -360,8 +366,9 @@ class LearningController(QObject):
                         LearningStore.add_records,
                         [LearningRecord.from_image_record(r) for r in result.records])
                 elif result.errors:
-                    first = result.errors[0]
-                    raise LearningError(first.message, detail=first.detail)
+                    first = next((e for e in result.errors if e.fatal), result.errors[0])
+                    kind = NodeUnusable if first.fatal else LearningError
+                    raise kind(first.message, detail=first.detail)
                 return list(result.records)
 
             result = await execute_plan(plan, run_one, on_progress=self._set_progress,

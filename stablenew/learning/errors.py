@@ -25,3 +25,10 @@ class RecordNotFound(LearningError):
 
 class PlanInvalid(LearningError):
     """A learning plan that cannot run (unknown parameter, bad values, too many images)."""
+
+
+class NodeUnusable(LearningError):
+    """The server stopped answering during a learning run; the run stops instead of waiting
+    on it for every remaining image."""
+
+    fatal_for_node = True

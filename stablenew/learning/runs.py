@@ -37,6 +37,7 @@ class RunCell:
     seed: int
     record_key: str | None = None
     path: str | None = None
+    thumbnail: str | None = None
     rating: int | None = None
     tags: tuple[str, ...] = ()
     error: str = ""
@@ -167,7 +168,9 @@ async def execute_plan(
         else:
             if records:
                 first = records[0]
+                thumb = str(first.thumbnail) if first.thumbnail else None
                 result = result.with_cell(cell.row, cell.column, path=str(first.path),
+                                          thumbnail=thumb,
                                           record_key=f"{first.run_id}:{first.image_index}")
             elif is_cancelled():
                 stopped = RunState.cancelled
@@ -182,6 +185,10 @@ async def execute_plan(
             RunState.failed if failures == total else RunState.partial)
     if stopped is RunState.cancelled and not result.message:
         result = replace(result, message="The learning run was stopped.")
+    elif stopped in (RunState.partial, RunState.failed) and not result.message:
+        first = next((c.error for c in result.cells if c.error), "")
+        result = replace(result, message=f"{failures} of {total} images could not be made "
+                                         f"({first}). The grid shows which.")
     result = replace(result, state=stopped, finished_at=time.time())
     if on_progress is not None:
         done = len({c.column for c in result.cells if c.path})

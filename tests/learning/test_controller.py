@@ -201,3 +201,20 @@ async def test_the_gallery_rating_book_reads_and_writes_the_store(controller, tm
     await _settle(controller)
     assert book.rating(str(image.path)) == (3, ("too dark",))
     assert book.rating(str(tmp_path / "unknown.png")) == (None, ())
+
+
+async def test_an_unreachable_server_fails_the_run_visibly(tmp_path, qapp):
+    from stablenew.backends.errors import ServerUnreachable
+
+    async def backend():
+        raise ServerUnreachable("Nothing answers at http://127.0.0.1:9. Is the server running?")
+
+    ctl = LearningController(tmp_path / "db.sqlite", backend=backend, base_config=small_config,
+                             mode="active", remember_mode=False)
+    try:
+        assert ctl.start_learning_run("cfg", "5, 7")
+        await _settle(ctl, lambda: not ctl.running)
+        assert ctl.run_result.state is RunState.failed
+        assert "Nothing answers" in ctl.error.message
+    finally:
+        await ctl.aclose()

@@ -61,7 +61,9 @@ class _CellCard(QFrame):
     def show_cell(self, cell: Any, best: bool) -> None:
         if cell.path and cell.path != self._path:
             self._path = cell.path
-            reader = QImageReader(cell.path)
+            # The runner's small JPEG thumbnail when there is one: the grid never decodes
+            # full-size images on the Qt thread.
+            reader = QImageReader(cell.thumbnail or cell.path)
             size = reader.size()
             if size.isValid():
                 reader.setScaledSize(size.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
