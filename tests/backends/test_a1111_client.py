@@ -206,10 +206,10 @@ async def test_options_read_write_and_checkpoint_switch(fake_sdwebui):
 async def test_progress_reports_our_task_with_steps_and_previews():
     async with FakeSDWebUI(step_ms=8) as fake, client(fake) as backend:
         seen: list[Progress] = []
-        await backend.txt2img(Txt2ImgJob(sampling(steps=12), task_id="prog", batch_size=1), seen.append)
+        await backend.txt2img(Txt2ImgJob(sampling(steps=30), task_id="prog", batch_size=1), seen.append)
     running = [p for p in seen if 0 < p.fraction < 1]
     assert running, seen
-    assert any(p.step and p.steps == 12 for p in running)
+    assert any(p.step and p.steps == 30 for p in running)
     assert any(p.preview and p.preview.startswith(b"\x89PNG") for p in running)
     fractions = [p.fraction for p in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -219,7 +219,7 @@ async def test_progress_reports_our_task_with_steps_and_previews():
 async def test_progress_falls_back_to_global_without_internal_routes():
     async with FakeSDWebUI(step_ms=8, internal_routes=False) as fake, client(fake) as backend:
         seen: list[Progress] = []
-        await backend.txt2img(Txt2ImgJob(sampling(steps=12), task_id="g"), seen.append)
+        await backend.txt2img(Txt2ImgJob(sampling(steps=30), task_id="g"), seen.append)
     assert any(0 < p.fraction < 1 and p.step for p in seen)
     assert fake.requests_to("/sdapi/v1/progress")
 

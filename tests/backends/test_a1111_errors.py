@@ -54,7 +54,7 @@ async def test_each_injected_fault_maps_to_its_typed_error(fake_sdwebui, fault, 
         assert words in caught.value.message
         assert caught.value.detail  # the log gets the precise story
         assert caught.value.node == backend.name
-        assert elapsed < 0.3 + 1.0  # never hangs past the configured timeout
+        assert elapsed < 0.3 + 2.0  # never hangs past the configured timeout
     # The fault was one-off: the next call works (with a timeout a loaded CI machine can meet).
     async with A1111Backend(fake_sdwebui.url, timeout=10) as backend:
         result = await backend.txt2img(job("after"))
