@@ -41,6 +41,8 @@ from stablenew.storage.validation import plain_problems
 _REDRAWS = 32
 #: Spaces up to this size are listed when random mode must find the remaining unseen variants.
 _LISTABLE = 65_536
+#: Fan-out plans with at most this many config-axis combinations have each one validated.
+_COMBINATIONS_CHECKED = 256
 
 
 @dataclass(frozen=True)
@@ -118,14 +120,25 @@ class Plan:
     # --- iteration ------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[PlanItem]:
+        return self.iter_from(0)
+
+    def iter_from(self, start: int) -> Iterator[PlanItem]:
+        """Items from `start` on (a resumed run): a direct jump except in random mode, which
+        replays its draws (cheap: no configs are built for the skipped ones)."""
         ipv = self.spec.images_per_variant
-        index = 0
-        for v, variant in enumerate(self._variants()):
+        first_variant = max(0, start) // ipv
+        index = first_variant * ipv
+        variants = self._variants(first_variant)
+        for v, variant in enumerate(variants, start=first_variant):
+            if index >= self.count:
+                return
             config, variant_id, label = self._resolve(v, variant)
             for j in range(ipv):
                 if index >= self.count:
                     return
-                yield PlanItem(self._with_seed(config, index, j), variant_id, label, index, v, j)
+                if index >= start:
+                    yield PlanItem(self._with_seed(config, index, j), variant_id, label, index,
+                                   v, j)
                 index += 1
 
     def preview(self, n: int) -> list[PlanItem]:
@@ -137,11 +150,11 @@ class Plan:
         return list(itertools.islice(
             (item for item in self if item.image_in_variant == 0), max(0, n)))
 
-    def _variants(self) -> Iterator[_Variant]:
+    def _variants(self, start: int = 0) -> Iterator[_Variant]:
         if self.spec.mode == VariationMode.random:
-            yield from self._random_variants()
+            yield from itertools.islice(self._random_variants(), start, None)
             return
-        for v in range(self.variant_count):
+        for v in range(start, self.variant_count):
             yield self._variant_at(v)
 
     def _variant_at(self, v: int) -> _Variant:
@@ -344,6 +357,7 @@ def plan(
         exc.args = (exc.message,)
         raise
     _check_axes(base_config, spec.axes)
+    _check_combinations(base_config, spec.axes, VariationMode(spec.mode))
     seed = spec.seed
     if seed is None:
         seed = base_config.txt2img.seed if base_config.txt2img.seed >= 0 else secrets.randbelow(
@@ -352,23 +366,66 @@ def plan(
 
 
 def _check_axes(base: PipelineConfig, axes: list[Axis]) -> None:
-    """Every axis value alone must give a valid config, so a bad value never starts a run."""
-    for n, axis in enumerate(axes):
-        for i in range(len(axis.values)):
-            choices = tuple(i if k == n else None for k in range(len(axes)))
-            changes, *_ = apply_axes(axes, choices, "", "")
-            if not changes:
+    """Every axis value must give a valid config, so a bad value never starts a run.
+
+    The i-th values of all axes are checked together (one validation per row instead of one
+    per value); only a failing row is checked value by value to name the culprit."""
+    rows = max((len(a.values) for a in axes), default=0)
+    for i in range(rows):
+        choices = tuple(i if i < len(a.values) else None for a in axes)
+        if _axis_problem(base, axes, choices) is None:
+            continue
+        for n, axis in enumerate(axes):
+            if i >= len(axis.values):
                 continue
-            try:
-                base.with_changes(changes)
-            except (ValidationError, KeyError, IndexError, TypeError, ValueError) as exc:
-                if isinstance(exc, ValidationError):
-                    reason = "; ".join(p.message for p in plain_problems(exc, PipelineConfig))
-                else:
-                    reason = f"there is no setting '{axis.path}'"
+            alone = tuple(i if k == n else None for k in range(len(axes)))
+            problem = _axis_problem(base, axes, alone)
+            if problem is not None:
+                reason, detail = problem
                 raise SpecError(
                     f"{axis.title} = {axis.value_label(axis.values[i])} cannot be used: {reason}",
-                    field=f"axes.{n}", detail=str(exc)) from None
+                    field=f"axes.{n}", detail=detail)
+
+
+def _check_combinations(base: PipelineConfig, axes: list[Axis], mode: VariationMode) -> None:
+    """Values valid alone can still clash (a large size × a large hires scale passes the
+    pixel limit): check the combinations the mode makes, when there are few enough."""
+    config_axes = [n for n, a in enumerate(axes) if a.kind is None or a.kind in AXIS_PATHS]
+    if len(config_axes) < 2 or mode == VariationMode.sequential:
+        return
+    lengths = [len(axes[n].values) for n in config_axes]
+    if mode == VariationMode.rotate:
+        rows: Iterator[tuple[int, ...]] = (
+            tuple(v % n for n in lengths) for v in range(max(lengths)))
+    elif math.prod(lengths) <= _COMBINATIONS_CHECKED:
+        rows = itertools.product(*(range(n) for n in lengths))
+    else:
+        return
+    for row in rows:
+        choices: list[int | None] = [None] * len(axes)
+        for n, value in zip(config_axes, row, strict=True):
+            choices[n] = value
+        problem = _axis_problem(base, axes, tuple(choices))
+        if problem is not None:
+            reason, detail = problem
+            where = ", ".join(f"{axes[n].title} = {axes[n].value_label(axes[n].values[v])}"
+                              for n, v in zip(config_axes, row, strict=True))
+            raise SpecError(f"The combination {where} cannot be used: {reason}",
+                            field="axes", detail=detail)
+
+
+def _axis_problem(base: PipelineConfig, axes: list[Axis], choices: tuple[int | None, ...]
+                  ) -> tuple[str, str] | None:
+    changes, *_ = apply_axes(axes, choices, "", "")
+    if not changes:
+        return None
+    try:
+        base.with_changes(changes)
+    except ValidationError as exc:
+        return "; ".join(p.message for p in plain_problems(exc, PipelineConfig)), str(exc)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        return f"there is no such setting ({exc})", repr(exc)
+    return None
 
 
 __all__ = ["Plan", "PlanItem", "apply_axes", "merge_style", "plan"]

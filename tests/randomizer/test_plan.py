@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig
+from stablenew.randomizer.errors import SpecError
 from stablenew.randomizer.plan import plan
 from stablenew.randomizer.spec import VariationSpec
 
@@ -254,3 +256,34 @@ def test_different_seed_different_random_plan(seed):
     two = prompts(plan(BASE, VariationSpec(template=template, mode="random", count=10,
                                            seed=seed + 1)))
     assert one != two
+
+
+def test_iter_from_resumes_exactly_where_a_run_stopped():
+    for mode, extra in (("fanout", {}), ("rotate", {}), ("sequential", {}),
+                        ("random", {"count": 7})):
+        spec = VariationSpec(template="{a|b|c}", axes=[{"steps": [10, 20]}], mode=mode,
+                             images_per_variant=3, seed_policy="increment", seed=3, **extra)
+        p = plan(BASE, spec)
+        items = list(p)
+        for start in (0, 1, 4, len(items) - 1, len(items)):
+            resumed = list(p.iter_from(start))
+            assert [(i.index, i.config) for i in resumed] == [
+                (i.index, i.config) for i in items[start:]]
+
+
+def test_combination_only_problems_do_not_block_valid_values():
+    # each value alone is fine; checking rows together must not invent an error
+    base = BASE.with_changes({"txt2img.hires.enabled": True})
+    spec = VariationSpec(template="x", mode="sequential",
+                         axes=[{"size": ["2048x2048", "512x512"]}, {"hires_scale": [4.0, 1.0]}])
+    assert plan(base, spec).count == 4
+
+
+def test_clashing_combinations_are_refused_before_the_run():
+    base = BASE.with_changes({"txt2img.hires.enabled": True})
+    spec = VariationSpec(template="x", axes=[{"size": ["2048x2048", "512x512"]},
+                                             {"hires_scale": [4.0, 1.0]}])
+    with pytest.raises(SpecError) as caught:
+        plan(base, spec)
+    assert "Size = 2048x2048, Hires scale = 4" in caught.value.message
+    assert "MP" in caught.value.message
