@@ -426,10 +426,14 @@ class ComfyUIBackend:
         hist = await self._get_json(f"/history/{pid}")  # it may have finished in between
         if isinstance(hist, dict) and pid in hist:
             return self._outcome(watch, hist[pid])
-        raise JobInterrupted(
-            f"The job was removed from node '{self.name}' before it ran"
-            + (" (cancelled)." if watch.cancel_requested else "; someone may have cleared its queue."),
-            node=self.name)
+        if watch.cancel_requested:
+            raise JobInterrupted(f"The job was removed from node '{self.name}' before it ran (cancelled).",
+                                 node=self.name)
+        # Gone without a trace: its queue was cleared by someone else, or ComfyUI restarted
+        # (queue and history live in memory). Worth running again.
+        raise ServerError(f"Node '{self.name}' lost the job (ComfyUI restarted or its queue was cleared); "
+                          "it can be run again.", node=self.name,
+                          detail=f"prompt {pid} in neither queue nor history")
 
     async def _read_history(self, watch: _Watch) -> dict:
         pid = watch.prompt_id

@@ -373,3 +373,89 @@ async def test_server_side_validation_errors_become_plain_words(fake_comfyui, co
     with pytest.raises(RequestRejected) as info:
         await comfy.txt2img(Txt2ImgJob(sampling(width=8), task_id="v"))
     assert "smaller than min" in info.value.message and "den-3060" in info.value.message
+
+
+async def test_lost_events_are_recovered_from_history(fake_comfyui, comfy):
+    comfy.idle_check_s = 0.1
+    fake_comfyui.muted.add(comfy.client_id)  # the socket stays up but says nothing
+    result = await asyncio.wait_for(comfy.txt2img(Txt2ImgJob(sampling(), task_id="quiet")), 5)
+    assert len(result.images) == 1
+
+
+async def test_a_job_the_node_forgot_is_a_transient_error(fake_comfyui, comfy):
+    comfy.idle_check_s = 0.1
+    fake_comfyui.step_ms = 20
+    run = asyncio.create_task(comfy.txt2img(Txt2ImgJob(sampling(steps=100), task_id="lost")))
+    await _wait_until(lambda: fake_comfyui.queue_snapshot()["queue_running"])
+    fake_comfyui.muted.add(comfy.client_id)
+    async with httpx.AsyncClient(base_url=fake_comfyui.url) as http:
+        pid = fake_comfyui.received[-1]["prompt_id"]
+        await http.post("/interrupt", json={"prompt_id": pid})  # someone else stops it ...
+        await _wait_until(lambda: fake_comfyui.history(pid) is not None)
+        await http.post("/history", json={"delete": [pid]})  # ... and the record vanishes (restart)
+    with pytest.raises(ServerError) as info:
+        await asyncio.wait_for(run, 5)
+    assert info.value.transient and "lost the job" in info.value.message
+
+
+async def test_someone_elses_interrupt_is_reported_as_interrupted(fake_comfyui, comfy):
+    fake_comfyui.step_ms = 20
+    run = asyncio.create_task(comfy.txt2img(Txt2ImgJob(sampling(steps=100), task_id="theirs")))
+    await _wait_until(lambda: fake_comfyui.queue_snapshot()["queue_running"])
+    async with httpx.AsyncClient(base_url=fake_comfyui.url) as http:
+        await http.post("/interrupt")
+    with pytest.raises(JobInterrupted):
+        await asyncio.wait_for(run, 5)
+
+
+async def test_timeout_stops_our_prompt(fake_comfyui, comfy):
+    fake_comfyui.step_ms = 20
+    comfy.timeout = 0.3
+    from stablenew.backends.errors import ServerTimeout
+
+    with pytest.raises(ServerTimeout):
+        await asyncio.wait_for(comfy.txt2img(Txt2ImgJob(sampling(steps=200), task_id="slow")), 5)
+    await _wait_until(lambda: not fake_comfyui.queue_snapshot()["queue_running"])
+    assert fake_comfyui.interrupts == [] or None not in fake_comfyui.interrupts
+
+
+async def test_interrupt_during_a_batch_posts_no_more_prompts(fake_comfyui, comfy):
+    fake_comfyui.step_ms = 20
+    run = asyncio.create_task(comfy.txt2img(Txt2ImgJob(sampling(steps=100), task_id="batch", batch_size=4)))
+    await _wait_until(lambda: fake_comfyui.queue_snapshot()["queue_running"])
+    await comfy.interrupt("batch")
+    with pytest.raises(JobInterrupted):
+        await asyncio.wait_for(run, 5)
+    assert len(fake_comfyui.received) == 1
+
+
+async def test_partly_invalid_graph_accepted_with_200_is_an_error(fake_comfyui, comfy, tmp_path):
+    import json
+    import shutil
+
+    from stablenew.storage.resources import resource_path
+
+    folder = tmp_path / "workflows"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(resource_path("workflows", "examples", "txt2img.json"), folder / "txt2img.json")
+    data = json.loads((folder / "txt2img.json").read_text(encoding="utf-8"))
+    # A second output branch whose input file does not exist on the node.
+    data["nodes"]["20"] = {"class_type": "LoadImage", "inputs": {"image": "missing.png"}}
+    data["nodes"]["21"] = {"class_type": "PreviewImage", "inputs": {"images": ["20", 0]}}
+    (folder / "txt2img.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(RequestRejected) as info:
+        await comfy.txt2img(Txt2ImgJob(sampling(prompt="plain"), task_id="partial"))
+    assert "LoadImage" in info.value.message and "missing.png" in info.value.message
+    await _wait_until(lambda: not fake_comfyui.queue_snapshot()["queue_running"])
+    pid = fake_comfyui.received[-1]["prompt_id"]
+    assert fake_comfyui.history(pid) is None or fake_comfyui.history(pid)["status"]["status_str"] == "error"
+
+
+async def test_basic_auth_reaches_http_and_websocket(tmp_path):
+    async with running_node(tmp_path, step_ms=1, auth=("me", "secret")) as (fake, _):
+        async with ComfyUIBackend(fake.url, auth=("me", "secret"), workflows_dir=tmp_path) as good:
+            result = await good.txt2img(Txt2ImgJob(sampling(), task_id="auth"))
+            assert len(result.images) == 1
+        async with ComfyUIBackend(fake.url, auth=("me", "wrong"), workflows_dir=tmp_path) as bad:
+            with pytest.raises(AuthFailed):
+                await bad.probe()
