@@ -55,7 +55,11 @@ class ImageDetail:
 
 
 class RatingBook(Protocol):
-    """Where ratings and tags go; the learning store implements this once it is in."""
+    """Where ratings and tags go (the learning store's book, or a local file without it).
+
+    `rate` and `set_tags` are called on the Qt thread and must not block it (they hand the
+    write to a worker); `rating` may block briefly and is called from worker threads.
+    """
 
     def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]: ...
     def rate(self, path: str, stars: int | None) -> None: ...
@@ -66,8 +70,12 @@ class LocalRatingBook:
     """Ratings kept in a small JSON file in the data folder (written atomically, off the Qt thread)."""
 
     def __init__(self, file: Path) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self._file = file
         self._data: dict[str, dict[str, Any]] = {}
+        # One writer thread: saves happen in order and never on the Qt thread.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ratings")
         try:
             self._data = json.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -88,9 +96,16 @@ class LocalRatingBook:
         self._save()
 
     def _save(self) -> None:
+        text = json.dumps(self._data, indent=1, ensure_ascii=False)
+        self._writer.submit(self._write, text)
+
+    def _write(self, text: str) -> None:
         from stablenew.storage.atomic import atomic_write_text
 
-        atomic_write_text(self._file, json.dumps(self._data, indent=1, ensure_ascii=False))
+        try:
+            atomic_write_text(self._file, text)
+        except OSError as exc:
+            log.error("ratings could not be saved to %s: %s", self._file, exc)
 
 
 class GalleryController(QObject):
@@ -133,11 +148,16 @@ class GalleryController(QObject):
 
     async def _scan(self) -> None:
         root = Path(self._output_dir())
-        found = await asyncio.to_thread(_scan_outputs, root, SCAN_LIMIT)
-        items = []
-        for path, created, thumb in found:
-            stars, tags = self._ratings.rating(str(path))
-            items.append(GalleryItem(path, created, thumb, rating=stars, tags=tags))
+        ratings = self._ratings
+
+        def scan() -> list[GalleryItem]:
+            found = []
+            for path, created, thumb in _scan_outputs(root, SCAN_LIMIT):
+                stars, tags = ratings.rating(str(path))
+                found.append(GalleryItem(path, created, thumb, rating=stars, tags=tags))
+            return found
+
+        items = await asyncio.to_thread(scan)
         # Images saved while scanning stay in front.
         fresh = [i for i in self._items if i.record is not None]
         keys = {i.key for i in fresh}
@@ -146,11 +166,10 @@ class GalleryController(QObject):
         self.items_reset.emit()
 
     def add_record(self, record: Any) -> None:
-        """A run saved an image: it goes first."""
+        """A run saved an image: it goes first (a new image has no rating yet)."""
         path = Path(record.path)
-        stars, tags = self._ratings.rating(str(path))
         item = GalleryItem(path, getattr(record, "created_at", 0.0) or 0.0,
-                           Path(record.thumbnail) if record.thumbnail else None, record, stars, tags)
+                           Path(record.thumbnail) if record.thumbnail else None, record)
         if item.key in self._by_key:
             self._items = [i for i in self._items if i.key != item.key]
         self._items.insert(0, item)
@@ -209,7 +228,7 @@ class GalleryController(QObject):
             raise ValueError("A rating is 1 to 5 stars (0 clears it).")
         item.rating = stars
         self.item_changed.emit(item)
-        self.tasks.spawn(asyncio.to_thread(self._ratings.rate, key, stars), name="rate")
+        self._ratings.rate(key, stars)
 
     def toggle_tag(self, key: str, tag: str) -> None:
         item = self._by_key.get(key)
@@ -219,7 +238,7 @@ class GalleryController(QObject):
         tags = tuple(t for t in item.tags if t != tag) if tag in item.tags else (*item.tags, tag)
         item.tags = tags
         self.item_changed.emit(item)
-        self.tasks.spawn(asyncio.to_thread(self._ratings.set_tags, key, tags), name="tag")
+        self._ratings.set_tags(key, tags)
 
     def rating_of(self, key: str) -> tuple[int | None, tuple[str, ...]]:
         """What the rating store holds for an image (not the cached list item)."""

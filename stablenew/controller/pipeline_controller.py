@@ -131,6 +131,7 @@ class PipelineController(QObject):
         self._config = cfg.PipelineConfig()
         self._record_hooks: list[Callable[[Any], None]] = []
         self._plan_provider: Callable[[Any], Any] | None = None
+        self._values_provider: Callable[[], dict[str, Any]] | None = None
         self._token: Any = None
         self._progress = RunProgress()
         self._error: ErrorInfo | None = None
@@ -209,6 +210,19 @@ class PipelineController(QObject):
     def default_values(self) -> dict[str, Any]:
         return self.values_of(cfg.PipelineConfig())
 
+    def set_values_provider(self, provider: Callable[[], dict[str, Any]] | None) -> None:
+        """Where the current card values come from (the window's pipeline panel)."""
+        self._values_provider = provider
+
+    def current_config(self) -> Any:
+        """The config the cards show now (the last valid one if the cards hold an invalid value)."""
+        if self._values_provider is not None:
+            try:
+                return self.build_config(self._values_provider())
+            except (cfg.ConfigInvalid, ValueError):
+                pass
+        return self._config
+
     def load_config(self, config: Any) -> None:
         """Show *config* in the cards (a preset applied, "use these settings", a dropped PNG)."""
         self._config = config
@@ -238,7 +252,12 @@ class PipelineController(QObject):
     def error(self) -> ErrorInfo | None:
         return self._error
 
-    def run(self, values: dict[str, Any]) -> bool:
+    def run_plan(self, provider: Callable[[Any], Any]) -> bool:
+        """Run the cards' config through *provider* (e.g. every prompt of a pack) instead of once."""
+        values = self._values_provider() if self._values_provider is not None else {}
+        return self.run(values, plan=provider)
+
+    def run(self, values: dict[str, Any], *, plan: Callable[[Any], Any] | None = None) -> bool:
         """Start a run with exactly these card values; False (and a visible error) if they are invalid."""
         if self.state != RunState.idle:
             return False
@@ -257,7 +276,7 @@ class PipelineController(QObject):
         self.run_state_changed.emit(RunState.running)
         self.progress_changed.emit(self._progress)
         self._flush_timer.start()
-        self.tasks.spawn(self._run(config, self._token), name="run")
+        self.tasks.spawn(self._run(config, self._token, plan or self._plan_provider), name="run")
         return True
 
     def stop(self) -> None:
@@ -272,7 +291,7 @@ class PipelineController(QObject):
     async def wait_idle(self, timeout: float = 10.0) -> None:
         await self.tasks.wait_idle(timeout)
 
-    async def _run(self, config: Any, token: Any) -> None:
+    async def _run(self, config: Any, token: Any, plan: Callable[[Any], Any] | None) -> None:
         from stablenew.pipeline.runner import PipelineRunner
 
         result = None
@@ -280,7 +299,8 @@ class PipelineController(QObject):
             backend = await self._server.ensure_backend()
             runner = PipelineRunner(self._output_dir(), record_hooks=tuple(self._record_hooks),
                                     log_dir=self._log_dir, node_name=self._server.node_name)
-            items = self._plan_provider(config) if self._plan_provider is not None else None
+            # A plan provider may expand the config (variants, a pack's prompts); None: run it as is.
+            items = plan(config) if plan is not None else None
             if items is None:
                 result = await runner.run(config, backend, token, self._on_event)
             else:

@@ -1,4 +1,4 @@
-"""Session: builds the controllers the window binds to, and closes them in order at exit."""
+"""Session: builds the controllers the window binds to, wires them together, closes them at exit."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from typing import Any
 from PySide6.QtCore import QObject
 
 from stablenew.controller.app_controller import AppController, Startup, start_up
+from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.gallery_controller import GalleryController, LocalRatingBook
 from stablenew.controller.pipeline_controller import PipelineController
 from stablenew.controller.server_controller import ServerController
+from stablenew.controller.tasks import TaskOwner
 
 log = logging.getLogger("stablenew.controller")
 
@@ -25,23 +27,117 @@ class Session(QObject):
         self.app.settings_changed.connect(self.server.set_settings)
         self.pipeline = PipelineController(self.server, lambda: self.app.output_dir,
                                            log_dir=self.app.paths.log_dir, parent=self)
-        ratings = LocalRatingBook(self.app.paths.data_dir / "ratings.json")
-        self.gallery = GalleryController(lambda: self.app.output_dir, ratings, self)
+        self.gallery = GalleryController(
+            lambda: self.app.output_dir, LocalRatingBook(self.app.paths.data_dir / "ratings.json"), self)
         self.pipeline.image_saved.connect(self.gallery.add_record)
-        # Panels other rooms provide; None until their controller is in the tree.
-        self.library: Any = None
-        self.randomizer: Any = None
-        self.learning: Any = None
-        self.queue: Any = None
+        self.tasks = TaskOwner("Session", self)
+        self.tasks.error_raised.connect(self.pipeline.error_changed)
+        # The other rooms' controllers; each is optional so a build without one still opens.
+        self.learning: Any = self._learning()
+        self.library: Any = self._library()
+        self.queue: Any = self._queue()
+        self.randomizer: Any = self._randomizer()
+
+    # --- other rooms ----------------------------------------------------------------------------
+
+    def _learning(self) -> Any:
+        try:
+            from stablenew.controller.learning_controller import LearningController
+        except ImportError:
+            return None
+        learning = LearningController(self.app.paths.database_file, backend=self.server.ensure_backend,
+                                      output_dir=lambda: self.app.output_dir,
+                                      base_config=self.pipeline.current_config, parent=self)
+        # Every saved image becomes a learning record; ratings from the gallery go to its store.
+        self.pipeline.add_record_hook(learning.on_image_record)
+        self.gallery.set_rating_book(learning.rating_book())
+        return learning
+
+    def _library(self) -> Any:
+        try:
+            from stablenew.controller.library_controller import LibraryController
+        except ImportError:
+            return None
+        library = LibraryController(parent=self)
+        library.set_current_config_provider(self.pipeline.current_config)
+        library.config_applied.connect(self.pipeline.load_config)
+        library.pack_run_requested.connect(self.pipeline.run_plan)
+        library.message_changed.connect(self.pipeline.message_changed)
+        library.error_changed.connect(self._forward_error)
+        return library
+
+    def _queue(self) -> Any:
+        try:
+            from stablenew.controller.queue_controller import QueueController
+        except ImportError:
+            return None
+        queue = QueueController(output_root=self.app.output_dir, parent=self)
+        queue.error_changed.connect(self._forward_error)
+        queue.batch_finished.connect(self.pipeline.message_changed)
+        return queue
+
+    def _randomizer(self) -> Any:
+        try:
+            from stablenew.controller.randomizer_adapter import RandomizerAdapter
+        except ImportError:
+            return None
+        try:
+            adapter = RandomizerAdapter(parent=self)
+        except TypeError:  # an adapter that wants other arguments is not wired yet
+            log.warning("randomizer adapter not wired: unexpected constructor")
+            return None
+        plan_for = getattr(adapter, "plan_for_run", None)
+        if plan_for is not None:
+            self.pipeline.set_plan_provider(plan_for)
+            if self.library is not None:
+                self.library.set_plan_for(plan_for)
+        return adapter
+
+    def _forward_error(self, info: ErrorInfo | None) -> None:
+        if info is not None:
+            self.pipeline.error_changed.emit(info)
+
+    # --- queue ----------------------------------------------------------------------------------
+
+    def add_to_queue(self, config: Any) -> None:
+        """Queue a config and make sure the queue is working through it on the configured node."""
+        if self.queue is None:
+            return
+        self.queue.add_config(config)
+        if not self.queue.running:
+            self.tasks.spawn(self._start_queue(), name="start-queue")
+
+    async def _start_queue(self) -> None:
+        from stablenew.pipeline.runner import PipelineRunner
+
+        backend = await self.server.ensure_backend()
+        hooks = (self.learning.on_image_record,) if self.learning is not None else ()
+        runner = PipelineRunner(self.app.output_dir, record_hooks=hooks,
+                                log_dir=self.app.paths.log_dir, node_name=self.server.node_name)
+        self.queue.start_runner(backend, node=self.server.node_name, runner=runner)
+
+    # --- lifetime -------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Work that may touch the network or the disk: only after the window's first paint."""
         self.server.reconnect()
         self.gallery.refresh()
+        if self.library is not None:
+            self.library.start()
+        if self.queue is not None:
+            self.queue.start_polling()
 
     async def aclose(self) -> None:
         self.app.sync_ui_state()
         await self.pipeline.aclose()
+        for other in (self.queue, self.learning, self.library, self.randomizer):
+            close = getattr(other, "aclose", None)
+            if close is not None:
+                try:
+                    await close()
+                except Exception as exc:  # one room failing to close must not keep the others open
+                    log.warning("closing %s failed: %s", type(other).__name__, exc)
+        await self.tasks.aclose()
         await self.gallery.aclose()
         await self.server.aclose()
         await self.app.tasks.wait_idle(timeout=5)

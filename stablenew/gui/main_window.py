@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
@@ -27,6 +28,7 @@ from stablenew.gui.viewer_panel import ViewerPanel
 from stablenew.gui.widgets.notice import NoticeBanner
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+log = logging.getLogger("stablenew.gui")
 
 
 class PanelSlot(QFrame):
@@ -140,6 +142,7 @@ class MainWindow(QMainWindow):
         gallery.error_changed.connect(self._run_error)
         app.notice_changed.connect(self._app_notice)
         app.theme_changed.connect(self.apply_theme)
+        pipeline.set_values_provider(self.pipeline_panel.values)
         self._setup_queue()
         if app.notice is not None:
             self.notice.show_notice(app.notice.message, app.notice.detail, level="warning")
@@ -157,6 +160,9 @@ class MainWindow(QMainWindow):
                 return factory(controller)
             except ImportError:
                 pass
+            except Exception as exc:  # one room's broken panel must not keep the window from opening
+                log.exception("the %s panel failed to open", name)
+                return PanelSlot(title, f"This panel could not be opened: {exc}")
         return PanelSlot(title, text)
 
     def _setup_queue(self) -> None:
@@ -189,7 +195,8 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             self.notice.show_notice(f"These settings cannot be queued: {exc}", level="error")
             return
-        queue.add_config(config)
+        self.session.add_to_queue(config)
+        self.notice.show_notice("Added to the queue.", level="info")
 
     def open_prompt_editor(self) -> None:
         widget = self.pipeline_panel.editor("txt2img.prompt").widget

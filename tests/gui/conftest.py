@@ -63,6 +63,12 @@ def window_for(qtbot, qloop):
 
     yield make
     for window in opened:
-        window.session.pipeline.stop()
-        qloop.run_until_complete  # noqa: B018 (the loop is driven by qtbot below)
-        qtbot.waitUntil(lambda w=window: w.session.pipeline.state == "idle", timeout=5000)
+        close_window(qtbot, window)
+
+
+def close_window(qtbot, window) -> None:
+    """Stop what the window's controllers run (timers, tasks, database threads), as the app does."""
+    window.session.pipeline.stop()
+    done = asyncio.ensure_future(window.shutdown())
+    qtbot.waitUntil(done.done, timeout=10000)
+    done.result()
