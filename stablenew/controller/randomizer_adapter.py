@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.controller.format import duration_in_words
 from stablenew.pipeline.config import PipelineConfig
+from stablenew.randomizer.counting import wildcard_manager
 from stablenew.randomizer.errors import RandomizerError, TemplateError
 from stablenew.randomizer.plan import Plan, plan
 from stablenew.randomizer.spec import (
@@ -84,6 +85,7 @@ class RandomizerAdapter(QObject):
         self._enabled = False
         self._base = base_config or PipelineConfig()
         self._wildcards: Path | None = None
+        self._manager: Any = None
         self._seconds_per_image: float | None = None
         self._summary: PlanSummary | None = None
         self._error = ""
@@ -154,7 +156,10 @@ class RandomizerAdapter(QObject):
         self._schedule()
 
     def set_wildcards_dir(self, folder: str | Path | None) -> None:
+        """Use this wildcards folder (setting it again re-reads changed files)."""
         self._wildcards = Path(folder) if folder else None
+        # One manager per folder: its file tree and values are cached between keystrokes.
+        self._manager = wildcard_manager(self._wildcards)
         self._schedule()
 
     def set_template(self, text: str) -> None:
@@ -233,7 +238,7 @@ class RandomizerAdapter(QObject):
         Raises TemplateError / SpecError with a plain message: a bad template never runs."""
         if not self._enabled:
             return None
-        return plan(base_config, self._spec, wildcards_dir=self._wildcards)
+        return plan(base_config, self._spec, wildcards_dir=self._manager)
 
     def needs_confirmation(self, images: int | None = None) -> bool:
         images = self._summary.images if images is None and self._summary else images
@@ -263,12 +268,12 @@ class RandomizerAdapter(QObject):
         with self._lock:
             self._generation += 1
             generation = self._generation
-        base, spec, folder = self._base, self._spec, self._wildcards
+        base, spec, folder = self._base, self._spec, self._manager
         self._set_busy(True)
         self._pool.submit(self._compute, generation, base, spec, folder)
 
     def _compute(self, generation: int, base: PipelineConfig, spec: VariationSpec,
-                 folder: Path | None) -> None:
+                 folder: Any) -> None:
         # Worker thread: build the plan and its first variants; never touch widgets here.
         try:
             p = plan(base, spec, wildcards_dir=folder)

@@ -123,3 +123,15 @@ def test_disabled_randomizer_never_asks(qtbot, panel, adapter):
     panel.enabled_box.setChecked(False)
     assert not panel.template.isEnabled()
     assert panel.confirm_large_run(10**6) is True
+
+
+def test_setting_the_folder_again_rereads_wildcards(qtbot, adapter, wildcards):
+    adapter.set_wildcards_dir(wildcards)
+    with qtbot.waitSignal(adapter.error_changed, timeout=WAIT_MS) as blocker:
+        adapter.set_template("a __weather__")
+    assert "__weather__" in blocker.args[0]
+    (wildcards / "weather.txt").write_text("rain\nsnow\nfog\n", encoding="utf-8")
+    with qtbot.waitSignal(adapter.count_changed, timeout=WAIT_MS) as blocker:
+        adapter.set_wildcards_dir(wildcards)
+    assert blocker.args == [3, 3]
+    assert adapter.error == ""
