@@ -133,3 +133,18 @@ def test_random_templates_agree_with_dynamicprompts(template):
     expected = CombinatorialPromptGenerator().generate(template, max_prompts=None)
     assert space.size == len(expected)
     assert list(space) == expected
+
+
+def test_weighted_yaml_lines_count_once_and_weight_random_picks(wildcards):
+    # dynamicprompts' combinatorial mode repeats a weighted YAML line int(weight) times (its own
+    # TODO); a line is one prompt here, and the weight biases random picks instead.
+    (wildcards / "moods.yaml").write_text(
+        "moods:\n  - {text: calm, weight: 30}\n  - {text: angry, weight: 0.5}\n  - sad\n",
+        encoding="utf-8")
+    space = compile_template("__moods__", wildcards=wildcards)
+    assert sorted(space) == ["angry", "calm", "sad"]
+    from random import Random
+
+    rng = Random(1)
+    picks = [space.sample(rng) for _ in range(200)]
+    assert picks.count("calm") > 150
