@@ -459,3 +459,13 @@ async def test_basic_auth_reaches_http_and_websocket(tmp_path):
         async with ComfyUIBackend(fake.url, auth=("me", "wrong"), workflows_dir=tmp_path) as bad:
             with pytest.raises(AuthFailed):
                 await bad.probe()
+
+
+async def test_two_jobs_at_once_queue_on_the_node_and_both_finish(fake_comfyui, comfy):
+    progress_a, progress_b = [], []
+    a, b = await asyncio.wait_for(asyncio.gather(
+        comfy.txt2img(Txt2ImgJob(sampling(seed=1, steps=5), task_id="a"), progress_a.append),
+        comfy.txt2img(Txt2ImgJob(sampling(seed=2, steps=5), task_id="b"), progress_b.append),
+    ), 10)
+    assert a.images[0].seed == 1 and b.images[0].seed == 2 and a.images[0].data != b.images[0].data
+    assert progress_a[-1].fraction > 0.9 and progress_b[-1].fraction > 0.9
