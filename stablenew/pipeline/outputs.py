@@ -6,7 +6,9 @@ Everything here is plain blocking code meant to run in a worker thread, off the 
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import re
 import struct
 import time
@@ -218,9 +220,31 @@ def write_thumbnail(image: bytes, path: Path, *, size: int = THUMBNAIL_SIZE) -> 
 
     with Image.open(io.BytesIO(image)) as img:
         img.draft("RGB", (size, size))  # JPEG inputs decode at a reduced scale
-        img.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        img.load()
+        factor = min(img.width, img.height) // size
+        if factor >= 2:
+            img = img.reduce(factor)  # box average by a whole factor: the cheap part first
+        img.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
         if img.mode not in ("RGB", "L"):
             img = img.convert("RGB")
         out = io.BytesIO()
         img.save(out, format="JPEG", quality=82)
-    return atomic_write_bytes(path, out.getvalue())
+    return _replace_without_fsync(path, out.getvalue())
+
+
+def _replace_without_fsync(path: Path, data: bytes) -> Path:
+    """Temp file + rename, without fsync: for caches (thumbnails) that can be made again.
+
+    A reader still never sees half a file; after a power cut the thumbnail may be missing or
+    empty, and the gallery simply makes it again. Skipping fsync saves ~10 ms per image.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return path

@@ -13,12 +13,15 @@ import asyncio
 import json
 import logging
 import random
+import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from stablenew.backends.errors import BackendError, JobInterrupted
 from stablenew.backends.protocol import Backend
@@ -50,8 +53,25 @@ RecordHook = Callable[[ImageRecord], None]
 
 #: Time allowed for the node to acknowledge an interrupt before we stop waiting for it.
 INTERRUPT_TIMEOUT_S = 0.5
+#: Failing images in a row after which the node counts as unusable for this run.
+MAX_FAILURES_IN_A_ROW = 3
 #: Finished images being written at once; more would only queue up behind the disk.
 MAX_PENDING_SAVES = 4
+
+
+_SAVE_POOL: ThreadPoolExecutor | None = None
+_SAVE_POOL_LOCK = threading.Lock()
+
+
+def _save_pool() -> ThreadPoolExecutor:
+    """Writer threads of their own, so saves never queue ahead of a backend's decoding work
+    in the loop's default executor (that would delay the next request)."""
+    global _SAVE_POOL
+    with _SAVE_POOL_LOCK:
+        if _SAVE_POOL is None:
+            _SAVE_POOL = ThreadPoolExecutor(max_workers=MAX_PENDING_SAVES,
+                                            thread_name_prefix="stablenew-save")
+        return _SAVE_POOL
 
 
 @dataclass
@@ -97,6 +117,43 @@ class PipelineRunner:
 
 
 @dataclass
+class _Pending:
+    """A job sent to the node whose answer has not been taken yet."""
+
+    stage: StageName
+    job: Any
+    image_index: int
+    work: asyncio.Future = field(default=None)  # type: ignore[assignment]
+    active: bool = False  # its turn on the node has come (progress belongs to it now)
+
+
+class _Ahead:
+    """Sends the first request of the next image (or batch) before the current one ends."""
+
+    def __init__(self, run: _Run, count: int,
+                 send: Callable[[int], Awaitable[_Pending | None]]) -> None:
+        self.run = run
+        self.count = count
+        self._send = send
+        self._sent: dict[int, _Pending | None] = {}
+
+    async def send(self, n: int) -> None:
+        if n >= self.count or n in self._sent or self.run.fatal is not None \
+                or self.run.token.cancelled:
+            return
+        self._sent[n] = await self._send(n)
+
+    async def take(self, n: int) -> _Pending | None:
+        """The request for item n, sending it now unless it went ahead; None if it failed."""
+        if self.run.fatal is not None:
+            return None
+        self.run._check_cancel()
+        if n not in self._sent:
+            await self.send(n)
+        return self._sent.pop(n, None)
+
+
+@dataclass
 class _Image:
     """One image on its way through the chain."""
 
@@ -136,11 +193,13 @@ class _Run:
         self.errors: list[RunError] = []
         self.warnings: list[str] = []
         self.saves: set[asyncio.Task[None]] = set()
+        self.outstanding: list[_Pending] = []  # jobs sent and not yet answered
         self.save_slots = asyncio.Semaphore(MAX_PENDING_SAVES)
         self.output_dir = self.fixed_dir or runner.output_root
         self.log: RunLog | None = None
         self.eta: EtaEstimator | None = None
         self.fatal: RunError | None = None
+        self.failures_in_a_row = 0
         self._callback_failed = False
 
     # --- the run ----------------------------------------------------------------------------
@@ -176,6 +235,8 @@ class _Run:
         except RunCancelled:
             cancelled = True
         finally:
+            # Nothing of ours may keep running on the node once the run is over.
+            await self._abandon_outstanding()
             # Finished images are whole and worth keeping; let their writes complete.
             await self._drain_saves()
         seconds = time.monotonic() - started
@@ -219,15 +280,24 @@ class _Run:
         t = self.config.txt2img
         base = self._base_seed(t.batch_size * t.batch_count)
         later = [s for s in chain if s is not StageName.txt2img]
-        for batch in range(t.batch_count):
-            if self.fatal is not None:
-                return
+
+        async def send(batch: int) -> _Pending | None:
             first = batch * t.batch_size
-            indices = list(range(first, first + t.batch_size))
             seed = (base + first) % (MAX_SEED + 1)
             job = stages.txt2img_job(self.config, seed, self._task_id(first, StageName.txt2img))
+            return self._send(StageName.txt2img, job, first)
+
+        ahead = _Ahead(self, t.batch_count, send)
+        for batch in range(t.batch_count):
+            pending = await ahead.take(batch)
+            if pending is None:
+                return
+            first = pending.image_index
+            indices = list(range(first, first + t.batch_size))
+            if not later:
+                await ahead.send(batch + 1)  # queued behind this one: the node never idles
             try:
-                result, took = await self._call(StageName.txt2img, job, first)
+                result, took = await self._await(pending)
             except RunCancelled:
                 raise
             except Exception as exc:
@@ -243,19 +313,21 @@ class _Run:
                     self._skip_later(later)
                     continue
                 gen = images[offset]
-                image = self._new_image(index, gen, seed + offset, result)
+                image = self._new_image(index, gen, pending.job.sampling.seed + offset, result)
                 image.timings[StageName.txt2img.value] = took
                 image.chain.append(StageName.txt2img.value)
-                await self._continue(image, later)
+                last = offset == len(indices) - 1
+                await self._continue(image, later,
+                                     on_last_send=(lambda b=batch: ahead.send(b + 1)) if last else None)
 
     async def _run_from_images(self, chain: Sequence[StageName]) -> None:
         assert self.inputs is not None
-        base = self._base_seed(len(self.inputs))
-        for index, source in enumerate(self.inputs):
-            if self.fatal is not None:
-                return
-            self._check_cancel()
-            seed = (base + index) % (MAX_SEED + 1)
+        inputs = self.inputs
+        base = self._base_seed(len(inputs))
+        loaded: dict[int, _Image] = {}
+
+        async def send(index: int) -> _Pending | None:
+            source = inputs[index]
             try:
                 data = source if isinstance(source, bytes) else await asyncio.to_thread(
                     Path(source).read_bytes)
@@ -264,19 +336,45 @@ class _Run:
                 name = "" if isinstance(source, bytes) else f" {Path(source).name}"
                 self._image_error(index, f"The input image{name} could not be read.", repr(exc))
                 self._skip_later(chain)
-                continue
-            await self._continue(_Image(index, seed, data, size), list(chain))
+                return None
+            image = _Image(index, (base + index) % (MAX_SEED + 1), data, size)
+            loaded[index] = image
+            return self._send(chain[0], self._job_for(chain[0], image), index)
 
-    async def _continue(self, image: _Image, later: Sequence[StageName]) -> None:
-        """Run the remaining stages on one image, then hand it to a writer thread."""
+        ahead = _Ahead(self, len(inputs), send)
+        for index in range(len(inputs)):
+            pending = await ahead.take(index)
+            if pending is None:
+                if self.fatal is not None:
+                    return
+                continue  # this input could not be read; the error is recorded
+            await self._continue(loaded.pop(index), list(chain), first=pending,
+                                 on_last_send=lambda i=index: ahead.send(i + 1))
+
+    def _job_for(self, stage: StageName, image: _Image):
+        return stages.build_job(self.config, stage, seed=image.seed, image=image.data,
+                                size=image.size, task_id=self._task_id(image.index, stage))
+
+    async def _continue(self, image: _Image, later: Sequence[StageName], *,
+                        first: _Pending | None = None,
+                        on_last_send: Callable[[], Awaitable[object]] | None = None) -> None:
+        """Run the remaining stages on one image, then hand it to a writer thread.
+
+        `first` is the first stage's request when it was sent ahead; `on_last_send` runs
+        right after the last stage's request goes out, to queue the next image behind it.
+        """
         for position, stage in enumerate(later):
             if self.fatal is not None:
                 self._skip_later(later[position:])
                 return
-            job = stages.build_job(self.config, stage, seed=image.seed, image=image.data,
-                                   size=image.size, task_id=self._task_id(image.index, stage))
+            if position == 0 and first is not None:
+                pending = first
+            else:
+                pending = self._send(stage, self._job_for(stage, image), image.index)
+            if position == len(later) - 1 and on_last_send is not None:
+                await on_last_send()
             try:
-                result, took = await self._call(stage, job, image.index)
+                result, took = await self._await(pending)
             except RunCancelled:
                 raise
             except Exception as exc:
@@ -301,43 +399,61 @@ class _Run:
                                   repr(exc))
                 self._skip_later(later[position + 1:])
                 return
+        self.failures_in_a_row = 0
         await self._schedule_save(image)
 
-    # --- one backend call -------------------------------------------------------------------
+    # --- backend calls ----------------------------------------------------------------------
 
-    async def _call(self, stage: StageName, job, image_index: int) -> tuple[JobResult, float]:
-        """Send one job, racing it against the cancel token; returns (result, seconds)."""
+    def _send(self, stage: StageName, job, image_index: int) -> _Pending:
+        """Put one job on its way to the node; `_await` later takes its answer.
+
+        A job may be sent while an earlier one still runs: the node queues it (A1111's FIFO
+        lock, ComfyUI's queue) and starts it the moment the earlier one ends.
+        """
         self._check_cancel()
-        assert self.eta is not None
-        count = len(self.chain)
-        position = self.chain.index(stage) + 1
-        self._emit(StageStarted(stage.value, position, count, image_index))
-        self.eta.start(stage.value)
-        self._emit_progress(stage, image_index, None, None, 0.0, None)
+        pending = _Pending(stage, job, image_index)
 
         def on_progress(progress: Progress) -> None:
-            if self.token.cancelled:
-                return
+            if not pending.active or self.token.cancelled:
+                return  # still queued behind the previous job, or being stopped
             self.eta.progress(progress.fraction)  # type: ignore[union-attr]
             self._emit_progress(stage, image_index, progress.step, progress.steps,
                                 progress.fraction, progress.preview)
 
         method = getattr(self.backend, stages.STAGE_CALLS[stage])
+        pending.work = asyncio.ensure_future(method(job, on_progress))
+        self.outstanding.append(pending)
+        return pending
+
+    async def _await(self, pending: _Pending) -> tuple[JobResult, float]:
+        """Wait for a sent job, racing it against the cancel token; returns (result, seconds).
+
+        Its clock starts here: the job before it has just finished, so this is when the node
+        turned to it, whether it was sent early or now.
+        """
+        self._check_cancel()
+        assert self.eta is not None and pending.work is not None
+        stage, image_index, work = pending.stage, pending.image_index, pending.work
+        count = len(self.chain)
+        position = self.chain.index(stage) + 1
+        pending.active = True
+        self._emit(StageStarted(stage.value, position, count, image_index))
+        self.eta.start(stage.value)
+        self._emit_progress(stage, image_index, None, None, 0.0, None)
         started = time.monotonic()
-        work = asyncio.ensure_future(method(job, on_progress))
         stop = asyncio.ensure_future(self.token.wait())
         try:
             await asyncio.wait((work, stop), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             # Our caller gave up on the whole run: still free the node before leaving.
             stop.cancel()
-            await self._interrupt(work, job.task_id)
+            await self._abandon_outstanding()
             raise
-        if not work.done():
-            await self._interrupt(work, job.task_id)
-            self.eta.abandon()
-            raise RunCancelled
         stop.cancel()
+        if not work.done():
+            self.eta.abandon()
+            raise RunCancelled  # execute() interrupts everything still outstanding
+        self._forget(pending)
         try:
             result = work.result()
         except BaseException:
@@ -353,16 +469,31 @@ class _Run:
         self._emit_progress(stage, image_index, None, None, 1.0, None)
         return result, seconds
 
-    async def _interrupt(self, work: asyncio.Future, task_id: str) -> None:
-        """Stop our job on the node, then stop waiting for its answer."""
-        try:
-            await asyncio.wait_for(self.backend.interrupt(task_id), INTERRUPT_TIMEOUT_S)
-        except Exception as exc:  # an unreachable node cannot be interrupted; we still stop
-            log.info("interrupt of %s failed: %r", task_id, exc)
-        work.cancel()
-        await asyncio.wait((work,), timeout=0.2)
-        if work.done() and not work.cancelled():
-            work.exception()  # retrieved, so asyncio does not log it as never retrieved
+    def _forget(self, pending: _Pending) -> None:
+        if pending in self.outstanding:
+            self.outstanding.remove(pending)
+
+    async def _abandon_outstanding(self) -> None:
+        """Interrupt every job of ours still running or queued on the node, all at once."""
+        left, self.outstanding = self.outstanding, []
+        if not left:
+            return
+
+        async def interrupt(pending: _Pending) -> None:
+            try:
+                await asyncio.wait_for(self.backend.interrupt(pending.job.task_id),
+                                       INTERRUPT_TIMEOUT_S)
+            except Exception as exc:  # an unreachable node cannot be interrupted; we still stop
+                log.info("interrupt of %s failed: %r", pending.job.task_id, exc)
+
+        await asyncio.gather(*(interrupt(p) for p in left if not p.work.done()))
+        works = [p.work for p in left]
+        for work in works:
+            work.cancel()
+        await asyncio.wait(works, timeout=0.2)
+        for work in works:
+            if work.done() and not work.cancelled():
+                work.exception()  # retrieved, so asyncio does not log it as never retrieved
 
     def _check_cancel(self) -> None:
         if self.token.cancelled:
@@ -400,7 +531,8 @@ class _Run:
             created = time.time()
             started = time.monotonic()
             try:
-                thumb = await asyncio.to_thread(self._write, image, config, path, created)
+                thumb = await asyncio.get_running_loop().run_in_executor(
+                    _save_pool(), self._write, image, config, path, created)
             except Exception as exc:
                 message = getattr(exc, "message", None) or (
                     f"Image {image.index + 1} could not be saved to {self.output_dir}. Check that "
@@ -482,6 +614,13 @@ class _Run:
             detail = "".join(traceback.format_exception(exc))[-4000:]
             fatal = False
             log.error("unexpected error in %s: %s", stage.value, detail)
+        self.failures_in_a_row += 1
+        if not fatal and self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+            # A node failing every image (out of memory, shutting down, broken model) would
+            # only burn through the rest of the batch: treat it as unusable.
+            message = (f"{self.failures_in_a_row} images in a row failed on this server, so the "
+                       f"run stopped. Check the server's console. Last error: {message}")
+            fatal = True
         if fatal:
             error = RunError(message, detail, indices[0] if indices else None, fatal=True)
             self.fatal = error

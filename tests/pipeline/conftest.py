@@ -74,6 +74,12 @@ class Node:
             return self.backend._current is not None
         return self.server.current_task is not None
 
+    def finished_jobs(self) -> int:
+        """Generation jobs the node ran to the end."""
+        if self.kind == "memory":
+            return sum(1 for c in self.backend.calls if c.finished)
+        return self.server.images_generated
+
     def calls(self, stage: str) -> int:
         if self.kind == "memory":
             return sum(1 for c in self.backend.calls if c.method == stage)

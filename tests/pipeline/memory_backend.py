@@ -35,6 +35,7 @@ class Call:
     method: str
     job: object
     interrupted: bool = False
+    finished: bool = False  # ran all its steps
 
 
 @dataclass
@@ -56,6 +57,8 @@ class MemoryBackend:
     with_infotext: bool = True
     _current: str | None = None
     _stop: asyncio.Event | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _stop_when_started: set[str] = field(default_factory=set)
 
     @property
     def kind(self) -> bt.BackendKind:
@@ -111,6 +114,8 @@ class MemoryBackend:
         self.interrupts.append(task_id)
         if self._current == task_id and self._stop is not None:
             self._stop.set()
+        else:
+            self._stop_when_started.add(task_id)  # queued: stop it the moment it starts
 
     async def aclose(self) -> None:
         pass
@@ -125,20 +130,26 @@ class MemoryBackend:
         fault = self.faults.get(len(self.calls)) or self.fail_next.pop(method, None)
         if fault is not None:
             raise fault
-        self._current = job.task_id
-        self._stop = asyncio.Event()
-        try:
-            for step in range(1, steps + 1):
-                if self._stop.is_set():
-                    call.interrupted = True
-                    return  # like A1111: an interrupted job still answers with what it has
-                await asyncio.sleep(self.method_step_s.get(method, self.step_s))
-                if self.vanished:
-                    raise be.ServerUnreachable("The connection was dropped.", detail=self.url)
-                if on_progress is not None:
-                    on_progress(bt.Progress(step / steps, step, steps))
-        finally:
-            self._current = None
+        # One job at a time, first come first served, like A1111's queue lock.
+        async with self._lock:
+            if job.task_id in self._stop_when_started:
+                call.interrupted = True
+                return
+            self._current = job.task_id
+            self._stop = asyncio.Event()
+            try:
+                for step in range(1, steps + 1):
+                    if self._stop.is_set():
+                        call.interrupted = True
+                        return  # like A1111: an interrupted job still answers with what it has
+                    await asyncio.sleep(self.method_step_s.get(method, self.step_s))
+                    if self.vanished:
+                        raise be.ServerUnreachable("The connection was dropped.", detail=self.url)
+                    if on_progress is not None:
+                        on_progress(bt.Progress(step / steps, step, steps))
+                call.finished = True
+            finally:
+                self._current = None
 
     @staticmethod
     def _infotext(s: bt.Sampling, seed: int, width: int, height: int,

@@ -206,6 +206,43 @@ async def test_cancel_during_each_stage(node, tmp_path, stage):
     assert isinstance(events[-1], RunFinished) and events[-1].status is RunStatus.cancelled
 
 
+async def test_cancel_also_stops_the_request_queued_behind(node, tmp_path):
+    # txt2img only: the next image's request is already queued on the node while one runs.
+    config = small_config(**{"txt2img.batch_count": 5, "txt2img.steps": 6})
+    token = CancelToken()
+
+    async def trip_when_second_runs():
+        deadline = time.monotonic() + 5
+        while node.finished_jobs() < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        node.slow("txt2img", 0.2)  # a whole job now takes 1.2 s
+        while not node.running() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
+        token.cancel()
+
+    tripper = asyncio.ensure_future(trip_when_second_runs())
+    result = await asyncio.wait_for(
+        PipelineRunner(tmp_path).run(config, node.backend, token), 20)
+    await asyncio.wait_for(tripper, 5)
+    assert result.status is RunStatus.cancelled
+    assert node.calls("txt2img") >= 2
+    cancelled_at = time.perf_counter()
+    done = node.finished_jobs()
+    if node.kind == "memory":
+        await asyncio.sleep(0.3)  # a queued job that escaped would run now
+        assert node.finished_jobs() == done and not node.running()
+    else:
+        # A1111 cannot drop a queued request: the client interrupts it once it starts (it
+        # polls every 0.5 s). The fake counts partial images, so look at how long jobs ran.
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and (node.running() or not node.server.busy_intervals
+                                               or node.server.busy_intervals[-1][1] < cancelled_at):
+            await asyncio.sleep(0.02)
+        late = [end - start for start, end in node.server.busy_intervals if end > cancelled_at]
+        assert late and all(length < 0.9 for length in late), late
+
+
 async def test_cancel_before_start_sends_nothing(node, tmp_path):
     token = CancelToken()
     token.cancel()
@@ -233,7 +270,7 @@ async def test_an_image_failing_mid_batch_does_not_stop_the_rest(node, tmp_path)
 
 
 async def test_node_vanishing_mid_run_stops_with_a_clear_reason(node, tmp_path):
-    config = small_config(**{"txt2img.batch_count": 5})
+    config = small_config(**{"txt2img.batch_count": 12})
     events: list = []
 
     def on_event(event):
@@ -249,11 +286,27 @@ async def test_node_vanishing_mid_run_stops_with_a_clear_reason(node, tmp_path):
     fatal = [e for e in result.errors if e.fatal]
     assert len(fatal) == 1 and fatal[0].message
     assert "Stopped after" in result.message
-    assert 2 <= len(result.records) < 5
+    assert 2 <= len(result.records) <= 4
+    assert len(result.records) + len({e.image_index for e in result.errors}) <= 7
     # A request in flight when the server went down may fail on its own (HTTP 500 while
     # shutting down); the run then stops at the first sign the node is gone.
     errors = [e for e in events if isinstance(e, RunError)]
     assert errors[-1].fatal and errors == result.errors
+
+
+async def test_a_node_failing_every_image_stops_the_run(node, tmp_path):
+    config = small_config(**{"txt2img.batch_count": 10})
+
+    def on_event(event):
+        if isinstance(event, StageStarted) and event.image_index >= 3:
+            node.fail_next("txt2img")
+
+    result = await asyncio.wait_for(
+        PipelineRunner(tmp_path).run(config, node.backend, CancelToken(), on_event), 20)
+    assert result.status is RunStatus.partial
+    assert [e.fatal for e in result.errors] == [False, False, True]
+    assert "3 images in a row failed" in result.errors[-1].message
+    assert node.calls("txt2img") < 10  # the rest of the batch was never sent
 
 
 async def test_eta_is_present_and_falls_on_a_steady_run(node, tmp_path):
