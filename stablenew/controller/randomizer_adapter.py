@@ -75,6 +75,7 @@ class RandomizerAdapter(QObject):
     error_changed = Signal(str)  # "" when there is no error
     enabled_changed = Signal(bool)
     spec_changed = Signal()
+    spec_loaded = Signal()  # a whole spec was set from outside (preset, pack, profile)
     busy_changed = Signal(bool)
     _computed = Signal(int, object)  # generation, PlanSummary | Exception (from the worker)
 
@@ -209,9 +210,16 @@ class RandomizerAdapter(QObject):
         self._update(axes=axes)
 
     def set_spec(self, spec: VariationSpec) -> None:
+        """Load a whole spec (a preset or pack); the panel shows its values."""
         self._spec = spec
+        self.spec_loaded.emit()
         self.spec_changed.emit()
         self._schedule()
+
+    def axis_rows(self) -> list[tuple[str, str]]:
+        """The current axes as editor rows (setting, values as text)."""
+        return [(axis.name, ", ".join(axis.value_label(v) for v in axis.values))
+                for axis in self._spec.axes]
 
     def set_seconds_per_image(self, seconds: float | None) -> None:
         """Measured speed of the node that will run the plan (for the time estimate)."""

@@ -135,3 +135,22 @@ def test_setting_the_folder_again_rereads_wildcards(qtbot, adapter, wildcards):
         adapter.set_wildcards_dir(wildcards)
     assert blocker.args == [3, 3]
     assert adapter.error == ""
+
+
+def test_loading_a_spec_fills_the_panel_without_echo(qtbot, panel, adapter):
+    from stablenew.randomizer.spec import VariationSpec
+
+    spec = VariationSpec(template="a {b|c}", negative_template="blurry", mode="random", count=4,
+                         axes=[{"steps": [10, 20]}, {"img2img.cfg_scale": [4, 5]},
+                               {"style": [{"name": "noir", "prompt": "noir {prompt}"}]}],
+                         images_per_variant=2, seed_policy="increment", seed=77)
+    with qtbot.waitSignal(adapter.count_changed, timeout=WAIT_MS) as blocker:
+        adapter.set_spec(spec)
+    assert blocker.args == [8, 4]
+    assert adapter.spec == spec  # the widgets did not rewrite it (style prompt kept)
+    assert panel.template.toPlainText() == "a {b|c}"
+    assert panel.mode.currentData() == "random" and panel.random_count.value() == 4
+    assert panel.axes.value() == [("steps", "10, 20"), ("img2img.cfg_scale", "4, 5"),
+                                  ("style", "noir")]
+    assert (panel.images_per_variant.value(), panel.seed.text()) == (2, "77")
+    assert panel.seed_policy.currentData() == "increment"

@@ -88,8 +88,10 @@ class AxesEditor(QWidget):
         row = AxisRow(self._kinds, self)
         if kind is not None:
             index = row.kind.findData(kind)
-            if index >= 0:
-                row.kind.setCurrentIndex(index)
+            if index < 0:  # a dotted config path from a preset, e.g. img2img.cfg_scale
+                row.kind.addItem(kind, kind)
+                index = row.kind.count() - 1
+            row.kind.setCurrentIndex(index)
         row.values.setText(values)
         row.changed.connect(self._emit)
         row.remove_requested.connect(self._remove)
@@ -100,6 +102,15 @@ class AxesEditor(QWidget):
 
     def value(self) -> list[tuple[str, str]]:
         return [row.value() for row in self._rows]
+
+    def set_rows(self, rows: list[tuple[str, str]]) -> None:
+        """Replace every row (loading a spec); emits nothing while the caller blocks signals."""
+        for row in self._rows:
+            self._list.removeWidget(row)
+            row.deleteLater()
+        self._rows.clear()
+        for kind, values in rows:
+            self.add_axis(kind, values)
 
     def _remove(self, row: AxisRow) -> None:
         self._rows.remove(row)

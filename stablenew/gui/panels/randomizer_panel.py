@@ -154,7 +154,31 @@ class RandomizerPanel(QWidget):
         a.error_changed.connect(self._show_error)
         a.busy_changed.connect(self.busy_label.setVisible)
         a.enabled_changed.connect(self._enabled_changed)
+        a.spec_loaded.connect(self._load_spec)
         self._enabled_changed(a.enabled)
+        self._load_spec()
+
+    def _load_spec(self) -> None:
+        """Show the adapter's spec without echoing each widget change back to it."""
+        spec = self.adapter.spec
+        widgets = (self.template, self.negative, self.matrix_box, self.mode, self.random_count,
+                   self.axes, self.images_per_variant, self.seed_policy, self.seed)
+        for widget in widgets:
+            widget.blockSignals(True)
+        try:
+            self.template.setPlainText(spec.template or "")
+            self.negative.setText(spec.negative_template or "")
+            self.matrix_box.setChecked(spec.prompt_matrix)
+            self.mode.setCurrentIndex(max(0, self.mode.findData(str(spec.mode))))
+            self.random_count.setValue(spec.count or 10)
+            self.axes.set_rows(self.adapter.axis_rows())
+            self.images_per_variant.setValue(spec.images_per_variant)
+            self.seed_policy.setCurrentIndex(max(0, self.seed_policy.findData(str(spec.seed_policy))))
+            self.seed.setText("" if spec.seed is None else str(spec.seed))
+        finally:
+            for widget in widgets:
+                widget.blockSignals(False)
+        self._show_hints()
 
     def _mode_changed(self) -> None:
         mode = str(self.mode.currentData())
