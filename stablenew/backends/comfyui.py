@@ -352,8 +352,17 @@ class ComfyUIBackend:
             if self.previews:
                 body["extra_data"] = {"preview_method": "auto"}
             resp = await self._request("POST", "/prompt", json=body)
+            if resp.status_code == 400 and wf.uploads and self._uploaded & set(wf.uploads):
+                # Our record of uploads may be stale (the node's input folder was cleaned).
+                self._uploaded -= set(wf.uploads)
+                await self._upload(wf)
+                resp = await self._request("POST", "/prompt", json=body)
             if resp.status_code != 200:
-                raise post_prompt_error(resp.status_code, resp.content, self.name)
+                error = post_prompt_error(resp.status_code, resp.content, self.name)
+                if isinstance(error, MissingResource):
+                    self._object_info.clear()  # our picture of the node was stale; re-read it next time
+                    self._absent.clear()
+                raise error
             try:
                 answer = resp.json()
             except ValueError as exc:

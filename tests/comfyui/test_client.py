@@ -463,9 +463,33 @@ async def test_basic_auth_reaches_http_and_websocket(tmp_path):
 
 async def test_two_jobs_at_once_queue_on_the_node_and_both_finish(fake_comfyui, comfy):
     progress_a, progress_b = [], []
-    a, b = await asyncio.wait_for(asyncio.gather(
-        comfy.txt2img(Txt2ImgJob(sampling(seed=1, steps=5), task_id="a"), progress_a.append),
-        comfy.txt2img(Txt2ImgJob(sampling(seed=2, steps=5), task_id="b"), progress_b.append),
-    ), 10)
+    a, b = await asyncio.wait_for(
+        asyncio.gather(
+            comfy.txt2img(Txt2ImgJob(sampling(seed=1, steps=5), task_id="a"), progress_a.append),
+            comfy.txt2img(Txt2ImgJob(sampling(seed=2, steps=5), task_id="b"), progress_b.append),
+        ),
+        10,
+    )
     assert a.images[0].seed == 1 and b.images[0].seed == 2 and a.images[0].data != b.images[0].data
     assert progress_a[-1].fraction > 0.9 and progress_b[-1].fraction > 0.9
+
+
+async def test_uploads_are_sent_again_when_the_node_lost_them(fake_comfyui, comfy):
+    job = Img2ImgJob(sampling(), init_image=png(), task_id="i1")
+    await comfy.img2img(job)
+    fake_comfyui.uploads.clear()  # someone emptied ComfyUI's input folder
+    result = await comfy.img2img(Img2ImgJob(sampling(seed=3), init_image=png(), task_id="i2"))
+    assert len(result.images) == 1 and len(fake_comfyui.uploads) == 1
+
+
+async def test_a_model_removed_since_our_check_is_reported_by_the_node(fake_comfyui, comfy):
+    await comfy.probe()
+    fake_comfyui._object_info["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"][0] = [
+        "other.safetensors"
+    ]
+    with pytest.raises(MissingResource) as info:
+        await comfy.txt2img(Txt2ImgJob(sampling(), task_id="gone"))
+    assert info.value.message.startswith(
+        "Checkpoint 'sd15_base.safetensors' is not installed on node 'den-3060'"
+    )
+    assert info.value.installed == ("other.safetensors",)
