@@ -122,10 +122,12 @@ class Insights:
         return next((p for p in self.parameters if p.parameter == key), None)
 
     def lines(self) -> list[str]:
+        """Conclusions first, then advice from tags, then what is still open (and a hint)."""
         out = [p.summary for p in self.parameters if p.conclusive]
         out += [f'"{a.tag}" on {a.count} image{"s" if a.count != 1 else ""}: {a.advice}'
                 for a in self.advice]
-        if not out:
+        out += [p.summary for p in self.parameters if not p.conclusive]
+        if not self.parameters or all(p.conclusive for p in self.parameters):
             out.append(self.hint)
         return out
 
@@ -317,6 +319,8 @@ def _hint(parameters: list[ParameterInsight], rated: int, pack: str | None) -> s
     tried = {p.parameter for p in parameters}
     untried = next((k for k in SUGGESTED_ORDER if k not in tried), "steps")
     label = get_parameter(untried).label.lower()
+    if parameters and all(p.conclusive for p in parameters):
+        return f"{_pack_words(pack)}: to learn more, try a learning run on {label}."
     return f"{_pack_words(pack)}: not enough ratings yet — try a learning run on {label}."
 
 

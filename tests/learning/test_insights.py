@@ -96,3 +96,17 @@ def test_per_pack_insights_do_not_mix_packs(tmp_path):
         b = insights_for(store, "B").parameter("steps")
     assert a.conclusive and set(a.best_values) == {"30", "35"}
     assert b.conclusive and set(b.best_values) == {"15", "20"}
+
+
+def test_lines_put_conclusions_first_then_advice_then_open_questions():
+    strong = [ValueStats("steps", v, 10, m * 10, m * m * 10 + 4) for v, m in
+              (("15", 2.0), ("20", 2.2), ("30", 4.4), ("35", 4.5))]
+    thin = [ValueStats("cfg", "5", 2, 8.0, 32.0), ValueStats("cfg", "9", 1, 2.0, 4.0)]
+    insights = build_insights(strong + thin, {"blurry": 2}, "Portraits")
+    lines = insights.lines()
+    assert lines[0].startswith("For Portraits, 30–35 steps scores higher than 15–20: 4.5 vs 2.1")
+    assert lines[1].startswith('"blurry" on 2 images: Try more steps')
+    assert lines[2] == "For Portraits: not enough ratings yet — try a learning run on cfg scale."
+    assert len(lines) == 3
+    only_strong = build_insights(strong, {}, "Portraits").lines()
+    assert only_strong[-1] == "For Portraits: to learn more, try a learning run on cfg scale."

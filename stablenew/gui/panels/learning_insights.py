@@ -144,7 +144,7 @@ class InsightsPanel(QWidget):
                 QTreeWidgetItem(head, [value.label, str(value.n), f"{value.mean:.2f}",
                                        f"{value.low:.1f}–{value.high:.1f}"])
             self.table.addTopLevelItem(head)
-            head.setExpanded(param.conclusive)
+            head.setExpanded(True)
         for column in range(4):
             self.table.resizeColumnToContents(column)
 
