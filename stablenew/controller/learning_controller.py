@@ -30,7 +30,13 @@ from stablenew.learning.insights import (
     build_insights,
     recommend,
 )
-from stablenew.learning.parameters import PARAMETERS, get_parameter
+from stablenew.learning.parameters import (
+    LORA_PREFIX,
+    PARAMETERS,
+    get_parameter,
+    lora_parameter,
+    lora_weights,
+)
 from stablenew.learning.plans import LearningPlan, PlannedImage
 from stablenew.learning.records import LearningRecord
 from stablenew.learning.runs import LearningRunResult, RunState, execute_plan
@@ -201,17 +207,24 @@ class LearningController(QObject):
 
     @staticmethod
     def parameter_choices() -> list[tuple[str, str]]:
-        """(key, label) of every setting a learning run can vary."""
-        return [(key, p.label) for key, p in PARAMETERS.items()]
+        """(key, label) of every setting a learning run can vary; "lora:" asks for a name."""
+        return [(key, p.label) for key, p in PARAMETERS.items()] + [(LORA_PREFIX, "LoRA weight")]
 
     @staticmethod
     def suggested_values(key: str) -> str:
         """The suggested values of a parameter as editable text: "15, 20, 25, 30, 35"."""
         try:
-            param = get_parameter(key)
+            param = get_parameter(key) if key != LORA_PREFIX else lora_parameter("any")
         except LearningError:
             return ""
         return ", ".join(param.text(v) for v in param.suggested)
+
+    def loras_in_prompt(self) -> list[str]:
+        """LoRA names in the current prompt (the usual choices for a LoRA weight run)."""
+        try:
+            return list(lora_weights(self._base_config().txt2img.prompt))
+        except Exception:  # no usable current config: the user types a name instead
+            return []
 
     @staticmethod
     def known_tags() -> tuple[str, ...]:

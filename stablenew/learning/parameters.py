@@ -211,7 +211,9 @@ LORA_SUGGESTED: tuple[float, ...] = (0.4, 0.6, 0.8, 1.0)
 
 def lora_parameter(name: str) -> Parameter:
     name = name.strip()
-    if not name or any(c in name for c in ":<>"):
+    if not name:
+        raise PlanInvalid("Name the LoRA whose weight to compare (as in <lora:name:weight>).")
+    if any(c in name for c in ":<>"):
         raise PlanInvalid(f"'{name}' is not a LoRA name StableNew can put in a prompt.")
     return Parameter(f"{LORA_PREFIX}{name}", f"LoRA {name} weight", float, LORA_SUGGESTED,
                      unit=f"{name} weight", low=-2, high=3)

@@ -108,3 +108,34 @@ async def test_errors_show_in_the_panel_banner(qtbot, tmp_path):
         assert "listed twice" in panel.notice.message
     finally:
         await controller.aclose()
+
+
+async def test_a_lora_weight_run_from_the_panel(qtbot, tmp_path, sd_backend):
+    async def backend():
+        return sd_backend
+
+    def base():
+        return small_config(**{"txt2img.prompt": "a fox, <lora:film_grain:1>"})
+
+    controller = LearningController(tmp_path / "db.sqlite", backend=backend,
+                                    output_dir=lambda: tmp_path / "out", base_config=base,
+                                    mode=LearningMode.active, remember_mode=False)
+    panel = LearningPanel(controller)
+    qtbot.addWidget(panel)
+    try:
+        panel.parameter_box.setCurrentIndex(panel.parameter_box.findData("lora:"))
+        assert not panel.lora_box.isHidden() and panel.lora_box.currentText() == "film_grain"
+        panel.lora_box.setCurrentText("")
+        assert not panel.start()
+        assert "Name the LoRA" in panel.notice.message
+        panel.lora_box.setCurrentText("film_grain")
+        panel.values_edit.setText("0.5, 0.9")
+        panel.images_spin.setValue(1)
+        assert panel.start()
+        await _until(controller, lambda: not controller.running)
+        run = controller.run_result
+        assert run.state.value == "completed" and run.parameter == "lora:film_grain"
+        assert panel.comparison._cards.keys() == {(0, 0), (0, 1)}
+        assert "film_grain weight" in panel.comparison.grid.itemAtPosition(0, 1).widget().text()
+    finally:
+        await controller.aclose()

@@ -55,6 +55,9 @@ class LearningPanel(QWidget):
         for key, label in controller.parameter_choices():
             self.parameter_box.addItem(label, key)
         self.parameter_box.currentIndexChanged.connect(self._parameter_chosen)
+        self.lora_box = QComboBox()
+        self.lora_box.setEditable(True)
+        self.lora_box.lineEdit().setPlaceholderText("LoRA name, as in <lora:name:weight>")
         self.values_edit = QLineEdit()
         self.values_edit.setPlaceholderText("Values, separated by commas")
         self.values_edit.setToolTip("2 to 10 values; each becomes one column of the comparison")
@@ -76,6 +79,8 @@ class LearningPanel(QWidget):
         self.progress_label = QLabel()
         form = QFormLayout()
         form.addRow("Setting to compare", self.parameter_box)
+        form.addRow("LoRA", self.lora_box)
+        self.lora_label = form.labelForField(self.lora_box)
         form.addRow("Values", self.values_edit)
         form.addRow("Images per value", self.images_spin)
         form.addRow("Pack", self.pack_edit)
@@ -125,11 +130,24 @@ class LearningPanel(QWidget):
     def _parameter_chosen(self, _index: int) -> None:
         key = self.parameter_box.currentData()
         self.values_edit.setText(self.controller.suggested_values(key) if key else "")
+        lora = key == "lora:"
+        self.lora_box.setVisible(lora)
+        self.lora_label.setVisible(lora)
+        if lora:
+            current = self.lora_box.currentText()
+            self.lora_box.clear()
+            self.lora_box.addItems(self.controller.loras_in_prompt())
+            if current:
+                self.lora_box.setCurrentText(current)
+
+    def parameter_key(self) -> str:
+        key = self.parameter_box.currentData()
+        return f"lora:{self.lora_box.currentText().strip()}" if key == "lora:" else key
 
     def start(self) -> bool:
         pack = self.pack_edit.text().strip() or None
         started = self.controller.start_learning_run(
-            self.parameter_box.currentData(), self.values_edit.text(),
+            self.parameter_key(), self.values_edit.text(),
             images_per_value=self.images_spin.value(), pack=pack)
         if started:
             self.tabs.setCurrentWidget(self.comparison)
