@@ -248,8 +248,21 @@ class RandomizerAdapter(QObject):
             return None
         return plan(base_config, self._spec, wildcards_dir=self._manager)
 
+    def exact_count(self) -> int | None:
+        """Images the run would make right now (None: off, or the spec cannot run).
+
+        Computed on the spot rather than read from the last preview, which may trail the
+        user's typing by the debounce delay."""
+        if not self._enabled:
+            return None
+        try:
+            return plan(self._base, self._spec, wildcards_dir=self._manager).count
+        except (RandomizerError, ValidationError, ValueError):
+            return None
+
     def needs_confirmation(self, images: int | None = None) -> bool:
-        images = self._summary.images if images is None and self._summary else images
+        if images is None:
+            images = self.exact_count()
         return self._enabled and images is not None and images > CONFIRM_THRESHOLD
 
     def estimate_text(self, images: int) -> str:

@@ -154,3 +154,15 @@ def test_loading_a_spec_fills_the_panel_without_echo(qtbot, panel, adapter):
                                   ("style", "noir")]
     assert (panel.images_per_variant.value(), panel.seed.text()) == (2, "77")
     assert panel.seed_policy.currentData() == "increment"
+
+
+def test_confirm_uses_the_exact_count_even_before_the_preview_caught_up(qtbot, panel, adapter,
+                                                                         monkeypatch):
+    asked = []
+    monkeypatch.setattr(QMessageBox, "exec",
+                        lambda self: asked.append(self.text()) or QMessageBox.StandardButton.No)
+    adapter.set_template("{a|b|c|d|e|f|g|h|i|j}{0|1|2|3|4|5|6|7|8|9}")  # 100: no question
+    assert panel.confirm_large_run() is True
+    adapter.set_images_per_variant(6)  # 600, asked at once without waiting for the recount
+    assert panel.confirm_large_run() is False
+    assert asked == ["This will make 600 images (more than 500)."]

@@ -245,9 +245,9 @@ class RandomizerPanel(QWidget):
 
     def confirm_large_run(self, images: int | None = None) -> bool:
         """True when the run may start: small plans at once, large ones after the user agrees."""
-        summary = self.adapter.summary
-        images = images if images is not None else (summary.images if summary else 0)
-        if not self.adapter.needs_confirmation(images):
+        if images is None:
+            images = self.adapter.exact_count()  # not the preview's: it may trail the typing
+        if images is None or not self.adapter.needs_confirmation(images):
             return True
         box = self._confirm_box(images)
         return box.exec() == QMessageBox.StandardButton.Yes
