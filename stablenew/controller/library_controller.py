@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +30,7 @@ from stablenew.randomizer.packs import (
     PackLibrary,
     PackRunItem,
     pack_configs,
+    pack_plan_for,
     plan_pack,
     save_packs_folder,
 )
@@ -129,7 +130,9 @@ class LibraryController(QObject):
         self._undo: list[tuple[ItemKind, TrashTicket]] = []
         self._selected_pack: str = ""
         self._config_provider: Callable[[], PipelineConfig] = PipelineConfig
-        self._plan_for: Callable[[PipelineConfig], Iterable[Any] | None] | None = None
+        self._spec_provider: Callable[[], Any] | None = None
+        self._wildcards_provider: Callable[[], Path | None] | None = None
+        self._bias: RandomizerBias | None = None
         self.tasks = TaskOwner("Library", self)
         self.tasks.error_raised.connect(self._set_error)
         self.tasks.busy_changed.connect(self.busy_changed)
@@ -354,6 +357,7 @@ class LibraryController(QObject):
             self._set_error(error_from_exception(exc, "Library"))
             return
         self._set_error(None)
+        self._bias = bias
         self.config_applied.emit(config)
         self.bias_changed.emit(bias)
         self.message_changed.emit(f"Applied profile '{entry.name}'.")
@@ -513,31 +517,47 @@ class LibraryController(QObject):
             raise _Gone(f"'{entry.name}' cannot be used: {entry.error}")
         return list(pack_configs(entry.pack, self._pack_base(entry))), entry.wildcards_dir
 
-    def pack_plan_provider(
-        self, key: str, plan_for: Callable[[PipelineConfig], Iterable[Any] | None] | None = None
-    ) -> Callable[[PipelineConfig], Iterator[PackRunItem]]:
+    def set_randomizer(self, spec: Callable[[], Any] | None,
+                       wildcards_dir: Callable[[], Path | None] | None = None) -> None:
+        """The randomizer panel's current VariationSpec and wildcards folder, so a pack runs
+        every prompt times the plan (its axes, seeds and counts) the user has set up."""
+        self._spec_provider = spec
+        self._wildcards_provider = wildcards_dir
+
+    @property
+    def bias(self) -> RandomizerBias | None:
+        """The bias of the profile applied last (None: no profile)."""
+        return self._bias
+
+    def clear_bias(self) -> None:
+        self._bias = None
+        self.bias_changed.emit(RandomizerBias())
+
+    def pack_plan_provider(self, key: str) -> Callable[[PipelineConfig], Iterator[PackRunItem]]:
         """A plan provider for the run path: given the cards' config when Run starts, every
-        prompt of the pack (times *plan_for*, the randomizer's plan of one config)."""
+        prompt of the pack times the randomizer's plan of it (pack prompts replace the spec's
+        template; the pack's wildcards folder wins over the randomizer's)."""
         entry = self._pack(key)
         if entry.pack is None:
             raise _Gone(f"'{entry.name}' cannot be used: {entry.error}")
+        spec = self._spec_provider() if self._spec_provider is not None else None
+        wildcards = entry.wildcards_dir
+        if wildcards is None and self._wildcards_provider is not None:
+            wildcards = self._wildcards_provider()
+        plan_for = pack_plan_for(spec, wildcards_dir=wildcards, bias=self._bias)
         pack, preset = entry.pack, entry.default_preset
         return lambda config: plan_pack(pack, config, plan_for=plan_for, preset=preset)
 
     def run_pack(self, key: str, prompt_index: int = 0) -> None:
         """Apply the pack, then ask the window to run all of its prompts (`pack_run_requested`)."""
         try:
-            provider = self.pack_plan_provider(key, self._plan_for)
+            provider = self.pack_plan_provider(key)
         except Exception as exc:
             self._set_error(error_from_exception(exc, "Library"))
             return
         self.apply_pack(key, prompt_index)
         if self._error is None:
             self.pack_run_requested.emit(provider)
-
-    def set_plan_for(self, plan_for: Callable[[PipelineConfig], Iterable[Any] | None] | None) -> None:
-        """The randomizer's plan of one config, so a pack runs every prompt times the plan."""
-        self._plan_for = plan_for
 
     def set_pack_default_preset(self, key: str, preset_name: str | None) -> None:
         entry = self._pack(key) if any(e.key == key for e in self._pack_entries) else None

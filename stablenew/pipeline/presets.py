@@ -272,14 +272,21 @@ def migrate_preset(data: dict[str, Any]) -> dict[str, Any]:
 # --- unknown sampler names --------------------------------------------------------------------
 
 
-def _line_at(node: yaml.Node | None, loc: tuple[str, ...]) -> int | None:
+def line_at(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
+    """1-based line of the value at *loc* (names and list positions) in a parsed YAML tree."""
     current = node
     line = None
     for part in loc:
+        if isinstance(current, yaml.SequenceNode) and isinstance(part, int):
+            if not 0 <= part < len(current.value):
+                return line
+            current = current.value[part]
+            line = current.start_mark.line + 1
+            continue
         if not isinstance(current, yaml.MappingNode):
             return line
         for key, value in current.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == part:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
                 line, current = key.start_mark.line + 1, value
                 break
         else:
@@ -307,7 +314,7 @@ def name_warnings(partial: dict[str, Any], node: yaml.Node | None = None,
         message = (f"'{value}' is not a {kind} StableNew knows from A1111 or Forge.{hint} It will only "
                    f"work if your server has a {kind} by that exact name.")
         full = prefix + loc
-        found.append(DocumentWarning(path, _line_at(node, full), ".".join(full), message))
+        found.append(DocumentWarning(path, line_at(node, full), ".".join(full), message))
     return found
 
 
@@ -709,6 +716,7 @@ __all__ = [
     "Source",
     "TrashTicket",
     "file_stem",
+    "line_at",
     "load_preset",
     "migrate_preset",
     "name_warnings",

@@ -17,16 +17,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from stablenew.pipeline.config import PipelineConfig
-from stablenew.pipeline.presets import DisplayName, FolderLock, LibraryError
+from stablenew.pipeline.presets import DisplayName, FolderLock, LibraryError, line_at
 from stablenew.pipeline.records import RunTags
+from stablenew.randomizer.counting import compile_template, parse_template
+from stablenew.randomizer.errors import TemplateError
+from stablenew.randomizer.plan import Plan, plan
+from stablenew.randomizer.spec import VariationSpec
 from stablenew.storage.atomic import atomic_write_text
 from stablenew.storage.documents import (
     DocumentError,
     dump_yaml,
     load_yaml_model,
+    parse_yaml,
     read_document_text,
 )
 from stablenew.storage.paths import AppPaths
@@ -49,6 +54,10 @@ class PackPrompt(BaseModel):
     """One prompt of a pack, with its own negative prompt when it needs one."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Where a prompt of a .txt file was written, so template errors can name the line.
+    _source: Path | None = PrivateAttr(None)
+    _line: int | None = PrivateAttr(None)
 
     prompt: str = Field(..., min_length=1, title="Prompt")
     negative: str = Field("", title="Negative prompt",
@@ -126,6 +135,7 @@ def parse_text_pack(text: str, path: Path, *, name: str | None = None) -> Prompt
     A `negative:` line before the first prompt is the pack's negative for every prompt.
     """
     prompts: list[dict[str, str]] = []
+    lines: list[int] = []
     negative = ""
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -145,10 +155,14 @@ def parse_text_pack(text: str, path: Path, *, name: str | None = None) -> Prompt
             raise DocumentError(path, f"A pack holds at most {MAX_PROMPTS} prompts. Split this file.",
                                 line=number)
         prompts.append({"prompt": line})
+        lines.append(number)
     if not prompts:
         raise DocumentError(path, "This pack has no prompts: write one prompt per line "
                             "(lines starting with # are comments).")
-    return PromptPack(name=name or path.stem, negative=negative, prompts=prompts)  # type: ignore[arg-type]
+    pack = PromptPack(name=name or path.stem, negative=negative, prompts=prompts)  # type: ignore[arg-type]
+    for item, number in zip(pack.prompts, lines, strict=True):
+        item._source, item._line = path, number
+    return pack
 
 
 @dataclass(frozen=True)
@@ -331,7 +345,7 @@ class PackLibrary:
             if kind is None:
                 continue
             try:
-                pack, wildcards = validate_pack_path(path)
+                pack, wildcards = validate_pack_path(path, check_templates=False)
             except DocumentError as exc:
                 found.append(PackEntry(path, kind, error=exc))
                 continue
@@ -437,13 +451,58 @@ def _shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def validate_pack_path(path: str | os.PathLike[str]) -> tuple[PromptPack, Path | None]:
-    """Like load_pack, but a wildcards folder named by the pack must also exist."""
-    pack, wildcards = load_pack(path)
+def validate_pack_path(path: str | os.PathLike[str], *,
+                       check_templates: bool = True) -> tuple[PromptPack, Path | None]:
+    """Like load_pack, but a wildcards folder named by the pack must exist and, when
+    *check_templates*, every prompt must be valid randomizer syntax (its wildcards found in
+    the pack's wildcards folder, when it has one)."""
+    target = Path(path)
+    pack, wildcards = load_pack(target)
     if wildcards is not None and not wildcards.is_dir():
-        raise DocumentError(Path(path), f"The wildcards folder '{pack.wildcards}' does not exist "
+        raise DocumentError(target, f"The wildcards folder '{pack.wildcards}' does not exist "
                             f"(looked for {wildcards}).", field="wildcards")
+    if check_templates:
+        check_pack_templates(pack, target, wildcards)
     return pack, wildcards
+
+
+def check_pack_templates(pack: PromptPack, path: Path, wildcards: Path | None) -> None:
+    """Raise DocumentError (file, line, field) for the first prompt the randomizer cannot read."""
+    texts: list[tuple[str, str, PackPrompt | None, str]] = [(pack.negative, "negative", None, "Negative")]
+    for n, item in enumerate(pack.prompts):
+        texts.append((item.prompt, f"prompts.{n}.prompt", item, f"Prompt {n + 1}"))
+        texts.append((item.negative, f"prompts.{n}.negative", item, f"Negative of prompt {n + 1}"))
+    node = None
+    for text, field, item, what in texts:
+        if not text:
+            continue
+        try:
+            if wildcards is not None:
+                compile_template(text, wildcards=wildcards)
+            else:
+                # Without a pack wildcards folder, __names__ are the randomizer's to resolve.
+                parse_template(text)
+        except TemplateError as exc:
+            source, line = (item._source, item._line) if item is not None else (None, None)
+            if source is None:
+                # From YAML: pack.yaml inside a folder pack, or the pack file itself.
+                source = path / PACK_FILE if path.is_dir() else path
+                if source.is_file():
+                    node = node or parse_yaml(read_document_text(source), source)[1]
+                    line = line_at(node, tuple(int(p) if p.isdigit() else p for p in field.split(".")))
+            from_text = source.suffix.lower() == ".txt"
+            raise DocumentError(source, f"{what}: {exc.message}", line=line,
+                                field=None if from_text else field) from None
+
+
+def pack_plan_for(spec: VariationSpec | None = None, *, wildcards_dir: Path | None = None,
+                  bias: Any = None) -> Callable[[PipelineConfig], Plan]:
+    """The randomizer's plan for one prompt of a pack: the spec's axes, seeds and counts, with
+    the pack's prompt as the template (a template in the spec would replace every prompt)."""
+    chosen = (spec or VariationSpec()).model_copy(update={"template": None, "negative_template": None})
+    if bias is not None:
+        chosen = bias.apply_to_spec(chosen)
+    return lambda config: plan(config, chosen, wildcards_dir=wildcards_dir)
 
 
 __all__ = [
@@ -454,12 +513,14 @@ __all__ = [
     "PackLibrary",
     "PackPrompt",
     "PackRunItem",
+    "check_pack_templates",
     "PromptPack",
     "LibraryChoices",
     "load_pack",
     "load_packs_folder",
     "migrate_pack",
     "pack_configs",
+    "pack_plan_for",
     "parse_text_pack",
     "plan_pack",
     "save_pack",

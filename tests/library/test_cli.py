@@ -114,3 +114,11 @@ def test_commands_run_as_a_real_process(tmp_path: Path, verb: str):
                           env={**os.environ, "STABLENEW_HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("OK: ")
+
+
+def test_pack_validate_reads_every_prompt_with_the_randomizer(tmp_path: Path, capsys):
+    pack = tmp_path / "p.txt"
+    pack.write_text("a {red|blue} kite\na {green kite\n", encoding="utf-8")
+    code, out, err = run(capsys, "pack", "validate", str(pack))
+    assert code == 1 and out == ""
+    assert err.startswith(f"error: {pack}, line 2: Prompt 2: ") and "never closed" in err

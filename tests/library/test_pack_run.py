@@ -1,9 +1,9 @@
-"""Apply a pack in the sidebar, then run it against the fake A1111 server over real HTTP."""
+"""Apply a pack in the sidebar, then run it (every prompt × the randomizer's plan) against the
+fake A1111 server over real HTTP."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from stablenew.backends.connect import connect
 from stablenew.controller.library_controller import LibraryController
@@ -12,41 +12,33 @@ from stablenew.pipeline.cancel import CancelToken
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.events import RunStatus
 from stablenew.pipeline.runner import PipelineRunner
+from stablenew.randomizer.spec import VariationSpec
 from stablenew.storage.paths import AppPaths
 from tests.fakes.sdwebui import FakeSDWebUI
 
 WAIT_MS = 20_000
 
 
-@dataclass(frozen=True)
-class SeedPlanItem:
-    config: PipelineConfig
-    variant_id: str
-    label: str
-
-
-def two_seeds(config: PipelineConfig) -> list[SeedPlanItem]:
-    """A stand-in for the randomizer's plan of one config: the same prompt on two seeds."""
-    return [SeedPlanItem(config.with_changes({"txt2img.seed": seed}), f"s{seed}", f"seed {seed}")
-            for seed in (11, 22)]
-
-
 def test_apply_a_pack_and_run_every_prompt_times_the_plan(qtbot, qloop, tmp_path):
     paths = AppPaths.default()
     paths.presets_dir.mkdir(parents=True)
     (paths.presets_dir / "tiny.yaml").write_text(
-        "version: 1\nname: Tiny\nconfig:\n  txt2img:\n    width: 64\n    height: 64\n    steps: 3\n",
-        encoding="utf-8")
-    paths.packs_dir.mkdir(parents=True)
-    (paths.packs_dir / "harbour.yaml").write_text(
+        "version: 1\nname: Tiny\nconfig:\n  txt2img:\n    width: 64\n    height: 64\n    steps: 3\n"
+        "    seed: 42\n", encoding="utf-8")
+    pack_dir = paths.packs_dir / "Harbour"
+    (pack_dir / "wildcards").mkdir(parents=True)
+    (pack_dir / "wildcards" / "boat.txt").write_text("ketch\nyawl\n", encoding="utf-8")
+    (pack_dir / "pack.yaml").write_text(
         "version: 1\nname: Harbour\ndefault_preset: Tiny\nnegative: fog\nprompts:\n"
-        "  - a harbour at dawn\n  - prompt: a harbour at night\n    negative: rain\n", encoding="utf-8")
+        "  - a __boat__ in the harbour at dawn\n  - prompt: a harbour at {noon|night}\n"
+        "    negative: rain\n", encoding="utf-8")
 
     controller = LibraryController()
     cards = {"config": PipelineConfig()}
     controller.set_current_config_provider(lambda: cards["config"])
     controller.config_applied.connect(lambda c: cards.__setitem__("config", c))
-    controller.set_plan_for(two_seeds)
+    # The randomizer panel's spec: one image per variant, seeds counting up from the base seed.
+    controller.set_randomizer(lambda: VariationSpec(seed_policy="increment", template="ignored {a|b}"))
     panel = LibraryPanel(controller)
     qtbot.addWidget(panel)
     controller.refresh()
@@ -57,11 +49,12 @@ def test_apply_a_pack_and_run_every_prompt_times_the_plan(qtbot, qloop, tmp_path
     with qtbot.waitSignal(controller.pack_run_requested, timeout=WAIT_MS) as requested:
         panel.run_pack()
     applied = cards["config"]
-    assert (applied.txt2img.width, applied.txt2img.prompt) == (64, "a harbour at dawn")
+    assert (applied.txt2img.width, applied.txt2img.seed) == (64, 42)
+    assert applied.txt2img.prompt == "a __boat__ in the harbour at dawn"
     items = list(requested.args[0](applied))
-    assert [(i.config.txt2img.prompt, i.config.txt2img.seed) for i in items] == [
-        ("a harbour at dawn", 11), ("a harbour at dawn", 22),
-        ("a harbour at night", 11), ("a harbour at night", 22)]
+    planned = sorted((i.config.txt2img.prompt, i.config.txt2img.negative_prompt) for i in items)
+    assert planned == [("a harbour at night", "rain"), ("a harbour at noon", "rain"),
+                       ("a ketch in the harbour at dawn", "fog"), ("a yawl in the harbour at dawn", "fog")]
 
     async def run_all():
         fake = FakeSDWebUI(step_ms=1)
@@ -81,9 +74,10 @@ def test_apply_a_pack_and_run_every_prompt_times_the_plan(qtbot, qloop, tmp_path
     results, requests = task.result()
     assert [r.status for r in results] == [RunStatus.completed] * 4
     sent = [(r.payload["prompt"], r.payload["negative_prompt"], r.payload["seed"]) for r in requests]
-    assert sent == [("a harbour at dawn", "fog", 11), ("a harbour at dawn", "fog", 22),
-                    ("a harbour at night", "rain", 11), ("a harbour at night", "rain", 22)]
+    assert sent == [(i.config.txt2img.prompt, i.config.txt2img.negative_prompt, i.config.txt2img.seed)
+                    for i in items]
+    assert all(r.payload["width"] == 64 and r.payload["steps"] == 3 for r in requests)
     records = [record for result in results for record in result.records]
     assert {r.tags.pack for r in records} == {"Harbour"} and {r.tags.preset for r in records} == {"Tiny"}
-    assert [r.tags.variant_id for r in records] == ["p1-s11", "p1-s22", "p2-s11", "p2-s22"]
+    assert [r.tags.variant_id.split("-")[0] for r in records] == ["p1", "p1", "p2", "p2"]
     assert all(r.path.exists() for r in records)

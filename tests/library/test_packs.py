@@ -15,6 +15,8 @@ from stablenew.randomizer.packs import (
     PromptPack,
     load_pack,
     pack_configs,
+    pack_plan_for,
+    plan_pack,
     save_pack,
     validate_pack_path,
 )
@@ -65,6 +67,7 @@ def test_yaml_and_text_round_trips(tmp_path: Path):
                  PackPrompt(prompt="Paris {at dusk|at dawn}", negative="people")],
     )
     (tmp_path / "wild").mkdir()
+    (tmp_path / "wild" / "weather.txt").write_text("rain\nsnow\n", encoding="utf-8")
     yaml_path = save_pack(pack, tmp_path / "cities.yaml")
     loaded, wildcards = validate_pack_path(yaml_path)
     assert loaded == pack and wildcards == tmp_path / "wild"
@@ -182,3 +185,51 @@ def test_pack_configs_fill_prompt_fields():
     configs = list(pack_configs(pack, base))
     assert [(c.txt2img.prompt, c.txt2img.negative_prompt, c.txt2img.steps) for c in configs] == [
         ("one", "mine", 9), ("two", "n", 9)]
+
+
+def test_template_errors_name_the_file_line_and_prompt(tmp_path: Path):
+    text = tmp_path / "t.txt"
+    text.write_text("# x\na cat\na {dog|fox\n", encoding="utf-8")
+    with pytest.raises(DocumentError) as err:
+        validate_pack_path(text)
+    assert (err.value.path, err.value.line) == (text, 3)
+    assert err.value.reason.startswith("Prompt 2: ") and "never closed" in err.value.reason
+    load_pack(text)  # listing the pack does not need the template check
+
+    yaml_file = tmp_path / "y.yaml"
+    yaml_file.write_text("version: 1\nname: Y\nprompts:\n  - a cat\n  - prompt: a dog\n"
+                         "    negative: '{2x::blurry|dark}'\n", encoding="utf-8")
+    with pytest.raises(DocumentError) as err:
+        validate_pack_path(yaml_file)
+    assert (err.value.line, err.value.field) == (6, "prompts.1.negative")
+    assert "Negative of prompt 2" in err.value.reason and "not a number" in err.value.reason
+
+    folder = tmp_path / "F"
+    folder.mkdir()
+    (folder / "pack.yaml").write_text("version: 1\nname: F\nprompts: [ok]\n", encoding="utf-8")
+    (folder / "more.txt").write_text("fine\nbad }\n", encoding="utf-8")
+    with pytest.raises(DocumentError) as err:
+        validate_pack_path(folder)
+    assert (err.value.path, err.value.line) == (folder / "more.txt", 2)
+
+
+def test_wildcards_of_the_pack_are_checked_and_used_by_the_plan(tmp_path: Path):
+    folder = tmp_path / "Birds"
+    (folder / "wildcards").mkdir(parents=True)
+    (folder / "birds.txt").write_text("a __bird__ at {dawn|dusk}\n", encoding="utf-8")
+    with pytest.raises(DocumentError, match="bird"):
+        validate_pack_path(folder)
+    (folder / "wildcards" / "bird.txt").write_text("heron\nowl\n", encoding="utf-8")
+    pack, wildcards = validate_pack_path(folder)
+    base = PipelineConfig().with_changes({"txt2img.seed": 9})
+    items = list(plan_pack(pack, base, plan_for=pack_plan_for(wildcards_dir=wildcards)))
+    assert sorted(i.config.txt2img.prompt for i in items) == [
+        "a heron at dawn", "a heron at dusk", "a owl at dawn", "a owl at dusk"]
+    assert {i.config.txt2img.seed for i in items} == {9}
+    assert [i.index for i in items] == [0, 1, 2, 3] and {i.tags.pack for i in items} == {"Birds"}
+    # A template in the randomizer's spec must not replace the pack's prompts.
+    from stablenew.randomizer.spec import VariationSpec
+
+    spec = VariationSpec(template="something else", images_per_variant=2)
+    again = list(plan_pack(pack, base, plan_for=pack_plan_for(spec, wildcards_dir=wildcards)))
+    assert len(again) == 8 and all("at d" in i.config.txt2img.prompt for i in again)
