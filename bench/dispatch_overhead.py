@@ -19,14 +19,35 @@ sys.path.insert(0, str(ROOT))
 
 import asyncio  # noqa: E402
 import base64  # noqa: E402
+import contextlib  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-
-from bench._fake_process import fake_server  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 
 IMAGES = 200
 ROUNDS = 2
+
+
+@contextlib.contextmanager
+def fake_server(step_ms: float) -> Iterator[str]:
+    """The fake A1111 server in its own process: it never shares our event loop or GIL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.sdwebui", "--port", "0", "--step-ms", str(step_ms)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if "listening at" not in line:
+            raise RuntimeError(f"the fake server did not start: {line!r}")
+        yield line.split("listening at", 1)[1].split()[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 def _config():
