@@ -89,9 +89,19 @@ class Session(QObject):
         plan_for = getattr(adapter, "plan_for_run", None)
         if plan_for is not None:
             self.pipeline.set_plan_provider(plan_for)
-            if self.library is not None:
-                self.library.set_plan_for(plan_for)
+        set_randomizer = getattr(self.library, "set_randomizer", None)
+        if set_randomizer is not None:
+            # A pack runs every prompt times the plan the randomizer panel has set up.
+            set_randomizer(lambda: adapter.spec if adapter.enabled else None,
+                           lambda: adapter.wildcards_dir)
+        self.pipeline.run_finished.connect(lambda event: self._measured_speed(adapter, event))
         return adapter
+
+    @staticmethod
+    def _measured_speed(adapter: Any, event: Any) -> None:
+        """The randomizer's time estimate for large plans uses the speed of the last run."""
+        if event is not None and event.images_saved:
+            adapter.set_seconds_per_image(event.seconds / event.images_saved)
 
     def _forward_error(self, info: ErrorInfo | None) -> None:
         if info is not None:
@@ -132,9 +142,13 @@ class Session(QObject):
         await self.pipeline.aclose()
         for other in (self.queue, self.learning, self.library, self.randomizer):
             close = getattr(other, "aclose", None)
-            if close is not None:
+            sync_close = getattr(other, "close", None)
+            if close is not None or sync_close is not None:
                 try:
-                    await close()
+                    if close is not None:
+                        await close()
+                    else:
+                        sync_close()
                 except Exception as exc:  # one room failing to close must not keep the others open
                     log.warning("closing %s failed: %s", type(other).__name__, exc)
         await self.tasks.aclose()

@@ -82,10 +82,10 @@ class MainWindow(QMainWindow):
         self.work_tabs.setObjectName("WorkTabs")
         self.work_tabs.setDocumentMode(True)
         self.work_tabs.addTab(self.pipeline_panel, "Pipeline")
-        self.work_tabs.addTab(self._panel_or_slot(
+        self.variants_panel = self._panel_or_slot(
             "randomizer", "Variants",
-            "Prompt variants and config matrices, with a live count of the images a run will make."),
-            "Variants")
+            "Prompt variants and config matrices, with a live count of the images a run will make.")
+        self.work_tabs.addTab(self.variants_panel, "Variants")
         self.work_tabs.addTab(self._panel_or_slot(
             "queue", "Queue", "Batches waiting to run, their progress, and the controls to reorder, "
             "pause or cancel them."), "Queue")
@@ -107,7 +107,7 @@ class MainWindow(QMainWindow):
         self.main_split.setStretchFactor(0, 0)
         self.main_split.setStretchFactor(1, 0)
         self.main_split.setStretchFactor(2, 1)
-        self.main_split.setSizes([220, 500, 760])
+        self.main_split.setSizes([250, 480, 750])
 
         central = QWidget()
         central.setObjectName("Central")
@@ -143,6 +143,10 @@ class MainWindow(QMainWindow):
         app.notice_changed.connect(self._app_notice)
         app.theme_changed.connect(self.apply_theme)
         pipeline.set_values_provider(self.pipeline_panel.values)
+        if session.randomizer is not None:
+            # The variant count follows the cards (the adapter debounces and counts off-thread).
+            self.pipeline_panel.values_changed.connect(
+                lambda _path: session.randomizer.set_base_config(pipeline.current_config()))
         self._setup_queue()
         if app.notice is not None:
             self.notice.show_notice(app.notice.message, app.notice.detail, level="warning")
@@ -179,6 +183,9 @@ class MainWindow(QMainWindow):
     def run(self) -> None:
         if self.prompt_overlay.isVisible():
             self.prompt_overlay.accept()
+        confirm = getattr(self.variants_panel, "confirm_large_run", None)
+        if confirm is not None and not confirm():
+            return  # a plan above the threshold never starts unasked
         self.session.pipeline.run(self.pipeline_panel.values())
 
     def _stop(self) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
-    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -59,8 +58,6 @@ class FieldEditor(QObject):
                           int(spec.maximum if spec.maximum is not None else INT32_MAX))
             spin.setSingleStep(int(spec.step))
             spin.valueChanged.connect(emit)
-            spin.setAlignment(Qt.AlignmentFlag.AlignRight)
-            spin.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
             return spin
         if spec.kind in ("int", "float"):
             # Seeds go up to 2**32-1, past QSpinBox's int32; a double holds them exactly.
@@ -72,8 +69,6 @@ class FieldEditor(QObject):
             spin.setDecimals(spec.decimals)
             spin.setSingleStep(spec.step)
             spin.valueChanged.connect(emit)
-            spin.setAlignment(Qt.AlignmentFlag.AlignRight)
-            spin.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)
             return spin
         if spec.kind == "text":
             text = QPlainTextEdit()
