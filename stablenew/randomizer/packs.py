@@ -98,9 +98,20 @@ class PromptPack(BaseModel):
         return dump_yaml(data)
 
     def to_text(self) -> str:
-        """The pack as a .txt pack (name, tags and default preset are not kept in that format)."""
+        """The pack as a .txt pack (name, tags and default preset are not kept in that format).
+
+        Raises ValueError for a prompt that format cannot hold (several lines, a leading '#'
+        or 'negative:', spaces at either end); save such packs as .yaml.
+        """
+        for n, item in enumerate(self.prompts, start=1):
+            for text in filter(None, (item.prompt, item.negative)):
+                if "\n" in text or text != text.strip(" \t\r") or (
+                        text is item.prompt and (text.startswith("#")
+                                                 or text.casefold().startswith(NEGATIVE_PREFIX))):
+                    raise ValueError(f"Prompt {n} cannot be kept in a .txt pack as it is; save the "
+                                     "pack as .yaml instead.")
         lines = [f"# {self.name}"]
-        lines += [f"# {line}" for line in self.description.splitlines()]
+        lines += [f"# {line}" for line in self.description.split("\n")]
         if self.negative:
             lines.append(f"{NEGATIVE_PREFIX} {self.negative}")
         for item in self.prompts:
@@ -137,12 +148,14 @@ def parse_text_pack(text: str, path: Path, *, name: str | None = None) -> Prompt
     prompts: list[dict[str, str]] = []
     lines: list[int] = []
     negative = ""
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
+    # Only \n (and \r\n) end a line: str.splitlines would also split on characters such as
+    # U+2028 that editors show inside a line, shifting every line number after them.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip(" \t\r")
         if not line or line.startswith("#"):
             continue
         if line.casefold().startswith(NEGATIVE_PREFIX):
-            value = line[len(NEGATIVE_PREFIX):].strip()
+            value = line[len(NEGATIVE_PREFIX):].strip(" \t\r")
             if not prompts:
                 negative = value
             elif prompts[-1].get("negative"):

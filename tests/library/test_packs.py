@@ -233,3 +233,12 @@ def test_wildcards_of_the_pack_are_checked_and_used_by_the_plan(tmp_path: Path):
     spec = VariationSpec(template="something else", images_per_variant=2)
     again = list(plan_pack(pack, base, plan_for=pack_plan_for(spec, wildcards_dir=wildcards)))
     assert len(again) == 8 and all("at d" in i.config.txt2img.prompt for i in again)
+
+
+def test_text_packs_split_lines_only_on_newlines(tmp_path: Path):
+    file = tmp_path / "u.txt"
+    file.write_bytes("a\u2028b\r\nnegative: \u2028x\r\nsecond\u0085line\r\n".encode())
+    pack, _ = load_pack(file)
+    assert pack.resolved() == [("a\u2028b", "\u2028x"), ("second\u0085line", "")]
+    with pytest.raises(ValueError, match="save the pack as .yaml"):
+        PromptPack(name="p", prompts=[PackPrompt(prompt="#1 prompt")]).to_text()
