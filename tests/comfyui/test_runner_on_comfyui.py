@@ -122,3 +122,32 @@ async def _cancel_soon(token, cancelled_at):
 
 async def runner_run(tmp_path, cfg, backend, token, on_event):
     return await PipelineRunner(tmp_path / "out").run(cfg, backend, token, on_event)
+
+
+async def test_one_failing_image_does_not_stop_the_batch(comfy_node, tmp_path):
+    fake, backend = comfy_node
+    runner = PipelineRunner(tmp_path / "out")
+    fake.fail_next(1, "torch.OutOfMemoryError", "Allocation on device")
+    result = await asyncio.wait_for(
+        runner.run(config(**{"txt2img.batch_count": 3}), backend, CancelToken()), 20)
+    assert [r.image_index for r in result.records] == [1, 2]
+    assert len(result.errors) == 1 and "out of GPU memory" in result.errors[0].message
+    assert len(fake.prompts_of("txt2img")) == 3 and fake.current_task is None
+
+
+async def test_vanishing_node_stops_the_run_with_a_clear_reason(comfy_node, tmp_path):
+    fake, backend = comfy_node
+    fake.step_s = 0.02
+    token = CancelToken()
+    stopping: list[asyncio.Future] = []
+
+    def on_event(event):
+        if isinstance(event, StageStarted) and event.image_index == 1 and not stopping:
+            stopping.append(asyncio.ensure_future(fake.stop()))
+
+    result = await asyncio.wait_for(PipelineRunner(tmp_path / "out").run(
+        config(**{"txt2img.batch_count": 3, "txt2img.steps": 20}), backend, token, on_event), 20)
+    await stopping[0]
+    assert result.status is not RunStatus.completed
+    assert [r.image_index for r in result.records] == [0]
+    assert any("den-3060" in e.message for e in result.errors)

@@ -194,6 +194,8 @@ class FakeComfyUI:
         self._files: dict[tuple[str, str, str], bytes] = {}  # (type, subfolder, name) -> bytes
         self._cache: set[str] = set()
         self._failures: dict[str, _Failure] = {}
+        self._fail_next = 0
+        self._fail_next_error = _Failure("RuntimeError", "the server failed (test)")
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._file_counter = itertools.count(1)
@@ -208,6 +210,30 @@ class FakeComfyUI:
 
     def clear_failures(self) -> None:
         self._failures.clear()
+        self._fail_next = 0
+
+    def fail_next(self, times: int = 1, exception_type: str = "RuntimeError",
+                  message: str = "the server failed (test)") -> None:
+        """The next `times` prompts fail in their first node (a runtime error, not validation)."""
+        self._fail_next = times
+        self._fail_next_error = _Failure(exception_type, message)
+
+    @property
+    def step_s(self) -> float:
+        return self.step_ms / 1000
+
+    @step_s.setter
+    def step_s(self, value: float) -> None:
+        self.step_ms = value * 1000
+
+    @property
+    def current_task(self) -> str | None:
+        """prompt_id of the running prompt (any client's), None when idle."""
+        return self._running.prompt_id if self._running else None
+
+    def prompts_of(self, kind: str) -> list[dict]:
+        """Accepted POST /prompt bodies of one job kind: txt2img, img2img, adetailer or upscale."""
+        return [body for body in self.received if prompt_kind(body["prompt"]) == kind]
 
     async def drop_sockets(self) -> None:
         """Close every WebSocket abruptly (a network blip); running prompts carry on."""
@@ -856,6 +882,9 @@ class FakeComfyUI:
                 if not steps:
                     await asyncio.sleep(0)
                 failure = self._failures.get(cls)
+                if failure is None and self._fail_next and not executed:
+                    self._fail_next -= 1
+                    failure = self._fail_next_error
                 if failure is not None:
                     data = {"prompt_id": pid, "node_id": nid, "node_type": cls, "executed": list(executed),
                             "exception_message": failure.message + "\n",
@@ -992,6 +1021,18 @@ class FakeComfyUI:
                                                         src.get("seed", 0) + i)
             images.append({"filename": name, "subfolder": sub, "type": kind})
         return {"images": images}
+
+
+def prompt_kind(graph: dict) -> str:
+    """Which StableNew job a graph is, from the node classes it uses."""
+    classes = {n.get("class_type") for n in graph.values() if isinstance(n, dict)}
+    if "FaceDetailer" in classes:
+        return "adetailer"
+    if "EmptyLatentImage" in classes:
+        return "txt2img"
+    if classes & {"KSampler", "KSamplerAdvanced"}:
+        return "img2img"
+    return "upscale"
 
 
 def _png_bytes(width: int, height: int, seed: int) -> bytes:
