@@ -36,14 +36,16 @@ def config_file(tmp_path):
 @pytest.mark.parametrize("kind", [None, "comfyui"], ids=["detected", "forced"])
 def test_run_on_comfyui_writes_our_infotext(fake_comfyui_thread, config_file, tmp_path, capsys, kind):
     out = tmp_path / "out"
-    args = ["run", str(config_file), "--node", fake_comfyui_thread.url, "--out", str(out), "--count", "2"]
+    count = 2 if kind is None else 1
+    args = ["run", str(config_file), "--node", fake_comfyui_thread.url, "--out", str(out),
+            "--count", str(count)]
     if kind:
         args += ["--kind", kind]
     code = main(args)
     captured = capsys.readouterr()
     assert code == 0, captured.err
     paths = [Path(line) for line in captured.out.splitlines()]
-    assert len(paths) == 2 and all(p.exists() for p in paths)
+    assert len(paths) == count and all(p.exists() for p in paths)
     for index, path in enumerate(paths):
         meta = read_image_metadata(path)
         assert (meta.width, meta.height) == (128, 128)
@@ -51,8 +53,8 @@ def test_run_on_comfyui_writes_our_infotext(fake_comfyui_thread, config_file, tm
         assert meta.parsed["Sampler"] == "DPM++ 2M" and meta.parsed["Schedule type"] == "Karras"
         assert meta.parsed["Postprocess upscaler"] == "R-ESRGAN 4x+"
         assert meta.parsed["Prompt"].startswith("a lighthouse, stormy sea")
-    # It really ran as ComfyUI prompts: two images, each a txt2img prompt and an upscale prompt.
-    assert len(fake_comfyui_thread.received) == 4
+    # It really ran as ComfyUI prompts: per image, a txt2img prompt and an upscale prompt.
+    assert len(fake_comfyui_thread.received) == 2 * count
     sampler = next(n for n in fake_comfyui_thread.received[0]["prompt"].values()
                    if n["class_type"] == "KSampler")
     assert (sampler["inputs"]["sampler_name"], sampler["inputs"]["scheduler"]) == ("dpmpp_2m", "karras")

@@ -49,9 +49,10 @@ async def test_connect_detects_comfyui_by_probing(comfy_node):
         await forced.aclose()
 
 
+# Plain txt2img and txt2img+upscale also run through the CLI tests.
 @pytest.mark.parametrize("chain", [
-    ("txt2img",), ("txt2img", "hires"), ("txt2img", "img2img"), ("txt2img", "adetailer"),
-    ("txt2img", "upscale"), ("txt2img", "hires", "img2img", "adetailer", "upscale"),
+    ("txt2img", "hires"), ("txt2img", "img2img"), ("txt2img", "adetailer"),
+    ("txt2img", "hires", "img2img", "adetailer", "upscale"),
 ], ids="+".join)
 async def test_runner_stages_on_comfyui_write_our_infotext(comfy_node, tmp_path, chain):
     fake, backend = comfy_node
