@@ -560,9 +560,10 @@ class LibraryController(QObject):
             self.pack_run_requested.emit(provider)
 
     def set_pack_default_preset(self, key: str, preset_name: str | None) -> None:
-        entry = self._pack(key) if any(e.key == key for e in self._pack_entries) else None
-        if entry is None:
-            self._set_error(ErrorInfo(_gone(ItemKind.pack).message, source="Library"))
+        try:
+            entry = self._pack(key)
+        except _Gone as exc:
+            self._set_error(ErrorInfo(exc.message, source="Library"))
             return
         name = preset_name or None
         message = (f"'{entry.name}' now applies preset '{name}'." if name

@@ -579,6 +579,10 @@ class LibraryFolder(Generic[T]):
         new_name = new_name.strip()
         if not new_name:
             raise LibraryError("The new name is empty. Type a name.")
+        if not entry.path.exists():
+            # Renaming writes the new file from memory; it must not bring back a deleted one.
+            raise LibraryError(f"'{entry.name}' is already gone from disk (deleted in another "
+                               "window or program).", detail=str(entry.path))
         return self.save(self.renamed(entry.item, new_name), replace=False, previous=entry.path)
 
     def free_name(self, base: str) -> str:

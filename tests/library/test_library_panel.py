@@ -248,3 +248,29 @@ def test_create_and_edit_a_profile_through_the_editor_fields(qtbot, setup):
     select(panel.profiles, "Lighthouse keeper")
     panel.apply_selected(ItemKind.profile)
     assert cards.loaded[-1].txt2img.prompt == "a lighthouse, etching <lora:oldman:0.6> <lora:film:1>"
+
+
+def test_import_export_and_a_file_removed_behind_the_apps_back(qtbot, setup, tmp_path):
+    panel, controller, _cards, paths = setup
+    source = tmp_path / "shared.yaml"
+    source.write_text("version: 1\nname: Shared\ntags: [friend]\nconfig:\n  txt2img:\n    steps: 12\n",
+                      encoding="utf-8")
+    panel.import_file(ItemKind.preset, str(source))
+    qtbot.waitUntil(lambda: "Shared" in names(panel.presets), timeout=WAIT_MS)
+    select(panel.presets, "Shared")
+    out = tmp_path / "out" / "again.yaml"
+    panel.export_selected(ItemKind.preset, str(out))
+    qtbot.waitUntil(out.exists, timeout=WAIT_MS)
+    assert out.read_bytes() == source.read_bytes()
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nname: Bad\nconfig:\n  txt2img:\n    steps: 0\n", encoding="utf-8")
+    panel.import_file(ItemKind.preset, str(bad))
+    qtbot.waitUntil(lambda: "Steps must be between 1 and 150" in panel.notice.message, timeout=WAIT_MS)
+    assert not (paths.presets_dir / "Bad.yaml").exists()
+
+    (paths.presets_dir / "Shared.yaml").unlink()
+    select(panel.presets, "Shared")
+    panel.rename_selected(ItemKind.preset, new_name="Renamed")
+    qtbot.waitUntil(lambda: "already gone from disk" in panel.notice.message, timeout=WAIT_MS)
+    assert not (paths.presets_dir / "Renamed.yaml").exists()
