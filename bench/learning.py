@@ -19,7 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+# Python puts this script's folder first on sys.path, where bench/queue.py would shadow the
+# standard library's queue module (which concurrent.futures needs): run from the repo root.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
 
 from stablenew.learning.insights import insights_for  # noqa: E402
 from stablenew.learning.records import LearningRecord, config_hash  # noqa: E402

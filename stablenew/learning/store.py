@@ -18,6 +18,7 @@ The store is synchronous and thread-safe; the GUI never calls it on the Qt threa
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import sqlite3
@@ -35,7 +36,7 @@ from pydantic import ValidationError
 from stablenew.learning.errors import LearningStoreError, RecordNotFound
 from stablenew.learning.parameters import parameter_values
 from stablenew.learning.records import LearningRecord, check_rating, clean_tag, config_hash
-from stablenew.pipeline.config import PipelineConfig, migrate_config
+from stablenew.pipeline.config import MAX_SEED, PipelineConfig, migrate_config
 from stablenew.storage.paths import AppPaths
 
 SCHEMA_VERSION = 1
@@ -53,7 +54,7 @@ CREATE TABLE learning_records (
     preset TEXT,
     prompt TEXT NOT NULL DEFAULT '',
     negative_prompt TEXT NOT NULL DEFAULT '',
-    config_json TEXT NOT NULL,
+    settings_hash TEXT NOT NULL,
     config_hash TEXT NOT NULL,
     seed INTEGER NOT NULL,
     stages TEXT NOT NULL DEFAULT '[]',
@@ -77,6 +78,13 @@ CREATE INDEX learning_records_pack ON learning_records(pack, rating);
 CREATE INDEX learning_records_run ON learning_records(learning_run_id)
     WHERE learning_run_id IS NOT NULL;
 CREATE INDEX learning_records_created ON learning_records(created_at);
+
+-- Settings shared by many images (a batch, a learning-run column) are stored once: the
+-- config without its seed and prompts, which each record keeps in its own columns.
+CREATE TABLE learning_settings (
+    hash TEXT PRIMARY KEY,
+    config_json TEXT NOT NULL
+) WITHOUT ROWID;
 
 CREATE TABLE learning_params (
     record_id INTEGER NOT NULL,
@@ -175,11 +183,12 @@ END;
 """
 
 _RECORD_COLUMNS = (
-    "record_key, run_id, image_index, pack, preset, prompt, negative_prompt, config_json, "
+    "record_key, run_id, image_index, pack, preset, prompt, negative_prompt, settings_hash, "
     "config_hash, seed, stages, node, node_kind, path, thumbnail, timings_json, warnings_json, "
     "rating, note, learning_run_id, variant_id, variant_label, job_id, created_at, updated_at"
 )
-_SELECT_RECORD = f"SELECT id, {_RECORD_COLUMNS} FROM learning_records"
+_SELECT_RECORD = (f"SELECT id, {_RECORD_COLUMNS}, config_json FROM learning_records "
+                  "LEFT JOIN learning_settings ON hash = settings_hash")
 
 
 @dataclass(frozen=True)
@@ -227,6 +236,8 @@ class LearningStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
+            # Big batches (imports, rebuilds) stay in memory instead of spilling to the WAL early.
+            self._db.execute("PRAGMA cache_size=-32000")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -297,7 +308,7 @@ class LearningStore:
         with self._write():
             for record in records:
                 now = record.updated_at or time.time()
-                row = self._db.execute(insert, _record_values(record, now)).fetchone()
+                row = self._db.execute(insert, self._values(record, now)).fetchone()
                 if row is None:  # known already: refresh it, keeping the user's rating
                     self._upsert(record)
                 else:
@@ -317,12 +328,19 @@ class LearningStore:
         params.clear()
         tags.clear()
 
+    def _values(self, record: LearningRecord, now: float) -> tuple[Any, ...]:
+        """The record's column values, its shared settings stored (once) on the way."""
+        digest, text = settings_of(record.config)
+        self._db.execute("INSERT OR IGNORE INTO learning_settings (hash, config_json) VALUES (?, ?)",
+                         (digest, text))
+        return _record_values(record, digest, now)
+
     def _upsert(self, record: LearningRecord) -> LearningRecord:
         db = self._db
         now = record.updated_at or time.time()
         row = db.execute("SELECT id, rating, note FROM learning_records WHERE record_key = ?",
                          (record.record_key,)).fetchone()
-        values = _record_values(record, now)
+        values = self._values(record, now)
         if row is None:
             cur = db.execute(
                 f"INSERT INTO learning_records ({_RECORD_COLUMNS}) VALUES "
@@ -420,8 +438,9 @@ class LearningStore:
             "SELECT tag FROM learning_tags WHERE record_id = ? ORDER BY tag", (row["id"],)))
         warnings = tuple(json.loads(row["warnings_json"] or "[]"))
         try:
-            config = PipelineConfig.model_validate(migrate_config(json.loads(row["config_json"])))
-        except (ValueError, ValidationError, TypeError) as exc:
+            config = config_from_settings(row["config_json"], seed=row["seed"],
+                                          prompt=row["prompt"], negative=row["negative_prompt"])
+        except (ValueError, ValidationError, TypeError, KeyError) as exc:
             # Kept rather than dropped: the rating and the image path are still worth having.
             config = PipelineConfig()
             warnings += (f"The stored settings of this image could not be read ({exc}).",)
@@ -625,11 +644,28 @@ def _read_version(db: sqlite3.Connection) -> int:
     return -1
 
 
-def _record_values(record: LearningRecord, now: float) -> tuple[Any, ...]:
+_PER_IMAGE = {"txt2img": {"seed", "prompt", "negative_prompt"}}
+
+
+def settings_of(config: PipelineConfig) -> tuple[str, str]:
+    """(hash, JSON) of a config without its seed and prompts: what a batch has in common."""
+    # pydantic's own serializer: fields in model order, so equal settings give equal text.
+    raw = config.model_dump_json(exclude=_PER_IMAGE)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32], raw
+
+
+def config_from_settings(text: str | None, *, seed: int, prompt: str, negative: str) -> PipelineConfig:
+    """The full config of one record from its shared settings and its own seed and prompts."""
+    data = migrate_config(json.loads(text or "null"))
+    t2i = data["txt2img"]
+    t2i["seed"], t2i["prompt"], t2i["negative_prompt"] = seed, prompt, negative
+    return PipelineConfig.model_validate(data)
+
+
+def _record_values(record: LearningRecord, settings_hash: str, now: float) -> tuple[Any, ...]:
     return (
         record.record_key, record.run_id, record.image_index, record.pack or "", record.preset,
-        record.prompt, record.negative_prompt,
-        record.config.model_dump_json(),
+        record.prompt, record.negative_prompt, settings_hash,
         record.config_hash, record.seed, json.dumps(list(record.stages)), record.node,
         record.node_kind, record.path, record.thumbnail, json.dumps(record.timings),
         json.dumps(list(record.warnings)), check_rating(record.rating), record.note,
@@ -677,15 +713,25 @@ def _migrate_v0_to_v1(db: sqlite3.Connection) -> None:
         image_index = index_in_run.get(run_id, 0)
         index_in_run[run_id] = image_index + 1
         raw = row["config_json"] or "{}"
+        seed = int(row["seed"] or 0)
+        prompt, negative = row["prompt"] or "", ""
         try:
             config = PipelineConfig.model_validate(migrate_config(json.loads(raw)))
+            if 0 <= seed <= MAX_SEED:
+                config = config.with_changes({"txt2img.seed": seed})
+            if not config.txt2img.prompt and prompt:
+                config = config.with_changes({"txt2img.prompt": prompt})
+            prompt, negative = config.txt2img.prompt, config.txt2img.negative_prompt
             params = parameter_values(config)
             stages = [s.value for s in config.enabled_stages()]
             digest = config_hash(config)
-            stored = json.dumps(config.model_dump(mode="json"), separators=(",", ":"))
-        except (ValueError, ValidationError, TypeError):
+            settings_hash, stored = settings_of(config)
+        except (ValueError, ValidationError, TypeError, KeyError):
             # Keep the row and its rating; its settings stay as they were for a later look.
             params, stages, digest, stored = {}, [], "", raw
+            settings_hash = "raw-" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:28]
+        db.execute("INSERT OR IGNORE INTO learning_settings (hash, config_json) VALUES (?, ?)",
+                   (settings_hash, stored))
         try:
             tags = _clean_tags(json.loads(row["tags_json"] or "[]"))
         except (ValueError, TypeError):
@@ -696,7 +742,7 @@ def _migrate_v0_to_v1(db: sqlite3.Connection) -> None:
             f"INSERT INTO learning_records ({_RECORD_COLUMNS}) VALUES "
             f"({', '.join('?' * len(_RECORD_COLUMNS.split(',')))})",
             (f"{run_id}:{image_index}", run_id, image_index, row["pack"] or "", None,
-             row["prompt"] or "", "", stored, digest, int(row["seed"] or 0), json.dumps(stages),
+             prompt, negative, settings_hash, digest, seed, json.dumps(stages),
              row["node"] or "", "", row["image_path"], None, "{}", "[]", rating,
              row["note"] if "note" in keys and row["note"] else "", None, None, None, None,
              created, created))

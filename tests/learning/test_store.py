@@ -138,3 +138,17 @@ def test_other_rooms_tables_in_the_same_file_are_left_alone(tmp_path):
     with LearningStore(path) as store:
         store.add_record(LearningRecord.from_image_record(image_record(tmp_path, 0)))
         assert store.execute("SELECT payload FROM queue_items")[0][0] == "keep me"
+
+
+def test_a_batch_stores_its_settings_once_and_each_image_keeps_its_own_seed_and_prompt(tmp_path):
+    base = PipelineConfig().with_changes({"txt2img.negative_prompt": "blurry"})
+    images = [image_record(tmp_path, i, config=base.with_changes({"txt2img.prompt": f"cat {i}"}),
+                           png=False) for i in range(5)]
+    other = image_record(tmp_path, 9, config=base.with_changes({"txt2img.steps": 33}), png=False)
+    with LearningStore(tmp_path / "db.sqlite") as store:
+        store.add_records(LearningRecord.from_image_record(i) for i in [*images, other])
+        assert store.execute("SELECT COUNT(*) FROM learning_settings")[0][0] == 2
+        for image in images:
+            again = store.get(str(image.path))
+            assert again.config == image.config and again.prompt == image.config.txt2img.prompt
+            assert again.config.txt2img.seed == image.seed
