@@ -285,7 +285,8 @@ class ComfyUIBackend:
         self._cancelled_tasks.discard(task_id)
         images: list[GeneratedImage] = []
         warnings: list[str] = []
-        info: dict[str, Any] = {"prompt_ids": []}
+        # The graphs as sent (API format), so a caller can keep them like ComfyUI's own PNG chunk.
+        info: dict[str, Any] = {"prompt_ids": [], "prompts": []}
         try:
             for i in range(max(1, count)):
                 wf = await self._build(lambda b, s=seed + i: make(b, s))
@@ -300,11 +301,11 @@ class ComfyUIBackend:
                 data, pid = await self._run_prompt(wf, task_id, first=(i == 0),
                                                    on_progress=scaled if on_progress else None)
                 info["prompt_ids"].append(pid)
+                info["prompts"].append(wf.to_api())
                 images.extend(GeneratedImage(d, seed + i) for d in data)
         finally:
             self._task_prompts.pop(task_id, None)
             self._cancelled_tasks.discard(task_id)
-        info["workflow_hint"] = "ComfyUI"
         return JobResult(images=tuple(images), info=info, warnings=tuple(warnings))
 
     async def _upload(self, wf: Workflow) -> None:

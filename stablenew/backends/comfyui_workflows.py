@@ -711,6 +711,9 @@ class WorkflowBuilder:
         if user is not None:
             wf = self._from_user_template(user, s, job.task_id, denoise=job.denoise,
                                           init_image=job.init_image)
+            if job.mask is not None:
+                wf.warnings.append(f"Workflow template '{user.name}' takes no mask; the whole image "
+                                   "was redrawn.")
             return wf
         wf = Workflow()
         m = self._model(wf, s)

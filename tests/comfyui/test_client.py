@@ -102,6 +102,7 @@ async def test_txt2img_success_with_progress_and_our_ids(fake_comfyui, comfy):
     task = str(uuid.uuid4())
     result = await comfy.txt2img(Txt2ImgJob(sampling(steps=6), task_id=task), progress.append)
     assert len(result.images) == 1 and result.images[0].seed == 42
+    assert result.info["prompt_ids"] == [task] and result.info["prompts"][0]["1"]["class_type"]
     assert size_of(result.images[0].data) == (64, 64)
     body = fake_comfyui.received[-1]
     assert body["prompt_id"] == task  # the job's UUID is the prompt id

@@ -387,3 +387,23 @@ def test_workflow_insert_is_typed():
         wf.insert(part("checkpoint"), checkpoint="a", colour="red")
     with pytest.raises(ValueError, match="not given"):
         wf.insert(part("checkpoint"))
+
+
+def test_img2img_user_template(tmp_path, real_info):
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    shutil.copy(resource_path("workflows", "examples", "img2img.json"), folder / "img2img.json")
+    b = WorkflowBuilder(
+        NodeCatalog("den", with_models(real_info)), user_templates=load_user_templates(folder)
+    )
+    job = Img2ImgJob(sampling(width=320, height=200), init_image=png(), task_id="i", denoise=0.25, mask=png())
+    wf = b.img2img(job)
+    check_graph(wf.nodes, b.catalog)
+    (load,) = by_class(wf.nodes, "LoadImage")
+    assert load["image"] in wf.uploads
+    assert by_class(wf.nodes, "KSampler")[0]["denoise"] == 0.25
+    scale = by_class(wf.nodes, "ImageScale")[0]
+    assert (scale["width"], scale["height"]) == (320, 200)
+    assert any("takes no mask" in w for w in wf.warnings)
+    # The txt2img job keeps the built-in graph: only img2img was replaced.
+    assert by_class(b.txt2img(Txt2ImgJob(sampling(), task_id="t")).nodes, "EmptyLatentImage")
