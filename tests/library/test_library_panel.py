@@ -274,3 +274,25 @@ def test_import_export_and_a_file_removed_behind_the_apps_back(qtbot, setup, tmp
     panel.rename_selected(ItemKind.preset, new_name="Renamed")
     qtbot.waitUntil(lambda: "already gone from disk" in panel.notice.message, timeout=WAIT_MS)
     assert not (paths.presets_dir / "Renamed.yaml").exists()
+
+
+def test_keyboard_delete_and_undo_and_use_a_preset_with_a_pack(qtbot, setup):
+    panel, controller, _cards, paths = setup
+    panel.show()
+    qtbot.waitExposed(panel, timeout=WAIT_MS)
+    panel.save_current("Keys")
+    qtbot.waitUntil(lambda: "Keys" in names(panel.presets), timeout=WAIT_MS)
+    select(panel.presets, "Keys")
+    panel.presets.setFocus()
+    qtbot.keyClick(panel.presets, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: "Keys" not in names(panel.presets), timeout=WAIT_MS)
+    qtbot.keyClick(panel.presets, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: "Keys" in names(panel.presets), timeout=WAIT_MS)
+
+    paths.packs_dir.mkdir(parents=True)
+    (paths.packs_dir / "p.txt").write_text("a kite\n", encoding="utf-8")
+    controller.refresh()
+    qtbot.waitUntil(lambda: names(panel.packs) == ["p"], timeout=WAIT_MS)
+    select(panel.presets, "Keys")
+    panel.use_with_pack(controller.packs()[0].key)
+    qtbot.waitUntil(lambda: controller.packs()[0].default_preset == "Keys", timeout=WAIT_MS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QBrush, QPalette
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -19,67 +19,17 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QSplitter,
-    QStyle,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from stablenew.controller.library_controller import ItemKind, LibraryController, LibraryItem
+from stablenew.controller.library_controller import ItemKind, LibraryController
+from stablenew.gui.panels.library_list import LibraryList
 from stablenew.gui.widgets.notice import NoticeBanner
 
-KeyRole = Qt.ItemDataRole.UserRole
 _OWN_DEFAULT = "(the pack's own choice)"
-
-
-class _ItemList(QListWidget):
-    """One list of library rows; broken rows are marked and explain themselves in the tooltip."""
-
-    def __init__(self, kind: ItemKind, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.kind = kind
-        self.setObjectName(f"{kind.value}List")
-        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self._warning = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
-
-    def show_items(self, items: list[LibraryItem]) -> None:
-        current = self.current_key()
-        self.clear()
-        muted = self.palette().brush(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
-        for row in items:
-            label = row.name + ("  (shipped)" if row.read_only else "")
-            item = QListWidgetItem(label)
-            item.setData(KeyRole, row.key)
-            tip = [row.name]
-            if row.description:
-                tip.append(row.description)
-            if row.detail:
-                tip.append(row.detail)
-            if row.tags:
-                tip.append("Tags: " + ", ".join(row.tags))
-            if row.problem:
-                tip.append(row.problem)
-            if row.broken:
-                item.setIcon(self._warning)
-                item.setForeground(QBrush(muted))
-                tip.insert(1, "This file cannot be used:")
-            elif row.problem:
-                item.setIcon(self._warning)
-            item.setToolTip("\n".join(tip))
-            self.addItem(item)
-            if row.key == current:
-                self.setCurrentItem(item)
-
-    def current_key(self) -> str:
-        item = self.currentItem()
-        return str(item.data(KeyRole)) if item is not None else ""
-
-    def select_key(self, key: str) -> None:
-        for row in range(self.count()):
-            if self.item(row).data(KeyRole) == key:
-                self.setCurrentRow(row)
-                return
 
 
 class LibraryPanel(QWidget):
@@ -100,9 +50,9 @@ class LibraryPanel(QWidget):
         self.undo_button.clicked.connect(self.undo)
         self.undo_button.hide()
 
-        self.presets = _ItemList(ItemKind.preset)
-        self.profiles = _ItemList(ItemKind.profile)
-        self.packs = _ItemList(ItemKind.pack)
+        self.presets = LibraryList(ItemKind.preset)
+        self.profiles = LibraryList(ItemKind.profile)
+        self.packs = LibraryList(ItemKind.pack)
         self.prompts = QListWidget()
         self.prompts.setObjectName("packPrompts")
         self.default_preset = QComboBox()
@@ -131,6 +81,14 @@ class LibraryPanel(QWidget):
         self.profiles.itemDoubleClicked.connect(lambda _i: self.apply_selected(ItemKind.profile))
         self.packs.currentItemChanged.connect(self._pack_selected)
         self.prompts.itemDoubleClicked.connect(lambda _i: self.apply_selected(ItemKind.pack))
+
+        for kind in (ItemKind.preset, ItemKind.profile):
+            delete = QShortcut(QKeySequence.StandardKey.Delete, self._list(kind))
+            delete.setContext(Qt.ShortcutContext.WidgetShortcut)
+            delete.activated.connect(lambda k=kind: self.delete_selected(k))
+        undo = QShortcut(QKeySequence.StandardKey.Undo, self)
+        undo.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        undo.activated.connect(self.undo)
 
         controller.presets_changed.connect(self._presets_changed)
         controller.profiles_changed.connect(lambda: self.profiles.show_items(controller.profiles()))
@@ -217,6 +175,7 @@ class LibraryPanel(QWidget):
             return menu
         if kind is ItemKind.preset:
             menu.addAction("Update with current settings", self.update_selected)
+            menu.addAction("Use with a pack…", self.use_with_pack)
         if kind is ItemKind.profile:
             menu.addAction("Edit…", self.edit_profile)
         menu.addAction("Rename…", lambda: self.rename_selected(kind))
@@ -229,13 +188,13 @@ class LibraryPanel(QWidget):
             menu.addAction("Import A1111 styles.csv…", self.import_styles)
         return menu
 
-    def _context_menu(self, widget: _ItemList, pos: QPoint) -> None:
+    def _context_menu(self, widget: LibraryList, pos: QPoint) -> None:
         item = widget.itemAt(pos)
         if item is not None:
             widget.setCurrentItem(item)
         self._menu(widget.kind).exec(widget.viewport().mapToGlobal(pos))
 
-    def _list(self, kind: ItemKind) -> _ItemList:
+    def _list(self, kind: ItemKind) -> LibraryList:
         lists = {ItemKind.preset: self.presets, ItemKind.profile: self.profiles, ItemKind.pack: self.packs}
         return lists[kind]
 
@@ -343,6 +302,24 @@ class LibraryPanel(QWidget):
         while dialog.exec():
             if self.controller.save_profile(dialog.values(), key or None):
                 return
+
+    def use_with_pack(self, pack_key: str | None = None) -> None:
+        """Make the selected preset the default preset of a pack (asked for when not given)."""
+        key = self._selected(ItemKind.preset)
+        row = next((p for p in self.controller.presets() if p.key == key), None)
+        if row is None:
+            return
+        if pack_key is None:
+            packs = [p for p in self.controller.packs() if not p.broken]
+            if not packs:
+                self.status.setText("There are no packs yet. Put pack files in the packs folder.")
+                return
+            label, ok = QInputDialog.getItem(self, "Use with a pack", f"Apply '{row.name}' with pack:",
+                                             [p.name for p in packs], 0, False)
+            if not ok:
+                return
+            pack_key = next(p.key for p in packs if p.name == label)
+        self.controller.set_pack_default_preset(pack_key, row.name)
 
     def update_selected(self) -> None:
         key = self._selected(ItemKind.preset)
