@@ -155,9 +155,9 @@ def server_infotext_matches(infotext: str, prompt: str, seed: int) -> bool:
 def stablenew_payload(*, config: PipelineConfig, seed: int, stages: Sequence[str], run_id: str,
                       image_index: int, tags: RunTags | None, node: str, node_kind: str,
                       timings: dict[str, float] | None = None, created_at: float = 0.0,
-                      ) -> dict[str, Any]:
+                      source: str | None = None) -> dict[str, Any]:
     """Our JSON chunk: everything needed to reproduce the image and rebuild its record."""
-    return {
+    payload = {
         "format": STABLENEW_FORMAT,
         "app": f"StableNew {__version__}",
         "run_id": run_id,
@@ -171,6 +171,9 @@ def stablenew_payload(*, config: PipelineConfig, seed: int, stages: Sequence[str
         "timings": dict(timings or {}),
         "created_at": created_at,
     }
+    if source is not None:
+        payload["source"] = source  # the input image a re-run started from
+    return payload
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -37,6 +37,9 @@ class ImageRecord:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     warnings: tuple[str, ...] = ()
     created_at: float = 0.0  # unix time
+    #: The input image a re-run started from (None when the run began with txt2img, or the
+    #: input was given as bytes).
+    source: Path | None = None
 
     @property
     def prompt(self) -> str:

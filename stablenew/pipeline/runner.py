@@ -165,6 +165,7 @@ class _Image:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     infotext: str = ""  # the server's infotext for the latest stage
+    source: Path | None = None  # the input file a re-run started from
 
 
 class _Run:
@@ -337,7 +338,18 @@ class _Run:
                 self._image_error(index, f"The input image{name} could not be read.", repr(exc))
                 self._skip_later(chain)
                 return None
-            image = _Image(index, (base + index) % (MAX_SEED + 1), data, size)
+            width, height = stages.expected_size(self.config, chain, size)
+            limit = self.config.limits.max_output_pixels
+            if width * height > limit:
+                self._image_error(
+                    index, f"Input image {index + 1} would become {width}×{height} "
+                    f"({width * height / 1e6:.1f} MP), above the limit of {limit / 1e6:g} MP "
+                    "(Largest output). Lower the upscale, or raise the limit.",
+                    f"input {size[0]}x{size[1]}, stages {[s.value for s in chain]}")
+                self._skip_later(chain)
+                return None
+            image = _Image(index, (base + index) % (MAX_SEED + 1), data, size,
+                           source=None if isinstance(source, bytes) else Path(source))
             loaded[index] = image
             return self._send(chain[0], self._job_for(chain[0], image), index)
 
@@ -544,7 +556,7 @@ class _Run:
                 run_id=self.run_id, image_index=image.index, config=config, seed=image.seed,
                 stages=tuple(image.chain), node=self.node, node_kind=self.node_kind, path=path,
                 thumbnail=thumb, tags=self.tags, timings=dict(image.timings),
-                warnings=tuple(image.warnings), created_at=created)
+                warnings=tuple(image.warnings), created_at=created, source=image.source)
             self.records.append(record)
             for hook in self.runner._hooks:
                 try:
@@ -575,7 +587,8 @@ class _Run:
         payload = it.stablenew_payload(
             config=config, seed=image.seed, stages=image.chain, run_id=self.run_id,
             image_index=image.index, tags=self.tags, node=self.node, node_kind=self.node_kind,
-            timings=image.timings, created_at=created)
+            timings=image.timings, created_at=created,
+            source=str(image.source) if image.source is not None else None)
         chunks = {it.PARAMETERS_KEY: parameters,
                   it.STABLENEW_KEY: json.dumps(payload, ensure_ascii=False, separators=(",", ":"))}
         outputs.write_png(path, image.data, chunks)

@@ -141,7 +141,9 @@ async def test_rerun_one_stage_from_input_images(node, tmp_path):
     assert [r.stages for r in result.records] == [("img2img",), ("img2img",)]
     sizes = [Image.open(r.path).size for r in result.records]
     assert sizes == [(96, 80), (48, 64)]
+    assert [r.source for r in result.records] == [source, None]
     meta = read_image_metadata(result.records[0].path)
+    assert meta.stablenew["source"] == str(source)
     assert meta.parsed["Prompt"] == "sharper fox"
     assert meta.parsed["Denoising strength"] == "0.5"
 
@@ -150,6 +152,16 @@ async def test_input_images_with_nothing_after_txt2img_is_refused(node, tmp_path
     result, _ = await _run(PipelineRunner(tmp_path), small_config(), node,
                            input_images=[png(8, 8, 1)])
     assert result.status is RunStatus.failed and "nothing to do" in result.message
+
+
+async def test_input_that_would_exceed_the_size_limit_is_refused_before_sending(node, tmp_path):
+    config = small_config(**_enable(("upscale",)), **{"upscale.scale": 4.0,
+                                                      "limits.max_output_pixels": 200_000})
+    result, _ = await _run(PipelineRunner(tmp_path), config, node,
+                           input_images=[png(200, 200, 1), png(64, 64, 2)])
+    assert result.status is RunStatus.partial and len(result.records) == 1
+    assert "800×800" in result.errors[0].message and "Largest output" in result.errors[0].message
+    assert node.calls("upscale") == 1
 
 
 async def test_unreadable_input_image_fails_alone(node, tmp_path):
