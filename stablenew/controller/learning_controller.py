@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from enum import StrEnum
@@ -90,6 +91,7 @@ class LearningController(QObject):
     insights_changed = Signal(object)  # Insights
     recommendation_changed = Signal(object)  # RecommendedPreset
     packs_changed = Signal(list)  # list[str]; "" is "images without a pack"
+    runs_changed = Signal(list)  # list[(run id, label in words)], newest first
     export_finished = Signal(object)  # ExportSummary
     preset_saved = Signal(str)  # path of the saved preset
     error_changed = Signal(object)  # ErrorInfo | None
@@ -395,6 +397,7 @@ class LearningController(QObject):
             self._token = None
             self.running_changed.emit(False)
         self.refresh_insights()
+        self.refresh_runs()
 
     def _set_progress(self, text: str, fraction: float) -> None:
         self._progress = (text, fraction)
@@ -424,6 +427,14 @@ class LearningController(QObject):
             return
         await self._worker.call(LearningStore.save_run, run.run_id, pack=run.pack,
                                 parameter=run.parameter, status=run.state.value, result=run.to_json())
+
+    def refresh_runs(self) -> None:
+        """List the saved learning runs (newest first) for the "earlier runs" picker."""
+        async def _list() -> None:
+            rows = await self._worker.call(LearningStore.runs)
+            self.runs_changed.emit([(run_id, _run_words(parameter, pack, status, created))
+                                    for run_id, pack, parameter, status, created in rows])
+        self.tasks.spawn(_list(), name="learning-runs")
 
     def open_run(self, run_id: str) -> None:
         """Show a saved learning run in the comparison grid again."""
@@ -552,6 +563,15 @@ class LearningRatingBook:
             self._controller.tag(path, tag, on=False)
         for tag in sorted(wanted - set(current)):
             self._controller.tag(path, tag)
+
+
+def _run_words(parameter: str, pack: str, status: str, created: float) -> str:
+    try:
+        label = get_parameter(parameter).label
+    except LearningError:
+        label = parameter
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(created))
+    return f"{when} — {label}{f' ({pack})' if pack else ''} — {status}"
 
 
 def _forget(store: LearningStore, paths: list[str]) -> int:

@@ -137,5 +137,13 @@ async def test_a_lora_weight_run_from_the_panel(qtbot, tmp_path, sd_backend):
         assert run.state.value == "completed" and run.parameter == "lora:film_grain"
         assert panel.comparison._cards.keys() == {(0, 0), (0, 1)}
         assert "film_grain weight" in panel.comparison.grid.itemAtPosition(0, 1).widget().text()
+        # The finished run is listed among the earlier runs and opens again from there.
+        await _until(controller, lambda: panel.comparison.earlier.count() == 2)
+        assert "LoRA film_grain weight" in panel.comparison.earlier.itemText(1)
+        controller._set_run(None)
+        assert not panel.comparison._cards
+        panel.comparison._open_earlier(1)
+        await _until(controller, lambda: controller.run_result is not None)
+        assert controller.run_result == run and len(panel.comparison._cards) == 2
     finally:
         await controller.aclose()

@@ -112,6 +112,14 @@ class ComparisonView(QWidget):
         self.title = QLabel("No learning run yet — choose a setting above and start one.")
         self.title.setObjectName("LearningRunTitle")
         self.title.setWordWrap(True)
+        self.earlier = QComboBox()
+        self.earlier.setAccessibleName("Earlier learning runs")
+        self.earlier.setToolTip("Open an earlier learning run to look at or rate its images again")
+        self.earlier.addItem("Earlier runs…", None)
+        self.earlier.activated.connect(self._open_earlier)
+        head = QHBoxLayout()
+        head.addWidget(self.title, 1)
+        head.addWidget(self.earlier)
         self.grid_host = QWidget()
         self.grid = QGridLayout(self.grid_host)
         self.grid.setSpacing(8)
@@ -143,7 +151,7 @@ class ComparisonView(QWidget):
         tools.addWidget(best_button)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(self.title)
+        layout.addLayout(head)
         layout.addWidget(scroll, 1)
         layout.addWidget(self.scores)
         layout.addLayout(tools)
@@ -151,10 +159,23 @@ class ComparisonView(QWidget):
 
         controller.run_changed.connect(self.show_run)
         controller.progress_changed.connect(self._progress)
+        controller.runs_changed.connect(self._set_runs)
         if controller.run_result is not None:
             self.show_run(controller.run_result)
 
     # --- showing --------------------------------------------------------------------------
+
+    def _set_runs(self, runs: list) -> None:
+        self.earlier.clear()
+        self.earlier.addItem("Earlier runs…", None)
+        for run_id, words in runs:
+            self.earlier.addItem(words, run_id)
+
+    def _open_earlier(self, index: int) -> None:
+        run_id = self.earlier.itemData(index)
+        if run_id and not self.controller.running:
+            self.controller.open_run(run_id)
+            self.setFocus()
 
     def show_run(self, run: Any) -> None:
         self._run = run

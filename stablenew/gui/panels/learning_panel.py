@@ -112,6 +112,7 @@ class LearningPanel(QWidget):
         self._show_mode(controller.mode.value)
         self._parameter_chosen(0)
         controller.refresh_insights()
+        controller.refresh_runs()
 
     def _mode_chosen(self, _index: int) -> None:
         self.controller.set_mode(self.mode_box.currentData())
