@@ -96,7 +96,8 @@ class ProgressTracker:
         self._update()
 
     def executing(self, node: str | None) -> None:
-        if self._current is not None and self._current != node:
+        # Ids outside our graph (expanded subgraph nodes such as "5:3") carry no weight of their own.
+        if self._current in self._weight and self._current != node:
             self._done.add(self._current)
         self._current = node
         self._value = 0.0
@@ -106,9 +107,9 @@ class ProgressTracker:
         if node is not None and node != self._current:
             self.executing(node)
         self._value = max(0.0, min(1.0, value / maximum)) if maximum else 0.0
-        if self._current is not None and self._steps.get(self._current):
+        if self._steps.get(self._current or ""):
             done_steps = sum(self._steps[n] for n in self._done)
-            current = int(round(self._value * self._steps[self._current]))
+            current = int(round(self._value * self._steps[self._current or ""]))
             self.step = min(self.total_steps, done_steps + current)
         self._update()
 

@@ -340,8 +340,9 @@ async def test_dropped_socket_during_a_run_still_returns_the_image(tmp_path):
         assert len(again.images) == 1
 
 
-async def test_previews_arrive_when_enabled(tmp_path):
-    async with running_node(tmp_path, previews=True, step_ms=2) as (fake, backend):
+@pytest.mark.parametrize("metadata", [True, False], ids=["metadata-frames", "legacy-frames"])
+async def test_previews_arrive_when_enabled(tmp_path, metadata):
+    async with running_node(tmp_path, previews=True, step_ms=2, preview_metadata=metadata) as (fake, backend):
         progress = []
         await backend.txt2img(Txt2ImgJob(sampling(steps=5), task_id="p"), progress.append)
     previews = [p.preview for p in progress if p.preview]

@@ -286,3 +286,13 @@ def test_progress_never_goes_back_and_handles_advanced_samplers():
     assert t.fraction >= high
     t.progress("2", 8, 8)
     assert t.step == 20 and t.fraction == pytest.approx(1.0)
+
+
+def test_progress_ignores_node_ids_outside_the_graph():
+    t = ProgressTracker(GRAPH)
+    t.executing("5:3")  # an expanded subgraph node
+    t.progress("5:3", 1, 2)
+    t.executing("3")
+    t.progress("3", 20, 20)
+    t.executing("9:1")
+    assert t.step == 20 and 0 < t.fraction < 1

@@ -169,6 +169,8 @@ class FakeComfyUI:
     history_lag_ms: float = 0.0
     #: Newer servers have /api/jobs; older ones answer 404 there.
     jobs_api: bool = True
+    #: Older servers ignore the feature_flags handshake and always send legacy preview frames.
+    preview_metadata: bool = True
     #: HTTP basic auth (user, password) demanded on every route, like a reverse proxy would.
     auth: tuple[str, str] | None = None
     host: str = "127.0.0.1"
@@ -592,7 +594,7 @@ class FakeComfyUI:
                         data = json.loads(msg.data)
                     except ValueError:
                         continue
-                    if data.get("type") == "feature_flags":
+                    if data.get("type") == "feature_flags" and self.preview_metadata:
                         client.preview_metadata = bool(
                             (data.get("data") or {}).get("supports_preview_metadata"))
                         with open(DATA_DIR / "resp_features.json", encoding="utf-8") as f:
