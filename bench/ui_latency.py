@@ -93,7 +93,8 @@ def measure_stalls() -> tuple[list[float], float]:
             window = build_main_window(start_up())
             window.show()
             window.start_after_first_paint()
-            while window.session.server.state != "connected":
+            # Measured once start-up is over: server connected and every room opened.
+            while window.session.server.state != "connected" or not window.session.rooms_ready:
                 await asyncio.sleep(0.02)
             panel = window.pipeline_panel
             panel.editor("txt2img.prompt").set_value("benchmark prompt")

@@ -51,7 +51,8 @@ def _shoot(url: str, out: Path, dark: bool) -> int:
         window.resize(1480, 920)
         window.show()
         window.start_after_first_paint()
-        await _until(lambda: window.session.server.state == "connected", 10)
+        await _until(lambda: window.session.server.state == "connected"
+                     and window.session.rooms_ready, 20)
         panel = window.pipeline_panel
         panel.editor("txt2img.prompt").set_value(
             "a lighthouse on a cliff at dusk, volumetric light, crashing waves, highly detailed, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.controller.app_controller import AppController, Startup, start_up
 from stablenew.controller.errors import ErrorInfo
@@ -17,8 +17,14 @@ from stablenew.controller.tasks import TaskOwner
 log = logging.getLogger("stablenew.controller")
 
 
+ROOMS = ("library", "randomizer", "learning", "queue")
+
+
 class Session(QObject):
     """Every controller of one window; the GUI receives this and nothing from lower rooms."""
+
+    #: name of a room whose controller is now available ("library", "randomizer", ...)
+    room_opened = Signal(str)
 
     def __init__(self, startup: Startup | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -32,11 +38,13 @@ class Session(QObject):
         self.pipeline.image_saved.connect(self.gallery.add_record)
         self.tasks = TaskOwner("Session", self)
         self.tasks.error_raised.connect(self.pipeline.error_changed)
-        # The other rooms' controllers; each is optional so a build without one still opens.
-        self.learning: Any = self._learning()
-        self.library: Any = self._library()
-        self.queue: Any = self._queue()
-        self.randomizer: Any = self._randomizer()
+        # The other rooms' controllers open after the first paint (their imports are heavy);
+        # each is optional so a build without one still opens.
+        self.learning: Any = None
+        self.library: Any = None
+        self.queue: Any = None
+        self.randomizer: Any = None
+        self._rooms_pending = list(ROOMS)
 
     # --- other rooms ----------------------------------------------------------------------------
 
@@ -132,10 +140,40 @@ class Session(QObject):
         """Work that may touch the network or the disk: only after the window's first paint."""
         self.server.reconnect()
         self.gallery.refresh()
-        if self.library is not None:
-            self.library.start()
-        if self.queue is not None:
-            self.queue.start_polling()
+        QTimer.singleShot(0, self._open_next_room)
+
+    @property
+    def rooms_ready(self) -> bool:
+        """Every room has been opened (or found missing from this build)."""
+        return not self._rooms_pending
+
+    def open_rooms(self) -> None:
+        """Open every remaining room now (tests and tools that need them at once)."""
+        while self._rooms_pending:
+            self._open_room(self._rooms_pending.pop(0))
+
+    def _open_next_room(self) -> None:
+        # One room per turn of the event loop, so the window stays responsive while they load.
+        if self._rooms_pending:
+            self._open_room(self._rooms_pending.pop(0))
+            QTimer.singleShot(0, self._open_next_room)
+
+    def _open_room(self, name: str) -> None:
+        try:
+            controller = getattr(self, f"_{name}")()
+        except Exception as exc:  # a broken room must not take the window down with it
+            log.exception("the %s room failed to open", name)
+            self._forward_error(ErrorInfo(f"The {name} part of StableNew could not start: {exc}",
+                                          source=name.capitalize()))
+            return
+        if controller is None:
+            return
+        setattr(self, name, controller)
+        if name == "library":
+            controller.start()
+        elif name == "queue":
+            controller.start_polling()
+        self.room_opened.emit(name)
 
     async def aclose(self) -> None:
         self.app.sync_ui_state()

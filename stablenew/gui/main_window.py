@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
@@ -77,7 +77,6 @@ class MainWindow(QMainWindow):
         self.sidebar = self._panel_or_slot(
             "library", "Presets & packs",
             "Your presets and prompt packs will be listed here, with search.")
-        self.sidebar.setObjectName("Sidebar")
         self.work_tabs = QTabWidget()
         self.work_tabs.setObjectName("WorkTabs")
         self.work_tabs.setDocumentMode(True)
@@ -86,12 +85,14 @@ class MainWindow(QMainWindow):
             "randomizer", "Variants",
             "Prompt variants and config matrices, with a live count of the images a run will make.")
         self.work_tabs.addTab(self.variants_panel, "Variants")
-        self.work_tabs.addTab(self._panel_or_slot(
+        self.queue_panel = self._panel_or_slot(
             "queue", "Queue", "Batches waiting to run, their progress, and the controls to reorder, "
-            "pause or cancel them."), "Queue")
-        self.work_tabs.addTab(self._panel_or_slot(
+            "pause or cancel them.")
+        self.work_tabs.addTab(self.queue_panel, "Queue")
+        self.learning_panel = self._panel_or_slot(
             "learning", "Learning", "Compare variants side by side, rate them, and see which "
-            "settings score best."), "Learning")
+            "settings score best.")
+        self.work_tabs.addTab(self.learning_panel, "Learning")
 
         self.right_split = QSplitter(Qt.Orientation.Vertical)
         self.right_split.setObjectName("RightSplit")
@@ -143,40 +144,77 @@ class MainWindow(QMainWindow):
         app.notice_changed.connect(self._app_notice)
         app.theme_changed.connect(self.apply_theme)
         pipeline.set_values_provider(self.pipeline_panel.values)
-        if session.randomizer is not None:
-            # The variant count follows the cards (the adapter debounces and counts off-thread).
-            self.pipeline_panel.values_changed.connect(
-                lambda _path: session.randomizer.set_base_config(pipeline.current_config()))
+        self.pipeline_panel.values_changed.connect(self._cards_changed)
+        session.room_opened.connect(self._room_opened)
         self._setup_queue()
         if app.notice is not None:
             self.notice.show_notice(app.notice.message, app.notice.detail, level="warning")
         self._last_error = None
+        self._painted = False
+        self._start_pending = False
         self._server_changed()
         self._restore_state()
 
     # --- slots of other rooms ---------------------------------------------------------------
 
     def _panel_or_slot(self, name: str, title: str, text: str) -> QWidget:
+        return self._make_panel(name) or PanelSlot(title, text)
+
+    def _make_panel(self, name: str) -> QWidget | None:
+        """The room's own panel, or None while its controller or panel is not in this build."""
         controller = getattr(self.session, name, None)
         factory = _PANEL_FACTORIES.get(name)
-        if controller is not None and factory is not None:
-            try:
-                return factory(controller)
-            except ImportError:
-                pass
-            except Exception as exc:  # one room's broken panel must not keep the window from opening
-                log.exception("the %s panel failed to open", name)
-                return PanelSlot(title, f"This panel could not be opened: {exc}")
-        return PanelSlot(title, text)
+        if controller is None or factory is None:
+            return None
+        try:
+            return factory(controller)
+        except ImportError:
+            return None
+        except Exception as exc:  # one room's broken panel must not keep the window from opening
+            log.exception("the %s panel failed to open", name)
+            return PanelSlot(name.capitalize(), f"This panel could not be opened: {exc}")
+
+    def _room_opened(self, name: str) -> None:
+        """A room's controller is ready after start-up: put its panel where the slot was."""
+        attribute = {"library": "sidebar", "randomizer": "variants_panel", "queue": "queue_panel",
+                     "learning": "learning_panel"}[name]
+        old = getattr(self, attribute)
+        new = self._make_panel(name)
+        if new is None:
+            return  # no panel for this room in this build: keep the explanatory slot
+        if name == "library":
+            new.setObjectName(new.objectName() or "Sidebar")
+            self.main_split.replaceWidget(self.main_split.indexOf(old), new)
+        else:
+            index = self.work_tabs.indexOf(old)
+            current = self.work_tabs.currentIndex() == index
+            title = self.work_tabs.tabText(index)
+            self.work_tabs.removeTab(index)
+            self.work_tabs.insertTab(index, new, title)
+            if current:
+                self.work_tabs.setCurrentIndex(index)
+        old.deleteLater()
+        setattr(self, attribute, new)
+        if name == "queue":
+            self._setup_queue()
+        if name == "randomizer":
+            self._cards_changed("")
+
+    def _cards_changed(self, _path: str) -> None:
+        # The variant count follows the cards (the adapter debounces and counts off-thread).
+        randomizer = self.session.randomizer
+        if randomizer is not None:
+            randomizer.set_base_config(self.session.pipeline.current_config())
 
     def _setup_queue(self) -> None:
         queue = self.session.queue
         if queue is None:
             self.commands.set_queue_available(False, "The queue is not installed in this build yet.")
             return
-        count = getattr(queue, "count_changed", None)
-        if count is not None:
-            count.connect(self.commands.set_queue_count)
+        self.commands.set_queue_available(True)
+        self.commands.queue_button.setToolTip("Add this run to the queue (Ctrl+Shift+Enter)")
+        queue.count_changed.connect(self.commands.set_queue_count)
+        self.commands.set_queue_count(queue.count)
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -220,7 +258,20 @@ class MainWindow(QMainWindow):
     # --- controller → view ----------------------------------------------------------------------
 
     def start_after_first_paint(self) -> None:
-        QTimer.singleShot(0, self.session.start)
+        """Start the session (network, disk, the other rooms) once the window has been painted."""
+        if self._painted:
+            QTimer.singleShot(0, self.session.start)
+        else:
+            self._start_pending = True
+
+    def event(self, event: QEvent) -> bool:
+        handled = super().event(event)
+        if event.type() == QEvent.Type.Paint and not self._painted:
+            self._painted = True
+            if self._start_pending:
+                self._start_pending = False
+                QTimer.singleShot(0, self.session.start)
+        return handled
 
     def _server_changed(self, *_args) -> None:
         server = self.session.server
