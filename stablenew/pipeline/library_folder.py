@@ -147,7 +147,6 @@ class FolderLock:
     write sequences such as "is this name free? then save" whole across processes.
     """
 
-
     def __init__(self, folder: Path, *, timeout: float = 15.0) -> None:
         self.path = folder / LOCK_FILE
         self.timeout = timeout
