@@ -283,11 +283,13 @@ class RandomizerAdapter(QObject):
         self._start_compute()
 
     def _schedule(self) -> None:
+        # Any result still on its way describes an older spec: drop it, wait for the new one.
+        with self._lock:
+            self._generation += 1
         self._timer.start()
 
     def _start_compute(self) -> None:
         with self._lock:
-            self._generation += 1
             generation = self._generation
         base, spec, folder = self._base, self._spec, self._manager
         self._set_busy(True)
@@ -307,8 +309,12 @@ class RandomizerAdapter(QObject):
             result = exc
         with self._lock:
             stale = generation != self._generation
-        if not stale:
+        if stale:
+            return
+        try:
             self._computed.emit(generation, result)
+        except RuntimeError:  # the adapter was deleted while this ran (the window closed)
+            pass
 
     def _on_computed(self, generation: int, result: Any) -> None:
         if generation != self._generation:
