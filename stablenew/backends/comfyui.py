@@ -36,6 +36,7 @@ from stablenew.backends.comfyui_workflows import (
     NodeCatalog,
     Workflow,
     WorkflowBuilder,
+    a1111_upscaler_names,
     check_graph,
     load_user_templates,
 )
@@ -196,7 +197,7 @@ class ComfyUIBackend:
             checkpoints=catalog.checkpoints,
             samplers=catalog.samplers,
             schedulers=catalog.schedulers,
-            upscalers=catalog.upscale_models,
+            upscalers=a1111_upscaler_names(catalog.upscale_models),
             loras=catalog.loras,
             embeddings=catalog.embeddings,
             adetailer_models=catalog.detector_models,

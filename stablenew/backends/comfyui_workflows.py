@@ -106,14 +106,29 @@ PIXEL_UPSCALERS: dict[str, str] = {"none": "lanczos", "lanczos": "lanczos", "nea
 
 #: A1111's built-in upscaler names -> the usual file names of the same models.
 UPSCALER_FILES: dict[str, tuple[str, ...]] = {
-    "r-esrgan 4x+": ("RealESRGAN_x4plus",),
-    "r-esrgan 4x+ anime6b": ("RealESRGAN_x4plus_anime_6B",),
-    "r-esrgan 2x+": ("RealESRGAN_x2plus",),
-    "esrgan_4x": ("ESRGAN_4x", "ESRGAN_x4", "RRDB_ESRGAN_x4"),
-    "swinir 4x": ("SwinIR_4x", "003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_GAN"),
-    "scunet": ("scunet_color_real_psnr", "ScuNET"),
-    "dat x4": ("DAT_x4",),
+    "R-ESRGAN 4x+": ("RealESRGAN_x4plus",),
+    "R-ESRGAN 4x+ Anime6B": ("RealESRGAN_x4plus_anime_6B",),
+    "R-ESRGAN 2x+": ("RealESRGAN_x2plus",),
+    "ESRGAN_4x": ("ESRGAN_4x", "ESRGAN_x4", "RRDB_ESRGAN_x4"),
+    "SwinIR 4x": ("SwinIR_4x", "003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_GAN"),
+    "ScuNET": ("scunet_color_real_psnr", "ScuNET"),
+    "DAT x4": ("DAT_x4",),
 }
+_UPSCALER_ALIASES = {_k.lower(): _v for _k, _v in UPSCALER_FILES.items()}
+
+
+def a1111_upscaler_names(installed: Iterable[str]) -> tuple[str, ...]:
+    """The upscaler names a node can serve, in A1111's words as well as its own files.
+
+    The scheduler compares a config's upscaler ("R-ESRGAN 4x+") with a node's list, so a
+    ComfyUI node lists the A1111 names its files stand in for, and the resizers that need none.
+    """
+    installed = tuple(installed)
+    names = ["None", "Lanczos", "Nearest", "Latent", "Latent (antialiased)", "Latent (bicubic)",
+             "Latent (bicubic antialiased)", "Latent (nearest)", "Latent (nearest-exact)"]
+    names += [alias for alias, files in UPSCALER_FILES.items()
+              if any(match_file(f, installed) for f in files)]
+    return tuple(names) + installed
 
 _WHAT_WORDS = {
     "checkpoint": "Checkpoint",
@@ -668,7 +683,7 @@ class WorkflowBuilder:
     def upscale_model_file(self, upscaler: str) -> str:
         installed = self.catalog.upscale_models
         found = match_file(upscaler, installed)
-        for alias in UPSCALER_FILES.get(_norm(upscaler), ()):
+        for alias in _UPSCALER_ALIASES.get(_norm(upscaler), ()):
             found = found or match_file(alias, installed)
         if found is None:
             raise missing("upscaler", upscaler, installed, self.catalog.node_name,

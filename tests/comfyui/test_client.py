@@ -85,6 +85,9 @@ async def test_probe_reports_models_vram_and_node_classes(fake_comfyui, comfy):
     assert "sd15_base.safetensors" in caps.checkpoints
     assert "dpmpp_2m" in caps.samplers and "karras" in caps.schedulers
     assert "RealESRGAN_x4plus.pth" in caps.upscalers
+    # A1111 names the node can serve, so the scheduler matches configs written for A1111.
+    assert {"R-ESRGAN 4x+", "R-ESRGAN 2x+", "Lanczos", "Latent"} <= set(caps.upscalers)
+    assert "R-ESRGAN 4x+ Anime6B" not in caps.upscalers
     assert "detail_tweaker.safetensors" in caps.loras
     assert "KSampler" in caps.node_classes and "FaceDetailer" not in caps.node_classes
     await comfy.ping()

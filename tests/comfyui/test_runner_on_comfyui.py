@@ -152,3 +152,16 @@ async def test_vanishing_node_stops_the_run_with_a_clear_reason(comfy_node, tmp_
     assert result.status is not RunStatus.completed
     assert [r.image_index for r in result.records] == [0]
     assert any("den-3060" in e.message for e in result.errors)
+
+
+async def test_the_scheduler_accepts_a_probed_comfyui_node_for_a1111_worded_configs(comfy_node):
+    from stablenew.cluster.scheduler import NodeView, ineligibility
+    from stablenew.cluster.work import requirements_for
+
+    fake, backend = comfy_node
+    caps = await backend.probe()
+    cfg = config(**{"upscale.enabled": True, "adetailer.enabled": True, "txt2img.hires.enabled": True,
+                    "txt2img.hires.upscaler": "R-ESRGAN 2x+"})
+    assert ineligibility(requirements_for(cfg), NodeView("den-3060", caps)) is None
+    missing = config(**{"upscale.enabled": True, "upscale.upscaler": "R-ESRGAN 4x+ Anime6B"})
+    assert "Anime6B" in ineligibility(requirements_for(missing), NodeView("den-3060", caps))
