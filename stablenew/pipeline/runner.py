@@ -1,10 +1,11 @@
 """PipelineRunner: drives every image of a run through the enabled stages on one Backend.
 
-The node is the scarce resource, so the runner keeps it busy: as soon as a stage answers,
-the next request goes out, while the finished image is written (metadata, PNG, thumbnail)
-in a worker thread. Cancelling interrupts only our job on the node and returns within a
-second; one failing image is recorded and the batch carries on, unless the node itself is
-gone.
+The node is the scarce resource, so the runner keeps it busy: the next image's first
+request is sent as soon as the current image's last one has gone out, so the server starts
+it the moment it finishes (it queues behind ours), while finished images are written
+(metadata, PNG, thumbnail) in writer threads. Cancelling interrupts our running and queued
+jobs (never anyone else's) and returns within a second; one failing image is recorded and
+the batch carries on, unless the node itself is gone or fails image after image.
 """
 
 from __future__ import annotations
