@@ -36,46 +36,56 @@ FORMAT_VERSION = 1
 # ---------------------------------------------------------------------------- name tables
 #: A1111/Forge sampler names -> ComfyUI sampler_name. ComfyUI names are accepted as they are.
 SAMPLERS: dict[str, str] = {
-    "euler a": "euler_ancestral",
-    "euler": "euler",
-    "lms": "lms",
-    "heun": "heun",
-    "dpm2": "dpm_2",
-    "dpm2 a": "dpm_2_ancestral",
-    "dpm++ 2s a": "dpmpp_2s_ancestral",
-    "dpm++ 2m": "dpmpp_2m",
-    "dpm++ sde": "dpmpp_sde",
-    "dpm++ 2m sde": "dpmpp_2m_sde",
-    "dpm++ 2m sde gpu": "dpmpp_2m_sde_gpu",
-    "dpm++ 2m sde heun": "dpmpp_2m_sde_heun",
-    "dpm++ 3m sde": "dpmpp_3m_sde",
-    "dpm fast": "dpm_fast",
-    "dpm adaptive": "dpm_adaptive",
-    "lcm": "lcm",
-    "ddim": "ddim",
-    "ddpm": "ddpm",
-    "unipc": "uni_pc",
-    "ipndm": "ipndm",
-    "ipndm_v": "ipndm_v",
-    "deis": "deis",
-    "euler cfg++": "euler_cfg_pp",
-    "euler a cfg++": "euler_ancestral_cfg_pp",
-    "dpm++ 2m cfg++": "dpmpp_2m_cfg_pp",
+    "DPM++ 2M": "dpmpp_2m",
+    "DPM++ SDE": "dpmpp_sde",
+    "DPM++ 2M SDE": "dpmpp_2m_sde",
+    "DPM++ 2M SDE Heun": "dpmpp_2m_sde_heun",
+    "DPM++ 2S a": "dpmpp_2s_ancestral",
+    "DPM++ 3M SDE": "dpmpp_3m_sde",
+    "Euler a": "euler_ancestral",
+    "Euler": "euler",
+    "LMS": "lms",
+    "Heun": "heun",
+    "DPM2": "dpm_2",
+    "DPM2 a": "dpm_2_ancestral",
+    "DPM fast": "dpm_fast",
+    "DPM adaptive": "dpm_adaptive",
+    "DDIM": "ddim",
+    "DDPM": "ddpm",
+    "UniPC": "uni_pc",
+    "LCM": "lcm",
 }
+_SAMPLER_KEYS = {k.lower(): v for k, v in SAMPLERS.items()}
 
-#: A1111 "Schedule type" names -> ComfyUI scheduler. "Automatic" depends on the sampler.
+#: A1111 "Schedule type" labels -> ComfyUI scheduler. "Automatic" depends on the sampler.
 SCHEDULERS: dict[str, str] = {
-    "uniform": "normal",
-    "normal": "normal",
-    "karras": "karras",
-    "exponential": "exponential",
-    "sgm uniform": "sgm_uniform",
-    "simple": "simple",
-    "ddim": "ddim_uniform",
-    "beta": "beta",
-    "kl optimal": "kl_optimal",
-    "linear quadratic": "linear_quadratic",
+    "Uniform": "normal",
+    "Karras": "karras",
+    "Exponential": "exponential",
+    "SGM Uniform": "sgm_uniform",
+    "KL Optimal": "kl_optimal",
+    "Simple": "simple",
+    "Normal": "normal",
+    "DDIM": "ddim_uniform",
+    "Beta": "beta",
 }
+_SCHEDULER_KEYS = {k.lower(): v for k, v in SCHEDULERS.items()}
+
+
+def a1111_sampler_names(available: Iterable[str]) -> tuple[str, ...]:
+    """A node's samplers in A1111's words (so presets stay portable), then ComfyUI-only ones."""
+    available = tuple(available)
+    mapped = [name for name, comfy in SAMPLERS.items() if comfy in available]
+    covered = set(SAMPLERS.values())
+    return tuple(mapped) + tuple(a for a in available if a not in covered)
+
+
+def a1111_scheduler_names(available: Iterable[str]) -> tuple[str, ...]:
+    available = tuple(available)
+    mapped = [name for name, comfy in SCHEDULERS.items() if comfy in available]
+    covered = set(SCHEDULERS.values())
+    return ("Automatic", *mapped) + tuple(a for a in available if a not in covered)
+
 
 #: What A1111 picks for "Automatic" (its samplers' default schedulers), in ComfyUI words.
 AUTOMATIC_SCHEDULER: dict[str, str] = {
@@ -85,7 +95,6 @@ AUTOMATIC_SCHEDULER: dict[str, str] = {
     "dpmpp_2m": "karras",
     "dpmpp_sde": "karras",
     "dpmpp_2m_sde": "karras",
-    "dpmpp_2m_sde_gpu": "karras",
     "dpmpp_2m_sde_heun": "exponential",
     "dpmpp_3m_sde": "exponential",
     "ddim": "ddim_uniform",
@@ -209,9 +218,9 @@ def comfy_sampler(name: str, available: Iterable[str], node: str) -> tuple[str, 
     key = _norm(name)
     implied = None
     for suffix, sched in ((" karras", "karras"), (" exponential", "exponential")):
-        if key.endswith(suffix) and key[: -len(suffix)] in SAMPLERS:
+        if key.endswith(suffix) and key[: -len(suffix)] in _SAMPLER_KEYS:
             key, implied = key[: -len(suffix)], sched
-    mapped = SAMPLERS.get(key)
+    mapped = _SAMPLER_KEYS.get(key)
     if mapped is None or (available and mapped not in available):
         raise missing("sampler", name, available, node,
                       hint="Pick one of the node's samplers; StableNew knows no ComfyUI equivalent."
@@ -228,7 +237,7 @@ def comfy_scheduler(name: str, sampler: str, implied: str | None, available: Ite
     if key in ("automatic", ""):
         mapped = implied or AUTOMATIC_SCHEDULER.get(sampler, "normal")
     else:
-        mapped = SCHEDULERS.get(key)
+        mapped = _SCHEDULER_KEYS.get(key)
     if mapped is None or (available and mapped not in available):
         raise missing("scheduler", name, available, node,
                       hint="ComfyUI has no built-in equivalent; pick another schedule type."

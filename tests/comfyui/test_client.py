@@ -83,7 +83,10 @@ async def test_probe_reports_models_vram_and_node_classes(fake_comfyui, comfy):
     assert caps.version == "0.33.0"
     assert caps.vram_total == fake_comfyui.vram_total and caps.vram_free == fake_comfyui.vram_free
     assert "sd15_base.safetensors" in caps.checkpoints
-    assert "dpmpp_2m" in caps.samplers and "karras" in caps.schedulers
+    # Samplers and schedulers in A1111's words first (presets stay portable), ComfyUI-only ones after.
+    assert caps.samplers[:2] == ("DPM++ 2M", "DPM++ SDE") and "dpmpp_2m" not in caps.samplers
+    assert "euler_cfg_pp" in caps.samplers and "Euler a" in caps.samplers
+    assert caps.schedulers[:3] == ("Automatic", "Uniform", "Karras") and "linear_quadratic" in caps.schedulers
     assert "RealESRGAN_x4plus.pth" in caps.upscalers
     # A1111 names the node can serve, so the scheduler matches configs written for A1111.
     assert {"R-ESRGAN 4x+", "R-ESRGAN 2x+", "Lanczos", "Latent"} <= set(caps.upscalers)

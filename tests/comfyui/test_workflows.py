@@ -407,3 +407,16 @@ def test_img2img_user_template(tmp_path, real_info):
     assert any("takes no mask" in w for w in wf.warnings)
     # The txt2img job keeps the built-in graph: only img2img was replaced.
     assert by_class(b.txt2img(Txt2ImgJob(sampling(), task_id="t")).nodes, "EmptyLatentImage")
+
+
+def test_every_listed_a1111_name_maps_back(builder):
+    from stablenew.backends.comfyui_workflows import a1111_sampler_names, a1111_scheduler_names
+
+    for name in a1111_sampler_names(builder.catalog.samplers):
+        sampler, implied = comfy_sampler(name, builder.catalog.samplers, "den")
+        assert sampler in builder.catalog.samplers
+        for sched in a1111_scheduler_names(builder.catalog.schedulers):
+            assert (
+                comfy_scheduler(sched, sampler, implied, builder.catalog.schedulers, "den")
+                in builder.catalog.schedulers
+            )
