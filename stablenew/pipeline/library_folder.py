@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -144,15 +145,27 @@ class FolderLock:
     """An OS-level lock on a folder so two windows or processes never interleave changes.
 
     The file writes themselves are atomic (write-then-replace); the lock keeps read-check-
-    write sequences such as "is this name free? then save" whole across processes.
+    write sequences such as "is this name free? then save" whole across processes. It is
+    re-entrant within a thread, so an operation holding it may call another that takes it.
     """
+
+    _held = threading.local()
 
     def __init__(self, folder: Path, *, timeout: float = 15.0) -> None:
         self.path = folder / LOCK_FILE
         self.timeout = timeout
-        self._handle: Any = None
+        self._key = os.path.normcase(os.path.abspath(self.path))
+
+    def _depths(self) -> dict[str, list[Any]]:
+        if not hasattr(self._held, "depths"):
+            self._held.depths = {}
+        return self._held.depths  # type: ignore[no-any-return]
 
     def __enter__(self) -> FolderLock:
+        held = self._depths().get(self._key)
+        if held is not None:
+            held[1] += 1
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+b")  # noqa: SIM115 - held until __exit__
         deadline = time.monotonic() + self.timeout
@@ -167,16 +180,19 @@ class FolderLock:
                         "Another StableNew window is busy changing this folder. Try again in a moment.",
                         detail=f"lock {self.path} not acquired in {self.timeout}s: {exc}") from None
                 time.sleep(0.005)
-        self._handle = handle
+        self._depths()[self._key] = [handle, 1]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            try:
-                _unlock_file(handle)
-            finally:
-                handle.close()
+        held = self._depths()[self._key]
+        held[1] -= 1
+        if held[1]:
+            return
+        del self._depths()[self._key]
+        try:
+            _unlock_file(held[0])
+        finally:
+            held[0].close()
 
 
 if sys.platform == "win32":
@@ -370,8 +386,9 @@ class LibraryFolder(Generic[T]):
     def duplicate(self, entry: LibraryEntry[T], new_name: str | None = None) -> Path:
         if entry.item is None:
             raise LibraryError(f"'{entry.name}' cannot be duplicated while it is broken: {entry.error}")
-        name = new_name.strip() if new_name else self.free_name(entry.name)
-        return self.save(self.renamed(entry.item, name), replace=False)
+        with FolderLock(self.user_dir):  # the free name stays free until the copy is written
+            name = new_name.strip() if new_name else self.free_name(entry.name)
+            return self.save(self.renamed(entry.item, name), replace=False)
 
     def delete(self, entry: LibraryEntry[T]) -> TrashTicket:
         """Move a user document (even a broken one) into the trash folder; undo brings it back."""

@@ -304,3 +304,46 @@ def test_trash_forgets_files_after_a_month(store: PresetStore):
     assert not old.trashed.exists() and recent.trashed.exists()
     with pytest.raises(LibraryError, match="no longer in the trash"):
         store.undo_delete(old)
+
+
+DUPLICATOR = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from stablenew.pipeline.presets import PresetStore
+
+    store = PresetStore(Path(sys.argv[1]))
+    for _ in range(2):
+        store.duplicate(store.find("Base"))
+""")
+
+
+def test_concurrent_duplicates_each_get_their_own_name(tmp_path: Path):
+    user = tmp_path / "user"
+    PresetStore(user).save(Preset(name="Base", config={"txt2img": {"steps": 9}}))
+    workers = [subprocess.Popen([sys.executable, "-c", DUPLICATOR, str(user)], cwd=ROOT,
+                                stderr=subprocess.PIPE) for _ in range(3)]
+    for w in workers:
+        _out, err = w.communicate(timeout=60)
+        assert w.returncode == 0, err.decode()
+    names = sorted(e.name for e in PresetStore(user).entries() if e.source is Source.user)
+    assert names == sorted(["Base", "Base (copy)", *(f"Base (copy {n})" for n in range(2, 7))])
+
+
+def test_the_folder_lock_is_reentrant_in_a_thread_and_exclusive_across_threads(tmp_path: Path):
+    import threading
+
+    from stablenew.pipeline.library_folder import FolderLock
+
+    order = []
+
+    def second_window():
+        with FolderLock(tmp_path):
+            order.append("other")
+
+    with FolderLock(tmp_path), FolderLock(tmp_path):
+        other = threading.Thread(target=second_window)
+        other.start()
+        time.sleep(0.05)
+        order.append("first")
+    other.join(timeout=5)
+    assert order == ["first", "other"]
