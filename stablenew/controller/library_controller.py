@@ -23,7 +23,14 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.config import PipelineConfig
-from stablenew.pipeline.presets import LibraryEntry, LibraryFolder, Preset, PresetStore, TrashTicket
+from stablenew.pipeline.presets import (
+    LibraryEntry,
+    LibraryFolder,
+    Preset,
+    PresetStore,
+    TrashTicket,
+    name_warnings,
+)
 from stablenew.pipeline.styles import read_styles_csv
 from stablenew.randomizer.packs import (
     PackEntry,
@@ -302,8 +309,11 @@ class LibraryController(QObject):
         except Exception as exc:  # a bad name or config is shown, never raised into the view
             self._set_error(error_from_exception(exc, "Library"))
             return
+        message = f"Saved preset '{preset.name}'."
+        for warning in name_warnings(preset.partial()):
+            message += f" Note: {warning.message}"
         self._spawn(self._write(ItemKind.preset, lambda: self._presets.save(preset, replace=replace),
-                                f"Saved preset '{preset.name}'."), "library-save")
+                                message), "library-save")
 
     def update_preset(self, key: str) -> None:
         """Replace a user preset's settings with the current ones (name, notes and styles kept)."""

@@ -62,6 +62,14 @@ def test_save_rename_apply_delete_and_undo(qtbot, setup):
     saved = paths.presets_dir / "My look.yaml"
     assert saved.exists() and "steps: 37" in saved.read_text(encoding="utf-8")
     assert panel.status.text() == "Saved preset 'My look'."
+    # A sampler only some servers have is saved, with a note and a warning mark in the list.
+    cards.config = cards.config.with_changes({"txt2img.sampler": "Eulr a"})
+    panel.save_current("Odd sampler")
+    qtbot.waitUntil(lambda: "Odd sampler" in names(panel.presets), timeout=WAIT_MS)
+    assert "Note: 'Eulr a' is not a sampler" in panel.status.text() and "'Euler a'" in panel.status.text()
+    odd = panel.presets.findItems("Odd sampler", Qt.MatchFlag.MatchExactly)[0]
+    assert "Warning:" in odd.toolTip() and not odd.icon().isNull()
+    cards.config = cards.config.with_changes({"txt2img.sampler": "DPM++ 2M"})
 
     select(panel.presets, "My look")
     panel.rename_selected(ItemKind.preset, new_name="Night look")
