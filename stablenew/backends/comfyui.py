@@ -607,7 +607,7 @@ class ComfyUIBackend:
                     return
             except (OSError, WebSocketException, TimeoutError) as exc:
                 self._ws_failure = exc
-                if first and not self._watches:
+                if not self._watches:  # nobody waits: reconnect when the next job needs it
                     return
             self._ws_ready.clear()
             if self._closed:

@@ -501,3 +501,19 @@ async def test_a_model_removed_since_our_check_is_reported_by_the_node(fake_comf
         "Checkpoint 'sd15_base.safetensors' is not installed on node 'den-3060'"
     )
     assert info.value.installed == ("other.safetensors",)
+
+
+async def test_a_restarted_node_is_used_again_without_a_new_client(tmp_path):
+    first = FakeComfyUI(step_ms=1)
+    await first.start()
+    backend = ComfyUIBackend(first.url, workflows_dir=tmp_path)
+    try:
+        await backend.txt2img(Txt2ImgJob(sampling(), task_id="before"))
+        await first.stop()
+        with pytest.raises(ServerUnreachable):
+            await backend.txt2img(Txt2ImgJob(sampling(), task_id="down"))
+        async with FakeComfyUI(step_ms=1, port=first.port):
+            result = await asyncio.wait_for(backend.txt2img(Txt2ImgJob(sampling(), task_id="after")), 10)
+            assert len(result.images) == 1
+    finally:
+        await backend.aclose()
