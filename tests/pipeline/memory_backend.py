@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -36,6 +37,8 @@ class Call:
     job: object
     interrupted: bool = False
     finished: bool = False  # ran all its steps
+    sent_at: float = 0.0  # when the request reached the node
+    ended_at: float = 0.0  # when the node was done with it
 
 
 @dataclass
@@ -125,7 +128,7 @@ class MemoryBackend:
     async def _work(self, method: str, job, steps: int, on_progress) -> None:
         if self.vanished:
             raise be.ServerUnreachable("The server does not answer.", detail=self.url)
-        call = Call(method, job)
+        call = Call(method, job, sent_at=time.monotonic())
         self.calls.append(call)
         fault = self.faults.get(len(self.calls)) or self.fail_next.pop(method, None)
         if fault is not None:
@@ -150,6 +153,7 @@ class MemoryBackend:
                 call.finished = True
             finally:
                 self._current = None
+                call.ended_at = time.monotonic()
 
     @staticmethod
     def _infotext(s: bt.Sampling, seed: int, width: int, height: int,

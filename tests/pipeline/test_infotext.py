@@ -108,6 +108,31 @@ def test_round_trip_write_parse_same_values(prompt, negative, checkpoint, sample
     assert unknown == []
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=400))
+def test_any_text_parses_into_a_valid_config_without_raising(text):
+    parsed = parse_infotext(text)
+    config, loaded, unknown = config_from_infotext(parsed)
+    assert PipelineConfig.model_validate(config.model_dump()) == config
+    assert set(unknown) <= set(parsed)  # only keys the text really had are reported
+
+
+def test_jpeg_user_comment_is_read(tmp_path):
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + A1111_SAMPLE.encode("utf-16-be")
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(out, format="JPEG", exif=exif)
+    path = tmp_path / "a.jpg"
+    path.write_bytes(out.getvalue())
+    meta = read_image_metadata(path)
+    assert meta.format == "JPEG" and meta.parameters == A1111_SAMPLE
+    assert meta.parsed["Seed"] == "123"
+
+
 def test_img2img_only_chain_describes_the_img2img_pass():
     config = PipelineConfig().with_changes({"txt2img.prompt": "base", "img2img.enabled": True,
                                             "img2img.prompt_override": "override",

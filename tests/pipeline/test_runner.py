@@ -107,6 +107,26 @@ def no_temp_files(folder: Path) -> bool:
     return not [p for p in folder.rglob("*.tmp")]
 
 
+@pytest.mark.parametrize("chain", [("txt2img",), ("txt2img", "img2img", "upscale")], ids="+".join)
+async def test_next_image_is_queued_before_the_current_one_ends(tmp_path, chain):
+    from tests.pipeline.memory_backend import MemoryBackend
+
+    backend = MemoryBackend(step_s=0.005)
+    config = small_config(**_enable(chain), **{"txt2img.batch_count": 3})
+    result = await asyncio.wait_for(PipelineRunner(tmp_path).run(config, backend, CancelToken()), 20)
+    assert result.status is RunStatus.completed
+    calls = backend.calls
+    assert [c.method for c in calls][:len(chain)] == list(chain)
+    firsts = [c for c in calls if c.method == "txt2img"]
+    lasts = [c for c in calls if c.method == chain[-1]]
+    # Image i+1's first request reached the node before image i's last job had ended, and
+    # the node ran them strictly one after the other.
+    for last, nxt in zip(lasts, firsts[1:], strict=False):
+        assert nxt.sent_at < last.ended_at
+    ordered = sorted(calls, key=lambda c: c.ended_at)
+    assert ordered == calls
+
+
 async def test_batches_resolve_a_random_seed_once_and_record_each(node, tmp_path):
     runner = PipelineRunner(tmp_path)
     config = small_config(**{"txt2img.seed": -1, "txt2img.batch_size": 2,
