@@ -1,0 +1,683 @@
+"""ClusterDispatcher: one queue, many nodes — each node's worker takes only what the plan gives it.
+
+Every healthy node gets a `QueueRunner` (the same worker the single-PC queue uses: retries,
+deterministic outputs, cancel, crash safety). Its claims go through the dispatcher, which
+decides which queued item that node may take right now:
+
+- earliest finish (StableNew's policy): the queued items are planned over every healthy node
+  with `plan_earliest_finish` — eligibility first, then each item where it would finish soonest
+  given that node's work in flight and its learned speed — and the node takes the first item
+  the plan gives it. The plan is re-made at every claim, i.e. whenever a node frees up, so a
+  slow card never takes the last big item that a fast card would finish sooner; when the plan
+  gives a node nothing, it waits.
+- round robin and least used (SwarmUI: the first free eligible backend takes the next item)
+  are there as baselines for the benchmark.
+
+A node holds at most one running plus one ready request per slot (A1111/Forge stall when many
+wait; ComfyUI's queue stays on our side so it survives and can be re-planned). Speeds per node
+and size class are learned from completed items, VRAM limits from out-of-memory failures. An
+item no node could ever take fails with a reason naming what is missing. When a node stops
+answering, its worker stops and its in-flight items go back to the queue for the others; when
+it answers again it gets a new worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stablenew.cluster import queue_runner as qr
+from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
+from stablenew.cluster.jobs import Claim, ItemState, Job, WorkItem
+from stablenew.cluster.nodes import NodeConfig
+from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore
+from stablenew.cluster.scheduler import (
+    NodeView,
+    Plan,
+    duration,
+    eligible_nodes,
+    ineligibility,
+    plan_earliest_finish,
+    plan_least_used,
+    plan_round_robin,
+    why_nobody,
+)
+from stablenew.cluster.work import WorkRequirements, requirements_for
+
+if TYPE_CHECKING:
+    from stablenew.pipeline.config import PipelineConfig
+
+log = logging.getLogger(__name__)
+
+#: Queued items looked at per planning round (in run order); later ones wait their turn.
+DEFAULT_WINDOW = 256
+#: Name under which the dispatcher itself claims an item it must fail (no node can take it).
+SCHEDULER_CLAIMANT = "(scheduler)"
+
+
+class Policy(StrEnum):
+    earliest_finish = "earliest_finish"
+    round_robin = "round_robin"
+    least_used = "least_used"
+
+
+@dataclass
+class _InFlight:
+    item_id: int
+    label: str
+    req: WorkRequirements
+    claimed_at: float  # monotonic
+
+
+@dataclass
+class _Node:
+    """The dispatcher's book on one node: what it knows, what it runs, its worker."""
+
+    config: NodeConfig
+    view: NodeView
+    inflight: dict[int, _InFlight] = field(default_factory=dict)
+    last_finish: float = 0.0
+    runner: qr.QueueRunner | None = None
+    task: asyncio.Task[Any] | None = None
+    done: int = 0
+
+    @property
+    def cap(self) -> int:
+        # One running request per slot plus one ready behind them.
+        return self.config.max_concurrent + 1
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """One node as the Nodes panel and the status bar show it."""
+
+    name: str
+    url: str
+    kind: str
+    tier: int
+    state: NodeState
+    message: str
+    current: tuple[str, ...]  # labels of the items it is working on
+    done: int
+    vram_gb: float | None
+    device: str
+    speeds: dict[str, float]
+
+
+@dataclass
+class ClusterSummary:
+    """What one `ClusterDispatcher.run()` did, over every node."""
+
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    retried: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    per_node: dict[str, int] = field(default_factory=dict)
+    #: Why the run stopped with work left (every node refused our credentials, ...).
+    stalled: str = ""
+
+
+def _is_oom(message: str, detail: str) -> bool:
+    text = f"{message} {detail}".lower()
+    return "out of memory" in text or "outofmemory" in text
+
+
+class _ScheduledStore:
+    """The queue store as one node's worker sees it: its claims go through the dispatcher,
+    and the outcomes of its items are reported back (speeds, VRAM, free slots)."""
+
+    def __init__(self, store: QueueStore, dispatcher: ClusterDispatcher, node: str) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._node = node
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def claim_next(self, node: str, *, can_take: Callable[[WorkItem, Job], bool] | None = None,
+                   **kwargs: Any) -> Claim | None:
+        return self._dispatcher._claim(self._node, can_take, kwargs)
+
+    def complete(self, item_id: int, lease: str, outputs: Sequence[str | Path], **kw: Any) -> bool:
+        done = self._store.complete(item_id, lease, outputs, **kw)
+        self._dispatcher._finished(self._node, item_id, done=done)
+        return done
+
+    def complete_and_check(self, item_id: int, lease: str, outputs: Sequence[str | Path],
+                           **kw: Any) -> tuple[bool, bool]:
+        done, left = self._store.complete_and_check(item_id, lease, outputs, **kw)
+        self._dispatcher._finished(self._node, item_id, done=done)
+        return done, left
+
+    def fail(self, item_id: int, lease: str, message: str, **kw: Any) -> ItemState | None:
+        state = self._store.fail(item_id, lease, message, **kw)
+        self._dispatcher._finished(self._node, item_id, done=False, message=message,
+                                   detail=str(kw.get("detail", "")))
+        return state
+
+    def release(self, item_id: int, lease: str) -> bool:
+        released = self._store.release(item_id, lease)
+        self._dispatcher._finished(self._node, item_id, done=False)
+        return released
+
+
+_QR_PARAMS = set(inspect.signature(qr.QueueRunner.__init__).parameters)
+
+
+class ClusterDispatcher:
+    """Runs the persistent queue over every healthy node (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: QueueStore,
+        nodes: Sequence[NodeConfig] | NodeMonitor,
+        *,
+        policy: Policy | str = Policy.earliest_finish,
+        window: int = DEFAULT_WINDOW,
+        health_interval: float = 10.0,
+        health_timeout: float = 5.0,
+        poll_interval: float = 0.25,
+        backoff_base: float = 2.0,
+        max_retries: int = MAX_RETRIES,
+        stop_grace: float = 2.0,
+        on_event: qr.QueueEventCallback | None = None,
+        on_node_change: Callable[[NodeHealth], None] | None = None,
+        runner_factory: Callable[[str], Any] | None = None,
+        runner_kwargs: dict[str, Any] | None = None,
+        speeds: dict[str, dict[str, float]] | None = None,
+    ) -> None:
+        self.store = store
+        if isinstance(nodes, NodeMonitor):
+            self.monitor = nodes
+        else:
+            self.monitor = NodeMonitor(nodes, interval=health_interval, timeout=health_timeout)
+        self.policy = Policy(policy)
+        self.window = window
+        self.poll_interval = poll_interval
+        self.backoff_base = backoff_base
+        self.max_retries = max_retries
+        self.stop_grace = stop_grace
+        self._on_event = on_event
+        self._on_node_change = on_node_change
+        self._runner_factory = runner_factory
+        self._runner_kwargs = dict(runner_kwargs or {})
+        self._lock = threading.RLock()
+        self._nodes: dict[str, _Node] = {}
+        for name in self.monitor.names():
+            cfg = self.monitor.config(name)
+            view = NodeView(name, None, tier=cfg.tier, max_concurrent=cfg.max_concurrent,
+                            healthy=False, enabled=cfg.enabled)
+            view.speeds.update((speeds or {}).get(name, {}))
+            self._nodes[name] = _Node(cfg, view)
+        self._reqs: dict[int, WorkRequirements] = {}
+        self._rr_turn = 0
+        self._rr: dict[int, str] = {}
+        self._used: dict[str, int] = {n: 0 for n in self._nodes}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+        self.summary = ClusterSummary()
+        self.monitor.subscribe(self._health_changed)
+
+    # --- control (safe from any thread) ---------------------------------------------------------
+
+    def notify(self) -> None:
+        """Something changed (new job, resume, a node freed up): every idle node looks again."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(wake.set)
+        for node in list(self._nodes.values()):
+            if node.runner is not None:
+                node.runner.notify()
+
+    def stop(self) -> None:
+        """Stop every node's worker; items in flight go back to the queue untouched."""
+        self._stopping = True
+        for node in list(self._nodes.values()):
+            if node.runner is not None:
+                node.runner.stop()
+        self.notify()
+
+    def interrupt(self, item_id: int) -> None:
+        for node in list(self._nodes.values()):
+            if node.runner is not None:
+                node.runner.interrupt(item_id)
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def views(self) -> list[NodeView]:
+        with self._lock:
+            return [self._view(n, time.monotonic()) for n in self._nodes.values()]
+
+    def speeds(self) -> dict[str, dict[str, float]]:
+        """Learned speeds per node and size class (to keep between runs)."""
+        with self._lock:
+            return {name: dict(n.view.speeds) for name, n in self._nodes.items()}
+
+    def statuses(self) -> list[NodeStatus]:
+        out = []
+        with self._lock:
+            for name, n in self._nodes.items():
+                health = self.monitor.health(name)
+                caps = health.capabilities
+                out.append(NodeStatus(
+                    name=name, url=n.config.url, kind=(caps.kind.value if caps else
+                                                       n.config.kind.value),
+                    tier=n.config.tier, state=health.state, message=health.message,
+                    current=tuple(f.label for f in n.inflight.values()), done=n.done,
+                    vram_gb=n.view.vram_total_gb, device=caps.device if caps else "",
+                    speeds=dict(n.view.speeds)))
+        return out
+
+    # --- the run -----------------------------------------------------------------------------------
+
+    async def run(self, *, until_empty: bool = False, recover: bool = True) -> ClusterSummary:
+        """Work through the queue on every healthy node; with *until_empty*, return once
+        nothing is left to do (or nothing can move: no node will take the rest)."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        started = time.monotonic()
+        if recover:
+            await self._recover()
+        await self.monitor.check_all()
+        monitor = asyncio.create_task(self.monitor.run(), name="cluster-health")
+        try:
+            for name in self._nodes:
+                if self.monitor.health(name).usable and self._nodes[name].task is None:
+                    self._start_worker(name)
+            while not self._stopping:
+                for event in await asyncio.to_thread(self._fail_unassignable):
+                    self._emit(event)
+                if until_empty:
+                    stalled = await asyncio.to_thread(self._finished_or_stalled)
+                    if stalled is not None:
+                        self.summary.stalled = stalled
+                        break
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(self.poll_interval, 0.05))
+                self._reap()
+        finally:
+            self._stopping = True
+            await asyncio.gather(*(self._stop_worker(name) for name in list(self._nodes)),
+                                 return_exceptions=True)
+            monitor.cancel()
+            await asyncio.gather(monitor, *self._tasks, return_exceptions=True)
+            await self.monitor.aclose()
+            self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    async def _recover(self) -> None:
+        items = await asyncio.to_thread(self.store.recover)
+        removed_hook = self._runner_kwargs.get("on_outputs_removed")
+        for item in items:
+            try:
+                job = await asyncio.to_thread(self.store.get_job, item.job_id)
+            except Exception:
+                continue
+            removed = qr.clean_item_outputs(Path(job.output_dir), item.name_prefix)
+            images = [p for p in removed if p.suffix.lower() == ".png"
+                      and p.parent.name != ".thumbnails"]
+            if images and removed_hook is not None:
+                removed_hook(images)
+        if items:
+            log.info("cluster: %d item(s) left in flight by a crash went back to the queue",
+                     len(items))
+
+    def _finished_or_stalled(self) -> str | None:
+        """None while there is work that can still move; '' when done; a reason when stuck."""
+        with self._lock:
+            busy = any(n.inflight for n in self._nodes.values())
+        if busy:
+            return None
+        if not self.store.has_pending():
+            return ""
+        if self.store.is_paused():
+            return "The queue is paused."
+        states = [self.monitor.health(n).state for n in self._nodes]
+        if not states or all(s in (NodeState.auth_failed, NodeState.disabled) for s in states):
+            reasons = [self.monitor.health(n).message for n in self._nodes] or [
+                "No nodes are set up. Add one with `stablenew nodes add`."]
+            return " ".join(r for r in reasons if r) or "No node is enabled."
+        return None
+
+    # --- workers -----------------------------------------------------------------------------------
+
+    def _health_changed(self, old: NodeHealth, new: NodeHealth) -> None:
+        node = self._nodes.get(new.name)
+        if node is not None:
+            with self._lock:
+                node.view.capabilities = new.capabilities or node.view.capabilities
+                node.view.healthy = new.usable
+        if self._on_node_change is not None:
+            try:
+                self._on_node_change(new)
+            except Exception:
+                log.exception("cluster: node listener failed")
+        if self._loop is None or node is None or self._stopping:
+            return
+        if new.usable and node.task is None:
+            self._start_worker(new.name)
+        elif not new.usable and node.task is not None:
+            self._spawn(self._stop_worker(new.name))
+        self.notify()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _start_worker(self, name: str) -> None:
+        node = self._nodes[name]
+        backend = self.monitor.backend(name)
+        if backend is None:
+            return
+        kwargs: dict[str, Any] = {
+            "node": name, "depth": node.cap, "backoff_base": self.backoff_base,
+            "max_retries": self.max_retries, "poll_interval": self.poll_interval,
+            "on_event": self._event_for(name), **self._runner_kwargs}
+        if "lanes" in _QR_PARAMS:
+            kwargs["lanes"] = node.cap
+        if self._runner_factory is not None:
+            kwargs["runner"] = self._runner_factory(name)
+        runner = qr.QueueRunner(_ScheduledStore(self.store, self, name), backend, **kwargs)
+        node.runner = runner
+        node.task = asyncio.ensure_future(runner.run(until_empty=False, recover=False))
+        log.info("cluster: %s takes work", name)
+
+    async def _stop_worker(self, name: str) -> None:
+        node = self._nodes.get(name)
+        if node is None or node.task is None or node.runner is None:
+            return
+        runner, task = node.runner, node.task
+        runner.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.stop_grace)
+        except TimeoutError:
+            task.cancel()  # a hung node: its lanes give their items back as they unwind
+        except Exception:
+            log.exception("cluster: the worker of %s crashed", name)
+        with contextlib.suppress(BaseException):
+            await task
+        self._collect(runner)
+        if node.task is task:
+            node.task = None
+            node.runner = None
+        with self._lock:
+            node.inflight.clear()
+        self.notify()
+
+    def _reap(self) -> None:
+        """Workers that ended by themselves (a bug): collect and restart them if healthy."""
+        for name, node in self._nodes.items():
+            task = node.task
+            if task is not None and task.done() and not self._stopping:
+                if task.exception() is not None:
+                    log.error("cluster: the worker of %s stopped: %r", name, task.exception())
+                if node.runner is not None:
+                    self._collect(node.runner)
+                node.task = node.runner = None
+                if self.monitor.health(name).usable:
+                    self._start_worker(name)
+
+    def _collect(self, runner: qr.QueueRunner) -> None:
+        s = runner.summary
+        self.summary.done += s.done
+        self.summary.failed += s.failed
+        self.summary.cancelled += s.cancelled
+        self.summary.retried += s.retried
+        self.summary.failures.extend(s.failures)
+        self.summary.per_node[runner.node] = self.summary.per_node.get(runner.node, 0) + s.done
+        runner.summary = qr.RunSummary()
+
+    def _event_for(self, name: str) -> qr.QueueEventCallback:
+        def forward(event: qr.QueueEvent) -> None:
+            if isinstance(event, qr.NodeProblem):
+                self.monitor.suspect(name)
+            if isinstance(event, qr.ItemFinished):
+                self.notify()
+            self._emit(event)
+        return forward
+
+    # --- the decisions (called from the workers' database threads) ----------------------------
+
+    def _claim(self, name: str, can_take: Callable[[WorkItem, Job], bool] | None,
+               kwargs: dict[str, Any]) -> Claim | None:
+        with self._lock:
+            node = self._nodes.get(name)
+            if node is None or self._stopping or not self.monitor.health(name).usable:
+                return None
+            if len(node.inflight) >= node.cap:
+                return None
+            chosen = self._choose(name)
+            if not chosen:
+                return None
+
+            def take(item: WorkItem, job: Job) -> bool:
+                return item.id in chosen and (can_take is None or can_take(item, job))
+
+            claim = self.store.claim_next(name, can_take=take, **kwargs)
+            if claim is None:
+                return None
+            req = self._requirements(claim.item)
+            node.inflight[claim.item.id] = _InFlight(claim.item.id, claim.item.label, req,
+                                                      time.monotonic())
+            self._used[name] = self._used.get(name, 0) + 1
+            return claim
+
+    def _finished(self, name: str, item_id: int, *, done: bool, message: str = "",
+                  detail: str = "") -> None:
+        with self._lock:
+            node = self._nodes.get(name)
+            if node is None:
+                return
+            entry = node.inflight.pop(item_id, None)
+            now = time.monotonic()
+            if entry is not None and done:
+                # A node runs one request per slot: the service time of this item started
+                # when it was claimed or when the previous one finished, whichever is later.
+                began = max(entry.claimed_at, node.last_finish)
+                node.view.learn_speed(entry.req.size_class, entry.req.work_units, now - began)
+                node.view.vram.record_success(entry.req.family, entry.req.vram_gb)
+                node.done += 1
+            elif entry is not None and _is_oom(message, detail):
+                node.view.vram.record_oom(entry.req.family, entry.req.vram_gb)
+                log.info("cluster: %s ran out of memory at about %.1f GB (%s); it will not be "
+                         "given such work again", name, entry.req.vram_gb, entry.req.family)
+            if entry is not None:
+                node.last_finish = now
+        self.notify()
+
+    def _requirements(self, item: WorkItem, config: PipelineConfig | None = None
+                      ) -> WorkRequirements:
+        req = self._reqs.get(item.id)
+        if req is None:
+            req = requirements_for(config or self.store.config_for(item))
+            if len(self._reqs) > 50_000:
+                self._reqs.clear()
+            self._reqs[item.id] = req
+        return req
+
+    def _view(self, node: _Node, now: float) -> NodeView:
+        """The node as the planner must see it now: its in-flight work still to do."""
+        view = node.view
+        remaining = 0.0
+        for k, entry in enumerate(sorted(node.inflight.values(), key=lambda e: e.claimed_at)):
+            expected = duration(entry.req, view)
+            if k == 0:
+                began = max(entry.claimed_at, node.last_finish)
+                expected = max(expected - (now - began), 0.05 * expected)
+            remaining += expected
+        slots = max(1, view.max_concurrent)
+        return NodeView(view.name, view.capabilities, tier=view.tier,
+                        max_concurrent=view.max_concurrent,
+                        healthy=self.monitor.health(view.name).usable, enabled=view.enabled,
+                        busy_for=remaining / slots, running=min(len(node.inflight), slots),
+                        speeds=view.speeds, vram=view.vram)
+
+    def _pending(self) -> list[tuple[WorkItem, Job]]:
+        """The first `window` queued items in run order whose retry time has come."""
+        now = time.time()
+        jobs = {j.id: j for j in self.store.list_jobs()}
+        order = {job_id: k for k, job_id in enumerate(jobs)}
+        items = [i for i in self.store.items(states=[ItemState.queued]) if i.not_before <= now]
+        items.sort(key=lambda i: (order.get(i.job_id, len(order)), i.index))
+        return [(i, jobs[i.job_id]) for i in items[: self.window] if i.job_id in jobs]
+
+    def _choose(self, name: str) -> set[int]:
+        pending = self._pending()
+        if not pending:
+            return set()
+        # Interactive runs are pinned to their node and go first there.
+        pinned = [i.id for i, j in pending if j.node_pin == name]
+        if pinned:
+            return {pinned[0]}
+        free = [(i, j) for i, j in pending if j.node_pin is None]
+        if not free:
+            return set()
+        now = time.monotonic()
+        views = [self._view(n, now) for n in self._nodes.values()]
+        me = next(v for v in views if v.name == name)
+        reqs = [self._requirements(i) for i, _ in free]
+        if self.policy is Policy.least_used:
+            # SwarmUI: the next item in order goes to the first free eligible backend.
+            for (item, _), req in zip(free, reqs, strict=True):
+                if ineligibility(req, me) is None:
+                    return {item.id}
+            return set()
+        if self.policy is Policy.round_robin:
+            usable = [v for v in views if v.healthy and v.enabled]
+            for (item, _), req in zip(free, reqs, strict=True):
+                owner = self._rr.get(item.id)
+                if owner is None or owner not in {v.name for v in usable}:
+                    eligible = eligible_nodes(req, usable)
+                    if not eligible:
+                        continue
+                    owner = eligible[self._rr_turn % len(eligible)].name
+                    self._rr_turn += 1
+                    self._rr[item.id] = owner
+                if owner == name:
+                    return {item.id}
+            return set()
+        plan = plan_earliest_finish(reqs, views)
+        mine = plan.for_node(name)
+        return {free[mine[0].item][0].id} if mine else set()
+
+    def _emit(self, event: qr.QueueEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:
+            log.exception("cluster: event listener failed on %r", type(event).__name__)
+
+    def _fail_unassignable(self) -> list[qr.QueueEvent]:
+        """Fail the queued items no node could ever take, naming what is missing.
+
+        Only decided when every enabled node has been probed at least once: a node that has
+        not answered yet might have the model. With no node enabled at all, everything fails.
+        """
+        with self._lock:
+            configs = [n.config for n in self._nodes.values()]
+            enabled = [c for c in configs if c.enabled]
+            # (A node refusing our password may have the model: it waits for the user too.)
+            if any(self.monitor.health(c.name).capabilities is None for c in enabled):
+                return []
+            # As if every node were answering: a node that is down may come back.
+            views = []
+            for n in self._nodes.values():
+                v = self._view(n, time.monotonic())
+                v.healthy = True
+                views.append(v)
+            names = {v.name for v in views}
+            doomed: list[tuple[WorkItem, Job, str]] = []
+            for item, job in self._pending():
+                if job.node_pin is not None and job.node_pin not in names:
+                    doomed.append((item, job, f"The job is pinned to the node '{job.node_pin}', "
+                                              "which is not set up."))
+                    continue
+                req = self._requirements(item)
+                candidates = ([v for v in views if v.name == job.node_pin] if job.node_pin
+                              else views)
+                if not eligible_nodes(req, candidates):
+                    doomed.append((item, job, why_nobody(req, candidates)))
+            events: list[qr.QueueEvent] = []
+            for item, job, reason in doomed:
+                claimant = job.node_pin or SCHEDULER_CLAIMANT
+                claim = self.store.claim_next(claimant, can_take=lambda i, _j, x=item.id: i.id == x)
+                if claim is None:
+                    continue
+                state = self.store.fail(claim.item.id, claim.lease, reason,
+                                        detail="no eligible node", transient=False)
+                if state is ItemState.failed:
+                    self.summary.failed += 1
+                    self.summary.failures.append((item.label, reason))
+                    events.append(qr.ItemFinished(item, ItemState.failed, reason))
+            return events
+
+
+# --- the dry run -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One line of the dry-run table."""
+
+    label: str
+    job_name: str
+    node: str  # "" when no node can take it
+    start: float
+    finish: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DryRun:
+    rows: tuple[PlanRow, ...]
+    makespan: float
+    lower_bound: float
+
+    @property
+    def unassignable(self) -> tuple[PlanRow, ...]:
+        return tuple(r for r in self.rows if not r.node)
+
+
+def dry_run(store: QueueStore, views: Sequence[NodeView], *, policy: Policy | str = Policy.earliest_finish,
+            limit: int | None = None) -> DryRun:
+    """The assignment table for what is queued now, without sending anything to any node."""
+    from stablenew.cluster.scheduler import makespan_lower_bound
+
+    jobs = {j.id: j for j in store.list_jobs()}
+    order = {job_id: k for k, job_id in enumerate(jobs)}
+    items = sorted(store.items(states=[ItemState.queued]),
+                   key=lambda i: (order.get(i.job_id, len(order)), i.index))
+    if limit is not None:
+        items = items[:limit]
+    reqs = [requirements_for(store.config_for(i)) for i in items]
+    planner = {Policy.earliest_finish: plan_earliest_finish, Policy.round_robin: plan_round_robin,
+               Policy.least_used: plan_least_used}[Policy(policy)]
+    plan: Plan = planner(reqs, list(views))
+    rows: list[PlanRow] = []
+    for a in sorted(plan.assignments, key=lambda a: (a.start, a.node)):
+        item = items[a.item]
+        rows.append(PlanRow(item.label, jobs[item.job_id].name, a.node, a.start, a.finish))
+    for index, reason in sorted(plan.unassignable.items()):
+        item = items[index]
+        rows.append(PlanRow(item.label, jobs[item.job_id].name, "", 0.0, 0.0, reason))
+    bound = makespan_lower_bound(reqs, list(views)) if reqs else 0.0
+    return DryRun(tuple(rows), plan.makespan, bound)

@@ -1,0 +1,251 @@
+"""NodeMonitor: connects to every node, probes what it can do, and keeps checking it answers.
+
+A node is probed when it is added and again whenever it comes back; between times a cheap
+ping every `interval` seconds (10 s by default) tells whether it still answers. A node that
+fails or times out is marked unhealthy (the dispatcher then gives its in-flight items back to
+the queue) and is re-admitted as soon as it answers again. Wrong credentials are not a
+passing fault: the node goes to `auth_failed` with a clear message and is not tried again
+until the user changes its settings or asks for a new probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from stablenew.backends.errors import AuthFailed, BackendError, ServerTimeout
+from stablenew.cluster.nodes import NodeConfig, NodeKind
+
+if TYPE_CHECKING:
+    from stablenew.backends.protocol import Backend
+    from stablenew.backends.types import Capabilities
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 10.0
+DEFAULT_TIMEOUT = 5.0
+
+
+class NodeState(StrEnum):
+    unknown = "unknown"  # not checked yet
+    healthy = "healthy"
+    unhealthy = "unhealthy"  # did not answer (or answered wrongly); checked again every interval
+    auth_failed = "auth_failed"  # wrong credentials: waits for the user, never retried by itself
+    disabled = "disabled"  # switched off in the nodes file
+
+
+#: States in which the node may be given work.
+USABLE = frozenset({NodeState.healthy})
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    """What the monitor knows of one node: state, the user sentence and log detail of the
+    last problem, and the capabilities of the last successful probe."""
+
+    name: str
+    state: NodeState = NodeState.unknown
+    message: str = ""
+    detail: str = ""
+    capabilities: Capabilities | None = None
+    checked_at: float | None = None
+    #: Consecutive failed checks (0 while healthy).
+    failures: int = 0
+
+    @property
+    def usable(self) -> bool:
+        return self.state in USABLE
+
+
+Connector = Callable[[NodeConfig, float], Awaitable["Backend"]]
+ChangeCallback = Callable[[NodeHealth, NodeHealth], None]
+
+
+async def connect_node(node: NodeConfig, timeout: float) -> Backend:
+    """A backend for *node* (its kind detected when the file says `auto`)."""
+    from stablenew.backends.connect import connect
+
+    kind = None if node.kind is NodeKind.auto else node.kind.value
+    return await connect(node.url, kind=kind, auth=node.auth, name=node.name,
+                         timeout=max(timeout, 600.0))
+
+
+class NodeMonitor:
+    """Probes and health-checks a set of nodes; reports every change of state."""
+
+    def __init__(self, nodes: Sequence[NodeConfig] = (), *, interval: float = DEFAULT_INTERVAL,
+                 timeout: float = DEFAULT_TIMEOUT, connector: Connector | None = None,
+                 on_change: ChangeCallback | None = None) -> None:
+        self.interval = interval
+        self.timeout = timeout
+        self._connector = connector or connect_node
+        self._on_change: list[ChangeCallback] = [on_change] if on_change else []
+        self._configs: dict[str, NodeConfig] = {}
+        self._health: dict[str, NodeHealth] = {}
+        self._backends: dict[str, Backend] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._wake: asyncio.Event | None = None
+        for node in nodes:
+            self._configs[node.name] = node
+            state = NodeState.unknown if node.enabled else NodeState.disabled
+            self._health[node.name] = NodeHealth(node.name, state)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        return list(self._configs)
+
+    def config(self, name: str) -> NodeConfig:
+        return self._configs[name]
+
+    def health(self, name: str) -> NodeHealth:
+        return self._health[name]
+
+    def all_health(self) -> list[NodeHealth]:
+        return [self._health[n] for n in self._configs]
+
+    def backend(self, name: str) -> Backend | None:
+        """The connected backend of a node (None until it answered once)."""
+        return self._backends.get(name)
+
+    def subscribe(self, callback: ChangeCallback) -> None:
+        self._on_change.append(callback)
+
+    # --- changing the set ---------------------------------------------------------------------
+
+    async def add(self, node: NodeConfig) -> NodeHealth:
+        """Add (or replace) a node and probe it at once."""
+        if node.name in self._configs:
+            await self.remove(node.name)
+        self._configs[node.name] = node
+        self._health[node.name] = NodeHealth(
+            node.name, NodeState.unknown if node.enabled else NodeState.disabled)
+        if not node.enabled:
+            return self._health[node.name]
+        return await self.check(node.name, probe=True)
+
+    async def remove(self, name: str) -> None:
+        self._configs.pop(name, None)
+        old = self._health.pop(name, None)
+        backend = self._backends.pop(name, None)
+        if backend is not None:
+            with contextlib.suppress(Exception):
+                await backend.aclose()
+        if old is not None and old.state is not NodeState.disabled:
+            self._emit(old, replace(old, state=NodeState.disabled, message="Removed."))
+
+    async def recheck(self, name: str) -> NodeHealth:
+        """Probe again now, whatever the state (the user fixed a password, pressed Probe)."""
+        backend = self._backends.pop(name, None)
+        if backend is not None:
+            with contextlib.suppress(Exception):
+                await backend.aclose()
+        return await self.check(name, probe=True)
+
+    # --- checking -----------------------------------------------------------------------------
+
+    async def check(self, name: str, *, probe: bool = False) -> NodeHealth:
+        """Ping the node (a full probe when asked, or when it was not probed yet or comes
+        back), update its state, and return it."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            node = self._configs.get(name)
+            if node is None:
+                raise KeyError(name)
+            old = self._health[name]
+            if not node.enabled:
+                new = replace(old, state=NodeState.disabled, message="Switched off.", detail="")
+                self._set(old, new)
+                return new
+            try:
+                new = await asyncio.wait_for(self._check(node, old, probe), self.timeout)
+            except TimeoutError:
+                new = self._failed(old, ServerTimeout(
+                    f"{name} did not answer within {self.timeout:g} s. It will be tried again.",
+                    detail=f"health check of {node.url} timed out after {self.timeout} s",
+                    node=name))
+            except AuthFailed as exc:
+                new = replace(old, state=NodeState.auth_failed, checked_at=time.time(),
+                              message=f"{name}: {exc.message} It will not be tried again until "
+                                      "its settings change or you press Probe.",
+                              detail=exc.detail, failures=old.failures + 1)
+            except BackendError as exc:
+                new = self._failed(old, exc)
+            except Exception as exc:  # a bug in a client must not kill the monitor
+                log.exception("nodes: checking %s crashed", name)
+                new = self._failed(old, BackendError(
+                    f"Checking {name} failed unexpectedly.", detail=repr(exc), node=name))
+            if name in self._configs:  # not removed meanwhile
+                self._set(old, new)
+            return new
+
+    async def _check(self, node: NodeConfig, old: NodeHealth, probe: bool) -> NodeHealth:
+        backend = self._backends.get(node.name)
+        if backend is None:
+            backend = await self._connector(node, self.timeout)
+            self._backends[node.name] = backend
+            probe = True
+        returning = old.state is not NodeState.healthy
+        if probe or returning or old.capabilities is None:
+            caps = await backend.probe()
+        else:
+            await backend.ping()
+            caps = old.capabilities
+        return NodeHealth(node.name, NodeState.healthy, capabilities=caps,
+                          checked_at=time.time(), failures=0)
+
+    def _failed(self, old: NodeHealth, exc: BackendError) -> NodeHealth:
+        return replace(old, state=NodeState.unhealthy, message=exc.message,
+                       detail=exc.detail or repr(exc), checked_at=time.time(),
+                       failures=old.failures + 1)
+
+    async def check_all(self) -> list[NodeHealth]:
+        """Check every node that may be checked (not the switched-off or refused ones)."""
+        names = [n for n, h in self._health.items()
+                 if h.state not in (NodeState.auth_failed, NodeState.disabled)]
+        return list(await asyncio.gather(*(self.check(n) for n in names)))
+
+    def suspect(self, name: str) -> None:
+        """Something (a failed request) suggests the node is down: check it now, not at the
+        next interval."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Check every node now and then every `interval` seconds, until cancelled."""
+        self._wake = asyncio.Event()
+        while True:
+            await self.check_all()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+
+    async def aclose(self) -> None:
+        backends, self._backends = list(self._backends.values()), {}
+        for backend in backends:
+            with contextlib.suppress(Exception):
+                await backend.aclose()
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def _set(self, old: NodeHealth, new: NodeHealth) -> None:
+        self._health[new.name] = new
+        if old.state is not new.state:
+            if new.state is NodeState.healthy:
+                log.info("nodes: %s is available", new.name)
+            else:
+                log.warning("nodes: %s is %s: %s", new.name, new.state.value, new.detail)
+            self._emit(old, new)
+
+    def _emit(self, old: NodeHealth, new: NodeHealth) -> None:
+        for callback in list(self._on_change):
+            try:
+                callback(old, new)
+            except Exception:
+                log.exception("nodes: a listener failed on %s", new.name)

@@ -1,0 +1,211 @@
+"""ClusterDispatcher against several fake SD servers over real HTTP on 127.0.0.1: each with its own
+speed, VRAM and model list."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from stablenew.cluster.dispatcher import ClusterDispatcher, Policy, dry_run
+from stablenew.cluster.health import NodeState
+from stablenew.cluster.jobs import ItemState
+from stablenew.cluster.nodes import NodeConfig
+from stablenew.cluster.queue_store import QueueStore
+from stablenew.cluster.work import GB
+from stablenew.pipeline.config import PipelineConfig
+from tests.fakes.sdwebui import FakeSDWebUI
+
+XL = "sd_xl_base_1.0.safetensors"
+SD15 = "SD15/dreamshaper_8.safetensors"
+TXT2IMG = "/sdapi/v1/txt2img"
+
+
+def cfg(count: int, *, checkpoint: str = SD15, size: int = 64, steps: int = 4,
+        prompt: str = "a lighthouse") -> PipelineConfig:
+    return PipelineConfig().with_changes({
+        "txt2img.prompt": prompt, "txt2img.batch_count": count, "txt2img.steps": steps,
+        "txt2img.width": size, "txt2img.height": size, "txt2img.seed": 10,
+        "txt2img.checkpoint": checkpoint, "txt2img.sampler": "Euler a",
+        "txt2img.scheduler": "Automatic"})
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = QueueStore(tmp_path / "q.db")
+    yield s
+    s.close()
+
+
+@contextlib.asynccontextmanager
+async def fakes(*specs: dict):
+    async with contextlib.AsyncExitStack() as stack:
+        servers = [await stack.enter_async_context(FakeSDWebUI(**spec)) for spec in specs]
+        yield servers
+
+
+def node(name: str, fake: FakeSDWebUI, **kw) -> NodeConfig:
+    return NodeConfig(name=name, url=fake.url, kind="a1111", **kw)
+
+
+def dispatcher(store, nodes, **kw) -> ClusterDispatcher:
+    kw.setdefault("health_interval", 0.1)
+    kw.setdefault("health_timeout", 2.0)
+    kw.setdefault("poll_interval", 0.02)
+    kw.setdefault("backoff_base", 0.01)
+    kw.setdefault("stop_grace", 0.5)
+    kw.setdefault("runner_kwargs", {"thumbnails": False})
+    return ClusterDispatcher(store, nodes, **kw)
+
+
+def outputs_exactly_once(store, folder: Path) -> None:
+    items = store.items()
+    assert all(i.state is ItemState.done and len(i.outputs) == 1 for i in items), \
+        Counter(i.state for i in items)
+    pngs = sorted(p.name for p in folder.glob("*.png"))
+    assert pngs == sorted(f"{i.name_prefix}-0000.png" for i in items)
+
+
+async def test_eligibility_sends_sdxl_only_to_the_card_that_has_it_and_room_for_it(store, tmp_path):
+    async with fakes({"step_ms": 1, "vram_total": 16 * GB, "checkpoints": (XL, SD15)},
+                     {"step_ms": 1, "vram_total": 4 * GB, "checkpoints": (XL, SD15)},
+                     {"step_ms": 1, "vram_total": 12 * GB, "checkpoints": (SD15,)}) as (big, tiny, mid):
+        xl = store.add_job(cfg(6, checkpoint=XL, size=1024, steps=2), output_dir=tmp_path / "out")
+        sd = store.add_job(cfg(12), output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("big", big), node("tiny", tiny), node("mid", mid)])
+        summary = await asyncio.wait_for(d.run(until_empty=True), 20)
+    assert summary.done == 18 and summary.failed == 0
+    # tiny has the model but 4 GB is too little for SDXL at 1024²; mid lacks the model.
+    assert {i.node for i in store.items(xl.id)} == {"big"}
+    assert len(tiny.requests_to(TXT2IMG)) + len(mid.requests_to(TXT2IMG)) >= 1  # backfill
+    assert all(r.payload["width"] == 64 for r in tiny.requests_to(TXT2IMG) + mid.requests_to(TXT2IMG))
+    assert {i.state for i in store.items(sd.id)} == {ItemState.done}
+    outputs_exactly_once(store, tmp_path / "out")
+
+
+async def test_an_item_no_node_can_take_fails_naming_what_is_missing(store, tmp_path):
+    async with fakes({"step_ms": 0, "checkpoints": (SD15,)}) as (only,):
+        bad = store.add_job(cfg(2, checkpoint="flux1-dev.safetensors"), output_dir=tmp_path / "o")
+        good = store.add_job(cfg(2), output_dir=tmp_path / "o")
+        events: list = []
+        d = dispatcher(store, [node("only", only)], on_event=events.append)
+        summary = await asyncio.wait_for(d.run(until_empty=True), 20)
+    failed = store.items(bad.id)
+    assert [i.state for i in failed] == [ItemState.failed] * 2
+    assert "only does not have the model 'flux1-dev.safetensors'" in failed[0].error
+    assert failed[0].error.startswith("No node can run this")
+    assert {i.state for i in store.items(good.id)} == {ItemState.done}
+    assert summary.failed == 2 and summary.done == 2
+    assert not only.requests_to(TXT2IMG)[2:]  # only the good ones were sent
+
+
+async def test_the_faster_node_does_most_and_the_slow_one_backfills(store, tmp_path):
+    async with fakes({"step_ms": 2, "vram_total": 16 * GB}, {"step_ms": 12, "vram_total": 16 * GB}
+                     ) as (fast, slow):
+        store.add_job(cfg(24), output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("fast", fast), node("slow", slow)])
+        summary = await asyncio.wait_for(d.run(until_empty=True), 20)
+    per = Counter(i.node for i in store.items())
+    assert summary.done == 24
+    assert per["fast"] > per["slow"] >= 1, per
+    speeds = d.speeds()
+    assert speeds["fast"]["small"] > speeds["slow"]["small"]  # learned from completed items
+    outputs_exactly_once(store, tmp_path / "out")
+
+
+async def test_a_slow_card_never_takes_the_last_item_a_fast_card_would_finish_sooner(store, tmp_path):
+    async with fakes({"step_ms": 2}, {"step_ms": 60}) as (fast, slow):
+        store.add_job(cfg(3, steps=5), output_dir=tmp_path / "out")
+        # Known speeds (as learned in earlier runs): fast is 30 times quicker.
+        d = dispatcher(store, [node("fast", fast), node("slow", slow)],
+                       speeds={"fast": {"small": 30.0}, "slow": {"small": 1.0}})
+        await asyncio.wait_for(d.run(until_empty=True), 20)
+    assert {i.node for i in store.items()} == {"fast"}
+    assert slow.requests_to(TXT2IMG) == []
+
+
+async def test_round_robin_baseline_does_hand_the_slow_card_its_share(store, tmp_path):
+    async with fakes({"step_ms": 1}, {"step_ms": 5}) as (fast, slow):
+        store.add_job(cfg(4, steps=2), output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("fast", fast), node("slow", slow)], policy=Policy.round_robin)
+        await asyncio.wait_for(d.run(until_empty=True), 20)
+    assert Counter(i.node for i in store.items()) == {"fast": 2, "slow": 2}
+
+
+async def test_a_busy_preferred_tier_overflows_to_the_next(store, tmp_path):
+    async with fakes({"step_ms": 4}, {"step_ms": 4}) as (home, spare):
+        store.add_job(cfg(16), output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("home", home, tier=1), node("spare", spare, tier=2)],
+                       speeds={"home": {"small": 1.0}, "spare": {"small": 1.0}})
+        await asyncio.wait_for(d.run(until_empty=True), 20)
+    per = Counter(i.node for i in store.items())
+    assert per["home"] >= per["spare"] >= 4, per
+
+
+async def test_a_node_killed_mid_batch_loses_nothing_and_comes_back(store, tmp_path):
+    async with fakes({"step_ms": 8}, {"step_ms": 8}) as (a, b):
+        port_a = a.port
+        store.add_job(cfg(24), output_dir=tmp_path / "out")
+        changes: list = []
+        d = dispatcher(store, [node("a", a), node("b", b)],
+                       on_node_change=lambda h: changes.append((h.name, h.state)))
+        run = asyncio.ensure_future(d.run(until_empty=True))
+        while sum(i.state is ItemState.done and i.node == "a" for i in store.items()) < 3:
+            await asyncio.sleep(0.01)
+            assert not run.done()
+        await a.stop()  # node a dies with work in flight
+        while ("a", NodeState.unhealthy) not in changes:
+            await asyncio.sleep(0.01)
+            assert not run.done()
+        assert not any(i.node == "a" and i.state is not ItemState.done for i in store.items())
+        revived = FakeSDWebUI(step_ms=8, port=port_a)
+        await revived.start()
+        try:
+            summary = await asyncio.wait_for(run, 20)
+            assert ("a", NodeState.healthy) in changes[changes.index(("a", NodeState.unhealthy)):]
+        finally:
+            await revived.stop()
+    assert summary.done == 24 and summary.failed == 0
+    outputs_exactly_once(store, tmp_path / "out")
+    # Nothing rendered twice as a finished image: one done item per index.
+    assert sorted(i.index for i in store.items()) == list(range(24))
+
+
+async def test_wrong_credentials_are_a_clear_state_and_not_retried_forever(store, tmp_path):
+    async with fakes({"step_ms": 0, "auth": ("ann", "right")}) as (locked,):
+        store.add_job(cfg(2), output_dir=tmp_path / "out")
+        nodes = [node("locked", locked, username="ann", password="wrong")]
+        d = dispatcher(store, nodes, health_interval=0.02)
+        summary = await asyncio.wait_for(d.run(until_empty=True), 10)
+        asked = len(locked.requests)
+        await asyncio.sleep(0.1)
+    health = d.monitor.health("locked")
+    assert health.state is NodeState.auth_failed
+    assert "refused the user name and password" in health.message
+    assert "Probe" in health.message
+    assert "wrong" not in health.message + health.detail
+    assert asked <= 4 and len(locked.requests) == asked
+    # The run stops with the reason instead of waiting forever, and nothing is lost.
+    assert "refused" in summary.stalled
+    assert {i.state for i in store.items()} == {ItemState.queued}
+
+
+async def test_dry_run_lists_item_node_start_finish_without_sending_anything(store, tmp_path):
+    async with fakes({"step_ms": 0, "vram_total": 16 * GB, "checkpoints": (XL, SD15)},
+                     {"step_ms": 0, "vram_total": 4 * GB, "checkpoints": (SD15,)}) as (big, small):
+        store.add_job(cfg(3, checkpoint=XL, size=1024), name="xl", output_dir=tmp_path / "o")
+        store.add_job(cfg(2, checkpoint="flux1-dev.safetensors"), name="flux", output_dir=tmp_path / "o")
+        d = dispatcher(store, [node("big", big), node("small", small)])
+        await d.monitor.check_all()
+        table = dry_run(store, d.views())
+        await d.monitor.aclose()
+    assert big.requests_to(TXT2IMG) == [] and small.requests_to(TXT2IMG) == []
+    assigned = [r for r in table.rows if r.node]
+    assert [r.node for r in assigned] == ["big"] * 3
+    assert all(r.finish > r.start >= 0 for r in assigned)
+    assert table.makespan == max(r.finish for r in assigned) >= table.lower_bound > 0
+    assert len(table.unassignable) == 2 and "flux1-dev" in table.unassignable[0].reason
+    assert {i.state for i in store.items()} == {ItemState.queued}
