@@ -59,6 +59,9 @@ async def test_runner_stages_on_comfyui_write_our_infotext(comfy_node, tmp_path,
     changes = {f"{s}.enabled": s in chain for s in ("img2img", "adetailer", "upscale")}
     changes["txt2img.hires.enabled"] = "hires" in chain
     changes["txt2img.hires.upscaler"] = "R-ESRGAN 4x+"
+    # The hires runs also hand the last steps of the first pass to a refiner.
+    changes["txt2img.refiner.enabled"] = "hires" in chain
+    changes["txt2img.refiner.checkpoint"] = "sdxl_refiner_1.0.safetensors"
     changes["txt2img.batch_count"] = 2
     runner = PipelineRunner(tmp_path / "out")
     result = await asyncio.wait_for(runner.run(config(**changes), backend, CancelToken()), 20)
@@ -79,6 +82,7 @@ async def test_runner_stages_on_comfyui_write_our_infotext(comfy_node, tmp_path,
     classes = {n["class_type"] for body in fake.received for n in body["prompt"].values()}
     assert "LoraLoader" in classes
     assert ("FaceDetailer" in classes) == ("adetailer" in chain)
+    assert ("KSamplerAdvanced" in classes) == ("hires" in chain)
 
 
 @pytest.mark.parametrize("stage", ["txt2img", "img2img", "upscale"])
