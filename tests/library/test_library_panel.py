@@ -304,3 +304,18 @@ def test_keyboard_delete_and_undo_and_use_a_preset_with_a_pack(qtbot, setup):
     select(panel.presets, "Keys")
     panel.use_with_pack(controller.packs()[0].key)
     qtbot.waitUntil(lambda: controller.packs()[0].default_preset == "Keys", timeout=WAIT_MS)
+
+
+def test_import_a1111_styles_as_presets_and_apply_one(qtbot, setup):
+    from tests.library.conftest import DATA
+
+    panel, _controller, cards, _paths = setup
+    panel.import_styles(str(DATA / "styles.csv"))
+    qtbot.waitUntil(lambda: {"Cinematic", "Watercolor", "Quote, comma"} <= set(names(panel.presets)),
+                    timeout=WAIT_MS)
+    select(panel.presets, "Cinematic")
+    panel.apply_selected(ItemKind.preset)
+    assert cards.loaded[-1].txt2img.prompt == (
+        "cinematic still of a lighthouse, shallow depth of field, film grain")
+    assert cards.loaded[-1].txt2img.negative_prompt == "cartoon, painting"
+    assert cards.loaded[-1].txt2img.steps == 37  # a style preset changes only the prompts
