@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from stablenew.cli import main
 from stablenew.learning.rebuild import rebuild_from_folder
 from stablenew.learning.store import LearningStore
 from stablenew.pipeline.cancel import CancelToken
@@ -12,6 +11,7 @@ from stablenew.pipeline.records import RunTags
 from stablenew.pipeline.runner import PipelineRunner
 from tests.learning.conftest import small_config
 from tests.learning.helpers import write_png
+from tests.learning.test_cli import main
 
 
 async def test_a_lost_database_is_rebuilt_from_the_outputs(sd_backend, tmp_path, capsys):
