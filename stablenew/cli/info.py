@@ -40,7 +40,7 @@ def _info(args: argparse.Namespace) -> int:
         for key in ("Prompt", "Negative prompt"):
             if meta.parsed.get(key):
                 print(f"  {key}: {meta.parsed[key]}")
-        for key, value in meta.parsed.items():
+        for key, value in _joined_sizes(meta.parsed).items():
             if key not in ("Prompt", "Negative prompt"):
                 print(f"  {key}: {value}")
         if not meta.parsed:
@@ -53,3 +53,16 @@ def _info(args: argparse.Namespace) -> int:
     if meta.other:
         print("\nOther tools' metadata: " + ", ".join(sorted(meta.other)))
     return 0
+
+
+def _joined_sizes(parsed: dict[str, str]) -> dict[str, str]:
+    """Show `Size-1`/`Size-2` pairs as the `Size: 512x768` the image's text had."""
+    shown: dict[str, str] = {}
+    for key, value in parsed.items():
+        if key.endswith("-2") and key[:-2] + "-1" in parsed:
+            continue
+        if key.endswith("-1") and key[:-2] + "-2" in parsed:
+            shown[key[:-2]] = f"{value}x{parsed[key[:-2] + '-2']}"
+        else:
+            shown[key] = value
+    return shown

@@ -1,7 +1,7 @@
 """ETA for a whole run from measured per-step times, smoothed and refined as the run goes.
 
 Each stage of each image is a planned piece of work measured in "units" (sampling steps;
-one unit for an upscale). Seconds per unit are learnt per stage kind with an exponential
+a fixed few for an upscale). Seconds per unit are learnt per stage kind with an exponential
 moving average, so a steady run gives a steadily falling ETA and a slow first image (model
 loading) is forgotten within a few images.
 """

@@ -32,6 +32,9 @@ def plan_stages(config: PipelineConfig, *, from_images: bool) -> tuple[StageName
     return stages
 
 
+UPSCALE_UNITS = 5.0
+
+
 def stage_units(config: PipelineConfig, stage: StageName) -> float:
     """Roughly how many sampling steps a stage runs, for progress and ETA weighting."""
     t = config.txt2img
@@ -44,7 +47,8 @@ def stage_units(config: PipelineConfig, stage: StageName) -> float:
         return max(1.0, config.img2img.steps * config.img2img.denoise)
     if stage is StageName.adetailer:
         return sum(max(1.0, t.steps * p.denoise) for p in config.adetailer.passes)
-    return 1.0
+    # An upscale has no steps; counted like a few steps until its own time is measured.
+    return UPSCALE_UNITS
 
 
 def sampling(config: PipelineConfig, seed: int, *, size: tuple[int, int] | None = None,

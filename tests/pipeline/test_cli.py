@@ -62,6 +62,7 @@ def test_info_prints_both_chunks(sdwebui_thread, config_file, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "Prompt: a lighthouse, stormy sea" in text and "Negative prompt: blurry" in text
     assert "StableNew metadata" in text and '"stages": [' in text
+    assert "  Size: 64x64" in text
     assert main(["info", image, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["parsed"]["Seed"] == "77" and data["stablenew"]["seed"] == 77
