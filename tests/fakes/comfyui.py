@@ -918,23 +918,26 @@ class FakeComfyUI:
                                                    "node_type": graph[nid]["class_type"],
                                                    "executed": list(executed), "timestamp": stamp()})
         self._current_node = None
-        self._running = None
         item = {"prompt": prompt.queue_item(), "outputs": outputs,
                 "status": {"status_str": status_str, "completed": status_str == "success",
                            "messages": messages},
                 "meta": {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
                          for nid in outputs}}
-        # The real server writes history a moment after execution_success (the race).
+        # The real server writes history a moment after execution_success (the race); the prompt
+        # leaves the running list in the same step (one lock), so it is never in neither.
         await asyncio.sleep(self.history_delay_ms / 1000)
         if self.history_lag_ms:
+            # Worse than observed: the done marker arrives before the history entry.
+            self._running = None
             await self._broadcast_status()
             await self._send(prompt, "executing", {"node": None, "prompt_id": pid})
+            self._running = prompt
             await asyncio.sleep(self.history_lag_ms / 1000)
-            self._history[pid] = item
-            return
         self._history[pid] = item
-        await self._broadcast_status()
-        await self._send(prompt, "executing", {"node": None, "prompt_id": pid})
+        self._running = None
+        if not self.history_lag_ms:
+            await self._broadcast_status()
+            await self._send(prompt, "executing", {"node": None, "prompt_id": pid})
 
     @staticmethod
     def _steps_of(node: dict) -> int:
