@@ -83,7 +83,7 @@ def build_infotext(config: PipelineConfig, seed: int, stages: Sequence[str], *,
         width, height = t.width, t.height
         params.update({"Steps": t.steps, "Sampler": t.sampler, "Schedule type": t.scheduler,
                        "CFG scale": t.cfg_scale, "Seed": seed, "Size": f"{width}x{height}",
-                       "Model": t.checkpoint or None})
+                       "Model": model_name(t.checkpoint)})
         h = t.hires
         if h.enabled:
             params["Denoising strength"] = h.denoise
@@ -111,14 +111,14 @@ def build_infotext(config: PipelineConfig, seed: int, stages: Sequence[str], *,
         width, height = size or (t.width, t.height)
         params.update({"Steps": i.steps, "Sampler": i.sampler, "Schedule type": i.scheduler,
                        "CFG scale": i.cfg_scale, "Seed": seed, "Size": f"{width}x{height}",
-                       "Model": t.checkpoint or None, "Denoising strength": i.denoise,
+                       "Model": model_name(t.checkpoint), "Denoising strength": i.denoise,
                        "Clip skip": t.clip_skip if t.clip_skip > 1 else None})
     else:
         # Only ADetailer/upscale on a given image: what matters is the sampling they used.
         width, height = size or (t.width, t.height)
         params.update({"Steps": t.steps, "Sampler": t.sampler, "Schedule type": t.scheduler,
                        "CFG scale": t.cfg_scale, "Seed": seed, "Size": f"{width}x{height}",
-                       "Model": t.checkpoint or None})
+                       "Model": model_name(t.checkpoint)})
     if StageName.adetailer in chain:
         for n, ad in enumerate(config.adetailer.passes):
             sfx = _ORDINALS[n] if n < len(_ORDINALS) else f" {n + 1}th"
@@ -142,6 +142,25 @@ def build_infotext(config: PipelineConfig, seed: int, stages: Sequence[str], *,
             params["Postprocess upscaler 2 visibility"] = u.upscaler_2_visibility
     params["Version"] = f"StableNew {__version__}"
     return format_infotext(prompt, negative, params)
+
+
+_MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft")
+
+
+def model_name(checkpoint: str) -> str | None:
+    """The model as A1111 names it in infotext: file name without folder, extension or hash
+    ("SDXL/juggernaut_v9.safetensors [abc123]" -> "juggernaut_v9")."""
+    name = checkpoint.strip()
+    if not name:
+        return None
+    if name.endswith("]") and " [" in name:
+        name = name.rsplit(" [", 1)[0]
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    for ext in _MODEL_EXTENSIONS:
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return name or None
 
 
 def server_infotext_matches(infotext: str, prompt: str, seed: int) -> bool:

@@ -11,6 +11,7 @@ from stablenew.pipeline.infotext import (
     config_from_image,
     config_from_infotext,
     format_infotext,
+    model_name,
     parse_infotext,
     read_image_metadata,
 )
@@ -64,6 +65,12 @@ def test_out_of_range_values_are_reported_not_loaded():
     assert "txt2img.sampler" in loaded
 
 
+def test_model_names_like_a1111():
+    assert model_name("SDXL/juggernaut_v9.safetensors [abc123]") == "juggernaut_v9"
+    assert model_name("C:\\models\\sd15.ckpt") == "sd15"
+    assert model_name("dreamshaper_8") == "dreamshaper_8" and model_name("  ") is None
+
+
 def test_writer_quotes_like_a1111():
     text = format_infotext("p", "", {"Steps": 20, "Model": "a, b", "Sampler": "x:y", "Skip": None,
                                      "Tiling": "Tiling", "CFG scale": 7.0})
@@ -101,7 +108,10 @@ def test_round_trip_write_parse_same_values(prompt, negative, checkpoint, sample
     back, loaded, unknown = config_from_infotext(parse_infotext(text))
     # A prompt whose last line looks like a params line is ambiguous in A1111 too.
     assume(parse_infotext(text)["Prompt"] == prompt)
-    expected = config.with_changes({"txt2img.seed": 4242})
+    # Like A1111, the text names the model by its file stem (no folder, extension or hash).
+    name = model_name(checkpoint)
+    expected = config.with_changes({"txt2img.seed": 4242,
+                                    "txt2img.checkpoint": name or PipelineConfig().txt2img.checkpoint})
     assert back.txt2img == expected.txt2img
     assert back.adetailer == expected.adetailer
     assert back.upscale == expected.upscale
