@@ -70,7 +70,8 @@ async def test_learning_run_rated_by_keyboard_shows_an_insight(qtbot, tmp_path, 
                      and controller.insights.parameter("steps").conclusive)
         ratings = {(c.row, c.column): c.rating for c in controller.run_result.cells}
         assert ratings == {(r, c): wanted[c][r] for c in range(4) for r in range(3)}
-        assert "★★★★★" in view._cards[(0, 3)].caption.text()
+        assert [b.text() for b in view._cards[(0, 3)].stars.buttons] == ["★"] * 5
+        assert [b.text() for b in view._cards[(0, 0)].stars.buttons] == ["★"] + ["☆"] * 4
         assert "best of this row" in view._cards[(0, 3)].caption.text()
 
         text = panel.insights.summary_text()
@@ -137,6 +138,13 @@ async def test_a_lora_weight_run_from_the_panel(qtbot, tmp_path, sd_backend):
         assert run.state.value == "completed" and run.parameter == "lora:film_grain"
         assert panel.comparison._cards.keys() == {(0, 0), (0, 1)}
         assert "film_grain weight" in panel.comparison.grid.itemAtPosition(0, 1).widget().text()
+        # Stars can be clicked too; clicking the same star again clears the rating.
+        stars = panel.comparison._cards[(0, 1)].stars.buttons
+        qtbot.mouseClick(stars[3], Qt.MouseButton.LeftButton)
+        await _until(controller, lambda: controller.run_result.cell(0, 1).rating == 4)
+        assert [b.text() for b in stars] == ["★", "★", "★", "★", "☆"]
+        qtbot.mouseClick(stars[3], Qt.MouseButton.LeftButton)
+        await _until(controller, lambda: controller.run_result.cell(0, 1).rating is None)
         # The finished run is listed among the earlier runs and opens again from there.
         await _until(controller, lambda: panel.comparison.earlier.count() == 2)
         assert "LoRA film_grain weight" in panel.comparison.earlier.itemText(1)

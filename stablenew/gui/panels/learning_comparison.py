@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -33,10 +34,43 @@ def stars_text(rating: int | None) -> str:
     return "★" * rating + "☆" * (5 - rating)
 
 
+class _StarButtons(QWidget):
+    """Five clickable stars; clicking the current rating again clears it."""
+
+    rated = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._stars = 0
+        self.buttons: list[QToolButton] = []
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addStretch(1)
+        for value in range(1, 6):
+            button = QToolButton()
+            button.setAutoRaise(True)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.setToolTip(f"{value} star{'s' if value > 1 else ''}")
+            button.setAccessibleName(f"Rate {value}")
+            button.clicked.connect(lambda _=False, v=value: self.rated.emit(
+                0 if v == self._stars else v))
+            self.buttons.append(button)
+            row.addWidget(button)
+        row.addStretch(1)
+        self.set_stars(0)
+
+    def set_stars(self, stars: int) -> None:
+        self._stars = stars
+        for value, button in enumerate(self.buttons, start=1):
+            button.setText("★" if value <= stars else "☆")
+
+
 class _CellCard(QFrame):
     """One image of the grid with its stars, tags and any error."""
 
     clicked = Signal(int, int)
+    rated = Signal(int, int, int)  # row, column, stars (0 clears)
 
     def __init__(self, row: int, column: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -44,10 +78,13 @@ class _CellCard(QFrame):
         self.row, self.column = row, column
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setLineWidth(2)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self._path: str | None = None
         self.image = QLabel("waiting…")
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.image.setFixedSize(QSize(THUMB, THUMB))
+        self.stars = _StarButtons()
+        self.stars.rated.connect(lambda stars: self.rated.emit(self.row, self.column, stars))
         self.caption = QLabel()
         self.caption.setObjectName("LearningCellCaption")
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -55,6 +92,7 @@ class _CellCard(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.image)
+        layout.addWidget(self.stars)
         layout.addWidget(self.caption)
         self.set_selected(False)
 
@@ -74,14 +112,16 @@ class _CellCard(QFrame):
                 self.image.setPixmap(QPixmap.fromImage(image))
         elif cell.error:
             self.image.setText("not made")
-        parts = [stars_text(cell.rating)]
+        self.stars.set_stars(cell.rating or 0)
+        self.stars.setEnabled(bool(cell.path))
+        parts = []
         if best:
             parts.append("best of this row")
         if cell.tags:
             parts.append(", ".join(cell.tags))
         if cell.error:
             parts.append(cell.error)
-        self.caption.setText("\n".join(parts))
+        self.caption.setText("\n".join(parts) or " ")
         self.setToolTip(cell.error or (cell.path or ""))
         self.setAccessibleName(f"{stars_text(cell.rating)}; {', '.join(cell.tags)}")
 
@@ -123,6 +163,7 @@ class ComparisonView(QWidget):
         self.grid_host = QWidget()
         self.grid = QGridLayout(self.grid_host)
         self.grid.setSpacing(8)
+        self.grid.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.grid_host)
@@ -232,6 +273,7 @@ class ComparisonView(QWidget):
             for column in range(len(run.values)):
                 card = _CellCard(row, column)
                 card.clicked.connect(self.select)
+                card.rated.connect(self._rate_cell)
                 self._cards[(row, column)] = card
                 self.grid.addWidget(card, row + 1, column + 1)
         self.selected = (0, 0)
@@ -256,6 +298,10 @@ class ComparisonView(QWidget):
             return self._run.cell(*self.selected)
         except KeyError:
             return None
+
+    def _rate_cell(self, row: int, column: int, stars: int) -> None:
+        self.select(row, column)
+        self.rate_selected(stars)
 
     def rate_selected(self, stars: int) -> None:
         cell = self.selected_cell()
