@@ -60,6 +60,9 @@ MAX_FAILURES_IN_A_ROW = 3
 MAX_PENDING_SAVES = 4
 
 
+#: Interrupts still on their way when a run returned (kept referenced until they finish).
+_BACKGROUND: set[asyncio.Future] = set()
+
 _SAVE_POOL: ThreadPoolExecutor | None = None
 _SAVE_POOL_LOCK = threading.Lock()
 
@@ -494,12 +497,19 @@ class _Run:
 
         async def interrupt(pending: _Pending) -> None:
             try:
-                await asyncio.wait_for(self.backend.interrupt(pending.job.task_id),
-                                       INTERRUPT_TIMEOUT_S)
+                await self.backend.interrupt(pending.job.task_id)
             except Exception as exc:  # an unreachable node cannot be interrupted; we still stop
                 log.info("interrupt of %s failed: %r", pending.job.task_id, exc)
 
-        await asyncio.gather(*(interrupt(p) for p in left if not p.work.done()))
+        interrupts = [asyncio.ensure_future(interrupt(p)) for p in left if not p.work.done()]
+        if interrupts:
+            # A slow node gets INTERRUPT_TIMEOUT_S; the interrupt itself carries on in the
+            # background (never cut off half-sent) while the run returns.
+            await asyncio.wait(interrupts, timeout=INTERRUPT_TIMEOUT_S)
+            for task in interrupts:
+                if not task.done():
+                    _BACKGROUND.add(task)
+                    task.add_done_callback(_BACKGROUND.discard)
         works = [p.work for p in left]
         for work in works:
             work.cancel()

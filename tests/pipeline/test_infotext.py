@@ -118,7 +118,7 @@ def test_round_trip_write_parse_same_values(prompt, negative, checkpoint, sample
     assert unknown == []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.text(max_size=400))
 def test_any_text_parses_into_a_valid_config_without_raising(text):
     parsed = parse_infotext(text)

@@ -53,7 +53,7 @@ def test_hostile_prompts_make_safe_file_names(prompt, tmp_path):
     _assert_safe(folder.name)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=600), st.integers(0, 9999), st.integers(0, 2**32 - 1))
 def test_any_prompt_gives_a_safe_name(prompt, index, seed):
     _assert_safe(image_file_name(prompt, index, seed))
