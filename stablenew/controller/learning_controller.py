@@ -22,7 +22,7 @@ from PySide6.QtCore import QObject, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.tasks import TaskOwner
-from stablenew.learning.errors import LearningError, NodeUnusable
+from stablenew.learning.errors import LearningError, NodeUnusable, RecordNotFound
 from stablenew.learning.export import ExportSummary, ImageMode, export_bundle
 from stablenew.learning.insights import (
     KNOWN_TAGS,
@@ -277,11 +277,13 @@ class LearningController(QObject):
     def rate(self, ref: int | str | Path, stars: int | None) -> None:
         """Rate an image (by record id, image path or record key): 1–5 stars, 0/None clears."""
         if self._writes_allowed():
-            self.tasks.spawn(self._change(LearningStore.rate, ref, stars), name="learning-rate")
+            self.tasks.spawn(self._change(_known(LearningStore.rate), ref, stars),
+                             name="learning-rate")
 
     def tag(self, ref: int | str | Path, tag: str, on: bool = True) -> None:
         if self._writes_allowed():
-            self.tasks.spawn(self._change(LearningStore.tag, ref, tag, on=on), name="learning-tag")
+            self.tasks.spawn(self._change(_known(LearningStore.tag), ref, tag, on=on),
+                             name="learning-tag")
 
     def set_note(self, ref: int | str | Path, note: str) -> None:
         if self._writes_allowed():
@@ -563,6 +565,30 @@ class LearningRatingBook:
             self._controller.tag(path, tag, on=False)
         for tag in sorted(wanted - set(current)):
             self._controller.tag(path, tag)
+
+
+def _known(fn: Callable[..., LearningRecord]) -> Callable[..., LearningRecord]:
+    """*fn* on a record; an image StableNew made while learning was off (or before this
+    database existed) is recorded from its own PNG metadata first, so it can be rated too."""
+    def call(store: LearningStore, ref: Any, *args: Any, **kwargs: Any) -> LearningRecord:
+        try:
+            return fn(store, ref, *args, **kwargs)
+        except RecordNotFound:
+            if isinstance(ref, int) or not Path(ref).is_file():
+                raise
+            from stablenew.learning.rebuild import image_record_from_file
+
+            try:
+                image = image_record_from_file(Path(ref))
+            except (ValueError, OSError):
+                image = None
+            if image is None:
+                raise RecordNotFound(
+                    "This image has no StableNew settings in it (another tool made it, or it "
+                    "was edited), so it cannot be rated for learning.", detail=str(ref)) from None
+            store.add_record(LearningRecord.from_image_record(image))
+            return fn(store, ref, *args, **kwargs)
+    return call
 
 
 def _run_words(parameter: str, pack: str, status: str, created: float) -> str:

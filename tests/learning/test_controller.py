@@ -218,3 +218,22 @@ async def test_an_unreachable_server_fails_the_run_visibly(tmp_path, qapp):
         assert "Nothing answers" in ctl.error.message
     finally:
         await ctl.aclose()
+
+
+async def test_rating_an_image_made_while_learning_was_off_records_it_from_its_png(
+        controller, sd_backend, tmp_path):
+    from tests.learning.helpers import write_png
+
+    runner = PipelineRunner(tmp_path / "out")  # no record hook: as if learning had been off
+    result = await asyncio.wait_for(runner.run(small_config(), sd_backend, CancelToken(),
+                                               tags=RunTags(pack="Foxes")), 20)
+    path = result.records[0].path
+    controller.rate(path, 5)
+    await _settle(controller)
+    with _store(tmp_path) as store:
+        record = store.get(str(path))
+    assert record.rating == 5 and record.pack == "Foxes" and record.config == result.records[0].config
+    foreign = write_png(tmp_path / "foreign.png")
+    controller.rate(foreign, 3)
+    await _settle(controller)
+    assert "no StableNew settings" in controller.error.message
