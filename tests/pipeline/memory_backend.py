@@ -58,6 +58,7 @@ class MemoryBackend:
     method_step_s: dict[str, float] = field(default_factory=dict)
     vanished: bool = False
     with_infotext: bool = True
+    interrupt_delay_s: float = 0.0  # a node slow to take the interrupt request
     _current: str | None = None
     _stop: asyncio.Event | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -114,6 +115,8 @@ class MemoryBackend:
     async def interrupt(self, task_id: str) -> None:
         if self.vanished:
             raise be.ServerUnreachable("The server does not answer.", detail=self.url)
+        if self.interrupt_delay_s:
+            await asyncio.sleep(self.interrupt_delay_s)
         self.interrupts.append(task_id)
         if self._current == task_id and self._stop is not None:
             self._stop.set()

@@ -275,6 +275,26 @@ async def test_cancel_also_stops_the_request_queued_behind(node, tmp_path):
         assert late and all(length < 0.9 for length in late), late
 
 
+async def test_cancel_returns_fast_even_when_the_node_is_slow_to_interrupt(tmp_path):
+    from tests.pipeline.memory_backend import MemoryBackend
+
+    backend = MemoryBackend(step_s=0.05, interrupt_delay_s=1.5)
+    token = CancelToken()
+    loop = asyncio.get_running_loop()
+    cancel_at = loop.time() + 0.1
+    loop.call_at(cancel_at, token.cancel)
+    result = await asyncio.wait_for(PipelineRunner(tmp_path).run(
+        small_config(**{"txt2img.steps": 40}), backend, token), 20)
+    returned = time.monotonic()
+    assert loop.time() - cancel_at < 1.0
+    assert result.status is RunStatus.cancelled and backend.interrupts == []
+    # The interrupt was not cut off: it reaches the node after the run has returned.
+    while not backend.interrupts and time.monotonic() - returned < 5:
+        await asyncio.sleep(0.02)
+    assert len(backend.interrupts) == 1
+    assert backend.calls[0].interrupted or not backend.calls[0].finished
+
+
 async def test_cancel_before_start_sends_nothing(node, tmp_path):
     token = CancelToken()
     token.cancel()
