@@ -528,7 +528,24 @@ class ClusterDispatcher:
                         max_concurrent=view.max_concurrent,
                         healthy=self.monitor.health(view.name).usable, enabled=view.enabled,
                         busy_for=remaining / slots, running=min(len(node.inflight), slots),
-                        speeds=view.speeds, vram=view.vram)
+                        speeds=view.speeds or self._calibrated_prior(view), vram=view.vram)
+
+    def _calibrated_prior(self, view: NodeView) -> dict[str, float]:
+        """A node not measured yet: its VRAM-based prior, in the units the measured nodes
+        showed (otherwise a prior in made-up units would look 100× too slow or fast next to
+        real measurements, and the node would never get the work that measures it)."""
+        prior = NodeView(view.name, view.capabilities).speed_for("medium")
+        ratios = []
+        for other in self._nodes.values():
+            measured = other.view.speeds
+            if measured:
+                base = NodeView(other.view.name, other.view.capabilities).speed_for("medium")
+                ratios.append(sum(measured.values()) / len(measured) / base)
+        if not ratios:
+            return {}
+        ratios.sort()
+        factor = ratios[len(ratios) // 2]
+        return {c: prior * factor for c in ("small", "medium", "large")}
 
     def _pending(self) -> list[tuple[WorkItem, Job]]:
         """The first `window` queued items in run order whose retry time has come."""

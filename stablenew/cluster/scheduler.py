@@ -102,6 +102,20 @@ def eligible_nodes(req: WorkRequirements, nodes: Sequence[NodeView]) -> list[Nod
     return [n for n in nodes if ineligibility(req, n) is None]
 
 
+def _eligibility(reqs: Sequence[WorkRequirements], nodes: Sequence[NodeView]
+                 ) -> dict[int, list[NodeView]]:
+    """Eligible nodes per item, worked out once per distinct requirement (a queue holds
+    hundreds of items but only a handful of different kinds of work)."""
+    memo: dict[WorkRequirements, list[NodeView]] = {}
+    out = {}
+    for i, req in enumerate(reqs):
+        found = memo.get(req)
+        if found is None:
+            found = memo[req] = eligible_nodes(req, nodes)
+        out[i] = found
+    return out
+
+
 def why_nobody(req: WorkRequirements, nodes: Sequence[NodeView]) -> str:
     """The reason an item that no node can take fails with, naming what is missing."""
     if not nodes:
@@ -149,12 +163,16 @@ def plan_earliest_finish(reqs: Sequence[WorkRequirements], nodes: Sequence[NodeV
     """StableNew's plan: heaviest/most constrained first, each where it finishes soonest."""
     lanes = {n.name: _lanes(n) for n in nodes}
     by_name = {n.name: n for n in nodes}
-    eligible = {i: eligible_nodes(r, nodes) for i, r in enumerate(reqs)}
+    eligible = _eligibility(reqs, nodes)
     unassignable = {i: why_nobody(reqs[i], nodes) for i, e in eligible.items() if not e}
+    shortest: dict[WorkRequirements, float] = {}
+    for i, e in eligible.items():
+        if e and reqs[i] not in shortest:
+            shortest[reqs[i]] = min(duration(reqs[i], n) for n in e)
     order = sorted(
         (i for i in eligible if eligible[i]),
         # Longest best-case duration first; fewer eligible nodes first among equals.
-        key=lambda i: (-min(duration(reqs[i], n) for n in eligible[i]), len(eligible[i]), i),
+        key=lambda i: (-shortest[reqs[i]], len(eligible[i]), i),
     )
     assignments: list[Assignment] = []
     for i in order:

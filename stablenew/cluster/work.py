@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 from stablenew.pipeline.config import PipelineConfig, hires_size
 
@@ -33,6 +34,7 @@ VRAM_TABLE: dict[ModelFamily, tuple[float, float]] = {
 _XL = re.compile(r"(sdxl|[_\-\s.]xl[_\-\s.]|xl$|^xl|pony|illustrious|noobai|juggernautxl|turbo_?xl)", re.I)
 
 
+@lru_cache(maxsize=4096)
 def guess_family(checkpoint: str) -> ModelFamily:
     """Model family from a checkpoint name (the only clue servers give before loading it)."""
     stem = checkpoint.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
@@ -45,6 +47,7 @@ def guess_family(checkpoint: str) -> ModelFamily:
     return ModelFamily.sd15
 
 
+@lru_cache(maxsize=4096)
 def model_key(name: str) -> str:
     """Compare model names the way servers spell them: no folder, no extension, no [hash]."""
     stem = name.replace("\\", "/").rsplit("/", 1)[-1]
