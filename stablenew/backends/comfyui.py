@@ -609,6 +609,11 @@ class ComfyUIBackend:
                 self._ws_failure = exc
                 if not self._watches:  # nobody waits: reconnect when the next job needs it
                     return
+            if self._ws_ready.is_set():
+                # An established socket dropped: let every job check over HTTP now, so a dead
+                # node is reported at once and a finished prompt is not waited for.
+                for watch in list(self._watches.values()):
+                    watch.events.put_nowait(("_resync", {}))
             self._ws_ready.clear()
             if self._closed:
                 return
