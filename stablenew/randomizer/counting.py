@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import threading
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ _SPECIAL = re.compile(r"[#{}$%]|__")
 # --- nodes --------------------------------------------------------------------------------
 
 
+_UNUSED_RNG = Random(0)
+
+
 class Ctx:
     """Per-prompt state: values of `!` variables, the RNG for `~` nodes, the `@` cycle position."""
 
@@ -69,7 +73,8 @@ class Ctx:
     def __init__(self, rng: Random | None = None, cycle: int = 0,
                  variables: dict[str, str] | None = None) -> None:
         self.vars = variables or {}
-        self.rng = rng if rng is not None else Random(0)
+        # Only `~` nodes draw from it; rank-only spaces share one to save an allocation.
+        self.rng = rng if rng is not None else _UNUSED_RNG
         self.cycle = cycle
 
     def with_var(self, name: str, value: str) -> Ctx:
@@ -374,6 +379,9 @@ class _Var:
     env: dict[str, _Var] = field(default_factory=dict)
 
 
+_PARSE_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=512)
 def _parse_cached(text: str) -> Command:
     return parse(text)
@@ -387,7 +395,8 @@ def parse_template(text: str, *, origin: str = "") -> Command:
         return LiteralCommand(text)
     check_template(text, origin=origin)
     try:
-        return _parse_cached(text)
+        with _PARSE_LOCK:  # pyparsing grammars are shared objects; the GUI counts off-thread
+            return _parse_cached(text)
     except Exception as exc:  # pyparsing raises its own hierarchy; any failure is a syntax error
         offset = getattr(exc, "loc", None)
         where = f" in wildcard '{origin}'" if origin else ""
@@ -689,15 +698,16 @@ class PromptSpace:
     def text(self, rank: int, ctx: Ctx | None = None) -> str:
         if not 0 <= rank < self.root.size:
             raise IndexError(f"prompt {rank} of {self.root.size}")
-        return self.root.text(rank, ctx or Ctx())
+        if ctx is None:
+            ctx = Ctx(cycle=rank) if self.root.static else Ctx(Random(rank), cycle=rank)
+        return self.root.text(rank, ctx)
 
     def sample(self, rng: Random, ctx: Ctx | None = None) -> str:
         return self.root.sample(rng, ctx or Ctx(rng))
 
     def __iter__(self) -> Iterator[str]:
-        ctx = Ctx()
         for rank in range(self.root.size):
-            yield self.root.text(rank, ctx)
+            yield self.text(rank)
 
 
 def wildcard_manager(folder: str | Path | WildcardManager | None) -> WildcardManager | None:
