@@ -179,6 +179,8 @@ class LearningController(QObject):
         if mode == self._mode:
             return
         self._mode = mode
+        if mode is not LearningMode.active:
+            self.cancel_learning_run()  # Off writes nothing, and Passive offers no runs
         if self._remember_mode:
             try:
                 atomic_write_text(_mode_file(), dump_yaml({"version": 1, "mode": mode.value}))
@@ -378,7 +380,7 @@ class LearningController(QObject):
 
             async def run_one(cell: PlannedImage) -> list[ImageRecord]:
                 result = await runner.run(cell.config, backend, token, None, tags=cell.tags)
-                if result.records:
+                if result.records and self._mode is not LearningMode.off:
                     await self._worker.call(
                         LearningStore.add_records,
                         [LearningRecord.from_image_record(r) for r in result.records])

@@ -154,11 +154,15 @@ async def test_learning_runs_need_active_mode_and_a_valid_plan(controller):
     assert not controller.running
 
 
-async def test_cancelling_a_learning_run_stops_it(controller, sd_backend, tmp_path):
+@pytest.mark.parametrize("how", ["stop", "learning off"])
+async def test_cancelling_a_learning_run_stops_it(controller, sd_backend, tmp_path, how):
     controller.set_mode(LearningMode.active)
     assert controller.start_learning_run("cfg", "3, 5, 7, 9", images_per_value=3)
     await asyncio.sleep(0.05)
-    controller.cancel_learning_run()
+    if how == "stop":
+        controller.cancel_learning_run()
+    else:
+        controller.set_mode(LearningMode.off)
     await _settle(controller, lambda: not controller.running, timeout=20)
     assert controller.run_result.state is RunState.cancelled
     assert sum(1 for c in controller.run_result.cells if c.path) < 12
