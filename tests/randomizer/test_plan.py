@@ -287,3 +287,24 @@ def test_clashing_combinations_are_refused_before_the_run():
         plan(base, spec)
     assert "Size = 2048x2048, Hires scale = 4" in caught.value.message
     assert "MP" in caught.value.message
+
+
+def test_random_and_cyclical_nodes_count_once_and_reproduce():
+    # {~…} and {@…} add no combinations (as in dynamicprompts' combinatorial mode); their
+    # picks come from the plan seed, so the same seed gives the same prompts.
+    spec = VariationSpec(template="{~x|y|z} {c|d|e|f|g|h}", seed=8)
+    first = prompts(plan(BASE, spec))
+    assert len(first) == 6 and first == prompts(plan(BASE, spec))
+    assert {p.split()[1] for p in first} == set("cdefgh")
+    cyc = prompts(plan(BASE, VariationSpec(template="{@a|b|c} {1|2|3|4}", seed=1)))
+    assert [p.split()[0] for p in cyc] == ["a", "b", "c", "a"]
+
+
+def test_immediate_variables_are_one_axis_with_a_consistent_value():
+    # `!` evaluates once per prompt: every use shows the same season, and each season is a
+    # variant. (dynamicprompts' combinatorial generator keeps only the first value here.)
+    spec = VariationSpec(template="${s=!{summer|winter}}a ${s} day, ${s} light", seed=1)
+    assert prompts(plan(BASE, spec)) == ["a summer day, summer light",
+                                         "a winter day, winter light"]
+    lazy = VariationSpec(template="${s={summer|winter}}a ${s} day, ${s} light", seed=1)
+    assert plan(BASE, lazy).count == 4  # without `!` each use varies on its own
