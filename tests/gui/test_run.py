@@ -48,18 +48,22 @@ def test_run_progress_eta_gallery_and_keyboard_rating(qtbot, window_for, fake_sd
     assert [i.record.image_index for i in gallery.items] == [2, 1, 0]
     qtbot.waitUntil(lambda: all(gallery.thumbnail(i.key) is not None for i in gallery.items),
                     timeout=5000)
-    # Select the newest and rate it with the keyboard.
+    # Select the newest and rate it with the keyboard; the rating lands in the learning store.
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=10000)
+    learning = window.session.learning
+    assert learning is not None
     window.gallery_panel.select_first()
     qtbot.waitUntil(lambda: window.viewer.sidebar.key == gallery.items[0].key, timeout=5000)
     assert "a red fox in snow" in window.viewer.sidebar.prompt.text()
     qtbot.keyClick(window.gallery_panel.view, Qt.Key.Key_4)
     key = gallery.items[0].key
     qtbot.waitUntil(lambda: gallery.rating_of(key)[0] == 4, timeout=3000)
+    assert learning.read_rating(key)[0] == 4, "the learning controller has the rating"
     assert window.viewer.sidebar.stars.stars == 4
     qtbot.keyClick(window.gallery_panel.view, Qt.Key.Key_0)
     qtbot.waitUntil(lambda: gallery.rating_of(key)[0] is None, timeout=3000)
     window.viewer.sidebar.tag_buttons["too noisy"].click()
-    qtbot.waitUntil(lambda: gallery.rating_of(key)[1] == ("too noisy",), timeout=3000)
+    qtbot.waitUntil(lambda: learning.read_rating(key)[1] == ("too noisy",), timeout=3000)
 
 
 @pytest.mark.parametrize("fake_sdwebui_thread", [SLOW], indirect=True)
@@ -123,3 +127,23 @@ def test_no_server_run_shows_error_not_traceback(qtbot, window_for, dead_url):
     assert error is not None and dead_url in error.message
     assert window.status.error_button.isVisible()
     assert "Traceback" not in window.notice.message
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [FAST], indirect=True)
+def test_rooms_open_after_first_paint_and_add_to_queue_runs_on_the_node(qtbot, window_for,
+                                                                         fake_sdwebui_thread):
+    from stablenew.gui.main_window import PanelSlot
+
+    fake = fake_sdwebui_thread
+    window = window_for(fake.url)
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=10000)
+    assert not isinstance(window.sidebar, PanelSlot), "the library sidebar replaced its slot"
+    assert not isinstance(window.queue_panel, PanelSlot)
+    assert window.work_tabs.indexOf(window.queue_panel) >= 0
+    assert window.commands.queue_button.isEnabled()
+    _fill(window, **{"txt2img.prompt": "queued", "txt2img.steps": 3, "txt2img.batch_count": 2,
+                     "txt2img.width": 128, "txt2img.height": 128})
+    before = fake.images_generated
+    window.commands.queue_button.click()
+    qtbot.waitUntil(lambda: fake.images_generated - before >= 2, timeout=15000)
+    qtbot.waitUntil(lambda: window.commands.queue_count.text() == "Queue: 0", timeout=10000)

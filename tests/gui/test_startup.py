@@ -50,3 +50,68 @@ def test_corrupt_settings_file_shows_a_message_and_starts(open_window):
     assert "settings could not be read" in window.notice.message
     assert window.session.app.settings == AppSettings()
     assert list(paths.config_dir.glob("settings.yaml.bad-*")), "the bad file is kept aside"
+
+
+_CLOSE_SOON = r"""
+import sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+app = QApplication([sys.argv[0]])
+
+import time
+deadline = time.monotonic() + 20
+
+def close_when_told():
+    windows = [w for w in app.topLevelWidgets() if w.isVisible() and w.windowTitle() == "StableNew"]
+    waiting = not windows or not windows[0].server_notice.message
+    if waiting and time.monotonic() < deadline:
+        QTimer.singleShot(100, close_when_told)  # the probe runs in the background
+        return
+    print("window:", len(windows), windows[0].server_notice.message if windows else "", flush=True)
+    for w in windows:
+        w.close()
+
+QTimer.singleShot(300, close_when_told)
+from stablenew.gui.app import run_app
+sys.exit(run_app())
+"""
+
+
+def test_run_app_opens_says_no_server_and_exits_cleanly(tmp_path, dead_url):
+    """What `make run` does on a machine without a server: a window, a plain message, exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    env = dict(os.environ, STABLENEW_HOME=str(home), QT_QPA_PLATFORM="offscreen")
+    paths = AppPaths(home / "config", home / "data", home / "outputs")
+    save_settings(paths, AppSettings(server_url=dead_url))
+    result = subprocess.run([sys.executable, "-c", _CLOSE_SOON], capture_output=True, text=True,
+                            env=env, timeout=45)
+    assert result.returncode == 0, result.stderr
+    assert "window: 1" in result.stdout
+    assert f"No Stable Diffusion server answers at {dead_url}" in result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    assert (paths.log_dir / "stablenew.log").exists(), "logging goes to the data folder"
+
+
+def test_theme_and_window_layout_are_remembered(qtbot, open_window):
+    window = open_window()
+    window.session.app.apply_settings({"theme": "dark"})
+    assert window.property("dark") is True
+    qtbot.waitUntil(lambda: "dark" in window.session.app.paths.settings_file.read_text()
+                    if window.session.app.paths.settings_file.exists() else False, timeout=5000)
+    window.resize(1100, 700)
+    window.main_split.setSizes([300, 400, 400])
+    sizes = window.main_split.sizes()
+    window.save_state()
+    again = open_window()
+    assert again.session.app.theme == "dark"
+    # Sidebar and cards keep their widths (within the few pixels a fresh layout moves them);
+    # the viewer, which stretches, takes the rest.
+    restored = again.main_split.sizes()
+    assert all(abs(a - b) <= 25 for a, b in zip(restored[:2], sizes[:2], strict=True)), (restored, sizes)
+    # Offscreen window managers may clamp a restored size; the stored geometry must round-trip.
+    stored = again.session.app.ui_value("geometry")
+    assert stored == window.saveGeometry() and again.restoreGeometry(stored)
