@@ -41,6 +41,7 @@ from stablenew.backends.comfyui_workflows import (
     a1111_upscaler_names,
     check_graph,
     load_user_templates,
+    part_classes,
 )
 from stablenew.backends.errors import (
     AuthFailed,
@@ -181,13 +182,10 @@ class ComfyUIBackend:
         if not isinstance(stats, dict) or "system" not in stats:
             raise ProtocolError(f"Node '{self.name}' does not look like ComfyUI (no system stats).",
                                 node=self.name, detail=str(stats)[:500])
-        all_info = await self._get_json("/object_info")
-        if not isinstance(all_info, dict):
-            raise ProtocolError(f"Node '{self.name}' sent an unreadable node list.", node=self.name)
-        self._object_info = all_info
-        self._absent = {c for c in _PROBED_CLASSES if c not in all_info}
+        # Class by class, not the whole /object_info: that is ~1 MB and slow to compute on
+        # nodes with many custom nodes. We ask for every class our graphs can use.
         self._embeddings = None
-        catalog = await self._catalog()
+        catalog = await self._catalog(self._known_classes(), refresh=True)
         devices = stats.get("devices") or [{}]
         dev = devices[0] if devices else {}
         return Capabilities(
@@ -203,8 +201,25 @@ class ComfyUIBackend:
             loras=catalog.loras,
             embeddings=catalog.embeddings,
             adetailer_models=catalog.detector_models,
-            node_classes=frozenset(all_info),
+            node_classes=frozenset(catalog.object_info),
         )
+
+    def _known_classes(self) -> set[str]:
+        """Every node class a built-in part or one of the user's templates uses."""
+        classes = set(_PROBED_CLASSES) | part_classes()
+        try:
+            for template in load_user_templates(self._user_templates_dir()).values():
+                classes |= {n["class_type"] for n in template.nodes.values()}
+        except BackendError as exc:  # a broken user template must not hide the node
+            log.warning("user workflow templates ignored while probing %s: %s", self.name, exc.detail)
+        return classes
+
+    def _user_templates_dir(self) -> Path:
+        if self._workflows_dir is not None:
+            return self._workflows_dir
+        from stablenew.storage.paths import AppPaths
+
+        return AppPaths.default().config_dir / "workflows"
 
     async def _class_info(self, classes: set[str], *, refresh: bool = False) -> None:
         wanted = [c for c in classes if refresh or (c not in self._object_info and c not in self._absent)]
@@ -233,13 +248,8 @@ class ComfyUIBackend:
 
     async def _builder(self) -> WorkflowBuilder:
         catalog = await self._catalog()
-        folder = self._workflows_dir
-        if folder is None:
-            from stablenew.storage.paths import AppPaths
-
-            folder = AppPaths.default().config_dir / "workflows"
         return WorkflowBuilder(catalog, save_on_server=self.save_on_server,
-                               user_templates=load_user_templates(folder))
+                               user_templates=load_user_templates(self._user_templates_dir()))
 
     async def _checked(self, wf: Workflow) -> None:
         """Check the graph against the node; re-read stale classes once before blaming the node."""

@@ -390,6 +390,12 @@ def part(name: str) -> Template:
     return _part_cached(name)
 
 
+def part_classes() -> set[str]:
+    """Node classes used by the shipped parts (what a node is probed for)."""
+    folder = resource_path("workflows", "parts")
+    return {n["class_type"] for path in folder.glob("*.json") for n in part(path.stem).nodes.values()}
+
+
 @dataclass(frozen=True)
 class Link:
     """An output of a node in the graph being built (`["node_id", index]` in API format)."""

@@ -93,6 +93,9 @@ async def test_probe_reports_models_vram_and_node_classes(fake_comfyui, comfy):
     assert "R-ESRGAN 4x+ Anime6B" not in caps.upscalers
     assert "detail_tweaker.safetensors" in caps.loras
     assert "KSampler" in caps.node_classes and "FaceDetailer" not in caps.node_classes
+    # Probed class by class (what our graphs use), never the ~1 MB /object_info.
+    assert {"LoraLoader", "ImageUpscaleWithModel", "SetLatentNoiseMask"} <= caps.node_classes
+    assert len(caps.node_classes) < 60
     await comfy.ping()
 
 
