@@ -31,10 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from stablenew.pipeline.config import PipelineConfig
     from stablenew.randomizer.errors import RandomizerError, TemplateError
     from stablenew.randomizer.plan import plan
     from stablenew.randomizer.spec import VariationSpec
+    from stablenew.storage.validation import plain_problems
 
     if args.limit < 0:
         print("--limit must be 0 or more.", file=sys.stderr)
@@ -55,6 +58,10 @@ def _run(args: argparse.Namespace) -> int:
     except TemplateError as exc:
         where = f" ({exc.position})" if exc.position and exc.position not in exc.message else ""
         print(f"Template error{where}: {exc.message}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        problems = "; ".join(str(p) for p in plain_problems(exc, VariationSpec))
+        print(f"Error: {problems}", file=sys.stderr)
         return 2
     except (RandomizerError, ValueError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
