@@ -679,6 +679,9 @@ def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
 
 
 def _rebuild_stats(db: sqlite3.Connection) -> None:
+    # Settings no record points to any more (their images were deleted) go too.
+    db.execute("DELETE FROM learning_settings WHERE hash NOT IN "
+               "(SELECT settings_hash FROM learning_records)")
     db.execute("DELETE FROM learning_stats")
     db.execute(
         "INSERT INTO learning_stats (pack, param, value, n, total, total_sq) "

@@ -152,3 +152,6 @@ def test_a_batch_stores_its_settings_once_and_each_image_keeps_its_own_seed_and_
             again = store.get(str(image.path))
             assert again.config == image.config and again.prompt == image.config.txt2img.prompt
             assert again.config.txt2img.seed == image.seed
+        store.delete(str(other.path))
+        store.rebuild_stats()
+        assert store.execute("SELECT COUNT(*) FROM learning_settings")[0][0] == 1
