@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.fields import FieldSpec, field_specs
-from stablenew.controller.format import eta_in_words
 from stablenew.controller.images import decode_image
+from stablenew.controller.run_progress import RunProgress, RunState
 from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline import config as cfg
 from stablenew.pipeline.events import (
@@ -39,9 +39,6 @@ log = logging.getLogger("stablenew.controller.pipeline")
 FLUSH_INTERVAL_MS = 80
 PREVIEW_SIDE = 768
 
-STAGE_TITLES = {"txt2img": "Text to image", "img2img": "Image to image", "adetailer": "ADetailer",
-                "upscale": "Upscale"}
-
 # Which server listing fills which picker (by the field's last name, or its full path).
 _OPTION_SOURCES = {
     "txt2img.checkpoint": "checkpoints",
@@ -56,57 +53,6 @@ _OPTION_SOURCES = {
     "adetailer.passes.0.model": "adetailer_models",
 }
 _LATENT_UPSCALERS = ("Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (nearest)")
-
-
-class RunState:
-    idle = "idle"
-    running = "running"
-    stopping = "stopping"
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """A snapshot of the run for the status bar; plain values, emitted at most every 80 ms."""
-
-    state: str = RunState.idle
-    stage: str = ""
-    stage_index: int = 0
-    stage_count: int = 0
-    image_index: int = 0
-    total_images: int = 0
-    step: int | None = None
-    steps: int | None = None
-    stage_fraction: float = 0.0
-    overall_fraction: float = 0.0
-    eta_seconds: float | None = None
-    images_saved: int = 0
-    images_failed: int = 0
-    node: str = ""
-    started_at: float = 0.0
-
-    @property
-    def eta_text(self) -> str:
-        if self.state == RunState.stopping:
-            return "Stopping…"
-        if self.state != RunState.running:
-            return ""
-        return eta_in_words(self.eta_seconds)
-
-    @property
-    def stage_text(self) -> str:
-        if self.state == RunState.idle or not self.stage:
-            return ""
-        title = STAGE_TITLES.get(self.stage, self.stage)
-        text = f"{title} — stage {self.stage_index} of {self.stage_count}"
-        if self.total_images > 1:
-            text += f" · image {self.image_index + 1} of {self.total_images}"
-        return text
-
-    @property
-    def step_text(self) -> str:
-        if self.step is None or not self.steps:
-            return ""
-        return f"step {self.step} of {self.steps}"
 
 
 class PipelineController(QObject):

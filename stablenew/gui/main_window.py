@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
-    QFrame,
-    QLabel,
     QMainWindow,
     QSplitter,
     QTabWidget,
@@ -23,30 +20,12 @@ from stablenew.gui.command_bar import CommandBar
 from stablenew.gui.gallery_panel import GalleryPanel
 from stablenew.gui.pipeline_panel import PipelinePanel
 from stablenew.gui.prompt_editor import PromptEditorOverlay
+from stablenew.gui.room_panels import PanelSlot, make_room_panel
 from stablenew.gui.run_status import RunStatusBar
 from stablenew.gui.viewer_panel import ViewerPanel
 from stablenew.gui.widgets.notice import NoticeBanner
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-log = logging.getLogger("stablenew.gui")
-
-
-class PanelSlot(QFrame):
-    """Where another room's panel goes; says what will be there until that panel is installed."""
-
-    def __init__(self, title: str, text: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("PanelSlot")
-        heading = QLabel(title)
-        heading.setObjectName("PanelTitle")
-        body = QLabel(text)
-        body.setObjectName("MutedLabel")
-        body.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 10, 12, 10)
-        layout.addWidget(heading)
-        layout.addWidget(body)
-        layout.addStretch(1)
 
 
 class MainWindow(QMainWindow):
@@ -161,18 +140,7 @@ class MainWindow(QMainWindow):
         return self._make_panel(name) or PanelSlot(title, text)
 
     def _make_panel(self, name: str) -> QWidget | None:
-        """The room's own panel, or None while its controller or panel is not in this build."""
-        controller = getattr(self.session, name, None)
-        factory = _PANEL_FACTORIES.get(name)
-        if controller is None or factory is None:
-            return None
-        try:
-            return factory(controller)
-        except ImportError:
-            return None
-        except Exception as exc:  # one room's broken panel must not keep the window from opening
-            log.exception("the %s panel failed to open", name)
-            return PanelSlot(name.capitalize(), f"This panel could not be opened: {exc}")
+        return make_room_panel(name, getattr(self.session, name, None))
 
     def _room_opened(self, name: str) -> None:
         """A room's controller is ready after start-up: put its panel where the slot was."""
@@ -381,34 +349,6 @@ def _dropped_image(mime) -> Path | None:
             if path.suffix.lower() in IMAGE_SUFFIXES:
                 return path
     return None
-
-
-def _library_panel(controller):
-    from stablenew.gui.panels.library_panel import LibraryPanel
-
-    return LibraryPanel(controller)
-
-
-def _randomizer_panel(adapter):
-    from stablenew.gui.panels.randomizer_panel import RandomizerPanel
-
-    return RandomizerPanel(adapter)
-
-
-def _queue_panel(controller):
-    from stablenew.gui.panels.queue_panel import QueuePanel
-
-    return QueuePanel(controller)
-
-
-def _learning_panel(controller):
-    from stablenew.gui.panels.learning_panel import LearningPanel
-
-    return LearningPanel(controller)
-
-
-_PANEL_FACTORIES = {"library": _library_panel, "randomizer": _randomizer_panel,
-                    "queue": _queue_panel, "learning": _learning_panel}
 
 
 def build_main_window(startup=None) -> MainWindow:
