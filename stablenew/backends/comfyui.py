@@ -128,6 +128,7 @@ class ComfyUIBackend:
         self._jobs_api: bool | None = None  # unknown until tried
         self._workflows_dir = workflows_dir
         self.reconnects = 0
+        self._background: set[asyncio.Task] = set()
 
     @property
     def kind(self) -> BackendKind:
@@ -361,10 +362,12 @@ class ComfyUIBackend:
         watch = _Watch(pid)
         self._watches[pid] = watch
         self._task_prompts[task_id] = pid
+        posting = False
         try:
             body: dict[str, Any] = {"prompt": graph, "client_id": self._client_id, "prompt_id": pid}
             if self.previews:
                 body["extra_data"] = {"preview_method": "auto"}
+            posting = True
             resp = await self._request("POST", "/prompt", json=body)
             if resp.status_code == 400 and wf.uploads and self._uploaded & set(wf.uploads):
                 # Our record of uploads may be stale (the node's input folder was cleaned).
@@ -389,7 +392,14 @@ class ComfyUIBackend:
             if task_id in self._cancelled_tasks:
                 await self._cancel_prompt(pid)
             item = await self._follow(watch, graph, on_progress)
+            posting = False
             return await self._fetch_images(item, wf.output_node), pid
+        except asyncio.CancelledError:
+            if posting:
+                # Nobody will collect this prompt's result: take it off the node, in the
+                # background since we are being cancelled.
+                self._in_background(self._cancel_prompt(pid))
+            raise
         finally:
             self._watches.pop(pid, None)
 
@@ -500,6 +510,17 @@ class ComfyUIBackend:
         return result
 
     # ------------------------------------------------------------------ cancelling
+    def _in_background(self, coro) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except BackendError as exc:
+                log.info("background cancel on %s failed: %s", self.name, exc.detail or exc.message)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def interrupt(self, task_id: str) -> None:
         """Stop only our job for `task_id`: dequeue it if pending, interrupt it if running."""
         self._cancelled_tasks.add(task_id)
@@ -664,6 +685,8 @@ class ComfyUIBackend:
 
     # ------------------------------------------------------------------ closing
     async def aclose(self) -> None:
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=2.0)
         self._closed = True
         if self._ws_task is not None:
             self._ws_task.cancel()

@@ -520,3 +520,16 @@ async def test_a_restarted_node_is_used_again_without_a_new_client(tmp_path):
             assert len(result.images) == 1
     finally:
         await backend.aclose()
+
+
+async def test_cancelling_the_awaiting_task_takes_our_prompt_off_the_node(fake_comfyui, comfy):
+    fake_comfyui.step_ms = 20
+    run = asyncio.create_task(comfy.txt2img(Txt2ImgJob(sampling(steps=200), task_id="dropped")))
+    await _wait_until(lambda: fake_comfyui.queue_snapshot()["queue_running"])
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    await _wait_until(lambda: not fake_comfyui.queue_snapshot()["queue_running"], 3)
+    pid = fake_comfyui.received[-1]["prompt_id"]
+    await _wait_until(lambda: fake_comfyui.history(pid) is not None, 3)
+    assert fake_comfyui.history(pid)["status"]["status_str"] == "error"
