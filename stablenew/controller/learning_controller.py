@@ -366,6 +366,7 @@ class LearningController(QObject):
             self._token.cancel()
 
     async def _execute(self, plan: LearningPlan, token: Any) -> None:
+        from stablenew.pipeline.outputs import new_run_folder
         from stablenew.pipeline.runner import PipelineRunner
 
         try:
@@ -377,9 +378,16 @@ class LearningController(QObject):
                     self._set_run(replace(self._run, state=RunState.failed, message=message))
                 raise
             runner = PipelineRunner(Path(self._output_dir()))
+            # One folder for the whole comparison, files named by value and seed, instead of
+            # a run folder per image.
+            folder = await asyncio.to_thread(
+                new_run_folder, Path(self._output_dir()),
+                f"learning {plan.param.label} {plan.base.txt2img.prompt}")
 
             async def run_one(cell: PlannedImage) -> list[ImageRecord]:
-                result = await runner.run(cell.config, backend, token, None, tags=cell.tags)
+                prefix = f"{plan.param.label} {cell.value_text} seed {cell.seed}"
+                result = await runner.run(cell.config, backend, token, None, tags=cell.tags,
+                                          output_dir=folder, name_prefix=prefix)
                 if result.records and self._mode is not LearningMode.off:
                     await self._worker.call(
                         LearningStore.add_records,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -129,6 +130,10 @@ async def test_learning_run_five_values_two_seeds(controller, tmp_path):
         records = store.records(learning_run_id=result.run_id)
         saved = store.load_run(result.run_id)
     assert len(records) == 10 and len({r.path for r in records}) == 10
+    # One folder for the comparison, each file named by its value and seed.
+    folders = {Path(r.path).parent for r in records}
+    assert len(folders) == 1 and "learning-steps" in folders.pop().name
+    assert Path(result.cell(1, 2).path).name.startswith(f"steps-8-seed-{result.seeds[1]}")
     by_path = {r.path: r for r in records}
     for row in range(2):
         row_configs = [by_path[result.cell(row, col).path].config for col in range(5)]
