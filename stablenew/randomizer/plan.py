@@ -68,6 +68,7 @@ class _Variant:
     choices: tuple[int | None, ...]  # value index per axis; None keeps the base value
     positive: str | None = None  # random mode draws texts directly
     negative: str | None = None
+    repeat: int = 0  # random mode: how many times this variant was drawn before
 
 
 class Plan:
@@ -137,8 +138,10 @@ class Plan:
                 if index >= self.count:
                     return
                 if index >= start:
-                    yield PlanItem(self._with_seed(config, index, j), variant_id, label, index,
-                                   v, j)
+                    # A variant drawn again (random mode, space used up) gets new seeds, so it
+                    # never repeats an image already made.
+                    seeded = self._with_seed(config, index, j + variant.repeat * ipv)
+                    yield PlanItem(seeded, variant_id, label, index, v, j)
                 index += 1
 
     def preview(self, n: int) -> list[PlanItem]:
@@ -185,6 +188,7 @@ class Plan:
         space = self.prompt_count * math.prod(lengths)
         seen: set[tuple[str, str, tuple[int | None, ...]]] = set()
         listed: list[tuple[str, str, tuple[int | None, ...]]] | None = None
+        drawn: dict[tuple[str, str, tuple[int | None, ...]], int] = {}
         for v in range(self.variant_count):
             ctx = self._ctx(v)
             key = None
@@ -209,7 +213,9 @@ class Plan:
                         break
             assert key is not None
             seen.add(key)
-            yield _Variant(-1, key[2], key[0], key[1])
+            repeat = drawn.get(key, 0)
+            drawn[key] = repeat + 1
+            yield _Variant(-1, key[2], key[0], key[1], repeat)
 
     def _key_at(self, rank: int) -> tuple[str, str, tuple[int | None, ...]]:
         variant = Plan._variant_at_fanout(rank, [len(a.values) for a in self.axes])

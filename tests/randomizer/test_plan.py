@@ -308,3 +308,11 @@ def test_immediate_variables_are_one_axis_with_a_consistent_value():
                                          "a winter day, winter light"]
     lazy = VariationSpec(template="${s={summer|winter}}a ${s} day, ${s} light", seed=1)
     assert plan(BASE, lazy).count == 4  # without `!` each use varies on its own
+
+
+def test_random_mode_repeats_get_new_seeds_so_no_image_repeats():
+    spec = VariationSpec(template="{a|b}", mode="random", count=6, images_per_variant=2, seed=5)
+    items = list(plan(BASE, spec))
+    made = [(i.config.txt2img.prompt, i.config.txt2img.seed) for i in items]
+    assert len(made) == 12 and len(set(made)) == 12
+    assert sorted({s for _, s in made}) == list(range(5, 11))  # seed, seed+1, … per round
