@@ -92,6 +92,7 @@ def test_panel_shows_count_preview_hints_and_errors(qtbot, panel, adapter, wildc
         panel.template.setPlainText("a {red|blue")
     assert panel.notice.isVisibleTo(panel)
     assert "never closed" in panel.notice.message
+    assert panel.preview.count() == 0
 
 
 def test_axes_editor_feeds_the_count(qtbot, panel, adapter):

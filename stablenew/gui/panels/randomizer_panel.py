@@ -238,6 +238,7 @@ class RandomizerPanel(QWidget):
         if text:
             self.notice.show_notice(text, level="error")
             self.count_label.setText("Fix the problem above to see the count.")
+            self.preview.clear()  # the old variants are not what this spec would make
         else:
             self.notice.clear()
 
