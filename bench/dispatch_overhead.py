@@ -27,7 +27,7 @@ import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 IMAGES = 200
-CHUNKS = 4
+CHUNKS = 8
 
 
 @contextlib.contextmanager
@@ -116,7 +116,7 @@ async def main() -> None:
         # Warm both paths (imports, connection pools, the server's first render).
         await bare_loop(url, root / "warm-bare", 5)
         await stablenew_runner(url, root / "warm-sn", 5)
-        # 200 images each, in interleaved chunks so load from elsewhere on the machine
+        # 200 images each, in 8 interleaved chunks so load from elsewhere on the machine
         # falls on both sides alike; throughput is total images over total time.
         chunk = IMAGES // CHUNKS
         bare_s = ours_s = 0.0
