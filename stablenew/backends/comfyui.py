@@ -32,13 +32,15 @@ from stablenew.backends.comfyui_messages import (
     parse_binary_frame,
     post_prompt_error,
 )
+from stablenew.backends.comfyui_names import (
+    a1111_sampler_names,
+    a1111_scheduler_names,
+    a1111_upscaler_names,
+)
 from stablenew.backends.comfyui_workflows import (
     NodeCatalog,
     Workflow,
     WorkflowBuilder,
-    a1111_sampler_names,
-    a1111_scheduler_names,
-    a1111_upscaler_names,
     check_graph,
     load_user_templates,
     part_classes,

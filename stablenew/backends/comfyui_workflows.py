@@ -13,12 +13,25 @@ import copy
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from stablenew.backends.comfyui_names import (
+    COMBO_WHAT,
+    LATENT_UPSCALERS,
+    PIXEL_UPSCALERS,
+    UPSCALER_ALIASES,
+    comfy_sampler,
+    comfy_scheduler,
+    mark_embeddings,
+    match_file,
+    missing,
+    normalize_name,
+    split_loras,
+)
 from stablenew.backends.errors import MissingResource, RequestRejected
 from stablenew.backends.types import (
     ADetailerJob,
@@ -32,269 +45,6 @@ from stablenew.backends.types import (
 from stablenew.storage.resources import resource_path
 
 FORMAT_VERSION = 1
-
-# ---------------------------------------------------------------------------- name tables
-#: A1111/Forge sampler names -> ComfyUI sampler_name. ComfyUI names are accepted as they are.
-SAMPLERS: dict[str, str] = {
-    "DPM++ 2M": "dpmpp_2m",
-    "DPM++ SDE": "dpmpp_sde",
-    "DPM++ 2M SDE": "dpmpp_2m_sde",
-    "DPM++ 2M SDE Heun": "dpmpp_2m_sde_heun",
-    "DPM++ 2S a": "dpmpp_2s_ancestral",
-    "DPM++ 3M SDE": "dpmpp_3m_sde",
-    "Euler a": "euler_ancestral",
-    "Euler": "euler",
-    "LMS": "lms",
-    "Heun": "heun",
-    "DPM2": "dpm_2",
-    "DPM2 a": "dpm_2_ancestral",
-    "DPM fast": "dpm_fast",
-    "DPM adaptive": "dpm_adaptive",
-    "DDIM": "ddim",
-    "DDPM": "ddpm",
-    "UniPC": "uni_pc",
-    "LCM": "lcm",
-}
-_SAMPLER_KEYS = {k.lower(): v for k, v in SAMPLERS.items()}
-
-#: A1111 "Schedule type" labels -> ComfyUI scheduler. "Automatic" depends on the sampler.
-SCHEDULERS: dict[str, str] = {
-    "Uniform": "normal",
-    "Karras": "karras",
-    "Exponential": "exponential",
-    "SGM Uniform": "sgm_uniform",
-    "KL Optimal": "kl_optimal",
-    "Simple": "simple",
-    "Normal": "normal",
-    "DDIM": "ddim_uniform",
-    "Beta": "beta",
-}
-_SCHEDULER_KEYS = {k.lower(): v for k, v in SCHEDULERS.items()}
-
-
-def a1111_sampler_names(available: Iterable[str]) -> tuple[str, ...]:
-    """A node's samplers in A1111's words (so presets stay portable), then ComfyUI-only ones."""
-    available = tuple(available)
-    mapped = [name for name, comfy in SAMPLERS.items() if comfy in available]
-    covered = set(SAMPLERS.values())
-    return tuple(mapped) + tuple(a for a in available if a not in covered)
-
-
-def a1111_scheduler_names(available: Iterable[str]) -> tuple[str, ...]:
-    available = tuple(available)
-    mapped = [name for name, comfy in SCHEDULERS.items() if comfy in available]
-    covered = set(SCHEDULERS.values())
-    return ("Automatic", *mapped) + tuple(a for a in available if a not in covered)
-
-
-#: What A1111 picks for "Automatic" (its samplers' default schedulers), in ComfyUI words.
-AUTOMATIC_SCHEDULER: dict[str, str] = {
-    "dpm_2": "karras",
-    "dpm_2_ancestral": "karras",
-    "dpmpp_2s_ancestral": "karras",
-    "dpmpp_2m": "karras",
-    "dpmpp_sde": "karras",
-    "dpmpp_2m_sde": "karras",
-    "dpmpp_2m_sde_heun": "exponential",
-    "dpmpp_3m_sde": "exponential",
-    "ddim": "ddim_uniform",
-}
-
-#: A1111 latent upscalers -> LatentUpscale methods.
-LATENT_UPSCALERS: dict[str, str] = {
-    "latent": "bilinear",
-    "latent (antialiased)": "bilinear",
-    "latent (bicubic)": "bicubic",
-    "latent (bicubic antialiased)": "bicubic",
-    "latent (nearest)": "nearest-exact",
-    "latent (nearest-exact)": "nearest-exact",
-}
-
-#: A1111 plain pixel resizers -> ImageScale methods (no model needed).
-PIXEL_UPSCALERS: dict[str, str] = {"none": "lanczos", "lanczos": "lanczos", "nearest": "nearest-exact"}
-
-#: A1111's built-in upscaler names -> the usual file names of the same models.
-UPSCALER_FILES: dict[str, tuple[str, ...]] = {
-    "R-ESRGAN 4x+": ("RealESRGAN_x4plus",),
-    "R-ESRGAN 4x+ Anime6B": ("RealESRGAN_x4plus_anime_6B",),
-    "R-ESRGAN 2x+": ("RealESRGAN_x2plus",),
-    "ESRGAN_4x": ("ESRGAN_4x", "ESRGAN_x4", "RRDB_ESRGAN_x4"),
-    "SwinIR 4x": ("SwinIR_4x", "003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_GAN"),
-    "ScuNET": ("scunet_color_real_psnr", "ScuNET"),
-    "DAT x4": ("DAT_x4",),
-}
-_UPSCALER_ALIASES = {_k.lower(): _v for _k, _v in UPSCALER_FILES.items()}
-
-
-def a1111_upscaler_names(installed: Iterable[str]) -> tuple[str, ...]:
-    """The upscaler names a node can serve, in A1111's words as well as its own files.
-
-    The scheduler compares a config's upscaler ("R-ESRGAN 4x+") with a node's list, so a
-    ComfyUI node lists the A1111 names its files stand in for, and the resizers that need none.
-    """
-    installed = tuple(installed)
-    names = ["None", "Lanczos", "Nearest", "Latent", "Latent (antialiased)", "Latent (bicubic)",
-             "Latent (bicubic antialiased)", "Latent (nearest)", "Latent (nearest-exact)"]
-    names += [alias for alias, files in UPSCALER_FILES.items()
-              if any(match_file(f, installed) for f in files)]
-    return tuple(names) + installed
-
-_WHAT_WORDS = {
-    "checkpoint": "Checkpoint",
-    "lora": "LoRA",
-    "upscaler": "Upscaler",
-    "sampler": "Sampler",
-    "scheduler": "Scheduler",
-    "adetailer_model": "Detector model",
-    "node_class": "Node type",
-    "image": "Image",
-}
-
-#: Which kind of thing a combo input names, for plain-language errors.
-_COMBO_WHAT = {
-    ("CheckpointLoaderSimple", "ckpt_name"): "checkpoint",
-    ("LoraLoader", "lora_name"): "lora",
-    ("LoraLoaderModelOnly", "lora_name"): "lora",
-    ("UpscaleModelLoader", "model_name"): "upscaler",
-    ("UltralyticsDetectorProvider", "model_name"): "adetailer_model",
-}
-
-
-def _installed_words(installed: Iterable[str], limit: int = 8) -> str:
-    names = list(installed)
-    if not names:
-        return "none installed"
-    shown = ", ".join(names[:limit])
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return f"installed: {shown}{more}"
-
-
-def missing(what: str, name: str, installed: Iterable[str], node: str, *, hint: str = "",
-            detail: str = "") -> MissingResource:
-    """A MissingResource whose message names the thing, the node and what is there instead."""
-    installed = tuple(installed)
-    word = _WHAT_WORDS.get(what, what)
-    message = f"{word} '{name}' is not installed on node '{node}' — {_installed_words(installed)}."
-    if hint:
-        message += " " + hint
-    return MissingResource(message, what=what, name=name, installed=installed, node=node, detail=detail)
-
-
-# ---------------------------------------------------------------------------- name resolution
-def _norm(name: str) -> str:
-    return name.strip().lower()
-
-
-def _stem(name: str) -> str:
-    """'sub\\Model.safetensors [abc123]' -> 'sub/model' (A1111 titles carry a hash suffix)."""
-    name = re.sub(r"\s*\[[0-9a-fA-F]{6,}\]\s*$", "", name.strip()).replace("\\", "/")
-    lowered = name.lower()
-    for ext in (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft"):
-        if lowered.endswith(ext):
-            return lowered[: -len(ext)]
-    return lowered
-
-
-def match_file(name: str, installed: Iterable[str]) -> str | None:
-    """The installed file a user's name means: exact, then without hash/extension, then basename."""
-    installed = list(installed)
-    if name in installed:
-        return name
-    want = _stem(name)
-    by_stem = {_stem(i): i for i in installed}
-    if want in by_stem:
-        return by_stem[want]
-    base = PurePosixPath(want).name
-    hits = [i for s, i in by_stem.items() if PurePosixPath(s).name == base]
-    return hits[0] if len(hits) == 1 else None
-
-
-def comfy_sampler(name: str, available: Iterable[str], node: str) -> tuple[str, str | None]:
-    """ComfyUI sampler for an A1111 name, plus the scheduler an old-style name implies
-    ("DPM++ 2M Karras")."""
-    available = tuple(available)
-    if name in available:
-        return name, None
-    key = _norm(name)
-    implied = None
-    for suffix, sched in ((" karras", "karras"), (" exponential", "exponential")):
-        if key.endswith(suffix) and key[: -len(suffix)] in _SAMPLER_KEYS:
-            key, implied = key[: -len(suffix)], sched
-    mapped = _SAMPLER_KEYS.get(key)
-    if mapped is None or (available and mapped not in available):
-        raise missing("sampler", name, available, node,
-                      hint="Pick one of the node's samplers; StableNew knows no ComfyUI equivalent."
-                      if mapped is None else "")
-    return mapped, implied
-
-
-def comfy_scheduler(name: str, sampler: str, implied: str | None, available: Iterable[str],
-                    node: str) -> str:
-    available = tuple(available)
-    if name in available:
-        return name
-    key = _norm(name)
-    if key in ("automatic", ""):
-        mapped = implied or AUTOMATIC_SCHEDULER.get(sampler, "normal")
-    else:
-        mapped = _SCHEDULER_KEYS.get(key)
-    if mapped is None or (available and mapped not in available):
-        raise missing("scheduler", name, available, node,
-                      hint="ComfyUI has no built-in equivalent; pick another schedule type."
-                      if mapped is None else "")
-    return mapped
-
-
-_LORA_RE = re.compile(r"<(lora|lyco):([^:>]+)(?::([^:>]*))?(?::([^:>]*))?>", re.IGNORECASE)
-_HYPERNET_RE = re.compile(r"<hypernet:[^>]*>", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class LoraUse:
-    name: str
-    unet_weight: float
-    text_encoder_weight: float
-
-
-def split_loras(prompt: str) -> tuple[str, list[LoraUse], list[str]]:
-    """Take A1111's `<lora:name:weight>` tags out of a prompt (ComfyUI loads LoRAs as nodes)."""
-    loras: list[LoraUse] = []
-    warnings: list[str] = []
-
-    def weight(text: str | None, default: float) -> float:
-        if text is None or not text.strip():
-            return default
-        text = text.strip()
-        text = text.split("=", 1)[1] if "=" in text else text  # "unet=0.5" style
-        try:
-            return float(text)
-        except ValueError:
-            warnings.append(f"LoRA weight '{text}' is not a number; used {default}.")
-            return default
-
-    def take(m: re.Match) -> str:
-        te = weight(m.group(3), 1.0)
-        unet = weight(m.group(4), te)
-        loras.append(LoraUse(m.group(2).strip(), unet, te))
-        return ""
-
-    cleaned = _LORA_RE.sub(take, prompt)
-    if _HYPERNET_RE.search(cleaned):
-        warnings.append("Hypernetworks are not supported on ComfyUI; the <hypernet:…> tags were left out.")
-        cleaned = _HYPERNET_RE.sub("", cleaned)
-    cleaned = re.sub(r"[ \t]{2,}", " ", cleaned).strip().strip(",").strip()
-    return cleaned, loras, warnings
-
-
-def mark_embeddings(prompt: str, embeddings: Iterable[str]) -> str:
-    """A1111 names textual inversions by bare word; ComfyUI wants `embedding:name`."""
-    names = sorted({_stem(PurePosixPath(e).name) for e in embeddings}, key=len, reverse=True)
-    if not names or not prompt:
-        return prompt
-    pattern = re.compile(r"(?<![\w:])(" + "|".join(re.escape(n) for n in names) + r")(?![\w])",
-                         re.IGNORECASE)
-    return pattern.sub(lambda m: "embedding:" + m.group(1), prompt)
-
 
 # ---------------------------------------------------------------------------- templates
 class TemplateError(RequestRejected):
@@ -562,7 +312,7 @@ def check_graph(graph: Mapping[str, dict], catalog: NodeCatalog) -> None:
                 if cls in ("LoadImage", "LoadImageMask") and iname == "image":
                     continue  # the combo lists only top-level inputs; uploads live in a subfolder
                 if value not in options:
-                    what = _COMBO_WHAT.get((cls, iname)) or (
+                    what = COMBO_WHAT.get((cls, iname)) or (
                         "sampler" if iname == "sampler_name" else "scheduler" if iname == "scheduler"
                         else "")
                     if what:
@@ -673,7 +423,7 @@ class WorkflowBuilder:
             width = h.resize_width or int(s.width * h.resize_height / s.height)
             height = h.resize_height or int(s.height * h.resize_width / s.width)
         width, height = max(16, width // 8 * 8), max(16, height // 8 * 8)
-        key = _norm(h.upscaler)
+        key = normalize_name(h.upscaler)
         if key in LATENT_UPSCALERS:
             latent = wf.insert(part("latent_upscale"), {"latent": latent}, method=LATENT_UPSCALERS[key],
                                width=width, height=height)["latent"]
@@ -688,7 +438,7 @@ class WorkflowBuilder:
                          sampler=sampler, scheduler=scheduler, denoise=h.denoise)["latent"]
 
     def _pixel_upscale(self, wf: Workflow, image: Link, upscaler: str, width: int, height: int) -> Link:
-        key = _norm(upscaler)
+        key = normalize_name(upscaler)
         if key not in PIXEL_UPSCALERS:
             model_file = self.upscale_model_file(upscaler)
             image = wf.insert(part("upscale_model"), {"image": image}, upscaler=model_file)["image"]
@@ -698,7 +448,7 @@ class WorkflowBuilder:
     def upscale_model_file(self, upscaler: str) -> str:
         installed = self.catalog.upscale_models
         found = match_file(upscaler, installed)
-        for alias in _UPSCALER_ALIASES.get(_norm(upscaler), ()):
+        for alias in UPSCALER_ALIASES.get(normalize_name(upscaler), ()):
             found = found or match_file(alias, installed)
         if found is None:
             raise missing("upscaler", upscaler, installed, self.catalog.node_name,
@@ -813,7 +563,7 @@ class WorkflowBuilder:
         wf = Workflow()
         source = wf.insert(part("load_image"), image=self._upload(wf, job.image))["image"]
         image = self._pixel_upscale(wf, source, job.upscaler, tw, th)
-        if job.upscaler_2 and _norm(job.upscaler_2) != "none" and job.upscaler_2_visibility > 0:
+        if job.upscaler_2 and normalize_name(job.upscaler_2) != "none" and job.upscaler_2_visibility > 0:
             other = self._pixel_upscale(wf, source, job.upscaler_2, tw, th)
             image = wf.insert(part("blend"), {"image": image, "other": other},
                               visibility=min(1.0, job.upscaler_2_visibility))["image"]

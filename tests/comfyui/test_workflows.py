@@ -12,6 +12,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from stablenew.backends.comfyui_names import (
+    a1111_sampler_names,
+    a1111_scheduler_names,
+    comfy_sampler,
+    comfy_scheduler,
+    mark_embeddings,
+    match_file,
+    split_loras,
+)
 from stablenew.backends.comfyui_workflows import (
     NodeCatalog,
     Template,
@@ -19,13 +28,8 @@ from stablenew.backends.comfyui_workflows import (
     Workflow,
     WorkflowBuilder,
     check_graph,
-    comfy_sampler,
-    comfy_scheduler,
     load_user_templates,
-    mark_embeddings,
-    match_file,
     part,
-    split_loras,
 )
 from stablenew.backends.errors import MissingResource, RequestRejected
 from stablenew.backends.types import (
@@ -410,8 +414,6 @@ def test_img2img_user_template(tmp_path, real_info):
 
 
 def test_every_listed_a1111_name_maps_back(builder):
-    from stablenew.backends.comfyui_workflows import a1111_sampler_names, a1111_scheduler_names
-
     for name in a1111_sampler_names(builder.catalog.samplers):
         sampler, implied = comfy_sampler(name, builder.catalog.samplers, "den")
         assert sampler in builder.catalog.samplers
