@@ -4,7 +4,9 @@ dispatcher against four fake A1111 nodes.
 The lab: four nodes at relative speeds 1, 0.7, 0.5, 0.25 with 16/12/8/4 GB and different
 model lists (the 8 GB card has no room for SDXL with hires, the 4 GB laptop has no SDXL and no
 R-ESRGAN), and 200 mixed items — SD1.5 512², SD1.5 with hires, SDXL 1024², SDXL with hires,
-SDXL with a 2× upscale — in one shuffled queue. The nodes run in a separate process (so they
+SDXL with a 2× upscale — queued as batches of 10–30 images of one kind, in shuffled order (how
+people fill a queue; a batch of big images near the end is what makes a slow card hold up a
+fast one under SwarmUI's policy). The nodes run in a separate process (so they
 share neither our event loop nor our GIL); each answers after the time its GPU would need:
 `unit` seconds per work unit (steps × megapixels, as `stablenew.cluster.work` counts them)
 divided by its speed. Images are rendered at most 64 px wide, so the time measured is the
@@ -17,7 +19,7 @@ respects eligibility (`makespan_lower_bound` with the nodes' true speeds).
 
 Prints `RESULT makespan_vs_lower_bound=<ratio> vs_round_robin=<ratio> vs_least_used=<ratio>`
 (StableNew's makespan divided by each); targets <= 1.10 and < 1.0 against both baselines.
-Run from the repository root: `.venv/bin/python bench/cluster.py [--unit 0.004] [--items 200]`.
+Run from the repository root: `.venv/bin/python bench/cluster.py [--unit 0.006] [--items 200]`.
 """
 
 from __future__ import annotations
@@ -120,19 +122,29 @@ def serve(unit: float) -> None:
 # --- the items ---------------------------------------------------------------------------------------
 
 
-def configs(count: int, seed: int = 7):
+def jobs(count: int, seed: int = 7) -> list[tuple[str, list]]:
+    """The queue: batches (jobs) of 10–30 images of one kind each, as people add them, in a
+    shuffled order; `count` images in all, about 45% SD1.5 512², 15% SD1.5 with hires, 25%
+    SDXL 1024², 10% SDXL with hires, 5% SDXL with a 2× upscale."""
     from stablenew.pipeline.config import PipelineConfig
 
     rng = random.Random(seed)
     base = PipelineConfig().with_changes({
         "txt2img.prompt": "a lighthouse at dusk", "txt2img.sampler": "Euler a",
         "txt2img.scheduler": "Automatic", "txt2img.seed": 1})
-    kinds = (["sd15"] * 45 + ["sd15_hires"] * 15 + ["xl"] * 25 + ["xl_hires"] * 10
-             + ["xl_upscale"] * 5)
+    shares = {"sd15": 0.45, "sd15_hires": 0.15, "xl": 0.25, "xl_hires": 0.10, "xl_upscale": 0.05}
+    batches: list[tuple[str, int]] = []
+    for kind, share in shares.items():
+        left = round(count * share)
+        while left > 0:
+            n = min(left, rng.randint(10, 30))
+            batches.append((kind, n))
+            left -= n
+    rng.shuffle(batches)
     out = []
-    for k in range(count):
-        kind = rng.choice(kinds)
-        changes: dict = {"txt2img.seed": k}
+    seed_no = 0
+    for kind, n in batches:
+        changes: dict = {}
         if kind.startswith("sd15"):
             changes.update({"txt2img.checkpoint": SD15, "txt2img.width": 512,
                             "txt2img.height": 512, "txt2img.steps": 20})
@@ -150,21 +162,28 @@ def configs(count: int, seed: int = 7):
         if kind == "xl_upscale":
             changes.update({"upscale.enabled": True, "upscale.upscaler": "R-ESRGAN 4x+",
                             "upscale.target_width": 2048, "upscale.target_height": 2048})
-        out.append(base.with_changes(changes))
+        config = base.with_changes(changes)
+        images = []
+        for _ in range(n):
+            images.append(config.with_changes({"txt2img.seed": seed_no}))
+            seed_no += 1
+        out.append((kind, images))
     return out
 
 
 # --- one policy's run ---------------------------------------------------------------------------------
 
 
-async def run_policy(policy: str, nodes, items, folder: Path) -> tuple[float, dict[str, int]]:
+async def run_policy(policy: str, nodes, queue, folder: Path) -> tuple[float, dict[str, int]]:
     from stablenew.cluster import queue_runner as qr
     from stablenew.cluster.dispatcher import ClusterDispatcher
     from stablenew.cluster.jobs import ItemState, JobKind
     from stablenew.cluster.queue_store import QueueStore
 
     store = QueueStore(folder / f"{policy}.db")
-    store.add_job(items, kind=JobKind.plan, name=policy, output_dir=folder / policy)
+    for kind, images in queue:
+        store.add_job(images, kind=JobKind.plan, name=kind, output_dir=folder / policy)
+    total = sum(len(images) for _, images in queue)
     first: list[float] = []
     last: list[float] = []
 
@@ -180,8 +199,8 @@ async def run_policy(policy: str, nodes, items, folder: Path) -> tuple[float, di
     summary = await asyncio.wait_for(dispatcher.run(until_empty=True), 300)
     states = {i.state for i in store.items()}
     store.close()
-    if summary.done != len(items) or states != {ItemState.done}:
-        raise SystemExit(f"{policy}: {summary.done} of {len(items)} done, {summary.failures[:3]}")
+    if summary.done != total or states != {ItemState.done}:
+        raise SystemExit(f"{policy}: {summary.done} of {total} done, {summary.failures[:3]}")
     return last[0] - first[0], dict(summary.per_node)
 
 
@@ -201,7 +220,7 @@ def lower_bound(items, unit: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--unit", type=float, default=0.004, help="seconds per work unit at speed 1")
+    parser.add_argument("--unit", type=float, default=0.006, help="seconds per work unit at speed 1")
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -221,11 +240,11 @@ def main() -> int:
             assert proc.stdout is not None
             nodes = [NodeConfig(name=n["name"], url=n["url"], kind="a1111")
                      for n in json.loads(proc.stdout.readline())]
-            items = configs(args.items)
-            bound = lower_bound(items, args.unit)
+            queue = jobs(args.items)
+            bound = lower_bound([c for _, images in queue for c in images], args.unit)
             results = {}
             for policy in ("earliest_finish", "round_robin", "least_used"):
-                makespan, per_node = asyncio.run(run_policy(policy, nodes, items, Path(tmp)))
+                makespan, per_node = asyncio.run(run_policy(policy, nodes, queue, Path(tmp)))
                 results[policy] = makespan
                 print(f"{policy:<16} makespan {makespan:6.2f} s  per node {per_node}", flush=True)
         finally:

@@ -162,7 +162,6 @@ def _lanes(node: NodeView) -> list[float]:
 def plan_earliest_finish(reqs: Sequence[WorkRequirements], nodes: Sequence[NodeView]) -> Plan:
     """StableNew's plan: heaviest/most constrained first, each where it finishes soonest."""
     lanes = {n.name: _lanes(n) for n in nodes}
-    by_name = {n.name: n for n in nodes}
     eligible = _eligibility(reqs, nodes)
     unassignable = {i: why_nobody(reqs[i], nodes) for i, e in eligible.items() if not e}
     shortest: dict[WorkRequirements, float] = {}
@@ -175,21 +174,27 @@ def plan_earliest_finish(reqs: Sequence[WorkRequirements], nodes: Sequence[NodeV
         key=lambda i: (-shortest[reqs[i]], len(eligible[i]), i),
     )
     assignments: list[Assignment] = []
+    # The dispatcher re-plans at every claim: durations are worked out once per kind of work.
+    durations: dict[tuple[WorkRequirements, str], float] = {}
     for i in order:
-        best: tuple[float, int, float, str, int] | None = None
+        req = reqs[i]
+        best: tuple[float, int, float, str, int, float] | None = None
         for node in eligible[i]:
             lane_times = lanes[node.name]
-            lane = min(range(len(lane_times)), key=lane_times.__getitem__)
+            lane = 0 if len(lane_times) == 1 else min(range(len(lane_times)),
+                                                      key=lane_times.__getitem__)
             start = lane_times[lane]
-            finish = start + duration(reqs[i], node)
+            took = durations.get((req, node.name))
+            if took is None:
+                took = durations[(req, node.name)] = duration(req, node)
+            finish = start + took
             # Preferred tiers win unless they would finish clearly later.
             score = finish * (1.0 + TIER_TOLERANCE * (node.tier - 1))
-            candidate = (score, node.tier, start, node.name, lane)
+            candidate = (score, node.tier, start, node.name, lane, finish)
             if best is None or candidate < best:
                 best = candidate
         assert best is not None
-        _, _, start, name, lane = best
-        finish = start + duration(reqs[i], by_name[name])
+        _, _, start, name, lane, finish = best
         lanes[name][lane] = finish
         assignments.append(Assignment(i, name, start, finish))
     # Within a node, run in plan order (by start time) so the dry-run table reads naturally.
