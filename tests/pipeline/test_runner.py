@@ -429,3 +429,20 @@ async def test_a_failing_event_callback_does_not_stop_the_run(node, tmp_path):
     result = await asyncio.wait_for(PipelineRunner(tmp_path).run(
         small_config(), node.backend, CancelToken(), broken), 20)
     assert result.status is RunStatus.completed
+
+
+async def test_a_server_sending_jpeg_still_gives_png_with_metadata(tmp_path):
+    from stablenew.backends.connect import connect
+    from tests.fakes.sdwebui import FakeSDWebUI
+
+    async with FakeSDWebUI(step_ms=1, samples_format="jpg") as fake:
+        backend = await connect(fake.url, kind="a1111", timeout=20)
+        try:
+            result = await asyncio.wait_for(PipelineRunner(tmp_path).run(
+                small_config(**_enable(("upscale",))), backend, CancelToken()), 20)
+        finally:
+            await backend.aclose()
+    assert result.status is RunStatus.completed, result.errors
+    meta = read_image_metadata(result.records[0].path)
+    assert meta.format == "PNG" and (meta.width, meta.height) == (128, 128)
+    assert meta.parsed["Seed"] == "1000" and meta.stablenew["stages"] == ["txt2img", "upscale"]
