@@ -106,6 +106,10 @@ def test_axes_editor_feeds_the_count(qtbot, panel, adapter):
     qtbot.waitUntil(lambda: adapter.summary.images == 4, timeout=WAIT_MS)
     row.remove.click()
     qtbot.waitUntil(lambda: adapter.summary.images == 2, timeout=WAIT_MS)
+    panel.images_per_variant.setValue(10)
+    panel.max_images.setValue(15)
+    qtbot.waitUntil(lambda: adapter.summary.images == 15, timeout=WAIT_MS)
+    assert panel.count_label.text() == "This will make 15 images in 2 variants (limited from 20)."
 
 
 def test_large_runs_ask_first_with_a_time_estimate(qtbot, panel, adapter, monkeypatch):

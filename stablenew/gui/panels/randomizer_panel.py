@@ -73,6 +73,10 @@ class RandomizerPanel(QWidget):
         self.images_per_variant = QSpinBox()
         self.images_per_variant.setRange(1, 1000)
         self.images_per_variant.setToolTip("How many images to make of each variant")
+        self.max_images = QSpinBox()
+        self.max_images.setRange(0, 10_000_000)
+        self.max_images.setSpecialValueText("no limit")
+        self.max_images.setToolTip("Stop after this many images (the count shows the limit)")
         self.seed_policy = QComboBox()
         self.seed_hint = QLabel()
         self.seed_hint.setWordWrap(True)
@@ -123,6 +127,7 @@ class RandomizerPanel(QWidget):
         form.addRow("", self.mode_hint)
         form.addRow("Axes", self.axes)
         form.addRow("Images per variant", self.images_per_variant)
+        form.addRow("At most", self.max_images)
         form.addRow("Seeds", seed_row)
         form.addRow("", self.seed_hint)
 
@@ -147,6 +152,7 @@ class RandomizerPanel(QWidget):
         self.random_count.valueChanged.connect(a.set_random_count)
         self.axes.axes_changed.connect(a.set_axes)
         self.images_per_variant.valueChanged.connect(a.set_images_per_variant)
+        self.max_images.valueChanged.connect(a.set_max_images)
         self.seed_policy.currentIndexChanged.connect(self._seed_policy_changed)
         self.seed.textChanged.connect(self._seed_changed)
         a.summary_changed.connect(self.count_label.setText)
@@ -162,7 +168,8 @@ class RandomizerPanel(QWidget):
         """Show the adapter's spec without echoing each widget change back to it."""
         spec = self.adapter.spec
         widgets = (self.template, self.negative, self.matrix_box, self.mode, self.random_count,
-                   self.axes, self.images_per_variant, self.seed_policy, self.seed)
+                   self.axes, self.images_per_variant, self.max_images, self.seed_policy,
+                   self.seed)
         for widget in widgets:
             widget.blockSignals(True)
         try:
@@ -173,6 +180,7 @@ class RandomizerPanel(QWidget):
             self.random_count.setValue(spec.count or 10)
             self.axes.set_rows(self.adapter.axis_rows())
             self.images_per_variant.setValue(spec.images_per_variant)
+            self.max_images.setValue(spec.max_images or 0)
             self.seed_policy.setCurrentIndex(max(0, self.seed_policy.findData(str(spec.seed_policy))))
             self.seed.setText("" if spec.seed is None else str(spec.seed))
         finally:
@@ -210,7 +218,8 @@ class RandomizerPanel(QWidget):
     def _enabled_changed(self, on: bool) -> None:
         self.enabled_box.setChecked(on)
         for widget in (self.template, self.negative, self.matrix_box, self.mode, self.axes,
-                       self.images_per_variant, self.seed_policy, self.seed, self.random_count):
+                       self.images_per_variant, self.max_images, self.seed_policy, self.seed,
+                       self.random_count):
             widget.setEnabled(on)
 
     def _choose_folder(self) -> None:
