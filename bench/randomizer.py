@@ -3,8 +3,8 @@
 The spec mixes the three sources of variation: 4 prompt variants of 10 options (10^4), two
 wildcards of 100 lines each (10^4) and 4 config axes of 10 values (10^4). Baselines, measured
 in the same run: dynamicprompts' combinatorial sampler producing the first 100 prompt strings
-from the pre-parsed template (strings only, no configs), and its enumeration rate extrapolated to 10^12 (the only way it can
-count). Prints `RESULT count_1e12_ms=… first_100_ms=…` last.
+from the pre-parsed template (strings only, no configs), and its enumeration rate
+extrapolated to 10^12 (the only way it can count). Prints `RESULT count_1e12_ms=… first_100_ms=…` last.
 """
 
 from __future__ import annotations
