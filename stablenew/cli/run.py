@@ -61,6 +61,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace, token) -> int:
+    import asyncio
     from pathlib import Path
 
     from pydantic import ValidationError
@@ -101,14 +102,28 @@ async def _main(args: argparse.Namespace, token) -> int:
     kind = args.kind or (None if settings.server_kind.value == "auto" else settings.server_kind.value)
     out = Path(args.out).expanduser() if args.out else settings.output_path(paths)
 
-    try:
+    async def reach():
         backend = await connect(url, kind=kind, auth=auth, timeout=settings.request_timeout_s)
-    except BackendError as exc:
-        return _no_server(exc)
+        try:
+            await backend.ping()  # a stated --kind skips detection; still fail early and clearly
+        except BaseException:
+            await backend.aclose()
+            raise
+        return backend
+
+    # Ctrl+C while still reaching the server (it may take a while to time out) stops too.
+    reaching = asyncio.ensure_future(reach())
+    stop = asyncio.ensure_future(token.wait())
+    await asyncio.wait((reaching, stop), return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if not reaching.done():
+        reaching.cancel()
+        await asyncio.wait((reaching,), timeout=1)
+        print("Stopped before the run began.", file=sys.stderr)
+        return EXIT_CANCELLED
     try:
-        await backend.ping()  # a stated --kind skips detection; still fail early and clearly
+        backend = reaching.result()
     except BackendError as exc:
-        await backend.aclose()
         return _no_server(exc)
     progress = ProgressLine(sys.stderr, enabled=not args.quiet)
     try:

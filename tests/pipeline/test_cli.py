@@ -129,3 +129,29 @@ def test_ctrl_c_stops_cleanly(config_file, tmp_path):
         assert "Stopped after" in stderr
     assert not list(out.rglob("*.tmp"))
     assert len(list(out.rglob("*.png"))) == len(stdout.split())
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends SIGINT, which Windows consoles do differently")
+def test_ctrl_c_while_the_server_hangs_on_connect(config_file, tmp_path):
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stablenew", "run", str(config_file), "--node",
+             f"http://127.0.0.1:{port}", "--kind", "a1111", "--out", str(tmp_path / "o")],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        try:
+            silent.settimeout(20)
+            conn, _ = silent.accept()  # the run is now waiting on the silent server
+            time.sleep(0.1)
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=10)
+            conn.close()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=5)
+    assert proc.returncode == 130 and "Stopped before the run began" in stderr
