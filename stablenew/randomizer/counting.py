@@ -134,8 +134,13 @@ def check_template(text: str, *, origin: str = "") -> None:
         raise UnbalancedBraces(
             f"The '{{' at {_at(text, at)}{where} is never closed. Add the missing '}}' or "
             "remove the '{'.", template=text, offset=at, wildcard=wildcard)
+    if "::" not in text:
+        return
     for match in _OPTION_WEIGHT.finditer(text):
         raw = match.group("weight")
+        inside = text.count("{", 0, match.start("weight")) > text.count("}", 0, match.start("weight"))
+        if not inside:
+            continue  # a '|' outside braces is text (or a prompt-matrix separator), not an option
         weight = _as_weight(raw)
         if weight is None:
             offset = match.start("weight")

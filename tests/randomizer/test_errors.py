@@ -114,3 +114,10 @@ def test_bad_axis_values_are_plain_errors(axis, needle):
 def test_random_mode_without_count_is_refused():
     with pytest.raises(ValueError, match="count"):
         VariationSpec(mode="random")
+
+
+def test_double_colons_outside_variants_are_text():
+    assert compile_template("a|b::c").size == 1  # top-level '|' is text to dynamicprompts
+    assert compile_template("{x|y} then a|b::c").size == 2
+    with pytest.raises(BadWeight):
+        compile_template("a|b {c|d::e}")
