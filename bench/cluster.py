@@ -235,7 +235,8 @@ def main() -> int:
         from stablenew.cluster.nodes import NodeConfig
 
         proc = subprocess.Popen([sys.executable, __file__, "--serve", "--unit", str(args.unit)],
-                                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
         try:
             assert proc.stdout is not None
             nodes = [NodeConfig(name=n["name"], url=n["url"], kind="a1111")
