@@ -64,6 +64,16 @@ def test_run_progress_eta_gallery_and_keyboard_rating(qtbot, window_for, fake_sd
     qtbot.waitUntil(lambda: gallery.rating_of(key)[0] is None, timeout=3000)
     window.viewer.sidebar.tag_buttons["too noisy"].click()
     qtbot.waitUntil(lambda: learning.read_rating(key)[1] == ("too noisy",), timeout=3000)
+    # Copy the seed, then "use these settings" brings the image's values back into the cards.
+    sidebar = window.viewer.sidebar
+    sidebar.copy_seed.click()
+    seed = QApplication.clipboard().text()
+    assert seed == str(gallery.items[0].record.seed)
+    window.pipeline_panel.editor("txt2img.prompt").set_value("something else")
+    sidebar.use_button.click()
+    qtbot.waitUntil(lambda: window.pipeline_panel.values()["txt2img.prompt"] == "a red fox in snow",
+                    timeout=5000)
+    assert window.pipeline_panel.values()["txt2img.seed"] == int(seed)
 
 
 @pytest.mark.parametrize("fake_sdwebui_thread", [SLOW], indirect=True)
