@@ -16,3 +16,19 @@ def wildcards(tmp_path: Path) -> Path:
     target = tmp_path / "wildcards"
     shutil.copytree(DATA, target)
     return target
+
+
+@pytest.fixture
+async def backend():
+    """A real A1111 client talking HTTP to the fake SD WebUI (no step delay)."""
+    from stablenew.backends.connect import connect
+    from tests.fakes.sdwebui import FakeSDWebUI
+
+    fake = FakeSDWebUI(step_ms=0)
+    url = await fake.start()
+    client = await connect(url, kind="a1111", timeout=20)
+    try:
+        yield client, fake
+    finally:
+        await client.aclose()
+        await fake.stop()

@@ -20,21 +20,6 @@ SPECS = [
 ]
 
 
-@pytest.fixture
-async def backend():
-    from stablenew.backends.connect import connect
-    from tests.fakes.sdwebui import FakeSDWebUI
-
-    fake = FakeSDWebUI(step_ms=0)
-    url = await fake.start()
-    client = await connect(url, kind="a1111", timeout=20)
-    try:
-        yield client, fake
-    finally:
-        await client.aclose()
-        await fake.stop()
-
-
 @pytest.mark.parametrize("spec", SPECS, ids=["fanout", "random", "sequential", "rotate"])
 async def test_runner_makes_exactly_the_planned_images(spec, backend, wildcards, tmp_path):
     from stablenew.pipeline.cancel import CancelToken
