@@ -421,6 +421,8 @@ def config_from_infotext(parsed: dict[str, str], *, base: PipelineConfig | None 
         changes.append(("Hires", "txt2img.hires.enabled", True))
     if values.get("Refiner"):
         changes.append(("Refiner", "txt2img.refiner.enabled", True))
+    if "Img2img denoising strength" in values:
+        changes.append(("Img2img", "img2img.enabled", True))
     if any(k.startswith("Postprocess upscale") for k in values):
         changes.append(("Postprocess", "upscale.enabled", True))
     if passes:

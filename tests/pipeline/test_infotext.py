@@ -90,6 +90,7 @@ def _full_config(prompt: str, negative: str, checkpoint: str, sampler: str) -> P
         "adetailer.passes": [{"model": "face_yolov8n.pt", "prompt": "smile, detailed"},
                              {"model": "hand_yolov8n.pt", "denoise": 0.3, "confidence": 0.5}],
         "upscale.enabled": True, "upscale.scale": 2.0, "upscale.upscaler": "R-ESRGAN 4x+",
+        "img2img.enabled": True, "img2img.denoise": 0.25, "img2img.steps": 14,
     })
 
 
@@ -103,7 +104,7 @@ _line = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl
        checkpoint=_line, sampler=_line)
 def test_round_trip_write_parse_same_values(prompt, negative, checkpoint, sampler):
     config = _full_config(prompt, negative, checkpoint, sampler)
-    chain = ("txt2img", "adetailer", "upscale")
+    chain = ("txt2img", "img2img", "adetailer", "upscale")
     text = build_infotext(config, 4242, chain)
     back, loaded, unknown = config_from_infotext(parse_infotext(text))
     # A prompt whose last line looks like a params line is ambiguous in A1111 too.
@@ -115,6 +116,7 @@ def test_round_trip_write_parse_same_values(prompt, negative, checkpoint, sample
     assert back.txt2img == expected.txt2img
     assert back.adetailer == expected.adetailer
     assert back.upscale == expected.upscale
+    assert (back.img2img.enabled, back.img2img.denoise, back.img2img.steps) == (True, 0.25, 14)
     assert unknown == []
 
 
