@@ -216,8 +216,10 @@ class ClusterDispatcher:
         self._nodes: dict[str, _Node] = {}
         for name in self.monitor.names():
             cfg = self.monitor.config(name)
-            view = NodeView(name, None, tier=cfg.tier, max_concurrent=cfg.max_concurrent,
-                            healthy=False, enabled=cfg.enabled)
+            health = self.monitor.health(name)  # the monitor may have probed already
+            view = NodeView(name, health.capabilities, tier=cfg.tier,
+                            max_concurrent=cfg.max_concurrent, healthy=health.usable,
+                            enabled=cfg.enabled)
             view.speeds.update((speeds or {}).get(name, {}))
             self._nodes[name] = _Node(cfg, view)
         self._reqs: dict[int, WorkRequirements] = {}
@@ -698,3 +700,40 @@ def dry_run(store: QueueStore, views: Sequence[NodeView], *, policy: Policy | st
         rows.append(PlanRow(item.label, jobs[item.job_id].name, "", 0.0, 0.0, reason))
     bound = makespan_lower_bound(reqs, list(views)) if reqs else 0.0
     return DryRun(tuple(rows), plan.makespan, bound)
+
+
+# --- learned speeds between runs ---------------------------------------------------------------------
+
+
+def speeds_file(data_dir: Path) -> Path:
+    return data_dir / "node_speeds.json"
+
+
+def load_speeds(path: Path) -> dict[str, dict[str, float]]:
+    """Speeds learned in earlier runs (work units per second, per node and size class); an
+    unreadable file only means starting from the VRAM-based guesses again."""
+    import json
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    if isinstance(raw, dict):
+        for node, classes in raw.items():
+            if isinstance(classes, dict):
+                good = {str(c): float(v) for c, v in classes.items()
+                        if isinstance(v, int | float) and v > 0}
+                if good:
+                    out[str(node)] = good
+    return out
+
+
+def save_speeds(path: Path, speeds: dict[str, dict[str, float]]) -> None:
+    import json
+
+    from stablenew.storage.atomic import atomic_write_text
+
+    merged = load_speeds(path)
+    merged.update({k: v for k, v in speeds.items() if v})
+    atomic_write_text(path, json.dumps(merged, indent=1, sort_keys=True))

@@ -1,0 +1,203 @@
+"""`stablenew nodes`: the SD servers of the cluster without the window — list, add, remove,
+probe.
+
+Nodes live in `nodes.yaml` in the config folder (owner-only: it holds passwords), or in the
+file given with `--nodes`. Passwords are never printed; `add --password-env VAR` reads one from
+the environment so it does not land in the shell history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stablenew.cluster.health import NodeHealth
+    from stablenew.cluster.nodes import NodeRegistry
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("nodes", help="list, add, remove and probe the cluster's SD servers",
+                            description="The SD servers StableNew spreads queued work over.")
+    parser.add_argument("--nodes", type=Path, default=None,
+                        help="nodes file (default: nodes.yaml in the config folder)")
+    verbs = parser.add_subparsers(dest="nodes_command", metavar="ACTION")
+
+    p = verbs.add_parser("list", help="the nodes and their settings (no passwords)")
+    p.set_defaults(func=_list)
+
+    p = verbs.add_parser("add", help="add a node and probe it")
+    p.add_argument("name")
+    p.add_argument("url", help="e.g. http://192.168.1.20:7860")
+    p.add_argument("--kind", default="auto", choices=("auto", "a1111", "forge", "sdnext", "comfyui"))
+    p.add_argument("--user", default="", help="user name (--api-auth / --listen auth)")
+    p.add_argument("--password-env", default="", metavar="VAR",
+                   help="take the password from this environment variable")
+    p.add_argument("--tier", type=int, default=1, help="1 is preferred; busy tiers overflow to the next")
+    p.add_argument("--max-concurrent", type=int, default=1, help="jobs the node runs at once")
+    p.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+    p.add_argument("--disabled", action="store_true", help="add it switched off")
+    p.add_argument("--no-probe", action="store_true", help="do not contact the node now")
+    p.set_defaults(func=_add)
+
+    p = verbs.add_parser("remove", help="remove a node")
+    p.add_argument("name")
+    p.set_defaults(func=_remove)
+
+    p = verbs.add_parser("enable", help="switch a node on")
+    p.add_argument("name")
+    p.set_defaults(func=_enable, enabled=True)
+    p = verbs.add_parser("disable", help="switch a node off (it keeps its settings)")
+    p.add_argument("name")
+    p.set_defaults(func=_enable, enabled=False)
+
+    p = verbs.add_parser("probe", help="contact the nodes (or one) and show what each can do")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per node (default 10)")
+    p.set_defaults(func=_probe)
+
+    parser.set_defaults(func=_help(parser))
+
+
+def _help(parser: argparse.ArgumentParser):
+    def show(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+    return show
+
+
+def _fail(message: str) -> int:
+    print(f"stablenew nodes: {message}", file=sys.stderr)
+    return 1
+
+
+def nodes_path(given: Path | None) -> Path:
+    from stablenew.storage.paths import AppPaths
+
+    return given if given is not None else AppPaths.default().nodes_file
+
+
+def load_registry(given: Path | None) -> NodeRegistry:
+    """The registry, or SystemExit with the file, line and field of what is wrong in it."""
+    from stablenew.cluster.nodes import NodeRegistry
+
+    registry = NodeRegistry.load(nodes_path(given))
+    if registry.error is not None:
+        raise SystemExit(f"stablenew nodes: {registry.error}")
+    return registry
+
+
+def _list(args: argparse.Namespace) -> int:
+    registry = load_registry(args.nodes)
+    if not len(registry):
+        print(f"No nodes yet ({registry.path}). Add one: stablenew nodes add NAME URL")
+        return 0
+    print(f"{'NAME':<16} {'KIND':<8} {'TIER':>4} {'JOBS':>4} {'ON':<3} {'LOGIN':<5} URL")
+    for node in registry:
+        login = "yes" if node.auth else "-"
+        print(f"{node.name:<16} {node.kind.value:<8} {node.tier:>4} {node.max_concurrent:>4} "
+              f"{'on' if node.enabled else 'off':<3} {login:<5} {node.url}")
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from stablenew.cluster.nodes import NodeConfig
+
+    registry = load_registry(args.nodes)
+    password = ""
+    if args.password_env:
+        password = os.environ.get(args.password_env, "")
+        if not password:
+            return _fail(f"The environment variable {args.password_env} is empty or not set.")
+    try:
+        node = NodeConfig(name=args.name, url=args.url, kind=args.kind, username=args.user,
+                          password=password, tier=args.tier, max_concurrent=args.max_concurrent,
+                          tags=args.tag, enabled=not args.disabled)
+        registry.add(node)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        return _fail(f"{field}: {first['msg'].removeprefix('Value error, ')}")
+    except ValueError as exc:
+        return _fail(str(exc))
+    path = registry.save()
+    print(f"Added {node.name} ({node.url}) to {path}.")
+    if args.no_probe or not node.enabled:
+        return 0
+    results = _run_probe([node], timeout=10.0)
+    _print_health(results)
+    return 0 if results[0].usable else 1
+
+
+def _remove(args: argparse.Namespace) -> int:
+    registry = load_registry(args.nodes)
+    try:
+        registry.get(args.name)
+    except KeyError:
+        return _fail(f"There is no node called '{args.name}'. `stablenew nodes list` shows them.")
+    registry.remove(args.name)
+    registry.save()
+    print(f"Removed {args.name}.")
+    return 0
+
+
+def _enable(args: argparse.Namespace) -> int:
+    registry = load_registry(args.nodes)
+    try:
+        node = registry.get(args.name)
+    except KeyError:
+        return _fail(f"There is no node called '{args.name}'. `stablenew nodes list` shows them.")
+    registry.replace(node.model_copy(update={"enabled": args.enabled}))
+    registry.save()
+    print(f"{args.name} is switched {'on' if args.enabled else 'off'}.")
+    return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    registry = load_registry(args.nodes)
+    nodes = list(registry)
+    if args.name:
+        nodes = [n for n in nodes if n.name == args.name]
+        if not nodes:
+            return _fail(f"There is no node called '{args.name}'.")
+    if not nodes:
+        return _fail("No nodes yet. Add one: stablenew nodes add NAME URL")
+    results = _run_probe(nodes, timeout=args.timeout)
+    _print_health(results)
+    return 0 if all(h.usable or h.state.value == "disabled" for h in results) else 1
+
+
+def _run_probe(nodes, *, timeout: float) -> list[NodeHealth]:
+    import asyncio
+
+    from stablenew.cluster.health import NodeMonitor
+
+    async def main() -> list[NodeHealth]:
+        monitor = NodeMonitor(nodes, timeout=timeout)
+        try:
+            await monitor.check_all()
+            return monitor.all_health()
+        finally:
+            await monitor.aclose()
+
+    return asyncio.run(main())
+
+
+def _print_health(results: list[NodeHealth]) -> None:
+    from stablenew.cluster.work import GB
+
+    for health in results:
+        caps = health.capabilities
+        if health.usable and caps is not None:
+            vram = f"{caps.vram_total / GB:.0f} GB" if caps.vram_total else "VRAM unknown"
+            what = " ".join(p for p in (caps.kind.value, caps.version, caps.device) if p)
+            print(f"{health.name}: ok — {what}, {vram}; "
+                  f"{len(caps.checkpoints)} checkpoints, {len(caps.upscalers)} upscalers, "
+                  f"{len(caps.loras)} LoRAs, {len(caps.adetailer_models)} ADetailer models")
+        else:
+            print(f"{health.name}: {health.state.value} — {health.message}")

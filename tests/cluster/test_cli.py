@@ -1,0 +1,84 @@
+"""`stablenew nodes` and `stablenew plan` headless, against fake servers over real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from stablenew.cli import main
+from stablenew.cluster.jobs import ItemState
+from stablenew.cluster.nodes import NodeRegistry
+from stablenew.cluster.queue_store import QueueStore
+from stablenew.cluster.work import GB
+from stablenew.pipeline.config import PipelineConfig
+from tests.fakes.sdwebui import FakeSDWebUI
+
+XL = "sd_xl_base_1.0.safetensors"
+SD15 = "SD15/dreamshaper_8.safetensors"
+
+
+def cfg(count: int, checkpoint: str, size: int = 512) -> PipelineConfig:
+    return PipelineConfig().with_changes({
+        "txt2img.prompt": "a lighthouse", "txt2img.batch_count": count, "txt2img.steps": 20,
+        "txt2img.width": size, "txt2img.height": size, "txt2img.seed": 1,
+        "txt2img.checkpoint": checkpoint, "txt2img.sampler": "Euler a"})
+
+
+@pytest.fixture
+def lab():
+    with FakeSDWebUI(vram_total=16 * GB, checkpoints=(XL, SD15)).running_in_thread() as big, \
+            FakeSDWebUI(vram_total=6 * GB, checkpoints=(SD15,)).running_in_thread() as small:
+        yield big, small
+
+
+def test_nodes_add_list_probe_remove_without_showing_passwords(lab, tmp_path, capsys, monkeypatch):
+    big, small = lab
+    nodes = tmp_path / "nodes.yaml"
+    monkeypatch.setenv("BIG_PASSWORD", "hunter2")
+    assert main(["nodes", "--nodes", str(nodes), "add", "big", big.url, "--user", "me",
+                 "--password-env", "BIG_PASSWORD"]) == 0
+    assert main(["nodes", "--nodes", str(nodes), "add", "small", small.url, "--tier", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "big: ok — a1111" in out and "16 GB" in out and "2 checkpoints" in out
+    assert NodeRegistry.load(nodes).get("big").auth == ("me", "hunter2")
+    assert main(["nodes", "--nodes", str(nodes), "list"]) == 0
+    assert main(["nodes", "--nodes", str(nodes), "probe"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter2" not in out and "small" in out and "yes" in out
+    assert main(["nodes", "--nodes", str(nodes), "add", "big", small.url]) == 1
+    assert "already a node called 'big'" in capsys.readouterr().err
+    assert main(["nodes", "--nodes", str(nodes), "remove", "small"]) == 0
+    assert [n.name for n in NodeRegistry.load(nodes)] == ["big"]
+
+
+def test_a_node_that_does_not_answer_is_reported_plainly(tmp_path, capsys):
+    nodes = tmp_path / "nodes.yaml"
+    # Port 9 (discard) on 127.0.0.1: nothing listens there.
+    assert main(["nodes", "--nodes", str(nodes), "add", "gone", "http://127.0.0.1:9",
+                 "--kind", "a1111"]) == 1
+    out = capsys.readouterr().out
+    assert "gone: unhealthy" in out
+
+
+def test_plan_shows_the_table_and_the_unassignable_without_sending_anything(lab, tmp_path, capsys):
+    big, small = lab
+    nodes = tmp_path / "nodes.yaml"
+    for name, fake in (("big", big), ("small", small)):
+        assert main(["nodes", "--nodes", str(nodes), "add", name, fake.url, "--no-probe"]) == 0
+    db = tmp_path / "q.db"
+    with QueueStore(db) as store:
+        store.add_job(cfg(2, XL, 1024), name="xl", output_dir=tmp_path / "o")
+        store.add_job(cfg(4, SD15), name="sd15", output_dir=tmp_path / "o")
+        store.add_job(cfg(1, "flux1-dev.safetensors"), name="flux", output_dir=tmp_path / "o")
+    capsys.readouterr()
+    assert main(["plan", "--db", str(db), "--nodes", str(nodes)]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines()
+             if line[:1].strip() and "/" in line.split()[0]]
+    assert len(lines) == 6
+    assert all(" big " in line for line in lines if " xl " in line)
+    assert {line.split()[2] for line in lines if " sd15 " in line} <= {"big", "small"}
+    assert "Makespan" in out and "1 image(s) no node can take" in out
+    assert "does not have the model 'flux1-dev.safetensors'" in out
+    assert big.requests_to("/sdapi/v1/txt2img") == [] == small.requests_to("/sdapi/v1/txt2img")
+    with QueueStore(db) as store:
+        assert {i.state for i in store.items()} == {ItemState.queued}
