@@ -39,6 +39,11 @@ def _run(args: argparse.Namespace) -> int:
     from stablenew.randomizer.spec import VariationSpec
     from stablenew.storage.validation import plain_problems
 
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            # A Windows console may not encode every character of a prompt; never crash on one.
+            reconfigure(errors="replace")
     if args.limit < 0:
         print("--limit must be 0 or more.", file=sys.stderr)
         return 2

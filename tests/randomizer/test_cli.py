@@ -52,3 +52,15 @@ def test_runs_as_a_command():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert result.stdout.splitlines() == ["count=2", "x", "y"]
+
+
+def test_prompts_a_console_cannot_encode_do_not_crash():
+    import os
+
+    env = dict(os.environ, PYTHONIOENCODING="cp1252")
+    result = subprocess.run([sys.executable, "-m", "stablenew", "variants", "{猫|犬} ×"],
+                            capture_output=True, text=True, timeout=60, env=env,
+                            encoding="cp1252", errors="replace")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "count=2"
+    assert len(result.stdout.splitlines()) == 3
