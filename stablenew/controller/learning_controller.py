@@ -377,6 +377,7 @@ class LearningController(QObject):
                 if self._run is not None:
                     self._set_run(replace(self._run, state=RunState.failed, message=message))
                 raise
+            await self._save_run()  # the run's setting is known before its first image lands
             runner = PipelineRunner(Path(self._output_dir()))
             # One folder for the whole comparison, files named by value and seed, instead of
             # a run folder per image.
@@ -622,5 +623,6 @@ def _forget(store: LearningStore, paths: list[str]) -> int:
 
 
 def _compute_insights(store: LearningStore, pack: str | None) -> tuple[Insights, list[str]]:
-    insights = build_insights(store.stats(pack), store.tag_counts(pack), pack)
+    insights = build_insights(store.stats(pack), store.tag_counts(pack), pack,
+                              store.fair_stats(pack))
     return insights, store.packs()

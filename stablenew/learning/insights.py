@@ -99,6 +99,9 @@ class ParameterInsight:
     best_values: tuple[str, ...] = ()
     recommended: str | None = None  # the single best-supported value, when conclusive
     rated_images: int = 0
+    # True when the numbers come only from learning runs on this very setting, where nothing
+    # else differed between the images: a fair comparison, preferred when it is conclusive.
+    fair: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,11 +231,13 @@ def _merge(groups: list[_Group]) -> _Group:
                   sum(g.total for g in groups), sum(g.total_sq for g in groups))
 
 
-def _compare(param: Parameter, stats: list[ValueStats], pack: str | None) -> ParameterInsight:
+def _compare(param: Parameter, stats: list[ValueStats], pack: str | None,
+             fair: bool = False) -> ParameterInsight:
     ordered = sorted(stats, key=lambda s: param.sort_key(s.value))
     values = tuple(_value_insight(param, s) for s in ordered)
     rated = sum(s.n for s in ordered)
-    base = dict(parameter=param.key, label=param.label, values=values, rated_images=rated)
+    base = dict(parameter=param.key, label=param.label, values=values, rated_images=rated,
+                fair=fair)
     not_enough = (f"{_pack_words(pack)}: not enough ratings yet — try a learning run on "
                   f"{param.label.lower()}.")
     usable = [_Group([s.value], s.n, s.total, s.total_sq) for s in ordered if s.n >= MIN_PER_VALUE]
@@ -264,7 +269,9 @@ def _compare(param: Parameter, stats: list[ValueStats], pack: str | None) -> Par
                    f"{best.n + worst.n} images) — rate more images or try a learning run on "
                    f"{param.label.lower()}.")
         return ParameterInsight(**base, conclusive=False, summary=summary)
-    summary = f"{_pack_words(pack)}, {best_words} scores higher than {worst_words}: {numbers}."
+    where = " in your learning runs" if fair else ""
+    summary = (f"{_pack_words(pack)}, {best_words} scores higher than {worst_words}{where}: "
+               f"{numbers}.")
     top = max((u for u in usable if u.values[0] in best.values), key=lambda u: (u.mean, u.n))
     return ParameterInsight(**base, conclusive=True, summary=summary,
                             best_values=tuple(best.values), recommended=top.values[0])
@@ -278,11 +285,15 @@ def _band_numbers(param: Parameter, texts: list[str]) -> str:
 
 
 def build_insights(stats: list[ValueStats], tag_counts: dict[str, int],
-                   pack: str | None) -> Insights:
-    """Insights from aggregates (as `LearningStore.stats` returns them)."""
+                   pack: str | None, fair_stats: list[ValueStats] | None = None) -> Insights:
+    """Insights from aggregates (as `LearningStore.stats` returns them); *fair_stats* (from
+    `LearningStore.fair_stats`) are the ratings of learning runs on each setting."""
     by_param: dict[str, list[ValueStats]] = {}
     for s in stats:
         by_param.setdefault(s.param, []).append(s)
+    fair_by_param: dict[str, list[ValueStats]] = {}
+    for s in fair_stats or ():
+        fair_by_param.setdefault(s.param, []).append(s)
     rated = 0
     if "steps" in by_param:  # every txt2img image has steps, so this counts rated images
         rated = sum(s.n for s in by_param["steps"])
@@ -295,7 +306,15 @@ def build_insights(stats: list[ValueStats], tag_counts: dict[str, int],
             param = get_parameter(key)
         except Exception:  # a parameter from a newer StableNew; skip rather than fail
             continue
-        parameters.append(_compare(param, group, pack))
+        insight = _compare(param, group, pack)
+        fair_group = fair_by_param.get(key, [])
+        if len(fair_group) >= 2:
+            # Everything else differs between ordinary images (a better model with more
+            # steps...); a learning run's comparison is fair, so it wins when it concludes.
+            fair = _compare(param, fair_group, pack, fair=True)
+            if fair.conclusive or not insight.conclusive:
+                insight = fair
+        parameters.append(insight)
     advice = []
     for tag, count in tag_counts.items():
         text = advice_for(tag)
@@ -326,7 +345,7 @@ def _hint(parameters: list[ParameterInsight], rated: int, pack: str | None) -> s
 
 def insights_for(store: LearningStore, pack: str | None = None) -> Insights:
     """Insights for one pack ("" for images without a pack) or, with None, for all of them."""
-    return build_insights(store.stats(pack), store.tag_counts(pack), pack)
+    return build_insights(store.stats(pack), store.tag_counts(pack), pack, store.fair_stats(pack))
 
 
 def recommend(insights: Insights) -> RecommendedPreset:

@@ -75,7 +75,7 @@ CREATE TABLE learning_records (
 );
 CREATE INDEX learning_records_path ON learning_records(path);
 CREATE INDEX learning_records_pack ON learning_records(pack, rating);
-CREATE INDEX learning_records_run ON learning_records(learning_run_id)
+CREATE INDEX learning_records_run ON learning_records(learning_run_id, pack, rating)
     WHERE learning_run_id IS NOT NULL;
 CREATE INDEX learning_records_created ON learning_records(created_at);
 
@@ -541,6 +541,23 @@ class LearningStore:
         """Recompute the aggregate tables from the records (after a migration or a repair)."""
         with self._write():
             _rebuild_stats(self._db)
+
+    def fair_stats(self, pack: str | None = None) -> list[ValueStats]:
+        """Rating aggregates of learning-run images, for the setting each run varied only:
+        the fair comparisons, in which nothing else differed between the images."""
+        sql = ("SELECT p.param, p.value, COUNT(*), SUM(r.rating), SUM(r.rating * r.rating) "
+               # CROSS JOIN fixes the order: the few runs first, then their images by index.
+               "FROM learning_runs lr "
+               "CROSS JOIN learning_records r ON r.learning_run_id = lr.id "
+               "CROSS JOIN learning_params p ON p.record_id = r.id AND p.param = lr.parameter "
+               "WHERE r.rating IS NOT NULL")
+        args: list[Any] = []
+        if pack is not None:
+            sql += " AND r.pack = ?"
+            args.append(pack or "")
+        with self._lock:
+            rows = self._db.execute(sql + " GROUP BY p.param, p.value", args).fetchall()
+        return [ValueStats(r[0], r[1], int(r[2]), float(r[3]), float(r[4])) for r in rows]
 
     def stats_from_scratch(self, pack: str | None = None) -> list[ValueStats]:
         """The same numbers as `stats`, computed by a full GROUP BY (for checks and benchmarks)."""

@@ -75,7 +75,7 @@ async def test_learning_run_rated_by_keyboard_shows_an_insight(qtbot, tmp_path, 
         assert "best of this row" in view._cards[(0, 3)].caption.text()
 
         text = panel.insights.summary_text()
-        assert "Across all packs, 10–12 steps scores higher than 4–6:" in text
+        assert "Across all packs, 10–12 steps scores higher than 4–6 in your learning runs:" in text
         assert "stars over 12 images" in text
         assert panel.insights.save_button.isEnabled()
         assert "Steps: 12" in panel.insights.recommendation.text()

@@ -110,3 +110,36 @@ def test_lines_put_conclusions_first_then_advice_then_open_questions():
     assert len(lines) == 3
     only_strong = build_insights(strong, {}, "Portraits").lines()
     assert only_strong[-1] == "For Portraits: to learn more, try a learning run on cfg scale."
+
+
+def _stats(param, table):
+    return [ValueStats(param, v, n, m * n, m * m * n + n) for v, n, m in table]
+
+
+def test_a_conclusive_learning_run_wins_over_confounded_everyday_images():
+    # Everyday images: more steps look better (they came with a better model, say) ...
+    everyday = _stats("steps", [("15", 20, 2.0), ("20", 20, 2.2), ("30", 20, 4.2), ("35", 20, 4.4)])
+    # ... but the fair comparison, where nothing else changed, says the opposite.
+    fair = _stats("steps", [("15", 6, 4.5), ("20", 6, 4.4), ("30", 6, 2.4), ("35", 6, 2.2)])
+    insight = build_insights(everyday, {}, "P", fair).parameter("steps")
+    assert insight.fair and insight.conclusive and insight.best_values == ("15", "20")
+    assert "in your learning runs: 4.5 vs 2.3 stars over 24 images" in insight.summary
+    # A thin learning run does not hide a conclusive everyday pattern.
+    thin = _stats("steps", [("15", 1, 4.0), ("35", 1, 2.0)])
+    insight = build_insights(everyday, {}, "P", thin).parameter("steps")
+    assert not insight.fair and insight.conclusive and insight.best_values == ("30", "35")
+
+
+def test_fair_stats_count_only_the_setting_each_learning_run_varied(tmp_path):
+    from stablenew.learning.records import LearningRecord
+    from tests.learning.helpers import image_record
+
+    with LearningStore(tmp_path / "db.sqlite") as store:
+        for i, (steps, cfg) in enumerate([(10, 5), (20, 5), (10, 9), (20, 9)]):
+            config = PipelineConfig().with_changes({"txt2img.steps": steps, "txt2img.cfg_scale": cfg})
+            image = image_record(tmp_path, i, config=config, learning_run_id="run-a", png=False)
+            record = store.add_record(LearningRecord.from_image_record(image))
+            store.rate(record.id, 1 + i)
+        store.save_run("run-a", pack="Portraits", parameter="steps", status="completed", result={})
+        fair = {(s.param, s.value): (s.n, s.total) for s in store.fair_stats()}
+    assert fair == {("steps", "10"): (2, 4.0), ("steps", "20"): (2, 6.0)}
