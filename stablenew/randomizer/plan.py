@@ -102,7 +102,8 @@ class Plan:
             return max([self.prompt_count, *lengths])
         if mode == VariationMode.sequential:
             return self.prompt_count * max(1, sum(lengths))
-        assert self.spec.count is not None
+        if self.spec.count is None:
+            raise SpecError("Random mode needs how many variants to draw (count).", field="count")
         return self.spec.count
 
     @property
