@@ -445,8 +445,13 @@ class LearningController(QObject):
         """List the saved learning runs (newest first) for the "earlier runs" picker."""
         async def _list() -> None:
             rows = await self._worker.call(LearningStore.runs)
-            self.runs_changed.emit([(run_id, _run_words(parameter, pack, status, created))
-                                    for run_id, pack, parameter, status, created in rows])
+            current = self._run.run_id if self.running and self._run is not None else None
+            listed = []
+            for run_id, pack, parameter, status, created in rows:
+                if status == RunState.running.value and run_id != current:
+                    status = "interrupted"  # StableNew stopped while it ran
+                listed.append((run_id, _run_words(parameter, pack, status, created)))
+            self.runs_changed.emit(listed)
         self.tasks.spawn(_list(), name="learning-runs")
 
     def open_run(self, run_id: str) -> None:
