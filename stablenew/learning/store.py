@@ -39,10 +39,12 @@ from stablenew.learning.records import LearningRecord, check_rating, clean_tag, 
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig, migrate_config
 from stablenew.storage.paths import AppPaths
 
-SCHEMA_VERSION = 1
+# 1: first layout, the full config JSON in every record.
+# 2: settings shared by a batch stored once (learning_settings); run index covers pack/rating.
+SCHEMA_VERSION = 2
 T = TypeVar("T")
 
-_SCHEMA_V1 = """
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS learning_schema_version (version INTEGER NOT NULL);
 
 CREATE TABLE learning_records (
@@ -280,7 +282,9 @@ class LearningStore:
             if version == -1:  # no learning tables yet
                 _create_schema(self._db)
             elif version == 0:
-                _migrate_v0_to_v1(self._db)
+                _migrate_v0(self._db)
+            elif version == 1:
+                _migrate_v1_to_v2(self._db)
             self._db.execute("DELETE FROM learning_schema_version")
             self._db.execute("INSERT INTO learning_schema_version (version) VALUES (?)",
                              (SCHEMA_VERSION,))
@@ -714,14 +718,40 @@ def _rebuild_stats(db: sqlite3.Connection) -> None:
 def _create_schema(db: sqlite3.Connection) -> None:
     # Statement by statement: executescript() would commit the migration's transaction.
     buffer = ""
-    for line in _SCHEMA_V1.splitlines(keepends=True):
+    for line in _SCHEMA.splitlines(keepends=True):
         buffer += line
         if sqlite3.complete_statement(buffer):
             db.execute(buffer)
             buffer = ""
 
 
-def _migrate_v0_to_v1(db: sqlite3.Connection) -> None:
+def _migrate_v1_to_v2(db: sqlite3.Connection) -> None:
+    """v1 kept the whole config in each record; v2 keeps a batch's shared settings once."""
+    db.execute("CREATE TABLE IF NOT EXISTS learning_settings (hash TEXT PRIMARY KEY, "
+               "config_json TEXT NOT NULL) WITHOUT ROWID")
+    columns = {r[1] for r in db.execute("PRAGMA table_info(learning_records)")}
+    if "config_json" in columns:
+        if "settings_hash" not in columns:
+            db.execute("ALTER TABLE learning_records ADD COLUMN settings_hash TEXT NOT NULL "
+                       "DEFAULT ''")
+        rows = db.execute("SELECT id, config_json FROM learning_records").fetchall()
+        for record_id, raw in rows:
+            try:
+                digest, text = settings_of(
+                    PipelineConfig.model_validate(migrate_config(json.loads(raw))))
+            except (ValueError, ValidationError, TypeError, KeyError):
+                digest, text = "raw-" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:28], raw
+            db.execute("INSERT OR IGNORE INTO learning_settings (hash, config_json) VALUES (?, ?)",
+                       (digest, text))
+            db.execute("UPDATE learning_records SET settings_hash = ? WHERE id = ?",
+                       (digest, record_id))
+        db.execute("ALTER TABLE learning_records DROP COLUMN config_json")
+    db.execute("DROP INDEX IF EXISTS learning_records_run")
+    db.execute("CREATE INDEX learning_records_run ON learning_records(learning_run_id, pack, rating) "
+               "WHERE learning_run_id IS NOT NULL")
+
+
+def _migrate_v0(db: sqlite3.Connection) -> None:
     """v0, the draft layout: one table with the image path as key and tags as a JSON list."""
     db.execute("ALTER TABLE learning_records RENAME TO learning_records_v0")
     _create_schema(db)

@@ -62,3 +62,38 @@ def test_v0_draft_layout_migrates_with_ratings_tags_and_stats(tmp_path):
         assert "queue_items" in names and "learning_records_v0" not in names
     with LearningStore(path) as again:  # opening twice migrates once
         assert again.summary().records == 3
+
+
+def test_v1_layout_with_a_config_in_every_record_migrates_to_shared_settings(tmp_path):
+    from pathlib import Path
+
+    path = tmp_path / "stablenew.db"
+    schema = (Path(__file__).parent / "schema_v1.sql").read_text(encoding="utf-8")
+    configs = [PipelineConfig().with_changes({"txt2img.prompt": f"cat {i}", "txt2img.seed": 7 + i,
+                                              "txt2img.steps": 20 + 10 * (i % 2)})
+               for i in range(4)]
+    with sqlite3.connect(path) as db:
+        db.executescript(schema)
+        db.execute("INSERT INTO learning_schema_version (version) VALUES (1)")
+        for i, config in enumerate(configs):
+            db.execute(
+                "INSERT INTO learning_records (record_key, run_id, image_index, pack, prompt, "
+                "negative_prompt, config_json, config_hash, seed, path, created_at, updated_at, "
+                "learning_run_id) VALUES (?, 'r', ?, 'P', ?, '', ?, 'h', ?, ?, 1, 1, ?)",
+                (f"r:{i}", i, config.txt2img.prompt, config.model_dump_json(), config.txt2img.seed,
+                 f"{i}.png", "run-1" if i < 2 else None))
+            record_id = db.execute("SELECT MAX(id) FROM learning_records").fetchone()[0]
+            db.execute("INSERT INTO learning_params (record_id, param, value) VALUES (?, 'steps', ?)",
+                       (record_id, str(config.txt2img.steps)))
+            db.execute("UPDATE learning_records SET rating = ? WHERE id = ?", (i + 1, record_id))
+    with LearningStore(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION == 2
+        for i, config in enumerate(configs):
+            assert store.get(f"{i}.png").config == config
+        assert store.execute("SELECT COUNT(*) FROM learning_settings")[0][0] == 2
+        columns = {r[1] for r in store.execute("PRAGMA table_info(learning_records)")}
+        assert "config_json" not in columns and "settings_hash" in columns
+        steps = {s.value: (s.n, s.total) for s in store.stats("P", "steps")}
+        assert steps == {"20": (2, 4.0), "30": (2, 6.0)}
+        index = store.execute("SELECT sql FROM sqlite_master WHERE name = 'learning_records_run'")
+        assert "pack" in index[0][0]
