@@ -1,0 +1,411 @@
+"""NodesController: the cluster's nodes for the window — a table model with each node's state
+and current job, add/edit/remove/probe as slots, and the dry-run table for the queue panel's
+"Plan" button.
+
+Edits go to the node registry (`nodes.yaml`, owner-only) at once. Probes run on the qasync loop
+through the controller's TaskOwner so every failure becomes visible state. While a
+ClusterDispatcher runs the queue (`attach`), the table follows its live view: health from its
+monitor, the items each node is working on, the speeds it learned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+
+from stablenew.cluster.dispatcher import ClusterDispatcher, DryRun, NodeStatus, dry_run
+from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
+from stablenew.cluster.nodes import NodeConfig, NodeRegistry
+from stablenew.cluster.queue_store import QueueStore
+from stablenew.cluster.work import GB
+from stablenew.controller.errors import ErrorInfo
+from stablenew.controller.tasks import TaskOwner
+from stablenew.storage.paths import AppPaths
+
+log = logging.getLogger("stablenew.controller.nodes")
+
+NODE_COLUMNS = ("Name", "State", "Current job", "Kind", "VRAM", "Tier", "Address")
+PLAN_COLUMNS = ("Image", "Job", "Node", "Start", "Finish")
+_ROOT = QModelIndex()
+
+STATE_TEXT = {
+    NodeState.unknown: "Not checked",
+    NodeState.healthy: "Ready",
+    NodeState.unhealthy: "Not answering",
+    NodeState.auth_failed: "Login refused",
+    NodeState.disabled: "Off",
+}
+#: The role giving a row's NodeState value (for colouring).
+StateRole = Qt.ItemDataRole.UserRole + 1
+
+
+def format_seconds(value: float) -> str:
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, seconds = divmod(int(round(value)), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """One line of the Nodes table."""
+
+    config: NodeConfig
+    state: NodeState
+    message: str
+    current: tuple[str, ...] = ()
+    vram_gb: float | None = None
+    kind: str = ""
+    device: str = ""
+
+
+class NodesModel(QAbstractTableModel):
+    """The nodes, one per row."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[NodeRow] = []
+
+    def set_rows(self, rows: list[NodeRow]) -> None:
+        if [r.config.name for r in rows] != [r.config.name for r in self._rows]:
+            self.beginResetModel()
+            self._rows = list(rows)
+            self.endResetModel()
+            return
+        self._rows = list(rows)
+        if rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(rows) - 1, len(NODE_COLUMNS) - 1))
+
+    def rows(self) -> list[NodeRow]:
+        return list(self._rows)
+
+    def row_at(self, row: int) -> NodeRow | None:
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(NODE_COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if (orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole
+                and 0 <= section < len(NODE_COLUMNS)):
+            return NODE_COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        row = self.row_at(index.row()) if index.isValid() else None
+        if row is None:
+            return None
+        column = index.column()
+        if role == StateRole:
+            return row.state.value
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return row.message or None
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        cfg = row.config
+        if column == 0:
+            return cfg.name
+        if column == 1:
+            return STATE_TEXT[row.state]
+        if column == 2:
+            return ", ".join(row.current)
+        if column == 3:
+            return " ".join(p for p in (row.kind or cfg.kind.value, row.device) if p)
+        if column == 4:
+            return f"{row.vram_gb:.0f} GB" if row.vram_gb else ""
+        if column == 5:
+            return str(cfg.tier)
+        if column == 6:
+            return cfg.url
+        return None
+
+
+class PlanModel(QAbstractTableModel):
+    """The dry-run table: image → node, expected start and finish; unassignable rows last."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._plan: DryRun | None = None
+
+    def set_plan(self, plan: DryRun | None) -> None:
+        self.beginResetModel()
+        self._plan = plan
+        self.endResetModel()
+
+    @property
+    def plan(self) -> DryRun | None:
+        return self._plan
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() or self._plan is None else len(self._plan.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(PLAN_COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if (orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole
+                and 0 <= section < len(PLAN_COLUMNS)):
+            return PLAN_COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if self._plan is None or not index.isValid() or index.row() >= len(self._plan.rows):
+            return None
+        row = self._plan.rows[index.row()]
+        if role == Qt.ItemDataRole.ToolTipRole and row.reason:
+            return row.reason
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if index.column() == 0:
+            return row.label
+        if index.column() == 1:
+            return row.job_name
+        if index.column() == 2:
+            return row.node or "(no node can take it)"
+        if not row.node:
+            return row.reason if index.column() == 3 else ""
+        return format_seconds(row.start if index.column() == 3 else row.finish)
+
+
+class NodesController(QObject):
+    """The cluster's nodes: registry edits, probes, live state, and the dry run."""
+
+    nodes_changed = Signal()
+    plan_changed = Signal(object)  # DryRun | None
+    error_changed = Signal(object)  # ErrorInfo | None
+    summary_changed = Signal(str)  # one line for the status bar: "3 of 4 nodes ready"
+
+    def __init__(self, *, nodes_file: Path | None = None, db_path: Path | None = None,
+                 parent: QObject | None = None, probe_timeout: float = 10.0,
+                 live_interval_ms: int = 1000) -> None:
+        super().__init__(parent)
+        paths = AppPaths.default()
+        self.nodes_file = nodes_file or paths.nodes_file
+        self.db_path = db_path or paths.database_file
+        self.tasks = TaskOwner("Nodes", self)
+        self.tasks.error_raised.connect(self._set_error)
+        self.model = NodesModel(self)
+        self.plan_model = PlanModel(self)
+        self._error: ErrorInfo | None = None
+        self._registry = NodeRegistry.load(self.nodes_file)
+        self._monitor = NodeMonitor(list(self._registry), timeout=probe_timeout)
+        self._dispatcher: ClusterDispatcher | None = None
+        self._live = QTimer(self)
+        self._live.setInterval(live_interval_ms)
+        self._live.timeout.connect(self._rebuild)
+        if self._registry.error is not None:
+            self._set_error(ErrorInfo(str(self._registry.error), source="Nodes"))
+        self._rebuild()
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        return self._error
+
+    def nodes(self) -> list[NodeConfig]:
+        return list(self._registry)
+
+    def node(self, name: str) -> NodeConfig:
+        return self._registry.get(name)
+
+    def health(self, name: str) -> NodeHealth:
+        monitor = self._dispatcher.monitor if self._dispatcher is not None else self._monitor
+        try:
+            return monitor.health(name)
+        except KeyError:
+            return self._monitor.health(name)
+
+    def preferred_node(self) -> NodeConfig | None:
+        """Where an interactive Run goes: the first ready node of the best tier."""
+        ready = [n for n in self._registry.enabled()
+                 if self.health(n.name).state is NodeState.healthy]
+        pool = ready or self._registry.enabled()
+        return min(pool, key=lambda n: n.tier) if pool else None
+
+    # --- editing (slots) -----------------------------------------------------------------------------
+
+    def add_node(self, node: NodeConfig) -> bool:
+        """Add a node, save, and probe it; False (with the reason as the error) if refused."""
+        try:
+            self._registry.add(node)
+        except ValueError as exc:  # a node of that name exists: nothing changed
+            self._set_error(ErrorInfo(str(exc), source="Nodes"))
+            return False
+        try:
+            self._registry.save()
+        except Exception as exc:
+            self._registry.remove(node.name)  # not saved: do not pretend it was added
+            self._set_error(ErrorInfo(str(exc), detail=repr(exc), source="Nodes"))
+            return False
+        self._set_error(None)
+        self._spawn_then_rebuild(self._monitor.add(node), f"probe-{node.name}")
+        self._rebuild()
+        return True
+
+    def _spawn_then_rebuild(self, coro: Any, name: str) -> None:
+        async def work() -> None:
+            try:
+                await coro
+            finally:
+                self._rebuild()
+
+        self.tasks.spawn(work(), name=name)
+
+    def edit_node(self, old_name: str, node: NodeConfig) -> bool:
+        """Replace a node's settings (a rename too); its state is checked again."""
+        try:
+            if old_name != node.name:
+                if node.name in {n.name for n in self._registry}:
+                    raise ValueError(f"There is already a node called '{node.name}'.")
+                self._registry.remove(old_name)
+            self._registry.replace(node)
+            self._registry.save()
+        except Exception as exc:
+            self._registry = NodeRegistry.load(self.nodes_file)
+            self._set_error(ErrorInfo(str(exc), detail=repr(exc), source="Nodes"))
+            self._rebuild()
+            return False
+        self._set_error(None)
+
+        async def recheck() -> None:
+            if old_name != node.name:
+                await self._monitor.remove(old_name)
+            await self._monitor.add(node)
+
+        self._spawn_then_rebuild(recheck(), f"recheck-{node.name}")
+        self._rebuild()
+        return True
+
+    def remove_node(self, name: str) -> None:
+        self._registry.remove(name)
+        try:
+            self._registry.save()
+        except Exception as exc:
+            self._set_error(ErrorInfo(str(exc), detail=repr(exc), source="Nodes"))
+        self._spawn_then_rebuild(self._monitor.remove(name), f"remove-{name}")
+        self._rebuild()
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        node = self._registry.get(name).model_copy(update={"enabled": enabled})
+        self.edit_node(name, node)
+
+    def probe(self, name: str | None = None) -> None:
+        """Contact one node (or all) now, even one that refused our password before."""
+        async def work() -> None:
+            names = [name] if name else [n.name for n in self._registry]
+            await asyncio.gather(*(self._monitor.recheck(n) for n in names
+                                   if n in self._monitor.names()))
+
+        self._spawn_then_rebuild(work(), "probe")
+
+    # --- the dry run ---------------------------------------------------------------------------------
+
+    def make_plan(self, *, store: QueueStore | None = None) -> None:
+        """Probe the nodes and plan what is queued, without sending any generation."""
+        async def work() -> None:
+            if self._dispatcher is not None:
+                views = self._dispatcher.views()
+            else:
+                await self._monitor.check_all()
+                views = ClusterDispatcher(_NoStore(), self._monitor).views()
+            own = store is None
+            queue = store if store is not None else await asyncio.to_thread(QueueStore, self.db_path)
+            try:
+                plan = await asyncio.to_thread(dry_run, queue, views)
+            finally:
+                if own:
+                    await asyncio.to_thread(queue.close)
+            self.plan_model.set_plan(plan)
+            self.plan_changed.emit(plan)
+
+        self._spawn_then_rebuild(work(), "plan")
+
+    # --- the live view of a running dispatcher --------------------------------------------------------
+
+    def attach(self, dispatcher: ClusterDispatcher | None) -> None:
+        """Follow a running dispatcher's view of the nodes (None: stop following)."""
+        self._dispatcher = dispatcher
+        if dispatcher is None:
+            self._live.stop()
+        else:
+            self._live.start()
+        self._rebuild()
+
+    def make_dispatcher(self, store: QueueStore, **kwargs: Any) -> ClusterDispatcher | None:
+        """A dispatcher over the enabled nodes of the registry (None when there are none)."""
+        nodes = self._registry.enabled()
+        if not nodes:
+            return None
+        return ClusterDispatcher(store, nodes, **kwargs)
+
+    def _rebuild(self) -> None:
+        statuses: dict[str, NodeStatus] = {}
+        if self._dispatcher is not None:
+            statuses = {s.name: s for s in self._dispatcher.statuses()}
+        rows = []
+        for cfg in self._registry:
+            status = statuses.get(cfg.name)
+            health = self.health(cfg.name) if cfg.name in self._known() else NodeHealth(cfg.name)
+            caps = health.capabilities
+            state = status.state if status else (health.state if cfg.enabled else NodeState.disabled)
+            rows.append(NodeRow(
+                cfg, state, status.message if status else health.message,
+                current=status.current if status else (),
+                vram_gb=(caps.vram_total / GB if caps and caps.vram_total else None),
+                kind=caps.kind.value if caps else "", device=caps.device if caps else ""))
+        self.model.set_rows(rows)
+        ready = sum(r.state is NodeState.healthy for r in rows)
+        enabled = sum(r.config.enabled for r in rows)
+        self.summary_changed.emit(f"{ready} of {enabled} nodes ready" if enabled else "No nodes")
+        self.nodes_changed.emit()
+
+    def _known(self) -> set[str]:
+        names = set(self._monitor.names())
+        if self._dispatcher is not None:
+            names |= set(self._dispatcher.monitor.names())
+        return names
+
+    # --- errors and shutdown ---------------------------------------------------------------------
+
+    def _set_error(self, info: ErrorInfo | None) -> None:
+        self._error = info
+        self.error_changed.emit(info)
+
+    def clear_error(self) -> None:
+        self._set_error(None)
+
+    async def aclose(self) -> None:
+        self._live.stop()
+        await self.tasks.aclose()
+        await self._monitor.aclose()
+
+
+class _NoStore:
+    """Stands in for the queue when the dispatcher is only asked for its view of the nodes."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"no queue here ({name})")

@@ -1,0 +1,108 @@
+"""NodesController and NodesPanel against fake servers over real HTTP, on a qasync loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pydantic import SecretStr
+
+from stablenew.cluster.health import NodeState
+from stablenew.cluster.nodes import NodeConfig, NodeRegistry
+from stablenew.cluster.queue_store import QueueStore
+from stablenew.cluster.work import GB
+from stablenew.controller.nodes_controller import NodesController
+from stablenew.gui.panels.nodes_panel import NodeDialog, NodesPanel
+from stablenew.pipeline.config import PipelineConfig
+from tests.fakes.sdwebui import FakeSDWebUI
+
+XL = "sd_xl_base_1.0.safetensors"
+SD15 = "SD15/dreamshaper_8.safetensors"
+
+
+@pytest.fixture
+def lab():
+    with FakeSDWebUI(vram_total=16 * GB, checkpoints=(XL, SD15)).running_in_thread() as big, \
+            FakeSDWebUI(vram_total=6 * GB, checkpoints=(SD15,),
+                        auth=("ann", "right")).running_in_thread() as locked:
+        yield big, locked
+
+
+@pytest.fixture
+def controller(qloop, qtbot, tmp_path):
+    c = NodesController(nodes_file=tmp_path / "nodes.yaml", db_path=tmp_path / "q.db",
+                        probe_timeout=5.0)
+    yield c
+    closing = asyncio.ensure_future(c.aclose())
+    qtbot.waitUntil(closing.done, timeout=5000)
+
+
+def states(controller):
+    return {r.config.name: r.state for r in controller.model.rows()}
+
+
+def test_adding_nodes_probes_them_and_shows_state_vram_and_a_refused_login(qtbot, controller, lab,
+                                                                           tmp_path):
+    big, locked = lab
+    panel = NodesPanel(controller)
+    qtbot.addWidget(panel)
+    assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
+    assert controller.add_node(NodeConfig(name="laptop", url=locked.url, kind="a1111",
+                                          username="ann", password="wrong"))
+    qtbot.waitUntil(lambda: states(controller) == {"big": NodeState.healthy,
+                                                   "laptop": NodeState.auth_failed}, timeout=10000)
+    model = controller.model
+    assert model.rowCount() == 2
+    assert model.index(0, 1).data() == "Ready" and model.index(0, 4).data() == "16 GB"
+    assert model.index(1, 1).data() == "Login refused"
+    assert "refused the user name and password" in model.index(1, 1).data(3)  # tooltip
+    assert panel.summary.text() == "1 of 2 nodes ready"
+    # Saved at once, owner-only, with the password; a duplicate name is refused plainly.
+    assert NodeRegistry.load(tmp_path / "nodes.yaml").get("laptop").auth == ("ann", "wrong")
+    assert not controller.add_node(NodeConfig(name="big", url=locked.url))
+    assert "already a node called 'big'" in controller.error.message
+    assert panel.notice.isVisible() or not panel.isVisible()
+    # Fixing the password re-admits the node.
+    fixed = controller.node("laptop").model_copy(update={"password": SecretStr("right")})
+    assert controller.edit_node("laptop", fixed)
+    qtbot.waitUntil(lambda: states(controller)["laptop"] is NodeState.healthy, timeout=10000)
+    assert controller.preferred_node().name == "big"
+    controller.remove_node("laptop")
+    assert [n.name for n in NodeRegistry.load(tmp_path / "nodes.yaml")] == ["big"]
+
+
+def test_plan_button_fills_the_dry_run_table_without_sending_anything(qtbot, controller, lab, tmp_path):
+    big, locked = lab
+    with QueueStore(tmp_path / "q.db") as store:
+        config = PipelineConfig().with_changes({
+            "txt2img.prompt": "x", "txt2img.batch_count": 3, "txt2img.checkpoint": XL,
+            "txt2img.width": 1024, "txt2img.height": 1024})
+        store.add_job(config, name="xl", output_dir=tmp_path / "o")
+        store.add_job(config.with_changes({"txt2img.checkpoint": "flux1-dev.safetensors",
+                                           "txt2img.batch_count": 1}),
+                      name="flux", output_dir=tmp_path / "o")
+    panel = NodesPanel(controller)
+    qtbot.addWidget(panel)
+    controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
+    with qtbot.waitSignal(controller.plan_changed, timeout=10000):
+        panel.plan_button.click()
+    plan = controller.plan_model
+    assert plan.rowCount() == 4
+    assert [plan.index(r, 2).data() for r in range(3)] == ["big"] * 3
+    assert plan.index(3, 2).data() == "(no node can take it)"
+    assert "flux1-dev" in plan.index(3, 3).data()
+    assert "Makespan" in panel.plan_label.text() and "1 image(s) no node can take" in panel.plan_label.text()
+    assert big.requests_to("/sdapi/v1/txt2img") == []
+
+
+def test_node_dialog_refuses_a_bad_address_in_plain_words(qtbot):
+    dialog = NodeDialog()
+    qtbot.addWidget(dialog)
+    dialog.name.setText("den")
+    dialog.url.setText("192.168.1.20:7860")
+    dialog._accept()
+    assert dialog.result_node is None
+    assert "Address" in dialog.problem.text() and "http://" in dialog.problem.text()
+    dialog.url.setText("http://192.168.1.20:7860/")
+    dialog._accept()
+    assert dialog.result_node is not None and dialog.result_node.url == "http://192.168.1.20:7860"
