@@ -63,9 +63,10 @@ class LearningPanel(QWidget):
         self.values_edit.setToolTip("2 to 10 values; each becomes one column of the comparison")
         self.images_spin = QSpinBox()
         self.images_spin.setRange(1, 3)
-        self.images_spin.setValue(2)
+        self.images_spin.setValue(3)
         self.images_spin.setToolTip("Images per value: one row per seed, the same seeds for "
-                                    "every value")
+                                    "every value. With 3, one rated run can already show a "
+                                    "clear winner; with fewer, insights wait for more ratings.")
         self.pack_edit = QLineEdit()
         self.pack_edit.setPlaceholderText("Optional: the pack these insights belong to")
         self.start_button = QPushButton("Start learning run")
