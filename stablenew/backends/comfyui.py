@@ -416,7 +416,10 @@ class ComfyUIBackend:
                 raise ServerTimeout(f"Node '{self.name}' did not finish the job within {self.timeout:.0f} s; "
                                     "it was stopped.", node=self.name)
             try:
-                kind, data = await asyncio.wait_for(watch.events.get(), min(self.idle_check_s, remaining))
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+                # lands as an event arrives, and the runner's cancel must never be lost.
+                async with asyncio.timeout(min(self.idle_check_s, remaining)):
+                    kind, data = await watch.events.get()
             except TimeoutError:
                 item = await self._check_finished(watch)
                 if item is not None:

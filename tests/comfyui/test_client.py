@@ -303,6 +303,7 @@ async def test_cancel_our_running_prompt_leaves_another_clients_prompt(tmp_path,
             await asyncio.wait_for(run, 5)
         assert all(body is None or body.get("prompt_id") == ours for body in fake.interrupts)
         assert None not in fake.interrupts  # never a bare interrupt
+        assert (fake.cancels == [ours]) if jobs_api else (fake.interrupts == [{"prompt_id": ours}])
         await _wait_until(lambda: fake.history(other["prompt_id"]) is not None, 15)
         assert fake.history(other["prompt_id"])["status"]["status_str"] == "success"
         assert fake.history(ours)["status"]["status_str"] == "error"

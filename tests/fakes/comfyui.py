@@ -179,6 +179,7 @@ class FakeComfyUI:
     # --- state, inspectable by tests ---
     received: list[dict] = field(default_factory=list)  # every POST /prompt body accepted
     interrupts: list[dict | None] = field(default_factory=list)  # bodies of POST /interrupt
+    cancels: list[str] = field(default_factory=list)  # ids sent to POST /api/jobs/{id}/cancel
     uploads: dict[str, bytes] = field(default_factory=dict)  # "sub/name.png" -> bytes
     sent: dict[str, list[dict]] = field(default_factory=dict)  # client_id -> text messages sent
     #: Client ids whose prompt events are silently lost (a half-dead connection).
@@ -508,6 +509,7 @@ class FakeComfyUI:
 
     async def _cancel_job(self, request: web.Request) -> web.Response:
         pid = request.match_info["pid"]
+        self.cancels.append(pid)
         if self._running is not None and self._running.prompt_id == pid:
             self._interrupt_flag = True
             return web.json_response({"cancelled": True})
