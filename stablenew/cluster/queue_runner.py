@@ -1,8 +1,10 @@
 """QueueRunner: drives the persistent queue's items through the PipelineRunner on one node.
 
-One node, `depth` lanes (default 2: one request running on the server and the next one
-already waiting in its queue, so the GPU never idles between items). Each lane claims an
-item, runs it with a deterministic output name, and records the outcome in one transaction.
+One node, at most `depth` requests at the server (default 2: one running and the next one
+already waiting in its queue, so the GPU never idles between items — A1111 stalls when many
+wait). More lanes than that run items, so one item's image is written to disk while the
+server already works on the next ones. Each lane claims an item, runs it with a deterministic
+output name, and records the outcome in one transaction.
 Transient errors retry with exponential backoff; rejections fail at once with the server's
 reason; a cancelled item's request is interrupted on the node. The cluster scheduler builds
 on the same claim API with a lane set per node.
@@ -97,23 +99,93 @@ class RunSummary:
 # --- the runner -------------------------------------------------------------------------------------
 
 
+_GENERATION = ("txt2img", "img2img", "adetailer", "upscale")
+
+
+class _Turnstile:
+    """The node's request slots, handed out in claim order.
+
+    Lanes reach the server at slightly different moments (their previous image is still
+    being written), so a plain semaphore would let a later claim overtake an earlier one:
+    the queue's order (priority, drag and drop) must be the order the node works in. Each
+    claim takes a ticket; a slot goes to the oldest ticket still waiting. Later stages of an
+    item that already had its turn go first, so a started image finishes before new ones.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._line: list[int] = []  # tickets waiting for their first slot, oldest first
+        self._waiters: dict[int, asyncio.Future[None]] = {}
+        self._next = 0
+
+    def ticket(self) -> int:
+        self._next += 1
+        self._line.append(self._next)
+        return self._next
+
+    async def acquire(self, ticket: int) -> None:
+        first_turn = ticket in self._line
+        while True:
+            at_head = not first_turn or (self._line and self._line[0] == ticket)
+            if self._free > 0 and at_head:
+                self._free -= 1
+                if first_turn:
+                    self._line.remove(ticket)
+                    self._wake()
+                return
+            future = asyncio.get_running_loop().create_future()
+            self._waiters[ticket] = future
+            try:
+                await future
+            finally:
+                self._waiters.pop(ticket, None)
+
+    def release(self) -> None:
+        self._free += 1
+        self._wake()
+
+    def forfeit(self, ticket: int) -> None:
+        """The item ended without (another) request: it gives up its place in line."""
+        if ticket in self._line:
+            self._line.remove(ticket)
+            self._wake()
+
+    def _wake(self) -> None:
+        for future in list(self._waiters.values()):
+            if not future.done():
+                future.set_result(None)
+
+
 class _ErrorTap:
-    """Wraps a Backend and remembers the last typed error it raised.
+    """Wraps a Backend for one item: remembers the last typed error it raised, and holds one
+    of the node's request slots while a generation call is out.
 
     The pipeline runner turns backend errors into plain RunErrors; the queue needs the type
     (transient or not, node down or not) to decide between a retry and an immediate failure.
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, slots: _Turnstile | None = None,
+                 ticket: int = 0) -> None:
         self._backend = backend
+        self._slots = slots
+        self._ticket = ticket
         self.error: BackendError | None = None
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._backend, name)
-        if name in ("txt2img", "img2img", "adetailer", "upscale", "probe", "ping"):
+        if name in _GENERATION or name in ("probe", "ping"):
+            slots = self._slots if name in _GENERATION else None
+            ticket = self._ticket
+
             async def tapped(*args: Any, **kwargs: Any) -> Any:
                 try:
-                    return await attr(*args, **kwargs)
+                    if slots is None:
+                        return await attr(*args, **kwargs)
+                    await slots.acquire(ticket)
+                    try:
+                        return await attr(*args, **kwargs)
+                    finally:
+                        slots.release()
                 except BackendError as exc:
                     self.error = exc
                     raise
@@ -136,6 +208,7 @@ class QueueRunner:
         runner: Any = None,
         node: str | None = None,
         depth: int = 2,
+        lanes: int | None = None,
         max_retries: int = MAX_RETRIES,
         backoff_base: float = 2.0,
         poll_interval: float = 0.25,
@@ -157,6 +230,10 @@ class QueueRunner:
                                     log_dir=log_dir, thumbnails=thumbnails, node_name=self.node)
         self.runner = runner
         self.depth = max(1, depth)
+        # Items being worked on at once: the requests at the server plus as many whose images
+        # are being written (PNG, thumbnail, fsync) meanwhile.
+        self.lanes = max(self.depth, lanes if lanes is not None else 4 * self.depth)
+        self._slots: _Turnstile | None = None
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.poll_interval = poll_interval
@@ -206,13 +283,14 @@ class QueueRunner:
         self._node_ok = asyncio.Event()
         self._node_ok.set()
         self._node_lock = asyncio.Lock()
+        self._slots = _Turnstile(self.depth)
         self._stopping = False
         started = time.monotonic()
         if recover:
             await self.recover()
         watcher = asyncio.create_task(self._watch(), name="queue-watch")
         lanes = [asyncio.create_task(self._lane(until_empty), name=f"queue-lane-{i}")
-                 for i in range(self.depth)]
+                 for i in range(self.lanes)]
         try:
             await asyncio.gather(*lanes)
         finally:
@@ -245,7 +323,9 @@ class QueueRunner:
         assert self._wake is not None and self._node_ok is not None
         while not self._stopping:
             await self._node_ok.wait()
-            claim = await self._db(self.store.claim_next, self.node)
+            # Claimed straight into running: the lane sends the request as soon as the node
+            # has a free slot, and one commit per claim keeps the overhead small.
+            claim = await self._db(self.store.claim_next, self.node, start=True)
             if claim is None:
                 if until_empty and not self._inflight and await self._db(self._nothing_left):
                     self.notify()  # let the other lanes see it too
@@ -297,11 +377,15 @@ class QueueRunner:
         item, job = claim.item, claim.job
         token = CancelToken()
         self._inflight[item.id] = (claim.lease, token)
+        # Taken before the first await: lanes resume in claim order, so tickets follow it.
+        assert self._slots is not None
+        ticket = self._slots.ticket()
         try:
-            if not await self._db(self.store.mark_running, item.id, claim.lease):
+            if item.state is ItemState.assigned and not await self._db(
+                    self.store.mark_running, item.id, claim.lease):
                 return  # cancelled between claim and send
             self._emit(ItemStarted(item, job.name, self.node))
-            await self._execute(claim, token)
+            await self._execute(claim, token, ticket)
         except asyncio.CancelledError:
             # The process is stopping: give the item back untouched; it runs again later.
             with contextlib.suppress(Exception):
@@ -309,11 +393,12 @@ class QueueRunner:
                 self._clean_outputs(item, job)
             raise
         finally:
+            self._slots.forfeit(ticket)
             self._inflight.pop(item.id, None)
 
-    async def _execute(self, claim: Claim, token: CancelToken) -> None:
+    async def _execute(self, claim: Claim, token: CancelToken, ticket: int) -> None:
         item, job = claim.item, claim.job
-        tap = _ErrorTap(self.backend)
+        tap = _ErrorTap(self.backend, self._slots, ticket)
         tags = RunTags(pack=job.origin.pack, preset=job.origin.preset,
                        learning_run_id=job.origin.learning_run_id,
                        variant_label=job.origin.variant_label, job_id=item.label)
@@ -341,10 +426,13 @@ class QueueRunner:
         status = getattr(getattr(result, "status", None), "value", None)
         if error is None and status == "completed":
             outputs = [str(r.path) for r in result.records]
-            if await self._db(self.store.complete, item.id, claim.lease, outputs):
+            done, unfinished = await self._db(self.store.complete_and_check, item.id,
+                                              claim.lease, outputs)
+            if done:
                 self.summary.done += 1
                 self._emit(ItemFinished(item, ItemState.done))
-                await self._maybe_job_finished(job.id)
+                if not unfinished:
+                    await self._maybe_job_finished(job.id)
             else:
                 await self._after_cancel(claim)
             return
@@ -395,6 +483,8 @@ class QueueRunner:
         await self._maybe_job_finished(item.job_id)
 
     async def _maybe_job_finished(self, job_id: str) -> None:
+        if await self._db(self.store.job_unfinished, job_id):
+            return
         try:
             job = await self._db(self.store.get_job, job_id)
         except Exception:

@@ -381,8 +381,11 @@ class QueueStore:
             if len(self._configs) > 64:
                 self._configs.clear()
             self._configs[key] = config
-        return config.with_changes({"txt2img.batch_count": 1, "txt2img.batch_size": 1,
-                                    "txt2img.seed": item.seed})
+        # model_copy skips re-validation: the base was validated when added, and these three
+        # values are in range by construction (seeds were resolved within 0..MAX_SEED).
+        t2i = config.txt2img.model_copy(update={"batch_count": 1, "batch_size": 1,
+                                                "seed": item.seed})
+        return config.model_copy(update={"txt2img": t2i})
 
     def resolve(self, text: str) -> tuple[str, str | int]:
         """Turn what a user typed into ("job", job_id) or ("item", item_id).
@@ -430,12 +433,15 @@ class QueueStore:
         can_take: Callable[[WorkItem, Job], bool] | None = None,
         now: float | None = None,
         scan: int = 200,
+        start: bool = False,
     ) -> Claim | None:
         """Give *node* the next item it may take, moving it queued → assigned; None if none.
 
         Order: higher priority first, then the job order (drag and drop), then image order.
         Items waiting for a retry's backoff and jobs pinned to another node are skipped;
         *can_take* lets a scheduler skip items this node cannot run (model, VRAM, ...).
+        With *start*, the item goes on to running in the same transaction (a node that sends
+        the request right away saves a commit).
         """
         now = time.time() if now is None else now
         with self._write() as db:
@@ -447,18 +453,23 @@ class QueueStore:
                 " i.state = 'queued') ORDER BY priority DESC, position ASC", (node,)).fetchall()
             for job_row in jobs:
                 job = self._job_from_row(job_row, JobCounts(), (), None)
+                # Read lazily: without a filter the first row is taken and the rest never built.
                 rows = db.execute(
                     f"SELECT {_ITEM_COLUMNS} FROM queue_items WHERE job_id = ? AND state = 'queued'"
-                    " AND not_before <= ? ORDER BY idx LIMIT ?", (job.id, now, scan)).fetchall()
+                    " AND not_before <= ? ORDER BY idx LIMIT ?",
+                    (job.id, now, scan if can_take is not None else 1))
                 for row in rows:
                     item = self._item_from_row(row)
                     if can_take is not None and not can_take(item, job):
                         continue
                     lease = uuid.uuid4().hex
-                    db.execute("UPDATE queue_items SET state = 'assigned', node = ?, lease = ?, "
-                               "error = NULL, error_detail = NULL WHERE id = ?",
-                               (node, lease, item.id))
-                    claimed = replace(item, state=ItemState.assigned, node=node, lease=lease)
+                    state = ItemState.running if start else ItemState.assigned
+                    started = now if start else None
+                    db.execute("UPDATE queue_items SET state = ?, node = ?, lease = ?, "
+                               "started_at = ?, error = NULL, error_detail = NULL WHERE id = ?",
+                               (state.value, node, lease, started, item.id))
+                    claimed = replace(item, state=state, node=node, lease=lease,
+                                      started_at=started)
                     break
                 else:
                     continue
@@ -471,6 +482,12 @@ class QueueStore:
         """When the earliest item waiting for a retry's backoff becomes claimable."""
         row = self._read("SELECT MIN(not_before) FROM queue_items WHERE state = 'queued'")
         return row[0][0] if row and row[0][0] is not None else None
+
+    def job_unfinished(self, job_id: str) -> bool:
+        """Does the job still have images waiting or in flight? (cheap: one index probe)"""
+        return bool(self._read(
+            "SELECT EXISTS (SELECT 1 FROM queue_items WHERE job_id = ? AND state IN "
+            "('queued','assigned','running'))", (job_id,))[0][0])
 
     def has_pending(self) -> bool:
         """Anything left to do (queued, or in flight somewhere)?"""
@@ -497,11 +514,27 @@ class QueueStore:
                  now: float | None = None) -> bool:
         """running → done with the item's output files. False if cancelled meanwhile."""
         with self._write() as db:
-            return self._move_leased(
-                db, item_id, lease, {"running"},
-                "state = 'done', finished_at = ?, outputs = ?, lease = NULL, error = NULL, "
-                "error_detail = NULL",
-                (time.time() if now is None else now, json.dumps([str(p) for p in outputs])))
+            return self._complete(db, item_id, lease, outputs, now)
+
+    def complete_and_check(self, item_id: int, lease: str, outputs: Sequence[str | Path], *,
+                           now: float | None = None) -> tuple[bool, bool]:
+        """`complete`, and in the same breath whether the job still has unfinished images:
+        (done, job_unfinished) — one round trip per finished image for the runner."""
+        with self._write() as db:
+            done = self._complete(db, item_id, lease, outputs, now)
+            left = db.execute(
+                "SELECT EXISTS (SELECT 1 FROM queue_items WHERE state IN "
+                "('queued','assigned','running') AND job_id = "
+                "(SELECT job_id FROM queue_items WHERE id = ?))", (item_id,)).fetchone()[0]
+            return done, bool(left)
+
+    def _complete(self, db: sqlite3.Connection, item_id: int, lease: str,
+                  outputs: Sequence[str | Path], now: float | None) -> bool:
+        return self._move_leased(
+            db, item_id, lease, {"running"},
+            "state = 'done', finished_at = ?, outputs = ?, lease = NULL, error = NULL, "
+            "error_detail = NULL",
+            (time.time() if now is None else now, json.dumps([str(p) for p in outputs])))
 
     def fail(self, item_id: int, lease: str, message: str, *, detail: str = "",
              transient: bool = False, max_retries: int = MAX_RETRIES, backoff_base: float = 2.0,

@@ -3,7 +3,10 @@ a batch finishing against the fake server, and changes made by another process."
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+import shiboken6
 from PySide6.QtCore import QModelIndex, Qt
 
 from stablenew.cluster.jobs import ItemState
@@ -39,12 +42,13 @@ def controller(qloop, qtbot, db, tmp_path):
     yield c
     c.stop_runner()
     qtbot.waitUntil(lambda: not c.running, timeout=WAIT)
-    c._poll.stop()
+    closing = asyncio.ensure_future(c.aclose())
+    qtbot.waitUntil(closing.done, timeout=WAIT)
+    # Deleted here, on the Qt thread, not whenever (and wherever) the garbage collector runs.
+    shiboken6.delete(c)
 
 
 def close(backend, qtbot) -> None:
-    import asyncio
-
     task = asyncio.ensure_future(backend.aclose())
     qtbot.waitUntil(task.done, timeout=WAIT)
 

@@ -1,0 +1,134 @@
+"""Queue overhead: 1,000 images through the persistent queue vs the bare PipelineRunner.
+
+Both paths render the same 1,000 images (64×64, zero time per step) on the fake A1111
+server, which runs in its own process so it shares neither our event loop nor our GIL. The
+bare runner gets its best case: ten runs of 100 images. The queue stores 1,000 work items in
+SQLite (WAL), claims each in a transaction, marks it running and done, and writes each image
+under its deterministic name — everything a crash-safe overnight batch does. The two are
+measured in alternating rounds (1,000 images each in all) so machine load hits both alike.
+
+Prints `RESULT queue_overhead_ratio=<queue throughput ÷ bare runner throughput>`; target >= 0.9.
+Run from the repository root: `.venv/bin/python bench/queue.py [--images 1000]`.
+"""
+
+# ruff: noqa: E402  (imports follow the sys.path fix below, on purpose)
+from __future__ import annotations
+
+import os
+import sys
+
+# This file is called queue.py, and Python puts its folder first on sys.path: without this,
+# `import queue` anywhere (concurrent.futures does it) would find this script, not the stdlib.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse
+import asyncio
+import contextlib
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from stablenew.backends.connect import connect
+from stablenew.cluster.queue_runner import QueueRunner
+from stablenew.cluster.queue_store import QueueStore
+from stablenew.pipeline.cancel import CancelToken
+from stablenew.pipeline.config import PipelineConfig
+from stablenew.pipeline.runner import PipelineRunner
+
+BATCH = 100
+
+
+@contextlib.contextmanager
+def fake_server() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.sdwebui", "--port", "0", "--step-ms", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if "listening at" not in line:
+            raise RuntimeError(f"the fake server did not start: {line!r}")
+        yield line.split("listening at", 1)[1].split()[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def config(count: int) -> PipelineConfig:
+    return PipelineConfig().with_changes({
+        "txt2img.prompt": "a lighthouse on a cliff at dusk", "txt2img.steps": 4,
+        "txt2img.width": 64, "txt2img.height": 64, "txt2img.seed": 1,
+        "txt2img.sampler": "Euler a", "txt2img.scheduler": "Automatic",
+        "txt2img.batch_count": count})
+
+
+async def bare(backend, images: int, out: Path) -> float:
+    runner = PipelineRunner(out)
+    started = time.perf_counter()
+    left = images
+    while left:
+        n = min(BATCH, left)
+        result = await runner.run(config(n), backend, CancelToken(), output_dir=out / "bare")
+        assert len(result.records) == n, result.message
+        left -= n
+    return time.perf_counter() - started
+
+
+async def queued(store: QueueStore, backend, images: int, out: Path) -> float:
+    # Adding is part of the queue's cost: the items are inserted in one transaction.
+    started = time.perf_counter()
+    store.add_job(config(1), count=images, output_dir=out / "queued")
+    summary = await QueueRunner(store, backend, node="fake").run(until_empty=True)
+    seconds = time.perf_counter() - started
+    assert summary.done == images, summary
+    return seconds
+
+
+async def measure(url: str, images: int, rounds: int, out: Path) -> tuple[float, float]:
+    """Total seconds (bare, queue), measured in alternating rounds (ABBA...) so that load from
+    other programs on the machine falls on both sides alike."""
+    backend = await connect(url, kind="a1111")
+    try:
+        await bare(backend, 20, out / "warm")  # caches, imports, the connection
+        t_bare = t_queue = 0.0
+        with QueueStore(out / "queue.db") as store:
+            share = [images // rounds + (1 if r < images % rounds else 0) for r in range(rounds)]
+            for r, n in enumerate(share):
+                if r % 2 == 0:
+                    t_bare += await bare(backend, n, out / f"b{r}")
+                    t_queue += await queued(store, backend, n, out / f"q{r}")
+                else:
+                    t_queue += await queued(store, backend, n, out / f"q{r}")
+                    t_bare += await bare(backend, n, out / f"b{r}")
+            assert len(store.items()) == images
+        return t_bare, t_queue
+    finally:
+        await backend.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+    with fake_server() as url, tempfile.TemporaryDirectory() as tmp:
+        t_bare, t_queue = asyncio.run(measure(url, args.images, args.rounds, Path(tmp)))
+    bare_rate, queue_rate = args.images / t_bare, args.images / t_queue
+    ratio = queue_rate / bare_rate
+    print(f"bare runner: {args.images} images in {t_bare:.2f} s ({bare_rate:.0f}/s)")
+    print(f"queue:       {args.images} images in {t_queue:.2f} s ({queue_rate:.0f}/s)")
+    print(f"RESULT queue_overhead_ratio={ratio:.3f} bare_images_per_s={bare_rate:.1f} "
+          f"queue_images_per_s={queue_rate:.1f}")
+
+
+if __name__ == "__main__":
+    main()
