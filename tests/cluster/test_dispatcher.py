@@ -15,8 +15,10 @@ from stablenew.cluster.health import NodeState
 from stablenew.cluster.jobs import ItemState
 from stablenew.cluster.nodes import NodeConfig
 from stablenew.cluster.queue_store import QueueStore
-from stablenew.cluster.work import GB
+from stablenew.cluster.scheduler import ineligibility
+from stablenew.cluster.work import GB, requirements_for
 from stablenew.pipeline.config import PipelineConfig
+from tests.fakes.comfyui import FakeComfyUI
 from tests.fakes.sdwebui import FakeSDWebUI
 
 XL = "sd_xl_base_1.0.safetensors"
@@ -215,3 +217,34 @@ async def test_dry_run_lists_item_node_start_finish_without_sending_anything(sto
     assert table.makespan == max(r.finish for r in assigned) >= table.lower_bound > 0
     assert len(table.unassignable) == 2 and "flux1-dev" in table.unassignable[0].reason
     assert {i.state for i in store.items()} == {ItemState.queued}
+
+
+async def test_an_out_of_memory_failure_teaches_the_node_its_limit(store, tmp_path):
+    async with fakes({"step_ms": 1, "vram_total": 8 * GB, "checkpoints": (XL,)},
+                     {"step_ms": 1, "vram_total": 16 * GB, "checkpoints": (XL,)}) as (small, big):
+        # By the estimate table SDXL at 1024² fits in 8 GB; this card says otherwise.
+        small.inject("500", path=TXT2IMG, times=2)
+        store.add_job(cfg(6, checkpoint=XL, size=1024, steps=2), output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("small", small), node("big", big)],
+                       speeds={"small": {"medium": 50.0}, "big": {"medium": 1.0}})
+        summary = await asyncio.wait_for(d.run(until_empty=True), 20)
+    assert summary.done == 6 and summary.failed == 0
+    assert {i.node for i in store.items()} == {"big"}
+    assert len(small.requests_to(TXT2IMG)) <= 2  # the ones in flight when it ran out; no more
+    view = next(v for v in d.views() if v.name == "small")
+    assert "too little VRAM" in ineligibility(requirements_for(cfg(1, checkpoint=XL, size=1024)), view)
+    outputs_exactly_once(store, tmp_path / "out")
+
+
+async def test_comfyui_and_a1111_nodes_share_one_queue(store, tmp_path):
+    async with FakeComfyUI(step_ms=1, checkpoints=("dreamshaper_8.safetensors",)) as comfy, \
+            FakeSDWebUI(step_ms=1, checkpoints=(SD15,)) as a1111:
+        store.add_job(cfg(10, checkpoint="dreamshaper_8.safetensors"), output_dir=tmp_path / "out")
+        d = dispatcher(store, [NodeConfig(name="comfy", url=comfy.url, kind="comfyui"),
+                               node("a1111", a1111)])
+        summary = await asyncio.wait_for(d.run(until_empty=True), 20)
+    assert summary.done == 10
+    per = Counter(i.node for i in store.items())
+    assert per["comfy"] >= 1 and per["a1111"] >= 1, per
+    assert len(comfy.received) == per["comfy"]
+    outputs_exactly_once(store, tmp_path / "out")
