@@ -248,10 +248,14 @@ def _run(args: argparse.Namespace) -> int:
             if learning:
                 learning[2]()
 
+    from stablenew.cluster.queue_store import QueueError
+
     try:
         summary = asyncio.run(main())
     except BackendError as exc:
         return _fail(f"{exc.message} ({url})")
+    except QueueError as exc:
+        return _fail(exc.message)
     print(f"{summary.done} done, {summary.failed} failed, {summary.cancelled} cancelled, "
           f"{summary.retried} retried in {_duration(summary.seconds)}.")
     return 1 if summary.failed else 0

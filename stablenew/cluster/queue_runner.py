@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -286,8 +287,18 @@ class QueueRunner:
         self._slots = _Turnstile(self.depth)
         self._stopping = False
         started = time.monotonic()
-        if recover:
-            await self.recover()
+        lock = RunnerLock(self.store.path)
+        lock.acquire()
+        try:
+            if recover:
+                await self.recover()
+            await self._work(until_empty)
+        finally:
+            lock.release()
+            self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    async def _work(self, until_empty: bool) -> None:
         watcher = asyncio.create_task(self._watch(), name="queue-watch")
         lanes = [asyncio.create_task(self._lane(until_empty), name=f"queue-lane-{i}")
                  for i in range(self.lanes)]
@@ -301,8 +312,6 @@ class QueueRunner:
             await asyncio.gather(watcher, *lanes, return_exceptions=True)
             self._db_pool.shutdown(wait=True)
             self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
-            self.summary.seconds = time.monotonic() - started
-        return self.summary
 
     async def recover(self) -> list[WorkItem]:
         """Items a crash left in flight go back to the queue, their partial outputs removed."""
@@ -545,6 +554,59 @@ class QueueRunner:
             self._on_event(event)
         except Exception:  # a listener's bug must not stop the queue
             log.exception("queue: event listener failed on %r", type(event).__name__)
+
+
+class RunnerLock:
+    """One QueueRunner per queue database at a time, across processes.
+
+    An OS lock on a file next to the database: the operating system drops it when the
+    process ends, even when killed, so a crashed runner never blocks the next one, and a
+    live one (the window, or `stablenew queue run` in a terminal) is never robbed of the
+    items it is working on by the other's crash recovery.
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = Path(f"{db_path}.runner-lock")
+        self._handle: Any = None
+
+    def acquire(self) -> None:
+        from stablenew.cluster.queue_store import QueueError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+b")  # noqa: SIM115  (held open while the lock is held)
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.close()
+            raise QueueError(
+                "The queue is already being worked on by another StableNew (the window or "
+                "`stablenew queue run`). Stop that one first, or let it finish the queue.",
+                detail=f"{self.path}: {exc!r}") from None
+        self._handle = handle
+
+    def release(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        with contextlib.suppress(OSError):
+            if os.name == "nt":
+                import msvcrt
+
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
 
 
 def clean_item_outputs(folder: Path, prefix: str) -> list[Path]:

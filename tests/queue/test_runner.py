@@ -243,3 +243,30 @@ async def test_a_node_that_goes_away_is_waited_for(store, tmp_path):
         assert any(isinstance(e, qr.NodeProblem) for e in events)
     finally:
         await backend.aclose()
+
+
+async def test_only_one_runner_works_a_queue_at_a_time(store, backend, tmp_path):
+    from stablenew.cluster.queue_store import QueueError
+    from tests.fakes.sdwebui import FakeSDWebUI
+
+    async with FakeSDWebUI(step_ms=20) as fake:
+        slow = await connect(fake.url, kind="a1111", timeout=10)
+        try:
+            store.add_job(cfg(3, steps=10), output_dir=tmp_path / "out")
+            first = asyncio.create_task(make_runner(store, slow).run(until_empty=True))
+            for _ in range(200):
+                if any(i.state is ItemState.running for i in store.items()):
+                    break
+                await asyncio.sleep(0.01)
+            with QueueStore(store.path) as other:  # as a second process would open it
+                with pytest.raises(QueueError, match="already being worked on"):
+                    await make_runner(other, backend).run(until_empty=True)
+                running = [i for i in store.items() if i.state is ItemState.running]
+                assert running, "the second runner did not steal the first one's items"
+            summary = await asyncio.wait_for(first, 20)
+            assert summary.done == 3
+        finally:
+            await slow.aclose()
+    # Once the first has finished, the queue is free again.
+    store.add_job(cfg(1), output_dir=tmp_path / "out")
+    assert (await asyncio.wait_for(make_runner(store, backend).run(until_empty=True), 20)).done == 1
