@@ -91,7 +91,7 @@ class QueueModel(QAbstractItemModel):
         self._controller = controller
         self._jobs: list[Job] = []
         self._items: dict[str, list[WorkItem]] = {}
-        self._fractions: dict[int, float] = {}  # running item id -> fraction done
+        self._fractions: dict[int, tuple[str, float]] = {}  # running item -> (job, fraction)
 
     # --- data from the controller ----------------------------------------------------------------
 
@@ -114,11 +114,11 @@ class QueueModel(QAbstractItemModel):
                     self.dataChanged.emit(self.index(0, 0, parent),
                                           self.index(len(children) - 1, last, parent))
 
-    def set_fraction(self, item_id: int, fraction: float | None) -> None:
+    def set_fraction(self, item: WorkItem, fraction: float | None) -> None:
         if fraction is None:
-            self._fractions.pop(item_id, None)
+            self._fractions.pop(item.id, None)
         else:
-            self._fractions[item_id] = fraction
+            self._fractions[item.id] = (item.job_id, fraction)
 
     def jobs(self) -> list[Job]:
         return list(self._jobs)
@@ -212,8 +212,7 @@ class QueueModel(QAbstractItemModel):
         c = job.counts
         if not c.total:
             return 0.0
-        running = sum(f for item_id, f in self._fractions.items()
-                      if any(i.id == item_id for i in self._items.get(job.id, ())))
+        running = sum(f for job_id, f in self._fractions.values() if job_id == job.id)
         return min(1.0, (c.finished + running) / c.total)
 
     def _job_data(self, job: Job, column: int, role: int) -> Any:
@@ -254,6 +253,9 @@ class QueueModel(QAbstractItemModel):
                                                                 JobState.running) else ""
         return None
 
+    def _fraction(self, item: WorkItem) -> float:
+        return self._fractions.get(item.id, ("", 0.0))[1]
+
     def _item_data(self, item: WorkItem, column: int, role: int) -> Any:
         if role == IdRole:
             return item.id
@@ -264,7 +266,7 @@ class QueueModel(QAbstractItemModel):
         if role == ProgressRole:
             if item.state is ItemState.done:
                 return 1.0
-            return self._fractions.get(item.id, 0.0) if item.state is ItemState.running else 0.0
+            return self._fraction(item) if item.state is ItemState.running else 0.0
         if role == Qt.ItemDataRole.ToolTipRole:
             text = f"{item.label} · seed {item.seed}"
             if item.error:
@@ -280,7 +282,7 @@ class QueueModel(QAbstractItemModel):
             return f"Image {item.index + 1} · seed {item.seed}"
         if column == 1:
             if item.state is ItemState.running:
-                return f"{int(self._fractions.get(item.id, 0.0) * 100)}%"
+                return f"{int(self._fraction(item) * 100)}%"
             return ""
         if column == 2:
             word = item.state.value
@@ -614,11 +616,11 @@ class QueueController(QObject):
     def _on_queue_event(self, event: QueueEvent) -> None:
         if isinstance(event, ItemProgress):
             if isinstance(event.event, ProgressUpdate):
-                self.model.set_fraction(event.item.id, event.event.overall_fraction)
+                self.model.set_fraction(event.item, event.event.overall_fraction)
         elif isinstance(event, ItemStarted):
-            self.model.set_fraction(event.item.id, 0.0)
+            self.model.set_fraction(event.item, 0.0)
         elif isinstance(event, ItemFinished):
-            self.model.set_fraction(event.item.id, None)
+            self.model.set_fraction(event.item, None)
         elif isinstance(event, JobFinished):
             self._announce(event.job)
         elif isinstance(event, NodeProblem):
@@ -627,10 +629,10 @@ class QueueController(QObject):
             self._coalesce.start()
 
     def _announce(self, job: Job) -> None:
-        if job.id in self._reported:
-            return
-        self._reported.add(job.id)
         c = job.counts
+        if job.id in self._reported or not (c.done or c.failed):
+            return  # a batch the user cancelled outright needs no notification
+        self._reported.add(job.id)
         text = f"Batch “{job.name}” finished: {c.done} image{'s' if c.done != 1 else ''} saved"
         if c.failed:
             text += f", {c.failed} failed"

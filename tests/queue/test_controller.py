@@ -168,6 +168,10 @@ def test_cancel_in_flight_from_the_window(controller, qtbot, db):
         qtbot.waitUntil(lambda: controller.count == 1, timeout=WAIT)
         controller.start_runner(backend, node="fake")
         qtbot.waitUntil(lambda: fake.current_task is not None, timeout=WAIT)
+        # Live progress of the running image moves the job's bar.
+        job_row = controller.model.index(0, 1)
+        qtbot.waitUntil(lambda: 0 < (controller.model.data(job_row, ProgressRole) or 0) < 1,
+                        timeout=WAIT)
         (job_id,) = job_ids(controller)
         controller.cancel_job(job_id)
         qtbot.waitUntil(lambda: len(fake.interrupts) >= 1, timeout=WAIT)
