@@ -37,7 +37,7 @@ def db(tmp_path):
 
 
 @pytest.fixture
-def controller(qloop, qtbot, db, tmp_path):
+def controller(qloop, qtbot, qapp, db, tmp_path):
     c = QueueController(db_path=db, output_root=tmp_path / "out", poll_ms=50)
     yield c
     c.stop_runner()
@@ -46,6 +46,7 @@ def controller(qloop, qtbot, db, tmp_path):
     qtbot.waitUntil(closing.done, timeout=WAIT)
     # Deleted here, on the Qt thread, not whenever (and wherever) the garbage collector runs.
     shiboken6.delete(c)
+    qapp.processEvents()
 
 
 def close(backend, qtbot) -> None:
@@ -191,12 +192,20 @@ def test_errors_become_visible_state(controller, qtbot):
     assert controller.error is None
 
 
-def test_panel_shows_jobs_and_offers_the_operations(controller, qtbot):
+@pytest.fixture
+def panel(controller, qapp):
     from stablenew.gui.panels.queue_panel import QueuePanel
 
-    panel = QueuePanel(controller)
-    qtbot.addWidget(panel)
-    panel.show()
+    view = QueuePanel(controller)
+    view.show()
+    yield view
+    # Views go before the controller they bind to (as the window closes them).
+    view.close()
+    shiboken6.delete(view)
+    qapp.processEvents()
+
+
+def test_panel_shows_jobs_and_offers_the_operations(controller, panel, qtbot):
     assert panel.empty_label.isVisible()
     controller.add_config(cfg(2), name="foxes")
     qtbot.waitUntil(lambda: panel.tree.isVisible() and "2 images" in panel.count_label.text(),
