@@ -28,10 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("job", nargs="?", help="show the images of this job")
     p.set_defaults(func=_list)
 
-    p = verbs.add_parser("add", help="add a config or preset file as a job")
-    p.add_argument("file", type=Path, help="a PipelineConfig YAML, or a preset YAML")
+    p = verbs.add_parser("add", help="add a config, preset or prompt pack as a job")
+    p.add_argument("file", type=Path,
+                   help="a PipelineConfig YAML, a preset YAML, or a prompt pack (.txt, .yaml "
+                        "with prompts, or a pack folder)")
     p.add_argument("--count", type=int, default=None,
-                   help="number of images (default: the file's batch count × batch size)")
+                   help="images per config (per prompt of a pack); default: the batch count × "
+                        "batch size of the config")
+    p.add_argument("--base", type=Path, default=None,
+                   help="for a pack: the config or preset its prompts are laid over")
     p.add_argument("--name", default="", help="name shown in the queue")
     p.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
     p.add_argument("--output", type=Path, default=None,
@@ -148,6 +153,20 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_pack(path: Path) -> bool:
+    if path.is_dir() or path.suffix.lower() == ".txt":
+        return True
+    if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
+        return False
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False  # the config parser names the problem
+    return isinstance(data, dict) and "prompts" in data
+
+
 def _load_job_file(path: Path):
     """(config, preset name or None) from a config or preset YAML file."""
     import yaml
@@ -172,7 +191,7 @@ def _load_job_file(path: Path):
 
 
 def _add(args: argparse.Namespace) -> int:
-    from stablenew.cluster.jobs import JobOrigin
+    from stablenew.cluster.jobs import JobKind, JobOrigin
     from stablenew.cluster.queue_store import QueueError
     from stablenew.storage.documents import DocumentError
     from stablenew.storage.paths import AppPaths
@@ -180,8 +199,21 @@ def _add(args: argparse.Namespace) -> int:
 
     if args.count is not None and args.count < 1:
         return _fail("--count must be 1 or more.")
+    pack_name = None
     try:
-        config, preset = _load_job_file(args.file)
+        if _is_pack(args.file):
+            from stablenew.pipeline.config import PipelineConfig
+            from stablenew.randomizer.packs import pack_plan_for, plan_pack, validate_pack_path
+
+            pack, wildcards = validate_pack_path(args.file)
+            base, preset = _load_job_file(args.base) if args.base else (PipelineConfig(), None)
+            pack_name = pack.name
+            # Lazy: each prompt's randomizer syntax and wildcards are expanded as the plan is
+            # streamed into the queue, never held in memory all at once.
+            config = plan_pack(pack, base, preset=preset,
+                               plan_for=pack_plan_for(None, wildcards_dir=wildcards))
+        else:
+            config, preset = _load_job_file(args.file)
     except DocumentError as exc:
         return _fail(str(exc))
     output_root = args.output
@@ -191,11 +223,15 @@ def _add(args: argparse.Namespace) -> int:
         output_root = settings.output_path(paths)
     with _open(args) as store:
         try:
-            job = store.add_job(config, name=args.name or (preset or ""), count=args.count,
-                                priority=args.priority, origin=JobOrigin(preset=preset),
+            job = store.add_job(config, name=args.name or pack_name or preset or "",
+                                kind=JobKind.pack if pack_name else JobKind.config,
+                                count=args.count, priority=args.priority,
+                                origin=JobOrigin(preset=preset, pack=pack_name),
                                 output_root=output_root)
         except QueueError as exc:
             return _fail(exc.message)
+        except (DocumentError, ValueError) as exc:  # a pack entry that does not make a config
+            return _fail(f"{args.file}: {exc}")
         print(f"Added job {job.id}: {job.counts.total} image(s), \"{job.name}\" → {job.output_dir}")
     return 0
 

@@ -8,9 +8,10 @@ where it came from; each work item is one image with its own state, attempts and
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig
 
@@ -63,6 +64,14 @@ class JobKind(StrEnum):
     plan = "plan"  # a randomizer plan: one resolved config per item
     pack = "pack"
     learning = "learning"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Which variant of a plan or pack an image belongs to (carried into its RunTags)."""
+
+    id: str | None = None
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,7 @@ class WorkItem:
     started_at: float | None = None
     finished_at: float | None = None
     lease: str | None = None
+    variant: Variant = field(default_factory=lambda: Variant())
 
     @property
     def label(self) -> str:
@@ -187,12 +197,22 @@ def per_image_configs(config: PipelineConfig, *, count: int | None = None,
                                    "txt2img.seed": seed})
 
 
-def expand(configs: PipelineConfig | Iterable[PipelineConfig], *, count: int | None = None
-           ) -> Iterator[PipelineConfig]:
-    """One config per image from a single config (*count* images, default its batches) or
-    any (lazy) iterable of configs."""
+def expand(configs: Any, *, count: int | None = None) -> Iterator[tuple[PipelineConfig, Variant]]:
+    """(config, variant) per image from a single config (*count* images, default its
+    batches), or from any lazy iterable of configs or plan items — anything with `config`
+    and optionally `tags` / `variant_id` / `label`, as the randomizer's plans and packs
+    yield. With *count*, each config of an iterable makes that many images."""
     if isinstance(configs, PipelineConfig):
-        yield from per_image_configs(configs, count=count)
+        for config in per_image_configs(configs, count=count):
+            yield config, Variant()
         return
-    for config in configs:
-        yield from per_image_configs(config)
+    for entry in configs:
+        if isinstance(entry, PipelineConfig):
+            config, variant = entry, Variant()
+        else:
+            config = entry.config
+            tags = getattr(entry, "tags", None)
+            variant = Variant(getattr(tags, "variant_id", None) or getattr(entry, "variant_id", None),
+                              getattr(tags, "variant_label", None) or getattr(entry, "label", None))
+        for image in per_image_configs(config, count=count):
+            yield image, variant

@@ -409,8 +409,9 @@ class QueueRunner:
         item, job = claim.item, claim.job
         tap = _ErrorTap(self.backend, self._slots, ticket)
         tags = RunTags(pack=job.origin.pack, preset=job.origin.preset,
-                       learning_run_id=job.origin.learning_run_id,
-                       variant_label=job.origin.variant_label, job_id=item.label)
+                       learning_run_id=job.origin.learning_run_id, variant_id=item.variant.id,
+                       variant_label=item.variant.label or job.origin.variant_label,
+                       job_id=item.label)
 
         def forward(event: RunEvent) -> None:
             self._emit(ItemProgress(item, event))

@@ -33,6 +33,7 @@ from stablenew.cluster.jobs import (
     JobCounts,
     JobKind,
     JobOrigin,
+    Variant,
     WorkItem,
     can_move,
     expand,
@@ -40,7 +41,7 @@ from stablenew.cluster.jobs import (
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.storage.paths import AppPaths
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Retries after the first attempt for transient errors (unreachable, 500, timeout).
 MAX_RETRIES = 3
 
@@ -78,6 +79,8 @@ CREATE TABLE IF NOT EXISTS queue_items (
     outputs TEXT NOT NULL DEFAULT '[]',
     started_at REAL,
     finished_at REAL,
+    variant_id TEXT,
+    variant_label TEXT,
     UNIQUE (job_id, idx)
 );
 CREATE INDEX IF NOT EXISTS queue_items_by_job_state ON queue_items (job_id, state, idx);
@@ -85,7 +88,7 @@ CREATE INDEX IF NOT EXISTS queue_items_by_state ON queue_items (state);
 """
 
 _ITEM_COLUMNS = ("id, job_id, idx, state, attempts, seed, node, error, error_detail, outputs, "
-                 "not_before, started_at, finished_at, lease")
+                 "not_before, started_at, finished_at, lease, variant_id, variant_label")
 _JOB_COLUMNS = "id, name, kind, priority, position, created_at, output_dir, origin, node_pin"
 
 
@@ -182,6 +185,10 @@ class QueueStore:
                         "The queue database was written by a newer StableNew. Update StableNew "
                         "to open it.",
                         detail=f"{self.path}: queue schema {version} > {SCHEMA_VERSION}")
+                columns = {r[1] for r in self._db.execute("PRAGMA table_info(queue_items)")}
+                for column in ("variant_id", "variant_label"):  # version 1 -> 2
+                    if column not in columns:
+                        self._db.execute(f"ALTER TABLE queue_items ADD COLUMN {column} TEXT")
                 for key, value in (("schema_version", str(SCHEMA_VERSION)), ("paused", "0"),
                                    ("revision", "0")):
                     self._db.execute(
@@ -204,7 +211,7 @@ class QueueStore:
 
     def add_job(
         self,
-        configs: PipelineConfig | Iterable[PipelineConfig],
+        configs: PipelineConfig | Iterable[Any],
         *,
         name: str = "",
         kind: JobKind = JobKind.config,
@@ -228,11 +235,11 @@ class QueueStore:
         now = time.time()
         single = isinstance(configs, PipelineConfig)
         base = configs if single else None
-        images: Iterable[PipelineConfig]
+        images: Iterable[tuple[PipelineConfig, Variant]]
         if expand_batches:
             images = expand(configs, count=count)
         else:
-            images = [configs] if single else configs  # type: ignore[list-item]
+            images = ((c, Variant()) for c in ([configs] if single else configs))
         if output_dir is None:
             stamp = time.strftime("%Y-%m-%d", time.localtime(now))
             root = Path(output_root) if output_root else AppPaths.default().default_output_dir
@@ -250,12 +257,14 @@ class QueueStore:
                 (job_id, name, str(kind), priority, position, now, str(output_dir), base_json,
                  json.dumps(_origin_dict(origin)), node_pin))
             total = 0
-            for index, config in enumerate(images):
+            for index, (config, variant) in enumerate(images):
                 seed = config.txt2img.seed
                 item_json = None if base is not None else config.model_dump_json()
                 db.execute(
-                    "INSERT INTO queue_items (job_id, idx, state, seed, config) VALUES (?,?,?,?,?)",
-                    (job_id, index, ItemState.queued.value, seed, item_json))
+                    "INSERT INTO queue_items (job_id, idx, state, seed, config, variant_id, "
+                    "variant_label) VALUES (?,?,?,?,?,?,?)",
+                    (job_id, index, ItemState.queued.value, seed, item_json, variant.id,
+                     variant.label))
                 total += 1
             if total == 0:
                 raise QueueError("Nothing to add: the job has no images.",
@@ -333,7 +342,8 @@ class QueueStore:
                         node=row["node"], error=row["error"], error_detail=row["error_detail"],
                         outputs=tuple(json.loads(row["outputs"] or "[]")),
                         not_before=row["not_before"], started_at=row["started_at"],
-                        finished_at=row["finished_at"], lease=row["lease"])
+                        finished_at=row["finished_at"], lease=row["lease"],
+                        variant=Variant(row["variant_id"], row["variant_label"]))
 
     def items(self, job_id: str | None = None, *, states: Iterable[ItemState] | None = None
               ) -> list[WorkItem]:

@@ -279,7 +279,8 @@ class QueueModel(QAbstractItemModel):
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         if column == 0:
-            return f"Image {item.index + 1} · seed {item.seed}"
+            text = f"Image {item.index + 1} · seed {item.seed}"
+            return f"{text} · {item.variant.label}" if item.variant.label else text
         if column == 1:
             if item.state is ItemState.running:
                 return f"{int(self._fraction(item) * 100)}%"

@@ -98,3 +98,33 @@ def test_db_option_and_empty_queue(tmp_path, capsys):
     assert q("--db", str(db), "list") == 0
     assert "empty" in capsys.readouterr().out
     assert db.exists()
+
+
+def test_add_a_prompt_pack_keeps_each_prompt_as_a_variant(tmp_path, isolated_home, capsys):
+    pack = tmp_path / "animals.txt"
+    pack.write_text("# two animals\na red fox\na {small|large} owl\n", encoding="utf-8")
+    base = tmp_path / "base.yaml"
+    base.write_text(PipelineConfig().with_changes({"txt2img.steps": 12, "txt2img.seed": 9}).to_yaml(),
+                    encoding="utf-8")
+    assert q("add", str(pack), "--count", "2", "--base", str(base)) == 0, capsys.readouterr().err
+    with QueueStore(isolated_home / "data" / "stablenew.db") as store:
+        job = only_job(store)
+        assert job.origin.pack == "animals" and job.kind.value == "pack"
+        items = store.items(job.id)
+        configs = [store.config_for(i) for i in items]
+        # The owl prompt's {small|large} is expanded by the randomizer: three variants, two
+        # images each, seeds counting up within a variant.
+        assert [c.txt2img.prompt for c in configs] == [
+            "a red fox", "a red fox", "a small owl", "a small owl", "a large owl", "a large owl"]
+        assert [i.variant.label for i in items[::2]] == ["a red fox", "a small owl", "a large owl"]
+        assert all(i.variant.id.startswith("p") for i in items)
+        assert all(b.seed == a.seed + 1 for a, b in zip(items[::2], items[1::2], strict=True))
+        assert all(c.txt2img.steps == 12 for c in configs)
+
+
+def test_a_broken_pack_is_refused_with_where_and_why(tmp_path, capsys):
+    pack = tmp_path / "broken.txt"
+    pack.write_text("a {fox|\n", encoding="utf-8")
+    assert q("add", str(pack)) == 1
+    err = capsys.readouterr().err
+    assert "broken.txt" in err

@@ -48,10 +48,34 @@ def drain(store: QueueStore, node: str = "n1") -> list[str]:
 def test_database_is_wal_and_schema_versioned(store, tmp_path):
     db = sqlite3.connect(tmp_path / "q.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM queue_meta WHERE key='schema_version'").fetchone()[0] == "1"
+    assert db.execute("SELECT value FROM queue_meta WHERE key='schema_version'").fetchone()[0] == "2"
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {"queue_meta", "queue_jobs", "queue_items"}
     db.close()
+
+
+def test_a_version_1_database_is_upgraded_in_place(tmp_path):
+    db = sqlite3.connect(tmp_path / "q.db")
+    db.executescript("""
+        CREATE TABLE queue_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO queue_meta VALUES ('schema_version', '1'), ('paused', '0'), ('revision', '0');
+        CREATE TABLE queue_jobs (id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0, position REAL NOT NULL, created_at REAL NOT NULL,
+            output_dir TEXT NOT NULL, base_config TEXT, origin TEXT NOT NULL DEFAULT '{}',
+            node_pin TEXT, total INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE queue_items (id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, idx INTEGER NOT NULL,
+            state TEXT NOT NULL, seed INTEGER NOT NULL, config TEXT, attempts INTEGER NOT NULL
+            DEFAULT 0, not_before REAL NOT NULL DEFAULT 0, node TEXT, lease TEXT, error TEXT,
+            error_detail TEXT, outputs TEXT NOT NULL DEFAULT '[]', started_at REAL, finished_at REAL,
+            UNIQUE (job_id, idx));
+        INSERT INTO queue_jobs VALUES ('oldjob00', 'old', 'config', 0, 1, 0, 'out', NULL, '{}', NULL, 1);
+        INSERT INTO queue_items (job_id, idx, state, seed, config) VALUES ('oldjob00', 0, 'done', 3, '{}');
+    """)
+    db.close()
+    with QueueStore(tmp_path / "q.db") as store:
+        (item,) = store.items("oldjob00")
+        assert item.state is ItemState.done and item.variant.id is None
+        assert store.list_jobs()[0].name == "old"
 
 
 def test_newer_schema_is_refused_with_a_plain_message(tmp_path):
@@ -86,6 +110,21 @@ def test_a_lazy_plan_is_streamed_and_each_item_keeps_its_own_config(store):
     job = store.add_job(plan(), name="balls")
     prompts = [store.config_for(i).txt2img.prompt for i in store.items(job.id)]
     assert prompts == ["a red ball", "a green ball", "a blue ball"]
+
+
+def test_plan_items_keep_their_variant_and_count_multiplies_each(store):
+    from stablenew.pipeline.records import RunTags
+
+    class Item:  # the shape of the randomizer's PlanItem / PackRunItem
+        def __init__(self, prompt, variant, label):
+            self.config = cfg(prompt, seed=4)
+            self.tags = RunTags(variant_id=variant, variant_label=label)
+
+    job = store.add_job(iter([Item("a", "p1", "a cat"), Item("b", "p2", "a dog")]), count=2)
+    items = store.items(job.id)
+    assert [(i.variant.id, i.variant.label, i.seed) for i in items] == [
+        ("p1", "a cat", 4), ("p1", "a cat", 5), ("p2", "a dog", 4), ("p2", "a dog", 5)]
+    assert store.config_for(items[3]).txt2img.prompt == "b"
 
 
 def test_empty_plan_is_refused_and_leaves_nothing(store):
