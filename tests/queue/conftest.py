@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
+import shiboken6
 
 from tests.fakes.sdwebui import fake_sdwebui, fake_sdwebui_thread  # noqa: F401  (fixtures)
 
@@ -27,3 +29,10 @@ def qloop(qapp):
     loop._QEventLoop__is_running = False  # already_running loops are never "stopped" by qasync
     loop.close()
     asyncio.set_event_loop(None)
+    # qasync's close() only flags its timer object as stopped; its Qt timers stay registered.
+    # Delete it here, on the Qt thread: if the garbage collector happened to destroy it from
+    # another thread (a fake server's, a worker's), Qt could not unregister those timers and
+    # a later test's event processing would fire one into freed memory (a segfault).
+    shiboken6.delete(loop._timer)
+    del loop
+    gc.collect()  # other Qt objects of this test die now, on this thread, too
