@@ -300,20 +300,28 @@ class QueueStore:
         return {k: tuple(v) for k, v in out.items()}
 
     def seconds_per_item(self, *, recent: int = 20) -> float | None:
-        """Average wall time of the most recent finished items (None before the first)."""
+        """Recent seconds per finished image, as throughput (None before the first).
+
+        Measured as the spacing of the last finishes rather than each image's own duration:
+        with several images in flight at once (lanes, nodes) durations overlap, and their
+        average would overstate the time left several times over.
+        """
         rows = self._read(
-            "SELECT finished_at - started_at FROM queue_items WHERE state = 'done' AND "
+            "SELECT started_at, finished_at FROM queue_items WHERE state = 'done' AND "
             "started_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?", (recent,))
         if not rows:
             return None
-        return sum(max(0.0, r[0]) for r in rows) / len(rows)
+        finishes = [r[1] for r in rows]
+        span = max(finishes) - min(finishes)
+        if len(rows) >= 3 and span > 0:
+            return span / (len(rows) - 1)
+        return sum(max(0.0, r[1] - r[0]) for r in rows) / len(rows)
 
     def list_jobs(self) -> list[Job]:
         """Every job in the order the queue will run them."""
         counts = self._counts()
         nodes = self._nodes()
-        per_item = self.seconds_per_item()
-        busy_nodes = max(1, len({n for ns in nodes.values() for n in ns}))
+        per_item = self.seconds_per_item()  # already the whole queue's pace, all nodes
         jobs = []
         ahead = 0.0
         for row in self._read(f"SELECT {_JOB_COLUMNS} FROM queue_jobs "
@@ -323,7 +331,7 @@ class QueueStore:
             eta = None
             if per_item is not None and remaining:
                 # Jobs run in order, so a job's ETA includes the work queued ahead of it.
-                ahead += remaining * per_item / busy_nodes
+                ahead += remaining * per_item
                 eta = ahead
             jobs.append(self._job_from_row(row, c, nodes.get(row["id"], ()), eta))
         return jobs

@@ -335,6 +335,17 @@ def test_report_and_eta(store):
     assert store.get_job(job.id).state is JobState.running
 
 
+def test_eta_follows_throughput_when_images_overlap(store):
+    job = store.add_job(cfg(count=12, seed=1))
+    # Four lanes: each image takes 8 s, but one finishes every 2 s.
+    for k in range(8):
+        claim = store.claim_next("n1", now=100.0 + 2 * k, start=True)
+        store.complete(claim.item.id, claim.lease, ["x"], now=108.0 + 2 * k)
+    assert store.seconds_per_item() == pytest.approx(2.0)
+    assert store.get_job(job.id).counts.queued == 4
+    assert store.list_jobs()[0].eta_seconds == pytest.approx(8.0)
+
+
 def test_output_names_are_unique_per_item_and_never_a_prefix_of_another():
     names = [item_name_prefix("abcd1234", i) for i in range(2000)]
     assert len(set(names)) == 2000
