@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import (
-    QApplication,
     QMainWindow,
     QSplitter,
     QTabWidget,
@@ -26,6 +25,20 @@ from stablenew.gui.viewer_panel import ViewerPanel
 from stablenew.gui.widgets.notice import NoticeBanner
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+class _FirstPaint(QObject):
+    """Calls back once on the window's first Paint event (then the window removes it)."""
+
+    def __init__(self, callback, parent: QObject) -> None:
+        super().__init__(parent)
+        self._callback = callback
+        self.armed = False
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Paint:
+            QTimer.singleShot(0, self._callback)
+        return False
 
 
 class MainWindow(QMainWindow):
@@ -129,8 +142,9 @@ class MainWindow(QMainWindow):
         if app.notice is not None:
             self.notice.show_notice(app.notice.message, app.notice.detail, level="warning")
         self._last_error = None
-        self._painted = False
-        self._start_pending = False
+        # Watches only until the first paint, so later events never pass through Python here.
+        self._first_paint: _FirstPaint | None = _FirstPaint(self._painted, self)
+        self.installEventFilter(self._first_paint)
         self._server_changed()
         self._restore_state()
 
@@ -227,19 +241,17 @@ class MainWindow(QMainWindow):
 
     def start_after_first_paint(self) -> None:
         """Start the session (network, disk, the other rooms) once the window has been painted."""
-        if self._painted:
+        if self._first_paint is None:
             QTimer.singleShot(0, self.session.start)
         else:
-            self._start_pending = True
+            self._first_paint.armed = True
 
-    def event(self, event: QEvent) -> bool:
-        handled = super().event(event)
-        if event.type() == QEvent.Type.Paint and not self._painted:
-            self._painted = True
-            if self._start_pending:
-                self._start_pending = False
+    def _painted(self) -> None:
+        watcher, self._first_paint = self._first_paint, None
+        if watcher is not None:
+            self.removeEventFilter(watcher)
+            if watcher.armed:
                 QTimer.singleShot(0, self.session.start)
-        return handled
 
     def _server_changed(self, *_args) -> None:
         server = self.session.server
@@ -291,10 +303,9 @@ class MainWindow(QMainWindow):
         else:
             dark = theme == "dark"
         self.setProperty("dark", dark)
-        sheet = self.session.app.style_sheet(dark)
-        application = QApplication.instance()
-        if application is not None:
-            application.setStyleSheet(sheet)
+        # On the window, not the whole application: its dialogs and popups inherit it, and a
+        # second window (tests, tools) never re-polishes this one.
+        self.setStyleSheet(self.session.app.style_sheet(dark))
 
     # --- drag and drop of images ----------------------------------------------------------------
 
