@@ -206,7 +206,8 @@ class MainWindow(QMainWindow):
         confirm = getattr(self.variants_panel, "confirm_large_run", None)
         if confirm is not None and not confirm():
             return  # a plan above the threshold never starts unasked
-        self.session.pipeline.run(self.pipeline_panel.values())
+        if self.session.pipeline.run(self.pipeline_panel.values()):
+            self.viewer.follow_live()
 
     def _stop(self) -> None:
         if self.prompt_overlay.isVisible():

@@ -148,9 +148,19 @@ class ViewerPanel(QFrame):
         self.sidebar = DetailSidebar(gallery)
         self.sidebar.setFixedWidth(300)
         self.sidebar.hide()
+        self.live_button = QPushButton("Show live preview")
+        self.live_button.setToolTip("Follow the image being made instead of the one you opened")
+        self.live_button.clicked.connect(self.follow_live)
+        self.live_button.hide()
+        self._latest_preview = None
+        self._latest_caption = ""
+        caption_row = QHBoxLayout()
+        caption_row.setContentsMargins(0, 0, 0, 0)
+        caption_row.addWidget(self.caption, 1)
+        caption_row.addWidget(self.live_button)
         left = QVBoxLayout()
         left.setContentsMargins(0, 0, 0, 0)
-        left.addWidget(self.caption)
+        left.addLayout(caption_row)
         left.addWidget(self.image, 1)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
@@ -158,9 +168,26 @@ class ViewerPanel(QFrame):
         layout.addWidget(self.sidebar)
         gallery.detail_ready.connect(self.show_detail)
 
+    @property
+    def following_live(self) -> bool:
+        """True while the viewer shows the run as it happens (no image opened from the gallery)."""
+        return self.sidebar.isHidden()
+
     def show_preview(self, decoded, caption: str = "Live preview") -> None:
-        self.image.set_decoded(decoded)
-        self.caption.setText(caption)
+        """A new preview of the running job; an image the user opened stays until they go back."""
+        self._latest_preview, self._latest_caption = decoded, caption
+        if self.following_live:
+            self.image.set_decoded(decoded)
+            self.caption.setText(caption)
+        else:
+            self.live_button.show()
+
+    def follow_live(self) -> None:
+        self.sidebar.hide()
+        self.live_button.hide()
+        if self._latest_preview is not None:
+            self.image.set_decoded(self._latest_preview)
+            self.caption.setText(self._latest_caption)
 
     def show_detail(self, detail) -> None:
         self.image.set_decoded(detail.image)

@@ -157,3 +157,22 @@ def test_rooms_open_after_first_paint_and_add_to_queue_runs_on_the_node(qtbot, w
     window.commands.queue_button.click()
     qtbot.waitUntil(lambda: fake.images_generated - before >= 2, timeout=15000)
     qtbot.waitUntil(lambda: window.commands.queue_count.text() == "Queue: 0", timeout=10000)
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [SLOW], indirect=True)
+def test_an_opened_image_stays_while_the_live_preview_waits_behind_a_button(
+        qtbot, window_for, fake_sdwebui_thread):
+    window = window_for(fake_sdwebui_thread.url)
+    _fill(window, **{"txt2img.prompt": "two", "txt2img.steps": 14, "txt2img.batch_count": 2,
+                     "txt2img.width": 128, "txt2img.height": 128})
+    window.run()
+    viewer = window.viewer
+    qtbot.waitUntil(lambda: window.gallery_panel.model.rowCount() >= 1, timeout=10000)
+    window.gallery_panel.select_first()
+    qtbot.waitUntil(lambda: not viewer.following_live, timeout=5000)
+    opened = viewer.caption.text()
+    qtbot.waitUntil(lambda: viewer.live_button.isVisible(), timeout=8000)
+    assert viewer.caption.text() == opened, "the opened image is not replaced by the preview"
+    viewer.live_button.click()
+    assert viewer.following_live and not viewer.live_button.isVisible()
+    qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=10000)
