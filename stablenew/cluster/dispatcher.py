@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import logging
 import threading
@@ -62,6 +63,8 @@ log = logging.getLogger(__name__)
 DEFAULT_WINDOW = 256
 #: Name under which the dispatcher itself claims an item it must fail (no node can take it).
 SCHEDULER_CLAIMANT = "(scheduler)"
+#: Seconds before a node's worker that died of an error is started again.
+RESTART_PAUSE = 5.0
 
 
 class Policy(StrEnum):
@@ -89,6 +92,7 @@ class _Node:
     runner: qr.QueueRunner | None = None
     task: asyncio.Task[Any] | None = None
     done: int = 0
+    restart_at: float = 0.0  # monotonic: a worker that died of an error waits before the next
 
     @property
     def cap(self) -> int:
@@ -144,6 +148,13 @@ class _ScheduledStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+    @property
+    def path(self) -> Path:
+        # The dispatcher holds the queue's one-runner lock for the whole cluster; each node's
+        # worker locks its own name (a hash: node names need not be valid file names).
+        digest = hashlib.sha1(self._node.encode("utf-8")).hexdigest()[:10]
+        return Path(f"{self._store.path}.node-{digest}")
 
     def claim_next(self, node: str, *, can_take: Callable[[WorkItem, Job], bool] | None = None,
                    **kwargs: Any) -> Claim | None:
@@ -294,6 +305,17 @@ class ClusterDispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         started = time.monotonic()
+        cluster_lock = qr.RunnerLock(self.store.path) if hasattr(qr, "RunnerLock") else None
+        if cluster_lock is not None:
+            cluster_lock.acquire()  # one runner (single node or cluster) per queue
+        try:
+            return await self._run(until_empty, recover, started)
+        finally:
+            if cluster_lock is not None:
+                cluster_lock.release()
+
+    async def _run(self, until_empty: bool, recover: bool, started: float) -> ClusterSummary:
+        assert self._wake is not None
         if recover:
             await self._recover()
         await self.monitor.check_all()
@@ -425,17 +447,21 @@ class ClusterDispatcher:
         self.notify()
 
     def _reap(self) -> None:
-        """Workers that ended by themselves (a bug): collect and restart them if healthy."""
+        """Workers that ended by themselves (a bug): collect them and, if the node is healthy,
+        start a new one — after a pause when the last one died of an error."""
+        now = time.monotonic()
         for name, node in self._nodes.items():
             task = node.task
             if task is not None and task.done() and not self._stopping:
                 if task.exception() is not None:
                     log.error("cluster: the worker of %s stopped: %r", name, task.exception())
+                    node.restart_at = now + RESTART_PAUSE
                 if node.runner is not None:
                     self._collect(node.runner)
                 node.task = node.runner = None
-                if self.monitor.health(name).usable:
-                    self._start_worker(name)
+            if (node.task is None and not self._stopping and now >= node.restart_at
+                    and self.monitor.health(name).usable):
+                self._start_worker(name)
 
     def _collect(self, runner: qr.QueueRunner) -> None:
         s = runner.summary
