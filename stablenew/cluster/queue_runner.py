@@ -18,6 +18,7 @@ import logging
 import os
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -111,12 +112,14 @@ class _Turnstile:
     the queue's order (priority, drag and drop) must be the order the node works in. Each
     claim takes a ticket; a slot goes to the oldest ticket still waiting. Later stages of an
     item that already had its turn go first, so a started image finishes before new ones.
+    Only the waiter that may proceed is woken, so many lanes cost nothing while they wait.
     """
 
     def __init__(self, slots: int) -> None:
         self._free = slots
-        self._line: list[int] = []  # tickets waiting for their first slot, oldest first
-        self._waiters: dict[int, asyncio.Future[None]] = {}
+        self._line: deque[int] = deque()  # tickets waiting for their first slot, oldest first
+        self._first: dict[int, asyncio.Future[None]] = {}  # ticket -> its waiter, first turn
+        self._later: deque[asyncio.Future[None]] = deque()  # waiters for a later stage
         self._next = 0
 
     def ticket(self) -> int:
@@ -125,21 +128,30 @@ class _Turnstile:
         return self._next
 
     async def acquire(self, ticket: int) -> None:
-        first_turn = ticket in self._line
+        first_turn = bool(self._line) and ticket in self._line
         while True:
-            at_head = not first_turn or (self._line and self._line[0] == ticket)
-            if self._free > 0 and at_head:
+            if self._free > 0 and (not first_turn or self._line[0] == ticket):
                 self._free -= 1
                 if first_turn:
-                    self._line.remove(ticket)
-                    self._wake()
+                    self._line.popleft()
+                    self._wake()  # the next ticket may take a remaining slot
                 return
             future = asyncio.get_running_loop().create_future()
-            self._waiters[ticket] = future
+            if first_turn:
+                self._first[ticket] = future
+            else:
+                self._later.append(future)
             try:
                 await future
+            except BaseException:
+                if future.done() and not future.cancelled():
+                    self._wake()  # woken, then cancelled before taking the slot: pass it on
+                raise
             finally:
-                self._waiters.pop(ticket, None)
+                if first_turn:
+                    self._first.pop(ticket, None)
+                elif future in self._later:
+                    self._later.remove(future)
 
     def release(self) -> None:
         self._free += 1
@@ -148,12 +160,22 @@ class _Turnstile:
     def forfeit(self, ticket: int) -> None:
         """The item ended without (another) request: it gives up its place in line."""
         if ticket in self._line:
+            head = self._line[0] == ticket
             self._line.remove(ticket)
-            self._wake()
+            if head:
+                self._wake()
 
     def _wake(self) -> None:
-        for future in list(self._waiters.values()):
+        if self._free <= 0:
+            return
+        while self._later:
+            future = self._later.popleft()
             if not future.done():
+                future.set_result(None)
+                return
+        if self._line:
+            future = self._first.get(self._line[0])
+            if future is not None and not future.done():
                 future.set_result(None)
 
 
@@ -329,19 +351,33 @@ class QueueRunner:
         return await loop.run_in_executor(self._db_pool, partial(fn, *args, **kwargs))
 
     async def _lane(self, until_empty: bool) -> None:
-        assert self._wake is not None and self._node_ok is not None
-        while not self._stopping:
-            await self._node_ok.wait()
-            # Claimed straight into running: the lane sends the request as soon as the node
-            # has a free slot, and one commit per claim keeps the overhead small.
-            claim = await self._db(self.store.claim_next, self.node, start=True)
-            if claim is None:
-                if until_empty and not self._inflight and await self._db(self._nothing_left):
-                    self.notify()  # let the other lanes see it too
-                    return
-                await self._idle()
-                continue
-            await self._run_claim(claim)
+        assert self._wake is not None and self._node_ok is not None and self._slots is not None
+        ahead: tuple[Claim, int] | None = None  # claimed while finishing the previous item
+        try:
+            while not self._stopping:
+                if ahead is None:
+                    await self._node_ok.wait()
+                    # Claimed straight into running: the lane sends the request as soon as
+                    # the node has a free slot, and one commit per claim keeps overhead low.
+                    claim = await self._db(self.store.claim_next, self.node, start=True)
+                    if claim is None:
+                        if until_empty and not self._inflight and await self._db(
+                                self._nothing_left):
+                            self.notify()  # let the other lanes see it too
+                            return
+                        await self._idle()
+                        continue
+                    # Taken before any other await: lanes resume in claim order, so the
+                    # node's slots are handed out in the queue's order.
+                    ahead = (claim, self._slots.ticket())
+                claim, ticket = ahead
+                ahead = None
+                ahead = await self._run_claim(claim, ticket)
+        finally:
+            if ahead is not None:  # stopping with an item claimed but never started
+                self._slots.forfeit(ahead[1])
+                with contextlib.suppress(Exception):
+                    self.store.release(ahead[0].item.id, ahead[0].lease)
 
     def _nothing_left(self) -> bool:
         # Paused counts as empty for --until-empty: the queue will not move until resumed.
@@ -380,21 +416,21 @@ class QueueRunner:
                     token.cancel()
             self.notify()
 
-    async def _run_claim(self, claim: Claim) -> None:
+    async def _run_claim(self, claim: Claim, ticket: int) -> tuple[Claim, int] | None:
+        """Run one claimed item; returns the lane's next item when it was claimed in the same
+        round trip that recorded this one's result."""
         from stablenew.pipeline.cancel import CancelToken
 
         item, job = claim.item, claim.job
         token = CancelToken()
         self._inflight[item.id] = (claim.lease, token)
-        # Taken before the first await: lanes resume in claim order, so tickets follow it.
         assert self._slots is not None
-        ticket = self._slots.ticket()
         try:
             if item.state is ItemState.assigned and not await self._db(
                     self.store.mark_running, item.id, claim.lease):
-                return  # cancelled between claim and send
+                return None  # cancelled between claim and send
             self._emit(ItemStarted(item, job.name, self.node))
-            await self._execute(claim, token, ticket)
+            return await self._execute(claim, token, ticket)
         except asyncio.CancelledError:
             # The process is stopping: give the item back untouched; it runs again later.
             with contextlib.suppress(Exception):
@@ -405,7 +441,8 @@ class QueueRunner:
             self._slots.forfeit(ticket)
             self._inflight.pop(item.id, None)
 
-    async def _execute(self, claim: Claim, token: CancelToken, ticket: int) -> None:
+    async def _execute(self, claim: Claim, token: CancelToken, ticket: int
+                       ) -> tuple[Claim, int] | None:
         item, job = claim.item, claim.job
         tap = _ErrorTap(self.backend, self._slots, ticket)
         tags = RunTags(pack=job.origin.pack, preset=job.origin.preset,
@@ -432,12 +469,16 @@ class QueueRunner:
 
         if token.cancelled:
             await self._after_cancel(claim)
-            return
+            return None
         status = getattr(getattr(result, "status", None), "value", None)
         if error is None and status == "completed":
             outputs = [str(r.path) for r in result.records]
-            done, unfinished = await self._db(self.store.complete_and_check, item.id,
-                                              claim.lease, outputs)
+            done, unfinished, upcoming = await self._db(self._finish_and_claim, item.id,
+                                                        claim.lease, outputs)
+            ahead = None
+            if upcoming is not None:
+                assert self._slots is not None
+                ahead = (upcoming, self._slots.ticket())  # before any other await: in order
             if done:
                 self.summary.done += 1
                 self._emit(ItemFinished(item, ItemState.done))
@@ -445,8 +486,19 @@ class QueueRunner:
                     await self._maybe_job_finished(job.id)
             else:
                 await self._after_cancel(claim)
-            return
+            return ahead
         await self._failed(claim, tap, result, error)
+        return None
+
+    def _finish_and_claim(self, item_id: int, lease: str, outputs: list[str]
+                          ) -> tuple[bool, bool, Claim | None]:
+        """Record a finished image and claim the lane's next one in a single trip to the
+        database thread: the next request is ready the moment this one is recorded."""
+        done, unfinished = self.store.complete_and_check(item_id, lease, outputs)
+        upcoming = None
+        if not self._stopping and self._node_ok is not None and self._node_ok.is_set():
+            upcoming = self.store.claim_next(self.node, start=True)
+        return done, unfinished, upcoming
 
     async def _failed(self, claim: Claim, tap: _ErrorTap, result: Any,
                       error: BaseException | None) -> None:

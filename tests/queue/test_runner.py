@@ -270,3 +270,39 @@ async def test_only_one_runner_works_a_queue_at_a_time(store, backend, tmp_path)
     # Once the first has finished, the queue is free again.
     store.add_job(cfg(1), output_dir=tmp_path / "out")
     assert (await asyncio.wait_for(make_runner(store, backend).run(until_empty=True), 20)).done == 1
+
+
+async def test_turnstile_hands_slots_out_in_ticket_order():
+    from stablenew.cluster.queue_runner import _Turnstile
+
+    gate = _Turnstile(1)
+    order: list[int] = []
+    tickets = [gate.ticket() for _ in range(5)]
+
+    async def lane(ticket: int, delay: float) -> None:
+        await asyncio.sleep(delay)  # later tickets arrive first
+        await gate.acquire(ticket)
+        order.append(ticket)
+        await asyncio.sleep(0.001)
+        gate.release()
+
+    cancelled = asyncio.create_task(lane(tickets[2], 0.0))
+    others = [asyncio.create_task(lane(t, 0.01 * (5 - i))) for i, t in enumerate(tickets)
+              if t != tickets[2]]
+    await asyncio.sleep(0.005)
+    cancelled.cancel()  # an item cancelled while waiting gives its place up ...
+    gate.forfeit(tickets[2])
+    await asyncio.wait_for(asyncio.gather(*others), 5)
+    assert order == [tickets[0], tickets[1], tickets[3], tickets[4]]
+    # ... and a later stage of a started item goes before new tickets.
+    gate2 = _Turnstile(1)
+    first, second = gate2.ticket(), gate2.ticket()
+    await gate2.acquire(first)
+    waiting = asyncio.create_task(gate2.acquire(second))
+    later = asyncio.create_task(gate2.acquire(first))  # the first item's next stage
+    await asyncio.sleep(0.01)
+    gate2.release()
+    await asyncio.wait_for(later, 1)
+    assert not waiting.done()
+    gate2.release()
+    await asyncio.wait_for(waiting, 1)
