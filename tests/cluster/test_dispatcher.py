@@ -248,3 +248,39 @@ async def test_comfyui_and_a1111_nodes_share_one_queue(store, tmp_path):
     assert per["comfy"] >= 1 and per["a1111"] >= 1, per
     assert len(comfy.received) == per["comfy"]
     outputs_exactly_once(store, tmp_path / "out")
+
+
+async def test_an_interactive_run_stays_on_its_node_and_goes_first_there(store, tmp_path):
+    async with fakes({"step_ms": 1}, {"step_ms": 1}) as (desk, farm):
+        batch = store.add_job(cfg(6), output_dir=tmp_path / "out")
+        run = store.add_job(cfg(2, prompt="now"), output_dir=tmp_path / "out", node_pin="desk",
+                            priority=1000)
+        d = dispatcher(store, [node("desk", desk), node("farm", farm)],
+                       speeds={"desk": {"small": 1.0}, "farm": {"small": 50.0}})
+        await asyncio.wait_for(d.run(until_empty=True), 20)
+    assert {i.node for i in store.items(run.id)} == {"desk"}
+    assert {i.state for i in store.items(batch.id)} == {ItemState.done}
+    first_two = [r.payload["prompt"] for r in desk.requests_to(TXT2IMG)[:2]]
+    assert first_two == ["now", "now"]
+
+
+async def test_a_second_runner_on_the_same_queue_is_refused_while_the_cluster_runs(store, tmp_path):
+    from stablenew.backends.connect import connect
+    from stablenew.cluster.queue_runner import QueueRunner
+    from stablenew.cluster.queue_store import QueueError
+
+    async with fakes({"step_ms": 5}) as (only,):
+        store.add_job(cfg(6), output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("only", only)])
+        run = asyncio.ensure_future(d.run(until_empty=True))
+        while not any(i.state is ItemState.running for i in store.items()):
+            await asyncio.sleep(0.01)
+            assert not run.done()
+        backend = await connect(only.url, kind="a1111")
+        try:
+            with pytest.raises(QueueError, match="already being worked on"):
+                await QueueRunner(store, backend, node="other").run(until_empty=True)
+        finally:
+            await backend.aclose()
+        summary = await asyncio.wait_for(run, 20)
+    assert summary.done == 6
