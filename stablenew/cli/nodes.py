@@ -201,3 +201,54 @@ def _print_health(results: list[NodeHealth]) -> None:
                   f"{len(caps.loras)} LoRAs, {len(caps.adetailer_models)} ADetailer models")
         else:
             print(f"{health.name}: {health.state.value} — {health.message}")
+
+
+# --- the queue on the cluster (used by `stablenew queue run`) ----------------------------------------
+
+
+def cluster_nodes(given: Path | None) -> list:
+    """The enabled nodes of the nodes file, or [] when there is no file (single-node mode)."""
+    path = nodes_path(given)
+    if not path.exists():
+        return []
+    return load_registry(given).enabled()
+
+
+def run_queue_on_cluster(store, nodes, *, until_empty: bool, on_event, backoff: float = 2.0,
+                         quiet: bool = False, runner_kwargs: dict | None = None,
+                         data_dir: Path | None = None):
+    """Work through *store* on every healthy node of *nodes*; returns the ClusterSummary.
+
+    Node state changes are printed as they happen (unless *quiet*); speeds learned on the
+    way are kept in the data folder for the next run and for `stablenew plan`.
+    """
+    import asyncio
+
+    from stablenew.cluster.dispatcher import ClusterDispatcher, load_speeds, save_speeds, speeds_file
+
+    def node_changed(health: NodeHealth) -> None:
+        if quiet:
+            return
+        if health.usable:
+            print(f"{health.name}: ready", flush=True)
+        else:
+            print(f"{health.name}: {health.state.value} — {health.message}", flush=True)
+
+    speeds_path = speeds_file(data_dir) if data_dir is not None else None
+    dispatcher = ClusterDispatcher(
+        store, nodes, on_event=on_event, on_node_change=node_changed, backoff_base=backoff,
+        runner_kwargs=runner_kwargs or {},
+        speeds=load_speeds(speeds_path) if speeds_path is not None else None)
+    try:
+        summary = asyncio.run(dispatcher.run(until_empty=until_empty))
+    finally:
+        if speeds_path is not None:
+            try:
+                save_speeds(speeds_path, dispatcher.speeds())
+            except OSError as exc:  # only a lost head start for the next run
+                print(f"Could not keep the learned node speeds: {exc}", file=sys.stderr)
+    if not quiet and summary.per_node:
+        print("Per node: " + ", ".join(f"{n} {c}" for n, c in sorted(summary.per_node.items())))
+    if summary.stalled:
+        print(f"Stopped with work left: {summary.stalled}", file=sys.stderr)
+    return summary

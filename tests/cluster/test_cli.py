@@ -82,3 +82,29 @@ def test_plan_shows_the_table_and_the_unassignable_without_sending_anything(lab,
     assert big.requests_to("/sdapi/v1/txt2img") == [] == small.requests_to("/sdapi/v1/txt2img")
     with QueueStore(db) as store:
         assert {i.state for i in store.items()} == {ItemState.queued}
+
+
+def test_the_queue_runs_on_the_cluster_and_keeps_learned_speeds_for_the_plan(lab, tmp_path, capsys):
+    from stablenew.cli.nodes import cluster_nodes, run_queue_on_cluster
+    from stablenew.cluster.dispatcher import load_speeds, speeds_file
+
+    big, small = lab
+    nodes_file = tmp_path / "nodes.yaml"
+    assert cluster_nodes(nodes_file) == []  # no file: single-node mode
+    for name, fake in (("big", big), ("small", small)):
+        assert main(["nodes", "--nodes", str(nodes_file), "add", name, fake.url, "--no-probe"]) == 0
+    events: list = []
+    with QueueStore(tmp_path / "q.db") as store:
+        store.add_job(cfg(3, XL, 256).with_changes({"txt2img.steps": 2}), output_dir=tmp_path / "o")
+        store.add_job(cfg(3, SD15, 64).with_changes({"txt2img.steps": 2}), output_dir=tmp_path / "o")
+        summary = run_queue_on_cluster(store, cluster_nodes(nodes_file), until_empty=True,
+                                       on_event=events.append, backoff=0.01,
+                                       runner_kwargs={"thumbnails": False}, data_dir=tmp_path)
+        assert {i.state for i in store.items()} == {ItemState.done}
+        assert {i.node for i in store.items() if "xl" in store.config_for(i).txt2img.checkpoint} \
+            == {"big"}
+    assert summary.done == 6 and not summary.stalled
+    out = capsys.readouterr().out
+    assert "big: ready" in out and "Per node:" in out
+    learned = load_speeds(speeds_file(tmp_path))
+    assert learned["big"] and all(v > 0 for v in learned["big"].values())
