@@ -140,7 +140,7 @@ class Session(QObject):
         """Work that may touch the network or the disk: only after the window's first paint."""
         self.server.reconnect()
         self.gallery.refresh()
-        QTimer.singleShot(0, self._open_next_room)
+        QTimer.singleShot(0, self, self._open_next_room)
 
     @property
     def rooms_ready(self) -> bool:
@@ -156,7 +156,7 @@ class Session(QObject):
         # One room per turn of the event loop, so the window stays responsive while they load.
         if self._rooms_pending:
             self._open_room(self._rooms_pending.pop(0))
-            QTimer.singleShot(0, self._open_next_room)
+            QTimer.singleShot(0, self, self._open_next_room)
 
     def _open_room(self, name: str) -> None:
         try:

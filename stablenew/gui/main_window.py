@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QMainWindow,
     QSplitter,
@@ -25,20 +25,6 @@ from stablenew.gui.viewer_panel import ViewerPanel
 from stablenew.gui.widgets.notice import NoticeBanner
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-
-
-class _FirstPaint(QObject):
-    """Calls back once on the window's first Paint event (then the window removes it)."""
-
-    def __init__(self, callback, parent: QObject) -> None:
-        super().__init__(parent)
-        self._callback = callback
-        self.armed = False
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-        if event.type() == QEvent.Type.Paint:
-            QTimer.singleShot(0, self._callback)
-        return False
 
 
 class MainWindow(QMainWindow):
@@ -142,9 +128,8 @@ class MainWindow(QMainWindow):
         if app.notice is not None:
             self.notice.show_notice(app.notice.message, app.notice.detail, level="warning")
         self._last_error = None
-        # Watches only until the first paint, so later events never pass through Python here.
-        self._first_paint: _FirstPaint | None = _FirstPaint(self._painted, self)
-        self.installEventFilter(self._first_paint)
+        self._painted_once = False
+        self._start_pending = False
         self._server_changed()
         self._restore_state()
 
@@ -242,17 +227,23 @@ class MainWindow(QMainWindow):
 
     def start_after_first_paint(self) -> None:
         """Start the session (network, disk, the other rooms) once the window has been painted."""
-        if self._first_paint is None:
-            QTimer.singleShot(0, self.session.start)
+        if self._painted_once:
+            QTimer.singleShot(0, self.session, self.session.start)
         else:
-            self._first_paint.armed = True
+            self._start_pending = True
 
-    def _painted(self) -> None:
-        watcher, self._first_paint = self._first_paint, None
-        if watcher is not None:
-            self.removeEventFilter(watcher)
-            if watcher.armed:
-                QTimer.singleShot(0, self.session.start)
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self.prompt_overlay.fit()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt name)
+        super().paintEvent(event)
+        if not self._painted_once:
+            self._painted_once = True
+            if self._start_pending:
+                self._start_pending = False
+                # The window as context: nothing runs if it is gone before the timer fires.
+                QTimer.singleShot(0, self.session, self.session.start)
 
     def _server_changed(self, *_args) -> None:
         server = self.session.server

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
@@ -51,7 +51,6 @@ class PromptEditorOverlay(QFrame):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
-        parent.installEventFilter(self)
         self.hide()
 
     def open_for(self, target: QPlainTextEdit, title: str) -> None:
@@ -78,7 +77,7 @@ class PromptEditorOverlay(QFrame):
     def _update_stats(self) -> None:
         self.stats.setText(prompt_stats(self.editor.toPlainText()))
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-        if event.type() == QEvent.Type.Resize and self.isVisible():
+    def fit(self) -> None:
+        """Cover the parent again (the window calls this when it is resized)."""
+        if self.isVisible():
             self.setGeometry(self.parentWidget().rect())
-        return False

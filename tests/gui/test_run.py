@@ -176,3 +176,22 @@ def test_an_opened_image_stays_while_the_live_preview_waits_behind_a_button(
     viewer.live_button.click()
     assert viewer.following_live and not viewer.live_button.isVisible()
     qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=10000)
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [SLOW], indirect=True)
+def test_keyboard_run_and_stop_from_the_prompt_field(qtbot, window_for, fake_sdwebui_thread):
+    window = window_for(fake_sdwebui_thread.url)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=3000)
+    prompt = window.pipeline_panel.editor("txt2img.prompt").widget
+    prompt.setFocus()
+    qtbot.keyClicks(prompt, "typed then run")
+    _fill(window, **{"txt2img.steps": 60, "txt2img.width": 128, "txt2img.height": 128})
+    qtbot.keyClick(prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.session.pipeline.state == "running", timeout=3000)
+    assert window.session.pipeline.config.txt2img.prompt == "typed then run"
+    assert prompt.toPlainText() == "typed then run", "Ctrl+Enter runs; it types no newline"
+    qtbot.waitUntil(lambda: (window.session.pipeline.progress.step or 0) >= 1, timeout=8000)
+    qtbot.keyClick(prompt, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=8000)
+    assert fake_sdwebui_thread.interrupts
