@@ -238,6 +238,7 @@ class ClusterDispatcher:
         self._rr: dict[int, str] = {}
         self._used: dict[str, int] = {n: 0 for n in self._nodes}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._unassignable_key: tuple[Any, ...] | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -491,7 +492,9 @@ class ClusterDispatcher:
             if node is None or self._stopping or not self.monitor.health(name).usable:
                 return None
             if len(node.inflight) >= node.cap:
-                return None
+                self._prune(node)
+                if len(node.inflight) >= node.cap:
+                    return None
             chosen = self._choose(name)
             if not chosen:
                 return None
@@ -507,6 +510,15 @@ class ClusterDispatcher:
                                                       time.monotonic())
             self._used[name] = self._used.get(name, 0) + 1
             return claim
+
+    def _prune(self, node: _Node) -> None:
+        """Forget in-flight entries whose item is no longer this node's (it left without the
+        worker reporting it, e.g. cancelled before it was sent), so no slot is lost for good."""
+        states = self.store.item_states(list(node.inflight))
+        for item_id in list(node.inflight):
+            state, lease = states.get(item_id, (ItemState.cancelled, None))
+            if state not in (ItemState.assigned, ItemState.running) or lease is None:
+                node.inflight.pop(item_id, None)
 
     def _finished(self, name: str, item_id: int, *, done: bool, message: str = "",
                   detail: str = "") -> None:
@@ -637,6 +649,13 @@ class ClusterDispatcher:
         Only decided when every enabled node has been probed at least once: a node that has
         not answered yet might have the model. With no node enabled at all, everything fails.
         """
+        # Only worth looking again when the queue or what the nodes have changed (or every
+        # few seconds: retries whose backoff ran out join the pending items by themselves).
+        key = (self.store.revision(), int(time.monotonic() // 3), tuple(
+            (name, id(self.monitor.health(name).capabilities)) for name in self._nodes))
+        if key == self._unassignable_key:
+            return []
+        self._unassignable_key = key
         with self._lock:
             configs = [n.config for n in self._nodes.values()]
             enabled = [c for c in configs if c.enabled]
