@@ -4,8 +4,9 @@ Both paths render the same 1,000 images (64×64, zero time per step) on the fake
 server, which runs in its own process so it shares neither our event loop nor our GIL. The
 bare runner gets its best case: ten runs of 100 images. The queue stores 1,000 work items in
 SQLite (WAL), claims each in a transaction, marks it running and done, and writes each image
-under its deterministic name — everything a crash-safe overnight batch does. The two are
-measured in alternating rounds (1,000 images each in all) so machine load hits both alike.
+under its deterministic name — everything a crash-safe overnight batch does. A third figure
+is the runner as the app used it before the queue, one run per image. The three are measured
+in rounds of rotating order (1,000 images each in all) so machine load hits all alike.
 
 Prints `RESULT queue_overhead_ratio=<queue throughput ÷ bare runner throughput>`; target >= 0.9.
 Run from the repository root: `.venv/bin/python bench/queue.py [--images 1000]`.
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stablenew.backends.connect import connect
+from stablenew.cluster.jobs import per_image_configs
 from stablenew.cluster.queue_runner import QueueRunner
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.pipeline.cancel import CancelToken
@@ -93,24 +95,37 @@ async def queued(store: QueueStore, backend, images: int, out: Path) -> float:
     return seconds
 
 
-async def measure(url: str, images: int, rounds: int, out: Path) -> tuple[float, float]:
-    """Total seconds (bare, queue), measured in alternating rounds (ABBA...) so that load from
-    other programs on the machine falls on both sides alike."""
+async def single_runs(backend, images: int, out: Path) -> float:
+    """The runner as the app used it before the queue: one run per image, one after another."""
+    runner = PipelineRunner(out)
+    started = time.perf_counter()
+    for index, cfg in enumerate(per_image_configs(config(1), count=images)):
+        result = await runner.run(cfg, backend, CancelToken(), output_dir=out / "single",
+                                  name_prefix=f"img-{index:05d}")
+        assert len(result.records) == 1, result.message
+    return time.perf_counter() - started
+
+
+async def measure(url: str, images: int, rounds: int, out: Path) -> tuple[float, float, float]:
+    """Total seconds (bare batches, queue, single runs), measured in rounds whose order
+    rotates, so that load from other programs on the machine falls on all sides alike."""
     backend = await connect(url, kind="a1111")
     try:
         await bare(backend, 20, out / "warm")  # caches, imports, the connection
-        t_bare = t_queue = 0.0
+        totals = [0.0, 0.0, 0.0]
         with QueueStore(out / "queue.db") as store:
             share = [images // rounds + (1 if r < images % rounds else 0) for r in range(rounds)]
             for r, n in enumerate(share):
-                if r % 2 == 0:
-                    t_bare += await bare(backend, n, out / f"b{r}")
-                    t_queue += await queued(store, backend, n, out / f"q{r}")
-                else:
-                    t_queue += await queued(store, backend, n, out / f"q{r}")
-                    t_bare += await bare(backend, n, out / f"b{r}")
+                sides = [
+                    (0, lambda n=n, r=r: bare(backend, n, out / f"b{r}")),
+                    (1, lambda n=n, r=r: queued(store, backend, n, out / f"q{r}")),
+                    (2, lambda n=n, r=r: single_runs(backend, n, out / f"s{r}")),
+                ]
+                shift = r % 3
+                for side, run in sides[shift:] + sides[:shift]:
+                    totals[side] += await run()
             assert len(store.items()) == images
-        return t_bare, t_queue
+        return totals[0], totals[1], totals[2]
     finally:
         await backend.aclose()
 
@@ -118,16 +133,22 @@ async def measure(url: str, images: int, rounds: int, out: Path) -> tuple[float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with fake_server() as url, tempfile.TemporaryDirectory() as tmp:
-        t_bare, t_queue = asyncio.run(measure(url, args.images, args.rounds, Path(tmp)))
+        t_bare, t_queue, t_single = asyncio.run(
+            measure(url, args.images, args.rounds, Path(tmp)))
     bare_rate, queue_rate = args.images / t_bare, args.images / t_queue
+    single_rate = args.images / t_single
     ratio = queue_rate / bare_rate
-    print(f"bare runner: {args.images} images in {t_bare:.2f} s ({bare_rate:.0f}/s)")
-    print(f"queue:       {args.images} images in {t_queue:.2f} s ({queue_rate:.0f}/s)")
-    print(f"RESULT queue_overhead_ratio={ratio:.3f} bare_images_per_s={bare_rate:.1f} "
-          f"queue_images_per_s={queue_rate:.1f}")
+    print(f"bare runner, batches of {BATCH}: {args.images} images in {t_bare:.2f} s "
+          f"({bare_rate:.0f}/s)")
+    print(f"bare runner, one run per image: {args.images} images in {t_single:.2f} s "
+          f"({single_rate:.0f}/s)")
+    print(f"queue (crash-safe, per-image items): {args.images} images in {t_queue:.2f} s "
+          f"({queue_rate:.0f}/s)")
+    print(f"RESULT queue_overhead_ratio={ratio:.3f} vs_single_runs={queue_rate / single_rate:.3f} "
+          f"bare_images_per_s={bare_rate:.1f} queue_images_per_s={queue_rate:.1f}")
 
 
 if __name__ == "__main__":

@@ -456,7 +456,9 @@ class QueueRunner:
         error: BaseException | None = None
         result = None
         try:
-            result = await self.runner.run(claim.config, tap, token, forward, tags=tags,
+            result = await self.runner.run(claim.config, tap, token,
+                                           forward if self._on_event is not None else None,
+                                           tags=tags,
                                            output_dir=Path(job.output_dir),
                                            name_prefix=item.name_prefix)
         except BackendError as exc:
