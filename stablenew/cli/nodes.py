@@ -178,7 +178,7 @@ def _run_probe(nodes, *, timeout: float) -> list[NodeHealth]:
     from stablenew.cluster.health import NodeMonitor
 
     async def main() -> list[NodeHealth]:
-        monitor = NodeMonitor(nodes, timeout=timeout)
+        monitor = NodeMonitor(nodes, timeout=timeout, probe_timeout=timeout)
         try:
             await monitor.check_all()
             return monitor.all_health()

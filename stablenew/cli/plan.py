@@ -63,7 +63,7 @@ def _plan(args: argparse.Namespace) -> int:
         return 1
 
     async def probe():
-        monitor = NodeMonitor(nodes, timeout=args.timeout)
+        monitor = NodeMonitor(nodes, timeout=args.timeout, probe_timeout=args.timeout)
         try:
             await monitor.check_all()
         finally:

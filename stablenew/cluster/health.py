@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 10.0
 DEFAULT_TIMEOUT = 5.0
+DEFAULT_PROBE_TIMEOUT = 30.0
 
 
 class NodeState(StrEnum):
@@ -80,10 +81,12 @@ class NodeMonitor:
     """Probes and health-checks a set of nodes; reports every change of state."""
 
     def __init__(self, nodes: Sequence[NodeConfig] = (), *, interval: float = DEFAULT_INTERVAL,
-                 timeout: float = DEFAULT_TIMEOUT, connector: Connector | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
+                 connector: Connector | None = None,
                  on_change: ChangeCallback | None = None) -> None:
         self.interval = interval
         self.timeout = timeout
+        self.probe_timeout = probe_timeout
         self._connector = connector or connect_node
         self._on_change: list[ChangeCallback] = [on_change] if on_change else []
         self._configs: dict[str, NodeConfig] = {}
@@ -163,13 +166,18 @@ class NodeMonitor:
                 new = replace(old, state=NodeState.disabled, message="Switched off.", detail="")
                 self._set(old, new)
                 return new
+            # A probe lists every model and may take a while on a big install; a ping must
+            # answer quickly or the node counts as hung.
+            probing = (probe or name not in self._backends
+                       or old.state is not NodeState.healthy or old.capabilities is None)
+            limit = max(self.probe_timeout, self.timeout) if probing else self.timeout
             try:
-                new = await asyncio.wait_for(self._check(node, old, probe), self.timeout)
+                new = await asyncio.wait_for(self._check(node, old, probing), limit)
             except TimeoutError:
                 new = self._failed(old, ServerTimeout(
-                    f"{name} did not answer within {self.timeout:g} s. It will be tried again.",
-                    detail=f"health check of {node.url} timed out after {self.timeout} s",
-                    node=name))
+                    f"{name} did not answer within {limit:g} s. It will be tried again.",
+                    detail=f"{'probe' if probing else 'health check'} of {node.url} timed out "
+                           f"after {limit} s", node=name))
             except AuthFailed as exc:
                 new = replace(old, state=NodeState.auth_failed, checked_at=time.time(),
                               message=f"{name}: {exc.message} It will not be tried again until "
@@ -190,9 +198,7 @@ class NodeMonitor:
         if backend is None:
             backend = await self._connector(node, self.timeout)
             self._backends[node.name] = backend
-            probe = True
-        returning = old.state is not NodeState.healthy
-        if probe or returning or old.capabilities is None:
+        if probe:
             caps = await backend.probe()
         else:
             await backend.ping()

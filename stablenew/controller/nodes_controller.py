@@ -211,7 +211,8 @@ class NodesController(QObject):
         self.plan_model = PlanModel(self)
         self._error: ErrorInfo | None = None
         self._registry = NodeRegistry.load(self.nodes_file)
-        self._monitor = NodeMonitor(list(self._registry), timeout=probe_timeout)
+        self._monitor = NodeMonitor(list(self._registry), timeout=probe_timeout,
+                                    probe_timeout=probe_timeout)
         self._dispatcher: ClusterDispatcher | None = None
         self._live = QTimer(self)
         self._live.setInterval(live_interval_ms)
