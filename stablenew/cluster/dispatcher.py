@@ -502,6 +502,9 @@ class ClusterDispatcher:
             def take(item: WorkItem, job: Job) -> bool:
                 return item.id in chosen and (can_take is None or can_take(item, job))
 
+            # The chosen item is among the first `window` queued ones in run order, so among
+            # the first `window` of its job: the store must look that far.
+            kwargs = {**kwargs, "scan": max(int(kwargs.get("scan", 0)), self.window)}
             claim = self.store.claim_next(name, can_take=take, **kwargs)
             if claim is None:
                 return None

@@ -284,3 +284,19 @@ async def test_a_second_runner_on_the_same_queue_is_refused_while_the_cluster_ru
             await backend.aclose()
         summary = await asyncio.wait_for(run, 20)
     assert summary.done == 6
+
+
+async def test_the_heaviest_item_is_claimed_first_even_deep_in_a_long_job(store, tmp_path):
+    async with fakes({"step_ms": 0, "checkpoints": (XL, SD15)}) as (only,):
+        configs = [cfg(1, steps=2) for _ in range(230)]
+        configs[220] = cfg(1, checkpoint=XL, size=1024, steps=30)
+        from stablenew.cluster.jobs import JobKind
+
+        store.add_job(configs, kind=JobKind.plan, output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("only", only)])
+        await d.monitor.check_all()
+        try:
+            claim = await asyncio.to_thread(d._claim, "only", None, {"start": True})
+        finally:
+            await d.monitor.aclose()
+    assert claim is not None and claim.item.index == 220
