@@ -265,6 +265,8 @@ def _run(args: argparse.Namespace) -> int:
         elif isinstance(event, qr.NodeProblem):
             print(f"{event.node}: {event.message} Waiting for it to come back…", flush=True)
 
+    stopped: list[bool] = []
+
     async def main() -> qr.RunSummary:
         from stablenew.backends.connect import connect
 
@@ -278,6 +280,7 @@ def _run(args: argparse.Namespace) -> int:
                     on_event=show, log_dir=paths.log_dir,
                     record_hooks=(learning[0],) if learning else (),
                     on_outputs_removed=learning[1] if learning else None)
+                _stop_on_ctrl_c(runner, stopped)
                 return await runner.run(until_empty=args.until_empty)
         finally:
             await backend.aclose()
@@ -294,7 +297,38 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(exc.message)
     print(f"{summary.done} done, {summary.failed} failed, {summary.cancelled} cancelled, "
           f"{summary.retried} retried in {_duration(summary.seconds)}.")
+    if stopped:
+        print("Stopped: the images that were running went back in the queue; "
+              "`stablenew queue run` carries on.")
+        return 130
+    if args.until_empty:
+        with _open(args) as store:
+            if store.is_paused() and store.has_pending():
+                print("The queue is paused; `stablenew queue resume` lets it run.")
     return 1 if summary.failed else 0
+
+
+def _stop_on_ctrl_c(runner, stopped: list[bool]) -> None:
+    """First Ctrl+C: stop cleanly (interrupt the server's job, give the images back). A
+    second one stops at once. Where the loop cannot take signals (Windows), Ctrl+C cancels
+    the run, which also gives the images back."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stopped:
+            loop.remove_signal_handler(signal.SIGINT)
+            raise KeyboardInterrupt
+        stopped.append(True)
+        print("Stopping… (Ctrl+C again to quit at once)", file=sys.stderr, flush=True)
+        runner.stop()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_signal)
+    except (NotImplementedError, RuntimeError, ValueError):
+        pass
 
 
 def _learning_hooks(db: Path | None):

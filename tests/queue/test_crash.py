@@ -95,3 +95,39 @@ def test_sigkill_mid_batch_then_restart_finishes_every_image_exactly_once(isolat
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         con.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name == "nt", reason="Ctrl+C cannot be sent to a child process this way on Windows")
+def test_ctrl_c_stops_cleanly_and_gives_the_running_images_back(isolated_home):
+    import signal
+
+    paths = AppPaths.default()
+    out = isolated_home / "outputs" / "stop"
+    config = PipelineConfig().with_changes({
+        "txt2img.prompt": "a slow lighthouse", "txt2img.steps": 40, "txt2img.width": 64,
+        "txt2img.height": 64, "txt2img.sampler": "Euler a", "txt2img.scheduler": "Automatic"})
+    with QueueStore(paths.database_file) as store:
+        job = store.add_job(config, count=3, name="stop", output_dir=out)
+    with FakeSDWebUI(step_ms=50).running_in_thread() as fake:
+        proc = _run_queue(fake.url, isolated_home)
+        try:
+            deadline = time.monotonic() + 30
+            while fake.current_task is None:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "nothing started"
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=10)
+        assert proc.returncode == 130, stdout + stderr
+        assert "went back in the queue" in stdout
+        assert fake.interrupts, "the server's job was interrupted, not left running"
+    with QueueStore(paths.database_file) as store:
+        items = store.items(job.id)
+        assert [(i.state, i.attempts) for i in items] == [(ItemState.queued, 0)] * 3
+        assert store.integrity_ok()
+    assert not list(out.glob("*.png")), "no partial image of a stopped item stays behind"
