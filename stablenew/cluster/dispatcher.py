@@ -634,9 +634,20 @@ class ClusterDispatcher:
                 if owner == name:
                     return {item.id}
             return set()
-        plan = plan_earliest_finish(reqs, views)
-        mine = plan.for_node(name)
-        return {free[mine[0].item][0].id} if mine else set()
+        # Priority is a promise: a level is planned before the next. A node the plan gives
+        # nothing at a level (the others finish that work sooner) backfills from the next.
+        levels = sorted({job.priority for _, job in free}, reverse=True)
+        for level in levels:
+            picks = [k for k, (_, job) in enumerate(free) if job.priority == level]
+            plan = plan_earliest_finish([reqs[k] for k in picks], views)
+            mine = plan.for_node(name)
+            if mine:
+                return {free[picks[mine[0].item]][0].id}
+            # The level's work occupies the other nodes first.
+            busy = {v.name: v for v in views}
+            for a in plan.assignments:
+                busy[a.node].busy_for = max(busy[a.node].busy_for, a.finish)
+        return set()
 
     def _emit(self, event: qr.QueueEvent) -> None:
         if self._on_event is None:

@@ -300,3 +300,14 @@ async def test_the_heaviest_item_is_claimed_first_even_deep_in_a_long_job(store,
         finally:
             await d.monitor.aclose()
     assert claim is not None and claim.item.index == 220
+
+
+async def test_a_higher_priority_job_runs_before_heavier_work_queued_earlier(store, tmp_path):
+    async with fakes({"step_ms": 0, "checkpoints": (XL, SD15)}) as (only,):
+        store.add_job(cfg(3, checkpoint=XL, size=512, steps=8, prompt="heavy"),
+                      output_dir=tmp_path / "out")
+        store.add_job(cfg(3, steps=2, prompt="urgent"), output_dir=tmp_path / "out", priority=5)
+        d = dispatcher(store, [node("only", only)])
+        await asyncio.wait_for(d.run(until_empty=True), 20)
+    prompts = [r.payload["prompt"] for r in only.requests_to(TXT2IMG)]
+    assert prompts == ["urgent"] * 3 + ["heavy"] * 3
