@@ -101,9 +101,12 @@ def _fail(message: str) -> int:
 
 
 def _open(args: argparse.Namespace) -> QueueStore:
-    from stablenew.cluster.queue_store import QueueStore
+    from stablenew.cluster.queue_store import QueueError, QueueStore
 
-    return QueueStore(args.db)
+    try:
+        return QueueStore(args.db)
+    except QueueError as exc:
+        raise SystemExit(_fail(exc.message)) from None
 
 
 def _duration(seconds: float | None) -> str:

@@ -126,19 +126,34 @@ class QueueStore:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else AppPaths.default().database_file
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        # One connection guarded by a lock: SQLite serialises writers anyway, and the queue's
-        # transactions are tiny. isolation_level=None: we issue BEGIN/COMMIT ourselves.
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                   check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=30000")
         self._configs: dict[tuple[str, int | None], PipelineConfig] = {}
-        self._migrate()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One connection guarded by a lock: SQLite serialises writers anyway, and the
+            # queue's transactions are tiny. isolation_level=None: we issue BEGIN/COMMIT.
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                       check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise QueueError(
+                f"StableNew cannot open its queue database at {self.path}. Check that the folder "
+                "exists and that you may write to it.", detail=repr(exc)) from exc
+        try:
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise QueueError(
+                f"The database at {self.path} is damaged or is not a StableNew database. Move it "
+                "aside and StableNew will start a new one (the images on disk are not affected).",
+                detail=repr(exc)) from exc
+        except BaseException:
+            self._db.close()
+            raise
 
     # --- plumbing ---------------------------------------------------------------------------
 

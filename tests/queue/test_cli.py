@@ -128,3 +128,12 @@ def test_a_broken_pack_is_refused_with_where_and_why(tmp_path, capsys):
     assert q("add", str(pack)) == 1
     err = capsys.readouterr().err
     assert "broken.txt" in err
+
+
+def test_a_damaged_database_is_reported_not_a_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"garbage" * 500)
+    with pytest.raises(SystemExit) as exited:
+        q("--db", str(bad), "list")
+    assert exited.value.code == 1
+    assert "damaged" in capsys.readouterr().err

@@ -78,6 +78,14 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path):
         assert store.list_jobs()[0].name == "old"
 
 
+def test_a_file_that_is_not_a_database_is_refused_with_what_to_do(tmp_path):
+    bad = tmp_path / "stablenew.db"
+    bad.write_bytes(b"this is not SQLite at all" * 100)
+    with pytest.raises(QueueError, match="damaged or is not a StableNew database"):
+        QueueStore(bad)
+    assert bad.read_bytes().startswith(b"this is not SQLite"), "nothing was overwritten"
+
+
 def test_newer_schema_is_refused_with_a_plain_message(tmp_path):
     QueueStore(tmp_path / "q.db").close()
     db = sqlite3.connect(tmp_path / "q.db")
