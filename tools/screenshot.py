@@ -68,7 +68,7 @@ def _shoot(url: str, out: Path, dark: bool) -> int:
         if window.gallery_panel.model.rowCount():
             window.gallery_panel.view.setCurrentIndex(window.gallery_panel.model.index(1))
             window.session.gallery.rate(window.session.gallery.items[1].key, 4)
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(1.2)  # let the next live preview arrive behind its button
         out.parent.mkdir(parents=True, exist_ok=True)
         window.grab().save(str(out))
         print(f"wrote {out}")

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -143,6 +144,8 @@ class ViewerPanel(QFrame):
         self.setObjectName("ViewerPanel")
         self.caption = QLabel("Preview")
         self.caption.setObjectName("PanelTitle")
+        # A long file name must not push the buttons beside it out of view.
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.image = ImageView("Nothing yet. Fill in a prompt and press Run (Ctrl+Enter); the image "
                                "appears here while it is being made.")
         self.sidebar = DetailSidebar(gallery)
