@@ -319,7 +319,8 @@ class ClusterDispatcher:
         assert self._wake is not None
         if recover:
             await self._recover()
-        await self.monitor.check_all()
+        # The monitor's first round probes every node; each one starts working as soon as it
+        # answers (`_health_changed`), so a node that hangs on its probe delays nobody.
         monitor = asyncio.create_task(self.monitor.run(), name="cluster-health")
         try:
             for name in self._nodes:

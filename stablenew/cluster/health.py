@@ -93,7 +93,7 @@ class NodeMonitor:
         self._health: dict[str, NodeHealth] = {}
         self._backends: dict[str, Backend] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._wake: asyncio.Event | None = None
+        self._wakes: dict[str, asyncio.Event] = {}
         for node in nodes:
             self._configs[node.name] = node
             state = NodeState.unknown if node.enabled else NodeState.disabled
@@ -220,17 +220,45 @@ class NodeMonitor:
     def suspect(self, name: str) -> None:
         """Something (a failed request) suggests the node is down: check it now, not at the
         next interval."""
-        if self._wake is not None:
-            self._wake.set()
+        event = self._wakes.get(name)
+        if event is not None:
+            event.set()
 
     async def run(self) -> None:
-        """Check every node now and then every `interval` seconds, until cancelled."""
-        self._wake = asyncio.Event()
-        while True:
-            await self.check_all()
-            self._wake.clear()
+        """Check every node now and then every `interval` seconds, until cancelled.
+
+        Each node has its own rhythm, so one that hangs on a probe delays no other's check.
+        Nodes added meanwhile join at the next interval; removed ones drop out.
+        """
+        watchers: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                for name in self.names():
+                    task = watchers.get(name)
+                    if task is None or task.done():
+                        watchers[name] = asyncio.create_task(self._watch(name),
+                                                             name=f"health-{name}")
+                for name in [n for n in watchers if n not in self._configs]:
+                    watchers.pop(name).cancel()
+                await asyncio.sleep(self.interval)
+        finally:
+            for task in watchers.values():
+                task.cancel()
+            await asyncio.gather(*watchers.values(), return_exceptions=True)
+
+    async def _watch(self, name: str) -> None:
+        wake = self._wakes.setdefault(name, asyncio.Event())
+        while name in self._configs:
+            health = self._health.get(name)
+            if health is not None and health.state not in (NodeState.auth_failed,
+                                                           NodeState.disabled):
+                try:
+                    await self.check(name)
+                except KeyError:  # removed while we were about to check it
+                    return
+            wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(wake.wait(), self.interval)
 
     async def aclose(self) -> None:
         backends, self._backends = list(self._backends.values()), {}

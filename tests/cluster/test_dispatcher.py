@@ -311,3 +311,13 @@ async def test_a_higher_priority_job_runs_before_heavier_work_queued_earlier(sto
         await asyncio.wait_for(d.run(until_empty=True), 20)
     prompts = [r.payload["prompt"] for r in only.requests_to(TXT2IMG)]
     assert prompts == ["urgent"] * 3 + ["heavy"] * 3
+
+
+async def test_a_node_that_hangs_on_its_probe_delays_nobody(store, tmp_path):
+    async with fakes({"step_ms": 0}, {"step_ms": 0}) as (quick, hung):
+        hung.inject("stall", seconds=60.0, times=50)
+        store.add_job(cfg(4, steps=2), output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("hung", hung), node("quick", quick)])
+        summary = await asyncio.wait_for(d.run(until_empty=True), 10)
+    assert summary.done == 4 and {i.node for i in store.items()} == {"quick"}
+    assert d.monitor.health("hung").state is NodeState.unknown
