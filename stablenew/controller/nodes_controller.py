@@ -38,7 +38,7 @@ from stablenew.storage.paths import AppPaths
 log = logging.getLogger("stablenew.controller.nodes")
 
 NODE_COLUMNS = ("Name", "State", "Current job", "Kind", "VRAM", "Tier", "Address")
-PLAN_COLUMNS = ("Image", "Job", "Node", "Start", "Finish")
+PLAN_COLUMNS = ("Image", "Job", "Node", "Start", "Finish", "Why not")
 _ROOT = QModelIndex()
 
 STATE_TEXT = {
@@ -185,8 +185,10 @@ class PlanModel(QAbstractTableModel):
             return row.job_name
         if index.column() == 2:
             return row.node or "(no node can take it)"
+        if index.column() == 5:
+            return row.reason
         if not row.node:
-            return row.reason if index.column() == 3 else ""
+            return ""
         return format_seconds(row.start if index.column() == 3 else row.finish)
 
 

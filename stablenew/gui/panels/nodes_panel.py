@@ -235,4 +235,5 @@ class NodesPanel(QWidget):
         if plan.unassignable:
             text += f" {len(plan.unassignable)} image(s) no node can take — see the last rows."
         self.plan_label.setText(text)
-        self.plan_table.resizeColumnsToContents()
+        for column in range(5):  # the last column (why not) stretches
+            self.plan_table.resizeColumnToContents(column)
