@@ -106,3 +106,32 @@ def test_node_dialog_refuses_a_bad_address_in_plain_words(qtbot):
     dialog.url.setText("http://192.168.1.20:7860/")
     dialog._accept()
     assert dialog.result_node is not None and dialog.result_node.url == "http://192.168.1.20:7860"
+
+
+def test_the_table_follows_a_running_dispatcher_with_each_nodes_current_job(qtbot, qloop, tmp_path):
+    from stablenew.cluster.jobs import ItemState
+
+    with FakeSDWebUI(step_ms=20).running_in_thread() as fake:
+        nodes_file = tmp_path / "nodes.yaml"
+        registry = NodeRegistry.load(nodes_file)
+        registry.add(NodeConfig(name="den", url=fake.url, kind="a1111"))
+        registry.save()
+        c = NodesController(nodes_file=nodes_file, db_path=tmp_path / "q.db", live_interval_ms=20)
+        store = QueueStore(tmp_path / "q.db")
+        try:
+            job = store.add_job(PipelineConfig().with_changes({
+                "txt2img.prompt": "x", "txt2img.batch_count": 3, "txt2img.steps": 5,
+                "txt2img.width": 64, "txt2img.height": 64}), output_dir=tmp_path / "o")
+            d = c.make_dispatcher(store, poll_interval=0.02, runner_kwargs={"thumbnails": False})
+            c.attach(d)
+            run = asyncio.ensure_future(d.run(until_empty=True))
+            qtbot.waitUntil(lambda: job.id in c.model.index(0, 2).data(), timeout=10000)
+            assert c.model.index(0, 1).data() == "Ready"
+            qtbot.waitUntil(run.done, timeout=15000)
+            assert run.result().done == 3
+            assert {i.state for i in store.items()} == {ItemState.done}
+            c.attach(None)
+        finally:
+            store.close()
+            closing = asyncio.ensure_future(c.aclose())
+            qtbot.waitUntil(closing.done, timeout=5000)
