@@ -271,6 +271,28 @@ class ClusterDispatcher:
             if node.runner is not None:
                 node.runner.interrupt(item_id)
 
+    # --- changing the set of nodes while running (the Nodes panel) ---------------------------------
+
+    async def add_node(self, config: NodeConfig) -> NodeHealth:
+        """Add (or replace) a node; it starts taking work as soon as its probe succeeds."""
+        if config.name in self._nodes:
+            await self.remove_node(config.name)
+        view = NodeView(config.name, None, tier=config.tier,
+                        max_concurrent=config.max_concurrent, healthy=False,
+                        enabled=config.enabled)
+        with self._lock:
+            self._nodes[config.name] = _Node(config, view)
+            self._used.setdefault(config.name, 0)
+        return await self.monitor.add(config)
+
+    async def remove_node(self, name: str) -> None:
+        """Stop a node's worker (its in-flight items go back to the queue) and forget it."""
+        await self._stop_worker(name)
+        with self._lock:
+            self._nodes.pop(name, None)
+        await self.monitor.remove(name)
+        self.notify()
+
     # --- reading -----------------------------------------------------------------------------------
 
     def views(self) -> list[NodeView]:

@@ -266,6 +266,8 @@ class NodesController(QObject):
             return False
         self._set_error(None)
         self._spawn_then_rebuild(self._monitor.add(node), f"probe-{node.name}")
+        if self._dispatcher is not None:  # the running queue takes it on at once
+            self._spawn_then_rebuild(self._dispatcher.add_node(node), f"join-{node.name}")
         self._rebuild()
         return True
 
@@ -294,10 +296,16 @@ class NodesController(QObject):
             return False
         self._set_error(None)
 
+        dispatcher = self._dispatcher
+
         async def recheck() -> None:
             if old_name != node.name:
                 await self._monitor.remove(old_name)
+                if dispatcher is not None:
+                    await dispatcher.remove_node(old_name)
             await self._monitor.add(node)
+            if dispatcher is not None:
+                await dispatcher.add_node(node)
 
         self._spawn_then_rebuild(recheck(), f"recheck-{node.name}")
         self._rebuild()
@@ -310,6 +318,8 @@ class NodesController(QObject):
         except Exception as exc:
             self._set_error(ErrorInfo(str(exc), detail=repr(exc), source="Nodes"))
         self._spawn_then_rebuild(self._monitor.remove(name), f"remove-{name}")
+        if self._dispatcher is not None:  # its in-flight images go back to the queue
+            self._spawn_then_rebuild(self._dispatcher.remove_node(name), f"leave-{name}")
         self._rebuild()
 
     def set_enabled(self, name: str, enabled: bool) -> None:

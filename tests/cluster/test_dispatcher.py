@@ -321,3 +321,23 @@ async def test_a_node_that_hangs_on_its_probe_delays_nobody(store, tmp_path):
         summary = await asyncio.wait_for(d.run(until_empty=True), 10)
     assert summary.done == 4 and {i.node for i in store.items()} == {"quick"}
     assert d.monitor.health("hung").state is NodeState.unknown
+
+
+async def test_nodes_added_and_removed_while_running_join_and_leave_cleanly(store, tmp_path):
+    async with fakes({"step_ms": 10}, {"step_ms": 2}) as (first, second):
+        store.add_job(cfg(16), output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("first", first)])
+        run = asyncio.ensure_future(d.run(until_empty=True))
+        while not any(i.state is ItemState.done for i in store.items()):
+            await asyncio.sleep(0.01)
+            assert not run.done()
+        await d.add_node(node("second", second))
+        while not any(i.node == "second" and i.state is ItemState.done for i in store.items()):
+            await asyncio.sleep(0.01)
+            assert not run.done()
+        await d.remove_node("first")
+        assert not any(i.node == "first" and i.state is not ItemState.done for i in store.items())
+        summary = await asyncio.wait_for(run, 20)
+    assert summary.done == 16
+    outputs_exactly_once(store, tmp_path / "out")
+    assert [s.name for s in d.statuses()] == ["second"]
