@@ -26,7 +26,15 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from stablenew.cluster.dispatcher import ClusterDispatcher, DryRun, NodeStatus, dry_run
+from stablenew.cluster.dispatcher import (
+    ClusterDispatcher,
+    DryRun,
+    NodeStatus,
+    dry_run,
+    load_speeds,
+    save_speeds,
+    speeds_file,
+)
 from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
 from stablenew.cluster.nodes import NodeConfig, NodeRegistry
 from stablenew.cluster.queue_store import QueueStore
@@ -207,6 +215,7 @@ class NodesController(QObject):
         paths = AppPaths.default()
         self.nodes_file = nodes_file or paths.nodes_file
         self.db_path = db_path or paths.database_file
+        self._data_dir = paths.data_dir
         self.tasks = TaskOwner("Nodes", self)
         self.tasks.error_raised.connect(self._set_error)
         self.model = NodesModel(self)
@@ -344,7 +353,8 @@ class NodesController(QObject):
                 views = self._dispatcher.views()
             else:
                 await self._monitor.check_all()
-                views = ClusterDispatcher(_NoStore(), self._monitor).views()
+                learned = await asyncio.to_thread(load_speeds, speeds_file(self._data_dir))
+                views = ClusterDispatcher(_NoStore(), self._monitor, speeds=learned).views()
             own = store is None
             queue = store if store is not None else await asyncio.to_thread(QueueStore, self.db_path)
             try:
@@ -373,7 +383,15 @@ class NodesController(QObject):
         nodes = self._registry.enabled()
         if not nodes:
             return None
+        kwargs.setdefault("speeds", load_speeds(speeds_file(self._data_dir)))
         return ClusterDispatcher(store, nodes, **kwargs)
+
+    def keep_learned_speeds(self, dispatcher: ClusterDispatcher) -> None:
+        """Save what a dispatcher learned of the nodes' speeds (for the next run and the plan)."""
+        try:
+            save_speeds(speeds_file(self._data_dir), dispatcher.speeds())
+        except OSError as exc:
+            log.warning("nodes: could not keep the learned speeds: %s", exc)
 
     def _rebuild(self) -> None:
         statuses: dict[str, NodeStatus] = {}

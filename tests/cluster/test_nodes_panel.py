@@ -131,6 +131,9 @@ def test_the_table_follows_a_running_dispatcher_with_each_nodes_current_job(qtbo
             assert run.result().done == 3
             assert {i.state for i in store.items()} == {ItemState.done}
             c.attach(None)
+            c.keep_learned_speeds(d)
+            again = c.make_dispatcher(store)
+            assert again.speeds()["den"] == d.speeds()["den"] and d.speeds()["den"]
         finally:
             store.close()
             closing = asyncio.ensure_future(c.aclose())
