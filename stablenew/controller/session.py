@@ -45,6 +45,7 @@ class Session(QObject):
         self.queue: Any = None
         self.randomizer: Any = None
         self._rooms_pending = list(ROOMS)
+        self._closing = False
 
     # --- other rooms ----------------------------------------------------------------------------
 
@@ -138,6 +139,8 @@ class Session(QObject):
 
     def start(self) -> None:
         """Work that may touch the network or the disk: only after the window's first paint."""
+        if self._closing:
+            return
         self.server.reconnect()
         self.gallery.refresh()
         QTimer.singleShot(0, self, self._open_next_room)
@@ -154,7 +157,7 @@ class Session(QObject):
 
     def _open_next_room(self) -> None:
         # One room per turn of the event loop, so the window stays responsive while they load.
-        if self._rooms_pending:
+        if self._rooms_pending and not self._closing:
             self._open_room(self._rooms_pending.pop(0))
             QTimer.singleShot(0, self, self._open_next_room)
 
@@ -176,6 +179,9 @@ class Session(QObject):
         self.room_opened.emit(name)
 
     async def aclose(self) -> None:
+        # Rooms not yet opened never will be: nothing may start while the window goes away.
+        self._closing = True
+        self._rooms_pending.clear()
         self.app.sync_ui_state()
         await self.pipeline.aclose()
         for other in (self.queue, self.learning, self.library, self.randomizer):
