@@ -31,7 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,9 +52,10 @@ from stablenew.cluster.scheduler import (
     plan_round_robin,
     why_nobody,
 )
-from stablenew.cluster.work import WorkRequirements, requirements_for
+from stablenew.cluster.work import WorkRequirements, model_key, requirements_for
 
 if TYPE_CHECKING:
+    from stablenew.backends.types import Capabilities, UpscaleJob
     from stablenew.pipeline.config import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,76 @@ class _ScheduledStore:
 _QR_PARAMS = set(inspect.signature(qr.QueueRunner.__init__).parameters)
 
 
+# --- per-stage placement: the upscale stage on another node ------------------------------------------
+
+
+def stage_upscalers(config: PipelineConfig) -> frozenset[str]:
+    """Upscalers only the final upscale stage needs: that stage may run on another node (the
+    image travels with the request); a hires upscaler must be where the txt2img runs."""
+    if not config.upscale.enabled:
+        return frozenset()
+    names = {config.upscale.upscaler, config.upscale.upscaler_2} - {"", "None"}
+    t2i = config.txt2img
+    if t2i.enabled and t2i.hires.enabled:
+        names.discard(t2i.hires.upscaler)
+    return frozenset(names)
+
+
+def has_upscalers(caps: Capabilities | None, wanted: set[str] | frozenset[str]) -> bool:
+    if caps is None:
+        return False
+    if not caps.upscalers:
+        return True  # the node does not list them: let it try
+    have = {model_key(u) for u in caps.upscalers}
+    return all(model_key(u) in have for u in wanted)
+
+
+def relax_for_remote_upscale(req: WorkRequirements, movable: frozenset[str],
+                             views: Sequence[NodeView]) -> WorkRequirements:
+    """*req* without the upscale-stage upscalers some answering node has."""
+    if not movable:
+        return req
+    elsewhere = {model_key(u) for u in movable if any(
+        v.healthy and v.enabled and has_upscalers(v.capabilities, {u}) for v in views)}
+    if not elsewhere:
+        return req
+    return replace(req, upscalers=frozenset(u for u in req.upscalers
+                                            if model_key(u) not in elsewhere))
+
+
+class _StageRouter:
+    """A node's backend that sends the upscale stage to another node when this one lacks the
+    upscaler. The image travels in the request; an interrupt follows the request."""
+
+    def __init__(self, dispatcher: ClusterDispatcher, name: str, backend: Any) -> None:
+        self._dispatcher = dispatcher
+        self._name = name
+        self._backend = backend
+        self._remote: dict[str, Any] = {}
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._backend, attr)
+
+    @property
+    def kind(self) -> Any:
+        return self._backend.kind
+
+    async def upscale(self, job: UpscaleJob, on_progress: Any = None) -> Any:
+        target = self._dispatcher._upscale_target(self._name, job)
+        if target is None:
+            return await self._backend.upscale(job, on_progress)
+        other, backend = target
+        log.info("cluster: %s sends an upscale (%s) to %s", self._name, job.upscaler, other)
+        self._remote[job.task_id] = backend
+        try:
+            return await backend.upscale(job, on_progress)
+        finally:
+            self._remote.pop(job.task_id, None)
+
+    async def interrupt(self, task_id: str) -> None:
+        await self._remote.get(task_id, self._backend).interrupt(task_id)
+
+
 class ClusterDispatcher:
     """Runs the persistent queue over every healthy node (see the module docstring)."""
 
@@ -233,7 +304,7 @@ class ClusterDispatcher:
                             enabled=cfg.enabled)
             view.speeds.update((speeds or {}).get(name, {}))
             self._nodes[name] = _Node(cfg, view)
-        self._reqs: dict[int, WorkRequirements] = {}
+        self._reqs: dict[int, tuple[WorkRequirements, frozenset[str]]] = {}
         self._rr_turn = 0
         self._rr: dict[int, str] = {}
         self._used: dict[str, int] = {n: 0 for n in self._nodes}
@@ -443,7 +514,8 @@ class ClusterDispatcher:
             kwargs["lanes"] = node.cap
         if self._runner_factory is not None:
             kwargs["runner"] = self._runner_factory(name)
-        runner = qr.QueueRunner(_ScheduledStore(self.store, self, name), backend, **kwargs)
+        runner = qr.QueueRunner(_ScheduledStore(self.store, self, name),
+                                _StageRouter(self, name, backend), **kwargs)
         node.runner = runner
         node.task = asyncio.ensure_future(runner.run(until_empty=False, recover=False))
         log.info("cluster: %s takes work", name)
@@ -571,13 +643,42 @@ class ClusterDispatcher:
 
     def _requirements(self, item: WorkItem, config: PipelineConfig | None = None
                       ) -> WorkRequirements:
-        req = self._reqs.get(item.id)
-        if req is None:
-            req = requirements_for(config or self.store.config_for(item))
+        return self._cached(item, config)[0]
+
+    def _placed(self, item: WorkItem, views: Sequence[NodeView]) -> WorkRequirements:
+        """The item's requirements for the node that runs its first stages: an upscale stage
+        another answering node can do need not be possible there."""
+        req, movable = self._cached(item)
+        return relax_for_remote_upscale(req, movable, views)
+
+    def _cached(self, item: WorkItem, config: PipelineConfig | None = None
+                ) -> tuple[WorkRequirements, frozenset[str]]:
+        found = self._reqs.get(item.id)
+        if found is None:
+            config = config or self.store.config_for(item)
+            found = (requirements_for(config), stage_upscalers(config))
             if len(self._reqs) > 50_000:
                 self._reqs.clear()
-            self._reqs[item.id] = req
-        return req
+            self._reqs[item.id] = found
+        return found
+
+    def _upscale_target(self, name: str, job: UpscaleJob) -> tuple[str, Any] | None:
+        """Another node to run this upscale on, when *name* lacks the upscaler (None: here)."""
+        wanted = {job.upscaler, job.upscaler_2} - {"", "None"}
+        if has_upscalers(self.monitor.health(name).capabilities, wanted):
+            return None
+        best: tuple[int, str, Any] | None = None
+        with self._lock:
+            for other, node in self._nodes.items():
+                health = self.monitor.health(other)
+                backend = self.monitor.backend(other)
+                if (other == name or not health.usable or backend is None
+                        or not has_upscalers(health.capabilities, wanted)):
+                    continue
+                candidate = (len(node.inflight), other, backend)
+                if best is None or candidate[:2] < best[:2]:
+                    best = candidate
+        return (best[1], best[2]) if best else None
 
     def _view(self, node: _Node, now: float) -> NodeView:
         """The node as the planner must see it now: its in-flight work still to do."""
@@ -636,7 +737,7 @@ class ClusterDispatcher:
         now = time.monotonic()
         views = [self._view(n, now) for n in self._nodes.values()]
         me = next(v for v in views if v.name == name)
-        reqs = [self._requirements(i) for i, _ in free]
+        reqs = [self._placed(i, views) for i, _ in free]
         if self.policy is Policy.least_used:
             # SwarmUI: the next item in order goes to the first free eligible backend.
             for (item, _), req in zip(free, reqs, strict=True):
@@ -712,7 +813,7 @@ class ClusterDispatcher:
                     doomed.append((item, job, f"The job is pinned to the node '{job.node_pin}', "
                                               "which is not set up."))
                     continue
-                req = self._requirements(item)
+                req = self._placed(item, views)
                 candidates = ([v for v in views if v.name == job.node_pin] if job.node_pin
                               else views)
                 if not eligible_nodes(req, candidates):
@@ -769,7 +870,9 @@ def dry_run(store: QueueStore, views: Sequence[NodeView], *, policy: Policy | st
                    key=lambda i: (order.get(i.job_id, len(order)), i.index))
     if limit is not None:
         items = items[:limit]
-    reqs = [requirements_for(store.config_for(i)) for i in items]
+    configs = [store.config_for(i) for i in items]
+    reqs = [relax_for_remote_upscale(requirements_for(c), stage_upscalers(c), views)
+            for c in configs]
     planner = {Policy.earliest_finish: plan_earliest_finish, Policy.round_robin: plan_round_robin,
                Policy.least_used: plan_least_used}[Policy(policy)]
     plan: Plan = planner(reqs, list(views))

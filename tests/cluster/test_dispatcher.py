@@ -341,3 +341,28 @@ async def test_nodes_added_and_removed_while_running_join_and_leave_cleanly(stor
     assert summary.done == 16
     outputs_exactly_once(store, tmp_path / "out")
     assert [s.name for s in d.statuses()] == ["second"]
+
+
+async def test_the_upscale_stage_runs_on_another_node_when_the_generating_one_lacks_the_upscaler(
+        store, tmp_path):
+    async with fakes({"step_ms": 1, "checkpoints": (XL,), "upscalers": ("None", "Lanczos")},
+                     {"step_ms": 1, "checkpoints": (SD15,)}) as (gen, up):
+        config = cfg(3, checkpoint=XL, size=128, steps=2).with_changes({
+            "upscale.enabled": True, "upscale.upscaler": "R-ESRGAN 4x+", "upscale.scale": 2.0})
+        store.add_job(config, output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("gen", gen), node("up", up)])
+        await d.monitor.check_all()
+        # The dry run already counts on the move: nothing is unassignable.
+        assert not dry_run(store, d.views()).unassignable
+        summary = await asyncio.wait_for(d.run(until_empty=True), 20)
+    assert summary.done == 3 and summary.failed == 0
+    assert {i.node for i in store.items()} == {"gen"}
+    assert len(gen.requests_to(TXT2IMG)) == 3 and up.requests_to(TXT2IMG) == []
+    assert len(up.requests_to("/sdapi/v1/extra-single-image")) == 3
+    assert gen.requests_to("/sdapi/v1/extra-single-image") == []
+    outputs_exactly_once(store, tmp_path / "out")
+    from PIL import Image
+
+    for item in store.items():
+        with Image.open(item.outputs[0]) as image:
+            assert image.size == (256, 256)  # the upscaled picture came back with the item
