@@ -257,6 +257,7 @@ class QueueRunner:
         # are being written (PNG, thumbnail, fsync) meanwhile.
         self.lanes = max(self.depth, lanes if lanes is not None else 4 * self.depth)
         self._slots: _Turnstile | None = None
+        self._changes = 0  # counts notify() calls: lanes compare it to never miss a wake-up
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.poll_interval = poll_interval
@@ -282,7 +283,7 @@ class QueueRunner:
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(wake.set)
+                loop.call_soon_threadsafe(self._changed)
 
     def stop(self) -> None:
         """Stop: interrupt the items in flight and give them back to the queue untouched."""
@@ -357,6 +358,7 @@ class QueueRunner:
             while not self._stopping:
                 if ahead is None:
                     await self._node_ok.wait()
+                    seen = self._changes
                     # Claimed straight into running: the lane sends the request as soon as
                     # the node has a free slot, and one commit per claim keeps overhead low.
                     claim = await self._db(self.store.claim_next, self.node, start=True)
@@ -365,7 +367,7 @@ class QueueRunner:
                                 self._nothing_left):
                             self.notify()  # let the other lanes see it too
                             return
-                        await self._idle()
+                        await self._idle(seen)
                         continue
                     # Taken before any other await: lanes resume in claim order, so the
                     # node's slots are handed out in the queue's order.
@@ -384,15 +386,23 @@ class QueueRunner:
         # Items waiting for a retry's backoff are still work left.
         return self.store.is_paused() or self.store.next_retry_at() is None
 
-    async def _idle(self) -> None:
+    async def _idle(self, seen: int) -> None:
+        """Wait for a change, unless one came since *seen* (so a wake-up is never lost)."""
         assert self._wake is not None
         timeout = self.poll_interval
         retry_at = await self._db(self.store.next_retry_at)
         if retry_at is not None:
             timeout = max(0.0, min(timeout, retry_at - time.time()))
+        if self._changes != seen:
+            return
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _changed(self) -> None:
+        assert self._wake is not None
+        self._changes += 1
+        self._wake.set()
 
     async def _watch(self) -> None:
         """Poll for changes made elsewhere (another process, the GUI): cancel in-flight items
@@ -440,6 +450,9 @@ class QueueRunner:
         finally:
             self._slots.forfeit(ticket)
             self._inflight.pop(item.id, None)
+            if not self._inflight:
+                # Idle lanes re-check now (the queue may be empty) instead of at the next poll.
+                self.notify()
 
     async def _execute(self, claim: Claim, token: CancelToken, ticket: int
                        ) -> tuple[Claim, int] | None:
