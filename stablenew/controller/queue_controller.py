@@ -575,20 +575,27 @@ class QueueController(QObject):
     # --- working through the queue ---------------------------------------------------------------
 
     def start_runner(self, backend: Any, *, node: str | None = None, depth: int = 2,
-                     backoff_base: float = 2.0, runner: Any = None) -> None:
-        """Work through the queue on *backend* until `stop_runner()` (one node for now)."""
+                     backoff_base: float = 2.0, runner: Any = None,
+                     on_outputs_removed: Callable[[list[Path]], None] | None = None) -> None:
+        """Work through the queue on *backend* until `stop_runner()` (one node for now).
+
+        *on_outputs_removed* hears of images deleted because their item runs again (crash
+        recovery, retry): whoever recorded them (the learning store) should forget them.
+        """
         if self.running:
             return
         self._runner_task = self.tasks.spawn(
-            self._run(backend, node, depth, backoff_base, runner), name="queue-runner")
+            self._run(backend, node, depth, backoff_base, runner, on_outputs_removed),
+            name="queue-runner")
         self.running_changed.emit(True)
 
     async def _run(self, backend: Any, node: str | None, depth: int, backoff_base: float,
-                   runner: Any) -> None:
+                   runner: Any, on_outputs_removed: Callable[[list[Path]], None] | None) -> None:
         store = await self.store()
         self._runner = QueueRunner(store, backend, node=node, depth=depth,
                                    backoff_base=backoff_base, runner=runner,
-                                   on_event=self._on_queue_event)
+                                   on_event=self._on_queue_event,
+                                   on_outputs_removed=on_outputs_removed)
         try:
             await self._runner.run()
         finally:
