@@ -50,25 +50,3 @@ def data_dir(tmp_path: Path) -> Path:
     target = tmp_path / "data"
     shutil.copytree(DATA, target)
     return target
-
-
-@pytest.fixture
-def qloop(qapp):
-    """A qasync loop marked running, so controller tasks advance while qtbot waits."""
-    import asyncio
-
-    import qasync
-
-    loop = qasync.QEventLoop(qapp, already_running=True)
-    asyncio.set_event_loop(loop)
-    yield loop
-    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-    for task in pending:
-        task.cancel()
-    deadline = loop.time() + 3
-    while any(not t.done() for t in pending) and loop.time() < deadline:
-        qapp.processEvents()
-    asyncio.events._set_running_loop(None)
-    loop._QEventLoop__is_running = False  # already_running loops are never "stopped" by qasync
-    loop.close()
-    asyncio.set_event_loop(None)
