@@ -77,6 +77,9 @@ class PipelineController(QObject):
         self._config = cfg.PipelineConfig()
         self._record_hooks: list[Callable[[Any], None]] = []
         self._plan_provider: Callable[[Any], Any] | None = None
+        self._plan_index = 0
+        self._plan_total: int | None = None
+        self._item_seconds: list[float] = []
         self._values_provider: Callable[[], dict[str, Any]] | None = None
         self._token: Any = None
         self._progress = RunProgress()
@@ -85,7 +88,7 @@ class PipelineController(QObject):
         self.tasks.error_raised.connect(self._set_error)
         # Events may arrive from worker threads; they are queued and flushed on the Qt thread.
         self._lock = threading.Lock()
-        self._pending: deque[RunEvent] = deque()
+        self._pending: deque[tuple[int, RunEvent]] = deque()
         self._latest_preview: bytes | None = None
         self._decoding = False
         self._dirty = False
@@ -247,12 +250,18 @@ class PipelineController(QObject):
                                     log_dir=self._log_dir, node_name=self._server.node_name)
             # A plan provider may expand the config (variants, a pack's prompts); None: run it as is.
             items = plan(config) if plan is not None else None
+            self._plan_total = None
+            self._item_seconds = []
             if items is None:
                 result = await runner.run(config, backend, token, self._on_event)
             else:
-                for item in items:
+                # Each plan item is its own runner run; progress and ETA cover the whole plan.
+                count = getattr(items, "count", None)
+                self._plan_total = count if isinstance(count, int) and count > 0 else None
+                for index, item in enumerate(items):
                     if token.cancelled:
                         break
+                    self._plan_index = index
                     result = await runner.run(item.config, backend, token, self._on_event,
                                               tags=getattr(item, "tags", None))
         except Exception as exc:
@@ -279,9 +288,10 @@ class PipelineController(QObject):
                 if event.preview:
                     self._latest_preview = event.preview
                 # Only the newest progress matters: drop the older one still waiting.
-                if self._pending and isinstance(self._pending[-1], ProgressUpdate):
+                if self._pending and isinstance(self._pending[-1][1], ProgressUpdate):
                     self._pending.pop()
-            self._pending.append(event)
+            # Tagged with the plan item it belongs to, which may be over by the time it is shown.
+            self._pending.append((self._plan_index, event))
 
     def _flush(self) -> None:
         with self._lock:
@@ -291,27 +301,40 @@ class PipelineController(QObject):
         if not events and preview is None:
             return
         progress = self._progress
-        for event in events:
-            progress = self._apply(progress, event)
+        for index, event in events:
+            progress = self._apply(progress, event, index)
         self._progress = progress
         self.progress_changed.emit(progress)
         if preview is not None:
             self._decode_preview(preview)
 
-    def _apply(self, p: RunProgress, event: RunEvent) -> RunProgress:
+    def _apply(self, p: RunProgress, event: RunEvent, item: int = 0) -> RunProgress:
+        total = self._plan_total
         if isinstance(event, RunStarted):
-            return replace(p, total_images=event.total_images, stage_count=len(event.stages),
-                           node=event.node or p.node)
+            # Without a plan count each item starts its bar again; with one it carries on.
+            return replace(p, total_images=total or event.total_images, stage_count=len(event.stages),
+                           node=event.node or p.node,
+                           overall_fraction=p.overall_fraction if total else 0.0)
         if isinstance(event, StageStarted):
             return replace(p, stage=event.stage, stage_index=event.index, stage_count=event.count,
-                           image_index=event.image_index, step=None, steps=None, stage_fraction=0.0)
+                           image_index=item if total else event.image_index, step=None, steps=None,
+                           stage_fraction=0.0)
         if isinstance(event, StageFinished):
             return replace(p, stage_fraction=1.0)
         if isinstance(event, ProgressUpdate):
-            return replace(p, stage=event.stage or p.stage, image_index=event.image_index,
+            overall, eta = event.overall_fraction, event.eta_seconds
+            if total:
+                overall = (item + event.overall_fraction) / total
+                left = total - item - 1
+                if eta is not None and left and self._item_seconds:
+                    eta += left * sum(self._item_seconds) / len(self._item_seconds)
+                elif left:
+                    eta = None  # the length of one item is known once the first has finished
+            return replace(p, stage=event.stage or p.stage,
+                           image_index=item if total else event.image_index,
                            step=event.step, steps=event.steps, stage_fraction=event.stage_fraction,
-                           overall_fraction=max(p.overall_fraction, event.overall_fraction),
-                           eta_seconds=event.eta_seconds)
+                           overall_fraction=max(p.overall_fraction, min(1.0, overall)),
+                           eta_seconds=eta)
         if isinstance(event, ImageSaved):
             self.image_saved.emit(event.record)
             if event.record.path:
@@ -324,13 +347,14 @@ class PipelineController(QObject):
             self._set_error(ErrorInfo(event.message, event.detail, "Run"))
             return replace(p, images_failed=p.images_failed + (1 if event.image_index is not None else 0))
         if isinstance(event, RunFinished):
+            self._item_seconds.append(event.seconds)
             self.run_finished.emit(event)
             if event.status is RunStatus.cancelled:
                 self.message_changed.emit(f"Stopped. {event.images_saved} image(s) kept.")
             elif event.message:
                 self.message_changed.emit(event.message)
-            fraction = 1.0 if event.status is RunStatus.completed else p.overall_fraction
-            return replace(p, overall_fraction=fraction)
+            done = event.status is RunStatus.completed and (not total or item + 1 >= total)
+            return replace(p, overall_fraction=1.0 if done else p.overall_fraction)
         return p
 
     def _decode_preview(self, source: bytes | Path) -> None:

@@ -195,3 +195,37 @@ def test_keyboard_run_and_stop_from_the_prompt_field(qtbot, window_for, fake_sdw
     qtbot.keyClick(prompt, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=8000)
     assert fake_sdwebui_thread.interrupts
+
+
+class _Plan:
+    """A plan as the randomizer hands it over: an exact count and one-image items."""
+
+    def __init__(self, configs):
+        self.count = len(configs)
+        self._items = [type("Item", (), {"config": c, "tags": None})() for c in configs]
+
+    def __iter__(self):
+        return iter(self._items)
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [STEADY], indirect=True)
+def test_a_plan_runs_every_item_with_one_progress_bar_and_eta(qtbot, window_for, fake_sdwebui_thread):
+    window = window_for(fake_sdwebui_thread.url)
+    pipeline = window.session.pipeline
+    _fill(window, **{"txt2img.prompt": "plan", "txt2img.steps": 20, "txt2img.width": 128,
+                     "txt2img.height": 128})
+    base = pipeline.build_config(window.pipeline_panel.values())
+    plan = _Plan([base.with_changes({"txt2img.seed": seed}) for seed in (11, 12, 13)])
+    seen = []
+    pipeline.progress_changed.connect(seen.append)
+    assert pipeline.run(window.pipeline_panel.values(), plan=lambda config: plan)
+    qtbot.waitUntil(lambda: pipeline.state == "idle", timeout=20000)
+    assert pipeline.error is None, pipeline.error
+    assert pipeline.progress.images_saved == 3
+    running = [p for p in seen if p.state == "running"]
+    assert {p.total_images for p in running if p.total_images} == {3}
+    fractions = [p.overall_fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    # Mid-plan progress is a share of the whole plan, not of one item.
+    assert any(0.3 < p.overall_fraction < 0.95 for p in running if p.image_index >= 1)
+    assert any(p.eta_seconds is not None for p in running if p.image_index >= 1)
