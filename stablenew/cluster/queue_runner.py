@@ -188,10 +188,11 @@ class _ErrorTap:
     """
 
     def __init__(self, backend: Backend, slots: _Turnstile | None = None,
-                 ticket: int = 0) -> None:
+                 ticket: int = 0, on_send: Callable[[], None] | None = None) -> None:
         self._backend = backend
         self._slots = slots
         self._ticket = ticket
+        self._on_send = on_send
         self.error: BackendError | None = None
 
     def __getattr__(self, name: str) -> Any:
@@ -205,6 +206,8 @@ class _ErrorTap:
                     if slots is None:
                         return await attr(*args, **kwargs)
                     await slots.acquire(ticket)
+                    if self._on_send is not None:
+                        self._on_send()
                     try:
                         return await attr(*args, **kwargs)
                     finally:
@@ -258,6 +261,7 @@ class QueueRunner:
         self.lanes = max(self.depth, lanes if lanes is not None else 4 * self.depth)
         self._slots: _Turnstile | None = None
         self._changes = 0  # counts notify() calls: lanes compare it to never miss a wake-up
+        self._unsent: set[int] = set()  # in-flight items whose first request is not out yet
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.poll_interval = poll_interval
@@ -417,14 +421,21 @@ class QueueRunner:
             # Judge each in-flight item against the lease it had when its state was read: a
             # lane may have finished it and claimed it again (a retry) in the meantime.
             watched = dict(self._inflight)
-            states = await self._db(self.store.item_states, list(watched))
+            states, paused = await self._db(self._look, list(watched))
             for item_id, (lease, token) in watched.items():
                 if self._inflight.get(item_id, (None, None))[1] is not token:
                     continue
                 state, current = states.get(item_id, (ItemState.cancelled, None))
                 if state is ItemState.cancelled or current != lease:
                     token.cancel()
+                elif paused and item_id in self._unsent:
+                    # Paused: images already at the node finish; those still waiting for
+                    # their turn go back to the queue untried.
+                    token.cancel()
             self.notify()
+
+    def _look(self, item_ids: list[int]) -> tuple[dict[int, tuple[ItemState, str | None]], bool]:
+        return self.store.item_states(item_ids), self.store.is_paused()
 
     async def _run_claim(self, claim: Claim, ticket: int) -> tuple[Claim, int] | None:
         """Run one claimed item; returns the lane's next item when it was claimed in the same
@@ -434,6 +445,7 @@ class QueueRunner:
         item, job = claim.item, claim.job
         token = CancelToken()
         self._inflight[item.id] = (claim.lease, token)
+        self._unsent.add(item.id)
         assert self._slots is not None
         try:
             if item.state is ItemState.assigned and not await self._db(
@@ -450,6 +462,7 @@ class QueueRunner:
         finally:
             self._slots.forfeit(ticket)
             self._inflight.pop(item.id, None)
+            self._unsent.discard(item.id)
             if not self._inflight:
                 # Idle lanes re-check now (the queue may be empty) instead of at the next poll.
                 self.notify()
@@ -457,7 +470,8 @@ class QueueRunner:
     async def _execute(self, claim: Claim, token: CancelToken, ticket: int
                        ) -> tuple[Claim, int] | None:
         item, job = claim.item, claim.job
-        tap = _ErrorTap(self.backend, self._slots, ticket)
+        tap = _ErrorTap(self.backend, self._slots, ticket,
+                        on_send=lambda: self._unsent.discard(item.id))
         tags = RunTags(pack=job.origin.pack, preset=job.origin.preset,
                        learning_run_id=job.origin.learning_run_id, variant_id=item.variant.id,
                        variant_label=item.variant.label or job.origin.variant_label,
@@ -553,7 +567,7 @@ class QueueRunner:
         await self._db(self._clean_outputs, item, claim.job)
         # Still ours (stopping, or taken away without a cancel): back to the queue, untried.
         if await self._db(self.store.release, item.id, claim.lease):
-            self._emit(ItemFinished(item, ItemState.queued, "Stopped; it will run next time."))
+            self._emit(ItemFinished(item, ItemState.queued, "Given back to the queue untried."))
             return
         self.summary.cancelled += 1
         self._emit(ItemFinished(item, ItemState.cancelled))

@@ -306,3 +306,35 @@ async def test_turnstile_hands_slots_out_in_ticket_order():
     assert not waiting.done()
     gate2.release()
     await asyncio.wait_for(waiting, 1)
+
+
+async def test_pause_lets_the_images_at_the_node_finish_and_gives_the_rest_back(store, tmp_path):
+    from tests.fakes.sdwebui import FakeSDWebUI
+
+    async with FakeSDWebUI(step_ms=30) as fake:
+        backend = await connect(fake.url, kind="a1111", timeout=10)
+        try:
+            job = store.add_job(cfg(10, steps=10), output_dir=tmp_path / "out")
+            runner = make_runner(store, backend)  # 2 slots at the node, 8 lanes
+            task = asyncio.create_task(runner.run())
+            for _ in range(300):
+                if fake.current_task is not None:
+                    break
+                await asyncio.sleep(0.01)
+            running = [i for i in store.items(job.id) if i.state is ItemState.running]
+            assert len(running) > 2, "more lanes than slots claimed images"
+            store.set_paused(True)
+            for _ in range(500):
+                left = [i for i in store.items(job.id) if i.state is ItemState.running]
+                if not left:
+                    break
+                await asyncio.sleep(0.01)
+            assert not left
+            items = store.items(job.id)
+            done = [i for i in items if i.state is ItemState.done]
+            assert 1 <= len(done) <= 2, "only the images already at the node finished"
+            assert all(i.attempts == 0 for i in items if i.state is ItemState.queued)
+            runner.stop()
+            await asyncio.wait_for(task, 10)
+        finally:
+            await backend.aclose()
