@@ -35,6 +35,9 @@ class MainWindow(QMainWindow):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
+        # The window owns its session: controllers, timers and their threads go away with it, on
+        # the Qt thread, never whenever (and wherever) Python's garbage collector gets to them.
+        session.setParent(self)
         self.setWindowTitle("StableNew")
         self.setAcceptDrops(True)
         self.resize(1480, 920)

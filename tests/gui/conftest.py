@@ -48,27 +48,33 @@ def window_for(qtbot, qloop):
     from stablenew.storage.paths import AppPaths
     from stablenew.storage.settings import AppSettings, save_settings
 
-    opened = []
-
     def make(url: str, connect: bool = True):
         save_settings(AppPaths.default(), AppSettings(server_url=url))
         window = build_main_window(start_up())
-        qtbot.addWidget(window)
+        qtbot.addWidget(window, before_close_func=close_window)
         window.show()
         if connect:
             window.start_after_first_paint()
             qtbot.waitUntil(lambda: window.session.server.state == "connected", timeout=5000)
-        opened.append(window)
         return window
 
-    yield make
-    for window in opened:
-        close_window(qtbot, window)
+    return make
 
 
-def close_window(qtbot, window) -> None:
-    """Stop what the window's controllers run (timers, tasks, database threads), as the app does."""
+def close_window(window) -> None:
+    """Shut the window's session down as the app does at exit (timers, tasks, database threads).
+
+    Given to `qtbot.addWidget(before_close_func=...)`: pytest-qt then closes and deletes the
+    window, and the session it owns, on this thread — never later from the garbage collector.
+    """
+    import time
+
+    from PySide6.QtWidgets import QApplication
+
     window.session.pipeline.stop()
     done = asyncio.ensure_future(window.shutdown())
-    qtbot.waitUntil(done.done, timeout=10000)
+    deadline = time.monotonic() + 10
+    while not done.done() and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.002)
     done.result()

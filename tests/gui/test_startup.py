@@ -15,18 +15,13 @@ from tests.gui.conftest import close_window
 def open_window(qtbot, qloop):
     from stablenew.controller.session import Session
 
-    opened = []
-
     def make():
         window = MainWindow(Session(start_up()))
-        qtbot.addWidget(window)
+        qtbot.addWidget(window, before_close_func=close_window)
         window.show()
-        opened.append(window)
         return window
 
-    yield make
-    for window in opened:
-        close_window(qtbot, window)
+    return make
 
 
 def test_no_server_says_how_to_fix_it(qtbot, open_window, dead_url):
