@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 # Run as `python bench/<name>.py`: put the repo root first, and take bench/ itself off the
-# path so a sibling script (bench/queue.py) cannot shadow a standard module.
+# path so a sibling script can never shadow a standard module.
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))

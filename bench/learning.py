@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Python puts this script's folder first on sys.path, where bench/queue.py would shadow the
-# standard library's queue module (which concurrent.futures needs): run from the repo root.
+# Python puts this script's folder first on sys.path; take it off so a sibling script can
+# never shadow a standard module, and import from the repo root.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 

@@ -9,7 +9,7 @@ is the runner as the app used it before the queue, one run per image. The three 
 in rounds of rotating order (1,000 images each in all) so machine load hits all alike.
 
 Prints `RESULT queue_overhead_ratio=<queue throughput ÷ bare runner throughput>`; target >= 0.9.
-Run from the repository root: `.venv/bin/python bench/queue.py [--images 1000]`.
+Run from the repository root: `.venv/bin/python bench/queue_overhead.py [--images 1000]`.
 """
 
 # ruff: noqa: E402  (imports follow the sys.path fix below, on purpose)
