@@ -30,6 +30,7 @@ import inspect
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -66,6 +67,8 @@ DEFAULT_WINDOW = 256
 SCHEDULER_CLAIMANT = "(scheduler)"
 #: Seconds before a node's worker that died of an error is started again.
 RESTART_PAUSE = 5.0
+#: A plan younger than this serves the next claims; older, the queue is planned again.
+REPLAN_AFTER = 0.2
 
 
 class Policy(StrEnum):
@@ -99,6 +102,14 @@ class _Node:
     def cap(self) -> int:
         # One running request per slot plus one ready behind them.
         return self.config.max_concurrent + 1
+
+
+@dataclass
+class _PlanCache:
+    """The last plan's next items per node, used by claims soon after it was made."""
+
+    made_at: float  # monotonic
+    per_node: dict[str, deque[int]]
 
 
 @dataclass(frozen=True)
@@ -310,6 +321,7 @@ class ClusterDispatcher:
         self._used: dict[str, int] = {n: 0 for n in self._nodes}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unassignable_key: tuple[Any, ...] | None = None
+        self._plan_cache: _PlanCache | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -479,6 +491,7 @@ class ClusterDispatcher:
 
     def _health_changed(self, old: NodeHealth, new: NodeHealth) -> None:
         node = self._nodes.get(new.name)
+        self._plan_cache = None  # a node came or went: what the plan assumed is gone
         if node is not None:
             with self._lock:
                 node.view.capabilities = new.capabilities or node.view.capabilities
@@ -590,17 +603,21 @@ class ClusterDispatcher:
                 self._prune(node)
                 if len(node.inflight) >= node.cap:
                     return None
-            chosen = self._choose(name)
-            if not chosen:
-                return None
-
-            def take(item: WorkItem, job: Job) -> bool:
-                return item.id in chosen and (can_take is None or can_take(item, job))
-
             # The chosen item is among the first `window` queued ones in run order, so among
             # the first `window` of its job: the store must look that far.
             kwargs = {**kwargs, "scan": max(int(kwargs.get("scan", 0)), self.window)}
-            claim = self.store.claim_next(name, can_take=take, **kwargs)
+            claim = None
+            for fresh in (False, True):  # a planned item may have gone meanwhile: plan again
+                chosen = self._choose(name, fresh=fresh)
+                if not chosen:
+                    return None
+
+                def take(item: WorkItem, job: Job, chosen: set[int] = chosen) -> bool:
+                    return item.id in chosen and (can_take is None or can_take(item, job))
+
+                claim = self.store.claim_next(name, can_take=take, **kwargs)
+                if claim is not None:
+                    break
             if claim is None:
                 return None
             req = self._requirements(claim.item)
@@ -639,6 +656,9 @@ class ClusterDispatcher:
                          "given such work again", name, entry.req.vram_gb, entry.req.family)
             if entry is not None:
                 node.last_finish = now
+            if not done:
+                # Work came back (retry, release) or a node learned a limit: plan afresh.
+                self._plan_cache = None
         self.notify()
 
     def _requirements(self, item: WorkItem, config: PipelineConfig | None = None
@@ -723,14 +743,21 @@ class ClusterDispatcher:
         items.sort(key=lambda i: (order.get(i.job_id, len(order)), i.index))
         return [(i, jobs[i.job_id]) for i in items[: self.window] if i.job_id in jobs]
 
-    def _choose(self, name: str) -> set[int]:
+    def _choose(self, name: str, *, fresh: bool = False) -> set[int]:
+        if self.policy is Policy.earliest_finish and not fresh:
+            cached = self._from_cache(name)
+            if cached:
+                return cached
         pending = self._pending()
         if not pending:
             return set()
         # Interactive runs are pinned to their node and go first there.
         pinned = [i.id for i, j in pending if j.node_pin == name]
         if pinned:
+            self._plan_cache = None
             return {pinned[0]}
+        if any(j.node_pin is not None for _, j in pending):
+            self._plan_cache = None  # pinned work elsewhere: plan every claim afresh
         free = [(i, j) for i, j in pending if j.node_pin is None]
         if not free:
             return set()
@@ -760,18 +787,31 @@ class ClusterDispatcher:
             return set()
         # Priority is a promise: a level is planned before the next. A node the plan gives
         # nothing at a level (the others finish that work sooner) backfills from the next.
+        per_node: dict[str, deque[int]] = {}
         levels = sorted({job.priority for _, job in free}, reverse=True)
         for level in levels:
             picks = [k for k, (_, job) in enumerate(free) if job.priority == level]
             plan = plan_earliest_finish([reqs[k] for k in picks], views)
-            mine = plan.for_node(name)
-            if mine:
-                return {free[picks[mine[0].item]][0].id}
+            for node_name in self._nodes:
+                if node_name not in per_node:
+                    mine = plan.for_node(node_name)
+                    if mine:
+                        per_node[node_name] = deque(free[picks[a.item]][0].id for a in mine)
             # The level's work occupies the other nodes first.
             busy = {v.name: v for v in views}
             for a in plan.assignments:
                 busy[a.node].busy_for = max(busy[a.node].busy_for, a.finish)
-        return set()
+        # The other nodes' next claims use this plan while it is fresh (no pinned work was
+        # waiting): one plan per round of claims instead of one per claim.
+        self._plan_cache = _PlanCache(now, per_node)
+        return self._from_cache(name) or set()
+
+    def _from_cache(self, name: str) -> set[int] | None:
+        cache = self._plan_cache
+        if cache is None or time.monotonic() - cache.made_at > REPLAN_AFTER:
+            return None
+        ids = cache.per_node.get(name)
+        return {ids.popleft()} if ids else None
 
     def _emit(self, event: qr.QueueEvent) -> None:
         if self._on_event is None:
