@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import inspect
 import logging
 import threading
@@ -161,12 +160,6 @@ class _ScheduledStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    @property
-    def path(self) -> Path:
-        # The dispatcher holds the queue's one-runner lock for the whole cluster; each node's
-        # worker locks its own name (a hash: node names need not be valid file names).
-        digest = hashlib.sha1(self._node.encode("utf-8")).hexdigest()[:10]
-        return Path(f"{self._store.path}.node-{digest}")
 
     def claim_next(self, node: str, *, can_take: Callable[[WorkItem, Job], bool] | None = None,
                    **kwargs: Any) -> Claim | None:
@@ -411,14 +404,12 @@ class ClusterDispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         started = time.monotonic()
-        cluster_lock = qr.RunnerLock(self.store.path) if hasattr(qr, "RunnerLock") else None
-        if cluster_lock is not None:
-            cluster_lock.acquire()  # one runner (single node or cluster) per queue
+        cluster_lock = qr.RunnerLock(self.store.path)
+        cluster_lock.acquire()  # one runner (single node or cluster) per queue
         try:
             return await self._run(until_empty, recover, started)
         finally:
-            if cluster_lock is not None:
-                cluster_lock.release()
+            cluster_lock.release()
 
     async def _run(self, until_empty: bool, recover: bool, started: float) -> ClusterSummary:
         assert self._wake is not None
@@ -530,7 +521,9 @@ class ClusterDispatcher:
         runner = qr.QueueRunner(_ScheduledStore(self.store, self, name),
                                 _StageRouter(self, name, backend), **kwargs)
         node.runner = runner
-        node.task = asyncio.ensure_future(runner.run(until_empty=False, recover=False))
+        # The dispatcher holds the queue's one-runner lock for the whole cluster.
+        node.task = asyncio.ensure_future(runner.run(until_empty=False, recover=False,
+                                                     exclusive=False))
         log.info("cluster: %s takes work", name)
 
     async def _stop_worker(self, name: str) -> None:

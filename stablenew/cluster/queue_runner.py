@@ -304,8 +304,13 @@ class QueueRunner:
 
     # --- the loop ---------------------------------------------------------------------------------
 
-    async def run(self, *, until_empty: bool = False, recover: bool = True) -> RunSummary:
-        """Work through the queue; with *until_empty*, return once nothing is left to do."""
+    async def run(self, *, until_empty: bool = False, recover: bool = True,
+                  exclusive: bool = True) -> RunSummary:
+        """Work through the queue; with *until_empty*, return once nothing is left to do.
+
+        *exclusive* takes the queue's one-runner lock; the cluster dispatcher holds that lock
+        itself and runs one worker per node without it.
+        """
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._node_ok = asyncio.Event()
@@ -314,14 +319,16 @@ class QueueRunner:
         self._slots = _Turnstile(self.depth)
         self._stopping = False
         started = time.monotonic()
-        lock = RunnerLock(self.store.path)
-        lock.acquire()
+        lock = RunnerLock(self.store.path) if exclusive else None
+        if lock is not None:
+            lock.acquire()
         try:
             if recover:
                 await self.recover()
             await self._work(until_empty)
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
             self.summary.seconds = time.monotonic() - started
         return self.summary
 
