@@ -43,8 +43,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder under which the job's folder is made (default: Settings)")
     p.set_defaults(func=_add)
 
-    p = verbs.add_parser("run", help="work through the queue on one server")
-    p.add_argument("--node", default=None, help="server address (default: the one in Settings)")
+    p = verbs.add_parser("run", help="work through the queue (on every node of nodes.yaml when "
+                                     "there is one, else on one server)")
+    p.add_argument("--node", default=None,
+                   help="run on this one server address only (default: the cluster of the nodes "
+                        "file if it has enabled nodes, else the server in Settings)")
+    p.add_argument("--nodes", type=Path, default=None,
+                   help="nodes file for the cluster (default: nodes.yaml in the config folder)")
+    p.add_argument("--single", action="store_true",
+                   help="ignore the nodes file and run on the server in Settings")
     p.add_argument("--until-empty", action="store_true",
                    help="stop when nothing is left instead of waiting for new jobs")
     p.add_argument("--depth", type=int, default=2,
@@ -270,6 +277,10 @@ def _run(args: argparse.Namespace) -> int:
 
     stopped: list[bool] = []
 
+    cluster = [] if args.node or args.single else _cluster_nodes(args)
+    if cluster:
+        return _run_cluster(args, cluster, show, paths)
+
     async def main() -> qr.RunSummary:
         from stablenew.backends.connect import connect
 
@@ -332,6 +343,43 @@ def _stop_on_ctrl_c(runner, stopped: list[bool]) -> None:
         loop.add_signal_handler(signal.SIGINT, on_signal)
     except (NotImplementedError, RuntimeError, ValueError):
         pass
+
+
+def _cluster_nodes(args: argparse.Namespace) -> list:
+    from stablenew.cli.nodes import cluster_nodes
+
+    try:
+        return cluster_nodes(getattr(args, "nodes", None))
+    except SystemExit as exc:  # a broken nodes file: say so, do not guess a single node
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _run_cluster(args: argparse.Namespace, nodes: list, show, paths) -> int:
+    """`queue run` over every enabled node of the nodes file."""
+    from stablenew.cli.nodes import run_queue_on_cluster
+    from stablenew.cluster.queue_store import QueueError
+
+    if not args.quiet:
+        print(f"Running the queue on {len(nodes)} node(s): "
+              + ", ".join(n.name for n in nodes), flush=True)
+    learning = _learning_hooks(args.db) if args.learn else None
+    try:
+        with _open(args) as store:
+            summary = run_queue_on_cluster(
+                store, nodes, until_empty=args.until_empty, on_event=show,
+                backoff=args.backoff, quiet=args.quiet, data_dir=paths.data_dir,
+                runner_kwargs={"log_dir": paths.log_dir,
+                               "record_hooks": (learning[0],) if learning else (),
+                               "on_outputs_removed": learning[1] if learning else None})
+    except QueueError as exc:
+        return _fail(exc.message)
+    finally:
+        if learning:
+            learning[2]()
+    print(f"{summary.done} done, {summary.failed} failed, {summary.cancelled} cancelled, "
+          f"{summary.retried} retried in {_duration(summary.seconds)}.")
+    return 1 if summary.failed or summary.stalled else 0
 
 
 def _learning_hooks(db: Path | None):

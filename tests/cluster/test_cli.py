@@ -108,3 +108,27 @@ def test_the_queue_runs_on_the_cluster_and_keeps_learned_speeds_for_the_plan(lab
     assert "big: ready" in out and "Per node:" in out
     learned = load_speeds(speeds_file(tmp_path))
     assert learned["big"] and all(v > 0 for v in learned["big"].values())
+
+
+def test_queue_run_uses_the_cluster_when_the_nodes_file_has_nodes(lab, tmp_path, capsys):
+    big, small = lab
+    nodes_file = tmp_path / "nodes.yaml"
+    for name, fake in (("big", big), ("small", small)):
+        assert main(["nodes", "--nodes", str(nodes_file), "add", name, fake.url, "--no-probe"]) == 0
+    db = tmp_path / "q.db"
+    with QueueStore(db) as store:
+        store.add_job(cfg(2, XL, 256).with_changes({"txt2img.steps": 2}), output_dir=tmp_path / "o")
+        store.add_job(cfg(4, SD15, 64).with_changes({"txt2img.steps": 2}), output_dir=tmp_path / "o")
+        store.add_job(cfg(1, "flux1-dev.safetensors", 64), output_dir=tmp_path / "o")
+    capsys.readouterr()
+    code = main(["queue", "--db", str(db), "run", "--nodes", str(nodes_file), "--until-empty",
+                 "--backoff", "0.01"])
+    out = capsys.readouterr().out
+    assert code == 1  # the flux image failed: no node has the model
+    assert "Running the queue on 2 node(s): big, small" in out
+    assert "6 done, 1 failed" in out and "does not have the model 'flux1-dev.safetensors'" in out
+    with QueueStore(db) as store:
+        states = sorted(i.state.value for i in store.items())
+        xl_nodes = {i.node for i in store.items() if "xl" in store.config_for(i).txt2img.checkpoint}
+    assert states == ["done"] * 6 + ["failed"]
+    assert xl_nodes == {"big"}
