@@ -389,7 +389,7 @@ class QueueController(QObject):
         self._expanded: set[str] = set()
         self._refreshing = False
         self._refresh_again = False
-        self._runner: QueueRunner | None = None
+        self._runner: Any = None  # a QueueRunner, or the ClusterDispatcher over several nodes
         self._runner_task: asyncio.Task[Any] | None = None
         self._reported: set[str] = set()
         # Runner events arrive in bursts; the view is refreshed at a human rate.
@@ -603,6 +603,39 @@ class QueueController(QObject):
             self._runner_task = None
             self.running_changed.emit(False)
             self.refresh()
+
+    def start_cluster(self, make: Callable[..., Any],
+                      on_finished: Callable[[Any], None] | None = None) -> None:
+        """Work through the queue on every node of the cluster until `stop_runner()`.
+
+        *make(store, on_event=...)* builds the ClusterDispatcher (the Nodes controller's
+        `make_dispatcher`); *on_finished(dispatcher)* hears when it stops (to keep what it
+        learned of the nodes' speeds).
+        """
+        if self.running:
+            return
+        self._runner_task = self.tasks.spawn(self._run_cluster(make, on_finished),
+                                             name="queue-cluster")
+        self.running_changed.emit(True)
+
+    async def _run_cluster(self, make: Callable[..., Any],
+                           on_finished: Callable[[Any], None] | None) -> None:
+        store = await self.store()
+        dispatcher = make(store, on_event=self._on_queue_event)
+        if dispatcher is None:
+            self._runner_task = None
+            self.running_changed.emit(False)
+            return
+        self._runner = dispatcher  # same control surface: notify, stop, interrupt
+        try:
+            await dispatcher.run()
+        finally:
+            self._runner = None
+            self._runner_task = None
+            self.running_changed.emit(False)
+            self.refresh()
+            if on_finished is not None:
+                on_finished(dispatcher)
 
     def stop_runner(self) -> None:
         """Stop working: in-flight images are interrupted and go back to the queue."""

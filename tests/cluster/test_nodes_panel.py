@@ -138,3 +138,53 @@ def test_the_table_follows_a_running_dispatcher_with_each_nodes_current_job(qtbo
             store.close()
             closing = asyncio.ensure_future(c.aclose())
             qtbot.waitUntil(closing.done, timeout=5000)
+
+
+def test_the_queue_controller_runs_the_queue_on_the_cluster_of_the_nodes_controller(qtbot, qloop,
+                                                                                    tmp_path):
+    from stablenew.cluster.jobs import ItemState
+    from stablenew.controller.queue_controller import QueueController
+
+    with FakeSDWebUI(step_ms=1).running_in_thread() as one, \
+            FakeSDWebUI(step_ms=1).running_in_thread() as two:
+        nodes_file = tmp_path / "nodes.yaml"
+        registry = NodeRegistry.load(nodes_file)
+        registry.add(NodeConfig(name="one", url=one.url, kind="a1111"))
+        registry.add(NodeConfig(name="two", url=two.url, kind="a1111"))
+        registry.save()
+        db = tmp_path / "q.db"
+        nodes = NodesController(nodes_file=nodes_file, db_path=db, live_interval_ms=20)
+        queue = QueueController(db_path=db)
+        finished: list = []
+        try:
+            queue.add_config(PipelineConfig().with_changes({
+                "txt2img.prompt": "x", "txt2img.batch_count": 6, "txt2img.steps": 2,
+                "txt2img.width": 64, "txt2img.height": 64}))
+
+            def make(store, on_event):
+                d = nodes.make_dispatcher(store, on_event=on_event, poll_interval=0.02,
+                                          runner_kwargs={"thumbnails": False})
+                nodes.attach(d)
+                return d
+
+            queue.start_cluster(make, on_finished=finished.append)
+            assert queue.running
+
+            def all_done() -> bool:
+                store = QueueStore(db)
+                try:
+                    items = store.items()
+                    return bool(items) and {i.state for i in items} == {ItemState.done}
+                finally:
+                    store.close()
+
+            qtbot.waitUntil(all_done, timeout=15000)
+            assert len(one.requests_to("/sdapi/v1/txt2img")) + len(
+                two.requests_to("/sdapi/v1/txt2img")) == 6
+            queue.stop_runner()
+            qtbot.waitUntil(lambda: not queue.running, timeout=10000)
+            assert len(finished) == 1 and finished[0].summary.done == 6
+        finally:
+            nodes.attach(None)
+            closing = asyncio.ensure_future(asyncio.gather(queue.aclose(), nodes.aclose()))
+            qtbot.waitUntil(closing.done, timeout=10000)
