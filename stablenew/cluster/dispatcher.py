@@ -729,12 +729,7 @@ class ClusterDispatcher:
 
     def _pending(self) -> list[tuple[WorkItem, Job]]:
         """The first `window` queued items in run order whose retry time has come."""
-        now = time.time()
-        jobs = {j.id: j for j in self.store.list_jobs()}
-        order = {job_id: k for k, job_id in enumerate(jobs)}
-        items = [i for i in self.store.items(states=[ItemState.queued]) if i.not_before <= now]
-        items.sort(key=lambda i: (order.get(i.job_id, len(order)), i.index))
-        return [(i, jobs[i.job_id]) for i in items[: self.window] if i.job_id in jobs]
+        return self.store.queued_in_order(self.window)
 
     def _choose(self, name: str, *, fresh: bool = False) -> set[int]:
         if self.policy is Policy.earliest_finish and not fresh:

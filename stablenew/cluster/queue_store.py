@@ -511,6 +511,26 @@ class QueueStore:
                 return None
         return Claim(item=claimed, job=job, config=self.config_for(claimed), lease=lease)
 
+    def queued_in_order(self, limit: int, *, now: float | None = None
+                        ) -> list[tuple[WorkItem, Job]]:
+        """The first *limit* claimable queued items in run order (priority, job order, image
+        order) with their jobs: what a scheduler plans over. Items waiting for a retry's
+        backoff are left out."""
+        now = time.time() if now is None else now
+        columns = ", ".join(f"i.{c.strip()}" for c in _ITEM_COLUMNS.split(","))
+        rows = self._read(
+            f"SELECT {columns} FROM queue_items i JOIN queue_jobs j ON j.id = i.job_id "
+            "WHERE i.state = 'queued' AND i.not_before <= ? "
+            "ORDER BY j.priority DESC, j.position ASC, i.idx ASC LIMIT ?", (now, limit))
+        items = [self._item_from_row(r) for r in rows]
+        ids = sorted({i.job_id for i in items})
+        jobs: dict[str, Job] = {}
+        if ids:
+            for row in self._read(f"SELECT {_JOB_COLUMNS} FROM queue_jobs WHERE id IN "
+                                  f"({','.join('?' * len(ids))})", ids):
+                jobs[row["id"]] = self._job_from_row(row, JobCounts(), (), None)
+        return [(i, jobs[i.job_id]) for i in items if i.job_id in jobs]
+
     def next_retry_at(self) -> float | None:
         """When the earliest item waiting for a retry's backoff becomes claimable."""
         row = self._read("SELECT MIN(not_before) FROM queue_items WHERE state = 'queued'")

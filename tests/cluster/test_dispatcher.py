@@ -366,3 +366,15 @@ async def test_the_upscale_stage_runs_on_another_node_when_the_generating_one_la
     for item in store.items():
         with Image.open(item.outputs[0]) as image:
             assert image.size == (256, 256)  # the upscaled picture came back with the item
+
+
+def test_the_store_lists_queued_items_in_run_order_without_those_waiting_for_a_retry(store, tmp_path):
+    a = store.add_job(cfg(3), output_dir=tmp_path / "o")
+    b = store.add_job(cfg(2), output_dir=tmp_path / "o", priority=2)
+    c = store.add_job(cfg(2), output_dir=tmp_path / "o")
+    store.move_job(c.id, 0)
+    claim = store.claim_next("n", can_take=lambda i, _j: i.job_id == a.id and i.index == 1)
+    store.fail(claim.item.id, claim.lease, "busy", transient=True, backoff_base=60)
+    order = [(i.job_id, i.index) for i, _ in store.queued_in_order(10)]
+    assert order == [(b.id, 0), (b.id, 1), (c.id, 0), (c.id, 1), (a.id, 0), (a.id, 2)]
+    assert [j.id for _, j in store.queued_in_order(3)] == [b.id, b.id, c.id]
