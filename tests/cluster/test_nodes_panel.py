@@ -188,3 +188,16 @@ def test_the_queue_controller_runs_the_queue_on_the_cluster_of_the_nodes_control
             nodes.attach(None)
             closing = asyncio.ensure_future(asyncio.gather(queue.aclose(), nodes.aclose()))
             qtbot.waitUntil(closing.done, timeout=10000)
+
+
+def test_the_queue_panels_plan_button_asks_for_the_dry_run(qtbot, qloop, tmp_path):
+    from stablenew.controller.queue_controller import QueueController
+    from stablenew.gui.panels.queue_panel import QueuePanel
+
+    queue = QueueController(db_path=tmp_path / "q.db")
+    panel = QueuePanel(queue)
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.plan_requested, timeout=2000):
+        panel.plan_button.click()
+    closing = asyncio.ensure_future(queue.aclose())
+    qtbot.waitUntil(closing.done, timeout=5000)

@@ -3,7 +3,7 @@ see its images; right-click for the operations; drag jobs to reorder them."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -55,6 +55,10 @@ class _ProgressDelegate(QStyledItemDelegate):
 class QueuePanel(QWidget):
     """The queue view; it talks only to its QueueController."""
 
+    #: The Plan button: whoever hosts the Nodes panel shows the dry run there
+    #: (`NodesController.make_plan`).
+    plan_requested = Signal()
+
     def __init__(self, controller: QueueController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
@@ -72,6 +76,11 @@ class QueuePanel(QWidget):
         self.clear_button.setToolTip("Remove finished jobs from the list (jobs with failures stay "
                                      "so you can retry them). Images on disk are kept.")
         self.clear_button.clicked.connect(lambda: controller.clear_finished())
+        self.plan_button = QPushButton("Plan")
+        self.plan_button.setObjectName("QueuePlanButton")
+        self.plan_button.setToolTip("Show which node would take each waiting image, and when — "
+                                    "nothing is sent (the Nodes panel shows the table).")
+        self.plan_button.clicked.connect(self.plan_requested)
         self.notice = NoticeBanner(self)
         self.notice.dismissed.connect(controller.clear_error)
         self.node_label = QLabel()
@@ -111,6 +120,7 @@ class QueuePanel(QWidget):
         bar.addWidget(self.pause_button)
         bar.addWidget(self.retry_button)
         bar.addWidget(self.clear_button)
+        bar.addWidget(self.plan_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(self.notice)
