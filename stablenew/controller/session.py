@@ -17,7 +17,7 @@ from stablenew.controller.tasks import TaskOwner
 log = logging.getLogger("stablenew.controller")
 
 
-ROOMS = ("library", "randomizer", "learning", "queue")
+ROOMS = ("library", "randomizer", "learning", "queue", "nodes")
 
 
 class Session(QObject):
@@ -44,6 +44,7 @@ class Session(QObject):
         self.library: Any = None
         self.queue: Any = None
         self.randomizer: Any = None
+        self.nodes: Any = None
         self._rooms_pending = list(ROOMS)
         self._closing = False
 
@@ -111,6 +112,15 @@ class Session(QObject):
         """The randomizer's time estimate for large plans uses the speed of the last run."""
         if event is not None and event.images_saved:
             adapter.set_seconds_per_image(event.seconds / event.images_saved)
+
+    def _nodes(self) -> Any:
+        try:
+            from stablenew.controller.nodes_controller import NodesController
+        except ImportError:
+            return None
+        nodes = NodesController(db_path=self.app.paths.database_file, parent=self)
+        nodes.error_changed.connect(self._forward_error)
+        return nodes
 
     def _forward_error(self, info: ErrorInfo | None) -> None:
         if info is not None:
@@ -184,7 +194,7 @@ class Session(QObject):
         self._rooms_pending.clear()
         self.app.sync_ui_state()
         await self.pipeline.aclose()
-        for other in (self.queue, self.learning, self.library, self.randomizer):
+        for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)
             if close is not None or sync_close is not None:

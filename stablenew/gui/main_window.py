@@ -74,6 +74,10 @@ class MainWindow(QMainWindow):
             "learning", "Learning", "Compare variants side by side, rate them, and see which "
             "settings score best.")
         self.work_tabs.addTab(self.learning_panel, "Learning")
+        self.nodes_panel = self._panel_or_slot(
+            "nodes", "Nodes", "The SD servers of your cluster, their health and speed, and which "
+            "images each would run.")
+        self.work_tabs.addTab(self.nodes_panel, "Nodes")
 
         self.right_split = QSplitter(Qt.Orientation.Vertical)
         self.right_split.setObjectName("RightSplit")
@@ -147,7 +151,7 @@ class MainWindow(QMainWindow):
     def _room_opened(self, name: str) -> None:
         """A room's controller is ready after start-up: put its panel where the slot was."""
         attribute = {"library": "sidebar", "randomizer": "variants_panel", "queue": "queue_panel",
-                     "learning": "learning_panel"}[name]
+                     "learning": "learning_panel", "nodes": "nodes_panel"}[name]
         old = getattr(self, attribute)
         new = self._make_panel(name)
         if new is None:

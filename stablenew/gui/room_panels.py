@@ -66,5 +66,11 @@ def _learning_panel(controller):
     return LearningPanel(controller)
 
 
+def _nodes_panel(controller):
+    from stablenew.gui.panels.nodes_panel import NodesPanel
+
+    return NodesPanel(controller)
+
+
 _PANEL_FACTORIES = {"library": _library_panel, "randomizer": _randomizer_panel,
-                    "queue": _queue_panel, "learning": _learning_panel}
+                    "queue": _queue_panel, "learning": _learning_panel, "nodes": _nodes_panel}

@@ -149,6 +149,8 @@ def test_rooms_open_after_first_paint_and_add_to_queue_runs_on_the_node(qtbot, w
     qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=10000)
     assert not isinstance(window.sidebar, PanelSlot), "the library sidebar replaced its slot"
     assert not isinstance(window.queue_panel, PanelSlot)
+    assert not isinstance(window.nodes_panel, PanelSlot)
+    assert window.work_tabs.indexOf(window.nodes_panel) >= 0
     assert window.work_tabs.indexOf(window.queue_panel) >= 0
     assert window.commands.queue_button.isEnabled()
     _fill(window, **{"txt2img.prompt": "queued", "txt2img.steps": 3, "txt2img.batch_count": 2,
