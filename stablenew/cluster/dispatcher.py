@@ -33,9 +33,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stablenew.backends.errors import BackendError
 from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
 from stablenew.cluster.jobs import Claim, ItemState, Job, WorkItem
@@ -68,6 +70,8 @@ SCHEDULER_CLAIMANT = "(scheduler)"
 RESTART_PAUSE = 5.0
 #: A plan younger than this serves the next claims; older, the queue is planned again.
 REPLAN_AFTER = 0.2
+#: Times one node may hand the same item back for its own fault (down, login refused).
+MAX_FAULT_RELEASES = 2
 
 
 class Policy(StrEnum):
@@ -315,6 +319,7 @@ class ClusterDispatcher:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unassignable_key: tuple[Any, ...] | None = None
         self._plan_cache: _PlanCache | None = None
+        self._fault_releases: dict[tuple[int, str], int] = {}
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -512,6 +517,7 @@ class ClusterDispatcher:
             return
         kwargs: dict[str, Any] = {
             "node": name, "depth": node.cap, "backoff_base": self.backoff_base,
+            "on_node_fault": partial(self._node_fault, name),
             "max_retries": self.max_retries, "poll_interval": self.poll_interval,
             "on_event": self._event_for(name), **self._runner_kwargs}
         if "lanes" in _QR_PARAMS:
@@ -618,6 +624,22 @@ class ClusterDispatcher:
                                                       time.monotonic())
             self._used[name] = self._used.get(name, 0) + 1
             return claim
+
+    def _node_fault(self, name: str, claim: Claim, error: BackendError) -> bool:
+        """An item failed because its node is down or refused us: give it back untried for
+        another node (at most twice per item and node, so a node that answers pings but
+        fails every image cannot bounce an item forever)."""
+        key = (claim.item.id, name)
+        with self._lock:
+            count = self._fault_releases.get(key, 0)
+            if count >= MAX_FAULT_RELEASES:
+                return False
+            self._fault_releases[key] = count + 1
+        released = self.store.release(claim.item.id, claim.lease)
+        self._finished(name, claim.item.id, done=False)
+        log.info("cluster: %s failed %s (%s); it goes back to the queue untried", name,
+                 claim.item.label, error.detail or error.message)
+        return released
 
     def _prune(self, node: _Node) -> None:
         """Forget in-flight entries whose item is no longer this node's (it left without the

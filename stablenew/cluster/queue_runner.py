@@ -244,6 +244,7 @@ class QueueRunner:
         on_outputs_removed: Callable[[list[Path]], None] | None = None,
         log_dir: Path | None = None,
         thumbnails: bool = True,
+        on_node_fault: Callable[[Claim, BackendError], bool] | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -271,6 +272,10 @@ class QueueRunner:
         # recorded them (the learning store) forgets them here, so a re-run never leaves a
         # second record of the same file.
         self._on_outputs_removed = on_outputs_removed
+        # The cluster: an item whose node failed it (down, refused the login) may be handed
+        # back untried for another node instead of spending one of its retries; the callback
+        # (run in the database thread) returns True when it did so.
+        self._on_node_fault = on_node_fault
         self._inflight: dict[int, tuple[str, CancelToken]] = {}
         self._wake: asyncio.Event | None = None
         self._stopping = False
@@ -554,6 +559,12 @@ class QueueRunner:
             status = getattr(result, "status", "unknown")
             message, detail, transient = f"The run ended as {status}.", "", False
         await self._db(self._clean_outputs, item, claim.job)
+        if (typed is not None and typed.fatal_for_node and self._on_node_fault is not None
+                and await self._db(self._on_node_fault, claim, typed)):
+            self._emit(ItemFinished(item, ItemState.queued,
+                                    f"{message} Given back for another node."))
+            await self._wait_for_node(typed)
+            return
         state = await self._db(self.store.fail, item.id, claim.lease, message, detail=detail,
                                transient=transient, max_retries=self.max_retries,
                                backoff_base=self.backoff_base)

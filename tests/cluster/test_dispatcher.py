@@ -180,6 +180,9 @@ async def test_a_node_killed_mid_batch_loses_nothing_and_comes_back(store, tmp_p
     outputs_exactly_once(store, tmp_path / "out")
     # Nothing rendered twice as a finished image: one done item per index.
     assert sorted(i.index for i in store.items()) == list(range(24))
+    # The dead node's items went back untried (at most the one it was rendering as it died
+    # counts an attempt): a node going down does not eat the items' retries.
+    assert max(i.attempts for i in store.items()) <= 1
 
 
 async def test_wrong_credentials_are_a_clear_state_and_not_retried_forever(store, tmp_path):
@@ -378,3 +381,14 @@ def test_the_store_lists_queued_items_in_run_order_without_those_waiting_for_a_r
     order = [(i.job_id, i.index) for i, _ in store.queued_in_order(10)]
     assert order == [(b.id, 0), (b.id, 1), (c.id, 0), (c.id, 1), (a.id, 0), (a.id, 2)]
     assert [j.id for _, j in store.queued_in_order(3)] == [b.id, b.id, c.id]
+
+
+async def test_an_item_a_node_drops_goes_back_untried_instead_of_spending_a_retry(store, tmp_path):
+    async with fakes({"step_ms": 1}, {"step_ms": 1}) as (flaky, steady):
+        flaky.inject("drop", path=TXT2IMG, times=2)  # pings still answer: it stays "healthy"
+        store.add_job(cfg(6), output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("flaky", flaky), node("steady", steady)])
+        summary = await asyncio.wait_for(d.run(until_empty=True), 20)
+    assert summary.done == 6 and summary.failed == 0
+    assert [i.attempts for i in store.items()] == [0] * 6
+    outputs_exactly_once(store, tmp_path / "out")
