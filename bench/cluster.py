@@ -12,10 +12,13 @@ share neither our event loop nor our GIL); each answers after the time its GPU w
 divided by its speed. Images are rendered at most 64 px wide, so the time measured is the
 scheduled GPU time rather than PNG encoding on one CPU.
 
-Each policy runs the same 200 items from a fresh queue through `ClusterDispatcher`; the
-makespan is the wall time from the first item sent to the last one finished. StableNew starts
-knowing nothing of the nodes' speeds (it learns them from finished items). The lower bound
-respects eligibility (`makespan_lower_bound` with the nodes' true speeds).
+Each policy runs the same 200 items from a fresh queue through `ClusterDispatcher` (the same
+workers: one running plus one ready request per node); the makespan is the wall time from the
+first item sent to the last one finished. Round-robin hands item k to the next eligible node in
+turn; SwarmUI's policy lets a node that frees up take the next queued item it is eligible for
+(least used first when several are free). StableNew starts knowing nothing of the nodes' speeds
+(it learns them from finished items). The lower bound respects eligibility
+(`makespan_lower_bound` with the nodes' true speeds) and ignores every per-image overhead.
 
 Prints `RESULT makespan_vs_lower_bound=<ratio> vs_round_robin=<ratio> vs_least_used=<ratio>`
 (StableNew's makespan divided by each); targets <= 1.10 and < 1.0 against both baselines.
