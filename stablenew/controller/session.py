@@ -38,8 +38,8 @@ class Session(QObject):
         self.pipeline.image_saved.connect(self.gallery.add_record)
         self.tasks = TaskOwner("Session", self)
         self.tasks.error_raised.connect(self.pipeline.error_changed)
-        # The other rooms' controllers open after the first paint (their imports are heavy);
-        # each is optional so a build without one still opens.
+        # The other rooms' controllers open after the first paint (their imports are heavy); a
+        # room that fails to open is reported and the window carries on without it.
         self.learning: Any = None
         self.library: Any = None
         self.queue: Any = None
@@ -51,10 +51,8 @@ class Session(QObject):
     # --- other rooms ----------------------------------------------------------------------------
 
     def _learning(self) -> Any:
-        try:
-            from stablenew.controller.learning_controller import LearningController
-        except ImportError:
-            return None
+        from stablenew.controller.learning_controller import LearningController
+
         learning = LearningController(self.app.paths.database_file, backend=self.server.ensure_backend,
                                       output_dir=lambda: self.app.output_dir,
                                       base_config=self.pipeline.current_config, parent=self)
@@ -64,10 +62,8 @@ class Session(QObject):
         return learning
 
     def _library(self) -> Any:
-        try:
-            from stablenew.controller.library_controller import LibraryController
-        except ImportError:
-            return None
+        from stablenew.controller.library_controller import LibraryController
+
         library = LibraryController(parent=self)
         library.set_current_config_provider(self.pipeline.current_config)
         library.config_applied.connect(self.pipeline.load_config)
@@ -77,33 +73,26 @@ class Session(QObject):
         return library
 
     def _queue(self) -> Any:
-        try:
-            from stablenew.controller.queue_controller import QueueController
-        except ImportError:
-            return None
+        from stablenew.controller.queue_controller import QueueController
+
         queue = QueueController(output_root=self.app.output_dir, parent=self)
         queue.error_changed.connect(self._forward_error)
         queue.batch_finished.connect(self.pipeline.message_changed)
         return queue
 
     def _randomizer(self) -> Any:
-        try:
-            from stablenew.controller.randomizer_adapter import RandomizerAdapter
-        except ImportError:
-            return None
-        try:
-            adapter = RandomizerAdapter(parent=self)
-        except TypeError:  # an adapter that wants other arguments is not wired yet
-            log.warning("randomizer adapter not wired: unexpected constructor")
-            return None
-        plan_for = getattr(adapter, "plan_for_run", None)
-        if plan_for is not None:
-            self.pipeline.set_plan_provider(plan_for)
-        set_randomizer = getattr(self.library, "set_randomizer", None)
-        if set_randomizer is not None:
+        from stablenew.controller.randomizer_adapter import RandomizerAdapter
+
+        adapter = RandomizerAdapter(parent=self)
+        self.pipeline.set_plan_provider(adapter.plan_for_run)
+        if self.library is not None:
             # A pack runs every prompt times the plan the randomizer panel has set up.
-            set_randomizer(lambda: adapter.spec if adapter.enabled else None,
-                           lambda: adapter.wildcards_dir)
+            self.library.set_randomizer(lambda: adapter.spec if adapter.enabled else None,
+                                        lambda: adapter.wildcards_dir)
+            # An applied profile biases every run's wildcards, not only pack runs.
+            self.library.bias_changed.connect(
+                lambda bias: adapter.set_wildcard_weights(
+                    {name: dict(weights) for name, weights in bias.wildcard_weights.items()}))
         self.pipeline.run_finished.connect(lambda event: self._measured_speed(adapter, event))
         return adapter
 
@@ -114,10 +103,8 @@ class Session(QObject):
             adapter.set_seconds_per_image(event.seconds / event.images_saved)
 
     def _nodes(self) -> Any:
-        try:
-            from stablenew.controller.nodes_controller import NodesController
-        except ImportError:
-            return None
+        from stablenew.controller.nodes_controller import NodesController
+
         nodes = NodesController(db_path=self.app.paths.database_file, parent=self)
         nodes.error_changed.connect(self._forward_error)
         return nodes
@@ -143,7 +130,10 @@ class Session(QObject):
         hooks = (self.learning.on_image_record,) if self.learning is not None else ()
         runner = PipelineRunner(self.app.output_dir, record_hooks=hooks,
                                 log_dir=self.app.paths.log_dir, node_name=self.server.node_name)
-        self.queue.start_runner(backend, node=self.server.node_name, runner=runner)
+        # A re-run replaces an item's partial images: the learning store forgets their records.
+        forget = self.learning.on_outputs_removed if self.learning is not None else None
+        self.queue.start_runner(backend, node=self.server.node_name, runner=runner,
+                                on_outputs_removed=forget)
 
     # --- lifetime -------------------------------------------------------------------------------
 
@@ -178,8 +168,6 @@ class Session(QObject):
             log.exception("the %s room failed to open", name)
             self._forward_error(ErrorInfo(f"The {name} part of StableNew could not start: {exc}",
                                           source=name.capitalize()))
-            return
-        if controller is None:
             return
         setattr(self, name, controller)
         if name == "library":
