@@ -776,10 +776,19 @@ class ClusterDispatcher:
         me = next(v for v in views if v.name == name)
         reqs = [self._placed(i, views) for i, _ in free]
         if self.policy is Policy.least_used:
-            # SwarmUI: the next item in order goes to the first free eligible backend.
+            # SwarmUI: the next item in order goes to a free eligible backend, the least used
+            # of those free at once, ties in list order.
+            order = {n: k for k, n in enumerate(self._nodes)}
+            idle = [v for v in views if v.healthy and v.enabled and v.capabilities is not None
+                    and not self._nodes[v.name].inflight]
             for (item, _), req in zip(free, reqs, strict=True):
-                if ineligibility(req, me) is None:
-                    return {item.id}
+                if ineligibility(req, me) is not None:
+                    continue
+                rivals = [v for v in idle if ineligibility(req, v) is None]
+                if rivals and min(rivals, key=lambda v: (self._used.get(v.name, 0),
+                                                         order[v.name])).name != name:
+                    continue  # a free, less used node takes this one
+                return {item.id}
             return set()
         if self.policy is Policy.round_robin:
             usable = [v for v in views if v.healthy and v.enabled]
