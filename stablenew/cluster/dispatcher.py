@@ -726,9 +726,12 @@ class ClusterDispatcher:
                 expected = max(expected - (now - began), 0.05 * expected)
             remaining += expected
         slots = max(1, view.max_concurrent)
-        return NodeView(view.name, view.capabilities, tier=view.tier,
+        # The monitor's record is the truth (the copy in the view is updated by a callback a
+        # moment later, which a planning thread may not see yet).
+        health = self.monitor.health(view.name)
+        return NodeView(view.name, health.capabilities or view.capabilities, tier=view.tier,
                         max_concurrent=view.max_concurrent,
-                        healthy=self.monitor.health(view.name).usable, enabled=view.enabled,
+                        healthy=health.usable, enabled=view.enabled,
                         busy_for=remaining / slots, running=min(len(node.inflight), slots),
                         speeds=view.speeds or self._calibrated_prior(view), vram=view.vram)
 
