@@ -281,6 +281,7 @@ class ClusterDispatcher:
         backoff_base: float = 2.0,
         max_retries: int = MAX_RETRIES,
         stop_grace: float = 2.0,
+        give_up_after: float = 300.0,
         on_event: qr.QueueEventCallback | None = None,
         on_node_change: Callable[[NodeHealth], None] | None = None,
         runner_factory: Callable[[str], Any] | None = None,
@@ -298,6 +299,9 @@ class ClusterDispatcher:
         self.backoff_base = backoff_base
         self.max_retries = max_retries
         self.stop_grace = stop_grace
+        #: With until_empty: stop when no node has been usable for this long (the items wait).
+        self.give_up_after = give_up_after
+        self._last_usable = time.monotonic()
         self._on_event = on_event
         self._on_node_change = on_node_change
         self._runner_factory = runner_factory
@@ -408,7 +412,7 @@ class ClusterDispatcher:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopping = False
-        started = time.monotonic()
+        started = self._last_usable = time.monotonic()
         cluster_lock = qr.RunnerLock(self.store.path)
         cluster_lock.acquire()  # one runner (single node or cluster) per queue
         try:
@@ -481,6 +485,13 @@ class ClusterDispatcher:
             reasons = [self.monitor.health(n).message for n in self._nodes] or [
                 "No nodes are set up. Add one with `stablenew nodes add`."]
             return " ".join(r for r in reasons if r) or "No node is enabled."
+        now = time.monotonic()
+        if any(s is NodeState.healthy for s in states):
+            self._last_usable = now
+        elif now - self._last_usable > self.give_up_after:
+            reasons = [m for n in self._nodes if (m := self.monitor.health(n).message)]
+            return (f"No node has answered for {self.give_up_after:g} s; the rest of the queue "
+                    "waits for the next run. " + " ".join(reasons))
         return None
 
     # --- workers -----------------------------------------------------------------------------------

@@ -392,3 +392,13 @@ async def test_an_item_a_node_drops_goes_back_untried_instead_of_spending_a_retr
     assert summary.done == 6 and summary.failed == 0
     assert [i.attempts for i in store.items()] == [0] * 6
     outputs_exactly_once(store, tmp_path / "out")
+
+
+async def test_until_empty_gives_up_when_no_node_answers_for_long_and_keeps_the_items(store, tmp_path):
+    store.add_job(cfg(2), output_dir=tmp_path / "out")
+    d = dispatcher(store, [NodeConfig(name="gone", url="http://127.0.0.1:9", kind="a1111")],
+                   give_up_after=0.3)
+    summary = await asyncio.wait_for(d.run(until_empty=True), 10)
+    assert "No node has answered for 0.3 s" in summary.stalled
+    assert "No Stable Diffusion server answers" in summary.stalled
+    assert {i.state for i in store.items()} == {ItemState.queued}
