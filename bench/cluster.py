@@ -30,8 +30,8 @@ from __future__ import annotations
 import os
 import sys
 
-# bench/ holds a queue.py; Python puts this script's folder first on sys.path, so without this
-# `import queue` (concurrent.futures does it) would find that script instead of the stdlib.
+# Python puts this script's folder first on sys.path; take it off so a sibling script can never
+# shadow a standard module.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The script's own folder goes first on sys.path by default, where bench/queue.py would shadow
-# the standard library's queue (which asyncio needs); the repo root goes there instead.
+# The script's own folder goes first on sys.path by default; take it off so a sibling script
+# can never shadow a standard module, and put the repo root there instead.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 IMAGES = 200
