@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from stablenew.errors import StableNewError
 
-class BackendError(Exception):
+
+class BackendError(StableNewError):
     """Base of every error a backend raises; `message` is for users, `detail` for logs."""
 
     #: Worth trying again later on the same or another node (the queue retries these).
@@ -12,13 +14,8 @@ class BackendError(Exception):
     fatal_for_node: bool = False
 
     def __init__(self, message: str, *, detail: str = "", node: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail
+        super().__init__(message, detail=detail)
         self.node = node
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class ServerUnreachable(BackendError):

@@ -7,6 +7,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
+from stablenew.errors import StableNewError
+
 log = logging.getLogger("stablenew.controller")
 
 
@@ -27,10 +29,12 @@ class ErrorInfo:
 
 
 def error_from_exception(exc: BaseException, source: str = "") -> ErrorInfo:
-    """Turn any exception into an ErrorInfo without importing every room's error types."""
-    message = getattr(exc, "message", None)
-    detail = getattr(exc, "detail", "") or ""
-    if not isinstance(message, str) or not message:
+    """Turn any exception into an ErrorInfo: every room's typed errors share StableNewError."""
+    message: str | None = None
+    detail = ""
+    if isinstance(exc, StableNewError):
+        message, detail = exc.message, exc.detail
+    if not message:
         describe = getattr(exc, "describe", None)
         if callable(describe):
             message = str(describe())

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
+from stablenew.errors import StableNewError
 
-class LearningError(Exception):
+
+class LearningError(StableNewError):
     """Something the learning system cannot do; `message` is for users, `detail` for logs."""
-
-    def __init__(self, message: str, *, detail: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class LearningStoreError(LearningError):

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import yaml
 from pydantic import AfterValidator, BaseModel, StringConstraints
 
+from stablenew.errors import StableNewError
 from stablenew.storage.atomic import atomic_write_bytes, atomic_write_text
 from stablenew.storage.documents import DocumentError, read_document_text
 
@@ -41,16 +42,8 @@ DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length
                         AfterValidator(_single_line)]
 
 
-class LibraryError(Exception):
+class LibraryError(StableNewError):
     """A library operation that could not be done: `message` for users, `detail` for logs."""
-
-    def __init__(self, message: str, *, detail: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,11 @@ starts a run.
 
 from __future__ import annotations
 
+from stablenew.errors import StableNewError
 
-class RandomizerError(Exception):
+
+class RandomizerError(StableNewError):
     """Base of every randomizer error; `message` is for users, `detail` for logs."""
-
-    def __init__(self, message: str, *, detail: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class TemplateError(RandomizerError):

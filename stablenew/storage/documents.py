@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from stablenew.errors import StableNewError
 from stablenew.storage.validation import Problem, plain_problems
 
 M = TypeVar("M", bound=BaseModel)
@@ -24,7 +25,7 @@ MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
 MAX_EXPANDED_NODES = 200_000
 
 
-class DocumentError(Exception):
+class DocumentError(StableNewError):
     """A file that cannot be used, with where (file, line, field) and what to do."""
 
     def __init__(
