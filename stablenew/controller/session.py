@@ -75,7 +75,8 @@ class Session(QObject):
     def _queue(self) -> Any:
         from stablenew.controller.queue_controller import QueueController
 
-        queue = QueueController(output_root=self.app.output_dir, parent=self)
+        queue = QueueController(db_path=self.app.paths.database_file, output_root=self.app.output_dir,
+                                parent=self)
         queue.error_changed.connect(self._forward_error)
         queue.batch_finished.connect(self.pipeline.message_changed)
         return queue
@@ -105,9 +106,30 @@ class Session(QObject):
     def _nodes(self) -> Any:
         from stablenew.controller.nodes_controller import NodesController
 
-        nodes = NodesController(db_path=self.app.paths.database_file, parent=self)
+        nodes = NodesController(nodes_file=self.app.paths.nodes_file,
+                                db_path=self.app.paths.database_file, parent=self)
         nodes.error_changed.connect(self._forward_error)
         return nodes
+
+    @property
+    def cluster_enabled(self) -> bool:
+        """The nodes file lists at least one switched-on node: queued batches use the cluster."""
+        return self.nodes is not None and any(node.enabled for node in self.nodes.nodes())
+
+    def plan_queue(self) -> bool:
+        """Fill the Nodes panel's dry-run table for what is queued (nothing is sent); False if
+        there are no nodes to plan over."""
+        if not self.cluster_enabled:
+            return False
+        if self.queue is None:
+            self.nodes.make_plan()
+        else:
+            self.tasks.spawn(self._plan_queue(), name="plan-queue")
+        return True
+
+    async def _plan_queue(self) -> None:
+        # The queue's own store: the plan sees what the queue panel shows, on the same connection.
+        self.nodes.make_plan(store=await self.queue.store())
 
     def _forward_error(self, info: ErrorInfo | None) -> None:
         if info is not None:
@@ -116,7 +138,8 @@ class Session(QObject):
     # --- queue ----------------------------------------------------------------------------------
 
     def add_to_queue(self, config: Any) -> None:
-        """Queue a config and make sure the queue is working through it on the configured node."""
+        """Queue a config and make sure the queue is working through it: on every enabled node
+        of the cluster when the nodes file lists some, else on the configured server."""
         if self.queue is None:
             return
         self.queue.add_config(config)
@@ -126,14 +149,40 @@ class Session(QObject):
     async def _start_queue(self) -> None:
         from stablenew.pipeline.runner import PipelineRunner
 
-        backend = await self.server.ensure_backend()
         hooks = (self.learning.on_image_record,) if self.learning is not None else ()
-        runner = PipelineRunner(self.app.output_dir, record_hooks=hooks,
-                                log_dir=self.app.paths.log_dir, node_name=self.server.node_name)
         # A re-run replaces an item's partial images: the learning store forgets their records.
         forget = self.learning.on_outputs_removed if self.learning is not None else None
-        self.queue.start_runner(backend, node=self.server.node_name, runner=runner,
-                                on_outputs_removed=forget)
+
+        def runner(node_name: str | None) -> PipelineRunner:
+            return PipelineRunner(self.app.output_dir, record_hooks=hooks,
+                                  log_dir=self.app.paths.log_dir, node_name=node_name)
+
+        if self.cluster_enabled:
+            nodes = self.nodes
+
+            def make(store: Any, on_event: Any) -> Any:
+                dispatcher = nodes.make_dispatcher(
+                    store, on_event=on_event, runner_factory=runner,
+                    runner_kwargs={"on_outputs_removed": forget})
+                if dispatcher is not None:
+                    nodes.attach(dispatcher)  # the Nodes table follows each node's live state
+                return dispatcher
+
+            self.queue.start_cluster(make, on_finished=self._cluster_finished)
+            return
+        backend = await self.server.ensure_backend()
+        self.queue.start_runner(backend, node=self.server.node_name,
+                                runner=runner(self.server.node_name), on_outputs_removed=forget)
+
+    def _cluster_finished(self, dispatcher: Any) -> None:
+        """The cluster stopped working through the queue: keep what it learned of each node."""
+        nodes = self.nodes
+        if nodes is None:
+            return
+        nodes.attach(None)
+        nodes.keep_learned_speeds(dispatcher)
+        if not self._closing:
+            nodes.probe()  # the table goes back to its own view of the nodes: bring it up to date
 
     # --- lifetime -------------------------------------------------------------------------------
 
@@ -174,6 +223,8 @@ class Session(QObject):
             controller.start()
         elif name == "queue":
             controller.start_polling()
+        elif name == "nodes" and controller.nodes():
+            controller.probe()  # the status bar says how many nodes are ready, not "not checked"
         self.room_opened.emit(name)
 
     async def aclose(self) -> None:

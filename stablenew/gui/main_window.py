@@ -132,6 +132,8 @@ class MainWindow(QMainWindow):
         self.pipeline_panel.values_changed.connect(self._cards_changed)
         session.room_opened.connect(self._room_opened)
         self._setup_queue()
+        self._setup_plan_button()
+        self._setup_nodes()
         if app.notice is not None:
             self.notice.show_notice(app.notice.message, app.notice.detail, level="warning")
         self._last_error = None
@@ -171,6 +173,9 @@ class MainWindow(QMainWindow):
         setattr(self, attribute, new)
         if name == "queue":
             self._setup_queue()
+            self._setup_plan_button()
+        if name == "nodes":
+            self._setup_nodes()
         if name == "randomizer":
             self._cards_changed("")
 
@@ -189,6 +194,46 @@ class MainWindow(QMainWindow):
         self.commands.queue_button.setToolTip("Add this run to the queue (Ctrl+Shift+Enter)")
         queue.count_changed.connect(self.commands.set_queue_count)
         self.commands.set_queue_count(queue.count)
+
+    def _setup_plan_button(self) -> None:
+        """The queue panel's Plan button shows the dry run in the Nodes tab."""
+        plan_requested = getattr(self.queue_panel, "plan_requested", None)
+        if plan_requested is not None:
+            plan_requested.connect(self.show_plan)
+
+    def _setup_nodes(self) -> None:
+        """The status bar's cluster line follows the nodes' states."""
+        nodes = self.session.nodes
+        if nodes is not None:
+            nodes.summary_changed.connect(self._cluster_changed)
+        self._cluster_changed()
+
+    def _cluster_changed(self, summary: str = "") -> None:
+        nodes = self.session.nodes
+        rows = nodes.model.rowCount() if nodes is not None else 0
+        if not rows or not self.session.cluster_enabled:
+            self.status.set_cluster(None)  # one PC: the status bar shows its server, as always
+            return
+        model = nodes.model
+        lines = []
+        for row in range(rows):
+            name, state, job = (model.index(row, column).data() for column in (0, 1, 2))
+            lines.append(f"{name}: {state}" + (f" — {job}" if job else ""))
+        if not summary:
+            states = [model.index(row, 1).data() for row in range(rows)]
+            summary = f"{states.count('Ready')} of {len(states) - states.count('Off')} nodes ready"
+        self.status.set_cluster(summary, "\n".join(lines))
+
+    def show_plan(self) -> None:
+        """The queue panel's Plan: the Nodes tab shows which node would take each image, and when."""
+        if self.session.nodes is None:
+            self.notice.show_notice("The cluster part of StableNew is not available in this build.",
+                                    level="warning")
+            return
+        self.work_tabs.setCurrentWidget(self.nodes_panel)
+        if not self.session.plan_queue():
+            self.notice.show_notice("There are no nodes to plan over yet. Add your SD servers here, "
+                                    "in the Nodes tab, and press Plan again.", level="info")
 
     # --- commands -----------------------------------------------------------------------------
 

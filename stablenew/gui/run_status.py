@@ -33,6 +33,10 @@ class RunStatusBar(QStatusBar):
         self.overall_bar.setFormat("%p%")
         self.eta_label = QLabel()
         self.eta_label.setObjectName("EtaLabel")
+        # The cluster's state ("3 of 4 nodes ready"), shown only when a nodes file lists nodes.
+        self.cluster_label = QLabel()
+        self.cluster_label.setObjectName("ClusterLabel")
+        self.cluster_label.hide()
         self.error_button = QPushButton()
         self.error_button.setObjectName("ErrorButton")
         self.error_button.setFlat(True)
@@ -40,6 +44,7 @@ class RunStatusBar(QStatusBar):
         self.error_button.hide()
         self.addWidget(self.health_dot)
         self.addWidget(self.node_label)
+        self.addWidget(self.cluster_label)
         self.addWidget(self.error_button, 1)
         self.addPermanentWidget(self.stage_label)
         self.addPermanentWidget(self.step_bar)
@@ -54,6 +59,13 @@ class RunStatusBar(QStatusBar):
             state, "Server not reachable"))
         self.health_dot.style().unpolish(self.health_dot)
         self.health_dot.style().polish(self.health_dot)
+
+    def set_cluster(self, text: str | None, details: str = "") -> None:
+        """The cluster's one-line state with each node's state and job as the tooltip; None hides
+        it (a single-PC setup sees only its server)."""
+        self.cluster_label.setVisible(bool(text))
+        self.cluster_label.setText(f"· {text}" if text else "")
+        self.cluster_label.setToolTip(details)
 
     def show_progress(self, progress) -> None:
         active = progress is not None and progress.state != "idle"

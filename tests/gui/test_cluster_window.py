@@ -1,0 +1,114 @@
+"""The window with a cluster: two fake SD servers in nodes.yaml under the isolated STABLENEW_HOME.
+
+Queued batches spread over both nodes, the queue panel's Plan shows the dry-run table in the
+Nodes tab, and the status bar says how many nodes are ready (only when there are nodes).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stablenew.cluster.jobs import ItemState
+from stablenew.cluster.nodes import NodeConfig, NodeRegistry
+from stablenew.cluster.queue_store import QueueStore
+from stablenew.storage.paths import AppPaths
+from tests.fakes.sdwebui import FakeSDWebUI
+
+TXT2IMG = "/sdapi/v1/txt2img"
+
+
+@pytest.fixture
+def two_nodes():
+    with FakeSDWebUI(step_ms=6).running_in_thread() as den, \
+            FakeSDWebUI(step_ms=6).running_in_thread() as attic:
+        registry = NodeRegistry.load(AppPaths.default().nodes_file)
+        registry.add(NodeConfig(name="den", url=den.url, kind="a1111"))
+        registry.add(NodeConfig(name="attic", url=attic.url, kind="a1111"))
+        registry.save()
+        yield den, attic
+
+
+def _open(qtbot, window_for, url):
+    window = window_for(url)
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=10000)
+    return window
+
+
+def _fill(window, **values):
+    for path, value in values.items():
+        window.pipeline_panel.editor(path).set_value(value)
+
+
+def test_status_bar_says_how_many_nodes_are_ready(qtbot, window_for, two_nodes):
+    den, attic = two_nodes
+    window = _open(qtbot, window_for, den.url)
+    label = window.status.cluster_label
+    qtbot.waitUntil(lambda: label.text() == "· 2 of 2 nodes ready", timeout=8000)
+    assert not label.isHidden()
+    assert "den: Ready" in label.toolTip() and "attic: Ready" in label.toolTip()
+    # A node switched off leaves the count; the single server stays in the status bar as before.
+    window.session.nodes.set_enabled("attic", False)
+    qtbot.waitUntil(lambda: label.text() == "· 1 of 1 nodes ready", timeout=8000)
+    assert "attic: Off" in label.toolTip()
+    assert window.status.node_label.text()
+
+
+def test_one_pc_without_nodes_shows_no_cluster_line(qtbot, window_for, fake_sdwebui_thread):
+    window = _open(qtbot, window_for, fake_sdwebui_thread.url)
+    assert window.status.cluster_label.isHidden()
+    assert window.session.cluster_enabled is False
+    # Plan with no nodes says what to do instead of showing an empty table.
+    window.queue_panel.plan_button.click()
+    assert window.work_tabs.currentWidget() is window.nodes_panel
+    assert "no nodes to plan over" in window.notice.message
+
+
+def test_add_to_queue_with_two_nodes_finishes_items_on_both(qtbot, window_for, two_nodes):
+    den, attic = two_nodes
+    window = _open(qtbot, window_for, den.url)
+    _fill(window, **{"txt2img.prompt": "spread", "txt2img.steps": 6, "txt2img.batch_count": 8,
+                     "txt2img.width": 128, "txt2img.height": 128})
+    window.commands.queue_button.click()
+    queue = window.session.queue
+    qtbot.waitUntil(lambda: queue.running, timeout=5000)
+    nodes = window.session.nodes
+    qtbot.waitUntil(lambda: nodes._dispatcher is not None, timeout=5000)
+    qtbot.waitUntil(lambda: den.images_generated + attic.images_generated >= 8, timeout=15000)
+    qtbot.waitUntil(lambda: window.commands.queue_count.text() == "Queue: 0", timeout=10000)
+    assert den.requests_to(TXT2IMG) and attic.requests_to(TXT2IMG), "both nodes took work"
+    with QueueStore(AppPaths.default().database_file) as store:
+        items = store.items()
+    assert len(items) == 8 and all(i.state is ItemState.done for i in items)
+    assert {i.node for i in items} == {"den", "attic"}
+    assert all(i.outputs for i in items)
+    assert den.images_generated + attic.images_generated == 8, "nothing ran twice"
+    # Stopping the cluster keeps the speeds it learned and detaches the live view.
+    queue.stop_runner()
+    qtbot.waitUntil(lambda: not queue.running, timeout=5000)
+    assert nodes._dispatcher is None
+    learned = json.loads((AppPaths.default().data_dir / "node_speeds.json").read_text())
+    assert set(learned) == {"den", "attic"}
+
+
+def test_plan_button_shows_the_dry_run_table_without_sending(qtbot, window_for, two_nodes):
+    den, attic = two_nodes
+    window = _open(qtbot, window_for, den.url)
+    queue = window.session.queue
+    config = window.session.pipeline.build_config(
+        {**window.pipeline_panel.values(), "txt2img.prompt": "planned", "txt2img.batch_count": 4,
+         "txt2img.width": 128, "txt2img.height": 128})
+    queue.add_config(config, name="planned")  # queued, not started: nothing runs
+    qtbot.waitUntil(lambda: queue.count == 4, timeout=5000)
+    nodes = window.session.nodes
+    with qtbot.waitSignal(nodes.plan_changed, timeout=8000):
+        window.queue_panel.plan_button.click()
+    assert window.work_tabs.currentWidget() is window.nodes_panel
+    plan = nodes.plan_model
+    assert plan.rowCount() == 4
+    assert {plan.index(r, 2).data() for r in range(4)} == {"den", "attic"}
+    assert all(plan.index(r, 4).data() for r in range(4)), "each row has an expected finish"
+    assert "Makespan" in window.nodes_panel.plan_label.text()
+    assert den.requests_to(TXT2IMG) == [] and attic.requests_to(TXT2IMG) == []
+    assert not queue.running
