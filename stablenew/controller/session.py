@@ -25,6 +25,9 @@ class Session(QObject):
 
     #: name of a room whose controller is now available ("library", "randomizer", ...)
     room_opened = Signal(str)
+    #: an image the queue saved (an ImageRecord): emitted from whichever thread saved it, so the
+    #: gallery hears of it on the Qt thread
+    queued_image_saved = Signal(object)
 
     def __init__(self, startup: Startup | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -36,6 +39,7 @@ class Session(QObject):
         self.gallery = GalleryController(
             lambda: self.app.output_dir, LocalRatingBook(self.app.paths.data_dir / "ratings.json"), self)
         self.pipeline.image_saved.connect(self.gallery.add_record)
+        self.queued_image_saved.connect(self.gallery.add_record)
         self.tasks = TaskOwner("Session", self)
         self.tasks.error_raised.connect(self.pipeline.error_changed)
         # The other rooms' controllers open after the first paint (their imports are heavy); a
@@ -149,7 +153,10 @@ class Session(QObject):
     async def _start_queue(self) -> None:
         from stablenew.pipeline.runner import PipelineRunner
 
-        hooks = (self.learning.on_image_record,) if self.learning is not None else ()
+        # Queued images reach the gallery as Run's do, and the learning store when it is open.
+        hooks: tuple[Any, ...] = (self.queued_image_saved.emit,)
+        if self.learning is not None:
+            hooks += (self.learning.on_image_record,)
         # A re-run replaces an item's partial images: the learning store forgets their records.
         forget = self.learning.on_outputs_removed if self.learning is not None else None
 

@@ -7,6 +7,7 @@ Nodes tab, and the status bar says how many nodes are ready (only when there are
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -84,6 +85,11 @@ def test_add_to_queue_with_two_nodes_finishes_items_on_both(qtbot, window_for, t
     assert {i.node for i in items} == {"den", "attic"}
     assert all(i.outputs for i in items)
     assert den.images_generated + attic.images_generated == 8, "nothing ran twice"
+    # Queued images show in the gallery as Run's do.
+    qtbot.waitUntil(lambda: len(window.session.gallery.items) >= 8, timeout=5000)
+    shown = {Path(g.path).resolve() for g in window.session.gallery.items}
+    assert {Path(out).resolve() for i in items for out in i.outputs} <= shown
+    assert all(g.record is not None for g in window.session.gallery.items[:8])
     # Stopping the cluster keeps the speeds it learned and detaches the live view.
     queue.stop_runner()
     qtbot.waitUntil(lambda: not queue.running, timeout=5000)
