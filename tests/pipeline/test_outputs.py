@@ -111,6 +111,25 @@ def test_thumbnail_is_small_and_atomic(tmp_path):
     assert [p.name for p in thumb.parent.iterdir()] == [thumb.name]
 
 
+@pytest.mark.parametrize(("mode", "size", "fmt", "expected"), [
+    ("RGB", (512, 512), "PNG", (256, 256)),     # the common case: one box reduce, no resample
+    ("RGB", (1024, 1536), "PNG", (171, 256)),   # reduce by 6, exact fit
+    ("P", (513, 257), "PNG", (256, 128)),       # palette images cannot be reduced as they are
+    ("I;16", (512, 512), "PNG", (256, 256)),
+    ("LA", (300, 300), "PNG", (256, 256)),      # factor 1: resampled only
+    ("L", (200, 100), "PNG", (200, 100)),       # never enlarged
+    ("RGB", (1024, 1024), "JPEG", (256, 256)),  # draft decode at a reduced scale
+    ("RGB", (768, 512), "WEBP", (256, 171)),
+])
+def test_thumbnail_of_every_mode_and_format(tmp_path, mode, size, fmt, expected):
+    buf = io.BytesIO()
+    Image.new(mode, size).save(buf, format=fmt)
+    thumb = write_thumbnail(buf.getvalue(), tmp_path / "new" / ".thumbnails" / "t.jpg")
+    with Image.open(thumb) as img:
+        assert img.size == expected and img.format == "JPEG" and img.mode in ("RGB", "L")
+    assert [p.name for p in thumb.parent.iterdir()] == ["t.jpg"]  # no temp file left
+
+
 def test_concurrent_writers_never_leave_torn_files(tmp_path):
     path = tmp_path / "same.png"
     data = [png(64, 64, i) for i in range(4)]
