@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from stablenew.backends.errors import BackendError
 from stablenew.cluster.jobs import Claim, ItemState, Job, WorkItem
-from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore
+from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore, StoreBusy
 from stablenew.pipeline.records import RunTags
 
 if TYPE_CHECKING:
@@ -247,6 +247,9 @@ class QueueRunner:
         on_node_fault: Callable[[Claim, BackendError], bool] | None = None,
     ) -> None:
         self.store = store
+        # The plain store (not the cluster's wrapper, whose claims are the dispatcher's
+        # decisions): a lane's per-image moves run on the event loop when they need no waiting.
+        self._direct = type(store) is QueueStore
         self.backend = backend
         self.node = node or getattr(backend, "name", "") or getattr(backend, "url", "node")
         if runner is None:
@@ -367,6 +370,16 @@ class QueueRunner:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db_pool, partial(fn, *args, **kwargs))
 
+    async def _hot(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A lane's per-image move (ONE transaction): on the loop's thread when the store and
+        the database are free, which saves the hop to the database thread and back (a
+        wake-up and a GIL hand-over each way, more than the commit itself costs); in the
+        database thread otherwise, so the loop never waits for a lock."""
+        if self._direct:
+            with contextlib.suppress(StoreBusy):
+                return self.store.call_nowait(fn, *args, **kwargs)
+        return await self._db(fn, *args, **kwargs)
+
     async def _lane(self, until_empty: bool) -> None:
         assert self._wake is not None and self._node_ok is not None and self._slots is not None
         ahead: tuple[Claim, int] | None = None  # claimed while finishing the previous item
@@ -377,7 +390,7 @@ class QueueRunner:
                     seen = self._changes
                     # Claimed straight into running: the lane sends the request as soon as
                     # the node has a free slot, and one commit per claim keeps overhead low.
-                    claim = await self._db(self.store.claim_next, self.node, start=True)
+                    claim = await self._hot(self.store.claim_next, self.node, start=True)
                     if claim is None:
                         if until_empty and not self._inflight and await self._db(
                                 self._nothing_left):
@@ -430,6 +443,9 @@ class QueueRunner:
             if revision == last:
                 continue
             last = revision
+            if self._direct:
+                # Commits happen on the loop's thread; the WAL's checkpoint (an fsync) here.
+                await self._db(self.store.checkpoint)
             # Judge each in-flight item against the lease it had when its state was read: a
             # lane may have finished it and claimed it again (a retry) in the meantime.
             watched = dict(self._inflight)
@@ -514,8 +530,19 @@ class QueueRunner:
         status = getattr(getattr(result, "status", None), "value", None)
         if error is None and status == "completed":
             outputs = [str(r.path) for r in result.records]
-            done, unfinished, upcoming = await self._db(self._finish_and_claim, item.id,
-                                                        claim.lease, outputs)
+            if self._direct:
+                claiming = not self._stopping and self._node_ok is not None \
+                    and self._node_ok.is_set()
+                if claiming:
+                    done, unfinished, upcoming = await self._hot(
+                        self.store.complete_and_claim, item.id, claim.lease, outputs, self.node)
+                else:
+                    done, unfinished = await self._hot(self.store.complete_and_check, item.id,
+                                                       claim.lease, outputs)
+                    upcoming = None
+            else:
+                done, unfinished, upcoming = await self._db(self._finish_and_claim, item.id,
+                                                            claim.lease, outputs)
             ahead = None
             if upcoming is not None:
                 assert self._slots is not None

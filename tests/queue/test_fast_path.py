@@ -1,0 +1,132 @@
+"""The queue's per-image fast path: complete + next claim in one transaction, and store calls
+made on the caller's thread only when they need no waiting (StoreBusy, nothing done, else)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+
+import pytest
+
+from stablenew.backends.connect import connect
+from stablenew.cluster import queue_runner as qr
+from stablenew.cluster.jobs import ItemState
+from stablenew.cluster.queue_store import QueueStore, StoreBusy
+from stablenew.pipeline.config import PipelineConfig
+
+
+def cfg(count: int, seed: int = 7) -> PipelineConfig:
+    return PipelineConfig().with_changes({
+        "txt2img.prompt": "a fox", "txt2img.batch_count": count, "txt2img.steps": 2,
+        "txt2img.width": 64, "txt2img.height": 64, "txt2img.seed": seed,
+        "txt2img.sampler": "Euler a", "txt2img.scheduler": "Automatic"})
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = QueueStore(tmp_path / "q.db")
+    yield s
+    s.close()
+
+
+def test_complete_and_claim_records_the_image_and_hands_out_the_next_in_one_commit(store, tmp_path):
+    job = store.add_job(cfg(3), output_dir=tmp_path / "out")
+    first = store.claim_next("n1", start=True)
+    assert first is not None and first.item.index == 0 and first.item.state is ItemState.running
+    before = store.revision()
+    done, unfinished, upcoming = store.complete_and_claim(first.item.id, first.lease, ["a.png"], "n1")
+    assert (done, unfinished) == (True, True)
+    assert store.revision() == before + 1  # both moves, one transaction
+    assert upcoming is not None and upcoming.item.index == 1
+    assert upcoming.item.state is ItemState.running and upcoming.item.node == "n1"
+    assert upcoming.config.txt2img.seed == 8 and upcoming.config.txt2img.batch_count == 1
+    states = {i.index: (i.state, i.outputs) for i in store.items(job.id)}
+    assert states[0] == (ItemState.done, ("a.png",))
+    assert states[1][0] is ItemState.running and states[2][0] is ItemState.queued
+
+
+def test_complete_and_claim_keeps_the_lease_guard_and_respects_pause(store, tmp_path):
+    store.add_job(cfg(3), output_dir=tmp_path / "out")
+    claim = store.claim_next("n1", start=True)
+    assert claim is not None
+    assert store.cancel_item(claim.item.id)
+    done, unfinished, upcoming = store.complete_and_claim(claim.item.id, claim.lease, ["x"], "n1")
+    assert done is False and unfinished is True
+    assert store.get_item(claim.item.id).state is ItemState.cancelled  # not overwritten
+    assert upcoming is not None
+    store.set_paused(True)
+    done, unfinished, nothing = store.complete_and_claim(upcoming.item.id, upcoming.lease, ["y"], "n1")
+    assert done and unfinished and nothing is None  # paused: the image is kept, nothing new starts
+    assert [i.state for i in store.items()].count(ItemState.queued) == 1
+
+
+def test_call_nowait_refuses_while_another_connection_writes_and_does_nothing(store, tmp_path):
+    store.add_job(cfg(2), output_dir=tmp_path / "out")
+    other = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        before = store.revision()
+        with pytest.raises(StoreBusy):
+            store.call_nowait(store.claim_next, "n1", start=True)
+        assert all(i.state is ItemState.queued for i in store.items())
+        assert store.revision() == before
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    # The waiting path is restored: the connection waits for writers again.
+    assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    claim = store.call_nowait(store.claim_next, "n1", start=True)
+    assert claim is not None and claim.item.index == 0
+
+
+def test_call_nowait_refuses_while_another_thread_holds_the_store(store, tmp_path):
+    store.add_job(cfg(1), output_dir=tmp_path / "out")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._lock:
+            held.set()
+            release.wait(5)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert held.wait(5)
+        with pytest.raises(StoreBusy):
+            store.call_nowait(store.claim_next, "n1")
+    finally:
+        release.set()
+        t.join(5)
+    assert store.call_nowait(store.claim_next, "n1") is not None
+
+
+async def test_the_runner_falls_back_to_its_database_thread_while_another_writer_holds_the_db(
+        store, tmp_path, fake_sdwebui):
+    """Another process writing (the GUI, the CLI) never makes the lanes wait on the loop or
+    lose an image: the blocked moves go to the database thread, which waits its turn."""
+    job = store.add_job(cfg(6), output_dir=tmp_path / "out")
+    other = sqlite3.connect(tmp_path / "q.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    backend = await connect(fake_sdwebui.url, kind="a1111", timeout=10)
+    try:
+        runner = qr.QueueRunner(store, backend, node="fake", poll_interval=0.02)
+        # No recovery pass first: the lanes' own claims meet the locked database.
+        task = asyncio.ensure_future(runner.run(until_empty=True, recover=False))
+        ticks = 0
+        for _ in range(10):  # the loop keeps turning while the database is locked
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 10 and not task.done()
+        # (read through the writer's own connection: the store's is waiting in its thread)
+        assert {r[0] for r in other.execute("SELECT state FROM queue_items")} == {"queued"}
+        other.execute("ROLLBACK")
+        summary = await asyncio.wait_for(task, 20)
+    finally:
+        other.close()
+        await backend.aclose()
+    assert summary.done == 6
+    items = store.items(job.id)
+    assert all(i.state is ItemState.done and len(i.outputs) == 1 for i in items)
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == sorted(
+        f"{i.name_prefix}-0000.png" for i in items)
