@@ -60,8 +60,22 @@ MAX_FAILURES_IN_A_ROW = 3
 MAX_PENDING_SAVES = 4
 
 
-#: Interrupts still on their way when a run returned (kept referenced until they finish).
+#: Interrupts and abandoned jobs still unwinding when a run returned (kept referenced until
+#: they finish, so they are never destroyed while pending).
 _BACKGROUND: set[asyncio.Future] = set()
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    """Done callback on every task the runner starts: take its outcome, so a job that ends
+    after its run gave up on it (a cancelled cluster worker) is never reported by asyncio as
+    "Task exception was never retrieved". Jobs the run awaits still raise to it as usual."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("background task %r ended with %r", task, task.exception())
+
+
+def _keep_until_done(task: asyncio.Future) -> None:
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 _SAVE_POOL: ThreadPoolExecutor | None = None
 _SAVE_POOL_LOCK = threading.Lock()
@@ -438,6 +452,7 @@ class _Run:
 
         method = getattr(self.backend, stages.STAGE_CALLS[stage])
         pending.work = asyncio.ensure_future(method(job, on_progress))
+        pending.work.add_done_callback(_retrieve)
         self.outstanding.append(pending)
         return pending
 
@@ -458,6 +473,7 @@ class _Run:
         self._emit_progress(stage, image_index, None, None, 0.0, None)
         started = time.monotonic()
         stop = asyncio.ensure_future(self.token.wait())
+        stop.add_done_callback(_retrieve)
         try:
             await asyncio.wait((work, stop), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -502,21 +518,23 @@ class _Run:
                 log.info("interrupt of %s failed: %r", pending.job.task_id, exc)
 
         interrupts = [asyncio.ensure_future(interrupt(p)) for p in left if not p.work.done()]
-        if interrupts:
-            # A slow node gets INTERRUPT_TIMEOUT_S; the interrupt itself carries on in the
-            # background (never cut off half-sent) while the run returns.
-            await asyncio.wait(interrupts, timeout=INTERRUPT_TIMEOUT_S)
-            for task in interrupts:
-                if not task.done():
-                    _BACKGROUND.add(task)
-                    task.add_done_callback(_BACKGROUND.discard)
         works = [p.work for p in left]
-        for work in works:
-            work.cancel()
+        for task in interrupts:
+            task.add_done_callback(_retrieve)
+            # The interrupt itself carries on in the background (never cut off half-sent)
+            # when the node is slow and the run returns first.
+            _keep_until_done(task)
+        try:
+            if interrupts:
+                # A slow node gets INTERRUPT_TIMEOUT_S.
+                await asyncio.wait(interrupts, timeout=INTERRUPT_TIMEOUT_S)
+        finally:
+            # Even when our caller cancels again during this wait, no job is left running.
+            for work in works:
+                work.cancel()
+                if not work.done():
+                    _keep_until_done(work)  # may unwind after we return; `_retrieve` takes it
         await asyncio.wait(works, timeout=0.2)
-        for work in works:
-            if work.done() and not work.cancelled():
-                work.exception()  # retrieved, so asyncio does not log it as never retrieved
 
     def _check_cancel(self) -> None:
         if self.token.cancelled:
@@ -542,6 +560,7 @@ class _Run:
     async def _schedule_save(self, image: _Image) -> None:
         await self.save_slots.acquire()
         task = asyncio.ensure_future(self._save(image))
+        task.add_done_callback(_retrieve)
         self.saves.add(task)
         task.add_done_callback(self.saves.discard)
 
