@@ -389,6 +389,7 @@ class QueueController(QObject):
         self._expanded: set[str] = set()
         self._refreshing = False
         self._refresh_again = False
+        self._closing = False  # aclose() began: no new refresh, poll or timer from here on
         self._runner: Any = None  # a QueueRunner, or the ClusterDispatcher over several nodes
         self._runner_task: asyncio.Task[Any] | None = None
         self._reported: set[str] = set()
@@ -421,6 +422,8 @@ class QueueController(QObject):
 
     def start_polling(self) -> None:
         """Follow changes made by other processes; also loads the first snapshot."""
+        if self._closing:
+            return
         self.refresh()
         self._poll.start()
 
@@ -432,6 +435,8 @@ class QueueController(QObject):
     # --- refreshing ------------------------------------------------------------------------------
 
     def refresh(self) -> None:
+        if self._closing:
+            return
         if self._refreshing:
             self._refresh_again = True
             return
@@ -471,13 +476,13 @@ class QueueController(QObject):
         self.jobs_changed.emit()
 
     def _check_revision(self) -> None:
-        if self._store is None or self._refreshing:
+        if self._store is None or self._refreshing or self._closing:
             return
         self.tasks.spawn(self._maybe_refresh(), name="queue-poll")
 
     async def _maybe_refresh(self) -> None:
         store = await self.store()
-        if await asyncio.to_thread(store.revision) != self._revision:
+        if await asyncio.to_thread(store.revision) != self._revision and not self._closing:
             self.refresh()
 
     def load_items(self, job_id: str) -> None:
@@ -643,13 +648,21 @@ class QueueController(QObject):
             self._runner.stop()
 
     async def aclose(self) -> None:
+        """Stop polling and the runner, let operations in progress finish (bounded), cancel
+        what is left and await it: no task of ours outlives this, none is created after it."""
+        self._closing = True
         self._poll.stop()
         self._coalesce.stop()
         self.stop_runner()
         task = self._runner_task
         if task is not None:
             await asyncio.wait((task,), timeout=5)
+        # User operations (add, delete, reorder) finish; a poll or refresh still running is
+        # only a read and may be cut short.
         await self.tasks.wait_idle(timeout=5)
+        await self.tasks.aclose(timeout=2)
+        self._poll.stop()
+        self._coalesce.stop()
         if self._owns_store and self._store is not None:
             store, self._store = self._store, None
             await asyncio.to_thread(store.close)
@@ -666,7 +679,7 @@ class QueueController(QObject):
             self._announce(event.job)
         elif isinstance(event, NodeProblem):
             self.node_problem.emit(f"{event.node}: {event.message}")
-        if not self._coalesce.isActive():
+        if not self._coalesce.isActive() and not self._closing:
             self._coalesce.start()
 
     def _announce(self, job: Job) -> None:
