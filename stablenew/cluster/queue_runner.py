@@ -535,7 +535,8 @@ class QueueRunner:
                     and self._node_ok.is_set()
                 if claiming:
                     done, unfinished, upcoming = await self._hot(
-                        self.store.complete_and_claim, item.id, claim.lease, outputs, self.node)
+                        self.store.complete_and_claim, item.id, claim.lease, outputs, self.node,
+                        job_id=item.job_id)
                 else:
                     done, unfinished = await self._hot(self.store.complete_and_check, item.id,
                                                        claim.lease, outputs)

@@ -42,6 +42,7 @@ from stablenew.pipeline.config import PipelineConfig
 from stablenew.storage.paths import AppPaths
 
 T = TypeVar("T")
+_WAIT_MS = 30_000  # how long a waiting call waits for another connection's write lock
 
 SCHEMA_VERSION = 2
 #: Retries after the first attempt for transient errors (unreachable, 500, timeout).
@@ -136,6 +137,7 @@ class QueueStore:
         self._lock = threading.RLock()
         self._configs: dict[tuple[str, int | None], PipelineConfig] = {}
         self._nowait = False  # set (under the lock) while `call_nowait` runs its call
+        self._busy_ms = _WAIT_MS  # the connection's busy timeout now (0 while not waiting)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # One connection guarded by a lock: SQLite serialises writers anyway, and the
@@ -151,7 +153,7 @@ class QueueStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.execute(f"PRAGMA busy_timeout={_WAIT_MS}")
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -195,26 +197,36 @@ class QueueStore:
         finally:
             self._lock.release()
 
+    def _waiting(self) -> None:
+        """Set the connection's busy timeout for this call: none under `call_nowait`, 30 s
+        otherwise. Changed only when it differs, so a run of no-wait moves pays nothing."""
+        ms = 0 if self._nowait else _WAIT_MS
+        if self._busy_ms != ms:
+            self._db.execute(f"PRAGMA busy_timeout={ms}")
+            self._busy_ms = ms
+
+    def _busy(self, exc: sqlite3.OperationalError) -> StoreBusy | None:
+        if self._nowait and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+            return StoreBusy("another connection holds the queue database")
+        return None
+
     def _begin(self) -> None:
-        if not self._nowait:
-            self._db.execute("BEGIN IMMEDIATE")
-            return
         # Only BEGIN IMMEDIATE can wait (for another connection's write lock): in WAL mode a
         # transaction that holds the lock commits without waiting for anyone.
-        self._db.execute("PRAGMA busy_timeout=0")
+        self._waiting()
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
-                raise StoreBusy("another connection is writing to the queue database") from exc
+            busy = self._busy(exc)
+            if busy is not None:
+                raise busy from exc
             raise
-        finally:
-            self._db.execute("PRAGMA busy_timeout=30000")
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database now (PASSIVE: never waits for readers). Called from
         a worker thread, so the fsync this takes does not fall on an event loop's commit."""
         with self._lock:
+            self._waiting()
             self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     @contextlib.contextmanager
@@ -234,7 +246,14 @@ class QueueStore:
 
     def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            self._waiting()
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                busy = self._busy(exc)
+                if busy is not None:
+                    raise busy from exc
+                raise
 
     def _migrate(self) -> None:
         with self._lock:
@@ -534,29 +553,35 @@ class QueueStore:
                                   scan, start)
 
     def complete_and_claim(self, item_id: int, lease: str, outputs: Sequence[str | Path],
-                           node: str, *, start: bool = True, now: float | None = None
-                           ) -> tuple[bool, bool, Claim | None]:
+                           node: str, *, job_id: str | None = None, start: bool = True,
+                           now: float | None = None) -> tuple[bool, bool, Claim | None]:
         """`complete_and_check` and `claim_next` in ONE transaction: (done, job_unfinished,
         the node's next claim or None). A lane that finished an image has its next one
-        ready after a single commit; a crash before it leaves both moves undone together."""
+        ready after a single commit; a crash before it leaves both moves undone together.
+        *job_id* (the finished item's job, if the caller knows it) saves a query."""
         now = time.time() if now is None else now
         with self._write() as db:
-            done = self._complete(db, item_id, lease, outputs, now)
-            left = db.execute(
-                "SELECT EXISTS (SELECT 1 FROM queue_items WHERE state IN "
-                "('queued','assigned','running') AND job_id = "
-                "(SELECT job_id FROM queue_items WHERE id = ?))", (item_id,)).fetchone()[0]
+            # Claimed first (the finished item is not queued, so the choice is the same): a
+            # next image of the same job already answers whether the job has work left.
             claim = self._claim_in(db, node, None, now, 1, start)
-            return done, bool(left), claim
+            done = self._complete(db, item_id, lease, outputs, now)
+            if claim is not None and claim.job.id == job_id:
+                left = True
+            else:
+                left = bool(db.execute(
+                    "SELECT EXISTS (SELECT 1 FROM queue_items WHERE state IN "
+                    "('queued','assigned','running') AND job_id = "
+                    "(SELECT job_id FROM queue_items WHERE id = ?))", (item_id,)).fetchone()[0])
+            return done, left, claim
 
     def _claim_in(self, db: sqlite3.Connection, node: str,
                   can_take: Callable[[WorkItem, Job], bool] | None, now: float, scan: int,
                   start: bool) -> Claim | None:
-        if db.execute("SELECT value FROM queue_meta WHERE key='paused'").fetchone()[0] == "1":
-            return None
+        # Nothing while paused: the pause flag is part of the query (one statement less).
         jobs = db.execute(
-            f"SELECT {_JOB_COLUMNS}, base_config FROM queue_jobs j WHERE (node_pin IS NULL OR "
-            "node_pin = ?) AND EXISTS (SELECT 1 FROM queue_items i WHERE i.job_id = j.id AND"
+            f"SELECT {_JOB_COLUMNS}, base_config FROM queue_jobs j WHERE (SELECT value FROM "
+            "queue_meta WHERE key = 'paused') <> '1' AND (node_pin IS NULL OR node_pin = ?) AND "
+            "EXISTS (SELECT 1 FROM queue_items i WHERE i.job_id = j.id AND"
             " i.state = 'queued') ORDER BY priority DESC, position ASC", (node,)).fetchall()
         for job_row in jobs:
             job = self._job_from_row(job_row, JobCounts(), (), None)

@@ -35,7 +35,8 @@ def test_complete_and_claim_records_the_image_and_hands_out_the_next_in_one_comm
     first = store.claim_next("n1", start=True)
     assert first is not None and first.item.index == 0 and first.item.state is ItemState.running
     before = store.revision()
-    done, unfinished, upcoming = store.complete_and_claim(first.item.id, first.lease, ["a.png"], "n1")
+    done, unfinished, upcoming = store.complete_and_claim(first.item.id, first.lease, ["a.png"], "n1",
+                                                          job_id=job.id)
     assert (done, unfinished) == (True, True)
     assert store.revision() == before + 1  # both moves, one transaction
     assert upcoming is not None and upcoming.item.index == 1
@@ -61,6 +62,21 @@ def test_complete_and_claim_keeps_the_lease_guard_and_respects_pause(store, tmp_
     assert [i.state for i in store.items()].count(ItemState.queued) == 1
 
 
+@pytest.mark.parametrize("pass_job_id", [True, False])
+def test_complete_and_claim_says_when_the_job_has_nothing_left(store, tmp_path, pass_job_id):
+    one = store.add_job(cfg(1), output_dir=tmp_path / "a")
+    two = store.add_job(cfg(1), output_dir=tmp_path / "b")
+    claim = store.claim_next("n1", start=True)
+    assert claim is not None and claim.job.id == one.id
+    done, unfinished, upcoming = store.complete_and_claim(
+        claim.item.id, claim.lease, ["a.png"], "n1", job_id=one.id if pass_job_id else None)
+    assert done and not unfinished  # job one is finished; the next claim is job two's
+    assert upcoming is not None and upcoming.job.id == two.id
+    done, unfinished, upcoming = store.complete_and_claim(
+        upcoming.item.id, upcoming.lease, ["b.png"], "n1", job_id=two.id if pass_job_id else None)
+    assert done and not unfinished and upcoming is None
+
+
 def test_call_nowait_refuses_while_another_connection_writes_and_does_nothing(store, tmp_path):
     store.add_job(cfg(2), output_dir=tmp_path / "out")
     other = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
@@ -71,13 +87,19 @@ def test_call_nowait_refuses_while_another_connection_writes_and_does_nothing(st
             store.call_nowait(store.claim_next, "n1", start=True)
         assert all(i.state is ItemState.queued for i in store.items())
         assert store.revision() == before
+        # An ordinary call still waits for the writer (the no-wait setting does not stick).
+        got: list = []
+        waiter = threading.Thread(target=lambda: got.append(store.claim_next("n1", start=True)))
+        waiter.start()
+        waiter.join(0.2)
+        assert waiter.is_alive() and not got
     finally:
         other.execute("ROLLBACK")
         other.close()
-    # The waiting path is restored: the connection waits for writers again.
-    assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+    waiter.join(10)
+    assert got and got[0] is not None and got[0].item.index == 0
     claim = store.call_nowait(store.claim_next, "n1", start=True)
-    assert claim is not None and claim.item.index == 0
+    assert claim is not None and claim.item.index == 1
 
 
 def test_call_nowait_refuses_while_another_thread_holds_the_store(store, tmp_path):
