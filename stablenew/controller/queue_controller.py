@@ -20,6 +20,7 @@ from typing import Any
 from PySide6.QtCore import (
     QAbstractItemModel,
     QByteArray,
+    QCoreApplication,
     QMimeData,
     QModelIndex,
     QObject,
@@ -401,6 +402,11 @@ class QueueController(QObject):
         self._poll = QTimer(self)
         self._poll.setInterval(poll_ms)
         self._poll.timeout.connect(self._check_revision)
+        app = QCoreApplication.instance()
+        if app is not None:
+            # Quitting stops the event loop before the window's shutdown gets to aclose():
+            # a poll tick in between would create a task that never runs.
+            app.aboutToQuit.connect(self._stop_timers)
 
     # --- state ------------------------------------------------------------------------------------
 
@@ -647,12 +653,15 @@ class QueueController(QObject):
         if self._runner is not None:
             self._runner.stop()
 
-    async def aclose(self) -> None:
-        """Stop polling and the runner, let operations in progress finish (bounded), cancel
-        what is left and await it: no task of ours outlives this, none is created after it."""
+    def _stop_timers(self) -> None:
         self._closing = True
         self._poll.stop()
         self._coalesce.stop()
+
+    async def aclose(self) -> None:
+        """Stop polling and the runner, let operations in progress finish (bounded), cancel
+        what is left and await it: no task of ours outlives this, none is created after it."""
+        self._stop_timers()
         self.stop_runner()
         task = self._runner_task
         if task is not None:
@@ -661,8 +670,7 @@ class QueueController(QObject):
         # only a read and may be cut short.
         await self.tasks.wait_idle(timeout=5)
         await self.tasks.aclose(timeout=2)
-        self._poll.stop()
-        self._coalesce.stop()
+        self._stop_timers()
         if self._owns_store and self._store is not None:
             store, self._store = self._store, None
             await asyncio.to_thread(store.close)

@@ -54,3 +54,20 @@ def test_aclose_while_polling_leaves_no_task_and_starts_none(qloop, qtbot, qapp,
     assert not c._poll.isActive() and not c._coalesce.isActive()
     shiboken6.delete(c)
     qapp.processEvents()
+
+
+def test_quitting_the_app_stops_polling_at_once(qloop, qtbot, qapp, tmp_path):
+    c = QueueController(db_path=tmp_path / "queue.db", output_root=tmp_path / "out", poll_ms=5)
+    c.start_polling()
+    qtbot.waitUntil(lambda: c._store is not None and c._poll.isActive(), timeout=WAIT)
+    before = set(_ours(qloop))  # a poll may be in flight; aclose awaits it
+    qapp.aboutToQuit.emit()  # what QApplication.quit() sends before the loop stops
+    assert not c._poll.isActive()
+    c._check_revision()
+    c.refresh()
+    assert set(_ours(qloop)) <= before
+    closing = asyncio.ensure_future(c.aclose())
+    qtbot.waitUntil(closing.done, timeout=WAIT)
+    assert closing.exception() is None and _ours(qloop) == []
+    shiboken6.delete(c)
+    qapp.processEvents()
