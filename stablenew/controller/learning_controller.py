@@ -241,30 +241,31 @@ class LearningController(QObject):
     # --- records from the runner --------------------------------------------------------------
 
     def on_image_record(self, record: ImageRecord) -> None:
-        """The pipeline runner's record hook: called for every saved image. Off writes nothing."""
+        """The pipeline runner's record hook: called for every saved image. Off writes nothing.
+
+        Called on the event loop's (Qt) thread or a queue lane's: it only queues the record.
+        Building the learning record (a full config dump and hash) and writing it both happen
+        on the store's writer thread.
+        """
         if self._mode is LearningMode.off:
             return
-        try:
-            learning = LearningRecord.from_image_record(record)
-        except Exception as exc:  # a hook must never break the run that called it
-            log.warning("learning record for %s not built: %s", record.path, exc)
-            return
         if threading.current_thread() is self._thread:
-            self.tasks.spawn(self._store_record(learning), name="learning-record")
+            self.tasks.spawn(self._store_record(record), name="learning-record")
             return
         # From another thread (a queue lane): the worker is thread-safe; the signal is queued.
-        future = self._worker.submit(LearningStore.add_record, learning)
+        future = self._worker.submit(_add_image_record, record)
         future.add_done_callback(lambda f: self._stored_elsewhere.emit(f))
 
-    async def _store_record(self, record: LearningRecord) -> None:
-        stored = await self._worker.call(LearningStore.add_record, record)
-        self.record_stored.emit(stored)
+    async def _store_record(self, record: ImageRecord) -> None:
+        stored = await self._worker.call(_add_image_record, record)
+        if stored is not None:
+            self.record_stored.emit(stored)
 
     def _after_store(self, future: Any) -> None:
         exc = future.exception()
         if exc is not None:
             self._fail(exc)
-        else:
+        elif future.result() is not None:
             self.record_stored.emit(future.result())
 
     def on_outputs_removed(self, paths: list[Path]) -> None:
@@ -614,6 +615,16 @@ def _run_words(parameter: str, pack: str, status: str, created: float) -> str:
         label = parameter
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(created))
     return f"{when} — {label}{f' ({pack})' if pack else ''} — {status}"
+
+
+def _add_image_record(store: LearningStore, image: ImageRecord) -> LearningRecord | None:
+    """On the writer thread: build the learning record of a saved image and store it."""
+    try:
+        learning = LearningRecord.from_image_record(image)
+    except Exception as exc:  # a hook must never break the run that called it
+        log.warning("learning record for %s not built: %s", image.path, exc)
+        return None
+    return store.add_record(learning)
 
 
 def _forget(store: LearningStore, paths: list[str]) -> int:
