@@ -57,6 +57,9 @@ from stablenew.backends.types import (
 log = logging.getLogger(__name__)
 
 _WEBUI_KINDS = (BackendKind.a1111, BackendKind.forge, BackendKind.sdnext)
+#: Job answers up to this size are parsed and checked on the event loop (well under 0.5 ms);
+#: larger ones (a 512x512 SD image is ~0.5 MB of base64) in a worker thread.
+INLINE_BODY_BYTES = 64 * 1024
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"))
 
 
@@ -496,14 +499,15 @@ class A1111Backend:
                                  detail=f"task {task_id}: HTTP {reply.status}, partial result discarded",
                                  node=self.name)
         self._check(reply)
-        data = await asyncio.to_thread(reply.json)
-        if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-            raise ProtocolError(f"The server at {self.url} answered without an image list.",
-                                detail=f"{endpoint}: {str(data)[:300]}", node=self.name)
-        info = _parse_info(data.get("info"), self.url, endpoint, self.name)
+        # Parsing, base64 and the image check in one hop off the loop (each hop costs a thread
+        # hand-off); an answer small enough to take less than that is read right here.
+        if len(reply.body) <= INLINE_BODY_BYTES:
+            info, images, sizes, infotexts = self._read_answer(reply, endpoint)
+        else:
+            info, images, sizes, infotexts = await asyncio.to_thread(self._read_answer, reply,
+                                                                     endpoint)
         if isinstance(info.get("version"), str) and info["version"]:
             self._version_seen = info["version"]
-        images, sizes, infotexts = await asyncio.to_thread(self._images, data["images"], info, endpoint)
         if on_progress is not None:
             steps = expect.sampling.steps
             _notify(on_progress, Progress(fraction=1.0, step=steps, steps=steps, eta_seconds=0.0))
@@ -511,6 +515,16 @@ class A1111Backend:
         for text in warnings:
             log.warning("%s: %s", self.name, text)
         return JobResult(images=tuple(images), info=info, warnings=tuple(warnings))
+
+    def _read_answer(self, reply: Any, endpoint: str) -> tuple[
+            dict[str, Any], list[GeneratedImage], list[tuple[int, int]], list[str]]:
+        """The job's answer: its info and its checked images (blocking; see `_generate`)."""
+        data = reply.json()
+        if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+            raise ProtocolError(f"The server at {self.url} answered without an image list.",
+                                detail=f"{endpoint}: {str(data)[:300]}", node=self.name)
+        info = _parse_info(data.get("info"), self.url, endpoint, self.name)
+        return (info, *self._images(data["images"], info, endpoint))
 
     def _images(self, raw: list[Any], info: dict[str, Any], endpoint: str
                 ) -> tuple[list[GeneratedImage], list[tuple[int, int]], list[str]]:

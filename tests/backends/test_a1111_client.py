@@ -281,3 +281,16 @@ async def test_missing_init_image_message_is_the_servers(fake_sdwebui):
         with pytest.raises(RequestRejected) as err:
             backend._check(reply)
     assert err.value.message.endswith("refused the request: Init image not found.")
+
+
+@pytest.mark.parametrize("inline_limit", [0, 1 << 30], ids=["worker-thread", "inline"])
+async def test_job_answers_read_the_same_inline_or_in_a_thread(fake_sdwebui, monkeypatch,
+                                                               inline_limit):
+    import stablenew.backends.a1111 as a1111
+
+    monkeypatch.setattr(a1111, "INLINE_BODY_BYTES", inline_limit)
+    async with client(fake_sdwebui) as backend:
+        result = await backend.txt2img(Txt2ImgJob(sampling(), task_id="job-2", batch_size=2))
+    assert [img.seed for img in result.images] == [1234, 1235]
+    assert all(size_of(img.data) == (64, 48) for img in result.images)
+    assert "Seed: 1235" in result.images[1].infotext and result.warnings == ()
