@@ -93,6 +93,19 @@ CREATE INDEX IF NOT EXISTS queue_items_by_state ON queue_items (state);
 _ITEM_COLUMNS = ("id, job_id, idx, state, attempts, seed, node, error, error_detail, outputs, "
                  "not_before, started_at, finished_at, lease, variant_id, variant_label")
 _JOB_COLUMNS = "id, name, kind, priority, position, created_at, output_dir, origin, node_pin"
+_SAME = {c.strip(): c.strip() for c in _JOB_COLUMNS.split(",")}
+#: The job's columns in `_NEXT_ITEM_SQL`, named apart from the item's (both have an `id`).
+_JOB_KEYS = {c: f"job_{c}" for c in _SAME}
+#: The next claimable item in run order with its job: for each job an index probe for its
+#: first queued item past any retry backoff, then the first job (priority, drag and drop
+#: order) that has one. Nothing while the queue is paused or for jobs pinned elsewhere.
+_NEXT_ITEM_SQL = (
+    "SELECT " + ", ".join(f"i.{c.strip()}" for c in _ITEM_COLUMNS.split(",")) + ", i.config, "
+    + ", ".join(f"j.{c} AS job_{c}" for c in _SAME) + ", j.base_config FROM queue_jobs j "
+    "JOIN queue_items i ON i.id = (SELECT q.id FROM queue_items q WHERE q.job_id = j.id AND "
+    "q.state = 'queued' AND q.not_before <= ? ORDER BY q.idx LIMIT 1) "
+    "WHERE (SELECT value FROM queue_meta WHERE key = 'paused') <> '1' AND "
+    "(j.node_pin IS NULL OR j.node_pin = ?) ORDER BY j.priority DESC, j.position ASC LIMIT 1")
 
 
 class QueueError(Exception):
@@ -359,12 +372,14 @@ class QueueStore:
     # --- reading ------------------------------------------------------------------------------
 
     def _job_from_row(self, row: sqlite3.Row, counts: JobCounts, nodes: tuple[str, ...],
-                      eta: float | None) -> Job:
-        origin = JobOrigin(**json.loads(row["origin"] or "{}"))
-        return Job(id=row["id"], name=row["name"], kind=JobKind(row["kind"]),
-                   priority=row["priority"], position=row["position"],
-                   created_at=row["created_at"], output_dir=row["output_dir"], origin=origin,
-                   node_pin=row["node_pin"], counts=counts, nodes=nodes, eta_seconds=eta)
+                      eta: float | None, *, key: dict[str, str] | None = None) -> Job:
+        k = key or _SAME
+        origin = JobOrigin(**json.loads(row[k["origin"]] or "{}"))
+        return Job(id=row[k["id"]], name=row[k["name"]], kind=JobKind(row[k["kind"]]),
+                   priority=row[k["priority"]], position=row[k["position"]],
+                   created_at=row[k["created_at"]], output_dir=row[k["output_dir"]],
+                   origin=origin, node_pin=row[k["node_pin"]], counts=counts, nodes=nodes,
+                   eta_seconds=eta)
 
     def _counts(self, job_id: str | None = None) -> dict[str, JobCounts]:
         where, params = ("WHERE job_id = ?", (job_id,)) if job_id else ("", ())
@@ -577,6 +592,15 @@ class QueueStore:
     def _claim_in(self, db: sqlite3.Connection, node: str,
                   can_take: Callable[[WorkItem, Job], bool] | None, now: float, scan: int,
                   start: bool) -> Claim | None:
+        if can_take is None:
+            # The common case in one statement: each job's first claimable item (an index
+            # probe per job), the first job in run order that has one.
+            row = db.execute(_NEXT_ITEM_SQL, (now, node)).fetchone()
+            if row is None:
+                return None
+            job = self._job_from_row(row, JobCounts(), (), None, key=_JOB_KEYS)
+            return self._take(db, self._item_from_row(row), job, row["config"],
+                              row["base_config"], node, now, start)
         # Nothing while paused: the pause flag is part of the query (one statement less).
         jobs = db.execute(
             f"SELECT {_JOB_COLUMNS}, base_config FROM queue_jobs j WHERE (SELECT value FROM "
@@ -589,21 +613,25 @@ class QueueStore:
             rows = db.execute(
                 f"SELECT {_ITEM_COLUMNS}, config FROM queue_items WHERE job_id = ? AND "
                 "state = 'queued' AND not_before <= ? ORDER BY idx LIMIT ?",
-                (job.id, now, scan if can_take is not None else 1))
+                (job.id, now, scan))
             for row in rows:
                 item = self._item_from_row(row)
-                if can_take is not None and not can_take(item, job):
+                if not can_take(item, job):
                     continue
-                lease = uuid.uuid4().hex
-                state = ItemState.running if start else ItemState.assigned
-                started = now if start else None
-                db.execute("UPDATE queue_items SET state = ?, node = ?, lease = ?, "
-                           "started_at = ?, error = NULL, error_detail = NULL WHERE id = ?",
-                           (state.value, node, lease, started, item.id))
-                claimed = replace(item, state=state, node=node, lease=lease, started_at=started)
-                config = self._config(claimed, row["config"], job_row["base_config"])
-                return Claim(item=claimed, job=job, config=config, lease=lease)
+                return self._take(db, item, job, row["config"], job_row["base_config"], node,
+                                  now, start)
         return None
+
+    def _take(self, db: sqlite3.Connection, item: WorkItem, job: Job, own: str | None,
+              base: str | None, node: str, now: float, start: bool) -> Claim:
+        lease = uuid.uuid4().hex
+        state = ItemState.running if start else ItemState.assigned
+        started = now if start else None
+        db.execute("UPDATE queue_items SET state = ?, node = ?, lease = ?, "
+                   "started_at = ?, error = NULL, error_detail = NULL WHERE id = ?",
+                   (state.value, node, lease, started, item.id))
+        claimed = replace(item, state=state, node=node, lease=lease, started_at=started)
+        return Claim(item=claimed, job=job, config=self._config(claimed, own, base), lease=lease)
 
     def queued_in_order(self, limit: int, *, now: float | None = None
                         ) -> list[tuple[WorkItem, Job]]:

@@ -4,6 +4,7 @@ made on the caller's thread only when they need no waiting (StoreBusy, nothing d
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 import threading
 
@@ -152,3 +153,39 @@ async def test_the_runner_falls_back_to_its_database_thread_while_another_writer
     assert all(i.state is ItemState.done and len(i.outputs) == 1 for i in items)
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == sorted(
         f"{i.name_prefix}-0000.png" for i in items)
+
+
+def test_the_one_statement_claim_picks_what_the_filtered_scan_picks(tmp_path):
+    """Priorities, drag-and-drop order, pins, items waiting for a retry's backoff and finished
+    items, in random mixes: the common claim (one query) and the scheduler's filtered scan
+    hand out the same items in the same order."""
+    rng = random.Random(5)
+    claimed = 0
+    for trial in range(6):
+        stores = [QueueStore(tmp_path / f"{trial}-{side}.db") for side in ("fast", "scan")]
+        plan = [(rng.randint(0, 2), rng.choice([None, None, "n1", "n2"]), rng.randint(1, 4))
+                for _ in range(rng.randint(2, 6))]
+        now = 1000.0
+        for s in stores:
+            for priority, pin, count in plan:
+                s.add_job(cfg(count), priority=priority, node_pin=pin, output_dir=tmp_path)
+        ids = [i.id for i in stores[0].items()]
+        waiting = set(rng.sample(ids, k=len(ids) // 3))
+        finished = set(rng.sample(ids, k=len(ids) // 4)) - waiting
+        for s in stores:
+            s._db.executemany("UPDATE queue_items SET not_before = ? WHERE id = ?",
+                              [(now + 50, i) for i in waiting])
+            s._db.executemany("UPDATE queue_items SET state = 'done' WHERE id = ?",
+                              [(i,) for i in finished])
+        fast, scan = stores
+        order_fast, order_scan = [], []
+        while (c := fast.claim_next("n1", now=now)) is not None:
+            order_fast.append(c.item.id)
+        while (c := scan.claim_next("n1", now=now, can_take=lambda _i, _j: True)) is not None:
+            order_scan.append(c.item.id)
+        assert order_fast == order_scan
+        assert not set(order_fast) & (waiting | finished)
+        claimed += len(order_fast)
+        for s in stores:
+            s.close()
+    assert claimed > 10
