@@ -18,6 +18,8 @@ log = logging.getLogger("stablenew.controller")
 
 
 ROOMS = ("library", "randomizer", "learning", "queue", "nodes")
+#: How often the nodes of an idle cluster are checked (a running queue's dispatcher checks its own).
+NODE_CHECK_MS = 30_000
 
 
 class Session(QObject):
@@ -51,6 +53,12 @@ class Session(QObject):
         self.nodes: Any = None
         self._rooms_pending = list(ROOMS)
         self._closing = False
+        #: "cluster" or "single" while the queue runs; None while it does not (or is switching)
+        self._queue_mode: str | None = None
+        self._switching = False
+        self._node_checks = QTimer(self)
+        self._node_checks.setInterval(NODE_CHECK_MS)
+        self._node_checks.timeout.connect(self._check_nodes)
 
     # --- other rooms ----------------------------------------------------------------------------
 
@@ -83,6 +91,7 @@ class Session(QObject):
                                 parent=self)
         queue.error_changed.connect(self._forward_error)
         queue.batch_finished.connect(self.pipeline.message_changed)
+        queue.running_changed.connect(self._queue_running_changed)
         return queue
 
     def _randomizer(self) -> Any:
@@ -113,12 +122,48 @@ class Session(QObject):
         nodes = NodesController(nodes_file=self.app.paths.nodes_file,
                                 db_path=self.app.paths.database_file, parent=self)
         nodes.error_changed.connect(self._forward_error)
+        nodes.nodes_changed.connect(self._nodes_changed)
         return nodes
 
     @property
     def cluster_enabled(self) -> bool:
         """The nodes file lists at least one switched-on node: queued batches use the cluster."""
         return self.nodes is not None and any(node.enabled for node in self.nodes.nodes())
+
+    @property
+    def queue_mode(self) -> str | None:
+        """How the queue is being worked through: "cluster", "single" (the configured server),
+        or None when it is not running."""
+        return self._queue_mode
+
+    def set_node_check_interval(self, ms: int) -> None:
+        self._node_checks.setInterval(ms)
+
+    def _check_nodes(self) -> None:
+        # While the cluster runs the queue its dispatcher watches the nodes; otherwise the status
+        # bar and the Nodes table would keep whatever state the last probe found.
+        if (self.nodes is not None and not self._closing and self._queue_mode != "cluster"
+                and self.nodes.nodes()):
+            self.nodes.probe()
+
+    def _nodes_changed(self) -> None:
+        """The first node switched on, or the last one off: the running queue changes over."""
+        if self._queue_mode is None or self._switching or self.queue is None or not self.queue.running:
+            return
+        if self.cluster_enabled != (self._queue_mode == "cluster"):
+            log.info("queue: changing over to %s", "the cluster" if self.cluster_enabled
+                     else "the configured server")
+            self._switching = True
+            self.queue.stop_runner()  # in-flight images go back to the queue; restarted below
+
+    def _queue_running_changed(self, running: bool) -> None:
+        if running:
+            return
+        self._queue_mode = None
+        if self._switching:
+            self._switching = False
+            if not self._closing:
+                self.tasks.spawn(self._start_queue(), name="restart-queue")
 
     def plan_queue(self) -> bool:
         """Fill the Nodes panel's dry-run table for what is queued (nothing is sent); False if
@@ -166,6 +211,7 @@ class Session(QObject):
 
         if self.cluster_enabled:
             nodes = self.nodes
+            self._queue_mode = "cluster"
 
             def make(store: Any, on_event: Any) -> Any:
                 dispatcher = nodes.make_dispatcher(
@@ -178,6 +224,7 @@ class Session(QObject):
             self.queue.start_cluster(make, on_finished=self._cluster_finished)
             return
         backend = await self.server.ensure_backend()
+        self._queue_mode = "single"
         self.queue.start_runner(backend, node=self.server.node_name,
                                 runner=runner(self.server.node_name), on_outputs_removed=forget)
 
@@ -230,14 +277,17 @@ class Session(QObject):
             controller.start()
         elif name == "queue":
             controller.start_polling()
-        elif name == "nodes" and controller.nodes():
-            controller.probe()  # the status bar says how many nodes are ready, not "not checked"
+        elif name == "nodes":
+            if controller.nodes():
+                controller.probe()  # the status bar says how many nodes are ready, not "not checked"
+            self._node_checks.start()
         self.room_opened.emit(name)
 
     async def aclose(self) -> None:
         # Rooms not yet opened never will be: nothing may start while the window goes away.
         self._closing = True
         self._rooms_pending.clear()
+        self._node_checks.stop()
         self.app.sync_ui_state()
         await self.pipeline.aclose()
         for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer):

@@ -21,14 +21,22 @@ TXT2IMG = "/sdapi/v1/txt2img"
 
 
 @pytest.fixture
-def two_nodes():
+def two_servers():
+    # Fixtures, not `with` blocks in the tests: the servers outlive the window, which pytest-qt
+    # closes (and its session with it) before fixtures are torn down.
     with FakeSDWebUI(step_ms=6).running_in_thread() as den, \
             FakeSDWebUI(step_ms=6).running_in_thread() as attic:
-        registry = NodeRegistry.load(AppPaths.default().nodes_file)
-        registry.add(NodeConfig(name="den", url=den.url, kind="a1111"))
-        registry.add(NodeConfig(name="attic", url=attic.url, kind="a1111"))
-        registry.save()
         yield den, attic
+
+
+@pytest.fixture
+def two_nodes(two_servers):
+    den, attic = two_servers
+    registry = NodeRegistry.load(AppPaths.default().nodes_file)
+    registry.add(NodeConfig(name="den", url=den.url, kind="a1111"))
+    registry.add(NodeConfig(name="attic", url=attic.url, kind="a1111"))
+    registry.save()
+    return den, attic
 
 
 def _open(qtbot, window_for, url):
@@ -118,3 +126,49 @@ def test_plan_button_shows_the_dry_run_table_without_sending(qtbot, window_for, 
     assert "Makespan" in window.nodes_panel.plan_label.text()
     assert den.requests_to(TXT2IMG) == [] and attic.requests_to(TXT2IMG) == []
     assert not queue.running
+
+
+def test_the_running_queue_changes_over_when_the_first_node_is_added(qtbot, window_for, two_servers):
+    den, attic = two_servers
+    window = _open(qtbot, window_for, den.url)
+    session = window.session
+    _fill(window, **{"txt2img.prompt": "alone", "txt2img.steps": 4, "txt2img.batch_count": 2,
+                     "txt2img.width": 128, "txt2img.height": 128})
+    window.commands.queue_button.click()
+    qtbot.waitUntil(lambda: den.images_generated >= 2, timeout=10000)
+    assert session.queue_mode == "single" and attic.images_generated == 0
+    # The user sets up a cluster while the queue runs: it changes over without a restart.
+    assert session.nodes.add_node(NodeConfig(name="den", url=den.url, kind="a1111"))
+    assert session.nodes.add_node(NodeConfig(name="attic", url=attic.url, kind="a1111"))
+    qtbot.waitUntil(lambda: session.queue_mode == "cluster", timeout=8000)
+    qtbot.waitUntil(lambda: window.status.cluster_label.text() == "· 2 of 2 nodes ready",
+                    timeout=8000)
+    _fill(window, **{"txt2img.prompt": "together", "txt2img.batch_count": 8})
+    window.commands.queue_button.click()
+    qtbot.waitUntil(lambda: den.images_generated + attic.images_generated >= 10, timeout=15000)
+    assert attic.images_generated > 0, "the new node took work"
+    # ... and back to the configured server when the last node is switched off.
+    session.nodes.set_enabled("den", False)
+    session.nodes.set_enabled("attic", False)
+    qtbot.waitUntil(lambda: session.queue_mode == "single", timeout=8000)
+    assert window.status.cluster_label.isHidden()
+
+
+def test_an_idle_cluster_is_checked_again_and_a_lost_node_shows(qtbot, window_for, two_nodes):
+    den, _attic = two_nodes
+    brief = FakeSDWebUI(step_ms=6)
+    serving = brief.running_in_thread()
+    serving.__enter__()
+    try:
+        registry = NodeRegistry.load(AppPaths.default().nodes_file)
+        registry.add(NodeConfig(name="brief", url=brief.url, kind="a1111"))
+        registry.save()
+        window = _open(qtbot, window_for, den.url)
+        label = window.status.cluster_label
+        qtbot.waitUntil(lambda: label.text() == "· 3 of 3 nodes ready", timeout=8000)
+    finally:
+        serving.__exit__(None, None, None)  # the server "brief" goes away
+    window.session.set_node_check_interval(100)
+    qtbot.waitUntil(lambda: label.text() == "· 2 of 3 nodes ready", timeout=8000)
+    assert "brief: Not answering" in label.toolTip()
+    window.session.set_node_check_interval(60_000)  # no probe left in flight as the window closes
