@@ -199,6 +199,7 @@ class FakeComfyUI:
         self._failures: dict[str, _Failure] = {}
         self._fail_next = 0
         self._fail_next_error = _Failure("RuntimeError", "the server failed (test)")
+        self._fail_kinds: dict[str, int] = {}  # job kind -> how many of its next prompts fail
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._file_counter = itertools.count(1)
@@ -214,12 +215,18 @@ class FakeComfyUI:
     def clear_failures(self) -> None:
         self._failures.clear()
         self._fail_next = 0
+        self._fail_kinds.clear()
 
     def fail_next(self, times: int = 1, exception_type: str = "RuntimeError",
                   message: str = "the server failed (test)") -> None:
         """The next `times` prompts fail in their first node (a runtime error, not validation)."""
         self._fail_next = times
         self._fail_next_error = _Failure(exception_type, message)
+
+    def fail_next_of(self, kind: str, times: int = 1) -> None:
+        """The next `times` prompts of one job kind (txt2img, img2img, adetailer, upscale) fail
+        in their first node; other kinds run normally."""
+        self._fail_kinds[kind] = self._fail_kinds.get(kind, 0) + times
 
     @property
     def step_s(self) -> float:
@@ -888,6 +895,10 @@ class FakeComfyUI:
                 failure = self._failures.get(cls)
                 if failure is None and self._fail_next and not executed:
                     self._fail_next -= 1
+                    failure = self._fail_next_error
+                kind = prompt_kind(prompt.graph) if failure is None and not executed else ""
+                if kind and self._fail_kinds.get(kind):
+                    self._fail_kinds[kind] -= 1
                     failure = self._fail_next_error
                 if failure is not None:
                     data = {"prompt_id": pid, "node_id": nid, "node_type": cls, "executed": list(executed),
