@@ -673,6 +673,13 @@ class QueueController(QObject):
         self._stop_timers()
         if self._owns_store and self._store is not None:
             store, self._store = self._store, None
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                # QApplication.quit() stopped the loop and qasync finishes this shutdown while
+                # processing the last Qt events: close here rather than leave the store open.
+                store.close()
+                return
             await asyncio.to_thread(store.close)
 
     def _on_queue_event(self, event: QueueEvent) -> None:

@@ -71,3 +71,28 @@ def test_quitting_the_app_stops_polling_at_once(qloop, qtbot, qapp, tmp_path):
     assert closing.exception() is None and _ours(qloop) == []
     shiboken6.delete(c)
     qapp.processEvents()
+
+
+def test_aclose_still_closes_the_store_when_the_loop_has_stopped(qapp, tmp_path):
+    # What QApplication.quit() leaves: qasync steps the shutdown with no running loop.
+    from stablenew.cluster.queue_store import QueueStore
+
+    c = QueueController(db_path=tmp_path / "queue.db", output_root=tmp_path / "out")
+    store = QueueStore(tmp_path / "queue.db")
+    c._store = store
+    closing = c.aclose()
+    try:
+        closing.send(None)
+    except StopIteration:
+        pass
+    else:  # pragma: no cover - it must finish without a loop
+        closing.close()
+        raise AssertionError("aclose waited on a loop that is not running")
+    assert c._store is None
+    closed = False
+    try:
+        store.revision()
+    except Exception:
+        closed = True
+    assert closed
+    shiboken6.delete(c)
