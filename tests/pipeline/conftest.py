@@ -1,15 +1,13 @@
 """Fixtures for the runner tests: a started node (backend plus its fault controls).
 
-`node` is parametrised over backend kinds so the same pipeline tests run on every fake
-server that exists: the in-process MemoryBackend always, the A1111 HTTP fake when
-`tests.fakes.sdwebui` and `stablenew.backends.connect` are installed. The ComfyUI room can add
-its kind by extending `_KINDS` and `_start`.
+`node` is parametrised over backend kinds so the same pipeline tests run on every kind of
+node: the in-process MemoryBackend, the A1111 fake and the ComfyUI fake (both real HTTP on
+127.0.0.1, through the real clients). The runner only knows the Backend protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,17 +17,7 @@ from stablenew.backends import errors as be
 from stablenew.pipeline.config import PipelineConfig
 from tests.pipeline.memory_backend import MemoryBackend
 
-
-def _available(*modules: str) -> bool:
-    try:
-        return all(importlib.util.find_spec(m) is not None for m in modules)
-    except ModuleNotFoundError:
-        return False
-
-
-_KINDS = ["memory"]
-if _available("tests.fakes.sdwebui", "stablenew.backends.connect"):
-    _KINDS.append("a1111")
+_KINDS = ["memory", "a1111", "comfyui"]
 
 
 @dataclass
@@ -45,6 +33,8 @@ class Node:
         """Make the next request of *stage* fail with a server error (HTTP 500)."""
         if self.kind == "memory":
             self.backend.fail_next[stage] = be.ServerError("The server failed (test).")
+        elif self.kind == "comfyui":
+            self.server.fail_next_of(stage)
         else:
             self.server.inject("500", path=_PATHS[stage])
 
@@ -66,6 +56,8 @@ class Node:
     def interrupts(self) -> list[str]:
         if self.kind == "memory":
             return self.backend.interrupts
+        if self.kind == "comfyui":  # newer servers cancel through /api/jobs/{id}/cancel
+            return [*self.server.interrupts, *self.server.cancels]
         return list(self.server.interrupts)
 
     def running(self) -> bool:
@@ -78,11 +70,19 @@ class Node:
         """Generation jobs the node ran to the end."""
         if self.kind == "memory":
             return sum(1 for c in self.backend.calls if c.finished)
+        if self.kind == "comfyui":
+            done = 0
+            for body in self.server.received:
+                item = self.server.history(body.get("prompt_id", "")) or {}
+                done += item.get("status", {}).get("status_str") == "success"
+            return done
         return self.server.images_generated
 
     def calls(self, stage: str) -> int:
         if self.kind == "memory":
             return sum(1 for c in self.backend.calls if c.method == stage)
+        if self.kind == "comfyui":
+            return len(self.server.prompts_of(stage))
         return len(self.server.requests_to(_PATHS[stage]))
 
 
@@ -98,11 +98,17 @@ async def node(request):
         yield Node(kind, backend)
         return
     from stablenew.backends.connect import connect
-    from tests.fakes.sdwebui import FakeSDWebUI
 
-    fake = FakeSDWebUI(step_ms=2)
+    if kind == "comfyui":
+        from tests.fakes.comfyui import FakeComfyUI
+
+        fake = FakeComfyUI(step_ms=2, face_detailer=True)  # ADetailer needs the Impact Pack
+    else:
+        from tests.fakes.sdwebui import FakeSDWebUI
+
+        fake = FakeSDWebUI(step_ms=2)
     url = await fake.start()
-    backend = await connect(url, kind="a1111", timeout=20)
+    backend = await connect(url, kind=kind, timeout=20)
     try:
         yield Node(kind, backend, fake)
     finally:
@@ -122,8 +128,6 @@ def small_config(**changes: Any) -> PipelineConfig:
 @pytest.fixture
 def sdwebui_thread():
     """The A1111 fake serving from its own thread (for the CLI, which runs its own loop)."""
-    if not _available("tests.fakes.sdwebui", "stablenew.backends.connect"):
-        pytest.skip("the A1111 fake server is not available")
     from tests.fakes.sdwebui import FakeSDWebUI
 
     with FakeSDWebUI(step_ms=2).running_in_thread() as fake:
