@@ -121,6 +121,10 @@ class PipelineRunner:
         self.log_dir = log_dir
         self.thumbnails = thumbnails
         self.node_name = node_name
+        # Fixed output folders (the queue's, one per job) already created by an earlier run:
+        # a queued image skips the thread hop to create it again. The atomic writer recreates
+        # a folder that was deleted meanwhile.
+        self._prepared_dirs: set[Path] = set()
 
     def add_record_hook(self, hook: RecordHook) -> None:
         self._hooks.append(hook)
@@ -233,7 +237,12 @@ class _Run:
         if self.inputs is not None and not self.inputs:
             return self._early_failure("No input images were given.", started)
         try:
-            self.output_dir = await asyncio.to_thread(self._prepare_folder)
+            if self.fixed_dir is not None and self.fixed_dir in self.runner._prepared_dirs:
+                self.output_dir = self.fixed_dir
+            else:
+                self.output_dir = await asyncio.to_thread(self._prepare_folder)
+                if self.fixed_dir is not None:
+                    self.runner._prepared_dirs.add(self.fixed_dir)
         except OSError as exc:
             return self._early_failure(
                 f"The output folder {self.output_dir} cannot be created. Choose another "

@@ -449,3 +449,23 @@ async def test_a_server_sending_jpeg_still_gives_png_with_metadata(tmp_path):
     meta = read_image_metadata(result.records[0].path)
     assert meta.format == "PNG" and (meta.width, meta.height) == (128, 128)
     assert meta.parsed["Seed"] == "1000" and meta.stablenew["stages"] == ["txt2img", "upscale"]
+
+
+async def test_a_fixed_folder_deleted_between_runs_is_made_again(node, tmp_path):
+    # The runner remembers fixed folders it created (the queue runs one image per run); a
+    # folder the user deleted meanwhile must not lose the next image.
+    folder = tmp_path / "job"
+    runner = PipelineRunner(tmp_path / "unused")
+    first, _ = await _run(runner, small_config(), node, output_dir=folder, name_prefix="a")
+    assert first.status is RunStatus.completed
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.unlink()
+    for path in sorted(folder.rglob("*"), reverse=True):
+        path.rmdir()
+    folder.rmdir()
+    second, _ = await _run(runner, small_config(), node, output_dir=folder, name_prefix="b")
+    assert second.status is RunStatus.completed
+    record = second.records[0]
+    assert record.path.exists() and record.path.parent == folder
+    assert record.thumbnail is not None and record.thumbnail.exists()
