@@ -163,11 +163,13 @@ class QueueStore:
                 "exists and that you may write to it.", detail=repr(exc)) from exc
         try:
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute(f"PRAGMA busy_timeout={_WAIT_MS}")
-            self._migrate()
+            self._open_schema()
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            raise QueueError(
+                f"StableNew cannot use its queue database at {self.path} right now ({exc}). "
+                "Close other StableNew windows or commands using it and try again.",
+                detail=repr(exc)) from exc
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise QueueError(
@@ -177,6 +179,31 @@ class QueueStore:
         except BaseException:
             self._db.close()
             raise
+
+    def _open_schema(self) -> None:
+        """WAL mode and the schema, retrying while another connection holds the file.
+
+        Switching a new file to WAL needs it to itself and SQLite answers "database is locked"
+        at once (no busy wait) when another window or process opens it at the same moment;
+        that is contention, not damage. Creating the schema is idempotent, so trying again is
+        safe.
+        """
+        deadline = time.monotonic() + _WAIT_MS / 1000
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.execute(f"PRAGMA busy_timeout={_WAIT_MS}")
+                self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                time.sleep(0.02)
 
     # --- plumbing ---------------------------------------------------------------------------
 
