@@ -40,6 +40,7 @@ from stablenew.cluster.jobs import (
 )
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.storage.paths import AppPaths
+from stablenew.storage.sqlite import set_up_wal
 
 T = TypeVar("T")
 _WAIT_MS = 30_000  # how long a waiting call waits for another connection's write lock
@@ -181,29 +182,8 @@ class QueueStore:
             raise
 
     def _open_schema(self) -> None:
-        """WAL mode and the schema, retrying while another connection holds the file.
-
-        Switching a new file to WAL needs it to itself and SQLite answers "database is locked"
-        at once (no busy wait) when another window or process opens it at the same moment;
-        that is contention, not damage. Creating the schema is idempotent, so trying again is
-        safe.
-        """
-        deadline = time.monotonic() + _WAIT_MS / 1000
-        while True:
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.execute("PRAGMA foreign_keys=ON")
-                self._db.execute(f"PRAGMA busy_timeout={_WAIT_MS}")
-                self._migrate()
-                return
-            except sqlite3.OperationalError as exc:
-                busy = "locked" in str(exc) or "busy" in str(exc)
-                if not busy or time.monotonic() > deadline:
-                    raise
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                time.sleep(0.02)
+        set_up_wal(self._db, self._migrate, wait_s=_WAIT_MS / 1000,
+                   pragmas=("synchronous=NORMAL", "foreign_keys=ON", f"busy_timeout={_WAIT_MS}"))
 
     # --- plumbing ---------------------------------------------------------------------------
 

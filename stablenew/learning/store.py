@@ -38,6 +38,7 @@ from stablenew.learning.parameters import parameter_values
 from stablenew.learning.records import LearningRecord, check_rating, clean_tag, config_hash
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig, migrate_config
 from stablenew.storage.paths import AppPaths
+from stablenew.storage.sqlite import set_up_wal
 
 # 1: first layout, the full config JSON in every record.
 # 2: settings shared by a batch stored once (learning_settings); run index covers pack/rating.
@@ -235,12 +236,15 @@ class LearningStore:
                 "folder exists and that you may write to it.", detail=repr(exc)) from exc
         self._db.row_factory = sqlite3.Row
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
             # Big batches (imports, rebuilds) stay in memory instead of spilling to the WAL early.
-            self._db.execute("PRAGMA cache_size=-32000")
-            self._migrate()
+            set_up_wal(self._db, self._migrate, wait_s=10.0,
+                       pragmas=("synchronous=NORMAL", "busy_timeout=10000", "cache_size=-32000"))
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            raise LearningStoreError(
+                f"StableNew cannot use its learning database at {self.path} right now ({exc}). "
+                "Close other StableNew windows or commands using it and try again.",
+                detail=repr(exc)) from exc
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise LearningStoreError(
