@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -239,7 +240,7 @@ def _replace_with_retry(src: Path, dst: Path) -> None:
     _retrying(lambda: os.replace(src, dst))
 
 
-class LibraryFolder(Generic[T]):
+class LibraryFolder(ABC, Generic[T]):
     """A folder of YAML documents (plus optional read-only shipped ones) with safe changes."""
 
     kind = "document"
@@ -249,11 +250,11 @@ class LibraryFolder(Generic[T]):
         self.shipped_dir = Path(shipped_dir) if shipped_dir is not None else None
 
     # Subclasses say how to read and write their documents.
-    def parse(self, text: str, path: Path | None) -> tuple[T, list[DocumentWarning]]:
-        raise NotImplementedError
+    @abstractmethod
+    def parse(self, text: str, path: Path | None) -> tuple[T, list[DocumentWarning]]: ...
 
-    def dump(self, item: T) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def dump(self, item: T) -> str: ...
 
     def renamed(self, item: T, name: str) -> T:
         return item.model_copy(update={"name": name})

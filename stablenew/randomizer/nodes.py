@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from abc import ABC, abstractmethod
 from bisect import bisect_right
 from random import Random
 
@@ -33,7 +34,7 @@ class Ctx:
         return Ctx(self.rng, self.cycle, {**self.vars, name: value})
 
 
-class Node:
+class Node(ABC):
     """A compiled piece of a template: `size` prompts, each reachable by rank."""
 
     __slots__ = ("size", "static")
@@ -41,11 +42,11 @@ class Node:
     size: int
     static: bool  # text depends only on rank (no `!` variables, no `~`/`@` nodes)
 
-    def text(self, rank: int, ctx: Ctx) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def text(self, rank: int, ctx: Ctx) -> str: ...
 
-    def sample(self, rng: Random, ctx: Ctx) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def sample(self, rng: Random, ctx: Ctx) -> str: ...
 
     def all_texts(self) -> list[str]:
         ctx = Ctx()
