@@ -25,11 +25,8 @@ import itertools
 import json
 import re
 import struct
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +34,8 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType, web
 from PIL import Image
+
+from tests.fakes.serving import ServesItself
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "comfyui"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -149,7 +148,7 @@ class _Interrupted(Exception):
 
 
 @dataclass
-class FakeComfyUI:
+class FakeComfyUI(ServesItself):
     """A ComfyUI look-alike for tests: configurable models, VRAM, node classes and timing."""
 
     step_ms: float = 5.0
@@ -323,46 +322,6 @@ class FakeComfyUI:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> FakeComfyUI:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @contextmanager
-    def running_in_thread(self, timeout: float = 10.0) -> Iterator[FakeComfyUI]:
-        """Serve from a thread with its own event loop (sync tests, the CLI); `.url` is set."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:  # reported to the caller below
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        thread = threading.Thread(target=serve, name="FakeComfyUI", daemon=True)
-        thread.start()
-        if not ready.wait(timeout):
-            raise TimeoutError("the fake ComfyUI did not start in time")
-        if failure:
-            raise failure[0]
-        try:
-            yield self
-        finally:
-            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
 
     # ---------------------------------------------------------------- object_info
     def _build_object_info(self) -> dict:

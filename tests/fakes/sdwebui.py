@@ -21,10 +21,8 @@ import hashlib
 import io
 import json
 import random
-import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +39,7 @@ from tests.fakes.sdwebui_schema import (
     parse_infotext,
     validation_detail,
 )
+from tests.fakes.serving import ServesItself
 
 FLAVORS = ("a1111", "forge", "sdnext")
 FAULTS = ("500", "422", "stall", "truncated", "bad_base64", "bad_image", "bad_json", "drop", "drip")
@@ -168,7 +167,7 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-class FakeSDWebUI:
+class FakeSDWebUI(ServesItself):
     """A fake SD WebUI server (A1111, Forge or SD.Next flavour) for tests and benchmarks."""
 
     def __init__(self, step_ms: float = 0.0, flavor: str = "a1111", auth: tuple[str, str] | None = None,
@@ -254,46 +253,6 @@ class FakeSDWebUI:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def __aenter__(self) -> FakeSDWebUI:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    @contextlib.contextmanager
-    def running_in_thread(self, timeout: float = 10.0) -> Iterator[FakeSDWebUI]:
-        """Serve from a thread with its own event loop; returns once the server listens."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self.start())
-            except BaseException as exc:  # reported to the caller below
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        thread = threading.Thread(target=serve, name="FakeSDWebUI", daemon=True)
-        thread.start()
-        if not ready.wait(timeout):
-            raise TimeoutError("the fake SD WebUI did not start in time")
-        if failure:
-            raise failure[0]
-        try:
-            yield self
-        finally:
-            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
 
     # ----- test controls -----
 
