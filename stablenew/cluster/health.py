@@ -172,10 +172,7 @@ class NodeMonitor:
                        or old.state is not NodeState.healthy or old.capabilities is None)
             limit = max(self.probe_timeout, self.timeout) if probing else self.timeout
             try:
-                # asyncio.timeout, not wait_for: in Python 3.11 wait_for runs the check in a
-                # second task whose failure, racing the timeout, went unretrieved.
-                async with asyncio.timeout(limit):
-                    new = await self._check(node, old, probing)
+                new = await asyncio.wait_for(self._check(node, old, probing), limit)
             except TimeoutError:
                 new = self._failed(old, ServerTimeout(
                     f"{name} did not answer within {limit:g} s. It will be tried again.",
