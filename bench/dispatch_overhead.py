@@ -19,35 +19,14 @@ sys.path.insert(0, str(ROOT))
 
 import asyncio  # noqa: E402
 import base64  # noqa: E402
-import contextlib  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+
+from tests.fakes.sdwebui import serving_in_process  # noqa: E402
 
 IMAGES = 200
 CHUNKS = 8
-
-
-@contextlib.contextmanager
-def fake_server(step_ms: float) -> Iterator[str]:
-    """The fake A1111 server in its own process: it never shares our event loop or GIL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.sdwebui", "--port", "0", "--step-ms", str(step_ms)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if "listening at" not in line:
-            raise RuntimeError(f"the fake server did not start: {line!r}")
-        yield line.split("listening at", 1)[1].split()[0]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def _config():
@@ -111,7 +90,7 @@ async def stablenew_runner(url: str, out: Path, count: int) -> float:
 
 
 async def main() -> None:
-    with fake_server(step_ms=0) as url, tempfile.TemporaryDirectory() as tmp:
+    with serving_in_process(0, cwd=str(ROOT)) as url, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         # Warm both paths (imports, connection pools, the server's first render).
         await bare_loop(url, root / "warm-bare", 5)

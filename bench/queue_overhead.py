@@ -25,11 +25,8 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse
 import asyncio
-import contextlib
-import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,27 +39,9 @@ from stablenew.cluster.queue_store import QueueStore
 from stablenew.pipeline.cancel import CancelToken
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.runner import PipelineRunner
+from tests.fakes.sdwebui import serving_in_process
 
 BATCH = 100
-
-
-@contextlib.contextmanager
-def fake_server() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.sdwebui", "--port", "0", "--step-ms", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if "listening at" not in line:
-            raise RuntimeError(f"the fake server did not start: {line!r}")
-        yield line.split("listening at", 1)[1].split()[0]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def config(count: int) -> PipelineConfig:
@@ -135,7 +114,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    with fake_server() as url, tempfile.TemporaryDirectory() as tmp:
+    with serving_in_process(0, cwd=str(ROOT)) as url, tempfile.TemporaryDirectory() as tmp:
         t_bare, t_queue, t_single = asyncio.run(
             measure(url, args.images, args.rounds, Path(tmp)))
     bare_rate, queue_rate = args.images / t_bare, args.images / t_queue

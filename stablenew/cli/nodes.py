@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stablenew.cli._common import fail, show_help
+
 if TYPE_CHECKING:
     from stablenew.cluster.health import NodeHealth
     from stablenew.cluster.nodes import NodeRegistry
@@ -59,19 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per node (default 10)")
     p.set_defaults(func=_probe)
 
-    parser.set_defaults(func=_help(parser))
+    parser.set_defaults(func=show_help(parser))
 
 
-def _help(parser: argparse.ArgumentParser):
-    def show(args: argparse.Namespace) -> int:
-        parser.print_help()
-        return 2
-    return show
 
 
 def _fail(message: str) -> int:
-    print(f"stablenew nodes: {message}", file=sys.stderr)
-    return 1
+    return fail("nodes", message)
 
 
 def nodes_path(given: Path | None) -> Path:

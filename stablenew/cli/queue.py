@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stablenew.cli._common import fail, show_help
+
 if TYPE_CHECKING:
     from stablenew.cluster.queue_store import QueueStore
 
@@ -89,22 +91,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--by", type=int, default=1)
     p.set_defaults(func=_bump)
 
-    parser.set_defaults(func=_help(parser))
+    parser.set_defaults(func=show_help(parser))
 
 
-def _help(parser: argparse.ArgumentParser):
-    def show(args: argparse.Namespace) -> int:
-        parser.print_help()
-        return 2
-    return show
 
 
 # --- helpers -----------------------------------------------------------------------------------
 
 
 def _fail(message: str) -> int:
-    print(f"stablenew queue: {message}", file=sys.stderr)
-    return 1
+    return fail("queue", message)
 
 
 def _open(args: argparse.Namespace) -> QueueStore:

@@ -21,8 +21,11 @@ import hashlib
 import io
 import json
 import random
+import subprocess
+import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -991,6 +994,27 @@ def fake_sdwebui_thread(request):
     kwargs = getattr(request, "param", None) or {}
     with FakeSDWebUI(**kwargs).running_in_thread() as fake:
         yield fake
+
+
+@contextlib.contextmanager
+def serving_in_process(step_ms: float = 0.0, *, cwd: str | None = None) -> Iterator[str]:
+    """The fake in a process of its own (benchmarks: it shares neither our event loop nor our
+    GIL); yields its URL and stops it afterwards."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.sdwebui", "--port", "0", "--step-ms", str(step_ms)],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if "listening at" not in line:
+            raise RuntimeError(f"the fake server did not start: {line!r}")
+        yield line.split("listening at", 1)[1].split()[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
 
 
 def main(argv: list[str] | None = None) -> None:
