@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig
 from stablenew.pipeline.records import RunTags
+from stablenew.pipeline.styles import merge_prompts
 from stablenew.randomizer.counting import Ctx, PromptSpace, compile_template, wildcard_manager
 from stablenew.randomizer.errors import SpecError, TemplateError
 from stablenew.randomizer.spec import (
@@ -311,22 +312,15 @@ def apply_axes(axes: list[Axis], choices: tuple[int | None, ...], positive: str,
                 negative_extras.append(str(value).strip())
         elif kind is AxisKind.style:
             assert isinstance(value, StyleValue)
-            positive = merge_style(value.prompt, positive)
-            negative = merge_style(value.negative_prompt, negative)
+            # The pipeline's merge is A1111's own rule, so a style on an axis gives the same
+            # prompt as that style picked in the web UI.
+            positive = merge_prompts(value.prompt, positive)
+            negative = merge_prompts(value.negative_prompt, negative)
     if extras:
         positive = ", ".join(p for p in (positive.strip(), *extras) if p)
     if negative_extras:
         negative = ", ".join(p for p in (negative.strip(), *negative_extras) if p)
     return changes, positive, negative, parts
-
-
-def merge_style(style_prompt: str, prompt: str) -> str:
-    """A1111's rule: the style's {prompt} marks where the prompt goes, else it is appended."""
-    if not style_prompt:
-        return prompt
-    if "{prompt}" in style_prompt:
-        return style_prompt.replace("{prompt}", prompt)
-    return ", ".join(p for p in (prompt.strip(), style_prompt.strip()) if p)
 
 
 def _hash_seed(seed: int, index: int) -> int:
@@ -435,4 +429,4 @@ def _axis_problem(base: PipelineConfig, axes: list[Axis], choices: tuple[int | N
     return None
 
 
-__all__ = ["Plan", "PlanItem", "apply_axes", "merge_style", "plan"]
+__all__ = ["Plan", "PlanItem", "apply_axes", "plan"]

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig
+from stablenew.pipeline.styles import merge_prompts
 from stablenew.randomizer.errors import SpecError
 from stablenew.randomizer.plan import plan
 from stablenew.randomizer.spec import VariationSpec
@@ -165,6 +166,33 @@ def test_prompt_axes_inject_loras_embeddings_and_styles():
         ("noir photo of portrait", "blurry, colour"),
         ("portrait, cinematic lighting", "blurry"),
     ]
+
+
+@pytest.mark.parametrize(("template", "negative", "style", "expected"), [
+    # {prompt} marks where the prompt goes, every time it appears; the rest is kept as written.
+    ("a cat", "blurry", {"prompt": "noir photo of {prompt}, grain"},
+     ("noir photo of a cat, grain", "blurry")),
+    ("a cat", "", {"prompt": "{prompt} | {prompt}"}, ("a cat | a cat", "")),
+    # Without {prompt} the style is appended after a comma, both sides trimmed.
+    ("a cat ", "blurry", {"prompt": " cinematic "}, ("a cat, cinematic", "blurry")),
+    # An empty style still trims the prompt, as A1111's merge does.
+    ("  a cat  ", " blurry ", {"prompt": "", "negative_prompt": ""}, ("a cat", "blurry")),
+    # An empty prompt leaves the style alone, or the text around {prompt}.
+    ("", "", {"prompt": "cinematic", "negative_prompt": "ugly"}, ("cinematic", "ugly")),
+    ("", "", {"prompt": "{prompt}, 4k"}, (", 4k", "")),
+    # The negative prompt follows the same rule with the style's own negative text.
+    ("a cat", "blurry", {"negative_prompt": "{prompt}, lowres"}, ("a cat", "blurry, lowres")),
+    ("a cat", "blurry", {"negative_prompt": "cartoon"}, ("a cat", "blurry, cartoon")),
+])
+def test_style_axis_merges_like_a1111_styles(template, negative, style, expected):
+    spec = VariationSpec(template=template, negative_template=negative, seed=1,
+                         axes=[{"style": [{"name": "s", **style}]}])
+    (item,) = list(plan(BASE, spec))
+    got = (item.config.txt2img.prompt, item.config.txt2img.negative_prompt)
+    assert got == expected
+    # The pipeline's styles (presets, styles.csv) give the same text: one rule for both.
+    assert got == (merge_prompts(style.get("prompt", ""), template),
+                   merge_prompts(style.get("negative_prompt", ""), negative))
 
 
 def test_config_axes_reach_their_fields():
