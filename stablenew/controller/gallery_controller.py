@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import os
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal
 
-from stablenew.controller.errors import ErrorInfo
+from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.images import DecodedImage, decode_image
 from stablenew.controller.tasks import TaskOwner
 
@@ -23,6 +25,10 @@ THUMB_SIDE = 160
 LARGE_SIDE = 1280
 SCAN_LIMIT = 600
 PRESET_TAGS = ("too noisy", "too smooth", "nailed it")
+
+RATINGS_OFF = ("Ratings are off: Learning is set to Off, so this was not kept. To keep ratings and "
+               "tags, open the Learning tab and set Learning to Passive or Active.")
+NOT_KEPT = "This rating could not be saved, so it was put back. Try again in a moment."
 
 
 @dataclass
@@ -59,11 +65,13 @@ class RatingBook(Protocol):
 
     `rate` and `set_tags` are called on the Qt thread and must not block it (they hand the
     write to a worker); `rating` may block briefly and is called from worker threads.
+    A write may return a future or awaitable that fails when the value was not kept, or raise
+    at once when it is refused; the gallery then puts the stored value back and says why.
     """
 
     def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]: ...
-    def rate(self, path: str, stars: int | None) -> None: ...
-    def set_tags(self, path: str, tags: tuple[str, ...]) -> None: ...
+    def rate(self, path: str, stars: int | None) -> Any: ...
+    def set_tags(self, path: str, tags: tuple[str, ...]) -> Any: ...
 
 
 class LocalRatingBook:
@@ -87,17 +95,17 @@ class LocalRatingBook:
         entry = self._data.get(path, {})
         return entry.get("stars"), tuple(entry.get("tags", ()))
 
-    def rate(self, path: str, stars: int | None) -> None:
+    def rate(self, path: str, stars: int | None) -> Future[None]:
         self._data.setdefault(path, {})["stars"] = stars
-        self._save()
+        return self._save()
 
-    def set_tags(self, path: str, tags: tuple[str, ...]) -> None:
+    def set_tags(self, path: str, tags: tuple[str, ...]) -> Future[None]:
         self._data.setdefault(path, {})["tags"] = list(tags)
-        self._save()
+        return self._save()
 
-    def _save(self) -> None:
+    def _save(self) -> Future[None]:
         text = json.dumps(self._data, indent=1, ensure_ascii=False)
-        self._writer.submit(self._write, text)
+        return self._writer.submit(self._write, text)
 
     def _write(self, text: str) -> None:
         from stablenew.storage.atomic import atomic_write_text
@@ -106,6 +114,7 @@ class LocalRatingBook:
             atomic_write_text(self._file, text)
         except OSError as exc:
             log.error("ratings could not be saved to %s: %s", self._file, exc)
+            raise  # the gallery hears of it through the returned future
 
 
 class GalleryController(QObject):
@@ -127,6 +136,7 @@ class GalleryController(QObject):
         self._thumbs: OrderedDict[str, DecodedImage] = OrderedDict()
         self._thumb_requests: set[str] = set()
         self._thumb_sem: asyncio.Semaphore | None = None
+        self._writes: dict[str, int] = {}  # key → number of its latest rating/tag change
         self.tasks = TaskOwner("Gallery", self)
         self.tasks.error_raised.connect(self.error_changed)
 
@@ -219,16 +229,18 @@ class GalleryController(QObject):
     # --- ratings ------------------------------------------------------------------------------
 
     def rate(self, key: str, stars: int | None) -> None:
-        """1–5 stars, or None/0 to clear; stored off the Qt thread."""
+        """1–5 stars, or None/0 to clear; stored off the Qt thread.
+
+        The stars change at once; if the rating book refuses or fails to keep the rating, they go
+        back to the stored value and `error_changed` says why and what to do.
+        """
         item = self._by_key.get(key)
         if item is None:
             return
         stars = stars if stars else None
         if stars is not None and not 1 <= stars <= 5:
             raise ValueError("A rating is 1 to 5 stars (0 clears it).")
-        item.rating = stars
-        self.item_changed.emit(item)
-        self._ratings.rate(key, stars)
+        self._change(item, rating=stars)
 
     def toggle_tag(self, key: str, tag: str) -> None:
         item = self._by_key.get(key)
@@ -236,9 +248,72 @@ class GalleryController(QObject):
         if item is None or not tag:
             return
         tags = tuple(t for t in item.tags if t != tag) if tag in item.tags else (*item.tags, tag)
-        item.tags = tags
+        self._change(item, tags=tags)
+
+    def _change(self, item: GalleryItem, **value: Any) -> None:
+        """Show the new rating or tags now, hand them to the book, and undo them if not kept."""
+        (field_name, wanted), = value.items()
+        before = getattr(item, field_name)
+        setattr(item, field_name, wanted)
         self.item_changed.emit(item)
-        self._ratings.set_tags(key, tags)
+        seq = self._writes[item.key] = self._writes.get(item.key, 0) + 1
+        book = self._ratings
+        learning = _learning_behind(book)
+        if learning is not None and str(learning.mode) == "off":
+            log.info("rating of %s not kept: learning mode is off", item.key)
+            self._put_back(item, field_name, before, seq, ErrorInfo(RATINGS_OFF, source="Gallery"))
+            return
+        previous_error = getattr(learning, "error", None)
+        try:
+            if field_name == "rating":
+                outcome = book.rate(item.key, wanted)
+            else:
+                outcome = book.set_tags(item.key, wanted)
+        except Exception as exc:  # a refusal at once: the same as one that arrives later
+            self._put_back(item, field_name, before, seq, error_from_exception(exc, "Gallery"))
+            return
+        if outcome is None and learning is None:
+            return  # a book that neither reports nor can be asked: trust it
+        self.tasks.spawn(self._confirm(item, field_name, before, wanted, seq, book, outcome, learning,
+                                       previous_error), name="confirm-rating")
+
+    async def _confirm(self, item: GalleryItem, field_name: str, before: Any, wanted: Any, seq: int,
+                       book: Any, outcome: Any, learning: Any, previous_error: Any) -> None:
+        try:
+            if isinstance(outcome, Future):
+                await asyncio.wrap_future(outcome)
+            elif inspect.isawaitable(outcome):
+                await outcome
+            if learning is not None:
+                # The learning book reports nothing back: wait for the controller's writes, then
+                # read what the store now holds.
+                await learning.wait_idle(10.0)
+                stored = await asyncio.to_thread(book.rating, item.key)
+                if not _holds(stored, field_name, wanted):
+                    error = getattr(learning, "error", None)
+                    raise _NotKept(error.message if error is not None and error is not previous_error
+                                   else NOT_KEPT)
+        except Exception as exc:
+            info = (ErrorInfo(exc.message, source="Gallery") if isinstance(exc, _NotKept)
+                    else error_from_exception(exc, "Gallery"))
+            log.warning("%s of %s not kept: %s", field_name, item.key, info.detail or info.message)
+            self._put_back(item, field_name, before, seq, info)
+
+    def _put_back(self, item: GalleryItem, field_name: str, before: Any, seq: int,
+                  info: ErrorInfo) -> None:
+        """Undo a change that was not kept (unless a newer one replaced it) and say why."""
+        if self._writes.get(item.key) == seq:
+            setattr(item, field_name, before)
+            self.item_changed.emit(item)
+            # What the book really holds wins over what the list showed before.
+            self.tasks.spawn(self._reload(item, seq), name="reload-rating")
+        self.error_changed.emit(info)
+
+    async def _reload(self, item: GalleryItem, seq: int) -> None:
+        stars, tags = await asyncio.to_thread(self._ratings.rating, item.key)
+        if self._writes.get(item.key) == seq and (stars, tags) != (item.rating, item.tags):
+            item.rating, item.tags = stars, tags
+            self.item_changed.emit(item)
 
     def rating_of(self, key: str) -> tuple[int | None, tuple[str, ...]]:
         """What the rating store holds for an image (not the cached list item)."""
@@ -249,6 +324,32 @@ class GalleryController(QObject):
 
     async def aclose(self) -> None:
         await self.tasks.aclose()
+
+
+class _NotKept(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _learning_behind(book: Any) -> Any:
+    """The learning controller behind the learning store's rating book, or None for other books.
+
+    That book's writes return nothing, and while learning is Off it drops them with a message
+    only the Learning tab shows; the gallery asks the controller itself (its mode, when its writes
+    are done) so refused stars do not stay on screen.
+    """
+    learning = getattr(book, "_controller", None)
+    return learning if learning is not None and hasattr(learning, "wait_idle") else None
+
+
+def _holds(stored: tuple[int | None, tuple[str, ...]], field_name: str, wanted: Any) -> bool:
+    if field_name == "rating":
+        return stored[0] == wanted
+    # The learning store keeps tags in folded form ("Too Noisy" → "too noisy").
+    def fold(tags: Any) -> set[str]:
+        return {" ".join(t.split()).casefold() for t in tags if t.strip()}
+    return fold(stored[1]) == fold(wanted)
 
 
 def _scan_outputs(root: Path, limit: int) -> list[tuple[Path, float, Path | None]]:

@@ -68,6 +68,9 @@ class StarRating(QWidget):
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         star = self._star_at(event.position().x())
+        # The hover preview ends with the click, so a rating that is refused and put back
+        # shows as put back, not as the stars under the pointer.
+        self._hover = 0
         self.choose(0 if star == self._stars else star)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802

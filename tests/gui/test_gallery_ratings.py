@@ -1,0 +1,93 @@
+"""Gallery ratings the learning store refuses (learning Off, an image it cannot record) are put
+back on screen, and the window says why and what to do."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPoint, Qt
+
+from stablenew.gui.widgets.stars import STAR_SIZE
+
+FAST = {"step_ms": 5.0}
+
+
+def _star_x(stars: int) -> int:
+    return 2 + (stars - 1) * (STAR_SIZE + 4) + STAR_SIZE // 2
+
+
+def _one_image_and_rooms(qtbot, window):
+    """Run one image, wait for the learning room, and open the image in the viewer."""
+    window.pipeline_panel.editor("txt2img.prompt").set_value("a lighthouse at dusk")
+    window.pipeline_panel.editor("txt2img.batch_count").set_value(1)
+    window.commands.run_button.click()
+    qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=15000)
+    qtbot.waitUntil(lambda: window.gallery_panel.model.rowCount() >= 1, timeout=5000)
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=10000)
+    assert window.session.learning is not None
+    window.gallery_panel.select_first()
+    key = window.session.gallery.items[0].key
+    qtbot.waitUntil(lambda: window.viewer.sidebar.key == key, timeout=5000)
+    return key
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [FAST], indirect=True)
+def test_a_rating_refused_while_learning_is_off_goes_back_to_the_stored_stars(
+        qtbot, window_for, fake_sdwebui_thread):
+    window = window_for(fake_sdwebui_thread.url)
+    key = _one_image_and_rooms(qtbot, window)
+    gallery, learning, sidebar = window.session.gallery, window.session.learning, window.viewer.sidebar
+    # Kept while learning is on: the store holds 3 stars.
+    qtbot.keyClick(window.gallery_panel.view, Qt.Key.Key_3)
+    qtbot.waitUntil(lambda: learning.read_rating(key)[0] == 3, timeout=5000)
+    assert sidebar.stars.stars == 3
+
+    learning.set_mode("off")
+    with qtbot.waitSignal(gallery.error_changed, timeout=5000) as refused:
+        qtbot.keyClick(window.gallery_panel.view, Qt.Key.Key_5)
+    assert "Learning" in refused.args[0].message and "Passive or Active" in refused.args[0].message
+    assert window.notice.isVisible() and window.notice.message == refused.args[0].message
+    assert sidebar.stars.stars == 3, "the stars show what is stored, not the refused rating"
+    assert gallery.item(key).rating == 3
+    row = window.gallery_panel.model.index(0)
+    assert row.data(Qt.ItemDataRole.DisplayRole) == "★★★"
+
+    # Clicking the stars in the viewer is refused the same way.
+    window.notice.clear()
+    with qtbot.waitSignal(gallery.error_changed, timeout=5000):
+        qtbot.mouseClick(sidebar.stars, Qt.MouseButton.LeftButton, pos=QPoint(_star_x(1), 12))
+    assert sidebar.stars.stars == 3 and window.notice.isVisible()
+    assert learning.read_rating(key)[0] == 3
+
+    # Back on, the same key press is kept and no message is shown.
+    learning.set_mode("passive")
+    window.notice.clear()
+    qtbot.keyClick(window.gallery_panel.view, Qt.Key.Key_5)
+    qtbot.waitUntil(lambda: learning.read_rating(key)[0] == 5, timeout=5000)
+    qtbot.waitUntil(lambda: not gallery.tasks.busy, timeout=5000)
+    assert sidebar.stars.stars == 5 and gallery.item(key).rating == 5
+    assert not window.notice.isVisible()
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [FAST], indirect=True)
+def test_a_rating_the_store_cannot_keep_is_put_back_with_its_reason(
+        qtbot, window_for, fake_sdwebui_thread):
+    window = window_for(fake_sdwebui_thread.url)
+    _one_image_and_rooms(qtbot, window)
+    gallery = window.session.gallery
+    # An image another tool made: no StableNew settings, so learning cannot record or rate it.
+    foreign = window.session.app.output_dir / "from-elsewhere.png"
+    Image.new("RGB", (32, 32), "navy").save(foreign)
+    with qtbot.waitSignal(window.gallery_panel.model.modelReset, timeout=5000):
+        gallery.refresh()
+    key = str(foreign)
+    assert gallery.item(key) is not None and gallery.item(key).rating is None
+    row = next(r for r, i in enumerate(gallery.items) if i.key == key)
+    window.gallery_panel.view.setCurrentIndex(window.gallery_panel.model.index(row))
+    qtbot.waitUntil(lambda: window.viewer.sidebar.key == key, timeout=5000)
+    with qtbot.waitSignal(gallery.error_changed, timeout=10000) as refused:
+        qtbot.keyClick(window.gallery_panel.view, Qt.Key.Key_4)
+    assert "cannot be rated" in refused.args[0].message
+    qtbot.waitUntil(lambda: not gallery.tasks.busy, timeout=5000)
+    assert gallery.item(key).rating is None and window.viewer.sidebar.stars.stars == 0
+    assert window.notice.message == refused.args[0].message
