@@ -1,8 +1,10 @@
 """RandomizerAdapter: the randomizer panel's state, with the live count computed off the Qt thread.
 
 Edits are debounced (the user is typing); the plan is built on a worker thread, and only the
-newest result is shown, so a slow wildcard folder never freezes the window. The run path asks
-`plan_for_run(base_config)`, which builds the same Plan the preview came from.
+newest result is shown, so a slow wildcard folder never freezes the window. The count a run is
+confirmed on comes from that same worker (`request_count`, then `exact_count_changed`), never
+from the Qt thread. The run path asks `plan_for_run(base_config)`, which hands out the Plan the
+count and preview came from when the settings are unchanged, so nothing is parsed again.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -32,6 +34,9 @@ from stablenew.randomizer.spec import (
     VariationSpec,
 )
 from stablenew.storage.validation import plain_problems
+
+if TYPE_CHECKING:
+    from dynamicprompts.wildcards import WildcardManager
 
 log = logging.getLogger("stablenew.controller.randomizer")
 
@@ -77,7 +82,9 @@ class RandomizerAdapter(QObject):
     spec_changed = Signal()
     spec_loaded = Signal()  # a whole spec was set from outside (preset, pack, profile)
     busy_changed = Signal(bool)
-    _computed = Signal(int, object)  # generation, PlanSummary | Exception (from the worker)
+    #: The exact count for the current settings is known: images (None: they cannot run).
+    exact_count_changed = Signal(object)
+    _computed = Signal(int, object, object)  # generation, PlanSummary | Exception, Plan | None
 
     def __init__(self, parent: QObject | None = None, *, debounce_ms: int = DEBOUNCE_MS,
                  base_config: PipelineConfig | None = None) -> None:
@@ -91,6 +98,12 @@ class RandomizerAdapter(QObject):
         self._summary: PlanSummary | None = None
         self._error = ""
         self._generation = 0
+        self._computing = -1  # the generation last handed to the worker
+        # The generation the latest result belongs to, its image count, and the plan it came
+        # from; together with _generation they say whether the count is current.
+        self._counted = -1
+        self._counted_images: int | None = None
+        self._planned: Plan | None = None
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="randomizer")
         self._busy = False
@@ -153,14 +166,17 @@ class RandomizerAdapter(QObject):
             self._schedule()
 
     def set_base_config(self, config: PipelineConfig) -> None:
+        if config == self._base:
+            return  # the cards re-sent the same settings: the count still holds
         self._base = config
         self._schedule()
 
-    def set_wildcards_dir(self, folder: str | Path | None) -> None:
-        """Use this wildcards folder (setting it again re-reads changed files)."""
-        self._wildcards = Path(folder) if folder else None
+    def set_wildcards_dir(self, folder: str | Path | WildcardManager | None) -> None:
+        """Use this wildcards folder, or a manager of one (setting it again re-reads files)."""
         # One manager per folder: its file tree and values are cached between keystrokes.
-        self._manager = wildcard_manager(self._wildcards)
+        self._manager = wildcard_manager(folder or None)
+        path = self._manager.path if self._manager is not None else None
+        self._wildcards = Path(path) if path is not None else None
         self._schedule()
 
     def set_template(self, text: str) -> None:
@@ -243,22 +259,41 @@ class RandomizerAdapter(QObject):
     def plan_for_run(self, base_config: PipelineConfig) -> Plan | None:
         """The plan to run for these card settings (None when the randomizer is off).
 
-        Raises TemplateError / SpecError with a plain message: a bad template never runs."""
+        The plan the current count was made from when it is for these settings (so the run
+        makes exactly the images counted, and no template is parsed again on the caller's
+        thread); otherwise built here. Raises TemplateError / SpecError with a plain message:
+        a bad template never runs."""
         if not self._enabled:
             return None
+        planned = self._planned
+        if planned is not None and self.count_ready and planned.base == base_config:
+            return planned.for_new_run()
         return plan(base_config, self._spec, wildcards_dir=self._manager)
 
-    def exact_count(self) -> int | None:
-        """Images the run would make right now (None: off, or the spec cannot run).
+    @property
+    def count_ready(self) -> bool:
+        """True when the exact count for the current settings is known (always when off).
 
-        Computed on the spot rather than read from the last preview, which may trail the
-        user's typing by the debounce delay."""
-        if not self._enabled:
+        False while the user is typing (the debounce delay) and while the worker counts."""
+        return not self._enabled or self._counted == self._generation
+
+    def exact_count(self) -> int | None:
+        """Images a run of the current settings makes, once counted (see `count_ready`).
+
+        None: the randomizer is off, the settings cannot run, or they are not counted yet.
+        Never counts here: this is called on the Qt thread, and a big template can take long."""
+        if not self._enabled or not self.count_ready:
             return None
-        try:
-            return plan(self._base, self._spec, wildcards_dir=self._manager).count
-        except (RandomizerError, ValidationError, ValueError):
-            return None
+        return self._counted_images
+
+    def request_count(self) -> None:
+        """Count the current settings now (skipping the typing delay), on the worker.
+
+        `exact_count_changed` is emitted when the count is in; nothing is started when it is
+        already known or already being counted."""
+        if self._counted == self._generation or self._computing == self._generation:
+            return
+        self.refresh_now()
 
     def needs_confirmation(self, images: int | None = None) -> bool:
         if images is None:
@@ -292,6 +327,7 @@ class RandomizerAdapter(QObject):
         with self._lock:
             generation = self._generation
         base, spec, folder = self._base, self._spec, self._manager
+        self._computing = generation
         self._set_busy(True)
         self._pool.submit(self._compute, generation, base, spec, folder)
 
@@ -306,28 +342,33 @@ class RandomizerAdapter(QObject):
                 for item in p.variant_previews(PREVIEW_ROWS))
             result: Any = PlanSummary(p.count, p.variants_in_count, p.summary(), rows, p.seed)
         except Exception as exc:  # shown as the panel's error; the detail goes to the log
-            result = exc
+            result, p = exc, None
         with self._lock:
             stale = generation != self._generation
         if stale:
             return
         try:
-            self._computed.emit(generation, result)
+            self._computed.emit(generation, result, p)
         except RuntimeError:  # the adapter was deleted while this ran (the window closed)
             pass
 
-    def _on_computed(self, generation: int, result: Any) -> None:
+    def _on_computed(self, generation: int, result: Any, planned: Plan | None) -> None:
         if generation != self._generation:
             return
         self._set_busy(False)
+        self._counted, self._planned = generation, planned
         if isinstance(result, Exception):
+            self._counted_images = None
             self._set_error(_describe(result))
+            self.exact_count_changed.emit(None)
             return
+        self._counted_images = result.images
         self._summary = result
         self._set_error("")
         self.count_changed.emit(result.images, result.variants)
         self.summary_changed.emit(result.text)
         self.preview_changed.emit(list(result.rows))
+        self.exact_count_changed.emit(result.images)
 
     def _set_error(self, text: str) -> None:
         if text != self._error:

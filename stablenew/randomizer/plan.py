@@ -146,6 +146,12 @@ class Plan:
                     yield PlanItem(seeded, variant_id, label, index, v, j)
                 index += 1
 
+    def for_new_run(self) -> Plan:
+        """This plan for another run, without parsing its templates again: the same images
+        and count, except that a plan seed left random is drawn anew, as `plan()` would."""
+        return Plan(self.base, self.spec, self.positive, self.negative,
+                    _plan_seed(self.base, self.spec))
+
     def preview(self, n: int) -> list[PlanItem]:
         """The first n items, exactly as a run would get them."""
         return list(itertools.islice(self, max(0, n)))
@@ -359,11 +365,14 @@ def plan(
         raise
     _check_axes(base_config, spec.axes)
     _check_combinations(base_config, spec.axes, VariationMode(spec.mode))
-    seed = spec.seed
-    if seed is None:
-        seed = base_config.txt2img.seed if base_config.txt2img.seed >= 0 else secrets.randbelow(
-            MAX_SEED + 1)
-    return Plan(base_config, spec, positive, negative, seed)
+    return Plan(base_config, spec, positive, negative, _plan_seed(base_config, spec))
+
+
+def _plan_seed(base: PipelineConfig, spec: VariationSpec) -> int:
+    """The spec's seed, else the card's seed, else a random one (recorded in the plan)."""
+    if spec.seed is not None:
+        return spec.seed
+    return base.txt2img.seed if base.txt2img.seed >= 0 else secrets.randbelow(MAX_SEED + 1)
 
 
 def _check_axes(base: PipelineConfig, axes: list[Axis]) -> None:

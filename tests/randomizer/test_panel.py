@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pytest
+from dynamicprompts.wildcards import WildcardManager
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from stablenew.controller.randomizer_adapter import RandomizerAdapter
@@ -161,13 +166,81 @@ def test_loading_a_spec_fills_the_panel_without_echo(qtbot, panel, adapter):
     assert panel.seed_policy.currentData() == "increment"
 
 
-def test_confirm_uses_the_exact_count_even_before_the_preview_caught_up(qtbot, panel, adapter,
-                                                                         monkeypatch):
+def test_confirm_waits_for_the_count_of_what_was_typed_last(qtbot, panel, adapter, monkeypatch):
     asked = []
     monkeypatch.setattr(QMessageBox, "exec",
                         lambda self: asked.append(self.text()) or QMessageBox.StandardButton.No)
+    started = []
+    panel.run_requested.connect(lambda: started.append(panel.confirm_large_run()))
     adapter.set_template("{a|b|c|d|e|f|g|h|i|j}{0|1|2|3|4|5|6|7|8|9}")  # 100: no question
-    assert panel.confirm_large_run() is True
-    adapter.set_images_per_variant(6)  # 600, asked at once without waiting for the recount
+    assert panel.confirm_large_run() is False  # not counted yet: the run waits for the count
+    qtbot.waitUntil(lambda: started == [True], timeout=WAIT_MS)
+    assert asked == []
+    assert panel.confirm_large_run() is True  # counted and unchanged: no second wait
+
+    adapter.set_images_per_variant(6)  # 600: the preview's 100 must not decide
     assert panel.confirm_large_run() is False
+    qtbot.waitUntil(lambda: len(started) == 2, timeout=WAIT_MS)
+    assert started == [True, False]  # asked on the exact count, and the user said no
     assert asked == ["This will make 600 images (more than 500)."]
+
+
+def test_a_waiting_run_says_press_run_again_when_nothing_restarts_it(qtbot, panel, adapter):
+    adapter.set_template("{a|b}")
+    assert panel.confirm_large_run() is False
+    qtbot.waitUntil(lambda: "Press Run again" in panel.notice.message, timeout=WAIT_MS)
+    assert panel.confirm_large_run() is True
+
+
+class _SlowWildcards(WildcardManager):
+    """A real wildcards folder read as if from a very slow disk: each read on a worker waits
+    until the test opens the gate; a read on the Qt thread is recorded and does not wait."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.reading = threading.Event()
+        self.readers: list[threading.Thread] = []
+
+    def get_values(self, wildcard):
+        self.readers.append(threading.current_thread())
+        if threading.current_thread() is not threading.main_thread():
+            self.reading.set()
+            self.gate.wait(timeout=60)
+        return super().get_values(wildcard)
+
+
+def test_run_on_a_slow_count_never_counts_on_the_qt_thread(qtbot, panel, adapter, wildcards,
+                                                         monkeypatch):
+    asked = []
+    monkeypatch.setattr(QMessageBox, "exec",
+                        lambda self: asked.append(self.text()) or QMessageBox.StandardButton.Yes)
+    slow = _SlowWildcards(wildcards)
+    started = []
+
+    def press_run():  # what MainWindow.run does with the panel
+        if panel.confirm_large_run():
+            started.append(True)
+
+    panel.run_requested.connect(press_run)
+    try:
+        adapter.set_wildcards_dir(slow)
+        adapter.set_template("a __colors__ " + "{0|1|2|3|4|5|6|7|8|9}" * 2)
+        adapter.set_images_per_variant(2)
+        press_run()  # returns at once although the count is stuck on the disk
+        assert started == [] and asked == []
+        assert slow.reading.wait(timeout=30)  # the worker is counting
+        ticks = []
+        QTimer.singleShot(0, lambda: ticks.append(1))
+        qtbot.waitUntil(lambda: ticks == [1], timeout=WAIT_MS)  # the Qt thread keeps going
+        assert panel.count_label.text() == "Counting the images before the run starts…"
+        assert started == [] and asked == []  # nothing starts, and nothing is asked, before the count
+    finally:
+        slow.gate.set()
+    qtbot.waitUntil(lambda: started == [True], timeout=WAIT_MS)
+    images = 5 * 100 * 2  # red, blue, green, light grey, dark grey × 100 × 2 per variant
+    assert asked == [f"This will make {images:,} images (more than 500)."]
+    assert adapter.exact_count() == images
+    run = adapter.plan_for_run(PipelineConfig())  # the counted plan: nothing parsed again
+    assert run.count == images
+    assert threading.main_thread() not in slow.readers

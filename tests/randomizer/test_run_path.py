@@ -36,6 +36,8 @@ async def test_run_makes_the_counted_images(qtbot, backend, tmp_path):
     adapter.set_images_per_variant(2)
     adapter.set_seed(3)
     cards = {"txt2img.width": 64, "txt2img.height": 64, "txt2img.steps": 2}
+    adapter.request_count()  # counted on the adapter's worker, as the panel's Run does
+    qtbot.waitUntil(lambda: adapter.count_ready, timeout=5000)
     expected = adapter.exact_count()
     try:
         assert controller.run(cards)

@@ -2,11 +2,13 @@
 
 A self-contained widget over a RandomizerAdapter: the main window embeds it and, before
 queueing, calls `confirm_large_run()` so a plan above the threshold is never started unasked.
+The count it decides on is made on the adapter's worker, never on the Qt thread: when it is not
+in yet, `confirm_large_run()` says "not now", and `run_requested` asks for Run again once it is.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QMetaMethod, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,9 +34,13 @@ from stablenew.gui.widgets.notice import NoticeBanner
 class RandomizerPanel(QWidget):
     """Variation settings and the preview of what a run will make."""
 
+    #: Run was pressed before the count was in; it is in now: press Run again (no count waits).
+    run_requested = Signal()
+
     def __init__(self, adapter: RandomizerAdapter, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.adapter = adapter
+        self._run_waiting = False
         self.setObjectName("RandomizerPanel")
 
         self.enabled_box = QCheckBox("Make variations when I run")
@@ -161,6 +167,7 @@ class RandomizerPanel(QWidget):
         a.busy_changed.connect(self.busy_label.setVisible)
         a.enabled_changed.connect(self._enabled_changed)
         a.spec_loaded.connect(self._load_spec)
+        a.exact_count_changed.connect(self._count_arrived)
         self._enabled_changed(a.enabled)
         self._load_spec()
 
@@ -254,13 +261,37 @@ class RandomizerPanel(QWidget):
     # --- the run path -------------------------------------------------------------------------
 
     def confirm_large_run(self, images: int | None = None) -> bool:
-        """True when the run may start: small plans at once, large ones after the user agrees."""
+        """True when the run may start now: small plans at once, large ones after the user agrees.
+
+        False, without asking, while the count for the current settings is still being made
+        (the user just typed, or the template is big): the count runs on the adapter's worker,
+        and `run_requested` is emitted when it is in, so the run is asked for again then."""
         if images is None:
-            images = self.adapter.exact_count()  # not the preview's: it may trail the typing
+            if not self.adapter.count_ready:
+                self._run_waiting = True
+                self.adapter.request_count()
+                self.count_label.setText("Counting the images before the run starts…")
+                return False
+            images = self.adapter.exact_count()
         if images is None or not self.adapter.needs_confirmation(images):
             return True
         box = self._confirm_box(images)
         return box.exec() == QMessageBox.StandardButton.Yes
+
+    def cancel_waiting_run(self) -> None:
+        """Forget a Run that is waiting for its count (the user pressed Stop)."""
+        self._run_waiting = False
+
+    def _count_arrived(self, _images: object) -> None:
+        if not self._run_waiting or not self.adapter.count_ready:
+            return
+        self._run_waiting = False
+        if self.isSignalConnected(QMetaMethod.fromSignal(self.run_requested)):
+            # From the event loop rather than inside the adapter's signal: the run may ask first.
+            QTimer.singleShot(0, self, self.run_requested.emit)
+        else:
+            self.notice.show_notice("The images are counted. Press Run again to start.",
+                                    level="info")
 
     def _confirm_box(self, images: int) -> QMessageBox:
         box = QMessageBox(self)
