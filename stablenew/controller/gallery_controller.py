@@ -1,4 +1,5 @@
-"""GalleryController: outputs newest first, thumbnails and large views decoded off the Qt thread, ratings."""
+"""GalleryController: outputs newest first, a page at a time; thumbnails and large views decoded off the
+Qt thread; ratings."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ log = logging.getLogger("stablenew.controller.gallery")
 
 THUMB_SIDE = 160
 LARGE_SIDE = 1280
-SCAN_LIMIT = 600
+PAGE_SIZE = 600  # images listed per page; the next page loads when the view nears the end
 PRESET_TAGS = ("too noisy", "too smooth", "nailed it")
 
 RATINGS_OFF = ("Ratings are off: Learning is set to Off, so this was not kept. To keep ratings and "
@@ -122,6 +123,7 @@ class GalleryController(QObject):
 
     items_reset = Signal()
     item_added = Signal(object)  # GalleryItem, inserted first
+    items_appended = Signal(int)  # how many older items were added at the end (a further page)
     item_changed = Signal(object)  # GalleryItem (rating/tags)
     thumbnail_ready = Signal(str, object)  # key, DecodedImage
     detail_ready = Signal(object)  # ImageDetail
@@ -137,6 +139,12 @@ class GalleryController(QObject):
         self._thumb_requests: set[str] = set()
         self._thumb_sem: asyncio.Semaphore | None = None
         self._writes: dict[str, int] = {}  # key → number of its latest rating/tag change
+        # Older outputs the last scan found, newest first, not listed yet (read a page at a time).
+        self._later: list[tuple[Path, float, Path | None]] = []
+        self._later_keys: set[str] = set()
+        self._scans = 0  # a page from an older scan is dropped
+        self._paging = False
+        self.page_size = PAGE_SIZE
         self.tasks = TaskOwner("Gallery", self)
         self.tasks.error_raised.connect(self.error_changed)
 
@@ -152,28 +160,67 @@ class GalleryController(QObject):
     def set_rating_book(self, ratings: RatingBook) -> None:
         self._ratings = ratings
 
+    @property
+    def has_more(self) -> bool:
+        """The last scan found older outputs than those listed."""
+        return bool(self._later)
+
+    @property
+    def total(self) -> int:
+        """Outputs listed plus those found but not listed yet."""
+        return len(self._items) + len(self._later)
+
     def refresh(self) -> None:
-        """Re-read the output folder (newest first) in a worker thread."""
+        """Re-read the output folder in a worker thread and list its newest page."""
         self.tasks.spawn(self._scan(), name="scan-outputs")
 
     async def _scan(self) -> None:
         root = Path(self._output_dir())
         ratings = self._ratings
+        size = self.page_size
+        self._scans += 1
+        scan_number = self._scans
 
-        def scan() -> list[GalleryItem]:
-            found = []
-            for path, created, thumb in _scan_outputs(root, SCAN_LIMIT):
-                stars, tags = ratings.rating(str(path))
-                found.append(GalleryItem(path, created, thumb, rating=stars, tags=tags))
-            return found
+        def scan() -> tuple[list[tuple[Path, float, Path | None]], list[GalleryItem]]:
+            found = _scan_outputs(root)
+            return found[size:], _items_with_ratings(found[:size], ratings)
 
-        items = await asyncio.to_thread(scan)
+        later, items = await asyncio.to_thread(scan)
+        if scan_number != self._scans:
+            return  # a newer scan is on its way
         # Images saved while scanning stay in front.
         fresh = [i for i in self._items if i.record is not None]
         keys = {i.key for i in fresh}
         self._items = fresh + [i for i in items if i.key not in keys]
         self._by_key = {i.key: i for i in self._items}
+        self._later = [f for f in later if str(f[0]) not in self._by_key]
+        self._later_keys = {str(f[0]) for f in self._later}
+        self._paging = False  # a page of the previous scan still loading is dropped on arrival
         self.items_reset.emit()
+
+    def load_more(self) -> None:
+        """List the next (older) page of the last scan, read off the Qt thread; no-op while one
+        is loading or when everything is listed."""
+        if self._paging or not self._later:
+            return
+        self._paging = True
+        self.tasks.spawn(self._load_page(self._scans), name="gallery-page")
+
+    async def _load_page(self, scan_number: int) -> None:
+        page = self._later[:self.page_size]
+        try:
+            items = await asyncio.to_thread(_items_with_ratings, page, self._ratings)
+        finally:
+            if scan_number == self._scans:
+                self._paging = False
+        if scan_number != self._scans:
+            return
+        del self._later[:len(page)]
+        self._later_keys.difference_update(str(f[0]) for f in page)
+        added = [i for i in items if i.key not in self._by_key]
+        self._items.extend(added)
+        self._by_key.update((i.key, i) for i in added)
+        self.items_appended.emit(len(added))
 
     def add_record(self, record: Any) -> None:
         """A run saved an image: it goes first (a new image has no rating yet)."""
@@ -182,6 +229,9 @@ class GalleryController(QObject):
                            Path(record.thumbnail) if record.thumbnail else None, record)
         if item.key in self._by_key:
             self._items = [i for i in self._items if i.key != item.key]
+        if item.key in self._later_keys:  # an older page would list it a second time
+            self._later_keys.discard(item.key)
+            self._later = [f for f in self._later if str(f[0]) != item.key]
         self._items.insert(0, item)
         self._by_key[item.key] = item
         self.item_added.emit(item)
@@ -352,8 +402,21 @@ def _holds(stored: tuple[int | None, tuple[str, ...]], field_name: str, wanted: 
     return fold(stored[1]) == fold(wanted)
 
 
-def _scan_outputs(root: Path, limit: int) -> list[tuple[Path, float, Path | None]]:
-    """PNG outputs under *root* (run folders one or two levels deep), newest first."""
+def _items_with_ratings(found: list[tuple[Path, float, Path | None]], ratings: RatingBook
+                        ) -> list[GalleryItem]:
+    """Gallery items for scanned outputs, with their stored rating and tags (in a worker thread)."""
+    items = []
+    for path, created, thumb in found:
+        stars, tags = ratings.rating(str(path))
+        items.append(GalleryItem(path, created, thumb, rating=stars, tags=tags))
+    return items
+
+
+def _scan_outputs(root: Path) -> list[tuple[Path, float, Path | None]]:
+    """Every PNG output under *root* (run folders one or two levels deep), newest first.
+
+    Listing and stat-ing are cheap next to rating look-ups and decoding, which happen a page at
+    a time, so the whole folder is listed at once and the order holds across pages."""
     found: list[tuple[Path, float, Path | None]] = []
     if not root.is_dir():
         return found
@@ -373,9 +436,10 @@ def _scan_outputs(root: Path, limit: int) -> list[tuple[Path, float, Path | None
                     found.append((Path(entry.path), entry.stat().st_mtime, None))
                 except OSError:
                     continue
-    found.sort(key=lambda t: t[1], reverse=True)
     found = [f for f in found if "thumb" not in f[0].parent.name.lower()]
-    return found[:limit]
+    # Newest first; the path breaks ties so equal times keep one order from scan to scan.
+    found.sort(key=lambda t: (t[1], str(t[0])), reverse=True)
+    return found
 
 
 def _read_detail(path: Path) -> ImageDetail:

@@ -1,4 +1,5 @@
-"""GalleryPanel: thumbnails newest first, loaded lazily by the controller; keys 1–5/0 rate the selection."""
+"""GalleryPanel: thumbnails newest first, loaded lazily by the controller (older pages as the view
+nears the end); keys 1–5/0 rate the selection."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from PySide6.QtWidgets import QLabel, QListView, QVBoxLayout, QWidget
 from stablenew.gui.widgets.image_view import to_qimage
 
 THUMB = 132
+GRID = (THUMB + 12, THUMB + 24)
+NEAR_END_ROWS = 3  # the next page is asked for this many rows of thumbnails before the end
 
 
 class GalleryModel(QAbstractListModel):
@@ -26,6 +29,7 @@ class GalleryModel(QAbstractListModel):
         self._rows = len(controller.items)
         controller.items_reset.connect(self._reset)
         controller.item_added.connect(self._added)
+        controller.items_appended.connect(self._appended)
         controller.item_changed.connect(self._changed)
         controller.thumbnail_ready.connect(self._thumb)
 
@@ -37,6 +41,14 @@ class GalleryModel(QAbstractListModel):
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
         return 0 if parent.isValid() else self._rows
+
+    def canFetchMore(self, parent: QModelIndex) -> bool:  # noqa: N802
+        return not parent.isValid() and self.controller.has_more
+
+    def fetchMore(self, parent: QModelIndex) -> None:  # noqa: N802
+        # Qt asks when the view shows its last row; the rows arrive later, from a worker.
+        if not parent.isValid():
+            self.controller.load_more()
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self.controller.items):
@@ -93,6 +105,16 @@ class GalleryModel(QAbstractListModel):
         self._rows += 1
         self.endInsertRows()
 
+    def _appended(self, count: int) -> None:
+        # Older rows go at the end: the rows above, their icons and the selection stay as they are.
+        if len(self.controller.items) != self._rows + count:
+            self._reset()
+            return
+        if count:
+            self.beginInsertRows(QModelIndex(), self._rows, self._rows + count - 1)
+            self._rows += count
+            self.endInsertRows()
+
     def _changed(self, item) -> None:
         row = self._row_of(item.key)
         if row >= 0:
@@ -141,7 +163,7 @@ class GalleryPanel(QWidget):
         self.view.setMovement(QListView.Movement.Static)
         self.view.setUniformItemSizes(True)
         self.view.setIconSize(QSize(THUMB, THUMB))
-        self.view.setGridSize(QSize(THUMB + 12, THUMB + 24))
+        self.view.setGridSize(QSize(*GRID))
         self.view.setSpacing(2)
         self.view.setLayoutMode(QListView.LayoutMode.Batched)
         self.view.setBatchSize(60)
@@ -156,12 +178,27 @@ class GalleryPanel(QWidget):
         layout.addWidget(self.view, 1)
         self.model.modelReset.connect(self._update_title)
         self.model.rowsInserted.connect(self._update_title)
+        controller.items_appended.connect(self._update_title)
+        # Only the user's scrolling asks for pages: the range also moves while a batched layout
+        # runs, which would pull in every page unasked. (A view not yet full is Qt's fetchMore.)
+        self.view.verticalScrollBar().valueChanged.connect(self._near_end)
         self._update_title()
 
-    def _update_title(self) -> None:
-        count = len(self.controller.items)
-        self.title.setText(f"Gallery · {count} image{'s' if count != 1 else ''}, newest first"
-                           if count else "Gallery — your images appear here")
+    def _update_title(self, *_args) -> None:
+        shown, total = len(self.controller.items), self.controller.total
+        if not total:
+            self.title.setText("Gallery — your images appear here")
+        elif shown < total:
+            self.title.setText(f"Gallery · {shown:,} of {total:,} images, newest first "
+                               "(scroll down for older ones)")
+        else:
+            self.title.setText(f"Gallery · {total:,} image{'s' if total != 1 else ''}, newest first")
+
+    def _near_end(self, value: int) -> None:
+        """Ask for the next page a few rows before the end, so scrolling rarely waits for it."""
+        bar = self.view.verticalScrollBar()
+        if self.controller.has_more and 0 < bar.maximum() - NEAR_END_ROWS * GRID[1] <= value:
+            self.controller.load_more()
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid():

@@ -1,0 +1,71 @@
+"""A big output folder: the gallery lists the newest page, and scrolling to the end lists the older
+pages, newest first, each image once, without decoding the shown thumbnails again."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from PIL import Image
+
+from stablenew.controller.gallery_controller import PAGE_SIZE
+
+EXTRA = 137  # more than one page, less than two: the last page is a short one
+
+
+def _outputs(root, count):
+    """*count* tiny PNGs over two run folders, each a second newer than the one before; newest first."""
+    image = Image.new("RGB", (4, 4), "teal")
+    paths = []
+    base = 1_700_000_000
+    for i in range(count):
+        folder = root / f"run-{i % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{i:05d}.png"
+        image.save(path)
+        os.utime(path, (base + i, base + i))
+        paths.append(path)
+    # Thumbnails the runner writes are not outputs.
+    (root / "run-0" / "thumbs").mkdir()
+    image.save(root / "run-0" / "thumbs" / "00000.png")
+    return [str(p) for p in reversed(paths)]
+
+
+def test_scrolling_to_the_end_lists_every_older_image_once(qtbot, window_for, dead_url):
+    window = window_for(dead_url, connect=False)
+    window.resize(1200, 900)
+    gallery, panel = window.session.gallery, window.gallery_panel
+    total = 2 * PAGE_SIZE + EXTRA
+    newest_first = _outputs(window.session.app.output_dir, total)
+    decoded = Counter()
+    gallery.thumbnail_ready.connect(lambda key, _image: decoded.update([key]))
+
+    with qtbot.waitSignal(panel.model.modelReset, timeout=20000):
+        gallery.refresh()
+    assert panel.model.rowCount() == PAGE_SIZE and gallery.has_more
+    assert [i.key for i in gallery.items] == newest_first[:PAGE_SIZE]
+    assert f"{PAGE_SIZE:,} of {total:,} images" in panel.title.text()
+    # The thumbnails in view are decoded once, and nothing older is listed unasked.
+    qtbot.waitUntil(lambda: len(decoded) > 0 and not gallery.tasks.busy, timeout=20000)
+    shown = dict(decoded)
+    icons = {key: panel.model._icons[key].cacheKey() for key in shown}
+    assert panel.model.rowCount() == PAGE_SIZE
+
+    bar = panel.view.verticalScrollBar()
+    for listed in (2 * PAGE_SIZE, total):
+        qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=10000)
+        with qtbot.waitSignal(panel.model.rowsInserted, timeout=20000):
+            bar.setValue(bar.maximum())
+        assert panel.model.rowCount() == len(gallery.items) == listed
+
+    assert not gallery.has_more and gallery.total == total
+    keys = [i.key for i in gallery.items]
+    assert keys == newest_first, "newest first across pages, each image once"
+    assert len(set(keys)) == total
+    assert panel.title.text() == f"Gallery · {total:,} images, newest first"
+    # Scrolled back to the top, the first page's thumbnails are the ones already decoded.
+    bar.setValue(0)
+    qtbot.waitUntil(lambda: not gallery.tasks.busy, timeout=20000)
+    assert all(decoded[key] == 1 for key in shown), "shown thumbnails were not decoded again"
+    assert all(panel.model._icons[key].cacheKey() == icons[key] for key in shown)
+    assert max(decoded.values()) == 1
