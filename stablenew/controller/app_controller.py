@@ -1,11 +1,9 @@
-"""Start-up and app-wide state: folders, logging, settings, theme and remembered window state."""
+"""App-wide state: settings, theme and remembered window state (start-up itself: startup.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import logging.handlers
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,52 +11,15 @@ from PySide6.QtCore import QObject, QSettings, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.fields import FieldSpec, field_specs
+from stablenew.controller.startup import Startup, configure_logging, start_up
 from stablenew.controller.tasks import TaskOwner
-from stablenew.storage.paths import AppPaths
 from stablenew.storage.resources import resource_path
-from stablenew.storage.settings import AppSettings, load_settings, save_settings
+from stablenew.storage.settings import AppSettings, save_settings
 
 log = logging.getLogger("stablenew")
 
 THEMES = ("system", "light", "dark")
-
-
-def configure_logging(paths: AppPaths) -> Path | None:
-    """Log to a rotating file in the data folder; a read-only disk only loses the log, not the app."""
-    root = logging.getLogger("stablenew")
-    if any(getattr(h, "_stablenew", False) for h in root.handlers):
-        return None
-    try:
-        paths.log_dir.mkdir(parents=True, exist_ok=True)
-        file = paths.log_dir / "stablenew.log"
-        handler = logging.handlers.RotatingFileHandler(file, maxBytes=2_000_000, backupCount=3,
-                                                       encoding="utf-8", delay=True)
-    except OSError:
-        return None
-    handler._stablenew = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    return file
-
-
-@dataclass(frozen=True)
-class Startup:
-    """What start-up found before any window exists (no network, no Qt widgets)."""
-
-    paths: AppPaths
-    settings: AppSettings
-    settings_message: str | None
-    log_file: Path | None
-
-
-def start_up(paths: AppPaths | None = None) -> Startup:
-    paths = paths or AppPaths.default()
-    log_file = configure_logging(paths)
-    settings, message = load_settings(paths)
-    if message:
-        log.warning("%s", message)
-    return Startup(paths, settings, message, log_file)
+__all__ = ["AppController", "Startup", "THEMES", "configure_logging", "start_up"]
 
 
 class AppController(QObject):

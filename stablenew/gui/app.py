@@ -12,9 +12,10 @@ log = logging.getLogger("stablenew.gui")
 
 def run_app(argv: Sequence[str] | None = None) -> int:
     """Open the window and run until it is closed; returns the process exit code."""
-    from stablenew.controller.app_controller import start_up
+    from stablenew.controller.startup import import_window_core, start_up
 
     startup = start_up()  # folders, log file, settings: no Qt, no network
+    import_window_core()  # before PySide6 loads: see WINDOW_CORE
 
     import qasync
     from PySide6.QtWidgets import QApplication

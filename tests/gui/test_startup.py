@@ -110,3 +110,52 @@ def test_theme_and_window_layout_are_remembered(qtbot, open_window):
     # Offscreen window managers may clamp a restored size; the stored geometry must round-trip.
     stored = again.session.app.ui_value("geometry")
     assert stored == window.saveGeometry() and again.restoreGeometry(stored)
+
+
+_LATE_CORE = r"""
+import os, sys
+from pathlib import Path
+import stablenew.gui.app as entry
+
+real_main = entry._main
+
+async def report_at_first_paint(app, startup):
+    from PySide6.QtCore import QEvent, QObject
+
+    class Spy(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint and obj.isWidgetType() and obj.isWindow():
+                names = list(sys.modules)  # in the order the imports began
+                late = names[names.index("PySide6") + 1:]
+                for name in late:
+                    module = sys.modules.get(name)
+                    file = getattr(module, "__file__", None) or ""
+                    if name.startswith("stablenew") and not name.startswith("stablenew.gui"):
+                        if "PySide6" not in Path(file).read_text(encoding="utf-8"):
+                            print("late:", name, flush=True)
+                print("painted", flush=True)
+                os._exit(0)
+            return False
+
+    app._spy = Spy()
+    app.installEventFilter(app._spy)
+    return await real_main(app, startup)
+
+entry._main = report_at_first_paint
+entry.run_app([])
+"""
+
+
+def test_the_qt_free_modules_of_the_first_paint_load_before_pyside6(tmp_path):
+    """Start-up stays fast: no Qt-free module of ours is first imported after PySide6 (WINDOW_CORE)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, STABLENEW_HOME=str(tmp_path / "home"), QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run([sys.executable, "-c", _LATE_CORE], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert "painted" in result.stdout, result.stderr
+    late = [line.split(":", 1)[1].strip() for line in result.stdout.splitlines() if line.startswith("late:")]
+    assert late == [], (f"these Qt-free modules load after PySide6 and slow start-up; add them to "
+                        f"WINDOW_CORE in stablenew/controller/startup.py: {late}")
