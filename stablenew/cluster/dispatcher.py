@@ -440,17 +440,25 @@ class ClusterDispatcher:
                         self.summary.stalled = stalled
                         break
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when the
+                # wake (a worker thread's notify, many a second) comes just as the run is
+                # cancelled, and the run would go on.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(self.poll_interval, 0.05))
+                    async with asyncio.timeout(max(self.poll_interval, 0.05)):
+                        await self._wake.wait()
                 self._reap()
         finally:
             self._stopping = True
-            await asyncio.gather(*(self._stop_worker(name) for name in list(self._nodes)),
-                                 return_exceptions=True)
-            monitor.cancel()
-            await asyncio.gather(monitor, *self._tasks, return_exceptions=True)
-            await self.monitor.aclose()
-            self.summary.seconds = time.monotonic() - started
+            try:
+                await asyncio.gather(*(self._stop_worker(name) for name in list(self._nodes)),
+                                     return_exceptions=True)
+            finally:  # cancelled while the workers stop: the health checks must end all the same
+                monitor.cancel()
+                try:
+                    await asyncio.gather(monitor, *self._tasks, return_exceptions=True)
+                finally:
+                    await self.monitor.aclose()
+                    self.summary.seconds = time.monotonic() - started
         return self.summary
 
     async def _recover(self) -> None:
@@ -519,7 +527,13 @@ class ClusterDispatcher:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._spawned_done)
+
+    def _spawned_done(self, task: asyncio.Task[Any]) -> None:
+        # Nobody awaits a task that ends before the run does: its error is read here.
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("cluster: %s failed", task.get_name(), exc_info=task.exception())
 
     def _start_worker(self, name: str) -> None:
         node = self._nodes[name]
@@ -549,14 +563,14 @@ class ClusterDispatcher:
             return
         runner, task = node.runner, node.task
         runner.stop()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), self.stop_grace)
-        except TimeoutError:
+        # asyncio.wait, not wait_for(shield()) and `await task` under suppress(BaseException):
+        # those swallowed a cancellation of this stop itself.
+        done, _ = await asyncio.wait((task,), timeout=self.stop_grace)
+        if not done:
             task.cancel()  # a hung node: its lanes give their items back as they unwind
-        except Exception:
-            log.exception("cluster: the worker of %s crashed", name)
-        with contextlib.suppress(BaseException):
-            await task
+            await asyncio.wait((task,))
+        if not task.cancelled() and task.exception() is not None:
+            log.error("cluster: the worker of %s crashed", name, exc_info=task.exception())
         self._collect(runner)
         if node.task is task:
             node.task = None

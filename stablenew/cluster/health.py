@@ -14,10 +14,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stablenew.backends.errors import AuthFailed, BackendError, ServerTimeout
 from stablenew.cluster.nodes import NodeConfig, NodeKind
@@ -172,7 +172,7 @@ class NodeMonitor:
                        or old.state is not NodeState.healthy or old.capabilities is None)
             limit = max(self.probe_timeout, self.timeout) if probing else self.timeout
             try:
-                new = await asyncio.wait_for(self._check(node, old, probing), limit)
+                new = await _within(limit, self._check(node, old, probing), f"check-{name}")
             except TimeoutError:
                 new = self._failed(old, ServerTimeout(
                     f"{name} did not answer within {limit:g} s. It will be tried again.",
@@ -235,6 +235,10 @@ class NodeMonitor:
             while True:
                 for name in self.names():
                     task = watchers.get(name)
+                    if task is not None and task.done() and not task.cancelled() \
+                            and task.exception() is not None:
+                        log.error("nodes: the health checks of %s stopped: %r; they start again",
+                                  name, task.exception())
                     if task is None or task.done():
                         watchers[name] = asyncio.create_task(self._watch(name),
                                                              name=f"health-{name}")
@@ -257,8 +261,11 @@ class NodeMonitor:
                 except KeyError:  # removed while we were about to check it
                     return
             wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when the wake
+            # comes just as the watcher is cancelled, and the watcher would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await wake.wait()
 
     async def aclose(self) -> None:
         backends, self._backends = list(self._backends.values()), {}
@@ -283,3 +290,38 @@ class NodeMonitor:
                 callback(old, new)
             except Exception:
                 log.exception("nodes: a listener failed on %s", new.name)
+
+
+async def _within(limit: float, check: Coroutine[Any, Any, NodeHealth], name: str) -> NodeHealth:
+    """Run one check in a task of its own for at most *limit* seconds (TimeoutError after).
+
+    Its own task, because on Python 3.11 an A1111 probe (its requests run in a TaskGroup) that
+    is cancelled while the group aborts after one request failed drops the cancellation and
+    ends with that request's error. In the caller's task (asyncio.timeout) that lost cancel
+    kept a node's watcher checking forever; here the caller's own wait is what gets cancelled,
+    and it always propagates. Not wait_for either: cancelled, it cancels and awaits its inner
+    task but never reads how that ended, so the error was reported as "Task exception was
+    never retrieved". Here every outcome is read, and the check is over before the caller
+    goes on.
+    """
+    task = asyncio.create_task(check, name=name)
+    task.add_done_callback(_read_outcome)
+    try:
+        done, _ = await asyncio.wait((task,), timeout=limit)
+    except asyncio.CancelledError:
+        task.cancel()
+        await asyncio.wait((task,))
+        raise
+    if not done:
+        task.cancel()
+        await asyncio.wait((task,))
+        if task.cancelled():
+            raise TimeoutError
+    return task.result()  # its answer, or its error (one that outran the cancel included)
+
+
+def _read_outcome(task: asyncio.Task[Any]) -> None:
+    """A check's error is read even when nobody waits for the check any more (its caller was
+    cancelled meanwhile); the caller that does wait reads it again."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("nodes: %s ended with %r", task.get_name(), task.exception())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 
+from stablenew.backends.errors import BackendError
 from stablenew.cluster.health import NodeMonitor, NodeState
 from stablenew.cluster.nodes import NodeConfig
 from stablenew.cluster.work import GB
@@ -57,3 +60,73 @@ async def test_the_periodic_check_finds_a_dead_node_and_a_disabled_one_is_left_a
             loop.cancel()
             await asyncio.gather(loop, return_exceptions=True)
             await monitor.aclose()
+
+
+@contextlib.contextmanager
+def cancel_when_a_request_fails(victim: list[asyncio.Task]):
+    """Cancel victim[0] just after the first task of the loop ends with a BackendError: with a
+    probe's requests in a TaskGroup, that is while the group is still aborting the others."""
+    loop = asyncio.get_running_loop()
+    fired: list[bool] = []
+    previous = loop.get_task_factory()
+
+    def on_done(task: asyncio.Task) -> None:
+        if (not fired and victim and not task.cancelled()
+                and isinstance(task.exception(), BackendError)):
+            fired.append(True)
+            loop.call_soon(victim[0].cancel)
+
+    def factory(loop, coro, **kwargs):
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        task.add_done_callback(on_done)
+        return task
+
+    loop.set_task_factory(factory)
+    try:
+        yield fired
+    finally:
+        loop.set_task_factory(previous)
+
+
+@contextlib.contextmanager
+def loop_errors():
+    """What the loop reports to its exception handler ("Task exception was never retrieved")."""
+    loop = asyncio.get_running_loop()
+    seen: list[dict] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+    try:
+        yield seen
+    finally:
+        loop.set_exception_handler(previous)
+
+
+async def cancel_a_failing_probe(monitor: NodeMonitor) -> BaseException | None:
+    """Check the node with a full probe and cancel that as the probe's first request fails;
+    what the check ended with (its frames and tasks end here, for the garbage collector)."""
+    victim: list[asyncio.Task] = []
+    with cancel_when_a_request_fails(victim) as fired:
+        victim.append(asyncio.ensure_future(monitor.check("den", probe=True)))
+        outcome = (await asyncio.gather(victim[0], return_exceptions=True))[0]
+    assert fired, "the probe did not fail as the fake was told to"
+    return outcome if isinstance(outcome, BaseException) else None
+
+
+async def test_a_check_cancelled_while_its_probe_fails_is_cancelled_and_loses_no_error():
+    # Python 3.11's TaskGroup drops a cancellation that arrives while it aborts after one
+    # request failed, and ends with that request's error instead. The monitor must still stop
+    # (a lost cancel kept a watcher checking forever) and read that error (or asyncio reports
+    # "Task exception was never retrieved").
+    with loop_errors() as errors:
+        async with FakeSDWebUI() as fake:
+            monitor = NodeMonitor(timeout=5.0, probe_timeout=30.0)
+            try:
+                assert (await monitor.add(NodeConfig(name="den", url=fake.url, kind="a1111"))).usable
+                fake.inject("drop", path="/sdapi/v1/options")
+                fake.inject("stall", path="/sdapi/v1/sd-models", seconds=30.0)
+                ended = type(await cancel_a_failing_probe(monitor))
+            finally:
+                await monitor.aclose()
+        gc.collect()  # an exception nobody read is reported as its task is collected
+    assert ended is asyncio.CancelledError
+    assert [e.get("message") for e in errors] == []
