@@ -1,6 +1,7 @@
 """NodeMonitor: connects to every node, probes what it can do, and keeps checking it answers.
 
-A node is probed when it is added and again whenever it comes back; between times a cheap
+A node is probed (every model, sampler, upscaler... it has) when it is added, whenever it comes
+back, and, with `refresh_after`, once its capabilities are that old; between times a cheap
 ping every `interval` seconds (10 s by default) tells whether it still answers. A node that
 fails or times out is marked unhealthy (the dispatcher then gives its in-flight items back to
 the queue) and is re-admitted as soon as it answers again. Wrong credentials are not a
@@ -56,6 +57,8 @@ class NodeHealth:
     detail: str = ""
     capabilities: Capabilities | None = None
     checked_at: float | None = None
+    #: When the capabilities were read (time.time()); None until the first probe.
+    probed_at: float | None = None
     #: Consecutive failed checks (0 while healthy).
     failures: int = 0
 
@@ -82,11 +85,15 @@ class NodeMonitor:
 
     def __init__(self, nodes: Sequence[NodeConfig] = (), *, interval: float = DEFAULT_INTERVAL,
                  timeout: float = DEFAULT_TIMEOUT, probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
-                 connector: Connector | None = None,
+                 refresh_after: float | None = None, connector: Connector | None = None,
                  on_change: ChangeCallback | None = None) -> None:
         self.interval = interval
         self.timeout = timeout
         self.probe_timeout = probe_timeout
+        #: Seconds after which a check reads the capabilities again (None: only when asked or
+        #: when the node comes back). Off for a running queue: a probe of a node busy rendering
+        #: may be slow, and one that times out would take the node's work away.
+        self.refresh_after = refresh_after
         self._connector = connector or connect_node
         self._on_change: list[ChangeCallback] = [on_change] if on_change else []
         self._configs: dict[str, NodeConfig] = {}
@@ -154,8 +161,9 @@ class NodeMonitor:
     # --- checking -----------------------------------------------------------------------------
 
     async def check(self, name: str, *, probe: bool = False) -> NodeHealth:
-        """Ping the node (a full probe when asked, or when it was not probed yet or comes
-        back), update its state, and return it."""
+        """Ping the node (a full probe when asked, when it was not probed yet or comes back,
+        or when its capabilities are older than `refresh_after`), update its state, and
+        return it."""
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             node = self._configs.get(name)
@@ -169,7 +177,8 @@ class NodeMonitor:
             # A probe lists every model and may take a while on a big install; a ping must
             # answer quickly or the node counts as hung.
             probing = (probe or name not in self._backends
-                       or old.state is not NodeState.healthy or old.capabilities is None)
+                       or old.state is not NodeState.healthy or old.capabilities is None
+                       or self._stale(old))
             limit = max(self.probe_timeout, self.timeout) if probing else self.timeout
             try:
                 new = await _within(limit, self._check(node, old, probing), f"check-{name}")
@@ -200,11 +209,16 @@ class NodeMonitor:
             self._backends[node.name] = backend
         if probe:
             caps = await backend.probe()
+            probed_at: float | None = time.time()
         else:
             await backend.ping()
-            caps = old.capabilities
+            caps, probed_at = old.capabilities, old.probed_at
         return NodeHealth(node.name, NodeState.healthy, capabilities=caps,
-                          checked_at=time.time(), failures=0)
+                          checked_at=time.time(), probed_at=probed_at, failures=0)
+
+    def _stale(self, old: NodeHealth) -> bool:
+        return self.refresh_after is not None and (
+            old.probed_at is None or time.time() - old.probed_at >= self.refresh_after)
 
     def _failed(self, old: NodeHealth, exc: BackendError) -> NodeHealth:
         return replace(old, state=NodeState.unhealthy, message=exc.message,
@@ -215,7 +229,14 @@ class NodeMonitor:
         """Check every node that may be checked (not the switched-off or refused ones)."""
         names = [n for n, h in self._health.items()
                  if h.state not in (NodeState.auth_failed, NodeState.disabled)]
-        return list(await asyncio.gather(*(self.check(n) for n in names)))
+
+        async def one(name: str) -> NodeHealth | None:
+            try:
+                return await self.check(name)
+            except KeyError:  # removed while the others were checked
+                return None
+
+        return [h for h in await asyncio.gather(*(one(n) for n in names)) if h is not None]
 
     def suspect(self, name: str) -> None:
         """Something (a failed request) suggests the node is down: check it now, not at the

@@ -58,6 +58,9 @@ STATE_TEXT = {
 }
 #: The role giving a row's NodeState value (for colouring).
 StateRole = Qt.ItemDataRole.UserRole + 1
+#: Seconds after which `check()` reads an idle node's models, samplers... again; between
+#: times it only pings (a full probe lists every model and can take seconds on a big install).
+REFRESH_CAPABILITIES_S = 600.0
 
 
 def format_seconds(value: float) -> str:
@@ -223,7 +226,8 @@ class NodesController(QObject):
         self._error: ErrorInfo | None = None
         self._registry = NodeRegistry.load(self.nodes_file)
         self._monitor = NodeMonitor(list(self._registry), timeout=probe_timeout,
-                                    probe_timeout=probe_timeout)
+                                    probe_timeout=probe_timeout,
+                                    refresh_after=REFRESH_CAPABILITIES_S)
         self._dispatcher: ClusterDispatcher | None = None
         self._live = QTimer(self)
         self._live.setInterval(live_interval_ms)
@@ -335,8 +339,15 @@ class NodesController(QObject):
         node = self._registry.get(name).model_copy(update={"enabled": enabled})
         self.edit_node(name, node)
 
+    def check(self) -> None:
+        """Check every node the cheap way, as an idle cluster's timer should: a ping for each
+        that answered last time; a full probe only for one coming back, not probed yet, or
+        probed over REFRESH_CAPABILITIES_S ago. One that refused our login waits for Probe."""
+        self._spawn_then_rebuild(self._monitor.check_all(), "check")
+
     def probe(self, name: str | None = None) -> None:
-        """Contact one node (or all) now, even one that refused our password before."""
+        """Contact one node (or all) now and read everything it has again, even one that
+        refused our password before (the Probe button)."""
         async def work() -> None:
             names = [name] if name else [n.name for n in self._registry]
             await asyncio.gather(*(self._monitor.recheck(n) for n in names

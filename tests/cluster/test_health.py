@@ -130,3 +130,25 @@ async def test_a_check_cancelled_while_its_probe_fails_is_cancelled_and_loses_no
         gc.collect()  # an exception nobody read is reported as its task is collected
     assert ended is asyncio.CancelledError
     assert [e.get("message") for e in errors] == []
+
+
+async def test_a_ready_node_is_only_pinged_until_its_capabilities_are_old_or_it_comes_back():
+    async with FakeSDWebUI() as fake:
+        monitor = NodeMonitor(timeout=0.5, refresh_after=3600.0)
+        listings = lambda: len(fake.requests_to("/sdapi/v1/options"))  # noqa: E731
+        try:
+            first = await monitor.add(NodeConfig(name="den", url=fake.url, kind="a1111"))
+            assert first.usable and first.probed_at is not None and listings() == 1
+            pinged = len(fake.requests_to("/sdapi/v1/progress"))
+            again = await monitor.check("den")
+            assert again.usable and listings() == 1  # a ping, not a probe
+            assert len(fake.requests_to("/sdapi/v1/progress")) == pinged + 1
+            assert again.capabilities is first.capabilities and again.probed_at == first.probed_at
+            monitor.refresh_after = 0.0  # the capabilities are now "old"
+            assert (await monitor.check("den")).usable and listings() == 2
+            monitor.refresh_after = None
+            fake.inject("stall", seconds=5.0, times=1)
+            assert (await monitor.check("den")).state is NodeState.unhealthy
+            assert (await monitor.check("den")).usable and listings() == 3  # back: probed
+        finally:
+            await monitor.aclose()

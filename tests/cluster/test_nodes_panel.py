@@ -71,6 +71,28 @@ def test_adding_nodes_probes_them_and_shows_state_vram_and_a_refused_login(qtbot
     assert [n.name for n in NodeRegistry.load(tmp_path / "nodes.yaml")] == ["big"]
 
 
+def test_the_idle_check_pings_ready_nodes_and_leaves_a_refused_login_alone(qtbot, controller, lab):
+    big, locked = lab
+    controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
+    controller.add_node(NodeConfig(name="laptop", url=locked.url, kind="a1111",
+                                   username="ann", password="wrong"))
+    qtbot.waitUntil(lambda: states(controller) == {"big": NodeState.healthy,
+                                                   "laptop": NodeState.auth_failed}, timeout=10000)
+    listed, asked = len(big.requests_to("/sdapi/v1/options")), len(locked.requests)
+    pinged = len(big.requests_to("/sdapi/v1/progress"))
+    for _ in range(2):
+        with qtbot.waitSignal(controller.nodes_changed, timeout=5000):
+            controller.check()
+        qtbot.waitUntil(lambda: not controller.tasks.busy, timeout=5000)
+    assert len(big.requests_to("/sdapi/v1/progress")) == pinged + 2
+    assert len(big.requests_to("/sdapi/v1/options")) == listed  # no full probe
+    assert len(locked.requests) == asked  # wrong credentials are not tried again by themselves
+    assert states(controller) == {"big": NodeState.healthy, "laptop": NodeState.auth_failed}
+    # The Probe button still reads everything again.
+    controller.probe("big")
+    qtbot.waitUntil(lambda: len(big.requests_to("/sdapi/v1/options")) == listed + 1, timeout=5000)
+
+
 def test_plan_button_fills_the_dry_run_table_without_sending_anything(qtbot, controller, lab, tmp_path):
     big, locked = lab
     with QueueStore(tmp_path / "q.db") as store:
