@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
             "randomizer", "Variants",
             "Prompt variants and config matrices, with a live count of the images a run will make.")
         self.work_tabs.addTab(self.variants_panel, "Variants")
+        self._setup_variants()
         self.queue_panel = self._panel_or_slot(
             "queue", "Queue", "Batches waiting to run, their progress, and the controls to reorder, "
             "pause or cancel them.")
@@ -177,6 +178,7 @@ class MainWindow(QMainWindow):
         if name == "nodes":
             self._setup_nodes()
         if name == "randomizer":
+            self._setup_variants()
             self._cards_changed("")
 
     def _cards_changed(self, _path: str) -> None:
@@ -184,6 +186,12 @@ class MainWindow(QMainWindow):
         randomizer = self.session.randomizer
         if randomizer is not None:
             randomizer.set_base_config(self.session.pipeline.current_config())
+
+    def _setup_variants(self) -> None:
+        """A Run that waited for the variant count starts when the count is in (if still wanted)."""
+        run_requested = getattr(self.variants_panel, "run_requested", None)
+        if run_requested is not None:
+            run_requested.connect(self.run)
 
     def _setup_queue(self) -> None:
         queue = self.session.queue
@@ -249,6 +257,9 @@ class MainWindow(QMainWindow):
     def _stop(self) -> None:
         if self.prompt_overlay.isVisible():
             return  # Esc closes the editor first
+        cancel_waiting = getattr(self.variants_panel, "cancel_waiting_run", None)
+        if cancel_waiting is not None:
+            cancel_waiting()  # a Run still waiting for its variant count is forgotten too
         self.session.pipeline.stop()
 
     def add_to_queue(self) -> None:

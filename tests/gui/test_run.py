@@ -231,3 +231,30 @@ def test_a_plan_runs_every_item_with_one_progress_bar_and_eta(qtbot, window_for,
     # Mid-plan progress is a share of the whole plan, not of one item.
     assert any(0.3 < p.overall_fraction < 0.95 for p in running if p.image_index >= 1)
     assert any(p.eta_seconds is not None for p in running if p.image_index >= 1)
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [FAST], indirect=True)
+def test_run_waits_for_the_variant_count_then_starts_by_itself(qtbot, window_for, fake_sdwebui_thread):
+    """Run pressed before the variants are counted starts once the count is in; Stop forgets it."""
+    fake = fake_sdwebui_thread
+    window = window_for(fake.url)
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=10000)
+    adapter = window.session.randomizer
+    _fill(window, **{"txt2img.prompt": "a fox", "txt2img.steps": 2, "txt2img.width": 64,
+                     "txt2img.height": 64})
+    adapter.set_enabled(True)
+    adapter.set_template("a {red|blue} fox")  # not counted yet: the typing delay runs
+    assert not adapter.count_ready
+    window.run()
+    assert window.session.pipeline.state == "idle", "nothing starts before the count"
+    qtbot.waitUntil(lambda: fake.images_generated == 2 and window.session.pipeline.state == "idle",
+                    timeout=15000)
+    assert window.session.pipeline.error is None, window.session.pipeline.error
+
+    adapter.set_template("a {green|grey} fox")
+    window.run()
+    window._stop()  # Stop while the run waits for its count: it never starts
+    qtbot.waitUntil(lambda: adapter.count_ready, timeout=5000)
+    qtbot.wait(200)
+    assert fake.images_generated == 2
+    assert window.session.pipeline.state == "idle"
