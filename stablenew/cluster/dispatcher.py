@@ -80,12 +80,24 @@ class Policy(StrEnum):
     least_used = "least_used"
 
 
+@dataclass(frozen=True)
+class WorkingOn:
+    """An item a node is working on, in the terms people know it by."""
+
+    label: str  # the id people type: job id / image number
+    job_name: str
+    number: int  # 1-based, within its job
+    total: int | None  # images in the job (None: not known)
+    prompt: str  # its prompt, whitespace folded
+
+
 @dataclass
 class _InFlight:
     item_id: int
     label: str
     req: WorkRequirements
     claimed_at: float  # monotonic
+    working_on: WorkingOn | None = None
 
 
 @dataclass
@@ -130,6 +142,7 @@ class NodeStatus:
     vram_gb: float | None
     device: str
     speeds: dict[str, float]
+    working_on: tuple[WorkingOn, ...] = ()  # the same items, readable
 
 
 @dataclass
@@ -324,6 +337,7 @@ class ClusterDispatcher:
         self._unassignable_key: tuple[Any, ...] | None = None
         self._plan_cache: _PlanCache | None = None
         self._fault_releases: dict[tuple[int, str], int] = {}
+        self._job_sizes: dict[str, int] = {}
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -401,7 +415,8 @@ class ClusterDispatcher:
                     tier=n.config.tier, state=health.state, message=health.message,
                     current=tuple(f.label for f in n.inflight.values()), done=n.done,
                     vram_gb=n.view.vram_total_gb, device=caps.device if caps else "",
-                    speeds=dict(n.view.speeds)))
+                    speeds=dict(n.view.speeds),
+                    working_on=tuple(f.working_on for f in n.inflight.values() if f.working_on)))
         return out
 
     # --- the run -----------------------------------------------------------------------------------
@@ -646,7 +661,7 @@ class ClusterDispatcher:
                 return None
             req = self._requirements(claim.item)
             node.inflight[claim.item.id] = _InFlight(claim.item.id, claim.item.label, req,
-                                                      time.monotonic())
+                                                      time.monotonic(), self._working_on(claim))
             self._used[name] = self._used.get(name, 0) + 1
             return claim
 
@@ -665,6 +680,23 @@ class ClusterDispatcher:
         log.info("cluster: %s failed %s (%s); it goes back to the queue untried", name,
                  claim.item.label, error.detail or error.message)
         return released
+
+    def _working_on(self, claim: Claim) -> WorkingOn:
+        """What the Nodes table shows for a claimed item (a claim's job carries no counts: the
+        job's size is read once per job)."""
+        job_id = claim.item.job_id
+        total = self._job_sizes.get(job_id)
+        if total is None:
+            try:
+                total = self.store.get_job(job_id).counts.total
+            except Exception:  # only a label: never worth failing a claim over
+                log.debug("cluster: no size for job %s", job_id, exc_info=True)
+                total = 0
+            if len(self._job_sizes) > 10_000:
+                self._job_sizes.clear()
+            self._job_sizes[job_id] = total
+        return WorkingOn(claim.item.label, claim.job.name, claim.item.index + 1, total or None,
+                         " ".join(claim.config.txt2img.prompt.split()))
 
     def _prune(self, node: _Node) -> None:
         """Forget in-flight entries whose item is no longer this node's (it left without the

@@ -30,6 +30,7 @@ from stablenew.cluster.dispatcher import (
     ClusterDispatcher,
     DryRun,
     NodeStatus,
+    WorkingOn,
     dry_run,
     load_speeds,
     save_speeds,
@@ -73,6 +74,24 @@ def format_seconds(value: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def describe_work(work: WorkingOn) -> str:
+    """What the "Current job" column says of one item: "Lighthouses — image 3 of 24"."""
+    image = f"image {work.number} of {work.total}" if work.total else f"image {work.number}"
+    name = work.job_name if len(work.job_name) <= 40 else work.job_name[:39].rstrip() + "…"
+    return f"{name} — {image}" if name else image
+
+
+def work_detail(work: WorkingOn) -> str:
+    """The tooltip of one item: the job's full name, the prompt and the item's id."""
+    prompt = work.prompt if len(work.prompt) <= 300 else work.prompt[:299].rstrip() + "…"
+    lines = [f"{work.job_name or 'Job'} — image {work.number}"
+             + (f" of {work.total}" if work.total else "")]
+    if prompt:
+        lines.append(f"Prompt: {prompt}")
+    lines.append(f"Queue item {work.label}")
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class NodeRow:
     """One line of the Nodes table."""
@@ -80,10 +99,11 @@ class NodeRow:
     config: NodeConfig
     state: NodeState
     message: str
-    current: tuple[str, ...] = ()
+    current: tuple[str, ...] = ()  # readable, one per item it works on
     vram_gb: float | None = None
     kind: str = ""
     device: str = ""
+    current_detail: str = ""  # the tooltip of the "Current job" cell
 
 
 class NodesModel(QAbstractTableModel):
@@ -131,6 +151,8 @@ class NodesModel(QAbstractTableModel):
         if role == StateRole:
             return row.state.value
         if role == Qt.ItemDataRole.ToolTipRole:
+            if column == 2 and row.current_detail:
+                return row.current_detail
             return row.message or None
         if role != Qt.ItemDataRole.DisplayRole:
             return None
@@ -414,9 +436,11 @@ class NodesController(QObject):
             health = self.health(cfg.name) if cfg.name in self._known() else NodeHealth(cfg.name)
             caps = health.capabilities
             state = status.state if status else (health.state if cfg.enabled else NodeState.disabled)
+            working = status.working_on if status else ()
             rows.append(NodeRow(
                 cfg, state, status.message if status else health.message,
-                current=status.current if status else (),
+                current=tuple(describe_work(w) for w in working),
+                current_detail="\n\n".join(work_detail(w) for w in working),
                 vram_gb=(caps.vram_total / GB if caps and caps.vram_total else None),
                 kind=caps.kind.value if caps else "", device=caps.device if caps else ""))
         self.model.set_rows(rows)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from pydantic import SecretStr
+from PySide6.QtCore import Qt
 
 from stablenew.cluster.health import NodeState
 from stablenew.cluster.nodes import NodeConfig, NodeRegistry
@@ -142,13 +144,27 @@ def test_the_table_follows_a_running_dispatcher_with_each_nodes_current_job(qtbo
         store = QueueStore(tmp_path / "q.db")
         try:
             job = store.add_job(PipelineConfig().with_changes({
-                "txt2img.prompt": "x", "txt2img.batch_count": 3, "txt2img.steps": 5,
-                "txt2img.width": 64, "txt2img.height": 64}), output_dir=tmp_path / "o")
+                "txt2img.prompt": "a lighthouse at  dusk", "txt2img.batch_count": 3,
+                "txt2img.steps": 5, "txt2img.width": 64, "txt2img.height": 64}),
+                name="Lighthouses", output_dir=tmp_path / "o")
             d = c.make_dispatcher(store, poll_interval=0.02, runner_kwargs={"thumbnails": False})
             c.attach(d)
             run = asyncio.ensure_future(d.run(until_empty=True))
-            qtbot.waitUntil(lambda: job.id in c.model.index(0, 2).data(), timeout=10000)
+            seen: list[tuple[str, str]] = []
+
+            def working() -> bool:
+                cell = c.model.index(0, 2)
+                if cell.data():
+                    seen.append((cell.data(), cell.data(Qt.ItemDataRole.ToolTipRole)))
+                return bool(seen)
+
+            qtbot.waitUntil(working, timeout=10000)
             assert c.model.index(0, 1).data() == "Ready"
+            # What the user knows the image by (not the queue's ids); the id in the tooltip.
+            shown, tip = seen[0]
+            assert re.fullmatch(r"Lighthouses — image [123] of 3(, Lighthouses — image [123] of 3)?",
+                                shown), shown
+            assert "Prompt: a lighthouse at dusk" in tip and f"Queue item {job.id}/" in tip
             qtbot.waitUntil(run.done, timeout=15000)
             assert run.result().done == 3
             assert {i.state for i in store.items()} == {ItemState.done}
