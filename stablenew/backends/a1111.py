@@ -11,6 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -179,6 +180,8 @@ class A1111Backend:
         self._in_flight: dict[str, str] = {}  # task id -> endpoint
         self._interrupt_wanted: set[str] = set()
         self._interrupt_sent: set[str] = set()
+        #: Without task ids: the job that was running when we sent each request (never ours).
+        self._before: dict[str, _RunningJob | None] = {}
         self._capabilities: Capabilities | None = None
         #: Tasks that stop our abandoned, still-queued requests once they start (see `_reap`).
         self._reapers: set[asyncio.Task[None]] = set()
@@ -473,6 +476,8 @@ class A1111Backend:
 
     async def _generate(self, endpoint: str, payload: dict[str, Any], task_id: str,
                         on_progress: ProgressCallback | None, expect: Expectation) -> JobResult:
+        if self._internal is not True:  # task ids may be missing: note whose job runs now
+            self._before[task_id] = await self._running_job()
         self._in_flight[task_id] = endpoint
         poller = asyncio.create_task(self._watch(task_id, endpoint, on_progress),
                                      name=f"progress {task_id}")
@@ -490,6 +495,7 @@ class A1111Backend:
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
             self._in_flight.pop(task_id, None)
+            self._before.pop(task_id, None)
         interrupted = task_id in self._interrupt_wanted
         self._interrupt_wanted.discard(task_id)
         self._interrupt_sent.discard(task_id)
@@ -601,7 +607,7 @@ class A1111Backend:
                 # No per-task progress (--nowebui, SD.Next): the global one, while our request runs.
                 glob = await self._global_progress(want_preview)
                 state = glob.get("state") or {}
-                if not self._runs_ours(state, endpoint):
+                if not self._runs_ours(state, endpoint, task_id):
                     continue
                 if task_id in self._interrupt_wanted and task_id not in self._interrupt_sent:
                     await self._send_interrupt(task_id)
@@ -617,13 +623,32 @@ class A1111Backend:
             except BackendError as exc:  # progress is best effort; the generation call reports failures
                 log.debug("%s: progress poll failed: %s (%s)", self.name, exc, exc.detail)
 
-    def _runs_ours(self, state: dict[str, Any], endpoint: str) -> bool:
-        """Without task ids: a job runs, it is an API job of our endpoint, and only one of ours is open."""
-        job = state.get("job")
-        active = _int_or(state.get("job_count"), 0) != 0
+    async def _running_job(self) -> _RunningJob | None:
+        """The job the server runs now, from the global /progress (None when idle or unknown)."""
+        try:
+            state = (await self._global_progress(False)).get("state") or {}
+        except BackendError as exc:
+            log.debug("%s: could not read /progress before a request: %s", self.name, exc)
+            return None
+        return _RunningJob.of(state)
+
+    def _runs_ours(self, state: dict[str, Any], endpoint: str, task_id: str) -> bool:
+        """Without task ids, the running job is taken for ours only when: it is an API job of our
+        endpoint, just one request of ours to that endpoint is open, and it is not the job that
+        was already running when we sent ours (someone else's, e.g. another app's)."""
+        running = _RunningJob.of(state)
+        if running is None:
+            self._before.pop(task_id, None)  # the server went idle: the earlier job is over
+            return False
+        before = self._before.get(task_id)
+        if before is not None:
+            if before.continues_as(running):
+                self._before[task_id] = running  # how far it got: a new job starts lower
+                return False
+            self._before.pop(task_id, None)  # a different job now: the earlier one is over
         wanted = "scripts_txt2img" if endpoint == F.TXT2IMG else "scripts_img2img"
         ours = [e for e in self._in_flight.values() if e == endpoint]
-        return active and (job in (None, "", wanted)) and len(ours) == 1
+        return running.job in ("", wanted) and len(ours) == 1
 
     def _start_reaper(self, task_id: str) -> None:
         task = asyncio.get_running_loop().create_task(self._reap(task_id), name=f"interrupt {task_id}")
@@ -686,7 +711,7 @@ class A1111Backend:
                 await action(task_id)
             return  # queued: the progress watcher sends the interrupt when our task starts
         state = (await self._global_progress(False)).get("state") or {}
-        if self._runs_ours(state, endpoint):
+        if self._runs_ours(state, endpoint, task_id):
             await action(task_id)
 
     async def aclose(self) -> None:
@@ -707,6 +732,26 @@ class A1111Backend:
 
 
 # ----- helpers -----
+
+@dataclass(frozen=True)
+class _RunningJob:
+    """A job as the global /progress shows it: its start stamp (whole seconds), its name, and how
+    far it got. Jobs have no ids there, so a job is "the same" while stamp and name stay and it
+    never goes backwards (a new job restarts at batch 0, step 0)."""
+
+    stamp: str
+    job: str
+    position: tuple[int, int]  # (job_no, sampling_step)
+
+    @classmethod
+    def of(cls, state: dict[str, Any]) -> _RunningJob | None:
+        if _int_or(state.get("job_count"), 0) == 0:
+            return None
+        return cls(str(state.get("job_timestamp") or ""), str(state.get("job") or ""),
+                   (_int_or(state.get("job_no"), 0) or 0, _int_or(state.get("sampling_step"), 0) or 0))
+
+    def continues_as(self, later: _RunningJob) -> bool:
+        return (later.stamp, later.job) == (self.stamp, self.job) and later.position >= self.position
 
 async def _all(*calls: Awaitable[Any]) -> list[Any]:
     """Run calls together; on the first failure cancel the rest and raise that failure as is

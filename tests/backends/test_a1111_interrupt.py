@@ -38,8 +38,11 @@ async def test_interrupt_stops_our_running_task(internal_routes):
     assert fake.busy_seconds < 5
 
 
-async def test_interrupt_waits_while_someone_elses_job_runs():
-    async with FakeSDWebUI(step_ms=10) as fake, \
+@pytest.mark.parametrize("internal_routes", [True, False])
+async def test_interrupt_waits_while_someone_elses_job_runs(internal_routes):
+    """Also without task ids (--nowebui): their API txt2img looks like ours on /progress, but it
+    was running before ours was sent, so it is never taken for ours."""
+    async with FakeSDWebUI(step_ms=10, internal_routes=internal_routes) as fake, \
             A1111Backend(fake.url, poll_interval=0.01, timeout=10) as backend, \
             httpx.AsyncClient(base_url=fake.url, timeout=10) as other:
         theirs = asyncio.create_task(other.post("/sdapi/v1/txt2img", json={
