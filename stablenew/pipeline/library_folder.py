@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, StringConstraints
 
 from stablenew.errors import StableNewError
 from stablenew.storage.atomic import atomic_write_bytes, atomic_write_text
-from stablenew.storage.documents import DocumentError, read_document_text
+from stablenew.storage.documents import DocumentError, keep_comments, read_document_text
 
 DOCUMENT_SUFFIXES = (".yaml", ".yml")
 TRASH_FOLDER = ".trash"
@@ -342,6 +342,7 @@ class LibraryFolder(ABC, Generic[T]):
                 raise LibraryError(
                     f"A {self.kind} named '{getattr(item, 'name', target.stem)}' already exists. "
                     "Choose another name.", detail=str(target))
+            text = _with_comments_of(target if target.exists() else previous, text)
             _retrying(lambda: atomic_write_text(target, text))
             if previous is not None and previous.parent == self.user_dir and not _same_file(target, previous):
                 previous.unlink(missing_ok=True)
@@ -445,6 +446,17 @@ class LibraryFolder(ABC, Generic[T]):
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+def _with_comments_of(old: Path | None, text: str) -> str:
+    """*text*, keeping the comments a person wrote into the file it replaces (same data)."""
+    if old is None:
+        return text
+    try:
+        old_text = old.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return text
+    return keep_comments(old_text, text)
 
 
 def _same_file(a: Path, b: Path | None) -> bool:

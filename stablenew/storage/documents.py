@@ -212,3 +212,62 @@ def dump_yaml(data: Any) -> str:
     """YAML text as StableNew writes it: block style, keys in model order, unicode kept."""
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
                      default_flow_style=False)
+
+
+def keep_comments(old_text: str, new_text: str) -> str:
+    """*new_text* with the comments and key order a person wrote into *old_text*, where they fit.
+
+    Used when the app rewrites a document the user may have edited by hand: values come from
+    *new_text* only; comments stay beside the keys they were written for (a removed key takes its
+    comment with it), and new keys follow the order of *new_text*. Returns *new_text* unchanged
+    when *old_text* cannot be read, or when the merged text would not read back as exactly the
+    same data (the merge must never change what is saved).
+    """
+    try:
+        old_data = yaml.safe_load(old_text)
+        new_data = yaml.safe_load(new_text)
+    except yaml.YAMLError:
+        return new_text
+    if not isinstance(old_data, dict) or not isinstance(new_data, dict) or "#" not in old_text:
+        return new_text
+    import io
+
+    from ruamel.yaml import YAML, YAMLError  # only here: start-up never pays for it
+
+    rt = YAML(typ="rt")
+    rt.preserve_quotes = False
+    rt.width = 4096
+    rt.indent(mapping=2, sequence=2, offset=0)  # as dump_yaml writes lists
+    try:
+        document = rt.load(old_text)
+        _lay_over(document, new_data)
+        out = io.StringIO()
+        rt.dump(document, out)
+        merged = out.getvalue()
+        if yaml.safe_load(merged) != new_data:
+            return new_text
+    except (YAMLError, yaml.YAMLError, TypeError, ValueError):
+        return new_text
+    return merged
+
+
+def _lay_over(target: Any, new: dict[str, Any]) -> None:
+    """Make the round-trip mapping *target* hold exactly *new*, keeping what carries comments."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    for key in [k for k in target if k not in new]:
+        del target[key]
+    for index, (key, value) in enumerate(new.items()):
+        current = target.get(key) if key in target else None
+        if isinstance(value, dict) and isinstance(current, CommentedMap):
+            _lay_over(current, value)
+        elif (isinstance(value, list) and isinstance(current, CommentedSeq) and len(value) == len(current)
+              and all(isinstance(v, dict) and isinstance(c, CommentedMap)
+                      for v, c in zip(value, current, strict=True))):
+            for item, into in zip(value, current, strict=True):
+                _lay_over(into, item)
+        elif key in target:
+            if current != value:
+                target[key] = value
+        else:
+            target.insert(min(index, len(target)), key, value)
