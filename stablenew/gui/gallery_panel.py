@@ -3,6 +3,7 @@ nears the end); keys 1–5/0 rate the selection."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt, Signal
@@ -12,6 +13,8 @@ from PySide6.QtWidgets import QLabel, QListView, QVBoxLayout, QWidget
 from stablenew.gui.widgets.image_view import to_qimage
 
 THUMB = 132
+#: Thumbnail icons kept ready to paint (about 70 kB each at 132 px).
+MAX_ICONS = 1000
 GRID = (THUMB + 12, THUMB + 24)
 NEAR_END_ROWS = 3  # the next page is asked for this many rows of thumbnails before the end
 
@@ -24,7 +27,10 @@ class GalleryModel(QAbstractListModel):
     def __init__(self, controller: Any, parent=None) -> None:
         super().__init__(parent)
         self.controller = controller
-        self._icons: dict[str, QIcon] = {}
+        # Least recently shown first; capped, so scrolling through tens of thousands of outputs
+        # keeps memory flat (an evicted icon is rebuilt from the controller's thumbnail cache
+        # or decoded again in the background when it scrolls back into view).
+        self._icons: OrderedDict[str, QIcon] = OrderedDict()
         self._placeholder = self._make_placeholder()
         self._rows = len(controller.items)
         controller.items_reset.connect(self._reset)
@@ -56,7 +62,9 @@ class GalleryModel(QAbstractListModel):
         item = self.controller.items[index.row()]
         if role == Qt.ItemDataRole.DecorationRole:
             icon = self._icons.get(item.key)
-            if icon is None:
+            if icon is not None:
+                self._icons.move_to_end(item.key)
+            else:
                 decoded = self.controller.thumbnail(item.key)
                 if decoded is None:
                     return self._placeholder
@@ -82,6 +90,8 @@ class GalleryModel(QAbstractListModel):
         painter.end()
         icon = QIcon(canvas)
         self._icons[key] = icon
+        while len(self._icons) > MAX_ICONS:
+            self._icons.popitem(last=False)
         return icon
 
     def _row_of(self, key: str) -> int:

@@ -69,3 +69,27 @@ def test_scrolling_to_the_end_lists_every_older_image_once(qtbot, window_for, de
     assert all(decoded[key] == 1 for key in shown), "shown thumbnails were not decoded again"
     assert all(panel.model._icons[key].cacheKey() == icons[key] for key in shown)
     assert max(decoded.values()) == 1
+
+
+def test_thumbnail_icons_are_capped_and_come_back_when_scrolled_to_again(qtbot, window_for, dead_url,
+                                                                          monkeypatch):
+    from stablenew.gui import gallery_panel
+
+    monkeypatch.setattr(gallery_panel, "MAX_ICONS", 12)
+    window = window_for(dead_url, connect=False)
+    gallery, model = window.session.gallery, window.gallery_panel.model
+    newest_first = _outputs(window.session.app.output_dir, 40)
+    with qtbot.waitSignal(model.modelReset, timeout=20000):
+        gallery.refresh()
+
+    def icon_at(row):
+        return model.data(model.index(row), gallery_panel.Qt.ItemDataRole.DecorationRole)
+
+    for row in range(40):  # as if the user scrolled through every row
+        icon_at(row)
+        qtbot.waitUntil(lambda row=row: newest_first[row] in model._icons, timeout=10000)
+    assert len(model._icons) == 12, "the oldest-shown icons were let go"
+    assert newest_first[0] not in model._icons
+    icon_at(0)  # scrolled back to the top: the icon is built again
+    qtbot.waitUntil(lambda: newest_first[0] in model._icons, timeout=10000)
+    assert len(model._icons) == 12
