@@ -1,24 +1,38 @@
-"""App settings (server address, output folder, theme): versioned YAML in the config folder.
+"""App settings (server, folders, learning mode, theme): versioned YAML in the config folder.
 
 A corrupt settings file never stops the app: it is moved aside (kept, never overwritten)
 and the app starts with defaults and a message saying where the bad file went.
+
+Settings are the one home of every choice the user makes once and keeps: version 2 took over
+the packs folder (from `library.yaml`) and the learning mode (from `learning.yaml`); the first
+start of version 2 reads those files once, and a damaged one only costs its own choice.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stablenew.storage.atomic import atomic_write_text
-from stablenew.storage.documents import DocumentError, dump_yaml, load_yaml_model
+from stablenew.storage.documents import (
+    DocumentError,
+    dump_yaml,
+    load_yaml_model,
+    parse_yaml,
+    read_document_text,
+)
 from stablenew.storage.paths import AppPaths
 
-SETTINGS_VERSION = 1
+log = logging.getLogger("stablenew.storage.settings")
+
+SETTINGS_VERSION = 2
 
 
 class Theme(StrEnum):
@@ -33,6 +47,14 @@ class ServerKind(StrEnum):
     forge = "forge"
     sdnext = "sdnext"
     comfyui = "comfyui"
+
+
+class LearningMode(StrEnum):
+    """How much the learning room keeps of the images the user makes."""
+
+    off = "off"  # nothing is written
+    passive = "passive"  # every saved image is recorded; rating is optional
+    active = "active"  # also offers guided learning runs
 
 
 class AppSettings(BaseModel):
@@ -54,6 +76,20 @@ class AppSettings(BaseModel):
     output_dir: str = Field(
         "", title="Output folder", description="Where images are saved. Empty: your Pictures folder."
     )
+    wildcards_dir: str = Field(
+        "", title="Wildcards folder",
+        description="Where your wildcard lists are: __animal__ in a prompt picks a line of "
+                    "animal.txt. Empty: no wildcards.",
+    )
+    packs_dir: str = Field(
+        "", title="Packs folder",
+        description="Where your prompt packs are. Empty: StableNew's own packs folder.",
+    )
+    learning_mode: LearningMode = Field(
+        LearningMode.passive, title="Learning",
+        description="Off keeps nothing. Passive keeps every image's settings so you can rate "
+                    "them. Active also runs guided comparisons of one setting at a time.",
+    )
     theme: Theme = Field(Theme.system, title="Theme")
     request_timeout_s: float = Field(
         600.0, ge=5, le=7200, title="Generation timeout (seconds)",
@@ -69,36 +105,146 @@ class AppSettings(BaseModel):
             raise ValueError("The server address must start with http:// or https://")
         return value
 
+    @field_validator("output_dir", "wildcards_dir", "packs_dir")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("learning_mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a hand-typed `learning_mode: off` as false.
+        return LearningMode.off if value is False else value
+
     def output_path(self, paths: AppPaths) -> Path:
         return Path(self.output_dir).expanduser() if self.output_dir else paths.default_output_dir
 
+    def wildcards_path(self) -> Path | None:
+        return Path(self.wildcards_dir).expanduser() if self.wildcards_dir else None
 
-def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    def packs_path(self, paths: AppPaths) -> Path:
+        return Path(self.packs_dir).expanduser() if self.packs_dir else paths.packs_dir
+
+
+#: Choices earlier versions kept in files of their own: file name → (key in it, settings field,
+#: what it is in words, what holds when it cannot be read).
+_OLD_CHOICE_FILES = {
+    "library.yaml": ("packs_folder", "packs_dir", "packs folder",
+                     "StableNew's own packs folder is used until you choose yours in Settings."),
+    "learning.yaml": ("mode", "learning_mode", "learning mode",
+                      "Learning stays Passive until you choose another mode in Settings."),
+}
+
+
+class _OldChoices:
+    """The packs folder and learning mode earlier versions kept outside the settings file."""
+
+    def __init__(self, paths: AppPaths) -> None:
+        self.paths = paths
+        self.found = False  # at least one of the old files exists (read or not)
+        self.problems: list[str] = []
+
+    def read(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, (key, field, words, fallback) in _OLD_CHOICE_FILES.items():
+            file = self.paths.config_dir / name
+            if not file.is_file():
+                continue
+            self.found = True
+            try:
+                value = _old_value(file, key)
+                if value is None:
+                    continue
+                AppSettings.model_validate({field: value})  # this one value, before it joins the rest
+            except (DocumentError, ValidationError) as exc:
+                reason = exc.describe() if isinstance(exc, DocumentError) else _first_problem(exc)
+                log.warning("settings: %s not taken over from %s: %s", words, file, reason)
+                self.problems.append(f"Your earlier {words} could not be read ({reason}). {fallback} "
+                                     f"The file was left as it is: {file}")
+                continue
+            values[field] = value
+            log.info("settings: %s taken over from %s", words, file)
+        return values
+
+
+def _old_value(file: Path, key: str) -> Any:
+    data, node = parse_yaml(read_document_text(file), file)
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise DocumentError(file, "The file must hold named settings (a YAML mapping) at the top.",
+                            line=node.start_mark.line + 1 if node else None)
+    value = data.get(key)
+    return None if value == "" else value
+
+
+def _first_problem(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    return str(errors[0]["msg"]) if errors else str(exc)
+
+
+def _migrate(data: dict[str, Any], old_choices: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Upgrade settings of an older `version`; *old_choices* gives the values v2 took over."""
+    data = dict(data)
     version = data.get("version", 0)
     if version == 0:
         # v0 (unreleased drafts) called the address "server".
-        data = dict(data)
         if "server" in data and "server_url" not in data:
             data["server_url"] = data.pop("server")
-        data["version"] = 1
+        version = data["version"] = 1
+    if version == 1:
+        # v2 keeps the packs folder and learning mode, which v1 kept in files of their own.
+        for field, value in (old_choices() if old_choices is not None else {}).items():
+            data.setdefault(field, value)
+        version = data["version"] = 2
     return data
 
 
 def load_settings(paths: AppPaths) -> tuple[AppSettings, str | None]:
-    """Settings from disk, or defaults plus a plain message when the file was unusable."""
+    """Settings from disk, or defaults plus a plain message when the file was unusable.
+
+    The first time settings older than version 2 are read, the choices earlier versions kept
+    in files of their own are taken over and the settings saved, so that happens only once.
+    """
+    settings, message, old = _read(paths, set_aside=True)
+    if old.found:
+        try:
+            save_settings(paths, settings)
+        except OSError as exc:  # the choices still hold for this session; the next start tries again
+            log.warning("settings: could not save the taken-over choices: %s", exc)
+    return settings, message
+
+
+def peek_settings(paths: AppPaths) -> AppSettings:
+    """The settings as `load_settings` would give them, without moving or writing any file
+    (defaults when the file is unusable): for tools and rooms that only read a choice."""
+    return _read(paths, set_aside=False)[0]
+
+
+def _read(paths: AppPaths, *, set_aside: bool) -> tuple[AppSettings, str | None, _OldChoices]:
     file = paths.settings_file
+    old = _OldChoices(paths)
+
+    def migrate(data: dict[str, Any]) -> dict[str, Any]:
+        return _migrate(data, old.read)
+
     if not file.exists():
-        return AppSettings(), None
+        settings = AppSettings.model_validate(migrate({}))
+        return settings, " ".join(old.problems) or None, old
     try:
-        return load_yaml_model(file, AppSettings, migrate=_migrate), None
+        settings = load_yaml_model(file, AppSettings, migrate=migrate)
     except DocumentError as exc:
+        old.found = False  # nothing is taken over from beside a settings file that cannot be read
+        if not set_aside:
+            return AppSettings(), None, old
         aside = file.with_name(f"{file.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
         try:
             os.replace(file, aside)
             kept = f"The bad file was kept as {aside}."
         except OSError:
             kept = "The bad file was left where it is."
-        return AppSettings(), f"Your settings could not be read ({exc}). Using defaults. {kept}"
+        return AppSettings(), f"Your settings could not be read ({exc}). Using defaults. {kept}", old
+    return settings, " ".join(old.problems) or None, old
 
 
 def save_settings(paths: AppPaths, settings: AppSettings) -> Path:
