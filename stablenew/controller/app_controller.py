@@ -19,7 +19,7 @@ from stablenew.storage.settings import AppSettings, save_settings
 log = logging.getLogger("stablenew")
 
 THEMES = ("system", "light", "dark")
-__all__ = ["AppController", "Startup", "THEMES", "configure_logging", "start_up"]
+__all__ = ["AppController", "Startup", "THEMES", "app_of", "configure_logging", "start_up"]
 
 
 class AppController(QObject):
@@ -34,6 +34,8 @@ class AppController(QObject):
         startup = startup or start_up()
         self.paths = startup.paths
         self._settings = startup.settings
+        self._saved: AppSettings | None = startup.settings
+        self._save_lock: asyncio.Lock | None = None
         self.tasks = TaskOwner("Settings", self)
         self.tasks.error_raised.connect(self.notice_changed)
         self._notice: ErrorInfo | None = None
@@ -81,11 +83,20 @@ class AppController(QObject):
         self.settings_changed.emit(settings)
         if settings.theme != old_theme:
             self.theme_changed.emit(str(settings.theme))
-        self.tasks.spawn(self._save(settings), name="save-settings")
+        self.tasks.spawn(self._save(), name="save-settings")
         return ""
 
-    async def _save(self, settings: AppSettings) -> None:
-        await asyncio.to_thread(save_settings, self.paths, settings)
+    async def _save(self) -> None:
+        # One write at a time, always of the newest settings: two quick changes (a learning
+        # mode switch, then a folder) must never leave the older one on disk.
+        if self._save_lock is None:
+            self._save_lock = asyncio.Lock()
+        async with self._save_lock:
+            settings = self._settings
+            if settings is self._saved:
+                return  # a later change's save already wrote these
+            await asyncio.to_thread(save_settings, self.paths, settings)
+            self._saved = settings
         log.info("settings saved to %s", self.paths.settings_file)
 
     def clear_notice(self) -> None:
@@ -129,6 +140,13 @@ class AppController(QObject):
 
     def sync_ui_state(self) -> None:
         self._ui_state.sync()
+
+
+def app_of(parent: QObject | None) -> AppController | None:
+    """The AppController a room's controller keeps its settings in: the one its parent (the
+    Session) holds as `app`, or None when it was built on its own (tests, tools)."""
+    app = getattr(parent, "app", None)
+    return app if isinstance(app, AppController) else None
 
 
 def _apply_palette(base: str, palette_text: str) -> str:

@@ -14,12 +14,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from stablenew.controller.app_controller import AppController, app_of
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.tasks import TaskOwner
 from stablenew.learning.errors import LearningError, NodeUnusable, RecordNotFound
@@ -44,19 +44,12 @@ from stablenew.learning.runs import LearningRunResult, RunState, execute_plan
 from stablenew.learning.store import LearningStore, RecordReader, StoreWorker, default_database
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.records import ImageRecord
-from stablenew.storage.atomic import atomic_write_text
-from stablenew.storage.documents import dump_yaml, parse_yaml
 from stablenew.storage.paths import AppPaths
+from stablenew.storage.settings import AppSettings, LearningMode, peek_settings
 
 log = logging.getLogger("stablenew.controller.learning")
 
 ALL_PACKS = None  # the insights pack selector's "all packs" choice
-
-
-class LearningMode(StrEnum):
-    off = "off"  # nothing is written
-    passive = "passive"  # every saved image is recorded; rating is optional
-    active = "active"  # also offers guided learning runs
 
 
 MODE_WORDS = {
@@ -64,19 +57,6 @@ MODE_WORDS = {
     LearningMode.passive: "Passive — every image is recorded; rate the ones you like or dislike.",
     LearningMode.active: "Active — also run guided comparisons of one setting at a time.",
 }
-
-
-def _mode_file() -> Path:
-    return AppPaths.default().config_dir / "learning.yaml"
-
-
-def load_mode() -> LearningMode:
-    """The mode chosen last time (Passive when never chosen or the file is unreadable)."""
-    try:
-        data, _node = parse_yaml(_mode_file().read_text(encoding="utf-8"))
-        return LearningMode(data["mode"])
-    except Exception:  # a missing or odd file only loses the remembered choice
-        return LearningMode.passive
 
 
 class LearningController(QObject):
@@ -106,8 +86,11 @@ class LearningController(QObject):
         base_config: Callable[[], PipelineConfig] | None = None,
         mode: LearningMode | str | None = None,
         remember_mode: bool = True,
+        app: AppController | None = None,
         parent: QObject | None = None,
     ) -> None:
+        """*app* keeps the mode in the settings (default: the parent's `app`, as a Session has);
+        *mode* with *remember_mode* False gives a controller whose mode is its own (tests)."""
         super().__init__(parent)
         if isinstance(store, LearningStore):
             self._worker = StoreWorker(store)
@@ -119,8 +102,15 @@ class LearningController(QObject):
         self._backend = backend
         self._output_dir = output_dir or (lambda: AppPaths.default().default_output_dir)
         self._base_config = base_config or PipelineConfig
-        self._remember_mode = remember_mode
-        self._mode = LearningMode(mode) if mode is not None else load_mode()
+        self._app = (app if app is not None else app_of(parent)) if remember_mode else None
+        if mode is not None:
+            self._mode = LearningMode(mode)
+        elif self._app is not None:
+            self._mode = self._app.settings.learning_mode
+        else:
+            self._mode = peek_settings(AppPaths.default()).learning_mode
+        if self._app is not None:
+            self._app.settings_changed.connect(self._settings_changed)
         self._thread = threading.current_thread()
         self._error: ErrorInfo | None = None
         self._run: LearningRunResult | None = None
@@ -175,17 +165,29 @@ class LearningController(QObject):
         return self._pack
 
     def set_mode(self, mode: LearningMode | str) -> None:
+        """Switch the mode now; it is kept in the settings, which are written off the Qt thread."""
         mode = LearningMode(mode)
+        if mode == self._mode:
+            return
+        if self._app is not None:
+            # The settings are the one home of the mode: their change brings it back here.
+            reason = self._app.apply_settings({"learning_mode": mode.value})
+            if reason:
+                self._set_error(ErrorInfo(f"The learning mode could not be changed: {reason}",
+                                          source="Learning"))
+            return
+        self._adopt_mode(mode)
+
+    def _settings_changed(self, settings: AppSettings) -> None:
+        self._adopt_mode(settings.learning_mode)
+
+    def _adopt_mode(self, mode: LearningMode) -> None:
         if mode == self._mode:
             return
         self._mode = mode
         if mode is not LearningMode.active:
             self.cancel_learning_run()  # Off writes nothing, and Passive offers no runs
-        if self._remember_mode:
-            try:
-                atomic_write_text(_mode_file(), dump_yaml({"version": 1, "mode": mode.value}))
-            except OSError as exc:  # the choice still holds for this session
-                log.warning("could not remember the learning mode: %s", exc)
+        log.info("learning mode: %s", mode.value)
         self.mode_changed.emit(mode.value)
 
     def clear_error(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from stablenew.controller.app_controller import AppController, app_of
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.config import PipelineConfig
@@ -39,10 +40,9 @@ from stablenew.randomizer.packs import (
     pack_configs,
     pack_plan_for,
     plan_pack,
-    save_packs_folder,
 )
 from stablenew.randomizer.profiles import ProfileStore, RandomizerBias, profile_form, profile_from_form
-from stablenew.storage.paths import AppPaths
+from stablenew.storage.settings import AppSettings
 
 log = logging.getLogger("stablenew.controller.library")
 
@@ -124,10 +124,16 @@ class LibraryController(QObject):
 
     def __init__(self, presets: PresetStore | None = None, packs: PackLibrary | None = None,
                  profiles: ProfileStore | None = None, parent: QObject | None = None, *,
-                 poll_ms: int = PACK_POLL_MS) -> None:
+                 poll_ms: int = PACK_POLL_MS, app: AppController | None = None) -> None:
+        """*app* keeps the packs folder in the settings (default: the parent's `app`, as a
+        Session has); without one the folder is read from the settings file and not kept."""
         super().__init__(parent)
+        self._app = app if app is not None else app_of(parent)
+        if packs is None:
+            packs = PackLibrary(self._app.settings.packs_path(self._app.paths)
+                                if self._app is not None else None)
         self._presets = presets if presets is not None else PresetStore()
-        self._packs = packs if packs is not None else PackLibrary()
+        self._packs = packs
         self._profiles = profiles if profiles is not None else ProfileStore()
         self._preset_entries: list[LibraryEntry[Preset]] = []
         self._profile_entries: list[LibraryEntry[Any]] = []
@@ -147,6 +153,8 @@ class LibraryController(QObject):
         self._poll_timer.setInterval(poll_ms)
         self._poll_timer.timeout.connect(self.poll_packs)
         self._polling = False
+        if self._app is not None:
+            self._app.settings_changed.connect(self._settings_changed)
 
     # --- wiring -------------------------------------------------------------------------------
 
@@ -233,7 +241,11 @@ class LibraryController(QObject):
 
     async def _reload(self, kind: ItemKind) -> None:
         if kind is ItemKind.pack:
-            self._pack_entries = await asyncio.to_thread(self._packs.scan)
+            packs = self._packs
+            entries = await asyncio.to_thread(packs.scan)
+            if packs is not self._packs:
+                return  # the folder changed meanwhile: its own reload shows it
+            self._pack_entries = entries
             self.packs_changed.emit()
             if self._selected_pack:
                 self._emit_pack_prompts()
@@ -260,14 +272,27 @@ class LibraryController(QObject):
             self._polling = False
 
     def set_packs_folder(self, folder: str | os.PathLike[str], *, remember: bool = True) -> None:
-        """Read packs from *folder* from now on (and next start, when *remember*)."""
-        self._packs = PackLibrary(Path(folder))
-        self._selected_pack = ""
-        self._spawn(self._set_packs_folder(Path(folder), remember), "library-packs-folder")
+        """Read packs from *folder* from now on (and next start, when *remember*: it is kept in
+        the settings, written off the Qt thread, whose change brings it back here)."""
+        folder = Path(folder).expanduser()
+        if remember and self._app is not None and folder != self._packs.folder:
+            reason = self._app.apply_settings({"packs_dir": str(folder)})
+            if not reason:
+                return
+            self._set_error(ErrorInfo(f"The packs folder could not be kept: {reason}", source="Library"))
+        self._use_packs_folder(folder)
 
-    async def _set_packs_folder(self, folder: Path, remember: bool) -> None:
-        if remember:
-            await asyncio.to_thread(save_packs_folder, AppPaths.default(), folder)
+    def _settings_changed(self, settings: AppSettings) -> None:
+        folder = settings.packs_path(self._app.paths)  # type: ignore[union-attr]
+        if folder != self._packs.folder:
+            self._use_packs_folder(folder)
+
+    def _use_packs_folder(self, folder: Path) -> None:
+        self._packs = PackLibrary(folder)
+        self._selected_pack = ""
+        self._spawn(self._show_packs_folder(folder), "library-packs-folder")
+
+    async def _show_packs_folder(self, folder: Path) -> None:
         await self._reload(ItemKind.pack)
         self.message_changed.emit(f"Packs are read from {folder}.")
 

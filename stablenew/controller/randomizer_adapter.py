@@ -10,6 +10,7 @@ count and preview came from when the settings are unchanged, so nothing is parse
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from stablenew.controller.app_controller import AppController, app_of
 from stablenew.controller.format import duration_in_words
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.randomizer.counting import wildcard_manager
@@ -33,6 +35,8 @@ from stablenew.randomizer.spec import (
     VariationMode,
     VariationSpec,
 )
+from stablenew.storage.paths import AppPaths
+from stablenew.storage.settings import AppSettings, peek_settings
 from stablenew.storage.validation import plain_problems
 
 if TYPE_CHECKING:
@@ -82,12 +86,15 @@ class RandomizerAdapter(QObject):
     spec_changed = Signal()
     spec_loaded = Signal()  # a whole spec was set from outside (preset, pack, profile)
     busy_changed = Signal(bool)
+    wildcards_changed = Signal(object)  # Path | None: the wildcards folder now in use
     #: The exact count for the current settings is known: images (None: they cannot run).
     exact_count_changed = Signal(object)
     _computed = Signal(int, object, object)  # generation, PlanSummary | Exception, Plan | None
 
     def __init__(self, parent: QObject | None = None, *, debounce_ms: int = DEBOUNCE_MS,
-                 base_config: PipelineConfig | None = None) -> None:
+                 base_config: PipelineConfig | None = None, app: AppController | None = None) -> None:
+        """*app* keeps the wildcards folder in the settings (default: the parent's `app`, as a
+        Session has); without one the folder is read from the settings file and not kept."""
         super().__init__(parent)
         self._spec = VariationSpec()
         self._enabled = False
@@ -112,6 +119,11 @@ class RandomizerAdapter(QObject):
         self._timer.setInterval(debounce_ms)
         self._timer.timeout.connect(self._start_compute)
         self._computed.connect(self._on_computed)
+        self._app = app if app is not None else app_of(parent)
+        settings = self._app.settings if self._app is not None else peek_settings(AppPaths.default())
+        self._use_wildcards(settings.wildcards_path())
+        if self._app is not None:
+            self._app.settings_changed.connect(self._settings_changed)
 
     # --- what the panel reads ---------------------------------------------------------------
 
@@ -172,12 +184,34 @@ class RandomizerAdapter(QObject):
         self._schedule()
 
     def set_wildcards_dir(self, folder: str | Path | WildcardManager | None) -> None:
-        """Use this wildcards folder, or a manager of one (setting it again re-reads files)."""
+        """Use this wildcards folder, or a manager of one (setting it again re-reads files).
+
+        A folder the user chose is kept in the settings (written off the Qt thread); the
+        settings change brings it back here, as one made in the Settings dialog does."""
+        if self._app is not None and (folder is None or isinstance(folder, (str, os.PathLike))):
+            text = str(folder or "").strip()
+            if _folder_path(text) != self._wildcards:
+                reason = self._app.apply_settings({"wildcards_dir": text})
+                if not reason:
+                    return
+                log.warning("wildcards folder %r not kept in the settings: %s", text, reason)
+        self._use_wildcards(folder or None)
+        self._schedule()
+
+    def _settings_changed(self, settings: AppSettings) -> None:
+        folder = settings.wildcards_path()
+        if folder != self._wildcards:
+            self._use_wildcards(folder)
+            self._schedule()
+
+    def _use_wildcards(self, folder: str | Path | WildcardManager | None) -> None:
+        if isinstance(folder, (str, os.PathLike)):
+            folder = Path(folder).expanduser()
         # One manager per folder: its file tree and values are cached between keystrokes.
-        self._manager = wildcard_manager(folder or None)
+        self._manager = wildcard_manager(folder)
         path = self._manager.path if self._manager is not None else None
         self._wildcards = Path(path) if path is not None else None
-        self._schedule()
+        self.wildcards_changed.emit(self._wildcards)
 
     def set_template(self, text: str) -> None:
         self._update(template=text or None)
@@ -386,6 +420,10 @@ class RandomizerAdapter(QObject):
         with self._lock:
             self._generation += 1  # anything still computing is now stale
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _folder_path(text: str) -> Path | None:
+    return Path(text).expanduser() if text else None
 
 
 def _describe(exc: Exception) -> str:

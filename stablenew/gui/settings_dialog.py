@@ -1,4 +1,4 @@
-"""SettingsDialog: server address and login, output folder, theme; fields described by AppSettings."""
+"""SettingsDialog: server, folders, learning mode and theme; fields described by AppSettings."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from PySide6.QtWidgets import (
 
 from stablenew.gui.cards.editors import FieldEditor
 
-SHOWN = ("server_url", "server_kind", "username", "password", "output_dir", "theme",
-         "request_timeout_s", "live_previews")
+SHOWN = ("server_url", "server_kind", "username", "password", "output_dir", "wildcards_dir",
+         "packs_dir", "learning_mode", "theme", "request_timeout_s", "live_previews")
+#: Fields that name a folder: each gets a "Choose…" button beside it.
+FOLDERS = ("output_dir", "wildcards_dir", "packs_dir")
 
 
 class SettingsDialog(QDialog):
@@ -41,11 +43,13 @@ class SettingsDialog(QDialog):
             editor = FieldEditor(spec, parent=self)
             editor.set_value(current.get(name))
             self.editors[name] = editor
-            if name == "output_dir":
+            if name in FOLDERS:
                 row = QHBoxLayout()
                 row.addWidget(editor.widget, 1)
                 browse = QPushButton("Choose…")
-                browse.clicked.connect(self._browse)
+                browse.setObjectName(f"choose:{name}")
+                browse.setToolTip(f"Choose the {spec.title.lower()}")
+                browse.clicked.connect(lambda _checked=False, field=name: self._browse(field))
                 row.addWidget(browse)
                 holder = QWidget()
                 holder.setLayout(row)
@@ -76,11 +80,22 @@ class SettingsDialog(QDialog):
     def values(self) -> dict[str, Any]:
         return {name: editor.value() for name, editor in self.editors.items()}
 
-    def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Output folder",
-                                                  str(self.controller.output_dir))
+    def _browse(self, name: str) -> None:
+        editor = self.editors[name]
+        folder = QFileDialog.getExistingDirectory(self, editor.spec.title, self._start_folder(name))
         if folder:
-            self.editors["output_dir"].set_value(folder)
+            editor.set_value(folder)
+
+    def _start_folder(self, name: str) -> str:
+        """Where the folder picker opens: the folder in the field, else the one in use."""
+        typed = str(self.editors[name].value() or "").strip()
+        if typed:
+            return typed
+        if name == "output_dir":
+            return str(self.controller.output_dir)
+        if name == "packs_dir":
+            return str(self.controller.paths.packs_dir)
+        return ""
 
     def save(self) -> None:
         reason = self.controller.apply_settings(self.values())

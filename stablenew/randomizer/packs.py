@@ -35,6 +35,7 @@ from stablenew.storage.documents import (
     read_document_text,
 )
 from stablenew.storage.paths import AppPaths
+from stablenew.storage.settings import peek_settings
 
 PACK_VERSION = 1
 PACK_FILE = "pack.yaml"
@@ -289,38 +290,9 @@ class PackOverrides(BaseModel):
     default_presets: dict[str, str] = Field(default_factory=dict, title="Default presets")
 
 
-class LibraryChoices(BaseModel):
-    """Where the user keeps packs (config folder, library.yaml); only a choice, never the packs."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: int = 1
-    packs_folder: str = Field("", title="Packs folder",
-                              description="Folder your prompt packs are in (empty: StableNew's own).")
-
-
-def library_choices_file(paths: AppPaths) -> Path:
-    return paths.config_dir / "library.yaml"
-
-
 def load_packs_folder(paths: AppPaths) -> Path:
-    """The packs folder the user chose, or the default one when none (or an unreadable file)."""
-    file = library_choices_file(paths)
-    if file.is_file():
-        try:
-            chosen = load_yaml_model(file, LibraryChoices).packs_folder
-        except DocumentError:
-            # A damaged choice must not hide the packs; the file stays for the user to fix.
-            chosen = ""
-        if chosen:
-            return Path(chosen).expanduser()
-    return paths.packs_dir
-
-
-def save_packs_folder(paths: AppPaths, folder: str | os.PathLike[str]) -> Path:
-    choices = LibraryChoices(packs_folder=str(folder))
-    data = {"version": 1, **choices.model_dump(mode="json", exclude_defaults=True, exclude={"version"})}
-    return atomic_write_text(library_choices_file(paths), dump_yaml(data))
+    """The packs folder chosen in Settings, or the default one (also when the settings are unreadable)."""
+    return peek_settings(paths).packs_path(paths)
 
 
 class PackLibrary:
@@ -528,7 +500,6 @@ __all__ = [
     "PackRunItem",
     "check_pack_templates",
     "PromptPack",
-    "LibraryChoices",
     "load_pack",
     "load_packs_folder",
     "migrate_pack",
@@ -537,6 +508,5 @@ __all__ = [
     "parse_text_pack",
     "plan_pack",
     "save_pack",
-    "save_packs_folder",
     "validate_pack_path",
 ]

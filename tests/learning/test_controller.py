@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stablenew.controller.learning_controller import LearningController, LearningMode, load_mode
+from stablenew.controller.learning_controller import LearningController, LearningMode
 from stablenew.learning.runs import RunState
 from stablenew.learning.store import LearningStore
 from stablenew.pipeline.cancel import CancelToken
@@ -173,12 +173,53 @@ async def test_cancelling_a_learning_run_stops_it(controller, sd_backend, tmp_pa
     assert sum(1 for c in controller.run_result.cells if c.path) < 12
 
 
-def test_the_mode_is_remembered(tmp_path, qapp):
-    ctl = LearningController(tmp_path / "db.sqlite")
+async def test_the_mode_lives_in_the_settings_written_off_the_qt_thread(tmp_path, qapp, monkeypatch):
+    from stablenew.controller import app_controller
+    from tests.storage.helpers import app_controller_for, saved_settings
+
+    writers = []
+    real_save = app_controller.save_settings
+
+    def save(paths, settings):
+        writers.append(threading.current_thread())
+        return real_save(paths, settings)
+
+    monkeypatch.setattr(app_controller, "save_settings", save)
+    app = app_controller_for()
+    ctl = LearningController(tmp_path / "db.sqlite", app=app)
     assert ctl.mode is LearningMode.passive
+    shown = []
+    ctl.mode_changed.connect(shown.append)
+    ctl.set_mode("active")  # what the Learning panel's switch calls
+    assert ctl.mode is LearningMode.active and app.settings.learning_mode is LearningMode.active
+    assert shown == ["active"]
+    await app.tasks.wait_idle(5)
+    assert writers and threading.main_thread() not in writers
+    assert saved_settings(app.paths).learning_mode is LearningMode.active
+    assert not (app.paths.config_dir / "learning.yaml").exists()
+
+    # A change made in the Settings dialog reaches the room; the next start reads it back.
+    assert app.apply_settings({"learning_mode": "off"}) == ""
+    assert ctl.mode is LearningMode.off and shown == ["active", "off"]
+    await app.tasks.wait_idle(5)
+    again = LearningController(tmp_path / "db.sqlite", app=app_controller_for())
+    assert again.mode is LearningMode.off
+    await ctl.aclose()
+    await again.aclose()
+
+
+async def test_a_room_built_by_the_session_finds_its_settings(tmp_path, qapp):
+    from PySide6.QtCore import QObject
+
+    from tests.storage.helpers import app_controller_for
+
+    session = QObject()
+    session.app = app_controller_for()  # what Session holds; the room finds it through its parent
+    ctl = LearningController(tmp_path / "db.sqlite", parent=session)
     ctl.set_mode("active")
-    assert load_mode() is LearningMode.active
-    assert LearningController(tmp_path / "db.sqlite").mode is LearningMode.active
+    assert session.app.settings.learning_mode is LearningMode.active
+    await session.app.tasks.wait_idle(5)
+    await ctl.aclose()
 
 
 async def test_outputs_removed_by_the_queue_are_forgotten(controller, tmp_path):

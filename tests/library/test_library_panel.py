@@ -180,7 +180,44 @@ def test_profiles_apply_and_emit_the_bias(qtbot, setup):
     assert blocker.args[0].wildcard_weights == {"hair": {"silver": 3.0}}
 
 
-def test_packs_folder_is_configurable_and_remembered(qtbot, setup, tmp_path):
+def test_packs_folder_is_kept_in_settings_and_follows_them(qtbot, qloop, tmp_path):
+    from stablenew.storage.settings import peek_settings
+    from tests.storage.helpers import app_controller_for
+
+    paths = AppPaths.default()
+    app = app_controller_for(paths)
+    controller = LibraryController(poll_ms=50, app=app)
+    panel = LibraryPanel(controller)
+    qtbot.addWidget(panel)
+    controller.start()
+    other = tmp_path / "my packs"
+    other.mkdir()
+    (other / "birds.txt").write_text("a heron\n", encoding="utf-8")
+    panel.choose_packs_folder(str(other))
+    qtbot.waitUntil(lambda: names(panel.packs) == ["birds"], timeout=WAIT_MS)
+    assert controller.packs_folder == other and app.settings.packs_dir == str(other)
+    qtbot.waitUntil(lambda: "my packs" in panel.status.text(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: paths.settings_file.exists() and peek_settings(paths).packs_dir == str(other),
+                    timeout=WAIT_MS)
+    assert not (paths.config_dir / "library.yaml").exists(), "settings are the one home of the folder"
+    # The next start reads the same folder.
+    assert LibraryController(app=app_controller_for(paths)).packs_folder == other
+
+    # A folder chosen in the Settings dialog reaches the sidebar; empty is StableNew's own.
+    third = tmp_path / "third"
+    third.mkdir()
+    (third / "cats.txt").write_text("a cat\n", encoding="utf-8")
+    assert app.apply_settings({"packs_dir": str(third)}) == ""
+    qtbot.waitUntil(lambda: names(panel.packs) == ["cats"], timeout=WAIT_MS)
+    assert app.apply_settings({"packs_dir": ""}) == ""
+    assert controller.packs_folder == paths.packs_dir
+    qtbot.waitUntil(lambda: "cats" not in names(panel.packs), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not app.tasks.busy, timeout=WAIT_MS)  # the last save is written
+    controller._poll_timer.stop()
+
+
+def test_packs_folder_without_settings_holds_for_the_session(qtbot, setup, tmp_path):
+    """A library built on its own (a tool, a test) reads the folder in Settings and keeps no choice."""
     panel, controller, _cards, paths = setup
     other = tmp_path / "my packs"
     other.mkdir()
@@ -188,15 +225,8 @@ def test_packs_folder_is_configurable_and_remembered(qtbot, setup, tmp_path):
     panel.choose_packs_folder(str(other))
     qtbot.waitUntil(lambda: names(panel.packs) == ["birds"], timeout=WAIT_MS)
     assert controller.packs_folder == other
-    qtbot.waitUntil(lambda: "my packs" in panel.status.text(), timeout=WAIT_MS)
-    # The next start reads the same folder.
-    later = LibraryController()
-    assert later.packs_folder == other
-    # A damaged choice file falls back to the default folder and is left as it is.
-    choice = paths.config_dir / "library.yaml"
-    choice.write_text("packs_folder: [\n", encoding="utf-8")
     assert LibraryController().packs_folder == paths.packs_dir
-    assert choice.read_text(encoding="utf-8") == "packs_folder: [\n"
+    assert not paths.settings_file.exists()
 
 
 def test_update_a_preset_with_current_settings_and_refuse_impossible_combinations(qtbot, setup):

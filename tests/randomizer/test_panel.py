@@ -244,3 +244,46 @@ def test_run_on_a_slow_count_never_counts_on_the_qt_thread(qtbot, panel, adapter
     run = adapter.plan_for_run(PipelineConfig())  # the counted plan: nothing parsed again
     assert run.count == images
     assert threading.main_thread() not in slow.readers
+
+
+def test_the_wildcards_folder_is_kept_in_settings_and_follows_them(qtbot, qloop, wildcards, tmp_path):
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import peek_settings
+    from tests.storage.helpers import app_controller_for
+
+    paths = AppPaths.default()
+    app = app_controller_for(paths)
+    adapter = RandomizerAdapter(debounce_ms=10, app=app)
+    panel = RandomizerPanel(adapter)
+    qtbot.addWidget(panel)
+    panel.enabled_box.setChecked(True)
+    assert panel.wildcards.text() == "" and adapter.wildcards_dir is None
+    # Typed in the Variants panel: kept in the settings, written off the Qt thread.
+    panel.wildcards.setText(str(wildcards))
+    panel.wildcards.editingFinished.emit()
+    assert adapter.wildcards_dir == wildcards and app.settings.wildcards_dir == str(wildcards)
+    with qtbot.waitSignal(adapter.count_changed, timeout=WAIT_MS) as blocker:
+        adapter.set_template("__animals__")
+    assert blocker.args[0] > 1
+    qtbot.waitUntil(lambda: paths.settings_file.exists()
+                    and peek_settings(paths).wildcards_dir == str(wildcards), timeout=WAIT_MS)
+
+    # The next start finds it again, in the adapter and in the panel's field.
+    later = RandomizerAdapter(debounce_ms=10, app=app_controller_for(paths))
+    later_panel = RandomizerPanel(later)
+    qtbot.addWidget(later_panel)
+    assert later.wildcards_dir == wildcards and later_panel.wildcards.text() == str(wildcards)
+    later.close()
+
+    # Changed in the Settings dialog: the adapter recounts with the new folder, the field shows it.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "animals.txt").write_text("cat\n", encoding="utf-8")
+    with qtbot.waitSignal(adapter.count_changed, timeout=WAIT_MS) as blocker:
+        assert app.apply_settings({"wildcards_dir": str(other)}) == ""
+    assert blocker.args == [1, 1]
+    assert panel.wildcards.text() == str(other)
+    assert app.apply_settings({"wildcards_dir": ""}) == ""
+    assert adapter.wildcards_dir is None and panel.wildcards.text() == ""
+    qtbot.waitUntil(lambda: not app.tasks.busy, timeout=WAIT_MS)  # the last save is written
+    adapter.close()

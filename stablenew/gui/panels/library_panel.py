@@ -163,7 +163,7 @@ class LibraryPanel(QWidget):
             ("Apply", "Fill the prompt fields from the selected prompt and apply the pack's preset",
              lambda: self.apply_selected(ItemKind.pack)),
             ("Run", "Run every prompt of the pack (times the randomizer's plan)", self.run_pack),
-            ("Folder…", "Choose the folder your packs are in", self.choose_packs_folder),
+            ("Folder…", "Choose the folder your packs are in (kept in Settings)", self.choose_packs_folder),
             ("Refresh", "Read the packs folder again", self.controller.refresh)))
         return tab
 

@@ -59,6 +59,7 @@ class RandomizerPanel(QWidget):
 
         self.wildcards = QLineEdit()
         self.wildcards.setPlaceholderText("Your wildcards folder (the one sd-dynamic-prompts uses)")
+        self.wildcards.setToolTip("Kept in Settings: __name__ in a prompt picks a line of name.txt here")
         self.browse = QPushButton("Choose…")
         self.browse.clicked.connect(self._choose_folder)
 
@@ -168,6 +169,8 @@ class RandomizerPanel(QWidget):
         a.enabled_changed.connect(self._enabled_changed)
         a.spec_loaded.connect(self._load_spec)
         a.exact_count_changed.connect(self._count_arrived)
+        a.wildcards_changed.connect(self._show_wildcards)
+        self._show_wildcards(a.wildcards_dir)
         self._enabled_changed(a.enabled)
         self._load_spec()
 
@@ -237,6 +240,12 @@ class RandomizerPanel(QWidget):
             self.adapter.set_wildcards_dir(folder)
 
     # --- adapter → view -----------------------------------------------------------------------
+
+    def _show_wildcards(self, folder: object) -> None:
+        """The folder in use: kept in Settings, so it is back after a restart or a Settings edit."""
+        text = "" if folder is None else str(folder)
+        if self.wildcards.text() != text:
+            self.wildcards.setText(text)
 
     def _show_preview(self, rows: list) -> None:
         self.preview.clear()
