@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import AppSettings
 
 
 def show_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -21,3 +26,15 @@ def fail(command: str, message: str) -> int:
     """Print a plain error for `stablenew COMMAND` to stderr; exit code 1."""
     print(f"stablenew {command}: {message}", file=sys.stderr)
     return 1
+
+
+def app_settings() -> tuple[AppPaths, AppSettings]:
+    """The folders and the settings the window uses; a problem reading them goes to stderr."""
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import load_settings
+
+    paths = AppPaths.default()
+    settings, problem = load_settings(paths)
+    if problem:
+        print(problem, file=sys.stderr)
+    return paths, settings

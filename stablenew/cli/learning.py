@@ -165,4 +165,9 @@ def _summary(args: argparse.Namespace) -> int:
     packs = ", ".join(p or "(no pack)" for p in summary.packs) or "none"
     print(f"{summary.records} records, {summary.rated} rated; packs: {packs}; "
           f"{len(runs)} learning runs")
+    if args.db is None:  # the mode belongs to the window's own database, as set in Settings
+        from stablenew.cli._common import app_settings
+
+        mode = app_settings()[1].learning_mode
+        print(f"Learning mode: {mode.value}" + (" (new images are not recorded)" if mode == "off" else ""))
     return 0

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     validate.set_defaults(func=_validate)
 
     lst = verbs.add_parser("list", help="list the packs in the packs folder")
-    lst.add_argument("--folder", help="packs folder (default: the app's packs folder)")
+    lst.add_argument("--folder", help="packs folder (default: the one in Settings)")
     lst.set_defaults(func=_list)
 
 
@@ -42,7 +42,13 @@ def _validate(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from stablenew.randomizer.packs import PackLibrary
 
-    library = PackLibrary(args.folder)
+    folder = args.folder
+    if folder is None:
+        from stablenew.cli._common import app_settings
+
+        paths, settings = app_settings()
+        folder = settings.packs_path(paths)
+    library = PackLibrary(folder)
     entries = library.entries()
     if not entries:
         print(f"No packs in {library.folder}.")

@@ -212,6 +212,11 @@ def _add(args: argparse.Namespace) -> int:
             from stablenew.randomizer.packs import pack_plan_for, plan_pack, validate_pack_path
 
             pack, wildcards = validate_pack_path(args.file)
+            if wildcards is None:
+                # As in the window: a pack without wildcards of its own uses the Settings folder.
+                from stablenew.cli._common import app_settings
+
+                wildcards = app_settings()[1].wildcards_path()
             base, preset = _load_job_file(args.base) if args.base else (PipelineConfig(), None)
             pack_name = pack.name
             # Lazy: each prompt's randomizer syntax and wildcards are expanded as the plan is

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Expand a prompt template ({a|b}, {2$$a|b|c}, __wildcards__) and print "
                     "count=<exact number>, then one prompt per line.")
     parser.add_argument("template", help='the prompt template, e.g. "a {red|blue} __animal__"')
-    parser.add_argument("--wildcards", metavar="DIR", help="your wildcards folder")
+    parser.add_argument("--wildcards", metavar="DIR",
+                        help="your wildcards folder (default: the one in Settings)")
     parser.add_argument("--mode", choices=("fanout", "random"), default="fanout",
                         help="fanout: every combination (default); random: --limit random "
                              "picks, no repeats while possible")
@@ -47,19 +48,28 @@ def _run(args: argparse.Namespace) -> int:
     if args.limit < 0:
         print("--limit must be 0 or more.", file=sys.stderr)
         return 2
-    if args.wildcards is not None:
+    wildcards = args.wildcards
+    if wildcards is not None:
         from pathlib import Path
 
-        if not Path(args.wildcards).is_dir():
-            print(f"The wildcards folder {args.wildcards} does not exist.", file=sys.stderr)
+        if not Path(wildcards).is_dir():
+            print(f"The wildcards folder {wildcards} does not exist.", file=sys.stderr)
             return 2
+    else:
+        from stablenew.cli._common import app_settings
+
+        wildcards = app_settings()[1].wildcards_path()
+        if wildcards is not None and not wildcards.is_dir():
+            print(f"The wildcards folder in Settings ({wildcards}) does not exist; going on "
+                  "without wildcards.", file=sys.stderr)
+            wildcards = None
     random_mode = args.mode == "random"
     try:
         spec = VariationSpec(
             template=args.template, negative_template=args.negative or "",
             prompt_matrix=args.matrix, mode=args.mode, seed=args.seed,
             count=max(1, args.limit) if random_mode else None)
-        result = plan(PipelineConfig(), spec, wildcards_dir=args.wildcards)
+        result = plan(PipelineConfig(), spec, wildcards_dir=wildcards)
     except TemplateError as exc:
         where = f" ({exc.position})" if exc.position and exc.position not in exc.message else ""
         print(f"Template error{where}: {exc.message}", file=sys.stderr)

@@ -55,3 +55,12 @@ def test_rate_and_export_through_the_command(tmp_path, capsys):
     assert "Exported 1 records, 1 image copies" in capsys.readouterr().out
     with zipfile.ZipFile(out) as zf:
         assert "images/1.jpg" in zf.namelist()
+
+
+def test_summary_says_the_learning_mode_in_settings(capsys):
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import AppSettings, LearningMode, save_settings
+
+    save_settings(AppPaths.default(), AppSettings(learning_mode=LearningMode.off))
+    assert main(["learning", "summary"]) == 0
+    assert "Learning mode: off (new images are not recorded)" in capsys.readouterr().out

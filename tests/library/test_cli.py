@@ -122,3 +122,14 @@ def test_pack_validate_reads_every_prompt_with_the_randomizer(tmp_path: Path, ca
     code, out, err = run(capsys, "pack", "validate", str(pack))
     assert code == 1 and out == ""
     assert err.startswith(f"error: {pack}, line 2: Prompt 2: ") and "never closed" in err
+
+
+def test_pack_list_reads_the_packs_folder_in_settings(tmp_path: Path, capsys):
+    from stablenew.storage.settings import AppSettings, save_settings
+
+    folder = tmp_path / "my packs"
+    folder.mkdir()
+    (folder / "cats.txt").write_text("a cat\n", encoding="utf-8")
+    save_settings(AppPaths.default(), AppSettings(packs_dir=str(folder)))
+    code, out, _err = run(capsys, "pack", "list")
+    assert code == 0 and "cats\ttext\t1 prompts" in out

@@ -64,3 +64,15 @@ def test_prompts_a_console_cannot_encode_do_not_crash():
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "count=2"
     assert len(result.stdout.splitlines()) == 3
+
+
+def test_the_wildcards_folder_defaults_to_the_one_in_settings(capsys, wildcards, tmp_path):
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import AppSettings, save_settings
+
+    save_settings(AppPaths.default(), AppSettings(wildcards_dir=str(wildcards)))
+    code, lines, _ = run(capsys, "__people/names__")
+    assert (code, lines) == (0, ["count=2", "Ada", "Grace"])
+    save_settings(AppPaths.default(), AppSettings(wildcards_dir=str(tmp_path / "gone")))
+    code, _lines, err = run(capsys, "__people/names__")
+    assert code == 2 and "The wildcards folder in Settings" in err and "does not exist" in err
