@@ -8,6 +8,11 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# hypothesis is imported now, not at the end of the session: its pytest plugin imports it lazily
+# in its terminal summary, and pytest then parses (assert-rewrites) its modules. After Qt and
+# worker threads have run, CPython 3.11.7 can fail that parse with "SystemError: AST constructor
+# recursion depth mismatch" (cpython gh-106905), turning a green run's exit code to 1.
+import hypothesis  # noqa: E402,F401
 import pytest  # noqa: E402
 
 

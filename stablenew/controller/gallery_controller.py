@@ -27,9 +27,6 @@ LARGE_SIDE = 1280
 PAGE_SIZE = 600  # images listed per page; the next page loads when the view nears the end
 PRESET_TAGS = ("too noisy", "too smooth", "nailed it")
 
-RATINGS_OFF = ("Ratings are off: Learning is set to Off, so this was not kept. To keep ratings and "
-               "tags, open the Learning tab and set Learning to Passive or Active.")
-NOT_KEPT = "This rating could not be saved, so it was put back. Try again in a moment."
 
 
 @dataclass
@@ -307,47 +304,32 @@ class GalleryController(QObject):
         setattr(item, field_name, wanted)
         self.item_changed.emit(item)
         seq = self._writes[item.key] = self._writes.get(item.key, 0) + 1
-        book = self._ratings
-        learning = _learning_behind(book)
-        if learning is not None and str(learning.mode) == "off":
-            log.info("rating of %s not kept: learning mode is off", item.key)
-            self._put_back(item, field_name, before, seq, ErrorInfo(RATINGS_OFF, source="Gallery"))
-            return
-        previous_error = getattr(learning, "error", None)
         try:
             if field_name == "rating":
-                outcome = book.rate(item.key, wanted)
+                outcome = self._ratings.rate(item.key, wanted)
             else:
-                outcome = book.set_tags(item.key, wanted)
-        except Exception as exc:  # a refusal at once: the same as one that arrives later
-            self._put_back(item, field_name, before, seq, error_from_exception(exc, "Gallery"))
+                outcome = self._ratings.set_tags(item.key, wanted)
+        except Exception as exc:  # a refusal at once (e.g. learning is Off)
+            self._not_kept(item, field_name, before, seq, exc)
             return
-        if outcome is None and learning is None:
-            return  # a book that neither reports nor can be asked: trust it
-        self.tasks.spawn(self._confirm(item, field_name, before, wanted, seq, book, outcome, learning,
-                                       previous_error), name="confirm-rating")
+        if outcome is not None:  # the write reports when it is done, or why it was not kept
+            self.tasks.spawn(self._confirm(item, field_name, before, seq, outcome), name="confirm-rating")
 
-    async def _confirm(self, item: GalleryItem, field_name: str, before: Any, wanted: Any, seq: int,
-                       book: Any, outcome: Any, learning: Any, previous_error: Any) -> None:
+    async def _confirm(self, item: GalleryItem, field_name: str, before: Any, seq: int,
+                       outcome: Any) -> None:
         try:
             if isinstance(outcome, Future):
                 await asyncio.wrap_future(outcome)
             elif inspect.isawaitable(outcome):
                 await outcome
-            if learning is not None:
-                # The learning book reports nothing back: wait for the controller's writes, then
-                # read what the store now holds.
-                await learning.wait_idle(10.0)
-                stored = await asyncio.to_thread(book.rating, item.key)
-                if not _holds(stored, field_name, wanted):
-                    error = getattr(learning, "error", None)
-                    raise _NotKept(error.message if error is not None and error is not previous_error
-                                   else NOT_KEPT)
         except Exception as exc:
-            info = (ErrorInfo(exc.message, source="Gallery") if isinstance(exc, _NotKept)
-                    else error_from_exception(exc, "Gallery"))
-            log.warning("%s of %s not kept: %s", field_name, item.key, info.detail or info.message)
-            self._put_back(item, field_name, before, seq, info)
+            self._not_kept(item, field_name, before, seq, exc)
+
+    def _not_kept(self, item: GalleryItem, field_name: str, before: Any, seq: int,
+                  exc: BaseException) -> None:
+        info = error_from_exception(exc, "Gallery")
+        log.warning("%s of %s not kept: %s", field_name, item.key, info.message)
+        self._put_back(item, field_name, before, seq, info)
 
     def _put_back(self, item: GalleryItem, field_name: str, before: Any, seq: int,
                   info: ErrorInfo) -> None:
@@ -374,32 +356,6 @@ class GalleryController(QObject):
 
     async def aclose(self) -> None:
         await self.tasks.aclose()
-
-
-class _NotKept(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-def _learning_behind(book: Any) -> Any:
-    """The learning controller behind the learning store's rating book, or None for other books.
-
-    That book's writes return nothing, and while learning is Off it drops them with a message
-    only the Learning tab shows; the gallery asks the controller itself (its mode, when its writes
-    are done) so refused stars do not stay on screen.
-    """
-    learning = getattr(book, "_controller", None)
-    return learning if learning is not None and hasattr(learning, "wait_idle") else None
-
-
-def _holds(stored: tuple[int | None, tuple[str, ...]], field_name: str, wanted: Any) -> bool:
-    if field_name == "rating":
-        return stored[0] == wanted
-    # The learning store keeps tags in folded form ("Too Noisy" → "too noisy").
-    def fold(tags: Any) -> set[str]:
-        return {" ".join(t.split()).casefold() for t in tags if t.strip()}
-    return fold(stored[1]) == fold(wanted)
 
 
 def _items_with_ratings(found: list[tuple[Path, float, Path | None]], ratings: RatingBook

@@ -279,33 +279,42 @@ class LearningController(QObject):
 
     # --- ratings, tags, notes -----------------------------------------------------------------
 
-    def rate(self, ref: int | str | Path, stars: int | None) -> None:
-        """Rate an image (by record id, image path or record key): 1–5 stars, 0/None clears."""
-        if self._writes_allowed():
-            self.tasks.spawn(self._change(_known(LearningStore.rate), ref, stars),
-                             name="learning-rate")
+    def rate(self, ref: int | str | Path, stars: int | None) -> asyncio.Task[LearningError | None] | None:
+        """Rate an image (by record id, image path or record key): 1–5 stars, 0/None clears.
 
-    def tag(self, ref: int | str | Path, tag: str, on: bool = True) -> None:
+        Returns the write's task (its result: the error that kept the rating out, or None), or
+        None when learning is Off and nothing is written."""
         if self._writes_allowed():
-            self.tasks.spawn(self._change(_known(LearningStore.tag), ref, tag, on=on),
-                             name="learning-tag")
+            return self.tasks.spawn(self._change(_known(LearningStore.rate), ref, stars),
+                                    name="learning-rate")
+        return None
+
+    def tag(self, ref: int | str | Path, tag: str, on: bool = True
+            ) -> asyncio.Task[LearningError | None] | None:
+        """Add or remove one tag; returns the write's task as `rate` does."""
+        if self._writes_allowed():
+            return self.tasks.spawn(self._change(_known(LearningStore.tag), ref, tag, on=on),
+                                    name="learning-tag")
+        return None
 
     def set_note(self, ref: int | str | Path, note: str) -> None:
         if self._writes_allowed():
             self.tasks.spawn(self._change(LearningStore.set_note, ref, note), name="learning-note")
 
-    async def _change(self, fn: Callable[..., LearningRecord], *args: Any, **kwargs: Any) -> None:
+    async def _change(self, fn: Callable[..., LearningRecord], *args: Any, **kwargs: Any
+                      ) -> LearningError | None:
         try:
             record = await self._worker.call(fn, *args, **kwargs)
         except LearningError as exc:
             self._fail(exc)
-            return
+            return exc
         self.record_changed.emit(record)
         if self._run is not None and any(c.path == record.path for c in self._run.cells):
             self._set_run(self._run.with_cell_for_path(record.path, rating=record.rating,
                                                        tags=record.tags))
             await self._save_run()
         self.refresh_insights()
+        return None
 
     def pick_best(self, row: int, column: int) -> None:
         """"This one is the best of its row": remembered in the run and rated 5 stars."""
@@ -574,16 +583,39 @@ class LearningRatingBook:
     def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]:
         return self._controller.read_rating(path)
 
-    def rate(self, path: str, stars: int | None) -> None:
-        self._controller.rate(path, stars)
+    def rate(self, path: str, stars: int | None) -> Awaitable[None]:
+        """Raises RatingsOff at once while learning is Off; the awaitable raises the store's
+        reason when it does not keep the rating (e.g. an image another tool made)."""
+        self._refuse_while_off()
+        return _kept(self._controller.rate(path, stars))
 
-    def set_tags(self, path: str, tags: tuple[str, ...]) -> None:
+    def set_tags(self, path: str, tags: tuple[str, ...]) -> Awaitable[None]:
+        self._refuse_while_off()
         _old, current = self._controller.read_rating(path)
         wanted = {" ".join(t.split()).casefold() for t in tags if t.strip()}
-        for tag in sorted(set(current) - wanted):
-            self._controller.tag(path, tag, on=False)
-        for tag in sorted(wanted - set(current)):
-            self._controller.tag(path, tag)
+        writes = [self._controller.tag(path, tag, on=False) for tag in sorted(set(current) - wanted)]
+        writes += [self._controller.tag(path, tag) for tag in sorted(wanted - set(current))]
+        return _kept(*writes)
+
+    def _refuse_while_off(self) -> None:
+        if self._controller.mode is LearningMode.off:
+            raise RatingsOff(RATINGS_OFF)
+
+
+RATINGS_OFF = ("Ratings are off: Learning is set to Off, so this was not kept. To keep ratings and "
+               "tags, set Learning to Passive or Active (in the Learning tab or in Settings).")
+
+
+class RatingsOff(LearningError):
+    """A rating or tag refused because the learning mode is Off."""
+
+
+async def _kept(*writes: asyncio.Task[LearningError | None] | None) -> None:
+    """Wait for the writes; raise the first reason one of them was not kept."""
+    for write in writes:
+        error = await write if write is not None else None
+        if error is not None:
+            raise error
 
 
 def _known(fn: Callable[..., LearningRecord]) -> Callable[..., LearningRecord]:
