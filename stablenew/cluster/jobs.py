@@ -45,6 +45,11 @@ TRANSITIONS: dict[ItemState, frozenset[ItemState]] = {
 }
 
 
+#: Priority of a Run pressed in a window: ahead of every queued batch, claimable while the
+#: queue is paused (a pause holds batches back, never the image the user is waiting for).
+INTERACTIVE_PRIORITY = 1000
+
+
 def can_move(src: ItemState, dst: ItemState) -> bool:
     return dst in TRANSITIONS[src]
 

@@ -8,6 +8,11 @@ output name, and records the outcome in one transaction.
 Transient errors retry with exponential backoff; rejections fail at once with the server's
 reason; a cancelled item's request is interrupted on the node. The cluster scheduler builds
 on the same claim API with a lane set per node.
+
+A Run pressed in the window is a job of interactive priority pinned to its node. The images
+already at the node finish (an image half rendered is not thrown away, as in A1111 or
+SwarmUI, where a new prompt waits for the one generating); claimed images not yet sent give
+way to it and go back to the queue untried. It is never retried: its failure is said at once.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stablenew.backends.errors import BackendError
-from stablenew.cluster.jobs import Claim, ItemState, Job, WorkItem
+from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, Claim, ItemState, Job, WorkItem
 from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore, StoreBusy
 from stablenew.pipeline.records import RunTags
 
@@ -64,6 +69,9 @@ class ItemFinished:
     state: ItemState  # done, failed, cancelled, or queued (waiting for a retry / given back)
     message: str = ""
     retry_in: float | None = None
+    detail: str = ""
+    #: The attempt failed because the node is down or unusable (not because of the item).
+    fatal_for_node: bool = False
 
 
 @dataclass(frozen=True)
@@ -280,6 +288,7 @@ class QueueRunner:
         # (run in the database thread) returns True when it did so.
         self._on_node_fault = on_node_fault
         self._inflight: dict[int, tuple[str, CancelToken]] = {}
+        self._priority: dict[int, int] = {}  # in-flight item -> its job's priority
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._node_ok: asyncio.Event | None = None
@@ -411,9 +420,13 @@ class QueueRunner:
                     self.store.release(ahead[0].item.id, ahead[0].lease)
 
     def _nothing_left(self) -> bool:
-        # Paused counts as empty for --until-empty: the queue will not move until resumed.
-        # Items waiting for a retry's backoff are still work left.
-        return self.store.is_paused() or self.store.next_retry_at() is None
+        # Paused counts as empty for --until-empty (the queue will not move until resumed),
+        # unless a Run waits: a pause never holds it back. Items waiting for a retry's
+        # backoff are still work left.
+        if self.store.next_retry_at() is None:
+            return True
+        return self.store.is_paused() and (
+            self.store.top_queued_priority(self.node) or 0) < INTERACTIVE_PRIORITY
 
     async def _idle(self, seen: int) -> None:
         """Wait for a change, unless one came since *seen* (so a wake-up is never lost)."""
@@ -449,21 +462,27 @@ class QueueRunner:
             # Judge each in-flight item against the lease it had when its state was read: a
             # lane may have finished it and claimed it again (a retry) in the meantime.
             watched = dict(self._inflight)
-            states, paused = await self._db(self._look, list(watched))
+            states, paused, top = await self._db(self._look, list(watched))
             for item_id, (lease, token) in watched.items():
                 if self._inflight.get(item_id, (None, None))[1] is not token:
                     continue
                 state, current = states.get(item_id, (ItemState.cancelled, None))
+                priority = self._priority.get(item_id, 0)
                 if state is ItemState.cancelled or current != lease:
                     token.cancel()
-                elif paused and item_id in self._unsent:
-                    # Paused: images already at the node finish; those still waiting for
-                    # their turn go back to the queue untried.
+                elif item_id in self._unsent and (
+                        (paused and priority < INTERACTIVE_PRIORITY)
+                        or (top is not None and priority < top)):
+                    # Images already at the node finish; those still waiting for their turn go
+                    # back to the queue untried when it is paused, or when work of a higher
+                    # priority (a Run pressed in the window) waits: it goes first.
                     token.cancel()
             self.notify()
 
-    def _look(self, item_ids: list[int]) -> tuple[dict[int, tuple[ItemState, str | None]], bool]:
-        return self.store.item_states(item_ids), self.store.is_paused()
+    def _look(self, item_ids: list[int]
+              ) -> tuple[dict[int, tuple[ItemState, str | None]], bool, int | None]:
+        top = self.store.top_queued_priority(self.node) if self._unsent else None
+        return self.store.item_states(item_ids), self.store.is_paused(), top
 
     async def _run_claim(self, claim: Claim, ticket: int) -> tuple[Claim, int] | None:
         """Run one claimed item; returns the lane's next item when it was claimed in the same
@@ -473,6 +492,7 @@ class QueueRunner:
         item, job = claim.item, claim.job
         token = CancelToken()
         self._inflight[item.id] = (claim.lease, token)
+        self._priority[item.id] = job.priority
         self._unsent.add(item.id)
         assert self._slots is not None
         try:
@@ -490,6 +510,7 @@ class QueueRunner:
         finally:
             self._slots.forfeit(ticket)
             self._inflight.pop(item.id, None)
+            self._priority.pop(item.id, None)
             self._unsent.discard(item.id)
             if not self._inflight:
                 # Idle lanes re-check now (the queue may be empty) instead of at the next poll.
@@ -587,23 +608,30 @@ class QueueRunner:
             status = getattr(result, "status", "unknown")
             message, detail, transient = f"The run ended as {status}.", "", False
         await self._db(self._clean_outputs, item, claim.job)
+        fatal = typed is not None and typed.fatal_for_node
+        # A Run the user waits for is not retried later or handed to another node: its
+        # failure is said at once, as a direct run would (they press Run again).
+        interactive = claim.job.priority >= INTERACTIVE_PRIORITY
         if (typed is not None and typed.fatal_for_node and self._on_node_fault is not None
-                and await self._db(self._on_node_fault, claim, typed)):
+                and not interactive and await self._db(self._on_node_fault, claim, typed)):
             self._emit(ItemFinished(item, ItemState.queued,
-                                    f"{message} Given back for another node."))
+                                    f"{message} Given back for another node.", detail=detail,
+                                    fatal_for_node=True))
             await self._wait_for_node(typed)
             return
         state = await self._db(self.store.fail, item.id, claim.lease, message, detail=detail,
-                               transient=transient, max_retries=self.max_retries,
+                               transient=transient and not interactive,
+                               max_retries=self.max_retries,
                                backoff_base=self.backoff_base)
         if state is ItemState.queued:
             self.summary.retried += 1
-            self._emit(ItemFinished(item, state, message, retry_in=self.backoff_base))
+            self._emit(ItemFinished(item, state, message, retry_in=self.backoff_base,
+                                    detail=detail, fatal_for_node=fatal))
             self.notify()
         elif state is ItemState.failed:
             self.summary.failed += 1
             self.summary.failures.append((item.label, message))
-            self._emit(ItemFinished(item, state, message))
+            self._emit(ItemFinished(item, state, message, detail=detail, fatal_for_node=fatal))
             await self._maybe_job_finished(item.job_id)
         if typed is not None and typed.fatal_for_node:
             await self._wait_for_node(typed)

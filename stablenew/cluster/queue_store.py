@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from stablenew.cluster.jobs import (
     ACTIVE,
+    INTERACTIVE_PRIORITY,
     TERMINAL,
     Claim,
     ItemState,
@@ -99,13 +100,16 @@ _SAME = {c.strip(): c.strip() for c in _JOB_COLUMNS.split(",")}
 _JOB_KEYS = {c: f"job_{c}" for c in _SAME}
 #: The next claimable item in run order with its job: for each job an index probe for its
 #: first queued item past any retry backoff, then the first job (priority, drag and drop
-#: order) that has one. Nothing while the queue is paused or for jobs pinned elsewhere.
+#: order) that has one. Nothing for jobs pinned elsewhere; while the queue is paused, only
+#: interactive Runs (a pause holds batches back, not the image the user is waiting for).
+_NOT_PAUSED = (f"((SELECT value FROM queue_meta WHERE key = 'paused') <> '1' OR "
+               f"j.priority >= {INTERACTIVE_PRIORITY})")
 _NEXT_ITEM_SQL = (
     "SELECT " + ", ".join(f"i.{c.strip()}" for c in _ITEM_COLUMNS.split(",")) + ", i.config, "
     + ", ".join(f"j.{c} AS job_{c}" for c in _SAME) + ", j.base_config FROM queue_jobs j "
     "JOIN queue_items i ON i.id = (SELECT q.id FROM queue_items q WHERE q.job_id = j.id AND "
     "q.state = 'queued' AND q.not_before <= ? ORDER BY q.idx LIMIT 1) "
-    "WHERE (SELECT value FROM queue_meta WHERE key = 'paused') <> '1' AND "
+    f"WHERE {_NOT_PAUSED} AND "
     "(j.node_pin IS NULL OR j.node_pin = ?) ORDER BY j.priority DESC, j.position ASC LIMIT 1")
 
 
@@ -326,15 +330,17 @@ class QueueStore:
         node_pin: str | None = None,
         expand_batches: bool = True,
         count: int | None = None,
+        job_id: str | None = None,
     ) -> Job:
         """Add a job with one work item per image; *configs* may be a lazy plan (streamed).
 
         With a single config, items share the job's config and differ only by seed; a plan
         stores each item's own config. Images go to *output_dir*, or to a new folder named
         for the job under *output_root* (default: the outputs folder). *count* asks for that
-        many images of a single config instead of its batch count × batch size.
+        many images of a single config instead of its batch count × batch size. *job_id* lets
+        a caller that follows the job's events know its id before the first one can arrive.
         """
-        job_id = uuid.uuid4().hex[:8]
+        job_id = job_id or uuid.uuid4().hex[:8]
         origin = origin or JobOrigin()
         now = time.time()
         single = isinstance(configs, PipelineConfig)
@@ -610,8 +616,8 @@ class QueueStore:
                               row["base_config"], node, now, start)
         # Nothing while paused: the pause flag is part of the query (one statement less).
         jobs = db.execute(
-            f"SELECT {_JOB_COLUMNS}, base_config FROM queue_jobs j WHERE (SELECT value FROM "
-            "queue_meta WHERE key = 'paused') <> '1' AND (node_pin IS NULL OR node_pin = ?) AND "
+            f"SELECT {_JOB_COLUMNS}, base_config FROM queue_jobs j WHERE {_NOT_PAUSED} AND "
+            "(node_pin IS NULL OR node_pin = ?) AND "
             "EXISTS (SELECT 1 FROM queue_items i WHERE i.job_id = j.id AND"
             " i.state = 'queued') ORDER BY priority DESC, position ASC", (node,)).fetchall()
         for job_row in jobs:
@@ -659,6 +665,34 @@ class QueueStore:
                                   f"({','.join('?' * len(ids))})", ids):
                 jobs[row["id"]] = self._job_from_row(row, JobCounts(), (), None)
         return [(i, jobs[i.job_id]) for i in items if i.job_id in jobs]
+
+    def top_queued_priority(self, node: str) -> int | None:
+        """The highest priority among jobs with images waiting that *node* may take (None if
+        none): a runner holding lower-priority images not yet sent gives them back for it."""
+        row = self._read(
+            "SELECT MAX(j.priority) FROM queue_jobs j WHERE (j.node_pin IS NULL OR j.node_pin = ?)"
+            " AND EXISTS (SELECT 1 FROM queue_items i WHERE i.job_id = j.id AND "
+            "i.state = 'queued')", (node,))
+        return row[0][0] if row else None
+
+    def demote_interactive(self, keep: str | None = None) -> list[str]:
+        """Interactive Runs other than *keep* with images left (a crash or a closed window cut
+        them short) become ordinary queued batches, so they never hold up a new Run."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id FROM queue_jobs j WHERE priority >= ? AND id IS NOT ? AND EXISTS "
+                "(SELECT 1 FROM queue_items i WHERE i.job_id = j.id AND i.state IN "
+                "('queued','assigned','running'))", (INTERACTIVE_PRIORITY, keep)).fetchall()
+            ids = [r[0] for r in rows]
+            self._demote(db, ids)
+        return ids
+
+    @staticmethod
+    def _demote(db: sqlite3.Connection, job_ids: Iterable[str]) -> None:
+        # Unpinned too: nobody waits at that node for it any more, any node may finish it.
+        for job_id in job_ids:
+            db.execute("UPDATE queue_jobs SET priority = 0, node_pin = NULL WHERE id = ? AND "
+                       "priority >= ?", (job_id, INTERACTIVE_PRIORITY))
 
     def next_retry_at(self) -> float | None:
         """When the earliest item waiting for a retry's backoff becomes claimable."""
@@ -752,13 +786,15 @@ class QueueStore:
         """At start-up: items a crash left assigned/running go back to the queue.
 
         Returns them (with the job's output folder reachable through `get_job`) so the caller
-        cleans their partial outputs before they run again. Done items stay done.
+        cleans their partial outputs before they run again. Done items stay done. A Run the
+        crash cut short finishes as an ordinary batch (see `demote_interactive`).
         """
         with self._write() as db:
             rows = db.execute(f"SELECT {_ITEM_COLUMNS} FROM queue_items WHERE state IN "
                               "('assigned','running')").fetchall()
             db.execute("UPDATE queue_items SET state = 'queued', lease = NULL, node = NULL, "
                        "started_at = NULL WHERE state IN ('assigned','running')")
+            self._demote(db, {r["job_id"] for r in rows})
         return [self._item_from_row(r) for r in rows]
 
     # --- user operations -----------------------------------------------------------------------
