@@ -1,14 +1,17 @@
-"""PipelineController: card values → PipelineConfig → PipelineRunner, events → coalesced Qt signals."""
+"""PipelineController: card values → PipelineConfig → a queue job run by the PipelineRunner,
+events → coalesced Qt signals."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections import deque
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +22,12 @@ from stablenew.controller.fields import FieldSpec, field_specs
 from stablenew.controller.images import decode_image
 from stablenew.controller.run_progress import RunProgress, RunState
 from stablenew.controller.tasks import TaskOwner
+from stablenew.errors import StableNewError
 from stablenew.pipeline import config as cfg
 from stablenew.pipeline.events import (
     ImageSaved,
     ProgressUpdate,
     RunError,
-    RunEvent,
     RunFinished,
     RunStarted,
     RunStatus,
@@ -38,6 +41,9 @@ log = logging.getLogger("stablenew.controller.pipeline")
 #: Repaint rate for progress: fast enough to feel live, slow enough to never flood the Qt thread.
 FLUSH_INTERVAL_MS = 80
 PREVIEW_SIDE = 768
+#: While a Run waits for its queue job, how often the database is asked again (events wake it
+#: at once; this catches changes that raise none, such as images cancelled before they ran).
+FOLLOW_CHECK_S = 0.5
 
 # Which server listing fills which picker (by the field's last name, or its full path).
 _OPTION_SOURCES = {
@@ -53,6 +59,48 @@ _OPTION_SOURCES = {
     "adetailer.passes.0.model": "adetailer_models",
 }
 _LATENT_UPSCALERS = ("Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (nearest)")
+
+
+@dataclass(frozen=True)
+class RunQueue:
+    """Where Run's work goes: the queue (a QueueController) working on *node*, the preferred
+    node its job is pinned to, and whether the queue still works (False: its runner stopped,
+    so nothing would ever take the job)."""
+
+    queue: Any
+    node: str
+    working: Callable[[], bool]
+
+
+class RunNotQueued(StableNewError):
+    """The queue could not take or finish a Run (it stopped, it could not be opened)."""
+
+
+class NodeFailed(StableNewError):
+    """The node a Run was pinned to stopped answering or cannot be used."""
+
+    fatal_for_node = True
+
+
+@dataclass
+class _ShownRun:
+    """What the window has shown of the Run so far (Qt thread only)."""
+
+    started: float  # monotonic
+    fractions: dict[int, float] = field(default_factory=dict)  # image in flight -> its fraction
+    etas: dict[int, float | None] = field(default_factory=dict)  # image in flight -> its ETA
+    stages: dict[int, StageStarted] = field(default_factory=dict)  # image -> its latest stage
+    finished: int = 0  # images done, failed or cancelled
+    failed: int = 0
+    done_at: list[float] = field(default_factory=list)  # monotonic
+    current: int | None = None  # the image the node works on (the first one in flight)
+    current_since: float = 0.0
+    first_error: str = ""
+
+
+def _run_name(config: Any) -> str:
+    prompt = " ".join(config.txt2img.prompt.split())
+    return "Run: " + ((prompt[:44] + "…") if len(prompt) > 45 else (prompt or "Untitled"))
 
 
 class PipelineController(QObject):
@@ -77,9 +125,15 @@ class PipelineController(QObject):
         self._config = cfg.PipelineConfig()
         self._record_hooks: list[Callable[[Any], None]] = []
         self._plan_provider: Callable[[Any], Any] | None = None
-        self._plan_index = 0
+        self._queue_provider: Callable[[], Awaitable[RunQueue]] | None = None
+        self._own: Any = None  # the QueueController of a controller used without a window
+        # The Run's queue job: its id, images, those in flight (as events tell, at once).
+        self._job_id: str | None = None
         self._plan_total: int | None = None
-        self._item_seconds: list[float] = []
+        self._in_flight: set[int] = set()
+        self._node_failure: NodeFailed | None = None
+        self._shown = _ShownRun(started=0.0)
+        self._changed = asyncio.Event()
         self._values_provider: Callable[[], dict[str, Any]] | None = None
         self._token: Any = None
         self._progress = RunProgress()
@@ -88,7 +142,7 @@ class PipelineController(QObject):
         self.tasks.error_raised.connect(self._set_error)
         # Events may arrive from worker threads; they are queued and flushed on the Qt thread.
         self._lock = threading.Lock()
-        self._pending: deque[tuple[int, RunEvent]] = deque()
+        self._pending: deque[tuple[int, Any]] = deque()  # (image of the Run, event)
         self._latest_preview: bytes | None = None
         self._decoding = False
         self._dirty = False
@@ -201,13 +255,30 @@ class PipelineController(QObject):
     def error(self) -> ErrorInfo | None:
         return self._error
 
+    @property
+    def job_id(self) -> str | None:
+        """The queue job of the Run in progress (None when idle or not queued yet)."""
+        return self._job_id
+
+    def set_run_queue(self, provider: Callable[[], Awaitable[RunQueue]] | None) -> None:
+        """Where Run's work goes: the window's queue, ready to work on the preferred node.
+
+        Without one (a controller used on its own, by a tool or a test) Run opens the queue
+        database itself and works through it for the length of the Run.
+        """
+        self._queue_provider = provider
+
     def run_plan(self, provider: Callable[[Any], Any]) -> bool:
         """Run the cards' config through *provider* (e.g. every prompt of a pack) instead of once."""
         values = self._values_provider() if self._values_provider is not None else {}
         return self.run(values, plan=provider)
 
     def run(self, values: dict[str, Any], *, plan: Callable[[Any], Any] | None = None) -> bool:
-        """Start a run with exactly these card values; False (and a visible error) if they are invalid."""
+        """Start a run with exactly these card values; False (and a visible error) if they are invalid.
+
+        The run is a queue item like any other (it survives a crash, it shows in the queue),
+        with interactive priority and pinned to the preferred node: there is one way to run work.
+        """
         if self.state != RunState.idle:
             return False
         try:
@@ -236,64 +307,189 @@ class PipelineController(QObject):
         self._progress = replace(self._progress, state=RunState.stopping)
         self.run_state_changed.emit(RunState.stopping)
         self.progress_changed.emit(self._progress)
+        self._wake()
 
     async def wait_idle(self, timeout: float = 10.0) -> None:
         await self.tasks.wait_idle(timeout)
 
     async def _run(self, config: Any, token: Any, plan: Callable[[Any], Any] | None) -> None:
-        from stablenew.pipeline.runner import PipelineRunner
-
-        result = None
+        run_queue: RunQueue | None = None
+        added = finished = False
+        counts = None
         try:
-            backend = await self._server.ensure_backend()
-            runner = PipelineRunner(self._output_dir(), record_hooks=tuple(self._record_hooks),
-                                    log_dir=self._log_dir, node_name=self._server.node_name)
+            # An unreachable server is said at once, before anything is queued.
+            await self._server.ensure_backend()
+            run_queue = await (self._queue_provider or self._own_queue)()
             # A plan provider may expand the config (variants, a pack's prompts); None: run it as is.
-            items = plan(config) if plan is not None else None
-            self._plan_total = None
-            self._item_seconds = []
-            if items is None:
-                result = await runner.run(config, backend, token, self._on_event)
-            else:
-                # Each plan item is its own runner run; progress and ETA cover the whole plan.
-                count = getattr(items, "count", None)
-                self._plan_total = count if isinstance(count, int) and count > 0 else None
-                for index, item in enumerate(items):
-                    if token.cancelled:
-                        break
-                    self._plan_index = index
-                    result = await runner.run(item.config, backend, token, self._on_event,
-                                              tags=getattr(item, "tags", None))
+            work = plan(config) if plan is not None else None
+            if token.cancelled:
+                return  # stopped before anything was queued
+            from stablenew.pipeline.outputs import new_run_folder
+
+            folder = await asyncio.to_thread(new_run_folder, self._output_dir(), config.txt2img.prompt)
+            job_id = uuid.uuid4().hex[:8]
+            self._start_following(job_id)
+            run_queue.queue.watch_job(job_id, self._on_queue_event)
+            job = await run_queue.queue.add_run(
+                work if work is not None else config, node=run_queue.node, job_id=job_id,
+                name=_run_name(config), output_dir=folder)
+            added = True
+            self._plan_total = job.counts.total or None
+            log.info("run: queue job %s, %d image(s) on %s", job_id, job.counts.total, run_queue.node)
+            await self._follow(run_queue, job_id, token)
+            try:
+                counts = (await run_queue.queue.get_job(job_id)).counts
+            except Exception:  # cleared from the queue meanwhile: what was shown is all we know
+                counts = None
+            finished = True
         except Exception as exc:
             info = error_from_exception(exc, "Run")
             log.error("run failed: %s\n%s", info.message, info.detail)
             self._set_error(info)
             if getattr(exc, "fatal_for_node", False):
                 self._server.mark_failed(exc)
+            if added and run_queue is not None and self._job_id is not None:
+                # What is left of a Run that failed is not run later behind the user's back.
+                with contextlib.suppress(Exception):
+                    await run_queue.queue.cancel_job(self._job_id)
         finally:
+            if run_queue is not None and self._job_id is not None:
+                run_queue.queue.watch_job(self._job_id, None)
             self._flush()
             self._flush_timer.stop()
+            if finished:
+                self._finish_run(counts)
             self._token = None
+            self._job_id = None
             self._progress = replace(self._progress, state=RunState.idle, eta_seconds=None)
             self.run_state_changed.emit(RunState.idle)
             self.progress_changed.emit(self._progress)
-        if result is not None:
-            log.info("run %s ended: %s", result.run_id, result.status)
+            if self._own is not None and self._queue_provider is None:
+                own, self._own = self._own, None
+                await own.aclose()
+                own.deleteLater()
+
+    async def _own_queue(self) -> RunQueue:
+        """The queue of a controller used without a window: its own runner on the server."""
+        from stablenew.controller.queue_controller import QueueController
+        from stablenew.pipeline.runner import PipelineRunner
+
+        backend = await self._server.ensure_backend()
+        node = self._server.node_name
+        if self._own is None:
+            self._own = QueueController(output_root=self._output_dir(), parent=self)
+        queue = self._own
+        if not queue.running:
+            queue.start_runner(backend, node=node, runner=PipelineRunner(
+                self._output_dir(), record_hooks=(self.record,), log_dir=self._log_dir,
+                node_name=node))
+        return RunQueue(queue, node, lambda: queue.running)
+
+    async def _follow(self, run_queue: RunQueue, job_id: str, token: Any) -> None:
+        """Wait until no image of the job is waiting or in flight; Stop cancels the job."""
+        queue = run_queue.queue
+        cancelled = False
+        while True:
+            if token.cancelled and not cancelled:
+                cancelled = True
+                # Waiting images are cancelled, the ones in flight interrupted on the node.
+                with contextlib.suppress(Exception):  # already cleared from the queue panel
+                    await queue.cancel_job(job_id)
+            if self._node_failure is not None:
+                raise self._node_failure
+            if not self._in_flight and not await queue.job_unfinished(job_id) \
+                    and not self._in_flight:
+                return
+            if not self._in_flight and not run_queue.working():
+                error = queue.error
+                raise RunNotQueued(
+                    error.message if error is not None else
+                    "The queue stopped before this Run finished. Press Run again.",
+                    detail=error.detail if error is not None else f"queue job {job_id}")
+            self._changed.clear()
+            # Woken by every event of the job; the database is asked again now and then for
+            # changes that raise none (images cancelled from the queue panel before they ran).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), FOLLOW_CHECK_S)
+
+    def _wake(self) -> None:
+        self._changed.set()
+
+    def _start_following(self, job_id: str) -> None:
+        self._job_id = job_id
+        self._plan_total = None
+        self._in_flight = set()
+        self._node_failure = None
+        self._shown = _ShownRun(started=time.monotonic())
+        self._changed = asyncio.Event()
+        with self._lock:
+            self._pending.clear()  # nothing of an earlier Run is shown as this one's
+
+    def _finish_run(self, counts: Any) -> None:
+        """One RunFinished for the whole Run, worded as the runner words a run's end."""
+        shown, p = self._shown, self._progress
+        total = self._plan_total or 0
+        saved, failed = p.images_saved, shown.failed
+        seconds = time.monotonic() - shown.started
+        stopped = self._token is not None and self._token.cancelled
+        if stopped or (counts is not None and counts.cancelled):  # Stop, or the queue panel
+            status, message = RunStatus.cancelled, f"Stopped. {saved} image(s) kept."
+        elif saved >= total:
+            status, message = RunStatus.completed, f"{saved} images saved."
+        elif saved == 0:
+            status = RunStatus.failed
+            message = f"No image was saved: {shown.first_error or 'no image could be made'}"
+        else:
+            status = RunStatus.partial
+            message = f"{saved} of {total} images saved; {total - saved} did not finish."
+        if status is RunStatus.completed:
+            self._progress = replace(p, overall_fraction=1.0)
+        self.run_finished.emit(RunFinished(self._job_id or "", status, saved, failed, seconds,
+                                           message))
+        self.message_changed.emit(message)
 
     # --- events → signals -------------------------------------------------------------------
 
-    def _on_event(self, event: RunEvent) -> None:
+    def record(self, record: Any) -> None:
+        """Hand one saved image's record to the record hooks (the learning store): the queue's
+        runners call this for every image they save, once."""
+        for hook in list(self._record_hooks):
+            hook(record)
+
+    def _on_queue_event(self, event: Any) -> None:
+        """An event of the Run's queue job (on the loop's thread); shown at the next flush."""
+        from stablenew.cluster.jobs import ItemState
+        from stablenew.cluster.queue_runner import ItemFinished, ItemProgress, ItemStarted
+
+        if isinstance(event, ItemStarted):
+            self._in_flight.add(event.item.index)
+        elif isinstance(event, ItemFinished):
+            self._in_flight.discard(event.item.index)
+            if event.fatal_for_node and self._node_failure is None:
+                self._node_failure = NodeFailed(event.message, detail=event.detail)
+        elif not isinstance(event, ItemProgress):
+            self._wake()
+            return
+        index = event.item.index
+        inner: Any = event.event if isinstance(event, ItemProgress) else event
+        if isinstance(event, ItemFinished) and event.state is ItemState.failed:
+            self._shown.failed += 1
+            self._shown.first_error = self._shown.first_error or event.message
         with self._lock:
-            if isinstance(event, ProgressUpdate):
-                if event.preview:
-                    self._latest_preview = event.preview
-                # Only the newest progress matters: drop the older one still waiting.
-                if self._pending and isinstance(self._pending[-1][1], ProgressUpdate):
+            if isinstance(inner, ProgressUpdate):
+                if inner.preview:
+                    self._latest_preview = inner.preview
+                # Only the newest progress of an image matters: drop its older one still waiting.
+                if self._pending and self._pending[-1][0] == index and \
+                        isinstance(self._pending[-1][1], ProgressUpdate):
                     self._pending.pop()
-            # Tagged with the plan item it belongs to, which may be over by the time it is shown.
-            self._pending.append((self._plan_index, event))
+            self._pending.append((index, inner))
+        if not isinstance(event, ItemProgress):
+            self._wake()
 
     def _flush(self) -> None:
+        if self._job_id is not None and self._plan_total is None:
+            return  # the job's size is not known yet: its first events wait for it
         with self._lock:
             events = list(self._pending)
             self._pending.clear()
@@ -303,59 +499,96 @@ class PipelineController(QObject):
         progress = self._progress
         for index, event in events:
             progress = self._apply(progress, event, index)
+        progress = self._estimate(progress)
         self._progress = progress
         self.progress_changed.emit(progress)
         if preview is not None:
             self._decode_preview(preview)
 
-    def _apply(self, p: RunProgress, event: RunEvent, item: int = 0) -> RunProgress:
-        total = self._plan_total
-        if isinstance(event, RunStarted):
-            # Without a plan count each item starts its bar again; with one it carries on.
-            return replace(p, total_images=total or event.total_images, stage_count=len(event.stages),
-                           node=event.node or p.node,
-                           overall_fraction=p.overall_fraction if total else 0.0)
-        if isinstance(event, StageStarted):
-            return replace(p, stage=event.stage, stage_index=event.index, stage_count=event.count,
-                           image_index=item if total else event.image_index, step=None, steps=None,
-                           stage_fraction=0.0)
-        if isinstance(event, StageFinished):
-            return replace(p, stage_fraction=1.0)
-        if isinstance(event, ProgressUpdate):
-            overall, eta = event.overall_fraction, event.eta_seconds
-            if total:
-                overall = (item + event.overall_fraction) / total
-                left = total - item - 1
-                if eta is not None and left and self._item_seconds:
-                    eta += left * sum(self._item_seconds) / len(self._item_seconds)
-                elif left:
-                    eta = None  # the length of one item is known once the first has finished
-            return replace(p, stage=event.stage or p.stage,
-                           image_index=item if total else event.image_index,
-                           step=event.step, steps=event.steps, stage_fraction=event.stage_fraction,
-                           overall_fraction=max(p.overall_fraction, min(1.0, overall)),
-                           eta_seconds=eta)
-        if isinstance(event, ImageSaved):
-            self.image_saved.emit(event.record)
-            if event.record.path:
-                self._decode_preview(Path(event.record.path))
-            return replace(p, images_saved=p.images_saved + 1)
-        if isinstance(event, RunWarning):
+    def _apply(self, p: RunProgress, event: Any, item: int = 0) -> RunProgress:
+        """Fold one event of image *item* of the Run into the progress shown.
+
+        Several images of the Run may be in flight at once (the next one waits at the node
+        while one renders): the bar covers the whole Run, and stage and steps follow the
+        image the node works on, the first one in flight.
+        """
+        from stablenew.cluster.jobs import ItemState
+        from stablenew.cluster.queue_runner import ItemFinished, ItemStarted
+
+        shown = self._shown
+        total = self._plan_total or 1
+        if isinstance(event, ItemStarted):
+            shown.fractions[item] = 0.0
+        elif isinstance(event, ItemFinished):
+            shown.fractions.pop(item, None)
+            shown.etas.pop(item, None)
+            if event.state in (ItemState.done, ItemState.failed, ItemState.cancelled):
+                shown.finished += 1
+                if event.state is ItemState.done:
+                    shown.done_at.append(time.monotonic())
+        elif isinstance(event, RunStarted):
+            p = replace(p, total_images=total, stage_count=len(event.stages),
+                        node=event.node or p.node)
+        elif isinstance(event, StageStarted):
+            shown.stages[item] = event
+        elif isinstance(event, StageFinished):
+            if item == shown.current:
+                p = replace(p, stage_fraction=1.0)
+        elif isinstance(event, ProgressUpdate):
+            if item in shown.fractions:
+                shown.fractions[item] = event.overall_fraction
+                shown.etas[item] = event.eta_seconds
+            if item == shown.current:
+                p = replace(p, stage=event.stage or p.stage, image_index=item, step=event.step,
+                            steps=event.steps, stage_fraction=event.stage_fraction)
+        elif isinstance(event, ImageSaved):
+            record = event.record
+            if record.image_index != item:  # the image's place in the Run, not in its item
+                record = replace(record, image_index=item)
+            self.image_saved.emit(record)
+            if record.path:
+                self._decode_preview(Path(record.path))
+            p = replace(p, images_saved=p.images_saved + 1)
+        elif isinstance(event, RunWarning):
             self.warning_raised.emit(event.message)
-            return p
-        if isinstance(event, RunError):
+        elif isinstance(event, RunError):
             self._set_error(ErrorInfo(event.message, event.detail, "Run"))
-            return replace(p, images_failed=p.images_failed + (1 if event.image_index is not None else 0))
-        if isinstance(event, RunFinished):
-            self._item_seconds.append(event.seconds)
-            self.run_finished.emit(event)
-            if event.status is RunStatus.cancelled:
-                self.message_changed.emit(f"Stopped. {event.images_saved} image(s) kept.")
-            elif event.message:
-                self.message_changed.emit(event.message)
-            done = event.status is RunStatus.completed and (not total or item + 1 >= total)
-            return replace(p, overall_fraction=1.0 if done else p.overall_fraction)
+            shown.first_error = shown.first_error or event.message
+            p = replace(p, images_failed=p.images_failed + (1 if event.image_index is not None else 0))
+        # RunFinished of one image is not the Run's end: `_finish_run` says that once.
+        current = min(shown.fractions) if shown.fractions else None
+        if current != shown.current:
+            shown.current = current
+            shown.current_since = time.monotonic()
+            stage = shown.stages.get(current) if current is not None else None
+            if stage is not None:
+                p = replace(p, stage=stage.stage, stage_index=stage.index, stage_count=stage.count,
+                            image_index=current, step=None, steps=None, stage_fraction=0.0)
+        elif isinstance(event, StageStarted) and item == current:
+            p = replace(p, stage=event.stage, stage_index=event.index, stage_count=event.count,
+                        image_index=item, step=None, steps=None, stage_fraction=0.0)
         return p
+
+    def _estimate(self, p: RunProgress) -> RunProgress:
+        """The bar over the whole Run and the time left for all of it."""
+        shown = self._shown
+        total = self._plan_total or 1
+        overall = (shown.finished + sum(shown.fractions.values())) / total
+        eta = None
+        current = shown.current
+        own = shown.etas.get(current) if current is not None else None
+        if own is not None:
+            left = max(0, total - shown.finished - 1)  # images after the one rendering now
+            if left and shown.done_at:
+                # Throughput so far: with images in flight at once, the spacing of finishes.
+                per_image = (shown.done_at[-1] - shown.started) / len(shown.done_at)
+            elif left:
+                per_image = (time.monotonic() - shown.current_since) + own
+            else:
+                per_image = 0.0
+            eta = own + left * per_image
+        return replace(p, overall_fraction=max(p.overall_fraction, min(1.0, overall)),
+                       eta_seconds=eta)
 
     def _decode_preview(self, source: bytes | Path) -> None:
         if self._decoding:

@@ -30,7 +30,7 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from stablenew.cluster.jobs import ItemState, Job, JobOrigin, JobState, WorkItem
+from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, ItemState, Job, JobOrigin, JobState, WorkItem
 from stablenew.cluster.queue_runner import (
     ItemFinished,
     ItemProgress,
@@ -49,8 +49,6 @@ from stablenew.pipeline.events import ProgressUpdate
 log = logging.getLogger("stablenew.controller.queue")
 
 JOB_MIME = "application/x-stablenew-queue-jobs"
-#: Priority of a Run pressed in the window: ahead of every queued batch.
-INTERACTIVE_PRIORITY = 1000
 
 COLUMNS = ("Name", "Progress", "State", "Node", "ETA")
 #: Custom roles the panel reads.
@@ -241,7 +239,9 @@ class QueueModel(QAbstractItemModel):
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         if column == 0:
-            return job.name + (f"  ↑{job.priority}" if job.priority else "")
+            # A Run says so in its name; its priority is not a number people set.
+            raised = job.priority and job.priority < INTERACTIVE_PRIORITY
+            return job.name + (f"  ↑{job.priority}" if raised else "")
         if column == 1:
             failed = f" · {c.failed} failed" if c.failed else ""
             return f"{c.done}/{c.total}{failed}"
@@ -394,6 +394,8 @@ class QueueController(QObject):
         self._runner: Any = None  # a QueueRunner, or the ClusterDispatcher over several nodes
         self._runner_task: asyncio.Task[Any] | None = None
         self._reported: set[str] = set()
+        # Listeners to one job's events (the window's Run follows its own job).
+        self._watchers: dict[str, Callable[[QueueEvent], None]] = {}
         # Runner events arrive in bursts; the view is refreshed at a human rate.
         self._coalesce = QTimer(self)
         self._coalesce.setSingleShot(True)
@@ -534,6 +536,57 @@ class QueueController(QObject):
             configs, name=name, kind=kind, origin=origin, priority=priority,
             output_root=self.output_root), wake=True)
 
+    async def add_run(self, configs: Any, *, node: str, job_id: str, name: str = "",
+                      output_dir: Path | None = None, origin: JobOrigin | None = None) -> Job:
+        """Queue a Run pressed in the window (a config, or a lazy plan of them) with
+        interactive priority, pinned to *node*, and wake the runner; awaited by the caller,
+        whose error it is if it cannot be queued.
+
+        A Run earlier cut short (a crash, a window closed while it ran) becomes an ordinary
+        batch first: only the Run the user is waiting for goes ahead of everything.
+        """
+        from stablenew.cluster.jobs import JobKind
+
+        kind = JobKind.config if isinstance(configs, PipelineConfig) else JobKind.plan
+
+        def add(store: QueueStore) -> Job:
+            demoted = store.demote_interactive(keep=job_id)
+            if demoted:
+                log.info("queue: earlier Runs %s left unfinished now wait as batches",
+                         ", ".join(demoted))
+            return store.add_job(configs, name=name, kind=kind, origin=origin,
+                                 priority=INTERACTIVE_PRIORITY, output_dir=output_dir,
+                                 output_root=self.output_root, node_pin=node, job_id=job_id)
+
+        store = await self.store()
+        job = await asyncio.to_thread(add, store)
+        if self._runner is not None:
+            self._runner.notify()
+        self.refresh()
+        return job
+
+    def watch_job(self, job_id: str, listener: Callable[[QueueEvent], None] | None) -> None:
+        """Hand every event of one job to *listener* (None stops), on the loop's thread."""
+        if listener is None:
+            self._watchers.pop(job_id, None)
+        else:
+            self._watchers[job_id] = listener
+
+    async def get_job(self, job_id: str) -> Job:
+        store = await self.store()
+        return await asyncio.to_thread(store.get_job, job_id)
+
+    async def job_unfinished(self, job_id: str) -> bool:
+        """Does the job still have images waiting or in flight (as the database says)?"""
+        store = await self.store()
+        return await asyncio.to_thread(store.job_unfinished, job_id)
+
+    async def wait_stopped(self) -> None:
+        """Return once the runner (or the cluster) has stopped working through the queue."""
+        task = self._runner_task
+        if task is not None and not task.done():
+            await asyncio.wait((task,))
+
     def pause(self) -> None:
         self.set_paused(True)
 
@@ -602,12 +655,12 @@ class QueueController(QObject):
 
     async def _run(self, backend: Any, node: str | None, depth: int, backoff_base: float,
                    runner: Any, on_outputs_removed: Callable[[list[Path]], None] | None) -> None:
-        store = await self.store()
-        self._runner = QueueRunner(store, backend, node=node, depth=depth,
-                                   backoff_base=backoff_base, runner=runner,
-                                   on_event=self._on_queue_event,
-                                   on_outputs_removed=on_outputs_removed)
         try:
+            store = await self.store()
+            self._runner = QueueRunner(store, backend, node=node, depth=depth,
+                                       backoff_base=backoff_base, runner=runner,
+                                       on_event=self._on_queue_event,
+                                       on_outputs_removed=on_outputs_removed)
             await self._runner.run()
         finally:
             self._runner = None
@@ -631,7 +684,12 @@ class QueueController(QObject):
 
     async def _run_cluster(self, make: Callable[..., Any],
                            on_finished: Callable[[Any], None] | None) -> None:
-        store = await self.store()
+        try:
+            store = await self.store()
+        except BaseException:  # stopped (or failed) while opening the database
+            self._runner_task = None
+            self.running_changed.emit(False)
+            raise
         dispatcher = make(store, on_event=self._on_queue_event)
         if dispatcher is None:
             self._runner_task = None
@@ -652,6 +710,8 @@ class QueueController(QObject):
         """Stop working: in-flight images are interrupted and go back to the queue."""
         if self._runner is not None:
             self._runner.stop()
+        elif self._runner_task is not None and not self._runner_task.done():
+            self._runner_task.cancel()  # still opening the database: nothing is claimed yet
 
     def _stop_timers(self) -> None:
         self._closing = True
@@ -683,6 +743,15 @@ class QueueController(QObject):
             await asyncio.to_thread(store.close)
 
     def _on_queue_event(self, event: QueueEvent) -> None:
+        if self._watchers:
+            job_id = event.job.id if isinstance(event, JobFinished) else getattr(
+                getattr(event, "item", None), "job_id", None)
+            listener = self._watchers.get(job_id) if job_id is not None else None
+            if listener is not None:
+                try:
+                    listener(event)
+                except Exception:  # a listener's bug must not stop the queue
+                    log.exception("queue: the listener of job %s failed", job_id)
         if isinstance(event, ItemProgress):
             if isinstance(event.event, ProgressUpdate):
                 self.model.set_fraction(event.item, event.event.overall_fraction)

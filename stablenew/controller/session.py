@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -10,7 +11,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from stablenew.controller.app_controller import AppController, Startup, start_up
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.gallery_controller import GalleryController, LocalRatingBook
-from stablenew.controller.pipeline_controller import PipelineController
+from stablenew.controller.pipeline_controller import PipelineController, RunNotQueued, RunQueue
 from stablenew.controller.server_controller import ServerController
 from stablenew.controller.tasks import TaskOwner
 
@@ -27,8 +28,8 @@ class Session(QObject):
 
     #: name of a room whose controller is now available ("library", "randomizer", ...)
     room_opened = Signal(str)
-    #: an image the queue saved (an ImageRecord): emitted from whichever thread saved it, so the
-    #: gallery hears of it on the Qt thread
+    #: an image the queue saved (an ImageRecord), a Run's or a batch's: emitted from whichever
+    #: thread saved it, so the gallery hears of it on the Qt thread
     queued_image_saved = Signal(object)
 
     def __init__(self, startup: Startup | None = None, parent: QObject | None = None) -> None:
@@ -40,8 +41,9 @@ class Session(QObject):
                                            log_dir=self.app.paths.log_dir, parent=self)
         self.gallery = GalleryController(
             lambda: self.app.output_dir, LocalRatingBook(self.app.paths.data_dir / "ratings.json"), self)
-        self.pipeline.image_saved.connect(self.gallery.add_record)
+        # Run is a queue item: every image reaches the gallery from the queue, once.
         self.queued_image_saved.connect(self.gallery.add_record)
+        self.pipeline.set_run_queue(self.queue_for_run)
         self.tasks = TaskOwner("Session", self)
         self.tasks.error_raised.connect(self.pipeline.error_changed)
         # The other rooms' controllers open after the first paint (their imports are heavy); a
@@ -56,6 +58,7 @@ class Session(QObject):
         #: "cluster" or "single" while the queue runs; None while it does not (or is switching)
         self._queue_mode: str | None = None
         self._switching = False
+        self._queue_backend: Any = None  # the backend the single-node runner works on
         self._node_checks = QTimer(self)
         self._node_checks.setInterval(NODE_CHECK_MS)
         self._node_checks.timeout.connect(self._check_nodes)
@@ -195,15 +198,58 @@ class Session(QObject):
         if not self.queue.running:
             self.tasks.spawn(self._start_queue(), name="start-queue")
 
+    async def queue_for_run(self) -> RunQueue:
+        """The queue, working on the preferred node, for a Run: opened now if Run was pressed
+        before its room opened (the click is never lost), started if it was not running."""
+        if self.queue is None and "queue" in self._rooms_pending and not self._closing:
+            self._rooms_pending.remove("queue")
+            self._open_room("queue")
+        queue = self.queue
+        if queue is None:
+            raise RunNotQueued("Run cannot start: StableNew's queue could not be opened. See the "
+                               "error about the queue, fix it, and restart StableNew.",
+                               detail="the queue room is not open")
+        if self.cluster_enabled:
+            if not queue.running:
+                await self._start_queue()
+            node = self._preferred_node()
+        else:
+            backend = await self.server.ensure_backend()
+            if queue.running and self._queue_mode == "single" and self._queue_backend is not backend:
+                # The server changed in Settings since the queue started: it follows the server.
+                queue.stop_runner()
+                await queue.wait_stopped()
+            if not queue.running:
+                await self._start_queue()
+            node = self.server.node_name
+        return RunQueue(queue, node, lambda: queue.running or self._switching)
+
+    def _preferred_node(self) -> str:
+        """The node a Run is pinned to with a cluster: the window's own server when it is one of
+        the nodes, else the Nodes room's choice (the first ready node of the best tier)."""
+        url = self.server.url.rstrip("/")
+        for node in self.nodes.nodes():
+            if node.enabled and node.url.rstrip("/") == url:
+                return str(node.name)
+        preferred = self.nodes.preferred_node()
+        return str(preferred.name) if preferred is not None else self.server.node_name
+
+    def _queue_record(self, record: Any) -> None:
+        """Each image the queue saves: to the gallery, then to the record hooks (learning)."""
+        self.queued_image_saved.emit(_in_job(record))
+        self.pipeline.record(record)
+
+    def _outputs_removed(self, paths: Any) -> None:
+        # A re-run replaces an item's partial images: the learning store forgets their records.
+        if self.learning is not None:
+            self.learning.on_outputs_removed(paths)
+
     async def _start_queue(self) -> None:
         from stablenew.pipeline.runner import PipelineRunner
 
-        # Queued images reach the gallery as Run's do, and the learning store when it is open.
-        hooks: tuple[Any, ...] = (self.queued_image_saved.emit,)
-        if self.learning is not None:
-            hooks += (self.learning.on_image_record,)
-        # A re-run replaces an item's partial images: the learning store forgets their records.
-        forget = self.learning.on_outputs_removed if self.learning is not None else None
+        # Looked up at each image, so a room that opens later (learning) hears of it too.
+        hooks: tuple[Any, ...] = (self._queue_record,)
+        forget = self._outputs_removed
 
         def runner(node_name: str | None) -> PipelineRunner:
             return PipelineRunner(self.app.output_dir, record_hooks=hooks,
@@ -224,7 +270,10 @@ class Session(QObject):
             self.queue.start_cluster(make, on_finished=self._cluster_finished)
             return
         backend = await self.server.ensure_backend()
+        if self.queue.running:
+            return  # started meanwhile (a Run and Add to queue at once)
         self._queue_mode = "single"
+        self._queue_backend = backend
         self.queue.start_runner(backend, node=self.server.node_name,
                                 runner=runner(self.server.node_name), on_outputs_removed=forget)
 
@@ -305,3 +354,13 @@ class Session(QObject):
         await self.gallery.aclose()
         await self.server.aclose()
         await self.app.tasks.wait_idle(timeout=5)
+
+
+def _in_job(record: Any) -> Any:
+    """The record as the gallery shows it: numbered by its place in its queue job (the runner
+    numbers within one item, and every item is one image)."""
+    label = getattr(getattr(record, "tags", None), "job_id", None) or ""
+    _, _, number = label.rpartition("/")
+    if number.isdigit() and int(number) - 1 != record.image_index:
+        return replace(record, image_index=int(number) - 1)
+    return record

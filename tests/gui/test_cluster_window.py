@@ -171,3 +171,27 @@ def test_an_idle_cluster_is_checked_again_and_a_lost_node_shows(qtbot, window_fo
     qtbot.waitUntil(lambda: label.text() == "· 2 of 3 nodes ready", timeout=8000)
     assert "brief: Not answering" in label.toolTip()
     window.session.set_node_check_interval(60_000)  # no probe left in flight as the window closes
+
+
+def test_run_with_a_cluster_is_a_queue_item_on_the_window_server(qtbot, window_for, two_nodes):
+    from stablenew.cluster.jobs import INTERACTIVE_PRIORITY
+
+    den, attic = two_nodes
+    window = _open(qtbot, window_for, den.url)
+    session = window.session
+    qtbot.waitUntil(lambda: window.status.cluster_label.text() == "· 2 of 2 nodes ready",
+                    timeout=8000)
+    _fill(window, **{"txt2img.prompt": "mine", "txt2img.steps": 4, "txt2img.batch_count": 3,
+                     "txt2img.width": 128, "txt2img.height": 128})
+    window.run()
+    qtbot.waitUntil(lambda: session.pipeline.state == "idle", timeout=15000)
+    assert session.pipeline.error is None, session.pipeline.error
+    assert session.queue_mode == "cluster"
+    assert session.pipeline.progress.images_saved == 3
+    with QueueStore(AppPaths.default().database_file) as store:
+        (job,) = store.list_jobs()
+        items = store.items(job.id)
+    assert (job.priority, job.node_pin) == (INTERACTIVE_PRIORITY, "den")
+    assert all(i.state is ItemState.done and i.node == "den" for i in items)
+    assert len(den.requests_to(TXT2IMG)) == 3 and attic.requests_to(TXT2IMG) == []
+    qtbot.waitUntil(lambda: len(session.gallery.items) == 3, timeout=5000)

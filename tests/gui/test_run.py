@@ -258,3 +258,131 @@ def test_run_waits_for_the_variant_count_then_starts_by_itself(qtbot, window_for
     qtbot.wait(200)
     assert fake.images_generated == 2
     assert window.session.pipeline.state == "idle"
+
+
+# --- Run is a queue item -------------------------------------------------------------------------
+
+
+def _queue_store():
+    from stablenew.cluster.queue_store import QueueStore
+    from stablenew.storage.paths import AppPaths
+
+    return QueueStore(AppPaths.default().database_file)
+
+
+def _learning_paths() -> list[str]:
+    import sqlite3
+
+    from stablenew.storage.paths import AppPaths
+
+    con = sqlite3.connect(AppPaths.default().database_file, timeout=5)
+    try:
+        return sorted(r[0] for r in con.execute("SELECT path FROM learning_records"))
+    except sqlite3.OperationalError:
+        return []  # the learning store has not made its table yet
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [FAST], indirect=True)
+def test_a_run_is_an_interactive_queue_item_on_the_window_server(qtbot, window_for,
+                                                                  fake_sdwebui_thread):
+    from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, ItemState
+
+    window = window_for(fake_sdwebui_thread.url)
+    session = window.session
+    qtbot.waitUntil(lambda: session.rooms_ready, timeout=10000)
+    _fill(window, **{"txt2img.prompt": "a queued run", "txt2img.steps": 3, "txt2img.batch_count": 2,
+                     "txt2img.width": 128, "txt2img.height": 128})
+    window.run()
+    qtbot.waitUntil(lambda: session.pipeline.state == "idle", timeout=15000)
+    assert session.pipeline.error is None, session.pipeline.error
+    with _queue_store() as store:
+        (job,) = store.list_jobs()
+        items = store.items(job.id)
+    assert job.priority == INTERACTIVE_PRIORITY
+    assert job.node_pin == session.server.node_name, "pinned to the window's server"
+    assert job.name.startswith("Run: a queued run")
+    assert [i.state for i in items] == [ItemState.done] * 2
+    outputs = sorted(o for i in items for o in i.outputs)
+    assert len(outputs) == 2 and fake_sdwebui_thread.images_generated == 2
+    # Each image reaches the gallery once and the learning store once.
+    qtbot.waitUntil(lambda: len(session.gallery.items) == 2, timeout=5000)
+    assert sorted(str(g.path) for g in session.gallery.items) == outputs
+    qtbot.waitUntil(lambda: len(_learning_paths()) >= 2, timeout=5000)
+    assert _learning_paths() == outputs
+    qtbot.waitUntil(lambda: window.commands.queue_count.text() == "Queue: 0", timeout=5000)
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [STEADY], indirect=True)
+def test_a_run_goes_before_a_queued_batch_and_a_pause_does_not_hold_it(qtbot, window_for,
+                                                                      fake_sdwebui_thread):
+    from stablenew.cluster.jobs import ItemState
+
+    window = window_for(fake_sdwebui_thread.url)
+    session = window.session
+    qtbot.waitUntil(lambda: session.rooms_ready, timeout=10000)
+    queue = session.queue
+    batch_config = session.pipeline.build_config(
+        {**window.pipeline_panel.values(), "txt2img.prompt": "batch", "txt2img.steps": 4,
+         "txt2img.batch_count": 3, "txt2img.width": 128, "txt2img.height": 128})
+    queue.add_config(batch_config, name="batch")  # queued: nothing works through it yet
+    qtbot.waitUntil(lambda: queue.count == 3, timeout=5000)
+    queue.pause()
+    qtbot.waitUntil(lambda: queue.paused, timeout=5000)
+    _fill(window, **{"txt2img.prompt": "me first", "txt2img.steps": 4, "txt2img.width": 128,
+                     "txt2img.height": 128})
+    window.run()
+    qtbot.waitUntil(lambda: session.pipeline.state == "idle", timeout=15000)
+    assert session.pipeline.error is None, session.pipeline.error
+    assert session.pipeline.progress.images_saved == 1
+    assert fake_sdwebui_thread.images_generated == 1, "the paused batch waited"
+    queue.resume()
+    qtbot.waitUntil(lambda: queue.count == 0, timeout=15000)
+    with _queue_store() as store:
+        jobs = {j.name: j for j in store.list_jobs()}
+        (run_item,) = store.items(jobs["Run: me first"].id)
+        batch_items = store.items(jobs["batch"].id)
+    assert run_item.state is ItemState.done and all(i.state is ItemState.done for i in batch_items)
+    assert run_item.finished_at < min(i.finished_at for i in batch_items)
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [FAST], indirect=True)
+def test_run_pressed_before_the_queue_room_opened_opens_it_and_runs(qtbot, window_for,
+                                                                    fake_sdwebui_thread):
+    from stablenew.gui.main_window import PanelSlot
+
+    window = window_for(fake_sdwebui_thread.url, connect=False)  # no first-paint start: no rooms
+    session = window.session
+    assert session.queue is None and isinstance(window.queue_panel, PanelSlot)
+    _fill(window, **{"txt2img.prompt": "early", "txt2img.steps": 3, "txt2img.width": 128,
+                     "txt2img.height": 128})
+    window.run()
+    qtbot.waitUntil(lambda: session.pipeline.state == "idle", timeout=15000)
+    assert session.pipeline.error is None, session.pipeline.error
+    assert fake_sdwebui_thread.images_generated == 1, "the click was not lost"
+    assert session.queue is not None and not isinstance(window.queue_panel, PanelSlot)
+    qtbot.waitUntil(lambda: len(session.gallery.items) == 1, timeout=5000)
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [FAST], indirect=True)
+def test_a_failed_run_says_why_at_once_and_is_not_retried_later(qtbot, window_for,
+                                                                 fake_sdwebui_thread):
+    from stablenew.cluster.jobs import ItemState
+
+    fake = fake_sdwebui_thread
+    window = window_for(fake.url)
+    session = window.session
+    _fill(window, **{"txt2img.prompt": "broken", "txt2img.steps": 3, "txt2img.width": 128,
+                     "txt2img.height": 128})
+    fake.inject("500", path="/sdapi/v1/txt2img", times=5)
+    window.run()
+    qtbot.waitUntil(lambda: session.pipeline.state == "idle", timeout=10000)
+    error = session.pipeline.error
+    assert error is not None and "Traceback" not in error.message
+    assert window.status.error_button.isVisible()
+    with _queue_store() as store:
+        (job,) = store.list_jobs()
+        (item,) = store.items(job.id)
+    assert (item.state, item.attempts) == (ItemState.failed, 1), "a Run is not retried behind the user"
+    assert fake.images_generated == 0

@@ -1,0 +1,92 @@
+"""A Run is a queue item: the window killed with SIGKILL mid-Run, the queue run again — every
+image of the Run exists exactly once, with one learning record each, as for any queued batch."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stablenew.cluster.jobs import ItemState
+from stablenew.cluster.queue_store import QueueStore
+from stablenew.storage.paths import AppPaths
+from stablenew.storage.settings import AppSettings, save_settings
+from tests.fakes.sdwebui import FakeSDWebUI
+
+ROOT = Path(__file__).resolve().parents[2]
+TOTAL = 30
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {**os.environ, "STABLENEW_HOME": str(home), "PYTHONPATH": str(ROOT),
+            "QT_QPA_PLATFORM": "offscreen"}
+
+
+def _done(db: Path) -> int:
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(db, timeout=5)
+    try:
+        return con.execute("SELECT COUNT(*) FROM queue_items WHERE state = 'done'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # the queue's tables are not made yet
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_the_queue_finishes_it_exactly_once(isolated_home):
+    paths = AppPaths.default()
+    with FakeSDWebUI(step_ms=3).running_in_thread() as fake:
+        save_settings(paths, AppSettings(server_url=fake.url))
+        window = subprocess.Popen([sys.executable, "-m", "tests.queue.session_run", str(TOTAL)],
+                                  cwd=ROOT, env=_env(isolated_home), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while _done(paths.database_file) < 8:
+                assert window.poll() is None, f"the window stopped early: {window.communicate()}"
+                assert time.monotonic() < deadline, "the Run made no progress"
+                time.sleep(0.005)
+            window.kill()  # SIGKILL on POSIX: no clean-up of any kind
+            window.communicate(timeout=10)
+        finally:
+            if window.poll() is None:
+                window.kill()
+                window.communicate(timeout=10)
+        killed_at = _done(paths.database_file)
+        assert 8 <= killed_at < TOTAL, f"killed after {killed_at}: not mid-Run"
+        with QueueStore(paths.database_file) as store:
+            (job,) = store.list_jobs()
+        assert job.name.startswith("Run: ") and job.node_pin is not None
+
+        # Restarted like any queue: the Run left behind is recovered and finished.
+        restart = subprocess.run(
+            [sys.executable, "-m", "stablenew", "queue", "run", "--node", fake.url, "--until-empty",
+             "--quiet", "--learn", "--backoff", "0.05"],
+            cwd=ROOT, env=_env(isolated_home), capture_output=True, text=True, timeout=90)
+        assert restart.returncode == 0, restart.stdout + restart.stderr
+
+    with QueueStore(paths.database_file) as store:
+        assert store.integrity_ok(), "torn database"
+        items = store.items(job.id)
+        recovered = store.get_job(job.id)
+    assert recovered.priority == 0 and recovered.node_pin is None, "it finished as a batch"
+    assert len(items) == TOTAL and all(i.state is ItemState.done for i in items)
+    outputs = [o for i in items for o in i.outputs]
+    assert len(outputs) == TOTAL and len(set(outputs)) == TOTAL
+    folder = Path(job.output_dir)
+    assert sorted(p.name for p in folder.glob("*.png")) == sorted(Path(o).name for o in outputs), \
+        "every image exactly once, nothing else"
+    assert not [p for p in folder.rglob(".*") if p.is_file()], "no torn temp files left"
+    con = sqlite3.connect(paths.database_file)
+    try:
+        rows = con.execute("SELECT path FROM learning_records").fetchall()
+    finally:
+        con.close()
+    assert sorted(r[0] for r in rows) == sorted(outputs), "one learning record per image"
