@@ -70,6 +70,8 @@ class RunQueue:
     queue: Any
     node: str
     working: Callable[[], bool]
+    #: Awaited when the Run is over (the window stops a runner it started only for the Run).
+    finished: Callable[[], Awaitable[None]] | None = None
 
 
 class RunNotQueued(StableNewError):
@@ -144,7 +146,7 @@ class PipelineController(QObject):
         self._lock = threading.Lock()
         self._pending: deque[tuple[int, Any]] = deque()  # (image of the Run, event)
         self._latest_preview: bytes | None = None
-        self._decoding = False
+        self._decoding: asyncio.Task[None] | None = None  # the preview being decoded
         self._dirty = False
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
@@ -341,6 +343,12 @@ class PipelineController(QObject):
                 counts = (await run_queue.queue.get_job(job_id)).counts
             except Exception:  # cleared from the queue meanwhile: what was shown is all we know
                 counts = None
+            # The last image is in the viewer before the Run says it is over.
+            self._flush()
+            if self._decoding is not None:
+                await asyncio.wait((self._decoding,))
+            if run_queue.finished is not None:
+                await run_queue.finished()
             finished = True
         except Exception as exc:
             info = error_from_exception(exc, "Run")
@@ -591,12 +599,11 @@ class PipelineController(QObject):
                        eta_seconds=eta)
 
     def _decode_preview(self, source: bytes | Path) -> None:
-        if self._decoding:
+        if self._decoding is not None:
             if isinstance(source, bytes):
                 self._latest_preview = source  # decoded after the one in flight
             return
-        self._decoding = True
-        self.tasks.spawn(self._decode(source), name="preview")
+        self._decoding = self.tasks.spawn(self._decode(source), name="preview")
 
     async def _decode(self, source: bytes | Path) -> None:
         try:
@@ -605,7 +612,7 @@ class PipelineController(QObject):
         except (OSError, ValueError) as exc:  # a broken preview frame is not worth an error banner
             log.debug("preview not decodable: %s", exc)
         finally:
-            self._decoding = False
+            self._decoding = None
 
     def _set_error(self, info: ErrorInfo | None) -> None:
         self._error = info

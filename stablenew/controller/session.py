@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 from typing import Any
@@ -59,6 +60,9 @@ class Session(QObject):
         self._queue_mode: str | None = None
         self._switching = False
         self._queue_backend: Any = None  # the backend the single-node runner works on
+        # The runner was started by a Run, not by Add to queue: it stops when the Run leaves
+        # the queue empty (so `stablenew queue run` in a terminal may take the queue again).
+        self._queue_for_run_only = False
         self._node_checks = QTimer(self)
         self._node_checks.setInterval(NODE_CHECK_MS)
         self._node_checks.timeout.connect(self._check_nodes)
@@ -194,6 +198,7 @@ class Session(QObject):
         of the cluster when the nodes file lists some, else on the configured server."""
         if self.queue is None:
             return
+        self._queue_for_run_only = False
         self.queue.add_config(config)
         if not self.queue.running:
             self.tasks.spawn(self._start_queue(), name="start-queue")
@@ -210,8 +215,6 @@ class Session(QObject):
                                "error about the queue, fix it, and restart StableNew.",
                                detail="the queue room is not open")
         if self.cluster_enabled:
-            if not queue.running:
-                await self._start_queue()
             node = self._preferred_node()
         else:
             backend = await self.server.ensure_backend()
@@ -219,10 +222,24 @@ class Session(QObject):
                 # The server changed in Settings since the queue started: it follows the server.
                 queue.stop_runner()
                 await queue.wait_stopped()
-            if not queue.running:
-                await self._start_queue()
             node = self.server.node_name
-        return RunQueue(queue, node, lambda: queue.running or self._switching)
+        if not queue.running:
+            self._queue_for_run_only = True
+            await self._start_queue()
+        return RunQueue(queue, node, lambda: queue.running or self._switching,
+                        finished=self._run_finished)
+
+    async def _run_finished(self) -> None:
+        """A Run is over: a runner started only for it stops if nothing else waits."""
+        queue = self.queue
+        if not self._queue_for_run_only or queue is None or not queue.running or self._switching:
+            return
+        store = await queue.store()
+        if await asyncio.to_thread(store.has_pending) or not self._queue_for_run_only:
+            return
+        self._queue_for_run_only = False
+        queue.stop_runner()
+        await queue.wait_stopped()
 
     def _preferred_node(self) -> str:
         """The node a Run is pinned to with a cluster: the window's own server when it is one of

@@ -312,6 +312,9 @@ def test_a_run_is_an_interactive_queue_item_on_the_window_server(qtbot, window_f
     qtbot.waitUntil(lambda: len(_learning_paths()) >= 2, timeout=5000)
     assert _learning_paths() == outputs
     qtbot.waitUntil(lambda: window.commands.queue_count.text() == "Queue: 0", timeout=5000)
+    # The runner the Run started stops with it (nothing else waits): one runner per database,
+    # so `stablenew queue run` in a terminal may take the queue again.
+    assert not session.queue.running
 
 
 @pytest.mark.parametrize("fake_sdwebui_thread", [STEADY], indirect=True)
