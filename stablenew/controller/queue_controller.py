@@ -10,6 +10,7 @@ terminal) are picked up by a cheap revision poll.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -547,14 +548,24 @@ class QueueController(QObject):
         """
         from stablenew.cluster.jobs import JobKind
 
-        kind = JobKind.config if isinstance(configs, PipelineConfig) else JobKind.plan
-
         def add(store: QueueStore) -> Job:
+            work, where, kind = configs, origin, JobKind.config
+            if not isinstance(configs, PipelineConfig):
+                # A pack's plan says where it came from in its items' tags; the job keeps it
+                # for every image (the queue tags each image from its job and its variant).
+                items = iter(configs)
+                first = next(items, None)
+                work = itertools.chain([] if first is None else [first], items)
+                tags = getattr(first, "tags", None)
+                if where is None and tags is not None:
+                    where = JobOrigin(pack=tags.pack, preset=tags.preset,
+                                      learning_run_id=tags.learning_run_id)
+                kind = JobKind.pack if where is not None and where.pack else JobKind.plan
             demoted = store.demote_interactive(keep=job_id)
             if demoted:
                 log.info("queue: earlier Runs %s left unfinished now wait as batches",
                          ", ".join(demoted))
-            return store.add_job(configs, name=name, kind=kind, origin=origin,
+            return store.add_job(work, name=name, kind=kind, origin=where,
                                  priority=INTERACTIVE_PRIORITY, output_dir=output_dir,
                                  output_root=self.output_root, node_pin=node, job_id=job_id)
 

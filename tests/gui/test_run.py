@@ -389,3 +389,29 @@ def test_a_failed_run_says_why_at_once_and_is_not_retried_later(qtbot, window_fo
         (item,) = store.items(job.id)
     assert (item.state, item.attempts) == (ItemState.failed, 1), "a Run is not retried behind the user"
     assert fake.images_generated == 0
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [FAST], indirect=True)
+def test_a_pack_run_keeps_where_each_image_came_from(qtbot, window_for, fake_sdwebui_thread):
+    from stablenew.cluster.jobs import JobKind
+    from stablenew.pipeline.records import RunTags
+
+    window = window_for(fake_sdwebui_thread.url)
+    pipeline = window.session.pipeline
+    _fill(window, **{"txt2img.prompt": "pack", "txt2img.steps": 3, "txt2img.width": 128,
+                     "txt2img.height": 128})
+    base = pipeline.build_config(window.pipeline_panel.values())
+    plan = _Plan([base.with_changes({"txt2img.prompt": p}) for p in ("a cat", "a dog")])
+    for number, item in enumerate(plan):
+        item.tags = RunTags(pack="animals", preset="soft", variant_id=f"p{number + 1}",
+                            variant_label=item.config.txt2img.prompt)
+    assert pipeline.run_plan(lambda config: plan)
+    qtbot.waitUntil(lambda: pipeline.state == "idle", timeout=15000)
+    assert pipeline.error is None, pipeline.error
+    with _queue_store() as store:
+        (job,) = store.list_jobs()
+    assert job.kind is JobKind.pack and (job.origin.pack, job.origin.preset) == ("animals", "soft")
+    qtbot.waitUntil(lambda: len(window.session.gallery.items) == 2, timeout=5000)
+    tags = sorted((g.record.tags.pack, g.record.tags.preset, g.record.tags.variant_id,
+                   g.record.tags.variant_label) for g in window.session.gallery.items)
+    assert tags == [("animals", "soft", "p1", "a cat"), ("animals", "soft", "p2", "a dog")]
