@@ -89,6 +89,7 @@ class _ShownRun:
     """What the window has shown of the Run so far (Qt thread only)."""
 
     started: float  # monotonic
+    first_started: float | None = None  # monotonic: the node turned to the Run's first image
     fractions: dict[int, float] = field(default_factory=dict)  # image in flight -> its fraction
     etas: dict[int, float | None] = field(default_factory=dict)  # image in flight -> its ETA
     stages: dict[int, StageStarted] = field(default_factory=dict)  # image -> its latest stage
@@ -527,6 +528,8 @@ class PipelineController(QObject):
         total = self._plan_total or 1
         if isinstance(event, ItemStarted):
             shown.fractions[item] = 0.0
+            if shown.first_started is None:
+                shown.first_started = time.monotonic()
         elif isinstance(event, ItemFinished):
             shown.fractions.pop(item, None)
             shown.etas.pop(item, None)
@@ -588,8 +591,10 @@ class PipelineController(QObject):
         if own is not None:
             left = max(0, total - shown.finished - 1)  # images after the one rendering now
             if left and shown.done_at:
-                # Throughput so far: with images in flight at once, the spacing of finishes.
-                per_image = (shown.done_at[-1] - shown.started) / len(shown.done_at)
+                # Throughput so far (with images in flight at once, not each one's duration),
+                # from the first image's start: time spent waiting behind others is not the Run's.
+                began = shown.first_started if shown.first_started is not None else shown.started
+                per_image = (shown.done_at[-1] - began) / len(shown.done_at)
             elif left:
                 per_image = (time.monotonic() - shown.current_since) + own
             else:
