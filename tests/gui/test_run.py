@@ -415,3 +415,24 @@ def test_a_pack_run_keeps_where_each_image_came_from(qtbot, window_for, fake_sdw
     tags = sorted((g.record.tags.pack, g.record.tags.preset, g.record.tags.variant_id,
                    g.record.tags.variant_label) for g in window.session.gallery.items)
     assert tags == [("animals", "soft", "p1", "a cat"), ("animals", "soft", "p2", "a dog")]
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [FAST], indirect=True)
+def test_run_and_add_to_queue_share_the_one_runner(qtbot, window_for, fake_sdwebui_thread):
+    window = window_for(fake_sdwebui_thread.url)
+    session = window.session
+    qtbot.waitUntil(lambda: session.rooms_ready, timeout=10000)
+    _fill(window, **{"txt2img.prompt": "shared", "txt2img.steps": 3, "txt2img.width": 128,
+                     "txt2img.height": 128})
+    window.commands.queue_button.click()
+    qtbot.waitUntil(lambda: session.queue.running and fake_sdwebui_thread.images_generated == 1,
+                    timeout=10000)
+    runner_task = session.queue._runner_task
+    window.run()
+    qtbot.waitUntil(lambda: session.pipeline.state == "idle", timeout=10000)
+    assert session.pipeline.error is None, session.pipeline.error
+    assert fake_sdwebui_thread.images_generated == 2
+    # The Run went through the runner Add to queue started, which carries on after it.
+    assert session.queue.running and session.queue._runner_task is runner_task
+    session.queue.stop_runner()
+    qtbot.waitUntil(lambda: not session.queue.running, timeout=5000)
