@@ -583,13 +583,13 @@ class LearningRatingBook:
     def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]:
         return self._controller.read_rating(path)
 
-    def rate(self, path: str, stars: int | None) -> Awaitable[None]:
+    def rate(self, path: str, stars: int | None) -> asyncio.Future[None]:
         """Raises RatingsOff at once while learning is Off; the awaitable raises the store's
         reason when it does not keep the rating (e.g. an image another tool made)."""
         self._refuse_while_off()
         return _kept(self._controller.rate(path, stars))
 
-    def set_tags(self, path: str, tags: tuple[str, ...]) -> Awaitable[None]:
+    def set_tags(self, path: str, tags: tuple[str, ...]) -> asyncio.Future[None]:
         self._refuse_while_off()
         _old, current = self._controller.read_rating(path)
         wanted = {" ".join(t.split()).casefold() for t in tags if t.strip()}
@@ -610,12 +610,19 @@ class RatingsOff(LearningError):
     """A rating or tag refused because the learning mode is Off."""
 
 
-async def _kept(*writes: asyncio.Task[LearningError | None] | None) -> None:
-    """Wait for the writes; raise the first reason one of them was not kept."""
-    for write in writes:
-        error = await write if write is not None else None
-        if error is not None:
-            raise error
+def _kept(*writes: asyncio.Task[LearningError | None] | None) -> asyncio.Future[None]:
+    """A future that fails with the first reason one of *writes* was not kept (already running,
+    so nothing is lost or left un-awaited if nobody waits for it)."""
+
+    async def wait() -> None:
+        for write in writes:
+            error = await write if write is not None else None
+            if error is not None:
+                raise error
+
+    future = asyncio.ensure_future(wait())
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())  # read: never "never retrieved"
+    return future
 
 
 def _known(fn: Callable[..., LearningRecord]) -> Callable[..., LearningRecord]:

@@ -28,24 +28,31 @@ def window_for(qtbot, qloop):
     from stablenew.storage.paths import AppPaths
     from stablenew.storage.settings import AppSettings, save_settings
 
+    windows = []
+
     def make(url: str, connect: bool = True):
         save_settings(AppPaths.default(), AppSettings(server_url=url))
         window = build_main_window(start_up())
-        qtbot.addWidget(window, before_close_func=close_window)
+        windows.append(window)  # held here: qtbot only keeps a weak reference
         window.show()
         if connect:
             window.start_after_first_paint()
             qtbot.waitUntil(lambda: window.session.server.state == "connected", timeout=5000)
         return window
 
-    return make
+    yield make
+    # Every window shuts its session down as the app does, passed or failed, before it goes.
+    for window in windows:
+        close_window(window)
+        window.close()
+        window.deleteLater()
 
 
 def close_window(window) -> None:
     """Shut the window's session down as the app does at exit (timers, tasks, database threads).
 
-    Given to `qtbot.addWidget(before_close_func=...)`: pytest-qt then closes and deletes the
-    window, and the session it owns, on this thread — never later from the garbage collector.
+    Called at the end of every test that opened a window (`window_for`, `open_window`): the
+    window, and the session it owns, close on this thread — never later from the garbage collector.
     """
     import time
 

@@ -15,13 +15,19 @@ from tests.gui.conftest import close_window
 def open_window(qtbot, qloop):
     from stablenew.controller.session import Session
 
+    windows = []
+
     def make():
         window = MainWindow(Session(start_up()))
-        qtbot.addWidget(window, before_close_func=close_window)
+        windows.append(window)  # held here: qtbot only keeps a weak reference
         window.show()
         return window
 
-    return make
+    yield make
+    for window in windows:
+        close_window(window)
+        window.close()
+        window.deleteLater()
 
 
 def test_no_server_says_how_to_fix_it(qtbot, open_window, dead_url):
