@@ -19,7 +19,7 @@ from stablenew.storage.settings import AppSettings, save_settings
 log = logging.getLogger("stablenew")
 
 THEMES = ("system", "light", "dark")
-__all__ = ["AppController", "Startup", "THEMES", "app_of", "configure_logging", "start_up"]
+__all__ = ["AppController", "Startup", "THEMES", "configure_logging", "start_up"]
 
 
 class AppController(QObject):
@@ -140,13 +140,6 @@ class AppController(QObject):
 
     def sync_ui_state(self) -> None:
         self._ui_state.sync()
-
-
-def app_of(parent: QObject | None) -> AppController | None:
-    """The AppController a room's controller keeps its settings in: the one its parent (the
-    Session) holds as `app`, or None when it was built on its own (tests, tools)."""
-    app = getattr(parent, "app", None)
-    return app if isinstance(app, AppController) else None
 
 
 def _apply_palette(base: str, palette_text: str) -> str:

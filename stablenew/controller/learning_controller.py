@@ -19,7 +19,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from stablenew.controller.app_controller import AppController, app_of
+from stablenew.controller.app_controller import AppController
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.tasks import TaskOwner
 from stablenew.learning.errors import LearningError, NodeUnusable, RecordNotFound
@@ -89,7 +89,7 @@ class LearningController(QObject):
         app: AppController | None = None,
         parent: QObject | None = None,
     ) -> None:
-        """*app* keeps the mode in the settings (default: the parent's `app`, as a Session has);
+        """*app* keeps the mode in the settings (the Session passes its own);
         *mode* with *remember_mode* False gives a controller whose mode is its own (tests)."""
         super().__init__(parent)
         if isinstance(store, LearningStore):
@@ -102,7 +102,7 @@ class LearningController(QObject):
         self._backend = backend
         self._output_dir = output_dir or (lambda: AppPaths.default().default_output_dir)
         self._base_config = base_config or PipelineConfig
-        self._app = (app if app is not None else app_of(parent)) if remember_mode else None
+        self._app = app if remember_mode else None
         if mode is not None:
             self._mode = LearningMode(mode)
         elif self._app is not None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from stablenew.controller.app_controller import AppController, app_of
+from stablenew.controller.app_controller import AppController
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.config import PipelineConfig
@@ -125,10 +125,10 @@ class LibraryController(QObject):
     def __init__(self, presets: PresetStore | None = None, packs: PackLibrary | None = None,
                  profiles: ProfileStore | None = None, parent: QObject | None = None, *,
                  poll_ms: int = PACK_POLL_MS, app: AppController | None = None) -> None:
-        """*app* keeps the packs folder in the settings (default: the parent's `app`, as a
-        Session has); without one the folder is read from the settings file and not kept."""
+        """*app* keeps the packs folder in the settings (the Session passes its own); without
+        one the folder is read from the settings file and not kept."""
         super().__init__(parent)
-        self._app = app if app is not None else app_of(parent)
+        self._app = app
         if packs is None:
             packs = PackLibrary(self._app.settings.packs_path(self._app.paths)
                                 if self._app is not None else None)

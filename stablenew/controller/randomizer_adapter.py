@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from stablenew.controller.app_controller import AppController, app_of
+from stablenew.controller.app_controller import AppController
 from stablenew.controller.format import duration_in_words
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.randomizer.counting import wildcard_manager
@@ -93,8 +93,8 @@ class RandomizerAdapter(QObject):
 
     def __init__(self, parent: QObject | None = None, *, debounce_ms: int = DEBOUNCE_MS,
                  base_config: PipelineConfig | None = None, app: AppController | None = None) -> None:
-        """*app* keeps the wildcards folder in the settings (default: the parent's `app`, as a
-        Session has); without one the folder is read from the settings file and not kept."""
+        """*app* keeps the wildcards folder in the settings (the Session passes its own); without
+        one the folder is read from the settings file and not kept."""
         super().__init__(parent)
         self._spec = VariationSpec()
         self._enabled = False
@@ -119,7 +119,7 @@ class RandomizerAdapter(QObject):
         self._timer.setInterval(debounce_ms)
         self._timer.timeout.connect(self._start_compute)
         self._computed.connect(self._on_computed)
-        self._app = app if app is not None else app_of(parent)
+        self._app = app
         settings = self._app.settings if self._app is not None else peek_settings(AppPaths.default())
         self._use_wildcards(settings.wildcards_path())
         if self._app is not None:

@@ -74,7 +74,8 @@ class Session(QObject):
 
         learning = LearningController(self.app.paths.database_file, backend=self.server.ensure_backend,
                                       output_dir=lambda: self.app.output_dir,
-                                      base_config=self.pipeline.current_config, parent=self)
+                                      base_config=self.pipeline.current_config, app=self.app,
+                                      parent=self)
         # Every saved image becomes a learning record; ratings from the gallery go to its store.
         self.pipeline.add_record_hook(learning.on_image_record)
         self.gallery.set_rating_book(learning.rating_book())
@@ -83,7 +84,7 @@ class Session(QObject):
     def _library(self) -> Any:
         from stablenew.controller.library_controller import LibraryController
 
-        library = LibraryController(parent=self)
+        library = LibraryController(app=self.app, parent=self)
         library.set_current_config_provider(self.pipeline.current_config)
         library.config_applied.connect(self.pipeline.load_config)
         library.pack_run_requested.connect(self.pipeline.run_plan)
@@ -104,7 +105,7 @@ class Session(QObject):
     def _randomizer(self) -> Any:
         from stablenew.controller.randomizer_adapter import RandomizerAdapter
 
-        adapter = RandomizerAdapter(parent=self)
+        adapter = RandomizerAdapter(app=self.app, parent=self)
         self.pipeline.set_plan_provider(adapter.plan_for_run)
         if self.library is not None:
             # A pack runs every prompt times the plan the randomizer panel has set up.
@@ -151,7 +152,7 @@ class Session(QObject):
         # bar and the Nodes table would keep whatever state the last probe found.
         if (self.nodes is not None and not self._closing and self._queue_mode != "cluster"
                 and self.nodes.nodes()):
-            self.nodes.probe()
+            self.nodes.check()  # a ping for nodes that answered; a full probe only when needed
 
     def _nodes_changed(self) -> None:
         """The first node switched on, or the last one off: the running queue changes over."""

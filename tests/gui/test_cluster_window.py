@@ -173,6 +173,20 @@ def test_an_idle_cluster_is_checked_again_and_a_lost_node_shows(qtbot, window_fo
     window.session.set_node_check_interval(60_000)  # no probe left in flight as the window closes
 
 
+def test_idle_checks_of_ready_nodes_are_pings_not_full_probes(qtbot, window_for, two_nodes):
+    den, attic = two_nodes
+    window = _open(qtbot, window_for, den.url)
+    label = window.status.cluster_label
+    qtbot.waitUntil(lambda: label.text() == "· 2 of 2 nodes ready", timeout=8000)
+    listings = len(attic.requests_to("/sdapi/v1/sd-models"))
+    pings = len(attic.requests_to("/sdapi/v1/progress"))
+    window.session.set_node_check_interval(50)
+    qtbot.waitUntil(lambda: len(attic.requests_to("/sdapi/v1/progress")) >= pings + 3, timeout=8000)
+    window.session.set_node_check_interval(60_000)
+    assert len(attic.requests_to("/sdapi/v1/sd-models")) == listings, "no model listing while idle"
+    assert label.text() == "· 2 of 2 nodes ready"
+
+
 def test_run_with_a_cluster_is_a_queue_item_on_the_window_server(qtbot, window_for, two_nodes):
     from stablenew.cluster.jobs import INTERACTIVE_PRIORITY
 

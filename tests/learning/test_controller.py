@@ -208,17 +208,14 @@ async def test_the_mode_lives_in_the_settings_written_off_the_qt_thread(tmp_path
     await again.aclose()
 
 
-async def test_a_room_built_by_the_session_finds_its_settings(tmp_path, qapp):
-    from PySide6.QtCore import QObject
-
+async def test_the_mode_is_kept_in_the_settings_of_the_app_it_is_given(tmp_path, qapp):
     from tests.storage.helpers import app_controller_for
 
-    session = QObject()
-    session.app = app_controller_for()  # what Session holds; the room finds it through its parent
-    ctl = LearningController(tmp_path / "db.sqlite", parent=session)
+    app = app_controller_for()  # what the Session passes to every room
+    ctl = LearningController(tmp_path / "db.sqlite", app=app)
     ctl.set_mode("active")
-    assert session.app.settings.learning_mode is LearningMode.active
-    await session.app.tasks.wait_idle(5)
+    assert app.settings.learning_mode is LearningMode.active
+    await app.tasks.wait_idle(5)
     await ctl.aclose()
 
 
