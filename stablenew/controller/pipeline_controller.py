@@ -57,7 +57,13 @@ _OPTION_SOURCES = {
     "upscale.upscaler": "upscalers",
     "upscale.upscaler_2": "upscalers",
     "adetailer.passes.0.model": "adetailer_models",
+    "adetailer.passes.1.model": "adetailer_models",
 }
+#: The ADetailer card shows two detector passes, as ADetailer's own UI opens with two tabs; this
+#: card switch says whether the second one runs. A config with more passes keeps the others.
+SECOND_PASS = "adetailer.second_pass"
+#: What the second pass shows before it is used: hands, the usual second detector after faces.
+_SECOND_PASS_DEFAULTS = {"model": "hand_yolov8n.pt"}
 _LATENT_UPSCALERS = ("Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (nearest)")
 
 
@@ -164,6 +170,12 @@ class PipelineController(QObject):
             "img2img": field_specs(cfg.Img2ImgSettings, "img2img."),
             "adetailer": field_specs(cfg.ADetailerSettings, "adetailer."),
             "adetailer.passes.0": field_specs(cfg.ADetailerPassSettings, "adetailer.passes.0."),
+            "adetailer.passes.1": [
+                FieldSpec(SECOND_PASS, "enabled", "Second pass",
+                          "Run a second detector after the first, e.g. hands after faces.", "bool",
+                          False),
+                *(replace(spec, default=_SECOND_PASS_DEFAULTS.get(spec.name, spec.default))
+                  for spec in field_specs(cfg.ADetailerPassSettings, "adetailer.passes.1."))],
             "upscale": field_specs(cfg.UpscaleSettings, "upscale."),
         }
 
@@ -204,11 +216,25 @@ class PipelineController(QObject):
                 values[prefix[:-1]] = node
 
         walk(config.model_dump(mode="json"), "")
+        passes = config.adetailer.passes
+        values[SECOND_PASS] = len(passes) > 1
+        if len(passes) < 2:  # the card's second pass shows what it would run once switched on
+            second = cfg.ADetailerPassSettings(**_SECOND_PASS_DEFAULTS).model_dump(mode="json")
+            values.update({f"adetailer.passes.1.{key}": value for key, value in second.items()})
         return values
 
     def build_config(self, values: dict[str, Any]) -> Any:
         """A validated PipelineConfig from card values; raises ConfigInvalid in plain words."""
         data = self._config.model_dump(mode="json")
+        values = dict(values)
+        passes = data["adetailer"]["passes"]
+        second = values.pop(SECOND_PASS, len(passes) > 1)
+        if second and len(passes) < 2:
+            passes.append(cfg.ADetailerPassSettings(**_SECOND_PASS_DEFAULTS).model_dump(mode="json"))
+        elif not second:
+            del passes[1:]
+            values = {path: value for path, value in values.items()
+                      if not path.startswith("adetailer.passes.1.")}
         for path, value in values.items():
             cfg.set_path(data, path, value)
         return cfg.validate_config(data)

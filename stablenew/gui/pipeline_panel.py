@@ -51,6 +51,10 @@ class PipelinePanel(QScrollArea):
                         sub_switch, [self._editor(s) for s in sub_specs if s.name != "enabled"]))
             if stage == "adetailer":
                 editors += [self._editor(s) for s in sections["adetailer.passes.0"]]
+                second = sections.get("adetailer.passes.1")
+                if second:  # its switch, then the fields of the second detector pass
+                    subs.append(CollapsibleSection(self._editor(second[0]),
+                                                   [self._editor(s) for s in second[1:]]))
             title, subtitle = CARD_TITLES[stage]
             card = StageCard(title, switch, editors, subs, subtitle=subtitle)
             self.cards[stage] = card

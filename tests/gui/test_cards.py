@@ -36,6 +36,42 @@ def test_gui_to_config_to_gui_round_trip(qtbot, window_for, dead_url):
     assert other.session.pipeline.build_config(other.pipeline_panel.values()) == config
 
 
+def test_adetailer_second_pass_is_off_until_switched_on_and_round_trips(qtbot, window_for, dead_url):
+    window = window_for(dead_url, connect=False)
+    panel, controller = window.pipeline_panel, window.session.pipeline
+    assert panel.editor("adetailer.second_pass").value() is False
+    assert panel.editor("adetailer.passes.1.model").value() == "hand_yolov8n.pt"
+    panel.editor("adetailer.enabled").set_value(True)
+    panel.editor("adetailer.passes.1.denoise").set_value(0.3)  # edited, but the pass is off
+    assert len(controller.build_config(panel.values()).adetailer.passes) == 1
+
+    panel.editor("adetailer.second_pass").set_value(True)
+    config = controller.build_config(panel.values())
+    assert [p.model for p in config.adetailer.passes] == ["face_yolov8n.pt", "hand_yolov8n.pt"]
+    assert config.adetailer.passes[1].denoise == pytest.approx(0.3)
+    other = window_for(dead_url, connect=False)
+    other.session.pipeline.load_config(config)
+    assert other.pipeline_panel.editor("adetailer.second_pass").value() is True
+    assert other.pipeline_panel.values() == panel.values()
+    assert other.session.pipeline.build_config(other.pipeline_panel.values()) == config
+
+
+def test_a_loaded_third_adetailer_pass_is_kept_while_the_card_edits_the_first_two(qtbot, window_for,
+                                                                                   dead_url):
+    window = window_for(dead_url, connect=False)
+    panel, controller = window.pipeline_panel, window.session.pipeline
+    three = PipelineConfig().with_changes({"adetailer.enabled": True}).model_dump(mode="json")
+    three["adetailer"]["passes"] = [{"model": "face_yolov8n.pt"}, {"model": "hand_yolov8n.pt"},
+                                    {"model": "person_yolov8n-seg.pt", "denoise": 0.2}]
+    controller.load_config(PipelineConfig.model_validate(three))
+    panel.editor("adetailer.passes.1.confidence").set_value(0.5)
+    config = controller.build_config(panel.values())
+    assert [p.model for p in config.adetailer.passes] == [
+        "face_yolov8n.pt", "hand_yolov8n.pt", "person_yolov8n-seg.pt"]
+    assert config.adetailer.passes[1].confidence == pytest.approx(0.5)
+    assert config.adetailer.passes[2].denoise == pytest.approx(0.2)
+
+
 def test_cards_take_titles_tooltips_and_limits_from_the_model(qtbot, window_for, dead_url):
     window = window_for(dead_url, connect=False)
     steps = window.pipeline_panel.editor("txt2img.steps")
