@@ -476,7 +476,9 @@ class A1111Backend:
 
     async def _generate(self, endpoint: str, payload: dict[str, Any], task_id: str,
                         on_progress: ProgressCallback | None, expect: Expectation) -> JobResult:
-        if self._internal is not True:  # task ids may be missing: note whose job runs now
+        if self._internal is None and self.kind != BackendKind.sdnext:
+            await self._learn_internal(task_id)  # once per client: are there per-task ids?
+        if self._internal is not True:  # no task ids: note whose job runs now
             self._before[task_id] = await self._running_job()
         self._in_flight[task_id] = endpoint
         poller = asyncio.create_task(self._watch(task_id, endpoint, on_progress),
@@ -622,6 +624,13 @@ class A1111Backend:
                         preview=_b64_bytes(image) if isinstance(image, str) else None))
             except BackendError as exc:  # progress is best effort; the generation call reports failures
                 log.debug("%s: progress poll failed: %s (%s)", self.name, exc, exc.detail)
+
+    async def _learn_internal(self, task_id: str) -> None:
+        """Ask /internal/progress once, so `_internal` says whether this server has task ids."""
+        try:
+            await self._internal_progress(task_id)
+        except BackendError as exc:
+            log.debug("%s: /internal/progress not usable: %s", self.name, exc)
 
     async def _running_job(self) -> _RunningJob | None:
         """The job the server runs now, from the global /progress (None when idle or unknown)."""

@@ -137,3 +137,12 @@ async def test_a_timed_out_task_is_stopped_on_the_server():
         with pytest.raises(ServerTimeout):
             await backend.txt2img(job("slow", steps=1000))
         await wait_for(lambda: fake.interrupts == ["slow"])
+
+
+async def test_with_task_ids_no_request_is_spent_on_the_fallback():
+    """Noting the running job costs a request per image; servers with task ids never pay it."""
+    async with FakeSDWebUI(step_ms=0) as fake, A1111Backend(fake.url, poll_interval=0.5) as backend:
+        for n in range(5):
+            await backend.txt2img(job(f"mine-{n}", steps=2))
+    assert fake.requests_to("/sdapi/v1/progress") == []
+    assert len(fake.requests_to("/internal/progress")) == 1  # asked once, remembered
