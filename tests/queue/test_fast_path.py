@@ -15,20 +15,11 @@ from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.jobs import ItemState
 from stablenew.cluster.queue_store import QueueStore, StoreBusy
 from stablenew.pipeline.config import PipelineConfig
+from tests.queue.helpers import queue_config
 
 
 def cfg(count: int, seed: int = 7) -> PipelineConfig:
-    return PipelineConfig().with_changes({
-        "txt2img.prompt": "a fox", "txt2img.batch_count": count, "txt2img.steps": 2,
-        "txt2img.width": 64, "txt2img.height": 64, "txt2img.seed": seed,
-        "txt2img.sampler": "Euler a", "txt2img.scheduler": "Automatic"})
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = QueueStore(tmp_path / "q.db")
-    yield s
-    s.close()
+    return queue_config(count, steps=2, prompt="a fox", seed=seed)
 
 
 def test_complete_and_claim_records_the_image_and_hands_out_the_next_in_one_commit(store, tmp_path):

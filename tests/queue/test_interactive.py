@@ -12,23 +12,9 @@ from stablenew.backends.connect import connect
 from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, ItemState
 from stablenew.cluster.queue_store import QueueStore
-from stablenew.pipeline.config import PipelineConfig
+from tests.queue.helpers import queue_config as cfg
 
 TXT2IMG = "/sdapi/v1/txt2img"
-
-
-def cfg(count: int = 1, *, steps: int = 4, prompt: str = "a lighthouse") -> PipelineConfig:
-    return PipelineConfig().with_changes({
-        "txt2img.prompt": prompt, "txt2img.batch_count": count, "txt2img.steps": steps,
-        "txt2img.width": 64, "txt2img.height": 64, "txt2img.seed": 10,
-        "txt2img.sampler": "Euler a", "txt2img.scheduler": "Automatic"})
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = QueueStore(tmp_path / "q.db")
-    yield s
-    s.close()
 
 
 def add_run(store: QueueStore, tmp_path, count: int = 1, node: str = "fake", **kw):
