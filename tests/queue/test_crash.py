@@ -17,6 +17,7 @@ from stablenew.cluster.queue_store import QueueStore
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.storage.paths import AppPaths
 from tests.fakes.sdwebui import FakeSDWebUI
+from tests.queue.helpers import kill_after
 
 ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 60
@@ -28,14 +29,6 @@ def _run_queue(url: str, home: Path) -> subprocess.Popen[str]:
         [sys.executable, "-m", "stablenew", "queue", "run", "--node", url, "--until-empty",
          "--quiet", "--learn", "--backoff", "0.05"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _done(db: Path) -> int:
-    con = sqlite3.connect(db, timeout=5)
-    try:
-        return con.execute("SELECT COUNT(*) FROM queue_items WHERE state = 'done'").fetchone()[0]
-    finally:
-        con.close()
 
 
 @pytest.mark.slow
@@ -51,19 +44,7 @@ def test_sigkill_mid_batch_then_restart_finishes_every_image_exactly_once(isolat
     # A few ms per step keeps the batch long enough to kill it in the middle.
     with FakeSDWebUI(step_ms=3).running_in_thread() as fake:
         proc = _run_queue(fake.url, isolated_home)
-        try:
-            deadline = time.monotonic() + 30
-            while _done(paths.database_file) < 20:
-                assert proc.poll() is None, f"the queue stopped early: {proc.communicate()}"
-                assert time.monotonic() < deadline, "the queue made no progress"
-                time.sleep(0.005)
-            proc.kill()  # SIGKILL on POSIX: no clean-up of any kind
-            proc.communicate(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate(timeout=10)
-        killed_at = _done(paths.database_file)
+        killed_at = kill_after(proc, paths.database_file, 20, timeout=30, what="the queue")
         assert 20 <= killed_at < TOTAL, f"killed after {killed_at}: not mid-batch"
 
         restart = _run_queue(fake.url, isolated_home)

@@ -7,7 +7,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from stablenew.cluster.queue_store import QueueStore
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.settings import AppSettings, save_settings
 from tests.fakes.sdwebui import FakeSDWebUI
+from tests.queue.helpers import kill_after
 
 ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 30
@@ -27,18 +27,6 @@ def _env(home: Path) -> dict[str, str]:
             "QT_QPA_PLATFORM": "offscreen"}
 
 
-def _done(db: Path) -> int:
-    if not db.exists():
-        return 0
-    con = sqlite3.connect(db, timeout=5)
-    try:
-        return con.execute("SELECT COUNT(*) FROM queue_items WHERE state = 'done'").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0  # the queue's tables are not made yet
-    finally:
-        con.close()
-
-
 @pytest.mark.slow
 def test_sigkill_mid_run_then_the_queue_finishes_it_exactly_once(isolated_home):
     paths = AppPaths.default()
@@ -47,19 +35,7 @@ def test_sigkill_mid_run_then_the_queue_finishes_it_exactly_once(isolated_home):
         window = subprocess.Popen([sys.executable, "-m", "tests.queue.session_run", str(TOTAL)],
                                   cwd=ROOT, env=_env(isolated_home), stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 60
-            while _done(paths.database_file) < 8:
-                assert window.poll() is None, f"the window stopped early: {window.communicate()}"
-                assert time.monotonic() < deadline, "the Run made no progress"
-                time.sleep(0.005)
-            window.kill()  # SIGKILL on POSIX: no clean-up of any kind
-            window.communicate(timeout=10)
-        finally:
-            if window.poll() is None:
-                window.kill()
-                window.communicate(timeout=10)
-        killed_at = _done(paths.database_file)
+        killed_at = kill_after(window, paths.database_file, 8, timeout=60, what="the window's Run")
         assert 8 <= killed_at < TOTAL, f"killed after {killed_at}: not mid-Run"
         with QueueStore(paths.database_file) as store:
             (job,) = store.list_jobs()
