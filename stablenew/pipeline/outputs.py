@@ -66,13 +66,16 @@ def slugify(text: str, *, max_length: int = MAX_SLUG, fallback: str = "image") -
 
 
 def image_file_name(prompt: str, index: int, seed: int, *, prefix: str | None = None) -> str:
-    """`<index>-<slug>-<seed>.png`, or `<prefix>-<index>.png` when the caller fixes the name.
+    """`<index>-<slug>-<seed>.png`, or `<prefix>-<index>-<slug>.png` for a queue item.
 
-    With a prefix the name depends on nothing random, so a restarted queue item overwrites
-    its own earlier output instead of leaving a second copy.
+    With a prefix the name depends on nothing random (the prompt is fixed when the item is
+    queued), so a restarted item overwrites its own earlier output instead of leaving a second
+    copy; the prefix comes first, so its files are found by name, and the prompt keeps the
+    name readable in a file browser.
     """
     if prefix is not None:
-        return f"{slugify(prefix, max_length=64, fallback='item')}-{index:04d}.png"
+        return (f"{slugify(prefix, max_length=64, fallback='item')}-{index:04d}-"
+                f"{slugify(prompt, max_length=32)}.png")
     return f"{index:04d}-{slugify(prompt)}-{seed}.png"
 
 

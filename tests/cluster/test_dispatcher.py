@@ -20,6 +20,7 @@ from stablenew.cluster.work import GB, requirements_for
 from stablenew.pipeline.config import PipelineConfig
 from tests.fakes.comfyui import FakeComfyUI
 from tests.fakes.sdwebui import FakeSDWebUI
+from tests.queue.helpers import item_prefixes
 
 XL = "sd_xl_base_1.0.safetensors"
 SD15 = "SD15/dreamshaper_8.safetensors"
@@ -67,8 +68,7 @@ def outputs_exactly_once(store, folder: Path) -> None:
     items = store.items()
     assert all(i.state is ItemState.done and len(i.outputs) == 1 for i in items), \
         Counter(i.state for i in items)
-    pngs = sorted(p.name for p in folder.glob("*.png"))
-    assert pngs == sorted(f"{i.name_prefix}-0000.png" for i in items)
+    assert item_prefixes(folder) == sorted(i.name_prefix for i in items)
 
 
 async def test_eligibility_sends_sdxl_only_to_the_card_that_has_it_and_room_for_it(store, tmp_path):

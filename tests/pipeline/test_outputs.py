@@ -66,8 +66,10 @@ def test_slug_keeps_words_and_drops_prompt_syntax():
     assert len(slugify("word " * 100)) <= 48
 
 
-def test_prefixed_names_are_deterministic():
-    assert image_file_name("a", 2, 111, prefix="job-7") == image_file_name("b", 2, 999, prefix="job-7")
+def test_prefixed_names_are_deterministic_and_readable():
+    name = image_file_name("a red fox in snow", 2, 111, prefix="job-7")
+    assert name == image_file_name("a red fox in snow", 2, 999, prefix="job-7")  # seed-free
+    assert name == "job-7-0002-a-red-fox-in-snow.png"
 
 
 def test_run_folders_never_collide(tmp_path):

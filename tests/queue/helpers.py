@@ -46,3 +46,8 @@ def kill_after(proc: subprocess.Popen, db: Path, done: int, *, timeout: float, w
             proc.kill()
             proc.communicate(timeout=10)
     return done_items(db)
+
+
+def item_prefixes(folder: Path) -> list[str]:
+    """The queue item each PNG in *folder* belongs to (`<item prefix>-0000-<prompt>.png`), sorted."""
+    return sorted(p.name.rsplit("-0000", 1)[0] for p in folder.glob("*.png"))

@@ -15,7 +15,7 @@ from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.jobs import ItemState
 from stablenew.cluster.queue_store import QueueStore, StoreBusy
 from stablenew.pipeline.config import PipelineConfig
-from tests.queue.helpers import queue_config
+from tests.queue.helpers import item_prefixes, queue_config
 
 
 def cfg(count: int, seed: int = 7) -> PipelineConfig:
@@ -142,8 +142,7 @@ async def test_the_runner_falls_back_to_its_database_thread_while_another_writer
     assert summary.done == 6
     items = store.items(job.id)
     assert all(i.state is ItemState.done and len(i.outputs) == 1 for i in items)
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == sorted(
-        f"{i.name_prefix}-0000.png" for i in items)
+    assert item_prefixes(tmp_path / "out") == sorted(i.name_prefix for i in items)
 
 
 def test_the_one_statement_claim_picks_what_the_filtered_scan_picks(tmp_path):

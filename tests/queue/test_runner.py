@@ -11,6 +11,7 @@ from stablenew.backends.connect import connect
 from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.jobs import ItemState
 from stablenew.cluster.queue_store import QueueStore
+from tests.queue.helpers import item_prefixes
 from tests.queue.helpers import queue_config as cfg
 
 TXT2IMG = "/sdapi/v1/txt2img"
@@ -38,8 +39,7 @@ async def test_a_job_runs_to_done_with_one_deterministic_file_per_image(store, b
     assert summary.done == 5 and summary.failed == 0
     items = store.items(job.id)
     assert all(i.state is ItemState.done and len(i.outputs) == 1 for i in items)
-    pngs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
-    assert pngs == sorted(f"{i.name_prefix}-0000.png" for i in items)
+    assert item_prefixes(tmp_path / "out") == sorted(i.name_prefix for i in items)
     # The seeds fixed at add time are the ones rendered.
     seeds = sorted(r.payload["seed"] for r in fake_sdwebui.requests_to(TXT2IMG))
     assert seeds == [10, 11, 12, 13, 14]
@@ -181,10 +181,11 @@ async def test_start_up_recovers_items_a_crash_left_running(store, backend, tmp_
     summary = await asyncio.wait_for(make_runner(store, backend).run(until_empty=True), 20)
     assert summary.done == 2, "the done item is not rendered again"
     assert (out / f"{done.item.name_prefix}-0000.png").read_bytes() == b"finished earlier"
-    assert (out / f"{prefix}-0000.png").read_bytes().startswith(b"\x89PNG"), "re-rendered in place"
+    assert not (out / f"{prefix}-0000.png").exists(), "the torn file is gone"
+    (again,) = out.glob(f"{prefix}-0000-*.png")
+    assert again.read_bytes().startswith(b"\x89PNG"), "re-rendered"
     assert not list(out.glob(".*.tmp"))
-    assert sorted(p.name for p in out.glob("*.png")) == sorted(
-        f"{i.name_prefix}-0000.png" for i in store.items(job.id))
+    assert item_prefixes(out) == sorted(i.name_prefix for i in store.items(job.id))
     assert all(i.state is ItemState.done for i in store.items(job.id))
 
 
