@@ -13,11 +13,11 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
+from stablenew.gui.widgets.elided_label import ElidedLabel
 from stablenew.gui.widgets.image_view import ImageView
 from stablenew.gui.widgets.stars import StarRating
 
@@ -142,10 +142,9 @@ class ViewerPanel(QFrame):
     def __init__(self, gallery: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ViewerPanel")
-        self.caption = QLabel("Preview")
+        # A long file name shortens in the middle, never pushing the buttons beside it away.
+        self.caption = ElidedLabel("Preview")
         self.caption.setObjectName("PanelTitle")
-        # A long file name must not push the buttons beside it out of view.
-        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.image = ImageView("Nothing yet. Fill in a prompt and press Run (Ctrl+Enter); the image "
                                "appears here while it is being made.")
         self.sidebar = DetailSidebar(gallery)
@@ -181,7 +180,7 @@ class ViewerPanel(QFrame):
         self._latest_preview, self._latest_caption = decoded, caption
         if self.following_live:
             self.image.set_decoded(decoded)
-            self.caption.setText(caption)
+            self.caption.set_full_text(caption)
         else:
             self.live_button.show()
 
@@ -190,11 +189,11 @@ class ViewerPanel(QFrame):
         self.live_button.hide()
         if self._latest_preview is not None:
             self.image.set_decoded(self._latest_preview)
-            self.caption.setText(self._latest_caption)
+            self.caption.set_full_text(self._latest_caption)
 
     def show_detail(self, detail) -> None:
         self.image.set_decoded(detail.image)
         size = f"{detail.image.original_width}×{detail.image.original_height}"
-        self.caption.setText(f"{detail.path.name} · {size}")
+        self.caption.set_full_text(f"{detail.path.name} · {size}")
         self.sidebar.show_detail(detail)
         self.sidebar.show()

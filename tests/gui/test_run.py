@@ -172,9 +172,9 @@ def test_an_opened_image_stays_while_the_live_preview_waits_behind_a_button(
     qtbot.waitUntil(lambda: window.gallery_panel.model.rowCount() >= 1, timeout=10000)
     window.gallery_panel.select_first()
     qtbot.waitUntil(lambda: not viewer.following_live, timeout=5000)
-    opened = viewer.caption.text()
+    opened = viewer.caption.full_text()
     qtbot.waitUntil(lambda: viewer.live_button.isVisible(), timeout=8000)
-    assert viewer.caption.text() == opened, "the opened image is not replaced by the preview"
+    assert viewer.caption.full_text() == opened, "the opened image is not replaced by the preview"
     viewer.live_button.click()
     assert viewer.following_live and not viewer.live_button.isVisible()
     qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=10000)
