@@ -194,6 +194,7 @@ class ViewerPanel(QFrame):
     def show_detail(self, detail) -> None:
         self.image.set_decoded(detail.image)
         size = f"{detail.image.original_width}×{detail.image.original_height}"
-        self.caption.set_full_text(f"{detail.path.name} · {size}")
+        self.caption.set_full_text(detail.path.name)  # both ends: the item id and the prompt
+        self.caption.setToolTip(f"{detail.path} · {size}")
         self.sidebar.show_detail(detail)
         self.sidebar.show()
