@@ -146,15 +146,9 @@ class NodeStatus:
 
 
 @dataclass
-class ClusterSummary:
-    """What one `ClusterDispatcher.run()` did, over every node."""
+class ClusterSummary(qr.RunSummary):
+    """What one `ClusterDispatcher.run()` did, over every node: a runner's summary, per node."""
 
-    done: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    retried: int = 0
-    seconds: float = 0.0
-    failures: list[tuple[str, str]] = field(default_factory=list)
     per_node: dict[str, int] = field(default_factory=dict)
     #: Why the run stopped with work left (every node refused our credentials, ...).
     stalled: str = ""
