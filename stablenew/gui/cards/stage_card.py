@@ -49,6 +49,17 @@ def fill_grid(grid: QGridLayout, editors: list[FieldEditor], columns: int = 2) -
         grid.setColumnStretch(c, 1)
 
 
+def field_grid(editors: list[FieldEditor], margins: tuple[int, int, int, int]) -> QWidget:
+    """A widget holding *editors* laid out by `fill_grid`, with the cards' spacing."""
+    body = QWidget()
+    grid = QGridLayout(body)
+    grid.setContentsMargins(*margins)
+    grid.setHorizontalSpacing(12)
+    grid.setVerticalSpacing(3)
+    fill_grid(grid, editors)
+    return body
+
+
 class CollapsibleSection(QFrame):
     """A titled part of a card (hires fix, refiner) that folds away; its switch stays visible."""
 
@@ -62,12 +73,7 @@ class CollapsibleSection(QFrame):
         self.arrow.setCheckable(True)
         self.arrow.setAutoRaise(True)
         self.arrow.toggled.connect(self.set_expanded)
-        self.body = QWidget()
-        grid = QGridLayout(self.body)
-        grid.setContentsMargins(22, 4, 0, 4)
-        grid.setHorizontalSpacing(12)
-        grid.setVerticalSpacing(3)
-        fill_grid(grid, editors)
+        self.body = field_grid(editors, (22, 4, 0, 4))  # indented under the section's switch
         header = QHBoxLayout()
         header.setContentsMargins(0, 0, 0, 0)
         header.addWidget(self.arrow)
@@ -116,12 +122,7 @@ class StageCard(QFrame):
         else:
             header.addStretch(1)
         header.addWidget(switch.widget)
-        self.body = QWidget()
-        grid = QGridLayout(self.body)
-        grid.setContentsMargins(0, 6, 0, 0)
-        grid.setHorizontalSpacing(12)
-        grid.setVerticalSpacing(3)
-        fill_grid(grid, editors)
+        self.body = field_grid(editors, (0, 6, 0, 0))
         body_layout = QVBoxLayout()
         body_layout.setContentsMargins(0, 0, 0, 0)
         body_layout.addWidget(self.body)
