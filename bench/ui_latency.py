@@ -30,16 +30,18 @@ PROBE_MS = 5
 
 _FIRST_PAINT = r"""
 import os, sys, time
-def report_first_paint(app):
+def report_first_paint(window):
+    # Watches the window alone: an application-wide Python event filter would be called for every
+    # event of every widget (thousands while StableNew builds its window), a cost no launch pays.
     from PySide6.QtCore import QEvent, QObject
     class Spy(QObject):
         def eventFilter(self, obj, event):
-            if event.type() == QEvent.Type.Paint and obj.isWidgetType() and obj.isWindow():
+            if event.type() == QEvent.Type.Paint:
                 print(f"{time.time():.6f}", flush=True)
                 os._exit(0)
             return False
-    app._first_paint_spy = Spy()
-    app.installEventFilter(app._first_paint_spy)
+    window._first_paint_spy = Spy()
+    window.installEventFilter(window._first_paint_spy)
 if sys.argv[1] == "python":  # a bare interpreter: what every launch pays before any import
     print(f"{time.time():.6f}", flush=True)
 elif sys.argv[1] == "core":  # StableNew's Qt-free start-up only: settings, pydantic, YAML, asyncio
@@ -50,17 +52,24 @@ elif sys.argv[1] == "core":  # StableNew's Qt-free start-up only: settings, pyda
 elif sys.argv[1] == "blank":
     from PySide6.QtWidgets import QApplication, QMainWindow
     app = QApplication([sys.argv[0]])
-    report_first_paint(app)
     window = QMainWindow()
+    report_first_paint(window)
     window.resize(1480, 920)
     window.show()
     app.exec()
 else:
-    # The real entry point, exactly as `stablenew gui` runs it; the spy joins once Qt is up.
+    # The real entry point, exactly as `stablenew gui` runs it; the spy joins the window it builds.
+    # main_window is imported where the real _main imports it: after run_app has loaded Qt.
     import stablenew.gui.app as entry
     real_main = entry._main
     async def spied_main(app, startup):
-        report_first_paint(app)
+        import stablenew.gui.main_window as main_window
+        real_build = main_window.build_main_window
+        def build(startup=None):
+            window = real_build(startup)
+            report_first_paint(window)
+            return window
+        main_window.build_main_window = build
         return await real_main(app, startup)
     entry._main = spied_main
     entry.run_app([])
