@@ -175,6 +175,16 @@ def item_name_prefix(job_id: str, index: int) -> str:
     return f"q{job_id}-{index + 1:05d}"
 
 
+def output_name_prefix(item: WorkItem, job: Job) -> str:
+    """What an item's files are named by: its deterministic prefix, and for a learning run's
+    images also the value and seed they compare ("q…-00008 8 steps seed 1001"), so the
+    comparison reads in a file browser. The item prefix comes first: clean-up finds its files
+    by it, and a long value cut short never makes two items' names alike."""
+    if job.kind is JobKind.learning and item.variant.label:
+        return f"{item.name_prefix} {item.variant.label} seed {item.seed}"
+    return item.name_prefix
+
+
 @dataclass(frozen=True)
 class Claim:
     """A work item handed to a node, with the config it must run and the lease proving it."""

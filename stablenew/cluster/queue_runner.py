@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stablenew.backends.errors import BackendError
-from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, Claim, ItemState, Job, WorkItem
+from stablenew.cluster.jobs import (
+    INTERACTIVE_PRIORITY,
+    Claim,
+    ItemState,
+    Job,
+    WorkItem,
+    output_name_prefix,
+)
 from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore, StoreBusy
 from stablenew.pipeline.records import RunTags
 
@@ -536,7 +543,7 @@ class QueueRunner:
                                            forward if self._on_event is not None else None,
                                            tags=tags,
                                            output_dir=Path(job.output_dir),
-                                           name_prefix=item.name_prefix)
+                                           name_prefix=output_name_prefix(item, job))
         except BackendError as exc:
             error = exc
         except asyncio.CancelledError:

@@ -675,15 +675,17 @@ class QueueStore:
             "i.state = 'queued')", (node,))
         return row[0][0] if row else None
 
-    def demote_interactive(self, keep: str | None = None) -> list[str]:
-        """Interactive Runs other than *keep* with images left (a crash or a closed window cut
+    def demote_interactive(self, keep: str | Iterable[str] | None = None) -> list[str]:
+        """Interactive jobs (Runs, learning runs) other than *keep* — one id, or the ids of
+        every job someone still waits for — with images left (a crash or a closed window cut
         them short) become ordinary queued batches, so they never hold up a new Run."""
+        kept = {keep} if isinstance(keep, str) else set(keep or ())
         with self._write() as db:
             rows = db.execute(
-                "SELECT id FROM queue_jobs j WHERE priority >= ? AND id IS NOT ? AND EXISTS "
+                "SELECT id FROM queue_jobs j WHERE priority >= ? AND EXISTS "
                 "(SELECT 1 FROM queue_items i WHERE i.job_id = j.id AND i.state IN "
-                "('queued','assigned','running'))", (INTERACTIVE_PRIORITY, keep)).fetchall()
-            ids = [r[0] for r in rows]
+                "('queued','assigned','running'))", (INTERACTIVE_PRIORITY,)).fetchall()
+            ids = [r[0] for r in rows if r[0] not in kept]
             self._demote(db, ids)
         return ids
 

@@ -9,9 +9,11 @@ becomes `error_changed` instead of vanishing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +24,7 @@ from PySide6.QtCore import QObject, Signal
 from stablenew.controller.app_controller import AppController
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.tasks import TaskOwner
-from stablenew.learning.errors import LearningError, NodeUnusable, RecordNotFound
+from stablenew.learning.errors import LearningError, RecordNotFound
 from stablenew.learning.export import ExportSummary, ImageMode, export_bundle
 from stablenew.learning.insights import (
     KNOWN_TAGS,
@@ -38,9 +40,9 @@ from stablenew.learning.parameters import (
     lora_parameter,
     lora_weights,
 )
-from stablenew.learning.plans import LearningPlan, PlannedImage
+from stablenew.learning.plans import LearningPlan
 from stablenew.learning.records import LearningRecord
-from stablenew.learning.runs import LearningRunResult, RunState, execute_plan
+from stablenew.learning.runs import LearningRunResult, RunState, RunTracker, cell_of
 from stablenew.learning.store import LearningStore, RecordReader, StoreWorker, default_database
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.records import ImageRecord
@@ -50,6 +52,9 @@ from stablenew.storage.settings import AppSettings, LearningMode, peek_settings
 log = logging.getLogger("stablenew.controller.learning")
 
 ALL_PACKS = None  # the insights pack selector's "all packs" choice
+#: While a learning run waits for its queue job, how often the database is asked again (events
+#: wake it at once; this catches changes that raise none, such as images cancelled elsewhere).
+FOLLOW_CHECK_S = 0.5
 
 
 MODE_WORDS = {
@@ -76,12 +81,14 @@ class LearningController(QObject):
     preset_saved = Signal(str)  # path of the saved preset
     error_changed = Signal(object)  # ErrorInfo | None
     _stored_elsewhere = Signal(object)  # a record stored from another thread's hook
+    _queue_event = Signal(object)  # an event of the run's queue job, from whichever thread
 
     def __init__(
         self,
         store: LearningStore | str | Path | None = None,
         *,
         backend: Callable[[], Awaitable[Any]] | None = None,
+        run_queue: Callable[[], Awaitable[Any]] | None = None,
         output_dir: Callable[[], Path] | None = None,
         base_config: Callable[[], PipelineConfig] | None = None,
         mode: LearningMode | str | None = None,
@@ -89,8 +96,10 @@ class LearningController(QObject):
         app: AppController | None = None,
         parent: QObject | None = None,
     ) -> None:
-        """*app* keeps the mode in the settings (the Session passes its own);
-        *mode* with *remember_mode* False gives a controller whose mode is its own (tests)."""
+        """*run_queue* gives the window's queue for a learning run (a RunQueue, as for Run);
+        without it a run works through a queue of its own on *backend*. *app* keeps the mode
+        in the settings (the Session passes its own); *mode* with *remember_mode* False gives
+        a controller whose mode is its own (tests)."""
         super().__init__(parent)
         if isinstance(store, LearningStore):
             self._worker = StoreWorker(store)
@@ -100,6 +109,8 @@ class LearningController(QObject):
             self._worker = StoreWorker(lambda: LearningStore(path))
             self._reader = RecordReader(path)
         self._backend = backend
+        self._run_queue = run_queue
+        self._own_queue: Any = None  # the QueueController of a run without a window
         self._output_dir = output_dir or (lambda: AppPaths.default().default_output_dir)
         self._base_config = base_config or PipelineConfig
         self._app = app if remember_mode else None
@@ -116,6 +127,11 @@ class LearningController(QObject):
         self._run: LearningRunResult | None = None
         self._plan: LearningPlan | None = None
         self._token: Any = None
+        self._run_task: asyncio.Task[None] | None = None
+        self._tracker: RunTracker | None = None
+        self._job_id: str | None = None  # the queue job of the run going on
+        self._in_flight: set[int] = set()  # its items at a node now (as events tell, at once)
+        self._changed = asyncio.Event()
         self._progress = ("", 0.0)
         self._pack: str | None = ALL_PACKS
         self._insights: Insights | None = None
@@ -125,6 +141,7 @@ class LearningController(QObject):
         self.tasks = TaskOwner("Learning", self)
         self.tasks.error_raised.connect(self._set_error)
         self._stored_elsewhere.connect(self._after_store)
+        self._queue_event.connect(self._on_queue_event)
 
     # --- state ------------------------------------------------------------------------------
 
@@ -358,8 +375,8 @@ class LearningController(QObject):
         return self.start_plan(plan)
 
     def start_plan(self, plan: LearningPlan) -> bool:
-        if self.running or self._backend is None:
-            if self._backend is None:
+        if self.running or (self._backend is None and self._run_queue is None):
+            if not self.running:
                 self._set_error(ErrorInfo("No server is set up, so a learning run cannot start. "
                                           "Connect to a server first.", source="Learning"))
             return False
@@ -370,59 +387,176 @@ class LearningController(QObject):
         self._token = CancelToken()
         self._set_run(LearningRunResult.from_plan(plan))
         self.running_changed.emit(True)
-        self.tasks.spawn(self._execute(plan, self._token), name="learning-run")
+        self._run_task = self.tasks.spawn(self._execute(plan, self._token), name="learning-run")
         return True
 
     def cancel_learning_run(self) -> None:
+        """Stop the run: its images still waiting are cancelled in the queue, the one at the
+        server is interrupted there; what was made stays in the grid."""
         if self._token is not None:
             self._token.cancel()
+            self._wake()
+
+    async def stop_learning_run(self, timeout: float = 5.0) -> None:
+        """Cancel the run and wait (bounded) until its job has stopped (the window closes)."""
+        self.cancel_learning_run()
+        task = self._run_task
+        if task is not None and not task.done():
+            await asyncio.wait((task,), timeout=timeout)
 
     async def _execute(self, plan: LearningPlan, token: Any) -> None:
+        """The run is one queue job, interactive like Run: each cell is one item with its exact
+        config, seed and tags; the grid fills from the job's events. The queue's runner hands
+        each saved image to the record hooks, so the records are written there, once."""
+        from stablenew.cluster.jobs import JobOrigin
         from stablenew.pipeline.outputs import new_run_folder
-        from stablenew.pipeline.runner import PipelineRunner
 
+        run_queue: Any = None
+        job_id = uuid.uuid4().hex[:8]
+        added = False
+        tracker = RunTracker(plan, replace(LearningRunResult.from_plan(plan), state=RunState.running))
         try:
             try:
-                backend = await self._backend()  # type: ignore[misc]
+                run_queue = await self._queue_for_run()
+                # One folder for the whole comparison; its files are named by value and seed.
+                folder = await asyncio.to_thread(
+                    new_run_folder, Path(self._output_dir()),
+                    f"learning {plan.param.label} {plan.base.txt2img.prompt}")
+                self._tracker = tracker
+                self._track(lambda: replace(tracker.result, state=RunState.running,
+                                            job_id=job_id, folder=str(folder)))
+                # Saved before the first image lands: after a crash the run is known by its
+                # job and folder, and its grid is rebuilt from its records when opened.
+                await self._save_run()
+                cancelled = token.cancelled
+                if not cancelled:
+                    self._job_id = job_id
+                    self._in_flight = set()
+                    run_queue.queue.watch_job(job_id, self._queue_event.emit)
+                    await run_queue.queue.add_run(
+                        plan.images(), node=run_queue.node, job_id=job_id, name=_job_name(plan),
+                        output_dir=folder,
+                        origin=JobOrigin(pack=plan.pack, preset=plan.preset,
+                                         learning_run_id=plan.id))
+                    added = True
+                    log.info("learning run %s: queue job %s, %d image(s) on %s", plan.id, job_id,
+                             plan.image_count, run_queue.node)
+                    cancelled = await self._follow(run_queue, job_id, token, tracker)
             except Exception as exc:
-                message = getattr(exc, "message", None) or str(exc)
-                if self._run is not None:
-                    self._set_run(replace(self._run, state=RunState.failed, message=message))
+                message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+                tracker.fatal = tracker.fatal or message
+                self._track(lambda: tracker.finish())
+                if added:
+                    # What is left of a run that failed is not made later behind the user's back.
+                    with contextlib.suppress(Exception):
+                        await run_queue.queue.cancel_job(job_id)
+                if tracker.result.job_id is not None:  # saved as running: say how it ended
+                    with contextlib.suppress(Exception):
+                        await self._save_run()
                 raise
-            await self._save_run()  # the run's setting is known before its first image lands
-            runner = PipelineRunner(Path(self._output_dir()))
-            # One folder for the whole comparison, files named by value and seed, instead of
-            # a run folder per image.
-            folder = await asyncio.to_thread(
-                new_run_folder, Path(self._output_dir()),
-                f"learning {plan.param.label} {plan.base.txt2img.prompt}")
-
-            async def run_one(cell: PlannedImage) -> list[ImageRecord]:
-                prefix = f"{plan.param.label} {cell.value_text} seed {cell.seed}"
-                result = await runner.run(cell.config, backend, token, None, tags=cell.tags,
-                                          output_dir=folder, name_prefix=prefix)
-                if result.records and self._mode is not LearningMode.off:
-                    await self._worker.call(
-                        LearningStore.add_records,
-                        [LearningRecord.from_image_record(r) for r in result.records])
-                elif result.errors:
-                    first = next((e for e in result.errors if e.fatal), result.errors[0])
-                    kind = NodeUnusable if first.fatal else LearningError
-                    raise kind(first.message, detail=first.detail)
-                return list(result.records)
-
-            result = await execute_plan(plan, run_one, on_progress=self._set_progress,
-                                        on_result=self._run_progressed,
-                                        is_cancelled=lambda: token.cancelled)
-            self._run_progressed(result)
+            result = self._track(lambda: tracker.finish(cancelled=cancelled))
+            self._set_progress(*tracker.final_progress())
             await self._save_run()
             if result.state in (RunState.failed, RunState.partial) and result.message:
                 self._set_error(ErrorInfo(result.message, source="Learning"))
+            if run_queue.finished is not None:
+                await run_queue.finished()
         finally:
+            if run_queue is not None:
+                run_queue.queue.watch_job(job_id, None)
+            self._tracker = None
+            self._job_id = None
             self._token = None
+            self._run_task = None
             self.running_changed.emit(False)
+            own, self._own_queue = self._own_queue, None
+            if own is not None:
+                await own.aclose()
+                own.deleteLater()
         self.refresh_insights()
         self.refresh_runs()
+
+    async def _queue_for_run(self) -> Any:
+        """The window's queue on its preferred node (a RunQueue); without a window, a queue
+        of our own on the same database, worked through on the backend for this run."""
+        if self._run_queue is not None:
+            return await self._run_queue()
+        from stablenew.controller.pipeline_controller import RunQueue
+        from stablenew.controller.queue_controller import QueueController
+        from stablenew.pipeline.runner import PipelineRunner
+
+        backend = await self._backend()  # type: ignore[misc]
+        node = str(getattr(backend, "name", "") or getattr(backend, "url", "") or "node")
+        output = Path(self._output_dir())
+        queue = QueueController(db_path=self._reader.path, output_root=output, parent=self)
+        self._own_queue = queue
+        queue.start_runner(backend, node=node, on_outputs_removed=self.on_outputs_removed,
+                           runner=PipelineRunner(output, record_hooks=(self.on_image_record,),
+                                                 node_name=node))
+        return RunQueue(queue, node, lambda: queue.running)
+
+    async def _follow(self, run_queue: Any, job_id: str, token: Any, tracker: RunTracker) -> bool:
+        """Wait until no image of the job is waiting or in flight; Cancel (or a node that
+        cannot be used) cancels the job. Returns whether it was cancelled."""
+        queue = run_queue.queue
+        stopping = False
+        while True:
+            if (token.cancelled or tracker.fatal) and not stopping:
+                stopping = True
+                # Waiting images are cancelled, the one in flight interrupted on the node.
+                with contextlib.suppress(Exception):  # already cleared from the queue panel
+                    await queue.cancel_job(job_id)
+            if not self._in_flight and not await queue.job_unfinished(job_id) \
+                    and not self._in_flight:
+                return token.cancelled
+            if not self._in_flight and not run_queue.working():
+                error = queue.error
+                raise LearningError(
+                    error.message if error is not None else
+                    "The queue stopped before this learning run finished. Start it again.",
+                    detail=error.detail if error is not None else f"queue job {job_id}")
+            self._changed.clear()
+            # Woken by every event of the job; the database is asked again now and then for
+            # changes that raise none (images cancelled from the queue panel before they ran).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), FOLLOW_CHECK_S)
+
+    def _wake(self) -> None:
+        self._changed.set()
+
+    def _on_queue_event(self, event: Any) -> None:
+        """An event of the run's queue job (on the Qt thread): the grid and progress follow."""
+        from stablenew.cluster.jobs import ItemState
+        from stablenew.cluster.queue_runner import ItemFinished, ItemProgress, ItemStarted
+        from stablenew.pipeline.events import ImageSaved
+
+        tracker = self._tracker
+        item = getattr(event, "item", None)
+        if tracker is None or item is None or item.job_id != self._job_id:
+            self._wake()
+            return
+        place = cell_of(item.variant.id)
+        if isinstance(event, ItemStarted):
+            self._in_flight.add(item.id)
+            if place is not None:
+                self._set_progress(*tracker.started(*place))
+        elif isinstance(event, ItemProgress):
+            if isinstance(event.event, ImageSaved) and place is not None:
+                record = event.event.record
+                self._track(lambda: tracker.saved(*place, record))
+            return  # steps and previews are the Run's to show; the grid waits for images
+        elif isinstance(event, ItemFinished):
+            self._in_flight.discard(item.id)
+            if place is not None:
+                if event.state is ItemState.failed:
+                    self._track(lambda: tracker.failed(*place, event.message,
+                                                       fatal=event.fatal_for_node))
+                elif event.state is ItemState.cancelled:
+                    tracker.skipped(*place)
+                elif event.state is ItemState.done and not tracker.result.cell(*place).path:
+                    self._track(lambda: tracker.failed(*place, "No image was saved."))
+                self._set_progress(self._progress[0], tracker.fraction)
+        self._wake()
 
     def _set_progress(self, text: str, fraction: float) -> None:
         self._progress = (text, fraction)
@@ -432,19 +566,18 @@ class LearningController(QObject):
         self._run = result
         self.run_changed.emit(result)
 
-    def _run_progressed(self, result: LearningRunResult) -> None:
-        """A newer grid from the running plan; ratings, tags and picks made meanwhile stay."""
-        current = self._run
-        if current is not None and current.run_id == result.run_id:
-            mine = {(c.row, c.column): c for c in current.cells}
-            cells = []
-            for cell in result.cells:
-                old = mine.get((cell.row, cell.column))
-                if old is not None and old.path == cell.path and (old.rating or old.tags):
-                    cell = replace(cell, rating=old.rating, tags=old.tags)
-                cells.append(cell)
-            result = replace(result, cells=tuple(cells), best={**result.best, **current.best})
+    def _track(self, change: Callable[[], LearningRunResult]) -> LearningRunResult:
+        """Apply one change of the running grid on top of the one shown, so ratings, tags and
+        picks made meanwhile stay."""
+        tracker = self._tracker
+        if tracker is not None and self._run is not None \
+                and self._run.run_id == tracker.result.run_id:
+            tracker.result = self._run
+        result = change()
+        if tracker is not None:
+            tracker.result = result
         self._set_run(result)
+        return result
 
     async def _save_run(self) -> None:
         run = self._run
@@ -467,12 +600,22 @@ class LearningController(QObject):
         self.tasks.spawn(_list(), name="learning-runs")
 
     def open_run(self, run_id: str) -> None:
-        """Show a saved learning run in the comparison grid again."""
+        """Show a saved learning run in the comparison grid again, filled from the records of
+        its images: one StableNew stopped in the middle shows what the queue made since."""
         async def _open() -> None:
-            data = await self._worker.call(LearningStore.load_run, run_id)
+            tracker = self._tracker
+            if tracker is not None and tracker.plan.id == run_id:
+                self._set_run(tracker.result)  # the run going on: its grid is live already
+                return
+            saved = LearningRunResult.from_json(
+                await self._worker.call(LearningStore.load_run, run_id))
+            result = await self._worker.call(_rebuilt_run, saved,
+                                             self._mode is not LearningMode.off)
             self._plan = None
             self._run = None
-            self._set_run(LearningRunResult.from_json(data))
+            self._set_run(result)
+            if result.state is RunState.interrupted:
+                self._set_error(ErrorInfo(result.message, source="Learning"))
         self.tasks.spawn(_open(), name="learning-open-run")
 
     # --- insights and recommendations ---------------------------------------------------------
@@ -649,6 +792,12 @@ def _known(fn: Callable[..., LearningRecord]) -> Callable[..., LearningRecord]:
     return call
 
 
+def _job_name(plan: LearningPlan) -> str:
+    prompt = " ".join(plan.base.txt2img.prompt.split())
+    prompt = (prompt[:36] + "…") if len(prompt) > 37 else prompt
+    return f"{plan.title()}: {prompt}" if prompt else plan.title()
+
+
 def _run_words(parameter: str, pack: str, status: str, created: float) -> str:
     try:
         label = get_parameter(parameter).label
@@ -666,6 +815,42 @@ def _add_image_record(store: LearningStore, image: ImageRecord) -> LearningRecor
         log.warning("learning record for %s not built: %s", image.path, exc)
         return None
     return store.add_record(learning)
+
+
+def _rebuilt_run(store: LearningStore, saved: LearningRunResult, may_record: bool
+                 ) -> LearningRunResult:
+    """On the writer thread: a saved run's grid from the records of its images (their ratings
+    and tags too). A run StableNew stopped in the middle whose images the queue made later
+    without recording them (`stablenew queue run` without --learn) gets their records from
+    the PNGs in its folder first, unless learning is Off. Saved again when it changed, so a
+    run is never left "running" once nobody runs it."""
+    records = store.records(learning_run_id=saved.run_id)
+    unfinished = saved.state in (RunState.running, RunState.interrupted)
+    if may_record and unfinished and saved.folder and len(records) < len(saved.cells):
+        from stablenew.learning.rebuild import image_record_from_file
+
+        known = {r.path for r in records}
+        found = []
+        for path in sorted(Path(saved.folder).glob("*.png")):
+            if str(path) in known or path.name.startswith("."):
+                continue
+            try:
+                image = image_record_from_file(path)
+            except (ValueError, OSError) as exc:
+                log.info("learning run %s: %s not read: %s", saved.run_id, path.name, exc)
+                continue
+            if image is not None and image.tags.learning_run_id == saved.run_id:
+                found.append(LearningRecord.from_image_record(image))
+        if found:
+            store.add_records(found)
+            records = store.records(learning_run_id=saved.run_id)
+    result = saved.with_records(records)
+    if unfinished:
+        result = result.settled()
+    if result != saved:
+        store.save_run(result.run_id, pack=result.pack, parameter=result.parameter,
+                       status=result.state.value, result=result.to_json())
+    return result
 
 
 def _forget(store: LearningStore, paths: list[str]) -> int:

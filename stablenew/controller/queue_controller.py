@@ -539,9 +539,9 @@ class QueueController(QObject):
 
     async def add_run(self, configs: Any, *, node: str, job_id: str, name: str = "",
                       output_dir: Path | None = None, origin: JobOrigin | None = None) -> Job:
-        """Queue a Run pressed in the window (a config, or a lazy plan of them) with
-        interactive priority, pinned to *node*, and wake the runner; awaited by the caller,
-        whose error it is if it cannot be queued.
+        """Queue a Run pressed in the window (a config, or a lazy plan of them; a learning
+        run's plan becomes a learning job) with interactive priority, pinned to *node*, and
+        wake the runner; awaited by the caller, whose error it is if it cannot be queued.
 
         A Run earlier cut short (a crash, a window closed while it ran) becomes an ordinary
         batch first: only the Run the user is waiting for goes ahead of everything.
@@ -561,7 +561,10 @@ class QueueController(QObject):
                     where = JobOrigin(pack=tags.pack, preset=tags.preset,
                                       learning_run_id=tags.learning_run_id)
                 kind = JobKind.pack if where is not None and where.pack else JobKind.plan
-            demoted = store.demote_interactive(keep=job_id)
+            if where is not None and where.learning_run_id:
+                kind = JobKind.learning
+            # Jobs someone follows (a Run and a learning run at once) keep their place.
+            demoted = store.demote_interactive(keep={job_id, *followed})
             if demoted:
                 log.info("queue: earlier Runs %s left unfinished now wait as batches",
                          ", ".join(demoted))
@@ -569,6 +572,7 @@ class QueueController(QObject):
                                  priority=INTERACTIVE_PRIORITY, output_dir=output_dir,
                                  output_root=self.output_root, node_pin=node, job_id=job_id)
 
+        followed = set(self._watchers)
         store = await self.store()
         job = await asyncio.to_thread(add, store)
         if self._runner is not None:
@@ -607,13 +611,15 @@ class QueueController(QObject):
     def set_paused(self, paused: bool) -> None:
         self._do("pause", lambda s: s.set_paused(paused), wake=not paused)
 
-    def cancel_job(self, job_id: str) -> None:
+    def cancel_job(self, job_id: str) -> asyncio.Task[Any]:
+        """Cancel what is left of a job; its images in flight are interrupted on the node.
+        Returns the operation's task (awaited by a Run or learning run that stops)."""
         def cancel(store: QueueStore) -> list[int]:
             in_flight = [i.id for i in store.items(job_id, states=(ItemState.assigned,
                                                                    ItemState.running))]
             store.cancel_job(job_id)
             return in_flight
-        self._do("cancel-job", cancel, after=self._interrupt)
+        return self._do("cancel-job", cancel, after=self._interrupt)
 
     def cancel_item(self, item_id: int) -> None:
         self._do("cancel-item", lambda s: [item_id] if s.cancel_item(item_id) else [],

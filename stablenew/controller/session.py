@@ -72,7 +72,8 @@ class Session(QObject):
     def _learning(self) -> Any:
         from stablenew.controller.learning_controller import LearningController
 
-        learning = LearningController(self.app.paths.database_file, backend=self.server.ensure_backend,
+        # A learning run is a queue job, interactive like Run (one path for work).
+        learning = LearningController(self.app.paths.database_file, run_queue=self.queue_for_run,
                                       output_dir=lambda: self.app.output_dir,
                                       base_config=self.pipeline.current_config, app=self.app,
                                       parent=self)
@@ -357,6 +358,9 @@ class Session(QObject):
         self._node_checks.stop()
         self.app.sync_ui_state()
         await self.pipeline.aclose()
+        if self.learning is not None:
+            # Stopped while the queue still works, so its job is cancelled, not left behind.
+            await self.learning.stop_learning_run()
         for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)

@@ -1,20 +1,22 @@
 """LearningRunResult: the grid of a guided learning run, its ratings and picks, and running it.
 
-`execute_plan` drives a plan image by image through a caller-supplied `run_one` (the
-controller passes one built on `PipelineRunner`), so this module stays free of Qt and of
-any particular backend.
+A learning run is one queue job (one item per cell); `RunTracker` folds the outcome of each
+image into the grid as the queue reports it, and `LearningRunResult.with_records` rebuilds a
+grid from the learning records of its run id (a run the queue finished after a crash). The
+module stays free of Qt, of the queue and of any particular backend.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from stablenew.learning.parameters import get_parameter
-from stablenew.learning.plans import LearningPlan, PlannedImage
+from stablenew.learning.plans import LearningPlan
+from stablenew.learning.records import LearningRecord
 from stablenew.pipeline.records import ImageRecord
 
 
@@ -25,6 +27,8 @@ class RunState(StrEnum):
     partial = "partial"  # some cells failed
     cancelled = "cancelled"
     failed = "failed"
+    #: StableNew stopped while it ran; what is left of it waits in the queue
+    interrupted = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class LearningRunResult:
     message: str = ""
     created_at: float = 0.0
     finished_at: float | None = None
+    job_id: str | None = None  # the queue job that makes its images
+    folder: str | None = None  # where they are saved
 
     @classmethod
     def from_plan(cls, plan: LearningPlan) -> LearningRunResult:
@@ -122,11 +128,36 @@ class LearningRunResult:
                    state=RunState(data.get("state", "planned")), cells=cells,
                    best={int(k): int(v) for k, v in (data.get("best") or {}).items()},
                    message=data.get("message", ""), created_at=data.get("created_at", 0.0),
-                   finished_at=data.get("finished_at"))
+                   finished_at=data.get("finished_at"), job_id=data.get("job_id"),
+                   folder=data.get("folder"))
 
+    def with_records(self, records: Iterable[LearningRecord]) -> LearningRunResult:
+        """The grid filled from the learning records of this run (each names its cell by its
+        variant id), with their ratings and tags: the records are the truth of what was made."""
+        result = self
+        cells = {(c.row, c.column) for c in self.cells}
+        for record in records:
+            place = cell_of(record.variant_id)
+            if record.learning_run_id != self.run_id or place not in cells:
+                continue
+            result = result.with_cell(*place, path=record.path, thumbnail=record.thumbnail,
+                                      record_key=record.record_key, rating=record.rating,
+                                      tags=record.tags, error="")
+        return result
 
-#: Runs one planned image and returns the records of the images it saved.
-RunOne = Callable[[PlannedImage], Awaitable[list[ImageRecord]]]
+    def settled(self) -> LearningRunResult:
+        """A run saved as running that nobody runs any more (StableNew stopped meanwhile):
+        completed once every image exists, else interrupted, saying where the rest is."""
+        if self.state not in (RunState.running, RunState.interrupted):
+            return self
+        made = sum(1 for c in self.cells if c.path)
+        if made == len(self.cells):
+            return replace(self, state=RunState.completed, message="",
+                           finished_at=self.finished_at or time.time())
+        return replace(self, state=RunState.interrupted, message=(
+            f"StableNew stopped while this learning run was going: {made} of {len(self.cells)} "
+            "images were made. The rest wait in the queue (unless they were cancelled there) "
+            "and show here once the queue has made them."))
 
 
 def progress_text(plan: LearningPlan, done_values: int) -> str:
@@ -134,64 +165,84 @@ def progress_text(plan: LearningPlan, done_values: int) -> str:
     return f"{plan.title()} — {done_values} of {len(plan.values)} values"
 
 
-async def execute_plan(
-    plan: LearningPlan,
-    run_one: RunOne,
-    *,
-    on_progress: Callable[[str, float], None] | None = None,
-    on_result: Callable[[LearningRunResult], None] | None = None,
-    is_cancelled: Callable[[], bool] = lambda: False,
-) -> LearningRunResult:
-    """Run every cell of *plan*, value by value; a failed image is marked, not fatal, unless
-    the error says the node is unusable (then the run stops as failed)."""
-    result = replace(LearningRunResult.from_plan(plan), state=RunState.running)
-    cells = plan.images()
-    total = len(cells)
-    failures = 0
-    stopped: RunState | None = None
-    for index, cell in enumerate(cells):
-        if is_cancelled():
-            stopped = RunState.cancelled
-            break
-        if on_progress is not None:
-            on_progress(progress_text(plan, cell.column + 1), index / total)
-        try:
-            records = await run_one(cell)
-        except Exception as exc:  # each failure is recorded on its cell and shown in the grid
-            failures += 1
-            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            result = result.with_cell(cell.row, cell.column, error=message)
-            if getattr(exc, "fatal_for_node", False):
-                stopped = RunState.failed
-                result = replace(result, message=message)
-                break
+def cell_of(variant_id: str | None) -> tuple[int, int] | None:
+    """(row, column) of a planned image from its variant id "column:row" (None if not one)."""
+    column, sep, row = (variant_id or "").partition(":")
+    if not sep or not column.isdigit() or not row.isdigit():
+        return None
+    return int(row), int(column)
+
+
+class RunTracker:
+    """Folds what happens to a plan's images into its grid and its progress text.
+
+    The queue runs the images (one job, one item per cell); the controller hands each
+    outcome here as it arrives, in whatever order: a failed image is marked on its cell and
+    the run carries on, unless the failure says the node is unusable (then it stops as failed).
+    """
+
+    def __init__(self, plan: LearningPlan, result: LearningRunResult | None = None) -> None:
+        self.plan = plan
+        self.result = result or replace(LearningRunResult.from_plan(plan), state=RunState.running)
+        self._finished: set[tuple[int, int]] = set()
+        self.fatal = ""  # the message of a failure that ends the run
+
+    @property
+    def total(self) -> int:
+        return len(self.result.cells)
+
+    @property
+    def fraction(self) -> float:
+        return len(self._finished) / self.total if self.total else 1.0
+
+    def started(self, row: int, column: int) -> tuple[str, float]:
+        """Progress text and fraction once the image of (row, column) is being made."""
+        return progress_text(self.plan, column + 1), self.fraction
+
+    def saved(self, row: int, column: int, record: ImageRecord) -> LearningRunResult:
+        thumb = str(record.thumbnail) if record.thumbnail else None
+        self.result = self.result.with_cell(row, column, path=str(record.path), thumbnail=thumb,
+                                            record_key=f"{record.run_id}:{record.image_index}",
+                                            error="")
+        self._finished.add((row, column))
+        return self.result
+
+    def failed(self, row: int, column: int, message: str, *, fatal: bool = False
+               ) -> LearningRunResult:
+        self._finished.add((row, column))
+        self.result = self.result.with_cell(row, column, error=message or "No image was saved.")
+        if fatal and not self.fatal:
+            self.fatal = message
+        return self.result
+
+    def skipped(self, row: int, column: int) -> None:
+        """The image was cancelled before it was made."""
+        self._finished.add((row, column))
+
+    def finish(self, *, cancelled: bool = False) -> LearningRunResult:
+        """The run's end: completed, partial, failed or cancelled, with a message in words."""
+        result = self.result
+        total = self.total
+        made = sum(1 for c in result.cells if c.path)
+        if self.fatal:
+            state, message = RunState.failed, self.fatal
+        elif cancelled:
+            state, message = RunState.cancelled, "The learning run was stopped."
+        elif made == total:
+            state, message = RunState.completed, ""
         else:
-            if records:
-                first = records[0]
-                thumb = str(first.thumbnail) if first.thumbnail else None
-                result = result.with_cell(cell.row, cell.column, path=str(first.path),
-                                          thumbnail=thumb,
-                                          record_key=f"{first.run_id}:{first.image_index}")
-            elif is_cancelled():
-                stopped = RunState.cancelled
-                break
-            else:
-                failures += 1
-                result = result.with_cell(cell.row, cell.column, error="No image was saved.")
-        if on_result is not None:
-            on_result(result)
-    if stopped is None:
-        stopped = RunState.completed if failures == 0 else (
-            RunState.failed if failures == total else RunState.partial)
-    if stopped is RunState.cancelled and not result.message:
-        result = replace(result, message="The learning run was stopped.")
-    elif stopped in (RunState.partial, RunState.failed) and not result.message:
-        first = next((c.error for c in result.cells if c.error), "")
-        result = replace(result, message=f"{failures} of {total} images could not be made "
-                                         f"({first}). The grid shows which.")
-    result = replace(result, state=stopped, finished_at=time.time())
-    if on_progress is not None:
-        done = len({c.column for c in result.cells if c.path})
-        on_progress(f"{progress_text(plan, done)} done" if stopped is RunState.completed
-                    else f"{plan.title()} — {stopped.value}", 1.0)
-    return result
+            for cell in result.cells:
+                if not cell.path and not cell.error:
+                    result = result.with_cell(cell.row, cell.column, error="No image was saved.")
+            state = RunState.failed if made == 0 else RunState.partial
+            first = next((c.error for c in result.cells if c.error), "")
+            message = (f"{total - made} of {total} images could not be made ({first}). "
+                       "The grid shows which.")
+        self.result = replace(result, state=state, message=message, finished_at=time.time())
+        return self.result
+
+    def final_progress(self) -> tuple[str, float]:
+        done = len({c.column for c in self.result.cells if c.path})
+        if self.result.state is RunState.completed:
+            return f"{progress_text(self.plan, done)} done", 1.0
+        return f"{self.plan.title()} — {self.result.state.value}", 1.0

@@ -133,7 +133,8 @@ async def test_learning_run_five_values_two_seeds(controller, tmp_path):
     # One folder for the comparison, each file named by its value and seed.
     folders = {Path(r.path).parent for r in records}
     assert len(folders) == 1 and "learning-steps" in folders.pop().name
-    assert Path(result.cell(1, 2).path).name.startswith(f"steps-8-seed-{result.seeds[1]}")
+    assert f"-8-steps-seed-{result.seeds[1]}-" in Path(result.cell(1, 2).path).name
+    assert all(f"-{c.value}-steps-seed-{c.seed}-" in Path(c.path).name for c in result.cells)
     by_path = {r.path: r for r in records}
     for row in range(2):
         row_configs = [by_path[result.cell(row, col).path].config for col in range(5)]
