@@ -4,6 +4,7 @@ events → coalesced Qt signals."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -267,7 +268,13 @@ class PipelineController(QObject):
         self._record_hooks.append(hook)
 
     def set_plan_provider(self, provider: Callable[[Any], Any] | None) -> None:
-        """The randomizer's `plan_for_run(config)`; None runs the config as it is."""
+        """The randomizer's `plan_for_run(config)`; None runs the config as it is.
+
+        A plan provider is called on the Qt thread when Run is pressed, so the Run is what the
+        window shows at that moment, and returns at once: the work (an iterable of configs or
+        plan items, iterated off the Qt thread when queued), None (run the config as it is), or
+        a `concurrent.futures.Future` of the work, built on the provider's own worker.
+        """
         self._plan_provider = provider
 
     # --- run / stop -------------------------------------------------------------------------
@@ -315,6 +322,13 @@ class PipelineController(QObject):
         except (cfg.ConfigInvalid, ValueError) as exc:
             self._set_error(ErrorInfo(f"These settings cannot run: {exc}", source="Run"))
             return False
+        provider = plan or self._plan_provider
+        try:
+            # Variants and packs are taken as they are now; a slow plan comes back as a Future.
+            work = provider(config) if provider is not None else None
+        except Exception as exc:
+            self._set_error(error_from_exception(exc, "Run"))
+            return False
         self._config = config
         from stablenew.pipeline.cancel import CancelToken
 
@@ -325,7 +339,7 @@ class PipelineController(QObject):
         self.run_state_changed.emit(RunState.running)
         self.progress_changed.emit(self._progress)
         self._flush_timer.start()
-        self.tasks.spawn(self._run(config, self._token, plan or self._plan_provider), name="run")
+        self.tasks.spawn(self._run(config, self._token, work), name="run")
         return True
 
     def stop(self) -> None:
@@ -341,7 +355,7 @@ class PipelineController(QObject):
     async def wait_idle(self, timeout: float = 10.0) -> None:
         await self.tasks.wait_idle(timeout)
 
-    async def _run(self, config: Any, token: Any, plan: Callable[[Any], Any] | None) -> None:
+    async def _run(self, config: Any, token: Any, work: Any) -> None:
         run_queue: RunQueue | None = None
         added = finished = False
         counts = None
@@ -349,8 +363,8 @@ class PipelineController(QObject):
             # An unreachable server is said at once, before anything is queued.
             await self._server.ensure_backend()
             run_queue = await (self._queue_provider or self._own_queue)()
-            # A plan provider may expand the config (variants, a pack's prompts); None: run it as is.
-            work = plan(config) if plan is not None else None
+            # The plan provider's work (variants, a pack's prompts); None: run the config as is.
+            planned = await self._built(work, token)
             if token.cancelled:
                 return  # stopped before anything was queued
             from stablenew.pipeline.outputs import new_run_folder
@@ -360,7 +374,7 @@ class PipelineController(QObject):
             self._start_following(job_id)
             run_queue.queue.watch_job(job_id, self._on_queue_event)
             job = await run_queue.queue.add_run(
-                work if work is not None else config, node=run_queue.node, job_id=job_id,
+                planned if planned is not None else config, node=run_queue.node, job_id=job_id,
                 name=_run_name(config), output_dir=folder)
             added = True
             self._plan_total = job.counts.total or None
@@ -388,6 +402,8 @@ class PipelineController(QObject):
                 with contextlib.suppress(Exception):
                     await run_queue.queue.cancel_job(self._job_id)
         finally:
+            if isinstance(work, concurrent.futures.Future):
+                work.cancel()  # the Run ended before its plan was needed: it is not built
             if run_queue is not None and self._job_id is not None:
                 run_queue.queue.watch_job(self._job_id, None)
             self._flush()
@@ -403,6 +419,29 @@ class PipelineController(QObject):
                 own, self._own = self._own, None
                 await own.aclose()
                 own.deleteLater()
+
+    @staticmethod
+    async def _built(work: Any, token: Any) -> Any:
+        """The Run's work once its plan is built (a Future: on the plan provider's worker);
+        Stop does not wait for a plan still being built, whose result is then dropped."""
+        if not isinstance(work, concurrent.futures.Future):
+            return work
+        built = asyncio.wrap_future(work)
+        stopped = asyncio.ensure_future(token.wait())
+        try:
+            await asyncio.wait((built, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not built.done():
+                built.cancel()  # a plan not started yet is never built; one under way is dropped
+        if token.cancelled:
+            if not built.cancelled():
+                built.exception()  # a plan that failed just as Stop came is not worth an error
+            return None
+        if work.cancelled():  # the provider's worker shut down (the window is closing)
+            raise RunNotQueued("The variants could not be prepared. Press Run again.",
+                               detail="the plan provider's worker cancelled the plan")
+        return built.result()
 
     async def _own_queue(self) -> RunQueue:
         """The queue of a controller used without a window: its own runner on the server."""

@@ -3,8 +3,15 @@
 Edits are debounced (the user is typing); the plan is built on a worker thread, and only the
 newest result is shown, so a slow wildcard folder never freezes the window. The count a run is
 confirmed on comes from that same worker (`request_count`, then `exact_count_changed`), never
-from the Qt thread. The run path asks `plan_for_run(base_config)`, which hands out the Plan the
-count and preview came from when the settings are unchanged, so nothing is parsed again.
+from the Qt thread. The run path asks `plan_for_run(base_config)` when Run is pressed, which
+hands out the Plan the count and preview came from when the settings are unchanged, so nothing
+is parsed again, or else a Future of the plan built on that same worker.
+
+Threads: the settings (spec, switch, folder, counted plan) are read and changed on the Qt
+thread only, and replaced rather than edited in place; the worker gets them as arguments. The
+worker is the only thread that reads wildcard files: a WildcardManager caches its tree and
+values without locks, so counts and Run's plans share the one worker rather than the manager.
+Plans are immutable once built and may be iterated anywhere.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -290,19 +297,20 @@ class RandomizerAdapter(QObject):
 
     # --- run path ---------------------------------------------------------------------------
 
-    def plan_for_run(self, base_config: PipelineConfig) -> Plan | None:
-        """The plan to run for these card settings (None when the randomizer is off).
+    def plan_for_run(self, base_config: PipelineConfig) -> Plan | Future[Plan] | None:
+        """The plan to run for these card settings, as they are now (None when the randomizer
+        is off). Called on the Qt thread when Run is pressed; returns at once.
 
         The plan the current count was made from when it is for these settings (so the run
-        makes exactly the images counted, and no template is parsed again on the caller's
-        thread); otherwise built here. Raises TemplateError / SpecError with a plain message:
-        a bad template never runs."""
+        makes exactly the images counted, and no template is parsed again); otherwise a Future
+        of the plan for the settings shown now, built on the worker. A bad template fails that
+        Future with a TemplateError / SpecError in plain words: it never runs."""
         if not self._enabled:
             return None
         planned = self._planned
         if planned is not None and self.count_ready and planned.base == base_config:
             return planned.for_new_run()
-        return plan(base_config, self._spec, wildcards_dir=self._manager)
+        return self._pool.submit(plan, base_config, self._spec, wildcards_dir=self._manager)
 
     @property
     def count_ready(self) -> bool:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
-from dynamicprompts.wildcards import WildcardManager
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from stablenew.controller.randomizer_adapter import RandomizerAdapter
 from stablenew.gui.panels.randomizer_panel import RandomizerPanel
 from stablenew.pipeline.config import PipelineConfig
+from tests.randomizer.slow_wildcards import SlowWildcards
 
 WAIT_MS = 5000
 
@@ -192,30 +191,12 @@ def test_a_waiting_run_says_press_run_again_when_nothing_restarts_it(qtbot, pane
     assert panel.confirm_large_run() is True
 
 
-class _SlowWildcards(WildcardManager):
-    """A real wildcards folder read as if from a very slow disk: each read on a worker waits
-    until the test opens the gate; a read on the Qt thread is recorded and does not wait."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.gate = threading.Event()
-        self.reading = threading.Event()
-        self.readers: list[threading.Thread] = []
-
-    def get_values(self, wildcard):
-        self.readers.append(threading.current_thread())
-        if threading.current_thread() is not threading.main_thread():
-            self.reading.set()
-            self.gate.wait(timeout=60)
-        return super().get_values(wildcard)
-
-
 def test_run_on_a_slow_count_never_counts_on_the_qt_thread(qtbot, panel, adapter, wildcards,
                                                          monkeypatch):
     asked = []
     monkeypatch.setattr(QMessageBox, "exec",
                         lambda self: asked.append(self.text()) or QMessageBox.StandardButton.Yes)
-    slow = _SlowWildcards(wildcards)
+    slow = SlowWildcards(wildcards)
     started = []
 
     def press_run():  # what MainWindow.run does with the panel

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 from stablenew.controller.pipeline_controller import PipelineController
 from stablenew.controller.randomizer_adapter import RandomizerAdapter
+from stablenew.randomizer.plan import plan
+from tests.randomizer.slow_wildcards import SlowWildcards
 
 
 class _Server:
@@ -66,3 +71,66 @@ async def test_a_bad_template_never_starts_the_run(qtbot, backend, tmp_path):
         adapter.close()
     assert controller.error is not None and "never closed" in controller.error.message
     assert fake.requests_to("/sdapi/v1/txt2img") == []
+
+
+_CARDS = {"txt2img.width": 64, "txt2img.height": 64, "txt2img.steps": 2}
+
+
+async def test_a_slow_plan_is_built_off_the_qt_thread_and_stop_drops_it(qtbot, backend, tmp_path,
+                                                                        wildcards):
+    client, fake = backend
+    slow = SlowWildcards(wildcards)
+    adapter = RandomizerAdapter(debounce_ms=60_000)  # never counted: Run builds its own plan
+    controller = PipelineController(_Server(client), lambda: tmp_path / "out")
+    controller.set_plan_provider(adapter.plan_for_run)
+    adapter.set_wildcards_dir(slow)
+    adapter.set_enabled(True)
+    adapter.set_template("a __colors__ fox")
+    try:
+        assert controller.run(_CARDS)
+        # The plan waits on the slow disk in a worker while this loop, the Qt thread's, turns.
+        assert await asyncio.to_thread(slow.reading.wait, 10), "the plan is built on a worker"
+        assert threading.main_thread() not in slow.readers
+        assert controller.state == "running" and controller.job_id is None
+        controller.stop()
+        await controller.wait_idle(10)
+        # The Run ended without waiting for its plan, which is still stuck on the disk.
+        assert not slow.gate.is_set() and len(slow.readers) == 1
+        assert controller.state == "idle" and controller.error is None
+        assert controller.job_id is None
+    finally:
+        slow.gate.set()
+        adapter.close()
+    assert fake.requests_to("/sdapi/v1/txt2img") == []
+
+
+async def test_run_makes_the_variants_shown_when_run_was_pressed(qtbot, backend, tmp_path,
+                                                                wildcards):
+    client, fake = backend
+    slow = SlowWildcards(wildcards)
+    adapter = RandomizerAdapter(debounce_ms=60_000)
+    controller = PipelineController(_Server(client), lambda: tmp_path / "out")
+    controller.set_plan_provider(adapter.plan_for_run)
+    saved = []
+    controller.add_record_hook(saved.append)
+    adapter.set_wildcards_dir(slow)
+    adapter.set_enabled(True)
+    adapter.set_template("a __colors__ fox")
+    adapter.set_seed(7)
+    expected = plan(controller.build_config(_CARDS), adapter.spec, wildcards_dir=wildcards)
+    try:
+        assert controller.run(_CARDS)
+        assert await asyncio.to_thread(slow.reading.wait, 10)
+        # Edits after the press, while the plan is being built, are for the next Run.
+        adapter.set_template("a __animals__")
+        adapter.set_images_per_variant(3)
+        slow.gate.set()
+        await controller.wait_idle(30)
+    finally:
+        slow.gate.set()
+        adapter.close()
+    assert controller.error is None
+    assert len(saved) == expected.count == 5 == controller.progress.total_images
+    assert sorted(r.config.txt2img.prompt for r in saved) == sorted(
+        item.config.txt2img.prompt for item in expected)
+    assert threading.main_thread() not in slow.readers
