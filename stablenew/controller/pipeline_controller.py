@@ -61,7 +61,8 @@ _OPTION_SOURCES = {
     "adetailer.passes.1.model": "adetailer_models",
 }
 #: The ADetailer card shows two detector passes, as ADetailer's own UI opens with two tabs; this
-#: card switch says whether the second one runs. A config with more passes keeps the others.
+#: card switch says whether the second one runs. Passes after the second (a preset's or an
+#: image's third) are not on the card: they are kept and run, whether the second runs or not.
 SECOND_PASS = "adetailer.second_pass"
 #: What the second pass shows before it is used: hands, the usual second detector after faces.
 _SECOND_PASS_DEFAULTS = {"model": "hand_yolov8n.pt"}
@@ -133,6 +134,9 @@ class PipelineController(QObject):
         self._output_dir = output_dir
         self._log_dir = log_dir
         self._config = cfg.PipelineConfig()
+        # The ADetailer passes the cards were loaded with (see `build_config`).
+        self._card_passes = self._passes_on_card(self._config)
+        self._second_loaded = False
         self._record_hooks: list[Callable[[Any], None]] = []
         self._plan_provider: Callable[[Any], Any] | None = None
         self._queue_provider: Callable[[], Awaitable[RunQueue]] | None = None
@@ -173,8 +177,9 @@ class PipelineController(QObject):
             "adetailer.passes.0": field_specs(cfg.ADetailerPassSettings, "adetailer.passes.0."),
             "adetailer.passes.1": [
                 FieldSpec(SECOND_PASS, "enabled", "Second pass",
-                          "Run a second detector after the first, e.g. hands after faces.", "bool",
-                          False),
+                          "Run a second detector after the first, e.g. hands after faces. Off "
+                          "skips this pass only: a third pass loaded from a preset or an image "
+                          "still runs.", "bool", False),
                 *(replace(spec, default=_SECOND_PASS_DEFAULTS.get(spec.name, spec.default))
                   for spec in field_specs(cfg.ADetailerPassSettings, "adetailer.passes.1."))],
             "upscale": field_specs(cfg.UpscaleSettings, "upscale."),
@@ -228,17 +233,23 @@ class PipelineController(QObject):
         """A validated PipelineConfig from card values; raises ConfigInvalid in plain words."""
         data = self._config.model_dump(mode="json")
         values = dict(values)
-        passes = data["adetailer"]["passes"]
-        second = values.pop(SECOND_PASS, len(passes) > 1)
-        if second and len(passes) < 2:
-            passes.append(cfg.ADetailerPassSettings(**_SECOND_PASS_DEFAULTS).model_dump(mode="json"))
-        elif not second:
-            del passes[1:]
-            values = {path: value for path, value in values.items()
-                      if not path.startswith("adetailer.passes.1.")}
+        # The passes as the cards were loaded, the second one always in its place (used or
+        # not), so a pass after it keeps its place and nothing depends on the last Run's config.
+        passes = data["adetailer"]["passes"] = [dict(p) for p in self._card_passes]
+        second = values.pop(SECOND_PASS, self._second_loaded)
         for path, value in values.items():
             cfg.set_path(data, path, value)
+        if not second:
+            del passes[1]
         return cfg.validate_config(data)
+
+    @staticmethod
+    def _passes_on_card(config: Any) -> list[dict[str, Any]]:
+        """The config's detector passes with a second one in place (defaults when it has none)."""
+        passes = [p.model_dump(mode="json") for p in config.adetailer.passes]
+        if len(passes) < 2:
+            passes.insert(1, cfg.ADetailerPassSettings(**_SECOND_PASS_DEFAULTS).model_dump(mode="json"))
+        return passes
 
     def default_values(self) -> dict[str, Any]:
         return self.values_of(cfg.PipelineConfig())
@@ -259,6 +270,8 @@ class PipelineController(QObject):
     def load_config(self, config: Any) -> None:
         """Show *config* in the cards (a preset applied, "use these settings", a dropped PNG)."""
         self._config = config
+        self._card_passes = self._passes_on_card(config)
+        self._second_loaded = len(config.adetailer.passes) > 1
         self.config_loaded.emit(self.values_of(config))
 
     # --- collaborators ----------------------------------------------------------------------

@@ -72,6 +72,32 @@ def test_a_loaded_third_adetailer_pass_is_kept_while_the_card_edits_the_first_tw
     assert config.adetailer.passes[2].denoise == pytest.approx(0.2)
 
 
+def test_switching_the_second_adetailer_pass_off_keeps_a_loaded_third(qtbot, window_for, dead_url):
+    window = window_for(dead_url, connect=False)
+    panel, controller = window.pipeline_panel, window.session.pipeline
+    three = PipelineConfig().with_changes({"adetailer.enabled": True}).model_dump(mode="json")
+    three["adetailer"]["passes"] = [{"model": "face_yolov8n.pt"},
+                                    {"model": "hand_yolov8n.pt", "confidence": 0.6},
+                                    {"model": "person_yolov8n-seg.pt", "denoise": 0.2}]
+    loaded = PipelineConfig.model_validate(three)
+    controller.load_config(loaded)
+    assert panel.editor("adetailer.second_pass").value() is True
+    assert controller.build_config(panel.values()) == loaded, "cards -> config as loaded"
+
+    panel.editor("adetailer.second_pass").set_value(False)
+    config = controller.build_config(panel.values())
+    assert [p.model for p in config.adetailer.passes] == ["face_yolov8n.pt", "person_yolov8n-seg.pt"]
+    assert config.adetailer.passes[1].denoise == pytest.approx(0.2)
+    # A Run (here refused by the dead server) leaves its config behind; the cards still decide.
+    assert controller.run(panel.values())
+    qtbot.waitUntil(lambda: controller.state == "idle", timeout=10000)
+    assert controller.build_config(panel.values()) == config
+
+    panel.editor("adetailer.second_pass").set_value(True)  # back on: the hands pass, as it was
+    assert controller.build_config(panel.values()) == loaded
+    assert "still runs" in panel.editor("adetailer.second_pass").widget.toolTip()
+
+
 def test_cards_take_titles_tooltips_and_limits_from_the_model(qtbot, window_for, dead_url):
     window = window_for(dead_url, connect=False)
     steps = window.pipeline_panel.editor("txt2img.steps")
