@@ -552,7 +552,9 @@ class LearningController(QObject):
                     self._track(lambda: tracker.failed(*place, event.message,
                                                        fatal=event.fatal_for_node))
                 elif event.state is ItemState.cancelled:
-                    tracker.skipped(*place)
+                    self._track(lambda: tracker.skipped(*place))
+                elif event.state is ItemState.queued:
+                    self._track(lambda: tracker.given_back(*place))
                 elif event.state is ItemState.done and not tracker.result.cell(*place).path:
                     self._track(lambda: tracker.failed(*place, "No image was saved."))
                 self._set_progress(self._progress[0], tracker.fraction)

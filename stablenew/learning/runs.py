@@ -210,14 +210,27 @@ class RunTracker:
     def failed(self, row: int, column: int, message: str, *, fatal: bool = False
                ) -> LearningRunResult:
         self._finished.add((row, column))
-        self.result = self.result.with_cell(row, column, error=message or "No image was saved.")
+        # The queue removes what an attempt that did not finish saved: nothing to show.
+        self.result = self.result.with_cell(row, column, error=message or "No image was saved.",
+                                            path=None, thumbnail=None, record_key=None)
         if fatal and not self.fatal:
             self.fatal = message
         return self.result
 
-    def skipped(self, row: int, column: int) -> None:
-        """The image was cancelled before it was made."""
+    def skipped(self, row: int, column: int) -> LearningRunResult:
+        """The image was cancelled; one saved just before the queue recorded it as done is
+        removed by the queue (and forgotten by the learning store), so the cell is empty."""
         self._finished.add((row, column))
+        self.result = self.result.with_cell(row, column, path=None, thumbnail=None,
+                                            record_key=None)
+        return self.result
+
+    def given_back(self, row: int, column: int) -> LearningRunResult:
+        """The image goes back to the queue (to be made again): what it saved was removed."""
+        self._finished.discard((row, column))
+        self.result = self.result.with_cell(row, column, path=None, thumbnail=None,
+                                            record_key=None)
+        return self.result
 
     def finish(self, *, cancelled: bool = False) -> LearningRunResult:
         """The run's end: completed, partial, failed or cancelled, with a message in words."""

@@ -10,6 +10,8 @@ import importlib.util
 
 import pytest
 
+from tests.fakes.sdwebui import fake_sdwebui_thread  # noqa: F401  (fixture: the window's server)
+
 
 def _available(*modules: str) -> bool:
     try:
