@@ -161,6 +161,9 @@ class NodesPanel(QWidget):
         self.plan_table.setObjectName("PlanTable")
         self.plan_table.setModel(controller.plan_model)
         self.plan_table.verticalHeader().hide()
+        # Sized to what the plan holds (Qt measures at most 1,000 rows), so it fits the tab
+        # without a sideways scroll bar.
+        self.plan_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.plan_table.horizontalHeader().setStretchLastSection(True)
 
         buttons = QHBoxLayout()

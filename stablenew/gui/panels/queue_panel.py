@@ -107,7 +107,10 @@ class QueuePanel(QWidget):
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((1, 150), (2, 130), (3, 120), (4, 90)):
+        # The name says which batch it is, so it keeps what the fixed columns leave (the tab is
+        # often under 500 px wide): these widths fit "12/240", "Running", a node name and "3 min".
+        header.setMinimumSectionSize(48)
+        for column, width in ((1, 96), (2, 84), (3, 90), (4, 64)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         self.empty_label = QLabel("The queue is empty. Use “Add to queue” to line up a batch; "
