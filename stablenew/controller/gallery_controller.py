@@ -118,6 +118,7 @@ class LocalRatingBook:
 class GalleryController(QObject):
     """The list of outputs and everything done to one of them (view large, rate, tag, reuse)."""
 
+    items_resetting = Signal()  # the list is about to be replaced (views keep their place)
     items_reset = Signal()
     item_added = Signal(object)  # GalleryItem, inserted first
     items_appended = Signal(int)  # how many older items were added at the end (a further page)
@@ -174,7 +175,8 @@ class GalleryController(QObject):
     async def _scan(self) -> None:
         root = Path(self._output_dir())
         ratings = self._ratings
-        size = self.page_size
+        # As many as are listed now, so the place the user scrolled to is still listed.
+        size = max(self.page_size, len(self._items))
         self._scans += 1
         scan_number = self._scans
 
@@ -188,6 +190,7 @@ class GalleryController(QObject):
         # Images saved while scanning stay in front.
         fresh = [i for i in self._items if i.record is not None]
         keys = {i.key for i in fresh}
+        self.items_resetting.emit()
         self._items = fresh + [i for i in items if i.key not in keys]
         self._by_key = {i.key: i for i in self._items}
         self._later = [f for f in later if str(f[0]) not in self._by_key]

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QSize, Qt, Signal
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPixmap
-from PySide6.QtWidgets import QLabel, QListView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QVBoxLayout, QWidget
 
 from stablenew.gui.widgets.image_view import to_qimage
 
@@ -33,6 +33,8 @@ class GalleryModel(QAbstractListModel):
         self._icons: OrderedDict[str, QIcon] = OrderedDict()
         self._placeholder = self._make_placeholder()
         self._rows = len(controller.items)
+        self._resetting = False
+        controller.items_resetting.connect(self._about_to_reset)
         controller.items_reset.connect(self._reset)
         controller.item_added.connect(self._added)
         controller.items_appended.connect(self._appended)
@@ -100,8 +102,16 @@ class GalleryModel(QAbstractListModel):
                 return row
         return -1
 
+    def _about_to_reset(self) -> None:
+        # Begun while the old list is still there, so views can note the place they show.
+        if not self._resetting:
+            self._resetting = True
+            self.beginResetModel()
+
     def _reset(self) -> None:
-        self.beginResetModel()
+        if not self._resetting:
+            self.beginResetModel()
+        self._resetting = False
         self._rows = len(self.controller.items)
         self.endResetModel()
 
@@ -186,6 +196,11 @@ class GalleryPanel(QWidget):
         layout.setSpacing(4)
         layout.addWidget(self.title)
         layout.addWidget(self.view, 1)
+        # A refresh of the list keeps the selected image and the place scrolled to.
+        self._current_key: str | None = None
+        self._place: tuple[str | None, str | None] = (None, None)  # selected, first in view
+        self.model.modelAboutToBeReset.connect(self._note_place)
+        self.model.modelReset.connect(self._restore_place)
         self.model.modelReset.connect(self._update_title)
         self.model.rowsInserted.connect(self._update_title)
         controller.items_appended.connect(self._update_title)
@@ -213,8 +228,28 @@ class GalleryPanel(QWidget):
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid():
             key = current.data(GalleryModel.KeyRole)
+            if key == self._current_key:
+                return  # the same image selected again after a refresh: it is open already
+            self._current_key = key
             self.controller.open(key)
             self.selected.emit(key)
+
+    def _note_place(self) -> None:
+        first = None
+        if self.view.verticalScrollBar().value() > 0:  # at the top, the newest stay in view
+            first = self.view.indexAt(QPoint(GRID[0] // 2, GRID[1] // 2)).data(GalleryModel.KeyRole)
+        self._place = (self._current_key, first)
+
+    def _restore_place(self) -> None:
+        selected, first = self._place
+        self._place = (None, None)
+        rows = {item.key: row for row, item in enumerate(self.controller.items)
+                if item.key in (selected, first)}
+        if selected in rows:
+            self.view.setCurrentIndex(self.model.index(rows[selected]))
+        if first in rows:
+            self.view.scrollTo(self.model.index(rows[first]),
+                               QAbstractItemView.ScrollHint.PositionAtTop)
 
     def select_first(self) -> None:
         if self.model.rowCount():

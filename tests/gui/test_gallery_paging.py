@@ -93,3 +93,40 @@ def test_thumbnail_icons_are_capped_and_come_back_when_scrolled_to_again(qtbot, 
     icon_at(0)  # scrolled back to the top: the icon is built again
     qtbot.waitUntil(lambda: newest_first[0] in model._icons, timeout=10000)
     assert len(model._icons) == 12
+
+
+def test_a_refresh_keeps_the_selected_image_and_the_place_scrolled_to(qtbot, window_for, dead_url):
+    from PySide6.QtCore import QPoint
+
+    from stablenew.gui.gallery_panel import GRID, GalleryModel
+
+    window = window_for(dead_url, connect=False)
+    window.resize(1200, 900)
+    gallery, panel = window.session.gallery, window.gallery_panel
+    gallery.page_size = 60
+    newest_first = _outputs(window.session.app.output_dir, 200)
+    with qtbot.waitSignal(panel.model.modelReset, timeout=20000):
+        gallery.refresh()
+    bar = panel.view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=10000)
+    with qtbot.waitSignal(panel.model.rowsInserted, timeout=20000):
+        bar.setValue(bar.maximum())  # the second page: the user scrolled past the first
+    assert panel.model.rowCount() == 120
+    panel.view.setCurrentIndex(panel.model.index(90))
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=10000)
+    bar.setValue(bar.maximum() // 2)
+
+    def first_in_view():
+        return panel.view.indexAt(QPoint(GRID[0] // 2, GRID[1] // 2)).data(GalleryModel.KeyRole)
+
+    first, value = first_in_view(), bar.value()
+    assert first is not None and first != newest_first[0]
+    opened = []
+    panel.selected.connect(opened.append)
+    with qtbot.waitSignal(panel.model.modelReset, timeout=20000):
+        gallery.refresh()
+    assert panel.model.rowCount() == 120, "what was listed stays listed"
+    assert panel.view.currentIndex().data(GalleryModel.KeyRole) == newest_first[90]
+    qtbot.waitUntil(lambda: first_in_view() == first, timeout=5000)
+    assert bar.value() == value
+    assert opened == [], "the image shown was not opened again"
