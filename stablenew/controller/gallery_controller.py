@@ -4,6 +4,7 @@ Qt thread; ratings."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -73,7 +74,10 @@ class RatingBook(Protocol):
 
 
 class LocalRatingBook:
-    """Ratings kept in a small JSON file in the data folder (written atomically, off the Qt thread)."""
+    """Ratings kept in a small JSON file in the data folder (written atomically, off the Qt thread).
+
+    The gallery's book until the learning room opens (or for good when it cannot): what it
+    holds then is handed to the learning store (see `GalleryController.set_rating_book`)."""
 
     def __init__(self, file: Path) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -101,6 +105,22 @@ class LocalRatingBook:
         self._data.setdefault(path, {})["tags"] = list(tags)
         return self._save()
 
+    def entries(self) -> list[tuple[str, int | None, tuple[str, ...]]]:
+        """(path, stars, tags) of every image with stars or tags."""
+        return [(path, entry.get("stars"), tuple(entry.get("tags", ())))
+                for path, entry in list(self._data.items())
+                if entry.get("stars") is not None or entry.get("tags")]
+
+    def forget(self, path: str, field_name: str) -> Future[None] | None:
+        """Drop one value ("rating" or "tags") of an image: another book keeps it now."""
+        entry = self._data.get(path)
+        if entry is None:
+            return None
+        entry.pop("stars" if field_name == "rating" else "tags", None)
+        if entry.get("stars") is None and not entry.get("tags"):
+            del self._data[path]
+        return self._save()
+
     def _save(self) -> Future[None]:
         text = json.dumps(self._data, indent=1, ensure_ascii=False)
         return self._writer.submit(self._write, text)
@@ -113,6 +133,26 @@ class LocalRatingBook:
         except OSError as exc:
             log.error("ratings could not be saved to %s: %s", self._file, exc)
             raise  # the gallery hears of it through the returned future
+
+
+class _WithLeftovers:
+    """A rating book read together with an earlier one's values it has not taken: what was
+    rated before the learning room opened stays on screen until the learning store keeps it."""
+
+    def __init__(self, book: RatingBook, leftovers: LocalRatingBook) -> None:
+        self.book = book
+        self.leftovers = leftovers
+
+    def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]:
+        stars, tags = self.book.rating(path)
+        old_stars, old_tags = self.leftovers.rating(path)
+        return (stars if stars is not None else old_stars), (tags or old_tags)
+
+    def rate(self, path: str, stars: int | None) -> Any:
+        return self.book.rate(path, stars)
+
+    def set_tags(self, path: str, tags: tuple[str, ...]) -> Any:
+        return self.book.set_tags(path, tags)
 
 
 class GalleryController(QObject):
@@ -156,7 +196,41 @@ class GalleryController(QObject):
         return self._by_key.get(key)
 
     def set_rating_book(self, ratings: RatingBook) -> None:
-        self._ratings = ratings
+        """Keep ratings in *ratings* from now on (the learning store's book, once it opens).
+
+        What the local book holds (rated before, in this or an earlier session) is handed to
+        the new book once, now, ahead of any newer rating; each value it keeps leaves the
+        local file. A value it refuses (learning Off, an image another tool made) stays in
+        the file, is still shown, and is offered again the next time."""
+        previous = self._ratings.leftovers if isinstance(self._ratings, _WithLeftovers) \
+            else self._ratings
+        entries = previous.entries() if isinstance(previous, LocalRatingBook) else []
+        if not entries or previous is ratings:
+            self._ratings = ratings
+            return
+        book = self._ratings = _WithLeftovers(ratings, previous)
+        writes: list[tuple[str, str, Any]] = []
+        for path, stars, tags in entries:
+            if stars is not None:
+                writes.append((path, "rating", _offer(ratings.rate, path, stars)))
+            if tags:
+                writes.append((path, "tags", _offer(ratings.set_tags, path, tags)))
+        self.tasks.spawn(self._hand_over(book, writes), name="hand-over-ratings")
+
+    async def _hand_over(self, book: _WithLeftovers, writes: list[tuple[str, str, Any]]) -> None:
+        refused: list[str] = []
+        for path, field_name, outcome in writes:
+            try:
+                await _settled(outcome)
+            except Exception as exc:
+                refused.append(f"{field_name} of {path}: {exc}")
+                continue
+            await _forgotten(book.leftovers, path, field_name)
+        if refused:
+            log.warning("%d rating(s) made before learning opened were not taken by it and stay "
+                        "in the ratings file: %s", len(refused), "; ".join(refused[:5]))
+        if self._ratings is book and not book.leftovers.entries():
+            self._ratings = book.book
 
     @property
     def has_more(self) -> bool:
@@ -315,18 +389,19 @@ class GalleryController(QObject):
         except Exception as exc:  # a refusal at once (e.g. learning is Off)
             self._not_kept(item, field_name, before, seq, exc)
             return
-        if outcome is not None:  # the write reports when it is done, or why it was not kept
-            self.tasks.spawn(self._confirm(item, field_name, before, seq, outcome), name="confirm-rating")
+        # The write reports when it is done, or why it was not kept.
+        self.tasks.spawn(self._confirm(item, field_name, before, seq, outcome, self._ratings),
+                         name="confirm-rating")
 
     async def _confirm(self, item: GalleryItem, field_name: str, before: Any, seq: int,
-                       outcome: Any) -> None:
+                       outcome: Any, book: Any) -> None:
         try:
-            if isinstance(outcome, Future):
-                await asyncio.wrap_future(outcome)
-            elif inspect.isawaitable(outcome):
-                await outcome
+            await _settled(outcome)
         except Exception as exc:
             self._not_kept(item, field_name, before, seq, exc)
+            return
+        if isinstance(book, _WithLeftovers):  # the value rated before is replaced for good
+            await _forgotten(book.leftovers, item.key, field_name)
 
     def _not_kept(self, item: GalleryItem, field_name: str, before: Any, seq: int,
                   exc: BaseException) -> None:
@@ -359,6 +434,31 @@ class GalleryController(QObject):
 
     async def aclose(self) -> None:
         await self.tasks.aclose()
+
+
+def _offer(write: Any, path: str, value: Any) -> Any:
+    """A rating book's write, or the exception it refused it with at once (learning Off)."""
+    try:
+        return write(path, value)
+    except Exception as exc:
+        return exc
+
+
+async def _forgotten(book: LocalRatingBook, path: str, field_name: str) -> None:
+    """Drop a value another book took from the local file; the file is written when this returns
+    (a failed write is logged by the book: the value is then offered again at the next start)."""
+    with contextlib.suppress(OSError):
+        await _settled(book.forget(path, field_name))
+
+
+async def _settled(outcome: Any) -> None:
+    """Wait for a rating book's write (a Future, an awaitable or None); raises why it failed."""
+    if isinstance(outcome, Exception):
+        raise outcome
+    if isinstance(outcome, Future):
+        await asyncio.wrap_future(outcome)
+    elif inspect.isawaitable(outcome):
+        await outcome
 
 
 def _items_with_ratings(found: list[tuple[Path, float, Path | None]], ratings: RatingBook

@@ -91,3 +91,58 @@ def test_a_rating_the_store_cannot_keep_is_put_back_with_its_reason(
     qtbot.waitUntil(lambda: not gallery.tasks.busy, timeout=5000)
     assert gallery.item(key).rating is None and window.viewer.sidebar.stars.stars == 0
     assert window.notice.message == refused.args[0].message
+
+
+async def test_ratings_made_before_learning_opened_reach_its_store_once(tmp_path, qapp):
+    import json
+
+    from stablenew.controller.gallery_controller import GalleryController, LocalRatingBook
+    from stablenew.controller.learning_controller import LearningController, LearningMode
+    from tests.learning.helpers import image_record
+
+    out, file = tmp_path / "out", tmp_path / "data" / "ratings.json"
+    made = image_record(out, 0)
+    foreign = out / "from-elsewhere.png"  # no StableNew settings: learning cannot rate it
+    Image.new("RGB", (32, 32), "navy").save(foreign)
+    ours, theirs = str(made.path), str(foreign)
+    gallery = GalleryController(lambda: out, LocalRatingBook(file))
+    learning = LearningController(tmp_path / "db.sqlite", mode=LearningMode.passive,
+                                  remember_mode=False)
+    try:
+        learning.on_image_record(made)  # the store knows the image StableNew made
+        await learning.wait_idle(10)
+        gallery.refresh()
+        await gallery.tasks.wait_idle(10)
+        assert {i.key for i in gallery.items} == {ours, theirs}
+        # Rated in the gallery before the learning room opened: the local file keeps them.
+        gallery.rate(ours, 4)
+        gallery.toggle_tag(ours, "nailed it")
+        gallery.rate(theirs, 2)
+        await gallery.tasks.wait_idle(10)
+        assert learning.read_rating(ours) == (None, ())
+
+        gallery.set_rating_book(learning.rating_book())
+        await gallery.tasks.wait_idle(10)
+        await learning.wait_idle(10)
+        assert learning.read_rating(ours) == (4, ("nailed it",)), "handed to the learning store"
+        assert json.loads(file.read_text(encoding="utf-8")) == {theirs: {"stars": 2}}, \
+            "what learning took left the file; what it refused stays"
+        gallery.refresh()
+        await gallery.tasks.wait_idle(10)
+        assert (gallery.item(ours).rating, gallery.item(ours).tags) == (4, ("nailed it",))
+        assert gallery.item(theirs).rating == 2, "still shown: it is kept in the file"
+
+        # Once: a newer rating in the store is not overwritten by a later start's hand-over.
+        gallery.rate(ours, 5)
+        await gallery.tasks.wait_idle(10)
+        await learning.wait_idle(10)
+        again = GalleryController(lambda: out, LocalRatingBook(file))
+        again.set_rating_book(learning.rating_book())
+        await again.tasks.wait_idle(10)
+        await learning.wait_idle(10)
+        assert learning.read_rating(ours) == (5, ("nailed it",))
+        assert again.rating_of(theirs) == (2, ())
+        await again.aclose()
+    finally:
+        await gallery.aclose()
+        await learning.aclose()
