@@ -71,7 +71,14 @@ class LearningPanel(QWidget):
         self.pack_edit.setPlaceholderText("Optional: the pack these insights belong to")
         self.start_button = QPushButton("Start learning run")
         self.start_button.clicked.connect(self.start)
+        self.start_button.setToolTip("The comparison is one job in the queue (see the Queue tab): "
+                                     "it starts at once, ahead of queued batches and even while "
+                                     "the queue is paused. If StableNew stops meanwhile, the "
+                                     "queue finishes it later.")
         self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the learning run: its images still waiting are "
+                                    "cancelled and the one being made is interrupted on the "
+                                    "server. The images made so far stay in the grid.")
         self.stop_button.clicked.connect(controller.cancel_learning_run)
         self.stop_button.setEnabled(False)
         self.progress = QProgressBar()
