@@ -31,7 +31,15 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, ItemState, Job, JobOrigin, JobState, WorkItem
+from stablenew.cluster.jobs import (
+    INTERACTIVE_PRIORITY,
+    ItemState,
+    Job,
+    JobKind,
+    JobOrigin,
+    JobState,
+    WorkItem,
+)
 from stablenew.cluster.queue_runner import (
     ItemFinished,
     ItemProgress,
@@ -529,8 +537,6 @@ class QueueController(QObject):
     def add_plan(self, configs: Any, *, name: str, origin: JobOrigin | None = None,
                  priority: int = 0) -> asyncio.Task[Any]:
         """Queue a lazy plan (randomizer, pack, learning run): streamed into the database."""
-        from stablenew.cluster.jobs import JobKind
-
         kind = JobKind.learning if origin and origin.learning_run_id else (
             JobKind.pack if origin and origin.pack else JobKind.plan)
         return self._do("add-plan", lambda s: s.add_job(
@@ -546,8 +552,6 @@ class QueueController(QObject):
         A Run earlier cut short (a crash, a window closed while it ran) becomes an ordinary
         batch first: only the Run the user is waiting for goes ahead of everything.
         """
-        from stablenew.cluster.jobs import JobKind
-
         def add(store: QueueStore) -> Job:
             work, where, kind = configs, origin, JobKind.config
             if not isinstance(configs, PipelineConfig):
@@ -788,7 +792,10 @@ class QueueController(QObject):
         if job.id in self._reported or not (c.done or c.failed):
             return  # a batch the user cancelled outright needs no notification
         self._reported.add(job.id)
-        text = f"Batch “{job.name}” finished: {c.done} image{'s' if c.done != 1 else ''} saved"
+        # A Run's and a learning run's names say what they are ("Run: …", "Learning run: …").
+        followed = job.kind is JobKind.learning or job.priority >= INTERACTIVE_PRIORITY
+        what = f"“{job.name}”" if followed else f"Batch “{job.name}”"
+        text = f"{what} finished: {c.done} image{'s' if c.done != 1 else ''} saved"
         if c.failed:
             text += f", {c.failed} failed"
         if c.cancelled:

@@ -213,7 +213,7 @@ class Session(QObject):
             self._open_room("queue")
         queue = self.queue
         if queue is None:
-            raise RunNotQueued("Run cannot start: StableNew's queue could not be opened. See the "
+            raise RunNotQueued("Nothing can start: StableNew's queue could not be opened. See the "
                                "error about the queue, fix it, and restart StableNew.",
                                detail="the queue room is not open")
         if self.cluster_enabled:

@@ -294,9 +294,13 @@ def test_a_run_is_an_interactive_queue_item_on_the_window_server(qtbot, window_f
     qtbot.waitUntil(lambda: session.rooms_ready, timeout=10000)
     _fill(window, **{"txt2img.prompt": "a queued run", "txt2img.steps": 3, "txt2img.batch_count": 2,
                      "txt2img.width": 128, "txt2img.height": 128})
+    messages = []
+    session.pipeline.message_changed.connect(messages.append)
     window.run()
     qtbot.waitUntil(lambda: session.pipeline.state == "idle", timeout=15000)
     assert session.pipeline.error is None, session.pipeline.error
+    announced = "“Run: a queued run” finished: 2 images saved."  # a Run is no "Batch"
+    qtbot.waitUntil(lambda: announced in messages, timeout=5000)
     with _queue_store() as store:
         (job,) = store.list_jobs()
         items = store.items(job.id)
