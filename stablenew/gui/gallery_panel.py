@@ -6,7 +6,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPoint, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QVBoxLayout, QWidget
 
@@ -198,7 +207,9 @@ class GalleryPanel(QWidget):
         layout.addWidget(self.view, 1)
         # A refresh of the list keeps the selected image and the place scrolled to.
         self._current_key: str | None = None
-        self._place: tuple[str | None, str | None] = (None, None)  # selected, first in view
+        # Selected image, first image in view, and its row's top edge in the view (pixels).
+        self._place: tuple[str | None, str | None, int] = (None, None, 0)
+        self._scroll_back: tuple[QPersistentModelIndex, int, int] | None = None  # index, top, tries
         self.model.modelAboutToBeReset.connect(self._note_place)
         self.model.modelReset.connect(self._restore_place)
         self.model.modelReset.connect(self._update_title)
@@ -235,21 +246,41 @@ class GalleryPanel(QWidget):
             self.selected.emit(key)
 
     def _note_place(self) -> None:
-        first = None
+        first, top = None, 0
         if self.view.verticalScrollBar().value() > 0:  # at the top, the newest stay in view
-            first = self.view.indexAt(QPoint(GRID[0] // 2, GRID[1] // 2)).data(GalleryModel.KeyRole)
-        self._place = (self._current_key, first)
+            index = self.view.indexAt(QPoint(GRID[0] // 2, GRID[1] // 2))
+            first, top = index.data(GalleryModel.KeyRole), self.view.visualRect(index).top()
+        self._place = (self._current_key, first, top)
 
     def _restore_place(self) -> None:
-        selected, first = self._place
-        self._place = (None, None)
+        selected, first, top = self._place
+        self._place = (None, None, 0)
         rows = {item.key: row for row, item in enumerate(self.controller.items)
                 if item.key in (selected, first)}
         if selected in rows:
             self.view.setCurrentIndex(self.model.index(rows[selected]))
         if first in rows:
-            self.view.scrollTo(self.model.index(rows[first]),
-                               QAbstractItemView.ScrollHint.PositionAtTop)
+            self._scroll_back = (QPersistentModelIndex(self.model.index(rows[first])), top, 50)
+            self._try_scroll_back()
+
+    def _try_scroll_back(self) -> None:
+        """Put the image that was first in view back where it was, to the pixel. The layout is
+        batched, so after a reset its row may have no place yet: then try again shortly."""
+        if self._scroll_back is None:
+            return
+        index, top, tries = self._scroll_back
+        if not index.isValid() or tries <= 0:
+            self._scroll_back = None
+            return
+        target = self.model.index(index.row())
+        if not self.view.visualRect(target).isValid():
+            self._scroll_back = (index, top, tries - 1)
+            QTimer.singleShot(10, self, self._try_scroll_back)
+            return
+        self._scroll_back = None
+        self.view.scrollTo(target, QAbstractItemView.ScrollHint.PositionAtTop)
+        bar = self.view.verticalScrollBar()
+        bar.setValue(bar.value() + self.view.visualRect(target).top() - top)
 
     def select_first(self) -> None:
         if self.model.rowCount():
