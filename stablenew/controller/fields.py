@@ -29,6 +29,7 @@ class FieldSpec:
     exclusive_minimum: bool = False
     multiple_of: float | None = None
     choices: tuple[str, ...] = ()
+    choice_labels: tuple[str, ...] = ()  # what a picker shows for each choice (else the choice)
 
     @property
     def step(self) -> float:
@@ -59,6 +60,15 @@ def _bounds(info: FieldInfo) -> tuple[float | None, float | None, bool, float | 
         elif getattr(meta, "multiple_of", None):  # annotated_types.MultipleOf or pydantic's own
             multiple = meta.multiple_of
     return low, high, exclusive, multiple
+
+
+def _labels(annotation: Any) -> tuple[str, ...]:
+    """An enum's member labels, when every member has a `label` (the words users see)."""
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        labels = tuple(getattr(m, "label", None) for m in annotation)
+        if all(isinstance(label, str) for label in labels):
+            return labels  # type: ignore[return-value]
+    return ()
 
 
 def _kind(name: str, annotation: Any) -> tuple[str, tuple[str, ...]]:
@@ -105,5 +115,6 @@ def field_specs(model: type[BaseModel], prefix: str = "", *, exclude: tuple[str,
             path=path, name=name, title=info.title or name.replace("_", " ").capitalize(),
             description=info.description or "", kind=kind, default=default, minimum=low,
             maximum=high, exclusive_minimum=exclusive, multiple_of=multiple, choices=choices,
+            choice_labels=_labels(annotation),
         ))
     return specs

@@ -63,8 +63,10 @@ class SettingsDialog(QDialog):
         self.error.setObjectName("InlineError")
         self.error.setWordWrap(True)
         self.error.hide()
-        hint = QLabel("Start AUTOMATIC1111 or Forge with --api (port 7860), or ComfyUI with --listen "
-                      "(port 8188), then enter its address here.")
+        # A word joiner keeps each flag whole: broken after its dashes ("--" / "listen") it reads
+        # as two words.
+        hint = QLabel("Start AUTOMATIC1111 or Forge with --\u2060api (port 7860), or ComfyUI with "
+                      "--\u2060listen (port 8188), then enter its address here.")
         hint.setObjectName("MutedLabel")
         hint.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save

@@ -40,6 +40,11 @@ class Theme(StrEnum):
     light = "light"
     dark = "dark"
 
+    @property
+    def label(self) -> str:
+        """What Settings shows for it (the value is what the file keeps)."""
+        return {"system": "Follow the system", "light": "Light", "dark": "Dark"}[self.value]
+
 
 class ServerKind(StrEnum):
     auto = "auto"
@@ -48,6 +53,11 @@ class ServerKind(StrEnum):
     sdnext = "sdnext"
     comfyui = "comfyui"
 
+    @property
+    def label(self) -> str:
+        return {"auto": "Detect it", "a1111": "AUTOMATIC1111", "forge": "Forge",
+                "sdnext": "SD.Next", "comfyui": "ComfyUI"}[self.value]
+
 
 class LearningMode(StrEnum):
     """How much the learning room keeps of the images the user makes."""
@@ -55,6 +65,10 @@ class LearningMode(StrEnum):
     off = "off"  # nothing is written
     passive = "passive"  # every saved image is recorded; rating is optional
     active = "active"  # also offers guided learning runs
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
 
 
 class AppSettings(BaseModel):

@@ -30,6 +30,19 @@ def test_the_dialog_shows_the_folders_and_mode_in_plain_words(qtbot, qloop, tmp_
                             ("learning_mode", "Passive keeps every image")):
             assert words in dialog.editors[name].widget.toolTip()
         assert dialog.editors["learning_mode"].value() == "passive"
+        # Choices read as words; the value kept is the one the settings file holds.
+        shown = {name: [dialog.editors[name].widget.itemText(i)
+                        for i in range(dialog.editors[name].widget.count())]
+                 for name in ("learning_mode", "theme", "server_kind")}
+        assert shown == {"learning_mode": ["Off", "Passive", "Active"],
+                         "theme": ["Follow the system", "Light", "Dark"],
+                         "server_kind": ["Detect it", "AUTOMATIC1111", "Forge", "SD.Next", "ComfyUI"]}
+        theme = dialog.editors["theme"]
+        assert theme.widget.currentText() == "Follow the system" and theme.value() == "system"
+        theme.widget.setCurrentIndex(theme.widget.findText("Dark"))
+        assert theme.value() == "dark"
+        theme.set_value("light")
+        assert theme.widget.currentText() == "Light"
         # Each folder has a picker that opens where the folder is and fills the field.
         asked = []
 

@@ -45,7 +45,11 @@ class FieldEditor(QObject):
             combo = QComboBox()
             combo.setEditable(spec.kind != "choice")
             combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-            combo.addItems(list(spec.choices))
+            if spec.kind == "choice" and len(spec.choice_labels) == len(spec.choices):
+                for value, label in zip(spec.choices, spec.choice_labels, strict=True):
+                    combo.addItem(label, value)  # shows the label, keeps the value
+            else:
+                combo.addItems(list(spec.choices))
             combo.currentTextChanged.connect(emit)
             combo.setMinimumContentsLength(12)
             if combo.isEditable() and spec.default == "":
@@ -89,7 +93,8 @@ class FieldEditor(QObject):
         if isinstance(w, QCheckBox):
             return w.isChecked()
         if isinstance(w, QComboBox):
-            return w.currentText()
+            data = w.currentData()
+            return data if isinstance(data, str) else w.currentText()
         if isinstance(w, QSpinBox):
             return w.value()
         if isinstance(w, QDoubleSpinBox):
@@ -104,7 +109,9 @@ class FieldEditor(QObject):
             w.setChecked(bool(value))
         elif isinstance(w, QComboBox):
             text = "" if value is None else str(value)
-            index = w.findText(text)
+            index = w.findData(text)
+            if index < 0:
+                index = w.findText(text)
             if index >= 0:
                 w.setCurrentIndex(index)
             elif w.isEditable():
