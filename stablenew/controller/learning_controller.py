@@ -23,6 +23,7 @@ from PySide6.QtCore import QObject, Signal
 
 from stablenew.controller.app_controller import AppController
 from stablenew.controller.errors import ErrorInfo, error_from_exception
+from stablenew.controller.job_follow import JobFollower
 from stablenew.controller.tasks import TaskOwner
 from stablenew.learning.errors import LearningError, RecordNotFound
 from stablenew.learning.export import ExportSummary, ImageMode, export_bundle
@@ -52,9 +53,6 @@ from stablenew.storage.settings import AppSettings, LearningMode, peek_settings
 log = logging.getLogger("stablenew.controller.learning")
 
 ALL_PACKS = None  # the insights pack selector's "all packs" choice
-#: While a learning run waits for its queue job, how often the database is asked again (events
-#: wake it at once; this catches changes that raise none, such as images cancelled elsewhere).
-FOLLOW_CHECK_S = 0.5
 
 
 MODE_WORDS = {
@@ -130,8 +128,7 @@ class LearningController(QObject):
         self._run_task: asyncio.Task[None] | None = None
         self._tracker: RunTracker | None = None
         self._job_id: str | None = None  # the queue job of the run going on
-        self._in_flight: set[int] = set()  # its items at a node now (as events tell, at once)
-        self._changed = asyncio.Event()
+        self._follower = JobFollower()  # waits for that job: its items at a node now
         self._progress = ("", 0.0)
         self._pack: str | None = ALL_PACKS
         self._insights: Insights | None = None
@@ -431,7 +428,7 @@ class LearningController(QObject):
                 cancelled = token.cancelled
                 if not cancelled:
                     self._job_id = job_id
-                    self._in_flight = set()
+                    self._follower.reset()
                     run_queue.queue.watch_job(job_id, self._queue_event.emit)
                     await run_queue.queue.add_run(
                         plan.images(), node=run_queue.node, job_id=job_id, name=_job_name(plan),
@@ -441,7 +438,8 @@ class LearningController(QObject):
                     added = True
                     log.info("learning run %s: queue job %s, %d image(s) on %s", plan.id, job_id,
                              plan.image_count, run_queue.node)
-                    cancelled = await self._follow(run_queue, job_id, token, tracker)
+                    await self._follow(run_queue, job_id, token, tracker)
+                    cancelled = token.cancelled
             except Exception as exc:
                 message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
                 tracker.fatal = tracker.fatal or message
@@ -495,34 +493,21 @@ class LearningController(QObject):
                                                  node_name=node))
         return RunQueue(queue, node, lambda: queue.running)
 
-    async def _follow(self, run_queue: Any, job_id: str, token: Any, tracker: RunTracker) -> bool:
+    async def _follow(self, run_queue: Any, job_id: str, token: Any, tracker: RunTracker) -> None:
         """Wait until no image of the job is waiting or in flight; Cancel (or a node that
-        cannot be used) cancels the job. Returns whether it was cancelled."""
-        queue = run_queue.queue
-        stopping = False
-        while True:
-            if (token.cancelled or tracker.fatal) and not stopping:
-                stopping = True
-                # Waiting images are cancelled, the one in flight interrupted on the node.
-                with contextlib.suppress(Exception):  # already cleared from the queue panel
-                    await queue.cancel_job(job_id)
-            if not self._in_flight and not await queue.job_unfinished(job_id) \
-                    and not self._in_flight:
-                return token.cancelled
-            if not self._in_flight and not run_queue.working():
-                error = queue.error
-                raise LearningError(
-                    error.message if error is not None else
-                    "The queue stopped before this learning run finished. Start it again.",
-                    detail=error.detail if error is not None else f"queue job {job_id}")
-            self._changed.clear()
-            # Woken by every event of the job; the database is asked again now and then for
-            # changes that raise none (images cancelled from the queue panel before they ran).
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), FOLLOW_CHECK_S)
+        cannot be used) cancels the job."""
+        def queue_stopped(error: Any) -> LearningError:
+            return LearningError(
+                error.message if error is not None else
+                "The queue stopped before this learning run finished. Start it again.",
+                detail=error.detail if error is not None else f"queue job {job_id}")
+
+        await self._follower.follow(run_queue, job_id,
+                                    stop=lambda: bool(token.cancelled or tracker.fatal),
+                                    queue_stopped=queue_stopped)
 
     def _wake(self) -> None:
-        self._changed.set()
+        self._follower.wake()
 
     def _on_queue_event(self, event: Any) -> None:
         """An event of the run's queue job (on the Qt thread): the grid and progress follow."""
@@ -537,7 +522,7 @@ class LearningController(QObject):
             return
         place = cell_of(item.variant.id)
         if isinstance(event, ItemStarted):
-            self._in_flight.add(item.id)
+            self._follower.started(item.id)
             if place is not None:
                 self._set_progress(*tracker.started(*place))
         elif isinstance(event, ItemProgress):
@@ -546,7 +531,7 @@ class LearningController(QObject):
                 self._track(lambda: tracker.saved(*place, record))
             return  # steps and previews are the Run's to show; the grid waits for images
         elif isinstance(event, ItemFinished):
-            self._in_flight.discard(item.id)
+            self._follower.finished(item.id)
             if place is not None:
                 if event.state is ItemState.failed:
                     self._track(lambda: tracker.failed(*place, event.message,

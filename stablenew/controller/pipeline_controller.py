@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.fields import FieldSpec, field_specs
 from stablenew.controller.images import decode_image
+from stablenew.controller.job_follow import JobFollower
 from stablenew.controller.run_progress import RunProgress, RunState
 from stablenew.controller.tasks import TaskOwner
 from stablenew.errors import StableNewError
@@ -42,9 +43,6 @@ log = logging.getLogger("stablenew.controller.pipeline")
 #: Repaint rate for progress: fast enough to feel live, slow enough to never flood the Qt thread.
 FLUSH_INTERVAL_MS = 80
 PREVIEW_SIDE = 768
-#: While a Run waits for its queue job, how often the database is asked again (events wake it
-#: at once; this catches changes that raise none, such as images cancelled before they ran).
-FOLLOW_CHECK_S = 0.5
 
 # Which server listing fills which picker (by the field's last name, or its full path).
 _OPTION_SOURCES = {
@@ -144,10 +142,9 @@ class PipelineController(QObject):
         # The Run's queue job: its id, images, those in flight (as events tell, at once).
         self._job_id: str | None = None
         self._plan_total: int | None = None
-        self._in_flight: set[int] = set()
+        self._follower = JobFollower()  # waits for the job: which images are at a node now
         self._node_failure: NodeFailed | None = None
         self._shown = _ShownRun(started=0.0)
-        self._changed = asyncio.Event()
         self._values_provider: Callable[[], dict[str, Any]] | None = None
         self._token: Any = None
         self._progress = RunProgress()
@@ -474,41 +471,24 @@ class PipelineController(QObject):
 
     async def _follow(self, run_queue: RunQueue, job_id: str, token: Any) -> None:
         """Wait until no image of the job is waiting or in flight; Stop cancels the job."""
-        queue = run_queue.queue
-        cancelled = False
-        while True:
-            if token.cancelled and not cancelled:
-                cancelled = True
-                # Waiting images are cancelled, the ones in flight interrupted on the node.
-                with contextlib.suppress(Exception):  # already cleared from the queue panel
-                    await queue.cancel_job(job_id)
-            if self._node_failure is not None:
-                raise self._node_failure
-            if not self._in_flight and not await queue.job_unfinished(job_id) \
-                    and not self._in_flight:
-                return
-            if not self._in_flight and not run_queue.working():
-                error = queue.error
-                raise RunNotQueued(
-                    error.message if error is not None else
-                    "The queue stopped before this Run finished. Press Run again.",
-                    detail=error.detail if error is not None else f"queue job {job_id}")
-            self._changed.clear()
-            # Woken by every event of the job; the database is asked again now and then for
-            # changes that raise none (images cancelled from the queue panel before they ran).
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), FOLLOW_CHECK_S)
+        def queue_stopped(error: Any) -> RunNotQueued:
+            return RunNotQueued(
+                error.message if error is not None else
+                "The queue stopped before this Run finished. Press Run again.",
+                detail=error.detail if error is not None else f"queue job {job_id}")
+
+        await self._follower.follow(run_queue, job_id, stop=lambda: token.cancelled,
+                                    failure=lambda: self._node_failure, queue_stopped=queue_stopped)
 
     def _wake(self) -> None:
-        self._changed.set()
+        self._follower.wake()
 
     def _start_following(self, job_id: str) -> None:
         self._job_id = job_id
         self._plan_total = None
-        self._in_flight = set()
+        self._follower.reset()
         self._node_failure = None
         self._shown = _ShownRun(started=time.monotonic())
-        self._changed = asyncio.Event()
         with self._lock:
             self._pending.clear()  # nothing of an earlier Run is shown as this one's
 
@@ -549,9 +529,9 @@ class PipelineController(QObject):
         from stablenew.cluster.queue_runner import ItemFinished, ItemProgress, ItemStarted
 
         if isinstance(event, ItemStarted):
-            self._in_flight.add(event.item.index)
+            self._follower.started(event.item.index)
         elif isinstance(event, ItemFinished):
-            self._in_flight.discard(event.item.index)
+            self._follower.finished(event.item.index)
             if event.fatal_for_node and self._node_failure is None:
                 self._node_failure = NodeFailed(event.message, detail=event.detail)
         elif not isinstance(event, ItemProgress):

@@ -67,6 +67,7 @@ WINDOW_CORE = (
     "stablenew.controller.fields",
     "stablenew.controller.format",
     "stablenew.controller.images",
+    "stablenew.controller.job_follow",
     "stablenew.controller.run_progress",
     "stablenew.pipeline.events",
     "stablenew.resources",
