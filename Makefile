@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench screenshot clean
+.PHONY: run test lint bench screenshot cards clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ bench: $(STAMP)
 
 screenshot: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tools.screenshot docs/screenshot.png
+
+# The stage cards' fields as plain data (controller/cards.py), after a pipeline model changed.
+cards: $(STAMP)
+	$(BIN)/python -m tools.card_table
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache

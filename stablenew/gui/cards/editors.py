@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from stablenew.controller.fields import FieldSpec
+from stablenew.controller.field_spec import FieldSpec
 
 INT32_MAX = 2**31 - 1
 

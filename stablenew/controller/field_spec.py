@@ -1,0 +1,38 @@
+"""FieldSpec: one editable value as a widget needs it; plain data, so the window can be built
+before pydantic loads (controller/cards.py holds the stage cards' specs ready-made)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One editable value: where it lives (dotted path), how it is titled and what it accepts."""
+
+    path: str  # dotted path in the model, e.g. "txt2img.hires.denoise"
+    name: str
+    title: str
+    description: str
+    kind: str  # "bool" | "int" | "float" | "str" | "text" | "choice" | "secret"
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    multiple_of: float | None = None
+    choices: tuple[str, ...] = ()
+    choice_labels: tuple[str, ...] = ()  # what a picker shows for each choice (else the choice)
+
+    @property
+    def step(self) -> float:
+        if self.multiple_of:
+            return float(self.multiple_of)
+        if self.kind == "int":
+            return 1
+        span = (self.maximum or 1) - (self.minimum or 0)
+        return 0.05 if span <= 2 else 0.5
+
+    @property
+    def decimals(self) -> int:
+        return 2 if self.kind == "float" else 0
