@@ -7,18 +7,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtCore import QObject, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.fields import FieldSpec, field_specs
 from stablenew.controller.startup import Startup, configure_logging, start_up
 from stablenew.controller.tasks import TaskOwner
-from stablenew.storage.resources import resource_path
+from stablenew.controller.window_state import THEMES, WindowState
 from stablenew.storage.settings import AppSettings, save_settings
 
 log = logging.getLogger("stablenew")
 
-THEMES = ("system", "light", "dark")
 __all__ = ["AppController", "Startup", "THEMES", "configure_logging", "start_up"]
 
 
@@ -29,7 +28,8 @@ class AppController(QObject):
     theme_changed = Signal(str)
     notice_changed = Signal(object)  # ErrorInfo | None: a message for the user not tied to a run
 
-    def __init__(self, startup: Startup | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, startup: Startup | None = None, parent: QObject | None = None, *,
+                 window_state: WindowState | None = None) -> None:
         super().__init__(parent)
         startup = startup or start_up()
         self.paths = startup.paths
@@ -41,7 +41,10 @@ class AppController(QObject):
         self._notice: ErrorInfo | None = None
         if startup.settings_message:
             self._notice = ErrorInfo(startup.settings_message, source="Settings")
-        self._ui_state = QSettings(str(self.paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
+        # The window may have painted with it already (window_state.py); the settings' theme is
+        # recorded there for the next launch's first paint.
+        self.window_state = window_state or WindowState(self.paths, self)
+        self.window_state.remember_theme(self.theme)
 
     # --- settings ---------------------------------------------------------------------------
 
@@ -82,6 +85,7 @@ class AppController(QObject):
         self._settings = settings
         self.settings_changed.emit(settings)
         if settings.theme != old_theme:
+            self.window_state.remember_theme(self.theme)
             self.theme_changed.emit(str(settings.theme))
         self.tasks.spawn(self._save(), name="save-settings")
         return ""
@@ -117,40 +121,18 @@ class AppController(QObject):
 
     def style_sheet(self, dark: bool) -> str:
         """The shipped style sheet for the light or dark palette ("" when it is missing)."""
-        name = "dark.qss" if dark else "light.qss"
-        try:
-            base = resource_path("style", "base.qss").read_text(encoding="utf-8")
-            colours = resource_path("style", name).read_text(encoding="utf-8")
-        except OSError as exc:
-            log.warning("style sheet missing: %s", exc)
-            return ""
-        icons = resource_path("style", "icons").as_posix()  # Qt style sheets want / on every OS
-        return _apply_palette(base, colours).replace("@icons", icons)
+        return self.window_state.style_sheet(dark)
 
     def icon_path(self, name: str) -> str:
-        return str(resource_path("style", "icons", name))
+        return self.window_state.icon_path(name)
 
     # --- remembered window state ------------------------------------------------------------
 
     def ui_value(self, key: str) -> Any:
-        return self._ui_state.value(key)
+        return self.window_state.value(key)
 
     def set_ui_value(self, key: str, value: Any) -> None:
-        self._ui_state.setValue(key, value)
+        self.window_state.set_value(key, value)
 
     def sync_ui_state(self) -> None:
-        self._ui_state.sync()
-
-
-def _apply_palette(base: str, palette_text: str) -> str:
-    """Fill @name placeholders in the base sheet from `name: value` lines of a palette file."""
-    colours: dict[str, str] = {}
-    for line in palette_text.splitlines():
-        line = line.split("/*", 1)[0].strip()
-        if ":" in line:
-            key, value = line.split(":", 1)
-            colours[key.strip()] = value.strip().rstrip(";")
-    # Longest names first so @accent_hover is not eaten by @accent.
-    for key in sorted(colours, key=len, reverse=True):
-        base = base.replace(f"@{key}", colours[key])
-    return base
+        self.window_state.sync()

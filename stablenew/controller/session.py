@@ -15,6 +15,7 @@ from stablenew.controller.gallery_controller import GalleryController, LocalRati
 from stablenew.controller.pipeline_controller import PipelineController, RunNotQueued, RunQueue
 from stablenew.controller.server_controller import ServerController
 from stablenew.controller.tasks import TaskOwner
+from stablenew.controller.window_state import WindowState
 
 log = logging.getLogger("stablenew.controller")
 
@@ -33,9 +34,10 @@ class Session(QObject):
     #: thread saved it, so the gallery hears of it on the Qt thread
     queued_image_saved = Signal(object)
 
-    def __init__(self, startup: Startup | None = None, parent: QObject | None = None) -> None:
+    def __init__(self, startup: Startup | None = None, parent: QObject | None = None, *,
+                 window_state: WindowState | None = None) -> None:
         super().__init__(parent)
-        self.app = AppController(startup or start_up(), self)
+        self.app = AppController(startup or start_up(), self, window_state=window_state)
         self.server = ServerController(self.app.settings, self)
         self.app.settings_changed.connect(self.server.set_settings)
         self.pipeline = PipelineController(self.server, lambda: self.app.output_dir,

@@ -1,6 +1,8 @@
-"""Start-up before any Qt: folders, the log file and the settings, read once and handed to the window.
+"""Start-up without Qt: folders and the log file before the window paints, the settings after.
 
-Nothing here imports Qt, so `run_app` can do all of it before PySide6 loads (see `gui/app.py`).
+Nothing here imports Qt. `run_app` (gui/app.py) finds the folders and opens the log before
+PySide6 loads, paints the window from what needs neither settings nor pydantic, then calls
+`start_up` to read the settings for the controllers.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ import logging
 import logging.handlers
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stablenew.storage.paths import AppPaths
-from stablenew.storage.settings import AppSettings, load_settings
+
+if TYPE_CHECKING:
+    from stablenew.storage.settings import AppSettings
 
 log = logging.getLogger("stablenew")
 
@@ -45,7 +50,17 @@ class Startup:
     log_file: Path | None
 
 
+def before_paint(paths: AppPaths | None = None) -> AppPaths:
+    """What start-up does before the window paints: find the folders and open the log file."""
+    paths = paths or AppPaths.default()
+    configure_logging(paths)
+    return paths
+
+
 def start_up(paths: AppPaths | None = None) -> Startup:
+    """Folders, log file and settings (a bad settings file is set aside, with a message)."""
+    from stablenew.storage.settings import load_settings  # pydantic and PyYAML: after the paint
+
     paths = paths or AppPaths.default()
     log_file = configure_logging(paths)
     settings, message = load_settings(paths)
@@ -57,19 +72,15 @@ def start_up(paths: AppPaths | None = None) -> Startup:
 #: The Qt-free modules the window imports before its first paint. `run_app` imports them before
 #: PySide6: PySide6 hooks every import made after it loads and reads that module's source (to
 #: spot `from __feature__ import ...`), which made start-up tens of milliseconds slower.
-#: tests/gui/test_startup.py fails when a module the window needs is missing here.
+#: The first paint needs no settings, models, pydantic or PyYAML (they load right after it).
+#: tests/gui/test_startup.py fails when a module the window needs is missing here, or when
+#: pydantic or PyYAML load before the first paint.
 WINDOW_CORE = (
     "asyncio",
     "concurrent.futures",
-    "json",
-    "stablenew.backends",
-    "stablenew.controller.errors",
-    "stablenew.controller.fields",
+    "stablenew.controller.cards",
+    "stablenew.controller.field_spec",
     "stablenew.controller.format",
-    "stablenew.controller.images",
-    "stablenew.controller.job_follow",
-    "stablenew.controller.run_progress",
-    "stablenew.pipeline.events",
     "stablenew.resources",
     "stablenew.storage.resources",
 )

@@ -1,4 +1,5 @@
-"""`run_app()`: the thin main — folders, logging and settings first, then Qt, then the async main."""
+"""`run_app()`: the thin main — folders and logging, then Qt and the window's first paint, then
+the settings and the controllers (so the window appears before the models load)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ log = logging.getLogger("stablenew.gui")
 
 def run_app(argv: Sequence[str] | None = None) -> int:
     """Open the window and run until it is closed; returns the process exit code."""
-    from stablenew.controller.startup import import_window_core, start_up
+    from stablenew.controller.startup import before_paint, import_window_core
 
-    startup = start_up()  # folders, log file, settings: no Qt, no network
+    paths = before_paint()  # folders and the log file: no Qt, no settings yet
     import_window_core()  # before PySide6 loads: see WINDOW_CORE
 
     import qasync
@@ -28,7 +29,7 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(_main(app, startup))
+        return loop.run_until_complete(_main(app, paths))
     except RuntimeError as exc:  # the OS ended the session while we were closing
         log.warning("event loop ended early: %s", exc)
         return 0
@@ -37,8 +38,8 @@ def run_app(argv: Sequence[str] | None = None) -> int:
         loop.close()
 
 
-async def _main(app, startup) -> int:
-    from stablenew.gui.main_window import build_main_window
+async def _main(app, paths) -> int:
+    from stablenew.gui.main_window import open_window
 
     closed = asyncio.Event()
 
@@ -47,10 +48,17 @@ async def _main(app, startup) -> int:
             closed.set()
 
     app.aboutToQuit.connect(request_close)
-    window = build_main_window(startup)
+    window = open_window(paths)  # as the last launch left it: layout, theme, the cards
     window.closed.connect(request_close)
     window.show()
-    window.start_after_first_paint()
+    await window.first_paint()
+    if not closed.is_set():
+        from stablenew.controller.session import Session
+        from stablenew.controller.startup import start_up
+
+        # Settings, models and controllers: pydantic and PyYAML load here, after the paint.
+        window.bind(Session(start_up(paths), window_state=window.window_state))
+        window.start_after_first_paint()
     await closed.wait()
     await window.shutdown()
     return 0

@@ -33,16 +33,22 @@ class GalleryModel(QAbstractListModel):
 
     KeyRole = Qt.ItemDataRole.UserRole + 1
 
-    def __init__(self, controller: Any, parent=None) -> None:
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.controller = controller
+        self.controller: Any = None  # the GalleryController, once bound: no rows until then
         # Least recently shown first; capped, so scrolling through tens of thousands of outputs
         # keeps memory flat (an evicted icon is rebuilt from the controller's thumbnail cache
         # or decoded again in the background when it scrolls back into view).
         self._icons: OrderedDict[str, QIcon] = OrderedDict()
         self._placeholder = self._make_placeholder()
-        self._rows = len(controller.items)
+        self._rows = 0
         self._resetting = False
+
+    def bind(self, controller: Any) -> None:
+        self.beginResetModel()
+        self.controller = controller
+        self._rows = len(controller.items)
+        self.endResetModel()
         controller.items_resetting.connect(self._about_to_reset)
         controller.items_reset.connect(self._reset)
         controller.item_added.connect(self._added)
@@ -60,15 +66,15 @@ class GalleryModel(QAbstractListModel):
         return 0 if parent.isValid() else self._rows
 
     def canFetchMore(self, parent: QModelIndex) -> bool:  # noqa: N802
-        return not parent.isValid() and self.controller.has_more
+        return not parent.isValid() and self.controller is not None and self.controller.has_more
 
     def fetchMore(self, parent: QModelIndex) -> None:  # noqa: N802
         # Qt asks when the view shows its last row; the rows arrive later, from a worker.
-        if not parent.isValid():
+        if not parent.isValid() and self.controller is not None:
             self.controller.load_more()
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self.controller.items):
+        if not index.isValid() or self.controller is None or index.row() >= len(self.controller.items):
             return None
         item = self.controller.items[index.row()]
         if role == Qt.ItemDataRole.DecorationRole:
@@ -177,11 +183,11 @@ class GalleryPanel(QWidget):
 
     selected = Signal(str)
 
-    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("GalleryPanel")
-        self.controller = controller
-        self.model = GalleryModel(controller, self)
+        self.controller: Any = None  # the GalleryController, once bound
+        self.model = GalleryModel(self)
         self.view = GalleryView()
         self.view.setObjectName("GalleryView")
         self.view.setModel(self.model)
@@ -196,7 +202,6 @@ class GalleryPanel(QWidget):
         self.view.setSpacing(2)
         self.view.setLayoutMode(QListView.LayoutMode.Batched)
         self.view.setBatchSize(60)
-        self.view.rate_requested.connect(controller.rate)
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.title = QLabel("Gallery")
         self.title.setObjectName("PanelTitle")
@@ -214,13 +219,23 @@ class GalleryPanel(QWidget):
         self.model.modelReset.connect(self._restore_place)
         self.model.modelReset.connect(self._update_title)
         self.model.rowsInserted.connect(self._update_title)
-        controller.items_appended.connect(self._update_title)
         # Only the user's scrolling asks for pages: the range also moves while a batched layout
         # runs, which would pull in every page unasked. (A view not yet full is Qt's fetchMore.)
         self.view.verticalScrollBar().valueChanged.connect(self._near_end)
         self._update_title()
 
+    def bind(self, controller: Any) -> None:
+        """Join the GalleryController: its items are the rows; ratings from the keys go to it."""
+        self.controller = controller
+        self.view.rate_requested.connect(controller.rate)
+        controller.items_appended.connect(self._update_title)
+        self.model.bind(controller)
+        self._update_title()
+
     def _update_title(self, *_args) -> None:
+        if self.controller is None:
+            self.title.setText("Gallery")
+            return
         shown, total = len(self.controller.items), self.controller.total
         if not total:
             self.title.setText("Gallery — your images appear here")
@@ -233,7 +248,9 @@ class GalleryPanel(QWidget):
     def _near_end(self, value: int) -> None:
         """Ask for the next page a few rows before the end, so scrolling rarely waits for it."""
         bar = self.view.verticalScrollBar()
-        if self.controller.has_more and 0 < bar.maximum() - NEAR_END_ROWS * GRID[1] <= value:
+        if self.controller is None or not self.controller.has_more:
+            return
+        if 0 < bar.maximum() - NEAR_END_ROWS * GRID[1] <= value:
             self.controller.load_more()
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:

@@ -1,8 +1,10 @@
-"""MainWindow: binds the controllers of a Session to the panels of the window."""
+"""MainWindow: the panels of the window, then (`bind`) the controllers of a Session joined to them."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QPaintEvent, QResizeEvent
@@ -14,7 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from stablenew.controller.session import Session
+from stablenew.controller.cards import PICKERS, SECTIONS
+from stablenew.controller.window_state import WindowState
 from stablenew.gui.command_bar import CommandBar
 from stablenew.gui.gallery_panel import GalleryPanel
 from stablenew.gui.pipeline_panel import PipelinePanel
@@ -24,59 +27,63 @@ from stablenew.gui.run_status import RunStatusBar
 from stablenew.gui.viewer_panel import ViewerPanel
 from stablenew.gui.widgets.notice import NoticeBanner
 
+if TYPE_CHECKING:
+    from stablenew.controller.session import Session
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 class MainWindow(QMainWindow):
-    """The window users live in; every action goes through a controller of the session."""
+    """The window users live in; every action goes through a controller of the session.
+
+    Built in two steps, so it paints before the models load: `MainWindow(window_state)` makes
+    every widget from plain data (the cards from controller/cards.py, theme and layout from
+    the remembered window state); `bind(session)` then joins the controllers.
+    """
 
     closed = Signal()
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, window_state: WindowState) -> None:
         super().__init__()
-        self.session = session
-        # The window owns its session: controllers, timers and their threads go away with it, on
-        # the Qt thread, never whenever (and wherever) Python's garbage collector gets to them.
-        session.setParent(self)
+        self.session: Session | None = None
+        self.window_state = window_state
+        window_state.setParent(self)
         self.setWindowTitle("StableNew")
         self.setAcceptDrops(True)
         self.resize(1480, 920)
         self.setMinimumSize(980, 640)
 
-        pipeline, gallery, server, app = session.pipeline, session.gallery, session.server, session.app
         self.commands = CommandBar(self)
         self.server_notice = NoticeBanner()
         self.server_notice.setObjectName("ServerNotice")
         self.notice = NoticeBanner()
-        self.pipeline_panel = PipelinePanel(pipeline)
-        self.viewer = ViewerPanel(gallery)
-        self.gallery_panel = GalleryPanel(gallery)
+        self.pipeline_panel = PipelinePanel(SECTIONS, PICKERS)
+        self.viewer = ViewerPanel()
+        self.gallery_panel = GalleryPanel()
         self.status = RunStatusBar()
         self.setStatusBar(self.status)
 
-        # Sidebar: library (presets and packs) — another room's panel.
-        self.sidebar = self._panel_or_slot(
-            "library", "Presets & packs",
-            "Your presets and prompt packs will be listed here, with search.")
+        # The other rooms' panels replace these slots when their controllers open (`_room_opened`).
+        self.sidebar = PanelSlot("Presets & packs",
+                                 "Your presets and prompt packs will be listed here, with search.")
         self.work_tabs = QTabWidget()
         self.work_tabs.setObjectName("WorkTabs")
         self.work_tabs.setDocumentMode(True)
         self.work_tabs.addTab(self.pipeline_panel, "Pipeline")
-        self.variants_panel = self._panel_or_slot(
-            "randomizer", "Variants",
+        self.variants_panel = PanelSlot(
+            "Variants",
             "Prompt variants and config matrices, with a live count of the images a run will make.")
         self.work_tabs.addTab(self.variants_panel, "Variants")
-        self._setup_variants()
-        self.queue_panel = self._panel_or_slot(
-            "queue", "Queue", "Batches waiting to run, their progress, and the controls to reorder, "
+        self.queue_panel = PanelSlot(
+            "Queue", "Batches waiting to run, their progress, and the controls to reorder, "
             "pause or cancel them.")
         self.work_tabs.addTab(self.queue_panel, "Queue")
-        self.learning_panel = self._panel_or_slot(
-            "learning", "Learning", "Compare variants side by side, rate them, and see which "
-            "settings score best.")
+        self.learning_panel = PanelSlot(
+            "Learning", "Compare variants side by side, rate them, and see which settings "
+            "score best.")
         self.work_tabs.addTab(self.learning_panel, "Learning")
-        self.nodes_panel = self._panel_or_slot(
-            "nodes", "Nodes", "The SD servers of your cluster, their health and speed, and which "
+        self.nodes_panel = PanelSlot(
+            "Nodes", "The SD servers of your cluster, their health and speed, and which "
             "images each would run.")
         self.work_tabs.addTab(self.nodes_panel, "Nodes")
 
@@ -108,13 +115,34 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.prompt_overlay = PromptEditorOverlay(central)
 
-        # --- bindings: views → controllers ---
+        # --- views → window (each command goes on to a controller once bound) ---
         self.commands.run_requested.connect(self.run)
         self.commands.stop_requested.connect(self._stop)
         self.commands.queue_requested.connect(self.add_to_queue)
         self.commands.prompt_editor_requested.connect(self.open_prompt_editor)
         self.commands.settings_requested.connect(self.open_settings)
         self.status.error_clicked.connect(self._show_last_error)
+        self.commands.set_queue_available(False, "The queue opens in a moment.")
+        self.status.set_node("Starting…", "connecting")
+        self._last_error = None
+        self._painted_once = False
+        self._painted: asyncio.Future[None] | None = None
+        self._start_pending = False
+        self._dark: bool | None = None  # the palette applied; None before the first
+        self._restore_state()
+        self.apply_theme()
+
+    def bind(self, session: Session) -> None:
+        """Join the session's controllers: from here on every view talks to them."""
+        self.session = session
+        # The window owns its session: controllers, timers and their threads go away with it, on
+        # the Qt thread, never whenever (and wherever) Python's garbage collector gets to them.
+        session.setParent(self)
+        pipeline, gallery, server, app = session.pipeline, session.gallery, session.server, session.app
+        self.pipeline_panel.bind(pipeline)
+        self.viewer.bind(gallery)
+        self.gallery_panel.bind(gallery)
+        # --- bindings: views → controllers ---
         self.viewer.sidebar.use_settings.connect(pipeline.load_from_image)
         # --- bindings: controllers → views ---
         server.state_changed.connect(self._server_changed)
@@ -137,16 +165,10 @@ class MainWindow(QMainWindow):
         self._setup_nodes()
         if app.notice is not None:
             self.notice.show_notice(app.notice.message, app.notice.detail, level="warning")
-        self._last_error = None
-        self._painted_once = False
-        self._start_pending = False
         self._server_changed()
-        self._restore_state()
+        self.apply_theme()  # the settings' theme: the remembered one painted first
 
     # --- slots of other rooms ---------------------------------------------------------------
-
-    def _panel_or_slot(self, name: str, title: str, text: str) -> QWidget:
-        return self._make_panel(name) or PanelSlot(title, text)
 
     def _make_panel(self, name: str) -> QWidget | None:
         return make_room_panel(name, getattr(self.session, name, None))
@@ -248,6 +270,8 @@ class MainWindow(QMainWindow):
     def run(self) -> None:
         if self.prompt_overlay.isVisible():
             self.prompt_overlay.accept()
+        if self.session is None:
+            return  # the first moments of start-up: the controllers are not joined yet
         confirm = getattr(self.variants_panel, "confirm_large_run", None)
         if confirm is not None and not confirm():
             return  # a plan above the threshold never starts unasked
@@ -260,11 +284,11 @@ class MainWindow(QMainWindow):
         cancel_waiting = getattr(self.variants_panel, "cancel_waiting_run", None)
         if cancel_waiting is not None:
             cancel_waiting()  # a Run still waiting for its variant count is forgotten too
-        self.session.pipeline.stop()
+        if self.session is not None:
+            self.session.pipeline.stop()
 
     def add_to_queue(self) -> None:
-        queue = self.session.queue
-        if queue is None:
+        if self.session is None or self.session.queue is None:
             return
         try:
             config = self.session.pipeline.build_config(self.pipeline_panel.values())
@@ -282,6 +306,8 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         from stablenew.gui.settings_dialog import SettingsDialog
 
+        if self.session is None:
+            return
         dialog = SettingsDialog(self.session.app, self)
         dialog.open()
         self._settings_dialog = dialog
@@ -290,10 +316,23 @@ class MainWindow(QMainWindow):
 
     def start_after_first_paint(self) -> None:
         """Start the session (network, disk, the other rooms) once the window has been painted."""
-        if self._painted_once:
+        if self._painted_once and self.session is not None:
             QTimer.singleShot(0, self.session, self.session.start)
         else:
             self._start_pending = True
+
+    async def first_paint(self, timeout: float = 1.0) -> None:
+        """Wait until the window has painted once (or *timeout* seconds: a window the system
+        never exposes, say minimized, must not hold start-up back)."""
+        if self._painted_once:
+            return
+        self._painted = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._painted), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._painted = None
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt name)
         super().resizeEvent(event)
@@ -303,7 +342,9 @@ class MainWindow(QMainWindow):
         super().paintEvent(event)
         if not self._painted_once:
             self._painted_once = True
-            if self._start_pending:
+            if self._painted is not None and not self._painted.done():
+                self._painted.set_result(None)  # runs once this paint is on screen
+            if self._start_pending and self.session is not None:
                 self._start_pending = False
                 # The window as context: nothing runs if it is gone before the timer fires.
                 QTimer.singleShot(0, self.session, self.session.start)
@@ -352,15 +393,19 @@ class MainWindow(QMainWindow):
     # --- theme ----------------------------------------------------------------------------------
 
     def apply_theme(self, *_args) -> None:
-        theme = self.session.app.theme
+        """The settings' theme once bound; before that the one they asked for at the last launch."""
+        theme = self.session.app.theme if self.session is not None else self.window_state.theme
         if theme == "system":
             dark = QGuiApplication.styleHints().colorScheme() == Qt.ColorScheme.Dark
         else:
             dark = theme == "dark"
+        if dark == self._dark:
+            return  # the same sheet again would polish every widget again for nothing
+        self._dark = dark
         self.setProperty("dark", dark)
         # On the window, not the whole application: its dialogs and popups inherit it, and a
         # second window (tests, tools) never re-polishes this one.
-        self.setStyleSheet(self.session.app.style_sheet(dark))
+        self.setStyleSheet(self.window_state.style_sheet(dark))
 
     # --- drag and drop of images ----------------------------------------------------------------
 
@@ -377,25 +422,25 @@ class MainWindow(QMainWindow):
             return
         event.acceptProposedAction()
         self.work_tabs.setCurrentWidget(self.pipeline_panel)
-        self.session.pipeline.load_from_image(path)
+        if self.session is not None:
+            self.session.pipeline.load_from_image(path)
 
     # --- remembered state and shutdown ----------------------------------------------------------
 
     def _restore_state(self) -> None:
-        app = self.session.app
         for key, restore in (("geometry", self.restoreGeometry),
                              ("main_split", self.main_split.restoreState),
                              ("right_split", self.right_split.restoreState)):
-            value = app.ui_value(key)
+            value = self.window_state.value(key)
             if isinstance(value, QByteArray | bytes) and value:
                 restore(QByteArray(value))
 
     def save_state(self) -> None:
-        app = self.session.app
-        app.set_ui_value("geometry", self.saveGeometry())
-        app.set_ui_value("main_split", self.main_split.saveState())
-        app.set_ui_value("right_split", self.right_split.saveState())
-        app.sync_ui_state()
+        state = self.window_state
+        state.set_value("geometry", self.saveGeometry())
+        state.set_value("main_split", self.main_split.saveState())
+        state.set_value("right_split", self.right_split.saveState())
+        state.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
         self.save_state()
@@ -403,7 +448,8 @@ class MainWindow(QMainWindow):
         self.closed.emit()
 
     async def shutdown(self) -> None:
-        await self.session.aclose()
+        if self.session is not None:
+            await self.session.aclose()
 
 
 def _dropped_image(mime) -> Path | None:
@@ -417,8 +463,18 @@ def _dropped_image(mime) -> Path | None:
     return None
 
 
+def open_window(paths: Any) -> MainWindow:
+    """The window as the last launch left it, before settings and controllers load (see `bind`);
+    *paths* is the AppPaths of start-up."""
+    return MainWindow(WindowState(paths))
+
+
 def build_main_window(startup=None) -> MainWindow:
-    session = Session(startup)
-    window = MainWindow(session)
-    window.apply_theme()
+    """A window joined to a new session at once (tests, tools; `run_app` paints first)."""
+    from stablenew.controller.session import Session
+    from stablenew.controller.startup import start_up
+
+    startup = startup or start_up()
+    window = open_window(startup.paths)
+    window.bind(Session(startup, window_state=window.window_state))
     return window

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
+from stablenew.controller.field_spec import FieldSpec
 from stablenew.gui.cards.editors import FieldEditor
 from stablenew.gui.cards.stage_card import CollapsibleSection, StageCard
 
@@ -19,20 +21,25 @@ CARD_TITLES = {
 
 
 class PipelinePanel(QScrollArea):
-    """The four stage cards; `values()` is exactly what Run sends."""
+    """The four stage cards; `values()` is exactly what Run sends.
+
+    Built from field specs alone (controller/cards.py at start-up, so it paints before the
+    models load); `bind` then joins it to the PipelineController.
+    """
 
     values_changed = Signal(str)
 
-    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, sections: Mapping[str, Sequence[FieldSpec]], pickers: Collection[str],
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("PipelinePanel")
-        self.controller = controller
+        self.controller: Any = None
+        self._pickers = frozenset(pickers)
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.editors: dict[str, FieldEditor] = {}
         self.cards: dict[str, StageCard] = {}
-        sections = controller.sections()
         inner = QWidget()
         inner.setObjectName("PipelineCards")
         layout = QVBoxLayout(inner)
@@ -61,10 +68,14 @@ class PipelinePanel(QScrollArea):
             layout.addWidget(card)
         layout.addStretch(1)
         self.setWidget(inner)
+
+    def bind(self, controller: Any) -> None:
+        """Join the PipelineController: configs it loads show in the cards."""
+        self.controller = controller
         controller.config_loaded.connect(self.set_values)
 
-    def _editor(self, spec) -> FieldEditor:
-        editor = FieldEditor(spec, picker=self.controller.is_picker(spec.path), parent=self)
+    def _editor(self, spec: FieldSpec) -> FieldEditor:
+        editor = FieldEditor(spec, picker=spec.path in self._pickers, parent=self)
         editor.changed.connect(self.values_changed)
         self.editors[spec.path] = editor
         return editor
@@ -83,6 +94,8 @@ class PipelinePanel(QScrollArea):
 
     def refresh_choices(self, *_args) -> None:
         """Fill the pickers from the connected server's listings."""
+        if self.controller is None:
+            return
         for path, editor in self.editors.items():
-            if self.controller.is_picker(path):
+            if path in self._pickers:
                 editor.set_choices(self.controller.choices(path))

@@ -29,10 +29,10 @@ class DetailSidebar(QFrame):
 
     use_settings = Signal(str)
 
-    def __init__(self, gallery: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("DetailSidebar")
-        self.gallery = gallery
+        self.gallery: Any = None  # the GalleryController, once bound
         self.key = ""
         self.stars = StarRating()
         self.stars.rated.connect(self._rated)
@@ -96,6 +96,9 @@ class DetailSidebar(QFrame):
         layout.addWidget(self.params, 1)
         self._prompt = ""
         self._seed = ""
+
+    def bind(self, gallery: Any) -> None:
+        self.gallery = gallery
         gallery.item_changed.connect(self._item_changed)
 
     def show_detail(self, detail) -> None:
@@ -139,7 +142,7 @@ class DetailSidebar(QFrame):
 class ViewerPanel(QFrame):
     """Top right of the window: preview during a run, the chosen output otherwise."""
 
-    def __init__(self, gallery: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ViewerPanel")
         # A long file name shortens in the middle, never pushing the buttons beside it away.
@@ -147,7 +150,7 @@ class ViewerPanel(QFrame):
         self.caption.setObjectName("PanelTitle")
         self.image = ImageView("Nothing yet. Fill in a prompt and press Run (Ctrl+Enter); the image "
                                "appears here while it is being made.")
-        self.sidebar = DetailSidebar(gallery)
+        self.sidebar = DetailSidebar()
         self.sidebar.setFixedWidth(300)
         self.sidebar.hide()
         self.live_button = QPushButton("Show live preview")
@@ -168,6 +171,10 @@ class ViewerPanel(QFrame):
         layout.setContentsMargins(10, 6, 6, 6)
         layout.addLayout(left, 1)
         layout.addWidget(self.sidebar)
+
+    def bind(self, gallery: Any) -> None:
+        """Join the GalleryController: images opened there show here, with their details."""
+        self.sidebar.bind(gallery)
         gallery.detail_ready.connect(self.show_detail)
 
     @property

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from stablenew.controller.app_controller import start_up
-from stablenew.gui.main_window import MainWindow
+from stablenew.controller.cards import SECTIONS
+from stablenew.gui.main_window import build_main_window
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.settings import AppSettings, save_settings
 from tests.gui.conftest import close_window
@@ -13,12 +14,10 @@ from tests.gui.conftest import close_window
 
 @pytest.fixture
 def open_window(qtbot, qloop):
-    from stablenew.controller.session import Session
-
     windows = []
 
     def make():
-        window = MainWindow(Session(start_up()))
+        window = build_main_window(start_up())
         windows.append(window)  # held here: qtbot only keeps a weak reference
         window.show()
         return window
@@ -125,7 +124,7 @@ import stablenew.gui.app as entry
 
 real_main = entry._main
 
-async def report_at_first_paint(app, startup):
+async def report_at_first_paint(app, paths):
     from PySide6.QtCore import QEvent, QObject
 
     class Spy(QObject):
@@ -139,21 +138,28 @@ async def report_at_first_paint(app, startup):
                     if name.startswith("stablenew") and not name.startswith("stablenew.gui"):
                         if "PySide6" not in Path(file).read_text(encoding="utf-8"):
                             print("late:", name, flush=True)
+                heavy = [n for n in ("pydantic", "yaml", "stablenew.pipeline.config",
+                                     "stablenew.controller.session") if n in sys.modules]
+                print("heavy:", " ".join(heavy), flush=True)
+                cards = obj.pipeline_panel.editors
+                print("cards:", len(cards), cards["txt2img.steps"].value(), flush=True)
                 print("painted", flush=True)
                 os._exit(0)
             return False
 
     app._spy = Spy()
     app.installEventFilter(app._spy)
-    return await real_main(app, startup)
+    return await real_main(app, paths)
 
 entry._main = report_at_first_paint
 entry.run_app([])
 """
 
 
-def test_the_qt_free_modules_of_the_first_paint_load_before_pyside6(tmp_path):
-    """Start-up stays fast: no Qt-free module of ours is first imported after PySide6 (WINDOW_CORE)."""
+def test_the_window_paints_its_cards_before_the_models_load(tmp_path):
+    """Start-up stays fast: the first paint shows every card field with its default before
+    pydantic, PyYAML or a controller loads, and no Qt-free module of ours is first imported
+    after PySide6 (WINDOW_CORE)."""
     import os
     import subprocess
     import sys
@@ -165,3 +171,40 @@ def test_the_qt_free_modules_of_the_first_paint_load_before_pyside6(tmp_path):
     late = [line.split(":", 1)[1].strip() for line in result.stdout.splitlines() if line.startswith("late:")]
     assert late == [], (f"these Qt-free modules load after PySide6 and slow start-up; add them to "
                         f"WINDOW_CORE in stablenew/controller/startup.py: {late}")
+    heavy = next(line for line in result.stdout.splitlines() if line.startswith("heavy:"))
+    assert heavy.strip() == "heavy:", (f"the window must paint before these load (they cost tens of "
+                               f"milliseconds of start-up): {heavy}")
+    cards = next(line for line in result.stdout.splitlines() if line.startswith("cards:"))
+    assert cards.split()[1:] == [str(sum(len(s) for s in SECTIONS.values())), "20"], cards
+
+
+def test_the_first_paint_uses_the_remembered_theme_and_waits_for_the_controllers(qtbot, qloop):
+    """Before `bind` the window shows the theme the settings asked for last time, and its
+    commands do nothing rather than fail; after it, the settings decide."""
+    from stablenew.controller.session import Session
+    from stablenew.controller.window_state import WindowState
+    from stablenew.gui.main_window import open_window
+
+    paths = AppPaths.default()
+    save_settings(paths, AppSettings(theme="light"))
+    state = WindowState(paths)
+    state.remember_theme("dark")  # as the last launch left it
+    state.sync()
+    state.deleteLater()
+    window = open_window(paths)
+    try:
+        assert window.property("dark") is True
+        assert window.pipeline_panel.editor("txt2img.steps").value() == 20
+        window.run()
+        window.add_to_queue()
+        window._stop()
+        window.open_settings()
+        assert window.session is None and not window.notice.isVisible()
+        window.bind(Session(start_up(paths), window_state=window.window_state))
+        assert window.property("dark") is False, "the settings say light"
+        assert window.window_state.theme == "light", "and the next launch paints light at once"
+    finally:
+        if window.session is not None:
+            close_window(window)
+        window.close()
+        window.deleteLater()
