@@ -131,7 +131,7 @@ def img2img_payload(job: Img2ImgJob, kind: BackendKind) -> dict[str, Any]:
 def adetailer_tab(p: ADetailerPass) -> dict[str, Any]:
     return {
         "ad_model": p.model,
-        "ad_tab_enable": True,
+        "ad_tab_enable": p.enabled,
         "ad_prompt": p.prompt,
         "ad_negative_prompt": p.negative_prompt,
         "ad_confidence": p.confidence,
@@ -151,6 +151,8 @@ def adetailer_payload(job: ADetailerJob, kind: BackendKind, image_size: tuple[in
                         sampler=s.sampler, scheduler=s.scheduler, steps=s.steps, cfg_scale=s.cfg_scale,
                         width=width, height=height, seed=s.seed, clip_skip=s.clip_skip)
     body = _img2img_base(sampling, job.task_id, kind, job.image, 0.0)
+    # A pass switched off is still sent, with ad_tab_enable false, so the later ones keep their
+    # tab numbers (and their " 3rd"-style infotext keys).
     args: list[Any] = [True, True, *(adetailer_tab(p) for p in job.passes)]
     body["alwayson_scripts"] = {F.ADETAILER_SCRIPT: {"args": args}}
     return body

@@ -133,6 +133,8 @@ def compare(expect: Expectation, info: dict[str, Any], image_sizes: Sequence[tup
 
     if expect.adetailer:
         for i, ad in enumerate(expect.adetailer):
+            if not ad.enabled:
+                continue  # ADetailer writes no keys for a tab it skips; later tabs keep theirs
             key = f"ADetailer model{_ORDINALS[i] if i < len(_ORDINALS) else f' {i + 1}th'}"
             used = params.get(key) or extra.get(key)
             if used is None:

@@ -529,6 +529,8 @@ class WorkflowBuilder:
         sampler, scheduler = self._sampler(s)
         image = wf.insert(part("load_image"), image=self._upload(wf, job.image))["image"]
         for i, p in enumerate(job.passes):
+            if not p.enabled:
+                continue  # its place still counts: a later pass keeps its seed offset
             detector = self.detector_file(p.model)
             if p.prompt or p.negative_prompt:
                 enc = wf.insert(part("prompts"), {"clip": m.clip},

@@ -63,6 +63,8 @@ class Refiner:
 
 @dataclass(frozen=True)
 class ADetailerPass:
+    """One detector pass; one that is not enabled keeps its place (its ADetailer tab) unrun."""
+
     model: str = "face_yolov8n.pt"
     prompt: str = ""
     negative_prompt: str = ""
@@ -71,6 +73,7 @@ class ADetailerPass:
     denoise: float = 0.4
     inpaint_only_masked: bool = True
     inpaint_padding: int = 32
+    enabled: bool = True
 
 
 @dataclass(frozen=True)

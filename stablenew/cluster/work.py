@@ -111,7 +111,8 @@ def requirements_for(config: PipelineConfig, *, family: ModelFamily | None = Non
         largest = max(largest, out_mp)
     ad_models: set[str] = set()
     if config.adetailer.enabled:
-        for p in config.adetailer.passes:
+        # A pass switched off needs no detector on the node and costs nothing.
+        for _, p in config.adetailer.active_passes():
             ad_models.add(p.model)
             # Each detection is an inpaint of about a 512x512 crop.
             units += t.steps * 0.26 * max(p.denoise, 0.2)

@@ -58,12 +58,20 @@ _OPTION_SOURCES = {
     "adetailer.passes.0.model": "adetailer_models",
     "adetailer.passes.1.model": "adetailer_models",
 }
-#: The ADetailer card shows two detector passes, as ADetailer's own UI opens with two tabs; this
-#: card switch says whether the second one runs. Passes after the second (a preset's or an
-#: image's third) are not on the card: they are kept and run, whether the second runs or not.
-SECOND_PASS = "adetailer.second_pass"
-#: What the second pass shows before it is used: hands, the usual second detector after faces.
-_SECOND_PASS_DEFAULTS = {"model": "hand_yolov8n.pt"}
+# The ADetailer card shows two detector passes, as ADetailer's own UI opens with two tabs, each
+# with its own switch. Passes after the second (a preset's or an image's third) are not on the
+# card: they are kept in their places and run, whether the second runs or not.
+#: What the second pass shows before it is used: hands, the usual second detector after faces,
+#: switched off until the user turns it on.
+_SECOND_PASS_DEFAULTS = {"model": "hand_yolov8n.pt", "enabled": False}
+#: How the card names each pass's switch (the model's title is "Run this pass").
+_PASS_SWITCHES = {
+    0: ("First pass", "Run the first detector. Off skips this pass only: the second and any "
+                      "later pass still run in their own places."),
+    1: ("Second pass", "Run a second detector after the first, e.g. hands after faces. Off "
+                       "skips this pass only: a third pass loaded from a preset or an image "
+                       "still runs."),
+}
 _LATENT_UPSCALERS = ("Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (nearest)")
 
 
@@ -134,7 +142,6 @@ class PipelineController(QObject):
         self._config = cfg.PipelineConfig()
         # The ADetailer passes the cards were loaded with (see `build_config`).
         self._card_passes = self._passes_on_card(self._config)
-        self._second_loaded = False
         self._record_hooks: list[Callable[[Any], None]] = []
         self._plan_provider: Callable[[Any], Any] | None = None
         self._queue_provider: Callable[[], Awaitable[RunQueue]] | None = None
@@ -171,16 +178,23 @@ class PipelineController(QObject):
             "txt2img.refiner": field_specs(cfg.RefinerSettings, "txt2img.refiner."),
             "img2img": field_specs(cfg.Img2ImgSettings, "img2img."),
             "adetailer": field_specs(cfg.ADetailerSettings, "adetailer."),
-            "adetailer.passes.0": field_specs(cfg.ADetailerPassSettings, "adetailer.passes.0."),
-            "adetailer.passes.1": [
-                FieldSpec(SECOND_PASS, "enabled", "Second pass",
-                          "Run a second detector after the first, e.g. hands after faces. Off "
-                          "skips this pass only: a third pass loaded from a preset or an image "
-                          "still runs.", "bool", False),
-                *(replace(spec, default=_SECOND_PASS_DEFAULTS.get(spec.name, spec.default))
-                  for spec in field_specs(cfg.ADetailerPassSettings, "adetailer.passes.1."))],
+            "adetailer.passes.0": self._pass_specs(0),
+            # Its switch first: the card shows it as the head of the second pass's section.
+            "adetailer.passes.1": self._pass_specs(1, _SECOND_PASS_DEFAULTS),
             "upscale": field_specs(cfg.UpscaleSettings, "upscale."),
         }
+
+    @staticmethod
+    def _pass_specs(index: int, defaults: dict[str, Any] | None = None) -> list[FieldSpec]:
+        """One detector pass's fields, its switch first and named for its place on the card."""
+        specs = []
+        for spec in field_specs(cfg.ADetailerPassSettings, f"adetailer.passes.{index}."):
+            spec = replace(spec, default=(defaults or {}).get(spec.name, spec.default))
+            if spec.name == "enabled":
+                title, description = _PASS_SWITCHES[index]
+                spec = replace(spec, title=title, description=description)
+            specs.append(spec)
+        return sorted(specs, key=lambda spec: spec.name != "enabled")
 
     def choices(self, path: str) -> list[str]:
         """Names the connected server offers for a picker field ([] when not a picker or unknown)."""
@@ -220,7 +234,6 @@ class PipelineController(QObject):
 
         walk(config.model_dump(mode="json"), "")
         passes = config.adetailer.passes
-        values[SECOND_PASS] = len(passes) > 1
         if len(passes) < 2:  # the card's second pass shows what it would run once switched on
             second = cfg.ADetailerPassSettings(**_SECOND_PASS_DEFAULTS).model_dump(mode="json")
             values.update({f"adetailer.passes.1.{key}": value for key, value in second.items()})
@@ -229,14 +242,14 @@ class PipelineController(QObject):
     def build_config(self, values: dict[str, Any]) -> Any:
         """A validated PipelineConfig from card values; raises ConfigInvalid in plain words."""
         data = self._config.model_dump(mode="json")
-        values = dict(values)
-        # The passes as the cards were loaded, the second one always in its place (used or
-        # not), so a pass after it keeps its place and nothing depends on the last Run's config.
+        # The passes as the cards were loaded, the second one always in its place (on or off),
+        # so a pass after it keeps its place and nothing depends on the last Run's config.
         passes = data["adetailer"]["passes"] = [dict(p) for p in self._card_passes]
-        second = values.pop(SECOND_PASS, self._second_loaded)
         for path, value in values.items():
             cfg.set_path(data, path, value)
-        if not second:
+        if len(passes) == 2 and not passes[1].get("enabled", True):
+            # A second pass that is off and has no pass after it changes nothing: left out, so
+            # a preset saved from the cards stays as small as one made before it existed.
             del passes[1]
         return cfg.validate_config(data)
 
@@ -268,7 +281,6 @@ class PipelineController(QObject):
         """Show *config* in the cards (a preset applied, "use these settings", a dropped PNG)."""
         self._config = config
         self._card_passes = self._passes_on_card(config)
-        self._second_loaded = len(config.adetailer.passes) > 1
         self.config_loaded.emit(self.values_of(config))
 
     # --- collaborators ----------------------------------------------------------------------

@@ -50,6 +50,9 @@ class Parameter:
         """The value the config ran with, or None when this setting played no part."""
         if self.requires and not _get(config, self.requires):
             return None
+        switch = _item_switch(self.path)
+        if switch and not _get(config, switch):
+            return None  # e.g. the denoise of an ADetailer pass that is switched off
         if self.key.startswith(LORA_PREFIX):
             weights = lora_weights(config.txt2img.prompt)
             return weights.get(self.key[len(LORA_PREFIX):])
@@ -61,6 +64,9 @@ class Parameter:
         changes: dict[str, Any] = {}
         if self.requires:
             changes[self.requires] = True
+        switch = _item_switch(self.path)
+        if switch:
+            changes[switch] = True
         if self.key.startswith(LORA_PREFIX):
             prompt = set_lora_weight(config.txt2img.prompt, self.key[len(LORA_PREFIX):], float(value))
             changes["txt2img.prompt"] = prompt
@@ -148,6 +154,17 @@ def _getter(dotted: str) -> Callable[[Any], Any]:
             node = node[int(part)] if part.isdigit() else getattr(node, part)
         return node
     return read
+
+
+@lru_cache(maxsize=64)
+def _item_switch(dotted: str) -> str:
+    """The on/off switch of the list item *dotted* points into ("adetailer.passes.0.enabled"),
+    or "" when the path is not inside a list item."""
+    parts = dotted.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if part.isdigit():
+            return ".".join([*parts[: i + 1], "enabled"])
+    return ""
 
 
 def _get(config: PipelineConfig, dotted: str) -> Any:

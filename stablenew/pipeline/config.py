@@ -17,6 +17,8 @@ from stablenew.storage.validation import Problem, plain_problems
 
 CONFIG_VERSION = 1
 MAX_SEED = 2**32 - 1
+#: ADetailer's own default number of tabs (its "max models" setting).
+MAX_ADETAILER_PASSES = 4
 
 
 class StageName(StrEnum):
@@ -118,6 +120,12 @@ class Img2ImgSettings(_Section):
 
 
 class ADetailerPassSettings(_Section):
+    """One detector pass (one ADetailer tab); its place in the list is its tab number."""
+
+    # Off keeps the pass in the list, so the passes after it keep their tab numbers.
+    enabled: bool = Field(True, title="Run this pass",
+                          description="Off skips this detector pass but keeps its settings, and "
+                                      "the passes after it keep their numbers.")
     model: str = Field("face_yolov8n.pt", title="Detector",
                        description="What to find and fix: faces, hands or people.")
     prompt: str = Field("", title="Detail prompt", description="Empty: the main prompt.")
@@ -135,8 +143,17 @@ class ADetailerSettings(_Section):
     enabled: bool = Field(False, title="ADetailer",
                           description="Find faces or hands and redraw them in more detail.")
     passes: list[ADetailerPassSettings] = Field(
-        default_factory=lambda: [ADetailerPassSettings()], min_length=1, max_length=4,
+        default_factory=lambda: [ADetailerPassSettings()], min_length=1, max_length=MAX_ADETAILER_PASSES,
         title="Detector passes")
+
+    def active_passes(self) -> list[tuple[int, ADetailerPassSettings]]:
+        """The passes that run, each with its place in the list (0: ADetailer's first tab)."""
+        return [(n, p) for n, p in enumerate(self.passes) if p.enabled]
+
+    @property
+    def runs(self) -> bool:
+        """ADetailer is switched on and at least one of its passes is too."""
+        return self.enabled and any(p.enabled for p in self.passes)
 
 
 class UpscaleSettings(_Section):
@@ -188,7 +205,10 @@ class PipelineConfig(_Section):
         return self
 
     def enabled_stages(self) -> tuple[StageName, ...]:
-        return tuple(stage for stage in STAGE_ORDER if getattr(self, stage.value).enabled)
+        """The stages that run: switched on, and for ADetailer with at least one pass on."""
+        return tuple(stage for stage in STAGE_ORDER
+                     if (self.adetailer.runs if stage is StageName.adetailer
+                         else getattr(self, stage.value).enabled))
 
     def final_size(self, width: int, height: int) -> tuple[int, int]:
         """Output size of the enabled stages for a first image of width×height."""

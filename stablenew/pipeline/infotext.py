@@ -18,7 +18,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from stablenew import __version__
-from stablenew.pipeline.config import PipelineConfig, StageName, hires_size
+from stablenew.pipeline.config import (
+    MAX_ADETAILER_PASSES,
+    PipelineConfig,
+    StageName,
+    hires_size,
+)
 from stablenew.pipeline.records import RunTags
 
 PARAMETERS_KEY = "parameters"
@@ -120,7 +125,8 @@ def build_infotext(config: PipelineConfig, seed: int, stages: Sequence[str], *,
                        "CFG scale": t.cfg_scale, "Seed": seed, "Size": f"{width}x{height}",
                        "Model": model_name(t.checkpoint)})
     if StageName.adetailer in chain:
-        for n, ad in enumerate(config.adetailer.passes):
+        # Only the passes that ran, each under its own tab's suffix, as ADetailer writes them.
+        for n, ad in config.adetailer.active_passes():
             sfx = _ORDINALS[n] if n < len(_ORDINALS) else f" {n + 1}th"
             params[f"ADetailer model{sfx}"] = ad.model
             params[f"ADetailer prompt{sfx}"] = ad.prompt or None
@@ -425,16 +431,23 @@ def config_from_infotext(parsed: dict[str, str], *, base: PipelineConfig | None 
         changes.append(("Img2img", "img2img.enabled", True))
     if any(k.startswith("Postprocess upscale") for k in values):
         changes.append(("Postprocess", "upscale.enabled", True))
+    # Tabs past the last pass a config holds (ADetailer may have up to six) cannot be kept.
+    ad_keys = {k: ad[0] for k in values if (ad := _adetailer_key(k)) is not None}
+    unknown.extend(k for k, tab in ad_keys.items() if tab >= MAX_ADETAILER_PASSES)
+    passes = {i: p for i, p in passes.items() if i < MAX_ADETAILER_PASSES}
     if passes:
+        # A tab the image does not name did not run: it stays in its place, switched off, so
+        # the passes after it keep their numbers.
         data["adetailer"]["enabled"] = True
-        data["adetailer"]["passes"] = [passes[i] for i in sorted(passes)][:4]
+        data["adetailer"]["passes"] = [passes.get(i, {"enabled": False})
+                                       for i in range(max(passes) + 1)]
         loaded.append("adetailer.passes")
         try:
             PipelineConfig.model_validate(data)
         except ValidationError:
             data["adetailer"] = config.model_dump(mode="json")["adetailer"]
             loaded.remove("adetailer.passes")
-            unknown.extend(k for k in values if _adetailer_key(k) is not None)
+            unknown.extend(k for k, tab in ad_keys.items() if tab < MAX_ADETAILER_PASSES)
     for key, dotted, value in changes:
         trial = json.loads(json.dumps(data))
         _set(trial, dotted, value)

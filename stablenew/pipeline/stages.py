@@ -6,10 +6,13 @@ one, then hands the job to the backend method `STAGE_CALLS` names.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from stablenew.backends import types as bt
 from stablenew.pipeline.config import STAGE_ORDER, PipelineConfig, StageName, hires_size
+
+log = logging.getLogger("stablenew.pipeline.stages")
 
 
 class NothingToRun(ValueError):
@@ -19,9 +22,17 @@ class NothingToRun(ValueError):
 def plan_stages(config: PipelineConfig, *, from_images: bool) -> tuple[StageName, ...]:
     """The enabled stages in order; a run from given images starts after txt2img."""
     stages = config.enabled_stages()
+    idle_adetailer = config.adetailer.enabled and not config.adetailer.runs
+    if idle_adetailer:
+        # Every pass off is ADetailer off: no request goes to the server for it.
+        log.info("ADetailer is on but all its detector passes are off; the stage is skipped")
     if from_images:
         stages = tuple(s for s in stages if s is not StageName.txt2img)
         if not stages:
+            if idle_adetailer and not config.img2img.enabled and not config.upscale.enabled:
+                raise NothingToRun(
+                    "ADetailer is on but all its detector passes are off, so there is nothing "
+                    "to do with the given images. Switch on a detector pass.")
             raise NothingToRun(
                 "No stage after text to image is switched on, so there is nothing to do with "
                 "the given images. Switch on image to image, ADetailer or upscale.")
@@ -46,7 +57,7 @@ def stage_units(config: PipelineConfig, stage: StageName) -> float:
     if stage is StageName.img2img:
         return max(1.0, config.img2img.steps * config.img2img.denoise)
     if stage is StageName.adetailer:
-        return sum(max(1.0, t.steps * p.denoise) for p in config.adetailer.passes)
+        return sum(max(1.0, t.steps * p.denoise) for _, p in config.adetailer.active_passes())
     # An upscale has no steps; counted like a few steps until its own time is measured.
     return UPSCALE_UNITS
 
@@ -92,11 +103,12 @@ def img2img_job(config: PipelineConfig, seed: int, image: bytes, size: tuple[int
 
 def adetailer_job(config: PipelineConfig, seed: int, image: bytes, size: tuple[int, int],
                   task_id: str) -> bt.ADetailerJob:
+    # Every pass goes in, the ones switched off too: a pass's place is its ADetailer tab.
     passes = tuple(
         bt.ADetailerPass(model=p.model, prompt=p.prompt, negative_prompt=p.negative_prompt,
                          confidence=p.confidence, mask_blur=p.mask_blur, denoise=p.denoise,
                          inpaint_only_masked=p.inpaint_only_masked,
-                         inpaint_padding=p.inpaint_padding)
+                         inpaint_padding=p.inpaint_padding, enabled=p.enabled)
         for p in config.adetailer.passes)
     return bt.ADetailerJob(sampling=sampling(config, seed, size=size), image=image,
                            task_id=task_id, passes=passes)

@@ -158,6 +158,25 @@ async def test_adetailer_keeps_the_input_size_and_reports_its_keys(fake_sdwebui)
     assert fake_sdwebui.unknown_fields == []
 
 
+async def test_a_switched_off_middle_pass_is_sent_off_in_its_own_tab(fake_sdwebui):
+    passes = (ADetailerPass(model="face_yolov8n.pt"),
+              ADetailerPass(model="hand_yolov8n.pt", denoise=0.25, enabled=False),
+              ADetailerPass(model="person_yolov8n-seg.pt"))
+    async with client(fake_sdwebui) as backend:
+        result = await backend.adetailer(ADetailerJob(sampling(), image=png(64, 48), task_id="ad3",
+                                                      passes=passes))
+    sent = fake_sdwebui.requests_to("/sdapi/v1/img2img")[0].payload
+    tabs = sent["alwayson_scripts"]["ADetailer"]["args"][2:]
+    assert [t["ad_model"] for t in tabs] == ["face_yolov8n.pt", "hand_yolov8n.pt",
+                                             "person_yolov8n-seg.pt"], "pass 3 stays tab 3"
+    assert [t["ad_tab_enable"] for t in tabs] == [True, False, True]
+    assert tabs[1]["ad_denoising_strength"] == 0.25
+    assert fake_sdwebui.unknown_fields == []
+    text = result.images[0].infotext
+    assert "hand_yolov8n.pt" not in text, "the server skipped the tab that was off"
+    assert "person_yolov8n-seg.pt" in text
+
+
 async def test_adetailer_that_did_not_run_is_a_warning(fake_sdwebui):
     job = ADetailerJob(sampling(), image=png(40, 40), task_id="ad2",
                        passes=(ADetailerPass(model="face_yolov9_missing.pt"),))

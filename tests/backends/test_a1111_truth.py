@@ -98,6 +98,20 @@ def test_adetailer_keys_are_checked_per_pass():
     assert warnings[1].startswith("ADetailer: pass 3 with 'person.pt' did not run")
 
 
+def test_a_switched_off_pass_is_not_expected_and_later_passes_keep_their_tab_keys():
+    s = sampling()
+    info, texts = info_for(s, params={"ADetailer model": "face_yolov8n.pt",
+                                      "ADetailer model 3rd": "person.pt"})
+    passes = (ADetailerPass("face_yolov8n.pt"), ADetailerPass("hand_yolov8n.pt", enabled=False),
+              ADetailerPass("person.pt"))
+    assert compare(Expectation(s, 1, (64, 64), adetailer=passes), info, [(64, 64)], texts) == []
+    # The third tab reported as the second would be someone else's numbering, not ours.
+    info, texts = info_for(s, params={"ADetailer model": "face_yolov8n.pt",
+                                      "ADetailer model 2nd": "person.pt"})
+    warnings = compare(Expectation(s, 1, (64, 64), adetailer=passes), info, [(64, 64)], texts)
+    assert len(warnings) == 1 and warnings[0].startswith("ADetailer: pass 3 with 'person.pt' did not run")
+
+
 def test_infotext_params_reads_quoted_values():
     text = 'a cat\nNegative prompt: dog\nSteps: 20, Sampler: Euler, Lora hashes: "a: 1, b: 2", Seed: 5'
     assert infotext_params(text) == {"Steps": "20", "Sampler": "Euler", "Lora hashes": "a: 1, b: 2",

@@ -75,6 +75,19 @@ def test_eligibility_names_what_is_missing():
     assert "upscaler 'R-ESRGAN 4x+'" in ineligibility(upscaled, nodes[3])
 
 
+def test_a_switched_off_adetailer_pass_needs_no_detector_and_costs_nothing():
+    nodes = lab()
+    face = {"model": "face_yolov8n.pt"}
+    hands_off = {"model": "hand_yolov8n.pt", "enabled": False}
+    one = req(checkpoint=SD15[0], adetailer={"enabled": True, "passes": [face]})
+    both = req(checkpoint=SD15[0], adetailer={"enabled": True, "passes": [face, hands_off]})
+    assert both.adetailer_models == {"face_yolov8n.pt"}, "mid has no hand detector and may take it"
+    assert ineligibility(both, nodes[1]) is None
+    assert both.work_units == pytest.approx(one.work_units)
+    all_off = req(checkpoint=SD15[0], adetailer={"enabled": True, "passes": [hands_off]})
+    assert all_off.adetailer_models == frozenset() and ineligibility(all_off, nodes[2]) is None
+
+
 def test_unhealthy_and_disabled_nodes_take_nothing():
     nodes = lab()
     nodes[0].healthy = False

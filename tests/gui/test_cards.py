@@ -39,19 +39,19 @@ def test_gui_to_config_to_gui_round_trip(qtbot, window_for, dead_url):
 def test_adetailer_second_pass_is_off_until_switched_on_and_round_trips(qtbot, window_for, dead_url):
     window = window_for(dead_url, connect=False)
     panel, controller = window.pipeline_panel, window.session.pipeline
-    assert panel.editor("adetailer.second_pass").value() is False
+    assert panel.editor("adetailer.passes.1.enabled").value() is False
     assert panel.editor("adetailer.passes.1.model").value() == "hand_yolov8n.pt"
     panel.editor("adetailer.enabled").set_value(True)
     panel.editor("adetailer.passes.1.denoise").set_value(0.3)  # edited, but the pass is off
     assert len(controller.build_config(panel.values()).adetailer.passes) == 1
 
-    panel.editor("adetailer.second_pass").set_value(True)
+    panel.editor("adetailer.passes.1.enabled").set_value(True)
     config = controller.build_config(panel.values())
     assert [p.model for p in config.adetailer.passes] == ["face_yolov8n.pt", "hand_yolov8n.pt"]
     assert config.adetailer.passes[1].denoise == pytest.approx(0.3)
     other = window_for(dead_url, connect=False)
     other.session.pipeline.load_config(config)
-    assert other.pipeline_panel.editor("adetailer.second_pass").value() is True
+    assert other.pipeline_panel.editor("adetailer.passes.1.enabled").value() is True
     assert other.pipeline_panel.values() == panel.values()
     assert other.session.pipeline.build_config(other.pipeline_panel.values()) == config
 
@@ -81,21 +81,23 @@ def test_switching_the_second_adetailer_pass_off_keeps_a_loaded_third(qtbot, win
                                     {"model": "person_yolov8n-seg.pt", "denoise": 0.2}]
     loaded = PipelineConfig.model_validate(three)
     controller.load_config(loaded)
-    assert panel.editor("adetailer.second_pass").value() is True
+    assert panel.editor("adetailer.passes.1.enabled").value() is True
     assert controller.build_config(panel.values()) == loaded, "cards -> config as loaded"
 
-    panel.editor("adetailer.second_pass").set_value(False)
+    panel.editor("adetailer.passes.1.enabled").set_value(False)
     config = controller.build_config(panel.values())
-    assert [p.model for p in config.adetailer.passes] == ["face_yolov8n.pt", "person_yolov8n-seg.pt"]
-    assert config.adetailer.passes[1].denoise == pytest.approx(0.2)
+    assert [p.model for p in config.adetailer.passes] == [
+        "face_yolov8n.pt", "hand_yolov8n.pt", "person_yolov8n-seg.pt"], "the third stays third"
+    assert [p.enabled for p in config.adetailer.passes] == [True, False, True]
+    assert config.adetailer.passes[2].denoise == pytest.approx(0.2)
     # A Run (here refused by the dead server) leaves its config behind; the cards still decide.
     assert controller.run(panel.values())
     qtbot.waitUntil(lambda: controller.state == "idle", timeout=10000)
     assert controller.build_config(panel.values()) == config
 
-    panel.editor("adetailer.second_pass").set_value(True)  # back on: the hands pass, as it was
+    panel.editor("adetailer.passes.1.enabled").set_value(True)  # back on: the hands pass, as it was
     assert controller.build_config(panel.values()) == loaded
-    assert "still runs" in panel.editor("adetailer.second_pass").widget.toolTip()
+    assert "still runs" in panel.editor("adetailer.passes.1.enabled").widget.toolTip()
 
 
 def test_cards_take_titles_tooltips_and_limits_from_the_model(qtbot, window_for, dead_url):
