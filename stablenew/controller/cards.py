@@ -53,6 +53,7 @@ SECTIONS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec(path='adetailer.enabled', name='enabled', title='ADetailer', description='Find faces or hands and redraw them in more detail.', kind='bool', default=False),
     ),
     'adetailer.passes.0': (
+        FieldSpec(path='adetailer.passes.0.enabled', name='enabled', title='First pass', description='Run the first detector. Off skips this pass only: the second and any later pass still run in their own places.', kind='bool', default=True),
         FieldSpec(path='adetailer.passes.0.model', name='model', title='Detector', description='What to find and fix: faces, hands or people.', kind='str', default='face_yolov8n.pt'),
         FieldSpec(path='adetailer.passes.0.prompt', name='prompt', title='Detail prompt', description='Empty: the main prompt.', kind='text', default=''),
         FieldSpec(path='adetailer.passes.0.negative_prompt', name='negative_prompt', title='Detail negative prompt', description='', kind='text', default=''),
@@ -63,7 +64,7 @@ SECTIONS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec(path='adetailer.passes.0.inpaint_padding', name='inpaint_padding', title='Inpaint padding', description='', kind='int', default=32, minimum=0, maximum=256),
     ),
     'adetailer.passes.1': (
-        FieldSpec(path='adetailer.second_pass', name='enabled', title='Second pass', description='Run a second detector after the first, e.g. hands after faces. Off skips this pass only: a third pass loaded from a preset or an image still runs.', kind='bool', default=False),
+        FieldSpec(path='adetailer.passes.1.enabled', name='enabled', title='Second pass', description='Run a second detector after the first, e.g. hands after faces. Off skips this pass only: a third pass loaded from a preset or an image still runs.', kind='bool', default=False),
         FieldSpec(path='adetailer.passes.1.model', name='model', title='Detector', description='What to find and fix: faces, hands or people.', kind='str', default='hand_yolov8n.pt'),
         FieldSpec(path='adetailer.passes.1.prompt', name='prompt', title='Detail prompt', description='Empty: the main prompt.', kind='text', default=''),
         FieldSpec(path='adetailer.passes.1.negative_prompt', name='negative_prompt', title='Detail negative prompt', description='', kind='text', default=''),
