@@ -23,16 +23,20 @@ class FieldSpec:
     multiple_of: float | None = None
     choices: tuple[str, ...] = ()
     choice_labels: tuple[str, ...] = ()  # what a picker shows for each choice (else the choice)
+    #: decimal places shown for a float (the model's `json_schema_extra={"decimals": n}`); None: 2
+    places: int | None = None
 
     @property
     def step(self) -> float:
         if self.multiple_of:
             return float(self.multiple_of)
-        if self.kind == "int":
+        if self.kind == "int" or self.places == 0:
             return 1
         span = (self.maximum or 1) - (self.minimum or 0)
         return 0.05 if span <= 2 else 0.5
 
     @property
     def decimals(self) -> int:
-        return 2 if self.kind == "float" else 0
+        if self.kind != "float":
+            return 0
+        return 2 if self.places is None else self.places

@@ -59,6 +59,13 @@ def _kind(name: str, annotation: Any) -> tuple[str, tuple[str, ...]]:
     return "str", ()
 
 
+def _places(info: FieldInfo) -> int | None:
+    """Decimal places a model asks its float field to show (seconds need none, say)."""
+    extra = info.json_schema_extra
+    places = extra.get("decimals") if isinstance(extra, dict) else None
+    return places if isinstance(places, int) else None
+
+
 def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
@@ -87,6 +94,6 @@ def field_specs(model: type[BaseModel], prefix: str = "", *, exclude: tuple[str,
             path=path, name=name, title=info.title or name.replace("_", " ").capitalize(),
             description=info.description or "", kind=kind, default=default, minimum=low,
             maximum=high, exclusive_minimum=exclusive, multiple_of=multiple, choices=choices,
-            choice_labels=_labels(annotation),
+            choice_labels=_labels(annotation), places=_places(info),
         ))
     return specs

@@ -108,6 +108,7 @@ class AppSettings(BaseModel):
     request_timeout_s: float = Field(
         600.0, ge=5, le=7200, title="Generation timeout (seconds)",
         description="How long one image may take before StableNew gives up on the server.",
+        json_schema_extra={"decimals": 0},  # whole seconds in the dialog; a file may say 90.5
     )
     live_previews: bool = Field(True, title="Live previews")
 

@@ -43,6 +43,9 @@ def test_the_dialog_shows_the_folders_and_mode_in_plain_words(qtbot, qloop, tmp_
         assert theme.value() == "dark"
         theme.set_value("light")
         assert theme.widget.currentText() == "Light"
+        # Whole seconds for the timeout; the cards' floats keep two places.
+        timeout = dialog.editors["request_timeout_s"].widget
+        assert timeout.text() == "600" and timeout.singleStep() == 1
         # Each folder has a picker that opens where the folder is and fills the field.
         asked = []
 
