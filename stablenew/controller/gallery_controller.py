@@ -37,7 +37,9 @@ class GalleryItem:
     path: Path
     created: float
     thumbnail: Path | None = None
-    record: Any = None  # ImageRecord when it came from a run of this session
+    #: saved by a run of this session (kept in front when the folder is scanned again); its
+    #: ImageRecord is not kept: an overnight batch lists tens of thousands of images
+    fresh: bool = False
     rating: int | None = None
     tags: tuple[str, ...] = ()
 
@@ -262,7 +264,7 @@ class GalleryController(QObject):
         if scan_number != self._scans:
             return  # a newer scan is on its way
         # Images saved while scanning stay in front.
-        fresh = [i for i in self._items if i.record is not None]
+        fresh = [i for i in self._items if i.fresh]
         keys = {i.key for i in fresh}
         self.items_resetting.emit()
         self._items = fresh + [i for i in items if i.key not in keys]
@@ -300,7 +302,7 @@ class GalleryController(QObject):
         """A run saved an image: it goes first (a new image has no rating yet)."""
         path = Path(record.path)
         item = GalleryItem(path, getattr(record, "created_at", 0.0) or 0.0,
-                           Path(record.thumbnail) if record.thumbnail else None, record)
+                           Path(record.thumbnail) if record.thumbnail else None, fresh=True)
         if item.key in self._by_key:
             self._items = [i for i in self._items if i.key != item.key]
         if item.key in self._later_keys:  # an older page would list it a second time

@@ -96,7 +96,7 @@ def test_add_to_queue_with_two_nodes_finishes_items_on_both(qtbot, window_for, t
     qtbot.waitUntil(lambda: len(window.session.gallery.items) >= 8, timeout=5000)
     shown = {Path(g.path).resolve() for g in window.session.gallery.items}
     assert {Path(out).resolve() for i in items for out in i.outputs} <= shown
-    assert all(g.record is not None for g in window.session.gallery.items[:8])
+    assert all(g.fresh for g in window.session.gallery.items[:8])
     # Stopping the cluster keeps the speeds it learned (for the next run and the plan).
     queue.stop_runner()
     qtbot.waitUntil(lambda: not queue.running, timeout=5000)

@@ -28,6 +28,8 @@ def test_run_progress_eta_gallery_and_keyboard_rating(qtbot, window_for, fake_sd
                      "txt2img.batch_count": 3, "txt2img.width": 256, "txt2img.height": 256})
     seen = []
     window.session.pipeline.progress_changed.connect(lambda p: seen.append(p))
+    saved = []  # the ImageRecords the gallery is told of, in the order they were saved
+    window.session.queued_image_saved.connect(saved.append)
     etas = []
     window.session.pipeline.progress_changed.connect(
         lambda p: etas.append(window.status.eta_label.text()) if p.state == "running" else None)
@@ -45,7 +47,8 @@ def test_run_progress_eta_gallery_and_keyboard_rating(qtbot, window_for, fake_sd
     # Images arrive newest first, thumbnails load in the background.
     gallery = window.session.gallery
     qtbot.waitUntil(lambda: window.gallery_panel.model.rowCount() == 3, timeout=5000)
-    assert [i.record.image_index for i in gallery.items] == [2, 1, 0]
+    assert [r.image_index for r in saved] == [0, 1, 2]
+    assert [i.key for i in gallery.items] == [str(r.path) for r in reversed(saved)]
     qtbot.waitUntil(lambda: all(gallery.thumbnail(i.key) is not None for i in gallery.items),
                     timeout=5000)
     # Select the newest and rate it with the keyboard; the rating lands in the learning store.
@@ -68,7 +71,7 @@ def test_run_progress_eta_gallery_and_keyboard_rating(qtbot, window_for, fake_sd
     sidebar = window.viewer.sidebar
     sidebar.copy_seed.click()
     seed = QApplication.clipboard().text()
-    assert seed == str(gallery.items[0].record.seed)
+    assert seed == str(saved[-1].seed)
     window.pipeline_panel.editor("txt2img.prompt").set_value("something else")
     sidebar.use_button.click()
     qtbot.waitUntil(lambda: window.pipeline_panel.values()["txt2img.prompt"] == "a red fox in snow",
@@ -217,6 +220,8 @@ def test_a_plan_runs_every_item_with_one_progress_bar_and_eta(qtbot, window_for,
     _fill(window, **{"txt2img.prompt": "plan", "txt2img.steps": 20, "txt2img.width": 128,
                      "txt2img.height": 128})
     base = pipeline.build_config(window.pipeline_panel.values())
+    saved = []
+    window.session.queued_image_saved.connect(saved.append)
     plan = _Plan([base.with_changes({"txt2img.seed": seed}) for seed in (11, 12, 13)])
     seen = []
     pipeline.progress_changed.connect(seen.append)
@@ -405,6 +410,8 @@ def test_a_pack_run_keeps_where_each_image_came_from(qtbot, window_for, fake_sdw
     _fill(window, **{"txt2img.prompt": "pack", "txt2img.steps": 3, "txt2img.width": 128,
                      "txt2img.height": 128})
     base = pipeline.build_config(window.pipeline_panel.values())
+    saved = []
+    window.session.queued_image_saved.connect(saved.append)
     plan = _Plan([base.with_changes({"txt2img.prompt": p}) for p in ("a cat", "a dog")])
     for number, item in enumerate(plan):
         item.tags = RunTags(pack="animals", preset="soft", variant_id=f"p{number + 1}",
@@ -416,8 +423,9 @@ def test_a_pack_run_keeps_where_each_image_came_from(qtbot, window_for, fake_sdw
         (job,) = store.list_jobs()
     assert job.kind is JobKind.pack and (job.origin.pack, job.origin.preset) == ("animals", "soft")
     qtbot.waitUntil(lambda: len(window.session.gallery.items) == 2, timeout=5000)
-    tags = sorted((g.record.tags.pack, g.record.tags.preset, g.record.tags.variant_id,
-                   g.record.tags.variant_label) for g in window.session.gallery.items)
+    assert {g.key for g in window.session.gallery.items} == {str(r.path) for r in saved}
+    tags = sorted((r.tags.pack, r.tags.preset, r.tags.variant_id, r.tags.variant_label)
+                  for r in saved)
     assert tags == [("animals", "soft", "p1", "a cat"), ("animals", "soft", "p2", "a dog")]
 
 
