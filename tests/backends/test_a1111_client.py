@@ -174,7 +174,11 @@ async def test_a_switched_off_middle_pass_is_sent_off_in_its_own_tab(fake_sdwebu
     assert fake_sdwebui.unknown_fields == []
     text = result.images[0].infotext
     assert "hand_yolov8n.pt" not in text, "the server skipped the tab that was off"
-    assert "person_yolov8n-seg.pt" in text
+    # ADetailer names a tab's keys by its place, so the third tab says "3rd" with the 2nd off;
+    # both passes that ran are found in it: no "did not run" warning.
+    assert "ADetailer model 3rd: person_yolov8n-seg.pt" in text
+    assert "ADetailer model 2nd" not in text
+    assert result.warnings == ()
 
 
 async def test_adetailer_that_did_not_run_is_a_warning(fake_sdwebui):

@@ -703,8 +703,10 @@ class FakeSDWebUI(ServesItself):
                 overrides["sd_model_checkpoint"] = self._title(name)
         return {**self.options, **overrides}
 
-    def _adetailer_tabs(self, path: str, scripts: dict | None) -> tuple[bool, list[dict]]:
-        """(skip_img2img, valid tabs) from alwayson_scripts; bad tabs are dropped like ADetailer does."""
+    def _adetailer_tabs(self, path: str, scripts: dict | None) -> tuple[bool, list[tuple[int, dict]]]:
+        """(skip_img2img, [(tab number from 0, tab)] of the tabs that run) from alwayson_scripts;
+        bad or switched-off tabs are skipped like ADetailer does, keeping the others' numbers
+        (its infotext suffix comes from the tab's place: tab 3 says "3rd" even if tab 2 is off)."""
         skip, tabs = False, []
         for key, value in (scripts or {}).items():
             if key.lower() != "adetailer" or self.adetailer_models is None:
@@ -715,7 +717,7 @@ class FakeSDWebUI(ServesItself):
                 skip = args[1]
             if not enabled:
                 return False, []
-            for tab in [a for a in args if isinstance(a, dict)][:4]:
+            for number, tab in enumerate([a for a in args if isinstance(a, dict)][:4]):
                 try:
                     parsed = ADetailerTab.model_validate(tab)
                 except ValidationError:
@@ -727,7 +729,7 @@ class FakeSDWebUI(ServesItself):
                     continue
                 if parsed.ad_model not in self.adetailer_models:
                     continue  # the detector fails inside the script; the request still succeeds
-                tabs.append(parsed.model_dump(exclude_none=True))
+                tabs.append((number, parsed.model_dump(exclude_none=True)))
         return skip, tabs
 
     def _new_task_id(self, kind: str) -> str:
@@ -861,8 +863,8 @@ class FakeSDWebUI(ServesItself):
             refiner = self._checkpoint_for(req.refiner_checkpoint) or ""
             params["Refiner"] = self._title(refiner)
             params["Refiner switch at"] = req.refiner_switch_at if req.refiner_switch_at is not None else 0.8
-        for i, tab in enumerate(ad_tabs):
-            sfx = _ORDINALS[i]
+        for number, tab in ad_tabs:
+            sfx = _ORDINALS[number]
             params[f"ADetailer model{sfx}"] = tab["ad_model"]
             if tab.get("ad_prompt"):
                 params[f"ADetailer prompt{sfx}"] = tab["ad_prompt"]
