@@ -1,4 +1,4 @@
-"""App-wide state: settings, theme and remembered window state (start-up itself: startup.py)."""
+"""App-wide state: settings and theme (remembered window state: window_state.py; start-up: startup.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ __all__ = ["AppController", "Startup", "THEMES", "configure_logging", "start_up"
 
 
 class AppController(QObject):
-    """Owns the settings (load, validate, save off the Qt thread) and the window's remembered state."""
+    """Owns the settings (load, validate, save off the Qt thread); hands the theme to WindowState."""
 
     settings_changed = Signal(object)  # AppSettings
     theme_changed = Signal(str)
@@ -119,20 +119,3 @@ class AppController(QObject):
     def theme(self) -> str:
         return str(self._settings.theme)
 
-    def style_sheet(self, dark: bool) -> str:
-        """The shipped style sheet for the light or dark palette ("" when it is missing)."""
-        return self.window_state.style_sheet(dark)
-
-    def icon_path(self, name: str) -> str:
-        return self.window_state.icon_path(name)
-
-    # --- remembered window state ------------------------------------------------------------
-
-    def ui_value(self, key: str) -> Any:
-        return self.window_state.value(key)
-
-    def set_ui_value(self, key: str, value: Any) -> None:
-        self.window_state.set_value(key, value)
-
-    def sync_ui_state(self) -> None:
-        self.window_state.sync()

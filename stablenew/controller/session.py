@@ -358,7 +358,7 @@ class Session(QObject):
         self._closing = True
         self._rooms_pending.clear()
         self._node_checks.stop()
-        self.app.sync_ui_state()
+        self.app.window_state.sync()
         await self.pipeline.aclose()
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.

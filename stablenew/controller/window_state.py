@@ -59,10 +59,6 @@ class WindowState(QObject):
         icons = resource_path("style", "icons").as_posix()  # Qt style sheets want / on every OS
         return _apply_palette(base, colours).replace("@icons", icons)
 
-    @staticmethod
-    def icon_path(name: str) -> str:
-        return str(resource_path("style", "icons", name))
-
 
 def _apply_palette(base: str, palette_text: str) -> str:
     """Fill @name placeholders in the base sheet from `name: value` lines of a palette file."""

@@ -113,7 +113,7 @@ def test_theme_and_window_layout_are_remembered(qtbot, open_window):
     restored = again.main_split.sizes()
     assert all(abs(a - b) <= 25 for a, b in zip(restored[:2], sizes[:2], strict=True)), (restored, sizes)
     # Offscreen window managers may clamp a restored size; the stored geometry must round-trip.
-    stored = again.session.app.ui_value("geometry")
+    stored = again.window_state.value("geometry")
     assert stored == window.saveGeometry() and again.restoreGeometry(stored)
 
 
