@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
             self.notice.show_notice(app.notice.message, app.notice.detail, level="warning")
         self._server_changed()
         self.apply_theme()  # the settings' theme: the remembered one painted first
+        self._start_when_ready()
 
     # --- slots of other rooms ---------------------------------------------------------------
 
@@ -315,11 +316,16 @@ class MainWindow(QMainWindow):
     # --- controller → view ----------------------------------------------------------------------
 
     def start_after_first_paint(self) -> None:
-        """Start the session (network, disk, the other rooms) once the window has been painted."""
-        if self._painted_once and self.session is not None:
+        """Start the session (network, disk, the other rooms) once the window has been painted
+        and the session is bound, whichever comes last."""
+        self._start_pending = True
+        self._start_when_ready()
+
+    def _start_when_ready(self) -> None:
+        if self._start_pending and self._painted_once and self.session is not None:
+            self._start_pending = False
+            # The session as context: nothing runs if it is gone before the timer fires.
             QTimer.singleShot(0, self.session, self.session.start)
-        else:
-            self._start_pending = True
 
     async def first_paint(self, timeout: float = 1.0) -> None:
         """Wait until the window has painted once (or *timeout* seconds: a window the system
@@ -344,10 +350,7 @@ class MainWindow(QMainWindow):
             self._painted_once = True
             if self._painted is not None and not self._painted.done():
                 self._painted.set_result(None)  # runs once this paint is on screen
-            if self._start_pending and self.session is not None:
-                self._start_pending = False
-                # The window as context: nothing runs if it is gone before the timer fires.
-                QTimer.singleShot(0, self.session, self.session.start)
+            self._start_when_ready()
 
     def _server_changed(self, *_args) -> None:
         server = self.session.server

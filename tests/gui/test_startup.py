@@ -200,9 +200,13 @@ def test_the_first_paint_uses_the_remembered_theme_and_waits_for_the_controllers
         window._stop()
         window.open_settings()
         assert window.session is None and not window.notice.isVisible()
+        window.show()
+        qtbot.waitUntil(lambda: window._painted_once, timeout=5000)
+        window.start_after_first_paint()  # painted, not bound yet: the start waits for bind
         window.bind(Session(start_up(paths), window_state=window.window_state))
         assert window.property("dark") is False, "the settings say light"
         assert window.window_state.theme == "light", "and the next launch paints light at once"
+        qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=10000)
     finally:
         if window.session is not None:
             close_window(window)
