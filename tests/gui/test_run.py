@@ -220,8 +220,6 @@ def test_a_plan_runs_every_item_with_one_progress_bar_and_eta(qtbot, window_for,
     _fill(window, **{"txt2img.prompt": "plan", "txt2img.steps": 20, "txt2img.width": 128,
                      "txt2img.height": 128})
     base = pipeline.build_config(window.pipeline_panel.values())
-    saved = []
-    window.session.queued_image_saved.connect(saved.append)
     plan = _Plan([base.with_changes({"txt2img.seed": seed}) for seed in (11, 12, 13)])
     seen = []
     pipeline.progress_changed.connect(seen.append)
