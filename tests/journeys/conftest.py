@@ -1,0 +1,241 @@
+"""Journeys: the real window, driven by clicks and typing, closed or killed, reopened on the same
+STABLENEW_HOME, and checked for what a user would see there.
+
+- `fake_process(step_ms=…)` starts the fake A1111 server in a process of its own (it shares neither
+  our event loop nor our GIL, and a journey can kill it as a node dies).
+- `journey` opens the window the way `run_app` does (paint, then bind a Session, then start), on
+  the test's STABLENEW_HOME; `journey.restart()` closes it as the user's close does and reopens it.
+- `spawn_app(steps)` runs the real app in a subprocess (tests/journeys/app_driver.py) acting on
+  its widgets; the test kills it with SIGKILL when it likes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class FakeProcess:
+    """A fake SD server in its own process: its URL, and a way to kill it as a node dies."""
+
+    def __init__(self, step_ms: float, flavor: str = "a1111") -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.sdwebui", "--port", "0", "--step-ms", str(step_ms),
+             "--flavor", flavor],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if "listening at" not in line:
+            self.stop()
+            raise RuntimeError(f"the fake server did not start: {line!r}")
+        self.url = line.split("listening at", 1)[1].split()[0]
+
+    def kill(self) -> None:
+        """SIGKILL: the node is gone at once, mid-request."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def fake_process() -> Iterator[Callable[..., FakeProcess]]:
+    started: list[FakeProcess] = []
+
+    def start(step_ms: float = 10.0, flavor: str = "a1111") -> FakeProcess:
+        fake = FakeProcess(step_ms, flavor)
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()
+
+
+def save_server(url: str) -> None:
+    """The user's one-time set-up: the server address in Settings (saved before the first open)."""
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import AppSettings, save_settings
+
+    save_settings(AppPaths.default(), AppSettings(server_url=url))
+
+
+def pump(until: Callable[[], bool], timeout: float, what: str) -> None:
+    """Let Qt and the qasync loop run until *until* holds (outside a qtbot wait)."""
+    from PySide6.QtWidgets import QApplication
+
+    deadline = time.monotonic() + timeout
+    while not until():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        QApplication.processEvents()
+        time.sleep(0.002)
+
+
+class Journey:
+    """Opens, closes and reopens the real main window on the test's STABLENEW_HOME."""
+
+    def __init__(self, qtbot: Any, home: Path) -> None:
+        self.qtbot = qtbot
+        self.home = home
+        self.window: Any = None
+        self._windows: list[Any] = []  # held: qtbot keeps only weak references
+
+    def open(self, *, connect: bool = True, rooms: bool = True) -> Any:
+        """The window as `run_app` opens it: painted, then bound to a Session, then started."""
+        from stablenew.controller.session import Session
+        from stablenew.controller.startup import start_up
+        from stablenew.gui.main_window import open_window
+        from stablenew.storage.paths import AppPaths
+
+        paths = AppPaths.default()
+        window = open_window(paths)
+        self._windows.append(window)
+        window.show()
+        self.qtbot.waitExposed(window, timeout=5000)
+        window.bind(Session(start_up(paths), window_state=window.window_state))
+        window.start_after_first_paint()
+        if connect:
+            self.qtbot.waitUntil(lambda: window.session.server.state == "connected", timeout=10000)
+        if rooms:
+            self.qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=10000)
+        self.window = window
+        return window
+
+    def close(self) -> None:
+        """The user closes the window: its close event, then the shutdown `run_app` awaits."""
+        window, self.window = self.window, None
+        if window is None:
+            return
+        window.close()
+        shutdown_window(window)
+
+    def restart(self, **kwargs: Any) -> Any:
+        self.close()
+        return self.open(**kwargs)
+
+    def shutdown_all(self) -> None:
+        for window in self._windows:
+            if window.session is not None and not window.session._closing:
+                shutdown_window(window)
+            window.close()
+            window.deleteLater()
+
+
+def shutdown_window(window: Any) -> None:
+    """Run the window's shutdown to the end on this thread, as `run_app` does after a close."""
+    done = asyncio.ensure_future(window.shutdown())
+    pump(done.done, 15, "the window to shut down")
+    done.result()
+
+
+@pytest.fixture
+def journey(qtbot, qloop, isolated_home) -> Iterator[Journey]:
+    j = Journey(qtbot, isolated_home)
+    yield j
+    j.shutdown_all()
+
+
+class AppProcess:
+    """The real app in a subprocess acting out a script of steps (see app_driver.py)."""
+
+    def __init__(self, steps: list[dict[str, Any]], home: Path) -> None:
+        script = home / f"journey-steps-{time.monotonic_ns()}.json"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(json.dumps(steps), encoding="utf-8")
+        env = {**os.environ, "STABLENEW_HOME": str(home), "PYTHONPATH": str(ROOT),
+               "QT_QPA_PLATFORM": "offscreen"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.journeys.app_driver", str(script)],
+                                     cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+
+    def wait_for_line(self, text: str, timeout: float = 30) -> None:
+        """Until the app prints *text* (its steps report themselves on stdout)."""
+        import selectors
+
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            if sel.select(timeout=0.1):
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                seen.append(line)
+                if text in line:
+                    return
+        self.kill()
+        _, err = self.proc.communicate(timeout=10)
+        raise AssertionError(f"the app never said {text!r}: {''.join(seen)}\n{err[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind, as a crash or a power cut."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def spawn_app(isolated_home) -> Iterator[Callable[[list[dict[str, Any]]], AppProcess]]:
+    apps: list[AppProcess] = []
+
+    def spawn(steps: list[dict[str, Any]]) -> AppProcess:
+        app = AppProcess(steps, isolated_home)
+        apps.append(app)
+        return app
+
+    yield spawn
+    for app in apps:
+        app.kill()
+        app.proc.communicate(timeout=10)
+
+
+def item_states(home: Path | None = None) -> dict[str, int]:
+    """How many queue items are in each state, read straight from the database file."""
+    from stablenew.storage.paths import AppPaths
+
+    db = AppPaths.default().database_file
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return dict(con.execute("SELECT state, COUNT(*) FROM queue_items GROUP BY state").fetchall())
+    except sqlite3.OperationalError:
+        return {}  # the queue's tables are not there yet
+    finally:
+        con.close()
+
+
+def wait_db(until: Callable[[dict[str, int]], bool], timeout: float, what: str) -> dict[str, int]:
+    """Poll the database (not the Qt loop) until *until* holds for the item counts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = item_states()
+        if until(states):
+            return states
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {states}")
+        time.sleep(0.01)
