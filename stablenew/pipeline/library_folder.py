@@ -24,6 +24,7 @@ from pydantic import AfterValidator, BaseModel, StringConstraints
 from stablenew.errors import StableNewError
 from stablenew.storage.atomic import atomic_write_bytes, atomic_write_text
 from stablenew.storage.documents import DocumentError, keep_comments, read_document_text
+from stablenew.storage.folders import Signature, files_signature
 
 DOCUMENT_SUFFIXES = (".yaml", ".yml")
 TRASH_FOLDER = ".trash"
@@ -300,19 +301,10 @@ class LibraryFolder(ABC, Generic[T]):
                 return entry
         return None
 
-    def signature(self) -> tuple[tuple[str, int, int], ...]:
+    def signature(self) -> Signature:
         """A cheap fingerprint of the folders; it changes when a file is added, edited or removed."""
-        sig = []
-        for folder in (self.user_dir, self.shipped_dir):
-            if folder is None or not folder.is_dir():
-                continue
-            for path in self._files(folder):
-                try:
-                    st = path.stat()
-                except OSError:
-                    continue
-                sig.append((str(path), st.st_mtime_ns, st.st_size))
-        return tuple(sorted(sig))
+        folders = [f for f in (self.user_dir, self.shipped_dir) if f is not None and f.is_dir()]
+        return files_signature(path for folder in folders for path in self._files(folder))
 
     # --- changing --------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from stablenew.storage.documents import (
     parse_yaml,
     read_document_text,
 )
+from stablenew.storage.folders import Signature, files_signature
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.settings import peek_settings
 
@@ -300,7 +301,7 @@ class PackLibrary:
 
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
         self.folder = Path(folder) if folder is not None else load_packs_folder(AppPaths.default())
-        self._signature: tuple[tuple[str, int, int], ...] | None = None
+        self._signature: Signature | None = None
 
     @property
     def overrides_file(self) -> Path:
@@ -353,18 +354,11 @@ class PackLibrary:
             data = {"version": 1, "default_presets": chosen}
             atomic_write_text(self.overrides_file, dump_yaml(data))
 
-    def signature(self) -> tuple[tuple[str, int, int], ...]:
+    def signature(self) -> Signature:
         """Names, sizes and modification times of every pack file (two levels deep)."""
-        sig: list[tuple[str, int, int]] = []
         if not self.folder.is_dir():
             return ()
-        for path in _walk(self.folder, depth=3):
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            sig.append((str(path), st.st_mtime_ns, st.st_size))
-        return tuple(sorted(sig))
+        return files_signature(_walk(self.folder, depth=3))
 
     def poll(self) -> bool:
         """True when something in the packs folder changed since the last call."""
