@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import typing
-from typing import Any
+from typing import Any, TypeGuard
 
 import annotated_types
 from pydantic import BaseModel
@@ -18,7 +18,9 @@ TEXT_FIELDS = {"prompt", "negative_prompt", "prompt_override", "negative_overrid
 
 
 def _bounds(info: FieldInfo) -> tuple[float | None, float | None, bool, float | None]:
-    low = high = multiple = None
+    low: Any = None
+    high: Any = None
+    multiple: Any = None
     exclusive = False
     for meta in info.metadata:
         if isinstance(meta, annotated_types.Ge):
@@ -66,7 +68,7 @@ def _places(info: FieldInfo) -> int | None:
     return places if isinstance(places, int) else None
 
 
-def _is_model(annotation: Any) -> bool:
+def _is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 

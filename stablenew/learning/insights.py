@@ -9,7 +9,7 @@ winner needs enough images on both sides and a difference that is unlikely to be
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stablenew.learning.parameters import Parameter, get_parameter
@@ -236,13 +236,13 @@ def _compare(param: Parameter, stats: list[ValueStats], pack: str | None,
     ordered = sorted(stats, key=lambda s: param.sort_key(s.value))
     values = tuple(_value_insight(param, s) for s in ordered)
     rated = sum(s.n for s in ordered)
-    base = dict(parameter=param.key, label=param.label, values=values, rated_images=rated,
-                fair=fair)
+    base = ParameterInsight(parameter=param.key, label=param.label, values=values,
+                            conclusive=False, summary="", rated_images=rated, fair=fair)
     not_enough = (f"{_pack_words(pack)}: not enough ratings yet — try a learning run on "
                   f"{param.label.lower()}.")
     usable = [_Group([s.value], s.n, s.total, s.total_sq) for s in ordered if s.n >= MIN_PER_VALUE]
     if len(usable) < 2:
-        return ParameterInsight(**base, conclusive=False, summary=not_enough)
+        return replace(base, summary=not_enough)
     width = 2 if param.numeric and len(usable) >= 4 else 1
     windows = [_merge(usable[i:i + width]) for i in range(len(usable) - width + 1)]
     best_index = max(range(len(windows)), key=lambda i: (windows[i].mean, windows[i].n))
@@ -253,7 +253,7 @@ def _compare(param: Parameter, stats: list[ValueStats], pack: str | None,
                   if u.values[0] not in best.values]
     worst = min((w for _, w in others), key=lambda w: (w.mean, -w.n))
     if best.n + worst.n < MIN_TOTAL:
-        return ParameterInsight(**base, conclusive=False, summary=not_enough)
+        return replace(base, summary=not_enough)
     se2 = best.variance / best.n + worst.variance / worst.n
     diff = best.mean - worst.mean
     t = diff / math.sqrt(se2)
@@ -268,13 +268,13 @@ def _compare(param: Parameter, stats: list[ValueStats], pack: str | None,
                    f"({best_words} {best.mean:.1f} vs {worst_words} {worst.mean:.1f} stars over "
                    f"{best.n + worst.n} images) — rate more images or try a learning run on "
                    f"{param.label.lower()}.")
-        return ParameterInsight(**base, conclusive=False, summary=summary)
+        return replace(base, summary=summary)
     where = " in your learning runs" if fair else ""
     summary = (f"{_pack_words(pack)}, {best_words} scores higher than {worst_words}{where}: "
                f"{numbers}.")
     top = max((u for u in usable if u.values[0] in best.values), key=lambda u: (u.mean, u.n))
-    return ParameterInsight(**base, conclusive=True, summary=summary,
-                            best_values=tuple(best.values), recommended=top.values[0])
+    return replace(base, conclusive=True, summary=summary, best_values=tuple(best.values),
+                   recommended=top.values[0])
 
 
 def _band_numbers(param: Parameter, texts: list[str]) -> str:

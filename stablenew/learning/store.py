@@ -353,7 +353,8 @@ class LearningStore:
             cur = db.execute(
                 f"INSERT INTO learning_records ({_RECORD_COLUMNS}) VALUES "
                 f"({', '.join('?' * len(values))})", values)
-            record_id = int(cur.lastrowid)
+            assert cur.lastrowid is not None  # an INSERT into a rowid table always sets it
+            record_id = cur.lastrowid
             tags = _clean_tags(record.tags)
             stored = replace(record, id=record_id, tags=tags, updated_at=now)
         else:
@@ -383,7 +384,10 @@ class LearningStore:
         """The id of a record named by id, record_key or image path; RecordNotFound if none."""
         with self._lock:
             row = None
-            if isinstance(ref, int) and not isinstance(ref, bool):
+            if isinstance(ref, bool):
+                # True is an int to Python: never look it up as record 1 (a caller's mistake).
+                raise TypeError(f"a record is named by id, key or path, not by {ref!r}")
+            if isinstance(ref, int):
                 row = self._db.execute("SELECT id FROM learning_records WHERE id = ?",
                                        (ref,)).fetchone()
             else:
@@ -391,7 +395,7 @@ class LearningStore:
                 row = self._db.execute(
                     "SELECT id FROM learning_records WHERE path = ? OR record_key = ? "
                     "ORDER BY id DESC LIMIT 1", (text, text)).fetchone()
-                if row is None and not isinstance(ref, str | bytes):
+                if row is None and not isinstance(ref, str):
                     row = self._db.execute(
                         "SELECT id FROM learning_records WHERE path = ? ORDER BY id DESC LIMIT 1",
                         (str(Path(ref).resolve()),)).fetchone()

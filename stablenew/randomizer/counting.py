@@ -311,7 +311,7 @@ class _Compiler:
         try:
             options: list[Node] = []
             weights: list[float] = []
-            for item in values:
+            for item in values.items:  # (its __iter__ is mis-annotated as returning an Iterable)
                 line = str(item)
                 if key is not None and (cached := self.cache.get(f"{key}\0{line}")) is not None:
                     node = cached

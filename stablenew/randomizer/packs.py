@@ -252,7 +252,8 @@ def _load_folder(folder: Path) -> tuple[PromptPack, Path | None]:
     if not prompts:
         raise DocumentError(folder, f"This pack folder has no prompts: add .txt files or a {PACK_FILE} "
                             "with prompts.")
-    base = meta.model_dump(exclude={"version"}) if meta is not None else {"name": folder.name}
+    base: dict[str, Any] = (meta.model_dump(exclude={"version"}) if meta is not None
+                            else {"name": folder.name})
     base.update(prompts=prompts, negative=negative)
     pack = PromptPack.model_validate(base)
     wildcards = _wildcards_of(pack, folder)
@@ -448,9 +449,9 @@ def validate_pack_path(path: str | os.PathLike[str], *,
 def check_pack_templates(pack: PromptPack, path: Path, wildcards: Path | None) -> None:
     """Raise DocumentError (file, line, field) for the first prompt the randomizer cannot read."""
     texts: list[tuple[str, str, PackPrompt | None, str]] = [(pack.negative, "negative", None, "Negative")]
-    for n, item in enumerate(pack.prompts):
-        texts.append((item.prompt, f"prompts.{n}.prompt", item, f"Prompt {n + 1}"))
-        texts.append((item.negative, f"prompts.{n}.negative", item, f"Negative of prompt {n + 1}"))
+    for n, entry in enumerate(pack.prompts):
+        texts.append((entry.prompt, f"prompts.{n}.prompt", entry, f"Prompt {n + 1}"))
+        texts.append((entry.negative, f"prompts.{n}.negative", entry, f"Negative of prompt {n + 1}"))
     node = None
     for text, field, item, what in texts:
         if not text:

@@ -199,7 +199,7 @@ class Plan:
         drawn: dict[tuple[str, str, tuple[int | None, ...]], int] = {}
         for v in range(self.variant_count):
             ctx = self._ctx(v)
-            key = None
+            key: tuple[str, str, tuple[int | None, ...]] | None = None
             for _ in range(_REDRAWS):
                 candidate = (self.positive.sample(rng, ctx), self.negative.sample(rng, ctx),
                              tuple(rng.randrange(n) for n in lengths))
