@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stablenew.storage.documents import DocumentError, dump_yaml, parse_yaml_model
+from stablenew.storage.migrations import Migrations
 from stablenew.storage.validation import Problem, plain_problems
 
 CONFIG_VERSION = 1
@@ -265,27 +266,22 @@ def hires_size(width: int, height: int, hires: HiresSettings) -> tuple[int, int]
     return rx, ry
 
 
-def migrate_config(data: dict[str, Any]) -> dict[str, Any]:
-    """Upgrade older config documents to the current version."""
-    version = data.get("version", 0)
-    if version > CONFIG_VERSION:
-        raise ValueError(
-            f"it was written by a newer StableNew (format {version}; this one reads up to "
-            f"{CONFIG_VERSION}). Update StableNew to open it.")
-    if version == 0:
-        # v0 kept the txt2img fields at the top level and called CFG "cfg".
-        data = dict(data)
-        t2i = dict(data.pop("txt2img", {}) or {})
-        for key in list(data):
-            if key in Txt2ImgSettings.model_fields:
-                t2i.setdefault(key, data.pop(key))
-        if "cfg" in data:
-            t2i.setdefault("cfg_scale", data.pop("cfg"))
-        if "cfg" in t2i:
-            t2i.setdefault("cfg_scale", t2i.pop("cfg"))
-        data["txt2img"] = t2i
-        data["version"] = 1
+def _config_v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
+    # v0 kept the txt2img fields at the top level and called CFG "cfg".
+    t2i = dict(data.pop("txt2img", {}) or {})
+    for key in list(data):
+        if key in Txt2ImgSettings.model_fields:
+            t2i.setdefault(key, data.pop(key))
+    if "cfg" in data:
+        t2i.setdefault("cfg_scale", data.pop("cfg"))
+    if "cfg" in t2i:
+        t2i.setdefault("cfg_scale", t2i.pop("cfg"))
+    data["txt2img"] = t2i
     return data
+
+
+#: Upgrades older config documents to the current version.
+migrate_config = Migrations("format", CONFIG_VERSION, ((0, 1, _config_v0_to_v1),))
 
 
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -35,6 +35,7 @@ from stablenew.pipeline.library_folder import (
 )
 from stablenew.pipeline.styles import PromptStyle
 from stablenew.storage.documents import dump_yaml, parse_yaml, parse_yaml_model, read_document_text
+from stablenew.storage.migrations import Migrations
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.resources import resource_path
 from stablenew.storage.validation import Problem, plain_problems
@@ -181,30 +182,23 @@ class Preset(BaseModel):
                    config=partial_of(config, include_prompts=include_prompts, include_seed=include_seed))
 
 
-def migrate_preset(data: dict[str, Any]) -> dict[str, Any]:
-    """Upgrade older preset documents to the current format."""
-    version = data.get("version", 0)
-    if not isinstance(version, int):
-        raise ValueError("'version' must be a whole number")
-    if version > PRESET_VERSION:
-        raise ValueError(
-            f"it was written by a newer StableNew (preset format {version}; this one reads up "
-            f"to {PRESET_VERSION}). Update StableNew to open it.")
-    if version == 0:
-        # v0 (the prototype) used title/notes and kept the config, itself in config format
-        # v0 (txt2img fields at the top level, "cfg"), under "settings".
-        data = dict(data)
-        if "title" in data:
-            data.setdefault("name", data.pop("title"))
-        if "notes" in data:
-            data.setdefault("description", data.pop("notes"))
-        settings = data.pop("settings", None)
-        if isinstance(settings, dict):
-            config = migrate_config({**settings, "version": 0})
-            config.pop("version", None)
-            data["config"] = config
-        data["version"] = 1
+def _preset_v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
+    # v0 (the prototype) used title/notes and kept the config, itself in config format
+    # v0 (txt2img fields at the top level, "cfg"), under "settings".
+    if "title" in data:
+        data.setdefault("name", data.pop("title"))
+    if "notes" in data:
+        data.setdefault("description", data.pop("notes"))
+    settings = data.pop("settings", None)
+    if isinstance(settings, dict):
+        config = migrate_config({**settings, "version": 0})
+        config.pop("version", None)
+        data["config"] = config
     return data
+
+
+#: Upgrades older preset documents to the current format.
+migrate_preset = Migrations("preset format", PRESET_VERSION, ((0, 1, _preset_v0_to_v1),))
 
 
 # --- unknown sampler names --------------------------------------------------------------------

@@ -35,6 +35,7 @@ from stablenew.storage.documents import (
     read_document_text,
 )
 from stablenew.storage.folders import Signature, files_signature
+from stablenew.storage.migrations import Migrations
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.settings import peek_settings
 
@@ -123,23 +124,17 @@ class PromptPack(BaseModel):
         return "\n".join(lines) + "\n"
 
 
-def migrate_pack(data: dict[str, Any]) -> dict[str, Any]:
-    """Upgrade older pack documents to the current format."""
-    version = data.get("version", 0)
-    if not isinstance(version, int):
-        raise ValueError("'version' must be a whole number")
-    if version > PACK_VERSION:
-        raise ValueError(f"it was written by a newer StableNew (pack format {version}; this one reads "
-                         f"up to {PACK_VERSION}). Update StableNew to open it.")
-    if version == 0:
-        # v0 (the prototype) called the name "title" and the prompts "lines".
-        data = dict(data)
-        if "title" in data:
-            data.setdefault("name", data.pop("title"))
-        if "lines" in data:
-            data.setdefault("prompts", data.pop("lines"))
-        data["version"] = 1
+def _pack_v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
+    # v0 (the prototype) called the name "title" and the prompts "lines".
+    if "title" in data:
+        data.setdefault("name", data.pop("title"))
+    if "lines" in data:
+        data.setdefault("prompts", data.pop("lines"))
     return data
+
+
+#: Upgrades older pack documents to the current format.
+migrate_pack = Migrations("pack format", PACK_VERSION, ((0, 1, _pack_v0_to_v1),))
 
 
 def parse_text_pack(text: str, path: Path, *, name: str | None = None) -> PromptPack:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.presets import DisplayName, DocumentWarning, LibraryFolder
 from stablenew.storage.documents import dump_yaml, parse_yaml_model
+from stablenew.storage.migrations import Migrations
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.validation import plain_problems
 
@@ -206,29 +207,23 @@ def profile_from_form(form: Mapping[str, str]) -> Profile:
         raise ValueError(" ".join(str(p) for p in plain_problems(exc, Profile))) from None
 
 
-def migrate_profile(data: dict[str, Any]) -> dict[str, Any]:
-    """Upgrade older profile documents to the current format."""
-    version = data.get("version", 0)
-    if not isinstance(version, int):
-        raise ValueError("'version' must be a whole number")
-    if version > PROFILE_VERSION:
-        raise ValueError(f"it was written by a newer StableNew (profile format {version}; this one "
-                         f"reads up to {PROFILE_VERSION}). Update StableNew to open it.")
-    if version == 0:
-        # v0 (the prototype): "title", one "lora" written "name:weight", "weights" for wildcards.
-        data = dict(data)
-        if "title" in data:
-            data.setdefault("name", data.pop("title"))
-        if "weights" in data:
-            data.setdefault("wildcard_weights", data.pop("weights"))
-        lora = data.pop("lora", None)
-        if isinstance(lora, str) and lora.strip():
-            name, _, weight = lora.strip().rpartition(":")
-            if not name:
-                name, weight = weight, "1"
-            data.setdefault("loras", [{"name": name, "weight": float(weight)}])
-        data["version"] = 1
+def _profile_v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
+    # v0 (the prototype): "title", one "lora" written "name:weight", "weights" for wildcards.
+    if "title" in data:
+        data.setdefault("name", data.pop("title"))
+    if "weights" in data:
+        data.setdefault("wildcard_weights", data.pop("weights"))
+    lora = data.pop("lora", None)
+    if isinstance(lora, str) and lora.strip():
+        name, _, weight = lora.strip().rpartition(":")
+        if not name:
+            name, weight = weight, "1"
+        data.setdefault("loras", [{"name": name, "weight": float(weight)}])
     return data
+
+
+#: Upgrades older profile documents to the current format.
+migrate_profile = Migrations("profile format", PROFILE_VERSION, ((0, 1, _profile_v0_to_v1),))
 
 
 def parse_profile(text: str, path: str | os.PathLike[str] | None = None) -> Profile:
