@@ -163,13 +163,15 @@ class A1111Backend:
 
     def __init__(self, url: str, *, name: str | None = None, auth: tuple[str, str] | None = None,
                  timeout: float = 600.0, kind: BackendKind | None = None, poll_interval: float = 0.5,
-                 max_body: int = DEFAULT_MAX_BODY) -> None:
+                 max_body: int = DEFAULT_MAX_BODY, previews: bool = True) -> None:
         self.url = normalise_url(url)
         self.name = name or self.url.split("://", 1)[-1]
         self.timeout = timeout
         self.short_timeout = min(SHORT_TIMEOUT, timeout)
         self.poll_interval = poll_interval
         self.max_body = max_body
+        #: Ask for the live preview with each progress poll (the `live_previews` setting).
+        self.previews = previews
         if kind is not None and BackendKind(kind) not in _WEBUI_KINDS:
             raise ValueError(f"A1111Backend drives A1111, Forge or SD.Next, not {kind}")
         self._kind: BackendKind | None = BackendKind(kind) if kind is not None else None
@@ -581,8 +583,8 @@ class A1111Backend:
     async def _watch(self, task_id: str, endpoint: str, on_progress: ProgressCallback | None) -> None:
         """Poll progress of our task while the request runs, and deliver a pending interrupt."""
         preview_id = -1
-        want_preview = on_progress is not None
         while True:
+            want_preview = on_progress is not None and self.previews  # the setting may change mid-run
             await asyncio.sleep(self.poll_interval)
             try:
                 data = await self._internal_progress(task_id, preview_id=preview_id, preview=want_preview)

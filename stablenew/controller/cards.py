@@ -45,7 +45,7 @@ SECTIONS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec(path='img2img.cfg_scale', name='cfg_scale', title='CFG scale', description='', kind='float', default=7.0, minimum=1.0, maximum=30.0),
         FieldSpec(path='img2img.sampler', name='sampler', title='Sampler', description='', kind='str', default='DPM++ 2M'),
         FieldSpec(path='img2img.scheduler', name='scheduler', title='Scheduler', description='', kind='str', default='Karras'),
-        FieldSpec(path='img2img.resize_mode', name='resize_mode', title='Resize mode', description='', kind='choice', default='just_resize', choices=('just_resize', 'crop_and_resize', 'resize_and_fill', 'latent_upscale')),
+        FieldSpec(path='img2img.resize_mode', name='resize_mode', title='Resize mode', description='', kind='choice', default='just_resize', choices=('just_resize', 'crop_and_resize', 'resize_and_fill', 'latent_upscale'), choice_labels=('Just resize', 'Crop and resize', 'Resize and fill', 'Just resize (latent upscale)')),
         FieldSpec(path='img2img.prompt_override', name='prompt_override', title='Prompt override', description='Use a different prompt here (empty: the main prompt).', kind='text', default=''),
         FieldSpec(path='img2img.negative_override', name='negative_override', title='Negative prompt override', description='', kind='text', default=''),
     ),

@@ -126,7 +126,8 @@ class PipelineController(QObject):
     config_loaded = Signal(object)  # dict[path, value]: the cards show these values
     run_state_changed = Signal(str)
     progress_changed = Signal(object)  # RunProgress
-    preview_changed = Signal(object)  # DecodedImage
+    #: DecodedImage, and True for a live frame of the image being made (False: a saved image).
+    preview_changed = Signal(object, bool)
     image_saved = Signal(object)  # ImageRecord
     error_changed = Signal(object)  # ErrorInfo | None
     message_changed = Signal(str)  # plain information ("Loaded 14 settings from …")
@@ -683,7 +684,8 @@ class PipelineController(QObject):
     async def _decode(self, source: bytes | Path) -> None:
         try:
             image = await asyncio.to_thread(decode_image, source, PREVIEW_SIDE)
-            self.preview_changed.emit(image)
+            # Server frames come as bytes, saved images as their file.
+            self.preview_changed.emit(image, isinstance(source, bytes))
         except (OSError, ValueError) as exc:  # a broken preview frame is not worth an error banner
             log.debug("preview not decodable: %s", exc)
         finally:

@@ -115,6 +115,8 @@ class ServerController(QObject):
         keys = ("server_url", "server_kind", "username", "password", "request_timeout_s")
         if any(getattr(old, k) != getattr(settings, k) for k in keys):
             self.reconnect()
+        elif self._backend is not None:
+            self._backend.previews = settings.live_previews  # takes effect at the next step
 
     def reconnect(self) -> None:
         """Connect (again) to the configured server in the background."""
@@ -156,7 +158,8 @@ class ServerController(QObject):
         kind = None if str(settings.server_kind) == "auto" else str(settings.server_kind)
         try:
             backend = await connect(settings.server_url, kind=kind, auth=auth,
-                                    timeout=settings.request_timeout_s)
+                                    timeout=settings.request_timeout_s,
+                                    previews=settings.live_previews)
             caps = await backend.probe()
         except BackendError as exc:
             log.info("server %s: %s (%s)", settings.server_url, exc.message, exc.detail)

@@ -363,11 +363,15 @@ class MainWindow(QMainWindow):
         else:
             self.server_notice.clear()
 
-    def _preview(self, decoded) -> None:
+    def _preview(self, decoded, live: bool) -> None:
+        # A saved image is a result, never a "live preview", even while the run goes on.
         progress = self.session.pipeline.progress
-        caption = "Live preview" if progress.state != "idle" else "Latest result"
-        if progress.step_text and progress.state != "idle":
-            caption += f" · {progress.step_text}"
+        if live and progress.state != "idle":
+            caption = "Live preview"
+            if progress.step_text:
+                caption += f" · {progress.step_text}"
+        else:
+            caption = "Latest result"
         self.viewer.show_preview(decoded, caption)
 
     def _run_error(self, info) -> None:

@@ -43,6 +43,13 @@ class ResizeMode(StrEnum):
     resize_and_fill = "resize_and_fill"
     latent_upscale = "latent_upscale"
 
+    @property
+    def label(self) -> str:
+        """The words A1111's own img2img tab shows for it (the value is what files keep)."""
+        return {"just_resize": "Just resize", "crop_and_resize": "Crop and resize",
+                "resize_and_fill": "Resize and fill",
+                "latent_upscale": "Just resize (latent upscale)"}[self.value]
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)

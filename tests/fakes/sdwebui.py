@@ -643,7 +643,9 @@ class FakeSDWebUI(ServesItself):
             out["progress"] = progress
             out["eta"] = elapsed / progress - elapsed if progress > 0 else None
             preview_id = job.job_no * 100000 + job.sampling_step
-            if req.live_preview is not False and job.sampling_step > 0 and preview_id != req.id_live_preview:
+            # As modules/progress.py: a frame only with live previews on and a new preview id.
+            if req.live_preview is not False and self.options["live_previews_enable"] and \
+                    job.sampling_step > 0 and preview_id != req.id_live_preview:
                 out["live_preview"] = "data:image/png;base64," + self._preview(job)
                 out["id_live_preview"] = preview_id
         elif queued:

@@ -17,6 +17,7 @@ def dead_url():
     return f"http://127.0.0.1:{port}"
 
 
+from tests.fakes.comfyui import fake_comfyui_thread  # noqa: E402,F401  (fixture)
 from tests.fakes.sdwebui import fake_sdwebui_thread  # noqa: E402,F401  (fixture)
 
 
@@ -30,8 +31,8 @@ def window_for(qtbot, qloop):
 
     windows = []
 
-    def make(url: str, connect: bool = True):
-        save_settings(AppPaths.default(), AppSettings(server_url=url))
+    def make(url: str, connect: bool = True, **settings):
+        save_settings(AppPaths.default(), AppSettings(server_url=url, **settings))
         window = build_main_window(start_up())
         windows.append(window)  # held here: qtbot only keeps a weak reference
         window.show()

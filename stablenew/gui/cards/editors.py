@@ -20,6 +20,11 @@ from stablenew.controller.field_spec import FieldSpec
 INT32_MAX = 2**31 - 1
 
 
+def _show_start(line: QLineEdit) -> None:
+    if not line.hasFocus():  # while the user types, the cursor stays where they put it
+        line.setCursorPosition(0)
+
+
 class FieldEditor(QObject):
     """Binds one widget to one dotted config path: `value()`, `set_value()`, `changed`."""
 
@@ -55,6 +60,12 @@ class FieldEditor(QObject):
             if combo.isEditable() and spec.default == "":
                 combo.lineEdit().setPlaceholderText("server's current")
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            if combo.isEditable():
+                # A name wider than the box shows its start (what tells models apart), not its
+                # end: Qt leaves the cursor, and so the view, at the end of a text it sets.
+                line = combo.lineEdit()
+                combo.currentTextChanged.connect(lambda _t: _show_start(line))
+                line.editingFinished.connect(lambda: line.setCursorPosition(0))
             return combo
         if spec.kind == "int" and (spec.maximum is None or spec.maximum <= INT32_MAX):
             spin = QSpinBox()
