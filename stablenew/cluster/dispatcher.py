@@ -39,6 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 from stablenew.backends.errors import BackendError
 from stablenew.cluster import queue_runner as qr
+from stablenew.cluster.estimates import load_speeds as load_speeds  # kept with the estimates
+from stablenew.cluster.estimates import save_speeds as save_speeds
+from stablenew.cluster.estimates import speeds_file as speeds_file
 from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
 from stablenew.cluster.jobs import Claim, ItemState, Job, WorkItem
 from stablenew.cluster.nodes import NodeConfig
@@ -999,39 +1002,3 @@ def dry_run(store: QueueStore, views: Sequence[NodeView], *, policy: Policy | st
     bound = makespan_lower_bound(reqs, list(views)) if reqs else 0.0
     return DryRun(tuple(rows), plan.makespan, bound)
 
-
-# --- learned speeds between runs ---------------------------------------------------------------------
-
-
-def speeds_file(data_dir: Path) -> Path:
-    return data_dir / "node_speeds.json"
-
-
-def load_speeds(path: Path) -> dict[str, dict[str, float]]:
-    """Speeds learned in earlier runs (work units per second, per node and size class); an
-    unreadable file only means starting from the VRAM-based guesses again."""
-    import json
-
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    out: dict[str, dict[str, float]] = {}
-    if isinstance(raw, dict):
-        for node, classes in raw.items():
-            if isinstance(classes, dict):
-                good = {str(c): float(v) for c, v in classes.items()
-                        if isinstance(v, int | float) and v > 0}
-                if good:
-                    out[str(node)] = good
-    return out
-
-
-def save_speeds(path: Path, speeds: dict[str, dict[str, float]]) -> None:
-    import json
-
-    from stablenew.storage.atomic import atomic_write_text
-
-    merged = load_speeds(path)
-    merged.update({k: v for k, v in speeds.items() if v})
-    atomic_write_text(path, json.dumps(merged, indent=1, sort_keys=True))

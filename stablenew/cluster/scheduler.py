@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from stablenew.backends.types import Capabilities
 from stablenew.cluster.work import GB, VramExperience, WorkRequirements, model_key
+from stablenew.pipeline.eta import RateTracker
 
 #: A preferred-tier node is chosen over a lower tier unless it would finish this much later.
 TIER_TOLERANCE = 0.10
@@ -40,6 +41,8 @@ class NodeView:
     #: Measured speed in work units per second, by size class ("small", "medium", "large").
     speeds: dict[str, float] = field(default_factory=dict)
     vram: VramExperience = field(default_factory=VramExperience)
+    #: How `speeds` are learnt: one tracker per size class (seconds per work unit).
+    rates: dict[str, RateTracker] = field(default_factory=dict, repr=False)
 
     @property
     def vram_total_gb(self) -> float | None:
@@ -54,13 +57,19 @@ class NodeView:
         gb = self.vram_total_gb or 8.0
         return PRIOR_UNITS_PER_SECOND_PER_8GB * gb / 8.0
 
-    def learn_speed(self, size_class: str, units: float, seconds: float, weight: float = 0.3) -> None:
-        """Fold one finished item's measured speed into the node's estimate (moving average)."""
+    def learn_speed(self, size_class: str, units: float, seconds: float) -> None:
+        """Fold one finished item's measured speed into the node's estimate: the same tracker
+        as every time estimate (settles through noise, follows a real change in two items)."""
         if seconds <= 0 or units <= 0:
             return
-        measured = units / seconds
-        old = self.speeds.get(size_class)
-        self.speeds[size_class] = measured if old is None else old + weight * (measured - old)
+        tracker = self.rates.get(size_class)
+        if tracker is None:
+            known = self.speeds.get(size_class)  # learnt in an earlier run
+            tracker = self.rates[size_class] = RateTracker(
+                1.0 / known if known else None, measured=known is not None)
+        tracker.observe(seconds / units)
+        assert tracker.value is not None
+        self.speeds[size_class] = 1.0 / tracker.value
 
 
 def ineligibility(req: WorkRequirements, node: NodeView) -> str | None:

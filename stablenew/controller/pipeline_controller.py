@@ -149,6 +149,7 @@ class PipelineController(QObject):
         self._own: Any = None  # the QueueController of a controller used without a window
         # The Run's queue job: its id, images, those in flight (as events tell, at once).
         self._job_id: str | None = None
+        self._estimates: Any = None  # the queue's QueueEstimates: the Run's time left
         self._plan_total: int | None = None
         self._follower = JobFollower()  # waits for the job: which images are at a node now
         self._node_failure: NodeFailed | None = None
@@ -395,6 +396,7 @@ class PipelineController(QObject):
             folder = await asyncio.to_thread(new_run_folder, self._output_dir(), config.txt2img.prompt)
             job_id = uuid.uuid4().hex[:8]
             self._start_following(job_id)
+            self._estimates = getattr(run_queue.queue, "estimates", None)
             run_queue.queue.watch_job(job_id, self._on_queue_event)
             job = await run_queue.queue.add_run(
                 planned if planned is not None else config, node=run_queue.node, job_id=job_id,
@@ -652,14 +654,17 @@ class PipelineController(QObject):
         return p
 
     def _estimate(self, p: RunProgress) -> RunProgress:
-        """The bar over the whole Run and the time left for all of it."""
+        """The bar over the whole Run and the time left for all of it: the queue's estimate of
+        the Run's job (the same figure as its row), from the nodes' measured speeds."""
         shown = self._shown
         total = self._plan_total or 1
         overall = (shown.finished + sum(shown.fractions.values())) / total
         eta = None
         current = shown.current
         own = shown.etas.get(current) if current is not None else None
-        if own is not None:
+        if self._estimates is not None and self._job_id is not None:
+            eta = self._estimates.job_eta(self._job_id)
+        if eta is None and own is not None:  # nothing measured yet: the runner's own guess
             left = max(0, total - shown.finished - 1)  # images after the one rendering now
             if left and shown.done_at:
                 # Throughput so far (with images in flight at once, not each one's duration),

@@ -10,6 +10,7 @@ terminal) are picked up by a cheap revision poll.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -31,6 +32,7 @@ from PySide6.QtCore import (
     Signal,
 )
 
+from stablenew.cluster.estimates import QueueEstimates, speeds_file
 from stablenew.cluster.jobs import (
     INTERACTIVE_PRIORITY,
     ItemState,
@@ -390,6 +392,9 @@ class QueueController(QObject):
         self._owns_store = store is None
         self.output_root = output_root
         self.model = QueueModel(self)
+        # Time left per job from measured node speeds: the rows and the command bar read it.
+        where = db_path if db_path is not None else getattr(store, "path", None)
+        self.estimates = QueueEstimates(path=speeds_file(Path(where).parent) if where else None)
         self.tasks = TaskOwner("Queue", self)
         self.tasks.error_raised.connect(self._set_error)
         self._error: ErrorInfo | None = None
@@ -465,7 +470,8 @@ class QueueController(QObject):
             while True:
                 self._refresh_again = False
                 store = await self.store()
-                snapshot = await asyncio.to_thread(self._read_snapshot, store, set(self._expanded))
+                snapshot = await asyncio.to_thread(self._read_snapshot, store, set(self._expanded),
+                                                   self.estimates)
                 self._apply(snapshot)
                 if not self._refresh_again:
                     break
@@ -473,9 +479,12 @@ class QueueController(QObject):
             self._refreshing = False
 
     @staticmethod
-    def _read_snapshot(store: QueueStore, expanded: set[str]) -> QueueSnapshot:
+    def _read_snapshot(store: QueueStore, expanded: set[str],
+                       estimates: QueueEstimates | None = None) -> QueueSnapshot:
         revision = store.revision()
         jobs = store.list_jobs()
+        if estimates is not None:
+            jobs = estimates.read_jobs(store, jobs)
         ids = {j.id for j in jobs}
         items = {job_id: store.items(job_id) for job_id in expanded if job_id in ids}
         return QueueSnapshot(jobs, items, store.is_paused(), revision)
@@ -752,6 +761,8 @@ class QueueController(QObject):
         await self.tasks.wait_idle(timeout=5)
         await self.tasks.aclose(timeout=2)
         self._stop_timers()
+        with contextlib.suppress(RuntimeError):  # the loop is already gone: nothing to keep
+            await asyncio.to_thread(self.estimates.save)
         if self._owns_store and self._store is not None:
             store, self._store = self._store, None
             try:
@@ -764,6 +775,7 @@ class QueueController(QObject):
             await asyncio.to_thread(store.close)
 
     def _on_queue_event(self, event: QueueEvent) -> None:
+        self.estimates.on_queue_event(event)  # before the watchers: the bar reads it
         if self._watchers:
             job_id = event.job.id if isinstance(event, JobFinished) else getattr(
                 getattr(event, "item", None), "job_id", None)

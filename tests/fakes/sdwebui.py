@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,10 +183,13 @@ class FakeSDWebUI(ServesItself):
                  adetailer_models: tuple[str, ...] | None = DEFAULT_ADETAILER,
                  vram_total: int | None = 24 * 1024**3, vram_free: int | None = 20 * 1024**3,
                  internal_routes: bool = True, samples_format: str = "png",
-                 version: str | None = None) -> None:
+                 version: str | None = None,
+                 pace: Callable[[], float] | None = None) -> None:
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {FLAVORS}, not {flavor!r}")
         self.step_s = step_ms / 1000.0
+        #: Called once per generation: a factor on `step_ms` for it (a node whose speed varies).
+        self.pace = pace
         self.flavor = flavor
         self.auth = auth
         self.host = host
@@ -886,6 +889,7 @@ class FakeSDWebUI(ServesItself):
         infotexts: list[str] = []
         seeds: list[int] = []
         fmt = str(opts.get("samples_format", "png")).lower()
+        step_s = self.step_s * (self.pace() if self.pace is not None else 1.0)
         for iteration in range(n_iter):
             if job.interrupted:
                 break
@@ -895,7 +899,7 @@ class FakeSDWebUI(ServesItself):
                 for step in range(pass_steps):
                     if job.interrupted or job.skipped:
                         break
-                    if await self._sleep(self.step_s):
+                    if await self._sleep(step_s):
                         raise _Crash("RuntimeError", "the server is shutting down")
                     job.sampling_step = step + 1
                 job.sampling_step = 0
