@@ -164,30 +164,23 @@ def _is_pack(path: Path) -> bool:
         return True
     if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
         return False
-    import yaml
+    from stablenew.storage.documents import DocumentError, parse_yaml, read_document_text
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return False  # the config parser names the problem
+        data, _node = parse_yaml(read_document_text(path), path)
+    except DocumentError:
+        return False  # the config loader names the problem
     return isinstance(data, dict) and "prompts" in data
 
 
 def _load_job_file(path: Path):
-    """(config, preset name or None) from a config or preset YAML file."""
-    import yaml
-
+    """(config, preset name or None) from a config or preset YAML file; one loader, so every
+    unreadable file (binary, wrong encoding, control characters, bad YAML) is a DocumentError."""
     from stablenew.pipeline.config import PipelineConfig
-    from stablenew.storage.documents import DocumentError
+    from stablenew.storage.documents import parse_yaml, read_document_text
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DocumentError(path, f"The file cannot be read ({exc.strerror}).") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        data = None  # the config parser below names the line
+    text = read_document_text(path)
+    data, _node = parse_yaml(text, path)
     if isinstance(data, dict) and "name" in data and "config" in data:
         from stablenew.pipeline.presets import parse_preset
 
@@ -201,7 +194,7 @@ def _add(args: argparse.Namespace) -> int:
     from stablenew.cluster.queue_store import QueueError
     from stablenew.storage.documents import DocumentError
     from stablenew.storage.paths import AppPaths
-    from stablenew.storage.settings import load_settings
+    from stablenew.storage.settings import SettingsUnreadable, load_settings
 
     if args.count is not None and args.count < 1:
         return _fail("--count must be 1 or more.")
@@ -230,7 +223,13 @@ def _add(args: argparse.Namespace) -> int:
     output_root = args.output
     if output_root is None:
         paths = AppPaths.default()
-        settings, _problem = load_settings(paths)
+        try:
+            settings, problem = load_settings(paths, needs=("output_dir",))
+        except SettingsUnreadable as exc:
+            return _fail(f"Your settings could not be read: {exc} Fix it, or say where the "
+                         "images go with --output FOLDER.")
+        if problem:
+            print(problem, file=sys.stderr)
         output_root = settings.output_path(paths)
     with _open(args) as store:
         try:

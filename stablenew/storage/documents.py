@@ -117,26 +117,41 @@ def read_document_text(path: str | os.PathLike[str]) -> str:
             f"The file is {size / 1_048_576:.1f} MB; StableNew reads documents up to "
             f"{MAX_DOCUMENT_BYTES // 1_048_576} MB. Is this the right file?",
         )
-    raw = p.read_bytes()
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DocumentError(p, f"The file cannot be read ({exc.strerror}).") from exc
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DocumentError(p, "The file is saved as UTF-16 text; StableNew reads UTF-8. Save it "
+                               "again as UTF-8 in your text editor.")
     if b"\x00" in raw:
-        raise DocumentError(p, "This is not a text file (it contains binary data).")
+        raise DocumentError(p, "This is not a text file (it contains binary data). Check that "
+                               "you named the right file.", line=raw.count(b"\n", 0, raw.index(b"\x00")) + 1)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DocumentError(
-            p, f"The file is not UTF-8 text (bad byte at position {exc.start})."
-        ) from None
+            p, f"The file is not UTF-8 text (byte 0x{raw[exc.start]:02X} at position {exc.start} "
+               "cannot be read). Save it again as UTF-8 in your text editor.",
+            line=raw.count(b"\n", 0, exc.start) + 1) from None
 
 
 def parse_yaml(text: str, path: str | os.PathLike[str] | None = None) -> tuple[Any, yaml.Node | None]:
     """Parse YAML safely (SafeLoader only); returns the data and its node tree for line lookups."""
-    loader = yaml.SafeLoader(text)
+    # The reader checks for unprintable characters as it is built: build it inside the try.
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is None:
             return None, None
         _check_node_count(node, path)
         return loader.construct_document(node), node
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(0, exc.position)) + 1
+        raise DocumentError(path, f"The file contains a control character ({_char_name(exc.character)}) "
+                            "that YAML does not allow. Delete it in a text editor (it is often "
+                            "invisible) and save the file again.", line=line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -145,7 +160,14 @@ def parse_yaml(text: str, path: str | os.PathLike[str] | None = None) -> tuple[A
     except yaml.YAMLError as exc:
         raise DocumentError(path, f"This is not valid YAML: {exc}.") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def _char_name(character: str | int) -> str:
+    code = character if isinstance(character, int) else ord(character)
+    names = {0x0C: "form feed", 0x0B: "vertical tab", 0x08: "backspace", 0x1B: "escape", 0x7F: "delete"}
+    return f"{names[code]}, U+{code:04X}" if code in names else f"U+{code:04X}"
 
 
 def parse_yaml_model(

@@ -215,13 +215,20 @@ def _migrate(data: dict[str, Any], old_choices: Callable[[], dict[str, Any]] | N
     return data
 
 
-def load_settings(paths: AppPaths) -> tuple[AppSettings, str | None]:
+class SettingsUnreadable(DocumentError):
+    """The settings file is unusable and a choice the caller cannot do without was lost with it."""
+
+
+def load_settings(paths: AppPaths, *, needs: tuple[str, ...] = ()) -> tuple[AppSettings, str | None]:
     """Settings from disk, or defaults plus a plain message when the file was unusable.
 
+    A bad file is set aside and every choice that can still be read from it is kept. When a
+    field named in *needs* cannot be recovered, the file is left where it is and
+    `SettingsUnreadable` is raised instead, so the caller can refuse rather than guess.
     The first time settings older than version 2 are read, the choices earlier versions kept
     in files of their own are taken over and the settings saved, so that happens only once.
     """
-    settings, message, old = _read(paths, set_aside=True)
+    settings, message, old = _read(paths, set_aside=True, needs=needs)
     if old.found:
         try:
             save_settings(paths, settings)
@@ -236,7 +243,8 @@ def peek_settings(paths: AppPaths) -> AppSettings:
     return _read(paths, set_aside=False)[0]
 
 
-def _read(paths: AppPaths, *, set_aside: bool) -> tuple[AppSettings, str | None, _OldChoices]:
+def _read(paths: AppPaths, *, set_aside: bool,
+          needs: tuple[str, ...] = ()) -> tuple[AppSettings, str | None, _OldChoices]:
     file = paths.settings_file
     old = _OldChoices(paths)
 
@@ -250,16 +258,53 @@ def _read(paths: AppPaths, *, set_aside: bool) -> tuple[AppSettings, str | None,
         settings = load_yaml_model(file, AppSettings, migrate=migrate)
     except DocumentError as exc:
         old.found = False  # nothing is taken over from beside a settings file that cannot be read
+        saved, unknown = _salvage(file)
+        settings = AppSettings.model_validate(saved)
         if not set_aside:
-            return AppSettings(), None, old
+            return settings, None, old
+        lost = [name for name in needs if name in unknown or unknown == {"*"}]
+        if lost:
+            words = ", ".join(str(AppSettings.model_fields[n].title).lower() for n in lost)
+            raise SettingsUnreadable(file, f"{exc.reason} Your {words} cannot be read from it, so "
+                                     "StableNew left the file as it is.",
+                                     line=exc.line, field=exc.field) from None
         aside = file.with_name(f"{file.name}.bad-{time.strftime('%Y%m%d-%H%M%S')}")
         try:
             os.replace(file, aside)
-            kept = f"The bad file was kept as {aside}."
+            kept = f"The bad file was set aside and kept as {aside}."
         except OSError:
             kept = "The bad file was left where it is."
-        return AppSettings(), f"Your settings could not be read ({exc}). Using defaults. {kept}", old
+        if saved:
+            titles = ", ".join(str(AppSettings.model_fields[n].title).lower() for n in saved)
+            using = f"Kept what could be read ({titles}); the rest are defaults."
+        else:
+            using = "Using defaults."
+        log.warning("settings: %s set aside as %s: %s", file, aside, exc)
+        return settings, f"Your settings could not be read: {exc} {using} {kept}", old
     return settings, " ".join(old.problems) or None, old
+
+
+def _salvage(file: Path) -> tuple[dict[str, Any], set[str]]:
+    """The choices of a bad settings file that are valid each on its own, and the names of
+    those that are not ({"*"}: the file is not readable YAML, so any choice may be lost)."""
+    try:
+        data, _node = parse_yaml(read_document_text(file), file)
+    except DocumentError:
+        return {}, {"*"}
+    if not isinstance(data, dict):
+        return {}, {"*"}
+    kept: dict[str, Any] = {}
+    bad: set[str] = set()
+    for name, value in data.items():
+        if name == "version" or name not in AppSettings.model_fields:
+            continue
+        try:
+            AppSettings.model_validate({name: value})
+        except ValidationError:
+            bad.add(name)
+            continue
+        kept[name] = value
+    return kept, bad
 
 
 def save_settings(paths: AppPaths, settings: AppSettings) -> Path:

@@ -66,7 +66,7 @@ def test_bad_file_names_file_line_and_field(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "line 2" in err and "Steps" in err
     assert q("add", str(tmp_path / "missing.yaml")) == 1
-    assert "cannot be read" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
     assert q("add", str(bad), "--count", "0") == 1
 
 
