@@ -1,0 +1,194 @@
+"""Scanning model folders into a `Catalog`, with the SQLite cache doing the repeat work.
+
+A folder is listed once (`os.scandir`), so looking for sidecars and previews is a set lookup.
+A file whose size, mtime and sidecars are unchanged comes from the cache without being opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stablenew.catalog.cache import CatalogCache
+from stablenew.catalog.derive import PREVIEW_EXTENSIONS, build_entry, find_preview
+from stablenew.catalog.entry import BaseModel, ModelEntry, ModelKind
+from stablenew.catalog.safetensors import HeaderError, read_header
+from stablenew.catalog.sidecars import SIDECAR_SUFFIXES, read_sidecars
+
+MODEL_SUFFIXES = (".safetensors",)
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class _Folder:
+    """One listed folder: its model files and every file name with its (size, mtime)."""
+
+    path: Path
+    relative: str
+    models: list[os.DirEntry] = field(default_factory=list)
+    stats: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def _walk(root: Path, relative: str = "") -> Iterator[_Folder]:
+    folder = _Folder(root, relative)
+    subdirs = []
+    try:
+        with os.scandir(root) as it:
+            for item in it:
+                if item.name.startswith("."):
+                    continue
+                try:
+                    if item.is_dir():
+                        subdirs.append(item)
+                        continue
+                    st = item.stat()
+                except OSError:
+                    continue
+                folder.stats[item.name] = (st.st_size, st.st_mtime_ns)
+                if item.name.lower().endswith(MODEL_SUFFIXES):
+                    folder.models.append(item)
+    except OSError:
+        return
+    yield folder
+    for sub in sorted(subdirs, key=lambda d: d.name):
+        yield from _walk(Path(sub.path), f"{relative}/{sub.name}" if relative else sub.name)
+
+
+def _side_names(stem: str) -> list[str]:
+    names = [stem + s for s in SIDECAR_SUFFIXES]
+    for ext in PREVIEW_EXTENSIONS:
+        names += [f"{stem}.{ext}", f"{stem}.preview.{ext}"]
+    return names
+
+
+def _signature(stem: str, stats: dict[str, tuple[int, int]]) -> str:
+    return "|".join(f"{n}:{stats[n][0]}:{stats[n][1]}" for n in _side_names(stem) if n in stats)
+
+
+def read_entry(kind: ModelKind, path: Path, relative: str, present: frozenset[str] | set[str],
+               size: int, mtime_ns: int) -> ModelEntry:
+    """Read one model file's header, sidecars and preview into an entry (no cache)."""
+    header = problem = None
+    try:
+        header = read_header(path)
+    except HeaderError as exc:
+        problem = exc.message
+    problems: list[str] = []
+    preview = find_preview(path.parent, path.stem, present, problems)
+    side = read_sidecars(path.parent, path.stem, present, path.name)
+    return build_entry(kind, path, relative, header, problem, side, preview, problems, size, mtime_ns)
+
+
+def scan_folder(root: str | Path, kind: ModelKind, cache: CatalogCache | None = None, *,
+                progress: ProgressCallback | None = None) -> list[ModelEntry]:
+    """Every model under *root* (sub-folders included), read or taken from *cache*."""
+    root = Path(root).resolve()
+    key = str(root)
+    cached = cache.rows_under(key) if cache is not None else {}
+    hashes = cache.hashes_under(key) if cache is not None else {}
+    folders = list(_walk(root))
+    total = sum(len(f.models) for f in folders)
+    entries: list[ModelEntry] = []
+    fresh: list[tuple[ModelEntry, str]] = []
+    done = 0
+    for folder in folders:
+        present = frozenset(folder.stats)
+        for item in sorted(folder.models, key=lambda d: d.name):
+            size, mtime = folder.stats[item.name]
+            path = Path(item.path)
+            stem = path.stem
+            sig = _signature(stem, folder.stats)
+            row = cached.get(str(path))
+            if row is not None and (row.size, row.mtime_ns, row.side_sig) == (size, mtime, sig):
+                entry = ModelEntry.from_json(json.loads(row.data))
+            else:
+                entry = read_entry(kind, path, folder.relative, present, size, mtime)
+                fresh.append((entry, sig))
+            known = hashes.get(entry.path)
+            if known and known[:2] == (size, mtime):
+                entry.lora_hash = known[2] or entry.lora_hash
+                entry.sha256 = known[3]
+            entries.append(entry)
+            done += 1
+            if progress is not None and (done % 200 == 0 or done == total):
+                progress(done, total)
+    if cache is not None:
+        seen = {e.path for e in entries}
+        cache.store(key, fresh, removed=[p for p in cached if p not in seen])
+        cache.remember_root(key, kind.value)
+    return entries
+
+
+
+
+class Catalog:
+    """The merged index: entries by kind and name, plus which nodes have which LoRA."""
+
+    def __init__(self, entries: list[ModelEntry] | None = None) -> None:
+        self.entries: list[ModelEntry] = []
+        self._by_name: dict[tuple[ModelKind, str], ModelEntry] = {}
+        #: node name -> LoRA names that node lists (from its server).
+        self.available: dict[str, frozenset[str]] = {}
+        self.extend(entries or [])
+
+    def extend(self, entries: list[ModelEntry]) -> None:
+        for entry in entries:
+            self.entries.append(entry)
+            self._by_name.setdefault((entry.kind, entry.name.lower()), entry)
+
+    @property
+    def loras(self) -> list[ModelEntry]:
+        return [e for e in self.entries if e.kind is ModelKind.lora]
+
+    @property
+    def checkpoints(self) -> list[ModelEntry]:
+        return [e for e in self.entries if e.kind is ModelKind.checkpoint]
+
+    def find(self, name: str, kind: ModelKind | None = None) -> ModelEntry | None:
+        """An entry by its name (the file stem, any case), alias or display name."""
+        text = name.strip()
+        stem = _stem_key(text.rsplit(" [", 1)[0])  # A1111 checkpoint titles end in " [hash]"
+        kinds = [kind] if kind else [ModelKind.lora, ModelKind.checkpoint]
+        for k in kinds:
+            if (k, stem) in self._by_name:
+                return self._by_name[(k, stem)]
+        lowered = text.lower()
+        return next((e for e in self.entries if (kind is None or e.kind is kind)
+                     and lowered in (e.alias.lower(), e.display_name.lower())), None)
+
+    def checkpoint_base(self, name: str) -> BaseModel:
+        entry = self.find(name, ModelKind.checkpoint)
+        return entry.base_model if entry else BaseModel.unknown
+
+    def mark_available(self, node: str, lora_names: list[str] | tuple[str, ...]) -> None:
+        """Record the LoRAs *node* lists; names compare by file stem, any case, any folder."""
+        self.available[node] = frozenset(_stem_key(n) for n in lora_names)
+
+    def available_on(self, entry: ModelEntry, node: str) -> bool | None:
+        """Whether *node* has this LoRA; None when we have not heard from that node."""
+        names = self.available.get(node)
+        if names is None:
+            return None
+        return _stem_key(entry.name) in names or _stem_key(entry.alias) in names
+
+    def nodes_with(self, entry: ModelEntry) -> list[str]:
+        return sorted(n for n in self.available if self.available_on(entry, n))
+
+
+def _stem_key(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if base.lower().endswith(MODEL_SUFFIXES + (".pt", ".ckpt")):
+        base = base.rsplit(".", 1)[0]
+    return base.lower()
+
+
+def scan(folders: list[tuple[str | Path, ModelKind]], cache: CatalogCache | None = None, *,
+         progress: ProgressCallback | None = None) -> Catalog:
+    """A catalog of several folders (LoRA and checkpoint folders alike)."""
+    catalog = Catalog()
+    for root, kind in folders:
+        catalog.extend(scan_folder(root, kind, cache, progress=progress))
+    return catalog
