@@ -317,6 +317,7 @@ class ClusterDispatcher:
         self._runner_factory = runner_factory
         self._runner_kwargs = dict(runner_kwargs or {})
         self._lock = threading.RLock()
+        self._last_statuses: list[NodeStatus] = []
         self._nodes: dict[str, _Node] = {}
         for name in self.monitor.names():
             cfg = self.monitor.config(name)
@@ -401,8 +402,13 @@ class ClusterDispatcher:
             return {name: dict(n.view.speeds) for name, n in self._nodes.items()}
 
     def statuses(self) -> list[NodeStatus]:
+        """Each node's state and work. The window reads this every second on its own thread, so
+        it never waits for a worker that holds the lock through a database transaction (which
+        may wait up to SQLite's busy timeout): meanwhile the last complete view is returned."""
+        if not self._lock.acquire(blocking=False):
+            return list(self._last_statuses)
         out = []
-        with self._lock:
+        try:
             for name, n in self._nodes.items():
                 health = self.monitor.health(name)
                 caps = health.capabilities
@@ -414,7 +420,10 @@ class ClusterDispatcher:
                     vram_gb=n.view.vram_total_gb, device=caps.device if caps else "",
                     speeds=dict(n.view.speeds),
                     working_on=tuple(f.working_on for f in n.inflight.values() if f.working_on)))
-        return out
+            self._last_statuses = out
+        finally:
+            self._lock.release()
+        return list(out)
 
     # --- the run -----------------------------------------------------------------------------------
 

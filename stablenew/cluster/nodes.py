@@ -122,7 +122,15 @@ class NodeRegistry:
     def remove(self, name: str) -> None:
         self._nodes.pop(name, None)
 
+    def reset(self, nodes: list[NodeConfig]) -> None:
+        """Back to *nodes* (a change that could not be saved is undone)."""
+        self._nodes = {n.name: n for n in nodes}
+
     def save(self) -> Path:
+        return self.write(self.text())
+
+    def text(self) -> str:
+        """The file's text for the nodes as they are now (cheap: no disk)."""
         if self.error is not None:
             raise DocumentError(self.path, "The nodes file on disk is broken; fix or move it before "
                                 "saving, so nothing in it is lost.")
@@ -130,6 +138,9 @@ class NodeRegistry:
         dumped = data.model_dump(mode="json")
         for raw, node in zip(dumped["nodes"], data.nodes, strict=True):
             raw["password"] = node.password.get_secret_value()
-        text = dump_yaml(dumped)
+        return dump_yaml(dumped)
+
+    def write(self, text: str) -> Path:
+        """Write *text* (from `text()`) atomically, with an fsync: call it off the Qt thread."""
         # Owner-only: the file holds passwords.
         return atomic_write_text(self.path, text, mode=0o600 if os.name == "posix" else None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from stablenew.cluster.queue_store import QueueStore
 from stablenew.cluster.work import GB
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.tasks import TaskOwner
+from stablenew.storage.documents import DocumentError
 from stablenew.storage.paths import AppPaths
 
 log = logging.getLogger("stablenew.controller.nodes")
@@ -251,6 +253,7 @@ class NodesController(QObject):
                                     probe_timeout=probe_timeout,
                                     refresh_after=REFRESH_CAPABILITIES_S)
         self._dispatcher: ClusterDispatcher | None = None
+        self._save_lock = asyncio.Lock()
         self._live = QTimer(self)
         self._live.setInterval(live_interval_ms)
         self._live.timeout.connect(self._rebuild)
@@ -287,23 +290,54 @@ class NodesController(QObject):
     # --- editing (slots) -----------------------------------------------------------------------------
 
     def add_node(self, node: NodeConfig) -> bool:
-        """Add a node, save, and probe it; False (with the reason as the error) if refused."""
+        """Add a node, then save and probe it in the background; False (with the reason as the
+        error) if refused at once. A save that fails takes the node out again, with the error."""
         try:
-            self._registry.add(node)
+            text = self._registry_text_with(lambda: self._registry.add(node))
         except ValueError as exc:  # a node of that name exists: nothing changed
             self._set_error(ErrorInfo(str(exc), source="Nodes"))
             return False
-        try:
-            self._registry.save()
-        except Exception as exc:
-            self._registry.remove(node.name)  # not saved: do not pretend it was added
-            self._set_error(ErrorInfo(str(exc), detail=repr(exc), source="Nodes"))
-            return False
         self._set_error(None)
+        self._spawn_then_rebuild(self._save(text, undo=lambda: self._forget(node.name)),
+                                 f"save-{node.name}")
         self._spawn_then_rebuild(self._monitor.add(node), f"probe-{node.name}")
         if self._dispatcher is not None:  # the running queue takes it on at once
             self._spawn_then_rebuild(self._dispatcher.add_node(node), f"join-{node.name}")
         self._rebuild()
+        return True
+
+    def _forget(self, name: str) -> None:
+        """A node that could not be saved leaves again: do not pretend it was added."""
+        self._registry.remove(name)
+        self._spawn_then_rebuild(self._monitor.remove(name), f"forget-{name}")
+        if self._dispatcher is not None:
+            self._spawn_then_rebuild(self._dispatcher.remove_node(name), f"leave-{name}")
+
+    def _registry_text_with(self, change: Callable[[], None]) -> str:
+        """Apply *change* to the registry and return the file text to save for it; a broken
+        nodes file refuses the change (nothing in it may be lost)."""
+        snapshot = list(self._registry)
+        change()
+        try:
+            return self._registry.text()
+        except DocumentError:
+            self._registry.reset(snapshot)
+            raise
+
+    async def _save(self, text: str, *, undo: Callable[[], None] | None = None) -> bool:
+        """Write the nodes file off the Qt thread (atomic, with an fsync), one save at a time
+        and in the order they were asked for; True when it was written."""
+        async with self._save_lock:
+            try:
+                await asyncio.to_thread(self._registry.write, text)
+            except OSError as exc:
+                log.warning("nodes: could not save %s: %s", self.nodes_file, exc)
+                if undo is not None:
+                    undo()
+                self._set_error(ErrorInfo(
+                    f"The nodes file could not be saved ({exc.strerror or exc}). Check that you "
+                    f"may write to {self.nodes_file.parent}.", detail=repr(exc), source="Nodes"))
+                return False
         return True
 
     def _spawn_then_rebuild(self, coro: Any, name: str) -> None:
@@ -322,9 +356,8 @@ class NodesController(QObject):
                 if node.name in {n.name for n in self._registry}:
                     raise ValueError(f"There is already a node called '{node.name}'.")
                 self._registry.remove(old_name)
-            self._registry.replace(node)
-            self._registry.save()
-        except Exception as exc:
+            text = self._registry_text_with(lambda: self._registry.replace(node))
+        except (ValueError, DocumentError) as exc:
             self._registry = NodeRegistry.load(self.nodes_file)
             self._set_error(ErrorInfo(str(exc), detail=repr(exc), source="Nodes"))
             self._rebuild()
@@ -334,6 +367,7 @@ class NodesController(QObject):
         dispatcher = self._dispatcher
 
         async def recheck() -> None:
+            await self._save(text)
             if old_name != node.name:
                 await self._monitor.remove(old_name)
                 if dispatcher is not None:
@@ -347,11 +381,12 @@ class NodesController(QObject):
         return True
 
     def remove_node(self, name: str) -> None:
-        self._registry.remove(name)
         try:
-            self._registry.save()
-        except Exception as exc:
+            text = self._registry_text_with(lambda: self._registry.remove(name))
+        except DocumentError as exc:
             self._set_error(ErrorInfo(str(exc), detail=repr(exc), source="Nodes"))
+            return
+        self._spawn_then_rebuild(self._save(text), f"save-{name}")
         self._spawn_then_rebuild(self._monitor.remove(name), f"remove-{name}")
         if self._dispatcher is not None:  # its in-flight images go back to the queue
             self._spawn_then_rebuild(self._dispatcher.remove_node(name), f"leave-{name}")

@@ -402,3 +402,31 @@ async def test_until_empty_gives_up_when_no_node_answers_for_long_and_keeps_the_
     assert "No node has answered for 0.3 s" in summary.stalled
     assert "No Stable Diffusion server answers" in summary.stalled
     assert {i.state for i in store.items()} == {ItemState.queued}
+
+
+def test_statuses_never_wait_for_a_worker_holding_the_lock(store, tmp_path):
+    """The window reads the nodes' states every second: a worker inside a long database
+    transaction (holding the dispatcher's lock) must not hold the window with it."""
+    import threading
+    import time
+
+    d = dispatcher(store, [NodeConfig(name="den", url="http://127.0.0.1:9", kind="a1111")])
+    assert [s.name for s in d.statuses()] == ["den"]
+    held, release = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        with d._lock:  # as _claim does around store.claim_next
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        held.wait(5)
+        started = time.monotonic()
+        statuses = d.statuses()
+        assert time.monotonic() - started < 0.05
+        assert [s.name for s in statuses] == ["den"], "the last complete view"
+    finally:
+        release.set()
+        thread.join(5)

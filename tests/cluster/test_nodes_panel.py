@@ -70,7 +70,59 @@ def test_adding_nodes_probes_them_and_shows_state_vram_and_a_refused_login(qtbot
     qtbot.waitUntil(lambda: states(controller)["laptop"] is NodeState.healthy, timeout=10000)
     assert controller.preferred_node().name == "big"
     controller.remove_node("laptop")
-    assert [n.name for n in NodeRegistry.load(tmp_path / "nodes.yaml")] == ["big"]
+    qtbot.waitUntil(lambda: [n.name for n in NodeRegistry.load(tmp_path / "nodes.yaml")] == ["big"],
+                    timeout=5000)
+
+
+def test_a_slow_disk_never_holds_the_window_while_nodes_are_saved(qtbot, controller, lab, tmp_path,
+                                                                  monkeypatch):
+    """The nodes file is written with an fsync: on a slow disk (a NAS home, a busy laptop) that
+    can take long, and it happens off the Qt thread, in the order the edits were made."""
+    import os
+    import time
+
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    big, locked = lab
+    real_fsync = os.fsync
+
+    def slow_fsync(fd):
+        time.sleep(0.15)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    gaps, clock, ticker = [], QElapsedTimer(), QTimer()
+    ticker.setInterval(5)
+    ticker.timeout.connect(lambda: (gaps.append(clock.restart())))
+    clock.start()
+    ticker.start()
+    started = time.monotonic()
+    assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
+    assert controller.add_node(NodeConfig(name="laptop", url=locked.url, kind="a1111"))
+    controller.remove_node("laptop")
+    assert time.monotonic() - started < 0.1, "the edits returned at once"
+    qtbot.waitUntil(lambda: not controller.tasks.busy, timeout=10000)
+    ticker.stop()
+    assert max(gaps) < 100, f"the Qt loop stalled {max(gaps)} ms"
+    assert [n.name for n in NodeRegistry.load(tmp_path / "nodes.yaml")] == ["big"], \
+        "the last edit is what the file holds"
+
+
+def test_a_node_whose_save_fails_is_taken_out_again_with_the_reason(qtbot, controller, lab,
+                                                                    monkeypatch):
+    big, _ = lab
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("stablenew.cluster.nodes.atomic_write_text", disk_full)
+    assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
+    qtbot.waitUntil(lambda: controller.error is not None, timeout=5000)
+    assert "could not be saved (No space left on device)" in controller.error.message
+    qtbot.waitUntil(lambda: controller.nodes() == [], timeout=5000)
+    qtbot.waitUntil(lambda: controller.model.rowCount() == 0 and not controller.tasks.busy,
+                    timeout=5000)
+    assert controller.preferred_node() is None
 
 
 def test_the_idle_check_pings_ready_nodes_and_leaves_a_refused_login_alone(qtbot, controller, lab):
