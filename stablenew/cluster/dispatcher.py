@@ -342,6 +342,11 @@ class ClusterDispatcher:
         self.summary = ClusterSummary()
         self.monitor.subscribe(self._health_changed)
 
+    def detach(self) -> None:
+        """Stop following the monitor's changes: a dispatcher made over a long-lived monitor
+        (the Nodes room's, for a plan) must not stay subscribed to it after use."""
+        self.monitor.unsubscribe(self._health_changed)
+
     # --- control (safe from any thread) ---------------------------------------------------------
 
     def notify(self) -> None:

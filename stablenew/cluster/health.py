@@ -127,6 +127,11 @@ class NodeMonitor:
     def subscribe(self, callback: ChangeCallback) -> None:
         self._on_change.append(callback)
 
+    def unsubscribe(self, callback: ChangeCallback) -> None:
+        """Stop telling *callback* of changes (a dispatcher that borrowed this monitor is done)."""
+        with contextlib.suppress(ValueError):
+            self._on_change.remove(callback)
+
     # --- changing the set ---------------------------------------------------------------------
 
     async def add(self, node: NodeConfig) -> NodeHealth:

@@ -422,7 +422,9 @@ class NodesController(QObject):
             else:
                 await self._monitor.check_all()
                 learned = await asyncio.to_thread(load_speeds, speeds_file(self._data_dir))
-                views = ClusterDispatcher(_NoStore(), self._monitor, speeds=learned).views()
+                planner = ClusterDispatcher(_NoStore(), self._monitor, speeds=learned)
+                views = planner.views()
+                planner.detach()
             own = store is None
             queue = store if store is not None else await asyncio.to_thread(QueueStore, self.db_path)
             try:

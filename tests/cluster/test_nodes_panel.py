@@ -84,6 +84,9 @@ def test_a_slow_disk_never_holds_the_window_while_nodes_are_saved(qtbot, control
     from PySide6.QtCore import QElapsedTimer, QTimer
 
     big, locked = lab
+    assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
+    assert controller.add_node(NodeConfig(name="laptop", url=locked.url, kind="a1111"))
+    qtbot.waitUntil(lambda: len(states(controller)) == 2 and not controller.tasks.busy, timeout=10000)
     real_fsync = os.fsync
 
     def slow_fsync(fd):
@@ -97,8 +100,8 @@ def test_a_slow_disk_never_holds_the_window_while_nodes_are_saved(qtbot, control
     clock.start()
     ticker.start()
     started = time.monotonic()
-    assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
-    assert controller.add_node(NodeConfig(name="laptop", url=locked.url, kind="a1111"))
+    controller.set_enabled("laptop", False)
+    controller.set_enabled("laptop", True)
     controller.remove_node("laptop")
     assert time.monotonic() - started < 0.1, "the edits returned at once"
     qtbot.waitUntil(lambda: not controller.tasks.busy, timeout=10000)
@@ -291,3 +294,33 @@ def test_the_queue_panels_plan_button_asks_for_the_dry_run(qtbot, qloop, tmp_pat
         panel.plan_button.click()
     closing = asyncio.ensure_future(queue.aclose())
     qtbot.waitUntil(closing.done, timeout=5000)
+
+
+def test_pressing_plan_again_and_again_leaves_no_dispatcher_behind(qtbot, controller, lab):
+    """Each plan borrows the Nodes room's monitor for its view of the nodes; it must not stay
+    subscribed to it (a leak per press, each told of every later change of every node)."""
+    import gc
+    import weakref
+
+    from stablenew.cluster.dispatcher import ClusterDispatcher
+
+    big, _ = lab
+    controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
+    qtbot.waitUntil(lambda: states(controller) == {"big": NodeState.healthy}, timeout=10000)
+    made = []
+    real_init = ClusterDispatcher.__init__
+
+    def spy(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+
+    ClusterDispatcher.__init__ = spy
+    try:
+        for _ in range(3):
+            with qtbot.waitSignal(controller.plan_changed, timeout=10000):
+                controller.make_plan()
+    finally:
+        ClusterDispatcher.__init__ = real_init
+    qtbot.waitUntil(lambda: not controller.tasks.busy, timeout=5000)
+    gc.collect()
+    assert len(made) == 3 and all(ref() is None for ref in made), "every planner is gone"
