@@ -866,12 +866,15 @@ class QueueStore:
 
     def move_job(self, job_id: str, to_index: int) -> None:
         """Move a job to *to_index* in the run order (among jobs of the same priority)."""
-        order = [j.id for j in self.list_jobs()]
-        if job_id not in order:
-            raise UnknownId(f"There is no job {job_id} in the queue.")
-        order.remove(job_id)
-        order.insert(max(0, min(to_index, len(order))), job_id)
         with self._write() as db:
+            # Read inside the transaction: an order read before it could undo another
+            # connection's move (or miss its new job) made in between.
+            order = [r[0] for r in db.execute(
+                "SELECT id FROM queue_jobs ORDER BY priority DESC, position ASC")]
+            if job_id not in order:
+                raise UnknownId(f"There is no job {job_id} in the queue.")
+            order.remove(job_id)
+            order.insert(max(0, min(to_index, len(order))), job_id)
             for position, jid in enumerate(order, start=1):
                 db.execute("UPDATE queue_jobs SET position = ? WHERE id = ?", (position, jid))
 

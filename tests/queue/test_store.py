@@ -171,6 +171,30 @@ def test_claim_order_priority_then_position_then_image(store):
     assert drain(store) == [f"{c.id}/1", f"{a.id}/1", f"{a.id}/2", f"{b.id}/1", f"{b.id}/2"]
 
 
+def test_a_move_made_by_another_connection_meanwhile_is_not_undone(store, tmp_path, monkeypatch):
+    """Two windows (or a window and `stablenew queue move`) on one queue: a move reads the order
+    in its own transaction, so another connection's move just before it is kept."""
+    import contextlib
+
+    a, b, c = (store.add_job(cfg(p, seed=1)) for p in "abc")
+    other = QueueStore(tmp_path / "q.db")
+    real_write = store._write
+
+    @contextlib.contextmanager
+    def write_after_the_other_moved():
+        other.move_job(c.id, 0)  # lands between our look at the order and our transaction
+        with real_write() as db:
+            yield db
+
+    monkeypatch.setattr(store, "_write", write_after_the_other_moved)
+    try:
+        store.move_job(a.id, 2)
+    finally:
+        monkeypatch.undo()
+        other.close()
+    assert [j.id for j in store.list_jobs()] == [c.id, b.id, a.id]
+
+
 def test_reorder_and_move_change_the_run_order(store):
     a, b, c = (store.add_job(cfg(p, seed=1)) for p in "abc")
     store.reorder([c.id, a.id, b.id])
