@@ -459,6 +459,10 @@ class ClusterDispatcher:
                     self._start_worker(name)
             while not self._stopping:
                 for event in await asyncio.to_thread(self._fail_unassignable):
+                    # The summary is written on the loop only (workers' totals join it in
+                    # _collect there too): never from the database thread that failed these.
+                    self.summary.failed += 1
+                    self.summary.failures.append((event.item.label, event.message))
                     self._emit(event)
                 if until_empty:
                     stalled = await asyncio.to_thread(self._finished_or_stalled)
@@ -911,7 +915,7 @@ class ClusterDispatcher:
         except Exception:
             log.exception("cluster: event listener failed on %r", type(event).__name__)
 
-    def _fail_unassignable(self) -> list[qr.QueueEvent]:
+    def _fail_unassignable(self) -> list[qr.ItemFinished]:
         """Fail the queued items no node could ever take, naming what is missing.
 
         Only decided when every enabled node has been probed at least once: a node that has
@@ -948,7 +952,7 @@ class ClusterDispatcher:
                               else views)
                 if not eligible_nodes(req, candidates):
                     doomed.append((item, job, why_nobody(req, candidates)))
-            events: list[qr.QueueEvent] = []
+            events: list[qr.ItemFinished] = []
             for item, job, reason in doomed:
                 claimant = job.node_pin or SCHEDULER_CLAIMANT
                 claim = self.store.claim_next(claimant, can_take=lambda i, _j, x=item.id: i.id == x)
@@ -957,8 +961,6 @@ class ClusterDispatcher:
                 state = self.store.fail(claim.item.id, claim.lease, reason,
                                         detail="no eligible node", transient=False)
                 if state is ItemState.failed:
-                    self.summary.failed += 1
-                    self.summary.failures.append((item.label, reason))
                     events.append(qr.ItemFinished(item, ItemState.failed, reason))
             return events
 

@@ -430,3 +430,28 @@ def test_statuses_never_wait_for_a_worker_holding_the_lock(store, tmp_path):
     finally:
         release.set()
         thread.join(5)
+
+
+async def test_the_run_summary_is_written_on_the_event_loop_only(store, tmp_path):
+    """Workers' totals join the summary on the loop; the items no node can take are failed on a
+    database thread, and their count must not be added from there (two threads doing `+=`)."""
+    import threading
+
+    from stablenew.cluster.dispatcher import ClusterSummary
+
+    writers: set[str] = set()
+
+    class Recording(ClusterSummary):
+        def __setattr__(self, name, value):
+            writers.add(threading.current_thread().name)
+            super().__setattr__(name, value)
+
+    async with fakes({"step_ms": 0, "checkpoints": (SD15,)}) as (only,):
+        store.add_job(cfg(2, checkpoint="flux1-dev.safetensors"), output_dir=tmp_path / "o")
+        store.add_job(cfg(2), output_dir=tmp_path / "o")
+        d = dispatcher(store, [node("only", only)])
+        d.summary = Recording()
+        writers.clear()
+        summary = await asyncio.wait_for(d.run(until_empty=True), 20)
+    assert summary.failed == 2 and summary.done == 2
+    assert writers == {threading.current_thread().name}, writers
