@@ -103,10 +103,11 @@ def test_a_slow_disk_never_holds_the_window_while_nodes_are_saved(qtbot, control
     controller.set_enabled("laptop", False)
     controller.set_enabled("laptop", True)
     controller.remove_node("laptop")
-    assert time.monotonic() - started < 0.1, "the edits returned at once"
+    # Each save on the Qt thread would hold it 0.3 s (two fsyncs); the margins allow a busy CI.
+    assert time.monotonic() - started < 0.25, "the edits returned at once"
     qtbot.waitUntil(lambda: not controller.tasks.busy, timeout=10000)
     ticker.stop()
-    assert max(gaps) < 100, f"the Qt loop stalled {max(gaps)} ms"
+    assert max(gaps) < 250, f"the Qt loop stalled {max(gaps)} ms"
     assert [n.name for n in NodeRegistry.load(tmp_path / "nodes.yaml")] == ["big"], \
         "the last edit is what the file holds"
 
