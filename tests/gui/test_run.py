@@ -257,8 +257,11 @@ def test_run_waits_for_the_variant_count_then_starts_by_itself(qtbot, window_for
     adapter.set_template("a {green|grey} fox")
     window.run()
     window._stop()  # Stop while the run waits for its count: it never starts
-    qtbot.waitUntil(lambda: adapter.count_ready, timeout=5000)
-    qtbot.wait(200)
+    if not adapter.count_ready:
+        with qtbot.waitSignal(adapter.exact_count_changed, timeout=5000):
+            pass
+    # A waiting Run is started from a zero timer once the count is in: one pass delivers it.
+    QApplication.processEvents()
     assert fake.images_generated == 2
     assert window.session.pipeline.state == "idle"
 

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 
 import pytest
+from PySide6.QtWidgets import QApplication
 
 from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, ItemState, JobKind
 from stablenew.cluster.queue_store import QueueStore
@@ -82,7 +83,11 @@ def test_a_learning_run_is_an_interactive_queue_job_recorded_once(qtbot, qloop,
 
         # Each saved image is ONE learning record, tagged with the run and its cell.
         qtbot.waitUntil(lambda: len(stored) >= 6, timeout=5000)
-        qtbot.wait(100)  # a second record of an image would have arrived by now
+        # The job is over, so every record hook has been called. A no-op through the store's
+        # writer (first in, first out) finishes after every write they queued; what those
+        # writes announced is then delivered by one pass of the event loop.
+        learning._worker.submit(lambda _store: None).result(timeout=5)
+        QApplication.processEvents()
         assert Counter(r.path for r in stored) == Counter({path: 1 for path in outputs})
         with _learning_store() as store:
             records = store.records(learning_run_id=result.run_id)
