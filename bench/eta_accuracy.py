@@ -141,7 +141,8 @@ def errors(samples, end: float, *, which: int, after: int) -> list[float]:
 
 
 async def cluster_run(store, nodes, speeds_path: Path, estimates) -> tuple[float, dict[str, int]]:
-    from stablenew.cluster.dispatcher import ClusterDispatcher, load_speeds, save_speeds
+    from stablenew.cluster.dispatcher import ClusterDispatcher
+    from stablenew.cluster.estimates import load_speeds, save_speeds
     from stablenew.cluster.jobs import ItemState
     from stablenew.cluster.queue_runner import ItemFinished
 
@@ -168,7 +169,9 @@ async def cluster_run(store, nodes, speeds_path: Path, estimates) -> tuple[float
 
 async def planned(store, nodes, speeds_path: Path) -> float:
     """`stablenew plan`: probe the nodes, plan with the speeds kept on disk, send nothing."""
-    from stablenew.cluster.dispatcher import ClusterDispatcher, dry_run, load_speeds
+    from stablenew.cluster.dispatcher import ClusterDispatcher
+    from stablenew.cluster.dry_run import dry_run
+    from stablenew.cluster.estimates import load_speeds
     from stablenew.cluster.health import NodeMonitor
 
     monitor = NodeMonitor(nodes)

@@ -220,7 +220,8 @@ def run_queue_on_cluster(store, nodes, *, until_empty: bool, on_event, backoff: 
     """
     import asyncio
 
-    from stablenew.cluster.dispatcher import ClusterDispatcher, load_speeds, save_speeds, speeds_file
+    from stablenew.cluster.dispatcher import ClusterDispatcher
+    from stablenew.cluster.estimates import load_speeds, save_speeds, speeds_file
 
     def node_changed(health: NodeHealth) -> None:
         if quiet:

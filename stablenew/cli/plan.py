@@ -40,12 +40,9 @@ def _plan(args: argparse.Namespace) -> int:
     import asyncio
 
     from stablenew.cli.nodes import load_registry
-    from stablenew.cluster.dispatcher import (
-        ClusterDispatcher,
-        dry_run,
-        load_speeds,
-        speeds_file,
-    )
+    from stablenew.cluster.dispatcher import ClusterDispatcher
+    from stablenew.cluster.dry_run import dry_run
+    from stablenew.cluster.estimates import load_speeds, speeds_file
     from stablenew.cluster.health import NodeMonitor
     from stablenew.cluster.queue_store import QueueStore
     from stablenew.storage.paths import AppPaths

@@ -25,42 +25,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stablenew.backends.errors import BackendError
 from stablenew.cluster import queue_runner as qr
-from stablenew.cluster.estimates import load_speeds as load_speeds  # kept with the estimates
-from stablenew.cluster.estimates import save_speeds as save_speeds
-from stablenew.cluster.estimates import speeds_file as speeds_file
 from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
 from stablenew.cluster.jobs import Claim, ItemState, Job, WorkItem
 from stablenew.cluster.nodes import NodeConfig
 from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore
+from stablenew.cluster.routing import (
+    StageRouter,
+    has_upscalers,
+    relax_for_remote_upscale,
+    stage_upscalers,
+)
 from stablenew.cluster.scheduler import (
     NodeView,
-    Plan,
+    Policy,
+    RoundRobin,
     duration,
     eligible_nodes,
-    ineligibility,
-    plan_earliest_finish,
-    plan_least_used,
-    plan_round_robin,
+    pick_least_used,
+    plan_by_priority,
     why_nobody,
 )
-from stablenew.cluster.work import WorkRequirements, model_key, requirements_for
+from stablenew.cluster.work import WorkRequirements, requirements_for
 
 if TYPE_CHECKING:
-    from stablenew.backends.types import Capabilities, UpscaleJob
+    from stablenew.backends.types import UpscaleJob
     from stablenew.pipeline.config import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,6 @@ RESTART_PAUSE = 5.0
 REPLAN_AFTER = 0.2
 #: Times one node may hand the same item back for its own fault (down, login refused).
 MAX_FAULT_RELEASES = 2
-
-
-class Policy(StrEnum):
-    earliest_finish = "earliest_finish"
-    round_robin = "round_robin"
-    least_used = "least_used"
 
 
 @dataclass(frozen=True)
@@ -202,79 +196,6 @@ class _ScheduledStore:
         return released
 
 
-_QR_PARAMS = set(inspect.signature(qr.QueueRunner.__init__).parameters)
-
-
-# --- per-stage placement: the upscale stage on another node ------------------------------------------
-
-
-def stage_upscalers(config: PipelineConfig) -> frozenset[str]:
-    """Upscalers only the final upscale stage needs: that stage may run on another node (the
-    image travels with the request); a hires upscaler must be where the txt2img runs."""
-    if not config.upscale.enabled:
-        return frozenset()
-    names = {config.upscale.upscaler, config.upscale.upscaler_2} - {"", "None"}
-    t2i = config.txt2img
-    if t2i.enabled and t2i.hires.enabled:
-        names.discard(t2i.hires.upscaler)
-    return frozenset(names)
-
-
-def has_upscalers(caps: Capabilities | None, wanted: set[str] | frozenset[str]) -> bool:
-    if caps is None:
-        return False
-    if not caps.upscalers:
-        return True  # the node does not list them: let it try
-    have = {model_key(u) for u in caps.upscalers}
-    return all(model_key(u) in have for u in wanted)
-
-
-def relax_for_remote_upscale(req: WorkRequirements, movable: frozenset[str],
-                             views: Sequence[NodeView]) -> WorkRequirements:
-    """*req* without the upscale-stage upscalers some answering node has."""
-    if not movable:
-        return req
-    elsewhere = {model_key(u) for u in movable if any(
-        v.healthy and v.enabled and has_upscalers(v.capabilities, {u}) for v in views)}
-    if not elsewhere:
-        return req
-    return replace(req, upscalers=frozenset(u for u in req.upscalers
-                                            if model_key(u) not in elsewhere))
-
-
-class _StageRouter:
-    """A node's backend that sends the upscale stage to another node when this one lacks the
-    upscaler. The image travels in the request; an interrupt follows the request."""
-
-    def __init__(self, dispatcher: ClusterDispatcher, name: str, backend: Any) -> None:
-        self._dispatcher = dispatcher
-        self._name = name
-        self._backend = backend
-        self._remote: dict[str, Any] = {}
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._backend, attr)
-
-    @property
-    def kind(self) -> Any:
-        return self._backend.kind
-
-    async def upscale(self, job: UpscaleJob, on_progress: Any = None) -> Any:
-        target = self._dispatcher._upscale_target(self._name, job)
-        if target is None:
-            return await self._backend.upscale(job, on_progress)
-        other, backend = target
-        log.info("cluster: %s sends an upscale (%s) to %s", self._name, job.upscaler, other)
-        self._remote[job.task_id] = backend
-        try:
-            return await backend.upscale(job, on_progress)
-        finally:
-            self._remote.pop(job.task_id, None)
-
-    async def interrupt(self, task_id: str) -> None:
-        await self._remote.get(task_id, self._backend).interrupt(task_id)
-
-
 class ClusterDispatcher:
     """Runs the persistent queue over every healthy node (see the module docstring)."""
 
@@ -328,8 +249,7 @@ class ClusterDispatcher:
             view.speeds.update((speeds or {}).get(name, {}))
             self._nodes[name] = _Node(cfg, view)
         self._reqs: dict[int, tuple[WorkRequirements, frozenset[str]]] = {}
-        self._rr_turn = 0
-        self._rr: dict[int, str] = {}
+        self._round_robin = RoundRobin()
         self._used: dict[str, int] = {n: 0 for n in self._nodes}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unassignable_key: tuple[Any, ...] | None = None
@@ -574,13 +494,11 @@ class ClusterDispatcher:
             "node": name, "depth": node.cap, "backoff_base": self.backoff_base,
             "on_node_fault": partial(self._node_fault, name),
             "max_retries": self.max_retries, "poll_interval": self.poll_interval,
-            "on_event": self._event_for(name), **self._runner_kwargs}
-        if "lanes" in _QR_PARAMS:
-            kwargs["lanes"] = node.cap
+            "on_event": self._event_for(name), "lanes": node.cap, **self._runner_kwargs}
         if self._runner_factory is not None:
             kwargs["runner"] = self._runner_factory(name)
         runner = qr.QueueRunner(_ScheduledStore(self.store, self, name),
-                                _StageRouter(self, name, backend), **kwargs)
+                                StageRouter(name, backend, self._upscale_target), **kwargs)
         node.runner = runner
         # The dispatcher holds the queue's one-runner lock for the whole cluster.
         node.task = asyncio.ensure_future(runner.run(until_empty=False, recover=False,
@@ -850,54 +768,24 @@ class ClusterDispatcher:
         views = [self._view(n, now) for n in self._nodes.values()]
         me = next(v for v in views if v.name == name)
         reqs = [self._placed(i, views) for i, _ in free]
+        pick: int | None
         if self.policy is Policy.least_used:
             # SwarmUI: the next item in order goes to a free eligible backend, the least used
             # of those free at once, ties in list order.
-            order = {n: k for k, n in enumerate(self._nodes)}
             idle = [v for v in views if v.healthy and v.enabled and v.capabilities is not None
                     and not self._nodes[v.name].inflight]
-            for (item, _), req in zip(free, reqs, strict=True):
-                if ineligibility(req, me) is not None:
-                    continue
-                rivals = [v for v in idle if ineligibility(req, v) is None]
-                if rivals and min(rivals, key=lambda v: (self._used.get(v.name, 0),
-                                                         order[v.name])).name != name:
-                    continue  # a free, less used node takes this one
-                return {item.id}
-            return set()
+            order = {n: k for k, n in enumerate(self._nodes)}
+            pick = pick_least_used(reqs, me, idle, self._used, order)
+            return set() if pick is None else {free[pick][0].id}
         if self.policy is Policy.round_robin:
             usable = [v for v in views if v.healthy and v.enabled]
-            for (item, _), req in zip(free, reqs, strict=True):
-                owner = self._rr.get(item.id)
-                if owner is None or owner not in {v.name for v in usable}:
-                    eligible = eligible_nodes(req, usable)
-                    if not eligible:
-                        continue
-                    owner = eligible[self._rr_turn % len(eligible)].name
-                    self._rr_turn += 1
-                    self._rr[item.id] = owner
-                if owner == name:
-                    return {item.id}
-            return set()
-        # Priority is a promise: a level is planned before the next. A node the plan gives
-        # nothing at a level (the others finish that work sooner) backfills from the next.
-        per_node: dict[str, deque[int]] = {}
-        levels = sorted({job.priority for _, job in free}, reverse=True)
-        for level in levels:
-            picks = [k for k, (_, job) in enumerate(free) if job.priority == level]
-            plan = plan_earliest_finish([reqs[k] for k in picks], views)
-            for node_name in self._nodes:
-                if node_name not in per_node:
-                    mine = plan.for_node(node_name)
-                    if mine:
-                        per_node[node_name] = deque(free[picks[a.item]][0].id for a in mine)
-            # The level's work occupies the other nodes first.
-            busy = {v.name: v for v in views}
-            for a in plan.assignments:
-                busy[a.node].busy_for = max(busy[a.node].busy_for, a.finish)
+            pick = self._round_robin.pick([i.id for i, _ in free], reqs, usable, name)
+            return set() if pick is None else {free[pick][0].id}
+        planned = plan_by_priority(reqs, [job.priority for _, job in free], views, list(self._nodes))
         # The other nodes' next claims use this plan while it is fresh (no pinned work was
         # waiting): one plan per round of claims instead of one per claim.
-        self._plan_cache = _PlanCache(now, per_node)
+        self._plan_cache = _PlanCache(now, {node: deque(free[k][0].id for k in picks)
+                                            for node, picks in planned.items()})
         return self._from_cache(name) or set()
 
     def _from_cache(self, name: str) -> set[int] | None:
@@ -963,58 +851,3 @@ class ClusterDispatcher:
                 if state is ItemState.failed:
                     events.append(qr.ItemFinished(item, ItemState.failed, reason))
             return events
-
-
-# --- the dry run -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlanRow:
-    """One line of the dry-run table."""
-
-    label: str
-    job_name: str
-    node: str  # "" when no node can take it
-    start: float
-    finish: float
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class DryRun:
-    rows: tuple[PlanRow, ...]
-    makespan: float
-    lower_bound: float
-
-    @property
-    def unassignable(self) -> tuple[PlanRow, ...]:
-        return tuple(r for r in self.rows if not r.node)
-
-
-def dry_run(store: QueueStore, views: Sequence[NodeView], *, policy: Policy | str = Policy.earliest_finish,
-            limit: int | None = None) -> DryRun:
-    """The assignment table for what is queued now, without sending anything to any node."""
-    from stablenew.cluster.scheduler import makespan_lower_bound
-
-    jobs = {j.id: j for j in store.list_jobs()}
-    order = {job_id: k for k, job_id in enumerate(jobs)}
-    items = sorted(store.items(states=[ItemState.queued]),
-                   key=lambda i: (order.get(i.job_id, len(order)), i.index))
-    if limit is not None:
-        items = items[:limit]
-    configs = [store.config_for(i) for i in items]
-    reqs = [relax_for_remote_upscale(requirements_for(c), stage_upscalers(c), views)
-            for c in configs]
-    planner = {Policy.earliest_finish: plan_earliest_finish, Policy.round_robin: plan_round_robin,
-               Policy.least_used: plan_least_used}[Policy(policy)]
-    plan: Plan = planner(reqs, list(views))
-    rows: list[PlanRow] = []
-    for a in sorted(plan.assignments, key=lambda a: (a.start, a.node)):
-        item = items[a.item]
-        rows.append(PlanRow(item.label, jobs[item.job_id].name, a.node, a.start, a.finish))
-    for index, reason in sorted(plan.unassignable.items()):
-        item = items[index]
-        rows.append(PlanRow(item.label, jobs[item.job_id].name, "", 0.0, 0.0, reason))
-    bound = makespan_lower_bound(reqs, list(views)) if reqs else 0.0
-    return DryRun(tuple(rows), plan.makespan, bound)
-

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from stablenew.backends.types import Capabilities
 from stablenew.cluster.work import GB, VramExperience, WorkRequirements, model_key
@@ -344,3 +345,79 @@ class _FlowGraph:
                 self.cap[v][u] += bottleneck
                 v = u
             flow += bottleneck
+
+
+# --- choosing at claim time: what a freed node takes next --------------------------------------------
+
+
+class Policy(StrEnum):
+    """How the cluster's nodes take queued items: earliest finish is StableNew's; the other two
+    are baselines for the benchmark."""
+
+    earliest_finish = "earliest_finish"
+    round_robin = "round_robin"
+    least_used = "least_used"
+
+
+def pick_least_used(reqs: Sequence[WorkRequirements], me: NodeView, idle: Sequence[NodeView],
+                    used: dict[str, int], order: dict[str, int]) -> int | None:
+    """SwarmUI's rule: the index of the first item *me* may take that no free, less used
+    eligible node would take instead (ties in list *order*); None when there is none."""
+    for k, req in enumerate(reqs):
+        if ineligibility(req, me) is not None:
+            continue
+        rivals = [v for v in idle if ineligibility(req, v) is None]
+        if rivals and min(rivals, key=lambda v: (used.get(v.name, 0), order[v.name])).name != me.name:
+            continue  # a free, less used node takes this one
+        return k
+    return None
+
+
+class RoundRobin:
+    """Each item is given once to the next eligible node in turn; a node takes what it was given
+    (an item given to a node that has gone is given again)."""
+
+    def __init__(self) -> None:
+        self._turn = 0
+        self._owner: dict[int, str] = {}
+
+    def pick(self, item_ids: Sequence[int], reqs: Sequence[WorkRequirements],
+             usable: Sequence[NodeView], name: str) -> int | None:
+        """The index of the first item that is *name*'s turn; None when there is none."""
+        names = {v.name for v in usable}
+        for k, (item_id, req) in enumerate(zip(item_ids, reqs, strict=True)):
+            owner = self._owner.get(item_id)
+            if owner is None or owner not in names:
+                eligible = eligible_nodes(req, usable)
+                if not eligible:
+                    continue
+                owner = eligible[self._turn % len(eligible)].name
+                self._turn += 1
+                self._owner[item_id] = owner
+            if owner == name:
+                return k
+        return None
+
+
+def plan_by_priority(reqs: Sequence[WorkRequirements], priorities: Sequence[int],
+                     views: Sequence[NodeView], node_names: Sequence[str]) -> dict[str, list[int]]:
+    """Earliest finish, one priority level at a time: per node, the indexes of the items it
+    should take, in order.
+
+    Priority is a promise: a level is planned before the next, and its work occupies the nodes
+    first (each view's `busy_for` grows with it). A node the plan gives nothing at a level (the
+    others finish that work sooner) backfills from the next.
+    """
+    per_node: dict[str, list[int]] = {}
+    for level in sorted(set(priorities), reverse=True):
+        picks = [k for k, priority in enumerate(priorities) if priority == level]
+        plan = plan_earliest_finish([reqs[k] for k in picks], views)
+        for node_name in node_names:
+            if node_name not in per_node:
+                mine = plan.for_node(node_name)
+                if mine:
+                    per_node[node_name] = [picks[a.item] for a in mine]
+        busy = {v.name: v for v in views}
+        for a in plan.assignments:
+            busy[a.node].busy_for = max(busy[a.node].busy_for, a.finish)
+    return per_node

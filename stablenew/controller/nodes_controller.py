@@ -27,16 +27,9 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from stablenew.cluster.dispatcher import (
-    ClusterDispatcher,
-    DryRun,
-    NodeStatus,
-    WorkingOn,
-    dry_run,
-    load_speeds,
-    save_speeds,
-    speeds_file,
-)
+from stablenew.cluster.dispatcher import ClusterDispatcher, NodeStatus, WorkingOn
+from stablenew.cluster.dry_run import DryRun, dry_run
+from stablenew.cluster.estimates import load_speeds, save_speeds, speeds_file
 from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
 from stablenew.cluster.nodes import NodeConfig, NodeRegistry
 from stablenew.cluster.queue_store import QueueStore

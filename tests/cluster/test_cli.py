@@ -86,7 +86,7 @@ def test_plan_shows_the_table_and_the_unassignable_without_sending_anything(lab,
 
 def test_the_queue_runs_on_the_cluster_and_keeps_learned_speeds_for_the_plan(lab, tmp_path, capsys):
     from stablenew.cli.nodes import cluster_nodes, run_queue_on_cluster
-    from stablenew.cluster.dispatcher import load_speeds, speeds_file
+    from stablenew.cluster.estimates import load_speeds, speeds_file
 
     big, small = lab
     nodes_file = tmp_path / "nodes.yaml"

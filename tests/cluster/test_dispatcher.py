@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from stablenew.cluster.dispatcher import ClusterDispatcher, Policy, dry_run
+from stablenew.cluster.dispatcher import ClusterDispatcher
+from stablenew.cluster.dry_run import dry_run
 from stablenew.cluster.health import NodeState
 from stablenew.cluster.jobs import ItemState
 from stablenew.cluster.nodes import NodeConfig
 from stablenew.cluster.queue_store import QueueStore
-from stablenew.cluster.scheduler import ineligibility
+from stablenew.cluster.scheduler import Policy, ineligibility
 from stablenew.cluster.work import GB, requirements_for
 from stablenew.pipeline.config import PipelineConfig
 from tests.fakes.comfyui import FakeComfyUI
@@ -105,7 +106,7 @@ async def test_an_item_no_node_can_take_fails_naming_what_is_missing(store, tmp_
 
 
 async def test_the_faster_node_does_most_and_the_slow_one_backfills(store, tmp_path):
-    async with fakes({"step_ms": 2, "vram_total": 16 * GB}, {"step_ms": 12, "vram_total": 16 * GB}
+    async with fakes({"step_ms": 2, "vram_total": 16 * GB}, {"step_ms": 40, "vram_total": 16 * GB}
                      ) as (fast, slow):
         store.add_job(cfg(24), output_dir=tmp_path / "out")
         d = dispatcher(store, [node("fast", fast), node("slow", slow)])
