@@ -126,3 +126,30 @@ def test_a_paused_queue_stays_paused_after_a_restart_and_says_so(qtbot, journey,
     qtbot.waitUntil(lambda: item_states().get("done", 0) == 6, timeout=30000)
     assert "paused" not in bar.queue_count.text()
     assert len(images_on_disk(window)) == 6
+
+
+def test_retry_failed_runs_what_an_earlier_session_left_failed(qtbot, journey, fake_process):
+    from stablenew.cluster.queue_store import QueueStore
+    from stablenew.pipeline.config import PipelineConfig
+    from stablenew.storage.paths import AppPaths
+
+    fake = fake_process(step_ms=20)
+    save_server(fake.url)
+    # What an earlier session left: a batch of three whose images all failed (the server was
+    # down then). Nothing waits, so nothing starts by itself on open.
+    config = PipelineConfig.model_validate({"txt2img": {
+        "prompt": "a stone bridge", "steps": 8, "width": 64, "height": 64, "batch_count": 3}})
+    with QueueStore(AppPaths.default().database_file) as store:
+        store.add_job(config, name="a stone bridge")
+        while (claim := store.claim_next("earlier", start=True)) is not None:
+            store.fail(claim.item.id, claim.lease, "The server did not answer.")
+    assert item_states() == {"failed": 3}
+
+    window = journey.open()
+    panel = window.queue_panel
+    qtbot.waitUntil(lambda: window.session.queue.model.rowCount() == 1, timeout=5000)
+    assert not window.session.queue.running
+    window.work_tabs.setCurrentWidget(panel)
+    qtbot.mouseClick(panel.retry_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: item_states() == {"done": 3}, timeout=20000)
+    assert len(images_on_disk(window)) == 3
