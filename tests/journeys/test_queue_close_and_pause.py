@@ -153,3 +153,28 @@ def test_retry_failed_runs_what_an_earlier_session_left_failed(qtbot, journey, f
     qtbot.mouseClick(panel.retry_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: item_states() == {"done": 3}, timeout=20000)
     assert len(images_on_disk(window)) == 3
+
+
+def test_stop_this_job_cancels_it_and_the_next_job_goes_on(qtbot, journey, fake_process):
+    fake = fake_process(step_ms=60)
+    save_server(fake.url)
+    window = journey.open()
+    queue_batch(qtbot, window, "a tin robot", 6)
+    queue_batch(qtbot, window, "a glass whale", 2)
+    bar = window.commands
+    qtbot.waitUntil(lambda: bar.state_label.text().startswith("Running “a tin robot” · image "),
+                    timeout=10000)
+    qtbot.mouseClick(bar.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(bar.stop_menu.isVisible, timeout=3000)
+    menu = bar.stop_menu
+    qtbot.mouseClick(menu, Qt.MouseButton.LeftButton,
+                     pos=menu.actionGeometry(bar.stop_job_action).center())
+    assert "Stopped “a tin robot”" in window.notice.message
+    # The robot stops where it is; the whale is made; the queue was not paused.
+    qtbot.waitUntil(lambda: bar.state_label.text().startswith("Running “a glass whale”"),
+                    timeout=10000)
+    qtbot.waitUntil(lambda: item_states().get("done", 0) + item_states().get("cancelled", 0) == 8
+                    and not window.commands.stop_button.isEnabled(), timeout=20000)
+    states = item_states()
+    assert states.get("cancelled", 0) >= 3, states
+    assert not window.session.queue.paused
