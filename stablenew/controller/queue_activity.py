@@ -7,10 +7,13 @@ and a time left for that job from the pace measured so far, and says so at a hum
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -18,13 +21,18 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from stablenew.cluster.jobs import ItemState, Job, WorkItem
 from stablenew.cluster.queue_runner import ItemFinished, ItemProgress, ItemStarted
 from stablenew.controller.format import eta_in_words
+from stablenew.controller.images import decode_image
 from stablenew.controller.run_progress import RunProgress, RunState
-from stablenew.pipeline.events import ProgressUpdate, StageStarted
+from stablenew.pipeline.events import ImageSaved, ProgressUpdate, StageStarted
+
+log = logging.getLogger("stablenew.controller.queue")
 
 #: How often the bar is told (it repaints no faster than a person reads).
 SHOW_MS = 100
 #: Finished images whose pace sets the estimate (recent ones: the node's speed may change).
 PACE_SAMPLES = 8
+#: The viewer's preview size, as a Run's (pipeline_controller.PREVIEW_SIDE).
+PREVIEW_SIDE = 768
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,6 @@ class QueueWork:
     total: int  # images in the job (0 while not known)
     eta_seconds: float | None  # time left for the whole job; None until measured
     progress: RunProgress  # the same snapshot the status bar shows for a Run
-    preview: bytes | None = None
 
     @property
     def text(self) -> str:
@@ -61,16 +68,23 @@ class _InFlight:
 
 
 class QueueActivity(QObject):
-    """Follows the queue's events (on the loop's thread) and emits `changed(QueueWork | None)`."""
+    """Follows the queue's events (on the loop's thread) and emits `changed(QueueWork | None)`,
+    and `preview_changed(DecodedImage, caption)` with the live preview of what runs (decoded
+    off the Qt thread) and each image the queue saves."""
 
     changed = Signal(object)
+    preview_changed = Signal(object, str)
 
-    def __init__(self, job_of: Callable[[str], Job | None], parent: QObject | None = None) -> None:
+    def __init__(self, job_of: Callable[[str], Job | None],
+                 spawn: Callable[..., asyncio.Task[Any]] | None = None,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._job_of = job_of  # the job as the last snapshot of the queue has it (counts)
+        self._spawn = spawn  # the queue's TaskOwner: closed with the queue
+        self._decoding = False
+        self._next_preview: tuple[bytes | Path, str] | None = None
         self._in_flight: dict[int, _InFlight] = {}
         self._finished_at: deque[float] = deque(maxlen=PACE_SAMPLES + 1)  # monotonic
-        self._preview: bytes | None = None
         self._shown: QueueWork | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -92,7 +106,10 @@ class QueueActivity(QObject):
                 entry.own_eta = inner.eta_seconds
                 entry.update = inner
                 if inner.preview:
-                    self._preview = inner.preview
+                    self._show_preview(inner.preview, "Live preview · " + entry.job_name)
+            elif isinstance(inner, ImageSaved) and inner.record.path:
+                name = entry.job_name if entry is not None else ""
+                self._show_preview(Path(inner.record.path), "Latest result · " + name)
             elif entry is not None and isinstance(inner, StageStarted):
                 entry.stage = inner
                 entry.update = None
@@ -100,8 +117,6 @@ class QueueActivity(QObject):
             entry = self._in_flight.pop(event.item.id, None)
             if entry is not None and event.state is ItemState.done:
                 self._finished_at.append(time.monotonic())
-            if not self._in_flight:
-                self._preview = None
         else:
             return
         if not self._timer.isActive():
@@ -110,8 +125,28 @@ class QueueActivity(QObject):
     def clear(self) -> None:
         """The queue stopped: nothing of it is in flight any more."""
         self._in_flight.clear()
-        self._preview = None
         self._show()
+
+    def _show_preview(self, source: bytes | Path, caption: str) -> None:
+        # One decode at a time; frames that arrive meanwhile leave only the newest waiting.
+        self._next_preview = (source, caption)
+        if not self._decoding and self._spawn is not None:
+            self._decoding = True
+            self._spawn(self._decode(), name="queue-preview")
+
+    async def _decode(self) -> None:
+        try:
+            while self._next_preview is not None:
+                source, caption = self._next_preview
+                self._next_preview = None
+                try:
+                    image = await asyncio.to_thread(decode_image, source, PREVIEW_SIDE)
+                except (OSError, ValueError) as exc:  # a broken frame is not worth an error
+                    log.debug("queue preview not decodable: %s", exc)
+                    continue
+                self.preview_changed.emit(image, caption)
+        finally:
+            self._decoding = False
 
     def refresh(self) -> None:
         """The queue's snapshot changed (a job's counts): say it again at the next turn."""
@@ -156,7 +191,7 @@ class QueueActivity(QObject):
             overall_fraction=min(1.0, (max(0, finished) + current.fraction) / total) if total else 0.0,
             eta_seconds=eta, node=current.item.node or "")
         return QueueWork(current.item.job_id, current.job_name, current.item.index + 1, total, eta,
-                         progress, self._preview)
+                         progress)
 
     def _show(self) -> None:
         work = self._work()

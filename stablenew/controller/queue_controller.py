@@ -394,11 +394,11 @@ class QueueController(QObject):
         self._owns_store = store is None
         self.output_root = output_root
         self.model = QueueModel(self)
-        #: What the queue works on now (job, image i of n, time left): the command bar shows it.
-        self.activity = QueueActivity(self._job_by_id, self)
-        self.running_changed.connect(self._runner_running)
         self.tasks = TaskOwner("Queue", self)
         self.tasks.error_raised.connect(self._set_error)
+        #: What the queue works on now (job, image i of n, time left): the command bar shows it.
+        self.activity = QueueActivity(self._job_by_id, spawn=self.tasks.spawn, parent=self)
+        self.running_changed.connect(self._runner_running)
         self._error: ErrorInfo | None = None
         self._count = -1
         self._paused: bool | None = None

@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
         queue.count_changed.connect(self._queue_count)
         queue.paused_changed.connect(self._queue_count)
         queue.activity.changed.connect(self._queue_work)
+        queue.activity.preview_changed.connect(self._queue_preview)
         self.commands.stop_job_requested.connect(self._stop_queued_job)
         self.commands.pause_queue_requested.connect(queue.pause)
         self._queue_count()
@@ -249,6 +250,11 @@ class MainWindow(QMainWindow):
         self.commands.show_queue_work(work.text if work is not None else None)
         if self.session.pipeline.state == "idle":
             self.status.show_progress(work.progress if work is not None else None)
+
+    def _queue_preview(self, decoded, caption: str) -> None:
+        # The viewer follows queued work as it follows a Run (a Run's own previews win).
+        if self.session.pipeline.state == "idle":
+            self.viewer.show_preview(decoded, caption)
 
     def _run_progress(self, progress) -> None:
         # A Run's progress; once it is over, the queue's work (if any) has the bar again.

@@ -36,9 +36,13 @@ def test_three_queued_jobs_survive_a_sigkill(qtbot, journey, fake_process, spawn
     shown = re.compile(r"Running “a (red fox|blue whale|green owl)” · image [123] of 3 · "
                        r"(a few seconds left|about \d+ s left|estimating time left…)$")
     qtbot.waitUntil(lambda: shown.match(bar.state_label.text()) is not None, timeout=10000)
+    shown_name = re.compile(r"(Live preview|Latest result) · a (red fox|blue whale|green owl)$")
     qtbot.waitUntil(lambda: "left" in bar.state_label.text()
                     and "estimating" not in bar.state_label.text(), timeout=10000)
     assert window.status.eta_label.isVisible() and window.status.overall_bar.isVisible()
+    # The viewer follows the queued work too (not the last thing the previous session showed).
+    caption = window.viewer.caption
+    qtbot.waitUntil(lambda: shown_name.search(caption.full_text()) is not None, timeout=10000)
     assert bar.stop_button.isEnabled() and bar.run_button.isEnabled()  # a Run may still go first
     # Stop on queued work asks what to stop: this job, or the whole queue.
     qtbot.mouseClick(bar.stop_button, Qt.MouseButton.LeftButton)
