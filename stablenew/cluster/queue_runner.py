@@ -755,6 +755,20 @@ class RunnerLock:
                 detail=f"{self.path}: {exc!r}") from None
         self._handle = handle
 
+    @classmethod
+    def held(cls, db_path: Path) -> bool:
+        """Is the queue being worked on by a runner right now (in another process, or by
+        another runner of this one)? Asked before starting one that nobody asked for."""
+        from stablenew.cluster.queue_store import QueueError
+
+        probe = cls(db_path)
+        try:
+            probe.acquire()
+        except QueueError:
+            return True
+        probe.release()
+        return False
+
     def release(self) -> None:
         handle, self._handle = self._handle, None
         if handle is None:

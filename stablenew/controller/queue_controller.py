@@ -53,6 +53,7 @@ from stablenew.cluster.queue_runner import (
 )
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.controller.errors import ErrorInfo
+from stablenew.controller.queue_activity import QueueActivity
 from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.events import ProgressUpdate
@@ -382,6 +383,9 @@ class QueueController(QObject):
     batch_finished = Signal(str)  # a plain sentence for a desktop notification
     error_changed = Signal(object)  # ErrorInfo | None
     node_problem = Signal(str)
+    #: Work was resumed or retried while nothing works through the queue: whoever starts the
+    #: queue's runner (the Session) should start it, or Resume and Retry would do nothing.
+    work_wanted = Signal()
 
     def __init__(self, store: QueueStore | None = None, *, db_path: Path | None = None,
                  output_root: Path | None = None, poll_ms: int = 1000,
@@ -397,6 +401,9 @@ class QueueController(QObject):
         self.estimates = QueueEstimates(path=speeds_file(Path(where).parent) if where else None)
         self.tasks = TaskOwner("Queue", self)
         self.tasks.error_raised.connect(self._set_error)
+        #: What the queue works on now (job, image i of n, time left): the command bar shows it.
+        self.activity = QueueActivity(self._job_by_id, spawn=self.tasks.spawn, parent=self)
+        self.running_changed.connect(self._runner_running)
         self._error: ErrorInfo | None = None
         self._count = -1
         self._paused: bool | None = None
@@ -425,6 +432,14 @@ class QueueController(QObject):
             app.aboutToQuit.connect(self._stop_timers)
 
     # --- state ------------------------------------------------------------------------------------
+
+    def _runner_running(self, running: bool) -> None:
+        if not running:
+            self.activity.clear()  # nothing of this queue is at a node any more
+
+    def _job_by_id(self, job_id: str) -> Job | None:
+        row = self.model.row_of(job_id)
+        return self.model.job_at(row) if row >= 0 else None
 
     @property
     def count(self) -> int:
@@ -500,6 +515,7 @@ class QueueController(QObject):
             self._paused = snapshot.paused
             self.paused_changed.emit(snapshot.paused)
         self.jobs_changed.emit()
+        self.activity.refresh()
 
     def _check_revision(self) -> None:
         if self._store is None or self._refreshing or self._closing:
@@ -522,7 +538,9 @@ class QueueController(QObject):
     # --- operations (slots) ----------------------------------------------------------------------
 
     def _do(self, name: str, fn: Callable[[QueueStore], Any], *, wake: bool = False,
-            after: Callable[[Any], None] | None = None) -> asyncio.Task[Any]:
+            want: bool = False, after: Callable[[Any], None] | None = None) -> asyncio.Task[Any]:
+        """Run *fn* on the store off the Qt thread; *wake* the runner, and with *want* ask for
+        one when none runs (Resume, Retry: the user wants the queue to move now)."""
         async def work() -> Any:
             store = await self.store()
             result = await asyncio.to_thread(fn, store)
@@ -530,6 +548,8 @@ class QueueController(QObject):
                 after(result)
             if wake and self._runner is not None:
                 self._runner.notify()
+            elif want and not self.running and not self._closing:
+                self.work_wanted.emit()
             self.refresh()
             return result
         return self.tasks.spawn(work(), name=f"queue-{name}")
@@ -622,7 +642,7 @@ class QueueController(QObject):
         self.set_paused(False)
 
     def set_paused(self, paused: bool) -> None:
-        self._do("pause", lambda s: s.set_paused(paused), wake=not paused)
+        self._do("pause", lambda s: s.set_paused(paused), wake=not paused, want=not paused)
 
     def cancel_job(self, job_id: str) -> asyncio.Task[Any]:
         """Cancel what is left of a job; its images in flight are interrupted on the node.
@@ -645,13 +665,14 @@ class QueueController(QObject):
                 self._runner.interrupt(item_id)
 
     def retry_job(self, job_id: str) -> None:
-        self._do("retry-job", lambda s: s.retry_failed(job_id, include_cancelled=True), wake=True)
+        self._do("retry-job", lambda s: s.retry_failed(job_id, include_cancelled=True), wake=True,
+                 want=True)
 
     def retry_item(self, item_id: int) -> None:
-        self._do("retry-item", lambda s: s.retry(item_id), wake=True)
+        self._do("retry-item", lambda s: s.retry(item_id), wake=True, want=True)
 
     def retry_all_failed(self) -> None:
-        self._do("retry-all", lambda s: s.retry_failed(), wake=True)
+        self._do("retry-all", lambda s: s.retry_failed(), wake=True, want=True)
 
     def reorder(self, job_ids: Sequence[str]) -> None:
         ids = list(job_ids)
@@ -785,6 +806,7 @@ class QueueController(QObject):
                     listener(event)
                 except Exception:  # a listener's bug must not stop the queue
                     log.exception("queue: the listener of job %s failed", job_id)
+        self.activity.on_event(event)
         if isinstance(event, ItemProgress):
             if isinstance(event.event, ProgressUpdate):
                 self.model.set_fraction(event.item, event.event.overall_fraction)

@@ -103,6 +103,7 @@ class Session(QObject):
         queue.error_changed.connect(self._forward_error)
         queue.batch_finished.connect(self.pipeline.message_changed)
         queue.running_changed.connect(self._queue_running_changed)
+        queue.work_wanted.connect(self._work_wanted)
         return queue
 
     def _randomizer(self) -> Any:
@@ -166,6 +167,44 @@ class Session(QObject):
                      else "the configured server")
             self._switching = True
             self.queue.stop_runner()  # in-flight images go back to the queue; restarted below
+
+    def _work_wanted(self) -> None:
+        """Resume or Retry with no runner (a queue left by a restart, or one that ran empty):
+        start it, as Add to queue does. Before every room is open the start waits for them
+        (the nodes decide where the queue runs) and `_resume_queue` does it."""
+        if self.queue is None or self.queue.running or self._closing or not self.rooms_ready:
+            return
+        self._queue_for_run_only = False
+        self.tasks.spawn(self._start_queue(), name="start-queue")
+
+    def _resume_queue(self) -> None:
+        """Every room is open: work a previous session left in the queue goes on at once."""
+        if self.queue is not None and not self._closing:
+            self.tasks.spawn(self._resume_left_work(), name="resume-queue")
+
+    async def _resume_left_work(self) -> None:
+        from stablenew.cluster.queue_runner import RunnerLock
+
+        queue = self.queue
+        store = await queue.store()
+        if queue.running or self._closing or not await asyncio.to_thread(store.has_pending):
+            return
+        if await asyncio.to_thread(RunnerLock.held, store.path):
+            # `stablenew queue run` (or a window finishing in the background) works on it:
+            # the queue panel follows its progress; this window must not fight it for the queue.
+            log.info("queue: another StableNew works through the queue; not starting a runner")
+            self.pipeline.message_changed.emit(
+                "Another StableNew (a window finishing in the background, or `stablenew queue "
+                "run`) is working through the queue; the Queue tab follows its progress.")
+            return
+        if queue.running or self._closing:
+            return
+        # Images a crash or a close left at a node go back to waiting as the runner starts
+        # (its recovery), and run at once; a paused queue stays paused and only recovers.
+        log.info("queue: resuming the work left by the last session%s",
+                 " (paused)" if queue.paused else "")
+        self._queue_for_run_only = False
+        await self._start_queue()
 
     def _queue_running_changed(self, running: bool) -> None:
         if running:
@@ -325,14 +364,20 @@ class Session(QObject):
 
     def open_rooms(self) -> None:
         """Open every remaining room now (tests and tools that need them at once)."""
+        if not self._rooms_pending:
+            return
         while self._rooms_pending:
             self._open_room(self._rooms_pending.pop(0))
+        self._resume_queue()
 
     def _open_next_room(self) -> None:
         # One room per turn of the event loop, so the window stays responsive while they load.
         if self._rooms_pending and not self._closing:
             self._open_room(self._rooms_pending.pop(0))
-            QTimer.singleShot(0, self, self._open_next_room)
+            if self._rooms_pending:
+                QTimer.singleShot(0, self, self._open_next_room)
+            else:
+                self._resume_queue()
 
     def _open_room(self, name: str) -> None:
         try:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QStyle, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QStyle,
+    QToolButton,
+    QWidget,
+)
+
+RUN_STOP_TIP = "Stop the run; the server is interrupted (Esc)"
+QUEUE_STOP_TIP = "Stop the queued job that is running, or pause the whole queue (Esc)"
 
 
 class CommandBar(QFrame):
@@ -15,6 +27,9 @@ class CommandBar(QFrame):
     queue_requested = Signal()
     prompt_editor_requested = Signal()
     settings_requested = Signal()
+    #: Stop's menu while queued work runs (a Run's Stop stays one click)
+    stop_job_requested = Signal()
+    pause_queue_requested = Signal()
 
     def __init__(self, window: QWidget, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -27,7 +42,18 @@ class CommandBar(QFrame):
         self.stop_button = QPushButton(" Stop")
         self.stop_button.setObjectName("StopButton")
         self.stop_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_MediaStop))
-        self.stop_button.setToolTip("Stop the run; the server is interrupted (Esc)")
+        self.stop_button.setToolTip(RUN_STOP_TIP)
+        self.stop_menu = QMenu(self)
+        self.stop_menu.setObjectName("StopMenu")
+        self.stop_job_action = self.stop_menu.addAction("Stop this job")
+        self.stop_job_action.setToolTip("Cancel the images of this job that are left; the one at "
+                                        "the server is interrupted. Other jobs go on.")
+        self.pause_queue_action = self.stop_menu.addAction("Pause the queue")
+        self.pause_queue_action.setToolTip("Start no new image; the ones at the server finish. "
+                                           "Resume in the Queue tab.")
+        self.stop_menu.setToolTipsVisible(True)
+        self.stop_job_action.triggered.connect(self.stop_job_requested)
+        self.pause_queue_action.triggered.connect(self.pause_queue_requested)
         self.queue_button = QPushButton(" Add to queue")
         self.queue_button.setObjectName("QueueButton")
         self.queue_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_FileDialogListView))
@@ -79,20 +105,55 @@ class CommandBar(QFrame):
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(signal)
             self.shortcuts.append(shortcut)
+        self._run_state = "idle"
+        self._queue_work: str | None = None
         self.set_run_state("idle")
 
     def set_run_state(self, state: str) -> None:
+        """The Run's state; while it is idle the bar shows what the queue works on, if anything."""
+        self._run_state = state
+        self._show_state()
+
+    def show_queue_work(self, text: str | None) -> None:
+        """What the queue works on ("Running “a fox” · image 2 of 3 · …"), or None."""
+        self._queue_work = text
+        self._show_state()
+
+    @property
+    def showing_queue_work(self) -> bool:
+        """Stop would act on queued work (its menu), not on a Run."""
+        return self._run_state == "idle" and self._queue_work is not None
+
+    def _show_state(self) -> None:
+        state = self._run_state
+        queued = self.showing_queue_work
         self.run_button.setEnabled(state == "idle")
-        self.stop_button.setEnabled(state == "running")
-        self.state_label.setText({"running": "Running…", "stopping": "Stopping…"}.get(state, ""))
-        self.state_label.setProperty("state", state)
-        self.state_label.style().unpolish(self.state_label)
-        self.state_label.style().polish(self.state_label)
+        self.stop_button.setEnabled(state == "running" or queued)
+        self.stop_button.setToolTip(QUEUE_STOP_TIP if queued else RUN_STOP_TIP)
+        if queued:
+            text, shown = self._queue_work or "", "running"
+        else:
+            text = {"running": "Running…", "stopping": "Stopping…"}.get(state, "")
+            shown = state
+            if self.stop_menu.isVisible():
+                self.stop_menu.close()
+        self.state_label.setText(text)
+        if self.state_label.property("state") != shown:
+            self.state_label.setProperty("state", shown)
+            self.state_label.style().unpolish(self.state_label)
+            self.state_label.style().polish(self.state_label)
+
+    def show_stop_menu(self) -> None:
+        """Stop while queued work runs: stop this job, or pause the whole queue."""
+        if self.showing_queue_work:
+            self.stop_menu.popup(self.stop_button.mapToGlobal(self.stop_button.rect().bottomLeft()))
 
     def set_queue_available(self, available: bool, reason: str = "") -> None:
         self.queue_button.setEnabled(available)
         if not available and reason:
             self.queue_button.setToolTip(reason)
 
-    def set_queue_count(self, count: int) -> None:
-        self.queue_count.setText(f"Queue: {count}")
+    def set_queue_count(self, count: int, paused: bool = False) -> None:
+        self.queue_count.setText(f"Queue: {count}" + (" · paused" if paused else ""))
+        self.queue_count.setToolTip("The queue is paused: resume it in the Queue tab." if paused
+                                    else "Images waiting or running in the queue")

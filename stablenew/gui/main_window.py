@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QMainWindow,
+    QMessageBox,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
     from stablenew.controller.session import Session
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+log = logging.getLogger("stablenew.gui")
 
 
 class MainWindow(QMainWindow):
@@ -129,6 +134,10 @@ class MainWindow(QMainWindow):
         self._painted: asyncio.Future[None] | None = None
         self._start_pending = False
         self._dark: bool | None = None  # the palette applied; None before the first
+        #: The question asked when the window closes while queued work runs (open, not exec:
+        #: the event loop and the queue go on meanwhile); None when not asked.
+        self.close_question: QMessageBox | None = None
+        self._close_answer: str | None = None  # "finish" or "stop" once the user answered
         self._restore_state()
         self.apply_theme()
 
@@ -149,7 +158,7 @@ class MainWindow(QMainWindow):
         server.error_changed.connect(self._server_changed)
         server.capabilities_changed.connect(self.pipeline_panel.refresh_choices)
         pipeline.run_state_changed.connect(self.commands.set_run_state)
-        pipeline.progress_changed.connect(self.status.show_progress)
+        pipeline.progress_changed.connect(self._run_progress)
         pipeline.preview_changed.connect(self._preview)
         pipeline.error_changed.connect(self._run_error)
         pipeline.message_changed.connect(self._info)
@@ -223,8 +232,45 @@ class MainWindow(QMainWindow):
             return
         self.commands.set_queue_available(True)
         self.commands.queue_button.setToolTip("Add this run to the queue (Ctrl+Shift+Enter)")
-        queue.count_changed.connect(self.commands.set_queue_count)
-        self.commands.set_queue_count(queue.count)
+        queue.count_changed.connect(self._queue_count)
+        queue.paused_changed.connect(self._queue_count)
+        queue.activity.changed.connect(self._queue_work)
+        queue.activity.preview_changed.connect(self._queue_preview)
+        self.commands.stop_job_requested.connect(self._stop_queued_job)
+        self.commands.pause_queue_requested.connect(queue.pause)
+        self._queue_count()
+        self._queue_work(queue.activity.current)
+
+    def _queue_count(self, *_args) -> None:
+        queue = self.session.queue
+        self.commands.set_queue_count(queue.count, queue.paused)
+
+    def _queue_work(self, work) -> None:
+        """Queued work (not a Run) shows in the bar as a Run does: what, image i of n, time left."""
+        self.commands.show_queue_work(work.text if work is not None else None)
+        if self.session.pipeline.state == "idle":
+            self.status.show_progress(work.progress if work is not None else None)
+
+    def _queue_preview(self, decoded, caption: str) -> None:
+        # The viewer follows queued work as it follows a Run (a Run's own previews win).
+        if self.session.pipeline.state == "idle":
+            self.viewer.show_preview(decoded, caption)
+
+    def _run_progress(self, progress) -> None:
+        # A Run's progress; once it is over, the queue's work (if any) has the bar again.
+        work = self.session.queue.activity.current if self.session.queue is not None else None
+        if (progress is None or progress.state == "idle") and work is not None:
+            progress = work.progress
+        self.status.show_progress(progress)
+
+    def _stop_queued_job(self) -> None:
+        queue = self.session.queue
+        work = queue.activity.current if queue is not None else None
+        if work is None:
+            return
+        queue.cancel_job(work.job_id)
+        self.notice.show_notice(f"Stopped “{work.job_name}”: its images that were left are "
+                                "cancelled. Retry them from the Queue tab.", level="info")
 
     def _setup_plan_button(self) -> None:
         """The queue panel's Plan button shows the dry run in the Nodes tab."""
@@ -285,7 +331,11 @@ class MainWindow(QMainWindow):
         cancel_waiting = getattr(self.variants_panel, "cancel_waiting_run", None)
         if cancel_waiting is not None:
             cancel_waiting()  # a Run still waiting for its variant count is forgotten too
-        if self.session is not None:
+        if self.session is None:
+            return
+        if self.commands.showing_queue_work:
+            self.commands.show_stop_menu()  # this job, or the whole queue?
+        else:
             self.session.pipeline.stop()
 
     def add_to_queue(self) -> None:
@@ -450,9 +500,85 @@ class MainWindow(QMainWindow):
         state.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
+        if self.close_question is not None:
+            event.ignore()  # already asked: the question is still waiting for its answer
+            self.close_question.raise_()
+            return
+        if self._close_answer is None and self._queue_busy():
+            event.ignore()
+            self._ask_before_close()
+            return
         self.save_state()
         event.accept()
         self.closed.emit()
+
+    def _queue_busy(self) -> bool:
+        """Closing now would interrupt work of the queue at a server (not when it is paused:
+        then nothing new starts, and what is at the server goes back to wait for Resume)."""
+        queue = self.session.queue if self.session is not None else None
+        return queue is not None and queue.running and not queue.paused and queue.count > 0
+
+    def _ask_before_close(self) -> None:
+        count = self.session.queue.count
+        box = QMessageBox(self)
+        box.setObjectName("CloseQuestion")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Images are still being made")
+        box.setText(f"{count} image{'s' if count != 1 else ''} of the queue "
+                    f"{'are' if count != 1 else 'is'} still waiting or being made.")
+        box.setInformativeText(
+            "Finish in the background: the window closes now, StableNew goes on making them "
+            "and quits when the queue is empty.\n"
+            "Stop and resume next time: the server is interrupted now; the queue goes on where "
+            "it stopped when you open StableNew again.")
+        finish = box.addButton("Finish in the background", QMessageBox.ButtonRole.AcceptRole)
+        finish.setObjectName("FinishInBackground")
+        stop = box.addButton("Stop and resume next time", QMessageBox.ButtonRole.DestructiveRole)
+        stop.setObjectName("StopAndResume")
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        cancel.setObjectName("CancelClose")
+        box.setDefaultButton(finish)
+        box.setEscapeButton(cancel)
+        answers = {finish: "finish", stop: "stop"}
+        box.buttonClicked.connect(lambda button: self._close_answered(answers.get(button)))
+        box.finished.connect(box.deleteLater)
+        self.close_question = box
+        box.open()
+
+    def close_question_button(self, answer: str) -> QAbstractButton | None:
+        """The question's button for *answer* ("finish", "stop", "cancel"), for tests and tools."""
+        box = self.close_question
+        name = {"finish": "FinishInBackground", "stop": "StopAndResume",
+                "cancel": "CancelClose"}[answer]
+        return box.findChild(QAbstractButton, name) if box is not None else None
+
+    def _close_answered(self, answer: str | None) -> None:
+        self.close_question = None
+        if answer is None:
+            return  # Cancel: the window stays, the queue goes on
+        self._close_answer = answer
+        if answer == "stop":
+            # The ordinary close: the queue's runner gives what is at the server back to the
+            # queue, and the next start resumes it.
+            QTimer.singleShot(0, self, self.close)
+            return
+        log.info("window closed; the queue finishes in the background (%d image(s) left)",
+                 self.session.queue.count)
+        self.save_state()
+        self.hide()
+        queue = self.session.queue
+        queue.count_changed.connect(self._finished_in_background)
+        queue.running_changed.connect(self._finished_in_background)
+        self._finished_in_background()
+
+    def _finished_in_background(self, *_args) -> None:
+        """The window is hidden and the queue worked on: the app ends once nothing is left (or
+        nothing works on it any more)."""
+        queue = self.session.queue
+        if self._close_answer == "finish" and (queue.count == 0 or not queue.running):
+            self._close_answer = "finished"
+            log.info("the queue is empty: StableNew quits")
+            self.closed.emit()
 
     async def shutdown(self) -> None:
         if self.session is not None:

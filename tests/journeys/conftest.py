@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -169,27 +171,45 @@ class AppProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.journeys.app_driver", str(script)],
                                      cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._errors: list[str] = []
+        threading.Thread(target=self._read_lines, daemon=True, name="app-stdout").start()
+        threading.Thread(target=self._read_errors, daemon=True, name="app-stderr").start()
 
     def wait_for_line(self, text: str, timeout: float = 30) -> None:
         """Until the app prints *text* (its steps report themselves on stdout)."""
-        import selectors
-
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
         seen = []
         while time.monotonic() < deadline:
-            if sel.select(timeout=0.1):
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                seen.append(line)
-                if text in line:
-                    return
+            try:
+                line = self._lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if line is None:
+                break  # the app ended
+            seen.append(line)
+            if text in line:
+                return
         self.kill()
-        _, err = self.proc.communicate(timeout=10)
-        raise AssertionError(f"the app never said {text!r}: {''.join(seen)}\n{err[-3000:]}")
+        raise AssertionError(f"the app never said {text!r}: {''.join(seen)}\n"
+                             f"{self.stderr()[-3000:]}")
+
+    def stderr(self) -> str:
+        """What the app wrote to stderr so far (drained as it goes: a full pipe would block it)."""
+        return "".join(self._errors)
+
+    def _read_lines(self) -> None:
+        # A thread of its own: select() on the pipe misses lines already in the reader's
+        # buffer (two lines printed at once would leave the second unseen).
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _read_errors(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self._errors.append(line)
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind, as a crash or a power cut."""
@@ -210,7 +230,6 @@ def spawn_app(isolated_home) -> Iterator[Callable[[list[dict[str, Any]]], AppPro
     yield spawn
     for app in apps:
         app.kill()
-        app.proc.communicate(timeout=10)
 
 
 def item_states(home: Path | None = None) -> dict[str, int]:

@@ -147,15 +147,22 @@ class QueuePanel(QWidget):
 
     # --- controller -> view -------------------------------------------------------------------------
 
-    def _show_count(self, count: int) -> None:
-        self.count_label.setText("Nothing waiting" if count == 0 else
-                                 f"{count} image{'s' if count != 1 else ''} waiting or running")
+    def _show_count(self, count: int | None = None) -> None:
+        count = self.controller.count if count is None else count
+        text = ("Nothing waiting" if count == 0 else
+                f"{count} image{'s' if count != 1 else ''} waiting or running")
+        if self.controller.paused:
+            # Said where the queue is shown (and on the command bar): a paused queue that stays
+            # paused after a restart must not look like one that is stuck.
+            text += " · the queue is paused: press “Resume queue” to go on"
+        self.count_label.setText(text)
 
     def _show_paused(self, paused: bool) -> None:
         self.pause_button.blockSignals(True)
         self.pause_button.setChecked(paused)
         self.pause_button.blockSignals(False)
         self.pause_button.setText("Resume queue" if paused else "Pause queue")
+        self._show_count()
 
     def _show_error(self, info) -> None:
         if info is None:

@@ -1,0 +1,180 @@
+"""Journeys: close the window while queued work runs (the question, and each answer), and a
+paused queue that stays paused across a restart until the user resumes it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLineEdit, QPlainTextEdit, QTextEdit
+
+from tests.journeys.conftest import item_states, save_server, shutdown_window
+
+
+def queue_batch(qtbot, window, prompt: str, images: int) -> None:
+    """Type a prompt, set a small batch, press Add to queue: what a user does."""
+    widget = window.pipeline_panel.editor("txt2img.prompt").widget
+    assert isinstance(widget, QLineEdit | QPlainTextEdit | QTextEdit)
+    widget.setFocus()
+    widget.clear()
+    qtbot.keyClicks(widget, prompt)
+    for path, value in (("txt2img.steps", 8), ("txt2img.batch_count", images),
+                        ("txt2img.width", 64), ("txt2img.height", 64)):
+        window.pipeline_panel.editor(path).set_value(value)
+    qtbot.mouseClick(window.commands.queue_button, Qt.MouseButton.LeftButton)
+
+
+def wait_states(qtbot, until, seconds: float) -> None:
+    """Until the queue's database says *until* (the window's loop runs meanwhile)."""
+    qtbot.waitUntil(lambda: until(item_states()), timeout=int(seconds * 1000))
+
+
+def images_on_disk(window) -> list:
+    return sorted(p for p in window.session.app.output_dir.rglob("*.png")
+                  if p.parent.name != ".thumbnails")
+
+
+def answer_close(qtbot, journey, answer: str) -> None:
+    """Close the window; it asks about the queued work; click *answer*'s button."""
+    window = journey.window
+    window.close()
+    qtbot.waitUntil(lambda: window.close_question is not None
+                    and window.close_question.isVisible(), timeout=3000)
+    assert window.isVisible(), "nothing closes before the user answers"
+    qtbot.mouseClick(window.close_question_button(answer), Qt.MouseButton.LeftButton)
+
+
+def test_close_asks_and_stop_and_resume_next_time_resumes(qtbot, journey, fake_process):
+    fake = fake_process(step_ms=60)
+    save_server(fake.url)
+    window = journey.open()
+    queue_batch(qtbot, window, "a lighthouse at dusk", 6)
+    wait_states(qtbot, lambda s: s.get("done", 0) >= 1, 30)
+
+    # Cancel: the window stays open and the queue goes on.
+    answer_close(qtbot, journey, "cancel")
+    qtbot.waitUntil(lambda: window.close_question is None, timeout=3000)
+    assert window.isVisible() and window.session.queue.running
+    text = window.commands.state_label.text()
+    assert text.startswith("Running “a lighthouse at dusk” · image "), text
+
+    # Stop and resume next time: the window closes, nothing is lost or left "running".
+    answer_close(qtbot, journey, "stop")
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)
+    journey.window = None
+    shutdown_window(window)
+    left = item_states()
+    assert left.get("running", 0) == 0 and left.get("assigned", 0) == 0, left
+    assert left.get("queued", 0) > 0 and left.get("done", 0) < 6, left
+
+    window = journey.open()
+    qtbot.waitUntil(lambda: window.commands.state_label.text().startswith(
+        "Running “a lighthouse at dusk” · image "), timeout=10000)
+    qtbot.waitUntil(lambda: item_states().get("done", 0) == 6, timeout=30000)
+    assert len(images_on_disk(window)) == 6
+
+
+def test_finish_in_the_background_finishes_then_quits(qtbot, journey, fake_process):
+    fake = fake_process(step_ms=40)
+    save_server(fake.url)
+    window = journey.open()
+    queue_batch(qtbot, window, "a windmill", 5)
+    wait_states(qtbot, lambda s: s.get("done", 0) >= 1, 30)
+    with qtbot.waitSignal(window.closed, timeout=30000):
+        answer_close(qtbot, journey, "finish")
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=3000)  # gone from the screen
+    # `closed` (the app quits) only once the queue is empty.
+    assert item_states() == {"done": 5}
+    journey.window = None
+    shutdown_window(window)
+    assert len(images_on_disk(window)) == 5
+
+
+def test_a_paused_queue_stays_paused_after_a_restart_and_says_so(qtbot, journey, fake_process):
+    fake = fake_process(step_ms=60)
+    save_server(fake.url)
+    window = journey.open()
+    queue_batch(qtbot, window, "a paper crane", 6)
+    wait_states(qtbot, lambda s: s.get("done", 0) >= 1, 30)
+    bar = window.commands
+    # Stop on queued work: "Pause the queue".
+    qtbot.mouseClick(bar.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(bar.stop_menu.isVisible, timeout=3000)
+    menu = bar.stop_menu
+    qtbot.mouseClick(menu, Qt.MouseButton.LeftButton,
+                     pos=menu.actionGeometry(bar.pause_queue_action).center())
+    qtbot.waitUntil(lambda: window.session.queue.paused, timeout=5000)
+    assert "paused" in bar.queue_count.text()
+    journey.close()  # paused: nothing new would start, so closing asks nothing
+
+    window = journey.open()
+    bar, panel = window.commands, window.queue_panel
+    qtbot.waitUntil(lambda: window.session.queue.paused and window.session.queue.running,
+                    timeout=10000)
+    # Images a close left at the server wait again; the queue says it is paused, everywhere.
+    wait_states(qtbot, lambda s: s.get("running", 0) == 0 and s.get("assigned", 0) == 0, 10)
+    qtbot.waitUntil(lambda: "paused" in bar.queue_count.text(), timeout=5000)
+    assert panel.pause_button.isChecked() and panel.pause_button.text() == "Resume queue"
+    assert "paused" in panel.count_label.text()
+    assert bar.state_label.text() == "" and not bar.stop_button.isEnabled()
+    left = item_states()
+    assert left.get("queued", 0) > 0 and left.get("done", 0) < 6, left
+
+    # Resume (a click in the Queue tab) and everything is made, once.
+    window.work_tabs.setCurrentWidget(panel)
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bar.state_label.text().startswith("Running “a paper crane”"),
+                    timeout=10000)
+    qtbot.waitUntil(lambda: item_states().get("done", 0) == 6, timeout=30000)
+    assert "paused" not in bar.queue_count.text()
+    assert len(images_on_disk(window)) == 6
+
+
+def test_retry_failed_runs_what_an_earlier_session_left_failed(qtbot, journey, fake_process):
+    from stablenew.cluster.queue_store import QueueStore
+    from stablenew.pipeline.config import PipelineConfig
+    from stablenew.storage.paths import AppPaths
+
+    fake = fake_process(step_ms=20)
+    save_server(fake.url)
+    # What an earlier session left: a batch of three whose images all failed (the server was
+    # down then). Nothing waits, so nothing starts by itself on open.
+    config = PipelineConfig.model_validate({"txt2img": {
+        "prompt": "a stone bridge", "steps": 8, "width": 64, "height": 64, "batch_count": 3}})
+    with QueueStore(AppPaths.default().database_file) as store:
+        store.add_job(config, name="a stone bridge")
+        while (claim := store.claim_next("earlier", start=True)) is not None:
+            store.fail(claim.item.id, claim.lease, "The server did not answer.")
+    assert item_states() == {"failed": 3}
+
+    window = journey.open()
+    panel = window.queue_panel
+    qtbot.waitUntil(lambda: window.session.queue.model.rowCount() == 1, timeout=5000)
+    assert not window.session.queue.running
+    window.work_tabs.setCurrentWidget(panel)
+    qtbot.mouseClick(panel.retry_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: item_states() == {"done": 3}, timeout=20000)
+    assert len(images_on_disk(window)) == 3
+
+
+def test_stop_this_job_cancels_it_and_the_next_job_goes_on(qtbot, journey, fake_process):
+    fake = fake_process(step_ms=60)
+    save_server(fake.url)
+    window = journey.open()
+    queue_batch(qtbot, window, "a tin robot", 6)
+    queue_batch(qtbot, window, "a glass whale", 2)
+    bar = window.commands
+    qtbot.waitUntil(lambda: bar.state_label.text().startswith("Running “a tin robot” · image "),
+                    timeout=10000)
+    qtbot.mouseClick(bar.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(bar.stop_menu.isVisible, timeout=3000)
+    menu = bar.stop_menu
+    qtbot.mouseClick(menu, Qt.MouseButton.LeftButton,
+                     pos=menu.actionGeometry(bar.stop_job_action).center())
+    assert "Stopped “a tin robot”" in window.notice.message
+    # The robot stops where it is; the whale is made; the queue was not paused.
+    qtbot.waitUntil(lambda: bar.state_label.text().startswith("Running “a glass whale”"),
+                    timeout=10000)
+    qtbot.waitUntil(lambda: item_states().get("done", 0) + item_states().get("cancelled", 0) == 8
+                    and not window.commands.stop_button.isEnabled(), timeout=20000)
+    states = item_states()
+    assert states.get("cancelled", 0) >= 3, states
+    assert not window.session.queue.paused
