@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.controller.app_controller import AppController, Startup, start_up
+from stablenew.controller.card_memory import CARDS_FILE, CardMemory, CardsNotRestored
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.gallery_controller import GalleryController, StoredRatings
 from stablenew.controller.pipeline_controller import PipelineController, RunNotQueued, RunQueue
@@ -47,11 +48,17 @@ class Session(QObject):
         self.gallery = GalleryController(
             lambda: self.app.output_dir,
             StoredRatings(self.app.paths.database_file, self._learning_ratings), self)
+        # The cards as the user left them (a close or a crash), saved again at every change.
+        self.cards = CardMemory(self.app.paths.data_dir / CARDS_FILE, self.pipeline.current_config,
+                                self)
+        self._restore_cards()
+        self.pipeline.cards_changed.connect(self.cards.schedule)
         # Run is a queue item: every image reaches the gallery from the queue, once.
         self.queued_image_saved.connect(self.gallery.add_record)
         self.pipeline.set_run_queue(self.queue_for_run)
         self.tasks = TaskOwner("Session", self)
         self.tasks.error_raised.connect(self.pipeline.error_changed)
+        self.cards.tasks.error_raised.connect(self.pipeline.error_changed)  # a full disk, say
         # The other rooms' controllers open after the first paint (their imports are heavy); a
         # room that fails to open is reported and the window carries on without it.
         self.learning: Any = None
@@ -72,6 +79,15 @@ class Session(QObject):
         self._node_checks = QTimer(self)
         self._node_checks.setInterval(NODE_CHECK_MS)
         self._node_checks.timeout.connect(self._check_nodes)
+
+    def _restore_cards(self) -> None:
+        try:
+            config = self.cards.restore()
+        except CardsNotRestored as exc:
+            self.app.report(exc, "Cards")
+            return
+        if config is not None:
+            self.pipeline.load_config(config)  # the cards show it when they bind
 
     # --- other rooms ----------------------------------------------------------------------------
 
@@ -375,6 +391,7 @@ class Session(QObject):
         self._rooms_pending.clear()
         self._node_checks.stop()
         self.app.window_state.sync()
+        await self.cards.aclose()  # before the cards go: what was typed last is kept
         await self.pipeline.aclose()
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
