@@ -1,15 +1,15 @@
 """GalleryController: outputs newest first, a page at a time; thumbnails and large views decoded off the
-Qt thread; ratings."""
+Qt thread; ratings and tags, read from and written to the learning store."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import json
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,9 @@ from PySide6.QtCore import QObject, Signal
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.images import DecodedImage, decode_image
 from stablenew.controller.tasks import TaskOwner
+from stablenew.errors import StableNewError
+from stablenew.learning.ratings import RecordReader
+from stablenew.pipeline.outputs import thumbnail_path
 
 log = logging.getLogger("stablenew.controller.gallery")
 
@@ -62,12 +65,12 @@ class ImageDetail:
 
 
 class RatingBook(Protocol):
-    """Where ratings and tags go (the learning store's book, or a local file without it).
+    """Where ratings and tags are written (the learning store's book).
 
     `rate` and `set_tags` are called on the Qt thread and must not block it (they hand the
-    write to a worker); `rating` may block briefly and is called from worker threads.
-    A write may return a future or awaitable that fails when the value was not kept, or raise
-    at once when it is refused; the gallery then puts the stored value back and says why.
+    write to a worker). A write may return a future or awaitable that fails when the value was
+    not kept, or raise at once when it is refused; the gallery then puts the stored value back
+    and says why.
     """
 
     def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]: ...
@@ -75,86 +78,39 @@ class RatingBook(Protocol):
     def set_tags(self, path: str, tags: tuple[str, ...]) -> Any: ...
 
 
-class LocalRatingBook:
-    """Ratings kept in a small JSON file in the data folder (written atomically, off the Qt thread).
+class RatingsUnavailable(StableNewError):
+    """A rating or tag that cannot be kept because the learning room did not open."""
 
-    The gallery's book until the learning room opens (or for good when it cannot): what it
-    holds then is handed to the learning store (see `GalleryController.set_rating_book`)."""
 
-    def __init__(self, file: Path) -> None:
-        from concurrent.futures import ThreadPoolExecutor
+class StoredRatings:
+    """The gallery's ratings: read from the learning store's database (the one place a rating is
+    kept, so every view shows the same stars from the first moment), written through the
+    learning room's book, which *writer* gives (opening the room if a rating comes first)."""
 
-        self._file = file
-        self._data: dict[str, dict[str, Any]] = {}
-        # One writer thread: saves happen in order and never on the Qt thread.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ratings")
-        try:
-            self._data = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as exc:
-            log.warning("ratings file %s unreadable (%s); starting empty", file, exc)
+    def __init__(self, database: Path, writer: Callable[[], RatingBook | None]) -> None:
+        self._reader = RecordReader(database)
+        self._writer = writer
 
     def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]:
-        entry = self._data.get(path, {})
-        return entry.get("stars"), tuple(entry.get("tags", ()))
-
-    def rate(self, path: str, stars: int | None) -> Future[None]:
-        self._data.setdefault(path, {})["stars"] = stars
-        return self._save()
-
-    def set_tags(self, path: str, tags: tuple[str, ...]) -> Future[None]:
-        self._data.setdefault(path, {})["tags"] = list(tags)
-        return self._save()
-
-    def entries(self) -> list[tuple[str, int | None, tuple[str, ...]]]:
-        """(path, stars, tags) of every image with stars or tags."""
-        return [(path, entry.get("stars"), tuple(entry.get("tags", ())))
-                for path, entry in list(self._data.items())
-                if entry.get("stars") is not None or entry.get("tags")]
-
-    def forget(self, path: str, field_name: str) -> Future[None] | None:
-        """Drop one value ("rating" or "tags") of an image: another book keeps it now."""
-        entry = self._data.get(path)
-        if entry is None:
-            return None
-        entry.pop("stars" if field_name == "rating" else "tags", None)
-        if entry.get("stars") is None and not entry.get("tags"):
-            del self._data[path]
-        return self._save()
-
-    def _save(self) -> Future[None]:
-        text = json.dumps(self._data, indent=1, ensure_ascii=False)
-        return self._writer.submit(self._write, text)
-
-    def _write(self, text: str) -> None:
-        from stablenew.storage.atomic import atomic_write_text
-
-        try:
-            atomic_write_text(self._file, text)
-        except OSError as exc:
-            log.error("ratings could not be saved to %s: %s", self._file, exc)
-            raise  # the gallery hears of it through the returned future
-
-
-class _WithLeftovers:
-    """A rating book read together with an earlier one's values it has not taken: what was
-    rated before the learning room opened stays on screen until the learning store keeps it."""
-
-    def __init__(self, book: RatingBook, leftovers: LocalRatingBook) -> None:
-        self.book = book
-        self.leftovers = leftovers
-
-    def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]:
-        stars, tags = self.book.rating(path)
-        old_stars, old_tags = self.leftovers.rating(path)
-        return (stars if stars is not None else old_stars), (tags or old_tags)
+        """May block briefly (an indexed read that never waits for writers): worker threads."""
+        return self._reader.rating(path)
 
     def rate(self, path: str, stars: int | None) -> Any:
-        return self.book.rate(path, stars)
+        return self._book().rate(path, stars)
 
     def set_tags(self, path: str, tags: tuple[str, ...]) -> Any:
-        return self.book.set_tags(path, tags)
+        return self._book().set_tags(path, tags)
+
+    def _book(self) -> RatingBook:
+        book = self._writer()
+        if book is None:
+            raise RatingsUnavailable(
+                "Ratings cannot be kept right now: the learning part of StableNew did not start. "
+                "See its error, then restart StableNew.")
+        return book
+
+    def close(self) -> None:
+        self._reader.close()
 
 
 class GalleryController(QObject):
@@ -179,6 +135,7 @@ class GalleryController(QObject):
         self._thumb_requests: set[str] = set()
         self._thumb_sem: asyncio.Semaphore | None = None
         self._writes: dict[str, int] = {}  # key → number of its latest rating/tag change
+        self._in_flight: dict[str, int] = {}  # key → its rating/tag writes not yet confirmed
         # Older outputs the last scan found, newest first, not listed yet (read a page at a time).
         self._later: list[tuple[Path, float, Path | None]] = []
         self._later_keys: set[str] = set()
@@ -197,42 +154,51 @@ class GalleryController(QObject):
     def item(self, key: str) -> GalleryItem | None:
         return self._by_key.get(key)
 
-    def set_rating_book(self, ratings: RatingBook) -> None:
-        """Keep ratings in *ratings* from now on (the learning store's book, once it opens).
-
-        What the local book holds (rated before, in this or an earlier session) is handed to
-        the new book once, now, ahead of any newer rating; each value it keeps leaves the
-        local file. A value it refuses (learning Off, an image another tool made) stays in
-        the file, is still shown, and is offered again the next time."""
-        previous = self._ratings.leftovers if isinstance(self._ratings, _WithLeftovers) \
-            else self._ratings
-        entries = previous.entries() if isinstance(previous, LocalRatingBook) else []
-        if not entries or previous is ratings:
-            self._ratings = ratings
+    def show_record(self, record: Any) -> None:
+        """A learning record changed elsewhere (the learning grid rated it): its stars and tags
+        show here too. Ignored while a change made here is on its way to the store."""
+        item = self._by_key.get(str(record.path))
+        if item is None or self._in_flight.get(item.key):
             return
-        book = self._ratings = _WithLeftovers(ratings, previous)
-        writes: list[tuple[str, str, Any]] = []
-        for path, stars, tags in entries:
-            if stars is not None:
-                writes.append((path, "rating", _offer(ratings.rate, path, stars)))
-            if tags:
-                writes.append((path, "tags", _offer(ratings.set_tags, path, tags)))
-        self.tasks.spawn(self._hand_over(book, writes), name="hand-over-ratings")
+        rating, tags = record.rating, tuple(record.tags)
+        if (item.rating, item.tags) != (rating, tags):
+            item.rating, item.tags = rating, tags
+            self.item_changed.emit(item)
 
-    async def _hand_over(self, book: _WithLeftovers, writes: list[tuple[str, str, Any]]) -> None:
-        refused: list[str] = []
-        for path, field_name, outcome in writes:
-            try:
-                await _settled(outcome)
-            except Exception as exc:
-                refused.append(f"{field_name} of {path}: {exc}")
-                continue
-            await _forgotten(book.leftovers, path, field_name)
+    def hand_over_rating_file(self, file: Path) -> None:
+        """Ratings an earlier StableNew kept in a file of their own (ratings.json) go to the
+        learning store once; the file keeps only what the store refused (learning Off, an image
+        another tool made), to be offered again at the next start."""
+        self.tasks.spawn(self._hand_over(file), name="hand-over-ratings")
+
+    async def _hand_over(self, file: Path) -> None:
+        try:
+            data = json.loads(await asyncio.to_thread(file.read_text, encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("old ratings file %s unreadable (%s); left as it is", file, exc)
+            return
+        refused: dict[str, dict[str, Any]] = {}
+        for path, entry in data.items() if isinstance(data, dict) else ():
+            for field_name, value in (("stars", entry.get("stars")), ("tags", entry.get("tags"))):
+                if not value:
+                    continue
+                try:
+                    write = self._ratings.rate if field_name == "stars" else self._ratings.set_tags
+                    await _settled(write(path, value if field_name == "stars" else tuple(value)))
+                except Exception as exc:
+                    log.info("old rating %s of %s not taken: %s", field_name, path, exc)
+                    refused.setdefault(path, {})[field_name] = value
+        from stablenew.storage.atomic import atomic_write_text
+
         if refused:
-            log.warning("%d rating(s) made before learning opened were not taken by it and stay "
-                        "in the ratings file: %s", len(refused), "; ".join(refused[:5]))
-        if self._ratings is book and not book.leftovers.entries():
-            self._ratings = book.book
+            text = json.dumps(refused, indent=1, ensure_ascii=False)
+            await asyncio.to_thread(atomic_write_text, file, text)
+        else:
+            await asyncio.to_thread(file.unlink, missing_ok=True)
+        log.info("old ratings file handed to the learning store (%d left in it)", len(refused))
+        self.refresh()
 
     @property
     def has_more(self) -> bool:
@@ -330,8 +296,7 @@ class GalleryController(QObject):
             self._thumb_sem = asyncio.Semaphore(2)
         try:
             async with self._thumb_sem:
-                source = item.thumbnail if item.thumbnail and item.thumbnail.exists() else item.path
-                image = await asyncio.to_thread(decode_image, source, THUMB_SIDE)
+                image = await asyncio.to_thread(_decode_thumbnail, item)
         except (OSError, ValueError) as exc:
             log.info("no thumbnail for %s: %s", item.path, exc)
             return
@@ -392,18 +357,20 @@ class GalleryController(QObject):
             self._not_kept(item, field_name, before, seq, exc)
             return
         # The write reports when it is done, or why it was not kept.
-        self.tasks.spawn(self._confirm(item, field_name, before, seq, outcome, self._ratings),
+        self._in_flight[item.key] = self._in_flight.get(item.key, 0) + 1
+        self.tasks.spawn(self._confirm(item, field_name, before, seq, outcome),
                          name="confirm-rating")
 
     async def _confirm(self, item: GalleryItem, field_name: str, before: Any, seq: int,
-                       outcome: Any, book: Any) -> None:
+                       outcome: Any) -> None:
         try:
             await _settled(outcome)
         except Exception as exc:
             self._not_kept(item, field_name, before, seq, exc)
-            return
-        if isinstance(book, _WithLeftovers):  # the value rated before is replaced for good
-            await _forgotten(book.leftovers, item.key, field_name)
+        finally:
+            left = self._in_flight.pop(item.key, 1) - 1
+            if left:
+                self._in_flight[item.key] = left
 
     def _not_kept(self, item: GalleryItem, field_name: str, before: Any, seq: int,
                   exc: BaseException) -> None:
@@ -436,21 +403,9 @@ class GalleryController(QObject):
 
     async def aclose(self) -> None:
         await self.tasks.aclose()
-
-
-def _offer(write: Any, path: str, value: Any) -> Any:
-    """A rating book's write, or the exception it refused it with at once (learning Off)."""
-    try:
-        return write(path, value)
-    except Exception as exc:
-        return exc
-
-
-async def _forgotten(book: LocalRatingBook, path: str, field_name: str) -> None:
-    """Drop a value another book took from the local file; the file is written when this returns
-    (a failed write is logged by the book: the value is then offered again at the next start)."""
-    with contextlib.suppress(OSError):
-        await _settled(book.forget(path, field_name))
+        close = getattr(self._ratings, "close", None)
+        if close is not None:
+            close()
 
 
 async def _settled(outcome: Any) -> None:
@@ -490,17 +445,29 @@ def _scan_outputs(root: Path) -> list[tuple[Path, float, Path | None]]:
             continue
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
+                # Our thumbnails live in dot folders (.thumbnails), skipped here with any other
+                # hidden folder; a run folder's name is the user's prompt and is never filtered.
                 if depth < 2 and not entry.name.startswith("."):
                     stack.append((Path(entry.path), depth + 1))
             elif entry.name.lower().endswith(".png") and not entry.name.startswith("."):
                 try:
-                    found.append((Path(entry.path), entry.stat().st_mtime, None))
+                    path = Path(entry.path)
+                    found.append((path, entry.stat().st_mtime, thumbnail_path(path)))
                 except OSError:
                     continue
-    found = [f for f in found if "thumb" not in f[0].parent.name.lower()]
     # Newest first; the path breaks ties so equal times keep one order from scan to scan.
     found.sort(key=lambda t: (t[1], str(t[0])), reverse=True)
     return found
+
+
+def _decode_thumbnail(item: GalleryItem) -> DecodedImage:
+    """The small JPEG the runner wrote beside the image, or the image itself (worker thread)."""
+    if item.thumbnail is not None:
+        try:
+            return decode_image(item.thumbnail, THUMB_SIDE)
+        except (OSError, ValueError):
+            pass  # not written (another tool's image) or damaged: the PNG is the source
+    return decode_image(item.path, THUMB_SIDE)
 
 
 def _read_detail(path: Path) -> ImageDetail:

@@ -42,9 +42,10 @@ from stablenew.learning.parameters import (
     lora_weights,
 )
 from stablenew.learning.plans import LearningPlan
+from stablenew.learning.ratings import RecordReader
 from stablenew.learning.records import LearningRecord
 from stablenew.learning.runs import LearningRunResult, RunState, RunTracker, cell_of
-from stablenew.learning.store import LearningStore, RecordReader, StoreWorker, default_database
+from stablenew.learning.store import LearningStore, StoreWorker, default_database
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.records import ImageRecord
 from stablenew.storage.paths import AppPaths

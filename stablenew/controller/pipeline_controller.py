@@ -133,6 +133,7 @@ class PipelineController(QObject):
     message_changed = Signal(str)  # plain information ("Loaded 14 settings from …")
     warning_raised = Signal(str)
     run_finished = Signal(object)  # RunFinished | None
+    cards_changed = Signal(str)  # the user changed a card field (its path): the window's state moved
 
     def __init__(self, server: Any, output_dir: Callable[[], Path], *, log_dir: Path | None = None,
                  parent: QObject | None = None) -> None:

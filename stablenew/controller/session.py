@@ -10,8 +10,9 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.controller.app_controller import AppController, Startup, start_up
+from stablenew.controller.card_memory import CARDS_FILE, CardMemory, CardsNotRestored
 from stablenew.controller.errors import ErrorInfo
-from stablenew.controller.gallery_controller import GalleryController, LocalRatingBook
+from stablenew.controller.gallery_controller import GalleryController, StoredRatings
 from stablenew.controller.pipeline_controller import PipelineController, RunNotQueued, RunQueue
 from stablenew.controller.server_controller import ServerController
 from stablenew.controller.tasks import TaskOwner
@@ -42,16 +43,26 @@ class Session(QObject):
         self.app.settings_changed.connect(self.server.set_settings)
         self.pipeline = PipelineController(self.server, lambda: self.app.output_dir,
                                            log_dir=self.app.paths.log_dir, parent=self)
+        # Ratings are read from the learning store from the start, so the gallery and the viewer
+        # show the same stars as the learning room, before it has opened too.
         self.gallery = GalleryController(
-            lambda: self.app.output_dir, LocalRatingBook(self.app.paths.data_dir / "ratings.json"), self)
+            lambda: self.app.output_dir,
+            StoredRatings(self.app.paths.database_file, self._learning_ratings), self)
+        # The cards as the user left them (a close or a crash), saved again at every change.
+        self.cards = CardMemory(self.app.paths.data_dir / CARDS_FILE, self.pipeline.current_config,
+                                self)
+        self._restore_cards()
+        self.pipeline.cards_changed.connect(self.cards.schedule)
         # Run is a queue item: every image reaches the gallery from the queue, once.
         self.queued_image_saved.connect(self.gallery.add_record)
         self.pipeline.set_run_queue(self.queue_for_run)
         self.tasks = TaskOwner("Session", self)
         self.tasks.error_raised.connect(self.pipeline.error_changed)
+        self.cards.tasks.error_raised.connect(self.pipeline.error_changed)  # a full disk, say
         # The other rooms' controllers open after the first paint (their imports are heavy); a
         # room that fails to open is reported and the window carries on without it.
         self.learning: Any = None
+        self._rating_book: Any = None  # the learning room's, for the gallery's writes
         self.library: Any = None
         self.queue: Any = None
         self.randomizer: Any = None
@@ -69,6 +80,15 @@ class Session(QObject):
         self._node_checks.setInterval(NODE_CHECK_MS)
         self._node_checks.timeout.connect(self._check_nodes)
 
+    def _restore_cards(self) -> None:
+        try:
+            config = self.cards.restore()
+        except CardsNotRestored as exc:
+            self.app.report(exc, "Cards")
+            return
+        if config is not None:
+            self.pipeline.load_config(config)  # the cards show it when they bind
+
     # --- other rooms ----------------------------------------------------------------------------
 
     def _learning(self) -> Any:
@@ -79,10 +99,22 @@ class Session(QObject):
                                       output_dir=lambda: self.app.output_dir,
                                       base_config=self.pipeline.current_config, app=self.app,
                                       parent=self)
-        # Every saved image becomes a learning record; ratings from the gallery go to its store.
+        # Every saved image becomes a learning record; ratings from the gallery go to its store,
+        # and ratings made in the learning room show in the gallery.
         self.pipeline.add_record_hook(learning.on_image_record)
-        self.gallery.set_rating_book(learning.rating_book())
+        learning.record_changed.connect(self.gallery.show_record)
+        self._rating_book = learning.rating_book()
+        # Where an earlier StableNew kept ratings made before this room opened (read off-thread).
+        self.gallery.hand_over_rating_file(self.app.paths.data_dir / "ratings.json")
         return learning
+
+    def _learning_ratings(self) -> Any:
+        """The learning room's rating book for the gallery: the room opens now if a rating
+        comes before it did (the rating is never lost); None if it could not open."""
+        if self.learning is None and "learning" in self._rooms_pending and not self._closing:
+            self._rooms_pending.remove("learning")
+            self._open_room("learning")
+        return self._rating_book if self.learning is not None else None
 
     def _library(self) -> Any:
         from stablenew.controller.library_controller import LibraryController
@@ -404,6 +436,7 @@ class Session(QObject):
         self._rooms_pending.clear()
         self._node_checks.stop()
         self.app.window_state.sync()
+        await self.cards.aclose()  # before the cards go: what was typed last is kept
         await self.pipeline.aclose()
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.

@@ -70,9 +70,12 @@ class PipelinePanel(QScrollArea):
         self.setWidget(inner)
 
     def bind(self, controller: Any) -> None:
-        """Join the PipelineController: configs it loads show in the cards."""
+        """Join the PipelineController: the cards show its config (as the last session left
+        them), configs it loads later, and tell it of every change."""
         self.controller = controller
+        self.set_values(controller.values_of(controller.config))
         controller.config_loaded.connect(self.set_values)
+        self.values_changed.connect(controller.cards_changed)
 
     def _editor(self, spec: FieldSpec) -> FieldEditor:
         editor = FieldEditor(spec, picker=spec.path in self._pickers, parent=self)

@@ -813,47 +813,6 @@ def _migrate_v0(db: sqlite3.Connection) -> None:
     _rebuild_stats(db)
 
 
-class RecordReader:
-    """Quick lookups for the GUI thread on their own read-only connection: in WAL mode a
-    reader never waits for the writer, so a gallery full of stars never queues behind writes."""
-
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else default_database()
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def _connection(self) -> sqlite3.Connection | None:
-        if self._db is None:
-            if not self.path.exists():
-                return None  # nothing recorded yet; try again next time
-            uri = self.path.resolve().as_uri() + "?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=1.0)
-        return self._db
-
-    def rating(self, path: str | os.PathLike[str]) -> tuple[int | None, tuple[str, ...]]:
-        """Rating and tags of the image at *path*; (None, ()) when it is not recorded."""
-        with self._lock:
-            try:
-                db = self._connection()
-                if db is None:
-                    return None, ()
-                row = db.execute("SELECT id, rating FROM learning_records WHERE path = ? "
-                                 "ORDER BY id DESC LIMIT 1", (os.fspath(path),)).fetchone()
-                if row is None:
-                    return None, ()
-                tags = tuple(r[0] for r in db.execute(
-                    "SELECT tag FROM learning_tags WHERE record_id = ? ORDER BY tag", (row[0],)))
-            except sqlite3.Error:  # no learning tables yet, or a busy file: show no stars
-                return None, ()
-            return row[1], tags
-
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-
 class StoreWorker:
     """Runs store calls on one background thread, so the GUI thread never waits on SQLite.
 

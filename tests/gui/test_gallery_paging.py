@@ -25,9 +25,9 @@ def _outputs(root, count):
         image.save(path)
         os.utime(path, (base + i, base + i))
         paths.append(path)
-    # Thumbnails the runner writes are not outputs.
-    (root / "run-0" / "thumbs").mkdir()
-    image.save(root / "run-0" / "thumbs" / "00000.png")
+    # Thumbnails the runner writes (in a dot folder) are not outputs.
+    (root / "run-0" / ".thumbnails").mkdir()
+    image.save(root / "run-0" / ".thumbnails" / "00000.png")
     return [str(p) for p in reversed(paths)]
 
 

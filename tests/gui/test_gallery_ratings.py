@@ -93,56 +93,47 @@ def test_a_rating_the_store_cannot_keep_is_put_back_with_its_reason(
     assert window.notice.message == refused.args[0].message
 
 
-async def test_ratings_made_before_learning_opened_reach_its_store_once(tmp_path, qapp):
+async def test_an_old_ratings_file_is_handed_to_the_learning_store_once(tmp_path, qapp):
+    """An earlier StableNew kept ratings made before the learning room opened in ratings.json:
+    the store takes them once, and the file keeps only what the store refused."""
     import json
 
-    from stablenew.controller.gallery_controller import GalleryController, LocalRatingBook
+    from stablenew.controller.gallery_controller import GalleryController, StoredRatings
     from stablenew.controller.learning_controller import LearningController, LearningMode
     from tests.learning.helpers import image_record
 
-    out, file = tmp_path / "out", tmp_path / "data" / "ratings.json"
+    out, file, db = tmp_path / "out", tmp_path / "data" / "ratings.json", tmp_path / "db.sqlite"
     made = image_record(out, 0)
     foreign = out / "from-elsewhere.png"  # no StableNew settings: learning cannot rate it
     Image.new("RGB", (32, 32), "navy").save(foreign)
     ours, theirs = str(made.path), str(foreign)
-    gallery = GalleryController(lambda: out, LocalRatingBook(file))
-    learning = LearningController(tmp_path / "db.sqlite", mode=LearningMode.passive,
-                                  remember_mode=False)
+    file.parent.mkdir(parents=True)
+    file.write_text(json.dumps({ours: {"stars": 4, "tags": ["nailed it"]}, theirs: {"stars": 2}}),
+                    encoding="utf-8")
+    learning = LearningController(db, mode=LearningMode.passive, remember_mode=False)
+    gallery = GalleryController(lambda: out, StoredRatings(db, learning.rating_book))
     try:
         learning.on_image_record(made)  # the store knows the image StableNew made
         await learning.wait_idle(10)
-        gallery.refresh()
-        await gallery.tasks.wait_idle(10)
-        assert {i.key for i in gallery.items} == {ours, theirs}
-        # Rated in the gallery before the learning room opened: the local file keeps them.
-        gallery.rate(ours, 4)
-        gallery.toggle_tag(ours, "nailed it")
-        gallery.rate(theirs, 2)
-        await gallery.tasks.wait_idle(10)
-        assert learning.read_rating(ours) == (None, ())
-
-        gallery.set_rating_book(learning.rating_book())
+        gallery.hand_over_rating_file(file)
         await gallery.tasks.wait_idle(10)
         await learning.wait_idle(10)
+        await gallery.tasks.wait_idle(10)
         assert learning.read_rating(ours) == (4, ("nailed it",)), "handed to the learning store"
         assert json.loads(file.read_text(encoding="utf-8")) == {theirs: {"stars": 2}}, \
             "what learning took left the file; what it refused stays"
-        gallery.refresh()
-        await gallery.tasks.wait_idle(10)
         assert (gallery.item(ours).rating, gallery.item(ours).tags) == (4, ("nailed it",))
-        assert gallery.item(theirs).rating == 2, "still shown: it is kept in the file"
+        assert gallery.item(theirs).rating is None, "shown as the store holds it"
 
         # Once: a newer rating in the store is not overwritten by a later start's hand-over.
         gallery.rate(ours, 5)
         await gallery.tasks.wait_idle(10)
         await learning.wait_idle(10)
-        again = GalleryController(lambda: out, LocalRatingBook(file))
-        again.set_rating_book(learning.rating_book())
-        await again.tasks.wait_idle(10)
+        gallery.hand_over_rating_file(file)
+        await gallery.tasks.wait_idle(10)
         await learning.wait_idle(10)
         assert learning.read_rating(ours) == (5, ("nailed it",))
-        assert again.rating_of(theirs) == (2, ())
-        await again.aclose()
+        assert json.loads(file.read_text(encoding="utf-8")) == {theirs: {"stars": 2}}
     finally:
         await gallery.aclose()
         await learning.aclose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit, QPlainTextEdit, QTextEdit
 
@@ -17,7 +16,6 @@ def type_into(qtbot, window, path: str, text: str) -> None:
     qtbot.keyClicks(widget, text)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 5: the window forgets the prompt on restart")
 def test_run_then_stop_then_restart(qtbot, journey, fake_process):
     fake = fake_process(step_ms=40)
     save_server(fake.url)

@@ -1,0 +1,94 @@
+"""Journeys: the cards come back as the user left them, after a normal close and after a crash
+(SIGKILL); a damaged memory of them is set aside with a plain message, never in the way."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLineEdit, QPlainTextEdit, QTextEdit
+
+from stablenew.controller.card_memory import CARDS_FILE
+from stablenew.storage.paths import AppPaths
+from tests.journeys.conftest import save_server
+
+TYPED = {"txt2img.prompt": "a harbour at night, lanterns",
+         "txt2img.negative_prompt": "blurry, text"}
+SET = {"txt2img.steps": 12, "txt2img.cfg_scale": 5.5, "txt2img.width": 640,
+       "txt2img.hires.enabled": True, "txt2img.hires.scale": 1.5, "upscale.enabled": True}
+
+
+def type_into(qtbot, window, path: str, text: str) -> None:
+    widget = window.pipeline_panel.editor(path).widget
+    assert isinstance(widget, QLineEdit | QPlainTextEdit | QTextEdit), type(widget)
+    widget.setFocus()
+    widget.clear()
+    qtbot.keyClicks(widget, text)
+
+
+def shown(window) -> dict:
+    values = window.pipeline_panel.values()
+    return {path: values[path] for path in (*TYPED, *SET)}
+
+
+def cards_file():
+    return AppPaths.default().data_dir / CARDS_FILE
+
+
+def test_the_cards_come_back_after_a_normal_close(qtbot, journey, fake_process):
+    save_server(fake_process(step_ms=5).url)
+    window = journey.open()
+    defaults = shown(window)
+    assert defaults != {**TYPED, **SET}
+    for path, text in TYPED.items():
+        type_into(qtbot, window, path, text)
+    for path, value in SET.items():
+        window.pipeline_panel.editor(path).set_value(value)
+
+    window = journey.restart()
+    assert shown(window) == {**TYPED, **SET}
+    # What is typed after a restart is what the next restart shows (the memory does not fight it).
+    type_into(qtbot, window, "txt2img.prompt", "a harbour at dawn")
+    window.pipeline_panel.editor("txt2img.hires.enabled").set_value(False)
+    window = journey.restart()
+    assert window.pipeline_panel.values()["txt2img.prompt"] == "a harbour at dawn"
+    assert window.pipeline_panel.values()["txt2img.hires.enabled"] is False
+    assert window.pipeline_panel.values()["txt2img.steps"] == 12
+
+
+def test_the_cards_come_back_after_a_crash(qtbot, journey, fake_process, spawn_app):
+    save_server(fake_process(step_ms=5).url)
+    app = spawn_app([{"fill": {**TYPED, **SET}}])
+    # (its first line: wait_for_line reads buffered lines and can miss a second one written with it)
+    app.wait_for_line("step 0 done", timeout=60)
+    # A moment after the user stops typing, the cards are on disk; then the power goes.
+    deadline = time.monotonic() + 10
+    while TYPED["txt2img.prompt"] not in (cards_file().read_text(encoding="utf-8")
+                                          if cards_file().exists() else ""):
+        assert time.monotonic() < deadline, "the cards were never saved"
+        time.sleep(0.02)
+    app.kill()
+
+    window = journey.open()
+    assert shown(window) == {**TYPED, **SET}
+
+
+def test_a_damaged_memory_of_the_cards_is_set_aside_with_a_plain_message(qtbot, journey,
+                                                                          fake_process):
+    save_server(fake_process(step_ms=5).url)
+    cards_file().parent.mkdir(parents=True, exist_ok=True)
+    cards_file().write_text("version: 1\ntxt2img:\n  steps: many\n", encoding="utf-8")
+    window = journey.open()
+    assert window.notice.isVisible()
+    assert "start from the defaults" in window.notice.message
+    assert window.pipeline_panel.values()["txt2img.steps"] == window.session.pipeline.default_values()[
+        "txt2img.steps"]
+    aside = list(cards_file().parent.glob(f"{CARDS_FILE}.bad-*"))
+    assert len(aside) == 1 and aside[0].read_text(encoding="utf-8").endswith("steps: many\n")
+
+    type_into(qtbot, window, "txt2img.prompt", "a fresh start")
+    window = journey.restart()
+    assert window.pipeline_panel.values()["txt2img.prompt"] == "a fresh start"
+    qtbot.mouseClick(window.commands.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.session.pipeline.state == "idle"
+                    and window.gallery_panel.model.rowCount() >= 1, timeout=30000)
