@@ -426,7 +426,10 @@ class A1111Backend:
         if job.hires is not None and kind == BackendKind.forge:
             hires_cfg = job.hires.cfg_scale if job.hires.cfg_scale is not None else s.cfg_scale
         expect = Expectation(s, job.batch_size, size, hires_cfg=hires_cfg)
-        return await self._generate(F.TXT2IMG, txt2img_payload(job, kind), job.task_id, on_progress, expect)
+        # With hires fix each image is two jobs on the server: the first pass, then the hires one.
+        passes = ("", "hires") if job.hires is not None else ("",)
+        return await self._generate(F.TXT2IMG, txt2img_payload(job, kind), job.task_id, on_progress, expect,
+                                    passes)
 
     async def img2img(self, job: Img2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         kind = await self.resolve_kind()
@@ -477,13 +480,14 @@ class A1111Backend:
                          info={"html_info": data.get("html_info", "")}, warnings=tuple(warnings))
 
     async def _generate(self, endpoint: str, payload: dict[str, Any], task_id: str,
-                        on_progress: ProgressCallback | None, expect: Expectation) -> JobResult:
+                        on_progress: ProgressCallback | None, expect: Expectation,
+                        passes: tuple[str, ...] = ("",)) -> JobResult:
         if self._internal is None and self.kind != BackendKind.sdnext:
             await self._learn_internal(task_id)  # once per client: are there per-task ids?
         if self._internal is not True:  # no task ids: note whose job runs now
             self._before[task_id] = await self._running_job()
         self._in_flight[task_id] = endpoint
-        poller = asyncio.create_task(self._watch(task_id, endpoint, on_progress),
+        poller = asyncio.create_task(self._watch(task_id, endpoint, on_progress, passes),
                                      name=f"progress {task_id}")
         try:
             reply = await self._post(endpoint, payload, timeout=self.timeout, max_body=self.max_body)
@@ -580,7 +584,8 @@ class A1111Backend:
         data = await self._get("/sdapi/v1/progress", params={"skip_current_image": str(not preview).lower()})
         return data if isinstance(data, dict) else {}
 
-    async def _watch(self, task_id: str, endpoint: str, on_progress: ProgressCallback | None) -> None:
+    async def _watch(self, task_id: str, endpoint: str, on_progress: ProgressCallback | None,
+                     passes: tuple[str, ...] = ("",)) -> None:
         """Poll progress of our task while the request runs, and deliver a pending interrupt."""
         preview_id = -1
         while True:
@@ -601,10 +606,12 @@ class A1111Backend:
                     state = (await self._global_progress(False)).get("state") or {}
                     step = _int_or(state.get("sampling_step"), None)
                     steps = _int_or(state.get("sampling_steps"), None)
+                    phase, more = _pass_of(state, passes)
                     _notify(on_progress, Progress(
                         fraction=_fraction(data.get("progress")), step=step, steps=steps,
                         eta_seconds=_float_or(data.get("eta")),
-                        preview=_data_url_bytes(data.get("live_preview"))))
+                        preview=_data_url_bytes(data.get("live_preview")), phase=phase,
+                        more_passes=more))
                     continue
                 if on_progress is None and task_id not in self._interrupt_wanted:
                     continue
@@ -618,7 +625,9 @@ class A1111Backend:
                 if on_progress is not None:
                     raw = _float_or(glob.get("progress")) or 0.0
                     image = glob.get("current_image")
+                    phase, more = _pass_of(state, passes)
                     _notify(on_progress, Progress(
+                        phase=phase, more_passes=more,
                         fraction=max(0.0, min(1.0, raw - 0.01)) if raw else 0.0,
                         step=_int_or(state.get("sampling_step"), None),
                         steps=_int_or(state.get("sampling_steps"), None),
@@ -867,6 +876,16 @@ def _float_or(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+def _pass_of(state: dict[str, Any], passes: tuple[str, ...]) -> tuple[str, bool]:
+    """Which sampling pass the server's job counter is in (`job_no` counts every pass of every
+    image), and whether another follows for the same image."""
+    job_no = _int_or(state.get("job_no"), None)
+    if len(passes) < 2 or job_no is None or job_no < 0 or _int_or(state.get("job_count"), 0) <= 0:
+        return passes[0], False
+    index = job_no % len(passes)
+    return passes[index], index < len(passes) - 1
 
 
 def _int_or(value: Any, default: Any) -> Any:

@@ -58,6 +58,15 @@ def parse_binary_frame(frame: bytes) -> PreviewFrame | None:
     return None
 
 
+#: The `_meta.title` the workflow builder gives a hires fix's sampler, so progress can name its pass.
+HIRES_TITLE = "Hires fix"
+
+
+def _node_phase(node: Mapping) -> str:
+    meta = node.get("_meta")
+    return "hires" if isinstance(meta, Mapping) and meta.get("title") == HIRES_TITLE else ""
+
+
 def _node_steps(node: Mapping) -> int:
     inputs = node.get("inputs", {})
     steps = inputs.get("steps")
@@ -73,7 +82,8 @@ class ProgressTracker:
     """Maps one prompt's node events to a 0..1 fraction; sampler steps carry the weight.
 
     Cached nodes count as done (`execution_cached`); `executing` is not counted, because fully
-    cached runs send none. Steps are cumulative over every sampling node (first pass + hires).
+    cached runs send none. Steps are counted per pass, as A1111 does: over the image's own
+    sampling nodes (base and refiner), then over the hires fix's on their own.
     """
 
     #: Weight of a node without steps, relative to one sampler step.
@@ -81,9 +91,12 @@ class ProgressTracker:
 
     def __init__(self, graph: Mapping[str, Mapping]) -> None:
         self._steps = {nid: _node_steps(n) for nid, n in graph.items()}
+        self._phase = {nid: _node_phase(n) for nid, n in graph.items()}
         self._weight = {nid: (s if s else self.PLAIN_WEIGHT) for nid, s in self._steps.items()}
         self._total = sum(self._weight.values()) or 1.0
         self.total_steps = sum(self._steps.values())
+        self.phase = ""
+        self.steps: int | None = self._phase_steps("") or None
         self._done: set[str] = set()
         self._current: str | None = None
         self._value = 0.0
@@ -108,10 +121,16 @@ class ProgressTracker:
             self.executing(node)
         self._value = max(0.0, min(1.0, value / maximum)) if maximum else 0.0
         if self._steps.get(self._current or ""):
-            done_steps = sum(self._steps[n] for n in self._done)
+            phase = self._phase.get(self._current or "", "")
+            total = self._phase_steps(phase)
+            done_steps = sum(self._steps[n] for n in self._done if self._phase.get(n) == phase)
             current = int(round(self._value * self._steps[self._current or ""]))
-            self.step = min(self.total_steps, done_steps + current)
+            self.phase, self.steps = phase, total
+            self.step = min(total, done_steps + current)
         self._update()
+
+    def _phase_steps(self, phase: str) -> int:
+        return sum(s for n, s in self._steps.items() if self._phase.get(n, "") == phase)
 
     def _update(self) -> None:
         done = sum(self._weight[n] for n in self._done if n != self._current)
@@ -124,8 +143,9 @@ class ProgressTracker:
         elapsed = time.monotonic() - self._started
         if self.fraction >= 0.05:
             eta = elapsed * (1.0 - self.fraction) / self.fraction
-        return Progress(fraction=self.fraction, step=self.step,
-                        steps=self.total_steps or None, eta_seconds=eta, preview=preview)
+        more = self.phase == "" and bool(self._phase_steps("hires"))
+        return Progress(fraction=self.fraction, step=self.step, steps=self.steps or None,
+                        eta_seconds=eta, preview=preview, phase=self.phase, more_passes=more)
 
 
 # ---------------------------------------------------------------------------- errors

@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from stablenew.backends.comfyui_messages import HIRES_TITLE
 from stablenew.backends.comfyui_names import (
     COMBO_WHAT,
     LATENT_UPSCALERS,
@@ -431,11 +432,14 @@ class WorkflowBuilder:
             image = wf.insert(part("decode"), {"latent": latent, "vae": m.vae})["image"]
             image = self._pixel_upscale(wf, image, h.upscaler, width, height)
             latent = wf.insert(part("encode"), {"image": image, "vae": m.vae})["latent"]
-        return wf.insert(part("sampler"), {"model": m.model, "positive": m.positive,
-                                           "negative": m.negative, "latent": latent},
-                         seed=s.seed, steps=h.steps or s.steps,
-                         cfg_scale=h.cfg_scale if h.cfg_scale is not None else s.cfg_scale,
-                         sampler=sampler, scheduler=scheduler, denoise=h.denoise)["latent"]
+        out = wf.insert(part("sampler"), {"model": m.model, "positive": m.positive,
+                                          "negative": m.negative, "latent": latent},
+                        seed=s.seed, steps=h.steps or s.steps,
+                        cfg_scale=h.cfg_scale if h.cfg_scale is not None else s.cfg_scale,
+                        sampler=sampler, scheduler=scheduler, denoise=h.denoise)["latent"]
+        # Named, so progress can say "Hires fix 3/8" (ComfyUI shows the title in its own UI too).
+        wf.nodes[out.node].setdefault("_meta", {})["title"] = HIRES_TITLE
+        return out
 
     def _pixel_upscale(self, wf: Workflow, image: Link, upscaler: str, width: int, height: int) -> Link:
         key = normalize_name(upscaler)

@@ -144,6 +144,11 @@ class Progress:
     steps: int | None = None
     eta_seconds: float | None = None
     preview: bytes | None = None  # encoded live preview, when previews are on
+    #: The sampling pass `step`/`steps` count: "" for the image's own, "hires" for a hires
+    #: fix's second pass (its steps counted on their own).
+    phase: str = ""
+    #: Another sampling pass follows this one in the same job (the hires pass after the first).
+    more_passes: bool = False
 
 
 ProgressCallback = Callable[[Progress], None]

@@ -364,8 +364,15 @@ class LearningController(QObject):
             return False
         if isinstance(values, str):
             values = [v for v in (x.strip() for x in values.replace(";", ",").split(",")) if v]
+        config = base if base is not None else self._base_config()
+        if not config.txt2img.prompt.strip():
+            # Every image would be the model's idea of nothing: a comparison not worth rating.
+            self._set_error(ErrorInfo("A learning run needs a prompt. Write one in the Text to "
+                                      "image card (every image it compares is made from it), "
+                                      "then start again.", source="Learning"))
+            return False
         try:
-            plan = LearningPlan.create(base if base is not None else self._base_config(), parameter,
+            plan = LearningPlan.create(config, parameter,
                                        values or None, images_per_value=images_per_value, pack=pack)
         except LearningError as exc:
             self._fail(exc)

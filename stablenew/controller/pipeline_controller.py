@@ -625,7 +625,8 @@ class PipelineController(QObject):
                 shown.etas[item] = event.eta_seconds
             if item == shown.current:
                 p = replace(p, stage=event.stage or p.stage, image_index=item, step=event.step,
-                            steps=event.steps, stage_fraction=event.stage_fraction)
+                            steps=event.steps, stage_fraction=event.stage_fraction,
+                            phase=event.phase, more_passes=event.more_passes)
         elif isinstance(event, ImageSaved):
             record = event.record
             if record.image_index != item:  # the image's place in the Run, not in its item
@@ -648,10 +649,12 @@ class PipelineController(QObject):
             stage = shown.stages.get(current) if current is not None else None
             if stage is not None:
                 p = replace(p, stage=stage.stage, stage_index=stage.index, stage_count=stage.count,
-                            image_index=current, step=None, steps=None, stage_fraction=0.0)
+                            image_index=current, step=None, steps=None, stage_fraction=0.0,
+                            phase="", more_passes=False)
         elif isinstance(event, StageStarted) and item == current:
             p = replace(p, stage=event.stage, stage_index=event.index, stage_count=event.count,
-                        image_index=item, step=None, steps=None, stage_fraction=0.0)
+                        image_index=item, step=None, steps=None, stage_fraction=0.0,
+                        phase="", more_passes=False)
         return p
 
     def _estimate(self, p: RunProgress) -> RunProgress:

@@ -28,6 +28,8 @@ class RunProgress:
     total_images: int = 0
     step: int | None = None
     steps: int | None = None
+    phase: str = ""  # the sampling pass the steps count: "" or "hires"
+    more_passes: bool = False  # another sampling pass follows in this stage
     stage_fraction: float = 0.0
     overall_fraction: float = 0.0
     eta_seconds: float | None = None
@@ -52,10 +54,31 @@ class RunProgress:
         text = f"{title} — stage {self.stage_index} of {self.stage_count}"
         if self.total_images > 1:
             text += f" · image {self.image_index + 1} of {self.total_images}"
+        if self.finishing_text:
+            text += f" · {self.finishing_text}"
         return text
+
+    @property
+    def pass_title(self) -> str:
+        """What the step counter counts: the hires pass is named, the first pass is plain steps."""
+        return "Hires fix" if self.phase == "hires" else "step"
 
     @property
     def step_text(self) -> str:
         if self.step is None or not self.steps:
             return ""
+        if self.phase == "hires":
+            return f"Hires fix {self.step}/{self.steps}"
         return f"step {self.step} of {self.steps}"
+
+    @property
+    def finishing(self) -> bool:
+        """Every step of the pass is done but the server still works on it (upscaling for the
+        hires pass, or decoding the image and saving it): a long wait with no step to count."""
+        return self.state == RunState.running and bool(self.steps) and (self.step or 0) >= self.steps
+
+    @property
+    def finishing_text(self) -> str:
+        if not self.finishing:
+            return ""
+        return "upscaling for the hires pass…" if self.more_passes else "decoding and saving…"

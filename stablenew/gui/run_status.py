@@ -23,7 +23,7 @@ class RunStatusBar(QStatusBar):
         self.stage_label.setObjectName("StageLabel")
         self.step_bar = QProgressBar()
         self.step_bar.setObjectName("StepBar")
-        self.step_bar.setFixedWidth(110)
+        self.step_bar.setFixedWidth(130)  # room for "Hires fix 12/20"
         self.step_bar.setTextVisible(True)
         self.step_bar.setFormat("step %v/%m")
         self.overall_bar = QProgressBar()
@@ -74,11 +74,13 @@ class RunStatusBar(QStatusBar):
         if not active:
             return
         self.stage_label.setText(progress.stage_text or "Starting…")
-        if progress.steps:
+        if progress.steps and not progress.finishing:
             self.step_bar.setRange(0, progress.steps)
             self.step_bar.setValue(progress.step or 0)
+            self.step_bar.setFormat(f"{progress.pass_title} %v/%m")
         else:
-            self.step_bar.setRange(0, 0)  # busy until the server reports steps
+            # Busy until the server reports steps, and while it decodes or upscales after them.
+            self.step_bar.setRange(0, 0)
         self.overall_bar.setValue(int(progress.overall_fraction * 1000))
         self.eta_label.setText(progress.eta_text)
 

@@ -57,6 +57,8 @@ class ProgressUpdate:
     overall_fraction: float  # 0..1 of the whole run
     eta_seconds: float | None  # whole run; None until there is a measurement
     preview: bytes | None = None
+    phase: str = ""  # the sampling pass the steps count ("hires"), as in backends.types.Progress
+    more_passes: bool = False  # another pass follows in this stage (hires after the first pass)
 
 
 @dataclass(frozen=True)

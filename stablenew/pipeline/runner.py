@@ -457,7 +457,8 @@ class _Run:
                 return  # still queued behind the previous job, or being stopped
             self.eta.progress(progress.fraction)  # type: ignore[union-attr]
             self._emit_progress(stage, image_index, progress.step, progress.steps,
-                                progress.fraction, progress.preview)
+                                progress.fraction, progress.preview, progress.phase,
+                                progress.more_passes)
 
         method = getattr(self.backend, stages.STAGE_CALLS[stage])
         pending.work = asyncio.ensure_future(method(job, on_progress))
@@ -697,10 +698,12 @@ class _Run:
         self._emit(RunWarning(message, index))
 
     def _emit_progress(self, stage: StageName, index: int, step: int | None, steps: int | None,
-                       fraction: float, preview: bytes | None) -> None:
+                       fraction: float, preview: bytes | None, phase: str = "",
+                       more_passes: bool = False) -> None:
         assert self.eta is not None
         self._emit(ProgressUpdate(stage.value, index, step, steps, min(max(fraction, 0.0), 1.0),
-                                  self.eta.overall_fraction, self.eta.eta_seconds(), preview))
+                                  self.eta.overall_fraction, self.eta.eta_seconds(), preview,
+                                  phase, more_passes))
 
     def _emit(self, event: RunEvent) -> None:
         if self.log is not None:

@@ -184,12 +184,14 @@ class FakeSDWebUI(ServesItself):
                  vram_total: int | None = 24 * 1024**3, vram_free: int | None = 20 * 1024**3,
                  internal_routes: bool = True, samples_format: str = "png",
                  version: str | None = None,
-                 pace: Callable[[], float] | None = None) -> None:
+                 pace: Callable[[], float] | None = None, decode_ms: float = 0.0) -> None:
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {FLAVORS}, not {flavor!r}")
         self.step_s = step_ms / 1000.0
         #: Called once per generation: a factor on `step_ms` for it (a node whose speed varies).
         self.pace = pace
+        #: The VAE decode after an image's last pass: the server's state stays at its last step.
+        self.decode_s = decode_ms / 1000.0
         self.flavor = flavor
         self.auth = auth
         self.host = host
@@ -894,7 +896,7 @@ class FakeSDWebUI(ServesItself):
             if job.interrupted:
                 break
             job.skipped = False
-            for pass_steps in passes:
+            for number, pass_steps in enumerate(passes, 1):
                 job.sampling_steps = pass_steps
                 for step in range(pass_steps):
                     if job.interrupted or job.skipped:
@@ -902,6 +904,8 @@ class FakeSDWebUI(ServesItself):
                     if await self._sleep(step_s):
                         raise _Crash("RuntimeError", "the server is shutting down")
                     job.sampling_step = step + 1
+                if number == len(passes) and self.decode_s and not job.interrupted:
+                    await self._sleep(self.decode_s)
                 job.sampling_step = 0
                 job.job_no += 1
                 if job.interrupted or job.skipped:

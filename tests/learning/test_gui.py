@@ -99,7 +99,8 @@ async def test_learning_run_rated_by_keyboard_shows_an_insight(qtbot, tmp_path, 
 
 
 async def test_errors_show_in_the_panel_banner(qtbot, tmp_path):
-    controller = LearningController(tmp_path / "db.sqlite", mode="passive", remember_mode=False)
+    controller = LearningController(tmp_path / "db.sqlite", mode="passive", remember_mode=False,
+                                    base_config=small_config)
     panel = LearningPanel(controller)
     qtbot.addWidget(panel)
     try:
@@ -153,5 +154,42 @@ async def test_a_lora_weight_run_from_the_panel(qtbot, tmp_path, sd_backend):
         panel.comparison._open_earlier(1)
         await _until(controller, lambda: controller.run_result is not None)
         assert controller.run_result == run and len(panel.comparison._cards) == 2
+    finally:
+        await controller.aclose()
+
+
+async def test_passive_mode_says_why_the_run_is_greyed_out_and_offers_to_switch(qtbot, tmp_path):
+    controller = LearningController(tmp_path / "db.sqlite", mode="passive", remember_mode=False,
+                                    base_config=small_config)
+    panel = LearningPanel(controller)
+    qtbot.addWidget(panel)
+    panel.show()
+    try:
+        assert not panel.start_button.isEnabled()
+        assert panel.passive_hint.isVisible() and "Active" in panel.passive_hint.text()
+        qtbot.mouseClick(panel.switch_button, Qt.MouseButton.LeftButton)
+        assert controller.mode is LearningMode.active
+        assert panel.start_button.isEnabled()
+        assert not panel.passive_hint.isVisible() and not panel.switch_button.isVisible()
+    finally:
+        await controller.aclose()
+
+
+async def test_a_learning_run_with_no_prompt_is_refused_in_plain_words(qtbot, tmp_path, sd_backend):
+    async def backend():
+        return sd_backend
+
+    controller = LearningController(tmp_path / "db.sqlite", backend=backend,
+                                    output_dir=lambda: tmp_path / "out",
+                                    base_config=lambda: small_config(**{"txt2img.prompt": "  "}),
+                                    mode=LearningMode.active, remember_mode=False)
+    panel = LearningPanel(controller)
+    qtbot.addWidget(panel)
+    panel.show()
+    try:
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+        assert not controller.running
+        assert panel.notice.isVisible()
+        assert panel.notice.message.startswith("A learning run needs a prompt.")
     finally:
         await controller.aclose()

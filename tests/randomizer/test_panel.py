@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from stablenew.controller.randomizer_adapter import RandomizerAdapter
@@ -130,8 +130,22 @@ def test_large_runs_ask_first_with_a_time_estimate(qtbot, panel, adapter, monkey
 
 def test_disabled_randomizer_never_asks(qtbot, panel, adapter):
     panel.enabled_box.setChecked(False)
-    assert not panel.template.isEnabled()
     assert panel.confirm_large_run(10**6) is True
+
+
+def test_variations_off_still_take_typing_and_say_how_to_use_it(qtbot, adapter):
+    panel = RandomizerPanel(adapter)
+    qtbot.addWidget(panel)
+    panel.show()
+    assert not panel.enabled_box.isChecked()
+    qtbot.keyClicks(panel.template, "a {red|blue} fox")
+    assert panel.template.toPlainText() == "a {red|blue} fox", "typing is never ignored"
+    assert panel.off_hint.isVisible() and "off" in panel.off_hint.text()
+    assert not adapter.enabled, "typing alone does not change what Run makes"
+    qtbot.mouseClick(panel.turn_on, Qt.MouseButton.LeftButton)
+    assert adapter.enabled and panel.enabled_box.isChecked()
+    assert not panel.off_hint.isVisible() and not panel.turn_on.isVisible()
+    qtbot.waitUntil(lambda: "make 2 images" in panel.count_label.text(), timeout=WAIT_MS)
 
 
 def test_setting_the_folder_again_rereads_wildcards(qtbot, adapter, wildcards):

@@ -50,6 +50,18 @@ class LearningPanel(QWidget):
         mode_row.addWidget(self.mode_box)
         mode_row.addWidget(self.mode_words, 1)
 
+        # Said in place, not only in a tooltip: why the run builder is greyed out, and the way on.
+        self.passive_hint = QLabel("Learning runs need the Active mode: Passive only keeps your "
+                                   "images and ratings.")
+        self.passive_hint.setObjectName("HintLabel")
+        self.passive_hint.setWordWrap(True)
+        self.switch_button = QPushButton("Switch to Active")
+        self.switch_button.setToolTip("Offer guided comparisons; your images are kept as in Passive")
+        self.switch_button.clicked.connect(self._switch_to_active)
+        hint_row = QHBoxLayout()
+        hint_row.addWidget(self.passive_hint, 1)
+        hint_row.addWidget(self.switch_button)
+
         self.plan_box = QGroupBox("Learning run — compare one setting on the same seeds")
         self.parameter_box = QComboBox()
         for key, label in controller.parameter_choices():
@@ -110,6 +122,7 @@ class LearningPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.notice)
         layout.addLayout(mode_row)
+        layout.addLayout(hint_row)
         layout.addWidget(self.plan_box)
         layout.addWidget(self.tabs, 1)
 
@@ -132,9 +145,19 @@ class LearningPanel(QWidget):
             self.mode_box.setCurrentIndex(index)
             self.mode_box.blockSignals(False)
         self.mode_words.setText(self.controller.mode_words()[mode])
-        self.plan_box.setEnabled(mode == "active")
-        self.plan_box.setToolTip("" if mode == "active" else
-                                 "Switch learning to Active to run guided comparisons")
+        active = mode == "active"
+        self.plan_box.setEnabled(active)
+        self.plan_box.setToolTip("" if active else "Switch learning to Active to run guided comparisons")
+        if not active:
+            self.passive_hint.setText(
+                "Learning runs need the Active mode: " + (
+                    "Passive only keeps your images and ratings." if mode == "passive" else
+                    "learning is Off, so nothing is kept."))
+        self.passive_hint.setVisible(not active)
+        self.switch_button.setVisible(not active)
+
+    def _switch_to_active(self) -> None:
+        self.controller.set_mode("active")
 
     def _parameter_chosen(self, _index: int) -> None:
         key = self.parameter_box.currentData()

@@ -45,6 +45,14 @@ class RandomizerPanel(QWidget):
 
         self.enabled_box = QCheckBox("Make variations when I run")
         self.enabled_box.setToolTip("Off: Run makes the cards' settings once, as they are.")
+        # Said in place while variations are off: the fields stay editable (typing into a box
+        # that silently ignores keys is a trap), and this says what they do until it is ticked.
+        self.off_hint = QLabel("Variations are off: Run makes the cards' settings once. You can "
+                               "prepare everything here; turn them on to use it.")
+        self.off_hint.setObjectName("HintLabel")
+        self.off_hint.setWordWrap(True)
+        self.turn_on = QPushButton("Turn on")
+        self.turn_on.clicked.connect(lambda: self.enabled_box.setChecked(True))
 
         self.template = QPlainTextEdit()
         self.template.setPlaceholderText(
@@ -142,7 +150,11 @@ class RandomizerPanel(QWidget):
         count_row.addWidget(self.count_label, 1)
         count_row.addWidget(self.busy_label)
         layout = QVBoxLayout(self)
+        off_row = QHBoxLayout()
+        off_row.addWidget(self.off_hint, 1)
+        off_row.addWidget(self.turn_on)
         layout.addWidget(self.enabled_box)
+        layout.addLayout(off_row)
         layout.addLayout(form)
         layout.addWidget(self.notice)
         layout.addLayout(count_row)
@@ -227,10 +239,8 @@ class RandomizerPanel(QWidget):
 
     def _enabled_changed(self, on: bool) -> None:
         self.enabled_box.setChecked(on)
-        for widget in (self.template, self.negative, self.matrix_box, self.mode, self.axes,
-                       self.images_per_variant, self.max_images, self.seed_policy, self.seed,
-                       self.random_count):
-            widget.setEnabled(on)
+        self.off_hint.setVisible(not on)
+        self.turn_on.setVisible(not on)
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose your wildcards folder",
