@@ -176,3 +176,20 @@ def test_learnt_speeds_are_kept_for_the_next_session_and_the_plan(tmp_path, queu
     rows = again.read_jobs(queue_store)
     assert again.speeds.seconds_per_unit("gpu", "small") == pytest.approx(4.0 / units)
     assert rows[0].eta_seconds is None  # no node works the queue yet in this session
+
+
+def test_seconds_per_image_for_the_randomizer_scales_with_steps_and_size():
+    from stablenew.cluster.estimates import work_of
+    from stablenew.pipeline.config import PipelineConfig
+
+    clock = Clock()
+    e = QueueEstimates(clock=clock)
+    small = PipelineConfig().with_changes({"txt2img.width": 512, "txt2img.height": 512,
+                                           "txt2img.steps": 20})
+    assert e.seconds_per_image(small) is None  # nothing measured: no made-up figure
+    e.speeds.observe("gpu", work_of(small).kind, work_of(small).units, 3.0)
+    assert e.seconds_per_image(small) == pytest.approx(3.0)
+    assert e.seconds_per_image(small.with_changes({"txt2img.steps": 40})) == pytest.approx(6.0)
+    e.speeds.observe("spare", work_of(small).kind, work_of(small).units, 6.0)
+    assert e.seconds_per_image(small, node="spare") == pytest.approx(6.0)
+    assert e.seconds_per_image(small) == pytest.approx(2.0)  # both nodes together
