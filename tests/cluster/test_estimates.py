@@ -193,3 +193,14 @@ def test_seconds_per_image_for_the_randomizer_scales_with_steps_and_size():
     e.speeds.observe("spare", work_of(small).kind, work_of(small).units, 6.0)
     assert e.seconds_per_image(small, node="spare") == pytest.approx(6.0)
     assert e.seconds_per_image(small) == pytest.approx(2.0)  # both nodes together
+
+
+def test_an_image_that_starts_between_two_readings_of_the_queue_is_not_counted_twice():
+    clock = Clock()
+    e = QueueEstimates(clock=clock)
+    e.speeds.merge({"gpu": {"small": UNITS / 1.0}})
+    e.set_jobs([job("a", 5)], {"a": JobWork(UNITS, "small")})
+    e.on_queue_event(ItemStarted(item(0), "a", "gpu"))  # the rows still say 5 waiting
+    assert e.job_eta("a") == pytest.approx(5.0)
+    e.on_queue_event(ItemFinished(item(0), ItemState.queued))  # given back: waits again
+    assert e.job_eta("a") == pytest.approx(5.0)
