@@ -131,6 +131,9 @@ class QueueEstimates:
         self._nodes: dict[str, float] = {}  # nodes that worked the queue -> when last seen
         self._work: dict[str, JobWork] = {}
         self._waiting: list[_Waiting] = []
+        #: Images taken from a job's waiting ones since the jobs were last read (the rows are
+        #: read a moment after the events; the bar asks in between).
+        self._taken: dict[str, int] = {}
         #: Finished images whose job's weight was not known yet: (node, job, seconds).
         self._unlearnt: list[tuple[str, str, float]] = []
 
@@ -142,6 +145,7 @@ class QueueEstimates:
             if isinstance(event, ItemStarted):
                 self._flights[event.item.id] = _Flight(event.item.job_id, event.node, now)
                 self._nodes[event.node] = now
+                self._taken[event.item.job_id] = self._taken.get(event.item.job_id, 0) + 1
             elif isinstance(event, ItemProgress):
                 flight = self._flights.get(event.item.id)
                 update = event.event
@@ -154,6 +158,8 @@ class QueueEstimates:
                 flight = self._flights.pop(event.item.id, None)
                 if flight is None:
                     return
+                if event.state is ItemState.queued:  # back to waiting (a retry, given back)
+                    self._taken[flight.job_id] = self._taken.get(flight.job_id, 0) - 1
                 node = flight.node
                 began = max(flight.started, self._last_finish.get(node, flight.started))
                 self._last_finish[node] = now
@@ -176,6 +182,7 @@ class QueueEstimates:
             self._work.update(work)
             self._waiting = [_Waiting(j.id, j.counts.queued, j.node_pin) for j in jobs
                              if j.counts.queued or j.counts.assigned or j.counts.running]
+            self._taken.clear()
             unlearnt, self._unlearnt = self._unlearnt, []
             for node, job_id, seconds in unlearnt:
                 self._learn(node, job_id, seconds)
@@ -261,7 +268,9 @@ class QueueEstimates:
                     ends[flight.job_id] = max(ends.get(flight.job_id, 0.0), t)
                 free[node] = t
             etas: dict[str, float] = {}
-            for waiting in self._waiting:
+            for listed in self._waiting:
+                waiting = replace(listed, count=max(0, listed.count
+                                                    - self._taken.get(listed.job_id, 0)))
                 work = self._work.get(waiting.job_id)
                 end = ends.get(waiting.job_id)
                 if waiting.count and work is not None and not unknown:

@@ -416,18 +416,25 @@ class QueueStore:
 
         Measured as the spacing of the last finishes rather than each image's own duration:
         with several images in flight at once (lanes, nodes) durations overlap, and their
-        average would overstate the time left several times over.
+        average would overstate the time left several times over. Only the latest unbroken
+        stretch of work counts: a gap longer than the image after it took means the queue
+        sat idle (overnight, between sessions), which is no image's time.
         """
         rows = self._read(
             "SELECT started_at, finished_at FROM queue_items WHERE state = 'done' AND "
             "started_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?", (recent,))
         if not rows:
             return None
-        finishes = [r[1] for r in rows]
-        span = max(finishes) - min(finishes)
-        if len(rows) >= 3 and span > 0:
-            return span / (len(rows) - 1)
-        return sum(max(0.0, r[1] - r[0]) for r in rows) / len(rows)
+        streak = [rows[0]]
+        for row in rows[1:]:
+            later = streak[-1]
+            if later[1] - row[1] > max(0.0, later[1] - later[0]) + 1.0:
+                break  # idle between these two finishes
+            streak.append(row)
+        span = streak[0][1] - streak[-1][1]
+        if len(streak) >= 3 and span > 0:
+            return span / (len(streak) - 1)
+        return sum(max(0.0, r[1] - r[0]) for r in streak) / len(streak)
 
     def list_jobs(self) -> list[Job]:
         """Every job in the order the queue will run them."""

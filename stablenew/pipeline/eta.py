@@ -28,14 +28,16 @@ class RateTracker:
 
     #: Weight of a new sample once a few are in; higher follows changes faster, lower is calmer.
     ALPHA = 0.3
-    #: A sample this many times off the estimate (either way) is a surprise.
-    SURPRISE = 1.5
+    #: A sample this many times off the estimate (either way) is notable; several notable
+    #: ones in a row on the same side whose level is SURPRISE times off mean a new speed.
+    NOTABLE = 1.25
+    SURPRISE = 1.4
 
     def __init__(self, value: float | None = None, *, measured: bool = False) -> None:
         self.value = value if value is not None and value > 0 else None
         #: Samples seen; a value given without being measured (a prior) counts none.
         self.samples = 1 if measured and self.value is not None else 0
-        self._surprises: list[float] = []
+        self._run: list[float] = []  # the latest notable samples, all on one side
 
     def observe(self, rate: float) -> None:
         if not (rate > 0 and math.isfinite(rate)):
@@ -46,20 +48,22 @@ class RateTracker:
             return
         weight = max(self.ALPHA, 1.0 / self.samples)  # a plain mean while samples are few
         ratio = rate / self.value
-        if ratio > self.SURPRISE or ratio < 1.0 / self.SURPRISE:
-            if self._surprises and (self._surprises[-1] > self.value) != (rate > self.value):
-                self._surprises.clear()
-            self._surprises.append(rate)
-            if len(self._surprises) >= 2:
-                # Two surprises the same way in a row: the node changed, not a hiccup.
-                self.value = math.exp(sum(math.log(r) for r in self._surprises)
-                                      / len(self._surprises))
-                self._surprises.clear()
-                return
-            if self.samples > 3:
-                weight /= 3  # one surprise alone may be a hiccup (a save, a GC): move a little
+        if ratio > self.NOTABLE or ratio < 1.0 / self.NOTABLE:
+            if self._run and (self._run[-1] > self.value) != (rate > self.value):
+                self._run.clear()
+            self._run.append(rate)
+            del self._run[:-3]
+            if len(self._run) >= 2:
+                level = math.exp(sum(math.log(r) for r in self._run) / len(self._run))
+                if level > self.SURPRISE * self.value or level * self.SURPRISE < self.value:
+                    # Far off twice in a row, the same way: the node changed, not a hiccup.
+                    self.value = level
+                    self._run.clear()
+                    return
         else:
-            self._surprises.clear()
+            self._run.clear()
+        if (ratio > self.SURPRISE or ratio * self.SURPRISE < 1.0) and self.samples > 3:
+            weight /= 3  # one surprise alone may be a hiccup (a save, a GC): move a little
         self.value += weight * (rate - self.value)
 
 

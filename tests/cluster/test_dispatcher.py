@@ -456,3 +456,41 @@ async def test_the_run_summary_is_written_on_the_event_loop_only(store, tmp_path
         summary = await asyncio.wait_for(d.run(until_empty=True), 20)
     assert summary.failed == 2 and summary.done == 2
     assert writers == {threading.current_thread().name}, writers
+
+
+async def test_a_single_node_queue_run_teaches_the_plan_its_speed(store, tmp_path):
+    """A plan once said 71 s for 10 s of work: only cluster runs kept a measured speed, so a
+    node that had only worked the queue alone was planned from its VRAM."""
+    import time
+
+    from stablenew.backends.connect import connect
+    from stablenew.cluster.estimates import QueueEstimates, speeds_file
+    from stablenew.cluster.queue_runner import QueueRunner
+
+    async with fakes({"step_ms": 25}) as (fake,):
+        estimates = QueueEstimates(path=speeds_file(tmp_path))
+        store.add_job(cfg(4, steps=6), name="first", output_dir=tmp_path / "o")
+        backend = await connect(fake.url, kind="a1111")
+        try:
+            await asyncio.to_thread(estimates.read_jobs, store)  # as the queue view does
+            runner = QueueRunner(store, backend, node="desk", on_event=estimates.on_queue_event,
+                                 thumbnails=False)
+            await runner.run(until_empty=True)
+            estimates.save()
+            store.add_job(cfg(8, steps=6), name="next", output_dir=tmp_path / "o")
+            d = dispatcher(store, [node("desk", fake)], speeds=_loaded(tmp_path))
+            await d.monitor.check_all()
+            planned = dry_run(store, d.views()).makespan
+            await d.monitor.aclose()
+            started = time.monotonic()
+            await QueueRunner(store, backend, node="desk", thumbnails=False).run(until_empty=True)
+            took = time.monotonic() - started
+        finally:
+            await backend.aclose()
+    assert planned == pytest.approx(took, rel=0.35), (planned, took)
+
+
+def _loaded(folder: Path) -> dict:
+    from stablenew.cluster.estimates import load_speeds, speeds_file
+
+    return load_speeds(speeds_file(folder))

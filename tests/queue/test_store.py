@@ -378,6 +378,22 @@ def test_eta_follows_throughput_when_images_overlap(store):
     assert store.list_jobs()[0].eta_seconds == pytest.approx(8.0)
 
 
+def test_eta_ignores_the_time_the_queue_sat_idle(store):
+    """A row once said 44 s for 6 s of work: an earlier session's finishes, hours apart, were
+    taken for the pace."""
+    store.add_job(cfg(count=3, seed=1))
+    for k in range(3):  # yesterday: three images, two seconds each, an hour apart
+        claim = store.claim_next("n1", now=100.0 + 3600 * k, start=True)
+        store.complete(claim.item.id, claim.lease, ["x"], now=102.0 + 3600 * k)
+    job = store.add_job(cfg(count=6, seed=1))
+    for k in range(3):  # today: one image a second
+        claim = store.claim_next("n1", now=90000.0 + k, start=True)
+        store.complete(claim.item.id, claim.lease, ["x"], now=90001.0 + k)
+    assert store.seconds_per_item() == pytest.approx(1.0)
+    assert store.get_job(job.id).counts.queued == 3
+    assert [j.eta_seconds for j in store.list_jobs() if j.id == job.id] == [pytest.approx(3.0)]
+
+
 def test_output_names_are_unique_per_item_and_never_a_prefix_of_another():
     names = [item_name_prefix("abcd1234", i) for i in range(2000)]
     assert len(set(names)) == 2000
