@@ -236,8 +236,9 @@ class A1111Backend:
         detail = f"HTTP {status} from {reply.url}: {str(body)[:2000]}"
         if status in (401, 403):
             if self._auth:
-                raise AuthFailed(f"The server at {self.url} refused the user name and password. "
-                                 "Check them in Settings (they must match its --api-auth).",
+                raise AuthFailed(f"The server at {self.url} refused the user name and password (wrong "
+                                 "user or password). Check them in Settings (they must match its "
+                                 "--api-auth).",
                                  detail=detail, node=self.name)
             raise AuthFailed(f"The server at {self.url} wants a user name and password (--api-auth). "
                              "Enter them in Settings.", detail=detail, node=self.name)
