@@ -704,9 +704,20 @@ class ComfyUIBackend:
         watch.events.put_nowait((kind, data))
 
     # ------------------------------------------------------------------ closing
-    async def aclose(self) -> None:
+    @property
+    def stopping(self) -> int:
+        """Prompts of ours still being removed from the node's queue or interrupted."""
+        return len(self._background)
+
+    async def finish_stops(self, timeout: float) -> int:
+        """Wait up to *timeout* s for our prompts to be removed or interrupted; returns how many
+        are left unconfirmed."""
         if self._background:
-            await asyncio.wait(set(self._background), timeout=2.0)
+            await asyncio.wait(set(self._background), timeout=timeout)
+        return len(self._background)
+
+    async def aclose(self) -> None:
+        await self.finish_stops(2.0)
         self._closed = True
         if self._ws_task is not None:
             self._ws_task.cancel()
