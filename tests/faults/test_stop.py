@@ -77,3 +77,39 @@ def test_ctrl_c_on_run_interrupts_our_queued_request_and_not_theirs(slow_fake, t
     other.join(30)
     assert theirs and theirs[0].status_code == 200 and theirs[0].json()["images"]
     assert len(our_task_ids(fake)) == 2  # nothing more of ours was sent
+
+
+@pytest.mark.parametrize("mode", ["cluster", "single"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_queue_run_stops_cleanly_on_a_signal_in_every_mode(slow_fake, tmp_path, isolated_home, mode, sig):
+    from stablenew.cli import main
+    from stablenew.cluster.jobs import ItemState
+    from stablenew.cluster.queue_store import QueueStore
+
+    fake = slow_fake
+    config = tmp_path / "six.yaml"
+    config.write_text(PipelineConfig().with_changes(
+        {"txt2img.prompt": "ours", "txt2img.steps": 25, "txt2img.batch_count": 6}).to_yaml(),
+        encoding="utf-8")
+    assert main(["queue", "add", str(config), "--output", str(tmp_path / "out")]) == 0
+    assert main(["nodes", "add", "den", fake.url, "--no-probe"]) == 0
+    args = ["queue", "run", "--until-empty"] + (["--single"] if mode == "single" else [])
+    if mode == "single":
+        (isolated_home / "config" / "settings.yaml").write_text(f"version: 2\nserver_url: {fake.url}\n")
+    proc = cli(*args, home=isolated_home)
+    try:
+        wait_for(lambda: fake.current_task is not None, what="the first image running")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (out, err)
+    assert "Stopping…" in err and "went back in the queue" in out
+    with QueueStore(isolated_home / "data" / "stablenew.db") as store:
+        (job,) = store.list_jobs()
+        states = [item.state for item in store.items(job.id)]
+    assert ItemState.queued in states
+    assert set(states) <= {ItemState.queued, ItemState.done}, states
+    wait_for(lambda: fake.current_task is None, timeout=5, what="our running image stopped")
