@@ -185,6 +185,8 @@ class A1111Backend:
         #: Without task ids: the job that was running when we sent each request (never ours).
         self._before: dict[str, _RunningJob | None] = {}
         self._capabilities: Capabilities | None = None
+        #: How long closing waits for our abandoned requests to be interrupted.
+        self.close_wait_s = 20.0
         #: Tasks that stop our abandoned, still-queued requests once they start (see `_reap`).
         self._reapers: set[asyncio.Task[None]] = set()
         #: A1111/Forge tell their version only in a job's info; remembered for the next probe.
@@ -238,8 +240,9 @@ class A1111Backend:
         detail = f"HTTP {status} from {reply.url}: {str(body)[:2000]}"
         if status in (401, 403):
             if self._auth:
-                raise AuthFailed(f"The server at {self.url} refused the user name and password. "
-                                 "Check them in Settings (they must match its --api-auth).",
+                raise AuthFailed(f"The server at {self.url} refused the user name and password (wrong "
+                                 "user or password). Check them in Settings (they must match its "
+                                 "--api-auth).",
                                  detail=detail, node=self.name)
             raise AuthFailed(f"The server at {self.url} wants a user name and password (--api-auth). "
                              "Enter them in Settings.", detail=detail, node=self.name)
@@ -734,11 +737,29 @@ class A1111Backend:
         if self._runs_ours(state, endpoint, task_id):
             await action(task_id)
 
-    async def aclose(self) -> None:
-        for task in list(self._reapers):
-            task.cancel()
+    @property
+    def stopping(self) -> int:
+        """Requests of ours still being stopped on the server (queued there, to interrupt)."""
+        return len(self._reapers)
+
+    async def finish_stops(self, timeout: float) -> int:
+        """Wait up to *timeout* s for our abandoned requests to be interrupted; returns how many
+        are left (cancelled here: they may still run on the server)."""
         if self._reapers:
-            await asyncio.gather(*self._reapers, return_exceptions=True)
+            await asyncio.wait(set(self._reapers), timeout=timeout)
+        left = list(self._reapers)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.gather(*left, return_exceptions=True)
+            log.warning("%s: %d request(s) of ours were still queued when the client closed",
+                        self.name, len(left))
+        return len(left)
+
+    async def aclose(self) -> None:
+        # Closing must not leave our queued requests to run: A1111 cannot drop a queued
+        # request, so the reapers wait for each to start and interrupt it (bounded).
+        await self.finish_stops(self.close_wait_s)
         await self._http.aclose()
 
     async def __aenter__(self) -> A1111Backend:

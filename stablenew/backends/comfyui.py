@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from stablenew.backends.comfyui_messages import (
     ProgressTracker,
     execution_error_to_error,
@@ -55,6 +53,7 @@ from stablenew.backends.errors import (
     ServerTimeout,
     ServerUnreachable,
 )
+from stablenew.backends.http import DEFAULT_MAX_BODY, LISTING_MAX_BODY, HttpClient, HttpReply, printable
 from stablenew.backends.types import (
     ADetailerJob,
     BackendKind,
@@ -100,7 +99,10 @@ class ComfyUIBackend:
     #: How long to keep reading /history after the done marker before giving up.
     history_wait_s = 5.0
 
-    def __init__(self, url: str, *, name: str | None = None, auth: tuple[str, str] | httpx.Auth | None = None,
+    #: Seconds for one HTTP call (listings, history, queue, uploads, one image).
+    short_timeout = 30.0
+
+    def __init__(self, url: str, *, name: str | None = None, auth: tuple[str, str] | None = None,
                  timeout: float = 600.0, previews: bool = False, save_on_server: bool = False,
                  workflows_dir: Path | None = None) -> None:
         self.url = url.rstrip("/")
@@ -110,8 +112,7 @@ class ComfyUIBackend:
         self.previews = previews
         self.save_on_server = save_on_server
         self._auth = auth
-        self._http = httpx.AsyncClient(base_url=self.url, auth=auth,
-                                       timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+        self._http = HttpClient(self.url, auth=auth, node=self.name)
         scheme = "wss" if parts.scheme == "https" else "ws"
         self._client_id = uuid.uuid4().hex
         self._ws_url = f"{scheme}://{parts.netloc}{parts.path}/ws?clientId={self._client_id}"
@@ -131,6 +132,9 @@ class ComfyUIBackend:
         self._workflows_dir = workflows_dir
         self.reconnects = 0
         self._background: set[asyncio.Task] = set()
+        # Requests sent ahead prepare concurrently; this FIFO lock makes them reach the node's
+        # queue in the order they were asked for (ComfyUI runs its queue in posting order).
+        self._posting = asyncio.Lock()
 
     @property
     def kind(self) -> BackendKind:
@@ -141,37 +145,37 @@ class ComfyUIBackend:
         return self._client_id
 
     # ------------------------------------------------------------------ HTTP helpers
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise ServerTimeout(f"Node '{self.name}' did not answer in time.", node=self.name,
-                                detail=f"{method} {path}: {exc!r}") from exc
-        except httpx.HTTPError as exc:
-            raise ServerUnreachable(f"Cannot reach node '{self.name}' at {self.url}. Is ComfyUI running "
-                                    "and the address right?", node=self.name,
-                                    detail=f"{method} {path}: {exc!r}") from exc
+    async def _request(self, method: str, path: str, *, json: Any = None,
+                       params: dict[str, Any] | None = None, max_body: int = LISTING_MAX_BODY,
+                       **form: Any) -> HttpReply:
+        """One call through the shared HTTP layer (deadline, size cap, typed errors)."""
+        return await self._http.request(method, path, json_body=json, params=params,
+                                        timeout=self.short_timeout, max_body=max_body,
+                                        files=form.get("files"), data=form.get("data"))
 
     async def _get_json(self, path: str, **kwargs: Any) -> Any:
         resp = await self._request("GET", path, **kwargs)
         self._check_status(resp, path)
+        return self._json(resp, path)
+
+    def _json(self, resp: HttpReply, path: str) -> Any:
         try:
             return resp.json()
-        except ValueError as exc:
+        except ProtocolError as exc:
             raise ProtocolError(f"Node '{self.name}' answered {path} with something that is not JSON; "
-                                "is this a ComfyUI server?", node=self.name,
-                                detail=resp.text[:500]) from exc
+                                "is this a ComfyUI server?", node=self.name, detail=exc.detail) from None
 
-    def _check_status(self, resp: httpx.Response, path: str) -> None:
-        if resp.status_code < 400:
+    def _check_status(self, resp: HttpReply, path: str) -> None:
+        if resp.status < 400:
             return
-        if resp.status_code in (401, 403):
-            raise post_prompt_error(resp.status_code, resp.content, self.name)
-        if resp.status_code >= 500:
-            raise ServerError(f"Node '{self.name}' failed answering {path} (HTTP {resp.status_code}).",
-                              node=self.name, detail=resp.text[:1000])
-        raise ProtocolError(f"Node '{self.name}' answered {path} with HTTP {resp.status_code}; is this a "
-                            "ComfyUI server?", node=self.name, detail=resp.text[:1000])
+        if resp.status in (401, 403):
+            raise post_prompt_error(resp.status, resp.body, self.name)
+        text = printable(resp.body[:1000].decode("utf-8", "replace"), 1000)
+        if resp.status >= 500:
+            raise ServerError(f"Node '{self.name}' failed answering {path} (HTTP {resp.status}).",
+                              node=self.name, detail=text)
+        raise ProtocolError(f"Node '{self.name}' answered {path} with HTTP {resp.status}; is this a "
+                            "ComfyUI server?", node=self.name, detail=text)
 
     # ------------------------------------------------------------------ probing
     async def ping(self) -> None:
@@ -305,17 +309,28 @@ class ComfyUIBackend:
         info: dict[str, Any] = {"prompt_ids": [], "prompts": []}
         try:
             for i in range(max(1, count)):
-                wf = await self._build(lambda b, s=seed + i: make(b, s))
-                for w in wf.warnings:
-                    if w not in warnings:
-                        warnings.append(w)
+                await self._posting.acquire()
+                held = [True]
 
-                def scaled(p, i=i):
-                    if on_progress is not None:
-                        on_progress(replace(p, fraction=(i + p.fraction) / max(1, count)))
+                def posted(held: list[bool] = held) -> None:
+                    if held[0]:
+                        held[0] = False
+                        self._posting.release()
 
-                data, pid = await self._run_prompt(wf, task_id, first=(i == 0),
-                                                   on_progress=scaled if on_progress else None)
+                try:
+                    wf = await self._build(lambda b, s=seed + i: make(b, s))
+                    for w in wf.warnings:
+                        if w not in warnings:
+                            warnings.append(w)
+
+                    def scaled(p, i=i):
+                        if on_progress is not None:
+                            on_progress(replace(p, fraction=(i + p.fraction) / max(1, count)))
+
+                    data, pid = await self._run_prompt(wf, task_id, first=(i == 0), posted=posted,
+                                                       on_progress=scaled if on_progress else None)
+                finally:
+                    posted()
                 info["prompt_ids"].append(pid)
                 info["prompts"].append(wf.to_api())
                 images.extend(GeneratedImage(d, seed + i) for d in data)
@@ -333,11 +348,10 @@ class ComfyUIBackend:
                                        files={"image": (filename, data, "image/png")},
                                        data={"subfolder": sub, "type": "input", "overwrite": "true"})
             self._check_status(resp, "/upload/image")
-            try:
-                got = resp.json()
-            except ValueError as exc:
+            got = self._json(resp, "/upload/image")
+            if not isinstance(got, dict):
                 raise ProtocolError(f"Node '{self.name}' gave an unreadable upload answer.", node=self.name,
-                                    detail=resp.text[:500]) from exc
+                                    detail=printable(str(got), 500))
             stored = f"{got.get('subfolder')}/{got.get('name')}" if got.get("subfolder") else got.get("name")
             if stored != name:
                 raise ProtocolError(f"Node '{self.name}' stored the uploaded image as '{stored}' instead of "
@@ -354,7 +368,8 @@ class ComfyUIBackend:
         return pid or str(uuid.uuid4())
 
     async def _run_prompt(self, wf: Workflow, task_id: str, *, first: bool,
-                          on_progress: ProgressCallback | None) -> tuple[list[bytes], str]:
+                          on_progress: ProgressCallback | None,
+                          posted=lambda: None) -> tuple[list[bytes], str]:
         if task_id in self._cancelled_tasks:
             raise JobInterrupted("The job was stopped before it started.", node=self.name)
         await self._upload(wf)
@@ -371,26 +386,26 @@ class ComfyUIBackend:
                 body["extra_data"] = {"preview_method": "auto"}
             posting = True
             resp = await self._request("POST", "/prompt", json=body)
-            if resp.status_code == 400 and wf.uploads and self._uploaded & set(wf.uploads):
+            if resp.status == 400 and wf.uploads and self._uploaded & set(wf.uploads):
                 # Our record of uploads may be stale (the node's input folder was cleaned).
                 self._uploaded -= set(wf.uploads)
                 await self._upload(wf)
                 resp = await self._request("POST", "/prompt", json=body)
-            if resp.status_code != 200:
-                error = post_prompt_error(resp.status_code, resp.content, self.name)
+            if resp.status != 200:
+                error = post_prompt_error(resp.status, resp.body, self.name)
                 if isinstance(error, MissingResource):
                     self._object_info.clear()  # our picture of the node was stale; re-read it next time
                     self._absent.clear()
                 raise error
-            try:
-                answer = resp.json()
-            except ValueError as exc:
+            answer = self._json(resp, "/prompt")
+            if not isinstance(answer, dict):
                 raise ProtocolError(f"Node '{self.name}' gave an unreadable answer to the workflow.",
-                                    node=self.name, detail=resp.text[:500]) from exc
+                                    node=self.name, detail=printable(str(answer), 500))
             if answer.get("node_errors"):
                 # 200 with node_errors: only part of the graph would run. Stop it and report.
                 await self._cancel_prompt(pid)
-                raise post_prompt_error(400, resp.content, self.name)
+                raise post_prompt_error(400, resp.body, self.name)
+            posted()
             if task_id in self._cancelled_tasks:
                 await self._cancel_prompt(pid)
             item = await self._follow(watch, graph, on_progress)
@@ -507,11 +522,11 @@ class ComfyUIBackend:
         for ref in images:
             resp = await self._request("GET", "/view", params={
                 "filename": ref.get("filename", ""), "subfolder": ref.get("subfolder", ""),
-                "type": ref.get("type", "output")})
+                "type": ref.get("type", "output")}, max_body=DEFAULT_MAX_BODY)
             self._check_status(resp, "/view")
-            if not resp.content:
+            if not resp.body:
                 raise ProtocolError(f"Node '{self.name}' sent an empty image.", node=self.name)
-            result.append(resp.content)
+            result.append(resp.body)
         return result
 
     # ------------------------------------------------------------------ cancelling
@@ -542,9 +557,9 @@ class ComfyUIBackend:
     async def _cancel_prompt(self, pid: str) -> None:
         if self._jobs_api is not False:
             resp = await self._request("POST", f"/api/jobs/{pid}/cancel")
-            if resp.status_code in (404, 405):
+            if resp.status in (404, 405):
                 self._jobs_api = False  # an older ComfyUI
-            elif resp.status_code < 400:
+            elif resp.status < 400:
                 self._jobs_api = True
                 await self._verify_gone(pid)
                 return
@@ -613,7 +628,7 @@ class ComfyUIBackend:
         first = True
         while not self._closed:
             try:
-                async with connect(self._ws_url, max_size=None, open_timeout=10,
+                async with connect(self._ws_url, max_size=LISTING_MAX_BODY, open_timeout=10,
                                    additional_headers=self._ws_headers(), ping_interval=20,
                                    ping_timeout=20) as ws:
                     await ws.send(json.dumps({"type": "feature_flags",
@@ -689,9 +704,20 @@ class ComfyUIBackend:
         watch.events.put_nowait((kind, data))
 
     # ------------------------------------------------------------------ closing
-    async def aclose(self) -> None:
+    @property
+    def stopping(self) -> int:
+        """Prompts of ours still being removed from the node's queue or interrupted."""
+        return len(self._background)
+
+    async def finish_stops(self, timeout: float) -> int:
+        """Wait up to *timeout* s for our prompts to be removed or interrupted; returns how many
+        are left unconfirmed."""
         if self._background:
-            await asyncio.wait(set(self._background), timeout=2.0)
+            await asyncio.wait(set(self._background), timeout=timeout)
+        return len(self._background)
+
+    async def aclose(self) -> None:
+        await self.finish_stops(2.0)
         self._closed = True
         if self._ws_task is not None:
             self._ws_task.cancel()

@@ -70,5 +70,21 @@ class ProtocolError(BackendError):
     transient = True
 
 
+class AnswerTooLarge(ProtocolError):
+    """An answer above the size cap; asking again would only bring the same answer."""
+
+    transient = False
+
+
+class Redirected(BackendError):
+    """The server answered with a redirect, which StableNew never follows (credentials)."""
+
+    fatal_for_node = True
+
+    def __init__(self, message: str, *, location: str, detail: str = "", node: str = "") -> None:
+        super().__init__(message, detail=detail, node=node)
+        self.location = location
+
+
 class JobInterrupted(BackendError):
     """The job was stopped (by us or by someone else on the node) before it finished."""

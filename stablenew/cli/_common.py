@@ -22,6 +22,32 @@ def show_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     return show
 
 
+def stop_on_signals(stop: Callable[[], None], stopped: list[str]) -> None:
+    """Inside a running loop: the first SIGINT or SIGTERM calls *stop* (work in flight goes
+    back to the queue) and notes the signal in *stopped*; a second one quits at once. Where
+    the loop cannot take signals (Windows), Ctrl+C cancels the run, which also gives work back."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+
+    def on_signal(name: str) -> None:
+        if stopped:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            raise KeyboardInterrupt
+        stopped.append(name)
+        again = "Ctrl+C" if name == "SIGINT" else "the signal"
+        print(f"Stopping… ({again} again to quit at once)", file=sys.stderr, flush=True)
+        stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig.name)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+
 def fail(command: str, message: str) -> int:
     """Print a plain error for `stablenew COMMAND` to stderr; exit code 1."""
     print(f"stablenew {command}: {message}", file=sys.stderr)

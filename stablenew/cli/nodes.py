@@ -212,11 +212,12 @@ def cluster_nodes(given: Path | None) -> list:
 
 def run_queue_on_cluster(store, nodes, *, until_empty: bool, on_event, backoff: float = 2.0,
                          quiet: bool = False, runner_kwargs: dict | None = None,
-                         data_dir: Path | None = None):
+                         data_dir: Path | None = None, stopped: list[str] | None = None):
     """Work through *store* on every healthy node of *nodes*; returns the ClusterSummary.
 
     Node state changes are printed as they happen (unless *quiet*); speeds learned on the
-    way are kept in the data folder for the next run and for `stablenew plan`.
+    way are kept in the data folder for the next run and for `stablenew plan`. With
+    *stopped*, SIGINT/SIGTERM stop every node cleanly (noted in that list).
     """
     import asyncio
 
@@ -237,7 +238,14 @@ def run_queue_on_cluster(store, nodes, *, until_empty: bool, on_event, backoff: 
         runner_kwargs=runner_kwargs or {},
         speeds=load_speeds(speeds_path) if speeds_path is not None else None)
     try:
-        summary = asyncio.run(dispatcher.run(until_empty=until_empty))
+        async def main():
+            if stopped is not None:
+                from stablenew.cli._common import stop_on_signals
+
+                stop_on_signals(dispatcher.stop, stopped)
+            return await dispatcher.run(until_empty=until_empty)
+
+        summary = asyncio.run(main())
     finally:
         if speeds_path is not None:
             try:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stablenew.cli._common import fail, show_help
+from stablenew.cli._common import fail, show_help, stop_on_signals
 
 if TYPE_CHECKING:
     from stablenew.cluster.queue_store import QueueStore
@@ -275,7 +275,7 @@ def _run(args: argparse.Namespace) -> int:
         elif isinstance(event, qr.NodeProblem):
             print(f"{event.node}: {event.message} Waiting for it to come back…", flush=True)
 
-    stopped: list[bool] = []
+    stopped: list[str] = []
 
     cluster = [] if args.node or args.single else _cluster_nodes(args)
     if cluster:
@@ -294,7 +294,7 @@ def _run(args: argparse.Namespace) -> int:
                     on_event=show, log_dir=paths.log_dir,
                     record_hooks=(learning[0],) if learning else (),
                     on_outputs_removed=learning[1] if learning else None)
-                _stop_on_ctrl_c(runner, stopped)
+                stop_on_signals(runner.stop, stopped)
                 return await runner.run(until_empty=args.until_empty)
         finally:
             await backend.aclose()
@@ -322,29 +322,6 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def _stop_on_ctrl_c(runner, stopped: list[bool]) -> None:
-    """First Ctrl+C: stop cleanly (interrupt the server's job, give the images back). A
-    second one stops at once. Where the loop cannot take signals (Windows), Ctrl+C cancels
-    the run, which also gives the images back."""
-    import asyncio
-    import signal
-
-    loop = asyncio.get_running_loop()
-
-    def on_signal() -> None:
-        if stopped:
-            loop.remove_signal_handler(signal.SIGINT)
-            raise KeyboardInterrupt
-        stopped.append(True)
-        print("Stopping… (Ctrl+C again to quit at once)", file=sys.stderr, flush=True)
-        runner.stop()
-
-    try:
-        loop.add_signal_handler(signal.SIGINT, on_signal)
-    except (NotImplementedError, RuntimeError, ValueError):
-        pass
-
-
 def _cluster_nodes(args: argparse.Namespace) -> list:
     from stablenew.cli.nodes import cluster_nodes
 
@@ -364,6 +341,7 @@ def _run_cluster(args: argparse.Namespace, nodes: list, show, paths) -> int:
         print(f"Running the queue on {len(nodes)} node(s): "
               + ", ".join(n.name for n in nodes), flush=True)
     learning = _learning_hooks(args.db) if args.learn else None
+    stopped: list[str] = []
     try:
         with _open(args) as store:
             summary = run_queue_on_cluster(
@@ -371,7 +349,8 @@ def _run_cluster(args: argparse.Namespace, nodes: list, show, paths) -> int:
                 backoff=args.backoff, quiet=args.quiet, data_dir=paths.data_dir,
                 runner_kwargs={"log_dir": paths.log_dir,
                                "record_hooks": (learning[0],) if learning else (),
-                               "on_outputs_removed": learning[1] if learning else None})
+                               "on_outputs_removed": learning[1] if learning else None},
+                stopped=stopped)
     except QueueError as exc:
         return _fail(exc.message)
     finally:
@@ -379,6 +358,10 @@ def _run_cluster(args: argparse.Namespace, nodes: list, show, paths) -> int:
             learning[2]()
     print(f"{summary.done} done, {summary.failed} failed, {summary.cancelled} cancelled, "
           f"{summary.retried} retried in {_duration(summary.seconds)}.")
+    if stopped:
+        print("Stopped: the images that were running went back in the queue; "
+              "`stablenew queue run` carries on.")
+        return 130
     return 1 if summary.failed or summary.stalled else 0
 
 

@@ -131,6 +131,7 @@ async def _main(args: argparse.Namespace, token) -> int:
         result = await runner.run(config, backend, token, progress.on_event)
     finally:
         progress.close()
+        await stop_ours(backend)
         await backend.aclose()
     for record in result.records:
         print(record.path)
@@ -143,6 +144,25 @@ async def _main(args: argparse.Namespace, token) -> int:
     if result.status is RunStatus.cancelled:
         return EXIT_CANCELLED
     return EXIT_FAILED
+
+
+#: How long a stopped run waits for the server to drop or interrupt its requests.
+STOP_WAIT_S = 20.0
+
+
+async def stop_ours(backend, wait_s: float = STOP_WAIT_S) -> None:
+    """Before exit: wait (bounded, saying so) until every request of ours still on the server
+    is interrupted or removed from its queue; never touches anyone else's job."""
+    stopping = getattr(backend, "stopping", 0)
+    if not stopping:
+        return
+    noun = "request" if stopping == 1 else "requests"
+    print(f"Stopping {stopping} {noun} of ours still on the server (up to {wait_s:.0f} s)…",
+          file=sys.stderr, flush=True)
+    left = await backend.finish_stops(wait_s)
+    if left:
+        print(f"{left} {'request' if left == 1 else 'requests'} could not be stopped in time and "
+              "may still run on the server.", file=sys.stderr, flush=True)
 
 
 def _no_server(exc) -> int:

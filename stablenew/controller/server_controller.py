@@ -47,6 +47,7 @@ class ServerController(QObject):
         self._capabilities: Capabilities | None = None
         self._error: ErrorInfo | None = None
         self._connecting: asyncio.Task[Any] | None = None
+        self._failure: BackendError | None = None  # why the last connect failed, typed
         self.tasks = TaskOwner("Server", self)
         self.tasks.error_raised.connect(self._set_error)
         self._health = QTimer(self)
@@ -134,12 +135,19 @@ class ServerController(QObject):
             self.tasks.spawn(self._ping(), name="ping")
 
     async def ensure_backend(self) -> Any:
-        """The connected backend, connecting first when needed; raises a BackendError otherwise."""
+        """The connected backend, connecting first when needed; raises the typed BackendError
+        of the failed connect otherwise (AuthFailed for a wrong password, not "no server").
+
+        Every caller waits for the same connect task: two callers never open two backends."""
+        if self._backend is None and (self._connecting is None or self._connecting.done()):
+            self._set_state(ServerState.connecting)
+            self._connecting = self.tasks.spawn(self._connect(), name="connect")
         if self._connecting is not None and not self._connecting.done():
+            # asyncio.wait, not await: a caller giving up must not cancel the connect others share.
             await asyncio.wait({self._connecting})
         if self._backend is None:
-            await self._connect()
-        if self._backend is None:
+            if self._failure is not None:
+                raise self._failure
             raise BackendError(no_server_message(self.url))
         return self._backend
 
@@ -163,6 +171,7 @@ class ServerController(QObject):
             caps = await backend.probe()
         except BackendError as exc:
             log.info("server %s: %s (%s)", settings.server_url, exc.message, exc.detail)
+            self._failure = exc
             self._capabilities = None
             self.capabilities_changed.emit(None)
             self._set_state(ServerState.unreachable)
@@ -170,6 +179,7 @@ class ServerController(QObject):
             self._health.start()
             return
         self._backend = backend
+        self._failure = None
         self._capabilities = caps
         self._set_error(None)
         self._set_state(ServerState.connected)
