@@ -51,6 +51,7 @@ from stablenew.backends.types import (
     JobResult,
     Progress,
     ProgressCallback,
+    RanWith,
     Txt2ImgJob,
     UpscaleJob,
 )
@@ -521,8 +522,11 @@ class A1111Backend:
             _notify(on_progress, Progress(fraction=1.0, step=steps, steps=steps, eta_seconds=0.0))
         warnings = compare(expect, info, sizes, infotexts)
         for text in warnings:
-            log.warning("%s: %s", self.name, text)
-        return JobResult(images=tuple(images), info=info, warnings=tuple(warnings))
+            # The caller shows each warning to the user; a WARNING record here would be printed
+            # a second time by Python's last-resort handler wherever logging is not set up (CLI).
+            log.info("%s: %s", self.name, text)
+        return JobResult(images=tuple(images), info=info, warnings=tuple(warnings),
+                         ran=_ran_with(info))
 
     def _read_answer(self, reply: Any, endpoint: str) -> tuple[
             dict[str, Any], list[GeneratedImage], list[tuple[int, int]], list[str]]:
@@ -820,15 +824,32 @@ def _parse_info(raw: Any, url: str, endpoint: str, node: str) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+def _ran_with(info: dict[str, Any]) -> RanWith:
+    """What the job ran with, from `info` (A1111 replaces what it does not know silently)."""
+    extra = info.get("extra_generation_params")
+    schedule = extra.get("Schedule type") if isinstance(extra, dict) else None
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else ""
+
+    return RanWith(checkpoint=text(info.get("sd_model_name")),
+                   model_hash=text(info.get("sd_model_hash")),
+                   sampler=text(info.get("sampler_name")), scheduler=text(schedule))
+
+
 def _hires_size(width: int, height: int, scale: float, rx: int, ry: int) -> tuple[int, int]:
-    """The hires output size, computed as A1111's `calculate_target_resolution` does."""
+    """The hires output size: A1111's target (`calculate_target_resolution`), floored to a
+    multiple of 8 because the second pass runs on a latent an eighth of that size
+    (512 at scale 1.3: target 665, image 664)."""
     if rx <= 0 and ry <= 0:
-        return int(width * scale), int(height * scale)
-    if rx <= 0:
-        return int(width * ry / height) // 8 * 8, ry
-    if ry <= 0:
-        return rx, int(height * rx / width) // 8 * 8
-    return rx, ry
+        w, h = int(width * scale), int(height * scale)
+    elif rx <= 0:
+        w, h = ry * width // height, ry
+    elif ry <= 0:
+        w, h = rx, rx * height // width
+    else:
+        w, h = rx, ry
+    return w // 8 * 8, h // 8 * 8
 
 
 def _input_size(data: bytes, what: str) -> tuple[int, int]:

@@ -63,6 +63,7 @@ from stablenew.backends.types import (
     Img2ImgJob,
     JobResult,
     ProgressCallback,
+    RanWith,
     Txt2ImgJob,
     UpscaleJob,
 )
@@ -303,9 +304,11 @@ class ComfyUIBackend:
         warnings: list[str] = []
         # The graphs as sent (API format), so a caller can keep them like ComfyUI's own PNG chunk.
         info: dict[str, Any] = {"prompt_ids": [], "prompts": []}
+        checkpoint = ""
         try:
             for i in range(max(1, count)):
                 wf = await self._build(lambda b, s=seed + i: make(b, s))
+                checkpoint = checkpoint or wf.checkpoint
                 for w in wf.warnings:
                     if w not in warnings:
                         warnings.append(w)
@@ -322,7 +325,9 @@ class ComfyUIBackend:
         finally:
             self._task_prompts.pop(task_id, None)
             self._cancelled_tasks.discard(task_id)
-        return JobResult(images=tuple(images), info=info, warnings=tuple(warnings))
+        # ComfyUI reports no hash of its models; the file it loaded is what we can name.
+        ran = RanWith(checkpoint=checkpoint) if checkpoint else None
+        return JobResult(images=tuple(images), info=info, warnings=tuple(warnings), ran=ran)
 
     async def _upload(self, wf: Workflow) -> None:
         for name, data in wf.uploads.items():

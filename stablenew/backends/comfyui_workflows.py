@@ -167,6 +167,8 @@ class Workflow:
     warnings: list[str] = field(default_factory=list)
     #: Uploaded inputs the graph refers to: LoadImage value -> bytes (uploaded before sending).
     uploads: dict[str, bytes] = field(default_factory=dict)
+    #: The checkpoint file the main model loads ("" for graphs without one, e.g. upscale).
+    checkpoint: str = ""
     _next: int = 1
 
     def insert(self, template: Template, ports: Mapping[str, Link] | None = None,
@@ -364,10 +366,13 @@ class WorkflowBuilder:
             if not installed:
                 raise missing("checkpoint", "(any)", installed, self.catalog.node_name)
             wf.warnings.append(f"No checkpoint chosen; used '{installed[0]}'.")
-            return installed[0]
-        found = match_file(name, installed)
+            found: str | None = installed[0]
+        else:
+            found = match_file(name, installed)
         if found is None:
             raise missing("checkpoint", name, installed, self.catalog.node_name)
+        if not wf.checkpoint:
+            wf.checkpoint = found  # the first model loaded is the main one (then a refiner)
         return found
 
     def _sampler(self, s: Sampling) -> tuple[str, str]:

@@ -171,12 +171,13 @@ class ProgressLine:
             RunWarning,
             StageStarted,
         )
+        from stablenew.storage.words import plural
 
         if not self.enabled:
             return
         if isinstance(event, RunStarted):
             self.total = event.total_images
-            self._line(f"Run {event.run_id}: {event.total_images} images, stages "
+            self._line(f"Run {event.run_id}: {plural(event.total_images, 'image')}, stages "
                        f"{' → '.join(event.stages)} on {event.node}", final=True)
         elif isinstance(event, ProgressUpdate):
             step = f" step {event.step}/{event.steps}" if event.step and event.steps else ""

@@ -836,11 +836,13 @@ class FakeSDWebUI(ServesItself):
             if rx == 0 and ry == 0:
                 out_w, out_h = int(width * scale), int(height * scale)
             elif rx == 0:
-                out_w, out_h = int(width * ry / height) // 8 * 8, ry
+                out_w, out_h = ry * width // height, ry
             elif ry == 0:
-                out_w, out_h = rx, int(height * rx / width) // 8 * 8
+                out_w, out_h = rx, rx * height // width
             else:
                 out_w, out_h = rx, ry
+            # The second pass runs on a latent of target // 8, so the image is floored to 8.
+            out_w, out_h = out_w // 8 * 8, out_h // 8 * 8
             hr_steps = req.hr_second_pass_steps or 0
         if clip_skip > 1:
             params["Clip skip"] = clip_skip
@@ -848,7 +850,7 @@ class FakeSDWebUI(ServesItself):
             if (req.hr_resize_x or 0) == 0 and (req.hr_resize_y or 0) == 0:
                 params["Hires upscale"] = req.hr_scale if req.hr_scale is not None else 2.0
             else:
-                params["Hires resize"] = f"{out_w}x{out_h}"
+                params["Hires resize"] = f"{req.hr_resize_x or 0}x{req.hr_resize_y or 0}"  # as asked
             if hr_steps:
                 params["Hires steps"] = hr_steps
             params["Hires upscaler"] = req.hr_upscaler or "Latent"
