@@ -181,6 +181,9 @@ class A1111Backend:
         self._in_flight: dict[str, str] = {}  # task id -> endpoint
         self._interrupt_wanted: set[str] = set()
         self._interrupt_sent: set[str] = set()
+        #: Our tasks that someone else stopped on the server (its /progress said interrupted
+        #: or skipped while our task ran): task id -> which of the two.
+        self._stopped_by_others: dict[str, str] = {}
         #: Without task ids: the job that was running when we sent each request (never ours).
         self._before: dict[str, _RunningJob | None] = {}
         self._capabilities: Capabilities | None = None
@@ -499,6 +502,7 @@ class A1111Backend:
                 await poller
             self._in_flight.pop(task_id, None)
             self._before.pop(task_id, None)
+            stopped = self._stopped_by_others.pop(task_id, None)
         interrupted = task_id in self._interrupt_wanted
         self._interrupt_wanted.discard(task_id)
         self._interrupt_sent.discard(task_id)
@@ -521,12 +525,19 @@ class A1111Backend:
             steps = expect.sampling.steps
             _notify(on_progress, Progress(fraction=1.0, step=steps, steps=steps, eta_seconds=0.0))
         warnings = compare(expect, info, sizes, infotexts)
+        incomplete = ""
+        if stopped is not None:
+            what = "pressed Interrupt" if stopped == "interrupted" else "pressed Skip"
+            incomplete = (f"someone else {what} on the server at {self.url} while it ran, and "
+                          "the server returned what it had so far")
+            log.warning("%s: task %s was %s by someone else; its images are incomplete",
+                        self.name, task_id, stopped)
         for text in warnings:
             # The caller shows each warning to the user; a WARNING record here would be printed
             # a second time by Python's last-resort handler wherever logging is not set up (CLI).
             log.info("%s: %s", self.name, text)
         return JobResult(images=tuple(images), info=info, warnings=tuple(warnings),
-                         ran=_ran_with(info))
+                         ran=_ran_with(info), incomplete=incomplete)
 
     def _read_answer(self, reply: Any, endpoint: str) -> tuple[
             dict[str, Any], list[GeneratedImage], list[tuple[int, int]], list[str]]:
@@ -597,10 +608,12 @@ class A1111Backend:
                         continue
                     if task_id in self._interrupt_wanted and task_id not in self._interrupt_sent:
                         await self._send_interrupt(task_id)
+                    # The global state tells whether someone stopped the job that runs: ours.
+                    state = (await self._global_progress(False)).get("state") or {}
+                    self._note_foreign_stop(task_id, state)
                     if on_progress is None:
                         continue
                     preview_id = _int_or(data.get("id_live_preview"), preview_id)
-                    state = (await self._global_progress(False)).get("state") or {}
                     step = _int_or(state.get("sampling_step"), None)
                     steps = _int_or(state.get("sampling_steps"), None)
                     _notify(on_progress, Progress(
@@ -615,6 +628,7 @@ class A1111Backend:
                 state = glob.get("state") or {}
                 if not self._runs_ours(state, endpoint, task_id):
                     continue
+                self._note_foreign_stop(task_id, state)
                 if task_id in self._interrupt_wanted and task_id not in self._interrupt_sent:
                     await self._send_interrupt(task_id)
                 if on_progress is not None:
@@ -628,6 +642,15 @@ class A1111Backend:
                         preview=_b64_bytes(image) if isinstance(image, str) else None))
             except BackendError as exc:  # progress is best effort; the generation call reports failures
                 log.debug("%s: progress poll failed: %s (%s)", self.name, exc, exc.detail)
+
+    def _note_foreign_stop(self, task_id: str, state: dict[str, Any]) -> None:
+        """Remember when our running task was interrupted or skipped by someone else: A1111
+        still answers 200 with what it had, which must not pass for a finished image."""
+        if task_id in self._interrupt_wanted or task_id in self._interrupt_sent:
+            return  # our own stop
+        for flag in ("interrupted", "skipped"):
+            if state.get(flag) is True:
+                self._stopped_by_others.setdefault(task_id, flag)
 
     async def _learn_internal(self, task_id: str) -> None:
         """Ask /internal/progress once, so `_internal` says whether this server has task ids."""

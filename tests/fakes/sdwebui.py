@@ -890,7 +890,8 @@ class FakeSDWebUI(ServesItself):
             if job.interrupted:
                 break
             job.skipped = False
-            for pass_steps in passes:
+            size = (out_w, out_h)
+            for number, pass_steps in enumerate(passes):
                 job.sampling_steps = pass_steps
                 for step in range(pass_steps):
                     if job.interrupted or job.skipped:
@@ -901,11 +902,13 @@ class FakeSDWebUI(ServesItself):
                 job.sampling_step = 0
                 job.job_no += 1
                 if job.interrupted or job.skipped:
+                    if hires and number == 0:
+                        size = (width, height)  # stopped in the first pass: no hires pass
                     break
             for b in range(batch):
                 image_seed = seed + iteration * batch + b
                 text = create_infotext(prompt, negative, {**params, "Seed": image_seed})
-                data = await asyncio.to_thread(render_image, out_w, out_h, image_seed, prompt, text, fmt,
+                data = await asyncio.to_thread(render_image, *size, image_seed, prompt, text, fmt,
                                                "interrupted" if job.interrupted else "")
                 images.append(_b64(data))
                 infotexts.append(text)

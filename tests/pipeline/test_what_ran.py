@@ -148,3 +148,39 @@ def test_cli_prints_each_difference_once(tmp_path):
     assert "1 image saved." in proc.stderr
     assert "1 images" not in proc.stderr
 
+
+
+async def test_someone_elses_interrupt_in_the_hires_pass_is_kept_only_as_incomplete(tmp_path):
+    """A1111 answers 200 with the half-done image after a foreign Interrupt; /progress said
+    interrupted. The image is kept, named and described as incomplete, and not counted."""
+    import asyncio
+
+    import httpx
+
+    async with FakeSDWebUI(step_ms=40) as fake:
+        backend = A1111Backend(fake.url, kind=bt.BackendKind.a1111, poll_interval=0.02)
+
+        async def interrupt_in_hires_pass() -> None:
+            while fake._job is None or fake._job.job_no < 1:  # the first pass is done
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            async with httpx.AsyncClient() as other:  # another user of the same server
+                await other.post(f"{fake.url}/sdapi/v1/interrupt")
+
+        someone = asyncio.ensure_future(interrupt_in_hires_pass())
+        try:
+            config = small_config(**{"txt2img.steps": 3, "txt2img.hires.enabled": True,
+                                     "txt2img.hires.steps": 20, "upscale.enabled": True})
+            result = await asyncio.wait_for(_run(config, backend, tmp_path), 30)
+        finally:
+            someone.cancel()
+            await backend.aclose()
+    assert fake.interrupts and fake.interrupts[0] is not None
+    assert result.status is RunStatus.failed and not result.records
+    assert "not finished" in result.errors[0].message
+    [kept] = list(tmp_path.rglob("*.png"))
+    assert kept.name.endswith("-incomplete.png")
+    meta = read_image_metadata(kept)
+    assert "Interrupt" in meta.parsed["Incomplete"] and "Interrupt" in meta.stablenew["incomplete"]
+    assert meta.stablenew["stages"] == ["txt2img"]  # the upscale did not run on it
+    assert not fake.requests_to("/sdapi/v1/extra-single-image")
