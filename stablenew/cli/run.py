@@ -137,7 +137,9 @@ async def _main(args: argparse.Namespace, token) -> int:
     for error in result.errors:
         where = f"image {error.image_index + 1}: " if error.image_index is not None else ""
         print(f"  {where}{error.message}", file=sys.stderr)
-    print(f"{result.message} Folder: {result.output_dir}", file=sys.stderr)
+    # No folder is named when no image went into one (none is made then).
+    folder = f" Folder: {result.output_dir}" if result.folder_made else ""
+    print(f"{result.message}{folder}", file=sys.stderr)
     if result.status is RunStatus.completed:
         return EXIT_OK
     if result.status is RunStatus.cancelled:

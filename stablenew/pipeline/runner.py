@@ -106,6 +106,8 @@ class RunResult:
     seconds: float
     message: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: Whether the run made its folder (it does so with the first image it writes).
+    folder_made: bool = False
 
 
 class PipelineRunner:
@@ -255,6 +257,8 @@ class _Run:
         self.eta: EtaEstimator | None = None
         self.fatal: RunError | None = None
         self.failures_in_a_row = 0
+        self._folder_ready = False
+        self._folder_lock = asyncio.Lock()
         self._callback_failed = False
 
     # --- the run ----------------------------------------------------------------------------
@@ -268,17 +272,17 @@ class _Run:
             return self._early_failure(str(exc), started)
         if self.inputs is not None and not self.inputs:
             return self._early_failure("No input images were given.", started)
-        try:
-            if self.fixed_dir is not None and self.fixed_dir in self.runner._prepared_dirs:
-                self.output_dir = self.fixed_dir
-            else:
-                self.output_dir = await asyncio.to_thread(self._prepare_folder)
-                if self.fixed_dir is not None:
-                    self.runner._prepared_dirs.add(self.fixed_dir)
-        except OSError as exc:
-            return self._early_failure(
-                f"The output folder {self.output_dir} cannot be created. Choose another "
-                f"folder in Settings.", started, detail=repr(exc))
+        # The folder itself is made with the first saved image: a run that saves nothing
+        # leaves no empty folder behind. Whether it can be made is known now.
+        if self.fixed_dir is not None and self.fixed_dir in self.runner._prepared_dirs:
+            self._folder_ready = True
+        else:
+            where = self.fixed_dir or self.runner.output_root
+            problem = await asyncio.to_thread(outputs.folder_problem, where)
+            if problem:
+                return self._early_failure(
+                    f"The output folder {where} cannot be created. Choose another folder in "
+                    "Settings.", started, detail=problem)
         if self.runner.log_dir is not None:
             self.log = RunLog(Path(self.runner.log_dir) / f"{self.run_id}.jsonl")
         total = len(self.inputs) if self.inputs is not None else (
@@ -307,7 +311,19 @@ class _Run:
         if self.log is not None:
             self.log.close()
         return RunResult(self.run_id, status, self.records, self.errors, self.output_dir,
-                         seconds, message, self.warnings)
+                         seconds, message, self.warnings, folder_made=self._folder_ready)
+
+    async def _ensure_folder(self) -> None:
+        """Make the run's folder when its first image is about to be written."""
+        if self._folder_ready:
+            return
+        async with self._folder_lock:
+            if self._folder_ready:
+                return
+            self.output_dir = await asyncio.to_thread(self._prepare_folder)
+            if self.fixed_dir is not None:
+                self.runner._prepared_dirs.add(self.fixed_dir)
+            self._folder_ready = True
 
     def _prepare_folder(self) -> Path:
         if self.fixed_dir is not None:
@@ -616,6 +632,17 @@ class _Run:
 
     async def _save(self, image: _Image) -> None:
         try:
+            try:
+                await self._ensure_folder()
+            except OSError as exc:
+                # Every image would fail the same way: stop instead of burning the GPU.
+                error = RunError(f"The output folder under {self.runner.output_root} cannot be "
+                                 "created. Choose another folder in Settings.", repr(exc),
+                                 image.index, fatal=True)
+                self.fatal = self.fatal or error
+                self.errors.append(error)
+                self._emit(error)
+                return
             asked = self._config_for(image.seed)
             config, changed = _as_ran(asked, image)
             name = outputs.image_file_name(config.txt2img.prompt, image.index, image.seed,

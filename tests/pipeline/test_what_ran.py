@@ -184,3 +184,38 @@ async def test_someone_elses_interrupt_in_the_hires_pass_is_kept_only_as_incompl
     assert "Interrupt" in meta.parsed["Incomplete"] and "Interrupt" in meta.stablenew["incomplete"]
     assert meta.stablenew["stages"] == ["txt2img"]  # the upscale did not run on it
     assert not fake.requests_to("/sdapi/v1/extra-single-image")
+
+
+def test_a_run_that_saves_nothing_leaves_no_folder_and_names_none(tmp_path, capsys):
+    from stablenew.cli import main
+
+    config = tmp_path / "cfg.yaml"
+    config.write_text("version: 1\ntxt2img:\n  prompt: a boat\n  width: 64\n  height: 64\n"
+                      "  steps: 2\n  seed: 3\n", encoding="utf-8")
+    out = tmp_path / "out"
+    with FakeSDWebUI(step_ms=1).running_in_thread() as fake:
+        fake.inject("500", path="/sdapi/v1/txt2img", times=5)
+        code = main(["run", str(config), "--node", fake.url, "--kind", "a1111",
+                     "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "No image was saved" in err
+    assert "Folder:" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+async def test_a_queued_run_that_saves_nothing_makes_no_folder(tmp_path):
+    async with FakeSDWebUI(step_ms=1) as fake:
+        fake.inject("500", path="/sdapi/v1/txt2img", times=1)
+        backend = A1111Backend(fake.url, kind=bt.BackendKind.a1111)
+        try:
+            folder = tmp_path / "out" / "queue-job"
+            result = await PipelineRunner(tmp_path / "out").run(
+                small_config(), backend, CancelToken(), output_dir=folder)
+            assert result.status is RunStatus.failed and not result.folder_made
+            assert not folder.exists()
+            ok = await PipelineRunner(tmp_path / "out").run(
+                small_config(), backend, CancelToken(), output_dir=folder)
+        finally:
+            await backend.aclose()
+    assert ok.status is RunStatus.completed and ok.folder_made
+    assert ok.records[0].path.parent == folder
