@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from stablenew.backends.comfyui_names import (
+    A1111_SAMPLER,
+    A1111_SCHEDULER,
     COMBO_WHAT,
     LATENT_UPSCALERS,
     PIXEL_UPSCALERS,
@@ -31,6 +33,7 @@ from stablenew.backends.comfyui_names import (
     missing,
     normalize_name,
     split_loras,
+    user_words,
 )
 from stablenew.backends.errors import MissingResource, RequestRejected
 from stablenew.backends.types import (
@@ -318,7 +321,9 @@ def check_graph(graph: Mapping[str, dict], catalog: NodeCatalog) -> None:
                         "sampler" if iname == "sampler_name" else "scheduler" if iname == "scheduler"
                         else "")
                     if what:
-                        raise missing(what, str(value), options, node,
+                        shown = {"sampler": A1111_SAMPLER,
+                                 "scheduler": A1111_SCHEDULER}.get(what, {}).get(str(value))
+                        raise missing(what, shown or str(value), user_words(what, options), node,
                                       detail=f"graph node {nid} ({cls}).{iname}={value!r}")
                     raise RequestRejected(
                         f"'{value}' is not a valid {iname} for {cls} on node '{node}'; valid: "
