@@ -316,7 +316,9 @@ class A1111Backend:
         system = cuda.get("system") if isinstance(cuda, dict) else None
         vram_total = vram_free = None
         device = "cpu"
+        has_gpu = None  # no CUDA may still be Apple's GPU: unknown, not "none"
         if isinstance(system, dict):
+            has_gpu = True
             device = "cuda"
             vram_total = system.get("total") if isinstance(system.get("total"), int) else None
             vram_free = system.get("free") if isinstance(system.get("free"), int) else None
@@ -324,7 +326,7 @@ class A1111Backend:
         caps = Capabilities(
             kind=kind, version=version, device=device, vram_total=vram_total, vram_free=vram_free,
             checkpoints=checkpoints, samplers=samplers, schedulers=schedulers, upscalers=upscalers,
-            loras=loras, embeddings=embeddings, adetailer_models=ad,
+            loras=loras, embeddings=embeddings, adetailer_models=ad, has_gpu=has_gpu,
             current_checkpoint=_strip_hash(current) if isinstance(current, str) else "")
         self._capabilities = caps
         return caps

@@ -130,6 +130,7 @@ class ComfyUIBackend:
         self._uploaded: set[str] = set()
         self._jobs_api: bool | None = None  # unknown until tried
         self._workflows_dir = workflows_dir
+        self._capabilities: Capabilities | None = None
         self.reconnects = 0
         self._background: set[asyncio.Task] = set()
 
@@ -140,6 +141,11 @@ class ComfyUIBackend:
     @property
     def client_id(self) -> str:
         return self._client_id
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the last `probe()` found (None before the first probe)."""
+        return self._capabilities
 
     # ------------------------------------------------------------------ HTTP helpers
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -191,13 +197,17 @@ class ComfyUIBackend:
         self._embeddings = None
         catalog = await self._catalog(self._known_classes(), refresh=True)
         devices = stats.get("devices") or [{}]
-        dev = devices[0] if devices else {}
-        return Capabilities(
+        dev = devices[0] if isinstance(devices[0], dict) else {}
+        # A node started with --cpu reports its system RAM as "vram": it has no graphics card,
+        # and planning it as a 24 GB GPU would promise a speed it never reaches.
+        gpu = str(dev.get("type", "")).lower() != "cpu" and str(dev.get("name", "")).lower() != "cpu"
+        self._capabilities = Capabilities(
             kind=BackendKind.comfyui,
             version=str(stats["system"].get("comfyui_version", "")),
             device=str(dev.get("name", "")),
-            vram_total=dev.get("vram_total"),
-            vram_free=dev.get("vram_free"),
+            vram_total=dev.get("vram_total") if gpu else None,
+            vram_free=dev.get("vram_free") if gpu else None,
+            has_gpu=gpu,
             checkpoints=catalog.checkpoints,
             samplers=a1111_sampler_names(catalog.samplers),
             schedulers=a1111_scheduler_names(catalog.schedulers),
@@ -207,6 +217,7 @@ class ComfyUIBackend:
             adetailer_models=catalog.detector_models,
             node_classes=frozenset(catalog.object_info),
         )
+        return self._capabilities
 
     def _known_classes(self) -> set[str]:
         """Every node class a built-in part or one of the user's templates uses."""

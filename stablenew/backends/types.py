@@ -183,3 +183,5 @@ class Capabilities:
     #: ComfyUI node classes installed (empty for A1111-style servers).
     node_classes: frozenset[str] = frozenset()
     current_checkpoint: str = ""
+    #: False for a node that computes on its CPU (no graphics card); None when unknown.
+    has_gpu: bool | None = None
