@@ -51,6 +51,7 @@ from stablenew.backends.types import (
     JobResult,
     Progress,
     ProgressCallback,
+    RanWith,
     Txt2ImgJob,
     UpscaleJob,
 )
@@ -182,6 +183,9 @@ class A1111Backend:
         self._in_flight: dict[str, str] = {}  # task id -> endpoint
         self._interrupt_wanted: set[str] = set()
         self._interrupt_sent: set[str] = set()
+        #: Our tasks that someone else stopped on the server (its /progress said interrupted
+        #: or skipped while our task ran): task id -> which of the two.
+        self._stopped_by_others: dict[str, str] = {}
         #: Without task ids: the job that was running when we sent each request (never ours).
         self._before: dict[str, _RunningJob | None] = {}
         self._capabilities: Capabilities | None = None
@@ -317,7 +321,9 @@ class A1111Backend:
         system = cuda.get("system") if isinstance(cuda, dict) else None
         vram_total = vram_free = None
         device = "cpu"
+        has_gpu = None  # no CUDA may still be Apple's GPU: unknown, not "none"
         if isinstance(system, dict):
+            has_gpu = True
             device = "cuda"
             vram_total = system.get("total") if isinstance(system.get("total"), int) else None
             vram_free = system.get("free") if isinstance(system.get("free"), int) else None
@@ -325,7 +331,7 @@ class A1111Backend:
         caps = Capabilities(
             kind=kind, version=version, device=device, vram_total=vram_total, vram_free=vram_free,
             checkpoints=checkpoints, samplers=samplers, schedulers=schedulers, upscalers=upscalers,
-            loras=loras, embeddings=embeddings, adetailer_models=ad,
+            loras=loras, embeddings=embeddings, adetailer_models=ad, has_gpu=has_gpu,
             current_checkpoint=_strip_hash(current) if isinstance(current, str) else "")
         self._capabilities = caps
         return caps
@@ -507,6 +513,7 @@ class A1111Backend:
                 await poller
             self._in_flight.pop(task_id, None)
             self._before.pop(task_id, None)
+            stopped = self._stopped_by_others.pop(task_id, None)
         interrupted = task_id in self._interrupt_wanted
         self._interrupt_wanted.discard(task_id)
         self._interrupt_sent.discard(task_id)
@@ -529,9 +536,19 @@ class A1111Backend:
             steps = expect.sampling.steps
             _notify(on_progress, Progress(fraction=1.0, step=steps, steps=steps, eta_seconds=0.0))
         warnings = compare(expect, info, sizes, infotexts)
+        incomplete = ""
+        if stopped is not None:
+            what = "pressed Interrupt" if stopped == "interrupted" else "pressed Skip"
+            incomplete = (f"someone else {what} on the server at {self.url} while it ran, and "
+                          "the server returned what it had so far")
+            log.warning("%s: task %s was %s by someone else; its images are incomplete",
+                        self.name, task_id, stopped)
         for text in warnings:
-            log.warning("%s: %s", self.name, text)
-        return JobResult(images=tuple(images), info=info, warnings=tuple(warnings))
+            # The caller shows each warning to the user; a WARNING record here would be printed
+            # a second time by Python's last-resort handler wherever logging is not set up (CLI).
+            log.info("%s: %s", self.name, text)
+        return JobResult(images=tuple(images), info=info, warnings=tuple(warnings),
+                         ran=_ran_with(info), incomplete=incomplete)
 
     def _read_answer(self, reply: Any, endpoint: str) -> tuple[
             dict[str, Any], list[GeneratedImage], list[tuple[int, int]], list[str]]:
@@ -603,10 +620,12 @@ class A1111Backend:
                         continue
                     if task_id in self._interrupt_wanted and task_id not in self._interrupt_sent:
                         await self._send_interrupt(task_id)
+                    # The global state tells whether someone stopped the job that runs: ours.
+                    state = (await self._global_progress(False)).get("state") or {}
+                    self._note_foreign_stop(task_id, state)
                     if on_progress is None:
                         continue
                     preview_id = _int_or(data.get("id_live_preview"), preview_id)
-                    state = (await self._global_progress(False)).get("state") or {}
                     step = _int_or(state.get("sampling_step"), None)
                     steps = _int_or(state.get("sampling_steps"), None)
                     phase, more = _pass_of(state, passes)
@@ -623,6 +642,7 @@ class A1111Backend:
                 state = glob.get("state") or {}
                 if not self._runs_ours(state, endpoint, task_id):
                     continue
+                self._note_foreign_stop(task_id, state)
                 if task_id in self._interrupt_wanted and task_id not in self._interrupt_sent:
                     await self._send_interrupt(task_id)
                 if on_progress is not None:
@@ -638,6 +658,15 @@ class A1111Backend:
                         preview=_b64_bytes(image) if isinstance(image, str) else None))
             except BackendError as exc:  # progress is best effort; the generation call reports failures
                 log.debug("%s: progress poll failed: %s (%s)", self.name, exc, exc.detail)
+
+    def _note_foreign_stop(self, task_id: str, state: dict[str, Any]) -> None:
+        """Remember when our running task was interrupted or skipped by someone else: A1111
+        still answers 200 with what it had, which must not pass for a finished image."""
+        if task_id in self._interrupt_wanted or task_id in self._interrupt_sent:
+            return  # our own stop
+        for flag in ("interrupted", "skipped"):
+            if state.get(flag) is True:
+                self._stopped_by_others.setdefault(task_id, flag)
 
     async def _learn_internal(self, task_id: str) -> None:
         """Ask /internal/progress once, so `_internal` says whether this server has task ids."""
@@ -852,15 +881,32 @@ def _parse_info(raw: Any, url: str, endpoint: str, node: str) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+def _ran_with(info: dict[str, Any]) -> RanWith:
+    """What the job ran with, from `info` (A1111 replaces what it does not know silently)."""
+    extra = info.get("extra_generation_params")
+    schedule = extra.get("Schedule type") if isinstance(extra, dict) else None
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else ""
+
+    return RanWith(checkpoint=text(info.get("sd_model_name")),
+                   model_hash=text(info.get("sd_model_hash")),
+                   sampler=text(info.get("sampler_name")), scheduler=text(schedule))
+
+
 def _hires_size(width: int, height: int, scale: float, rx: int, ry: int) -> tuple[int, int]:
-    """The hires output size, computed as A1111's `calculate_target_resolution` does."""
+    """The hires output size: A1111's target (`calculate_target_resolution`), floored to a
+    multiple of 8 because the second pass runs on a latent an eighth of that size
+    (512 at scale 1.3: target 665, image 664)."""
     if rx <= 0 and ry <= 0:
-        return int(width * scale), int(height * scale)
-    if rx <= 0:
-        return int(width * ry / height) // 8 * 8, ry
-    if ry <= 0:
-        return rx, int(height * rx / width) // 8 * 8
-    return rx, ry
+        w, h = int(width * scale), int(height * scale)
+    elif rx <= 0:
+        w, h = ry * width // height, ry
+    elif ry <= 0:
+        w, h = rx, rx * height // width
+    else:
+        w, h = rx, ry
+    return w // 8 * 8, h // 8 * 8
 
 
 def _input_size(data: bytes, what: str) -> tuple[int, int]:

@@ -62,6 +62,7 @@ from stablenew.backends.types import (
     Img2ImgJob,
     JobResult,
     ProgressCallback,
+    RanWith,
     Txt2ImgJob,
     UpscaleJob,
 )
@@ -130,6 +131,7 @@ class ComfyUIBackend:
         self._uploaded: set[str] = set()
         self._jobs_api: bool | None = None  # unknown until tried
         self._workflows_dir = workflows_dir
+        self._capabilities: Capabilities | None = None
         self.reconnects = 0
         self._background: set[asyncio.Task] = set()
         # Requests sent ahead prepare concurrently; this FIFO lock makes them reach the node's
@@ -143,6 +145,11 @@ class ComfyUIBackend:
     @property
     def client_id(self) -> str:
         return self._client_id
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the last `probe()` found (None before the first probe)."""
+        return self._capabilities
 
     # ------------------------------------------------------------------ HTTP helpers
     async def _request(self, method: str, path: str, *, json: Any = None,
@@ -194,13 +201,17 @@ class ComfyUIBackend:
         self._embeddings = None
         catalog = await self._catalog(self._known_classes(), refresh=True)
         devices = stats.get("devices") or [{}]
-        dev = devices[0] if devices else {}
-        return Capabilities(
+        dev = devices[0] if isinstance(devices[0], dict) else {}
+        # A node started with --cpu reports its system RAM as "vram": it has no graphics card,
+        # and planning it as a 24 GB GPU would promise a speed it never reaches.
+        gpu = str(dev.get("type", "")).lower() != "cpu" and str(dev.get("name", "")).lower() != "cpu"
+        self._capabilities = Capabilities(
             kind=BackendKind.comfyui,
             version=str(stats["system"].get("comfyui_version", "")),
             device=str(dev.get("name", "")),
-            vram_total=dev.get("vram_total"),
-            vram_free=dev.get("vram_free"),
+            vram_total=dev.get("vram_total") if gpu else None,
+            vram_free=dev.get("vram_free") if gpu else None,
+            has_gpu=gpu,
             checkpoints=catalog.checkpoints,
             samplers=a1111_sampler_names(catalog.samplers),
             schedulers=a1111_scheduler_names(catalog.schedulers),
@@ -210,6 +221,7 @@ class ComfyUIBackend:
             adetailer_models=catalog.detector_models,
             node_classes=frozenset(catalog.object_info),
         )
+        return self._capabilities
 
     def _known_classes(self) -> set[str]:
         """Every node class a built-in part or one of the user's templates uses."""
@@ -307,6 +319,7 @@ class ComfyUIBackend:
         warnings: list[str] = []
         # The graphs as sent (API format), so a caller can keep them like ComfyUI's own PNG chunk.
         info: dict[str, Any] = {"prompt_ids": [], "prompts": []}
+        checkpoint = ""
         try:
             for i in range(max(1, count)):
                 await self._posting.acquire()
@@ -319,6 +332,7 @@ class ComfyUIBackend:
 
                 try:
                     wf = await self._build(lambda b, s=seed + i: make(b, s))
+                    checkpoint = checkpoint or wf.checkpoint
                     for w in wf.warnings:
                         if w not in warnings:
                             warnings.append(w)
@@ -337,7 +351,9 @@ class ComfyUIBackend:
         finally:
             self._task_prompts.pop(task_id, None)
             self._cancelled_tasks.discard(task_id)
-        return JobResult(images=tuple(images), info=info, warnings=tuple(warnings))
+        # ComfyUI reports no hash of its models; the file it loaded is what we can name.
+        ran = RanWith(checkpoint=checkpoint) if checkpoint else None
+        return JobResult(images=tuple(images), info=info, warnings=tuple(warnings), ran=ran)
 
     async def _upload(self, wf: Workflow) -> None:
         for name, data in wf.uploads.items():

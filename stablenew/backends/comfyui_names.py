@@ -35,8 +35,16 @@ SAMPLERS: dict[str, str] = {
     "DDPM": "ddpm",
     "UniPC": "uni_pc",
     "LCM": "lcm",
+    # Forge's CFG++ samplers.
+    "Euler CFG++": "euler_cfg_pp",
+    "Euler a CFG++": "euler_ancestral_cfg_pp",
+    "DPM++ 2M CFG++": "dpmpp_2m_cfg_pp",
 }
 _SAMPLER_KEYS = {k.lower(): v for k, v in SAMPLERS.items()}
+#: ComfyUI sampler -> the A1111 name users type for it (the first when several map to one).
+A1111_SAMPLER: dict[str, str] = {}
+for _name, _comfy in SAMPLERS.items():
+    A1111_SAMPLER.setdefault(_comfy, _name)
 
 #: A1111 "Schedule type" labels -> ComfyUI scheduler. "Automatic" depends on the sampler.
 SCHEDULERS: dict[str, str] = {
@@ -51,6 +59,8 @@ SCHEDULERS: dict[str, str] = {
     "Beta": "beta",
 }
 _SCHEDULER_KEYS = {k.lower(): v for k, v in SCHEDULERS.items()}
+#: ComfyUI scheduler -> A1111 "Schedule type" label ("normal" is A1111's "Normal").
+A1111_SCHEDULER: dict[str, str] = {v: k for k, v in SCHEDULERS.items()}
 
 
 def a1111_sampler_names(available: Iterable[str]) -> tuple[str, ...]:
@@ -125,7 +135,7 @@ _WHAT_WORDS = {
     "lora": "LoRA",
     "upscaler": "Upscaler",
     "sampler": "Sampler",
-    "scheduler": "Scheduler",
+    "scheduler": "Schedule type",
     "adetailer_model": "Detector model",
     "node_class": "Node type",
     "image": "Image",
@@ -148,6 +158,27 @@ def _installed_words(installed: Iterable[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return f"installed: {shown}{more}"
+
+
+def unknown(what: str, name: str, choices: Iterable[str], node: str, *, detail: str = ""
+            ) -> MissingResource:
+    """A name StableNew does not know for *what* at all (a typo, or another tool's word),
+    with the names the user can type instead: A1111's, then ComfyUI's own."""
+    choices = tuple(choices)
+    word = _WHAT_WORDS.get(what, what).lower()
+    message = (f"Unknown {word} '{name}'. Node '{node}' can run: "
+               f"{_installed_words(choices, limit=24).removeprefix('installed: ')}.")
+    return MissingResource(message, what=what, name=name, installed=choices, node=node,
+                           detail=detail)
+
+
+def user_words(what: str, names: Iterable[str]) -> tuple[str, ...]:
+    """A node's sampler or scheduler list in the words a user types (A1111's first)."""
+    if what == "sampler":
+        return a1111_sampler_names(names)
+    if what == "scheduler":
+        return a1111_scheduler_names(names)
+    return tuple(names)
 
 
 def missing(what: str, name: str, installed: Iterable[str], node: str, *, hint: str = "",
@@ -202,10 +233,10 @@ def comfy_sampler(name: str, available: Iterable[str], node: str) -> tuple[str, 
         if key.endswith(suffix) and key[: -len(suffix)] in _SAMPLER_KEYS:
             key, implied = key[: -len(suffix)], sched
     mapped = _SAMPLER_KEYS.get(key)
-    if mapped is None or (available and mapped not in available):
-        raise missing("sampler", name, available, node,
-                      hint="Pick one of the node's samplers; StableNew knows no ComfyUI equivalent."
-                      if mapped is None else "")
+    if mapped is None:
+        raise unknown("sampler", name, a1111_sampler_names(available), node)
+    if available and mapped not in available:
+        raise missing("sampler", name, a1111_sampler_names(available), node)
     return mapped, implied
 
 
@@ -219,10 +250,10 @@ def comfy_scheduler(name: str, sampler: str, implied: str | None, available: Ite
         mapped = implied or AUTOMATIC_SCHEDULER.get(sampler, "normal")
     else:
         mapped = _SCHEDULER_KEYS.get(key)
-    if mapped is None or (available and mapped not in available):
-        raise missing("scheduler", name, available, node,
-                      hint="ComfyUI has no built-in equivalent; pick another schedule type."
-                      if mapped is None else "")
+    if mapped is None:
+        raise unknown("scheduler", name, a1111_scheduler_names(available), node)
+    if available and mapped not in available:
+        raise missing("scheduler", name, a1111_scheduler_names(available), node)
     return mapped
 
 

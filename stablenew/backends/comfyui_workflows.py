@@ -21,6 +21,8 @@ from typing import Any
 
 from stablenew.backends.comfyui_messages import HIRES_TITLE
 from stablenew.backends.comfyui_names import (
+    A1111_SAMPLER,
+    A1111_SCHEDULER,
     COMBO_WHAT,
     LATENT_UPSCALERS,
     PIXEL_UPSCALERS,
@@ -32,6 +34,7 @@ from stablenew.backends.comfyui_names import (
     missing,
     normalize_name,
     split_loras,
+    user_words,
 )
 from stablenew.backends.errors import MissingResource, RequestRejected
 from stablenew.backends.types import (
@@ -168,6 +171,8 @@ class Workflow:
     warnings: list[str] = field(default_factory=list)
     #: Uploaded inputs the graph refers to: LoadImage value -> bytes (uploaded before sending).
     uploads: dict[str, bytes] = field(default_factory=dict)
+    #: The checkpoint file the main model loads ("" for graphs without one, e.g. upscale).
+    checkpoint: str = ""
     _next: int = 1
 
     def insert(self, template: Template, ports: Mapping[str, Link] | None = None,
@@ -317,7 +322,9 @@ def check_graph(graph: Mapping[str, dict], catalog: NodeCatalog) -> None:
                         "sampler" if iname == "sampler_name" else "scheduler" if iname == "scheduler"
                         else "")
                     if what:
-                        raise missing(what, str(value), options, node,
+                        shown = {"sampler": A1111_SAMPLER,
+                                 "scheduler": A1111_SCHEDULER}.get(what, {}).get(str(value))
+                        raise missing(what, shown or str(value), user_words(what, options), node,
                                       detail=f"graph node {nid} ({cls}).{iname}={value!r}")
                     raise RequestRejected(
                         f"'{value}' is not a valid {iname} for {cls} on node '{node}'; valid: "
@@ -365,10 +372,13 @@ class WorkflowBuilder:
             if not installed:
                 raise missing("checkpoint", "(any)", installed, self.catalog.node_name)
             wf.warnings.append(f"No checkpoint chosen; used '{installed[0]}'.")
-            return installed[0]
-        found = match_file(name, installed)
+            found: str | None = installed[0]
+        else:
+            found = match_file(name, installed)
         if found is None:
             raise missing("checkpoint", name, installed, self.catalog.node_name)
+        if not wf.checkpoint:
+            wf.checkpoint = found  # the first model loaded is the main one (then a refiner)
         return found
 
     def _sampler(self, s: Sampling) -> tuple[str, str]:

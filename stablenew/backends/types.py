@@ -128,11 +128,26 @@ class GeneratedImage:
 
 
 @dataclass(frozen=True)
+class RanWith:
+    """What the server says a job ran with, which may differ from what was asked (A1111 falls
+    back silently on an unknown sampler or checkpoint; "" = the server did not say)."""
+
+    checkpoint: str = ""  # the model as the server names it (A1111 model_name, ComfyUI file)
+    model_hash: str = ""  # A1111's short hash, when the server computed one
+    sampler: str = ""  # in A1111's words
+    scheduler: str = ""  # A1111's "Schedule type" label
+
+
+@dataclass(frozen=True)
 class JobResult:
     images: tuple[GeneratedImage, ...]
     info: dict = field(default_factory=dict)  # the server's raw info, parsed
     #: Differences between what was asked and what ran ("Sampler: asked X, server used Y").
     warnings: tuple[str, ...] = ()
+    ran: RanWith | None = None
+    #: Why the images are not finished work ("" when they are): e.g. someone else pressed
+    #: Interrupt on the server and it returned what it had so far.
+    incomplete: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,3 +188,5 @@ class Capabilities:
     #: ComfyUI node classes installed (empty for A1111-style servers).
     node_classes: frozenset[str] = frozenset()
     current_checkpoint: str = ""
+    #: False for a node that computes on its CPU (no graphics card); None when unknown.
+    has_gpu: bool | None = None

@@ -191,6 +191,8 @@ def _print_health(results: list[NodeHealth]) -> None:
         caps = health.capabilities
         if health.usable and caps is not None:
             vram = f"{caps.vram_total / GB:.0f} GB" if caps.vram_total else "VRAM unknown"
+            if caps.has_gpu is False:
+                vram = "no GPU: runs on the CPU, planned as slow until measured"
             what = " ".join(p for p in (caps.kind.value, caps.version, caps.device) if p)
             print(f"{health.name}: ok — {what}, {vram}; "
                   f"{len(caps.checkpoints)} checkpoints, {len(caps.upscalers)} upscalers, "

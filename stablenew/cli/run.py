@@ -138,7 +138,9 @@ async def _main(args: argparse.Namespace, token) -> int:
     for error in result.errors:
         where = f"image {error.image_index + 1}: " if error.image_index is not None else ""
         print(f"  {where}{error.message}", file=sys.stderr)
-    print(f"{result.message} Folder: {result.output_dir}", file=sys.stderr)
+    # No folder is named when no image went into one (none is made then).
+    folder = f" Folder: {result.output_dir}" if result.folder_made else ""
+    print(f"{result.message}{folder}", file=sys.stderr)
     if result.status is RunStatus.completed:
         return EXIT_OK
     if result.status is RunStatus.cancelled:
@@ -191,12 +193,13 @@ class ProgressLine:
             RunWarning,
             StageStarted,
         )
+        from stablenew.storage.words import plural
 
         if not self.enabled:
             return
         if isinstance(event, RunStarted):
             self.total = event.total_images
-            self._line(f"Run {event.run_id}: {event.total_images} images, stages "
+            self._line(f"Run {event.run_id}: {plural(event.total_images, 'image')}, stages "
                        f"{' → '.join(event.stages)} on {event.node}", final=True)
         elif isinstance(event, ProgressUpdate):
             step = f" step {event.step}/{event.steps}" if event.step and event.steps else ""

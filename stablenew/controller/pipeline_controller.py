@@ -392,9 +392,10 @@ class PipelineController(QObject):
             planned = await self._built(work, token)
             if token.cancelled:
                 return  # stopped before anything was queued
-            from stablenew.pipeline.outputs import new_run_folder
+            from stablenew.pipeline.outputs import plan_run_folder
 
-            folder = await asyncio.to_thread(new_run_folder, self._output_dir(), config.txt2img.prompt)
+            # Named now, made by the runner with the first image (no empty folder on failure).
+            folder = await asyncio.to_thread(plan_run_folder, self._output_dir(), config.txt2img.prompt)
             job_id = uuid.uuid4().hex[:8]
             self._start_following(job_id)
             self._estimates = getattr(run_queue.queue, "estimates", None)

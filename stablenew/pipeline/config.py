@@ -6,7 +6,6 @@ the GUI cards, presets and the randomizer all read them from this model.
 
 from __future__ import annotations
 
-import math
 from enum import StrEnum
 from typing import Any
 
@@ -262,15 +261,22 @@ class PipelineConfig(_Section):
 
 
 def hires_size(width: int, height: int, hires: HiresSettings) -> tuple[int, int]:
-    """The size A1111 produces for hires fix (target size when given, else scale)."""
+    """The size A1111 produces for hires fix (target size when given, else scale).
+
+    A1111 works out a target (`calculate_target_resolution`: `int(width * scale)`), but the
+    second pass runs on a latent an eighth of that size, so the image comes out floored to
+    a multiple of 8: 512 at scale 1.3 is 665 asked and 664 made.
+    """
     rx, ry = hires.resize_width, hires.resize_height
     if rx == 0 and ry == 0:
-        return int(width * hires.scale), int(height * hires.scale)
-    if rx == 0:
-        return math.ceil(ry * width / height), ry
-    if ry == 0:
-        return rx, math.ceil(rx * height / width)
-    return rx, ry
+        w, h = int(width * hires.scale), int(height * hires.scale)
+    elif rx == 0:
+        w, h = ry * width // height, ry
+    elif ry == 0:
+        w, h = rx, rx * height // width
+    else:
+        w, h = rx, ry
+    return w // 8 * 8, h // 8 * 8
 
 
 def _config_v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:

@@ -79,6 +79,18 @@ def image_file_name(prompt: str, index: int, seed: int, *, prefix: str | None = 
     return f"{index:04d}-{slugify(prompt)}-{seed}.png"
 
 
+def plan_run_folder(output_root: Path, prompt: str, *, now: float | None = None) -> Path:
+    """A name for a fresh run folder like `new_run_folder`'s, without making it: the run
+    makes it with its first image, so a run that saves nothing leaves no empty folder."""
+    stamp = time.strftime("%Y-%m-%d-%H%M%S", time.localtime(now))
+    base = f"{stamp}-{slugify(prompt, max_length=24, fallback='run')}"
+    for attempt in range(1000):
+        folder = output_root / (base if attempt == 0 else f"{base}-{attempt + 1}")
+        if not folder.exists():
+            return folder
+    return output_root / f"{base}-{uuid.uuid4().hex[:8]}"
+
+
 def new_run_folder(output_root: Path, prompt: str, *, now: float | None = None) -> Path:
     """A fresh folder `<date>-<time>-<slug>` under *output_root* (a suffix if it exists)."""
     stamp = time.strftime("%Y-%m-%d-%H%M%S", time.localtime(now))
@@ -95,6 +107,21 @@ def new_run_folder(output_root: Path, prompt: str, *, now: float | None = None) 
     folder = output_root / f"{base}-{uuid.uuid4().hex[:8]}"
     folder.mkdir()
     return folder
+
+
+def folder_problem(folder: Path) -> str:
+    """Why *folder* could not be made or written to ("" when it can), without making it:
+    the nearest folder that exists must be a writable folder."""
+    here = Path(folder)
+    while not here.exists():
+        if here.parent == here:
+            return f"no existing parent of {folder}"
+        here = here.parent
+    if not here.is_dir():
+        return f"{here} is a file, not a folder"
+    if not os.access(here, os.W_OK | os.X_OK):
+        return f"{here} is not writable"
+    return ""
 
 
 def thumbnail_path(image_path: Path) -> Path:

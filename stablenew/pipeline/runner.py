@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stablenew.backends.a1111_truth import same_checkpoint
 from stablenew.backends.errors import BackendError, JobInterrupted
 from stablenew.backends.protocol import Backend
 from stablenew.backends.types import GeneratedImage, JobResult, Progress
@@ -47,6 +48,7 @@ from stablenew.pipeline.events import (
 )
 from stablenew.pipeline.records import ImageRecord, RunTags
 from stablenew.pipeline.runlog import RunLog
+from stablenew.storage.words import plural
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,8 @@ class RunResult:
     seconds: float
     message: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: Whether the run made its folder (it does so with the first image it writes).
+    folder_made: bool = False
 
 
 class PipelineRunner:
@@ -186,8 +190,38 @@ class _Image:
     chain: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    infotext: str = ""  # the server's infotext for the latest stage
     source: Path | None = None  # the input file a re-run started from
+    #: Each stage's server report for this image: what the image's metadata is made of.
+    reports: dict[str, it.StageReport] = field(default_factory=dict)
+    #: Why the image is not finished work ("" when it is): kept, named and counted as such.
+    incomplete: str = ""
+
+
+def _as_ran(config: PipelineConfig, image: _Image) -> tuple[PipelineConfig, dict[str, Any]]:
+    """The config corrected by what the server reported running, and what it said instead.
+
+    A1111 runs an unknown sampler as its first one and drops a checkpoint name it does not
+    know; a ComfyUI node given no checkpoint loads one of its own. The saved config then
+    reproduces the image, and `asked` keeps what the config said.
+    """
+    chain = [StageName(s) for s in image.chain]
+    ran = it.first_ran(chain, image.reports)
+    if ran is None:
+        return config, {}
+    t = config.txt2img
+    update: dict[str, Any] = {}
+    asked: dict[str, Any] = {}
+    if ran.checkpoint and not (t.checkpoint and same_checkpoint(t.checkpoint, ran.checkpoint)):
+        update["checkpoint"] = ran.checkpoint
+        asked["txt2img.checkpoint"] = t.checkpoint
+    same_sampler = t.sampler.casefold() in (ran.sampler.casefold(),
+                                            f"{ran.sampler} {ran.scheduler}".casefold())
+    if chain and chain[0] is StageName.txt2img and ran.sampler and not same_sampler:
+        update["sampler"] = ran.sampler
+        asked["txt2img.sampler"] = t.sampler
+    if not update:
+        return config, {}
+    return config.model_copy(update={"txt2img": t.model_copy(update=update)}), asked
 
 
 class _Run:
@@ -223,6 +257,8 @@ class _Run:
         self.eta: EtaEstimator | None = None
         self.fatal: RunError | None = None
         self.failures_in_a_row = 0
+        self._folder_ready = False
+        self._folder_lock = asyncio.Lock()
         self._callback_failed = False
 
     # --- the run ----------------------------------------------------------------------------
@@ -236,17 +272,17 @@ class _Run:
             return self._early_failure(str(exc), started)
         if self.inputs is not None and not self.inputs:
             return self._early_failure("No input images were given.", started)
-        try:
-            if self.fixed_dir is not None and self.fixed_dir in self.runner._prepared_dirs:
-                self.output_dir = self.fixed_dir
-            else:
-                self.output_dir = await asyncio.to_thread(self._prepare_folder)
-                if self.fixed_dir is not None:
-                    self.runner._prepared_dirs.add(self.fixed_dir)
-        except OSError as exc:
-            return self._early_failure(
-                f"The output folder {self.output_dir} cannot be created. Choose another "
-                f"folder in Settings.", started, detail=repr(exc))
+        # The folder itself is made with the first saved image: a run that saves nothing
+        # leaves no empty folder behind. Whether it can be made is known now.
+        if self.fixed_dir is not None and self.fixed_dir in self.runner._prepared_dirs:
+            self._folder_ready = True
+        else:
+            where = self.fixed_dir or self.runner.output_root
+            problem = await asyncio.to_thread(outputs.folder_problem, where)
+            if problem:
+                return self._early_failure(
+                    f"The output folder {where} cannot be created. Choose another folder in "
+                    "Settings.", started, detail=problem)
         if self.runner.log_dir is not None:
             self.log = RunLog(Path(self.runner.log_dir) / f"{self.run_id}.jsonl")
         total = len(self.inputs) if self.inputs is not None else (
@@ -275,7 +311,19 @@ class _Run:
         if self.log is not None:
             self.log.close()
         return RunResult(self.run_id, status, self.records, self.errors, self.output_dir,
-                         seconds, message, self.warnings)
+                         seconds, message, self.warnings, folder_made=self._folder_ready)
+
+    async def _ensure_folder(self) -> None:
+        """Make the run's folder when its first image is about to be written."""
+        if self._folder_ready:
+            return
+        async with self._folder_lock:
+            if self._folder_ready:
+                return
+            self.output_dir = await asyncio.to_thread(self._prepare_folder)
+            if self.fixed_dir is not None:
+                self.runner._prepared_dirs.add(self.fixed_dir)
+            self._folder_ready = True
 
     def _prepare_folder(self) -> Path:
         if self.fixed_dir is not None:
@@ -401,11 +449,17 @@ class _Run:
 
         `first` is the first stage's request when it was sent ahead; `on_last_send` runs
         right after the last stage's request goes out, to queue the next image behind it.
+        An image a stage left unfinished goes no further: it is kept as it is, marked so.
         """
         for position, stage in enumerate(later):
             if self.fatal is not None:
                 self._skip_later(later[position:])
                 return
+            if image.incomplete:
+                self._skip_later(later[position:])
+                if on_last_send is not None:
+                    await on_last_send()  # the next image still goes out now
+                break
             if position == 0 and first is not None:
                 pending = first
             else:
@@ -427,7 +481,8 @@ class _Run:
                 return
             gen = result.images[0]
             image.data = gen.data
-            image.infotext = gen.infotext
+            image.reports[stage.value] = it.StageReport(gen.infotext, result.info, result.ran)
+            image.incomplete = result.incomplete
             image.warnings.extend(result.warnings)
             image.timings[stage.value] = took
             image.chain.append(stage.value)
@@ -563,7 +618,9 @@ class _Run:
             size = outputs.image_size(gen.data)
         except Exception:
             size = (self.config.txt2img.width, self.config.txt2img.height)
-        image = _Image(index, seed, gen.data, size, infotext=gen.infotext)
+        image = _Image(index, seed, gen.data, size, incomplete=result.incomplete)
+        image.reports[StageName.txt2img.value] = it.StageReport(gen.infotext, result.info,
+                                                                result.ran)
         image.warnings.extend(result.warnings)
         return image
 
@@ -576,15 +633,29 @@ class _Run:
 
     async def _save(self, image: _Image) -> None:
         try:
-            config = self._config_for(image.seed)
+            try:
+                await self._ensure_folder()
+            except OSError as exc:
+                # Every image would fail the same way: stop instead of burning the GPU.
+                error = RunError(f"The output folder under {self.runner.output_root} cannot be "
+                                 "created. Choose another folder in Settings.", repr(exc),
+                                 image.index, fatal=True)
+                self.fatal = self.fatal or error
+                self.errors.append(error)
+                self._emit(error)
+                return
+            asked = self._config_for(image.seed)
+            config, changed = _as_ran(asked, image)
             name = outputs.image_file_name(config.txt2img.prompt, image.index, image.seed,
                                            prefix=self.name_prefix)
+            if image.incomplete:
+                name = name[: -len(".png")] + "-incomplete.png"
             path = self.output_dir / name
             created = time.time()
             started = time.monotonic()
             try:
                 thumb = await asyncio.get_running_loop().run_in_executor(
-                    _save_pool(), self._write, image, config, path, created)
+                    _save_pool(), self._write, image, config, changed, path, created)
             except Exception as exc:
                 message = getattr(exc, "message", None) or (
                     f"Image {image.index + 1} could not be saved to {self.output_dir}. Check that "
@@ -592,6 +663,14 @@ class _Run:
                 self._image_error(image.index, message, getattr(exc, "detail", "") or repr(exc))
                 return
             image.timings["save"] = time.monotonic() - started
+            if image.incomplete:
+                # Kept for the user to look at, but it is not the image that was asked for:
+                # no record, so it counts as failed (and a queue item is made again).
+                self._image_error(
+                    image.index, f"Image {image.index + 1} was not finished: {image.incomplete}. "
+                    f"What the server returned is kept as {name}, not counted as done.",
+                    f"stages {image.chain}")
+                return
             record = ImageRecord(
                 run_id=self.run_id, image_index=image.index, config=config, seed=image.seed,
                 stages=tuple(image.chain), node=self.node, node_kind=self.node_kind, path=path,
@@ -609,26 +688,24 @@ class _Run:
         finally:
             self.save_slots.release()
 
-    def _write(self, image: _Image, config: PipelineConfig, path: Path, created: float,
-               ) -> Path | None:
-        """Blocking: choose the infotext, write the PNG, then the thumbnail (worker thread)."""
-        prompt = config.txt2img.prompt
-        if StageName.img2img.value in image.chain and StageName.txt2img.value not in image.chain:
-            prompt = config.img2img.prompt_override or prompt
-        last = image.chain[-1] if image.chain else ""
-        server_text_usable = last in (StageName.txt2img.value, StageName.img2img.value) and \
-            it.server_infotext_matches(image.infotext, prompt, image.seed) and \
-            not (StageName.txt2img.value in image.chain and len(image.chain) > 1)
-        if server_text_usable:
-            parameters = image.infotext
-        else:
-            first = image.size if StageName.txt2img.value not in image.chain else None
-            parameters = it.build_infotext(config, image.seed, image.chain, size=first)
+    def _write(self, image: _Image, config: PipelineConfig, asked: dict[str, Any], path: Path,
+               created: float) -> Path | None:
+        """Blocking: describe the image from its stages' reports, write the PNG, then the
+        thumbnail (worker thread)."""
+        first = image.size if StageName.txt2img.value not in image.chain else None
+        parameters = it.describe_image(config, image.seed, image.chain, image.reports,
+                                       size=first)
+        if image.incomplete:
+            parameters += f", Incomplete: {it.quote(image.incomplete)}"
         payload = it.stablenew_payload(
             config=config, seed=image.seed, stages=image.chain, run_id=self.run_id,
             image_index=image.index, tags=self.tags, node=self.node, node_kind=self.node_kind,
             timings=image.timings, created_at=created,
             source=str(image.source) if image.source is not None else None)
+        if asked:
+            payload["asked"] = asked  # what the config said where the server ran otherwise
+        if image.incomplete:
+            payload["incomplete"] = image.incomplete
         chunks = {it.PARAMETERS_KEY: parameters,
                   it.STABLENEW_KEY: json.dumps(payload, ensure_ascii=False, separators=(",", ":"))}
         outputs.write_png(path, image.data, chunks)
@@ -719,18 +796,19 @@ class _Run:
 
     def _outcome(self, cancelled: bool, total: int) -> tuple[RunStatus, str]:
         saved = len(self.records)
+        of_total = f"{saved} of {plural(total, 'image')}"
         if cancelled:
-            return RunStatus.cancelled, f"Stopped after {saved} of {total} images."
+            return RunStatus.cancelled, f"Stopped after {of_total}."
         if self.fatal is not None:
             status = RunStatus.partial if saved else RunStatus.failed
-            return status, f"Stopped after {saved} of {total} images: {self.fatal.message}"
+            return status, f"Stopped after {of_total}: {self.fatal.message}"
         failed = total - saved
         if failed <= 0:
-            return RunStatus.completed, f"{saved} images saved."
+            return RunStatus.completed, f"{plural(saved, 'image')} saved."
         if saved == 0:
             first = self.errors[0].message if self.errors else "no image could be made"
             return RunStatus.failed, f"No image was saved: {first}"
-        return RunStatus.partial, f"{saved} of {total} images saved; {failed} failed."
+        return RunStatus.partial, f"{of_total} saved; {failed} failed."
 
     def _early_failure(self, message: str, started: float, detail: str = "") -> RunResult:
         error = RunError(message, detail, None, fatal=True)

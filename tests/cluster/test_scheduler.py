@@ -184,3 +184,29 @@ def test_lower_bound_is_tight_on_a_trivial_case():
     bound = makespan_lower_bound(items, nodes)
     assert bound == pytest.approx(2 * items[0].work_units, rel=1e-6)
     assert plan_earliest_finish(items, nodes).makespan == pytest.approx(bound, rel=1e-6)
+
+
+async def test_a_cpu_only_comfyui_is_flagged_and_planned_as_slow_until_measured(tmp_path):
+    """Issue 17 item 6: "cpu, 24 GB" is system RAM, not a 24 GB card."""
+    from stablenew.backends.comfyui import ComfyUIBackend
+    from tests.fakes.comfyui import FakeComfyUI
+
+    async with FakeComfyUI(device="cpu") as fake:
+        backend = ComfyUIBackend(fake.url, workflows_dir=tmp_path / "wf")
+        try:
+            found = await backend.probe()
+        finally:
+            await backend.aclose()
+    assert found.has_gpu is False and found.vram_total is None and found.device == "cpu"
+    cpu = NodeView("cpu-box", found)
+    gpu = NodeView("gpu-8gb", Capabilities(kind=BackendKind.comfyui, vram_total=8 * GB,
+                                           checkpoints=found.checkpoints, has_gpu=True))
+    req = requirements_for(PipelineConfig().with_changes({"txt2img.checkpoint": ""}))
+    assert ineligibility(req, cpu) is None
+    # Before any measurement it is expected far slower than even a small card.
+    assert cpu.speed_for(req.size_class) < gpu.speed_for(req.size_class) / 10
+    plan = plan_earliest_finish([req] * 8, [cpu, gpu])
+    assert sum(1 for a in plan.assignments if a.node == "cpu-box") <= 1
+    # Once measured, its real speed counts.
+    cpu.learn_speed(req.size_class, units=1.0, seconds=1.0)
+    assert cpu.speed_for(req.size_class) == 1.0

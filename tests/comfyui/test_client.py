@@ -85,7 +85,9 @@ async def test_probe_reports_models_vram_and_node_classes(fake_comfyui, comfy):
     assert "sd15_base.safetensors" in caps.checkpoints
     # Samplers and schedulers in A1111's words first (presets stay portable), ComfyUI-only ones after.
     assert caps.samplers[:2] == ("DPM++ 2M", "DPM++ SDE") and "dpmpp_2m" not in caps.samplers
-    assert "euler_cfg_pp" in caps.samplers and "Euler a" in caps.samplers
+    # In the words users type: A1111's (Forge's "Euler CFG++" for euler_cfg_pp), then ComfyUI-only ones.
+    assert "Euler CFG++" in caps.samplers and "Euler a" in caps.samplers
+    assert "euler_cfg_pp" not in caps.samplers and "uni_pc_bh2" in caps.samplers
     assert caps.schedulers[:3] == ("Automatic", "Uniform", "Karras") and "linear_quadratic" in caps.schedulers
     assert "RealESRGAN_x4plus.pth" in caps.upscalers
     # A1111 names the node can serve, so the scheduler matches configs written for A1111.

@@ -422,3 +422,22 @@ def test_every_listed_a1111_name_maps_back(builder):
                 comfy_scheduler(sched, sampler, implied, builder.catalog.schedulers, "den")
                 in builder.catalog.schedulers
             )
+
+
+async def test_an_unknown_sampler_is_called_unknown_with_names_a_user_can_type(comfy):
+    """Issue 17 item 20: not "not installed" with ComfyUI's internal list (euler_cfg_pp…)."""
+    from stablenew.backends.types import Sampling, Txt2ImgJob
+
+    job = Txt2ImgJob(sampling=Sampling(prompt="p", sampler="Euler Ancestral", steps=2, seed=1,
+                                       width=64, height=64), task_id="t-1")
+    with pytest.raises(MissingResource) as caught:
+        await comfy.txt2img(job)
+    message = caught.value.message
+    assert message.startswith("Unknown sampler 'Euler Ancestral'") and "not installed" not in message
+    assert "Euler a" in message and "DPM++ 2M" in message and "Euler CFG++" in message
+    assert "euler_cfg_pp" not in message and "euler_ancestral" not in message
+    with pytest.raises(MissingResource) as caught:
+        await comfy.txt2img(Txt2ImgJob(sampling=Sampling(prompt="p", scheduler="Karras Plus"),
+                                       task_id="t-2"))
+    assert caught.value.message.startswith("Unknown schedule type 'Karras Plus'")
+    assert "Karras" in caught.value.message and "'karras'" not in caught.value.message

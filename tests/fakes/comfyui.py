@@ -160,6 +160,7 @@ class FakeComfyUI(ServesItself):
     detector_models: tuple[str, ...] = DEFAULT_DETECTORS
     vram_total: int = 12 * 1024**3
     vram_free: int = 10 * 1024**3
+    #: "cpu" makes a node started with --cpu (its system RAM reported as "vram").
     device: str = "cuda:0 NVIDIA GeForce RTX 3060 : cudaMallocAsync"
     version: str = "0.33.0"
     #: The history entry appears this long after `execution_success` (the real race).
@@ -378,6 +379,13 @@ class FakeComfyUI(ServesItself):
         with open(DATA_DIR / "resp_system_stats.json", encoding="utf-8") as f:
             stats = json.load(f)
         stats["system"]["comfyui_version"] = self.version
+        if self.device == "cpu":
+            # Started with --cpu (resp_system_stats.json): the "vram" is the system's RAM.
+            ram, free = stats["system"]["ram_total"], stats["system"]["ram_free"]
+            stats["devices"] = [{"name": "cpu", "type": "cpu", "index": None,
+                                 "vram_total": ram, "vram_free": free,
+                                 "torch_vram_total": ram, "torch_vram_free": free}]
+            return web.json_response(stats)
         stats["devices"] = [{
             "name": self.device, "type": "cuda", "index": 0,
             "vram_total": self.vram_total, "vram_free": self.vram_free,

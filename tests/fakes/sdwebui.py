@@ -843,11 +843,13 @@ class FakeSDWebUI(ServesItself):
             if rx == 0 and ry == 0:
                 out_w, out_h = int(width * scale), int(height * scale)
             elif rx == 0:
-                out_w, out_h = int(width * ry / height) // 8 * 8, ry
+                out_w, out_h = ry * width // height, ry
             elif ry == 0:
-                out_w, out_h = rx, int(height * rx / width) // 8 * 8
+                out_w, out_h = rx, rx * height // width
             else:
                 out_w, out_h = rx, ry
+            # The second pass runs on a latent of target // 8, so the image is floored to 8.
+            out_w, out_h = out_w // 8 * 8, out_h // 8 * 8
             hr_steps = req.hr_second_pass_steps or 0
         if clip_skip > 1:
             params["Clip skip"] = clip_skip
@@ -855,7 +857,7 @@ class FakeSDWebUI(ServesItself):
             if (req.hr_resize_x or 0) == 0 and (req.hr_resize_y or 0) == 0:
                 params["Hires upscale"] = req.hr_scale if req.hr_scale is not None else 2.0
             else:
-                params["Hires resize"] = f"{out_w}x{out_h}"
+                params["Hires resize"] = f"{req.hr_resize_x or 0}x{req.hr_resize_y or 0}"  # as asked
             if hr_steps:
                 params["Hires steps"] = hr_steps
             params["Hires upscaler"] = req.hr_upscaler or "Latent"
@@ -896,7 +898,8 @@ class FakeSDWebUI(ServesItself):
             if job.interrupted:
                 break
             job.skipped = False
-            for number, pass_steps in enumerate(passes, 1):
+            size = (out_w, out_h)
+            for number, pass_steps in enumerate(passes):
                 job.sampling_steps = pass_steps
                 for step in range(pass_steps):
                     if job.interrupted or job.skipped:
@@ -904,16 +907,18 @@ class FakeSDWebUI(ServesItself):
                     if await self._sleep(step_s):
                         raise _Crash("RuntimeError", "the server is shutting down")
                     job.sampling_step = step + 1
-                if number == len(passes) and self.decode_s and not job.interrupted:
+                if number == len(passes) - 1 and self.decode_s and not job.interrupted:
                     await self._sleep(self.decode_s)
                 job.sampling_step = 0
                 job.job_no += 1
                 if job.interrupted or job.skipped:
+                    if hires and number == 0:
+                        size = (width, height)  # stopped in the first pass: no hires pass
                     break
             for b in range(batch):
                 image_seed = seed + iteration * batch + b
                 text = create_infotext(prompt, negative, {**params, "Seed": image_seed})
-                data = await asyncio.to_thread(render_image, out_w, out_h, image_seed, prompt, text, fmt,
+                data = await asyncio.to_thread(render_image, *size, image_seed, prompt, text, fmt,
                                                "interrupted" if job.interrupted else "")
                 images.append(_b64(data))
                 infotexts.append(text)
