@@ -64,6 +64,8 @@ class ModelEntry:
     mtime_ns: int = 0
     #: False when the file itself could not be read; the entry is listed with its problems.
     readable: bool = True
+    #: The node whose server listed it, for a LoRA known only from a server (no local file).
+    origin: str = ""
     problems: list[str] = field(default_factory=list)
     #: A1111's LoRA hash (embedded sshs_model_hash, else sha256 of the bytes after the header).
     lora_hash: str | None = None
