@@ -90,10 +90,13 @@ class ModelEntry:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelEntry:
-        data = dict(data)
-        data["kind"] = ModelKind(data["kind"])
-        data["base_model"] = BaseModel(data["base_model"])
-        return cls(**data)
+        """The entry `to_json` wrote (the cache's rows: trusted, so no validation)."""
+        entry = object.__new__(cls)  # thousands per start from the cache: skip __init__
+        entry.__dict__.update(_DEFAULTS)
+        entry.__dict__.update(data)
+        entry.kind = _KINDS[data["kind"]]
+        entry.base_model = _BASES[data["base_model"]]
+        return entry
 
     def summary(self) -> dict[str, Any]:
         """The fields scripts read (`stablenew lora … --json`)."""
@@ -106,3 +109,9 @@ class ModelEntry:
             "category": self.category, "tags": self.tags, "path": self.path,
             "problems": self.problems,
         }
+
+
+_KINDS = {k.value: k for k in ModelKind}
+_BASES = {b.value: b for b in BaseModel}
+#: Fields a cache row written before a field existed lacks.
+_DEFAULTS = {"origin": "", "readable": True, "lora_hash": None, "sha256": None}

@@ -57,15 +57,18 @@ def _walk(root: Path, relative: str = "") -> Iterator[_Folder]:
         yield from _walk(Path(sub.path), f"{relative}/{sub.name}" if relative else sub.name)
 
 
-def _side_names(stem: str) -> list[str]:
-    names = [stem + s for s in SIDECAR_SUFFIXES]
-    for ext in PREVIEW_EXTENSIONS:
-        names += [f"{stem}.{ext}", f"{stem}.preview.{ext}"]
-    return names
+#: Every file name beside a model (after its stem) that changes its entry: sidecars, previews.
+_SIDE_SUFFIXES = SIDECAR_SUFFIXES + tuple(
+    s for ext in PREVIEW_EXTENSIONS for s in (f".{ext}", f".preview.{ext}"))
 
 
 def _signature(stem: str, stats: dict[str, tuple[int, int]]) -> str:
-    return "|".join(f"{n}:{stats[n][0]}:{stats[n][1]}" for n in _side_names(stem) if n in stats)
+    parts = []
+    for suffix in _SIDE_SUFFIXES:
+        st = stats.get(stem + suffix)
+        if st is not None:
+            parts.append(f"{suffix}:{st[0]}:{st[1]}")
+    return "|".join(parts)
 
 
 def read_entry(kind: ModelKind, path: Path, relative: str, present: frozenset[str] | set[str],
@@ -98,14 +101,13 @@ def scan_folder(root: str | Path, kind: ModelKind, cache: CatalogCache | None = 
         present = frozenset(folder.stats)
         for item in sorted(folder.models, key=lambda d: d.name):
             size, mtime = folder.stats[item.name]
-            path = Path(item.path)
-            stem = path.stem
+            stem = item.name.rsplit(".", 1)[0]
             sig = _signature(stem, folder.stats)
-            row = cached.get(str(path))
+            row = cached.get(item.path)
             if row is not None and (row.size, row.mtime_ns, row.side_sig) == (size, mtime, sig):
                 entry = ModelEntry.from_json(json.loads(row.data))
             else:
-                entry = read_entry(kind, path, folder.relative, present, size, mtime)
+                entry = read_entry(kind, Path(item.path), folder.relative, present, size, mtime)
                 fresh.append((entry, sig))
             known = hashes.get(entry.path)
             if known and known[:2] == (size, mtime):

@@ -7,12 +7,12 @@ lookups per prompt word, not a pass over every LoRA.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from stablenew.catalog.entry import BaseModel, ModelEntry
+from stablenew.catalog.entry import BaseModel, ModelEntry, ModelKind
 from stablenew.catalog.index import Catalog
 
 #: What a hit is worth, and how the reason says it, by where the phrase was found.
@@ -48,7 +48,9 @@ def prompt_phrases(prompt: str) -> set[str]:
     return found
 
 
+@functools.lru_cache(maxsize=65536)
 def _phrase(text: str) -> str:
+    # Cached: tags repeat across a library, so most are normalised once.
     return " ".join(words(text))
 
 
@@ -65,49 +67,57 @@ class Matcher:
     """Scores LoRAs of one catalog against prompts; rebuild it when the catalog changes."""
 
     def __init__(self, entries: Iterable[ModelEntry]) -> None:
-        self.entries = [e for e in entries if e.kind.value == "lora"]
-        self._index: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+        self.entries = [e for e in entries if e.kind is ModelKind.lora]
+        self._family = [e.base_model.family for e in self.entries]
+        #: phrase -> [(entry index, points, reason)], the reason already in words.
+        self._index: dict[str, list[tuple[int, float, str]]] = {}
         for i, entry in enumerate(self.entries):
-            seen: set[tuple[str, str]] = set()
-
-            def add(text: str, where: str, shown: str | None = None, *, i: int = i,
-                    seen: set[tuple[str, str]] = seen) -> None:
-                key = _phrase(text)
-                if key and len(key.split()) <= _MAX_PHRASE_WORDS and (key, where) not in seen:
-                    seen.add((key, where))
-                    self._index[key].append((i, where, shown or text.strip()))
-
-            for word in entry.triggers:
-                add(word, "trigger")
-            for tag in entry.tags:
-                add(tag, "tag")
-            for name in {entry.name, entry.alias, entry.display_name}:
-                for w in words(name):
-                    if len(w) >= 3 and w not in _STOPWORDS and not w.isdigit():
-                        add(w, "name", w)
-            for w in words(entry.description):
-                if len(w) >= 4 and w not in _STOPWORDS:
-                    add(w, "description", w)
+            seen: set[str] = set()
+            for where, texts in (("trigger", entry.triggers), ("tag", entry.tags),
+                                 ("name", _name_words(entry)), ("description", _description_words(entry))):
+                points, reason = _FIELDS[where]
+                for text in texts:
+                    key = _phrase(text)
+                    if not key or key in seen or key.count(" ") >= _MAX_PHRASE_WORDS:
+                        continue  # a phrase counts once per LoRA, where it is worth most
+                    seen.add(key)
+                    shown = text.strip() if where in ("trigger", "tag") else key
+                    self._index.setdefault(key, []).append((i, points, reason.format(shown)))
 
     def match(self, prompt: str, *, checkpoint: BaseModel = BaseModel.unknown,
               catalog: Catalog | None = None, node: str | None = None) -> list[LoraMatch]:
         """LoRAs that fit *prompt*, best first; only those usable with *checkpoint* (and on *node*)."""
-        hits: dict[int, LoraMatch] = {}
-        why: dict[int, list[tuple[float, str]]] = {}
+        family = checkpoint.family
+        any_family = checkpoint is BaseModel.unknown
+        unknown = BaseModel.unknown
+        hits: dict[int, list] = {}
+        refused: set[int] = set()
         for phrase in prompt_phrases(prompt):
-            for i, where, shown in self._index.get(phrase, ()):
-                entry = self.entries[i]
-                m = hits.get(i)
-                if m is None:
-                    if not entry.base_model.fits(checkpoint):
+            for i, points, reason in self._index.get(phrase, ()):
+                acc = hits.get(i)
+                if acc is None:
+                    if i in refused:
                         continue
-                    if node and catalog is not None and catalog.available_on(entry, node) is False:
+                    fam = self._family[i]
+                    if not (any_family or fam is family or fam is unknown) or (
+                            node and catalog is not None
+                            and catalog.available_on(self.entries[i], node) is False):
+                        refused.add(i)
                         continue
-                    m = hits[i] = LoraMatch(entry)
-                points, reason = _FIELDS[where]
-                m.score += points
-                why.setdefault(i, []).append((-points, reason.format(shown)))
-        ranked = sorted(hits.values(), key=lambda m: (-m.score, m.entry.name.lower()))
-        for i, m in hits.items():
-            m.reasons = [text for _p, text in sorted(why[i])]  # strongest reason first
+                    acc = hits[i] = [0.0, []]
+                acc[0] += points
+                acc[1].append((-points, reason))
+        ranked = [LoraMatch(self.entries[i], score, [r for _p, r in sorted(why)])
+                  for i, (score, why) in hits.items()]
+        ranked.sort(key=lambda m: (-m.score, m.entry.name.lower()))
         return ranked
+
+
+def _name_words(entry: ModelEntry) -> list[str]:
+    names = dict.fromkeys((entry.name, entry.alias, entry.display_name))
+    return [w for name in names for w in words(name)
+            if len(w) >= 3 and w not in _STOPWORDS and not w.isdigit()]
+
+
+def _description_words(entry: ModelEntry) -> list[str]:
+    return [w for w in words(entry.description) if len(w) >= 4 and w not in _STOPWORDS]
