@@ -70,7 +70,10 @@ def _known(cache: CatalogCache) -> Catalog | None:
     roots = cache.roots()
     if not roots:
         return None
-    return scan([(root, ModelKind(kind)) for root, kind in roots], cache)
+    catalog = scan([(root, ModelKind(kind)) for root, kind in roots], cache)
+    for problem in catalog.problems:
+        print(problem, file=sys.stderr)
+    return catalog
 
 
 def _no_folders() -> int:
@@ -95,7 +98,7 @@ def _scan(args: argparse.Namespace) -> int:
     from stablenew.catalog.cache import CatalogCacheError
     from stablenew.catalog.entry import ModelKind
     from stablenew.catalog.hashes import hash_entries
-    from stablenew.catalog.index import Catalog, scan_folder
+    from stablenew.catalog.index import Catalog, ScanError, scan_folder
 
     try:
         cache = _open_cache()
@@ -107,7 +110,10 @@ def _scan(args: argparse.Namespace) -> int:
             if not folder.is_dir():
                 return fail("lora scan", f"{folder} is not a folder.")
             kind = ModelKind.checkpoint if args.checkpoints else ModelKind.lora
-            catalog = Catalog(scan_folder(folder, kind, cache, progress=_progress("Reading")))
+            try:
+                catalog = Catalog(scan_folder(folder, kind, cache, progress=_progress("Reading")))
+            except ScanError as exc:
+                return fail("lora scan", exc.message)
         else:
             found = _known(cache)
             if found is None:
