@@ -128,3 +128,10 @@ class CatalogCache:
     def roots(self) -> list[tuple[str, str]]:
         with self._lock:
             return [(r, k) for r, k in self._db.execute("SELECT root, kind FROM roots ORDER BY root")]
+
+
+def default_cache_path() -> Path:
+    """`catalog.db` in StableNew's data folder (beside, not inside, the main database)."""
+    from stablenew.storage.paths import AppPaths
+
+    return AppPaths.default().data_dir / "catalog.db"

@@ -141,7 +141,8 @@ def decide_base(header_base: BaseModel, header_from: str, side: Sidecars
     clash = next(((src, text) for src, base, text in said if base.family is not header_base.family), None)
     problem = None
     if clash:
-        problem = (f"{clash[0].removeprefix('its ').capitalize()} says '{clash[1]}' but the file's header "
+        source = clash[0].removeprefix("its ")
+        problem = (f"{source[:1].upper()}{source[1:]} says '{clash[1]}' but the file's header "
                    f"says {header_base.value}; the header wins.")
     return header_base, header_from, problem
 

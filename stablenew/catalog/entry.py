@@ -64,6 +64,8 @@ class ModelEntry:
     mtime_ns: int = 0
     #: False when the file itself could not be read; the entry is listed with its problems.
     readable: bool = True
+    #: The node whose server listed it, for a LoRA known only from a server (no local file).
+    origin: str = ""
     problems: list[str] = field(default_factory=list)
     #: A1111's LoRA hash (embedded sshs_model_hash, else sha256 of the bytes after the header).
     lora_hash: str | None = None
@@ -88,10 +90,13 @@ class ModelEntry:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelEntry:
-        data = dict(data)
-        data["kind"] = ModelKind(data["kind"])
-        data["base_model"] = BaseModel(data["base_model"])
-        return cls(**data)
+        """The entry `to_json` wrote (the cache's rows: trusted, so no validation)."""
+        entry = object.__new__(cls)  # thousands per start from the cache: skip __init__
+        entry.__dict__.update(_DEFAULTS)
+        entry.__dict__.update(data)
+        entry.kind = _KINDS[data["kind"]]
+        entry.base_model = _BASES[data["base_model"]]
+        return entry
 
     def summary(self) -> dict[str, Any]:
         """The fields scripts read (`stablenew lora … --json`)."""
@@ -104,3 +109,9 @@ class ModelEntry:
             "category": self.category, "tags": self.tags, "path": self.path,
             "problems": self.problems,
         }
+
+
+_KINDS = {k.value: k for k in ModelKind}
+_BASES = {b.value: b for b in BaseModel}
+#: Fields a cache row written before a field existed lacks.
+_DEFAULTS = {"origin": "", "readable": True, "lora_hash": None, "sha256": None}

@@ -69,7 +69,7 @@ def hash_entries(entries: Sequence[ModelEntry], cache: CatalogCache | None, *,
     for entry in entries:
         if stop is not None and stop.is_set():
             break
-        if not entry.readable or entry.sha256:
+        if not entry.readable or entry.sha256 or entry.origin:
             continue
         lora = entry.kind is ModelKind.lora
         try:
@@ -102,7 +102,7 @@ class HashWorker:
     def start(self, entries: Sequence[ModelEntry]) -> None:
         self.stop()
         self._stop = threading.Event()
-        todo = [e for e in entries if e.readable and not e.sha256]
+        todo = [e for e in entries if e.readable and not e.sha256 and not e.origin]
         self._thread = threading.Thread(target=hash_entries, args=(todo, self._cache),
                                         kwargs={"on_result": self._on_result, "stop": self._stop},
                                         name="catalog-hashes", daemon=True)

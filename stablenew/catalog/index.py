@@ -17,6 +17,7 @@ from stablenew.catalog.derive import PREVIEW_EXTENSIONS, build_entry, find_previ
 from stablenew.catalog.entry import BaseModel, ModelEntry, ModelKind
 from stablenew.catalog.safetensors import HeaderError, read_header
 from stablenew.catalog.sidecars import SIDECAR_SUFFIXES, read_sidecars
+from stablenew.errors import StableNewError
 
 MODEL_SUFFIXES = (".safetensors",)
 ProgressCallback = Callable[[int, int], None]
@@ -57,15 +58,18 @@ def _walk(root: Path, relative: str = "") -> Iterator[_Folder]:
         yield from _walk(Path(sub.path), f"{relative}/{sub.name}" if relative else sub.name)
 
 
-def _side_names(stem: str) -> list[str]:
-    names = [stem + s for s in SIDECAR_SUFFIXES]
-    for ext in PREVIEW_EXTENSIONS:
-        names += [f"{stem}.{ext}", f"{stem}.preview.{ext}"]
-    return names
+#: Every file name beside a model (after its stem) that changes its entry: sidecars, previews.
+_SIDE_SUFFIXES = SIDECAR_SUFFIXES + tuple(
+    s for ext in PREVIEW_EXTENSIONS for s in (f".{ext}", f".preview.{ext}"))
 
 
 def _signature(stem: str, stats: dict[str, tuple[int, int]]) -> str:
-    return "|".join(f"{n}:{stats[n][0]}:{stats[n][1]}" for n in _side_names(stem) if n in stats)
+    parts = []
+    for suffix in _SIDE_SUFFIXES:
+        st = stats.get(stem + suffix)
+        if st is not None:
+            parts.append(f"{suffix}:{st[0]}:{st[1]}")
+    return "|".join(parts)
 
 
 def read_entry(kind: ModelKind, path: Path, relative: str, present: frozenset[str] | set[str],
@@ -82,11 +86,24 @@ def read_entry(kind: ModelKind, path: Path, relative: str, present: frozenset[st
     return build_entry(kind, path, relative, header, problem, side, preview, problems, size, mtime_ns)
 
 
+class ScanError(StableNewError):
+    """A model folder that cannot be read at all (missing, offline share, no permission)."""
+
+
 def scan_folder(root: str | Path, kind: ModelKind, cache: CatalogCache | None = None, *,
                 progress: ProgressCallback | None = None) -> list[ModelEntry]:
-    """Every model under *root* (sub-folders included), read or taken from *cache*."""
+    """Every model under *root* (sub-folders included), read or taken from *cache*.
+
+    A folder that cannot be listed raises ScanError and leaves its cached entries and hashes
+    alone: an offline NAS share must not cost a full re-read and re-hash when it is back.
+    """
     root = Path(root).resolve()
     key = str(root)
+    try:
+        os.scandir(root).close()
+    except OSError as exc:
+        raise ScanError(f"The folder {root} cannot be read ({exc.strerror or exc}). Check that it "
+                        "exists and, for a network share, that it is connected.", detail=repr(exc)) from exc
     cached = cache.rows_under(key) if cache is not None else {}
     hashes = cache.hashes_under(key) if cache is not None else {}
     folders = list(_walk(root))
@@ -98,14 +115,13 @@ def scan_folder(root: str | Path, kind: ModelKind, cache: CatalogCache | None = 
         present = frozenset(folder.stats)
         for item in sorted(folder.models, key=lambda d: d.name):
             size, mtime = folder.stats[item.name]
-            path = Path(item.path)
-            stem = path.stem
+            stem = item.name.rsplit(".", 1)[0]
             sig = _signature(stem, folder.stats)
-            row = cached.get(str(path))
+            row = cached.get(item.path)
             if row is not None and (row.size, row.mtime_ns, row.side_sig) == (size, mtime, sig):
                 entry = ModelEntry.from_json(json.loads(row.data))
             else:
-                entry = read_entry(kind, path, folder.relative, present, size, mtime)
+                entry = read_entry(kind, Path(item.path), folder.relative, present, size, mtime)
                 fresh.append((entry, sig))
             known = hashes.get(entry.path)
             if known and known[:2] == (size, mtime):
@@ -129,6 +145,8 @@ class Catalog:
 
     def __init__(self, entries: list[ModelEntry] | None = None) -> None:
         self.entries: list[ModelEntry] = []
+        #: Folders that could not be read, in words.
+        self.problems: list[str] = []
         self._by_name: dict[tuple[ModelKind, str], ModelEntry] = {}
         #: node name -> LoRA names that node lists (from its server).
         self.available: dict[str, frozenset[str]] = {}
@@ -190,5 +208,8 @@ def scan(folders: list[tuple[str | Path, ModelKind]], cache: CatalogCache | None
     """A catalog of several folders (LoRA and checkpoint folders alike)."""
     catalog = Catalog()
     for root, kind in folders:
-        catalog.extend(scan_folder(root, kind, cache, progress=progress))
+        try:
+            catalog.extend(scan_folder(root, kind, cache, progress=progress))
+        except ScanError as exc:
+            catalog.problems.append(exc.message)
     return catalog

@@ -21,7 +21,7 @@ from stablenew.controller.window_state import WindowState
 log = logging.getLogger("stablenew.controller")
 
 
-ROOMS = ("library", "randomizer", "learning", "queue", "nodes")
+ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog")
 #: How often the nodes of an idle cluster are checked (a running queue's dispatcher checks its own).
 NODE_CHECK_MS = 30_000
 
@@ -67,6 +67,7 @@ class Session(QObject):
         self.queue: Any = None
         self.randomizer: Any = None
         self.nodes: Any = None
+        self.catalog: Any = None
         self._rooms_pending = list(ROOMS)
         self._closing = False
         #: "cluster" or "single" while the queue runs; None while it does not (or is switching)
@@ -168,6 +169,14 @@ class Session(QObject):
         nodes.error_changed.connect(self._forward_error)
         nodes.nodes_changed.connect(self._nodes_changed)
         return nodes
+
+    def _catalog(self) -> Any:
+        from stablenew.controller.catalog_controller import CatalogController
+
+        catalog = CatalogController(self.app.paths.data_dir / "catalog.db", parent=self)
+        catalog.set_prompt_target(self.pipeline.current_config, self.pipeline.load_config)
+        catalog.error_changed.connect(self._forward_error)
+        return catalog
 
     @property
     def cluster_enabled(self) -> bool:
@@ -420,7 +429,7 @@ class Session(QObject):
                                           source=name.capitalize()))
             return
         setattr(self, name, controller)
-        if name == "library":
+        if name in ("library", "catalog"):
             controller.start()
         elif name == "queue":
             controller.start_polling()
@@ -441,7 +450,7 @@ class Session(QObject):
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
             await self.learning.stop_learning_run()
-        for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer):
+        for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer, self.catalog):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)
             if close is not None or sync_close is not None:

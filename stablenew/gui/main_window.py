@@ -91,6 +91,10 @@ class MainWindow(QMainWindow):
             "Nodes", "The SD servers of your cluster, their health and speed, and which "
             "images each would run.")
         self.work_tabs.addTab(self.nodes_panel, "Nodes")
+        self.models_panel = PanelSlot(
+            "Models", "Your LoRAs with their previews, trigger words and base model; click one "
+            "to add it to the prompt.")
+        self.work_tabs.addTab(self.models_panel, "Models")
 
         self.right_split = QSplitter(Qt.Orientation.Vertical)
         self.right_split.setObjectName("RightSplit")
@@ -186,7 +190,8 @@ class MainWindow(QMainWindow):
     def _room_opened(self, name: str) -> None:
         """A room's controller is ready after start-up: put its panel where the slot was."""
         attribute = {"library": "sidebar", "randomizer": "variants_panel", "queue": "queue_panel",
-                     "learning": "learning_panel", "nodes": "nodes_panel"}[name]
+                     "learning": "learning_panel", "nodes": "nodes_panel",
+                     "catalog": "models_panel"}[name]
         old = getattr(self, attribute)
         new = self._make_panel(name)
         if new is None:

@@ -72,5 +72,12 @@ def _nodes_panel(controller):
     return NodesPanel(controller)
 
 
+def _models_panel(controller):
+    from stablenew.gui.panels.models_panel import ModelsPanel
+
+    return ModelsPanel(controller)
+
+
 _PANEL_FACTORIES = {"library": _library_panel, "randomizer": _randomizer_panel,
-                    "queue": _queue_panel, "learning": _learning_panel, "nodes": _nodes_panel}
+                    "queue": _queue_panel, "learning": _learning_panel, "nodes": _nodes_panel,
+                    "catalog": _models_panel}

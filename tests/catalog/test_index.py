@@ -265,3 +265,18 @@ def test_the_cache_skips_unchanged_files_and_rereads_changed_sidecars(tmp_path):
     assert reopened.roots() == [(str(lib.resolve()), "lora")]
     assert list(reopened.rows_under(str(lib.resolve()))) == [str(lib.resolve() / "a.safetensors")]
     reopened.close()
+
+
+def test_an_unreachable_folder_keeps_its_cache(tmp_path):
+    lib = tmp_path / "nas" / "loras"
+    write_model(lib / "a.safetensors", {})
+    cache = CatalogCache(tmp_path / "catalog.db")
+    [a] = scan_folder(lib, ModelKind.lora, cache)
+    hash_entries([a], cache)
+    lib.rename(tmp_path / "nas" / "offline")
+    catalog = scan([(lib, ModelKind.lora)], cache)
+    assert catalog.entries == [] and "cannot be read" in catalog.problems[0]
+    (tmp_path / "nas" / "offline").rename(lib)
+    [again] = scan_folder(lib, ModelKind.lora, cache)
+    assert again.sha256 == a.sha256  # not forgotten while the share was away
+    cache.close()

@@ -154,6 +154,9 @@ class FakeComfyUI(ServesItself):
     step_ms: float = 5.0
     checkpoints: tuple[str, ...] = DEFAULT_CHECKPOINTS
     loras: tuple[str, ...] = DEFAULT_LORAS
+    #: The safetensors `__metadata__` (all strings) of a file in `loras` or `checkpoints`, by
+    #: its listed name; `/view_metadata` answers 404 for a file without one, as ComfyUI does.
+    model_metadata: dict[str, dict[str, str]] = field(default_factory=dict)
     upscale_models: tuple[str, ...] = DEFAULT_UPSCALE_MODELS
     #: Impact Pack + Subpack installed (FaceDetailer, UltralyticsDetectorProvider).
     face_detailer: bool = False
@@ -296,6 +299,7 @@ class FakeComfyUI(ServesItself):
             r.add_get(prefix + "/models/{folder}", self._models_folder)
             r.add_get(prefix + "/embeddings", self._embeddings)
             r.add_get(prefix + "/ws", self._ws)
+        self._add_view_metadata_routes(app)
         if self.jobs_api:
             app.router.add_post("/api/jobs/{pid}/cancel", self._cancel_job)
             app.router.add_get("/api/jobs/{pid}", self._get_job)
@@ -323,6 +327,23 @@ class FakeComfyUI(ServesItself):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    # ---------------------------------------------------------------- view_metadata
+    def _add_view_metadata_routes(self, app: web.Application) -> None:
+        for prefix in ("", "/api"):
+            app.router.add_get(prefix + "/view_metadata/{folder}", self._view_metadata)
+
+    async def _view_metadata(self, request: web.Request) -> web.Response:
+        """`server.py view_metadata`: the header's `__metadata__` as stored (strings), else 404."""
+        folders = {"loras": self.loras, "checkpoints": self.checkpoints}
+        listed = folders.get(request.match_info["folder"], ())
+        filename = request.rel_url.query.get("filename")
+        if not filename or not filename.endswith(".safetensors") or filename not in listed:
+            return web.Response(status=404)
+        metadata = self.model_metadata.get(filename)
+        if metadata is None:
+            return web.Response(status=404)
+        return web.json_response(metadata)
 
     # ---------------------------------------------------------------- object_info
     def _build_object_info(self) -> dict:

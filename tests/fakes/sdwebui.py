@@ -200,6 +200,8 @@ class FakeSDWebUI(ServesItself):
         self.samplers = tuple(samplers)
         self.upscalers = tuple(upscalers)
         self.loras = tuple(loras)
+        #: The safetensors `__metadata__` (all strings) of a LoRA in `loras`, by that name.
+        self.lora_metadata: dict[str, dict[str, str]] = {}
         self.embeddings = tuple(embeddings)
         #: None means the ADetailer extension is not installed.
         self.adetailer_models = None if adetailer_models is None else tuple(adetailer_models)
@@ -490,8 +492,7 @@ class FakeSDWebUI(ServesItself):
 
     async def _loras(self, request: web.Request) -> web.Response:
         self._record(request.path, None)
-        return web.json_response([{"name": n, "alias": n, "path": f"C:\\webui\\models\\Lora\\{n}.safetensors",
-                                   "metadata": {}} for n in self.loras])
+        return web.json_response([a1111_lora_item(n, self.lora_metadata.get(n, {})) for n in self.loras])
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         self._record(request.path, None)
@@ -995,6 +996,25 @@ class FakeSDWebUI(ServesItself):
 
 
 # ----- pytest fixtures (import them into a conftest.py) -----
+
+def a1111_lora_item(name: str, metadata: dict[str, str]) -> dict[str, Any]:
+    """One item of `/sdapi/v1/loras` as the built-in Lora extension builds it (`create_lora_json`).
+
+    *name* may carry sub-folders ("style/neon"); A1111's name is the bare file stem, the alias
+    `ss_output_name` or that stem, and metadata values starting with "{" arrive parsed as JSON
+    (`read_metadata_from_safetensors`), so `ss_tag_frequency` is an object, not a string.
+    """
+    stem = name.rsplit("/", 1)[-1]
+    parsed: dict[str, Any] = {}
+    for key, value in metadata.items():
+        parsed[key] = value
+        if isinstance(value, str) and value[:1] == "{":
+            with contextlib.suppress(ValueError):
+                parsed[key] = json.loads(value)
+    folder = name.replace("/", "\\")
+    return {"name": stem, "alias": metadata.get("ss_output_name") or stem,
+            "path": f"C:\\webui\\models\\Lora\\{folder}.safetensors", "metadata": parsed}
+
 
 @pytest_asyncio.fixture
 async def fake_sdwebui(request):

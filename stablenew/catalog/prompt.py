@@ -1,0 +1,56 @@
+"""Putting a LoRA into a prompt, and the `Lora hashes` text A1111 writes for a prompt's LoRAs."""
+
+from __future__ import annotations
+
+import re
+
+from stablenew.catalog.entry import ModelEntry, ModelKind
+from stablenew.catalog.index import Catalog
+
+DEFAULT_WEIGHT = 1.0
+_LORA = re.compile(r"<lora:([^:>]+)(?::[^>]*)?>", re.IGNORECASE)
+
+
+def lora_token(entry: ModelEntry, weight: float | None = None) -> str:
+    """`<lora:name:weight>`: the file stem, as A1111 and our ComfyUI graphs both resolve it."""
+    w = weight if weight is not None else (entry.weight or DEFAULT_WEIGHT)
+    return f"<lora:{entry.name}:{w:g}>"
+
+
+def insert_lora(prompt: str, entry: ModelEntry, weight: float | None = None,
+                triggers: list[str] | None = None) -> str:
+    """*prompt* with the LoRA's token and the ticked trigger words (default: the first) added.
+
+    A token already there for this LoRA gets the new weight instead of a second copy; trigger
+    words already in the prompt are not repeated.
+    """
+    chosen = entry.triggers[:1] if triggers is None else triggers
+    token = lora_token(entry, weight)
+    pattern = re.compile(rf"<lora:{re.escape(entry.name)}(?::[^>]*)?>", re.IGNORECASE)
+    text, replaced = pattern.subn(token, prompt, count=1)
+    lowered = text.lower()
+    new_words = [w for w in chosen if not re.search(rf"(?<![\w]){re.escape(w.lower())}(?![\w])", lowered)]
+    parts = [text.rstrip(" ,")] if text.strip(" ,") else []
+    parts += new_words
+    if not replaced:
+        parts.append(token)
+    return ", ".join(parts)
+
+
+def loras_in(prompt: str) -> list[str]:
+    """The LoRA names a prompt mentions, in order, once each."""
+    return list(dict.fromkeys(m.group(1).strip() for m in _LORA.finditer(prompt)))
+
+
+def lora_hashes(prompt: str, catalog: Catalog) -> str:
+    """What A1111 writes as `Lora hashes`: 'name: shorthash, …' for each hashed LoRA named.
+
+    A1111 keys it by the name as written in the prompt with ':' and ',' removed, and leaves out
+    LoRAs it has no hash for.
+    """
+    pairs = []
+    for name in loras_in(prompt):
+        entry = catalog.find(name, ModelKind.lora)
+        if entry is not None and entry.autov3:
+            pairs.append(f"{name.replace(':', '').replace(',', '')}: {entry.autov3}")
+    return ", ".join(pairs)

@@ -1,0 +1,246 @@
+"""CatalogController: the Models room — LoRAs and checkpoints read, hashed and watched off the Qt thread.
+
+Scanning (headers, sidecars, the SQLite cache) and building the matcher run in a worker
+thread (`asyncio.to_thread`); hashing runs on the catalog's own background thread and reports
+each file back through a queued signal. A folder change restarts a quiet-period timer; when
+the folder has been quiet for `quiet_ms` the catalog is read again (only changed files are).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
+
+from stablenew.catalog.cache import CatalogCache
+from stablenew.catalog.entry import BaseModel, ModelEntry, ModelKind
+from stablenew.catalog.hashes import HashWorker
+from stablenew.catalog.index import Catalog, scan
+from stablenew.catalog.match import LoraMatch, Matcher
+from stablenew.catalog.prompt import insert_lora
+from stablenew.controller.errors import ErrorInfo
+from stablenew.controller.tasks import TaskOwner
+
+log = logging.getLogger("stablenew.controller")
+
+#: How long a watched folder must stay quiet before it is read again (a copy of 50 LoRAs
+#: fires hundreds of change events).
+QUIET_MS = 2000
+
+
+class CatalogController(QObject):
+    """The LoRA and checkpoint catalog for the Models panel: folders, filters, add to prompt."""
+
+    entries_changed = Signal()
+    progress_changed = Signal(int, int)  # done, total while reading; 0, 0 when idle
+    busy_changed = Signal(bool)
+    error_changed = Signal(object)  # ErrorInfo | None
+    message_changed = Signal(str)
+    #: From the scan's and the hash worker's threads; queued to the Qt thread.
+    _progress = Signal(int, int)
+    _hashed = Signal()
+
+    def __init__(self, cache_path: str | os.PathLike[str], parent: QObject | None = None, *,
+                 quiet_ms: int = QUIET_MS) -> None:
+        super().__init__(parent)
+        self._cache_path = Path(cache_path)
+        self._cache: CatalogCache | None = None
+        self._catalog = Catalog()
+        self._matcher: Matcher | None = None
+        self._folders: list[tuple[str, ModelKind]] = []
+        self._hasher: HashWorker | None = None
+        self._tasks = TaskOwner("Models", self)
+        self._tasks.error_raised.connect(self._set_error)
+        self._tasks.busy_changed.connect(self.busy_changed)
+        self._again = False  # a change arrived while reading: read once more afterwards
+        self._reading = False
+        self._get_config: Callable[[], Any] | None = None
+        self._load_config: Callable[[Any], None] | None = None
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.directoryChanged.connect(self._folder_changed)
+        self._quiet = QTimer(self)
+        self._quiet.setSingleShot(True)
+        self._quiet.setInterval(quiet_ms)
+        self._quiet.timeout.connect(self.refresh)
+        self._hash_flush = QTimer(self)
+        self._hash_flush.setSingleShot(True)
+        self._hash_flush.setInterval(300)  # hashes arrive in bursts: repaint at a human rate
+        self._hash_flush.timeout.connect(self.entries_changed)
+        self._progress.connect(self.progress_changed)
+        self._hashed.connect(self._hash_flush.start)
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    def folders(self) -> list[tuple[str, str]]:
+        return [(f, k.value) for f, k in self._folders]
+
+    def entries(self, kind: str = "lora") -> list[ModelEntry]:
+        return [e for e in self._catalog.entries if e.kind.value == kind]
+
+    @staticmethod
+    def base_models() -> list[str]:
+        return [b.value for b in BaseModel]
+
+    def categories(self) -> list[str]:
+        return sorted({e.category for e in self._catalog.loras if e.category}, key=str.lower)
+
+    def filtered(self, text: str = "", base: str = "", category: str = "", *, favourites: bool = False,
+                 node: str = "", kind: str = "lora") -> list[ModelEntry]:
+        """Entries whose name, triggers or tags contain *text*, of one family/category if given."""
+        needle = text.strip().lower()
+        out = []
+        for entry in self.entries(kind):
+            if base and entry.base_model.value != base:
+                continue
+            if category and entry.category != category:
+                continue
+            if favourites and not entry.favorite:
+                continue
+            if node and self._catalog.available_on(entry, node) is False:
+                continue
+            if needle and needle not in _haystack(entry):
+                continue
+            out.append(entry)
+        return sorted(out, key=lambda e: e.display_name.lower())
+
+    def match(self, prompt: str, checkpoint: str = "") -> list[LoraMatch]:
+        if self._matcher is None:
+            return []
+        return self._matcher.match(prompt, checkpoint=self._catalog.checkpoint_base(checkpoint))
+
+    # --- folders and reading ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the cache and read the folders known from last time (all off the Qt thread)."""
+        self.refresh()
+
+    def add_folder(self, folder: str | os.PathLike[str], kind: str = "lora") -> None:
+        path = str(Path(folder).resolve())
+        entry = (path, ModelKind(kind))
+        if entry not in self._folders:
+            self._folders.append(entry)
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self._reading:
+            self._again = True
+            return
+        self._reading = True
+        self._tasks.spawn(self._refresh(), name="catalog-refresh", on_error=lambda _i: self._done_reading())
+
+    def _done_reading(self) -> None:
+        self._reading = False
+        if self._again:
+            self._again = False
+            self.refresh()
+
+    async def _refresh(self) -> None:
+        if self._hasher is not None:
+            await asyncio.to_thread(self._hasher.stop)
+        folders = list(self._folders)
+        catalog, matcher, cache, known, dirs = await asyncio.to_thread(self._read, folders)
+        self._cache = cache
+        for entry in known:
+            if entry not in self._folders:
+                self._folders.append(entry)
+        for node, names in self._catalog.available.items():
+            catalog.available[node] = names  # servers' lists outlive a re-read of the folders
+        self._catalog, self._matcher = catalog, matcher
+        self._watch(dirs)
+        self._progress.emit(0, 0)
+        self.entries_changed.emit()
+        loras = len(catalog.loras)
+        self.message_changed.emit(f"{loras} LoRA{'s' if loras != 1 else ''} and {len(catalog.checkpoints)} "
+                                  f"checkpoint{'s' if len(catalog.checkpoints) != 1 else ''} in the catalog.")
+        if catalog.problems:
+            self._set_error(ErrorInfo(" ".join(catalog.problems), source="Models"))
+        self._hasher = HashWorker(cache, on_result=lambda _r: self._hashed.emit())
+        self._hasher.start(catalog.entries)
+        self._done_reading()
+
+    def _read(self, folders: list[tuple[str, ModelKind]]
+              ) -> tuple[Catalog, Matcher, CatalogCache, list[tuple[str, ModelKind]], list[str]]:
+        cache = self._cache or CatalogCache(self._cache_path)
+        known = [(r, ModelKind(k)) for r, k in cache.roots()]
+        every = list(dict.fromkeys(folders + known))
+        catalog = scan(every, cache, progress=lambda d, t: self._progress.emit(d, t))
+        dirs = []
+        for root, _kind in every:
+            for here, subdirs, _files in os.walk(root):
+                subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+                dirs.append(here)
+        return catalog, Matcher(catalog.entries), cache, known, dirs
+
+    def _watch(self, dirs: list[str]) -> None:
+        old = set(self._watcher.directories())
+        new = set(dirs)
+        if old - new:
+            self._watcher.removePaths(sorted(old - new))
+        if new - old:
+            self._watcher.addPaths(sorted(new - old))
+
+    def _folder_changed(self, _path: str) -> None:
+        self._quiet.start()  # restarts: reading waits until the folder has been quiet
+
+    def set_node_loras(self, node: str, names: list[str] | tuple[str, ...]) -> None:
+        """The LoRAs a node's server lists (from its probe): marks them available there."""
+        self._catalog.mark_available(node, names)
+        self.entries_changed.emit()
+
+    # --- the prompt ------------------------------------------------------------------------
+
+    def set_prompt_target(self, get_config: Callable[[], Any], load_config: Callable[[Any], None]) -> None:
+        """The cards' current config and how to load a changed one (the pipeline controller's)."""
+        self._get_config, self._load_config = get_config, load_config
+
+    def current_checkpoint_base(self) -> str:
+        config = self._get_config() if self._get_config else None
+        name = getattr(getattr(config, "txt2img", None), "checkpoint", "") or ""
+        return self._catalog.checkpoint_base(name).value if name else ""
+
+    def add_to_prompt(self, entry: ModelEntry, weight: float | None = None,
+                      triggers: list[str] | None = None) -> bool:
+        """Add `<lora:name:weight>` and the ticked trigger words to the Text-to-image prompt."""
+        if self._get_config is None or self._load_config is None:
+            return False
+        config = self._get_config()
+        prompt = insert_lora(config.txt2img.prompt, entry, weight, triggers)
+        txt2img = config.txt2img.model_copy(update={"prompt": prompt})
+        self._load_config(config.model_copy(update={"txt2img": txt2img}))
+        self.message_changed.emit(f"Added {entry.display_name} to the prompt.")
+        return True
+
+    # --- errors and lifetime ---------------------------------------------------------------
+
+    def _set_error(self, info: ErrorInfo | None) -> None:
+        self.error_changed.emit(info)
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        await self._tasks.wait_idle(timeout)
+
+    def wait_hashed(self, timeout: float = 10.0) -> bool:
+        """Tests: block until the hash worker is done (never called on a live window)."""
+        return self._hasher.wait(timeout) if self._hasher is not None else True
+
+    async def aclose(self) -> None:
+        self._quiet.stop()
+        await self._tasks.aclose()
+        if self._hasher is not None:
+            await asyncio.to_thread(self._hasher.stop)
+        if self._cache is not None:
+            await asyncio.to_thread(self._cache.close)
+            self._cache = None
+
+
+def _haystack(entry: ModelEntry) -> str:
+    return " ".join([entry.name, entry.alias, entry.display_name, entry.category, *entry.triggers,
+                     *entry.tags]).lower()

@@ -1,0 +1,117 @@
+"""The Models panel on a real catalog controller: read a folder, filter, add a LoRA, watch the folder."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from PySide6.QtCore import Qt
+
+from stablenew.controller.catalog_controller import CatalogController
+from stablenew.gui.panels.models_panel import ModelsPanel
+from stablenew.pipeline.config import PipelineConfig
+from tests.catalog.factory import PNG_2PX, SDXL_CHECKPOINT_KEYS, SDXL_KEYS, write_json, write_model
+
+WAIT_MS = 8000
+
+
+class Cards:
+    """Stands in for the pipeline cards: the current config, and the configs loaded into them."""
+
+    def __init__(self) -> None:
+        self.config = PipelineConfig().with_changes({"txt2img.prompt": "a city at night",
+                                                     "txt2img.checkpoint": "juggernautXL"})
+
+    def load(self, config: PipelineConfig) -> None:
+        self.config = config
+
+
+@pytest.fixture
+def library(tmp_path):
+    loras = tmp_path / "Lora"
+    write_model(loras / "style" / "neon.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"}, SDXL_KEYS)
+    write_json(loras / "style" / "neon.json", {"activation text": "neonstyle, glowing lines",
+                                               "preferred weight": 0.6})
+    (loras / "style" / "neon.preview.png").write_bytes(PNG_2PX)
+    write_model(loras / "character" / "mira.safetensors", {"ss_base_model_version": "sd_v1",
+                                                           "modelspec.trigger_phrase": "mira girl"})
+    write_model(loras / "plain.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"}, SDXL_KEYS)
+    write_model(tmp_path / "ckpt" / "juggernautXL.safetensors", None, SDXL_CHECKPOINT_KEYS)
+    return loras, tmp_path / "ckpt"
+
+
+@pytest.fixture
+def setup(qtbot, qloop, tmp_path, library):
+    controller = CatalogController(tmp_path / "catalog.db", quiet_ms=150)
+    cards = Cards()
+    controller.set_prompt_target(lambda: cards.config, cards.load)
+    panel = ModelsPanel(controller)
+    qtbot.addWidget(panel)
+    panel.resize(700, 600)
+    panel.show()
+    loras, ckpts = library
+    controller.add_folder(ckpts, "checkpoint")
+    controller.add_folder(loras)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 3 and not controller._tasks.busy, timeout=WAIT_MS)
+    yield panel, controller, cards, loras
+    qtbot.waitUntil(lambda: not controller._tasks.busy, timeout=WAIT_MS)
+    controller._quiet.stop()
+    controller.wait_hashed(WAIT_MS / 1000)
+    controller._cache.close()
+
+
+def _click(qtbot, panel, name):
+    rows = [e.name for e in panel.model.rows]
+    index = panel.model.index(rows.index(name))
+    rect = panel.grid.visualRect(index)
+    qtbot.mouseClick(panel.grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def test_filter_pick_and_add_a_lora_with_its_ticked_trigger_words(qtbot, setup):
+    panel, controller, cards, _loras = setup
+    assert [e.name for e in panel.model.rows] == ["mira", "neon", "plain"]
+    qtbot.keyClicks(panel.search, "glow")
+    assert [e.name for e in panel.model.rows] == ["neon"]
+    panel.search.clear()
+    panel.family.setCurrentIndex(panel.family.findData("SDXL"))
+    assert [e.name for e in panel.model.rows] == ["neon", "plain"]
+    panel.category.setCurrentIndex(panel.category.findData("style"))
+    assert [e.name for e in panel.model.rows] == ["neon"]
+
+    _click(qtbot, panel, "neon")
+    assert [b.text() for b in panel.trigger_boxes] == ["neonstyle", "glowing lines"]
+    assert [b.isChecked() for b in panel.trigger_boxes] == [True, False]
+    assert panel.weight.value() == pytest.approx(0.6)
+    second = panel.trigger_boxes[1]
+    qtbot.waitUntil(lambda: second.isVisible() and second.width() > 20, timeout=WAIT_MS)  # laid out
+    qtbot.mouseClick(second, Qt.MouseButton.LeftButton)
+    assert second.isChecked()
+    controller.entries_changed.emit()  # what arriving hashes do: the ticks and selection stay
+    assert panel.trigger_boxes[1] is second and second.isChecked() and panel._entry().name == "neon"
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    assert cards.config.txt2img.prompt == "a city at night, neonstyle, glowing lines, <lora:neon:0.6>"
+    assert controller.current_checkpoint_base() == "SDXL"
+
+    # The preview is decoded off the Qt thread and then shown.
+    preview = controller.catalog.find("neon").preview
+    qtbot.waitUntil(lambda: preview in panel.model._icons, timeout=WAIT_MS)
+
+    panel.category.setCurrentIndex(0)
+    panel.family.setCurrentIndex(0)
+    _click(qtbot, panel, "plain")
+    assert panel.trigger_boxes == [] and "no trigger words: add some" in panel.details.text()
+
+
+def test_hashes_arrive_in_the_background(qtbot, setup):
+    _panel, controller, _cards, loras = setup
+    neon = controller.catalog.find("neon")
+    qtbot.waitUntil(lambda: neon.sha256 is not None, timeout=WAIT_MS)
+    assert neon.sha256 == hashlib.sha256((loras / "style" / "neon.safetensors").read_bytes()).hexdigest()
+
+
+def test_a_new_lora_in_a_watched_folder_appears_after_the_quiet_period(qtbot, setup):
+    panel, controller, _cards, loras = setup
+    with qtbot.waitSignal(controller.entries_changed, timeout=WAIT_MS):
+        write_model(loras / "character" / "newcomer.safetensors", {"modelspec.trigger_phrase": "newbie"})
+    assert "newcomer" in [e.name for e in panel.model.rows]
+    assert "Reading" not in panel.status.text()
