@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -32,21 +31,29 @@ def hostile_node():
         proc.wait(timeout=10)
 
 
+#: Runs `python -m stablenew ARGS` and, as it exits, prints the process's own peak resident set
+#: (VmHWM, counted from its exec). wait4's ru_maxrss is no use here: Linux carries the parent's
+#: resident set over the fork into it, so inside a long test session it measured pytest itself.
+_MEASURED = """
+import atexit, runpy, sys
+def peak():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                print("PEAK_RSS_KB", line.split()[1], file=sys.stderr, flush=True)
+atexit.register(peak)
+sys.argv = ["stablenew", *sys.argv[1:]]
+runpy.run_module("stablenew", run_name="__main__", alter_sys=True)
+"""
+
+
 def run_measured(args: list[str], env: dict[str, str], timeout: float = 240.0) -> tuple[int, float, str]:
-    """Exit code, peak RSS in MB (from wait4's rusage: this child alone) and its output."""
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            out = proc.stdout.read() if proc.stdout else ""
-            return proc.returncode, usage.ru_maxrss / 1024, out
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    raise AssertionError("queue run did not finish in time")
+    """Exit code, peak RSS in MB of `stablenew ARGS` (that process alone) and its output."""
+    proc = subprocess.run([sys.executable, "-c", _MEASURED, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    marks = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK_RSS_KB")]
+    assert marks, f"no peak reported: {proc.stderr[-2000:]}"
+    return proc.returncode, int(marks[-1]) / 1024, proc.stdout + proc.stderr
 
 
 def test_queue_run_against_a_1_5_gb_answer_stays_under_300_mb(hostile_node, isolated_home, tmp_path):
@@ -56,7 +63,7 @@ def test_queue_run_against_a_1_5_gb_answer_stays_under_300_mb(hostile_node, isol
     assert main(["queue", "add", str(config), "--output", str(tmp_path / "out")]) == 0
     env = {**os.environ, "STABLENEW_HOME": str(isolated_home)}
     code, peak_mb, out = run_measured(
-        [sys.executable, "-m", "stablenew", "queue", "run", "--node", hostile_node, "--until-empty"], env)
+        ["queue", "run", "--node", hostile_node, "--until-empty"], env)
     print(f"RESULT queue_run_peak_rss_mb={peak_mb:.0f}")
     assert code == 1 and "FAILED" in out and "much larger answer" in out, out
     assert peak_mb < LIMIT_MB, f"peak RSS {peak_mb:.0f} MB"
