@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from PySide6.QtCore import Qt
 
@@ -38,7 +40,11 @@ def setup(qtbot, qloop):
     controller.start()
     qtbot.waitUntil(lambda: panel.presets.count() >= 3, timeout=WAIT_MS)
     yield panel, controller, cards, paths
-    controller._poll_timer.stop()
+    # As the app does at exit: its background work ends before the event loop goes, so no
+    # thread finishes into a loop that is already torn down.
+    closing = asyncio.ensure_future(controller.aclose())
+    qtbot.waitUntil(closing.done, timeout=WAIT_MS)
+    closing.result()
 
 
 def names(widget) -> list[str]:
