@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 class FakeProcess:
     """A fake SD server in its own process: its URL, and a way to kill it as a node dies."""
 
-    def __init__(self, step_ms: float, flavor: str = "a1111") -> None:
+    def __init__(self, step_ms: float, flavor: str = "a1111", port: int = 0) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.sdwebui", "--port", "0", "--step-ms", str(step_ms),
+            [sys.executable, "-m", "tests.fakes.sdwebui", "--port", str(port), "--step-ms", str(step_ms),
              "--flavor", flavor],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
@@ -65,8 +65,10 @@ class FakeProcess:
 def fake_process() -> Iterator[Callable[..., FakeProcess]]:
     started: list[FakeProcess] = []
 
-    def start(step_ms: float = 10.0, flavor: str = "a1111") -> FakeProcess:
-        fake = FakeProcess(step_ms, flavor)
+    def start(step_ms: float = 10.0, flavor: str = "a1111", port: int = 0) -> FakeProcess:
+        """A fake server; *port* 0 picks a free one (a fixed one: a server started later at an
+        address the settings already name)."""
+        fake = FakeProcess(step_ms, flavor, port)
         started.append(fake)
         return fake
 
