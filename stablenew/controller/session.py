@@ -23,6 +23,8 @@ log = logging.getLogger("stablenew.controller")
 ROOMS = ("library", "randomizer", "learning", "queue", "nodes")
 #: How often the nodes of an idle cluster are checked (a running queue's dispatcher checks its own).
 NODE_CHECK_MS = 30_000
+#: How often a window looks again whether another StableNew still works on the queue it left.
+TAKE_OVER_MS = 2_000
 
 
 class Session(QObject):
@@ -68,6 +70,7 @@ class Session(QObject):
         # Work was left in the queue but the server did not answer at open: it resumes as soon
         # as the server connects (Try again, or Settings), not with an error of its own.
         self._resume_when_connected = False
+        self._other_runner_said = False  # "another StableNew works on the queue" was said
         self.server.state_changed.connect(self._server_state_changed)
         self._node_checks = QTimer(self)
         self._node_checks.setInterval(NODE_CHECK_MS)
@@ -196,10 +199,16 @@ class Session(QObject):
         if await asyncio.to_thread(RunnerLock.held, store.path):
             # `stablenew queue run` (or a window finishing in the background) works on it:
             # the queue panel follows its progress; this window must not fight it for the queue.
-            log.info("queue: another StableNew works through the queue; not starting a runner")
-            self.pipeline.message_changed.emit(
-                "Another StableNew (a window finishing in the background, or `stablenew queue "
-                "run`) is working through the queue; the Queue tab follows its progress.")
+            # Looked at again shortly: if that one ends (or is killed) with work left, this
+            # window takes the queue over.
+            if not self._other_runner_said:
+                self._other_runner_said = True
+                log.info("queue: another StableNew works through the queue; not starting a runner")
+                self.pipeline.message_changed.emit(
+                    "Another StableNew (a window finishing in the background, or `stablenew "
+                    "queue run`) is working through the queue; the Queue tab follows its "
+                    "progress, and this window takes over if it stops.")
+            QTimer.singleShot(TAKE_OVER_MS, self, self._resume_queue)
             return
         if queue.running or self._closing:
             return
