@@ -127,16 +127,27 @@ class Journey:
         self.window = window
         return window
 
-    def close(self) -> None:
-        """The user closes the window: its close event, then the shutdown `run_app` awaits."""
+    def close(self, answer: str = "stop") -> None:
+        """The user closes the window: its close event, then the shutdown `run_app` awaits.
+
+        When queued work runs the window asks first; *answer* is the button the user clicks
+        ("stop": stop and resume next time, as a close always did; "finish": finish in the
+        background, then the window's `closed` once the queue is empty).
+        """
+        from PySide6.QtCore import Qt
+
         window, self.window = self.window, None
         if window is None:
             return
-        window.close()
+        with self.qtbot.waitSignal(window.closed, timeout=120000 if answer == "finish" else 5000):
+            window.close()
+            if window.close_question is not None:
+                self.qtbot.mouseClick(window.close_question_button(answer),
+                                      Qt.MouseButton.LeftButton)
         shutdown_window(window)
 
-    def restart(self, **kwargs: Any) -> Any:
-        self.close()
+    def restart(self, answer: str = "stop", **kwargs: Any) -> Any:
+        self.close(answer)
         return self.open(**kwargs)
 
     def shutdown_all(self) -> None:
