@@ -24,6 +24,8 @@ log = logging.getLogger("stablenew.controller")
 ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog")
 #: How often the nodes of an idle cluster are checked (a running queue's dispatcher checks its own).
 NODE_CHECK_MS = 30_000
+#: How often a window looks again whether another StableNew still works on the queue it left.
+TAKE_OVER_MS = 2_000
 
 
 class Session(QObject):
@@ -77,6 +79,11 @@ class Session(QObject):
         # The runner was started by a Run, not by Add to queue: it stops when the Run leaves
         # the queue empty (so `stablenew queue run` in a terminal may take the queue again).
         self._queue_for_run_only = False
+        # Work was left in the queue but the server did not answer at open: it resumes as soon
+        # as the server connects (Try again, or Settings), not with an error of its own.
+        self._resume_when_connected = False
+        self._other_runner_said = False  # "another StableNew works on the queue" was said
+        self.server.state_changed.connect(self._server_state_changed)
         self._node_checks = QTimer(self)
         self._node_checks.setInterval(NODE_CHECK_MS)
         self._node_checks.timeout.connect(self._check_nodes)
@@ -233,19 +240,40 @@ class Session(QObject):
         if await asyncio.to_thread(RunnerLock.held, store.path):
             # `stablenew queue run` (or a window finishing in the background) works on it:
             # the queue panel follows its progress; this window must not fight it for the queue.
-            log.info("queue: another StableNew works through the queue; not starting a runner")
-            self.pipeline.message_changed.emit(
-                "Another StableNew (a window finishing in the background, or `stablenew queue "
-                "run`) is working through the queue; the Queue tab follows its progress.")
+            # Looked at again shortly: if that one ends (or is killed) with work left, this
+            # window takes the queue over.
+            if not self._other_runner_said:
+                self._other_runner_said = True
+                log.info("queue: another StableNew works through the queue; not starting a runner")
+                self.pipeline.message_changed.emit(
+                    "Another StableNew (a window finishing in the background, or `stablenew "
+                    "queue run`) is working through the queue; the Queue tab follows its "
+                    "progress, and this window takes over if it stops.")
+            QTimer.singleShot(TAKE_OVER_MS, self, self._resume_queue)
             return
         if queue.running or self._closing:
             return
+        if not self.cluster_enabled:
+            try:
+                await self.server.ensure_backend()
+            except Exception as exc:  # the server's own banner says it does not answer
+                log.info("queue: work is left but the server does not answer (%s); it resumes "
+                         "once the server connects", exc)
+                self._resume_when_connected = True
+                # Said where the queue is shown: its work waits, it is not lost or stuck.
+                queue.node_problem.emit(f"The server at {self.server.url} does not answer yet.")
+                return
         # Images a crash or a close left at a node go back to waiting as the runner starts
         # (its recovery), and run at once; a paused queue stays paused and only recovers.
         log.info("queue: resuming the work left by the last session%s",
                  " (paused)" if queue.paused else "")
         self._queue_for_run_only = False
         await self._start_queue()
+
+    def _server_state_changed(self, state: str) -> None:
+        if state == "connected" and self._resume_when_connected:
+            self._resume_when_connected = False
+            self._resume_queue()
 
     def _queue_running_changed(self, running: bool) -> None:
         if running:

@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 class FakeProcess:
     """A fake SD server in its own process: its URL, and a way to kill it as a node dies."""
 
-    def __init__(self, step_ms: float, flavor: str = "a1111") -> None:
+    def __init__(self, step_ms: float, flavor: str = "a1111", port: int = 0) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.sdwebui", "--port", "0", "--step-ms", str(step_ms),
+            [sys.executable, "-m", "tests.fakes.sdwebui", "--port", str(port), "--step-ms", str(step_ms),
              "--flavor", flavor],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
@@ -65,8 +65,10 @@ class FakeProcess:
 def fake_process() -> Iterator[Callable[..., FakeProcess]]:
     started: list[FakeProcess] = []
 
-    def start(step_ms: float = 10.0, flavor: str = "a1111") -> FakeProcess:
-        fake = FakeProcess(step_ms, flavor)
+    def start(step_ms: float = 10.0, flavor: str = "a1111", port: int = 0) -> FakeProcess:
+        """A fake server; *port* 0 picks a free one (a fixed one: a server started later at an
+        address the settings already name)."""
+        fake = FakeProcess(step_ms, flavor, port)
         started.append(fake)
         return fake
 
@@ -125,16 +127,27 @@ class Journey:
         self.window = window
         return window
 
-    def close(self) -> None:
-        """The user closes the window: its close event, then the shutdown `run_app` awaits."""
+    def close(self, answer: str = "stop") -> None:
+        """The user closes the window: its close event, then the shutdown `run_app` awaits.
+
+        When queued work runs the window asks first; *answer* is the button the user clicks
+        ("stop": stop and resume next time, as a close always did; "finish": finish in the
+        background, then the window's `closed` once the queue is empty).
+        """
+        from PySide6.QtCore import Qt
+
         window, self.window = self.window, None
         if window is None:
             return
-        window.close()
+        with self.qtbot.waitSignal(window.closed, timeout=120000 if answer == "finish" else 5000):
+            window.close()
+            if window.close_question is not None:
+                self.qtbot.mouseClick(window.close_question_button(answer),
+                                      Qt.MouseButton.LeftButton)
         shutdown_window(window)
 
-    def restart(self, **kwargs: Any) -> Any:
-        self.close()
+    def restart(self, answer: str = "stop", **kwargs: Any) -> Any:
+        self.close(answer)
         return self.open(**kwargs)
 
     def shutdown_all(self) -> None:

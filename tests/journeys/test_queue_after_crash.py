@@ -59,3 +59,27 @@ def test_three_queued_jobs_survive_a_sigkill(qtbot, journey, fake_process, spawn
     qtbot.waitUntil(lambda: bar.state_label.text() == "" and not bar.stop_button.isEnabled(),
                     timeout=5000)
     assert fake.proc.poll() is None
+
+
+def test_a_window_opened_while_another_works_the_queue_takes_over_when_it_dies(
+        qtbot, journey, fake_process, spawn_app):
+    fake = fake_process(step_ms=60)
+    save_server(fake.url)
+    app = spawn_app([{"fill": {"txt2img.prompt": "a marble owl", "txt2img.steps": 8,
+                               "txt2img.batch_count": 8, "txt2img.width": 64,
+                               "txt2img.height": 64}},
+                     {"click": "queue_button"}, {"wait_queue_count": 1}])
+    app.wait_for_line("actions done", timeout=60)
+    wait_db(lambda s: s.get("done", 0) >= 1 and sum(s.values()) == 8, 60, "the first image")
+
+    # A second window (the user opened StableNew again): it does not fight the first one for
+    # the queue, and says so.
+    window = journey.open()
+    qtbot.waitUntil(lambda: "Another StableNew" in window.notice.message, timeout=10000)
+    assert not window.session.queue.running
+    app.kill()  # the first one dies mid-batch: this window finishes the work, once
+    qtbot.waitUntil(lambda: window.session.queue.running, timeout=10000)
+    qtbot.waitUntil(lambda: item_states().get("done", 0) == 8, timeout=60000)
+    outputs = [p for p in window.session.app.output_dir.rglob("*.png")
+               if p.parent.name != ".thumbnails"]
+    assert len(outputs) == 8, [p.name for p in outputs]
