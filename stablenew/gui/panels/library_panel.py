@@ -49,6 +49,8 @@ class LibraryPanel(QWidget):
         self.undo_button.setToolTip("Bring back what was just deleted")
         self.undo_button.clicked.connect(self.undo)
         self.undo_button.hide()
+        self.name_dialog: QInputDialog | None = None  # "Save current…" asking for a name
+        self.folder_dialog: QFileDialog | None = None  # "Folder…" asking for the packs folder
 
         self.presets = LibraryList(ItemKind.preset)
         self.profiles = LibraryList(ItemKind.profile)
@@ -109,7 +111,9 @@ class LibraryPanel(QWidget):
         for label, tip, slot in specs:
             button = QToolButton(text=label)
             button.setToolTip(tip)
-            button.clicked.connect(slot)
+            # clicked(bool) would hand its "checked" to a slot's first optional parameter (a
+            # preset name, a folder): every button calls its slot with no arguments.
+            button.clicked.connect(lambda _checked=False, s=slot: s())
             row.addWidget(button)
         row.addStretch(1)
         return row
@@ -270,11 +274,17 @@ class LibraryPanel(QWidget):
             self.controller.run_pack(key, max(0, self.prompts.currentRow()))
 
     def save_current(self, name: str | None = None) -> None:
-        if name is None:
-            name, ok = QInputDialog.getText(self, "Save preset", "Name of the new preset:")
-            if not ok:
-                return
-        self.controller.save_current_as_preset(name)
+        """Save the cards as a new preset named *name*, asked for (without blocking) when not given."""
+        if name is not None:
+            self.controller.save_current_as_preset(name)
+            return
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Save preset")
+        dialog.setLabelText("Name of the new preset:")
+        dialog.textValueSelected.connect(self.controller.save_current_as_preset)
+        dialog.finished.connect(dialog.deleteLater)
+        self.name_dialog = dialog
+        dialog.open()
 
     def rename_selected(self, kind: ItemKind = ItemKind.preset, new_name: str | None = None) -> None:
         key = self._selected(kind)
@@ -364,8 +374,14 @@ class LibraryPanel(QWidget):
         self.controller.import_styles(path)
 
     def choose_packs_folder(self, folder: str | None = None) -> None:
-        if folder is None:
-            folder = QFileDialog.getExistingDirectory(self, "Packs folder", str(self.controller.packs_folder))
-            if not folder:
-                return
-        self.controller.set_packs_folder(folder)
+        """Read packs from *folder*, asked for (without blocking) when not given."""
+        if folder is not None:
+            self.controller.set_packs_folder(folder)
+            return
+        dialog = QFileDialog(self, "Packs folder", str(self.controller.packs_folder))
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly)
+        dialog.fileSelected.connect(self.controller.set_packs_folder)
+        dialog.finished.connect(dialog.deleteLater)
+        self.folder_dialog = dialog
+        dialog.open()
