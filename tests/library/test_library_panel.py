@@ -39,7 +39,7 @@ def setup(qtbot, qloop):
     controller.start()
     qtbot.waitUntil(lambda: panel.presets.count() >= 3, timeout=WAIT_MS)
     yield panel, controller, cards, paths
-    controller._poll_timer.stop()
+    controller.stop()
     # A file read still in its worker thread would call back into the loop after it closed.
     qtbot.waitUntil(lambda: not controller.tasks.busy, timeout=WAIT_MS)
 
@@ -216,7 +216,7 @@ def test_packs_folder_is_kept_in_settings_and_follows_them(qtbot, qloop, tmp_pat
     assert controller.packs_folder == paths.packs_dir
     qtbot.waitUntil(lambda: "cats" not in names(panel.packs), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: not app.tasks.busy, timeout=WAIT_MS)  # the last save is written
-    controller._poll_timer.stop()
+    controller.stop()
 
 
 def test_packs_folder_without_settings_holds_for_the_session(qtbot, setup, tmp_path):

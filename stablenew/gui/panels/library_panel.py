@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QPoint, Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from stablenew.controller.library_controller import ItemKind, LibraryController
+from stablenew.gui.panels.library_empty import EmptyLibraryNote
 from stablenew.gui.panels.library_list import LibraryList
 from stablenew.gui.widgets.notice import NoticeBanner
 
@@ -93,7 +95,8 @@ class LibraryPanel(QWidget):
         undo.activated.connect(self.undo)
 
         controller.presets_changed.connect(self._presets_changed)
-        controller.profiles_changed.connect(lambda: self.profiles.show_items(controller.profiles()))
+        controller.profiles_changed.connect(self._profiles_changed)
+        controller.folder_ready.connect(self._open_folder)
         controller.packs_changed.connect(self._packs_changed)
         controller.pack_prompts_changed.connect(self._show_prompts)
         controller.error_changed.connect(self.notice.show_error)
@@ -102,7 +105,7 @@ class LibraryPanel(QWidget):
         self.notice.show_error(controller.error)
         self._presets_changed()
         self._packs_changed()
-        self.profiles.show_items(controller.profiles())
+        self._profiles_changed()
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -141,7 +144,14 @@ class LibraryPanel(QWidget):
         tab = QWidget()
         layout = QVBoxLayout(tab)
         layout.setContentsMargins(0, 4, 0, 0)
-        layout.addWidget(self.profiles, 1)
+        self.profiles_empty = EmptyLibraryNote("", "New profile…")
+        self.profiles_empty.create_button.clicked.connect(lambda: self.edit_profile(new=True))
+        self.profiles_empty.open_button.clicked.connect(
+            lambda: self.controller.make_folder(ItemKind.profile))
+        self._profiles_stack = QStackedWidget()
+        self._profiles_stack.addWidget(self.profiles)
+        self._profiles_stack.addWidget(self.profiles_empty)
+        layout.addWidget(self._profiles_stack, 1)
         row = self._buttons(("Apply", "Fill the prompt with this profile and bias the randomizer",
                              lambda: self.apply_selected(ItemKind.profile)),
                             ("New…", "A new profile, starting from your current prompt",
@@ -158,7 +168,13 @@ class LibraryPanel(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.packs)
         split.addWidget(self.prompts)
-        layout.addWidget(split, 1)
+        self.packs_empty = EmptyLibraryNote("", "Create a pack…")
+        self.packs_empty.create_button.clicked.connect(lambda: self.create_pack())
+        self.packs_empty.open_button.clicked.connect(lambda: self.controller.make_folder(ItemKind.pack))
+        self._packs_stack = QStackedWidget()
+        self._packs_stack.addWidget(split)
+        self._packs_stack.addWidget(self.packs_empty)
+        layout.addWidget(self._packs_stack, 1)
         preset_row = QHBoxLayout()
         preset_row.addWidget(QLabel("Default preset"))
         preset_row.addWidget(self.default_preset, 1)
@@ -210,6 +226,26 @@ class LibraryPanel(QWidget):
 
     # --- controller → view --------------------------------------------------------------------
 
+    def _show_empty_notes(self) -> None:
+        """An empty Packs or Profiles tab says what it is for, instead of showing a blank list."""
+        controller = self.controller
+        packs, profiles = controller.folder_of(ItemKind.pack), controller.folder_of(ItemKind.profile)
+        self.packs_empty.set_text(
+            "A prompt pack is a list of prompts you run together, each with the settings of the "
+            "cards: a .txt file with one prompt per line (a line starting with negative: is the "
+            "negative prompt of the prompt above it), or a .yaml file. "
+            f"StableNew reads them from {packs}. Create one from your prompt here, or put pack "
+            "files in that folder: they appear at once.")
+        self.profiles_empty.set_text(
+            "A profile is a subject you come back to — a character, a setting, a style — that "
+            "fills in your prompt and steers the variants towards the wildcard values it "
+            f"prefers. Make one from your current prompt, or put profile files in {profiles}.")
+        self._packs_stack.setCurrentIndex(0 if controller.has_any(ItemKind.pack) else 1)
+        self._profiles_stack.setCurrentIndex(0 if controller.has_any(ItemKind.profile) else 1)
+
+    def _open_folder(self, folder: str) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+
     def _presets_changed(self) -> None:
         self.presets.show_items(self.controller.presets())
         self._fill_default_presets()
@@ -217,6 +253,11 @@ class LibraryPanel(QWidget):
     def _packs_changed(self) -> None:
         self.packs.show_items(self.controller.packs())
         self._fill_default_presets()
+        self._show_empty_notes()
+
+    def _profiles_changed(self) -> None:
+        self.profiles.show_items(self.controller.profiles())
+        self._show_empty_notes()
 
     def _fill_default_presets(self) -> None:
         key = self.packs.current_key()
@@ -282,6 +323,19 @@ class LibraryPanel(QWidget):
         dialog.setWindowTitle("Save preset")
         dialog.setLabelText("Name of the new preset:")
         dialog.textValueSelected.connect(self.controller.save_current_as_preset)
+        dialog.finished.connect(dialog.deleteLater)
+        self.name_dialog = dialog
+        dialog.open()
+
+    def create_pack(self, name: str | None = None) -> None:
+        """A new pack named *name* in the packs folder, asked for (without blocking) when not given."""
+        if name is not None:
+            self.controller.create_pack(name)
+            return
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("New prompt pack")
+        dialog.setLabelText("Name of the new pack:")
+        dialog.textValueSelected.connect(self.controller.create_pack)
         dialog.finished.connect(dialog.deleteLater)
         self.name_dialog = dialog
         dialog.open()
