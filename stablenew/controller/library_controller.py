@@ -18,14 +18,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from stablenew.controller.app_controller import AppController
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.config import PipelineConfig
+from stablenew.pipeline.library_folder import file_stem
 from stablenew.pipeline.presets import (
     LibraryEntry,
+    LibraryError,
     LibraryFolder,
     Preset,
     PresetStore,
@@ -42,11 +44,16 @@ from stablenew.randomizer.packs import (
     plan_pack,
 )
 from stablenew.randomizer.profiles import ProfileStore, RandomizerBias, profile_form, profile_from_form
+from stablenew.storage.atomic import atomic_write_text
 from stablenew.storage.settings import AppSettings
 
 log = logging.getLogger("stablenew.controller.library")
 
 PACK_POLL_MS = 2000
+#: Changes on disk come in bursts (an editor's save, a copy of many files): read once they settle.
+WATCH_DELAY_MS = 200
+#: Files watched one by one (for editors that write in place); a folder is always watched.
+MAX_WATCHED_FILES = 500
 
 
 class ItemKind(StrEnum):
@@ -119,6 +126,7 @@ class LibraryController(QObject):
     bias_changed = Signal(object)  # RandomizerBias of the applied profile (empty: none)
     error_changed = Signal(object)  # ErrorInfo | None
     message_changed = Signal(str)  # plain confirmation ("Saved preset 'Night' …")
+    folder_ready = Signal(str)  # a folder asked for by `make_folder`, made if it was missing
     undo_changed = Signal(str)  # text of what undo would bring back ("" when nothing)
     busy_changed = Signal(bool)
 
@@ -153,6 +161,16 @@ class LibraryController(QObject):
         self._poll_timer.setInterval(poll_ms)
         self._poll_timer.timeout.connect(self.poll_packs)
         self._polling = False
+        # The folders are watched, so a file added, edited or broken in another program shows
+        # at once; the packs poll above stays for disks that send no notifications.
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.directoryChanged.connect(self._disk_changed)
+        self._watcher.fileChanged.connect(self._disk_changed)
+        self._watch_timer = QTimer(self)
+        self._watch_timer.setSingleShot(True)
+        self._watch_timer.setInterval(WATCH_DELAY_MS)
+        self._watch_timer.timeout.connect(self._check_disk)
+        self._signatures: dict[ItemKind, Any] = {}
         if self._app is not None:
             self._app.settings_changed.connect(self._settings_changed)
 
@@ -163,9 +181,10 @@ class LibraryController(QObject):
         self._config_provider = provider
 
     def start(self) -> None:
-        """First read of every list, then watch the packs folder for changes."""
+        """First read of every list, then watch the folders for changes."""
         self.refresh()
         self._poll_timer.start()
+        self._spawn(self._watch(), "library-watch")
         self._spawn(self._tidy_trash(), "library-trash")
 
     async def _tidy_trash(self) -> None:
@@ -201,6 +220,49 @@ class LibraryController(QObject):
 
     def packs(self) -> list[LibraryItem]:
         return [i for i in (_pack_item(e) for e in self._pack_entries) if i.matches(self._filter)]
+
+    def has_any(self, kind: ItemKind) -> bool:
+        """The folder holds at least one of *kind* (whatever the search filter shows)."""
+        entries = {ItemKind.preset: self._preset_entries, ItemKind.profile: self._profile_entries,
+                   ItemKind.pack: self._pack_entries}[kind]
+        return bool(entries)
+
+    def folder_of(self, kind: ItemKind) -> Path:
+        return {ItemKind.preset: self._presets.user_dir, ItemKind.profile: self._profiles.user_dir,
+                ItemKind.pack: self._packs.folder}[kind]
+
+    def make_folder(self, kind: ItemKind | str) -> None:
+        """Make the folder of *kind* if it is missing (off the Qt thread), then `folder_ready`."""
+        folder = self.folder_of(ItemKind(kind))
+
+        async def make() -> None:
+            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+            self.folder_ready.emit(str(folder))
+            await self._watch()  # a folder that was missing is watched itself from now on
+        self._spawn(make(), "library-folder")
+
+    def create_pack(self, name: str) -> None:
+        """A new .txt pack named *name* in the packs folder, starting with the current prompt
+        (or an example) and a comment on how to write more; refused if the name is taken."""
+        name = " ".join(str(name).split())
+        if not name:
+            self._set_error(ErrorInfo("A pack needs a name.", source="Library"))
+            return
+        target = self._packs.folder / f"{file_stem(name)}.txt"
+        prompt = " ".join(self._config_provider().txt2img.prompt.split()) or \
+            "a lighthouse on a cliff at dusk, {oil painting|watercolor}"
+        text = (f"# {name}\n# One prompt per line; a line starting with 'negative:' is the negative "
+                f"prompt of the prompt above it.\n# {{a|b}} and __wildcard__ work as in the "
+                f"Variants tab.\n{prompt}\n")
+
+        def write() -> None:
+            if target.exists():
+                raise LibraryError(f"There is already a pack file called {target.name}. Choose "
+                                   "another name.", detail=str(target))
+            atomic_write_text(target, text)
+        self._spawn(self._write(ItemKind.pack, write,
+                                f"Created pack '{target.stem}' in {target.parent}. Add one prompt "
+                                "per line to it in any text editor."), "library-new-pack")
 
     def preset_names(self) -> list[str]:
         return [e.name for e in self._preset_entries if not e.broken]
@@ -249,12 +311,60 @@ class LibraryController(QObject):
             self.packs_changed.emit()
             if self._selected_pack:
                 self._emit_pack_prompts()
-        elif kind is ItemKind.preset:
-            self._preset_entries = await asyncio.to_thread(self._presets.entries)
-            self.presets_changed.emit()
         else:
-            self._profile_entries = await asyncio.to_thread(self._profiles.entries)
-            self.profiles_changed.emit()
+            store = self._store(kind)
+            entries, self._signatures[kind] = await asyncio.to_thread(
+                lambda: (store.entries(), store.signature()))
+            if kind is ItemKind.preset:
+                self._preset_entries = entries
+                self.presets_changed.emit()
+            else:
+                self._profile_entries = entries
+                self.profiles_changed.emit()
+
+    # --- watching the folders -----------------------------------------------------------------
+
+    def _folders(self) -> list[Path]:
+        return [self._presets.user_dir, self._profiles.user_dir, self._packs.folder]
+
+    async def _watch(self) -> None:
+        """Watch each folder and its files; a folder not made yet is watched through the nearest
+        one that exists, so its creation is seen too."""
+        wanted = await asyncio.to_thread(_watch_paths, self._folders())
+        current = set(self._watcher.directories()) | set(self._watcher.files())
+        gone = [p for p in current if p not in wanted]
+        new = [p for p in wanted if p not in current]
+        if gone:
+            self._watcher.removePaths(gone)
+        if new:
+            self._watcher.addPaths(new)
+
+    def _disk_changed(self, _path: str) -> None:
+        self._watch_timer.start()
+
+    def _check_disk(self) -> None:
+        self._spawn(self._reread_changed(), "library-disk")
+
+    async def _reread_changed(self) -> None:
+        """Read again what changed on disk; a file that is broken now is said at once."""
+        stores = {kind: self._store(kind) for kind in (ItemKind.preset, ItemKind.profile)}
+        signatures = await asyncio.to_thread(
+            lambda: {kind: store.signature() for kind, store in stores.items()})
+        for kind, signature in signatures.items():
+            if signature != self._signatures.get(kind):
+                broken = {e.key for e in self._entries(kind) if e.broken}
+                await self._reload(kind)
+                self._say_newly_broken(kind, broken)
+        self.poll_packs()
+        await self._watch()  # new files and folders are watched from now on
+
+    def _say_newly_broken(self, kind: ItemKind, before: set[str]) -> None:
+        fresh = [e for e in self._entries(kind) if e.broken and e.key not in before]
+        if fresh:
+            entry = fresh[0]
+            more = f" ({len(fresh) - 1} more)" if len(fresh) > 1 else ""
+            self.message_changed.emit(f"The {kind.value} file {entry.path.name} cannot be used{more}: "
+                                      f"{entry.error}")
 
     def poll_packs(self) -> None:
         """Look for changes in the packs folder (the timer calls this; cheap when nothing changed)."""
@@ -291,6 +401,7 @@ class LibraryController(QObject):
         self._packs = PackLibrary(folder)
         self._selected_pack = ""
         self._spawn(self._show_packs_folder(folder), "library-packs-folder")
+        self._spawn(self._watch(), "library-watch")
 
     async def _show_packs_folder(self, folder: Path) -> None:
         await self._reload(ItemKind.pack)
@@ -606,12 +717,44 @@ class LibraryController(QObject):
         self._spawn(self._write(ItemKind.pack, lambda: self._packs.set_default_preset(entry, name),
                                 message), "library-pack-preset")
 
-    async def aclose(self) -> None:
+    def stop(self) -> None:
+        """Stop following the disk (the poll and the folder watch)."""
         self._poll_timer.stop()
+        self._watch_timer.stop()
+        self._watcher.blockSignals(True)
+
+    async def aclose(self) -> None:
+        self.stop()
         await self.tasks.wait_idle(timeout=5)
 
     async def wait_idle(self, timeout: float = 5.0) -> None:
         await self.tasks.wait_idle(timeout=timeout)
+
+
+def _watch_paths(folders: list[Path]) -> set[str]:
+    """The folders to watch (or their nearest existing parent) and the files in them."""
+    paths: set[str] = set()
+    files = 0
+    for folder in folders:
+        target = folder
+        while not target.is_dir() and target.parent != target:
+            target = target.parent
+        paths.add(str(target))
+        if target != folder:
+            continue
+        try:
+            children = sorted(folder.iterdir())
+        except OSError:
+            continue
+        for child in children:
+            if child.name.startswith("."):
+                continue  # our lock file and trash change with every save: not the user's
+            if child.is_dir():
+                paths.add(str(child))  # a folder pack
+            elif files < MAX_WATCHED_FILES:
+                paths.add(str(child))
+                files += 1
+    return paths
 
 
 class _Gone(Exception):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLineEdit
 
 from stablenew.controller.library_controller import ItemKind, LibraryController
 from stablenew.gui.panels.library_panel import LibraryPanel
@@ -40,11 +39,9 @@ def setup(qtbot, qloop):
     controller.start()
     qtbot.waitUntil(lambda: panel.presets.count() >= 3, timeout=WAIT_MS)
     yield panel, controller, cards, paths
-    # As the app does at exit: its background work ends before the event loop goes, so no
-    # thread finishes into a loop that is already torn down.
-    closing = asyncio.ensure_future(controller.aclose())
-    qtbot.waitUntil(closing.done, timeout=WAIT_MS)
-    closing.result()
+    controller.stop()
+    # A file read still in its worker thread would call back into the loop after it closed.
+    qtbot.waitUntil(lambda: not controller.tasks.busy, timeout=WAIT_MS)
 
 
 def names(widget) -> list[str]:
@@ -219,7 +216,7 @@ def test_packs_folder_is_kept_in_settings_and_follows_them(qtbot, qloop, tmp_pat
     assert controller.packs_folder == paths.packs_dir
     qtbot.waitUntil(lambda: "cats" not in names(panel.packs), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: not app.tasks.busy, timeout=WAIT_MS)  # the last save is written
-    controller._poll_timer.stop()
+    controller.stop()
 
 
 def test_packs_folder_without_settings_holds_for_the_session(qtbot, setup, tmp_path):
@@ -355,3 +352,42 @@ def test_import_a1111_styles_as_presets_and_apply_one(qtbot, setup):
         "cinematic still of a lighthouse, shallow depth of field, film grain")
     assert cards.loaded[-1].txt2img.negative_prompt == "cartoon, painting"
     assert cards.loaded[-1].txt2img.steps == 37  # a style preset changes only the prompts
+
+
+def button(panel, text: str):
+    from PySide6.QtWidgets import QToolButton
+
+    found = [b for b in panel.findChildren(QToolButton) if b.text() == text and b.isVisibleTo(panel)]
+    assert len(found) == 1, f"{text!r}: {[b.text() for b in panel.findChildren(QToolButton)]}"
+    return found[0]
+
+
+def test_save_current_asks_for_a_name_when_its_button_is_pressed(qtbot, setup):
+    """The button's clicked(bool) never reaches the slot as the name (issue 16 item 3)."""
+    panel, controller, _cards, _paths = setup
+    panel.show()
+    qtbot.mouseClick(button(panel, "Save current…"), Qt.MouseButton.LeftButton)
+    dialog = panel.name_dialog
+    qtbot.waitUntil(dialog.isVisible, timeout=WAIT_MS)
+    qtbot.keyClicks(dialog.findChild(QLineEdit), "From the button")
+    qtbot.keyClick(dialog.findChild(QLineEdit), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "From the button" in names(panel.presets), timeout=WAIT_MS)
+    assert controller.error is None and panel.notice.isHidden()
+
+
+def test_the_folder_button_asks_for_the_packs_folder(qtbot, setup, tmp_path):
+    panel, controller, _cards, _paths = setup
+    panel.show()
+    panel.tabs.setCurrentIndex(1)
+    other = tmp_path / "other packs"
+    other.mkdir()
+    (other / "owls.txt").write_text("an owl\n", encoding="utf-8")
+    qtbot.mouseClick(button(panel, "Folder…"), Qt.MouseButton.LeftButton)
+    dialog = panel.folder_dialog
+    qtbot.waitUntil(dialog.isVisible, timeout=WAIT_MS)
+    assert controller.packs_folder != other, "nothing chosen yet"
+    dialog.selectFile(str(other))
+    dialog.accept()  # the dialog's Choose
+    qtbot.waitUntil(lambda: names(panel.packs) == ["owls"], timeout=WAIT_MS)
+    assert controller.packs_folder == other and controller.error is None
+

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QPoint, Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from stablenew.controller.library_controller import ItemKind, LibraryController
+from stablenew.gui.panels.library_empty import EmptyLibraryNote
 from stablenew.gui.panels.library_list import LibraryList
 from stablenew.gui.widgets.notice import NoticeBanner
 
@@ -49,6 +51,8 @@ class LibraryPanel(QWidget):
         self.undo_button.setToolTip("Bring back what was just deleted")
         self.undo_button.clicked.connect(self.undo)
         self.undo_button.hide()
+        self.name_dialog: QInputDialog | None = None  # "Save current…" asking for a name
+        self.folder_dialog: QFileDialog | None = None  # "Folder…" asking for the packs folder
 
         self.presets = LibraryList(ItemKind.preset)
         self.profiles = LibraryList(ItemKind.profile)
@@ -91,7 +95,8 @@ class LibraryPanel(QWidget):
         undo.activated.connect(self.undo)
 
         controller.presets_changed.connect(self._presets_changed)
-        controller.profiles_changed.connect(lambda: self.profiles.show_items(controller.profiles()))
+        controller.profiles_changed.connect(self._profiles_changed)
+        controller.folder_ready.connect(self._open_folder)
         controller.packs_changed.connect(self._packs_changed)
         controller.pack_prompts_changed.connect(self._show_prompts)
         controller.error_changed.connect(self.notice.show_error)
@@ -100,7 +105,7 @@ class LibraryPanel(QWidget):
         self.notice.show_error(controller.error)
         self._presets_changed()
         self._packs_changed()
-        self.profiles.show_items(controller.profiles())
+        self._profiles_changed()
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -109,7 +114,9 @@ class LibraryPanel(QWidget):
         for label, tip, slot in specs:
             button = QToolButton(text=label)
             button.setToolTip(tip)
-            button.clicked.connect(slot)
+            # clicked(bool) would hand its "checked" to a slot's first optional parameter (a
+            # preset name, a folder): every button calls its slot with no arguments.
+            button.clicked.connect(lambda _checked=False, s=slot: s())
             row.addWidget(button)
         row.addStretch(1)
         return row
@@ -137,7 +144,14 @@ class LibraryPanel(QWidget):
         tab = QWidget()
         layout = QVBoxLayout(tab)
         layout.setContentsMargins(0, 4, 0, 0)
-        layout.addWidget(self.profiles, 1)
+        self.profiles_empty = EmptyLibraryNote("", "New profile…")
+        self.profiles_empty.create_button.clicked.connect(lambda: self.edit_profile(new=True))
+        self.profiles_empty.open_button.clicked.connect(
+            lambda: self.controller.make_folder(ItemKind.profile))
+        self._profiles_stack = QStackedWidget()
+        self._profiles_stack.addWidget(self.profiles)
+        self._profiles_stack.addWidget(self.profiles_empty)
+        layout.addWidget(self._profiles_stack, 1)
         row = self._buttons(("Apply", "Fill the prompt with this profile and bias the randomizer",
                              lambda: self.apply_selected(ItemKind.profile)),
                             ("New…", "A new profile, starting from your current prompt",
@@ -154,7 +168,13 @@ class LibraryPanel(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.packs)
         split.addWidget(self.prompts)
-        layout.addWidget(split, 1)
+        self.packs_empty = EmptyLibraryNote("", "Create a pack…")
+        self.packs_empty.create_button.clicked.connect(lambda: self.create_pack())
+        self.packs_empty.open_button.clicked.connect(lambda: self.controller.make_folder(ItemKind.pack))
+        self._packs_stack = QStackedWidget()
+        self._packs_stack.addWidget(split)
+        self._packs_stack.addWidget(self.packs_empty)
+        layout.addWidget(self._packs_stack, 1)
         preset_row = QHBoxLayout()
         preset_row.addWidget(QLabel("Default preset"))
         preset_row.addWidget(self.default_preset, 1)
@@ -206,6 +226,26 @@ class LibraryPanel(QWidget):
 
     # --- controller → view --------------------------------------------------------------------
 
+    def _show_empty_notes(self) -> None:
+        """An empty Packs or Profiles tab says what it is for, instead of showing a blank list."""
+        controller = self.controller
+        packs, profiles = controller.folder_of(ItemKind.pack), controller.folder_of(ItemKind.profile)
+        self.packs_empty.set_text(
+            "A prompt pack is a list of prompts you run together, each with the settings of the "
+            "cards: a .txt file with one prompt per line (a line starting with negative: is the "
+            "negative prompt of the prompt above it), or a .yaml file. "
+            f"StableNew reads them from {packs}. Create one from your prompt here, or put pack "
+            "files in that folder: they appear at once.")
+        self.profiles_empty.set_text(
+            "A profile is a subject you come back to — a character, a setting, a style — that "
+            "fills in your prompt and steers the variants towards the wildcard values it "
+            f"prefers. Make one from your current prompt, or put profile files in {profiles}.")
+        self._packs_stack.setCurrentIndex(0 if controller.has_any(ItemKind.pack) else 1)
+        self._profiles_stack.setCurrentIndex(0 if controller.has_any(ItemKind.profile) else 1)
+
+    def _open_folder(self, folder: str) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(folder))
+
     def _presets_changed(self) -> None:
         self.presets.show_items(self.controller.presets())
         self._fill_default_presets()
@@ -213,6 +253,11 @@ class LibraryPanel(QWidget):
     def _packs_changed(self) -> None:
         self.packs.show_items(self.controller.packs())
         self._fill_default_presets()
+        self._show_empty_notes()
+
+    def _profiles_changed(self) -> None:
+        self.profiles.show_items(self.controller.profiles())
+        self._show_empty_notes()
 
     def _fill_default_presets(self) -> None:
         key = self.packs.current_key()
@@ -270,11 +315,30 @@ class LibraryPanel(QWidget):
             self.controller.run_pack(key, max(0, self.prompts.currentRow()))
 
     def save_current(self, name: str | None = None) -> None:
-        if name is None:
-            name, ok = QInputDialog.getText(self, "Save preset", "Name of the new preset:")
-            if not ok:
-                return
-        self.controller.save_current_as_preset(name)
+        """Save the cards as a new preset named *name*, asked for (without blocking) when not given."""
+        if name is not None:
+            self.controller.save_current_as_preset(name)
+            return
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("Save preset")
+        dialog.setLabelText("Name of the new preset:")
+        dialog.textValueSelected.connect(self.controller.save_current_as_preset)
+        dialog.finished.connect(dialog.deleteLater)
+        self.name_dialog = dialog
+        dialog.open()
+
+    def create_pack(self, name: str | None = None) -> None:
+        """A new pack named *name* in the packs folder, asked for (without blocking) when not given."""
+        if name is not None:
+            self.controller.create_pack(name)
+            return
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle("New prompt pack")
+        dialog.setLabelText("Name of the new pack:")
+        dialog.textValueSelected.connect(self.controller.create_pack)
+        dialog.finished.connect(dialog.deleteLater)
+        self.name_dialog = dialog
+        dialog.open()
 
     def rename_selected(self, kind: ItemKind = ItemKind.preset, new_name: str | None = None) -> None:
         key = self._selected(kind)
@@ -364,8 +428,14 @@ class LibraryPanel(QWidget):
         self.controller.import_styles(path)
 
     def choose_packs_folder(self, folder: str | None = None) -> None:
-        if folder is None:
-            folder = QFileDialog.getExistingDirectory(self, "Packs folder", str(self.controller.packs_folder))
-            if not folder:
-                return
-        self.controller.set_packs_folder(folder)
+        """Read packs from *folder*, asked for (without blocking) when not given."""
+        if folder is not None:
+            self.controller.set_packs_folder(folder)
+            return
+        dialog = QFileDialog(self, "Packs folder", str(self.controller.packs_folder))
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly)
+        dialog.fileSelected.connect(self.controller.set_packs_folder)
+        dialog.finished.connect(dialog.deleteLater)
+        self.folder_dialog = dialog
+        dialog.open()

@@ -97,7 +97,7 @@ class NoticeBanner(QFrame):
         for label, callback in actions:
             button = QPushButton(label)
             button.setObjectName("NoticeAction")
-            button.clicked.connect(callback)
+            button.clicked.connect(lambda _checked=False, c=callback: c())  # never c(checked)
             self._actions.addWidget(button)
         self.style().unpolish(self)
         self.style().polish(self)
