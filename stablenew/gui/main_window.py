@@ -120,6 +120,7 @@ class MainWindow(QMainWindow):
         self.commands.stop_requested.connect(self._stop)
         self.commands.queue_requested.connect(self.add_to_queue)
         self.commands.prompt_editor_requested.connect(self.open_prompt_editor)
+        self.prompt_overlay.run_requested.connect(self.run)
         self.commands.settings_requested.connect(self.open_settings)
         self.status.error_clicked.connect(self._show_last_error)
         self.notice.changed.connect(self._sync_status_error)
