@@ -5,6 +5,11 @@ from __future__ import annotations
 import re
 
 
+def count_of(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 image', '2 images', '0 images': the number with its noun in the right form."""
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def eta_in_words(seconds: float | None) -> str:
     """A human ETA: rounded so it does not flicker, never falsely precise."""
     if seconds is None or seconds != seconds or seconds < 0:

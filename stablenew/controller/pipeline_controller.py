@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.fields import FieldSpec, field_specs
+from stablenew.controller.format import count_of
 from stablenew.controller.images import decode_image
 from stablenew.controller.job_follow import JobFollower
 from stablenew.controller.run_progress import RunProgress, RunState
@@ -110,6 +111,8 @@ class _ShownRun:
     finished: int = 0  # images done, failed or cancelled
     failed: int = 0
     done_at: list[float] = field(default_factory=list)  # monotonic
+    #: Images in flight whose picture is already saved: the counter has moved past them.
+    saved: set[int] = field(default_factory=set)
     current: int | None = None  # the image the node works on (the first one in flight)
     current_since: float = 0.0
     first_error: str = ""
@@ -517,15 +520,16 @@ class PipelineController(QObject):
         seconds = time.monotonic() - shown.started
         stopped = self._token is not None and self._token.cancelled
         if stopped or (counts is not None and counts.cancelled):  # Stop, or the queue panel
-            status, message = RunStatus.cancelled, f"Stopped. {saved} image(s) kept."
+            status, message = RunStatus.cancelled, f"Stopped. {count_of(saved, 'image')} kept."
         elif saved >= total:
-            status, message = RunStatus.completed, f"{saved} images saved."
+            status, message = RunStatus.completed, f"{count_of(saved, 'image')} saved."
         elif saved == 0:
             status = RunStatus.failed
             message = f"No image was saved: {shown.first_error or 'no image could be made'}"
         else:
             status = RunStatus.partial
-            message = f"{saved} of {total} images saved; {total - saved} did not finish."
+            message = (f"{saved} of {count_of(total, 'image')} saved; {total - saved} did not "
+                       "finish.")
         if status is RunStatus.completed:
             self._progress = replace(p, overall_fraction=1.0)
         self.run_finished.emit(RunFinished(self._job_id or "", status, saved, failed, seconds,
@@ -608,6 +612,7 @@ class PipelineController(QObject):
         elif isinstance(event, ItemFinished):
             shown.fractions.pop(item, None)
             shown.etas.pop(item, None)
+            shown.saved.discard(item)
             if event.state in (ItemState.done, ItemState.failed, ItemState.cancelled):
                 shown.finished += 1
                 if event.state is ItemState.done:
@@ -629,6 +634,10 @@ class PipelineController(QObject):
                             steps=event.steps, stage_fraction=event.stage_fraction,
                             phase=event.phase, more_passes=event.more_passes)
         elif isinstance(event, ImageSaved):
+            # The image is in hand no more: the counter names the next one at once, not only
+            # when the queue's ItemFinished follows (a repaint in between showed "image 3 of 4"
+            # with 3 saved, at the last step of the image just saved).
+            shown.saved.add(item)
             record = event.record
             if record.image_index != item:  # the image's place in the Run, not in its item
                 record = replace(record, image_index=item)
@@ -643,7 +652,7 @@ class PipelineController(QObject):
             shown.first_error = shown.first_error or event.message
             p = replace(p, images_failed=p.images_failed + (1 if event.image_index is not None else 0))
         # RunFinished of one image is not the Run's end: `_finish_run` says that once.
-        current = min(shown.fractions) if shown.fractions else None
+        current = min((i for i in shown.fractions if i not in shown.saved), default=None)
         if current != shown.current:
             shown.current = current
             shown.current_since = time.monotonic()
@@ -652,6 +661,8 @@ class PipelineController(QObject):
                 p = replace(p, stage=stage.stage, stage_index=stage.index, stage_count=stage.count,
                             image_index=current, step=None, steps=None, stage_fraction=0.0,
                             phase="", more_passes=False)
+            else:  # between images: no step of the one just saved stays on show
+                p = replace(p, step=None, steps=None, phase="", more_passes=False)
         elif isinstance(event, StageStarted) and item == current:
             p = replace(p, stage=event.stage, stage_index=event.index, stage_count=event.count,
                         image_index=item, step=None, steps=None, stage_fraction=0.0,

@@ -258,6 +258,8 @@ class QueueModel(QAbstractItemModel):
             failed = f" · {c.failed} failed" if c.failed else ""
             return f"{c.done}/{c.total}{failed}"
         if column == 2:
+            if job.state is JobState.done and c.cancelled:
+                return "Stopped"  # some images made, the rest stopped: not "Done"
             return _JOB_STATE_WORDS[job.state]
         if column == 3:
             return ", ".join(job.nodes)

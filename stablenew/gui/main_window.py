@@ -28,7 +28,7 @@ from stablenew.gui.prompt_editor import PromptEditorOverlay
 from stablenew.gui.room_panels import PanelSlot, make_room_panel
 from stablenew.gui.run_status import RunStatusBar
 from stablenew.gui.viewer_panel import ViewerPanel
-from stablenew.gui.widgets.notice import NoticeBanner
+from stablenew.gui.widgets.notice import NoticeBanner, NoticeStack
 
 if TYPE_CHECKING:
     from stablenew.controller.session import Session
@@ -118,10 +118,10 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.commands)
-        layout.addWidget(self.server_notice)
-        layout.addWidget(self.notice)
         layout.addWidget(self.main_split, 1)
         self.setCentralWidget(central)
+        # Over the panels' bottom edge, outside the layout: a notice never pushes anything away.
+        self.notices = NoticeStack([self.server_notice, self.notice], self.main_split, central)
         self.prompt_overlay = PromptEditorOverlay(central)
 
         # --- views → window (each command goes on to a controller once bound) ---
@@ -129,11 +129,15 @@ class MainWindow(QMainWindow):
         self.commands.stop_requested.connect(self._stop)
         self.commands.queue_requested.connect(self.add_to_queue)
         self.commands.prompt_editor_requested.connect(self.open_prompt_editor)
+        self.prompt_overlay.run_requested.connect(self.run)
         self.commands.settings_requested.connect(self.open_settings)
         self.status.error_clicked.connect(self._show_last_error)
+        self.notice.changed.connect(self._sync_status_error)
+        self.server_notice.changed.connect(self._sync_status_error)
         self.commands.set_queue_available(False, "The queue opens in a moment.")
         self.status.set_node("Starting…", "connecting")
         self._last_error = None
+        self._errors: dict[str, Any] = {}  # each source's error now (run, gallery); cleared on success
         self._painted_once = False
         self._painted: asyncio.Future[None] | None = None
         self._start_pending = False
@@ -164,10 +168,10 @@ class MainWindow(QMainWindow):
         pipeline.run_state_changed.connect(self.commands.set_run_state)
         pipeline.progress_changed.connect(self._run_progress)
         pipeline.preview_changed.connect(self._preview)
-        pipeline.error_changed.connect(self._run_error)
+        pipeline.error_changed.connect(lambda info: self._error_changed("run", info))
         pipeline.message_changed.connect(self._info)
         pipeline.warning_raised.connect(self._warning)
-        gallery.error_changed.connect(self._run_error)
+        gallery.error_changed.connect(lambda info: self._error_changed("gallery", info))
         app.notice_changed.connect(self._app_notice)
         app.theme_changed.connect(self.apply_theme)
         pipeline.set_values_provider(self.pipeline_panel.values)
@@ -429,11 +433,34 @@ class MainWindow(QMainWindow):
             caption = "Latest result"
         self.viewer.show_preview(decoded, caption)
 
-    def _run_error(self, info) -> None:
-        if info is not None:
-            self._last_error = info
-            self.status.set_last_error(info)
+    def _error_changed(self, source: str, info) -> None:
+        """One error, one place: a banner says it; the status bar keeps it only once no banner
+        does, and both forget it when its source succeeds (info None)."""
+        old = self._errors.pop(source, None)
+        if info is None:
+            if old is not None and self._last_error is old:
+                self._last_error = next(iter(self._errors.values()), None)
+                if self.notice.message == old.message:
+                    self.notice.clear()
+            self._sync_status_error()
+            return
+        self._errors[source] = info
+        self._last_error = info
+        if not self._in_banner(info):
             self.notice.show_error(info)
+        self._sync_status_error()
+
+    def _in_banner(self, info) -> bool:
+        # The same first sentence is the same problem: a Run that finds no server says it in
+        # its own words after the server's banner has said it.
+        said = _first_sentence(info.message)
+        return any(not banner.isHidden() and _first_sentence(banner.message) == said
+                   for banner in (self.notice, self.server_notice))
+
+    def _sync_status_error(self) -> None:
+        # A banner closed or replaced: the status bar keeps the error; a click brings it back.
+        error = self._last_error
+        self.status.set_last_error(error if error is not None and not self._in_banner(error) else None)
 
     def _app_notice(self, info) -> None:
         if info is None:
@@ -442,6 +469,10 @@ class MainWindow(QMainWindow):
             self.notice.show_error(info)
 
     def _info(self, text: str) -> None:
+        if any(self.notice.message == e.message for e in self._errors.values()):
+            # A live error stays in view: the end-of-run lines after it ("… 1 failed", "No image
+            # was saved: <the error>") would only repeat it in weaker words.
+            return
         self.notice.show_notice(text, level="info")
 
     def _warning(self, text: str) -> None:
@@ -588,6 +619,10 @@ class MainWindow(QMainWindow):
     async def shutdown(self) -> None:
         if self.session is not None:
             await self.session.aclose()
+
+
+def _first_sentence(text: str) -> str:
+    return text.split(". ", 1)[0].strip().rstrip(".")
 
 
 def _dropped_image(mime) -> Path | None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 from stablenew.controller.format import prompt_stats
 
 
 class PromptEditorOverlay(QFrame):
-    """Covers its parent; Done (or Ctrl+Enter / Esc) writes the text back into the card field."""
+    """Covers its parent; Done writes the text back into the card field, Ctrl+Enter writes it
+    back and runs (`run_requested`), Esc and Cancel close it leaving the field as it was."""
+
+    run_requested = Signal()
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
@@ -29,10 +32,12 @@ class PromptEditorOverlay(QFrame):
         self.stats = QLabel()
         self.stats.setObjectName("MutedLabel")
         self.editor.textChanged.connect(self._update_stats)
-        done = QPushButton("Done")
+        done = self.done_button = QPushButton("Done")
         done.setObjectName("PrimaryButton")
+        done.setToolTip("Use this prompt (Ctrl+Enter uses it and runs)")
         done.clicked.connect(self.accept)
-        cancel = QPushButton("Cancel")
+        cancel = self.cancel_button = QPushButton("Cancel")
+        cancel.setToolTip("Close, leaving the prompt as it was (Esc)")
         cancel.clicked.connect(self.close_overlay)
         bottom = QHBoxLayout()
         bottom.addWidget(self.stats, 1)
@@ -46,12 +51,34 @@ class PromptEditorOverlay(QFrame):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(80, 50, 80, 50)
         outer.addWidget(panel)
-        for keys, slot in (("Ctrl+Return", self.accept), ("Ctrl+Enter", self.accept),
-                           ("Escape", self.close_overlay)):
-            shortcut = QShortcut(QKeySequence(keys), self)
-            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
+        # Keys, not shortcuts: the window's own Ctrl+Enter (Run) and Esc (Stop) are shortcuts
+        # too, and two shortcuts on one key are ambiguous, so neither fired.
+        self.editor.installEventFilter(self)
         self.hide()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
+        if watched is self.editor and event.type() in (QEvent.Type.ShortcutOverride,
+                                                       QEvent.Type.KeyPress):
+            action = self._key_action(event)  # type: ignore[arg-type]
+            if action is not None:
+                event.accept()  # ShortcutOverride: the key comes here, not to the window's shortcut
+                if event.type() == QEvent.Type.KeyPress:
+                    action()
+                return True
+        return super().eventFilter(watched, event)
+
+    def _key_action(self, event: QKeyEvent):
+        key, mods = event.key(), event.modifiers()
+        if key == Qt.Key.Key_Escape and not mods:
+            return self.close_overlay
+        control = mods & Qt.KeyboardModifier.ControlModifier and not mods & Qt.KeyboardModifier.ShiftModifier
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and control:
+            return self._accept_and_run
+        return None
+
+    def _accept_and_run(self) -> None:
+        self.accept()
+        self.run_requested.emit()
 
     def open_for(self, target: QPlainTextEdit, title: str) -> None:
         self._target = target

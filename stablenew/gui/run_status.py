@@ -2,8 +2,39 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy, QStatusBar, QWidget
+
+from stablenew.gui.widgets.elided_label import ElidedLabel
+
+
+class ElidedButton(QPushButton):
+    """A flat button whose text shortens to the room it is given: it takes what is left and never
+    pushes its neighbours (progress, ETA) out of the window."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(24)
+        self._full = ""
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        room = self.contentsRect().width() - 16  # the button's own padding
+        text = self._full if room <= 0 else self.fontMetrics().elidedText(
+            self._full, Qt.TextElideMode.ElideRight, room)
+        self.setText(text)
 
 
 class RunStatusBar(QStatusBar):
@@ -15,7 +46,10 @@ class RunStatusBar(QStatusBar):
         super().__init__(parent)
         self.setObjectName("RunStatusBar")
         self.setSizeGripEnabled(False)
-        self.node_label = QLabel()
+        # Shortens before progress and ETA do: at the narrowest window every part still fits.
+        self.node_label = ElidedLabel()
+        self.node_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.node_label.setMinimumWidth(80)
         self.node_label.setObjectName("NodeLabel")
         self.health_dot = QLabel("●")
         self.health_dot.setObjectName("HealthDot")
@@ -29,7 +63,7 @@ class RunStatusBar(QStatusBar):
         self.overall_bar = QProgressBar()
         self.overall_bar.setObjectName("OverallBar")
         self.overall_bar.setRange(0, 1000)
-        self.overall_bar.setFixedWidth(200)
+        self.overall_bar.setFixedWidth(160)
         self.overall_bar.setFormat("%p%")
         self.eta_label = QLabel()
         self.eta_label.setObjectName("EtaLabel")
@@ -37,7 +71,7 @@ class RunStatusBar(QStatusBar):
         self.cluster_label = QLabel()
         self.cluster_label.setObjectName("ClusterLabel")
         self.cluster_label.hide()
-        self.error_button = QPushButton()
+        self.error_button = ElidedButton()
         self.error_button.setObjectName("ErrorButton")
         self.error_button.setFlat(True)
         self.error_button.clicked.connect(self.error_clicked)
@@ -53,7 +87,7 @@ class RunStatusBar(QStatusBar):
         self.show_progress(None)
 
     def set_node(self, text: str, state: str) -> None:
-        self.node_label.setText(text)
+        self.node_label.set_full_text(text)
         self.health_dot.setProperty("state", state)
         self.health_dot.setToolTip({"connected": "Server ready", "connecting": "Connecting…"}.get(
             state, "Server not reachable"))
@@ -88,7 +122,6 @@ class RunStatusBar(QStatusBar):
         if info is None:
             self.error_button.hide()
             return
-        text = info.message if len(info.message) < 110 else info.message[:107] + "…"
-        self.error_button.setText(f"⚠ {text}")
+        self.error_button.set_full_text(f"⚠ {info.message}")
         self.error_button.setToolTip(info.full_text() + "\n\nClick for details.")
         self.error_button.show()

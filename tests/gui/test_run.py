@@ -138,8 +138,10 @@ def test_no_server_run_shows_error_not_traceback(qtbot, window_for, dead_url):
     qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=8000)
     error = window.session.pipeline.error
     assert error is not None and dead_url in error.message
-    assert window.status.error_button.isVisible()
     assert "Traceback" not in window.notice.message
+    # Said once: the server's banner says it; neither the run's banner nor the status bar repeats it.
+    assert window.server_notice.isVisible() and dead_url in window.server_notice.message
+    assert window.notice.isHidden() and not window.status.error_button.isVisible()
 
 
 @pytest.mark.parametrize("fake_sdwebui_thread", [FAST], indirect=True)
@@ -393,7 +395,8 @@ def test_a_failed_run_says_why_at_once_and_is_not_retried_later(qtbot, window_fo
     qtbot.waitUntil(lambda: session.pipeline.state == "idle", timeout=10000)
     error = session.pipeline.error
     assert error is not None and "Traceback" not in error.message
-    assert window.status.error_button.isVisible()
+    assert window.notice.isVisible() and window.notice.message == error.message
+    assert not window.status.error_button.isVisible(), "the banner says it; the bar keeps it later"
     with _queue_store() as store:
         (job,) = store.list_jobs()
         (item,) = store.items(job.id)

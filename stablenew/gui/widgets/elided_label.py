@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
@@ -23,7 +23,15 @@ class ElidedLabel(QLabel):
     def set_full_text(self, text: str) -> None:
         self._full = text
         self.setToolTip(text)
+        self.updateGeometry()  # the size it asks for follows the whole text
         self._elide()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+        # What the whole text needs, not the shortened one: a layout with room gives it back.
+        hint = super().sizeHint()  # the shown text plus whatever padding the style sheet adds
+        metrics = self.fontMetrics()
+        extra = hint.width() - metrics.horizontalAdvance(self.text())
+        return QSize(metrics.horizontalAdvance(self._full) + max(0, extra), hint.height())
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt name)
         super().resizeEvent(event)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
@@ -23,6 +23,7 @@ class NoticeBanner(QFrame):
     """Shows an ErrorInfo-like value (message, detail) with Details, Copy and optional actions."""
 
     dismissed = Signal()
+    changed = Signal()  # shown with a new message, or cleared
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -102,6 +103,7 @@ class NoticeBanner(QFrame):
         self.style().unpolish(self)
         self.style().polish(self)
         self.show()
+        self.changed.emit()
 
     def show_error(self, info, *, actions: tuple[tuple[str, Callable[[], None]], ...] = ()) -> None:
         """Show an ErrorInfo (or hide the banner for None)."""
@@ -114,6 +116,7 @@ class NoticeBanner(QFrame):
         self._text = ""
         self._details_button.setChecked(False)
         self.hide()
+        self.changed.emit()
 
     def _toggle_details(self, on: bool) -> None:
         self._details.setVisible(on)
@@ -125,3 +128,44 @@ class NoticeBanner(QFrame):
     def _dismiss(self) -> None:
         self.clear()
         self.dismissed.emit()
+
+
+class NoticeStack(QWidget):
+    """Banners floating over the bottom edge of an anchor widget (the panels above the status
+    bar): showing or hiding one never moves the rest of the window, so nothing jumps under the
+    user's pointer, and the tabs and buttons at the top stay in reach."""
+
+    def __init__(self, banners: list[NoticeBanner], anchor: QWidget, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setObjectName("NoticeStack")
+        self._anchor = anchor
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        for banner in banners:
+            layout.addWidget(banner)
+            banner.changed.connect(self.place)
+            banner.installEventFilter(self)  # its details opening or closing changes its height
+        anchor.installEventFilter(self)
+        self.hide()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.Move, QEvent.Type.LayoutRequest):
+            self.place()
+        return False
+
+    def place(self) -> None:
+        """Cover the anchor's bottom edge, as tall as the banners shown need; hidden with none."""
+        layout = self.layout()
+        shown = [layout.itemAt(i).widget() for i in range(layout.count())]
+        if not any(w is not None and not w.isHidden() for w in shown):
+            self.hide()
+            return
+        anchor = self._anchor
+        top_left = anchor.mapTo(self.parentWidget(), anchor.rect().topLeft())
+        width = anchor.width()
+        height = min(layout.heightForWidth(width) if layout.hasHeightForWidth()
+                     else layout.sizeHint().height(), max(60, anchor.height() - 40))
+        self.setGeometry(top_left.x(), top_left.y() + anchor.height() - height, width, height)
+        self.show()
+        self.raise_()
