@@ -274,6 +274,8 @@ def _run(args: argparse.Namespace) -> int:
                   f"{c.cancelled} cancelled.", flush=True)
         elif isinstance(event, qr.NodeProblem):
             print(f"{event.node}: {event.message} Waiting for it to come back…", flush=True)
+        elif isinstance(event, qr.Waiting):
+            print(event.message, flush=True)
 
     stopped: list[str] = []
 

@@ -97,7 +97,14 @@ class NodeProblem:
     detail: str = ""
 
 
-QueueEvent = ItemStarted | ItemProgress | ItemFinished | JobFinished | NodeProblem
+@dataclass(frozen=True)
+class Waiting:
+    """Work is queued but no node can take it now: what the run waits for, said now and then."""
+
+    message: str
+
+
+QueueEvent = ItemStarted | ItemProgress | ItemFinished | JobFinished | NodeProblem | Waiting
 QueueEventCallback = Callable[[QueueEvent], None]
 
 
