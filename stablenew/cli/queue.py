@@ -46,7 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_add)
 
     p = verbs.add_parser("run", help="work through the queue (on every node of nodes.yaml when "
-                                     "there is one, else on one server)")
+                                     "there is one, else on one server)",
+                         epilog="Exit codes: 0 every image done; 1 some images failed, the server "
+                                "cannot be used, or no node answered for 5 minutes (the rest stays "
+                                "queued); 2 the command line is wrong; 130 stopped by Ctrl+C or "
+                                "SIGTERM (running images go back in the queue).")
     p.add_argument("--node", default=None,
                    help="run on this one server address only (default: the cluster of the nodes "
                         "file if it has enabled nodes, else the server in Settings)")

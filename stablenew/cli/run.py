@@ -20,7 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "run", help="run a pipeline config without opening the window",
         description="Run the pipeline described by CONFIG.yaml on a server and save the images. "
-                    "Defaults come from your StableNew settings.")
+                    "Defaults come from your StableNew settings.",
+        epilog="Exit codes: 0 every image saved; 1 some or all images failed; 2 the config or "
+               "the arguments are wrong, or the server lacks a model, upscaler or node the "
+               "config needs (checked before anything starts); 3 the server cannot be used; "
+               "130 stopped (Ctrl+C).")
     parser.add_argument("config", metavar="CONFIG.yaml", help="pipeline config file")
     parser.add_argument("--node", metavar="URL", help="server address (default: from settings)")
     parser.add_argument("--kind", choices=("a1111", "forge", "sdnext", "comfyui"),
@@ -125,6 +129,15 @@ async def _main(args: argparse.Namespace, token) -> int:
         backend = reaching.result()
     except BackendError as exc:
         return _no_server(exc)
+    try:
+        problem = cannot_run(config, await backend.probe(), url)
+    except BackendError as exc:
+        await backend.aclose()
+        return _no_server(exc)
+    if problem is not None:
+        await backend.aclose()
+        print(f"The config cannot run on this server: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     progress = ProgressLine(sys.stderr, enabled=not args.quiet)
     try:
         runner = PipelineRunner(out, log_dir=paths.log_dir)
@@ -163,6 +176,41 @@ async def stop_ours(backend, wait_s: float = STOP_WAIT_S) -> None:
     if left:
         print(f"{left} {'request' if left == 1 else 'requests'} could not be stopped in time and "
               "may still run on the server.", file=sys.stderr, flush=True)
+
+
+def cannot_run(config, caps, url: str) -> str | None:
+    """Why the server cannot run *config* at all (a model, upscaler, detector or ComfyUI node
+    it does not have), checked before anything is sent; None when it can."""
+    from stablenew.cluster.work import model_key, requirements_for
+
+    req = requirements_for(config)
+
+    def missing(wanted, have: tuple[str, ...], what: str, option: str) -> str | None:
+        if not have:
+            return None  # the server does not list them: let it decide
+        keys = {model_key(h) for h in have}
+        for name in sorted(wanted):
+            if model_key(name) not in keys:
+                shown = ", ".join(have[:8]) + (f" and {len(have) - 8} more" if len(have) > 8 else "")
+                return (f"the server at {url} has no {what} named '{name}'. It has: {shown}. "
+                        f"Change {option} in the config, or install it there.")
+        return None
+
+    checks = (
+        missing({req.checkpoint} if req.checkpoint else set(), caps.checkpoints, "model",
+                "txt2img.checkpoint"),
+        missing(req.upscalers, caps.upscalers, "upscaler", "the upscaler"),
+        missing(req.adetailer_models, caps.adetailer_models, "ADetailer model", "the ADetailer model"),
+    )
+    for problem in checks:
+        if problem is not None:
+            return problem
+    if req.node_classes and caps.node_classes:
+        lacking = sorted(req.node_classes - caps.node_classes)
+        if lacking:
+            return (f"the ComfyUI server at {url} lacks the node '{lacking[0]}'. Install the custom "
+                    "node that provides it, or switch that stage off.")
+    return None
 
 
 def _no_server(exc) -> int:
