@@ -253,7 +253,7 @@ def _add(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from stablenew.backends.errors import BackendError
+    from stablenew.backends.errors import AuthFailed, BackendError
     from stablenew.cluster import queue_runner as qr
     from stablenew.storage.paths import AppPaths
     from stablenew.storage.settings import load_settings
@@ -311,6 +311,12 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         summary = asyncio.run(main())
+    except AuthFailed:
+        refused = "refused the user name and password (wrong user or password)" if settings.username \
+            else "wants a user name and password (it runs with --api-auth)"
+        return _fail(f"The server at {url} {refused}. queue run logs in with the user name and "
+                     f"password of {paths.settings_file}; or add the server as a node with "
+                     "`stablenew nodes add NAME URL --user NAME --password-env VARIABLE`.")
     except BackendError as exc:
         return _fail(f"{exc.message} ({url})")
     except QueueError as exc:
