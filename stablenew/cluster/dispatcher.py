@@ -54,6 +54,7 @@ from stablenew.cluster.scheduler import (
     plan_round_robin,
     why_nobody,
 )
+from stablenew.cluster.stall import NodeStalled
 from stablenew.cluster.work import WorkRequirements, model_key, requirements_for
 
 if TYPE_CHECKING:
@@ -700,6 +701,10 @@ class ClusterDispatcher:
             if count >= MAX_FAULT_RELEASES:
                 return False
             self._fault_releases[key] = count + 1
+        if isinstance(error, NodeStalled) and self._loop is not None:
+            # It may still answer pings: take it out of rotation so the item goes elsewhere.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self.monitor.set_unhealthy, name, error)
         released = self.store.release(claim.item.id, claim.lease)
         self._finished(name, claim.item.id, done=False)
         log.info("cluster: %s failed %s (%s); it goes back to the queue untried", name,
