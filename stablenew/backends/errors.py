@@ -14,8 +14,17 @@ class BackendError(StableNewError):
     fatal_for_node: bool = False
 
     def __init__(self, message: str, *, detail: str = "", node: str = "") -> None:
-        super().__init__(message, detail=detail)
+        # Server text ends up in these (error bodies, model names): a terminal or log must
+        # never receive its control characters (colour, cursor and title escapes).
+        super().__init__(_printable(message), detail=_printable(detail))
         self.node = node
+
+
+def _printable(text: str) -> str:
+    """*text* with control characters other than newline and tab shown as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else ascii(ch)[1:-1] for ch in text)
 
 
 class ServerUnreachable(BackendError):

@@ -32,7 +32,23 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
+    _document_exit_codes(parser)
     return parser
+
+
+#: What a command's exit code means unless its own help says more.
+EXIT_CODES = ("Exit codes: 0 done; 1 it failed (the message says why); 2 the command line is "
+              "wrong.")
+
+
+def _document_exit_codes(parser: argparse.ArgumentParser) -> None:
+    """Give every command's --help its exit codes (commands with more of them say their own)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if "Exit codes:" not in (sub.epilog or ""):
+                    sub.epilog = f"{sub.epilog}\n\n{EXIT_CODES}" if sub.epilog else EXIT_CODES
+                _document_exit_codes(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,7 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_add)
 
     p = verbs.add_parser("run", help="work through the queue (on every node of nodes.yaml when "
-                                     "there is one, else on one server)")
+                                     "there is one, else on one server)",
+                         epilog="Exit codes: 0 every image done; 1 some images failed, the server "
+                                "cannot be used, or no node answered for 5 minutes (the rest stays "
+                                "queued); 2 the command line is wrong; 130 stopped by Ctrl+C or "
+                                "SIGTERM (running images go back in the queue).")
     p.add_argument("--node", default=None,
                    help="run on this one server address only (default: the cluster of the nodes "
                         "file if it has enabled nodes, else the server in Settings)")
@@ -249,7 +253,7 @@ def _add(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from stablenew.backends.errors import BackendError
+    from stablenew.backends.errors import AuthFailed, BackendError
     from stablenew.cluster import queue_runner as qr
     from stablenew.storage.paths import AppPaths
     from stablenew.storage.settings import load_settings
@@ -274,6 +278,8 @@ def _run(args: argparse.Namespace) -> int:
                   f"{c.cancelled} cancelled.", flush=True)
         elif isinstance(event, qr.NodeProblem):
             print(f"{event.node}: {event.message} Waiting for it to come back…", flush=True)
+        elif isinstance(event, qr.Waiting):
+            print(event.message, flush=True)
 
     stopped: list[str] = []
 
@@ -305,6 +311,12 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         summary = asyncio.run(main())
+    except AuthFailed:
+        refused = "refused the user name and password (wrong user or password)" if settings.username \
+            else "wants a user name and password (it runs with --api-auth)"
+        return _fail(f"The server at {url} {refused}. queue run logs in with the user name and "
+                     f"password of {paths.settings_file}; or add the server as a node with "
+                     "`stablenew nodes add NAME URL --user NAME --password-env VARIABLE`.")
     except BackendError as exc:
         return _fail(f"{exc.message} ({url})")
     except QueueError as exc:

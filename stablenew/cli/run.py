@@ -20,7 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "run", help="run a pipeline config without opening the window",
         description="Run the pipeline described by CONFIG.yaml on a server and save the images. "
-                    "Defaults come from your StableNew settings.")
+                    "Defaults come from your StableNew settings.",
+        epilog="Exit codes: 0 every image saved; 1 some or all images failed; 2 the config or "
+               "the arguments are wrong, or the server lacks a model, upscaler or node the "
+               "config needs (checked before anything starts); 3 the server cannot be used; "
+               "130 stopped (Ctrl+C).")
     parser.add_argument("config", metavar="CONFIG.yaml", help="pipeline config file")
     parser.add_argument("--node", metavar="URL", help="server address (default: from settings)")
     parser.add_argument("--kind", choices=("a1111", "forge", "sdnext", "comfyui"),
@@ -28,8 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="DIR", help="output folder (default: from settings)")
     parser.add_argument("--count", type=int, metavar="N",
                         help="number of batches to make (overrides batch count in the config)")
-    parser.add_argument("--user", metavar="U", help="user name for servers using --api-auth")
-    parser.add_argument("--password", metavar="P", help="password for servers using --api-auth")
+    parser.add_argument("--user", metavar="U", help="user name for servers using --api-auth "
+                        "(without --password-env, StableNew asks for the password)")
+    parser.add_argument("--password-env", metavar="VAR",
+                        help="take the password from this environment variable")
+    # Refused with a reason: a password on the command line shows in `ps` to every user.
+    parser.add_argument("--password", metavar="P", help=argparse.SUPPRESS)
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.set_defaults(func=_run)
 
@@ -67,7 +75,7 @@ async def _main(args: argparse.Namespace, token) -> int:
     from pydantic import ValidationError
 
     from stablenew.backends.connect import connect
-    from stablenew.backends.errors import BackendError
+    from stablenew.backends.errors import AuthFailed, BackendError
     from stablenew.pipeline.config import PipelineConfig
     from stablenew.pipeline.events import RunStatus
     from stablenew.pipeline.runner import PipelineRunner
@@ -96,8 +104,15 @@ async def _main(args: argparse.Namespace, token) -> int:
         print(f"--node {url}: the server address must start with http:// or https://",
               file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.password is not None:
+        print("--password would show your password to every user of this computer (in `ps`). "
+              "Use --password-env VARIABLE, or give --user alone and type the password when asked.",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     user = args.user if args.user is not None else settings.username
-    password = args.password if args.password is not None else settings.password
+    password = _password(args, user, settings)
+    if password is None:
+        return EXIT_BAD_INPUT
     auth = (user, password) if user else None
     kind = args.kind or (None if settings.server_kind.value == "auto" else settings.server_kind.value)
     out = Path(args.out).expanduser() if args.out else settings.output_path(paths)
@@ -123,8 +138,26 @@ async def _main(args: argparse.Namespace, token) -> int:
         return EXIT_CANCELLED
     try:
         backend = reaching.result()
+    except AuthFailed as exc:
+        print(auth_words(url, sent=auth is not None), file=sys.stderr)
+        if exc.detail:
+            print(f"  ({exc.detail})", file=sys.stderr)
+        return EXIT_NO_SERVER
     except BackendError as exc:
         return _no_server(exc)
+    try:
+        problem = cannot_run(config, await backend.probe(), url)
+    except AuthFailed:
+        await backend.aclose()
+        print(auth_words(url, sent=auth is not None), file=sys.stderr)
+        return EXIT_NO_SERVER
+    except BackendError as exc:
+        await backend.aclose()
+        return _no_server(exc)
+    if problem is not None:
+        await backend.aclose()
+        print(f"The config cannot run on this server: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     progress = ProgressLine(sys.stderr, enabled=not args.quiet)
     try:
         runner = PipelineRunner(out, log_dir=paths.log_dir)
@@ -165,6 +198,72 @@ async def stop_ours(backend, wait_s: float = STOP_WAIT_S) -> None:
     if left:
         print(f"{left} {'request' if left == 1 else 'requests'} could not be stopped in time and "
               "may still run on the server.", file=sys.stderr, flush=True)
+
+
+def _password(args: argparse.Namespace, user: str, settings) -> str | None:
+    """The password from --password-env, a prompt (a --user other than the one in Settings),
+    or Settings; None (after saying why) when it cannot be had."""
+    import os
+
+    if args.password_env:
+        value = os.environ.get(args.password_env)
+        if value is None:
+            print(f"--password-env {args.password_env}: that environment variable is not set.",
+                  file=sys.stderr)
+        return value
+    if args.user is None or args.user == settings.username or not user:
+        return settings.password
+    if not sys.stdin.isatty():
+        print(f"--user {args.user}: no password. Give it with --password-env VARIABLE (this is "
+              "not a terminal, so StableNew cannot ask for it).", file=sys.stderr)
+        return None
+    import getpass
+
+    return getpass.getpass(f"Password for {args.user}: ")
+
+
+def auth_words(url: str, *, sent: bool) -> str:
+    """The CLI's words for a refused login: they name the options, not the Settings dialog."""
+    how = ("Give them with --user NAME and --password-env VARIABLE (or --user alone, and type "
+           "the password when asked).")
+    if sent:
+        return f"The server at {url} refused the user name and password (wrong user or password). {how}"
+    return f"The server at {url} wants a user name and password (it runs with --api-auth). {how}"
+
+
+def cannot_run(config, caps, url: str) -> str | None:
+    """Why the server cannot run *config* at all (a model, upscaler, detector or ComfyUI node
+    it does not have), checked before anything is sent; None when it can."""
+    from stablenew.cluster.work import model_key, requirements_for
+
+    req = requirements_for(config)
+
+    def missing(wanted, have: tuple[str, ...], what: str, option: str) -> str | None:
+        if not have:
+            return None  # the server does not list them: let it decide
+        keys = {model_key(h) for h in have}
+        for name in sorted(wanted):
+            if model_key(name) not in keys:
+                shown = ", ".join(have[:8]) + (f" and {len(have) - 8} more" if len(have) > 8 else "")
+                return (f"the server at {url} has no {what} named '{name}'. It has: {shown}. "
+                        f"Change {option} in the config, or install it there.")
+        return None
+
+    checks = (
+        missing({req.checkpoint} if req.checkpoint else set(), caps.checkpoints, "model",
+                "txt2img.checkpoint"),
+        missing(req.upscalers, caps.upscalers, "upscaler", "the upscaler"),
+        missing(req.adetailer_models, caps.adetailer_models, "ADetailer model", "the ADetailer model"),
+    )
+    for problem in checks:
+        if problem is not None:
+            return problem
+    if req.node_classes and caps.node_classes:
+        lacking = sorted(req.node_classes - caps.node_classes)
+        if lacking:
+            return (f"the ComfyUI server at {url} lacks the node '{lacking[0]}'. Install the custom "
+                    "node that provides it, or switch that stage off.")
+    return None
 
 
 def _no_server(exc) -> int:

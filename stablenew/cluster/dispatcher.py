@@ -57,6 +57,7 @@ from stablenew.cluster.scheduler import (
     plan_by_priority,
     why_nobody,
 )
+from stablenew.cluster.stall import NodeStalled
 from stablenew.cluster.work import WorkRequirements, requirements_for
 
 if TYPE_CHECKING:
@@ -233,6 +234,10 @@ class ClusterDispatcher:
         #: With until_empty: stop when no node has been usable for this long (the items wait).
         self.give_up_after = give_up_after
         self._last_usable = time.monotonic()
+        #: While no node is usable, what the run waits for is said at once and this often.
+        self.waiting_notice_s = 30.0
+        self._waiting: str | None = None  # set by _finished_or_stalled, said by the run loop
+        self._waiting_said: tuple[str, float] | None = None
         self._on_event = on_event
         self._on_node_change = on_node_change
         self._runner_factory = runner_factory
@@ -389,6 +394,7 @@ class ClusterDispatcher:
                     if stalled is not None:
                         self.summary.stalled = stalled
                         break
+                    self._say_waiting(until_empty)
                 self._wake.clear()
                 # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when the
                 # wake (a worker thread's notify, many a second) comes just as the run is
@@ -444,13 +450,39 @@ class ClusterDispatcher:
                 "No nodes are set up. Add one with `stablenew nodes add`."]
             return " ".join(r for r in reasons if r) or "No node is enabled."
         now = time.monotonic()
+        self._waiting = None
         if any(s is NodeState.healthy for s in states):
             self._last_usable = now
+        elif now - self._last_usable <= self.give_up_after:
+            if NodeState.unknown in states:
+                return None  # still probing: nothing to say yet
+            down = "; ".join(f"{n} ({h.state.value}: {h.message})" if h.message else
+                             f"{n} ({h.state.value})"
+                             for n in self._nodes if (h := self.monitor.health(n)))
+            self._waiting = f"Waiting for a node to answer: {down}."
         elif now - self._last_usable > self.give_up_after:
             reasons = [m for n in self._nodes if (m := self.monitor.health(n).message)]
             return (f"No node has answered for {self.give_up_after:g} s; the rest of the queue "
                     "waits for the next run. " + " ".join(reasons))
         return None
+
+    def _say_waiting(self, until_empty: bool) -> None:
+        """Say what the run waits for when no node is usable: at once, when it changes, and
+        every `waiting_notice_s` while it lasts (a silent run looks hung)."""
+        text = self._waiting
+        if text is None:
+            self._waiting_said = None
+            return
+        now = time.monotonic()
+        said = self._waiting_said
+        if said is not None and said[0] == text and now - said[1] < self.waiting_notice_s:
+            return
+        self._waiting_said = (text, now)
+        if until_empty:
+            left = max(0.0, self.give_up_after - (now - self._last_usable))
+            text += (f" The queue is kept; this run gives up in {left:.0f} s if none comes back "
+                     "(Ctrl+C stops now).")
+        self._emit(qr.Waiting(text))
 
     # --- workers -----------------------------------------------------------------------------------
 
@@ -608,6 +640,10 @@ class ClusterDispatcher:
             if count >= MAX_FAULT_RELEASES:
                 return False
             self._fault_releases[key] = count + 1
+        if isinstance(error, NodeStalled) and self._loop is not None:
+            # It may still answer pings: take it out of rotation so the item goes elsewhere.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self.monitor.set_unhealthy, name, error)
         released = self.store.release(claim.item.id, claim.lease)
         self._finished(name, claim.item.id, done=False)
         log.info("cluster: %s failed %s (%s); it goes back to the queue untried", name,

@@ -243,6 +243,14 @@ class NodeMonitor:
 
         return [h for h in await asyncio.gather(*(one(n) for n in names)) if h is not None]
 
+    def set_unhealthy(self, name: str, error: BackendError) -> None:
+        """A request found the node stuck though it may still answer pings: out of rotation
+        (with the reason) until a later check finds it well again."""
+        old = self._health.get(name)
+        if old is None or old.state is not NodeState.healthy:
+            return
+        self._set(old, self._failed(old, error))
+
     def suspect(self, name: str) -> None:
         """Something (a failed request) suggests the node is down: check it now, not at the
         next interval."""

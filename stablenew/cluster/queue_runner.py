@@ -41,6 +41,7 @@ from stablenew.cluster.jobs import (
     output_name_prefix,
 )
 from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore, StoreBusy
+from stablenew.cluster.stall import NodeStalled, StallGuard, StallLimits
 from stablenew.pipeline.records import RunTags
 
 if TYPE_CHECKING:
@@ -97,7 +98,14 @@ class NodeProblem:
     detail: str = ""
 
 
-QueueEvent = ItemStarted | ItemProgress | ItemFinished | JobFinished | NodeProblem
+@dataclass(frozen=True)
+class Waiting:
+    """Work is queued but no node can take it now: what the run waits for, said now and then."""
+
+    message: str
+
+
+QueueEvent = ItemStarted | ItemProgress | ItemFinished | JobFinished | NodeProblem | Waiting
 QueueEventCallback = Callable[[QueueEvent], None]
 
 
@@ -117,6 +125,9 @@ class RunSummary:
 
 
 _GENERATION = ("txt2img", "img2img", "adetailer", "upscale")
+#: How often a generation call's progress is judged for a stall.
+STALL_CHECK_S = 0.5
+DEFAULT_STALL_LIMITS = StallLimits()
 
 
 class _Turnstile:
@@ -203,11 +214,13 @@ class _ErrorTap:
     """
 
     def __init__(self, backend: Backend, slots: _Turnstile | None = None,
-                 ticket: int = 0, on_send: Callable[[], None] | None = None) -> None:
+                 ticket: int = 0, on_send: Callable[[], None] | None = None,
+                 stall_limits: StallLimits | None = None) -> None:
         self._backend = backend
         self._slots = slots
         self._ticket = ticket
         self._on_send = on_send
+        self._stall_limits = stall_limits
         self.error: BackendError | None = None
 
     def __getattr__(self, name: str) -> Any:
@@ -215,6 +228,8 @@ class _ErrorTap:
         if name in _GENERATION or name in ("probe", "ping"):
             slots = self._slots if name in _GENERATION else None
             ticket = self._ticket
+            # Extras (upscale) report no progress on A1111: only the deadline bounds them.
+            guarded = self._stall_limits is not None and name in _GENERATION and name != "upscale"
 
             async def tapped(*args: Any, **kwargs: Any) -> Any:
                 try:
@@ -224,6 +239,8 @@ class _ErrorTap:
                     if self._on_send is not None:
                         self._on_send()
                     try:
+                        if guarded:
+                            return await self._watched(attr, args, kwargs)
                         return await attr(*args, **kwargs)
                     finally:
                         slots.release()
@@ -232,6 +249,45 @@ class _ErrorTap:
                     raise
             return tapped
         return attr
+
+    async def _watched(self, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+                       ) -> Any:
+        """Run one generation call under a StallGuard fed by its own progress reports; a stall
+        cancels the call (the client then interrupts or removes it on the node) and raises
+        NodeStalled, so the item is given to another node."""
+        assert self._stall_limits is not None
+        # A1111/Forge/SD.Next clients poll progress at a steady rhythm; ComfyUI's events come
+        # only when something happens, so silence there says nothing.
+        polls = str(getattr(self._backend, "kind", "")) != "comfyui"
+        guard = StallGuard(self._stall_limits, polls=polls)
+        args = list(args)
+        given = args[1] if len(args) > 1 else kwargs.get("on_progress")
+
+        def heard(progress: Any) -> None:
+            guard.heard(progress)
+            if given is not None:
+                given(progress)
+
+        if len(args) > 1:
+            args[1] = heard
+        else:
+            kwargs["on_progress"] = heard
+        work = asyncio.ensure_future(call(*args, **kwargs))
+        try:
+            while True:
+                done, _ = await asyncio.wait((work,), timeout=STALL_CHECK_S)
+                if done:
+                    return work.result()
+                reason = guard.stalled()
+                if reason is not None:
+                    node = getattr(self._backend, "name", "") or "The node"
+                    raise NodeStalled(
+                        f"{node} {reason}; the image goes to another node.",
+                        detail=f"stall guard: {reason}", node=node)
+        finally:
+            if not work.done():
+                work.cancel()
+                await asyncio.wait((work,), timeout=STALL_CHECK_S * 4)
 
     @property
     def kind(self) -> Any:
@@ -260,8 +316,11 @@ class QueueRunner:
         log_dir: Path | None = None,
         thumbnails: bool = True,
         on_node_fault: Callable[[Claim, BackendError], bool] | None = None,
+        stall_limits: StallLimits | None = DEFAULT_STALL_LIMITS,
     ) -> None:
         self.store = store
+        #: When a request's own progress counts as stalled (None: only its deadline counts).
+        self.stall_limits = stall_limits
         # The plain store (not the cluster's wrapper, whose claims are the dispatcher's
         # decisions): a lane's per-image moves run on the event loop when they need no waiting.
         self._direct = type(store) is QueueStore
@@ -527,7 +586,8 @@ class QueueRunner:
                        ) -> tuple[Claim, int] | None:
         item, job = claim.item, claim.job
         tap = _ErrorTap(self.backend, self._slots, ticket,
-                        on_send=lambda: self._unsent.discard(item.id))
+                        on_send=lambda: self._unsent.discard(item.id),
+                        stall_limits=self.stall_limits)
         tags = RunTags(pack=job.origin.pack, preset=job.origin.preset,
                        learning_run_id=job.origin.learning_run_id, variant_id=item.variant.id,
                        variant_label=item.variant.label or job.origin.variant_label,

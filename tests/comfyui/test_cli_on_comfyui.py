@@ -66,6 +66,6 @@ def test_missing_checkpoint_fails_with_plain_words(fake_comfyui_thread, config_f
     code = main(["run", str(config_file), "--node", fake_comfyui_thread.url, "--out", str(tmp_path / "o"),
                  "--quiet"])
     err = capsys.readouterr().err
-    assert code != 0
-    assert "Checkpoint 'nope.safetensors' is not installed on node" in err
+    assert code == 2  # checked before anything starts (issue 17 item 21)
+    assert "has no model named 'nope.safetensors'" in err and "It has: " in err
     assert fake_comfyui_thread.received == []

@@ -220,6 +220,9 @@ class FakeSDWebUI(ServesItself):
         if flavor == "forge":
             self.options.update({"forge_additional_modules": [], "forge_preset": "all",
                                  "forge_unet_storage_dtype": "Automatic"})
+        #: A job of one of `hang_kinds` that reaches this step hangs there (None: never).
+        self.hang_at_step: int | None = None
+        self.hang_kinds: tuple[str, ...] = ("txt2img",)
         # Observation for tests and benchmarks.
         self.requests: list[RecordedRequest] = []
         #: (path, field name) of every field the real server would have ignored silently.
@@ -908,6 +911,12 @@ class FakeSDWebUI(ServesItself):
                     if await self._sleep(step_s):
                         raise _Crash("RuntimeError", "the server is shutting down")
                     job.sampling_step = step + 1
+                    if self.hang_at_step is not None and kind in self.hang_kinds \
+                            and step + 1 == self.hang_at_step:
+                        # A stuck sampler: the job stays active at this step while every other
+                        # route still answers (until interrupted or the server stops).
+                        while not job.interrupted and not await self._sleep(0.05):
+                            pass
                 if number == len(passes) - 1 and self.decode_s and not job.interrupted:
                     await self._sleep(self.decode_s)
                 job.sampling_step = 0

@@ -13,7 +13,7 @@ import pytest
 from stablenew.backends import http
 from stablenew.backends.a1111 import A1111Backend
 from stablenew.backends.comfyui import ComfyUIBackend
-from stablenew.backends.errors import AnswerTooLarge, ProtocolError, Redirected
+from stablenew.backends.errors import AnswerTooLarge, BackendError, ProtocolError, Redirected
 from stablenew.backends.http import DEFAULT_MAX_BODY, LISTING_MAX_BODY, HttpClient
 from tests.fakes.comfyui import FakeComfyUI
 from tests.fakes.hostile import MB, HostileNode
@@ -150,3 +150,17 @@ async def test_answers_read_at_once_share_one_budget(a1111_node, monkeypatch):
     refused = [r for r in results if isinstance(r, ProtocolError)]
     assert refused and "already reading" in refused[0].message and refused[0].transient
     assert http.IN_FLIGHT.used == 0
+
+
+async def test_control_characters_from_a_server_never_reach_the_terminal(a1111_node):
+    a1111_node.answer("/sdapi/v1/progress", {"error": "RuntimeError", "detail": "", "body": "",
+                                             "errors": "\x1b]0;pwned\x07\x1b[2J boom\r"}, status=500)
+    backend = A1111Backend(a1111_node.url)
+    try:
+        with pytest.raises(BackendError) as info:
+            await backend.ping()
+    finally:
+        await backend.aclose()
+    for text in (info.value.message, info.value.detail):
+        assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert "\\x1b]0;pwned" in info.value.message and "boom" in info.value.message

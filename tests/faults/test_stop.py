@@ -113,3 +113,29 @@ def test_queue_run_stops_cleanly_on_a_signal_in_every_mode(slow_fake, tmp_path, 
     assert ItemState.queued in states
     assert set(states) <= {ItemState.queued, ItemState.done}, states
     wait_for(lambda: fake.current_task is None, timeout=5, what="our running image stopped")
+
+
+def test_queue_run_until_empty_says_what_it_waits_for_when_every_node_is_down(tmp_path, isolated_home):
+    from stablenew.cli import main
+
+    config = tmp_path / "one.yaml"
+    config.write_text(PipelineConfig().with_changes({"txt2img.prompt": "ours"}).to_yaml(), encoding="utf-8")
+    assert main(["queue", "add", str(config), "--output", str(tmp_path / "out")]) == 0
+    assert main(["nodes", "add", "den", "http://127.0.0.1:9", "--no-probe"]) == 0
+    proc = cli("queue", "run", "--until-empty", home=isolated_home)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any("Waiting for a node" in line for line in lines), timeout=30,
+                 what="a word about what the run waits for")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    said = next(line for line in lines if "Waiting for a node" in line)
+    assert "den (unhealthy: No Stable Diffusion server answers at http://127.0.0.1:9" in said
+    assert "gives up in" in said and "queue is kept" in said
+    assert proc.returncode == 130
