@@ -256,6 +256,16 @@ class _StageRouter:
     def kind(self) -> Any:
         return self._backend.kind
 
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """The node's own, plus the upscalers another node runs its upscale stage with (what
+        the runner checks a config against before it sends anything)."""
+        return self._dispatcher._routed(self._name, getattr(self._backend, "capabilities", None))
+
+    async def probe(self) -> Capabilities:
+        caps = await self._backend.probe()
+        return self._dispatcher._routed(self._name, caps) or caps
+
     async def upscale(self, job: UpscaleJob, on_progress: Any = None) -> Any:
         target = self._dispatcher._upscale_target(self._name, job)
         if target is None:
@@ -747,6 +757,20 @@ class ClusterDispatcher:
                 self._reqs.clear()
             self._reqs[item.id] = found
         return found
+
+    def _routed(self, name: str, caps: Capabilities | None) -> Capabilities | None:
+        """*caps* of node *name* with every upscaler another usable node has added."""
+        caps = caps or self.monitor.health(name).capabilities
+        if caps is None:
+            return None
+        names = list(caps.upscalers)
+        with self._lock:
+            others = [o for o in self._nodes if o != name]
+        for other in others:
+            health = self.monitor.health(other)
+            if health.usable and health.capabilities is not None:
+                names.extend(health.capabilities.upscalers)
+        return replace(caps, upscalers=tuple(dict.fromkeys(names)))
 
     def _upscale_target(self, name: str, job: UpscaleJob) -> tuple[str, Any] | None:
         """Another node to run this upscale on, when *name* lacks the upscaler (None: here)."""
