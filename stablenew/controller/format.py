@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import re
 
+from stablenew.storage.words import plural
+
+#: `plural` is the words room's, offered here so views need not reach below controllers.
+__all__ = ["duration_in_words", "estimate_tokens", "eta_in_words", "plural", "prompt_stats"]
+
 
 def eta_in_words(seconds: float | None) -> str:
     """A human ETA: rounded so it does not flicker, never falsely precise."""

@@ -77,7 +77,7 @@ def test_plan_shows_the_table_and_the_unassignable_without_sending_anything(lab,
     assert len(lines) == 6
     assert all(" big " in line for line in lines if " xl " in line)
     assert {line.split()[2] for line in lines if " sd15 " in line} <= {"big", "small"}
-    assert "Makespan" in out and "1 image(s) no node can take" in out
+    assert "Makespan" in out and "1 image no node can take" in out
     assert "does not have the model 'flux1-dev.safetensors'" in out
     assert big.requests_to("/sdapi/v1/txt2img") == [] == small.requests_to("/sdapi/v1/txt2img")
     with QueueStore(db) as store:
@@ -125,7 +125,7 @@ def test_queue_run_uses_the_cluster_when_the_nodes_file_has_nodes(lab, tmp_path,
                  "--backoff", "0.01"])
     out = capsys.readouterr().out
     assert code == 1  # the flux image failed: no node has the model
-    assert "Running the queue on 2 node(s): big, small" in out
+    assert "Running the queue on 2 nodes: big, small" in out
     assert "6 done, 1 failed" in out and "does not have the model 'flux1-dev.safetensors'" in out
     with QueueStore(db) as store:
         states = sorted(i.state.value for i in store.items())
