@@ -219,6 +219,7 @@ def _add(args: argparse.Namespace) -> int:
 
                 wildcards = app_settings()[1].wildcards_path()
             base, preset = _load_job_file(args.base) if args.base else (PipelineConfig(), None)
+            base = _with_current_model(args, base)
             pack_name = pack.name
             # Lazy: each prompt's randomizer syntax and wildcards are expanded as the plan is
             # streamed into the queue, never held in memory all at once.
@@ -226,6 +227,7 @@ def _add(args: argparse.Namespace) -> int:
                                plan_for=pack_plan_for(None, wildcards_dir=wildcards))
         else:
             config, preset = _load_job_file(args.file)
+            config = _with_current_model(args, config)
     except DocumentError as exc:
         return _fail(str(exc))
     output_root = args.output
@@ -246,6 +248,28 @@ def _add(args: argparse.Namespace) -> int:
             return _fail(f"{args.file}: {exc}")
         print(f"Added job {job.id}: {plural(job.counts.total, 'image')}, \"{job.name}\" → {job.output_dir}")
     return 0
+
+
+def _with_current_model(args: argparse.Namespace, config):
+    """With several nodes, "the server's current model" is fixed now to the preferred node's,
+    and said: otherwise one batch would mix the models of different nodes."""
+    if config.txt2img.checkpoint:
+        return config
+    nodes = _cluster_nodes(args)
+    if len(nodes) < 2:
+        return config  # one server: its current model is the one every image gets
+    import asyncio
+
+    from stablenew.cluster.model_choice import choose_model, with_model
+
+    choice = asyncio.run(choose_model(nodes))
+    if not choice.checkpoint:
+        print(f"The config names no model and no node said which one it runs ({choice.problem}); "
+              "each node will use its own, so images may differ in model.", file=sys.stderr)
+        return config
+    print(f"Model: {choice.checkpoint} (the current model of node '{choice.node}'); only nodes "
+          "that have it will run this job.")
+    return with_model(config, choice.checkpoint)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -132,3 +132,33 @@ def test_queue_run_uses_the_cluster_when_the_nodes_file_has_nodes(lab, tmp_path,
         xl_nodes = {i.node for i in store.items() if "xl" in store.config_for(i).txt2img.checkpoint}
     assert states == ["done"] * 6 + ["failed"]
     assert xl_nodes == {"big"}
+
+
+def test_a_batch_with_the_servers_current_model_does_not_mix_models(tmp_path, capsys):
+    """Issue 17 item 4: an A1111 on SDXL and a ComfyUI whose only checkpoint is an SD1.5; 8
+    images from one config naming no checkpoint. The model is fixed when the job is added
+    (the preferred node's current one, said), and only nodes that have it run the job."""
+    from tests.fakes.comfyui import FakeComfyUI
+
+    config = tmp_path / "cfg.yaml"
+    config.write_text(PipelineConfig().with_changes({
+        "txt2img.prompt": "a lighthouse", "txt2img.steps": 2, "txt2img.width": 64,
+        "txt2img.height": 64, "txt2img.seed": 1}).to_yaml(), encoding="utf-8")
+    db = tmp_path / "q.db"
+    with FakeSDWebUI(step_ms=1, checkpoints=(XL,)).running_in_thread() as sdxl, \
+            FakeComfyUI(step_ms=1, checkpoints=("v1-5-pruned-emaonly.safetensors",)
+                        ).running_in_thread() as comfy:
+        assert main(["nodes", "add", "xl", sdxl.url, "--no-probe"]) == 0
+        assert main(["nodes", "add", "comfy", comfy.url, "--kind", "comfyui", "--no-probe"]) == 0
+        capsys.readouterr()
+        assert main(["queue", "--db", str(db), "add", str(config), "--count", "8"]) == 0
+        out = capsys.readouterr().out
+        assert f"Model: {XL} (the current model of node 'xl')" in out
+        assert main(["queue", "--db", str(db), "run", "--until-empty", "--backoff", "0.01"]) == 0
+        with QueueStore(db) as store:
+            items = store.items()
+            assert {i.state for i in items} == {ItemState.done} and len(items) == 8
+            assert {i.node for i in items} == {"xl"}
+            assert {store.config_for(i).txt2img.checkpoint for i in items} == {XL}
+        assert not comfy.received
+
