@@ -44,6 +44,16 @@ log = logging.getLogger("stablenew.controller.pipeline")
 FLUSH_INTERVAL_MS = 80
 PREVIEW_SIDE = 768
 
+def _default_of(path: str) -> Any:
+    """The PipelineConfig model's default for a dotted field path."""
+    node: Any = cfg.PipelineConfig().model_dump(mode="json")
+    for part in path.split("."):
+        node = node[int(part)] if isinstance(node, list) else node.get(part)
+        if node is None:
+            return None
+    return node
+
+
 # Which server listing fills which picker (by the field's last name, or its full path).
 _OPTION_SOURCES = {
     "txt2img.checkpoint": "checkpoints",
@@ -208,6 +218,23 @@ class PipelineController(QObject):
         if path == "upscale.upscaler_2":
             names = ["None", *[n for n in names if n != "None"]]
         return names
+
+    def fallback_choice(self, path: str, current: Any) -> str | None:
+        """A value the server has, for a picker still on the model's default that the server
+        lacks ("R-ESRGAN 4x+" on a node without upscale models); None: keep the current one.
+
+        A value the user or a preset chose is kept (the picker marks it as not installed).
+        """
+        if _OPTION_SOURCES.get(path) != "upscalers":
+            return None  # a checkpoint or sampler left empty means "the server's own"
+        names = self.choices(path)
+        if not names or current in names or current != _default_of(path):
+            return None
+        plain = {"none", "lanczos", "nearest"}
+        models = [n for n in names if n.lower() not in plain and not n.lower().startswith("latent")]
+        if models:
+            return models[0]
+        return next((n for n in ("Lanczos", "None") if n in names), names[0])
 
     def is_picker(self, path: str) -> bool:
         return path in _OPTION_SOURCES
