@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.fields import FieldSpec, field_specs
+from stablenew.controller.format import plural
 from stablenew.controller.images import decode_image
 from stablenew.controller.job_follow import JobFollower
 from stablenew.controller.run_progress import RunProgress, RunState
@@ -540,9 +541,9 @@ class PipelineController(QObject):
         seconds = time.monotonic() - shown.started
         stopped = self._token is not None and self._token.cancelled
         if stopped or (counts is not None and counts.cancelled):  # Stop, or the queue panel
-            status, message = RunStatus.cancelled, f"Stopped. {saved} image(s) kept."
+            status, message = RunStatus.cancelled, f"Stopped. {plural(saved, 'image')} kept."
         elif saved >= total:
-            status, message = RunStatus.completed, f"{saved} images saved."
+            status, message = RunStatus.completed, f"{plural(saved, 'image')} saved."
         elif saved == 0:
             status = RunStatus.failed
             message = f"No image was saved: {shown.first_error or 'no image could be made'}"
