@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from stablenew.storage.words import noun_for, plural
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("learning", help="insights from your ratings, and export of records",
@@ -77,7 +79,7 @@ def _insights(args: argparse.Namespace) -> int:
 
     with _open(args) as store:
         insights = insights_for(store, args.pack)
-    print(f"{insights.rated} rated images" + (f" in pack '{args.pack}'" if args.pack else ""))
+    print(f"{plural(insights.rated, 'rated image')}" + (f" in pack '{args.pack}'" if args.pack else ""))
     for line in insights.lines():
         print(f"- {line}")
     if args.values:
@@ -122,9 +124,10 @@ def _export(args: argparse.Namespace) -> int:
         summary = export_bundle(store, args.out, pack=args.pack, rated_only=args.rated_only,
                                 images=ImageMode.copies if args.copies else ImageMode.paths,
                                 max_side=args.max_side)
-    extra = f", {summary.images_copied} image copies" if args.copies else ""
-    missing = f"; {summary.images_missing} images were missing" if summary.images_missing else ""
-    print(f"Exported {summary.records} records{extra} to {summary.path}{missing}.")
+    extra = f", {plural(summary.images_copied, 'image copy', 'image copies')}" if args.copies else ""
+    missing = (f"; {plural(summary.images_missing, 'image')} {noun_for(summary.images_missing, 'was')} "
+               "missing") if summary.images_missing else ""
+    print(f"Exported {plural(summary.records, 'record')}{extra} to {summary.path}{missing}.")
     return 0
 
 
@@ -150,7 +153,7 @@ def _import(args: argparse.Namespace) -> int:
         return 1
     with _open(args) as store:
         summary = rebuild_from_folder(store, args.folder)
-    print(f"Recorded {summary.recorded} of {summary.scanned} images; {summary.skipped} skipped "
+    print(f"Recorded {summary.recorded} of {plural(summary.scanned, 'image')}; {summary.skipped} skipped "
           "(not made by StableNew, or unreadable).")
     for problem in summary.problems:
         print(f"  {problem}", file=sys.stderr)

@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from stablenew.storage.words import plural
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("plan", help="dry run: which node would take each queued image",
@@ -93,7 +95,7 @@ def _plan(args: argparse.Namespace) -> int:
     print(f"Makespan {_seconds(table.makespan)} (no plan can beat {_seconds(table.lower_bound)}); "
           + ", ".join(f"{n}: {c}" for n, c in sorted(per_node.items())))
     if table.unassignable:
-        print(f"{len(table.unassignable)} image(s) no node can take:")
+        print(f"{plural(len(table.unassignable), 'image')} no node can take:")
         for row in table.unassignable:
             print(f"  {row.label}  {row.reason}")
     print("Times are estimates from each node's measured speed (or its VRAM before it has "

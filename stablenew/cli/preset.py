@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from stablenew.storage.words import plural
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("preset", help="check, import and list presets")
@@ -47,7 +49,7 @@ def print_document_error(exc: Any) -> None:
 def _summary(preset: Any) -> str:
     partial = preset.partial()
     sections = ", ".join(f"{key} ({_count(value)})" for key, value in partial.items()) or "no settings"
-    styles = f"; {len(preset.styles)} style(s)" if preset.styles else ""
+    styles = f"; {plural(len(preset.styles), 'style')}" if preset.styles else ""
     return f"preset '{preset.name}' (format {preset.version}) sets {sections}{styles}"
 
 
@@ -70,7 +72,8 @@ def _validate(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if warnings and args.strict:
-        print(f"{args.file}: not accepted with --strict ({len(warnings)} warning(s)).", file=sys.stderr)
+        print(f"{args.file}: not accepted with --strict ({plural(len(warnings), 'warning')}).",
+              file=sys.stderr)
         return 1
     print(f"OK: {args.file}: {_summary(preset)}")
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stablenew.cli._common import fail, show_help, stop_on_signals
+from stablenew.storage.words import plural
 
 if TYPE_CHECKING:
     from stablenew.cluster.queue_store import QueueStore
@@ -215,6 +216,7 @@ def _add(args: argparse.Namespace) -> int:
 
                 wildcards = app_settings()[1].wildcards_path()
             base, preset = _load_job_file(args.base) if args.base else (PipelineConfig(), None)
+            base = _with_current_model(args, base)
             pack_name = pack.name
             # Lazy: each prompt's randomizer syntax and wildcards are expanded as the plan is
             # streamed into the queue, never held in memory all at once.
@@ -222,6 +224,7 @@ def _add(args: argparse.Namespace) -> int:
                                plan_for=pack_plan_for(None, wildcards_dir=wildcards))
         else:
             config, preset = _load_job_file(args.file)
+            config = _with_current_model(args, config)
     except DocumentError as exc:
         return _fail(str(exc))
     output_root = args.output
@@ -246,8 +249,30 @@ def _add(args: argparse.Namespace) -> int:
             return _fail(exc.message)
         except (DocumentError, ValueError) as exc:  # a pack entry that does not make a config
             return _fail(f"{args.file}: {exc}")
-        print(f"Added job {job.id}: {job.counts.total} image(s), \"{job.name}\" → {job.output_dir}")
+        print(f"Added job {job.id}: {plural(job.counts.total, 'image')}, \"{job.name}\" → {job.output_dir}")
     return 0
+
+
+def _with_current_model(args: argparse.Namespace, config):
+    """With several nodes, "the server's current model" is fixed now to the preferred node's,
+    and said: otherwise one batch would mix the models of different nodes."""
+    if config.txt2img.checkpoint:
+        return config
+    nodes = _cluster_nodes(args)
+    if len(nodes) < 2:
+        return config  # one server: its current model is the one every image gets
+    import asyncio
+
+    from stablenew.cluster.model_choice import choose_model, with_model
+
+    choice = asyncio.run(choose_model(nodes))
+    if not choice.checkpoint:
+        print(f"The config names no model and no node said which one it runs ({choice.problem}); "
+              "each node will use its own, so images may differ in model.", file=sys.stderr)
+        return config
+    print(f"Model: {choice.checkpoint} (the current model of node '{choice.node}'); only nodes "
+          "that have it will run this job.")
+    return with_model(config, choice.checkpoint)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -350,7 +375,7 @@ def _run_cluster(args: argparse.Namespace, nodes: list, show, paths) -> int:
     from stablenew.cluster.queue_store import QueueError
 
     if not args.quiet:
-        print(f"Running the queue on {len(nodes)} node(s): "
+        print(f"Running the queue on {plural(len(nodes), 'node')}: "
               + ", ".join(n.name for n in nodes), flush=True)
     learning = _learning_hooks(args.db) if args.learn else None
     stopped: list[str] = []
@@ -402,7 +427,7 @@ def _report(args: argparse.Namespace) -> int:
         report = store.report()
     c = report.counts
     state = "paused" if report.paused else "active"
-    print(f"Queue {state}: {report.jobs} job(s), {c.total} image(s): {c.done} done, "
+    print(f"Queue {state}: {plural(report.jobs, 'job')}, {plural(c.total, 'image')}: {c.done} done, "
           f"{c.queued} queued, {c.assigned + c.running} in flight, {c.failed} failed, "
           f"{c.cancelled} cancelled.")
     if report.seconds_per_item is not None:
@@ -435,7 +460,7 @@ def _with_target(args: argparse.Namespace, on_job, on_item) -> int:
 def _cancel(args: argparse.Namespace) -> int:
     return _with_target(
         args,
-        lambda store, job: f"Cancelled {store.cancel_job(job)} image(s) of job {job}.",
+        lambda store, job: f"Cancelled {plural(store.cancel_job(job), 'image')} of job {job}.",
         lambda store, item: (f"Cancelled {store.get_item(item).label}." if store.cancel_item(item)
                              else f"{store.get_item(item).label} had already finished."))
 
@@ -444,12 +469,12 @@ def _retry(args: argparse.Namespace) -> int:
     if args.id is None:
         with _open(args) as store:
             count = store.retry_failed(include_cancelled=args.cancelled)
-        print(f"{count} image(s) back in the queue.")
+        print(f"{plural(count, 'image')} back in the queue.")
         return 0
     return _with_target(
         args,
-        lambda store, job: f"{store.retry_failed(job, include_cancelled=args.cancelled)} "
-                           f"image(s) of job {job} back in the queue.",
+        lambda store, job: f"{plural(store.retry_failed(job, include_cancelled=args.cancelled), 'image')}"
+                           f" of job {job} back in the queue.",
         lambda store, item: (f"{store.get_item(item).label} is back in the queue."
                              if store.retry(item) else
                              f"{store.get_item(item).label} has not failed; nothing to retry."))
@@ -458,7 +483,7 @@ def _retry(args: argparse.Namespace) -> int:
 def _clear(args: argparse.Namespace) -> int:
     with _open(args) as store:
         count = store.clear_finished(include_failed=args.failed)
-    print(f"Removed {count} finished job(s).")
+    print(f"Removed {plural(count, 'finished job')}.")
     return 0
 
 

@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,7 +61,7 @@ from stablenew.cluster.stall import NodeStalled
 from stablenew.cluster.work import WorkRequirements, requirements_for
 
 if TYPE_CHECKING:
-    from stablenew.backends.types import UpscaleJob
+    from stablenew.backends.types import Capabilities, UpscaleJob
     from stablenew.pipeline.config import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -530,7 +530,7 @@ class ClusterDispatcher:
         if self._runner_factory is not None:
             kwargs["runner"] = self._runner_factory(name)
         runner = qr.QueueRunner(_ScheduledStore(self.store, self, name),
-                                StageRouter(name, backend, self._upscale_target), **kwargs)
+                                StageRouter(name, backend, self._upscale_target, self._routed), **kwargs)
         node.runner = runner
         # The dispatcher holds the queue's one-runner lock for the whole cluster.
         node.task = asyncio.ensure_future(runner.run(until_empty=False, recover=False,
@@ -722,6 +722,20 @@ class ClusterDispatcher:
                 self._reqs.clear()
             self._reqs[item.id] = found
         return found
+
+    def _routed(self, name: str, caps: Capabilities | None) -> Capabilities | None:
+        """*caps* of node *name* with every upscaler another usable node has added."""
+        caps = caps or self.monitor.health(name).capabilities
+        if caps is None:
+            return None
+        names = list(caps.upscalers)
+        with self._lock:
+            others = [o for o in self._nodes if o != name]
+        for other in others:
+            health = self.monitor.health(other)
+            if health.usable and health.capabilities is not None:
+                names.extend(health.capabilities.upscalers)
+        return replace(caps, upscalers=tuple(dict.fromkeys(names)))
 
     def _upscale_target(self, name: str, job: UpscaleJob) -> tuple[str, Any] | None:
         """Another node to run this upscale on, when *name* lacks the upscaler (None: here)."""

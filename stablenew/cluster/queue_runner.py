@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import time
 import traceback
 from collections import deque
@@ -674,7 +675,9 @@ class QueueRunner:
         else:
             status = getattr(result, "status", "unknown")
             message, detail, transient = f"The run ended as {status}.", "", False
-        await self._db(self._clean_outputs, item, claim.job)
+        # What the attempt left goes, except an image kept and labelled as unfinished
+        # (…-incomplete.png, …-<stage>-only.png): it stays while the item is not made again.
+        await self._db(self._clean_outputs, item, claim.job, keep_labelled=True)
         fatal = typed is not None and typed.fatal_for_node
         # A Run the user waits for is not retried later or handed to another node: its
         # failure is said at once, as a direct run would (they press Run again).
@@ -691,6 +694,7 @@ class QueueRunner:
                                max_retries=self.max_retries,
                                backoff_base=self.backoff_base)
         if state is ItemState.queued:
+            await self._db(self._clean_outputs, item, claim.job)  # the retry makes it anew
             self.summary.retried += 1
             self._emit(ItemFinished(item, state, message, retry_in=self.backoff_base,
                                     detail=detail, fatal_for_node=fatal))
@@ -755,14 +759,17 @@ class QueueRunner:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    def _clean_outputs(self, item: WorkItem, job: Job | None = None) -> None:
-        """Remove whatever an unfinished attempt of this item left (image, thumbnail, temp)."""
+    def _clean_outputs(self, item: WorkItem, job: Job | None = None, *,
+                       keep_labelled: bool = False) -> None:
+        """Remove whatever an unfinished attempt of this item left (image, thumbnail, temp);
+        with *keep_labelled*, an image the runner kept as unfinished (and its thumbnail)."""
         if job is None:
             try:
                 job = self.store.get_job(item.job_id)
             except Exception:
                 return
-        removed = clean_item_outputs(Path(job.output_dir), item.name_prefix)
+        removed = clean_item_outputs(Path(job.output_dir), item.name_prefix,
+                                     keep_labelled=keep_labelled)
         images = [p for p in removed if p.suffix.lower() == ".png" and p.parent.name != ".thumbnails"]
         if images and self._on_outputs_removed is not None:
             try:
@@ -846,8 +853,13 @@ class RunnerLock:
         handle.close()
 
 
-def clean_item_outputs(folder: Path, prefix: str) -> list[Path]:
-    """Delete files named for one item (`<prefix>-...`), its thumbnails and torn temp files."""
+#: Name endings of images the runner keeps as unfinished work (see pipeline/runner.py).
+_LABELLED = re.compile(r"-(incomplete|[a-z0-9]+-only)\.(png|jpg)$")
+
+
+def clean_item_outputs(folder: Path, prefix: str, *, keep_labelled: bool = False) -> list[Path]:
+    """Delete files named for one item (`<prefix>-...`), its thumbnails and torn temp files;
+    with *keep_labelled*, not the images kept and named as unfinished."""
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
@@ -856,6 +868,8 @@ def clean_item_outputs(folder: Path, prefix: str) -> list[Path]:
         if not sub.is_dir():
             continue
         for entry in sub.iterdir():
+            if keep_labelled and entry.name.startswith(f"{prefix}-") and _LABELLED.search(entry.name):
+                continue
             if entry.name.startswith(starts) and entry.is_file():
                 with contextlib.suppress(OSError):
                     entry.unlink()

@@ -62,13 +62,16 @@ class StageRouter:
     """A node's backend that sends the upscale stage to another node when this one lacks the
     upscaler. The image travels in the request; an interrupt follows the request.
 
-    *target* names the node (and its backend) to send an upscale to, or None to keep it here.
+    *target* names the node (and its backend) to send an upscale to, or None to keep it here;
+    *routed* adds to a node's capabilities the upscalers other nodes would run for it.
     """
 
-    def __init__(self, name: str, backend: Any, target: UpscaleTarget) -> None:
+    def __init__(self, name: str, backend: Any, target: UpscaleTarget,
+                 routed: Callable[[str, Capabilities | None], Capabilities | None]) -> None:
         self._name = name
         self._backend = backend
         self._target = target
+        self._routed = routed
         self._remote: dict[str, Any] = {}
 
     def __getattr__(self, attr: str) -> Any:
@@ -77,6 +80,16 @@ class StageRouter:
     @property
     def kind(self) -> Any:
         return self._backend.kind
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """The node's own, plus the upscalers another node runs its upscale stage with (what
+        the runner checks a config against before it sends anything)."""
+        return self._routed(self._name, getattr(self._backend, "capabilities", None))
+
+    async def probe(self) -> Capabilities:
+        caps = await self._backend.probe()
+        return self._routed(self._name, caps) or caps
 
     async def upscale(self, job: UpscaleJob, on_progress: Any = None) -> Any:
         target = self._target(self._name, job)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
+from stablenew.storage.words import plural
 
-def count_of(n: int, noun: str, plural: str | None = None) -> str:
-    """'1 image', '2 images', '0 images': the number with its noun in the right form."""
-    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
+#: `plural` is the words room's, offered here so views need not reach below controllers.
+__all__ = ["duration_in_words", "estimate_tokens", "eta_in_words", "plural", "prompt_stats"]
 
 
 def eta_in_words(seconds: float | None) -> str:

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.fields import FieldSpec, field_specs
-from stablenew.controller.format import count_of
+from stablenew.controller.format import plural
 from stablenew.controller.images import decode_image
 from stablenew.controller.job_follow import JobFollower
 from stablenew.controller.run_progress import RunProgress, RunState
@@ -44,6 +44,16 @@ log = logging.getLogger("stablenew.controller.pipeline")
 #: Repaint rate for progress: fast enough to feel live, slow enough to never flood the Qt thread.
 FLUSH_INTERVAL_MS = 80
 PREVIEW_SIDE = 768
+
+def _default_of(path: str) -> Any:
+    """The PipelineConfig model's default for a dotted field path."""
+    node: Any = cfg.PipelineConfig().model_dump(mode="json")
+    for part in path.split("."):
+        node = node[int(part)] if isinstance(node, list) else node.get(part)
+        if node is None:
+            return None
+    return node
+
 
 # Which server listing fills which picker (by the field's last name, or its full path).
 _OPTION_SOURCES = {
@@ -214,6 +224,23 @@ class PipelineController(QObject):
         if path == "upscale.upscaler_2":
             names = ["None", *[n for n in names if n != "None"]]
         return names
+
+    def fallback_choice(self, path: str, current: Any) -> str | None:
+        """A value the server has, for a picker still on the model's default that the server
+        lacks ("R-ESRGAN 4x+" on a node without upscale models); None: keep the current one.
+
+        A value the user or a preset chose is kept (the picker marks it as not installed).
+        """
+        if _OPTION_SOURCES.get(path) != "upscalers":
+            return None  # a checkpoint or sampler left empty means "the server's own"
+        names = self.choices(path)
+        if not names or current in names or current != _default_of(path):
+            return None
+        plain = {"none", "lanczos", "nearest"}
+        models = [n for n in names if n.lower() not in plain and not n.lower().startswith("latent")]
+        if models:
+            return models[0]
+        return next((n for n in ("Lanczos", "None") if n in names), names[0])
 
     def is_picker(self, path: str) -> bool:
         return path in _OPTION_SOURCES
@@ -520,15 +547,15 @@ class PipelineController(QObject):
         seconds = time.monotonic() - shown.started
         stopped = self._token is not None and self._token.cancelled
         if stopped or (counts is not None and counts.cancelled):  # Stop, or the queue panel
-            status, message = RunStatus.cancelled, f"Stopped. {count_of(saved, 'image')} kept."
+            status, message = RunStatus.cancelled, f"Stopped. {plural(saved, 'image')} kept."
         elif saved >= total:
-            status, message = RunStatus.completed, f"{count_of(saved, 'image')} saved."
+            status, message = RunStatus.completed, f"{plural(saved, 'image')} saved."
         elif saved == 0:
             status = RunStatus.failed
             message = f"No image was saved: {shown.first_error or 'no image could be made'}"
         else:
             status = RunStatus.partial
-            message = (f"{saved} of {count_of(total, 'image')} saved; {total - saved} did not "
+            message = (f"{saved} of {plural(total, 'image')} saved; {total - saved} did not "
                        "finish.")
         if status is RunStatus.completed:
             self._progress = replace(p, overall_fraction=1.0)

@@ -102,3 +102,7 @@ class PipelinePanel(QScrollArea):
         for path, editor in self.editors.items():
             if path in self._pickers:
                 editor.set_choices(self.controller.choices(path))
+                # A default the server lacks is not offered as if it were there.
+                fallback = self.controller.fallback_choice(path, editor.value())
+                if fallback is not None:
+                    editor.set_value(fallback)

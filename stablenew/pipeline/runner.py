@@ -27,7 +27,7 @@ from typing import Any
 from stablenew.backends.a1111_truth import same_checkpoint
 from stablenew.backends.errors import BackendError, JobInterrupted
 from stablenew.backends.protocol import Backend
-from stablenew.backends.types import GeneratedImage, JobResult, Progress
+from stablenew.backends.types import Capabilities, GeneratedImage, JobResult, Progress
 from stablenew.pipeline import infotext as it
 from stablenew.pipeline import outputs, stages
 from stablenew.pipeline.cancel import CancelToken, RunCancelled
@@ -195,6 +195,8 @@ class _Image:
     reports: dict[str, it.StageReport] = field(default_factory=dict)
     #: Why the image is not finished work ("" when it is): kept, named and counted as such.
     incomplete: str = ""
+    #: The stage that failed after the ones in `chain` ran ("" when none did).
+    stopped_before: str = ""
 
 
 def _as_ran(config: PipelineConfig, image: _Image) -> tuple[PipelineConfig, dict[str, Any]]:
@@ -272,6 +274,9 @@ class _Run:
             return self._early_failure(str(exc), started)
         if self.inputs is not None and not self.inputs:
             return self._early_failure("No input images were given.", started)
+        problem = await self._precheck(chain)
+        if problem:
+            return self._early_failure(problem, started)
         # The folder itself is made with the first saved image: a run that saves nothing
         # leaves no empty folder behind. Whether it can be made is known now.
         if self.fixed_dir is not None and self.fixed_dir in self.runner._prepared_dirs:
@@ -312,6 +317,27 @@ class _Run:
             self.log.close()
         return RunResult(self.run_id, status, self.records, self.errors, self.output_dir,
                          seconds, message, self.warnings, folder_made=self._folder_ready)
+
+    async def _precheck(self, chain: Sequence[StageName]) -> str | None:
+        """What a stage needs that the node lacks, before anything is sent (None: all there).
+
+        The node's last probe is used when it has one; a problem found on it is checked once
+        more on a fresh probe, since a model may have been installed since.
+        """
+        caps = getattr(self.backend, "capabilities", None)
+        fresh = not isinstance(caps, Capabilities)
+        for _ in range(2):
+            if fresh:
+                try:
+                    caps = await self.backend.probe()
+                except Exception as exc:  # the stages will report an unusable node themselves
+                    log.info("pre-check skipped: probing %s failed: %r", self.node, exc)
+                    return None
+            problem = stages.unavailable(self.config, chain, caps, self.node)
+            if problem is None or fresh:
+                return problem
+            fresh = True
+        return None
 
     async def _ensure_folder(self) -> None:
         """Make the run's folder when its first image is about to be written."""
@@ -473,11 +499,13 @@ class _Run:
             except Exception as exc:
                 self._fail([image.index], exc, stage)
                 self._skip_later(later[position + 1:])
+                await self._keep_earlier(image, stage)
                 return
             if not result.images:
                 self._image_error(image.index, f"The server returned no image for {stage.value}.",
                                   repr(result.info)[:500])
                 self._skip_later(later[position + 1:])
+                await self._keep_earlier(image, stage)
                 return
             gen = result.images[0]
             image.data = gen.data
@@ -494,6 +522,14 @@ class _Run:
                 self._skip_later(later[position + 1:])
                 return
         self.failures_in_a_row = 0
+        await self._schedule_save(image)
+
+    async def _keep_earlier(self, image: _Image, failed: StageName) -> None:
+        """A later stage failed: what the earlier ones made is kept, named for the last stage
+        that ran ("…-txt2img-only.png"), and not counted as done (the error is reported)."""
+        if not image.chain:
+            return  # nothing was made yet
+        image.stopped_before = failed.value
         await self._schedule_save(image)
 
     # --- backend calls ----------------------------------------------------------------------
@@ -650,6 +686,8 @@ class _Run:
                                            prefix=self.name_prefix)
             if image.incomplete:
                 name = name[: -len(".png")] + "-incomplete.png"
+            elif image.stopped_before:
+                name = name[: -len(".png")] + f"-{image.chain[-1]}-only.png"
             path = self.output_dir / name
             created = time.time()
             started = time.monotonic()
@@ -663,6 +701,12 @@ class _Run:
                 self._image_error(image.index, message, getattr(exc, "detail", "") or repr(exc))
                 return
             image.timings["save"] = time.monotonic() - started
+            if image.stopped_before:
+                # The stage's failure is already reported; this says what is left of the image.
+                self._warn(f"Image {image.index + 1}: the {image.stopped_before} step failed, so "
+                           f"the image from the steps before it is kept as {name} (not counted "
+                           "as done).", image.index)
+                return
             if image.incomplete:
                 # Kept for the user to look at, but it is not the image that was asked for:
                 # no record, so it counts as failed (and a queue item is made again).
@@ -697,6 +741,8 @@ class _Run:
                                        size=first)
         if image.incomplete:
             parameters += f", Incomplete: {it.quote(image.incomplete)}"
+        if image.stopped_before:
+            parameters += f", Stopped before: {image.stopped_before}"
         payload = it.stablenew_payload(
             config=config, seed=image.seed, stages=image.chain, run_id=self.run_id,
             image_index=image.index, tags=self.tags, node=self.node, node_kind=self.node_kind,
@@ -706,6 +752,8 @@ class _Run:
             payload["asked"] = asked  # what the config said where the server ran otherwise
         if image.incomplete:
             payload["incomplete"] = image.incomplete
+        if image.stopped_before:
+            payload["stopped_before"] = image.stopped_before  # `stages` lists what ran
         chunks = {it.PARAMETERS_KEY: parameters,
                   it.STABLENEW_KEY: json.dumps(payload, ensure_ascii=False, separators=(",", ":"))}
         outputs.write_png(path, image.data, chunks)

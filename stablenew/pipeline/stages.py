@@ -10,6 +10,8 @@ import logging
 from collections.abc import Sequence
 
 from stablenew.backends import types as bt
+from stablenew.backends.a1111_truth import same_checkpoint
+from stablenew.backends.comfyui_names import match_file, missing
 from stablenew.pipeline.config import STAGE_ORDER, PipelineConfig, StageName, hires_size
 
 log = logging.getLogger("stablenew.pipeline.stages")
@@ -162,6 +164,63 @@ def expected_size(config: PipelineConfig, stages: Sequence[StageName],
             else:
                 width, height = round(width * u.scale), round(height * u.scale)
     return width, height
+
+
+#: ComfyUI node classes ADetailer passes need, and the custom-node pack each comes from.
+_DETAILER_CLASSES = {
+    "FaceDetailer": "the Impact Pack custom nodes (ComfyUI-Impact-Pack)",
+    "UltralyticsDetectorProvider": "the Impact Subpack custom nodes (ComfyUI-Impact-Subpack)",
+}
+
+
+def unavailable(config: PipelineConfig, chain: Sequence[StageName], caps: bt.Capabilities,
+                node: str) -> str | None:
+    """The first thing a stage of *chain* needs that the node lacks, in plain words; None
+    when every stage can run. Checked before the first request, so a missing detector does
+    not show only after txt2img ran. A list the node did not give is not held against it."""
+    t = config.txt2img
+
+    def words(names: Sequence[str]) -> str:
+        shown = ", ".join(names[:8])
+        more = f" and {len(names) - 8} more" if len(names) > 8 else ""
+        return f"it has {shown}{more}" if names else "it has none"
+
+    def has(name: str, names: Sequence[str]) -> bool:
+        return name.casefold() in {n.casefold() for n in names}
+
+    diffusion = [s for s in chain if s is not StageName.upscale]
+    wanted = [(t.checkpoint, "checkpoint")] if diffusion and t.checkpoint else []
+    if StageName.txt2img in chain and t.refiner.enabled and t.refiner.checkpoint:
+        wanted.append((t.refiner.checkpoint, "refiner checkpoint"))
+    for name, what in wanted:
+        if caps.checkpoints and not any(same_checkpoint(name, c) for c in caps.checkpoints):
+            return missing("checkpoint", name, caps.checkpoints, node,
+                           hint=f"The {what} is needed before anything runs: pick one the node "
+                                "has, or install it there. Nothing was sent.").message
+    upscalers: list[tuple[str, str]] = []
+    if StageName.txt2img in chain and t.hires.enabled:
+        upscalers.append((t.hires.upscaler, "hires fix"))
+    if StageName.upscale in chain:
+        u = config.upscale
+        upscalers.append((u.upscaler, "the upscale step"))
+        if u.upscaler_2 != "None" and u.upscaler_2_visibility > 0:
+            upscalers.append((u.upscaler_2, "the upscale step's second upscaler"))
+    for name, what in upscalers:
+        if caps.upscalers and not has(name, caps.upscalers):
+            return (f"Node '{node}' has no upscaler '{name}' for {what} "
+                    f"({words(caps.upscalers)}). Pick one it has. Nothing was sent.")
+    if StageName.adetailer in chain:
+        if caps.kind is bt.BackendKind.comfyui and caps.node_classes:
+            for cls, pack in _DETAILER_CLASSES.items():
+                if cls not in caps.node_classes:
+                    return (f"ADetailer passes need the '{cls}' node, which is not installed on "
+                            f"node '{node}': install {pack}, or switch ADetailer off. Nothing "
+                            "was sent.")
+        for _, p in config.adetailer.active_passes():
+            if caps.adetailer_models and match_file(p.model, caps.adetailer_models) is None:
+                return (f"Node '{node}' has no ADetailer detector '{p.model}' "
+                        f"({words(caps.adetailer_models)}). Pick one it has. Nothing was sent.")
+    return None
 
 
 __all__ = ["STAGE_CALLS", "STAGE_ORDER", "NothingToRun", "build_job", "expected_size",

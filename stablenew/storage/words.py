@@ -8,8 +8,8 @@ _IRREGULAR = {"batch": "batches", "entry": "entries", "is": "are", "was": "were"
 
 
 def plural(count: int, noun: str, plural_form: str | None = None) -> str:
-    """`count` and the noun in the form that count takes ("1 image", "0 images")."""
-    return f"{count} {noun_for(count, noun, plural_form)}"
+    """`count` and the noun in the form that count takes ("1 image", "0 images", "1,200 images")."""
+    return f"{count:,} {noun_for(count, noun, plural_form)}"
 
 
 def noun_for(count: int, noun: str, plural_form: str | None = None) -> str:

@@ -77,7 +77,7 @@ def test_plan_shows_the_table_and_the_unassignable_without_sending_anything(lab,
     assert len(lines) == 6
     assert all(" big " in line for line in lines if " xl " in line)
     assert {line.split()[2] for line in lines if " sd15 " in line} <= {"big", "small"}
-    assert "Makespan" in out and "1 image(s) no node can take" in out
+    assert "Makespan" in out and "1 image no node can take" in out
     assert "does not have the model 'flux1-dev.safetensors'" in out
     assert big.requests_to("/sdapi/v1/txt2img") == [] == small.requests_to("/sdapi/v1/txt2img")
     with QueueStore(db) as store:
@@ -125,10 +125,40 @@ def test_queue_run_uses_the_cluster_when_the_nodes_file_has_nodes(lab, tmp_path,
                  "--backoff", "0.01"])
     out = capsys.readouterr().out
     assert code == 1  # the flux image failed: no node has the model
-    assert "Running the queue on 2 node(s): big, small" in out
+    assert "Running the queue on 2 nodes: big, small" in out
     assert "6 done, 1 failed" in out and "does not have the model 'flux1-dev.safetensors'" in out
     with QueueStore(db) as store:
         states = sorted(i.state.value for i in store.items())
         xl_nodes = {i.node for i in store.items() if "xl" in store.config_for(i).txt2img.checkpoint}
     assert states == ["done"] * 6 + ["failed"]
     assert xl_nodes == {"big"}
+
+
+def test_a_batch_with_the_servers_current_model_does_not_mix_models(tmp_path, capsys):
+    """Issue 17 item 4: an A1111 on SDXL and a ComfyUI whose only checkpoint is an SD1.5; 8
+    images from one config naming no checkpoint. The model is fixed when the job is added
+    (the preferred node's current one, said), and only nodes that have it run the job."""
+    from tests.fakes.comfyui import FakeComfyUI
+
+    config = tmp_path / "cfg.yaml"
+    config.write_text(PipelineConfig().with_changes({
+        "txt2img.prompt": "a lighthouse", "txt2img.steps": 2, "txt2img.width": 64,
+        "txt2img.height": 64, "txt2img.seed": 1}).to_yaml(), encoding="utf-8")
+    db = tmp_path / "q.db"
+    with FakeSDWebUI(step_ms=1, checkpoints=(XL,)).running_in_thread() as sdxl, \
+            FakeComfyUI(step_ms=1, checkpoints=("v1-5-pruned-emaonly.safetensors",)
+                        ).running_in_thread() as comfy:
+        assert main(["nodes", "add", "xl", sdxl.url, "--no-probe"]) == 0
+        assert main(["nodes", "add", "comfy", comfy.url, "--kind", "comfyui", "--no-probe"]) == 0
+        capsys.readouterr()
+        assert main(["queue", "--db", str(db), "add", str(config), "--count", "8"]) == 0
+        out = capsys.readouterr().out
+        assert f"Model: {XL} (the current model of node 'xl')" in out
+        assert main(["queue", "--db", str(db), "run", "--until-empty", "--backoff", "0.01"]) == 0
+        with QueueStore(db) as store:
+            items = store.items()
+            assert {i.state for i in items} == {ItemState.done} and len(items) == 8
+            assert {i.node for i in items} == {"xl"}
+            assert {store.config_for(i).txt2img.checkpoint for i in items} == {XL}
+        assert not comfy.received
+

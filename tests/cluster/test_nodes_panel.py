@@ -171,7 +171,7 @@ def test_plan_button_fills_the_dry_run_table_without_sending_anything(qtbot, con
     assert [plan.index(r, 2).data() for r in range(3)] == ["big"] * 3
     assert plan.index(3, 2).data() == "(no node can take it)"
     assert "flux1-dev" in plan.index(3, 5).data() and plan.index(3, 3).data() == ""
-    assert "Makespan" in panel.plan_label.text() and "1 image(s) no node can take" in panel.plan_label.text()
+    assert "Makespan" in panel.plan_label.text() and "1 image no node can take" in panel.plan_label.text()
     assert big.requests_to("/sdapi/v1/txt2img") == []
 
 

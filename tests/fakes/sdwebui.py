@@ -925,6 +925,9 @@ class FakeSDWebUI(ServesItself):
                     if hires and number == 0:
                         size = (width, height)  # stopped in the first pass: no hires pass
                     break
+            # The VAE decodes what was sampled, stopped or not (about two steps, at most 0.1 s).
+            if await self._sleep(min(self.step_s * 2, 0.1)):
+                raise _Crash("RuntimeError", "the server is shutting down")
             for b in range(batch):
                 image_seed = seed + iteration * batch + b
                 text = create_infotext(prompt, negative, {**params, "Seed": image_seed})

@@ -165,3 +165,16 @@ def test_eta_in_words(seconds, words):
 def test_token_estimate_ignores_lora_tags_and_counts_chunks():
     assert estimate_tokens("a cat, <lora:foo:0.7>") == 3
     assert "(2×75)" in prompt_stats("word " * 80)
+
+
+def test_the_upscale_card_does_not_default_to_an_upscaler_the_server_lacks(qtbot, window_for):
+    """Issue 17: a ComfyUI without upscale models; the card showed 'R-ESRGAN 4x+' anyway."""
+    from tests.fakes.comfyui import FakeComfyUI
+
+    with FakeComfyUI(upscale_models=()).running_in_thread() as comfy:
+        window = window_for(comfy.url)
+        editor = window.pipeline_panel.editors["upscale.upscaler"]
+        qtbot.waitUntil(lambda: editor.widget.count() > 0, timeout=5000)
+        listed = [editor.widget.itemText(i) for i in range(editor.widget.count())]
+        assert "R-ESRGAN 4x+" not in listed
+        assert editor.value() == "Lanczos" and editor.value() in listed

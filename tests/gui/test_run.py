@@ -452,3 +452,44 @@ def test_run_and_add_to_queue_share_the_one_runner(qtbot, window_for, fake_sdweb
     assert session.queue.running and session.queue._runner_task is runner_task
     session.queue.stop_runner()
     qtbot.waitUntil(lambda: not session.queue.running, timeout=5000)
+
+
+def test_a_run_a_later_stage_cannot_do_is_an_error_before_anything_runs(qtbot, window_for,
+                                                                        tmp_path):
+    """Issue 17: on a ComfyUI without the ADetailer nodes the base image was made, thrown
+    away, an empty folder left, and the reason shown as a passing blue note."""
+    from tests.fakes.comfyui import FakeComfyUI
+
+    with FakeComfyUI(step_ms=1, face_detailer=False).running_in_thread() as comfy:
+        window = window_for(comfy.url)
+        session = window.session
+        _fill(window, **{"txt2img.prompt": "a face", "txt2img.steps": 2, "txt2img.width": 64,
+                         "txt2img.height": 64, "adetailer.enabled": True})
+        window.run()
+        qtbot.waitUntil(lambda: session.pipeline.state == "idle", timeout=10000)
+        error = session.pipeline.error
+        assert error is not None and "FaceDetailer" in error.message
+        assert window.status.error_button.isVisible()
+        assert not comfy.received  # nothing was sent
+    outputs = session.app.output_dir
+    assert not outputs.exists() or not any(p.is_dir() for p in outputs.iterdir())
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [{"step_ms": 1, "adetailer_models": None}],
+                         indirect=True)
+def test_when_a_later_stage_fails_the_run_keeps_the_earlier_image(qtbot, window_for,
+                                                                  fake_sdwebui_thread):
+    """The ADetailer extension is missing (A1111 lists nothing to check first): the stage
+    fails after txt2img; the error says why, and the txt2img image is kept, named so."""
+    fake = fake_sdwebui_thread
+    window = window_for(fake.url)
+    session = window.session
+    _fill(window, **{"txt2img.prompt": "a face", "txt2img.steps": 2, "txt2img.width": 64,
+                     "txt2img.height": 64, "adetailer.enabled": True})
+    window.run()
+    qtbot.waitUntil(lambda: session.pipeline.state == "idle", timeout=10000)
+    error = session.pipeline.error
+    assert error is not None and "ADetailer" in error.message
+    assert window.status.error_button.isVisible()
+    kept = list(session.app.output_dir.rglob("*-txt2img-only.png"))
+    assert len(kept) == 1

@@ -52,7 +52,7 @@ def test_rate_and_export_through_the_command(tmp_path, capsys):
     assert "no learning record" in capsys.readouterr().err
     out = tmp_path / "bundle.zip"
     assert main(["learning", "--db", str(db), "export", str(out), "--copies"]) == 0
-    assert "Exported 1 records, 1 image copies" in capsys.readouterr().out
+    assert "Exported 1 record, 1 image copy" in capsys.readouterr().out
     with zipfile.ZipFile(out) as zf:
         assert "images/1.jpg" in zf.namelist()
 

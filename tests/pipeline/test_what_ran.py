@@ -158,7 +158,7 @@ async def test_someone_elses_interrupt_in_the_hires_pass_is_kept_only_as_incompl
     import httpx
 
     async with FakeSDWebUI(step_ms=40) as fake:
-        backend = A1111Backend(fake.url, kind=bt.BackendKind.a1111, poll_interval=0.02)
+        backend = A1111Backend(fake.url, kind=bt.BackendKind.a1111, poll_interval=0.01)
 
         async def interrupt_in_hires_pass() -> None:
             while fake._job is None or fake._job.job_no < 1:  # the first pass is done
@@ -219,3 +219,51 @@ async def test_a_queued_run_that_saves_nothing_makes_no_folder(tmp_path):
             await backend.aclose()
     assert ok.status is RunStatus.completed and ok.folder_made
     assert ok.records[0].path.parent == folder
+
+
+async def test_comfyui_without_facedetailer_fails_before_anything_is_sent(tmp_path):
+    """The missing FaceDetailer node is reported before txt2img runs, not after it."""
+    async with FakeComfyUI(step_ms=1, face_detailer=False) as fake:
+        backend = ComfyUIBackend(fake.url, workflows_dir=tmp_path / "wf")
+        try:
+            config = small_config(**{"adetailer.enabled": True})
+            result = await _run(config, backend, tmp_path / "out")
+        finally:
+            await backend.aclose()
+    assert result.status is RunStatus.failed and not fake.received
+    assert "FaceDetailer" in result.message and "Nothing was sent" in result.message
+    assert result.errors[0].fatal and not (tmp_path / "out").exists()
+
+
+async def test_an_upscaler_the_server_lacks_fails_before_txt2img(tmp_path):
+    async with FakeSDWebUI(step_ms=1, upscalers=("None", "Lanczos", "Nearest")) as fake:
+        backend = A1111Backend(fake.url, kind=bt.BackendKind.a1111)
+        try:
+            config = small_config(**{"upscale.enabled": True})  # the default R-ESRGAN 4x+
+            result = await _run(config, backend, tmp_path / "out")
+        finally:
+            await backend.aclose()
+    assert result.status is RunStatus.failed
+    assert "R-ESRGAN 4x+" in result.message and "Lanczos" in result.message
+    assert not fake.requests_to("/sdapi/v1/txt2img")
+
+
+async def test_when_a_later_stage_fails_anyway_the_earlier_image_is_kept_and_labelled(tmp_path):
+    """ADetailer's extension is missing (A1111 lists nothing to check against): the stage
+    fails after txt2img ran, and the txt2img image is kept, named and described as such."""
+    async with FakeSDWebUI(step_ms=1, adetailer_models=None) as fake:
+        backend = A1111Backend(fake.url, kind=bt.BackendKind.a1111)
+        try:
+            config = small_config(**{"adetailer.enabled": True, "upscale.enabled": True})
+            result = await _run(config, backend, tmp_path / "out")
+        finally:
+            await backend.aclose()
+    assert result.status is RunStatus.failed and not result.records
+    assert "ADetailer" in result.errors[0].message
+    [kept] = list((tmp_path / "out").rglob("*.png"))
+    assert kept.name.endswith("-txt2img-only.png")
+    meta = read_image_metadata(kept)
+    assert meta.parsed["Stopped before"] == "adetailer"
+    assert meta.stablenew["stages"] == ["txt2img"] and meta.stablenew["stopped_before"] == "adetailer"
+    assert any("kept as" in w for w in result.warnings)
+    assert not fake.requests_to("/sdapi/v1/extra-single-image")

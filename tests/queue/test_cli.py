@@ -30,7 +30,7 @@ def only_job(store: QueueStore):
 
 def test_add_list_and_report(config_file, tmp_path, capsys, isolated_home):
     assert q("add", str(config_file), "--output", str(tmp_path / "out")) == 0
-    assert "3 image(s)" in capsys.readouterr().out
+    assert "3 images" in capsys.readouterr().out
     assert q("add", str(config_file), "--count", "250", "--name", "many", "--priority", "2") == 0
     with QueueStore(isolated_home / "data" / "stablenew.db") as store:
         jobs = store.list_jobs()
@@ -45,7 +45,10 @@ def test_add_list_and_report(config_file, tmp_path, capsys, isolated_home):
     assert q("list", jobs[1].id) == 0
     assert f"{jobs[1].id}/3" in capsys.readouterr().out
     assert q("report") == 0
-    assert "253 image(s)" in capsys.readouterr().out
+    assert "253 images" in capsys.readouterr().out
+    assert q("add", str(config_file), "--count", "1") == 0  # issue 17 item 22: one image
+    out = capsys.readouterr().out
+    assert ": 1 image," in out and "image(s)" not in out
 
 
 def test_add_a_preset_file(tmp_path, isolated_home, capsys):

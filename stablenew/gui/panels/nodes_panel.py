@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stablenew.controller.format import plural
 from stablenew.controller.nodes_controller import NodeConfig, NodesController, StateRole, format_seconds
 from stablenew.gui.widgets.notice import NoticeBanner
 
@@ -233,10 +234,10 @@ class NodesPanel(QWidget):
             self.plan_label.setText("Nothing is queued.")
             return
         nodes = sorted({r.node for r in plan.rows if r.node})
-        text = (f"Makespan {format_seconds(plan.makespan)} over {len(nodes)} node(s) "
+        text = (f"Makespan {format_seconds(plan.makespan)} over {plural(len(nodes), 'node')} "
                 f"(no plan can beat {format_seconds(plan.lower_bound)}).")
         if plan.unassignable:
-            text += f" {len(plan.unassignable)} image(s) no node can take — see the last rows."
+            text += f" {plural(len(plan.unassignable), 'image')} no node can take — see the last rows."
         self.plan_label.setText(text)
         for column in range(5):  # the last column (why not) stretches
             self.plan_table.resizeColumnToContents(column)
