@@ -174,12 +174,15 @@ class ModelsPanel(QWidget):
         for base in controller.base_models():
             self.family.addItem(base, base)
         self.category = QComboBox()
+        self.on_server = QCheckBox("On this server")
+        self.on_server.setToolTip("Only LoRAs the server Run uses lists")
         self.add_folder_button = QPushButton("Add folder…")
         self.add_folder_button.setToolTip("A folder of LoRAs: the one your server uses, or a copy on a share")
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
         top.addWidget(self.family)
         top.addWidget(self.category)
+        top.addWidget(self.on_server)
         top.addWidget(self.add_folder_button)
 
         self.model = ModelsModel(self)
@@ -228,6 +231,7 @@ class ModelsPanel(QWidget):
         self.search.textChanged.connect(self._filter)
         self.family.currentIndexChanged.connect(self._filter)
         self.category.currentIndexChanged.connect(self._filter)
+        self.on_server.toggled.connect(self._filter)
         self.grid.selectionModel().currentChanged.connect(self._selected)
         self.grid.doubleClicked.connect(lambda _index: self._add())
         self.add_button.clicked.connect(self._add)
@@ -251,8 +255,10 @@ class ModelsPanel(QWidget):
 
     def _filter(self) -> None:
         selected = self._entry()
+        self.on_server.setEnabled(bool(self.controller.current_node))
+        node = self.controller.current_node if self.on_server.isChecked() else ""
         rows = self.controller.filtered(self.search.text(), self.family.currentData() or "",
-                                        self.category.currentData() or "")
+                                        self.category.currentData() or "", node=node)
         self.model.set_rows(rows)
         if selected is not None and selected in rows:
             self.grid.setCurrentIndex(self.model.index(rows.index(selected)))
