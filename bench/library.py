@@ -14,9 +14,13 @@ category folders, with the sidecars people have: an A1111 `.json` for a third, a
 - bare: the same headers read with a minimal loop (open, 8 bytes, json.loads) — the floor any
   index must pay — printed as `cold_vs_bare_headers`.
 
-Prints `RESULT index_cold_s=… index_warm_s=… match_ms=… cold_vs_bare_headers=…`; targets
-cold < 10 s, warm < 1 s, match < 20 ms. Run from the repository root:
-`.venv/bin/python bench/library.py [--count 5000]`.
+- scroll: the Models panel on the real catalog controller (warm cache) scrolled top to bottom,
+  half a page per 16 ms frame, previews decoding as they come into view; a 5 ms probe timer
+  records how late the Qt loop ran it (as `bench/ui_latency.py` does).
+
+Prints `RESULT index_cold_s=… index_warm_s=… match_ms=… scroll_max_stall_ms=…
+cold_vs_bare_headers=…`; targets cold < 10 s, warm < 1 s, match < 20 ms, scroll stall < 33 ms.
+Run from the repository root: `.venv/bin/python bench/library.py [--count 5000]`.
 """
 
 from __future__ import annotations
@@ -99,6 +103,71 @@ def bare_headers(folder: Path) -> int:
     return n
 
 
+PROBE_MS = 5
+
+
+def scroll_stalls(folder: Path, db: Path) -> tuple[list[float], list[float], int]:
+    """Qt-loop stalls while the Models panel (real controller, warm cache) scrolls top to bottom."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import asyncio
+
+    import qasync
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from stablenew.controller.catalog_controller import CatalogController
+    from stablenew.gui.panels.models_panel import ModelsPanel
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setQuitOnLastWindowClosed(False)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    stalls: list[float] = []
+    idle: list[float] = []
+
+    async def scenario() -> int:
+        controller = CatalogController(db)
+        panel = ModelsPanel(controller)
+        panel.resize(900, 700)
+        panel.show()
+        controller.add_folder(folder)
+        while panel.model.rowCount() == 0 or controller._tasks.busy:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)  # the batched layout settles
+        bar = panel.grid.verticalScrollBar()
+        last = [time.perf_counter()]
+
+        def probe() -> None:
+            now = time.perf_counter()
+            stalls.append(max(0.0, (now - last[0]) * 1000 - PROBE_MS))
+            last[0] = now
+
+        timer = QTimer()
+        timer.setInterval(PROBE_MS)
+        timer.timeout.connect(probe)
+        timer.start()
+        await asyncio.sleep(2.0)  # the same probe on the idle panel: the machine's own noise
+        idle.extend(stalls)
+        stalls.clear()
+        steps = 0
+        while bar.value() < bar.maximum():
+            bar.setValue(bar.value() + bar.pageStep() // 2)  # half a page per frame: a brisk scroll
+            steps += 1
+            await asyncio.sleep(0.016)
+        await asyncio.sleep(0.3)  # the last previews arrive
+        timer.stop()
+        rows = panel.model.rowCount()
+        panel.close()
+        await controller.aclose()
+        return rows if steps else 0
+
+    try:
+        rows = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    return stalls, idle, rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=5000)
@@ -142,14 +211,23 @@ def main() -> None:
         bare_n = bare_headers(folder)
         bare = time.perf_counter() - t0
         assert bare_n == args.count
+        stalls, idle, rows = scroll_stalls(folder, db)
+        assert rows == args.count, rows
 
     print(f"cold index {cold:.2f} s ({cold / args.count * 1e6:.0f} µs per LoRA); bare header loop "
           f"{bare:.2f} s; warm from cache {warm:.3f} s (runs {', '.join(f'{w:.3f}' for w in warm_runs)})")
     print(f"matcher index built in {build_ms:.0f} ms; match {match_ms:.2f} ms median, "
           f"{max(times):.2f} ms worst; {len(matches)} matches, best: "
           f"{matches[0].entry.name} ({matches[0].score:g}: {'; '.join(matches[0].reasons[:3])})")
+    stalls.sort()
+    idle.sort()
+    print(f"scrolled {rows} LoRAs in the Models panel: {len(stalls)} probes, median stall "
+          f"{statistics.median(stalls):.2f} ms, p99 {stalls[int(len(stalls) * 0.99)]:.1f} ms; "
+          f"the idle panel before it: max {max(idle):.1f} ms, p99 {idle[int(len(idle) * 0.99)]:.1f} ms")
     print(f"RESULT index_cold_s={cold:.2f} index_warm_s={warm:.3f} match_ms={match_ms:.2f} "
-          f"cold_vs_bare_headers={cold / bare:.1f}")
+          f"scroll_max_stall_ms={max(stalls):.1f} "
+          f"scroll_p99_stall_ms={stalls[int(len(stalls) * 0.99)]:.1f} "
+          f"idle_max_stall_ms={max(idle):.1f} cold_vs_bare_headers={cold / bare:.1f}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ class CatalogController(QObject):
         self._tasks = TaskOwner("Models", self)
         self._tasks.error_raised.connect(self._set_error)
         self._tasks.busy_changed.connect(self.busy_changed)
+        self._current_node = ""
         self._again = False  # a change arrived while reading: read once more afterwards
         self._reading = False
         self._get_config: Callable[[], Any] | None = None
@@ -194,6 +195,15 @@ class CatalogController(QObject):
     def set_node_loras(self, node: str, names: list[str] | tuple[str, ...]) -> None:
         """The LoRAs a node's server lists (from its probe): marks them available there."""
         self._catalog.mark_available(node, names)
+        self.entries_changed.emit()
+
+    @property
+    def current_node(self) -> str:
+        """The node the window's Run goes to ("" before its server has answered)."""
+        return self._current_node
+
+    def set_current_node(self, node: str) -> None:
+        self._current_node = node
         self.entries_changed.emit()
 
     # --- the prompt ------------------------------------------------------------------------

@@ -183,6 +183,15 @@ class Session(QObject):
         catalog = CatalogController(self.app.paths.data_dir / "catalog.db", parent=self)
         catalog.set_prompt_target(self.pipeline.current_config, self.pipeline.load_config)
         catalog.error_changed.connect(self._forward_error)
+
+        def server_listed(caps: Any) -> None:
+            # The window's server: its LoRA list marks what is available where Run goes.
+            if caps is not None:
+                catalog.set_node_loras(self.server.node_name, caps.loras)
+                catalog.set_current_node(self.server.node_name)
+
+        self.server.capabilities_changed.connect(server_listed)
+        server_listed(self.server.capabilities)
         return catalog
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from stablenew.controller.catalog_controller import CatalogController
 from stablenew.gui.panels.models_panel import ModelsPanel
@@ -115,3 +115,14 @@ def test_a_new_lora_in_a_watched_folder_appears_after_the_quiet_period(qtbot, se
         write_model(loras / "character" / "newcomer.safetensors", {"modelspec.trigger_phrase": "newbie"})
     assert "newcomer" in [e.name for e in panel.model.rows]
     assert "Reading" not in panel.status.text()
+
+
+def test_only_the_loras_the_server_lists(qtbot, setup):
+    panel, controller, _cards, _loras = setup
+    assert not panel.on_server.isEnabled()  # no server has answered yet
+    controller.set_node_loras("127.0.0.1:7860", ["plain.safetensors", "elsewhere"])
+    controller.set_current_node("127.0.0.1:7860")
+    corner = panel.on_server.rect().topLeft() + QPoint(6, 6)  # on the box, not beside its words
+    qtbot.mouseClick(panel.on_server, Qt.MouseButton.LeftButton, pos=corner)
+    assert panel.on_server.isChecked()
+    assert [e.name for e in panel.model.rows] == ["plain"]

@@ -21,12 +21,14 @@ import hashlib
 import io
 import json
 import random
+import re
 import subprocess
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -202,6 +204,8 @@ class FakeSDWebUI(ServesItself):
         self.loras = tuple(loras)
         #: The safetensors `__metadata__` (all strings) of a LoRA in `loras`, by that name.
         self.lora_metadata: dict[str, dict[str, str]] = {}
+        #: A folder of real .safetensors LoRAs served too, as A1111 serves models/Lora.
+        self.lora_dir: Path | None = None
         self.embeddings = tuple(embeddings)
         #: None means the ADetailer extension is not installed.
         self.adetailer_models = None if adetailer_models is None else tuple(adetailer_models)
@@ -495,7 +499,26 @@ class FakeSDWebUI(ServesItself):
 
     async def _loras(self, request: web.Request) -> web.Response:
         self._record(request.path, None)
-        return web.json_response([a1111_lora_item(n, self.lora_metadata.get(n, {})) for n in self.loras])
+        listed = [a1111_lora_item(n, self.lora_metadata.get(n, {})) for n in self.loras]
+        listed += [a1111_lora_item(n, meta) for n, (meta, _hash) in read_lora_folder(self.lora_dir).items()]
+        return web.json_response(listed)
+
+    def _lora_hashes(self, prompt: str) -> str | None:
+        """`Lora hashes` as the Lora extension writes it for the LoRAs a prompt names."""
+        known: dict[str, str] = {}
+        for name in self.loras:
+            known_hash = self.lora_metadata.get(name, {}).get("sshs_model_hash")
+            if known_hash:
+                known[name.rsplit("/", 1)[-1]] = known_hash
+        for name, (meta, full) in read_lora_folder(self.lora_dir).items():
+            known[name.rsplit("/", 1)[-1]] = full
+            if meta.get("ss_output_name"):
+                known.setdefault(meta["ss_output_name"], full)
+        pairs = {}
+        for mentioned in re.findall(r"<lora:([^:>]+)", prompt):
+            if mentioned in known:
+                pairs[mentioned.replace(":", "").replace(",", "")] = known[mentioned][:12]
+        return ", ".join(f"{k}: {v}" for k, v in pairs.items()) or None
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         self._record(request.path, None)
@@ -888,6 +911,7 @@ class FakeSDWebUI(ServesItself):
             params[f"ADetailer inpaint padding{sfx}"] = tab.get("ad_inpaint_only_masked_padding", 32)
         if ad_tabs:
             params["ADetailer version"] = ADETAILER_VERSION
+        params["Lora hashes"] = self._lora_hashes(prompt)
         params["Version"] = self.version
 
         passes = [steps] + ([hr_steps or steps] if hires else [])
@@ -1008,6 +1032,28 @@ class FakeSDWebUI(ServesItself):
 
 
 # ----- pytest fixtures (import them into a conftest.py) -----
+
+def read_lora_folder(folder: Path | None) -> dict[str, tuple[dict[str, str], str]]:
+    """"sub/stem" -> (header metadata, A1111's LoRA hash) for each .safetensors under *folder*.
+
+    The hash is what `extensions-builtin/Lora/network.py` uses: the embedded `sshs_model_hash`,
+    else `hashes.addnet_hash_safetensors` (sha256 of everything after the header).
+    """
+    found: dict[str, tuple[dict[str, str], str]] = {}
+    if folder is None:
+        return found
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        data = path.read_bytes()
+        length = int.from_bytes(data[:8], "little")
+        try:
+            header = json.loads(data[8:8 + length])
+        except ValueError:
+            continue  # A1111 lists it without metadata; the fake simply leaves it out
+        meta = header.get("__metadata__") or {}
+        full = meta.get("sshs_model_hash") or hashlib.sha256(data[8 + length:]).hexdigest()
+        found[path.relative_to(folder).with_suffix("").as_posix()] = (meta, full)
+    return found
+
 
 def a1111_lora_item(name: str, metadata: dict[str, str]) -> dict[str, Any]:
     """One item of `/sdapi/v1/loras` as the built-in Lora extension builds it (`create_lora_json`).

@@ -10,7 +10,17 @@ from collections import OrderedDict
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QRunnable,
+    QSize,
+    Qt,
+    QThreadPool,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QColor, QIcon, QImage, QImageReader, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -60,6 +70,7 @@ class ModelsModel(QAbstractListModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.rows: list[Any] = []
+        self._rows_of: dict[str, list[int]] = {}  # preview path -> rows showing it
         self._icons: OrderedDict[str, QIcon] = OrderedDict()
         self._asked: set[str] = set()
         self._pool = QThreadPool(self)
@@ -69,6 +80,11 @@ class ModelsModel(QAbstractListModel):
         pixmap = QPixmap(THUMB, THUMB)
         pixmap.fill(QColor(128, 128, 128, 40))
         self._placeholder = QIcon(pixmap)
+        self._changed: set[int] = set()
+        self._repaint = QTimer(self)
+        self._repaint.setSingleShot(True)
+        self._repaint.setInterval(30)
+        self._repaint.timeout.connect(self._repaint_changed)
 
     def set_rows(self, rows: list[Any]) -> None:
         if len(rows) == len(self.rows) and all(a is b for a, b in zip(rows, self.rows, strict=True)):
@@ -79,6 +95,10 @@ class ModelsModel(QAbstractListModel):
             return
         self.beginResetModel()
         self.rows = rows
+        self._rows_of = {}
+        for row, entry in enumerate(rows):
+            if entry.preview:
+                self._rows_of.setdefault(entry.preview, []).append(row)
         self.endResetModel()
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
@@ -117,10 +137,16 @@ class ModelsModel(QAbstractListModel):
         self._icons[path] = QIcon(QPixmap.fromImage(image))
         while len(self._icons) > MAX_ICONS:
             self._icons.popitem(last=False)
-        for row, entry in enumerate(self.rows):
-            if entry.preview == path:
-                index = self.index(row)
-                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+        self._changed.update(self._rows_of.get(path, ()))
+        if not self._repaint.isActive():
+            self._repaint.start()
+
+    def _repaint_changed(self) -> None:
+        # Previews land in bursts (a page at a time): one repaint of their span, not one each.
+        if self._changed:
+            first, last = min(self._changed), max(self._changed)
+            self._changed.clear()
+            self.dataChanged.emit(self.index(first), self.index(last), [Qt.ItemDataRole.DecorationRole])
 
 
 def _tooltip(entry: Any) -> str:
@@ -148,12 +174,15 @@ class ModelsPanel(QWidget):
         for base in controller.base_models():
             self.family.addItem(base, base)
         self.category = QComboBox()
+        self.on_server = QCheckBox("On this server")
+        self.on_server.setToolTip("Only LoRAs the server Run uses lists")
         self.add_folder_button = QPushButton("Add folder…")
         self.add_folder_button.setToolTip("A folder of LoRAs: the one your server uses, or a copy on a share")
         top = QHBoxLayout()
         top.addWidget(self.search, 1)
         top.addWidget(self.family)
         top.addWidget(self.category)
+        top.addWidget(self.on_server)
         top.addWidget(self.add_folder_button)
 
         self.model = ModelsModel(self)
@@ -166,6 +195,9 @@ class ModelsPanel(QWidget):
         self.grid.setGridSize(QSize(THUMB + 16, THUMB + 36))
         self.grid.setWordWrap(True)
         self.grid.setMovement(QListView.Movement.Static)
+        # Thousands of cells are laid out a batch per event-loop turn, not in one long stall.
+        self.grid.setLayoutMode(QListView.LayoutMode.Batched)
+        self.grid.setBatchSize(200)
         self.grid.setModel(self.model)
 
         self.details = QLabel("Pick a LoRA to see its trigger words.")
@@ -199,6 +231,7 @@ class ModelsPanel(QWidget):
         self.search.textChanged.connect(self._filter)
         self.family.currentIndexChanged.connect(self._filter)
         self.category.currentIndexChanged.connect(self._filter)
+        self.on_server.toggled.connect(self._filter)
         self.grid.selectionModel().currentChanged.connect(self._selected)
         self.grid.doubleClicked.connect(lambda _index: self._add())
         self.add_button.clicked.connect(self._add)
@@ -222,8 +255,10 @@ class ModelsPanel(QWidget):
 
     def _filter(self) -> None:
         selected = self._entry()
+        self.on_server.setEnabled(bool(self.controller.current_node))
+        node = self.controller.current_node if self.on_server.isChecked() else ""
         rows = self.controller.filtered(self.search.text(), self.family.currentData() or "",
-                                        self.category.currentData() or "")
+                                        self.category.currentData() or "", node=node)
         self.model.set_rows(rows)
         if selected is not None and selected in rows:
             self.grid.setCurrentIndex(self.model.index(rows.index(selected)))

@@ -1,0 +1,58 @@
+"""Journey: scan a LoRA folder in the Models tab, filter, add a LoRA with its trigger word, run,
+and the saved image's infotext carries `Lora hashes` as A1111 writes them."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
+
+from stablenew.pipeline.infotext import read_image_metadata
+from tests.catalog.factory import PNG_2PX, SD1_KEYS, SDXL_KEYS, write_json, write_model
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [{"step_ms": 5.0}], indirect=True)
+def test_pick_a_lora_run_and_the_image_names_its_hash(qtbot, window_for, fake_sdwebui_thread, tmp_path,
+                                                      monkeypatch):
+    loras = tmp_path / "models" / "Lora"
+    write_model(loras / "style" / "neon.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"},
+                SDXL_KEYS, tensor_bytes=64, fill=b"\x03")
+    write_json(loras / "style" / "neon.json", {"activation text": "neonstyle, glowing lines",
+                                               "preferred weight": 0.7})
+    (loras / "style" / "neon.preview.png").write_bytes(PNG_2PX)
+    write_model(loras / "old_sd1.safetensors", {"ss_base_model_version": "sd_v1"}, SD1_KEYS)
+    fake = fake_sdwebui_thread
+    fake.lora_dir = loras  # the server uses the same folder, as on one PC
+    window = window_for(fake.url)
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
+    panel = window.models_panel
+    assert type(panel).__name__ == "ModelsPanel"
+    window.work_tabs.setCurrentWidget(panel)
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(loras))
+    qtbot.mouseClick(panel.add_folder_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 2, timeout=10000)
+    catalog = window.session.catalog
+    neon = catalog.catalog.find("neon")
+    qtbot.waitUntil(lambda: neon.sha256 is not None, timeout=10000)  # hashed in the background
+
+    panel.family.setCurrentIndex(panel.family.findData("SDXL"))
+    assert [e.name for e in panel.model.rows] == ["neon"]
+    rect = panel.grid.visualRect(panel.model.index(0))
+    qtbot.mouseClick(panel.grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert [b.text() for b in panel.trigger_boxes] == ["neonstyle", "glowing lines"]
+    window.pipeline_panel.editor("txt2img.prompt").set_value("a city at night")
+    for path, value in {"txt2img.steps": 3, "txt2img.width": 64, "txt2img.height": 64}.items():
+        window.pipeline_panel.editor(path).set_value(value)
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.pipeline_panel.values()["txt2img.prompt"]
+                    == "a city at night, neonstyle, <lora:neon:0.7>", timeout=5000)
+
+    saved = []
+    window.session.queued_image_saved.connect(saved.append)
+    window.commands.run_button.click()
+    qtbot.waitUntil(lambda: bool(saved) and window.session.pipeline.state == "idle", timeout=20000)
+    assert window.session.pipeline.error is None, window.session.pipeline.error
+    meta = read_image_metadata(saved[0].path)
+    assert meta.parsed["Prompt"] == "a city at night, neonstyle, <lora:neon:0.7>"
+    assert meta.parsed["Lora hashes"] == f"neon: {neon.autov3}"
