@@ -36,9 +36,15 @@ def lora_name(token: str) -> str:
 
 
 def words(text: str) -> set[str]:
-    """Content words of *text*, lower case, without syntax punctuation or little words."""
-    plain = LORA.sub(" ", text)
+    """Content words of *text*, lower case, without syntax punctuation, weights, LoRA tags or
+    little words."""
+    plain = WEIGHT.sub(lambda m: m.group(1), LORA.sub(" ", text))
     return {w for w in re.findall(r"[a-z0-9]+(?:'[a-z]+)?", plain.lower()) if w not in STOPWORDS}
+
+
+def stem(word: str) -> str:
+    """A crude stem, so "rainy", "rain" and "rains" count as one word in the checks."""
+    return re.sub(r"(?:ing|ed|es|ies|ly|y|s)$", "", word) if len(word) > 4 else word
 
 
 def split_parts(text: str) -> list[str]:
