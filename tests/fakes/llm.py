@@ -10,7 +10,8 @@ empty, from `responder(model, messages)`. Quirks real servers show: JSON wrapped
 fences, a `<think>` block before the answer, an unknown model answered with 404 (Ollama's
 shapes), slow tokens (`token_ms`), a stream dropped midway (`drop_after`), a huge answer.
 Every request is kept in `requests`; `llm_seconds` sums the time spent answering on purpose
-(latency + token delays), for benchmarks. Standalone: `python -m tests.fakes.llm --port 11434`.
+(latency + token delays) and `served_seconds` the wall time spent in chat handlers, for
+benchmarks. Standalone: `python -m tests.fakes.llm --port 11434`.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class FakeLLM(ServesItself):
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.loaded: dict[str, Any] = {}  # Ollama: model → keep_alive it was loaded with
         self.llm_seconds = 0.0
+        self.served_seconds = 0.0  # wall time inside the chat handlers, first byte in to last out
         self._runner: web.AppRunner | None = None
 
     def reply(self, text: str, **quirks: Any) -> None:
@@ -103,7 +105,7 @@ class FakeLLM(ServesItself):
     # ----- lifecycle -----
 
     async def start(self) -> str:
-        app = web.Application(middlewares=[self._auth])
+        app = web.Application(middlewares=[self._timed, self._auth])
         app.router.add_get("/v1/models", self._v1_models)
         app.router.add_post("/v1/chat/completions", self._v1_chat)
         if self.flavor == "ollama":
@@ -123,6 +125,15 @@ class FakeLLM(ServesItself):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    @web.middleware
+    async def _timed(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            return await handler(request)
+        finally:
+            if request.path.endswith("/chat") or request.path.endswith("/completions"):
+                self.served_seconds += time.perf_counter() - started
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Callable[..., Any]) -> web.StreamResponse:
