@@ -68,15 +68,15 @@ def _run(args: argparse.Namespace) -> int:
             print(f"stablenew enhance: the image {file} does not exist.", file=sys.stderr)
             return 2
         image = (file.read_bytes(), IMAGE_TYPES.get(file.suffix.lower(), "image/png"))
-    name = args.template or getattr(settings, "llm_template", "") or DEFAULT_TEMPLATE
+    name = args.template or settings.llm_template or DEFAULT_TEMPLATE
     try:
         template = get_template(name, user_templates_dir(paths))
     except KeyError as exc:
         print(f"stablenew enhance: {exc.args[0]}", file=sys.stderr)
         return 2
-    options = _Options(url=args.url or getattr(settings, "llm_url", "") or None,
-                       api_key=_secret(getattr(settings, "llm_api_key", "")),
-                       model=args.model or getattr(settings, "llm_model", "") or None,
+    options = _Options(url=args.url or settings.llm_url or None,
+                       api_key=settings.llm_api_key.get_secret_value(),
+                       model=args.model or settings.llm_model or None,
                        family=ModelFamily(args.family))
     return asyncio.run(_main(args, options, template, image))
 
@@ -89,11 +89,6 @@ class _Options:
     api_key: str
     model: str | None
     family: Any
-
-
-def _secret(value: Any) -> str:
-    getter = getattr(value, "get_secret_value", None)
-    return getter() if getter is not None else str(value or "")
 
 
 async def _main(args: argparse.Namespace, options: _Options, template: Any,

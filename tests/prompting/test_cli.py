@@ -74,3 +74,21 @@ def test_streaming_shows_tokens_on_stderr(flavor, capsys):
         code = main(["enhance", "a cat", "--url", fake.url, "--stream"])
     out, err = capsys.readouterr()
     assert code == 0 and out == "a cat, soft light\n" and "a cat, soft light" in err
+
+
+def test_the_llm_in_settings_is_used_with_its_key(capsys):
+    from pydantic import SecretStr
+
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import AppSettings, save_settings
+
+    with FakeLLM(api_key="sk-7", models=("qwen2.5:7b",)).running_in_thread() as fake:
+        save_settings(AppPaths.default(), AppSettings(llm_url=fake.url, llm_model="qwen2.5:7b",
+                                                      llm_api_key=SecretStr("sk-7"),
+                                                      llm_template="photo"))
+        fake.reply("a cat, 50mm, window light")
+        code = main(["enhance", "a cat"])
+        system = fake.requests[-1][1]["messages"][0]["content"]
+    out, err = capsys.readouterr()
+    assert code == 0 and out == "a cat, 50mm, window light\n"
+    assert "believable photograph" in system and "sk-7" not in err
