@@ -12,7 +12,7 @@ from pathlib import Path
 import stablenew
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ("storage", "backends", "pipeline", "randomizer", "learning", "catalog", "cluster")
+CORE = ("storage", "backends", "pipeline", "randomizer", "learning", "catalog", "prompting", "cluster")
 
 
 def _core_modules() -> list[str]:

@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from stablenew.storage.atomic import atomic_write_text
 from stablenew.storage.documents import (
@@ -111,6 +111,19 @@ class AppSettings(BaseModel):
         json_schema_extra={"decimals": 0},  # whole seconds in the dialog; a file may say 90.5
     )
     live_previews: bool = Field(True, title="Live previews")
+    # Prompt enhancement with a local LLM (stablenew.prompting); off while llm_url is empty.
+    llm_url: str = Field(
+        "", title="LLM address",
+        description="Your local LLM server, e.g. http://127.0.0.1:1234 (LM Studio) or "
+                    "http://127.0.0.1:11434 (Ollama). Empty: no LLM.")
+    llm_model: str = Field("", title="LLM model", description="Empty: the server's first model.")
+    llm_api_key: SecretStr = Field(SecretStr(""), title="LLM API key",
+                                   description="Only if your LLM server asks for one.")
+    llm_template: str = Field("general", title="Enhance style")
+    llm_enhance: bool = Field(False, title="Enhance prompts before generating")
+    llm_unload_before_generate: bool = Field(
+        False, title="Unload the LLM before generating",
+        description="Frees its memory for Stable Diffusion when both share one GPU (Ollama).")
 
     @field_validator("server_url")
     @classmethod
@@ -118,6 +131,14 @@ class AppSettings(BaseModel):
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError("The server address must start with http:// or https://")
+        return value
+
+    @field_validator("llm_url")
+    @classmethod
+    def _llm_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("The LLM address must start with http:// or https://")
         return value
 
     @field_validator("output_dir", "wildcards_dir", "packs_dir")
@@ -311,6 +332,9 @@ def save_settings(paths: AppPaths, settings: AppSettings) -> Path:
     """Validate, then write atomically; owner-only permissions when a password is stored."""
     AppSettings.model_validate(settings.model_dump())
     data = settings.model_dump(mode="json", exclude_defaults=True)
+    api_key = settings.llm_api_key.get_secret_value()
+    if api_key:
+        data["llm_api_key"] = api_key  # a JSON dump masks secrets; the file must keep it
     data = {"version": SETTINGS_VERSION, **data}
-    mode = 0o600 if settings.password else None
+    mode = 0o600 if settings.password or api_key else None
     return atomic_write_text(paths.settings_file, dump_yaml(data), mode=mode)
