@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -527,6 +527,12 @@ class MainWindow(QMainWindow):
             value = self.window_state.value(key)
             if isinstance(value, QByteArray | bytes) and value:
                 restore(QByteArray(value))
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is not None:
+            area = screen.availableGeometry()
+            fitted = fit_to_screen(self.geometry(), self.minimumSize(), area)
+            if fitted is not None:
+                self.setGeometry(fitted)
 
     def save_state(self) -> None:
         state = self.window_state
@@ -623,6 +629,20 @@ class MainWindow(QMainWindow):
 
 def _first_sentence(text: str) -> str:
     return text.split(". ", 1)[0].strip().rstrip(".")
+
+
+def fit_to_screen(window: QRect, minimum: QSize, area: QRect) -> QRect | None:
+    """Where a window of *window*'s geometry goes so it is whole on a screen's *area* (a first
+    launch on a laptop, or a window saved on a larger monitor); None when it already fits, or
+    when the screen cannot even hold the window's minimum size (the minimum wins there)."""
+    if minimum.width() > area.width() or minimum.height() > area.height():
+        return None
+    if area.contains(window):
+        return None
+    width, height = min(window.width(), area.width()), min(window.height(), area.height())
+    x = min(max(window.x(), area.x()), area.x() + area.width() - width)
+    y = min(max(window.y(), area.y()), area.y() + area.height() - height)
+    return QRect(x, y, width, height)
 
 
 def _dropped_image(mime) -> Path | None:
