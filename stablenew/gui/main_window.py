@@ -581,7 +581,7 @@ class MainWindow(QMainWindow):
 
     async def shutdown(self) -> None:
         if self.session is not None:
-            await self.session.aclose()
+            await self.session.aclose(keep_queued=self._close_answer == "stop")
 
 
 def _dropped_image(mime) -> Path | None:

@@ -279,6 +279,13 @@ def wait_db(until: Callable[[dict[str, int]], bool], timeout: float, what: str) 
 def queue_batch(qtbot, window, prompt: str, images: int) -> None:
     """Type a prompt, set a small batch, press Add to queue: what a user does."""
     from PySide6.QtCore import Qt
+
+    fill_cards(qtbot, window, prompt, images)
+    qtbot.mouseClick(window.commands.queue_button, Qt.MouseButton.LeftButton)
+
+
+def fill_cards(qtbot, window, prompt: str, images: int) -> None:
+    """Type a prompt and set a small batch of *images* (8 steps, 64×64) on the cards."""
     from PySide6.QtWidgets import QLineEdit, QPlainTextEdit, QTextEdit
 
     widget = window.pipeline_panel.editor("txt2img.prompt").widget
@@ -289,7 +296,6 @@ def queue_batch(qtbot, window, prompt: str, images: int) -> None:
     for path, value in (("txt2img.steps", 8), ("txt2img.batch_count", images),
                         ("txt2img.width", 64), ("txt2img.height", 64)):
         window.pipeline_panel.editor(path).set_value(value)
-    qtbot.mouseClick(window.commands.queue_button, Qt.MouseButton.LeftButton)
 
 
 def bar_says(bar) -> str:

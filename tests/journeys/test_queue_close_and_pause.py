@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 
 from tests.journeys.conftest import (
     bar_says,
+    fill_cards,
     images_on_disk,
     item_states,
     queue_batch,
@@ -162,3 +163,22 @@ def test_stop_this_job_cancels_it_and_the_next_job_goes_on(qtbot, journey, fake_
     states = item_states()
     assert states.get("cancelled", 0) >= 3, states
     assert not window.session.queue.paused
+
+
+def test_a_run_under_way_also_resumes_after_stop_and_resume_next_time(qtbot, journey,
+                                                                      fake_process):
+    fake = fake_process(step_ms=60)
+    save_server(fake.url)
+    window = journey.open()
+    fill_cards(qtbot, window, "a brass compass", 6)
+    qtbot.mouseClick(window.commands.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.commands.state_label.text() == "Running…", timeout=5000)
+    wait_states(qtbot, lambda s: s.get("done", 0) >= 1, 30)
+
+    journey.close(answer="stop")
+    left = item_states()
+    assert left.get("cancelled", 0) == 0 and left.get("queued", 0) > 0, left
+
+    window = journey.open()
+    qtbot.waitUntil(lambda: item_states().get("done", 0) == 6, timeout=30000)
+    assert len(images_on_disk(window)) == 6
