@@ -103,6 +103,11 @@ class RunNotQueued(StableNewError):
     """The queue could not take or finish a Run (it stopped, it could not be opened)."""
 
 
+class _LeftQueued(Exception):
+    """The window closes to stop and resume next time: the Run stops following its job and
+    leaves what is left of it in the queue."""
+
+
 class NodeFailed(StableNewError):
     """The node a Run was pinned to stopped answering or cannot be used."""
 
@@ -167,6 +172,7 @@ class PipelineController(QObject):
         self._plan_total: int | None = None
         self._follower = JobFollower()  # waits for the job: which images are at a node now
         self._node_failure: NodeFailed | None = None
+        self._left_queued: _LeftQueued | None = None  # set as the window closes (keep_queued)
         self._shown = _ShownRun(started=0.0)
         self._values_provider: Callable[[], dict[str, Any]] | None = None
         self._token: Any = None
@@ -448,6 +454,9 @@ class PipelineController(QObject):
             if run_queue.finished is not None:
                 await run_queue.finished()
             finished = True
+        except _LeftQueued:
+            log.info("run: the window closes; what is left of job %s stays in the queue",
+                     self._job_id)
         except Exception as exc:
             info = error_from_exception(exc, "Run")
             log.error("run failed: %s\n%s", info.message, info.detail)
@@ -525,7 +534,8 @@ class PipelineController(QObject):
                 detail=error.detail if error is not None else f"queue job {job_id}")
 
         await self._follower.follow(run_queue, job_id, stop=lambda: token.cancelled,
-                                    failure=lambda: self._node_failure, queue_stopped=queue_stopped)
+                                    failure=lambda: self._node_failure or self._left_queued,
+                                    queue_stopped=queue_stopped)
 
     def _wake(self) -> None:
         self._follower.wake()
@@ -771,7 +781,14 @@ class PipelineController(QObject):
             message += f" Not understood: {', '.join(unknown)}."
         self.message_changed.emit(message)
 
-    async def aclose(self) -> None:
-        if self._token is not None:
+    async def aclose(self, *, keep_queued: bool = False) -> None:
+        """Stop following the Run. Its job is cancelled, unless *keep_queued* (the user closed
+        the window to stop and resume next time): then what is left of it stays in the queue."""
+        if self._token is not None and not keep_queued:
             self._token.cancel()
+        elif self._token is not None:
+            # Ended by the follower itself, not only by cancelling its task: a cancellation
+            # can be lost in a wait that finishes at the same moment (Python 3.11's wait_for).
+            self._left_queued = _LeftQueued()
+            self._wake()
         await self.tasks.aclose(timeout=3)

@@ -47,13 +47,10 @@ class QueueWork:
     progress: RunProgress  # the same snapshot the status bar shows for a Run
 
     @property
-    def text(self) -> str:
-        """"Running “a red fox” · image 2 of 3 · about 10 s left"."""
-        name = self.job_name if len(self.job_name) <= 40 else self.job_name[:39] + "…"
-        text = f"Running “{name}”"
-        if self.total:
-            text += f" · image {self.image} of {self.total}"
-        return f"{text} · {eta_in_words(self.eta_seconds)}"
+    def details(self) -> tuple[str, ...]:
+        """("image 2 of 3", "about 10 s left"): what the bar says after the job's name."""
+        where = (f"image {self.image} of {self.total}",) if self.total else ()
+        return (*where, eta_in_words(self.eta_seconds))
 
 
 @dataclass

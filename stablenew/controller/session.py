@@ -476,14 +476,17 @@ class Session(QObject):
             self._node_checks.start()
         self.room_opened.emit(name)
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, keep_queued: bool = False) -> None:
+        """Close every room. With *keep_queued* (the user chose to stop and resume next time)
+        a Run under way is not cancelled: what is left of it waits in the queue for the next
+        start, as every other job does."""
         # Rooms not yet opened never will be: nothing may start while the window goes away.
         self._closing = True
         self._rooms_pending.clear()
         self._node_checks.stop()
         self.app.window_state.sync()
         await self.cards.aclose()  # before the cards go: what was typed last is kept
-        await self.pipeline.aclose()
+        await self.pipeline.aclose(keep_queued=keep_queued)
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
             await self.learning.stop_learning_run()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
     QMenu,
     QPushButton,
+    QSizePolicy,
     QStyle,
     QToolButton,
     QWidget,
@@ -62,6 +63,9 @@ class CommandBar(QFrame):
         self.queue_count.setObjectName("QueueCount")
         self.state_label = QLabel("")
         self.state_label.setObjectName("RunStateLabel")
+        # It takes the free room of the bar; a long job name is shortened, never the counts.
+        self.state_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.state_label.setMinimumWidth(120)
         self.editor_button = QToolButton(text="Prompt editor")
         self.editor_button.setObjectName("ToolButton")
         self.editor_button.setToolTip("Edit the prompt in a larger editor (Ctrl+E)")
@@ -84,8 +88,7 @@ class CommandBar(QFrame):
         layout.addWidget(self.queue_button)
         layout.addWidget(self.queue_count)
         layout.addSpacing(8)
-        layout.addWidget(self.state_label)
-        layout.addStretch(1)
+        layout.addWidget(self.state_label, 1)
         layout.addWidget(self.editor_button)
         layout.addWidget(self.settings_button)
 
@@ -106,7 +109,8 @@ class CommandBar(QFrame):
             shortcut.activated.connect(signal)
             self.shortcuts.append(shortcut)
         self._run_state = "idle"
-        self._queue_work: str | None = None
+        # (job name, then what else to say, most important first: "image 2 of 3", "about 10 s left")
+        self._queue_work: tuple[str, tuple[str, ...]] | None = None
         self.set_run_state("idle")
 
     def set_run_state(self, state: str) -> None:
@@ -114,10 +118,33 @@ class CommandBar(QFrame):
         self._run_state = state
         self._show_state()
 
-    def show_queue_work(self, text: str | None) -> None:
-        """What the queue works on ("Running “a fox” · image 2 of 3 · …"), or None."""
-        self._queue_work = text
+    def show_queue_work(self, name: str | None, *details: str) -> None:
+        """What the queue works on: the job's *name* and *details*, most important first
+        ("image 2 of 3", "about 10 s left"), shown as "Running “name” · image 2 of 3 · …";
+        None: nothing of the queue runs."""
+        self._queue_work = None if name is None else (name, details)
         self._show_state()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        if self.showing_queue_work:
+            self._show_state()
+
+    def _queue_text(self, fit: bool = True) -> str:
+        """The bar's words for queued work; to fit, the name is shortened first, then the
+        least important details are left out (the status bar below shows them too)."""
+        name, details = self._queue_work or ("", ())
+        width = self.state_label.contentsRect().width() if fit else 0
+        metrics = self.state_label.fontMetrics()
+        for kept in range(len(details), -1, -1):
+            tail = "".join(f" · {d}" for d in details[:kept])
+            if width <= 0:
+                return f"Running “{name}”{tail}"
+            room = width - metrics.horizontalAdvance(f"Running “”{tail}")
+            if room >= min(48, metrics.horizontalAdvance(name)) or kept == 0:
+                short = metrics.elidedText(name, Qt.TextElideMode.ElideRight, max(30, room))
+                return f"Running “{short}”{tail}"
+        return f"Running “{name}”"
 
     @property
     def showing_queue_work(self) -> bool:
@@ -131,10 +158,12 @@ class CommandBar(QFrame):
         self.stop_button.setEnabled(state == "running" or queued)
         self.stop_button.setToolTip(QUEUE_STOP_TIP if queued else RUN_STOP_TIP)
         if queued:
-            text, shown = self._queue_work or "", "running"
+            text, shown = self._queue_text(), "running"
+            self.state_label.setToolTip(self._queue_text(fit=False))
         else:
             text = {"running": "Running…", "stopping": "Stopping…"}.get(state, "")
             shown = state
+            self.state_label.setToolTip("")
             if self.stop_menu.isVisible():
                 self.stop_menu.close()
         self.state_label.setText(text)

@@ -256,7 +256,10 @@ class MainWindow(QMainWindow):
 
     def _queue_work(self, work) -> None:
         """Queued work (not a Run) shows in the bar as a Run does: what, image i of n, time left."""
-        self.commands.show_queue_work(work.text if work is not None else None)
+        if work is None:
+            self.commands.show_queue_work(None)
+        else:
+            self.commands.show_queue_work(work.job_name, *work.details)
         if self.session.pipeline.state == "idle":
             self.status.show_progress(work.progress if work is not None else None)
 
@@ -570,7 +573,7 @@ class MainWindow(QMainWindow):
                     f"{'are' if count != 1 else 'is'} still waiting or being made.")
         box.setInformativeText(
             "Finish in the background: the window closes now, StableNew goes on making them "
-            "and quits when the queue is empty.\n"
+            "and quits when the queue is empty.\n\n"
             "Stop and resume next time: the server is interrupted now; the queue goes on where "
             "it stopped when you open StableNew again.")
         finish = box.addButton("Finish in the background", QMessageBox.ButtonRole.AcceptRole)
@@ -624,7 +627,7 @@ class MainWindow(QMainWindow):
 
     async def shutdown(self) -> None:
         if self.session is not None:
-            await self.session.aclose()
+            await self.session.aclose(keep_queued=self._close_answer == "stop")
 
 
 def _first_sentence(text: str) -> str:

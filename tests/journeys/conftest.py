@@ -271,3 +271,46 @@ def wait_db(until: Callable[[dict[str, int]], bool], timeout: float, what: str) 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}: {states}")
         time.sleep(0.01)
+
+
+# --- what a user does and sees, shared by the journeys ------------------------------------------
+
+
+def queue_batch(qtbot, window, prompt: str, images: int) -> None:
+    """Type a prompt, set a small batch, press Add to queue: what a user does."""
+    from PySide6.QtCore import Qt
+
+    fill_cards(qtbot, window, prompt, images)
+    qtbot.mouseClick(window.commands.queue_button, Qt.MouseButton.LeftButton)
+
+
+def fill_cards(qtbot, window, prompt: str, images: int) -> None:
+    """Type a prompt and set a small batch of *images* (8 steps, 64×64) on the cards."""
+    from PySide6.QtWidgets import QLineEdit, QPlainTextEdit, QTextEdit
+
+    widget = window.pipeline_panel.editor("txt2img.prompt").widget
+    assert isinstance(widget, QLineEdit | QPlainTextEdit | QTextEdit)
+    widget.setFocus()
+    widget.clear()
+    qtbot.keyClicks(widget, prompt)
+    for path, value in (("txt2img.steps", 8), ("txt2img.batch_count", images),
+                        ("txt2img.width", 64), ("txt2img.height", 64)):
+        window.pipeline_panel.editor(path).set_value(value)
+
+
+def bar_says(bar) -> str:
+    """What the command bar says runs: in full (its tooltip) while the bar shortens it to fit,
+    after checking the bar shows it at all."""
+    if not bar.state_label.text().startswith("Running"):
+        return bar.state_label.text()
+    return bar.state_label.toolTip() or bar.state_label.text()
+
+
+def wait_states(qtbot, until, seconds: float) -> None:
+    """Until the queue's database says *until* (the window's loop runs meanwhile)."""
+    qtbot.waitUntil(lambda: until(item_states()), timeout=int(seconds * 1000))
+
+
+def images_on_disk(window) -> list:
+    return sorted(p for p in window.session.app.output_dir.rglob("*.png")
+                  if p.parent.name != ".thumbnails")

@@ -7,7 +7,7 @@ import re
 
 from PySide6.QtCore import Qt
 
-from tests.journeys.conftest import item_states, save_server, wait_db
+from tests.journeys.conftest import bar_says, item_states, save_server, wait_db
 
 NAMES = ("a red fox", "a blue whale", "a green owl")
 
@@ -35,10 +35,10 @@ def test_three_queued_jobs_survive_a_sigkill(qtbot, journey, fake_process, spawn
     # how long is left; Stop is there to stop it.
     shown = re.compile(r"Running “a (red fox|blue whale|green owl)” · image [123] of 3 · "
                        r"(a few seconds left|about \d+ s left|estimating time left…)$")
-    qtbot.waitUntil(lambda: shown.match(bar.state_label.text()) is not None, timeout=10000)
+    qtbot.waitUntil(lambda: shown.match(bar_says(bar)) is not None, timeout=10000)
     shown_name = re.compile(r"(Live preview|Latest result) · a (red fox|blue whale|green owl)$")
-    qtbot.waitUntil(lambda: "left" in bar.state_label.text()
-                    and "estimating" not in bar.state_label.text(), timeout=10000)
+    qtbot.waitUntil(lambda: "left" in bar_says(bar) and "estimating" not in bar_says(bar),
+                    timeout=10000)
     assert window.status.eta_label.isVisible() and window.status.overall_bar.isVisible()
     # The viewer follows the queued work too (not the last thing the previous session showed).
     caption = window.viewer.caption

@@ -4,32 +4,17 @@ paused queue that stays paused across a restart until the user resumes it."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLineEdit, QPlainTextEdit, QTextEdit
 
-from tests.journeys.conftest import item_states, save_server, shutdown_window
-
-
-def queue_batch(qtbot, window, prompt: str, images: int) -> None:
-    """Type a prompt, set a small batch, press Add to queue: what a user does."""
-    widget = window.pipeline_panel.editor("txt2img.prompt").widget
-    assert isinstance(widget, QLineEdit | QPlainTextEdit | QTextEdit)
-    widget.setFocus()
-    widget.clear()
-    qtbot.keyClicks(widget, prompt)
-    for path, value in (("txt2img.steps", 8), ("txt2img.batch_count", images),
-                        ("txt2img.width", 64), ("txt2img.height", 64)):
-        window.pipeline_panel.editor(path).set_value(value)
-    qtbot.mouseClick(window.commands.queue_button, Qt.MouseButton.LeftButton)
-
-
-def wait_states(qtbot, until, seconds: float) -> None:
-    """Until the queue's database says *until* (the window's loop runs meanwhile)."""
-    qtbot.waitUntil(lambda: until(item_states()), timeout=int(seconds * 1000))
-
-
-def images_on_disk(window) -> list:
-    return sorted(p for p in window.session.app.output_dir.rglob("*.png")
-                  if p.parent.name != ".thumbnails")
+from tests.journeys.conftest import (
+    bar_says,
+    fill_cards,
+    images_on_disk,
+    item_states,
+    queue_batch,
+    save_server,
+    shutdown_window,
+    wait_states,
+)
 
 
 def answer_close(qtbot, journey, answer: str) -> None:
@@ -53,7 +38,7 @@ def test_close_asks_and_stop_and_resume_next_time_resumes(qtbot, journey, fake_p
     answer_close(qtbot, journey, "cancel")
     qtbot.waitUntil(lambda: window.close_question is None, timeout=3000)
     assert window.isVisible() and window.session.queue.running
-    text = window.commands.state_label.text()
+    text = bar_says(window.commands)
     assert text.startswith("Running “a lighthouse at dusk” · image "), text
 
     # Stop and resume next time: the window closes, nothing is lost or left "running".
@@ -66,7 +51,7 @@ def test_close_asks_and_stop_and_resume_next_time_resumes(qtbot, journey, fake_p
     assert left.get("queued", 0) > 0 and left.get("done", 0) < 6, left
 
     window = journey.open()
-    qtbot.waitUntil(lambda: window.commands.state_label.text().startswith(
+    qtbot.waitUntil(lambda: bar_says(window.commands).startswith(
         "Running “a lighthouse at dusk” · image "), timeout=10000)
     qtbot.waitUntil(lambda: item_states().get("done", 0) == 6, timeout=30000)
     assert len(images_on_disk(window)) == 6
@@ -121,7 +106,7 @@ def test_a_paused_queue_stays_paused_after_a_restart_and_says_so(qtbot, journey,
     # Resume (a click in the Queue tab) and everything is made, once.
     window.work_tabs.setCurrentWidget(panel)
     qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: bar.state_label.text().startswith("Running “a paper crane”"),
+    qtbot.waitUntil(lambda: bar_says(bar).startswith("Running “a paper crane”"),
                     timeout=10000)
     qtbot.waitUntil(lambda: item_states().get("done", 0) == 6, timeout=30000)
     assert "paused" not in bar.queue_count.text()
@@ -162,7 +147,7 @@ def test_stop_this_job_cancels_it_and_the_next_job_goes_on(qtbot, journey, fake_
     queue_batch(qtbot, window, "a tin robot", 6)
     queue_batch(qtbot, window, "a glass whale", 2)
     bar = window.commands
-    qtbot.waitUntil(lambda: bar.state_label.text().startswith("Running “a tin robot” · image "),
+    qtbot.waitUntil(lambda: bar_says(bar).startswith("Running “a tin robot” · image "),
                     timeout=10000)
     qtbot.mouseClick(bar.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(bar.stop_menu.isVisible, timeout=3000)
@@ -171,10 +156,29 @@ def test_stop_this_job_cancels_it_and_the_next_job_goes_on(qtbot, journey, fake_
                      pos=menu.actionGeometry(bar.stop_job_action).center())
     assert "Stopped “a tin robot”" in window.notice.message
     # The robot stops where it is; the whale is made; the queue was not paused.
-    qtbot.waitUntil(lambda: bar.state_label.text().startswith("Running “a glass whale”"),
+    qtbot.waitUntil(lambda: bar_says(bar).startswith("Running “a glass whale”"),
                     timeout=10000)
     qtbot.waitUntil(lambda: item_states().get("done", 0) + item_states().get("cancelled", 0) == 8
                     and not window.commands.stop_button.isEnabled(), timeout=20000)
     states = item_states()
     assert states.get("cancelled", 0) >= 3, states
     assert not window.session.queue.paused
+
+
+def test_a_run_under_way_also_resumes_after_stop_and_resume_next_time(qtbot, journey,
+                                                                      fake_process):
+    fake = fake_process(step_ms=60)
+    save_server(fake.url)
+    window = journey.open()
+    fill_cards(qtbot, window, "a brass compass", 6)
+    qtbot.mouseClick(window.commands.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.commands.state_label.text() == "Running…", timeout=5000)
+    wait_states(qtbot, lambda s: s.get("done", 0) >= 1, 30)
+
+    journey.close(answer="stop")
+    left = item_states()
+    assert left.get("cancelled", 0) == 0 and left.get("queued", 0) > 0, left
+
+    window = journey.open()
+    qtbot.waitUntil(lambda: item_states().get("done", 0) == 6, timeout=30000)
+    assert len(images_on_disk(window)) == 6

@@ -10,8 +10,7 @@ from stablenew.cluster.jobs import ItemState
 from stablenew.cluster.nodes import NodeConfig, NodeRegistry
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.storage.paths import AppPaths
-from tests.journeys.conftest import item_states, save_server
-from tests.journeys.test_queue_close_and_pause import images_on_disk, queue_batch
+from tests.journeys.conftest import bar_says, images_on_disk, item_states, queue_batch, save_server
 
 
 def items():
@@ -35,7 +34,7 @@ def test_a_node_killed_mid_batch_leaves_every_image_made_once(qtbot, journey, fa
     # Both nodes have taken work (an image done or at the server) before one of them dies.
     qtbot.waitUntil(lambda: {i.node for i in items() if i.node} >= {"den", "attic"}
                     and item_states().get("done", 0) >= 2, timeout=20000)
-    assert window.commands.state_label.text().startswith("Running “a copper kettle” · image ")
+    assert bar_says(window.commands).startswith("Running “a copper kettle” · image ")
     attic.kill()
 
     qtbot.waitUntil(lambda: item_states().get("done", 0) == 10, timeout=60000)
