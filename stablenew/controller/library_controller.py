@@ -171,6 +171,7 @@ class LibraryController(QObject):
         self._watch_timer.setInterval(WATCH_DELAY_MS)
         self._watch_timer.timeout.connect(self._check_disk)
         self._signatures: dict[ItemKind, Any] = {}
+        self._writing = 0  # writes of ours under way
         if self._app is not None:
             self._app.settings_changed.connect(self._settings_changed)
 
@@ -343,6 +344,9 @@ class LibraryController(QObject):
         self._watch_timer.start()
 
     def _check_disk(self) -> None:
+        if self._writing:
+            self._watch_timer.start()  # our own write reloads what it changed; look again after
+            return
         self._spawn(self._reread_changed(), "library-disk")
 
     async def _reread_changed(self) -> None:
@@ -474,9 +478,16 @@ class LibraryController(QObject):
                     "library-update")
 
     async def _write(self, kind: ItemKind, action: Callable[[], Any], message: str) -> Any:
-        result = await asyncio.to_thread(action)
-        self._set_error(None)
-        await self._reload(kind)
+        # The folder watch waits meanwhile: the list changes with this write's own message.
+        self._writing += 1
+        shown = self._error
+        try:
+            result = await asyncio.to_thread(action)
+            if self._error is shown:  # a newer error (another action's, meanwhile) stays up
+                self._set_error(None)
+            await self._reload(kind)
+        finally:
+            self._writing -= 1
         self.message_changed.emit(message)
         return result
 

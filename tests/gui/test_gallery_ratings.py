@@ -137,3 +137,34 @@ async def test_an_old_ratings_file_is_handed_to_the_learning_store_once(tmp_path
     finally:
         await gallery.aclose()
         await learning.aclose()
+
+
+async def test_stars_show_before_the_learning_room_opens_and_a_rating_waits_for_nothing(
+        tmp_path, qapp):
+    """The gallery reads ratings from the learning store itself: no learning room is needed to
+    show them, and a rating made when there is none to keep it says why and is put back."""
+    from stablenew.controller.gallery_controller import GalleryController, StoredRatings
+    from stablenew.learning.records import LearningRecord
+    from stablenew.learning.store import LearningStore
+    from tests.learning.helpers import image_record
+
+    out, db = tmp_path / "out", tmp_path / "db.sqlite"
+    made = image_record(out, 0)
+    with LearningStore(db) as store:
+        store.add_record(LearningRecord.from_image_record(made))
+        store.rate(str(made.path), 4)
+        store.tag(str(made.path), "nailed it")
+    gallery = GalleryController(lambda: out, StoredRatings(db, lambda: None))
+    errors = []
+    gallery.error_changed.connect(errors.append)
+    try:
+        gallery.refresh()
+        await gallery.tasks.wait_idle(10)
+        key = str(made.path)
+        assert (gallery.item(key).rating, gallery.item(key).tags) == (4, ("nailed it",))
+        gallery.rate(key, 2)
+        await gallery.tasks.wait_idle(10)
+        assert gallery.item(key).rating == 4, "put back: nothing kept it"
+        assert errors and "learning part of StableNew did not start" in errors[-1].message
+    finally:
+        await gallery.aclose()
