@@ -12,7 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	@touch $(STAMP)
 
+# On Linux, first check that Qt's X11 plugin finds its system libraries (else: the apt command).
 run: $(STAMP)
+	@$(BIN)/python -m tools.check_qt
 	$(BIN)/stablenew
 
 lint: $(STAMP)

@@ -56,7 +56,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("StableNew")
         self.setAcceptDrops(True)
         self.resize(1480, 920)
-        self.setMinimumSize(980, 640)
+        self.setMinimumSize(1024, 640)  # all stays reachable down to this (test_small_window.py)
 
         self.commands = CommandBar(self)
         self.server_notice = NoticeBanner()

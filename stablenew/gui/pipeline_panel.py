@@ -36,7 +36,8 @@ class PipelinePanel(QScrollArea):
         self.controller: Any = None
         self._pickers = frozenset(pickers)
         self.setWidgetResizable(True)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # A column narrower than the cards scrolls sideways too: never cut off a field's right half.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.editors: dict[str, FieldEditor] = {}
         self.cards: dict[str, StageCard] = {}
