@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -43,18 +44,20 @@ class _InFlight:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
+        self._lock = threading.Lock()  # clients on more than one event loop thread share it
 
     def take(self, size: int) -> bool:
-        if self.used + size > self.limit:
-            return False
-        self.used += size
-        return True
+        with self._lock:
+            if self.used + size > self.limit:
+                return False
+            self.used += size
+            return True
 
     def give(self, size: int) -> None:
-        self.used -= size
+        with self._lock:
+            self.used -= size
 
 
-#: One event loop thread reads each client's answers, so plain arithmetic is safe here.
 IN_FLIGHT = _InFlight(TOTAL_IN_FLIGHT)
 
 
@@ -195,32 +198,33 @@ class HttpClient:
     async def _read(self, response: httpx.Response, max_body: int, where: str) -> bytes:
         """The body, counted against *max_body* and the process budget as each chunk arrives.
 
-        On any failure the buffer is emptied before the error leaves this frame: a raised error
-        keeps its frames (and their locals) alive for as long as someone holds it."""
-        buffer = bytearray()
-        taken = 0
+        Chunks are kept as they came and joined once at the end: one growing buffer would be
+        copied as it grows, briefly doubling what a large answer costs. On any failure the
+        chunks are dropped before the error leaves this frame: a raised error keeps its frames
+        (and their locals) alive for as long as someone holds it."""
+        chunks: list[bytes] = []
+        size = 0
         try:
             async for chunk in response.aiter_bytes():
-                if len(buffer) + len(chunk) > max_body:
-                    size = len(buffer) + len(chunk)
-                    buffer = bytearray()
-                    raise _oversize(where, size, max_body, self.node, self.label, read=True)
+                if size + len(chunk) > max_body:
+                    chunks.clear()
+                    raise _oversize(where, size + len(chunk), max_body, self.node, self.label,
+                                    read=True)
                 if not IN_FLIGHT.take(len(chunk)):
-                    size = len(buffer)
-                    buffer = bytearray()
+                    chunks.clear()
                     raise ProtocolError(
                         f"StableNew is already reading {IN_FLIGHT.used // 1_048_576} MB of answers from "
                         f"other nodes; the answer from {self.label} will be asked for again.",
                         detail=f"{where}: {size} bytes read when the in-flight budget of "
                                f"{IN_FLIGHT.limit} bytes was full", node=self.node)
-                taken += len(chunk)
-                buffer += chunk
-            return bytes(buffer)
+                size += len(chunk)
+                chunks.append(chunk)
+            return b"".join(chunks)
         except BaseException:
-            buffer = bytearray()
+            chunks.clear()
             raise
         finally:
-            IN_FLIGHT.give(taken)
+            IN_FLIGHT.give(size)
 
     async def aclose(self) -> None:
         await self._client.aclose()

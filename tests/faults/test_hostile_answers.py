@@ -164,3 +164,26 @@ async def test_control_characters_from_a_server_never_reach_the_terminal(a1111_n
     for text in (info.value.message, info.value.detail):
         assert "\x1b" not in text and "\x07" not in text and "\r" not in text
     assert "\\x1b]0;pwned" in info.value.message and "boom" in info.value.message
+
+
+async def test_health_checks_of_a_node_with_huge_model_lists_keep_memory_flat(a1111_node):
+    from stablenew.cluster.health import NodeMonitor, NodeState
+    from stablenew.cluster.nodes import NodeConfig
+
+    a1111_node.huge_list("/sdapi/v1/sd-models", 100 * MB)
+    monitor = NodeMonitor([NodeConfig(name="big", url=a1111_node.url, kind="a1111")],
+                          timeout=30, probe_timeout=30)
+    tracemalloc.start()
+    held = []
+    try:
+        for _ in range(4):
+            health = await monitor.check("big")
+            gc.collect()
+            held.append(tracemalloc.get_traced_memory()[0])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        await monitor.aclose()
+    assert health.state is NodeState.unhealthy and "much larger answer" in health.message
+    assert max(held) < 8 * MB, [f"{h / MB:.1f} MB" for h in held]  # nothing kept between checks
+    assert peak < 24 * MB, f"a check of the lists peaked at {peak / MB:.0f} MB"
