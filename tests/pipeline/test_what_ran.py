@@ -267,3 +267,16 @@ async def test_when_a_later_stage_fails_anyway_the_earlier_image_is_kept_and_lab
     assert meta.stablenew["stages"] == ["txt2img"] and meta.stablenew["stopped_before"] == "adetailer"
     assert any("kept as" in w for w in result.warnings)
     assert not fake.requests_to("/sdapi/v1/extra-single-image")
+
+
+def test_the_img2img_keys_a_chained_image_carries_load_back():
+    from stablenew.pipeline.infotext import config_from_infotext, parse_infotext
+
+    text = ("a fox\nSteps: 4, Sampler: Euler a, CFG scale: 6, Seed: 1, Size: 64x64, "
+            "Img2img denoising strength: 0.3, Img2img steps: 9, Img2img sampler: DPM++ 2M, "
+            "Img2img schedule type: Karras, Img2img CFG scale: 5, Img2img model: other, "
+            "Stopped before: upscale")
+    config, _loaded, unknown = config_from_infotext(parse_infotext(text))
+    i = config.img2img
+    assert (i.sampler, i.scheduler, i.cfg_scale, i.steps) == ("DPM++ 2M", "Karras", 5.0, 9)
+    assert unknown == []
