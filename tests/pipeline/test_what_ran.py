@@ -280,3 +280,16 @@ def test_the_img2img_keys_a_chained_image_carries_load_back():
     i = config.img2img
     assert (i.sampler, i.scheduler, i.cfg_scale, i.steps) == ("DPM++ 2M", "Karras", 5.0, 9)
     assert unknown == []
+
+
+async def test_an_output_folder_that_cannot_be_made_fails_before_anything_is_sent(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output folder should go", encoding="utf-8")
+    async with FakeSDWebUI(step_ms=1) as fake:
+        backend = A1111Backend(fake.url, kind=bt.BackendKind.a1111)
+        try:
+            result = await _run(small_config(), backend, blocker / "out")
+        finally:
+            await backend.aclose()
+    assert result.status is RunStatus.failed and "cannot be created" in result.message
+    assert not fake.requests_to("/sdapi/v1/txt2img")
