@@ -458,6 +458,9 @@ _SIMPLE: dict[str, tuple[str, Any]] = {
     "Refiner switch at": ("txt2img.refiner.switch_at", float),
     "Img2img denoising strength": ("img2img.denoise", float),
     "Img2img steps": ("img2img.steps", int),
+    "Img2img sampler": ("img2img.sampler", str),
+    "Img2img schedule type": ("img2img.scheduler", str),
+    "Img2img CFG scale": ("img2img.cfg_scale", float),
     "Postprocess upscale by": ("upscale.scale", float),
     "Postprocess upscale to-1": ("upscale.target_width", int),
     "Postprocess upscale to-2": ("upscale.target_height", int),
@@ -483,7 +486,8 @@ _ADETAILER: dict[str, tuple[str, Any]] = {
 }
 # Keys we understand but that have no config field (informational only).
 _IGNORED = {"Version", "Model hash", "VAE hash", "ADetailer version", "Seed resize from-1",
-            "Seed resize from-2", "Template", "Negative Template"}
+            "Seed resize from-2", "Template", "Negative Template", "Img2img model",
+            "Incomplete", "Stopped before"}
 
 
 def config_from_infotext(parsed: dict[str, str], *, base: PipelineConfig | None = None,

@@ -226,6 +226,10 @@ def _as_ran(config: PipelineConfig, image: _Image) -> tuple[PipelineConfig, dict
     return config.model_copy(update={"txt2img": t.model_copy(update=update)}), asked
 
 
+class _FolderFailed(Exception):
+    """The run's folder could not be made (the cause says why)."""
+
+
 class _Run:
     """The state of one `PipelineRunner.run` call."""
 
@@ -260,7 +264,7 @@ class _Run:
         self.fatal: RunError | None = None
         self.failures_in_a_row = 0
         self._folder_ready = False
-        self._folder_lock = asyncio.Lock()
+        self._folder_lock = threading.Lock()  # taken in the writer threads
         self._callback_failed = False
 
     # --- the run ----------------------------------------------------------------------------
@@ -339,17 +343,18 @@ class _Run:
             fresh = True
         return None
 
-    async def _ensure_folder(self) -> None:
-        """Make the run's folder when its first image is about to be written."""
-        if self._folder_ready:
-            return
-        async with self._folder_lock:
-            if self._folder_ready:
-                return
-            self.output_dir = await asyncio.to_thread(self._prepare_folder)
-            if self.fixed_dir is not None:
-                self.runner._prepared_dirs.add(self.fixed_dir)
-            self._folder_ready = True
+    def _ensure_folder(self) -> Path:
+        """Blocking (writer thread): make the run's folder with its first image; its path."""
+        with self._folder_lock:
+            if not self._folder_ready:
+                try:
+                    self.output_dir = self._prepare_folder()
+                except OSError as exc:
+                    raise _FolderFailed(exc) from exc
+                if self.fixed_dir is not None:
+                    self.runner._prepared_dirs.add(self.fixed_dir)
+                self._folder_ready = True
+            return self.output_dir
 
     def _prepare_folder(self) -> Path:
         if self.fixed_dir is not None:
@@ -669,17 +674,6 @@ class _Run:
 
     async def _save(self, image: _Image) -> None:
         try:
-            try:
-                await self._ensure_folder()
-            except OSError as exc:
-                # Every image would fail the same way: stop instead of burning the GPU.
-                error = RunError(f"The output folder under {self.runner.output_root} cannot be "
-                                 "created. Choose another folder in Settings.", repr(exc),
-                                 image.index, fatal=True)
-                self.fatal = self.fatal or error
-                self.errors.append(error)
-                self._emit(error)
-                return
             asked = self._config_for(image.seed)
             config, changed = _as_ran(asked, image)
             name = outputs.image_file_name(config.txt2img.prompt, image.index, image.seed,
@@ -688,12 +682,20 @@ class _Run:
                 name = name[: -len(".png")] + "-incomplete.png"
             elif image.stopped_before:
                 name = name[: -len(".png")] + f"-{image.chain[-1]}-only.png"
-            path = self.output_dir / name
             created = time.time()
             started = time.monotonic()
             try:
-                thumb = await asyncio.get_running_loop().run_in_executor(
-                    _save_pool(), self._write, image, config, changed, path, created)
+                path, thumb = await asyncio.get_running_loop().run_in_executor(
+                    _save_pool(), self._write, image, config, changed, name, created)
+            except _FolderFailed as exc:
+                # Every image would fail the same way: stop instead of burning the GPU.
+                error = RunError(f"The output folder under {self.runner.output_root} cannot be "
+                                 "created. Choose another folder in Settings.",
+                                 repr(exc.__cause__), image.index, fatal=True)
+                self.fatal = self.fatal or error
+                self.errors.append(error)
+                self._emit(error)
+                return
             except Exception as exc:
                 message = getattr(exc, "message", None) or (
                     f"Image {image.index + 1} could not be saved to {self.output_dir}. Check that "
@@ -732,10 +734,11 @@ class _Run:
         finally:
             self.save_slots.release()
 
-    def _write(self, image: _Image, config: PipelineConfig, asked: dict[str, Any], path: Path,
-               created: float) -> Path | None:
-        """Blocking: describe the image from its stages' reports, write the PNG, then the
-        thumbnail (worker thread)."""
+    def _write(self, image: _Image, config: PipelineConfig, asked: dict[str, Any], name: str,
+               created: float) -> tuple[Path, Path | None]:
+        """Blocking: describe the image from its stages' reports, write the PNG (making the
+        run's folder with the first one), then the thumbnail (worker thread)."""
+        path = self._ensure_folder() / name
         first = image.size if StageName.txt2img.value not in image.chain else None
         parameters = it.describe_image(config, image.seed, image.chain, image.reports,
                                        size=first)
@@ -758,14 +761,14 @@ class _Run:
                   it.STABLENEW_KEY: json.dumps(payload, ensure_ascii=False, separators=(",", ":"))}
         outputs.write_png(path, image.data, chunks)
         if not self.runner.thumbnails:
-            return None
+            return path, None
         thumb = outputs.thumbnail_path(path)
         try:
             outputs.write_thumbnail(image.data, thumb)
         except Exception as exc:  # the image is safe; a missing thumbnail is only cosmetic
             log.warning("thumbnail for %s failed: %r", path, exc)
-            return None
-        return thumb
+            return path, None
+        return path, thumb
 
     def _config_for(self, seed: int) -> PipelineConfig:
         # model_copy skips re-validation: only the seed changes and it is already in range.

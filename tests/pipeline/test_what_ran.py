@@ -267,3 +267,29 @@ async def test_when_a_later_stage_fails_anyway_the_earlier_image_is_kept_and_lab
     assert meta.stablenew["stages"] == ["txt2img"] and meta.stablenew["stopped_before"] == "adetailer"
     assert any("kept as" in w for w in result.warnings)
     assert not fake.requests_to("/sdapi/v1/extra-single-image")
+
+
+def test_the_img2img_keys_a_chained_image_carries_load_back():
+    from stablenew.pipeline.infotext import config_from_infotext, parse_infotext
+
+    text = ("a fox\nSteps: 4, Sampler: Euler a, CFG scale: 6, Seed: 1, Size: 64x64, "
+            "Img2img denoising strength: 0.3, Img2img steps: 9, Img2img sampler: DPM++ 2M, "
+            "Img2img schedule type: Karras, Img2img CFG scale: 5, Img2img model: other, "
+            "Stopped before: upscale")
+    config, _loaded, unknown = config_from_infotext(parse_infotext(text))
+    i = config.img2img
+    assert (i.sampler, i.scheduler, i.cfg_scale, i.steps) == ("DPM++ 2M", "Karras", 5.0, 9)
+    assert unknown == []
+
+
+async def test_an_output_folder_that_cannot_be_made_fails_before_anything_is_sent(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the output folder should go", encoding="utf-8")
+    async with FakeSDWebUI(step_ms=1) as fake:
+        backend = A1111Backend(fake.url, kind=bt.BackendKind.a1111)
+        try:
+            result = await _run(small_config(), backend, blocker / "out")
+        finally:
+            await backend.aclose()
+    assert result.status is RunStatus.failed and "cannot be created" in result.message
+    assert not fake.requests_to("/sdapi/v1/txt2img")
