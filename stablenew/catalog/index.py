@@ -196,11 +196,16 @@ class Catalog:
         return sorted(n for n in self.available if self.available_on(entry, n))
 
 
-def _stem_key(name: str) -> str:
+def file_stem(name: str) -> str:
+    """'style/Neon.safetensors' or 'C:\\Lora\\Neon.pt' -> 'Neon': the name A1111 gives a LoRA."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     if base.lower().endswith(MODEL_SUFFIXES + (".pt", ".ckpt")):
         base = base.rsplit(".", 1)[0]
-    return base.lower()
+    return base
+
+
+def _stem_key(name: str) -> str:
+    return file_stem(name).lower()
 
 
 def scan(folders: list[tuple[str | Path, ModelKind]], cache: CatalogCache | None = None, *,

@@ -18,7 +18,7 @@ from stablenew.backends.errors import ProtocolError, ServerError
 from stablenew.backends.http import HttpClient
 from stablenew.catalog.derive import build_entry
 from stablenew.catalog.entry import ModelEntry, ModelKind
-from stablenew.catalog.index import Catalog, _stem_key
+from stablenew.catalog.index import Catalog, file_stem
 from stablenew.catalog.safetensors import SafetensorsHeader
 from stablenew.catalog.sidecars import Sidecars
 
@@ -94,7 +94,7 @@ async def comfyui_loras(http: HttpClient) -> list[ServerLora]:
     _check(reply.status, reply.url, reply.body, http.node)
     data = reply.json()
     info = data.get("LoraLoader") if isinstance(data, dict) else None
-    return [ServerLora(_stem_key(c), _stem_key(c), c) for c in lora_loader_choices(info)]
+    return [ServerLora(file_stem(c), file_stem(c), c) for c in lora_loader_choices(info)]
 
 
 async def comfyui_metadata(http: HttpClient, filename: str, folder: str = "loras") -> dict[str, str] | None:

@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     lst = actions.add_parser("list", help="list the LoRAs of every folder scanned before")
     lst.add_argument("--checkpoints", action="store_true", help="list checkpoints instead of LoRAs")
+    lst.add_argument("--node", metavar="URL", help="also ask this server which LoRAs it has "
+                     "(its own are marked; ones only it has are listed too)")
+    lst.add_argument("--kind", choices=("a1111", "comfyui"), default="a1111",
+                     help="the server's kind for --node (default a1111, also for Forge)")
     lst.add_argument("--json", action="store_true", help="print JSON")
     lst.set_defaults(func=_list)
 
@@ -154,8 +158,9 @@ def _progress(verb: str):
     return report
 
 
-def _loaded(command: str) -> tuple[Catalog | None, int]:
+def _loaded(command: str, *, allow_empty: bool = False) -> tuple[Catalog | None, int]:
     from stablenew.catalog.cache import CatalogCacheError
+    from stablenew.catalog.index import Catalog
 
     try:
         cache = _open_cache()
@@ -165,24 +170,62 @@ def _loaded(command: str) -> tuple[Catalog | None, int]:
         catalog = _known(cache)
     finally:
         cache.close()
+    if catalog is None and allow_empty:
+        return Catalog(), 0
     return catalog, (0 if catalog is not None else _no_folders())
 
 
+def _server_list(catalog: Catalog, url: str, kind: str) -> str | None:
+    """Merge the LoRA list of the server at *url* into *catalog*; a problem in words, or None."""
+    import asyncio
+
+    from stablenew.backends.errors import BackendError
+    from stablenew.backends.http import HttpClient
+    from stablenew.catalog.servers import a1111_loras, comfyui_loras, merge_server_loras
+
+    async def fetch() -> list:
+        http = HttpClient(url)
+        try:
+            return await (comfyui_loras(http) if kind == "comfyui" else a1111_loras(http))
+        finally:
+            await http.aclose()
+
+    try:
+        items = asyncio.run(fetch())
+    except BackendError as exc:
+        return exc.message
+    merge_server_loras(catalog, url.rstrip("/"), items)
+    return None
+
+
 def _list(args: argparse.Namespace) -> int:
-    catalog, code = _loaded("lora list")
+    catalog, code = _loaded("lora list", allow_empty=bool(args.node))
     if catalog is None:
         return code
+    node = (args.node or "").rstrip("/")
+    if node:
+        problem = _server_list(catalog, node, args.kind)
+        if problem:
+            return fail("lora list", problem)
     entries = catalog.checkpoints if args.checkpoints else catalog.loras
     entries = sorted(entries, key=lambda e: (e.category.lower(), e.name.lower()))
     if args.json:
-        _dump(entries)
+        rows = [e.summary() for e in entries]
+        if node:
+            for row, entry in zip(rows, entries, strict=True):
+                row["nodes"] = catalog.nodes_with(entry)
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
     category = None
     for entry in entries:
         if entry.category != category:
             category = entry.category
             print(f"{category or '(no category)'}:")
-        print(f"  {_line(entry)}")
+        where = ""
+        if node:
+            where = ("  (only on the server)" if entry.origin else
+                     "  (on the server)" if catalog.available_on(entry, node) else "  (not on the server)")
+        print(f"  {_line(entry)}{where}")
     print(_plural(len(entries), "checkpoint" if args.checkpoints else "LoRA"))
     return 0
 

@@ -80,3 +80,24 @@ def test_scan_list_show_match(folders, capsys):
     assert main(["lora", "match", "a cinematic thing", "--checkpoint", "SD1"]) == 0
     out = capsys.readouterr().out
     assert "sd1_thing" in out and "'cinematic thing' is one of its trigger words" in out and "neon" not in out
+
+
+def test_list_with_a_node_marks_what_the_server_has(folders, capsys):
+    from tests.fakes.sdwebui import FakeSDWebUI
+
+    loras, _ckpts = folders
+    assert main(["lora", "scan", str(loras), "--no-hashes"]) == 0
+    capsys.readouterr()
+    fake = FakeSDWebUI(loras=("neon", "server_only"))
+    fake.lora_metadata["server_only"] = {"ss_base_model_version": "sdxl_base_v1-0"}
+    with fake.running_in_thread():
+        assert main(["lora", "list", "--node", fake.url, "--json"]) == 0
+        listed = {e["name"]: e for e in _json(capsys)}
+        assert main(["lora", "list", "--node", fake.url]) == 0
+        text = capsys.readouterr().out
+    assert listed["neon"]["nodes"] == [fake.url] and listed["sd1_thing"]["nodes"] == []
+    assert listed["server_only"]["nodes"] == [fake.url] and listed["server_only"]["base_model"] == "SDXL"
+    assert "neon (neon_v2)  [SDXL]  neonstyle  (on the server)" in text
+    assert "sd1_thing" in text and "(not on the server)" in text and "(only on the server)" in text
+    assert main(["lora", "list", "--node", "http://127.0.0.1:9"]) == 1
+    assert "No Stable Diffusion server answers" in capsys.readouterr().err

@@ -72,22 +72,22 @@ async def test_a_lora_list_over_the_cap_is_refused_in_words():
 
 
 async def test_comfyui_lora_choices_and_view_metadata(tmp_path):
-    async with FakeComfyUI(loras=("detail_tweaker.safetensors", "style/ink.safetensors")) as fake:
+    async with FakeComfyUI(loras=("Detail_Tweaker.safetensors", "style/ink.safetensors")) as fake:
         fake.model_metadata["style/ink.safetensors"] = {"ss_v2": "True", "ss_output_name": "ink"}
         http = HttpClient(fake.url, node="comfy")
         try:
             items = await comfyui_loras(http)
             ink = await comfyui_metadata(http, "style/ink.safetensors")
-            none = await comfyui_metadata(http, "detail_tweaker.safetensors")
+            none = await comfyui_metadata(http, "Detail_Tweaker.safetensors")
             missing = await comfyui_metadata(http, "nope.safetensors")
         finally:
             await http.aclose()
-    assert [(i.name, i.path) for i in items] == [("detail_tweaker", "detail_tweaker.safetensors"),
+    assert [(i.name, i.path) for i in items] == [("Detail_Tweaker", "Detail_Tweaker.safetensors"),
                                                  ("ink", "style/ink.safetensors")]
     assert ink == {"ss_v2": "True", "ss_output_name": "ink"}
     assert none is None and missing is None
     write_model(tmp_path / "l" / "ink.safetensors", {})
     catalog = scan([(tmp_path / "l", ModelKind.lora)])
     added = merge_server_loras(catalog, "comfy", items)
-    assert [e.name for e in added] == ["detail_tweaker"]
+    assert [e.name for e in added] == ["Detail_Tweaker"]  # the token keeps the file's case
     assert catalog.available_on(catalog.find("ink"), "comfy")
