@@ -100,7 +100,9 @@ def address_warning(url: str) -> str | None:
         local = (host == "localhost" or "." not in host
                  or host.endswith((".localhost", ".local", ".lan", ".home.arpa", ".internal")))
     else:
-        local = ip.is_loopback or ip.is_private or ip.is_link_local
+        # 100.64.0.0/10 is where Tailscale puts a home lab's machines.
+        local = (ip.is_loopback or ip.is_private or ip.is_link_local
+                 or (ip.version == 4 and ip in ipaddress.ip_network("100.64.0.0/10")))
     if local:
         return None
     return (f"{host} is not on this computer or your local network: your prompts and feedback "
