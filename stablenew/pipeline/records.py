@@ -18,6 +18,10 @@ class RunTags:
     variant_label: str | None = None
     learning_run_id: str | None = None
     job_id: str | None = None  # queue job / work item that produced it
+    #: When a local LLM enhanced the prompt before sending (stablenew.prompting): the prompt as
+    #: the user wrote it and the enhance template; the config holds what was sent.
+    original_prompt: str | None = None
+    enhance_template: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ PREAMBLE = re.compile(
     r"i(?:'ve| have)|this is)\b[^\n]*[:!.]\s*$", re.IGNORECASE)
 LABEL = re.compile(r"^\**(?:final |enhanced |improved |new |rewritten |refined |revised |"
                    r"positive |stable diffusion )?prompt\**\s*:\**\s*", re.IGNORECASE)
+#: "Here is your prompt: a cat, …" on one line: the words before the colon go.
+INLINE_PREAMBLE = re.compile(r"^(?:(?:sure|okay|ok|certainly|of course)[!,.]?\s*)?"
+                             r"here(?:'s| is| are)\b[^:\n]{0,60}:\s*", re.IGNORECASE)
 NOTE = re.compile(r"^(?:\(?note\b|notes?:|explanation:|this prompt\b|i (?:added|kept|removed)\b|"
                   r"changes?:)", re.IGNORECASE)
 QUOTES = ('"', "'", "`", "“", "”", "‘", "’", "«", "»")
@@ -43,7 +46,7 @@ def clean_prompt(text: str, *, sentences: bool = False) -> str:
     while lines and PREAMBLE.match(lines[0]):
         lines.pop(0)
     if lines:
-        lines[0] = LABEL.sub("", lines[0])
+        lines[0] = LABEL.sub("", INLINE_PREAMBLE.sub("", lines[0]))
     kept: list[str] = []
     for line in lines:
         if kept and NOTE.match(line):

@@ -100,7 +100,9 @@ def address_warning(url: str) -> str | None:
         local = (host == "localhost" or "." not in host
                  or host.endswith((".localhost", ".local", ".lan", ".home.arpa", ".internal")))
     else:
-        local = ip.is_loopback or ip.is_private or ip.is_link_local
+        # 100.64.0.0/10 is where Tailscale puts a home lab's machines.
+        local = (ip.is_loopback or ip.is_private or ip.is_link_local
+                 or (ip.version == 4 and ip in ipaddress.ip_network("100.64.0.0/10")))
     if local:
         return None
     return (f"{host} is not on this computer or your local network: your prompts and feedback "
@@ -248,16 +250,18 @@ class LLMClient:
     async def chat(self, messages: list[Message], *, model: str, temperature: float | None = None,
                    max_tokens: int | None = None, on_token: TokenCallback | None = None,
                    cancel: CancelToken | None = None, keep_alive: str | int | None = None,
-                   timeout: float | None = None) -> ChatAnswer:
+                   timeout: float | None = None, seed: int | None = None) -> ChatAnswer:
         """Send *messages* (OpenAI format; images as `image_url` data URLs) and stream the
-        answer, handing each piece to *on_token*; the whole text when it is complete."""
+        answer, handing each piece to *on_token*; the whole text when it is complete. A *seed*
+        asks servers that support one for the same answer to the same question."""
         return await cancellable(
             self._chat(messages, model=model, temperature=temperature, max_tokens=max_tokens,
-                       on_token=on_token, keep_alive=keep_alive, timeout=timeout), cancel)
+                       on_token=on_token, keep_alive=keep_alive, timeout=timeout, seed=seed), cancel)
 
     async def _chat(self, messages: list[Message], *, model: str, temperature: float | None,
                     max_tokens: int | None, on_token: TokenCallback | None,
-                    keep_alive: str | int | None, timeout: float | None) -> ChatAnswer:
+                    keep_alive: str | int | None, timeout: float | None,
+                    seed: int | None) -> ChatAnswer:
         started = time.perf_counter()
         kind = await self.detect()
         if kind is LLMKind.ollama:
@@ -267,6 +271,8 @@ class LLMClient:
                 options["temperature"] = temperature
             if max_tokens is not None:
                 options["num_predict"] = max_tokens
+            if seed is not None:
+                options["seed"] = seed
             body: dict[str, Any] = {"model": model, "messages": ollama_messages(messages),
                                     "stream": True}
             if options:
@@ -280,6 +286,8 @@ class LLMClient:
                 body["temperature"] = temperature
             if max_tokens is not None:
                 body["max_tokens"] = max_tokens
+            if seed is not None:
+                body["seed"] = seed
         stream = _Stream(on_token, self.max_answer_chars, f"{self.base_url}{path}")
         parse = self._ollama_line if kind is LLMKind.ollama else self._sse_line
         log.debug("llm: POST %s%s model=%s (%d messages)", self.base_url, path, model, len(messages))

@@ -113,11 +113,12 @@ def check_enhanced(original: str, answer: str, family: ModelFamily) -> tuple[str
 
 async def enhance(client: LLMClient, prompt: str, template: NamedTemplate, *, model: str,
                   family: ModelFamily = ModelFamily.sdxl, on_token: TokenCallback | None = None,
-                  cancel: CancelToken | None = None, keep_alive: str | int | None = None) -> EnhanceResult:
+                  cancel: CancelToken | None = None, keep_alive: str | int | None = None,
+                  seed: int | None = None) -> EnhanceResult:
     """The enhanced prompt, checked; raises LLMError (LLMBadOutput for an empty answer)."""
     answer = await client.chat(enhance_messages(prompt, template, family), model=model,
                                temperature=template.template.temperature, max_tokens=400,
-                               on_token=on_token, cancel=cancel, keep_alive=keep_alive)
+                               on_token=on_token, cancel=cancel, keep_alive=keep_alive, seed=seed)
     cleaned = clean_prompt(answer.text, sentences=family.sentences)
     if not cleaned:
         raise LLMBadOutput("The LLM answered without a prompt; the prompt was left as it was.",
@@ -132,11 +133,11 @@ async def enhance(client: LLMClient, prompt: str, template: NamedTemplate, *, mo
 async def enhance_or_keep(client: LLMClient, prompt: str, template: NamedTemplate, *, model: str,
                           family: ModelFamily = ModelFamily.sdxl,
                           on_token: TokenCallback | None = None, cancel: CancelToken | None = None,
-                          keep_alive: str | int | None = None) -> EnhanceResult:
+                          keep_alive: str | int | None = None, seed: int | None = None) -> EnhanceResult:
     """`enhance`, or the original prompt with the error kept when the LLM fails: a run goes on."""
     try:
         return await enhance(client, prompt, template, model=model, family=family,
-                             on_token=on_token, cancel=cancel, keep_alive=keep_alive)
+                             on_token=on_token, cancel=cancel, keep_alive=keep_alive, seed=seed)
     except LLMError as exc:
         log.warning("enhance: kept the original prompt: %s (%s)", exc.message, exc.detail)
         return EnhanceResult(prompt, prompt, template.name, model, family, error=exc)

@@ -16,6 +16,8 @@ from stablenew.prompting.cleaning import clean_prompt, extract_json, strip_think
     "```text\na cat, golden hour\n```\nI added lighting words.",
     "<think>\nThe user wants a cat. Add light.\n</think>\n\na cat, golden hour",
     "Enhanced prompt: a cat, golden hour",
+    "Here is your prompt: a cat, golden hour",
+    "Sure! Here's the enhanced prompt: a cat, golden hour",
     "**Prompt:** a cat, golden hour\n\nNote: golden hour gives warm light.",
     "a cat,\ngolden hour",
 ])

@@ -178,7 +178,8 @@ async def test_api_key_is_sent_and_never_logged(caplog):
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1234", "http://localhost:11434",
                                  "http://192.168.1.20:1234", "http://10.0.0.5:8080",
-                                 "http://gpu-box:1234", "http://studio.local:1234", "http://[::1]:8000"])
+                                 "http://gpu-box:1234", "http://studio.local:1234", "http://[::1]:8000",
+                                 "http://100.101.102.103:11434"])
 def test_local_addresses_need_no_warning(url):
     assert address_warning(url) is None
 
