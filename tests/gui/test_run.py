@@ -469,6 +469,10 @@ def test_a_run_a_later_stage_cannot_do_is_an_error_before_anything_runs(qtbot, w
         qtbot.waitUntil(lambda: session.pipeline.state == "idle", timeout=10000)
         error = session.pipeline.error
         assert error is not None and "FaceDetailer" in error.message
+        # An error, not a passing note: the banner shows it until closed, then the status bar.
+        assert window.notice.isVisible() and window.notice.message == error.message
+        assert window.notice.level == "error"
+        qtbot.mouseClick(window.notice._close_button, Qt.MouseButton.LeftButton)
         assert window.status.error_button.isVisible()
         assert not comfy.received  # nothing was sent
     outputs = session.app.output_dir

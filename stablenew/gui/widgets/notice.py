@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
@@ -18,6 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+#: How long an information notice stays (see NoticeBanner.info_ms).
+INFO_MS = 8000
+
 
 class NoticeBanner(QFrame):
     """Shows an ErrorInfo-like value (message, detail) with Details, Copy and optional actions."""
@@ -29,6 +32,14 @@ class NoticeBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("NoticeBanner")
         self.setProperty("level", "error")
+        self._level = "error"
+        #: An information ("4 images saved.") goes by itself after this long, unless the pointer
+        #: is on it: it floats over the panels' bottom edge and would hide their buttons.
+        #: Errors and warnings stay until they are closed or fixed.
+        self.info_ms = INFO_MS
+        self._expiry = QTimer(self)
+        self._expiry.setSingleShot(True)
+        self._expiry.timeout.connect(self._expire)
         self._icon = QLabel()
         self._message = QLabel()
         self._message.setObjectName("NoticeMessage")
@@ -75,11 +86,21 @@ class NoticeBanner(QFrame):
     def message(self) -> str:
         return self._text
 
+    @property
+    def level(self) -> str:
+        """"error", "warning" or "info": how the notice shown (if any) was raised."""
+        return self._level
+
     def show_notice(self, message: str, detail: str = "", *, level: str = "error",
                     actions: tuple[tuple[str, Callable[[], None]], ...] = ()) -> None:
         self._text = message
         self._detail_text = detail
+        self._level = level
         self.setProperty("level", level)
+        if level == "info" and not actions:
+            self._expiry.start(self.info_ms)
+        else:
+            self._expiry.stop()
         icon = {"error": QStyle.StandardPixmap.SP_MessageBoxCritical,
                 "warning": QStyle.StandardPixmap.SP_MessageBoxWarning}.get(
             level, QStyle.StandardPixmap.SP_MessageBoxInformation)
@@ -112,7 +133,14 @@ class NoticeBanner(QFrame):
             return
         self.show_notice(info.message, info.detail, level="error", actions=actions)
 
+    def _expire(self) -> None:
+        if self.underMouse() or self._details_button.isChecked():
+            self._expiry.start(self.info_ms)  # being read: try again later
+            return
+        self.clear()
+
     def clear(self) -> None:
+        self._expiry.stop()
         self._text = ""
         self._details_button.setChecked(False)
         self.hide()
