@@ -162,11 +162,17 @@ class Session(QObject):
         self.pipeline.run_finished.connect(lambda event: self._measured_speed(adapter, event))
         return adapter
 
-    @staticmethod
-    def _measured_speed(adapter: Any, event: Any) -> None:
-        """The randomizer's time estimate for large plans uses the speed of the last run."""
-        if event is not None and event.images_saved:
-            adapter.set_seconds_per_image(event.seconds / event.images_saved)
+    def _measured_speed(self, adapter: Any, event: Any) -> None:
+        """The randomizer's time estimate for large plans: the node's measured speed applied to
+        the cards' settings (steps and size), as the queue's estimates have it; the last Run's
+        time per image only while nothing is measured."""
+        if event is None or not event.images_saved:
+            return
+        seconds = None
+        if self.queue is not None:
+            node = None if self.cluster_enabled else self.server.node_name  # None: every node
+            seconds = self.queue.estimates.seconds_per_image(self.pipeline.current_config(), node)
+        adapter.set_seconds_per_image(seconds or event.seconds / event.images_saved)
 
     def _nodes(self) -> Any:
         from stablenew.controller.nodes_controller import NodesController

@@ -81,3 +81,27 @@ def test_bar_and_queue_row_show_the_measured_time_left(qtbot, window_for, fake_s
     assert later_rows, rows
     assert all(close(eta, t) for t, eta in later_rows), \
         [(round(end - t, 2), eta) for t, eta in later_rows]
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [STEADY], indirect=True)
+def test_the_variants_time_estimate_follows_the_cards_not_the_last_run(qtbot, window_for,
+                                                                        fake_sdwebui_thread):
+    """A few quick 64×64 images, then the cards set to 40 steps at 512×512: the randomizer's
+    estimate per image grows with the work (it took the last Run's time per image before)."""
+    window = window_for(fake_sdwebui_thread.url)
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=10000)
+    session = window.session
+    panel = window.pipeline_panel
+    for path, value in {"txt2img.prompt": "a lighthouse", "txt2img.steps": 4,
+                        "txt2img.batch_count": 3, "txt2img.width": 64,
+                        "txt2img.height": 64}.items():
+        panel.editor(path).set_value(value)
+    with qtbot.waitSignal(session.pipeline.run_finished, timeout=30000) as finished:
+        qtbot.mouseClick(window.commands.run_button, Qt.MouseButton.LeftButton)
+    event = finished.args[0]
+    quick = event.seconds / event.images_saved
+    for path, value in {"txt2img.steps": 40, "txt2img.width": 512, "txt2img.height": 512}.items():
+        panel.editor(path).set_value(value)
+    session._measured_speed(session.randomizer, event)  # as at the end of the next Run
+    heavy = session.randomizer._seconds_per_image
+    assert heavy is not None and heavy > 5 * quick, (quick, heavy)
