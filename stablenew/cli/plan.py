@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from stablenew.storage.words import plural
+from stablenew.storage.words import duration, plural
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,13 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _seconds(value: float) -> str:
-    if value < 60:
-        return f"{value:.1f}s"
-    minutes, seconds = divmod(int(round(value)), 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    return duration(value, compact=True, tenths=True)
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stablenew.cli._common import fail, show_help, stop_on_signals
-from stablenew.storage.words import plural
+from stablenew.storage.words import duration, plural
 
 if TYPE_CHECKING:
     from stablenew.cluster.queue_store import QueueStore
@@ -118,14 +118,7 @@ def _open(args: argparse.Namespace) -> QueueStore:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
+    return "-" if seconds is None else duration(seconds, compact=True)
 
 
 # --- verbs -------------------------------------------------------------------------------------

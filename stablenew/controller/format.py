@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from stablenew.storage.words import plural
+from stablenew.storage.words import duration, plural
 
-#: `plural` is the words room's, offered here so views need not reach below controllers.
-__all__ = ["duration_in_words", "estimate_tokens", "eta_in_words", "plural", "prompt_stats"]
+#: `plural` and `duration` are the words room's, offered here so views need not reach below controllers.
+__all__ = ["duration", "estimate_tokens", "eta_in_words", "plural", "prompt_stats"]
 
 
 def eta_in_words(seconds: float | None) -> str:
@@ -27,16 +27,6 @@ def eta_in_words(seconds: float | None) -> str:
     if rest == 0:
         return f"about {hours} h left"
     return f"about {hours} h {rest} min left"
-
-
-def duration_in_words(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
 
 
 # CLIP's tokenizer splits words and punctuation; this estimate follows the same split, and

@@ -35,6 +35,7 @@ from stablenew.cluster.nodes import NodeConfig, NodeRegistry
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.cluster.work import GB
 from stablenew.controller.errors import ErrorInfo
+from stablenew.controller.format import duration
 from stablenew.controller.tasks import TaskOwner
 from stablenew.storage.documents import DocumentError
 from stablenew.storage.paths import AppPaths
@@ -60,13 +61,8 @@ REFRESH_CAPABILITIES_S = 600.0
 
 
 def format_seconds(value: float) -> str:
-    if value < 60:
-        return f"{value:.1f} s"
-    minutes, seconds = divmod(int(round(value)), 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    """A planned time in the Nodes tab: "4.2 s", "2 min 05 s"."""
+    return duration(value, tenths=True)
 
 
 def describe_work(work: WorkingOn) -> str:

@@ -53,6 +53,7 @@ from stablenew.cluster.queue_runner import (
 )
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.controller.errors import ErrorInfo
+from stablenew.controller.format import duration
 from stablenew.controller.queue_activity import QueueActivity
 from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.config import PipelineConfig
@@ -71,14 +72,8 @@ StateRole = Qt.ItemDataRole.UserRole + 4  # JobState / ItemState value
 
 
 def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    if seconds >= 60:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds} s"
+    """A queue row's time left: "2 min 05 s", or nothing while unknown."""
+    return "" if seconds is None else duration(seconds)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.controller.app_controller import AppController
-from stablenew.controller.format import duration_in_words
+from stablenew.controller.format import duration
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.randomizer.counting import wildcard_manager
 from stablenew.randomizer.errors import RandomizerError, TemplateError
@@ -349,7 +349,7 @@ class RandomizerAdapter(QObject):
         seconds = images * self._seconds_per_image
         if seconds > 3600 * 24 * 365 * 100:
             return "far longer than a lifetime"
-        return (f"about {duration_in_words(seconds)} at "
+        return (f"about {duration(seconds, tenths=True)} at "
                 f"{self._seconds_per_image:.1f} s per image")
 
     # --- background computing ---------------------------------------------------------------

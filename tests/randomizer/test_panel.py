@@ -121,7 +121,7 @@ def test_large_runs_ask_first_with_a_time_estimate(qtbot, panel, adapter, monkey
     assert panel.confirm_large_run(500) is True  # at the threshold: no question
     box = panel._confirm_box(1200)
     assert "1,200 images" in box.text()
-    assert "2 h 0 min" in box.informativeText() and "6.0 s per image" in box.informativeText()
+    assert "2 h" in box.informativeText() and "6.0 s per image" in box.informativeText()
     monkeypatch.setattr(QMessageBox, "exec", lambda self: QMessageBox.StandardButton.No)
     assert panel.confirm_large_run(1200) is False
     monkeypatch.setattr(QMessageBox, "exec", lambda self: QMessageBox.StandardButton.Yes)
