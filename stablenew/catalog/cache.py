@@ -16,7 +16,7 @@ from pathlib import Path
 
 from stablenew.catalog.entry import ModelEntry
 from stablenew.errors import StableNewError
-from stablenew.storage.sqlite import set_up_wal
+from stablenew.storage.sqlite import DatabaseUnusable, open_database
 
 _SCHEMA_VERSION = 1
 
@@ -42,17 +42,15 @@ class CatalogCache:
         self.path = Path(path)
         self._lock = threading.RLock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                       timeout=10.0)
-            set_up_wal(self._db, self._migrate, wait_s=10.0)
-        except sqlite3.DatabaseError as exc:
+            self._db = open_database(self.path, self._set_up, what="model catalog cache")
+        except DatabaseUnusable as exc:
             raise CatalogCacheError(
-                f"The model catalog cache at {self.path} cannot be used. Delete it and StableNew "
-                "will read your model folders again (nothing else is lost).", detail=repr(exc)) from exc
-        except OSError as exc:
-            raise CatalogCacheError(f"StableNew cannot create its model catalog cache at {self.path}.",
-                                    detail=repr(exc)) from exc
+                f"{exc.message} Or delete it: StableNew then reads your model folders again "
+                "(nothing else is lost).", detail=exc.detail) from exc
+
+    def _set_up(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._migrate()
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]

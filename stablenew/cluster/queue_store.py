@@ -41,10 +41,10 @@ from stablenew.cluster.jobs import (
 )
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.storage.paths import AppPaths
-from stablenew.storage.sqlite import set_up_wal
+from stablenew.storage.sqlite import BUSY_MS, DatabaseUnusable, open_database
 
 T = TypeVar("T")
-_WAIT_MS = 30_000  # how long a waiting call waits for another connection's write lock
+_WAIT_MS = BUSY_MS  # how long a waiting call waits for another connection's write lock
 
 SCHEMA_VERSION = 2
 #: Retries after the first attempt for transient errors (unreachable, 500, timeout).
@@ -156,38 +156,17 @@ class QueueStore:
         self._configs: dict[tuple[str, int | None], PipelineConfig] = {}
         self._nowait = False  # set (under the lock) while `call_nowait` runs its call
         self._busy_ms = _WAIT_MS  # the connection's busy timeout now (0 while not waiting)
+        # One connection guarded by a lock: SQLite serialises writers anyway, and the queue's
+        # transactions are tiny.
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # One connection guarded by a lock: SQLite serialises writers anyway, and the
-            # queue's transactions are tiny. isolation_level=None: we issue BEGIN/COMMIT.
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
-                                       check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
-            raise QueueError(
-                f"StableNew cannot open its queue database at {self.path}. Check that the folder "
-                "exists and that you may write to it.", detail=repr(exc)) from exc
-        try:
-            self._db.row_factory = sqlite3.Row
-            self._open_schema()
-        except sqlite3.OperationalError as exc:
-            self._db.close()
-            raise QueueError(
-                f"StableNew cannot use its queue database at {self.path} right now ({exc}). "
-                "Close other StableNew windows or commands using it and try again.",
-                detail=repr(exc)) from exc
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise QueueError(
-                f"The database at {self.path} is damaged or is not a StableNew database. Move it "
-                "aside and StableNew will start a new one (the images on disk are not affected).",
-                detail=repr(exc)) from exc
-        except BaseException:
-            self._db.close()
-            raise
+            self._db = open_database(self.path, self._set_up, what="queue database",
+                                     pragmas=("foreign_keys=ON",))
+        except DatabaseUnusable as exc:
+            raise QueueError(exc.message, detail=exc.detail) from exc
 
-    def _open_schema(self) -> None:
-        set_up_wal(self._db, self._migrate, wait_s=_WAIT_MS / 1000,
-                   pragmas=("synchronous=NORMAL", "foreign_keys=ON", f"busy_timeout={_WAIT_MS}"))
+    def _set_up(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._migrate()
 
     # --- plumbing ---------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from stablenew.learning.parameters import parameter_values
 from stablenew.learning.records import LearningRecord, check_rating, clean_tag, config_hash
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig, migrate_config
 from stablenew.storage.paths import AppPaths
-from stablenew.storage.sqlite import set_up_wal
+from stablenew.storage.sqlite import DatabaseUnusable, open_database
 
 # 1: first layout, the full config JSON in every record.
 # 2: settings shared by a batch stored once (learning_settings); run index covers pack/rating.
@@ -227,30 +227,15 @@ class LearningStore:
         self.path = Path(path) if path is not None else default_database()
         self._lock = threading.RLock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                       timeout=10.0)
-        except (OSError, sqlite3.Error) as exc:
-            raise LearningStoreError(
-                f"StableNew cannot open its learning database at {self.path}. Check that the "
-                "folder exists and that you may write to it.", detail=repr(exc)) from exc
-        self._db.row_factory = sqlite3.Row
-        try:
             # Big batches (imports, rebuilds) stay in memory instead of spilling to the WAL early.
-            set_up_wal(self._db, self._migrate, wait_s=10.0,
-                       pragmas=("synchronous=NORMAL", "busy_timeout=10000", "cache_size=-32000"))
-        except sqlite3.OperationalError as exc:
-            self._db.close()
-            raise LearningStoreError(
-                f"StableNew cannot use its learning database at {self.path} right now ({exc}). "
-                "Close other StableNew windows or commands using it and try again.",
-                detail=repr(exc)) from exc
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise LearningStoreError(
-                f"The learning database at {self.path} is damaged or is not a StableNew "
-                "database. Move it aside and StableNew will start a new one.",
-                detail=repr(exc)) from exc
+            self._db = open_database(self.path, self._set_up, what="learning database",
+                                     pragmas=("cache_size=-32000",))
+        except DatabaseUnusable as exc:
+            raise LearningStoreError(exc.message, detail=exc.detail) from exc
+
+    def _set_up(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._migrate()
 
     # --- lifecycle ----------------------------------------------------------------------
 
