@@ -37,22 +37,22 @@ CREATE TABLE gallery_images (
     id INTEGER PRIMARY KEY,
     path TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
-    run TEXT NOT NULL DEFAULT '',
+    run TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     mtime REAL NOT NULL,
     width INTEGER NOT NULL DEFAULT 0,
     height INTEGER NOT NULL DEFAULT 0,
-    media TEXT NOT NULL DEFAULT '',
+    media TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
     prompt TEXT NOT NULL DEFAULT '',
     negative TEXT NOT NULL DEFAULT '',
-    model TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
     seed INTEGER,
     sampler TEXT NOT NULL DEFAULT '',
     steps INTEGER,
     cfg REAL,
-    pack TEXT NOT NULL DEFAULT '',
-    node TEXT NOT NULL DEFAULT '',
+    pack TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
+    node TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
     source TEXT NOT NULL DEFAULT '',
     hash TEXT NOT NULL,
     -- the path the learning store knows this image by (its first path, if it was moved)
@@ -69,7 +69,7 @@ CREATE INDEX gallery_images_hash ON gallery_images(hash);
 CREATE INDEX gallery_images_rating_key ON gallery_images(rating_key);
 
 CREATE TABLE gallery_loras (
-    name TEXT NOT NULL,
+    name TEXT NOT NULL COLLATE NOCASE,
     image_id INTEGER NOT NULL,
     PRIMARY KEY (name, image_id)
 ) WITHOUT ROWID;

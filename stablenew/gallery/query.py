@@ -32,6 +32,9 @@ _RATING = ("(SELECT r.rating FROM learning.learning_records r WHERE r.path = g.r
            "ORDER BY r.id DESC LIMIT 1)")
 
 
+MAX_PAGE = 10_000  # rows per page: a view shows far fewer; SQLite caps bound parameters
+
+
 @dataclass(frozen=True)
 class GalleryQuery:
     """A search: text, filters and order; empty fields do not filter."""
@@ -95,10 +98,10 @@ def _where(index: GalleryIndex, q: GalleryQuery) -> tuple[list[str], list[object
     for column, value in (("model", q.model), ("run", q.run), ("pack", q.pack),
                           ("node", q.node), ("media", q.media)):
         if value:
-            where.append(f"g.{column} = ? COLLATE NOCASE")
+            where.append(f"g.{column} = ?")  # the columns compare without case
             args.append(value)
     if q.lora:
-        where.append("g.id IN (SELECT image_id FROM gallery_loras WHERE name = ? COLLATE NOCASE)")
+        where.append("g.id IN (SELECT image_id FROM gallery_loras WHERE name = ?)")
         args.append(q.lora)
     if q.min_rating:
         where.append("g.rating_key IN (SELECT path FROM learning.learning_records "
@@ -123,23 +126,31 @@ def _where(index: GalleryIndex, q: GalleryQuery) -> tuple[list[str], list[object
 
 def search(index: GalleryIndex, query: GalleryQuery, *, offset: int = 0,
            limit: int = 100) -> list[GalleryRow]:
-    """One page of the images that match, in the query's order (ties broken by id)."""
+    """One page (at most MAX_PAGE) of the images that match, in the query's order (ties by id)."""
+    limit = min(max(0, limit), MAX_PAGE)
     where, args = _where(index, query)
     direction = "DESC" if query.descending else "ASC"
     order = _ORDER[query.sort]
     # unrated images go last whichever way ratings are sorted
     nulls = "rating IS NULL, " if query.sort is SortKey.rating else ""
-    sql = (f"SELECT g.*, {_RATING} AS rating FROM gallery_images g "
-           f"{'WHERE ' + ' AND '.join(where) if where else ''} "
-           f"ORDER BY {nulls}{order} {direction}, g.id {direction} LIMIT ? OFFSET ?")
-    rows = index.execute(sql, [*args, max(0, limit), max(0, offset)])
+    rating = f", {_RATING} AS rating" if query.sort is SortKey.rating else ""
+    # The page's ids first: only a rating sort needs every match's rating, and the wide
+    # columns (prompts) are read for the page alone.
+    ids = [r[0] for r in index.execute(
+        f"SELECT g.id{rating} FROM gallery_images g "
+        f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+        f"ORDER BY {nulls}{order} {direction}, g.id {direction} LIMIT ? OFFSET ?",
+        [*args, limit, max(0, offset)])]
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    found = {r["id"]: r for r in index.execute(
+        f"SELECT g.*, {_RATING} AS rating FROM gallery_images g WHERE g.id IN ({marks})", ids)}
+    rows = [found[i] for i in ids if i in found]
     loras: dict[int, list[str]] = {}
-    if rows:
-        ids = [r["id"] for r in rows]
-        for found in index.execute(
-                f"SELECT image_id, name FROM gallery_loras WHERE image_id IN "
-                f"({','.join('?' * len(ids))}) ORDER BY name", ids):
-            loras.setdefault(found[0], []).append(found[1])
+    for hit in index.execute(f"SELECT image_id, name FROM gallery_loras WHERE image_id IN "
+                             f"({marks}) ORDER BY name", ids):
+        loras.setdefault(hit[0], []).append(hit[1])
     return [GalleryRow(path=Path(r["path"]), name=r["name"], mtime=r["mtime"], size=r["size"],
                        width=r["width"], height=r["height"], media=r["media"],
                        prompt=r["prompt"], model=r["model"], seed=r["seed"], run=r["run"],
