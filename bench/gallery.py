@@ -43,9 +43,11 @@ from stablenew.gallery.index import GalleryIndex  # noqa: E402
 from stablenew.gallery.query import GalleryQuery, SortKey, count, search  # noqa: E402
 from stablenew.learning.store import LearningStore  # noqa: E402
 
-WORDS = ("cinematic portrait woman man castle forest city neon rain night sunset ocean dragon "
-         "robot cyberpunk watercolor anime photo bokeh armor knight cat dog owl lake mountain "
-         "snow desert street market temple garden lighthouse storm fog misty golden hour").split()
+WORDS = ("cinematic", "portrait", "woman", "man", "castle", "forest", "city", "neon", "rain",
+         "night", "sunset", "ocean", "dragon", "robot", "cyberpunk", "watercolor", "anime",
+         "photo", "bokeh", "armor", "knight", "cat", "dog", "owl", "lake", "mountain", "snow",
+         "desert", "street", "market", "temple", "garden", "lighthouse", "storm", "fog", "misty",
+         "golden", "hour")
 MODELS = ("juggernautXL", "dreamshaper_8", "realvisXL", "ponyDiffusion", "sd_xl_base_1.0")
 LORAS = ("detail_tweaker", "neon_glow", "film_grain", "add_more_details", "watercolor_v2")
 PER_RUN = 500
