@@ -12,7 +12,8 @@ from pathlib import Path
 import stablenew
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ("storage", "backends", "pipeline", "randomizer", "learning", "catalog", "prompting", "cluster")
+CORE = ("storage", "backends", "pipeline", "randomizer", "learning", "catalog", "gallery", "prompting",
+        "cluster")
 
 
 def _core_modules() -> list[str]:

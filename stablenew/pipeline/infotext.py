@@ -35,6 +35,11 @@ STABLENEW_FORMAT = 1
 # The very expressions A1111 uses (modules/infotext_utils.py).
 _RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _RE_IMAGESIZE = re.compile(r"^(\d+)x(\d+)$")
+# A1111's expression backtracks over every run of key characters, so its time grows with the
+# square of a run's length: minutes for a crafted (or damaged) multi-megabyte line. A line
+# longer than any real parameters line, or with a long stretch of no "," or ":", is prompt text.
+MAX_PARAMS_LINE = 16_000
+_RE_LONG_RUN = re.compile(r"[^,:]{1000}")
 
 _ORDINALS = ("", " 2nd", " 3rd", " 4th", " 5th", " 6th")
 
@@ -327,7 +332,8 @@ def parse_infotext(text: str) -> dict[str, str]:
     negative = ""
     done_with_prompt = False
     *lines, lastline = text.strip().split("\n")
-    if len(_RE_PARAM.findall(lastline)) < 3:
+    if (len(lastline) > MAX_PARAMS_LINE or _RE_LONG_RUN.search(lastline)
+            or len(_RE_PARAM.findall(lastline)) < 3):
         lines.append(lastline)
         lastline = ""
     for line in lines:

@@ -189,3 +189,16 @@ def test_unreadable_image_gives_a_plain_error(tmp_path):
     plain.write_bytes(png(8, 8, 1))
     with pytest.raises(ImageMetadataError, match="no generation settings"):
         config_from_image(plain)
+
+
+def test_a_huge_line_is_prompt_text_read_in_linear_time():
+    """A1111's expression takes minutes on a long run without "," or ":" (here 200,000 chars)."""
+    import time
+
+    text = "x" * 200_000
+    start = time.perf_counter()
+    parsed = parse_infotext(f"a cat\n{text}")
+    assert time.perf_counter() - start < 5
+    assert parsed["Prompt"] == f"a cat\n{text}" and "Steps" not in parsed
+    normal = parse_infotext("a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1")
+    assert (normal["Prompt"], normal["Steps"]) == ("a cat", "20")

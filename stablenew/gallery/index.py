@@ -1,0 +1,568 @@
+"""GalleryIndex: every image under the user's folders in SQLite (WAL), kept current incrementally.
+
+A scan stats every file and reads only the new or changed ones (keyed by path, size and mtime),
+so a warm rescan of 100,000 images reads no image at all. Files gone from disk are dropped from
+the index; their content hash is remembered, so when the same image turns up elsewhere (moved
+outside the app) it keeps the path the learning store knows its rating and tags by. Ratings and
+tags are never copied here: queries read them from the learning store's tables (attached
+read-only), and the user's files are only ever read.
+
+The index is a cache: deleting gallery.db loses nothing but the time to rebuild it (and the
+collections, which live only here).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stablenew.gallery.metadata import MEDIA_TYPES, ImageFacts, content_hash, read_facts
+from stablenew.pipeline.infotext import ImageMetadataError
+from stablenew.pipeline.outputs import THUMBNAIL_DIR
+from stablenew.storage.paths import AppPaths
+from stablenew.storage.sqlite import set_up_wal
+
+SCHEMA_VERSION = 1
+BATCH = 500  # images written per transaction while scanning
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gallery_schema_version (version INTEGER NOT NULL);
+CREATE TABLE gallery_images (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    run TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    width INTEGER NOT NULL DEFAULT 0,
+    height INTEGER NOT NULL DEFAULT 0,
+    media TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
+    prompt TEXT NOT NULL DEFAULT '',
+    negative TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
+    seed INTEGER,
+    sampler TEXT NOT NULL DEFAULT '',
+    steps INTEGER,
+    cfg REAL,
+    pack TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
+    node TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
+    source TEXT NOT NULL DEFAULT '',
+    hash TEXT NOT NULL,
+    -- the path the learning store knows this image by (its first path, if it was moved)
+    rating_key TEXT NOT NULL
+);
+CREATE INDEX gallery_images_mtime ON gallery_images(mtime);
+CREATE INDEX gallery_images_name ON gallery_images(name);
+CREATE INDEX gallery_images_size ON gallery_images(size);
+CREATE INDEX gallery_images_model ON gallery_images(model, mtime);
+CREATE INDEX gallery_images_run ON gallery_images(run, mtime);
+CREATE INDEX gallery_images_pack ON gallery_images(pack, mtime);
+CREATE INDEX gallery_images_node ON gallery_images(node, mtime);
+CREATE INDEX gallery_images_hash ON gallery_images(hash);
+CREATE INDEX gallery_images_rating_key ON gallery_images(rating_key);
+
+CREATE TABLE gallery_loras (
+    name TEXT NOT NULL COLLATE NOCASE,
+    image_id INTEGER NOT NULL,
+    PRIMARY KEY (name, image_id)
+) WITHOUT ROWID;
+CREATE INDEX gallery_loras_image ON gallery_loras(image_id);
+
+CREATE TABLE gallery_roots (path TEXT PRIMARY KEY, added_at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE gallery_problems (
+    path TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    seen_at REAL NOT NULL
+) WITHOUT ROWID;
+-- images that left the disk: a file with the same hash showing up later is the same image
+CREATE TABLE gallery_gone (
+    old_id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    rating_key TEXT NOT NULL,
+    gone_at REAL NOT NULL
+);
+CREATE INDEX gallery_gone_hash ON gallery_gone(hash);
+
+CREATE TABLE gallery_collections (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+CREATE TABLE gallery_collection_items (
+    collection_id INTEGER NOT NULL,
+    image_id INTEGER NOT NULL,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (collection_id, image_id)
+) WITHOUT ROWID;
+CREATE INDEX gallery_collection_items_image ON gallery_collection_items(image_id);
+"""
+
+_FTS = """
+CREATE VIRTUAL TABLE gallery_fts USING fts5(
+    name, prompt, negative, content='gallery_images', content_rowid='id');
+CREATE TRIGGER gallery_fts_added AFTER INSERT ON gallery_images BEGIN
+    INSERT INTO gallery_fts(rowid, name, prompt, negative)
+    VALUES (NEW.id, NEW.name, NEW.prompt, NEW.negative);
+END;
+CREATE TRIGGER gallery_fts_removed AFTER DELETE ON gallery_images BEGIN
+    INSERT INTO gallery_fts(gallery_fts, rowid, name, prompt, negative)
+    VALUES ('delete', OLD.id, OLD.name, OLD.prompt, OLD.negative);
+END;
+CREATE TRIGGER gallery_fts_changed AFTER UPDATE OF name, prompt, negative ON gallery_images BEGIN
+    INSERT INTO gallery_fts(gallery_fts, rowid, name, prompt, negative)
+    VALUES ('delete', OLD.id, OLD.name, OLD.prompt, OLD.negative);
+    INSERT INTO gallery_fts(rowid, name, prompt, negative)
+    VALUES (NEW.id, NEW.name, NEW.prompt, NEW.negative);
+END;
+"""
+
+_LEARNING_STUB = """
+CREATE TABLE IF NOT EXISTS learning.learning_records (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL, rating INTEGER);
+CREATE TABLE IF NOT EXISTS learning.learning_tags (record_id INTEGER, tag TEXT);
+"""
+
+
+def has_fts5() -> bool:
+    """True when this Python's SQLite was built with FTS5 (most are; a few distributions not)."""
+    try:
+        sqlite3.connect(":memory:").execute("CREATE VIRTUAL TABLE t USING fts5(a)")
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
+def default_index_path() -> Path:
+    return AppPaths.default().data_dir / "gallery.db"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file or folder the index could not read, and why (in words for the user)."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class ScanProgress:
+    """How far a scan got: files looked at, images (re)read, unchanged ones, problems."""
+
+    seen: int = 0
+    read: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    moved: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    current: str = ""
+    done: bool = False
+    cancelled: bool = False
+
+
+class GalleryIndex:
+    """The gallery's SQLite index of images; safe to share between threads (one lock)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 learning_db: str | os.PathLike[str] | None = None,
+                 use_fts: bool | None = None) -> None:
+        self.path = Path(path) if path is not None else default_index_path()
+        self.learning_db = Path(learning_db) if learning_db is not None else None
+        self._lock = threading.RLock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=10.0)
+        self._db.row_factory = sqlite3.Row
+        self._want_fts = has_fts5() if use_fts is None else use_fts
+        set_up_wal(self._db, self._migrate, wait_s=10.0,
+                   pragmas=("synchronous=NORMAL", "busy_timeout=10000", "cache_size=-32000"))
+        self.fts = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'gallery_fts'").fetchone() is not None
+        self._learning_attached = False
+        self._attach_learning()
+
+    def _migrate(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT name FROM sqlite_master WHERE name = "
+                             "'gallery_schema_version'").fetchone()
+            version = 0
+            if row is not None:
+                found = db.execute("SELECT version FROM gallery_schema_version").fetchone()
+                version = found[0] if found else 0
+            if version < 1:
+                for statement in _statements(_SCHEMA):
+                    db.execute(statement)
+                if self._want_fts:
+                    for statement in _statements(_FTS, split_triggers=True):
+                        db.execute(statement)
+                db.execute("DELETE FROM gallery_schema_version")
+                db.execute("INSERT INTO gallery_schema_version VALUES (?)", (SCHEMA_VERSION,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _attach_learning(self) -> None:
+        """Ratings and tags come from the learning store; with none yet, from empty stand-ins."""
+        with self._lock:
+            if self._learning_attached:
+                return
+            try:
+                self._db.execute("DETACH DATABASE learning")
+            except sqlite3.OperationalError:
+                pass
+            if self.learning_db is not None and self.learning_db.exists():
+                uri = self.learning_db.resolve().as_uri() + "?mode=ro"
+                try:
+                    self._db.execute("ATTACH DATABASE ? AS learning", (uri,))
+                    self._db.execute("SELECT 1 FROM learning.learning_records LIMIT 1")
+                    self._db.execute("SELECT 1 FROM learning.learning_tags LIMIT 1")
+                    self._learning_attached = True
+                    return
+                except sqlite3.Error:
+                    try:
+                        self._db.execute("DETACH DATABASE learning")
+                    except sqlite3.OperationalError:
+                        pass
+            self._db.execute("ATTACH DATABASE ':memory:' AS learning")
+            self._db.executescript(_LEARNING_STUB)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> GalleryIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def execute(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+        """Run one read query under the lock (for `gallery.query`)."""
+        with self._lock:
+            self._attach_learning()
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    # --- folders ------------------------------------------------------------------------
+
+    def add_root(self, folder: str | os.PathLike[str]) -> str:
+        root = str(Path(folder).expanduser().resolve())
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO gallery_roots VALUES (?, ?)", (root, time.time()))
+        return root
+
+    def roots(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT path FROM gallery_roots ORDER BY path")]
+
+    def problems(self) -> list[Problem]:
+        """The "could not read" list of the last scans."""
+        with self._lock:
+            return [Problem(r[0], r[1]) for r in self._db.execute(
+                "SELECT path, reason FROM gallery_problems ORDER BY path")]
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM gallery_images").fetchone()[0])
+
+    # --- scanning -----------------------------------------------------------------------
+
+    def scan(self, folder: str | os.PathLike[str], *,
+             progress: Callable[[ScanProgress], None] | None = None,
+             cancel: threading.Event | None = None) -> ScanProgress:
+        """Bring the index of *folder* up to date with the disk; returns what happened.
+
+        New and changed images are read, unchanged ones only stat'ed; images gone from the
+        folder are dropped (a cancelled scan drops nothing: it did not see everything).
+        """
+        root = self.add_root(folder)
+        state = ScanProgress()
+        with self._lock:
+            known = {r[0]: (r[1], r[2]) for r in self._db.execute(
+                "SELECT path, size, mtime_ns FROM gallery_images WHERE path > ? AND path < ?",
+                _under(root))}
+            self._db.execute("DELETE FROM gallery_problems WHERE path = ? OR (path > ? AND path < ?)",
+                             (root, *_under(root)))
+        seen: set[str] = set()
+        batch: list[tuple[str, os.stat_result, ImageFacts | None, str]] = []
+        last_report = 0.0
+        for item in _walk(root, state.problems):
+            if cancel is not None and cancel.is_set():
+                state.cancelled = True
+                break
+            if isinstance(item, Problem):
+                continue
+            path, st = item
+            state.seen += 1
+            seen.add(path)
+            if known.get(path) == (st.st_size, st.st_mtime_ns):
+                state.unchanged += 1
+            else:
+                state.current = path
+                try:
+                    facts = read_facts(Path(path))
+                    digest = content_hash(path, st.st_size)
+                except ImageMetadataError as exc:
+                    state.problems.append(Problem(path, exc.message))
+                    seen.discard(path)
+                    continue
+                except OSError as exc:
+                    state.problems.append(Problem(path, f"could not be read ({exc.strerror or exc})"))
+                    seen.discard(path)
+                    continue
+                except Exception as exc:  # a malformed file must not end the scan of the rest
+                    state.problems.append(Problem(path, f"could not be read ({exc!r})"))
+                    seen.discard(path)
+                    continue
+                batch.append((path, st, facts, digest))
+                state.read += 1
+                if len(batch) >= BATCH:
+                    self._write(batch)
+                    batch.clear()
+            now = time.monotonic()
+            if progress is not None and now - last_report > 0.1:
+                last_report = now
+                progress(state)
+        self._write(batch)
+        if not state.cancelled:
+            gone = [p for p in known if p not in seen]
+            state.removed, state.moved = self._forget(gone)
+        self._record_problems(state.problems)
+        state.done = True
+        if progress is not None:
+            progress(state)
+        return state
+
+    def index_file(self, path: str | os.PathLike[str]) -> Problem | None:
+        """Add or refresh one image (a new output as it is saved); a Problem when unreadable."""
+        file = str(Path(path).resolve())
+        try:
+            st = os.stat(file)
+            facts = read_facts(Path(file))
+            digest = content_hash(file, st.st_size)
+        except ImageMetadataError as exc:
+            problem = Problem(file, exc.message)
+        except OSError as exc:
+            problem = Problem(file, f"could not be read ({exc.strerror or exc})")
+        else:
+            self._write([(file, st, facts, digest)])
+            return None
+        self._record_problems([problem])
+        return problem
+
+    def _write(self, batch: list[tuple[str, os.stat_result, ImageFacts | None, str]]) -> None:
+        if not batch:
+            return
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for path, st, facts, digest in batch:
+                    self._upsert(path, st, facts or ImageFacts(), digest)
+                self._adopt([digest for *_, digest in batch])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _upsert(self, path: str, st: os.stat_result, f: ImageFacts, digest: str) -> None:
+        db = self._db
+        p = Path(path)
+        values = (p.name, p.parent.name, st.st_size, st.st_mtime_ns, st.st_mtime, f.width,
+                  f.height, f.media, f.prompt, f.negative, f.model, f.seed, f.sampler, f.steps,
+                  f.cfg, f.pack, f.node, f.source, digest)
+        row = db.execute("SELECT id FROM gallery_images WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            image_id = db.execute(
+                "INSERT INTO gallery_images (name, run, size, mtime_ns, mtime, width, height, "
+                "media, prompt, negative, model, seed, sampler, steps, cfg, pack, node, source, "
+                "hash, path, rating_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (*values, path, path)).lastrowid
+        else:
+            image_id = row[0]
+            db.execute(
+                "UPDATE gallery_images SET name=?, run=?, size=?, mtime_ns=?, mtime=?, width=?, "
+                "height=?, media=?, prompt=?, negative=?, model=?, seed=?, sampler=?, steps=?, "
+                "cfg=?, pack=?, node=?, source=?, hash=? WHERE id = ?", (*values, image_id))
+            db.execute("DELETE FROM gallery_loras WHERE image_id = ?", (image_id,))
+        db.executemany("INSERT OR IGNORE INTO gallery_loras VALUES (?, ?)",
+                       [(name, image_id) for name in f.loras])
+        db.execute("DELETE FROM gallery_problems WHERE path = ?", (path,))
+
+    def _forget(self, paths: list[str]) -> tuple[int, int]:
+        """Drop images no longer on disk; keep their hashes so a moved copy is known again.
+
+        Returns (removed, moved): moved counts the images found again at a new path.
+        """
+        if not paths:
+            return 0, 0
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                now = time.time()
+                hashes = []
+                for path in paths:
+                    if os.path.lexists(path):
+                        continue  # still there, only unreadable now: its problem says why
+                    row = db.execute("SELECT id, hash, rating_key FROM gallery_images "
+                                     "WHERE path = ?", (path,)).fetchone()
+                    if row is None:
+                        continue
+                    db.execute("INSERT OR REPLACE INTO gallery_gone VALUES (?, ?, ?, ?)",
+                               (row[0], row[1], row[2], now))
+                    db.execute("DELETE FROM gallery_images WHERE id = ?", (row[0],))
+                    db.execute("DELETE FROM gallery_loras WHERE image_id = ?", (row[0],))
+                    hashes.append(row[1])
+                moved = self._adopt(hashes)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return len(hashes), moved
+
+    def _adopt(self, hashes: list[str]) -> int:
+        """Images that reappeared (same hash as one gone) take over its rating key and albums."""
+        db = self._db
+        moved = 0
+        for digest in dict.fromkeys(hashes):
+            gone = db.execute("SELECT old_id, rating_key FROM gallery_gone WHERE hash = ? "
+                              "ORDER BY gone_at DESC", (digest,)).fetchall()
+            if not gone:
+                continue
+            # the copy that has no history of its own yet, i.e. is known only by its own path
+            heirs = db.execute("SELECT id FROM gallery_images WHERE hash = ? AND rating_key = path",
+                               (digest,)).fetchall()
+            for (old_id, key), (new_id,) in zip(gone, heirs, strict=False):
+                db.execute("UPDATE gallery_images SET rating_key = ? WHERE id = ?", (key, new_id))
+                db.execute("UPDATE OR IGNORE gallery_collection_items SET image_id = ? "
+                           "WHERE image_id = ?", (new_id, old_id))
+                db.execute("DELETE FROM gallery_gone WHERE old_id = ?", (old_id,))
+                moved += 1
+        return moved
+
+    def _record_problems(self, problems: list[Problem]) -> None:
+        if not problems:
+            return
+        with self._lock:
+            now = time.time()
+            self._db.executemany("INSERT OR REPLACE INTO gallery_problems VALUES (?, ?, ?)",
+                                 [(p.path, p.reason, now) for p in problems])
+
+    # --- collections (virtual albums) ---------------------------------------------------
+
+    def create_collection(self, name: str) -> int:
+        name = name.strip()
+        if not name:
+            raise ValueError("A collection needs a name.")
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO gallery_collections (name, created_at) "
+                             "VALUES (?, ?)", (name, time.time()))
+            return int(self._db.execute("SELECT id FROM gallery_collections WHERE name = ?",
+                                        (name,)).fetchone()[0])
+
+    def collections(self) -> list[tuple[str, int]]:
+        """Every collection's name and how many images (still indexed) it holds."""
+        with self._lock:
+            return [(r[0], r[1]) for r in self._db.execute(
+                "SELECT c.name, COUNT(g.id) FROM gallery_collections c "
+                "LEFT JOIN gallery_collection_items i ON i.collection_id = c.id "
+                "LEFT JOIN gallery_images g ON g.id = i.image_id GROUP BY c.id ORDER BY c.name")]
+
+    def add_to_collection(self, name: str, paths: Iterable[str | os.PathLike[str]]) -> int:
+        """Put the indexed images at *paths* in the collection *name* (made if new)."""
+        collection = self.create_collection(name)
+        with self._lock:
+            before = self._db.total_changes
+            now = time.time()
+            self._db.executemany(
+                "INSERT OR IGNORE INTO gallery_collection_items "
+                "SELECT ?, id, ? FROM gallery_images WHERE path = ?",
+                [(collection, now, os.fspath(p)) for p in paths])
+            return self._db.total_changes - before
+
+    def remove_from_collection(self, name: str, paths: Iterable[str | os.PathLike[str]]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "DELETE FROM gallery_collection_items WHERE collection_id = "
+                "(SELECT id FROM gallery_collections WHERE name = ?) AND image_id = "
+                "(SELECT id FROM gallery_images WHERE path = ?)",
+                [(name, os.fspath(p)) for p in paths])
+
+    def delete_collection(self, name: str) -> None:
+        """Forget the album; its images stay where they are."""
+        with self._lock:
+            self._db.execute("DELETE FROM gallery_collection_items WHERE collection_id = "
+                             "(SELECT id FROM gallery_collections WHERE name = ?)", (name,))
+            self._db.execute("DELETE FROM gallery_collections WHERE name = ?", (name,))
+
+
+def _under(root: str) -> tuple[str, str]:
+    """Bounds of the paths inside *root* for a range scan of the path index."""
+    prefix = root.rstrip(os.sep) + os.sep
+    return prefix, prefix[:-1] + chr(ord(os.sep) + 1)
+
+
+def _statements(script: str, split_triggers: bool = False) -> list[str]:
+    if not split_triggers:
+        return [s.strip() for s in script.split(";") if s.strip()]
+    # trigger bodies hold semicolons: split on the END that closes each one
+    parts, current = [], []
+    for line in script.strip().splitlines():
+        current.append(line)
+        text = "\n".join(current).strip()
+        if text.endswith(";") and (not text.upper().startswith("CREATE TRIGGER")
+                                   or text.upper().endswith("END;")):
+            parts.append(text[:-1])
+            current = []
+    return parts
+
+
+def _walk(root: str, problems: list[Problem]) -> Iterator[tuple[str, os.stat_result] | Problem]:
+    """Image files under *root* with their stat, depth first; folders that cannot be read,
+    symlink loops and broken links go to *problems*. Thumbnail folders are not images."""
+    visited: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = os.stat(folder)
+        except OSError as exc:
+            problems.append(Problem(folder, f"folder could not be read ({exc.strerror or exc})"))
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in visited:
+            problems.append(Problem(folder, "folder skipped: a link leads back to a folder "
+                                            "already read (a link loop)"))
+            continue
+        visited.add(key)
+        try:
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError as exc:
+            problems.append(Problem(folder, f"folder could not be read ({exc.strerror or exc})"))
+            continue
+        subfolders = []
+        for entry in sorted(listed, key=lambda e: e.name):
+            try:
+                if entry.is_dir():
+                    if entry.name != THUMBNAIL_DIR:
+                        subfolders.append(entry.path)
+                    continue
+                if os.path.splitext(entry.name)[1].lower() not in MEDIA_TYPES:
+                    continue
+                info = entry.stat()
+            except OSError as exc:
+                problems.append(Problem(entry.path, f"could not be read ({exc.strerror or exc})"))
+                continue
+            if stat.S_ISREG(info.st_mode):
+                yield entry.path, info
+        stack.extend(reversed(subfolders))

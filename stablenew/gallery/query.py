@@ -1,0 +1,166 @@
+"""GalleryQuery: search, filters and sort over the index, answered a page at a time.
+
+Prompt and file-name search uses SQLite FTS5 (word prefixes, so "cyber" finds "cyberpunk")
+when this Python's SQLite has it, and LIKE otherwise. Ratings and tags are read from the
+learning store's tables through the attached database, never from a copy.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stablenew.gallery.index import GalleryIndex
+
+
+class SortKey(enum.Enum):
+    """What the gallery is ordered by."""
+
+    date = "date"
+    name = "name"
+    size = "size"
+    rating = "rating"
+
+
+_ORDER = {SortKey.date: "g.mtime", SortKey.name: "g.name", SortKey.size: "g.size",
+          SortKey.rating: "rating"}
+
+#: The rating of an image: the newest learning record under the path it is known by.
+_RATING = ("(SELECT r.rating FROM learning.learning_records r WHERE r.path = g.rating_key "
+           "ORDER BY r.id DESC LIMIT 1)")
+
+
+MAX_PAGE = 10_000  # rows per page: a view shows far fewer; SQLite caps bound parameters
+
+
+@dataclass(frozen=True)
+class GalleryQuery:
+    """A search: text, filters and order; empty fields do not filter."""
+
+    text: str = ""
+    min_rating: int | None = None
+    tag: str = ""
+    model: str = ""
+    lora: str = ""
+    run: str = ""
+    pack: str = ""
+    node: str = ""
+    media: str = ""
+    collection: str = ""
+    since: float | None = None  # mtime range, seconds since the epoch
+    until: float | None = None
+    sort: SortKey = SortKey.date
+    descending: bool = True
+
+
+@dataclass(frozen=True)
+class GalleryRow:
+    """One image as a list shows it."""
+
+    path: Path
+    name: str
+    mtime: float
+    size: int
+    width: int
+    height: int
+    media: str
+    prompt: str
+    model: str
+    seed: int | None
+    run: str
+    pack: str
+    node: str
+    rating: int | None
+    loras: tuple[str, ...] = field(default=())
+
+
+def _fts_terms(text: str) -> str:
+    """User words as an FTS5 query: every word must match as a prefix (quoted, so no syntax)."""
+    words = re.findall(r"\w+", text.lower())
+    return " ".join(f'"{w}"*' for w in words)
+
+
+def _where(index: GalleryIndex, q: GalleryQuery) -> tuple[list[str], list[object]]:
+    where: list[str] = []
+    args: list[object] = []
+    if q.text.strip():
+        terms = _fts_terms(q.text)
+        if index.fts and terms:
+            where.append("g.id IN (SELECT rowid FROM gallery_fts WHERE gallery_fts MATCH ?)")
+            args.append(terms)
+        else:
+            for word in q.text.split():
+                like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                where.append("(g.prompt LIKE ? ESCAPE '\\' OR g.name LIKE ? ESCAPE '\\')")
+                args += [like, like]
+    for column, value in (("model", q.model), ("run", q.run), ("pack", q.pack),
+                          ("node", q.node), ("media", q.media)):
+        if value:
+            where.append(f"g.{column} = ?")  # the columns compare without case
+            args.append(value)
+    if q.lora:
+        where.append("g.id IN (SELECT image_id FROM gallery_loras WHERE name = ?)")
+        args.append(q.lora)
+    if q.min_rating:
+        where.append("g.rating_key IN (SELECT path FROM learning.learning_records "
+                     "WHERE rating >= ?)")
+        args.append(q.min_rating)
+    if q.tag:
+        where.append("g.rating_key IN (SELECT r.path FROM learning.learning_tags t JOIN "
+                     "learning.learning_records r ON r.id = t.record_id WHERE t.tag = ?)")
+        args.append(q.tag)
+    if q.collection:
+        where.append("g.id IN (SELECT i.image_id FROM gallery_collection_items i JOIN "
+                      "gallery_collections c ON c.id = i.collection_id WHERE c.name = ?)")
+        args.append(q.collection)
+    if q.since is not None:
+        where.append("g.mtime >= ?")
+        args.append(q.since)
+    if q.until is not None:
+        where.append("g.mtime < ?")
+        args.append(q.until)
+    return where, args
+
+
+def search(index: GalleryIndex, query: GalleryQuery, *, offset: int = 0,
+           limit: int = 100) -> list[GalleryRow]:
+    """One page (at most MAX_PAGE) of the images that match, in the query's order (ties by id)."""
+    limit = min(max(0, limit), MAX_PAGE)
+    where, args = _where(index, query)
+    direction = "DESC" if query.descending else "ASC"
+    order = _ORDER[query.sort]
+    # unrated images go last whichever way ratings are sorted
+    nulls = "rating IS NULL, " if query.sort is SortKey.rating else ""
+    rating = f", {_RATING} AS rating" if query.sort is SortKey.rating else ""
+    # The page's ids first: only a rating sort needs every match's rating, and the wide
+    # columns (prompts) are read for the page alone.
+    ids = [r[0] for r in index.execute(
+        f"SELECT g.id{rating} FROM gallery_images g "
+        f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+        f"ORDER BY {nulls}{order} {direction}, g.id {direction} LIMIT ? OFFSET ?",
+        [*args, limit, max(0, offset)])]
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    found = {r["id"]: r for r in index.execute(
+        f"SELECT g.*, {_RATING} AS rating FROM gallery_images g WHERE g.id IN ({marks})", ids)}
+    rows = [found[i] for i in ids if i in found]
+    loras: dict[int, list[str]] = {}
+    for hit in index.execute(f"SELECT image_id, name FROM gallery_loras WHERE image_id IN "
+                             f"({marks}) ORDER BY name", ids):
+        loras.setdefault(hit[0], []).append(hit[1])
+    return [GalleryRow(path=Path(r["path"]), name=r["name"], mtime=r["mtime"], size=r["size"],
+                       width=r["width"], height=r["height"], media=r["media"],
+                       prompt=r["prompt"], model=r["model"], seed=r["seed"], run=r["run"],
+                       pack=r["pack"], node=r["node"], rating=r["rating"],
+                       loras=tuple(loras.get(r["id"], ())))
+            for r in rows]
+
+
+def count(index: GalleryIndex, query: GalleryQuery) -> int:
+    """How many images match (for "1,234 images" and a scroll bar of the right length)."""
+    where, args = _where(index, query)
+    sql = f"SELECT COUNT(*) FROM gallery_images g {'WHERE ' + ' AND '.join(where) if where else ''}"
+    return int(index.execute(sql, args)[0][0])
