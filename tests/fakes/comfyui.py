@@ -147,6 +147,10 @@ class _Interrupted(Exception):
     pass
 
 
+#: Tiles a model upscale reports as its progress steps (a 512×512 image in 4 tiles).
+UPSCALE_TILES = 4
+
+
 @dataclass
 class FakeComfyUI(ServesItself):
     """A ComfyUI look-alike for tests: configurable models, VRAM, node classes and timing."""
@@ -943,6 +947,10 @@ class FakeComfyUI(ServesItself):
     @staticmethod
     def _steps_of(node: dict) -> int:
         inputs = node.get("inputs", {})
+        if node.get("class_type") == "ImageUpscaleWithModel":
+            # A model upscale works tile by tile and reports each tile as a progress step
+            # (comfy.utils.ProgressBar over the tile count): it takes time, and can be interrupted.
+            return UPSCALE_TILES
         steps = inputs.get("steps")
         if not isinstance(steps, int | float):
             return 0
