@@ -326,9 +326,49 @@ class Session(QObject):
         if self.queue is None:
             return
         self._queue_for_run_only = False
+        enabled = [n for n in self.nodes.nodes() if n.enabled] if self.nodes is not None else []
+        if len(enabled) >= 2 and not config.txt2img.checkpoint:
+            # "The server's current model" would be each node's own: one batch would mix them.
+            self.tasks.spawn(self._add_with_current_model(config, enabled), name="add-to-queue")
+            return
+        self._queue_config(config)
+
+    def _queue_config(self, config: Any) -> None:
         self.queue.add_config(config)
         if not self.queue.running:
             self.tasks.spawn(self._start_queue(), name="start-queue")
+
+    async def _add_with_current_model(self, config: Any, enabled: list[Any]) -> None:
+        """Fix "the server's current model" to the preferred node's now, and say so: then only
+        nodes that have that model make the batch (issue 17: a batch mixed SDXL and SD1.5)."""
+        from stablenew.cluster.model_choice import (
+            ModelChoice,
+            choose_model,
+            current_model,
+            preferred_order,
+            with_model,
+        )
+
+        choice: ModelChoice | None = None
+        for node in preferred_order(enabled):  # what the Nodes room already knows: no probe
+            caps = self.nodes.health(node.name).capabilities
+            if caps is not None and current_model(caps):
+                choice = ModelChoice(current_model(caps), node.name)
+                break
+        if choice is None:
+            choice = await choose_model(enabled)
+        if self._closing or self.queue is None:
+            return
+        if choice.checkpoint:
+            config = with_model(config, choice.checkpoint)
+            self.pipeline.message_changed.emit(
+                f"Queued with the model {choice.checkpoint}, the current model of node "
+                f"'{choice.node}': only nodes that have it will make these images.")
+        else:
+            self.pipeline.warning_raised.emit(
+                f"No node said which model it runs ({choice.problem}), so each node will use its "
+                "own and the images may differ in model. Pick a model on the card to be sure.")
+        self._queue_config(config)
 
     async def queue_for_run(self) -> RunQueue:
         """The queue, working on the preferred node, for a Run: opened now if Run was pressed

@@ -211,3 +211,41 @@ def test_run_with_a_cluster_is_a_queue_item_on_the_window_server(qtbot, window_f
     qtbot.waitUntil(lambda: len(session.gallery.items) == 3, timeout=5000)
     # Started for the Run alone, the cluster stops with it: a terminal may take the queue.
     assert not session.queue.running and session.queue_mode is None
+
+
+def test_add_to_queue_fixes_the_current_model_so_two_nodes_never_mix_models(qtbot, window_for,
+                                                                            tmp_path):
+    """Issue 17 item 4, in the window: an A1111 on SDXL and a ComfyUI with only an SD1.5; a
+    batch naming no model is queued with the preferred node's model, said in words, and only
+    the node that has it makes the images."""
+    from tests.fakes.comfyui import FakeComfyUI
+
+    xl = "sd_xl_base_1.0.safetensors"
+    with FakeSDWebUI(step_ms=1, checkpoints=(xl,)).running_in_thread() as sdxl, \
+            FakeComfyUI(step_ms=1, checkpoints=("v1-5-pruned-emaonly.safetensors",)
+                        ).running_in_thread() as comfy:
+        registry = NodeRegistry.load(AppPaths.default().nodes_file)
+        registry.add(NodeConfig(name="xl", url=sdxl.url, kind="a1111"))
+        registry.add(NodeConfig(name="comfy", url=comfy.url, kind="comfyui"))
+        registry.save()
+        window = _open(qtbot, window_for, sdxl.url)
+        messages: list[str] = []
+        window.session.pipeline.message_changed.connect(messages.append)
+        _fill(window, **{"txt2img.prompt": "a lighthouse", "txt2img.steps": 2,
+                         "txt2img.width": 64, "txt2img.height": 64, "txt2img.batch_count": 4})
+        window.commands.queue_button.click()
+        qtbot.waitUntil(lambda: any("Queued with the model" in m for m in messages), timeout=10000)
+        assert f"{xl}, the current model of node 'xl'" in next(
+            m for m in messages if "Queued with the model" in m)
+
+        def done() -> bool:
+            with QueueStore(AppPaths.default().database_file) as store:
+                items = store.items()
+                return len(items) == 4 and all(i.state is ItemState.done for i in items)
+
+        qtbot.waitUntil(done, timeout=30000)
+        with QueueStore(AppPaths.default().database_file) as store:
+            items = store.items()
+            assert {i.node for i in items} == {"xl"}
+            assert {store.config_for(i).txt2img.checkpoint for i in items} == {xl}
+        assert not comfy.received
