@@ -40,7 +40,7 @@ from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
 from stablenew.cluster.jobs import Claim, ItemState, Job, WorkItem
 from stablenew.cluster.nodes import NodeConfig
-from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore
+from stablenew.cluster.queue_store import MAX_RETRIES, QueueError, QueueStore
 from stablenew.cluster.routing import (
     StageRouter,
     has_upscalers,
@@ -423,7 +423,8 @@ class ClusterDispatcher:
         for item in items:
             try:
                 job = await asyncio.to_thread(self.store.get_job, item.job_id)
-            except Exception:
+            except QueueError as exc:  # the job was cleared meanwhile: nothing of it to clean
+                log.info("cluster: no job for recovered item %s (%s)", item.label, exc.message)
                 continue
             removed = qr.clean_item_outputs(Path(job.output_dir), item.name_prefix)
             images = [p for p in removed if p.suffix.lower() == ".png"

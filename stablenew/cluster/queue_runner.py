@@ -483,8 +483,19 @@ class QueueRunner:
         finally:
             if ahead is not None:  # stopping with an item claimed but never started
                 self._slots.forfeit(ahead[1])
-                with contextlib.suppress(Exception):
-                    self.store.release(ahead[0].item.id, ahead[0].lease)
+                self._release_quietly(ahead[0].item, ahead[0].lease)
+
+    def _release_quietly(self, item: WorkItem, lease: str) -> bool:
+        """Give a claimed item back while stopping. A failure must not hide the stop itself
+        (the caller is unwinding a cancellation), and loses nothing: the item keeps its lease,
+        and the next start's recovery puts it back in the queue. So it is logged, not raised."""
+        try:
+            self.store.release(item.id, lease)
+        except Exception:  # noqa: BLE001 - see the docstring: recovery gives the item back later
+            log.warning("queue: %s could not be given back now; the next start recovers it",
+                        item.label, exc_info=True)
+            return False
+        return True
 
     def _nothing_left(self) -> bool:
         # Paused counts as empty for --until-empty (the queue will not move until resumed),
@@ -570,8 +581,7 @@ class QueueRunner:
             return await self._execute(claim, token, ticket)
         except asyncio.CancelledError:
             # The process is stopping: give the item back untouched; it runs again later.
-            with contextlib.suppress(Exception):
-                self.store.release(item.id, claim.lease)
+            if self._release_quietly(item, claim.lease):
                 self._clean_outputs(item, job)
             raise
         finally:

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sqlite3
 from collections.abc import Callable, Hashable
 from typing import Any
+
+log = logging.getLogger("stablenew.controller")
 
 #: How often the database is asked again while waiting: some changes raise no event (images
 #: cancelled from the queue panel before they ran).
@@ -44,12 +48,12 @@ class JobFollower:
         (waiting images dropped, the one at a node interrupted there); *failure()* raises at
         once; a queue whose runner stopped with images left raises *queue_stopped(error)*."""
         queue = run_queue.queue
-        stopping = False
+        cancelled = False
         while True:
-            if not stopping and stop():
-                stopping = True
-                with contextlib.suppress(Exception):  # already cleared from the queue panel
-                    await queue.cancel_job(job_id)
+            if not cancelled and stop():
+                # Asked again at every turn until it holds: a cancel that failed (the database
+                # busy for a moment) would leave Stop saying "stopping" while images come.
+                cancelled = await _cancel(queue, job_id)
             exc = failure()
             if exc is not None:
                 raise exc
@@ -61,3 +65,17 @@ class JobFollower:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), CHECK_S)
+
+
+async def _cancel(queue: Any, job_id: str) -> bool:
+    """Cancel what is left of *job_id*; True once nothing of it can start any more."""
+    from stablenew.cluster.queue_store import QueueError, UnknownId
+
+    try:
+        await queue.cancel_job(job_id)
+    except UnknownId:
+        return True  # already cleared from the queue panel: nothing of it is left to run
+    except (QueueError, OSError, sqlite3.Error) as exc:
+        log.warning("stop: job %s could not be cancelled yet (%r); asking again", job_id, exc)
+        return False
+    return True

@@ -80,6 +80,7 @@ class LearningController(QObject):
     preset_saved = Signal(str)  # path of the saved preset
     error_changed = Signal(object)  # ErrorInfo | None
     _stored_elsewhere = Signal(object)  # a record stored from another thread's hook
+    _forgotten_elsewhere = Signal(object)  # the Future of forgetting a re-run's old images
     _queue_event = Signal(object)  # an event of the run's queue job, from whichever thread
 
     def __init__(
@@ -139,6 +140,7 @@ class LearningController(QObject):
         self.tasks = TaskOwner("Learning", self)
         self.tasks.error_raised.connect(self._set_error)
         self._stored_elsewhere.connect(self._after_store)
+        self._forgotten_elsewhere.connect(self._after_forget)
         self._queue_event.connect(self._on_queue_event)
 
     # --- state ------------------------------------------------------------------------------
@@ -285,12 +287,19 @@ class LearningController(QObject):
         elif future.result() is not None:
             self.record_stored.emit(future.result())
 
+    def _after_forget(self, future: Any) -> None:
+        exc = future.exception()
+        if exc is not None:
+            self._fail(exc)
+
     def on_outputs_removed(self, paths: list[Path]) -> None:
         """The queue deleted an unfinished attempt's images before re-running it: forget them
         so a re-run never leaves two records of one file. Safe from any thread."""
         if self._mode is LearningMode.off or not paths:
             return
-        self._worker.submit(_forget, [str(p) for p in paths])
+        future = self._worker.submit(_forget, [str(p) for p in paths])
+        # A forget that fails leaves stale records that a re-run would double: say so.
+        future.add_done_callback(lambda f: self._forgotten_elsewhere.emit(f))
 
     # --- ratings, tags, notes -----------------------------------------------------------------
 

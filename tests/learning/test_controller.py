@@ -285,3 +285,24 @@ async def test_rating_an_image_made_while_learning_was_off_records_it_from_its_p
     controller.rate(foreign, 3)
     await _settle(controller)
     assert "no StableNew settings" in controller.error.message
+
+
+async def test_a_forget_that_fails_is_an_error_not_silence(controller, tmp_path, monkeypatch):
+    """Issue 18: the records of images a re-run replaces are forgotten on the store's thread;
+    its failure was dropped, so stale records stayed and a re-run counted twice, unsaid."""
+    import sqlite3
+
+    def locked(self, ref):
+        raise sqlite3.OperationalError("database is locked")
+
+    from PySide6.QtWidgets import QApplication
+
+    monkeypatch.setattr(LearningStore, "delete", locked)
+    controller.on_outputs_removed([tmp_path / "out" / "a-0000-fox.png"])
+
+    def reported() -> bool:
+        QApplication.processEvents()  # the worker thread's signal is queued to this thread
+        return controller.error is not None
+
+    await _settle(controller, reported)
+    assert "locked" in controller.error.detail or "locked" in controller.error.message
