@@ -397,6 +397,7 @@ def _run_cluster(args: argparse.Namespace, nodes: list, show, paths) -> int:
 
 def _learning_hooks(db: Path | None):
     """(record hook, forget removed outputs, close) backed by the learning store."""
+    from stablenew.learning.errors import LearningError
     from stablenew.learning.records import LearningRecord
     from stablenew.learning.store import LearningStore
 
@@ -409,7 +410,7 @@ def _learning_hooks(db: Path | None):
         for path in paths:
             try:
                 learning.delete(str(path))
-            except Exception:  # never recorded (the attempt died before): nothing to forget
+            except LearningError:  # never recorded (the attempt died before): nothing to forget
                 pass
 
     return record, forget, learning.close

@@ -115,7 +115,7 @@ async def _main(args: argparse.Namespace, token) -> int:
         return EXIT_BAD_INPUT
     auth = (user, password) if user else None
     kind = args.kind or (None if settings.server_kind.value == "auto" else settings.server_kind.value)
-    out = Path(args.out).expanduser() if args.out else settings.output_path(paths)
+    out = Path(args.out).expanduser() if args.out else settings.output_path(paths)  # noqa: ASYNC240 - no I/O: expands ~ from the environment
 
     async def reach():
         backend = await connect(url, kind=kind, auth=auth, timeout=settings.request_timeout_s)

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import re
+import sqlite3
 import time
 import traceback
 from collections import deque
@@ -41,7 +42,7 @@ from stablenew.cluster.jobs import (
     WorkItem,
     output_name_prefix,
 )
-from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore, StoreBusy
+from stablenew.cluster.queue_store import MAX_RETRIES, QueueError, QueueStore, StoreBusy
 from stablenew.cluster.stall import NodeStalled, StallGuard, StallLimits
 from stablenew.pipeline.records import RunTags
 
@@ -733,8 +734,11 @@ class QueueRunner:
             return
         try:
             job = await self._db(self.store.get_job, job_id)
-        except Exception:
+        except QueueError:
             return  # cleared meanwhile
+        except sqlite3.Error as exc:  # the database busy for too long: the next image asks again
+            log.warning("queue: job %s not checked for its end: %r", job_id, exc)
+            return
         counts = job.counts
         if counts.total and counts.finished == counts.total:
             self._emit(JobFinished(job))
@@ -776,7 +780,10 @@ class QueueRunner:
         if job is None:
             try:
                 job = self.store.get_job(item.job_id)
-            except Exception:
+            except QueueError:
+                return  # cleared meanwhile: its outputs went with it
+            except sqlite3.Error as exc:  # nothing is deleted when unsure whose files they are
+                log.warning("queue: outputs of %s not cleaned: %r", item.label, exc)
                 return
         removed = clean_item_outputs(Path(job.output_dir), item.name_prefix,
                                      keep_labelled=keep_labelled)
@@ -810,8 +817,6 @@ class RunnerLock:
         self._handle: Any = None
 
     def acquire(self) -> None:
-        from stablenew.cluster.queue_store import QueueError
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+b")  # noqa: SIM115  (held open while the lock is held)
         try:
@@ -836,8 +841,6 @@ class RunnerLock:
     def held(cls, db_path: Path) -> bool:
         """Is the queue being worked on by a runner right now (in another process, or by
         another runner of this one)? Asked before starting one that nobody asked for."""
-        from stablenew.cluster.queue_store import QueueError
-
         probe = cls(db_path)
         try:
             probe.acquire()

@@ -59,7 +59,7 @@ class CardMemory(QObject):
             raise self._set_aside(exc) from None
         try:
             config = PipelineConfig.from_yaml(text, path=str(self.file))
-        except Exception as exc:  # a damaged file, or one a newer StableNew wrote
+        except Exception as exc:  # noqa: BLE001 - a damaged file, or one a newer StableNew wrote
             raise self._set_aside(exc) from None
         self._written = self._latest = text
         return config

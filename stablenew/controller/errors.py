@@ -46,4 +46,6 @@ def error_from_exception(exc: BaseException, source: str = "") -> ErrorInfo:
             message = text if text else f"Something went wrong ({type(exc).__name__})."
     if not detail:
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).strip()
+    # Every error a user is shown passes here: the log keeps it with its detail.
+    log.info("%s: %s\n%s", source or "error", message, detail)
     return ErrorInfo(message=message, detail=detail, source=source)

@@ -187,7 +187,7 @@ class GalleryController(QObject):
                 try:
                     write = self._ratings.rate if field_name == "stars" else self._ratings.set_tags
                     await _settled(write(path, value if field_name == "stars" else tuple(value)))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - an old rating the store refuses is kept in the file, logged
                     log.info("old rating %s of %s not taken: %s", field_name, path, exc)
                     refused.setdefault(path, {})[field_name] = value
         from stablenew.storage.atomic import atomic_write_text
@@ -353,7 +353,7 @@ class GalleryController(QObject):
                 outcome = self._ratings.rate(item.key, wanted)
             else:
                 outcome = self._ratings.set_tags(item.key, wanted)
-        except Exception as exc:  # a refusal at once (e.g. learning is Off)
+        except Exception as exc:  # noqa: BLE001 - a refusal at once (e.g. learning is Off)
             self._not_kept(item, field_name, before, seq, exc)
             return
         # The write reports when it is done, or why it was not kept.
@@ -365,7 +365,7 @@ class GalleryController(QObject):
                        outcome: Any) -> None:
         try:
             await _settled(outcome)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the write raised is shown on the image as not kept
             self._not_kept(item, field_name, before, seq, exc)
         finally:
             left = self._in_flight.pop(item.key, 1) - 1
@@ -486,6 +486,6 @@ def _read_detail(path: Path) -> ImageDetail:
         raw_seed = parsed.get("Seed")
         seed = int(raw_seed) if raw_seed and str(raw_seed).isdigit() else None
         settings = {k: str(v) for k, v in parsed.items()}
-    except Exception as exc:  # an image without our metadata still opens, just without parameters
+    except Exception as exc:  # noqa: BLE001 - an image without our metadata still opens, just without parameters
         log.info("no parameters in %s: %s", path, exc)
     return ImageDetail(path, image, prompt, negative, seed, parameters, settings)

@@ -246,7 +246,7 @@ class LearningController(QObject):
         """LoRA names in the current prompt (the usual choices for a LoRA weight run)."""
         try:
             return list(lora_weights(self._base_config().txt2img.prompt))
-        except Exception:  # no usable current config: the user types a name instead
+        except Exception:  # noqa: BLE001 - no usable current config: the user types a name instead
             return []
 
     @staticmethod
@@ -815,7 +815,7 @@ def _add_image_record(store: LearningStore, image: ImageRecord) -> LearningRecor
     """On the writer thread: build the learning record of a saved image and store it."""
     try:
         learning = LearningRecord.from_image_record(image)
-    except Exception as exc:  # a hook must never break the run that called it
+    except Exception as exc:  # noqa: BLE001 - a hook must never break the run that called it
         log.warning("learning record for %s not built: %s", image.path, exc)
         return None
     return store.add_record(learning)

@@ -446,7 +446,7 @@ class LibraryController(QObject):
             config = self._config_provider()
             preset = Preset.from_config(name.strip(), config, description=description, tags=list(tags),
                                         include_prompts=include_prompts)
-        except Exception as exc:  # a bad name or config is shown, never raised into the view
+        except Exception as exc:  # noqa: BLE001 - a bad name or config is shown, never raised into the view
             self._set_error(error_from_exception(exc, "Library"))
             return
         message = f"Saved preset '{preset.name}'."
@@ -469,7 +469,7 @@ class LibraryController(QObject):
             keeps_prompts = "prompt" in old.partial().get("txt2img", {})
             fresh = Preset.from_config(old.name, self._config_provider(), include_prompts=keeps_prompts)
             preset = old.model_copy(update={"config": fresh.config})
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown as the Library error, never raised into the view
             self._set_error(error_from_exception(exc, "Library"))
             return
         self._spawn(self._write(ItemKind.preset,
@@ -497,7 +497,7 @@ class LibraryController(QObject):
             return
         try:
             config = entry.item.apply_to(self._config_provider())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown as the Library error, never raised into the view
             self._set_error(error_from_exception(exc, "Library"))
             return
         self._set_error(None)
@@ -510,7 +510,7 @@ class LibraryController(QObject):
             return
         try:
             config, bias = entry.item.apply_to(self._config_provider())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown as the Library error, never raised into the view
             self._set_error(error_from_exception(exc, "Library"))
             return
         self._set_error(None)
@@ -536,7 +536,7 @@ class LibraryController(QObject):
             if key:
                 previous = self._entry(ItemKind.profile, key).path
             profile = profile_from_form(form)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown as the Library error, never raised into the view
             self._set_error(error_from_exception(exc, "Library"))
             return False
         self._spawn(self._write(ItemKind.profile,
@@ -645,7 +645,7 @@ class LibraryController(QObject):
             config = self._pack_base(entry)
             prompts = list(pack_configs(entry.pack, config))
             chosen = prompts[max(0, min(prompt_index, len(prompts) - 1))]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown as the Library error, never raised into the view
             self._set_error(error_from_exception(exc, "Library"))
             return
         self._set_error(None)
@@ -709,7 +709,7 @@ class LibraryController(QObject):
         """Apply the pack, then ask the window to run all of its prompts (`pack_run_requested`)."""
         try:
             provider = self.pack_plan_provider(key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - shown as the Library error, never raised into the view
             self._set_error(error_from_exception(exc, "Library"))
             return
         self.apply_pack(key, prompt_index)

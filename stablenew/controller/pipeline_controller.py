@@ -387,7 +387,7 @@ class PipelineController(QObject):
         try:
             # Variants and packs are taken as they are now; a slow plan comes back as a Future.
             work = provider(config) if provider is not None else None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a plan that cannot be made is the Run's error, shown
             self._set_error(error_from_exception(exc, "Run"))
             return False
         self._config = config
@@ -445,7 +445,7 @@ class PipelineController(QObject):
             await self._follow(run_queue, job_id, token)
             try:
                 counts = (await run_queue.queue.get_job(job_id)).counts
-            except Exception:  # cleared from the queue meanwhile: what was shown is all we know
+            except Exception:  # noqa: BLE001 - cleared from the queue meanwhile: what was shown is all we know
                 counts = None
             # The last image is in the viewer before the Run says it is over.
             self._flush()
@@ -457,7 +457,7 @@ class PipelineController(QObject):
         except _LeftQueued:
             log.info("run: the window closes; what is left of job %s stays in the queue",
                      self._job_id)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure of a Run ends as its shown, logged error
             info = error_from_exception(exc, "Run")
             log.error("run failed: %s\n%s", info.message, info.detail)
             self._set_error(info)
@@ -768,7 +768,7 @@ class PipelineController(QObject):
         try:
             config, loaded, unknown = await asyncio.to_thread(config_from_image, path,
                                                               base=self._config)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - an image whose settings cannot be read is shown, not raised
             self._set_error(error_from_exception(exc, "Image settings"))
             return
         self.load_config(config)

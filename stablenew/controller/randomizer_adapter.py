@@ -383,7 +383,7 @@ class RandomizerAdapter(QObject):
                            item.config.txt2img.negative_prompt, item.variant_id)
                 for item in p.variant_previews(PREVIEW_ROWS))
             result: Any = PlanSummary(p.count, p.variants_in_count, p.summary(), rows, p.seed)
-        except Exception as exc:  # shown as the panel's error; the detail goes to the log
+        except Exception as exc:  # noqa: BLE001 - shown as the panel's error; the detail goes to the log
             result, p = exc, None
         with self._lock:
             stale = generation != self._generation

@@ -205,7 +205,7 @@ class ServerController(QObject):
         if backend is not None:
             try:
                 await backend.aclose()
-            except Exception as exc:  # closing a dead connection must never stop a reconnect
+            except Exception as exc:  # noqa: BLE001 - closing a dead connection must never stop a reconnect
                 log.debug("closing backend failed: %s", exc)
 
     async def aclose(self) -> None:

@@ -271,7 +271,7 @@ class Session(QObject):
         if not self.cluster_enabled:
             try:
                 await self.server.ensure_backend()
-            except Exception as exc:  # the server's own banner says it does not answer
+            except Exception as exc:  # noqa: BLE001 - the server's own banner says it does not answer
                 log.info("queue: work is left but the server does not answer (%s); it resumes "
                          "once the server connects", exc)
                 self._resume_when_connected = True
@@ -545,7 +545,7 @@ class Session(QObject):
                         await close()
                     else:
                         sync_close()
-                except Exception as exc:  # one room failing to close must not keep the others open
+                except Exception as exc:  # noqa: BLE001 - one room failing to close must not keep the others open
                     log.warning("closing %s failed: %s", type(other).__name__, exc)
         await self.tasks.aclose()
         await self.gallery.aclose()

@@ -318,7 +318,7 @@ class GalleryIndex:
                     state.problems.append(Problem(path, f"could not be read ({exc.strerror or exc})"))
                     seen.discard(path)
                     continue
-                except Exception as exc:  # a malformed file must not end the scan of the rest
+                except Exception as exc:  # noqa: BLE001 - a malformed file must not end the scan of the rest
                     state.problems.append(Problem(path, f"could not be read ({exc!r})"))
                     seen.discard(path)
                     continue

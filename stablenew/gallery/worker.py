@@ -52,7 +52,7 @@ class IndexWorker:
                         def report(state: ScanProgress, folder: str = folder) -> None:
                             self._progress(folder, state)  # type: ignore[misc]
                     self.results.append(index.scan(folder, progress=report, cancel=self._cancel))
-        except Exception as exc:  # the database itself failed: say so instead of dying quietly
+        except Exception as exc:  # noqa: BLE001 - the database itself failed: say so instead of dying quietly
             self.error = exc
             failed = ScanProgress(done=True, problems=[Problem(str(self.index_path),
                                                                f"the gallery index failed ({exc})")])

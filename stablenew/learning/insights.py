@@ -304,7 +304,7 @@ def build_insights(stats: list[ValueStats], tag_counts: dict[str, int],
             continue  # one value only: nothing to compare
         try:
             param = get_parameter(key)
-        except Exception:  # a parameter from a newer StableNew; skip rather than fail
+        except Exception:  # noqa: BLE001 - a parameter from a newer StableNew; skip rather than fail
             continue
         insight = _compare(param, group, pack)
         fair_group = fair_by_param.get(key, [])

@@ -423,7 +423,7 @@ def _exif_user_comment(image: Any) -> str | None:
     try:
         exif = image.getexif().get_ifd(0x8769)  # Exif IFD
         raw = exif.get(0x9286)  # UserComment
-    except Exception:  # broken EXIF must not hide the rest of the metadata
+    except Exception:  # noqa: BLE001 - broken EXIF must not hide the rest of the metadata
         return None
     if isinstance(raw, bytes):
         head, body = raw[:8], raw[8:]

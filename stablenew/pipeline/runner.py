@@ -250,7 +250,7 @@ class _Run:
         self.node = runner.node_name or getattr(backend, "name", "") or getattr(backend, "url", "")
         try:
             self.node_kind = str(backend.kind.value)
-        except Exception:  # a backend that cannot say its kind still runs
+        except Exception:  # noqa: BLE001 - a backend that cannot say its kind still runs
             self.node_kind = ""
         self.records: list[ImageRecord] = []
         self.errors: list[RunError] = []
@@ -334,7 +334,7 @@ class _Run:
             if fresh:
                 try:
                     caps = await self.backend.probe()
-                except Exception as exc:  # the stages will report an unusable node themselves
+                except Exception as exc:  # noqa: BLE001 - the stages will report an unusable node themselves
                     log.info("pre-check skipped: probing %s failed: %r", self.node, exc)
                     return None
             problem = stages.unavailable(self.config, chain, caps, self.node)
@@ -407,7 +407,7 @@ class _Run:
                 result, took = await self._await(pending)
             except RunCancelled:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a stage's failure is that image's error; the run goes on
                 self._fail(indices, exc, StageName.txt2img)
                 for _ in indices:
                     self._skip_later(later)
@@ -439,7 +439,7 @@ class _Run:
                 data = source if isinstance(source, bytes) else await asyncio.to_thread(
                     Path(source).read_bytes)
                 size = outputs.image_size(data)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - an unreadable input image is that image's error
                 name = "" if isinstance(source, bytes) else f" {Path(source).name}"
                 self._image_error(index, f"The input image{name} could not be read.", repr(exc))
                 self._skip_later(chain)
@@ -501,7 +501,7 @@ class _Run:
                 result, took = await self._await(pending)
             except RunCancelled:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a stage's failure is that image's error; earlier stages are kept
                 self._fail([image.index], exc, stage)
                 self._skip_later(later[position + 1:])
                 await self._keep_earlier(image, stage)
@@ -521,7 +521,7 @@ class _Run:
             image.chain.append(stage.value)
             try:
                 image.size = outputs.image_size(gen.data)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - an unreadable answer is that image's error
                 self._image_error(image.index, "The server sent an image that could not be read.",
                                   repr(exc))
                 self._skip_later(later[position + 1:])
@@ -620,7 +620,7 @@ class _Run:
         async def interrupt(pending: _Pending) -> None:
             try:
                 await self.backend.interrupt(pending.job.task_id)
-            except Exception as exc:  # an unreachable node cannot be interrupted; we still stop
+            except Exception as exc:  # noqa: BLE001 - an unreachable node cannot be interrupted; we still stop
                 log.info("interrupt of %s failed: %r", pending.job.task_id, exc)
 
         interrupts = [asyncio.ensure_future(interrupt(p)) for p in left if not p.work.done()]
@@ -657,7 +657,7 @@ class _Run:
         seed = gen.seed if 0 <= gen.seed <= MAX_SEED else fallback_seed
         try:
             size = outputs.image_size(gen.data)
-        except Exception:
+        except Exception:  # noqa: BLE001 - an unreadable size falls back to the size asked for
             size = (self.config.txt2img.width, self.config.txt2img.height)
         image = _Image(index, seed, gen.data, size, incomplete=result.incomplete)
         image.reports[StageName.txt2img.value] = it.StageReport(gen.infotext, result.info,
@@ -696,7 +696,7 @@ class _Run:
                 self.errors.append(error)
                 self._emit(error)
                 return
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a save that fails is that image's error, with what to do
                 message = getattr(exc, "message", None) or (
                     f"Image {image.index + 1} could not be saved to {self.output_dir}. Check that "
                     "the folder is writable and the disk is not full.")
@@ -765,7 +765,7 @@ class _Run:
         thumb = outputs.thumbnail_path(path)
         try:
             outputs.write_thumbnail(image.data, thumb)
-        except Exception as exc:  # the image is safe; a missing thumbnail is only cosmetic
+        except Exception as exc:  # noqa: BLE001 - the image is safe; a missing thumbnail is only cosmetic
             log.warning("thumbnail for %s failed: %r", path, exc)
             return path, None
         return path, thumb

@@ -124,7 +124,7 @@ async def cancellable(work: Awaitable[T], cancel: CancelToken | None) -> T:
             task.cancel()
             try:
                 await task
-            except BaseException:  # its own error no longer matters: the user stopped it
+            except BaseException:  # noqa: BLE001 - its own error no longer matters: the user stopped it
                 pass
     if task.cancelled():
         raise LLMCancelled("Stopped while the LLM was answering; the prompt was left as it was.",

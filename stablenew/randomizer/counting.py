@@ -98,7 +98,7 @@ def parse_template(text: str, *, origin: str = "") -> Command:
     try:
         with _PARSE_LOCK:  # pyparsing grammars are shared objects; the GUI counts off-thread
             return _parse_cached(text)
-    except Exception as exc:  # pyparsing raises its own hierarchy; any failure is a syntax error
+    except Exception as exc:  # noqa: BLE001 - pyparsing raises its own hierarchy; any failure is a syntax error
         offset = getattr(exc, "loc", None)
         where = f" in wildcard '{origin}'" if origin else ""
         raise TemplateSyntaxError(
