@@ -1,0 +1,78 @@
+"""CLI start-up: from launching `stablenew run CONFIG --node URL` to the server receiving its
+txt2img request, against a direct client (a fresh interpreter that imports httpx and posts the
+same request) measured in the same run. Best of 7 each, interleaved, bytecode cached.
+
+The fake A1111 serves from a thread of this process and notes when each request arrives; both
+processes are timed from just before they are spawned.
+
+    .venv/bin/python bench/cli_startup.py
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))
+ROUNDS = 7
+TXT2IMG = "/sdapi/v1/txt2img"
+
+_DIRECT = r"""
+import sys, httpx
+httpx.post(sys.argv[1] + "/sdapi/v1/txt2img", json={"prompt": "a fox", "steps": 1, "width": 64,
+           "height": 64}, timeout=30)
+"""
+
+
+def _first_request(fake, args: list[str], env: dict[str, str]) -> float:
+    """Seconds from spawning *args* to the fake receiving a txt2img request; the process is
+    then left to finish."""
+    before = len(fake.requests_to(TXT2IMG))
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        while len(fake.requests_to(TXT2IMG)) == before:
+            if proc.poll() is not None and len(fake.requests_to(TXT2IMG)) == before:
+                raise RuntimeError(f"{args[2:4]} ended without a request (exit {proc.returncode})")
+            time.sleep(0.0005)
+        return time.perf_counter() - started
+    finally:
+        proc.wait(timeout=60)
+
+
+def main() -> None:
+    from stablenew.pipeline.config import PipelineConfig
+    from tests.fakes.sdwebui import FakeSDWebUI
+
+    with tempfile.TemporaryDirectory() as tmp, FakeSDWebUI(step_ms=0).running_in_thread() as fake:
+        home = Path(tmp) / "home"
+        config = Path(tmp) / "one.yaml"
+        config.write_text(PipelineConfig().with_changes({
+            "txt2img.prompt": "a fox", "txt2img.steps": 1, "txt2img.width": 64,
+            "txt2img.height": 64, "txt2img.seed": 1}).to_yaml(), encoding="utf-8")
+        env = {**os.environ, "STABLENEW_HOME": str(home), "PYTHONPATH": str(ROOT)}
+        cli = [sys.executable, "-m", "stablenew", "run", str(config), "--node", fake.url,
+               "--kind", "a1111", "--out", str(Path(tmp) / "out"), "--quiet"]
+        direct = [sys.executable, "-c", _DIRECT, fake.url]
+        _first_request(fake, cli, env)  # bytecode and the OS file cache, for both
+        _first_request(fake, direct, env)
+        ours, theirs = [], []
+        for _ in range(ROUNDS):
+            ours.append(_first_request(fake, cli, env))
+            theirs.append(_first_request(fake, direct, env))
+    best, baseline = min(ours), min(theirs)
+    print(f"stablenew run: first request after {best * 1000:.0f} ms (best of {ROUNDS}); "
+          f"a direct httpx client: {baseline * 1000:.0f} ms")
+    print(f"RESULT cli_first_request_s={best:.3f} direct_client_s={baseline:.3f} "
+          f"cli_startup_ratio={best / baseline:.2f}")
+
+
+if __name__ == "__main__":
+    main()
