@@ -159,13 +159,20 @@ async def _main(args: argparse.Namespace, token) -> int:
         print(f"The config cannot run on this server: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     progress = ProgressLine(sys.stderr, enabled=not args.quiet)
+    from stablenew.prompting.step import PromptEnhancer
+
+    enhancer = PromptEnhancer.from_settings(settings, paths)  # None unless Settings turn it on
+    if enhancer is not None and enhancer.warning:
+        print(enhancer.warning, file=sys.stderr)
     try:
-        runner = PipelineRunner(out, log_dir=paths.log_dir)
+        runner = PipelineRunner(out, log_dir=paths.log_dir, prompt_step=enhancer)
         result = await runner.run(config, backend, token, progress.on_event)
     finally:
         progress.close()
         await stop_ours(backend)
         await backend.aclose()
+        if enhancer is not None:
+            await enhancer.aclose()
     for record in result.records:
         print(record.path)
     for error in result.errors:

@@ -76,6 +76,7 @@ class Session(QObject):
         self._queue_mode: str | None = None
         self._switching = False
         self._queue_backend: Any = None  # the backend the single-node runner works on
+        self._enhancer: Any = None  # the local-LLM enhance step while the queue runs with it
         # The runner was started by a Run, not by Add to queue: it stops when the Run leaves
         # the queue empty (so `stablenew queue run` in a terminal may take the queue again).
         self._queue_for_run_only = False
@@ -434,10 +435,12 @@ class Session(QObject):
         # Looked up at each image, so a room that opens later (learning) hears of it too.
         hooks: tuple[Any, ...] = (self._queue_record,)
         forget = self._outputs_removed
+        step = await self._prompt_step()
 
         def runner(node_name: str | None) -> PipelineRunner:
             return PipelineRunner(self.app.output_dir, record_hooks=hooks,
-                                  log_dir=self.app.paths.log_dir, node_name=node_name)
+                                  log_dir=self.app.paths.log_dir, node_name=node_name,
+                                  prompt_step=step)
 
         if self.cluster_enabled:
             nodes = self.nodes
@@ -460,6 +463,18 @@ class Session(QObject):
         self._queue_backend = backend
         self.queue.start_runner(backend, node=self.server.node_name,
                                 runner=runner(self.server.node_name), on_outputs_removed=forget)
+
+    async def _prompt_step(self) -> Any:
+        """The local-LLM enhance step the settings ask for (None: off), made anew for each
+        start of the queue so a change in Settings applies from the next one."""
+        from stablenew.prompting.step import PromptEnhancer
+
+        if self._enhancer is not None:
+            await self._enhancer.aclose()
+        self._enhancer = PromptEnhancer.from_settings(self.app.settings, self.app.paths)
+        if self._enhancer is not None and self._enhancer.warning:
+            self.pipeline.warning_raised.emit(self._enhancer.warning)
+        return self._enhancer
 
     def _cluster_finished(self, dispatcher: Any) -> None:
         """The cluster stopped working through the queue: keep what it learned of each node."""
@@ -548,6 +563,8 @@ class Session(QObject):
                 except Exception as exc:  # noqa: BLE001 - one room failing to close must not keep the others open
                     log.warning("closing %s failed: %s", type(other).__name__, exc)
         await self.tasks.aclose()
+        if self._enhancer is not None:
+            await self._enhancer.aclose()
         await self.gallery.aclose()
         await self.server.aclose()
         await self.app.tasks.wait_idle(timeout=5)

@@ -110,6 +110,12 @@ class RunResult:
     folder_made: bool = False
 
 
+#: The step before a config's first stage: (config, tags, cancel) -> (the config to send, its
+#: tags, a notice for the user or ""). It never raises for a failure of its own (a down LLM).
+PromptStep = Callable[[PipelineConfig, RunTags, CancelToken],
+                      Awaitable[tuple[PipelineConfig, RunTags, str]]]
+
+
 class PipelineRunner:
     """Runs PipelineConfigs on any Backend, writing described images under `output_root`.
 
@@ -119,8 +125,11 @@ class PipelineRunner:
 
     def __init__(self, output_root: Path, *, record_hooks: Sequence[RecordHook] = (),
                  log_dir: Path | None = None, thumbnails: bool = True,
-                 node_name: str | None = None) -> None:
+                 node_name: str | None = None, prompt_step: PromptStep | None = None) -> None:
         self.output_root = Path(output_root)
+        #: Runs before each config's first stage (the local-LLM enhance step): every path that
+        #: runs work (Run, batches, learning runs, `stablenew run`) goes through this runner.
+        self.prompt_step = prompt_step
         self._hooks: list[RecordHook] = list(record_hooks)
         self.log_dir = log_dir
         self.thumbnails = thumbnails
@@ -137,8 +146,14 @@ class PipelineRunner:
                   on_event: EventCallback | None = None, *, tags: RunTags | None = None,
                   input_images: Sequence[Path | bytes] | None = None,
                   output_dir: Path | None = None, name_prefix: str | None = None) -> RunResult:
-        run = _Run(self, config, backend, cancel_token, on_event, tags=tags or RunTags(),
+        tags = tags or RunTags()
+        notice = ""
+        if self.prompt_step is not None and input_images is None and not cancel_token.cancelled:
+            config, tags, notice = await self.prompt_step(config, tags, cancel_token)
+        run = _Run(self, config, backend, cancel_token, on_event, tags=tags,
                    input_images=input_images, output_dir=output_dir, name_prefix=name_prefix)
+        if notice:
+            run.notices.append(notice)
         return await run.execute()
 
 
@@ -255,6 +270,9 @@ class _Run:
         self.records: list[ImageRecord] = []
         self.errors: list[RunError] = []
         self.warnings: list[str] = []
+        #: Said as warnings once the run has started (the prompt step's, e.g. "the LLM did not
+        #: answer: the prompt was sent as written").
+        self.notices: list[str] = []
         self.saves: set[asyncio.Task[None]] = set()
         self.outstanding: list[_Pending] = []  # jobs sent and not yet answered
         self.save_slots = asyncio.Semaphore(MAX_PENDING_SAVES)
@@ -300,6 +318,8 @@ class _Run:
         self.eta = EtaEstimator(self._plan(chain, total))
         self._emit(RunStarted(self.run_id, total, tuple(s.value for s in chain),
                               self.output_dir, self.node))
+        for notice in self.notices:
+            self._warn(notice, None)
         try:
             if self.inputs is not None:
                 await self._run_from_images(chain)

@@ -24,6 +24,7 @@ from stablenew.prompting.client import LLMClient, TokenCallback, address_warning
 from stablenew.prompting.enhance import EnhanceResult, enhance_or_keep
 from stablenew.prompting.errors import LLMError
 from stablenew.prompting.templates import DEFAULT_TEMPLATE, ModelFamily, get_template
+from stablenew.storage.paths import AppPaths
 from stablenew.storage.settings import AppSettings
 
 log = logging.getLogger("stablenew.prompting.step")
@@ -74,6 +75,27 @@ class PromptEnhancer:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+    async def __call__(self, config: PipelineConfig, tags: RunTags,
+                       cancel: CancelToken) -> tuple[PipelineConfig, RunTags, str]:
+        """The runner's prompt step (`PipelineRunner(prompt_step=...)`): enhance, then unload
+        the LLM if asked; the notice says what did not happen, in plain words."""
+        sent, tags, result = await self.prepare(config, tags, cancel=cancel)
+        notices = [result.notice] if result.notice else []
+        unloaded = await self.before_generate()
+        if unloaded:
+            notices.append(unloaded)
+        return sent, tags, " ".join(notices)
+
+    @classmethod
+    def from_settings(cls, settings: AppSettings, paths: AppPaths) -> PromptEnhancer | None:
+        """The enhancer the user's settings ask for; None when enhancing is off."""
+        from stablenew.prompting.templates import user_templates_dir
+
+        options = EnhanceOptions.from_settings(settings)
+        if options is None:
+            return None
+        return cls(options, user_templates=user_templates_dir(paths))
 
     async def prepare(self, config: PipelineConfig, tags: RunTags | None = None, *,
                       cancel: CancelToken | None = None,

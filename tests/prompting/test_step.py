@@ -89,3 +89,43 @@ def test_the_family_follows_the_checkpoint_name():
     assert family_for_checkpoint("ponyDiffusionV6XL.safetensors") is ModelFamily.pony
     assert family_for_checkpoint("sd_xl_base_1.0.safetensors") is ModelFamily.sdxl
     assert family_for_checkpoint("") is ModelFamily.sdxl
+
+
+def test_a_run_in_the_window_is_enhanced_when_settings_turn_it_on(qtbot, qloop, tmp_path):
+    """Issue 20's hook: every Run, batch and learning run goes through the runner's prompt
+    step; with Enhance on in the settings, the server gets the enhanced prompt and the image
+    keeps the one the user typed."""
+    from PySide6.QtCore import Qt
+
+    from stablenew.controller.app_controller import start_up
+    from stablenew.gui.main_window import build_main_window
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import save_settings
+    from tests.gui.conftest import close_window
+
+    with FakeLLM().running_in_thread() as llm, FakeSDWebUI(step_ms=1).running_in_thread() as sd:
+        llm.reply("a red fox in the snow, golden hour, 85mm")
+        save_settings(AppPaths.default(), AppSettings(server_url=sd.url, llm_enhance=True,
+                                                      llm_url=llm.url, llm_template="cinematic"))
+        window = build_main_window(start_up())
+        window.show()
+        window.start_after_first_paint()
+        try:
+            qtbot.waitUntil(lambda: window.session.server.state == "connected", timeout=10000)
+            qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=10000)
+            for path, value in {"txt2img.prompt": "a red fox", "txt2img.steps": 2,
+                                "txt2img.width": 64, "txt2img.height": 64}.items():
+                window.pipeline_panel.editor(path).set_value(value)
+            saved = []
+            window.session.queued_image_saved.connect(saved.append)
+            qtbot.mouseClick(window.commands.run_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: len(saved) == 1, timeout=30000)
+        finally:
+            close_window(window)
+            window.close()
+    sent = sd.requests_to("/sdapi/v1/txt2img")[-1].payload["prompt"]
+    assert sent == "a red fox in the snow, golden hour, 85mm"
+    meta = read_image_metadata(saved[0].path)
+    assert meta.parsed["Prompt"] == sent
+    assert meta.stablenew["tags"]["original_prompt"] == "a red fox"
+    assert meta.stablenew["tags"]["enhance_template"] == "cinematic"
