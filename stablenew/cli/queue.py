@@ -307,21 +307,25 @@ def _run(args: argparse.Namespace) -> int:
 
     async def main() -> qr.RunSummary:
         from stablenew.backends.connect import connect
+        from stablenew.prompting.step import PromptEnhancer
 
         auth = (settings.username, settings.password) if settings.username else None
         backend = await connect(url, auth=auth, timeout=settings.request_timeout_s)
         learning = _learning_hooks(args.db) if args.learn else None
+        enhancer = PromptEnhancer.from_settings(settings, paths)  # None unless Settings turn it on
         try:
             with _open(args) as store:
                 runner = qr.QueueRunner(
                     store, backend, node=url, depth=args.depth, backoff_base=args.backoff,
                     on_event=show, log_dir=paths.log_dir,
                     record_hooks=(learning[0],) if learning else (),
-                    on_outputs_removed=learning[1] if learning else None)
+                    on_outputs_removed=learning[1] if learning else None, prompt_step=enhancer)
                 stop_on_signals(runner.stop, stopped)
                 return await runner.run(until_empty=args.until_empty)
         finally:
             await backend.aclose()
+            if enhancer is not None:
+                await enhancer.aclose()
             if learning:
                 learning[2]()
 

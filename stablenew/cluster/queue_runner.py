@@ -319,6 +319,7 @@ class QueueRunner:
         thumbnails: bool = True,
         on_node_fault: Callable[[Claim, BackendError], bool] | None = None,
         stall_limits: StallLimits | None = DEFAULT_STALL_LIMITS,
+        prompt_step: Any = None,
     ) -> None:
         self.store = store
         #: When a request's own progress counts as stalled (None: only its deadline counts).
@@ -333,7 +334,8 @@ class QueueRunner:
             from stablenew.storage.paths import AppPaths
 
             runner = PipelineRunner(AppPaths.default().default_output_dir, record_hooks=record_hooks,
-                                    log_dir=log_dir, thumbnails=thumbnails, node_name=self.node)
+                                    log_dir=log_dir, thumbnails=thumbnails, node_name=self.node,
+                                    prompt_step=prompt_step)
         self.runner = runner
         self.depth = max(1, depth)
         # Items being worked on at once: the requests at the server plus as many whose images
