@@ -129,3 +129,18 @@ def test_a_run_in_the_window_is_enhanced_when_settings_turn_it_on(qtbot, qloop, 
     assert meta.parsed["Prompt"] == sent
     assert meta.stablenew["tags"]["original_prompt"] == "a red fox"
     assert meta.stablenew["tags"]["enhance_template"] == "cinematic"
+
+
+def test_queue_run_enhances_when_settings_turn_it_on(tmp_path):
+    from stablenew.cli import main
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import save_settings
+
+    with FakeLLM().running_in_thread() as llm, FakeSDWebUI(step_ms=1).running_in_thread() as sd:
+        llm.reply("a red fox in the snow, golden hour")
+        save_settings(AppPaths.default(), AppSettings(llm_enhance=True, llm_url=llm.url))
+        config = tmp_path / "fox.yaml"
+        config.write_text(small_config(**{"txt2img.prompt": "a red fox"}).to_yaml(), encoding="utf-8")
+        assert main(["queue", "add", str(config), "--output", str(tmp_path / "out")]) == 0
+        assert main(["queue", "run", "--node", sd.url, "--until-empty", "--quiet"]) == 0
+    assert sd.requests_to("/sdapi/v1/txt2img")[-1].payload["prompt"] == "a red fox in the snow, golden hour"
