@@ -108,6 +108,11 @@ def ineligibility(req: WorkRequirements, node: NodeView) -> str | None:
         missing = sorted(m for m in req.adetailer_models if model_key(m) not in have)
         if missing:
             return f"{node.name} does not have the ADetailer model '{missing[0]}'"
+    if req.loras and caps.loras:  # a node that lists no LoRAs (or cannot) is let try
+        have = {model_key(name) for name in caps.loras}
+        missing = sorted(name for name in req.loras if model_key(name) not in have)
+        if missing:
+            return f"{node.name} does not have the LoRA '{missing[0]}'"
     if req.node_classes and caps.node_classes:
         missing = sorted(req.node_classes - caps.node_classes)
         if missing:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 
+from stablenew.learning.parameters import lora_weights
 from stablenew.pipeline.config import PipelineConfig, hires_size
 
 GB = 1024**3
@@ -65,6 +66,8 @@ class WorkRequirements:
     upscalers: frozenset[str] = frozenset()
     adetailer_models: frozenset[str] = frozenset()
     node_classes: frozenset[str] = frozenset()  # ComfyUI custom nodes the work needs
+    #: LoRAs its prompts name (`<lora:name:weight>`): a node that lists LoRAs must have them.
+    loras: frozenset[str] = frozenset()
     vram_gb: float = 0.0
     #: Steps × megapixels over every diffusion pass, plus upscale cost: proportional to time.
     work_units: float = 1.0
@@ -120,8 +123,12 @@ def requirements_for(config: PipelineConfig, *, family: ModelFamily | None = Non
         upscalers.add(config.upscale.upscaler)
         fw, fh = config.final_size(t.width, t.height)
         units += 2.0 * fw * fh / 1e6  # model upscalers cost roughly per output megapixel
+    prompts = [t.prompt, t.negative_prompt]
+    if config.img2img.enabled:
+        prompts += [config.img2img.prompt_override, config.img2img.negative_override]
     return WorkRequirements(
         checkpoint=t.checkpoint,
+        loras=frozenset(name for text in prompts if text for name in lora_weights(text)),
         family=fam,
         upscalers=frozenset(u for u in upscalers if u and u != "None"),
         adetailer_models=frozenset(ad_models),

@@ -494,3 +494,21 @@ def _loaded(folder: Path) -> dict:
     from stablenew.cluster.estimates import load_speeds, speeds_file
 
     return load_speeds(speeds_file(folder))
+
+
+async def test_a_lora_in_the_prompt_sends_the_job_only_to_nodes_that_have_it(store, tmp_path):
+    """Issue 19: LoRAs join the models the scheduler checks. A node that lists LoRAs and lacks
+    one the prompt names is not eligible; a LoRA no node has fails with the reason."""
+    async with fakes({"step_ms": 0, "loras": ("film_grain", "add_detail")},
+                     {"step_ms": 0, "loras": ("add_detail",)}) as (den, attic):
+        grain = store.add_job(cfg(6, prompt="a lighthouse, <lora:film_grain:0.7>"),
+                              output_dir=tmp_path / "out")
+        nowhere = store.add_job(cfg(1, prompt="a lighthouse <lora:does_not_exist:1>"),
+                                output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("den", den), node("attic", attic)])
+        summary = await asyncio.wait_for(d.run(until_empty=True), 20)
+    assert {i.node for i in store.items(grain.id)} == {"den"}
+    assert {i.state for i in store.items(grain.id)} == {ItemState.done}
+    (missing,) = store.items(nowhere.id)
+    assert missing.state is ItemState.failed and "LoRA 'does_not_exist'" in missing.error
+    assert summary.done == 6 and summary.failed == 1
