@@ -392,7 +392,9 @@ class A1111Backend:
 
     async def loras(self) -> tuple[str, ...]:
         data = await self._get("/sdapi/v1/loras", optional=True)
-        return tuple(str(m.get("alias") or m.get("name")) for m in _items(data) if m.get("name"))
+        # `<lora:X>` finds a LoRA by its name (the file stem) or its alias: both are listed.
+        names = (m.get(key) for m in _items(data) if m.get("name") for key in ("name", "alias"))
+        return tuple(dict.fromkeys(str(n) for n in names if n))
 
     async def embeddings(self) -> tuple[str, ...]:
         data = await self._get("/sdapi/v1/embeddings", optional=True)

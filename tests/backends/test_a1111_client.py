@@ -317,3 +317,12 @@ async def test_job_answers_read_the_same_inline_or_in_a_thread(fake_sdwebui, mon
     assert [img.seed for img in result.images] == [1234, 1235]
     assert all(size_of(img.data) == (64, 48) for img in result.images)
     assert "Seed: 1235" in result.images[1].infotext and result.warnings == ()
+
+
+async def test_a_lora_is_listed_by_its_file_name_and_its_alias(fake_sdwebui):
+    """`<lora:X>` finds a LoRA by either (A1111's available_lora_aliases): the node has both."""
+    fake_sdwebui.loras = ("film_grain_v2",)
+    fake_sdwebui.lora_metadata["film_grain_v2"] = {"ss_output_name": "filmgrain"}
+    async with client(fake_sdwebui) as backend:
+        caps = await backend.probe()
+    assert caps.loras == ("film_grain_v2", "filmgrain")
