@@ -58,7 +58,8 @@ CREATE TABLE gallery_images (
     -- the path the learning store knows this image by (its first path, if it was moved)
     rating_key TEXT NOT NULL
 );
-CREATE INDEX gallery_images_mtime ON gallery_images(mtime);
+-- rating_key too, so a rating or tag filter checks it while walking the date order
+CREATE INDEX gallery_images_mtime ON gallery_images(mtime, rating_key);
 CREATE INDEX gallery_images_name ON gallery_images(name);
 CREATE INDEX gallery_images_size ON gallery_images(size);
 CREATE INDEX gallery_images_model ON gallery_images(model, mtime);
