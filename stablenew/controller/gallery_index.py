@@ -34,6 +34,8 @@ class IndexedOutputs:
         self.learning_db = learning_db
         self._index: GalleryIndex | None = None
         self._lock = threading.Lock()
+        # Two refreshes in a row would otherwise scan the same folder at once, twice the work.
+        self._scan_lock = threading.Lock()
         self.worker: IndexWorker | None = None
 
     def _open(self) -> GalleryIndex:
@@ -63,7 +65,8 @@ class IndexedOutputs:
                                       finished=lambda r: log.info("gallery index built: %s", r))
             self.worker.start()
             return None
-        result = index.scan(folder)
+        with self._scan_lock:
+            result = index.scan(folder)
         if result.problems:
             log.info("gallery index: %d files could not be read", len(result.problems))
         rows = index.execute("SELECT path, mtime FROM gallery_images WHERE path > ? AND path < ? "
