@@ -57,6 +57,7 @@ def _open() -> GalleryIndex:
 
 
 def _scan(args: argparse.Namespace) -> int:
+    import os
     import sqlite3
     from pathlib import Path
 
@@ -69,12 +70,12 @@ def _scan(args: argparse.Namespace) -> int:
             folder = Path(args.folder).expanduser()
             if not folder.is_dir():
                 return fail("gallery scan", f"{folder} is not a folder.")
-            folders = [str(folder.resolve())]
+            folders = [os.path.abspath(folder)]
         else:
             paths, settings = app_settings()
             output = settings.output_path(paths)
             folders = list(dict.fromkeys(
-                ([str(output.resolve())] if output.is_dir() else []) + index.roots()))
+                ([os.path.abspath(output)] if output.is_dir() else []) + index.roots()))
             if not folders:
                 return fail("gallery scan", f"no images to index yet: the output folder {output} "
                                             "does not exist. Run `stablenew gallery scan DIR`.")

@@ -125,10 +125,14 @@ class GalleryController(QObject):
     detail_ready = Signal(object)  # ImageDetail
     error_changed = Signal(object)
 
-    def __init__(self, output_dir: Any, ratings: RatingBook, parent: QObject | None = None) -> None:
+    def __init__(self, output_dir: Any, ratings: RatingBook, parent: QObject | None = None, *,
+                 outputs: Any = None) -> None:
         super().__init__(parent)
         self._output_dir = output_dir  # callable → Path
         self._ratings = ratings
+        # Lists the folder newest first (a worker thread calls it); an IndexedOutputs reads the
+        # gallery index and is told of new outputs. Default: walk the folder.
+        self._outputs = outputs
         self._items: list[GalleryItem] = []
         self._by_key: dict[str, GalleryItem] = {}
         self._thumbs: OrderedDict[str, DecodedImage] = OrderedDict()
@@ -223,7 +227,9 @@ class GalleryController(QObject):
         scan_number = self._scans
 
         def scan() -> tuple[list[tuple[Path, float, Path | None]], list[GalleryItem]]:
-            found = _scan_outputs(root)
+            found = self._outputs(root) if self._outputs is not None else None
+            if found is None:
+                found = _scan_outputs(root)
             return found[size:], _items_with_ratings(found[:size], ratings)
 
         later, items = await asyncio.to_thread(scan)
@@ -277,6 +283,9 @@ class GalleryController(QObject):
         self._items.insert(0, item)
         self._by_key[item.key] = item
         self.item_added.emit(item)
+        add = getattr(self._outputs, "add", None)
+        if add is not None:
+            self.tasks.spawn(asyncio.to_thread(add, path), name="gallery-index-add")
 
     # --- thumbnails and large view ------------------------------------------------------------
 
@@ -403,6 +412,9 @@ class GalleryController(QObject):
 
     async def aclose(self) -> None:
         await self.tasks.aclose()
+        close_outputs = getattr(self._outputs, "close", None)
+        if close_outputs is not None:
+            await asyncio.to_thread(close_outputs)
         close = getattr(self._ratings, "close", None)
         if close is not None:
             close()

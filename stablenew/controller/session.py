@@ -13,6 +13,7 @@ from stablenew.controller.app_controller import AppController, Startup, start_up
 from stablenew.controller.card_memory import CARDS_FILE, CardMemory, CardsNotRestored
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.gallery_controller import GalleryController, StoredRatings
+from stablenew.controller.gallery_index import INDEX_FILE, IndexedOutputs
 from stablenew.controller.pipeline_controller import PipelineController, RunNotQueued, RunQueue
 from stablenew.controller.server_controller import ServerController
 from stablenew.controller.tasks import TaskOwner
@@ -47,9 +48,12 @@ class Session(QObject):
                                            log_dir=self.app.paths.log_dir, parent=self)
         # Ratings are read from the learning store from the start, so the gallery and the viewer
         # show the same stars as the learning room, before it has opened too.
+        # The gallery lists from its index (built in the background the first time).
         self.gallery = GalleryController(
             lambda: self.app.output_dir,
-            StoredRatings(self.app.paths.database_file, self._learning_ratings), self)
+            StoredRatings(self.app.paths.database_file, self._learning_ratings), self,
+            outputs=IndexedOutputs(self.app.paths.data_dir / INDEX_FILE,
+                                   self.app.paths.database_file))
         # The cards as the user left them (a close or a crash), saved again at every change.
         self.cards = CardMemory(self.app.paths.data_dir / CARDS_FILE, self.pipeline.current_config,
                                 self)

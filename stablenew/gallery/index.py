@@ -58,7 +58,8 @@ CREATE TABLE gallery_images (
     -- the path the learning store knows this image by (its first path, if it was moved)
     rating_key TEXT NOT NULL
 );
-CREATE INDEX gallery_images_mtime ON gallery_images(mtime);
+-- rating_key too, so a rating or tag filter checks it while walking the date order
+CREATE INDEX gallery_images_mtime ON gallery_images(mtime, rating_key);
 CREATE INDEX gallery_images_name ON gallery_images(name);
 CREATE INDEX gallery_images_size ON gallery_images(size);
 CREATE INDEX gallery_images_model ON gallery_images(model, mtime);
@@ -254,7 +255,9 @@ class GalleryIndex:
     # --- folders ------------------------------------------------------------------------
 
     def add_root(self, folder: str | os.PathLike[str]) -> str:
-        root = str(Path(folder).expanduser().resolve())
+        # Absolute but not resolved: paths stay as the user and the learning store name them
+        # (an output folder reached through a link keeps its ratings); loops are caught by inode.
+        root = os.path.abspath(os.path.expanduser(os.fspath(folder)))
         with self._lock:
             self._db.execute("INSERT OR IGNORE INTO gallery_roots VALUES (?, ?)", (root, time.time()))
         return root
@@ -288,9 +291,9 @@ class GalleryIndex:
         with self._lock:
             known = {r[0]: (r[1], r[2]) for r in self._db.execute(
                 "SELECT path, size, mtime_ns FROM gallery_images WHERE path > ? AND path < ?",
-                _under(root))}
+                path_range(root))}
             self._db.execute("DELETE FROM gallery_problems WHERE path = ? OR (path > ? AND path < ?)",
-                             (root, *_under(root)))
+                             (root, *path_range(root)))
         seen: set[str] = set()
         batch: list[tuple[str, os.stat_result, ImageFacts | None, str]] = []
         last_report = 0.0
@@ -343,7 +346,7 @@ class GalleryIndex:
 
     def index_file(self, path: str | os.PathLike[str]) -> Problem | None:
         """Add or refresh one image (a new output as it is saved); a Problem when unreadable."""
-        file = str(Path(path).resolve())
+        file = os.path.abspath(os.fspath(path))
         try:
             st = os.stat(file)
             facts = read_facts(Path(file))
@@ -505,7 +508,7 @@ class GalleryIndex:
             self._db.execute("DELETE FROM gallery_collections WHERE name = ?", (name,))
 
 
-def _under(root: str) -> tuple[str, str]:
+def path_range(root: str) -> tuple[str, str]:
     """Bounds of the paths inside *root* for a range scan of the path index."""
     prefix = root.rstrip(os.sep) + os.sep
     return prefix, prefix[:-1] + chr(ord(os.sep) + 1)

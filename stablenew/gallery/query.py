@@ -83,12 +83,15 @@ def _fts_terms(text: str) -> str:
 
 
 def _where(index: GalleryIndex, q: GalleryQuery) -> tuple[list[str], list[object]]:
+    # "+g.id IN (...)" (and "+g.rating_key IN") keeps SQLite from driving the query by the
+    # matching ids, which means reading every match's row to sort it (190 ms for 15,000
+    # matches); instead it walks the sort column's index and stops at a page of matches.
     where: list[str] = []
     args: list[object] = []
     if q.text.strip():
         terms = _fts_terms(q.text)
         if index.fts and terms:
-            where.append("g.id IN (SELECT rowid FROM gallery_fts WHERE gallery_fts MATCH ?)")
+            where.append("+g.id IN (SELECT rowid FROM gallery_fts WHERE gallery_fts MATCH ?)")
             args.append(terms)
         else:
             for word in q.text.split():
@@ -101,18 +104,18 @@ def _where(index: GalleryIndex, q: GalleryQuery) -> tuple[list[str], list[object
             where.append(f"g.{column} = ?")  # the columns compare without case
             args.append(value)
     if q.lora:
-        where.append("g.id IN (SELECT image_id FROM gallery_loras WHERE name = ?)")
+        where.append("+g.id IN (SELECT image_id FROM gallery_loras WHERE name = ?)")
         args.append(q.lora)
     if q.min_rating:
-        where.append("g.rating_key IN (SELECT path FROM learning.learning_records "
+        where.append("+g.rating_key IN (SELECT path FROM learning.learning_records "
                      "WHERE rating >= ?)")
         args.append(q.min_rating)
     if q.tag:
-        where.append("g.rating_key IN (SELECT r.path FROM learning.learning_tags t JOIN "
+        where.append("+g.rating_key IN (SELECT r.path FROM learning.learning_tags t JOIN "
                      "learning.learning_records r ON r.id = t.record_id WHERE t.tag = ?)")
         args.append(q.tag)
     if q.collection:
-        where.append("g.id IN (SELECT i.image_id FROM gallery_collection_items i JOIN "
+        where.append("+g.id IN (SELECT i.image_id FROM gallery_collection_items i JOIN "
                       "gallery_collections c ON c.id = i.collection_id WHERE c.name = ?)")
         args.append(q.collection)
     if q.since is not None:

@@ -1,0 +1,50 @@
+"""The gallery controller listing outputs from the gallery index (IndexedOutputs)."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+from stablenew.controller.gallery_controller import GalleryController, StoredRatings
+from stablenew.controller.gallery_index import IndexedOutputs
+from stablenew.gallery.index import GalleryIndex
+from tests.gallery.factory import a1111_text, png, with_exif_comment
+
+
+async def test_lists_from_the_index_once_built_and_indexes_new_outputs(tmp_path, qapp):
+    out, data = tmp_path / "out", tmp_path / "data"
+    png(out / "run1" / "a.png", {"parameters": a1111_text("a")})
+    jpg = with_exif_comment(out / "run1" / "b.jpg", "JPEG", a1111_text("b"))
+    os.utime(jpg, (1_000_000_000, 1_000_000_000))  # older than a.png
+    outputs = IndexedOutputs(data / "gallery.db", data / "stablenew.db")
+    gallery = GalleryController(lambda: out, StoredRatings(data / "stablenew.db", lambda: None),
+                                outputs=outputs)
+    try:
+        gallery.refresh()  # first time: the folder walk lists, the index is built meanwhile
+        await gallery.tasks.wait_idle(10)
+        assert [i.path.name for i in gallery.items] == ["a.png"]
+        assert outputs.worker is not None and outputs.worker.join(20)
+
+        gallery.refresh()  # from the index now: it knows the JPEG the walk does not list
+        await gallery.tasks.wait_idle(10)
+        assert [i.path.name for i in gallery.items] == ["a.png", "b.jpg"]
+
+        new = png(out / "run2" / "c.png", {"parameters": a1111_text("a new cat")})
+        gallery.add_record(SimpleNamespace(path=new, thumbnail=None, created_at=0.0))
+        await gallery.tasks.wait_idle(10)
+        with GalleryIndex(data / "gallery.db") as index:
+            assert index.count() == 3, "the saved image was indexed as it arrived"
+    finally:
+        await gallery.aclose()
+
+
+async def test_without_an_index_the_folder_is_walked(tmp_path, qapp):
+    out = tmp_path / "out"
+    png(out / "run1" / "a.png")
+    gallery = GalleryController(lambda: out, StoredRatings(tmp_path / "db", lambda: None))
+    try:
+        gallery.refresh()
+        await gallery.tasks.wait_idle(10)
+        assert [i.path.name for i in gallery.items] == ["a.png"]
+    finally:
+        await gallery.aclose()
