@@ -189,8 +189,6 @@ class A1111Backend:
         #: Without task ids: the job that was running when we sent each request (never ours).
         self._before: dict[str, _RunningJob | None] = {}
         self._capabilities: Capabilities | None = None
-        #: How long closing waits for our abandoned requests to be interrupted.
-        self.close_wait_s = 20.0
         #: Tasks that stop our abandoned, still-queued requests once they start (see `_reap`).
         self._reapers: set[asyncio.Task[None]] = set()
         #: A1111/Forge tell their version only in a job's info; remembered for the next probe.
@@ -776,21 +774,22 @@ class A1111Backend:
     async def finish_stops(self, timeout: float) -> int:
         """Wait up to *timeout* s for our abandoned requests to be interrupted; returns how many
         are left (cancelled here: they may still run on the server)."""
-        if self._reapers:
+        if self._reapers and timeout > 0:
             await asyncio.wait(set(self._reapers), timeout=timeout)
         left = list(self._reapers)
         for task in left:
             task.cancel()
         if left:
             await asyncio.gather(*left, return_exceptions=True)
-            log.warning("%s: %d request(s) of ours were still queued when the client closed",
-                        self.name, len(left))
+            if timeout > 0:
+                log.warning("%s: %d request(s) of ours could not be stopped within %g s",
+                            self.name, len(left), timeout)
         return len(left)
 
     async def aclose(self) -> None:
-        # Closing must not leave our queued requests to run: A1111 cannot drop a queued
-        # request, so the reapers wait for each to start and interrupt it (bounded).
-        await self.finish_stops(self.close_wait_s)
+        # Closing does not wait: a caller that must not leave requests of ours running on
+        # the server (a CLI stopped with Ctrl+C) calls finish_stops() first, with its bound.
+        await self.finish_stops(0)
         await self._http.aclose()
 
     async def __aenter__(self) -> A1111Backend:

@@ -134,8 +134,9 @@ class ComfyUIBackend:
         self._capabilities: Capabilities | None = None
         self.reconnects = 0
         self._background: set[asyncio.Task] = set()
-        # Requests sent ahead prepare concurrently; this FIFO lock makes them reach the node's
-        # queue in the order they were asked for (ComfyUI runs its queue in posting order).
+        # New images (txt2img) sent ahead prepare concurrently; this FIFO lock makes them reach
+        # the node's queue in the order they were asked for (ComfyUI runs it in posting order).
+        # Later stages of a started image do not queue behind it: they may go first.
         self._posting = asyncio.Lock()
 
     @property
@@ -298,7 +299,7 @@ class ComfyUIBackend:
     async def txt2img(self, job: Txt2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         return await self._run_batch(job.task_id, job.sampling.seed, job.batch_size,
                                      lambda b, seed: b.txt2img(replace(job, sampling=replace(
-                                         job.sampling, seed=seed))), on_progress)
+                                         job.sampling, seed=seed))), on_progress, in_order=True)
 
     async def img2img(self, job: Img2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         return await self._run_batch(job.task_id, job.sampling.seed, 1,
@@ -312,7 +313,7 @@ class ComfyUIBackend:
         return await self._run_batch(job.task_id, 0, 1, lambda b, seed: b.upscale(job), on_progress)
 
     async def _run_batch(self, task_id: str, seed: int, count: int, make,
-                         on_progress: ProgressCallback | None) -> JobResult:
+                         on_progress: ProgressCallback | None, *, in_order: bool = False) -> JobResult:
         """One prompt per image with seed, seed+1, … so every image is reproducible as A1111's are."""
         self._cancelled_tasks.discard(task_id)
         images: list[GeneratedImage] = []
@@ -322,8 +323,9 @@ class ComfyUIBackend:
         checkpoint = ""
         try:
             for i in range(max(1, count)):
-                await self._posting.acquire()
-                held = [True]
+                held = [in_order]
+                if in_order:
+                    await self._posting.acquire()
 
                 def posted(held: list[bool] = held) -> None:
                     if held[0]:

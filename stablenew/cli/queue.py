@@ -323,6 +323,9 @@ def _run(args: argparse.Namespace) -> int:
                 stop_on_signals(runner.stop, stopped)
                 return await runner.run(until_empty=args.until_empty)
         finally:
+            from stablenew.cli.run import stop_ours
+
+            await stop_ours(backend)  # stopped: our requests still queued there are interrupted
             await backend.aclose()
             if enhancer is not None:
                 await enhancer.aclose()

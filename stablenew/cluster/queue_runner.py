@@ -274,22 +274,36 @@ class _ErrorTap:
             args[1] = heard
         else:
             kwargs["on_progress"] = heard
-        work = asyncio.ensure_future(call(*args, **kwargs))
-        try:
+        # As asyncio.timeout does: the call runs in this task, and a watcher cancels the task
+        # when the guard says stalled, so the call's own cancellation handling runs unchanged.
+        current = asyncio.current_task()
+        assert current is not None
+        stalled: list[str] = []
+
+        async def watch() -> None:
             while True:
-                done, _ = await asyncio.wait((work,), timeout=STALL_CHECK_S)
-                if done:
-                    return work.result()
+                await asyncio.sleep(STALL_CHECK_S)
                 reason = guard.stalled()
                 if reason is not None:
+                    stalled.append(reason)
+                    current.cancel()
+                    return
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return await call(*args, **kwargs)
+        except asyncio.CancelledError:
+            if stalled:
+                stalled.append("")  # our cancel is taken back below, exactly once
+                if current.uncancel() == 0:
                     node = getattr(self._backend, "name", "") or "The node"
-                    raise NodeStalled(
-                        f"{node} {reason}; the image goes to another node.",
-                        detail=f"stall guard: {reason}", node=node)
+                    raise NodeStalled(f"{node} {stalled[0]}; the image goes to another node.",
+                                      detail=f"stall guard: {stalled[0]}", node=node) from None
+            raise
         finally:
-            if not work.done():
-                work.cancel()
-                await asyncio.wait((work,), timeout=STALL_CHECK_S * 4)
+            watcher.cancel()
+            if len(stalled) == 1:  # the call ended some other way after our cancel
+                current.uncancel()
 
     @property
     def kind(self) -> Any:
