@@ -471,11 +471,15 @@ class Session(QObject):
     async def _prompt_step(self) -> Any:
         """The local-LLM enhance step the settings ask for (None: off), made anew for each
         start of the queue so a change in Settings applies from the next one."""
-        from stablenew.prompting.step import PromptEnhancer
-
         if self._enhancer is not None:
             await self._enhancer.aclose()
-        self._enhancer = PromptEnhancer.from_settings(self.app.settings, self.app.paths)
+            self._enhancer = None
+        settings = self.app.settings
+        if not (settings.llm_enhance and settings.llm_url):
+            return None  # off: the prompting room is not even imported (on the Qt thread)
+        from stablenew.prompting.step import PromptEnhancer
+
+        self._enhancer = PromptEnhancer.from_settings(settings, self.app.paths)
         if self._enhancer is not None and self._enhancer.warning:
             self.pipeline.warning_raised.emit(self._enhancer.warning)
         return self._enhancer
