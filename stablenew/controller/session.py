@@ -476,10 +476,12 @@ class Session(QObject):
             self._enhancer = None
         settings = self.app.settings
         if not (settings.llm_enhance and settings.llm_url):
-            return None  # off: the prompting room is not even imported (on the Qt thread)
-        from stablenew.prompting.step import PromptEnhancer
+            return None  # off: the prompting room is not even imported
+        import importlib
 
-        self._enhancer = PromptEnhancer.from_settings(settings, self.app.paths)
+        # Its first import is tens of milliseconds: made off the Qt thread.
+        step = await asyncio.to_thread(importlib.import_module, "stablenew.prompting.step")
+        self._enhancer = step.PromptEnhancer.from_settings(settings, self.app.paths)
         if self._enhancer is not None and self._enhancer.warning:
             self.pipeline.warning_raised.emit(self._enhancer.warning)
         return self._enhancer
