@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from stablenew.prompting.syntax import (
     estimate_tokens,
     protected,
@@ -58,3 +61,21 @@ def test_remove_phrase_tidies_commas():
 
 def test_lora_tags_and_weights_cost_no_tokens():
     assert estimate_tokens("<lora:x:0.8> (red hair:1.2), cat") == estimate_tokens("red hair, cat")
+
+
+WORDS = st.sampled_from(["cat", "red hair", "snow", "neon city", "portrait", "rain", "85mm"])
+TOKENS = st.sampled_from(["(red hair:1.2)", "<lora:add_detail:0.8>", "__animal__", "{day|night}",
+                          "(snow:0.9)", "<lora:film_grain:0.5>"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(original=st.lists(st.one_of(WORDS, TOKENS), min_size=1, max_size=8),
+       keep=st.lists(st.booleans(), min_size=8, max_size=8),
+       invented=st.lists(st.sampled_from(["<lora:epic:0.7>", "__style__", "masterpiece"]), max_size=2))
+def test_whatever_the_llm_drops_or_invents_the_users_syntax_survives(original, keep, invented):
+    text = ", ".join(original)
+    answer = ", ".join([p for p, k in zip(original, keep, strict=False) if k] + invented)
+    repaired, _notes = restore_protected(text, answer)
+    for token in protected(text):
+        assert token in repaired
+    assert "<lora:epic:0.7>" not in repaired and "__style__" not in repaired
