@@ -45,6 +45,9 @@ def stop_on_signals(stop: Callable[[], None], stopped: list[str]) -> None:
         try:
             loop.add_signal_handler(sig, on_signal, sig.name)
         except (NotImplementedError, RuntimeError, ValueError):
+            # Windows' loops take no signal handlers (NotImplementedError), and a loop outside
+            # the main thread refuses them (RuntimeError/ValueError): Ctrl+C then cancels the
+            # run instead, which gives the work back just the same (see the docstring).
             pass
 
 
