@@ -318,24 +318,23 @@ class LibraryPanel(QWidget):
         """Save the cards as a new preset named *name*, asked for (without blocking) when not given."""
         if name is not None:
             self.controller.save_current_as_preset(name)
-            return
-        dialog = QInputDialog(self)
-        dialog.setWindowTitle("Save preset")
-        dialog.setLabelText("Name of the new preset:")
-        dialog.textValueSelected.connect(self.controller.save_current_as_preset)
-        dialog.finished.connect(dialog.deleteLater)
-        self.name_dialog = dialog
-        dialog.open()
+        else:
+            self._ask_name("Save preset", "Name of the new preset:",
+                           self.controller.save_current_as_preset)
 
     def create_pack(self, name: str | None = None) -> None:
         """A new pack named *name* in the packs folder, asked for (without blocking) when not given."""
         if name is not None:
             self.controller.create_pack(name)
-            return
+        else:
+            self._ask_name("New prompt pack", "Name of the new pack:", self.controller.create_pack)
+
+    def _ask_name(self, title: str, label: str, then: Callable[[str], object]) -> None:
+        """Ask for a name with `open()`, not `exec()`: the event loop (and the queue) go on."""
         dialog = QInputDialog(self)
-        dialog.setWindowTitle("New prompt pack")
-        dialog.setLabelText("Name of the new pack:")
-        dialog.textValueSelected.connect(self.controller.create_pack)
+        dialog.setWindowTitle(title)
+        dialog.setLabelText(label)
+        dialog.textValueSelected.connect(then)
         dialog.finished.connect(dialog.deleteLater)
         self.name_dialog = dialog
         dialog.open()
