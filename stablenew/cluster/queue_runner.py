@@ -20,20 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import sqlite3
 import time
 import traceback
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from stablenew.backends.errors import BackendError
+from stablenew.cluster.item_backend import STALL_CHECK_S, ItemBackend, Turnstile
 from stablenew.cluster.jobs import (
     INTERACTIVE_PRIORITY,
     Claim,
@@ -42,272 +40,67 @@ from stablenew.cluster.jobs import (
     WorkItem,
     output_name_prefix,
 )
+from stablenew.cluster.queue_events import (
+    ItemFinished,
+    ItemProgress,
+    ItemStarted,
+    JobFinished,
+    NodeProblem,
+    QueueEvent,
+    QueueEventCallback,
+    RunSummary,
+    Waiting,
+)
 from stablenew.cluster.queue_store import MAX_RETRIES, QueueError, QueueStore, StoreBusy
-from stablenew.cluster.stall import NodeStalled, StallGuard, StallLimits
+from stablenew.cluster.runner_lock import RunnerLock
+from stablenew.cluster.stall import StallLimits
+from stablenew.pipeline.events import RunStatus
 from stablenew.pipeline.records import RunTags
 
 if TYPE_CHECKING:
     from stablenew.backends.protocol import Backend
     from stablenew.pipeline.cancel import CancelToken
     from stablenew.pipeline.events import RunEvent
+    from stablenew.pipeline.records import ImageRecord
+    from stablenew.pipeline.runner import PipelineRunner, PromptStep, RunResult
+
+# The queue's events and lock live in their own modules; their old home still names them.
+__all__ = [
+    "STALL_CHECK_S", "ItemFinished", "ItemProgress", "ItemStarted", "JobFinished", "NodeProblem",
+    "QueueEvent", "QueueEventCallback", "QueueRunner", "RunSummary", "RunnerLock", "RunnerStore",
+    "Waiting", "clean_item_outputs",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-
-# --- what the queue tells its listeners ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ItemStarted:
-    item: WorkItem
-    job_name: str
-    node: str
-
-
-@dataclass(frozen=True)
-class ItemProgress:
-    """A runner event (progress, stage, image saved, ...) of one queue item."""
-
-    item: WorkItem
-    event: RunEvent
-
-
-@dataclass(frozen=True)
-class ItemFinished:
-    item: WorkItem
-    state: ItemState  # done, failed, cancelled, or queued (waiting for a retry / given back)
-    message: str = ""
-    retry_in: float | None = None
-    detail: str = ""
-    #: The attempt failed because the node is down or unusable (not because of the item).
-    fatal_for_node: bool = False
-
-
-@dataclass(frozen=True)
-class JobFinished:
-    """Every item of a job has finished (the controller raises a desktop notification)."""
-
-    job: Job
-
-
-@dataclass(frozen=True)
-class NodeProblem:
-    """The node stopped answering; the queue waits for it and says so."""
-
-    node: str
-    message: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Waiting:
-    """Work is queued but no node can take it now: what the run waits for, said now and then."""
-
-    message: str
-
-
-QueueEvent = ItemStarted | ItemProgress | ItemFinished | JobFinished | NodeProblem | Waiting
-QueueEventCallback = Callable[[QueueEvent], None]
-
-
-@dataclass
-class RunSummary:
-    """What one `QueueRunner.run()` did."""
-
-    done: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    retried: int = 0
-    seconds: float = 0.0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-
-
-# --- the runner -------------------------------------------------------------------------------------
-
-
-_GENERATION = ("txt2img", "img2img", "adetailer", "upscale")
-#: How often a generation call's progress is judged for a stall.
-STALL_CHECK_S = 0.5
 DEFAULT_STALL_LIMITS = StallLimits()
 
 
-class _Turnstile:
-    """The node's request slots, handed out in claim order.
-
-    Lanes reach the server at slightly different moments (their previous image is still
-    being written), so a plain semaphore would let a later claim overtake an earlier one:
-    the queue's order (priority, drag and drop) must be the order the node works in. Each
-    claim takes a ticket; a slot goes to the oldest ticket still waiting. Later stages of an
-    item that already had its turn go first, so a started image finishes before new ones.
-    Only the waiter that may proceed is woken, so many lanes cost nothing while they wait.
-    """
-
-    def __init__(self, slots: int) -> None:
-        self._free = slots
-        self._line: deque[int] = deque()  # tickets waiting for their first slot, oldest first
-        self._first: dict[int, asyncio.Future[None]] = {}  # ticket -> its waiter, first turn
-        self._later: deque[asyncio.Future[None]] = deque()  # waiters for a later stage
-        self._next = 0
-
-    def ticket(self) -> int:
-        self._next += 1
-        self._line.append(self._next)
-        return self._next
-
-    async def acquire(self, ticket: int) -> None:
-        first_turn = bool(self._line) and ticket in self._line
-        while True:
-            if self._free > 0 and (not first_turn or self._line[0] == ticket):
-                self._free -= 1
-                if first_turn:
-                    self._line.popleft()
-                    self._wake()  # the next ticket may take a remaining slot
-                return
-            future = asyncio.get_running_loop().create_future()
-            if first_turn:
-                self._first[ticket] = future
-            else:
-                self._later.append(future)
-            try:
-                await future
-            except BaseException:
-                if future.done() and not future.cancelled():
-                    self._wake()  # woken, then cancelled before taking the slot: pass it on
-                raise
-            finally:
-                if first_turn:
-                    self._first.pop(ticket, None)
-                elif future in self._later:
-                    self._later.remove(future)
-
-    def release(self) -> None:
-        self._free += 1
-        self._wake()
-
-    def forfeit(self, ticket: int) -> None:
-        """The item ended without (another) request: it gives up its place in line."""
-        if ticket in self._line:
-            head = self._line[0] == ticket
-            self._line.remove(ticket)
-            if head:
-                self._wake()
-
-    def _wake(self) -> None:
-        if self._free <= 0:
-            return
-        while self._later:
-            future = self._later.popleft()
-            if not future.done():
-                future.set_result(None)
-                return
-        if self._line:
-            future = self._first.get(self._line[0])
-            if future is not None and not future.done():
-                future.set_result(None)
-
-
-class _ErrorTap:
-    """Wraps a Backend for one item: remembers the last typed error it raised, and holds one
-    of the node's request slots while a generation call is out.
-
-    The pipeline runner turns backend errors into plain RunErrors; the queue needs the type
-    (transient or not, node down or not) to decide between a retry and an immediate failure.
-    """
-
-    def __init__(self, backend: Backend, slots: _Turnstile | None = None,
-                 ticket: int = 0, on_send: Callable[[], None] | None = None,
-                 stall_limits: StallLimits | None = None) -> None:
-        self._backend = backend
-        self._slots = slots
-        self._ticket = ticket
-        self._on_send = on_send
-        self._stall_limits = stall_limits
-        self.error: BackendError | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._backend, name)
-        if name in _GENERATION or name in ("probe", "ping"):
-            slots = self._slots if name in _GENERATION else None
-            ticket = self._ticket
-            # Extras (upscale) report no progress on A1111: only the deadline bounds them.
-            guarded = self._stall_limits is not None and name in _GENERATION and name != "upscale"
-
-            async def tapped(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    if slots is None:
-                        return await attr(*args, **kwargs)
-                    await slots.acquire(ticket)
-                    if self._on_send is not None:
-                        self._on_send()
-                    try:
-                        if guarded:
-                            return await self._watched(attr, args, kwargs)
-                        return await attr(*args, **kwargs)
-                    finally:
-                        slots.release()
-                except BackendError as exc:
-                    self.error = exc
-                    raise
-            return tapped
-        return attr
-
-    async def _watched(self, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-                       ) -> Any:
-        """Run one generation call under a StallGuard fed by its own progress reports; a stall
-        cancels the call (the client then interrupts or removes it on the node) and raises
-        NodeStalled, so the item is given to another node."""
-        assert self._stall_limits is not None
-        # A1111/Forge/SD.Next clients poll progress at a steady rhythm; ComfyUI's events come
-        # only when something happens, so silence there says nothing.
-        polls = str(getattr(self._backend, "kind", "")) != "comfyui"
-        guard = StallGuard(self._stall_limits, polls=polls)
-        args = list(args)
-        given = args[1] if len(args) > 1 else kwargs.get("on_progress")
-
-        def heard(progress: Any) -> None:
-            guard.heard(progress)
-            if given is not None:
-                given(progress)
-
-        if len(args) > 1:
-            args[1] = heard
-        else:
-            kwargs["on_progress"] = heard
-        # As asyncio.timeout does: the call runs in this task, and a watcher cancels the task
-        # when the guard says stalled, so the call's own cancellation handling runs unchanged.
-        current = asyncio.current_task()
-        assert current is not None
-        stalled: list[str] = []
-
-        async def watch() -> None:
-            while True:
-                await asyncio.sleep(STALL_CHECK_S)
-                reason = guard.stalled()
-                if reason is not None:
-                    stalled.append(reason)
-                    current.cancel()
-                    return
-
-        watcher = asyncio.ensure_future(watch())
-        try:
-            return await call(*args, **kwargs)
-        except asyncio.CancelledError:
-            if stalled:
-                stalled.append("")  # our cancel is taken back below, exactly once
-                if current.uncancel() == 0:
-                    node = getattr(self._backend, "name", "") or "The node"
-                    raise NodeStalled(f"{node} {stalled[0]}; the image goes to another node.",
-                                      detail=f"stall guard: {stalled[0]}", node=node) from None
-            raise
-        finally:
-            watcher.cancel()
-            if len(stalled) == 1:  # the call ended some other way after our cancel
-                current.uncancel()
+class RunnerStore(Protocol):
+    """What a QueueRunner asks of the queue: the plain QueueStore, or the cluster's view of it
+    for one node (its claims are the dispatcher's decisions)."""
 
     @property
-    def kind(self) -> Any:
-        return self._backend.kind
+    def path(self) -> Path: ...
+    def revision(self) -> int: ...
+    def recover(self) -> list[WorkItem]: ...
+    def claim_next(self, node: str, *, can_take: Callable[[WorkItem, Job], bool] | None = None,
+                   now: float | None = None, scan: int = 200, start: bool = False
+                   ) -> Claim | None: ...
+    def mark_running(self, item_id: int, lease: str, *, now: float | None = None) -> bool: ...
+    def complete_and_check(self, item_id: int, lease: str, outputs: list[str], *,
+                           now: float | None = None) -> tuple[bool, bool]: ...
+    def fail(self, item_id: int, lease: str, message: str, *, detail: str = "",
+             transient: bool = False, max_retries: int = MAX_RETRIES, backoff_base: float = 2.0,
+             now: float | None = None) -> ItemState | None: ...
+    def release(self, item_id: int, lease: str) -> bool: ...
+    def get_job(self, job_id: str) -> Job: ...
+    def job_unfinished(self, job_id: str) -> bool: ...
+    def item_states(self, item_ids: Iterable[int]) -> dict[int, tuple[ItemState, str | None]]: ...
+    def is_paused(self) -> bool: ...
+    def top_queued_priority(self, node: str) -> int | None: ...
+    def next_retry_at(self) -> float | None: ...
 
 
 class QueueRunner:
@@ -315,10 +108,10 @@ class QueueRunner:
 
     def __init__(
         self,
-        store: QueueStore,
+        store: RunnerStore,
         backend: Backend,
         *,
-        runner: Any = None,
+        runner: PipelineRunner | None = None,
         node: str | None = None,
         depth: int = 2,
         lanes: int | None = None,
@@ -327,22 +120,23 @@ class QueueRunner:
         poll_interval: float = 0.25,
         max_node_wait: float = 30.0,
         on_event: QueueEventCallback | None = None,
-        record_hooks: tuple[Callable[..., Any], ...] = (),
+        record_hooks: tuple[Callable[[ImageRecord], None], ...] = (),
         on_outputs_removed: Callable[[list[Path]], None] | None = None,
         log_dir: Path | None = None,
         thumbnails: bool = True,
         on_node_fault: Callable[[Claim, BackendError], bool] | None = None,
         stall_limits: StallLimits | None = DEFAULT_STALL_LIMITS,
-        prompt_step: Any = None,
+        prompt_step: PromptStep | None = None,
     ) -> None:
         self.store = store
         #: When a request's own progress counts as stalled (None: only its deadline counts).
         self.stall_limits = stall_limits
         # The plain store (not the cluster's wrapper, whose claims are the dispatcher's
         # decisions): a lane's per-image moves run on the event loop when they need no waiting.
-        self._direct = type(store) is QueueStore
+        self._plain: QueueStore | None = store if isinstance(store, QueueStore) else None
         self.backend = backend
-        self.node = node or getattr(backend, "name", "") or getattr(backend, "url", "node")
+        self.node: str = node or str(getattr(backend, "name", "") or getattr(backend, "url", "")
+                                     or "node")
         if runner is None:
             from stablenew.pipeline.runner import PipelineRunner
             from stablenew.storage.paths import AppPaths
@@ -355,7 +149,7 @@ class QueueRunner:
         # Items being worked on at once: the requests at the server plus as many whose images
         # are being written (PNG, thumbnail, fsync) meanwhile.
         self.lanes = max(self.depth, lanes if lanes is not None else 4 * self.depth)
-        self._slots: _Turnstile | None = None
+        self._slots: Turnstile | None = None
         self._changes = 0  # counts notify() calls: lanes compare it to never miss a wake-up
         self._unsent: set[int] = set()  # in-flight items whose first request is not out yet
         self.max_retries = max_retries
@@ -417,7 +211,7 @@ class QueueRunner:
         self._node_ok = asyncio.Event()
         self._node_ok.set()
         self._node_lock = asyncio.Lock()
-        self._slots = _Turnstile(self.depth)
+        self._slots = Turnstile(self.depth)
         self._stopping = False
         started = time.monotonic()
         lock = RunnerLock(self.store.path) if exclusive else None
@@ -468,9 +262,9 @@ class QueueRunner:
         the database are free, which saves the hop to the database thread and back (a
         wake-up and a GIL hand-over each way, more than the commit itself costs); in the
         database thread otherwise, so the loop never waits for a lock."""
-        if self._direct:
+        if self._plain is not None:
             with contextlib.suppress(StoreBusy):
-                return self.store.call_nowait(fn, *args, **kwargs)
+                return self._plain.call_nowait(fn, *args, **kwargs)
         return await self._db(fn, *args, **kwargs)
 
     async def _lane(self, until_empty: bool) -> None:
@@ -551,9 +345,9 @@ class QueueRunner:
             if revision == last:
                 continue
             last = revision
-            if self._direct:
+            if self._plain is not None:
                 # Commits happen on the loop's thread; the WAL's checkpoint (an fsync) here.
-                await self._db(self.store.checkpoint)
+                await self._db(self._plain.checkpoint)
             # Judge each in-flight item against the lease it had when its state was read: a
             # lane may have finished it and claimed it again (a retry) in the meantime.
             watched = dict(self._inflight)
@@ -613,7 +407,7 @@ class QueueRunner:
     async def _execute(self, claim: Claim, token: CancelToken, ticket: int
                        ) -> tuple[Claim, int] | None:
         item, job = claim.item, claim.job
-        tap = _ErrorTap(self.backend, self._slots, ticket,
+        tap = ItemBackend(self.backend, self._slots, ticket,
                         on_send=lambda: self._unsent.discard(item.id),
                         stall_limits=self.stall_limits)
         tags = RunTags(pack=job.origin.pack, preset=job.origin.preset,
@@ -625,7 +419,7 @@ class QueueRunner:
             self._emit(ItemProgress(item, event))
 
         error: BaseException | None = None
-        result = None
+        result: RunResult | None = None
         try:
             result = await self.runner.run(claim.config, tap, token,
                                            forward if self._on_event is not None else None,
@@ -643,15 +437,15 @@ class QueueRunner:
         if token.cancelled:
             await self._after_cancel(claim)
             return None
-        status = getattr(getattr(result, "status", None), "value", None)
-        if error is None and status == "completed":
+        if error is None and result is not None and result.status is RunStatus.completed:
             outputs = [str(r.path) for r in result.records]
-            if self._direct:
+            upcoming: Claim | None
+            if self._plain is not None:
                 claiming = not self._stopping and self._node_ok is not None \
                     and self._node_ok.is_set()
                 if claiming:
                     done, unfinished, upcoming = await self._hot(
-                        self.store.complete_and_claim, item.id, claim.lease, outputs, self.node,
+                        self._plain.complete_and_claim, item.id, claim.lease, outputs, self.node,
                         job_id=item.job_id)
                 else:
                     done, unfinished = await self._hot(self.store.complete_and_check, item.id,
@@ -685,11 +479,11 @@ class QueueRunner:
             upcoming = self.store.claim_next(self.node, start=True)
         return done, unfinished, upcoming
 
-    async def _failed(self, claim: Claim, tap: _ErrorTap, result: Any,
+    async def _failed(self, claim: Claim, tap: ItemBackend, result: RunResult | None,
                       error: BaseException | None) -> None:
         item = claim.item
         typed = error if isinstance(error, BackendError) else tap.error
-        run_errors = list(getattr(result, "errors", []) or [])
+        run_errors = list(result.errors) if result is not None else []
         if typed is not None:
             message, detail, transient = typed.message, typed.detail, typed.transient
         elif error is not None:
@@ -700,7 +494,7 @@ class QueueRunner:
         elif run_errors:
             message, detail, transient = run_errors[0].message, run_errors[0].detail, False
         else:
-            status = getattr(result, "status", "unknown")
+            status = result.status if result is not None else "unknown"
             message, detail, transient = f"The run ended as {status}.", "", False
         # What the attempt left goes, except an image kept and labelled as unfinished
         # (…-incomplete.png, …-<stage>-only.png): it stays while the item is not made again.
@@ -817,69 +611,6 @@ class QueueRunner:
             self._on_event(event)
         except Exception:  # a listener's bug must not stop the queue
             log.exception("queue: event listener failed on %r", type(event).__name__)
-
-
-class RunnerLock:
-    """One QueueRunner per queue database at a time, across processes.
-
-    An OS lock on a file next to the database: the operating system drops it when the
-    process ends, even when killed, so a crashed runner never blocks the next one, and a
-    live one (the window, or `stablenew queue run` in a terminal) is never robbed of the
-    items it is working on by the other's crash recovery.
-    """
-
-    def __init__(self, db_path: Path) -> None:
-        self.path = Path(f"{db_path}.runner-lock")
-        self._handle: Any = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+b")  # noqa: SIM115  (held open while the lock is held)
-        try:
-            if os.name == "nt":
-                import msvcrt
-
-                handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            handle.close()
-            raise QueueError(
-                "The queue is already being worked on by another StableNew (the window or "
-                "`stablenew queue run`). Stop that one first, or let it finish the queue.",
-                detail=f"{self.path}: {exc!r}") from None
-        self._handle = handle
-
-    @classmethod
-    def held(cls, db_path: Path) -> bool:
-        """Is the queue being worked on by a runner right now (in another process, or by
-        another runner of this one)? Asked before starting one that nobody asked for."""
-        probe = cls(db_path)
-        try:
-            probe.acquire()
-        except QueueError:
-            return True
-        probe.release()
-        return False
-
-    def release(self) -> None:
-        handle, self._handle = self._handle, None
-        if handle is None:
-            return
-        with contextlib.suppress(OSError):
-            if os.name == "nt":
-                import msvcrt
-
-                handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        handle.close()
 
 
 #: Name endings of images the runner keeps as unfinished work (see pipeline/runner.py).

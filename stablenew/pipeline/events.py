@@ -10,8 +10,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import ClassVar
 
 from stablenew.pipeline.records import ImageRecord
+
+
+class EventKind(StrEnum):
+    """Every kind of event the core emits: the runner's, then the queue's
+    (`cluster.queue_events`). Each event class names its kind in `kind`."""
+
+    run_started = "run_started"
+    stage_started = "stage_started"
+    stage_finished = "stage_finished"
+    progress = "progress"
+    image_saved = "image_saved"
+    warning = "warning"
+    error = "error"
+    run_finished = "run_finished"
+    item_started = "item_started"
+    item_progress = "item_progress"
+    item_finished = "item_finished"
+    job_finished = "job_finished"
+    node_problem = "node_problem"
+    waiting = "waiting"
 
 
 class RunStatus(StrEnum):
@@ -23,6 +44,7 @@ class RunStatus(StrEnum):
 
 @dataclass(frozen=True)
 class RunStarted:
+    kind: ClassVar[EventKind] = EventKind.run_started
     run_id: str
     total_images: int
     stages: tuple[str, ...]
@@ -32,6 +54,7 @@ class RunStarted:
 
 @dataclass(frozen=True)
 class StageStarted:
+    kind: ClassVar[EventKind] = EventKind.stage_started
     stage: str
     index: int  # 1-based position of the stage in the enabled chain
     count: int  # number of enabled stages
@@ -40,6 +63,7 @@ class StageStarted:
 
 @dataclass(frozen=True)
 class StageFinished:
+    kind: ClassVar[EventKind] = EventKind.stage_finished
     stage: str
     index: int
     count: int
@@ -49,6 +73,7 @@ class StageFinished:
 
 @dataclass(frozen=True)
 class ProgressUpdate:
+    kind: ClassVar[EventKind] = EventKind.progress
     stage: str
     image_index: int
     step: int | None
@@ -63,17 +88,20 @@ class ProgressUpdate:
 
 @dataclass(frozen=True)
 class ImageSaved:
+    kind: ClassVar[EventKind] = EventKind.image_saved
     record: ImageRecord
 
 
 @dataclass(frozen=True)
 class RunWarning:
+    kind: ClassVar[EventKind] = EventKind.warning
     message: str
     image_index: int | None = None
 
 
 @dataclass(frozen=True)
 class RunError:
+    kind: ClassVar[EventKind] = EventKind.error
     message: str  # plain words for the user
     detail: str = ""  # for logs and the "details" expander
     image_index: int | None = None
@@ -82,6 +110,7 @@ class RunError:
 
 @dataclass(frozen=True)
 class RunFinished:
+    kind: ClassVar[EventKind] = EventKind.run_finished
     run_id: str
     status: RunStatus
     images_saved: int

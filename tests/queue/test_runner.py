@@ -260,7 +260,7 @@ async def test_only_one_runner_works_a_queue_at_a_time(store, backend, tmp_path)
 
 
 async def test_turnstile_hands_slots_out_in_ticket_order():
-    from stablenew.cluster.queue_runner import _Turnstile
+    from stablenew.cluster.item_backend import Turnstile as _Turnstile
 
     gate = _Turnstile(1)
     order: list[int] = []
