@@ -17,8 +17,14 @@ from typing import TYPE_CHECKING
 from stablenew.cli._common import fail, show_help
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from stablenew.cluster.dispatcher import ClusterSummary
     from stablenew.cluster.health import NodeHealth
-    from stablenew.cluster.nodes import NodeRegistry
+    from stablenew.cluster.machinery import RunMachinery
+    from stablenew.cluster.nodes import NodeConfig, NodeRegistry
+    from stablenew.cluster.queue_events import QueueEventCallback
+    from stablenew.cluster.queue_store import QueueStore
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -212,9 +218,10 @@ def cluster_nodes(given: Path | None) -> list:
     return load_registry(given).enabled()
 
 
-def run_queue_on_cluster(store, nodes, *, until_empty: bool, on_event, backoff: float = 2.0,
-                         quiet: bool = False, runner_kwargs: dict | None = None,
-                         data_dir: Path | None = None, stopped: list[str] | None = None):
+def run_queue_on_cluster(store: QueueStore, nodes: Sequence[NodeConfig], machinery: RunMachinery,
+                         *, until_empty: bool, on_event: QueueEventCallback | None,
+                         backoff: float = 2.0, quiet: bool = False, data_dir: Path | None = None,
+                         stopped: list[str] | None = None) -> ClusterSummary:
     """Work through *store* on every healthy node of *nodes*; returns the ClusterSummary.
 
     Node state changes are printed as they happen (unless *quiet*); speeds learned on the
@@ -223,7 +230,6 @@ def run_queue_on_cluster(store, nodes, *, until_empty: bool, on_event, backoff: 
     """
     import asyncio
 
-    from stablenew.cluster.dispatcher import ClusterDispatcher
     from stablenew.cluster.estimates import load_speeds, save_speeds, speeds_file
 
     def node_changed(health: NodeHealth) -> None:
@@ -235,17 +241,20 @@ def run_queue_on_cluster(store, nodes, *, until_empty: bool, on_event, backoff: 
             print(f"{health.name}: {health.state.value} — {health.message}", flush=True)
 
     speeds_path = speeds_file(data_dir) if data_dir is not None else None
-    dispatcher = ClusterDispatcher(
+    # Each node's worker is made by the same machinery as every other way of running work.
+    dispatcher = machinery.dispatcher(
         store, nodes, on_event=on_event, on_node_change=node_changed, backoff_base=backoff,
-        runner_kwargs=runner_kwargs or {},
         speeds=load_speeds(speeds_path) if speeds_path is not None else None)
     try:
-        async def main():
+        async def main() -> ClusterSummary:
             if stopped is not None:
                 from stablenew.cli._common import stop_on_signals
 
                 stop_on_signals(dispatcher.stop, stopped)
-            return await dispatcher.run(until_empty=until_empty)
+            try:
+                return await dispatcher.run(until_empty=until_empty)
+            finally:
+                await machinery.aclose()  # on this loop: the prompt step's client lives here
 
         summary = asyncio.run(main())
     finally:

@@ -17,7 +17,11 @@ from stablenew.cli._common import fail, show_help, stop_on_signals
 from stablenew.storage.words import duration, plural
 
 if TYPE_CHECKING:
+    from stablenew.cluster.nodes import NodeConfig
+    from stablenew.cluster.queue_events import QueueEventCallback
     from stablenew.cluster.queue_store import QueueStore
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import AppSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,8 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backoff", type=float, default=2.0,
                    help="seconds before the first retry of a transient error; doubles each time")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
-    p.add_argument("--learn", action="store_true",
-                   help="record every image in the learning database (for ratings and insights)")
+    # Every image is recorded for learning now (unless Learning is Off in Settings); the
+    # option stays so scripts written for it keep working.
+    p.add_argument("--learn", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_run)
 
     p = verbs.add_parser("report", help="totals, speed and failures")
@@ -303,23 +308,21 @@ def _run(args: argparse.Namespace) -> int:
 
     cluster = [] if args.node or args.single else _cluster_nodes(args)
     if cluster:
-        return _run_cluster(args, cluster, show, paths)
+        return _run_cluster(args, cluster, show, paths, settings)
 
     async def main() -> qr.RunSummary:
         from stablenew.backends.connect import connect
-        from stablenew.prompting.step import PromptEnhancer
+        from stablenew.cluster.machinery import RunMachinery
 
         auth = (settings.username, settings.password) if settings.username else None
         backend = await connect(url, auth=auth, timeout=settings.request_timeout_s)
-        learning = _learning_hooks(args.db) if args.learn else None
-        enhancer = PromptEnhancer.from_settings(settings, paths)  # None unless Settings turn it on
+        # The steps every path shares: the prompt step, the run log, the learning record.
+        machinery = RunMachinery.headless(paths, settings, learning_db=args.db,
+                                          warn=lambda text: print(text, file=sys.stderr))
         try:
             with _open(args) as store:
-                runner = qr.QueueRunner(
-                    store, backend, node=url, depth=args.depth, backoff_base=args.backoff,
-                    on_event=show, log_dir=paths.log_dir,
-                    record_hooks=(learning[0],) if learning else (),
-                    on_outputs_removed=learning[1] if learning else None, prompt_step=enhancer)
+                runner = machinery.queue_runner(store, backend, node=url, depth=args.depth,
+                                                backoff_base=args.backoff, on_event=show)
                 stop_on_signals(runner.stop, stopped)
                 return await runner.run(until_empty=args.until_empty)
         finally:
@@ -327,10 +330,7 @@ def _run(args: argparse.Namespace) -> int:
 
             await stop_ours(backend)  # stopped: our requests still queued there are interrupted
             await backend.aclose()
-            if enhancer is not None:
-                await enhancer.aclose()
-            if learning:
-                learning[2]()
+            await machinery.aclose()
 
     from stablenew.cluster.queue_store import QueueError
 
@@ -369,30 +369,30 @@ def _cluster_nodes(args: argparse.Namespace) -> list:
         raise SystemExit(1) from None
 
 
-def _run_cluster(args: argparse.Namespace, nodes: list, show, paths) -> int:
+def _run_cluster(args: argparse.Namespace, nodes: list[NodeConfig], show: QueueEventCallback,
+                 paths: AppPaths, settings: AppSettings) -> int:
     """`queue run` over every enabled node of the nodes file."""
     from stablenew.cli.nodes import run_queue_on_cluster
+    from stablenew.cluster.machinery import RunMachinery
     from stablenew.cluster.queue_store import QueueError
 
     if not args.quiet:
         print(f"Running the queue on {plural(len(nodes), 'node')}: "
               + ", ".join(n.name for n in nodes), flush=True)
-    learning = _learning_hooks(args.db) if args.learn else None
+    machinery = RunMachinery.headless(paths, settings, learning_db=args.db,
+                                      warn=lambda text: print(text, file=sys.stderr))
     stopped: list[str] = []
     try:
         with _open(args) as store:
             summary = run_queue_on_cluster(
-                store, nodes, until_empty=args.until_empty, on_event=show,
+                store, nodes, machinery, until_empty=args.until_empty, on_event=show,
                 backoff=args.backoff, quiet=args.quiet, data_dir=paths.data_dir,
-                runner_kwargs={"log_dir": paths.log_dir,
-                               "record_hooks": (learning[0],) if learning else (),
-                               "on_outputs_removed": learning[1] if learning else None},
                 stopped=stopped)
     except QueueError as exc:
         return _fail(exc.message)
     finally:
-        if learning:
-            learning[2]()
+        if machinery.learning is not None:  # closed already when the cluster ran
+            machinery.learning.close()
     print(f"{summary.done} done, {summary.failed} failed, {summary.cancelled} cancelled, "
           f"{summary.retried} retried in {_duration(summary.seconds)}.")
     if stopped:
@@ -400,27 +400,6 @@ def _run_cluster(args: argparse.Namespace, nodes: list, show, paths) -> int:
               "`stablenew queue run` carries on.")
         return 130
     return 1 if summary.failed or summary.stalled else 0
-
-
-def _learning_hooks(db: Path | None):
-    """(record hook, forget removed outputs, close) backed by the learning store."""
-    from stablenew.learning.errors import LearningError
-    from stablenew.learning.records import LearningRecord
-    from stablenew.learning.store import LearningStore
-
-    learning = LearningStore(db)
-
-    def record(image) -> None:
-        learning.add_record(LearningRecord.from_image_record(image))
-
-    def forget(paths: list[Path]) -> None:
-        for path in paths:
-            try:
-                learning.delete(str(path))
-            except LearningError:  # never recorded (the attempt died before): nothing to forget
-                pass
-
-    return record, forget, learning.close
 
 
 def _report(args: argparse.Namespace) -> int:

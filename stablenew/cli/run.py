@@ -78,7 +78,6 @@ async def _main(args: argparse.Namespace, token) -> int:
     from stablenew.backends.errors import AuthFailed, BackendError
     from stablenew.pipeline.config import PipelineConfig
     from stablenew.pipeline.events import RunStatus
-    from stablenew.pipeline.runner import PipelineRunner
     from stablenew.storage.documents import DocumentError
     from stablenew.storage.paths import AppPaths
     from stablenew.storage.settings import load_settings
@@ -159,20 +158,31 @@ async def _main(args: argparse.Namespace, token) -> int:
         print(f"The config cannot run on this server: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     progress = ProgressLine(sys.stderr, enabled=not args.quiet)
-    from stablenew.prompting.step import PromptEnhancer
+    from stablenew.cluster.job_run import run_as_job
+    from stablenew.cluster.machinery import RunMachinery
+    from stablenew.cluster.queue_store import QueueError, QueueStore
+    from stablenew.pipeline.outputs import plan_run_folder
 
-    enhancer = PromptEnhancer.from_settings(settings, paths)  # None unless Settings turn it on
-    if enhancer is not None and enhancer.warning:
-        print(enhancer.warning, file=sys.stderr)
+    # The same machinery as every other way of running work: the prompt step the Settings
+    # ask for, the run log, and the learning record of each image.
+    machinery = RunMachinery.headless(paths, settings, output_root=out,
+                                      warn=lambda text: print(text, file=sys.stderr))
     try:
-        runner = PipelineRunner(out, log_dir=paths.log_dir, prompt_step=enhancer)
-        result = await runner.run(config, backend, token, progress.on_event)
+        # A job of the persistent queue, run at once: a killed run is recovered next time.
+        with QueueStore(paths.database_file) as store:
+            folder = plan_run_folder(out, config.txt2img.prompt)
+            result = await run_as_job(machinery, store, backend, config, node=url, cancel=token,
+                                      on_event=progress.on_event, output_dir=folder)
+    except QueueError as exc:
+        print(exc.message, file=sys.stderr)
+        if exc.detail:
+            print(f"  ({exc.detail})", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         progress.close()
         await stop_ours(backend)
         await backend.aclose()
-        if enhancer is not None:
-            await enhancer.aclose()
+        await machinery.aclose()
     for record in result.records:
         print(record.path)
     for error in result.errors:

@@ -127,8 +127,13 @@ class QueueRunner:
         on_node_fault: Callable[[Claim, BackendError], bool] | None = None,
         stall_limits: StallLimits | None = DEFAULT_STALL_LIMITS,
         prompt_step: PromptStep | None = None,
+        job: str | None = None,
     ) -> None:
+        """Without *runner*, one is made as `RunMachinery` makes them (for tests and benches:
+        the product's paths hand in the machinery's). With *job*, only that job's images are
+        taken, and `run(until_empty=True)` returns once it is finished (`stablenew run`)."""
         self.store = store
+        self.job = job
         #: When a request's own progress counts as stalled (None: only its deadline counts).
         self.stall_limits = stall_limits
         # The plain store (not the cluster's wrapper, whose claims are the dispatcher's
@@ -138,12 +143,12 @@ class QueueRunner:
         self.node: str = node or str(getattr(backend, "name", "") or getattr(backend, "url", "")
                                      or "node")
         if runner is None:
-            from stablenew.pipeline.runner import PipelineRunner
+            from stablenew.cluster.machinery import RunMachinery
             from stablenew.storage.paths import AppPaths
 
-            runner = PipelineRunner(AppPaths.default().default_output_dir, record_hooks=record_hooks,
-                                    log_dir=log_dir, thumbnails=thumbnails, node_name=self.node,
-                                    prompt_step=prompt_step)
+            runner = RunMachinery(AppPaths.default().default_output_dir, log_dir=log_dir,
+                                  record_hooks=record_hooks, thumbnails=thumbnails,
+                                  prompt_step=prompt_step).pipeline_runner(self.node)
         self.runner = runner
         self.depth = max(1, depth)
         # Items being worked on at once: the requests at the server plus as many whose images
@@ -277,7 +282,7 @@ class QueueRunner:
                     seen = self._changes
                     # Claimed straight into running: the lane sends the request as soon as
                     # the node has a free slot, and one commit per claim keeps overhead low.
-                    claim = await self._hot(self.store.claim_next, self.node, start=True)
+                    claim = await self._hot(self._claim)
                     if claim is None:
                         if until_empty and not self._inflight and await self._db(
                                 self._nothing_left):
@@ -308,7 +313,17 @@ class QueueRunner:
             return False
         return True
 
+    def _claim(self) -> Claim | None:
+        if self.job is None:
+            return self.store.claim_next(self.node, start=True)
+        return self.store.claim_next(self.node, start=True, can_take=self._ours)
+
+    def _ours(self, item: WorkItem, job: Job) -> bool:
+        return job.id == self.job
+
     def _nothing_left(self) -> bool:
+        if self.job is not None:
+            return not self.store.job_unfinished(self.job)
         # Paused counts as empty for --until-empty (the queue will not move until resumed),
         # unless a Run waits: a pause never holds it back. Items waiting for a retry's
         # backoff are still work left.
@@ -441,8 +456,9 @@ class QueueRunner:
             outputs = [str(r.path) for r in result.records]
             upcoming: Claim | None
             if self._plain is not None:
+                # The fast path claims any job's next image: not for a runner of one job.
                 claiming = not self._stopping and self._node_ok is not None \
-                    and self._node_ok.is_set()
+                    and self._node_ok.is_set() and self.job is None
                 if claiming:
                     done, unfinished, upcoming = await self._hot(
                         self._plain.complete_and_claim, item.id, claim.lease, outputs, self.node,
@@ -476,7 +492,7 @@ class QueueRunner:
         done, unfinished = self.store.complete_and_check(item_id, lease, outputs)
         upcoming = None
         if not self._stopping and self._node_ok is not None and self._node_ok.is_set():
-            upcoming = self.store.claim_next(self.node, start=True)
+            upcoming = self._claim()
         return done, unfinished, upcoming
 
     async def _failed(self, claim: Claim, tap: ItemBackend, result: RunResult | None,

@@ -47,8 +47,11 @@ from stablenew.pipeline.events import (
     StageStarted,
 )
 from stablenew.pipeline.records import ImageRecord, RunTags
+from stablenew.pipeline.run_result import PromptStep, RunResult, run_outcome
 from stablenew.pipeline.runlog import RunLog
-from stablenew.storage.words import plural
+
+# RunResult and PromptStep live with the words for a run's end; this is still their home.
+__all__ = ["PipelineRunner", "PromptStep", "RecordHook", "RunResult"]
 
 log = logging.getLogger(__name__)
 
@@ -92,28 +95,6 @@ def _save_pool() -> ThreadPoolExecutor:
             _SAVE_POOL = ThreadPoolExecutor(max_workers=MAX_PENDING_SAVES,
                                             thread_name_prefix="stablenew-save")
         return _SAVE_POOL
-
-
-@dataclass
-class RunResult:
-    """What a run produced: saved records (in image order), errors, and how it ended."""
-
-    run_id: str
-    status: RunStatus
-    records: list[ImageRecord]
-    errors: list[RunError]
-    output_dir: Path
-    seconds: float
-    message: str = ""
-    warnings: list[str] = field(default_factory=list)
-    #: Whether the run made its folder (it does so with the first image it writes).
-    folder_made: bool = False
-
-
-#: The step before a config's first stage: (config, tags, cancel) -> (the config to send, its
-#: tags, a notice for the user or ""). It never raises for a failure of its own (a down LLM).
-PromptStep = Callable[[PipelineConfig, RunTags, CancelToken],
-                      Awaitable[tuple[PipelineConfig, RunTags, str]]]
 
 
 class PipelineRunner:
@@ -866,20 +847,8 @@ class _Run:
                 log.exception("on_event callback failed (later failures are not logged)")
 
     def _outcome(self, cancelled: bool, total: int) -> tuple[RunStatus, str]:
-        saved = len(self.records)
-        of_total = f"{saved} of {plural(total, 'image')}"
-        if cancelled:
-            return RunStatus.cancelled, f"Stopped after {of_total}."
-        if self.fatal is not None:
-            status = RunStatus.partial if saved else RunStatus.failed
-            return status, f"Stopped after {of_total}: {self.fatal.message}"
-        failed = total - saved
-        if failed <= 0:
-            return RunStatus.completed, f"{plural(saved, 'image')} saved."
-        if saved == 0:
-            first = self.errors[0].message if self.errors else "no image could be made"
-            return RunStatus.failed, f"No image was saved: {first}"
-        return RunStatus.partial, f"{of_total} saved; {failed} failed."
+        return run_outcome(len(self.records), total, cancelled=cancelled, fatal=self.fatal,
+                           errors=self.errors)
 
     def _early_failure(self, message: str, started: float, detail: str = "") -> RunResult:
         error = RunError(message, detail, None, fatal=True)

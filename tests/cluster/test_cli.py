@@ -87,6 +87,7 @@ def test_plan_shows_the_table_and_the_unassignable_without_sending_anything(lab,
 def test_the_queue_runs_on_the_cluster_and_keeps_learned_speeds_for_the_plan(lab, tmp_path, capsys):
     from stablenew.cli.nodes import cluster_nodes, run_queue_on_cluster
     from stablenew.cluster.estimates import load_speeds, speeds_file
+    from stablenew.cluster.machinery import RunMachinery
 
     big, small = lab
     nodes_file = tmp_path / "nodes.yaml"
@@ -97,9 +98,10 @@ def test_the_queue_runs_on_the_cluster_and_keeps_learned_speeds_for_the_plan(lab
     with QueueStore(tmp_path / "q.db") as store:
         store.add_job(cfg(3, XL, 256).with_changes({"txt2img.steps": 2}), output_dir=tmp_path / "o")
         store.add_job(cfg(3, SD15, 64).with_changes({"txt2img.steps": 2}), output_dir=tmp_path / "o")
-        summary = run_queue_on_cluster(store, cluster_nodes(nodes_file), until_empty=True,
-                                       on_event=events.append, backoff=0.01,
-                                       runner_kwargs={"thumbnails": False}, data_dir=tmp_path)
+        machinery = RunMachinery(tmp_path / "o", thumbnails=False)
+        summary = run_queue_on_cluster(store, cluster_nodes(nodes_file), machinery,
+                                       until_empty=True, on_event=events.append, backoff=0.01,
+                                       data_dir=tmp_path)
         assert {i.state for i in store.items()} == {ItemState.done}
         assert {i.node for i in store.items() if "xl" in store.config_for(i).txt2img.checkpoint} \
             == {"big"}

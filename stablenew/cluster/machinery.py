@@ -1,0 +1,212 @@
+"""RunMachinery: the one place where the queue's workers are put together.
+
+Every way work runs — Run and learning runs in the window, `stablenew run`, `stablenew queue
+run` on one node or over the cluster — takes its runners from here, so every saved image goes
+through the same steps: the prompt step (local-LLM enhance) before its first stage, the run
+log, the learning store's passive record, and the caller's record hooks; and an unfinished
+attempt's images that the queue deletes before a re-run are forgotten by the same store that
+recorded them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from stablenew.backends.protocol import Backend
+    from stablenew.cluster.dispatcher import ClusterDispatcher
+    from stablenew.cluster.health import NodeMonitor
+    from stablenew.cluster.nodes import NodeConfig
+    from stablenew.cluster.queue_events import QueueEventCallback
+    from stablenew.cluster.queue_runner import QueueRunner, RunnerStore
+    from stablenew.cluster.queue_store import QueueStore
+    from stablenew.learning.records import LearningRecord
+    from stablenew.learning.store import LearningStore, StoreWorker
+    from stablenew.pipeline.records import ImageRecord
+    from stablenew.pipeline.runner import PipelineRunner, PromptStep
+    from stablenew.prompting.step import PromptEnhancer
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import AppSettings
+
+log = logging.getLogger(__name__)
+
+RecordHook = Callable[["ImageRecord"], None]
+OutputsRemoved = Callable[[list[Path]], None]
+
+
+class LearningRecorder:
+    """The learning store's passive record of each saved image, written on a thread of its
+    own so the image's hook returns at once; `close()` waits for what is still being written.
+
+    A record that cannot be written is logged, never raised into the run: the image is safe
+    on disk and `learning rebuild` reads it back from the PNG.
+    """
+
+    def __init__(self, db: Path) -> None:
+        from stablenew.learning.store import LearningStore, StoreWorker
+
+        self.path = db
+        self._worker: StoreWorker = StoreWorker(lambda: LearningStore(db))
+        self.written = 0
+
+    def record(self, image: ImageRecord) -> None:
+        self._worker.submit(_add_record, image).add_done_callback(self._done)
+
+    def forget(self, paths: list[Path]) -> None:
+        if paths:
+            self._worker.submit(_forget, [str(p) for p in paths]).add_done_callback(
+                self._forgot)
+
+    def _done(self, future: Future[LearningRecord]) -> None:
+        exc = future.exception()
+        if exc is not None:
+            log.error("learning: an image was saved but not recorded in %s: %r", self.path, exc)
+        else:
+            self.written += 1
+
+    def _forgot(self, future: Future[int]) -> None:
+        exc = future.exception()
+        if exc is not None:  # a re-run would leave two records of one file: say it loudly
+            log.error("learning: images removed for a re-run were not forgotten: %r", exc)
+
+    def close(self) -> None:
+        self._worker.close()
+
+
+def _add_record(store: LearningStore, image: ImageRecord) -> LearningRecord:
+    from stablenew.learning.records import LearningRecord
+
+    return store.add_record(LearningRecord.from_image_record(image))
+
+
+def _forget(store: LearningStore, paths: list[str]) -> int:
+    from stablenew.learning.errors import LearningError
+
+    forgotten = 0
+    for path in paths:
+        try:
+            store.delete(path)
+            forgotten += 1
+        except LearningError:  # never recorded (the attempt died before): nothing to forget
+            pass
+    return forgotten
+
+
+class WorkerOptions(TypedDict):
+    """How the cluster dispatcher makes each node's worker (`ClusterDispatcher(**options)`)."""
+
+    runner_factory: Callable[[str], PipelineRunner]
+    runner_kwargs: dict[str, object]
+
+
+class RunMachinery:
+    """Makes the PipelineRunners, QueueRunners and cluster dispatchers of one way of running
+    work, all with the same steps (see the module docstring)."""
+
+    def __init__(self, output_root: Path | Callable[[], Path], *, log_dir: Path | None = None,
+                 record_hooks: Sequence[RecordHook] = (),
+                 on_outputs_removed: OutputsRemoved | None = None,
+                 prompt_step: PromptStep | None = None, learning: LearningRecorder | None = None,
+                 thumbnails: bool = True) -> None:
+        """*output_root* may be a callable (the window's Settings may change it between runs);
+        *record_hooks* hear of each saved image after *learning* has recorded it."""
+        self._output_root = output_root
+        self.log_dir = log_dir
+        self.record_hooks = tuple(record_hooks)
+        self._on_outputs_removed = on_outputs_removed
+        self.prompt_step = prompt_step
+        self.learning = learning
+        self.thumbnails = thumbnails
+        self._owned_step: PromptEnhancer | None = None
+
+    @classmethod
+    def headless(cls, paths: AppPaths, settings: AppSettings, *,
+                 output_root: Path | None = None, learning_db: Path | None = None,
+                 warn: Callable[[str], None] | None = None) -> RunMachinery:
+        """The machinery of a command without a window: the settings decide the prompt step
+        and whether images are recorded for learning (everything but Learning Off records,
+        into *learning_db*, by default the data folder's database)."""
+        from stablenew.storage.settings import LearningMode
+
+        learning = None
+        if settings.learning_mode is not LearningMode.off:
+            learning = LearningRecorder(learning_db or paths.database_file)
+        step = None
+        if settings.llm_enhance and settings.llm_url:  # off: the prompting room is not imported
+            from stablenew.prompting.step import PromptEnhancer
+
+            step = PromptEnhancer.from_settings(settings, paths)
+            if step is not None and step.warning and warn is not None:
+                warn(step.warning)
+        machinery = cls(output_root or settings.output_path(paths), log_dir=paths.log_dir,
+                        prompt_step=step, learning=learning)
+        machinery._owned_step = step
+        return machinery
+
+    @property
+    def output_root(self) -> Path:
+        root = self._output_root
+        return Path(root() if callable(root) else root)
+
+    def record(self, image: ImageRecord) -> None:
+        """Every saved image, once: the learning record first, then the caller's hooks."""
+        if self.learning is not None:
+            self.learning.record(image)
+        for hook in self.record_hooks:
+            hook(image)
+
+    def outputs_removed(self, paths: list[Path]) -> None:
+        if self.learning is not None:
+            self.learning.forget(paths)
+        if self._on_outputs_removed is not None:
+            self._on_outputs_removed(paths)
+
+    def pipeline_runner(self, node_name: str | None = None) -> PipelineRunner:
+        from stablenew.pipeline.runner import PipelineRunner
+
+        return PipelineRunner(self.output_root, record_hooks=(self.record,), log_dir=self.log_dir,
+                              thumbnails=self.thumbnails, node_name=node_name,
+                              prompt_step=self.prompt_step)
+
+    def queue_runner(self, store: RunnerStore, backend: Backend, *, node: str | None = None,
+                     on_event: QueueEventCallback | None = None, depth: int = 2,
+                     backoff_base: float = 2.0, poll_interval: float = 0.25,
+                     job: str | None = None) -> QueueRunner:
+        """The worker of one node (the single-PC queue, or a Run's own job with *job*)."""
+        from stablenew.cluster.queue_runner import QueueRunner
+
+        name = node or str(getattr(backend, "name", "") or getattr(backend, "url", "") or "node")
+        return QueueRunner(store, backend, runner=self.pipeline_runner(name), node=name,
+                           depth=depth, backoff_base=backoff_base, poll_interval=poll_interval,
+                           on_event=on_event, on_outputs_removed=self.outputs_removed, job=job)
+
+    def worker_options(self) -> WorkerOptions:
+        """What the cluster dispatcher needs to make each node's worker with these steps."""
+        return {"runner_factory": self.pipeline_runner,
+                "runner_kwargs": {"on_outputs_removed": self.outputs_removed}}
+
+    def dispatcher(self, store: QueueStore, nodes: Sequence[NodeConfig] | NodeMonitor, *,
+                   on_event: QueueEventCallback | None = None, backoff_base: float = 2.0,
+                   speeds: dict[str, dict[str, float]] | None = None,
+                   on_node_change: Callable[..., None] | None = None,
+                   poll_interval: float = 0.25) -> ClusterDispatcher:
+        """The cluster's dispatcher over *nodes*, one worker per node made as above."""
+        from stablenew.cluster.dispatcher import ClusterDispatcher
+
+        return ClusterDispatcher(store, nodes, on_event=on_event, backoff_base=backoff_base,
+                                 speeds=speeds, on_node_change=on_node_change,
+                                 poll_interval=poll_interval, **self.worker_options())
+
+    async def aclose(self) -> None:
+        """Wait for the learning records still being written; close a prompt step made here."""
+        step, self._owned_step = self._owned_step, None
+        if step is not None:
+            await step.aclose()
+        if self.learning is not None:
+            import asyncio
+
+            await asyncio.to_thread(self.learning.close)
