@@ -77,6 +77,13 @@ def test_ctrl_c_on_run_interrupts_our_queued_request_and_not_theirs(slow_fake, t
     other.join(30)
     assert theirs and theirs[0].status_code == 200 and theirs[0].json()["images"]
     assert len(our_task_ids(fake)) == 2  # nothing more of ours was sent
+    # The run is a queue job: what Ctrl+C stopped is cancelled, not left to run later.
+    from stablenew.cluster.queue_store import QueueStore
+    from stablenew.storage.paths import AppPaths
+
+    with QueueStore(AppPaths.default().database_file) as store:
+        states = [i.state.value for i in store.items()]
+    assert len(states) == 4 and "queued" not in states and "running" not in states, states
 
 
 @pytest.mark.parametrize("mode", ["cluster", "single"])
