@@ -496,18 +496,18 @@ class LearningController(QObject):
         of our own on the same database, worked through on the backend for this run."""
         if self._run_queue is not None:
             return await self._run_queue()
+        from stablenew.cluster.machinery import RunMachinery
         from stablenew.controller.pipeline_controller import RunQueue
         from stablenew.controller.queue_controller import QueueController
-        from stablenew.pipeline.runner import PipelineRunner
 
         backend = await self._backend()  # type: ignore[misc]
         node = str(getattr(backend, "name", "") or getattr(backend, "url", "") or "node")
         output = Path(self._output_dir())
         queue = QueueController(db_path=self._reader.path, output_root=output, parent=self)
         self._own_queue = queue
-        queue.start_runner(backend, node=node, on_outputs_removed=self.on_outputs_removed,
-                           runner=PipelineRunner(output, record_hooks=(self.on_image_record,),
-                                                 node_name=node))
+        queue.start_runner(backend, node=node, machinery=RunMachinery(
+            output, record_hooks=(self.on_image_record,),
+            on_outputs_removed=self.on_outputs_removed))
         return RunQueue(queue, node, lambda: queue.running)
 
     async def _follow(self, run_queue: Any, job_id: str, token: Any, tracker: RunTracker) -> None:

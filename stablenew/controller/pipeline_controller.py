@@ -511,8 +511,8 @@ class PipelineController(QObject):
 
     async def _own_queue(self) -> RunQueue:
         """The queue of a controller used without a window: its own runner on the server."""
+        from stablenew.cluster.machinery import RunMachinery
         from stablenew.controller.queue_controller import QueueController
-        from stablenew.pipeline.runner import PipelineRunner
 
         backend = await self._server.ensure_backend()
         node = self._server.node_name
@@ -520,9 +520,8 @@ class PipelineController(QObject):
             self._own = QueueController(output_root=self._output_dir(), parent=self)
         queue = self._own
         if not queue.running:
-            queue.start_runner(backend, node=node, runner=PipelineRunner(
-                self._output_dir(), record_hooks=(self.record,), log_dir=self._log_dir,
-                node_name=node))
+            queue.start_runner(backend, node=node, machinery=RunMachinery(
+                self._output_dir, log_dir=self._log_dir, record_hooks=(self.record,)))
         return RunQueue(queue, node, lambda: queue.running)
 
     async def _follow(self, run_queue: RunQueue, job_id: str, token: Any) -> None:

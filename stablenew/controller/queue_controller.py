@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QAbstractItemModel,
@@ -49,7 +49,6 @@ from stablenew.cluster.queue_runner import (
     JobFinished,
     NodeProblem,
     QueueEvent,
-    QueueRunner,
 )
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.controller.errors import ErrorInfo
@@ -58,6 +57,9 @@ from stablenew.controller.queue_activity import QueueActivity
 from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.events import ProgressUpdate
+
+if TYPE_CHECKING:
+    from stablenew.cluster.machinery import RunMachinery
 
 log = logging.getLogger("stablenew.controller.queue")
 
@@ -687,28 +689,30 @@ class QueueController(QObject):
     # --- working through the queue ---------------------------------------------------------------
 
     def start_runner(self, backend: Any, *, node: str | None = None, depth: int = 2,
-                     backoff_base: float = 2.0, runner: Any = None,
-                     on_outputs_removed: Callable[[list[Path]], None] | None = None) -> None:
+                     backoff_base: float = 2.0, machinery: RunMachinery | None = None) -> None:
         """Work through the queue on *backend* until `stop_runner()` (one node for now).
 
-        *on_outputs_removed* hears of images deleted because their item runs again (crash
-        recovery, retry): whoever recorded them (the learning store) should forget them.
+        *machinery* makes the runner (the Session's: its record hooks, prompt step and run
+        log); without it, a plain one writing under this queue's output folder.
         """
         if self.running:
             return
         self._runner_task = self.tasks.spawn(
-            self._run(backend, node, depth, backoff_base, runner, on_outputs_removed),
-            name="queue-runner")
+            self._run(backend, node, depth, backoff_base, machinery), name="queue-runner")
         self.running_changed.emit(True)
 
     async def _run(self, backend: Any, node: str | None, depth: int, backoff_base: float,
-                   runner: Any, on_outputs_removed: Callable[[list[Path]], None] | None) -> None:
+                   machinery: RunMachinery | None) -> None:
         try:
             store = await self.store()
-            self._runner = QueueRunner(store, backend, node=node, depth=depth,
-                                       backoff_base=backoff_base, runner=runner,
-                                       on_event=self._on_queue_event,
-                                       on_outputs_removed=on_outputs_removed)
+            if machinery is None:
+                from stablenew.cluster.machinery import RunMachinery
+                from stablenew.storage.paths import AppPaths
+
+                machinery = RunMachinery(self.output_root or AppPaths.default().default_output_dir)
+            self._runner = machinery.queue_runner(store, backend, node=node, depth=depth,
+                                                  backoff_base=backoff_base,
+                                                  on_event=self._on_queue_event)
             await self._runner.run()
         finally:
             self._runner = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -18,6 +18,16 @@ from stablenew.controller.pipeline_controller import PipelineController, RunNotQ
 from stablenew.controller.server_controller import ServerController
 from stablenew.controller.tasks import TaskOwner
 from stablenew.controller.window_state import WindowState
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from stablenew.cluster.dispatcher import ClusterDispatcher
+    from stablenew.cluster.queue_events import QueueEventCallback
+    from stablenew.cluster.queue_store import QueueStore
+    from stablenew.pipeline.records import ImageRecord
+    from stablenew.pipeline.runner import PromptStep
+    from stablenew.prompting.step import PromptEnhancer
 
 log = logging.getLogger("stablenew.controller")
 
@@ -80,7 +90,8 @@ class Session(QObject):
         self._queue_mode: str | None = None
         self._switching = False
         self._queue_backend: Any = None  # the backend the single-node runner works on
-        self._enhancer: Any = None  # the local-LLM enhance step while the queue runs with it
+        #: the local-LLM enhance step while the queue runs with it
+        self._enhancer: PromptEnhancer | None = None
         # The runner was started by a Run, not by Add to queue: it stops when the Run leaves
         # the queue empty (so `stablenew queue run` in a terminal may take the queue again).
         self._queue_for_run_only = False
@@ -423,37 +434,32 @@ class Session(QObject):
         preferred = self.nodes.preferred_node()
         return str(preferred.name) if preferred is not None else self.server.node_name
 
-    def _queue_record(self, record: Any) -> None:
+    def _queue_record(self, record: ImageRecord) -> None:
         """Each image the queue saves: to the gallery, then to the record hooks (learning)."""
         self.queued_image_saved.emit(_in_job(record))
         self.pipeline.record(record)
 
-    def _outputs_removed(self, paths: Any) -> None:
+    def _outputs_removed(self, paths: list[Path]) -> None:
         # A re-run replaces an item's partial images: the learning store forgets their records.
         if self.learning is not None:
             self.learning.on_outputs_removed(paths)
 
     async def _start_queue(self) -> None:
-        from stablenew.pipeline.runner import PipelineRunner
+        from stablenew.cluster.machinery import RunMachinery
 
-        # Looked up at each image, so a room that opens later (learning) hears of it too.
-        hooks: tuple[Any, ...] = (self._queue_record,)
-        forget = self._outputs_removed
-        step = await self._prompt_step()
-
-        def runner(node_name: str | None) -> PipelineRunner:
-            return PipelineRunner(self.app.output_dir, record_hooks=hooks,
-                                  log_dir=self.app.paths.log_dir, node_name=node_name,
-                                  prompt_step=step)
-
+        # The machinery every way of running work shares; the hooks are looked up at each
+        # image, so a room that opens later (learning) hears of it too.
+        machinery = RunMachinery(lambda: self.app.output_dir, log_dir=self.app.paths.log_dir,
+                                 record_hooks=(self._queue_record,),
+                                 on_outputs_removed=self._outputs_removed,
+                                 prompt_step=await self._prompt_step())
         if self.cluster_enabled:
             nodes = self.nodes
             self._queue_mode = "cluster"
 
-            def make(store: Any, on_event: Any) -> Any:
-                dispatcher = nodes.make_dispatcher(
-                    store, on_event=on_event, runner_factory=runner,
-                    runner_kwargs={"on_outputs_removed": forget})
+            def make(store: QueueStore, on_event: QueueEventCallback) -> ClusterDispatcher | None:
+                dispatcher = nodes.make_dispatcher(store, on_event=on_event,
+                                                   **machinery.worker_options())
                 if dispatcher is not None:
                     nodes.attach(dispatcher)  # the Nodes table follows each node's live state
                 return dispatcher
@@ -465,10 +471,9 @@ class Session(QObject):
             return  # started meanwhile (a Run and Add to queue at once)
         self._queue_mode = "single"
         self._queue_backend = backend
-        self.queue.start_runner(backend, node=self.server.node_name,
-                                runner=runner(self.server.node_name), on_outputs_removed=forget)
+        self.queue.start_runner(backend, node=self.server.node_name, machinery=machinery)
 
-    async def _prompt_step(self) -> Any:
+    async def _prompt_step(self) -> PromptStep | None:
         """The local-LLM enhance step the settings ask for (None: off), made anew for each
         start of the queue so a change in Settings applies from the next one."""
         if self._enhancer is not None:
@@ -568,7 +573,7 @@ class Session(QObject):
                 try:
                     if close is not None:
                         await close()
-                    else:
+                    elif sync_close is not None:
                         sync_close()
                 except Exception as exc:  # noqa: BLE001 - one room failing to close must not keep the others open
                     log.warning("closing %s failed: %s", type(other).__name__, exc)
