@@ -11,7 +11,6 @@ the batch carries on, unless the node itself is gone or fails image after image.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import threading
@@ -19,15 +18,12 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
 
-from stablenew.backends.a1111_truth import same_checkpoint
 from stablenew.backends.errors import BackendError, JobInterrupted
 from stablenew.backends.protocol import Backend
-from stablenew.backends.types import Capabilities, GeneratedImage, JobResult, Progress
+from stablenew.backends.types import Capabilities, JobResult, Progress
 from stablenew.pipeline import infotext as it
 from stablenew.pipeline import outputs, stages
 from stablenew.pipeline.cancel import CancelToken, RunCancelled
@@ -35,20 +31,25 @@ from stablenew.pipeline.config import MAX_SEED, PipelineConfig, StageName
 from stablenew.pipeline.eta import EtaEstimator
 from stablenew.pipeline.events import (
     EventCallback,
-    ImageSaved,
     ProgressUpdate,
     RunError,
-    RunEvent,
     RunFinished,
     RunStarted,
     RunStatus,
-    RunWarning,
     StageFinished,
     StageStarted,
 )
 from stablenew.pipeline.records import ImageRecord, RunTags
 from stablenew.pipeline.run_result import PromptStep, RunResult, run_outcome
+from stablenew.pipeline.run_saving import (
+    MAX_PENDING_SAVES,
+    RunImage,
+    RunSaving,
+    keep_until_done,
+    retrieve,
+)
 from stablenew.pipeline.runlog import RunLog
+from stablenew.pipeline.send_ahead import Pending, SendAhead
 
 # RunResult and PromptStep live with the words for a run's end; this is still their home.
 __all__ = ["PipelineRunner", "PromptStep", "RecordHook", "RunResult"]
@@ -61,40 +62,6 @@ RecordHook = Callable[[ImageRecord], None]
 INTERRUPT_TIMEOUT_S = 0.5
 #: Failing images in a row after which the node counts as unusable for this run.
 MAX_FAILURES_IN_A_ROW = 3
-#: Finished images being written at once; more would only queue up behind the disk.
-MAX_PENDING_SAVES = 4
-
-
-#: Interrupts and abandoned jobs still unwinding when a run returned (kept referenced until
-#: they finish, so they are never destroyed while pending).
-_BACKGROUND: set[asyncio.Future] = set()
-
-
-def _retrieve(task: asyncio.Future) -> None:
-    """Done callback on every task the runner starts: take its outcome, so a job that ends
-    after its run gave up on it (a cancelled cluster worker) is never reported by asyncio as
-    "Task exception was never retrieved". Jobs the run awaits still raise to it as usual."""
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("background task %r ended with %r", task, task.exception())
-
-
-def _keep_until_done(task: asyncio.Future) -> None:
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
-
-_SAVE_POOL: ThreadPoolExecutor | None = None
-_SAVE_POOL_LOCK = threading.Lock()
-
-
-def _save_pool() -> ThreadPoolExecutor:
-    """Writer threads of their own, so saves never queue ahead of a backend's decoding work
-    in the loop's default executor (that would delay the next request)."""
-    global _SAVE_POOL
-    with _SAVE_POOL_LOCK:
-        if _SAVE_POOL is None:
-            _SAVE_POOL = ThreadPoolExecutor(max_workers=MAX_PENDING_SAVES,
-                                            thread_name_prefix="stablenew-save")
-        return _SAVE_POOL
 
 
 class PipelineRunner:
@@ -138,96 +105,8 @@ class PipelineRunner:
         return await run.execute()
 
 
-@dataclass
-class _Pending:
-    """A job sent to the node whose answer has not been taken yet."""
-
-    stage: StageName
-    job: Any
-    image_index: int
-    work: asyncio.Future = field(default=None)  # type: ignore[assignment]
-    active: bool = False  # its turn on the node has come (progress belongs to it now)
-
-
-class _Ahead:
-    """Sends the first request of the next image (or batch) before the current one ends."""
-
-    def __init__(self, run: _Run, count: int,
-                 send: Callable[[int], Awaitable[_Pending | None]]) -> None:
-        self.run = run
-        self.count = count
-        self._send = send
-        self._sent: dict[int, _Pending | None] = {}
-
-    async def send(self, n: int) -> None:
-        if n >= self.count or n in self._sent or self.run.fatal is not None \
-                or self.run.token.cancelled:
-            return
-        self._sent[n] = await self._send(n)
-
-    async def take(self, n: int) -> _Pending | None:
-        """The request for item n, sending it now unless it went ahead; None if it failed."""
-        if self.run.fatal is not None:
-            return None
-        self.run._check_cancel()
-        if n not in self._sent:
-            await self.send(n)
-        return self._sent.pop(n, None)
-
-
-@dataclass
-class _Image:
-    """One image on its way through the chain."""
-
-    index: int
-    seed: int
-    data: bytes = b""
-    size: tuple[int, int] = (0, 0)
-    chain: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    source: Path | None = None  # the input file a re-run started from
-    #: Each stage's server report for this image: what the image's metadata is made of.
-    reports: dict[str, it.StageReport] = field(default_factory=dict)
-    #: Why the image is not finished work ("" when it is): kept, named and counted as such.
-    incomplete: str = ""
-    #: The stage that failed after the ones in `chain` ran ("" when none did).
-    stopped_before: str = ""
-
-
-def _as_ran(config: PipelineConfig, image: _Image) -> tuple[PipelineConfig, dict[str, Any]]:
-    """The config corrected by what the server reported running, and what it said instead.
-
-    A1111 runs an unknown sampler as its first one and drops a checkpoint name it does not
-    know; a ComfyUI node given no checkpoint loads one of its own. The saved config then
-    reproduces the image, and `asked` keeps what the config said.
-    """
-    chain = [StageName(s) for s in image.chain]
-    ran = it.first_ran(chain, image.reports)
-    if ran is None:
-        return config, {}
-    t = config.txt2img
-    update: dict[str, Any] = {}
-    asked: dict[str, Any] = {}
-    if ran.checkpoint and not (t.checkpoint and same_checkpoint(t.checkpoint, ran.checkpoint)):
-        update["checkpoint"] = ran.checkpoint
-        asked["txt2img.checkpoint"] = t.checkpoint
-    same_sampler = t.sampler.casefold() in (ran.sampler.casefold(),
-                                            f"{ran.sampler} {ran.scheduler}".casefold())
-    if chain and chain[0] is StageName.txt2img and ran.sampler and not same_sampler:
-        update["sampler"] = ran.sampler
-        asked["txt2img.sampler"] = t.sampler
-    if not update:
-        return config, {}
-    return config.model_copy(update={"txt2img": t.model_copy(update=update)}), asked
-
-
-class _FolderFailed(Exception):
-    """The run's folder could not be made (the cause says why)."""
-
-
-class _Run:
-    """The state of one `PipelineRunner.run` call."""
+class _Run(RunSaving):
+    """The state of one `PipelineRunner.run` call (its saving and events: `RunSaving`)."""
 
     def __init__(self, runner: PipelineRunner, config: PipelineConfig, backend: Backend,
                  token: CancelToken, on_event: EventCallback | None, *, tags: RunTags,
@@ -243,7 +122,8 @@ class _Run:
         self.fixed_dir = Path(output_dir) if output_dir is not None else None
         self.name_prefix = name_prefix
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
-        self.node = runner.node_name or getattr(backend, "name", "") or getattr(backend, "url", "")
+        self.node = str(runner.node_name or getattr(backend, "name", "")
+                        or getattr(backend, "url", ""))
         try:
             self.node_kind = str(backend.kind.value)
         except Exception:  # noqa: BLE001 - a backend that cannot say its kind still runs
@@ -255,7 +135,7 @@ class _Run:
         #: answer: the prompt was sent as written").
         self.notices: list[str] = []
         self.saves: set[asyncio.Task[None]] = set()
-        self.outstanding: list[_Pending] = []  # jobs sent and not yet answered
+        self.outstanding: list[Pending] = []  # jobs sent and not yet answered
         self.save_slots = asyncio.Semaphore(MAX_PENDING_SAVES)
         self.output_dir = self.fixed_dir or runner.output_root
         self.log: RunLog | None = None
@@ -329,39 +209,22 @@ class _Run:
         The node's last probe is used when it has one; a problem found on it is checked once
         more on a fresh probe, since a model may have been installed since.
         """
-        caps = getattr(self.backend, "capabilities", None)
-        fresh = not isinstance(caps, Capabilities)
+        known = getattr(self.backend, "capabilities", None)
+        caps = known if isinstance(known, Capabilities) else None
+        fresh = False
         for _ in range(2):
-            if fresh:
+            if caps is None:
                 try:
                     caps = await self.backend.probe()
                 except Exception as exc:  # noqa: BLE001 - the stages will report an unusable node themselves
                     log.info("pre-check skipped: probing %s failed: %r", self.node, exc)
                     return None
+                fresh = True
             problem = stages.unavailable(self.config, chain, caps, self.node)
             if problem is None or fresh:
                 return problem
-            fresh = True
+            caps = None
         return None
-
-    def _ensure_folder(self) -> Path:
-        """Blocking (writer thread): make the run's folder with its first image; its path."""
-        with self._folder_lock:
-            if not self._folder_ready:
-                try:
-                    self.output_dir = self._prepare_folder()
-                except OSError as exc:
-                    raise _FolderFailed(exc) from exc
-                if self.fixed_dir is not None:
-                    self.runner._prepared_dirs.add(self.fixed_dir)
-                self._folder_ready = True
-            return self.output_dir
-
-    def _prepare_folder(self) -> Path:
-        if self.fixed_dir is not None:
-            self.fixed_dir.mkdir(parents=True, exist_ok=True)
-            return self.fixed_dir
-        return outputs.new_run_folder(self.runner.output_root, self.config.txt2img.prompt)
 
     def _plan(self, chain: Sequence[StageName], total: int) -> list[tuple[str, float]]:
         later = [(s.value, stages.stage_units(self.config, s)) for s in chain
@@ -389,13 +252,13 @@ class _Run:
         base = self._base_seed(t.batch_size * t.batch_count)
         later = [s for s in chain if s is not StageName.txt2img]
 
-        async def send(batch: int) -> _Pending | None:
+        async def send(batch: int) -> Pending | None:
             first = batch * t.batch_size
             seed = (base + first) % (MAX_SEED + 1)
             job = stages.txt2img_job(self.config, seed, self._task_id(first, StageName.txt2img))
             return self._send(StageName.txt2img, job, first)
 
-        ahead = _Ahead(self, t.batch_count, send)
+        ahead = SendAhead(self, t.batch_count, send)
         for batch in range(t.batch_count):
             pending = await ahead.take(batch)
             if pending is None:
@@ -426,15 +289,15 @@ class _Run:
                 image.chain.append(StageName.txt2img.value)
                 last = offset == len(indices) - 1
                 await self._continue(image, later,
-                                     on_last_send=(lambda b=batch: ahead.send(b + 1)) if last else None)
+                                     on_last_send=partial(ahead.send, batch + 1) if last else None)
 
     async def _run_from_images(self, chain: Sequence[StageName]) -> None:
         assert self.inputs is not None
         inputs = self.inputs
         base = self._base_seed(len(inputs))
-        loaded: dict[int, _Image] = {}
+        loaded: dict[int, RunImage] = {}
 
-        async def send(index: int) -> _Pending | None:
+        async def send(index: int) -> Pending | None:
             source = inputs[index]
             try:
                 data = source if isinstance(source, bytes) else await asyncio.to_thread(
@@ -455,12 +318,12 @@ class _Run:
                     f"input {size[0]}x{size[1]}, stages {[s.value for s in chain]}")
                 self._skip_later(chain)
                 return None
-            image = _Image(index, (base + index) % (MAX_SEED + 1), data, size,
+            image = RunImage(index, (base + index) % (MAX_SEED + 1), data, size,
                            source=None if isinstance(source, bytes) else Path(source))
             loaded[index] = image
             return self._send(chain[0], self._job_for(chain[0], image), index)
 
-        ahead = _Ahead(self, len(inputs), send)
+        ahead = SendAhead(self, len(inputs), send)
         for index in range(len(inputs)):
             pending = await ahead.take(index)
             if pending is None:
@@ -468,14 +331,14 @@ class _Run:
                     return
                 continue  # this input could not be read; the error is recorded
             await self._continue(loaded.pop(index), list(chain), first=pending,
-                                 on_last_send=lambda i=index: ahead.send(i + 1))
+                                 on_last_send=partial(ahead.send, index + 1))
 
-    def _job_for(self, stage: StageName, image: _Image):
+    def _job_for(self, stage: StageName, image: RunImage):
         return stages.build_job(self.config, stage, seed=image.seed, image=image.data,
                                 size=image.size, task_id=self._task_id(image.index, stage))
 
-    async def _continue(self, image: _Image, later: Sequence[StageName], *,
-                        first: _Pending | None = None,
+    async def _continue(self, image: RunImage, later: Sequence[StageName], *,
+                        first: Pending | None = None,
                         on_last_send: Callable[[], Awaitable[object]] | None = None) -> None:
         """Run the remaining stages on one image, then hand it to a writer thread.
 
@@ -530,7 +393,7 @@ class _Run:
         self.failures_in_a_row = 0
         await self._schedule_save(image)
 
-    async def _keep_earlier(self, image: _Image, failed: StageName) -> None:
+    async def _keep_earlier(self, image: RunImage, failed: StageName) -> None:
         """A later stage failed: what the earlier ones made is kept, named for the last stage
         that ran ("…-txt2img-only.png"), and not counted as done (the error is reported)."""
         if not image.chain:
@@ -540,14 +403,14 @@ class _Run:
 
     # --- backend calls ----------------------------------------------------------------------
 
-    def _send(self, stage: StageName, job, image_index: int) -> _Pending:
+    def _send(self, stage: StageName, job, image_index: int) -> Pending:
         """Put one job on its way to the node; `_await` later takes its answer.
 
         A job may be sent while an earlier one still runs: the node queues it (A1111's FIFO
         lock, ComfyUI's queue) and starts it the moment the earlier one ends.
         """
         self._check_cancel()
-        pending = _Pending(stage, job, image_index)
+        pending = Pending(stage, job, image_index)
 
         def on_progress(progress: Progress) -> None:
             if not pending.active or self.token.cancelled:
@@ -558,12 +421,12 @@ class _Run:
                                 progress.more_passes)
 
         method = getattr(self.backend, stages.STAGE_CALLS[stage])
-        pending.work = asyncio.ensure_future(method(job, on_progress))
-        pending.work.add_done_callback(_retrieve)
+        work = pending.work = asyncio.ensure_future(method(job, on_progress))
+        work.add_done_callback(retrieve)
         self.outstanding.append(pending)
         return pending
 
-    async def _await(self, pending: _Pending) -> tuple[JobResult, float]:
+    async def _await(self, pending: Pending) -> tuple[JobResult, float]:
         """Wait for a sent job, racing it against the cancel token; returns (result, seconds).
 
         Its clock starts here: the job before it has just finished, so this is when the node
@@ -580,7 +443,7 @@ class _Run:
         self._emit_progress(stage, image_index, None, None, 0.0, None)
         started = time.monotonic()
         stop = asyncio.ensure_future(self.token.wait())
-        stop.add_done_callback(_retrieve)
+        stop.add_done_callback(retrieve)
         try:
             await asyncio.wait((work, stop), return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -608,7 +471,7 @@ class _Run:
         self._emit_progress(stage, image_index, None, None, 1.0, None)
         return result, seconds
 
-    def _forget(self, pending: _Pending) -> None:
+    def _forget(self, pending: Pending) -> None:
         if pending in self.outstanding:
             self.outstanding.remove(pending)
 
@@ -618,19 +481,20 @@ class _Run:
         if not left:
             return
 
-        async def interrupt(pending: _Pending) -> None:
+        async def interrupt(pending: Pending) -> None:
             try:
                 await self.backend.interrupt(pending.job.task_id)
             except Exception as exc:  # noqa: BLE001 - an unreachable node cannot be interrupted; we still stop
                 log.info("interrupt of %s failed: %r", pending.job.task_id, exc)
 
-        interrupts = [asyncio.ensure_future(interrupt(p)) for p in left if not p.work.done()]
-        works = [p.work for p in left]
+        works = [p.work for p in left if p.work is not None]
+        interrupts = [asyncio.ensure_future(interrupt(p)) for p in left
+                      if p.work is not None and not p.work.done()]
         for task in interrupts:
-            task.add_done_callback(_retrieve)
+            task.add_done_callback(retrieve)
             # The interrupt itself carries on in the background (never cut off half-sent)
             # when the node is slow and the run returns first.
-            _keep_until_done(task)
+            keep_until_done(task)
         try:
             if interrupts:
                 # A slow node gets INTERRUPT_TIMEOUT_S.
@@ -640,7 +504,7 @@ class _Run:
             for work in works:
                 work.cancel()
                 if not work.done():
-                    _keep_until_done(work)  # may unwind after we return; `_retrieve` takes it
+                    keep_until_done(work)  # may unwind after we return; `retrieve` takes it
         await asyncio.wait(works, timeout=0.2)
 
     def _check_cancel(self) -> None:
@@ -649,136 +513,6 @@ class _Run:
 
     def _task_id(self, index: int, stage: StageName) -> str:
         return f"task(stablenew-{self.run_id}-{index}-{stage.value}-{uuid.uuid4().hex[:6]})"
-
-    # --- saving -----------------------------------------------------------------------------
-
-    def _new_image(self, index: int, gen: GeneratedImage, fallback_seed: int,
-                   result: JobResult) -> _Image:
-        # The server reports the seed it used; trust it over our arithmetic.
-        seed = gen.seed if 0 <= gen.seed <= MAX_SEED else fallback_seed
-        try:
-            size = outputs.image_size(gen.data)
-        except Exception:  # noqa: BLE001 - an unreadable size falls back to the size asked for
-            size = (self.config.txt2img.width, self.config.txt2img.height)
-        image = _Image(index, seed, gen.data, size, incomplete=result.incomplete)
-        image.reports[StageName.txt2img.value] = it.StageReport(gen.infotext, result.info,
-                                                                result.ran)
-        image.warnings.extend(result.warnings)
-        return image
-
-    async def _schedule_save(self, image: _Image) -> None:
-        await self.save_slots.acquire()
-        task = asyncio.ensure_future(self._save(image))
-        task.add_done_callback(_retrieve)
-        self.saves.add(task)
-        task.add_done_callback(self.saves.discard)
-
-    async def _save(self, image: _Image) -> None:
-        try:
-            asked = self._config_for(image.seed)
-            config, changed = _as_ran(asked, image)
-            name = outputs.image_file_name(config.txt2img.prompt, image.index, image.seed,
-                                           prefix=self.name_prefix)
-            if image.incomplete:
-                name = name[: -len(".png")] + "-incomplete.png"
-            elif image.stopped_before:
-                name = name[: -len(".png")] + f"-{image.chain[-1]}-only.png"
-            created = time.time()
-            started = time.monotonic()
-            try:
-                path, thumb = await asyncio.get_running_loop().run_in_executor(
-                    _save_pool(), self._write, image, config, changed, name, created)
-            except _FolderFailed as exc:
-                # Every image would fail the same way: stop instead of burning the GPU.
-                error = RunError(f"The output folder under {self.runner.output_root} cannot be "
-                                 "created. Choose another folder in Settings.",
-                                 repr(exc.__cause__), image.index, fatal=True)
-                self.fatal = self.fatal or error
-                self.errors.append(error)
-                self._emit(error)
-                return
-            except Exception as exc:  # noqa: BLE001 - a save that fails is that image's error, with what to do
-                message = getattr(exc, "message", None) or (
-                    f"Image {image.index + 1} could not be saved to {self.output_dir}. Check that "
-                    "the folder is writable and the disk is not full.")
-                self._image_error(image.index, message, getattr(exc, "detail", "") or repr(exc))
-                return
-            image.timings["save"] = time.monotonic() - started
-            if image.stopped_before:
-                # The stage's failure is already reported; this says what is left of the image.
-                self._warn(f"Image {image.index + 1}: the {image.stopped_before} step failed, so "
-                           f"the image from the steps before it is kept as {name} (not counted "
-                           "as done).", image.index)
-                return
-            if image.incomplete:
-                # Kept for the user to look at, but it is not the image that was asked for:
-                # no record, so it counts as failed (and a queue item is made again).
-                self._image_error(
-                    image.index, f"Image {image.index + 1} was not finished: {image.incomplete}. "
-                    f"What the server returned is kept as {name}, not counted as done.",
-                    f"stages {image.chain}")
-                return
-            record = ImageRecord(
-                run_id=self.run_id, image_index=image.index, config=config, seed=image.seed,
-                stages=tuple(image.chain), node=self.node, node_kind=self.node_kind, path=path,
-                thumbnail=thumb, tags=self.tags, timings=dict(image.timings),
-                warnings=tuple(image.warnings), created_at=created, source=image.source)
-            self.records.append(record)
-            for hook in self.runner._hooks:
-                try:
-                    hook(record)
-                except Exception as exc:  # a broken subscriber must not lose the image
-                    log.exception("record hook %r failed", hook)
-                    self._warn(f"An image was saved but could not be recorded: {exc}",
-                               image.index)
-            self._emit(ImageSaved(record))
-        finally:
-            self.save_slots.release()
-
-    def _write(self, image: _Image, config: PipelineConfig, asked: dict[str, Any], name: str,
-               created: float) -> tuple[Path, Path | None]:
-        """Blocking: describe the image from its stages' reports, write the PNG (making the
-        run's folder with the first one), then the thumbnail (worker thread)."""
-        path = self._ensure_folder() / name
-        first = image.size if StageName.txt2img.value not in image.chain else None
-        parameters = it.describe_image(config, image.seed, image.chain, image.reports,
-                                       size=first)
-        if image.incomplete:
-            parameters += f", Incomplete: {it.quote(image.incomplete)}"
-        if image.stopped_before:
-            parameters += f", Stopped before: {image.stopped_before}"
-        payload = it.stablenew_payload(
-            config=config, seed=image.seed, stages=image.chain, run_id=self.run_id,
-            image_index=image.index, tags=self.tags, node=self.node, node_kind=self.node_kind,
-            timings=image.timings, created_at=created,
-            source=str(image.source) if image.source is not None else None)
-        if asked:
-            payload["asked"] = asked  # what the config said where the server ran otherwise
-        if image.incomplete:
-            payload["incomplete"] = image.incomplete
-        if image.stopped_before:
-            payload["stopped_before"] = image.stopped_before  # `stages` lists what ran
-        chunks = {it.PARAMETERS_KEY: parameters,
-                  it.STABLENEW_KEY: json.dumps(payload, ensure_ascii=False, separators=(",", ":"))}
-        outputs.write_png(path, image.data, chunks)
-        if not self.runner.thumbnails:
-            return path, None
-        thumb = outputs.thumbnail_path(path)
-        try:
-            outputs.write_thumbnail(image.data, thumb)
-        except Exception as exc:  # noqa: BLE001 - the image is safe; a missing thumbnail is only cosmetic
-            log.warning("thumbnail for %s failed: %r", path, exc)
-            return path, None
-        return path, thumb
-
-    def _config_for(self, seed: int) -> PipelineConfig:
-        # model_copy skips re-validation: only the seed changes and it is already in range.
-        t = self.config.txt2img.model_copy(update={"seed": seed})
-        return self.config.model_copy(update={"txt2img": t})
-
-    async def _drain_saves(self) -> None:
-        while self.saves:
-            await asyncio.gather(*list(self.saves), return_exceptions=True)
 
     # --- errors, events ---------------------------------------------------------------------
 
@@ -812,19 +546,10 @@ class _Run:
         for index in indices:
             self._image_error(index, message, detail)
 
-    def _image_error(self, index: int, message: str, detail: str = "") -> None:
-        error = RunError(message, detail, index)
-        self.errors.append(error)
-        self._emit(error)
-
     def _skip_later(self, later: Sequence[StageName]) -> None:
         if self.eta is not None:
             for stage in later:
                 self.eta.skip(stage.value)
-
-    def _warn(self, message: str, index: int | None) -> None:
-        self.warnings.append(message)
-        self._emit(RunWarning(message, index))
 
     def _emit_progress(self, stage: StageName, index: int, step: int | None, steps: int | None,
                        fraction: float, preview: bytes | None, phase: str = "",
@@ -833,18 +558,6 @@ class _Run:
         self._emit(ProgressUpdate(stage.value, index, step, steps, min(max(fraction, 0.0), 1.0),
                                   self.eta.overall_fraction, self.eta.eta_seconds(), preview,
                                   phase, more_passes))
-
-    def _emit(self, event: RunEvent) -> None:
-        if self.log is not None:
-            self.log.write(event)
-        if self.on_event is None:
-            return
-        try:
-            self.on_event(event)
-        except Exception:
-            if not self._callback_failed:
-                self._callback_failed = True
-                log.exception("on_event callback failed (later failures are not logged)")
 
     def _outcome(self, cancelled: bool, total: int) -> tuple[RunStatus, str]:
         return run_outcome(len(self.records), total, cancelled=cancelled, fatal=self.fatal,
