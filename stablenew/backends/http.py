@@ -126,6 +126,9 @@ class HttpClient:
             transport=transport,
             follow_redirects=False,  # credentials must never go to an address the user did not give
             trust_env=False,  # a system proxy must not capture calls to a LAN or localhost node
+            # A plain-http node never does TLS (and no redirect leaves it): loading the CA
+            # bundle would only cost tens of milliseconds at every start of the CLI.
+            verify=self.base_url.startswith("https://"),
         )
 
     async def request(self, method: str, path: str, *, json_body: Any = None,

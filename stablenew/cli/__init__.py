@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from stablenew import __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of *command* alone when it names one (the others'
+    modules are then not even imported: a headless command starts sooner)."""
     parser = argparse.ArgumentParser(
         prog="stablenew",
         description="StableNew: a desktop control room for Stable Diffusion servers. "
@@ -25,10 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"StableNew {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+    if command is not None and command.isidentifier() and not command.startswith("_") \
+            and (Path(__file__).parent / f"{command}.py").is_file():
+        names = [command]
+    else:
+        import pkgutil
+
+        names = sorted(info.name for info in pkgutil.iter_modules(__path__))
+    for name in names:
+        if name.startswith("_"):
             continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+        module = importlib.import_module(f"{__name__}.{name}")
         register = getattr(module, "register", None)
         if register is not None:
             register(sub)
@@ -57,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from stablenew.gui.app import run_app
 
         return run_app()
-    parser = build_parser()
+    parser = build_parser(args_list[0])
     args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help()

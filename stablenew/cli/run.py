@@ -8,6 +8,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    import asyncio
+    from pathlib import Path
+    from types import FrameType
+
+    from stablenew.backends.errors import BackendError
+    from stablenew.backends.protocol import Backend
+    from stablenew.backends.types import Capabilities
+    from stablenew.cluster.queue_store import QueueStore
+    from stablenew.pipeline.cancel import CancelToken
+    from stablenew.pipeline.config import PipelineConfig
+    from stablenew.pipeline.events import RunEvent
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import AppSettings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -52,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     token = CancelToken()
     presses = [0]
 
-    def on_sigint(signum, frame) -> None:
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
         presses[0] += 1
         if presses[0] > 1:
             raise KeyboardInterrupt  # a second Ctrl+C: the user really wants out now
@@ -68,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, previous)
 
 
-async def _main(args: argparse.Namespace, token) -> int:
+async def _main(args: argparse.Namespace, token: CancelToken) -> int:
     import asyncio
     from pathlib import Path
 
@@ -77,7 +93,6 @@ async def _main(args: argparse.Namespace, token) -> int:
     from stablenew.backends.connect import connect
     from stablenew.backends.errors import AuthFailed, BackendError
     from stablenew.pipeline.config import PipelineConfig
-    from stablenew.pipeline.events import RunStatus
     from stablenew.storage.documents import DocumentError
     from stablenew.storage.paths import AppPaths
     from stablenew.storage.settings import load_settings
@@ -116,60 +131,66 @@ async def _main(args: argparse.Namespace, token) -> int:
     kind = args.kind or (None if settings.server_kind.value == "auto" else settings.server_kind.value)
     out = Path(args.out).expanduser() if args.out else settings.output_path(paths)  # noqa: ASYNC240 - no I/O: expands ~ from the environment
 
-    async def reach():
+    async def reach() -> tuple[Backend, Capabilities]:
         backend = await connect(url, kind=kind, auth=auth, timeout=settings.request_timeout_s)
         try:
-            await backend.ping()  # a stated --kind skips detection; still fail early and clearly
+            # A stated --kind skips detection; the probe still fails early and clearly, and
+            # says what the config needs that the server lacks.
+            return backend, await backend.probe()
         except BaseException:
             await backend.aclose()
             raise
-        return backend
 
-    # Ctrl+C while still reaching the server (it may take a while to time out) stops too.
-    reaching = asyncio.ensure_future(reach())
-    stop = asyncio.ensure_future(token.wait())
-    await asyncio.wait((reaching, stop), return_when=asyncio.FIRST_COMPLETED)
-    stop.cancel()
-    if not reaching.done():
-        reaching.cancel()
-        await asyncio.wait((reaching,), timeout=1)
-        print("Stopped before the run began.", file=sys.stderr)
-        return EXIT_CANCELLED
+    # While the server answers, the queue is made ready in a thread: its modules imported and
+    # its database opened (the first request goes out sooner).
+    preparing = asyncio.ensure_future(asyncio.to_thread(_open_queue, paths.database_file))
     try:
-        backend = reaching.result()
-    except AuthFailed as exc:
-        print(auth_words(url, sent=auth is not None), file=sys.stderr)
-        if exc.detail:
-            print(f"  ({exc.detail})", file=sys.stderr)
-        return EXIT_NO_SERVER
-    except BackendError as exc:
-        return _no_server(exc)
-    try:
-        problem = cannot_run(config, await backend.probe(), url)
-    except AuthFailed:
-        await backend.aclose()
-        print(auth_words(url, sent=auth is not None), file=sys.stderr)
-        return EXIT_NO_SERVER
-    except BackendError as exc:
-        await backend.aclose()
-        return _no_server(exc)
-    if problem is not None:
-        await backend.aclose()
-        print(f"The config cannot run on this server: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    progress = ProgressLine(sys.stderr, enabled=not args.quiet)
+        # Ctrl+C while still reaching the server (it may take a while to time out) stops too.
+        reaching = asyncio.ensure_future(reach())
+        stop = asyncio.ensure_future(token.wait())
+        await asyncio.wait((reaching, stop), return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not reaching.done():
+            reaching.cancel()
+            await asyncio.wait((reaching,), timeout=1)
+            print("Stopped before the run began.", file=sys.stderr)
+            return EXIT_CANCELLED
+        try:
+            backend, caps = reaching.result()
+        except AuthFailed as exc:
+            print(auth_words(url, sent=auth is not None), file=sys.stderr)
+            if exc.detail:
+                print(f"  ({exc.detail})", file=sys.stderr)
+            return EXIT_NO_SERVER
+        except BackendError as exc:
+            return _no_server(exc)
+        problem = cannot_run(config, caps, url)
+        if problem is not None:
+            await backend.aclose()
+            print(f"The config cannot run on this server: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return await _run_job(args, token, paths, settings, config, backend, url, out, preparing)
+    finally:
+        await _close_unused(preparing)
+
+
+async def _run_job(args: argparse.Namespace, token: CancelToken, paths: AppPaths,
+                   settings: AppSettings, config: PipelineConfig, backend: Backend, url: str,
+                   out: Path, preparing: asyncio.Future[QueueStore]) -> int:
+    """The run itself: a job of the persistent queue, run at once (a killed run is recovered
+    next time), with the machinery every way of running work shares (the prompt step the
+    Settings ask for, the run log, the learning record of each image)."""
     from stablenew.cluster.job_run import run_as_job
     from stablenew.cluster.machinery import RunMachinery
-    from stablenew.cluster.queue_store import QueueError, QueueStore
+    from stablenew.cluster.queue_store import QueueError
+    from stablenew.pipeline.events import RunStatus
     from stablenew.pipeline.outputs import plan_run_folder
 
-    # The same machinery as every other way of running work: the prompt step the Settings
-    # ask for, the run log, and the learning record of each image.
+    progress = ProgressLine(sys.stderr, enabled=not args.quiet)
     machinery = RunMachinery.headless(paths, settings, output_root=out,
                                       warn=lambda text: print(text, file=sys.stderr))
     try:
-        # A job of the persistent queue, run at once: a killed run is recovered next time.
-        with QueueStore(paths.database_file) as store:
+        with await preparing as store:
             folder = plan_run_folder(out, config.txt2img.prompt)
             result = await run_as_job(machinery, store, backend, config, node=url, cancel=token,
                                       on_event=progress.on_event, output_dir=folder)
@@ -189,8 +210,8 @@ async def _main(args: argparse.Namespace, token) -> int:
         where = f"image {error.image_index + 1}: " if error.image_index is not None else ""
         print(f"  {where}{error.message}", file=sys.stderr)
     # No folder is named when no image went into one (none is made then).
-    folder = f" Folder: {result.output_dir}" if result.folder_made else ""
-    print(f"{result.message}{folder}", file=sys.stderr)
+    where = f" Folder: {result.output_dir}" if result.folder_made else ""
+    print(f"{result.message}{where}", file=sys.stderr)
     if result.status is RunStatus.completed:
         return EXIT_OK
     if result.status is RunStatus.cancelled:
@@ -202,22 +223,45 @@ async def _main(args: argparse.Namespace, token) -> int:
 STOP_WAIT_S = 20.0
 
 
-async def stop_ours(backend, wait_s: float = STOP_WAIT_S) -> None:
+async def stop_ours(backend: Backend, wait_s: float = STOP_WAIT_S) -> None:
     """Before exit: wait (bounded, saying so) until every request of ours still on the server
     is interrupted or removed from its queue; never touches anyone else's job."""
+    # Both kinds of client count the stops still under way; other backends stop at once.
     stopping = getattr(backend, "stopping", 0)
-    if not stopping:
+    finish_stops = getattr(backend, "finish_stops", None)
+    if not stopping or finish_stops is None:
         return
     noun = "request" if stopping == 1 else "requests"
     print(f"Stopping {stopping} {noun} of ours still on the server (up to {wait_s:.0f} s)…",
           file=sys.stderr, flush=True)
-    left = await backend.finish_stops(wait_s)
+    left = await finish_stops(wait_s)
     if left:
         print(f"{left} {'request' if left == 1 else 'requests'} could not be stopped in time and "
               "may still run on the server.", file=sys.stderr, flush=True)
 
 
-def _password(args: argparse.Namespace, user: str, settings) -> str | None:
+def _open_queue(db: Path) -> QueueStore:
+    """In a worker thread: the queue's modules imported, its database opened."""
+    import stablenew.cluster.job_run
+    import stablenew.cluster.machinery
+    import stablenew.pipeline.runner  # noqa: F401  (imported here, off the event loop)
+    from stablenew.cluster.queue_store import QueueStore
+
+    return QueueStore(db)
+
+
+async def _close_unused(preparing: asyncio.Future[QueueStore]) -> None:
+    """The queue made ready for a run that did not start: close it (or drop its error)."""
+    import asyncio
+
+    if not preparing.done():
+        await asyncio.wait((preparing,))
+    if preparing.cancelled() or preparing.exception() is not None:
+        return
+    preparing.result().close()  # closing twice is harmless: the run closed it already
+
+
+def _password(args: argparse.Namespace, user: str, settings: AppSettings) -> str | None:
     """The password from --password-env, a prompt (a --user other than the one in Settings),
     or Settings; None (after saying why) when it cannot be had."""
     import os
@@ -248,7 +292,7 @@ def auth_words(url: str, *, sent: bool) -> str:
     return f"The server at {url} wants a user name and password (it runs with --api-auth). {how}"
 
 
-def cannot_run(config, caps, url: str) -> str | None:
+def cannot_run(config: PipelineConfig, caps: Capabilities, url: str) -> str | None:
     """Why the server cannot run *config* at all (a model, upscaler, detector or ComfyUI node
     it does not have), checked before anything is sent; None when it can."""
     from stablenew.cluster.work import model_key, requirements_for
@@ -283,7 +327,7 @@ def cannot_run(config, caps, url: str) -> str | None:
     return None
 
 
-def _no_server(exc) -> int:
+def _no_server(exc: BackendError) -> int:
     print(exc.message, file=sys.stderr)
     if exc.detail:
         print(f"  ({exc.detail})", file=sys.stderr)
@@ -293,7 +337,7 @@ def _no_server(exc) -> int:
 class ProgressLine:
     """One updating line on a terminal (stage, step, ETA); plain lines when piped."""
 
-    def __init__(self, stream, *, enabled: bool = True) -> None:
+    def __init__(self, stream: TextIO, *, enabled: bool = True) -> None:
         self.stream = stream
         self.enabled = enabled
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
@@ -301,7 +345,7 @@ class ProgressLine:
         self.width = 0
         self.last_plain = ""
 
-    def on_event(self, event) -> None:
+    def on_event(self, event: RunEvent) -> None:
         from stablenew.pipeline.events import (
             ImageSaved,
             ProgressUpdate,

@@ -47,18 +47,26 @@ class LearningRecorder:
     """
 
     def __init__(self, db: Path) -> None:
-        from stablenew.learning.store import LearningStore, StoreWorker
-
         self.path = db
-        self._worker: StoreWorker = StoreWorker(lambda: LearningStore(db))
+        # Made with the first image: the store's modules are not imported before the first
+        # request goes out (a headless run starts sooner).
+        self._worker: StoreWorker | None = None
         self.written = 0
 
+    def _store(self) -> StoreWorker:
+        if self._worker is None:
+            from stablenew.learning.store import LearningStore, StoreWorker
+
+            path = self.path
+            self._worker = StoreWorker(lambda: LearningStore(path))
+        return self._worker
+
     def record(self, image: ImageRecord) -> None:
-        self._worker.submit(_add_record, image).add_done_callback(self._done)
+        self._store().submit(_add_record, image).add_done_callback(self._done)
 
     def forget(self, paths: list[Path]) -> None:
         if paths:
-            self._worker.submit(_forget, [str(p) for p in paths]).add_done_callback(
+            self._store().submit(_forget, [str(p) for p in paths]).add_done_callback(
                 self._forgot)
 
     def _done(self, future: Future[LearningRecord]) -> None:
@@ -74,7 +82,8 @@ class LearningRecorder:
             log.error("learning: images removed for a re-run were not forgotten: %r", exc)
 
     def close(self) -> None:
-        self._worker.close()
+        if self._worker is not None:
+            self._worker.close()
 
 
 def _add_record(store: LearningStore, image: ImageRecord) -> LearningRecord:

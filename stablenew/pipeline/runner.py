@@ -24,7 +24,6 @@ from pathlib import Path
 from stablenew.backends.errors import BackendError, JobInterrupted
 from stablenew.backends.protocol import Backend
 from stablenew.backends.types import Capabilities, JobResult, Progress
-from stablenew.pipeline import infotext as it
 from stablenew.pipeline import outputs, stages
 from stablenew.pipeline.cancel import CancelToken, RunCancelled
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig, StageName
@@ -346,6 +345,8 @@ class _Run(RunSaving):
         right after the last stage's request goes out, to queue the next image behind it.
         An image a stage left unfinished goes no further: it is kept as it is, marked so.
         """
+        from stablenew.pipeline.infotext import StageReport  # not needed before the first send
+
         for position, stage in enumerate(later):
             if self.fatal is not None:
                 self._skip_later(later[position:])
@@ -378,7 +379,7 @@ class _Run(RunSaving):
                 return
             gen = result.images[0]
             image.data = gen.data
-            image.reports[stage.value] = it.StageReport(gen.infotext, result.info, result.ran)
+            image.reports[stage.value] = StageReport(gen.infotext, result.info, result.ran)
             image.incomplete = result.incomplete
             image.warnings.extend(result.warnings)
             image.timings[stage.value] = took
