@@ -15,6 +15,7 @@ from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.gallery_controller import GalleryController, StoredRatings
 from stablenew.controller.gallery_index import INDEX_FILE, IndexedOutputs
 from stablenew.controller.pipeline_controller import PipelineController, RunNotQueued, RunQueue
+from stablenew.controller.prompt_controller import PromptController
 from stablenew.controller.server_controller import ServerController
 from stablenew.controller.tasks import TaskOwner
 from stablenew.controller.window_state import WindowState
@@ -59,6 +60,8 @@ class Session(QObject):
                                 self)
         self._restore_cards()
         self.pipeline.cards_changed.connect(self.cards.schedule)
+        # The local LLM's "Enhance" and "Refine" (nothing is imported from prompting until used).
+        self.prompts = PromptController(self.app, self)
         # Run is a queue item: every image reaches the gallery from the queue, once.
         self.queued_image_saved.connect(self.gallery.add_record)
         self.pipeline.set_run_queue(self.queue_for_run)
@@ -558,6 +561,7 @@ class Session(QObject):
         self.app.window_state.sync()
         await self.cards.aclose()  # before the cards go: what was typed last is kept
         await self.pipeline.aclose(keep_queued=keep_queued)
+        await self.prompts.aclose()
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
             await self.learning.stop_learning_run()

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stablenew.gui.prompt_assist import FeedbackBox
 from stablenew.gui.widgets.elided_label import ElidedLabel
 from stablenew.gui.widgets.image_view import ImageView
 from stablenew.gui.widgets.stars import StarRating
@@ -90,6 +91,10 @@ class DetailSidebar(QFrame):
         layout.addWidget(self.seed)
         layout.addLayout(buttons)
         layout.addWidget(self.use_button)
+        # "What should change?" for the local LLM, shown once a PromptController is bound.
+        self.feedback = FeedbackBox()
+        self.feedback.hide()
+        layout.addWidget(self.feedback)
         params_title = QLabel("Parameters")
         params_title.setObjectName("SectionTitle")
         layout.addWidget(params_title)
@@ -111,6 +116,7 @@ class DetailSidebar(QFrame):
         self.copy_prompt.setEnabled(bool(detail.prompt))
         self.use_button.setEnabled(bool(detail.parameters))
         self.params.setPlainText(detail.parameters or "This image carries no generation settings.")
+        self.feedback.show_image(detail.prompt, detail.path)
         item = self.gallery.item(self.key)
         if item is not None:
             self._item_changed(item)
