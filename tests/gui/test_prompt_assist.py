@@ -193,5 +193,7 @@ def test_the_variants_count_says_prompts_will_be_enhanced(qtbot, qloop):
         with qtbot.waitSignal(adapter.summary_changed, timeout=WAIT_MS) as said:
             app.apply_settings({"llm_enhance": False})
         assert said.args[0] == "This will make 2 images in 2 variants."
+        # The settings are written off the Qt thread; the test ends after they are.
+        qtbot.waitUntil(lambda: not app.tasks.busy, timeout=WAIT_MS)
     finally:
         adapter.close()
