@@ -223,6 +223,9 @@ class MainWindow(QMainWindow):
         if name == "randomizer":
             self._setup_variants()
             self._cards_changed("")
+        if name == "catalog":  # "Try this LoRA" runs in the learning room: show it there
+            self.session.catalog.learning_run_started.connect(
+                lambda _name: self.work_tabs.setCurrentWidget(self.learning_panel))
 
     def _cards_changed(self, _path: str) -> None:
         # The variant count follows the cards (the adapter debounces and counts off-thread).
