@@ -242,7 +242,7 @@ class FeedbackBox(QFrame):
         self.words.setObjectName("FeedbackWords")
         self.words.setPlaceholderText("e.g. moodier, keep the pose, rainy city behind her")
         self.words.returnPressed.connect(self.refine)
-        self.look = QCheckBox("The LLM looks at this image too (vision models)")
+        self.look = QCheckBox("Let the LLM look at this image")
         self.look.setToolTip("For \"more like this\": a vision-capable model describes the image "
                              "and its words feed the new prompt")
         self.refine_button = QPushButton("Refine prompt")
@@ -297,7 +297,7 @@ class FeedbackBox(QFrame):
         words = self.words.text().strip()
         image = self._path if self.look.isChecked() else None
         if not words and image is None:
-            self.hint.setText("Say what should change, or tick \"looks at this image\".")
+            self.hint.setText("Say what should change, or tick \"Let the LLM look at this image\".")
             return
         prompt = self._prompt or self._card_prompt()
         if self.prompts.refine(prompt, words, image=image, checkpoint=self._checkpoint()):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -95,6 +96,9 @@ class SettingsDialog(QDialog):
             elif spec.kind == "bool":
                 form.addRow("", editor.widget)
             elif name == "llm_model":
+                line = editor.widget.lineEdit() if isinstance(editor.widget, QComboBox) else None
+                if line is not None:
+                    line.setPlaceholderText("the LLM server's first model")
                 row = QHBoxLayout()
                 row.setContentsMargins(0, 0, 0, 0)
                 row.addWidget(editor.widget, 1)
