@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -166,9 +166,39 @@ class _ScheduledStore:
         self._dispatcher = dispatcher
         self._node = node
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+    # What the worker only reads, or moves without the dispatcher's say: the store's own.
+    @property
+    def path(self) -> Path:
+        return self._store.path
 
+    def revision(self) -> int:
+        return self._store.revision()
+
+    def recover(self) -> list[WorkItem]:
+        return self._store.recover()
+
+    def mark_running(self, item_id: int, lease: str, *, now: float | None = None) -> bool:
+        return self._store.mark_running(item_id, lease, now=now)
+
+    def get_job(self, job_id: str) -> Job:
+        return self._store.get_job(job_id)
+
+    def job_unfinished(self, job_id: str) -> bool:
+        return self._store.job_unfinished(job_id)
+
+    def item_states(self, item_ids: Iterable[int]) -> dict[int, tuple[ItemState, str | None]]:
+        return self._store.item_states(item_ids)
+
+    def is_paused(self) -> bool:
+        return self._store.is_paused()
+
+    def top_queued_priority(self, node: str) -> int | None:
+        return self._store.top_queued_priority(node)
+
+    def next_retry_at(self) -> float | None:
+        return self._store.next_retry_at()
+
+    # What the dispatcher decides or must hear of:
 
     def claim_next(self, node: str, *, can_take: Callable[[WorkItem, Job], bool] | None = None,
                    **kwargs: Any) -> Claim | None:

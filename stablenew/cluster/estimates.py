@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stablenew.cluster.jobs import ItemState, Job, JobState
-from stablenew.cluster.queue_runner import ItemFinished, ItemProgress, ItemStarted
+from stablenew.cluster.queue_events import ItemFinished, ItemProgress, ItemStarted
 from stablenew.cluster.work import requirements_for
 from stablenew.pipeline.eta import SpeedBook
 from stablenew.pipeline.events import ProgressUpdate

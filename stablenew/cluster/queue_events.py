@@ -3,16 +3,14 @@
 A queue item's runner events (progress, stage, image saved, ...) travel inside ItemProgress;
 every event, the queue's and the runner's, says its `kind` (`pipeline.events.EventKind`), so a
 listener may switch on it instead of testing types one by one. Listeners are plain typed
-callbacks, or an `EventStream` read with `async for`.
+callbacks (`QueueEventCallback`, `pipeline.events.EventCallback`).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar
 
 from stablenew.cluster.jobs import ItemState, Job, WorkItem
 from stablenew.pipeline.events import EventKind, RunEvent
@@ -100,44 +98,3 @@ class RunSummary:
     retried: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
-
-
-E = TypeVar("E")
-
-
-class EventStream(Generic[E]):
-    """A callback that queues what it is given, read back with `async for` on the loop that
-    made it; safe to call from any thread. `close()` ends the iteration once it is drained."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._items: deque[E] = deque()
-        self._ready = asyncio.Event()
-        self._closed = False
-
-    def __call__(self, event: E) -> None:
-        if self._loop.is_closed():
-            return
-        self._loop.call_soon_threadsafe(self._put, event)
-
-    def _put(self, event: E) -> None:
-        self._items.append(event)
-        self._ready.set()
-
-    def close(self) -> None:
-        """No more events: the iteration ends after those already given."""
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._end)
-
-    def _end(self) -> None:
-        self._closed = True
-        self._ready.set()
-
-    async def __aiter__(self) -> AsyncIterator[E]:
-        while True:
-            while self._items:
-                yield self._items.popleft()
-            if self._closed:
-                return
-            self._ready.clear()
-            await self._ready.wait()

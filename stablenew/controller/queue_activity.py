@@ -19,7 +19,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.cluster.jobs import ItemState, Job, WorkItem
-from stablenew.cluster.queue_runner import ItemFinished, ItemProgress, ItemStarted
+from stablenew.cluster.queue_events import ItemFinished, ItemProgress, ItemStarted
 from stablenew.controller.format import eta_in_words
 from stablenew.controller.images import decode_image
 from stablenew.controller.run_progress import RunProgress, RunState

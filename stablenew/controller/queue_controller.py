@@ -42,13 +42,14 @@ from stablenew.cluster.jobs import (
     JobState,
     WorkItem,
 )
-from stablenew.cluster.queue_runner import (
+from stablenew.cluster.queue_events import (
     ItemFinished,
     ItemProgress,
     ItemStarted,
     JobFinished,
     NodeProblem,
     QueueEvent,
+    job_of,
 )
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.controller.errors import ErrorInfo
@@ -799,8 +800,7 @@ class QueueController(QObject):
     def _on_queue_event(self, event: QueueEvent) -> None:
         self.estimates.on_queue_event(event)  # before the watchers: the bar reads it
         if self._watchers:
-            job_id = event.job.id if isinstance(event, JobFinished) else getattr(
-                getattr(event, "item", None), "job_id", None)
+            job_id = job_of(event)
             listener = self._watchers.get(job_id) if job_id is not None else None
             if listener is not None:
                 try:

@@ -286,7 +286,7 @@ class Session(QObject):
             self.tasks.spawn(self._resume_left_work(), name="resume-queue")
 
     async def _resume_left_work(self) -> None:
-        from stablenew.cluster.queue_runner import RunnerLock
+        from stablenew.cluster.runner_lock import RunnerLock
 
         queue = self.queue
         store = await queue.store()
