@@ -460,6 +460,11 @@ class Session(QObject):
 
     def _queue_record(self, record: ImageRecord) -> None:
         """Each image the queue saves: to the gallery, then to the record hooks (learning)."""
+        if self.learning is None and "learning" in self._rooms_pending and not self._closing:
+            # An image saved before the learning room opened (a Run pressed at once): it
+            # opens now, so this image is recorded like every other.
+            self._rooms_pending.remove("learning")
+            self._open_room("learning")
         self.queued_image_saved.emit(_in_job(record))
         self.pipeline.record(record)
 

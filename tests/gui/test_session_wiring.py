@@ -21,3 +21,26 @@ def test_profile_bias_reaches_the_randomizer_and_clears(qtbot, qloop):
     finally:
         closing = asyncio.ensure_future(session.aclose())
         qtbot.waitUntil(closing.done, timeout=5000)
+
+
+def test_an_image_saved_before_the_learning_room_opened_is_recorded(qtbot, qloop, tmp_path):
+    """Every path records: the first image of a Run pressed at once (the learning room not
+    open yet) reaches the learning store too."""
+    from stablenew.learning.store import LearningStore
+    from tests.learning.helpers import image_record
+
+    session = Session(start_up())
+    record = image_record(tmp_path, 0)
+    try:
+        assert session.learning is None
+        session._queue_record(record)  # the queue's record hook, as a runner calls it
+        assert session.learning is not None
+
+        def stored() -> bool:
+            with LearningStore(session.app.paths.database_file) as store:
+                return [str(r.path) for r in store.records()] == [str(record.path)]
+
+        qtbot.waitUntil(stored, timeout=5000)
+    finally:
+        closing = asyncio.ensure_future(session.aclose())
+        qtbot.waitUntil(closing.done, timeout=5000)
