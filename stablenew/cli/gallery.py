@@ -83,14 +83,15 @@ def _scan(args: argparse.Namespace) -> int:
     if not args.json:
         print(file=sys.stderr)
     problems = [p for r in results for p in r.problems]
-    totals = {"images": sum(r.seen for r in results), "read": sum(r.read for r in results),
+    images = sum(r.seen for r in results)
+    totals = {"images": images, "read": sum(r.read for r in results),
               "unchanged": sum(r.unchanged for r in results),
               "removed": sum(r.removed for r in results), "moved": sum(r.moved for r in results),
               "could_not_read": [{"path": p.path, "reason": p.reason} for p in problems]}
     if args.json:
         print(json.dumps({"folders": folders, **totals}, ensure_ascii=False, indent=2))
         return 0
-    print(f"Indexed {_plural(totals['images'], 'image')} in {_plural(len(folders), 'folder')}: "
+    print(f"Indexed {_plural(images, 'image')} in {_plural(len(folders), 'folder')}: "
           f"{totals['read']:,} read, {totals['unchanged']:,} unchanged, "
           f"{totals['removed']:,} gone, {totals['moved']:,} moved.")
     if problems:

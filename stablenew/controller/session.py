@@ -23,9 +23,19 @@ from stablenew.controller.window_state import WindowState
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from stablenew.backends.types import Capabilities
     from stablenew.cluster.dispatcher import ClusterDispatcher
+    from stablenew.cluster.nodes import NodeConfig
     from stablenew.cluster.queue_events import QueueEventCallback
     from stablenew.cluster.queue_store import QueueStore
+    from stablenew.controller.catalog_controller import CatalogController
+    from stablenew.controller.learning_controller import LearningController
+    from stablenew.controller.library_controller import LibraryController
+    from stablenew.controller.nodes_controller import NodesController
+    from stablenew.controller.queue_controller import QueueController
+    from stablenew.controller.randomizer_adapter import RandomizerAdapter
+    from stablenew.pipeline.config import PipelineConfig
+    from stablenew.pipeline.events import RunFinished
     from stablenew.pipeline.records import ImageRecord
     from stablenew.pipeline.runner import PromptStep
     from stablenew.prompting.step import PromptEnhancer
@@ -118,7 +128,7 @@ class Session(QObject):
 
     # --- other rooms ----------------------------------------------------------------------------
 
-    def _learning(self) -> Any:
+    def _learning(self) -> LearningController:
         from stablenew.controller.learning_controller import LearningController
 
         # A learning run is a queue job, interactive like Run (one path for work).
@@ -143,7 +153,7 @@ class Session(QObject):
             self._open_room("learning")
         return self._rating_book if self.learning is not None else None
 
-    def _library(self) -> Any:
+    def _library(self) -> LibraryController:
         from stablenew.controller.library_controller import LibraryController
 
         library = LibraryController(app=self.app, parent=self)
@@ -154,7 +164,7 @@ class Session(QObject):
         library.error_changed.connect(self._forward_error)
         return library
 
-    def _queue(self) -> Any:
+    def _queue(self) -> QueueController:
         from stablenew.controller.queue_controller import QueueController
 
         queue = QueueController(db_path=self.app.paths.database_file, output_root=self.app.output_dir,
@@ -165,7 +175,7 @@ class Session(QObject):
         queue.work_wanted.connect(self._work_wanted)
         return queue
 
-    def _randomizer(self) -> Any:
+    def _randomizer(self) -> RandomizerAdapter:
         from stablenew.controller.randomizer_adapter import RandomizerAdapter
 
         adapter = RandomizerAdapter(app=self.app, parent=self)
@@ -181,7 +191,7 @@ class Session(QObject):
         self.pipeline.run_finished.connect(lambda event: self._measured_speed(adapter, event))
         return adapter
 
-    def _measured_speed(self, adapter: Any, event: Any) -> None:
+    def _measured_speed(self, adapter: RandomizerAdapter, event: RunFinished | None) -> None:
         """The randomizer's time estimate for large plans: the node's measured speed applied to
         the cards' settings (steps and size), as the queue's estimates have it; the last Run's
         time per image only while nothing is measured."""
@@ -193,7 +203,7 @@ class Session(QObject):
             seconds = self.queue.estimates.seconds_per_image(self.pipeline.current_config(), node)
         adapter.set_seconds_per_image(seconds or event.seconds / event.images_saved)
 
-    def _nodes(self) -> Any:
+    def _nodes(self) -> NodesController:
         from stablenew.controller.nodes_controller import NodesController
 
         nodes = NodesController(nodes_file=self.app.paths.nodes_file,
@@ -204,14 +214,16 @@ class Session(QObject):
         return nodes
 
     @staticmethod
-    def _share_node_loras(nodes: Any, catalog: Any) -> None:
+    def _share_node_loras(nodes: NodesController | None, catalog: CatalogController | None
+                          ) -> None:
         """Each node's LoRA list (from its probe) marks where a LoRA is available in Models."""
         if nodes is None or catalog is None:
             return
         for name, loras in nodes.lora_lists().items():
             catalog.set_node_loras(name, loras)
 
-    def _start_learning_run(self, config: Any, parameter: str, values: list[float]) -> str:
+    def _start_learning_run(self, config: PipelineConfig, parameter: str, values: list[float]
+                            ) -> str:
         """"Try this LoRA" from Models: a learning run; "" when it started, else why not."""
         learning = self.learning
         if learning is None:
@@ -221,7 +233,7 @@ class Session(QObject):
         error = learning.error
         return error.message if error is not None else "The learning run could not start."
 
-    def _catalog(self) -> Any:
+    def _catalog(self) -> CatalogController:
         from stablenew.controller.catalog_controller import CatalogController
 
         catalog = CatalogController(self.app.paths.data_dir / "catalog.db", parent=self)
@@ -230,7 +242,7 @@ class Session(QObject):
         self._share_node_loras(self.nodes, catalog)
         catalog.error_changed.connect(self._forward_error)
 
-        def server_listed(caps: Any) -> None:
+        def server_listed(caps: Capabilities | None) -> None:
             # The window's server: its LoRA list marks what is available where Run goes.
             if caps is not None:
                 catalog.set_node_loras(self.server.node_name, caps.loras)
@@ -360,7 +372,7 @@ class Session(QObject):
 
     # --- queue ----------------------------------------------------------------------------------
 
-    def add_to_queue(self, config: Any) -> None:
+    def add_to_queue(self, config: PipelineConfig) -> None:
         """Queue a config and make sure the queue is working through it: on every enabled node
         of the cluster when the nodes file lists some, else on the configured server."""
         if self.queue is None:
@@ -373,12 +385,13 @@ class Session(QObject):
             return
         self._queue_config(config)
 
-    def _queue_config(self, config: Any) -> None:
+    def _queue_config(self, config: PipelineConfig) -> None:
         self.queue.add_config(config)
         if not self.queue.running:
             self.tasks.spawn(self._start_queue(), name="start-queue")
 
-    async def _add_with_current_model(self, config: Any, enabled: list[Any]) -> None:
+    async def _add_with_current_model(self, config: PipelineConfig, enabled: list[NodeConfig]
+                                      ) -> None:
         """Fix "the server's current model" to the preferred node's now, and say so: then only
         nodes that have that model make the batch (issue 17: a batch mixed SDXL and SD1.5)."""
         from stablenew.cluster.model_choice import (
@@ -520,7 +533,7 @@ class Session(QObject):
             self.pipeline.warning_raised.emit(self._enhancer.warning)
         return self._enhancer
 
-    def _cluster_finished(self, dispatcher: Any) -> None:
+    def _cluster_finished(self, dispatcher: ClusterDispatcher) -> None:
         """The cluster stopped working through the queue: keep what it learned of each node."""
         nodes = self.nodes
         if nodes is None:
@@ -615,10 +628,10 @@ class Session(QObject):
         await self.app.tasks.wait_idle(timeout=5)
 
 
-def _in_job(record: Any) -> Any:
+def _in_job(record: ImageRecord) -> ImageRecord:
     """The record as the gallery shows it: numbered by its place in its queue job (the runner
     numbers within one item, and every item is one image)."""
-    label = getattr(getattr(record, "tags", None), "job_id", None) or ""
+    label = record.tags.job_id or ""
     _, _, number = label.rpartition("/")
     if number.isdigit() and int(number) - 1 != record.image_index:
         return replace(record, image_index=int(number) - 1)
