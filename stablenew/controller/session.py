@@ -98,6 +98,8 @@ class Session(QObject):
         self.nodes: Any = None
         self.catalog: Any = None
         self._rooms_pending = list(ROOMS)
+        #: Images the queue saved before the learning room opened: it records them as it opens.
+        self._unrecorded: list[ImageRecord] = []
         self._closing = False
         #: "cluster" or "single" while the queue runs; None while it does not (or is switching)
         self._queue_mode: str | None = None
@@ -139,6 +141,9 @@ class Session(QObject):
         # Every saved image becomes a learning record; ratings from the gallery go to its store,
         # and ratings made in the learning room show in the gallery.
         self.pipeline.add_record_hook(learning.on_image_record)
+        unrecorded, self._unrecorded = self._unrecorded, []
+        for record in unrecorded:
+            learning.on_image_record(record)
         learning.record_changed.connect(self.gallery.show_record)
         self._rating_book = learning.rating_book()
         # Where an earlier StableNew kept ratings made before this room opened (read off-thread).
@@ -474,10 +479,9 @@ class Session(QObject):
     def _queue_record(self, record: ImageRecord) -> None:
         """Each image the queue saves: to the gallery, then to the record hooks (learning)."""
         if self.learning is None and "learning" in self._rooms_pending and not self._closing:
-            # An image saved before the learning room opened (a Run pressed at once): it
-            # opens now, so this image is recorded like every other.
-            self._rooms_pending.remove("learning")
-            self._open_room("learning")
+            # Saved before the learning room opened (a Run pressed at once): recorded when
+            # it opens, like every other image.
+            self._unrecorded.append(record)
         self.queued_image_saved.emit(_in_job(record))
         self.pipeline.record(record)
 

@@ -34,6 +34,7 @@ def test_an_image_saved_before_the_learning_room_opened_is_recorded(qtbot, qloop
     try:
         assert session.learning is None
         session._queue_record(record)  # the queue's record hook, as a runner calls it
+        session.open_rooms()  # as the window does after its first paint
         assert session.learning is not None
 
         def stored() -> bool:
