@@ -560,7 +560,7 @@ class Session(QObject):
         await self.pipeline.aclose(keep_queued=keep_queued)
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
-            await self.learning.stop_learning_run()
+            await self.learning.runs.stop_learning_run()
         for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer, self.catalog):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)
