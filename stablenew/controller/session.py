@@ -135,7 +135,7 @@ class Session(QObject):
         library = LibraryController(app=self.app, parent=self)
         library.set_current_config_provider(self.pipeline.current_config)
         library.config_applied.connect(self.pipeline.load_config)
-        library.pack_run_requested.connect(self.pipeline.run_plan)
+        library.pack_actions.pack_run_requested.connect(self.pipeline.run_plan)
         library.message_changed.connect(self.pipeline.message_changed)
         library.error_changed.connect(self._forward_error)
         return library
@@ -158,10 +158,10 @@ class Session(QObject):
         self.pipeline.set_plan_provider(adapter.plan_for_run)
         if self.library is not None:
             # A pack runs every prompt times the plan the randomizer panel has set up.
-            self.library.set_randomizer(lambda: adapter.spec if adapter.enabled else None,
-                                        lambda: adapter.wildcards_dir)
+            self.library.pack_actions.set_randomizer(
+                lambda: adapter.spec if adapter.enabled else None, lambda: adapter.wildcards_dir)
             # An applied profile biases every run's wildcards, not only pack runs.
-            self.library.bias_changed.connect(
+            self.library.preset_actions.bias_changed.connect(
                 lambda bias: adapter.set_wildcard_weights(
                     {name: dict(weights) for name, weights in bias.wildcard_weights.items()}))
         self.pipeline.run_finished.connect(lambda event: self._measured_speed(adapter, event))
