@@ -246,7 +246,7 @@ class MainWindow(QMainWindow):
         queue.activity.changed.connect(self._queue_work)
         queue.activity.preview_changed.connect(self._queue_preview)
         self.commands.stop_job_requested.connect(self._stop_queued_job)
-        self.commands.pause_queue_requested.connect(queue.pause)
+        self.commands.pause_queue_requested.connect(queue.edits.pause)
         self._queue_count()
         self._queue_work(queue.activity.current)
 

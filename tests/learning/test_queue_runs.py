@@ -57,7 +57,7 @@ def test_a_learning_run_is_an_interactive_queue_job_recorded_once(qtbot, qloop,
         learning.record_stored.connect(stored.append)
         gallery_paths = []
         session.queued_image_saved.connect(lambda r: gallery_paths.append(str(r.path)))
-        session.queue.pause()  # a pause holds batches back, not the comparison the user waits for
+        session.queue.edits.pause()  # a pause holds batches back, not the comparison the user waits for
         qtbot.waitUntil(lambda: session.queue.paused, timeout=5000)
         assert learning.runs.start_learning_run("steps", "3, 5, 7", images_per_value=2, pack="Foxes",
                                            base=small_config())

@@ -89,27 +89,27 @@ def test_operations_reach_the_store(controller, qtbot, db):
                     timeout=WAIT)
     a, b, c = job_ids(controller)
     with qtbot.waitSignal(controller.paused_changed, timeout=WAIT):
-        controller.pause()
+        controller.edits.pause()
     assert controller.paused
-    controller.resume()
+    controller.edits.resume()
     qtbot.waitUntil(lambda: not controller.paused, timeout=WAIT)
-    controller.bump_priority(c)
+    controller.edits.bump_priority(c)
     qtbot.waitUntil(lambda: job_ids(controller) == [c, a, b], timeout=WAIT)
-    controller.move_job(b, 0)  # within the same priority: b before a
+    controller.edits.move_job(b, 0)  # within the same priority: b before a
     qtbot.waitUntil(lambda: job_ids(controller) == [c, b, a], timeout=WAIT)
     controller.cancel_job(a)
     qtbot.waitUntil(lambda: controller.count == 4, timeout=WAIT)
-    controller.retry_job(a)
+    controller.edits.retry_job(a)
     qtbot.waitUntil(lambda: controller.count == 6, timeout=WAIT)
     with QueueStore(db) as store:
         item = store.items(b)[0]
-    controller.cancel_item(item.id)
+    controller.edits.cancel_item(item.id)
     qtbot.waitUntil(lambda: controller.count == 5, timeout=WAIT)
-    controller.retry_item(item.id)
+    controller.edits.retry_item(item.id)
     qtbot.waitUntil(lambda: controller.count == 6, timeout=WAIT)
     controller.cancel_job(c)
     qtbot.waitUntil(lambda: controller.count == 4, timeout=WAIT)
-    controller.clear_finished()
+    controller.edits.clear_finished()
     qtbot.waitUntil(lambda: job_ids(controller) == [b, a], timeout=WAIT)
 
 
