@@ -87,6 +87,7 @@ class QueueController(QObject):
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._store = store
+        self._opening: asyncio.Future[QueueStore] | None = None  # the store being opened
         self._db_path = db_path
         self._owns_store = store is None
         self.output_root = output_root
@@ -162,9 +163,23 @@ class QueueController(QObject):
         self._poll.start()
 
     async def store(self) -> QueueStore:
-        if self._store is None:
-            self._store = await asyncio.to_thread(QueueStore, self._db_path)
-        return self._store
+        """The queue's database, opened once off the Qt thread however many ask while it
+        opens (a refresh and an operation at start-up): the store is one connection per
+        process, so a second one would leak and race the first."""
+        if self._store is not None:
+            return self._store
+        if self._opening is None or self._opening.done():  # a failed open is tried again
+            self._opening = asyncio.ensure_future(self._open_store())
+            # Read here too: every caller may be cancelled before the open ends.
+            self._opening.add_done_callback(lambda f: f.cancelled() or f.exception())
+        # Shielded: a caller cancelled meanwhile (Stop while opening) leaves the open to end,
+        # so the store it makes is kept here and closed by aclose, not lost half-made.
+        return await asyncio.shield(self._opening)
+
+    async def _open_store(self) -> QueueStore:
+        store = await asyncio.to_thread(QueueStore, self._db_path)
+        self._store = store
+        return store
 
     # --- refreshing ------------------------------------------------------------------------------
 
@@ -445,6 +460,9 @@ class QueueController(QObject):
         self._stop_timers()
         with contextlib.suppress(RuntimeError):  # the loop is already gone: nothing to keep
             await asyncio.to_thread(self.estimates.save)
+        if self._opening is not None and not self._opening.done():
+            with contextlib.suppress(RuntimeError):  # the loop is gone: it never ends anyway
+                await asyncio.wait((self._opening,))  # its store is closed below, not leaked
         if self._owns_store and self._store is not None:
             store, self._store = self._store, None
             try:
