@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, Signal
 from stablenew.controller.app_controller import AppController
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.learning_insights import InsightsController
-from stablenew.controller.learning_ratings import LearningRatingBook, known
+from stablenew.controller.learning_ratings import LearningRatingBook, known, set_tag_set
 from stablenew.controller.learning_runs import LearningRunController
 from stablenew.controller.tasks import TaskOwner
 from stablenew.learning.errors import LearningError
@@ -241,6 +241,15 @@ class LearningController(QObject):
         if self.writes_allowed():
             return self.tasks.spawn(self._change(known(LearningStore.tag), ref, tag, on=on),
                                     name="learning-tag")
+        return None
+
+    def set_tags(self, ref: int | str | Path, tags: frozenset[str]
+                 ) -> asyncio.Task[LearningError | None] | None:
+        """Make the tags exactly *tags* (in one write after those queued before it); returns
+        the write's task as `rate` does."""
+        if self.writes_allowed():
+            return self.tasks.spawn(self._change(known(set_tag_set), ref, tags),
+                                    name="learning-tags")
         return None
 
     def set_note(self, ref: int | str | Path, note: str) -> None:

@@ -40,12 +40,11 @@ class LearningRatingBook:
         return _kept(self._controller.rate(path, stars))
 
     def set_tags(self, path: str, tags: tuple[str, ...]) -> asyncio.Future[None]:
+        """Make the image's tags exactly *tags*; the difference is taken on the writer, after
+        the writes queued before it, so a quick on-and-off keeps what was chosen last."""
         self._refuse_while_off()
-        _old, current = self._controller.read_rating(path)
-        wanted = {" ".join(t.split()).casefold() for t in tags if t.strip()}
-        writes = [self._controller.tag(path, tag, on=False) for tag in sorted(set(current) - wanted)]
-        writes += [self._controller.tag(path, tag) for tag in sorted(wanted - set(current))]
-        return _kept(*writes)
+        wanted = frozenset(" ".join(t.split()).casefold() for t in tags if t.strip())
+        return _kept(self._controller.set_tags(path, wanted))
 
     def _refuse_while_off(self) -> None:
         if self._controller.mode is LearningMode.off:
@@ -92,3 +91,13 @@ def known(fn: Callable[..., LearningRecord]) -> Callable[..., LearningRecord]:
             store.add_record(LearningRecord.from_image_record(image))
             return fn(store, ref, *args, **kwargs)
     return call
+
+
+def set_tag_set(store: LearningStore, ref: Ref, wanted: frozenset[str]) -> LearningRecord:
+    """On the writer thread: add and remove tags until the record has exactly *wanted*."""
+    record = store.get(ref)
+    for tag in sorted(set(record.tags) - wanted):
+        record = store.tag(ref, tag, on=False)
+    for tag in sorted(wanted - set(record.tags)):
+        record = store.tag(ref, tag)
+    return record
