@@ -177,7 +177,7 @@ class Session(QObject):
         if self.queue is not None:
             node = None if self.cluster_enabled else self.server.node_name  # None: every node
             seconds = self.queue.estimates.seconds_per_image(self.pipeline.current_config(), node)
-        adapter.set_seconds_per_image(seconds or event.seconds / event.images_saved)
+        adapter.pace.set_seconds_per_image(seconds or event.seconds / event.images_saved)
 
     def _nodes(self) -> Any:
         from stablenew.controller.nodes_controller import NodesController
