@@ -205,7 +205,7 @@ class Session(QObject):
         learning = self.learning
         if learning is None:
             return "The learning room is still opening; try again in a moment."
-        if learning.start_learning_run(parameter, values, base=config):
+        if learning.runs.start_learning_run(parameter, values, base=config):
             return ""
         error = learning.error
         return error.message if error is not None else "The learning run could not start."

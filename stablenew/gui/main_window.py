@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
-    QAbstractButton,
     QMainWindow,
-    QMessageBox,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -555,15 +553,6 @@ class MainWindow(QMainWindow):
         self.save_state()
         event.accept()
         self.closed.emit()
-
-    @property
-    def close_question(self) -> QMessageBox | None:
-        """The question asked when the window closes while queued work runs (None: not asked)."""
-        return self.closing.question
-
-    def close_question_button(self, answer: str) -> QAbstractButton | None:
-        """The question's button for *answer* ("finish", "stop", "cancel"), for tests and tools."""
-        return self.closing.button(answer)
 
     async def shutdown(self) -> None:
         if self.session is not None:
