@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
@@ -55,6 +55,13 @@ from stablenew.controller.queue_model import (
 from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.events import ProgressUpdate
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from stablenew.backends.protocol import Backend
+    from stablenew.cluster.dispatcher import ClusterDispatcher
+    from stablenew.pipeline.runner import PipelineRunner
 
 log = logging.getLogger("stablenew.controller.queue")
 
@@ -110,7 +117,8 @@ class QueueController(QObject):
         self._refreshing = False
         self._refresh_again = False
         self._closing = False  # aclose() began: no new refresh, poll or timer from here on
-        self._runner: Any = None  # a QueueRunner, or the ClusterDispatcher over several nodes
+        # A QueueRunner, or the ClusterDispatcher over several nodes (same control surface).
+        self._runner: QueueRunner | ClusterDispatcher | None = None
         self._runner_task: asyncio.Task[Any] | None = None
         self._reported: set[str] = set()
         # Listeners to one job's events (the window's Run follows its own job).
@@ -275,7 +283,7 @@ class QueueController(QObject):
             config, name=name, count=count, priority=priority, origin=origin,
             output_dir=output_dir, output_root=self.output_root, node_pin=node_pin), wake=True)
 
-    def add_plan(self, configs: Any, *, name: str, origin: JobOrigin | None = None,
+    def add_plan(self, configs: Iterable[Any], *, name: str, origin: JobOrigin | None = None,
                  priority: int = 0) -> asyncio.Task[Any]:
         """Queue a lazy plan (randomizer, pack, learning run): streamed into the database."""
         kind = JobKind.learning if origin and origin.learning_run_id else (
@@ -284,8 +292,9 @@ class QueueController(QObject):
             configs, name=name, kind=kind, origin=origin, priority=priority,
             output_root=self.output_root), wake=True)
 
-    async def add_run(self, configs: Any, *, node: str, job_id: str, name: str = "",
-                      output_dir: Path | None = None, origin: JobOrigin | None = None) -> Job:
+    async def add_run(self, configs: PipelineConfig | Iterable[Any], *, node: str, job_id: str,
+                      name: str = "", output_dir: Path | None = None,
+                      origin: JobOrigin | None = None) -> Job:
         """Queue a Run pressed in the window (a config, or a lazy plan of them; a learning
         run's plan becomes a learning job) with interactive priority, pinned to *node*, and
         wake the runner; awaited by the caller, whose error it is if it cannot be queued.
@@ -365,8 +374,8 @@ class QueueController(QObject):
 
     # --- working through the queue ---------------------------------------------------------------
 
-    def start_runner(self, backend: Any, *, node: str | None = None, depth: int = 2,
-                     backoff_base: float = 2.0, runner: Any = None,
+    def start_runner(self, backend: Backend, *, node: str | None = None, depth: int = 2,
+                     backoff_base: float = 2.0, runner: PipelineRunner | None = None,
                      on_outputs_removed: Callable[[list[Path]], None] | None = None) -> None:
         """Work through the queue on *backend* until `stop_runner()` (one node for now).
 
@@ -380,8 +389,9 @@ class QueueController(QObject):
             name="queue-runner")
         self.running_changed.emit(True)
 
-    async def _run(self, backend: Any, node: str | None, depth: int, backoff_base: float,
-                   runner: Any, on_outputs_removed: Callable[[list[Path]], None] | None) -> None:
+    async def _run(self, backend: Backend, node: str | None, depth: int, backoff_base: float,
+                   runner: PipelineRunner | None,
+                   on_outputs_removed: Callable[[list[Path]], None] | None) -> None:
         try:
             store = await self.store()
             self._runner = QueueRunner(store, backend, node=node, depth=depth,
@@ -395,8 +405,8 @@ class QueueController(QObject):
             self.running_changed.emit(False)
             self.refresh()
 
-    def start_cluster(self, make: Callable[..., Any],
-                      on_finished: Callable[[Any], None] | None = None) -> None:
+    def start_cluster(self, make: Callable[..., ClusterDispatcher | None],
+                      on_finished: Callable[[ClusterDispatcher], None] | None = None) -> None:
         """Work through the queue on every node of the cluster until `stop_runner()`.
 
         *make(store, on_event=...)* builds the ClusterDispatcher (the Nodes controller's
@@ -409,8 +419,8 @@ class QueueController(QObject):
                                              name="queue-cluster")
         self.running_changed.emit(True)
 
-    async def _run_cluster(self, make: Callable[..., Any],
-                           on_finished: Callable[[Any], None] | None) -> None:
+    async def _run_cluster(self, make: Callable[..., ClusterDispatcher | None],
+                           on_finished: Callable[[ClusterDispatcher], None] | None) -> None:
         try:
             store = await self.store()
         except BaseException:  # stopped (or failed) while opening the database

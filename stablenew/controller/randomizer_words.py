@@ -40,6 +40,10 @@ class RunPace:
     def __init__(self) -> None:
         self._seconds_per_image: float | None = None
 
+    @property
+    def seconds_per_image(self) -> float | None:
+        return self._seconds_per_image
+
     def set_seconds_per_image(self, seconds: float | None) -> None:
         """Measured speed of the node that will run the plan (for the time estimate)."""
         self._seconds_per_image = seconds if seconds and seconds > 0 else None
