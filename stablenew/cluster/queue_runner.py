@@ -20,26 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import sqlite3
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stablenew.backends.errors import BackendError
 from stablenew.cluster.item_backend import STALL_CHECK_S, ItemBackend, Turnstile
-from stablenew.cluster.jobs import (
-    INTERACTIVE_PRIORITY,
-    Claim,
-    ItemState,
-    Job,
-    WorkItem,
-    output_name_prefix,
-)
+from stablenew.cluster.item_outputs import clean_item_outputs
+from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, Claim, ItemState, Job, WorkItem, output_name_prefix
 from stablenew.cluster.queue_events import (
     ItemFinished,
     ItemProgress,
@@ -53,6 +46,7 @@ from stablenew.cluster.queue_events import (
 )
 from stablenew.cluster.queue_store import MAX_RETRIES, QueueError, QueueStore, StoreBusy
 from stablenew.cluster.runner_lock import RunnerLock
+from stablenew.cluster.runner_store import RunnerStore
 from stablenew.cluster.stall import StallLimits
 from stablenew.pipeline.events import RunStatus
 from stablenew.pipeline.records import RunTags
@@ -75,32 +69,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_STALL_LIMITS = StallLimits()
-
-
-class RunnerStore(Protocol):
-    """What a QueueRunner asks of the queue: the plain QueueStore, or the cluster's view of it
-    for one node (its claims are the dispatcher's decisions)."""
-
-    @property
-    def path(self) -> Path: ...
-    def revision(self) -> int: ...
-    def recover(self) -> list[WorkItem]: ...
-    def claim_next(self, node: str, *, can_take: Callable[[WorkItem, Job], bool] | None = None,
-                   now: float | None = None, scan: int = 200, start: bool = False
-                   ) -> Claim | None: ...
-    def mark_running(self, item_id: int, lease: str, *, now: float | None = None) -> bool: ...
-    def complete_and_check(self, item_id: int, lease: str, outputs: list[str], *,
-                           now: float | None = None) -> tuple[bool, bool]: ...
-    def fail(self, item_id: int, lease: str, message: str, *, detail: str = "",
-             transient: bool = False, max_retries: int = MAX_RETRIES, backoff_base: float = 2.0,
-             now: float | None = None) -> ItemState | None: ...
-    def release(self, item_id: int, lease: str) -> bool: ...
-    def get_job(self, job_id: str) -> Job: ...
-    def job_unfinished(self, job_id: str) -> bool: ...
-    def item_states(self, item_ids: Iterable[int]) -> dict[int, tuple[ItemState, str | None]]: ...
-    def is_paused(self) -> bool: ...
-    def top_queued_priority(self, node: str) -> int | None: ...
-    def next_retry_at(self) -> float | None: ...
 
 
 class QueueRunner:
@@ -627,27 +595,3 @@ class QueueRunner:
             self._on_event(event)
         except Exception:  # a listener's bug must not stop the queue
             log.exception("queue: event listener failed on %r", type(event).__name__)
-
-
-#: Name endings of images the runner keeps as unfinished work (see pipeline/runner.py).
-_LABELLED = re.compile(r"-(incomplete|[a-z0-9]+-only)\.(png|jpg)$")
-
-
-def clean_item_outputs(folder: Path, prefix: str, *, keep_labelled: bool = False) -> list[Path]:
-    """Delete files named for one item (`<prefix>-...`), its thumbnails and torn temp files;
-    with *keep_labelled*, not the images kept and named as unfinished."""
-    removed: list[Path] = []
-    if not folder.is_dir():
-        return removed
-    starts = (f"{prefix}-", f".{prefix}-")
-    for sub in (folder, folder / ".thumbnails"):
-        if not sub.is_dir():
-            continue
-        for entry in sub.iterdir():
-            if keep_labelled and entry.name.startswith(f"{prefix}-") and _LABELLED.search(entry.name):
-                continue
-            if entry.name.startswith(starts) and entry.is_file():
-                with contextlib.suppress(OSError):
-                    entry.unlink()
-                    removed.append(entry)
-    return removed

@@ -17,25 +17,18 @@ from stablenew.controller.gallery_index import INDEX_FILE, IndexedOutputs
 from stablenew.controller.pipeline_controller import PipelineController, RunNotQueued, RunQueue
 from stablenew.controller.prompt_controller import PromptController
 from stablenew.controller.server_controller import ServerController
+from stablenew.controller.session_rooms import SessionRooms
 from stablenew.controller.tasks import TaskOwner
 from stablenew.controller.window_state import WindowState
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from stablenew.backends.types import Capabilities
     from stablenew.cluster.dispatcher import ClusterDispatcher
     from stablenew.cluster.nodes import NodeConfig
     from stablenew.cluster.queue_events import QueueEventCallback
     from stablenew.cluster.queue_store import QueueStore
-    from stablenew.controller.catalog_controller import CatalogController
-    from stablenew.controller.learning_controller import LearningController
-    from stablenew.controller.library_controller import LibraryController
-    from stablenew.controller.nodes_controller import NodesController
-    from stablenew.controller.queue_controller import QueueController
-    from stablenew.controller.randomizer_adapter import RandomizerAdapter
     from stablenew.pipeline.config import PipelineConfig
-    from stablenew.pipeline.events import RunFinished
     from stablenew.pipeline.records import ImageRecord
     from stablenew.pipeline.runner import PromptStep
     from stablenew.prompting.step import PromptEnhancer
@@ -50,7 +43,7 @@ NODE_CHECK_MS = 30_000
 TAKE_OVER_MS = 2_000
 
 
-class Session(QObject):
+class Session(SessionRooms):
     """Every controller of one window; the GUI receives this and nothing from lower rooms."""
 
     #: name of a room whose controller is now available ("library", "randomizer", ...)
@@ -129,133 +122,6 @@ class Session(QObject):
             self.pipeline.load_config(config)  # the cards show it when they bind
 
     # --- other rooms ----------------------------------------------------------------------------
-
-    def _learning(self) -> LearningController:
-        from stablenew.controller.learning_controller import LearningController
-
-        # A learning run is a queue job, interactive like Run (one path for work).
-        learning = LearningController(self.app.paths.database_file, run_queue=self.queue_for_run,
-                                      output_dir=lambda: self.app.output_dir,
-                                      base_config=self.pipeline.current_config, app=self.app,
-                                      parent=self)
-        # Every saved image becomes a learning record; ratings from the gallery go to its store,
-        # and ratings made in the learning room show in the gallery.
-        self.pipeline.add_record_hook(learning.on_image_record)
-        unrecorded, self._unrecorded = self._unrecorded, []
-        for record in unrecorded:
-            learning.on_image_record(record)
-        learning.record_changed.connect(self.gallery.show_record)
-        self._rating_book = learning.rating_book()
-        # Where an earlier StableNew kept ratings made before this room opened (read off-thread).
-        self.gallery.hand_over_rating_file(self.app.paths.data_dir / "ratings.json")
-        return learning
-
-    def _learning_ratings(self) -> Any:
-        """The learning room's rating book for the gallery: the room opens now if a rating
-        comes before it did (the rating is never lost); None if it could not open."""
-        if self.learning is None and "learning" in self._rooms_pending and not self._closing:
-            self._rooms_pending.remove("learning")
-            self._open_room("learning")
-        return self._rating_book if self.learning is not None else None
-
-    def _library(self) -> LibraryController:
-        from stablenew.controller.library_controller import LibraryController
-
-        library = LibraryController(app=self.app, parent=self)
-        library.set_current_config_provider(self.pipeline.current_config)
-        library.config_applied.connect(self.pipeline.load_config)
-        library.pack_actions.pack_run_requested.connect(self.pipeline.run_plan)
-        library.message_changed.connect(self.pipeline.message_changed)
-        library.error_changed.connect(self._forward_error)
-        return library
-
-    def _queue(self) -> QueueController:
-        from stablenew.controller.queue_controller import QueueController
-
-        queue = QueueController(db_path=self.app.paths.database_file, output_root=self.app.output_dir,
-                                parent=self)
-        queue.error_changed.connect(self._forward_error)
-        queue.batch_finished.connect(self.pipeline.message_changed)
-        queue.running_changed.connect(self._queue_running_changed)
-        queue.work_wanted.connect(self._work_wanted)
-        return queue
-
-    def _randomizer(self) -> RandomizerAdapter:
-        from stablenew.controller.randomizer_adapter import RandomizerAdapter
-
-        adapter = RandomizerAdapter(app=self.app, parent=self)
-        self.pipeline.set_plan_provider(adapter.plan_for_run)
-        if self.library is not None:
-            # A pack runs every prompt times the plan the randomizer panel has set up.
-            self.library.pack_actions.set_randomizer(
-                lambda: adapter.spec if adapter.enabled else None, lambda: adapter.wildcards_dir)
-            # An applied profile biases every run's wildcards, not only pack runs.
-            self.library.preset_actions.bias_changed.connect(
-                lambda bias: adapter.set_wildcard_weights(
-                    {name: dict(weights) for name, weights in bias.wildcard_weights.items()}))
-        self.pipeline.run_finished.connect(lambda event: self._measured_speed(adapter, event))
-        return adapter
-
-    def _measured_speed(self, adapter: RandomizerAdapter, event: RunFinished | None) -> None:
-        """The randomizer's time estimate for large plans: the node's measured speed applied to
-        the cards' settings (steps and size), as the queue's estimates have it; the last Run's
-        time per image only while nothing is measured."""
-        if event is None or not event.images_saved:
-            return
-        seconds = None
-        if self.queue is not None:
-            node = None if self.cluster_enabled else self.server.node_name  # None: every node
-            seconds = self.queue.estimates.seconds_per_image(self.pipeline.current_config(), node)
-        adapter.pace.set_seconds_per_image(seconds or event.seconds / event.images_saved)
-
-    def _nodes(self) -> NodesController:
-        from stablenew.controller.nodes_controller import NodesController
-
-        nodes = NodesController(nodes_file=self.app.paths.nodes_file,
-                                db_path=self.app.paths.database_file, parent=self)
-        nodes.error_changed.connect(self._forward_error)
-        nodes.nodes_changed.connect(self._nodes_changed)
-        nodes.nodes_changed.connect(lambda: self._share_node_loras(nodes, self.catalog))
-        return nodes
-
-    @staticmethod
-    def _share_node_loras(nodes: NodesController | None, catalog: CatalogController | None
-                          ) -> None:
-        """Each node's LoRA list (from its probe) marks where a LoRA is available in Models."""
-        if nodes is None or catalog is None:
-            return
-        for name, loras in nodes.lora_lists().items():
-            catalog.set_node_loras(name, loras)
-
-    def _start_learning_run(self, config: PipelineConfig, parameter: str, values: list[float]
-                            ) -> str:
-        """"Try this LoRA" from Models: a learning run; "" when it started, else why not."""
-        learning = self.learning
-        if learning is None:
-            return "The learning room is still opening; try again in a moment."
-        if learning.runs.start_learning_run(parameter, values, base=config):
-            return ""
-        error = learning.error
-        return error.message if error is not None else "The learning run could not start."
-
-    def _catalog(self) -> CatalogController:
-        from stablenew.controller.catalog_controller import CatalogController
-
-        catalog = CatalogController(self.app.paths.data_dir / "catalog.db", parent=self)
-        catalog.set_prompt_target(self.pipeline.current_config, self.pipeline.load_config)
-        catalog.set_learning_run_starter(self._start_learning_run)
-        self._share_node_loras(self.nodes, catalog)
-        catalog.error_changed.connect(self._forward_error)
-
-        def server_listed(caps: Capabilities | None) -> None:
-            # The window's server: its LoRA list marks what is available where Run goes.
-            if caps is not None:
-                catalog.set_node_loras(self.server.node_name, caps.loras)
-                catalog.set_current_node(self.server.node_name)
-
-        self.server.capabilities_changed.connect(server_listed)
-        server_listed(self.server.capabilities)
-        return catalog
 
     @property
     def cluster_enabled(self) -> bool:
