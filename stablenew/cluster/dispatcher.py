@@ -422,7 +422,7 @@ class ClusterDispatcher:
         removed_hook = self._runner_kwargs.get("on_outputs_removed")
         for item in items:
             try:
-                job = await asyncio.to_thread(self.store.get_job, item.job_id)
+                job = await asyncio.to_thread(self.store.reads.get_job, item.job_id)
             except QueueError as exc:  # the job was cleared meanwhile: nothing of it to clean
                 log.info("cluster: no job for recovered item %s (%s)", item.label, exc.message)
                 continue
@@ -441,9 +441,9 @@ class ClusterDispatcher:
             busy = any(n.inflight for n in self._nodes.values())
         if busy:
             return None
-        if not self.store.has_pending():
+        if not self.store.reads.has_pending():
             return ""
-        if self.store.is_paused():
+        if self.store.reads.is_paused():
             return "The queue is paused."
         states = [self.monitor.health(n).state for n in self._nodes]
         if not states or all(s in (NodeState.auth_failed, NodeState.disabled) for s in states):
@@ -658,7 +658,7 @@ class ClusterDispatcher:
         total = self._job_sizes.get(job_id)
         if total is None:
             try:
-                total = self.store.get_job(job_id).counts.total
+                total = self.store.reads.get_job(job_id).counts.total
             except Exception:  # only a label: never worth failing a claim over
                 log.debug("cluster: no size for job %s", job_id, exc_info=True)
                 total = 0
@@ -671,7 +671,7 @@ class ClusterDispatcher:
     def _prune(self, node: _Node) -> None:
         """Forget in-flight entries whose item is no longer this node's (it left without the
         worker reporting it, e.g. cancelled before it was sent), so no slot is lost for good."""
-        states = self.store.item_states(list(node.inflight))
+        states = self.store.reads.item_states(list(node.inflight))
         for item_id in list(node.inflight):
             state, lease = states.get(item_id, (ItemState.cancelled, None))
             if state not in (ItemState.assigned, ItemState.running) or lease is None:
@@ -717,7 +717,7 @@ class ClusterDispatcher:
                 ) -> tuple[WorkRequirements, frozenset[str]]:
         found = self._reqs.get(item.id)
         if found is None:
-            config = config or self.store.config_for(item)
+            config = config or self.store.reads.config_for(item)
             found = (requirements_for(config), stage_upscalers(config))
             if len(self._reqs) > 50_000:
                 self._reqs.clear()
@@ -795,7 +795,7 @@ class ClusterDispatcher:
 
     def _pending(self) -> list[tuple[WorkItem, Job]]:
         """The first `window` queued items in run order whose retry time has come."""
-        return self.store.queued_in_order(self.window)
+        return self.store.reads.queued_in_order(self.window)
 
     def _choose(self, name: str, *, fresh: bool = False) -> set[int]:
         if self.policy is Policy.earliest_finish and not fresh:
@@ -862,7 +862,7 @@ class ClusterDispatcher:
         """
         # Only worth looking again when the queue or what the nodes have changed (or every
         # few seconds: retries whose backoff ran out join the pending items by themselves).
-        key = (self.store.revision(), int(time.monotonic() // 3), tuple(
+        key = (self.store.reads.revision(), int(time.monotonic() // 3), tuple(
             (name, id(self.monitor.health(name).capabilities)) for name in self._nodes))
         if key == self._unassignable_key:
             return []

@@ -518,16 +518,16 @@ class QueueRunner:
         # Paused counts as empty for --until-empty (the queue will not move until resumed),
         # unless a Run waits: a pause never holds it back. Items waiting for a retry's
         # backoff are still work left.
-        if self.store.next_retry_at() is None:
+        if self.store.reads.next_retry_at() is None:
             return True
-        return self.store.is_paused() and (
-            self.store.top_queued_priority(self.node) or 0) < INTERACTIVE_PRIORITY
+        return self.store.reads.is_paused() and (
+            self.store.reads.top_queued_priority(self.node) or 0) < INTERACTIVE_PRIORITY
 
     async def _idle(self, seen: int) -> None:
         """Wait for a change, unless one came since *seen* (so a wake-up is never lost)."""
         assert self._wake is not None
         timeout = self.poll_interval
-        retry_at = await self._db(self.store.next_retry_at)
+        retry_at = await self._db(self.store.reads.next_retry_at)
         if retry_at is not None:
             timeout = max(0.0, min(timeout, retry_at - time.time()))
         if self._changes != seen:
@@ -547,7 +547,7 @@ class QueueRunner:
         last = -1
         while True:
             await asyncio.sleep(self.poll_interval)
-            revision = await self._db(self.store.revision)
+            revision = await self._db(self.store.reads.revision)
             if revision == last:
                 continue
             last = revision
@@ -576,8 +576,8 @@ class QueueRunner:
 
     def _look(self, item_ids: list[int]
               ) -> tuple[dict[int, tuple[ItemState, str | None]], bool, int | None]:
-        top = self.store.top_queued_priority(self.node) if self._unsent else None
-        return self.store.item_states(item_ids), self.store.is_paused(), top
+        top = self.store.reads.top_queued_priority(self.node) if self._unsent else None
+        return self.store.reads.item_states(item_ids), self.store.reads.is_paused(), top
 
     async def _run_claim(self, claim: Claim, ticket: int) -> tuple[Claim, int] | None:
         """Run one claimed item; returns the lane's next item when it was claimed in the same
@@ -746,10 +746,10 @@ class QueueRunner:
         await self._maybe_job_finished(item.job_id)
 
     async def _maybe_job_finished(self, job_id: str) -> None:
-        if await self._db(self.store.job_unfinished, job_id):
+        if await self._db(self.store.reads.job_unfinished, job_id):
             return
         try:
-            job = await self._db(self.store.get_job, job_id)
+            job = await self._db(self.store.reads.get_job, job_id)
         except QueueError:
             return  # cleared meanwhile
         except sqlite3.Error as exc:  # the database busy for too long: the next image asks again
@@ -795,7 +795,7 @@ class QueueRunner:
         with *keep_labelled*, an image the runner kept as unfinished (and its thumbnail)."""
         if job is None:
             try:
-                job = self.store.get_job(item.job_id)
+                job = self.store.reads.get_job(item.job_id)
             except QueueError:
                 return  # cleared meanwhile: its outputs went with it
             except sqlite3.Error as exc:  # nothing is deleted when unsure whose files they are

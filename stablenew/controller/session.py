@@ -255,7 +255,7 @@ class Session(QObject):
 
         queue = self.queue
         store = await queue.store()
-        if queue.running or self._closing or not await asyncio.to_thread(store.has_pending):
+        if queue.running or self._closing or not await asyncio.to_thread(store.reads.has_pending):
             return
         if await asyncio.to_thread(RunnerLock.held, store.path):
             # `stablenew queue run` (or a window finishing in the background) works on it:
@@ -407,7 +407,7 @@ class Session(QObject):
         if not self._queue_for_run_only or queue is None or not queue.running or self._switching:
             return
         store = await queue.store()
-        if await asyncio.to_thread(store.has_pending) or not self._queue_for_run_only:
+        if await asyncio.to_thread(store.reads.has_pending) or not self._queue_for_run_only:
             return
         self._queue_for_run_only = False
         queue.stop_runner()
