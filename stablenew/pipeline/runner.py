@@ -28,7 +28,7 @@ from stablenew.backends.a1111_truth import same_checkpoint
 from stablenew.backends.errors import BackendError, JobInterrupted
 from stablenew.backends.protocol import Backend
 from stablenew.backends.types import Capabilities, GeneratedImage, JobResult, Progress
-from stablenew.pipeline import infotext as it
+from stablenew.pipeline import infotext_write as it
 from stablenew.pipeline import outputs, stages
 from stablenew.pipeline.cancel import CancelToken, RunCancelled
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig, StageName
