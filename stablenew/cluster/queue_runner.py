@@ -48,6 +48,7 @@ from stablenew.pipeline.records import RunTags
 
 if TYPE_CHECKING:
     from stablenew.backends.protocol import Backend
+    from stablenew.cluster.scheduled_store import WorkerStore
     from stablenew.pipeline.cancel import CancelToken
     from stablenew.pipeline.events import RunEvent
 
@@ -315,7 +316,7 @@ class QueueRunner:
 
     def __init__(
         self,
-        store: QueueStore,
+        store: WorkerStore,
         backend: Backend,
         *,
         runner: Any = None,

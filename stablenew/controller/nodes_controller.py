@@ -27,10 +27,11 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from stablenew.cluster.dispatcher import ClusterDispatcher, NodeStatus, WorkingOn
+from stablenew.cluster.dispatcher import ClusterDispatcher
 from stablenew.cluster.dry_run import DryRun, dry_run
 from stablenew.cluster.estimates import load_speeds, save_speeds, speeds_file
 from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
+from stablenew.cluster.node_book import NodeStatus, WorkingOn
 from stablenew.cluster.nodes import NodeConfig, NodeRegistry
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.cluster.work import GB

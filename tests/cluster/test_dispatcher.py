@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -303,7 +304,7 @@ async def test_the_heaviest_item_is_claimed_first_even_deep_in_a_long_job(store,
         d = dispatcher(store, [node("only", only)])
         await d.monitor.check_all()
         try:
-            claim = await asyncio.to_thread(d._claim, "only", None, {"start": True})
+            claim = await asyncio.to_thread(partial(d.claim_for, "only", None, start=True))
         finally:
             await d.monitor.aclose()
     assert claim is not None and claim.item.index == 220
