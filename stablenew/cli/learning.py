@@ -7,10 +7,31 @@ platform's folder), or on the file given with `--db`.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from stablenew.storage.words import noun_for, plural
+
+INSIGHTS_JSON = """With --json, one object (new keys may be added; none is removed or renamed):
+  {"pack": "Portraits" | "" (no pack) | null (all packs), "rated": 80,
+   "parameters": [{"parameter": "cfg", "label": "CFG scale", "conclusive": true,
+                   "summary": "For Portraits, CFG scale 10 scores lower than ...",
+                   "best_values": ["4", "6", "8"], "recommended": "8", "rated_images": 80,
+                   "fair": false,
+                   "values": [{"value": "4", "label": "CFG scale 4", "n": 20, "mean": 3.5,
+                               "low": 3.1, "high": 3.9}, ...]}, ...],
+   "advice": [{"tag": "too noisy", "count": 3, "advice": "Try lowering noise ..."}],
+   "lines": ["the same sentences the plain output prints", ...]}
+"fair" is true when the numbers come only from learning runs on that setting."""
+
+RECOMMEND_JSON = """With --json, one object (new keys may be added; none is removed or renamed):
+  {"pack": "Portraits" | "" | null,
+   "changes": [{"parameter": "steps", "label": "Steps", "value": "30",
+                "reason": "4.2 stars over 40 images (...)"}, ...],
+   "preset": {"txt2img": {"steps": 30}},   (the values as a partial preset)
+   "saved": "/path/to/preset.yaml" | null}
+The exit code is 1 when there is nothing to recommend yet (then "changes" is empty)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,15 +41,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="database file (default: the data folder's stablenew.db)")
     verbs = parser.add_subparsers(dest="learning_command", metavar="ACTION")
 
-    p = verbs.add_parser("insights", help="what works best, per setting (and tag advice)")
+    p = verbs.add_parser("insights", help="what works best, per setting (and tag advice)",
+                         epilog=INSIGHTS_JSON, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pack", default=None, help="only this pack (default: all packs together)")
     p.add_argument("--values", action="store_true", help="also list every value's numbers")
+    p.add_argument("--json", action="store_true", help="print one JSON object (shape below)")
     p.set_defaults(func=_insights)
 
-    p = verbs.add_parser("recommend", help="the recommended settings for a pack, as preset YAML")
+    p = verbs.add_parser("recommend", help="the recommended settings for a pack, as preset YAML",
+                         epilog=RECOMMEND_JSON, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pack", default=None, help="only this pack (default: all packs together)")
     p.add_argument("--save", metavar="NAME", default=None,
                    help="save the recommendation as a user preset with this name")
+    p.add_argument("--json", action="store_true", help="print one JSON object (shape below)")
     p.set_defaults(func=_recommend)
 
     p = verbs.add_parser("export", help="write records as a zip (JSONL, CSV, README)")
@@ -79,6 +104,9 @@ def _insights(args: argparse.Namespace) -> int:
 
     with _open(args) as store:
         insights = insights_for(store, args.pack)
+    if args.json:
+        print(json.dumps(insights.to_json(), ensure_ascii=False, indent=2))
+        return 0
     print(f"{plural(insights.rated, 'rated image')}" + (f" in pack '{args.pack}'" if args.pack else ""))
     for line in insights.lines():
         print(f"- {line}")
@@ -97,22 +125,29 @@ def _recommend(args: argparse.Namespace) -> int:
 
     with _open(args) as store:
         preset = recommend(insights_for(store, args.pack))
-    for line in preset.describe():
-        print(f"# {line}")
+    if not args.json:
+        for line in preset.describe():
+            print(f"# {line}")
     if preset.empty:
+        if args.json:
+            print(json.dumps({**preset.to_json(), "saved": None}, ensure_ascii=False, indent=2))
         return 1
     name = args.save or (f"Learned — {args.pack}" if args.pack else "Learned settings")
     item = preset.to_preset(name)
-    print(item.to_yaml(), end="")
+    if not args.json:
+        print(item.to_yaml(), end="")
+    saved = None
     if args.save:
         from stablenew.pipeline.presets import LibraryError, PresetStore
 
         try:
-            path = PresetStore().save(item, replace=False)
+            saved = str(PresetStore().save(item, replace=False))
         except LibraryError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        print(f"Saved as {path}", file=sys.stderr)
+        print(f"Saved as {saved}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({**preset.to_json(), "saved": saved}, ensure_ascii=False, indent=2))
     return 0
 
 

@@ -9,7 +9,7 @@ winner needs enough images on both sides and a difference that is unlikely to be
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -140,6 +140,12 @@ class Insights:
     def parameter(self, key: str) -> ParameterInsight | None:
         return next((p for p in self.parameters if p.parameter == key), None)
 
+    def to_json(self) -> dict[str, Any]:
+        """The shape `stablenew learning insights --json` prints (documented in its --help)."""
+        return {"pack": self.pack, "rated": self.rated,
+                "parameters": [asdict(p) for p in self.parameters],
+                "advice": [asdict(a) for a in self.advice], "lines": self.lines()}
+
     def lines(self) -> list[str]:
         """Conclusions first, then advice from tags, then what is still open (and a hint)."""
         out = [p.summary for p in self.parameters if p.conclusive]
@@ -169,6 +175,11 @@ class RecommendedPreset:
     @property
     def empty(self) -> bool:
         return not self.changes
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape `stablenew learning recommend --json` prints (documented in its --help)."""
+        return {"pack": self.pack, "changes": [asdict(c) for c in self.changes],
+                "preset": self.partial()}
 
     def apply_to(self, base: PipelineConfig) -> PipelineConfig:
         """The base config with every recommended value set (a preview; nothing is saved)."""

@@ -64,3 +64,28 @@ def test_summary_says_the_learning_mode_in_settings(capsys):
     save_settings(AppPaths.default(), AppSettings(learning_mode=LearningMode.off))
     assert main(["learning", "summary"]) == 0
     assert "Learning mode: off (new images are not recorded)" in capsys.readouterr().out
+
+
+def test_insights_and_recommend_print_json_for_scripts(tmp_path, capsys):
+    import json
+
+    db = tmp_path / "db.sqlite"
+    with LearningStore(db) as store:
+        store.add_records(synthetic_records(150, packs=("Portraits",)))
+    assert main(["learning", "--db", str(db), "insights", "--pack", "Portraits", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["pack"] == "Portraits" and data["rated"] == 150
+    steps = next(p for p in data["parameters"] if p["parameter"] == "steps")
+    assert steps["conclusive"] and steps["best_values"] == ["30", "35"]
+    assert [v["value"] for v in steps["values"]] == ["15", "20", "25", "30", "35"]
+    assert set(steps["values"][0]) == {"value", "label", "n", "mean", "low", "high"}
+    assert data["lines"][0] == steps["summary"]
+
+    assert main(["learning", "--db", str(db), "recommend", "--pack", "Portraits", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["pack"] == "Portraits" and data["saved"] is None
+    assert [c["parameter"] for c in data["changes"]] == ["steps"]
+    assert data["preset"] == {"txt2img": {"steps": int(data["changes"][0]["value"])}}
+
+    assert main(["learning", "--db", str(db), "recommend", "--pack", "Nothing", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["changes"] == []
