@@ -69,6 +69,24 @@ class ValueStats:
 
 
 @dataclass(frozen=True)
+class TasteImage:
+    """One rated or chosen image as the taste model sees it: its rating, values and tags."""
+
+    id: int
+    rating: int | None
+    params: dict[str, str]
+    tags: list[str]
+
+
+@dataclass(frozen=True)
+class TasteInputs:
+    """Images and the choices between them: (winner id, loser id, same)."""
+
+    images: list[TasteImage]
+    choices: list[tuple[int, int, bool]]
+
+
+@dataclass(frozen=True)
 class StoreSummary:
     records: int
     rated: int
@@ -381,6 +399,30 @@ class LearningStore:
                        loser_key=r[5], winner_path=r[6], loser_path=r[7],
                        pack=(r[8] or None) if r[8] == r[9] else None, source=r[10],
                        created_at=r[11]) for r in rows]
+
+    def taste_inputs(self, pack: str | None = None) -> TasteInputs:
+        """What the taste model learns from, for one pack or (None) all: every image that was
+        rated or chosen, with its parameter values and tags, and the choices between them."""
+        where, args = "", []
+        if pack is not None:
+            where, args = " AND r.pack = ?", [pack]
+        chosen = ("r.rating IS NOT NULL OR r.id IN (SELECT winner_id FROM learning_choices) "
+                  "OR r.id IN (SELECT loser_id FROM learning_choices)")
+        images: dict[int, TasteImage] = {}
+        with self._lock:
+            for record_id, rating in self._db.execute(
+                    f"SELECT r.id, r.rating FROM learning_records r WHERE ({chosen}){where}", args):
+                images[record_id] = TasteImage(record_id, rating, {}, [])
+            for record_id, param, value in self._db.execute(
+                    "SELECT p.record_id, p.param, p.value FROM learning_params p "
+                    f"JOIN learning_records r ON r.id = p.record_id WHERE ({chosen}){where}", args):
+                images[record_id].params[param] = value
+            for record_id, tag in self._db.execute(
+                    "SELECT t.record_id, t.tag FROM learning_tags t "
+                    f"JOIN learning_records r ON r.id = t.record_id WHERE ({chosen}){where}", args):
+                images[record_id].tags.append(tag)
+        pairs = [(c.winner_id, c.loser_id, c.same) for c in self.choices(pack)]
+        return TasteInputs(list(images.values()), pairs)
 
     # --- aggregates ---------------------------------------------------------------------
 
