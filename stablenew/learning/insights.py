@@ -9,6 +9,7 @@ winner needs enough images on both sides and a difference that is unlikely to be
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from statistics import NormalDist
 from typing import Any
@@ -159,10 +160,17 @@ class Insights:
 
 @dataclass(frozen=True)
 class RecommendedChange:
+    """One value of a recommended preset, why, and (from the taste model) how sure it is."""
+
     parameter: str
     label: str
     value: str
     reason: str
+    confidence: float | None = None  # the chance this value is the setting's best
+
+    def words(self) -> str:
+        sure = f" ({self.confidence:.0%} sure)" if self.confidence is not None else ""
+        return f"{self.label}: {self.value}{sure} — {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -213,7 +221,7 @@ class RecommendedPreset:
     def describe(self) -> list[str]:
         if not self.changes:
             return ["No recommendation yet: rate more images, or run a learning run."]
-        return [f"{c.label}: {c.value} — {c.reason}" for c in self.changes]
+        return [c.words() for c in self.changes]
 
 
 @dataclass
@@ -444,13 +452,16 @@ def insights_for(store: LearningStore, pack: str | None = None) -> Insights:
     return build_insights(store.stats(pack), store.tag_counts(pack), pack, store.fair_stats(pack))
 
 
-def recommend(insights: Insights) -> RecommendedPreset:
-    """A preset from every parameter whose insight is conclusive (best-supported value)."""
+def recommend(insights: Insights,
+              confidence: Callable[[str, str], float | None] | None = None) -> RecommendedPreset:
+    """A preset from every parameter whose insight is conclusive (best-supported value);
+    *confidence* (parameter, value) gives each its chance of being the best, when known."""
     changes = []
     for p in insights.parameters:
         if p.conclusive and p.recommended is not None:
             best = next(v for v in p.values if v.value == p.recommended)
             changes.append(RecommendedChange(
                 p.parameter, p.label, p.recommended,
-                f"{best.mean:.1f} stars over {best.n} images ({p.summary})"))
+                f"{best.mean:.1f} stars over {best.n} images ({p.summary})",
+                confidence(p.parameter, p.recommended) if confidence is not None else None))
     return RecommendedPreset(insights.pack, tuple(changes))

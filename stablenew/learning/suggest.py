@@ -18,13 +18,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stablenew.learning.errors import LearningError
-from stablenew.learning.insights import SUGGESTED_ORDER
+from stablenew.learning.insights import (
+    SUGGESTED_ORDER,
+    RecommendedPreset,
+    insights_for,
+    recommend,
+)
 from stablenew.learning.parameters import Parameter, get_parameter
 from stablenew.learning.plans import LearningPlan
-from stablenew.learning.taste import TasteModel, normal_cdf, normal_pdf
+from stablenew.learning.taste import TasteModel, fit_taste, normal_cdf, normal_pdf
 from stablenew.storage.words import plural
 
 if TYPE_CHECKING:
+    from stablenew.learning.store import LearningStore
     from stablenew.pipeline.config import PipelineConfig
 
 NEIGHBOUR_SD = 0.5  # stars: how far an untried value may land from its nearest rated one
@@ -222,3 +228,15 @@ def recommended_values(model: TasteModel, *, min_confidence: float = 0.6) -> lis
         out.append(PresetValue(effect.parameter, effect.label, best.bin.center,
                                effect.confidence, effect.evidence))
     return sorted(out, key=lambda v: -v.confidence)
+
+
+def recommend_for(store: LearningStore, pack: str | None = None) -> RecommendedPreset:
+    """The recommended preset of *pack* (insights' best-supported values), each value with
+    the taste model's confidence that it is the best. A blocking read: call off the Qt thread."""
+    model = fit_taste(store, pack)
+
+    def confidence(parameter: str, value: str) -> float | None:
+        effect = model.parameter(parameter)
+        return effect.confidence_of(value) if effect is not None else None
+
+    return recommend(insights_for(store, pack), confidence)
