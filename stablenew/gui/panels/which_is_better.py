@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
@@ -98,8 +98,14 @@ class WhichIsBetterPanel(QWidget):
         controller.choice_recorded.connect(self._count)
         controller.queued.connect(lambda text: self.notice.show_notice(text, level="info"))
         controller.error_changed.connect(self.notice.show_error)
-        controller.refresh()
-        controller.next_pair()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
+        """Shown: the model is refitted and a pair looked for now (images and ratings may have
+        come in since it was last shown), never while nobody looks."""
+        super().showEvent(event)
+        self.controller.refresh()
+        if self.controller.pair is None:
+            self.controller.next_pair()
 
     def choose(self, outcome: str) -> None:
         if self.left_button.isEnabled():
