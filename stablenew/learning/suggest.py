@@ -33,9 +33,12 @@ if TYPE_CHECKING:
     from stablenew.learning.store import LearningStore
     from stablenew.pipeline.config import PipelineConfig
 
-NEIGHBOUR_SD = 0.5  # stars: how far an untried value may land from its nearest rated one
-# Stars another value of a setting never varied might bring: most settings matter little.
-UNTRIED_SD = 0.3
+# Stars by which an untried value may differ from its nearest rated one, and by which another
+# value of a setting never varied may differ from the one in use. Both were set with
+# bench/active_learning.py (simulated users): smaller values polish one setting for too long
+# before the others are tried at all.
+NEIGHBOUR_SD = 0.7
+UNTRIED_SD = 0.7
 DRAWS = 4000
 IMAGES_PER_VALUE = 3
 SETTLED = 0.95  # confidence at which the best value counts as known
