@@ -213,7 +213,7 @@ def _fit(x: np.ndarray, images: list[Any], rated: list[int],
         target = xr.T @ y / noise
         for _step in range(25):
             z = d_win @ beta / CHOICE_SCALE
-            p = 1.0 / (1.0 + np.exp(-z))
+            p = 0.5 * (1.0 + np.tanh(z / 2))  # the logistic function, without overflow
             grad = fixed @ beta - target - d_win.T @ (1.0 - p) / CHOICE_SCALE
             hess = fixed + (d_win.T * (p * (1.0 - p))) @ d_win / CHOICE_SCALE ** 2
             step = np.linalg.solve(hess, grad)

@@ -116,3 +116,14 @@ def test_recommended_values_carry_their_confidence_and_skip_unsure_ones():
     assert cfg.value in ("4", "6", "8") and 0.3 < cfg.confidence <= 1
     assert cfg.words().startswith(f"CFG scale {cfg.value} — ")
     assert recommended_values(model, min_confidence=1.01) == []
+
+
+def test_one_sided_choices_by_the_hundred_fit_without_overflow_or_warnings():
+    import warnings
+
+    images = [TasteImage(i, None, {"cfg": "5" if i % 2 else "9"}, []) for i in range(4)]
+    choices = [(1, 0, False)] * 400 + [(3, 2, False)] * 400
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = fit_inputs(TasteInputs(images, choices), "P").parameter("cfg")
+    assert cfg.bins[cfg.best].bin.values == ("5",) and cfg.confidence == 1.0
