@@ -80,6 +80,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: Settings)")
     p.set_defaults(func=_next)
 
+    p = verbs.add_parser("taste", help="what each setting does to your taste, with how sure "
+                                       "StableNew is (from ratings, tags and choices)")
+    p.add_argument("--pack", default=None, help="only this pack (default: all packs together)")
+    p.add_argument("--json", action="store_true", help="print the model as one JSON object")
+    p.set_defaults(func=_taste)
+
     p = verbs.add_parser("choose", help="record a side-by-side choice: WINNER is better than "
                                         "LOSER (or --same)")
     p.add_argument("winner", help="the better image (file or record id)")
@@ -261,6 +267,29 @@ def _queue_learning_run(plan, args: argparse.Namespace) -> dict[str, str] | None
         store.save_run(plan.id, pack=plan.pack, parameter=plan.parameter,
                        status=result.state.value, result=result.to_json())
     return {"job": job.id, "learning_run": plan.id, "folder": job.output_dir}
+
+
+@_guard
+def _taste(args: argparse.Namespace) -> int:
+    from stablenew.learning.taste import fit_taste
+
+    with _open(args) as store:
+        model = fit_taste(store, args.pack)
+    if args.json:
+        print(json.dumps(model.to_json(), ensure_ascii=False, indent=2))
+        return 0
+    print(f"From {plural(model.ratings, 'rating')} and {plural(model.choices, 'choice')}"
+          + (f" in pack '{args.pack}'" if args.pack else "") + ":")
+    if not model.parameters:
+        print("- nothing yet: rate or compare images made with different settings.")
+    for effect in model.parameters:
+        best = effect.bins[effect.best].bin
+        print(f"- {effect.label}: best {best.label} ({effect.confidence:.0%} sure); "
+              f"{effect.spread:.1f} ± {effect.spread_sd:.1f} stars between best and worst")
+        for b in effect.bins:
+            print(f"    {b.bin.label:<28} {b.effect:+.2f} ± {b.sd:.2f} stars  "
+                  f"({plural(b.evidence, 'rating or choice', 'ratings or choices')})")
+    return 0
 
 
 @_guard

@@ -43,6 +43,7 @@ DRAWS = 4000
 IMAGES_PER_VALUE = 3
 SETTLED = 0.95  # confidence at which the best value counts as known
 THIN = 12  # ratings of two values together that are too few to trust
+SMALL = 0.25  # stars: a difference between values too small to notice
 # Settings every image has, so a suggestion may name them before any of them was varied.
 ALWAYS_THERE = ("steps", "cfg", "sampler", "scheduler")
 
@@ -138,17 +139,24 @@ def _varied(model: TasteModel, param: Parameter) -> NextExperiment | None:
     top, low = effect.bins[effect.best], effect.bins[effect.worst]
     count = top.evidence + low.evidence
     what = "rating" if model.choices == 0 else "rating or choice"
-    if effect.confidence < SETTLED:
-        thin = low if low.evidence <= top.evidence else top
-        but = (f"on only {plural(count, what)}" if count <= THIN else
-               f"{_words(param, thin.bin.short)} has only {plural(thin.evidence, what)}")
-        evidence = (f"{_words(param, top.bin.short)} looks better than "
-                    f"{_words(param, low.bin.short)}, but {but}.")
-        ending = "would settle it."
-    else:
+    thin = low if low.evidence <= top.evidence else top
+    better = f"{_words(param, top.bin.short)} looks better than {_words(param, low.bin.short)}"
+    if effect.confidence >= SETTLED:
         evidence = (f"{_words(param, top.bin.short)} looks best ({effect.confidence:.0%} sure, "
                     f"over {plural(effect.evidence, what)}).")
         ending = "would check its neighbours."
+    elif count <= THIN:
+        evidence, ending = f"{better}, but on only {plural(count, what)}.", "would settle it."
+    elif thin.evidence <= THIN:
+        evidence = (f"{better}, but {_words(param, thin.bin.short)} has only "
+                    f"{plural(thin.evidence, what)}.")
+        ending = "would settle it."
+    elif effect.spread < SMALL:
+        evidence = (f"{param.label} makes little difference so far ({effect.spread:.1f} stars "
+                    f"over {plural(effect.evidence, what)}).")
+        ending = "would show whether another value does better."
+    else:
+        evidence, ending = f"{better} ({effect.confidence:.0%} sure so far).", "would settle it."
     text = (f"{evidence} A {len(values) * IMAGES_PER_VALUE}-image run at "
             f"{_words(param, _join(values))} {ending}")
     return NextExperiment(model.pack, param.key, param.label, values, evidence, text, gain)

@@ -156,3 +156,21 @@ def test_choose_keeps_a_side_by_side_choice(tmp_path, capsys):
     with LearningStore(db) as store:
         assert [(c.winner_path, c.same) for c in store.choices()] == [(str(b.path), False),
                                                                        (str(a.path), True)]
+
+
+def test_taste_prints_each_settings_effect_with_its_uncertainty(tmp_path, capsys):
+    import json
+
+    db = tmp_path / "db.sqlite"
+    with LearningStore(db) as store:
+        store.add_records(synthetic_records(150, packs=("Portraits",)))
+    assert main(["learning", "--db", str(db), "taste", "--pack", "Portraits"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("From 150 ratings and 0 choices in pack 'Portraits':\n")
+    assert "- Steps: best 3" in out and "stars between best and worst" in out
+    assert "    15 steps" in out and " ± " in out
+    assert main(["learning", "--db", str(db), "taste", "--pack", "Portraits", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    steps = next(p for p in data["parameters"] if p["parameter"] == "steps")
+    assert [b["values"] for b in steps["bins"]] == [["15"], ["20"], ["25"], ["30"], ["35"]]
+    assert steps["best"] in ("30", "35") and all(b["sd"] > 0 for b in steps["bins"])

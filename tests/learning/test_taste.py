@@ -127,3 +127,15 @@ def test_one_sided_choices_by_the_hundred_fit_without_overflow_or_warnings():
         warnings.simplefilter("error")
         cfg = fit_inputs(TasteInputs(images, choices), "P").parameter("cfg")
     assert cfg.bins[cfg.best].bin.values == ("5",) and cfg.confidence == 1.0
+
+
+def test_a_setting_that_makes_no_difference_is_said_so_and_other_values_are_proposed(tmp_path):
+    from tests.learning.helpers import synthetic_records
+
+    with LearningStore(tmp_path / "db.sqlite") as store:
+        store.add_records(synthetic_records(150, packs=("Portraits",)))
+        suggestion = next_experiment(fit_taste(store, "Portraits"))
+    assert suggestion.parameter == "sampler"
+    assert suggestion.evidence == "Sampler makes little difference so far (0.0 stars over 150 ratings)."
+    assert {"DPM++ SDE", "Euler"} <= set(suggestion.values)  # not tried yet
+    assert suggestion.text.endswith("would show whether another value does better.")
