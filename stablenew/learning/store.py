@@ -410,17 +410,24 @@ class LearningStore:
                   "OR r.id IN (SELECT loser_id FROM learning_choices)")
         images: dict[int, TasteImage] = {}
         with self._lock:
-            for record_id, rating in self._db.execute(
-                    f"SELECT r.id, r.rating FROM learning_records r WHERE ({chosen}){where}", args):
-                images[record_id] = TasteImage(record_id, rating, {}, [])
-            for record_id, param, value in self._db.execute(
-                    "SELECT p.record_id, p.param, p.value FROM learning_params p "
-                    f"JOIN learning_records r ON r.id = p.record_id WHERE ({chosen}){where}", args):
-                images[record_id].params[param] = value
-            for record_id, tag in self._db.execute(
-                    "SELECT t.record_id, t.tag FROM learning_tags t "
-                    f"JOIN learning_records r ON r.id = t.record_id WHERE ({chosen}){where}", args):
-                images[record_id].tags.append(tag)
+            cur = self._db.cursor()
+            cur.row_factory = None  # plain tuples: several times faster over 100,000 rows
+            rows = cur.execute(
+                "SELECT r.id, r.rating, p.param, p.value FROM learning_records r "
+                f"LEFT JOIN learning_params p ON p.record_id = r.id WHERE ({chosen}){where}",
+                args).fetchall()
+            tags = cur.execute(
+                "SELECT t.record_id, t.tag FROM learning_tags t "
+                f"JOIN learning_records r ON r.id = t.record_id WHERE ({chosen}){where}",
+                args).fetchall()
+        for record_id, rating, param, value in rows:
+            image = images.get(record_id)
+            if image is None:
+                image = images[record_id] = TasteImage(record_id, rating, {}, [])
+            if param is not None:
+                image.params[param] = value
+        for record_id, tag in tags:
+            images[record_id].tags.append(tag)
         pairs = [(c.winner_id, c.loser_id, c.same) for c in self.choices(pack)]
         return TasteInputs(list(images.values()), pairs)
 
