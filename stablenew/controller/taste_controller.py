@@ -89,6 +89,7 @@ class TasteController(QObject):
         self._suggestion: NextExperiment | None = None
         self._recommendation: list[PresetValue] = []
         self._error: ErrorInfo | None = None
+        self._unreadable: set[int] = set()  # records whose image files cannot be decoded
         self._refreshing = False
         self._refresh_again = False
         self.tasks = TaskOwner("Learning", self)
@@ -137,12 +138,21 @@ class TasteController(QObject):
         parameter = self._suggestion.parameter if self._suggestion is not None else None
 
         async def _load() -> None:
-            pair = await self._worker.call(_pick, pack, parameter, rng)
             shown = None
-            if pair is not None:
-                left, right = await asyncio.gather(
-                    asyncio.to_thread(decode_image, pair.left_path, SHOW_SIDE),
-                    asyncio.to_thread(decode_image, pair.right_path, SHOW_SIDE))
+            while shown is None:
+                pair = await self._worker.call(_pick, pack, parameter, rng, frozenset(self._unreadable))
+                if pair is None:
+                    break
+                try:
+                    left, right = await asyncio.gather(
+                        asyncio.to_thread(decode_image, pair.left_path, SHOW_SIDE),
+                        asyncio.to_thread(decode_image, pair.right_path, SHOW_SIDE))
+                except (OSError, ValueError) as exc:
+                    # A damaged or half-written file: leave it out and show another pair.
+                    log.info("pair not shown, an image is unreadable: %s", exc)
+                    bad = await asyncio.to_thread(_unreadable_of, pair)
+                    self._unreadable.update(bad or {pair.left_id, pair.right_id})
+                    continue
                 shown = PairShown(pair, left, right)
             self._pair = shown
             self.pair_changed.emit(shown)
@@ -244,12 +254,23 @@ def _ref(ref: int | str | Path) -> int | str:
 
 
 def _pick(store: LearningStore, pack: str | None, parameter: str | None,
-          rng: random.Random) -> ImagePair | None:
+          rng: random.Random, skip: frozenset[int]) -> ImagePair | None:
     """On the store thread: a pair differing in the setting of the next experiment (worked
     out now when no suggestion is in yet)."""
     if parameter is None:
         parameter = next_experiment(fit_taste(store, pack)).parameter
-    return pick_pair(store, pack, parameter, rng)
+    return pick_pair(store, pack, parameter, rng, skip)
+
+
+def _unreadable_of(pair: ImagePair) -> set[int]:
+    """The records of *pair* whose files do not decode (in a worker thread)."""
+    bad = set()
+    for record_id, path in ((pair.left_id, pair.left_path), (pair.right_id, pair.right_path)):
+        try:
+            decode_image(path, 8)
+        except (OSError, ValueError):
+            bad.add(record_id)
+    return bad
 
 
 def _suggest(store: LearningStore, pack: str | None) -> tuple[NextExperiment, list[PresetValue]]:

@@ -41,10 +41,11 @@ class ImagePair:
 
 
 def pick_pair(store: LearningStore, pack: str | None, parameter: str | None = None,
-              rng: random.Random | None = None) -> ImagePair | None:
+              rng: random.Random | None = None, skip: frozenset[int] = frozenset()
+              ) -> ImagePair | None:
     """Two images of *pack* (None: any) whose files exist, preferably differing in *parameter*
-    and not compared before; None when there are fewer than two. Reads the disk: call off the
-    Qt thread."""
+    and not compared before, leaving out the records in *skip* (files found unreadable);
+    None when there are fewer than two. Reads the disk: call off the Qt thread."""
     rng = rng or random.Random()
     sql = ("SELECT r.id, r.path, COALESCE(p.value, '') FROM learning_records r "
            "LEFT JOIN learning_params p ON p.record_id = r.id AND p.param = ?")
@@ -54,7 +55,7 @@ def pick_pair(store: LearningStore, pack: str | None, parameter: str | None = No
         args.append(pack)
     rows = [(int(r[0]), str(r[1]), str(r[2]))
             for r in store.execute(sql + " ORDER BY r.id DESC LIMIT ?", [*args, RECENT])]
-    images = [r for r in rows if Path(r[1]).is_file()]
+    images = [r for r in rows if r[0] not in skip and Path(r[1]).is_file()]
     if len(images) < 2:
         return None
     done = {frozenset((c.winner_id, c.loser_id)) for c in store.choices(pack)}

@@ -116,3 +116,25 @@ async def test_without_two_images_the_panel_says_so_and_queue_needs_active(qtbot
     finally:
         await taste.aclose()
         await learning.aclose()
+
+
+async def test_an_unreadable_image_is_left_out_and_another_pair_shown(qtbot, tmp_path):
+    db = tmp_path / "db.sqlite"
+    with LearningStore(db) as store:
+        records = [store.add_record(LearningRecord.from_image_record(
+            image_record(tmp_path / "out", i, pack="Foxes"))) for i in range(3)]
+    broken = records[1]
+    broken_path = tmp_path / "out" / "run-1" / "00001.png"
+    broken_path.write_bytes(b"\x89PNG\r\n\x1a\n half written")
+    taste = TasteController(db, seed=5)
+    shown = []
+    taste.pair_changed.connect(shown.append)
+    try:
+        for count in range(1, 5):
+            taste.next_pair()
+            await _until(lambda n=count: len(shown) == n and not taste.tasks.busy)
+        assert all(s is not None for s in shown)
+        assert all(broken.id not in (s.pair.left_id, s.pair.right_id) for s in shown)
+        assert taste.error is None
+    finally:
+        await taste.aclose()
