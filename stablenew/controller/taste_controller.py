@@ -44,14 +44,21 @@ SHOW_SIDE = 768  # pixels: the longest side an image of a pair is decoded at
 
 
 class RunStarter(Protocol):
-    """What queues a learning run: the learning room's controller."""
-
-    @property
-    def error(self) -> ErrorInfo | None: ...
+    """What starts a learning run: the learning room's run controller."""
 
     def start_learning_run(self, parameter: str, values: str | list[Any] | None = None, *,
                            images_per_value: int = 1, pack: str | None = None,
                            base: Any = None) -> bool: ...
+
+
+class LearningRoom(Protocol):
+    """The learning room's controller: its learning runs, and the error that stopped one."""
+
+    @property
+    def runs(self) -> RunStarter: ...
+
+    @property
+    def error(self) -> ErrorInfo | None: ...
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ class TasteController(QObject):
     error_changed = Signal(object)  # ErrorInfo | None
 
     def __init__(self, store: str | Path | LearningStore | None = None, *,
-                 runs: RunStarter | None = None, seed: int | None = None,
+                 learning: LearningRoom | None = None, seed: int | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         if isinstance(store, LearningStore):
@@ -82,7 +89,7 @@ class TasteController(QObject):
         else:
             path = Path(store) if store is not None else default_database()
             self._worker = StoreWorker(lambda: LearningStore(path))
-        self._runs = runs
+        self._learning = learning
         self._rng = random.Random(seed)
         self._pack: str | None = None
         self._pair: PairShown | None = None
@@ -222,16 +229,17 @@ class TasteController(QObject):
         """Queue the suggested experiment as a learning run on the current settings (one
         click); False with a visible error when it cannot start."""
         suggestion = self._suggestion
-        if suggestion is None or self._runs is None:
+        if suggestion is None or self._learning is None:
             self._set_error(ErrorInfo("There is no suggestion to queue yet." if suggestion is None
                                       else "Learning runs cannot be started from here.",
                                       source="Learning"))
             return False
-        started = self._runs.start_learning_run(
+        started = self._learning.runs.start_learning_run(
             suggestion.parameter, list(suggestion.values),
             images_per_value=suggestion.images_per_value, pack=suggestion.pack)
         if not started:
-            why = self._runs.error.message if self._runs.error is not None else ""
+            error = self._learning.error
+            why = error.message if error is not None else ""
             self._set_error(ErrorInfo(f"The learning run did not start. {why}".strip(),
                                       source="Learning"))
             return False

@@ -50,7 +50,7 @@ async def test_choices_by_keys_and_buttons_are_kept_and_the_suggestion_is_queued
     learning = LearningController(db, backend=backend, output_dir=lambda: tmp_path / "made",
                                   base_config=small_config, mode=LearningMode.active,
                                   remember_mode=False)
-    taste = TasteController(db, runs=learning, seed=3)
+    taste = TasteController(db, learning=learning, seed=3)
     panel = WhichIsBetterPanel(taste)
     qtbot.addWidget(panel)
     panel.show()
@@ -82,11 +82,11 @@ async def test_choices_by_keys_and_buttons_are_kept_and_the_suggestion_is_queued
         suggestion = taste.suggestion
         assert panel.suggestion.text() == suggestion.text and "-image run at" in suggestion.text
         qtbot.mouseClick(panel.queue_button, Qt.MouseButton.LeftButton)
-        assert learning.running
+        assert learning.runs.running
         assert panel.notice.message.startswith(f"Queued: a learning run on "
                                                f"{suggestion.label.lower()} (9 images)")
-        await _until(lambda: not learning.running, 60)
-        run = learning.run_result
+        await _until(lambda: not learning.runs.running, 60)
+        run = learning.runs.run_result
         assert run.parameter == suggestion.parameter and run.pack == suggestion.pack
         assert run.values == suggestion.values and len(run.cells) == 9
         assert run.state.value == "completed", run.message
@@ -99,7 +99,7 @@ async def test_without_two_images_the_panel_says_so_and_queue_needs_active(qtbot
     db = tmp_path / "db.sqlite"
     learning = LearningController(db, base_config=small_config, mode=LearningMode.passive,
                                   remember_mode=False)
-    taste = TasteController(db, runs=learning)
+    taste = TasteController(db, learning=learning)
     panel = WhichIsBetterPanel(taste)
     qtbot.addWidget(panel)
     panel.show()
@@ -110,7 +110,7 @@ async def test_without_two_images_the_panel_says_so_and_queue_needs_active(qtbot
         assert not panel.left_button.isEnabled() and not panel.left.has_image
         qtbot.keyClick(panel, Qt.Key.Key_Left)  # nothing to choose: nothing happens
         qtbot.mouseClick(panel.queue_button, Qt.MouseButton.LeftButton)
-        assert not learning.running
+        assert not learning.runs.running
         assert "Active" in panel.notice.message and panel.notice.level == "error"
         assert _choices(db) == []
     finally:
