@@ -71,6 +71,7 @@ class Session(QObject):
         # The other rooms' controllers open after the first paint (their imports are heavy); a
         # room that fails to open is reported and the window carries on without it.
         self.learning: Any = None
+        self.taste: Any = None  # "which is better?" and the next experiment (with learning)
         self._rating_book: Any = None  # the learning room's, for the gallery's writes
         self.library: Any = None
         self.queue: Any = None
@@ -122,6 +123,9 @@ class Session(QObject):
         self._rating_book = learning.rating_book()
         # Where an earlier StableNew kept ratings made before this room opened (read off-thread).
         self.gallery.hand_over_rating_file(self.app.paths.data_dir / "ratings.json")
+        from stablenew.controller.taste_controller import TasteController
+
+        self.taste = TasteController(self.app.paths.database_file, learning=learning, parent=self)
         return learning
 
     def _learning_ratings(self) -> Any:
@@ -586,7 +590,8 @@ class Session(QObject):
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
             await self.learning.runs.stop_learning_run()
-        for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer, self.catalog):
+        for other in (self.queue, self.nodes, self.taste, self.learning, self.library,
+                      self.randomizer, self.catalog):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)
             if close is not None or sync_close is not None:

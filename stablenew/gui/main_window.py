@@ -218,6 +218,10 @@ class MainWindow(QMainWindow):
             self._setup_plan_button()
         if name == "nodes":
             self._setup_nodes()
+        if name == "learning" and self.session.taste is not None and hasattr(new, "tabs"):
+            from stablenew.gui.panels.which_is_better import WhichIsBetterPanel
+
+            new.tabs.addTab(WhichIsBetterPanel(self.session.taste), "Which is better?")
         if name == "randomizer":
             self._setup_variants()
             self._cards_changed("")
