@@ -22,7 +22,7 @@ from stablenew.controller.window_state import WindowState
 log = logging.getLogger("stablenew.controller")
 
 
-ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog")
+ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog", "trending")
 #: How often the nodes of an idle cluster are checked (a running queue's dispatcher checks its own).
 NODE_CHECK_MS = 30_000
 #: How often a window looks again whether another StableNew still works on the queue it left.
@@ -74,6 +74,7 @@ class Session(QObject):
         self.randomizer: Any = None
         self.nodes: Any = None
         self.catalog: Any = None
+        self.trending: Any = None
         self._rooms_pending = list(ROOMS)
         self._closing = False
         #: "cluster" or "single" while the queue runs; None while it does not (or is switching)
@@ -204,6 +205,27 @@ class Session(QObject):
         self.server.capabilities_changed.connect(server_listed)
         server_listed(self.server.capabilities)
         return catalog
+
+    def _trending(self) -> Any:
+        from stablenew.controller.trending_controller import TrendingController
+
+        trending = TrendingController(self.app.paths.data_dir / "community", lambda: self.app.settings,
+                                      parent=self, catalog=lambda: self.catalog)
+        trending.set_targets(self.pipeline.current_config, self.pipeline.load_config, self._queue_trending)
+        trending.message_changed.connect(self.pipeline.message_changed)
+        trending.error_changed.connect(self._forward_error)
+        if self.catalog is not None:  # hashes arriving, a new folder: LoRAs resolve anew
+            self.catalog.entries_changed.connect(trending.regroup)
+        return trending
+
+    def _queue_trending(self, items: Any, *, name: str) -> None:
+        """A trending batch is one queue job, its images tagged with their source images."""
+        if self.queue is None:
+            raise RuntimeError("The queue is not open yet; try again in a moment.")
+        self._queue_for_run_only = False
+        self.queue.add_plan(items, name=name)
+        if not self.queue.running:  # as Add to queue: the batch starts now
+            self.tasks.spawn(self._start_queue(), name="start-queue")
 
     @property
     def cluster_enabled(self) -> bool:
@@ -537,7 +559,7 @@ class Session(QObject):
                                           source=name.capitalize()))
             return
         setattr(self, name, controller)
-        if name in ("library", "catalog"):
+        if name in ("library", "catalog", "trending"):
             controller.start()
         elif name == "queue":
             controller.start_polling()
@@ -561,7 +583,8 @@ class Session(QObject):
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
             await self.learning.stop_learning_run()
-        for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer, self.catalog):
+        for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer, self.catalog,
+                      self.trending):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)
             if close is not None or sync_close is not None:

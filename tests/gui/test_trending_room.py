@@ -1,0 +1,89 @@
+"""The Trending tab in the real window: fetch from the fake CivitAI, see which combos run here,
+use one in the cards, and queue a batch whose images remember their source image."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.catalog.factory import SD1_KEYS, write_model
+from tests.fakes.civitai import FakeCivitai, wild_items
+
+
+@pytest.fixture
+def fake_civitai_thread():
+    with FakeCivitai().running_in_thread() as fake:
+        yield fake
+
+
+def _click_item(qtbot, panel, image_id):
+    for row in range(panel.list.count()):
+        item = panel.list.item(row)
+        if item.data(Qt.ItemDataRole.UserRole) == image_id:
+            rect = panel.list.visualItemRect(item)
+            qtbot.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+            return item
+    raise AssertionError(f"image {image_id} is not listed")
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [{"step_ms": 2.0}], indirect=True)
+def test_fetch_use_a_combo_and_queue_a_batch(qtbot, window_for, fake_sdwebui_thread,
+                                             fake_civitai_thread, tmp_path):
+    loras = tmp_path / "models" / "Lora"
+    write_model(loras / "NeonGlow_v2.safetensors", {"ss_base_model_version": "sd_v1"}, SD1_KEYS,
+                tensor_bytes=64, fill=b"\x05")
+    write_model(loras / "add_detail.safetensors", {"ss_base_model_version": "sd_v1"}, SD1_KEYS,
+                tensor_bytes=64, fill=b"\x06")
+    sd, civitai = fake_sdwebui_thread, fake_civitai_thread
+    sd.lora_dir = loras  # the server uses the same folder, as on one PC
+    window = window_for(sd.url, civitai_url=civitai.url)
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
+    catalog = window.session.catalog
+    catalog.add_folder(loras)
+    qtbot.waitUntil(lambda: (e := catalog.catalog.find("NeonGlow_v2")) is not None and bool(e.sha256),
+                    timeout=10000)
+    civitai.items = wild_items(civitai, neon_hash=catalog.catalog.find("NeonGlow_v2").autov3,
+                               detail_hash="ffffffffffff")
+
+    panel = window.trending_panel
+    assert type(panel).__name__ == "TrendingPanel"
+    window.work_tabs.setCurrentWidget(panel)
+    assert panel.list.count() == 0 and "press Fetch" in panel.status.text()
+    qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.list.count() == 3, timeout=10000)
+    assert panel.status.text().startswith("8 images fetched just now. 3 combos you can use; 5 left out.")
+    texts = [panel.list.item(r).text() for r in range(3)]
+    assert texts[0].startswith("#101 · 93 reactions · SD 1.5")
+    assert "NeonGlow_v2 0.7 (✓ here)" in texts[0]
+    qtbot.waitUntil(lambda: not panel.list.item(0).icon().isNull(), timeout=10000)  # its thumbnail
+
+    qtbot.mouseClick(panel.runnable_only, Qt.MouseButton.LeftButton)  # show the others too
+    qtbot.waitUntil(lambda: panel.list.count() == 6, timeout=5000)
+    assert any("xl_magic 1 (✗ missing)" in panel.list.item(r).text() for r in range(6))
+    qtbot.mouseClick(panel.runnable_only, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.list.count() == 3, timeout=5000)
+
+    _click_item(qtbot, panel, 101)
+    assert "by its hash" in panel.details.text() and panel.use_button.isEnabled()
+    qtbot.mouseClick(panel.with_settings, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.use_button, Qt.MouseButton.LeftButton)
+    values = window.pipeline_panel.values()
+    assert values["txt2img.prompt"] == "a neon city at night, masterpiece, <lora:NeonGlow_v2:0.7>"
+    assert (values["txt2img.negative_prompt"], values["txt2img.steps"], values["txt2img.cfg_scale"]) == (
+        "blurry", 28, 6.5)
+    assert (values["txt2img.width"], values["txt2img.height"]) == (512, 768)
+
+    qtbot.mouseClick(panel.reroll_button, Qt.MouseButton.LeftButton)
+    assert window.session.trending.current in (103, 106)
+    assert panel.current_id() == window.session.trending.current
+
+    for path, value in {"txt2img.steps": 2, "txt2img.width": 64, "txt2img.height": 64}.items():
+        window.pipeline_panel.editor(path).set_value(value)
+    saved = []
+    window.session.queued_image_saved.connect(saved.append)
+    panel.batch_count.setValue(2)
+    qtbot.mouseClick(panel.queue_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(saved) == 2, timeout=30000)
+    assert sorted(r.tags.variant_id for r in saved) == ["civitai:101", "civitai:103"]
+    prompts = {r.tags.variant_id: r.config.txt2img.prompt for r in saved}
+    assert prompts["civitai:103"] == "portrait, <lora:add_detail:0.5>"
