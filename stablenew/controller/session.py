@@ -210,7 +210,8 @@ class Session(QObject):
         from stablenew.controller.trending_controller import TrendingController
 
         trending = TrendingController(self.app.paths.data_dir / "community", lambda: self.app.settings,
-                                      parent=self, catalog=lambda: self.catalog)
+                                      parent=self, catalog=lambda: self.catalog,
+                                      packs_folder=lambda: self.app.settings.packs_path(self.app.paths))
         trending.set_targets(self.pipeline.current_config, self.pipeline.load_config, self._queue_trending)
         trending.message_changed.connect(self.pipeline.message_changed)
         trending.error_changed.connect(self._forward_error)

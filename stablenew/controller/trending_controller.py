@@ -75,11 +75,13 @@ class TrendingController(QObject):
     current_changed = Signal(int)
 
     def __init__(self, cache_dir: str | Path, settings: Callable[[], Any], parent: QObject | None = None, *,
-                 catalog: Callable[[], Any] | None = None) -> None:
+                 catalog: Callable[[], Any] | None = None,
+                 packs_folder: Callable[[], Path] | None = None) -> None:
         super().__init__(parent)
         self._cache = CommunityCache(cache_dir)
         self._settings = settings
         self._catalog_controller = catalog or (lambda: None)
+        self._packs_folder = packs_folder
         self._tasks = TaskOwner("Trending", self)
         self._tasks.error_raised.connect(self._set_error)
         self._tasks.busy_changed.connect(self.busy_changed)
@@ -265,6 +267,24 @@ class TrendingController(QObject):
         self._add_plan(items, name=name)
         self.message_changed.emit(f"Queued {name}.")
         return True
+
+    def favourite(self, image_id: int) -> bool:
+        """Keep the combo in the "Trending favourites" prompt pack (off the Qt thread)."""
+        combo = self.find(image_id)
+        if combo is None or self._packs_folder is None:
+            return False
+        self._tasks.spawn(self._favourite(combo, self._packs_folder()), name="trending-favourite")
+        return True
+
+    async def _favourite(self, combo: Combo, folder: Path) -> None:
+        import asyncio
+
+        from stablenew.community.favourites import FAVOURITES_NAME, save_favourite
+
+        path, added = await asyncio.to_thread(save_favourite, combo, folder)
+        log.info("trending: image %s %s %s", combo.image.id, "added to" if added else "already in", path)
+        self.message_changed.emit(f"Image {combo.image.id} {'is now' if added else 'was already'} in your "
+                                  f"\"{FAVOURITES_NAME}\" pack.")
 
     # --- errors and lifetime -----------------------------------------------------------------
 

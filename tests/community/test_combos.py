@@ -153,3 +153,17 @@ def test_a_batch_tags_each_image_with_its_source(catalog):
     assert [(i.variant_id, i.label) for i in items] == [("civitai:101", "CivitAI image 101"),
                                                         ("civitai:103", "CivitAI image 103")]
     assert items[1].config.txt2img.prompt == "portrait, <lora:add_detail:0.5>"
+
+
+def test_favourites_become_a_prompt_pack_once_each(catalog, tmp_path):
+    from stablenew.community.favourites import save_favourite
+    from stablenew.randomizer.packs import load_pack
+
+    combos = _combos(catalog)
+    path, added = save_favourite(combos[101], tmp_path / "packs")
+    assert added and save_favourite(combos[103], tmp_path / "packs") == (path, True)
+    assert save_favourite(combos[101], tmp_path / "packs") == (path, False)
+    pack, _ = load_pack(path)
+    assert pack.name == "Trending favourites"
+    assert pack.resolved() == [("a neon city at night, masterpiece, <lora:NeonGlow_v2:0.7>", "blurry"),
+                               ("portrait, <lora:add_detail:0.5>", "")]

@@ -73,6 +73,12 @@ def test_fetch_use_a_combo_and_queue_a_batch(qtbot, window_for, fake_sdwebui_thr
         "blurry", 28, 6.5)
     assert (values["txt2img.width"], values["txt2img.height"]) == (512, 768)
 
+    qtbot.mouseClick(panel.favourite_button, Qt.MouseButton.LeftButton)
+    packs = window.session.app.settings.packs_path(window.session.app.paths)
+    favourites = packs / "trending-favourites.yaml"
+    qtbot.waitUntil(favourites.exists, timeout=5000)
+    assert "<lora:NeonGlow_v2:0.7>" in favourites.read_text()
+
     qtbot.mouseClick(panel.reroll_button, Qt.MouseButton.LeftButton)
     assert window.session.trending.current in (103, 106)
     assert panel.current_id() == window.session.trending.current

@@ -102,6 +102,9 @@ class TrendingPanel(QWidget):
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.use_button = QPushButton("Use this combo")
         self.use_button.setEnabled(False)
+        self.favourite_button = QPushButton("★ Favourite")
+        self.favourite_button.setToolTip("Keep this combo in your \"Trending favourites\" prompt pack")
+        self.favourite_button.setEnabled(False)
         self.reroll_button = QPushButton("Reroll")
         self.reroll_button.setToolTip("Use another combo of the list, drawn at random")
         self.batch_count = QSpinBox()
@@ -125,6 +128,7 @@ class TrendingPanel(QWidget):
         side_layout.addWidget(self.details, 1)
         buttons = QHBoxLayout()
         buttons.addWidget(self.use_button)
+        buttons.addWidget(self.favourite_button)
         buttons.addWidget(self.reroll_button)
         side_layout.addLayout(buttons)
         batch = QHBoxLayout()
@@ -151,6 +155,7 @@ class TrendingPanel(QWidget):
         self.list.itemDoubleClicked.connect(lambda _item: self._use())
         self.use_button.clicked.connect(self._use)
         self.reroll_button.clicked.connect(controller.reroll)
+        self.favourite_button.clicked.connect(self._favourite)
         self.queue_button.clicked.connect(
             lambda: controller.queue_batch(count=self.batch_count.value()))
         controller.combos_changed.connect(self._fill)
@@ -176,6 +181,11 @@ class TrendingPanel(QWidget):
         image_id = self.current_id()
         if image_id is not None:
             self.controller.use(image_id)
+
+    def _favourite(self) -> None:
+        image_id = self.current_id()
+        if image_id is not None:
+            self.controller.favourite(image_id)
 
     # --- the list ------------------------------------------------------------------------------
 
@@ -210,6 +220,7 @@ class TrendingPanel(QWidget):
         image_id = self.current_id()
         combo = self.controller.find(image_id) if image_id is not None else None
         self.use_button.setEnabled(combo is not None)
+        self.favourite_button.setEnabled(combo is not None)
         if combo is None:
             self.preview.clear()
             self.details.setText("Choose a combo to see its prompt and LoRAs.")
