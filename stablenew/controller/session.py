@@ -217,6 +217,7 @@ class Session(QObject):
         trending.error_changed.connect(self._forward_error)
         if self.catalog is not None:  # hashes arriving, a new folder: LoRAs resolve anew
             self.catalog.entries_changed.connect(trending.regroup)
+        self.pipeline.cards_changed.connect(trending.card_changed)  # another model family
         return trending
 
     def _queue_trending(self, items: Any, *, name: str) -> None:

@@ -90,6 +90,7 @@ class TrendingController(QObject):
         self._status = NOTHING_YET
         self._thumbnails: dict[int, str] = {}
         self._current: int | None = None
+        self._checkpoint_seen = BaseModel.unknown
         self._rng = random.Random()
         self._get_config: Callable[[], PipelineConfig] | None = None
         self._load_config: Callable[[PipelineConfig], None] | None = None
@@ -204,7 +205,14 @@ class TrendingController(QObject):
         if self._pool is None:
             return
         catalog, node = self._catalog()
-        self._take(regroup(self._pool, catalog, self._rules(), node=node))
+        rules = self._rules()
+        self._checkpoint_seen = rules.checkpoint
+        self._take(regroup(self._pool, catalog, rules, node=node))
+
+    def card_changed(self, path: str) -> None:
+        """A card field changed: only a model of another family changes which combos fit."""
+        if path in ("", "txt2img.checkpoint") and self._checkpoint() is not self._checkpoint_seen:
+            self.regroup()
 
     def _take(self, pool: Pool) -> None:
         self._pool = pool

@@ -93,3 +93,41 @@ def test_fetch_use_a_combo_and_queue_a_batch(qtbot, window_for, fake_sdwebui_thr
     assert sorted(r.tags.variant_id for r in saved) == ["civitai:101", "civitai:103"]
     prompts = {r.tags.variant_id: r.config.txt2img.prompt for r in saved}
     assert prompts["civitai:103"] == "portrait, <lora:add_detail:0.5>"
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [
+    {"step_ms": 2.0, "checkpoints": ("sd15.safetensors", "juggernautXL.safetensors")}], indirect=True)
+def test_choosing_a_model_of_another_family_keeps_only_combos_that_fit(
+        qtbot, window_for, fake_sdwebui_thread, fake_civitai_thread, tmp_path):
+    from tests.catalog.factory import SDXL_CHECKPOINT_KEYS
+
+    loras, ckpts = tmp_path / "Lora", tmp_path / "Stable-diffusion"
+    write_model(loras / "add_detail.safetensors", {"ss_base_model_version": "sd_v1"}, SD1_KEYS)
+    write_model(ckpts / "juggernautXL.safetensors", None, SDXL_CHECKPOINT_KEYS)
+    sd, civitai = fake_sdwebui_thread, fake_civitai_thread
+    sd.lora_dir = loras
+    civitai.items = wild_items(civitai, neon_hash="0123456789ab", detail_hash="ffffffffffff")
+    window = window_for(sd.url, civitai_url=civitai.url)
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
+    catalog = window.session.catalog
+    catalog.add_folder(loras)
+    catalog.add_folder(ckpts, "checkpoint")
+    # Hashed, and the catalog's last "entries changed" sent: from here only the cards can regroup.
+    entries = lambda: catalog.catalog.entries  # noqa: E731
+    qtbot.waitUntil(lambda: len(entries()) == 2 and all(e.sha256 for e in entries())
+                    and not catalog._hash_flush.isActive(), timeout=10000)
+    panel = window.trending_panel
+    window.work_tabs.setCurrentWidget(panel)
+    qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.list.count() == 1, timeout=10000)  # image 103: add_detail is here
+
+    model = window.pipeline_panel.editor("txt2img.checkpoint").widget
+    qtbot.waitUntil(lambda: model.findText("juggernautXL", Qt.MatchFlag.MatchStartsWith) >= 0, timeout=5000)
+    model.showPopup()  # the user opens the model list and clicks the SDXL one
+    view = model.view()
+    row = view.model().index(model.findText("juggernautXL", Qt.MatchFlag.MatchStartsWith), 0)
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view.visualRect(row).center())
+    assert window.pipeline_panel.values()["txt2img.checkpoint"].startswith("juggernautXL")
+    qtbot.waitUntil(lambda: panel.list.count() == 0, timeout=5000)
+    reasons = dict((c.image.id, why) for c, why in window.session.trending.left_out())
+    assert reasons[103] == "it was made for SD1, your model is SDXL"
