@@ -218,7 +218,27 @@ class Session(QObject):
         if self.catalog is not None:  # hashes arriving, a new folder: LoRAs resolve anew
             self.catalog.entries_changed.connect(trending.regroup)
         self.pipeline.cards_changed.connect(trending.card_changed)  # another model family
+        trending.lora_downloaded.connect(
+            lambda _path: self.tasks.spawn(self._server_reads_loras(), name="refresh-loras"))
         return trending
+
+    async def _server_reads_loras(self) -> None:
+        """A LoRA was downloaded: A1111 and Forge list only the LoRAs they read at start, so the
+        window's server reads its folder again, and the probe that follows lists it there."""
+        from stablenew.backends.errors import BackendError
+        from stablenew.backends.http import HttpClient
+        from stablenew.catalog.servers import a1111_refresh_loras
+
+        settings = self.app.settings
+        http = HttpClient(settings.server_url, auth=(settings.username, settings.password)
+                          if settings.username else None)
+        try:
+            await a1111_refresh_loras(http)
+        except BackendError as exc:  # ComfyUI has no such call and reads its folders itself
+            log.info("refresh-loras on %s: %s", settings.server_url, exc.detail or exc)
+        finally:
+            await http.aclose()
+        self.server.reconnect()
 
     def _queue_trending(self, items: Any, *, name: str) -> None:
         """A trending batch is one queue job, its images tagged with their source images."""

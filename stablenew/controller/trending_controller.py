@@ -22,7 +22,8 @@ from stablenew.catalog.entry import BaseModel
 from stablenew.catalog.index import Catalog
 from stablenew.community.cache import CommunityCache
 from stablenew.community.client import ImageQuery, Period, Sort
-from stablenew.community.combos import Combo, ComboFilter, batch_items, combo_changes, pick
+from stablenew.community.combos import Combo, ComboFilter, VersionInfo, batch_items, combo_changes, pick
+from stablenew.community.download import confirmation_text, download_lora
 from stablenew.community.pool import Pool, gather, regroup
 from stablenew.community.trending import TrendingSource
 from stablenew.controller.errors import ErrorInfo
@@ -73,6 +74,8 @@ class TrendingController(QObject):
     thumbnail_ready = Signal(int, str)
     #: the image id whose combo is now in the cards
     current_changed = Signal(int)
+    #: a LoRA was downloaded (its path): the server must read its LoRA folder again
+    lora_downloaded = Signal(str)
 
     def __init__(self, cache_dir: str | Path, settings: Callable[[], Any], parent: QObject | None = None, *,
                  catalog: Callable[[], Any] | None = None,
@@ -293,6 +296,69 @@ class TrendingController(QObject):
         log.info("trending: image %s %s %s", combo.image.id, "added to" if added else "already in", path)
         self.message_changed.emit(f"Image {combo.image.id} {'is now' if added else 'was already'} in your "
                                   f"\"{FAVOURITES_NAME}\" pack.")
+
+    # --- missing LoRAs: look-ups and downloads ----------------------------------------------
+
+    def lookup_missing(self) -> None:
+        """Ask CivitAI about every LoRA not found here (name, base model, size, page)."""
+        if self._pool is None:
+            return
+        self._set_status("Looking the missing LoRAs up on CivitAI…")
+        self._tasks.spawn(self._lookup(self._pool), name="trending-lookup",
+                          on_error=lambda info: self._set_status(self._pool_status()))
+
+    async def _lookup(self, pool: Pool) -> None:
+        from stablenew.community.pool import MAX_LOOKUPS
+        from stablenew.community.trending import lookup_key
+
+        wanted = {lookup_key(lora.ref): lora.ref for combo in pool.combos for lora in combo.loras
+                  if lora.entry is None and lookup_key(lora.ref) and lookup_key(lora.ref) not in pool.infos}
+        infos, problems = await self._source().lookup(list(wanted.values())[:MAX_LOOKUPS])
+        pool.infos.update(infos)
+        pool.problems = problems
+        self.regroup()
+
+    @property
+    def downloads_allowed(self) -> bool:
+        return bool(getattr(self._settings(), "civitai_downloads", False))
+
+    def lora_folder(self) -> str | None:
+        """Where a downloaded LoRA goes: the first LoRA folder of the catalog."""
+        controller = self._catalog_controller()
+        folders = [f for f, kind in controller.folders() if kind == "lora"] if controller is not None else []
+        return folders[0] if folders else None
+
+    def download_offers(self, image_id: int) -> list[tuple[VersionInfo, str]]:
+        """The combo's missing LoRAs CivitAI offers for download, each with the sentence the
+        user confirms (its size, the folder); empty when downloads are off or nowhere to go."""
+        combo, folder = self.find(image_id), self.lora_folder()
+        if combo is None or folder is None or not self.downloads_allowed:
+            return []
+        return [(lora.info, confirmation_text(lora.info, Path(folder))) for lora in combo.loras
+                if lora.entry is None and lora.info is not None and lora.info.download_url]
+
+    def download(self, info: VersionInfo) -> bool:
+        """Download one LoRA the user confirmed; the catalog reads its folder again afterwards."""
+        folder = self.lora_folder()
+        if folder is None or not self.downloads_allowed:
+            return False
+        self._tasks.spawn(self._download(info, Path(folder)), name="trending-download",
+                          on_error=lambda _info: self._set_status(self._pool_status()))
+        return True
+
+    async def _download(self, info: VersionInfo, folder: Path) -> None:
+        def progress(done: int, total: int) -> None:
+            share = f" ({done * 100 // total} %)" if total else ""
+            self._set_status(f"Downloading {info.name}{share}…")
+
+        async with self._source().client() as client:
+            path = await download_lora(client, info, folder, progress=progress)
+        self._set_status(self._pool_status())
+        self.message_changed.emit(f"{info.name} is now in {path.parent} (its sha256 checked).")
+        controller = self._catalog_controller()
+        if controller is not None:
+            controller.refresh()  # the new file joins the catalog; its combos regroup when it does
+        self.lora_downloaded.emit(str(path))
 
     # --- errors and lifetime -----------------------------------------------------------------
 

@@ -131,6 +131,10 @@ class AppSettings(BaseModel):
     civitai_api_key: SecretStr = Field(
         SecretStr(""), title="CivitAI API key",
         description="Optional: lets downloads that need an account work.")
+    civitai_downloads: bool = Field(
+        False, title="Download missing LoRAs",
+        description="Offer to download a trending combo's missing LoRA into your LoRA folder "
+                    "(each download asks first and is checked against CivitAI's sha256).")
 
     @field_validator("server_url")
     @classmethod

@@ -131,3 +131,54 @@ def test_choosing_a_model_of_another_family_keeps_only_combos_that_fit(
     qtbot.waitUntil(lambda: panel.list.count() == 0, timeout=5000)
     reasons = dict((c.image.id, why) for c, why in window.session.trending.left_out())
     assert reasons[103] == "it was made for SD1, your model is SDXL"
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [{"step_ms": 2.0}], indirect=True)
+def test_a_missing_lora_is_looked_up_and_downloaded_after_a_yes(
+        qtbot, window_for, fake_sdwebui_thread, fake_civitai_thread, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from tests.catalog.factory import safetensors_bytes
+
+    loras = tmp_path / "Lora"
+    write_model(loras / "add_detail.safetensors", {"ss_base_model_version": "sd_v1"}, SD1_KEYS)
+    sd, civitai = fake_sdwebui_thread, fake_civitai_thread
+    sd.lora_dir = loras
+    civitai.items = wild_items(civitai, neon_hash="0123456789ab", detail_hash="ffffffffffff")
+    civitai.add_version(555001, "Watercolor", data=safetensors_bytes(
+        {"ss_base_model_version": "sd_v1"}, SD1_KEYS, tensor_bytes=2048, fill=b"\x07"))
+    window = window_for(sd.url, civitai_url=civitai.url, civitai_downloads=True)
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
+    window.session.catalog.add_folder(loras)
+    qtbot.waitUntil(lambda: window.session.catalog.catalog.find("add_detail") is not None, timeout=10000)
+    panel = window.trending_panel
+    window.work_tabs.setCurrentWidget(panel)
+    qtbot.mouseClick(panel.runnable_only, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.list.count() == 6, timeout=10000)
+    _click_item(qtbot, panel, 102)
+    assert not panel.download_button.isEnabled()  # nothing known about it yet
+
+    qtbot.mouseClick(panel.lookup_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Watercolor" in panel.details.text(), timeout=10000)
+    assert f"{civitai.url}/models/655001?modelVersionId=555001" in panel.details.text()
+    assert panel.download_button.isEnabled()
+
+    asked = []
+
+    def answer(_parent, _title, text, *_args):
+        asked.append(text)
+        return QMessageBox.StandardButton.No if len(asked) == 1 else QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    qtbot.mouseClick(panel.download_button, Qt.MouseButton.LeftButton)  # first: No
+    assert asked == [f"Download Watercolor (4 KB) from CivitAI into {loras}? Its sha256 is checked "
+                     "before it is kept."]
+    assert not (loras / "Watercolor.safetensors").exists()
+    assert not any(r.path.startswith("/api/download/") for r in civitai.requests)
+    qtbot.mouseClick(panel.download_button, Qt.MouseButton.LeftButton)  # then: Yes
+    qtbot.waitUntil((loras / "Watercolor.safetensors").exists, timeout=10000)
+    # The catalog reads it; the combo runs here now, found by the hash CivitAI gave.
+    trending = window.session.trending
+    qtbot.waitUntil(lambda: (c := trending.find(102)) is not None and c.runnable, timeout=15000)
+    assert window.session.trending.find(102).loras[0].matched_by == "its hash"

@@ -44,9 +44,11 @@ def test_the_trending_list_survives_a_restart_and_the_site_going_away(qtbot, jou
         window.work_tabs.setCurrentWidget(panel)
         qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: panel.list.count() == 3, timeout=10000)
+        qtbot.waitUntil(lambda: all(not panel.list.item(r).icon().isNull() for r in range(3)), timeout=10000)
         asked = len(civitai.requests)
         window = journey.restart(connect=False)
-        assert len(civitai.requests) == asked  # opening the room sends nothing
+        qtbot.waitUntil(lambda: window.trending_panel.list.count() == 3, timeout=10000)
+        assert len(civitai.requests) == asked  # the list and its thumbnails come from the cache
     # The site is gone now. Two hours pass.
     answers = AppPaths.default().data_dir / "community" / "answers"
     for file in answers.glob("*.json"):

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -77,6 +78,8 @@ class TrendingPanel(QWidget):
             self.rating.addItem(words, level)
         self.fetch_button = QPushButton("Fetch")
         self.fetch_button.setToolTip("Ask CivitAI for its top images now")
+        self.lookup_button = QPushButton("Look up missing LoRAs")
+        self.lookup_button.setToolTip("Ask CivitAI what the LoRAs you do not have are, and where to get them")
         self.runnable_only = QCheckBox("Only combos I can run")
         self.runnable_only.setChecked(controller.options.runnable_only)
         self.with_settings = QCheckBox("Also sampler, steps, CFG and size")
@@ -111,11 +114,13 @@ class TrendingPanel(QWidget):
         self.batch_count.setRange(1, 200)
         self.batch_count.setValue(10)
         self.batch_count.setSuffix(" combos")
+        self.download_button = QPushButton("Download missing LoRA…")
+        self.download_button.setEnabled(False)
         self.queue_button = QPushButton("Queue a batch")
         self.queue_button.setToolTip("Queue one image of each of the first combos of the list")
 
         top = QHBoxLayout()
-        for widget in (self.sort, self.period, self.rating, self.fetch_button):
+        for widget in (self.sort, self.period, self.rating, self.fetch_button, self.lookup_button):
             top.addWidget(widget)
         top.addStretch(1)
         checks = QHBoxLayout()
@@ -131,6 +136,7 @@ class TrendingPanel(QWidget):
         buttons.addWidget(self.favourite_button)
         buttons.addWidget(self.reroll_button)
         side_layout.addLayout(buttons)
+        side_layout.addWidget(self.download_button)
         batch = QHBoxLayout()
         batch.addWidget(self.batch_count)
         batch.addWidget(self.queue_button)
@@ -148,6 +154,8 @@ class TrendingPanel(QWidget):
         layout.addWidget(split, 1)
 
         self.fetch_button.clicked.connect(self._fetch)
+        self.lookup_button.clicked.connect(controller.lookup_missing)
+        self.download_button.clicked.connect(self._download)
         self.runnable_only.toggled.connect(lambda on: controller.set_options(runnable_only=on))
         self.with_settings.toggled.connect(lambda on: controller.set_options(with_settings=on))
         self.by_engagement.toggled.connect(lambda on: controller.set_options(by_engagement=on))
@@ -181,6 +189,16 @@ class TrendingPanel(QWidget):
         image_id = self.current_id()
         if image_id is not None:
             self.controller.use(image_id)
+
+    def _download(self) -> None:
+        """Each missing LoRA CivitAI offers, after the user said yes to its size and folder."""
+        image_id = self.current_id()
+        for info, question in self.controller.download_offers(image_id) if image_id is not None else []:
+            answer = QMessageBox.question(self, "Download a LoRA", question,
+                                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                          QMessageBox.StandardButton.No)
+            if answer == QMessageBox.StandardButton.Yes:
+                self.controller.download(info)
 
     def _favourite(self) -> None:
         image_id = self.current_id()
@@ -221,6 +239,11 @@ class TrendingPanel(QWidget):
         combo = self.controller.find(image_id) if image_id is not None else None
         self.use_button.setEnabled(combo is not None)
         self.favourite_button.setEnabled(combo is not None)
+        offers = self.controller.download_offers(image_id) if image_id is not None else []
+        self.download_button.setEnabled(bool(offers))
+        self.download_button.setToolTip(
+            "" if offers else "Look the missing LoRAs up first; downloads are off unless turned on "
+            "in settings (civitai_downloads: true), and need a LoRA folder in the Models tab.")
         if combo is None:
             self.preview.clear()
             self.details.setText("Choose a combo to see its prompt and LoRAs.")
@@ -242,7 +265,13 @@ class TrendingPanel(QWidget):
             rows.append(f"<p>{escape(', '.join(settings))}</p>")
         for lora in combo.loras:
             how = f", by {lora.matched_by}" if lora.matched_by else ""
-            rows.append(f"LoRA <b>{escape(lora.name)}</b> {lora.weight:g} — {escape(badge(lora))}{how}<br>")
+            found = ""
+            if lora.entry is None and lora.info is not None:
+                size = f", {lora.info.size_kb / 1024:.0f} MB" if lora.info.size_kb else ""
+                found = (f" — {escape(lora.info.base_model)}{size}, "
+                         f"<a href=\"{escape(lora.info.page_url)}\">its page</a>")
+            rows.append(f"LoRA <b>{escape(lora.name)}</b> {lora.weight:g} — "
+                        f"{escape(badge(lora))}{how}{found}<br>")
         self.details.setText("".join(rows))
 
     def _thumbnail_ready(self, image_id: int, path: str) -> None:
