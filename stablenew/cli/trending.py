@@ -55,6 +55,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="add a queue job \"N trending combos\" (one image each)")
     use.set_defaults(func=_use)
 
+    download = actions.add_parser("download", help="download a combo's missing LoRAs (asks first)")
+    download.add_argument("image", type=int, metavar="IMAGE_ID", help="CivitAI image id")
+    _query_options(download)
+    download.add_argument("--into", type=Path, metavar="DIR",
+                          help="the LoRA folder (default: the first LoRA folder scanned)")
+    download.add_argument("--yes", action="store_true", help="do not ask before each download")
+    download.set_defaults(func=_download, runnable=False, lookup=True)
+
 
 def _query_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sort", choices=sorted(SORTS), default="reactions")
@@ -258,6 +266,68 @@ def _use(args: argparse.Namespace) -> int:
     else:
         print(config.to_yaml(), end="")
     return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from stablenew.cli._common import app_settings
+    from stablenew.community.client import CivitaiClient
+    from stablenew.community.download import confirmation_text, download_lora
+    from stablenew.community.errors import CivitaiError
+
+    args.runnable, args.lookup = False, True  # the combo may (must) miss LoRAs; CivitAI names them
+    folder = args.into or _first_lora_folder()
+    if folder is None:
+        return fail("trending", "Say where LoRAs go with --into DIR (no LoRA folder has been scanned).")
+    pool = _run_pool(args, refresh=False)
+    if isinstance(pool, int):
+        return pool
+    combo = pool.find(args.image)
+    if combo is None:
+        return fail("trending", f"Image {args.image} is not among the images fetched for these options.")
+    offers = [lora.info for lora in combo.missing if lora.entry is None and lora.info is not None
+              and lora.info.download_url]
+    if not offers:
+        missing = [lora.name for lora in combo.missing]
+        why = f" (CivitAI offers no file for {', '.join(missing)})." if missing else "; every LoRA is here."
+        print(f"Image {args.image}: nothing to download{why}")
+        return 1 if missing else 0
+    chosen = []
+    for info in offers:  # every question first: the downloads then run without waiting on anyone
+        if args.yes or input(f"{confirmation_text(info, folder)} [y/N] ").strip().lower() in ("y", "yes"):
+            chosen.append(info)
+        else:
+            print(f"Skipped {info.name}.")
+    _paths, settings = app_settings()
+    key = settings.civitai_api_key.get_secret_value()
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env, "")
+
+    async def fetch_all() -> int:
+        failed = 0
+        async with CivitaiClient(args.base_url or settings.civitai_url, api_key=key) as client:
+            for info in chosen:
+                try:
+                    path = await download_lora(client, info, folder)
+                except CivitaiError as exc:
+                    print(f"stablenew trending: {exc.message}", file=sys.stderr)
+                    failed += 1
+                    continue
+                print(f"Saved {path} (sha256 checked).")
+        return failed
+
+    return 1 if asyncio.run(fetch_all()) else 0
+
+
+def _first_lora_folder() -> Path | None:
+    from stablenew.catalog.cache import CatalogCache, default_cache_path
+
+    cache = CatalogCache(default_cache_path())
+    try:
+        return next((Path(root) for root, kind in cache.roots() if kind == "lora"), None)
+    finally:
+        cache.close()
 
 
 def _base_config(path: Path):  # -> PipelineConfig (lazy import)

@@ -97,3 +97,19 @@ def test_use_prints_a_config_and_queues_a_batch_tagged_with_the_sources(civitai,
 def test_an_unreachable_site_with_nothing_cached_is_a_plain_error(civitai, capsys, dead_url):
     assert main(["trending", "fetch", "--base-url", dead_url, "--count", "50"]) == 1
     assert "127.0.0.1 cannot be reached. Check your connection" in capsys.readouterr().err
+
+
+def test_download_asks_then_saves_the_verified_file(civitai, capsys, tmp_path, monkeypatch):
+    civitai.add_version(555001, "Watercolor Fox", base_model="SD 1.5")
+    answers = iter(["n", "y"])
+    monkeypatch.setattr("builtins.input", lambda prompt: (print(prompt), next(answers))[1])
+    args = ["trending", "download", "102", "--base-url", civitai.url, "--count", "50"]
+    assert main(args) == 0
+    assert "Skipped Watercolor Fox." in capsys.readouterr().out
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    loras = tmp_path / "Lora"
+    assert f"Download Watercolor Fox (4 KB) from CivitAI into {loras}?" in out
+    assert f"Saved {loras / 'Watercolor Fox.safetensors'} (sha256 checked)." in out
+    assert main(["trending", "download", "101", "--base-url", civitai.url, "--count", "50"]) == 0
+    assert "nothing to download; every LoRA is here." in capsys.readouterr().out
