@@ -182,3 +182,40 @@ def test_a_missing_lora_is_looked_up_and_downloaded_after_a_yes(
     trending = window.session.trending
     qtbot.waitUntil(lambda: (c := trending.find(102)) is not None and c.runnable, timeout=15000)
     assert window.session.trending.find(102).loras[0].matched_by == "its hash"
+
+
+def test_settings_keep_the_civitai_address_and_key(qtbot, window_for, fake_sdwebui_thread):
+    import os
+    import sys
+
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    from stablenew.gui.settings_dialog import SettingsDialog
+    from stablenew.storage.paths import AppPaths
+    from stablenew.storage.settings import load_settings
+
+    window = window_for(fake_sdwebui_thread.url)
+    dialog = SettingsDialog(window.session.app, window, prompts=window.session.prompts)
+    qtbot.addWidget(dialog)
+    editors = dialog.editors
+    key = editors["civitai_api_key"].widget
+    assert key.echoMode() == key.EchoMode.Password
+    editors["civitai_url"].widget.clear()
+    qtbot.keyClicks(editors["civitai_url"].widget, "https://mirror.example")
+    qtbot.keyClicks(editors["civitai_api_key"].widget, "cv-key-9")
+    box = editors["civitai_downloads"].widget  # a click on its tick box, not the empty row beside it
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(8, box.height() // 2))
+    qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Save),
+                     Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: load_settings(AppPaths.default())[0].civitai_api_key.get_secret_value()
+                    == "cv-key-9", timeout=8000)
+    saved = load_settings(AppPaths.default())[0]
+    assert saved.civitai_url == "https://mirror.example" and saved.civitai_downloads is True
+    if sys.platform != "win32":
+        assert os.stat(AppPaths.default().settings_file).st_mode & 0o777 == 0o600
+    assert window.session.trending.base_url == "https://mirror.example"
+    assert window.session.trending.downloads_allowed
+    again = SettingsDialog(window.session.app, window, prompts=window.session.prompts)
+    qtbot.addWidget(again)
+    assert again.editors["civitai_api_key"].value() == "cv-key-9"  # the key, never stars
