@@ -36,7 +36,8 @@ class LoraRef:
     #: Lower-case hex as the image gives it: AutoV3 for A1111's `Lora hashes`, or longer.
     hash: str = ""
     version_id: int | None = None
-    #: Where it was read: "resources", "hashes", "civitaiResources", "additionalResources", "prompt".
+    #: Where it was read: "resources", "hashes", "Lora hashes", "civitaiResources",
+    #: "additionalResources", "prompt".
     source: str = ""
 
     @property
@@ -235,6 +236,16 @@ def _loras(meta: dict[str, Any], notes: list[str]) -> list[LoraRef]:
                 found.add(LoraRef(name, prompt_weights.get(_name_key(name)), _hash(value), None, "hashes"))
     elif hashes is not None:
         notes.append(f"meta.hashes is a {type(hashes).__name__}, not an object: skipped")
+    # Images uploaded from A1111 often keep its infotext line as it was: "name: hash, name: hash".
+    lora_hashes = meta.get("Lora hashes")
+    if isinstance(lora_hashes, str):
+        for part in lora_hashes.strip().strip('"').split(","):
+            name, sep, value = part.rpartition(":")
+            if sep and name.strip() and _hash(value):
+                found.add(LoraRef(name.strip(), prompt_weights.get(_name_key(name)), _hash(value), None,
+                                  "Lora hashes"))
+    elif lora_hashes is not None:
+        notes.append(f"meta.Lora hashes is a {type(lora_hashes).__name__}, not text: skipped")
     for entry in _list(meta.get("civitaiResources"), "civitaiResources", notes):
         if not isinstance(entry, dict):
             notes.append(f"a civitaiResource is a {type(entry).__name__}, not an object: skipped")

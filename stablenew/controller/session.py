@@ -264,14 +264,16 @@ class Session(QObject):
             await http.aclose()
         self.server.reconnect()
 
-    def _queue_trending(self, items: Any, *, name: str) -> None:
-        """A trending batch is one queue job, its images tagged with their source images."""
-        if self.queue is None:
-            raise RuntimeError("The queue is not open yet; try again in a moment.")
+    def _queue_trending(self, items: Any, *, name: str) -> bool:
+        """A trending batch is one queue job, its images tagged with their source images;
+        False while the queue is not open (it failed to start, or the window is closing)."""
+        if self.queue is None or self._closing:
+            return False
         self._queue_for_run_only = False
         self.queue.add_plan(items, name=name)
         if not self.queue.running:  # as Add to queue: the batch starts now
             self.tasks.spawn(self._start_queue(), name="start-queue")
+        return True
 
     @property
     def cluster_enabled(self) -> bool:

@@ -275,7 +275,9 @@ class TrendingController(QObject):
             return False
         items = batch_items(chosen, self._get_config(), settings=self._options.with_settings)
         name = f"{len(items)} trending combo{'s' if len(items) != 1 else ''}"
-        self._add_plan(items, name=name)
+        if self._add_plan(items, name=name) is False:
+            self._set_error(ErrorInfo("The queue is not open, so nothing was queued.", source="Trending"))
+            return False
         self.message_changed.emit(f"Queued {name}.")
         return True
 

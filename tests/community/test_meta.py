@@ -88,3 +88,14 @@ def test_the_rating_is_read_from_any_of_its_spellings():
             raw.pop(key, None)
         raw.update(fields)
         assert parse_item(raw)[0].level == level, fields
+
+
+def test_the_infotext_lora_hashes_line_gives_hashes_and_the_prompt_the_weights():
+    fake = FakeCivitai()
+    raw = item(1, fake, meta={"prompt": "city, <lora:neon:0.7>, <lora:add_detail:0.4>",
+                              "Lora hashes": '"neon: 0123456789ab, add_detail: ba9876543210"'})
+    image, _ = parse_item(raw)
+    assert image.loras == (LoraRef("neon", 0.7, NEON, None, "Lora hashes"),
+                           LoraRef("add_detail", 0.4, DETAIL, None, "Lora hashes"))
+    raw["meta"]["Lora hashes"] = 12
+    assert "meta.Lora hashes is a int, not text: skipped" in parse_item(raw)[0].notes
