@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stablenew.cli._common import fail, show_help
+from stablenew.cli._common import fail
 
 if TYPE_CHECKING:
     from stablenew.catalog.index import Catalog
@@ -30,7 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "keep the combos you can run with the LoRAs you have, and use one as a config "
                     "or queue a batch of them. Answers are cached for a few hours; offline, the "
                     "cached list is used and its age said.")
-    parser.set_defaults(func=show_help(parser))
+    # `stablenew trending [options]` is `list`, as the short form has it.
+    _query_options(parser)
+    parser.add_argument("--all", action="store_true", help="also the combos left out, with the reason")
+    parser.set_defaults(func=_list)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
 
     fetch = actions.add_parser("fetch", help="ask CivitAI now (the cache is refreshed)")

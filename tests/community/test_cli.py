@@ -113,3 +113,8 @@ def test_download_asks_then_saves_the_verified_file(civitai, capsys, tmp_path, m
     assert f"Saved {loras / 'Watercolor Fox.safetensors'} (sha256 checked)." in out
     assert main(["trending", "download", "101", "--base-url", civitai.url, "--count", "50"]) == 0
     assert "nothing to download; every LoRA is here." in capsys.readouterr().out
+
+
+def test_trending_without_an_action_lists(civitai, capsys):
+    assert main(["trending", "--base-url", civitai.url, "--count", "50", "--runnable", "--json"]) == 0
+    assert [c["id"] for c in _json(capsys)["combos"]] == [101, 103, 106]
