@@ -38,6 +38,8 @@ SORTS = [s.value for s in Sort]
 PERIODS = [p.value for p in Period]
 #: What the rating choice offers: its words and the browsing-level bits it allows.
 RATINGS = [("Safe only", 1), ("Up to PG-13", 3), ("Up to R", 7), ("Everything", 31)]
+#: CivitAI's own base-model labels the tab offers ("" first: any).
+BASE_MODELS = ["", "SD 1.5", "SDXL 1.0", "Pony", "Illustrious", "Flux.1 D", "Flux.1 S"]
 DEFAULT_COUNT = 100
 NOTHING_YET = "Nothing fetched yet: press Fetch to ask CivitAI."
 
@@ -50,6 +52,8 @@ class TrendingOptions:
     period: str = Period.week.value
     count: int = DEFAULT_COUNT
     browsing_level: int = 1
+    #: CivitAI base-model labels to ask for (empty: any).
+    base_models: tuple[str, ...] = ()
     runnable_only: bool = True
     allow_nsfw_loras: bool = False
     #: Also take the image's sampler, steps, CFG, clip skip and size when using a combo.
@@ -59,7 +63,7 @@ class TrendingOptions:
 
     def query(self) -> ImageQuery:
         return ImageQuery(Sort(self.sort), Period(self.period), self.browsing_level,
-                          limit=min(self.count, 200))
+                          self.base_models, limit=min(self.count, 200))
 
 
 class TrendingController(QObject):
@@ -88,6 +92,8 @@ class TrendingController(QObject):
         self._tasks = TaskOwner("Trending", self)
         self._tasks.error_raised.connect(self._set_error)
         self._tasks.busy_changed.connect(self.busy_changed)
+        # Thumbnails trickle in after the list: they never make the room look busy (Fetch stays on).
+        self._thumbnail_tasks = TaskOwner("Trending", self)
         self._options = TrendingOptions()
         self._pool: Pool | None = None
         self._status = NOTHING_YET
@@ -225,7 +231,7 @@ class TrendingController(QObject):
         self.combos_changed.emit()
         missing = [c.image for c in pool.filtered.kept if c.image.id not in self._thumbnails]
         if missing:
-            self._tasks.spawn(self._load_thumbnails(missing), name="trending-thumbnails")
+            self._thumbnail_tasks.spawn(self._load_thumbnails(missing), name="trending-thumbnails")
 
     def _pool_status(self) -> str:
         return self._pool.summary() if self._pool is not None else NOTHING_YET
@@ -373,6 +379,8 @@ class TrendingController(QObject):
 
     async def wait_idle(self, timeout: float = 10.0) -> None:
         await self._tasks.wait_idle(timeout)
+        await self._thumbnail_tasks.wait_idle(timeout)
 
     async def aclose(self) -> None:
+        await self._thumbnail_tasks.aclose()
         await self._tasks.aclose()

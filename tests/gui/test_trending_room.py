@@ -120,6 +120,16 @@ def test_choosing_a_model_of_another_family_keeps_only_combos_that_fit(
     window.work_tabs.setCurrentWidget(panel)
     qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.list.count() == 1, timeout=10000)  # image 103: add_detail is here
+    panel.base_model.setFocus()  # the user asks CivitAI for SDXL images only
+    qtbot.keyClicks(panel.base_model, "SDXL")
+    assert panel.base_model.currentData() == "SDXL 1.0"
+    qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: civitai.image_requests()[-1].query.get("baseModels") == "SDXL 1.0", timeout=10000)
+    qtbot.waitUntil(lambda: panel.list.count() == 0 and "1 image fetched" in panel.status.text(),
+                    timeout=10000)
+    panel.base_model.setCurrentIndex(0)
+    qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.list.count() == 1, timeout=10000)
 
     model = window.pipeline_panel.editor("txt2img.checkpoint").widget
     qtbot.waitUntil(lambda: model.findText("juggernautXL", Qt.MatchFlag.MatchStartsWith) >= 0, timeout=5000)

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from stablenew.controller.trending_controller import PERIODS, RATINGS, SORTS
+from stablenew.controller.trending_controller import BASE_MODELS, PERIODS, RATINGS, SORTS
 
 THUMB = 96
 PREVIEW = 256
@@ -76,6 +76,9 @@ class TrendingPanel(QWidget):
         self.rating = QComboBox()
         for words, level in RATINGS:
             self.rating.addItem(words, level)
+        self.base_model = QComboBox()
+        for label in BASE_MODELS:
+            self.base_model.addItem(label or "Any base model", label)
         self.fetch_button = QPushButton("Fetch")
         self.fetch_button.setToolTip("Ask CivitAI for its top images now")
         self.lookup_button = QPushButton("Look up missing LoRAs")
@@ -120,7 +123,8 @@ class TrendingPanel(QWidget):
         self.queue_button.setToolTip("Queue one image of each of the first combos of the list")
 
         top = QHBoxLayout()
-        for widget in (self.sort, self.period, self.rating, self.fetch_button, self.lookup_button):
+        for widget in (self.sort, self.period, self.rating, self.base_model, self.fetch_button,
+                       self.lookup_button):
             top.addWidget(widget)
         top.addStretch(1)
         checks = QHBoxLayout()
@@ -177,8 +181,10 @@ class TrendingPanel(QWidget):
     # --- actions -------------------------------------------------------------------------------
 
     def _fetch(self) -> None:
+        base = str(self.base_model.currentData() or "")
         self.controller.set_options(sort=self.sort.currentText(), period=self.period.currentText(),
-                                    browsing_level=int(self.rating.currentData()))
+                                    browsing_level=int(self.rating.currentData()),
+                                    base_models=(base,) if base else ())
         self.controller.fetch()
 
     def current_id(self) -> int | None:
