@@ -139,7 +139,7 @@ class Session(QObject):
         library = LibraryController(app=self.app, parent=self)
         library.set_current_config_provider(self.pipeline.current_config)
         library.config_applied.connect(self.pipeline.load_config)
-        library.pack_run_requested.connect(self.pipeline.run_plan)
+        library.pack_actions.pack_run_requested.connect(self.pipeline.run_plan)
         library.message_changed.connect(self.pipeline.message_changed)
         library.error_changed.connect(self._forward_error)
         return library
@@ -162,10 +162,10 @@ class Session(QObject):
         self.pipeline.set_plan_provider(adapter.plan_for_run)
         if self.library is not None:
             # A pack runs every prompt times the plan the randomizer panel has set up.
-            self.library.set_randomizer(lambda: adapter.spec if adapter.enabled else None,
-                                        lambda: adapter.wildcards_dir)
+            self.library.pack_actions.set_randomizer(
+                lambda: adapter.spec if adapter.enabled else None, lambda: adapter.wildcards_dir)
             # An applied profile biases every run's wildcards, not only pack runs.
-            self.library.bias_changed.connect(
+            self.library.preset_actions.bias_changed.connect(
                 lambda bias: adapter.set_wildcard_weights(
                     {name: dict(weights) for name, weights in bias.wildcard_weights.items()}))
         self.pipeline.run_finished.connect(lambda event: self._measured_speed(adapter, event))
@@ -181,7 +181,7 @@ class Session(QObject):
         if self.queue is not None:
             node = None if self.cluster_enabled else self.server.node_name  # None: every node
             seconds = self.queue.estimates.seconds_per_image(self.pipeline.current_config(), node)
-        adapter.set_seconds_per_image(seconds or event.seconds / event.images_saved)
+        adapter.pace.set_seconds_per_image(seconds or event.seconds / event.images_saved)
 
     def _nodes(self) -> Any:
         from stablenew.controller.nodes_controller import NodesController
@@ -206,7 +206,7 @@ class Session(QObject):
         learning = self.learning
         if learning is None:
             return "The learning room is still opening; try again in a moment."
-        if learning.start_learning_run(parameter, values, base=config):
+        if learning.runs.start_learning_run(parameter, values, base=config):
             return ""
         error = learning.error
         return error.message if error is not None else "The learning run could not start."
@@ -231,40 +231,11 @@ class Session(QObject):
         return catalog
 
     def _trending(self) -> Any:
-        from stablenew.controller.trending_controller import TrendingController
+        from stablenew.controller.trending_room import open_trending
 
-        trending = TrendingController(self.app.paths.data_dir / "community", lambda: self.app.settings,
-                                      parent=self, catalog=lambda: self.catalog,
-                                      packs_folder=lambda: self.app.settings.packs_path(self.app.paths))
-        trending.set_targets(self.pipeline.current_config, self.pipeline.load_config, self._queue_trending)
-        trending.message_changed.connect(self.pipeline.message_changed)
-        trending.error_changed.connect(self._forward_error)
-        if self.catalog is not None:  # hashes arriving, a new folder: LoRAs resolve anew
-            self.catalog.entries_changed.connect(trending.regroup)
-        self.pipeline.cards_changed.connect(trending.card_changed)  # another model family
-        trending.lora_downloaded.connect(
-            lambda _path: self.tasks.spawn(self._server_reads_loras(), name="refresh-loras"))
-        return trending
+        return open_trending(self)
 
-    async def _server_reads_loras(self) -> None:
-        """A LoRA was downloaded: A1111 and Forge list only the LoRAs they read at start, so the
-        window's server reads its folder again, and the probe that follows lists it there."""
-        from stablenew.backends.errors import BackendError
-        from stablenew.backends.http import HttpClient
-        from stablenew.catalog.servers import a1111_refresh_loras
-
-        settings = self.app.settings
-        http = HttpClient(settings.server_url, auth=(settings.username, settings.password)
-                          if settings.username else None)
-        try:
-            await a1111_refresh_loras(http)
-        except BackendError as exc:  # ComfyUI has no such call and reads its folders itself
-            log.info("refresh-loras on %s: %s", settings.server_url, exc.detail or exc)
-        finally:
-            await http.aclose()
-        self.server.reconnect()
-
-    def _queue_trending(self, items: Any, *, name: str) -> bool:
+    def queue_trending(self, items: Any, *, name: str) -> bool:
         """A trending batch is one queue job, its images tagged with their source images;
         False while the queue is not open (it failed to start, or the window is closing)."""
         if self.queue is None or self._closing:
@@ -631,7 +602,7 @@ class Session(QObject):
         await self.prompts.aclose()
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
-            await self.learning.stop_learning_run()
+            await self.learning.runs.stop_learning_run()
         for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer, self.catalog,
                       self.trending):
             close = getattr(other, "aclose", None)

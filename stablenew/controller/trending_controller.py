@@ -191,8 +191,10 @@ class TrendingController(QObject):
             self._set_status(self._status)
             return
         catalog, node = self._catalog()
-        self._take(await asyncio.to_thread(
-            regroup, Pool(result, base_url=source.base_url), catalog, self._rules(), node=node))
+        pool = await asyncio.to_thread(
+            regroup, Pool(result, base_url=source.base_url), catalog, self._rules(), node=node)
+        if self._pool is None:  # a Fetch pressed meanwhile has the newer answer
+            self._take(pool, resolved_with=catalog)
 
     def fetch(self, *, refresh: bool = True, lookup: bool = False) -> None:
         """Ask CivitAI (or the fresh cache without *refresh*); offline, the stored list is used."""
@@ -207,7 +209,7 @@ class TrendingController(QObject):
         pool = await gather(self._source(), options.query(), options.count, catalog, self._rules(),
                             node=node, refresh=refresh, lookup=lookup,
                             on_progress=lambda n: self._set_status(f"Asking CivitAI… {n} images so far"))
-        self._take(pool)
+        self._take(pool, resolved_with=catalog)
 
     def regroup(self) -> None:
         """Resolve and filter the images again (the catalog, node, model or filter changed)."""
@@ -223,8 +225,13 @@ class TrendingController(QObject):
         if path in ("", "txt2img.checkpoint") and self._checkpoint() is not self._checkpoint_seen:
             self.regroup()
 
-    def _take(self, pool: Pool) -> None:
+    def _take(self, pool: Pool, resolved_with: Catalog | None = None) -> None:
         self._pool = pool
+        if resolved_with is not None and self._catalog()[0] is not resolved_with:
+            # The catalog was read again while this was resolved off the Qt thread (its
+            # "changed" came before there was a list to regroup): resolve against the new one.
+            catalog, node = self._catalog()
+            self._pool = pool = regroup(pool, catalog, self._rules(), node=node)
         self._set_status(self._pool_status())
         for problem in pool.problems:
             self.message_changed.emit(problem)

@@ -81,7 +81,7 @@ class TrendingPanel(QWidget):
             self.base_model.addItem(label or "Any base model", label)
         self.fetch_button = QPushButton("Fetch")
         self.fetch_button.setToolTip("Ask CivitAI for its top images now")
-        self.lookup_button = QPushButton("Look up missing LoRAs")
+        self.lookup_button = QPushButton("Look up missing")
         self.lookup_button.setToolTip("Ask CivitAI what the LoRAs you do not have are, and where to get them")
         self.runnable_only = QCheckBox("Only combos I can run")
         self.runnable_only.setChecked(controller.options.runnable_only)
@@ -122,24 +122,29 @@ class TrendingPanel(QWidget):
         self.queue_button = QPushButton("Queue a batch")
         self.queue_button.setToolTip("Queue one image of each of the first combos of the list")
 
+        # Two short rows above, the use options beside the buttons they change: the tab must
+        # never be wider than the others (a wider one pushes the cards and viewer aside).
         top = QHBoxLayout()
-        for widget in (self.sort, self.period, self.rating, self.base_model, self.fetch_button,
-                       self.lookup_button):
+        for widget in (self.sort, self.period, self.rating):
             top.addWidget(widget)
         top.addStretch(1)
-        checks = QHBoxLayout()
-        for box in (self.runnable_only, self.with_settings, self.by_engagement):
-            checks.addWidget(box)
-        checks.addStretch(1)
+        second = QHBoxLayout()
+        second.addWidget(self.base_model)
+        second.addWidget(self.runnable_only)
+        second.addStretch(1)
+        second.addWidget(self.fetch_button)
+        second.addWidget(self.lookup_button)
         side = QWidget()
         side_layout = QVBoxLayout(side)
         side_layout.addWidget(self.preview)
         side_layout.addWidget(self.details, 1)
+        side_layout.addWidget(self.with_settings)
         buttons = QHBoxLayout()
         buttons.addWidget(self.use_button)
         buttons.addWidget(self.favourite_button)
         buttons.addWidget(self.reroll_button)
         side_layout.addLayout(buttons)
+        side_layout.addWidget(self.by_engagement)
         side_layout.addWidget(self.download_button)
         batch = QHBoxLayout()
         batch.addWidget(self.batch_count)
@@ -153,7 +158,7 @@ class TrendingPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addLayout(top)
-        layout.addLayout(checks)
+        layout.addLayout(second)
         layout.addWidget(self.status)
         layout.addWidget(split, 1)
 
