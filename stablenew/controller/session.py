@@ -23,7 +23,7 @@ from stablenew.controller.window_state import WindowState
 log = logging.getLogger("stablenew.controller")
 
 
-ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog")
+ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog", "trending")
 #: How often the nodes of an idle cluster are checked (a running queue's dispatcher checks its own).
 NODE_CHECK_MS = 30_000
 #: How often a window looks again whether another StableNew still works on the queue it left.
@@ -78,6 +78,7 @@ class Session(QObject):
         self.randomizer: Any = None
         self.nodes: Any = None
         self.catalog: Any = None
+        self.trending: Any = None
         self._rooms_pending = list(ROOMS)
         self._closing = False
         #: "cluster" or "single" while the queue runs; None while it does not (or is switching)
@@ -232,6 +233,22 @@ class Session(QObject):
         self.server.capabilities_changed.connect(server_listed)
         server_listed(self.server.capabilities)
         return catalog
+
+    def _trending(self) -> Any:
+        from stablenew.controller.trending_room import open_trending
+
+        return open_trending(self)
+
+    def queue_trending(self, items: Any, *, name: str) -> bool:
+        """A trending batch is one queue job, its images tagged with their source images;
+        False while the queue is not open (it failed to start, or the window is closing)."""
+        if self.queue is None or self._closing:
+            return False
+        self._queue_for_run_only = False
+        self.queue.add_plan(items, name=name)
+        if not self.queue.running:  # as Add to queue: the batch starts now
+            self.tasks.spawn(self._start_queue(), name="start-queue")
+        return True
 
     @property
     def cluster_enabled(self) -> bool:
@@ -565,7 +582,7 @@ class Session(QObject):
                                           source=name.capitalize()))
             return
         setattr(self, name, controller)
-        if name in ("library", "catalog"):
+        if name in ("library", "catalog", "trending"):
             controller.start()
         elif name == "queue":
             controller.start_polling()
@@ -591,7 +608,7 @@ class Session(QObject):
             # Stopped while the queue still works, so its job is cancelled, not left behind.
             await self.learning.runs.stop_learning_run()
         for other in (self.queue, self.nodes, self.taste, self.learning, self.library,
-                      self.randomizer, self.catalog):
+                      self.randomizer, self.catalog, self.trending):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)
             if close is not None or sync_close is not None:

@@ -96,6 +96,9 @@ class MainWindow(QMainWindow):
             "Models", "Your LoRAs with their previews, trigger words and base model; click one "
             "to add it to the prompt.")
         self.work_tabs.addTab(self.models_panel, "Models")
+        self.trending_panel = PanelSlot("Trending", "The community's top images from CivitAI "
+                                        "and the LoRA combos behind them that you can run.")
+        self.work_tabs.addTab(self.trending_panel, "Trending")
 
         self.right_split = QSplitter(Qt.Orientation.Vertical)
         self.right_split.setObjectName("RightSplit")
@@ -195,7 +198,7 @@ class MainWindow(QMainWindow):
         """A room's controller is ready after start-up: put its panel where the slot was."""
         attribute = {"library": "sidebar", "randomizer": "variants_panel", "queue": "queue_panel",
                      "learning": "learning_panel", "nodes": "nodes_panel",
-                     "catalog": "models_panel"}[name]
+                     "catalog": "models_panel", "trending": "trending_panel"}[name]
         old = getattr(self, attribute)
         new = self._make_panel(name)
         if new is None:
