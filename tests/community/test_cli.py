@@ -88,10 +88,10 @@ def test_use_prints_a_config_and_queues_a_batch_tagged_with_the_sources(civitai,
     assert main(["trending", "use", "101", "103", "--base-url", civitai.url, "--count", "50", "--queue"]) == 0
     assert "2 images, \"2 trending combos\"" in capsys.readouterr().out
     with QueueStore(AppPaths.default().database_file) as store:
-        [job] = store.list_jobs()
-        items = store.items(job.id)
+        [job] = store.reads.list_jobs()
+        items = store.reads.items(job.id)
         assert [i.variant.id for i in items] == ["civitai:101", "civitai:103"]
-        assert store.config_for(items[1]).txt2img.prompt == "portrait, <lora:add_detail:0.5>"
+        assert store.reads.config_for(items[1]).txt2img.prompt == "portrait, <lora:add_detail:0.5>"
 
 
 def test_an_unreachable_site_with_nothing_cached_is_a_plain_error(civitai, capsys, dead_url):

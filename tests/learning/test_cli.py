@@ -129,11 +129,11 @@ def test_next_says_what_to_run_and_queues_it_as_a_learning_run(tmp_path, capsys)
                  "--output", str(out), "--json"]) == 0
     queued = json.loads(capsys.readouterr().out)["queued"]
     with QueueStore(db) as queue:
-        job = queue.get_job(queued["job"])
-        items = queue.items(job.id)
+        job = queue.reads.get_job(queued["job"])
+        items = queue.reads.items(job.id)
         assert job.kind is JobKind.learning and job.origin.learning_run_id == queued["learning_run"]
         assert len(items) == 9 and job.origin.pack == "Portraits"
-        configs = [queue.config_for(item) for item in items]
+        configs = [queue.reads.config_for(item) for item in items]
     # The base is the pack's best-rated image: its prompt, with the chosen setting varied.
     assert {c.txt2img.prompt for c in configs} == {"portrait of a woman"}
     with LearningStore(db) as store:
