@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
@@ -17,6 +19,7 @@ class PromptEditorOverlay(QFrame):
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
+        self._host = parent  # the widget it covers
         self.setObjectName("PromptOverlay")
         self._target: QPlainTextEdit | None = None
         panel = QFrame()
@@ -57,9 +60,9 @@ class PromptEditorOverlay(QFrame):
         self.hide()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
-        if watched is self.editor and event.type() in (QEvent.Type.ShortcutOverride,
-                                                       QEvent.Type.KeyPress):
-            action = self._key_action(event)  # type: ignore[arg-type]
+        if watched is self.editor and isinstance(event, QKeyEvent) and event.type() in (
+                QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
+            action = self._key_action(event)
             if action is not None:
                 event.accept()  # ShortcutOverride: the key comes here, not to the window's shortcut
                 if event.type() == QEvent.Type.KeyPress:
@@ -67,7 +70,7 @@ class PromptEditorOverlay(QFrame):
                 return True
         return super().eventFilter(watched, event)
 
-    def _key_action(self, event: QKeyEvent):
+    def _key_action(self, event: QKeyEvent) -> Callable[[], None] | None:
         key, mods = event.key(), event.modifiers()
         if key == Qt.Key.Key_Escape and not mods:
             return self.close_overlay
@@ -85,7 +88,7 @@ class PromptEditorOverlay(QFrame):
         self.title.setText(title)
         self.editor.setPlainText(target.toPlainText())
         self._update_stats()
-        self.setGeometry(self.parentWidget().rect())
+        self.setGeometry(self._host.rect())
         self.raise_()
         self.show()
         self.editor.setFocus()
@@ -107,4 +110,4 @@ class PromptEditorOverlay(QFrame):
     def fit(self) -> None:
         """Cover the parent again (the window calls this when it is resized)."""
         if self.isVisible():
-            self.setGeometry(self.parentWidget().rect())
+            self.setGeometry(self._host.rect())
