@@ -841,7 +841,7 @@ async def _all(*calls: Awaitable[Any]) -> list[Any]:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)  # a cancel of ours arriving here propagates from here
-            errors = [t.exception() for t in failed]
+            errors = [e for e in (t.exception() for t in failed) if e is not None]
             typed = [e for e in errors if isinstance(e, BackendError)]
             raise (typed[0] if typed else errors[0]) from None
     except asyncio.CancelledError:

@@ -530,7 +530,9 @@ class ClusterDispatcher:
             "on_event": self._event_for(name), "lanes": node.cap, **self._runner_kwargs}
         if self._runner_factory is not None:
             kwargs["runner"] = self._runner_factory(name)
-        runner = qr.QueueRunner(_ScheduledStore(self.store, self, name),
+        # _ScheduledStore forwards the rest of QueueStore through __getattr__, which mypy cannot
+        # follow; issue #18 replaces it with an explicit protocol.
+        runner = qr.QueueRunner(_ScheduledStore(self.store, self, name),  # type: ignore[arg-type]
                                 StageRouter(name, backend, self._upscale_target, self._routed), **kwargs)
         node.runner = runner
         # The dispatcher holds the queue's one-runner lock for the whole cluster.
@@ -894,7 +896,7 @@ class ClusterDispatcher:
             events: list[qr.ItemFinished] = []
             for item, job, reason in doomed:
                 claimant = job.node_pin or SCHEDULER_CLAIMANT
-                claim = self.store.claim_next(claimant, can_take=lambda i, _j, x=item.id: i.id == x)
+                claim = self.store.claim_next(claimant, can_take=partial(_is_item, item.id))
                 if claim is None:
                     continue
                 state = self.store.fail(claim.item.id, claim.lease, reason,
@@ -902,3 +904,7 @@ class ClusterDispatcher:
                 if state is ItemState.failed:
                     events.append(qr.ItemFinished(item, ItemState.failed, reason))
             return events
+
+
+def _is_item(item_id: int, item: WorkItem, _job: Job) -> bool:
+    return item.id == item_id

@@ -322,13 +322,13 @@ class QueueStore:
         job_id = job_id or uuid.uuid4().hex[:8]
         origin = origin or JobOrigin()
         now = time.time()
-        single = isinstance(configs, PipelineConfig)
-        base = configs if single else None
+        base = configs if isinstance(configs, PipelineConfig) else None
         images: Iterable[tuple[PipelineConfig, Variant]]
         if expand_batches:
             images = expand(configs, count=count)
         else:
-            images = ((c, Variant()) for c in ([configs] if single else configs))
+            each: Iterable[Any] = [base] if base is not None else configs
+            images = ((c, Variant()) for c in each)
         if output_dir is None:
             stamp = time.strftime("%Y-%m-%d", time.localtime(now))
             root = Path(output_root) if output_root else AppPaths.default().default_output_dir

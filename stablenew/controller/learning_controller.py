@@ -500,7 +500,7 @@ class LearningController(QObject):
         from stablenew.controller.queue_controller import QueueController
         from stablenew.pipeline.runner import PipelineRunner
 
-        backend = await self._backend()  # type: ignore[misc]
+        backend = await self._backend()  # type: ignore[misc]  # not None: checked on starting the run
         node = str(getattr(backend, "name", "") or getattr(backend, "url", "") or "node")
         output = Path(self._output_dir())
         queue = QueueController(db_path=self._reader.path, output_root=output, parent=self)

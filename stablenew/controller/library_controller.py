@@ -314,13 +314,13 @@ class LibraryController(QObject):
                 self._emit_pack_prompts()
         else:
             store = self._store(kind)
-            entries, self._signatures[kind] = await asyncio.to_thread(
+            listed, self._signatures[kind] = await asyncio.to_thread(
                 lambda: (store.entries(), store.signature()))
             if kind is ItemKind.preset:
-                self._preset_entries = entries
+                self._preset_entries = listed
                 self.presets_changed.emit()
             else:
-                self._profile_entries = entries
+                self._profile_entries = listed
                 self.profiles_changed.emit()
 
     # --- watching the folders -----------------------------------------------------------------
@@ -397,7 +397,7 @@ class LibraryController(QObject):
         self._use_packs_folder(folder)
 
     def _settings_changed(self, settings: AppSettings) -> None:
-        folder = settings.packs_path(self._app.paths)  # type: ignore[union-attr]
+        folder = settings.packs_path(self._app.paths)  # type: ignore[union-attr]  # only connected with an app
         if folder != self._packs.folder:
             self._use_packs_folder(folder)
 
@@ -458,7 +458,7 @@ class LibraryController(QObject):
     def update_preset(self, key: str) -> None:
         """Replace a user preset's settings with the current ones (name, notes and styles kept)."""
         entry = self._find_usable(ItemKind.preset, key)
-        if entry is None:
+        if entry is None or entry.item is None:  # _find_usable has said why
             return
         if entry.read_only:
             self._set_error(ErrorInfo(f"'{entry.name}' ships with StableNew and cannot be changed. "
@@ -493,7 +493,7 @@ class LibraryController(QObject):
 
     def apply_preset(self, key: str) -> None:
         entry = self._find_usable(ItemKind.preset, key)
-        if entry is None:
+        if entry is None or entry.item is None:  # _find_usable has said why
             return
         try:
             config = entry.item.apply_to(self._config_provider())
@@ -506,7 +506,7 @@ class LibraryController(QObject):
 
     def apply_profile(self, key: str) -> None:
         entry = self._find_usable(ItemKind.profile, key)
-        if entry is None:
+        if entry is None or entry.item is None:  # _find_usable has said why
             return
         try:
             config, bias = entry.item.apply_to(self._config_provider())

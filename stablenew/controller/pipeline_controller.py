@@ -694,7 +694,7 @@ class PipelineController(QObject):
             shown.current = current
             shown.current_since = time.monotonic()
             stage = shown.stages.get(current) if current is not None else None
-            if stage is not None:
+            if current is not None and stage is not None:
                 p = replace(p, stage=stage.stage, stage_index=stage.index, stage_count=stage.count,
                             image_index=current, step=None, steps=None, stage_fraction=0.0,
                             phase="", more_passes=False)
