@@ -374,10 +374,9 @@ class MainWindow(QMainWindow):
 
     def open_prompt_editor(self) -> None:
         widget = self.pipeline_panel.editor("txt2img.prompt").widget
-        if not isinstance(widget, QPlainTextEdit):  # the prompt's FieldSpec kind is "text"
-            return
-        self.work_tabs.setCurrentWidget(self.pipeline_panel)
-        self.prompt_overlay.open_for(widget, "Prompt")
+        if isinstance(widget, QPlainTextEdit):  # the prompt's FieldSpec kind is "text"
+            self.work_tabs.setCurrentWidget(self.pipeline_panel)
+            self.prompt_overlay.open_for(widget, "Prompt")
 
     def open_settings(self) -> None:
         from stablenew.gui.settings_dialog import SettingsDialog
