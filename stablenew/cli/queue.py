@@ -17,6 +17,7 @@ from stablenew.cli._common import fail, show_help, stop_on_signals
 from stablenew.storage.words import duration, plural
 
 if TYPE_CHECKING:
+    from stablenew.cluster.queue_runner import RunSummary
     from stablenew.cluster.queue_store import QueueStore
 
 
@@ -346,11 +347,7 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"{exc.message} ({url})")
     except QueueError as exc:
         return _fail(exc.message)
-    print(f"{summary.done} done, {summary.failed} failed, {summary.cancelled} cancelled, "
-          f"{summary.retried} retried in {_duration(summary.seconds)}.")
-    if stopped:
-        print("Stopped: the images that were running went back in the queue; "
-              "`stablenew queue run` carries on.")
+    if _said_summary(summary, stopped):
         return 130
     if args.until_empty:
         with _open(args) as store:
@@ -393,13 +390,19 @@ def _run_cluster(args: argparse.Namespace, nodes: list, show, paths) -> int:
     finally:
         if learning:
             learning[2]()
+    if _said_summary(summary, stopped):
+        return 130
+    return 1 if summary.failed or summary.stalled else 0
+
+
+def _said_summary(summary: RunSummary, stopped: list[str]) -> bool:
+    """Print what a queue run did; True when a signal stopped it (the exit code is then 130)."""
     print(f"{summary.done} done, {summary.failed} failed, {summary.cancelled} cancelled, "
           f"{summary.retried} retried in {_duration(summary.seconds)}.")
     if stopped:
         print("Stopped: the images that were running went back in the queue; "
               "`stablenew queue run` carries on.")
-        return 130
-    return 1 if summary.failed or summary.stalled else 0
+    return bool(stopped)
 
 
 def _learning_hooks(db: Path | None):

@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import sqlite3
+import sys
 import time
 import traceback
 from collections import deque
@@ -203,9 +203,9 @@ class _Turnstile:
                 future.set_result(None)
                 return
         if self._line:
-            future = self._first.get(self._line[0])
-            if future is not None and not future.done():
-                future.set_result(None)
+            first = self._first.get(self._line[0])
+            if first is not None and not first.done():
+                first.set_result(None)
 
 
 class _ErrorTap:
@@ -263,16 +263,16 @@ class _ErrorTap:
         # only when something happens, so silence there says nothing.
         polls = str(getattr(self._backend, "kind", "")) != "comfyui"
         guard = StallGuard(self._stall_limits, polls=polls)
-        args = list(args)
-        given = args[1] if len(args) > 1 else kwargs.get("on_progress")
+        call_args = list(args)
+        given = call_args[1] if len(call_args) > 1 else kwargs.get("on_progress")
 
         def heard(progress: Any) -> None:
             guard.heard(progress)
             if given is not None:
                 given(progress)
 
-        if len(args) > 1:
-            args[1] = heard
+        if len(call_args) > 1:
+            call_args[1] = heard
         else:
             kwargs["on_progress"] = heard
         # As asyncio.timeout does: the call runs in this task, and a watcher cancels the task
@@ -292,7 +292,7 @@ class _ErrorTap:
 
         watcher = asyncio.ensure_future(watch())
         try:
-            return await call(*args, **kwargs)
+            return await call(*call_args, **kwargs)
         except asyncio.CancelledError:
             if stalled:
                 stalled.append("")  # our cancel is taken back below, exactly once
@@ -343,7 +343,7 @@ class QueueRunner:
         # decisions): a lane's per-image moves run on the event loop when they need no waiting.
         self._direct = type(store) is QueueStore
         self.backend = backend
-        self.node = node or getattr(backend, "name", "") or getattr(backend, "url", "node")
+        self.node: str = node or str(getattr(backend, "name", "") or getattr(backend, "url", "node"))
         if runner is None:
             from stablenew.pipeline.runner import PipelineRunner
             from stablenew.storage.paths import AppPaths
@@ -645,7 +645,7 @@ class QueueRunner:
             await self._after_cancel(claim)
             return None
         status = getattr(getattr(result, "status", None), "value", None)
-        if error is None and status == "completed":
+        if error is None and result is not None and status == "completed":
             outputs = [str(r.path) for r in result.records]
             if self._direct:
                 claiming = not self._stopping and self._node_ok is not None \
@@ -837,7 +837,7 @@ class RunnerLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+b")  # noqa: SIM115  (held open while the lock is held)
         try:
-            if os.name == "nt":
+            if sys.platform == "win32":
                 import msvcrt
 
                 handle.seek(0)
@@ -871,7 +871,7 @@ class RunnerLock:
         if handle is None:
             return
         with contextlib.suppress(OSError):
-            if os.name == "nt":
+            if sys.platform == "win32":
                 import msvcrt
 
                 handle.seek(0)

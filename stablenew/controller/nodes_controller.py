@@ -421,7 +421,8 @@ class NodesController(QObject):
             else:
                 await self._monitor.check_all()
                 learned = await asyncio.to_thread(load_speeds, speeds_file(self._data_dir))
-                planner = ClusterDispatcher(_NoStore(), self._monitor, speeds=learned)
+                # _NoStore stands in for a QueueStore the planner never reads (see the class).
+                planner = ClusterDispatcher(_NoStore(), self._monitor, speeds=learned)  # type: ignore[arg-type]
                 views = planner.views()
                 planner.detach()
             own = store is None

@@ -611,14 +611,13 @@ class Session(QObject):
                       self.randomizer, self.catalog, self.trending):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)
-            if close is not None or sync_close is not None:
-                try:
-                    if close is not None:
-                        await close()
-                    else:
-                        sync_close()
-                except Exception as exc:  # noqa: BLE001 - one room failing to close must not keep the others open
-                    log.warning("closing %s failed: %s", type(other).__name__, exc)
+            try:
+                if close is not None:
+                    await close()
+                elif sync_close is not None:
+                    sync_close()
+            except Exception as exc:  # noqa: BLE001 - one room failing to close must not keep the others open
+                log.warning("closing %s failed: %s", type(other).__name__, exc)
         await self.tasks.aclose()
         if self._enhancer is not None:
             await self._enhancer.aclose()
