@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from stablenew.cli._common import app_settings, fail, show_help
+from stablenew.storage.words import plural
 
 if TYPE_CHECKING:
     from stablenew.gallery.index import GalleryIndex, ScanProgress
@@ -43,10 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     find.add_argument("--limit", type=int, default=50, help="how many to show (default 50)")
     find.add_argument("--json", action="store_true", help="print JSON")
     find.set_defaults(func=_search)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
 
 def _open() -> GalleryIndex:
@@ -91,18 +88,18 @@ def _scan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"folders": folders, **totals}, ensure_ascii=False, indent=2))
         return 0
-    print(f"Indexed {_plural(images, 'image')} in {_plural(len(folders), 'folder')}: "
+    print(f"Indexed {plural(images, 'image')} in {plural(len(folders), 'folder')}: "
           f"{totals['read']:,} read, {totals['unchanged']:,} unchanged, "
           f"{totals['removed']:,} gone, {totals['moved']:,} moved.")
     if problems:
-        print(f"Could not read {_plural(len(problems), 'file')}:")
+        print(f"Could not read {plural(len(problems), 'file')}:")
         for p in problems:
             print(f"  {p.path}: {p.reason}")
     return 0
 
 
 def _progress(state: ScanProgress) -> None:
-    print(f"\rLooked at {_plural(state.seen, 'image')}, read {state.read:,}", end="",
+    print(f"\rLooked at {plural(state.seen, 'image')}, read {state.read:,}", end="",
           file=sys.stderr, flush=True)
 
 
@@ -134,7 +131,7 @@ def _search(args: argparse.Namespace) -> int:
         print("No images match.")
         return 0
     shown = f" (showing {len(rows):,})" if len(rows) < total else ""
-    print(f"{_plural(total, 'image')} match{'es' if total == 1 else ''}{shown}:")
+    print(f"{plural(total, 'image')} match{'es' if total == 1 else ''}{shown}:")
     for r in rows:
         stars = "★" * r.rating if r.rating else "-"
         prompt = r.prompt.replace("\n", " ")

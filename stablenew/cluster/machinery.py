@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from stablenew.cluster.health import NodeMonitor
     from stablenew.cluster.nodes import NodeConfig
     from stablenew.cluster.queue_events import QueueEventCallback
-    from stablenew.cluster.queue_runner import QueueRunner, RunnerStore
+    from stablenew.cluster.queue_runner import QueueRunner
     from stablenew.cluster.queue_store import QueueStore
+    from stablenew.cluster.scheduled_store import WorkerStore
     from stablenew.learning.records import LearningRecord
     from stablenew.learning.store import LearningStore, StoreWorker
     from stablenew.pipeline.records import ImageRecord
@@ -181,7 +182,7 @@ class RunMachinery:
                               thumbnails=self.thumbnails, node_name=node_name,
                               prompt_step=self.prompt_step)
 
-    def queue_runner(self, store: RunnerStore, backend: Backend, *, node: str | None = None,
+    def queue_runner(self, store: WorkerStore, backend: Backend, *, node: str | None = None,
                      on_event: QueueEventCallback | None = None, depth: int = 2,
                      backoff_base: float = 2.0, poll_interval: float = 0.25,
                      job: str | None = None) -> QueueRunner:

@@ -46,13 +46,13 @@ from stablenew.cluster.queue_events import (
 )
 from stablenew.cluster.queue_store import MAX_RETRIES, QueueError, QueueStore, StoreBusy
 from stablenew.cluster.runner_lock import RunnerLock
-from stablenew.cluster.runner_store import RunnerStore
 from stablenew.cluster.stall import StallLimits
 from stablenew.pipeline.events import RunStatus
 from stablenew.pipeline.records import RunTags
 
 if TYPE_CHECKING:
     from stablenew.backends.protocol import Backend
+    from stablenew.cluster.scheduled_store import WorkerStore
     from stablenew.pipeline.cancel import CancelToken
     from stablenew.pipeline.events import RunEvent
     from stablenew.pipeline.records import ImageRecord
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 # The queue's events and lock live in their own modules; their old home still names them.
 __all__ = [
     "STALL_CHECK_S", "ItemFinished", "ItemProgress", "ItemStarted", "JobFinished", "NodeProblem",
-    "QueueEvent", "QueueEventCallback", "QueueRunner", "RunSummary", "RunnerLock", "RunnerStore",
+    "QueueEvent", "QueueEventCallback", "QueueRunner", "RunSummary", "RunnerLock",
     "Waiting", "clean_item_outputs",
 ]
 
@@ -76,7 +76,7 @@ class QueueRunner:
 
     def __init__(
         self,
-        store: RunnerStore,
+        store: WorkerStore,
         backend: Backend,
         *,
         runner: PipelineRunner | None = None,
@@ -291,20 +291,20 @@ class QueueRunner:
 
     def _nothing_left(self) -> bool:
         if self.job is not None:
-            return not self.store.job_unfinished(self.job)
+            return not self.store.reads.job_unfinished(self.job)
         # Paused counts as empty for --until-empty (the queue will not move until resumed),
         # unless a Run waits: a pause never holds it back. Items waiting for a retry's
         # backoff are still work left.
-        if self.store.next_retry_at() is None:
+        if self.store.reads.next_retry_at() is None:
             return True
-        return self.store.is_paused() and (
-            self.store.top_queued_priority(self.node) or 0) < INTERACTIVE_PRIORITY
+        return self.store.reads.is_paused() and (
+            self.store.reads.top_queued_priority(self.node) or 0) < INTERACTIVE_PRIORITY
 
     async def _idle(self, seen: int) -> None:
         """Wait for a change, unless one came since *seen* (so a wake-up is never lost)."""
         assert self._wake is not None
         timeout = self.poll_interval
-        retry_at = await self._db(self.store.next_retry_at)
+        retry_at = await self._db(self.store.reads.next_retry_at)
         if retry_at is not None:
             timeout = max(0.0, min(timeout, retry_at - time.time()))
         if self._changes != seen:
@@ -324,7 +324,7 @@ class QueueRunner:
         last = -1
         while True:
             await asyncio.sleep(self.poll_interval)
-            revision = await self._db(self.store.revision)
+            revision = await self._db(self.store.reads.revision)
             if revision == last:
                 continue
             last = revision
@@ -353,8 +353,8 @@ class QueueRunner:
 
     def _look(self, item_ids: list[int]
               ) -> tuple[dict[int, tuple[ItemState, str | None]], bool, int | None]:
-        top = self.store.top_queued_priority(self.node) if self._unsent else None
-        return self.store.item_states(item_ids), self.store.is_paused(), top
+        top = self.store.reads.top_queued_priority(self.node) if self._unsent else None
+        return self.store.reads.item_states(item_ids), self.store.reads.is_paused(), top
 
     async def _run_claim(self, claim: Claim, ticket: int) -> tuple[Claim, int] | None:
         """Run one claimed item; returns the lane's next item when it was claimed in the same
@@ -524,10 +524,10 @@ class QueueRunner:
         await self._maybe_job_finished(item.job_id)
 
     async def _maybe_job_finished(self, job_id: str) -> None:
-        if await self._db(self.store.job_unfinished, job_id):
+        if await self._db(self.store.reads.job_unfinished, job_id):
             return
         try:
-            job = await self._db(self.store.get_job, job_id)
+            job = await self._db(self.store.reads.get_job, job_id)
         except QueueError:
             return  # cleared meanwhile
         except sqlite3.Error as exc:  # the database busy for too long: the next image asks again
@@ -573,7 +573,7 @@ class QueueRunner:
         with *keep_labelled*, an image the runner kept as unfinished (and its thumbnail)."""
         if job is None:
             try:
-                job = self.store.get_job(item.job_id)
+                job = self.store.reads.get_job(item.job_id)
             except QueueError:
                 return  # cleared meanwhile: its outputs went with it
             except sqlite3.Error as exc:  # nothing is deleted when unsure whose files they are

@@ -549,7 +549,7 @@ class PipelineController(QObject):
         self.tasks.spawn(self._load_from_image(Path(path)), name="load-image-settings")
 
     async def _load_from_image(self, path: Path) -> None:
-        from stablenew.pipeline.infotext import config_from_image
+        from stablenew.pipeline.infotext_config import config_from_image
 
         try:
             config, loaded, unknown = await asyncio.to_thread(config_from_image, path,

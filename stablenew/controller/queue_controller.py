@@ -217,13 +217,13 @@ class QueueController(QObject):
     @staticmethod
     def _read_snapshot(store: QueueStore, expanded: set[str],
                        estimates: QueueEstimates | None = None) -> QueueSnapshot:
-        revision = store.revision()
-        jobs = store.list_jobs()
+        revision = store.reads.revision()
+        jobs = store.reads.list_jobs()
         if estimates is not None:
             jobs = estimates.read_jobs(store, jobs)
         ids = {j.id for j in jobs}
-        items = {job_id: store.items(job_id) for job_id in expanded if job_id in ids}
-        return QueueSnapshot(jobs, items, store.is_paused(), revision)
+        items = {job_id: store.reads.items(job_id) for job_id in expanded if job_id in ids}
+        return QueueSnapshot(jobs, items, store.reads.is_paused(), revision)
 
     def _apply(self, snapshot: QueueSnapshot) -> None:
         self._revision = snapshot.revision
@@ -245,7 +245,7 @@ class QueueController(QObject):
 
     async def _maybe_refresh(self) -> None:
         store = await self.store()
-        if await asyncio.to_thread(store.revision) != self._revision and not self._closing:
+        if await asyncio.to_thread(store.reads.revision) != self._revision and not self._closing:
             self.refresh()
 
     def load_items(self, job_id: str) -> None:
@@ -344,12 +344,12 @@ class QueueController(QObject):
 
     async def get_job(self, job_id: str) -> Job:
         store = await self.store()
-        return await asyncio.to_thread(store.get_job, job_id)
+        return await asyncio.to_thread(store.reads.get_job, job_id)
 
     async def job_unfinished(self, job_id: str) -> bool:
         """Does the job still have images waiting or in flight (as the database says)?"""
         store = await self.store()
-        return await asyncio.to_thread(store.job_unfinished, job_id)
+        return await asyncio.to_thread(store.reads.job_unfinished, job_id)
 
     async def wait_stopped(self) -> None:
         """Return once the runner (or the cluster) has stopped working through the queue."""
@@ -361,7 +361,7 @@ class QueueController(QObject):
         """Cancel what is left of a job; its images in flight are interrupted on the node.
         Returns the operation's task (awaited by a Run or learning run that stops)."""
         def cancel(store: QueueStore) -> list[int]:
-            in_flight = [i.id for i in store.items(job_id, states=(ItemState.assigned,
+            in_flight = [i.id for i in store.reads.items(job_id, states=(ItemState.assigned,
                                                                    ItemState.running))]
             store.cancel_job(job_id)
             return in_flight

@@ -110,7 +110,7 @@ class QueueModel(QAbstractItemModel):
             return QModelIndex()
         return self.createIndex(row, column, parent.row() + 1)  # internalId: job row + 1
 
-    def parent(self, index: QModelIndex | QPersistentModelIndex | None = None) -> Any:  # type: ignore[override]
+    def parent(self, index: QModelIndex | QPersistentModelIndex | None = None) -> Any:
         if index is None:  # QObject.parent(): who owns the model
             return super().parent()
         if not index.isValid() or _is_job(index):

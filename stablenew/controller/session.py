@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("stablenew.controller")
 
 
-ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog")
+ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog", "trending")
 #: How often the nodes of an idle cluster are checked (a running queue's dispatcher checks its own).
 NODE_CHECK_MS = 30_000
 #: How often a window looks again whether another StableNew still works on the queue it left.
@@ -84,12 +84,14 @@ class Session(SessionRooms):
         # The other rooms' controllers open after the first paint (their imports are heavy); a
         # room that fails to open is reported and the window carries on without it.
         self.learning: Any = None
+        self.taste: Any = None  # "which is better?" and the next experiment (with learning)
         self._rating_book: Any = None  # the learning room's, for the gallery's writes
         self.library: Any = None
         self.queue: Any = None
         self.randomizer: Any = None
         self.nodes: Any = None
         self.catalog: Any = None
+        self.trending: Any = None
         self._rooms_pending = list(ROOMS)
         #: Images the queue saved before the learning room opened: it records them as it opens.
         self._unrecorded: list[ImageRecord] = []
@@ -122,6 +124,17 @@ class Session(SessionRooms):
             self.pipeline.load_config(config)  # the cards show it when they bind
 
     # --- other rooms ----------------------------------------------------------------------------
+
+    def queue_trending(self, items: Any, *, name: str) -> bool:
+        """A trending batch is one queue job, its images tagged with their source images;
+        False while the queue is not open (it failed to start, or the window is closing)."""
+        if self.queue is None or self._closing:
+            return False
+        self._queue_for_run_only = False
+        self.queue.add_plan(items, name=name)
+        if not self.queue.running:  # as Add to queue: the batch starts now
+            self.tasks.spawn(self._start_queue(), name="start-queue")
+        return True
 
     @property
     def cluster_enabled(self) -> bool:
@@ -173,7 +186,7 @@ class Session(SessionRooms):
 
         queue = self.queue
         store = await queue.store()
-        if queue.running or self._closing or not await asyncio.to_thread(store.has_pending):
+        if queue.running or self._closing or not await asyncio.to_thread(store.reads.has_pending):
             return
         if await asyncio.to_thread(RunnerLock.held, store.path):
             # `stablenew queue run` (or a window finishing in the background) works on it:
@@ -326,7 +339,7 @@ class Session(SessionRooms):
         if not self._queue_for_run_only or queue is None or not queue.running or self._switching:
             return
         store = await queue.store()
-        if await asyncio.to_thread(store.has_pending) or not self._queue_for_run_only:
+        if await asyncio.to_thread(store.reads.has_pending) or not self._queue_for_run_only:
             return
         self._queue_for_run_only = False
         queue.stop_runner()
@@ -454,7 +467,7 @@ class Session(SessionRooms):
                                           source=name.capitalize()))
             return
         setattr(self, name, controller)
-        if name in ("library", "catalog"):
+        if name in ("library", "catalog", "trending"):
             controller.start()
         elif name == "queue":
             controller.start_polling()
@@ -479,17 +492,17 @@ class Session(SessionRooms):
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
             await self.learning.runs.stop_learning_run()
-        for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer, self.catalog):
+        for other in (self.queue, self.nodes, self.taste, self.learning, self.library,
+                      self.randomizer, self.catalog, self.trending):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)
-            if close is not None or sync_close is not None:
-                try:
-                    if close is not None:
-                        await close()
-                    elif sync_close is not None:
-                        sync_close()
-                except Exception as exc:  # noqa: BLE001 - one room failing to close must not keep the others open
-                    log.warning("closing %s failed: %s", type(other).__name__, exc)
+            try:
+                if close is not None:
+                    await close()
+                elif sync_close is not None:
+                    sync_close()
+            except Exception as exc:  # noqa: BLE001 - one room failing to close must not keep the others open
+                log.warning("closing %s failed: %s", type(other).__name__, exc)
         await self.tasks.aclose()
         if self._enhancer is not None:
             await self._enhancer.aclose()

@@ -38,6 +38,8 @@ class SessionRooms(QObject):
     queue: Any
     nodes: Any
     catalog: Any
+    taste: Any
+    trending: Any
     _rating_book: Any
     _rooms_pending: list[str]
     _unrecorded: list[ImageRecord]
@@ -71,6 +73,9 @@ class SessionRooms(QObject):
         self._rating_book = learning.rating_book()
         # Where an earlier StableNew kept ratings made before this room opened (read off-thread).
         self.gallery.hand_over_rating_file(self.app.paths.data_dir / "ratings.json")
+        from stablenew.controller.taste_controller import TasteController
+
+        self.taste = TasteController(self.app.paths.database_file, learning=learning, parent=self)
         return learning
 
     def _learning_ratings(self) -> Any:
@@ -179,3 +184,8 @@ class SessionRooms(QObject):
         self.server.capabilities_changed.connect(server_listed)
         server_listed(self.server.capabilities)
         return catalog
+
+    def _trending(self) -> Any:
+        from stablenew.controller.trending_room import open_trending
+
+        return open_trending(self)

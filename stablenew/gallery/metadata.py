@@ -208,7 +208,7 @@ def _from_comfy(facts: ImageFacts, graph: Any) -> None:
     nodes = {k: v for k, v in graph.items() if isinstance(v, dict)}
     loras = []
     for node in nodes.values():
-        inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+        inputs = _inputs(node)
         kind = _str(node.get("class_type"))
         if kind.startswith("CheckpointLoader") and not facts.model:
             facts.model = model_name(_str(inputs.get("ckpt_name"))) or ""
@@ -218,7 +218,7 @@ def _from_comfy(facts: ImageFacts, graph: Any) -> None:
     for node in nodes.values():
         if _str(node.get("class_type")) not in _COMFY_SAMPLERS:
             continue
-        inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+        inputs = _inputs(node)
         facts.seed = _int(inputs.get("seed", inputs.get("noise_seed")))
         facts.steps = _int(inputs.get("steps"))
         facts.cfg = _float(inputs.get("cfg"))
@@ -229,6 +229,11 @@ def _from_comfy(facts: ImageFacts, graph: Any) -> None:
     facts.source = "comfyui"
 
 
+def _inputs(node: dict[str, Any]) -> dict[str, Any]:
+    inputs = node.get("inputs")
+    return inputs if isinstance(inputs, dict) else {}
+
+
 def _comfy_text(nodes: dict[str, Any], link: Any, depth: int = 0) -> str:
     """Follow a conditioning link back to the text encoder that wrote it (a few hops at most)."""
     if depth > 8 or not isinstance(link, list) or not link:
@@ -236,7 +241,7 @@ def _comfy_text(nodes: dict[str, Any], link: Any, depth: int = 0) -> str:
     node = nodes.get(str(link[0]))
     if not isinstance(node, dict):
         return ""
-    inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+    inputs = _inputs(node)
     for key in ("text", "text_g", "prompt"):
         if isinstance(inputs.get(key), str):
             return inputs[key]

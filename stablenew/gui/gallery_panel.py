@@ -62,18 +62,19 @@ class GalleryModel(QAbstractListModel):
         pixmap.fill(QColor(128, 128, 128, 40))
         return QIcon(pixmap)
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
         return 0 if parent.isValid() else self._rows
 
-    def canFetchMore(self, parent: QModelIndex) -> bool:  # noqa: N802
+    def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
         return not parent.isValid() and self.controller is not None and self.controller.has_more
 
-    def fetchMore(self, parent: QModelIndex) -> None:  # noqa: N802
+    def fetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
         # Qt asks when the view shows its last row; the rows arrive later, from a worker.
         if not parent.isValid() and self.controller is not None:
             self.controller.load_more()
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or self.controller is None or index.row() >= len(self.controller.items):
             return None
         item = self.controller.items[index.row()]

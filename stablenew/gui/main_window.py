@@ -11,6 +11,7 @@ from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QMainWindow,
+    QPlainTextEdit,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -25,6 +26,7 @@ from stablenew.gui.gallery_panel import GalleryPanel
 from stablenew.gui.pipeline_panel import PipelinePanel
 from stablenew.gui.prompt_assist import connect_prompt_assist
 from stablenew.gui.prompt_editor import PromptEditorOverlay
+from stablenew.gui.room_hooks import ROOM_ATTRIBUTES, join_room
 from stablenew.gui.room_panels import PanelSlot, make_room_panel
 from stablenew.gui.run_status import RunStatusBar
 from stablenew.gui.screen_fit import fit_to_screen
@@ -96,6 +98,9 @@ class MainWindow(QMainWindow):
             "Models", "Your LoRAs with their previews, trigger words and base model; click one "
             "to add it to the prompt.")
         self.work_tabs.addTab(self.models_panel, "Models")
+        self.trending_panel = PanelSlot("Trending", "The community's top images from CivitAI "
+                                        "and the LoRA combos behind them that you can run.")
+        self.work_tabs.addTab(self.trending_panel, "Trending")
 
         self.right_split = QSplitter(Qt.Orientation.Vertical)
         self.right_split.setObjectName("RightSplit")
@@ -137,7 +142,7 @@ class MainWindow(QMainWindow):
         self.server_notice.changed.connect(self._sync_status_error)
         self.commands.set_queue_available(False, "The queue opens in a moment.")
         self.status.set_node("Starting…", "connecting")
-        self._last_error = None
+        self._last_error: Any = None  # one of _errors' values
         self._errors: dict[str, Any] = {}  # each source's error now (run, gallery); cleared on success
         self._painted_once = False
         self._painted: asyncio.Future[None] | None = None
@@ -147,6 +152,13 @@ class MainWindow(QMainWindow):
         self.closing = CloseGuard(self)
         self._restore_state()
         self.apply_theme()
+
+    @property
+    def bound_session(self) -> Session:
+        """The session, for handlers that only run once `bind` gave the window one."""
+        if self.session is None:
+            raise RuntimeError("the window has no session yet")
+        return self.session
 
     def bind(self, session: Session) -> None:
         """Join the session's controllers: from here on every view talks to them."""
@@ -193,9 +205,7 @@ class MainWindow(QMainWindow):
 
     def _room_opened(self, name: str) -> None:
         """A room's controller is ready after start-up: put its panel where the slot was."""
-        attribute = {"library": "sidebar", "randomizer": "variants_panel", "queue": "queue_panel",
-                     "learning": "learning_panel", "nodes": "nodes_panel",
-                     "catalog": "models_panel"}[name]
+        attribute = ROOM_ATTRIBUTES[name]
         old = getattr(self, attribute)
         new = self._make_panel(name)
         if new is None:
@@ -221,15 +231,13 @@ class MainWindow(QMainWindow):
         if name == "randomizer":
             self._setup_variants()
             self._cards_changed("")
-        if name == "catalog":  # "Try this LoRA" runs in the learning room: show it there
-            self.session.catalog.learning_run_started.connect(
-                lambda _name: self.work_tabs.setCurrentWidget(self.learning_panel))
+        join_room(self, name, new)
 
     def _cards_changed(self, _path: str) -> None:
         # The variant count follows the cards (the adapter debounces and counts off-thread).
-        randomizer = self.session.randomizer
+        randomizer = self.bound_session.randomizer
         if randomizer is not None:
-            randomizer.set_base_config(self.session.pipeline.current_config())
+            randomizer.set_base_config(self.bound_session.pipeline.current_config())
 
     def _setup_variants(self) -> None:
         """A Run that waited for the variant count starts when the count is in (if still wanted)."""
@@ -238,7 +246,7 @@ class MainWindow(QMainWindow):
             run_requested.connect(self.run)
 
     def _setup_queue(self) -> None:
-        queue = self.session.queue
+        queue = self.bound_session.queue
         if queue is None:
             self.commands.set_queue_available(False, "The queue is not installed in this build yet.")
             return
@@ -254,7 +262,7 @@ class MainWindow(QMainWindow):
         self._queue_work(queue.activity.current)
 
     def _queue_count(self, *_args) -> None:
-        queue = self.session.queue
+        queue = self.bound_session.queue
         self.commands.set_queue_count(queue.count, queue.paused)
 
     def _queue_work(self, work) -> None:
@@ -263,23 +271,23 @@ class MainWindow(QMainWindow):
             self.commands.show_queue_work(None)
         else:
             self.commands.show_queue_work(work.job_name, *work.details)
-        if self.session.pipeline.state == "idle":
+        if self.bound_session.pipeline.state == "idle":
             self.status.show_progress(work.progress if work is not None else None)
 
     def _queue_preview(self, decoded, caption: str) -> None:
         # The viewer follows queued work as it follows a Run (a Run's own previews win).
-        if self.session.pipeline.state == "idle":
+        if self.bound_session.pipeline.state == "idle":
             self.viewer.show_preview(decoded, caption)
 
     def _run_progress(self, progress) -> None:
         # A Run's progress; once it is over, the queue's work (if any) has the bar again.
-        work = self.session.queue.activity.current if self.session.queue is not None else None
+        work = self.bound_session.queue.activity.current if self.bound_session.queue is not None else None
         if (progress is None or progress.state == "idle") and work is not None:
             progress = work.progress
         self.status.show_progress(progress)
 
     def _stop_queued_job(self) -> None:
-        queue = self.session.queue
+        queue = self.bound_session.queue
         work = queue.activity.current if queue is not None else None
         if work is None:
             return
@@ -295,15 +303,15 @@ class MainWindow(QMainWindow):
 
     def _setup_nodes(self) -> None:
         """The status bar's cluster line follows the nodes' states."""
-        nodes = self.session.nodes
+        nodes = self.bound_session.nodes
         if nodes is not None:
             nodes.summary_changed.connect(self._cluster_changed)
         self._cluster_changed()
 
     def _cluster_changed(self, summary: str = "") -> None:
-        nodes = self.session.nodes
+        nodes = self.bound_session.nodes
         rows = nodes.model.rowCount() if nodes is not None else 0
-        if not rows or not self.session.cluster_enabled:
+        if not rows or not self.bound_session.cluster_enabled:
             self.status.set_cluster(None)  # one PC: the status bar shows its server, as always
             return
         model = nodes.model
@@ -318,12 +326,12 @@ class MainWindow(QMainWindow):
 
     def show_plan(self) -> None:
         """The queue panel's Plan: the Nodes tab shows which node would take each image, and when."""
-        if self.session.nodes is None:
+        if self.bound_session.nodes is None:
             self.notice.show_notice("The cluster part of StableNew is not available in this build.",
                                     level="warning")
             return
         self.work_tabs.setCurrentWidget(self.nodes_panel)
-        if not self.session.plan_queue():
+        if not self.bound_session.plan_queue():
             self.notice.show_notice("There are no nodes to plan over yet. Add your SD servers here, "
                                     "in the Nodes tab, and press Plan again.", level="info")
 
@@ -366,8 +374,9 @@ class MainWindow(QMainWindow):
 
     def open_prompt_editor(self) -> None:
         widget = self.pipeline_panel.editor("txt2img.prompt").widget
-        self.work_tabs.setCurrentWidget(self.pipeline_panel)
-        self.prompt_overlay.open_for(widget, "Prompt")
+        if isinstance(widget, QPlainTextEdit):  # the prompt's FieldSpec kind is "text"
+            self.work_tabs.setCurrentWidget(self.pipeline_panel)
+            self.prompt_overlay.open_for(widget, "Prompt")
 
     def open_settings(self) -> None:
         from stablenew.gui.settings_dialog import SettingsDialog
@@ -418,7 +427,7 @@ class MainWindow(QMainWindow):
             self._start_when_ready()
 
     def _server_changed(self, *_args) -> None:
-        server = self.session.server
+        server = self.bound_session.server
         self.status.set_node(server.describe(), str(server.state))
         error = server.error
         if error is not None:
@@ -430,7 +439,7 @@ class MainWindow(QMainWindow):
 
     def _preview(self, decoded, live: bool) -> None:
         # A saved image is a result, never a "live preview", even while the run goes on.
-        progress = self.session.pipeline.progress
+        progress = self.bound_session.pipeline.progress
         if live and progress.state != "idle":
             caption = "Live preview"
             if progress.step_text:

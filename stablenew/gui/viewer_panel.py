@@ -35,6 +35,8 @@ class DetailSidebar(QFrame):
         super().__init__(parent)
         self.setObjectName("DetailSidebar")
         self.gallery: Any = None  # the GalleryController, once bound
+        self._prompt = ""  # what the copy buttons copy: the shown image's prompt and seed
+        self._seed = ""
         self.key = ""
         self.stars = StarRating()
         self.stars.rated.connect(self._rated)
@@ -101,8 +103,6 @@ class DetailSidebar(QFrame):
         params_title.setObjectName("SectionTitle")
         layout.addWidget(params_title)
         layout.addWidget(self.params, 1)
-        self._prompt = ""
-        self._seed = ""
 
     def bind(self, gallery: Any) -> None:
         self.gallery = gallery

@@ -21,7 +21,7 @@ from stablenew.pipeline.events import EventCallback, ImageSaved, RunError, RunEv
 from stablenew.pipeline.records import ImageRecord, RunTags
 
 if TYPE_CHECKING:
-    from stablenew.pipeline import infotext as it
+    from stablenew.pipeline import infotext_write as it
     from stablenew.pipeline.runlog import RunLog
     from stablenew.pipeline.runner import PipelineRunner
 
@@ -90,7 +90,7 @@ def as_ran(config: PipelineConfig, image: RunImage) -> tuple[PipelineConfig, dic
     know; a ComfyUI node given no checkpoint loads one of its own. The saved config then
     reproduces the image, and `asked` keeps what the config said.
     """
-    from stablenew.pipeline import infotext as it  # its own start-up cost: only when saving
+    from stablenew.pipeline import infotext_write as it  # its own start-up cost: only when saving
     chain = [StageName(s) for s in image.chain]
     ran = it.first_ran(chain, image.reports)
     if ran is None:
@@ -163,7 +163,7 @@ class RunSaving:
 
     def _new_image(self, index: int, gen: GeneratedImage, fallback_seed: int,
                    result: JobResult) -> RunImage:
-        from stablenew.pipeline import infotext as it  # its own start-up cost: only when saving
+        from stablenew.pipeline import infotext_write as it  # its own start-up cost: only when saving
 
         # The server reports the seed it used; trust it over our arithmetic.
         seed = gen.seed if 0 <= gen.seed <= MAX_SEED else fallback_seed
@@ -250,7 +250,7 @@ class RunSaving:
                created: float) -> tuple[Path, Path | None]:
         """Blocking: describe the image from its stages' reports, write the PNG (making the
         run's folder with the first one), then the thumbnail (worker thread)."""
-        from stablenew.pipeline import infotext as it  # its own start-up cost: only when saving
+        from stablenew.pipeline import infotext_write as it  # its own start-up cost: only when saving
         path = self._ensure_folder() / name
         first = image.size if StageName.txt2img.value not in image.chain else None
         parameters = it.describe_image(config, image.seed, image.chain, image.reports,

@@ -345,7 +345,7 @@ class _Run(RunSaving):
         right after the last stage's request goes out, to queue the next image behind it.
         An image a stage left unfinished goes no further: it is kept as it is, marked so.
         """
-        from stablenew.pipeline.infotext import StageReport  # not needed before the first send
+        from stablenew.pipeline.infotext_write import StageReport  # not needed before the first send
 
         for position, stage in enumerate(later):
             if self.fatal is not None:
@@ -416,7 +416,7 @@ class _Run(RunSaving):
         def on_progress(progress: Progress) -> None:
             if not pending.active or self.token.cancelled:
                 return  # still queued behind the previous job, or being stopped
-            self.eta.progress(progress.fraction)  # type: ignore[union-attr]
+            self.eta.progress(progress.fraction)  # type: ignore[union-attr]  # set before any job is sent
             self._emit_progress(stage, image_index, progress.step, progress.steps,
                                 progress.fraction, progress.preview, progress.phase,
                                 progress.more_passes)

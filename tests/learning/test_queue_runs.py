@@ -68,8 +68,8 @@ def test_a_learning_run_is_an_interactive_queue_job_recorded_once(qtbot, qloop,
         assert fake_sdwebui_thread.images_generated == 6
 
         with _queue_store() as store:
-            (job,) = store.list_jobs()
-            items = store.items(job.id)
+            (job,) = store.reads.list_jobs()
+            items = store.reads.items(job.id)
         assert job.id == result.job_id and job.kind is JobKind.learning
         assert job.origin.learning_run_id == result.run_id and job.origin.pack == "Foxes"
         assert job.priority == INTERACTIVE_PRIORITY
@@ -134,8 +134,8 @@ def test_cancel_in_the_learning_panel_stops_the_job_and_interrupts_the_server(
         assert result.state is RunState.cancelled
         assert 1 <= sum(1 for c in result.cells if c.path) < 8
         with _queue_store() as store:
-            (job,) = store.list_jobs()
-            states = Counter(i.state for i in store.items(job.id))
+            (job,) = store.reads.list_jobs()
+            states = Counter(i.state for i in store.reads.items(job.id))
         assert job.origin.learning_run_id == result.run_id
         assert states[ItemState.cancelled] >= 1 and not states[ItemState.queued]
         assert states[ItemState.done] == sum(1 for c in result.cells if c.path)

@@ -102,7 +102,7 @@ def test_operations_reach_the_store(controller, qtbot, db):
     controller.edits.retry_job(a)
     qtbot.waitUntil(lambda: controller.count == 6, timeout=WAIT)
     with QueueStore(db) as store:
-        item = store.items(b)[0]
+        item = store.reads.items(b)[0]
     controller.edits.cancel_item(item.id)
     qtbot.waitUntil(lambda: controller.count == 5, timeout=WAIT)
     controller.edits.retry_item(item.id)
@@ -178,7 +178,7 @@ def test_cancel_in_flight_from_the_window(controller, qtbot, db):
         qtbot.waitUntil(lambda: len(fake.interrupts) >= 1, timeout=WAIT)
         qtbot.waitUntil(lambda: controller.count == 0, timeout=WAIT)
         with QueueStore(db) as store:
-            assert store.items(job_id)[0].state is ItemState.cancelled
+            assert store.reads.items(job_id)[0].state is ItemState.cancelled
         controller.stop_runner()
         qtbot.waitUntil(lambda: not controller.running, timeout=WAIT)
         close(backend, qtbot)

@@ -42,8 +42,8 @@ def test_run_is_an_interactive_queue_job_and_records_each_image(fake_sdwebui_thr
     assert "Run " in captured.err and "2 images, stages txt2img" in captured.err
     db = AppPaths.default().database_file
     with QueueStore(db) as store:
-        (job,) = store.list_jobs()
-        items = store.items(job.id)
+        (job,) = store.reads.list_jobs()
+        items = store.reads.items(job.id)
     assert job.priority == INTERACTIVE_PRIORITY and job.node_pin == fake_sdwebui_thread.url
     assert [i.state for i in items] == [ItemState.done, ItemState.done]
     assert sorted(o for i in items for o in i.outputs) == printed
@@ -75,8 +75,8 @@ def test_run_recovers_what_a_killed_run_left_in_flight(fake_sdwebui_thread, tmp_
     assert main(["run", str(_config(tmp_path, 1)), "--node", fake_sdwebui_thread.url, "--kind",
                  "a1111", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     with QueueStore(db) as store:
-        assert store.get_item(claim.item.id).state is ItemState.queued
-        jobs = {j.id: j for j in store.list_jobs()}
+        assert store.reads.get_item(claim.item.id).state is ItemState.queued
+        jobs = {j.id: j for j in store.reads.list_jobs()}
     assert not torn.exists()
     # Only its own job ran: the recovered image waits for its node, untouched.
     assert jobs[claim.job.id].counts.done == 0
@@ -88,7 +88,7 @@ def test_queue_run_records_each_image_without_learn(fake_sdwebui_thread, tmp_pat
     assert main(["queue", "--db", str(db), "run", "--node", fake_sdwebui_thread.url, "--until-empty",
                  "--quiet"]) == 0
     with QueueStore(db) as store:
-        outputs = sorted(o for i in store.items() for o in i.outputs)
+        outputs = sorted(o for i in store.reads.items() for o in i.outputs)
     assert len(outputs) == 3
     assert _recorded(db) == outputs
 
@@ -108,6 +108,6 @@ def test_queue_run_on_the_cluster_records_each_image(two_nodes, tmp_path, capsys
     assert main(["queue", "--db", str(db), "run", "--nodes", str(nodes), "--until-empty",
                  "--quiet", "--backoff", "0.01"]) == 0
     with QueueStore(db) as store:
-        outputs = sorted(o for i in store.items() for o in i.outputs)
+        outputs = sorted(o for i in store.reads.items() for o in i.outputs)
     assert len(outputs) == 4
     assert _recorded(db) == outputs

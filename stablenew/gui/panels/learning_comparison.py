@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -20,6 +21,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from stablenew.gui.widgets.layouts import clear_layout
 
 if TYPE_CHECKING:
     from stablenew.controller.learning_controller import LearningController
@@ -180,12 +183,13 @@ class ComparisonView(QWidget):
         self.scores.setObjectName("LearningRunScores")
 
         self.tag_box = QComboBox()
-        self.tag_box.setEditable(True)
+        tag_line = QLineEdit()  # setLineEdit makes the box editable; we keep a typed handle
+        tag_line.setPlaceholderText("Tag the selected image, e.g. too noisy")
+        self.tag_box.setLineEdit(tag_line)
         self.tag_box.addItems(learning.known_tags())
         self.tag_box.setCurrentText("")
-        self.tag_box.lineEdit().setPlaceholderText("Tag the selected image, e.g. too noisy")
         self.tag_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.tag_box.lineEdit().returnPressed.connect(self.tag_selected)
+        tag_line.returnPressed.connect(self.tag_selected)
         tag_button = QPushButton("Add tag")
         tag_button.clicked.connect(self.tag_selected)
         best_button = QPushButton("Pick the best (B)")
@@ -259,10 +263,7 @@ class ComparisonView(QWidget):
             self.title.setText(text)
 
     def _clear(self) -> None:
-        while self.grid.count():
-            item = self.grid.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+        clear_layout(self.grid)
         self._cards.clear()
         self._shape = ()
         self.scores.clear()

@@ -72,8 +72,9 @@ class LearningPanel(QWidget):
             self.parameter_box.addItem(label, key)
         self.parameter_box.currentIndexChanged.connect(self._parameter_chosen)
         self.lora_box = QComboBox()
-        self.lora_box.setEditable(True)
-        self.lora_box.lineEdit().setPlaceholderText("LoRA name, as in <lora:name:weight>")
+        lora_line = QLineEdit()  # setLineEdit makes the box editable; we keep a typed handle
+        lora_line.setPlaceholderText("LoRA name, as in <lora:name:weight>")
+        self.lora_box.setLineEdit(lora_line)
         self.values_edit = QLineEdit()
         self.values_edit.setPlaceholderText("Values, separated by commas")
         self.values_edit.setToolTip("2 to 10 values; each becomes one column of the comparison")

@@ -112,7 +112,8 @@ class LibraryPanel(QWidget):
     def _buttons(self, *specs: tuple[str, str, Callable[[], None]]) -> QHBoxLayout:
         row = QHBoxLayout()
         for label, tip, slot in specs:
-            button = QToolButton(text=label)
+            button = QToolButton()
+            button.setText(label)
             button.setToolTip(tip)
             # clicked(bool) would hand its "checked" to a slot's first optional parameter (a
             # preset name, a folder): every button calls its slot with no arguments.
@@ -122,7 +123,8 @@ class LibraryPanel(QWidget):
         return row
 
     def _more_button(self, kind: ItemKind) -> QToolButton:
-        button = QToolButton(text="More")
+        button = QToolButton()
+        button.setText("More")
         button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         button.setMenu(self._menu(kind))
         return button
