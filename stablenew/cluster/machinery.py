@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
     from stablenew.cluster.queue_store import QueueStore
     from stablenew.cluster.scheduled_store import WorkerStore
     from stablenew.learning.records import LearningRecord
-    from stablenew.learning.store import LearningStore, StoreWorker
+    from stablenew.learning.store import LearningStore
     from stablenew.pipeline.records import ImageRecord
     from stablenew.pipeline.runner import PipelineRunner, PromptStep
     from stablenew.prompting.step import PromptEnhancer
@@ -40,51 +39,38 @@ OutputsRemoved = Callable[[list[Path]], None]
 
 
 class LearningRecorder:
-    """The learning store's passive record of each saved image, written on a thread of its
-    own so the image's hook returns at once; `close()` waits for what is still being written.
+    """The learning store's passive record of each saved image, written before the queue marks
+    the image done (a run killed just after an image is saved never leaves it unrecorded).
 
-    A record that cannot be written is logged, never raised into the run: the image is safe
-    on disk and `learning rebuild` reads it back from the PNG.
+    The store is opened with the first image: its modules are not imported before the first
+    request goes out. A record that cannot be written raises into the runner, which says so.
     """
 
     def __init__(self, db: Path) -> None:
         self.path = db
-        # Made with the first image: the store's modules are not imported before the first
-        # request goes out (a headless run starts sooner).
-        self._worker: StoreWorker | None = None
+        self._opened: LearningStore | None = None
         self.written = 0
 
-    def _store(self) -> StoreWorker:
-        if self._worker is None:
-            from stablenew.learning.store import LearningStore, StoreWorker
+    def _store(self) -> LearningStore:
+        if self._opened is None:
+            from stablenew.learning.store import LearningStore
 
-            path = self.path
-            self._worker = StoreWorker(lambda: LearningStore(path))
-        return self._worker
+            self._opened = LearningStore(self.path)
+        return self._opened
 
     def record(self, image: ImageRecord) -> None:
-        self._store().submit(_add_record, image).add_done_callback(self._done)
+        _add_record(self._store(), image)
+        self.written += 1
 
     def forget(self, paths: list[Path]) -> None:
+        """Called from the queue's database thread; the store serialises its writes."""
         if paths:
-            self._store().submit(_forget, [str(p) for p in paths]).add_done_callback(
-                self._forgot)
-
-    def _done(self, future: Future[LearningRecord]) -> None:
-        exc = future.exception()
-        if exc is not None:
-            log.error("learning: an image was saved but not recorded in %s: %r", self.path, exc)
-        else:
-            self.written += 1
-
-    def _forgot(self, future: Future[int]) -> None:
-        exc = future.exception()
-        if exc is not None:  # a re-run would leave two records of one file: say it loudly
-            log.error("learning: images removed for a re-run were not forgotten: %r", exc)
+            _forget(self._store(), [str(p) for p in paths])
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
+        store, self._opened = self._opened, None
+        if store is not None:
+            store.close()
 
 
 def _add_record(store: LearningStore, image: ImageRecord) -> LearningRecord:
@@ -212,11 +198,9 @@ class RunMachinery:
                                  poll_interval=poll_interval, **self.worker_options())
 
     async def aclose(self) -> None:
-        """Wait for the learning records still being written; close a prompt step made here."""
+        """Close the learning store and a prompt step made here."""
         step, self._owned_step = self._owned_step, None
         if step is not None:
             await step.aclose()
         if self.learning is not None:
-            import asyncio
-
-            await asyncio.to_thread(self.learning.close)
+            self.learning.close()
