@@ -71,7 +71,10 @@ log = logging.getLogger(__name__)
 
 #: Classes probed one by one for the capability lists (cheap, unlike the 745 KB /object_info).
 _PROBED_CLASSES = ("CheckpointLoaderSimple", "KSampler", "UpscaleModelLoader", "LoraLoader",
-                   "FaceDetailer", "UltralyticsDetectorProvider")
+                   "FaceDetailer", "UltralyticsDetectorProvider",
+                   # What the builder looks at to choose a family's loaders and files.
+                   "UNETLoader", "UnetLoaderGGUF", "DualCLIPLoader", "TripleCLIPLoader", "VAELoader",
+                   "EmptySD3LatentImage")
 
 
 def _canonical_uuid(text: str) -> str | None:
@@ -213,7 +216,9 @@ class ComfyUIBackend:
             vram_total=dev.get("vram_total") if gpu else None,
             vram_free=dev.get("vram_free") if gpu else None,
             has_gpu=gpu,
-            checkpoints=catalog.checkpoints,
+            # Flux and SD3.5 files in models/diffusion_models are models a job can name too.
+            checkpoints=catalog.checkpoints + tuple(
+                m for m in catalog.diffusion_models if m not in catalog.checkpoints),
             samplers=a1111_sampler_names(catalog.samplers),
             schedulers=a1111_scheduler_names(catalog.schedulers),
             upscalers=a1111_upscaler_names(catalog.upscale_models),

@@ -42,6 +42,13 @@ class Sampling:
     height: int = 512
     seed: int = 0
     clip_skip: int = 1
+    #: The model family ("" = from the checkpoint's name); a `families.ModelFamily` value.
+    family: str = ""
+    #: Flux's distilled guidance (Forge: "Distilled CFG Scale"); CFG stays 1 for Flux.
+    guidance: float = 3.5
+    #: Text encoder files for a diffusion-model-only file ("" or none: picked by the family).
+    text_encoders: tuple[str, ...] = ()
+    vae: str = ""  # VAE file for such a model ("" = the family's usual one)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,23 @@ class ResizeMode(StrEnum):
                 "latent_upscale": "Just resize (latent upscale)"}[self.value]
 
 
+class FamilyChoice(StrEnum):
+    """The model family a config asks for; `auto` tells it from the model's name or catalog."""
+
+    auto = "auto"
+    sd15 = "sd15"
+    sdxl = "sdxl"
+    pony = "pony"
+    illustrious = "illustrious"
+    flux = "flux"
+    sd35 = "sd35"
+
+    @property
+    def label(self) -> str:
+        return {"auto": "From the model", "sd15": "SD 1.5", "sdxl": "SDXL", "pony": "Pony",
+                "illustrious": "Illustrious", "flux": "Flux.1", "sd35": "SD 3.5"}[self.value]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -89,6 +106,10 @@ class Txt2ImgSettings(_Section):
                                  description="What you do not want to see.")
     checkpoint: str = Field("", title="Model",
                             description="Checkpoint to use (empty: the one the server has loaded).")
+    family: FamilyChoice = Field(FamilyChoice.auto, title="Model family",
+                                 description="Decides how the model is loaded and which settings "
+                                             "apply (Flux: guidance instead of CFG, no negative "
+                                             "prompt). From the model: told by its name.")
     sampler: str = Field("DPM++ 2M", title="Sampler")
     scheduler: str = Field("Karras", title="Scheduler",
                            description="Noise schedule (Automatic: the sampler's default).")
@@ -96,6 +117,9 @@ class Txt2ImgSettings(_Section):
                        description="More steps: more detail, slower. 20–30 is typical.")
     cfg_scale: float = Field(7.0, ge=1.0, le=30.0, title="CFG scale",
                              description="How strictly to follow the prompt. 5–8 is typical.")
+    guidance: float = Field(3.5, ge=0.0, le=30.0, title="Guidance",
+                            description="Flux only: how strictly to follow the prompt (Forge's "
+                                        "Distilled CFG). 2–4 is typical; CFG stays at 1.")
     width: int = Field(512, ge=64, le=4096, multiple_of=8, title="Width")
     height: int = Field(512, ge=64, le=4096, multiple_of=8, title="Height")
     seed: int = Field(-1, ge=-1, le=MAX_SEED, title="Seed",

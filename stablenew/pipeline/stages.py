@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from stablenew.backends import types as bt
 from stablenew.backends.a1111_truth import same_checkpoint
@@ -68,17 +69,20 @@ def sampling(config: PipelineConfig, seed: int, *, size: tuple[int, int] | None 
              stage: StageName = StageName.txt2img) -> bt.Sampling:
     t = config.txt2img
     width, height = size or (t.width, t.height)
+    family: dict[str, Any] = {"family": "" if t.family == "auto" else t.family.value,
+                              "guidance": t.guidance}
     if stage is StageName.img2img:
         i = config.img2img
         return bt.Sampling(
             prompt=i.prompt_override or t.prompt,
             negative_prompt=i.negative_override or t.negative_prompt,
             checkpoint=t.checkpoint, sampler=i.sampler, scheduler=i.scheduler, steps=i.steps,
-            cfg_scale=i.cfg_scale, width=width, height=height, seed=seed, clip_skip=t.clip_skip)
+            cfg_scale=i.cfg_scale, width=width, height=height, seed=seed, clip_skip=t.clip_skip,
+            **family)
     return bt.Sampling(
         prompt=t.prompt, negative_prompt=t.negative_prompt, checkpoint=t.checkpoint,
         sampler=t.sampler, scheduler=t.scheduler, steps=t.steps, cfg_scale=t.cfg_scale,
-        width=width, height=height, seed=seed, clip_skip=t.clip_skip)
+        width=width, height=height, seed=seed, clip_skip=t.clip_skip, **family)
 
 
 def txt2img_job(config: PipelineConfig, seed: int, task_id: str) -> bt.Txt2ImgJob:

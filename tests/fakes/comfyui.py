@@ -44,6 +44,14 @@ DEFAULT_CHECKPOINTS = ("sd15_base.safetensors", "sdxl_base_1.0.safetensors", "sd
 DEFAULT_UPSCALE_MODELS = ("RealESRGAN_x4plus.pth", "4x-UltraSharp.pth", "RealESRGAN_x2plus.pth")
 DEFAULT_LORAS = ("detail_tweaker.safetensors", "style/ink.safetensors")
 DEFAULT_DETECTORS = ("bbox/face_yolov8n.pt", "bbox/hand_yolov8n.pt", "segm/person_yolov8n-seg.pt")
+#: models/diffusion_models (UNETLoader), models/text_encoders (CLIP loaders), models/vae and
+#: models/controlnet: empty by default, as on a node that only runs checkpoints.
+DEFAULT_DIFFUSION_MODELS: tuple[str, ...] = ()
+DEFAULT_TEXT_ENCODERS: tuple[str, ...] = ()
+DEFAULT_VAES: tuple[str, ...] = ()
+DEFAULT_CONTROLNETS: tuple[str, ...] = ()
+#: What a real VAELoader lists besides the files (ComfyUI adds the TAESD and pixel-space entries).
+VAE_EXTRAS = ("pixel_space",)
 
 #: Output nodes whose images are written to disk and listed in history.
 IMAGE_OUTPUT_CLASSES = {"SaveImage": "output", "PreviewImage": "temp"}
@@ -165,6 +173,12 @@ class FakeComfyUI(ServesItself):
     #: Impact Pack + Subpack installed (FaceDetailer, UltralyticsDetectorProvider).
     face_detailer: bool = False
     detector_models: tuple[str, ...] = DEFAULT_DETECTORS
+    diffusion_models: tuple[str, ...] = DEFAULT_DIFFUSION_MODELS
+    text_encoders: tuple[str, ...] = DEFAULT_TEXT_ENCODERS
+    vaes: tuple[str, ...] = DEFAULT_VAES
+    controlnets: tuple[str, ...] = DEFAULT_CONTROLNETS
+    #: ComfyUI-GGUF installed (UnetLoaderGGUF over the .gguf files in `diffusion_models`).
+    gguf: bool = False
     vram_total: int = 12 * 1024**3
     vram_free: int = 10 * 1024**3
     #: "cpu" makes a node started with --cpu (its system RAM reported as "vram").
@@ -354,7 +368,8 @@ class FakeComfyUI(ServesItself):
         # Shallow copy; only the classes changed below get their own deep copies.
         info = dict(base_object_info())
         for cls in ("CheckpointLoaderSimple", "LoraLoader", "LoraLoaderModelOnly", "UpscaleModelLoader",
-                    "LoadImage"):
+                    "LoadImage", "UNETLoader", "DualCLIPLoader", "TripleCLIPLoader", "CLIPLoader",
+                    "VAELoader", "ControlNetLoader"):
             info[cls] = copy.deepcopy(info[cls])
 
         def set_combo(cls: str, name: str, values: tuple[str, ...]) -> None:
@@ -369,6 +384,25 @@ class FakeComfyUI(ServesItself):
         set_combo("LoraLoaderModelOnly", "lora_name", self.loras)
         set_combo("UpscaleModelLoader", "model_name", self.upscale_models)
         set_combo("LoadImage", "image", ("example.png",))
+        # ComfyUI lists every file of the folder in each loader's combo (.gguf files only
+        # through ComfyUI-GGUF's own loader).
+        plain = tuple(f for f in self.diffusion_models if not f.endswith(".gguf"))
+        set_combo("UNETLoader", "unet_name", plain)
+        for name in ("clip_name1", "clip_name2"):
+            set_combo("DualCLIPLoader", name, self.text_encoders)
+        for name in ("clip_name1", "clip_name2", "clip_name3"):
+            set_combo("TripleCLIPLoader", name, self.text_encoders)
+        set_combo("CLIPLoader", "clip_name", self.text_encoders)
+        set_combo("VAELoader", "vae_name", self.vaes + VAE_EXTRAS)
+        set_combo("ControlNetLoader", "control_net_name", self.controlnets)
+        if self.gguf:
+            ggufs = [f for f in self.diffusion_models if f.endswith(".gguf")]
+            info["UnetLoaderGGUF"] = {
+                "input": {"required": {"unet_name": [ggufs]}},
+                "input_order": {"required": ["unet_name"]}, "output": ["MODEL"], "output_is_list": [False],
+                "output_name": ["MODEL"], "name": "UnetLoaderGGUF", "display_name": "Unet Loader (GGUF)",
+                "description": "", "python_module": "custom_nodes.ComfyUI-GGUF", "category": "bootleg",
+                "output_node": False}
         if self.face_detailer:
             extra = _face_detailer_info()
             ks = info["KSampler"]["input"]["required"]
@@ -439,7 +473,8 @@ class FakeComfyUI(ServesItself):
 
     async def _models_folder(self, request: web.Request) -> web.Response:
         folders = {"checkpoints": self.checkpoints, "loras": self.loras,
-                   "upscale_models": self.upscale_models}
+                   "upscale_models": self.upscale_models, "diffusion_models": self.diffusion_models,
+                   "text_encoders": self.text_encoders, "vae": self.vaes, "controlnet": self.controlnets}
         folder = request.match_info["folder"]
         if folder not in folders:
             return web.Response(status=404)
@@ -978,7 +1013,7 @@ class FakeComfyUI(ServesItself):
                     return values[v[0]]
             return {}
 
-        if cls == "EmptyLatentImage":
+        if cls in ("EmptyLatentImage", "EmptySD3LatentImage"):
             return {"w": int(inp["width"]), "h": int(inp["height"]), "batch": int(inp.get("batch_size", 1)),
                     "seed": 0}
         if cls in ("KSampler", "KSamplerAdvanced"):
@@ -1042,7 +1077,7 @@ def prompt_kind(graph: dict) -> str:
     classes = {n.get("class_type") for n in graph.values() if isinstance(n, dict)}
     if "FaceDetailer" in classes:
         return "adetailer"
-    if "EmptyLatentImage" in classes:
+    if classes & {"EmptyLatentImage", "EmptySD3LatentImage"}:
         return "txt2img"
     if classes & {"KSampler", "KSamplerAdvanced"}:
         return "img2img"
