@@ -834,6 +834,10 @@ class FakeSDWebUI(ServesItself):
         if scheduler != "Automatic":
             params["Schedule type"] = scheduler
         params["CFG scale"] = cfg
+        if self.flavor == "forge" and "flux" in model_file.lower():
+            # Forge writes it only for a model that uses distilled guidance (Flux).
+            dcfg = getattr(req, "distilled_cfg_scale", None)
+            params["Distilled CFG Scale"] = dcfg if dcfg is not None else 3.5
         params["Seed"] = seed
         out_w, out_h = width, height
         if kind == "img2img" and skip_img2img and init:
