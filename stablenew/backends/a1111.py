@@ -17,6 +17,8 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from stablenew.backends import a1111_fields as F
+from stablenew.backends.a1111_controlnet import add_references
+from stablenew.backends.a1111_families import hires_cfg_for
 from stablenew.backends.a1111_payloads import (
     adetailer_payload,
     b64,
@@ -433,18 +435,21 @@ class A1111Backend:
                                job.hires.resize_height)
         hires_cfg = None
         if job.hires is not None and kind == BackendKind.forge:
-            hires_cfg = job.hires.cfg_scale if job.hires.cfg_scale is not None else s.cfg_scale
+            hires_cfg = hires_cfg_for(s, job.hires.cfg_scale)
         expect = Expectation(s, job.batch_size, size, hires_cfg=hires_cfg)
         # With hires fix each image is two jobs on the server: the first pass, then the hires one.
         passes = ("", "hires") if job.hires is not None else ("",)
-        return await self._generate(F.TXT2IMG, txt2img_payload(job, kind), job.task_id, on_progress, expect,
-                                    passes)
+        body = txt2img_payload(job, kind)
+        checked = await add_references(body, job.references, s, self._get, self.name)
+        return checked(await self._generate(F.TXT2IMG, body, job.task_id, on_progress, expect, passes))
 
     async def img2img(self, job: Img2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         kind = await self.resolve_kind()
         s = job.sampling
         expect = Expectation(s, 1, (s.width, s.height))
-        return await self._generate(F.IMG2IMG, img2img_payload(job, kind), job.task_id, on_progress, expect)
+        body = img2img_payload(job, kind)
+        checked = await add_references(body, job.references, s, self._get, self.name)
+        return checked(await self._generate(F.IMG2IMG, body, job.task_id, on_progress, expect))
 
     async def adetailer(self, job: ADetailerJob, on_progress: ProgressCallback | None = None) -> JobResult:
         kind = await self.resolve_kind()

@@ -38,3 +38,11 @@ def apply_family(body: dict[str, Any], s: Sampling, kind: BackendKind) -> None:
     if modules:
         # Short file names are accepted (Forge resolves them against models/VAE and text_encoder).
         body.setdefault("override_settings", {})[FORGE_MODULES_OPTION] = modules
+
+
+def hires_cfg_for(s: Sampling, asked: float | None) -> float:
+    """The CFG Forge's hires pass should run at: the one asked for, else the first pass's; 1 for
+    Flux, whose CFG always stays 1."""
+    if detect_family(s.checkpoint, choice=s.family) is ModelFamily.flux:
+        return 1.0
+    return asked if asked is not None else s.cfg_scale

@@ -27,6 +27,7 @@ async def test_a_flux_job_on_forge_sends_distilled_cfg_and_cfg_1(fake_sdwebui):
     assert sent["override_settings"]["forge_additional_modules"] == [
         "ae.safetensors", "clip_l.safetensors", "t5xxl_fp8_e4m3fn.safetensors"]
     assert fake_sdwebui.unknown_fields == []
+    assert result.warnings == ()  # the hires pass ran at the CFG 1 it was meant to
     text = result.images[0].infotext
     assert "CFG scale: 1.0" in text and "Distilled CFG Scale: 2.8" in text
 
