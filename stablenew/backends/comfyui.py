@@ -35,6 +35,7 @@ from stablenew.backends.comfyui_names import (
     a1111_scheduler_names,
     a1111_upscaler_names,
 )
+from stablenew.backends.comfyui_references import IP_ADAPTER_APPLY, IP_ADAPTER_LOADER
 from stablenew.backends.comfyui_workflows import (
     NodeCatalog,
     Workflow,
@@ -54,6 +55,7 @@ from stablenew.backends.errors import (
     ServerUnreachable,
 )
 from stablenew.backends.http import DEFAULT_MAX_BODY, LISTING_MAX_BODY, HttpClient, HttpReply, printable
+from stablenew.backends.references import KINDS
 from stablenew.backends.types import (
     ADetailerJob,
     BackendKind,
@@ -74,7 +76,8 @@ _PROBED_CLASSES = ("CheckpointLoaderSimple", "KSampler", "UpscaleModelLoader", "
                    "FaceDetailer", "UltralyticsDetectorProvider",
                    # What the builder looks at to choose a family's loaders and files.
                    "UNETLoader", "UnetLoaderGGUF", "DualCLIPLoader", "TripleCLIPLoader", "VAELoader",
-                   "EmptySD3LatentImage")
+                   "EmptySD3LatentImage", "ControlNetLoader", IP_ADAPTER_LOADER, IP_ADAPTER_APPLY,
+                   *sorted({c for kind in KINDS.values() for c in kind.comfy_preprocessors}))
 
 
 def _canonical_uuid(text: str) -> str | None:
@@ -226,6 +229,7 @@ class ComfyUIBackend:
             embeddings=catalog.embeddings,
             adetailer_models=catalog.detector_models,
             node_classes=frozenset(catalog.object_info),
+            controlnet_models=catalog.combo("ControlNetLoader", "control_net_name"),
         )
         return self._capabilities
 

@@ -32,6 +32,7 @@ from stablenew.backends.comfyui_names import (
     normalize_name,
     split_loras,
 )
+from stablenew.backends.comfyui_references import Steered, apply_references
 from stablenew.backends.comfyui_templates import (
     FORMAT_VERSION,
     Link,
@@ -49,6 +50,7 @@ from stablenew.backends.types import (
     ADetailerJob,
     HiresFix,
     Img2ImgJob,
+    ReferenceUnit,
     ResizeMode,
     Sampling,
     Txt2ImgJob,
@@ -132,6 +134,13 @@ class WorkflowBuilder:
             cfg = 1.0
         return _Model(model, clip, loaded.vae, positive, enc["negative"], cfg, loaded.family)
 
+    def _references(self, wf: Workflow, m: _Model, units: tuple[ReferenceUnit, ...]) -> None:
+        if not units:
+            return
+        steered = apply_references(wf, self.catalog, units, Steered(m.model, m.positive, m.negative),
+                                   m.vae, m.family, self._upload)
+        m.model, m.positive, m.negative = steered.model, steered.positive, steered.negative
+
     def _empty_latent(self, wf: Workflow, m: _Model, s: Sampling) -> Link:
         # Flux and SD3.5 have 16-channel latents; ComfyUI's EmptySD3LatentImage makes those.
         name = ("empty_sd3_latent" if m.family in (ModelFamily.flux, ModelFamily.sd35)
@@ -201,10 +210,15 @@ class WorkflowBuilder:
     def txt2img(self, job: Txt2ImgJob) -> Workflow:
         user = self.user_templates.get("txt2img")
         if user is not None:
-            return self._from_user_template(user, job.sampling, job.task_id)
+            wf = self._from_user_template(user, job.sampling, job.task_id)
+            if job.references:
+                wf.warnings.append(f"Workflow template '{user.name}' is used as it is: the reference "
+                                   "images were left out.")
+            return wf
         s = job.sampling
         wf = Workflow()
         m = self._model(wf, s)
+        self._references(wf, m, job.references)
         sampler, scheduler = self._sampler(s)
         latent = self._empty_latent(wf, m, s)
         refiner = job.refiner
@@ -239,9 +253,13 @@ class WorkflowBuilder:
             if job.mask is not None:
                 wf.warnings.append(f"Workflow template '{user.name}' takes no mask; the whole image "
                                    "was redrawn.")
+            if job.references:
+                wf.warnings.append(f"Workflow template '{user.name}' is used as it is: the reference "
+                                   "images were left out.")
             return wf
         wf = Workflow()
         m = self._model(wf, s)
+        self._references(wf, m, job.references)
         sampler, scheduler = self._sampler(s)
         image = wf.insert(part("load_image"), image=self._upload(wf, job.init_image))["image"]
         if job.resize_mode == ResizeMode.resize_and_fill:

@@ -109,6 +109,54 @@ def _face_detailer_info() -> dict:
     }
 
 
+def _custom(name: str, required: dict, outputs: list[str], module: str,
+            optional: dict | None = None) -> dict:
+    return {"input": {"required": required, **({"optional": optional} if optional else {})},
+            "input_order": {"required": list(required)}, "output": outputs,
+            "output_is_list": [False] * len(outputs), "output_name": outputs, "name": name,
+            "display_name": name, "description": "", "python_module": f"custom_nodes.{module}",
+            "category": module, "output_node": False}
+
+
+def _ip_adapter_info() -> dict:
+    """NodeInfo of ComfyUI_IPAdapter_plus's unified loader and advanced apply (IPAdapterPlus.py)."""
+    presets = ["LIGHT - SD1.5 only (low strength)", "STANDARD (medium strength)", "VIT-G (medium strength)",
+               "PLUS (high strength)", "PLUS FACE (portraits)", "FULL FACE - SD1.5 only (portraits stronger)"]
+    module = "ComfyUI_IPAdapter_plus"
+    return {
+        "IPAdapterUnifiedLoader": _custom("IPAdapterUnifiedLoader", {
+            "model": ["MODEL"], "preset": [presets]}, ["MODEL", "IPADAPTER"], module,
+            optional={"ipadapter": ["IPADAPTER"]}),
+        "IPAdapterAdvanced": _custom("IPAdapterAdvanced", {
+            "model": ["MODEL"], "ipadapter": ["IPADAPTER"], "image": ["IMAGE"],
+            "weight": ["FLOAT", {"default": 1.0, "min": -1, "max": 5, "step": 0.05}],
+            "weight_type": [["linear", "ease in", "ease out", "ease in-out", "reverse in-out", "weak input",
+                             "weak output", "weak middle", "strong middle", "style transfer", "composition"]],
+            "combine_embeds": [["concat", "add", "subtract", "average", "norm average"]],
+            "start_at": ["FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}],
+            "end_at": ["FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}],
+            "embeds_scaling": [["V only", "K+V", "K+V w/ C penalty", "K+mean(V) w/ C penalty"]],
+        }, ["MODEL"], module, optional={"image_negative": ["IMAGE"], "attn_mask": ["MASK"],
+                                        "clip_vision": ["CLIP_VISION"]}),
+    }
+
+
+def _controlnet_aux_info() -> dict:
+    """NodeInfo of two comfyui_controlnet_aux preprocessors."""
+    module = "comfyui_controlnet_aux"
+    resolution = ["INT", {"default": 512, "min": 64, "max": 16384, "step": 64}]
+    return {
+        "DepthAnythingPreprocessor": _custom("DepthAnythingPreprocessor", {
+            "image": ["IMAGE"], "ckpt_name": [["depth_anything_vitl14.pth", "depth_anything_vitb14.pth",
+                                               "depth_anything_vits14.pth"]]}, ["IMAGE"], module,
+            optional={"resolution": resolution}),
+        "OpenposePreprocessor": _custom(
+            "OpenposePreprocessor", {"image": ["IMAGE"]}, ["IMAGE", "POSE_KEYPOINT"], module, optional={
+                "detect_hand": [["enable", "disable"]], "detect_body": [["enable", "disable"]],
+                "detect_face": [["enable", "disable"]], "resolution": resolution}),
+    }
+
+
 def _load_object_info() -> dict:
     with gzip.open(DATA_DIR / "resp_object_info_full.json.gz", "rt", encoding="utf-8") as f:
         return json.load(f)
@@ -179,6 +227,10 @@ class FakeComfyUI(ServesItself):
     controlnets: tuple[str, ...] = DEFAULT_CONTROLNETS
     #: ComfyUI-GGUF installed (UnetLoaderGGUF over the .gguf files in `diffusion_models`).
     gguf: bool = False
+    #: ComfyUI_IPAdapter_plus installed (IPAdapterUnifiedLoader, IPAdapterAdvanced).
+    ip_adapter: bool = False
+    #: comfyui_controlnet_aux installed (its preprocessors, e.g. DepthAnythingPreprocessor).
+    controlnet_aux: bool = False
     vram_total: int = 12 * 1024**3
     vram_free: int = 10 * 1024**3
     #: "cpu" makes a node started with --cpu (its system RAM reported as "vram").
@@ -403,6 +455,10 @@ class FakeComfyUI(ServesItself):
                 "output_name": ["MODEL"], "name": "UnetLoaderGGUF", "display_name": "Unet Loader (GGUF)",
                 "description": "", "python_module": "custom_nodes.ComfyUI-GGUF", "category": "bootleg",
                 "output_node": False}
+        if self.ip_adapter:
+            info.update(_ip_adapter_info())
+        if self.controlnet_aux:
+            info.update(_controlnet_aux_info())
         if self.face_detailer:
             extra = _face_detailer_info()
             ks = info["KSampler"]["input"]["required"]
