@@ -106,12 +106,12 @@ def apply_references(wf: Workflow, catalog: NodeCatalog, units: Sequence[Referen
             raise missing("controlnet", unit.model or f"{kind.label} model for this checkpoint", installed,
                           node, hint="Put it in ComfyUI's models/controlnet folder.")
         if unit.preprocess:
-            cls = next((c for c in kind.comfy_preprocessors if catalog.has(c)), None)
-            if cls is None:
+            pre = next((c for c in kind.comfy_preprocessors if catalog.has(c)), None)
+            if pre is None:
                 raise MissingResource(f"The {kind.label} reference cannot be made into a map on node "
                                       f"'{node}'. {_AUX_HINT}", what="node_class",
                                       name=kind.comfy_preprocessors[0], node=node)
-            image = dynamic_node(wf, catalog, cls, {"image": image}, {}, f"{kind.label} map")["out0"]
+            image = dynamic_node(wf, catalog, pre, {"image": image}, {}, f"{kind.label} map")["out0"]
         applied = wf.insert(part("controlnet"), {"positive": out.positive, "negative": out.negative,
                                                  "image": image, "vae": vae},
                             controlnet=model, strength=unit.strength, start=unit.start, end=unit.end)
