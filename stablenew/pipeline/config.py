@@ -71,6 +71,52 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class ReferenceKindChoice(StrEnum):
+    """What a reference image steers (values as the backends' ReferenceKind)."""
+
+    canny = "canny"
+    depth = "depth"
+    openpose = "openpose"
+    lineart = "lineart"
+    tile = "tile"
+    ip_style = "ip_style"
+    ip_face = "ip_face"
+
+    @property
+    def label(self) -> str:
+        return {"canny": "Edges (canny)", "depth": "Depth", "openpose": "Pose (openpose)",
+                "lineart": "Line art", "tile": "Tile", "ip_style": "Style (IP-Adapter)",
+                "ip_face": "Face (IP-Adapter)"}[self.value]
+
+
+#: Reference images per stage (the card shows this many slots).
+MAX_REFERENCES = 3
+
+
+class ReferenceSettings(_Section):
+    """One reference image (a ControlNet or IP-Adapter unit) on the txt2img or img2img card."""
+
+    image: str = Field(title="Image", description="The picture, kept in StableNew's data folder under "
+                                                  "its content hash so a queued job keeps it.")
+    sha256: str = Field("", pattern=r"^([0-9a-f]{64})?$", title="Content hash")
+    kind: ReferenceKindChoice = Field(ReferenceKindChoice.canny, title="Kind",
+                                      description="What the picture steers: edges, depth, pose, line "
+                                                  "art, tiles, or a style or face to keep.")
+    model: str = Field("", title="Model", description="Empty: the node's model for this kind.")
+    strength: float = Field(1.0, ge=0.0, le=2.0, title="Strength")
+    start: float = Field(0.0, ge=0.0, le=1.0, title="Start", description="Fraction of the steps where "
+                                                                         "it starts steering.")
+    end: float = Field(1.0, ge=0.0, le=1.0, title="End")
+    preprocess: bool = Field(True, title="Preprocess on the server",
+                             description="Off: the image is already a map (edges, depth, pose).")
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> ReferenceSettings:
+        if self.start > self.end:
+            raise ValueError("start must not be after end")
+        return self
+
+
 class HiresSettings(_Section):
     """Hires fix: a second, larger pass inside txt2img."""
 
@@ -132,6 +178,8 @@ class Txt2ImgSettings(_Section):
                            description="Skip the last CLIP layers; 2 suits many anime models.")
     hires: HiresSettings = Field(default_factory=HiresSettings)
     refiner: RefinerSettings = Field(default_factory=RefinerSettings)
+    references: list[ReferenceSettings] = Field(default_factory=list, max_length=MAX_REFERENCES,
+                                                title="References")
 
 
 class Img2ImgSettings(_Section):
@@ -148,6 +196,8 @@ class Img2ImgSettings(_Section):
     prompt_override: str = Field("", title="Prompt override",
                                  description="Use a different prompt here (empty: the main prompt).")
     negative_override: str = Field("", title="Negative prompt override")
+    references: list[ReferenceSettings] = Field(default_factory=list, max_length=MAX_REFERENCES,
+                                                title="References")
 
 
 class ADetailerPassSettings(_Section):

@@ -14,6 +14,7 @@ from stablenew.backends import types as bt
 from stablenew.backends.a1111_truth import same_checkpoint
 from stablenew.backends.comfyui_names import match_file, missing
 from stablenew.pipeline.config import STAGE_ORDER, PipelineConfig, StageName, hires_size
+from stablenew.pipeline.references import reference_units
 
 log = logging.getLogger("stablenew.pipeline.stages")
 
@@ -96,7 +97,8 @@ def txt2img_job(config: PipelineConfig, seed: int, task_id: str) -> bt.Txt2ImgJo
     if t.refiner.enabled and t.refiner.checkpoint:
         refiner = bt.Refiner(checkpoint=t.refiner.checkpoint, switch_at=t.refiner.switch_at)
     return bt.Txt2ImgJob(sampling=sampling(config, seed), task_id=task_id,
-                         batch_size=t.batch_size, hires=hires, refiner=refiner)
+                         batch_size=t.batch_size, hires=hires, refiner=refiner,
+                         references=reference_units(t.references))
 
 
 def img2img_job(config: PipelineConfig, seed: int, image: bytes, size: tuple[int, int],
@@ -104,7 +106,8 @@ def img2img_job(config: PipelineConfig, seed: int, image: bytes, size: tuple[int
     i = config.img2img
     return bt.Img2ImgJob(
         sampling=sampling(config, seed, size=size, stage=StageName.img2img), init_image=image,
-        task_id=task_id, denoise=i.denoise, resize_mode=bt.ResizeMode[i.resize_mode.value])
+        task_id=task_id, denoise=i.denoise, resize_mode=bt.ResizeMode[i.resize_mode.value],
+        references=reference_units(i.references))
 
 
 def adetailer_job(config: PipelineConfig, seed: int, image: bytes, size: tuple[int, int],
