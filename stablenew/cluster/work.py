@@ -49,6 +49,9 @@ class WorkRequirements:
     node_classes: frozenset[str] = frozenset()  # ComfyUI custom nodes the work needs
     #: LoRAs its prompts name (`<lora:name:weight>`): a node that lists LoRAs must have them.
     loras: frozenset[str] = frozenset()
+    #: Reference images as (kind, model or ""): a node that lists its ControlNet models must
+    #: have one fitting each.
+    references: frozenset[tuple[str, str]] = frozenset()
     vram_gb: float = 0.0
     #: Steps × megapixels over every diffusion pass, plus upscale cost: proportional to time.
     work_units: float = 1.0
@@ -108,8 +111,11 @@ def requirements_for(config: PipelineConfig, *, family: ModelFamily | None = Non
     prompts = [t.prompt, t.negative_prompt]
     if config.img2img.enabled:
         prompts += [config.img2img.prompt_override, config.img2img.negative_override]
+    refs = list(t.references) if t.enabled else []
+    refs += list(config.img2img.references) if config.img2img.enabled else []
     return WorkRequirements(
         checkpoint=t.checkpoint,
+        references=frozenset((r.kind.value, r.model) for r in refs),
         loras=frozenset(name for text in prompts if text for name in lora_weights(text)),
         family=fam,
         upscalers=frozenset(u for u in upscalers if u and u != "None"),

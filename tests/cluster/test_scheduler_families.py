@@ -47,3 +47,36 @@ def test_the_chosen_family_counts_when_the_name_says_nothing():
     assert chosen.family is ModelFamily.flux and chosen.vram_gb > 10
     assert guess_family("sd3.5_large.safetensors") is ModelFamily.sd35
     assert guess_family("illustriousXL_v01.safetensors") is ModelFamily.sdxl  # SDXL's VRAM
+
+
+def cn_node(name: str, kind: BackendKind, models: tuple[str, ...], classes=frozenset()) -> NodeView:
+    caps = Capabilities(kind=kind, vram_total=12 * GB, checkpoints=("dreamshaper_8.safetensors",),
+                        controlnet_models=models, node_classes=classes)
+    return NodeView(name, caps, speeds={c: 1.0 for c in ("small", "medium", "large")})
+
+
+def ref_req(*refs):
+    return requirements_for(PipelineConfig.model_validate({"txt2img": {
+        "checkpoint": "dreamshaper_8.safetensors",
+        "references": [{"image": "x.png", "kind": k, "model": m} for k, m in refs]}}))
+
+
+def test_only_nodes_with_the_needed_controlnet_models_take_a_reference_job():
+    with_canny = cn_node("canny-node", BackendKind.comfyui, ("control_v11p_sd15_canny.pth",))
+    xl_only = cn_node("xl-node", BackendKind.comfyui, ("diffusers_xl_canny_mid.safetensors",))
+    bare_comfy = cn_node("bare", BackendKind.comfyui, ())
+    a1111_unknown = cn_node("webui", BackendKind.a1111, ())
+    r = ref_req(("canny", ""))
+    assert ineligibility(r, with_canny) is None
+    assert ineligibility(r, xl_only) == "xl-node does not have a ControlNet model for canny edges"
+    assert ineligibility(r, bare_comfy) == "bare has no ControlNet models"
+    assert ineligibility(r, a1111_unknown) is None  # cannot tell: let it try
+    named = ref_req(("canny", "control_v11p_sd15_canny_v2"))
+    assert "('control_v11p_sd15_canny_v2')" in ineligibility(named, with_canny)
+    face = ref_req(("ip_face", ""))
+    without = cn_node("c", BackendKind.comfyui, (), frozenset({"KSampler"}))
+    assert "IP-Adapter nodes" in ineligibility(face, without)
+    with_ip = cn_node("c", BackendKind.comfyui, (), frozenset({"IPAdapterUnifiedLoader"}))
+    assert ineligibility(face, with_ip) is None
+    plan = plan_earliest_finish([r, r], [xl_only, with_canny])
+    assert {a.node for a in plan.assignments} == {"canny-node"}

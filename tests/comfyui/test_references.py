@@ -70,7 +70,8 @@ def test_three_units_chain_and_a_depth_map_needs_the_aux_nodes():
 
 def test_ip_adapter_units_use_the_ipadapter_nodes_when_installed():
     with pytest.raises(MissingResource) as caught:
-        builder_for().txt2img(Txt2ImgJob(sampling=s(), task_id="t", references=(unit(ReferenceKind.ip_face),)))
+        builder_for().txt2img(Txt2ImgJob(sampling=s(), task_id="t",
+                                         references=(unit(ReferenceKind.ip_face),)))
     assert "ComfyUI_IPAdapter_plus" in caught.value.message
     b = builder_for(ip_adapter=True)
     g = b.txt2img(Txt2ImgJob(sampling=s(), task_id="t", references=(unit(ReferenceKind.ip_face),))).to_api()
@@ -96,5 +97,6 @@ async def test_a_controlnet_job_end_to_end_on_the_fake_node(comfy, fake_comfyui)
     result = await comfy.txt2img(Txt2ImgJob(sampling=s(), task_id="t-cn", references=(unit(),)))
     assert len(result.images) == 1 and result.warnings == ()
     sent = fake_comfyui.received[-1]["prompt"]
-    assert {"ControlNetLoader", "ControlNetApplyAdvanced", "Canny"} <= {n["class_type"] for n in sent.values()}
+    classes = {n["class_type"] for n in sent.values()}
+    assert {"ControlNetLoader", "ControlNetApplyAdvanced", "Canny"} <= classes
     assert len(fake_comfyui.uploads) == 1  # the reference image went up before the graph
