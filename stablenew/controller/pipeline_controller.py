@@ -276,6 +276,10 @@ class PipelineController(QObject):
         if len(passes) < 2:  # the card's second pass shows what it would run once switched on
             second = cfg.ADetailerPassSettings(**_SECOND_PASS_DEFAULTS).model_dump(mode="json")
             values.update({f"adetailer.passes.1.{key}": value for key, value in second.items()})
+        # The References sections take their units as one list (none is a value too).
+        for stage in (config.txt2img, config.img2img):
+            name = "txt2img" if stage is config.txt2img else "img2img"
+            values[f"{name}.references"] = [r.model_dump(mode="json") for r in stage.references]
         return values
 
     def build_config(self, values: dict[str, Any]) -> Any:

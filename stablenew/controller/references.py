@@ -1,0 +1,100 @@
+"""Reference pictures for the cards (stored off the Qt thread) and the fields a family skips."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from stablenew.controller.errors import ErrorInfo
+from stablenew.controller.images import decode_image
+from stablenew.controller.tasks import TaskOwner
+
+THUMB_SIDE = 56
+
+#: A family's hidden field (its name in resources/families/*.yaml) -> the card paths it covers.
+_FIELD_PATHS = {
+    "negative_prompt": ("txt2img.negative_prompt", "img2img.negative_override"),
+    "cfg_scale": ("txt2img.cfg_scale", "img2img.cfg_scale"),
+    "clip_skip": ("txt2img.clip_skip",),
+    "refiner": ("txt2img.refiner.enabled",),
+}
+
+
+def family_view(checkpoint: str, choice: str) -> tuple[str, dict[str, str]]:
+    """The family's name as shown, and card path -> why that field does not apply to it."""
+    from stablenew.backends.families import ModelFamily, detect_family, profile
+
+    try:
+        family = detect_family(checkpoint, choice="" if choice in ("", "auto") else choice)
+    except ValueError:
+        family = detect_family(checkpoint)
+    prof = profile(family)
+    hidden = {path: why for name, why in prof.hidden.items() for path in _FIELD_PATHS.get(name, ())}
+    if family is not ModelFamily.flux:
+        hidden["txt2img.guidance"] = f"Guidance is for Flux models; {prof.label} uses CFG."
+    return prof.label, hidden
+
+
+def kind_choices() -> list[tuple[str, str]]:
+    """(value, label) of each reference kind, as the config declares them."""
+    from stablenew.pipeline.config import ReferenceKindChoice
+
+    return [(k.value, k.label) for k in ReferenceKindChoice]
+
+
+class ReferencesController(QObject):
+    """Keeps the pictures a card is given (by content hash, in the data folder) and hands the
+    card back what to show: the unit's settings and a thumbnail."""
+
+    #: stage ("txt2img"/"img2img"), the unit's settings (dict), its thumbnail (DecodedImage)
+    reference_added = Signal(str, object, object)
+    #: stage, what went wrong in plain words (a file that is no picture, one that cannot be read)
+    reference_failed = Signal(str, str)
+    error_changed = Signal(object)
+
+    def __init__(self, folder: Path | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._folder = folder
+        self.tasks = TaskOwner("References", self)
+        self.tasks.error_raised.connect(self._error)
+
+    def folder(self) -> Path:
+        if self._folder is None:
+            from stablenew.storage.paths import AppPaths
+
+            self._folder = AppPaths.default().data_dir / "references"
+        return self._folder
+
+    def add_file(self, stage: str, path: str) -> None:
+        """Store the picture at *path* for *stage*'s card."""
+        self.tasks.spawn(self._add(stage, Path(path)), name="reference-add")
+
+    def add_bytes(self, stage: str, data: bytes) -> None:
+        """Store a pasted or dropped picture for *stage*'s card."""
+        self.tasks.spawn(self._add(stage, bytes(data)), name="reference-add")
+
+    async def _add(self, stage: str, source: Path | bytes) -> None:
+        from stablenew.pipeline.references import ReferenceMissing, store_reference
+
+        try:
+            data = source if isinstance(source, bytes) else await asyncio.to_thread(source.read_bytes)
+            ref = await asyncio.to_thread(store_reference, data, self.folder())
+            thumb = await asyncio.to_thread(decode_image, data, THUMB_SIDE)
+        except OSError as exc:
+            what = "the pasted picture" if isinstance(source, bytes) else str(source)
+            self.reference_failed.emit(stage, f"Cannot read {what}: {exc.strerror or exc}.")
+            return
+        except ReferenceMissing as exc:
+            self.reference_failed.emit(stage, exc.message)
+            return
+        settings: dict[str, Any] = ref.model_dump(mode="json")
+        self.reference_added.emit(stage, settings, thumb)
+
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        await self.tasks.wait_idle(timeout)
+
+    def _error(self, info: ErrorInfo) -> None:
+        self.error_changed.emit(info)
