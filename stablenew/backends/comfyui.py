@@ -11,23 +11,22 @@ watches /history and /queue so no result is lost.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from stablenew.backends.comfyui_cancel import ComfyUICancel
 from stablenew.backends.comfyui_messages import (
     ProgressTracker,
     execution_error_to_error,
     history_outcome,
-    parse_binary_frame,
     post_prompt_error,
 )
 from stablenew.backends.comfyui_names import (
@@ -36,6 +35,7 @@ from stablenew.backends.comfyui_names import (
     a1111_upscaler_names,
 )
 from stablenew.backends.comfyui_references import IP_ADAPTER_APPLY, IP_ADAPTER_LOADER
+from stablenew.backends.comfyui_socket import ComfyUIEvents, _Watch
 from stablenew.backends.comfyui_workflows import (
     NodeCatalog,
     Workflow,
@@ -45,14 +45,12 @@ from stablenew.backends.comfyui_workflows import (
     part_classes,
 )
 from stablenew.backends.errors import (
-    AuthFailed,
     BackendError,
     JobInterrupted,
     MissingResource,
     ProtocolError,
     ServerError,
     ServerTimeout,
-    ServerUnreachable,
 )
 from stablenew.backends.http import DEFAULT_MAX_BODY, LISTING_MAX_BODY, HttpClient, HttpReply, printable
 from stablenew.backends.references import KINDS
@@ -88,17 +86,7 @@ def _canonical_uuid(text: str) -> str | None:
     return str(value) if str(value) == text.lower() else None
 
 
-@dataclass
-class _Watch:
-    """Events of one prompt, routed here by the socket reader."""
-
-    prompt_id: str
-    events: asyncio.Queue = field(default_factory=asyncio.Queue)
-    cancel_requested: bool = False
-    last_error: dict | None = None
-
-
-class ComfyUIBackend:
+class ComfyUIBackend(ComfyUIEvents, ComfyUICancel):
     """A ComfyUI node driven over HTTP + WebSocket; implements the `Backend` protocol."""
 
     #: Without events for this long, a running job checks /history and /queue itself.
@@ -555,180 +543,6 @@ class ComfyUIBackend:
                 raise ProtocolError(f"Node '{self.name}' sent an empty image.", node=self.name)
             result.append(resp.body)
         return result
-
-    # ------------------------------------------------------------------ cancelling
-    def _in_background(self, coro) -> None:
-        async def guarded() -> None:
-            try:
-                await coro
-            except BackendError as exc:
-                log.info("background cancel on %s failed: %s", self.name, exc.detail or exc.message)
-
-        task = asyncio.get_running_loop().create_task(guarded())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def interrupt(self, task_id: str) -> None:
-        """Stop only our job for `task_id`: dequeue it if pending, interrupt it if running."""
-        self._cancelled_tasks.add(task_id)
-        pid = self._task_prompts.get(task_id)
-        if pid is None:
-            return
-        watch = self._watches.get(pid)
-        if watch is not None:
-            watch.cancel_requested = True
-        await self._cancel_prompt(pid)
-        if watch is not None:
-            watch.events.put_nowait(("_resync", {}))
-
-    async def _cancel_prompt(self, pid: str) -> None:
-        if self._jobs_api is not False:
-            resp = await self._request("POST", f"/api/jobs/{pid}/cancel")
-            if resp.status in (404, 405):
-                self._jobs_api = False  # an older ComfyUI
-            elif resp.status < 400:
-                self._jobs_api = True
-                await self._verify_gone(pid)
-                return
-            else:
-                self._check_status(resp, "/api/jobs/cancel")
-        queue = await self._get_json("/queue")
-        running = {item[1] for item in queue.get("queue_running", [])}
-        pending = {item[1] for item in queue.get("queue_pending", [])}
-        if pid in pending:
-            resp = await self._request("POST", "/queue", json={"delete": [pid]})
-            self._check_status(resp, "/queue")
-        if pid in running:
-            # Never a bare /interrupt: on a shared node that would stop someone else's job.
-            resp = await self._request("POST", "/interrupt", json={"prompt_id": pid})
-            self._check_status(resp, "/interrupt")
-        await self._verify_gone(pid)
-
-    async def _verify_gone(self, pid: str, wait_s: float = 3.0) -> None:
-        deadline = time.monotonic() + wait_s
-        while True:
-            queue = await self._get_json("/queue")
-            pending = {item[1] for item in queue.get("queue_pending", [])}
-            running = {item[1] for item in queue.get("queue_running", [])}
-            if pid not in pending and pid not in running:
-                return
-            if pid in pending:
-                await self._request("POST", "/queue", json={"delete": [pid]})
-            if time.monotonic() > deadline:
-                log.warning("prompt %s still on node %s after cancelling; a node step may not check "
-                            "for interrupts", pid, self.name)
-                return
-            await asyncio.sleep(0.02)
-
-    # ------------------------------------------------------------------ WebSocket
-    def _ws_headers(self) -> dict[str, str]:
-        if isinstance(self._auth, tuple):
-            token = base64.b64encode(f"{self._auth[0]}:{self._auth[1]}".encode()).decode()
-            return {"Authorization": f"Basic {token}"}
-        return {}
-
-    async def _ensure_ws(self) -> None:
-        if self._closed:
-            raise ServerUnreachable(f"The connection to node '{self.name}' was closed.", node=self.name)
-        if self._ws_task is None or self._ws_task.done():
-            self._ws_failure = None
-            self._ws_ready.clear()
-            self._ws_task = asyncio.create_task(self._ws_loop(), name=f"comfyui-ws-{self.name}")
-        ready = asyncio.ensure_future(self._ws_ready.wait())
-        try:
-            await asyncio.wait({ready, self._ws_task}, timeout=10.0, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-        if self._ws_ready.is_set():
-            return
-        failure = self._ws_failure
-        if isinstance(failure, BackendError):
-            raise failure
-        raise ServerUnreachable(f"Cannot open the event connection to node '{self.name}'.", node=self.name,
-                                detail=repr(failure))
-
-    async def _ws_loop(self) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidStatus, WebSocketException
-
-        delay = 0.05
-        first = True
-        while not self._closed:
-            try:
-                async with connect(self._ws_url, max_size=LISTING_MAX_BODY, open_timeout=10,
-                                   additional_headers=self._ws_headers(), ping_interval=20,
-                                   ping_timeout=20) as ws:
-                    await ws.send(json.dumps({"type": "feature_flags",
-                                              "data": {"supports_preview_metadata": True}}))
-                    if not first:
-                        self.reconnects += 1
-                        for watch in list(self._watches.values()):
-                            watch.events.put_nowait(("_resync", {}))  # events may have been lost
-                    first = False
-                    delay = 0.05
-                    self._ws_ready.set()
-                    async for message in ws:
-                        self._dispatch(message)
-            except asyncio.CancelledError:
-                raise
-            except InvalidStatus as exc:
-                status = exc.response.status_code
-                if status in (401, 403):
-                    self._ws_failure = AuthFailed(
-                        f"Node '{self.name}' refused the event connection ({status}); check its credentials.",
-                        node=self.name, detail=repr(exc))
-                else:
-                    self._ws_failure = ProtocolError(
-                        f"Node '{self.name}' has no ComfyUI event socket (HTTP {status}).", node=self.name,
-                        detail=repr(exc))
-                if not self._watches:
-                    return
-            except (OSError, WebSocketException, TimeoutError) as exc:
-                self._ws_failure = exc
-                if not self._watches:  # nobody waits: reconnect when the next job needs it
-                    return
-            if self._ws_ready.is_set():
-                # An established socket dropped: let every job check over HTTP now, so a dead
-                # node is reported at once and a finished prompt is not waited for.
-                for watch in list(self._watches.values()):
-                    watch.events.put_nowait(("_resync", {}))
-            self._ws_ready.clear()
-            if self._closed:
-                return
-            await asyncio.sleep(delay)
-            delay = min(2.0, delay * 2)
-
-    def _dispatch(self, message: str | bytes) -> None:
-        if isinstance(message, bytes):
-            frame = parse_binary_frame(message)
-            if frame is None:
-                return
-            watch = self._watches.get(frame.prompt_id or self._running_prompt or "")
-            if watch is not None:
-                watch.events.put_nowait(("preview", frame.image))
-            return
-        try:
-            msg = json.loads(message)
-        except ValueError:
-            log.debug("unreadable event from %s: %.200s", self.name, message)
-            return
-        kind = msg.get("type")
-        data = msg.get("data") or {}
-        if not isinstance(data, dict):
-            return
-        pid = data.get("prompt_id")
-        if kind == "execution_start" and pid in self._watches:
-            self._running_prompt = pid
-        if pid is None and kind == "executing":
-            pid = self._running_prompt  # a reconnect of the owner gets the running node without id
-        watch = self._watches.get(pid or "")
-        if watch is None:
-            return
-        if kind in ("execution_success", "execution_error", "execution_interrupted") or (
-                kind == "executing" and data.get("node") is None):
-            if self._running_prompt == pid and kind == "executing":
-                self._running_prompt = None
-        watch.events.put_nowait((kind, data))
 
     # ------------------------------------------------------------------ closing
     @property
