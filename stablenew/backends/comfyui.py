@@ -74,8 +74,10 @@ _PROBED_CLASSES = ("CheckpointLoaderSimple", "KSampler", "UpscaleModelLoader", "
                    "FaceDetailer", "UltralyticsDetectorProvider",
                    # What the builder looks at to choose a family's loaders and files.
                    "UNETLoader", "UnetLoaderGGUF", "DualCLIPLoader", "TripleCLIPLoader", "VAELoader",
-                   "EmptySD3LatentImage", "ControlNetLoader", IP_ADAPTER_LOADER, IP_ADAPTER_APPLY,
-                   *sorted({c for kind in KINDS.values() for c in kind.comfy_preprocessors}))
+                   "EmptySD3LatentImage", "ControlNetLoader", IP_ADAPTER_LOADER)
+#: Read only for a job with reference images: the preprocessors a kind can use.
+_REFERENCE_CLASSES = frozenset({IP_ADAPTER_APPLY, *(c for kind in KINDS.values()
+                                                    for c in kind.comfy_preprocessors)})
 
 
 def _canonical_uuid(text: str) -> str | None:
@@ -263,8 +265,8 @@ class ComfyUIBackend(ComfyUIEvents, ComfyUICancel):
         # Classes we asked about but which are absent stay absent in the catalog.
         return NodeCatalog(self.name, dict(self._object_info), self._embeddings)
 
-    async def _builder(self) -> WorkflowBuilder:
-        catalog = await self._catalog()
+    async def _builder(self, extra: frozenset[str] = frozenset()) -> WorkflowBuilder:
+        catalog = await self._catalog(set(extra))
         return WorkflowBuilder(catalog, save_on_server=self.save_on_server,
                                user_templates=load_user_templates(self._user_templates_dir()))
 
@@ -279,15 +281,15 @@ class ComfyUIBackend(ComfyUIEvents, ComfyUICancel):
             catalog = await self._catalog(classes, refresh=True)  # models may have been added
             check_graph(graph, catalog)
 
-    async def _build(self, make) -> Workflow:
-        builder = await self._builder()
+    async def _build(self, make, extra: frozenset[str] = frozenset()) -> Workflow:
+        builder = await self._builder(extra)
         try:
             wf = make(builder)
         except MissingResource:
             self._object_info.clear()
             self._absent.clear()
             self._embeddings = None
-            builder = await self._builder()
+            builder = await self._builder(extra)
             wf = make(builder)
         await self._checked(wf)
         return wf
@@ -296,11 +298,13 @@ class ComfyUIBackend(ComfyUIEvents, ComfyUICancel):
     async def txt2img(self, job: Txt2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         return await self._run_batch(job.task_id, job.sampling.seed, job.batch_size,
                                      lambda b, seed: b.txt2img(replace(job, sampling=replace(
-                                         job.sampling, seed=seed))), on_progress, in_order=True)
+                                         job.sampling, seed=seed))), on_progress, in_order=True,
+                                     extra=_REFERENCE_CLASSES if job.references else frozenset())
 
     async def img2img(self, job: Img2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         return await self._run_batch(job.task_id, job.sampling.seed, 1,
-                                     lambda b, seed: b.img2img(job), on_progress)
+                                     lambda b, seed: b.img2img(job), on_progress,
+                                     extra=_REFERENCE_CLASSES if job.references else frozenset())
 
     async def adetailer(self, job: ADetailerJob, on_progress: ProgressCallback | None = None) -> JobResult:
         return await self._run_batch(job.task_id, job.sampling.seed, 1,
@@ -310,7 +314,8 @@ class ComfyUIBackend(ComfyUIEvents, ComfyUICancel):
         return await self._run_batch(job.task_id, 0, 1, lambda b, seed: b.upscale(job), on_progress)
 
     async def _run_batch(self, task_id: str, seed: int, count: int, make,
-                         on_progress: ProgressCallback | None, *, in_order: bool = False) -> JobResult:
+                         on_progress: ProgressCallback | None, *, in_order: bool = False,
+                         extra: frozenset[str] = frozenset()) -> JobResult:
         """One prompt per image with seed, seed+1, … so every image is reproducible as A1111's are."""
         self._cancelled_tasks.discard(task_id)
         images: list[GeneratedImage] = []
@@ -330,7 +335,7 @@ class ComfyUIBackend(ComfyUIEvents, ComfyUICancel):
                         self._posting.release()
 
                 try:
-                    wf = await self._build(lambda b, s=seed + i: make(b, s))
+                    wf = await self._build(lambda b, s=seed + i: make(b, s), extra)
                     checkpoint = checkpoint or wf.checkpoint
                     for w in wf.warnings:
                         if w not in warnings:
