@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from stablenew.controller.images import decode_image
 from stablenew.controller.tasks import TaskOwner
 
 THUMB_SIDE = 56
+#: Family defaults the txt2img card has a field for (others, like SD3.5's shift, the graph uses).
+_CARD_DEFAULTS = ("sampler", "scheduler", "steps", "cfg_scale", "guidance", "width", "height", "clip_skip")
 
 #: A family's hidden field (its name in resources/families/*.yaml) -> the card paths it covers.
 _FIELD_PATHS = {
@@ -23,8 +26,18 @@ _FIELD_PATHS = {
 }
 
 
-def family_view(checkpoint: str, choice: str) -> tuple[str, dict[str, str]]:
-    """The family's name as shown, and card path -> why that field does not apply to it."""
+@dataclass(frozen=True)
+class FamilyView:
+    """What the card shows for a model family: its name, the fields it does not use (card
+    path -> why) and its defaults as card values."""
+
+    label: str
+    hidden: dict[str, str]
+    defaults: dict[str, Any]
+
+
+def family_view(checkpoint: str, choice: str) -> FamilyView:
+    """The family of *checkpoint* (or the user's *choice*) as the txt2img card shows it."""
     from stablenew.backends.families import ModelFamily, detect_family, profile
 
     try:
@@ -35,7 +48,9 @@ def family_view(checkpoint: str, choice: str) -> tuple[str, dict[str, str]]:
     hidden = {path: why for name, why in prof.hidden.items() for path in _FIELD_PATHS.get(name, ())}
     if family is not ModelFamily.flux:
         hidden["txt2img.guidance"] = f"Guidance is for Flux models; {prof.label} uses CFG."
-    return prof.label, hidden
+    defaults = {f"txt2img.{name}": value for name, value in prof.defaults_for(checkpoint).items()
+                if name in _CARD_DEFAULTS}
+    return FamilyView(prof.label, hidden, defaults)
 
 
 def kind_choices() -> list[tuple[str, str]]:

@@ -6,7 +6,15 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, cast
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from stablenew.controller.field_spec import FieldSpec
 from stablenew.gui.cards.editors import FieldEditor
@@ -83,7 +91,18 @@ class PipelinePanel(QScrollArea):
         self.family_note.setObjectName("FamilyNote")
         self.family_note.setWordWrap(True)
         self.family_note.hide()
-        cast(QVBoxLayout, self.cards["txt2img"].holder.layout()).insertWidget(0, self.family_note)
+        self.family_defaults = QPushButton()
+        self.family_defaults.setObjectName("FamilyDefaults")
+        self.family_defaults.setToolTip("Set sampler, steps, CFG or guidance and size to what this "
+                                        "model family works best with")
+        self.family_defaults.clicked.connect(self._use_family_defaults)
+        self.family_defaults.hide()
+        self._family_values: dict[str, Any] = {}
+        note_row = QHBoxLayout()
+        note_row.setContentsMargins(0, 0, 0, 0)
+        note_row.addWidget(self.family_note, 1)
+        note_row.addWidget(self.family_defaults)
+        cast(QVBoxLayout, self.cards["txt2img"].holder.layout()).insertLayout(0, note_row)
         for path in ("txt2img.checkpoint", "txt2img.family"):
             if path in self.editors:
                 self.editors[path].changed.connect(self._family_changed)
@@ -121,7 +140,8 @@ class PipelinePanel(QScrollArea):
         choice = self.editors.get("txt2img.family")
         if checkpoint is None or choice is None:
             return
-        label, hidden = family_view(str(checkpoint.value() or ""), str(choice.value() or ""))
+        view = family_view(str(checkpoint.value() or ""), str(choice.value() or ""))
+        label, hidden = view.label, view.hidden
         labels = {lab.property("field_path"): lab for lab in self.findChildren(QLabel)
                   if lab.property("field_path")}
         for path in set(self._family_hidden) | set(hidden):
@@ -139,6 +159,19 @@ class PipelinePanel(QScrollArea):
         reasons = list(dict.fromkeys(why for path, why in hidden.items() if path != "txt2img.guidance"))
         self.family_note.setText(f"{label}: {' '.join(reasons)}" if reasons else "")
         self.family_note.setVisible(bool(reasons))
+        # Offered once a model or family is chosen, while the card differs from its defaults.
+        self._family_values = dict(view.defaults)
+        chosen = bool(checkpoint.value()) or choice.value() not in ("", "auto")
+        differs = any(path in self.editors and self.editors[path].value() != value
+                      for path, value in view.defaults.items())
+        self.family_defaults.setText(f"Use {label} defaults")
+        self.family_defaults.setVisible(chosen and differs)
+
+    def _use_family_defaults(self) -> None:
+        for path, value in self._family_values.items():
+            if path in self.editors:
+                self.editors[path].set_value(value)
+        self.family_defaults.hide()
 
     def _editor(self, spec: FieldSpec) -> FieldEditor:
         editor = FieldEditor(spec, picker=spec.path in self._pickers, parent=self)

@@ -39,6 +39,14 @@ def test_a_flux_model_hides_negative_prompt_and_cfg_and_says_why(qtbot, window_f
     note = panel.family_note.text()
     assert not panel.family_note.isHidden()
     assert note.startswith("Flux.1:") and "no negative prompt" in note and "Guidance instead of CFG" in note
+    # The family's defaults (plain data in resources/families/flux.yaml) are one click away.
+    button = panel.family_defaults
+    assert not button.isHidden() and button.text() == "Use Flux.1 defaults"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    values = panel.values()
+    assert (values["txt2img.sampler"], values["txt2img.scheduler"], values["txt2img.steps"]) == (
+        "Euler", "Simple", 20)
+    assert (values["txt2img.width"], values["txt2img.guidance"]) == (1024, 3.5) and button.isHidden()
     # The user's choice of family wins over the name.
     family = panel.editor("txt2img.family").widget
     family.setFocus()
