@@ -42,8 +42,6 @@ class ModelParts:
     vae: Link
     family: ModelFamily
     file: str
-    #: False when the family has no use for CLIP skip and a negative prompt is not used.
-    checkpoint_graph: bool = True
 
 
 def family_of(s: Sampling, name: str) -> ModelFamily:
@@ -107,7 +105,9 @@ def _load_parts(wf: Workflow, catalog: NodeCatalog, s: Sampling, name: str,
         # An all-in-one file (e.g. flux1-dev-fp8 from Comfy-Org, sd3.5_large): its own parts.
         ckpt = wf.insert(part("checkpoint"), checkpoint=found)
         model, vae = ckpt["model"], ckpt["vae"]
-        if family is ModelFamily.flux or _includes_encoders(found) or not _have_encoders(catalog, s, prof):
+        # Flux checkpoints carry their encoders; SD3.5's plain ones need them beside (Comfy-Org's
+        # *_fp8_scaled files include them), unless the user chose encoders to load.
+        if family is ModelFamily.flux or (_includes_encoders(found) and not any(s.text_encoders)):
             clip = ckpt["clip"]
     elif (found := match_file(name, _diffusion_models(catalog))) is not None:
         model = wf.insert(part("unet"), unet=found)["model"]
@@ -131,7 +131,7 @@ def _load_parts(wf: Workflow, catalog: NodeCatalog, s: Sampling, name: str,
     if family is ModelFamily.sd35:
         shift = float(prof.defaults_for(found).get("shift", 3.0))
         model = wf.insert(part("model_sampling_sd3"), {"model": model}, shift=shift)["model"]
-    return ModelParts(model, clip, vae, family, found, checkpoint_graph=False)
+    return ModelParts(model, clip, vae, family, found)
 
 
 def _includes_encoders(name: str) -> bool:
@@ -154,10 +154,6 @@ def _chosen_encoders(catalog: NodeCatalog, s: Sampling, prof: FamilyProfile) -> 
         else:
             out.append(pick_file(hint, installed))
     return out
-
-
-def _have_encoders(catalog: NodeCatalog, s: Sampling, prof: FamilyProfile) -> bool:
-    return all(_chosen_encoders(catalog, s, prof))
 
 
 def _encoders(wf: Workflow, catalog: NodeCatalog, s: Sampling, prof: FamilyProfile) -> Link:

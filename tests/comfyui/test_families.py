@@ -188,3 +188,20 @@ async def test_a_flux_job_without_its_vae_is_refused_before_sending(comfy, fake_
     with pytest.raises(MissingResource) as caught:
         await comfy.txt2img(Txt2ImgJob(sampling=flux(width=256, height=256), task_id="t-flux"))
     assert "VAE" in caught.value.message and fake_comfyui.received == []
+
+
+def test_an_sd35_checkpoint_without_its_encoders_inside_needs_them_beside_it():
+    s = Sampling(prompt="p", checkpoint="sd3.5_large.safetensors", sampler="Euler", scheduler="SGM Uniform")
+    node = dict(checkpoints=("sd3.5_large.safetensors", "sd3.5_large_fp8_scaled.safetensors"))
+    with pytest.raises(MissingResource) as caught:
+        only_clip_l = builder_for(**node, text_encoders=("clip_l.safetensors",))
+        only_clip_l.txt2img(Txt2ImgJob(sampling=s, task_id="t"))
+    assert "Text encoder 'CLIP-G (clip_g…)' is not installed" in caught.value.message
+    b = builder_for(**node)
+    g = b.txt2img(Txt2ImgJob(sampling=s, task_id="t")).to_api()
+    check_graph(g, b.catalog)
+    assert by_class(g, "TripleCLIPLoader") and by_class(g, "VAELoader") == []  # its own VAE
+    all_in_one = Sampling(prompt="p", checkpoint="sd3.5_large_fp8_scaled", sampler="Euler",
+                          scheduler="SGM Uniform")
+    g = builder_for(**node, text_encoders=()).txt2img(Txt2ImgJob(sampling=all_in_one, task_id="t")).to_api()
+    assert by_class(g, "TripleCLIPLoader") == [] and by_class(g, "ModelSamplingSD3")
