@@ -138,7 +138,7 @@ class Session(QObject):
         library = LibraryController(app=self.app, parent=self)
         library.set_current_config_provider(self.pipeline.current_config)
         library.config_applied.connect(self.pipeline.load_config)
-        library.pack_run_requested.connect(self.pipeline.run_plan)
+        library.pack_actions.pack_run_requested.connect(self.pipeline.run_plan)
         library.message_changed.connect(self.pipeline.message_changed)
         library.error_changed.connect(self._forward_error)
         return library
@@ -161,10 +161,10 @@ class Session(QObject):
         self.pipeline.set_plan_provider(adapter.plan_for_run)
         if self.library is not None:
             # A pack runs every prompt times the plan the randomizer panel has set up.
-            self.library.set_randomizer(lambda: adapter.spec if adapter.enabled else None,
-                                        lambda: adapter.wildcards_dir)
+            self.library.pack_actions.set_randomizer(
+                lambda: adapter.spec if adapter.enabled else None, lambda: adapter.wildcards_dir)
             # An applied profile biases every run's wildcards, not only pack runs.
-            self.library.bias_changed.connect(
+            self.library.preset_actions.bias_changed.connect(
                 lambda bias: adapter.set_wildcard_weights(
                     {name: dict(weights) for name, weights in bias.wildcard_weights.items()}))
         self.pipeline.run_finished.connect(lambda event: self._measured_speed(adapter, event))
@@ -180,7 +180,7 @@ class Session(QObject):
         if self.queue is not None:
             node = None if self.cluster_enabled else self.server.node_name  # None: every node
             seconds = self.queue.estimates.seconds_per_image(self.pipeline.current_config(), node)
-        adapter.set_seconds_per_image(seconds or event.seconds / event.images_saved)
+        adapter.pace.set_seconds_per_image(seconds or event.seconds / event.images_saved)
 
     def _nodes(self) -> Any:
         from stablenew.controller.nodes_controller import NodesController
@@ -205,7 +205,7 @@ class Session(QObject):
         learning = self.learning
         if learning is None:
             return "The learning room is still opening; try again in a moment."
-        if learning.start_learning_run(parameter, values, base=config):
+        if learning.runs.start_learning_run(parameter, values, base=config):
             return ""
         error = learning.error
         return error.message if error is not None else "The learning run could not start."
@@ -585,7 +585,7 @@ class Session(QObject):
         await self.prompts.aclose()
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
-            await self.learning.stop_learning_run()
+            await self.learning.runs.stop_learning_run()
         for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer, self.catalog):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)

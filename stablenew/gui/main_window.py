@@ -7,12 +7,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
-    QAbstractButton,
     QMainWindow,
-    QMessageBox,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -21,6 +19,7 @@ from PySide6.QtWidgets import (
 
 from stablenew.controller.cards import PICKERS, SECTIONS
 from stablenew.controller.window_state import WindowState
+from stablenew.gui.close_guard import CloseGuard
 from stablenew.gui.command_bar import CommandBar
 from stablenew.gui.gallery_panel import GalleryPanel
 from stablenew.gui.pipeline_panel import PipelinePanel
@@ -28,6 +27,7 @@ from stablenew.gui.prompt_assist import connect_prompt_assist
 from stablenew.gui.prompt_editor import PromptEditorOverlay
 from stablenew.gui.room_panels import PanelSlot, make_room_panel
 from stablenew.gui.run_status import RunStatusBar
+from stablenew.gui.screen_fit import fit_to_screen
 from stablenew.gui.viewer_panel import ViewerPanel
 from stablenew.gui.widgets.notice import NoticeBanner, NoticeStack
 
@@ -143,10 +143,8 @@ class MainWindow(QMainWindow):
         self._painted: asyncio.Future[None] | None = None
         self._start_pending = False
         self._dark: bool | None = None  # the palette applied; None before the first
-        #: The question asked when the window closes while queued work runs (open, not exec:
-        #: the event loop and the queue go on meanwhile); None when not asked.
-        self.close_question: QMessageBox | None = None
-        self._close_answer: str | None = None  # "finish" or "stop" once the user answered
+        #: Asks before the window closes while queued work runs, and carries out the answer.
+        self.closing = CloseGuard(self)
         self._restore_state()
         self.apply_theme()
 
@@ -251,7 +249,7 @@ class MainWindow(QMainWindow):
         queue.activity.changed.connect(self._queue_work)
         queue.activity.preview_changed.connect(self._queue_preview)
         self.commands.stop_job_requested.connect(self._stop_queued_job)
-        self.commands.pause_queue_requested.connect(queue.pause)
+        self.commands.pause_queue_requested.connect(queue.edits.pause)
         self._queue_count()
         self._queue_work(queue.activity.current)
 
@@ -550,107 +548,19 @@ class MainWindow(QMainWindow):
         state.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
-        if self.close_question is not None:
-            event.ignore()  # already asked: the question is still waiting for its answer
-            self.close_question.raise_()
-            return
-        if self._close_answer is None and self._queue_busy():
-            event.ignore()
-            self._ask_before_close()
+        if self.closing.holds(event):
             return
         self.save_state()
         event.accept()
         self.closed.emit()
 
-    def _queue_busy(self) -> bool:
-        """Closing now would interrupt work of the queue at a server (not when it is paused:
-        then nothing new starts, and what is at the server goes back to wait for Resume)."""
-        queue = self.session.queue if self.session is not None else None
-        return queue is not None and queue.running and not queue.paused and queue.count > 0
-
-    def _ask_before_close(self) -> None:
-        count = self.session.queue.count
-        box = QMessageBox(self)
-        box.setObjectName("CloseQuestion")
-        box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle("Images are still being made")
-        box.setText(f"{count} image{'s' if count != 1 else ''} of the queue "
-                    f"{'are' if count != 1 else 'is'} still waiting or being made.")
-        box.setInformativeText(
-            "Finish in the background: the window closes now, StableNew goes on making them "
-            "and quits when the queue is empty.\n\n"
-            "Stop and resume next time: the server is interrupted now; the queue goes on where "
-            "it stopped when you open StableNew again.")
-        finish = box.addButton("Finish in the background", QMessageBox.ButtonRole.AcceptRole)
-        finish.setObjectName("FinishInBackground")
-        stop = box.addButton("Stop and resume next time", QMessageBox.ButtonRole.DestructiveRole)
-        stop.setObjectName("StopAndResume")
-        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-        cancel.setObjectName("CancelClose")
-        box.setDefaultButton(finish)
-        box.setEscapeButton(cancel)
-        answers = {finish: "finish", stop: "stop"}
-        box.buttonClicked.connect(lambda button: self._close_answered(answers.get(button)))
-        box.finished.connect(box.deleteLater)
-        self.close_question = box
-        box.open()
-
-    def close_question_button(self, answer: str) -> QAbstractButton | None:
-        """The question's button for *answer* ("finish", "stop", "cancel"), for tests and tools."""
-        box = self.close_question
-        name = {"finish": "FinishInBackground", "stop": "StopAndResume",
-                "cancel": "CancelClose"}[answer]
-        return box.findChild(QAbstractButton, name) if box is not None else None
-
-    def _close_answered(self, answer: str | None) -> None:
-        self.close_question = None
-        if answer is None:
-            return  # Cancel: the window stays, the queue goes on
-        self._close_answer = answer
-        if answer == "stop":
-            # The ordinary close: the queue's runner gives what is at the server back to the
-            # queue, and the next start resumes it.
-            QTimer.singleShot(0, self, self.close)
-            return
-        log.info("window closed; the queue finishes in the background (%d image(s) left)",
-                 self.session.queue.count)
-        self.save_state()
-        self.hide()
-        queue = self.session.queue
-        queue.count_changed.connect(self._finished_in_background)
-        queue.running_changed.connect(self._finished_in_background)
-        self._finished_in_background()
-
-    def _finished_in_background(self, *_args) -> None:
-        """The window is hidden and the queue worked on: the app ends once nothing is left (or
-        nothing works on it any more)."""
-        queue = self.session.queue
-        if self._close_answer == "finish" and (queue.count == 0 or not queue.running):
-            self._close_answer = "finished"
-            log.info("the queue is empty: StableNew quits")
-            self.closed.emit()
-
     async def shutdown(self) -> None:
         if self.session is not None:
-            await self.session.aclose(keep_queued=self._close_answer == "stop")
+            await self.session.aclose(keep_queued=self.closing.answer == "stop")
 
 
 def _first_sentence(text: str) -> str:
     return text.split(". ", 1)[0].strip().rstrip(".")
-
-
-def fit_to_screen(window: QRect, minimum: QSize, area: QRect) -> QRect | None:
-    """Where a window of *window*'s geometry goes so it is whole on a screen's *area* (a first
-    launch on a laptop, or a window saved on a larger monitor); None when it already fits, or
-    when the screen cannot even hold the window's minimum size (the minimum wins there)."""
-    if minimum.width() > area.width() or minimum.height() > area.height():
-        return None
-    if area.contains(window):
-        return None
-    width, height = min(window.width(), area.width()), min(window.height(), area.height())
-    x = min(max(window.x(), area.x()), area.x() + area.width() - width)
-    y = min(max(window.y(), area.y()), area.y() + area.height() - height)
-    return QRect(x, y, width, height)
 
 
 def _dropped_image(mime) -> Path | None:

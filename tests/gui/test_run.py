@@ -343,7 +343,7 @@ def test_a_run_goes_before_a_queued_batch_and_a_pause_does_not_hold_it(qtbot, wi
          "txt2img.batch_count": 3, "txt2img.width": 128, "txt2img.height": 128})
     queue.add_config(batch_config, name="batch")  # queued: nothing works through it yet
     qtbot.waitUntil(lambda: queue.count == 3, timeout=5000)
-    queue.pause()
+    queue.edits.pause()
     qtbot.waitUntil(lambda: queue.paused, timeout=5000)
     _fill(window, **{"txt2img.prompt": "me first", "txt2img.steps": 4, "txt2img.width": 128,
                      "txt2img.height": 128})
@@ -352,7 +352,7 @@ def test_a_run_goes_before_a_queued_batch_and_a_pause_does_not_hold_it(qtbot, wi
     assert session.pipeline.error is None, session.pipeline.error
     assert session.pipeline.progress.images_saved == 1
     assert fake_sdwebui_thread.images_generated == 1, "the paused batch waited"
-    queue.resume()
+    queue.edits.resume()
     qtbot.waitUntil(lambda: queue.count == 0, timeout=15000)
     with _queue_store() as store:
         jobs = {j.name: j for j in store.list_jobs()}

@@ -141,8 +141,8 @@ class Journey:
             return
         with self.qtbot.waitSignal(window.closed, timeout=120000 if answer == "finish" else 5000):
             window.close()
-            if window.close_question is not None:
-                self.qtbot.mouseClick(window.close_question_button(answer),
+            if window.closing.question is not None:
+                self.qtbot.mouseClick(window.closing.button(answer),
                                       Qt.MouseButton.LeftButton)
         shutdown_window(window)
 

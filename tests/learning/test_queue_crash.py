@@ -80,9 +80,9 @@ def test_sigkill_mid_learning_run_then_the_queue_finishes_it(isolated_home, qtbo
 
     learning = LearningController(paths.database_file, mode="passive", remember_mode=False)
     shown = []
-    learning.run_changed.connect(shown.append)
+    learning.runs.run_changed.connect(shown.append)
     try:
-        learning.open_run(run_id)
+        learning.runs.open_run(run_id)
         qtbot.waitUntil(lambda: bool(shown), timeout=10000)
         result = shown[-1]
         assert result.state is RunState.completed, result.message
