@@ -82,6 +82,9 @@ class GalleryController(QObject):
         from stablenew.controller.gallery_actions import GalleryActions
 
         self.actions: GalleryActions = GalleryActions(self, self._outputs)
+        from stablenew.controller.gallery_watch import GalleryWatch
+
+        self.watch = GalleryWatch(self, self._outputs)
 
     # --- list ---------------------------------------------------------------------------------
 
@@ -215,6 +218,7 @@ class GalleryController(QObject):
             return found[size:], self._with_facts(items_with_ratings(found[:size], ratings))
 
         later, items = await asyncio.to_thread(scan)
+        self.watch.watch(root)
         if scan_number != self._scans:
             return  # a newer scan is on its way
         # Images saved while scanning stay in front.
@@ -441,7 +445,12 @@ class GalleryController(QObject):
     def report(self, info: ErrorInfo) -> None:
         self.error_changed.emit(info)
 
+    @property
+    def output_dir(self) -> Path:
+        return Path(self._output_dir())
+
     async def aclose(self) -> None:
+        await self.watch.aclose()
         await self.actions.aclose()
         await self.tasks.aclose()
         close_outputs = getattr(self._outputs, "close", None)

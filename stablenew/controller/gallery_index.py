@@ -87,6 +87,18 @@ class IndexedOutputs:
                 index.scan(root)
         return search(index, query, offset=offset, limit=limit), count(index, query)
 
+    def scan_folders(self, folders: list[str]) -> bool:
+        """Bring the given folders (each alone, not what is under it) up to date; True when
+        an image was added, changed or removed (worker thread)."""
+        index = self._open()
+        changed = False
+        with self._scan_lock:
+            for folder in folders:
+                if os.path.isdir(folder):
+                    result = index.scan(folder, shallow=True)
+                    changed |= bool(result.read or result.removed or result.moved)
+        return changed
+
     def facts(self, paths: list[str]) -> dict[str, tuple[str, str]]:
         """Model and prompt of each indexed image among *paths* (for the hover tooltip)."""
         found: dict[str, tuple[str, str]] = {}

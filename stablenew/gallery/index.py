@@ -299,24 +299,25 @@ class GalleryIndex:
 
     def scan(self, folder: str | os.PathLike[str], *,
              progress: Callable[[ScanProgress], None] | None = None,
-             cancel: threading.Event | None = None) -> ScanProgress:
+             cancel: threading.Event | None = None, shallow: bool = False) -> ScanProgress:
         """Bring the index of *folder* up to date with the disk; returns what happened.
 
         New and changed images are read, unchanged ones only stat'ed; images gone from the
         folder are dropped (a cancelled scan drops nothing: it did not see everything).
+        *shallow* scans the folder's own files only (a folder the watch saw change).
         """
-        root = self.add_root(folder)
+        root = os.path.abspath(os.fspath(folder)) if shallow else self.add_root(folder)
         state = ScanProgress()
         with self._lock:
             known = {r[0]: (r[1], r[2]) for r in self._db.execute(
                 "SELECT path, size, mtime_ns FROM gallery_images WHERE path > ? AND path < ?",
-                path_range(root))}
+                path_range(root)) if not shallow or os.path.dirname(r[0]) == root}
             self._db.execute("DELETE FROM gallery_problems WHERE path = ? OR (path > ? AND path < ?)",
                              (root, *path_range(root)))
         seen: set[str] = set()
         batch: list[tuple[str, os.stat_result, ImageFacts | None, str]] = []
         last_report = 0.0
-        for item in walk(root, state.problems):
+        for item in walk(root, state.problems, shallow=shallow):
             if cancel is not None and cancel.is_set():
                 state.cancelled = True
                 break

@@ -40,7 +40,8 @@ def statements(script: str, split_triggers: bool = False) -> list[str]:
     return parts
 
 
-def walk(root: str, problems: list[Problem]) -> Iterator[tuple[str, os.stat_result] | Problem]:
+def walk(root: str, problems: list[Problem], *, shallow: bool = False
+         ) -> Iterator[tuple[str, os.stat_result] | Problem]:
     """Image files under *root* with their stat, depth first; folders that cannot be read,
     symlink loops and broken links go to *problems*. Thumbnail folders are not images."""
     visited: set[tuple[int, int]] = set()
@@ -79,4 +80,5 @@ def walk(root: str, problems: list[Problem]) -> Iterator[tuple[str, os.stat_resu
                 continue
             if stat.S_ISREG(info.st_mode):
                 yield entry.path, info
-        stack.extend(reversed(subfolders))
+        if not shallow:
+            stack.extend(reversed(subfolders))

@@ -12,8 +12,8 @@ import pytest
 
 from stablenew.gallery.index import GalleryIndex
 from stablenew.gallery.metadata import MAX_TEXT
-from stablenew.gallery.sidecar import Marks
 from stablenew.gallery.query import GalleryQuery, count, search
+from stablenew.gallery.sidecar import Marks
 from stablenew.gallery.worker import IndexWorker
 from stablenew.learning.records import LearningRecord
 from stablenew.learning.store import LearningStore
