@@ -1,0 +1,168 @@
+"""Acting on several images at once through the real widgets: rate, tag, trash (the system
+trash, never a hard delete), move, copy, export a ZIP with metadata; the compare view's pick; and
+the folder watch noticing images another program added."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from tests.gui.test_gallery_find import _names, _open_gallery
+
+
+def _select(qtbot, panel, *rows):
+    view = panel.view
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=view.visualRect(panel.model.index(rows[0])).center())
+    for row in rows[1:]:
+        qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                         Qt.KeyboardModifier.ControlModifier,
+                         pos=view.visualRect(panel.model.index(row)).center())
+
+
+@pytest.fixture
+def trash_home(tmp_path, monkeypatch):
+    """The freedesktop trash under tmp_path (never the real user's)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    import importlib
+
+    import send2trash.plat_other as plat
+
+    importlib.reload(plat)
+    return tmp_path / "xdg" / "Trash"
+
+
+def test_rate_and_tag_many_then_trash_them(qtbot, window_for, dead_url, trash_home):
+    window, gallery, panel, paths = _open_gallery(qtbot, window_for, dead_url, rooms=True)
+    _select(qtbot, panel, 0, 1)
+    chosen = [paths["robot.png"], paths["lake.png"]]
+    assert panel.selected_keys() == chosen
+    qtbot.keyClick(panel.view, "4")
+    qtbot.keyClicks(panel.actions.tag, "keeper")
+    qtbot.keyClick(panel.actions.tag, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: all(gallery.rating_of(k) == (4, ("keeper",)) for k in chosen),
+                    timeout=5000)
+    assert [gallery.item(k).rating for k in chosen] == [4, 4]
+    assert gallery.item(paths["owl.png"]).rating is None
+    # each rated image carries its marks in a sidecar, for a database lost
+    from stablenew.gallery.sidecar import read_marks
+
+    qtbot.waitUntil(lambda: all(read_marks(k).rating == 4 for k in chosen), timeout=5000)
+    assert read_marks(chosen[0]).tags == ("keeper",)
+
+    qtbot.mouseClick(panel.actions.trash, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.message.text() == "Moved to the trash: 2 images.", timeout=10000)
+    assert not any(Path(k).exists() for k in chosen)
+    trashed = sorted(p.name for p in (trash_home / "files").iterdir())
+    assert "robot.png" in trashed and "lake.png" in trashed, "in the trash, where they can be restored"
+    assert sorted(_names(gallery)) == ["castle.png", "owl.png"]
+
+
+def test_move_copy_and_export(qtbot, window_for, dead_url, tmp_path):
+    window, gallery, panel, paths = _open_gallery(qtbot, window_for, dead_url)
+    _select(qtbot, panel, 2, 3)  # owl, castle
+    chosen = panel.selected_keys()
+    assert [Path(k).name for k in chosen] == ["owl.png", "castle.png"]
+    copies = tmp_path / "copies"
+    qtbot.mouseClick(panel.actions.copy, Qt.MouseButton.LeftButton)
+    dialog = panel.actions.dialog
+    assert dialog is not None and dialog.isVisible()
+    copies.mkdir()
+    dialog.selectFile(str(copies))
+    dialog.accept()
+    qtbot.waitUntil(lambda: panel.message.text() == "Copied 2 images.", timeout=10000)
+    assert sorted(p.name for p in copies.iterdir()) == ["castle.png", "owl.png"]
+    assert all(Path(k).exists() for k in chosen)
+
+    archive = tmp_path / "picked.zip"
+    _select(qtbot, panel, *[n for n, i in enumerate(gallery.items) if i.key in chosen])
+    qtbot.mouseClick(panel.actions.export, Qt.MouseButton.LeftButton)
+    panel.actions.dialog.selectFile(str(archive))
+    panel.actions.dialog.accept()
+    qtbot.waitUntil(lambda: archive.exists(), timeout=10000)
+    with zipfile.ZipFile(archive) as z:
+        assert sorted(z.namelist()) == ["castle.png", "metadata.json", "owl.png"]
+        meta = {m["file"]: m for m in json.loads(z.read("metadata.json"))}
+    assert meta["owl.png"]["seed"] == 22 and meta["owl.png"]["model"] == "dreamshaper_8"
+    assert meta["castle.png"]["prompt"] == "a castle in the fog"
+
+    moved = tmp_path / "moved"
+    _select(qtbot, panel, *[n for n, i in enumerate(gallery.items) if i.key in chosen])
+    qtbot.mouseClick(panel.actions.move, Qt.MouseButton.LeftButton)
+    moved.mkdir()
+    panel.actions.dialog.selectFile(str(moved))
+    panel.actions.dialog.accept()
+    qtbot.waitUntil(lambda: panel.message.text() == "Moved 2 images.", timeout=10000)
+    assert sorted(p.name for p in moved.iterdir()) == ["castle.png", "owl.png"]
+    assert not any(Path(k).exists() for k in chosen)
+    qtbot.waitUntil(lambda: sorted(_names(gallery)) == ["lake.png", "robot.png"], timeout=10000)
+
+
+class Choices:
+    """The learning store's pairwise-choice book as the gallery sees it (a list here)."""
+
+    def __init__(self):
+        self.picked = []
+
+    def record_choice(self, winner, loser):
+        self.picked.append((winner, loser))
+
+
+def test_compare_two_with_zoom_and_pan_together_and_pick_with_the_arrow_keys(
+        qtbot, window_for, dead_url):
+    window, gallery, panel, paths = _open_gallery(qtbot, window_for, dead_url)
+    book = Choices()
+    gallery.actions.choice_book = book
+    _select(qtbot, panel, 0, 1)
+    qtbot.mouseClick(panel.actions.compare, Qt.MouseButton.LeftButton)
+    dialog = panel.compare
+    assert dialog is not None
+    qtbot.waitUntil(dialog.isVisible, timeout=5000)
+    left, right = dialog.views
+    qtbot.waitUntil(lambda: not left.image.isNull() and not right.image.isNull(), timeout=5000)
+    # zoom the left: the right follows; pan the right: the left follows
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QWheelEvent
+
+    wheel = QWheelEvent(QPointF(50, 50), QPointF(left.mapToGlobal(QPoint(50, 50))), QPoint(0, 0),
+                        QPoint(0, 240), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.sendEvent(left, wheel)
+    assert left.zoom > 1 and right.zoom == left.zoom
+    centre = right.rect().center()
+    qtbot.mousePress(right, Qt.MouseButton.LeftButton, pos=centre)
+    qtbot.mouseMove(right, centre + QPoint(40, 0))
+    qtbot.mouseRelease(right, Qt.MouseButton.LeftButton, pos=centre + QPoint(40, 0))
+    assert right.center.x() < 0.5 and left.center.x() == right.center.x()
+    qtbot.keyClick(dialog, Qt.Key.Key_Right)  # the right one is better
+    qtbot.waitUntil(lambda: book.picked == [(paths["lake.png"], paths["robot.png"])], timeout=5000)
+    assert not dialog.isVisible()
+
+
+def test_a_pick_without_the_learning_room_says_so(qtbot, window_for, dead_url):
+    window, gallery, panel, paths = _open_gallery(qtbot, window_for, dead_url)
+    gallery.actions.choice_book = None
+    _select(qtbot, panel, 0, 1)
+    qtbot.mouseClick(panel.actions.compare, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(gallery.error_changed, timeout=5000) as said:
+        qtbot.keyClick(panel.compare, Qt.Key.Key_Left)
+    assert "learning" in said.args[0].message
+
+
+def test_the_folder_watch_lists_an_image_another_program_added(qtbot, window_for, dead_url):
+    from tests.gallery.factory import a1111_text, png
+
+    window, gallery, panel, paths = _open_gallery(qtbot, window_for, dead_url)
+    qtbot.waitUntil(lambda: len(gallery.watch._watcher.directories()) >= 3, timeout=5000)
+    png(Path(paths["owl.png"]).parent / "new.png", {"parameters": a1111_text("a new fox")})
+    qtbot.waitUntil(lambda: "new.png" in _names(gallery), timeout=15000)
+    gone = Path(paths["castle.png"])
+    gone.unlink()
+    qtbot.waitUntil(lambda: "castle.png" not in _names(gallery), timeout=15000)
