@@ -127,8 +127,10 @@ class GalleryController(QObject):
                 if not value:
                     continue
                 try:
-                    write = self._ratings.rate if field_name == "stars" else self._ratings.set_tags
-                    await _settled(write(path, value if field_name == "stars" else tuple(value)))
+                    if field_name == "stars":
+                        await _settled(self._ratings.rate(path, value))
+                    else:
+                        await _settled(self._ratings.set_tags(path, tuple(value)))
                 except Exception as exc:  # noqa: BLE001 - an old rating the store refuses is kept in the file, logged
                     log.info("old rating %s of %s not taken: %s", field_name, path, exc)
                     refused.setdefault(path, {})[field_name] = value

@@ -203,6 +203,11 @@ def _from_invoke(facts: ImageFacts, data: Any) -> None:
 _COMFY_SAMPLERS = ("KSampler", "KSamplerAdvanced", "SamplerCustom")
 
 
+def _inputs(node: dict[str, Any]) -> dict[str, Any]:
+    found = node.get("inputs")
+    return found if isinstance(found, dict) else {}
+
+
 def _from_comfy(facts: ImageFacts, graph: Any) -> None:
     """ComfyUI's API graph: the first sampler's settings and the text its conditionings trace to."""
     if not isinstance(graph, dict):
@@ -210,7 +215,7 @@ def _from_comfy(facts: ImageFacts, graph: Any) -> None:
     nodes = {k: v for k, v in graph.items() if isinstance(v, dict)}
     loras = []
     for node in nodes.values():
-        inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+        inputs = _inputs(node)
         kind = _str(node.get("class_type"))
         if kind.startswith("CheckpointLoader") and not facts.model:
             facts.model = model_name(_str(inputs.get("ckpt_name"))) or ""
@@ -220,7 +225,7 @@ def _from_comfy(facts: ImageFacts, graph: Any) -> None:
     for node in nodes.values():
         if _str(node.get("class_type")) not in _COMFY_SAMPLERS:
             continue
-        inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+        inputs = _inputs(node)
         facts.seed = _int(inputs.get("seed", inputs.get("noise_seed")))
         facts.steps = _int(inputs.get("steps"))
         facts.cfg = _float(inputs.get("cfg"))
@@ -238,7 +243,7 @@ def _comfy_text(nodes: dict[str, Any], link: Any, depth: int = 0) -> str:
     node = nodes.get(str(link[0]))
     if not isinstance(node, dict):
         return ""
-    inputs = node.get("inputs") if isinstance(node.get("inputs"), dict) else {}
+    inputs = _inputs(node)
     for key in ("text", "text_g", "prompt"):
         if isinstance(inputs.get(key), str):
             return inputs[key]

@@ -66,18 +66,20 @@ class GalleryModel(QAbstractListModel):
         pixmap.fill(QColor(128, 128, 128, 40))
         return QIcon(pixmap)
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()  # noqa: N802, B008
+                 ) -> int:
         return 0 if parent.isValid() else self._rows
 
-    def canFetchMore(self, parent: QModelIndex) -> bool:  # noqa: N802
+    def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
         return not parent.isValid() and self.controller is not None and self.controller.has_more
 
-    def fetchMore(self, parent: QModelIndex) -> None:  # noqa: N802
+    def fetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
         # Qt asks when the view shows its last row; the rows arrive later, from a worker.
         if not parent.isValid() and self.controller is not None:
             self.controller.load_more()
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or self.controller is None or index.row() >= len(self.controller.items):
             return None
         item = self.controller.items[index.row()]
@@ -226,9 +228,9 @@ class GalleryPanel(QWidget):
         self.title = QLabel("Gallery")
         self.title.setObjectName("PanelTitle")
         self.filters = GalleryFilterBar()
-        self.actions = GalleryActionsBar(self.selected_keys)
-        self.view.selectionModel().selectionChanged.connect(self.actions.selection_changed)
-        self.model.modelReset.connect(self.actions.selection_changed)
+        self.batch = GalleryActionsBar(self.selected_keys)
+        self.view.selectionModel().selectionChanged.connect(self.batch.selection_changed)
+        self.model.modelReset.connect(self.batch.selection_changed)
         self.message = QLabel("")
         self.message.setObjectName("MutedLabel")
         self.message.setWordWrap(True)
@@ -240,7 +242,7 @@ class GalleryPanel(QWidget):
         self.filters.title_row.insertWidget(0, self.title, 1)
         layout.addWidget(self.filters)
         layout.addWidget(self.view, 1)
-        layout.addWidget(self.actions)
+        layout.addWidget(self.batch)
         layout.addWidget(self.message)
         # A refresh of the list keeps the selected image and the place scrolled to.
         self._current_key: str | None = None
@@ -263,8 +265,8 @@ class GalleryPanel(QWidget):
         controller.items_appended.connect(self._update_title)
         self.model.bind(controller)
         self.filters.query_changed.connect(controller.set_query)
-        self.actions.bind(controller)
-        self.actions.compare_requested.connect(self.open_compare)
+        self.batch.bind(controller)
+        self.batch.compare_requested.connect(self.open_compare)
         controller.actions.message_changed.connect(self._say)
         controller.actions.collections_changed.connect(self.filters.set_collections)
         controller.actions.choices_changed.connect(self.filters.set_choices)

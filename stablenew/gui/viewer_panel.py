@@ -62,6 +62,9 @@ class DetailSidebar(QFrame):
         self.params = QPlainTextEdit()
         self.params.setObjectName("ParamsText")
         self.params.setReadOnly(True)
+        self._prompt = ""
+        self._seed = ""
+        self._all = ""  # every parameter, as the image carries them
         self.copy_prompt = QPushButton("Copy prompt")
         self.copy_seed = QPushButton("Copy seed")
         self.copy_all = QPushButton("Copy all")
@@ -98,9 +101,6 @@ class DetailSidebar(QFrame):
         params_title.setObjectName("SectionTitle")
         layout.addWidget(params_title)
         layout.addWidget(self.params, 1)
-        self._prompt = ""
-        self._seed = ""
-        self._all = ""
 
     def bind(self, gallery: Any) -> None:
         self.gallery = gallery

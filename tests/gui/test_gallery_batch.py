@@ -43,8 +43,8 @@ def test_rate_and_tag_many_then_trash_them(qtbot, window_for, dead_url, trash_ho
     chosen = [paths["robot.png"], paths["lake.png"]]
     assert panel.selected_keys() == chosen
     qtbot.keyClick(panel.view, "4")
-    qtbot.keyClicks(panel.actions.tag, "keeper")
-    qtbot.keyClick(panel.actions.tag, Qt.Key.Key_Return)
+    qtbot.keyClicks(panel.batch.tag_edit, "keeper")
+    qtbot.keyClick(panel.batch.tag_edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: all(gallery.rating_of(k) == (4, ("keeper",)) for k in chosen),
                     timeout=5000)
     assert [gallery.item(k).rating for k in chosen] == [4, 4]
@@ -55,7 +55,7 @@ def test_rate_and_tag_many_then_trash_them(qtbot, window_for, dead_url, trash_ho
     qtbot.waitUntil(lambda: all(read_marks(k).rating == 4 for k in chosen), timeout=5000)
     assert read_marks(chosen[0]).tags == ("keeper",)
 
-    qtbot.mouseClick(panel.actions.trash, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.batch.trash_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.message.text() == "Moved to the trash: 2 images.", timeout=10000)
     assert not any(Path(k).exists() for k in chosen)
     trashed = sorted(p.name for p in (trash_home / "files").iterdir())
@@ -69,8 +69,8 @@ def test_move_copy_and_export(qtbot, window_for, dead_url, tmp_path):
     chosen = panel.selected_keys()
     assert [Path(k).name for k in chosen] == ["owl.png", "castle.png"]
     copies = tmp_path / "copies"
-    qtbot.mouseClick(panel.actions.copy, Qt.MouseButton.LeftButton)
-    dialog = panel.actions.dialog
+    qtbot.mouseClick(panel.batch.copy_button, Qt.MouseButton.LeftButton)
+    dialog = panel.batch.dialog
     assert dialog is not None and dialog.isVisible()
     copies.mkdir()
     dialog.selectFile(str(copies))
@@ -81,9 +81,9 @@ def test_move_copy_and_export(qtbot, window_for, dead_url, tmp_path):
 
     archive = tmp_path / "picked.zip"
     _select(qtbot, panel, *[n for n, i in enumerate(gallery.items) if i.key in chosen])
-    qtbot.mouseClick(panel.actions.export, Qt.MouseButton.LeftButton)
-    panel.actions.dialog.selectFile(str(archive))
-    panel.actions.dialog.accept()
+    qtbot.mouseClick(panel.batch.export_button, Qt.MouseButton.LeftButton)
+    panel.batch.dialog.selectFile(str(archive))
+    panel.batch.dialog.accept()
     qtbot.waitUntil(lambda: archive.exists(), timeout=10000)
     with zipfile.ZipFile(archive) as z:
         assert sorted(z.namelist()) == ["castle.png", "metadata.json", "owl.png"]
@@ -93,10 +93,10 @@ def test_move_copy_and_export(qtbot, window_for, dead_url, tmp_path):
 
     moved = tmp_path / "moved"
     _select(qtbot, panel, *[n for n, i in enumerate(gallery.items) if i.key in chosen])
-    qtbot.mouseClick(panel.actions.move, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.batch.move_button, Qt.MouseButton.LeftButton)
     moved.mkdir()
-    panel.actions.dialog.selectFile(str(moved))
-    panel.actions.dialog.accept()
+    panel.batch.dialog.selectFile(str(moved))
+    panel.batch.dialog.accept()
     qtbot.waitUntil(lambda: panel.message.text() == "Moved 2 images.", timeout=10000)
     assert sorted(p.name for p in moved.iterdir()) == ["castle.png", "owl.png"]
     assert not any(Path(k).exists() for k in chosen)
@@ -119,7 +119,7 @@ def test_compare_two_with_zoom_and_pan_together_and_pick_with_the_arrow_keys(
     book = Choices()
     gallery.actions.choice_book = book
     _select(qtbot, panel, 0, 1)
-    qtbot.mouseClick(panel.actions.compare, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.batch.compare_button, Qt.MouseButton.LeftButton)
     dialog = panel.compare
     assert dialog is not None
     qtbot.waitUntil(dialog.isVisible, timeout=5000)
@@ -150,7 +150,7 @@ def test_a_pick_without_the_learning_room_says_so(qtbot, window_for, dead_url):
     window, gallery, panel, paths = _open_gallery(qtbot, window_for, dead_url)
     gallery.actions.choice_book = None
     _select(qtbot, panel, 0, 1)
-    qtbot.mouseClick(panel.actions.compare, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.batch.compare_button, Qt.MouseButton.LeftButton)
     with qtbot.waitSignal(gallery.error_changed, timeout=5000) as said:
         qtbot.keyClick(panel.compare, Qt.Key.Key_Left)
     assert "learning" in said.args[0].message

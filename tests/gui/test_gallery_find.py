@@ -169,7 +169,7 @@ def test_rating_filter_and_sort_follow_the_stars_given(qtbot, window_for, dead_u
 
 def test_collections_and_multi_select(qtbot, window_for, dead_url):
     window, gallery, panel, paths = _open_gallery(qtbot, window_for, dead_url)
-    view, actions = panel.view, panel.actions
+    view, actions = panel.view, panel.batch
     assert view.selectionMode() == QAbstractItemView.SelectionMode.ExtendedSelection
     assert not actions.isVisible()
     first = view.visualRect(panel.model.index(0)).center()
@@ -178,9 +178,9 @@ def test_collections_and_multi_select(qtbot, window_for, dead_url):
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
                      Qt.KeyboardModifier.ControlModifier, pos=third)
     assert panel.selected_keys() == [paths["robot.png"], paths["owl.png"]]
-    assert actions.isVisible() and actions.count.text() == "2 selected"
+    assert actions.isVisible() and actions.count_label.text() == "2 selected"
     qtbot.keyClicks(actions.collection.lineEdit(), "Keepers")
-    qtbot.mouseClick(actions.collect, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(actions.collect_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.message.text() == "Added 2 images to “Keepers”.", timeout=5000)
     bar = panel.filters
     qtbot.waitUntil(lambda: bar.collection.findData("Keepers") >= 0, timeout=5000)

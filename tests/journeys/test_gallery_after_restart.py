@@ -27,10 +27,10 @@ def test_collections_ratings_and_sidecars_after_a_restart(qtbot, journey, fake_p
     keys = [i.key for i in gallery.items]
     _select(qtbot, panel, 1, 2)
     qtbot.keyClick(panel.view, Qt.Key.Key_5)
-    qtbot.keyClicks(panel.actions.tag, "keeper")
-    qtbot.keyClick(panel.actions.tag, Qt.Key.Key_Return)
-    qtbot.keyClicks(panel.actions.collection.lineEdit(), "Best of")
-    qtbot.mouseClick(panel.actions.collect, Qt.MouseButton.LeftButton)
+    qtbot.keyClicks(panel.batch.tag_edit, "keeper")
+    qtbot.keyClick(panel.batch.tag_edit, Qt.Key.Key_Return)
+    qtbot.keyClicks(panel.batch.collection.lineEdit(), "Best of")
+    qtbot.mouseClick(panel.batch.collect_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.message.text() == "Added 2 images to “Best of”.", timeout=10000)
     learning = window.session.learning
     qtbot.waitUntil(lambda: all(learning.read_rating(k) == (5, ("keeper",)) for k in keys[1:]),
