@@ -166,3 +166,28 @@ def test_the_folder_watch_lists_an_image_another_program_added(qtbot, window_for
     gone = Path(paths["castle.png"])
     gone.unlink()
     qtbot.waitUntil(lambda: "castle.png" not in _names(gallery), timeout=15000)
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [{"step_ms": 5.0}], indirect=True)
+def test_queue_again_makes_each_selected_image_again_with_its_own_seed(
+        qtbot, window_for, fake_sdwebui_thread):
+    window = window_for(fake_sdwebui_thread.url)
+    from tests.gui.test_gallery_find import _outputs
+
+    paths = _outputs(window.session.app.output_dir)
+    gallery, panel = window.session.gallery, window.gallery_panel
+    gallery.refresh()
+    qtbot.waitUntil(lambda: len(gallery.items) == 4, timeout=20000)
+    _select(qtbot, panel, 1, 2)  # lake (seed 33), owl (seed 22)
+    assert sorted(panel.selected_keys()) == sorted([paths["lake.png"], paths["owl.png"]])
+    qtbot.mouseClick(panel.batch.queue_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.message.text() == "Queued 2 images again.", timeout=10000)
+
+    def seeds():
+        return sorted(r.payload.get("seed") for r in fake_sdwebui_thread.requests
+                      if r.path.endswith("/txt2img"))
+
+    qtbot.waitUntil(lambda: seeds() == [22, 33], timeout=30000)
+    prompts = {r.payload.get("prompt") for r in fake_sdwebui_thread.requests
+               if r.path.endswith("/txt2img")}
+    assert "an owl at night, cyberpunk city" in prompts
