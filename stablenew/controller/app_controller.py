@@ -63,6 +63,13 @@ class AppController(QObject):
     def settings_fields(self) -> dict[str, FieldSpec]:
         return {spec.name: spec for spec in field_specs(AppSettings, exclude=("version",))}
 
+    def settings_values(self) -> dict[str, Any]:
+        """The settings as the dialog edits them: plain values, secrets as the user typed them
+        (a JSON dump masks them as stars, which saved back would replace the real key)."""
+        values = self._settings.model_dump(mode="json")
+        values["llm_api_key"] = self._settings.llm_api_key.get_secret_value()
+        return values
+
     def validate_settings(self, values: dict[str, Any]) -> tuple[AppSettings | None, str]:
         """Check values from the dialog; returns (settings, "") or (None, plain reason)."""
         from pydantic import ValidationError

@@ -31,6 +31,11 @@ log = logging.getLogger("stablenew.controller")
 #: How long a watched folder must stay quiet before it is read again (a copy of 50 LoRAs
 #: fires hundreds of change events).
 QUIET_MS = 2000
+#: "Try this LoRA": a learning run over these weights, rated like any other.
+TRY_WEIGHTS = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+#: Starts a learning run on (config, parameter key, values); returns "" or why it did not start.
+LearningRunStarter = Callable[[Any, str, list[float]], str]
 
 
 class CatalogController(QObject):
@@ -41,6 +46,7 @@ class CatalogController(QObject):
     busy_changed = Signal(bool)
     error_changed = Signal(object)  # ErrorInfo | None
     message_changed = Signal(str)
+    learning_run_started = Signal(str)  # the LoRA's display name: "Try this LoRA" is running
     #: From the scan's and the hash worker's threads; queued to the Qt thread.
     _progress = Signal(int, int)
     _hashed = Signal()
@@ -62,6 +68,7 @@ class CatalogController(QObject):
         self._reading = False
         self._get_config: Callable[[], Any] | None = None
         self._load_config: Callable[[Any], None] | None = None
+        self._start_learning_run: LearningRunStarter | None = None
         self._watcher = QFileSystemWatcher(self)
         self._watcher.directoryChanged.connect(self._folder_changed)
         self._quiet = QTimer(self)
@@ -94,15 +101,31 @@ class CatalogController(QObject):
     def categories(self) -> list[str]:
         return sorted({e.category for e in self._catalog.loras if e.category}, key=str.lower)
 
+    def tags(self, most: int = 40) -> list[str]:
+        """The LoRAs' most common tags (their own, a sidecar's or training tags), for a filter."""
+        counts: dict[str, int] = {}
+        for entry in self._catalog.loras:
+            for tag in {t.strip().lower() for t in entry.tags if t.strip()}:
+                counts[tag] = counts.get(tag, 0) + 1
+        ranked = sorted(counts, key=lambda t: (-counts[t], t))[:most]
+        return sorted(ranked)
+
+    def nodes_with(self, entry: ModelEntry) -> list[str]:
+        """The nodes whose server lists this LoRA (as far as their lists are known)."""
+        return self._catalog.nodes_with(entry)
+
     def filtered(self, text: str = "", base: str = "", category: str = "", *, favourites: bool = False,
-                 node: str = "", kind: str = "lora") -> list[ModelEntry]:
-        """Entries whose name, triggers or tags contain *text*, of one family/category if given."""
+                 node: str = "", kind: str = "lora", tag: str = "") -> list[ModelEntry]:
+        """Entries whose name, triggers or tags contain *text*, of one family/category/tag if given."""
         needle = text.strip().lower()
+        wanted_tag = tag.strip().lower()
         out = []
         for entry in self.entries(kind):
             if base and entry.base_model.value != base:
                 continue
             if category and entry.category != category:
+                continue
+            if wanted_tag and wanted_tag not in {t.strip().lower() for t in entry.tags}:
                 continue
             if favourites and not entry.favorite:
                 continue
@@ -194,8 +217,10 @@ class CatalogController(QObject):
 
     def set_node_loras(self, node: str, names: list[str] | tuple[str, ...]) -> None:
         """The LoRAs a node's server lists (from its probe): marks them available there."""
+        before = self._catalog.available.get(node)
         self._catalog.mark_available(node, names)
-        self.entries_changed.emit()
+        if self._catalog.available.get(node) != before:  # node checks repeat the same list
+            self.entries_changed.emit()
 
     @property
     def current_node(self) -> str:
@@ -227,6 +252,28 @@ class CatalogController(QObject):
         txt2img = config.txt2img.model_copy(update={"prompt": prompt})
         self._load_config(config.model_copy(update={"txt2img": txt2img}))
         self.message_changed.emit(f"Added {entry.display_name} to the prompt.")
+        return True
+
+    def set_learning_run_starter(self, start: LearningRunStarter) -> None:
+        """How "Try this LoRA" starts a learning run (the session's learning room)."""
+        self._start_learning_run = start
+
+    def try_lora(self, entry: ModelEntry, triggers: list[str] | None = None) -> bool:
+        """A learning run over the LoRA's weight (0.2 … 1.0) on the cards' prompt with its
+        ticked trigger words, rated like any learning run; False with a message when it cannot."""
+        if self._get_config is None or self._start_learning_run is None:
+            self.message_changed.emit("Trying a LoRA needs the learning room; it is still opening.")
+            return False
+        config = self._get_config()
+        prompt = insert_lora(config.txt2img.prompt, entry, 1.0, triggers)
+        base = config.model_copy(update={"txt2img": config.txt2img.model_copy(update={"prompt": prompt})})
+        reason = self._start_learning_run(base, f"lora:{entry.name}", list(TRY_WEIGHTS))
+        if reason:
+            self.message_changed.emit(reason)
+            return False
+        self.message_changed.emit(f"Trying {entry.display_name} at weights 0.2 to 1.0: rate the "
+                                  "images in the Learning tab.")
+        self.learning_run_started.emit(entry.display_name)
         return True
 
     # --- errors and lifetime ---------------------------------------------------------------

@@ -7,7 +7,7 @@ import typing
 from typing import Any, TypeGuard
 
 import annotated_types
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from stablenew.controller.field_spec import FieldSpec
@@ -54,7 +54,7 @@ def _kind(name: str, annotation: Any) -> tuple[str, tuple[str, ...]]:
         return "int", ()
     if annotation is float:
         return "float", ()
-    if name == "password":
+    if name == "password" or annotation is SecretStr:
         return "secret", ()
     if name in TEXT_FIELDS:
         return "text", ()

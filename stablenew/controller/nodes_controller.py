@@ -269,6 +269,15 @@ class NodesController(QObject):
         except KeyError:
             return self._monitor.health(name)
 
+    def lora_lists(self) -> dict[str, tuple[str, ...]]:
+        """The LoRAs each probed node's server lists (nodes not probed yet are left out)."""
+        lists = {}
+        for cfg in self._registry:
+            caps = self.health(cfg.name).capabilities if cfg.name in self._known() else None
+            if caps is not None:
+                lists[cfg.name] = tuple(caps.loras)
+        return lists
+
     def preferred_node(self) -> NodeConfig | None:
         """Where an interactive Run goes: the first ready node of the best tier."""
         ready = [n for n in self._registry.enabled()

@@ -210,6 +210,16 @@ class RandomizerAdapter(QObject):
         if folder != self._wildcards:
             self._use_wildcards(folder)
             self._schedule()
+        elif self._summary is not None:
+            self.summary_changed.emit(self._summary_text(self._summary.text))  # enhancing switched
+
+    def _summary_text(self, text: str) -> str:
+        """The count line; it says so when the local LLM will enhance each variant's prompt (the
+        count does not change: one image per variant and seed, as without it)."""
+        settings = self._app.settings if self._app is not None else None
+        if settings is not None and settings.llm_enhance and settings.llm_url:
+            return f"{text} Prompts will be enhanced by your local LLM before each variant runs."
+        return text
 
     def _use_wildcards(self, folder: str | Path | WildcardManager | None) -> None:
         if isinstance(folder, (str, os.PathLike)):
@@ -408,7 +418,7 @@ class RandomizerAdapter(QObject):
         self._summary = result
         self._set_error("")
         self.count_changed.emit(result.images, result.variants)
-        self.summary_changed.emit(result.text)
+        self.summary_changed.emit(self._summary_text(result.text))
         self.preview_changed.emit(list(result.rows))
         self.exact_count_changed.emit(result.images)
 

@@ -15,6 +15,7 @@ from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.gallery_controller import GalleryController, StoredRatings
 from stablenew.controller.gallery_index import INDEX_FILE, IndexedOutputs
 from stablenew.controller.pipeline_controller import PipelineController, RunNotQueued, RunQueue
+from stablenew.controller.prompt_controller import PromptController
 from stablenew.controller.server_controller import ServerController
 from stablenew.controller.tasks import TaskOwner
 from stablenew.controller.window_state import WindowState
@@ -59,6 +60,8 @@ class Session(QObject):
                                 self)
         self._restore_cards()
         self.pipeline.cards_changed.connect(self.cards.schedule)
+        # The local LLM's "Enhance" and "Refine" (nothing is imported from prompting until used).
+        self.prompts = PromptController(self.app, self)
         # Run is a queue item: every image reaches the gallery from the queue, once.
         self.queued_image_saved.connect(self.gallery.add_record)
         self.gallery.actions.enqueue = self.add_to_queue  # the gallery's "Queue again"
@@ -187,13 +190,34 @@ class Session(QObject):
                                 db_path=self.app.paths.database_file, parent=self)
         nodes.error_changed.connect(self._forward_error)
         nodes.nodes_changed.connect(self._nodes_changed)
+        nodes.nodes_changed.connect(lambda: self._share_node_loras(nodes, self.catalog))
         return nodes
+
+    @staticmethod
+    def _share_node_loras(nodes: Any, catalog: Any) -> None:
+        """Each node's LoRA list (from its probe) marks where a LoRA is available in Models."""
+        if nodes is None or catalog is None:
+            return
+        for name, loras in nodes.lora_lists().items():
+            catalog.set_node_loras(name, loras)
+
+    def _start_learning_run(self, config: Any, parameter: str, values: list[float]) -> str:
+        """"Try this LoRA" from Models: a learning run; "" when it started, else why not."""
+        learning = self.learning
+        if learning is None:
+            return "The learning room is still opening; try again in a moment."
+        if learning.start_learning_run(parameter, values, base=config):
+            return ""
+        error = learning.error
+        return error.message if error is not None else "The learning run could not start."
 
     def _catalog(self) -> Any:
         from stablenew.controller.catalog_controller import CatalogController
 
         catalog = CatalogController(self.app.paths.data_dir / "catalog.db", parent=self)
         catalog.set_prompt_target(self.pipeline.current_config, self.pipeline.load_config)
+        catalog.set_learning_run_starter(self._start_learning_run)
+        self._share_node_loras(self.nodes, catalog)
         catalog.error_changed.connect(self._forward_error)
 
         def server_listed(caps: Any) -> None:
@@ -559,6 +583,7 @@ class Session(QObject):
         self.app.window_state.sync()
         await self.cards.aclose()  # before the cards go: what was typed last is kept
         await self.pipeline.aclose(keep_queued=keep_queued)
+        await self.prompts.aclose()
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
             await self.learning.stop_learning_run()

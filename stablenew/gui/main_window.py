@@ -24,6 +24,7 @@ from stablenew.controller.window_state import WindowState
 from stablenew.gui.command_bar import CommandBar
 from stablenew.gui.gallery_panel import GalleryPanel
 from stablenew.gui.pipeline_panel import PipelinePanel
+from stablenew.gui.prompt_assist import connect_prompt_assist
 from stablenew.gui.prompt_editor import PromptEditorOverlay
 from stablenew.gui.room_panels import PanelSlot, make_room_panel
 from stablenew.gui.run_status import RunStatusBar
@@ -161,6 +162,7 @@ class MainWindow(QMainWindow):
         self.gallery_panel.bind(gallery)
         # --- bindings: views → controllers ---
         self.viewer.sidebar.use_settings.connect(pipeline.load_from_image)
+        connect_prompt_assist(self, session)
         # --- bindings: controllers → views ---
         server.state_changed.connect(self._server_changed)
         server.error_changed.connect(self._server_changed)
@@ -221,6 +223,9 @@ class MainWindow(QMainWindow):
         if name == "randomizer":
             self._setup_variants()
             self._cards_changed("")
+        if name == "catalog":  # "Try this LoRA" runs in the learning room: show it there
+            self.session.catalog.learning_run_started.connect(
+                lambda _name: self.work_tabs.setCurrentWidget(self.learning_panel))
 
     def _cards_changed(self, _path: str) -> None:
         # The variant count follows the cards (the adapter debounces and counts off-thread).
@@ -371,7 +376,7 @@ class MainWindow(QMainWindow):
 
         if self.session is None:
             return
-        dialog = SettingsDialog(self.session.app, self)
+        dialog = SettingsDialog(self.session.app, self, prompts=self.session.prompts)
         dialog.open()
         self._settings_dialog = dialog
 

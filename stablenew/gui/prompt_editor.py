@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 from stablenew.controller.format import prompt_stats
+from stablenew.gui.prompt_assist import EnhanceStrip
+
+if TYPE_CHECKING:
+    from stablenew.controller.prompt_controller import PromptController
 
 
 class PromptEditorOverlay(QFrame):
@@ -47,6 +54,10 @@ class PromptEditorOverlay(QFrame):
         inner.setContentsMargins(18, 14, 18, 14)
         inner.addWidget(self.title)
         inner.addWidget(self.editor, 1)
+        # The local LLM's "Enhance", shown once a PromptController is bound.
+        self.enhance = EnhanceStrip(self.editor)
+        self.enhance.hide()
+        inner.addWidget(self.enhance)
         inner.addLayout(bottom)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(80, 50, 80, 50)
@@ -67,7 +78,12 @@ class PromptEditorOverlay(QFrame):
                 return True
         return super().eventFilter(watched, event)
 
-    def _key_action(self, event: QKeyEvent):
+    def bind_prompts(self, prompts: PromptController, checkpoint: Callable[[], str]) -> None:
+        """Offer "Enhance with LLM" under the editor."""
+        self.enhance.bind(prompts, checkpoint)
+        self.enhance.show()
+
+    def _key_action(self, event: QKeyEvent) -> Callable[[], None] | None:
         key, mods = event.key(), event.modifiers()
         if key == Qt.Key.Key_Escape and not mods:
             return self.close_overlay
@@ -84,6 +100,7 @@ class PromptEditorOverlay(QFrame):
         self._target = target
         self.title.setText(title)
         self.editor.setPlainText(target.toPlainText())
+        self.enhance.reset()
         self._update_stats()
         self.setGeometry(self.parentWidget().rect())
         self.raise_()

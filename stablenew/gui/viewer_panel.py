@@ -13,10 +13,12 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
+from stablenew.gui.prompt_assist import FeedbackBox
 from stablenew.gui.widgets.elided_label import ElidedLabel
 from stablenew.gui.widgets.image_view import ImageView
 from stablenew.gui.widgets.stars import StarRating
@@ -62,6 +64,7 @@ class DetailSidebar(QFrame):
         self.params = QPlainTextEdit()
         self.params.setObjectName("ParamsText")
         self.params.setReadOnly(True)
+        self.params.setMinimumHeight(120)
         self._prompt = ""
         self._seed = ""
         self._all = ""  # every parameter, as the image carries them
@@ -97,6 +100,10 @@ class DetailSidebar(QFrame):
         layout.addWidget(self.seed)
         layout.addLayout(buttons)
         layout.addWidget(self.use_button)
+        # "What should change?" for the local LLM, shown once a PromptController is bound.
+        self.feedback = FeedbackBox()
+        self.feedback.hide()
+        layout.addWidget(self.feedback)
         params_title = QLabel("Parameters")
         params_title.setObjectName("SectionTitle")
         layout.addWidget(params_title)
@@ -118,6 +125,7 @@ class DetailSidebar(QFrame):
         self.copy_prompt.setEnabled(bool(detail.prompt))
         self.use_button.setEnabled(bool(detail.parameters))
         self.params.setPlainText(detail.parameters or "This image carries no generation settings.")
+        self.feedback.show_image(detail.prompt, detail.path)
         item = self.gallery.item(self.key)
         if item is not None:
             self._item_changed(item)
@@ -158,8 +166,16 @@ class ViewerPanel(QFrame):
         self.image = ImageView("Nothing yet. Fill in a prompt and press Run (Ctrl+Enter); the image "
                                "appears here while it is being made.")
         self.sidebar = DetailSidebar()
-        self.sidebar.setFixedWidth(300)
-        self.sidebar.hide()
+        # Scrolls when the window is short: a long answer from the LLM or many tags never squeeze
+        # the words into clipped lines.
+        self.sidebar_scroll = QScrollArea()
+        self.sidebar_scroll.setObjectName("DetailScroll")
+        self.sidebar_scroll.setWidget(self.sidebar)
+        self.sidebar_scroll.setWidgetResizable(True)
+        self.sidebar_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.sidebar_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.sidebar_scroll.setFixedWidth(316)
+        self.sidebar_scroll.hide()
         self.live_button = QPushButton("Show live preview")
         self.live_button.setToolTip("Follow the image being made instead of the one you opened")
         self.live_button.clicked.connect(self.follow_live)
@@ -177,7 +193,7 @@ class ViewerPanel(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
         layout.addLayout(left, 1)
-        layout.addWidget(self.sidebar)
+        layout.addWidget(self.sidebar_scroll)
 
     def bind(self, gallery: Any) -> None:
         """Join the GalleryController: images opened there show here, with their details."""
@@ -187,7 +203,7 @@ class ViewerPanel(QFrame):
     @property
     def following_live(self) -> bool:
         """True while the viewer shows the run as it happens (no image opened from the gallery)."""
-        return self.sidebar.isHidden()
+        return self.sidebar_scroll.isHidden()
 
     def show_preview(self, decoded, caption: str = "Live preview") -> None:
         """A new preview of the running job; an image the user opened stays until they go back."""
@@ -199,7 +215,7 @@ class ViewerPanel(QFrame):
             self.live_button.show()
 
     def follow_live(self) -> None:
-        self.sidebar.hide()
+        self.sidebar_scroll.hide()
         self.live_button.hide()
         if self._latest_preview is not None:
             self.image.set_decoded(self._latest_preview)
@@ -211,4 +227,4 @@ class ViewerPanel(QFrame):
         self.caption.set_full_text(detail.path.name)  # both ends: the item id and the prompt
         self.caption.setToolTip(f"{detail.path} · {size}")
         self.sidebar.show_detail(detail)
-        self.sidebar.show()
+        self.sidebar_scroll.show()

@@ -126,3 +126,58 @@ def test_only_the_loras_the_server_lists(qtbot, setup):
     qtbot.mouseClick(panel.on_server, Qt.MouseButton.LeftButton, pos=corner)
     assert panel.on_server.isChecked()
     assert [e.name for e in panel.model.rows] == ["plain"]
+
+
+def test_tag_and_favourite_filters_the_weight_slider_and_where_a_lora_is(qtbot, setup):
+    panel, controller, _cards, loras = setup
+    write_json(loras / "plain.metadata.json", {"tags": ["City", "night"], "favorite": True})
+    write_json(loras / "style" / "neon.metadata.json", {"tags": ["city"]})
+    controller.refresh()
+    qtbot.waitUntil(lambda: panel.tag.count() == 3, timeout=WAIT_MS)  # All tags, city, night
+    assert [panel.tag.itemText(i) for i in range(3)] == ["All tags", "city", "night"]
+    panel.tag.setCurrentIndex(panel.tag.findData("city"))
+    assert [e.name for e in panel.model.rows] == ["neon", "plain"]
+    qtbot.mouseClick(panel.favourites, Qt.MouseButton.LeftButton)
+    assert [e.name for e in panel.model.rows] == ["plain"]
+    qtbot.mouseClick(panel.favourites, Qt.MouseButton.LeftButton)
+    panel.tag.setCurrentIndex(0)
+    assert len(panel.model.rows) == 3
+    # The slider and the box follow each other.
+    _click(qtbot, panel, "neon")
+    assert panel.weight_slider.value() == 12  # 0.6
+    panel.weight_slider.setValue(18)
+    assert panel.weight.value() == pytest.approx(0.9)
+    panel.weight.setValue(0.33)
+    assert panel.weight_slider.value() == 7 and panel.weight.value() == pytest.approx(0.33)
+    # Which nodes list it, once their servers have said.
+    controller.set_node_loras("big-gpu", ["neon"])
+    controller.set_node_loras("laptop", ["plain"])
+    _click(qtbot, panel, "plain")
+    _click(qtbot, panel, "neon")
+    assert "on big-gpu" in panel.details.text() and "laptop" not in panel.details.text()
+
+
+def test_try_this_lora_starts_a_learning_run_over_its_weight(qtbot, setup):
+    panel, controller, cards, _loras = setup
+    started = []
+
+    def start(config, parameter, values):
+        if not started:
+            started.append((config, parameter, values))
+            return ""
+        return "A learning run is already going; wait for it or stop it."
+
+    controller.set_learning_run_starter(start)
+    _click(qtbot, panel, "neon")
+    assert panel.try_button.isEnabled()
+    with qtbot.waitSignal(controller.learning_run_started, timeout=WAIT_MS) as said:
+        qtbot.mouseClick(panel.try_button, Qt.MouseButton.LeftButton)
+    assert said.args == ["neon"]
+    config, parameter, values = started[0]
+    assert parameter == "lora:neon" and values == [0.2, 0.4, 0.6, 0.8, 1.0]
+    # The run's prompt carries the LoRA and its first trigger word; the cards are untouched.
+    assert config.txt2img.prompt == "a city at night, neonstyle, <lora:neon:1>"
+    assert cards.config.txt2img.prompt == "a city at night"
+    assert "rate the images in the Learning tab" in panel.status.text()
+    qtbot.mouseClick(panel.try_button, Qt.MouseButton.LeftButton)
+    assert panel.status.text() == "A learning run is already going; wait for it or stop it."

@@ -18,6 +18,7 @@ def dead_url():
 
 
 from tests.fakes.comfyui import fake_comfyui_thread  # noqa: E402,F401  (fixture)
+from tests.fakes.llm import fake_llm_thread  # noqa: E402,F401  (fixture)
 from tests.fakes.sdwebui import fake_sdwebui_thread  # noqa: E402,F401  (fixture)
 
 

@@ -56,3 +56,37 @@ def test_pick_a_lora_run_and_the_image_names_its_hash(qtbot, window_for, fake_sd
     meta = read_image_metadata(saved[0].path)
     assert meta.parsed["Prompt"] == "a city at night, neonstyle, <lora:neon:0.7>"
     assert meta.parsed["Lora hashes"] == f"neon: {neon.autov3}"
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [{"step_ms": 2.0}], indirect=True)
+def test_try_this_lora_runs_its_weights_in_the_learning_room(qtbot, window_for, fake_sdwebui_thread,
+                                                              tmp_path, monkeypatch):
+    loras = tmp_path / "models" / "Lora"
+    write_model(loras / "neon.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"}, SDXL_KEYS)
+    write_json(loras / "neon.json", {"activation text": "neonstyle"})
+    fake_sdwebui_thread.lora_dir = loras
+    window = window_for(fake_sdwebui_thread.url, learning_mode="active")
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
+    panel = window.models_panel
+    window.work_tabs.setCurrentWidget(panel)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(loras))
+    qtbot.mouseClick(panel.add_folder_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=10000)
+    window.pipeline_panel.editor("txt2img.prompt").set_value("a city at night")
+    for path, value in {"txt2img.steps": 2, "txt2img.width": 64, "txt2img.height": 64}.items():
+        window.pipeline_panel.editor(path).set_value(value)
+    rect = panel.grid.visualRect(panel.model.index(0))
+    qtbot.mouseClick(panel.grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseClick(panel.try_button, Qt.MouseButton.LeftButton)
+    learning = window.session.learning
+    assert window.work_tabs.currentWidget() is window.learning_panel
+    qtbot.waitUntil(lambda: not learning.running, timeout=30000)
+    run = learning.run_result
+    assert run is not None and len(run.column_labels) == 5
+    # Every weight made its image, sent with the LoRA at that weight and its trigger word.
+    assert all(run.cell(0, c).path for c in range(5))
+    sent = [r.payload["prompt"] for r in fake_sdwebui_thread.requests_to("/sdapi/v1/txt2img")]
+    assert sorted(sent) == [f"a city at night, neonstyle, <lora:neon:{w}>"
+                            for w in ("0.2", "0.4", "0.6", "0.8", "1")]
+    # The cards' own prompt is as the user left it.
+    assert window.pipeline_panel.values()["txt2img.prompt"] == "a city at night"

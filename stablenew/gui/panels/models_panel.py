@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListView,
     QPushButton,
+    QSlider,
     QVBoxLayout,
     QWidget,
 )
@@ -174,6 +175,10 @@ class ModelsPanel(QWidget):
         for base in controller.base_models():
             self.family.addItem(base, base)
         self.category = QComboBox()
+        self.tag = QComboBox()
+        self.tag.setToolTip("Only LoRAs with this tag")
+        self.favourites = QCheckBox("Favourites")
+        self.favourites.setToolTip("Only LoRAs marked as favourites (Lora Manager's 'favorite')")
         self.on_server = QCheckBox("On this server")
         self.on_server.setToolTip("Only LoRAs the server Run uses lists")
         self.add_folder_button = QPushButton("Add folder…")
@@ -182,6 +187,8 @@ class ModelsPanel(QWidget):
         top.addWidget(self.search, 1)
         top.addWidget(self.family)
         top.addWidget(self.category)
+        top.addWidget(self.tag)
+        top.addWidget(self.favourites)
         top.addWidget(self.on_server)
         top.addWidget(self.add_folder_button)
 
@@ -211,12 +218,28 @@ class ModelsPanel(QWidget):
         self.weight.setSingleStep(0.05)
         self.weight.setValue(1.0)
         self.weight.setPrefix("Weight ")
+        # A slider for feel, the box for the exact number; each follows the other.
+        self.weight_slider = QSlider(Qt.Orientation.Horizontal)
+        self.weight_slider.setObjectName("LoraWeightSlider")
+        self.weight_slider.setRange(-40, 40)  # steps of 0.05 from -2 to 2
+        self.weight_slider.setValue(20)
+        self.weight_slider.setFixedWidth(120)
+        self.weight_slider.setToolTip("LoRA weight: how strongly it steers the image")
+        self.weight_slider.valueChanged.connect(lambda v: self.weight.setValue(v / 20))
+        self.weight.valueChanged.connect(self._weight_typed)
         self.add_button = QPushButton("Add to prompt")
         self.add_button.setEnabled(False)
+        self.try_button = QPushButton("Try this LoRA")
+        self.try_button.setObjectName("TryLora")
+        self.try_button.setToolTip("A learning run over its weight (0.2 to 1.0) on your prompt, "
+                                   "to rate side by side")
+        self.try_button.setEnabled(False)
         self.triggers_row.addStretch(1)  # boxes as wide as their words: a click beside one misses
         bottom = QHBoxLayout()
         bottom.addLayout(self.triggers_row, 1)
+        bottom.addWidget(self.weight_slider)
         bottom.addWidget(self.weight)
+        bottom.addWidget(self.try_button)
         bottom.addWidget(self.add_button)
         self.status = QLabel("")
         self.status.setObjectName("MutedLabel")
@@ -231,10 +254,13 @@ class ModelsPanel(QWidget):
         self.search.textChanged.connect(self._filter)
         self.family.currentIndexChanged.connect(self._filter)
         self.category.currentIndexChanged.connect(self._filter)
+        self.tag.currentIndexChanged.connect(self._filter)
+        self.favourites.toggled.connect(self._filter)
         self.on_server.toggled.connect(self._filter)
         self.grid.selectionModel().currentChanged.connect(self._selected)
         self.grid.doubleClicked.connect(lambda _index: self._add())
         self.add_button.clicked.connect(self._add)
+        self.try_button.clicked.connect(self._try)
         self.add_folder_button.clicked.connect(self._ask_folder)
         controller.entries_changed.connect(self._entries_changed)
         controller.progress_changed.connect(self._progress)
@@ -251,6 +277,15 @@ class ModelsPanel(QWidget):
         index = self.category.findData(current) if current else 0
         self.category.setCurrentIndex(max(index, 0))
         self.category.blockSignals(False)
+        current_tag = self.tag.currentData()
+        self.tag.blockSignals(True)
+        self.tag.clear()
+        self.tag.addItem("All tags", "")
+        for name in self.controller.tags():
+            self.tag.addItem(name, name)
+        index = self.tag.findData(current_tag) if current_tag else 0
+        self.tag.setCurrentIndex(max(index, 0))
+        self.tag.blockSignals(False)
         self._filter()
 
     def _filter(self) -> None:
@@ -258,7 +293,9 @@ class ModelsPanel(QWidget):
         self.on_server.setEnabled(bool(self.controller.current_node))
         node = self.controller.current_node if self.on_server.isChecked() else ""
         rows = self.controller.filtered(self.search.text(), self.family.currentData() or "",
-                                        self.category.currentData() or "", node=node)
+                                        self.category.currentData() or "", node=node,
+                                        tag=self.tag.currentData() or "",
+                                        favourites=self.favourites.isChecked())
         self.model.set_rows(rows)
         if selected is not None and selected in rows:
             self.grid.setCurrentIndex(self.model.index(rows.index(selected)))
@@ -285,12 +322,16 @@ class ModelsPanel(QWidget):
             box.deleteLater()
         self.trigger_boxes = []
         self.add_button.setEnabled(entry is not None)
+        self.try_button.setEnabled(entry is not None)
         if entry is None:
             self.details.setText("Pick a LoRA to see its trigger words.")
             return
         text = f"{entry.display_name} · {entry.base_model.value}"
         if not entry.triggers:
             text += " · no trigger words: add some (an A1111 .json 'activation text')"
+        nodes = self.controller.nodes_with(entry)
+        if nodes:
+            text += " · on " + ", ".join(nodes)
         if entry.problems:
             text += " · " + " ".join(entry.problems)
         self.details.setText(text)
@@ -307,6 +348,20 @@ class ModelsPanel(QWidget):
             return
         words = [box.text() for box in self.trigger_boxes if box.isChecked()]
         self.controller.add_to_prompt(entry, self.weight.value(), words)
+
+    def _weight_typed(self, weight: float) -> None:
+        step = round(weight * 20)
+        if step != self.weight_slider.value():  # 0.33 typed stays 0.33: the slider only follows
+            self.weight_slider.blockSignals(True)
+            self.weight_slider.setValue(step)
+            self.weight_slider.blockSignals(False)
+
+    def _try(self) -> None:
+        entry = self._entry()
+        if entry is None:
+            return
+        words = [box.text() for box in self.trigger_boxes if box.isChecked()]
+        self.controller.try_lora(entry, words)
 
     def _ask_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "A folder of LoRAs")
