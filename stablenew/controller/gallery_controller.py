@@ -163,10 +163,15 @@ class GalleryController(QObject):
         """The search, filters and order the list shows; None for all outputs, newest first."""
         return self._query
 
-    def set_query(self, query: GalleryQuery) -> None:
-        """List what *query* finds in the gallery index (read off the Qt thread)."""
-        from stablenew.gallery.query import GalleryQuery
+    def set_query(self, query: GalleryQuery | dict[str, Any]) -> None:
+        """List what *query* (or a query of these fields) finds in the gallery index (read off
+        the Qt thread)."""
+        from stablenew.gallery.query import GalleryQuery, SortKey
 
+        if isinstance(query, dict):
+            fields = dict(query)
+            fields["sort"] = SortKey(fields.get("sort", "date"))
+            query = GalleryQuery(**fields)
         wanted = None if query == GalleryQuery() else query
         if wanted is not None and not hasattr(self._outputs, "query"):
             self.report(error_from_exception(RatingsUnavailable(

@@ -1,9 +1,9 @@
-"""GalleryFilterBar: the gallery's search box (debounced), order and filters, as one GalleryQuery."""
+"""GalleryFilterBar: the gallery's search box (debounced), order and filters, as the fields of one
+gallery query (the controller makes the query of them)."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QDate, QDateTime, QTime, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -19,9 +19,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-if TYPE_CHECKING:
-    from stablenew.gallery.query import GalleryQuery
-
 DEBOUNCE_MS = 300  # typing pauses this long before the index is asked
 #: (label, sort key, descending)
 SORTS = (("Newest first", "date", True), ("Oldest first", "date", False),
@@ -32,7 +29,9 @@ ANY = "Any"
 
 
 class GalleryFilterBar(QWidget):
-    """Search, sort and filter controls; `query_changed` carries the GalleryQuery they describe."""
+    """Search, sort and filter controls; `query_changed` carries the query's fields they describe
+    (text, min_rating, tag, model, lora, run, pack, node, collection, since, until, sort,
+    descending)."""
 
     query_changed = Signal(object)
 
@@ -152,9 +151,7 @@ class GalleryFilterBar(QWidget):
         self.dates.blockSignals(False)
         self._emit()
 
-    def query(self) -> GalleryQuery:
-        from stablenew.gallery.query import GalleryQuery, SortKey
-
+    def query(self) -> dict[str, object]:
         _label, sort, descending = SORTS[max(self.sort.currentIndex(), 0)]
         values = {name: ("" if combo.currentText().strip() in ("", ANY)
                          else combo.currentText().strip())
@@ -163,11 +160,10 @@ class GalleryFilterBar(QWidget):
         if self.dates.isChecked():
             since = _epoch(self.since.date())
             until = _epoch(self.until.date().addDays(1))  # the whole last day
-        return GalleryQuery(text=self.search.text().strip(),
-                            min_rating=self.min_rating.currentData() or None,
-                            collection=self.collection.currentData() or "",
-                            since=since, until=until, sort=SortKey(sort),
-                            descending=descending, **values)
+        return {"text": self.search.text().strip(),
+                "min_rating": self.min_rating.currentData() or None,
+                "collection": self.collection.currentData() or "",
+                "since": since, "until": until, "sort": sort, "descending": descending, **values}
 
     def _emit(self) -> None:
         self._debounce.stop()
