@@ -77,6 +77,7 @@ class GalleryController(QObject):
         # a page at a time, and `_query_total` how many match.
         self._query: GalleryQuery | None = None
         self._query_total = 0
+        self._awaiting_index = False
         self.tasks = TaskOwner("Gallery", self)
         self.tasks.error_raised.connect(self.error_changed)
         from stablenew.controller.gallery_actions import GalleryActions
@@ -218,14 +219,19 @@ class GalleryController(QObject):
             self.items_reset.emit()
             return
 
-        def scan() -> tuple[list[tuple[Path, float, Path | None]], list[GalleryItem]]:
+        def scan() -> tuple[list[tuple[Path, float, Path | None]], list[GalleryItem], bool]:
             found = self._outputs(root) if self._outputs is not None else None
+            walked = found is None and hasattr(self._outputs, "wait_built")
             if found is None:
                 found = scan_outputs(root)
-            return found[size:], self._with_facts(items_with_ratings(found[:size], ratings))
+            return (found[size:], self._with_facts(items_with_ratings(found[:size], ratings)),
+                    walked)
 
-        later, items = await asyncio.to_thread(scan)
+        later, items, walked = await asyncio.to_thread(scan)
         self.watch.watch(root)
+        if walked and not self._awaiting_index:  # the index was being built: facts come later
+            self._awaiting_index = True
+            self.tasks.spawn(self._when_built(), name="gallery-index-built")
         if scan_number != self._scans:
             return  # a newer scan is on its way
         # Images saved while scanning stay in front.
@@ -238,6 +244,19 @@ class GalleryController(QObject):
         self._later_keys = {str(f[0]) for f in self._later}
         self._paging = False  # a page of the previous scan still loading is dropped on arrival
         self.items_reset.emit()
+
+    async def _when_built(self) -> None:
+        """The first build of the index ended: the listed images get their model and prompt
+        (for the tooltips) in place; the list itself is not reset under the user's scrolling."""
+        try:
+            while not await asyncio.to_thread(self._outputs.wait_built, 0.5):
+                pass
+        finally:
+            self._awaiting_index = False
+        items = [i for i in self._items if not i.model and not i.prompt]
+        known = await asyncio.to_thread(self._outputs.facts, [i.key for i in items])
+        for item in items:
+            item.model, item.prompt = known.get(item.key, (item.model, item.prompt))
 
     def load_more(self) -> None:
         """List the next (older) page of the last scan, read off the Qt thread; no-op while one

@@ -75,6 +75,15 @@ class IndexedOutputs:
                              "ORDER BY mtime DESC, path DESC", path_range(folder))
         return [(Path(p), m, thumbnail_path(Path(p))) for p, m in rows]
 
+    @property
+    def building(self) -> bool:
+        """The first build of the index runs (listings walk the folder meanwhile)."""
+        return self.worker is not None and not self.worker.join(0)
+
+    def wait_built(self, timeout: float) -> bool:
+        """Wait up to *timeout* seconds for the first build; True once it has ended (worker thread)."""
+        return self.worker is None or self.worker.join(timeout)
+
     def query(self, root: Path, query: GalleryQuery, offset: int, limit: int
               ) -> tuple[list[GalleryRow], int]:
         """A page of the images that match *query*, and how many match (worker thread). At the

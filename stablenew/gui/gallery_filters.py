@@ -78,6 +78,12 @@ class GalleryFilterBar(QWidget):
         self.min_rating.currentIndexChanged.connect(self._emit)
         grid.addWidget(QLabel("Rating"), 0, 0)
         grid.addWidget(self.min_rating, 0, 1)
+        self.media = QComboBox()
+        for label, value in (("Any type", ""), ("PNG", "png"), ("JPEG", "jpeg"), ("WebP", "webp")):
+            self.media.addItem(label, value)
+        self.media.currentIndexChanged.connect(self._emit)
+        grid.addWidget(QLabel("Type"), 1, 6)
+        grid.addWidget(self.media, 1, 7)
         self.combos: dict[str, QComboBox] = {}
         for n, name in enumerate(FILTERS, start=1):
             combo = QComboBox()
@@ -138,7 +144,7 @@ class GalleryFilterBar(QWidget):
         self.collection.blockSignals(False)
 
     def clear(self) -> None:
-        for widget in (self.min_rating, self.collection):
+        for widget in (self.min_rating, self.collection, self.media):
             widget.blockSignals(True)
             widget.setCurrentIndex(0)
             widget.blockSignals(False)
@@ -163,6 +169,7 @@ class GalleryFilterBar(QWidget):
         return {"text": self.search.text().strip(),
                 "min_rating": self.min_rating.currentData() or None,
                 "collection": self.collection.currentData() or "",
+                "media": self.media.currentData() or "",
                 "since": since, "until": until, "sort": sort, "descending": descending, **values}
 
     def _emit(self) -> None:

@@ -65,11 +65,9 @@ def _open_gallery(qtbot, window_for, dead_url, *, rooms=False):
         qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
     gallery.refresh()
     qtbot.waitUntil(lambda: len(gallery.items) == 4, timeout=20000)
-    # the first listing walks the folder while the index is built; the next reads the index
-    outputs = gallery._outputs
-    qtbot.waitUntil(lambda: outputs.worker is None or outputs.worker.join(0), timeout=20000)
-    with qtbot.waitSignal(gallery.items_reset, timeout=20000):
-        gallery.refresh()
+    # the first listing walks the folder while the index is built; once built the listed
+    # images get their model and prompt (for the tooltip) without a reset of the list
+    qtbot.waitUntil(lambda: gallery.items[0].model == "realvisXL", timeout=20000)
     return window, gallery, panel, paths
 
 
@@ -135,6 +133,12 @@ def test_sort_and_filters(qtbot, window_for, dead_url):
     bar.combos["model"].setCurrentIndex(bar.combos["model"].findText("realvisXL"))
     qtbot.waitUntil(lambda: _names(gallery) == [], timeout=5000)
     assert "0 images found" in panel.title.text()
+    qtbot.mouseClick(bar.clear_button, Qt.MouseButton.LeftButton)
+    bar.media.setCurrentIndex(bar.media.findData("jpeg"))
+    qtbot.waitUntil(lambda: gallery.query is not None and gallery.query.media == "jpeg"
+                    and _names(gallery) == [], timeout=5000)
+    bar.media.setCurrentIndex(bar.media.findData("png"))
+    qtbot.waitUntil(lambda: len(gallery.items) == 4, timeout=5000)
     qtbot.mouseClick(bar.clear_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(gallery.items) == 4, timeout=5000)
     bar.combos["lora"].setCurrentIndex(bar.combos["lora"].findText("film_grain"))
