@@ -302,9 +302,12 @@ class GalleryController(QObject):
             self.tasks.spawn(asyncio.to_thread(add, path), name="gallery-index-add")
         if self._query is not None:
             return  # a search lists what matched when it ran; new images show when it is cleared
+        config = getattr(record, "config", None)  # an ImageRecord's: prompt and model as run
+        txt2img = getattr(config, "txt2img", None)
         item = GalleryItem(path, getattr(record, "created_at", 0.0) or 0.0,
                            Path(record.thumbnail) if record.thumbnail else None, fresh=True,
-                           prompt=str(getattr(record, "prompt", "") or ""))
+                           prompt=str(getattr(txt2img, "prompt", "") or ""),
+                           model=str(getattr(txt2img, "checkpoint", "") or ""))
         if item.key in self._by_key:
             self._items = [i for i in self._items if i.key != item.key]
         if item.key in self._later_keys:  # an older page would list it a second time

@@ -25,6 +25,8 @@ def test_collections_ratings_and_sidecars_after_a_restart(qtbot, journey, fake_p
     run_images(qtbot, window, "a lighthouse at dusk", 3)
     panel, gallery = window.gallery_panel, window.session.gallery
     keys = [i.key for i in gallery.items]
+    tip = panel.model.data(panel.model.index(0), Qt.ItemDataRole.ToolTipRole)
+    assert "Prompt: a lighthouse at dusk" in tip, "a new image's tooltip has its prompt at once"
     _select(qtbot, panel, 1, 2)
     qtbot.keyClick(panel.view, Qt.Key.Key_5)
     qtbot.keyClicks(panel.batch.tag_edit, "keeper")
