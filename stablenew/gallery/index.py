@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stablenew.gallery.collections import CollectionsMixin
 from stablenew.gallery.metadata import ImageFacts, content_hash, read_facts
 from stablenew.gallery.sidecar import Marks, encode_tags, read_marks
 from stablenew.gallery.walk import Problem, path_range, statements, walk
@@ -148,6 +149,16 @@ FROM learning.learning_records r
 WHERE r.id IN (SELECT MAX(id) FROM learning.learning_records GROUP BY path)
 """
 
+#: The same for the one image at a path (bound twice: the learned record, then the image).
+_ONE = """
+SELECT r.rating AS rating,
+       COALESCE((SELECT char(31) || group_concat(t.tag, char(31)) || char(31)
+                 FROM learning.learning_tags t WHERE t.record_id = r.id), '') AS tags
+FROM learning.learning_records r
+WHERE r.path = (SELECT rating_key FROM gallery_images WHERE path = ?)
+ORDER BY r.id DESC LIMIT 1
+"""
+
 _LEARNING_STUB = """
 CREATE TABLE IF NOT EXISTS learning.learning_records (
     id INTEGER PRIMARY KEY, path TEXT NOT NULL, rating INTEGER);
@@ -183,7 +194,7 @@ class ScanProgress:
     cancelled: bool = False
 
 
-class GalleryIndex:
+class GalleryIndex(CollectionsMixin):
     """The gallery's SQLite index of images; safe to share between threads (one lock)."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
@@ -494,12 +505,15 @@ class GalleryIndex:
         with self._lock:
             self._attach_learning()
             before = self._db.total_changes
-            only = "AND gallery_images.path = ?" if path is not None else ""
-            self._db.execute(
-                f"UPDATE gallery_images SET rating = s.rating, tags = s.tags FROM ({_LEARNED}) s "
-                f"WHERE gallery_images.rating_key = s.path {only} AND "
-                "(gallery_images.rating IS NOT s.rating OR gallery_images.tags IS NOT s.tags)",
-                (path,) if path is not None else ())
+            if path is None:
+                self._db.execute(
+                    f"UPDATE gallery_images SET rating = s.rating, tags = s.tags FROM ({_LEARNED}) s "
+                    "WHERE gallery_images.rating_key = s.path AND "
+                    "(gallery_images.rating IS NOT s.rating OR gallery_images.tags IS NOT s.tags)")
+            else:  # one new output: its own records only, not a pass over the whole store
+                self._db.execute(
+                    f"UPDATE gallery_images SET rating = s.rating, tags = s.tags FROM ({_ONE}) s "
+                    "WHERE gallery_images.path = ?", (path, path))
             return self._db.total_changes - before
 
     def set_marks(self, key: str, marks: Marks) -> int:
@@ -539,52 +553,3 @@ class GalleryIndex:
             now = time.time()
             self._db.executemany("INSERT OR REPLACE INTO gallery_problems VALUES (?, ?, ?)",
                                  [(p.path, p.reason, now) for p in problems])
-
-    # --- collections (virtual albums) ---------------------------------------------------
-
-    def create_collection(self, name: str) -> int:
-        name = name.strip()
-        if not name:
-            raise ValueError("A collection needs a name.")
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO gallery_collections (name, created_at) "
-                             "VALUES (?, ?)", (name, time.time()))
-            return int(self._db.execute("SELECT id FROM gallery_collections WHERE name = ?",
-                                        (name,)).fetchone()[0])
-
-    def collections(self) -> list[tuple[str, int]]:
-        """Every collection's name and how many images (still indexed) it holds."""
-        with self._lock:
-            return [(r[0], r[1]) for r in self._db.execute(
-                "SELECT c.name, COUNT(g.id) FROM gallery_collections c "
-                "LEFT JOIN gallery_collection_items i ON i.collection_id = c.id "
-                "LEFT JOIN gallery_images g ON g.id = i.image_id GROUP BY c.id ORDER BY c.name")]
-
-    def add_to_collection(self, name: str, paths: Iterable[str | os.PathLike[str]]) -> int:
-        """Put the indexed images at *paths* in the collection *name* (made if new)."""
-        collection = self.create_collection(name)
-        with self._lock:
-            before = self._db.total_changes
-            now = time.time()
-            self._db.executemany(
-                "INSERT OR IGNORE INTO gallery_collection_items "
-                "SELECT ?, id, ? FROM gallery_images WHERE path = ?",
-                [(collection, now, os.fspath(p)) for p in paths])
-            return self._db.total_changes - before
-
-    def remove_from_collection(self, name: str, paths: Iterable[str | os.PathLike[str]]) -> None:
-        with self._lock:
-            self._db.executemany(
-                "DELETE FROM gallery_collection_items WHERE collection_id = "
-                "(SELECT id FROM gallery_collections WHERE name = ?) AND image_id = "
-                "(SELECT id FROM gallery_images WHERE path = ?)",
-                [(name, os.fspath(p)) for p in paths])
-
-    def delete_collection(self, name: str) -> None:
-        """Forget the album; its images stay where they are."""
-        with self._lock:
-            self._db.execute("DELETE FROM gallery_collection_items WHERE collection_id = "
-                             "(SELECT id FROM gallery_collections WHERE name = ?)", (name,))
-            self._db.execute("DELETE FROM gallery_collections WHERE name = ?", (name,))
-
-

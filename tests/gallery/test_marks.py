@@ -91,3 +91,19 @@ def test_export_zip_names_clashes_apart_and_leaves_no_half_file(tmp_path):
         assert [m["seed"] for m in json.loads(z.read("metadata.json"))] == [1, 2]
     assert list(outcome.failed) == [str(tmp_path / "gone.png")]
     assert not (tmp_path / "out.zip.part").exists()
+
+
+def test_a_new_output_gets_the_rating_its_learning_record_already_has(tmp_path):
+    from stablenew.learning.records import LearningRecord
+    from stablenew.learning.store import LearningStore
+    from tests.learning.helpers import image_record
+
+    record = image_record(tmp_path / "out", 1)
+    with LearningStore(tmp_path / "stablenew.db") as store:
+        store.add_record(LearningRecord.from_image_record(record))
+        store.rate(record.path, 3)
+        store.tag(record.path, "moody")
+    with GalleryIndex(tmp_path / "g.db", learning_db=tmp_path / "stablenew.db") as index:
+        assert index.index_file(record.path) is None
+        row, = search(index, GalleryQuery())
+        assert (row.rating, row.tags) == (3, ("moody",))
