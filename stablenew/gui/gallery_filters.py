@@ -41,7 +41,7 @@ class GalleryFilterBar(QWidget):
         self.search.setObjectName("GallerySearch")
         self.search.setPlaceholderText("Search prompts and file names")
         self.search.setClearButtonEnabled(True)
-        self.search.setMinimumWidth(140)
+        self.search.setMinimumWidth(80)
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
@@ -55,17 +55,21 @@ class GalleryFilterBar(QWidget):
         self.sort.currentIndexChanged.connect(self._emit)
         self.filters_button = QPushButton("Filters")
         self.filters_button.setCheckable(True)
-        self.filters_button.setToolTip("Filter by rating, tag, model, LoRA, run, pack, node or date")
+        self.filters_button.setToolTip(
+            "Filter by rating, tag, model, LoRA, run, pack, node, type, date or collection")
         self.collection = QComboBox()
         self.collection.setToolTip("Show one collection (an album of your choice)")
         self.collection.addItem("All images", "")
         self.collection.currentIndexChanged.connect(self._emit)
+        # Narrow columns shorten the combos' text rather than widen the window's right column.
+        for combo in (self.sort, self.collection):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)
         # The panel's title goes first on this row (`title_row`): a short gallery keeps its rows.
         top = self.title_row = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(self.search, 1)
         top.addWidget(self.sort)
-        top.addWidget(self.collection)
         top.addWidget(self.filters_button)
 
         self.panel = QWidget()
@@ -78,6 +82,8 @@ class GalleryFilterBar(QWidget):
         self.min_rating.currentIndexChanged.connect(self._emit)
         grid.addWidget(QLabel("Rating"), 0, 0)
         grid.addWidget(self.min_rating, 0, 1)
+        grid.addWidget(QLabel("Collection"), 2, 0)
+        grid.addWidget(self.collection, 2, 1)
         self.media = QComboBox()
         for label, value in (("Any type", ""), ("PNG", "png"), ("JPEG", "jpeg"), ("WebP", "webp")):
             self.media.addItem(label, value)
@@ -112,7 +118,7 @@ class GalleryFilterBar(QWidget):
         self.clear_button = QPushButton("Clear filters")
         self.clear_button.clicked.connect(self.clear)
         dates.addWidget(self.clear_button)
-        grid.addLayout(dates, 2, 0, 1, 8)
+        grid.addLayout(dates, 2, 2, 1, 6)
         self.panel.hide()
         self.filters_button.toggled.connect(self.panel.setVisible)
         layout = QVBoxLayout(self)

@@ -18,7 +18,14 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QListView,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from stablenew.gui.compare_dialog import CompareDialog
 from stablenew.gui.gallery_actions_bar import GalleryActionsBar
@@ -239,6 +246,10 @@ class GalleryPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 8)
         layout.setSpacing(4)
+        # The title gives way (clipped) before the search box does: the right column's minimum
+        # width must not grow with "Gallery · 12,345 of 100,000 images…".
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title.setMinimumWidth(40)
         self.filters.title_row.insertWidget(0, self.title, 1)
         layout.addWidget(self.filters)
         layout.addWidget(self.view, 1)
