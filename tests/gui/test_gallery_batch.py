@@ -55,8 +55,10 @@ def test_rate_and_tag_many_then_trash_them(qtbot, window_for, dead_url, trash_ho
     qtbot.waitUntil(lambda: all(read_marks(k).rating == 4 for k in chosen), timeout=5000)
     assert read_marks(chosen[0]).tags == ("keeper",)
 
+    assert panel.batch.trash_button.isEnabled()
     qtbot.mouseClick(panel.batch.trash_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: panel.message.text() == "Moved to the trash: 2 images.", timeout=10000)
+    qtbot.waitUntil(lambda: panel.message.text().startswith("Moved to the trash"), timeout=30000)
+    assert panel.message.text() == "Moved to the trash: 2 images."
     assert not any(Path(k).exists() for k in chosen)
     trashed = sorted(p.name for p in (trash_home / "files").iterdir())
     assert "robot.png" in trashed and "lake.png" in trashed, "in the trash, where they can be restored"
