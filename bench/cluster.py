@@ -201,7 +201,7 @@ async def run_policy(policy: str, nodes, queue, folder: Path) -> tuple[float, di
                                    poll_interval=0.05, on_event=on_event,
                                    runner_kwargs={"thumbnails": False})
     summary = await asyncio.wait_for(dispatcher.run(until_empty=True), 300)
-    states = {i.state for i in store.items()}
+    states = {i.state for i in store.reads.items()}
     store.close()
     if summary.done != total or states != {ItemState.done}:
         raise SystemExit(f"{policy}: {summary.done} of {total} done, {summary.failures[:3]}")

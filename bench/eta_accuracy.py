@@ -116,7 +116,7 @@ async def eta_run(url: str, folder: Path) -> tuple[list[Sample], float]:
             jobs = await asyncio.to_thread(estimates.read_jobs, store)
             ours = next(j for j in jobs if j.id == job.id)
             old = await asyncio.to_thread(lambda: next(
-                j for j in store.list_jobs() if j.id == job.id).eta_seconds)
+                j for j in store.reads.list_jobs() if j.id == job.id).eta_seconds)
             samples.append((time.monotonic(), ours.eta_seconds, old, len(finished)))
             await asyncio.wait((run,), timeout=0.1)
         await run

@@ -103,7 +103,7 @@ async def measure(url: str, images: int, rounds: int, out: Path) -> tuple[float,
                 shift = r % 3
                 for side, run in sides[shift:] + sides[:shift]:
                     totals[side] += await run()
-            assert len(store.items()) == images
+            assert len(store.reads.items()) == images
         return totals[0], totals[1], totals[2]
     finally:
         await backend.aclose()

@@ -13,7 +13,7 @@ import stablenew
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ("storage", "backends", "pipeline", "randomizer", "learning", "catalog", "gallery", "prompting",
-        "cluster")
+        "cluster", "community")
 
 
 def _core_modules() -> list[str]:

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import io
-import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
-
-from PIL import Image, UnidentifiedImageError
 
 from stablenew.backends import a1111_fields as F
 from stablenew.backends.a1111_payloads import (
@@ -24,14 +16,36 @@ from stablenew.backends.a1111_payloads import (
     txt2img_payload,
     upscale_payload,
 )
-from stablenew.backends.a1111_truth import Expectation, compare, infotext_params, same_checkpoint
+from stablenew.backends.a1111_progress import (
+    OurTasks,
+    RunningJob,
+    global_progress,
+    notify,
+    task_progress,
+)
+from stablenew.backends.a1111_replies import (
+    decode_image,
+    infotext_of,
+    input_size,
+    int_or,
+    items_of,
+    raise_for_status,
+    read_answer,
+    strip_hash,
+)
+from stablenew.backends.a1111_truth import (
+    Expectation,
+    compare,
+    infotext_params,
+    ran_with,
+    same_checkpoint,
+    txt2img_expectation,
+    upscale_warnings,
+)
 from stablenew.backends.errors import (
-    AuthFailed,
     BackendError,
     JobInterrupted,
-    MissingResource,
     ProtocolError,
-    RequestRejected,
     ServerError,
     ServerTimeout,
 )
@@ -42,6 +56,7 @@ from stablenew.backends.http import (
     HttpClient,
     HttpReply,
 )
+from stablenew.backends.together import together
 from stablenew.backends.types import (
     ADetailerJob,
     BackendKind,
@@ -51,7 +66,6 @@ from stablenew.backends.types import (
     JobResult,
     Progress,
     ProgressCallback,
-    RanWith,
     Txt2ImgJob,
     UpscaleJob,
 )
@@ -62,7 +76,6 @@ _WEBUI_KINDS = (BackendKind.a1111, BackendKind.forge, BackendKind.sdnext)
 #: Job answers up to this size are parsed and checked on the event loop (well under 0.5 ms);
 #: larger ones (a 512x512 SD image is ~0.5 MB of base64) in a worker thread.
 INLINE_BODY_BYTES = 64 * 1024
-_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"))
 
 
 def normalise_url(url: str) -> str:
@@ -70,93 +83,6 @@ def normalise_url(url: str) -> str:
     if "://" not in url:
         url = "http://" + url
     return url
-
-
-def image_format(data: bytes) -> str | None:
-    """PNG/JPEG/WEBP from the magic bytes (the server's `samples_format` decides the format)."""
-    for magic, name in _MAGIC:
-        if data.startswith(magic):
-            return name
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    return None
-
-
-def decode_image(text: Any, where: str, url: str, node: str = "") -> tuple[bytes, tuple[int, int]]:
-    """Base64 (or a data URL) to encoded bytes, checked to be a whole, readable image."""
-    if not isinstance(text, str) or not text:
-        raise ProtocolError(f"The server at {url} sent an empty or missing image.",
-                            detail=f"{where}: image field is {type(text).__name__}", node=node)
-    if text.startswith("data:"):
-        text = text.partition(",")[2]
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ProtocolError(f"The server at {url} sent an image that is not valid base64.",
-                            detail=f"{where}: {exc}; starts with {text[:40]!r}", node=node) from exc
-    fmt = image_format(data)
-    if fmt is None:
-        raise ProtocolError(f"The server at {url} sent data that is not a PNG, JPEG or WEBP image.",
-                            detail=f"{where}: {len(data)} bytes starting with {data[:16]!r}", node=node)
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            size = image.size
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ProtocolError(f"The server at {url} sent a {fmt} image that does not decode.",
-                            detail=f"{where}: {exc!r} ({len(data)} bytes)", node=node) from exc
-    return data, size
-
-
-def _error_text(body: Any) -> str:
-    """The message in a FastAPI/HTTPException (`detail`), A1111 (`errors`) or Forge (`message`) body."""
-    if isinstance(body, dict):
-        for key in ("detail", "errors", "message"):
-            value = body.get(key)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-        if isinstance(body.get("error"), str):
-            return body["error"]
-    if isinstance(body, str) and body.strip():
-        return body.strip()
-    return ""
-
-
-_MISSING = (
-    (re.compile(r"could not find upscaler named (.+)", re.I), "upscaler"),
-    (re.compile(r"model '(.+)' not found", re.I), "checkpoint"),
-    (re.compile(r"could not find checkpoint with name (.+)", re.I), "checkpoint"),
-    (re.compile(r"sampler not found: (.+)", re.I), "sampler"),
-    (re.compile(r"always on script (.+) not found", re.I), "extension"),
-)
-
-
-def _missing_resource(text: str) -> tuple[str, str] | None:
-    """(what, name) when an error message says a named model/upscaler/sampler is not installed."""
-    for pattern, what in _MISSING:
-        found = pattern.search(text)
-        if found:
-            return what, found.group(1).strip().strip("'\"")
-    return None
-
-
-def _short(text: str, limit: int = 300) -> str:
-    """An error text fit for a sentence: one paragraph, no trailing period, not a wall of text."""
-    text = " ".join(text.split()).rstrip(".")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _rejected_fields(detail: Any) -> tuple[str, ...]:
-    if not isinstance(detail, list):
-        return ()
-    fields: list[str] = []
-    for entry in detail:
-        loc = entry.get("loc") if isinstance(entry, dict) else None
-        if isinstance(loc, list):
-            parts = [str(p) for p in loc if p != "body"]
-            if parts:
-                fields.append(".".join(parts))
-    return tuple(dict.fromkeys(fields))
 
 
 class A1111Backend:
@@ -180,14 +106,8 @@ class A1111Backend:
         self._http = HttpClient(self.url, auth=auth, node=self.name)
         #: None until known; False when the server runs without /internal (--nowebui).
         self._internal: bool | None = None
-        self._in_flight: dict[str, str] = {}  # task id -> endpoint
-        self._interrupt_wanted: set[str] = set()
-        self._interrupt_sent: set[str] = set()
-        #: Our tasks that someone else stopped on the server (its /progress said interrupted
-        #: or skipped while our task ran): task id -> which of the two.
-        self._stopped_by_others: dict[str, str] = {}
-        #: Without task ids: the job that was running when we sent each request (never ours).
-        self._before: dict[str, _RunningJob | None] = {}
+        #: Our requests open at the server: where they went, their stops, whose job runs.
+        self._ours = OurTasks()
         self._capabilities: Capabilities | None = None
         #: Tasks that stop our abandoned, still-queued requests once they start (see `_reap`).
         self._reapers: set[asyncio.Task[None]] = set()
@@ -208,7 +128,7 @@ class A1111Backend:
 
     async def detect_kind(self) -> BackendKind:
         """Ask the server what it is (SD.Next: /version; Forge: /sd-modules; else A1111)."""
-        sdnext, forge = await _all(
+        sdnext, forge = await together(
             self._http.request("GET", "/sdapi/v1/version", timeout=self.short_timeout),
             self._http.request("GET", "/sdapi/v1/sd-modules", timeout=self.short_timeout))
         for reply in (sdnext, forge):
@@ -230,59 +150,8 @@ class A1111Backend:
 
     def _check(self, reply: HttpReply) -> None:
         """Raise the typed error an HTTP status stands for."""
-        status = reply.status
-        if 200 <= status < 300:
-            return
-        path = reply.url[len(self.url):] or reply.url
-        try:
-            body: Any = reply.json()
-        except ProtocolError:
-            body = reply.body[:300].decode("utf-8", "replace")
-        text = _error_text(body)
-        detail = f"HTTP {status} from {reply.url}: {str(body)[:2000]}"
-        if status in (401, 403):
-            if self._auth:
-                raise AuthFailed(f"The server at {self.url} refused the user name and password (wrong "
-                                 "user or password). Check them in Settings (they must match its "
-                                 "--api-auth).",
-                                 detail=detail, node=self.name)
-            raise AuthFailed(f"The server at {self.url} wants a user name and password (--api-auth). "
-                             "Enter them in Settings.", detail=detail, node=self.name)
-        missing = _missing_resource(text)
-        if missing is not None:
-            what, name = missing
-            caps = self._capabilities
-            installed: tuple[str, ...] = ()
-            if caps is not None:
-                installed = {"upscaler": caps.upscalers, "checkpoint": caps.checkpoints,
-                             "sampler": caps.samplers}.get(what, ())
-            if what == "extension":
-                message = (f"The server at {self.url} does not have the {name} extension. Install it "
-                           "there, or run this step on another server.")
-            else:
-                message = (f"The server at {self.url} has no {what} named '{name}'. Pick one it has "
-                           "(refresh the lists in Settings) or install it there.")
-            raise MissingResource(message, what=what, name=name, installed=installed, detail=detail,
-                                  node=self.name)
-        if status == 422:
-            raw = body.get("detail") if isinstance(body, dict) else None
-            fields = _rejected_fields(raw)
-            what = f"invalid {', '.join(fields)}" if fields else _short(text or "invalid request")
-            raise RequestRejected(f"The server at {self.url} rejected the request ({what}). "
-                                  "Check these settings, or update StableNew if the server is newer.",
-                                  fields=fields, detail=detail, node=self.name)
-        if status == 404 and text in ("", "Not Found"):
-            raise RequestRejected(f"The server at {self.url} has no {path}. Start it with --api, and check "
-                                  "that the address points to an A1111/Forge WebUI.",
-                                  detail=detail, node=self.name)
-        reason = _short(text) or f"HTTP {status}"
-        if status < 500:
-            raise RequestRejected(f"The server at {self.url} refused the request: {reason}.",
-                                  detail=detail, node=self.name)
-        hint = ""
-        if "out of memory" in text.lower():
-            hint = " Try a smaller size or batch, or close other programs using the GPU."
-        raise ServerError(f"The server at {self.url} failed: {reason}.{hint}", detail=detail, node=self.name)
+        raise_for_status(reply, self.url, self.name, auth=bool(self._auth),
+                         capabilities=self._capabilities)
 
     async def _get(self, path: str, *, params: dict[str, Any] | None = None, optional: bool = False
                    ) -> Any:
@@ -310,7 +179,7 @@ class A1111Backend:
 
     async def probe(self) -> Capabilities:
         kind = await self.resolve_kind()
-        results = await _all(
+        results = await together(
             self.options(), self.checkpoints(), self.samplers(), self.schedulers(), self.upscalers(),
             self.loras(), self.embeddings(), self.adetailer_models(), self.memory(), self._version(kind))
         (options, checkpoints, samplers, schedulers, upscalers, loras, embeddings, ad, memory,
@@ -330,7 +199,7 @@ class A1111Backend:
             kind=kind, version=version, device=device, vram_total=vram_total, vram_free=vram_free,
             checkpoints=checkpoints, samplers=samplers, schedulers=schedulers, upscalers=upscalers,
             loras=loras, embeddings=embeddings, adetailer_models=ad, has_gpu=has_gpu,
-            current_checkpoint=_strip_hash(current) if isinstance(current, str) else "")
+            current_checkpoint=strip_hash(current) if isinstance(current, str) else "")
         self._capabilities = caps
         return caps
 
@@ -370,28 +239,28 @@ class A1111Backend:
     async def checkpoints(self) -> tuple[str, ...]:
         data = await self._get("/sdapi/v1/sd-models")
         # Titles gain a "[hash]" once the hash is computed; the bare title stays a valid alias.
-        return tuple(_strip_hash(str(m.get("title", ""))) for m in _items(data) if m.get("title"))
+        return tuple(strip_hash(str(m.get("title", ""))) for m in items_of(data) if m.get("title"))
 
     async def samplers(self) -> tuple[str, ...]:
-        return tuple(str(m["name"]) for m in _items(await self._get("/sdapi/v1/samplers")) if m.get("name"))
+        return tuple(str(m["name"]) for m in items_of(await self._get("/sdapi/v1/samplers")) if m.get("name"))
 
     async def schedulers(self) -> tuple[str, ...]:
         data = await self._get("/sdapi/v1/schedulers", optional=True)
-        return tuple(str(m.get("label") or m.get("name")) for m in _items(data)
+        return tuple(str(m.get("label") or m.get("name")) for m in items_of(data)
                      if m.get("label") or m.get("name"))
 
     async def upscalers(self) -> tuple[str, ...]:
         """Upscaler names including the latent hires modes ("Latent", "Latent (bicubic)", …)."""
-        regular, latent = await _all(self._get("/sdapi/v1/upscalers"),
+        regular, latent = await together(self._get("/sdapi/v1/upscalers"),
                                                self._get("/sdapi/v1/latent-upscale-modes", optional=True))
-        names = [str(m["name"]) for m in _items(latent) if m.get("name")]
-        names += [str(m["name"]) for m in _items(regular) if m.get("name")]
+        names = [str(m["name"]) for m in items_of(latent) if m.get("name")]
+        names += [str(m["name"]) for m in items_of(regular) if m.get("name")]
         return tuple(dict.fromkeys(names))
 
     async def loras(self) -> tuple[str, ...]:
         data = await self._get("/sdapi/v1/loras", optional=True)
         # `<lora:X>` finds a LoRA by its name (the file stem) or its alias: both are listed.
-        names = (m.get(key) for m in _items(data) if m.get("name") for key in ("name", "alias"))
+        names = (m.get(key) for m in items_of(data) if m.get("name") for key in ("name", "alias"))
         return tuple(dict.fromkeys(str(n) for n in names if n))
 
     async def embeddings(self) -> tuple[str, ...]:
@@ -426,15 +295,7 @@ class A1111Backend:
 
     async def txt2img(self, job: Txt2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         kind = await self.resolve_kind()
-        s = job.sampling
-        size = (s.width, s.height)
-        if job.hires is not None:
-            size = _hires_size(s.width, s.height, job.hires.scale, job.hires.resize_width,
-                               job.hires.resize_height)
-        hires_cfg = None
-        if job.hires is not None and kind == BackendKind.forge:
-            hires_cfg = job.hires.cfg_scale if job.hires.cfg_scale is not None else s.cfg_scale
-        expect = Expectation(s, job.batch_size, size, hires_cfg=hires_cfg)
+        expect = txt2img_expectation(job, kind)
         # With hires fix each image is two jobs on the server: the first pass, then the hires one.
         passes = ("", "hires") if job.hires is not None else ("",)
         return await self._generate(F.TXT2IMG, txt2img_payload(job, kind), job.task_id, on_progress, expect,
@@ -448,25 +309,21 @@ class A1111Backend:
 
     async def adetailer(self, job: ADetailerJob, on_progress: ProgressCallback | None = None) -> JobResult:
         kind = await self.resolve_kind()
-        size = _input_size(job.image, "ADetailer")
+        size = input_size(job.image, "ADetailer")
         expect = Expectation(job.sampling, 1, size, adetailer=job.passes)
         payload = adetailer_payload(job, kind, size)
         return await self._generate(F.IMG2IMG, payload, job.task_id, on_progress, expect)
 
     async def upscale(self, job: UpscaleJob, on_progress: ProgressCallback | None = None) -> JobResult:
-        width, height = _input_size(job.image, "the upscaler")
-        if job.target_width > 0 and job.target_height > 0:
-            expected = (job.target_width, job.target_height)
-        else:
-            expected = (int(width * job.scale), int(height * job.scale))
-        self._in_flight[job.task_id] = F.EXTRAS_SINGLE
+        source_size = input_size(job.image, "the upscaler")
+        self._ours.in_flight[job.task_id] = F.EXTRAS_SINGLE
         try:
             reply = await self._post(F.EXTRAS_SINGLE, upscale_payload(job), timeout=self.timeout,
                                      max_body=self.max_body)
         finally:
-            self._in_flight.pop(job.task_id, None)
-        interrupted = job.task_id in self._interrupt_wanted
-        self._interrupt_wanted.discard(job.task_id)
+            self._ours.in_flight.pop(job.task_id, None)
+        interrupted = job.task_id in self._ours.interrupt_wanted
+        self._ours.interrupt_wanted.discard(job.task_id)
         self._check(reply)
         if interrupted:
             raise JobInterrupted("The upscale was stopped; its result was discarded.",
@@ -477,14 +334,11 @@ class A1111Backend:
                                 detail=str(data)[:300], node=self.name)
         encoded, size = await asyncio.to_thread(decode_image, data["image"], F.EXTRAS_SINGLE, self.url,
                                                self.name)
-        source = _infotext_of(job.image)
-        seed = _int_or(infotext_params(source).get("Seed"), 0)
-        warnings = []
-        if size != expected:
-            warnings.append(f"Size: asked for {expected[0]}x{expected[1]}, the server returned "
-                            f"{size[0]}x{size[1]}.")
+        source = infotext_of(job.image)
+        seed = int_or(infotext_params(source).get("Seed"), 0)
+        warnings = upscale_warnings(job, source_size, size)
         if on_progress is not None:
-            _notify(on_progress, Progress(fraction=1.0))
+            notify(on_progress, Progress(fraction=1.0))
         return JobResult(images=(GeneratedImage(encoded, seed, source),),
                          info={"html_info": data.get("html_info", "")}, warnings=tuple(warnings))
 
@@ -494,8 +348,8 @@ class A1111Backend:
         if self._internal is None and self.kind != BackendKind.sdnext:
             await self._learn_internal(task_id)  # once per client: are there per-task ids?
         if self._internal is not True:  # no task ids: note whose job runs now
-            self._before[task_id] = await self._running_job()
-        self._in_flight[task_id] = endpoint
+            self._ours.before[task_id] = await self._running_job()
+        self._ours.in_flight[task_id] = endpoint
         poller = asyncio.create_task(self._watch(task_id, endpoint, on_progress, passes),
                                      name=f"progress {task_id}")
         try:
@@ -503,20 +357,20 @@ class A1111Backend:
         except (asyncio.CancelledError, ServerTimeout):
             # A WebUI runs a request to the end even when the client hangs up: since nobody will
             # take this result, stop our task now or as soon as it leaves the server's queue.
-            if task_id not in self._interrupt_sent:
-                self._interrupt_wanted.add(task_id)
+            if task_id not in self._ours.interrupt_sent:
+                self._ours.interrupt_wanted.add(task_id)
                 self._start_reaper(task_id)
             raise
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
-            self._in_flight.pop(task_id, None)
-            self._before.pop(task_id, None)
-            stopped = self._stopped_by_others.pop(task_id, None)
-        interrupted = task_id in self._interrupt_wanted
-        self._interrupt_wanted.discard(task_id)
-        self._interrupt_sent.discard(task_id)
+            self._ours.in_flight.pop(task_id, None)
+            self._ours.before.pop(task_id, None)
+            stopped = self._ours.stopped_by_others.pop(task_id, None)
+        interrupted = task_id in self._ours.interrupt_wanted
+        self._ours.interrupt_wanted.discard(task_id)
+        self._ours.interrupt_sent.discard(task_id)
         if interrupted:
             # Partial images (or an error caused by the stop) are not a result.
             raise JobInterrupted("The job was stopped before it finished.",
@@ -526,15 +380,15 @@ class A1111Backend:
         # Parsing, base64 and the image check in one hop off the loop (each hop costs a thread
         # hand-off); an answer small enough to take less than that is read right here.
         if len(reply.body) <= INLINE_BODY_BYTES:
-            info, images, sizes, infotexts = self._read_answer(reply, endpoint)
+            info, images, sizes, infotexts = read_answer(reply, endpoint, self.url, self.name)
         else:
-            info, images, sizes, infotexts = await asyncio.to_thread(self._read_answer, reply,
-                                                                     endpoint)
+            info, images, sizes, infotexts = await asyncio.to_thread(
+                read_answer, reply, endpoint, self.url, self.name)
         if isinstance(info.get("version"), str) and info["version"]:
             self._version_seen = info["version"]
         if on_progress is not None:
             steps = expect.sampling.steps
-            _notify(on_progress, Progress(fraction=1.0, step=steps, steps=steps, eta_seconds=0.0))
+            notify(on_progress, Progress(fraction=1.0, step=steps, steps=steps, eta_seconds=0.0))
         warnings = compare(expect, info, sizes, infotexts)
         incomplete = ""
         if stopped is not None:
@@ -548,37 +402,7 @@ class A1111Backend:
             # a second time by Python's last-resort handler wherever logging is not set up (CLI).
             log.info("%s: %s", self.name, text)
         return JobResult(images=tuple(images), info=info, warnings=tuple(warnings),
-                         ran=_ran_with(info), incomplete=incomplete)
-
-    def _read_answer(self, reply: Any, endpoint: str) -> tuple[
-            dict[str, Any], list[GeneratedImage], list[tuple[int, int]], list[str]]:
-        """The job's answer: its info and its checked images (blocking; see `_generate`)."""
-        data = reply.json()
-        if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-            raise ProtocolError(f"The server at {self.url} answered without an image list.",
-                                detail=f"{endpoint}: {str(data)[:300]}", node=self.name)
-        info = _parse_info(data.get("info"), self.url, endpoint, self.name)
-        return (info, *self._images(data["images"], info, endpoint))
-
-    def _images(self, raw: list[Any], info: dict[str, Any], endpoint: str
-                ) -> tuple[list[GeneratedImage], list[tuple[int, int]], list[str]]:
-        """Decode and check the images that belong to the job (not a grid, masks or extras)."""
-        first = info.get("index_of_first_image", 0)
-        first = first if isinstance(first, int) and 0 <= first <= len(raw) else 0
-        infotexts = info.get("infotexts")
-        seeds = info.get("all_seeds")
-        end = len(infotexts) if isinstance(infotexts, list) and infotexts else len(raw)
-        images, sizes, texts = [], [], []
-        for index in range(first, min(end, len(raw))):
-            encoded, size = decode_image(raw[index], f"{endpoint} image {index}", self.url, self.name)
-            text = infotexts[index] if isinstance(infotexts, list) and index < len(infotexts) else ""
-            n = index - first
-            seed = seeds[n] if isinstance(seeds, list) and n < len(seeds) and isinstance(seeds[n], int) \
-                else _int_or(info.get("seed"), 0) + n
-            images.append(GeneratedImage(encoded, seed, str(text or "")))
-            sizes.append(size)
-            texts.append(str(text or ""))
-        return images, sizes, texts
+                         ran=ran_with(info), incomplete=incomplete)
 
     # ----- progress, interrupt, skip -----
 
@@ -616,57 +440,32 @@ class A1111Backend:
                 if data is not None:
                     if not data.get("active"):
                         if data.get("queued") and on_progress is not None:
-                            _notify(on_progress, Progress(fraction=0.0))
+                            notify(on_progress, Progress(fraction=0.0))
                         continue
-                    if task_id in self._interrupt_wanted and task_id not in self._interrupt_sent:
+                    if task_id in self._ours.interrupt_wanted and task_id not in self._ours.interrupt_sent:
                         await self._send_interrupt(task_id)
                     # The global state tells whether someone stopped the job that runs: ours.
                     state = (await self._global_progress(False)).get("state") or {}
-                    self._note_foreign_stop(task_id, state)
+                    self._ours.note_foreign_stop(task_id, state)
                     if on_progress is None:
                         continue
-                    preview_id = _int_or(data.get("id_live_preview"), preview_id)
-                    step = _int_or(state.get("sampling_step"), None)
-                    steps = _int_or(state.get("sampling_steps"), None)
-                    phase, more = _pass_of(state, passes)
-                    _notify(on_progress, Progress(
-                        fraction=_fraction(data.get("progress")), step=step, steps=steps,
-                        eta_seconds=_float_or(data.get("eta")),
-                        preview=_data_url_bytes(data.get("live_preview")), phase=phase,
-                        more_passes=more))
+                    preview_id = int_or(data.get("id_live_preview"), preview_id)
+                    notify(on_progress, task_progress(data, state, passes))
                     continue
-                if on_progress is None and task_id not in self._interrupt_wanted:
+                if on_progress is None and task_id not in self._ours.interrupt_wanted:
                     continue
                 # No per-task progress (--nowebui, SD.Next): the global one, while our request runs.
                 glob = await self._global_progress(want_preview)
                 state = glob.get("state") or {}
-                if not self._runs_ours(state, endpoint, task_id):
+                if not self._ours.runs_ours(state, endpoint, task_id):
                     continue
-                self._note_foreign_stop(task_id, state)
-                if task_id in self._interrupt_wanted and task_id not in self._interrupt_sent:
+                self._ours.note_foreign_stop(task_id, state)
+                if task_id in self._ours.interrupt_wanted and task_id not in self._ours.interrupt_sent:
                     await self._send_interrupt(task_id)
                 if on_progress is not None:
-                    raw = _float_or(glob.get("progress")) or 0.0
-                    image = glob.get("current_image")
-                    phase, more = _pass_of(state, passes)
-                    _notify(on_progress, Progress(
-                        phase=phase, more_passes=more,
-                        fraction=max(0.0, min(1.0, raw - 0.01)) if raw else 0.0,
-                        step=_int_or(state.get("sampling_step"), None),
-                        steps=_int_or(state.get("sampling_steps"), None),
-                        eta_seconds=_float_or(glob.get("eta_relative")),
-                        preview=_b64_bytes(image) if isinstance(image, str) else None))
+                    notify(on_progress, global_progress(glob, passes))
             except BackendError as exc:  # progress is best effort; the generation call reports failures
                 log.debug("%s: progress poll failed: %s (%s)", self.name, exc, exc.detail)
-
-    def _note_foreign_stop(self, task_id: str, state: dict[str, Any]) -> None:
-        """Remember when our running task was interrupted or skipped by someone else: A1111
-        still answers 200 with what it had, which must not pass for a finished image."""
-        if task_id in self._interrupt_wanted or task_id in self._interrupt_sent:
-            return  # our own stop
-        for flag in ("interrupted", "skipped"):
-            if state.get(flag) is True:
-                self._stopped_by_others.setdefault(task_id, flag)
 
     async def _learn_internal(self, task_id: str) -> None:
         """Ask /internal/progress once, so `_internal` says whether this server has task ids."""
@@ -675,32 +474,14 @@ class A1111Backend:
         except BackendError as exc:
             log.debug("%s: /internal/progress not usable: %s", self.name, exc)
 
-    async def _running_job(self) -> _RunningJob | None:
+    async def _running_job(self) -> RunningJob | None:
         """The job the server runs now, from the global /progress (None when idle or unknown)."""
         try:
             state = (await self._global_progress(False)).get("state") or {}
         except BackendError as exc:
             log.debug("%s: could not read /progress before a request: %s", self.name, exc)
             return None
-        return _RunningJob.of(state)
-
-    def _runs_ours(self, state: dict[str, Any], endpoint: str, task_id: str) -> bool:
-        """Without task ids, the running job is taken for ours only when: it is an API job of our
-        endpoint, just one request of ours to that endpoint is open, and it is not the job that
-        was already running when we sent ours (someone else's, e.g. another app's)."""
-        running = _RunningJob.of(state)
-        if running is None:
-            self._before.pop(task_id, None)  # the server went idle: the earlier job is over
-            return False
-        before = self._before.get(task_id)
-        if before is not None:
-            if before.continues_as(running):
-                self._before[task_id] = running  # how far it got: a new job starts lower
-                return False
-            self._before.pop(task_id, None)  # a different job now: the earlier one is over
-        wanted = "scripts_txt2img" if endpoint == F.TXT2IMG else "scripts_img2img"
-        ours = [e for e in self._in_flight.values() if e == endpoint]
-        return running.job in ("", wanted) and len(ours) == 1
+        return RunningJob.of(state)
 
     def _start_reaper(self, task_id: str) -> None:
         task = asyncio.get_running_loop().create_task(self._reap(task_id), name=f"interrupt {task_id}")
@@ -727,27 +508,27 @@ class A1111Backend:
         except BackendError as exc:
             log.warning("%s: could not stop abandoned task %s: %s (%s)", self.name, task_id, exc, exc.detail)
         finally:
-            self._interrupt_wanted.discard(task_id)
-            self._interrupt_sent.discard(task_id)
+            self._ours.interrupt_wanted.discard(task_id)
+            self._ours.interrupt_sent.discard(task_id)
 
     async def _send_interrupt(self, task_id: str) -> None:
-        self._interrupt_sent.add(task_id)
+        self._ours.interrupt_sent.add(task_id)
         self._check(await self._post("/sdapi/v1/interrupt", None))
         log.info("%s: interrupted task %s", self.name, task_id)
 
     async def interrupt(self, task_id: str) -> None:
         """Stop our task if it runs now, or as soon as it starts; never someone else's job."""
-        endpoint = self._in_flight.get(task_id)
+        endpoint = self._ours.in_flight.get(task_id)
         if endpoint is None:
             return  # not running through this client: nothing of ours to stop
-        self._interrupt_wanted.add(task_id)
+        self._ours.interrupt_wanted.add(task_id)
         if endpoint == F.EXTRAS_SINGLE:
             return  # extras cannot be interrupted; the result is dropped when it arrives
         await self._if_ours(task_id, endpoint, self._send_interrupt)
 
     async def skip(self, task_id: str) -> None:
         """Skip the current batch iteration of our task (if it is the one running)."""
-        endpoint = self._in_flight.get(task_id)
+        endpoint = self._ours.in_flight.get(task_id)
         if endpoint is None:
             return
 
@@ -763,7 +544,7 @@ class A1111Backend:
                 await action(task_id)
             return  # queued: the progress watcher sends the interrupt when our task starts
         state = (await self._global_progress(False)).get("state") or {}
-        if self._runs_ours(state, endpoint, task_id):
+        if self._ours.runs_ours(state, endpoint, task_id):
             await action(task_id)
 
     @property
@@ -800,180 +581,3 @@ class A1111Backend:
 
     def __repr__(self) -> str:
         return f"A1111Backend({self.url!r}, kind={self.kind.value})"
-
-
-# ----- helpers -----
-
-@dataclass(frozen=True)
-class _RunningJob:
-    """A job as the global /progress shows it: its start stamp (whole seconds), its name, and how
-    far it got. Jobs have no ids there, so a job is "the same" while stamp and name stay and it
-    never goes backwards (a new job restarts at batch 0, step 0)."""
-
-    stamp: str
-    job: str
-    position: tuple[int, int]  # (job_no, sampling_step)
-
-    @classmethod
-    def of(cls, state: dict[str, Any]) -> _RunningJob | None:
-        if _int_or(state.get("job_count"), 0) == 0:
-            return None
-        return cls(str(state.get("job_timestamp") or ""), str(state.get("job") or ""),
-                   (_int_or(state.get("job_no"), 0) or 0, _int_or(state.get("sampling_step"), 0) or 0))
-
-    def continues_as(self, later: _RunningJob) -> bool:
-        return (later.stamp, later.job) == (self.stamp, self.job) and later.position >= self.position
-
-async def _all(*calls: Awaitable[Any]) -> list[Any]:
-    """Run calls together; on the first failure cancel the rest and raise that failure as is
-    (not wrapped in an ExceptionGroup, so callers keep catching typed BackendErrors).
-
-    Not a TaskGroup: on Python 3.11 a TaskGroup drops a cancel of its caller that arrives while
-    it cleans up after a failed call, so a stopped probe carried on as if never stopped."""
-    tasks = [asyncio.ensure_future(_await(call)) for call in calls]
-    for task in tasks:
-        task.add_done_callback(_retrieve)  # a task left behind by a cancel never logs "never retrieved"
-    try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        failed = [t for t in tasks if t in done and not t.cancelled() and t.exception() is not None]
-        if failed:
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)  # a cancel of ours arriving here propagates from here
-            errors = [t.exception() for t in failed]
-            typed = [e for e in errors if isinstance(e, BackendError)]
-            raise (typed[0] if typed else errors[0]) from None
-    except asyncio.CancelledError:
-        for task in tasks:
-            task.cancel()
-        raise
-    return [task.result() for task in tasks]
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-async def _await(call: Awaitable[Any]) -> Any:
-    return await call
-
-def _items(data: Any) -> list[dict[str, Any]]:
-    return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
-
-
-def _strip_hash(title: str) -> str:
-    head, sep, tail = title.rpartition(" [")
-    return head if sep and tail.endswith("]") else title
-
-
-def _parse_info(raw: Any, url: str, endpoint: str, node: str) -> dict[str, Any]:
-    """`info` is a JSON string inside the JSON answer; parse it a second time."""
-    if isinstance(raw, dict):
-        return raw
-    if raw in (None, ""):
-        return {}
-    try:
-        info = json.loads(raw)
-    except (TypeError, ValueError) as exc:
-        raise ProtocolError(f"The server at {url} sent job details that are not valid JSON.",
-                            detail=f"{endpoint} info: {exc}; {str(raw)[:200]!r}", node=node) from exc
-    return info if isinstance(info, dict) else {}
-
-
-def _ran_with(info: dict[str, Any]) -> RanWith:
-    """What the job ran with, from `info` (A1111 replaces what it does not know silently)."""
-    extra = info.get("extra_generation_params")
-    schedule = extra.get("Schedule type") if isinstance(extra, dict) else None
-
-    def text(value: Any) -> str:
-        return value if isinstance(value, str) else ""
-
-    return RanWith(checkpoint=text(info.get("sd_model_name")),
-                   model_hash=text(info.get("sd_model_hash")),
-                   sampler=text(info.get("sampler_name")), scheduler=text(schedule))
-
-
-def _hires_size(width: int, height: int, scale: float, rx: int, ry: int) -> tuple[int, int]:
-    """The hires output size: A1111's target (`calculate_target_resolution`), floored to a
-    multiple of 8 because the second pass runs on a latent an eighth of that size
-    (512 at scale 1.3: target 665, image 664)."""
-    if rx <= 0 and ry <= 0:
-        w, h = int(width * scale), int(height * scale)
-    elif rx <= 0:
-        w, h = ry * width // height, ry
-    elif ry <= 0:
-        w, h = rx, rx * height // width
-    else:
-        w, h = rx, ry
-    return w // 8 * 8, h // 8 * 8
-
-
-def _input_size(data: bytes, what: str) -> tuple[int, int]:
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise RequestRejected(f"The image given to {what} could not be read as PNG, JPEG or WEBP.",
-                              fields=("image",), detail=repr(exc)) from exc
-
-
-def _infotext_of(data: bytes) -> str:
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            text = img.info.get("parameters")
-    except (UnidentifiedImageError, OSError, ValueError):
-        return ""
-    return text if isinstance(text, str) else ""
-
-
-def _notify(callback: ProgressCallback, progress: Progress) -> None:
-    try:
-        callback(progress)
-    except Exception:  # a broken listener must not fail the job it listens to
-        log.exception("progress callback failed")
-
-
-def _fraction(value: Any) -> float:
-    number = _float_or(value)
-    return 0.0 if number is None else max(0.0, min(1.0, number))
-
-
-def _float_or(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _pass_of(state: dict[str, Any], passes: tuple[str, ...]) -> tuple[str, bool]:
-    """Which sampling pass the server's job counter is in (`job_no` counts every pass of every
-    image), and whether another follows for the same image."""
-    job_no = _int_or(state.get("job_no"), None)
-    if len(passes) < 2 or job_no is None or job_no < 0 or _int_or(state.get("job_count"), 0) <= 0:
-        return passes[0], False
-    index = job_no % len(passes)
-    return passes[index], index < len(passes) - 1
-
-
-def _int_or(value: Any, default: Any) -> Any:
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return default
-
-
-def _b64_bytes(text: str) -> bytes | None:
-    try:
-        return base64.b64decode(text, validate=True) or None
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _data_url_bytes(value: Any) -> bytes | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return _b64_bytes(value.partition(",")[2] if value.startswith("data:") else value)

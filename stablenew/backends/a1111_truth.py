@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stablenew.backends.types import ADetailerPass, Sampling
+from stablenew.backends.types import (
+    ADetailerPass,
+    BackendKind,
+    RanWith,
+    Sampling,
+    Txt2ImgJob,
+    UpscaleJob,
+)
 
 _PAIR = re.compile(r"""\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)""")
 _HASH_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]{8,64}\]$")
@@ -68,6 +75,8 @@ def _number(value: Any) -> float | None:
 
 
 @dataclass(frozen=True)
+
+
 class Expectation:
     """What one job asked for, in the terms the server's `info` reports."""
 
@@ -152,3 +161,57 @@ def _seed_text(seeds: Sequence[int]) -> str:
     if len(seeds) <= 4:
         return ", ".join(str(x) for x in seeds)
     return f"{seeds[0]}, {seeds[1]}, … {seeds[-1]}"
+
+
+def txt2img_expectation(job: Txt2ImgJob, kind: BackendKind) -> Expectation:
+    """What a txt2img job should come back as: hires fix changes the size, and Forge's hires
+    pass has a CFG of its own."""
+    s = job.sampling
+    size = (s.width, s.height)
+    if job.hires is not None:
+        size = hires_size(s.width, s.height, job.hires.scale, job.hires.resize_width,
+                          job.hires.resize_height)
+    hires_cfg = None
+    if job.hires is not None and kind == BackendKind.forge:
+        hires_cfg = job.hires.cfg_scale if job.hires.cfg_scale is not None else s.cfg_scale
+    return Expectation(s, job.batch_size, size, hires_cfg=hires_cfg)
+
+
+def upscale_warnings(job: UpscaleJob, source: tuple[int, int], size: tuple[int, int]
+                     ) -> list[str]:
+    """A warning when the upscaled image of *source*'s size is not the size asked for."""
+    if job.target_width > 0 and job.target_height > 0:
+        expected = (job.target_width, job.target_height)
+    else:
+        expected = (int(source[0] * job.scale), int(source[1] * job.scale))
+    if size == expected:
+        return []
+    return [f"Size: asked for {expected[0]}x{expected[1]}, the server returned {size[0]}x{size[1]}."]
+
+
+def ran_with(info: dict[str, Any]) -> RanWith:
+    """What the job ran with, from `info` (A1111 replaces what it does not know silently)."""
+    extra = info.get("extra_generation_params")
+    schedule = extra.get("Schedule type") if isinstance(extra, dict) else None
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else ""
+
+    return RanWith(checkpoint=text(info.get("sd_model_name")),
+                   model_hash=text(info.get("sd_model_hash")),
+                   sampler=text(info.get("sampler_name")), scheduler=text(schedule))
+
+
+def hires_size(width: int, height: int, scale: float, rx: int, ry: int) -> tuple[int, int]:
+    """The hires output size: A1111's target (`calculate_target_resolution`), floored to a
+    multiple of 8 because the second pass runs on a latent an eighth of that size
+    (512 at scale 1.3: target 665, image 664)."""
+    if rx <= 0 and ry <= 0:
+        w, h = int(width * scale), int(height * scale)
+    elif rx <= 0:
+        w, h = ry * width // height, ry
+    elif ry <= 0:
+        w, h = rx, rx * height // width
+    else:
+        w, h = rx, ry
+    return w // 8 * 8, h // 8 * 8

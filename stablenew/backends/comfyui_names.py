@@ -246,6 +246,7 @@ def comfy_scheduler(name: str, sampler: str, implied: str | None, available: Ite
     if name in available:
         return name
     key = normalize_name(name)
+    mapped: str | None
     if key in ("automatic", ""):
         mapped = implied or AUTOMATIC_SCHEDULER.get(sampler, "normal")
     else:

@@ -12,7 +12,9 @@ address the user gave. Status codes are otherwise left to the caller.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import ssl
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +110,25 @@ def parse_json(body: bytes, where: str, node: str = "") -> Any:
             detail=f"{exc}; body starts with {snippet!r} ({len(body)} bytes)", node=node) from exc
 
 
+def tls_context(base_url: str) -> ssl.SSLContext:
+    """The TLS settings of a client of *base_url*, one shared by every client.
+
+    httpx loads the CA bundle for each new client by default, about 0.1 s on the window's thread
+    at every connect and health check; an https address now loads it once per process. An http
+    address never does TLS (redirects are refused, never followed), so its context holds no CA
+    at all: it would refuse any certificate, should it ever be asked to check one.
+    """
+    return _verified_tls() if urlsplit(base_url).scheme == "https" else _NO_CA
+
+
+@functools.cache
+def _verified_tls() -> ssl.SSLContext:
+    return httpx.create_ssl_context(trust_env=False)
+
+
+_NO_CA = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # checks host names and certificates, trusts none
+
+
 class HttpClient:
     """One base URL, optional basic auth, typed errors, deadlines and bounded answers."""
 
@@ -126,6 +147,7 @@ class HttpClient:
             transport=transport,
             follow_redirects=False,  # credentials must never go to an address the user did not give
             trust_env=False,  # a system proxy must not capture calls to a LAN or localhost node
+            verify=tls_context(self.base_url),
         )
 
     async def request(self, method: str, path: str, *, json_body: Any = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from stablenew.catalog.entry import BaseModel, ModelEntry, ModelKind
 from stablenew.catalog.safetensors import SafetensorsHeader
@@ -230,7 +230,7 @@ def _plain(text: str | None) -> str:
     return " ".join(text.split())[:_DESCRIPTION_CHARS]
 
 
-def build_entry(kind: ModelKind, path: Path, relative_folder: str, header: SafetensorsHeader | None,
+def build_entry(kind: ModelKind, path: PurePath, relative_folder: str, header: SafetensorsHeader | None,
                 header_problem: str | None, side: Sidecars, preview: str | None,
                 problems: list[str], size: int, mtime_ns: int) -> ModelEntry:
     """Merge header, sidecars and preview into one entry with the precedence rules above."""

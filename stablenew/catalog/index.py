@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,7 +208,7 @@ def _stem_key(name: str) -> str:
     return file_stem(name).lower()
 
 
-def scan(folders: list[tuple[str | Path, ModelKind]], cache: CatalogCache | None = None, *,
+def scan(folders: Sequence[tuple[str | Path, ModelKind]], cache: CatalogCache | None = None, *,
          progress: ProgressCallback | None = None) -> Catalog:
     """A catalog of several folders (LoRA and checkpoint folders alike)."""
     catalog = Catalog()

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from stablenew.cli._common import app_settings, fail, show_help
+from stablenew.storage.words import plural
 
 if TYPE_CHECKING:
     from stablenew.gallery.index import GalleryIndex, ScanProgress
@@ -45,10 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     find.set_defaults(func=_search)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
-
-
 def _open() -> GalleryIndex:
     from stablenew.gallery.index import GalleryIndex
 
@@ -83,25 +80,26 @@ def _scan(args: argparse.Namespace) -> int:
     if not args.json:
         print(file=sys.stderr)
     problems = [p for r in results for p in r.problems]
-    totals = {"images": sum(r.seen for r in results), "read": sum(r.read for r in results),
+    images = sum(r.seen for r in results)
+    totals = {"images": images, "read": sum(r.read for r in results),
               "unchanged": sum(r.unchanged for r in results),
               "removed": sum(r.removed for r in results), "moved": sum(r.moved for r in results),
               "could_not_read": [{"path": p.path, "reason": p.reason} for p in problems]}
     if args.json:
         print(json.dumps({"folders": folders, **totals}, ensure_ascii=False, indent=2))
         return 0
-    print(f"Indexed {_plural(totals['images'], 'image')} in {_plural(len(folders), 'folder')}: "
+    print(f"Indexed {plural(images, 'image')} in {plural(len(folders), 'folder')}: "
           f"{totals['read']:,} read, {totals['unchanged']:,} unchanged, "
           f"{totals['removed']:,} gone, {totals['moved']:,} moved.")
     if problems:
-        print(f"Could not read {_plural(len(problems), 'file')}:")
+        print(f"Could not read {plural(len(problems), 'file')}:")
         for p in problems:
             print(f"  {p.path}: {p.reason}")
     return 0
 
 
 def _progress(state: ScanProgress) -> None:
-    print(f"\rLooked at {_plural(state.seen, 'image')}, read {state.read:,}", end="",
+    print(f"\rLooked at {plural(state.seen, 'image')}, read {state.read:,}", end="",
           file=sys.stderr, flush=True)
 
 
@@ -133,7 +131,7 @@ def _search(args: argparse.Namespace) -> int:
         print("No images match.")
         return 0
     shown = f" (showing {len(rows):,})" if len(rows) < total else ""
-    print(f"{_plural(total, 'image')} match{'es' if total == 1 else ''}{shown}:")
+    print(f"{plural(total, 'image')} match{'es' if total == 1 else ''}{shown}:")
     for r in rows:
         stars = "★" * r.rating if r.rating else "-"
         prompt = r.prompt.replace("\n", " ")

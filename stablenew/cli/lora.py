@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from stablenew.cli._common import fail, show_help
+from stablenew.storage.words import plural
 
 if TYPE_CHECKING:
     from stablenew.catalog.cache import CatalogCache
@@ -56,10 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     match.set_defaults(func=_match)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def _open_cache() -> CatalogCache:
     from stablenew.catalog.cache import CatalogCache, default_cache_path
 
@@ -92,7 +89,7 @@ def _dump(entries: list[ModelEntry]) -> None:
 def _line(entry: ModelEntry) -> str:
     triggers = ", ".join(entry.triggers[:3]) or "no trigger words"
     alias = f" ({entry.alias})" if entry.alias != entry.name else ""
-    flag = f"  ! {_plural(len(entry.problems), 'problem')}" if entry.problems else ""
+    flag = f"  ! {plural(len(entry.problems), 'problem')}" if entry.problems else ""
     return f"{entry.name}{alias}  [{entry.base_model.value}]  {triggers}{flag}"
 
 
@@ -140,8 +137,8 @@ def _scan(args: argparse.Namespace) -> int:
         return 0
     loras = sum(e.kind is ModelKind.lora for e in entries)
     bad = [e for e in entries if e.problems]
-    print(f"Read {_plural(loras, 'LoRA')} and {_plural(len(entries) - loras, 'checkpoint')}"
-          + (f"; {_plural(len(bad), 'file')} with problems:" if bad else "."))
+    print(f"Read {plural(loras, 'LoRA')} and {plural(len(entries) - loras, 'checkpoint')}"
+          + (f"; {plural(len(bad), 'file')} with problems:" if bad else "."))
     for entry in bad:
         print(f"  {Path(entry.path).name}")
         for problem in entry.problems:
@@ -226,7 +223,7 @@ def _list(args: argparse.Namespace) -> int:
             where = ("  (only on the server)" if entry.origin else
                      "  (on the server)" if catalog.available_on(entry, node) else "  (not on the server)")
         print(f"  {_line(entry)}{where}")
-    print(_plural(len(entries), "checkpoint" if args.checkpoints else "LoRA"))
+    print(plural(len(entries), "checkpoint" if args.checkpoints else "LoRA"))
     return 0
 
 

@@ -17,6 +17,7 @@ from stablenew.cli._common import fail, show_help, stop_on_signals
 from stablenew.storage.words import duration, plural
 
 if TYPE_CHECKING:
+    from stablenew.cluster.queue_runner import RunSummary
     from stablenew.cluster.queue_store import QueueStore
 
 
@@ -130,20 +131,20 @@ def _list(args: argparse.Namespace) -> int:
     with _open(args) as store:
         if args.job:
             try:
-                kind, job_id = store.resolve(args.job)
+                kind, job_id = store.reads.resolve(args.job)
             except QueueError as exc:
                 return _fail(exc.message)
             if kind != "job":
-                job_id = store.get_item(int(job_id)).job_id
-            for item in store.items(str(job_id)):
+                job_id = store.reads.get_item(int(job_id)).job_id
+            for item in store.reads.items(str(job_id)):
                 reason = f"  {item.error}" if item.error else ""
                 node = f" on {item.node}" if item.node and item.state.value in (
                     "assigned", "running") else ""
                 tries = f" (try {item.attempts + 1})" if item.attempts else ""
                 print(f"{item.label:<16} {item.state.value:<9} seed {item.seed}{node}{tries}{reason}")
             return 0
-        jobs = store.list_jobs()
-        paused = " (paused)" if store.is_paused() else ""
+        jobs = store.reads.list_jobs()
+        paused = " (paused)" if store.reads.is_paused() else ""
         if not jobs:
             print(f"The queue is empty{paused}.")
             return 0
@@ -346,15 +347,11 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"{exc.message} ({url})")
     except QueueError as exc:
         return _fail(exc.message)
-    print(f"{summary.done} done, {summary.failed} failed, {summary.cancelled} cancelled, "
-          f"{summary.retried} retried in {_duration(summary.seconds)}.")
-    if stopped:
-        print("Stopped: the images that were running went back in the queue; "
-              "`stablenew queue run` carries on.")
+    if _said_summary(summary, stopped):
         return 130
     if args.until_empty:
         with _open(args) as store:
-            if store.is_paused() and store.has_pending():
+            if store.reads.is_paused() and store.reads.has_pending():
                 print("The queue is paused; `stablenew queue resume` lets it run.")
     return 1 if summary.failed else 0
 
@@ -393,13 +390,19 @@ def _run_cluster(args: argparse.Namespace, nodes: list, show, paths) -> int:
     finally:
         if learning:
             learning[2]()
+    if _said_summary(summary, stopped):
+        return 130
+    return 1 if summary.failed or summary.stalled else 0
+
+
+def _said_summary(summary: RunSummary, stopped: list[str]) -> bool:
+    """Print what a queue run did; True when a signal stopped it (the exit code is then 130)."""
     print(f"{summary.done} done, {summary.failed} failed, {summary.cancelled} cancelled, "
           f"{summary.retried} retried in {_duration(summary.seconds)}.")
     if stopped:
         print("Stopped: the images that were running went back in the queue; "
               "`stablenew queue run` carries on.")
-        return 130
-    return 1 if summary.failed or summary.stalled else 0
+    return bool(stopped)
 
 
 def _learning_hooks(db: Path | None):
@@ -425,7 +428,7 @@ def _learning_hooks(db: Path | None):
 
 def _report(args: argparse.Namespace) -> int:
     with _open(args) as store:
-        report = store.report()
+        report = store.reads.report()
     c = report.counts
     state = "paused" if report.paused else "active"
     print(f"Queue {state}: {plural(report.jobs, 'job')}, {plural(c.total, 'image')}: {c.done} done, "
@@ -450,7 +453,7 @@ def _with_target(args: argparse.Namespace, on_job, on_item) -> int:
 
     with _open(args) as store:
         try:
-            kind, target = store.resolve(args.id)
+            kind, target = store.reads.resolve(args.id)
             message = on_job(store, target) if kind == "job" else on_item(store, int(target))
         except QueueError as exc:
             return _fail(exc.message)
@@ -462,8 +465,8 @@ def _cancel(args: argparse.Namespace) -> int:
     return _with_target(
         args,
         lambda store, job: f"Cancelled {plural(store.cancel_job(job), 'image')} of job {job}.",
-        lambda store, item: (f"Cancelled {store.get_item(item).label}." if store.cancel_item(item)
-                             else f"{store.get_item(item).label} had already finished."))
+        lambda store, item: (f"Cancelled {store.reads.get_item(item).label}." if store.cancel_item(item)
+                             else f"{store.reads.get_item(item).label} had already finished."))
 
 
 def _retry(args: argparse.Namespace) -> int:
@@ -476,9 +479,9 @@ def _retry(args: argparse.Namespace) -> int:
         args,
         lambda store, job: f"{plural(store.retry_failed(job, include_cancelled=args.cancelled), 'image')}"
                            f" of job {job} back in the queue.",
-        lambda store, item: (f"{store.get_item(item).label} is back in the queue."
+        lambda store, item: (f"{store.reads.get_item(item).label} is back in the queue."
                              if store.retry(item) else
-                             f"{store.get_item(item).label} has not failed; nothing to retry."))
+                             f"{store.reads.get_item(item).label} has not failed; nothing to retry."))
 
 
 def _clear(args: argparse.Namespace) -> int:
@@ -492,7 +495,7 @@ def _bump(args: argparse.Namespace) -> int:
     return _with_target(
         args,
         lambda store, job: f"Job {job} now has priority {store.bump_priority(job, args.by)}.",
-        lambda store, item: f"Priority belongs to jobs; bump job {store.get_item(item).job_id}.")
+        lambda store, item: f"Priority belongs to jobs; bump job {store.reads.get_item(item).job_id}.")
 
 
 __all__ = ["register"]

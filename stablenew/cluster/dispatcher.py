@@ -1,24 +1,16 @@
 """ClusterDispatcher: one queue, many nodes — each node's worker takes only what the plan gives it.
 
 Every healthy node gets a `QueueRunner` (the same worker the single-PC queue uses: retries,
-deterministic outputs, cancel, crash safety). Its claims go through the dispatcher, which
-decides which queued item that node may take right now:
-
-- earliest finish (StableNew's policy): the queued items are planned over every healthy node
-  with `plan_earliest_finish` — eligibility first, then each item where it would finish soonest
-  given that node's work in flight and its learned speed — and the node takes the first item
-  the plan gives it. The plan is re-made at every claim, i.e. whenever a node frees up, so a
-  slow card never takes the last big item that a fast card would finish sooner; when the plan
-  gives a node nothing, it waits.
-- round robin and least used (SwarmUI: the first free eligible backend takes the next item)
-  are there as baselines for the benchmark.
+deterministic outputs, cancel, crash safety). Its claims go through the dispatcher
+(`ScheduledStore`), and `Placement` decides which queued item that node may take right now.
 
 A node holds at most one running plus one ready request per slot (A1111/Forge stall when many
 wait; ComfyUI's queue stays on our side so it survives and can be re-planned). Speeds per node
 and size class are learned from completed items, VRAM limits from out-of-memory failures. An
 item no node could ever take fails with a reason naming what is missing. When a node stops
 answering, its worker stops and its in-flight items go back to the queue for the others; when
-it answers again it gets a new worker.
+it answers again it gets a new worker. The stages of an item may be routed to another node
+(`routing`); the dry run is `dry_run`; learned speeds are kept by `estimates`.
 """
 
 from __future__ import annotations
@@ -28,41 +20,30 @@ import contextlib
 import logging
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stablenew.backends.errors import BackendError
 from stablenew.cluster import queue_runner as qr
-from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
+from stablenew.cluster.health import NodeHealth, NodeMonitor
 from stablenew.cluster.jobs import Claim, ItemState, Job, WorkItem
+from stablenew.cluster.node_book import InFlight, NodeBook, NodeStatus, WorkingOn
 from stablenew.cluster.nodes import NodeConfig
+from stablenew.cluster.placement import Placement
 from stablenew.cluster.queue_store import MAX_RETRIES, QueueError, QueueStore
-from stablenew.cluster.routing import (
-    StageRouter,
-    has_upscalers,
-    relax_for_remote_upscale,
-    stage_upscalers,
-)
-from stablenew.cluster.scheduler import (
-    NodeView,
-    Policy,
-    RoundRobin,
-    duration,
-    eligible_nodes,
-    pick_least_used,
-    plan_by_priority,
-    why_nobody,
-)
+from stablenew.cluster.routing import StageRouter, routed_capabilities, upscale_target
+from stablenew.cluster.run_end import RunEnd
+from stablenew.cluster.scheduled_store import CanTake, ScheduledStore
+from stablenew.cluster.scheduler import NodeView, Policy
 from stablenew.cluster.stall import NodeStalled
-from stablenew.cluster.work import WorkRequirements, requirements_for
 
 if TYPE_CHECKING:
+    from stablenew.backends.protocol import Backend
     from stablenew.backends.types import Capabilities, UpscaleJob
-    from stablenew.pipeline.config import PipelineConfig
+    from stablenew.pipeline.runner import PipelineRunner
 
 log = logging.getLogger(__name__)
 
@@ -72,75 +53,8 @@ DEFAULT_WINDOW = 256
 SCHEDULER_CLAIMANT = "(scheduler)"
 #: Seconds before a node's worker that died of an error is started again.
 RESTART_PAUSE = 5.0
-#: A plan younger than this serves the next claims; older, the queue is planned again.
-REPLAN_AFTER = 0.2
 #: Times one node may hand the same item back for its own fault (down, login refused).
 MAX_FAULT_RELEASES = 2
-
-
-@dataclass(frozen=True)
-class WorkingOn:
-    """An item a node is working on, in the terms people know it by."""
-
-    label: str  # the id people type: job id / image number
-    job_name: str
-    number: int  # 1-based, within its job
-    total: int | None  # images in the job (None: not known)
-    prompt: str  # its prompt, whitespace folded
-
-
-@dataclass
-class _InFlight:
-    item_id: int
-    label: str
-    req: WorkRequirements
-    claimed_at: float  # monotonic
-    working_on: WorkingOn | None = None
-
-
-@dataclass
-class _Node:
-    """The dispatcher's book on one node: what it knows, what it runs, its worker."""
-
-    config: NodeConfig
-    view: NodeView
-    inflight: dict[int, _InFlight] = field(default_factory=dict)
-    last_finish: float = 0.0
-    runner: qr.QueueRunner | None = None
-    task: asyncio.Task[Any] | None = None
-    done: int = 0
-    restart_at: float = 0.0  # monotonic: a worker that died of an error waits before the next
-
-    @property
-    def cap(self) -> int:
-        # One running request per slot plus one ready behind them.
-        return self.config.max_concurrent + 1
-
-
-@dataclass
-class _PlanCache:
-    """The last plan's next items per node, used by claims soon after it was made."""
-
-    made_at: float  # monotonic
-    per_node: dict[str, deque[int]]
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    """One node as the Nodes panel and the status bar show it."""
-
-    name: str
-    url: str
-    kind: str
-    tier: int
-    state: NodeState
-    message: str
-    current: tuple[str, ...]  # labels of the items it is working on
-    done: int
-    vram_gb: float | None
-    device: str
-    speeds: dict[str, float]
-    working_on: tuple[WorkingOn, ...] = ()  # the same items, readable
 
 
 @dataclass
@@ -155,46 +69,6 @@ class ClusterSummary(qr.RunSummary):
 def _is_oom(message: str, detail: str) -> bool:
     text = f"{message} {detail}".lower()
     return "out of memory" in text or "outofmemory" in text
-
-
-class _ScheduledStore:
-    """The queue store as one node's worker sees it: its claims go through the dispatcher,
-    and the outcomes of its items are reported back (speeds, VRAM, free slots)."""
-
-    def __init__(self, store: QueueStore, dispatcher: ClusterDispatcher, node: str) -> None:
-        self._store = store
-        self._dispatcher = dispatcher
-        self._node = node
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-
-    def claim_next(self, node: str, *, can_take: Callable[[WorkItem, Job], bool] | None = None,
-                   **kwargs: Any) -> Claim | None:
-        return self._dispatcher._claim(self._node, can_take, kwargs)
-
-    def complete(self, item_id: int, lease: str, outputs: Sequence[str | Path], **kw: Any) -> bool:
-        done = self._store.complete(item_id, lease, outputs, **kw)
-        self._dispatcher._finished(self._node, item_id, done=done)
-        return done
-
-    def complete_and_check(self, item_id: int, lease: str, outputs: Sequence[str | Path],
-                           **kw: Any) -> tuple[bool, bool]:
-        done, left = self._store.complete_and_check(item_id, lease, outputs, **kw)
-        self._dispatcher._finished(self._node, item_id, done=done)
-        return done, left
-
-    def fail(self, item_id: int, lease: str, message: str, **kw: Any) -> ItemState | None:
-        state = self._store.fail(item_id, lease, message, **kw)
-        self._dispatcher._finished(self._node, item_id, done=False, message=message,
-                                   detail=str(kw.get("detail", "")))
-        return state
-
-    def release(self, item_id: int, lease: str) -> bool:
-        released = self._store.release(item_id, lease)
-        self._dispatcher._finished(self._node, item_id, done=False)
-        return released
 
 
 class ClusterDispatcher:
@@ -216,7 +90,7 @@ class ClusterDispatcher:
         give_up_after: float = 300.0,
         on_event: qr.QueueEventCallback | None = None,
         on_node_change: Callable[[NodeHealth], None] | None = None,
-        runner_factory: Callable[[str], Any] | None = None,
+        runner_factory: Callable[[str], PipelineRunner] | None = None,
         runner_kwargs: dict[str, Any] | None = None,
         speeds: dict[str, dict[str, float]] | None = None,
     ) -> None:
@@ -225,26 +99,20 @@ class ClusterDispatcher:
             self.monitor = nodes
         else:
             self.monitor = NodeMonitor(nodes, interval=health_interval, timeout=health_timeout)
-        self.policy = Policy(policy)
-        self.window = window
         self.poll_interval = poll_interval
         self.backoff_base = backoff_base
         self.max_retries = max_retries
         self.stop_grace = stop_grace
-        #: With until_empty: stop when no node has been usable for this long (the items wait).
-        self.give_up_after = give_up_after
-        self._last_usable = time.monotonic()
-        #: While no node is usable, what the run waits for is said at once and this often.
-        self.waiting_notice_s = 30.0
-        self._waiting: str | None = None  # set by _finished_or_stalled, said by the run loop
-        self._waiting_said: tuple[str, float] | None = None
+        #: With until_empty: when the run stops with work left (no node usable for
+        #: `give_up_after` seconds, all refusing us) and what it says while it waits.
+        self.run_end = RunEnd(store, self.monitor, give_up_after=give_up_after)
         self._on_event = on_event
         self._on_node_change = on_node_change
         self._runner_factory = runner_factory
         self._runner_kwargs = dict(runner_kwargs or {})
         self._lock = threading.RLock()
         self._last_statuses: list[NodeStatus] = []
-        self._nodes: dict[str, _Node] = {}
+        self._nodes: dict[str, NodeBook] = {}
         for name in self.monitor.names():
             cfg = self.monitor.config(name)
             health = self.monitor.health(name)  # the monitor may have probed already
@@ -252,13 +120,12 @@ class ClusterDispatcher:
                             max_concurrent=cfg.max_concurrent, healthy=health.usable,
                             enabled=cfg.enabled)
             view.speeds.update((speeds or {}).get(name, {}))
-            self._nodes[name] = _Node(cfg, view)
-        self._reqs: dict[int, tuple[WorkRequirements, frozenset[str]]] = {}
-        self._round_robin = RoundRobin()
-        self._used: dict[str, int] = {n: 0 for n in self._nodes}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._unassignable_key: tuple[Any, ...] | None = None
-        self._plan_cache: _PlanCache | None = None
+            self._nodes[name] = NodeBook(cfg, view)
+        #: Which item each node takes next (shares the book of nodes above).
+        self.placement = Placement(store, self.monitor, self._nodes, policy=Policy(policy),
+                                   window=window)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unassignable_key: tuple[int, int, tuple[tuple[str, int], ...]] | None = None
         self._fault_releases: dict[tuple[int, str], int] = {}
         self._job_sizes: dict[str, int] = {}
         self._wake: asyncio.Event | None = None
@@ -308,8 +175,8 @@ class ClusterDispatcher:
                         max_concurrent=config.max_concurrent, healthy=False,
                         enabled=config.enabled)
         with self._lock:
-            self._nodes[config.name] = _Node(config, view)
-            self._used.setdefault(config.name, 0)
+            self._nodes[config.name] = NodeBook(config, view)
+            self.placement.used.setdefault(config.name, 0)
         return await self.monitor.add(config)
 
     async def remove_node(self, name: str) -> None:
@@ -324,7 +191,7 @@ class ClusterDispatcher:
 
     def views(self) -> list[NodeView]:
         with self._lock:
-            return [self._view(n, time.monotonic()) for n in self._nodes.values()]
+            return [self.placement.view(n, time.monotonic()) for n in self._nodes.values()]
 
     def speeds(self) -> dict[str, dict[str, float]]:
         """Learned speeds per node and size class (to keep between runs)."""
@@ -337,19 +204,8 @@ class ClusterDispatcher:
         may wait up to SQLite's busy timeout): meanwhile the last complete view is returned."""
         if not self._lock.acquire(blocking=False):
             return list(self._last_statuses)
-        out = []
         try:
-            for name, n in self._nodes.items():
-                health = self.monitor.health(name)
-                caps = health.capabilities
-                out.append(NodeStatus(
-                    name=name, url=n.config.url, kind=(caps.kind.value if caps else
-                                                       n.config.kind.value),
-                    tier=n.config.tier, state=health.state, message=health.message,
-                    current=tuple(f.label for f in n.inflight.values()), done=n.done,
-                    vram_gb=n.view.vram_total_gb, device=caps.device if caps else "",
-                    speeds=dict(n.view.speeds),
-                    working_on=tuple(f.working_on for f in n.inflight.values() if f.working_on)))
+            out = [n.status(self.monitor.health(name)) for name, n in self._nodes.items()]
             self._last_statuses = out
         finally:
             self._lock.release()
@@ -363,7 +219,8 @@ class ClusterDispatcher:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopping = False
-        started = self._last_usable = time.monotonic()
+        started = time.monotonic()
+        self.run_end.start()
         cluster_lock = qr.RunnerLock(self.store.path)
         cluster_lock.acquire()  # one runner (single node or cluster) per queue
         try:
@@ -422,7 +279,7 @@ class ClusterDispatcher:
         removed_hook = self._runner_kwargs.get("on_outputs_removed")
         for item in items:
             try:
-                job = await asyncio.to_thread(self.store.get_job, item.job_id)
+                job = await asyncio.to_thread(self.store.reads.get_job, item.job_id)
             except QueueError as exc:  # the job was cleared meanwhile: nothing of it to clean
                 log.info("cluster: no job for recovered item %s (%s)", item.label, exc.message)
                 continue
@@ -439,57 +296,18 @@ class ClusterDispatcher:
         """None while there is work that can still move; '' when done; a reason when stuck."""
         with self._lock:
             busy = any(n.inflight for n in self._nodes.values())
-        if busy:
-            return None
-        if not self.store.has_pending():
-            return ""
-        if self.store.is_paused():
-            return "The queue is paused."
-        states = [self.monitor.health(n).state for n in self._nodes]
-        if not states or all(s in (NodeState.auth_failed, NodeState.disabled) for s in states):
-            reasons = [self.monitor.health(n).message for n in self._nodes] or [
-                "No nodes are set up. Add one with `stablenew nodes add`."]
-            return " ".join(r for r in reasons if r) or "No node is enabled."
-        now = time.monotonic()
-        self._waiting = None
-        if any(s is NodeState.healthy for s in states):
-            self._last_usable = now
-        elif now - self._last_usable <= self.give_up_after:
-            if NodeState.unknown in states:
-                return None  # still probing: nothing to say yet
-            down = "; ".join(f"{n} ({h.state.value}: {h.message})" if h.message else
-                             f"{n} ({h.state.value})"
-                             for n in self._nodes if (h := self.monitor.health(n)))
-            self._waiting = f"Waiting for a node to answer: {down}."
-        elif now - self._last_usable > self.give_up_after:
-            reasons = [m for n in self._nodes if (m := self.monitor.health(n).message)]
-            return (f"No node has answered for {self.give_up_after:g} s; the rest of the queue "
-                    "waits for the next run. " + " ".join(reasons))
-        return None
+        return None if busy else self.run_end.check(list(self._nodes))
 
     def _say_waiting(self, until_empty: bool) -> None:
-        """Say what the run waits for when no node is usable: at once, when it changes, and
-        every `waiting_notice_s` while it lasts (a silent run looks hung)."""
-        text = self._waiting
-        if text is None:
-            self._waiting_said = None
-            return
-        now = time.monotonic()
-        said = self._waiting_said
-        if said is not None and said[0] == text and now - said[1] < self.waiting_notice_s:
-            return
-        self._waiting_said = (text, now)
-        if until_empty:
-            left = max(0.0, self.give_up_after - (now - self._last_usable))
-            text += (f" The queue is kept; this run gives up in {left:.0f} s if none comes back "
-                     "(Ctrl+C stops now).")
-        self._emit(qr.Waiting(text))
+        text = self.run_end.notice(until_empty)
+        if text is not None:
+            self._emit(qr.Waiting(text))
 
     # --- workers -----------------------------------------------------------------------------------
 
     def _health_changed(self, old: NodeHealth, new: NodeHealth) -> None:
         node = self._nodes.get(new.name)
-        self._plan_cache = None  # a node came or went: what the plan assumed is gone
+        self.placement.forget_plan()  # a node came or went: what the plan assumed is gone
         if node is not None:
             with self._lock:
                 node.view.capabilities = new.capabilities or node.view.capabilities
@@ -507,12 +325,12 @@ class ClusterDispatcher:
             self._spawn(self._stop_worker(new.name))
         self.notify()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._spawned_done)
 
-    def _spawned_done(self, task: asyncio.Task[Any]) -> None:
+    def _spawned_done(self, task: asyncio.Task[None]) -> None:
         # Nobody awaits a task that ends before the run does: its error is read here.
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
@@ -523,6 +341,7 @@ class ClusterDispatcher:
         backend = self.monitor.backend(name)
         if backend is None:
             return
+        # QueueRunner's keyword arguments, passed through: its signature types them.
         kwargs: dict[str, Any] = {
             "node": name, "depth": node.cap, "backoff_base": self.backoff_base,
             "on_node_fault": partial(self._node_fault, name),
@@ -530,8 +349,9 @@ class ClusterDispatcher:
             "on_event": self._event_for(name), "lanes": node.cap, **self._runner_kwargs}
         if self._runner_factory is not None:
             kwargs["runner"] = self._runner_factory(name)
-        runner = qr.QueueRunner(_ScheduledStore(self.store, self, name),
-                                StageRouter(name, backend, self._upscale_target, self._routed), **kwargs)
+        runner = qr.QueueRunner(ScheduledStore(self.store, self, name),
+                                StageRouter(name, backend, self._upscale_target, self._routed),
+                                **kwargs)
         node.runner = runner
         # The dispatcher holds the queue's one-runner lock for the whole cluster.
         node.task = asyncio.ensure_future(runner.run(until_empty=False, recover=False,
@@ -596,10 +416,11 @@ class ClusterDispatcher:
             self._emit(event)
         return forward
 
-    # --- the decisions (called from the workers' database threads) ----------------------------
+    # --- the workers' claims and outcomes (called from their database threads) ---------------
 
-    def _claim(self, name: str, can_take: Callable[[WorkItem, Job], bool] | None,
-               kwargs: dict[str, Any]) -> Claim | None:
+    def claim_for(self, name: str, can_take: CanTake | None, *, now: float | None = None,
+                  scan: int = 0, start: bool = False) -> Claim | None:
+        """The next item node *name* takes, as `Placement` decides (None: it waits)."""
         with self._lock:
             node = self._nodes.get(name)
             if node is None or self._stopping or not self.monitor.health(name).usable:
@@ -610,25 +431,26 @@ class ClusterDispatcher:
                     return None
             # The chosen item is among the first `window` queued ones in run order, so among
             # the first `window` of its job: the store must look that far.
-            kwargs = {**kwargs, "scan": max(int(kwargs.get("scan", 0)), self.window)}
+            scan = max(scan, self.placement.window)
             claim = None
             for fresh in (False, True):  # a planned item may have gone meanwhile: plan again
-                chosen = self._choose(name, fresh=fresh)
+                chosen = self.placement.choose(name, fresh=fresh)
                 if not chosen:
                     return None
 
                 def take(item: WorkItem, job: Job, chosen: set[int] = chosen) -> bool:
                     return item.id in chosen and (can_take is None or can_take(item, job))
 
-                claim = self.store.claim_next(name, can_take=take, **kwargs)
+                claim = self.store.claim_next(name, can_take=take, now=now, scan=scan,
+                                              start=start)
                 if claim is not None:
                     break
             if claim is None:
                 return None
-            req = self._requirements(claim.item)
-            node.inflight[claim.item.id] = _InFlight(claim.item.id, claim.item.label, req,
-                                                      time.monotonic(), self._working_on(claim))
-            self._used[name] = self._used.get(name, 0) + 1
+            req = self.placement.requirements(claim.item)
+            node.inflight[claim.item.id] = InFlight(claim.item.id, claim.item.label, req,
+                                                    time.monotonic(), self._working_on(claim))
+            self.placement.used[name] = self.placement.used.get(name, 0) + 1
             return claim
 
     def _node_fault(self, name: str, claim: Claim, error: BackendError) -> bool:
@@ -646,7 +468,7 @@ class ClusterDispatcher:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self.monitor.set_unhealthy, name, error)
         released = self.store.release(claim.item.id, claim.lease)
-        self._finished(name, claim.item.id, done=False)
+        self.item_finished(name, claim.item.id, done=False)
         log.info("cluster: %s failed %s (%s); it goes back to the queue untried", name,
                  claim.item.label, error.detail or error.message)
         return released
@@ -658,7 +480,7 @@ class ClusterDispatcher:
         total = self._job_sizes.get(job_id)
         if total is None:
             try:
-                total = self.store.get_job(job_id).counts.total
+                total = self.store.reads.get_job(job_id).counts.total
             except Exception:  # only a label: never worth failing a claim over
                 log.debug("cluster: no size for job %s", job_id, exc_info=True)
                 total = 0
@@ -668,17 +490,18 @@ class ClusterDispatcher:
         return WorkingOn(claim.item.label, claim.job.name, claim.item.index + 1, total or None,
                          " ".join(claim.config.txt2img.prompt.split()))
 
-    def _prune(self, node: _Node) -> None:
+    def _prune(self, node: NodeBook) -> None:
         """Forget in-flight entries whose item is no longer this node's (it left without the
         worker reporting it, e.g. cancelled before it was sent), so no slot is lost for good."""
-        states = self.store.item_states(list(node.inflight))
+        states = self.store.reads.item_states(list(node.inflight))
         for item_id in list(node.inflight):
             state, lease = states.get(item_id, (ItemState.cancelled, None))
             if state not in (ItemState.assigned, ItemState.running) or lease is None:
                 node.inflight.pop(item_id, None)
 
-    def _finished(self, name: str, item_id: int, *, done: bool, message: str = "",
-                  detail: str = "") -> None:
+    def item_finished(self, name: str, item_id: int, *, done: bool, message: str = "",
+                      detail: str = "") -> None:
+        """How an item of node *name* ended: learn its speed or VRAM limit, free its slot."""
         with self._lock:
             node = self._nodes.get(name)
             if node is None:
@@ -700,151 +523,21 @@ class ClusterDispatcher:
                 node.last_finish = now
             if not done:
                 # Work came back (retry, release) or a node learned a limit: plan afresh.
-                self._plan_cache = None
+                self.placement.forget_plan()
         self.notify()
-
-    def _requirements(self, item: WorkItem, config: PipelineConfig | None = None
-                      ) -> WorkRequirements:
-        return self._cached(item, config)[0]
-
-    def _placed(self, item: WorkItem, views: Sequence[NodeView]) -> WorkRequirements:
-        """The item's requirements for the node that runs its first stages: an upscale stage
-        another answering node can do need not be possible there."""
-        req, movable = self._cached(item)
-        return relax_for_remote_upscale(req, movable, views)
-
-    def _cached(self, item: WorkItem, config: PipelineConfig | None = None
-                ) -> tuple[WorkRequirements, frozenset[str]]:
-        found = self._reqs.get(item.id)
-        if found is None:
-            config = config or self.store.config_for(item)
-            found = (requirements_for(config), stage_upscalers(config))
-            if len(self._reqs) > 50_000:
-                self._reqs.clear()
-            self._reqs[item.id] = found
-        return found
 
     def _routed(self, name: str, caps: Capabilities | None) -> Capabilities | None:
         """*caps* of node *name* with every upscaler another usable node has added."""
-        caps = caps or self.monitor.health(name).capabilities
-        if caps is None:
-            return None
-        names = list(caps.upscalers)
         with self._lock:
             others = [o for o in self._nodes if o != name]
-        for other in others:
-            health = self.monitor.health(other)
-            if health.usable and health.capabilities is not None:
-                names.extend(health.capabilities.upscalers)
-        return replace(caps, upscalers=tuple(dict.fromkeys(names)))
+        return routed_capabilities(caps or self.monitor.health(name).capabilities,
+                                   [self.monitor.health(o) for o in others])
 
-    def _upscale_target(self, name: str, job: UpscaleJob) -> tuple[str, Any] | None:
+    def _upscale_target(self, name: str, job: UpscaleJob) -> tuple[str, Backend] | None:
         """Another node to run this upscale on, when *name* lacks the upscaler (None: here)."""
-        wanted = {job.upscaler, job.upscaler_2} - {"", "None"}
-        if has_upscalers(self.monitor.health(name).capabilities, wanted):
-            return None
-        best: tuple[int, str, Any] | None = None
         with self._lock:
-            for other, node in self._nodes.items():
-                health = self.monitor.health(other)
-                backend = self.monitor.backend(other)
-                if (other == name or not health.usable or backend is None
-                        or not has_upscalers(health.capabilities, wanted)):
-                    continue
-                candidate = (len(node.inflight), other, backend)
-                if best is None or candidate[:2] < best[:2]:
-                    best = candidate
-        return (best[1], best[2]) if best else None
-
-    def _view(self, node: _Node, now: float) -> NodeView:
-        """The node as the planner must see it now: its in-flight work still to do."""
-        view = node.view
-        remaining = 0.0
-        for k, entry in enumerate(sorted(node.inflight.values(), key=lambda e: e.claimed_at)):
-            expected = duration(entry.req, view)
-            if k == 0:
-                began = max(entry.claimed_at, node.last_finish)
-                expected = max(expected - (now - began), 0.05 * expected)
-            remaining += expected
-        slots = max(1, view.max_concurrent)
-        # The monitor's record is the truth (the copy in the view is updated by a callback a
-        # moment later, which a planning thread may not see yet).
-        health = self.monitor.health(view.name)
-        return NodeView(view.name, health.capabilities or view.capabilities, tier=view.tier,
-                        max_concurrent=view.max_concurrent,
-                        healthy=health.usable, enabled=view.enabled,
-                        busy_for=remaining / slots, running=min(len(node.inflight), slots),
-                        speeds=view.speeds or self._calibrated_prior(view), vram=view.vram)
-
-    def _calibrated_prior(self, view: NodeView) -> dict[str, float]:
-        """A node not measured yet: its VRAM-based prior, in the units the measured nodes
-        showed (otherwise a prior in made-up units would look 100× too slow or fast next to
-        real measurements, and the node would never get the work that measures it)."""
-        prior = NodeView(view.name, view.capabilities).speed_for("medium")
-        ratios = []
-        for other in self._nodes.values():
-            measured = other.view.speeds
-            if measured:
-                base = NodeView(other.view.name, other.view.capabilities).speed_for("medium")
-                ratios.append(sum(measured.values()) / len(measured) / base)
-        if not ratios:
-            return {}
-        ratios.sort()
-        factor = ratios[len(ratios) // 2]
-        return {c: prior * factor for c in ("small", "medium", "large")}
-
-    def _pending(self) -> list[tuple[WorkItem, Job]]:
-        """The first `window` queued items in run order whose retry time has come."""
-        return self.store.queued_in_order(self.window)
-
-    def _choose(self, name: str, *, fresh: bool = False) -> set[int]:
-        if self.policy is Policy.earliest_finish and not fresh:
-            cached = self._from_cache(name)
-            if cached:
-                return cached
-        pending = self._pending()
-        if not pending:
-            return set()
-        # Interactive runs are pinned to their node and go first there.
-        pinned = [i.id for i, j in pending if j.node_pin == name]
-        if pinned:
-            self._plan_cache = None
-            return {pinned[0]}
-        if any(j.node_pin is not None for _, j in pending):
-            self._plan_cache = None  # pinned work elsewhere: plan every claim afresh
-        free = [(i, j) for i, j in pending if j.node_pin is None]
-        if not free:
-            return set()
-        now = time.monotonic()
-        views = [self._view(n, now) for n in self._nodes.values()]
-        me = next(v for v in views if v.name == name)
-        reqs = [self._placed(i, views) for i, _ in free]
-        pick: int | None
-        if self.policy is Policy.least_used:
-            # SwarmUI: the next item in order goes to a free eligible backend, the least used
-            # of those free at once, ties in list order.
-            idle = [v for v in views if v.healthy and v.enabled and v.capabilities is not None
-                    and not self._nodes[v.name].inflight]
-            order = {n: k for k, n in enumerate(self._nodes)}
-            pick = pick_least_used(reqs, me, idle, self._used, order)
-            return set() if pick is None else {free[pick][0].id}
-        if self.policy is Policy.round_robin:
-            usable = [v for v in views if v.healthy and v.enabled]
-            pick = self._round_robin.pick([i.id for i, _ in free], reqs, usable, name)
-            return set() if pick is None else {free[pick][0].id}
-        planned = plan_by_priority(reqs, [job.priority for _, job in free], views, list(self._nodes))
-        # The other nodes' next claims use this plan while it is fresh (no pinned work was
-        # waiting): one plan per round of claims instead of one per claim.
-        self._plan_cache = _PlanCache(now, {node: deque(free[k][0].id for k in picks)
-                                            for node, picks in planned.items()})
-        return self._from_cache(name) or set()
-
-    def _from_cache(self, name: str) -> set[int] | None:
-        cache = self._plan_cache
-        if cache is None or time.monotonic() - cache.made_at > REPLAN_AFTER:
-            return None
-        ids = cache.per_node.get(name)
-        return {ids.popleft()} if ids else None
+            load = {other: len(node.inflight) for other, node in self._nodes.items()}
+        return upscale_target(name, job, self.monitor, load)
 
     def _emit(self, event: qr.QueueEvent) -> None:
         if self._on_event is None:
@@ -862,7 +555,7 @@ class ClusterDispatcher:
         """
         # Only worth looking again when the queue or what the nodes have changed (or every
         # few seconds: retries whose backoff ran out join the pending items by themselves).
-        key = (self.store.revision(), int(time.monotonic() // 3), tuple(
+        key = (self.store.reads.revision(), int(time.monotonic() // 3), tuple(
             (name, id(self.monitor.health(name).capabilities)) for name in self._nodes))
         if key == self._unassignable_key:
             return []
@@ -873,28 +566,11 @@ class ClusterDispatcher:
             # (A node refusing our password may have the model: it waits for the user too.)
             if any(self.monitor.health(c.name).capabilities is None for c in enabled):
                 return []
-            # As if every node were answering: a node that is down may come back.
-            views = []
-            for n in self._nodes.values():
-                v = self._view(n, time.monotonic())
-                v.healthy = True
-                views.append(v)
-            names = {v.name for v in views}
-            doomed: list[tuple[WorkItem, Job, str]] = []
-            for item, job in self._pending():
-                if job.node_pin is not None and job.node_pin not in names:
-                    doomed.append((item, job, f"The job is pinned to the node '{job.node_pin}', "
-                                              "which is not set up."))
-                    continue
-                req = self._placed(item, views)
-                candidates = ([v for v in views if v.name == job.node_pin] if job.node_pin
-                              else views)
-                if not eligible_nodes(req, candidates):
-                    doomed.append((item, job, why_nobody(req, candidates)))
+            doomed = self.placement.unassignable()
             events: list[qr.ItemFinished] = []
             for item, job, reason in doomed:
                 claimant = job.node_pin or SCHEDULER_CLAIMANT
-                claim = self.store.claim_next(claimant, can_take=lambda i, _j, x=item.id: i.id == x)
+                claim = self.store.claim_next(claimant, can_take=_only(item.id))
                 if claim is None:
                     continue
                 state = self.store.fail(claim.item.id, claim.lease, reason,
@@ -902,3 +578,10 @@ class ClusterDispatcher:
                 if state is ItemState.failed:
                     events.append(qr.ItemFinished(item, ItemState.failed, reason))
             return events
+
+
+def _only(item_id: int) -> CanTake:
+    """A claim filter that takes just the item *item_id*."""
+    def take(item: WorkItem, _job: Job) -> bool:
+        return item.id == item_id
+    return take

@@ -46,13 +46,13 @@ class DryRun:
 def dry_run(store: QueueStore, views: Sequence[NodeView], *, policy: Policy | str = Policy.earliest_finish,
             limit: int | None = None) -> DryRun:
     """The assignment table for what is queued now, without sending anything to any node."""
-    jobs = {j.id: j for j in store.list_jobs()}
+    jobs = {j.id: j for j in store.reads.list_jobs()}
     order = {job_id: k for k, job_id in enumerate(jobs)}
-    items = sorted(store.items(states=[ItemState.queued]),
+    items = sorted(store.reads.items(states=[ItemState.queued]),
                    key=lambda i: (order.get(i.job_id, len(order)), i.index))
     if limit is not None:
         items = items[:limit]
-    configs = [store.config_for(i) for i in items]
+    configs = [store.reads.config_for(i) for i in items]
     reqs = [relax_for_remote_upscale(requirements_for(c), stage_upscalers(c), views)
             for c in configs]
     planner = {Policy.earliest_finish: plan_earliest_finish, Policy.round_robin: plan_round_robin,

@@ -194,7 +194,7 @@ class QueueEstimates:
             self._loaded = True
             assert self.path is not None
             self.speeds.merge(load_speeds(self.path))
-        jobs = store.list_jobs() if jobs is None else jobs
+        jobs = store.reads.list_jobs() if jobs is None else jobs
         work: dict[str, JobWork] = {}
         for job in jobs:
             if job.id in self._work or job.state not in (JobState.queued, JobState.running):
@@ -221,12 +221,12 @@ class QueueEstimates:
 
     @staticmethod
     def _weigh(store: QueueStore, job: Job) -> JobWork | None:
-        items = store.items(job.id, states=(ItemState.queued, ItemState.assigned,
+        items = store.reads.items(job.id, states=(ItemState.queued, ItemState.assigned,
                                             ItemState.running))
         if not items:
             return None
         step = max(1, len(items) // SAMPLE_ITEMS)
-        sample = [work_of(store.config_for(item)) for item in items[::step][:SAMPLE_ITEMS]]
+        sample = [work_of(store.reads.config_for(item)) for item in items[::step][:SAMPLE_ITEMS]]
         return JobWork(sum(w.units for w in sample) / len(sample), sample[0].kind)
 
     # --- what the views ask -----------------------------------------------------------------------

@@ -212,9 +212,10 @@ class NodeMonitor:
         if backend is None:
             backend = await self._connector(node, self.timeout)
             self._backends[node.name] = backend
+        caps: Capabilities | None
+        probed_at: float | None
         if probe:
-            caps = await backend.probe()
-            probed_at: float | None = time.time()
+            caps, probed_at = await backend.probe(), time.time()
         else:
             await backend.ping()
             caps, probed_at = old.capabilities, old.probed_at

@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import sqlite3
+import sys
 import time
 import traceback
 from collections import deque
@@ -48,6 +48,7 @@ from stablenew.pipeline.records import RunTags
 
 if TYPE_CHECKING:
     from stablenew.backends.protocol import Backend
+    from stablenew.cluster.scheduled_store import WorkerStore
     from stablenew.pipeline.cancel import CancelToken
     from stablenew.pipeline.events import RunEvent
 
@@ -202,9 +203,9 @@ class _Turnstile:
                 future.set_result(None)
                 return
         if self._line:
-            future = self._first.get(self._line[0])
-            if future is not None and not future.done():
-                future.set_result(None)
+            first = self._first.get(self._line[0])
+            if first is not None and not first.done():
+                first.set_result(None)
 
 
 class _ErrorTap:
@@ -262,16 +263,16 @@ class _ErrorTap:
         # only when something happens, so silence there says nothing.
         polls = str(getattr(self._backend, "kind", "")) != "comfyui"
         guard = StallGuard(self._stall_limits, polls=polls)
-        args = list(args)
-        given = args[1] if len(args) > 1 else kwargs.get("on_progress")
+        call_args = list(args)
+        given = call_args[1] if len(call_args) > 1 else kwargs.get("on_progress")
 
         def heard(progress: Any) -> None:
             guard.heard(progress)
             if given is not None:
                 given(progress)
 
-        if len(args) > 1:
-            args[1] = heard
+        if len(call_args) > 1:
+            call_args[1] = heard
         else:
             kwargs["on_progress"] = heard
         # As asyncio.timeout does: the call runs in this task, and a watcher cancels the task
@@ -291,7 +292,7 @@ class _ErrorTap:
 
         watcher = asyncio.ensure_future(watch())
         try:
-            return await call(*args, **kwargs)
+            return await call(*call_args, **kwargs)
         except asyncio.CancelledError:
             if stalled:
                 stalled.append("")  # our cancel is taken back below, exactly once
@@ -315,7 +316,7 @@ class QueueRunner:
 
     def __init__(
         self,
-        store: QueueStore,
+        store: WorkerStore,
         backend: Backend,
         *,
         runner: Any = None,
@@ -342,7 +343,7 @@ class QueueRunner:
         # decisions): a lane's per-image moves run on the event loop when they need no waiting.
         self._direct = type(store) is QueueStore
         self.backend = backend
-        self.node = node or getattr(backend, "name", "") or getattr(backend, "url", "node")
+        self.node: str = node or str(getattr(backend, "name", "") or getattr(backend, "url", "node"))
         if runner is None:
             from stablenew.pipeline.runner import PipelineRunner
             from stablenew.storage.paths import AppPaths
@@ -518,16 +519,16 @@ class QueueRunner:
         # Paused counts as empty for --until-empty (the queue will not move until resumed),
         # unless a Run waits: a pause never holds it back. Items waiting for a retry's
         # backoff are still work left.
-        if self.store.next_retry_at() is None:
+        if self.store.reads.next_retry_at() is None:
             return True
-        return self.store.is_paused() and (
-            self.store.top_queued_priority(self.node) or 0) < INTERACTIVE_PRIORITY
+        return self.store.reads.is_paused() and (
+            self.store.reads.top_queued_priority(self.node) or 0) < INTERACTIVE_PRIORITY
 
     async def _idle(self, seen: int) -> None:
         """Wait for a change, unless one came since *seen* (so a wake-up is never lost)."""
         assert self._wake is not None
         timeout = self.poll_interval
-        retry_at = await self._db(self.store.next_retry_at)
+        retry_at = await self._db(self.store.reads.next_retry_at)
         if retry_at is not None:
             timeout = max(0.0, min(timeout, retry_at - time.time()))
         if self._changes != seen:
@@ -547,7 +548,7 @@ class QueueRunner:
         last = -1
         while True:
             await asyncio.sleep(self.poll_interval)
-            revision = await self._db(self.store.revision)
+            revision = await self._db(self.store.reads.revision)
             if revision == last:
                 continue
             last = revision
@@ -576,8 +577,8 @@ class QueueRunner:
 
     def _look(self, item_ids: list[int]
               ) -> tuple[dict[int, tuple[ItemState, str | None]], bool, int | None]:
-        top = self.store.top_queued_priority(self.node) if self._unsent else None
-        return self.store.item_states(item_ids), self.store.is_paused(), top
+        top = self.store.reads.top_queued_priority(self.node) if self._unsent else None
+        return self.store.reads.item_states(item_ids), self.store.reads.is_paused(), top
 
     async def _run_claim(self, claim: Claim, ticket: int) -> tuple[Claim, int] | None:
         """Run one claimed item; returns the lane's next item when it was claimed in the same
@@ -644,7 +645,7 @@ class QueueRunner:
             await self._after_cancel(claim)
             return None
         status = getattr(getattr(result, "status", None), "value", None)
-        if error is None and status == "completed":
+        if error is None and result is not None and status == "completed":
             outputs = [str(r.path) for r in result.records]
             if self._direct:
                 claiming = not self._stopping and self._node_ok is not None \
@@ -746,10 +747,10 @@ class QueueRunner:
         await self._maybe_job_finished(item.job_id)
 
     async def _maybe_job_finished(self, job_id: str) -> None:
-        if await self._db(self.store.job_unfinished, job_id):
+        if await self._db(self.store.reads.job_unfinished, job_id):
             return
         try:
-            job = await self._db(self.store.get_job, job_id)
+            job = await self._db(self.store.reads.get_job, job_id)
         except QueueError:
             return  # cleared meanwhile
         except sqlite3.Error as exc:  # the database busy for too long: the next image asks again
@@ -795,7 +796,7 @@ class QueueRunner:
         with *keep_labelled*, an image the runner kept as unfinished (and its thumbnail)."""
         if job is None:
             try:
-                job = self.store.get_job(item.job_id)
+                job = self.store.reads.get_job(item.job_id)
             except QueueError:
                 return  # cleared meanwhile: its outputs went with it
             except sqlite3.Error as exc:  # nothing is deleted when unsure whose files they are
@@ -836,7 +837,7 @@ class RunnerLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+b")  # noqa: SIM115  (held open while the lock is held)
         try:
-            if os.name == "nt":
+            if sys.platform == "win32":
                 import msvcrt
 
                 handle.seek(0)
@@ -870,7 +871,7 @@ class RunnerLock:
         if handle is None:
             return
         with contextlib.suppress(OSError):
-            if os.name == "nt":
+            if sys.platform == "win32":
                 import msvcrt
 
                 handle.seek(0)

@@ -68,6 +68,7 @@ class AppController(QObject):
         (a JSON dump masks them as stars, which saved back would replace the real key)."""
         values = self._settings.model_dump(mode="json")
         values["llm_api_key"] = self._settings.llm_api_key.get_secret_value()
+        values["civitai_api_key"] = self._settings.civitai_api_key.get_secret_value()
         return values
 
     def validate_settings(self, values: dict[str, Any]) -> tuple[AppSettings | None, str]:

@@ -39,9 +39,10 @@ def _bounds(info: FieldInfo) -> tuple[float | None, float | None, bool, float | 
 def _labels(annotation: Any) -> tuple[str, ...]:
     """An enum's member labels, when every member has a `label` (the words users see)."""
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        labels = tuple(getattr(m, "label", None) for m in annotation)
-        if all(isinstance(label, str) for label in labels):
-            return labels  # type: ignore[return-value]
+        found = [getattr(m, "label", None) for m in annotation]
+        labels = tuple(label for label in found if isinstance(label, str))
+        if len(labels) == len(found):
+            return labels
     return ()
 
 

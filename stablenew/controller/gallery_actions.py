@@ -4,6 +4,7 @@ queue again, collections) and the compare pick, each off the Qt thread with its 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,8 @@ log = logging.getLogger("stablenew.controller.gallery")
 
 
 class ChoiceBook(Protocol):
-    """Where a compare pick is kept: the learning store's pairwise choices."""
+    """Where a compare pick is kept: the learning store's pairwise choices (TasteController);
+    the call may return an awaitable whose result is the error that kept the choice out."""
 
     def record_choice(self, winner: str, loser: str) -> Any: ...
 
@@ -111,7 +113,7 @@ class GalleryActions(QObject):
             self.tasks.spawn(self._queue_again(list(keys)), name="gallery-queue-again")
 
     async def _queue_again(self, keys: list[str]) -> None:
-        from stablenew.pipeline.infotext import config_from_image
+        from stablenew.pipeline.infotext_config import config_from_image
 
         if self.enqueue is None:
             raise GalleryActionError("The queue is not open yet; try again in a moment.",
@@ -173,9 +175,12 @@ class GalleryActions(QObject):
         self.tasks.spawn(self._pick(book, winner, loser), name="gallery-pick")
 
     async def _pick(self, book: ChoiceBook, winner: str, loser: str) -> None:
-        from stablenew.controller.gallery_controller import _settled
-
-        await _settled(book.record_choice(winner, loser))
+        outcome = book.record_choice(winner, loser)
+        # The taste controller's task ends with the reason a choice was not kept (it says so
+        # in the learning room too), or None.
+        result = await outcome if inspect.isawaitable(outcome) else outcome
+        if isinstance(result, Exception):
+            raise result
         self.choice_recorded.emit(winner, loser)
 
     async def aclose(self) -> None:

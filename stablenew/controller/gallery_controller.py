@@ -234,6 +234,11 @@ class GalleryController(QObject):
             self.tasks.spawn(self._when_built(), name="gallery-index-built")
         if scan_number != self._scans:
             return  # a newer scan is on its way
+        # A rating or tag on its way to the store was read as it was before: show the new one.
+        for item in items:
+            shown = self._by_key.get(item.key)
+            if shown is not None and self._in_flight.get(item.key):
+                item.rating, item.tags = shown.rating, shown.tags
         # Images saved while scanning stay in front.
         fresh = [i for i in self._items if i.fresh]
         keys = {i.key for i in fresh}

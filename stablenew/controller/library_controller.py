@@ -1,4 +1,7 @@
 """LibraryController: presets, prompt packs and profiles for the sidebar, file work off the Qt thread.
+Its lists, the folder watch and the actions on any item live here; what is done with presets
+and profiles is in `preset_actions` (PresetController), with packs in `pack_actions`
+(PackController).
 
 Public methods are synchronous and schedule private `_verb` coroutines on the TaskOwner, whose
 file I/O runs in a worker thread (`asyncio.to_thread`); any failure becomes `error_changed`
@@ -12,39 +15,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from stablenew.controller.app_controller import AppController
-from stablenew.controller.errors import ErrorInfo, error_from_exception
+from stablenew.controller.errors import ErrorInfo
+from stablenew.controller.library_items import (
+    Gone,
+    ItemKind,
+    LibraryItem,
+    folder_item,
+    gone,
+    pack_item,
+)
+from stablenew.controller.library_packs import PackController
+from stablenew.controller.library_presets import PresetController
 from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.config import PipelineConfig
-from stablenew.pipeline.library_folder import file_stem
 from stablenew.pipeline.presets import (
     LibraryEntry,
-    LibraryError,
     LibraryFolder,
     Preset,
     PresetStore,
     TrashTicket,
-    name_warnings,
 )
-from stablenew.pipeline.styles import read_styles_csv
-from stablenew.randomizer.packs import (
-    PackEntry,
-    PackLibrary,
-    PackRunItem,
-    pack_configs,
-    pack_plan_for,
-    plan_pack,
-)
-from stablenew.randomizer.profiles import ProfileStore, RandomizerBias, profile_form, profile_from_form
-from stablenew.storage.atomic import atomic_write_text
+from stablenew.randomizer.packs import PackEntry, PackLibrary
+from stablenew.randomizer.profiles import ProfileStore
 from stablenew.storage.settings import AppSettings
 
 log = logging.getLogger("stablenew.controller.library")
@@ -56,74 +55,13 @@ WATCH_DELAY_MS = 200
 MAX_WATCHED_FILES = 500
 
 
-class ItemKind(StrEnum):
-    preset = "preset"
-    pack = "pack"
-    profile = "profile"
-
-
-@dataclass(frozen=True)
-class LibraryItem:
-    """One row of a sidebar list, in plain values the view shows as they are."""
-
-    key: str
-    kind: ItemKind
-    name: str
-    description: str = ""
-    tags: tuple[str, ...] = ()
-    source: str = "user"  # "shipped" rows are read-only
-    broken: bool = False
-    problem: str = ""  # why a broken row cannot be used, or its warnings (tooltip text)
-    detail: str = ""  # e.g. "12 prompts · default preset SDXL quality"
-    default_preset: str = ""
-
-    @property
-    def read_only(self) -> bool:
-        return self.source == "shipped"
-
-    def matches(self, text: str) -> bool:
-        needle = text.casefold().strip()
-        if not needle:
-            return True
-        haystack = " ".join((self.name, self.description, " ".join(self.tags), self.detail)).casefold()
-        return all(word in haystack for word in needle.split())
-
-
-def _folder_item(kind: ItemKind, entry: LibraryEntry[Any]) -> LibraryItem:
-    item = entry.item
-    problem = str(entry.error) if entry.error is not None else "\n".join(
-        f"Warning: {w.message} (line {w.line}, {w.field})" if w.line else f"Warning: {w.message}"
-        for w in entry.warnings)
-    return LibraryItem(
-        key=entry.key, kind=kind, name=entry.name,
-        description=getattr(item, "description", "") if item is not None else "",
-        tags=tuple(getattr(item, "tags", ()) or ()) if item is not None else (),
-        source=entry.source.value, broken=entry.broken, problem=problem)
-
-
-def _pack_item(entry: PackEntry) -> LibraryItem:
-    if entry.pack is None:
-        return LibraryItem(key=entry.key, kind=ItemKind.pack, name=entry.name, broken=True,
-                           problem=str(entry.error))
-    count = len(entry.pack.prompts)
-    detail = f"{count} prompt{'s' if count != 1 else ''}"
-    if entry.default_preset:
-        detail += f" · default preset {entry.default_preset}"
-    return LibraryItem(key=entry.key, kind=ItemKind.pack, name=entry.name,
-                       description=entry.pack.description, tags=tuple(entry.pack.tags), detail=detail,
-                       default_preset=entry.default_preset or "")
-
-
 class LibraryController(QObject):
     """State and operations of the library sidebar: presets, packs and profiles."""
 
     presets_changed = Signal()
     packs_changed = Signal()
     profiles_changed = Signal()
-    pack_prompts_changed = Signal(object)  # list[tuple[str, str]] of the selected pack
     config_applied = Signal(object)  # PipelineConfig the cards should load
-    pack_run_requested = Signal(object)  # plan provider: PipelineConfig -> iterable of PackRunItem
-    bias_changed = Signal(object)  # RandomizerBias of the applied profile (empty: none)
     error_changed = Signal(object)  # ErrorInfo | None
     message_changed = Signal(str)  # plain confirmation ("Saved preset 'Night' …")
     folder_ready = Signal(str)  # a folder asked for by `make_folder`, made if it was missing
@@ -149,11 +87,7 @@ class LibraryController(QObject):
         self._filter = ""
         self._error: ErrorInfo | None = None
         self._undo: list[tuple[ItemKind, TrashTicket]] = []
-        self._selected_pack: str = ""
         self._config_provider: Callable[[], PipelineConfig] = PipelineConfig
-        self._spec_provider: Callable[[], Any] | None = None
-        self._wildcards_provider: Callable[[], Path | None] | None = None
-        self._bias: RandomizerBias | None = None
         self.tasks = TaskOwner("Library", self)
         self.tasks.error_raised.connect(self._set_error)
         self.tasks.busy_changed.connect(self.busy_changed)
@@ -174,6 +108,8 @@ class LibraryController(QObject):
         self._writing = 0  # writes of ours under way
         if self._app is not None:
             self._app.settings_changed.connect(self._settings_changed)
+        self.pack_actions = PackController(self)
+        self.preset_actions = PresetController(self)
 
     # --- wiring -------------------------------------------------------------------------------
 
@@ -212,15 +148,15 @@ class LibraryController(QObject):
         return self._presets.user_dir
 
     def presets(self) -> list[LibraryItem]:
-        return [i for i in (_folder_item(ItemKind.preset, e) for e in self._preset_entries)
+        return [i for i in (folder_item(ItemKind.preset, e) for e in self._preset_entries)
                 if i.matches(self._filter)]
 
     def profiles(self) -> list[LibraryItem]:
-        return [i for i in (_folder_item(ItemKind.profile, e) for e in self._profile_entries)
+        return [i for i in (folder_item(ItemKind.profile, e) for e in self._profile_entries)
                 if i.matches(self._filter)]
 
     def packs(self) -> list[LibraryItem]:
-        return [i for i in (_pack_item(e) for e in self._pack_entries) if i.matches(self._filter)]
+        return [i for i in (pack_item(e) for e in self._pack_entries) if i.matches(self._filter)]
 
     def has_any(self, kind: ItemKind) -> bool:
         """The folder holds at least one of *kind* (whatever the search filter shows)."""
@@ -241,29 +177,6 @@ class LibraryController(QObject):
             self.folder_ready.emit(str(folder))
             await self._watch()  # a folder that was missing is watched itself from now on
         self._spawn(make(), "library-folder")
-
-    def create_pack(self, name: str) -> None:
-        """A new .txt pack named *name* in the packs folder, starting with the current prompt
-        (or an example) and a comment on how to write more; refused if the name is taken."""
-        name = " ".join(str(name).split())
-        if not name:
-            self._set_error(ErrorInfo("A pack needs a name.", source="Library"))
-            return
-        target = self._packs.folder / f"{file_stem(name)}.txt"
-        prompt = " ".join(self._config_provider().txt2img.prompt.split()) or \
-            "a lighthouse on a cliff at dusk, {oil painting|watercolor}"
-        text = (f"# {name}\n# One prompt per line; a line starting with 'negative:' is the negative "
-                f"prompt of the prompt above it.\n# {{a|b}} and __wildcard__ work as in the "
-                f"Variants tab.\n{prompt}\n")
-
-        def write() -> None:
-            if target.exists():
-                raise LibraryError(f"There is already a pack file called {target.name}. Choose "
-                                   "another name.", detail=str(target))
-            atomic_write_text(target, text)
-        self._spawn(self._write(ItemKind.pack, write,
-                                f"Created pack '{target.stem}' in {target.parent}. Add one prompt "
-                                "per line to it in any text editor."), "library-new-pack")
 
     def preset_names(self) -> list[str]:
         return [e.name for e in self._preset_entries if not e.broken]
@@ -305,15 +218,15 @@ class LibraryController(QObject):
     async def _reload(self, kind: ItemKind) -> None:
         if kind is ItemKind.pack:
             packs = self._packs
-            entries = await asyncio.to_thread(packs.scan)
+            scanned = await asyncio.to_thread(packs.scan)
             if packs is not self._packs:
                 return  # the folder changed meanwhile: its own reload shows it
-            self._pack_entries = entries
+            self._pack_entries = scanned
             self.packs_changed.emit()
-            if self._selected_pack:
-                self._emit_pack_prompts()
+            self.pack_actions._packs_reloaded()
         else:
             store = self._store(kind)
+            entries: list[LibraryEntry[Any]]
             entries, self._signatures[kind] = await asyncio.to_thread(
                 lambda: (store.entries(), store.signature()))
             if kind is ItemKind.preset:
@@ -403,7 +316,7 @@ class LibraryController(QObject):
 
     def _use_packs_folder(self, folder: Path) -> None:
         self._packs = PackLibrary(folder)
-        self._selected_pack = ""
+        self.pack_actions._packs_reloaded(folder_changed=True)
         self._spawn(self._show_packs_folder(folder), "library-packs-folder")
         self._spawn(self._watch(), "library-watch")
 
@@ -423,13 +336,13 @@ class LibraryController(QObject):
         for entry in self._entries(kind):
             if entry.key == key:
                 return entry
-        raise _gone(kind)
+        raise gone(kind)
 
     def _pack(self, key: str) -> PackEntry:
         for entry in self._pack_entries:
             if entry.key == key:
                 return entry
-        raise _gone(ItemKind.pack)
+        raise gone(ItemKind.pack)
 
     def _preset_named(self, name: str) -> Preset | None:
         for entry in self._preset_entries:
@@ -437,45 +350,7 @@ class LibraryController(QObject):
                 return entry.item
         return None
 
-    # --- presets and profiles ------------------------------------------------------------------
-
-    def save_current_as_preset(self, name: str, *, description: str = "", tags: tuple[str, ...] = (),
-                               include_prompts: bool = False, replace: bool = False) -> None:
-        """Save the cards' current config as a user preset (refused if the name is taken)."""
-        try:
-            config = self._config_provider()
-            preset = Preset.from_config(name.strip(), config, description=description, tags=list(tags),
-                                        include_prompts=include_prompts)
-        except Exception as exc:  # noqa: BLE001 - a bad name or config is shown, never raised into the view
-            self._set_error(error_from_exception(exc, "Library"))
-            return
-        message = f"Saved preset '{preset.name}'."
-        for warning in name_warnings(preset.partial()):
-            message += f" Note: {warning.message}"
-        self._spawn(self._write(ItemKind.preset, lambda: self._presets.save(preset, replace=replace),
-                                message), "library-save")
-
-    def update_preset(self, key: str) -> None:
-        """Replace a user preset's settings with the current ones (name, notes and styles kept)."""
-        entry = self._find_usable(ItemKind.preset, key)
-        if entry is None:
-            return
-        if entry.read_only:
-            self._set_error(ErrorInfo(f"'{entry.name}' ships with StableNew and cannot be changed. "
-                                      "Save your settings as a new preset instead.", source="Library"))
-            return
-        try:
-            old = entry.item
-            keeps_prompts = "prompt" in old.partial().get("txt2img", {})
-            fresh = Preset.from_config(old.name, self._config_provider(), include_prompts=keeps_prompts)
-            preset = old.model_copy(update={"config": fresh.config})
-        except Exception as exc:  # noqa: BLE001 - shown as the Library error, never raised into the view
-            self._set_error(error_from_exception(exc, "Library"))
-            return
-        self._spawn(self._write(ItemKind.preset,
-                                lambda: self._presets.save(preset, replace=True, previous=entry.path),
-                                f"Updated preset '{preset.name}' with your current settings."),
-                    "library-update")
+    # --- writes and the actions on any item ------------------------------------------------------
 
     async def _write(self, kind: ItemKind, action: Callable[[], Any], message: str) -> Any:
         # The folder watch waits meanwhile: the list changes with this write's own message.
@@ -491,63 +366,10 @@ class LibraryController(QObject):
         self.message_changed.emit(message)
         return result
 
-    def apply_preset(self, key: str) -> None:
-        entry = self._find_usable(ItemKind.preset, key)
-        if entry is None:
-            return
-        try:
-            config = entry.item.apply_to(self._config_provider())
-        except Exception as exc:  # noqa: BLE001 - shown as the Library error, never raised into the view
-            self._set_error(error_from_exception(exc, "Library"))
-            return
-        self._set_error(None)
-        self.config_applied.emit(config)
-        self.message_changed.emit(f"Applied preset '{entry.name}'.")
-
-    def apply_profile(self, key: str) -> None:
-        entry = self._find_usable(ItemKind.profile, key)
-        if entry is None:
-            return
-        try:
-            config, bias = entry.item.apply_to(self._config_provider())
-        except Exception as exc:  # noqa: BLE001 - shown as the Library error, never raised into the view
-            self._set_error(error_from_exception(exc, "Library"))
-            return
-        self._set_error(None)
-        self._bias = bias
-        self.config_applied.emit(config)
-        self.bias_changed.emit(bias)
-        self.message_changed.emit(f"Applied profile '{entry.name}'.")
-
-    def profile_form(self, key: str | None = None) -> dict[str, str]:
-        """Text fields for the profile editor: the profile's, or a new one starting from the prompt."""
-        if key:
-            entry = self._find_usable(ItemKind.profile, key)
-            if entry is not None:
-                return profile_form(entry.item)
-        form = profile_form()
-        form["character"] = self._config_provider().txt2img.prompt
-        return form
-
-    def save_profile(self, form: dict[str, str], key: str | None = None) -> bool:
-        """Save the editor's fields as a profile (replacing *key* when editing); False if invalid."""
-        previous = None
-        try:
-            if key:
-                previous = self._entry(ItemKind.profile, key).path
-            profile = profile_from_form(form)
-        except Exception as exc:  # noqa: BLE001 - shown as the Library error, never raised into the view
-            self._set_error(error_from_exception(exc, "Library"))
-            return False
-        self._spawn(self._write(ItemKind.profile,
-                                lambda: self._profiles.save(profile, replace=False, previous=previous),
-                                f"Saved profile '{profile.name}'."), "library-profile")
-        return True
-
     def _find_usable(self, kind: ItemKind, key: str) -> LibraryEntry[Any] | None:
         try:
             entry = self._entry(kind, key)
-        except _Gone as exc:
+        except Gone as exc:
             self._set_error(ErrorInfo(exc.message, source="Library"))
             return None
         if entry.item is None:
@@ -609,125 +431,6 @@ class LibraryController(QObject):
         self._spawn(self._on_entry(kind, key, lambda store, e: store.export(e, target),
                                    f"Exported to {target}."), "library-export")
 
-    def import_styles(self, path: str | os.PathLike[str], *, replace: bool = False) -> None:
-        """Each style of an A1111 styles.csv becomes a preset that adds the style's prompts."""
-        source = Path(path)
-        self._spawn(self._write(ItemKind.preset, lambda: self._import_styles(source, replace),
-                                f"Imported the styles of {source.name} as presets."), "library-styles")
-
-    def _import_styles(self, source: Path, replace: bool) -> int:
-        styles = read_styles_csv(source)
-        for style in styles:
-            self._presets.save(Preset(name=style.name, description=f"Style imported from {source.name}.",
-                                      tags=["style"], styles=[style]), replace=replace)
-        return len(styles)
-
-    # --- packs --------------------------------------------------------------------------------
-
-    def select_pack(self, key: str) -> None:
-        self._selected_pack = key
-        self._emit_pack_prompts()
-
-    def _emit_pack_prompts(self) -> None:
-        entry = next((e for e in self._pack_entries if e.key == self._selected_pack), None)
-        self.pack_prompts_changed.emit(entry.pack.resolved() if entry and entry.pack else [])
-
-    def pack_prompts(self, key: str) -> list[tuple[str, str]]:
-        entry = self._pack(key)
-        return entry.pack.resolved() if entry.pack is not None else []
-
-    def apply_pack(self, key: str, prompt_index: int = 0) -> None:
-        """Fill the prompt fields from the pack (one of its prompts) over its default preset."""
-        try:
-            entry = self._pack(key)
-            if entry.pack is None:
-                raise _Gone(f"'{entry.name}' cannot be used: {entry.error}")
-            config = self._pack_base(entry)
-            prompts = list(pack_configs(entry.pack, config))
-            chosen = prompts[max(0, min(prompt_index, len(prompts) - 1))]
-        except Exception as exc:  # noqa: BLE001 - shown as the Library error, never raised into the view
-            self._set_error(error_from_exception(exc, "Library"))
-            return
-        self._set_error(None)
-        self.config_applied.emit(chosen)
-        preset = f" with preset '{entry.default_preset}'" if entry.default_preset else ""
-        self.message_changed.emit(f"Applied pack '{entry.name}'{preset}.")
-
-    def _pack_base(self, entry: PackEntry) -> PipelineConfig:
-        config = self._config_provider()
-        if entry.default_preset:
-            preset = self._preset_named(entry.default_preset)
-            if preset is None:
-                raise _Gone(f"The pack's default preset '{entry.default_preset}' is not in your "
-                            "presets. Choose another one or import it.")
-            config = preset.apply_to(config)
-        return config
-
-    def pack_run_configs(self, key: str) -> tuple[list[PipelineConfig], Path | None]:
-        """One config per prompt of the pack (over its default preset) and its wildcards folder.
-
-        The run path plans each of them with the randomizer, so a pack runs every prompt
-        times the plan.
-        """
-        entry = self._pack(key)
-        if entry.pack is None:
-            raise _Gone(f"'{entry.name}' cannot be used: {entry.error}")
-        return list(pack_configs(entry.pack, self._pack_base(entry))), entry.wildcards_dir
-
-    def set_randomizer(self, spec: Callable[[], Any] | None,
-                       wildcards_dir: Callable[[], Path | None] | None = None) -> None:
-        """The randomizer panel's current VariationSpec and wildcards folder, so a pack runs
-        every prompt times the plan (its axes, seeds and counts) the user has set up."""
-        self._spec_provider = spec
-        self._wildcards_provider = wildcards_dir
-
-    @property
-    def bias(self) -> RandomizerBias | None:
-        """The bias of the profile applied last (None: no profile)."""
-        return self._bias
-
-    def clear_bias(self) -> None:
-        self._bias = None
-        self.bias_changed.emit(RandomizerBias())
-
-    def pack_plan_provider(self, key: str) -> Callable[[PipelineConfig], Iterator[PackRunItem]]:
-        """A plan provider for the run path: given the cards' config when Run starts, every
-        prompt of the pack times the randomizer's plan of it (pack prompts replace the spec's
-        template; the pack's wildcards folder wins over the randomizer's)."""
-        entry = self._pack(key)
-        if entry.pack is None:
-            raise _Gone(f"'{entry.name}' cannot be used: {entry.error}")
-        spec = self._spec_provider() if self._spec_provider is not None else None
-        wildcards = entry.wildcards_dir
-        if wildcards is None and self._wildcards_provider is not None:
-            wildcards = self._wildcards_provider()
-        plan_for = pack_plan_for(spec, wildcards_dir=wildcards, bias=self._bias)
-        pack, preset = entry.pack, entry.default_preset
-        return lambda config: plan_pack(pack, config, plan_for=plan_for, preset=preset)
-
-    def run_pack(self, key: str, prompt_index: int = 0) -> None:
-        """Apply the pack, then ask the window to run all of its prompts (`pack_run_requested`)."""
-        try:
-            provider = self.pack_plan_provider(key)
-        except Exception as exc:  # noqa: BLE001 - shown as the Library error, never raised into the view
-            self._set_error(error_from_exception(exc, "Library"))
-            return
-        self.apply_pack(key, prompt_index)
-        if self._error is None:
-            self.pack_run_requested.emit(provider)
-
-    def set_pack_default_preset(self, key: str, preset_name: str | None) -> None:
-        try:
-            entry = self._pack(key)
-        except _Gone as exc:
-            self._set_error(ErrorInfo(exc.message, source="Library"))
-            return
-        name = preset_name or None
-        message = (f"'{entry.name}' now applies preset '{name}'." if name
-                   else f"'{entry.name}' uses its own default preset again.")
-        self._spawn(self._write(ItemKind.pack, lambda: self._packs.set_default_preset(entry, name),
-                                message), "library-pack-preset")
-
     def stop(self) -> None:
         """Stop following the disk (the poll and the folder watch)."""
         self._poll_timer.stop()
@@ -768,17 +471,4 @@ def _watch_paths(folders: list[Path]) -> set[str]:
     return paths
 
 
-class _Gone(Exception):
-    """An item the view asked for is no longer in the list (changed on disk meanwhile)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-def _gone(kind: ItemKind) -> _Gone:
-    return _Gone(f"That {kind.value} is no longer in the list (it may have changed on disk). "
-                 "Refresh the list and try again.")
-
-
-__all__ = ["ItemKind", "LibraryController", "LibraryItem", "RandomizerBias"]
+__all__ = ["ItemKind", "LibraryController", "LibraryItem"]

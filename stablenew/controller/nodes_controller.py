@@ -27,10 +27,11 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from stablenew.cluster.dispatcher import ClusterDispatcher, NodeStatus, WorkingOn
+from stablenew.cluster.dispatcher import ClusterDispatcher
 from stablenew.cluster.dry_run import DryRun, dry_run
 from stablenew.cluster.estimates import load_speeds, save_speeds, speeds_file
 from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
+from stablenew.cluster.node_book import NodeStatus, WorkingOn
 from stablenew.cluster.nodes import NodeConfig, NodeRegistry
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.cluster.work import GB
@@ -420,7 +421,8 @@ class NodesController(QObject):
             else:
                 await self._monitor.check_all()
                 learned = await asyncio.to_thread(load_speeds, speeds_file(self._data_dir))
-                planner = ClusterDispatcher(_NoStore(), self._monitor, speeds=learned)
+                # _NoStore stands in for a QueueStore the planner never reads (see the class).
+                planner = ClusterDispatcher(_NoStore(), self._monitor, speeds=learned)  # type: ignore[arg-type]
                 views = planner.views()
                 planner.detach()
             own = store is None

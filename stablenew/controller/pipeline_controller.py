@@ -12,18 +12,20 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from stablenew.controller import card_fields
 from stablenew.controller.errors import ErrorInfo, error_from_exception
-from stablenew.controller.fields import FieldSpec, field_specs
+from stablenew.controller.fields import FieldSpec
 from stablenew.controller.format import plural
 from stablenew.controller.images import decode_image
 from stablenew.controller.job_follow import JobFollower
 from stablenew.controller.run_progress import RunProgress, RunState
+from stablenew.controller.run_tally import ShownRun, estimate, fold_event
 from stablenew.controller.tasks import TaskOwner
 from stablenew.errors import StableNewError
 from stablenew.pipeline import config as cfg
@@ -32,11 +34,8 @@ from stablenew.pipeline.events import (
     ProgressUpdate,
     RunError,
     RunFinished,
-    RunStarted,
     RunStatus,
     RunWarning,
-    StageFinished,
-    StageStarted,
 )
 
 log = logging.getLogger("stablenew.controller.pipeline")
@@ -44,47 +43,6 @@ log = logging.getLogger("stablenew.controller.pipeline")
 #: Repaint rate for progress: fast enough to feel live, slow enough to never flood the Qt thread.
 FLUSH_INTERVAL_MS = 80
 PREVIEW_SIDE = 768
-
-def _default_of(path: str) -> Any:
-    """The PipelineConfig model's default for a dotted field path."""
-    node: Any = cfg.PipelineConfig().model_dump(mode="json")
-    for part in path.split("."):
-        node = node[int(part)] if isinstance(node, list) else node.get(part)
-        if node is None:
-            return None
-    return node
-
-
-# Which server listing fills which picker (by the field's last name, or its full path).
-_OPTION_SOURCES = {
-    "txt2img.checkpoint": "checkpoints",
-    "txt2img.refiner.checkpoint": "checkpoints",
-    "txt2img.sampler": "samplers",
-    "img2img.sampler": "samplers",
-    "txt2img.scheduler": "schedulers",
-    "img2img.scheduler": "schedulers",
-    "txt2img.hires.upscaler": "upscalers",
-    "upscale.upscaler": "upscalers",
-    "upscale.upscaler_2": "upscalers",
-    "adetailer.passes.0.model": "adetailer_models",
-    "adetailer.passes.1.model": "adetailer_models",
-}
-# The ADetailer card shows two detector passes, as ADetailer's own UI opens with two tabs, each
-# with its own switch. Passes after the second (a preset's or an image's third) are not on the
-# card: they are kept in their places and run, whether the second runs or not.
-#: What the second pass shows before it is used: hands, the usual second detector after faces,
-#: switched off until the user turns it on.
-_SECOND_PASS_DEFAULTS = {"model": "hand_yolov8n.pt", "enabled": False}
-#: How the card names each pass's switch (the model's title is "Run this pass").
-_PASS_SWITCHES = {
-    0: ("First pass", "Run the first detector. Off skips this pass only: the second and any "
-                      "later pass still run in their own places."),
-    1: ("Second pass", "Run a second detector after the first, e.g. hands after faces. Off "
-                       "skips this pass only: a third pass loaded from a preset or an image "
-                       "still runs."),
-}
-_LATENT_UPSCALERS = ("Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (nearest)")
-
 
 @dataclass(frozen=True)
 class RunQueue:
@@ -112,25 +70,6 @@ class NodeFailed(StableNewError):
     """The node a Run was pinned to stopped answering or cannot be used."""
 
     fatal_for_node = True
-
-
-@dataclass
-class _ShownRun:
-    """What the window has shown of the Run so far (Qt thread only)."""
-
-    started: float  # monotonic
-    first_started: float | None = None  # monotonic: the node turned to the Run's first image
-    fractions: dict[int, float] = field(default_factory=dict)  # image in flight -> its fraction
-    etas: dict[int, float | None] = field(default_factory=dict)  # image in flight -> its ETA
-    stages: dict[int, StageStarted] = field(default_factory=dict)  # image -> its latest stage
-    finished: int = 0  # images done, failed or cancelled
-    failed: int = 0
-    done_at: list[float] = field(default_factory=list)  # monotonic
-    #: Images in flight whose picture is already saved: the counter has moved past them.
-    saved: set[int] = field(default_factory=set)
-    current: int | None = None  # the image the node works on (the first one in flight)
-    current_since: float = 0.0
-    first_error: str = ""
 
 
 def _run_name(config: Any) -> str:
@@ -161,7 +100,7 @@ class PipelineController(QObject):
         self._log_dir = log_dir
         self._config = cfg.PipelineConfig()
         # The ADetailer passes the cards were loaded with (see `build_config`).
-        self._card_passes = self._passes_on_card(self._config)
+        self._card_passes = card_fields.passes_on_card(self._config)
         self._record_hooks: list[Callable[[Any], None]] = []
         self._plan_provider: Callable[[Any], Any] | None = None
         self._queue_provider: Callable[[], Awaitable[RunQueue]] | None = None
@@ -173,7 +112,7 @@ class PipelineController(QObject):
         self._follower = JobFollower()  # waits for the job: which images are at a node now
         self._node_failure: NodeFailed | None = None
         self._left_queued: _LeftQueued | None = None  # set as the window closes (keep_queued)
-        self._shown = _ShownRun(started=0.0)
+        self._shown = ShownRun(started=0.0)
         self._values_provider: Callable[[], dict[str, Any]] | None = None
         self._token: Any = None
         self._progress = RunProgress()
@@ -194,42 +133,12 @@ class PipelineController(QObject):
 
     def sections(self) -> dict[str, list[FieldSpec]]:
         """Field descriptions per card section, read from the PipelineConfig model."""
-        return {
-            "txt2img": field_specs(cfg.Txt2ImgSettings, "txt2img."),
-            "txt2img.hires": field_specs(cfg.HiresSettings, "txt2img.hires."),
-            "txt2img.refiner": field_specs(cfg.RefinerSettings, "txt2img.refiner."),
-            "img2img": field_specs(cfg.Img2ImgSettings, "img2img."),
-            "adetailer": field_specs(cfg.ADetailerSettings, "adetailer."),
-            "adetailer.passes.0": self._pass_specs(0),
-            # Its switch first: the card shows it as the head of the second pass's section.
-            "adetailer.passes.1": self._pass_specs(1, _SECOND_PASS_DEFAULTS),
-            "upscale": field_specs(cfg.UpscaleSettings, "upscale."),
-        }
-
-    @staticmethod
-    def _pass_specs(index: int, defaults: dict[str, Any] | None = None) -> list[FieldSpec]:
-        """One detector pass's fields, its switch first and named for its place on the card."""
-        specs = []
-        for spec in field_specs(cfg.ADetailerPassSettings, f"adetailer.passes.{index}."):
-            spec = replace(spec, default=(defaults or {}).get(spec.name, spec.default))
-            if spec.name == "enabled":
-                title, description = _PASS_SWITCHES[index]
-                spec = replace(spec, title=title, description=description)
-            specs.append(spec)
-        return sorted(specs, key=lambda spec: spec.name != "enabled")
+        return card_fields.sections()
 
     def choices(self, path: str) -> list[str]:
         """Names the connected server offers for a picker field ([] when not a picker or unknown)."""
-        source = _OPTION_SOURCES.get(path)
         caps = self._server.capabilities if self._server is not None else None
-        if source is None or caps is None:
-            return []
-        names = list(getattr(caps, source, ()) or ())
-        if path == "txt2img.hires.upscaler":
-            names = [n for n in _LATENT_UPSCALERS if n not in names] + names
-        if path == "upscale.upscaler_2":
-            names = ["None", *[n for n in names if n != "None"]]
-        return names
+        return card_fields.choices(path, caps)
 
     def fallback_choice(self, path: str, current: Any) -> str | None:
         """A value the server has, for a picker still on the model's default that the server
@@ -237,19 +146,10 @@ class PipelineController(QObject):
 
         A value the user or a preset chose is kept (the picker marks it as not installed).
         """
-        if _OPTION_SOURCES.get(path) != "upscalers":
-            return None  # a checkpoint or sampler left empty means "the server's own"
-        names = self.choices(path)
-        if not names or current in names or current != _default_of(path):
-            return None
-        plain = {"none", "lanczos", "nearest"}
-        models = [n for n in names if n.lower() not in plain and not n.lower().startswith("latent")]
-        if models:
-            return models[0]
-        return next((n for n in ("Lanczos", "None") if n in names), names[0])
+        return card_fields.fallback_choice(path, current, self.choices(path))
 
     def is_picker(self, path: str) -> bool:
-        return path in _OPTION_SOURCES
+        return card_fields.is_picker(path)
 
     @property
     def config(self) -> Any:
@@ -259,46 +159,11 @@ class PipelineController(QObject):
     @staticmethod
     def values_of(config: Any) -> dict[str, Any]:
         """Flatten a config into the dotted paths the cards use."""
-        values: dict[str, Any] = {}
-
-        def walk(node: Any, prefix: str) -> None:
-            if isinstance(node, dict):
-                for key, value in node.items():
-                    walk(value, f"{prefix}{key}.")
-            elif isinstance(node, list):
-                for index, value in enumerate(node):
-                    walk(value, f"{prefix}{index}.")
-            else:
-                values[prefix[:-1]] = node
-
-        walk(config.model_dump(mode="json"), "")
-        passes = config.adetailer.passes
-        if len(passes) < 2:  # the card's second pass shows what it would run once switched on
-            second = cfg.ADetailerPassSettings(**_SECOND_PASS_DEFAULTS).model_dump(mode="json")
-            values.update({f"adetailer.passes.1.{key}": value for key, value in second.items()})
-        return values
+        return card_fields.values_of(config)
 
     def build_config(self, values: dict[str, Any]) -> Any:
         """A validated PipelineConfig from card values; raises ConfigInvalid in plain words."""
-        data = self._config.model_dump(mode="json")
-        # The passes as the cards were loaded, the second one always in its place (on or off),
-        # so a pass after it keeps its place and nothing depends on the last Run's config.
-        passes = data["adetailer"]["passes"] = [dict(p) for p in self._card_passes]
-        for path, value in values.items():
-            cfg.set_path(data, path, value)
-        if len(passes) == 2 and not passes[1].get("enabled", True):
-            # A second pass that is off and has no pass after it changes nothing: left out, so
-            # a preset saved from the cards stays as small as one made before it existed.
-            del passes[1]
-        return cfg.validate_config(data)
-
-    @staticmethod
-    def _passes_on_card(config: Any) -> list[dict[str, Any]]:
-        """The config's detector passes with a second one in place (defaults when it has none)."""
-        passes = [p.model_dump(mode="json") for p in config.adetailer.passes]
-        if len(passes) < 2:
-            passes.insert(1, cfg.ADetailerPassSettings(**_SECOND_PASS_DEFAULTS).model_dump(mode="json"))
-        return passes
+        return card_fields.build_config(self._config, self._card_passes, values)
 
     def default_values(self) -> dict[str, Any]:
         return self.values_of(cfg.PipelineConfig())
@@ -319,7 +184,7 @@ class PipelineController(QObject):
     def load_config(self, config: Any) -> None:
         """Show *config* in the cards (a preset applied, "use these settings", a dropped PNG)."""
         self._config = config
-        self._card_passes = self._passes_on_card(config)
+        self._card_passes = card_fields.passes_on_card(config)
         self.config_loaded.emit(self.values_of(config))
 
     # --- collaborators ----------------------------------------------------------------------
@@ -545,7 +410,7 @@ class PipelineController(QObject):
         self._plan_total = None
         self._follower.reset()
         self._node_failure = None
-        self._shown = _ShownRun(started=time.monotonic())
+        self._shown = ShownRun(started=time.monotonic())
         with self._lock:
             self._pending.clear()  # nothing of an earlier Run is shown as this one's
 
@@ -631,106 +496,28 @@ class PipelineController(QObject):
             self._decode_preview(preview)
 
     def _apply(self, p: RunProgress, event: Any, item: int = 0) -> RunProgress:
-        """Fold one event of image *item* of the Run into the progress shown.
-
-        Several images of the Run may be in flight at once (the next one waits at the node
-        while one renders): the bar covers the whole Run, and stage and steps follow the
-        image the node works on, the first one in flight.
-        """
-        from stablenew.cluster.jobs import ItemState
-        from stablenew.cluster.queue_runner import ItemFinished, ItemStarted
-
-        shown = self._shown
-        total = self._plan_total or 1
-        if isinstance(event, ItemStarted):
-            shown.fractions[item] = 0.0
-            if shown.first_started is None:
-                shown.first_started = time.monotonic()
-        elif isinstance(event, ItemFinished):
-            shown.fractions.pop(item, None)
-            shown.etas.pop(item, None)
-            shown.saved.discard(item)
-            if event.state in (ItemState.done, ItemState.failed, ItemState.cancelled):
-                shown.finished += 1
-                if event.state is ItemState.done:
-                    shown.done_at.append(time.monotonic())
-        elif isinstance(event, RunStarted):
-            p = replace(p, total_images=total, stage_count=len(event.stages),
-                        node=event.node or p.node)
-        elif isinstance(event, StageStarted):
-            shown.stages[item] = event
-        elif isinstance(event, StageFinished):
-            if item == shown.current:
-                p = replace(p, stage_fraction=1.0)
-        elif isinstance(event, ProgressUpdate):
-            if item in shown.fractions:
-                shown.fractions[item] = event.overall_fraction
-                shown.etas[item] = event.eta_seconds
-            if item == shown.current:
-                p = replace(p, stage=event.stage or p.stage, image_index=item, step=event.step,
-                            steps=event.steps, stage_fraction=event.stage_fraction,
-                            phase=event.phase, more_passes=event.more_passes)
-        elif isinstance(event, ImageSaved):
-            # The image is in hand no more: the counter names the next one at once, not only
-            # when the queue's ItemFinished follows (a repaint in between showed "image 3 of 4"
-            # with 3 saved, at the last step of the image just saved).
-            shown.saved.add(item)
+        """Fold one event of image *item* of the Run into the progress shown; a saved image,
+        a warning and an error are told at once."""
+        if isinstance(event, ImageSaved):
             record = event.record
             if record.image_index != item:  # the image's place in the Run, not in its item
                 record = replace(record, image_index=item)
             self.image_saved.emit(record)
             if record.path:
                 self._decode_preview(Path(record.path))
-            p = replace(p, images_saved=p.images_saved + 1)
         elif isinstance(event, RunWarning):
             self.warning_raised.emit(event.message)
         elif isinstance(event, RunError):
             self._set_error(ErrorInfo(event.message, event.detail, "Run"))
-            shown.first_error = shown.first_error or event.message
-            p = replace(p, images_failed=p.images_failed + (1 if event.image_index is not None else 0))
-        # RunFinished of one image is not the Run's end: `_finish_run` says that once.
-        current = min((i for i in shown.fractions if i not in shown.saved), default=None)
-        if current != shown.current:
-            shown.current = current
-            shown.current_since = time.monotonic()
-            stage = shown.stages.get(current) if current is not None else None
-            if stage is not None:
-                p = replace(p, stage=stage.stage, stage_index=stage.index, stage_count=stage.count,
-                            image_index=current, step=None, steps=None, stage_fraction=0.0,
-                            phase="", more_passes=False)
-            else:  # between images: no step of the one just saved stays on show
-                p = replace(p, step=None, steps=None, phase="", more_passes=False)
-        elif isinstance(event, StageStarted) and item == current:
-            p = replace(p, stage=event.stage, stage_index=event.index, stage_count=event.count,
-                        image_index=item, step=None, steps=None, stage_fraction=0.0,
-                        phase="", more_passes=False)
-        return p
+        return fold_event(self._shown, p, event, item, self._plan_total or 1)
 
     def _estimate(self, p: RunProgress) -> RunProgress:
         """The bar over the whole Run and the time left for all of it: the queue's estimate of
         the Run's job (the same figure as its row), from the nodes' measured speeds."""
-        shown = self._shown
-        total = self._plan_total or 1
-        overall = (shown.finished + sum(shown.fractions.values())) / total
         eta = None
-        current = shown.current
-        own = shown.etas.get(current) if current is not None else None
         if self._estimates is not None and self._job_id is not None:
             eta = self._estimates.job_eta(self._job_id)
-        if eta is None and own is not None:  # nothing measured yet: the runner's own guess
-            left = max(0, total - shown.finished - 1)  # images after the one rendering now
-            if left and shown.done_at:
-                # Throughput so far (with images in flight at once, not each one's duration),
-                # from the first image's start: time spent waiting behind others is not the Run's.
-                began = shown.first_started if shown.first_started is not None else shown.started
-                per_image = (shown.done_at[-1] - began) / len(shown.done_at)
-            elif left:
-                per_image = (time.monotonic() - shown.current_since) + own
-            else:
-                per_image = 0.0
-            eta = own + left * per_image
-        return replace(p, overall_fraction=max(p.overall_fraction, min(1.0, overall)),
-                       eta_seconds=eta)
+        return estimate(self._shown, p, self._plan_total or 1, eta)
 
     def _decode_preview(self, source: bytes | Path) -> None:
         if self._decoding is not None:
@@ -763,7 +550,7 @@ class PipelineController(QObject):
         self.tasks.spawn(self._load_from_image(Path(path)), name="load-image-settings")
 
     async def _load_from_image(self, path: Path) -> None:
-        from stablenew.pipeline.infotext import config_from_image
+        from stablenew.pipeline.infotext_config import config_from_image
 
         try:
             config, loaded, unknown = await asyncio.to_thread(config_from_image, path,

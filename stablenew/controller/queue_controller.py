@@ -1,5 +1,6 @@
-"""QueueController: the persistent queue for the window — a jobs model, operations as slots,
-the command bar's count, and a notification when a batch finishes.
+"""QueueController: the persistent queue for the window — a jobs model (queue_model), the
+panel's operations (queue_edits), the command bar's count, and a notification when a batch
+finishes.
 
 Every database call runs in a worker thread (`asyncio.to_thread`), scheduled through the
 controller's TaskOwner so an error becomes visible state; the QueueRunner that works through
@@ -12,25 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import (
-    QAbstractItemModel,
-    QByteArray,
-    QCoreApplication,
-    QMimeData,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    QTimer,
-    Signal,
-)
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from stablenew.cluster.estimates import QueueEstimates, speeds_file
 from stablenew.cluster.jobs import (
@@ -39,7 +28,6 @@ from stablenew.cluster.jobs import (
     Job,
     JobKind,
     JobOrigin,
-    JobState,
     WorkItem,
 )
 from stablenew.cluster.queue_runner import (
@@ -53,28 +41,29 @@ from stablenew.cluster.queue_runner import (
 )
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.controller.errors import ErrorInfo
-from stablenew.controller.format import duration
 from stablenew.controller.queue_activity import QueueActivity
+from stablenew.controller.queue_edits import QueueEdits
+from stablenew.controller.queue_model import (
+    COLUMNS,
+    IdRole,
+    KindRole,
+    ProgressRole,
+    QueueModel,
+    StateRole,
+    format_eta,
+)
 from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.events import ProgressUpdate
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from stablenew.backends.protocol import Backend
+    from stablenew.cluster.dispatcher import ClusterDispatcher
+    from stablenew.pipeline.runner import PipelineRunner
+
 log = logging.getLogger("stablenew.controller.queue")
-
-JOB_MIME = "application/x-stablenew-queue-jobs"
-
-COLUMNS = ("Name", "Progress", "State", "Node", "ETA")
-#: Custom roles the panel reads.
-ProgressRole = Qt.ItemDataRole.UserRole + 1  # float 0..1
-IdRole = Qt.ItemDataRole.UserRole + 2  # job id (str) or item id (int)
-KindRole = Qt.ItemDataRole.UserRole + 3  # "job" or "item"
-StateRole = Qt.ItemDataRole.UserRole + 4  # JobState / ItemState value
-
-
-def format_eta(seconds: float | None) -> str:
-    """A queue row's time left: "2 min 05 s", or nothing while unknown."""
-    return "" if seconds is None else duration(seconds)
-
 
 @dataclass(frozen=True)
 class QueueSnapshot:
@@ -84,290 +73,6 @@ class QueueSnapshot:
     items: dict[str, list[WorkItem]]  # only for jobs the view has expanded
     paused: bool
     revision: int
-
-
-_ROOT = QModelIndex()
-
-
-class QueueModel(QAbstractItemModel):
-    """Jobs as rows, their images as children; top-level rows can be dragged to reorder."""
-
-    def __init__(self, controller: QueueController) -> None:
-        super().__init__(controller)
-        self._controller = controller
-        self._jobs: list[Job] = []
-        self._items: dict[str, list[WorkItem]] = {}
-        self._fractions: dict[int, tuple[str, float]] = {}  # running item -> (job, fraction)
-
-    # --- data from the controller ----------------------------------------------------------------
-
-    def set_snapshot(self, jobs: list[Job], items: dict[str, list[WorkItem]]) -> None:
-        same_shape = [j.id for j in jobs] == [j.id for j in self._jobs] and all(
-            len(items.get(j.id, [])) == len(self._items.get(j.id, [])) for j in jobs)
-        if not same_shape:
-            self.beginResetModel()
-            self._jobs, self._items = list(jobs), dict(items)
-            self.endResetModel()
-            return
-        self._jobs, self._items = list(jobs), dict(items)
-        if self._jobs:
-            last = len(COLUMNS) - 1
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._jobs) - 1, last))
-            for row, job in enumerate(self._jobs):
-                children = self._items.get(job.id)
-                if children:
-                    parent = self.index(row, 0)
-                    self.dataChanged.emit(self.index(0, 0, parent),
-                                          self.index(len(children) - 1, last, parent))
-
-    def set_fraction(self, item: WorkItem, fraction: float | None) -> None:
-        if fraction is None:
-            self._fractions.pop(item.id, None)
-        else:
-            self._fractions[item.id] = (item.job_id, fraction)
-
-    def jobs(self) -> list[Job]:
-        return list(self._jobs)
-
-    def job_at(self, row: int) -> Job | None:
-        return self._jobs[row] if 0 <= row < len(self._jobs) else None
-
-    def row_of(self, job_id: str) -> int:
-        for row, job in enumerate(self._jobs):
-            if job.id == job_id:
-                return row
-        return -1
-
-    def loaded_items(self, job_id: str) -> list[WorkItem] | None:
-        return self._items.get(job_id)
-
-    # --- tree structure --------------------------------------------------------------------------
-
-    def index(self, row: int, column: int, parent: QModelIndex | QPersistentModelIndex = _ROOT
-              ) -> QModelIndex:
-        if column < 0 or column >= len(COLUMNS) or row < 0:
-            return QModelIndex()
-        if not parent.isValid():
-            if row >= len(self._jobs):
-                return QModelIndex()
-            return self.createIndex(row, column, 0)  # internalId 0: a job row
-        if not _is_job(parent):
-            return QModelIndex()  # items have no children
-        job = self.job_at(parent.row())
-        children = self._items.get(job.id, []) if job else []
-        if row >= len(children):
-            return QModelIndex()
-        return self.createIndex(row, column, parent.row() + 1)  # internalId: job row + 1
-
-    def parent(self, index: QModelIndex | QPersistentModelIndex | None = None) -> Any:  # type: ignore[override]
-        if index is None:  # QObject.parent(): who owns the model
-            return super().parent()
-        if not index.isValid() or _is_job(index):
-            return QModelIndex()
-        return self.createIndex(int(index.internalId()) - 1, 0, 0)
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        if not parent.isValid():
-            return len(self._jobs)
-        if parent.column() != 0 or not _is_job(parent):
-            return 0
-        job = self.job_at(parent.row())
-        return len(self._items.get(job.id, [])) if job else 0
-
-    def hasChildren(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> bool:
-        if not parent.isValid():
-            return bool(self._jobs)
-        return _is_job(parent) and parent.column() == 0
-
-    def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> bool:
-        if not parent.isValid() or not _is_job(parent):
-            return False
-        job = self.job_at(parent.row())
-        return job is not None and job.id not in self._items
-
-    def fetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> None:
-        job = self.job_at(parent.row()) if parent.isValid() else None
-        if job is not None:
-            self._controller.load_items(job.id)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
-        return len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section] if 0 <= section < len(COLUMNS) else None
-        return None
-
-    # --- cells ------------------------------------------------------------------------------------
-
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-             ) -> Any:
-        if not index.isValid():
-            return None
-        if _is_job(index):
-            job = self.job_at(index.row())
-            return None if job is None else self._job_data(job, index.column(), role)
-        parent_job = self.job_at(int(index.internalId()) - 1)
-        children = self._items.get(parent_job.id, []) if parent_job else []
-        if index.row() >= len(children):
-            return None
-        return self._item_data(children[index.row()], index.column(), role)
-
-    def _job_progress(self, job: Job) -> float:
-        c = job.counts
-        if not c.total:
-            return 0.0
-        running = sum(f for job_id, f in self._fractions.values() if job_id == job.id)
-        return min(1.0, (c.finished + running) / c.total)
-
-    def _job_data(self, job: Job, column: int, role: int) -> Any:
-        c = job.counts
-        if role == IdRole:
-            return job.id
-        if role == KindRole:
-            return "job"
-        if role == StateRole:
-            return job.state.value
-        if role == ProgressRole:
-            return self._job_progress(job)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            origin = job.origin
-            where = ", ".join(f"{k}: {v}" for k, v in (("pack", origin.pack),
-                                                        ("preset", origin.preset),
-                                                        ("learning run", origin.learning_run_id))
-                              if v)
-            lines = [job.name, f"Job {job.id} · priority {job.priority}",
-                     f"{c.done} done, {c.failed} failed, {c.cancelled} cancelled of {c.total}",
-                     f"Saved in {job.output_dir}"]
-            if where:
-                lines.append(where)
-            return "\n".join(lines)
-        if role != Qt.ItemDataRole.DisplayRole:
-            return None
-        if column == 0:
-            # A Run says so in its name; its priority is not a number people set.
-            raised = job.priority and job.priority < INTERACTIVE_PRIORITY
-            return job.name + (f"  ↑{job.priority}" if raised else "")
-        if column == 1:
-            failed = f" · {c.failed} failed" if c.failed else ""
-            return f"{c.done}/{c.total}{failed}"
-        if column == 2:
-            if job.state is JobState.done and c.cancelled:
-                return "Stopped"  # some images made, the rest stopped: not "Done"
-            return _JOB_STATE_WORDS[job.state]
-        if column == 3:
-            return ", ".join(job.nodes)
-        if column == 4:
-            return format_eta(job.eta_seconds) if job.state in (JobState.queued,
-                                                                JobState.running) else ""
-        return None
-
-    def _fraction(self, item: WorkItem) -> float:
-        return self._fractions.get(item.id, ("", 0.0))[1]
-
-    def _item_data(self, item: WorkItem, column: int, role: int) -> Any:
-        if role == IdRole:
-            return item.id
-        if role == KindRole:
-            return "item"
-        if role == StateRole:
-            return item.state.value
-        if role == ProgressRole:
-            if item.state is ItemState.done:
-                return 1.0
-            return self._fraction(item) if item.state is ItemState.running else 0.0
-        if role == Qt.ItemDataRole.ToolTipRole:
-            text = f"{item.label} · seed {item.seed}"
-            if item.error:
-                text += f"\n{item.error}"
-                if item.error_detail:
-                    text += f"\n\n{item.error_detail[:2000]}"
-            if item.outputs:
-                text += "\n" + "\n".join(item.outputs)
-            return text
-        if role != Qt.ItemDataRole.DisplayRole:
-            return None
-        if column == 0:
-            text = f"Image {item.index + 1} · seed {item.seed}"
-            return f"{text} · {item.variant.label}" if item.variant.label else text
-        if column == 1:
-            if item.state is ItemState.running:
-                return f"{int(self._fraction(item) * 100)}%"
-            return ""
-        if column == 2:
-            word = item.state.value
-            if item.state is ItemState.queued and item.attempts:
-                word = f"retry {item.attempts}/3"
-            if item.error and item.state is ItemState.failed:
-                word = f"failed: {item.error}"
-            return word
-        if column == 3:
-            return item.node or "" if item.state in (ItemState.assigned, ItemState.running) else ""
-        return None
-
-    # --- drag and drop (reorder jobs) -------------------------------------------------------------
-
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        base = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if not index.isValid():
-            return Qt.ItemFlag.ItemIsDropEnabled
-        if _is_job(index):
-            return base | Qt.ItemFlag.ItemIsDragEnabled
-        return base | Qt.ItemFlag.ItemNeverHasChildren
-
-    def supportedDropActions(self) -> Qt.DropAction:
-        return Qt.DropAction.MoveAction
-
-    def mimeTypes(self) -> list[str]:
-        return [JOB_MIME]
-
-    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
-        ids: list[str] = []
-        for index in indexes:
-            if index.isValid() and _is_job(index):
-                job = self.job_at(index.row())
-                if job is not None and job.id not in ids:
-                    ids.append(job.id)
-        data = QMimeData()
-        data.setData(JOB_MIME, QByteArray(json.dumps(ids).encode("utf-8")))
-        return data
-
-    def canDropMimeData(self, data: QMimeData, action: Qt.DropAction, row: int, column: int,
-                        parent: QModelIndex | QPersistentModelIndex) -> bool:
-        return data.hasFormat(JOB_MIME) and not parent.isValid()
-
-    def dropMimeData(self, data: QMimeData, action: Qt.DropAction, row: int, column: int,
-                     parent: QModelIndex | QPersistentModelIndex) -> bool:
-        if not self.canDropMimeData(data, action, row, column, parent):
-            return False
-        try:
-            moved = [str(i) for i in json.loads(bytes(data.data(JOB_MIME).data()).decode("utf-8"))]
-        except (ValueError, UnicodeDecodeError):
-            return False
-        order = [j.id for j in self._jobs]
-        if row < 0:
-            row = len(order)
-        before = order[row] if row < len(order) else None
-        rest = [jid for jid in order if jid not in moved]
-        at = rest.index(before) if before in rest else len(rest)
-        new_order = rest[:at] + [jid for jid in moved if jid in order] + rest[at:]
-        self._controller.reorder(new_order)
-        # False: the controller moved the jobs; the view must not remove the dragged rows.
-        return False
-
-
-def _is_job(index: QModelIndex | QPersistentModelIndex) -> bool:
-    return index.internalId() == 0
-
-
-_JOB_STATE_WORDS = {
-    JobState.queued: "Waiting",
-    JobState.running: "Running",
-    JobState.done: "Done",
-    JobState.failed: "Finished with failures",
-    JobState.cancelled: "Cancelled",
-}
 
 
 class QueueController(QObject):
@@ -389,10 +94,13 @@ class QueueController(QObject):
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._store = store
+        self._opening: asyncio.Future[QueueStore] | None = None  # the store being opened
         self._db_path = db_path
         self._owns_store = store is None
         self.output_root = output_root
         self.model = QueueModel(self)
+        #: The panel's operations on jobs and images (pause, cancel, retry, reorder, ...).
+        self.edits = QueueEdits(self)
         # Time left per job from measured node speeds: the rows and the command bar read it.
         where = db_path if db_path is not None else getattr(store, "path", None)
         self.estimates = QueueEstimates(path=speeds_file(Path(where).parent) if where else None)
@@ -409,7 +117,8 @@ class QueueController(QObject):
         self._refreshing = False
         self._refresh_again = False
         self._closing = False  # aclose() began: no new refresh, poll or timer from here on
-        self._runner: Any = None  # a QueueRunner, or the ClusterDispatcher over several nodes
+        # A QueueRunner, or the ClusterDispatcher over several nodes (same control surface).
+        self._runner: QueueRunner | ClusterDispatcher | None = None
         self._runner_task: asyncio.Task[Any] | None = None
         self._reported: set[str] = set()
         # Listeners to one job's events (the window's Run follows its own job).
@@ -462,9 +171,23 @@ class QueueController(QObject):
         self._poll.start()
 
     async def store(self) -> QueueStore:
-        if self._store is None:
-            self._store = await asyncio.to_thread(QueueStore, self._db_path)
-        return self._store
+        """The queue's database, opened once off the Qt thread however many ask while it
+        opens (a refresh and an operation at start-up): the store is one connection per
+        process, so a second one would leak and race the first."""
+        if self._store is not None:
+            return self._store
+        if self._opening is None or self._opening.done():  # a failed open is tried again
+            self._opening = asyncio.ensure_future(self._open_store())
+            # Read here too: every caller may be cancelled before the open ends.
+            self._opening.add_done_callback(lambda f: f.cancelled() or f.exception())
+        # Shielded: a caller cancelled meanwhile (Stop while opening) leaves the open to end,
+        # so the store it makes is kept here and closed by aclose, not lost half-made.
+        return await asyncio.shield(self._opening)
+
+    async def _open_store(self) -> QueueStore:
+        store = await asyncio.to_thread(QueueStore, self._db_path)
+        self._store = store
+        return store
 
     # --- refreshing ------------------------------------------------------------------------------
 
@@ -493,13 +216,13 @@ class QueueController(QObject):
     @staticmethod
     def _read_snapshot(store: QueueStore, expanded: set[str],
                        estimates: QueueEstimates | None = None) -> QueueSnapshot:
-        revision = store.revision()
-        jobs = store.list_jobs()
+        revision = store.reads.revision()
+        jobs = store.reads.list_jobs()
         if estimates is not None:
             jobs = estimates.read_jobs(store, jobs)
         ids = {j.id for j in jobs}
-        items = {job_id: store.items(job_id) for job_id in expanded if job_id in ids}
-        return QueueSnapshot(jobs, items, store.is_paused(), revision)
+        items = {job_id: store.reads.items(job_id) for job_id in expanded if job_id in ids}
+        return QueueSnapshot(jobs, items, store.reads.is_paused(), revision)
 
     def _apply(self, snapshot: QueueSnapshot) -> None:
         self._revision = snapshot.revision
@@ -521,7 +244,7 @@ class QueueController(QObject):
 
     async def _maybe_refresh(self) -> None:
         store = await self.store()
-        if await asyncio.to_thread(store.revision) != self._revision and not self._closing:
+        if await asyncio.to_thread(store.reads.revision) != self._revision and not self._closing:
             self.refresh()
 
     def load_items(self, job_id: str) -> None:
@@ -560,7 +283,7 @@ class QueueController(QObject):
             config, name=name, count=count, priority=priority, origin=origin,
             output_dir=output_dir, output_root=self.output_root, node_pin=node_pin), wake=True)
 
-    def add_plan(self, configs: Any, *, name: str, origin: JobOrigin | None = None,
+    def add_plan(self, configs: Iterable[Any], *, name: str, origin: JobOrigin | None = None,
                  priority: int = 0) -> asyncio.Task[Any]:
         """Queue a lazy plan (randomizer, pack, learning run): streamed into the database."""
         kind = JobKind.learning if origin and origin.learning_run_id else (
@@ -569,8 +292,9 @@ class QueueController(QObject):
             configs, name=name, kind=kind, origin=origin, priority=priority,
             output_root=self.output_root), wake=True)
 
-    async def add_run(self, configs: Any, *, node: str, job_id: str, name: str = "",
-                      output_dir: Path | None = None, origin: JobOrigin | None = None) -> Job:
+    async def add_run(self, configs: PipelineConfig | Iterable[Any], *, node: str, job_id: str,
+                      name: str = "", output_dir: Path | None = None,
+                      origin: JobOrigin | None = None) -> Job:
         """Queue a Run pressed in the window (a config, or a lazy plan of them; a learning
         run's plan becomes a learning job) with interactive priority, pinned to *node*, and
         wake the runner; awaited by the caller, whose error it is if it cannot be queued.
@@ -619,12 +343,12 @@ class QueueController(QObject):
 
     async def get_job(self, job_id: str) -> Job:
         store = await self.store()
-        return await asyncio.to_thread(store.get_job, job_id)
+        return await asyncio.to_thread(store.reads.get_job, job_id)
 
     async def job_unfinished(self, job_id: str) -> bool:
         """Does the job still have images waiting or in flight (as the database says)?"""
         store = await self.store()
-        return await asyncio.to_thread(store.job_unfinished, job_id)
+        return await asyncio.to_thread(store.reads.job_unfinished, job_id)
 
     async def wait_stopped(self) -> None:
         """Return once the runner (or the cluster) has stopped working through the queue."""
@@ -632,28 +356,15 @@ class QueueController(QObject):
         if task is not None and not task.done():
             await asyncio.wait((task,))
 
-    def pause(self) -> None:
-        self.set_paused(True)
-
-    def resume(self) -> None:
-        self.set_paused(False)
-
-    def set_paused(self, paused: bool) -> None:
-        self._do("pause", lambda s: s.set_paused(paused), wake=not paused, want=not paused)
-
     def cancel_job(self, job_id: str) -> asyncio.Task[Any]:
         """Cancel what is left of a job; its images in flight are interrupted on the node.
         Returns the operation's task (awaited by a Run or learning run that stops)."""
         def cancel(store: QueueStore) -> list[int]:
-            in_flight = [i.id for i in store.items(job_id, states=(ItemState.assigned,
+            in_flight = [i.id for i in store.reads.items(job_id, states=(ItemState.assigned,
                                                                    ItemState.running))]
             store.cancel_job(job_id)
             return in_flight
         return self._do("cancel-job", cancel, after=self._interrupt)
-
-    def cancel_item(self, item_id: int) -> None:
-        self._do("cancel-item", lambda s: [item_id] if s.cancel_item(item_id) else [],
-                 after=self._interrupt)
 
     def _interrupt(self, item_ids: list[int]) -> None:
         # In-flight items stop now, not at the runner's next poll.
@@ -661,33 +372,10 @@ class QueueController(QObject):
             for item_id in item_ids:
                 self._runner.interrupt(item_id)
 
-    def retry_job(self, job_id: str) -> None:
-        self._do("retry-job", lambda s: s.retry_failed(job_id, include_cancelled=True), wake=True,
-                 want=True)
-
-    def retry_item(self, item_id: int) -> None:
-        self._do("retry-item", lambda s: s.retry(item_id), wake=True, want=True)
-
-    def retry_all_failed(self) -> None:
-        self._do("retry-all", lambda s: s.retry_failed(), wake=True, want=True)
-
-    def reorder(self, job_ids: Sequence[str]) -> None:
-        ids = list(job_ids)
-        self._do("reorder", lambda s: s.reorder(ids))
-
-    def move_job(self, job_id: str, to_index: int) -> None:
-        self._do("move", lambda s: s.move_job(job_id, to_index))
-
-    def bump_priority(self, job_id: str, by: int = 1) -> None:
-        self._do("bump", lambda s: s.bump_priority(job_id, by))
-
-    def clear_finished(self, include_failed: bool = False) -> None:
-        self._do("clear", lambda s: s.clear_finished(include_failed=include_failed))
-
     # --- working through the queue ---------------------------------------------------------------
 
-    def start_runner(self, backend: Any, *, node: str | None = None, depth: int = 2,
-                     backoff_base: float = 2.0, runner: Any = None,
+    def start_runner(self, backend: Backend, *, node: str | None = None, depth: int = 2,
+                     backoff_base: float = 2.0, runner: PipelineRunner | None = None,
                      on_outputs_removed: Callable[[list[Path]], None] | None = None) -> None:
         """Work through the queue on *backend* until `stop_runner()` (one node for now).
 
@@ -701,8 +389,9 @@ class QueueController(QObject):
             name="queue-runner")
         self.running_changed.emit(True)
 
-    async def _run(self, backend: Any, node: str | None, depth: int, backoff_base: float,
-                   runner: Any, on_outputs_removed: Callable[[list[Path]], None] | None) -> None:
+    async def _run(self, backend: Backend, node: str | None, depth: int, backoff_base: float,
+                   runner: PipelineRunner | None,
+                   on_outputs_removed: Callable[[list[Path]], None] | None) -> None:
         try:
             store = await self.store()
             self._runner = QueueRunner(store, backend, node=node, depth=depth,
@@ -716,8 +405,8 @@ class QueueController(QObject):
             self.running_changed.emit(False)
             self.refresh()
 
-    def start_cluster(self, make: Callable[..., Any],
-                      on_finished: Callable[[Any], None] | None = None) -> None:
+    def start_cluster(self, make: Callable[..., ClusterDispatcher | None],
+                      on_finished: Callable[[ClusterDispatcher], None] | None = None) -> None:
         """Work through the queue on every node of the cluster until `stop_runner()`.
 
         *make(store, on_event=...)* builds the ClusterDispatcher (the Nodes controller's
@@ -730,8 +419,8 @@ class QueueController(QObject):
                                              name="queue-cluster")
         self.running_changed.emit(True)
 
-    async def _run_cluster(self, make: Callable[..., Any],
-                           on_finished: Callable[[Any], None] | None) -> None:
+    async def _run_cluster(self, make: Callable[..., ClusterDispatcher | None],
+                           on_finished: Callable[[ClusterDispatcher], None] | None) -> None:
         try:
             store = await self.store()
         except BaseException:  # stopped (or failed) while opening the database
@@ -781,6 +470,9 @@ class QueueController(QObject):
         self._stop_timers()
         with contextlib.suppress(RuntimeError):  # the loop is already gone: nothing to keep
             await asyncio.to_thread(self.estimates.save)
+        if self._opening is not None and not self._opening.done():
+            with contextlib.suppress(RuntimeError):  # the loop is gone: it never ends anyway
+                await asyncio.wait((self._opening,))  # its store is closed below, not leaked
         if self._owns_store and self._store is not None:
             store, self._store = self._store, None
             try:

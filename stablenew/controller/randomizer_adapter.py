@@ -28,20 +28,12 @@ from pydantic import ValidationError
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.controller.app_controller import AppController
-from stablenew.controller.format import duration
+from stablenew.controller.randomizer_words import RunPace
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.randomizer.counting import wildcard_manager
 from stablenew.randomizer.errors import RandomizerError, TemplateError
 from stablenew.randomizer.plan import Plan, plan
-from stablenew.randomizer.spec import (
-    AXIS_TITLES,
-    MODE_HINTS,
-    SEED_HINTS,
-    AxisKind,
-    SeedPolicy,
-    VariationMode,
-    VariationSpec,
-)
+from stablenew.randomizer.spec import AxisKind, VariationMode, VariationSpec
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.settings import AppSettings, peek_settings
 from stablenew.storage.validation import plain_problems
@@ -107,8 +99,9 @@ class RandomizerAdapter(QObject):
         self._enabled = False
         self._base = base_config or PipelineConfig()
         self._wildcards: Path | None = None
-        self._manager: Any = None
-        self._seconds_per_image: float | None = None
+        self._manager: WildcardManager | None = None
+        #: The measured pace of the node, for the time a large run takes.
+        self.pace = RunPace()
         self._summary: PlanSummary | None = None
         self._error = ""
         self._generation = 0
@@ -133,24 +126,6 @@ class RandomizerAdapter(QObject):
             self._app.settings_changed.connect(self._settings_changed)
 
     # --- what the panel reads ---------------------------------------------------------------
-
-    @staticmethod
-    def modes() -> list[tuple[str, str, str]]:
-        """(value, title, plain-language hint) for each mode."""
-        titles = {VariationMode.fanout: "Every combination", VariationMode.rotate: "Rotate",
-                  VariationMode.sequential: "One axis at a time", VariationMode.random: "Random"}
-        return [(m.value, titles[m], MODE_HINTS[m]) for m in VariationMode]
-
-    @staticmethod
-    def seed_policies() -> list[tuple[str, str, str]]:
-        titles = {SeedPolicy.fixed: "Same seeds for every variant",
-                  SeedPolicy.increment: "Next seed for each image",
-                  SeedPolicy.random: "Random seed for each image"}
-        return [(p.value, titles[p], SEED_HINTS[p]) for p in SeedPolicy]
-
-    @staticmethod
-    def axis_kinds() -> list[tuple[str, str]]:
-        return [(k.value, AXIS_TITLES[k]) for k in AxisKind]
 
     @property
     def spec(self) -> VariationSpec:
@@ -288,10 +263,6 @@ class RandomizerAdapter(QObject):
         return [(axis.name, ", ".join(axis.value_label(v) for v in axis.values))
                 for axis in self._spec.axes]
 
-    def set_seconds_per_image(self, seconds: float | None) -> None:
-        """Measured speed of the node that will run the plan (for the time estimate)."""
-        self._seconds_per_image = seconds if seconds and seconds > 0 else None
-
     def _update(self, **changes: Any) -> None:
         data = self._spec.model_dump()
         data.update(changes)
@@ -352,16 +323,6 @@ class RandomizerAdapter(QObject):
             images = self.exact_count()
         return self._enabled and images is not None and images > CONFIRM_THRESHOLD
 
-    def estimate_text(self, images: int) -> str:
-        """'about 2 h 5 min at 6.0 s per image' (or why there is no estimate)."""
-        if self._seconds_per_image is None:
-            return "no time estimate yet (the node's speed is measured during the first run)"
-        seconds = images * self._seconds_per_image
-        if seconds > 3600 * 24 * 365 * 100:
-            return "far longer than a lifetime"
-        return (f"about {duration(seconds, tenths=True)} at "
-                f"{self._seconds_per_image:.1f} s per image")
-
     # --- background computing ---------------------------------------------------------------
 
     def refresh_now(self) -> None:
@@ -384,7 +345,7 @@ class RandomizerAdapter(QObject):
         self._pool.submit(self._compute, generation, base, spec, folder)
 
     def _compute(self, generation: int, base: PipelineConfig, spec: VariationSpec,
-                 folder: Any) -> None:
+                 folder: WildcardManager | None) -> None:
         # Worker thread: build the plan and its first variants; never touch widgets here.
         try:
             p = plan(base, spec, wildcards_dir=folder)
@@ -392,7 +353,8 @@ class RandomizerAdapter(QObject):
                 PreviewRow(item.variant_index + 1, item.label, item.config.txt2img.prompt,
                            item.config.txt2img.negative_prompt, item.variant_id)
                 for item in p.variant_previews(PREVIEW_ROWS))
-            result: Any = PlanSummary(p.count, p.variants_in_count, p.summary(), rows, p.seed)
+            result: PlanSummary | Exception = PlanSummary(
+                p.count, p.variants_in_count, p.summary(), rows, p.seed)
         except Exception as exc:  # noqa: BLE001 - shown as the panel's error; the detail goes to the log
             result, p = exc, None
         with self._lock:
@@ -404,7 +366,8 @@ class RandomizerAdapter(QObject):
         except RuntimeError:  # the adapter was deleted while this ran (the window closed)
             pass
 
-    def _on_computed(self, generation: int, result: Any, planned: Plan | None) -> None:
+    def _on_computed(self, generation: int, result: PlanSummary | Exception,
+                     planned: Plan | None) -> None:
         if generation != self._generation:
             return
         self._set_busy(False)

@@ -75,7 +75,9 @@ class RunProgress:
     def finishing(self) -> bool:
         """Every step of the pass is done but the server still works on it (upscaling for the
         hires pass, or decoding the image and saving it): a long wait with no step to count."""
-        return self.state == RunState.running and bool(self.steps) and (self.step or 0) >= self.steps
+        if not self.steps:
+            return False
+        return self.state == RunState.running and (self.step or 0) >= self.steps
 
     @property
     def finishing_text(self) -> str:

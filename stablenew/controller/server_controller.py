@@ -75,7 +75,7 @@ class ServerController(QObject):
     @property
     def node_name(self) -> str:
         backend = self._backend
-        if backend is not None and getattr(backend, "name", ""):
+        if backend is not None and backend.name:
             return str(backend.name)
         return self.url.split("://", 1)[-1]
 

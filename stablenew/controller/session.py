@@ -23,7 +23,7 @@ from stablenew.controller.window_state import WindowState
 log = logging.getLogger("stablenew.controller")
 
 
-ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog")
+ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog", "trending")
 #: How often the nodes of an idle cluster are checked (a running queue's dispatcher checks its own).
 NODE_CHECK_MS = 30_000
 #: How often a window looks again whether another StableNew still works on the queue it left.
@@ -72,12 +72,14 @@ class Session(QObject):
         # The other rooms' controllers open after the first paint (their imports are heavy); a
         # room that fails to open is reported and the window carries on without it.
         self.learning: Any = None
+        self.taste: Any = None  # "which is better?" and the next experiment (with learning)
         self._rating_book: Any = None  # the learning room's, for the gallery's writes
         self.library: Any = None
         self.queue: Any = None
         self.randomizer: Any = None
         self.nodes: Any = None
         self.catalog: Any = None
+        self.trending: Any = None
         self._rooms_pending = list(ROOMS)
         self._closing = False
         #: "cluster" or "single" while the queue runs; None while it does not (or is switching)
@@ -123,6 +125,10 @@ class Session(QObject):
         self._rating_book = learning.rating_book()
         # Where an earlier StableNew kept ratings made before this room opened (read off-thread).
         self.gallery.hand_over_rating_file(self.app.paths.data_dir / "ratings.json")
+        from stablenew.controller.taste_controller import TasteController
+
+        self.taste = TasteController(self.app.paths.database_file, learning=learning, parent=self)
+        self.gallery.actions.choice_book = self.taste  # the gallery's compare picks
         return learning
 
     def _learning_ratings(self) -> Any:
@@ -139,7 +145,7 @@ class Session(QObject):
         library = LibraryController(app=self.app, parent=self)
         library.set_current_config_provider(self.pipeline.current_config)
         library.config_applied.connect(self.pipeline.load_config)
-        library.pack_run_requested.connect(self.pipeline.run_plan)
+        library.pack_actions.pack_run_requested.connect(self.pipeline.run_plan)
         library.message_changed.connect(self.pipeline.message_changed)
         library.error_changed.connect(self._forward_error)
         return library
@@ -162,10 +168,10 @@ class Session(QObject):
         self.pipeline.set_plan_provider(adapter.plan_for_run)
         if self.library is not None:
             # A pack runs every prompt times the plan the randomizer panel has set up.
-            self.library.set_randomizer(lambda: adapter.spec if adapter.enabled else None,
-                                        lambda: adapter.wildcards_dir)
+            self.library.pack_actions.set_randomizer(
+                lambda: adapter.spec if adapter.enabled else None, lambda: adapter.wildcards_dir)
             # An applied profile biases every run's wildcards, not only pack runs.
-            self.library.bias_changed.connect(
+            self.library.preset_actions.bias_changed.connect(
                 lambda bias: adapter.set_wildcard_weights(
                     {name: dict(weights) for name, weights in bias.wildcard_weights.items()}))
         self.pipeline.run_finished.connect(lambda event: self._measured_speed(adapter, event))
@@ -181,7 +187,7 @@ class Session(QObject):
         if self.queue is not None:
             node = None if self.cluster_enabled else self.server.node_name  # None: every node
             seconds = self.queue.estimates.seconds_per_image(self.pipeline.current_config(), node)
-        adapter.set_seconds_per_image(seconds or event.seconds / event.images_saved)
+        adapter.pace.set_seconds_per_image(seconds or event.seconds / event.images_saved)
 
     def _nodes(self) -> Any:
         from stablenew.controller.nodes_controller import NodesController
@@ -206,7 +212,7 @@ class Session(QObject):
         learning = self.learning
         if learning is None:
             return "The learning room is still opening; try again in a moment."
-        if learning.start_learning_run(parameter, values, base=config):
+        if learning.runs.start_learning_run(parameter, values, base=config):
             return ""
         error = learning.error
         return error.message if error is not None else "The learning run could not start."
@@ -229,6 +235,22 @@ class Session(QObject):
         self.server.capabilities_changed.connect(server_listed)
         server_listed(self.server.capabilities)
         return catalog
+
+    def _trending(self) -> Any:
+        from stablenew.controller.trending_room import open_trending
+
+        return open_trending(self)
+
+    def queue_trending(self, items: Any, *, name: str) -> bool:
+        """A trending batch is one queue job, its images tagged with their source images;
+        False while the queue is not open (it failed to start, or the window is closing)."""
+        if self.queue is None or self._closing:
+            return False
+        self._queue_for_run_only = False
+        self.queue.add_plan(items, name=name)
+        if not self.queue.running:  # as Add to queue: the batch starts now
+            self.tasks.spawn(self._start_queue(), name="start-queue")
+        return True
 
     @property
     def cluster_enabled(self) -> bool:
@@ -280,7 +302,7 @@ class Session(QObject):
 
         queue = self.queue
         store = await queue.store()
-        if queue.running or self._closing or not await asyncio.to_thread(store.has_pending):
+        if queue.running or self._closing or not await asyncio.to_thread(store.reads.has_pending):
             return
         if await asyncio.to_thread(RunnerLock.held, store.path):
             # `stablenew queue run` (or a window finishing in the background) works on it:
@@ -432,7 +454,7 @@ class Session(QObject):
         if not self._queue_for_run_only or queue is None or not queue.running or self._switching:
             return
         store = await queue.store()
-        if await asyncio.to_thread(store.has_pending) or not self._queue_for_run_only:
+        if await asyncio.to_thread(store.reads.has_pending) or not self._queue_for_run_only:
             return
         self._queue_for_run_only = False
         queue.stop_runner()
@@ -562,7 +584,7 @@ class Session(QObject):
                                           source=name.capitalize()))
             return
         setattr(self, name, controller)
-        if name in ("library", "catalog"):
+        if name in ("library", "catalog", "trending"):
             controller.start()
         elif name == "queue":
             controller.start_polling()
@@ -586,18 +608,18 @@ class Session(QObject):
         await self.prompts.aclose()
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
-            await self.learning.stop_learning_run()
-        for other in (self.queue, self.nodes, self.learning, self.library, self.randomizer, self.catalog):
+            await self.learning.runs.stop_learning_run()
+        for other in (self.queue, self.nodes, self.taste, self.learning, self.library,
+                      self.randomizer, self.catalog, self.trending):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)
-            if close is not None or sync_close is not None:
-                try:
-                    if close is not None:
-                        await close()
-                    else:
-                        sync_close()
-                except Exception as exc:  # noqa: BLE001 - one room failing to close must not keep the others open
-                    log.warning("closing %s failed: %s", type(other).__name__, exc)
+            try:
+                if close is not None:
+                    await close()
+                elif sync_close is not None:
+                    sync_close()
+            except Exception as exc:  # noqa: BLE001 - one room failing to close must not keep the others open
+                log.warning("closing %s failed: %s", type(other).__name__, exc)
         await self.tasks.aclose()
         if self._enhancer is not None:
             await self._enhancer.aclose()

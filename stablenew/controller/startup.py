@@ -33,7 +33,7 @@ def configure_logging(paths: AppPaths) -> Path | None:
                                                        encoding="utf-8", delay=True)
     except OSError:
         return None
-    handler._stablenew = True  # type: ignore[attr-defined]
+    handler._stablenew = True  # type: ignore[attr-defined]  # our mark, to find our own handler again
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.INFO)

@@ -236,6 +236,11 @@ def _from_comfy(facts: ImageFacts, graph: Any) -> None:
     facts.source = "comfyui"
 
 
+def _inputs(node: dict[str, Any]) -> dict[str, Any]:
+    inputs = node.get("inputs")
+    return inputs if isinstance(inputs, dict) else {}
+
+
 def _comfy_text(nodes: dict[str, Any], link: Any, depth: int = 0) -> str:
     """Follow a conditioning link back to the text encoder that wrote it (a few hops at most)."""
     if depth > 8 or not isinstance(link, list) or not link:

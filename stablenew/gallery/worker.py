@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from stablenew.gallery.index import GalleryIndex, Problem, ScanProgress
@@ -47,10 +48,7 @@ class IndexWorker:
                 for folder in self.folders:
                     if self._cancel.is_set():
                         break
-                    report = None
-                    if self._progress is not None:
-                        def report(state: ScanProgress, folder: str = folder) -> None:
-                            self._progress(folder, state)  # type: ignore[misc]
+                    report = partial(self._progress, folder) if self._progress is not None else None
                     self.results.append(index.scan(folder, progress=report, cancel=self._cancel))
         except Exception as exc:  # noqa: BLE001 - the database itself failed: say so instead of dying quietly
             self.error = exc

@@ -21,7 +21,8 @@ def run_app(argv: Sequence[str] | None = None) -> int:
     import qasync
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    running = QApplication.instance()  # tests start one; the typed handle needs a QApplication
+    app = running if isinstance(running, QApplication) else QApplication([sys.argv[0], *(argv or [])])
     app.setApplicationName("StableNew")
     app.setOrganizationName("StableNew")
     # The window's close ends the async main, which then stops the loop: cleanup always runs.

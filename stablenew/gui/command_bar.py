@@ -66,7 +66,8 @@ class CommandBar(QFrame):
         # It takes the free room of the bar; a long job name is shortened, never the counts.
         self.state_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.state_label.setMinimumWidth(120)
-        self.editor_button = QToolButton(text="Prompt editor")
+        self.editor_button = QToolButton()
+        self.editor_button.setText("Prompt editor")
         self.editor_button.setObjectName("ToolButton")
         self.editor_button.setToolTip("Edit the prompt in a larger editor (Ctrl+E)")
         self.settings_button = QToolButton()

@@ -7,12 +7,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
-    QAbstractButton,
     QMainWindow,
-    QMessageBox,
+    QPlainTextEdit,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -21,13 +20,16 @@ from PySide6.QtWidgets import (
 
 from stablenew.controller.cards import PICKERS, SECTIONS
 from stablenew.controller.window_state import WindowState
+from stablenew.gui.close_guard import CloseGuard
 from stablenew.gui.command_bar import CommandBar
 from stablenew.gui.gallery_panel import GalleryPanel
 from stablenew.gui.pipeline_panel import PipelinePanel
 from stablenew.gui.prompt_assist import connect_prompt_assist
 from stablenew.gui.prompt_editor import PromptEditorOverlay
+from stablenew.gui.room_hooks import ROOM_ATTRIBUTES, join_room
 from stablenew.gui.room_panels import PanelSlot, make_room_panel
 from stablenew.gui.run_status import RunStatusBar
+from stablenew.gui.screen_fit import fit_to_screen
 from stablenew.gui.viewer_panel import ViewerPanel
 from stablenew.gui.widgets.notice import NoticeBanner, NoticeStack
 
@@ -96,6 +98,9 @@ class MainWindow(QMainWindow):
             "Models", "Your LoRAs with their previews, trigger words and base model; click one "
             "to add it to the prompt.")
         self.work_tabs.addTab(self.models_panel, "Models")
+        self.trending_panel = PanelSlot("Trending", "The community's top images from CivitAI "
+                                        "and the LoRA combos behind them that you can run.")
+        self.work_tabs.addTab(self.trending_panel, "Trending")
 
         self.right_split = QSplitter(Qt.Orientation.Vertical)
         self.right_split.setObjectName("RightSplit")
@@ -137,18 +142,23 @@ class MainWindow(QMainWindow):
         self.server_notice.changed.connect(self._sync_status_error)
         self.commands.set_queue_available(False, "The queue opens in a moment.")
         self.status.set_node("Starting…", "connecting")
-        self._last_error = None
+        self._last_error: Any = None  # one of _errors' values
         self._errors: dict[str, Any] = {}  # each source's error now (run, gallery); cleared on success
         self._painted_once = False
         self._painted: asyncio.Future[None] | None = None
         self._start_pending = False
         self._dark: bool | None = None  # the palette applied; None before the first
-        #: The question asked when the window closes while queued work runs (open, not exec:
-        #: the event loop and the queue go on meanwhile); None when not asked.
-        self.close_question: QMessageBox | None = None
-        self._close_answer: str | None = None  # "finish" or "stop" once the user answered
+        #: Asks before the window closes while queued work runs, and carries out the answer.
+        self.closing = CloseGuard(self)
         self._restore_state()
         self.apply_theme()
+
+    @property
+    def bound_session(self) -> Session:
+        """The session, for handlers that only run once `bind` gave the window one."""
+        if self.session is None:
+            raise RuntimeError("the window has no session yet")
+        return self.session
 
     def bind(self, session: Session) -> None:
         """Join the session's controllers: from here on every view talks to them."""
@@ -195,9 +205,7 @@ class MainWindow(QMainWindow):
 
     def _room_opened(self, name: str) -> None:
         """A room's controller is ready after start-up: put its panel where the slot was."""
-        attribute = {"library": "sidebar", "randomizer": "variants_panel", "queue": "queue_panel",
-                     "learning": "learning_panel", "nodes": "nodes_panel",
-                     "catalog": "models_panel"}[name]
+        attribute = ROOM_ATTRIBUTES[name]
         old = getattr(self, attribute)
         new = self._make_panel(name)
         if new is None:
@@ -223,15 +231,13 @@ class MainWindow(QMainWindow):
         if name == "randomizer":
             self._setup_variants()
             self._cards_changed("")
-        if name == "catalog":  # "Try this LoRA" runs in the learning room: show it there
-            self.session.catalog.learning_run_started.connect(
-                lambda _name: self.work_tabs.setCurrentWidget(self.learning_panel))
+        join_room(self, name, new)
 
     def _cards_changed(self, _path: str) -> None:
         # The variant count follows the cards (the adapter debounces and counts off-thread).
-        randomizer = self.session.randomizer
+        randomizer = self.bound_session.randomizer
         if randomizer is not None:
-            randomizer.set_base_config(self.session.pipeline.current_config())
+            randomizer.set_base_config(self.bound_session.pipeline.current_config())
 
     def _setup_variants(self) -> None:
         """A Run that waited for the variant count starts when the count is in (if still wanted)."""
@@ -240,7 +246,7 @@ class MainWindow(QMainWindow):
             run_requested.connect(self.run)
 
     def _setup_queue(self) -> None:
-        queue = self.session.queue
+        queue = self.bound_session.queue
         if queue is None:
             self.commands.set_queue_available(False, "The queue is not installed in this build yet.")
             return
@@ -251,12 +257,12 @@ class MainWindow(QMainWindow):
         queue.activity.changed.connect(self._queue_work)
         queue.activity.preview_changed.connect(self._queue_preview)
         self.commands.stop_job_requested.connect(self._stop_queued_job)
-        self.commands.pause_queue_requested.connect(queue.pause)
+        self.commands.pause_queue_requested.connect(queue.edits.pause)
         self._queue_count()
         self._queue_work(queue.activity.current)
 
     def _queue_count(self, *_args) -> None:
-        queue = self.session.queue
+        queue = self.bound_session.queue
         self.commands.set_queue_count(queue.count, queue.paused)
 
     def _queue_work(self, work) -> None:
@@ -265,23 +271,23 @@ class MainWindow(QMainWindow):
             self.commands.show_queue_work(None)
         else:
             self.commands.show_queue_work(work.job_name, *work.details)
-        if self.session.pipeline.state == "idle":
+        if self.bound_session.pipeline.state == "idle":
             self.status.show_progress(work.progress if work is not None else None)
 
     def _queue_preview(self, decoded, caption: str) -> None:
         # The viewer follows queued work as it follows a Run (a Run's own previews win).
-        if self.session.pipeline.state == "idle":
+        if self.bound_session.pipeline.state == "idle":
             self.viewer.show_preview(decoded, caption)
 
     def _run_progress(self, progress) -> None:
         # A Run's progress; once it is over, the queue's work (if any) has the bar again.
-        work = self.session.queue.activity.current if self.session.queue is not None else None
+        work = self.bound_session.queue.activity.current if self.bound_session.queue is not None else None
         if (progress is None or progress.state == "idle") and work is not None:
             progress = work.progress
         self.status.show_progress(progress)
 
     def _stop_queued_job(self) -> None:
-        queue = self.session.queue
+        queue = self.bound_session.queue
         work = queue.activity.current if queue is not None else None
         if work is None:
             return
@@ -297,15 +303,15 @@ class MainWindow(QMainWindow):
 
     def _setup_nodes(self) -> None:
         """The status bar's cluster line follows the nodes' states."""
-        nodes = self.session.nodes
+        nodes = self.bound_session.nodes
         if nodes is not None:
             nodes.summary_changed.connect(self._cluster_changed)
         self._cluster_changed()
 
     def _cluster_changed(self, summary: str = "") -> None:
-        nodes = self.session.nodes
+        nodes = self.bound_session.nodes
         rows = nodes.model.rowCount() if nodes is not None else 0
-        if not rows or not self.session.cluster_enabled:
+        if not rows or not self.bound_session.cluster_enabled:
             self.status.set_cluster(None)  # one PC: the status bar shows its server, as always
             return
         model = nodes.model
@@ -320,12 +326,12 @@ class MainWindow(QMainWindow):
 
     def show_plan(self) -> None:
         """The queue panel's Plan: the Nodes tab shows which node would take each image, and when."""
-        if self.session.nodes is None:
+        if self.bound_session.nodes is None:
             self.notice.show_notice("The cluster part of StableNew is not available in this build.",
                                     level="warning")
             return
         self.work_tabs.setCurrentWidget(self.nodes_panel)
-        if not self.session.plan_queue():
+        if not self.bound_session.plan_queue():
             self.notice.show_notice("There are no nodes to plan over yet. Add your SD servers here, "
                                     "in the Nodes tab, and press Plan again.", level="info")
 
@@ -368,8 +374,9 @@ class MainWindow(QMainWindow):
 
     def open_prompt_editor(self) -> None:
         widget = self.pipeline_panel.editor("txt2img.prompt").widget
-        self.work_tabs.setCurrentWidget(self.pipeline_panel)
-        self.prompt_overlay.open_for(widget, "Prompt")
+        if isinstance(widget, QPlainTextEdit):  # the prompt's FieldSpec kind is "text"
+            self.work_tabs.setCurrentWidget(self.pipeline_panel)
+            self.prompt_overlay.open_for(widget, "Prompt")
 
     def open_settings(self) -> None:
         from stablenew.gui.settings_dialog import SettingsDialog
@@ -420,7 +427,7 @@ class MainWindow(QMainWindow):
             self._start_when_ready()
 
     def _server_changed(self, *_args) -> None:
-        server = self.session.server
+        server = self.bound_session.server
         self.status.set_node(server.describe(), str(server.state))
         error = server.error
         if error is not None:
@@ -432,7 +439,7 @@ class MainWindow(QMainWindow):
 
     def _preview(self, decoded, live: bool) -> None:
         # A saved image is a result, never a "live preview", even while the run goes on.
-        progress = self.session.pipeline.progress
+        progress = self.bound_session.pipeline.progress
         if live and progress.state != "idle":
             caption = "Live preview"
             if progress.step_text:
@@ -550,107 +557,19 @@ class MainWindow(QMainWindow):
         state.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
-        if self.close_question is not None:
-            event.ignore()  # already asked: the question is still waiting for its answer
-            self.close_question.raise_()
-            return
-        if self._close_answer is None and self._queue_busy():
-            event.ignore()
-            self._ask_before_close()
+        if self.closing.holds(event):
             return
         self.save_state()
         event.accept()
         self.closed.emit()
 
-    def _queue_busy(self) -> bool:
-        """Closing now would interrupt work of the queue at a server (not when it is paused:
-        then nothing new starts, and what is at the server goes back to wait for Resume)."""
-        queue = self.session.queue if self.session is not None else None
-        return queue is not None and queue.running and not queue.paused and queue.count > 0
-
-    def _ask_before_close(self) -> None:
-        count = self.session.queue.count
-        box = QMessageBox(self)
-        box.setObjectName("CloseQuestion")
-        box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle("Images are still being made")
-        box.setText(f"{count} image{'s' if count != 1 else ''} of the queue "
-                    f"{'are' if count != 1 else 'is'} still waiting or being made.")
-        box.setInformativeText(
-            "Finish in the background: the window closes now, StableNew goes on making them "
-            "and quits when the queue is empty.\n\n"
-            "Stop and resume next time: the server is interrupted now; the queue goes on where "
-            "it stopped when you open StableNew again.")
-        finish = box.addButton("Finish in the background", QMessageBox.ButtonRole.AcceptRole)
-        finish.setObjectName("FinishInBackground")
-        stop = box.addButton("Stop and resume next time", QMessageBox.ButtonRole.DestructiveRole)
-        stop.setObjectName("StopAndResume")
-        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
-        cancel.setObjectName("CancelClose")
-        box.setDefaultButton(finish)
-        box.setEscapeButton(cancel)
-        answers = {finish: "finish", stop: "stop"}
-        box.buttonClicked.connect(lambda button: self._close_answered(answers.get(button)))
-        box.finished.connect(box.deleteLater)
-        self.close_question = box
-        box.open()
-
-    def close_question_button(self, answer: str) -> QAbstractButton | None:
-        """The question's button for *answer* ("finish", "stop", "cancel"), for tests and tools."""
-        box = self.close_question
-        name = {"finish": "FinishInBackground", "stop": "StopAndResume",
-                "cancel": "CancelClose"}[answer]
-        return box.findChild(QAbstractButton, name) if box is not None else None
-
-    def _close_answered(self, answer: str | None) -> None:
-        self.close_question = None
-        if answer is None:
-            return  # Cancel: the window stays, the queue goes on
-        self._close_answer = answer
-        if answer == "stop":
-            # The ordinary close: the queue's runner gives what is at the server back to the
-            # queue, and the next start resumes it.
-            QTimer.singleShot(0, self, self.close)
-            return
-        log.info("window closed; the queue finishes in the background (%d image(s) left)",
-                 self.session.queue.count)
-        self.save_state()
-        self.hide()
-        queue = self.session.queue
-        queue.count_changed.connect(self._finished_in_background)
-        queue.running_changed.connect(self._finished_in_background)
-        self._finished_in_background()
-
-    def _finished_in_background(self, *_args) -> None:
-        """The window is hidden and the queue worked on: the app ends once nothing is left (or
-        nothing works on it any more)."""
-        queue = self.session.queue
-        if self._close_answer == "finish" and (queue.count == 0 or not queue.running):
-            self._close_answer = "finished"
-            log.info("the queue is empty: StableNew quits")
-            self.closed.emit()
-
     async def shutdown(self) -> None:
         if self.session is not None:
-            await self.session.aclose(keep_queued=self._close_answer == "stop")
+            await self.session.aclose(keep_queued=self.closing.answer == "stop")
 
 
 def _first_sentence(text: str) -> str:
     return text.split(". ", 1)[0].strip().rstrip(".")
-
-
-def fit_to_screen(window: QRect, minimum: QSize, area: QRect) -> QRect | None:
-    """Where a window of *window*'s geometry goes so it is whole on a screen's *area* (a first
-    launch on a laptop, or a window saved on a larger monitor); None when it already fits, or
-    when the screen cannot even hold the window's minimum size (the minimum wins there)."""
-    if minimum.width() > area.width() or minimum.height() > area.height():
-        return None
-    if area.contains(window):
-        return None
-    width, height = min(window.width(), area.width()), min(window.height(), area.height())
-    x = min(max(window.x(), area.x()), area.x() + area.width() - width)
-    y = min(max(window.y(), area.y()), area.y() + area.height() - height)
-    return QRect(x, y, width, height)
 
 
 def _dropped_image(mime) -> Path | None:

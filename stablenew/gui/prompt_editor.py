@@ -24,6 +24,7 @@ class PromptEditorOverlay(QFrame):
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
+        self._host = parent  # the widget it covers
         self.setObjectName("PromptOverlay")
         self._target: QPlainTextEdit | None = None
         panel = QFrame()
@@ -68,9 +69,9 @@ class PromptEditorOverlay(QFrame):
         self.hide()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
-        if watched is self.editor and event.type() in (QEvent.Type.ShortcutOverride,
-                                                       QEvent.Type.KeyPress):
-            action = self._key_action(event)  # type: ignore[arg-type]
+        if watched is self.editor and isinstance(event, QKeyEvent) and event.type() in (
+                QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
+            action = self._key_action(event)
             if action is not None:
                 event.accept()  # ShortcutOverride: the key comes here, not to the window's shortcut
                 if event.type() == QEvent.Type.KeyPress:
@@ -102,7 +103,7 @@ class PromptEditorOverlay(QFrame):
         self.editor.setPlainText(target.toPlainText())
         self.enhance.reset()
         self._update_stats()
-        self.setGeometry(self.parentWidget().rect())
+        self.setGeometry(self._host.rect())
         self.raise_()
         self.show()
         self.editor.setFocus()
@@ -124,4 +125,4 @@ class PromptEditorOverlay(QFrame):
     def fit(self) -> None:
         """Cover the parent again (the window calls this when it is resized)."""
         if self.isVisible():
-            self.setGeometry(self.parentWidget().rect())
+            self.setGeometry(self._host.rect())

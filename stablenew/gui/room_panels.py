@@ -78,6 +78,12 @@ def _models_panel(controller):
     return ModelsPanel(controller)
 
 
+def _trending_panel(controller):
+    from stablenew.gui.panels.trending_panel import TrendingPanel
+
+    return TrendingPanel(controller)
+
+
 _PANEL_FACTORIES = {"library": _library_panel, "randomizer": _randomizer_panel,
                     "queue": _queue_panel, "learning": _learning_panel, "nodes": _nodes_panel,
-                    "catalog": _models_panel}
+                    "catalog": _models_panel, "trending": _trending_panel}

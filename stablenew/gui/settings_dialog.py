@@ -31,6 +31,8 @@ SHOWN = ("server_url", "server_kind", "username", "password", "output_dir", "wil
 #: The optional local LLM (prompt enhancement and refinement), in a section of its own.
 LLM_SHOWN = ("llm_url", "llm_api_key", "llm_model", "llm_template", "llm_enhance",
              "llm_unload_before_generate")
+#: Trending combos from CivitAI (or a mirror), in a section of their own.
+CIVITAI_SHOWN = ("civitai_url", "civitai_api_key", "civitai_downloads")
 #: Fields that name a folder: each gets a "Choose…" button beside it.
 FOLDERS = ("output_dir", "wildcards_dir", "packs_dir")
 #: Fields filled from what is available (the LLM's models, the enhance styles): editable lists.
@@ -70,6 +72,10 @@ class SettingsDialog(QDialog):
         layout.addWidget(hint)
         layout.addLayout(form)
         layout.addWidget(self._llm_section())
+        civitai = QGroupBox("CivitAI (the Trending tab)")
+        civitai.setObjectName("CivitaiSettings")
+        civitai.setLayout(self._form(CIVITAI_SHOWN))
+        layout.addWidget(civitai)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
 

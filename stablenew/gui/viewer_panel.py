@@ -35,6 +35,8 @@ class DetailSidebar(QFrame):
         super().__init__(parent)
         self.setObjectName("DetailSidebar")
         self.gallery: Any = None  # the GalleryController, once bound
+        self._prompt = ""  # what the copy buttons copy: the shown image's prompt and seed
+        self._seed = ""
         self.key = ""
         self.stars = StarRating()
         self.stars.rated.connect(self._rated)

@@ -56,6 +56,9 @@ Files:
   full generation settings under `config`.
 - `records.csv`: the same records as a table (no full `config`; the main settings have their
   own columns), for spreadsheets.
+- `choices.jsonl`: the side-by-side choices ("which is better?"), one per line: `winner` and
+  `loser` are record keys (with `winner_path`, `loser_path`); `same` is true when the user
+  found the two equally good (then winner and loser are only left and right).
 - `images/`: {images_note}
 
 Fields:
@@ -134,6 +137,8 @@ def export_bundle(
                 with zf.open("records.jsonl", "w") as member:
                     shutil.copyfileobj(jsonl, member)
             zf.writestr("records.csv", "\ufeff" + text.getvalue())  # BOM: Excel reads UTF-8
+            zf.writestr("choices.jsonl", "".join(
+                json.dumps(c.to_json(), ensure_ascii=False) + "\n" for c in store.choices(pack)))
             scope = f" from pack '{pack}'" if pack else ""
             if rated_only:
                 scope += " (rated images only)"

@@ -9,7 +9,9 @@ winner needs enough images on both sides and a difference that is unlikely to be
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from statistics import NormalDist
 from typing import Any
 
 from stablenew.learning.parameters import Parameter, get_parameter
@@ -30,6 +32,21 @@ SUGGESTED_ORDER = ("steps", "cfg", "sampler", "scheduler", "denoise", "hires_den
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
          2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
          2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The *p* quantile of Student's t with *df* degrees of freedom (p > 0.5).
+
+    The Cornish–Fisher expansion around the normal quantile (Abramowitz & Stegun 26.7.5):
+    within 1 % of the exact value from 3 degrees of freedom up, which is all a
+    comparison of groups of three or more images needs.
+    """
+    z = NormalDist().inv_cdf(p)
+    v = max(df, 1.0)
+    return (z + (z ** 3 + z) / (4 * v) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * v ** 2)
+            + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * v ** 3)
+            + (79 * z ** 9 + 776 * z ** 7 + 1482 * z ** 5 - 1920 * z ** 3 - 945 * z)
+            / (92160 * v ** 4))
 
 
 def t_critical(df: float) -> float:
@@ -124,6 +141,12 @@ class Insights:
     def parameter(self, key: str) -> ParameterInsight | None:
         return next((p for p in self.parameters if p.parameter == key), None)
 
+    def to_json(self) -> dict[str, Any]:
+        """The shape `stablenew learning insights --json` prints (documented in its --help)."""
+        return {"pack": self.pack, "rated": self.rated,
+                "parameters": [asdict(p) for p in self.parameters],
+                "advice": [asdict(a) for a in self.advice], "lines": self.lines()}
+
     def lines(self) -> list[str]:
         """Conclusions first, then advice from tags, then what is still open (and a hint)."""
         out = [p.summary for p in self.parameters if p.conclusive]
@@ -137,10 +160,17 @@ class Insights:
 
 @dataclass(frozen=True)
 class RecommendedChange:
+    """One value of a recommended preset, why, and (from the taste model) how sure it is."""
+
     parameter: str
     label: str
     value: str
     reason: str
+    confidence: float | None = None  # the chance this value is the setting's best
+
+    def words(self) -> str:
+        sure = f" ({self.confidence:.0%} sure)" if self.confidence is not None else ""
+        return f"{self.label}: {self.value}{sure} — {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -153,6 +183,11 @@ class RecommendedPreset:
     @property
     def empty(self) -> bool:
         return not self.changes
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape `stablenew learning recommend --json` prints (documented in its --help)."""
+        return {"pack": self.pack, "changes": [asdict(c) for c in self.changes],
+                "preset": self.partial()}
 
     def apply_to(self, base: PipelineConfig) -> PipelineConfig:
         """The base config with every recommended value set (a preview; nothing is saved)."""
@@ -186,7 +221,7 @@ class RecommendedPreset:
     def describe(self) -> list[str]:
         if not self.changes:
             return ["No recommendation yet: rate more images, or run a learning run."]
-        return [f"{c.label}: {c.value} — {c.reason}" for c in self.changes]
+        return [c.words() for c in self.changes]
 
 
 @dataclass
@@ -231,6 +266,66 @@ def _merge(groups: list[_Group]) -> _Group:
                   sum(g.total for g in groups), sum(g.total_sq for g in groups))
 
 
+def _welch(best: _Group, worst: _Group) -> tuple[float, float]:
+    """Welch's t of best - worst and its Welch–Satterthwaite degrees of freedom."""
+    se2 = best.variance / best.n + worst.variance / worst.n
+    t = (best.mean - worst.mean) / math.sqrt(se2)
+    df = se2 ** 2 / ((best.variance / best.n) ** 2 / max(best.n - 1, 1)
+                     + (worst.variance / worst.n) ** 2 / max(worst.n - 1, 1))
+    return t, df
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    """One candidate finding: the *best* side against the *worst*, and how sure it is."""
+
+    best: _Group
+    worst: _Group
+    t: float
+    critical: float
+    kind: str  # "window": neighbouring values; "low"/"high": one value against all the others
+
+    @property
+    def holds(self) -> bool:
+        return (self.best.n + self.worst.n >= MIN_TOTAL
+                and self.best.mean - self.worst.mean >= MIN_DIFFERENCE and self.t >= self.critical)
+
+
+def _window_comparison(param: Parameter, usable: list[_Group]) -> _Comparison:
+    """The best run of neighbouring values against the worst run that does not overlap it."""
+    width = 2 if param.numeric and len(usable) >= 4 else 1
+    windows = [_merge(usable[i:i + width]) for i in range(len(usable) - width + 1)]
+    best_index = max(range(len(windows)), key=lambda i: (windows[i].mean, windows[i].n))
+    best = windows[best_index]
+    others = [w for i, w in enumerate(windows) if abs(i - best_index) >= width]
+    if not others:
+        others = [u for u in usable if u.values[0] not in best.values]
+    worst = min(others, key=lambda w: (w.mean, -w.n))
+    t, df = _welch(best, worst)
+    return _Comparison(best, worst, t, t_critical(df), "window")
+
+
+def _single_comparisons(usable: list[_Group]) -> list[_Comparison]:
+    """The lowest and the highest single value, each against all the other values pooled.
+
+    Windows of two neighbours halve an effect that sits on one value (a penalty on the
+    highest CFG only); these comparisons find it. Picking the extreme of k values is a
+    choice among k, so the bar is raised to match (Bonferroni over the values).
+    """
+    if len(usable) < 3:
+        return []
+    out = []
+    low = min(usable, key=lambda u: (u.mean, -u.n))
+    high = max(usable, key=lambda u: (u.mean, u.n))
+    for kind, one in (("low", low), ("high", high)):
+        rest = _merge([u for u in usable if u is not one])
+        best, worst = (rest, one) if kind == "low" else (one, rest)
+        t, df = _welch(best, worst)
+        critical = t_quantile(1 - 0.025 / len(usable), df)
+        out.append(_Comparison(best, worst, t, critical, kind))
+    return out
+
+
 def _compare(param: Parameter, stats: list[ValueStats], pack: str | None,
              fair: bool = False) -> ParameterInsight:
     ordered = sorted(stats, key=lambda s: param.sort_key(s.value))
@@ -243,38 +338,47 @@ def _compare(param: Parameter, stats: list[ValueStats], pack: str | None,
     usable = [_Group([s.value], s.n, s.total, s.total_sq) for s in ordered if s.n >= MIN_PER_VALUE]
     if len(usable) < 2:
         return replace(base, summary=not_enough)
-    width = 2 if param.numeric and len(usable) >= 4 else 1
-    windows = [_merge(usable[i:i + width]) for i in range(len(usable) - width + 1)]
-    best_index = max(range(len(windows)), key=lambda i: (windows[i].mean, windows[i].n))
-    best = windows[best_index]
-    others = [(i, w) for i, w in enumerate(windows) if abs(i - best_index) >= width]
-    if not others:
-        others = [(i, _Group(u.values, u.n, u.total, u.total_sq)) for i, u in enumerate(usable)
-                  if u.values[0] not in best.values]
-    worst = min((w for _, w in others), key=lambda w: (w.mean, -w.n))
-    if best.n + worst.n < MIN_TOTAL:
-        return replace(base, summary=not_enough)
-    se2 = best.variance / best.n + worst.variance / worst.n
-    diff = best.mean - worst.mean
-    t = diff / math.sqrt(se2)
-    # Welch–Satterthwaite degrees of freedom.
-    df = se2 ** 2 / ((best.variance / best.n) ** 2 / max(best.n - 1, 1)
-                     + (worst.variance / worst.n) ** 2 / max(worst.n - 1, 1))
-    best_words = param.describe_band(best.values)
-    worst_words = _band_numbers(param, worst.values)
-    numbers = f"{best.mean:.1f} vs {worst.mean:.1f} stars over {best.n + worst.n} images"
-    if diff < MIN_DIFFERENCE or t < t_critical(df):
+    window = _window_comparison(param, usable)
+    found = [c for c in (window, *_single_comparisons(usable)) if c.holds]
+    if not found:
+        best, worst = window.best, window.worst
+        if best.n + worst.n < MIN_TOTAL:
+            return replace(base, summary=not_enough)
         summary = (f"{_pack_words(pack)}, {param.label.lower()} makes no clear difference yet "
-                   f"({best_words} {best.mean:.1f} vs {worst_words} {worst.mean:.1f} stars over "
+                   f"({param.describe_band(best.values)} {best.mean:.1f} vs "
+                   f"{_band_numbers(param, worst.values)} {worst.mean:.1f} stars over "
                    f"{best.n + worst.n} images) — rate more images or try a learning run on "
                    f"{param.label.lower()}.")
         return replace(base, summary=summary)
+    # The clearest finding is the one reported: a steady trend over neighbouring values
+    # (steps) or a single value that stands out (a penalty on the highest CFG).
+    chosen = max(found, key=lambda c: c.t)
+    best, worst = chosen.best, chosen.worst
     where = " in your learning runs" if fair else ""
-    summary = (f"{_pack_words(pack)}, {best_words} scores higher than {worst_words}{where}: "
-               f"{numbers}.")
+    if chosen.kind == "low":
+        numbers = f"{worst.mean:.1f} vs {best.mean:.1f} stars over {best.n + worst.n} images"
+        summary = (f"{_pack_words(pack)}, {param.describe(worst.values[0])} scores lower than "
+                   f"{_rest_words(param, usable, best.values)}{where}: {numbers}.")
+    elif chosen.kind == "high":
+        numbers = f"{best.mean:.1f} vs {worst.mean:.1f} stars over {best.n + worst.n} images"
+        summary = (f"{_pack_words(pack)}, {param.describe(best.values[0])} scores higher than "
+                   f"{_rest_words(param, usable, worst.values)}{where}: {numbers}.")
+    else:
+        numbers = f"{best.mean:.1f} vs {worst.mean:.1f} stars over {best.n + worst.n} images"
+        summary = (f"{_pack_words(pack)}, {param.describe_band(best.values)} scores higher than "
+                   f"{_band_numbers(param, worst.values)}{where}: {numbers}.")
     top = max((u for u in usable if u.values[0] in best.values), key=lambda u: (u.mean, u.n))
     return replace(base, conclusive=True, summary=summary, best_values=tuple(best.values),
                    recommended=top.values[0])
+
+
+def _rest_words(param: Parameter, usable: list[_Group], rest: list[str]) -> str:
+    """The pooled other values in short words: "4–8" when they are neighbours, else in general."""
+    order = [u.values[0] for u in usable]
+    first = order.index(rest[0])
+    if param.numeric and order[first:first + len(rest)] == rest:
+        return _band_numbers(param, rest)
+    return "the other values"
 
 
 def _band_numbers(param: Parameter, texts: list[str]) -> str:
@@ -348,13 +452,16 @@ def insights_for(store: LearningStore, pack: str | None = None) -> Insights:
     return build_insights(store.stats(pack), store.tag_counts(pack), pack, store.fair_stats(pack))
 
 
-def recommend(insights: Insights) -> RecommendedPreset:
-    """A preset from every parameter whose insight is conclusive (best-supported value)."""
+def recommend(insights: Insights,
+              confidence: Callable[[str, str], float | None] | None = None) -> RecommendedPreset:
+    """A preset from every parameter whose insight is conclusive (best-supported value);
+    *confidence* (parameter, value) gives each its chance of being the best, when known."""
     changes = []
     for p in insights.parameters:
         if p.conclusive and p.recommended is not None:
             best = next(v for v in p.values if v.value == p.recommended)
             changes.append(RecommendedChange(
                 p.parameter, p.label, p.recommended,
-                f"{best.mean:.1f} stars over {best.n} images ({p.summary})"))
+                f"{best.mean:.1f} stars over {best.n} images ({p.summary})",
+                confidence(p.parameter, p.recommended) if confidence is not None else None))
     return RecommendedPreset(insights.pack, tuple(changes))

@@ -1,7 +1,5 @@
-"""LearningStore: learning records, ratings, tags and learning runs in SQLite (WAL).
-
-The database file is shared with the queue, so every table here is named `learning_*` and
-the schema version lives in its own table, `learning_schema_version`.
+"""LearningStore: learning records, ratings, tags, pairwise choices and learning runs in
+SQLite (WAL). The tables and their upgrades are in `schema.py`.
 
 Insights must stay fast with hundreds of thousands of records, so the store keeps running
 aggregates instead of scanning: each record's parameter values are denormalised into
@@ -17,180 +15,41 @@ The store is synchronous and thread-safe; the GUI never calls it on the Qt threa
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
+from stablenew.learning.choices import Choice
 from stablenew.learning.errors import LearningStoreError, RecordNotFound
-from stablenew.learning.parameters import parameter_values
-from stablenew.learning.records import LearningRecord, check_rating, clean_tag, config_hash
-from stablenew.pipeline.config import MAX_SEED, PipelineConfig, migrate_config
+from stablenew.learning.records import LearningRecord, check_rating, clean_tag
+from stablenew.learning.schema import (
+    RECORD_COLUMNS,
+    SCHEMA_VERSION,
+    clean_tags,
+    config_from_settings,
+    migrate,
+    read_version,
+    rebuild_aggregates,
+    settings_of,
+)
+from stablenew.learning.worker import StoreWorker
+from stablenew.pipeline.config import PipelineConfig
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.sqlite import DatabaseUnusable, open_database
 
-# 1: first layout, the full config JSON in every record.
-# 2: settings shared by a batch stored once (learning_settings); run index covers pack/rating.
-SCHEMA_VERSION = 2
-T = TypeVar("T")
+# Kept importable from here, where they lived before the schema and the worker moved out.
+__all__ = ["SCHEMA_VERSION", "LearningStore", "StoreSummary", "StoreWorker", "ValueStats",
+           "config_from_settings", "default_database", "settings_of"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS learning_schema_version (version INTEGER NOT NULL);
-
-CREATE TABLE learning_records (
-    id INTEGER PRIMARY KEY,
-    record_key TEXT NOT NULL UNIQUE,
-    run_id TEXT NOT NULL,
-    image_index INTEGER NOT NULL,
-    pack TEXT NOT NULL DEFAULT '',
-    preset TEXT,
-    prompt TEXT NOT NULL DEFAULT '',
-    negative_prompt TEXT NOT NULL DEFAULT '',
-    settings_hash TEXT NOT NULL,
-    config_hash TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    stages TEXT NOT NULL DEFAULT '[]',
-    node TEXT NOT NULL DEFAULT '',
-    node_kind TEXT NOT NULL DEFAULT '',
-    path TEXT NOT NULL,
-    thumbnail TEXT,
-    timings_json TEXT NOT NULL DEFAULT '{}',
-    warnings_json TEXT NOT NULL DEFAULT '[]',
-    rating INTEGER CHECK (rating IS NULL OR rating BETWEEN 1 AND 5),
-    note TEXT NOT NULL DEFAULT '',
-    learning_run_id TEXT,
-    variant_id TEXT,
-    variant_label TEXT,
-    job_id TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX learning_records_path ON learning_records(path);
-CREATE INDEX learning_records_pack ON learning_records(pack, rating);
-CREATE INDEX learning_records_run ON learning_records(learning_run_id, pack, rating)
-    WHERE learning_run_id IS NOT NULL;
-CREATE INDEX learning_records_created ON learning_records(created_at);
-
--- Settings shared by many images (a batch, a learning-run column) are stored once: the
--- config without its seed and prompts, which each record keeps in its own columns.
-CREATE TABLE learning_settings (
-    hash TEXT PRIMARY KEY,
-    config_json TEXT NOT NULL
-) WITHOUT ROWID;
-
-CREATE TABLE learning_params (
-    record_id INTEGER NOT NULL,
-    param TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (record_id, param)
-) WITHOUT ROWID;
-CREATE INDEX learning_params_value ON learning_params(param, value);
-
-CREATE TABLE learning_tags (
-    record_id INTEGER NOT NULL,
-    tag TEXT NOT NULL,
-    PRIMARY KEY (record_id, tag)
-) WITHOUT ROWID;
-
-CREATE TABLE learning_stats (
-    pack TEXT NOT NULL,
-    param TEXT NOT NULL,
-    value TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    total REAL NOT NULL,
-    total_sq REAL NOT NULL,
-    PRIMARY KEY (pack, param, value)
-) WITHOUT ROWID;
-
-CREATE TABLE learning_tag_stats (
-    pack TEXT NOT NULL,
-    tag TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    PRIMARY KEY (pack, tag)
-) WITHOUT ROWID;
-
-CREATE TABLE learning_runs (
-    id TEXT PRIMARY KEY,
-    pack TEXT NOT NULL DEFAULT '',
-    parameter TEXT NOT NULL,
-    status TEXT NOT NULL,
-    result_json TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-
-CREATE TRIGGER learning_params_added AFTER INSERT ON learning_params
-WHEN (SELECT rating FROM learning_records WHERE id = NEW.record_id) IS NOT NULL
-BEGIN
-    INSERT INTO learning_stats (pack, param, value, n, total, total_sq)
-    SELECT r.pack, NEW.param, NEW.value, 1, r.rating, r.rating * r.rating
-    FROM learning_records r WHERE r.id = NEW.record_id
-    ON CONFLICT (pack, param, value) DO UPDATE SET
-        n = n + 1, total = total + excluded.total, total_sq = total_sq + excluded.total_sq;
-END;
-
-CREATE TRIGGER learning_params_removed AFTER DELETE ON learning_params
-WHEN (SELECT rating FROM learning_records WHERE id = OLD.record_id) IS NOT NULL
-BEGIN
-    UPDATE learning_stats SET
-        n = n - 1,
-        total = total - (SELECT rating FROM learning_records WHERE id = OLD.record_id),
-        total_sq = total_sq - (SELECT rating * rating FROM learning_records WHERE id = OLD.record_id)
-    WHERE pack = (SELECT pack FROM learning_records WHERE id = OLD.record_id)
-      AND param = OLD.param AND value = OLD.value;
-END;
-
-CREATE TRIGGER learning_records_rated AFTER UPDATE OF rating ON learning_records
-WHEN OLD.rating IS NOT NEW.rating
-BEGIN
-    UPDATE learning_stats SET
-        n = n - 1, total = total - OLD.rating, total_sq = total_sq - OLD.rating * OLD.rating
-    WHERE OLD.rating IS NOT NULL AND pack = OLD.pack
-      AND (param, value) IN (SELECT param, value FROM learning_params WHERE record_id = OLD.id);
-    INSERT INTO learning_stats (pack, param, value, n, total, total_sq)
-    SELECT NEW.pack, p.param, p.value, 1, NEW.rating, NEW.rating * NEW.rating
-    FROM learning_params p WHERE p.record_id = NEW.id AND NEW.rating IS NOT NULL
-    ON CONFLICT (pack, param, value) DO UPDATE SET
-        n = n + 1, total = total + excluded.total, total_sq = total_sq + excluded.total_sq;
-END;
-
-CREATE TRIGGER learning_tags_added AFTER INSERT ON learning_tags
-BEGIN
-    INSERT INTO learning_tag_stats (pack, tag, n)
-    SELECT r.pack, NEW.tag, 1 FROM learning_records r WHERE r.id = NEW.record_id
-    ON CONFLICT (pack, tag) DO UPDATE SET n = n + 1;
-END;
-
-CREATE TRIGGER learning_tags_removed AFTER DELETE ON learning_tags
-BEGIN
-    UPDATE learning_tag_stats SET n = n - 1
-    WHERE tag = OLD.tag AND pack = (SELECT pack FROM learning_records WHERE id = OLD.record_id);
-END;
-
-CREATE TRIGGER learning_records_removed BEFORE DELETE ON learning_records
-BEGIN
-    DELETE FROM learning_params WHERE record_id = OLD.id;
-    DELETE FROM learning_tags WHERE record_id = OLD.id;
-END;
-"""
-
-_RECORD_COLUMNS = (
-    "record_key, run_id, image_index, pack, preset, prompt, negative_prompt, settings_hash, "
-    "config_hash, seed, stages, node, node_kind, path, thumbnail, timings_json, warnings_json, "
-    "rating, note, learning_run_id, variant_id, variant_label, job_id, created_at, updated_at"
-)
-_SELECT_RECORD = (f"SELECT id, {_RECORD_COLUMNS}, config_json FROM learning_records "
+_SELECT_RECORD = (f"SELECT id, {RECORD_COLUMNS}, config_json FROM learning_records "
                   "LEFT JOIN learning_settings ON hash = settings_hash")
 
 
@@ -207,6 +66,24 @@ class ValueStats:
     @property
     def mean(self) -> float:
         return self.total / self.n if self.n else 0.0
+
+
+@dataclass(frozen=True)
+class TasteImage:
+    """One rated or chosen image as the taste model sees it: its rating, values and tags."""
+
+    id: int
+    rating: int | None
+    params: dict[str, str]
+    tags: list[str]
+
+
+@dataclass(frozen=True)
+class TasteInputs:
+    """Images and the choices between them: (winner id, loser id, same)."""
+
+    images: list[TasteImage]
+    choices: list[tuple[int, int, bool]]
 
 
 @dataclass(frozen=True)
@@ -256,27 +133,11 @@ class LearningStore:
 
     def schema_version(self) -> int:
         with self._lock:
-            return _read_version(self._db)
+            return read_version(self._db)
 
     def _migrate(self) -> None:
         with self._write():
-            version = _read_version(self._db)
-            if version > SCHEMA_VERSION:
-                raise LearningStoreError(
-                    f"The learning database was written by a newer StableNew (learning schema "
-                    f"{version}; this one knows up to {SCHEMA_VERSION}). Update StableNew.",
-                    detail=f"{self.path}: learning_schema_version={version}")
-            if version == SCHEMA_VERSION:
-                return
-            if version == -1:  # no learning tables yet
-                _create_schema(self._db)
-            elif version == 0:
-                _migrate_v0(self._db)
-            elif version == 1:
-                _migrate_v1_to_v2(self._db)
-            self._db.execute("DELETE FROM learning_schema_version")
-            self._db.execute("INSERT INTO learning_schema_version (version) VALUES (?)",
-                             (SCHEMA_VERSION,))
+            migrate(self._db, self.path)
 
     # --- writing records ----------------------------------------------------------------
 
@@ -295,8 +156,8 @@ class LearningStore:
         count = 0
         params: list[tuple[int, str, str]] = []
         tags: list[tuple[int, str]] = []
-        insert = (f"INSERT INTO learning_records ({_RECORD_COLUMNS}) VALUES "
-                  f"({', '.join('?' * len(_RECORD_COLUMNS.split(',')))}) "
+        insert = (f"INSERT INTO learning_records ({RECORD_COLUMNS}) VALUES "
+                  f"({', '.join('?' * len(RECORD_COLUMNS.split(',')))}) "
                   "ON CONFLICT (record_key) DO NOTHING RETURNING id")
         with self._write():
             for record in records:
@@ -307,7 +168,7 @@ class LearningStore:
                 else:
                     record_id = int(row[0])
                     params += [(record_id, k, v) for k, v in record.parameter_values().items()]
-                    tags += [(record_id, t) for t in _clean_tags(record.tags)]
+                    tags += [(record_id, t) for t in clean_tags(record.tags)]
                 count += 1
                 if len(params) > 20_000:
                     self._flush_derived(params, tags)
@@ -336,11 +197,11 @@ class LearningStore:
         values = self._values(record, now)
         if row is None:
             cur = db.execute(
-                f"INSERT INTO learning_records ({_RECORD_COLUMNS}) VALUES "
+                f"INSERT INTO learning_records ({RECORD_COLUMNS}) VALUES "
                 f"({', '.join('?' * len(values))})", values)
             assert cur.lastrowid is not None  # an INSERT into a rowid table always sets it
             record_id = cur.lastrowid
-            tags = _clean_tags(record.tags)
+            tags = clean_tags(record.tags)
             stored = replace(record, id=record_id, tags=tags, updated_at=now)
         else:
             record_id = int(row["id"])
@@ -350,7 +211,7 @@ class LearningStore:
             db.execute("DELETE FROM learning_params WHERE record_id = ?", (record_id,))
             db.execute("DELETE FROM learning_tags WHERE record_id = ?", (record_id,))
             keep = ("rating", "note", "created_at")
-            names = [c.strip() for c in _RECORD_COLUMNS.split(",")]
+            names = [c.strip() for c in RECORD_COLUMNS.split(",")]
             sets = [(n, v) for n, v in zip(names, values, strict=True) if n not in keep]
             db.execute(
                 f"UPDATE learning_records SET {', '.join(f'{n} = ?' for n, _ in sets)} WHERE id = ?",
@@ -495,6 +356,81 @@ class LearningStore:
         with self._write():
             self._db.execute("DELETE FROM learning_records WHERE id = ?", (record_id,))
 
+    # --- pairwise choices ---------------------------------------------------------------
+
+    def record_choice(self, winner: int | str | os.PathLike[str], loser: int | str | os.PathLike[str],
+                      *, same: bool = False, source: str = "") -> Choice:
+        """Keep one side-by-side choice: *winner* is better than *loser*, or with *same* the two
+        are equally good. Images are named by record id, record key or path (RecordNotFound
+        when the store does not know one); *source* says where it was made ("which is better",
+        "gallery compare")."""
+        winner_id, loser_id = self.find_id(winner), self.find_id(loser)
+        if winner_id == loser_id:
+            raise LearningStoreError("An image cannot be compared with itself.",
+                                     detail=f"record {winner_id}")
+        with self._write():
+            cur = self._db.execute(
+                "INSERT INTO learning_choices (winner_id, loser_id, same, source, created_at) "
+                "VALUES (?, ?, ?, ?, ?)", (winner_id, loser_id, int(same), source, time.time()))
+            choice_id = cur.lastrowid
+        return next(c for c in self.choices(ids=[int(choice_id or 0)]))
+
+    def choices(self, pack: str | None = None, *, ids: Iterable[int] | None = None) -> list[Choice]:
+        """Stored choices, oldest first: of one pack (both images in it; "" for images without a
+        pack), or all with None."""
+        sql = ("SELECT c.id, c.winner_id, c.loser_id, c.same, w.record_key, l.record_key, w.path, "
+               "l.path, w.pack, l.pack, c.source, c.created_at FROM learning_choices c "
+               "JOIN learning_records w ON w.id = c.winner_id "
+               "JOIN learning_records l ON l.id = c.loser_id")
+        where: list[str] = []
+        args: list[Any] = []
+        if pack is not None:
+            where.append("w.pack = ? AND l.pack = ?")
+            args += [pack, pack]
+        if ids is not None:
+            wanted = list(ids)
+            where.append(f"c.id IN ({', '.join('?' * len(wanted))})")
+            args += wanted
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY c.id", args).fetchall()
+        return [Choice(id=r[0], winner_id=r[1], loser_id=r[2], same=bool(r[3]), winner_key=r[4],
+                       loser_key=r[5], winner_path=r[6], loser_path=r[7],
+                       pack=(r[8] or None) if r[8] == r[9] else None, source=r[10],
+                       created_at=r[11]) for r in rows]
+
+    def taste_inputs(self, pack: str | None = None) -> TasteInputs:
+        """What the taste model learns from, for one pack or (None) all: every image that was
+        rated or chosen, with its parameter values and tags, and the choices between them."""
+        where, args = "", []
+        if pack is not None:
+            where, args = " AND r.pack = ?", [pack]
+        chosen = ("r.rating IS NOT NULL OR r.id IN (SELECT winner_id FROM learning_choices) "
+                  "OR r.id IN (SELECT loser_id FROM learning_choices)")
+        images: dict[int, TasteImage] = {}
+        with self._lock:
+            cur = self._db.cursor()
+            cur.row_factory = None  # plain tuples: several times faster over 100,000 rows
+            rows = cur.execute(
+                "SELECT r.id, r.rating, p.param, p.value FROM learning_records r "
+                f"LEFT JOIN learning_params p ON p.record_id = r.id WHERE ({chosen}){where}",
+                args).fetchall()
+            tags = cur.execute(
+                "SELECT t.record_id, t.tag FROM learning_tags t "
+                f"JOIN learning_records r ON r.id = t.record_id WHERE ({chosen}){where}",
+                args).fetchall()
+        for record_id, rating, param, value in rows:
+            image = images.get(record_id)
+            if image is None:
+                image = images[record_id] = TasteImage(record_id, rating, {}, [])
+            if param is not None:
+                image.params[param] = value
+        for record_id, tag in tags:
+            images[record_id].tags.append(tag)
+        pairs = [(c.winner_id, c.loser_id, c.same) for c in self.choices(pack)]
+        return TasteInputs(list(images.values()), pairs)
+
     # --- aggregates ---------------------------------------------------------------------
 
     def stats(self, pack: str | None = None, param: str | None = None) -> list[ValueStats]:
@@ -537,7 +473,7 @@ class LearningStore:
     def rebuild_stats(self) -> None:
         """Recompute the aggregate tables from the records (after a migration or a repair)."""
         with self._write():
-            _rebuild_stats(self._db)
+            rebuild_aggregates(self._db)
 
     def fair_stats(self, pack: str | None = None) -> list[ValueStats]:
         """Rating aggregates of learning-run images, for the setting each run varied only:
@@ -646,34 +582,6 @@ def _store_error(exc: sqlite3.Error) -> LearningStoreError:
     return LearningStoreError("The learning database could not be written.", detail=repr(exc))
 
 
-def _read_version(db: sqlite3.Connection) -> int:
-    """-1: no learning tables; 0: the draft layout without a version table; else the version."""
-    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "learning_schema_version" in names:
-        row = db.execute("SELECT MAX(version) FROM learning_schema_version").fetchone()
-        if row and row[0] is not None:
-            return int(row[0])
-    if "learning_records" in names:
-        return 0
-    return -1
-
-
-_PER_IMAGE = {"txt2img": {"seed", "prompt", "negative_prompt"}}
-
-
-def settings_of(config: PipelineConfig) -> tuple[str, str]:
-    """(hash, JSON) of a config without its seed and prompts: what a batch has in common."""
-    # pydantic's own serializer: fields in model order, so equal settings give equal text.
-    raw = config.model_dump_json(exclude=_PER_IMAGE)
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32], raw
-
-
-def config_from_settings(text: str | None, *, seed: int, prompt: str, negative: str) -> PipelineConfig:
-    """The full config of one record from its shared settings and its own seed and prompts."""
-    data = migrate_config(json.loads(text or "null"))
-    t2i = data["txt2img"]
-    t2i["seed"], t2i["prompt"], t2i["negative_prompt"] = seed, prompt, negative
-    return PipelineConfig.model_validate(data)
 
 
 def _record_values(record: LearningRecord, settings_hash: str, now: float) -> tuple[Any, ...]:
@@ -688,144 +596,3 @@ def _record_values(record: LearningRecord, settings_hash: str, now: float) -> tu
     )
 
 
-def _clean_tags(tags: Iterable[str]) -> tuple[str, ...]:
-    return tuple(sorted({clean_tag(t) for t in tags}))
-
-
-def _rebuild_stats(db: sqlite3.Connection) -> None:
-    # Settings no record points to any more (their images were deleted) go too.
-    db.execute("DELETE FROM learning_settings WHERE hash NOT IN "
-               "(SELECT settings_hash FROM learning_records)")
-    db.execute("DELETE FROM learning_stats")
-    db.execute(
-        "INSERT INTO learning_stats (pack, param, value, n, total, total_sq) "
-        "SELECT r.pack, p.param, p.value, COUNT(*), SUM(r.rating), SUM(r.rating * r.rating) "
-        "FROM learning_params p JOIN learning_records r ON r.id = p.record_id "
-        "WHERE r.rating IS NOT NULL GROUP BY r.pack, p.param, p.value")
-    db.execute("DELETE FROM learning_tag_stats")
-    db.execute(
-        "INSERT INTO learning_tag_stats (pack, tag, n) SELECT r.pack, t.tag, COUNT(*) "
-        "FROM learning_tags t JOIN learning_records r ON r.id = t.record_id GROUP BY r.pack, t.tag")
-
-
-def _create_schema(db: sqlite3.Connection) -> None:
-    # Statement by statement: executescript() would commit the migration's transaction.
-    buffer = ""
-    for line in _SCHEMA.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            db.execute(buffer)
-            buffer = ""
-
-
-def _migrate_v1_to_v2(db: sqlite3.Connection) -> None:
-    """v1 kept the whole config in each record; v2 keeps a batch's shared settings once."""
-    db.execute("CREATE TABLE IF NOT EXISTS learning_settings (hash TEXT PRIMARY KEY, "
-               "config_json TEXT NOT NULL) WITHOUT ROWID")
-    columns = {r[1] for r in db.execute("PRAGMA table_info(learning_records)")}
-    if "config_json" in columns:
-        if "settings_hash" not in columns:
-            db.execute("ALTER TABLE learning_records ADD COLUMN settings_hash TEXT NOT NULL "
-                       "DEFAULT ''")
-        rows = db.execute("SELECT id, config_json FROM learning_records").fetchall()
-        for record_id, raw in rows:
-            try:
-                digest, text = settings_of(
-                    PipelineConfig.model_validate(migrate_config(json.loads(raw))))
-            except (ValueError, ValidationError, TypeError, KeyError):
-                digest, text = "raw-" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:28], raw
-            db.execute("INSERT OR IGNORE INTO learning_settings (hash, config_json) VALUES (?, ?)",
-                       (digest, text))
-            db.execute("UPDATE learning_records SET settings_hash = ? WHERE id = ?",
-                       (digest, record_id))
-        db.execute("ALTER TABLE learning_records DROP COLUMN config_json")
-    db.execute("DROP INDEX IF EXISTS learning_records_run")
-    db.execute("CREATE INDEX learning_records_run ON learning_records(learning_run_id, pack, rating) "
-               "WHERE learning_run_id IS NOT NULL")
-
-
-def _migrate_v0(db: sqlite3.Connection) -> None:
-    """v0, the draft layout: one table with the image path as key and tags as a JSON list."""
-    db.execute("ALTER TABLE learning_records RENAME TO learning_records_v0")
-    _create_schema(db)
-    rows = db.execute("SELECT * FROM learning_records_v0 ORDER BY id").fetchall()
-    index_in_run: dict[str, int] = {}
-    for row in rows:
-        keys = row.keys()
-        run_id = row["run_id"] or f"v0-{row['id']}"
-        image_index = index_in_run.get(run_id, 0)
-        index_in_run[run_id] = image_index + 1
-        raw = row["config_json"] or "{}"
-        seed = int(row["seed"] or 0)
-        prompt, negative = row["prompt"] or "", ""
-        try:
-            config = PipelineConfig.model_validate(migrate_config(json.loads(raw)))
-            if 0 <= seed <= MAX_SEED:
-                config = config.with_changes({"txt2img.seed": seed})
-            if not config.txt2img.prompt and prompt:
-                config = config.with_changes({"txt2img.prompt": prompt})
-            prompt, negative = config.txt2img.prompt, config.txt2img.negative_prompt
-            params = parameter_values(config)
-            stages = [s.value for s in config.enabled_stages()]
-            digest = config_hash(config)
-            settings_hash, stored = settings_of(config)
-        except (ValueError, ValidationError, TypeError, KeyError):
-            # Keep the row and its rating; its settings stay as they were for a later look.
-            params, stages, digest, stored = {}, [], "", raw
-            settings_hash = "raw-" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:28]
-        db.execute("INSERT OR IGNORE INTO learning_settings (hash, config_json) VALUES (?, ?)",
-                   (settings_hash, stored))
-        try:
-            tags = _clean_tags(json.loads(row["tags_json"] or "[]"))
-        except (ValueError, TypeError):
-            tags = ()
-        rating = row["rating"] if row["rating"] in (1, 2, 3, 4, 5) else None
-        created = float(row["created_at"] or 0.0)
-        cur = db.execute(
-            f"INSERT INTO learning_records ({_RECORD_COLUMNS}) VALUES "
-            f"({', '.join('?' * len(_RECORD_COLUMNS.split(',')))})",
-            (f"{run_id}:{image_index}", run_id, image_index, row["pack"] or "", None,
-             prompt, negative, settings_hash, digest, seed, json.dumps(stages),
-             row["node"] or "", "", row["image_path"], None, "{}", "[]", rating,
-             row["note"] if "note" in keys and row["note"] else "", None, None, None, None,
-             created, created))
-        record_id = cur.lastrowid
-        db.executemany("INSERT INTO learning_params (record_id, param, value) VALUES (?, ?, ?)",
-                       [(record_id, k, v) for k, v in params.items()])
-        db.executemany("INSERT INTO learning_tags (record_id, tag) VALUES (?, ?)",
-                       [(record_id, t) for t in tags])
-    db.execute("DROP TABLE learning_records_v0")
-    _rebuild_stats(db)
-
-
-class StoreWorker:
-    """Runs store calls on one background thread, so the GUI thread never waits on SQLite.
-
-    The store itself is opened on that thread at the first call (opening may migrate), and
-    every call receives it as its first argument: `await worker.call(LearningStore.rate, id, 4)`.
-    """
-
-    def __init__(self, opener: Callable[[], LearningStore] | LearningStore) -> None:
-        self._opener = opener if callable(opener) else (lambda: opener)
-        self._store: LearningStore | None = opener if isinstance(opener, LearningStore) else None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learning-store")
-
-    def _invoke(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        if self._store is None:
-            self._store = self._opener()
-        return fn(self._store, *args, **kwargs)
-
-    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
-        """Queue a call from any thread; the result (or error) arrives in the Future."""
-        return self._executor.submit(self._invoke, fn, args, kwargs)
-
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(self._invoke, fn, args, kwargs))
-
-    def close(self) -> None:
-        """Finish queued writes, then close the database."""
-        self._executor.shutdown(wait=True)
-        if self._store is not None:
-            self._store.close()
-            self._store = None

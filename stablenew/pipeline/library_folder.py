@@ -154,7 +154,7 @@ class FolderLock:
     def _depths(self) -> dict[str, list[Any]]:
         if not hasattr(self._held, "depths"):
             self._held.depths = {}
-        return self._held.depths  # type: ignore[no-any-return]
+        return self._held.depths
 
     def __enter__(self) -> FolderLock:
         held = self._depths().get(self._key)

@@ -15,7 +15,7 @@ import difflib
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
@@ -80,14 +80,19 @@ def partial_model(model: type[BaseModel]) -> type[BaseModel]:
         partial_info = copy.copy(info)
         partial_info.default = None
         partial_info.default_factory = None
-        partial_info.annotation = annotation | None  # type: ignore[operator]
-        fields[name] = (annotation | None, partial_info)  # type: ignore[operator]
-    return create_model(  # type: ignore[call-overload, no-any-return]
+        optional: Any = Optional[annotation]  # noqa: UP045 - a type built at run time, not an annotation
+        partial_info.annotation = optional
+        fields[name] = (optional, partial_info)
+    return create_model(
         f"Partial{model.__name__}", __config__=ConfigDict(extra="forbid"), __doc__=model.__doc__,
         **fields)
 
 
-PartialPipelineConfig = partial_model(PipelineConfig)
+if TYPE_CHECKING:
+    # Built at run time from PipelineConfig; the checker knows it only as some pydantic model.
+    PartialPipelineConfig = BaseModel
+else:
+    PartialPipelineConfig = partial_model(PipelineConfig)
 
 
 def partial_of(config: PipelineConfig, *, include_prompts: bool = False,
@@ -128,7 +133,7 @@ class Preset(BaseModel):
     tags: list[str] = Field(default_factory=list, title="Tags")
     styles: list[PromptStyle] = Field(default_factory=list, title="Styles",
                                       description="Prompt styles merged into the prompt when applied.")
-    config: PartialPipelineConfig = Field(  # type: ignore[valid-type]
+    config: PartialPipelineConfig = Field(
         default_factory=PartialPipelineConfig, title="Settings",
         description="The settings this preset changes; everything else stays as it is.")
 

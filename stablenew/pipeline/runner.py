@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from stablenew.backends.a1111_truth import same_checkpoint
 from stablenew.backends.errors import BackendError, JobInterrupted
 from stablenew.backends.protocol import Backend
 from stablenew.backends.types import Capabilities, GeneratedImage, JobResult, Progress
-from stablenew.pipeline import infotext as it
+from stablenew.pipeline import infotext_write as it
 from stablenew.pipeline import outputs, stages
 from stablenew.pipeline.cancel import CancelToken, RunCancelled
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig, StageName
@@ -164,7 +165,7 @@ class _Pending:
     stage: StageName
     job: Any
     image_index: int
-    work: asyncio.Future = field(default=None)  # type: ignore[assignment]
+    work: asyncio.Future[Any] | None = None  # set when the job is sent
     active: bool = False  # its turn on the node has come (progress belongs to it now)
 
 
@@ -262,7 +263,7 @@ class _Run:
         self.fixed_dir = Path(output_dir) if output_dir is not None else None
         self.name_prefix = name_prefix
         self.run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:8]
-        self.node = runner.node_name or getattr(backend, "name", "") or getattr(backend, "url", "")
+        self.node: str = runner.node_name or str(getattr(backend, "name", "") or getattr(backend, "url", ""))
         try:
             self.node_kind = str(backend.kind.value)
         except Exception:  # noqa: BLE001 - a backend that cannot say its kind still runs
@@ -348,10 +349,11 @@ class _Run:
         The node's last probe is used when it has one; a problem found on it is checked once
         more on a fresh probe, since a model may have been installed since.
         """
-        caps = getattr(self.backend, "capabilities", None)
-        fresh = not isinstance(caps, Capabilities)
+        known = getattr(self.backend, "capabilities", None)
+        caps = known if isinstance(known, Capabilities) else None
+        fresh = caps is None
         for _ in range(2):
-            if fresh:
+            if fresh or caps is None:
                 try:
                     caps = await self.backend.probe()
                 except Exception as exc:  # noqa: BLE001 - the stages will report an unusable node themselves
@@ -445,7 +447,7 @@ class _Run:
                 image.chain.append(StageName.txt2img.value)
                 last = offset == len(indices) - 1
                 await self._continue(image, later,
-                                     on_last_send=(lambda b=batch: ahead.send(b + 1)) if last else None)
+                                     on_last_send=partial(ahead.send, batch + 1) if last else None)
 
     async def _run_from_images(self, chain: Sequence[StageName]) -> None:
         assert self.inputs is not None
@@ -487,7 +489,7 @@ class _Run:
                     return
                 continue  # this input could not be read; the error is recorded
             await self._continue(loaded.pop(index), list(chain), first=pending,
-                                 on_last_send=lambda i=index: ahead.send(i + 1))
+                                 on_last_send=partial(ahead.send, index + 1))
 
     def _job_for(self, stage: StageName, image: _Image):
         return stages.build_job(self.config, stage, seed=image.seed, image=image.data,
@@ -571,7 +573,7 @@ class _Run:
         def on_progress(progress: Progress) -> None:
             if not pending.active or self.token.cancelled:
                 return  # still queued behind the previous job, or being stopped
-            self.eta.progress(progress.fraction)  # type: ignore[union-attr]
+            self.eta.progress(progress.fraction)  # type: ignore[union-attr]  # set before any job is sent
             self._emit_progress(stage, image_index, progress.step, progress.steps,
                                 progress.fraction, progress.preview, progress.phase,
                                 progress.more_passes)
@@ -643,8 +645,9 @@ class _Run:
             except Exception as exc:  # noqa: BLE001 - an unreachable node cannot be interrupted; we still stop
                 log.info("interrupt of %s failed: %r", pending.job.task_id, exc)
 
-        interrupts = [asyncio.ensure_future(interrupt(p)) for p in left if not p.work.done()]
-        works = [p.work for p in left]
+        interrupts = [asyncio.ensure_future(interrupt(p)) for p in left
+                      if p.work is not None and not p.work.done()]
+        works = [p.work for p in left if p.work is not None]
         for task in interrupts:
             task.add_done_callback(_retrieve)
             # The interrupt itself carries on in the background (never cut off half-sent)

@@ -7,6 +7,7 @@ rejected stay out of later rewrites. It can be saved as YAML beside a session.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,7 +46,7 @@ class IntentDocument(BaseModel):
     def is_empty(self) -> bool:
         return not (self.rounds or self.preferences or self.avoid or self.rejected_images)
 
-    def record(self, feedback: str, result: RefineResult, rejected: list[str] | tuple[str, ...] = ()) -> None:
+    def record(self, feedback: str, result: RefineResult, rejected: Sequence[str] = ()) -> None:
         """Add one round: kept and added phrases become preferences, removed and replaced ones
         join the avoid list (a phrase wanted again leaves it), rejected images are remembered."""
         if not self.goal:

@@ -30,6 +30,7 @@ from stablenew.prompting.syntax import (
     WEIGHT,
     contains_phrase,
     join_parts,
+    literally,
     protected,
     remove_phrase,
     restore_protected,
@@ -223,7 +224,7 @@ def check_rewrite(original: str, answer: str, changes: Changes, family: ModelFam
                 notes.append(f"took out '{mod.from_}', replaced by '{mod.to}'")
         elif contains_phrase(text, mod.from_):
             pattern = re.compile(r"(?<!\w)" + re.escape(mod.from_) + r"(?!\w)", re.IGNORECASE)
-            text = pattern.sub(lambda _m, t=mod.to: t, text, count=1)
+            text = pattern.sub(literally(mod.to), text, count=1)
             notes.append(f"changed '{mod.from_}' to '{mod.to}'")
         else:
             text = join_parts([text, mod.to])

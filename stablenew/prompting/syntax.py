@@ -8,7 +8,7 @@ reformat or invent them. The checks here run on every answer, in code, whatever 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 LORA = re.compile(r"<(?:lora|lyco|hypernet):[^<>]+>", re.IGNORECASE)
 WILDCARD = re.compile(r"__[\w\-/*.~@]+__")
@@ -21,6 +21,12 @@ STOPWORDS = frozenset((
     "a", "an", "the", "of", "with", "in", "on", "at", "and", "or", "to", "by", "for", "from",
     "her", "his", "its", "their", "is", "are", "very", "into", "over", "under", "behind", "near",
     "wearing", "while", "as"))
+
+
+def literally(text: str) -> Callable[[re.Match[str]], str]:
+    """A `re.sub` replacement that puts *text* in as written (a string replacement would read
+    its backslashes as escapes)."""
+    return lambda _match: text
 
 
 def protected(text: str) -> list[str]:
@@ -89,9 +95,9 @@ def restore_protected(original: str, answer: str) -> tuple[str, list[str]]:
             reweighted = re.compile(r"\(\s*" + inner + r"\s*:\s*-?[\d.]+\s*\)", re.IGNORECASE)
             bare = re.compile(r"(?<![\w(])" + inner + r"(?![\w:])", re.IGNORECASE)
             if reweighted.search(answer):
-                answer = reweighted.sub(lambda _m, t=token: t, answer, count=1)
+                answer = reweighted.sub(literally(token), answer, count=1)
             elif bare.search(answer):
-                answer = bare.sub(lambda _m, t=token: t, answer, count=1)
+                answer = bare.sub(literally(token), answer, count=1)
             else:
                 answer = join_parts([answer, token])
             notes.append(f"kept the weight {token} as you wrote it")

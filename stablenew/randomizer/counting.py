@@ -440,6 +440,7 @@ def compile_template(
 
 def count_prompts(template: str, **kwargs: object) -> int:
     """The exact number of prompts a template makes (no enumeration)."""
+    # *kwargs* are compile_template's own keywords, handed on as they came.
     return compile_template(template, **kwargs).size  # type: ignore[arg-type]
 
 

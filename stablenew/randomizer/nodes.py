@@ -117,8 +117,8 @@ class Choice(Node):
         self.offsets = list(itertools.accumulate((o.size for o in options), initial=0))
         self.size = self.offsets[-1]
         self.static = all(o.static for o in options)
-        self.literals = ([o.value for o in options]  # type: ignore[attr-defined]
-                         if all(isinstance(o, Lit) for o in options) else None)
+        literals = [o.value for o in options if isinstance(o, Lit)]
+        self.literals = literals if len(literals) == len(options) else None
 
     def text(self, rank: int, ctx: Ctx) -> str:
         if self.literals is not None:

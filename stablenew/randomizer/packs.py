@@ -169,7 +169,7 @@ def parse_text_pack(text: str, path: Path, *, name: str | None = None) -> Prompt
     if not prompts:
         raise DocumentError(path, "This pack has no prompts: write one prompt per line "
                             "(lines starting with # are comments).")
-    pack = PromptPack(name=name or path.stem, negative=negative, prompts=prompts)  # type: ignore[arg-type]
+    pack = PromptPack(name=name or path.stem, negative=negative, prompts=prompts)
     for item, number in zip(pack.prompts, lines, strict=True):
         item._source, item._line = path, number
     return pack

@@ -154,9 +154,8 @@ def parse_yaml(text: str, path: str | os.PathLike[str] | None = None) -> tuple[A
                             "invisible) and save the file again.", line=line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
         reason = f"This is not valid YAML: {exc.problem or exc.context}."
-        raise DocumentError(path, reason, line=line) from None
+        raise DocumentError(path, reason, line=mark.line + 1 if mark is not None else None) from None
     except yaml.YAMLError as exc:
         raise DocumentError(path, f"This is not valid YAML: {exc}.") from None
     finally:

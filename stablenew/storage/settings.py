@@ -124,6 +124,17 @@ class AppSettings(BaseModel):
     llm_unload_before_generate: bool = Field(
         False, title="Unload the LLM before generating",
         description="Frees its memory for Stable Diffusion when both share one GPU (Ollama).")
+    # Trending combos (stablenew.community).
+    civitai_url: str = Field(
+        "https://civitai.com", title="CivitAI address",
+        description="Where trending images come from: CivitAI, or a mirror of its API.")
+    civitai_api_key: SecretStr = Field(
+        SecretStr(""), title="CivitAI API key",
+        description="Optional: lets downloads that need an account work.")
+    civitai_downloads: bool = Field(
+        False, title="Download missing LoRAs",
+        description="Offer to download a trending combo's missing LoRA into your LoRA folder "
+                    "(each download asks first and is checked against CivitAI's sha256).")
 
     @field_validator("server_url")
     @classmethod
@@ -139,6 +150,14 @@ class AppSettings(BaseModel):
         value = value.strip().rstrip("/")
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("The LLM address must start with http:// or https://")
+        return value
+
+    @field_validator("civitai_url")
+    @classmethod
+    def _civitai_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("The CivitAI address must start with http:// or https://")
         return value
 
     @field_validator("output_dir", "wildcards_dir", "packs_dir")
@@ -332,9 +351,12 @@ def save_settings(paths: AppPaths, settings: AppSettings) -> Path:
     """Validate, then write atomically; owner-only permissions when a password is stored."""
     AppSettings.model_validate(settings.model_dump())
     data = settings.model_dump(mode="json", exclude_defaults=True)
-    api_key = settings.llm_api_key.get_secret_value()
-    if api_key:
-        data["llm_api_key"] = api_key  # a JSON dump masks secrets; the file must keep it
+    secrets = False
+    for name in ("llm_api_key", "civitai_api_key"):
+        secret = getattr(settings, name).get_secret_value()
+        if secret:
+            data[name] = secret  # a JSON dump masks secrets; the file must keep it
+            secrets = True
     data = {"version": SETTINGS_VERSION, **data}
-    mode = 0o600 if settings.password or api_key else None
+    mode = 0o600 if settings.password or secrets else None
     return atomic_write_text(paths.settings_file, dump_yaml(data), mode=mode)

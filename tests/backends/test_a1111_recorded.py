@@ -6,7 +6,7 @@ import base64
 import json
 from pathlib import Path
 
-from stablenew.backends.a1111 import A1111Backend
+from stablenew.backends.a1111_replies import answer_images, parse_info
 from stablenew.backends.a1111_truth import Expectation, compare
 from stablenew.backends.types import Sampling
 from tests.backends.conftest import png
@@ -22,9 +22,8 @@ def test_grid_and_extra_images_are_left_out():
     info = json.loads((DATA / "txt2img_info_grid_extras.json").read_text(encoding="utf-8"))
     grid, detect_map = png(128, 48), png(64, 48)
     first, second = png(64, 48, (1, 2, 3)), png(64, 48, (4, 5, 6))
-    backend = A1111Backend("http://127.0.0.1:9", kind="forge")
-    images, sizes, texts = backend._images([b64(grid), b64(first), b64(second), b64(detect_map)], info,
-                                           "/sdapi/v1/txt2img")
+    images, sizes, texts = answer_images([b64(grid), b64(first), b64(second), b64(detect_map)], info,
+                                         "/sdapi/v1/txt2img", "http://127.0.0.1:9", "n")
     assert [img.data for img in images] == [first, second]
     assert [img.seed for img in images] == [1234, 1235]
     assert "Seed: 1235" in images[1].infotext
@@ -35,8 +34,6 @@ def test_grid_and_extra_images_are_left_out():
 
 
 def test_info_may_arrive_already_parsed_or_empty():
-    from stablenew.backends.a1111 import _parse_info
-
-    assert _parse_info({"seed": 1}, "u", "e", "n") == {"seed": 1}
-    assert _parse_info(None, "u", "e", "n") == {}
-    assert _parse_info('{"seed": 2}', "u", "e", "n") == {"seed": 2}
+    assert parse_info({"seed": 1}, "u", "e", "n") == {"seed": 1}
+    assert parse_info(None, "u", "e", "n") == {}
+    assert parse_info('{"seed": 2}', "u", "e", "n") == {"seed": 2}

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from stablenew.backends.a1111 import _all
 from stablenew.backends.errors import ServerUnreachable
+from stablenew.backends.together import together
 
 
 async def test_a_cancel_during_cleanup_after_a_failed_request_is_not_lost():
@@ -25,7 +25,7 @@ async def test_a_cancel_during_cleanup_after_a_failed_request_is_not_lost():
             await release.wait()
             raise
 
-    caller = asyncio.create_task(_all(fails(), slow_to_stop()))
+    caller = asyncio.create_task(together(fails(), slow_to_stop()))
     await cleaning.wait()
     caller.cancel()  # the user pressed Stop (or the monitor shut down) right then
     release.set()
@@ -42,5 +42,5 @@ async def test_a_failure_alone_is_still_raised_as_itself():
         return 1
 
     with pytest.raises(ServerUnreachable):
-        await _all(fails(), fine())
-    assert await _all(fine(), fine()) == [1, 1]
+        await together(fails(), fine())
+    assert await together(fine(), fine()) == [1, 1]

@@ -81,7 +81,7 @@ def test_plan_shows_the_table_and_the_unassignable_without_sending_anything(lab,
     assert "does not have the model 'flux1-dev.safetensors'" in out
     assert big.requests_to("/sdapi/v1/txt2img") == [] == small.requests_to("/sdapi/v1/txt2img")
     with QueueStore(db) as store:
-        assert {i.state for i in store.items()} == {ItemState.queued}
+        assert {i.state for i in store.reads.items()} == {ItemState.queued}
 
 
 def test_the_queue_runs_on_the_cluster_and_keeps_learned_speeds_for_the_plan(lab, tmp_path, capsys):
@@ -100,8 +100,8 @@ def test_the_queue_runs_on_the_cluster_and_keeps_learned_speeds_for_the_plan(lab
         summary = run_queue_on_cluster(store, cluster_nodes(nodes_file), until_empty=True,
                                        on_event=events.append, backoff=0.01,
                                        runner_kwargs={"thumbnails": False}, data_dir=tmp_path)
-        assert {i.state for i in store.items()} == {ItemState.done}
-        assert {i.node for i in store.items() if "xl" in store.config_for(i).txt2img.checkpoint} \
+        assert {i.state for i in store.reads.items()} == {ItemState.done}
+        assert {i.node for i in store.reads.items() if "xl" in store.reads.config_for(i).txt2img.checkpoint} \
             == {"big"}
     assert summary.done == 6 and not summary.stalled
     out = capsys.readouterr().out
@@ -128,8 +128,9 @@ def test_queue_run_uses_the_cluster_when_the_nodes_file_has_nodes(lab, tmp_path,
     assert "Running the queue on 2 nodes: big, small" in out
     assert "6 done, 1 failed" in out and "does not have the model 'flux1-dev.safetensors'" in out
     with QueueStore(db) as store:
-        states = sorted(i.state.value for i in store.items())
-        xl_nodes = {i.node for i in store.items() if "xl" in store.config_for(i).txt2img.checkpoint}
+        states = sorted(i.state.value for i in store.reads.items())
+        reads = store.reads
+        xl_nodes = {i.node for i in reads.items() if "xl" in reads.config_for(i).txt2img.checkpoint}
     assert states == ["done"] * 6 + ["failed"]
     assert xl_nodes == {"big"}
 
@@ -156,9 +157,9 @@ def test_a_batch_with_the_servers_current_model_does_not_mix_models(tmp_path, ca
         assert f"Model: {XL} (the current model of node 'xl')" in out
         assert main(["queue", "--db", str(db), "run", "--until-empty", "--backoff", "0.01"]) == 0
         with QueueStore(db) as store:
-            items = store.items()
+            items = store.reads.items()
             assert {i.state for i in items} == {ItemState.done} and len(items) == 8
             assert {i.node for i in items} == {"xl"}
-            assert {store.config_for(i).txt2img.checkpoint for i in items} == {XL}
+            assert {store.reads.config_for(i).txt2img.checkpoint for i in items} == {XL}
         assert not comfy.received
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def dispatcher(store, nodes, **kw) -> ClusterDispatcher:
 
 
 def outputs_exactly_once(store, folder: Path) -> None:
-    items = store.items()
+    items = store.reads.items()
     assert all(i.state is ItemState.done and len(i.outputs) == 1 for i in items), \
         Counter(i.state for i in items)
     assert item_prefixes(folder) == sorted(i.name_prefix for i in items)
@@ -82,10 +83,10 @@ async def test_eligibility_sends_sdxl_only_to_the_card_that_has_it_and_room_for_
         summary = await asyncio.wait_for(d.run(until_empty=True), 20)
     assert summary.done == 18 and summary.failed == 0
     # tiny has the model but 4 GB is too little for SDXL at 1024²; mid lacks the model.
-    assert {i.node for i in store.items(xl.id)} == {"big"}
+    assert {i.node for i in store.reads.items(xl.id)} == {"big"}
     assert len(tiny.requests_to(TXT2IMG)) + len(mid.requests_to(TXT2IMG)) >= 1  # backfill
     assert all(r.payload["width"] == 64 for r in tiny.requests_to(TXT2IMG) + mid.requests_to(TXT2IMG))
-    assert {i.state for i in store.items(sd.id)} == {ItemState.done}
+    assert {i.state for i in store.reads.items(sd.id)} == {ItemState.done}
     outputs_exactly_once(store, tmp_path / "out")
 
 
@@ -96,11 +97,11 @@ async def test_an_item_no_node_can_take_fails_naming_what_is_missing(store, tmp_
         events: list = []
         d = dispatcher(store, [node("only", only)], on_event=events.append)
         summary = await asyncio.wait_for(d.run(until_empty=True), 20)
-    failed = store.items(bad.id)
+    failed = store.reads.items(bad.id)
     assert [i.state for i in failed] == [ItemState.failed] * 2
     assert "only does not have the model 'flux1-dev.safetensors'" in failed[0].error
     assert failed[0].error.startswith("No node can run this")
-    assert {i.state for i in store.items(good.id)} == {ItemState.done}
+    assert {i.state for i in store.reads.items(good.id)} == {ItemState.done}
     assert summary.failed == 2 and summary.done == 2
     assert not only.requests_to(TXT2IMG)[2:]  # only the good ones were sent
 
@@ -111,7 +112,7 @@ async def test_the_faster_node_does_most_and_the_slow_one_backfills(store, tmp_p
         store.add_job(cfg(24), output_dir=tmp_path / "out")
         d = dispatcher(store, [node("fast", fast), node("slow", slow)])
         summary = await asyncio.wait_for(d.run(until_empty=True), 20)
-    per = Counter(i.node for i in store.items())
+    per = Counter(i.node for i in store.reads.items())
     assert summary.done == 24
     assert per["fast"] > per["slow"] >= 1, per
     speeds = d.speeds()
@@ -129,7 +130,7 @@ async def test_a_slow_card_never_takes_the_last_item_a_fast_card_would_finish_so
         # which one's first probe came back first (on a busy machine the slow one may).
         await d.monitor.check_all()
         await asyncio.wait_for(d.run(until_empty=True), 20)
-    assert {i.node for i in store.items()} == {"fast"}
+    assert {i.node for i in store.reads.items()} == {"fast"}
     assert slow.requests_to(TXT2IMG) == []
 
 
@@ -138,7 +139,7 @@ async def test_round_robin_baseline_does_hand_the_slow_card_its_share(store, tmp
         store.add_job(cfg(4, steps=2), output_dir=tmp_path / "out")
         d = dispatcher(store, [node("fast", fast), node("slow", slow)], policy=Policy.round_robin)
         await asyncio.wait_for(d.run(until_empty=True), 20)
-    assert Counter(i.node for i in store.items()) == {"fast": 2, "slow": 2}
+    assert Counter(i.node for i in store.reads.items()) == {"fast": 2, "slow": 2}
 
 
 async def test_a_busy_preferred_tier_overflows_to_the_next(store, tmp_path):
@@ -147,7 +148,7 @@ async def test_a_busy_preferred_tier_overflows_to_the_next(store, tmp_path):
         d = dispatcher(store, [node("home", home, tier=1), node("spare", spare, tier=2)],
                        speeds={"home": {"small": 1.0}, "spare": {"small": 1.0}})
         await asyncio.wait_for(d.run(until_empty=True), 20)
-    per = Counter(i.node for i in store.items())
+    per = Counter(i.node for i in store.reads.items())
     assert per["home"] >= per["spare"] >= 4, per
 
 
@@ -159,7 +160,7 @@ async def test_a_node_killed_mid_batch_loses_nothing_and_comes_back(store, tmp_p
         d = dispatcher(store, [node("a", a), node("b", b)],
                        on_node_change=lambda h: changes.append((h.name, h.state)))
         run = asyncio.ensure_future(d.run(until_empty=True))
-        while sum(i.state is ItemState.done and i.node == "a" for i in store.items()) < 3:
+        while sum(i.state is ItemState.done and i.node == "a" for i in store.reads.items()) < 3:
             await asyncio.sleep(0.01)
             assert not run.done()
         await a.stop()  # node a dies with work in flight
@@ -168,7 +169,7 @@ async def test_a_node_killed_mid_batch_loses_nothing_and_comes_back(store, tmp_p
             assert not run.done()
         # Its in-flight items go back to the queue (for b) within the stop grace.
         for _ in range(200):
-            if not any(i.node == "a" and i.state is not ItemState.done for i in store.items()):
+            if not any(i.node == "a" and i.state is not ItemState.done for i in store.reads.items()):
                 break
             await asyncio.sleep(0.01)
         else:
@@ -183,10 +184,10 @@ async def test_a_node_killed_mid_batch_loses_nothing_and_comes_back(store, tmp_p
     assert summary.done == 24 and summary.failed == 0
     outputs_exactly_once(store, tmp_path / "out")
     # Nothing rendered twice as a finished image: one done item per index.
-    assert sorted(i.index for i in store.items()) == list(range(24))
+    assert sorted(i.index for i in store.reads.items()) == list(range(24))
     # The dead node's items went back untried (at most the one it was rendering as it died
     # counts an attempt): a node going down does not eat the items' retries.
-    assert max(i.attempts for i in store.items()) <= 1
+    assert max(i.attempts for i in store.reads.items()) <= 1
 
 
 async def test_wrong_credentials_are_a_clear_state_and_not_retried_forever(store, tmp_path):
@@ -205,7 +206,7 @@ async def test_wrong_credentials_are_a_clear_state_and_not_retried_forever(store
     assert asked <= 4 and len(locked.requests) == asked
     # The run stops with the reason instead of waiting forever, and nothing is lost.
     assert "refused" in summary.stalled
-    assert {i.state for i in store.items()} == {ItemState.queued}
+    assert {i.state for i in store.reads.items()} == {ItemState.queued}
 
 
 async def test_dry_run_lists_item_node_start_finish_without_sending_anything(store, tmp_path):
@@ -223,7 +224,7 @@ async def test_dry_run_lists_item_node_start_finish_without_sending_anything(sto
     assert all(r.finish > r.start >= 0 for r in assigned)
     assert table.makespan == max(r.finish for r in assigned) >= table.lower_bound > 0
     assert len(table.unassignable) == 2 and "flux1-dev" in table.unassignable[0].reason
-    assert {i.state for i in store.items()} == {ItemState.queued}
+    assert {i.state for i in store.reads.items()} == {ItemState.queued}
 
 
 async def test_an_out_of_memory_failure_teaches_the_node_its_limit(store, tmp_path):
@@ -236,7 +237,7 @@ async def test_an_out_of_memory_failure_teaches_the_node_its_limit(store, tmp_pa
                        speeds={"small": {"medium": 50.0}, "big": {"medium": 1.0}})
         summary = await asyncio.wait_for(d.run(until_empty=True), 20)
     assert summary.done == 6 and summary.failed == 0
-    assert {i.node for i in store.items()} == {"big"}
+    assert {i.node for i in store.reads.items()} == {"big"}
     assert len(small.requests_to(TXT2IMG)) <= 2  # the ones in flight when it ran out; no more
     view = next(v for v in d.views() if v.name == "small")
     assert "too little VRAM" in ineligibility(requirements_for(cfg(1, checkpoint=XL, size=1024)), view)
@@ -251,7 +252,7 @@ async def test_comfyui_and_a1111_nodes_share_one_queue(store, tmp_path):
                                node("a1111", a1111)])
         summary = await asyncio.wait_for(d.run(until_empty=True), 20)
     assert summary.done == 10
-    per = Counter(i.node for i in store.items())
+    per = Counter(i.node for i in store.reads.items())
     assert per["comfy"] >= 1 and per["a1111"] >= 1, per
     assert len(comfy.received) == per["comfy"]
     outputs_exactly_once(store, tmp_path / "out")
@@ -265,8 +266,8 @@ async def test_an_interactive_run_stays_on_its_node_and_goes_first_there(store, 
         d = dispatcher(store, [node("desk", desk), node("farm", farm)],
                        speeds={"desk": {"small": 1.0}, "farm": {"small": 50.0}})
         await asyncio.wait_for(d.run(until_empty=True), 20)
-    assert {i.node for i in store.items(run.id)} == {"desk"}
-    assert {i.state for i in store.items(batch.id)} == {ItemState.done}
+    assert {i.node for i in store.reads.items(run.id)} == {"desk"}
+    assert {i.state for i in store.reads.items(batch.id)} == {ItemState.done}
     first_two = [r.payload["prompt"] for r in desk.requests_to(TXT2IMG)[:2]]
     assert first_two == ["now", "now"]
 
@@ -280,7 +281,7 @@ async def test_a_second_runner_on_the_same_queue_is_refused_while_the_cluster_ru
         store.add_job(cfg(6), output_dir=tmp_path / "out")
         d = dispatcher(store, [node("only", only)])
         run = asyncio.ensure_future(d.run(until_empty=True))
-        while not any(i.state is ItemState.running for i in store.items()):
+        while not any(i.state is ItemState.running for i in store.reads.items()):
             await asyncio.sleep(0.01)
             assert not run.done()
         backend = await connect(only.url, kind="a1111")
@@ -303,7 +304,7 @@ async def test_the_heaviest_item_is_claimed_first_even_deep_in_a_long_job(store,
         d = dispatcher(store, [node("only", only)])
         await d.monitor.check_all()
         try:
-            claim = await asyncio.to_thread(d._claim, "only", None, {"start": True})
+            claim = await asyncio.to_thread(partial(d.claim_for, "only", None, start=True))
         finally:
             await d.monitor.aclose()
     assert claim is not None and claim.item.index == 220
@@ -326,7 +327,7 @@ async def test_a_node_that_hangs_on_its_probe_delays_nobody(store, tmp_path):
         store.add_job(cfg(4, steps=2), output_dir=tmp_path / "out")
         d = dispatcher(store, [node("hung", hung), node("quick", quick)])
         summary = await asyncio.wait_for(d.run(until_empty=True), 10)
-    assert summary.done == 4 and {i.node for i in store.items()} == {"quick"}
+    assert summary.done == 4 and {i.node for i in store.reads.items()} == {"quick"}
     assert d.monitor.health("hung").state is NodeState.unknown
 
 
@@ -335,15 +336,15 @@ async def test_nodes_added_and_removed_while_running_join_and_leave_cleanly(stor
         store.add_job(cfg(16), output_dir=tmp_path / "out")
         d = dispatcher(store, [node("first", first)])
         run = asyncio.ensure_future(d.run(until_empty=True))
-        while not any(i.state is ItemState.done for i in store.items()):
+        while not any(i.state is ItemState.done for i in store.reads.items()):
             await asyncio.sleep(0.01)
             assert not run.done()
         await d.add_node(node("second", second))
-        while not any(i.node == "second" and i.state is ItemState.done for i in store.items()):
+        while not any(i.node == "second" and i.state is ItemState.done for i in store.reads.items()):
             await asyncio.sleep(0.01)
             assert not run.done()
         await d.remove_node("first")
-        assert not any(i.node == "first" and i.state is not ItemState.done for i in store.items())
+        assert not any(i.node == "first" and i.state is not ItemState.done for i in store.reads.items())
         summary = await asyncio.wait_for(run, 20)
     assert summary.done == 16
     outputs_exactly_once(store, tmp_path / "out")
@@ -363,14 +364,14 @@ async def test_the_upscale_stage_runs_on_another_node_when_the_generating_one_la
         assert not dry_run(store, d.views()).unassignable
         summary = await asyncio.wait_for(d.run(until_empty=True), 20)
     assert summary.done == 3 and summary.failed == 0
-    assert {i.node for i in store.items()} == {"gen"}
+    assert {i.node for i in store.reads.items()} == {"gen"}
     assert len(gen.requests_to(TXT2IMG)) == 3 and up.requests_to(TXT2IMG) == []
     assert len(up.requests_to("/sdapi/v1/extra-single-image")) == 3
     assert gen.requests_to("/sdapi/v1/extra-single-image") == []
     outputs_exactly_once(store, tmp_path / "out")
     from PIL import Image
 
-    for item in store.items():
+    for item in store.reads.items():
         with Image.open(item.outputs[0]) as image:
             assert image.size == (256, 256)  # the upscaled picture came back with the item
 
@@ -382,9 +383,9 @@ def test_the_store_lists_queued_items_in_run_order_without_those_waiting_for_a_r
     store.move_job(c.id, 0)
     claim = store.claim_next("n", can_take=lambda i, _j: i.job_id == a.id and i.index == 1)
     store.fail(claim.item.id, claim.lease, "busy", transient=True, backoff_base=60)
-    order = [(i.job_id, i.index) for i, _ in store.queued_in_order(10)]
+    order = [(i.job_id, i.index) for i, _ in store.reads.queued_in_order(10)]
     assert order == [(b.id, 0), (b.id, 1), (c.id, 0), (c.id, 1), (a.id, 0), (a.id, 2)]
-    assert [j.id for _, j in store.queued_in_order(3)] == [b.id, b.id, c.id]
+    assert [j.id for _, j in store.reads.queued_in_order(3)] == [b.id, b.id, c.id]
 
 
 async def test_an_item_a_node_drops_goes_back_untried_instead_of_spending_a_retry(store, tmp_path):
@@ -394,7 +395,7 @@ async def test_an_item_a_node_drops_goes_back_untried_instead_of_spending_a_retr
         d = dispatcher(store, [node("flaky", flaky), node("steady", steady)])
         summary = await asyncio.wait_for(d.run(until_empty=True), 20)
     assert summary.done == 6 and summary.failed == 0
-    assert [i.attempts for i in store.items()] == [0] * 6
+    assert [i.attempts for i in store.reads.items()] == [0] * 6
     outputs_exactly_once(store, tmp_path / "out")
 
 
@@ -405,7 +406,7 @@ async def test_until_empty_gives_up_when_no_node_answers_for_long_and_keeps_the_
     summary = await asyncio.wait_for(d.run(until_empty=True), 10)
     assert "No node has answered for 0.3 s" in summary.stalled
     assert "No Stable Diffusion server answers" in summary.stalled
-    assert {i.state for i in store.items()} == {ItemState.queued}
+    assert {i.state for i in store.reads.items()} == {ItemState.queued}
 
 
 def test_statuses_never_wait_for_a_worker_holding_the_lock(store, tmp_path):
@@ -510,8 +511,8 @@ async def test_a_lora_in_the_prompt_sends_the_job_only_to_nodes_that_have_it(sto
                                 output_dir=tmp_path / "out")
         d = dispatcher(store, [node("den", den), node("attic", attic)])
         summary = await asyncio.wait_for(d.run(until_empty=True), 20)
-    assert {i.node for i in store.items(grain.id)} == {"den"}
-    assert {i.state for i in store.items(grain.id)} == {ItemState.done}
-    (missing,) = store.items(nowhere.id)
+    assert {i.node for i in store.reads.items(grain.id)} == {"den"}
+    assert {i.state for i in store.reads.items(grain.id)} == {ItemState.done}
+    (missing,) = store.reads.items(nowhere.id)
     assert missing.state is ItemState.failed and "LoRA 'does_not_exist'" in missing.error
     assert summary.done == 6 and summary.failed == 1

@@ -164,7 +164,7 @@ def test_learnt_speeds_are_kept_for_the_next_session_and_the_plan(tmp_path, queu
     e = QueueEstimates(clock=clock, path=path)
     queued = queue_store.add_job(PipelineConfig(), name="x", count=3, output_dir=tmp_path / "out")
     e.read_jobs(queue_store)  # learns how heavy the job's images are (and reads the file)
-    first = queue_store.items(queued.id)[0]
+    first = queue_store.reads.items(queued.id)[0]
     e.on_queue_event(ItemStarted(first, "x", "gpu"))
     clock.now += 4.0
     e.on_queue_event(ItemFinished(first, ItemState.done))

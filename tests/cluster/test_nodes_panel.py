@@ -223,7 +223,7 @@ def test_the_table_follows_a_running_dispatcher_with_each_nodes_current_job(qtbo
             assert "Prompt: a lighthouse at dusk" in tip and f"Queue item {job.id}/" in tip
             qtbot.waitUntil(run.done, timeout=15000)
             assert run.result().done == 3
-            assert {i.state for i in store.items()} == {ItemState.done}
+            assert {i.state for i in store.reads.items()} == {ItemState.done}
             c.attach(None)
             c.keep_learned_speeds(d)
             again = c.make_dispatcher(store)
@@ -267,7 +267,7 @@ def test_the_queue_controller_runs_the_queue_on_the_cluster_of_the_nodes_control
             def all_done() -> bool:
                 store = QueueStore(db)
                 try:
-                    items = store.items()
+                    items = store.reads.items()
                     return bool(items) and {i.state for i in items} == {ItemState.done}
                 finally:
                     store.close()

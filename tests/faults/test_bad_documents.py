@@ -76,7 +76,7 @@ def test_queue_add_refuses_when_the_output_folder_is_lost_and_leaves_the_file(
     assert "control character" in err and "--output" in err and "line 2" in err
     assert file.read_bytes() == CONTROL  # left for the user to fix, not set aside
     with QueueStore(isolated_home / "data" / "stablenew.db") as store:
-        assert store.list_jobs() == []
+        assert store.reads.list_jobs() == []
 
 
 def test_queue_add_keeps_the_users_output_folder_and_says_what_it_set_aside(
@@ -89,7 +89,7 @@ def test_queue_add_keeps_the_users_output_folder_and_says_what_it_set_aside(
     assert "set aside and kept as" in err and "theme" in err.lower() and "output folder" in err
     assert not file.exists()
     with QueueStore(isolated_home / "data" / "stablenew.db") as store:
-        (job,) = store.list_jobs()
+        (job,) = store.reads.list_jobs()
         assert job.output_dir.startswith(str(mine))
 
 

@@ -108,8 +108,8 @@ def test_queue_run_stops_cleanly_on_a_signal_in_every_mode(slow_fake, tmp_path, 
     assert proc.returncode == 130, (out, err)
     assert "Stopping…" in err and "went back in the queue" in out
     with QueueStore(isolated_home / "data" / "stablenew.db") as store:
-        (job,) = store.list_jobs()
-        states = [item.state for item in store.items(job.id)]
+        (job,) = store.reads.list_jobs()
+        states = [item.state for item in store.reads.items(job.id)]
     assert ItemState.queued in states
     assert set(states) <= {ItemState.queued, ItemState.done}, states
     wait_for(lambda: fake.current_task is None, timeout=5, what="our running image stopped")

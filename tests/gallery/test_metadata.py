@@ -8,7 +8,8 @@ import pytest
 
 from stablenew.gallery.metadata import MAX_TEXT, content_hash, read_facts
 from stablenew.pipeline.config import PipelineConfig
-from stablenew.pipeline.infotext import ImageMetadataError, stablenew_payload
+from stablenew.pipeline.infotext import ImageMetadataError
+from stablenew.pipeline.infotext_write import stablenew_payload
 from stablenew.pipeline.records import RunTags
 from tests.gallery.factory import (
     COMFY_GRAPH,

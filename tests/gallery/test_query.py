@@ -12,7 +12,7 @@ from stablenew.gallery.query import GalleryQuery, SortKey, count, search
 from stablenew.learning.records import LearningRecord
 from stablenew.learning.store import LearningStore
 from stablenew.pipeline.config import PipelineConfig
-from stablenew.pipeline.infotext import stablenew_payload
+from stablenew.pipeline.infotext_write import stablenew_payload
 from tests.gallery.factory import a1111_text, png, with_exif_comment
 from tests.learning.helpers import image_record
 

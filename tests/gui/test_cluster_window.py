@@ -87,7 +87,7 @@ def test_add_to_queue_with_two_nodes_finishes_items_on_both(qtbot, window_for, t
     qtbot.waitUntil(lambda: window.commands.queue_count.text() == "Queue: 0", timeout=10000)
     assert den.requests_to(TXT2IMG) and attic.requests_to(TXT2IMG), "both nodes took work"
     with QueueStore(AppPaths.default().database_file) as store:
-        items = store.items()
+        items = store.reads.items()
     assert len(items) == 8 and all(i.state is ItemState.done for i in items)
     assert {i.node for i in items} == {"den", "attic"}
     assert all(i.outputs for i in items)
@@ -202,8 +202,8 @@ def test_run_with_a_cluster_is_a_queue_item_on_the_window_server(qtbot, window_f
     assert session.pipeline.error is None, session.pipeline.error
     assert session.pipeline.progress.images_saved == 3
     with QueueStore(AppPaths.default().database_file) as store:
-        (job,) = store.list_jobs()
-        items = store.items(job.id)
+        (job,) = store.reads.list_jobs()
+        items = store.reads.items(job.id)
     assert (job.priority, job.node_pin) == (INTERACTIVE_PRIORITY, "den")
     # "den" is the cluster's name for the window's server: the dispatcher ran the Run there.
     assert all(i.state is ItemState.done and i.node == "den" for i in items)
@@ -240,12 +240,12 @@ def test_add_to_queue_fixes_the_current_model_so_two_nodes_never_mix_models(qtbo
 
         def done() -> bool:
             with QueueStore(AppPaths.default().database_file) as store:
-                items = store.items()
+                items = store.reads.items()
                 return len(items) == 4 and all(i.state is ItemState.done for i in items)
 
         qtbot.waitUntil(done, timeout=30000)
         with QueueStore(AppPaths.default().database_file) as store:
-            items = store.items()
+            items = store.reads.items()
             assert {i.node for i in items} == {"xl"}
-            assert {store.config_for(i).txt2img.checkpoint for i in items} == {xl}
+            assert {store.reads.config_for(i).txt2img.checkpoint for i in items} == {xl}
         assert not comfy.received

@@ -103,5 +103,5 @@ def test_the_variants_time_estimate_follows_the_cards_not_the_last_run(qtbot, wi
     for path, value in {"txt2img.steps": 40, "txt2img.width": 512, "txt2img.height": 512}.items():
         panel.editor(path).set_value(value)
     session._measured_speed(session.randomizer, event)  # as at the end of the next Run
-    heavy = session.randomizer._seconds_per_image
+    heavy = session.randomizer.pace.seconds_per_image
     assert heavy is not None and heavy > 5 * quick, (quick, heavy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRect, QSize
 
-from stablenew.gui.main_window import fit_to_screen
+from stablenew.gui.screen_fit import fit_to_screen
 
 LAPTOP = QRect(0, 0, 1366, 740)  # 1366×768 less a task bar
 MINIMUM = QSize(1024, 640)

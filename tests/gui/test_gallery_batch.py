@@ -47,7 +47,7 @@ def test_rate_and_tag_many_then_trash_them(qtbot, window_for, dead_url, trash_ho
     qtbot.keyClick(panel.batch.tag_edit, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: all(gallery.rating_of(k) == (4, ("keeper",)) for k in chosen),
                     timeout=5000)
-    assert [gallery.item(k).rating for k in chosen] == [4, 4]
+    qtbot.waitUntil(lambda: [gallery.item(k).rating for k in chosen] == [4, 4], timeout=5000)
     assert gallery.item(paths["owl.png"]).rating is None
     # each rated image carries its marks in a sidecar, for a database lost
     from stablenew.gallery.sidecar import read_marks
@@ -55,6 +55,7 @@ def test_rate_and_tag_many_then_trash_them(qtbot, window_for, dead_url, trash_ho
     qtbot.waitUntil(lambda: all(read_marks(k).rating == 4 for k in chosen), timeout=5000)
     assert read_marks(chosen[0]).tags == ("keeper",)
 
+    _select(qtbot, panel, *[n for n, i in enumerate(gallery.items) if i.key in chosen])
     assert panel.batch.trash_button.isEnabled()
     qtbot.mouseClick(panel.batch.trash_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.message.text().startswith("Moved to the trash"), timeout=30000)
@@ -193,3 +194,19 @@ def test_queue_again_makes_each_selected_image_again_with_its_own_seed(
     prompts = {r.payload.get("prompt") for r in fake_sdwebui_thread.requests
                if r.path.endswith("/txt2img")}
     assert "an owl at night, cyberpunk city" in prompts
+
+
+def test_a_compare_pick_reaches_the_learning_stores_pairwise_choices(qtbot, window_for, dead_url):
+    from tests.gui.test_gallery_find import _open_gallery as open_with_rooms
+
+    window, gallery, panel, paths = open_with_rooms(qtbot, window_for, dead_url, rooms=True)
+    assert gallery.actions.choice_book is window.session.taste
+    _select(qtbot, panel, 0, 1)  # robot, lake
+    qtbot.mouseClick(panel.batch.compare_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(gallery.actions.choice_recorded, timeout=10000):
+        qtbot.keyClick(panel.compare, Qt.Key.Key_Left)  # the left one is better
+    from stablenew.learning.store import LearningStore
+
+    with LearningStore(window.session.app.paths.database_file) as store:
+        choice, = store.choices()
+    assert (str(choice.winner_path), str(choice.loser_path)) == (paths["robot.png"], paths["lake.png"])

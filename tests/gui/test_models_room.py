@@ -80,8 +80,8 @@ def test_try_this_lora_runs_its_weights_in_the_learning_room(qtbot, window_for, 
     qtbot.mouseClick(panel.try_button, Qt.MouseButton.LeftButton)
     learning = window.session.learning
     assert window.work_tabs.currentWidget() is window.learning_panel
-    qtbot.waitUntil(lambda: not learning.running, timeout=30000)
-    run = learning.run_result
+    qtbot.waitUntil(lambda: not learning.runs.running, timeout=30000)
+    run = learning.runs.run_result
     assert run is not None and len(run.column_labels) == 5
     # Every weight made its image, sent with the LoRA at that weight and its trigger word.
     assert all(run.cell(0, c).path for c in range(5))

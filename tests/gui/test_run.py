@@ -310,8 +310,8 @@ def test_a_run_is_an_interactive_queue_item_on_the_window_server(qtbot, window_f
     announced = "“Run: a queued run” finished: 2 images saved."  # a Run is no "Batch"
     qtbot.waitUntil(lambda: announced in messages, timeout=5000)
     with _queue_store() as store:
-        (job,) = store.list_jobs()
-        items = store.items(job.id)
+        (job,) = store.reads.list_jobs()
+        items = store.reads.items(job.id)
     assert job.priority == INTERACTIVE_PRIORITY
     assert job.node_pin == session.server.node_name, "pinned to the window's server"
     assert job.name.startswith("Run: a queued run")
@@ -343,7 +343,7 @@ def test_a_run_goes_before_a_queued_batch_and_a_pause_does_not_hold_it(qtbot, wi
          "txt2img.batch_count": 3, "txt2img.width": 128, "txt2img.height": 128})
     queue.add_config(batch_config, name="batch")  # queued: nothing works through it yet
     qtbot.waitUntil(lambda: queue.count == 3, timeout=5000)
-    queue.pause()
+    queue.edits.pause()
     qtbot.waitUntil(lambda: queue.paused, timeout=5000)
     _fill(window, **{"txt2img.prompt": "me first", "txt2img.steps": 4, "txt2img.width": 128,
                      "txt2img.height": 128})
@@ -352,12 +352,12 @@ def test_a_run_goes_before_a_queued_batch_and_a_pause_does_not_hold_it(qtbot, wi
     assert session.pipeline.error is None, session.pipeline.error
     assert session.pipeline.progress.images_saved == 1
     assert fake_sdwebui_thread.images_generated == 1, "the paused batch waited"
-    queue.resume()
+    queue.edits.resume()
     qtbot.waitUntil(lambda: queue.count == 0, timeout=15000)
     with _queue_store() as store:
-        jobs = {j.name: j for j in store.list_jobs()}
-        (run_item,) = store.items(jobs["Run: me first"].id)
-        batch_items = store.items(jobs["batch"].id)
+        jobs = {j.name: j for j in store.reads.list_jobs()}
+        (run_item,) = store.reads.items(jobs["Run: me first"].id)
+        batch_items = store.reads.items(jobs["batch"].id)
     assert run_item.state is ItemState.done and all(i.state is ItemState.done for i in batch_items)
     assert run_item.finished_at < min(i.finished_at for i in batch_items)
 
@@ -398,8 +398,8 @@ def test_a_failed_run_says_why_at_once_and_is_not_retried_later(qtbot, window_fo
     assert window.notice.isVisible() and window.notice.message == error.message
     assert not window.status.error_button.isVisible(), "the banner says it; the bar keeps it later"
     with _queue_store() as store:
-        (job,) = store.list_jobs()
-        (item,) = store.items(job.id)
+        (job,) = store.reads.list_jobs()
+        (item,) = store.reads.items(job.id)
     assert (item.state, item.attempts) == (ItemState.failed, 1), "a Run is not retried behind the user"
     assert fake.images_generated == 0
 
@@ -424,7 +424,7 @@ def test_a_pack_run_keeps_where_each_image_came_from(qtbot, window_for, fake_sdw
     qtbot.waitUntil(lambda: pipeline.state == "idle", timeout=15000)
     assert pipeline.error is None, pipeline.error
     with _queue_store() as store:
-        (job,) = store.list_jobs()
+        (job,) = store.reads.list_jobs()
     assert job.kind is JobKind.pack and (job.origin.pack, job.origin.preset) == ("animals", "soft")
     qtbot.waitUntil(lambda: len(window.session.gallery.items) == 2, timeout=5000)
     assert {g.key for g in window.session.gallery.items} == {str(r.path) for r in saved}

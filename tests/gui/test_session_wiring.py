@@ -14,9 +14,10 @@ def test_profile_bias_reaches_the_randomizer_and_clears(qtbot, qloop):
     try:
         session.open_rooms()
         assert session.library is not None and session.randomizer is not None
-        session.library.bias_changed.emit(RandomizerBias(wildcard_weights={"hair": {"red": 3.0}}))
+        session.library.preset_actions.bias_changed.emit(
+            RandomizerBias(wildcard_weights={"hair": {"red": 3.0}}))
         assert session.randomizer.spec.wildcard_weights == {"hair": {"red": 3.0}}
-        session.library.clear_bias()
+        session.library.preset_actions.clear_bias()
         assert session.randomizer.spec.wildcard_weights == {}
     finally:
         closing = asyncio.ensure_future(session.aclose())

@@ -91,7 +91,7 @@ def test_aclose_still_closes_the_store_when_the_loop_has_stopped(qapp, tmp_path)
     assert c._store is None
     closed = False
     try:
-        store.revision()
+        store.reads.revision()
     except Exception:
         closed = True
     assert closed

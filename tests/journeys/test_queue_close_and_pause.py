@@ -21,10 +21,10 @@ def answer_close(qtbot, journey, answer: str) -> None:
     """Close the window; it asks about the queued work; click *answer*'s button."""
     window = journey.window
     window.close()
-    qtbot.waitUntil(lambda: window.close_question is not None
-                    and window.close_question.isVisible(), timeout=3000)
+    qtbot.waitUntil(lambda: window.closing.question is not None
+                    and window.closing.question.isVisible(), timeout=3000)
     assert window.isVisible(), "nothing closes before the user answers"
-    qtbot.mouseClick(window.close_question_button(answer), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.closing.button(answer), Qt.MouseButton.LeftButton)
 
 
 def test_close_asks_and_stop_and_resume_next_time_resumes(qtbot, journey, fake_process):
@@ -36,7 +36,7 @@ def test_close_asks_and_stop_and_resume_next_time_resumes(qtbot, journey, fake_p
 
     # Cancel: the window stays open and the queue goes on.
     answer_close(qtbot, journey, "cancel")
-    qtbot.waitUntil(lambda: window.close_question is None, timeout=3000)
+    qtbot.waitUntil(lambda: window.closing.question is None, timeout=3000)
     assert window.isVisible() and window.session.queue.running
     text = bar_says(window.commands)
     assert text.startswith("Running “a lighthouse at dusk” · image "), text

@@ -110,9 +110,9 @@ def test_a_rated_learning_run_and_its_insight_are_there_after_a_restart(qtbot, j
     panel.images_spin.setValue(3)
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     learning = window.session.learning
-    qtbot.waitUntil(lambda: learning.running, timeout=5000)
-    qtbot.waitUntil(lambda: not learning.running, timeout=60000)
-    assert learning.run_result.state.value == "completed", learning.run_result.message
+    qtbot.waitUntil(lambda: learning.runs.running, timeout=5000)
+    qtbot.waitUntil(lambda: not learning.runs.running, timeout=60000)
+    assert learning.runs.run_result.state.value == "completed", learning.runs.run_result.message
 
     # Low steps get 1–2 stars, high steps 4–5, by keyboard in the comparison grid.
     wanted = {0: [1, 2, 1], 1: [2, 1, 2], 2: [4, 4, 5], 3: [5, 5, 4]}
@@ -122,20 +122,20 @@ def test_a_rated_learning_run_and_its_insight_are_there_after_a_restart(qtbot, j
         for row in range(3):
             view.select(row, column)
             qtbot.keyClick(view, Qt.Key(Qt.Key.Key_0 + wanted[column][row]))
-    qtbot.waitUntil(lambda: learning.insights is not None
-                    and learning.insights.parameter("steps") is not None
-                    and learning.insights.parameter("steps").conclusive, timeout=20000)
+    qtbot.waitUntil(lambda: learning.insights.current is not None
+                    and learning.insights.current.parameter("steps") is not None
+                    and learning.insights.current.parameter("steps").conclusive, timeout=20000)
     said = panel.insights.summary_text()
     assert "10–12 steps scores higher than 4–6" in said
     # The gallery shows the grid's stars too: one rating, read by every view.
-    cell = learning.run_result.cell(2, 3)
+    cell = learning.runs.run_result.cell(2, 3)
     qtbot.waitUntil(lambda: gallery_row(window, cell.path)[0] == "★★★★", timeout=5000)
 
     window = journey.restart()
     learning, panel = window.session.learning, window.learning_panel
     qtbot.waitUntil(lambda: "10–12 steps scores higher than 4–6" in panel.insights.summary_text(),
                     timeout=10000)
-    assert learning.insights.parameter("steps").conclusive
+    assert learning.insights.current.parameter("steps").conclusive
     assert "Steps: 12" in panel.insights.recommendation.text()
     qtbot.waitUntil(lambda: window.gallery_panel.model.rowCount() == 12, timeout=10000)
     assert gallery_row(window, cell.path)[0] == "★★★★"

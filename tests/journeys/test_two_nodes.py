@@ -15,7 +15,7 @@ from tests.journeys.conftest import bar_says, images_on_disk, item_states, queue
 
 def items():
     with QueueStore(AppPaths.default().database_file) as store:
-        return store.items()
+        return store.reads.items()
 
 
 def test_a_node_killed_mid_batch_leaves_every_image_made_once(qtbot, journey, fake_process):

@@ -36,13 +36,13 @@ def main() -> int:
         if not session.rooms_ready:
             QTimer.singleShot(10, start)
             return
-        if not session.learning.start_learning_run("steps", "4, 5, 6, 7", images_per_value=3,
+        if not session.learning.runs.start_learning_run("steps", "4, 5, 6, 7", images_per_value=3,
                                                    pack="Crash", base=base):
             print(f"learning run did not start: {session.learning.error}", file=sys.stderr,
                   flush=True)
             app.exit(2)
             return
-        print(session.learning.run_result.run_id, flush=True)
+        print(session.learning.runs.run_result.run_id, flush=True)
 
     session.start()
     QTimer.singleShot(0, start)

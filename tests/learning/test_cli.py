@@ -64,3 +64,113 @@ def test_summary_says_the_learning_mode_in_settings(capsys):
     save_settings(AppPaths.default(), AppSettings(learning_mode=LearningMode.off))
     assert main(["learning", "summary"]) == 0
     assert "Learning mode: off (new images are not recorded)" in capsys.readouterr().out
+
+
+def test_insights_and_recommend_print_json_for_scripts(tmp_path, capsys):
+    import json
+
+    db = tmp_path / "db.sqlite"
+    with LearningStore(db) as store:
+        store.add_records(synthetic_records(150, packs=("Portraits",)))
+    assert main(["learning", "--db", str(db), "insights", "--pack", "Portraits", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["pack"] == "Portraits" and data["rated"] == 150
+    steps = next(p for p in data["parameters"] if p["parameter"] == "steps")
+    assert steps["conclusive"] and steps["best_values"] == ["30", "35"]
+    assert [v["value"] for v in steps["values"]] == ["15", "20", "25", "30", "35"]
+    assert set(steps["values"][0]) == {"value", "label", "n", "mean", "low", "high"}
+    assert data["lines"][0] == steps["summary"]
+
+    assert main(["learning", "--db", str(db), "recommend", "--pack", "Portraits", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["pack"] == "Portraits" and data["saved"] is None
+    assert [c["parameter"] for c in data["changes"]] == ["steps"]
+    assert data["preset"] == {"txt2img": {"steps": int(data["changes"][0]["value"])}}
+
+    assert main(["learning", "--db", str(db), "recommend", "--pack", "Nothing", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["changes"] == []
+
+
+def test_recommend_says_how_sure_each_value_is(tmp_path, capsys):
+    import json
+
+    db = tmp_path / "db.sqlite"
+    with LearningStore(db) as store:
+        store.add_records(synthetic_records(150, packs=("Portraits",)))
+    assert main(["learning", "--db", str(db), "recommend", "--pack", "Portraits", "--json"]) == 0
+    change = json.loads(capsys.readouterr().out)["changes"][0]
+    assert change["parameter"] == "steps" and 0.5 < change["confidence"] <= 1.0
+    assert main(["learning", "--db", str(db), "recommend", "--pack", "Portraits"]) == 0
+    assert f"# Steps: {change['value']} ({change['confidence']:.0%} sure) — " in capsys.readouterr().out
+
+
+def test_next_says_what_to_run_and_queues_it_as_a_learning_run(tmp_path, capsys):
+    import json
+
+    from stablenew.cluster.jobs import JobKind
+    from stablenew.cluster.queue_store import QueueStore
+
+    db = tmp_path / "db.sqlite"
+    assert main(["learning", "--db", str(db), "next"]) == 0
+    assert capsys.readouterr().out == ("No rated images yet. A 9-image run at 20, 25 and 30 steps "
+                                       "is a good start.\n")
+    assert main(["learning", "--db", str(db), "next", "--queue"]) == 1
+    assert "--base" in capsys.readouterr().err
+
+    with LearningStore(db) as store:
+        store.add_records(synthetic_records(60, packs=("Portraits",)))
+    assert main(["learning", "--db", str(db), "next", "--pack", "Portraits", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["images"] == 9 and len(data["values"]) == 3 and data["queued"] is None
+    assert data["text"].startswith(data["evidence"])
+
+    out = tmp_path / "images"
+    assert main(["learning", "--db", str(db), "next", "--pack", "Portraits", "--queue",
+                 "--output", str(out), "--json"]) == 0
+    queued = json.loads(capsys.readouterr().out)["queued"]
+    with QueueStore(db) as queue:
+        job = queue.reads.get_job(queued["job"])
+        items = queue.reads.items(job.id)
+        assert job.kind is JobKind.learning and job.origin.learning_run_id == queued["learning_run"]
+        assert len(items) == 9 and job.origin.pack == "Portraits"
+        configs = [queue.reads.config_for(item) for item in items]
+    # The base is the pack's best-rated image: its prompt, with the chosen setting varied.
+    assert {c.txt2img.prompt for c in configs} == {"portrait of a woman"}
+    with LearningStore(db) as store:
+        run = store.load_run(queued["learning_run"])
+    assert run["state"] == "running" and run["job_id"] == queued["job"]
+    assert run["parameter"] == data["parameter"]
+
+
+def test_choose_keeps_a_side_by_side_choice(tmp_path, capsys):
+    db = tmp_path / "db.sqlite"
+    a, b = image_record(tmp_path / "out", 0), image_record(tmp_path / "out", 1)
+    with LearningStore(db) as store:
+        store.add_records([LearningRecord.from_image_record(a), LearningRecord.from_image_record(b)])
+    assert main(["learning", "--db", str(db), "choose", str(b.path), str(a.path)]) == 0
+    assert capsys.readouterr().out == f"Kept: {b.path} is better than {a.path}.\n"
+    assert main(["learning", "--db", str(db), "choose", "1", "2", "--same"]) == 0
+    assert "equally good" in capsys.readouterr().out
+    assert main(["learning", "--db", str(db), "choose", "1", "1"]) == 1
+    assert "cannot be compared with itself" in capsys.readouterr().err
+    with LearningStore(db) as store:
+        assert [(c.winner_path, c.same) for c in store.choices()] == [(str(b.path), False),
+                                                                       (str(a.path), True)]
+
+
+def test_taste_prints_each_settings_effect_with_its_uncertainty(tmp_path, capsys):
+    import json
+
+    db = tmp_path / "db.sqlite"
+    with LearningStore(db) as store:
+        store.add_records(synthetic_records(150, packs=("Portraits",)))
+    assert main(["learning", "--db", str(db), "taste", "--pack", "Portraits"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("From 150 ratings and 0 choices in pack 'Portraits':\n")
+    assert "- Steps: best 3" in out and "stars between best and worst" in out
+    assert "    15 steps" in out and " ± " in out
+    assert main(["learning", "--db", str(db), "taste", "--pack", "Portraits", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    steps = next(p for p in data["parameters"] if p["parameter"] == "steps")
+    assert [b["values"] for b in steps["bins"]] == [["15"], ["20"], ["25"], ["30"], ["35"]]
+    assert steps["best"] in ("30", "35") and all(b["sd"] > 0 for b in steps["bins"])

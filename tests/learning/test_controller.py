@@ -86,7 +86,7 @@ async def test_rating_and_tagging_through_the_controller_update_the_store(contro
     await _settle(controller)
     changed, insights = [], []
     controller.record_changed.connect(changed.append)
-    controller.insights_changed.connect(insights.append)
+    controller.insights.insights_changed.connect(insights.append)
     path = result.records[0].path
     controller.rate(path, 4)
     controller.tag(path, "Too Noisy")
@@ -117,12 +117,12 @@ async def test_a_record_hook_from_another_thread_is_stored(controller, tmp_path,
 async def test_learning_run_five_values_two_seeds(controller, tmp_path):
     controller.set_mode(LearningMode.active)
     progress, runs = [], []
-    controller.progress_changed.connect(lambda text, _f: progress.append(text))
-    controller.run_changed.connect(runs.append)
-    assert controller.start_learning_run("steps", "4, 6, 8, 10, 12", images_per_value=2, pack="Foxes")
-    assert controller.running
-    await _settle(controller, lambda: not controller.running, timeout=30)
-    result = controller.run_result
+    controller.runs.progress_changed.connect(lambda text, _f: progress.append(text))
+    controller.runs.run_changed.connect(runs.append)
+    assert controller.runs.start_learning_run("steps", "4, 6, 8, 10, 12", images_per_value=2, pack="Foxes")
+    assert controller.runs.running
+    await _settle(controller, lambda: not controller.runs.running, timeout=30)
+    result = controller.runs.run_result
     assert result.state is RunState.completed, (result.message, controller.errors_seen)
     assert len(result.cells) == 10 and all(c.path for c in result.cells)
     assert "Learning run: steps — 3 of 5 values" in progress
@@ -145,33 +145,33 @@ async def test_learning_run_five_values_two_seeds(controller, tmp_path):
     assert [by_path[result.cell(0, c).path].config.txt2img.steps for c in range(5)] == [4, 6, 8, 10, 12]
     assert saved["state"] == "completed" and len(saved["cells"]) == 10
     # Rating a grid image shows up in the grid, the store and the run's scores.
-    controller.pick_best(1, 3)
-    await _settle(controller, lambda: controller.run_result.cell(1, 3).rating == 5)
-    assert controller.run_result.best == {1: 3}
-    assert controller.run_result.scores()[3].picked == 1
+    controller.runs.pick_best(1, 3)
+    await _settle(controller, lambda: controller.runs.run_result.cell(1, 3).rating == 5)
+    assert controller.runs.run_result.best == {1: 3}
+    assert controller.runs.run_result.scores()[3].picked == 1
 
 
 async def test_learning_runs_need_active_mode_and_a_valid_plan(controller):
-    assert not controller.start_learning_run("steps")
+    assert not controller.runs.start_learning_run("steps")
     assert "Active" in controller.errors_seen[-1].message
     controller.set_mode("active")
-    assert not controller.start_learning_run("steps", "20, 20")
+    assert not controller.runs.start_learning_run("steps", "20, 20")
     assert "listed twice" in controller.errors_seen[-1].message
-    assert not controller.running
+    assert not controller.runs.running
 
 
 @pytest.mark.parametrize("how", ["stop", "learning off"])
 async def test_cancelling_a_learning_run_stops_it(controller, sd_backend, tmp_path, how):
     controller.set_mode(LearningMode.active)
-    assert controller.start_learning_run("cfg", "3, 5, 7, 9", images_per_value=3)
+    assert controller.runs.start_learning_run("cfg", "3, 5, 7, 9", images_per_value=3)
     await asyncio.sleep(0.05)
     if how == "stop":
-        controller.cancel_learning_run()
+        controller.runs.cancel_learning_run()
     else:
         controller.set_mode(LearningMode.off)
-    await _settle(controller, lambda: not controller.running, timeout=20)
-    assert controller.run_result.state is RunState.cancelled
-    assert sum(1 for c in controller.run_result.cells if c.path) < 12
+    await _settle(controller, lambda: not controller.runs.running, timeout=20)
+    assert controller.runs.run_result.state is RunState.cancelled
+    assert sum(1 for c in controller.runs.run_result.cells if c.path) < 12
 
 
 async def test_the_mode_lives_in_the_settings_written_off_the_qt_thread(tmp_path, qapp, monkeypatch):
@@ -228,7 +228,7 @@ async def test_outputs_removed_by_the_queue_are_forgotten(controller, tmp_path):
         controller.on_image_record(image)
     await _settle(controller)
     controller.on_outputs_removed([images[0].path, tmp_path / "never-recorded.png"])
-    controller._worker.submit(lambda store: None).result(timeout=5)  # queued work is done
+    controller.worker.submit(lambda store: None).result(timeout=5)  # queued work is done
     with _store(tmp_path) as store:
         assert sorted(r.path for r in store.records()) == sorted(str(i.path) for i in images[1:])
 
@@ -260,9 +260,9 @@ async def test_an_unreachable_server_fails_the_run_visibly(tmp_path, qapp):
     ctl = LearningController(tmp_path / "db.sqlite", backend=backend, base_config=small_config,
                              mode="active", remember_mode=False)
     try:
-        assert ctl.start_learning_run("cfg", "5, 7")
-        await _settle(ctl, lambda: not ctl.running)
-        assert ctl.run_result.state is RunState.failed
+        assert ctl.runs.start_learning_run("cfg", "5, 7")
+        await _settle(ctl, lambda: not ctl.runs.running)
+        assert ctl.runs.run_result.state is RunState.failed
         assert "Nothing answers" in ctl.error.message
     finally:
         await ctl.aclose()

@@ -24,6 +24,7 @@ def _store_with_records(tmp_path):
         if i == 0:
             store.rate(record.id, 5)
             store.tag(record.id, "too smooth")
+    store.record_choice("run-1:1", "run-1:0", source="which is better")
     return store
 
 
@@ -32,10 +33,13 @@ def test_bundle_holds_jsonl_csv_readme_and_no_credentials(tmp_path):
         summary = export_bundle(store, tmp_path / "bundle.zip")
     assert summary.records == 3 and summary.images_missing == 1 and summary.images_copied == 0
     with zipfile.ZipFile(summary.path) as zf:
-        assert sorted(zf.namelist()) == ["README.md", "records.csv", "records.jsonl"]
+        assert sorted(zf.namelist()) == ["README.md", "choices.jsonl", "records.csv",
+                                         "records.jsonl"]
         raw = {name: zf.read(name).decode("utf-8-sig") for name in zf.namelist()}
     for name, text in raw.items():
         assert SECRET not in text and "alice" not in text, name
+    choices = [json.loads(line) for line in raw["choices.jsonl"].splitlines()]
+    assert [(c["winner"], c["loser"], c["same"]) for c in choices] == [("run-1:1", "run-1:0", False)]
     lines = [json.loads(line) for line in raw["records.jsonl"].splitlines()]
     assert [r["image_index"] for r in lines] == [0, 1, 2]
     assert lines[0]["rating"] == 5 and lines[0]["tags"] == ["too smooth"]

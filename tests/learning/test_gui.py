@@ -43,10 +43,10 @@ async def test_learning_run_rated_by_keyboard_shows_an_insight(qtbot, tmp_path, 
         panel.images_spin.setValue(3)
         panel.pack_edit.setText("Foxes")
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
-        assert controller.running and not panel.start_button.isEnabled()
-        await _until(controller, lambda: not controller.running)
+        assert controller.runs.running and not panel.start_button.isEnabled()
+        await _until(controller, lambda: not controller.runs.running)
         view = panel.comparison
-        run = controller.run_result
+        run = controller.runs.run_result
         assert run.state.value == "completed", run.message
         assert panel.tabs.currentWidget() is view
         assert "4 of 4 values" in panel.progress_label.text()
@@ -65,10 +65,10 @@ async def test_learning_run_rated_by_keyboard_shows_an_insight(qtbot, tmp_path, 
         qtbot.keyClick(view, Qt.Key.Key_Up)
         assert view.selected == (0, 3)
         qtbot.keyClick(view, Qt.Key.Key_B)  # best of the first row
-        await _until(controller, lambda: controller.insights is not None
-                     and controller.insights.parameter("steps") is not None
-                     and controller.insights.parameter("steps").conclusive)
-        ratings = {(c.row, c.column): c.rating for c in controller.run_result.cells}
+        await _until(controller, lambda: controller.insights.current is not None
+                     and controller.insights.current.parameter("steps") is not None
+                     and controller.insights.current.parameter("steps").conclusive)
+        ratings = {(c.row, c.column): c.rating for c in controller.runs.run_result.cells}
         assert ratings == {(r, c): wanted[c][r] for c in range(4) for r in range(3)}
         assert [b.text() for b in view._cards[(0, 3)].stars.buttons] == ["★"] * 5
         assert [b.text() for b in view._cards[(0, 0)].stars.buttons] == ["★"] + ["☆"] * 4
@@ -89,7 +89,7 @@ async def test_learning_run_rated_by_keyboard_shows_an_insight(qtbot, tmp_path, 
         view.tag_selected()
         await _until(controller, lambda: "too noisy" in view._cards[(0, 3)].caption.text())
 
-        controller.export(tmp_path / "out.zip")
+        controller.insights.export(tmp_path / "out.zip")
         await _until(controller, lambda: (tmp_path / "out.zip").exists())
         with zipfile.ZipFile(tmp_path / "out.zip") as zf:
             assert len(zf.read("records.jsonl").splitlines()) == 12
@@ -134,26 +134,26 @@ async def test_a_lora_weight_run_from_the_panel(qtbot, tmp_path, sd_backend):
         panel.values_edit.setText("0.5, 0.9")
         panel.images_spin.setValue(1)
         assert panel.start()
-        await _until(controller, lambda: not controller.running)
-        run = controller.run_result
+        await _until(controller, lambda: not controller.runs.running)
+        run = controller.runs.run_result
         assert run.state.value == "completed" and run.parameter == "lora:film_grain"
         assert panel.comparison._cards.keys() == {(0, 0), (0, 1)}
         assert "film_grain weight" in panel.comparison.grid.itemAtPosition(0, 1).widget().text()
         # Stars can be clicked too; clicking the same star again clears the rating.
         stars = panel.comparison._cards[(0, 1)].stars.buttons
         qtbot.mouseClick(stars[3], Qt.MouseButton.LeftButton)
-        await _until(controller, lambda: controller.run_result.cell(0, 1).rating == 4)
+        await _until(controller, lambda: controller.runs.run_result.cell(0, 1).rating == 4)
         assert [b.text() for b in stars] == ["★", "★", "★", "★", "☆"]
         qtbot.mouseClick(stars[3], Qt.MouseButton.LeftButton)
-        await _until(controller, lambda: controller.run_result.cell(0, 1).rating is None)
+        await _until(controller, lambda: controller.runs.run_result.cell(0, 1).rating is None)
         # The finished run is listed among the earlier runs and opens again from there.
         await _until(controller, lambda: panel.comparison.earlier.count() == 2)
         assert "LoRA film_grain weight" in panel.comparison.earlier.itemText(1)
-        controller._set_run(None)
+        controller.runs._set_run(None)
         assert not panel.comparison._cards
         panel.comparison._open_earlier(1)
-        await _until(controller, lambda: controller.run_result is not None)
-        assert controller.run_result == run and len(panel.comparison._cards) == 2
+        await _until(controller, lambda: controller.runs.run_result is not None)
+        assert controller.runs.run_result == run and len(panel.comparison._cards) == 2
     finally:
         await controller.aclose()
 
@@ -188,7 +188,7 @@ async def test_a_learning_run_with_no_prompt_is_refused_in_plain_words(qtbot, tm
     panel.show()
     try:
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
-        assert not controller.running
+        assert not controller.runs.running
         assert panel.notice.isVisible()
         assert panel.notice.message.startswith("A learning run needs a prompt.")
     finally:

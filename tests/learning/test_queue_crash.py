@@ -53,7 +53,7 @@ def test_sigkill_mid_learning_run_then_the_queue_finishes_it(isolated_home, qtbo
                                what="the window's learning run")
         assert 4 <= killed_at < TOTAL, f"killed after {killed_at}: not mid-run"
         with QueueStore(paths.database_file) as store:
-            (job,) = store.list_jobs()
+            (job,) = store.reads.list_jobs()
         assert job.kind is JobKind.learning and job.origin.pack == "Crash"
         run_id = job.origin.learning_run_id
         assert run_id and run_id.startswith("learn-")
@@ -68,7 +68,7 @@ def test_sigkill_mid_learning_run_then_the_queue_finishes_it(isolated_home, qtbo
         assert restart.returncode == 0, restart.stdout + restart.stderr
 
     with QueueStore(paths.database_file) as store:
-        items = store.items(job.id)
+        items = store.reads.items(job.id)
     assert len(items) == TOTAL and all(i.state is ItemState.done for i in items)
     outputs = sorted(o for i in items for o in i.outputs)
     assert len(set(outputs)) == TOTAL
@@ -80,9 +80,9 @@ def test_sigkill_mid_learning_run_then_the_queue_finishes_it(isolated_home, qtbo
 
     learning = LearningController(paths.database_file, mode="passive", remember_mode=False)
     shown = []
-    learning.run_changed.connect(shown.append)
+    learning.runs.run_changed.connect(shown.append)
     try:
-        learning.open_run(run_id)
+        learning.runs.open_run(run_id)
         qtbot.waitUntil(lambda: bool(shown), timeout=10000)
         result = shown[-1]
         assert result.state is RunState.completed, result.message

@@ -57,19 +57,19 @@ def test_a_learning_run_is_an_interactive_queue_job_recorded_once(qtbot, qloop,
         learning.record_stored.connect(stored.append)
         gallery_paths = []
         session.queued_image_saved.connect(lambda r: gallery_paths.append(str(r.path)))
-        session.queue.pause()  # a pause holds batches back, not the comparison the user waits for
+        session.queue.edits.pause()  # a pause holds batches back, not the comparison the user waits for
         qtbot.waitUntil(lambda: session.queue.paused, timeout=5000)
-        assert learning.start_learning_run("steps", "3, 5, 7", images_per_value=2, pack="Foxes",
+        assert learning.runs.start_learning_run("steps", "3, 5, 7", images_per_value=2, pack="Foxes",
                                            base=small_config())
-        qtbot.waitUntil(lambda: not learning.running, timeout=20000)
-        result = learning.run_result
+        qtbot.waitUntil(lambda: not learning.runs.running, timeout=20000)
+        result = learning.runs.run_result
         assert result.state is RunState.completed, (result.message, learning.error)
         assert all(c.path for c in result.cells) and len(result.cells) == 6
         assert fake_sdwebui_thread.images_generated == 6
 
         with _queue_store() as store:
-            (job,) = store.list_jobs()
-            items = store.items(job.id)
+            (job,) = store.reads.list_jobs()
+            items = store.reads.items(job.id)
         assert job.id == result.job_id and job.kind is JobKind.learning
         assert job.origin.learning_run_id == result.run_id and job.origin.pack == "Foxes"
         assert job.priority == INTERACTIVE_PRIORITY
@@ -86,7 +86,7 @@ def test_a_learning_run_is_an_interactive_queue_job_recorded_once(qtbot, qloop,
         # The job is over, so every record hook has been called. A no-op through the store's
         # writer (first in, first out) finishes after every write they queued; what those
         # writes announced is then delivered by one pass of the event loop.
-        learning._worker.submit(lambda _store: None).result(timeout=5)
+        learning.worker.submit(lambda _store: None).result(timeout=5)
         QApplication.processEvents()
         assert Counter(r.path for r in stored) == Counter({path: 1 for path in outputs})
         with _learning_store() as store:
@@ -103,8 +103,8 @@ def test_a_learning_run_is_an_interactive_queue_job_recorded_once(qtbot, qloop,
         assert saved["state"] == "completed" and saved["job_id"] == job.id
         assert sorted(gallery_paths) == outputs, "the gallery shows them as any queued image"
         # A pick in the grid rates the record the queue made.
-        learning.pick_best(1, 2)
-        qtbot.waitUntil(lambda: learning.run_result.cell(1, 2).rating == 5, timeout=5000)
+        learning.runs.pick_best(1, 2)
+        qtbot.waitUntil(lambda: learning.runs.run_result.cell(1, 2).rating == 5, timeout=5000)
         with _learning_store() as store:
             assert store.get(result.cell(1, 2).path).rating == 5
     finally:
@@ -122,20 +122,20 @@ def test_cancel_in_the_learning_panel_stops_the_job_and_interrupts_the_server(
     qtbot.addWidget(panel)
     try:
         base = small_config(**{"txt2img.steps": 30})
-        assert learning.start_learning_run("cfg", "3, 5, 7, 9", images_per_value=2, base=base)
+        assert learning.runs.start_learning_run("cfg", "3, 5, 7, 9", images_per_value=2, base=base)
         # Once the first image is done (the bar moved), the second one is at the server.
-        qtbot.waitUntil(lambda: learning.progress[1] > 0, timeout=15000)
+        qtbot.waitUntil(lambda: learning.runs.progress[1] > 0, timeout=15000)
         started = time.monotonic()
         panel.stop_button.click()
-        qtbot.waitUntil(lambda: not learning.running, timeout=10000)
+        qtbot.waitUntil(lambda: not learning.runs.running, timeout=10000)
         assert time.monotonic() - started < 5, "the image at the server was not waited for"
         assert fake_sdwebui_thread.interrupts, "the interrupt reached the server"
-        result = learning.run_result
+        result = learning.runs.run_result
         assert result.state is RunState.cancelled
         assert 1 <= sum(1 for c in result.cells if c.path) < 8
         with _queue_store() as store:
-            (job,) = store.list_jobs()
-            states = Counter(i.state for i in store.items(job.id))
+            (job,) = store.reads.list_jobs()
+            states = Counter(i.state for i in store.reads.items(job.id))
         assert job.origin.learning_run_id == result.run_id
         assert states[ItemState.cancelled] >= 1 and not states[ItemState.queued]
         assert states[ItemState.done] == sum(1 for c in result.cells if c.path)

@@ -158,7 +158,7 @@ def test_packs_show_prompts_apply_with_default_preset_and_follow_the_disk(qtbot,
     assert (applied.txt2img.prompt, applied.txt2img.negative_prompt) == ("a harbour at night", "fog")
     assert applied.txt2img.width == 1024  # the default preset came with it
 
-    configs, wildcards = controller.pack_run_configs(controller.packs()[0].key)
+    configs, wildcards = controller.pack_actions.pack_run_configs(controller.packs()[0].key)
     assert [c.txt2img.prompt for c in configs] == ["a harbour at dawn", "a harbour at night"]
     assert wildcards is None
 
@@ -177,7 +177,7 @@ def test_profiles_apply_and_emit_the_bias(qtbot, setup):
     controller.refresh()
     qtbot.waitUntil(lambda: names(panel.profiles) == ["Mira"], timeout=WAIT_MS)
     select(panel.profiles, "Mira")
-    with qtbot.waitSignal(controller.bias_changed, timeout=WAIT_MS) as blocker:
+    with qtbot.waitSignal(controller.preset_actions.bias_changed, timeout=WAIT_MS) as blocker:
         panel.apply_selected(ItemKind.profile)
     assert cards.loaded[-1].txt2img.prompt == "a captain <lora:mira:0.8>"
     assert blocker.args[0].wildcard_weights == {"hair": {"silver": 3.0}}
@@ -265,7 +265,7 @@ def test_create_and_edit_a_profile_through_the_editor_fields(qtbot, setup):
     from stablenew.gui.panels.profile_dialog import ProfileDialog
 
     panel, controller, cards, paths = setup
-    form = controller.profile_form()
+    form = controller.preset_actions.profile_form()
     assert form["character"] == "a lighthouse"  # a new profile starts from the current prompt
     dialog = ProfileDialog(form)
     qtbot.addWidget(dialog)
@@ -278,7 +278,7 @@ def test_create_and_edit_a_profile_through_the_editor_fields(qtbot, setup):
     assert "character: a lighthouse" in saved and "storm: 3.0" in saved
 
     select(panel.profiles, "Keeper")
-    form = controller.profile_form(controller.profiles()[0].key)
+    form = controller.preset_actions.profile_form(controller.profiles()[0].key)
     assert (form["loras"], form["wildcard_weights"]) == ("oldman:0.6, film:1", "weather: storm=3, sun=0")
     bad = dict(form, loras="oldman:lots")
     panel.edit_profile(form=bad)

@@ -38,7 +38,8 @@ def test_apply_a_pack_and_run_every_prompt_times_the_plan(qtbot, qloop, tmp_path
     controller.set_current_config_provider(lambda: cards["config"])
     controller.config_applied.connect(lambda c: cards.__setitem__("config", c))
     # The randomizer panel's spec: one image per variant, seeds counting up from the base seed.
-    controller.set_randomizer(lambda: VariationSpec(seed_policy="increment", template="ignored {a|b}"))
+    controller.pack_actions.set_randomizer(
+        lambda: VariationSpec(seed_policy="increment", template="ignored {a|b}"))
     panel = LibraryPanel(controller)
     qtbot.addWidget(panel)
     controller.refresh()
@@ -46,7 +47,7 @@ def test_apply_a_pack_and_run_every_prompt_times_the_plan(qtbot, qloop, tmp_path
     panel.packs.setCurrentRow(0)
     qtbot.waitUntil(lambda: panel.prompts.count() == 2, timeout=WAIT_MS)
 
-    with qtbot.waitSignal(controller.pack_run_requested, timeout=WAIT_MS) as requested:
+    with qtbot.waitSignal(controller.pack_actions.pack_run_requested, timeout=WAIT_MS) as requested:
         panel.run_pack()
     applied = cards["config"]
     assert (applied.txt2img.width, applied.txt2img.seed) == (64, 42)

@@ -10,12 +10,9 @@ import pytest
 from stablenew.pipeline.cancel import CancelToken
 from stablenew.pipeline.config import PipelineConfig, StageName
 from stablenew.pipeline.events import RunStatus
-from stablenew.pipeline.infotext import (
-    build_infotext,
-    config_from_infotext,
-    parse_infotext,
-    read_image_metadata,
-)
+from stablenew.pipeline.infotext import parse_infotext, read_image_metadata
+from stablenew.pipeline.infotext_config import config_from_infotext
+from stablenew.pipeline.infotext_write import build_infotext
 from stablenew.pipeline.runner import PipelineRunner
 from stablenew.pipeline.stages import plan_stages, stage_units
 from tests.pipeline.conftest import small_config

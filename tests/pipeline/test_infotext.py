@@ -6,15 +6,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from stablenew.pipeline.config import PipelineConfig
-from stablenew.pipeline.infotext import (
-    build_infotext,
-    config_from_image,
-    config_from_infotext,
-    format_infotext,
-    model_name,
-    parse_infotext,
-    read_image_metadata,
-)
+from stablenew.pipeline.infotext import model_name, parse_infotext, read_image_metadata
+from stablenew.pipeline.infotext_config import config_from_image, config_from_infotext
+from stablenew.pipeline.infotext_write import build_infotext, format_infotext
 from stablenew.pipeline.outputs import write_png
 from tests.pipeline.memory_backend import png
 

@@ -270,7 +270,8 @@ async def test_when_a_later_stage_fails_anyway_the_earlier_image_is_kept_and_lab
 
 
 def test_the_img2img_keys_a_chained_image_carries_load_back():
-    from stablenew.pipeline.infotext import config_from_infotext, parse_infotext
+    from stablenew.pipeline.infotext import parse_infotext
+    from stablenew.pipeline.infotext_config import config_from_infotext
 
     text = ("a fox\nSteps: 4, Sampler: Euler a, CFG scale: 6, Seed: 1, Size: 64x64, "
             "Img2img denoising strength: 0.3, Img2img steps: 9, Img2img sampler: DPM++ 2M, "

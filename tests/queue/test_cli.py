@@ -24,7 +24,7 @@ def q(*args: str) -> int:
 
 
 def only_job(store: QueueStore):
-    (job,) = store.list_jobs()
+    (job,) = store.reads.list_jobs()
     return job
 
 
@@ -33,11 +33,11 @@ def test_add_list_and_report(config_file, tmp_path, capsys, isolated_home):
     assert "3 images" in capsys.readouterr().out
     assert q("add", str(config_file), "--count", "250", "--name", "many", "--priority", "2") == 0
     with QueueStore(isolated_home / "data" / "stablenew.db") as store:
-        jobs = store.list_jobs()
+        jobs = store.reads.list_jobs()
         assert [j.counts.total for j in jobs] == [250, 3]
         assert jobs[0].name == "many" and jobs[0].priority == 2
         assert jobs[1].output_dir.startswith(str(tmp_path / "out"))
-        assert [i.seed for i in store.items(jobs[1].id)] == [5, 6, 7]
+        assert [i.seed for i in store.reads.items(jobs[1].id)] == [5, 6, 7]
     capsys.readouterr()
     assert q("list") == 0
     out = capsys.readouterr().out
@@ -59,7 +59,7 @@ def test_add_a_preset_file(tmp_path, isolated_home, capsys):
     with QueueStore(isolated_home / "data" / "stablenew.db") as store:
         job = only_job(store)
         assert job.origin.preset == "Portrait" and job.name == "Portrait"
-        assert store.config_for(store.items(job.id)[0]).txt2img.height == 768
+        assert store.reads.config_for(store.reads.items(job.id)[0]).txt2img.height == 768
 
 
 def test_bad_file_names_file_line_and_field(tmp_path, capsys):
@@ -77,20 +77,20 @@ def test_operations_from_the_command_line(config_file, isolated_home, capsys):
     q("add", str(config_file))
     q("add", str(config_file), "--name", "second")
     with QueueStore(isolated_home / "data" / "stablenew.db") as store:
-        first, second = store.list_jobs()
-        assert q("pause") == 0 and store.is_paused()
-        assert q("resume") == 0 and not store.is_paused()
+        first, second = store.reads.list_jobs()
+        assert q("pause") == 0 and store.reads.is_paused()
+        assert q("resume") == 0 and not store.reads.is_paused()
         assert q("cancel", f"{first.id}/2") == 0
-        assert store.items(first.id)[1].state is ItemState.cancelled
+        assert store.reads.items(first.id)[1].state is ItemState.cancelled
         assert q("cancel", first.id[:6]) == 0
-        assert {i.state for i in store.items(first.id)} == {ItemState.cancelled}
+        assert {i.state for i in store.reads.items(first.id)} == {ItemState.cancelled}
         assert q("retry", first.id, "--cancelled") == 0
-        assert {i.state for i in store.items(first.id)} == {ItemState.queued}
+        assert {i.state for i in store.reads.items(first.id)} == {ItemState.queued}
         assert q("bump", second.id, "--by", "3") == 0
-        assert store.list_jobs()[0].id == second.id
+        assert store.reads.list_jobs()[0].id == second.id
         q("cancel", second.id)
         assert q("clear") == 0
-        assert [j.id for j in store.list_jobs()] == [first.id]
+        assert [j.id for j in store.reads.list_jobs()] == [first.id]
     capsys.readouterr()
     assert q("cancel", "nothere") == 1
     assert "no job" in capsys.readouterr().err
@@ -113,8 +113,8 @@ def test_add_a_prompt_pack_keeps_each_prompt_as_a_variant(tmp_path, isolated_hom
     with QueueStore(isolated_home / "data" / "stablenew.db") as store:
         job = only_job(store)
         assert job.origin.pack == "animals" and job.kind.value == "pack"
-        items = store.items(job.id)
-        configs = [store.config_for(i) for i in items]
+        items = store.reads.items(job.id)
+        configs = [store.reads.config_for(i) for i in items]
         # The owl prompt's {small|large} is expanded by the randomizer: three variants, two
         # images each, seeds counting up within a variant.
         assert [c.txt2img.prompt for c in configs] == [

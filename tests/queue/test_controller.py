@@ -89,27 +89,27 @@ def test_operations_reach_the_store(controller, qtbot, db):
                     timeout=WAIT)
     a, b, c = job_ids(controller)
     with qtbot.waitSignal(controller.paused_changed, timeout=WAIT):
-        controller.pause()
+        controller.edits.pause()
     assert controller.paused
-    controller.resume()
+    controller.edits.resume()
     qtbot.waitUntil(lambda: not controller.paused, timeout=WAIT)
-    controller.bump_priority(c)
+    controller.edits.bump_priority(c)
     qtbot.waitUntil(lambda: job_ids(controller) == [c, a, b], timeout=WAIT)
-    controller.move_job(b, 0)  # within the same priority: b before a
+    controller.edits.move_job(b, 0)  # within the same priority: b before a
     qtbot.waitUntil(lambda: job_ids(controller) == [c, b, a], timeout=WAIT)
     controller.cancel_job(a)
     qtbot.waitUntil(lambda: controller.count == 4, timeout=WAIT)
-    controller.retry_job(a)
+    controller.edits.retry_job(a)
     qtbot.waitUntil(lambda: controller.count == 6, timeout=WAIT)
     with QueueStore(db) as store:
-        item = store.items(b)[0]
-    controller.cancel_item(item.id)
+        item = store.reads.items(b)[0]
+    controller.edits.cancel_item(item.id)
     qtbot.waitUntil(lambda: controller.count == 5, timeout=WAIT)
-    controller.retry_item(item.id)
+    controller.edits.retry_item(item.id)
     qtbot.waitUntil(lambda: controller.count == 6, timeout=WAIT)
     controller.cancel_job(c)
     qtbot.waitUntil(lambda: controller.count == 4, timeout=WAIT)
-    controller.clear_finished()
+    controller.edits.clear_finished()
     qtbot.waitUntil(lambda: job_ids(controller) == [b, a], timeout=WAIT)
 
 
@@ -178,7 +178,7 @@ def test_cancel_in_flight_from_the_window(controller, qtbot, db):
         qtbot.waitUntil(lambda: len(fake.interrupts) >= 1, timeout=WAIT)
         qtbot.waitUntil(lambda: controller.count == 0, timeout=WAIT)
         with QueueStore(db) as store:
-            assert store.items(job_id)[0].state is ItemState.cancelled
+            assert store.reads.items(job_id)[0].state is ItemState.cancelled
         controller.stop_runner()
         qtbot.waitUntil(lambda: not controller.running, timeout=WAIT)
         close(backend, qtbot)
@@ -239,3 +239,39 @@ def test_format_eta():
     assert format_eta(42) == "42 s"
     assert format_eta(125) == "2 min 05 s"
     assert format_eta(7260) == "2 h 01 min"
+
+
+def test_two_callers_at_once_share_one_store(controller, qtbot, monkeypatch):
+    """The store keeps one connection per process: a refresh and an operation asking for it
+    while it is still being opened must get the same one, not open (and leak) a second."""
+    import threading
+
+    from stablenew.controller import queue_controller
+
+    opened: list[QueueStore] = []
+    first_opening, release = threading.Event(), threading.Event()
+
+    class SlowStore(QueueStore):
+        def __init__(self, *args, **kwargs):
+            opened.append(self)
+            first_opening.set()
+            release.wait(5)  # held open until the second caller has asked
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(queue_controller, "QueueStore", SlowStore)
+    asked = []
+
+    async def ask():
+        asked.append(True)  # set in the same step as store() reaches its first await
+        return await controller.store()
+
+    first = asyncio.ensure_future(ask())
+    qtbot.waitUntil(first_opening.is_set, timeout=WAIT)
+    second = asyncio.ensure_future(ask())
+    qtbot.waitUntil(lambda: len(asked) == 2, timeout=WAIT)
+    release.set()
+    qtbot.waitUntil(lambda: first.done() and second.done(), timeout=WAIT)
+    for store in opened:
+        if store is not controller._store:
+            store.close()  # the one that leaked (closed here so the test leaks nothing)
+    assert len(opened) == 1 and first.result() is second.result()

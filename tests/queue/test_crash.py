@@ -53,8 +53,8 @@ def test_sigkill_mid_batch_then_restart_finishes_every_image_exactly_once(isolat
         rendered = fake.images_generated
 
     with QueueStore(paths.database_file) as store:
-        assert store.integrity_ok(), "torn database"
-        items = store.items(job.id)
+        assert store.reads.integrity_ok(), "torn database"
+        items = store.reads.items(job.id)
         assert len(items) == TOTAL
         assert all(i.state is ItemState.done for i in items), [i for i in items if i.state != "done"]
         outputs = [o for i in items for o in i.outputs]
@@ -108,7 +108,7 @@ def test_ctrl_c_stops_cleanly_and_gives_the_running_images_back(isolated_home):
         assert "went back in the queue" in stdout
         assert fake.interrupts, "the server's job was interrupted, not left running"
     with QueueStore(paths.database_file) as store:
-        items = store.items(job.id)
+        items = store.reads.items(job.id)
         assert [(i.state, i.attempts) for i in items] == [(ItemState.queued, 0)] * 3
-        assert store.integrity_ok()
+        assert store.reads.integrity_ok()
     assert not list(out.glob("*.png")), "no partial image of a stopped item stays behind"

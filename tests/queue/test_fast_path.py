@@ -26,15 +26,15 @@ def test_complete_and_claim_records_the_image_and_hands_out_the_next_in_one_comm
     job = store.add_job(cfg(3), output_dir=tmp_path / "out")
     first = store.claim_next("n1", start=True)
     assert first is not None and first.item.index == 0 and first.item.state is ItemState.running
-    before = store.revision()
+    before = store.reads.revision()
     done, unfinished, upcoming = store.complete_and_claim(first.item.id, first.lease, ["a.png"], "n1",
                                                           job_id=job.id)
     assert (done, unfinished) == (True, True)
-    assert store.revision() == before + 1  # both moves, one transaction
+    assert store.reads.revision() == before + 1  # both moves, one transaction
     assert upcoming is not None and upcoming.item.index == 1
     assert upcoming.item.state is ItemState.running and upcoming.item.node == "n1"
     assert upcoming.config.txt2img.seed == 8 and upcoming.config.txt2img.batch_count == 1
-    states = {i.index: (i.state, i.outputs) for i in store.items(job.id)}
+    states = {i.index: (i.state, i.outputs) for i in store.reads.items(job.id)}
     assert states[0] == (ItemState.done, ("a.png",))
     assert states[1][0] is ItemState.running and states[2][0] is ItemState.queued
 
@@ -46,12 +46,12 @@ def test_complete_and_claim_keeps_the_lease_guard_and_respects_pause(store, tmp_
     assert store.cancel_item(claim.item.id)
     done, unfinished, upcoming = store.complete_and_claim(claim.item.id, claim.lease, ["x"], "n1")
     assert done is False and unfinished is True
-    assert store.get_item(claim.item.id).state is ItemState.cancelled  # not overwritten
+    assert store.reads.get_item(claim.item.id).state is ItemState.cancelled  # not overwritten
     assert upcoming is not None
     store.set_paused(True)
     done, unfinished, nothing = store.complete_and_claim(upcoming.item.id, upcoming.lease, ["y"], "n1")
     assert done and unfinished and nothing is None  # paused: the image is kept, nothing new starts
-    assert [i.state for i in store.items()].count(ItemState.queued) == 1
+    assert [i.state for i in store.reads.items()].count(ItemState.queued) == 1
 
 
 @pytest.mark.parametrize("pass_job_id", [True, False])
@@ -74,11 +74,11 @@ def test_call_nowait_refuses_while_another_connection_writes_and_does_nothing(st
     other = sqlite3.connect(tmp_path / "q.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
-        before = store.revision()
+        before = store.reads.revision()
         with pytest.raises(StoreBusy):
             store.call_nowait(store.claim_next, "n1", start=True)
-        assert all(i.state is ItemState.queued for i in store.items())
-        assert store.revision() == before
+        assert all(i.state is ItemState.queued for i in store.reads.items())
+        assert store.reads.revision() == before
         # An ordinary call still waits for the writer (the no-wait setting does not stick).
         got: list = []
         waiter = threading.Thread(target=lambda: got.append(store.claim_next("n1", start=True)))
@@ -99,7 +99,7 @@ def test_call_nowait_refuses_while_another_thread_holds_the_store(store, tmp_pat
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with store._lock:
+        with store._db._lock:
             held.set()
             release.wait(5)
 
@@ -140,7 +140,7 @@ async def test_the_runner_falls_back_to_its_database_thread_while_another_writer
         other.close()
         await backend.aclose()
     assert summary.done == 6
-    items = store.items(job.id)
+    items = store.reads.items(job.id)
     assert all(i.state is ItemState.done and len(i.outputs) == 1 for i in items)
     assert item_prefixes(tmp_path / "out") == sorted(i.name_prefix for i in items)
 
@@ -159,13 +159,13 @@ def test_the_one_statement_claim_picks_what_the_filtered_scan_picks(tmp_path):
         for s in stores:
             for priority, pin, count in plan:
                 s.add_job(cfg(count), priority=priority, node_pin=pin, output_dir=tmp_path)
-        ids = [i.id for i in stores[0].items()]
+        ids = [i.id for i in stores[0].reads.items()]
         waiting = set(rng.sample(ids, k=len(ids) // 3))
         finished = set(rng.sample(ids, k=len(ids) // 4)) - waiting
         for s in stores:
-            s._db.executemany("UPDATE queue_items SET not_before = ? WHERE id = ?",
+            s._db._db.executemany("UPDATE queue_items SET not_before = ? WHERE id = ?",
                               [(now + 50, i) for i in waiting])
-            s._db.executemany("UPDATE queue_items SET state = 'done' WHERE id = ?",
+            s._db._db.executemany("UPDATE queue_items SET state = 'done' WHERE id = ?",
                               [(i,) for i in finished])
         fast, scan = stores
         order_fast, order_scan = [], []

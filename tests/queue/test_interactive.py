@@ -48,12 +48,12 @@ def test_a_paused_queue_holds_batches_back_but_not_a_run(store, tmp_path):
 
 
 def test_top_queued_priority_sees_only_what_the_node_may_take(store, tmp_path):
-    assert store.top_queued_priority("fake") is None
+    assert store.reads.top_queued_priority("fake") is None
     store.add_job(cfg(1), name="batch", output_dir=tmp_path / "batch")
-    assert store.top_queued_priority("fake") == 0
+    assert store.reads.top_queued_priority("fake") == 0
     add_run(store, tmp_path, node="elsewhere")
-    assert store.top_queued_priority("fake") == 0
-    assert store.top_queued_priority("elsewhere") == INTERACTIVE_PRIORITY
+    assert store.reads.top_queued_priority("fake") == 0
+    assert store.reads.top_queued_priority("elsewhere") == INTERACTIVE_PRIORITY
 
 
 def test_a_run_left_unfinished_becomes_an_ordinary_batch(store, tmp_path):
@@ -67,9 +67,10 @@ def test_a_run_left_unfinished_becomes_an_ordinary_batch(store, tmp_path):
     assert claim3 is not None and claim3.job.id == finished.id
     assert store.complete(claim3.item.id, claim3.lease, [])
     assert store.demote_interactive(keep="newrun01") == [old.id]
-    job = store.get_job(old.id)
+    job = store.reads.get_job(old.id)
     assert job.priority == 0 and job.node_pin is None, "any node may finish it now"
-    assert store.get_job(finished.id).priority == INTERACTIVE_PRIORITY, "finished Runs stay as they were"
+    assert store.reads.get_job(finished.id).priority == INTERACTIVE_PRIORITY, \
+        "finished Runs stay as they were"
 
 
 def test_recovery_after_a_crash_demotes_the_run_it_finds_in_flight(store, tmp_path):
@@ -79,9 +80,9 @@ def test_recovery_after_a_crash_demotes_the_run_it_finds_in_flight(store, tmp_pa
     batch = store.add_job(cfg(1), name="batch", output_dir=tmp_path / "batch")
     recovered = store.recover()
     assert [i.job_id for i in recovered] == [run.id]
-    job = store.get_job(run.id)
+    job = store.reads.get_job(run.id)
     assert (job.priority, job.node_pin) == (0, None)
-    assert [i.state for i in store.items(run.id)] == [ItemState.queued] * 3
+    assert [i.state for i in store.reads.items(run.id)] == [ItemState.queued] * 3
     # An ordinary batch now: the queue runs it in its place, before the later batch.
     claim = store.claim_next("cli-node")
     assert claim is not None and claim.job.id == run.id and batch.id != run.id
@@ -110,13 +111,13 @@ async def test_batch_images_not_yet_sent_step_aside_for_a_run(store, backend, fa
     runner = qr.QueueRunner(store, backend, node="fake", poll_interval=0.02, on_event=listen)
     work = asyncio.ensure_future(runner.run(until_empty=True))
     await asyncio.wait_for(seen.wait(), 10)
-    assert store.items(batch.id, states=(ItemState.queued,)) == []
+    assert store.reads.items(batch.id, states=(ItemState.queued,)) == []
     run = add_run(store, tmp_path)
     runner.notify()
     await asyncio.wait_for(work, 30)
-    (run_item,) = store.items(run.id)
+    (run_item,) = store.reads.items(run.id)
     assert run_item.state is ItemState.done
-    batch_items = store.items(batch.id)
+    batch_items = store.reads.items(batch.id)
     assert all(i.state is ItemState.done and i.attempts == 0 for i in batch_items)
     ahead = [i for i in batch_items if i.finished_at < run_item.finished_at]
     assert len(ahead) <= 3, f"{len(ahead)} batch images went before the Run"
@@ -133,7 +134,7 @@ async def test_a_failed_run_image_is_not_retried(store, backend, fake_sdwebui, t
     runner = qr.QueueRunner(store, backend, node="fake", poll_interval=0.02, backoff_base=0.01,
                             on_event=events.append)
     await asyncio.wait_for(runner.run(until_empty=True), 20)
-    (item,) = store.items(run.id)
+    (item,) = store.reads.items(run.id)
     assert item.state is ItemState.failed and item.attempts == 1
     (finished,) = [e for e in events if isinstance(e, qr.ItemFinished)]
     assert finished.state is ItemState.failed and finished.message

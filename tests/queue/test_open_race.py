@@ -34,7 +34,7 @@ def test_concurrent_first_opens_all_succeed(tmp_path):
         path = tmp_path / f"queue{round_}.db"
         assert _open_together(path, 4) == []
         with QueueStore(path) as store:
-            assert store.integrity_ok()
+            assert store.reads.integrity_ok()
 
 
 def test_a_file_that_is_not_a_database_is_still_called_damaged(tmp_path):

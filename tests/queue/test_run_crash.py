@@ -38,8 +38,8 @@ def test_sigkill_mid_run_then_the_queue_finishes_it_exactly_once(isolated_home):
         killed_at = kill_after(window, paths.database_file, 8, timeout=60, what="the window's Run")
         assert 8 <= killed_at < TOTAL, f"killed after {killed_at}: not mid-Run"
         with QueueStore(paths.database_file) as store:
-            (job,) = store.list_jobs()
-            before = {o for i in store.items(job.id) if i.state is ItemState.done for o in i.outputs}
+            (job,) = store.reads.list_jobs()
+            before = {o for i in store.reads.items(job.id) if i.state is ItemState.done for o in i.outputs}
         assert job.name.startswith("Run: ") and job.node_pin is not None
 
         # Restarted like any queue: the Run left behind is recovered and finished.
@@ -50,9 +50,9 @@ def test_sigkill_mid_run_then_the_queue_finishes_it_exactly_once(isolated_home):
         assert restart.returncode == 0, restart.stdout + restart.stderr
 
     with QueueStore(paths.database_file) as store:
-        assert store.integrity_ok(), "torn database"
-        items = store.items(job.id)
-        recovered = store.get_job(job.id)
+        assert store.reads.integrity_ok(), "torn database"
+        items = store.reads.items(job.id)
+        recovered = store.reads.get_job(job.id)
     assert recovered.priority == 0 and recovered.node_pin is None, "it finished as a batch"
     assert len(items) == TOTAL and all(i.state is ItemState.done for i in items)
     outputs = [o for i in items for o in i.outputs]

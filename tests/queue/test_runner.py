@@ -37,7 +37,7 @@ async def test_a_job_runs_to_done_with_one_deterministic_file_per_image(store, b
     events: list = []
     summary = await asyncio.wait_for(make_runner(store, backend, events).run(until_empty=True), 20)
     assert summary.done == 5 and summary.failed == 0
-    items = store.items(job.id)
+    items = store.reads.items(job.id)
     assert all(i.state is ItemState.done and len(i.outputs) == 1 for i in items)
     assert item_prefixes(tmp_path / "out") == sorted(i.name_prefix for i in items)
     # The seeds fixed at add time are the ones rendered.
@@ -53,7 +53,7 @@ async def test_transient_errors_retry_with_backoff_then_succeed(store, backend, 
     fake_sdwebui.inject("500", path=TXT2IMG, times=2)
     events: list = []
     summary = await asyncio.wait_for(make_runner(store, backend, events).run(until_empty=True), 20)
-    (item,) = store.items()
+    (item,) = store.reads.items()
     assert item.state is ItemState.done and item.attempts == 2
     assert summary.retried == 2 and summary.done == 1
     assert len(fake_sdwebui.requests_to(TXT2IMG)) == 1, "faults are not recorded; one success"
@@ -65,7 +65,7 @@ async def test_transient_errors_give_up_after_three_retries(store, backend, fake
     store.add_job(cfg(1), output_dir=tmp_path / "out")
     fake_sdwebui.inject("500", path=TXT2IMG, times=10)
     summary = await asyncio.wait_for(make_runner(store, backend).run(until_empty=True), 20)
-    (item,) = store.items()
+    (item,) = store.reads.items()
     assert item.state is ItemState.failed and item.attempts == 4
     assert fake_sdwebui._faults and fake_sdwebui._faults[0].times == 6, "four attempts were sent"
     assert summary.failed == 1 and "memory" in (item.error + (item.error_detail or "")).lower()
@@ -80,7 +80,7 @@ async def test_backoff_doubles(store, backend, fake_sdwebui, tmp_path):
     await asyncio.wait_for(make_runner(store, backend, backoff_base=0.1).run(until_empty=True), 20)
     # 0.1 + 0.2 + 0.4 seconds of waiting before the fourth attempt succeeds.
     assert loop.time() - started >= 0.65
-    assert store.items()[0].state is ItemState.done
+    assert store.reads.items()[0].state is ItemState.done
 
 
 async def test_a_rejection_fails_at_once_with_the_servers_reason(store, backend, fake_sdwebui,
@@ -89,7 +89,7 @@ async def test_a_rejection_fails_at_once_with_the_servers_reason(store, backend,
     fake_sdwebui.inject("422", path=TXT2IMG, times=1)
     events: list = []
     summary = await asyncio.wait_for(make_runner(store, backend, events).run(until_empty=True), 20)
-    first, second = store.items(job.id)
+    first, second = store.reads.items(job.id)
     assert first.state is ItemState.failed and first.attempts == 1
     assert "steps" in (first.error + (first.error_detail or "")).lower()
     assert second.state is ItemState.done, "the batch carries on"
@@ -106,9 +106,9 @@ async def test_cancel_in_flight_interrupts_the_server(store, tmp_path):
             job = store.add_job(cfg(2, steps=50), output_dir=tmp_path / "out")
             runner = make_runner(store, backend, depth=1)
             task = asyncio.create_task(runner.run(until_empty=True))
-            first = store.items(job.id)[0]
+            first = store.reads.items(job.id)[0]
             for _ in range(200):
-                if fake.current_task and store.get_item(first.id).state is ItemState.running:
+                if fake.current_task and store.reads.get_item(first.id).state is ItemState.running:
                     break
                 await asyncio.sleep(0.02)
             else:
@@ -123,7 +123,7 @@ async def test_cancel_in_flight_interrupts_the_server(store, tmp_path):
             # is cancelled without ever being sent.
             assert summary.cancelled == 2 and summary.done == 0
             assert len(fake.requests_to(TXT2IMG)) == 1
-            assert {i.state for i in store.items(job.id)} == {ItemState.cancelled}
+            assert {i.state for i in store.reads.items(job.id)} == {ItemState.cancelled}
             assert not list((tmp_path / "out").glob("*.png"))
         finally:
             await backend.aclose()
@@ -134,21 +134,21 @@ async def test_pause_holds_new_work_and_resume_releases_it(store, backend, tmp_p
     store.set_paused(True)
     summary = await asyncio.wait_for(make_runner(store, backend).run(until_empty=True), 10)
     assert summary.done == 0
-    assert {i.state for i in store.items()} == {ItemState.queued}
+    assert {i.state for i in store.reads.items()} == {ItemState.queued}
 
     runner = make_runner(store, backend)
     task = asyncio.create_task(runner.run())
     await asyncio.sleep(0.1)
-    assert {i.state for i in store.items()} == {ItemState.queued}, "paused: nothing starts"
+    assert {i.state for i in store.reads.items()} == {ItemState.queued}, "paused: nothing starts"
     store.set_paused(False)
     runner.notify()
     for _ in range(250):
-        if all(i.state is ItemState.done for i in store.items()):
+        if all(i.state is ItemState.done for i in store.reads.items()):
             break
         await asyncio.sleep(0.02)
     runner.stop()
     await asyncio.wait_for(task, 10)
-    assert all(i.state is ItemState.done for i in store.items())
+    assert all(i.state is ItemState.done for i in store.reads.items())
 
 
 async def test_reorder_and_priority_decide_what_the_node_renders_first(store, backend,
@@ -185,8 +185,8 @@ async def test_start_up_recovers_items_a_crash_left_running(store, backend, tmp_
     (again,) = out.glob(f"{prefix}-0000-*.png")
     assert again.read_bytes().startswith(b"\x89PNG"), "re-rendered"
     assert not list(out.glob(".*.tmp"))
-    assert item_prefixes(out) == sorted(i.name_prefix for i in store.items(job.id))
-    assert all(i.state is ItemState.done for i in store.items(job.id))
+    assert item_prefixes(out) == sorted(i.name_prefix for i in store.reads.items(job.id))
+    assert all(i.state is ItemState.done for i in store.reads.items(job.id))
 
 
 async def test_stop_gives_in_flight_items_back_without_counting_an_attempt(store, tmp_path):
@@ -204,7 +204,7 @@ async def test_stop_gives_in_flight_items_back_without_counting_an_attempt(store
                 await asyncio.sleep(0.02)
             runner.stop()
             await asyncio.wait_for(task, 10)
-            (item,) = store.items()
+            (item,) = store.reads.items()
             assert item.state is ItemState.queued and item.attempts == 0
         finally:
             await backend.aclose()
@@ -224,7 +224,7 @@ async def test_a_node_that_goes_away_is_waited_for(store, tmp_path):
         events: list = []
         runner = make_runner(store, backend, events, backoff_base=0.05, max_node_wait=0.2)
         summary = await asyncio.wait_for(runner.run(until_empty=True), 20)
-        (item,) = store.items()
+        (item,) = store.reads.items()
         assert item.state is ItemState.failed and item.attempts == 4
         assert summary.failed == 1
         assert any(isinstance(e, qr.NodeProblem) for e in events)
@@ -242,13 +242,13 @@ async def test_only_one_runner_works_a_queue_at_a_time(store, backend, tmp_path)
             store.add_job(cfg(3, steps=10), output_dir=tmp_path / "out")
             first = asyncio.create_task(make_runner(store, slow).run(until_empty=True))
             for _ in range(200):
-                if any(i.state is ItemState.running for i in store.items()):
+                if any(i.state is ItemState.running for i in store.reads.items()):
                     break
                 await asyncio.sleep(0.01)
             with QueueStore(store.path) as other:  # as a second process would open it
                 with pytest.raises(QueueError, match="already being worked on"):
                     await make_runner(other, backend).run(until_empty=True)
-                running = [i for i in store.items() if i.state is ItemState.running]
+                running = [i for i in store.reads.items() if i.state is ItemState.running]
                 assert running, "the second runner did not steal the first one's items"
             summary = await asyncio.wait_for(first, 20)
             assert summary.done == 3
@@ -308,16 +308,16 @@ async def test_pause_lets_the_images_at_the_node_finish_and_gives_the_rest_back(
                 if fake.current_task is not None:
                     break
                 await asyncio.sleep(0.01)
-            running = [i for i in store.items(job.id) if i.state is ItemState.running]
+            running = [i for i in store.reads.items(job.id) if i.state is ItemState.running]
             assert len(running) > 2, "more lanes than slots claimed images"
             store.set_paused(True)
             for _ in range(500):
-                left = [i for i in store.items(job.id) if i.state is ItemState.running]
+                left = [i for i in store.reads.items(job.id) if i.state is ItemState.running]
                 if not left:
                     break
                 await asyncio.sleep(0.01)
             assert not left
-            items = store.items(job.id)
+            items = store.reads.items(job.id)
             done = [i for i in items if i.state is ItemState.done]
             assert 1 <= len(done) <= 2, "only the images already at the node finished"
             assert all(i.attempts == 0 for i in items if i.state is ItemState.queued)

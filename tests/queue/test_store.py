@@ -73,9 +73,9 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path):
     """)
     db.close()
     with QueueStore(tmp_path / "q.db") as store:
-        (item,) = store.items("oldjob00")
+        (item,) = store.reads.items("oldjob00")
         assert item.state is ItemState.done and item.variant.id is None
-        assert store.list_jobs()[0].name == "old"
+        assert store.reads.list_jobs()[0].name == "old"
 
 
 def test_a_file_that_is_not_a_database_is_refused_with_what_to_do(tmp_path):
@@ -101,12 +101,12 @@ def test_batches_become_one_item_per_image_with_resolved_seeds(store):
                         origin=JobOrigin(pack="animals"))
     assert job.counts.total == 6 and job.state is JobState.queued
     assert job.origin.pack == "animals"
-    items = store.items(job.id)
+    items = store.reads.items(job.id)
     assert [i.seed for i in items] == [100, 101, 102, 103, 104, 105]
-    config = store.config_for(items[2])
+    config = store.reads.config_for(items[2])
     assert (config.txt2img.seed, config.txt2img.batch_count, config.txt2img.batch_size) == (102, 1, 1)
     random_job = store.add_job(cfg(count=4))
-    seeds = [i.seed for i in store.items(random_job.id)]
+    seeds = [i.seed for i in store.reads.items(random_job.id)]
     assert all(0 <= s < 2**32 for s in seeds) and len(set(seeds)) == 4
 
 
@@ -116,7 +116,7 @@ def test_a_lazy_plan_is_streamed_and_each_item_keeps_its_own_config(store):
             yield cfg(f"a {word} ball", seed=7)
 
     job = store.add_job(plan(), name="balls")
-    prompts = [store.config_for(i).txt2img.prompt for i in store.items(job.id)]
+    prompts = [store.reads.config_for(i).txt2img.prompt for i in store.reads.items(job.id)]
     assert prompts == ["a red ball", "a green ball", "a blue ball"]
 
 
@@ -129,16 +129,16 @@ def test_plan_items_keep_their_variant_and_count_multiplies_each(store):
             self.tags = RunTags(variant_id=variant, variant_label=label)
 
     job = store.add_job(iter([Item("a", "p1", "a cat"), Item("b", "p2", "a dog")]), count=2)
-    items = store.items(job.id)
+    items = store.reads.items(job.id)
     assert [(i.variant.id, i.variant.label, i.seed) for i in items] == [
         ("p1", "a cat", 4), ("p1", "a cat", 5), ("p2", "a dog", 4), ("p2", "a dog", 5)]
-    assert store.config_for(items[3]).txt2img.prompt == "b"
+    assert store.reads.config_for(items[3]).txt2img.prompt == "b"
 
 
 def test_empty_plan_is_refused_and_leaves_nothing(store):
     with pytest.raises(QueueError, match="no images"):
         store.add_job(iter(()))
-    assert store.list_jobs() == []
+    assert store.reads.list_jobs() == []
 
 
 def test_state_machine_allows_only_the_documented_moves():
@@ -152,16 +152,16 @@ def test_claim_moves_queued_to_assigned_to_running_to_done(store):
     job = store.add_job(cfg(count=2, seed=1))
     claim = store.claim_next("gpu-a")
     assert claim.item.state is ItemState.assigned and claim.item.node == "gpu-a"
-    assert store.get_item(claim.item.id).state is ItemState.assigned
-    assert store.get_job(job.id).nodes == ("gpu-a",)
+    assert store.reads.get_item(claim.item.id).state is ItemState.assigned
+    assert store.reads.get_job(job.id).nodes == ("gpu-a",)
     assert store.mark_running(claim.item.id, claim.lease)
     assert not store.mark_running(claim.item.id, claim.lease), "running twice is refused"
     assert not store.complete(claim.item.id, "someone-else", ["x.png"]), "wrong lease refused"
     assert store.complete(claim.item.id, claim.lease, ["x.png"])
-    done = store.get_item(claim.item.id)
+    done = store.reads.get_item(claim.item.id)
     assert done.state is ItemState.done and done.outputs == ("x.png",)
     assert not store.complete(claim.item.id, claim.lease, ["y.png"]), "done stays done"
-    assert store.get_job(job.id).counts.done == 1
+    assert store.reads.get_job(job.id).counts.done == 1
 
 
 def test_claim_order_priority_then_position_then_image(store):
@@ -178,7 +178,7 @@ def test_a_move_made_by_another_connection_meanwhile_is_not_undone(store, tmp_pa
 
     a, b, c = (store.add_job(cfg(p, seed=1)) for p in "abc")
     other = QueueStore(tmp_path / "q.db")
-    real_write = store._write
+    real_write = store._db.write
 
     @contextlib.contextmanager
     def write_after_the_other_moved():
@@ -186,23 +186,23 @@ def test_a_move_made_by_another_connection_meanwhile_is_not_undone(store, tmp_pa
         with real_write() as db:
             yield db
 
-    monkeypatch.setattr(store, "_write", write_after_the_other_moved)
+    monkeypatch.setattr(store._db, "write", write_after_the_other_moved)
     try:
         store.move_job(a.id, 2)
     finally:
         monkeypatch.undo()
         other.close()
-    assert [j.id for j in store.list_jobs()] == [c.id, b.id, a.id]
+    assert [j.id for j in store.reads.list_jobs()] == [c.id, b.id, a.id]
 
 
 def test_reorder_and_move_change_the_run_order(store):
     a, b, c = (store.add_job(cfg(p, seed=1)) for p in "abc")
     store.reorder([c.id, a.id, b.id])
-    assert [j.id for j in store.list_jobs()] == [c.id, a.id, b.id]
+    assert [j.id for j in store.reads.list_jobs()] == [c.id, a.id, b.id]
     store.move_job(b.id, 0)
-    assert [j.id for j in store.list_jobs()] == [b.id, c.id, a.id]
+    assert [j.id for j in store.reads.list_jobs()] == [b.id, c.id, a.id]
     store.reorder([a.id, b.id])  # a partial view keeps c in its place
-    assert [j.id for j in store.list_jobs()] == [a.id, c.id, b.id]
+    assert [j.id for j in store.reads.list_jobs()] == [a.id, c.id, b.id]
     assert drain(store) == [f"{a.id}/1", f"{c.id}/1", f"{b.id}/1"]
     with pytest.raises(UnknownId):
         store.reorder(["nope"])
@@ -212,15 +212,15 @@ def test_priority_bump_jumps_the_queue(store):
     a = store.add_job(cfg("a", seed=1))
     b = store.add_job(cfg("b", seed=1))
     assert store.bump_priority(b.id) == 1
-    assert [j.id for j in store.list_jobs()] == [b.id, a.id]
+    assert [j.id for j in store.reads.list_jobs()] == [b.id, a.id]
     store.set_priority(b.id, -1)
-    assert [j.id for j in store.list_jobs()] == [a.id, b.id]
+    assert [j.id for j in store.reads.list_jobs()] == [a.id, b.id]
 
 
 def test_pause_stops_claims_and_resume_restarts_them(store):
     store.add_job(cfg(seed=1))
     store.set_paused(True)
-    assert store.is_paused() and store.claim_next("n1") is None
+    assert store.reads.is_paused() and store.claim_next("n1") is None
     store.set_paused(False)
     assert store.claim_next("n1") is not None
 
@@ -235,7 +235,7 @@ def test_transient_failures_retry_with_exponential_backoff_then_fail(store):
         state = store.fail(claim.item.id, claim.lease, "Server error", transient=True,
                            backoff_base=0.5, now=now)
         assert state is ItemState.queued
-        item = store.get_item(claim.item.id)
+        item = store.reads.get_item(claim.item.id)
         assert item.not_before == pytest.approx(now + 0.5 * 2 ** (attempt - 1))
         assert store.claim_next("n1", now=now) is None, "still backing off"
         now = item.not_before
@@ -243,9 +243,9 @@ def test_transient_failures_retry_with_exponential_backoff_then_fail(store):
     store.mark_running(claim.item.id, claim.lease, now=now)
     assert store.fail(claim.item.id, claim.lease, "Server error", transient=True,
                       now=now) is ItemState.failed
-    item = store.get_item(claim.item.id)
+    item = store.reads.get_item(claim.item.id)
     assert item.attempts == 4 and item.error == "Server error"
-    assert store.get_job(job.id).state is JobState.failed
+    assert store.reads.get_job(job.id).state is JobState.failed
     assert backoff_delay(3, 2.0) == 8.0
 
 
@@ -255,7 +255,7 @@ def test_rejection_fails_at_once_with_the_reason(store):
     store.mark_running(claim.item.id, claim.lease)
     assert store.fail(claim.item.id, claim.lease, "Sampler 'X' is unknown",
                       detail="422 ...", transient=False) is ItemState.failed
-    item = store.get_item(claim.item.id)
+    item = store.reads.get_item(claim.item.id)
     assert (item.attempts, item.error, item.error_detail) == (1, "Sampler 'X' is unknown", "422 ...")
 
 
@@ -264,11 +264,11 @@ def test_cancel_item_and_job_and_the_runner_loses_its_lease(store):
     claim = store.claim_next("n1")
     store.mark_running(claim.item.id, claim.lease)
     assert store.cancel_item(claim.item.id)
-    assert store.item_states([claim.item.id])[claim.item.id][0] is ItemState.cancelled
+    assert store.reads.item_states([claim.item.id])[claim.item.id][0] is ItemState.cancelled
     assert not store.complete(claim.item.id, claim.lease, ["late.png"]), "cancel wins over done"
     assert not store.cancel_item(claim.item.id), "already cancelled"
     assert store.cancel_job(job.id) == 2
-    assert store.get_job(job.id).state is JobState.cancelled
+    assert store.reads.get_job(job.id).state is JobState.cancelled
     assert store.claim_next("n1") is None
     with pytest.raises(UnknownId):
         store.cancel_item(99999)
@@ -281,7 +281,7 @@ def test_retry_failed_and_cancelled(store):
         store.mark_running(claim.item.id, claim.lease)
         store.fail(claim.item.id, claim.lease, "bad")
     assert store.retry_failed(job.id) == 2
-    items = store.items(job.id)
+    items = store.reads.items(job.id)
     assert all(i.state is ItemState.queued and i.attempts == 0 and i.error is None for i in items)
     store.cancel_item(items[0].id)
     assert store.retry(items[0].id)
@@ -300,8 +300,8 @@ def test_clear_finished_keeps_unfinished_and_failed_jobs(store):
     cancelled = store.add_job(cfg("cancelled", seed=1))
     store.cancel_job(cancelled.id)
     assert store.clear_finished() == 2
-    assert {j.id for j in store.list_jobs()} == {failed.id, waiting.id}
-    assert store.items(done.id) == [], "items go with their job"
+    assert {j.id for j in store.reads.list_jobs()} == {failed.id, waiting.id}
+    assert store.reads.items(done.id) == [], "items go with their job"
     assert store.clear_finished(include_failed=True) == 1
 
 
@@ -315,7 +315,7 @@ def test_recover_puts_in_flight_items_back_and_keeps_done(store):
     assigned = store.claim_next("n1")
     recovered = store.recover()
     assert {i.id for i in recovered} == {running.item.id, assigned.item.id}
-    states = store.item_states([first.item.id, running.item.id, assigned.item.id])
+    states = store.reads.item_states([first.item.id, running.item.id, assigned.item.id])
     assert [s for s, _ in states.values()] == [ItemState.done, ItemState.queued, ItemState.queued]
     assert not store.complete(running.item.id, running.lease, ["stale.png"]), "old lease is void"
 
@@ -324,7 +324,7 @@ def test_release_gives_an_item_back_without_counting_an_attempt(store):
     store.add_job(cfg(seed=1))
     claim = store.claim_next("n1")
     assert store.release(claim.item.id, claim.lease)
-    item = store.get_item(claim.item.id)
+    item = store.reads.get_item(claim.item.id)
     assert item.state is ItemState.queued and item.attempts == 0
 
 
@@ -338,21 +338,21 @@ def test_claim_respects_node_pin_and_a_schedulers_filter(store):
 
 def test_resolve_accepts_id_prefixes_and_image_numbers(store):
     job = store.add_job(cfg(count=2, seed=1))
-    assert store.resolve(job.id) == ("job", job.id)
-    assert store.resolve(job.id[:5]) == ("job", job.id)
-    kind, item_id = store.resolve(f"{job.id}/2")
-    assert kind == "item" and store.get_item(item_id).index == 1
+    assert store.reads.resolve(job.id) == ("job", job.id)
+    assert store.reads.resolve(job.id[:5]) == ("job", job.id)
+    kind, item_id = store.reads.resolve(f"{job.id}/2")
+    assert kind == "item" and store.reads.get_item(item_id).index == 1
     for bad in ("zzzz", f"{job.id}/0", f"{job.id}/9", f"{job.id}/x", "%"):
         with pytest.raises(UnknownId):
-            store.resolve(bad)
+            store.reads.resolve(bad)
 
 
 def test_revision_moves_only_on_real_changes(store):
-    start = store.revision()
+    start = store.reads.revision()
     assert store.claim_next("n1") is None
-    assert store.revision() == start
+    assert store.reads.revision() == start
     store.add_job(cfg(seed=1))
-    assert store.revision() == start + 1
+    assert store.reads.revision() == start + 1
 
 
 def test_report_and_eta(store):
@@ -360,11 +360,11 @@ def test_report_and_eta(store):
     claim = store.claim_next("n1", now=100.0)
     store.mark_running(claim.item.id, claim.lease, now=100.0)
     store.complete(claim.item.id, claim.lease, ["a.png"], now=102.0)
-    report = store.report()
+    report = store.reads.report()
     assert (report.jobs, report.counts.done, report.counts.queued) == (1, 1, 2)
     assert report.seconds_per_item == pytest.approx(2.0)
-    assert store.list_jobs()[0].eta_seconds == pytest.approx(4.0)
-    assert store.get_job(job.id).state is JobState.running
+    assert store.reads.list_jobs()[0].eta_seconds == pytest.approx(4.0)
+    assert store.reads.get_job(job.id).state is JobState.running
 
 
 def test_eta_follows_throughput_when_images_overlap(store):
@@ -373,9 +373,9 @@ def test_eta_follows_throughput_when_images_overlap(store):
     for k in range(8):
         claim = store.claim_next("n1", now=100.0 + 2 * k, start=True)
         store.complete(claim.item.id, claim.lease, ["x"], now=108.0 + 2 * k)
-    assert store.seconds_per_item() == pytest.approx(2.0)
-    assert store.get_job(job.id).counts.queued == 4
-    assert store.list_jobs()[0].eta_seconds == pytest.approx(8.0)
+    assert store.reads.seconds_per_item() == pytest.approx(2.0)
+    assert store.reads.get_job(job.id).counts.queued == 4
+    assert store.reads.list_jobs()[0].eta_seconds == pytest.approx(8.0)
 
 
 def test_eta_ignores_the_time_the_queue_sat_idle(store):
@@ -389,9 +389,9 @@ def test_eta_ignores_the_time_the_queue_sat_idle(store):
     for k in range(3):  # today: one image a second
         claim = store.claim_next("n1", now=90000.0 + k, start=True)
         store.complete(claim.item.id, claim.lease, ["x"], now=90001.0 + k)
-    assert store.seconds_per_item() == pytest.approx(1.0)
-    assert store.get_job(job.id).counts.queued == 3
-    assert [j.eta_seconds for j in store.list_jobs() if j.id == job.id] == [pytest.approx(3.0)]
+    assert store.reads.seconds_per_item() == pytest.approx(1.0)
+    assert store.reads.get_job(job.id).counts.queued == 3
+    assert [j.eta_seconds for j in store.reads.list_jobs() if j.id == job.id] == [pytest.approx(3.0)]
 
 
 def test_output_names_are_unique_per_item_and_never_a_prefix_of_another():
@@ -411,7 +411,7 @@ def test_any_sequence_of_operations_keeps_every_item_in_one_legal_state(tmp_path
     try:
         job = store.add_job(cfg(count=4, seed=1))
         claims = []
-        seen: dict[int, ItemState] = {i.id: i.state for i in store.items(job.id)}
+        seen: dict[int, ItemState] = {i.id: i.state for i in store.reads.items(job.id)}
         for op in ops:
             if op == "claim" and (c := store.claim_next("n", now=1e12)):
                 claims.append(c)
@@ -431,13 +431,13 @@ def test_any_sequence_of_operations_keeps_every_item_in_one_legal_state(tmp_path
                 store.retry(rng.choice(list(seen)))
             elif op == "recover":
                 store.recover()
-            for item in store.items(job.id):
+            for item in store.reads.items(job.id):
                 before = seen[item.id]
                 assert item.state == before or can_move(before, item.state), (before, item)
                 if before is ItemState.done:
                     assert item.state is ItemState.done
                 seen[item.id] = item.state
-        assert store.integrity_ok()
+        assert store.reads.integrity_ok()
     finally:
         store.close()
 

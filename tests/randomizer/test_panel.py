@@ -117,7 +117,7 @@ def test_axes_editor_feeds_the_count(qtbot, panel, adapter):
 
 
 def test_large_runs_ask_first_with_a_time_estimate(qtbot, panel, adapter, monkeypatch):
-    adapter.set_seconds_per_image(6.0)
+    adapter.pace.set_seconds_per_image(6.0)
     assert panel.confirm_large_run(500) is True  # at the threshold: no question
     box = panel._confirm_box(1200)
     assert "1,200 images" in box.text()

@@ -57,13 +57,13 @@ class FieldEditor(QObject):
                 combo.addItems(list(spec.choices))
             combo.currentTextChanged.connect(emit)
             combo.setMinimumContentsLength(12)
-            if combo.isEditable() and spec.default == "":
-                combo.lineEdit().setPlaceholderText("server's current")
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            if combo.isEditable():
+            line = combo.lineEdit()  # None unless the box is editable
+            if line is not None:
+                if spec.default == "":
+                    line.setPlaceholderText("server's current")
                 # A name wider than the box shows its start (what tells models apart), not its
                 # end: Qt leaves the cursor, and so the view, at the end of a text it sets.
-                line = combo.lineEdit()
                 combo.currentTextChanged.connect(lambda _t: _show_start(line))
                 line.editingFinished.connect(lambda: line.setCursorPosition(0))
             return combo
@@ -76,15 +76,15 @@ class FieldEditor(QObject):
             return spin
         if spec.kind in ("int", "float"):
             # Seeds go up to 2**32-1, past QSpinBox's int32; a double holds them exactly.
-            spin = QDoubleSpinBox()
+            number = QDoubleSpinBox()
             low = spec.minimum if spec.minimum is not None else -1e12
             if spec.exclusive_minimum:
                 low = low + spec.step
-            spin.setRange(float(low), float(spec.maximum if spec.maximum is not None else 1e12))
-            spin.setDecimals(spec.decimals)
-            spin.setSingleStep(spec.step)
-            spin.valueChanged.connect(emit)
-            return spin
+            number.setRange(float(low), float(spec.maximum if spec.maximum is not None else 1e12))
+            number.setDecimals(spec.decimals)
+            number.setSingleStep(spec.step)
+            number.valueChanged.connect(emit)
+            return number
         if spec.kind == "text":
             text = QPlainTextEdit()
             text.setPlaceholderText(spec.description or spec.title)
@@ -112,7 +112,9 @@ class FieldEditor(QObject):
             return int(round(w.value())) if self.spec.kind == "int" else round(w.value(), 6)
         if isinstance(w, QPlainTextEdit):
             return w.toPlainText()
-        return w.text()
+        if isinstance(w, QLineEdit):
+            return w.text()
+        raise TypeError(f"{self.spec.path}: no value in a {type(w).__name__}")
 
     def set_value(self, value: Any) -> None:
         w = self.widget
@@ -132,7 +134,7 @@ class FieldEditor(QObject):
         elif isinstance(w, QPlainTextEdit):
             if w.toPlainText() != (value or ""):
                 w.setPlainText(value or "")
-        else:
+        elif isinstance(w, QLineEdit):
             w.setText("" if value is None else str(value))
 
     def set_choices(self, names: list[str]) -> None:

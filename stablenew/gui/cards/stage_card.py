@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -101,12 +103,13 @@ class StageCard(QFrame):
     """One pipeline stage: a header with its enable switch, then its fields (dimmed when off)."""
 
     def __init__(self, title: str, switch: FieldEditor, editors: list[FieldEditor],
-                 sections: list[CollapsibleSection] = (), subtitle: str = "",
+                 sections: Sequence[CollapsibleSection] = (), subtitle: str = "",
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("StageCard")
         self.switch = switch
-        switch.widget.setText("")
+        if isinstance(switch.widget, QCheckBox):
+            switch.widget.setText("")  # the card's title says what it switches
         switch.widget.setObjectName("StageSwitch")
         switch.widget.setToolTip(switch.widget.toolTip() or f"Run the {title} stage")
         title_label = QLabel(title)

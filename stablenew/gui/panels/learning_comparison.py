@@ -3,7 +3,7 @@ keyboard (1–5 stars, 0 clears, B picks the best of the row, arrows move) or by
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImageReader, QKeyEvent, QMouseEvent, QPixmap
@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -20,6 +21,12 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from stablenew.gui.widgets.layouts import clear_layout
+
+if TYPE_CHECKING:
+    from stablenew.controller.learning_controller import LearningController
+    from stablenew.controller.learning_runs import LearningRunController
 
 THUMB = 176
 _STAR_KEYS = {Qt.Key.Key_0: 0, Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4,
@@ -136,14 +143,17 @@ class _CellCard(QFrame):
 
 
 class ComparisonView(QWidget):
-    """The comparison grid of the current learning run, bound to a LearningController."""
+    """The comparison grid of the current learning run, bound to a LearningRunController
+    (ratings and tags go to the LearningController)."""
 
-    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, runs: LearningRunController, learning: LearningController,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("ComparisonView")
         self.setAccessibleName("Learning run comparison")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.controller = controller
+        self.controller = runs
+        self.learning = learning
         self._run: Any = None
         self._cards: dict[tuple[int, int], _CellCard] = {}
         self._shape: tuple[Any, ...] = ()
@@ -173,12 +183,13 @@ class ComparisonView(QWidget):
         self.scores.setObjectName("LearningRunScores")
 
         self.tag_box = QComboBox()
-        self.tag_box.setEditable(True)
-        self.tag_box.addItems(controller.known_tags())
+        tag_line = QLineEdit()  # setLineEdit makes the box editable; we keep a typed handle
+        tag_line.setPlaceholderText("Tag the selected image, e.g. too noisy")
+        self.tag_box.setLineEdit(tag_line)
+        self.tag_box.addItems(learning.known_tags())
         self.tag_box.setCurrentText("")
-        self.tag_box.lineEdit().setPlaceholderText("Tag the selected image, e.g. too noisy")
         self.tag_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.tag_box.lineEdit().returnPressed.connect(self.tag_selected)
+        tag_line.returnPressed.connect(self.tag_selected)
         tag_button = QPushButton("Add tag")
         tag_button.clicked.connect(self.tag_selected)
         best_button = QPushButton("Pick the best (B)")
@@ -198,11 +209,11 @@ class ComparisonView(QWidget):
         layout.addLayout(tools)
         layout.addWidget(help_text)
 
-        controller.run_changed.connect(self.show_run)
-        controller.progress_changed.connect(self._progress)
-        controller.runs_changed.connect(self._set_runs)
-        if controller.run_result is not None:
-            self.show_run(controller.run_result)
+        runs.run_changed.connect(self.show_run)
+        runs.progress_changed.connect(self._progress)
+        runs.runs_changed.connect(self._set_runs)
+        if runs.run_result is not None:
+            self.show_run(runs.run_result)
 
     # --- showing --------------------------------------------------------------------------
 
@@ -252,10 +263,7 @@ class ComparisonView(QWidget):
             self.title.setText(text)
 
     def _clear(self) -> None:
-        while self.grid.count():
-            item = self.grid.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+        clear_layout(self.grid)
         self._cards.clear()
         self._shape = ()
         self.scores.clear()
@@ -306,7 +314,7 @@ class ComparisonView(QWidget):
     def rate_selected(self, stars: int) -> None:
         cell = self.selected_cell()
         if cell is not None and cell.path:
-            self.controller.rate(cell.path, stars)
+            self.learning.rate(cell.path, stars)
 
     def pick_best(self) -> None:
         if self._run is not None:
@@ -316,7 +324,7 @@ class ComparisonView(QWidget):
         cell = self.selected_cell()
         text = self.tag_box.currentText().strip()
         if cell is not None and cell.path and text:
-            self.controller.tag(cell.path, text)
+            self.learning.tag(cell.path, text)
             self.tag_box.setCurrentText("")
             self.setFocus()
 

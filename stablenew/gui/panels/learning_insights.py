@@ -4,7 +4,7 @@ the recommended preset (previewed, saved only on request) and the export of reco
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -23,13 +23,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+if TYPE_CHECKING:
+    from stablenew.controller.learning_insights import InsightsController
+
 _ALL = "__all__"
 
 
 class InsightsPanel(QWidget):
-    """Insights, recommendation and export for the learning store, bound to a LearningController."""
+    """Insights, recommendation and export for the learning store, bound to an InsightsController."""
 
-    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: InsightsController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("InsightsPanel")
         self.controller = controller
@@ -106,8 +109,8 @@ class InsightsPanel(QWidget):
         controller.export_finished.connect(self._exported)
         controller.preset_saved.connect(lambda path: self.status.setText(f"Preset saved: {path}"))
         self.show_recommendation(controller.recommendation)
-        if controller.insights is not None:
-            self.show_insights(controller.insights)
+        if controller.current is not None:
+            self.show_insights(controller.current)
 
     # --- packs ----------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -24,14 +24,18 @@ from stablenew.gui.panels.learning_comparison import ComparisonView
 from stablenew.gui.panels.learning_insights import InsightsPanel
 from stablenew.gui.widgets.notice import NoticeBanner
 
+if TYPE_CHECKING:
+    from stablenew.controller.learning_controller import LearningController
+
 
 class LearningPanel(QWidget):
     """Everything of the learning room in one panel, bound to a LearningController."""
 
-    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: LearningController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("LearningPanel")
         self.controller = controller
+        self.runs = runs = controller.runs
         self.notice = NoticeBanner()
         self.notice.dismissed.connect(controller.clear_error)
 
@@ -64,12 +68,13 @@ class LearningPanel(QWidget):
 
         self.plan_box = QGroupBox("Learning run — compare one setting on the same seeds")
         self.parameter_box = QComboBox()
-        for key, label in controller.parameter_choices():
+        for key, label in runs.parameter_choices():
             self.parameter_box.addItem(label, key)
         self.parameter_box.currentIndexChanged.connect(self._parameter_chosen)
         self.lora_box = QComboBox()
-        self.lora_box.setEditable(True)
-        self.lora_box.lineEdit().setPlaceholderText("LoRA name, as in <lora:name:weight>")
+        lora_line = QLineEdit()  # setLineEdit makes the box editable; we keep a typed handle
+        lora_line.setPlaceholderText("LoRA name, as in <lora:name:weight>")
+        self.lora_box.setLineEdit(lora_line)
         self.values_edit = QLineEdit()
         self.values_edit.setPlaceholderText("Values, separated by commas")
         self.values_edit.setToolTip("2 to 10 values; each becomes one column of the comparison")
@@ -91,7 +96,7 @@ class LearningPanel(QWidget):
         self.stop_button.setToolTip("Stop the learning run: its images still waiting are "
                                     "cancelled and the one being made is interrupted on the "
                                     "server. The images made so far stay in the grid.")
-        self.stop_button.clicked.connect(controller.cancel_learning_run)
+        self.stop_button.clicked.connect(runs.cancel_learning_run)
         self.stop_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -113,8 +118,8 @@ class LearningPanel(QWidget):
         plan_layout.addLayout(run_row)
         plan_layout.addWidget(self.progress_label)
 
-        self.comparison = ComparisonView(controller)
-        self.insights = InsightsPanel(controller)
+        self.comparison = ComparisonView(runs, controller)
+        self.insights = InsightsPanel(controller.insights)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.comparison, "Compare")
         self.tabs.addTab(self.insights, "Insights")
@@ -127,13 +132,13 @@ class LearningPanel(QWidget):
         layout.addWidget(self.tabs, 1)
 
         controller.mode_changed.connect(self._show_mode)
-        controller.running_changed.connect(self._show_running)
-        controller.progress_changed.connect(self._show_progress)
+        runs.running_changed.connect(self._show_running)
+        runs.progress_changed.connect(self._show_progress)
         controller.error_changed.connect(self.notice.show_error)
         self._show_mode(controller.mode.value)
         self._parameter_chosen(0)
-        controller.refresh_insights()
-        controller.refresh_runs()
+        controller.insights.refresh_insights()
+        runs.refresh_runs()
 
     def _mode_chosen(self, _index: int) -> None:
         self.controller.set_mode(self.mode_box.currentData())
@@ -161,14 +166,14 @@ class LearningPanel(QWidget):
 
     def _parameter_chosen(self, _index: int) -> None:
         key = self.parameter_box.currentData()
-        self.values_edit.setText(self.controller.suggested_values(key) if key else "")
+        self.values_edit.setText(self.runs.suggested_values(key) if key else "")
         lora = key == "lora:"
         self.lora_box.setVisible(lora)
         self.lora_label.setVisible(lora)
         if lora:
             current = self.lora_box.currentText()
             self.lora_box.clear()
-            self.lora_box.addItems(self.controller.loras_in_prompt())
+            self.lora_box.addItems(self.runs.loras_in_prompt())
             if current:
                 self.lora_box.setCurrentText(current)
 
@@ -178,7 +183,7 @@ class LearningPanel(QWidget):
 
     def start(self) -> bool:
         pack = self.pack_edit.text().strip() or None
-        started = self.controller.start_learning_run(
+        started = self.runs.start_learning_run(
             self.parameter_key(), self.values_edit.text(),
             images_per_value=self.images_spin.value(), pack=pack)
         if started:

@@ -98,7 +98,7 @@ class LibraryPanel(QWidget):
         controller.profiles_changed.connect(self._profiles_changed)
         controller.folder_ready.connect(self._open_folder)
         controller.packs_changed.connect(self._packs_changed)
-        controller.pack_prompts_changed.connect(self._show_prompts)
+        controller.pack_actions.pack_prompts_changed.connect(self._show_prompts)
         controller.error_changed.connect(self.notice.show_error)
         controller.message_changed.connect(self.status.setText)
         controller.undo_changed.connect(self._undo_changed)
@@ -112,7 +112,8 @@ class LibraryPanel(QWidget):
     def _buttons(self, *specs: tuple[str, str, Callable[[], None]]) -> QHBoxLayout:
         row = QHBoxLayout()
         for label, tip, slot in specs:
-            button = QToolButton(text=label)
+            button = QToolButton()
+            button.setText(label)
             button.setToolTip(tip)
             # clicked(bool) would hand its "checked" to a slot's first optional parameter (a
             # preset name, a folder): every button calls its slot with no arguments.
@@ -122,7 +123,8 @@ class LibraryPanel(QWidget):
         return row
 
     def _more_button(self, kind: ItemKind) -> QToolButton:
-        button = QToolButton(text="More")
+        button = QToolButton()
+        button.setText("More")
         button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         button.setMenu(self._menu(kind))
         return button
@@ -275,7 +277,7 @@ class LibraryPanel(QWidget):
         self.default_preset.setEnabled(row is not None and not row.broken)
 
     def _pack_selected(self, *_args: object) -> None:
-        self.controller.select_pack(self.packs.current_key())
+        self.controller.pack_actions.select_pack(self.packs.current_key())
         self._fill_default_presets()
 
     def _show_prompts(self, prompts: list[tuple[str, str]]) -> None:
@@ -294,7 +296,8 @@ class LibraryPanel(QWidget):
     def _default_preset_chosen(self, index: int) -> None:
         key = self.packs.current_key()
         if key:
-            self.controller.set_pack_default_preset(key, self.default_preset.itemData(index) or None)
+            self.controller.pack_actions.set_pack_default_preset(
+                key, self.default_preset.itemData(index) or None)
 
     # --- actions (names may be given, e.g. by tests; otherwise the user is asked) -------------
 
@@ -303,31 +306,32 @@ class LibraryPanel(QWidget):
         if not key:
             return
         if kind is ItemKind.preset:
-            self.controller.apply_preset(key)
+            self.controller.preset_actions.apply_preset(key)
         elif kind is ItemKind.profile:
-            self.controller.apply_profile(key)
+            self.controller.preset_actions.apply_profile(key)
         else:
-            self.controller.apply_pack(key, max(0, self.prompts.currentRow()))
+            self.controller.pack_actions.apply_pack(key, max(0, self.prompts.currentRow()))
 
     def run_pack(self) -> None:
         key = self._selected(ItemKind.pack)
         if key:
-            self.controller.run_pack(key, max(0, self.prompts.currentRow()))
+            self.controller.pack_actions.run_pack(key, max(0, self.prompts.currentRow()))
 
     def save_current(self, name: str | None = None) -> None:
         """Save the cards as a new preset named *name*, asked for (without blocking) when not given."""
         if name is not None:
-            self.controller.save_current_as_preset(name)
+            self.controller.preset_actions.save_current_as_preset(name)
         else:
             self._ask_name("Save preset", "Name of the new preset:",
-                           self.controller.save_current_as_preset)
+                           self.controller.preset_actions.save_current_as_preset)
 
     def create_pack(self, name: str | None = None) -> None:
         """A new pack named *name* in the packs folder, asked for (without blocking) when not given."""
         if name is not None:
-            self.controller.create_pack(name)
+            self.controller.pack_actions.create_pack(name)
         else:
-            self._ask_name("New prompt pack", "Name of the new pack:", self.controller.create_pack)
+            self._ask_name("New prompt pack", "Name of the new pack:",
+                           self.controller.pack_actions.create_pack)
 
     def _ask_name(self, title: str, label: str, then: Callable[[str], object]) -> None:
         """Ask for a name with `open()`, not `exec()`: the event loop (and the queue) go on."""
@@ -356,14 +360,14 @@ class LibraryPanel(QWidget):
         if not new and not key:
             return
         if form is not None:
-            self.controller.save_profile(form, key or None)
+            self.controller.preset_actions.save_profile(form, key or None)
             return
         from stablenew.gui.panels.profile_dialog import ProfileDialog
 
-        dialog = ProfileDialog(self.controller.profile_form(key or None),
+        dialog = ProfileDialog(self.controller.preset_actions.profile_form(key or None),
                                title="New profile" if new else "Edit profile", parent=self)
         while dialog.exec():
-            if self.controller.save_profile(dialog.values(), key or None):
+            if self.controller.preset_actions.save_profile(dialog.values(), key or None):
                 return
 
     def use_with_pack(self, pack_key: str | None = None) -> None:
@@ -382,12 +386,12 @@ class LibraryPanel(QWidget):
             if not ok:
                 return
             pack_key = next(p.key for p in packs if p.name == label)
-        self.controller.set_pack_default_preset(pack_key, row.name)
+        self.controller.pack_actions.set_pack_default_preset(pack_key, row.name)
 
     def update_selected(self) -> None:
         key = self._selected(ItemKind.preset)
         if key:
-            self.controller.update_preset(key)
+            self.controller.preset_actions.update_preset(key)
 
     def duplicate_selected(self, kind: ItemKind = ItemKind.preset) -> None:
         key = self._selected(kind)
@@ -424,7 +428,7 @@ class LibraryPanel(QWidget):
             path, _ = QFileDialog.getOpenFileName(self, "Import A1111 styles", "", "styles.csv (*.csv)")
             if not path:
                 return
-        self.controller.import_styles(path)
+        self.controller.preset_actions.import_styles(path)
 
     def choose_packs_folder(self, folder: str | None = None) -> None:
         """Read packs from *folder*, asked for (without blocking) when not given."""

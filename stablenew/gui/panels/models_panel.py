@@ -14,6 +14,7 @@ from PySide6.QtCore import (
     QAbstractListModel,
     QModelIndex,
     QObject,
+    QPersistentModelIndex,
     QRunnable,
     QSize,
     Qt,
@@ -102,10 +103,11 @@ class ModelsModel(QAbstractListModel):
                 self._rows_of.setdefault(entry.preview, []).append(row)
         self.endResetModel()
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
         return 0 if parent.isValid() else len(self.rows)
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or index.row() >= len(self.rows):
             return None
         entry = self.rows[index.row()]
@@ -183,14 +185,20 @@ class ModelsPanel(QWidget):
         self.on_server.setToolTip("Only LoRAs the server Run uses lists")
         self.add_folder_button = QPushButton("Add folder…")
         self.add_folder_button.setToolTip("A folder of LoRAs: the one your server uses, or a copy on a share")
-        top = QHBoxLayout()
-        top.addWidget(self.search, 1)
-        top.addWidget(self.family)
-        top.addWidget(self.category)
-        top.addWidget(self.tag)
-        top.addWidget(self.favourites)
-        top.addWidget(self.on_server)
-        top.addWidget(self.add_folder_button)
+        # Two short rows, not one long one: the tab is as narrow as the cards beside it.
+        top = QVBoxLayout()
+        search_row = QHBoxLayout()
+        search_row.addWidget(self.search, 1)
+        search_row.addWidget(self.add_folder_button)
+        filter_row = QHBoxLayout()
+        for box in (self.family, self.category, self.tag):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(8)
+            filter_row.addWidget(box, 1)
+        filter_row.addWidget(self.favourites)
+        filter_row.addWidget(self.on_server)
+        top.addLayout(search_row)
+        top.addLayout(filter_row)
 
         self.model = ModelsModel(self)
         self.grid = QListView()
@@ -235,12 +243,15 @@ class ModelsPanel(QWidget):
                                    "to rate side by side")
         self.try_button.setEnabled(False)
         self.triggers_row.addStretch(1)  # boxes as wide as their words: a click beside one misses
-        bottom = QHBoxLayout()
-        bottom.addLayout(self.triggers_row, 1)
-        bottom.addWidget(self.weight_slider)
-        bottom.addWidget(self.weight)
-        bottom.addWidget(self.try_button)
-        bottom.addWidget(self.add_button)
+        bottom = QVBoxLayout()
+        bottom.addLayout(self.triggers_row)
+        actions = QHBoxLayout()
+        actions.addWidget(self.weight_slider)
+        actions.addWidget(self.weight)
+        actions.addStretch(1)
+        actions.addWidget(self.try_button)
+        actions.addWidget(self.add_button)
+        bottom.addLayout(actions)
         self.status = QLabel("")
         self.status.setObjectName("MutedLabel")
 

@@ -42,13 +42,13 @@ class _ProgressDelegate(QStyledItemDelegate):
             super().paint(painter, option, index)
             return
         bar = QStyleOptionProgressBar()
-        bar.rect = option.rect.adjusted(2, 3, -2, -3)  # type: ignore[attr-defined]
+        bar.rect = option.rect.adjusted(2, 3, -2, -3)
         bar.minimum, bar.maximum = 0, 1000
         bar.progress = int(1000 * float(index.data(ProgressRole) or 0.0))
         bar.text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
         bar.textVisible = True
-        bar.state = option.state  # type: ignore[attr-defined]
-        style = option.widget.style() if option.widget else QApplication.style()  # type: ignore[attr-defined]
+        bar.state = option.state
+        style = option.widget.style() if option.widget else QApplication.style()
         style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter)
 
 
@@ -71,11 +71,11 @@ class QueuePanel(QWidget):
         self.pause_button.toggled.connect(self._pause_toggled)
         self.retry_button = QPushButton("Retry failed")
         self.retry_button.setToolTip("Put every failed image back in the queue.")
-        self.retry_button.clicked.connect(controller.retry_all_failed)
+        self.retry_button.clicked.connect(controller.edits.retry_all_failed)
         self.clear_button = QPushButton("Clear finished")
         self.clear_button.setToolTip("Remove finished jobs from the list (jobs with failures stay "
                                      "so you can retry them). Images on disk are kept.")
-        self.clear_button.clicked.connect(lambda: controller.clear_finished())
+        self.clear_button.clicked.connect(lambda: controller.edits.clear_finished())
         self.plan_button = QPushButton("Plan")
         self.plan_button.setObjectName("QueuePlanButton")
         self.plan_button.setToolTip("Show which node would take each waiting image, and when — "
@@ -204,7 +204,7 @@ class QueuePanel(QWidget):
     # --- view -> controller -------------------------------------------------------------------------
 
     def _pause_toggled(self, checked: bool) -> None:
-        self.controller.set_paused(checked)
+        self.controller.edits.set_paused(checked)
 
     def selected(self) -> tuple[list[str], list[int]]:
         """(job ids, item ids) of the selected rows."""
@@ -220,7 +220,7 @@ class QueuePanel(QWidget):
     def build_menu(self, index: QModelIndex) -> QMenu:
         """The context menu for a row (public so tests can check what it offers)."""
         menu = QMenu(self)
-        c = self.controller
+        c = self.controller.edits
         if not index.isValid():
             menu.addAction("Retry all failed", c.retry_all_failed)
             menu.addAction("Clear finished", lambda: c.clear_finished())
@@ -228,7 +228,7 @@ class QueuePanel(QWidget):
         state = str(index.data(StateRole))
         if index.data(KindRole) == "job":
             job_id = str(index.data(IdRole))
-            cancel = menu.addAction("Cancel job", lambda: c.cancel_job(job_id))
+            cancel = menu.addAction("Cancel job", lambda: self.controller.cancel_job(job_id))
             cancel.setEnabled(state in ("queued", "running"))
             retry = menu.addAction("Retry failed images", lambda: c.retry_job(job_id))
             retry.setEnabled(state in ("failed", "cancelled", "running", "queued"))

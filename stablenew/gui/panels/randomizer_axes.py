@@ -39,7 +39,8 @@ class AxisRow(QWidget):
         self.values = QLineEdit()
         self.values.setToolTip("Values to try, separated by commas; numbers also take A1111 "
                                "ranges like 20-40 (+10) or 4-8 [5]")
-        self.remove = QToolButton(text="✕")
+        self.remove = QToolButton()
+        self.remove.setText("✕")
         self.remove.setToolTip("Remove this axis")
         self.remove.setAutoRaise(True)
         row = QHBoxLayout(self)

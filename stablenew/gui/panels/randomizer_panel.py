@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stablenew.controller import randomizer_words
 from stablenew.controller.randomizer_adapter import CONFIRM_THRESHOLD, RandomizerAdapter
 from stablenew.gui.panels.randomizer_axes import AxesEditor
 from stablenew.gui.widgets.notice import NoticeBanner
@@ -75,7 +76,7 @@ class RandomizerPanel(QWidget):
         self.mode_hint = QLabel()
         self.mode_hint.setWordWrap(True)
         self.mode_hint.setObjectName("HintLabel")
-        for value, title, hint in adapter.modes():
+        for value, title, hint in randomizer_words.modes():
             self.mode.addItem(title, value)
             self.mode.setItemData(self.mode.count() - 1, hint, Qt.ItemDataRole.ToolTipRole)
         self.random_count = QSpinBox()
@@ -83,7 +84,7 @@ class RandomizerPanel(QWidget):
         self.random_count.setValue(10)
         self.random_count.setToolTip("How many variants random mode draws")
 
-        self.axes = AxesEditor(adapter.axis_kinds())
+        self.axes = AxesEditor(randomizer_words.axis_kinds())
 
         self.images_per_variant = QSpinBox()
         self.images_per_variant.setRange(1, 1000)
@@ -96,7 +97,7 @@ class RandomizerPanel(QWidget):
         self.seed_hint = QLabel()
         self.seed_hint.setWordWrap(True)
         self.seed_hint.setObjectName("HintLabel")
-        for value, title, hint in adapter.seed_policies():
+        for value, title, hint in randomizer_words.seed_policies():
             self.seed_policy.addItem(title, value)
             self.seed_policy.setItemData(self.seed_policy.count() - 1, hint,
                                          Qt.ItemDataRole.ToolTipRole)
@@ -317,7 +318,7 @@ class RandomizerPanel(QWidget):
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Start a large run?")
         box.setText(f"This will make {images:,} images (more than {CONFIRM_THRESHOLD}).")
-        box.setInformativeText(f"That takes {self.adapter.estimate_text(images)}. Start it?")
+        box.setInformativeText(f"That takes {self.adapter.pace.estimate_text(images)}. Start it?")
         box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
         box.setDefaultButton(QMessageBox.StandardButton.No)
         self._last_confirm_box = box  # tests reach the dialog through this

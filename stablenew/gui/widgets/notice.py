@@ -18,6 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stablenew.gui.widgets.layouts import clear_layout
+
 #: How long an information notice stays (see NoticeBanner.info_ms).
 INFO_MS = 8000
 
@@ -45,10 +47,12 @@ class NoticeBanner(QFrame):
         self._message.setObjectName("NoticeMessage")
         self._message.setWordWrap(True)
         self._message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self._details_button = QToolButton(text="Details")
+        self._details_button = QToolButton()
+        self._details_button.setText("Details")
         self._details_button.setCheckable(True)
         self._details_button.toggled.connect(self._toggle_details)
-        self._copy_button = QToolButton(text="Copy")
+        self._copy_button = QToolButton()
+        self._copy_button.setText("Copy")
         self._copy_button.setToolTip("Copy the message and its details")
         self._copy_button.clicked.connect(self._copy)
         self._close_button = QToolButton()
@@ -112,10 +116,7 @@ class NoticeBanner(QFrame):
         self._details_button.setVisible(has_detail)
         if not has_detail:
             self._details_button.setChecked(False)
-        while self._actions.count():
-            item = self._actions.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+        clear_layout(self._actions)
         for label, callback in actions:
             button = QPushButton(label)
             button.setObjectName("NoticeAction")
@@ -167,7 +168,8 @@ class NoticeStack(QWidget):
         super().__init__(parent)
         self.setObjectName("NoticeStack")
         self._anchor = anchor
-        layout = QVBoxLayout(self)
+        self._banners = list(banners)
+        layout = self._layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         for banner in banners:
@@ -184,13 +186,13 @@ class NoticeStack(QWidget):
 
     def place(self) -> None:
         """Cover the anchor's bottom edge, as tall as the banners shown need; hidden with none."""
-        layout = self.layout()
-        shown = [layout.itemAt(i).widget() for i in range(layout.count())]
-        if not any(w is not None and not w.isHidden() for w in shown):
+        host = self.parentWidget()
+        if host is None or all(banner.isHidden() for banner in self._banners):
             self.hide()
             return
+        layout = self._layout
         anchor = self._anchor
-        top_left = anchor.mapTo(self.parentWidget(), anchor.rect().topLeft())
+        top_left = anchor.mapTo(host, anchor.rect().topLeft())
         width = anchor.width()
         height = min(layout.heightForWidth(width) if layout.hasHeightForWidth()
                      else layout.sizeHint().height(), max(60, anchor.height() - 40))
