@@ -203,11 +203,6 @@ def _from_invoke(facts: ImageFacts, data: Any) -> None:
 _COMFY_SAMPLERS = ("KSampler", "KSamplerAdvanced", "SamplerCustom")
 
 
-def _inputs(node: dict[str, Any]) -> dict[str, Any]:
-    found = node.get("inputs")
-    return found if isinstance(found, dict) else {}
-
-
 def _from_comfy(facts: ImageFacts, graph: Any) -> None:
     """ComfyUI's API graph: the first sampler's settings and the text its conditionings trace to."""
     if not isinstance(graph, dict):
