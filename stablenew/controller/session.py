@@ -64,6 +64,7 @@ class Session(QObject):
         self.prompts = PromptController(self.app, self)
         # Run is a queue item: every image reaches the gallery from the queue, once.
         self.queued_image_saved.connect(self.gallery.add_record)
+        self.gallery.actions.enqueue = self.add_to_queue  # the gallery's "Queue again"
         self.pipeline.set_run_queue(self.queue_for_run)
         self.tasks = TaskOwner("Session", self)
         self.tasks.error_raised.connect(self.pipeline.error_changed)
@@ -127,6 +128,7 @@ class Session(QObject):
         from stablenew.controller.taste_controller import TasteController
 
         self.taste = TasteController(self.app.paths.database_file, learning=learning, parent=self)
+        self.gallery.actions.choice_book = self.taste  # the gallery's compare picks
         return learning
 
     def _learning_ratings(self) -> Any:
