@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from stablenew.backends import a1111_fields as F
+from stablenew.backends.a1111_controlnet import add_references
 from stablenew.backends.a1111_payloads import (
     adetailer_payload,
     b64,
@@ -295,17 +296,21 @@ class A1111Backend:
 
     async def txt2img(self, job: Txt2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         kind = await self.resolve_kind()
+        s = job.sampling
         expect = txt2img_expectation(job, kind)
         # With hires fix each image is two jobs on the server: the first pass, then the hires one.
         passes = ("", "hires") if job.hires is not None else ("",)
-        return await self._generate(F.TXT2IMG, txt2img_payload(job, kind), job.task_id, on_progress, expect,
-                                    passes)
+        body = txt2img_payload(job, kind)
+        checked = await add_references(body, job.references, s, self._get, self.name)
+        return checked(await self._generate(F.TXT2IMG, body, job.task_id, on_progress, expect, passes))
 
     async def img2img(self, job: Img2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         kind = await self.resolve_kind()
         s = job.sampling
         expect = Expectation(s, 1, (s.width, s.height))
-        return await self._generate(F.IMG2IMG, img2img_payload(job, kind), job.task_id, on_progress, expect)
+        body = img2img_payload(job, kind)
+        checked = await add_references(body, job.references, s, self._get, self.name)
+        return checked(await self._generate(F.IMG2IMG, body, job.task_id, on_progress, expect))
 
     async def adetailer(self, job: ADetailerJob, on_progress: ProgressCallback | None = None) -> JobResult:
         kind = await self.resolve_kind()

@@ -10,6 +10,7 @@ import base64
 from typing import Any
 
 from stablenew.backends import a1111_fields as F
+from stablenew.backends.a1111_families import apply_family
 from stablenew.backends.types import (
     ADetailerJob,
     ADetailerPass,
@@ -96,6 +97,7 @@ def txt2img_payload(job: Txt2ImgJob, kind: BackendKind) -> dict[str, Any]:
     if job.refiner is not None:
         body["refiner_checkpoint"] = job.refiner.checkpoint
         body["refiner_switch_at"] = job.refiner.switch_at
+    apply_family(body, s, kind)
     return body
 
 
@@ -125,6 +127,7 @@ def img2img_payload(job: Img2ImgJob, kind: BackendKind) -> dict[str, Any]:
             "inpaint_full_res_padding": 32,
             "inpainting_mask_invert": 0,
         })
+    apply_family(body, job.sampling, kind)
     return body
 
 

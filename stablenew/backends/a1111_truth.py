@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stablenew.backends.a1111_families import hires_cfg_for
 from stablenew.backends.types import (
     ADetailerPass,
     BackendKind,
@@ -173,7 +174,7 @@ def txt2img_expectation(job: Txt2ImgJob, kind: BackendKind) -> Expectation:
                           job.hires.resize_height)
     hires_cfg = None
     if job.hires is not None and kind == BackendKind.forge:
-        hires_cfg = job.hires.cfg_scale if job.hires.cfg_scale is not None else s.cfg_scale
+        hires_cfg = hires_cfg_for(s, job.hires.cfg_scale)
     return Expectation(s, job.batch_size, size, hires_cfg=hires_cfg)
 
 

@@ -11,23 +11,22 @@ watches /history and /queue so no result is lost.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from stablenew.backends.comfyui_cancel import ComfyUICancel
 from stablenew.backends.comfyui_messages import (
     ProgressTracker,
     execution_error_to_error,
     history_outcome,
-    parse_binary_frame,
     post_prompt_error,
 )
 from stablenew.backends.comfyui_names import (
@@ -35,6 +34,8 @@ from stablenew.backends.comfyui_names import (
     a1111_scheduler_names,
     a1111_upscaler_names,
 )
+from stablenew.backends.comfyui_references import IP_ADAPTER_APPLY, IP_ADAPTER_LOADER
+from stablenew.backends.comfyui_socket import ComfyUIEvents, _Watch
 from stablenew.backends.comfyui_workflows import (
     NodeCatalog,
     Workflow,
@@ -44,16 +45,15 @@ from stablenew.backends.comfyui_workflows import (
     part_classes,
 )
 from stablenew.backends.errors import (
-    AuthFailed,
     BackendError,
     JobInterrupted,
     MissingResource,
     ProtocolError,
     ServerError,
     ServerTimeout,
-    ServerUnreachable,
 )
 from stablenew.backends.http import DEFAULT_MAX_BODY, LISTING_MAX_BODY, HttpClient, HttpReply, printable
+from stablenew.backends.references import KINDS
 from stablenew.backends.types import (
     ADetailerJob,
     BackendKind,
@@ -71,7 +71,13 @@ log = logging.getLogger(__name__)
 
 #: Classes probed one by one for the capability lists (cheap, unlike the 745 KB /object_info).
 _PROBED_CLASSES = ("CheckpointLoaderSimple", "KSampler", "UpscaleModelLoader", "LoraLoader",
-                   "FaceDetailer", "UltralyticsDetectorProvider")
+                   "FaceDetailer", "UltralyticsDetectorProvider",
+                   # What the builder looks at to choose a family's loaders and files.
+                   "UNETLoader", "UnetLoaderGGUF", "DualCLIPLoader", "TripleCLIPLoader", "VAELoader",
+                   "EmptySD3LatentImage", "ControlNetLoader", IP_ADAPTER_LOADER)
+#: Read only for a job with reference images: the preprocessors a kind can use.
+_REFERENCE_CLASSES = frozenset({IP_ADAPTER_APPLY, *(c for kind in KINDS.values()
+                                                    for c in kind.comfy_preprocessors)})
 
 
 def _canonical_uuid(text: str) -> str | None:
@@ -82,17 +88,7 @@ def _canonical_uuid(text: str) -> str | None:
     return str(value) if str(value) == text.lower() else None
 
 
-@dataclass
-class _Watch:
-    """Events of one prompt, routed here by the socket reader."""
-
-    prompt_id: str
-    events: asyncio.Queue = field(default_factory=asyncio.Queue)
-    cancel_requested: bool = False
-    last_error: dict | None = None
-
-
-class ComfyUIBackend:
+class ComfyUIBackend(ComfyUIEvents, ComfyUICancel):
     """A ComfyUI node driven over HTTP + WebSocket; implements the `Backend` protocol."""
 
     #: Without events for this long, a running job checks /history and /queue itself.
@@ -213,7 +209,9 @@ class ComfyUIBackend:
             vram_total=dev.get("vram_total") if gpu else None,
             vram_free=dev.get("vram_free") if gpu else None,
             has_gpu=gpu,
-            checkpoints=catalog.checkpoints,
+            # Flux and SD3.5 files in models/diffusion_models are models a job can name too.
+            checkpoints=catalog.checkpoints + tuple(
+                m for m in catalog.diffusion_models if m not in catalog.checkpoints),
             samplers=a1111_sampler_names(catalog.samplers),
             schedulers=a1111_scheduler_names(catalog.schedulers),
             upscalers=a1111_upscaler_names(catalog.upscale_models),
@@ -221,6 +219,7 @@ class ComfyUIBackend:
             embeddings=catalog.embeddings,
             adetailer_models=catalog.detector_models,
             node_classes=frozenset(catalog.object_info),
+            controlnet_models=catalog.combo("ControlNetLoader", "control_net_name"),
         )
         return self._capabilities
 
@@ -266,8 +265,8 @@ class ComfyUIBackend:
         # Classes we asked about but which are absent stay absent in the catalog.
         return NodeCatalog(self.name, dict(self._object_info), self._embeddings)
 
-    async def _builder(self) -> WorkflowBuilder:
-        catalog = await self._catalog()
+    async def _builder(self, extra: frozenset[str] = frozenset()) -> WorkflowBuilder:
+        catalog = await self._catalog(set(extra))
         return WorkflowBuilder(catalog, save_on_server=self.save_on_server,
                                user_templates=load_user_templates(self._user_templates_dir()))
 
@@ -282,15 +281,15 @@ class ComfyUIBackend:
             catalog = await self._catalog(classes, refresh=True)  # models may have been added
             check_graph(graph, catalog)
 
-    async def _build(self, make) -> Workflow:
-        builder = await self._builder()
+    async def _build(self, make, extra: frozenset[str] = frozenset()) -> Workflow:
+        builder = await self._builder(extra)
         try:
             wf = make(builder)
         except MissingResource:
             self._object_info.clear()
             self._absent.clear()
             self._embeddings = None
-            builder = await self._builder()
+            builder = await self._builder(extra)
             wf = make(builder)
         await self._checked(wf)
         return wf
@@ -299,11 +298,13 @@ class ComfyUIBackend:
     async def txt2img(self, job: Txt2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         return await self._run_batch(job.task_id, job.sampling.seed, job.batch_size,
                                      lambda b, seed: b.txt2img(replace(job, sampling=replace(
-                                         job.sampling, seed=seed))), on_progress, in_order=True)
+                                         job.sampling, seed=seed))), on_progress, in_order=True,
+                                     extra=_REFERENCE_CLASSES if job.references else frozenset())
 
     async def img2img(self, job: Img2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         return await self._run_batch(job.task_id, job.sampling.seed, 1,
-                                     lambda b, seed: b.img2img(job), on_progress)
+                                     lambda b, seed: b.img2img(job), on_progress,
+                                     extra=_REFERENCE_CLASSES if job.references else frozenset())
 
     async def adetailer(self, job: ADetailerJob, on_progress: ProgressCallback | None = None) -> JobResult:
         return await self._run_batch(job.task_id, job.sampling.seed, 1,
@@ -313,7 +314,8 @@ class ComfyUIBackend:
         return await self._run_batch(job.task_id, 0, 1, lambda b, seed: b.upscale(job), on_progress)
 
     async def _run_batch(self, task_id: str, seed: int, count: int, make,
-                         on_progress: ProgressCallback | None, *, in_order: bool = False) -> JobResult:
+                         on_progress: ProgressCallback | None, *, in_order: bool = False,
+                         extra: frozenset[str] = frozenset()) -> JobResult:
         """One prompt per image with seed, seed+1, … so every image is reproducible as A1111's are."""
         self._cancelled_tasks.discard(task_id)
         images: list[GeneratedImage] = []
@@ -333,7 +335,7 @@ class ComfyUIBackend:
                         self._posting.release()
 
                 try:
-                    wf = await self._build(lambda b, s=seed + i: make(b, s))
+                    wf = await self._build(lambda b, s=seed + i: make(b, s), extra)
                     checkpoint = checkpoint or wf.checkpoint
                     for w in wf.warnings:
                         if w not in warnings:
@@ -546,180 +548,6 @@ class ComfyUIBackend:
                 raise ProtocolError(f"Node '{self.name}' sent an empty image.", node=self.name)
             result.append(resp.body)
         return result
-
-    # ------------------------------------------------------------------ cancelling
-    def _in_background(self, coro) -> None:
-        async def guarded() -> None:
-            try:
-                await coro
-            except BackendError as exc:
-                log.info("background cancel on %s failed: %s", self.name, exc.detail or exc.message)
-
-        task = asyncio.get_running_loop().create_task(guarded())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def interrupt(self, task_id: str) -> None:
-        """Stop only our job for `task_id`: dequeue it if pending, interrupt it if running."""
-        self._cancelled_tasks.add(task_id)
-        pid = self._task_prompts.get(task_id)
-        if pid is None:
-            return
-        watch = self._watches.get(pid)
-        if watch is not None:
-            watch.cancel_requested = True
-        await self._cancel_prompt(pid)
-        if watch is not None:
-            watch.events.put_nowait(("_resync", {}))
-
-    async def _cancel_prompt(self, pid: str) -> None:
-        if self._jobs_api is not False:
-            resp = await self._request("POST", f"/api/jobs/{pid}/cancel")
-            if resp.status in (404, 405):
-                self._jobs_api = False  # an older ComfyUI
-            elif resp.status < 400:
-                self._jobs_api = True
-                await self._verify_gone(pid)
-                return
-            else:
-                self._check_status(resp, "/api/jobs/cancel")
-        queue = await self._get_json("/queue")
-        running = {item[1] for item in queue.get("queue_running", [])}
-        pending = {item[1] for item in queue.get("queue_pending", [])}
-        if pid in pending:
-            resp = await self._request("POST", "/queue", json={"delete": [pid]})
-            self._check_status(resp, "/queue")
-        if pid in running:
-            # Never a bare /interrupt: on a shared node that would stop someone else's job.
-            resp = await self._request("POST", "/interrupt", json={"prompt_id": pid})
-            self._check_status(resp, "/interrupt")
-        await self._verify_gone(pid)
-
-    async def _verify_gone(self, pid: str, wait_s: float = 3.0) -> None:
-        deadline = time.monotonic() + wait_s
-        while True:
-            queue = await self._get_json("/queue")
-            pending = {item[1] for item in queue.get("queue_pending", [])}
-            running = {item[1] for item in queue.get("queue_running", [])}
-            if pid not in pending and pid not in running:
-                return
-            if pid in pending:
-                await self._request("POST", "/queue", json={"delete": [pid]})
-            if time.monotonic() > deadline:
-                log.warning("prompt %s still on node %s after cancelling; a node step may not check "
-                            "for interrupts", pid, self.name)
-                return
-            await asyncio.sleep(0.02)
-
-    # ------------------------------------------------------------------ WebSocket
-    def _ws_headers(self) -> dict[str, str]:
-        if isinstance(self._auth, tuple):
-            token = base64.b64encode(f"{self._auth[0]}:{self._auth[1]}".encode()).decode()
-            return {"Authorization": f"Basic {token}"}
-        return {}
-
-    async def _ensure_ws(self) -> None:
-        if self._closed:
-            raise ServerUnreachable(f"The connection to node '{self.name}' was closed.", node=self.name)
-        if self._ws_task is None or self._ws_task.done():
-            self._ws_failure = None
-            self._ws_ready.clear()
-            self._ws_task = asyncio.create_task(self._ws_loop(), name=f"comfyui-ws-{self.name}")
-        ready = asyncio.ensure_future(self._ws_ready.wait())
-        try:
-            await asyncio.wait({ready, self._ws_task}, timeout=10.0, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-        if self._ws_ready.is_set():
-            return
-        failure = self._ws_failure
-        if isinstance(failure, BackendError):
-            raise failure
-        raise ServerUnreachable(f"Cannot open the event connection to node '{self.name}'.", node=self.name,
-                                detail=repr(failure))
-
-    async def _ws_loop(self) -> None:
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidStatus, WebSocketException
-
-        delay = 0.05
-        first = True
-        while not self._closed:
-            try:
-                async with connect(self._ws_url, max_size=LISTING_MAX_BODY, open_timeout=10,
-                                   additional_headers=self._ws_headers(), ping_interval=20,
-                                   ping_timeout=20) as ws:
-                    await ws.send(json.dumps({"type": "feature_flags",
-                                              "data": {"supports_preview_metadata": True}}))
-                    if not first:
-                        self.reconnects += 1
-                        for watch in list(self._watches.values()):
-                            watch.events.put_nowait(("_resync", {}))  # events may have been lost
-                    first = False
-                    delay = 0.05
-                    self._ws_ready.set()
-                    async for message in ws:
-                        self._dispatch(message)
-            except asyncio.CancelledError:
-                raise
-            except InvalidStatus as exc:
-                status = exc.response.status_code
-                if status in (401, 403):
-                    self._ws_failure = AuthFailed(
-                        f"Node '{self.name}' refused the event connection ({status}); check its credentials.",
-                        node=self.name, detail=repr(exc))
-                else:
-                    self._ws_failure = ProtocolError(
-                        f"Node '{self.name}' has no ComfyUI event socket (HTTP {status}).", node=self.name,
-                        detail=repr(exc))
-                if not self._watches:
-                    return
-            except (OSError, WebSocketException, TimeoutError) as exc:
-                self._ws_failure = exc
-                if not self._watches:  # nobody waits: reconnect when the next job needs it
-                    return
-            if self._ws_ready.is_set():
-                # An established socket dropped: let every job check over HTTP now, so a dead
-                # node is reported at once and a finished prompt is not waited for.
-                for watch in list(self._watches.values()):
-                    watch.events.put_nowait(("_resync", {}))
-            self._ws_ready.clear()
-            if self._closed:
-                return
-            await asyncio.sleep(delay)
-            delay = min(2.0, delay * 2)
-
-    def _dispatch(self, message: str | bytes) -> None:
-        if isinstance(message, bytes):
-            frame = parse_binary_frame(message)
-            if frame is None:
-                return
-            watch = self._watches.get(frame.prompt_id or self._running_prompt or "")
-            if watch is not None:
-                watch.events.put_nowait(("preview", frame.image))
-            return
-        try:
-            msg = json.loads(message)
-        except ValueError:
-            log.debug("unreadable event from %s: %.200s", self.name, message)
-            return
-        kind = msg.get("type")
-        data = msg.get("data") or {}
-        if not isinstance(data, dict):
-            return
-        pid = data.get("prompt_id")
-        if kind == "execution_start" and pid in self._watches:
-            self._running_prompt = pid
-        if pid is None and kind == "executing":
-            pid = self._running_prompt  # a reconnect of the owner gets the running node without id
-        watch = self._watches.get(pid or "")
-        if watch is None:
-            return
-        if kind in ("execution_success", "execution_error", "execution_interrupted") or (
-                kind == "executing" and data.get("node") is None):
-            if self._running_prompt == pid and kind == "executing":
-                self._running_prompt = None
-        watch.events.put_nowait((kind, data))
 
     # ------------------------------------------------------------------ closing
     @property

@@ -139,6 +139,10 @@ _WHAT_WORDS = {
     "adetailer_model": "Detector model",
     "node_class": "Node type",
     "image": "Image",
+    "diffusion_model": "Diffusion model",
+    "text_encoder": "Text encoder",
+    "vae": "VAE",
+    "controlnet": "ControlNet model",
 }
 
 #: Which kind of thing a combo input names, for plain-language errors.
@@ -148,6 +152,15 @@ COMBO_WHAT = {
     ("LoraLoaderModelOnly", "lora_name"): "lora",
     ("UpscaleModelLoader", "model_name"): "upscaler",
     ("UltralyticsDetectorProvider", "model_name"): "adetailer_model",
+    ("UNETLoader", "unet_name"): "diffusion_model",
+    ("UnetLoaderGGUF", "unet_name"): "diffusion_model",
+    ("DualCLIPLoader", "clip_name1"): "text_encoder",
+    ("DualCLIPLoader", "clip_name2"): "text_encoder",
+    ("TripleCLIPLoader", "clip_name1"): "text_encoder",
+    ("TripleCLIPLoader", "clip_name2"): "text_encoder",
+    ("TripleCLIPLoader", "clip_name3"): "text_encoder",
+    ("VAELoader", "vae_name"): "vae",
+    ("ControlNetLoader", "control_net_name"): "controlnet",
 }
 
 

@@ -1,29 +1,26 @@
-"""Typed building of ComfyUI API-format graphs from our jobs, and checking them against a node.
+"""Typed building of ComfyUI API-format graphs from our jobs.
 
-Graphs are assembled from template parts in `resources/workflows/parts/` (API-format nodes with
-declared ports and a parameter map, see `resources/workflows/README.md`). The builder fills
-parameters by name into the node inputs the part declares; values are never spliced into JSON
-text. `check_graph` compares the finished graph with the node's `/object_info` so a missing
-model or node class is reported before anything is sent.
+Graphs are assembled from template parts (`comfyui_templates`); the model loaders of each
+family come from `comfyui_models`. The finished graph is checked against the node's
+`/object_info` (`comfyui_catalog.check_graph`) before anything is sent.
 """
 
 from __future__ import annotations
 
-import copy
 import io
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
+from stablenew.backends.comfyui_catalog import (
+    CUSTOM_NODE_HINTS,
+    NodeCatalog,
+    check_graph,
+)
 from stablenew.backends.comfyui_messages import HIRES_TITLE
+from stablenew.backends.comfyui_models import checkpoint_file, load_model
 from stablenew.backends.comfyui_names import (
-    A1111_SAMPLER,
-    A1111_SCHEDULER,
-    COMBO_WHAT,
     LATENT_UPSCALERS,
     PIXEL_UPSCALERS,
     UPSCALER_ALIASES,
@@ -34,316 +31,36 @@ from stablenew.backends.comfyui_names import (
     missing,
     normalize_name,
     split_loras,
-    user_words,
+)
+from stablenew.backends.comfyui_references import Steered, apply_references
+from stablenew.backends.comfyui_templates import (
+    FORMAT_VERSION,
+    Link,
+    ParamRef,
+    Template,
+    TemplateError,
+    Workflow,
+    load_user_templates,
+    part,
+    part_classes,
 )
 from stablenew.backends.errors import MissingResource, RequestRejected
+from stablenew.backends.families import ModelFamily, profile
 from stablenew.backends.types import (
     ADetailerJob,
     HiresFix,
     Img2ImgJob,
+    ReferenceUnit,
     ResizeMode,
     Sampling,
     Txt2ImgJob,
     UpscaleJob,
 )
-from stablenew.storage.resources import resource_path
 
-FORMAT_VERSION = 1
-
-# ---------------------------------------------------------------------------- templates
-class TemplateError(RequestRejected):
-    """A workflow template file is malformed (which file, which field, what to do)."""
-
-
-@dataclass(frozen=True)
-class ParamRef:
-    node: str
-    input: str
-
-
-@dataclass(frozen=True)
-class Template:
-    """An API-format subgraph with named ports and a declared parameter map."""
-
-    name: str
-    nodes: Mapping[str, dict]
-    params: Mapping[str, tuple[ParamRef, ...]]
-    inputs: Mapping[str, str]
-    outputs: Mapping[str, tuple[str, int]]
-    job: str = ""
-    description: str = ""
-    source: str = ""
-
-    @classmethod
-    def from_dict(cls, data: Any, *, name: str, source: str = "") -> Template:
-        where = source or name
-
-        def fail(field_: str, what: str) -> TemplateError:
-            return TemplateError(f"Workflow template {where}: field '{field_}' {what}.",
-                                 fields=(field_,), detail=f"{where}: {field_}: {what}")
-
-        if not isinstance(data, dict):
-            raise fail("(top level)", "must be a JSON object")
-        if data.get("stablenew_workflow") != FORMAT_VERSION:
-            raise fail("stablenew_workflow", f"must be {FORMAT_VERSION} (the template format version)")
-        nodes = data.get("nodes")
-        if not isinstance(nodes, dict) or not nodes:
-            raise fail("nodes", "must be a non-empty object of API-format nodes")
-        for nid, node in nodes.items():
-            if not isinstance(node, dict) or not isinstance(node.get("class_type"), str):
-                raise fail(f"nodes.{nid}.class_type", "is missing")
-            if not isinstance(node.get("inputs", {}), dict):
-                raise fail(f"nodes.{nid}.inputs", "must be an object")
-        params: dict[str, tuple[ParamRef, ...]] = {}
-        for pname, refs in (data.get("params") or {}).items():
-            refs_list = refs if isinstance(refs, list) else [refs]
-            parsed = []
-            for ref in refs_list:
-                if not isinstance(ref, dict) or ref.get("node") not in nodes or not isinstance(
-                        ref.get("input"), str):
-                    raise fail(f"params.{pname}", "must name an existing node and one of its inputs "
-                               "as {\"node\": \"id\", \"input\": \"name\"}")
-                parsed.append(ParamRef(str(ref["node"]), ref["input"]))
-            params[pname] = tuple(parsed)
-        inputs = data.get("inputs") or {}
-        outputs: dict[str, tuple[str, int]] = {}
-        for oname, link in (data.get("outputs") or {}).items():
-            if (not isinstance(link, list) or len(link) != 2 or link[0] not in nodes
-                    or not isinstance(link[1], int)):
-                raise fail(f"outputs.{oname}", "must be [\"node id\", output index] of a node in this file")
-            outputs[oname] = (str(link[0]), link[1])
-        for nid, node in nodes.items():
-            for iname, value in node.get("inputs", {}).items():
-                if isinstance(value, dict) and "port" in value and value["port"] not in inputs:
-                    raise fail(f"nodes.{nid}.inputs.{iname}", f"uses port '{value['port']}' that "
-                               "'inputs' does not declare")
-        return cls(name=name, nodes=nodes, params=params, inputs=dict(inputs), outputs=outputs,
-                   job=str(data.get("job", "")), description=str(data.get("description", "")),
-                   source=source)
-
-    @classmethod
-    def load(cls, path: Path) -> Template:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise TemplateError(f"Cannot read the workflow template {path}.", detail=repr(exc)) from exc
-        except json.JSONDecodeError as exc:
-            raise TemplateError(
-                f"Workflow template {path}, line {exc.lineno}: not valid JSON ({exc.msg}). "
-                "Fix the file or remove it.", fields=("(json)",), detail=str(exc)) from exc
-        return cls.from_dict(data, name=path.stem, source=str(path))
-
-
-@cache
-def _part_cached(name: str) -> Template:
-    return Template.load(resource_path("workflows", "parts", f"{name}.json"))
-
-
-def part(name: str) -> Template:
-    """A shipped template part by name (files in resources/workflows/parts/)."""
-    return _part_cached(name)
-
-
-def part_classes() -> set[str]:
-    """Node classes used by the shipped parts (what a node is probed for)."""
-    folder = resource_path("workflows", "parts")
-    return {n["class_type"] for path in folder.glob("*.json") for n in part(path.stem).nodes.values()}
-
-
-@dataclass(frozen=True)
-class Link:
-    """An output of a node in the graph being built (`["node_id", index]` in API format)."""
-
-    node: str
-    index: int
-
-    def to_json(self) -> list:
-        return [self.node, self.index]
-
-
-@dataclass
-class Workflow:
-    """A ComfyUI API-format graph under construction; node ids are strings as the API requires."""
-
-    nodes: dict[str, dict] = field(default_factory=dict)
-    #: Node id whose images are the result.
-    output_node: str = ""
-    warnings: list[str] = field(default_factory=list)
-    #: Uploaded inputs the graph refers to: LoadImage value -> bytes (uploaded before sending).
-    uploads: dict[str, bytes] = field(default_factory=dict)
-    #: The checkpoint file the main model loads ("" for graphs without one, e.g. upscale).
-    checkpoint: str = ""
-    _next: int = 1
-
-    def insert(self, template: Template, ports: Mapping[str, Link] | None = None,
-               **params: Any) -> dict[str, Link]:
-        """Add a copy of `template`, wiring its ports and setting its declared parameters."""
-        ports = dict(ports or {})
-        missing_ports = set(template.inputs) - set(ports)
-        if missing_ports:
-            raise ValueError(f"template {template.name} needs ports {sorted(missing_ports)}")
-        unknown = set(params) - set(template.params)
-        if unknown:
-            raise ValueError(f"template {template.name} has no parameters {sorted(unknown)}")
-        ids: dict[str, str] = {}
-        for local in template.nodes:
-            ids[local] = str(self._next)
-            self._next += 1
-        for local, node in template.nodes.items():
-            inputs: dict[str, Any] = {}
-            for iname, value in node.get("inputs", {}).items():
-                if isinstance(value, dict) and "port" in value:
-                    inputs[iname] = ports[value["port"]].to_json()
-                elif (isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
-                      and value[0] in template.nodes):
-                    inputs[iname] = [ids[value[0]], value[1]]
-                else:
-                    inputs[iname] = copy.deepcopy(value)
-            new = {"class_type": node["class_type"], "inputs": inputs}
-            if "_meta" in node:
-                new["_meta"] = copy.deepcopy(node["_meta"])
-            self.nodes[ids[local]] = new
-        for pname, value in params.items():
-            for ref in template.params[pname]:
-                self.nodes[ids[ref.node]]["inputs"][ref.input] = value
-        for local, node in template.nodes.items():
-            for iname, value in node.get("inputs", {}).items():
-                if value is None and self.nodes[ids[local]]["inputs"][iname] is None:
-                    raise ValueError(f"template {template.name}: parameter for {local}.{iname} not given")
-        if any(n["class_type"] in ("PreviewImage", "SaveImage") for n in template.nodes.values()):
-            self.output_node = next(ids[k] for k, n in template.nodes.items()
-                                    if n["class_type"] in ("PreviewImage", "SaveImage"))
-        return {oname: Link(ids[nid], idx) for oname, (nid, idx) in template.outputs.items()}
-
-    def to_api(self) -> dict:
-        return copy.deepcopy(self.nodes)
-
-
-# ---------------------------------------------------------------------------- node knowledge
-@dataclass(frozen=True)
-class NodeCatalog:
-    """What one ComfyUI node has installed, as far as building graphs needs to know."""
-
-    node_name: str
-    object_info: Mapping[str, dict]
-    embeddings: tuple[str, ...] = ()
-
-    def has(self, class_type: str) -> bool:
-        return class_type in self.object_info
-
-    def combo(self, class_type: str, input_name: str) -> tuple[str, ...]:
-        spec = _input_spec(self.object_info.get(class_type, {}), input_name)
-        return tuple(_combo_options(spec) or ()) if spec else ()
-
-    @property
-    def checkpoints(self) -> tuple[str, ...]:
-        return self.combo("CheckpointLoaderSimple", "ckpt_name")
-
-    @property
-    def samplers(self) -> tuple[str, ...]:
-        return self.combo("KSampler", "sampler_name")
-
-    @property
-    def schedulers(self) -> tuple[str, ...]:
-        return self.combo("KSampler", "scheduler")
-
-    @property
-    def loras(self) -> tuple[str, ...]:
-        return self.combo("LoraLoader", "lora_name")
-
-    @property
-    def upscale_models(self) -> tuple[str, ...]:
-        return self.combo("UpscaleModelLoader", "model_name")
-
-    @property
-    def detector_models(self) -> tuple[str, ...]:
-        return self.combo("UltralyticsDetectorProvider", "model_name")
-
-
-def _input_spec(info: Mapping, input_name: str) -> list | None:
-    section = info.get("input") or {}
-    for kind in ("required", "optional"):
-        spec = (section.get(kind) or {}).get(input_name)
-        if spec is not None:
-            return spec
-    return None
-
-
-def _combo_options(spec: list | None) -> list | None:
-    """Options of a combo input in either layout: `[[...], {}]` or `["COMBO", {"options": [...]}]`."""
-    if not spec:
-        return None
-    if isinstance(spec[0], list):
-        return spec[0]
-    if spec[0] == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
-        return list(spec[1].get("options") or [])
-    return None
-
-
-#: Classes whose absence means a custom-node pack is missing, with the words to say so.
-CUSTOM_NODE_HINTS = {
-    "FaceDetailer": "Face detailing needs the Impact Pack custom nodes (ComfyUI-Impact-Pack).",
-    "UltralyticsDetectorProvider": "Face detection needs the Impact Subpack custom nodes "
-                                   "(ComfyUI-Impact-Subpack).",
-}
-
-
-def check_graph(graph: Mapping[str, dict], catalog: NodeCatalog) -> None:
-    """Raise the first problem the node would report, in plain words, before anything is sent."""
-    node = catalog.node_name
-    for nid, n in graph.items():
-        cls = n["class_type"]
-        info = catalog.object_info.get(cls)
-        if not info:
-            title = (n.get("_meta") or {}).get("title") or cls
-            installed = sorted(catalog.object_info)
-            hint = CUSTOM_NODE_HINTS.get(cls, "Install the custom node that provides it, or use "
-                                              "another template.")
-            raise MissingResource(
-                f"Node type '{cls}' (step '{title}') is not installed on node '{node}'. {hint}",
-                what="node_class", name=cls, installed=tuple(installed[:0]), node=node,
-                detail=f"graph node {nid}: class_type {cls} not in /object_info")
-        for iname, value in n.get("inputs", {}).items():
-            if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
-                if not isinstance(value[0], str) or value[0] not in graph:
-                    raise RequestRejected(f"The workflow links node {nid} to node {value[0]!r}, "
-                                          "which is not in the graph.", fields=(iname,),
-                                          detail=f"{nid}.{iname} -> {value!r}", node=node)
-                continue
-            spec = _input_spec(info, iname)
-            if spec is None:
-                continue  # extra inputs are ignored by ComfyUI too
-            options = _combo_options(spec)
-            if options is not None:
-                if cls in ("LoadImage", "LoadImageMask") and iname == "image":
-                    continue  # the combo lists only top-level inputs; uploads live in a subfolder
-                if value not in options:
-                    what = COMBO_WHAT.get((cls, iname)) or (
-                        "sampler" if iname == "sampler_name" else "scheduler" if iname == "scheduler"
-                        else "")
-                    if what:
-                        shown = {"sampler": A1111_SAMPLER,
-                                 "scheduler": A1111_SCHEDULER}.get(what, {}).get(str(value))
-                        raise missing(what, shown or str(value), user_words(what, options), node,
-                                      detail=f"graph node {nid} ({cls}).{iname}={value!r}")
-                    raise RequestRejected(
-                        f"'{value}' is not a valid {iname} for {cls} on node '{node}'; valid: "
-                        f"{', '.join(map(str, options[:12]))}.", fields=(iname,),
-                        detail=f"graph node {nid} ({cls}).{iname}={value!r}", node=node)
-                continue
-            kind = spec[0]
-            opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-            if kind in ("INT", "FLOAT") and isinstance(value, int | float) and not isinstance(value, bool):
-                low, high = opts.get("min"), opts.get("max")
-                if (low is not None and value < low) or (high is not None and value > high):
-                    raise RequestRejected(
-                        f"{iname} = {value} is outside what {cls} accepts ({low}…{high}) on node "
-                        f"'{node}'.", fields=(iname,), detail=f"graph node {nid} ({cls})", node=node)
-        required = (info.get("input") or {}).get("required") or {}
-        for iname in required:
-            if iname not in n.get("inputs", {}):
-                raise RequestRejected(f"The workflow's {cls} step (node {nid}) lacks its '{iname}' input.",
-                                      fields=(iname,), detail=f"graph node {nid}", node=node)
+# Callers import these from here; they live in the modules split out by job.
+__all__ = ["CUSTOM_NODE_HINTS", "FORMAT_VERSION", "Link", "NodeCatalog", "ParamRef", "Template",
+           "TemplateError", "Workflow", "WorkflowBuilder", "check_graph", "image_size",
+           "load_user_templates", "part", "part_classes"]
 
 
 # ---------------------------------------------------------------------------- job -> graph
@@ -354,6 +71,9 @@ class _Model:
     vae: Link
     positive: Link
     negative: Link
+    #: The CFG the sampler uses: the stage's, or 1 for Flux (its guidance is in `positive`).
+    cfg: float
+    family: ModelFamily = ModelFamily.sd15
 
 
 class WorkflowBuilder:
@@ -367,19 +87,7 @@ class WorkflowBuilder:
 
     # -- helpers
     def _checkpoint(self, name: str, wf: Workflow) -> str:
-        installed = self.catalog.checkpoints
-        if not name:
-            if not installed:
-                raise missing("checkpoint", "(any)", installed, self.catalog.node_name)
-            wf.warnings.append(f"No checkpoint chosen; used '{installed[0]}'.")
-            found: str | None = installed[0]
-        else:
-            found = match_file(name, installed)
-        if found is None:
-            raise missing("checkpoint", name, installed, self.catalog.node_name)
-        if not wf.checkpoint:
-            wf.checkpoint = found  # the first model loaded is the main one (then a refiner)
-        return found
+        return checkpoint_file(self.catalog, name, wf)
 
     def _sampler(self, s: Sampling) -> tuple[str, str]:
         sampler, implied = comfy_sampler(s.sampler, self.catalog.samplers, self.catalog.node_name)
@@ -389,9 +97,9 @@ class WorkflowBuilder:
 
     def _model(self, wf: Workflow, s: Sampling, *, checkpoint: str | None = None,
                prompt: str | None = None, negative: str | None = None, loras: bool = True) -> _Model:
-        ckpt = wf.insert(part("checkpoint"), checkpoint=self._checkpoint(
-            s.checkpoint if checkpoint is None else checkpoint, wf))
-        model, clip = ckpt["model"], ckpt["clip"]
+        loaded = load_model(wf, self.catalog, s, s.checkpoint if checkpoint is None else checkpoint)
+        prof = profile(loaded.family)
+        model, clip = loaded.model, loaded.clip
         text, lora_uses, warns = split_loras(s.prompt if prompt is None else prompt)
         neg, neg_loras, neg_warns = split_loras(s.negative_prompt if negative is None else negative)
         wf.warnings.extend(warns + neg_warns)
@@ -406,11 +114,38 @@ class WorkflowBuilder:
                             unet_weight=use.unet_weight, text_encoder_weight=use.text_encoder_weight)
             model, clip = out["model"], out["clip"]
         if s.clip_skip > 1:
-            clip = wf.insert(part("clip_skip"), {"clip": clip}, stop_at_clip_layer=-s.clip_skip)["clip"]
+            if "clip_skip" in prof.hidden:
+                _warn(wf, f"Clip skip is not used: {prof.hidden['clip_skip']}")
+            else:
+                clip = wf.insert(part("clip_skip"), {"clip": clip},
+                                 stop_at_clip_layer=-s.clip_skip)["clip"]
+        if neg.strip() and not prof.negative_prompt:
+            _warn(wf, f"The negative prompt was left out: {prof.hidden.get('negative_prompt', '')}".strip())
+            neg = ""
         text = mark_embeddings(text, self.catalog.embeddings)
         neg = mark_embeddings(neg, self.catalog.embeddings)
         enc = wf.insert(part("prompts"), {"clip": clip}, prompt=text, negative_prompt=neg)
-        return _Model(model, clip, ckpt["vae"], enc["positive"], enc["negative"])
+        positive, cfg = enc["positive"], s.cfg_scale
+        if loaded.family is ModelFamily.flux:
+            # Flux is guidance-distilled: guidance rides on the conditioning and CFG stays 1
+            # (anything else doubles the time and burns the image).
+            positive = wf.insert(part("flux_guidance"), {"conditioning": positive},
+                                 guidance=s.guidance)["conditioning"]
+            cfg = 1.0
+        return _Model(model, clip, loaded.vae, positive, enc["negative"], cfg, loaded.family)
+
+    def _references(self, wf: Workflow, m: _Model, units: tuple[ReferenceUnit, ...]) -> None:
+        if not units:
+            return
+        steered = apply_references(wf, self.catalog, units, Steered(m.model, m.positive, m.negative),
+                                   m.vae, m.family, self._upload)
+        m.model, m.positive, m.negative = steered.model, steered.positive, steered.negative
+
+    def _empty_latent(self, wf: Workflow, m: _Model, s: Sampling) -> Link:
+        # Flux and SD3.5 have 16-channel latents; ComfyUI's EmptySD3LatentImage makes those.
+        name = ("empty_sd3_latent" if m.family in (ModelFamily.flux, ModelFamily.sd35)
+                and self.catalog.has("EmptySD3LatentImage") else "empty_latent")
+        return wf.insert(part(name), width=s.width, height=s.height)["latent"]
 
     def _output(self, wf: Workflow, image: Link, task_id: str) -> None:
         if self.save_on_server:
@@ -445,7 +180,8 @@ class WorkflowBuilder:
         out = wf.insert(part("sampler"), {"model": m.model, "positive": m.positive,
                                           "negative": m.negative, "latent": latent},
                         seed=s.seed, steps=h.steps or s.steps,
-                        cfg_scale=h.cfg_scale if h.cfg_scale is not None else s.cfg_scale,
+                        cfg_scale=h.cfg_scale if h.cfg_scale is not None and m.family is not
+                        ModelFamily.flux else m.cfg,
                         sampler=sampler, scheduler=scheduler, denoise=h.denoise)["latent"]
         # Named, so progress can say "Hires fix 3/8" (ComfyUI shows the title in its own UI too).
         wf.nodes[out.node].setdefault("_meta", {})["title"] = HIRES_TITLE
@@ -474,15 +210,24 @@ class WorkflowBuilder:
     def txt2img(self, job: Txt2ImgJob) -> Workflow:
         user = self.user_templates.get("txt2img")
         if user is not None:
-            return self._from_user_template(user, job.sampling, job.task_id)
+            wf = self._from_user_template(user, job.sampling, job.task_id)
+            if job.references:
+                wf.warnings.append(f"Workflow template '{user.name}' is used as it is: the reference "
+                                   "images were left out.")
+            return wf
         s = job.sampling
         wf = Workflow()
         m = self._model(wf, s)
+        self._references(wf, m, job.references)
         sampler, scheduler = self._sampler(s)
-        latent = wf.insert(part("empty_latent"), width=s.width, height=s.height)["latent"]
-        if job.refiner is not None:
-            r = self._model(wf, s, checkpoint=job.refiner.checkpoint, loras=False)
-            switch = max(1, min(s.steps, round(s.steps * job.refiner.switch_at)))
+        latent = self._empty_latent(wf, m, s)
+        refiner = job.refiner
+        if refiner is not None and "refiner" in profile(m.family).hidden:
+            _warn(wf, f"The refiner was not used: {profile(m.family).hidden['refiner']}")
+            refiner = None
+        if refiner is not None:
+            r = self._model(wf, s, checkpoint=refiner.checkpoint, loras=False)
+            switch = max(1, min(s.steps, round(s.steps * refiner.switch_at)))
             latent = wf.insert(part("refiner"), {
                 "model": m.model, "positive": m.positive, "negative": m.negative, "latent": latent,
                 "refiner_model": r.model, "refiner_positive": r.positive, "refiner_negative": r.negative,
@@ -491,7 +236,7 @@ class WorkflowBuilder:
         else:
             latent = wf.insert(part("sampler"), {"model": m.model, "positive": m.positive,
                                                  "negative": m.negative, "latent": latent},
-                               seed=s.seed, steps=s.steps, cfg_scale=s.cfg_scale, sampler=sampler,
+                               seed=s.seed, steps=s.steps, cfg_scale=m.cfg, sampler=sampler,
                                scheduler=scheduler, denoise=1.0)["latent"]
         if job.hires is not None:
             latent = self._hires(wf, m, latent, s, job.hires, sampler, scheduler)
@@ -508,9 +253,13 @@ class WorkflowBuilder:
             if job.mask is not None:
                 wf.warnings.append(f"Workflow template '{user.name}' takes no mask; the whole image "
                                    "was redrawn.")
+            if job.references:
+                wf.warnings.append(f"Workflow template '{user.name}' is used as it is: the reference "
+                                   "images were left out.")
             return wf
         wf = Workflow()
         m = self._model(wf, s)
+        self._references(wf, m, job.references)
         sampler, scheduler = self._sampler(s)
         image = wf.insert(part("load_image"), image=self._upload(wf, job.init_image))["image"]
         if job.resize_mode == ResizeMode.resize_and_fill:
@@ -524,7 +273,7 @@ class WorkflowBuilder:
                                mask_blur=max(1, min(31, job.mask_blur)))["latent"]
         latent = wf.insert(part("sampler"), {"model": m.model, "positive": m.positive,
                                              "negative": m.negative, "latent": latent},
-                           seed=s.seed, steps=s.steps, cfg_scale=s.cfg_scale, sampler=sampler,
+                           seed=s.seed, steps=s.steps, cfg_scale=m.cfg, sampler=sampler,
                            scheduler=scheduler, denoise=job.denoise)["latent"]
         image = wf.insert(part("decode"), {"latent": latent, "vae": m.vae})["image"]
         self._output(wf, image, job.task_id)
@@ -556,7 +305,7 @@ class WorkflowBuilder:
             image = wf.insert(part("face_detail"), {
                 "image": image, "model": m.model, "clip": m.clip, "vae": m.vae,
                 "positive": positive, "negative": negative,
-            }, detector=detector, seed=s.seed + i, steps=s.steps, cfg_scale=s.cfg_scale, sampler=sampler,
+            }, detector=detector, seed=s.seed + i, steps=s.steps, cfg_scale=m.cfg, sampler=sampler,
                 scheduler=scheduler, denoise=max(0.0001, p.denoise), confidence=p.confidence,
                 mask_blur=p.mask_blur, padding=p.inpaint_padding)["image"]
         self._output(wf, image, job.task_id)
@@ -624,6 +373,11 @@ class WorkflowBuilder:
         return wf
 
 
+def _warn(wf: Workflow, text: str) -> None:
+    if text not in wf.warnings:
+        wf.warnings.append(text)
+
+
 def image_size(data: bytes) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
@@ -633,18 +387,3 @@ def image_size(data: bytes) -> tuple[int, int]:
     except (UnidentifiedImageError, OSError) as exc:
         raise RequestRejected("The input image could not be read; it must be a PNG, JPEG or WebP file.",
                               fields=("image",), detail=repr(exc)) from exc
-
-
-def load_user_templates(folder: Path) -> dict[str, Template]:
-    """Whole-graph templates a user placed in `folder` (`<job>.json`), keyed by job kind."""
-    found: dict[str, Template] = {}
-    if not folder.is_dir():
-        return found
-    for path in sorted(folder.glob("*.json")):
-        template = Template.load(path)
-        job = template.job or path.stem
-        if job not in ("txt2img", "img2img"):
-            raise TemplateError(f"Workflow template {path}: field 'job' must be 'txt2img' or 'img2img'.",
-                                fields=("job",))
-        found[job] = template
-    return found

@@ -118,11 +118,12 @@ def tls_context(base_url: str) -> ssl.SSLContext:
     address never does TLS (redirects are refused, never followed), so its context holds no CA
     at all: it would refuse any certificate, should it ever be asked to check one.
     """
-    return _verified_tls() if urlsplit(base_url).scheme == "https" else _NO_CA
+    return verified_tls() if urlsplit(base_url).scheme == "https" else _NO_CA
 
 
 @functools.cache
-def _verified_tls() -> ssl.SSLContext:
+def verified_tls() -> ssl.SSLContext:
+    """The system's CA bundle, loaded once per process (for clients that may meet https)."""
     return httpx.create_ssl_context(trust_env=False)
 
 

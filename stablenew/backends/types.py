@@ -42,6 +42,13 @@ class Sampling:
     height: int = 512
     seed: int = 0
     clip_skip: int = 1
+    #: The model family ("" = from the checkpoint's name); a `families.ModelFamily` value.
+    family: str = ""
+    #: Flux's distilled guidance (Forge: "Distilled CFG Scale"); CFG stays 1 for Flux.
+    guidance: float = 3.5
+    #: Text encoder files for a diffusion-model-only file ("" or none: picked by the family).
+    text_encoders: tuple[str, ...] = ()
+    vae: str = ""  # VAE file for such a model ("" = the family's usual one)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,32 @@ class ADetailerPass:
     enabled: bool = True
 
 
+class ReferenceKind(StrEnum):
+    """What a reference image steers: a ControlNet map kind, or an IP-Adapter (style, face)."""
+
+    canny = "canny"
+    depth = "depth"
+    openpose = "openpose"
+    lineart = "lineart"
+    tile = "tile"
+    ip_style = "ip_style"
+    ip_face = "ip_face"
+
+
+@dataclass(frozen=True)
+class ReferenceUnit:
+    """One reference image and how it steers the image (a ControlNet or IP-Adapter unit)."""
+
+    image: bytes  # encoded image (PNG/JPEG/WebP)
+    kind: ReferenceKind
+    model: str = ""  # "" = the node's first model for this kind and family
+    strength: float = 1.0
+    start: float = 0.0  # fraction of the steps where it starts steering
+    end: float = 1.0
+    #: True: the server turns the picture into the map (edges, depth…); False: it is one already.
+    preprocess: bool = True
+
+
 @dataclass(frozen=True)
 class Txt2ImgJob:
     sampling: Sampling
@@ -83,6 +116,7 @@ class Txt2ImgJob:
     batch_size: int = 1
     hires: HiresFix | None = None
     refiner: Refiner | None = None
+    references: tuple[ReferenceUnit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,6 +128,7 @@ class Img2ImgJob:
     resize_mode: ResizeMode = ResizeMode.just_resize
     mask: bytes | None = None
     mask_blur: int = 4
+    references: tuple[ReferenceUnit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,3 +225,5 @@ class Capabilities:
     current_checkpoint: str = ""
     #: False for a node that computes on its CPU (no graphics card); None when unknown.
     has_gpu: bool | None = None
+    #: ControlNet / IP-Adapter models the node has (empty: none, or no ControlNet at all).
+    controlnet_models: tuple[str, ...] = ()

@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from stablenew.backends.types import Capabilities
+from stablenew.backends.comfyui_references import IP_ADAPTER_LOADER as IP_ADAPTER_NODE
+from stablenew.backends.references import KINDS, choose_model
+from stablenew.backends.types import BackendKind, Capabilities, ReferenceKind, ReferenceUnit
 from stablenew.cluster.work import GB, VramExperience, WorkRequirements, model_key
 from stablenew.pipeline.eta import RateTracker
 
@@ -113,6 +115,10 @@ def ineligibility(req: WorkRequirements, node: NodeView) -> str | None:
         missing = sorted(name for name in req.loras if model_key(name) not in have)
         if missing:
             return f"{node.name} does not have the LoRA '{missing[0]}'"
+    if req.references:
+        why = _reference_gap(req, caps)
+        if why:
+            return f"{node.name} {why}"
     if req.node_classes and caps.node_classes:
         missing = sorted(req.node_classes - caps.node_classes)
         if missing:
@@ -123,6 +129,27 @@ def ineligibility(req: WorkRequirements, node: NodeView) -> str | None:
         return (f"{node.name} has too little VRAM ({card}; this needs about "
                 f"{req.vram_gb:.0f} GB)")
     return None
+
+
+def _reference_gap(req: WorkRequirements, caps: Capabilities) -> str:
+    """What a node lacks for the work's reference images ("" when nothing, or when it cannot
+    tell: an A1111 node that lists no ControlNet models is let try, like LoRAs)."""
+    for kind_name, model in sorted(req.references):
+        kind = ReferenceKind(kind_name)
+        info = KINDS[kind]
+        if info.ip_adapter and caps.kind == BackendKind.comfyui:
+            if caps.node_classes and IP_ADAPTER_NODE not in caps.node_classes:
+                return "lacks the IP-Adapter nodes (ComfyUI_IPAdapter_plus)"
+            continue
+        if not caps.controlnet_models:
+            if caps.kind == BackendKind.comfyui and not info.ip_adapter:
+                return "has no ControlNet models"
+            continue
+        unit = ReferenceUnit(b"", kind, model=model)
+        if choose_model(unit, caps.controlnet_models, req.family) is None:
+            return f"does not have a ControlNet model for {info.label.lower()}" + (
+                f" ('{model}')" if model else "")
+    return ""
 
 
 def eligible_nodes(req: WorkRequirements, nodes: Sequence[NodeView]) -> list[NodeView]:

@@ -1,6 +1,6 @@
 """What a piece of work needs from a node: models, VRAM, and how much computing it is.
 
-VRAM needs come from an estimate table per model family and size, refined per node by
+VRAM needs come from an estimate table per model family, precision and size, refined per node by
 experience (an out-of-memory failure raises that node's estimate; a success at a size proves
 the node can take it).
 """
@@ -9,43 +9,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import lru_cache
 
+from stablenew.backends.families import ModelFamily, detect_family, profile
 from stablenew.learning.parameters import lora_weights
 from stablenew.pipeline.config import PipelineConfig, hires_size
 
 GB = 1024**3
 
 
-class ModelFamily(StrEnum):
-    sd15 = "sd15"
-    sdxl = "sdxl"
-    flux = "flux"
-
-
-# (base GB with the model loaded, extra GB per megapixel of the largest diffusion pass).
-# Rough fp16 figures from A1111/Forge/ComfyUI users' reports without --medvram.
-VRAM_TABLE: dict[ModelFamily, tuple[float, float]] = {
-    ModelFamily.sd15: (2.5, 1.5),
-    ModelFamily.sdxl: (5.0, 2.0),
-    ModelFamily.flux: (11.0, 3.0),
-}
-
-_XL = re.compile(r"(sdxl|[_\-\s.]xl[_\-\s.]|xl$|^xl|pony|illustrious|noobai|juggernautxl|turbo_?xl)", re.I)
-
+#: Families that share another's VRAM needs and experience (SDXL fine-tunes count as SDXL).
+_VRAM_CLASS = {ModelFamily.pony: ModelFamily.sdxl, ModelFamily.illustrious: ModelFamily.sdxl}
 
 @lru_cache(maxsize=4096)
-def guess_family(checkpoint: str) -> ModelFamily:
-    """Model family from a checkpoint name (the only clue servers give before loading it)."""
-    stem = checkpoint.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
-    stem = re.sub(r"\s*\[[0-9a-f]+\]$", "", stem)
-    stem = re.sub(r"\.(safetensors|ckpt|pt|gguf)$", "", stem, flags=re.I)
-    if "flux" in stem.lower():
-        return ModelFamily.flux
-    if _XL.search(stem):
-        return ModelFamily.sdxl
-    return ModelFamily.sd15
+def guess_family(checkpoint: str, choice: str = "") -> ModelFamily:
+    """The family that decides VRAM and eligibility: the user's choice, else the checkpoint's
+    name (the only clue servers give before loading it); Pony and Illustrious count as SDXL."""
+    family = detect_family(checkpoint, choice=choice)
+    return _VRAM_CLASS.get(family, family)
 
 
 @lru_cache(maxsize=4096)
@@ -68,6 +49,9 @@ class WorkRequirements:
     node_classes: frozenset[str] = frozenset()  # ComfyUI custom nodes the work needs
     #: LoRAs its prompts name (`<lora:name:weight>`): a node that lists LoRAs must have them.
     loras: frozenset[str] = frozenset()
+    #: Reference images as (kind, model or ""): a node that lists its ControlNet models must
+    #: have one fitting each.
+    references: frozenset[tuple[str, str]] = frozenset()
     vram_gb: float = 0.0
     #: Steps × megapixels over every diffusion pass, plus upscale cost: proportional to time.
     work_units: float = 1.0
@@ -83,15 +67,16 @@ class WorkRequirements:
         return "large"
 
 
-def vram_needed(family: ModelFamily, megapixels: float) -> float:
-    base, per_mp = VRAM_TABLE[family]
-    return base + per_mp * megapixels
+def vram_needed(family: ModelFamily, megapixels: float, model: str = "") -> float:
+    """GB of VRAM a pass of *megapixels* needs; the model's name may say its precision (a Flux
+    fp8, nf4 or GGUF file needs far less than the full one)."""
+    return profile(_VRAM_CLASS.get(family, family)).vram_need(model).at(megapixels)
 
 
 def requirements_for(config: PipelineConfig, *, family: ModelFamily | None = None) -> WorkRequirements:
     """Requirements of running *config* once (one image, every enabled stage)."""
     t = config.txt2img
-    fam = family or guess_family(t.checkpoint)
+    fam = family or guess_family(t.checkpoint, "" if t.family == "auto" else t.family.value)
     width, height = t.width, t.height
     mp = width * height / 1e6
     units = 0.0
@@ -126,13 +111,16 @@ def requirements_for(config: PipelineConfig, *, family: ModelFamily | None = Non
     prompts = [t.prompt, t.negative_prompt]
     if config.img2img.enabled:
         prompts += [config.img2img.prompt_override, config.img2img.negative_override]
+    refs = list(t.references) if t.enabled else []
+    refs += list(config.img2img.references) if config.img2img.enabled else []
     return WorkRequirements(
         checkpoint=t.checkpoint,
+        references=frozenset((r.kind.value, r.model) for r in refs),
         loras=frozenset(name for text in prompts if text for name in lora_weights(text)),
         family=fam,
         upscalers=frozenset(u for u in upscalers if u and u != "None"),
         adetailer_models=frozenset(ad_models),
-        vram_gb=vram_needed(fam, largest or out_mp),
+        vram_gb=vram_needed(fam, largest or out_mp, t.checkpoint),
         work_units=max(units, 0.01),
         megapixels=largest or out_mp,
     )

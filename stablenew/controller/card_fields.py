@@ -129,6 +129,9 @@ def values_of(config: cfg.PipelineConfig) -> dict[str, Any]:
     if len(passes) < 2:  # the card's second pass shows what it would run once switched on
         second = cfg.ADetailerPassSettings(**_SECOND_PASS_DEFAULTS).model_dump(mode="json")
         values.update({f"adetailer.passes.1.{key}": value for key, value in second.items()})
+    # The References sections take their units as one list (none is a value too).
+    for name, stage in (("txt2img", config.txt2img), ("img2img", config.img2img)):
+        values[f"{name}.references"] = [r.model_dump(mode="json") for r in stage.references]
     return values
 
 

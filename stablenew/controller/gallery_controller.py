@@ -7,110 +7,37 @@ import asyncio
 import inspect
 import json
 import logging
-import os
 from collections import OrderedDict
-from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
-from stablenew.controller.images import DecodedImage, decode_image
+from stablenew.controller.gallery_ratings import RatingBook, RatingsUnavailable, StoredRatings
+from stablenew.controller.gallery_reading import (
+    LARGE_SIDE,
+    THUMB_SIDE,
+    GalleryItem,
+    ImageDetail,
+    decode_thumbnail,
+    items_with_ratings,
+    read_detail,
+    scan_outputs,
+)
+from stablenew.controller.images import DecodedImage
 from stablenew.controller.tasks import TaskOwner
-from stablenew.errors import StableNewError
-from stablenew.learning.ratings import RecordReader
 from stablenew.pipeline.outputs import thumbnail_path
+
+if TYPE_CHECKING:
+    from stablenew.controller.gallery_actions import GalleryActions
+    from stablenew.gallery.query import GalleryQuery, GalleryRow
 
 log = logging.getLogger("stablenew.controller.gallery")
 
-THUMB_SIDE = 160
-LARGE_SIDE = 1280
 PAGE_SIZE = 600  # images listed per page; the next page loads when the view nears the end
 PRESET_TAGS = ("too noisy", "too smooth", "nailed it")
-
-
-
-@dataclass
-class GalleryItem:
-    """One output image as the gallery lists it."""
-
-    path: Path
-    created: float
-    thumbnail: Path | None = None
-    #: saved by a run of this session (kept in front when the folder is scanned again); its
-    #: ImageRecord is not kept: an overnight batch lists tens of thousands of images
-    fresh: bool = False
-    rating: int | None = None
-    tags: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        return str(self.path)
-
-
-@dataclass(frozen=True)
-class ImageDetail:
-    """What the large view shows: pixels and the parameters the image carries."""
-
-    path: Path
-    image: DecodedImage
-    prompt: str = ""
-    negative_prompt: str = ""
-    seed: int | None = None
-    parameters: str = ""  # the A1111 infotext, as written in the PNG
-    settings: dict[str, str] = field(default_factory=dict)
-
-
-class RatingBook(Protocol):
-    """Where ratings and tags are written (the learning store's book).
-
-    `rate` and `set_tags` are called on the Qt thread and must not block it (they hand the
-    write to a worker). A write may return a future or awaitable that fails when the value was
-    not kept, or raise at once when it is refused; the gallery then puts the stored value back
-    and says why.
-    """
-
-    def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]: ...
-    def rate(self, path: str, stars: int | None) -> Any: ...
-    def set_tags(self, path: str, tags: tuple[str, ...]) -> Any: ...
-
-
-class RatingsUnavailable(StableNewError):
-    """A rating or tag that cannot be kept because the learning room did not open."""
-
-
-class StoredRatings:
-    """The gallery's ratings: read from the learning store's database (the one place a rating is
-    kept, so every view shows the same stars from the first moment), written through the
-    learning room's book, which *writer* gives (opening the room if a rating comes first)."""
-
-    def __init__(self, database: Path, writer: Callable[[], RatingBook | None]) -> None:
-        self._reader = RecordReader(database)
-        self._writer = writer
-
-    def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]:
-        """May block briefly (an indexed read that never waits for writers): worker threads."""
-        return self._reader.rating(path)
-
-    def rate(self, path: str, stars: int | None) -> Any:
-        return self._book().rate(path, stars)
-
-    def set_tags(self, path: str, tags: tuple[str, ...]) -> Any:
-        return self._book().set_tags(path, tags)
-
-    def _book(self) -> RatingBook:
-        book = self._writer()
-        if book is None:
-            raise RatingsUnavailable(
-                "Ratings cannot be kept right now: the learning part of StableNew did not start. "
-                "See its error, then restart StableNew.")
-        return book
-
-    def close(self) -> None:
-        self._reader.close()
 
 
 class GalleryController(QObject):
@@ -146,8 +73,19 @@ class GalleryController(QObject):
         self._scans = 0  # a page from an older scan is dropped
         self._paging = False
         self.page_size = PAGE_SIZE
+        # A search, filter or order other than newest first: the list is the index's answer,
+        # a page at a time, and `_query_total` how many match.
+        self._query: GalleryQuery | None = None
+        self._query_total = 0
+        self._awaiting_index = False
         self.tasks = TaskOwner("Gallery", self)
         self.tasks.error_raised.connect(self.error_changed)
+        from stablenew.controller.gallery_actions import GalleryActions
+
+        self.actions: GalleryActions = GalleryActions(self, self._outputs)
+        from stablenew.controller.gallery_watch import GalleryWatch
+
+        self.watch = GalleryWatch(self, self._outputs)
 
     # --- list ---------------------------------------------------------------------------------
 
@@ -168,6 +106,7 @@ class GalleryController(QObject):
         if (item.rating, item.tags) != (rating, tags):
             item.rating, item.tags = rating, tags
             self.item_changed.emit(item)
+            self.tasks.spawn(self._remember(item), name="remember-rating")
 
     def hand_over_rating_file(self, file: Path) -> None:
         """Ratings an earlier StableNew kept in a file of their own (ratings.json) go to the
@@ -208,13 +147,52 @@ class GalleryController(QObject):
 
     @property
     def has_more(self) -> bool:
-        """The last scan found older outputs than those listed."""
+        """The last scan found older outputs than those listed (or more matches of a search)."""
+        if self._query is not None:
+            return len(self._items) < self._query_total
         return bool(self._later)
 
     @property
     def total(self) -> int:
         """Outputs listed plus those found but not listed yet."""
+        if self._query is not None:
+            return self._query_total
         return len(self._items) + len(self._later)
+
+    @property
+    def query(self) -> GalleryQuery | None:
+        """The search, filters and order the list shows; None for all outputs, newest first."""
+        return self._query
+
+    def set_query(self, query: GalleryQuery | dict[str, Any]) -> None:
+        """List what *query* (or a query of these fields) finds in the gallery index (read off
+        the Qt thread)."""
+        from stablenew.gallery.query import GalleryQuery, SortKey
+
+        if isinstance(query, dict):
+            fields = dict(query)
+            fields["sort"] = SortKey(fields.get("sort", "date"))
+            query = GalleryQuery(**fields)
+        wanted = None if query == GalleryQuery() else query
+        if wanted is not None and not hasattr(self._outputs, "query"):
+            self.report(error_from_exception(RatingsUnavailable(
+                "Search needs the gallery index, which is not open."), "Gallery"))
+            return
+        self._query = wanted
+        self.refresh()
+
+    def _listed(self, rows: list[GalleryRow]) -> list[GalleryItem]:
+        return [GalleryItem(r.path, r.mtime, thumbnail_path(r.path), rating=r.rating,
+                            tags=r.tags, model=r.model, prompt=r.prompt) for r in rows]
+
+    def _with_facts(self, items: list[GalleryItem]) -> list[GalleryItem]:
+        """Model and prompt from the index, for the tooltip (worker thread)."""
+        facts = getattr(self._outputs, "facts", None)
+        if facts is not None and items:
+            known = facts([i.key for i in items])
+            for item in items:
+                item.model, item.prompt = known.get(item.key, ("", ""))
+        return items
 
     def refresh(self) -> None:
         """Re-read the output folder in a worker thread and list its newest page."""
@@ -227,16 +205,40 @@ class GalleryController(QObject):
         size = max(self.page_size, len(self._items))
         self._scans += 1
         scan_number = self._scans
+        query = self._query
+        if query is not None:
+            rows, total = await asyncio.to_thread(self._outputs.query, root, query, 0, size)
+            if scan_number != self._scans:
+                return
+            self.items_resetting.emit()
+            self._items = self._listed(rows)
+            self._by_key = {i.key: i for i in self._items}
+            self._later, self._later_keys = [], set()
+            self._query_total = total
+            self._paging = False
+            self.items_reset.emit()
+            return
 
-        def scan() -> tuple[list[tuple[Path, float, Path | None]], list[GalleryItem]]:
+        def scan() -> tuple[list[tuple[Path, float, Path | None]], list[GalleryItem], bool]:
             found = self._outputs(root) if self._outputs is not None else None
+            walked = found is None and hasattr(self._outputs, "wait_built")
             if found is None:
-                found = _scan_outputs(root)
-            return found[size:], _items_with_ratings(found[:size], ratings)
+                found = scan_outputs(root)
+            return (found[size:], self._with_facts(items_with_ratings(found[:size], ratings)),
+                    walked)
 
-        later, items = await asyncio.to_thread(scan)
+        later, items, walked = await asyncio.to_thread(scan)
+        self.watch.watch(root)
+        if walked and not self._awaiting_index:  # the index was being built: facts come later
+            self._awaiting_index = True
+            self.tasks.spawn(self._when_built(), name="gallery-index-built")
         if scan_number != self._scans:
             return  # a newer scan is on its way
+        # A rating or tag on its way to the store was read as it was before: show the new one.
+        for item in items:
+            shown = self._by_key.get(item.key)
+            if shown is not None and self._in_flight.get(item.key):
+                item.rating, item.tags = shown.rating, shown.tags
         # Images saved while scanning stay in front.
         fresh = [i for i in self._items if i.fresh]
         keys = {i.key for i in fresh}
@@ -248,25 +250,50 @@ class GalleryController(QObject):
         self._paging = False  # a page of the previous scan still loading is dropped on arrival
         self.items_reset.emit()
 
+    async def _when_built(self) -> None:
+        """The first build of the index ended: the listed images get their model and prompt
+        (for the tooltips) in place; the list itself is not reset under the user's scrolling."""
+        try:
+            while not await asyncio.to_thread(self._outputs.wait_built, 0.5):
+                pass
+        finally:
+            self._awaiting_index = False
+        items = [i for i in self._items if not i.model and not i.prompt]
+        known = await asyncio.to_thread(self._outputs.facts, [i.key for i in items])
+        for item in items:
+            item.model, item.prompt = known.get(item.key, (item.model, item.prompt))
+
     def load_more(self) -> None:
         """List the next (older) page of the last scan, read off the Qt thread; no-op while one
         is loading or when everything is listed."""
-        if self._paging or not self._later:
+        if self._paging or not self.has_more:
             return
         self._paging = True
         self.tasks.spawn(self._load_page(self._scans), name="gallery-page")
 
-    async def _load_page(self, scan_number: int) -> None:
+    async def _read_page(self) -> tuple[list[GalleryItem], int]:
+        """The next page's items, and how many entries of `_later` they came from."""
+        query = self._query
+        if query is not None:
+            rows, self._query_total = await asyncio.to_thread(
+                self._outputs.query, Path(self._output_dir()), query, len(self._items),
+                self.page_size)
+            return self._listed(rows), 0
         page = self._later[:self.page_size]
+        items = await asyncio.to_thread(
+            lambda: self._with_facts(items_with_ratings(page, self._ratings)))
+        return items, len(page)
+
+    async def _load_page(self, scan_number: int) -> None:
         try:
-            items = await asyncio.to_thread(_items_with_ratings, page, self._ratings)
+            items, used = await self._read_page()
         finally:
             if scan_number == self._scans:
                 self._paging = False
         if scan_number != self._scans:
             return
-        del self._later[:len(page)]
-        self._later_keys.difference_update(str(f[0]) for f in page)
+        self._later_keys.difference_update(str(f[0]) for f in self._later[:used])
+        del self._later[:used]
         added = [i for i in items if i.key not in self._by_key]
         self._items.extend(added)
         self._by_key.update((i.key, i) for i in added)
@@ -275,8 +302,17 @@ class GalleryController(QObject):
     def add_record(self, record: Any) -> None:
         """A run saved an image: it goes first (a new image has no rating yet)."""
         path = Path(record.path)
+        add = getattr(self._outputs, "add", None)
+        if add is not None:
+            self.tasks.spawn(asyncio.to_thread(add, path), name="gallery-index-add")
+        if self._query is not None:
+            return  # a search lists what matched when it ran; new images show when it is cleared
+        config = getattr(record, "config", None)  # an ImageRecord's: prompt and model as run
+        txt2img = getattr(config, "txt2img", None)
         item = GalleryItem(path, getattr(record, "created_at", 0.0) or 0.0,
-                           Path(record.thumbnail) if record.thumbnail else None, fresh=True)
+                           Path(record.thumbnail) if record.thumbnail else None, fresh=True,
+                           prompt=str(getattr(txt2img, "prompt", "") or ""),
+                           model=str(getattr(txt2img, "checkpoint", "") or ""))
         if item.key in self._by_key:
             self._items = [i for i in self._items if i.key != item.key]
         if item.key in self._later_keys:  # an older page would list it a second time
@@ -285,9 +321,6 @@ class GalleryController(QObject):
         self._items.insert(0, item)
         self._by_key[item.key] = item
         self.item_added.emit(item)
-        add = getattr(self._outputs, "add", None)
-        if add is not None:
-            self.tasks.spawn(asyncio.to_thread(add, path), name="gallery-index-add")
 
     # --- thumbnails and large view ------------------------------------------------------------
 
@@ -307,7 +340,7 @@ class GalleryController(QObject):
             self._thumb_sem = asyncio.Semaphore(2)
         try:
             async with self._thumb_sem:
-                image = await asyncio.to_thread(_decode_thumbnail, item)
+                image = await asyncio.to_thread(decode_thumbnail, item)
         except (OSError, ValueError) as exc:
             log.info("no thumbnail for %s: %s", item.path, exc)
             return
@@ -325,7 +358,7 @@ class GalleryController(QObject):
             self.tasks.spawn(self._open(item), name="open-image")
 
     async def _open(self, item: GalleryItem) -> None:
-        detail = await asyncio.to_thread(_read_detail, item.path)
+        detail = await asyncio.to_thread(read_detail, item.path)
         self.detail_ready.emit(detail)
 
     # --- ratings ------------------------------------------------------------------------------
@@ -343,6 +376,31 @@ class GalleryController(QObject):
         if stars is not None and not 1 <= stars <= 5:
             raise ValueError("A rating is 1 to 5 stars (0 clears it).")
         self._change(item, rating=stars)
+
+    def rate_many(self, keys: list[str], stars: int | None) -> None:
+        """The same stars for every image in *keys* (a multi-selection)."""
+        for key in keys:
+            self.rate(key, stars)
+
+    def tag_many(self, keys: list[str], tag: str) -> None:
+        """Add *tag* to every image in *keys* that lacks it (never removes it from the others)."""
+        tag = tag.strip()
+        for key in keys:
+            item = self._by_key.get(key)
+            if item is not None and tag and tag not in item.tags:
+                self._change(item, tags=(*item.tags, tag))
+
+    def forget(self, keys: list[str]) -> None:
+        """Images gone from the disk (trashed or moved by the app): out of the list now."""
+        gone = set(keys)
+        if not gone & self._by_key.keys():
+            return
+        self.items_resetting.emit()
+        self._items = [i for i in self._items if i.key not in gone]
+        self._by_key = {i.key: i for i in self._items}
+        if self._query is not None:
+            self._query_total = max(len(self._items), self._query_total - len(gone))
+        self.items_reset.emit()
 
     def toggle_tag(self, key: str, tag: str) -> None:
         item = self._by_key.get(key)
@@ -378,6 +436,9 @@ class GalleryController(QObject):
             await _settled(outcome)
         except Exception as exc:  # noqa: BLE001 - whatever the write raised is shown on the image as not kept
             self._not_kept(item, field_name, before, seq, exc)
+        else:
+            if self._writes.get(item.key) == seq:
+                await self._remember(item)
         finally:
             left = self._in_flight.pop(item.key, 1) - 1
             if left:
@@ -405,6 +466,12 @@ class GalleryController(QObject):
             item.rating, item.tags = stars, tags
             self.item_changed.emit(item)
 
+    async def _remember(self, item: GalleryItem) -> None:
+        """A kept change also goes to the index's copy and the image's sidecar."""
+        remember = getattr(self._outputs, "remember", None)
+        if remember is not None:
+            await asyncio.to_thread(remember, item.key, item.rating, item.tags)
+
     def rating_of(self, key: str) -> tuple[int | None, tuple[str, ...]]:
         """What the rating store holds for an image (not the cached list item)."""
         return self._ratings.rating(key)
@@ -412,7 +479,13 @@ class GalleryController(QObject):
     def report(self, info: ErrorInfo) -> None:
         self.error_changed.emit(info)
 
+    @property
+    def output_dir(self) -> Path:
+        return Path(self._output_dir())
+
     async def aclose(self) -> None:
+        await self.watch.aclose()
+        await self.actions.aclose()
         await self.tasks.aclose()
         close_outputs = getattr(self._outputs, "close", None)
         if close_outputs is not None:
@@ -432,74 +505,5 @@ async def _settled(outcome: Any) -> None:
         await outcome
 
 
-def _items_with_ratings(found: list[tuple[Path, float, Path | None]], ratings: RatingBook
-                        ) -> list[GalleryItem]:
-    """Gallery items for scanned outputs, with their stored rating and tags (in a worker thread)."""
-    items = []
-    for path, created, thumb in found:
-        stars, tags = ratings.rating(str(path))
-        items.append(GalleryItem(path, created, thumb, rating=stars, tags=tags))
-    return items
-
-
-def _scan_outputs(root: Path) -> list[tuple[Path, float, Path | None]]:
-    """Every PNG output under *root* (run folders one or two levels deep), newest first.
-
-    Listing and stat-ing are cheap next to rating look-ups and decoding, which happen a page at
-    a time, so the whole folder is listed at once and the order holds across pages."""
-    found: list[tuple[Path, float, Path | None]] = []
-    if not root.is_dir():
-        return found
-    stack = [(root, 0)]
-    while stack:
-        folder, depth = stack.pop()
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                # Our thumbnails live in dot folders (.thumbnails), skipped here with any other
-                # hidden folder; a run folder's name is the user's prompt and is never filtered.
-                if depth < 2 and not entry.name.startswith("."):
-                    stack.append((Path(entry.path), depth + 1))
-            elif entry.name.lower().endswith(".png") and not entry.name.startswith("."):
-                try:
-                    path = Path(entry.path)
-                    found.append((path, entry.stat().st_mtime, thumbnail_path(path)))
-                except OSError:
-                    continue
-    # Newest first; the path breaks ties so equal times keep one order from scan to scan.
-    found.sort(key=lambda t: (t[1], str(t[0])), reverse=True)
-    return found
-
-
-def _decode_thumbnail(item: GalleryItem) -> DecodedImage:
-    """The small JPEG the runner wrote beside the image, or the image itself (worker thread)."""
-    if item.thumbnail is not None:
-        try:
-            return decode_image(item.thumbnail, THUMB_SIDE)
-        except (OSError, ValueError):
-            pass  # not written (another tool's image) or damaged: the PNG is the source
-    return decode_image(item.path, THUMB_SIDE)
-
-
-def _read_detail(path: Path) -> ImageDetail:
-    image = decode_image(path, LARGE_SIDE)
-    prompt = negative = parameters = ""
-    seed: int | None = None
-    settings: dict[str, str] = {}
-    try:
-        from stablenew.pipeline.infotext import read_image_metadata
-
-        meta = read_image_metadata(path)
-        parameters = meta.parameters or ""
-        parsed = dict(meta.parsed or {})
-        prompt = parsed.pop("Prompt", "")
-        negative = parsed.pop("Negative prompt", "")
-        raw_seed = parsed.get("Seed")
-        seed = int(raw_seed) if raw_seed and str(raw_seed).isdigit() else None
-        settings = {k: str(v) for k, v in parsed.items()}
-    except Exception as exc:  # noqa: BLE001 - an image without our metadata still opens, just without parameters
-        log.info("no parameters in %s: %s", path, exc)
-    return ImageDetail(path, image, prompt, negative, seed, parameters, settings)
+__all__ = ["GalleryController", "GalleryItem", "ImageDetail", "RatingBook", "RatingsUnavailable",
+           "StoredRatings", "THUMB_SIDE", "LARGE_SIDE", "PAGE_SIZE", "PRESET_TAGS", "_settled"]

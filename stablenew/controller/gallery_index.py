@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the index (and the metadata readers under it) load on first use, not at start
+    from stablenew.gallery.files import FileOutcome
     from stablenew.gallery.index import GalleryIndex
+    from stablenew.gallery.query import GalleryQuery, GalleryRow
     from stablenew.gallery.worker import IndexWorker
 
 log = logging.getLogger("stablenew.controller.gallery")
@@ -72,6 +74,123 @@ class IndexedOutputs:
         rows = index.execute("SELECT path, mtime FROM gallery_images WHERE path > ? AND path < ? "
                              "ORDER BY mtime DESC, path DESC", path_range(folder))
         return [(Path(p), m, thumbnail_path(Path(p))) for p, m in rows]
+
+    @property
+    def building(self) -> bool:
+        """The first build of the index runs (listings walk the folder meanwhile)."""
+        return self.worker is not None and not self.worker.join(0)
+
+    def wait_built(self, timeout: float) -> bool:
+        """Wait up to *timeout* seconds for the first build; True once it has ended (worker thread)."""
+        return self.worker is None or self.worker.join(timeout)
+
+    def query(self, root: Path, query: GalleryQuery, offset: int, limit: int
+              ) -> tuple[list[GalleryRow], int]:
+        """A page of the images that match *query*, and how many match (worker thread). At the
+        first page the output folder is brought up to date first, as a plain listing does."""
+        from stablenew.gallery.query import count, search
+
+        index = self._open()
+        if offset == 0 and root.is_dir() and (self.worker is None or self.worker.join(0)):
+            with self._scan_lock:
+                index.scan(root)
+        return search(index, query, offset=offset, limit=limit), count(index, query)
+
+    def scan_folders(self, folders: list[str]) -> bool:
+        """Bring the given folders (each alone, not what is under it) up to date; True when
+        an image was added, changed or removed (worker thread)."""
+        index = self._open()
+        changed = False
+        with self._scan_lock:
+            for folder in folders:
+                if os.path.isdir(folder):
+                    result = index.scan(folder, shallow=True)
+                    changed |= bool(result.read or result.removed or result.moved)
+        return changed
+
+    def facts(self, paths: list[str]) -> dict[str, tuple[str, str]]:
+        """Model and prompt of each indexed image among *paths* (for the hover tooltip)."""
+        found: dict[str, tuple[str, str]] = {}
+        index = self._open()
+        for start in range(0, len(paths), 500):
+            chunk = paths[start:start + 500]
+            for path, model, prompt in index.execute(
+                    f"SELECT path, model, prompt FROM gallery_images WHERE path IN "
+                    f"({','.join('?' * len(chunk))})", chunk):
+                found[path] = (model, prompt)
+        return found
+
+    def choices(self) -> dict[str, list[str]]:
+        """What the filters can offer: the models, LoRAs, runs, packs, nodes and tags indexed."""
+        from stablenew.gallery.sidecar import decode_tags
+
+        index = self._open()
+        out = {column: [r[0] for r in index.execute(
+            f"SELECT DISTINCT {column} FROM gallery_images WHERE {column} != '' ORDER BY 1")]
+            for column in ("model", "run", "pack", "node")}
+        out["lora"] = [r[0] for r in index.execute(
+            "SELECT DISTINCT name FROM gallery_loras ORDER BY 1")]
+        tags: set[str] = set()
+        for (text,) in index.execute("SELECT DISTINCT tags FROM gallery_images WHERE tags != ''"):
+            tags.update(decode_tags(text))
+        out["tag"] = sorted(tags, key=str.lower)
+        return out
+
+    def remember(self, key: str, rating: int | None, tags: tuple[str, ...]) -> None:
+        """A rating or tag change the learning store kept: into the index's copy (for sorting
+        and filtering) and the image's sidecar (so a lost database loses neither)."""
+        from stablenew.gallery.sidecar import Marks, write_marks
+
+        marks = Marks(rating, tags)
+        self._open().set_marks(key, marks)
+        try:
+            write_marks(key, marks)
+        except OSError as exc:  # a read-only folder: the learning store still has them
+            log.info("sidecar of %s not written: %s", key, exc)
+
+    def trash(self, paths: list[str]) -> FileOutcome:
+        from stablenew.gallery.files import trash
+
+        outcome = trash(paths)
+        self._open().remove(outcome.done)
+        return outcome
+
+    def transfer(self, paths: list[str], folder: str, *, copy: bool) -> FileOutcome:
+        from stablenew.gallery.files import transfer
+
+        outcome = transfer(paths, folder, copy=copy)
+        index = self._open()
+        for old, new in outcome.done.items():
+            if copy:
+                index.index_file(new)
+            else:
+                index.moved(old, new)
+        return outcome
+
+    def export(self, paths: list[str], dest: str) -> FileOutcome:
+        from stablenew.gallery.files import export_zip
+        from stablenew.gallery.sidecar import decode_tags
+
+        index = self._open()
+        rows = {r["path"]: r for r in index.execute(
+            f"SELECT * FROM gallery_images WHERE path IN ({','.join('?' * len(paths))})", paths)}
+        images = []
+        for path in paths:
+            row = rows.get(path)
+            facts: dict[str, object] = {}
+            if row is not None:
+                facts = {k: row[k] for k in ("prompt", "negative", "model", "seed", "sampler",
+                                             "steps", "cfg", "width", "height", "pack", "node",
+                                             "rating")}
+                facts["tags"] = list(decode_tags(row["tags"]))
+            images.append((path, facts))
+        return export_zip(images, dest)
+
+    def collections(self) -> list[tuple[str, int]]:
+        return self._open().collections()
+
+    def add_to_collection(self, name: str, paths: list[str]) -> int:
+        return self._open().add_to_collection(name, paths)
 
     def add(self, path: str | os.PathLike[str]) -> None:
         """Index one new output (on a worker thread)."""

@@ -77,6 +77,7 @@ class Session(SessionRooms):
         self.prompts = PromptController(self.app, self)
         # Run is a queue item: every image reaches the gallery from the queue, once.
         self.queued_image_saved.connect(self.gallery.add_record)
+        self.gallery.actions.enqueue = self.add_to_queue  # the gallery's "Queue again"
         self.pipeline.set_run_queue(self.queue_for_run)
         self.tasks = TaskOwner("Session", self)
         self.tasks.error_raised.connect(self.pipeline.error_changed)

@@ -76,6 +76,7 @@ class SessionRooms(QObject):
         from stablenew.controller.taste_controller import TasteController
 
         self.taste = TasteController(self.app.paths.database_file, learning=learning, parent=self)
+        self.gallery.actions.choice_book = self.taste  # the gallery's compare picks
         return learning
 
     def _learning_ratings(self) -> Any:

@@ -9,26 +9,33 @@ read-only), and the user's files are only ever read.
 
 The index is a cache: deleting gallery.db loses nothing but the time to rebuild it (and the
 collections, which live only here).
+
+Since version 2 each image also carries a copy of its rating and tags (`rating`, `tags`), so
+sorting and filtering by them walks an index instead of looking every image up in the learning
+store (376 ms → a few ms at 100,000 images). The learning store stays the truth: a scan copies
+its ratings over (`sync_marks`), the gallery writes each change here as well as there, and an
+image the store does not know keeps the marks of its sidecar (see `gallery.sidecar`).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stablenew.gallery.metadata import MEDIA_TYPES, ImageFacts, content_hash, read_facts
+from stablenew.gallery.collections import CollectionsMixin
+from stablenew.gallery.metadata import ImageFacts, content_hash, read_facts
+from stablenew.gallery.sidecar import Marks, encode_tags, read_marks
+from stablenew.gallery.walk import Problem, path_range, statements, walk
 from stablenew.pipeline.infotext import ImageMetadataError
-from stablenew.pipeline.outputs import THUMBNAIL_DIR
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.sqlite import set_up_wal
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BATCH = 500  # images written per transaction while scanning
 
 _SCHEMA = """
@@ -124,6 +131,34 @@ CREATE TRIGGER gallery_fts_changed AFTER UPDATE OF name, prompt, negative ON gal
 END;
 """
 
+_V2 = """
+ALTER TABLE gallery_images ADD COLUMN rating INTEGER;
+ALTER TABLE gallery_images ADD COLUMN tags TEXT NOT NULL DEFAULT '';
+CREATE INDEX gallery_images_rating ON gallery_images(rating);
+CREATE INDEX gallery_images_rated_first ON gallery_images(rating IS NULL, rating);
+ALTER TABLE gallery_gone ADD COLUMN rating INTEGER;
+ALTER TABLE gallery_gone ADD COLUMN tags TEXT NOT NULL DEFAULT ''
+"""
+
+#: The newest learning record of each path, with its tags encoded as in `sidecar.encode_tags`.
+_LEARNED = """
+SELECT r.path AS path, r.rating AS rating,
+       COALESCE((SELECT char(31) || group_concat(t.tag, char(31)) || char(31)
+                 FROM learning.learning_tags t WHERE t.record_id = r.id), '') AS tags
+FROM learning.learning_records r
+WHERE r.id IN (SELECT MAX(id) FROM learning.learning_records GROUP BY path)
+"""
+
+#: The same for the one image at a path (bound twice: the learned record, then the image).
+_ONE = """
+SELECT r.rating AS rating,
+       COALESCE((SELECT char(31) || group_concat(t.tag, char(31)) || char(31)
+                 FROM learning.learning_tags t WHERE t.record_id = r.id), '') AS tags
+FROM learning.learning_records r
+WHERE r.path = (SELECT rating_key FROM gallery_images WHERE path = ?)
+ORDER BY r.id DESC LIMIT 1
+"""
+
 _LEARNING_STUB = """
 CREATE TABLE IF NOT EXISTS learning.learning_records (
     id INTEGER PRIMARY KEY, path TEXT NOT NULL, rating INTEGER);
@@ -144,14 +179,6 @@ def default_index_path() -> Path:
     return AppPaths.default().data_dir / "gallery.db"
 
 
-@dataclass(frozen=True)
-class Problem:
-    """A file or folder the index could not read, and why (in words for the user)."""
-
-    path: str
-    reason: str
-
-
 @dataclass
 class ScanProgress:
     """How far a scan got: files looked at, images (re)read, unchanged ones, problems."""
@@ -167,7 +194,7 @@ class ScanProgress:
     cancelled: bool = False
 
 
-class GalleryIndex:
+class GalleryIndex(CollectionsMixin):
     """The gallery's SQLite index of images; safe to share between threads (one lock)."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
@@ -199,11 +226,14 @@ class GalleryIndex:
                 found = db.execute("SELECT version FROM gallery_schema_version").fetchone()
                 version = found[0] if found else 0
             if version < 1:
-                for statement in _statements(_SCHEMA):
+                for statement in statements(_SCHEMA):
                     db.execute(statement)
                 if self._want_fts:
-                    for statement in _statements(_FTS, split_triggers=True):
+                    for statement in statements(_FTS, split_triggers=True):
                         db.execute(statement)
+            if version < 2:
+                for statement in statements(_V2):
+                    db.execute(statement)
                 db.execute("DELETE FROM gallery_schema_version")
                 db.execute("INSERT INTO gallery_schema_version VALUES (?)", (SCHEMA_VERSION,))
             db.execute("COMMIT")
@@ -280,24 +310,25 @@ class GalleryIndex:
 
     def scan(self, folder: str | os.PathLike[str], *,
              progress: Callable[[ScanProgress], None] | None = None,
-             cancel: threading.Event | None = None) -> ScanProgress:
+             cancel: threading.Event | None = None, shallow: bool = False) -> ScanProgress:
         """Bring the index of *folder* up to date with the disk; returns what happened.
 
         New and changed images are read, unchanged ones only stat'ed; images gone from the
         folder are dropped (a cancelled scan drops nothing: it did not see everything).
+        *shallow* scans the folder's own files only (a folder the watch saw change).
         """
-        root = self.add_root(folder)
+        root = os.path.abspath(os.fspath(folder)) if shallow else self.add_root(folder)
         state = ScanProgress()
         with self._lock:
             known = {r[0]: (r[1], r[2]) for r in self._db.execute(
                 "SELECT path, size, mtime_ns FROM gallery_images WHERE path > ? AND path < ?",
-                path_range(root))}
+                path_range(root)) if not shallow or os.path.dirname(r[0]) == root}
             self._db.execute("DELETE FROM gallery_problems WHERE path = ? OR (path > ? AND path < ?)",
                              (root, *path_range(root)))
         seen: set[str] = set()
         batch: list[tuple[str, os.stat_result, ImageFacts | None, str]] = []
         last_report = 0.0
-        for item in _walk(root, state.problems):
+        for item in walk(root, state.problems, shallow=shallow):
             if cancel is not None and cancel.is_set():
                 state.cancelled = True
                 break
@@ -312,6 +343,7 @@ class GalleryIndex:
                 state.current = path
                 try:
                     facts = read_facts(Path(path))
+                    facts.marks = read_marks(path)
                     digest = content_hash(path, st.st_size)
                 except ImageMetadataError as exc:
                     state.problems.append(Problem(path, exc.message))
@@ -338,6 +370,7 @@ class GalleryIndex:
         if not state.cancelled:
             gone = [p for p in known if p not in seen]
             state.removed, state.moved = self._forget(gone)
+        self.sync_marks()
         self._record_problems(state.problems)
         state.done = True
         if progress is not None:
@@ -350,6 +383,7 @@ class GalleryIndex:
         try:
             st = os.stat(file)
             facts = read_facts(Path(file))
+            facts.marks = read_marks(file)
             digest = content_hash(file, st.st_size)
         except ImageMetadataError as exc:
             problem = Problem(file, exc.message)
@@ -357,6 +391,7 @@ class GalleryIndex:
             problem = Problem(file, f"could not be read ({exc.strerror or exc})")
         else:
             self._write([(file, st, facts, digest)])
+            self.sync_marks(file)
             return None
         self._record_problems([problem])
         return problem
@@ -383,18 +418,23 @@ class GalleryIndex:
                   f.height, f.media, f.prompt, f.negative, f.model, f.seed, f.sampler, f.steps,
                   f.cfg, f.pack, f.node, f.source, digest)
         row = db.execute("SELECT id FROM gallery_images WHERE path = ?", (path,)).fetchone()
+        marks = f.marks
         if row is None:
             image_id = db.execute(
                 "INSERT INTO gallery_images (name, run, size, mtime_ns, mtime, width, height, "
                 "media, prompt, negative, model, seed, sampler, steps, cfg, pack, node, source, "
-                "hash, path, rating_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (*values, path, path)).lastrowid
+                "hash, path, rating_key, rating, tags) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (*values, path, path, marks.rating, encode_tags(marks.tags))).lastrowid
         else:
             image_id = row[0]
             db.execute(
                 "UPDATE gallery_images SET name=?, run=?, size=?, mtime_ns=?, mtime=?, width=?, "
                 "height=?, media=?, prompt=?, negative=?, model=?, seed=?, sampler=?, steps=?, "
                 "cfg=?, pack=?, node=?, source=?, hash=? WHERE id = ?", (*values, image_id))
+            if not marks.empty:
+                db.execute("UPDATE gallery_images SET rating = ?, tags = ? WHERE id = ?",
+                           (marks.rating, encode_tags(marks.tags), image_id))
             db.execute("DELETE FROM gallery_loras WHERE image_id = ?", (image_id,))
         db.executemany("INSERT OR IGNORE INTO gallery_loras VALUES (?, ?)",
                        [(name, image_id) for name in f.loras])
@@ -416,12 +456,13 @@ class GalleryIndex:
                 for path in paths:
                     if os.path.lexists(path):
                         continue  # still there, only unreadable now: its problem says why
-                    row = db.execute("SELECT id, hash, rating_key FROM gallery_images "
-                                     "WHERE path = ?", (path,)).fetchone()
+                    row = db.execute("SELECT id, hash, rating_key, rating, tags FROM "
+                                     "gallery_images WHERE path = ?", (path,)).fetchone()
                     if row is None:
                         continue
-                    db.execute("INSERT OR REPLACE INTO gallery_gone VALUES (?, ?, ?, ?)",
-                               (row[0], row[1], row[2], now))
+                    db.execute("INSERT OR REPLACE INTO gallery_gone (old_id, hash, rating_key, "
+                               "gone_at, rating, tags) VALUES (?, ?, ?, ?, ?, ?)",
+                               (row[0], row[1], row[2], now, row[3], row[4]))
                     db.execute("DELETE FROM gallery_images WHERE id = ?", (row[0],))
                     db.execute("DELETE FROM gallery_loras WHERE image_id = ?", (row[0],))
                     hashes.append(row[1])
@@ -437,20 +478,73 @@ class GalleryIndex:
         db = self._db
         moved = 0
         for digest in dict.fromkeys(hashes):
-            gone = db.execute("SELECT old_id, rating_key FROM gallery_gone WHERE hash = ? "
+            gone = db.execute("SELECT old_id, rating_key, rating, tags FROM gallery_gone "
+                              "WHERE hash = ? "
                               "ORDER BY gone_at DESC", (digest,)).fetchall()
             if not gone:
                 continue
             # the copy that has no history of its own yet, i.e. is known only by its own path
             heirs = db.execute("SELECT id FROM gallery_images WHERE hash = ? AND rating_key = path",
                                (digest,)).fetchall()
-            for (old_id, key), (new_id,) in zip(gone, heirs, strict=False):
-                db.execute("UPDATE gallery_images SET rating_key = ? WHERE id = ?", (key, new_id))
+            for (old_id, key, rating, tags), (new_id,) in zip(gone, heirs, strict=False):
+                # the marks come along unless the file brought its own (its sidecar)
+                db.execute("UPDATE gallery_images SET rating_key = ?, "
+                           "rating = COALESCE(rating, ?), tags = CASE tags WHEN '' THEN ? "
+                           "ELSE tags END WHERE id = ?", (key, rating, tags, new_id))
                 db.execute("UPDATE OR IGNORE gallery_collection_items SET image_id = ? "
                            "WHERE image_id = ?", (new_id, old_id))
                 db.execute("DELETE FROM gallery_gone WHERE old_id = ?", (old_id,))
                 moved += 1
         return moved
+
+    # --- ratings and tags (a copy of the learning store's, for sorting and filtering) -------
+
+    def sync_marks(self, path: str | None = None) -> int:
+        """Copy the learning store's ratings and tags onto the images it knows (of *path* alone,
+        or of all); images it does not know keep theirs. Returns how many changed."""
+        with self._lock:
+            self._attach_learning()
+            before = self._db.total_changes
+            if path is None:
+                self._db.execute(
+                    f"UPDATE gallery_images SET rating = s.rating, tags = s.tags FROM ({_LEARNED}) s "
+                    "WHERE gallery_images.rating_key = s.path AND "
+                    "(gallery_images.rating IS NOT s.rating OR gallery_images.tags IS NOT s.tags)")
+            else:  # one new output: its own records only, not a pass over the whole store
+                self._db.execute(
+                    f"UPDATE gallery_images SET rating = s.rating, tags = s.tags FROM ({_ONE}) s "
+                    "WHERE gallery_images.path = ?", (path, path))
+            return self._db.total_changes - before
+
+    def set_marks(self, key: str, marks: Marks) -> int:
+        """The rating and tags the user just gave the image known by *key* (its path or the
+        path its rating is kept under); returns how many rows changed."""
+        with self._lock:
+            before = self._db.total_changes
+            self._db.execute("UPDATE gallery_images SET rating = ?, tags = ? "
+                             "WHERE path = ? OR rating_key = ?",
+                             (marks.rating, encode_tags(marks.tags), key, key))
+            return self._db.total_changes - before
+
+    def moved(self, old: str, new: str) -> None:
+        """The app moved an image: same row, new path; its rating key and albums stay."""
+        p = Path(new)
+        with self._lock:
+            self._db.execute("UPDATE OR IGNORE gallery_images SET path = ?, name = ?, run = ? "
+                             "WHERE path = ?", (new, p.name, p.parent.name, old))
+
+    def remove(self, paths: Iterable[str]) -> None:
+        """Images the app sent to the trash: out of the index (and its albums) now."""
+        with self._lock:
+            for path in paths:
+                row = self._db.execute("SELECT id FROM gallery_images WHERE path = ?",
+                                       (path,)).fetchone()
+                if row is None:
+                    continue
+                self._db.execute("DELETE FROM gallery_images WHERE id = ?", (row[0],))
+                self._db.execute("DELETE FROM gallery_loras WHERE image_id = ?", (row[0],))
+                self._db.execute("DELETE FROM gallery_collection_items WHERE image_id = ?",
+                                 (row[0],))
 
     def _record_problems(self, problems: list[Problem]) -> None:
         if not problems:
@@ -459,113 +553,3 @@ class GalleryIndex:
             now = time.time()
             self._db.executemany("INSERT OR REPLACE INTO gallery_problems VALUES (?, ?, ?)",
                                  [(p.path, p.reason, now) for p in problems])
-
-    # --- collections (virtual albums) ---------------------------------------------------
-
-    def create_collection(self, name: str) -> int:
-        name = name.strip()
-        if not name:
-            raise ValueError("A collection needs a name.")
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO gallery_collections (name, created_at) "
-                             "VALUES (?, ?)", (name, time.time()))
-            return int(self._db.execute("SELECT id FROM gallery_collections WHERE name = ?",
-                                        (name,)).fetchone()[0])
-
-    def collections(self) -> list[tuple[str, int]]:
-        """Every collection's name and how many images (still indexed) it holds."""
-        with self._lock:
-            return [(r[0], r[1]) for r in self._db.execute(
-                "SELECT c.name, COUNT(g.id) FROM gallery_collections c "
-                "LEFT JOIN gallery_collection_items i ON i.collection_id = c.id "
-                "LEFT JOIN gallery_images g ON g.id = i.image_id GROUP BY c.id ORDER BY c.name")]
-
-    def add_to_collection(self, name: str, paths: Iterable[str | os.PathLike[str]]) -> int:
-        """Put the indexed images at *paths* in the collection *name* (made if new)."""
-        collection = self.create_collection(name)
-        with self._lock:
-            before = self._db.total_changes
-            now = time.time()
-            self._db.executemany(
-                "INSERT OR IGNORE INTO gallery_collection_items "
-                "SELECT ?, id, ? FROM gallery_images WHERE path = ?",
-                [(collection, now, os.fspath(p)) for p in paths])
-            return self._db.total_changes - before
-
-    def remove_from_collection(self, name: str, paths: Iterable[str | os.PathLike[str]]) -> None:
-        with self._lock:
-            self._db.executemany(
-                "DELETE FROM gallery_collection_items WHERE collection_id = "
-                "(SELECT id FROM gallery_collections WHERE name = ?) AND image_id = "
-                "(SELECT id FROM gallery_images WHERE path = ?)",
-                [(name, os.fspath(p)) for p in paths])
-
-    def delete_collection(self, name: str) -> None:
-        """Forget the album; its images stay where they are."""
-        with self._lock:
-            self._db.execute("DELETE FROM gallery_collection_items WHERE collection_id = "
-                             "(SELECT id FROM gallery_collections WHERE name = ?)", (name,))
-            self._db.execute("DELETE FROM gallery_collections WHERE name = ?", (name,))
-
-
-def path_range(root: str) -> tuple[str, str]:
-    """Bounds of the paths inside *root* for a range scan of the path index."""
-    prefix = root.rstrip(os.sep) + os.sep
-    return prefix, prefix[:-1] + chr(ord(os.sep) + 1)
-
-
-def _statements(script: str, split_triggers: bool = False) -> list[str]:
-    if not split_triggers:
-        return [s.strip() for s in script.split(";") if s.strip()]
-    # trigger bodies hold semicolons: split on the END that closes each one
-    parts, current = [], []
-    for line in script.strip().splitlines():
-        current.append(line)
-        text = "\n".join(current).strip()
-        if text.endswith(";") and (not text.upper().startswith("CREATE TRIGGER")
-                                   or text.upper().endswith("END;")):
-            parts.append(text[:-1])
-            current = []
-    return parts
-
-
-def _walk(root: str, problems: list[Problem]) -> Iterator[tuple[str, os.stat_result] | Problem]:
-    """Image files under *root* with their stat, depth first; folders that cannot be read,
-    symlink loops and broken links go to *problems*. Thumbnail folders are not images."""
-    visited: set[tuple[int, int]] = set()
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            st = os.stat(folder)
-        except OSError as exc:
-            problems.append(Problem(folder, f"folder could not be read ({exc.strerror or exc})"))
-            continue
-        key = (st.st_dev, st.st_ino)
-        if key in visited:
-            problems.append(Problem(folder, "folder skipped: a link leads back to a folder "
-                                            "already read (a link loop)"))
-            continue
-        visited.add(key)
-        try:
-            with os.scandir(folder) as entries:
-                listed = list(entries)
-        except OSError as exc:
-            problems.append(Problem(folder, f"folder could not be read ({exc.strerror or exc})"))
-            continue
-        subfolders = []
-        for entry in sorted(listed, key=lambda e: e.name):
-            try:
-                if entry.is_dir():
-                    if entry.name != THUMBNAIL_DIR:
-                        subfolders.append(entry.path)
-                    continue
-                if os.path.splitext(entry.name)[1].lower() not in MEDIA_TYPES:
-                    continue
-                info = entry.stat()
-            except OSError as exc:
-                problems.append(Problem(entry.path, f"could not be read ({exc.strerror or exc})"))
-                continue
-            if stat.S_ISREG(info.st_mode):
-                yield entry.path, info
-        stack.extend(reversed(subfolders))

@@ -12,10 +12,11 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stablenew.gallery.sidecar import Marks
 from stablenew.pipeline.infotext import ImageMetadataError, model_name, read_image_metadata
 
 #: Longest prompt kept in the index: past this it is someone's pasted novel, not a prompt.
@@ -48,6 +49,7 @@ class ImageFacts:
     pack: str = ""
     node: str = ""
     source: str = ""  # whose metadata: stablenew, a1111, comfyui, invokeai, swarmui, or ""
+    marks: Marks = field(default_factory=Marks)  # from the sidecar, if the image has one
 
 
 def content_hash(path: str | os.PathLike[str], size: int) -> str:

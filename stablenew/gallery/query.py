@@ -1,8 +1,9 @@
 """GalleryQuery: search, filters and sort over the index, answered a page at a time.
 
 Prompt and file-name search uses SQLite FTS5 (word prefixes, so "cyber" finds "cyberpunk")
-when this Python's SQLite has it, and LIKE otherwise. Ratings and tags are read from the
-learning store's tables through the attached database, never from a copy.
+when this Python's SQLite has it, and LIKE otherwise. Ratings and tags are the index's copy of
+the learning store's (see `GalleryIndex.sync_marks`): an indexed column, so a rating sort or
+filter walks an index instead of looking up every image.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stablenew.gallery.index import GalleryIndex
+from stablenew.gallery.sidecar import decode_tags, encode_tags
 
 
 class SortKey(enum.Enum):
@@ -25,11 +27,7 @@ class SortKey(enum.Enum):
 
 
 _ORDER = {SortKey.date: "g.mtime", SortKey.name: "g.name", SortKey.size: "g.size",
-          SortKey.rating: "rating"}
-
-#: The rating of an image: the newest learning record under the path it is known by.
-_RATING = ("(SELECT r.rating FROM learning.learning_records r WHERE r.path = g.rating_key "
-           "ORDER BY r.id DESC LIMIT 1)")
+          SortKey.rating: "g.rating"}
 
 
 MAX_PAGE = 10_000  # rows per page: a view shows far fewer; SQLite caps bound parameters
@@ -74,6 +72,11 @@ class GalleryRow:
     node: str
     rating: int | None
     loras: tuple[str, ...] = field(default=())
+    tags: tuple[str, ...] = field(default=())
+    negative: str = ""
+    sampler: str = ""
+    steps: int | None = None
+    cfg: float | None = None
 
 
 def _fts_terms(text: str) -> str:
@@ -107,13 +110,11 @@ def _where(index: GalleryIndex, q: GalleryQuery) -> tuple[list[str], list[object
         where.append("+g.id IN (SELECT image_id FROM gallery_loras WHERE name = ?)")
         args.append(q.lora)
     if q.min_rating:
-        where.append("+g.rating_key IN (SELECT path FROM learning.learning_records "
-                     "WHERE rating >= ?)")
+        where.append("g.rating >= ?")
         args.append(q.min_rating)
     if q.tag:
-        where.append("+g.rating_key IN (SELECT r.path FROM learning.learning_tags t JOIN "
-                     "learning.learning_records r ON r.id = t.record_id WHERE t.tag = ?)")
-        args.append(q.tag)
+        where.append("instr(g.tags, ?) > 0")
+        args.append(encode_tags([q.tag]))
     if q.collection:
         where.append("+g.id IN (SELECT i.image_id FROM gallery_collection_items i JOIN "
                       "gallery_collections c ON c.id = i.collection_id WHERE c.name = ?)")
@@ -134,13 +135,13 @@ def search(index: GalleryIndex, query: GalleryQuery, *, offset: int = 0,
     where, args = _where(index, query)
     direction = "DESC" if query.descending else "ASC"
     order = _ORDER[query.sort]
-    # unrated images go last whichever way ratings are sorted
-    nulls = "rating IS NULL, " if query.sort is SortKey.rating else ""
-    rating = f", {_RATING} AS rating" if query.sort is SortKey.rating else ""
-    # The page's ids first: only a rating sort needs every match's rating, and the wide
-    # columns (prompts) are read for the page alone.
+    # Unrated images go last whichever way ratings are sorted. Descending, NULLs come last
+    # by themselves (index gallery_images_rating walked backwards); ascending, the order is
+    # that of the index gallery_images_rated_first.
+    nulls = "g.rating IS NULL, " if query.sort is SortKey.rating and not query.descending else ""
+    # The page's ids first: the wide columns (prompts) are read for the page alone.
     ids = [r[0] for r in index.execute(
-        f"SELECT g.id{rating} FROM gallery_images g "
+        f"SELECT g.id FROM gallery_images g "
         f"{'WHERE ' + ' AND '.join(where) if where else ''} "
         f"ORDER BY {nulls}{order} {direction}, g.id {direction} LIMIT ? OFFSET ?",
         [*args, limit, max(0, offset)])]
@@ -148,7 +149,7 @@ def search(index: GalleryIndex, query: GalleryQuery, *, offset: int = 0,
         return []
     marks = ",".join("?" * len(ids))
     found = {r["id"]: r for r in index.execute(
-        f"SELECT g.*, {_RATING} AS rating FROM gallery_images g WHERE g.id IN ({marks})", ids)}
+        f"SELECT g.* FROM gallery_images g WHERE g.id IN ({marks})", ids)}
     rows = [found[i] for i in ids if i in found]
     loras: dict[int, list[str]] = {}
     for hit in index.execute(f"SELECT image_id, name FROM gallery_loras WHERE image_id IN "
@@ -158,7 +159,9 @@ def search(index: GalleryIndex, query: GalleryQuery, *, offset: int = 0,
                        width=r["width"], height=r["height"], media=r["media"],
                        prompt=r["prompt"], model=r["model"], seed=r["seed"], run=r["run"],
                        pack=r["pack"], node=r["node"], rating=r["rating"],
-                       loras=tuple(loras.get(r["id"], ())))
+                       loras=tuple(loras.get(r["id"], ())), tags=decode_tags(r["tags"]),
+                       negative=r["negative"], sampler=r["sampler"], steps=r["steps"],
+                       cfg=r["cfg"])
             for r in rows]
 
 

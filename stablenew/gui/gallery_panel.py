@@ -1,5 +1,6 @@
 """GalleryPanel: thumbnails newest first, loaded lazily by the controller (older pages as the view
-nears the end); keys 1–5/0 rate the selection."""
+nears the end); a search and filter bar above, batch actions below; keys 1–5/0 rate the
+selection."""
 
 from __future__ import annotations
 
@@ -17,8 +18,18 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QLabel, QListView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QListView,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
+from stablenew.gui.compare_dialog import CompareDialog
+from stablenew.gui.gallery_actions_bar import GalleryActionsBar
+from stablenew.gui.gallery_filters import GalleryFilterBar
 from stablenew.gui.widgets.image_view import to_qimage
 
 THUMB = 132
@@ -91,8 +102,7 @@ class GalleryModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return "★" * (item.rating or 0)
         if role == Qt.ItemDataRole.ToolTipRole:
-            tags = f"\nTags: {', '.join(item.tags)}" if item.tags else ""
-            return f"{item.path.name}{tags}"
+            return tooltip(item)
         if role == self.KeyRole:
             return item.key
         return None
@@ -165,17 +175,33 @@ class GalleryModel(QAbstractListModel):
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
-class GalleryView(QListView):
-    """Icon grid; number keys rate the current image without leaving the keyboard."""
+def tooltip(item: Any) -> str:
+    """File name, model and the start of the prompt (as much as a tooltip shows well)."""
+    lines = [item.path.name]
+    if item.model:
+        lines.append(f"Model: {item.model}")
+    if item.prompt:
+        prompt = item.prompt if len(item.prompt) <= 300 else item.prompt[:300] + "…"
+        lines.append(f"Prompt: {prompt}")
+    if item.tags:
+        lines.append(f"Tags: {', '.join(item.tags)}")
+    return "\n".join(lines)
 
-    rate_requested = Signal(str, int)
+
+class GalleryView(QListView):
+    """Icon grid; number keys rate the selected images without leaving the keyboard."""
+
+    rate_requested = Signal(object, int)  # keys, stars
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         text = event.text()
-        index = self.currentIndex()
-        if text in ("0", "1", "2", "3", "4", "5") and index.isValid():
-            self.rate_requested.emit(index.data(GalleryModel.KeyRole), int(text))
-            return
+        if text in ("0", "1", "2", "3", "4", "5"):
+            keys = [i.data(GalleryModel.KeyRole) for i in self.selectionModel().selectedIndexes()]
+            if not keys and self.currentIndex().isValid():
+                keys = [self.currentIndex().data(GalleryModel.KeyRole)]
+            if keys:
+                self.rate_requested.emit(keys, int(text))
+                return
         super().keyPressEvent(event)
 
 
@@ -203,14 +229,31 @@ class GalleryPanel(QWidget):
         self.view.setSpacing(2)
         self.view.setLayoutMode(QListView.LayoutMode.Batched)
         self.view.setBatchSize(60)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.title = QLabel("Gallery")
         self.title.setObjectName("PanelTitle")
+        self.filters = GalleryFilterBar()
+        self.batch = GalleryActionsBar(self.selected_keys)
+        self.view.selectionModel().selectionChanged.connect(self.batch.selection_changed)
+        self.model.modelReset.connect(self.batch.selection_changed)
+        self.message = QLabel("")
+        self.message.setObjectName("MutedLabel")
+        self.message.setWordWrap(True)
+        self.message.hide()
+        self.compare: CompareDialog | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 8)
         layout.setSpacing(4)
-        layout.addWidget(self.title)
+        # The title gives way (clipped) before the search box does: the right column's minimum
+        # width must not grow with "Gallery · 12,345 of 100,000 images…".
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title.setMinimumWidth(40)
+        self.filters.title_row.insertWidget(0, self.title, 1)
+        layout.addWidget(self.filters)
         layout.addWidget(self.view, 1)
+        layout.addWidget(self.batch)
+        layout.addWidget(self.message)
         # A refresh of the list keeps the selected image and the place scrolled to.
         self._current_key: str | None = None
         # Selected image, first image in view, and its row's top edge in the view (pixels).
@@ -228,17 +271,46 @@ class GalleryPanel(QWidget):
     def bind(self, controller: Any) -> None:
         """Join the GalleryController: its items are the rows; ratings from the keys go to it."""
         self.controller = controller
-        self.view.rate_requested.connect(controller.rate)
+        self.view.rate_requested.connect(controller.rate_many)
         controller.items_appended.connect(self._update_title)
         self.model.bind(controller)
+        self.filters.query_changed.connect(controller.set_query)
+        self.batch.bind(controller)
+        self.batch.compare_requested.connect(self.open_compare)
+        controller.actions.message_changed.connect(self._say)
+        controller.actions.collections_changed.connect(self.filters.set_collections)
+        controller.actions.choices_changed.connect(self.filters.set_choices)
+        # The lists the filters offer are read when the user opens them, not at start.
+        self.filters.filters_button.toggled.connect(
+            lambda shown: controller.actions.load_choices() if shown else None)
+        controller.actions.load_collections()
         self._update_title()
+
+    def _say(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+
+    def selected_keys(self) -> list[str]:
+        """The selected images, in the order they are listed."""
+        rows = sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
+        items = self.controller.items if self.controller is not None else []
+        return [items[r].key for r in rows if r < len(items)]
+
+    def open_compare(self, left: str, right: str) -> None:
+        if self.compare is not None:
+            self.compare.deleteLater()
+        self.compare = CompareDialog(self.controller, left, right, self)
+        self.compare.open()
 
     def _update_title(self, *_args) -> None:
         if self.controller is None:
             self.title.setText("Gallery")
             return
         shown, total = len(self.controller.items), self.controller.total
-        if not total:
+        if self.controller.query is not None:
+            found = f"{total:,} image{'s' if total != 1 else ''} found"
+            self.title.setText(f"Gallery · {found}" + (f", {shown:,} listed" if shown < total else ""))
+        elif not total:
             self.title.setText("Gallery — your images appear here")
         elif shown < total:
             self.title.setText(f"Gallery · {shown:,} of {total:,} images, newest first "

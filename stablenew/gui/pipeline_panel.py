@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from stablenew.controller.field_spec import FieldSpec
 from stablenew.gui.cards.editors import FieldEditor
+from stablenew.gui.cards.references_section import ReferencesSection
 from stablenew.gui.cards.stage_card import CollapsibleSection, StageCard
 
 CARD_TITLES = {
@@ -41,6 +50,9 @@ class PipelinePanel(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.editors: dict[str, FieldEditor] = {}
         self.cards: dict[str, StageCard] = {}
+        self.references: dict[str, ReferencesSection] = {}
+        self.references_controller: Any = None
+        self._family_hidden: dict[str, str] = {}
         inner = QWidget()
         inner.setObjectName("PipelineCards")
         layout = QVBoxLayout(inner)
@@ -65,10 +77,35 @@ class PipelinePanel(QScrollArea):
                                                    [self._editor(s) for s in second[1:]]))
             title, subtitle = CARD_TITLES[stage]
             card = StageCard(title, switch, editors, subs, subtitle=subtitle)
+            if stage in ("txt2img", "img2img"):
+                refs = ReferencesSection(stage, card)
+                refs.changed.connect(self.values_changed)
+                cast(QVBoxLayout, card.holder.layout()).addWidget(refs)
+                self.references[stage] = refs
             self.cards[stage] = card
             layout.addWidget(card)
         layout.addStretch(1)
         self.setWidget(inner)
+        # Says which fields the model's family does not use, and why (they are hidden).
+        self.family_note = QLabel()
+        self.family_note.setObjectName("FamilyNote")
+        self.family_note.setWordWrap(True)
+        self.family_note.hide()
+        self.family_defaults = QPushButton()
+        self.family_defaults.setObjectName("FamilyDefaults")
+        self.family_defaults.setToolTip("Set sampler, steps, CFG or guidance and size to what this "
+                                        "model family works best with")
+        self.family_defaults.clicked.connect(self._use_family_defaults)
+        self.family_defaults.hide()
+        self._family_values: dict[str, Any] = {}
+        note_row = QHBoxLayout()
+        note_row.setContentsMargins(0, 0, 0, 0)
+        note_row.addWidget(self.family_note, 1)
+        note_row.addWidget(self.family_defaults)
+        cast(QVBoxLayout, self.cards["txt2img"].holder.layout()).insertLayout(0, note_row)
+        for path in ("txt2img.checkpoint", "txt2img.family"):
+            if path in self.editors:
+                self.editors[path].changed.connect(self._family_changed)
 
     def bind(self, controller: Any) -> None:
         """Join the PipelineController: the cards show its config (as the last session left
@@ -77,6 +114,64 @@ class PipelinePanel(QScrollArea):
         self.set_values(controller.values_of(controller.config))
         controller.config_loaded.connect(self.set_values)
         self.values_changed.connect(controller.cards_changed)
+        self._bind_references()
+        self._family_changed()
+
+    def _bind_references(self) -> None:
+        from stablenew.controller.references import ReferencesController, kind_choices
+
+        if self.references_controller is None:
+            self.references_controller = ReferencesController(parent=self)
+        refs = self.references_controller
+        kinds = kind_choices()
+        for section in self.references.values():
+            section.kinds = kinds
+            section.file_chosen.connect(refs.add_file)
+            section.image_pasted.connect(refs.add_bytes)
+        refs.reference_added.connect(lambda stage, settings, thumb:
+                                     self.references[stage].add_unit(settings, thumb))
+        refs.reference_failed.connect(lambda stage, text: self.references[stage].show_error(text))
+
+    def _family_changed(self, *_args: Any) -> None:
+        """Hide the fields the model's family does not use and say why."""
+        from stablenew.controller.references import family_view
+
+        checkpoint = self.editors.get("txt2img.checkpoint")
+        choice = self.editors.get("txt2img.family")
+        if checkpoint is None or choice is None:
+            return
+        view = family_view(str(checkpoint.value() or ""), str(choice.value() or ""))
+        label, hidden = view.label, view.hidden
+        labels = {lab.property("field_path"): lab for lab in self.findChildren(QLabel)
+                  if lab.property("field_path")}
+        for path in set(self._family_hidden) | set(hidden):
+            shown = path not in hidden
+            widget = self.editors[path].widget if path in self.editors else None
+            if widget is None:
+                continue
+            section = widget.parentWidget()
+            if path == "txt2img.refiner.enabled" and section is not None:
+                section.setVisible(shown)  # the whole refiner section
+            widget.setVisible(shown)
+            if path in labels:
+                labels[path].setVisible(shown)
+        self._family_hidden = dict(hidden)
+        reasons = list(dict.fromkeys(why for path, why in hidden.items() if path != "txt2img.guidance"))
+        self.family_note.setText(f"{label}: {' '.join(reasons)}" if reasons else "")
+        self.family_note.setVisible(bool(reasons))
+        # Offered once a model or family is chosen, while the card differs from its defaults.
+        self._family_values = dict(view.defaults)
+        chosen = bool(checkpoint.value()) or choice.value() not in ("", "auto")
+        differs = any(path in self.editors and self.editors[path].value() != value
+                      for path, value in view.defaults.items())
+        self.family_defaults.setText(f"Use {label} defaults")
+        self.family_defaults.setVisible(chosen and differs)
+
+    def _use_family_defaults(self) -> None:
+        for path, value in self._family_values.items():
+            if path in self.editors:
+                self.editors[path].set_value(value)
+        self.family_defaults.hide()
 
     def _editor(self, spec: FieldSpec) -> FieldEditor:
         editor = FieldEditor(spec, picker=spec.path in self._pickers, parent=self)
@@ -88,13 +183,26 @@ class PipelinePanel(QScrollArea):
         return self.editors[path]
 
     def values(self) -> dict[str, Any]:
-        return {path: editor.value() for path, editor in self.editors.items()}
+        values = {path: editor.value() for path, editor in self.editors.items()}
+        values.update({section.path: section.value() for section in self.references.values()})
+        return values
 
     def set_values(self, values: dict[str, Any]) -> None:
         for path, value in values.items():
             editor = self.editors.get(path)
             if editor is not None:
                 editor.set_value(value)
+        for stage, section in self.references.items():
+            if section.path in values:
+                section.set_value(list(values[section.path]))
+            elif f"{stage}.enabled" in values:  # a whole config, flattened: its units by index
+                units: dict[int, dict[str, Any]] = {}
+                prefix = f"{section.path}."
+                for path, value in values.items():
+                    if path.startswith(prefix):
+                        index, _, name = path[len(prefix):].partition(".")
+                        units.setdefault(int(index), {})[name] = value
+                section.set_value([units[i] for i in sorted(units)])
 
     def refresh_choices(self, *_args) -> None:
         """Fill the pickers from the connected server's listings."""

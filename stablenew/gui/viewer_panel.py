@@ -67,17 +67,24 @@ class DetailSidebar(QFrame):
         self.params.setObjectName("ParamsText")
         self.params.setReadOnly(True)
         self.params.setMinimumHeight(120)
+        self._prompt = ""
+        self._seed = ""
+        self._all = ""  # every parameter, as the image carries them
         self.copy_prompt = QPushButton("Copy prompt")
         self.copy_seed = QPushButton("Copy seed")
+        self.copy_all = QPushButton("Copy all")
+        self.copy_all.setToolTip("Copy every parameter the image carries, as A1111 writes them")
         self.use_button = QPushButton("Use these settings")
         self.use_button.setObjectName("PrimaryButton")
         self.use_button.setToolTip("Load this image's settings into the cards")
         self.copy_prompt.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._prompt))
         self.copy_seed.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._seed))
+        self.copy_all.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._all))
         self.use_button.clicked.connect(lambda: self.use_settings.emit(self.key))
         buttons = QHBoxLayout()
         buttons.addWidget(self.copy_prompt)
         buttons.addWidget(self.copy_seed)
+        buttons.addWidget(self.copy_all)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 10, 12, 10)
         layout.setSpacing(6)
@@ -112,6 +119,8 @@ class DetailSidebar(QFrame):
         self.key = str(detail.path)
         self._prompt = detail.prompt
         self._seed = "" if detail.seed is None else str(detail.seed)
+        self._all = detail.parameters
+        self.copy_all.setEnabled(bool(detail.parameters))
         self.prompt.setText(detail.prompt or "(no prompt stored in this image)")
         self.seed.setText(f"Seed {detail.seed}" if detail.seed is not None else "Seed unknown")
         self.copy_seed.setEnabled(detail.seed is not None)

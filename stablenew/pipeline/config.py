@@ -50,8 +50,71 @@ class ResizeMode(StrEnum):
                 "latent_upscale": "Just resize (latent upscale)"}[self.value]
 
 
+class FamilyChoice(StrEnum):
+    """The model family a config asks for; `auto` tells it from the model's name or catalog."""
+
+    auto = "auto"
+    sd15 = "sd15"
+    sdxl = "sdxl"
+    pony = "pony"
+    illustrious = "illustrious"
+    flux = "flux"
+    sd35 = "sd35"
+
+    @property
+    def label(self) -> str:
+        return {"auto": "From the model", "sd15": "SD 1.5", "sdxl": "SDXL", "pony": "Pony",
+                "illustrious": "Illustrious", "flux": "Flux.1", "sd35": "SD 3.5"}[self.value]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ReferenceKindChoice(StrEnum):
+    """What a reference image steers (values as the backends' ReferenceKind)."""
+
+    canny = "canny"
+    depth = "depth"
+    openpose = "openpose"
+    lineart = "lineart"
+    tile = "tile"
+    ip_style = "ip_style"
+    ip_face = "ip_face"
+
+    @property
+    def label(self) -> str:
+        return {"canny": "Edges (canny)", "depth": "Depth", "openpose": "Pose (openpose)",
+                "lineart": "Line art", "tile": "Tile", "ip_style": "Style (IP-Adapter)",
+                "ip_face": "Face (IP-Adapter)"}[self.value]
+
+
+#: Reference images per stage (the card shows this many slots).
+MAX_REFERENCES = 3
+
+
+class ReferenceSettings(_Section):
+    """One reference image (a ControlNet or IP-Adapter unit) on the txt2img or img2img card."""
+
+    image: str = Field(title="Image", description="The picture, kept in StableNew's data folder under "
+                                                  "its content hash so a queued job keeps it.")
+    sha256: str = Field("", pattern=r"^([0-9a-f]{64})?$", title="Content hash")
+    kind: ReferenceKindChoice = Field(ReferenceKindChoice.canny, title="Kind",
+                                      description="What the picture steers: edges, depth, pose, line "
+                                                  "art, tiles, or a style or face to keep.")
+    model: str = Field("", title="Model", description="Empty: the node's model for this kind.")
+    strength: float = Field(1.0, ge=0.0, le=2.0, title="Strength")
+    start: float = Field(0.0, ge=0.0, le=1.0, title="Start", description="Fraction of the steps where "
+                                                                         "it starts steering.")
+    end: float = Field(1.0, ge=0.0, le=1.0, title="End")
+    preprocess: bool = Field(True, title="Preprocess on the server",
+                             description="Off: the image is already a map (edges, depth, pose).")
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> ReferenceSettings:
+        if self.start > self.end:
+            raise ValueError("start must not be after end")
+        return self
 
 
 class HiresSettings(_Section):
@@ -89,6 +152,10 @@ class Txt2ImgSettings(_Section):
                                  description="What you do not want to see.")
     checkpoint: str = Field("", title="Model",
                             description="Checkpoint to use (empty: the one the server has loaded).")
+    family: FamilyChoice = Field(FamilyChoice.auto, title="Model family",
+                                 description="Decides how the model is loaded and which settings "
+                                             "apply (Flux: guidance instead of CFG, no negative "
+                                             "prompt). From the model: told by its name.")
     sampler: str = Field("DPM++ 2M", title="Sampler")
     scheduler: str = Field("Karras", title="Scheduler",
                            description="Noise schedule (Automatic: the sampler's default).")
@@ -96,6 +163,9 @@ class Txt2ImgSettings(_Section):
                        description="More steps: more detail, slower. 20–30 is typical.")
     cfg_scale: float = Field(7.0, ge=1.0, le=30.0, title="CFG scale",
                              description="How strictly to follow the prompt. 5–8 is typical.")
+    guidance: float = Field(3.5, ge=0.0, le=30.0, title="Guidance",
+                            description="Flux only: how strictly to follow the prompt (Forge's "
+                                        "Distilled CFG). 2–4 is typical; CFG stays at 1.")
     width: int = Field(512, ge=64, le=4096, multiple_of=8, title="Width")
     height: int = Field(512, ge=64, le=4096, multiple_of=8, title="Height")
     seed: int = Field(-1, ge=-1, le=MAX_SEED, title="Seed",
@@ -108,6 +178,8 @@ class Txt2ImgSettings(_Section):
                            description="Skip the last CLIP layers; 2 suits many anime models.")
     hires: HiresSettings = Field(default_factory=HiresSettings)
     refiner: RefinerSettings = Field(default_factory=RefinerSettings)
+    references: list[ReferenceSettings] = Field(default_factory=list, max_length=MAX_REFERENCES,
+                                                title="References")
 
 
 class Img2ImgSettings(_Section):
@@ -124,6 +196,8 @@ class Img2ImgSettings(_Section):
     prompt_override: str = Field("", title="Prompt override",
                                  description="Use a different prompt here (empty: the main prompt).")
     negative_override: str = Field("", title="Negative prompt override")
+    references: list[ReferenceSettings] = Field(default_factory=list, max_length=MAX_REFERENCES,
+                                                title="References")
 
 
 class ADetailerPassSettings(_Section):

@@ -27,6 +27,7 @@ from stablenew.pipeline.infotext import (
     server_infotext_matches,
     unquote,
 )
+from stablenew.pipeline.infotext_models import family_params, reference_params
 from stablenew.pipeline.records import RunTags
 
 STABLENEW_FORMAT = 1
@@ -105,6 +106,10 @@ def build_infotext(config: PipelineConfig, seed: int, stages: Sequence[str], *,
         params.update({"Steps": t.steps, "Sampler": sampler or t.sampler,
                        "Schedule type": t.scheduler, "CFG scale": t.cfg_scale, "Seed": seed,
                        "Size": f"{width}x{height}", **model})
+    if chain and chain[0] in (StageName.txt2img, StageName.img2img):
+        params.update(family_params(config))
+        refs = config.txt2img.references if chain[0] is StageName.txt2img else config.img2img.references
+        params.update(reference_params(refs))
     if StageName.adetailer in chain:
         params.update(_adetailer_params(config))
     if StageName.upscale in chain:

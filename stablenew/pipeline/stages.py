@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from stablenew.backends import types as bt
 from stablenew.backends.a1111_truth import same_checkpoint
 from stablenew.backends.comfyui_names import match_file, missing
 from stablenew.pipeline.config import STAGE_ORDER, PipelineConfig, StageName, hires_size
+from stablenew.pipeline.references import reference_units
 
 log = logging.getLogger("stablenew.pipeline.stages")
 
@@ -68,17 +70,20 @@ def sampling(config: PipelineConfig, seed: int, *, size: tuple[int, int] | None 
              stage: StageName = StageName.txt2img) -> bt.Sampling:
     t = config.txt2img
     width, height = size or (t.width, t.height)
+    family: dict[str, Any] = {"family": "" if t.family == "auto" else t.family.value,
+                              "guidance": t.guidance}
     if stage is StageName.img2img:
         i = config.img2img
         return bt.Sampling(
             prompt=i.prompt_override or t.prompt,
             negative_prompt=i.negative_override or t.negative_prompt,
             checkpoint=t.checkpoint, sampler=i.sampler, scheduler=i.scheduler, steps=i.steps,
-            cfg_scale=i.cfg_scale, width=width, height=height, seed=seed, clip_skip=t.clip_skip)
+            cfg_scale=i.cfg_scale, width=width, height=height, seed=seed, clip_skip=t.clip_skip,
+            **family)
     return bt.Sampling(
         prompt=t.prompt, negative_prompt=t.negative_prompt, checkpoint=t.checkpoint,
         sampler=t.sampler, scheduler=t.scheduler, steps=t.steps, cfg_scale=t.cfg_scale,
-        width=width, height=height, seed=seed, clip_skip=t.clip_skip)
+        width=width, height=height, seed=seed, clip_skip=t.clip_skip, **family)
 
 
 def txt2img_job(config: PipelineConfig, seed: int, task_id: str) -> bt.Txt2ImgJob:
@@ -92,7 +97,8 @@ def txt2img_job(config: PipelineConfig, seed: int, task_id: str) -> bt.Txt2ImgJo
     if t.refiner.enabled and t.refiner.checkpoint:
         refiner = bt.Refiner(checkpoint=t.refiner.checkpoint, switch_at=t.refiner.switch_at)
     return bt.Txt2ImgJob(sampling=sampling(config, seed), task_id=task_id,
-                         batch_size=t.batch_size, hires=hires, refiner=refiner)
+                         batch_size=t.batch_size, hires=hires, refiner=refiner,
+                         references=reference_units(t.references))
 
 
 def img2img_job(config: PipelineConfig, seed: int, image: bytes, size: tuple[int, int],
@@ -100,7 +106,8 @@ def img2img_job(config: PipelineConfig, seed: int, image: bytes, size: tuple[int
     i = config.img2img
     return bt.Img2ImgJob(
         sampling=sampling(config, seed, size=size, stage=StageName.img2img), init_image=image,
-        task_id=task_id, denoise=i.denoise, resize_mode=bt.ResizeMode[i.resize_mode.value])
+        task_id=task_id, denoise=i.denoise, resize_mode=bt.ResizeMode[i.resize_mode.value],
+        references=reference_units(i.references))
 
 
 def adetailer_job(config: PipelineConfig, seed: int, image: bytes, size: tuple[int, int],

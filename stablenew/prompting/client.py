@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from stablenew.backends.http import printable
+from stablenew.backends.http import printable, tls_context
 from stablenew.pipeline.cancel import CancelToken
 from stablenew.prompting.errors import (
     LLMAnswerTooLarge,
@@ -180,6 +180,7 @@ class LLMClient:
             timeout=httpx.Timeout(None, connect=5.0),  # the deadlines below are the real limits
             follow_redirects=False,  # the API key must never go to an address the user did not give
             trust_env=False,  # a system proxy must not capture calls to a LAN or localhost server
+            verify=tls_context(self.base_url),  # the CA bundle once per process, not per client
             transport=transport)
 
     def __repr__(self) -> str:

@@ -44,6 +44,14 @@ DEFAULT_CHECKPOINTS = ("sd15_base.safetensors", "sdxl_base_1.0.safetensors", "sd
 DEFAULT_UPSCALE_MODELS = ("RealESRGAN_x4plus.pth", "4x-UltraSharp.pth", "RealESRGAN_x2plus.pth")
 DEFAULT_LORAS = ("detail_tweaker.safetensors", "style/ink.safetensors")
 DEFAULT_DETECTORS = ("bbox/face_yolov8n.pt", "bbox/hand_yolov8n.pt", "segm/person_yolov8n-seg.pt")
+#: models/diffusion_models (UNETLoader), models/text_encoders (CLIP loaders), models/vae and
+#: models/controlnet: empty by default, as on a node that only runs checkpoints.
+DEFAULT_DIFFUSION_MODELS: tuple[str, ...] = ()
+DEFAULT_TEXT_ENCODERS: tuple[str, ...] = ()
+DEFAULT_VAES: tuple[str, ...] = ()
+DEFAULT_CONTROLNETS: tuple[str, ...] = ()
+#: What a real VAELoader lists besides the files (ComfyUI adds the TAESD and pixel-space entries).
+VAE_EXTRAS = ("pixel_space",)
 
 #: Output nodes whose images are written to disk and listed in history.
 IMAGE_OUTPUT_CLASSES = {"SaveImage": "output", "PreviewImage": "temp"}
@@ -98,6 +106,54 @@ def _face_detailer_info() -> dict:
             "category": "ImpactPack", "python_module": "custom_nodes.comfyui-impact-subpack",
             "output_node": False,
         },
+    }
+
+
+def _custom(name: str, required: dict, outputs: list[str], module: str,
+            optional: dict | None = None) -> dict:
+    return {"input": {"required": required, **({"optional": optional} if optional else {})},
+            "input_order": {"required": list(required)}, "output": outputs,
+            "output_is_list": [False] * len(outputs), "output_name": outputs, "name": name,
+            "display_name": name, "description": "", "python_module": f"custom_nodes.{module}",
+            "category": module, "output_node": False}
+
+
+def _ip_adapter_info() -> dict:
+    """NodeInfo of ComfyUI_IPAdapter_plus's unified loader and advanced apply (IPAdapterPlus.py)."""
+    presets = ["LIGHT - SD1.5 only (low strength)", "STANDARD (medium strength)", "VIT-G (medium strength)",
+               "PLUS (high strength)", "PLUS FACE (portraits)", "FULL FACE - SD1.5 only (portraits stronger)"]
+    module = "ComfyUI_IPAdapter_plus"
+    return {
+        "IPAdapterUnifiedLoader": _custom("IPAdapterUnifiedLoader", {
+            "model": ["MODEL"], "preset": [presets]}, ["MODEL", "IPADAPTER"], module,
+            optional={"ipadapter": ["IPADAPTER"]}),
+        "IPAdapterAdvanced": _custom("IPAdapterAdvanced", {
+            "model": ["MODEL"], "ipadapter": ["IPADAPTER"], "image": ["IMAGE"],
+            "weight": ["FLOAT", {"default": 1.0, "min": -1, "max": 5, "step": 0.05}],
+            "weight_type": [["linear", "ease in", "ease out", "ease in-out", "reverse in-out", "weak input",
+                             "weak output", "weak middle", "strong middle", "style transfer", "composition"]],
+            "combine_embeds": [["concat", "add", "subtract", "average", "norm average"]],
+            "start_at": ["FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}],
+            "end_at": ["FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}],
+            "embeds_scaling": [["V only", "K+V", "K+V w/ C penalty", "K+mean(V) w/ C penalty"]],
+        }, ["MODEL"], module, optional={"image_negative": ["IMAGE"], "attn_mask": ["MASK"],
+                                        "clip_vision": ["CLIP_VISION"]}),
+    }
+
+
+def _controlnet_aux_info() -> dict:
+    """NodeInfo of two comfyui_controlnet_aux preprocessors."""
+    module = "comfyui_controlnet_aux"
+    resolution = ["INT", {"default": 512, "min": 64, "max": 16384, "step": 64}]
+    return {
+        "DepthAnythingPreprocessor": _custom("DepthAnythingPreprocessor", {
+            "image": ["IMAGE"], "ckpt_name": [["depth_anything_vitl14.pth", "depth_anything_vitb14.pth",
+                                               "depth_anything_vits14.pth"]]}, ["IMAGE"], module,
+            optional={"resolution": resolution}),
+        "OpenposePreprocessor": _custom(
+            "OpenposePreprocessor", {"image": ["IMAGE"]}, ["IMAGE", "POSE_KEYPOINT"], module, optional={
+                "detect_hand": [["enable", "disable"]], "detect_body": [["enable", "disable"]],
+                "detect_face": [["enable", "disable"]], "resolution": resolution}),
     }
 
 
@@ -165,6 +221,16 @@ class FakeComfyUI(ServesItself):
     #: Impact Pack + Subpack installed (FaceDetailer, UltralyticsDetectorProvider).
     face_detailer: bool = False
     detector_models: tuple[str, ...] = DEFAULT_DETECTORS
+    diffusion_models: tuple[str, ...] = DEFAULT_DIFFUSION_MODELS
+    text_encoders: tuple[str, ...] = DEFAULT_TEXT_ENCODERS
+    vaes: tuple[str, ...] = DEFAULT_VAES
+    controlnets: tuple[str, ...] = DEFAULT_CONTROLNETS
+    #: ComfyUI-GGUF installed (UnetLoaderGGUF over the .gguf files in `diffusion_models`).
+    gguf: bool = False
+    #: ComfyUI_IPAdapter_plus installed (IPAdapterUnifiedLoader, IPAdapterAdvanced).
+    ip_adapter: bool = False
+    #: comfyui_controlnet_aux installed (its preprocessors, e.g. DepthAnythingPreprocessor).
+    controlnet_aux: bool = False
     vram_total: int = 12 * 1024**3
     vram_free: int = 10 * 1024**3
     #: "cpu" makes a node started with --cpu (its system RAM reported as "vram").
@@ -354,7 +420,8 @@ class FakeComfyUI(ServesItself):
         # Shallow copy; only the classes changed below get their own deep copies.
         info = dict(base_object_info())
         for cls in ("CheckpointLoaderSimple", "LoraLoader", "LoraLoaderModelOnly", "UpscaleModelLoader",
-                    "LoadImage"):
+                    "LoadImage", "UNETLoader", "DualCLIPLoader", "TripleCLIPLoader", "CLIPLoader",
+                    "VAELoader", "ControlNetLoader"):
             info[cls] = copy.deepcopy(info[cls])
 
         def set_combo(cls: str, name: str, values: tuple[str, ...]) -> None:
@@ -369,6 +436,29 @@ class FakeComfyUI(ServesItself):
         set_combo("LoraLoaderModelOnly", "lora_name", self.loras)
         set_combo("UpscaleModelLoader", "model_name", self.upscale_models)
         set_combo("LoadImage", "image", ("example.png",))
+        # ComfyUI lists every file of the folder in each loader's combo (.gguf files only
+        # through ComfyUI-GGUF's own loader).
+        plain = tuple(f for f in self.diffusion_models if not f.endswith(".gguf"))
+        set_combo("UNETLoader", "unet_name", plain)
+        for name in ("clip_name1", "clip_name2"):
+            set_combo("DualCLIPLoader", name, self.text_encoders)
+        for name in ("clip_name1", "clip_name2", "clip_name3"):
+            set_combo("TripleCLIPLoader", name, self.text_encoders)
+        set_combo("CLIPLoader", "clip_name", self.text_encoders)
+        set_combo("VAELoader", "vae_name", self.vaes + VAE_EXTRAS)
+        set_combo("ControlNetLoader", "control_net_name", self.controlnets)
+        if self.gguf:
+            ggufs = [f for f in self.diffusion_models if f.endswith(".gguf")]
+            info["UnetLoaderGGUF"] = {
+                "input": {"required": {"unet_name": [ggufs]}},
+                "input_order": {"required": ["unet_name"]}, "output": ["MODEL"], "output_is_list": [False],
+                "output_name": ["MODEL"], "name": "UnetLoaderGGUF", "display_name": "Unet Loader (GGUF)",
+                "description": "", "python_module": "custom_nodes.ComfyUI-GGUF", "category": "bootleg",
+                "output_node": False}
+        if self.ip_adapter:
+            info.update(_ip_adapter_info())
+        if self.controlnet_aux:
+            info.update(_controlnet_aux_info())
         if self.face_detailer:
             extra = _face_detailer_info()
             ks = info["KSampler"]["input"]["required"]
@@ -439,7 +529,8 @@ class FakeComfyUI(ServesItself):
 
     async def _models_folder(self, request: web.Request) -> web.Response:
         folders = {"checkpoints": self.checkpoints, "loras": self.loras,
-                   "upscale_models": self.upscale_models}
+                   "upscale_models": self.upscale_models, "diffusion_models": self.diffusion_models,
+                   "text_encoders": self.text_encoders, "vae": self.vaes, "controlnet": self.controlnets}
         folder = request.match_info["folder"]
         if folder not in folders:
             return web.Response(status=404)
@@ -978,7 +1069,7 @@ class FakeComfyUI(ServesItself):
                     return values[v[0]]
             return {}
 
-        if cls == "EmptyLatentImage":
+        if cls in ("EmptyLatentImage", "EmptySD3LatentImage"):
             return {"w": int(inp["width"]), "h": int(inp["height"]), "batch": int(inp.get("batch_size", 1)),
                     "seed": 0}
         if cls in ("KSampler", "KSamplerAdvanced"):
@@ -1042,7 +1133,7 @@ def prompt_kind(graph: dict) -> str:
     classes = {n.get("class_type") for n in graph.values() if isinstance(n, dict)}
     if "FaceDetailer" in classes:
         return "adetailer"
-    if "EmptyLatentImage" in classes:
+    if classes & {"EmptyLatentImage", "EmptySD3LatentImage"}:
         return "txt2img"
     if classes & {"KSampler", "KSamplerAdvanced"}:
         return "img2img"

@@ -168,6 +168,12 @@ def render_image(width: int, height: int, seed: int, prompt: str, infotext: str 
     return out.getvalue()
 
 
+#: Preprocessors of sd-webui-controlnet 1.1.45 (`/controlnet/module_list`), the ones our kinds use.
+CONTROLNET_MODULES = ("none", "canny", "depth_midas", "depth_anything_v2", "openpose", "openpose_full",
+                      "lineart_realistic", "lineart_standard", "tile_resample", "ip-adapter-auto",
+                      "ip-adapter_clip_sd15", "ip-adapter_clip_sdxl_plus_vith", "ip-adapter_face_id_plus")
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -183,6 +189,7 @@ class FakeSDWebUI(ServesItself):
                  loras: tuple[str, ...] = DEFAULT_LORAS,
                  embeddings: tuple[str, ...] = DEFAULT_EMBEDDINGS,
                  adetailer_models: tuple[str, ...] | None = DEFAULT_ADETAILER,
+                 controlnet_models: tuple[str, ...] | None = None,
                  vram_total: int | None = 24 * 1024**3, vram_free: int | None = 20 * 1024**3,
                  internal_routes: bool = True, samples_format: str = "png",
                  version: str | None = None,
@@ -209,6 +216,12 @@ class FakeSDWebUI(ServesItself):
         self.embeddings = tuple(embeddings)
         #: None means the ADetailer extension is not installed.
         self.adetailer_models = None if adetailer_models is None else tuple(adetailer_models)
+        #: None means the ControlNet extension is not installed; else its model_list titles.
+        self.controlnet_models = None if controlnet_models is None else tuple(controlnet_models)
+        self.controlnet_modules = CONTROLNET_MODULES
+        #: The extension raises inside its script (a preprocessor crashed): A1111 logs it and
+        #: returns the image without any control.
+        self.controlnet_crashes = False
         self.vram_total = vram_total
         self.vram_free = vram_free
         #: False simulates `--nowebui`: no `/internal/*` routes.
@@ -430,6 +443,11 @@ class FakeSDWebUI(ServesItself):
         if self.flavor != "sdnext":
             get("/sdapi/v1/schedulers", self._schedulers)
             get("/sdapi/v1/latent-upscale-modes", self._latent_modes)
+        if self.controlnet_models is not None:
+            # Extension routes: registered on the app, outside /sdapi/v1 and its auth.
+            get("/controlnet/version", self._controlnet_version)
+            get("/controlnet/model_list", self._controlnet_models)
+            get("/controlnet/module_list", self._controlnet_modules)
         if self.flavor == "forge":
             get("/sdapi/v1/sd-modules", self._sd_modules)
         else:
@@ -543,6 +561,7 @@ class FakeSDWebUI(ServesItself):
     async def _scripts(self, request: web.Request) -> web.Response:
         self._record(request.path, None)
         always = ["adetailer"] if self.adetailer_models is not None else []
+        always += ["controlnet"] if self.controlnet_models is not None else []
         return web.json_response({"txt2img": ["x/y/z plot", *always], "img2img": ["x/y/z plot", *always]})
 
     async def _cmd_flags(self, request: web.Request) -> web.Response:
@@ -737,12 +756,61 @@ class FakeSDWebUI(ServesItself):
                 overrides["sd_model_checkpoint"] = self._title(name)
         return {**self.options, **overrides}
 
+    async def _controlnet_version(self, request: web.Request) -> web.Response:
+        self._record(request.path, None)
+        return web.json_response({"version": 2})
+
+    async def _controlnet_models(self, request: web.Request) -> web.Response:
+        self._record(request.path, None)
+        return web.json_response({"model_list": list(self.controlnet_models or ())})
+
+    async def _controlnet_modules(self, request: web.Request) -> web.Response:
+        self._record(request.path, None)
+        return web.json_response({"module_list": list(self.controlnet_modules),
+                                  "module_detail": {m: {"model_free": False, "sliders": []}
+                                                    for m in self.controlnet_modules}})
+
+    def _controlnet_units(self, scripts: dict | None) -> list[str]:
+        """Infotext values of the ControlNet units that run. As in the extension, a bad unit
+        (unknown module or model, weight outside 0..2, start after end, no image) raises inside
+        the script, which A1111 logs and skips: the image comes back without any control."""
+        for key, value in (scripts or {}).items():
+            if key.lower() != "controlnet" or self.controlnet_crashes:
+                continue
+            args = (value or {}).get("args", []) if isinstance(value, dict) else []
+            out = []
+            titles = set(self.controlnet_models or ())
+            names = {re.sub(r"\s*\[[0-9a-f]+\]$", "", t) for t in titles}
+            for unit in args:
+                if not isinstance(unit, dict) or not unit.get("enabled", False):
+                    continue
+                module, model = unit.get("module", "none"), unit.get("model", "None")
+                weight = float(unit.get("weight", 1.0))
+                start, end = float(unit.get("guidance_start", 0.0)), float(unit.get("guidance_end", 1.0))
+                if (module != "none" and module not in self.controlnet_modules) or (
+                        model not in titles and model not in names) or not 0 <= weight <= 2 or start > end:
+                    return []
+                try:
+                    _decode_image(unit.get("image") or "")
+                except _HTTPError:
+                    return []
+                title = model if model in titles else next(t for t in titles if t.startswith(model + " ["))
+                out.append(f"Module: {module}, Model: {title}, Weight: {weight}, "
+                           f"Resize Mode: {unit.get('resize_mode', 'Crop and Resize')}, Processor Res: 512, "
+                           f"Threshold A: 100.0, Threshold B: 200.0, Guidance Start: {start}, "
+                           f"Guidance End: {end}, Pixel Perfect: {unit.get('pixel_perfect', False)}, "
+                           f"Control Mode: {unit.get('control_mode', 'Balanced')}")
+            return out
+        return []
+
     def _adetailer_tabs(self, path: str, scripts: dict | None) -> tuple[bool, list[tuple[int, dict]]]:
         """(skip_img2img, [(tab number from 0, tab)] of the tabs that run) from alwayson_scripts;
         bad or switched-off tabs are skipped like ADetailer does, keeping the others' numbers
         (its infotext suffix comes from the tab's place: tab 3 says "3rd" even if tab 2 is off)."""
         skip, tabs = False, []
         for key, value in (scripts or {}).items():
+            if key.lower() == "controlnet" and self.controlnet_models is not None:
+                continue  # read by _controlnet_units
             if key.lower() != "adetailer" or self.adetailer_models is None:
                 raise _HTTPError(422, f"always on script {key} not found")
             args = (value or {}).get("args", []) if isinstance(value, dict) else []
@@ -834,6 +902,10 @@ class FakeSDWebUI(ServesItself):
         if scheduler != "Automatic":
             params["Schedule type"] = scheduler
         params["CFG scale"] = cfg
+        if self.flavor == "forge" and "flux" in model_file.lower():
+            # Forge writes it only for a model that uses distilled guidance (Flux).
+            dcfg = getattr(req, "distilled_cfg_scale", None)
+            params["Distilled CFG Scale"] = dcfg if dcfg is not None else 3.5
         params["Seed"] = seed
         out_w, out_h = width, height
         if kind == "img2img" and skip_img2img and init:
@@ -909,6 +981,8 @@ class FakeSDWebUI(ServesItself):
             params[f"ADetailer denoising strength{sfx}"] = tab.get("ad_denoising_strength", 0.4)
             params[f"ADetailer inpaint only masked{sfx}"] = tab.get("ad_inpaint_only_masked", True)
             params[f"ADetailer inpaint padding{sfx}"] = tab.get("ad_inpaint_only_masked_padding", 32)
+        for number, unit_text in enumerate(self._controlnet_units(req.alwayson_scripts)):
+            params[f"ControlNet {number}"] = unit_text
         if ad_tabs:
             params["ADetailer version"] = ADETAILER_VERSION
         params["Lora hashes"] = self._lora_hashes(prompt)

@@ -13,6 +13,7 @@ import pytest
 from stablenew.gallery.index import GalleryIndex
 from stablenew.gallery.metadata import MAX_TEXT
 from stablenew.gallery.query import GalleryQuery, count, search
+from stablenew.gallery.sidecar import Marks
 from stablenew.gallery.worker import IndexWorker
 from stablenew.learning.records import LearningRecord
 from stablenew.learning.store import LearningStore
@@ -92,15 +93,23 @@ def test_rating_follows_a_move_into_another_indexed_folder(tmp_path, index):
     assert [(r.path, r.rating) for r in search(index, GalleryQuery())] == [(target, 4)]
 
 
-def test_ratings_are_read_not_copied(tmp_path, index):
+def test_the_learning_stores_ratings_and_tags_win_at_every_scan(tmp_path, index):
     out = tmp_path / "out"
     record = image_record(out, 3)
     with LearningStore(tmp_path / "stablenew.db") as store:
         store.add_record(LearningRecord.from_image_record(record))
         index.scan(out)
         assert search(index, GalleryQuery())[0].rating is None
-        store.rate(record.path, 2)  # rated after indexing: no rescan needed
-    assert search(index, GalleryQuery())[0].rating == 2
+        store.rate(record.path, 2)  # rated elsewhere after indexing
+        store.tag(record.path, "nailed it")
+        # the gallery's own change reaches the index's copy at once ...
+        index.set_marks(str(record.path), Marks(5, ("keeper",)))
+        assert search(index, GalleryQuery(min_rating=5))[0].tags == ("keeper",)
+        # ... and a scan (or a sync) brings the copy back to what the learning store holds
+        index.scan(out)
+    row, = search(index, GalleryQuery(tag="nailed it"))
+    assert (row.rating, row.tags) == (2, ("nailed it",))
+    assert search(index, GalleryQuery(min_rating=3)) == []
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -30,6 +30,7 @@ def fill_grid(grid: QGridLayout, editors: list[FieldEditor], columns: int = 2) -
                 row, col = row + 2, 0
             label = QLabel(spec.title)
             label.setObjectName("FieldLabel")
+            label.setProperty("field_path", spec.path)  # hidden with its field (model families)
             label.setToolTip(editor.widget.toolTip())
             grid.addWidget(label, row, 0, 1, columns)
             grid.addWidget(editor.widget, row + 1, 0, 1, columns)
@@ -40,6 +41,7 @@ def fill_grid(grid: QGridLayout, editors: list[FieldEditor], columns: int = 2) -
         else:
             label = QLabel(spec.title)
             label.setObjectName("FieldLabel")
+            label.setProperty("field_path", spec.path)
             label.setToolTip(editor.widget.toolTip())
             label.setBuddy(editor.widget)
             grid.addWidget(label, row, col)

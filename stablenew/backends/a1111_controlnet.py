@@ -1,0 +1,127 @@
+"""Reference images on A1111/Forge through the ControlNet extension's `alwayson_scripts` units.
+
+Field names follow the extension's own API (Mikubill/sd-webui-controlnet,
+`internal_controlnet/args.py` ControlNetUnit and `scripts/api.py`): the server is asked what
+it has (`/controlnet/version`, `/controlnet/model_list`, `/controlnet/module_list`) before a
+job is sent, and a node without the extension is refused in plain words. Forge's built-in
+ControlNet answers the same routes and takes the same units.
+
+The extension swallows its own errors (the request succeeds without the control), so the
+result is checked afterwards: a unit missing from the infotext becomes a warning.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from stablenew.backends.comfyui_names import missing
+from stablenew.backends.errors import MissingResource, RequestRejected
+from stablenew.backends.families import detect_family
+from stablenew.backends.references import KINDS, MAX_UNITS, choose_model, first_present
+from stablenew.backends.types import JobResult, ReferenceUnit, Sampling
+
+#: The extension's script title as `alwayson_scripts` takes it (matched case-insensitively).
+CONTROLNET_SCRIPT = "controlnet"
+#: Routes of the extension's API.
+VERSION = "/controlnet/version"
+MODEL_LIST = "/controlnet/model_list"
+MODULE_LIST = "/controlnet/module_list"
+
+#: GET with `optional=True`: None when the route answers 404 (extension absent).
+Getter = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ControlNetInfo:
+    """What the node's ControlNet extension has."""
+
+    version: int
+    models: tuple[str, ...]
+    modules: tuple[str, ...]
+
+
+async def probe_controlnet(get: Getter) -> ControlNetInfo | None:
+    """The node's ControlNet models and preprocessors; None when the extension is absent."""
+    version = await get(VERSION, optional=True)
+    if not isinstance(version, dict):
+        return None
+    models = await get(MODEL_LIST, optional=True) or {}
+    modules = await get(MODULE_LIST, optional=True) or {}
+    return ControlNetInfo(int(version.get("version") or 0),
+                          tuple(str(m) for m in models.get("model_list") or ()),
+                          tuple(str(m) for m in modules.get("module_list") or ()))
+
+
+def controlnet_unit(unit: ReferenceUnit, info: ControlNetInfo, s: Sampling, node: str) -> dict[str, Any]:
+    """One unit as the extension's API takes it, with the node's model and preprocessor."""
+    kind = KINDS[unit.kind]
+    if not 0.0 <= unit.start <= unit.end <= 1.0:
+        raise RequestRejected(f"Reference '{kind.label}': start must be before end, both between 0 and 1.",
+                              fields=("start", "end"), node=node)
+    if not 0.0 <= unit.strength <= 2.0:
+        raise RequestRejected(f"Reference '{kind.label}': strength must be between 0 and 2 on A1111/Forge.",
+                              fields=("strength",), node=node)
+    family = detect_family(s.checkpoint, choice=s.family)
+    model = choose_model(unit, info.models, family)
+    if model is None:
+        asked = unit.model or f"{kind.label} model for this checkpoint"
+        raise missing("controlnet", asked, info.models, node,
+                      hint="Put it in the WebUI's models/ControlNet folder.")
+    module = "none"
+    if unit.preprocess or kind.ip_adapter:  # IP-Adapters always need their image encoder
+        found = first_present(kind.a1111_modules, info.modules)
+        if found is None:
+            raise MissingResource(
+                f"Node '{node}' has no '{kind.a1111_modules[0]}' preprocessor for the {kind.label} "
+                "reference; update its ControlNet extension, or give an image that is already a map.",
+                what="controlnet_module", name=kind.a1111_modules[0], installed=info.modules, node=node)
+        module = found
+    return {
+        "enabled": True,
+        "module": module,
+        "model": model,
+        "weight": unit.strength,
+        "image": base64.b64encode(unit.image).decode("ascii"),
+        "resize_mode": "Crop and Resize",
+        "low_vram": False,
+        "processor_res": 512,
+        "threshold_a": -1,  # -1: the preprocessor's own defaults
+        "threshold_b": -1,
+        "guidance_start": unit.start,
+        "guidance_end": unit.end,
+        "pixel_perfect": True,
+        "control_mode": "Balanced",
+    }
+
+
+async def add_references(body: dict[str, Any], units: Sequence[ReferenceUnit], s: Sampling,
+                         get: Getter, node: str) -> Callable[[JobResult], JobResult]:
+    """Put *units* into *body* (after asking the node what it has); returns the check that
+    turns a unit the extension skipped into a warning on the result."""
+    if not units:
+        return lambda result: result
+    if len(units) > MAX_UNITS:
+        raise RequestRejected(f"At most {MAX_UNITS} reference images per job.", fields=("references",),
+                              node=node)
+    info = await probe_controlnet(get)
+    if info is None:
+        raise RequestRejected(
+            f"Reference images need the ControlNet extension, which node '{node}' does not have. "
+            "Install sd-webui-controlnet (Forge has it built in), or run this on another node.",
+            fields=("references",), node=node, detail=f"{VERSION} answered 404")
+    args = [controlnet_unit(u, info, s, node) for u in units]
+    body.setdefault("alwayson_scripts", {})[CONTROLNET_SCRIPT] = {"args": args}
+
+    def check(result: JobResult) -> JobResult:
+        warnings = list(result.warnings)
+        for i, unit in enumerate(units):
+            key = f"ControlNet {i}:"
+            if result.images and not all(key in img.infotext for img in result.images if img.infotext):
+                warnings.append(f"Reference {i + 1} ({KINDS[unit.kind].label}) did not steer the image: the "
+                                f"node's ControlNet skipped it (its console says why).")
+        return replace(result, warnings=tuple(warnings)) if len(warnings) != len(result.warnings) else result
+
+    return check

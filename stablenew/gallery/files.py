@@ -1,0 +1,121 @@
+"""What the gallery does to the user's files: trash, move, copy and export; never a hard delete.
+
+Each image travels with its sidecar (ratings and tags) and the thumbnail the runner wrote beside
+it. An image that cannot be handled is reported with the reason and the rest go on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stablenew.gallery.sidecar import sidecar_path
+from stablenew.pipeline.outputs import thumbnail_path
+
+
+@dataclass
+class FileOutcome:
+    """Which images were handled (old path → new path, or "" when trashed) and which not, why."""
+
+    done: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def trash(paths: Iterable[str]) -> FileOutcome:
+    """Send images (and their sidecars and thumbnails) to the system trash, where the user can
+    get them back; an image the trash refuses stays where it is."""
+    from send2trash import send2trash  # type: ignore[import-untyped]  # no type hints shipped
+    from send2trash.exceptions import TrashPermissionError  # type: ignore[import-untyped]
+
+    outcome = FileOutcome()
+    for path in paths:
+        try:
+            send2trash(path)
+        except (OSError, TrashPermissionError) as exc:
+            outcome.failed[path] = f"could not be moved to the trash ({exc})"
+            continue
+        outcome.done[path] = ""
+        for extra in (sidecar_path(path), thumbnail_path(Path(path))):
+            if extra.exists():
+                try:
+                    send2trash(str(extra))
+                except (OSError, TrashPermissionError):
+                    pass  # the image is in the trash; a stray thumbnail is only a cache
+    return outcome
+
+
+def transfer(paths: Iterable[str], folder: str | os.PathLike[str], *, copy: bool) -> FileOutcome:
+    """Move (or copy) images into *folder*, never over a file already there (a number is added)."""
+    target = Path(folder)
+    outcome = FileOutcome()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        for path in paths:
+            outcome.failed[path] = f"the folder could not be made ({exc.strerror or exc})"
+        return outcome
+    for path in paths:
+        source = Path(path)
+        dest = free_name(target / source.name)
+        try:
+            if copy:
+                shutil.copy2(source, dest)
+            else:
+                shutil.move(source, dest)
+        except OSError as exc:
+            outcome.failed[path] = f"could not be {'copied' if copy else 'moved'} ({exc.strerror or exc})"
+            continue
+        outcome.done[path] = str(dest)
+        side = sidecar_path(source)
+        if side.exists():
+            try:
+                (shutil.copy2 if copy else shutil.move)(side, sidecar_path(dest))
+            except OSError:
+                pass  # the marks are in the learning store too; the index keeps them by hash
+    return outcome
+
+
+def free_name(path: Path) -> Path:
+    """*path*, or `name (2).png`, `name (3).png`… when it is taken."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
+    return candidate
+
+
+def export_zip(images: list[tuple[str, dict[str, object]]], dest: str | os.PathLike[str]) -> FileOutcome:
+    """A ZIP of the images with `metadata.json` (each image's parameters, rating and tags),
+    written to a temporary name first so a failed export leaves no half file."""
+    target = Path(dest)
+    partial = target.with_name(target.name + ".part")
+    outcome = FileOutcome()
+    names: set[str] = set()
+    metadata = []
+    try:
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
+            for path, facts in images:
+                name = Path(path).name
+                stem, n = name, 1
+                while name in names:  # two runs' "00001.png"
+                    n += 1
+                    name = f"{Path(stem).stem} ({n}){Path(stem).suffix}"
+                try:
+                    archive.write(path, name)
+                except OSError as exc:
+                    outcome.failed[path] = f"could not be read ({exc.strerror or exc})"
+                    continue
+                names.add(name)
+                outcome.done[path] = name
+                metadata.append({"file": name, "source": path, **facts})
+            archive.writestr("metadata.json", json.dumps(metadata, indent=1, ensure_ascii=False))
+        os.replace(partial, target)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
+    return outcome

@@ -1,0 +1,237 @@
+"""ReferencesSection: up to three reference pictures on a card (drop, paste or choose a file)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+MAX_UNITS = 3
+_IMAGES = "Images (*.png *.jpg *.jpeg *.webp)"
+
+
+def _spin(low: float, high: float, value: float, tip: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(low, high)
+    box.setSingleStep(0.05)
+    box.setDecimals(2)
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
+
+
+class ReferenceRow(QWidget):
+    """One reference picture: thumbnail, kind, model, strength, start/end, preprocess, remove."""
+
+    changed = Signal()
+    remove_requested = Signal(object)
+
+    def __init__(self, settings: dict[str, Any], kinds: list[tuple[str, str]], thumb: Any = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("ReferenceRow")
+        self._settings = dict(settings)
+        self.thumb = QLabel()
+        self.thumb.setFixedSize(56, 56)
+        self.thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.thumb.setToolTip(str(settings.get("image", "")))
+        if thumb is not None:
+            image = QImage(thumb.rgba, thumb.width, thumb.height, QImage.Format.Format_RGBA8888)
+            self.thumb.setPixmap(QPixmap.fromImage(image.copy()))
+        else:
+            self.thumb.setText("image")
+        self.kind = QComboBox()
+        self.kind.setObjectName("reference:kind")
+        for value, label in kinds:
+            self.kind.addItem(label, value)
+        self.kind.setCurrentIndex(max(0, self.kind.findData(settings.get("kind", "canny"))))
+        self.kind.setToolTip("What the picture steers: edges, depth, pose, line art, tiles, or a style "
+                             "or face to keep.")
+        self.model = QLineEdit(str(settings.get("model", "")))
+        self.model.setPlaceholderText("Model: automatic")
+        self.model.setToolTip("Empty: the node's model for this kind and the checkpoint's family.")
+        self.strength = _spin(0.0, 2.0, float(settings.get("strength", 1.0)), "Strength")
+        self.start = _spin(0.0, 1.0, float(settings.get("start", 0.0)),
+                           "Start: fraction of the steps where it starts steering")
+        self.end = _spin(0.0, 1.0, float(settings.get("end", 1.0)), "End: where it stops steering")
+        self.preprocess = QCheckBox("Preprocess on the server")
+        self.preprocess.setToolTip("Off: the picture is already a map (edges, depth, pose).")
+        self.preprocess.setChecked(bool(settings.get("preprocess", True)))
+        self.remove = QToolButton()
+        self.remove.setText("✕")
+        self.remove.setObjectName("reference:remove")
+        self.remove.setToolTip("Remove this reference")
+        self.remove.clicked.connect(lambda: self.remove_requested.emit(self))
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 2, 0, 2)
+        grid.addWidget(self.thumb, 0, 0, 3, 1)
+        grid.addWidget(self.kind, 0, 1, 1, 2)
+        grid.addWidget(self.model, 0, 3, 1, 2)
+        grid.addWidget(self.remove, 0, 5)
+        for col, (label, box) in enumerate((("Strength", self.strength), ("Start", self.start),
+                                            ("End", self.end))):
+            grid.addWidget(QLabel(label), 1, 1 + col)
+            grid.addWidget(box, 2, 1 + col)
+        grid.addWidget(self.preprocess, 2, 4, 1, 2)
+        for signal in (self.kind.currentIndexChanged, self.model.textChanged, self.strength.valueChanged,
+                       self.start.valueChanged, self.end.valueChanged, self.preprocess.toggled):
+            signal.connect(lambda *_: self.changed.emit())
+
+    def value(self) -> dict[str, Any]:
+        return {**self._settings, "kind": self.kind.currentData(), "model": self.model.text().strip(),
+                "strength": round(self.strength.value(), 3), "start": round(self.start.value(), 3),
+                "end": round(self.end.value(), 3), "preprocess": self.preprocess.isChecked()}
+
+
+class ReferencesSection(QFrame):
+    """The References part of the txt2img and img2img cards; `value()` is the config's list."""
+
+    changed = Signal(str)  # the config path, e.g. "txt2img.references"
+    #: A picture to store: (stage, file path) or (stage, encoded bytes)
+    file_chosen = Signal(str, str)
+    image_pasted = Signal(str, bytes)
+
+    def __init__(self, stage: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(f"references:{stage}")
+        self.stage = stage
+        self.path = f"{stage}.references"
+        self.kinds: list[tuple[str, str]] = []
+        self.rows: list[ReferenceRow] = []
+        self.setAcceptDrops(True)
+        title = QLabel("References")
+        title.setObjectName("FieldLabel")
+        self.hint = QLabel("Drop, paste or choose up to 3 pictures to steer pose, depth, edges, "
+                           "style or a face.")
+        self.hint.setWordWrap(True)
+        self.add_button = QPushButton("Choose…")
+        self.add_button.setObjectName(f"references:{stage}:add")
+        self.add_button.setToolTip("Add a reference picture from a file")
+        self.add_button.clicked.connect(self._choose)
+        self.paste_button = QPushButton("Paste")
+        self.paste_button.setObjectName(f"references:{stage}:paste")
+        self.paste_button.setToolTip("Add the picture on the clipboard")
+        self.paste_button.clicked.connect(self.paste)
+        self.error = QLabel()
+        self.error.setObjectName("ReferenceError")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(title)
+        header.addStretch(1)
+        header.addWidget(self.paste_button)
+        header.addWidget(self.add_button)
+        self.rows_layout = QVBoxLayout()
+        self.rows_layout.setContentsMargins(0, 0, 0, 0)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 6, 0, 0)
+        layout.addLayout(header)
+        layout.addWidget(self.hint)
+        layout.addLayout(self.rows_layout)
+        layout.addWidget(self.error)
+        self._update_buttons()
+
+    # -- adding
+    def _choose(self) -> None:
+        dialog = QFileDialog(self, "Choose a reference picture", "", _IMAGES)
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.fileSelected.connect(lambda path: self.file_chosen.emit(self.stage, path))
+        dialog.open()  # not exec(): the window keeps running while it is open
+
+    def paste(self) -> None:
+        image = QGuiApplication.clipboard().image()
+        if image.isNull():
+            self.show_error("The clipboard holds no picture.")
+            return
+        self.image_pasted.emit(self.stage, _png_bytes(image))
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+        mime = event.mimeData()
+        if mime.hasImage() or any(u.isLocalFile() for u in mime.urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
+        mime = event.mimeData()
+        files = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+        if files:
+            for path in files[: MAX_UNITS - len(self.rows)]:
+                self.file_chosen.emit(self.stage, path)
+        elif mime.hasImage():
+            self.image_pasted.emit(self.stage, _png_bytes(QImage(mime.imageData())))
+        event.acceptProposedAction()
+
+    def add_unit(self, settings: dict[str, Any], thumb: Any = None) -> None:
+        """Show a stored picture as a new unit (ignored once three are there)."""
+        if len(self.rows) >= MAX_UNITS:
+            self.show_error(f"At most {MAX_UNITS} references per card.")
+            return
+        self._add_row(settings, thumb)
+        self.changed.emit(self.path)
+
+    def _add_row(self, settings: dict[str, Any], thumb: Any = None) -> None:
+        row = ReferenceRow(settings, self.kinds, thumb, self)
+        row.changed.connect(lambda: self.changed.emit(self.path))
+        row.remove_requested.connect(self._remove)
+        self.rows.append(row)
+        self.rows_layout.addWidget(row)
+        self.error.hide()
+        self._update_buttons()
+
+    def _remove(self, row: ReferenceRow) -> None:
+        self.rows.remove(row)
+        row.setParent(None)
+        row.deleteLater()
+        self._update_buttons()
+        self.changed.emit(self.path)
+
+    def _update_buttons(self) -> None:
+        full = len(self.rows) >= MAX_UNITS
+        self.add_button.setEnabled(not full)
+        self.paste_button.setEnabled(not full)
+        self.hint.setVisible(not self.rows)
+
+    def show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+
+    # -- value
+    def value(self) -> list[dict[str, Any]]:
+        return [row.value() for row in self.rows]
+
+    def set_value(self, units: list[dict[str, Any]]) -> None:
+        if units == self.value():
+            return
+        for row in list(self.rows):
+            self.rows.remove(row)
+            row.setParent(None)
+            row.deleteLater()
+        for settings in units[:MAX_UNITS]:
+            self._add_row(settings)
+        self._update_buttons()
+
+
+def _png_bytes(image: QImage) -> bytes:
+    data = QByteArray()
+    buffer = QBuffer(data)
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    # PySide6 takes the format as str; its stubs say bytes.
+    image.save(buffer, "PNG")  # type: ignore[call-overload]
+    buffer.close()
+    return bytes(data.data())

@@ -1,0 +1,82 @@
+"""Reference images on A1111/Forge: ControlNet units in alwayson_scripts, checked against the
+extension's own lists; a node without the extension is refused before anything is sent."""
+
+from __future__ import annotations
+
+import pytest
+
+from stablenew.backends.errors import MissingResource, RequestRejected
+from stablenew.backends.types import Img2ImgJob, ReferenceKind, ReferenceUnit, Txt2ImgJob
+from tests.backends.conftest import png
+from tests.backends.test_a1111_client import client, sampling
+
+CN_MODELS = ("control_v11p_sd15_canny [d14c016b]", "control_v11f1p_sd15_depth [cfd03158]",
+             "diffusers_xl_canny_mid [112a778d]", "ip-adapter_sd15 [6a3f6166]",
+             "ip-adapter-plus-face_sd15 [7f7a633a]")
+WITH_CN = {"controlnet_models": CN_MODELS}
+
+
+def canny(**kw) -> ReferenceUnit:
+    return ReferenceUnit(**{"image": png(32, 32), "kind": ReferenceKind.canny, "strength": 0.8,
+                            "start": 0.1, "end": 0.9, **kw})
+
+
+@pytest.mark.parametrize("fake_sdwebui", [WITH_CN], indirect=True)
+async def test_a_controlnet_job_sends_units_the_extension_takes_and_its_infotext_names_them(fake_sdwebui):
+    units = (canny(), ReferenceUnit(png(24, 24), ReferenceKind.ip_face, strength=0.6),
+             ReferenceUnit(png(24, 24), ReferenceKind.depth, preprocess=False))
+    job = Txt2ImgJob(sampling(checkpoint="dreamshaper_8"), task_id="cn-1", references=units)
+    async with client(fake_sdwebui) as backend:
+        result = await backend.txt2img(job)
+    sent = fake_sdwebui.requests_to("/sdapi/v1/txt2img")[0].payload
+    args = sent["alwayson_scripts"]["controlnet"]["args"]
+    assert [(a["module"], a["model"]) for a in args] == [
+        ("canny", "control_v11p_sd15_canny [d14c016b]"),
+        ("ip-adapter_face_id_plus", "ip-adapter-plus-face_sd15 [7f7a633a]"),
+        ("none", "control_v11f1p_sd15_depth [cfd03158]")]  # already a map: no preprocessor
+    assert args[0]["weight"] == 0.8 and (args[0]["guidance_start"], args[0]["guidance_end"]) == (0.1, 0.9)
+    assert all(a["enabled"] and a["image"] for a in args)
+    text = result.images[0].infotext
+    assert 'ControlNet 0: "Module: canny, Model: control_v11p_sd15_canny [d14c016b], Weight: 0.8' in text
+    assert "ControlNet 2:" in text and result.warnings == ()
+    assert "/controlnet/model_list" in [r.path for r in fake_sdwebui.requests]
+
+
+@pytest.mark.parametrize("fake_sdwebui", [{**WITH_CN, "flavor": "forge"}], indirect=True)
+async def test_img2img_with_a_reference_on_forge_picks_the_sdxl_model_for_an_sdxl_checkpoint(fake_sdwebui):
+    job = Img2ImgJob(sampling(checkpoint="sd_xl_base_1.0"), init_image=png(), task_id="cn-2",
+                     references=(canny(),))
+    async with client(fake_sdwebui) as backend:
+        result = await backend.img2img(job)
+    args = fake_sdwebui.requests_to("/sdapi/v1/img2img")[0].payload["alwayson_scripts"]["controlnet"]["args"]
+    assert args[0]["model"] == "diffusers_xl_canny_mid [112a778d]"
+    assert "ControlNet 0:" in result.images[0].infotext
+
+
+async def test_a_node_without_the_extension_is_refused_in_plain_words(fake_sdwebui):
+    async with client(fake_sdwebui) as backend:
+        with pytest.raises(RequestRejected) as caught:
+            await backend.txt2img(Txt2ImgJob(sampling(), task_id="cn-3", references=(canny(),)))
+    assert "need the ControlNet extension" in caught.value.message
+    assert fake_sdwebui.requests_to("/sdapi/v1/txt2img") == []
+
+
+@pytest.mark.parametrize("fake_sdwebui", [{"controlnet_models": CN_MODELS[:1]}], indirect=True)
+async def test_a_missing_model_is_named_with_what_the_node_has(fake_sdwebui):
+    async with client(fake_sdwebui) as backend:
+        with pytest.raises(MissingResource) as caught:
+            await backend.txt2img(Txt2ImgJob(sampling(checkpoint="sd_xl_base_1.0"), task_id="cn-4",
+                                             references=(canny(),)))
+    message = caught.value.message
+    assert "ControlNet model 'Canny edges model for this checkpoint' is not installed" in message
+    assert "control_v11p_sd15_canny" in message and "models/ControlNet" in message
+
+
+@pytest.mark.parametrize("fake_sdwebui", [WITH_CN], indirect=True)
+async def test_a_unit_the_extension_skips_becomes_a_warning(fake_sdwebui):
+    fake_sdwebui.controlnet_crashes = True  # A1111 logs the script's error and carries on
+    async with client(fake_sdwebui) as backend:
+        result = await backend.txt2img(Txt2ImgJob(sampling(), task_id="cn-5", references=(canny(),)))
+    assert result.images
+    assert result.warnings == ("Reference 1 (Canny edges) did not steer the image: the node's ControlNet "
+                               "skipped it (its console says why).",)
