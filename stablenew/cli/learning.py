@@ -86,6 +86,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the model as one JSON object")
     p.set_defaults(func=_taste)
 
+    p = verbs.add_parser("report", help="which packs, LoRAs, samplers and models score well or "
+                                        "poorly, with counts")
+    p.add_argument("--pack", default=None,
+                   help="only this pack (default: all packs, and the packs compared)")
+    p.add_argument("--all", action="store_true",
+                   help="also list values that score about the same or have too few ratings")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list: kind, name, images, mean, others_mean, others, "
+                        "verdict, text")
+    p.set_defaults(func=_report)
+
     p = verbs.add_parser("choose", help="record a side-by-side choice: WINNER is better than "
                                         "LOSER (or --same)")
     p.add_argument("winner", help="the better image (file or record id)")
@@ -153,6 +164,23 @@ def _insights(args: argparse.Namespace) -> int:
             for v in param.values:
                 print(f"  {v.label:<28} {v.n:>6} images  {v.mean:4.2f} stars  "
                       f"({v.low:.1f}–{v.high:.1f})")
+    return 0
+
+
+@_guard
+def _report(args: argparse.Namespace) -> int:
+    from stablenew.learning.report import report_for
+
+    with _open(args) as store:
+        rows = report_for(store, args.pack)
+    if args.json:
+        print(json.dumps([r.to_json() for r in rows], ensure_ascii=False, indent=2))
+        return 0
+    shown = rows if args.all else [r for r in rows if r.verdict in ("scores well", "scores poorly")]
+    if not shown:
+        print("Nothing stands out yet: rate more images (or see every value with --all).")
+    for row in shown:
+        print(f"- {row.text}")
     return 0
 
 

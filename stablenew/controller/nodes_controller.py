@@ -416,18 +416,18 @@ class NodesController(QObject):
     def make_plan(self, *, store: QueueStore | None = None) -> None:
         """Probe the nodes and plan what is queued, without sending any generation."""
         async def work() -> None:
-            if self._dispatcher is not None:
-                views = self._dispatcher.views()
-            else:
-                await self._monitor.check_all()
-                learned = await asyncio.to_thread(load_speeds, speeds_file(self._data_dir))
-                # _NoStore stands in for a QueueStore the planner never reads (see the class).
-                planner = ClusterDispatcher(_NoStore(), self._monitor, speeds=learned)  # type: ignore[arg-type]
-                views = planner.views()
-                planner.detach()
             own = store is None
             queue = store if store is not None else await asyncio.to_thread(QueueStore, self.db_path)
             try:
+                if self._dispatcher is not None:
+                    views = self._dispatcher.views()
+                else:
+                    await self._monitor.check_all()
+                    learned = await asyncio.to_thread(load_speeds, speeds_file(self._data_dir))
+                    # A dispatcher that is never started: only asked how it sees the nodes.
+                    planner = ClusterDispatcher(queue, self._monitor, speeds=learned)
+                    views = planner.views()
+                    planner.detach()
                 plan = await asyncio.to_thread(dry_run, queue, views)
             finally:
                 if own:
@@ -505,10 +505,3 @@ class NodesController(QObject):
         self._live.stop()
         await self.tasks.aclose()
         await self._monitor.aclose()
-
-
-class _NoStore:
-    """Stands in for the queue when the dispatcher is only asked for its view of the nodes."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise AttributeError(f"no queue here ({name})")
