@@ -79,6 +79,29 @@ def _pass_specs(index: int, defaults: dict[str, Any] | None = None) -> list[Fiel
     return sorted(specs, key=lambda spec: spec.name != "enabled")
 
 
+#: Pickers whose names are grouped by model family (SDXL, Flux, …) when several are present.
+GROUPED = frozenset({"txt2img.checkpoint", "txt2img.refiner.checkpoint"})
+_FAMILY_TITLES = {"sd15": "SD 1.5", "sdxl": "SDXL", "pony": "Pony", "illustrious": "Illustrious",
+                  "flux": "Flux", "sd35": "SD 3.5"}
+
+
+def choice_groups(path: str, names: list[str]) -> list[tuple[str, list[str]]]:
+    """*names* grouped under their model family's title (as the file names say), the families
+    in a fixed order and the names sorted; one untitled group when there is nothing to group."""
+    from stablenew.backends.families import ModelFamily, family_from_name
+
+    if path not in GROUPED:
+        return [("", names)]
+    groups: dict[ModelFamily, list[str]] = {}
+    for name in names:
+        groups.setdefault(family_from_name(name), []).append(name)
+    if len(groups) < 2:
+        return [("", names)]
+    order = list(ModelFamily)
+    return [(_FAMILY_TITLES.get(family.value, family.value), sorted(members, key=str.casefold))
+            for family, members in sorted(groups.items(), key=lambda kv: order.index(kv[0]))]
+
+
 def choices(path: str, caps: Any) -> list[str]:
     """Names the server's *caps* offer for a picker field ([] when not a picker or unknown)."""
     source = _OPTION_SOURCES.get(path)

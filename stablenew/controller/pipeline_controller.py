@@ -140,6 +140,10 @@ class PipelineController(QObject):
         caps = self._server.capabilities if self._server is not None else None
         return card_fields.choices(path, caps)
 
+    def choice_groups(self, path: str) -> list[tuple[str, list[str]]]:
+        """The picker's names grouped by model family for the checkpoint pickers."""
+        return card_fields.choice_groups(path, self.choices(path))
+
     def fallback_choice(self, path: str, current: Any) -> str | None:
         """A value the server has, for a picker still on the model's default that the server
         lacks ("R-ESRGAN 4x+" on a node without upscale models); None: keep the current one.

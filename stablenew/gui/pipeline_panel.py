@@ -210,7 +210,8 @@ class PipelinePanel(QScrollArea):
             return
         for path, editor in self.editors.items():
             if path in self._pickers:
-                editor.set_choices(self.controller.choices(path))
+                editor.set_choices(self.controller.choices(path),
+                                   groups=self.controller.choice_groups(path))
                 # A default the server lacks is not offered as if it were there.
                 fallback = self.controller.fallback_choice(path, editor.value())
                 if fallback is not None:

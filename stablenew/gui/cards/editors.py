@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -137,15 +138,30 @@ class FieldEditor(QObject):
         elif isinstance(w, QLineEdit):
             w.setText("" if value is None else str(value))
 
-    def set_choices(self, names: list[str]) -> None:
-        """Fill a picker with the server's names, keeping the current value even if it is not listed."""
+    def set_choices(self, names: list[str], groups: list[tuple[str, list[str]]] | None = None) -> None:
+        """Fill a picker with the server's names, keeping the current value even if it is not
+        listed; with *groups* (title, names), each titled group under a heading that cannot be
+        picked (checkpoints by model family)."""
         w = self.widget
         if not isinstance(w, QComboBox) or self.spec.kind == "choice":
             return
         current = w.currentText()
         w.blockSignals(True)
         w.clear()
-        w.addItems(names)
+        titled = groups is not None and any(title for title, _ in groups)
+        if groups is not None and titled:
+            model = w.model()
+            for title, members in groups:
+                if w.count():
+                    w.insertSeparator(w.count())
+                w.addItem(title)
+                if isinstance(model, QStandardItemModel):
+                    header = model.item(w.count() - 1)
+                    header.setEnabled(False)  # a heading, not a model
+                    header.setSelectable(False)
+                w.addItems(members)
+        else:
+            w.addItems(names)
         w.blockSignals(False)
         self.set_value(current)
         if current and current not in names and names:

@@ -1,0 +1,35 @@
+"""The model picker groups the server's checkpoints by family under headings that cannot be
+picked; choosing one by click sets the card's model."""
+
+from __future__ import annotations
+
+import pytest
+
+CHECKPOINTS = ("sd_xl_base_1.0.safetensors", "SD15/dreamshaper_8.safetensors",
+               "flux1-dev-fp8.safetensors", "ponyDiffusionV6XL.safetensors",
+               "juggernautXL_v9.safetensors")
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [{"checkpoints": CHECKPOINTS}], indirect=True)
+def test_checkpoints_are_grouped_by_family(qtbot, window_for, fake_sdwebui_thread):
+    window = window_for(fake_sdwebui_thread.url)
+    combo = window.pipeline_panel.editor("txt2img.checkpoint").widget
+    qtbot.waitUntil(lambda: combo.count() > len(CHECKPOINTS), timeout=5000)
+    items = [combo.itemText(i) for i in range(combo.count())]
+    headings = [i for i in range(combo.count()) if combo.itemText(i) in ("SD 1.5", "SDXL", "Pony", "Flux")]
+    assert [combo.itemText(i) for i in headings] == ["SD 1.5", "SDXL", "Pony", "Flux"]
+    for i in headings:  # a heading is not a model anyone can pick
+        assert not combo.model().item(i).isEnabled()
+    named = [t.split(" [")[0] for t in items if t and t not in ("SD 1.5", "SDXL", "Pony", "Flux")]
+    assert named == ["SD15/dreamshaper_8.safetensors", "juggernautXL_v9.safetensors",
+                     "sd_xl_base_1.0.safetensors", "ponyDiffusionV6XL.safetensors",
+                     "flux1-dev-fp8.safetensors"]
+    # Picked from the list, a model is the card's value.
+    flux = next(i for i, t in enumerate(items) if t.startswith("flux1-dev"))
+    combo.setCurrentIndex(flux)
+    assert window.pipeline_panel.values()["txt2img.checkpoint"].startswith("flux1-dev-fp8")
+    # The refiner's picker is grouped the same way; the upscaler's is not.
+    refiner = window.pipeline_panel.editor("txt2img.refiner.checkpoint").widget
+    assert refiner.findText("Flux") >= 0
+    upscaler = window.pipeline_panel.editor("upscale.upscaler").widget
+    assert upscaler.findText("SDXL") < 0
