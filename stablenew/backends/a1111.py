@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from stablenew.backends import a1111_fields as F
-from stablenew.backends.a1111_controlnet import add_references
+from stablenew.backends.a1111_controlnet import add_references, probe_controlnet
 from stablenew.backends.a1111_payloads import (
     adetailer_payload,
     b64,
@@ -182,9 +182,10 @@ class A1111Backend:
         kind = await self.resolve_kind()
         results = await together(
             self.options(), self.checkpoints(), self.samplers(), self.schedulers(), self.upscalers(),
-            self.loras(), self.embeddings(), self.adetailer_models(), self.memory(), self._version(kind))
+            self.loras(), self.embeddings(), self.adetailer_models(), self.memory(), self._version(kind),
+            probe_controlnet(self._get))
         (options, checkpoints, samplers, schedulers, upscalers, loras, embeddings, ad, memory,
-         version) = results
+         version, controlnet) = results
         cuda = memory.get("cuda") if isinstance(memory, dict) else None
         system = cuda.get("system") if isinstance(cuda, dict) else None
         vram_total = vram_free = None
@@ -200,6 +201,9 @@ class A1111Backend:
             kind=kind, version=version, device=device, vram_total=vram_total, vram_free=vram_free,
             checkpoints=checkpoints, samplers=samplers, schedulers=schedulers, upscalers=upscalers,
             loras=loras, embeddings=embeddings, adetailer_models=ad, has_gpu=has_gpu,
+            # The ControlNet extension's models, so only nodes that have a fitting one get a
+            # job with reference images (none listed: the extension is absent or has none).
+            controlnet_models=controlnet.models if controlnet is not None else (),
             current_checkpoint=strip_hash(current) if isinstance(current, str) else "")
         self._capabilities = caps
         return caps

@@ -80,3 +80,28 @@ async def test_a_unit_the_extension_skips_becomes_a_warning(fake_sdwebui):
     assert result.images
     assert result.warnings == ("Reference 1 (Canny edges) did not steer the image: the node's ControlNet "
                                "skipped it (its console says why).",)
+
+
+@pytest.mark.parametrize("fake_sdwebui", [{"controlnet_models": ("diffusers_xl_canny_mid [112a778d]",)}],
+                         indirect=True)
+async def test_the_probe_lists_the_nodes_controlnet_models_for_the_scheduler(fake_sdwebui):
+    from stablenew.cluster.scheduler import NodeView, ineligibility
+    from stablenew.cluster.work import requirements_for
+    from stablenew.pipeline.config import PipelineConfig
+
+    async with client(fake_sdwebui) as backend:
+        caps = await backend.probe()
+    assert caps.controlnet_models == ("diffusers_xl_canny_mid [112a778d]",)
+    # An SD1.5 canny job needs an SD1.5 canny model: this node has only the SDXL one.
+    config = PipelineConfig.model_validate({"txt2img": {
+        "checkpoint": "dreamshaper_8.safetensors",
+        "references": [{"image": "x.png", "kind": "canny", "model": ""}]}})
+    node = NodeView("webui", caps, tier=1)
+    assert ineligibility(requirements_for(config), node) == (
+        "webui does not have a ControlNet model for canny edges")
+
+
+async def test_a_node_without_the_extension_probes_with_no_controlnet_models(fake_sdwebui):
+    async with client(fake_sdwebui) as backend:
+        caps = await backend.probe()
+    assert caps.controlnet_models == ()
