@@ -49,7 +49,8 @@ DEBOUNCE_MS = 150
 PREVIEW_ROWS = 20
 
 _TEXT_AXES = {AxisKind.checkpoint, AxisKind.sampler, AxisKind.scheduler, AxisKind.lora,
-              AxisKind.embedding, AxisKind.negative_embedding, AxisKind.style, AxisKind.size}
+              AxisKind.embedding, AxisKind.negative_embedding, AxisKind.style, AxisKind.size,
+              AxisKind.family}
 
 
 @dataclass(frozen=True)

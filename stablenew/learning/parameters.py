@@ -41,6 +41,9 @@ class Parameter:
     unit: str = ""  # word after a number in summaries: "30–35 steps"
     low: float | None = None
     high: float | None = None
+    #: Reads the value when the path alone does not tell it (the model family "auto" is the
+    #: family the model's name says).
+    reader: Callable[[PipelineConfig], Value | None] | None = None
 
     @property
     def numeric(self) -> bool:
@@ -56,6 +59,8 @@ class Parameter:
         if self.key.startswith(LORA_PREFIX):
             weights = lora_weights(config.txt2img.prompt)
             return weights.get(self.key[len(LORA_PREFIX):])
+        if self.reader is not None:
+            return self.reader(config)
         return _get(config, self.path)
 
     def apply(self, config: PipelineConfig, value: Value) -> PipelineConfig:
@@ -201,6 +206,15 @@ def set_lora_weight(prompt: str, name: str, weight: float) -> str:
     return prompt
 
 
+def _family_of(config: PipelineConfig) -> str:
+    """The family the image was made with: the user's choice, else what the model's name says."""
+    from stablenew.backends.families import detect_family
+
+    choice = config.txt2img.family.value
+    return detect_family(config.txt2img.checkpoint,
+                         choice="" if choice == "auto" else choice).value
+
+
 _FIXED: tuple[Parameter, ...] = (
     Parameter("steps", "Steps", int, (15, 20, 25, 30, 35), "txt2img.steps", unit="steps",
               low=1, high=150),
@@ -220,6 +234,11 @@ _FIXED: tuple[Parameter, ...] = (
     Parameter("adetailer_denoise", "ADetailer denoise", float, (0.2, 0.3, 0.4, 0.5),
               "adetailer.passes.0.denoise", requires="adetailer.enabled", low=0, high=1),
     Parameter("clip_skip", "Clip skip", int, (1, 2), "txt2img.clip_skip", low=1, high=12),
+    Parameter("family", "Model family", str, ("sdxl", "pony", "illustrious"), "txt2img.family",
+              reader=_family_of),
+    # Flux's guidance (the other families keep the default, which is then the same everywhere).
+    Parameter("guidance", "Guidance", float, (2.5, 3.0, 3.5, 4.0, 4.5), "txt2img.guidance",
+              low=0, high=30),
 )
 
 PARAMETERS: dict[str, Parameter] = {p.key: p for p in _FIXED}

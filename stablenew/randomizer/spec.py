@@ -62,6 +62,8 @@ class AxisKind(StrEnum):
     embedding = "embedding"
     negative_embedding = "negative_embedding"
     style = "style"
+    family = "family"
+    guidance = "guidance"
 
 
 #: Where each named axis writes in PipelineConfig (dotted paths); the others touch the prompt.
@@ -75,6 +77,8 @@ AXIS_PATHS: dict[AxisKind, tuple[str, ...]] = {
     AxisKind.denoise: ("img2img.denoise",),
     AxisKind.hires_scale: ("txt2img.hires.scale",),
     AxisKind.hires_denoise: ("txt2img.hires.denoise",),
+    AxisKind.family: ("txt2img.family",),
+    AxisKind.guidance: ("txt2img.guidance",),
 }
 
 AXIS_TITLES: dict[AxisKind, str] = {
@@ -91,10 +95,12 @@ AXIS_TITLES: dict[AxisKind, str] = {
     AxisKind.embedding: "Embedding",
     AxisKind.negative_embedding: "Negative embedding",
     AxisKind.style: "Style",
+    AxisKind.family: "Model family",
+    AxisKind.guidance: "Guidance (Flux)",
 }
 
 _NUMERIC = {AxisKind.steps, AxisKind.cfg_scale, AxisKind.denoise, AxisKind.hires_scale,
-            AxisKind.hires_denoise}
+            AxisKind.hires_denoise, AxisKind.guidance}
 # A1111 X/Y/Z plot ranges: "1-5", "10-30 (+5)", "0.5-1 [3]".
 _RANGE = re.compile(
     r"^\s*(?P<a>-?\d+(?:\.\d+)?)\s*-\s*(?P<b>-?\d+(?:\.\d+)?)\s*"
@@ -163,6 +169,8 @@ class Axis(BaseModel):
             values = expand_ranges(values)
         if self.kind is AxisKind.lora:
             values = [_lora(v) for v in values]
+        elif self.kind is AxisKind.family:
+            values = [_family(v) for v in values]
         elif self.kind is AxisKind.style:
             values = [v if isinstance(v, StyleValue) else StyleValue.model_validate(
                 v if isinstance(v, dict) else {"name": str(v), "prompt": str(v)}) for v in values]
@@ -278,6 +286,17 @@ def _number(value: Any) -> Any:
             except ValueError:
                 pass
     return value
+
+
+def _family(value: Any) -> str:
+    from stablenew.pipeline.config import FamilyChoice
+
+    text = str(value).strip().lower().replace(".", "").replace(" ", "")
+    text = {"sd1": "sd15", "sd35large": "sd35", "sd3": "sd35", "xl": "sdxl"}.get(text, text)
+    if text not in FamilyChoice.__members__:
+        raise ValueError(f"'{value}' is not a model family; use "
+                         + ", ".join(m.value for m in FamilyChoice))
+    return text
 
 
 def _lora(value: Any) -> LoraValue:

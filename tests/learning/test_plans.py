@@ -109,3 +109,14 @@ def test_values_that_break_the_config_limits_are_refused_before_running():
 def test_too_many_images_per_value_is_refused():
     with pytest.raises(PlanInvalid, match="1 to 3 images"):
         LearningPlan.create(PipelineConfig(), "steps", images_per_value=4)
+
+
+def test_the_model_family_is_recorded_as_the_image_ran():
+    from stablenew.learning.parameters import parameter_values
+
+    flux = PipelineConfig().with_changes({"txt2img.checkpoint": "flux1-dev-fp8.safetensors"})
+    assert parameter_values(flux)["family"] == "flux"
+    chosen = flux.with_changes({"txt2img.checkpoint": "myMix_v3", "txt2img.family": "pony"})
+    assert parameter_values(chosen)["family"] == "pony"
+    plan = LearningPlan.create(PipelineConfig(), "family", ["sdxl", "pony"], rng=random.Random(1))
+    assert [c.config.txt2img.family.value for c in plan.images()] == ["sdxl", "pony"]

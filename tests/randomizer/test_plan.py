@@ -344,3 +344,14 @@ def test_random_mode_repeats_get_new_seeds_so_no_image_repeats():
     made = [(i.config.txt2img.prompt, i.config.txt2img.seed) for i in items]
     assert len(made) == 12 and len(set(made)) == 12
     assert sorted({s for _, s in made}) == list(range(5, 11))  # seed, seed+1, … per round
+
+
+def test_model_family_and_guidance_are_axes_like_any_setting():
+    spec = VariationSpec(template="a fox", axes=[{"family": ["SDXL", "flux"]}, {"guidance": "2-4 [3]"}],
+                         seed=1)
+    p = plan(BASE, spec)
+    assert p.count == 6
+    got = {(i.config.txt2img.family.value, i.config.txt2img.guidance) for i in p}
+    assert got == {(f, g) for f in ("sdxl", "flux") for g in (2.0, 3.0, 4.0)}
+    with pytest.raises(ValueError, match="'sd9' is not a model family; use auto, sd15, sdxl"):
+        VariationSpec(template="a fox", axes=[{"family": ["sd9"]}])

@@ -21,6 +21,8 @@ _PLACEHOLDERS = {
     "sampler": "Euler a, DPM++ 2M",
     "checkpoint": "model-a.safetensors, model-b.safetensors",
     "style": "cinematic lighting, watercolor",
+    "family": "sdxl, flux  (sd15, pony, illustrious, sd35)",
+    "guidance": "2.5, 3.5, 4.5  or  2-5 [4]",
 }
 
 
