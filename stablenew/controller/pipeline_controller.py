@@ -140,6 +140,11 @@ class PipelineController(QObject):
         caps = self._server.capabilities if self._server is not None else None
         return card_fields.choices(path, caps)
 
+    def reference_models(self) -> list[str]:
+        """The connected node's ControlNet and IP-Adapter models (for the References pickers)."""
+        caps = self._server.capabilities if self._server is not None else None
+        return list(caps.controlnet_models) if caps is not None else []
+
     def choice_groups(self, path: str) -> list[tuple[str, list[str]]]:
         """The picker's names grouped by model family for the checkpoint pickers."""
         return card_fields.choice_groups(path, self.choices(path))

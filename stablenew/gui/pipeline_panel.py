@@ -216,3 +216,6 @@ class PipelinePanel(QScrollArea):
                 fallback = self.controller.fallback_choice(path, editor.value())
                 if fallback is not None:
                     editor.set_value(fallback)
+        models = tuple(self.controller.reference_models())
+        for section in self.references.values():
+            section.set_models(models)

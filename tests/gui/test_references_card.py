@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QImage
@@ -108,3 +109,23 @@ def test_a_file_that_is_no_picture_is_refused_in_plain_words(qtbot, window_for, 
     section.file_chosen.emit("img2img", str(bad))
     qtbot.waitUntil(lambda: bool(section.error.text()), timeout=5000)
     assert "PNG, JPEG or WebP" in section.error.text() and section.rows == []
+
+
+CN = ("control_v11p_sd15_canny [d14c016b]", "diffusers_xl_canny_mid [112a778d]")
+
+
+@pytest.mark.parametrize("fake_sdwebui_thread", [{"controlnet_models": CN}], indirect=True)
+def test_the_model_is_picked_from_what_the_node_has(qtbot, window_for, fake_sdwebui_thread, tmp_path):
+    window = window_for(fake_sdwebui_thread.url)
+    section = window.pipeline_panel.references["txt2img"]
+    qtbot.waitUntil(lambda: section.models == CN, timeout=5000)
+    section.file_chosen.emit("txt2img", str(png_file(tmp_path / "edges.png")))
+    qtbot.waitUntil(lambda: len(section.rows) == 1, timeout=5000)
+    picker = section.rows[0].model
+    assert [picker.itemText(i) for i in range(picker.count())] == ["", *CN]  # "" is automatic
+    picker.setCurrentIndex(2)
+    config = window.session.pipeline.build_config(window.pipeline_panel.values())
+    assert config.txt2img.references[0].model == "diffusers_xl_canny_mid [112a778d]"
+    picker.setCurrentIndex(0)
+    config = window.session.pipeline.build_config(window.pipeline_panel.values())
+    assert config.txt2img.references[0].model == ""

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QToolButton,
     QVBoxLayout,
@@ -43,7 +42,7 @@ class ReferenceRow(QWidget):
     remove_requested = Signal(object)
 
     def __init__(self, settings: dict[str, Any], kinds: list[tuple[str, str]], thumb: Any = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, models: tuple[str, ...] = ()) -> None:
         super().__init__(parent)
         self.setObjectName("ReferenceRow")
         self._settings = dict(settings)
@@ -63,9 +62,18 @@ class ReferenceRow(QWidget):
         self.kind.setCurrentIndex(max(0, self.kind.findData(settings.get("kind", "canny"))))
         self.kind.setToolTip("What the picture steers: edges, depth, pose, line art, tiles, or a style "
                              "or face to keep.")
-        self.model = QLineEdit(str(settings.get("model", "")))
-        self.model.setPlaceholderText("Model: automatic")
+        # The node's ControlNet/IP-Adapter models to pick from; a name typed stays as typed.
+        self.model = QComboBox()
+        self.model.setObjectName("reference:model")
+        self.model.setEditable(True)
+        self.model.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.model.setMinimumContentsLength(12)
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        line = self.model.lineEdit()
+        if line is not None:
+            line.setPlaceholderText("Model: automatic")
         self.model.setToolTip("Empty: the node's model for this kind and the checkpoint's family.")
+        self.set_models(models, str(settings.get("model", "")))
         self.strength = _spin(0.0, 2.0, float(settings.get("strength", 1.0)), "Strength")
         self.start = _spin(0.0, 1.0, float(settings.get("start", 0.0)),
                            "Start: fraction of the steps where it starts steering")
@@ -89,12 +97,25 @@ class ReferenceRow(QWidget):
             grid.addWidget(QLabel(label), 1, 1 + col)
             grid.addWidget(box, 2, 1 + col)
         grid.addWidget(self.preprocess, 2, 4, 1, 2)
-        for signal in (self.kind.currentIndexChanged, self.model.textChanged, self.strength.valueChanged,
-                       self.start.valueChanged, self.end.valueChanged, self.preprocess.toggled):
+        for signal in (self.kind.currentIndexChanged, self.model.currentTextChanged,
+                       self.strength.valueChanged, self.start.valueChanged, self.end.valueChanged,
+                       self.preprocess.toggled):
             signal.connect(lambda *_: self.changed.emit())
 
+    def set_models(self, models: tuple[str, ...], current: str | None = None) -> None:
+        """Offer the node's models; the chosen (or typed) one stays."""
+        text = self.model.currentText() if current is None else current
+        self.model.blockSignals(True)
+        self.model.clear()
+        self.model.addItem("")  # automatic
+        self.model.addItems(list(models))
+        self.model.setCurrentIndex(max(0, self.model.findText(text)) if text in models else 0)
+        if text and text not in models:
+            self.model.setEditText(text)
+        self.model.blockSignals(False)
+
     def value(self) -> dict[str, Any]:
-        return {**self._settings, "kind": self.kind.currentData(), "model": self.model.text().strip(),
+        return {**self._settings, "kind": self.kind.currentData(), "model": self.model.currentText().strip(),
                 "strength": round(self.strength.value(), 3), "start": round(self.start.value(), 3),
                 "end": round(self.end.value(), 3), "preprocess": self.preprocess.isChecked()}
 
@@ -113,6 +134,7 @@ class ReferencesSection(QFrame):
         self.stage = stage
         self.path = f"{stage}.references"
         self.kinds: list[tuple[str, str]] = []
+        self.models: tuple[str, ...] = ()
         self.rows: list[ReferenceRow] = []
         self.setAcceptDrops(True)
         title = QLabel("References")
@@ -186,7 +208,7 @@ class ReferencesSection(QFrame):
         self.changed.emit(self.path)
 
     def _add_row(self, settings: dict[str, Any], thumb: Any = None) -> None:
-        row = ReferenceRow(settings, self.kinds, thumb, self)
+        row = ReferenceRow(settings, self.kinds, thumb, self, models=self.models)
         row.changed.connect(lambda: self.changed.emit(self.path))
         row.remove_requested.connect(self._remove)
         self.rows.append(row)
@@ -210,6 +232,12 @@ class ReferencesSection(QFrame):
     def show_error(self, text: str) -> None:
         self.error.setText(text)
         self.error.show()
+
+    def set_models(self, models: tuple[str, ...]) -> None:
+        """The connected node's ControlNet and IP-Adapter models, for every row's picker."""
+        self.models = tuple(models)
+        for row in self.rows:
+            row.set_models(self.models)
 
     # -- value
     def value(self) -> list[dict[str, Any]]:
