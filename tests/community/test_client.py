@@ -140,3 +140,15 @@ async def test_thumbnails_are_fetched_small_once_and_kept(fake_civitai, tmp_path
     assert await source.thumbnail(fake_civitai.image_url(7)) == path
     files = [r for r in fake_civitai.requests if not r.path.startswith("/api/")]
     assert len(files) == 1 and "/width=320/" in files[0].path
+
+
+async def test_a_huge_page_is_refused_in_plain_words_not_read_into_memory(fake_civitai):
+    # A page whose prompts run to megabytes (what a broken mirror or a runaway item sends).
+    fake_civitai.items = [item(i, fake_civitai, meta={"prompt": "masterpiece, " * 40_000})
+                          for i in range(1, 6)]
+    async with CivitaiClient(fake_civitai.url, max_body=1_000_000) as client:
+        with pytest.raises(CivitaiError, match="far larger than expected, so it was refused"):
+            await client.fetch_images(ImageQuery(limit=5), 5)
+    # The same page under a cap it fits is read whole.
+    async with CivitaiClient(fake_civitai.url, max_body=8_000_000) as client:
+        assert len(await client.fetch_images(ImageQuery(limit=5), 5)) == 5
