@@ -313,10 +313,12 @@ class GalleryPanel(QWidget):
         elif not total:
             self.title.setText("Gallery — your images appear here")
         elif shown < total:
-            self.title.setText(f"Gallery · {shown:,} of {total:,} images, newest first "
-                               "(scroll down for older ones)")
+            # The order is in the sort box beside the title: the title says only how many.
+            self.title.setText(f"Gallery · {shown:,} of {total:,}")
+            self.title.setToolTip(f"{shown:,} of {total:,} images listed; scroll down for more")
         else:
-            self.title.setText(f"Gallery · {total:,} image{'s' if total != 1 else ''}, newest first")
+            self.title.setText(f"Gallery · {total:,} image{'s' if total != 1 else ''}")
+            self.title.setToolTip("")
 
     def _near_end(self, value: int) -> None:
         """Ask for the next page a few rows before the end, so scrolling rarely waits for it."""

@@ -70,9 +70,12 @@ class DetailSidebar(QFrame):
         self._prompt = ""
         self._seed = ""
         self._all = ""  # every parameter, as the image carries them
-        self.copy_prompt = QPushButton("Copy prompt")
-        self.copy_seed = QPushButton("Copy seed")
-        self.copy_all = QPushButton("Copy all")
+        # "Copy: Prompt Seed All" fits the sidebar's width where three "Copy …" buttons did not.
+        self.copy_prompt = QPushButton("Prompt")
+        self.copy_prompt.setToolTip("Copy the prompt")
+        self.copy_seed = QPushButton("Seed")
+        self.copy_seed.setToolTip("Copy the seed")
+        self.copy_all = QPushButton("All")
         self.copy_all.setToolTip("Copy every parameter the image carries, as A1111 writes them")
         self.use_button = QPushButton("Use these settings")
         self.use_button.setObjectName("PrimaryButton")
@@ -82,6 +85,9 @@ class DetailSidebar(QFrame):
         self.copy_all.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._all))
         self.use_button.clicked.connect(lambda: self.use_settings.emit(self.key))
         buttons = QHBoxLayout()
+        copy_label = QLabel("Copy:")
+        copy_label.setObjectName("MutedLabel")
+        buttons.addWidget(copy_label)
         buttons.addWidget(self.copy_prompt)
         buttons.addWidget(self.copy_seed)
         buttons.addWidget(self.copy_all)
@@ -176,7 +182,7 @@ class ViewerPanel(QFrame):
         self.sidebar_scroll.setWidgetResizable(True)
         self.sidebar_scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.sidebar_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.sidebar_scroll.setFixedWidth(316)
+        self.sidebar_scroll.setFixedWidth(304)
         self.sidebar_scroll.hide()
         self.live_button = QPushButton("Show live preview")
         self.live_button.setToolTip("Follow the image being made instead of the one you opened")
