@@ -124,7 +124,10 @@ async def test_a_slow_card_never_takes_the_last_item_a_fast_card_would_finish_so
     async with fakes({"step_ms": 2}, {"step_ms": 60}) as (fast, slow):
         store.add_job(cfg(3, steps=5), output_dir=tmp_path / "out")
         # Known speeds (as learned in earlier runs): fast is 30 times quicker.
-        d = dispatcher(store, [node("fast", fast), node("slow", slow)],
+        # No health checks during the run (both answered just before it): on a loaded machine
+        # a check of the fast node mid-image could call it busy for a moment, and the slow card
+        # would rightly take work. The choice between two healthy nodes is what is tested.
+        d = dispatcher(store, [node("fast", fast), node("slow", slow)], health_interval=60.0,
                        speeds={"fast": {"small": 30.0}, "slow": {"small": 1.0}})
         # Both have answered before the run: the choice between them is what is tested, not
         # which one's first probe came back first (on a busy machine the slow one may).
