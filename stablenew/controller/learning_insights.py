@@ -73,13 +73,14 @@ class InsightsController(QObject):
             while True:
                 self._refresh_again = False
                 pack = self._pack
-                insights, packs = await self._learning.worker.call(_compute_insights, pack)
+                insights, packs, recommendation = await self._learning.worker.call(
+                    _compute_insights, pack)
                 if not self._refresh_again:
                     break
         finally:
             self._refreshing = False
         self._insights = insights
-        self._recommendation = recommend(insights)
+        self._recommendation = recommendation
         self.packs_changed.emit(packs)
         self.insights_changed.emit(insights)
         self.recommendation_changed.emit(self._recommendation)
@@ -128,7 +129,18 @@ class InsightsController(QObject):
         self._learning.tasks.spawn(_export(), name="learning-export")
 
 
-def _compute_insights(store: LearningStore, pack: str | None) -> tuple[Insights, list[str]]:
+def _compute_insights(store: LearningStore, pack: str | None
+                      ) -> tuple[Insights, list[str], RecommendedPreset]:
+    """Insights, the packs, and the recommendation with the taste model's confidence in each
+    value (as `learning recommend` prints it); on the store's worker thread."""
+    from stablenew.learning.taste import fit_taste
+
     insights = build_insights(store.stats(pack), store.tag_counts(pack), pack,
                               store.fair_stats(pack))
-    return insights, store.packs()
+    model = fit_taste(store, pack)
+
+    def confidence(parameter: str, value: str) -> float | None:
+        effect = model.parameter(parameter)
+        return effect.confidence_of(value) if effect is not None else None
+
+    return insights, store.packs(), recommend(insights, confidence)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import zipfile
 
 from PySide6.QtCore import Qt
@@ -79,6 +80,8 @@ async def test_learning_run_rated_by_keyboard_shows_an_insight(qtbot, tmp_path, 
         assert "stars over 12 images" in text
         assert panel.insights.save_button.isEnabled()
         assert "Steps: 12" in panel.insights.recommendation.text()
+        # With the taste model's confidence, as `learning recommend` prints it.
+        assert re.search(r"Steps: 12 \(\d+% sure\)", panel.insights.recommendation.text())
         panel.insights.preview_button.setChecked(True)
         assert "steps: 12" in panel.insights.preview.toPlainText()
 
