@@ -78,17 +78,9 @@ def known(fn: Callable[..., LearningRecord]) -> Callable[..., LearningRecord]:
         except RecordNotFound:
             if isinstance(ref, int) or not Path(ref).is_file():
                 raise
-            from stablenew.learning.rebuild import image_record_from_file
+            from stablenew.learning.rebuild import record_image_file
 
-            try:
-                image = image_record_from_file(Path(ref))
-            except (ValueError, OSError):
-                image = None
-            if image is None:
-                raise RecordNotFound(
-                    "This image has no StableNew settings in it (another tool made it, or it "
-                    "was edited), so it cannot be rated for learning.", detail=str(ref)) from None
-            store.add_record(LearningRecord.from_image_record(image))
+            record_image_file(store, Path(ref), refused="it cannot be rated for learning")
             return fn(store, ref, *args, **kwargs)
     return call
 

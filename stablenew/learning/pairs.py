@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stablenew.learning.errors import RecordNotFound
-from stablenew.learning.records import LearningRecord
 
 if TYPE_CHECKING:
     from stablenew.learning.choices import Choice
@@ -87,22 +86,13 @@ def record_choice_of_files(store: LearningStore, winner: Ref, loser: Ref, *, sam
     """`store.record_choice`, but an image StableNew made while learning was off is recorded
     from its own PNG metadata first (as a rating of it would be). RecordNotFound when an
     image has no StableNew settings in it."""
+    from stablenew.learning.rebuild import record_image_file
+
     for ref in (winner, loser):
         try:
             store.find_id(ref)
         except RecordNotFound:
             if isinstance(ref, int) or not Path(ref).is_file():
                 raise
-            from stablenew.learning.rebuild import image_record_from_file
-
-            try:
-                image = image_record_from_file(Path(ref))
-            except (ValueError, OSError):
-                image = None
-            if image is None:
-                raise RecordNotFound(
-                    "This image has no StableNew settings in it (another tool made it, or it was "
-                    "edited), so a choice about it cannot be kept for learning.",
-                    detail=str(ref)) from None
-            store.add_record(LearningRecord.from_image_record(image))
+            record_image_file(store, Path(ref), refused="a choice about it cannot be kept for learning")
     return store.record_choice(winner, loser, same=same, source=source)

@@ -90,3 +90,19 @@ def rebuild_from_folder(store: LearningStore, folder: str | os.PathLike[str], *,
     if pending:
         recorded += store.add_records(pending)
     return RebuildSummary(scanned, recorded, skipped, tuple(problems))
+
+
+def record_image_file(store: LearningStore, ref: str | Path, *, refused: str) -> None:
+    """Record the image file *ref*, made by StableNew while learning was off (or before this
+    database existed), from its own PNG metadata, so it can be rated or chosen. RecordNotFound,
+    ending in *refused* ("it cannot be rated for learning"), when it carries no such metadata."""
+    from stablenew.learning.errors import RecordNotFound
+
+    try:
+        image = image_record_from_file(Path(ref))
+    except (ValueError, OSError):
+        image = None
+    if image is None:
+        raise RecordNotFound("This image has no StableNew settings in it (another tool made it, "
+                             f"or it was edited), so {refused}.", detail=str(ref))
+    store.add_record(LearningRecord.from_image_record(image))
