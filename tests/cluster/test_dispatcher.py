@@ -121,14 +121,19 @@ async def test_the_faster_node_does_most_and_the_slow_one_backfills(store, tmp_p
 
 
 async def test_a_slow_card_never_takes_the_last_item_a_fast_card_would_finish_sooner(store, tmp_path):
-    async with fakes({"step_ms": 2}, {"step_ms": 60}) as (fast, slow):
+    async with fakes({"step_ms": 2}, {"step_ms": 400}) as (fast, slow):
         store.add_job(cfg(3, steps=5), output_dir=tmp_path / "out")
-        # Known speeds (as learned in earlier runs): fast is 30 times quicker.
+        # Known speeds (as learned in earlier runs), true to the fakes: an item here is 0.02
+        # work units (64² × 5 steps); fast does one in about 0.05 s with the HTTP round trip
+        # and saving, slow in about 2 s. The fast card's own measured pace replaces its prior
+        # after its first image, so the priors must be honest: with a prior far quicker than
+        # the fake really is, the slow card looked faster than the measured fast one on a
+        # loaded machine (CI, stop 26). Even at 0.3 s per image, fast ends all three sooner.
         # No health checks during the run (both answered just before it): on a loaded machine
         # a check of the fast node mid-image could call it busy for a moment, and the slow card
         # would rightly take work. The choice between two healthy nodes is what is tested.
         d = dispatcher(store, [node("fast", fast), node("slow", slow)], health_interval=60.0,
-                       speeds={"fast": {"small": 30.0}, "slow": {"small": 1.0}})
+                       speeds={"fast": {"small": 0.4}, "slow": {"small": 0.01}})
         # Both have answered before the run: the choice between them is what is tested, not
         # which one's first probe came back first (on a busy machine the slow one may).
         await d.monitor.check_all()
