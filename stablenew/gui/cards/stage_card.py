@@ -78,7 +78,7 @@ class FieldGrid(QWidget):
             if spec.path in self.hidden:
                 continue
             label = self.labels.get(spec.path)
-            if spec.kind == "text":
+            if spec.kind == "text" and label is not None:
                 if col:
                     row, col = row + 2, 0
                 self.grid.addWidget(label, row, 0, 1, columns)
