@@ -35,7 +35,7 @@ from stablenew.storage.settings import LearningMode
 if TYPE_CHECKING:
     from stablenew.backends.protocol import Backend
     from stablenew.controller.learning_controller import LearningController
-    from stablenew.controller.pipeline_controller import RunQueue
+    from stablenew.controller.run_work import RunQueue
     from stablenew.controller.queue_controller import QueueController
     from stablenew.pipeline.cancel import CancelToken
 
@@ -287,7 +287,7 @@ class LearningRunController(QObject):
         if self._run_queue is not None:
             return await self._run_queue()
         from stablenew.cluster.machinery import RunMachinery
-        from stablenew.controller.pipeline_controller import RunQueue
+        from stablenew.controller.run_work import RunQueue
         from stablenew.controller.queue_controller import QueueController
 
         assert self._backend is not None  # start_plan refuses a run with neither

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
@@ -65,6 +65,18 @@ if TYPE_CHECKING:
     from stablenew.cluster.queue_runner import QueueRunner
 
 log = logging.getLogger("stablenew.controller.queue")
+
+
+class PlannedImage(Protocol):
+    """One image of a lazy plan (a randomizer PlanItem, a PackRunItem): its config; its `tags`,
+    when it has them, say which variant, pack or learning run it belongs to."""
+
+    @property
+    def config(self) -> PipelineConfig: ...
+
+
+#: What a plan yields: configs, or plan items that carry their config.
+PlanEntry: TypeAlias = "PipelineConfig | PlannedImage"
 
 @dataclass(frozen=True)
 class QueueSnapshot:

@@ -14,7 +14,8 @@ from stablenew.controller.card_memory import CARDS_FILE, CardMemory, CardsNotRes
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.gallery_controller import GalleryController, StoredRatings
 from stablenew.controller.gallery_index import INDEX_FILE, IndexedOutputs
-from stablenew.controller.pipeline_controller import PipelineController, RunNotQueued, RunQueue
+from stablenew.controller.pipeline_controller import PipelineController
+from stablenew.controller.run_work import RunNotQueued, RunQueue
 from stablenew.controller.prompt_controller import PromptController
 from stablenew.controller.server_controller import ServerController
 from stablenew.controller.session_rooms import SessionRooms

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from stablenew.controller.learning_controller import LearningController
     from stablenew.controller.library_controller import LibraryController
     from stablenew.controller.nodes_controller import NodesController
-    from stablenew.controller.pipeline_controller import PipelineController, RunQueue
+    from stablenew.controller.pipeline_controller import PipelineController
+    from stablenew.controller.run_work import RunQueue
     from stablenew.controller.queue_controller import QueueController
     from stablenew.controller.randomizer_adapter import RandomizerAdapter
     from stablenew.controller.server_controller import ServerController
