@@ -263,7 +263,8 @@ class MainWindow(QMainWindow):
 
     def _queue_count(self, *_args) -> None:
         queue = self.bound_session.queue
-        self.commands.set_queue_count(queue.count, queue.paused)
+        if queue is not None:
+            self.commands.set_queue_count(queue.count, queue.paused)
 
     def _queue_work(self, work) -> None:
         """Queued work (not a Run) shows in the bar as a Run does: what, image i of n, time left."""
@@ -289,7 +290,7 @@ class MainWindow(QMainWindow):
     def _stop_queued_job(self) -> None:
         queue = self.bound_session.queue
         work = queue.activity.current if queue is not None else None
-        if work is None:
+        if queue is None or work is None:
             return
         queue.cancel_job(work.job_id)
         self.notice.show_notice(f"Stopped “{work.job_name}”: its images that were left are "
@@ -311,7 +312,7 @@ class MainWindow(QMainWindow):
     def _cluster_changed(self, summary: str = "") -> None:
         nodes = self.bound_session.nodes
         rows = nodes.model.rowCount() if nodes is not None else 0
-        if not rows or not self.bound_session.cluster_enabled:
+        if nodes is None or not rows or not self.bound_session.cluster_enabled:
             self.status.set_cluster(None)  # one PC: the status bar shows its server, as always
             return
         model = nodes.model
