@@ -22,7 +22,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -216,7 +216,7 @@ class RandomizerAdapter(QObject):
         self._update(prompt_matrix=on)
 
     def set_mode(self, mode: str) -> None:
-        changes: dict[str, Any] = {"mode": mode}
+        changes: dict[str, object] = {"mode": mode}
         if mode == VariationMode.random and self._spec.count is None:
             changes["count"] = 10
         self._update(**changes)
@@ -246,7 +246,7 @@ class RandomizerAdapter(QObject):
             if not name or not text.strip():
                 continue
             if name in AxisKind.__members__ and AxisKind(name) in _TEXT_AXES:
-                values: Any = [v.strip() for v in text.split(",") if v.strip()]
+                values: str | list[str] = [v.strip() for v in text.split(",") if v.strip()]
             else:
                 values = text  # numbers and A1111 ranges ("20-40 (+10)") are expanded by the spec
             axes.append({name: values})
@@ -264,7 +264,7 @@ class RandomizerAdapter(QObject):
         return [(axis.name, ", ".join(axis.value_label(v) for v in axis.values))
                 for axis in self._spec.axes]
 
-    def _update(self, **changes: Any) -> None:
+    def _update(self, **changes: object) -> None:
         data = self._spec.model_dump()
         data.update(changes)
         try:
