@@ -332,7 +332,7 @@ class RandomizerAdapter(QObject):
         self._start_compute()
 
     def _schedule(self) -> None:
-        # Any result still on its way describes an older spec: drop it, wait for the new one.
+        # A result still on its way describes an older spec: drop it, wait for the new one.
         with self._lock:
             self._generation += 1
         self._timer.start()
