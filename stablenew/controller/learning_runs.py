@@ -28,6 +28,7 @@ from stablenew.learning.parameters import (
 from stablenew.learning.plans import LearningPlan
 from stablenew.learning.records import LearningRecord
 from stablenew.learning.runs import LearningRunResult, RunState, RunTracker, cell_of
+from stablenew.learning.runs import RunCell as RunCell  # for the views, which see only controllers
 from stablenew.learning.store import LearningStore
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.storage.settings import LearningMode

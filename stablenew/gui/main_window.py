@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QPaintEvent, QResizeEvent
@@ -34,7 +34,9 @@ from stablenew.gui.viewer_panel import ViewerPanel
 from stablenew.gui.widgets.notice import NoticeBanner, NoticeStack
 
 if TYPE_CHECKING:
+    from stablenew.controller.errors import ErrorInfo
     from stablenew.controller.session import Session
+    from stablenew.controller.startup import AppPaths  # the paths start-up hands the views
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -142,8 +144,8 @@ class MainWindow(QMainWindow):
         self.server_notice.changed.connect(self._sync_status_error)
         self.commands.set_queue_available(False, "The queue opens in a moment.")
         self.status.set_node("Starting…", "connecting")
-        self._last_error: Any = None  # one of _errors' values
-        self._errors: dict[str, Any] = {}  # each source's error now (run, gallery); cleared on success
+        self._last_error: ErrorInfo | None = None  # one of _errors' values
+        self._errors: dict[str, ErrorInfo] = {}  # each source's error now (run, gallery); cleared on success
         self._painted_once = False
         self._painted: asyncio.Future[None] | None = None
         self._start_pending = False
@@ -584,7 +586,7 @@ def _dropped_image(mime) -> Path | None:
     return None
 
 
-def open_window(paths: Any) -> MainWindow:
+def open_window(paths: AppPaths) -> MainWindow:
     """The window as the last launch left it, before settings and controllers load (see `bind`);
     *paths* is the AppPaths of start-up."""
     return MainWindow(WindowState(paths))
