@@ -280,7 +280,7 @@ class RandomizerAdapter(QObject):
 
     # --- run path ---------------------------------------------------------------------------
 
-    def plan_for_run(self, base_config: PipelineConfig) -> Plan | Future[Plan] | Future[Plan | None] | None:
+    def plan_for_run(self, base_config: PipelineConfig) -> Plan | Future[Plan | None] | None:
         """The plan to run for these card settings, as they are now (None when the randomizer
         is off and the card's prompt has no choices to pick: see `card_prompt`). Called on the
         Qt thread when Run is pressed; returns at once.

@@ -21,8 +21,8 @@ __all__ = ["NodeFailed", "PlanProvider", "PlanWork", "RunNotQueued", "RunQueue",
 
 #: The Run's work from a plan provider: its plan (configs or plan items, iterated off the Qt
 #: thread when queued), None to run the config as it is, or a Future of the randomizer's plan
-#: built on its own worker.
-PlanWork: TypeAlias = "Iterable[PlanEntry] | concurrent.futures.Future[Plan] | None"
+#: built on its own worker (whose None, too, runs the config as it is).
+PlanWork: TypeAlias = "Iterable[PlanEntry] | concurrent.futures.Future[Plan | None] | None"
 #: Called with the cards' config when Run is pressed (the randomizer's, a pack's).
 PlanProvider: TypeAlias = "Callable[[PipelineConfig], PlanWork]"
 
