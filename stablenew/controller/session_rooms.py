@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from stablenew.backends.types import Capabilities
     from stablenew.controller.app_controller import AppController
     from stablenew.controller.catalog_controller import CatalogController
@@ -18,10 +20,11 @@ if TYPE_CHECKING:
     from stablenew.controller.library_controller import LibraryController
     from stablenew.controller.nodes_controller import NodesController
     from stablenew.controller.pipeline_controller import PipelineController
-    from stablenew.controller.queue_controller import QueueController
+    from stablenew.controller.queue_controller import PlanEntry, QueueController
     from stablenew.controller.randomizer_adapter import RandomizerAdapter
     from stablenew.controller.run_work import RunQueue
     from stablenew.controller.server_controller import ServerController
+    from stablenew.controller.tasks import TaskOwner
     from stablenew.controller.taste_controller import TasteController
     from stablenew.controller.trending_controller import TrendingController
     from stablenew.pipeline.config import PipelineConfig
@@ -48,6 +51,7 @@ class SessionRooms(QObject):
     _rooms_pending: list[str]
     _unrecorded: list[ImageRecord]
     _closing: bool
+    tasks: TaskOwner
 
     if TYPE_CHECKING:
         @property
@@ -58,6 +62,7 @@ class SessionRooms(QObject):
         def _queue_running_changed(self, running: bool) -> None: ...
         def _work_wanted(self) -> None: ...
         def _nodes_changed(self) -> None: ...
+        def queue_trending(self, items: Iterable[PlanEntry], *, name: str) -> bool: ...
 
     def _learning(self) -> LearningController:
         from stablenew.controller.learning_controller import LearningController
