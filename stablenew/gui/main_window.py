@@ -264,8 +264,7 @@ class MainWindow(QMainWindow):
         self._queue_work(queue.activity.current)
 
     def _queue_count(self, *_args) -> None:
-        queue = self.bound_session.queue
-        if queue is not None:
+        if (queue := self.bound_session.queue) is not None:
             self.commands.set_queue_count(queue.count, queue.paused)
 
     def _queue_work(self, work) -> None:
@@ -291,8 +290,7 @@ class MainWindow(QMainWindow):
 
     def _stop_queued_job(self) -> None:
         queue = self.bound_session.queue
-        work = queue.activity.current if queue is not None else None
-        if queue is None or work is None:
+        if queue is None or (work := queue.activity.current) is None:
             return
         queue.cancel_job(work.job_id)
         self.notice.show_notice(f"Stopped “{work.job_name}”: its images that were left are "
@@ -313,8 +311,7 @@ class MainWindow(QMainWindow):
 
     def _cluster_changed(self, summary: str = "") -> None:
         nodes = self.bound_session.nodes
-        rows = nodes.model.rowCount() if nodes is not None else 0
-        if nodes is None or not rows or not self.bound_session.cluster_enabled:
+        if nodes is None or not (rows := nodes.model.rowCount()) or not self.bound_session.cluster_enabled:
             self.status.set_cluster(None)  # one PC: the status bar shows its server, as always
             return
         model = nodes.model
