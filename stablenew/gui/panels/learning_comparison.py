@@ -3,7 +3,7 @@ keyboard (1–5 stars, 0 clears, B picks the best of the row, arrows move) or by
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QImageReader, QKeyEvent, QMouseEvent, QPixmap
@@ -26,7 +26,7 @@ from stablenew.gui.widgets.layouts import clear_layout
 
 if TYPE_CHECKING:
     from stablenew.controller.learning_controller import LearningController
-    from stablenew.controller.learning_runs import LearningRunController
+    from stablenew.controller.learning_runs import LearningRunController, LearningRunResult, RunCell
 
 THUMB = 176
 _STAR_KEYS = {Qt.Key.Key_0: 0, Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4,
@@ -103,7 +103,7 @@ class _CellCard(QFrame):
         layout.addWidget(self.caption)
         self.set_selected(False)
 
-    def show_cell(self, cell: Any, best: bool) -> None:
+    def show_cell(self, cell: RunCell, best: bool) -> None:
         if cell.path and cell.path != self._path:
             self._path = cell.path
             # The runner's small JPEG thumbnail when there is one: the grid never decodes
@@ -154,9 +154,9 @@ class ComparisonView(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.controller = runs
         self.learning = learning
-        self._run: Any = None
+        self._run: LearningRunResult | None = None
         self._cards: dict[tuple[int, int], _CellCard] = {}
-        self._shape: tuple[Any, ...] = ()
+        self._shape: tuple[object, ...] = ()  # the run, values and seeds the grid is built for
         self.selected = (0, 0)
 
         self.title = QLabel("No learning run yet — choose a setting above and start one.")
@@ -229,7 +229,7 @@ class ComparisonView(QWidget):
             self.controller.open_run(run_id)
             self.setFocus()
 
-    def show_run(self, run: Any) -> None:
+    def show_run(self, run: LearningRunResult | None) -> None:
         self._run = run
         if run is None:
             self._clear()
@@ -251,7 +251,7 @@ class ComparisonView(QWidget):
         if not self.controller.running:
             self.title.setText(self._title(run))
 
-    def _title(self, run: Any) -> str:
+    def _title(self, run: LearningRunResult) -> str:
         states = {"completed": "finished", "partial": "finished with some images missing",
                   "cancelled": "stopped", "failed": "failed", "running": "running"}
         what = f"Learning run on {run.parameter.replace('_', ' ')}"
@@ -268,10 +268,10 @@ class ComparisonView(QWidget):
         self._shape = ()
         self.scores.clear()
 
-    def _build(self, run: Any) -> None:
+    def _build(self, run: LearningRunResult) -> None:
         self._clear()
-        for column, label in enumerate(run.column_labels):
-            header = QLabel(f"<b>{label}</b>")
+        for column, title in enumerate(run.column_labels):
+            header = QLabel(f"<b>{title}</b>")
             header.setAlignment(Qt.AlignmentFlag.AlignCenter)
             self.grid.addWidget(header, 0, column + 1)
         for row, seed in enumerate(run.seeds):
@@ -299,7 +299,7 @@ class ComparisonView(QWidget):
         for key, card in self._cards.items():
             card.set_selected(key == self.selected)
 
-    def selected_cell(self) -> Any:
+    def selected_cell(self) -> RunCell | None:
         if self._run is None:
             return None
         try:
