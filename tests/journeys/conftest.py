@@ -48,10 +48,6 @@ KNOWN_STALLS = (
     Excuse("Qt's own painting and layout",
            r"(obj\.exec\(\*args, \*\*kwargs\)|QApplication\.processEvents\(\)|"
            r"QTest\.\w+\(\*args, \*\*kwargs\))\s*\Z", 0.3),
-    # A learning run's comparison grid built at once, one card per image: 144 ms measured for
-    # 2 × 3 cards; to be built a row at a time.
-    Excuse("building a learning run's comparison grid", r'learning_comparison\.py", line \d+, in _build',
-           0.4),
     # Applying a preset updates every card's fields in one go: 50 ms measured.
     Excuse("applying a preset to every card", r"in apply_preset\n", 0.2),
     # Each key typed into a card rebuilds and validates the whole config for the variant count

@@ -3,9 +3,13 @@ keyboard (1–5 stars, 0 clears, B picks the best of the row, arrows move) or by
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QImageReader, QKeyEvent, QMouseEvent, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -17,18 +21,22 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from stablenew.gui.widgets.layouts import clear_layout
+from stablenew.gui.widgets.stars import StarRating
 
 if TYPE_CHECKING:
     from stablenew.controller.learning_controller import LearningController
     from stablenew.controller.learning_runs import LearningRunController
 
 THUMB = 176
+#: A big grid is built a few cards per turn of the event loop, each turn stopping once it has
+#: worked this long: a card costs a few milliseconds in the styled window, and a turn over
+#: 50 ms freezes the window (issue 18).
+BUILD_TURN_S = 0.010
 _STAR_KEYS = {Qt.Key.Key_0: 0, Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4,
               Qt.Key.Key_5: 5}
 _MOVES = {Qt.Key.Key_Left: (0, -1), Qt.Key.Key_Right: (0, 1), Qt.Key.Key_Up: (-1, 0),
@@ -39,38 +47,6 @@ def stars_text(rating: int | None) -> str:
     if not rating:
         return "not rated"
     return "★" * rating + "☆" * (5 - rating)
-
-
-class _StarButtons(QWidget):
-    """Five clickable stars; clicking the current rating again clears it."""
-
-    rated = Signal(int)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._stars = 0
-        self.buttons: list[QToolButton] = []
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(0)
-        row.addStretch(1)
-        for value in range(1, 6):
-            button = QToolButton()
-            button.setAutoRaise(True)
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            button.setToolTip(f"{value} star{'s' if value > 1 else ''}")
-            button.setAccessibleName(f"Rate {value}")
-            button.clicked.connect(lambda _=False, v=value: self.rated.emit(
-                0 if v == self._stars else v))
-            self.buttons.append(button)
-            row.addWidget(button)
-        row.addStretch(1)
-        self.set_stars(0)
-
-    def set_stars(self, stars: int) -> None:
-        self._stars = stars
-        for value, button in enumerate(self.buttons, start=1):
-            button.setText("★" if value <= stars else "☆")
 
 
 class _CellCard(QFrame):
@@ -86,11 +62,14 @@ class _CellCard(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setLineWidth(2)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.setProperty("selected", False)  # the window's style sheet draws the border
         self._path: str | None = None
         self.image = QLabel("waiting…")
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.image.setFixedSize(QSize(THUMB, THUMB))
-        self.stars = _StarButtons()
+        self.stars = StarRating()
+        # The grid takes the keys (arrows, 1–5, B): a click on a star rates without taking them.
+        self.stars.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.stars.rated.connect(lambda stars: self.rated.emit(self.row, self.column, stars))
         self.caption = QLabel()
         self.caption.setObjectName("LearningCellCaption")
@@ -99,9 +78,8 @@ class _CellCard(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.image)
-        layout.addWidget(self.stars)
+        layout.addWidget(self.stars, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(self.caption)
-        self.set_selected(False)
 
     def show_cell(self, cell: Any, best: bool) -> None:
         if cell.path and cell.path != self._path:
@@ -133,9 +111,13 @@ class _CellCard(QFrame):
         self.setAccessibleName(f"{stars_text(cell.rating)}; {', '.join(cell.tags)}")
 
     def set_selected(self, on: bool) -> None:
+        if self.property("selected") == on:
+            return
+        # A property the window's style sheet reads (#LearningCell[selected="true"]): a sheet
+        # of the card's own would be parsed and applied to its every child on each move.
         self.setProperty("selected", on)
-        self.setStyleSheet("#LearningCell { border: 3px solid palette(highlight); }" if on
-                           else "#LearningCell { border: 3px solid transparent; }")
+        self.style().unpolish(self)
+        self.style().polish(self)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt name)
         self.clicked.emit(self.row, self.column)
@@ -158,6 +140,11 @@ class ComparisonView(QWidget):
         self._cards: dict[tuple[int, int], _CellCard] = {}
         self._shape: tuple[Any, ...] = ()
         self.selected = (0, 0)
+        # The grid's headers and cards still to be made, a few per turn of the loop.
+        self._to_build: deque[Callable[[], None]] = deque()
+        self._build_timer = QTimer(self)
+        self._build_timer.setInterval(0)
+        self._build_timer.timeout.connect(self._build_some)
 
         self.title = QLabel("No learning run yet — choose a setting above and start one.")
         self.title.setObjectName("LearningRunTitle")
@@ -263,29 +250,62 @@ class ComparisonView(QWidget):
             self.title.setText(text)
 
     def _clear(self) -> None:
+        self._build_timer.stop()
+        self._to_build.clear()
         clear_layout(self.grid)
         self._cards.clear()
         self._shape = ()
         self.scores.clear()
 
+    @property
+    def building(self) -> bool:
+        """True while some headers or cards of the grid are still to be made."""
+        return bool(self._to_build)
+
     def _build(self, run: Any) -> None:
+        """Lay out the grid for *run*: its headers and cards are made a few per turn of the
+        event loop (`_build_some`), each card showing its cell as it comes."""
         self._clear()
-        for column, label in enumerate(run.column_labels):
-            header = QLabel(f"<b>{label}</b>")
-            header.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            self.grid.addWidget(header, 0, column + 1)
-        for row, seed in enumerate(run.seeds):
-            label = QLabel(f"Image {row + 1}\nseed {seed}")
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            self.grid.addWidget(label, row + 1, 0)
-            for column in range(len(run.values)):
-                card = _CellCard(row, column)
-                card.clicked.connect(self.select)
-                card.rated.connect(self._rate_cell)
-                self._cards[(row, column)] = card
-                self.grid.addWidget(card, row + 1, column + 1)
         self.selected = (0, 0)
-        self._highlight()
+        for column, label in enumerate(run.column_labels):
+            self._to_build.append(partial(self._add_label, f"<b>{label}</b>", 0, column + 1))
+        for row, seed in enumerate(run.seeds):
+            self._to_build.append(partial(self._add_label, f"Image {row + 1}\nseed {seed}", row + 1, 0))
+            for column in range(len(run.values)):
+                self._to_build.append(partial(self._add_card, row, column))
+        self._build_timer.start()  # from the next turn: this one may have done much already
+
+    def _build_some(self) -> None:
+        """Make the next headers and cards until this turn of the loop has taken BUILD_TURN_S."""
+        started = time.monotonic()
+        while self._to_build:
+            self._to_build.popleft()()
+            if time.monotonic() - started > BUILD_TURN_S:
+                break
+        if not self._to_build:
+            self._build_timer.stop()
+
+    def _add_label(self, text: str, row: int, column: int) -> None:
+        label = QLabel(text, self.grid_host)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.grid.addWidget(label, row, column)
+
+    def _add_card(self, row: int, column: int) -> None:
+        # Made inside the grid's widget: a card made alone would be styled twice, before and
+        # after it joins the window.
+        card = _CellCard(row, column, self.grid_host)
+        card.clicked.connect(self.select)
+        card.rated.connect(self._rate_cell)
+        self._cards[(row, column)] = card
+        self.grid.addWidget(card, row + 1, column + 1)
+        card.set_selected((row, column) == self.selected)
+        run = self._run
+        if run is not None:
+            try:
+                cell = run.cell(row, column)
+            except KeyError:
+                return
+            card.show_cell(cell, run.best.get(row) == column)
 
     # --- selecting and rating -------------------------------------------------------------
 
@@ -297,7 +317,7 @@ class ComparisonView(QWidget):
 
     def _highlight(self) -> None:
         for key, card in self._cards.items():
-            card.set_selected(key == self.selected)
+            card.set_selected(key == self.selected)  # restyles only the cards that change
 
     def selected_cell(self) -> Any:
         if self._run is None:
