@@ -50,9 +50,6 @@ KNOWN_STALLS = (
            r"QTest\.\w+\(\*args, \*\*kwargs\))\s*\Z", 0.3),
     # Applying a preset updates every card's fields in one go: 50 ms measured.
     Excuse("applying a preset to every card", r"in apply_preset\n", 0.2),
-    # Each key typed into a card rebuilds and validates the whole config for the variant count
-    # before the adapter's debounce: 53 ms measured under load; to be debounced before the build.
-    Excuse("rebuilding the config on each key for the variant count", r"in _cards_changed\n", 0.2),
 )
 
 
