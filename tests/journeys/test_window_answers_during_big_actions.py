@@ -1,19 +1,24 @@
 """Journeys: the actions whose work grows with what they touch keep the window answering: no
-turn of the Qt loop over 50 ms while the biggest learning grid is built and filled, or while the
-user types into a card with the variants on (each with the stall watchdog's timing of that
-action; see stall_watchdog.py)."""
+turn of the Qt loop over 50 ms while the biggest learning grid is built and filled, while a
+preset that changes every card field is applied, or while the user types into a card with the
+variants on (each with the stall watchdog's timing of that action; see stall_watchdog.py)."""
 
 from __future__ import annotations
 
+import re
 import threading
 
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QFrame
+from PySide6.QtWidgets import QComboBox, QFrame, QLineEdit
 
 from stablenew.controller import card_fields
 from stablenew.learning.plans import MAX_IMAGES_PER_VALUE, MAX_VALUES
 from tests.journeys.conftest import save_server
+from tests.journeys.test_preset_after_restart import library_button, preset_row
 from tests.journeys.test_ratings_after_restart import type_into
+
+#: Fields a preset saved from the cards leaves out (prompts and seed stay the user's).
+_NOT_IN_A_PRESET = re.compile(r"(prompt|negative_prompt|seed)$")
 
 
 def test_the_biggest_learning_grid_is_built_and_filled_without_freezing(qtbot, journey, fake_process):
@@ -60,6 +65,80 @@ def test_the_biggest_learning_grid_is_built_and_filled_without_freezing(qtbot, j
 
 def _cells(view) -> list[QFrame]:
     return view.findChildren(QFrame, "LearningCell")
+
+
+def test_a_preset_changing_every_card_field_is_applied_without_freezing(qtbot, journey, fake_process):
+    save_server(fake_process(step_ms=5).url)
+    window = journey.open()
+    pipeline, panel = window.session.pipeline, window.pipeline_panel
+    defaults = pipeline.default_values()
+    look = _every_field_changed(pipeline, panel)
+    assert len(look) > 40, sorted(look)  # nearly every field of the four cards
+
+    qtbot.mouseClick(library_button(window, "Save current…"), Qt.MouseButton.LeftButton)
+    dialog = window.sidebar.name_dialog
+    qtbot.waitUntil(dialog.isVisible, timeout=5000)
+    name_box = dialog.findChild(QLineEdit)
+    qtbot.keyClicks(name_box, "Everything")
+    qtbot.keyClick(name_box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: preset_row(window, "Everything") >= 0, timeout=5000)
+    panel.set_values({path: defaults[path] for path in look})
+    assert _shown(panel, look) != look
+
+    presets = window.sidebar.presets
+    qtbot.mouseClick(presets.viewport(), Qt.MouseButton.LeftButton,
+                     pos=presets.visualItemRect(presets.item(preset_row(window, "Everything"))).center())
+    changes: list[str] = []  # what the cards told the rest of the window (each sets work off)
+    pipeline.cards_changed.connect(changes.append)
+    with journey.watchdog.timing(f"applying a preset of {len(look)} fields") as span:
+        qtbot.mouseClick(library_button(window, "Apply"), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: _shown(panel, look) == look, timeout=5000)
+        qtbot.wait(100)  # what the change sets off (the cards' memory, the variant count) runs too
+    assert "Applied preset 'Everything'" in window.sidebar.status.text()
+    assert not span.failures(), span.describe()
+    assert changes == [""], f"{len(changes)} changes told for one preset applied"
+
+
+def _every_field_changed(pipeline, panel) -> dict:
+    """Set each card field a preset keeps to another valid value; the values set, by path."""
+    look = {}
+    for path, editor in panel.editors.items():
+        if _NOT_IN_A_PRESET.search(path):
+            continue
+        before = editor.value()
+        editor.set_value(_another(editor))
+        try:
+            pipeline.build_config(panel.values())
+        except ValueError:  # this field's other value does not go with the rest: left as it was
+            editor.set_value(before)
+            continue
+        if editor.value() != before:
+            look[path] = editor.value()
+    return look
+
+
+def _another(editor):
+    spec, widget = editor.spec, editor.widget
+    value = editor.value()
+    if spec.kind == "bool":
+        return not value
+    if isinstance(widget, QComboBox):
+        for index in range(widget.count()):
+            data = widget.itemData(index)
+            other = data if isinstance(data, str) else widget.itemText(index)
+            if other and other != value:
+                return other
+        return f"{value}-other" if widget.isEditable() else value
+    if spec.kind in ("int", "float"):
+        step = spec.step
+        up = value + step
+        return up if spec.maximum is None or up <= spec.maximum else value - step
+    return f"{value} and more" if value else "something"
+
+
+def _shown(panel, look: dict) -> dict:
+    values = panel.values()
+    return {path: values[path] for path in look}
 
 
 def test_typing_into_a_card_builds_no_config_on_the_qt_thread_and_run_makes_the_count(
