@@ -12,6 +12,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QComboBox, QFrame, QLineEdit
 
 from stablenew.controller import card_fields
+from stablenew.gui.panels import learning_comparison
 from stablenew.learning.plans import MAX_IMAGES_PER_VALUE, MAX_VALUES
 from tests.journeys.conftest import save_server
 from tests.journeys.test_preset_after_restart import library_button, preset_row
@@ -21,7 +22,8 @@ from tests.journeys.test_ratings_after_restart import type_into
 _NOT_IN_A_PRESET = re.compile(r"(prompt|negative_prompt|seed)$")
 
 
-def test_the_biggest_learning_grid_is_built_and_filled_without_freezing(qtbot, journey, fake_process):
+def test_the_biggest_learning_grid_is_built_and_filled_without_freezing(qtbot, journey, fake_process,
+                                                                         monkeypatch):
     save_server(fake_process(step_ms=2).url)
     window = journey.open()
     type_into(qtbot, window, "txt2img.prompt", "a fox in snow")
@@ -37,6 +39,14 @@ def test_the_biggest_learning_grid_is_built_and_filled_without_freezing(qtbot, j
     panel.images_spin.setValue(MAX_IMAGES_PER_VALUE)
     learning, view = window.session.learning, panel.comparison
     cards = MAX_VALUES * MAX_IMAGES_PER_VALUE  # 10 × 3: the largest grid a learning run has
+    read_on: list[bool] = []  # for each image the grid reads: on the Qt thread?
+    read = learning_comparison.read_thumbnail
+
+    def noting_the_thread(source):
+        read_on.append(threading.current_thread() is threading.main_thread())
+        return read(source)
+
+    monkeypatch.setattr(learning_comparison, "read_thumbnail", noting_the_thread)
 
     with journey.watchdog.timing(f"building and filling a grid of {cards} cards") as span:
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
@@ -47,6 +57,7 @@ def test_the_biggest_learning_grid_is_built_and_filled_without_freezing(qtbot, j
     assert learning.runs.run_result.state.value == "completed", learning.runs.run_result.message
     assert len(_cells(view)) == cards
     assert not span.failures(), span.describe()
+    assert read_on == [False] * cards, "each image is read once, off the Qt thread"
 
     # Across the whole first row and back by keyboard, rating each image on the way.
     view.setFocus()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QImageReader, QKeyEvent, QMouseEvent, QPixmap
+from PySide6.QtGui import QImage, QImageReader, QKeyEvent, QMouseEvent, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -81,20 +82,12 @@ class _CellCard(QFrame):
         layout.addWidget(self.stars, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(self.caption)
 
-    def show_cell(self, cell: Any, best: bool) -> None:
-        if cell.path and cell.path != self._path:
+    def show_cell(self, cell: Any, best: bool) -> bool:
+        """Show *cell*'s stars, tags and error; True when its image is new and is to be read
+        (off the Qt thread: see `ComparisonView._read_image`), then given to `show_image`."""
+        new_image = bool(cell.path) and cell.path != self._path
+        if new_image:
             self._path = cell.path
-            # The runner's small JPEG thumbnail when there is one: the grid never decodes
-            # full-size images on the Qt thread.
-            reader = QImageReader(cell.thumbnail or cell.path)
-            size = reader.size()
-            if size.isValid():
-                reader.setScaledSize(size.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
-            image = reader.read()
-            if image.isNull():
-                self.image.setText("image missing")
-            else:
-                self.image.setPixmap(QPixmap.fromImage(image))
         elif cell.error:
             self.image.setText("not made")
         self.stars.set_stars(cell.rating or 0)
@@ -109,6 +102,15 @@ class _CellCard(QFrame):
         self.caption.setText("\n".join(parts) or " ")
         self.setToolTip(cell.error or (cell.path or ""))
         self.setAccessibleName(f"{stars_text(cell.rating)}; {', '.join(cell.tags)}")
+        return new_image
+
+    def show_image(self, path: str, image: QImage) -> None:
+        if path != self._path:
+            return  # read for an image the card no longer shows
+        if image.isNull():
+            self.image.setText("image missing")
+        else:
+            self.image.setPixmap(QPixmap.fromImage(image))
 
     def set_selected(self, on: bool) -> None:
         if self.property("selected") == on:
@@ -124,9 +126,23 @@ class _CellCard(QFrame):
         super().mousePressEvent(event)
 
 
+def read_thumbnail(source: str) -> QImage:
+    """The image at *source* scaled to fit a card (a null QImage when it cannot be read): a
+    file read and a decode, for a worker thread (QImage, unlike QPixmap, may be made there)."""
+    reader = QImageReader(source)
+    size = reader.size()
+    if size.isValid():
+        reader.setScaledSize(size.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
+    return reader.read()
+
+
 class ComparisonView(QWidget):
     """The comparison grid of the current learning run, bound to a LearningRunController
     (ratings and tags go to the LearningController)."""
+
+    _image_read = Signal(int, int, str, object)  # row, column, path, QImage: from the reader
+    #: One thread reads every grid's images, each once it is made (`read_thumbnail`).
+    _reader: ThreadPoolExecutor | None = None
 
     def __init__(self, runs: LearningRunController, learning: LearningController,
                  parent: QWidget | None = None) -> None:
@@ -145,6 +161,7 @@ class ComparisonView(QWidget):
         self._build_timer = QTimer(self)
         self._build_timer.setInterval(0)
         self._build_timer.timeout.connect(self._build_some)
+        self._image_read.connect(self._show_image)
 
         self.title = QLabel("No learning run yet — choose a setting above and start one.")
         self.title.setObjectName("LearningRunTitle")
@@ -227,8 +244,8 @@ class ComparisonView(QWidget):
             self._shape = shape
         for cell in run.cells:
             card = self._cards.get((cell.row, cell.column))
-            if card is not None:
-                card.show_cell(cell, run.best.get(cell.row) == cell.column)
+            if card is not None and card.show_cell(cell, run.best.get(cell.row) == cell.column):
+                self._read_image(cell)
         parts = []
         for score in run.scores():
             mean = f"{score.mean:.1f}★ ({score.rated} rated)" if score.mean is not None else "not rated"
@@ -305,7 +322,27 @@ class ComparisonView(QWidget):
                 cell = run.cell(row, column)
             except KeyError:
                 return
-            card.show_cell(cell, run.best.get(row) == column)
+            if card.show_cell(cell, run.best.get(row) == column):
+                self._read_image(cell)
+
+    def _read_image(self, cell: Any) -> None:
+        # The runner's small JPEG thumbnail when there is one, read off the Qt thread.
+        if ComparisonView._reader is None:
+            ComparisonView._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grid-images")
+        ComparisonView._reader.submit(self._read_in_worker, cell.row, cell.column, cell.path,
+                                      cell.thumbnail or cell.path)
+
+    def _read_in_worker(self, row: int, column: int, path: str, source: str) -> None:
+        image = read_thumbnail(source)
+        try:
+            self._image_read.emit(row, column, path, image)  # queued to the Qt thread
+        except RuntimeError:  # the view was deleted meanwhile (its window closed)
+            pass
+
+    def _show_image(self, row: int, column: int, path: str, image: QImage) -> None:
+        card = self._cards.get((row, column))
+        if card is not None:
+            card.show_image(path, image)
 
     # --- selecting and rating -------------------------------------------------------------
 
