@@ -123,6 +123,10 @@ class SessionRooms(QObject):
 
         adapter = RandomizerAdapter(app=self.app, parent=self)
         self.pipeline.set_plan_provider(adapter.plan_for_run)
+        # The count follows the cards; each key only marks it stale (the config is built later,
+        # on the adapter's worker).
+        adapter.follow_cards(self.pipeline.config_snapshot)
+        self.pipeline.cards_changed.connect(adapter.cards_changed)
         if self.library is not None:
             # A pack runs every prompt times the plan the randomizer panel has set up.
             self.library.pack_actions.set_randomizer(

@@ -189,7 +189,6 @@ class MainWindow(QMainWindow):
         app.notice_changed.connect(self._app_notice)
         app.theme_changed.connect(self.apply_theme)
         pipeline.set_values_provider(self.pipeline_panel.values)
-        self.pipeline_panel.values_changed.connect(self._cards_changed)
         session.room_opened.connect(self._room_opened)
         self._setup_queue()
         self._setup_plan_button()
@@ -232,14 +231,7 @@ class MainWindow(QMainWindow):
             self._setup_nodes()
         if name == "randomizer":
             self._setup_variants()
-            self._cards_changed("")
         join_room(self, name, new)
-
-    def _cards_changed(self, _path: str) -> None:
-        # The variant count follows the cards (the adapter debounces and counts off-thread).
-        randomizer = self.bound_session.randomizer
-        if randomizer is not None:
-            randomizer.set_base_config(self.bound_session.pipeline.current_config())
 
     def _setup_variants(self) -> None:
         """A Run that waited for the variant count starts when the count is in (if still wanted)."""
