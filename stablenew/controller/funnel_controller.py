@@ -204,8 +204,10 @@ class FunnelController(QObject):
             self._set_error(ErrorInfo(str(exc), source="Funnel"))
             return
         self._set_error(None)
-        self.tasks.spawn(self._queue_step(funnel.advanced(step.run()), step, before=funnel),
-                         name="funnel-next")
+        # Stages made before from other picks are replaced: what is left of them stops.
+        dropped = [r.job_id for r in funnel.runs[funnel.viewing + 1:] if r.ready < len(r.seeds)]
+        self.tasks.spawn(self._queue_step(funnel.advanced(step.run()), step, before=funnel,
+                                          dropped=dropped), name="funnel-next")
 
     def view_stage(self, index: int) -> None:
         """Go to a stage of the breadcrumb: its images and the picks made there."""
@@ -275,9 +277,11 @@ class FunnelController(QObject):
             await self._requeue_missing(funnel)
             await self._read_images()
 
-    async def _queue_step(self, funnel: Funnel, step: FunnelStep, *, before: Funnel | None) -> None:
+    async def _queue_step(self, funnel: Funnel, step: FunnelStep, *, before: Funnel | None,
+                          dropped: Sequence[str] = ()) -> None:
         """Save the funnel with its new stage, then queue the stage; a stage that cannot be
-        queued is taken back (and the funnel saved as it was)."""
+        queued is taken back (and the funnel saved as it was). The jobs of *dropped* stages
+        are cancelled once the new one is queued."""
         self._file.funnel = funnel
         self.funnel_changed.emit()
         await self._save()
@@ -288,6 +292,9 @@ class FunnelController(QObject):
             self.funnel_changed.emit()
             await self._save()
             raise
+        for job_id in dropped:
+            if self._queue.model.row_of(job_id) >= 0:  # still in the queue
+                self._queue.cancel_job(job_id)
         self.message_changed.emit(f"{plural(len(step.configs), 'image')} queued for "
                                   f"{step.stage.label.lower()} on {step.tier.value} nodes.")
         await self._read_images()
