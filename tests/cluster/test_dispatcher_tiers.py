@@ -65,3 +65,18 @@ async def test_quality_work_overflows_to_the_premium_node_while_the_quality_node
                                node("premium", premium, tier="premium")])
         await asyncio.wait_for(d.run(until_empty=True), 20)
     assert where(store) == {"refine": {"premium"}, "drafts": {"draft"}}
+
+
+def test_the_dry_run_plans_each_job_on_the_tier_it_asks_for(store, tmp_path):
+    from stablenew.backends.types import BackendKind, Capabilities
+    from stablenew.cluster.dry_run import dry_run
+    from stablenew.cluster.scheduler import NodeView
+
+    caps = Capabilities(kind=BackendKind.a1111, vram_total=12 * GB)
+    views = [NodeView(name, caps, tier=name) for name in ("standard", "draft", "premium")]
+    store.add_job(cfg(1), name="final", tier=NodeTier.premium, output_dir=tmp_path / "p")
+    store.add_job(cfg(1), name="drafts", tier=NodeTier.draft, output_dir=tmp_path / "d")
+    store.add_job(cfg(1), name="plain", output_dir=tmp_path / "s")
+    plan = dry_run(store, views)
+    assert {r.job_name: r.node for r in plan.rows} == {"final": "premium", "drafts": "draft",
+                                                       "plain": "standard"}
