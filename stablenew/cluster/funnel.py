@@ -112,10 +112,14 @@ class FinalPreset(_Plain):
 class FunnelCounts(_Plain):
     """How many images each stage makes (the last is how many finals)."""
 
-    drafts: int = Field(20, ge=1, le=100, title="Drafts")
-    refine: int = Field(8, ge=1, le=50, title="Refined")
-    polish: int = Field(3, ge=1, le=20, title="Polished")
-    final: int = Field(1, ge=1, le=10, title="Final")
+    drafts: int = Field(20, ge=1, le=100, title="Drafts to make",
+                        description="How many quick drafts a new funnel makes.")
+    refine: int = Field(8, ge=1, le=50, title="Drafts to refine",
+                        description="How many drafts you may pick to refine.")
+    polish: int = Field(3, ge=1, le=20, title="Images to polish",
+                        description="How many refined images you may pick to polish.")
+    final: int = Field(1, ge=1, le=10, title="Final images",
+                       description="How many polished images you may pick to upscale.")
 
     def of(self, stage: FunnelStage) -> int:
         return int(getattr(self, stage.value))

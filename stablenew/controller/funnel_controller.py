@@ -67,7 +67,7 @@ class FunnelImage:
     @property
     def caption(self) -> str:
         if self.path is not None:
-            return f"Seed {self.seed}"
+            return f"✓ Picked — seed {self.seed}" if self.picked else f"Seed {self.seed}"
         return f"{WAITING_TEXT[self.state]} — seed {self.seed}"
 
 

@@ -68,6 +68,7 @@ def test_a_funnel_from_drafts_to_one_final_image_survives_a_restart(qtbot, journ
     assert panel.settings_box.isVisible()
     type_into(qtbot, panel.settings_fields[("counts", "drafts")], 4)
     type_into(qtbot, panel.settings_fields[("counts", "refine")], 2)
+    type_into(qtbot, panel.settings_fields[("draft", "steps")], 4)
     qtbot.waitUntil(lambda: panel.controller.settings.counts.refine == 2, timeout=3000)
 
     qtbot.mouseClick(panel.start_button, LEFT)

@@ -7,7 +7,6 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
-    QFormLayout,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -50,6 +49,9 @@ class FunnelTile(QToolButton):
         self.setIconSize(QSize(THUMB_SIDE, THUMB_SIDE))
         self.setFixedSize(THUMB_SIDE + 24, THUMB_SIDE + 44)
         self.path: str | None = None
+        # A pick must be plain to see: a thick frame in the highlight colour.
+        self.setStyleSheet("QToolButton:checked { border: 3px solid palette(highlight); "
+                           "border-radius: 4px; }")
 
 
 class FunnelPanel(QWidget):
@@ -100,12 +102,14 @@ class FunnelPanel(QWidget):
         self.settings_button.setToolTip("How many images each stage makes, and how drafts, "
                                         "refining, polishing and the final upscale are done.")
         self.settings_fields: dict[tuple[str, str], QSpinBox | QDoubleSpinBox] = {}
-        form = QFormLayout()
-        for section, key in SETTING_FIELDS:
+        form = QGridLayout()  # two columns of label and box: the counts, then the presets
+        for n, (section, key) in enumerate(SETTING_FIELDS):
             widget = _field_editor(section, key)
             widget.setObjectName(f"FunnelSetting-{section}-{key}")
             widget.valueChanged.connect(self._settings_edited)
-            form.addRow(_field_title(section, key), widget)
+            row, column = divmod(n, 2)
+            form.addWidget(QLabel(_field_title(section, key)), row, column * 2)
+            form.addWidget(widget, row, column * 2 + 1)
             self.settings_fields[(section, key)] = widget
         self.settings_box = QGroupBox()
         self.settings_box.setLayout(form)
@@ -230,8 +234,7 @@ def _field_info(section: str, key: str):  # noqa: ANN202 - pydantic's FieldInfo
 
 
 def _field_title(section: str, key: str) -> str:
-    info = _field_info(section, key)
-    return f"{info.title or key}:" if section != "counts" else f"{info.title or key} images:"
+    return f"{_field_info(section, key).title or key}:"
 
 
 def _field_editor(section: str, key: str) -> QSpinBox | QDoubleSpinBox:
@@ -247,5 +250,7 @@ def _field_editor(section: str, key: str) -> QSpinBox | QDoubleSpinBox:
     else:
         widget = QSpinBox()
     widget.setRange(low, high)
+    if low == 0 and "(0:" in (info.description or ""):
+        widget.setSpecialValueText("As on the cards")  # 0 means the cards' own value
     widget.setToolTip(info.description or "")
     return widget
