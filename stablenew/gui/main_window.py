@@ -27,7 +27,7 @@ from stablenew.gui.pipeline_panel import PipelinePanel
 from stablenew.gui.prompt_assist import connect_prompt_assist
 from stablenew.gui.prompt_editor import PromptEditorOverlay
 from stablenew.gui.room_hooks import ROOM_ATTRIBUTES, join_room
-from stablenew.gui.room_panels import PanelSlot, make_room_panel
+from stablenew.gui.room_panels import PanelSlot, add_later_tabs, make_room_panel
 from stablenew.gui.run_status import RunStatusBar
 from stablenew.gui.screen_fit import fit_to_screen
 from stablenew.gui.viewer_panel import ViewerPanel
@@ -100,9 +100,7 @@ class MainWindow(QMainWindow):
             "Models", "Your LoRAs with their previews, trigger words and base model; click one "
             "to add it to the prompt.")
         self.work_tabs.addTab(self.models_panel, "Models")
-        self.trending_panel = PanelSlot("Trending", "The community's top images from CivitAI "
-                                        "and the LoRA combos behind them that you can run.")
-        self.work_tabs.addTab(self.trending_panel, "Trending")
+        self.trending_panel, self.funnel_panel = add_later_tabs(self.work_tabs)
 
         self.right_split = QSplitter(Qt.Orientation.Vertical)
         self.right_split.setObjectName("RightSplit")

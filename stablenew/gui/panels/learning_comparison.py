@@ -327,6 +327,8 @@ class ComparisonView(QWidget):
 
     def _read_image(self, cell: RunCell) -> None:
         # The runner's small JPEG thumbnail when there is one, read off the Qt thread.
+        if not cell.path:
+            return  # show_cell asks only for cells with an image
         if ComparisonView._reader is None:
             ComparisonView._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grid-images")
         ComparisonView._reader.submit(self._read_in_worker, cell.row, cell.column, cell.path,
