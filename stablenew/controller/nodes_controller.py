@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,14 +130,14 @@ class NodesModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(NODE_COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+                   role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
         if (orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole
                 and 0 <= section < len(NODE_COLUMNS)):
             return NODE_COLUMNS[section]
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+             role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
         row = self.row_at(index.row()) if index.isValid() else None
         if row is None:
             return None
@@ -191,14 +191,14 @@ class PlanModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(PLAN_COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+                   role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
         if (orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole
                 and 0 <= section < len(PLAN_COLUMNS)):
             return PLAN_COLUMNS[section]
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+             role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
         if self._plan is None or not index.isValid() or index.row() >= len(self._plan.rows):
             return None
         row = self._plan.rows[index.row()]
@@ -342,7 +342,7 @@ class NodesController(QObject):
                 return False
         return True
 
-    def _spawn_then_rebuild(self, coro: Any, name: str) -> None:
+    def _spawn_then_rebuild(self, coro: Coroutine[object, object, object], name: str) -> None:
         async def work() -> None:
             try:
                 await coro
@@ -458,7 +458,9 @@ class NodesController(QObject):
         self._rebuild()
 
     def make_dispatcher(self, store: QueueStore, **kwargs: Any) -> ClusterDispatcher | None:
-        """A dispatcher over the enabled nodes of the registry (None when there are none)."""
+        """A dispatcher over the enabled nodes of the registry (None when there are none).
+
+        Any: *kwargs* go as they are to ClusterDispatcher, whose keywords check them."""
         nodes = self._registry.enabled()
         if not nodes:
             return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from PySide6.QtWidgets import QFrame, QLabel, QTabWidget, QVBoxLayout, QWidget
 
@@ -39,8 +38,9 @@ def add_later_tabs(tabs: QTabWidget) -> tuple[PanelSlot, PanelSlot]:
     return trending, funnel
 
 
-def make_room_panel(name: str, controller: Any) -> QWidget | None:
-    """The room's own panel, or None while its controller or panel is not in this build."""
+def make_room_panel(name: str, controller: object) -> QWidget | None:
+    """The room's own panel, or None while its controller or panel is not in this build
+    (*controller* is the room's own: its factory below knows which class it is)."""
     factory = _PANEL_FACTORIES.get(name)
     if controller is None or factory is None:
         return None

@@ -48,9 +48,12 @@ def test_adding_nodes_probes_them_and_shows_state_vram_and_a_refused_login(qtbot
     big, locked = lab
     panel = NodesPanel(controller)
     qtbot.addWidget(panel)
+    # Empty, the tab says why and what a node is for (a new user saw a bare empty table).
+    assert not panel.empty_hint.isHidden() and "server set in Settings" in panel.empty_hint.text()
     assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
     assert controller.add_node(NodeConfig(name="laptop", url=locked.url, kind="a1111",
                                           username="ann", password="wrong"))
+    qtbot.waitUntil(panel.empty_hint.isHidden, timeout=5000)
     qtbot.waitUntil(lambda: states(controller) == {"big": NodeState.healthy,
                                                    "laptop": NodeState.auth_failed}, timeout=10000)
     model = controller.model

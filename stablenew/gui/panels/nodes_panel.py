@@ -174,6 +174,13 @@ class NodesPanel(QWidget):
         controller.model.modelReset.connect(self._place_tier_combos)
         controller.model.dataChanged.connect(self._sync_tier_combos)
 
+        # Said where the table is empty (a new user saw an empty table and no word of why).
+        self.empty_hint = QLabel("No nodes yet: Run and the queue use the server set in "
+                                 "Settings. Add a node for each other PC with a Stable Diffusion "
+                                 "server on your network, and the queue spreads over all of them.")
+        self.empty_hint.setObjectName("HintLabel")
+        self.empty_hint.setWordWrap(True)
+
         self.plan_label = QLabel("Press Plan to see how the queue would be spread over the nodes.")
         self.plan_label.setWordWrap(True)
         self.plan_table = QTableView()
@@ -202,6 +209,7 @@ class NodesPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.notice)
         layout.addLayout(buttons)
+        layout.addWidget(self.empty_hint)
         layout.addWidget(splitter, 1)
 
         controller.error_changed.connect(self.notice.show_error)
@@ -268,6 +276,7 @@ class NodesPanel(QWidget):
         chosen = self.selected_name() is not None
         self.edit_button.setEnabled(chosen)
         self.remove_button.setEnabled(chosen)
+        self.empty_hint.setVisible(not self.controller.model.rows())
 
     def _show_plan(self, plan) -> None:
         if plan is None or not plan.rows:
