@@ -3,7 +3,7 @@ which server listing fills each picker, and card values to and from a PipelineCo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -183,6 +183,21 @@ def build_config(base: cfg.PipelineConfig, card_passes: list[dict[str, object]],
         # a preset saved from the cards stays as small as one made before it existed.
         del passes[1]
     return cfg.validate_config(data)
+
+
+def config_builder(base: cfg.PipelineConfig, card_passes: list[dict[str, object]],
+                   values: Mapping[str, FieldValue] | None) -> Callable[[], cfg.PipelineConfig]:
+    """`build_config` of card values read earlier, to run later on any thread; *base* when the
+    values do not make a valid config (or there are none)."""
+    def build() -> cfg.PipelineConfig:
+        if values is not None:
+            try:
+                return build_config(base, card_passes, values)
+            except (cfg.ConfigInvalid, ValueError):
+                pass
+        return base
+
+    return build
 
 
 def passes_on_card(config: cfg.PipelineConfig) -> list[dict[str, object]]:

@@ -238,8 +238,10 @@ class LearningRunController(QObject):
                     self._job_id = job_id
                     self._follower.reset()
                     run_queue.queue.watch_job(job_id, self._queue_event.emit)
+                    # One validated config per cell: a worker's job, for a big grid.
+                    images = await asyncio.to_thread(plan.images)
                     await run_queue.queue.add_run(
-                        plan.images(), node=run_queue.node, job_id=job_id, name=_job_name(plan),
+                        images, node=run_queue.node, job_id=job_id, name=_job_name(plan),
                         output_dir=folder,
                         origin=JobOrigin(pack=plan.pack, preset=plan.preset,
                                          learning_run_id=plan.id))

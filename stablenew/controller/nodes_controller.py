@@ -34,6 +34,7 @@ from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
 from stablenew.cluster.node_book import NodeStatus, WorkingOn
 from stablenew.cluster.nodes import NodeConfig, NodeRegistry
 from stablenew.cluster.queue_store import QueueStore
+from stablenew.cluster.tiers import NodeTier, as_tier, overflow_distance
 from stablenew.cluster.work import GB
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.format import duration
@@ -44,6 +45,7 @@ from stablenew.storage.paths import AppPaths
 log = logging.getLogger("stablenew.controller.nodes")
 
 NODE_COLUMNS = ("Name", "State", "Current job", "Kind", "VRAM", "Tier", "Address")
+TIER_COLUMN = NODE_COLUMNS.index("Tier")
 PLAN_COLUMNS = ("Image", "Job", "Node", "Start", "Finish", "Why not")
 _ROOT = QModelIndex()
 
@@ -160,7 +162,7 @@ class NodesModel(QAbstractTableModel):
         if column == 4:
             return f"{row.vram_gb:.0f} GB" if row.vram_gb else ""
         if column == 5:
-            return str(cfg.tier)
+            return cfg.tier.label
         if column == 6:
             return cfg.url
         return None
@@ -280,11 +282,12 @@ class NodesController(QObject):
         return lists
 
     def preferred_node(self) -> NodeConfig | None:
-        """Where an interactive Run goes: the first ready node of the best tier."""
+        """Where an interactive Run goes: the first ready node of the tier ordinary work
+        prefers (standard, then the next ones down the overflow order)."""
         ready = [n for n in self._registry.enabled()
                  if self.health(n.name).state is NodeState.healthy]
         pool = ready or self._registry.enabled()
-        return min(pool, key=lambda n: n.tier) if pool else None
+        return min(pool, key=lambda n: overflow_distance(None, n.tier)) if pool else None
 
     # --- editing (slots) -----------------------------------------------------------------------------
 
@@ -394,6 +397,12 @@ class NodesController(QObject):
     def set_enabled(self, name: str, enabled: bool) -> None:
         node = self._registry.get(name).model_copy(update={"enabled": enabled})
         self.edit_node(name, node)
+
+    def set_tier(self, name: str, tier: NodeTier | str) -> None:
+        """The node's tier from its combo in the table: saved, and the running queue told."""
+        tier = as_tier(tier)
+        if self._registry.get(name).tier is not tier:
+            self.edit_node(name, self._registry.get(name).model_copy(update={"tier": tier}))
 
     def check(self) -> None:
         """Check every node the cheap way, as an idle cluster's timer should: a ping for each

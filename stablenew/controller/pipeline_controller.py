@@ -182,12 +182,13 @@ class PipelineController(QObject):
 
     def current_config(self) -> cfg.PipelineConfig:
         """The config the cards show now (the last valid one if the cards hold an invalid value)."""
-        if self._values_provider is not None:
-            try:
-                return self.build_config(self._values_provider())
-            except (cfg.ConfigInvalid, ValueError):
-                pass
-        return self._config
+        return self.config_snapshot()()
+
+    def config_snapshot(self) -> Callable[[], cfg.PipelineConfig]:
+        """The cards' values read now (Qt thread), and a builder of `current_config` from them
+        for any thread (the variant count builds it on its worker)."""
+        values = self._values_provider() if self._values_provider is not None else None
+        return card_fields.config_builder(self._config, self._card_passes, values)
 
     def load_config(self, config: cfg.PipelineConfig) -> None:
         """Show *config* in the cards (a preset applied, "use these settings", a dropped PNG)."""

@@ -263,7 +263,9 @@ class QueueModel(QAbstractItemModel):
                 word = f"failed: {item.error}"
             return word
         if column == 3:
-            return item.node or "" if item.state in (ItemState.assigned, ItemState.running) else ""
+            # The node working on it, then the one that made it or failed it (which GPU made
+            # this image, on a cluster); a queued item (a retry) has none yet.
+            return item.node or "" if item.state is not ItemState.queued else ""
         return None
 
     # --- drag and drop (reorder jobs) -------------------------------------------------------------

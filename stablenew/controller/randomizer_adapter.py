@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,8 @@ class RandomizerAdapter(QObject):
         self._spec = VariationSpec()
         self._enabled = False
         self._base = base_config or PipelineConfig()
+        #: The cards to count from (see `follow_cards`); None: the base config as set.
+        self._cards: Callable[[], Callable[[], PipelineConfig]] | None = None
         self._wildcards: Path | None = None
         self._manager: WildcardManager | None = None
         #: The measured pace of the node, for the time a large run takes.
@@ -166,6 +169,20 @@ class RandomizerAdapter(QObject):
             return  # the cards re-sent the same settings: the count still holds
         self._base = config
         self._schedule()
+
+    def follow_cards(self, snapshot: Callable[[], Callable[[], PipelineConfig]]) -> None:
+        """Count from the cards from now on: *snapshot*, called on the Qt thread as a count
+        starts, reads them and returns the builder of their config, run on the worker.
+
+        So a key typed into a card (`cards_changed`) only marks the count stale: the config is
+        read once the typing pauses (or Run asks for the count) and built off the Qt thread."""
+        self._cards = snapshot
+        self._schedule()
+
+    def cards_changed(self, *_args: object) -> None:
+        """A card field changed: recount after the typing pause (see `follow_cards`)."""
+        if self._cards is not None:
+            self._schedule()
 
     def set_wildcards_dir(self, folder: str | Path | WildcardManager | None) -> None:
         """Use this wildcards folder, or a manager of one (setting it again re-reads files).
@@ -345,16 +362,18 @@ class RandomizerAdapter(QObject):
     def _start_compute(self) -> None:
         with self._lock:
             generation = self._generation
-        base, spec, folder = self._base, self._spec, self._manager
+        base: PipelineConfig | Callable[[], PipelineConfig]
+        base = self._cards() if self._cards is not None else self._base
+        spec, folder = self._spec, self._manager
         self._computing = generation
         self._set_busy(True)
         self._pool.submit(self._compute, generation, base, spec, folder)
 
-    def _compute(self, generation: int, base: PipelineConfig, spec: VariationSpec,
-                 folder: WildcardManager | None) -> None:
+    def _compute(self, generation: int, base: PipelineConfig | Callable[[], PipelineConfig],
+                 spec: VariationSpec, folder: WildcardManager | None) -> None:
         # Worker thread: build the plan and its first variants; never touch widgets here.
         try:
-            p = plan(base, spec, wildcards_dir=folder)
+            p = plan(base() if callable(base) else base, spec, wildcards_dir=folder)
             rows = tuple(
                 PreviewRow(item.variant_index + 1, item.label, item.config.txt2img.prompt,
                            item.config.txt2img.negative_prompt, item.variant_id)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from stablenew.cluster.queue_events import QueueEventCallback
     from stablenew.cluster.queue_store import QueueStore
     from stablenew.controller.catalog_controller import CatalogController
+    from stablenew.controller.funnel_controller import FunnelController
     from stablenew.controller.learning_controller import LearningController
     from stablenew.controller.learning_ratings import LearningRatingBook
     from stablenew.controller.library_controller import LibraryController
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("stablenew.controller")
 
 
-ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog", "trending")
+ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog", "trending", "funnel")
 #: How often the nodes of an idle cluster are checked (a running queue's dispatcher checks its own).
 NODE_CHECK_MS = 30_000
 #: How often a window looks again whether another StableNew still works on the queue it left.
@@ -106,6 +107,7 @@ class Session(SessionRooms):
         self.nodes: NodesController | None = None
         self.catalog: CatalogController | None = None
         self.trending: TrendingController | None = None
+        self.funnel: FunnelController | None = None
         self._rooms_pending = list(ROOMS)
         #: Images the queue saved before the learning room opened: it records them as it opens.
         self._unrecorded: list[ImageRecord] = []
@@ -496,7 +498,7 @@ class Session(SessionRooms):
                                           source=name.capitalize()))
             return
         setattr(self, name, controller)
-        if name in ("library", "catalog", "trending"):
+        if name in ("library", "catalog", "trending", "funnel"):
             controller.start()
         elif name == "queue":
             controller.start_polling()
@@ -521,7 +523,7 @@ class Session(SessionRooms):
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
             await self.learning.runs.stop_learning_run()
-        for other in (self.queue, self.nodes, self.taste, self.learning, self.library,
+        for other in (self.funnel, self.queue, self.nodes, self.taste, self.learning, self.library,
                       self.randomizer, self.catalog, self.trending):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from stablenew.controller.app_controller import AppController
     from stablenew.controller.catalog_controller import CatalogController
     from stablenew.controller.errors import ErrorInfo
+    from stablenew.controller.funnel_controller import FunnelController
     from stablenew.controller.gallery_controller import GalleryController
     from stablenew.controller.learning_controller import LearningController
     from stablenew.controller.learning_ratings import LearningRatingBook
@@ -47,6 +48,7 @@ class SessionRooms(QObject):
     catalog: CatalogController | None
     taste: TasteController | None
     trending: TrendingController | None
+    funnel: FunnelController | None
     _rating_book: LearningRatingBook | None
     _rooms_pending: list[str]
     _unrecorded: list[ImageRecord]
@@ -123,6 +125,10 @@ class SessionRooms(QObject):
 
         adapter = RandomizerAdapter(app=self.app, parent=self)
         self.pipeline.set_plan_provider(adapter.plan_for_run)
+        # The count follows the cards; each key only marks it stale (the config is built later,
+        # on the adapter's worker).
+        adapter.follow_cards(self.pipeline.config_snapshot)
+        self.pipeline.cards_changed.connect(adapter.cards_changed)
         if self.library is not None:
             # A pack runs every prompt times the plan the randomizer panel has set up.
             self.library.pack_actions.set_randomizer(
@@ -197,6 +203,17 @@ class SessionRooms(QObject):
         self.server.capabilities_changed.connect(server_listed)
         server_listed(self.server.capabilities)
         return catalog
+
+    def _funnel(self) -> FunnelController:
+        from stablenew.controller.funnel_controller import FunnelController
+
+        if self.queue is None:
+            raise RuntimeError("the queue did not open, and every funnel step is a queue job")
+        # Its steps start the queue as Add to queue does (on the cluster when there is one).
+        return FunnelController(self.app.paths.data_dir, self.queue,
+                                base_config=self.pipeline.current_config,
+                                output_root=lambda: self.app.output_dir,
+                                start_queue=self._work_wanted, parent=self)
 
     def _trending(self) -> TrendingController:
         from stablenew.controller.trending_room import open_trending

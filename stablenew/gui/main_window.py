@@ -27,7 +27,7 @@ from stablenew.gui.pipeline_panel import PipelinePanel
 from stablenew.gui.prompt_assist import connect_prompt_assist
 from stablenew.gui.prompt_editor import PromptEditorOverlay
 from stablenew.gui.room_hooks import ROOM_ATTRIBUTES, join_room
-from stablenew.gui.room_panels import PanelSlot, make_room_panel
+from stablenew.gui.room_panels import PanelSlot, add_later_tabs, make_room_panel
 from stablenew.gui.run_status import RunStatusBar
 from stablenew.gui.screen_fit import fit_to_screen
 from stablenew.gui.viewer_panel import ViewerPanel
@@ -100,9 +100,7 @@ class MainWindow(QMainWindow):
             "Models", "Your LoRAs with their previews, trigger words and base model; click one "
             "to add it to the prompt.")
         self.work_tabs.addTab(self.models_panel, "Models")
-        self.trending_panel = PanelSlot("Trending", "The community's top images from CivitAI "
-                                        "and the LoRA combos behind them that you can run.")
-        self.work_tabs.addTab(self.trending_panel, "Trending")
+        self.trending_panel, self.funnel_panel = add_later_tabs(self.work_tabs)
 
         self.right_split = QSplitter(Qt.Orientation.Vertical)
         self.right_split.setObjectName("RightSplit")
@@ -189,7 +187,6 @@ class MainWindow(QMainWindow):
         app.notice_changed.connect(self._app_notice)
         app.theme_changed.connect(self.apply_theme)
         pipeline.set_values_provider(self.pipeline_panel.values)
-        self.pipeline_panel.values_changed.connect(self._cards_changed)
         session.room_opened.connect(self._room_opened)
         self._setup_queue()
         self._setup_plan_button()
@@ -232,14 +229,7 @@ class MainWindow(QMainWindow):
             self._setup_nodes()
         if name == "randomizer":
             self._setup_variants()
-            self._cards_changed("")
         join_room(self, name, new)
-
-    def _cards_changed(self, _path: str) -> None:
-        # The variant count follows the cards (the adapter debounces and counts off-thread).
-        randomizer = self.bound_session.randomizer
-        if randomizer is not None:
-            randomizer.set_base_config(self.bound_session.pipeline.current_config())
 
     def _setup_variants(self) -> None:
         """A Run that waited for the variant count starts when the count is in (if still wanted)."""

@@ -57,6 +57,7 @@ class PipelinePanel(QScrollArea):
         self.references: dict[str, ReferencesSection] = {}
         self.references_controller: ReferencesController | None = None
         self._family_hidden: dict[str, str] = {}
+        self._loading = False  # set_values at work: one values_changed at its end
         inner = QWidget()
         inner.setObjectName("PipelineCards")
         layout = QVBoxLayout(inner)
@@ -83,7 +84,7 @@ class PipelinePanel(QScrollArea):
             card = StageCard(title, switch, editors, subs, subtitle=subtitle)
             if stage in ("txt2img", "img2img"):
                 refs = ReferencesSection(stage, card)
-                refs.changed.connect(self.values_changed)
+                refs.changed.connect(self._field_changed)
                 cast(QVBoxLayout, card.holder.layout()).addWidget(refs)
                 self.references[stage] = refs
             self.cards[stage] = card
@@ -138,6 +139,8 @@ class PipelinePanel(QScrollArea):
 
     def _family_changed(self, *_args: object) -> None:
         """Hide the fields the model's family does not use and say why."""
+        if self._loading:
+            return  # set_values calls this once at its end
         from stablenew.controller.references import family_view
 
         checkpoint = self.editors.get("txt2img.checkpoint")
@@ -172,9 +175,13 @@ class PipelinePanel(QScrollArea):
 
     def _editor(self, spec: FieldSpec) -> FieldEditor:
         editor = FieldEditor(spec, picker=spec.path in self._pickers, parent=self)
-        editor.changed.connect(self.values_changed)
+        editor.changed.connect(self._field_changed)
         self.editors[spec.path] = editor
         return editor
+
+    def _field_changed(self, path: str) -> None:
+        if not self._loading:
+            self.values_changed.emit(path)
 
     def editor(self, path: str) -> FieldEditor:
         return self.editors[path]
@@ -185,6 +192,20 @@ class PipelinePanel(QScrollArea):
         return values
 
     def set_values(self, values: Mapping[str, FieldValue]) -> None:
+        """Show *values* (a config loaded, a preset applied) with one `values_changed("")` at the
+        end, not one per field: what a change sets off (the cards' memory, the variant count,
+        the family's fields) runs once, and the window answers while a big preset goes in."""
+        before = self.values()
+        self._loading = True
+        try:
+            self._set_each(values)
+        finally:
+            self._loading = False
+        self._family_changed()
+        if self.values() != before:
+            self.values_changed.emit("")
+
+    def _set_each(self, values: Mapping[str, FieldValue]) -> None:
         for path, value in values.items():
             editor = self.editors.get(path)
             if editor is not None:

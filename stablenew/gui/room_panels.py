@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 log = logging.getLogger("stablenew.gui")
 
@@ -25,6 +25,17 @@ class PanelSlot(QFrame):
         layout.addWidget(heading)
         layout.addWidget(body)
         layout.addStretch(1)
+
+
+def add_later_tabs(tabs: QTabWidget) -> tuple[PanelSlot, PanelSlot]:
+    """The Trending and Funnel tabs' slots, added to the window's work *tabs*."""
+    trending = PanelSlot("Trending", "The community's top images from CivitAI and the LoRA "
+                         "combos behind them that you can run.")
+    tabs.addTab(trending, "Trending")
+    funnel = PanelSlot("Funnel", "From one prompt: many quick drafts, then you pick the best to "
+                       "refine, polish and upscale — each step on the nodes that suit it.")
+    tabs.addTab(funnel, "Funnel")
+    return trending, funnel
 
 
 def make_room_panel(name: str, controller: object) -> QWidget | None:
@@ -84,6 +95,13 @@ def _trending_panel(controller):
     return TrendingPanel(controller)
 
 
+def _funnel_panel(controller):
+    from stablenew.gui.panels.funnel_panel import FunnelPanel
+
+    return FunnelPanel(controller)
+
+
 _PANEL_FACTORIES = {"library": _library_panel, "randomizer": _randomizer_panel,
                     "queue": _queue_panel, "learning": _learning_panel, "nodes": _nodes_panel,
-                    "catalog": _models_panel, "trending": _trending_panel}
+                    "catalog": _models_panel, "trending": _trending_panel,
+                    "funnel": _funnel_panel}
