@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -234,7 +234,7 @@ class RandomizerAdapter(QObject):
         self._update(prompt_matrix=on)
 
     def set_mode(self, mode: str) -> None:
-        changes: dict[str, Any] = {"mode": mode}
+        changes: dict[str, object] = {"mode": mode}
         if mode == VariationMode.random and self._spec.count is None:
             changes["count"] = 10
         self._update(**changes)
@@ -264,7 +264,7 @@ class RandomizerAdapter(QObject):
             if not name or not text.strip():
                 continue
             if name in AxisKind.__members__ and AxisKind(name) in _TEXT_AXES:
-                values: Any = [v.strip() for v in text.split(",") if v.strip()]
+                values: str | list[str] = [v.strip() for v in text.split(",") if v.strip()]
             else:
                 values = text  # numbers and A1111 ranges ("20-40 (+10)") are expanded by the spec
             axes.append({name: values})
@@ -282,7 +282,7 @@ class RandomizerAdapter(QObject):
         return [(axis.name, ", ".join(axis.value_label(v) for v in axis.values))
                 for axis in self._spec.axes]
 
-    def _update(self, **changes: Any) -> None:
+    def _update(self, **changes: object) -> None:
         data = self._spec.model_dump()
         data.update(changes)
         try:
@@ -297,7 +297,7 @@ class RandomizerAdapter(QObject):
 
     # --- run path ---------------------------------------------------------------------------
 
-    def plan_for_run(self, base_config: PipelineConfig) -> Plan | Future[Plan] | Future[Plan | None] | None:
+    def plan_for_run(self, base_config: PipelineConfig) -> Plan | Future[Plan | None] | None:
         """The plan to run for these card settings, as they are now (None when the randomizer
         is off and the card's prompt has no choices to pick: see `card_prompt`). Called on the
         Qt thread when Run is pressed; returns at once.
@@ -354,7 +354,7 @@ class RandomizerAdapter(QObject):
         self._start_compute()
 
     def _schedule(self) -> None:
-        # Any result still on its way describes an older spec: drop it, wait for the new one.
+        # A result still on its way describes an older spec: drop it, wait for the new one.
         with self._lock:
             self._generation += 1
         self._timer.start()

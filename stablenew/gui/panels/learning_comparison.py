@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QImageReader, QKeyEvent, QMouseEvent, QPixmap
@@ -31,7 +31,7 @@ from stablenew.gui.widgets.stars import StarRating
 
 if TYPE_CHECKING:
     from stablenew.controller.learning_controller import LearningController
-    from stablenew.controller.learning_runs import LearningRunController
+    from stablenew.controller.learning_runs import LearningRunController, LearningRunResult, RunCell
 
 THUMB = 176
 #: A big grid is built a few cards per turn of the event loop, each turn stopping once it has
@@ -82,7 +82,7 @@ class _CellCard(QFrame):
         layout.addWidget(self.stars, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(self.caption)
 
-    def show_cell(self, cell: Any, best: bool) -> bool:
+    def show_cell(self, cell: RunCell, best: bool) -> bool:
         """Show *cell*'s stars, tags and error; True when its image is new and is to be read
         (off the Qt thread: see `ComparisonView._read_image`), then given to `show_image`."""
         new_image = bool(cell.path) and cell.path != self._path
@@ -152,9 +152,9 @@ class ComparisonView(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.controller = runs
         self.learning = learning
-        self._run: Any = None
+        self._run: LearningRunResult | None = None
         self._cards: dict[tuple[int, int], _CellCard] = {}
-        self._shape: tuple[Any, ...] = ()
+        self._shape: tuple[object, ...] = ()  # the run, values and seeds the grid is built for
         self.selected = (0, 0)
         # The grid's headers and cards still to be made, a few per turn of the loop.
         self._to_build: deque[Callable[[], None]] = deque()
@@ -233,7 +233,7 @@ class ComparisonView(QWidget):
             self.controller.open_run(run_id)
             self.setFocus()
 
-    def show_run(self, run: Any) -> None:
+    def show_run(self, run: LearningRunResult | None) -> None:
         self._run = run
         if run is None:
             self._clear()
@@ -255,7 +255,7 @@ class ComparisonView(QWidget):
         if not self.controller.running:
             self.title.setText(self._title(run))
 
-    def _title(self, run: Any) -> str:
+    def _title(self, run: LearningRunResult) -> str:
         states = {"completed": "finished", "partial": "finished with some images missing",
                   "cancelled": "stopped", "failed": "failed", "running": "running"}
         what = f"Learning run on {run.parameter.replace('_', ' ')}"
@@ -279,7 +279,7 @@ class ComparisonView(QWidget):
         """True while some headers or cards of the grid are still to be made."""
         return bool(self._to_build)
 
-    def _build(self, run: Any) -> None:
+    def _build(self, run: LearningRunResult) -> None:
         """Lay out the grid for *run*: its headers and cards are made a few per turn of the
         event loop (`_build_some`), each card showing its cell as it comes."""
         self._clear()
@@ -325,8 +325,10 @@ class ComparisonView(QWidget):
             if card.show_cell(cell, run.best.get(row) == column):
                 self._read_image(cell)
 
-    def _read_image(self, cell: Any) -> None:
+    def _read_image(self, cell: RunCell) -> None:
         # The runner's small JPEG thumbnail when there is one, read off the Qt thread.
+        if not cell.path:
+            return  # show_cell asks only for cells with an image
         if ComparisonView._reader is None:
             ComparisonView._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grid-images")
         ComparisonView._reader.submit(self._read_in_worker, cell.row, cell.column, cell.path,
@@ -356,7 +358,7 @@ class ComparisonView(QWidget):
         for key, card in self._cards.items():
             card.set_selected(key == self.selected)  # restyles only the cards that change
 
-    def selected_cell(self) -> Any:
+    def selected_cell(self) -> RunCell | None:
         if self._run is None:
             return None
         try:
