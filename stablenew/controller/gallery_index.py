@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,17 @@ log = logging.getLogger("stablenew.controller.gallery")
 INDEX_FILE = "gallery.db"  # in the data folder, beside stablenew.db
 
 Listing = list[tuple[Path, float, Path | None]]
+
+
+@dataclass(frozen=True)
+class IndexedFacts:
+    """What the index knows of a listed image: for its tooltip, badge and (when the learning
+    store does not know it by this path) its stars and tags."""
+
+    model: str
+    prompt: str
+    rating: int | None
+    tags: tuple[str, ...]
 
 
 class IndexedOutputs:
@@ -108,16 +120,18 @@ class IndexedOutputs:
                     changed |= bool(result.read or result.removed or result.moved)
         return changed
 
-    def facts(self, paths: list[str]) -> dict[str, tuple[str, str]]:
-        """Model and prompt of each indexed image among *paths* (for the hover tooltip)."""
-        found: dict[str, tuple[str, str]] = {}
+    def facts(self, paths: list[str]) -> dict[str, IndexedFacts]:
+        """Model, prompt and marks of each indexed image among *paths* (worker thread)."""
+        from stablenew.gallery.sidecar import decode_tags
+
+        found: dict[str, IndexedFacts] = {}
         index = self._open()
         for start in range(0, len(paths), 500):
             chunk = paths[start:start + 500]
-            for path, model, prompt in index.execute(
-                    f"SELECT path, model, prompt FROM gallery_images WHERE path IN "
+            for path, model, prompt, rating, tags in index.execute(
+                    f"SELECT path, model, prompt, rating, tags FROM gallery_images WHERE path IN "
                     f"({','.join('?' * len(chunk))})", chunk):
-                found[path] = (model, prompt)
+                found[path] = IndexedFacts(model, prompt, rating, decode_tags(tags))
         return found
 
     def choices(self) -> dict[str, list[str]]:

@@ -518,12 +518,15 @@ class GalleryIndex(CollectionsMixin):
 
     def set_marks(self, key: str, marks: Marks) -> int:
         """The rating and tags the user just gave the image known by *key* (its path or the
-        path its rating is kept under); returns how many rows changed."""
+        path its rating is kept under); returns how many rows changed. An image rated at its
+        own path (after a move) is known by that path from now on: the store has a record
+        of it there, newer than the one it followed."""
         with self._lock:
             before = self._db.total_changes
-            self._db.execute("UPDATE gallery_images SET rating = ?, tags = ? "
+            self._db.execute("UPDATE gallery_images SET rating = ?, tags = ?, rating_key = "
+                             "CASE WHEN path = ? THEN path ELSE rating_key END "
                              "WHERE path = ? OR rating_key = ?",
-                             (marks.rating, encode_tags(marks.tags), key, key))
+                             (marks.rating, encode_tags(marks.tags), key, key, key))
             return self._db.total_changes - before
 
     def moved(self, old: str, new: str) -> None:

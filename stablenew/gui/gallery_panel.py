@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stablenew.controller.gallery_reading import family_badge
 from stablenew.gui.compare_dialog import CompareDialog
 from stablenew.gui.gallery_actions_bar import GalleryActionsBar
 from stablenew.gui.gallery_filters import GalleryFilterBar
@@ -43,6 +44,7 @@ class GalleryModel(QAbstractListModel):
     """A view of the controller's item list; thumbnails are asked for only when painted."""
 
     KeyRole = Qt.ItemDataRole.UserRole + 1
+    FamilyRole = Qt.ItemDataRole.UserRole + 2  # the model family's badge ("SDXL"), or ""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -105,6 +107,8 @@ class GalleryModel(QAbstractListModel):
             return tooltip(item)
         if role == self.KeyRole:
             return item.key
+        if role == self.FamilyRole:
+            return family_badge(item.model)
         return None
 
     def _icon(self, key: str, decoded) -> QIcon:
@@ -115,6 +119,20 @@ class GalleryModel(QAbstractListModel):
         scaled = image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                               Qt.TransformationMode.SmoothTransformation)
         painter.drawImage((THUMB - scaled.width()) // 2, (THUMB - scaled.height()) // 2, scaled)
+        item = self.controller.item(key) if self.controller is not None else None
+        badge = family_badge(item.model) if item is not None else ""
+        if badge:  # the model family in the top left corner, on a dark chip that reads on any image
+            font = painter.font()
+            font.setPixelSize(11)
+            font.setBold(True)
+            painter.setFont(font)
+            box = painter.fontMetrics().boundingRect(badge).adjusted(-4, -2, 4, 2)
+            box.moveTo(3, 3)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(0, 0, 0, 170))
+            painter.drawRoundedRect(box, 4, 4)
+            painter.setPen(QColor("white"))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, badge)
         painter.end()
         icon = QIcon(canvas)
         self._icons[key] = icon
@@ -179,7 +197,8 @@ def tooltip(item: Any) -> str:
     """File name, model and the start of the prompt (as much as a tooltip shows well)."""
     lines = [item.path.name]
     if item.model:
-        lines.append(f"Model: {item.model}")
+        family = family_badge(item.model)
+        lines.append(f"Model: {item.model}" + (f" ({family})" if family else ""))
     if item.prompt:
         prompt = item.prompt if len(item.prompt) <= 300 else item.prompt[:300] + "…"
         lines.append(f"Prompt: {prompt}")
