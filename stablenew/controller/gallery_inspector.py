@@ -5,6 +5,7 @@ image, More like this, Upscale), each read and built off the Qt thread and sent 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -61,11 +62,14 @@ class GalleryInspector(QObject):
             log.info("gallery inspector: %s (%s)", exc.message, exc.detail)
             self.message_changed.emit(exc.message, True)
 
-    def _queue(self, configs: list[PipelineConfig], name: str) -> bool:
+    async def _queue(self, configs: list[PipelineConfig], name: str) -> bool:
         if self.enqueue_plan is None:
             self.message_changed.emit("The queue is not open yet; try again in a moment.", True)
             return False
-        if self.enqueue_plan(configs, name) is False:  # closing, or the queue did not start
+        added = self.enqueue_plan(configs, name)
+        if inspect.isawaitable(added):  # the queue's write: said done once it is in the queue
+            added = await added
+        if added is False:  # closing, or the queue did not start
             self.message_changed.emit("The queue is not open, so nothing was queued. See the "
                                       "Queue tab for why.", True)
             return False
@@ -81,7 +85,7 @@ class GalleryInspector(QObject):
         from stablenew.gallery.remake import regenerate_config
 
         config = await asyncio.to_thread(regenerate_config, path)
-        if self._queue([config], f"Regenerate {path.name}"):
+        if await self._queue([config], f"Regenerate {path.name}"):
             self.message_changed.emit(f"Queued {path.name} again with its own settings and seed "
                                       f"({config.txt2img.seed}).", False)
 
@@ -116,7 +120,7 @@ class GalleryInspector(QObject):
         await asyncio.to_thread(_needs_settings, path)
         stored = await asyncio.to_thread(store_start_image, path, self._folder())
         configs = await asyncio.to_thread(more_like_this_configs, path, stored)
-        if self._queue(configs, f"More like {path.name}"):
+        if await self._queue(configs, f"More like {path.name}"):
             self.message_changed.emit(f"Queued {images(len(configs))} like {path.name} "
                                       f"(seed {configs[0].txt2img.seed}).", False)
 
@@ -134,7 +138,7 @@ class GalleryInspector(QObject):
         stored = await asyncio.to_thread(store_start_image, path, self._folder())
         config = await asyncio.to_thread(upscale_config, path, stored, upscaler=upscaler,
                                          scale=scale)
-        if self._queue([config], f"Upscale {path.name}"):
+        if await self._queue([config], f"Upscale {path.name}"):
             self.message_changed.emit(f"Queued an upscale of {path.name} ({scale:g}× with "
                                       f"{config.upscale.upscaler}).", False)
 
