@@ -147,6 +147,6 @@ class GalleryInspector(QObject):
 
 
 def _needs_settings(path: Path) -> None:
-    from stablenew.gallery.remake import image_settings
+    from stablenew.gallery.remake import MORE_LIKE_IT, image_settings
 
-    image_settings(path)
+    image_settings(path, MORE_LIKE_IT)

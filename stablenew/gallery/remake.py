@@ -17,6 +17,7 @@ from stablenew.pipeline.infotext import ImageMetadataError
 
 #: "More like this": the same seed and prompt, redrawn this much (one image each).
 MORE_LIKE_THIS_DENOISE = (0.3, 0.4, 0.5)
+MORE_LIKE_IT = "make more like it from"
 DEFAULT_UPSCALER = "R-ESRGAN 4x+"
 
 
@@ -24,8 +25,9 @@ class NothingToRemake(StableNewError):
     """The image lacks what the action needs (its settings, a readable picture)."""
 
 
-def image_settings(path: Path) -> PipelineConfig:
-    """The settings *path* was made with, for one image; NothingToRemake when it has none.
+def image_settings(path: Path, purpose: str = "make it again from") -> PipelineConfig:
+    """The settings *path* was made with, for one image; NothingToRemake when it has none
+    ("This image has no parameters to <purpose>").
 
     Our chunk or an A1111 infotext gives the whole config; a ComfyUI, InvokeAI or SwarmUI
     image gives what the gallery reads from it (prompt, model, seed, steps, CFG, size)."""
@@ -34,7 +36,7 @@ def image_settings(path: Path) -> PipelineConfig:
     try:
         config, _loaded, _unknown = config_from_image(path)
     except ImageMetadataError:
-        config = _from_facts(path)
+        config = _from_facts(path, purpose)
     except OSError as exc:
         raise NothingToRemake(f"{path.name} cannot be read ({exc.strerror or exc}).",
                               detail=repr(exc)) from exc
@@ -42,15 +44,15 @@ def image_settings(path: Path) -> PipelineConfig:
     return config.with_changes({"txt2img.batch_size": 1, "txt2img.batch_count": 1})
 
 
-def _from_facts(path: Path) -> PipelineConfig:
+def _from_facts(path: Path, purpose: str) -> PipelineConfig:
     try:
         facts = read_facts(path)
     except (ImageMetadataError, OSError) as exc:
         raise NothingToRemake(f"{path.name} cannot be read as an image.", detail=repr(exc)) from exc
     if not facts.prompt:
-        raise NothingToRemake(f"This image has no parameters to make it again from: {path.name} "
-                              "carries no prompt or settings (it may have been edited or "
-                              "saved by a program that drops them).", detail=str(path))
+        raise NothingToRemake(f"This image has no parameters to {purpose}: {path.name} carries "
+                              "no prompt or settings (it may have been edited, or saved by a "
+                              "program that leaves them out).", detail=str(path))
     changes: dict[str, object] = {"txt2img.prompt": facts.prompt,
                                   "txt2img.negative_prompt": facts.negative,
                                   "txt2img.checkpoint": facts.model}
@@ -74,7 +76,7 @@ def _size_changes(facts: ImageFacts) -> dict[str, object]:
 
 def regenerate_config(path: Path) -> PipelineConfig:
     """The image's own settings and seed, to make it once more."""
-    config = image_settings(path)
+    config = image_settings(path, "regenerate from")
     if config.txt2img.enabled and not config.txt2img.prompt and not config.img2img.init_image:
         raise NothingToRemake("This image has no parameters to regenerate from: its settings "
                               "have no prompt.", detail=str(path))
@@ -127,7 +129,7 @@ def start_from(base: PipelineConfig, path: Path, stored: Path) -> tuple[Pipeline
 def more_like_this_configs(path: Path, stored: Path) -> list[PipelineConfig]:
     """Image to image from the picture with its own prompt and seed, a little redrawn: one
     config per denoise in MORE_LIKE_THIS_DENOISE (the same seed throughout)."""
-    own = image_settings(path)
+    own = image_settings(path, MORE_LIKE_IT)
     t = own.txt2img
     if not t.prompt or t.seed < 0:
         raise NothingToRemake("This image has no prompt and seed to make more like it from.",

@@ -111,6 +111,8 @@ class GalleryActionsBar(QWidget):
         keys = self._selected()
         dialog = self._dialog(f"{'Copy' if copy else 'Move'} {len(keys)} images to…")
         dialog.setFileMode(QFileDialog.FileMode.Directory)
+        if self.gallery is not None:  # next to the images: a folder beside the runs is typical
+            dialog.setDirectory(str(self.gallery.output_dir))
         dialog.fileSelected.connect(lambda folder: self._transfer(keys, folder, copy))
         dialog.open()
 
