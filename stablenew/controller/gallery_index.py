@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the index (and the metadata readers under it) load on first use, not at start
     from stablenew.gallery.files import FileOutcome
-    from stablenew.gallery.index import GalleryIndex
+    from stablenew.gallery.index import GalleryIndex, ScanProgress
     from stablenew.gallery.query import GalleryQuery, GalleryRow
     from stablenew.gallery.worker import IndexWorker
 
@@ -79,13 +79,23 @@ class IndexedOutputs:
                                       finished=lambda r: log.info("gallery index built: %s", r))
             self.worker.start()
             return None
+        # The output folder and the folders the user added (each once: not one inside another).
+        folders = _outermost([folder, *(r for r in index.roots() if os.path.isdir(r))])
         with self._scan_lock:
-            result = index.scan(folder)
-        if result.problems:
-            log.info("gallery index: %d files could not be read", len(result.problems))
-        rows = index.execute("SELECT path, mtime FROM gallery_images WHERE path > ? AND path < ? "
-                             "ORDER BY mtime DESC, path DESC", path_range(folder))
+            problems = sum(len(index.scan(f).problems) for f in folders)
+        if problems:
+            log.info("gallery index: %d files could not be read", problems)
+        ranges = [bound for f in folders for bound in path_range(f)]
+        where = " OR ".join(["(path > ? AND path < ?)"] * len(folders))
+        rows = index.execute(f"SELECT path, mtime FROM gallery_images WHERE {where} "
+                             "ORDER BY mtime DESC, path DESC", ranges)
         return [(Path(p), m, thumbnail_path(Path(p))) for p, m in rows]
+
+    def add_folder(self, folder: str) -> ScanProgress:
+        """Index a folder of the user's (another tool's outputs, say) and list it from now on
+        (worker thread); what the scan found and could not read."""
+        with self._scan_lock:
+            return self._open().scan(folder)
 
     @property
     def building(self) -> bool:
@@ -174,6 +184,8 @@ class IndexedOutputs:
 
         outcome = transfer(paths, folder, copy=copy)
         index = self._open()
+        if outcome.done and not copy:
+            index.add_root(folder)  # moved images stay in the gallery, wherever they went
         for old, new in outcome.done.items():
             if copy:
                 index.index_file(new)
@@ -218,3 +230,13 @@ class IndexedOutputs:
             if self._index is not None:
                 self._index.close()
                 self._index = None
+
+
+def _outermost(folders: list[str]) -> list[str]:
+    """*folders* without those inside another of them, in their order (the first kept first)."""
+    kept: list[str] = []
+    for folder in dict.fromkeys(folders):
+        if not any(folder == k or folder.startswith(k.rstrip(os.sep) + os.sep) for k in kept):
+            kept = [k for k in kept if not k.startswith(folder.rstrip(os.sep) + os.sep)]
+            kept.append(folder)
+    return kept

@@ -296,6 +296,7 @@ class GalleryPanel(QWidget):
         self.filters.query_changed.connect(controller.set_query)
         self.batch.bind(controller)
         self.batch.compare_requested.connect(self.open_compare)
+        self.filters.add_folder_button.clicked.connect(self.batch.choose_folder_to_add)
         controller.actions.message_changed.connect(self._say)
         controller.actions.collections_changed.connect(self.filters.set_collections)
         controller.actions.choices_changed.connect(self.filters.set_choices)

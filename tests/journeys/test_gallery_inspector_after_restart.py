@@ -1,8 +1,8 @@
 """Journey: the inspector's buttons build on an image (More like this, Use as init image,
-Upscale, Regenerate refused in plain words for a picture without settings); images other
-programs made are rated and tagged like ours; two images are moved into a folder the user
-types. After a restart the foreign images keep their stars, and the moved ones are listed
-at their new place, still rated."""
+Upscale, Regenerate refused in plain words for a picture without settings); a folder of images
+other programs made is added, and they are rated and tagged like ours; two images are moved
+into a folder the user types. After a restart the foreign images keep their stars, and the
+moved ones are listed at their new place, still rated."""
 
 from __future__ import annotations
 
@@ -46,6 +46,17 @@ def _press(qtbot, window, button) -> str:
     return sidebar.action_message.text()
 
 
+def _choose_in_dialog(qtbot, dialog, name: str) -> None:
+    """Type a folder's name (from where the dialog opened) and press Enter."""
+    qtbot.waitUntil(dialog.isVisible, timeout=5000)
+    name_edit = dialog.findChild(QLineEdit, "fileNameEdit")
+    name_edit.clear()
+    for key in name:  # at a person's pace: the dialog's list follows each key as it is typed
+        qtbot.keyClick(name_edit, key)
+        qtbot.wait(15)
+    qtbot.keyClick(name_edit, Qt.Key.Key_Return)
+
+
 def _queue_done(qtbot, window) -> None:
     queue = window.session.queue
     qtbot.waitUntil(lambda: queue is not None and queue.count == 0, timeout=WAIT)
@@ -55,13 +66,15 @@ def test_inspector_actions_foreign_ratings_and_moves_after_a_restart(qtbot, jour
     fake = fake_process(step_ms=5)
     save_server(fake.url)
     out = AppPaths.default().default_output_dir
-    # Made by other programs and copied into the output folder.
-    a1111 = png(out / "from-a1111" / "00001-77.png",
+    # Made by other programs, in a folder of their own beside StableNew's outputs.
+    elsewhere = out.parent / "elsewhere" / "other-tools"
+    a1111 = png(elsewhere / "a1111" / "00001-77.png",
                 {"parameters": a1111_text("a castle in fog", seed=77, model="juggernautXL")},
                 size=(64, 64))
-    comfy = png(out / "from-comfyui" / "ComfyUI_00001_.png", {"prompt": COMFY_GRAPH}, size=(64, 64))
-    photo = out / "photos" / "holiday.png"
-    photo.parent.mkdir()
+    comfy = png(elsewhere / "comfyui" / "ComfyUI_00001_.png", {"prompt": COMFY_GRAPH},
+                size=(64, 64))
+    photo = out / "photos" / "holiday.png"  # copied into the output folder
+    photo.parent.mkdir(parents=True)
     Image.new("RGB", (64, 64), "teal").save(photo)
     window = journey.open()
     assert window.session.app.output_dir == out
@@ -74,9 +87,18 @@ def test_inspector_actions_foreign_ratings_and_moves_after_a_restart(qtbot, jour
     qtbot.waitUntil(lambda: window.session.pipeline.state == "running", timeout=5000)
     qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=30000)
     panel, gallery, sidebar = window.gallery_panel, window.session.gallery, window.viewer.sidebar
-    qtbot.waitUntil(lambda: panel.model.rowCount() == 5, timeout=WAIT)
-    ours = [i.key for i in gallery.items[:2]]
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 3, timeout=WAIT)
+    ours = sorted(i.key for i in gallery.items[:2])  # …-00001-… (seed 500), …-00002-… (501)
     qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=WAIT)
+
+    # The other tools' folder is added to the gallery, typed in the folder dialog.
+    qtbot.mouseClick(panel.filters.filters_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.filters.add_folder_button, Qt.MouseButton.LeftButton)
+    _choose_in_dialog(qtbot, panel.batch.dialog, "elsewhere/other-tools")
+    qtbot.waitUntil(lambda: panel.message.text() == "Added the folder other-tools: 2 images.",
+                    timeout=WAIT)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 5, timeout=WAIT)
+    qtbot.mouseClick(panel.filters.filters_button, Qt.MouseButton.LeftButton)
 
     # The A1111 image: its family badge, on the tile and in the inspector; rated and tagged.
     _click(qtbot, window, str(a1111))
@@ -105,7 +127,7 @@ def test_inspector_actions_foreign_ratings_and_moves_after_a_restart(qtbot, jour
     # More like this on our image: three images, redrawn a little, reach the gallery.
     _click(qtbot, window, ours[0])
     said = _press(qtbot, window, sidebar.more_button)
-    assert said.startswith("Queued 3 images like ") and "(seed 501)" in said
+    assert said.startswith("Queued 3 images like ") and "(seed 500)" in said
     qtbot.waitUntil(lambda: panel.model.rowCount() == 8, timeout=WAIT)
     _queue_done(qtbot, window)
 
@@ -118,7 +140,7 @@ def test_inspector_actions_foreign_ratings_and_moves_after_a_restart(qtbot, jour
     assert cards.editor("txt2img.enabled").value() is False
     init = Path(cards.editor("img2img.init_image").value())
     assert init.parent.name == "start_images" and init.read_bytes() == Path(ours[1]).read_bytes()
-    assert cards.editor("txt2img.seed").value() == 500
+    assert cards.editor("txt2img.seed").value() == 501
 
     # Upscale: an image twice the size arrives.
     said = _press(qtbot, window, sidebar.upscale_button)
@@ -140,13 +162,8 @@ def test_inspector_actions_foreign_ratings_and_moves_after_a_restart(qtbot, jour
     keepers = out / "keepers"
     keepers.mkdir()  # the user's folder, made beforehand
     qtbot.mouseClick(panel.batch.move_button, Qt.MouseButton.LeftButton)
-    dialog = panel.batch.dialog
-    qtbot.waitUntil(dialog.isVisible, timeout=5000)
-    name_edit = dialog.findChild(QLineEdit, "fileNameEdit")
-    name_edit.clear()
-    assert Path(dialog.directory().path()) == out, "it opens at the output folder"
-    qtbot.keyClicks(name_edit, keepers.name)
-    qtbot.keyClick(name_edit, Qt.Key.Key_Return)
+    assert Path(panel.batch.dialog.directory().path()) == out, "it opens at the output folder"
+    _choose_in_dialog(qtbot, panel.batch.dialog, keepers.name)
     qtbot.waitUntil(lambda: panel.message.text() == "Moved 2 images.", timeout=WAIT)
     moved = sorted(str(keepers / Path(k).name) for k in ours)
     assert all(Path(m).exists() for m in moved) and not any(Path(k).exists() for k in ours)
