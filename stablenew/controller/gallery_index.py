@@ -79,8 +79,9 @@ class IndexedOutputs:
                                       finished=lambda r: log.info("gallery index built: %s", r))
             self.worker.start()
             return None
-        # The output folder and the folders the user added (each once: not one inside another).
-        folders = _outermost([folder, *(r for r in index.roots() if os.path.isdir(r))])
+        # The output folder and the folders the user added (each once: not one inside another);
+        # an earlier output folder is not listed, nor is a folder only the command line indexed.
+        folders = _outermost([folder, *(f for f in index.shown_folders() if os.path.isdir(f))])
         with self._scan_lock:
             problems = sum(len(index.scan(f).problems) for f in folders)
         if problems:
@@ -94,8 +95,9 @@ class IndexedOutputs:
     def add_folder(self, folder: str) -> ScanProgress:
         """Index a folder of the user's (another tool's outputs, say) and list it from now on
         (worker thread); what the scan found and could not read."""
+        index = self._open()
         with self._scan_lock:
-            return self._open().scan(folder)
+            return index.scan(index.show_folder(folder))
 
     @property
     def building(self) -> bool:
@@ -185,7 +187,7 @@ class IndexedOutputs:
         outcome = transfer(paths, folder, copy=copy)
         index = self._open()
         if outcome.done and not copy:
-            index.add_root(folder)  # moved images stay in the gallery, wherever they went
+            index.show_folder(folder)  # moved images stay in the gallery, wherever they went
         for old, new in outcome.done.items():
             if copy:
                 index.index_file(new)

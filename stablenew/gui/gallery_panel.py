@@ -17,7 +17,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QImage, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from stablenew.controller.gallery_reading import family_badge
 from stablenew.gui.compare_dialog import CompareDialog
 from stablenew.gui.gallery_actions_bar import GalleryActionsBar
 from stablenew.gui.gallery_filters import GalleryFilterBar
@@ -54,6 +53,13 @@ class GalleryModel(QAbstractListModel):
         # or decoded again in the background when it scrolls back into view).
         self._icons: OrderedDict[str, QIcon] = OrderedDict()
         self._placeholder = self._make_placeholder()
+        # The badge's font is loaded here, while the window is built: loading it at the first
+        # thumbnail stalled the window (54 ms).
+        self._badge_font = QFont()
+        self._badge_font.setPixelSize(11)
+        self._badge_font.setBold(True)
+        self._badge_metrics = QFontMetrics(self._badge_font)
+        self._badge_metrics.boundingRect("SDXL")
         self._rows = 0
         self._resetting = False
 
@@ -122,11 +128,8 @@ class GalleryModel(QAbstractListModel):
         item = self.controller.item(key) if self.controller is not None else None
         badge = family_badge(item.model) if item is not None else ""
         if badge:  # the model family in the top left corner, on a dark chip that reads on any image
-            font = painter.font()
-            font.setPixelSize(11)
-            font.setBold(True)
-            painter.setFont(font)
-            box = painter.fontMetrics().boundingRect(badge).adjusted(-4, -2, 4, 2)
+            painter.setFont(self._badge_font)
+            box = self._badge_metrics.boundingRect(badge).adjusted(-4, -2, 4, 2)
             box.moveTo(3, 3)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(0, 0, 0, 170))
@@ -191,6 +194,14 @@ class GalleryModel(QAbstractListModel):
         if row >= 0:
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+def family_badge(model: str) -> str:
+    """The model family's badge ("SDXL"); the controller's reading loads on first use, not
+    at start-up."""
+    from stablenew.controller.gallery_reading import family_badge as badge
+
+    return badge(model)
 
 
 def tooltip(item: Any) -> str:

@@ -190,3 +190,13 @@ def test_an_image_without_settings_is_refused_in_plain_words(rig, qtbot):
 
     text, problem = _said(qtbot, gallery, lambda: gallery.inspector.regenerate(str(tmp / "gone.png")))
     assert problem and "gone.png" in text
+
+
+@pytest.mark.parametrize(("model", "badge"), [
+    ("sd_xl_base_1.0.safetensors [31e35c80fc]", "SDXL"), ("flux1-dev-fp8", "Flux"),
+    ("ponyDiffusionV6XL", "Pony"), ("SD15/dreamshaper_8.safetensors", "SD 1.5"),
+    ("illustriousXL_v01", "Illustrious"), ("sd3.5_large", "SD 3.5"), ("", "")])
+def test_the_family_badge_is_what_the_model_name_says(model, badge):
+    from stablenew.controller.gallery_reading import family_badge
+
+    assert family_badge(model) == badge
