@@ -78,6 +78,17 @@ def test_inspector_actions_foreign_ratings_and_moves_after_a_restart(qtbot, jour
     Image.new("RGB", (64, 64), "teal").save(photo)
     window = journey.open()
     assert window.session.app.output_dir == out
+    panel, gallery, sidebar = window.gallery_panel, window.session.gallery, window.viewer.sidebar
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=WAIT)
+
+    # The other tools' folder is added to the gallery, typed in the folder dialog.
+    qtbot.mouseClick(panel.filters.filters_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.filters.add_folder_button, Qt.MouseButton.LeftButton)
+    _choose_in_dialog(qtbot, panel.batch.dialog, "elsewhere/other-tools")
+    qtbot.waitUntil(lambda: panel.message.text() == "Added the folder other-tools: 2 images.",
+                    timeout=WAIT)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 3, timeout=WAIT)
+    qtbot.mouseClick(panel.filters.filters_button, Qt.MouseButton.LeftButton)
 
     type_into(qtbot, window, "txt2img.prompt", "a lighthouse at dusk")
     for path, value in (("txt2img.steps", 4), ("txt2img.batch_count", 2),
@@ -86,19 +97,9 @@ def test_inspector_actions_foreign_ratings_and_moves_after_a_restart(qtbot, jour
     qtbot.mouseClick(window.commands.run_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.session.pipeline.state == "running", timeout=5000)
     qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=30000)
-    panel, gallery, sidebar = window.gallery_panel, window.session.gallery, window.viewer.sidebar
-    qtbot.waitUntil(lambda: panel.model.rowCount() == 3, timeout=WAIT)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 5, timeout=WAIT)
     ours = sorted(i.key for i in gallery.items[:2])  # …-00001-… (seed 500), …-00002-… (501)
     qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=WAIT)
-
-    # The other tools' folder is added to the gallery, typed in the folder dialog.
-    qtbot.mouseClick(panel.filters.filters_button, Qt.MouseButton.LeftButton)
-    qtbot.mouseClick(panel.filters.add_folder_button, Qt.MouseButton.LeftButton)
-    _choose_in_dialog(qtbot, panel.batch.dialog, "elsewhere/other-tools")
-    qtbot.waitUntil(lambda: panel.message.text() == "Added the folder other-tools: 2 images.",
-                    timeout=WAIT)
-    qtbot.waitUntil(lambda: panel.model.rowCount() == 5, timeout=WAIT)
-    qtbot.mouseClick(panel.filters.filters_button, Qt.MouseButton.LeftButton)
 
     # The A1111 image: its family badge, on the tile and in the inspector; rated and tagged.
     _click(qtbot, window, str(a1111))
