@@ -203,7 +203,7 @@ class _Run(RunSaving):
         failed = len({e.image_index for e in self.errors if e.image_index is not None})
         self._emit(RunFinished(self.run_id, status, len(self.records), failed, seconds, message))
         if self.log is not None:
-            self.log.close()
+            await asyncio.to_thread(self.log.close)  # the last lines reach the disk first
         return RunResult(self.run_id, status, self.records, self.errors, self.output_dir,
                          seconds, message, self.warnings, folder_made=self._folder_ready)
 
