@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields, is_dataclass
 from enum import Enum
 from pathlib import Path
@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 #: Progress lines are kept at most this often; every other event is always written.
 PROGRESS_INTERVAL_S = 1.0
+#: How often the writer writes the lines handed over (and at the close).
+FLUSH_S = 0.5
 
 
 class RunLog:
@@ -25,20 +27,23 @@ class RunLog:
 
     The file is opened and written in a thread of its own, in the order of the events: the
     run's events come on the event loop, which is the window's Qt thread, and a write that
-    waits for the disk (a busy or network drive) would freeze the window meanwhile.
+    waits for the disk (a busy or network drive) would freeze the window meanwhile. The lines
+    are handed over without waking the writer, which writes them every FLUSH_S: a wake-up per
+    event, each a hand-over of Python's lock, stalled the window on a busy machine.
     """
 
     def __init__(self, path: Path) -> None:
+        """Starts the writer's thread: make it off the Qt thread (`asyncio.to_thread`)."""
         self.path = path
-        self._file: IO[str] | None = None
         self._last_progress = 0.0
-        # One worker: the lines are written in the order they were handed over.
-        self._writer: ThreadPoolExecutor | None = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="run-log")
-        self._writer.submit(self._open)
+        self._lines: list[dict[str, Any]] = []  # handed over, not yet written
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._writer = threading.Thread(target=self._write_all, name="run-log", daemon=True)
+        self._writer.start()
 
     def write(self, event: RunEvent) -> None:
-        if self._writer is None:
+        if self._closing.is_set():
             return
         now = time.time()
         if isinstance(event, ProgressUpdate):
@@ -47,41 +52,52 @@ class RunLog:
             self._last_progress = now
         # Made plain here, as the event is now; serialised and written in the writer's thread.
         line = {"t": round(now, 3), "event": type(event).__name__, **_plain(event)}
-        self._writer.submit(self._append, line)
+        with self._lock:
+            self._lines.append(line)
+
+    def close_soon(self) -> None:
+        """No more lines: the writer writes what is left and closes the file, in its time."""
+        self._closing.set()
 
     def close(self) -> None:
         """Write what is left and close the file; waits for the writer (call it off the Qt
         thread, e.g. with `asyncio.to_thread`)."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.submit(self._close)
-            writer.shutdown(wait=True)
+        self._closing.set()
+        self._writer.join()
 
     # --- in the writer's thread -------------------------------------------------------------
 
-    def _open(self) -> None:
+    def _write_all(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
+            file: IO[str] | None = open(self.path, "a", encoding="utf-8", newline="\n")  # noqa: SIM115
         except OSError as exc:
             log.warning("run log %s cannot be written: %s", self.path, exc)
+            file = None
+        while True:
+            closing = self._closing.wait(FLUSH_S)
+            with self._lock:
+                lines, self._lines = self._lines, []
+            if file is not None and lines:
+                try:
+                    file.write("".join(json.dumps(line, ensure_ascii=False, default=str) + "\n"
+                                       for line in lines))
+                    file.flush()
+                except (OSError, ValueError) as exc:
+                    log.warning("run log %s: %s", self.path, exc)
+                    _closed(file, self.path)
+                    file = None
+            if closing:
+                break
+        if file is not None:
+            _closed(file, self.path)
 
-    def _append(self, line: dict[str, Any]) -> None:
-        if self._file is None:
-            return
-        try:
-            self._file.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
-        except (OSError, ValueError) as exc:
-            log.warning("run log %s: %s", self.path, exc)
-            self._close()
 
-    def _close(self) -> None:
-        if self._file is not None:
-            try:
-                self._file.close()
-            except OSError as exc:
-                log.warning("run log %s: %s", self.path, exc)
-            self._file = None
+def _closed(file: IO[str], path: Path) -> None:
+    try:
+        file.close()
+    except OSError as exc:
+        log.warning("run log %s: %s", path, exc)
 
 
 def _plain(obj: Any) -> Any:

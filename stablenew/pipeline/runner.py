@@ -176,7 +176,9 @@ class _Run(RunSaving):
                     f"The output folder {where} cannot be created. Choose another folder in "
                     "Settings.", started, detail=problem)
         if self.runner.log_dir is not None:
-            self.log = RunLog(Path(self.runner.log_dir) / f"{self.run_id}.jsonl")
+            # Made in a worker: the log's writer thread starts there (starting a thread waits
+            # for it to run, which on a busy machine stalled the window's loop).
+            self.log = await asyncio.to_thread(RunLog, Path(self.runner.log_dir) / f"{self.run_id}.jsonl")
         total = len(self.inputs) if self.inputs is not None else (
             self.config.txt2img.batch_size * self.config.txt2img.batch_count)
         self.chain = chain
@@ -192,6 +194,10 @@ class _Run(RunSaving):
                 await self._run_from_prompt(chain)
         except RunCancelled:
             cancelled = True
+        except BaseException:
+            if self.log is not None:
+                self.log.close_soon()  # what was logged reaches the disk; the writer ends
+            raise
         finally:
             # Nothing of ours may keep running on the node once the run is over.
             await self._abandon_outstanding()
