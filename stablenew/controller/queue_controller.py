@@ -420,9 +420,11 @@ class QueueController(QObject):
                 from stablenew.storage.paths import AppPaths
 
                 machinery = RunMachinery(self.output_root or AppPaths.default().default_output_dir)
-            runner = machinery.queue_runner(store, backend, node=node, depth=depth,
-                                            backoff_base=backoff_base,
-                                            on_event=self._on_queue_event)
+            # Built in a worker: the runner's modules are imported (the first Run of a session)
+            # and its database thread started there, not on the Qt thread.
+            runner = await asyncio.to_thread(
+                machinery.queue_runner, store, backend, node=node, depth=depth,
+                backoff_base=backoff_base, on_event=self._on_queue_event)
             self._runner = runner
             await runner.run()
         finally:
