@@ -177,12 +177,24 @@ class NoticeStack(QWidget):
             banner.changed.connect(self.place)
             banner.installEventFilter(self)  # its details opening or closing changes its height
         anchor.installEventFilter(self)
+        self._place_pending = False
         self.hide()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
         if event.type() in (QEvent.Type.Resize, QEvent.Type.Move, QEvent.Type.LayoutRequest):
-            self.place()
+            self._place_soon()
         return False
+
+    def _place_soon(self) -> None:
+        """One place() for all the resizes, moves and layout requests of a turn of the loop
+        (one resize of the window brought five, each laying the banners' text out again)."""
+        if not self._place_pending:
+            self._place_pending = True
+            QTimer.singleShot(0, self, self._place_now)
+
+    def _place_now(self) -> None:
+        self._place_pending = False
+        self.place()
 
     def place(self) -> None:
         """Cover the anchor's bottom edge, as tall as the banners shown need; hidden with none."""
