@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from stablenew.catalog.entry import BaseModel, ModelEntry, ModelKind
 from stablenew.catalog.hashes import HashWorker
 from stablenew.catalog.index import Catalog, scan
 from stablenew.catalog.match import LoraMatch, Matcher
-from stablenew.catalog.prompt import insert_lora
+from stablenew.catalog.prompt import insert_lora, lora_hashes_for_files
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.tasks import TaskOwner
 
@@ -135,6 +135,10 @@ class CatalogController(QObject):
                 continue
             out.append(entry)
         return sorted(out, key=lambda e: e.display_name.lower())
+
+    def lora_hashes_for(self, files: Sequence[str]) -> str:
+        """A1111's `Lora hashes` for LoRA files a ComfyUI graph loaded ("" while none is hashed)."""
+        return lora_hashes_for_files(files, self._catalog)
 
     def match(self, prompt: str, checkpoint: str = "") -> list[LoraMatch]:
         if self._matcher is None:
