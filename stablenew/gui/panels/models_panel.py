@@ -214,6 +214,8 @@ class ModelsPanel(QWidget):
         self.grid.setLayoutMode(QListView.LayoutMode.Batched)
         self.grid.setBatchSize(200)
         self.grid.setModel(self.model)
+        # Ctrl/Shift-click picks several LoRAs for a swatch batch (and the randomizer's axis).
+        self.grid.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
 
         self.details = QLabel("Pick a LoRA to see its trigger words.")
         self.details.setObjectName("MutedLabel")
@@ -242,6 +244,10 @@ class ModelsPanel(QWidget):
         self.try_button.setToolTip("A learning run over its weight (0.2 to 1.0) on your prompt, "
                                    "to rate side by side")
         self.try_button.setEnabled(False)
+        self.swatch_button = QPushButton("Swatch batch")
+        self.swatch_button.setObjectName("SwatchBatch")
+        self.swatch_button.setEnabled(False)
+        self.swatch_button.setToolTip(controller.swatch_words(0))
         self.triggers_row.addStretch(1)  # boxes as wide as their words: a click beside one misses
         bottom = QVBoxLayout()
         bottom.addLayout(self.triggers_row)
@@ -249,6 +255,7 @@ class ModelsPanel(QWidget):
         actions.addWidget(self.weight_slider)
         actions.addWidget(self.weight)
         actions.addStretch(1)
+        actions.addWidget(self.swatch_button)
         actions.addWidget(self.try_button)
         actions.addWidget(self.add_button)
         bottom.addLayout(actions)
@@ -269,9 +276,11 @@ class ModelsPanel(QWidget):
         self.favourites.toggled.connect(self._filter)
         self.on_server.toggled.connect(self._filter)
         self.grid.selectionModel().currentChanged.connect(self._selected)
+        self.grid.selectionModel().selectionChanged.connect(lambda *_: self._picked_changed())
         self.grid.doubleClicked.connect(lambda _index: self._add())
         self.add_button.clicked.connect(self._add)
         self.try_button.clicked.connect(self._try)
+        self.swatch_button.clicked.connect(self._swatch)
         self.add_folder_button.clicked.connect(self._ask_folder)
         controller.entries_changed.connect(self._entries_changed)
         controller.progress_changed.connect(self._progress)
@@ -309,9 +318,12 @@ class ModelsPanel(QWidget):
                                         favourites=self.favourites.isChecked())
         self.model.set_rows(rows)
         if selected is not None and selected in rows:
-            self.grid.setCurrentIndex(self.model.index(rows.index(selected)))
+            index = self.model.index(rows.index(selected))
+            if self.grid.currentIndex() != index:  # the same rows keep the user's selection
+                self.grid.setCurrentIndex(index)
         else:
             self._show(None)
+        self._picked_changed()
 
     def _progress(self, done: int, total: int) -> None:
         if total:
@@ -373,6 +385,23 @@ class ModelsPanel(QWidget):
             return
         words = [box.text() for box in self.trigger_boxes if box.isChecked()]
         self.controller.try_lora(entry, words)
+
+    def picked(self) -> list[Any]:
+        """The selected LoRAs, in the grid's order."""
+        rows = sorted(index.row() for index in self.grid.selectionModel().selectedIndexes())
+        return [self.model.rows[row] for row in rows if row < len(self.model.rows)]
+
+    def _picked_changed(self) -> None:
+        picked = self.picked()
+        count = len(picked)
+        self.swatch_button.setEnabled(2 <= count <= self.controller.MAX_SWATCH)
+        # The count is on the button before it runs: one image per LoRA.
+        self.swatch_button.setText(f"Swatch batch ({count} images)" if count >= 2 else "Swatch batch")
+        self.swatch_button.setToolTip(self.controller.swatch_words(count))
+        self.controller.set_panel_choice(picked, self.model.rows)
+
+    def _swatch(self) -> None:
+        self.controller.swatch(self.picked())
 
     def _ask_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "A folder of LoRAs")
