@@ -13,7 +13,8 @@ from stablenew.pipeline.infotext import read_image_metadata
 from tests.catalog.factory import SD1_KEYS, write_model
 
 
-def _click(qtbot, panel, row: int, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+def _click(qtbot, panel, name: str, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    row = [entry.name for entry in panel.model.rows].index(name)
     rect = panel.grid.visualRect(panel.model.index(row))
     qtbot.mouseClick(panel.grid.viewport(), Qt.MouseButton.LeftButton, modifier, rect.center())
 
@@ -34,9 +35,11 @@ def test_library_axis_runs_the_picked_loras(qtbot, window_for, fake_sdwebui_thre
     window.work_tabs.setCurrentWidget(models)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(loras))
     qtbot.mouseClick(models.add_folder_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: models.model.rowCount() == 3, timeout=10000)
-    _click(qtbot, models, 0)
-    _click(qtbot, models, 2, Qt.KeyboardModifier.ControlModifier)
+    # The server's own LoRAs (add_detail, film_grain) join the grid when its list is read.
+    qtbot.waitUntil(lambda: {"ink", "neon", "zeta"} <= {e.name for e in models.model.rows},
+                    timeout=10000)
+    _click(qtbot, models, "ink")
+    _click(qtbot, models, "zeta", Qt.KeyboardModifier.ControlModifier)
     window.pipeline_panel.editor("txt2img.prompt").set_value("a fox")
     for path, value in {"txt2img.steps": 2, "txt2img.width": 64, "txt2img.height": 64}.items():
         window.pipeline_panel.editor(path).set_value(value)
@@ -55,7 +58,7 @@ def test_library_axis_runs_the_picked_loras(qtbot, window_for, fake_sdwebui_thre
 
     # A third LoRA picked in Models: the axis and its count follow.
     window.work_tabs.setCurrentWidget(models)
-    _click(qtbot, models, 1, Qt.KeyboardModifier.ControlModifier)
+    _click(qtbot, models, "neon", Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: "make 3 images in 3 variants" in panel.count_label.text(), timeout=10000)
     assert row.values.text() == "ink:1, neon:1, zeta:1"
     shown = int(re.search(r"make (\d+) images?", panel.count_label.text()).group(1))

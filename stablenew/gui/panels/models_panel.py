@@ -12,6 +12,8 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
+    QItemSelection,
+    QItemSelectionModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -310,6 +312,7 @@ class ModelsPanel(QWidget):
 
     def _filter(self) -> None:
         selected = self._entry()
+        picked = {entry.name for entry in self.picked()}
         self.on_server.setEnabled(bool(self.controller.current_node))
         node = self.controller.current_node if self.on_server.isChecked() else ""
         rows = self.controller.filtered(self.search.text(), self.family.currentData() or "",
@@ -323,7 +326,20 @@ class ModelsPanel(QWidget):
                 self.grid.setCurrentIndex(index)
         else:
             self._show(None)
+        if len(picked) > 1:
+            self._reselect(picked)
         self._picked_changed()
+
+    def _reselect(self, names: set[str]) -> None:
+        """Pick again the LoRAs picked before the rows were re-read (a folder or server list
+        read again), those still shown, so a multi-selection survives it."""
+        selection = QItemSelection()
+        for row, entry in enumerate(self.model.rows):
+            if entry.name in names:
+                index = self.model.index(row)
+                selection.select(index, index)
+        self.grid.selectionModel().select(selection,
+                                          QItemSelectionModel.SelectionFlag.ClearAndSelect)
 
     def _progress(self, done: int, total: int) -> None:
         if total:
