@@ -34,7 +34,7 @@ from stablenew.randomizer.card_prompt import card_choices_plan, may_have_choices
 from stablenew.randomizer.counting import wildcard_manager
 from stablenew.randomizer.errors import RandomizerError, TemplateError
 from stablenew.randomizer.plan import Plan, plan
-from stablenew.randomizer.spec import AxisKind, VariationMode, VariationSpec
+from stablenew.randomizer.spec import MAX_AXIS_VALUES, AxisKind, VariationMode, VariationSpec
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.settings import AppSettings, peek_settings
 from stablenew.storage.validation import plain_problems
@@ -252,8 +252,9 @@ class RandomizerAdapter(QObject):
         axes = []
         for name, text in rows:
             if name == AxisKind.lora_library:
-                if not self._library:
-                    self._set_error(LIBRARY_EMPTY)
+                problem = self._library_problem()
+                if problem:
+                    self._set_error(problem)
                     return
                 axes.append(self._library_axis())
                 continue
@@ -285,11 +286,21 @@ class RandomizerAdapter(QObject):
         self.library_changed.emit(self.library_text())
         if not any(axis.kind is AxisKind.lora_library for axis in self._spec.axes):
             return
-        if not library:
-            self._set_error(LIBRARY_EMPTY)
+        problem = self._library_problem()
+        if problem:
+            self._set_error(problem)
             return
         self._update(axes=[self._library_axis() if axis.kind is AxisKind.lora_library
                            else axis.model_dump() for axis in self._spec.axes])
+
+    def _library_problem(self) -> str:
+        """Why the pick cannot be an axis ("" when it can), said before any work is done."""
+        if not self._library:
+            return LIBRARY_EMPTY
+        if len(self._library) > MAX_AXIS_VALUES:
+            return (f"The Models tab picks {len(self._library)} LoRAs; a 'LoRA from library' axis "
+                    f"takes at most {MAX_AXIS_VALUES}. Select some, or narrow its filter.")
+        return ""
 
     def _library_axis(self) -> dict[str, Any]:
         return {"kind": AxisKind.lora_library.value,

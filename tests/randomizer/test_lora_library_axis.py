@@ -53,6 +53,11 @@ def test_an_empty_pick_says_what_to_do(qtbot, adapter):
         adapter.set_axes([("lora_library", "")])
     assert blocker.args == [LIBRARY_EMPTY]
     assert not any(a.kind is AxisKind.lora_library for a in adapter.spec.axes)
+    # A filter showing thousands is refused at once, in words, before any validation work.
+    with qtbot.waitSignal(adapter.error_changed, timeout=WAIT_MS) as blocker:
+        adapter.set_library_loras([(f"l{i}", 1.0) for i in range(5000)])
+        adapter.set_axes([("lora_library", "")])
+    assert blocker.args[0].startswith("The Models tab picks 5000 LoRAs")
 
 
 def test_the_axis_row_shows_the_pick_read_only(qtbot, adapter):
