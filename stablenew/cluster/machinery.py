@@ -141,8 +141,11 @@ class RunMachinery:
             step = PromptEnhancer.from_settings(settings, paths)
             if step is not None and step.warning and warn is not None:
                 warn(step.warning)
+        from stablenew.catalog.lookup import CachedLoraHashes
+
         machinery = cls(output_root or settings.output_path(paths), log_dir=paths.log_dir,
-                        prompt_step=step, learning=learning)
+                        prompt_step=step, learning=learning,
+                        lora_hashes=CachedLoraHashes(paths.data_dir / "catalog.db"))
         machinery._owned_step = step
         return machinery
 

@@ -5,6 +5,7 @@ recognise them; the fake ComfyUI over real HTTP + WS."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from stablenew.catalog.entry import ModelKind
 from stablenew.catalog.hashes import hash_entries
 from stablenew.catalog.index import scan
 from stablenew.catalog.prompt import lora_hashes_for_files
+from stablenew.cli import main
 from stablenew.community.meta import parse_item
 from stablenew.pipeline.cancel import CancelToken
 from stablenew.pipeline.config import PipelineConfig
@@ -85,3 +87,23 @@ async def test_without_the_catalog_the_image_has_no_lora_hashes(tmp_path):
             await backend.aclose()
     assert result.status is RunStatus.completed, result.errors
     assert "Lora hashes" not in read_image_metadata(result.records[0].path).parsed
+
+
+def test_stablenew_run_on_comfyui_names_the_hashes_lora_scan_cached(tmp_path, capsys):
+    """Without a window: `stablenew run` reads the catalog cache `lora scan` (or the window)
+    keeps, on the first image that loaded LoRAs."""
+    loras = tmp_path / "Lora"
+    write_model(loras / "neon.safetensors", {"sshs_model_hash": "ab" * 32})
+    assert main(["lora", "scan", str(loras)]) == 0
+    capsys.readouterr()
+    config = tmp_path / "cfg.yaml"
+    config.write_text('version: 1\ntxt2img:\n  prompt: "a city, <lora:neon:0.7>"\n'
+                      "  checkpoint: sd15_base.safetensors\n  width: 64\n  height: 64\n"
+                      "  steps: 2\n  seed: 5\n", encoding="utf-8")
+    with FakeComfyUI(step_ms=1, loras=("neon.safetensors",)).running_in_thread() as fake:
+        code = main(["run", str(config), "--node", fake.url, "--kind", "comfyui",
+                     "--out", str(tmp_path / "out")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    [image] = [Path(line) for line in out.out.splitlines()]
+    assert read_image_metadata(image).parsed["Lora hashes"] == f"neon: {'ab' * 6}"
