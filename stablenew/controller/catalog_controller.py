@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
@@ -28,6 +28,9 @@ from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.tasks import TaskOwner
 from stablenew.learning.parameters import SWATCH_KEY
 
+if TYPE_CHECKING:
+    from stablenew.pipeline.config import PipelineConfig
+
 log = logging.getLogger("stablenew.controller")
 
 #: How long a watched folder must stay quiet before it is read again (a copy of 50 LoRAs
@@ -40,7 +43,7 @@ TRY_WEIGHTS = (0.2, 0.4, 0.6, 0.8, 1.0)
 MAX_SWATCH = 10
 
 #: Starts a learning run on (config, parameter key, values); returns "" or why it did not start.
-LearningRunStarter = Callable[[Any, str, list[float | str]], str]
+LearningRunStarter: TypeAlias = "Callable[[PipelineConfig, str, list[float | str]], str]"
 
 
 class CatalogController(QObject):
@@ -80,8 +83,8 @@ class CatalogController(QObject):
         self._server_lists: dict[str, tuple[list[ServerLora], tuple[str, ...]]] = {}
         self._again = False  # a change arrived while reading: read once more afterwards
         self._reading = False
-        self._get_config: Callable[[], Any] | None = None
-        self._load_config: Callable[[Any], None] | None = None
+        self._get_config: Callable[[], PipelineConfig] | None = None
+        self._load_config: Callable[[PipelineConfig], None] | None = None
         self._start_learning_run: LearningRunStarter | None = None
         self._library_loras: list[tuple[str, float]] = []
         self._watcher = QFileSystemWatcher(self)
@@ -287,7 +290,8 @@ class CatalogController(QObject):
 
     # --- the prompt ------------------------------------------------------------------------
 
-    def set_prompt_target(self, get_config: Callable[[], Any], load_config: Callable[[Any], None]) -> None:
+    def set_prompt_target(self, get_config: Callable[[], PipelineConfig],
+                          load_config: Callable[[PipelineConfig], None]) -> None:
         """The cards' current config and how to load a changed one (the pipeline controller's)."""
         self._get_config, self._load_config = get_config, load_config
 

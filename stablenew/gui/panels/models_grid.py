@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -20,6 +20,9 @@ from PySide6.QtCore import (
     Signal,
 )
 from PySide6.QtGui import QColor, QIcon, QImage, QImageReader, QPixmap
+
+if TYPE_CHECKING:
+    from stablenew.controller.catalog_controller import ModelEntry
 
 THUMB = 112
 MAX_ICONS = 800
@@ -53,7 +56,7 @@ class ModelsModel(QAbstractListModel):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.rows: list[Any] = []
+        self.rows: list[ModelEntry] = []
         self._rows_of: dict[str, list[int]] = {}  # preview path -> rows showing it
         self._icons: OrderedDict[str, QIcon] = OrderedDict()
         self._asked: set[str] = set()
@@ -70,7 +73,7 @@ class ModelsModel(QAbstractListModel):
         self._repaint.setInterval(30)
         self._repaint.timeout.connect(self._repaint_changed)
 
-    def set_rows(self, rows: list[Any]) -> None:
+    def set_rows(self, rows: list[ModelEntry]) -> None:
         if len(rows) == len(self.rows) and all(a is b for a, b in zip(rows, self.rows, strict=True)):
             # Same entries (new hashes, say): repaint in place, so the scroll position and
             # the selection stay where the user left them.
@@ -89,7 +92,7 @@ class ModelsModel(QAbstractListModel):
         return 0 if parent.isValid() else len(self.rows)
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+             role: int = Qt.ItemDataRole.DisplayRole) -> str | ModelEntry | QIcon | None:
         if not index.isValid() or index.row() >= len(self.rows):
             return None
         entry = self.rows[index.row()]
@@ -134,7 +137,7 @@ class ModelsModel(QAbstractListModel):
             self.dataChanged.emit(self.index(first), self.index(last), [Qt.ItemDataRole.DecorationRole])
 
 
-def _tooltip(entry: Any) -> str:
+def _tooltip(entry: ModelEntry) -> str:
     lines = [f"<b>{escape(entry.display_name)}</b> — &lt;lora:{escape(entry.name)}&gt;",
              f"Base model: {entry.base_model.value}",
              "Trigger words: " + (escape(", ".join(entry.triggers)) or "none: add some")]

@@ -7,7 +7,7 @@ through thousands of LoRAs never reads a file on the Qt thread.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, QSize, Qt
 from PySide6.QtWidgets import (
@@ -27,13 +27,16 @@ from PySide6.QtWidgets import (
 
 from stablenew.gui.panels.models_grid import THUMB, ModelsModel
 
+if TYPE_CHECKING:
+    from stablenew.controller.catalog_controller import CatalogController, ModelEntry
+
 ALL_FAMILIES = "All families"
 
 
 class ModelsPanel(QWidget):
     """Grid of LoRAs with search and filters; a selected LoRA goes into the prompt with its words."""
 
-    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: CatalogController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
         self.setObjectName("ModelsPanel")
@@ -90,7 +93,7 @@ class ModelsPanel(QWidget):
         self.details.setWordWrap(True)
         self.triggers_row = QHBoxLayout()
         self.trigger_boxes: list[QCheckBox] = []
-        self._shown: Any = None
+        self._shown: ModelEntry | None = None
         self.weight = QDoubleSpinBox()
         self.weight.setRange(-2.0, 2.0)
         self.weight.setSingleStep(0.05)
@@ -211,14 +214,14 @@ class ModelsPanel(QWidget):
         if total:
             self.status.setText(f"Reading LoRAs… {done} of {total}")
 
-    def _entry(self) -> Any:
+    def _entry(self) -> ModelEntry | None:
         index = self.grid.currentIndex()
         return index.data(ModelsModel.EntryRole) if index.isValid() else None
 
     def _selected(self, index: QModelIndex, _previous: QModelIndex) -> None:
         self._show(index.data(ModelsModel.EntryRole) if index.isValid() else None)
 
-    def _show(self, entry: Any) -> None:
+    def _show(self, entry: ModelEntry | None) -> None:
         if entry is not None and entry is self._shown:
             return  # the same LoRA again (the list was refreshed): keep the user's ticks
         self._shown = entry
@@ -268,7 +271,7 @@ class ModelsPanel(QWidget):
         words = [box.text() for box in self.trigger_boxes if box.isChecked()]
         self.controller.try_lora(entry, words)
 
-    def picked(self) -> list[Any]:
+    def picked(self) -> list[ModelEntry]:
         """The selected LoRAs, in the grid's order."""
         rows = sorted(index.row() for index in self.grid.selectionModel().selectedIndexes())
         return [self.model.rows[row] for row in rows if row < len(self.model.rows)]
