@@ -312,6 +312,18 @@ class CatalogController(QObject):
         self.message_changed.emit(f"Added {entry.display_name} to the prompt.")
         return True
 
+    def use_checkpoint(self, entry: ModelEntry) -> bool:
+        """Make *entry* the Text-to-image model (the name as the server lists it; a folder's
+        file by its file name, which A1111 and ComfyUI both find)."""
+        if self._get_config is None or self._load_config is None:
+            return False
+        name = entry.path if entry.origin else Path(entry.path).name
+        config = self._get_config()
+        txt2img = config.txt2img.model_copy(update={"checkpoint": name})
+        self._load_config(config.model_copy(update={"txt2img": txt2img}))
+        self.message_changed.emit(f"Text to image now uses {entry.display_name}.")
+        return True
+
     def set_learning_run_starter(self, start: LearningRunStarter) -> None:
         """How "Try this LoRA" starts a learning run (the session's learning room)."""
         self._start_learning_run = start

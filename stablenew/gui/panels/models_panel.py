@@ -40,6 +40,11 @@ class ModelsPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self.setObjectName("ModelsPanel")
+        # LoRAs or checkpoints: one grid, the same search and family filter.
+        self.kind = QComboBox()
+        self.kind.setObjectName("ModelsKind")
+        self.kind.addItem("LoRAs", "lora")
+        self.kind.addItem("Checkpoints", "checkpoint")
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search names, trigger words, tags…")
         self.search.setClearButtonEnabled(True)
@@ -59,6 +64,7 @@ class ModelsPanel(QWidget):
         # Two short rows, not one long one: the tab is as narrow as the cards beside it.
         top = QVBoxLayout()
         search_row = QHBoxLayout()
+        search_row.addWidget(self.kind)
         search_row.addWidget(self.search, 1)
         search_row.addWidget(self.add_folder_button)
         filter_row = QHBoxLayout()
@@ -141,6 +147,7 @@ class ModelsPanel(QWidget):
         layout.addWidget(self.status)
 
         self.search.textChanged.connect(self._filter)
+        self.kind.currentIndexChanged.connect(self._kind_changed)
         self.family.currentIndexChanged.connect(self._filter)
         self.category.currentIndexChanged.connect(self._filter)
         self.tag.currentIndexChanged.connect(self._filter)
@@ -184,10 +191,14 @@ class ModelsPanel(QWidget):
         picked = {entry.name for entry in self.picked()}
         self.on_server.setEnabled(bool(self.controller.current_node))
         node = self.controller.current_node if self.on_server.isChecked() else ""
-        rows = self.controller.filtered(self.search.text(), self.family.currentData() or "",
-                                        self.category.currentData() or "", node=node,
-                                        tag=self.tag.currentData() or "",
-                                        favourites=self.favourites.isChecked())
+        if self.checkpoints:
+            rows = self.controller.filtered(self.search.text(), self.family.currentData() or "",
+                                            kind="checkpoint")
+        else:
+            rows = self.controller.filtered(self.search.text(), self.family.currentData() or "",
+                                            self.category.currentData() or "", node=node,
+                                            tag=self.tag.currentData() or "",
+                                            favourites=self.favourites.isChecked())
         self.model.set_rows(rows)
         if selected is not None and selected in rows:
             index = self.model.index(rows.index(selected))
@@ -198,6 +209,23 @@ class ModelsPanel(QWidget):
         if len(picked) > 1:
             self._reselect(picked)
         self._picked_changed()
+
+    @property
+    def checkpoints(self) -> bool:
+        """True while the grid shows checkpoints rather than LoRAs."""
+        return self.kind.currentData() == "checkpoint"
+
+    def _kind_changed(self) -> None:
+        lora = not self.checkpoints
+        for widget in (self.category, self.tag, self.favourites, self.on_server, self.weight,
+                       self.weight_slider, self.try_button, self.swatch_button):
+            widget.setVisible(lora)
+        self.add_button.setText("Add to prompt" if lora else "Use this model")
+        self.grid.setSelectionMode(QListView.SelectionMode.ExtendedSelection if lora
+                                   else QListView.SelectionMode.SingleSelection)
+        self.grid.clearSelection()
+        self._show(None)
+        self._filter()
 
     def _reselect(self, names: set[str]) -> None:
         """Pick again the LoRAs picked before the rows were re-read (a folder or server list
@@ -232,7 +260,15 @@ class ModelsPanel(QWidget):
         self.add_button.setEnabled(entry is not None)
         self.try_button.setEnabled(entry is not None)
         if entry is None:
-            self.details.setText("Pick a LoRA to see its trigger words.")
+            self.details.setText("Pick a LoRA to see its trigger words." if not self.checkpoints
+                                 else "Pick a checkpoint to use it for Text to image.")
+            return
+        if self.checkpoints:
+            where = f" (from {entry.base_model_from})" if entry.base_model_from else ""
+            nodes = self.controller.nodes_with(entry)
+            listed = f" · on {entry.origin}" if entry.origin else f" · {entry.path}"
+            self.details.setText(f"{entry.display_name} · {entry.base_model.value}{where}{listed}"
+                                 + (" · on " + ", ".join(nodes) if nodes else ""))
             return
         text = f"{entry.display_name} · {entry.base_model.value}"
         if not entry.triggers:
@@ -253,6 +289,9 @@ class ModelsPanel(QWidget):
     def _add(self) -> None:
         entry = self._entry()
         if entry is None:
+            return
+        if self.checkpoints:
+            self.controller.use_checkpoint(entry)
             return
         words = [box.text() for box in self.trigger_boxes if box.isChecked()]
         self.controller.add_to_prompt(entry, self.weight.value(), words)
