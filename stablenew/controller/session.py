@@ -91,6 +91,11 @@ class Session(SessionRooms):
         # Run is a queue item: every image reaches the gallery from the queue, once.
         self.queued_image_saved.connect(self.gallery.add_record)
         self.gallery.actions.enqueue = self.add_to_queue  # the gallery's "Queue again"
+        inspector = self.gallery.inspector  # "Regenerate", "More like this", "Upscale"…
+        inspector.enqueue_plan = lambda configs, name: self.queue_trending(configs, name=name)
+        inspector.load_cards = self.pipeline.load_config
+        inspector.current_config = self.pipeline.current_config
+        inspector.start_folder = self.app.paths.data_dir / "start_images"
         self.pipeline.set_run_queue(self.queue_for_run)
         self.tasks = TaskOwner("Session", self)
         self.tasks.error_raised.connect(self.pipeline.error_changed)

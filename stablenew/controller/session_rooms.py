@@ -210,10 +210,12 @@ class SessionRooms(QObject):
         if self.queue is None:
             raise RuntimeError("the queue did not open, and every funnel step is a queue job")
         # Its steps start the queue as Add to queue does (on the cluster when there is one).
-        return FunnelController(self.app.paths.data_dir, self.queue,
-                                base_config=self.pipeline.current_config,
-                                output_root=lambda: self.app.output_dir,
-                                start_queue=self._work_wanted, parent=self)
+        funnel = FunnelController(self.app.paths.data_dir, self.queue,
+                                  base_config=self.pipeline.current_config,
+                                  output_root=lambda: self.app.output_dir,
+                                  start_queue=self._work_wanted, parent=self)
+        funnel.message_changed.connect(self.pipeline.message_changed)  # said in the window
+        return funnel
 
     def _trending(self) -> TrendingController:
         from stablenew.controller.trending_room import open_trending

@@ -95,6 +95,11 @@ class PipelineRunner:
                   output_dir: Path | None = None, name_prefix: str | None = None) -> RunResult:
         tags = tags or RunTags()
         notice = ""
+        if input_images is None and config.img2img.init_image and not config.txt2img.enabled:
+            # A config that starts from a picture (the card's init image, a queued "More like
+            # this"): one input per image the batch settings ask for, each its own seed.
+            t = config.txt2img
+            input_images = [Path(config.img2img.init_image)] * (t.batch_size * t.batch_count)
         if self.prompt_step is not None and input_images is None and not cancel_token.cancelled:
             config, tags, notice = await self.prompt_step(config, tags, cancel_token)
         run = _Run(self, config, backend, cancel_token, on_event, tags=tags,
