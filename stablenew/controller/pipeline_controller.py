@@ -24,6 +24,7 @@ from stablenew.controller.fields import FieldSpec
 from stablenew.controller.format import plural
 from stablenew.controller.images import decode_image
 from stablenew.controller.job_follow import JobFollower
+from stablenew.controller.references import no_base_model, with_catalog_family
 from stablenew.controller.run_progress import RunProgress, RunState
 from stablenew.controller.run_tally import ShownRun, estimate, fold_event
 from stablenew.controller.tasks import TaskOwner
@@ -91,6 +92,7 @@ class PipelineController(QObject):
     warning_raised = Signal(str)
     run_finished = Signal(object)  # RunFinished | None
     cards_changed = Signal(str)  # the user changed a card field (its path): the window's state moved
+    base_models_changed = Signal()  # the catalog read its checkpoints: a family may differ now
 
     def __init__(self, server: Any, output_dir: Callable[[], Path], *, log_dir: Path | None = None,
                  parent: QObject | None = None) -> None:
@@ -114,6 +116,7 @@ class PipelineController(QObject):
         self._left_queued: _LeftQueued | None = None  # set as the window closes (keep_queued)
         self._shown = ShownRun(started=0.0)
         self._values_provider: Callable[[], dict[str, Any]] | None = None
+        self.base_model_of: Callable[[str], str] = no_base_model  # the catalog's, once it is read
         self._token: Any = None
         self._progress = RunProgress()
         self._error: ErrorInfo | None = None
@@ -172,7 +175,8 @@ class PipelineController(QObject):
 
     def build_config(self, values: dict[str, Any]) -> Any:
         """A validated PipelineConfig from card values; raises ConfigInvalid in plain words."""
-        return card_fields.build_config(self._config, self._card_passes, values)
+        config = card_fields.build_config(self._config, self._card_passes, values)
+        return with_catalog_family(config, self.base_model_of)
 
     def default_values(self) -> dict[str, Any]:
         return self.values_of(cfg.PipelineConfig())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,14 +37,16 @@ class FamilyView:
     defaults: dict[str, Any]
 
 
-def family_view(checkpoint: str, choice: str) -> FamilyView:
-    """The family of *checkpoint* (or the user's *choice*) as the txt2img card shows it."""
+def family_view(checkpoint: str, choice: str, label: str = "") -> FamilyView:
+    """The family of *checkpoint* (or the user's *choice*) as the txt2img card shows it; *label*
+    is the catalog's base model of the checkpoint (from its header), which beats its name."""
     from stablenew.backends.families import ModelFamily, detect_family, profile
 
     try:
-        family = detect_family(checkpoint, choice="" if choice in ("", "auto") else choice)
+        family = detect_family(checkpoint, choice="" if choice in ("", "auto") else choice,
+                               label=label)
     except ValueError:
-        family = detect_family(checkpoint)
+        family = detect_family(checkpoint, label=label)
     prof = profile(family)
     hidden = {path: why for name, why in prof.hidden.items() for path in _FIELD_PATHS.get(name, ())}
     if family is not ModelFamily.flux:
@@ -51,6 +54,25 @@ def family_view(checkpoint: str, choice: str) -> FamilyView:
     defaults = {f"txt2img.{name}": value for name, value in prof.defaults_for(checkpoint).items()
                 if name in _CARD_DEFAULTS}
     return FamilyView(prof.label, hidden, defaults)
+
+
+def with_catalog_family(config: Any, base_model_of: Callable[[str], str]) -> Any:
+    """*config* with the family "from the model" made the one the catalog read from the
+    checkpoint's header or sidecar (a Flux merge named 'myMerge_v3'), so the scheduler, the
+    backends and the learning store all see the family the model really is; unchanged when
+    the user chose a family or the catalog does not know the checkpoint."""
+    from stablenew.backends.families import family_from_label
+
+    t = config.txt2img
+    if t.family.value != "auto" or not t.checkpoint:
+        return config
+    family = family_from_label(base_model_of(t.checkpoint))
+    return config if family is None else config.with_changes({"txt2img.family": family.value})
+
+
+def no_base_model(_checkpoint: str) -> str:
+    """No catalog (yet): every checkpoint's base model is unknown."""
+    return ""
 
 
 def kind_choices() -> list[tuple[str, str]]:

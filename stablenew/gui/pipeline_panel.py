@@ -114,6 +114,7 @@ class PipelinePanel(QScrollArea):
         self.set_values(controller.values_of(controller.config))
         controller.config_loaded.connect(self.set_values)
         self.values_changed.connect(controller.cards_changed)
+        controller.base_models_changed.connect(self._family_changed)
         self._bind_references()
         self._family_changed()
 
@@ -140,7 +141,9 @@ class PipelinePanel(QScrollArea):
         choice = self.editors.get("txt2img.family")
         if checkpoint is None or choice is None:
             return
-        view = family_view(str(checkpoint.value() or ""), str(choice.value() or ""))
+        name = str(checkpoint.value() or "")
+        label = self.controller.base_model_of(name) if self.controller is not None else ""
+        view = family_view(name, str(choice.value() or ""), label)
         label, hidden = view.label, view.hidden
         labels = {lab.property("field_path"): lab for lab in self.findChildren(QLabel)
                   if lab.property("field_path")}
