@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, cast
 
 from PySide6.QtCore import Qt, Signal
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from stablenew.controller.field_spec import FieldSpec
 from stablenew.gui.cards.editors import FieldEditor
+from stablenew.gui.cards.references_section import MAX_UNITS as MAX_REFERENCES
 from stablenew.gui.cards.references_section import ReferencesSection
 from stablenew.gui.cards.stage_card import CollapsibleSection, StageCard
 
@@ -52,6 +53,8 @@ class PipelinePanel(QScrollArea):
         self.cards: dict[str, StageCard] = {}
         self.references: dict[str, ReferencesSection] = {}
         self.references_controller: Any = None
+        #: The image files selected in the gallery, for "From gallery" (set by the window).
+        self.gallery_selection: Callable[[], list[str]] = list
         self._family_hidden: dict[str, str] = {}
         inner = QWidget()
         inner.setObjectName("PipelineCards")
@@ -129,9 +132,19 @@ class PipelinePanel(QScrollArea):
             section.kinds = kinds
             section.file_chosen.connect(refs.add_file)
             section.image_pasted.connect(refs.add_bytes)
+            section.gallery_requested.connect(self._from_gallery)
         refs.reference_added.connect(lambda stage, settings, thumb:
                                      self.references[stage].add_unit(settings, thumb))
         refs.reference_failed.connect(lambda stage, text: self.references[stage].show_error(text))
+
+    def _from_gallery(self, stage: str) -> None:
+        section = self.references[stage]
+        paths = self.gallery_selection()
+        if not paths:
+            section.show_error("Select a picture in the gallery first, then press From gallery.")
+            return
+        for path in paths[: MAX_REFERENCES - len(section.rows)]:
+            self.references_controller.add_file(stage, path)
 
     def _family_changed(self, *_args: Any) -> None:
         """Hide the fields the model's family does not use and say why."""
