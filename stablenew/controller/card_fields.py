@@ -32,6 +32,9 @@ _OPTION_SOURCES = {
     "upscale.upscaler": "upscalers",
     "upscale.upscaler_2": "upscalers",
     "adetailer.passes.0.model": "adetailer_models",
+    "txt2img.vae": "modules",
+    "txt2img.text_encoder": "modules",
+    "txt2img.text_encoder_2": "modules",
     "adetailer.passes.1.model": "adetailer_models",
 }
 # The ADetailer card shows two detector passes, as ADetailer's own UI opens with two tabs, each

@@ -51,6 +51,8 @@ def family_view(checkpoint: str, choice: str, label: str = "") -> FamilyView:
     hidden = {path: why for name, why in prof.hidden.items() for path in _FIELD_PATHS.get(name, ())}
     if family is not ModelFamily.flux:
         hidden["txt2img.guidance"] = f"Guidance is for Flux models; {prof.label} uses CFG."
+        for path in ("txt2img.vae", "txt2img.text_encoder", "txt2img.text_encoder_2"):
+            hidden[path] = f"{prof.label} models carry their own VAE and text encoders."
     defaults = {f"txt2img.{name}": value for name, value in prof.defaults_for(checkpoint).items()
                 if name in _CARD_DEFAULTS}
     return FamilyView(prof.label, hidden, defaults)

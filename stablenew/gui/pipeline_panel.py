@@ -30,6 +30,10 @@ CARD_TITLES = {
 }
 
 
+_FLUX_ONLY = frozenset({"txt2img.guidance", "txt2img.vae", "txt2img.text_encoder",
+                        "txt2img.text_encoder_2"})
+
+
 class PipelinePanel(QScrollArea):
     """The four stage cards; `values()` is exactly what Run sends.
 
@@ -172,7 +176,8 @@ class PipelinePanel(QScrollArea):
             if path in labels:
                 labels[path].setVisible(shown)
         self._family_hidden = dict(hidden)
-        reasons = list(dict.fromkeys(why for path, why in hidden.items() if path != "txt2img.guidance"))
+        # Flux-only fields hidden for other families go without a word (nothing is missing).
+        reasons = list(dict.fromkeys(why for path, why in hidden.items() if path not in _FLUX_ONLY))
         self.family_note.setText(f"{label}: {' '.join(reasons)}" if reasons else "")
         self.family_note.setVisible(bool(reasons))
         # Offered once a model or family is chosen, while the card differs from its defaults.
