@@ -3,18 +3,28 @@ which server listing fills each picker, and card values to and from a PipelineCo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
+from stablenew.controller.field_spec import FieldValue, JsonValue
 from stablenew.controller.fields import FieldSpec, field_specs
 from stablenew.pipeline import config as cfg
 
+if TYPE_CHECKING:
+    from stablenew.backends.types import Capabilities
 
-def _default_of(path: str) -> Any:
+
+def _default_of(path: str) -> JsonValue:
     """The PipelineConfig model's default for a dotted field path."""
-    node: Any = cfg.PipelineConfig().model_dump(mode="json")
+    node: JsonValue = cfg.PipelineConfig().model_dump(mode="json")
     for part in path.split("."):
-        node = node[int(part)] if isinstance(node, list) else node.get(part)
+        if isinstance(node, list):
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            return None  # a path into a plain value names no field
         if node is None:
             return None
     return node
@@ -42,7 +52,7 @@ _OPTION_SOURCES = {
 # card: they are kept in their places and run, whether the second runs or not.
 #: What the second pass shows before it is used: hands, the usual second detector after faces,
 #: switched off until the user turns it on.
-_SECOND_PASS_DEFAULTS = {"model": "hand_yolov8n.pt", "enabled": False}
+_SECOND_PASS_DEFAULTS: dict[str, FieldValue] = {"model": "hand_yolov8n.pt", "enabled": False}
 #: How the card names each pass's switch (the model's title is "Run this pass").
 _PASS_SWITCHES = {
     0: ("First pass", "Run the first detector. Off skips this pass only: the second and any "
@@ -70,7 +80,7 @@ def sections() -> dict[str, list[FieldSpec]]:
     }
 
 
-def _pass_specs(index: int, defaults: dict[str, Any] | None = None) -> list[FieldSpec]:
+def _pass_specs(index: int, defaults: dict[str, FieldValue] | None = None) -> list[FieldSpec]:
     """One detector pass's fields, its switch first and named for its place on the card."""
     specs = []
     for spec in field_specs(cfg.ADetailerPassSettings, f"adetailer.passes.{index}."):
@@ -105,7 +115,7 @@ def choice_groups(path: str, names: list[str]) -> list[tuple[str, list[str]]]:
             for family, members in sorted(groups.items(), key=lambda kv: order.index(kv[0]))]
 
 
-def choices(path: str, caps: Any) -> list[str]:
+def choices(path: str, caps: Capabilities | None) -> list[str]:
     """Names the server's *caps* offer for a picker field ([] when not a picker or unknown)."""
     source = _OPTION_SOURCES.get(path)
     if source is None or caps is None:
@@ -118,7 +128,7 @@ def choices(path: str, caps: Any) -> list[str]:
     return names
 
 
-def fallback_choice(path: str, current: Any, names: list[str]) -> str | None:
+def fallback_choice(path: str, current: FieldValue, names: list[str]) -> str | None:
     """One of *names* (what the server has) for a picker still on the model's default that
     the server lacks; None: keep the current one. A value chosen by the user is kept."""
     if _OPTION_SOURCES.get(path) != "upscalers":
@@ -136,11 +146,11 @@ def is_picker(path: str) -> bool:
     return path in _OPTION_SOURCES
 
 
-def values_of(config: cfg.PipelineConfig) -> dict[str, Any]:
+def values_of(config: cfg.PipelineConfig) -> dict[str, FieldValue]:
     """Flatten a config into the dotted paths the cards use."""
-    values: dict[str, Any] = {}
+    values: dict[str, FieldValue] = {}
 
-    def walk(node: Any, prefix: str) -> None:
+    def walk(node: JsonValue, prefix: str) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
                 walk(value, f"{prefix}{key}.")
@@ -161,10 +171,17 @@ def values_of(config: cfg.PipelineConfig) -> dict[str, Any]:
     return values
 
 
-def build_config(base: cfg.PipelineConfig, card_passes: list[dict[str, Any]],
-                 values: dict[str, Any]) -> cfg.PipelineConfig:
+def no_base_model(_checkpoint: str) -> str:
+    """No catalog (yet): every checkpoint's base model is unknown."""
+    return ""
+
+
+def build_config(base: cfg.PipelineConfig, card_passes: list[dict[str, object]],
+                 values: Mapping[str, FieldValue],
+                 base_model_of: Callable[[str], str] = no_base_model) -> cfg.PipelineConfig:
     """A validated PipelineConfig from card values over *base*, with the detector passes the
-    cards were loaded with; raises ConfigInvalid in plain words."""
+    cards were loaded with, and the family the catalog knows (*base_model_of*: checkpoint ->
+    its base-model label); raises ConfigInvalid in plain words."""
     data = base.model_dump(mode="json")
     # The passes as the cards were loaded, the second one always in its place (on or off),
     # so a pass after it keeps its place and nothing depends on the last Run's config.
@@ -175,10 +192,42 @@ def build_config(base: cfg.PipelineConfig, card_passes: list[dict[str, Any]],
         # A second pass that is off and has no pass after it changes nothing: left out, so
         # a preset saved from the cards stays as small as one made before it existed.
         del passes[1]
-    return cfg.validate_config(data)
+    return with_catalog_family(cfg.validate_config(data), base_model_of)
 
 
-def passes_on_card(config: cfg.PipelineConfig) -> list[dict[str, Any]]:
+def with_catalog_family(config: cfg.PipelineConfig, base_model_of: Callable[[str], str]
+                        ) -> cfg.PipelineConfig:
+    """*config* with the family "from the model" made the one the catalog read from the
+    checkpoint's header or sidecar (a Flux merge named 'myMerge_v3'), so the scheduler, the
+    backends and the learning store all see the family the model really is; unchanged when
+    the user chose a family or the catalog does not know the checkpoint."""
+    from stablenew.backends.families import family_from_label
+
+    t = config.txt2img
+    if t.family.value != "auto" or not t.checkpoint:
+        return config
+    family = family_from_label(base_model_of(t.checkpoint))
+    return config if family is None else config.with_changes({"txt2img.family": family.value})
+
+
+def config_builder(base: cfg.PipelineConfig, card_passes: list[dict[str, object]],
+                   values: Mapping[str, FieldValue] | None,
+                   base_model_of: Callable[[str], str] = no_base_model
+                   ) -> Callable[[], cfg.PipelineConfig]:
+    """`build_config` of card values read earlier, to run later on any thread; *base* when the
+    values do not make a valid config (or there are none)."""
+    def build() -> cfg.PipelineConfig:
+        if values is not None:
+            try:
+                return build_config(base, card_passes, values, base_model_of)
+            except (cfg.ConfigInvalid, ValueError):
+                pass
+        return base
+
+    return build
+
+
+def passes_on_card(config: cfg.PipelineConfig) -> list[dict[str, object]]:
     """The config's detector passes with a second one in place (defaults when it has none)."""
     passes = [p.model_dump(mode="json") for p in config.adetailer.passes]
     if len(passes) < 2:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.images import decode_image
 from stablenew.controller.tasks import TaskOwner
+
+if TYPE_CHECKING:
+    from stablenew.controller.field_spec import FieldValue
 
 THUMB_SIDE = 56
 #: Family defaults the txt2img card has a field for (others, like SD3.5's shift, the graph uses).
@@ -34,7 +36,7 @@ class FamilyView:
 
     label: str
     hidden: dict[str, str]
-    defaults: dict[str, Any]
+    defaults: dict[str, FieldValue]
 
 
 def family_view(checkpoint: str, choice: str, label: str = "") -> FamilyView:
@@ -56,25 +58,6 @@ def family_view(checkpoint: str, choice: str, label: str = "") -> FamilyView:
     defaults = {f"txt2img.{name}": value for name, value in prof.defaults_for(checkpoint).items()
                 if name in _CARD_DEFAULTS}
     return FamilyView(prof.label, hidden, defaults)
-
-
-def with_catalog_family(config: Any, base_model_of: Callable[[str], str]) -> Any:
-    """*config* with the family "from the model" made the one the catalog read from the
-    checkpoint's header or sidecar (a Flux merge named 'myMerge_v3'), so the scheduler, the
-    backends and the learning store all see the family the model really is; unchanged when
-    the user chose a family or the catalog does not know the checkpoint."""
-    from stablenew.backends.families import family_from_label
-
-    t = config.txt2img
-    if t.family.value != "auto" or not t.checkpoint:
-        return config
-    family = family_from_label(base_model_of(t.checkpoint))
-    return config if family is None else config.with_changes({"txt2img.family": family.value})
-
-
-def no_base_model(_checkpoint: str) -> str:
-    """No catalog (yet): every checkpoint's base model is unknown."""
-    return ""
 
 
 def kind_choices() -> list[tuple[str, str]]:
@@ -129,7 +112,7 @@ class ReferencesController(QObject):
         except ReferenceMissing as exc:
             self.reference_failed.emit(stage, exc.message)
             return
-        settings: dict[str, Any] = ref.model_dump(mode="json")
+        settings: dict[str, object] = ref.model_dump(mode="json")
         self.reference_added.emit(stage, settings, thumb)
 
     async def wait_idle(self, timeout: float = 5.0) -> None:

@@ -166,15 +166,6 @@ class Txt2ImgSettings(_Section):
     guidance: float = Field(3.5, ge=0.0, le=30.0, title="Guidance",
                             description="Flux only: how strictly to follow the prompt (Forge's "
                                         "Distilled CFG). 2–4 is typical; CFG stays at 1.")
-    # Flux loads its VAE and two text encoders apart (Forge: "VAE / Text Encoder").
-    vae: str = Field("", title="VAE", description="Flux only: the VAE file (empty: the usual "
-                                                  "one, ae.safetensors).")
-    text_encoder: str = Field("", title="Text encoder (CLIP-L)",
-                              description="Flux only: the CLIP-L text encoder file (empty: the "
-                                          "usual one).")
-    text_encoder_2: str = Field("", title="Text encoder (T5)",
-                                description="Flux only: the T5-XXL text encoder file (empty: "
-                                            "the usual one; an fp8 one needs less memory).")
     width: int = Field(512, ge=64, le=4096, multiple_of=8, title="Width")
     height: int = Field(512, ge=64, le=4096, multiple_of=8, title="Height")
     seed: int = Field(-1, ge=-1, le=MAX_SEED, title="Seed",
@@ -185,6 +176,15 @@ class Txt2ImgSettings(_Section):
                              description="How many batches to make one after another.")
     clip_skip: int = Field(1, ge=1, le=12, title="Clip skip",
                            description="Skip the last CLIP layers; 2 suits many anime models.")
+    # Flux loads its VAE and two text encoders apart (Forge: "VAE / Text Encoder").
+    vae: str = Field("", title="VAE", description="Flux only: the VAE file (empty: the usual "
+                                                  "one, ae.safetensors).")
+    text_encoder: str = Field("", title="Text encoder (CLIP-L)",
+                              description="Flux only: the CLIP-L text encoder file (empty: the "
+                                          "usual one).")
+    text_encoder_2: str = Field("", title="Text encoder (T5)",
+                                description="Flux only: the T5-XXL text encoder file (empty: "
+                                            "the usual one; an fp8 one needs less memory).")
     hires: HiresSettings = Field(default_factory=HiresSettings)
     refiner: RefinerSettings = Field(default_factory=RefinerSettings)
     references: list[ReferenceSettings] = Field(default_factory=list, max_length=MAX_REFERENCES,
