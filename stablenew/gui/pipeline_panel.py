@@ -153,7 +153,9 @@ class PipelinePanel(QScrollArea):
             section.show_error("Select a picture in the gallery first, then press From gallery.")
             return
         refs = self.references_controller
-        for path in paths[: MAX_REFERENCES - len(section.rows)] if refs is not None else ():
+        if refs is None:
+            return  # not bound yet: no card can take a picture
+        for path in paths[: MAX_REFERENCES - len(section.rows)]:
             refs.add_file(stage, path)
 
     def _family_changed(self, *_args: object) -> None:
