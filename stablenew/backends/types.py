@@ -230,3 +230,5 @@ class Capabilities:
     has_gpu: bool | None = None
     #: ControlNet / IP-Adapter models the node has (empty: none, or no ControlNet at all).
     controlnet_models: tuple[str, ...] = ()
+    #: Forge's VAE and text-encoder files (`/sd-modules`), the values of its additional modules.
+    modules: tuple[str, ...] = ()

@@ -204,6 +204,9 @@ class SessionRooms(QObject):
         self._share_node_loras(self.nodes, catalog)
         self._share_library_loras(catalog, self.randomizer)
         catalog.error_changed.connect(self._forward_error)
+        # A checkpoint's family from its header beats its name (card, scheduler, backends).
+        self.pipeline.base_model_of = lambda name: catalog.catalog.checkpoint_base(name).value
+        catalog.entries_changed.connect(self.pipeline.base_models_changed)
 
         def server_listed(caps: Capabilities | None) -> None:
             # The window's server: its LoRA list marks what is available where Run goes.
