@@ -2,10 +2,10 @@
 
 Every way work runs — Run and learning runs in the window, `stablenew run`, `stablenew queue
 run` on one node or over the cluster — takes its runners from here, so every saved image goes
-through the same steps: the prompt step (local-LLM enhance) before its first stage, the run
-log, the learning store's passive record, and the caller's record hooks; and an unfinished
-attempt's images that the queue deletes before a re-run are forgotten by the same store that
-recorded them.
+through the same steps: the prompt steps before its first stage (local-LLM enhance, then LoRA
+matching from the catalog, chained in `prompt_steps.chain_steps`), the run log, the learning
+store's passive record, and the caller's record hooks; and an unfinished attempt's images that
+the queue deletes before a re-run are forgotten by the same store that recorded them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from stablenew.cluster.dispatcher import ClusterDispatcher
     from stablenew.cluster.health import NodeMonitor
     from stablenew.cluster.nodes import NodeConfig
+    from stablenew.cluster.prompt_steps import CachedCatalog, LoraMatchStep
     from stablenew.cluster.queue_events import QueueEventCallback
     from stablenew.cluster.queue_runner import QueueRunner
     from stablenew.cluster.queue_store import QueueStore
@@ -106,25 +107,29 @@ class RunMachinery:
     def __init__(self, output_root: Path | Callable[[], Path], *, log_dir: Path | None = None,
                  record_hooks: Sequence[RecordHook] = (),
                  on_outputs_removed: OutputsRemoved | None = None,
-                 prompt_step: PromptStep | None = None, learning: LearningRecorder | None = None,
-                 thumbnails: bool = True) -> None:
+                 prompt_step: PromptStep | None = None, lora_step: LoraMatchStep | None = None,
+                 learning: LearningRecorder | None = None, thumbnails: bool = True) -> None:
         """*output_root* may be a callable (the window's Settings may change it between runs);
-        *record_hooks* hear of each saved image after *learning* has recorded it."""
+        *record_hooks* hear of each saved image after *learning* has recorded it; *prompt_step*
+        (enhance) and *lora_step* run before each config's first stage, in that order."""
         self._output_root = output_root
         self.log_dir = log_dir
         self.record_hooks = tuple(record_hooks)
         self._on_outputs_removed = on_outputs_removed
         self.prompt_step = prompt_step
+        self.lora_step = lora_step
         self.learning = learning
         self.thumbnails = thumbnails
         self._owned_step: PromptEnhancer | None = None
+        self._owned_catalog: CachedCatalog | None = None
 
     @classmethod
     def headless(cls, paths: AppPaths, settings: AppSettings, *,
                  output_root: Path | None = None, learning_db: Path | None = None,
                  warn: Callable[[str], None] | None = None) -> RunMachinery:
-        """The machinery of a command without a window: the settings decide the prompt step
-        and whether images are recorded for learning (everything but Learning Off records,
+        """The machinery of a command without a window: the settings decide the prompt steps
+        (LoRAs from the catalog cache of the data folder) and whether images are recorded for
+        learning (everything but Learning Off records,
         into *learning_db*, by default the data folder's database)."""
         from stablenew.storage.settings import LearningMode
 
@@ -138,9 +143,16 @@ class RunMachinery:
             step = PromptEnhancer.from_settings(settings, paths)
             if step is not None and step.warning and warn is not None:
                 warn(step.warning)
+        loras = catalog = None
+        if settings.lora_auto:
+            from stablenew.cluster.prompt_steps import CachedCatalog, LoraMatchOptions, LoraMatchStep
+
+            catalog = CachedCatalog(paths.data_dir / "catalog.db")
+            loras = LoraMatchStep(catalog, LoraMatchOptions.from_settings(settings))
         machinery = cls(output_root or settings.output_path(paths), log_dir=paths.log_dir,
-                        prompt_step=step, learning=learning)
+                        prompt_step=step, lora_step=loras, learning=learning)
         machinery._owned_step = step
+        machinery._owned_catalog = catalog
         return machinery
 
     @property
@@ -164,9 +176,14 @@ class RunMachinery:
     def pipeline_runner(self, node_name: str | None = None) -> PipelineRunner:
         from stablenew.pipeline.runner import PipelineRunner
 
+        step = self.prompt_step
+        if self.lora_step is not None:
+            from stablenew.cluster.prompt_steps import chain_steps
+
+            # Matching keeps to the LoRAs of the node this runner serves.
+            step = chain_steps(self.prompt_step, self.lora_step, node_name)
         return PipelineRunner(self.output_root, record_hooks=(self.record,), log_dir=self.log_dir,
-                              thumbnails=self.thumbnails, node_name=node_name,
-                              prompt_step=self.prompt_step)
+                              thumbnails=self.thumbnails, node_name=node_name, prompt_step=step)
 
     def queue_runner(self, store: WorkerStore, backend: Backend, *, node: str | None = None,
                      on_event: QueueEventCallback | None = None, depth: int = 2,
@@ -198,9 +215,12 @@ class RunMachinery:
                                  poll_interval=poll_interval, **self.worker_options())
 
     async def aclose(self) -> None:
-        """Close the learning store and a prompt step made here."""
+        """Close the learning store and the prompt steps made here."""
         step, self._owned_step = self._owned_step, None
         if step is not None:
             await step.aclose()
+        catalog, self._owned_catalog = self._owned_catalog, None
+        if catalog is not None:
+            catalog.close()
         if self.learning is not None:
             self.learning.close()

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
@@ -25,6 +25,9 @@ from stablenew.catalog.match import LoraMatch, Matcher
 from stablenew.catalog.prompt import insert_lora
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.tasks import TaskOwner
+
+if TYPE_CHECKING:
+    from stablenew.cluster.prompt_steps import CatalogView
 
 log = logging.getLogger("stablenew.controller")
 
@@ -135,6 +138,14 @@ class CatalogController(QObject):
                 continue
             out.append(entry)
         return sorted(out, key=lambda e: e.display_name.lower())
+
+    def match_view(self) -> CatalogView | str:
+        """The catalog and its matcher for the LoRA step of a run, or why there is none yet."""
+        from stablenew.cluster.prompt_steps import CatalogView
+
+        if self._matcher is None:
+            return "the LoRA catalog is still being read; try again in a moment."
+        return CatalogView(self._catalog, self._matcher)
 
     def match(self, prompt: str, checkpoint: str = "") -> list[LoraMatch]:
         if self._matcher is None:

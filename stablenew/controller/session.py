@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from stablenew.cluster.dispatcher import ClusterDispatcher
     from stablenew.cluster.nodes import NodeConfig
+    from stablenew.cluster.prompt_steps import CatalogView, LoraMatchStep
     from stablenew.cluster.queue_events import QueueEventCallback
     from stablenew.cluster.queue_store import QueueStore
     from stablenew.pipeline.config import PipelineConfig
@@ -378,7 +379,8 @@ class Session(SessionRooms):
         machinery = RunMachinery(lambda: self.app.output_dir, log_dir=self.app.paths.log_dir,
                                  record_hooks=(self._queue_record,),
                                  on_outputs_removed=self._outputs_removed,
-                                 prompt_step=await self._prompt_step())
+                                 prompt_step=await self._prompt_step(),
+                                 lora_step=self._lora_step())
         if self.cluster_enabled:
             nodes = self.nodes
             self._queue_mode = "cluster"
@@ -416,6 +418,17 @@ class Session(SessionRooms):
         if self._enhancer is not None and self._enhancer.warning:
             self.pipeline.warning_raised.emit(self._enhancer.warning)
         return self._enhancer
+
+    def _lora_step(self) -> LoraMatchStep:
+        """"Add matching LoRAs": the Models room's catalog, the settings read at each variant
+        (switched on or off in Models or Settings, it applies from the next image)."""
+        from stablenew.cluster.prompt_steps import LoraMatchOptions, LoraMatchStep
+
+        async def catalog() -> CatalogView | str:
+            room = self.catalog
+            return room.match_view() if room is not None else "the Models tab is still opening."
+
+        return LoraMatchStep(catalog, lambda: LoraMatchOptions.from_settings(self.app.settings))
 
     def _cluster_finished(self, dispatcher: ClusterDispatcher) -> None:
         """The cluster stopped working through the queue: keep what it learned of each node."""
