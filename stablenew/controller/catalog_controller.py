@@ -28,6 +28,7 @@ from stablenew.controller.tasks import TaskOwner
 
 if TYPE_CHECKING:
     from stablenew.cluster.prompt_steps import CatalogView
+    from stablenew.controller.app_controller import AppController
 
 log = logging.getLogger("stablenew.controller")
 
@@ -37,6 +38,8 @@ QUIET_MS = 2000
 #: "Try this LoRA": a learning run over these weights, rated like any other.
 TRY_WEIGHTS = (0.2, 0.4, 0.6, 0.8, 1.0)
 
+#: The settings behind "Add matching LoRAs" (the run step in stablenew.cluster.prompt_steps).
+AUTO_FIELDS = ("lora_auto", "lora_auto_min", "lora_auto_max", "lora_auto_categories")
 #: Starts a learning run on (config, parameter key, values); returns "" or why it did not start.
 LearningRunStarter = Callable[[Any, str, list[float]], str]
 
@@ -50,6 +53,7 @@ class CatalogController(QObject):
     error_changed = Signal(object)  # ErrorInfo | None
     message_changed = Signal(str)
     learning_run_started = Signal(str)  # the LoRA's display name: "Try this LoRA" is running
+    auto_changed = Signal()  # "Add matching LoRAs" was changed (here or in Settings)
     #: From the scan's and the hash worker's threads; queued to the Qt thread.
     _progress = Signal(int, int)
     _hashed = Signal()
@@ -72,6 +76,7 @@ class CatalogController(QObject):
         self._get_config: Callable[[], Any] | None = None
         self._load_config: Callable[[Any], None] | None = None
         self._start_learning_run: LearningRunStarter | None = None
+        self._app: AppController | None = None
         self._watcher = QFileSystemWatcher(self)
         self._watcher.directoryChanged.connect(self._folder_changed)
         self._quiet = QTimer(self)
@@ -263,6 +268,30 @@ class CatalogController(QObject):
         txt2img = config.txt2img.model_copy(update={"prompt": prompt})
         self._load_config(config.model_copy(update={"txt2img": txt2img}))
         self.message_changed.emit(f"Added {entry.display_name} to the prompt.")
+        return True
+
+    # --- "Add matching LoRAs" (a run step; the choice lives in the app settings) ------------
+
+    def use_app_settings(self, app: AppController) -> None:
+        """Where "Add matching LoRAs" and its counts are kept (the app's settings)."""
+        self._app = app
+        app.settings_changed.connect(lambda _settings: self.auto_changed.emit())
+        self.auto_changed.emit()
+
+    def auto_values(self) -> dict[str, bool | int | str] | None:
+        """The settings' `lora_auto*` values (None before the app's settings are known)."""
+        if self._app is None:
+            return None
+        return {name: getattr(self._app.settings, name) for name in AUTO_FIELDS}
+
+    def set_auto_values(self, **values: bool | int | str) -> bool:
+        """Change "Add matching LoRAs" settings (saved at once); False with a message when refused."""
+        if self._app is None:
+            return False
+        reason = self._app.apply_settings({k: v for k, v in values.items() if k in AUTO_FIELDS})
+        if reason:
+            self.message_changed.emit(reason)
+            return False
         return True
 
     def set_learning_run_starter(self, start: LearningRunStarter) -> None:

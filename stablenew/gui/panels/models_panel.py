@@ -38,6 +38,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stablenew.gui.panels.auto_lora_bar import AutoLoraBar
+
 THUMB = 112
 MAX_ICONS = 800
 ALL_FAMILIES = "All families"
@@ -199,6 +201,8 @@ class ModelsPanel(QWidget):
         filter_row.addWidget(self.on_server)
         top.addLayout(search_row)
         top.addLayout(filter_row)
+        self.auto_loras = AutoLoraBar(controller)  # LoRAs added by every run, not by a click
+        top.addWidget(self.auto_loras)
 
         self.model = ModelsModel(self)
         self.grid = QListView()
