@@ -2,12 +2,13 @@
 
 The same prompt, seed and settings always give the same LoRAs, so the randomizer's count
 and preview stay exact: the draw uses a `random.Random` seeded from the seed and the prompt
-only, over candidates in a fixed order.
+only (without its `<lora:…>` tokens), over candidates in a fixed order.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from stablenew.catalog.match import LoraMatch, Matcher
 from stablenew.catalog.prompt import DEFAULT_WEIGHT, insert_lora
 
 MAX_LORAS = 6
+_LORA_TOKEN = re.compile(r"<lora:[^>]*>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,9 @@ def choose_loras(prompt: str, seed: int, matcher: Matcher, catalog: Catalog | No
 
     LoRAs named in *exclude* (those the prompt already has, say) are never picked, so the
     user's own weight for one stays as written."""
-    rng = random.Random(f"{seed}\x00{prompt}")
+    # The draw ignores the prompt's own LoRA tokens: a learning run over one LoRA's weight
+    # gets the same picks in every column of a seed, so nothing else differs between them.
+    rng = random.Random(f"{seed}\x00{_LORA_TOKEN.sub('', prompt)}")
     skip = {name.lower() for name in exclude}
     matches = [m for m in matcher.match(prompt, checkpoint=checkpoint, catalog=catalog, node=node)
                if m.entry.name.lower() not in skip]

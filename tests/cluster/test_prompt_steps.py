@@ -84,6 +84,25 @@ async def test_the_same_seed_and_prompt_always_get_the_same_loras():
     assert picks == [1] * 12
 
 
+async def test_a_learning_run_over_a_loras_weight_gets_the_same_picks_in_every_column():
+    """The cells of one seed differ only in the weight of the LoRA under test; the LoRAs the
+    step adds must not differ with it, or the comparison would not be fair."""
+    from stablenew.learning.plans import LearningPlan
+
+    catalog = _catalog()
+    for name in ("glow", "dusk", "street"):
+        catalog.extend([_lora(f"{name}_xl", BaseModel.sdxl, ["neon", "city"])])
+    plan = LearningPlan.create(_config("a city at night, neon, <lora:neon_xl:1>"), "lora:neon_xl",
+                               [0.2, 0.4, 0.6, 0.8, 1.0], images_per_value=3)
+    step = _step(catalog, LoraMatchOptions(1, 2))
+    picks: dict[int, set[tuple[str, ...] | None]] = {}
+    for cell in plan.images():
+        _sent, tags, _n = await step(cell.config, cell.tags, CancelToken(), node=None)
+        picks.setdefault(cell.row, set()).add(tags.auto_loras)
+    assert all(len(row) == 1 for row in picks.values()), picks
+    assert len({next(iter(row)) for row in picks.values()}) > 1  # seeds still differ
+
+
 async def test_a_lora_the_user_wrote_keeps_its_weight_and_categories_narrow_the_choice():
     catalog = _catalog()
     catalog.find("city_xl").category = "places"
