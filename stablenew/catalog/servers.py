@@ -15,8 +15,9 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from stablenew.backends.errors import ProtocolError, ServerError
+from stablenew.backends.families import family_from_name
 from stablenew.backends.http import HttpClient
-from stablenew.catalog.derive import build_entry
+from stablenew.catalog.derive import base_from_label, build_entry
 from stablenew.catalog.entry import ModelEntry, ModelKind
 from stablenew.catalog.index import Catalog, file_stem
 from stablenew.catalog.safetensors import SafetensorsHeader
@@ -136,6 +137,32 @@ def merge_server_loras(catalog: Catalog, node: str, items: list[ServerLora]) -> 
     for item in items:
         if catalog.find(item.name, ModelKind.lora) is None:
             entry = server_entry(node, item)
+            catalog.extend([entry])
+            added.append(entry)
+    return added
+
+
+def server_checkpoint_entry(node: str, title: str) -> ModelEntry:
+    """A checkpoint known only from *node*'s list (A1111's title, ComfyUI's file name): its
+    family from the name, as the card guesses it, until a local file says better."""
+    name = title.rsplit(" [", 1)[0].strip()  # A1111 titles end in " [hash]" once hashed
+    path = _server_path(ServerLora(name, path=name))
+    folder = "/".join(path.parts[:-1])
+    entry = build_entry(ModelKind.checkpoint, path, folder, SafetensorsHeader(0, {}, (), 0), None,
+                        Sidecars(), None, [], 0, 0)
+    entry.base_model = base_from_label(family_from_name(name).value)
+    entry.base_model_from = "its name"
+    entry.origin = node
+    return entry
+
+
+def merge_server_checkpoints(catalog: Catalog, node: str, titles: list[str] | tuple[str, ...]
+                             ) -> list[ModelEntry]:
+    """Add the checkpoints *node* lists that the local folders lack; returns the added."""
+    added = []
+    for title in titles:
+        if title and catalog.find(title, ModelKind.checkpoint) is None:
+            entry = server_checkpoint_entry(node, title)
             catalog.extend([entry])
             added.append(entry)
     return added

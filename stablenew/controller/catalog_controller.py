@@ -23,6 +23,7 @@ from stablenew.catalog.hashes import HashWorker
 from stablenew.catalog.index import Catalog, scan
 from stablenew.catalog.match import LoraMatch, Matcher
 from stablenew.catalog.prompt import insert_lora
+from stablenew.catalog.servers import ServerLora, merge_server_checkpoints, merge_server_loras
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.tasks import TaskOwner
 
@@ -71,6 +72,10 @@ class CatalogController(QObject):
         self._tasks.error_raised.connect(self._set_error)
         self._tasks.busy_changed.connect(self.busy_changed)
         self._current_node = ""
+        #: What each node's server lists (its LoRAs with their metadata, its checkpoints):
+        #: merged into every read of the folders, so a server's models show in Models even
+        #: when no folder was added (the server on another PC, a new user's first start).
+        self._server_lists: dict[str, tuple[list[ServerLora], tuple[str, ...]]] = {}
         self._again = False  # a change arrived while reading: read once more afterwards
         self._reading = False
         self._get_config: Callable[[], Any] | None = None
@@ -187,7 +192,8 @@ class CatalogController(QObject):
         if self._hasher is not None:
             await asyncio.to_thread(self._hasher.stop)
         folders = list(self._folders)
-        catalog, matcher, cache, known, dirs = await asyncio.to_thread(self._read, folders)
+        catalog, matcher, cache, known, dirs = await asyncio.to_thread(
+            self._read, folders, dict(self._server_lists))
         self._cache = cache
         for entry in known:
             if entry not in self._folders:
@@ -207,12 +213,16 @@ class CatalogController(QObject):
         self._hasher.start(catalog.entries)
         self._done_reading()
 
-    def _read(self, folders: list[tuple[str, ModelKind]]
+    def _read(self, folders: list[tuple[str, ModelKind]],
+              servers: dict[str, tuple[list[ServerLora], tuple[str, ...]]]
               ) -> tuple[Catalog, Matcher, CatalogCache, list[tuple[str, ModelKind]], list[str]]:
         cache = self._cache or CatalogCache(self._cache_path)
         known = [(r, ModelKind(k)) for r, k in cache.roots()]
         every = list(dict.fromkeys(folders + known))
         catalog = scan(every, cache, progress=lambda d, t: self._progress.emit(d, t))
+        for node, (loras, checkpoints) in servers.items():  # what the folders lack
+            merge_server_loras(catalog, node, loras)
+            merge_server_checkpoints(catalog, node, checkpoints)
         dirs = []
         for root, _kind in every:
             for here, subdirs, _files in os.walk(root):
@@ -230,6 +240,36 @@ class CatalogController(QObject):
 
     def _folder_changed(self, _path: str) -> None:
         self._quiet.start()  # restarts: reading waits until the folder has been quiet
+
+    def list_server(self, node: str, url: str, kind: str, checkpoints: tuple[str, ...] = (), *,
+                    auth: tuple[str, str] | None = None) -> None:
+        """Read the LoRA list of *node*'s server (A1111's carries each file's metadata: trigger
+        words, base model, training tags) off the Qt thread, and show its LoRAs and
+        *checkpoints* in Models beside the folders' (a folder's file wins over the server's)."""
+        self._tasks.spawn(self._list_server(node, url, kind, tuple(checkpoints), auth),
+                          name="server models")
+
+    async def _list_server(self, node: str, url: str, kind: str, checkpoints: tuple[str, ...],
+                           auth: tuple[str, str] | None) -> None:
+        from stablenew.backends.errors import BackendError
+        from stablenew.backends.http import HttpClient
+        from stablenew.catalog.servers import a1111_loras, comfyui_loras
+
+        http = HttpClient(url, auth=auth, node=node)
+        try:
+            loras = await (comfyui_loras(http) if kind == "comfyui" else a1111_loras(http))
+        except BackendError as exc:
+            # Its checkpoints still show; its LoRA names still mark where a LoRA is available.
+            log.info("models: %s did not list its LoRAs: %s (%s)", node, exc.message, exc.detail)
+            loras = []
+        finally:
+            await http.aclose()
+        known = self._server_lists.get(node)
+        if known is not None and known[1] == checkpoints and [i.name for i in known[0]] == [
+                i.name for i in loras]:
+            return  # a reconnect to the same server: nothing new to read
+        self._server_lists[node] = (loras, checkpoints)
+        self.refresh()  # the folders' read is cached: only the merge is new
 
     def set_node_loras(self, node: str, names: list[str] | tuple[str, ...]) -> None:
         """The LoRAs a node's server lists (from its probe): marks them available there."""

@@ -30,6 +30,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from stablenew.controller.app_controller import AppController
 from stablenew.controller.randomizer_words import RunPace
 from stablenew.pipeline.config import PipelineConfig
+from stablenew.randomizer.card_prompt import card_choices_plan, may_have_choices
 from stablenew.randomizer.counting import wildcard_manager
 from stablenew.randomizer.errors import RandomizerError, TemplateError
 from stablenew.randomizer.plan import Plan, plan
@@ -281,16 +282,20 @@ class RandomizerAdapter(QObject):
 
     # --- run path ---------------------------------------------------------------------------
 
-    def plan_for_run(self, base_config: PipelineConfig) -> Plan | Future[Plan] | None:
+    def plan_for_run(self, base_config: PipelineConfig) -> Plan | Future[Plan] | Future[Plan | None] | None:
         """The plan to run for these card settings, as they are now (None when the randomizer
-        is off). Called on the Qt thread when Run is pressed; returns at once.
+        is off and the card's prompt has no choices to pick: see `card_prompt`). Called on the
+        Qt thread when Run is pressed; returns at once.
 
         The plan the current count was made from when it is for these settings (so the run
         makes exactly the images counted, and no template is parsed again); otherwise a Future
         of the plan for the settings shown now, built on the worker. A bad template fails that
         Future with a TemplateError / SpecError in plain words: it never runs."""
         if not self._enabled:
-            return None
+            # Choices typed on the card ({red|blue}, __animal__) are picked for each image.
+            if not may_have_choices(base_config):
+                return None
+            return self._pool.submit(card_choices_plan, base_config, self._manager)
         planned = self._planned
         if planned is not None and self.count_ready and planned.base == base_config:
             return planned.for_new_run()

@@ -61,6 +61,12 @@ class ServerController(QObject):
         return self._settings.server_url
 
     @property
+    def auth(self) -> tuple[str, str] | None:
+        """The API's user and password (A1111's --api-auth), None when it has none."""
+        s = self._settings
+        return (s.username, s.password) if s.username else None
+
+    @property
     def state(self) -> ServerState:
         return self._state
 

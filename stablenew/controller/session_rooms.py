@@ -180,8 +180,11 @@ class SessionRooms(QObject):
         def server_listed(caps: Capabilities | None) -> None:
             # The window's server: its LoRA list marks what is available where Run goes.
             if caps is not None:
-                catalog.set_node_loras(self.server.node_name, caps.loras)
-                catalog.set_current_node(self.server.node_name)
+                node = self.server.node_name
+                catalog.set_node_loras(node, caps.loras)
+                catalog.set_current_node(node)
+                catalog.list_server(node, self.server.url, str(caps.kind), caps.checkpoints,
+                                    auth=self.server.auth)
 
         self.server.capabilities_changed.connect(server_listed)
         server_listed(self.server.capabilities)

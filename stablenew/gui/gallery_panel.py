@@ -310,8 +310,11 @@ class GalleryPanel(QWidget):
         if self.controller.query is not None:
             found = f"{total:,} image{'s' if total != 1 else ''} found"
             self.title.setText(f"Gallery · {found}" + (f", {shown:,} listed" if shown < total else ""))
+            self.title.setToolTip("")
         elif not total:
-            self.title.setText("Gallery — your images appear here")
+            # Short enough for the header beside the search box (a longer line was clipped).
+            self.title.setText("Gallery · no images yet")
+            self.title.setToolTip("Images you make appear here, newest first")
         elif shown < total:
             # The order is in the sort box beside the title: the title says only how many.
             self.title.setText(f"Gallery · {shown:,} of {total:,}")

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 from stablenew.controller.field_spec import FieldSpec
 from stablenew.gui.cards.editors import FieldEditor
 from stablenew.gui.cards.references_section import ReferencesSection
-from stablenew.gui.cards.stage_card import CollapsibleSection, StageCard
+from stablenew.gui.cards.stage_card import CollapsibleSection, FieldGrid, StageCard
 
 CARD_TITLES = {
     "txt2img": ("Text to image", "prompt, model, sampler, size"),
@@ -142,19 +142,12 @@ class PipelinePanel(QScrollArea):
             return
         view = family_view(str(checkpoint.value() or ""), str(choice.value() or ""))
         label, hidden = view.label, view.hidden
-        labels = {lab.property("field_path"): lab for lab in self.findChildren(QLabel)
-                  if lab.property("field_path")}
-        for path in set(self._family_hidden) | set(hidden):
-            shown = path not in hidden
-            widget = self.editors[path].widget if path in self.editors else None
-            if widget is None:
-                continue
-            section = widget.parentWidget()
-            if path == "txt2img.refiner.enabled" and section is not None:
-                section.setVisible(shown)  # the whole refiner section
-            widget.setVisible(shown)
-            if path in labels:
-                labels[path].setVisible(shown)
+        for grid in self.findChildren(FieldGrid):
+            grid.hide_fields(hidden)  # the other fields close up: no hole where one was
+        refiner = self.editors.get("txt2img.refiner.enabled")
+        section = refiner.widget.parentWidget() if refiner is not None else None
+        if section is not None:  # the refiner's switch heads its section: hide them together
+            section.setVisible("txt2img.refiner.enabled" not in hidden)
         self._family_hidden = dict(hidden)
         reasons = list(dict.fromkeys(why for path, why in hidden.items() if path != "txt2img.guidance"))
         self.family_note.setText(f"{label}: {' '.join(reasons)}" if reasons else "")

@@ -129,3 +129,38 @@ def test_the_model_is_picked_from_what_the_node_has(qtbot, window_for, fake_sdwe
     picker.setCurrentIndex(0)
     config = window.session.pipeline.build_config(window.pipeline_panel.values())
     assert config.txt2img.references[0].model == ""
+
+
+def _cells(panel, paths):
+    """Each field's (row, column) in its card's grid."""
+    from stablenew.gui.cards.stage_card import FieldGrid
+
+    cells = {}
+    for grid in panel.findChildren(FieldGrid):
+        for path in paths:
+            index = grid.grid.indexOf(panel.editor(path).widget)
+            if index >= 0:
+                row, col, _rs, _cs = grid.grid.getItemPosition(index)
+                cells[path] = (row, col)
+    return cells
+
+
+def test_a_hidden_field_leaves_no_hole_in_the_card(qtbot, window_for, dead_url):
+    """Guidance (Flux only) is hidden for SD models: Width takes its place beside nothing, the
+    rows close up (a user saw Width alone in the right column with an empty cell before it)."""
+    window = window_for(dead_url, connect=False)
+    panel = window.pipeline_panel
+    paths = ("txt2img.steps", "txt2img.cfg_scale", "txt2img.guidance", "txt2img.width",
+             "txt2img.height")
+    cells = _cells(panel, paths)
+    assert "txt2img.guidance" not in cells  # hidden: not in the grid at all
+    steps, cfg, width, height = (cells[p] for p in paths if p != "txt2img.guidance")
+    assert cfg == (steps[0], 1) and width == (steps[0] + 2, 0) and height == (steps[0] + 2, 1)
+    model = panel.editor("txt2img.checkpoint")
+    model.set_value("flux1-dev-fp8.safetensors")
+    qtbot.waitUntil(lambda: "txt2img.guidance" in _cells(panel, paths), timeout=3000)
+    cells = _cells(panel, paths)
+    # Flux: CFG hidden, Guidance shown where it stood; still no hole.
+    assert "txt2img.cfg_scale" not in cells
+    assert cells["txt2img.guidance"] == (cells["txt2img.steps"][0], 1)
+    assert cells["txt2img.width"] == (cells["txt2img.steps"][0] + 2, 0)

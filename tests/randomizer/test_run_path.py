@@ -134,3 +134,60 @@ async def test_run_makes_the_variants_shown_when_run_was_pressed(qtbot, backend,
     assert sorted(r.config.txt2img.prompt for r in saved) == sorted(
         item.config.txt2img.prompt for item in expected)
     assert threading.main_thread() not in slow.readers
+
+
+async def test_with_variations_off_the_cards_own_choices_are_picked_for_each_image(
+        qtbot, backend, tmp_path):
+    """A new user typed 'a lighthouse at dusk, {red|blue} sky' and pressed Run: the braces went
+    to the server as written (the API does not resolve them; ComfyUI's page and A1111's Dynamic
+    Prompts do) and landed in the image. Now each image gets one pick, seeds count up from the
+    card's as in an A1111 batch, and the count is the card's batch, as without choices."""
+    client, fake = backend
+    adapter = RandomizerAdapter(debounce_ms=10)
+    controller = PipelineController(_Server(client), lambda: tmp_path / "out")
+    controller.set_plan_provider(adapter.plan_for_run)
+    saved = []
+    controller.add_record_hook(saved.append)
+    cards = dict(_CARDS, **{"txt2img.prompt": "a lighthouse, {red|blue} sky",
+                            "txt2img.batch_count": 4, "txt2img.seed": 40})
+    try:
+        assert controller.run(cards)
+        await controller.wait_idle(30)
+    finally:
+        adapter.close()
+    assert controller.error is None
+    sent = [r.payload for r in fake.requests_to("/sdapi/v1/txt2img")]
+    assert len(saved) == len(sent) == 4
+    assert {p["prompt"] for p in sent} == {"a lighthouse, red sky", "a lighthouse, blue sky"}
+    assert sorted(p["seed"] for p in sent) == [40, 41, 42, 43]
+    assert all("{" not in r.config.txt2img.prompt for r in saved)
+
+
+async def test_with_variations_off_a_prompt_without_choices_runs_as_one_batch(qtbot, backend, tmp_path):
+    client, fake = backend
+    adapter = RandomizerAdapter(debounce_ms=10)
+    controller = PipelineController(_Server(client), lambda: tmp_path / "out")
+    controller.set_plan_provider(adapter.plan_for_run)
+    cards = dict(_CARDS, **{"txt2img.prompt": "a lighthouse, snake_case_name", "txt2img.batch_size": 2})
+    try:
+        assert controller.run(cards)
+        await controller.wait_idle(30)
+    finally:
+        adapter.close()
+    sent = [r.payload for r in fake.requests_to("/sdapi/v1/txt2img")]
+    assert sum(p["batch_size"] for p in sent) == 2
+    assert {p["prompt"] for p in sent} == {"a lighthouse, snake_case_name"}
+
+
+async def test_with_variations_off_an_unclosed_choice_is_said_and_nothing_runs(qtbot, backend, tmp_path):
+    client, fake = backend
+    adapter = RandomizerAdapter(debounce_ms=10)
+    controller = PipelineController(_Server(client), lambda: tmp_path / "out")
+    controller.set_plan_provider(adapter.plan_for_run)
+    try:
+        assert controller.run(dict(_CARDS, **{"txt2img.prompt": "a lighthouse, {red|blue sky"}))
+        await controller.wait_idle(30)
+    finally:
+        adapter.close()
+    assert controller.error is not None and "never closed" in controller.error.message
+    assert fake.requests_to("/sdapi/v1/txt2img") == []

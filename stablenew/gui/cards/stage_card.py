@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -20,48 +20,82 @@ from PySide6.QtWidgets import (
 from stablenew.gui.cards.editors import FieldEditor
 
 
-def fill_grid(grid: QGridLayout, editors: list[FieldEditor], columns: int = 2) -> None:
-    """Text fields span the row; the rest sit label-over-field, *columns* per row."""
-    row = col = 0
-    for editor in editors:
-        spec = editor.spec
-        if spec.kind == "text":
-            if col:
+def _label_for(editor: FieldEditor) -> QLabel:
+    label = QLabel(editor.spec.title)
+    label.setObjectName("FieldLabel")
+    label.setProperty("field_path", editor.spec.path)  # hidden with its field (model families)
+    label.setToolTip(editor.widget.toolTip())
+    label.setBuddy(editor.widget)
+    return label
+
+
+class FieldGrid(QWidget):
+    """Fields in a tidy grid: text fields span the row, the rest sit label-over-field, two a
+    row. A field hidden (one the model's family does not use) leaves no hole: the others close
+    up, as they would if it had never been there."""
+
+    COLUMNS = 2
+
+    def __init__(self, editors: list[FieldEditor], margins: tuple[int, int, int, int],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.editors = list(editors)
+        self.labels = {e.spec.path: _label_for(e) for e in self.editors if e.spec.kind != "bool"}
+        self.hidden: frozenset[str] = frozenset()
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(*margins)
+        self.grid.setHorizontalSpacing(12)
+        self.grid.setVerticalSpacing(3)
+        for c in range(self.COLUMNS):
+            self.grid.setColumnStretch(c, 1)
+        self._place()
+
+    def hide_fields(self, paths: Collection[str]) -> None:
+        """Hide exactly the fields of *paths* that are in this grid (showing the others) and
+        close up the gaps."""
+        hidden = frozenset(e.spec.path for e in self.editors if e.spec.path in paths)
+        if hidden == self.hidden:
+            return
+        self.hidden = hidden
+        for editor in self.editors:
+            shown = editor.spec.path not in hidden
+            editor.widget.setVisible(shown)
+            label = self.labels.get(editor.spec.path)
+            if label is not None:
+                label.setVisible(shown)
+        self._place()
+
+    def _place(self) -> None:
+        for editor in self.editors:  # out of the grid (still children of this widget)
+            self.grid.removeWidget(editor.widget)
+            label = self.labels.get(editor.spec.path)
+            if label is not None:
+                self.grid.removeWidget(label)
+        row = col = 0
+        columns = self.COLUMNS
+        for editor in self.editors:
+            spec = editor.spec
+            if spec.path in self.hidden:
+                continue
+            label = self.labels.get(spec.path)
+            if spec.kind == "text" and label is not None:
+                if col:
+                    row, col = row + 2, 0
+                self.grid.addWidget(label, row, 0, 1, columns)
+                self.grid.addWidget(editor.widget, row + 1, 0, 1, columns)
+                row += 2
+                continue
+            if label is not None:
+                self.grid.addWidget(label, row, col)
+            self.grid.addWidget(editor.widget, row + 1, col)
+            col += 1
+            if col == columns:
                 row, col = row + 2, 0
-            label = QLabel(spec.title)
-            label.setObjectName("FieldLabel")
-            label.setProperty("field_path", spec.path)  # hidden with its field (model families)
-            label.setToolTip(editor.widget.toolTip())
-            grid.addWidget(label, row, 0, 1, columns)
-            grid.addWidget(editor.widget, row + 1, 0, 1, columns)
-            row += 2
-            continue
-        if spec.kind == "bool":
-            grid.addWidget(editor.widget, row + 1, col)
-        else:
-            label = QLabel(spec.title)
-            label.setObjectName("FieldLabel")
-            label.setProperty("field_path", spec.path)
-            label.setToolTip(editor.widget.toolTip())
-            label.setBuddy(editor.widget)
-            grid.addWidget(label, row, col)
-            grid.addWidget(editor.widget, row + 1, col)
-        col += 1
-        if col == columns:
-            row, col = row + 2, 0
-    for c in range(columns):
-        grid.setColumnStretch(c, 1)
 
 
-def field_grid(editors: list[FieldEditor], margins: tuple[int, int, int, int]) -> QWidget:
-    """A widget holding *editors* laid out by `fill_grid`, with the cards' spacing."""
-    body = QWidget()
-    grid = QGridLayout(body)
-    grid.setContentsMargins(*margins)
-    grid.setHorizontalSpacing(12)
-    grid.setVerticalSpacing(3)
-    fill_grid(grid, editors)
-    return body
+def field_grid(editors: list[FieldEditor], margins: tuple[int, int, int, int]) -> FieldGrid:
+    """A widget holding *editors* in the cards' grid, with the cards' spacing."""
+    return FieldGrid(editors, margins)
 
 
 class CollapsibleSection(QFrame):

@@ -48,8 +48,10 @@ class RandomizerPanel(QWidget):
         self.enabled_box.setToolTip("Off: Run makes the cards' settings once, as they are.")
         # Said in place while variations are off: the fields stay editable (typing into a box
         # that silently ignores keys is a trap), and this says what they do until it is ticked.
-        self.off_hint = QLabel("Variations are off: Run makes the cards' settings once. You can "
-                               "prepare everything here; turn them on to use it.")
+        self.off_hint = QLabel("Variations are off: Run makes the cards' settings once (choices "
+                               "like {red|blue} in the card's prompt are picked at random for "
+                               "each image). You can prepare everything here; turn them on to "
+                               "use it.")
         self.off_hint.setObjectName("HintLabel")
         self.off_hint.setWordWrap(True)
         self.turn_on = QPushButton("Turn on")
