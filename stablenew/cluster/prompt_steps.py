@@ -86,6 +86,7 @@ class LoraMatchStep:
     async def __call__(self, config: PipelineConfig, tags: RunTags, cancel: CancelToken, *,
                        node: str | None = None) -> tuple[PipelineConfig, RunTags, str]:
         """(the config to send, its tags, a notice or ""); the notice is said once per step."""
+        from stablenew.catalog.prompt import loras_in
         from stablenew.catalog.select import MAX_LORAS, SelectorSettings, choose_loras
 
         options = self.options()
@@ -99,8 +100,6 @@ class LoraMatchStep:
                 "No LoRAs were added: the LoRA catalog is empty. Add your LoRA folder in the "
                 "Models tab (or `stablenew lora scan DIR`).")
         prompt = config.txt2img.prompt
-        from stablenew.catalog.prompt import loras_in
-
         high = min(max(options.max_count, 1), MAX_LORAS)
         settings = SelectorSettings(min_count=min(max(options.min_count, 1), high), max_count=high,
                                     categories=options.categories)

@@ -30,8 +30,10 @@ def test_add_matching_loras_in_models_then_run(qtbot, window_for, fake_sdwebui_t
     for folder in (server_loras, elsewhere):
         monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, f=folder, **k: str(f))
         qtbot.mouseClick(panel.add_folder_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: panel.model.rowCount() == 2, timeout=10000)
     catalog = window.session.catalog
+    # Beside the server's own LoRAs (listed in Models with no folder added), both folders' files.
+    qtbot.waitUntil(lambda: {"neon", "rain"} <= {e.name for e in catalog.catalog.loras if e.size},
+                    timeout=10000)
     neon = catalog.catalog.find("neon")
     qtbot.waitUntil(lambda: neon.sha256 is not None, timeout=10000)
 
