@@ -193,6 +193,8 @@ class RunMachinery:
         from stablenew.cluster.queue_runner import QueueRunner
 
         name = node or str(getattr(backend, "name", "") or getattr(backend, "url", "") or "node")
+        if self._owned_catalog is not None:  # without a window: the server says what it has
+            self._owned_catalog.know_node(name, backend.probe)
         return QueueRunner(store, backend, runner=self.pipeline_runner(name), node=name,
                            depth=depth, backoff_base=backoff_base, poll_interval=poll_interval,
                            on_event=on_event, on_outputs_removed=self.outputs_removed, job=job)

@@ -24,6 +24,7 @@ from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.records import RunTags
 
 if TYPE_CHECKING:
+    from stablenew.backends.types import Capabilities
     from stablenew.catalog.cache import CatalogCache
     from stablenew.catalog.entry import BaseModel
     from stablenew.catalog.index import Catalog
@@ -64,9 +65,12 @@ class CatalogView:
     matcher: Matcher
 
 
-#: Gives the catalog to match against, or why there is none in plain words ("it is still
-#: being read"); asked before each variant, so a catalog read meanwhile is used at once.
-CatalogSource = Callable[[], Awaitable["CatalogView | str"]]
+#: Gives the catalog to match against for a node (its name, or None), or why there is none in
+#: plain words ("it is still being read"); asked before each variant, so a catalog read
+#: meanwhile is used at once.
+CatalogSource = Callable[[str | None], Awaitable["CatalogView | str"]]
+#: Asks a node's server what it has (`Backend.probe`): its LoRA list marks what is available.
+NodeProbe = Callable[[], Awaitable["Capabilities"]]
 
 
 class LoraMatchStep:
@@ -92,7 +96,7 @@ class LoraMatchStep:
         options = self.options()
         if options is None or cancel.cancelled:
             return config, tags, ""
-        view = await self._source()
+        view = await self._source(node)
         if isinstance(view, str):
             return config, tags, self._once(f"No LoRAs were added: {view}")
         if not view.catalog.loras:
@@ -144,19 +148,40 @@ def checkpoint_base(config: PipelineConfig, catalog: Catalog) -> BaseModel:
 
 class CachedCatalog:
     """A `CatalogSource` for commands without a window: the catalog of every folder scanned
-    before (`catalog.db`; changed files are read again), read once, off the event loop."""
+    before (`catalog.db`; changed files are read again), read once, off the event loop; a
+    node's LoRA list is asked of its server (`know_node`) before its first variant."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._view: CatalogView | str | None = None
         self._cache: CatalogCache | None = None
         self._lock = asyncio.Lock()
+        self._probes: dict[str, NodeProbe] = {}
 
-    async def __call__(self) -> CatalogView | str:
+    def know_node(self, node: str, probe: NodeProbe) -> None:
+        """How to ask *node*'s server for its LoRAs (asked once, when it first needs them)."""
+        self._probes[node] = probe
+
+    async def __call__(self, node: str | None = None) -> CatalogView | str:
         async with self._lock:
             if self._view is None:
                 self._view = await asyncio.to_thread(self._read)
+            probe = self._probes.pop(node, None) if node is not None else None
+            if probe is not None and not isinstance(self._view, str):
+                await self._mark(self._view.catalog, node or "", probe)
             return self._view
+
+    @staticmethod
+    async def _mark(catalog: Catalog, node: str, probe: NodeProbe) -> None:
+        from stablenew.backends.errors import BackendError
+
+        try:
+            loras = (await probe()).loras
+        except BackendError as exc:  # not known then: the node's LoRAs are not filtered
+            log.warning("lora step: %s did not list its LoRAs: %s (%s)", node, exc.message, exc.detail)
+            return
+        if loras:  # a server that lists none may not be able to tell (as the scheduler reads it)
+            catalog.mark_available(node, list(loras))
 
     def _read(self) -> CatalogView | str:
         from stablenew.catalog.cache import CatalogCache, CatalogCacheError

@@ -424,7 +424,8 @@ class Session(SessionRooms):
         (switched on or off in Models or Settings, it applies from the next image)."""
         from stablenew.cluster.prompt_steps import LoraMatchOptions, LoraMatchStep
 
-        async def catalog() -> CatalogView | str:
+        async def catalog(_node: str | None) -> CatalogView | str:
+            # Each node's LoRA list comes from its probe (session_rooms shares them).
             room = self.catalog
             return room.match_view() if room is not None else "the Models tab is still opening."
 

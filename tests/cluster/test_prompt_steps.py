@@ -45,7 +45,7 @@ UP_TO_THREE = LoraMatchOptions(3, 3)
 
 def _step(catalog: Catalog | None, options: LoraMatchOptions | None = UP_TO_THREE,
           reason: str = "the Models tab is still opening.") -> LoraMatchStep:
-    async def source() -> CatalogView | str:
+    async def source(_node: str | None) -> CatalogView | str:
         return CatalogView(catalog, Matcher(catalog.entries)) if catalog is not None else reason
 
     return LoraMatchStep(source, options)
@@ -155,8 +155,8 @@ def test_options_come_from_the_settings_only_when_switched_on():
 
 def test_stablenew_run_enhances_then_adds_the_matching_lora_and_the_image_says_so(tmp_path, capsys):
     """End to end with the fake LLM and the fake A1111: the LLM's words bring in the LoRA, the
-    server gets it with its trigger word, and the saved image and its learning record say
-    which LoRA was chosen for the user."""
+    server gets it with its trigger word (not the one it lacks, though 'rain' fits too), and
+    the saved image and its learning record say which LoRA was chosen for the user."""
     from stablenew.catalog.cache import CatalogCache, default_cache_path
     from stablenew.catalog.index import scan
     from stablenew.cli import main
@@ -174,6 +174,9 @@ def test_stablenew_run_enhances_then_adds_the_matching_lora_and_the_image_says_s
     write_model(loras / "grain.safetensors", {"ss_output_name": "film_grain",
                                                "modelspec.trigger_phrase": "grainy"}, SDXL_KEYS)
     assert main(["lora", "scan", str(loras)]) == 0
+    elsewhere = tmp_path / "nas"  # in the catalog, but the server does not have it
+    write_model(elsewhere / "rain.safetensors", {"modelspec.trigger_phrase": "rainy"}, SDXL_KEYS)
+    assert main(["lora", "scan", str(elsewhere)]) == 0
     cache = CatalogCache(default_cache_path())
     neon_hash = scan([(loras, ModelKind.lora)], cache).find("neon").autov3
     cache.close()
@@ -188,7 +191,7 @@ def test_stablenew_run_enhances_then_adds_the_matching_lora_and_the_image_says_s
         llm.reply("a city at night, neon signs, rain")
         save_settings(AppPaths.default(), AppSettings(
             llm_enhance=True, llm_url=llm.url, llm_template="cinematic", lora_auto=True,
-            lora_auto_min=1, lora_auto_max=1))
+            lora_auto_min=2, lora_auto_max=2))
         code = main(["run", str(config), "--node", sd.url, "--kind", "a1111",
                      "--out", str(tmp_path / "out")])
     out = capsys.readouterr()

@@ -33,9 +33,10 @@ def test_add_matching_loras_in_models_then_run(qtbot, window_for, fake_sdwebui_t
     catalog = window.session.catalog
     # Beside the server's own LoRAs (listed in Models with no folder added), both folders' files.
     qtbot.waitUntil(lambda: {"neon", "rain"} <= {e.name for e in catalog.catalog.loras if e.size},
-                    timeout=10000)
+                    timeout=20000)
+    # Looked up afresh each time: a second read of the folders makes new entries.
+    qtbot.waitUntil(lambda: catalog.catalog.find("neon").sha256 is not None, timeout=20000)
     neon = catalog.catalog.find("neon")
-    qtbot.waitUntil(lambda: neon.sha256 is not None, timeout=10000)
 
     bar = panel.auto_loras
     assert not bar.switch.isChecked() and not bar.most.isEnabled()
