@@ -44,7 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user", default="", help="user name (--api-auth / --listen auth)")
     p.add_argument("--password-env", default="", metavar="VAR",
                    help="take the password from this environment variable")
-    p.add_argument("--tier", type=int, default=1, help="1 is preferred; busy tiers overflow to the next")
+    p.add_argument("--tier", default="standard",
+                   help="draft, standard, quality or premium: work asking for a tier goes there "
+                        "first and overflows to the next tier when those nodes are busy or down")
     p.add_argument("--max-concurrent", type=int, default=1, help="jobs the node runs at once")
     p.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
     p.add_argument("--disabled", action="store_true", help="add it switched off")
@@ -97,10 +99,10 @@ def _list(args: argparse.Namespace) -> int:
     if not len(registry):
         print(f"No nodes yet ({registry.path}). Add one: stablenew nodes add NAME URL")
         return 0
-    print(f"{'NAME':<16} {'KIND':<8} {'TIER':>4} {'JOBS':>4} {'ON':<3} {'LOGIN':<5} URL")
+    print(f"{'NAME':<16} {'KIND':<8} {'TIER':<8} {'JOBS':>4} {'ON':<3} {'LOGIN':<5} URL")
     for node in registry:
         login = "yes" if node.auth else "-"
-        print(f"{node.name:<16} {node.kind.value:<8} {node.tier:>4} {node.max_concurrent:>4} "
+        print(f"{node.name:<16} {node.kind.value:<8} {node.tier.value:<8} {node.max_concurrent:>4} "
               f"{'on' if node.enabled else 'off':<3} {login:<5} {node.url}")
     return 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from stablenew.cluster.jobs import ItemState
 from stablenew.cluster.queue_store import QueueStore
@@ -53,8 +53,10 @@ def dry_run(store: QueueStore, views: Sequence[NodeView], *, policy: Policy | st
     if limit is not None:
         items = items[:limit]
     configs = [store.reads.config_for(i) for i in items]
-    reqs = [relax_for_remote_upscale(requirements_for(c), stage_upscalers(c), views)
-            for c in configs]
+    # Each with the tier its job asks for, as the dispatcher plans it.
+    reqs = [replace(relax_for_remote_upscale(requirements_for(c), stage_upscalers(c), views),
+                    tier=jobs[i.job_id].tier if i.job_id in jobs else None)
+            for i, c in zip(items, configs, strict=True)]
     planner = {Policy.earliest_finish: plan_earliest_finish, Policy.round_robin: plan_round_robin,
                Policy.least_used: plan_least_used}[Policy(policy)]
     plan: Plan = planner(reqs, list(views))

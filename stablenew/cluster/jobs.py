@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from stablenew.cluster.tiers import NodeTier
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig
 
 
@@ -131,6 +132,8 @@ class Job:
     output_dir: str
     origin: JobOrigin = field(default_factory=JobOrigin)
     node_pin: str | None = None  # interactive runs stay on the preferred node
+    #: The node tier the job asks for (a funnel step's); None: ordinary work.
+    tier: NodeTier | None = None
     counts: JobCounts = field(default_factory=JobCounts)
     nodes: tuple[str, ...] = ()  # nodes currently working on it
     eta_seconds: float | None = None

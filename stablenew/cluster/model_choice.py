@@ -2,7 +2,7 @@
 
 A config that names no checkpoint runs on whatever a node has loaded, so a batch spread over
 an SDXL node and an SD1.5 node would silently mix models. The model is therefore fixed when
-the job is added: the preferred node's current one (the lowest tier, first in the nodes
+the job is added: the preferred node's current one (the tier ordinary work prefers, first in the nodes
 file; a ComfyUI node, which has nothing loaded, the checkpoint it would load). The job then
 names it, so only nodes that have it are eligible and each one loads it.
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from stablenew.backends.errors import BackendError
 from stablenew.backends.types import BackendKind, Capabilities
 from stablenew.cluster.nodes import NodeConfig
+from stablenew.cluster.tiers import overflow_distance
 from stablenew.pipeline.config import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ def current_model(caps: Capabilities) -> str:
 
 
 def preferred_order(nodes: Sequence[NodeConfig]) -> list[NodeConfig]:
-    """Enabled nodes, the preferred first: lowest tier, then their order in the file."""
+    """Enabled nodes, the preferred first: the tier ordinary work prefers (standard, then the
+    next ones), then their order in the file."""
     enabled = [n for n in nodes if n.enabled]
-    return sorted(enabled, key=lambda n: (n.tier, enabled.index(n)))
+    return sorted(enabled, key=lambda n: (overflow_distance(None, n.tier), enabled.index(n)))
 
 
 async def choose_model(nodes: Sequence[NodeConfig], *, timeout: float = 10.0) -> ModelChoice:

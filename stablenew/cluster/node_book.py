@@ -10,6 +10,7 @@ from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.health import NodeHealth, NodeState
 from stablenew.cluster.nodes import NodeConfig
 from stablenew.cluster.scheduler import NodeView
+from stablenew.cluster.tiers import NodeTier
 from stablenew.cluster.work import WorkRequirements
 
 
@@ -73,7 +74,7 @@ class NodeStatus:
     name: str
     url: str
     kind: str
-    tier: int
+    tier: NodeTier
     state: NodeState
     message: str
     current: tuple[str, ...]  # labels of the items it is working on

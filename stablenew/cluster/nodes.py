@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from stablenew.cluster.tiers import NodeTier, as_tier
 from stablenew.storage.atomic import atomic_write_text
 from stablenew.storage.documents import DocumentError, dump_yaml, load_yaml_model
 
@@ -39,10 +40,19 @@ class NodeConfig(BaseModel):
     username: str = Field("", title="User name")
     password: SecretStr = Field(SecretStr(""), title="Password")
     tags: list[str] = Field(default_factory=list, title="Tags")
-    tier: int = Field(1, ge=1, le=9, title="Tier",
-                      description="1 is preferred; work overflows to higher tiers when it is busy.")
+    tier: NodeTier = Field(NodeTier.standard, title="Tier",
+                           description="What this node is for: work asking for a tier (a funnel's "
+                                       "drafts, its quality passes, its final upscale) goes to "
+                                       "nodes of that tier first, and overflows to the next tier "
+                                       "when they are busy or down.")
     max_concurrent: int = Field(1, ge=1, le=8, title="Jobs at once")
     enabled: bool = Field(True, title="Enabled")
+
+    @field_validator("tier", mode="before")
+    @classmethod
+    def _tier(cls, value: object) -> NodeTier:
+        # An older nodes file holds a number (1 preferred): read as the named tier it meant.
+        return as_tier(value)
 
     @field_validator("url")
     @classmethod

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from stablenew.cluster.health import NodeMonitor
@@ -81,11 +81,12 @@ class Placement:
                      ) -> WorkRequirements:
         return self._cached(item, config)[0]
 
-    def _placed(self, item: WorkItem, views: Sequence[NodeView]) -> WorkRequirements:
-        """The item's requirements for the node that runs its first stages: an upscale stage
-        another answering node can do need not be possible there."""
+    def _placed(self, item: WorkItem, job: Job, views: Sequence[NodeView]) -> WorkRequirements:
+        """The item's requirements for the node that runs its first stages (an upscale stage
+        another answering node can do need not be possible there), with its job's tier."""
         req, movable = self._cached(item)
-        return relax_for_remote_upscale(req, movable, views)
+        req = relax_for_remote_upscale(req, movable, views)
+        return replace(req, tier=job.tier) if job.tier is not None else req
 
     def _cached(self, item: WorkItem, config: PipelineConfig | None = None
                 ) -> tuple[WorkRequirements, frozenset[str]]:
@@ -164,7 +165,7 @@ class Placement:
         now = time.monotonic()
         views = [self.view(n, now) for n in self._nodes.values()]
         me = next(v for v in views if v.name == name)
-        reqs = [self._placed(i, views) for i, _ in free]
+        reqs = [self._placed(i, j, views) for i, j in free]
         pick: int | None
         if self.policy is Policy.least_used:
             # SwarmUI: the next item in order goes to a free eligible backend, the least used
@@ -208,7 +209,7 @@ class Placement:
                 doomed.append((item, job, f"The job is pinned to the node '{job.node_pin}', "
                                           "which is not set up."))
                 continue
-            req = self._placed(item, views)
+            req = self._placed(item, job, views)
             candidates = [v for v in views if v.name == job.node_pin] if job.node_pin else views
             if not eligible_nodes(req, candidates):
                 doomed.append((item, job, why_nobody(req, candidates)))

@@ -32,6 +32,7 @@ from stablenew.cluster.jobs import (
     Variant,
     WorkItem,
 )
+from stablenew.cluster.tiers import NodeTier
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.storage.sqlite import BUSY_MS, DatabaseUnusable, open_database
 
@@ -39,7 +40,7 @@ T = TypeVar("T")
 P = ParamSpec("P")
 _WAIT_MS = BUSY_MS  # how long a waiting call waits for another connection's write lock
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_meta (
@@ -57,7 +58,8 @@ CREATE TABLE IF NOT EXISTS queue_jobs (
     base_config TEXT,
     origin TEXT NOT NULL DEFAULT '{}',
     node_pin TEXT,
-    total INTEGER NOT NULL DEFAULT 0
+    total INTEGER NOT NULL DEFAULT 0,
+    tier TEXT
 );
 CREATE TABLE IF NOT EXISTS queue_items (
     id INTEGER PRIMARY KEY,
@@ -85,7 +87,8 @@ CREATE INDEX IF NOT EXISTS queue_items_by_state ON queue_items (state);
 
 ITEM_COLUMNS = ("id, job_id, idx, state, attempts, seed, node, error, error_detail, outputs, "
                 "not_before, started_at, finished_at, lease, variant_id, variant_label")
-JOB_COLUMNS = "id, name, kind, priority, position, created_at, output_dir, origin, node_pin"
+JOB_COLUMNS = ("id, name, kind, priority, position, created_at, output_dir, origin, node_pin, "
+               "tier")
 #: Row keys of a job read by itself: each column under its own name.
 SAME = {c.strip(): c.strip() for c in JOB_COLUMNS.split(",")}
 
@@ -230,6 +233,8 @@ class QueueDatabase:
                 for column in ("variant_id", "variant_label"):  # version 1 -> 2
                     if column not in columns:
                         self._db.execute(f"ALTER TABLE queue_items ADD COLUMN {column} TEXT")
+                if "tier" not in {r[1] for r in self._db.execute("PRAGMA table_info(queue_jobs)")}:
+                    self._db.execute("ALTER TABLE queue_jobs ADD COLUMN tier TEXT")  # 2 -> 3
                 for key, value in (("schema_version", str(SCHEMA_VERSION)), ("paused", "0"),
                                    ("revision", "0")):
                     self._db.execute(
@@ -269,7 +274,7 @@ def job_from_row(row: sqlite3.Row, counts: JobCounts, nodes: tuple[str, ...], et
                priority=row[k["priority"]], position=row[k["position"]],
                created_at=row[k["created_at"]], output_dir=row[k["output_dir"]],
                origin=origin, node_pin=row[k["node_pin"]], counts=counts, nodes=nodes,
-               eta_seconds=eta)
+               eta_seconds=eta, tier=NodeTier(tier) if (tier := row[k["tier"]]) else None)
 
 
 def item_from_row(row: sqlite3.Row) -> WorkItem:

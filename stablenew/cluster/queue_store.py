@@ -45,6 +45,7 @@ from stablenew.cluster.queue_db import (
     job_from_row,
 )
 from stablenew.cluster.queue_reads import QueueReads, QueueReport
+from stablenew.cluster.tiers import NodeTier
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.storage.paths import AppPaths
 
@@ -124,6 +125,7 @@ class QueueStore:
         expand_batches: bool = True,
         count: int | None = None,
         job_id: str | None = None,
+        tier: NodeTier | None = None,
     ) -> Job:
         """Add a job with one work item per image; *configs* may be a lazy plan (streamed).
 
@@ -132,6 +134,7 @@ class QueueStore:
         for the job under *output_root* (default: the outputs folder). *count* asks for that
         many images of a single config instead of its batch count × batch size. *job_id* lets
         a caller that follows the job's events know its id before the first one can arrive.
+        *tier*: the node tier its images prefer (a funnel step's), see `tiers`.
         """
         job_id = job_id or uuid.uuid4().hex[:8]
         origin = origin or JobOrigin()
@@ -155,9 +158,9 @@ class QueueStore:
                 "SELECT COALESCE(MAX(position), 0) + 1 FROM queue_jobs").fetchone()[0]
             db.execute(
                 "INSERT INTO queue_jobs (id, name, kind, priority, position, created_at, output_dir,"
-                " base_config, origin, node_pin, total) VALUES (?,?,?,?,?,?,?,?,?,?,0)",
+                " base_config, origin, node_pin, total, tier) VALUES (?,?,?,?,?,?,?,?,?,?,0,?)",
                 (job_id, name, str(kind), priority, position, now, str(output_dir), base_json,
-                 json.dumps(_origin_dict(origin)), node_pin))
+                 json.dumps(_origin_dict(origin)), node_pin, tier.value if tier else None))
             total = 0
             for index, (config, variant) in enumerate(images):
                 seed = config.txt2img.seed

@@ -3,8 +3,9 @@
 StableNew's policy plans the remaining items with earliest-finish-time list scheduling —
 heaviest and most constrained items first, each to the node where it would finish soonest
 given that node's queue and measured speed — and re-plans whenever a node frees up, so a
-slow card never picks up the last big item that a fast card would finish sooner. Tiers: a
-lower (preferred) tier wins unless it would finish clearly later (it overflows).
+slow card never picks up the last big item that a fast card would finish sooner. Tiers: a node
+of the tier the work asks for wins unless it would finish clearly later; then the work overflows
+down the tier order (`tiers.overflow_distance`), each step costing a little more.
 
 Round-robin and SwarmUI's "least used eligible backend, ties in list order" are here too,
 as baselines for the benchmark.
@@ -19,11 +20,17 @@ from enum import StrEnum
 from stablenew.backends.comfyui_references import IP_ADAPTER_LOADER as IP_ADAPTER_NODE
 from stablenew.backends.references import KINDS, choose_model
 from stablenew.backends.types import BackendKind, Capabilities, ReferenceKind, ReferenceUnit
+from stablenew.cluster.tiers import NodeTier, as_tier, overflow_distance
 from stablenew.cluster.work import GB, VramExperience, WorkRequirements, model_key
 from stablenew.pipeline.eta import RateTracker
 
-#: A preferred-tier node is chosen over a lower tier unless it would finish this much later.
+#: For work that asks for no tier: a node one step further down the tier order is chosen only
+#: when the nearer one would finish this much later.
 TIER_TOLERANCE = 0.10
+#: For work that asks for a tier (a funnel's drafts, quality passes, final upscale): the same,
+#: per step, but it holds to its tier more firmly: a node one step away takes it only when the
+#: asked tier's nodes would finish half as late again.
+ASKED_TIER_TOLERANCE = 0.5
 #: Speed assumed before a node has finished any work: work units per second per 8 GB of VRAM.
 PRIOR_UNITS_PER_SECOND_PER_8GB = 1.0
 #: Speed assumed for a node without a GPU until it is measured: a CPU-only ComfyUI made a
@@ -37,7 +44,7 @@ class NodeView:
 
     name: str
     capabilities: Capabilities | None
-    tier: int = 1
+    tier: NodeTier = NodeTier.standard
     max_concurrent: int = 1
     healthy: bool = True
     enabled: bool = True
@@ -49,6 +56,15 @@ class NodeView:
     vram: VramExperience = field(default_factory=VramExperience)
     #: How `speeds` are learnt: one tracker per size class (seconds per work unit).
     rates: dict[str, RateTracker] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.tier = as_tier(self.tier)  # a name, or an old registry's number
+
+    def tier_cost(self, asked: NodeTier | None) -> float:
+        """The factor on this node's finish time for work asking for tier *asked*: 1 for that
+        tier, more the further down the overflow order the node is."""
+        per_step = TIER_TOLERANCE if asked is None else ASKED_TIER_TOLERANCE
+        return 1.0 + per_step * overflow_distance(asked, self.tier)
 
     @property
     def vram_total_gb(self) -> float | None:
@@ -232,7 +248,7 @@ def plan_earliest_finish(reqs: Sequence[WorkRequirements], nodes: Sequence[NodeV
     durations: dict[tuple[WorkRequirements, str], float] = {}
     for i in order:
         req = reqs[i]
-        best: tuple[float, int, float, str, int, float] | None = None
+        best: tuple[float, float, float, str, int, float] | None = None
         for node in eligible[i]:
             lane_times = lanes[node.name]
             lane = 0 if len(lane_times) == 1 else min(range(len(lane_times)),
@@ -242,9 +258,9 @@ def plan_earliest_finish(reqs: Sequence[WorkRequirements], nodes: Sequence[NodeV
             if took is None:
                 took = durations[(req, node.name)] = duration(req, node)
             finish = start + took
-            # Preferred tiers win unless they would finish clearly later.
-            score = finish * (1.0 + TIER_TOLERANCE * (node.tier - 1))
-            candidate = (score, node.tier, start, node.name, lane, finish)
+            # The asked (or preferred) tier wins unless it would finish clearly later.
+            cost = node.tier_cost(req.tier)
+            candidate = (finish * cost, cost, start, node.name, lane, finish)
             if best is None or candidate < best:
                 best = candidate
         assert best is not None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from stablenew.backends.families import ModelFamily, detect_family, profile
+from stablenew.cluster.tiers import NodeTier
 from stablenew.learning.parameters import lora_weights
 from stablenew.pipeline.config import PipelineConfig, hires_size
 
@@ -56,6 +57,8 @@ class WorkRequirements:
     #: Steps × megapixels over every diffusion pass, plus upscale cost: proportional to time.
     work_units: float = 1.0
     megapixels: float = 0.26
+    #: The node tier its job asks for (None: ordinary work); a preference, never a must.
+    tier: NodeTier | None = None
 
     @property
     def size_class(self) -> str:

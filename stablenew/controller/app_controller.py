@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
+from stablenew.controller.field_spec import FieldValue
 from stablenew.controller.fields import FieldSpec, field_specs
 from stablenew.controller.startup import Startup, configure_logging, start_up
 from stablenew.controller.tasks import TaskOwner
@@ -63,7 +64,7 @@ class AppController(QObject):
     def settings_fields(self) -> dict[str, FieldSpec]:
         return {spec.name: spec for spec in field_specs(AppSettings, exclude=("version",))}
 
-    def settings_values(self) -> dict[str, Any]:
+    def settings_values(self) -> dict[str, FieldValue]:
         """The settings as the dialog edits them: plain values, secrets as the user typed them
         (a JSON dump masks them as stars, which saved back would replace the real key)."""
         values = self._settings.model_dump(mode="json")
@@ -71,7 +72,7 @@ class AppController(QObject):
         values["civitai_api_key"] = self._settings.civitai_api_key.get_secret_value()
         return values
 
-    def validate_settings(self, values: dict[str, Any]) -> tuple[AppSettings | None, str]:
+    def validate_settings(self, values: Mapping[str, FieldValue]) -> tuple[AppSettings | None, str]:
         """Check values from the dialog; returns (settings, "") or (None, plain reason)."""
         from pydantic import ValidationError
 
@@ -84,7 +85,7 @@ class AppController(QObject):
         except ValidationError as exc:
             return None, "; ".join(str(p) for p in plain_problems(exc, AppSettings))
 
-    def apply_settings(self, values: dict[str, Any]) -> str:
+    def apply_settings(self, values: Mapping[str, FieldValue]) -> str:
         """Validate and adopt new settings now, writing them to disk off the Qt thread."""
         settings, reason = self.validate_settings(values)
         if settings is None:

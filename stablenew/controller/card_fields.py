@@ -3,18 +3,28 @@ which server listing fills each picker, and card values to and from a PipelineCo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
+from stablenew.controller.field_spec import FieldValue, JsonValue
 from stablenew.controller.fields import FieldSpec, field_specs
 from stablenew.pipeline import config as cfg
 
+if TYPE_CHECKING:
+    from stablenew.backends.types import Capabilities
 
-def _default_of(path: str) -> Any:
+
+def _default_of(path: str) -> JsonValue:
     """The PipelineConfig model's default for a dotted field path."""
-    node: Any = cfg.PipelineConfig().model_dump(mode="json")
+    node: JsonValue = cfg.PipelineConfig().model_dump(mode="json")
     for part in path.split("."):
-        node = node[int(part)] if isinstance(node, list) else node.get(part)
+        if isinstance(node, list):
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            return None  # a path into a plain value names no field
         if node is None:
             return None
     return node
@@ -39,7 +49,7 @@ _OPTION_SOURCES = {
 # card: they are kept in their places and run, whether the second runs or not.
 #: What the second pass shows before it is used: hands, the usual second detector after faces,
 #: switched off until the user turns it on.
-_SECOND_PASS_DEFAULTS = {"model": "hand_yolov8n.pt", "enabled": False}
+_SECOND_PASS_DEFAULTS: dict[str, FieldValue] = {"model": "hand_yolov8n.pt", "enabled": False}
 #: How the card names each pass's switch (the model's title is "Run this pass").
 _PASS_SWITCHES = {
     0: ("First pass", "Run the first detector. Off skips this pass only: the second and any "
@@ -67,7 +77,7 @@ def sections() -> dict[str, list[FieldSpec]]:
     }
 
 
-def _pass_specs(index: int, defaults: dict[str, Any] | None = None) -> list[FieldSpec]:
+def _pass_specs(index: int, defaults: dict[str, FieldValue] | None = None) -> list[FieldSpec]:
     """One detector pass's fields, its switch first and named for its place on the card."""
     specs = []
     for spec in field_specs(cfg.ADetailerPassSettings, f"adetailer.passes.{index}."):
@@ -102,7 +112,7 @@ def choice_groups(path: str, names: list[str]) -> list[tuple[str, list[str]]]:
             for family, members in sorted(groups.items(), key=lambda kv: order.index(kv[0]))]
 
 
-def choices(path: str, caps: Any) -> list[str]:
+def choices(path: str, caps: Capabilities | None) -> list[str]:
     """Names the server's *caps* offer for a picker field ([] when not a picker or unknown)."""
     source = _OPTION_SOURCES.get(path)
     if source is None or caps is None:
@@ -115,7 +125,7 @@ def choices(path: str, caps: Any) -> list[str]:
     return names
 
 
-def fallback_choice(path: str, current: Any, names: list[str]) -> str | None:
+def fallback_choice(path: str, current: FieldValue, names: list[str]) -> str | None:
     """One of *names* (what the server has) for a picker still on the model's default that
     the server lacks; None: keep the current one. A value chosen by the user is kept."""
     if _OPTION_SOURCES.get(path) != "upscalers":
@@ -133,11 +143,11 @@ def is_picker(path: str) -> bool:
     return path in _OPTION_SOURCES
 
 
-def values_of(config: cfg.PipelineConfig) -> dict[str, Any]:
+def values_of(config: cfg.PipelineConfig) -> dict[str, FieldValue]:
     """Flatten a config into the dotted paths the cards use."""
-    values: dict[str, Any] = {}
+    values: dict[str, FieldValue] = {}
 
-    def walk(node: Any, prefix: str) -> None:
+    def walk(node: JsonValue, prefix: str) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
                 walk(value, f"{prefix}{key}.")
@@ -158,8 +168,8 @@ def values_of(config: cfg.PipelineConfig) -> dict[str, Any]:
     return values
 
 
-def build_config(base: cfg.PipelineConfig, card_passes: list[dict[str, Any]],
-                 values: dict[str, Any]) -> cfg.PipelineConfig:
+def build_config(base: cfg.PipelineConfig, card_passes: list[dict[str, object]],
+                 values: Mapping[str, FieldValue]) -> cfg.PipelineConfig:
     """A validated PipelineConfig from card values over *base*, with the detector passes the
     cards were loaded with; raises ConfigInvalid in plain words."""
     data = base.model_dump(mode="json")
@@ -175,7 +185,22 @@ def build_config(base: cfg.PipelineConfig, card_passes: list[dict[str, Any]],
     return cfg.validate_config(data)
 
 
-def passes_on_card(config: cfg.PipelineConfig) -> list[dict[str, Any]]:
+def config_builder(base: cfg.PipelineConfig, card_passes: list[dict[str, object]],
+                   values: Mapping[str, FieldValue] | None) -> Callable[[], cfg.PipelineConfig]:
+    """`build_config` of card values read earlier, to run later on any thread; *base* when the
+    values do not make a valid config (or there are none)."""
+    def build() -> cfg.PipelineConfig:
+        if values is not None:
+            try:
+                return build_config(base, card_passes, values)
+            except (cfg.ConfigInvalid, ValueError):
+                pass
+        return base
+
+    return build
+
+
+def passes_on_card(config: cfg.PipelineConfig) -> list[dict[str, object]]:
     """The config's detector passes with a second one in place (defaults when it has none)."""
     passes = [p.model_dump(mode="json") for p in config.adetailer.passes]
     if len(passes) < 2:

@@ -8,12 +8,15 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
 
 from stablenew.controller.tasks import TaskOwner
 from stablenew.errors import StableNewError
+
+if TYPE_CHECKING:
+    from stablenew.pipeline.config import PipelineConfig
 
 log = logging.getLogger("stablenew.controller.cards")
 
@@ -31,7 +34,7 @@ class CardMemory(QObject):
     holds) a moment after each change and at close, atomically and off the Qt thread; `restore`
     reads it back when the window opens."""
 
-    def __init__(self, file: Path, current_config: Callable[[], Any],
+    def __init__(self, file: Path, current_config: Callable[[], PipelineConfig],
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.file = file
@@ -45,7 +48,7 @@ class CardMemory(QObject):
         self._timer.timeout.connect(self.save_now)
         self.tasks = TaskOwner("Cards", self)
 
-    def restore(self) -> Any:
+    def restore(self) -> PipelineConfig | None:
         """The config the cards held when StableNew last closed or stopped, or None (first
         start). Raises CardsNotRestored, after setting the file aside, when it cannot be read:
         the cards then start from the defaults and nothing the user wrote is overwritten."""
@@ -76,7 +79,7 @@ class CardMemory(QObject):
             f"The settings your cards held last time could not be read back, so they start from "
             f"the defaults.{kept}", detail=f"{self.file}: {exc}")
 
-    def schedule(self, *_args: Any) -> None:
+    def schedule(self, *_args: object) -> None:
         """The cards changed: save them once the user pauses."""
         self._timer.start()
 

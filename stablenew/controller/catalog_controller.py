@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
@@ -30,6 +30,7 @@ from stablenew.controller.tasks import TaskOwner
 if TYPE_CHECKING:
     from stablenew.cluster.prompt_steps import CatalogView
     from stablenew.controller.app_controller import AppController
+    from stablenew.pipeline.config import PipelineConfig
 
 log = logging.getLogger("stablenew.controller")
 
@@ -42,7 +43,7 @@ TRY_WEIGHTS = (0.2, 0.4, 0.6, 0.8, 1.0)
 #: The settings behind "Add matching LoRAs" (the run step in stablenew.cluster.prompt_steps).
 AUTO_FIELDS = ("lora_auto", "lora_auto_min", "lora_auto_max", "lora_auto_categories")
 #: Starts a learning run on (config, parameter key, values); returns "" or why it did not start.
-LearningRunStarter = Callable[[Any, str, list[float]], str]
+LearningRunStarter: TypeAlias = "Callable[[PipelineConfig, str, list[float]], str]"
 
 
 class CatalogController(QObject):
@@ -78,8 +79,8 @@ class CatalogController(QObject):
         self._server_lists: dict[str, tuple[list[ServerLora], tuple[str, ...]]] = {}
         self._again = False  # a change arrived while reading: read once more afterwards
         self._reading = False
-        self._get_config: Callable[[], Any] | None = None
-        self._load_config: Callable[[Any], None] | None = None
+        self._get_config: Callable[[], PipelineConfig] | None = None
+        self._load_config: Callable[[PipelineConfig], None] | None = None
         self._start_learning_run: LearningRunStarter | None = None
         self._app: AppController | None = None
         self._watcher = QFileSystemWatcher(self)
@@ -289,7 +290,8 @@ class CatalogController(QObject):
 
     # --- the prompt ------------------------------------------------------------------------
 
-    def set_prompt_target(self, get_config: Callable[[], Any], load_config: Callable[[Any], None]) -> None:
+    def set_prompt_target(self, get_config: Callable[[], PipelineConfig],
+                          load_config: Callable[[PipelineConfig], None]) -> None:
         """The cards' current config and how to load a changed one (the pipeline controller's)."""
         self._get_config, self._load_config = get_config, load_config
 

@@ -4,7 +4,13 @@ before pydantic loads (controller/cards.py holds the stage cards' specs ready-ma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeAlias
+
+#: A field's value as cards and dialogs hold it: a JSON scalar, or (a References section) its
+#: list of units, each a JSON object as the model dumps it.
+FieldValue: TypeAlias = str | int | float | bool | None | list[dict[str, object]]
+#: A value of a model dumped as JSON (`model_dump(mode="json")`).
+JsonValue: TypeAlias = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
 
 @dataclass(frozen=True)
@@ -16,7 +22,7 @@ class FieldSpec:
     title: str
     description: str
     kind: str  # "bool" | "int" | "float" | "str" | "text" | "choice" | "secret"
-    default: Any
+    default: FieldValue
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False

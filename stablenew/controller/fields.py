@@ -4,39 +4,44 @@ from __future__ import annotations
 
 import enum
 import typing
-from typing import Any, TypeGuard
+from typing import TypeGuard
 
 import annotated_types
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from stablenew.controller.field_spec import FieldSpec
+from stablenew.controller.field_spec import FieldSpec, FieldValue
 
 __all__ = ["TEXT_FIELDS", "FieldSpec", "field_specs"]
 
 TEXT_FIELDS = {"prompt", "negative_prompt", "prompt_override", "negative_override"}
 
 
+def _number(bound: object) -> float | None:
+    """A numeric limit (annotated_types allows any comparable; a widget can only use numbers)."""
+    return bound if isinstance(bound, int | float) else None
+
+
 def _bounds(info: FieldInfo) -> tuple[float | None, float | None, bool, float | None]:
-    low: Any = None
-    high: Any = None
-    multiple: Any = None
+    low: float | None = None
+    high: float | None = None
+    multiple: float | None = None
     exclusive = False
     for meta in info.metadata:
         if isinstance(meta, annotated_types.Ge):
-            low = meta.ge
+            low = _number(meta.ge)
         elif isinstance(meta, annotated_types.Gt):
-            low, exclusive = meta.gt, True
+            low, exclusive = _number(meta.gt), True
         elif isinstance(meta, annotated_types.Le):
-            high = meta.le
+            high = _number(meta.le)
         elif isinstance(meta, annotated_types.Lt):
-            high = meta.lt
+            high = _number(meta.lt)
         elif getattr(meta, "multiple_of", None):  # annotated_types.MultipleOf or pydantic's own
-            multiple = meta.multiple_of
+            multiple = _number(meta.multiple_of)
     return low, high, exclusive, multiple
 
 
-def _labels(annotation: Any) -> tuple[str, ...]:
+def _labels(annotation: object) -> tuple[str, ...]:
     """An enum's member labels, when every member has a `label` (the words users see)."""
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         found = [getattr(m, "label", None) for m in annotation]
@@ -46,7 +51,7 @@ def _labels(annotation: Any) -> tuple[str, ...]:
     return ()
 
 
-def _kind(name: str, annotation: Any) -> tuple[str, tuple[str, ...]]:
+def _kind(name: str, annotation: object) -> tuple[str, tuple[str, ...]]:
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return "choice", tuple(str(m.value) for m in annotation)
     if annotation is bool:
@@ -69,7 +74,7 @@ def _places(info: FieldInfo) -> int | None:
     return places if isinstance(places, int) else None
 
 
-def _is_model(annotation: Any) -> TypeGuard[type[BaseModel]]:
+def _is_model(annotation: object) -> TypeGuard[type[BaseModel]]:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
@@ -90,9 +95,11 @@ def field_specs(model: type[BaseModel], prefix: str = "", *, exclude: tuple[str,
             continue
         kind, choices = _kind(name, annotation)
         low, high, exclusive, multiple = _bounds(info)
-        default = info.get_default(call_default_factory=True)
+        default: FieldValue = info.get_default(call_default_factory=True)
         if isinstance(default, enum.Enum):
             default = default.value
+        elif isinstance(default, SecretStr):  # an editor shows text ("" for the empty secret)
+            default = default.get_secret_value()
         specs.append(FieldSpec(
             path=path, name=name, title=info.title or name.replace("_", " ").capitalize(),
             description=info.description or "", kind=kind, default=default, minimum=low,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QObject, Signal
 
@@ -18,7 +18,9 @@ from stablenew.errors import StableNewError
 
 if TYPE_CHECKING:
     from stablenew.controller.gallery_controller import GalleryController
+    from stablenew.controller.gallery_index import IndexedOutputs
     from stablenew.gallery.files import FileOutcome
+    from stablenew.pipeline.config import PipelineConfig
 
 log = logging.getLogger("stablenew.controller.gallery")
 
@@ -27,7 +29,7 @@ class ChoiceBook(Protocol):
     """Where a compare pick is kept: the learning store's pairwise choices (TasteController);
     the call may return an awaitable whose result is the error that kept the choice out."""
 
-    def record_choice(self, winner: str, loser: str) -> Any: ...
+    def record_choice(self, winner: str, loser: str) -> Awaitable[Exception | None] | None: ...
 
 
 class GalleryActionError(StableNewError):
@@ -46,18 +48,18 @@ class GalleryActions(QObject):
     choices_changed = Signal(object)  # dict[str, list[str]]: what each filter can offer
     choice_recorded = Signal(str, str)  # winner, loser
 
-    def __init__(self, gallery: GalleryController, outputs: Any) -> None:
+    def __init__(self, gallery: GalleryController, outputs: IndexedOutputs | None) -> None:
         super().__init__(gallery)
         self.gallery = gallery
         self._outputs = outputs
         #: Queues a PipelineConfig (the session's add_to_queue), for "Queue again".
-        self.enqueue: Callable[[Any], None] | None = None
+        self.enqueue: Callable[[PipelineConfig], None] | None = None
         #: The learning store's pairwise choices, for the compare pick (set when it opens).
         self.choice_book: ChoiceBook | None = None
         self.tasks = TaskOwner("Gallery", self)
         self.tasks.error_raised.connect(gallery.error_changed)
 
-    def _index(self) -> Any:
+    def _index(self) -> IndexedOutputs:
         if self._outputs is None or not hasattr(self._outputs, "trash"):
             raise GalleryActionError("The gallery index is not open, so this cannot be done now.",
                                      detail="no IndexedOutputs")
@@ -139,7 +141,7 @@ class GalleryActions(QObject):
             self.tasks.spawn(self._collections(), name="gallery-collections")
 
     async def _collections(self) -> None:
-        self.collections_changed.emit(await asyncio.to_thread(self._outputs.collections))
+        self.collections_changed.emit(await asyncio.to_thread(self._index().collections))
 
     def add_to_collection(self, name: str, keys: list[str]) -> None:
         """Put the images in the album *name* (made when new); an empty selection only makes it."""
@@ -160,7 +162,7 @@ class GalleryActions(QObject):
             self.tasks.spawn(self._choices(), name="gallery-choices")
 
     async def _choices(self) -> None:
-        self.choices_changed.emit(await asyncio.to_thread(self._outputs.choices))
+        self.choices_changed.emit(await asyncio.to_thread(self._index().choices))
 
     # --- compare ---------------------------------------------------------------------------------
 

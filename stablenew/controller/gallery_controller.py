@@ -8,14 +8,20 @@ import inspect
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from PySide6.QtCore import QObject, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
-from stablenew.controller.gallery_ratings import RatingBook, RatingsUnavailable, StoredRatings
+from stablenew.controller.gallery_ratings import (
+    RatingBook,
+    RatingsUnavailable,
+    StoredRatings,
+    WriteOutcome,
+)
 from stablenew.controller.gallery_reading import (
     LARGE_SIDE,
     THUMB_SIDE,
@@ -32,12 +38,19 @@ from stablenew.pipeline.outputs import thumbnail_path
 
 if TYPE_CHECKING:
     from stablenew.controller.gallery_actions import GalleryActions
+    from stablenew.controller.gallery_index import IndexedOutputs
     from stablenew.gallery.query import GalleryQuery, GalleryRow
+    from stablenew.learning.records import LearningRecord
+    from stablenew.pipeline.records import ImageRecord
 
 log = logging.getLogger("stablenew.controller.gallery")
 
 PAGE_SIZE = 600  # images listed per page; the next page loads when the view nears the end
 PRESET_TAGS = ("too noisy", "too smooth", "nailed it")
+
+
+#: What a rating or tag change shows on an item: its stars (None: unrated) or its tags.
+_Shown: TypeAlias = "int | tuple[str, ...] | None"
 
 
 class GalleryController(QObject):
@@ -52,8 +65,8 @@ class GalleryController(QObject):
     detail_ready = Signal(object)  # ImageDetail
     error_changed = Signal(object)
 
-    def __init__(self, output_dir: Any, ratings: RatingBook, parent: QObject | None = None, *,
-                 outputs: Any = None) -> None:
+    def __init__(self, output_dir: Callable[[], Path], ratings: RatingBook,
+                 parent: QObject | None = None, *, outputs: IndexedOutputs | None = None) -> None:
         super().__init__(parent)
         self._output_dir = output_dir  # callable → Path
         self._ratings = ratings
@@ -96,7 +109,7 @@ class GalleryController(QObject):
     def item(self, key: str) -> GalleryItem | None:
         return self._by_key.get(key)
 
-    def show_record(self, record: Any) -> None:
+    def show_record(self, record: LearningRecord) -> None:
         """A learning record changed elsewhere (the learning grid rated it): its stars and tags
         show here too. Ignored while a change made here is on its way to the store."""
         item = self._by_key.get(str(record.path))
@@ -122,7 +135,7 @@ class GalleryController(QObject):
         except (OSError, ValueError) as exc:
             log.warning("old ratings file %s unreadable (%s); left as it is", file, exc)
             return
-        refused: dict[str, dict[str, Any]] = {}
+        refused: dict[str, dict[str, object]] = {}  # JSON, as the old file held it
         for path, entry in data.items() if isinstance(data, dict) else ():
             for field_name, value in (("stars", entry.get("stars")), ("tags", entry.get("tags"))):
                 if not value:
@@ -164,12 +177,13 @@ class GalleryController(QObject):
         """The search, filters and order the list shows; None for all outputs, newest first."""
         return self._query
 
-    def set_query(self, query: GalleryQuery | dict[str, Any]) -> None:
+    def set_query(self, query: GalleryQuery | Mapping[str, Any]) -> None:
         """List what *query* (or a query of these fields) finds in the gallery index (read off
-        the Qt thread)."""
+        the Qt thread). Any: the filter panel's fields by name, of several types, which the
+        view cannot name (GalleryQuery is below the controllers); GalleryQuery takes them."""
         from stablenew.gallery.query import GalleryQuery, SortKey
 
-        if isinstance(query, dict):
+        if not isinstance(query, GalleryQuery):
             fields = dict(query)
             fields["sort"] = SortKey(fields.get("sort", "date"))
             query = GalleryQuery(**fields)
@@ -205,9 +219,9 @@ class GalleryController(QObject):
         size = max(self.page_size, len(self._items))
         self._scans += 1
         scan_number = self._scans
-        query = self._query
-        if query is not None:
-            rows, total = await asyncio.to_thread(self._outputs.query, root, query, 0, size)
+        query, outputs = self._query, self._outputs
+        if query is not None and outputs is not None:  # a search is only set with the index
+            rows, total = await asyncio.to_thread(outputs.query, root, query, 0, size)
             if scan_number != self._scans:
                 return
             self.items_resetting.emit()
@@ -253,13 +267,16 @@ class GalleryController(QObject):
     async def _when_built(self) -> None:
         """The first build of the index ended: the listed images get their model and prompt
         (for the tooltips) in place; the list itself is not reset under the user's scrolling."""
+        outputs = self._outputs
         try:
-            while not await asyncio.to_thread(self._outputs.wait_built, 0.5):
+            while outputs is not None and not await asyncio.to_thread(outputs.wait_built, 0.5):
                 pass
         finally:
             self._awaiting_index = False
+        if outputs is None:
+            return  # only an index is built
         items = [i for i in self._items if not i.model and not i.prompt]
-        known = await asyncio.to_thread(self._outputs.facts, [i.key for i in items])
+        known = await asyncio.to_thread(outputs.facts, [i.key for i in items])
         for item in items:
             item.model, item.prompt = known.get(item.key, (item.model, item.prompt))
 
@@ -273,10 +290,10 @@ class GalleryController(QObject):
 
     async def _read_page(self) -> tuple[list[GalleryItem], int]:
         """The next page's items, and how many entries of `_later` they came from."""
-        query = self._query
-        if query is not None:
+        query, outputs = self._query, self._outputs
+        if query is not None and outputs is not None:  # a search is only set with the index
             rows, self._query_total = await asyncio.to_thread(
-                self._outputs.query, Path(self._output_dir()), query, len(self._items),
+                outputs.query, Path(self._output_dir()), query, len(self._items),
                 self.page_size)
             return self._listed(rows), 0
         page = self._later[:self.page_size]
@@ -299,7 +316,7 @@ class GalleryController(QObject):
         self._by_key.update((i.key, i) for i in added)
         self.items_appended.emit(len(added))
 
-    def add_record(self, record: Any) -> None:
+    def add_record(self, record: ImageRecord) -> None:
         """A run saved an image: it goes first (a new image has no rating yet)."""
         path = Path(record.path)
         add = getattr(self._outputs, "add", None)
@@ -410,7 +427,7 @@ class GalleryController(QObject):
         tags = tuple(t for t in item.tags if t != tag) if tag in item.tags else (*item.tags, tag)
         self._change(item, tags=tags)
 
-    def _change(self, item: GalleryItem, **value: Any) -> None:
+    def _change(self, item: GalleryItem, **value: _Shown) -> None:
         """Show the new rating or tags now, hand them to the book, and undo them if not kept."""
         (field_name, wanted), = value.items()
         before = getattr(item, field_name)
@@ -418,10 +435,10 @@ class GalleryController(QObject):
         self.item_changed.emit(item)
         seq = self._writes[item.key] = self._writes.get(item.key, 0) + 1
         try:
-            if field_name == "rating":
-                outcome = self._ratings.rate(item.key, wanted)
-            else:
+            if isinstance(wanted, tuple):
                 outcome = self._ratings.set_tags(item.key, wanted)
+            else:
+                outcome = self._ratings.rate(item.key, wanted)
         except Exception as exc:  # noqa: BLE001 - a refusal at once (e.g. learning is Off)
             self._not_kept(item, field_name, before, seq, exc)
             return
@@ -430,8 +447,8 @@ class GalleryController(QObject):
         self.tasks.spawn(self._confirm(item, field_name, before, seq, outcome),
                          name="confirm-rating")
 
-    async def _confirm(self, item: GalleryItem, field_name: str, before: Any, seq: int,
-                       outcome: Any) -> None:
+    async def _confirm(self, item: GalleryItem, field_name: str, before: _Shown, seq: int,
+                       outcome: WriteOutcome) -> None:
         try:
             await _settled(outcome)
         except Exception as exc:  # noqa: BLE001 - whatever the write raised is shown on the image as not kept
@@ -444,13 +461,13 @@ class GalleryController(QObject):
             if left:
                 self._in_flight[item.key] = left
 
-    def _not_kept(self, item: GalleryItem, field_name: str, before: Any, seq: int,
+    def _not_kept(self, item: GalleryItem, field_name: str, before: _Shown, seq: int,
                   exc: BaseException) -> None:
         info = error_from_exception(exc, "Gallery")
         log.warning("%s of %s not kept: %s", field_name, item.key, info.message)
         self._put_back(item, field_name, before, seq, info)
 
-    def _put_back(self, item: GalleryItem, field_name: str, before: Any, seq: int,
+    def _put_back(self, item: GalleryItem, field_name: str, before: _Shown, seq: int,
                   info: ErrorInfo) -> None:
         """Undo a change that was not kept (unless a newer one replaced it) and say why."""
         if self._writes.get(item.key) == seq:
@@ -495,7 +512,7 @@ class GalleryController(QObject):
             close()
 
 
-async def _settled(outcome: Any) -> None:
+async def _settled(outcome: WriteOutcome | Exception) -> None:
     """Wait for a rating book's write (a Future, an awaitable or None); raises why it failed."""
     if isinstance(outcome, Exception):
         raise outcome

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import concurrent.futures
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 
 from stablenew.errors import StableNewError
 from stablenew.learning.ratings import RecordReader
+
+#: What a rating book's write returns: a Future or awaitable that fails when the value was not
+#: kept, or None when it was kept at once.
+WriteOutcome: TypeAlias = "Awaitable[object] | concurrent.futures.Future[None] | None"
 
 
 class RatingBook(Protocol):
@@ -20,8 +25,8 @@ class RatingBook(Protocol):
     """
 
     def rating(self, path: str) -> tuple[int | None, tuple[str, ...]]: ...
-    def rate(self, path: str, stars: int | None) -> Any: ...
-    def set_tags(self, path: str, tags: tuple[str, ...]) -> Any: ...
+    def rate(self, path: str, stars: int | None) -> WriteOutcome: ...
+    def set_tags(self, path: str, tags: tuple[str, ...]) -> WriteOutcome: ...
 
 
 class RatingsUnavailable(StableNewError):
@@ -41,10 +46,10 @@ class StoredRatings:
         """May block briefly (an indexed read that never waits for writers): worker threads."""
         return self._reader.rating(path)
 
-    def rate(self, path: str, stars: int | None) -> Any:
+    def rate(self, path: str, stars: int | None) -> WriteOutcome:
         return self._book().rate(path, stars)
 
-    def set_tags(self, path: str, tags: tuple[str, ...]) -> Any:
+    def set_tags(self, path: str, tags: tuple[str, ...]) -> WriteOutcome:
         return self._book().set_tags(path, tags)
 
     def _book(self) -> RatingBook:

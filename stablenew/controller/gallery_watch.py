@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer
 
@@ -18,6 +18,7 @@ from stablenew.controller.tasks import TaskOwner
 
 if TYPE_CHECKING:
     from stablenew.controller.gallery_controller import GalleryController
+    from stablenew.controller.gallery_index import IndexedOutputs
 
 QUIET_MS = 1500  # a run writing an image a second makes one scan, not one per file
 MAX_FOLDERS = 2000  # watched run folders (the newest), far under the OS's watch limits
@@ -26,7 +27,7 @@ MAX_FOLDERS = 2000  # watched run folders (the newest), far under the OS's watch
 class GalleryWatch(QObject):
     """Watches the output folder tree and rescans the folders that changed."""
 
-    def __init__(self, gallery: GalleryController, outputs: Any) -> None:
+    def __init__(self, gallery: GalleryController, outputs: IndexedOutputs | None) -> None:
         super().__init__(gallery)
         self.gallery = gallery
         self._outputs = outputs
@@ -71,7 +72,10 @@ class GalleryWatch(QObject):
         self.tasks.spawn(self._scan(folders), name="gallery-watch-scan")
 
     async def _scan(self, folders: list[str]) -> None:
-        changed = await asyncio.to_thread(self._outputs.scan_folders, folders)
+        outputs = self._outputs
+        if outputs is None:
+            return  # only an index is rescanned (nothing is watched without one)
+        changed = await asyncio.to_thread(outputs.scan_folders, folders)
         self.scans += 1
         root = Path(self.gallery.output_dir)
         if any(Path(f) == root for f in folders):

@@ -11,14 +11,35 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Hashable
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from stablenew.controller.errors import ErrorInfo
 
 log = logging.getLogger("stablenew.controller")
 
 #: How often the database is asked again while waiting: some changes raise no event (images
 #: cancelled from the queue panel before they ran).
 CHECK_S = 0.5
+
+
+class FollowedQueue(Protocol):
+    """What following a job asks of its queue (a QueueController)."""
+
+    @property
+    def error(self) -> ErrorInfo | None: ...
+    def cancel_job(self, job_id: str) -> Awaitable[object]: ...
+    async def job_unfinished(self, job_id: str) -> bool: ...
+
+
+class FollowedRun(Protocol):
+    """Where the followed job was queued (a RunQueue): its queue, and whether that still works."""
+
+    @property
+    def queue(self) -> FollowedQueue: ...
+    @property
+    def working(self) -> Callable[[], bool]: ...
 
 
 class JobFollower:
@@ -41,8 +62,8 @@ class JobFollower:
     def wake(self) -> None:
         self._changed.set()
 
-    async def follow(self, run_queue: Any, job_id: str, *, stop: Callable[[], bool],
-                     queue_stopped: Callable[[Any], BaseException],
+    async def follow(self, run_queue: FollowedRun, job_id: str, *, stop: Callable[[], bool],
+                     queue_stopped: Callable[[ErrorInfo | None], BaseException],
                      failure: Callable[[], BaseException | None] = lambda: None) -> None:
         """Until nothing of *job_id* waits or runs. Once *stop()* is true the job is cancelled
         (waiting images dropped, the one at a node interrupted there); *failure()* raises at
@@ -67,7 +88,7 @@ class JobFollower:
                 await asyncio.wait_for(self._changed.wait(), CHECK_S)
 
 
-async def _cancel(queue: Any, job_id: str) -> bool:
+async def _cancel(queue: FollowedQueue, job_id: str) -> bool:
     """Cancel what is left of *job_id*; True once nothing of it can start any more."""
     from stablenew.cluster.queue_store import QueueError, UnknownId
 

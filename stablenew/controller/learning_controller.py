@@ -38,7 +38,7 @@ from stablenew.storage.settings import AppSettings, LearningMode, peek_settings
 
 if TYPE_CHECKING:
     from stablenew.backends.protocol import Backend
-    from stablenew.controller.pipeline_controller import RunQueue
+    from stablenew.controller.run_work import RunQueue
 
 log = logging.getLogger("stablenew.controller.learning")
 

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +28,7 @@ from stablenew.learning.parameters import (
 from stablenew.learning.plans import LearningPlan
 from stablenew.learning.records import LearningRecord
 from stablenew.learning.runs import LearningRunResult, RunState, RunTracker, cell_of
+from stablenew.learning.runs import RunCell as RunCell  # for the views, which see only controllers
 from stablenew.learning.store import LearningStore
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.storage.settings import LearningMode
@@ -35,8 +36,8 @@ from stablenew.storage.settings import LearningMode
 if TYPE_CHECKING:
     from stablenew.backends.protocol import Backend
     from stablenew.controller.learning_controller import LearningController
-    from stablenew.controller.pipeline_controller import RunQueue
     from stablenew.controller.queue_controller import QueueController
+    from stablenew.controller.run_work import RunQueue
     from stablenew.pipeline.cancel import CancelToken
 
 log = logging.getLogger("stablenew.controller.learning")
@@ -146,7 +147,7 @@ class LearningRunController(QObject):
 
     # --- learning runs ------------------------------------------------------------------------
 
-    def start_learning_run(self, parameter: str, values: str | list[object] | None = None, *,
+    def start_learning_run(self, parameter: str, values: str | Sequence[object] | None = None, *,
                            images_per_value: int = 1, pack: str | None = None,
                            base: PipelineConfig | None = None) -> bool:
         """Plan and start a learning run on the current settings; False with a visible error
@@ -238,8 +239,10 @@ class LearningRunController(QObject):
                     self._job_id = job_id
                     self._follower.reset()
                     run_queue.queue.watch_job(job_id, self._queue_event.emit)
+                    # One validated config per cell: a worker's job, for a big grid.
+                    images = await asyncio.to_thread(plan.images)
                     await run_queue.queue.add_run(
-                        plan.images(), node=run_queue.node, job_id=job_id, name=_job_name(plan),
+                        images, node=run_queue.node, job_id=job_id, name=_job_name(plan),
                         output_dir=folder,
                         origin=JobOrigin(pack=plan.pack, preset=plan.preset,
                                          learning_run_id=plan.id))
@@ -288,8 +291,8 @@ class LearningRunController(QObject):
         if self._run_queue is not None:
             return await self._run_queue()
         from stablenew.cluster.machinery import RunMachinery
-        from stablenew.controller.pipeline_controller import RunQueue
         from stablenew.controller.queue_controller import QueueController
+        from stablenew.controller.run_work import RunQueue
 
         assert self._backend is not None  # start_plan refuses a run with neither
         backend = await self._backend()

@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
@@ -46,7 +46,18 @@ from stablenew.randomizer.packs import PackEntry, PackLibrary
 from stablenew.randomizer.profiles import ProfileStore
 from stablenew.storage.settings import AppSettings
 
+if TYPE_CHECKING:
+    from stablenew.randomizer.profiles import Profile
+    from stablenew.storage.folders import Signature
+
 log = logging.getLogger("stablenew.controller.library")
+
+_R = TypeVar("_R")
+#: A preset's or a profile's folder and entry, chosen by an ItemKind at run time; each folder
+#: takes back only its own entries. Any: the item type follows a run-time value, which the
+#: type checker cannot pair up across the two calls.
+_Folder: TypeAlias = "LibraryFolder[Any]"
+_Entry: TypeAlias = "LibraryEntry[Any]"
 
 PACK_POLL_MS = 2000
 #: Changes on disk come in bursts (an editor's save, a copy of many files): read once they settle.
@@ -82,7 +93,7 @@ class LibraryController(QObject):
         self._packs = packs
         self._profiles = profiles if profiles is not None else ProfileStore()
         self._preset_entries: list[LibraryEntry[Preset]] = []
-        self._profile_entries: list[LibraryEntry[Any]] = []
+        self._profile_entries: list[LibraryEntry[Profile]] = []
         self._pack_entries: list[PackEntry] = []
         self._filter = ""
         self._error: ErrorInfo | None = None
@@ -104,7 +115,7 @@ class LibraryController(QObject):
         self._watch_timer.setSingleShot(True)
         self._watch_timer.setInterval(WATCH_DELAY_MS)
         self._watch_timer.timeout.connect(self._check_disk)
-        self._signatures: dict[ItemKind, Any] = {}
+        self._signatures: dict[ItemKind, Signature] = {}
         self._writing = 0  # writes of ours under way
         if self._app is not None:
             self._app.settings_changed.connect(self._settings_changed)
@@ -202,7 +213,7 @@ class LibraryController(QObject):
         self._error = info
         self.error_changed.emit(info)
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[object, object, object], name: str) -> None:
         self.tasks.spawn(coro, name=name)
 
     # --- reading ------------------------------------------------------------------------------
@@ -226,7 +237,7 @@ class LibraryController(QObject):
             self.pack_actions._packs_reloaded()
         else:
             store = self._store(kind)
-            entries: list[LibraryEntry[Any]]
+            entries: list[_Entry]
             entries, self._signatures[kind] = await asyncio.to_thread(
                 lambda: (store.entries(), store.signature()))
             if kind is ItemKind.preset:
@@ -326,13 +337,13 @@ class LibraryController(QObject):
 
     # --- lookups ------------------------------------------------------------------------------
 
-    def _store(self, kind: ItemKind) -> LibraryFolder[Any]:
+    def _store(self, kind: ItemKind) -> _Folder:
         return self._presets if kind is ItemKind.preset else self._profiles
 
-    def _entries(self, kind: ItemKind) -> list[LibraryEntry[Any]]:
+    def _entries(self, kind: ItemKind) -> list[_Entry]:
         return self._preset_entries if kind is ItemKind.preset else self._profile_entries
 
-    def _entry(self, kind: ItemKind, key: str) -> LibraryEntry[Any]:
+    def _entry(self, kind: ItemKind, key: str) -> _Entry:
         for entry in self._entries(kind):
             if entry.key == key:
                 return entry
@@ -352,7 +363,7 @@ class LibraryController(QObject):
 
     # --- writes and the actions on any item ------------------------------------------------------
 
-    async def _write(self, kind: ItemKind, action: Callable[[], Any], message: str) -> Any:
+    async def _write(self, kind: ItemKind, action: Callable[[], _R], message: str) -> _R:
         # The folder watch waits meanwhile: the list changes with this write's own message.
         self._writing += 1
         shown = self._error
@@ -366,7 +377,7 @@ class LibraryController(QObject):
         self.message_changed.emit(message)
         return result
 
-    def _find_usable(self, kind: ItemKind, key: str) -> LibraryEntry[Any] | None:
+    def _find_usable(self, kind: ItemKind, key: str) -> _Entry | None:
         try:
             entry = self._entry(kind, key)
         except Gone as exc:
@@ -413,7 +424,7 @@ class LibraryController(QObject):
         self.undo_changed.emit(self.undo_text())
 
     async def _on_entry(self, kind: ItemKind, key: str,
-                        action: Callable[[LibraryFolder[Any], LibraryEntry[Any]], Any], message: str) -> None:
+                        action: Callable[[_Folder, _Entry], object], message: str) -> None:
         entry = self._entry(kind, key)
         store = self._store(kind)
         await self._write(kind, lambda: action(store, entry), message)

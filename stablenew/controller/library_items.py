@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING
 
 from stablenew.pipeline.presets import LibraryEntry
 from stablenew.randomizer.packs import PackEntry
+
+if TYPE_CHECKING:
+    from stablenew.pipeline.presets import Preset
+    from stablenew.randomizer.profiles import Profile
 
 
 class ItemKind(StrEnum):
@@ -46,7 +50,7 @@ class LibraryItem:
         return all(word in haystack for word in needle.split())
 
 
-def folder_item(kind: ItemKind, entry: LibraryEntry[Any]) -> LibraryItem:
+def folder_item(kind: ItemKind, entry: LibraryEntry[Preset] | LibraryEntry[Profile]) -> LibraryItem:
     item = entry.item
     problem = str(entry.error) if entry.error is not None else "\n".join(
         f"Warning: {w.message} (line {w.line}, {w.field})" if w.line else f"Warning: {w.message}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
 from stablenew.cluster.node_book import NodeStatus, WorkingOn
 from stablenew.cluster.nodes import NodeConfig, NodeRegistry
 from stablenew.cluster.queue_store import QueueStore
+from stablenew.cluster.tiers import NodeTier, as_tier, overflow_distance
 from stablenew.cluster.work import GB
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.format import duration
@@ -44,6 +45,7 @@ from stablenew.storage.paths import AppPaths
 log = logging.getLogger("stablenew.controller.nodes")
 
 NODE_COLUMNS = ("Name", "State", "Current job", "Kind", "VRAM", "Tier", "Address")
+TIER_COLUMN = NODE_COLUMNS.index("Tier")
 PLAN_COLUMNS = ("Image", "Job", "Node", "Start", "Finish", "Why not")
 _ROOT = QModelIndex()
 
@@ -128,14 +130,14 @@ class NodesModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(NODE_COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+                   role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
         if (orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole
                 and 0 <= section < len(NODE_COLUMNS)):
             return NODE_COLUMNS[section]
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+             role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
         row = self.row_at(index.row()) if index.isValid() else None
         if row is None:
             return None
@@ -160,7 +162,7 @@ class NodesModel(QAbstractTableModel):
         if column == 4:
             return f"{row.vram_gb:.0f} GB" if row.vram_gb else ""
         if column == 5:
-            return str(cfg.tier)
+            return cfg.tier.label
         if column == 6:
             return cfg.url
         return None
@@ -189,14 +191,14 @@ class PlanModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(PLAN_COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+                   role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
         if (orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole
                 and 0 <= section < len(PLAN_COLUMNS)):
             return PLAN_COLUMNS[section]
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+             role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
         if self._plan is None or not index.isValid() or index.row() >= len(self._plan.rows):
             return None
         row = self._plan.rows[index.row()]
@@ -280,11 +282,12 @@ class NodesController(QObject):
         return lists
 
     def preferred_node(self) -> NodeConfig | None:
-        """Where an interactive Run goes: the first ready node of the best tier."""
+        """Where an interactive Run goes: the first ready node of the tier ordinary work
+        prefers (standard, then the next ones down the overflow order)."""
         ready = [n for n in self._registry.enabled()
                  if self.health(n.name).state is NodeState.healthy]
         pool = ready or self._registry.enabled()
-        return min(pool, key=lambda n: n.tier) if pool else None
+        return min(pool, key=lambda n: overflow_distance(None, n.tier)) if pool else None
 
     # --- editing (slots) -----------------------------------------------------------------------------
 
@@ -339,7 +342,7 @@ class NodesController(QObject):
                 return False
         return True
 
-    def _spawn_then_rebuild(self, coro: Any, name: str) -> None:
+    def _spawn_then_rebuild(self, coro: Coroutine[object, object, object], name: str) -> None:
         async def work() -> None:
             try:
                 await coro
@@ -395,6 +398,12 @@ class NodesController(QObject):
         node = self._registry.get(name).model_copy(update={"enabled": enabled})
         self.edit_node(name, node)
 
+    def set_tier(self, name: str, tier: NodeTier | str) -> None:
+        """The node's tier from its combo in the table: saved, and the running queue told."""
+        tier = as_tier(tier)
+        if self._registry.get(name).tier is not tier:
+            self.edit_node(name, self._registry.get(name).model_copy(update={"tier": tier}))
+
     def check(self) -> None:
         """Check every node the cheap way, as an idle cluster's timer should: a ping for each
         that answered last time; a full probe only for one coming back, not probed yet, or
@@ -449,7 +458,9 @@ class NodesController(QObject):
         self._rebuild()
 
     def make_dispatcher(self, store: QueueStore, **kwargs: Any) -> ClusterDispatcher | None:
-        """A dispatcher over the enabled nodes of the registry (None when there are none)."""
+        """A dispatcher over the enabled nodes of the registry (None when there are none).
+
+        Any: *kwargs* go as they are to ClusterDispatcher, whose keywords check them."""
         nodes = self._registry.enabled()
         if not nodes:
             return None

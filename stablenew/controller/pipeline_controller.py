@@ -11,23 +11,31 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.controller import card_fields
 from stablenew.controller.errors import ErrorInfo, error_from_exception
+from stablenew.controller.field_spec import FieldValue
 from stablenew.controller.fields import FieldSpec
 from stablenew.controller.format import plural
 from stablenew.controller.images import decode_image
 from stablenew.controller.job_follow import JobFollower
 from stablenew.controller.run_progress import RunProgress, RunState
 from stablenew.controller.run_tally import ShownRun, estimate, fold_event
+from stablenew.controller.run_work import (
+    NodeFailed,
+    PlanProvider,
+    PlanWork,
+    RunNotQueued,
+    RunQueue,
+    RunServer,
+)
 from stablenew.controller.tasks import TaskOwner
-from stablenew.errors import StableNewError
 from stablenew.pipeline import config as cfg
 from stablenew.pipeline.events import (
     ImageSaved,
@@ -38,41 +46,31 @@ from stablenew.pipeline.events import (
     RunWarning,
 )
 
+if TYPE_CHECKING:
+    from stablenew.cluster.estimates import QueueEstimates
+    from stablenew.cluster.jobs import JobCounts
+    from stablenew.cluster.queue_events import ItemFinished, ItemStarted, QueueEvent
+    from stablenew.controller.queue_controller import PlanEntry, QueueController
+    from stablenew.pipeline.cancel import CancelToken
+    from stablenew.pipeline.events import RunEvent
+    from stablenew.pipeline.records import ImageRecord
+
+#: What a flush shows of an image of the Run: the runner's events, and when a node took it
+#: and let it go.
+ShownEvent: TypeAlias = "RunEvent | ItemStarted | ItemFinished"
+
 log = logging.getLogger("stablenew.controller.pipeline")
 
 #: Repaint rate for progress: fast enough to feel live, slow enough to never flood the Qt thread.
 FLUSH_INTERVAL_MS = 80
 PREVIEW_SIDE = 768
 
-@dataclass(frozen=True)
-class RunQueue:
-    """Where Run's work goes: the queue (a QueueController) working on *node*, the preferred
-    node its job is pinned to, and whether the queue still works (False: its runner stopped,
-    so nothing would ever take the job)."""
-
-    queue: Any
-    node: str
-    working: Callable[[], bool]
-    #: Awaited when the Run is over (the window stops a runner it started only for the Run).
-    finished: Callable[[], Awaitable[None]] | None = None
-
-
-class RunNotQueued(StableNewError):
-    """The queue could not take or finish a Run (it stopped, it could not be opened)."""
-
-
 class _LeftQueued(Exception):
     """The window closes to stop and resume next time: the Run stops following its job and
     leaves what is left of it in the queue."""
 
 
-class NodeFailed(StableNewError):
-    """The node a Run was pinned to stopped answering or cannot be used."""
-
-    fatal_for_node = True
-
-
-def _run_name(config: Any) -> str:
+def _run_name(config: cfg.PipelineConfig) -> str:
     prompt = " ".join(config.txt2img.prompt.split())
     return "Run: " + ((prompt[:44] + "…") if len(prompt) > 45 else (prompt or "Untitled"))
 
@@ -92,8 +90,8 @@ class PipelineController(QObject):
     run_finished = Signal(object)  # RunFinished | None
     cards_changed = Signal(str)  # the user changed a card field (its path): the window's state moved
 
-    def __init__(self, server: Any, output_dir: Callable[[], Path], *, log_dir: Path | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(self, server: RunServer | None, output_dir: Callable[[], Path], *,
+                 log_dir: Path | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._server = server
         self._output_dir = output_dir
@@ -101,27 +99,27 @@ class PipelineController(QObject):
         self._config = cfg.PipelineConfig()
         # The ADetailer passes the cards were loaded with (see `build_config`).
         self._card_passes = card_fields.passes_on_card(self._config)
-        self._record_hooks: list[Callable[[Any], None]] = []
-        self._plan_provider: Callable[[Any], Any] | None = None
+        self._record_hooks: list[Callable[[ImageRecord], None]] = []
+        self._plan_provider: PlanProvider | None = None
         self._queue_provider: Callable[[], Awaitable[RunQueue]] | None = None
-        self._own: Any = None  # the QueueController of a controller used without a window
+        self._own: QueueController | None = None  # the QueueController of a controller used without a window
         # The Run's queue job: its id, images, those in flight (as events tell, at once).
         self._job_id: str | None = None
-        self._estimates: Any = None  # the queue's QueueEstimates: the Run's time left
+        self._estimates: QueueEstimates | None = None  # the queue's QueueEstimates: the Run's time left
         self._plan_total: int | None = None
         self._follower = JobFollower()  # waits for the job: which images are at a node now
         self._node_failure: NodeFailed | None = None
         self._left_queued: _LeftQueued | None = None  # set as the window closes (keep_queued)
         self._shown = ShownRun(started=0.0)
-        self._values_provider: Callable[[], dict[str, Any]] | None = None
-        self._token: Any = None
+        self._values_provider: Callable[[], Mapping[str, FieldValue]] | None = None
+        self._token: CancelToken | None = None
         self._progress = RunProgress()
         self._error: ErrorInfo | None = None
         self.tasks = TaskOwner("Run", self)
         self.tasks.error_raised.connect(self._set_error)
         # Events may arrive from worker threads; they are queued and flushed on the Qt thread.
         self._lock = threading.Lock()
-        self._pending: deque[tuple[int, Any]] = deque()  # (image of the Run, event)
+        self._pending: deque[tuple[int, ShownEvent]] = deque()  # (image of the Run, event)
         self._latest_preview: bytes | None = None
         self._decoding: asyncio.Task[None] | None = None  # the preview being decoded
         self._dirty = False
@@ -149,7 +147,7 @@ class PipelineController(QObject):
         """The picker's names grouped by model family for the checkpoint pickers."""
         return card_fields.choice_groups(path, self.choices(path))
 
-    def fallback_choice(self, path: str, current: Any) -> str | None:
+    def fallback_choice(self, path: str, current: FieldValue) -> str | None:
         """A value the server has, for a picker still on the model's default that the server
         lacks ("R-ESRGAN 4x+" on a node without upscale models); None: keep the current one.
 
@@ -161,36 +159,38 @@ class PipelineController(QObject):
         return card_fields.is_picker(path)
 
     @property
-    def config(self) -> Any:
-        """The config of the last run or the last one loaded (a PipelineConfig)."""
+    def config(self) -> cfg.PipelineConfig:
+        """The config of the last run or the last one loaded."""
         return self._config
 
     @staticmethod
-    def values_of(config: Any) -> dict[str, Any]:
+    def values_of(config: cfg.PipelineConfig) -> dict[str, FieldValue]:
         """Flatten a config into the dotted paths the cards use."""
         return card_fields.values_of(config)
 
-    def build_config(self, values: dict[str, Any]) -> Any:
+    def build_config(self, values: Mapping[str, FieldValue]) -> cfg.PipelineConfig:
         """A validated PipelineConfig from card values; raises ConfigInvalid in plain words."""
         return card_fields.build_config(self._config, self._card_passes, values)
 
-    def default_values(self) -> dict[str, Any]:
+    def default_values(self) -> dict[str, FieldValue]:
         return self.values_of(cfg.PipelineConfig())
 
-    def set_values_provider(self, provider: Callable[[], dict[str, Any]] | None) -> None:
+    def set_values_provider(self, provider: Callable[[], Mapping[str, FieldValue]] | None
+                            ) -> None:
         """Where the current card values come from (the window's pipeline panel)."""
         self._values_provider = provider
 
-    def current_config(self) -> Any:
+    def current_config(self) -> cfg.PipelineConfig:
         """The config the cards show now (the last valid one if the cards hold an invalid value)."""
-        if self._values_provider is not None:
-            try:
-                return self.build_config(self._values_provider())
-            except (cfg.ConfigInvalid, ValueError):
-                pass
-        return self._config
+        return self.config_snapshot()()
 
-    def load_config(self, config: Any) -> None:
+    def config_snapshot(self) -> Callable[[], cfg.PipelineConfig]:
+        """The cards' values read now (Qt thread), and a builder of `current_config` from them
+        for any thread (the variant count builds it on its worker)."""
+        values = self._values_provider() if self._values_provider is not None else None
+        return card_fields.config_builder(self._config, self._card_passes, values)
+
+    def load_config(self, config: cfg.PipelineConfig) -> None:
         """Show *config* in the cards (a preset applied, "use these settings", a dropped PNG)."""
         self._config = config
         self._card_passes = card_fields.passes_on_card(config)
@@ -198,11 +198,11 @@ class PipelineController(QObject):
 
     # --- collaborators ----------------------------------------------------------------------
 
-    def add_record_hook(self, hook: Callable[[Any], None]) -> None:
+    def add_record_hook(self, hook: Callable[[ImageRecord], None]) -> None:
         """Called with each saved ImageRecord (the learning store subscribes here)."""
         self._record_hooks.append(hook)
 
-    def set_plan_provider(self, provider: Callable[[Any], Any] | None) -> None:
+    def set_plan_provider(self, provider: PlanProvider | None) -> None:
         """The randomizer's `plan_for_run(config)`; None runs the config as it is.
 
         A plan provider is called on the Qt thread when Run is pressed, so the Run is what the
@@ -239,12 +239,12 @@ class PipelineController(QObject):
         """
         self._queue_provider = provider
 
-    def run_plan(self, provider: Callable[[Any], Any]) -> bool:
+    def run_plan(self, provider: PlanProvider) -> bool:
         """Run the cards' config through *provider* (e.g. every prompt of a pack) instead of once."""
         values = self._values_provider() if self._values_provider is not None else {}
         return self.run(values, plan=provider)
 
-    def run(self, values: dict[str, Any], *, plan: Callable[[Any], Any] | None = None) -> bool:
+    def run(self, values: Mapping[str, FieldValue], *, plan: PlanProvider | None = None) -> bool:
         """Start a run with exactly these card values; False (and a visible error) if they are invalid.
 
         The run is a queue item like any other (it survives a crash, it shows in the queue),
@@ -267,14 +267,14 @@ class PipelineController(QObject):
         self._config = config
         from stablenew.pipeline.cancel import CancelToken
 
-        self._token = CancelToken()
+        self._token = token = CancelToken()
         self._set_error(None)
         self._progress = RunProgress(state=RunState.running, started_at=time.monotonic(),
                                      node=self._server.node_name if self._server else "")
         self.run_state_changed.emit(RunState.running)
         self.progress_changed.emit(self._progress)
         self._flush_timer.start()
-        self.tasks.spawn(self._run(config, self._token, work), name="run")
+        self.tasks.spawn(self._run(config, token, work), name="run")
         return True
 
     def stop(self) -> None:
@@ -290,13 +290,13 @@ class PipelineController(QObject):
     async def wait_idle(self, timeout: float = 10.0) -> None:
         await self.tasks.wait_idle(timeout)
 
-    async def _run(self, config: Any, token: Any, work: Any) -> None:
+    async def _run(self, config: cfg.PipelineConfig, token: CancelToken, work: PlanWork) -> None:
         run_queue: RunQueue | None = None
         added = finished = False
         counts = None
         try:
             # An unreachable server is said at once, before anything is queued.
-            await self._server.ensure_backend()
+            await self._connected().ensure_backend()
             run_queue = await (self._queue_provider or self._own_queue)()
             # The plan provider's work (variants, a pack's prompts); None: run the config as is.
             planned = await self._built(work, token)
@@ -335,7 +335,7 @@ class PipelineController(QObject):
             info = error_from_exception(exc, "Run")
             log.error("run failed: %s\n%s", info.message, info.detail)
             self._set_error(info)
-            if getattr(exc, "fatal_for_node", False):
+            if getattr(exc, "fatal_for_node", False) and self._server is not None:
                 self._server.mark_failed(exc)
             if added and run_queue is not None and self._job_id is not None:
                 # What is left of a Run that failed is not run later behind the user's back.
@@ -361,7 +361,7 @@ class PipelineController(QObject):
                 own.deleteLater()
 
     @staticmethod
-    async def _built(work: Any, token: Any) -> Any:
+    async def _built(work: PlanWork, token: CancelToken) -> Iterable[PlanEntry] | None:
         """The Run's work once its plan is built (a Future: on the plan provider's worker);
         Stop does not wait for a plan still being built, whose result is then dropped."""
         if not isinstance(work, concurrent.futures.Future):
@@ -383,13 +383,21 @@ class PipelineController(QObject):
                                detail="the plan provider's worker cancelled the plan")
         return built.result()
 
+    def _connected(self) -> RunServer:
+        """The server Run works on; a controller made without one (the card table) cannot run."""
+        if self._server is None:
+            raise RunNotQueued("There is no server to run on. Set one up in Settings.",
+                               detail="PipelineController made without a server")
+        return self._server
+
     async def _own_queue(self) -> RunQueue:
         """The queue of a controller used without a window: its own runner on the server."""
         from stablenew.cluster.machinery import RunMachinery
         from stablenew.controller.queue_controller import QueueController
 
-        backend = await self._server.ensure_backend()
-        node = self._server.node_name
+        server = self._connected()
+        backend = await server.ensure_backend()
+        node = server.node_name
         if self._own is None:
             self._own = QueueController(output_root=self._output_dir(), parent=self)
         queue = self._own
@@ -398,9 +406,9 @@ class PipelineController(QObject):
                 self._output_dir, log_dir=self._log_dir, record_hooks=(self.record,)))
         return RunQueue(queue, node, lambda: queue.running)
 
-    async def _follow(self, run_queue: RunQueue, job_id: str, token: Any) -> None:
+    async def _follow(self, run_queue: RunQueue, job_id: str, token: CancelToken) -> None:
         """Wait until no image of the job is waiting or in flight; Stop cancels the job."""
-        def queue_stopped(error: Any) -> RunNotQueued:
+        def queue_stopped(error: ErrorInfo | None) -> RunNotQueued:
             return RunNotQueued(
                 error.message if error is not None else
                 "The queue stopped before this Run finished. Press Run again.",
@@ -422,7 +430,7 @@ class PipelineController(QObject):
         with self._lock:
             self._pending.clear()  # nothing of an earlier Run is shown as this one's
 
-    def _finish_run(self, counts: Any) -> None:
+    def _finish_run(self, counts: JobCounts | None) -> None:
         """One RunFinished for the whole Run, worded as the runner words a run's end."""
         shown, p = self._shown, self._progress
         total = self._plan_total or 0
@@ -448,13 +456,13 @@ class PipelineController(QObject):
 
     # --- events → signals -------------------------------------------------------------------
 
-    def record(self, record: Any) -> None:
+    def record(self, record: ImageRecord) -> None:
         """Hand one saved image's record to the record hooks (the learning store): the queue's
         runners call this for every image they save, once."""
         for hook in list(self._record_hooks):
             hook(record)
 
-    def _on_queue_event(self, event: Any) -> None:
+    def _on_queue_event(self, event: QueueEvent) -> None:
         """An event of the Run's queue job (on the loop's thread); shown at the next flush."""
         from stablenew.cluster.jobs import ItemState
         from stablenew.cluster.queue_runner import ItemFinished, ItemProgress, ItemStarted
@@ -469,7 +477,7 @@ class PipelineController(QObject):
             self._wake()
             return
         index = event.item.index
-        inner: Any = event.event if isinstance(event, ItemProgress) else event
+        inner: ShownEvent = event.event if isinstance(event, ItemProgress) else event
         if isinstance(event, ItemFinished) and event.state is ItemState.failed:
             self._shown.failed += 1
             self._shown.first_error = self._shown.first_error or event.message
@@ -503,7 +511,7 @@ class PipelineController(QObject):
         if preview is not None:
             self._decode_preview(preview)
 
-    def _apply(self, p: RunProgress, event: Any, item: int = 0) -> RunProgress:
+    def _apply(self, p: RunProgress, event: ShownEvent, item: int = 0) -> RunProgress:
         """Fold one event of image *item* of the Run into the progress shown; a saved image,
         a warning and an error are told at once."""
         if isinstance(event, ImageSaved):

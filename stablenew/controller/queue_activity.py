@@ -11,10 +11,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -25,6 +25,9 @@ from stablenew.controller.images import decode_image
 from stablenew.controller.run_progress import RunProgress, RunState
 from stablenew.pipeline.events import ImageSaved, ProgressUpdate, StageStarted
 
+if TYPE_CHECKING:
+    from stablenew.cluster.queue_events import QueueEvent
+
 log = logging.getLogger("stablenew.controller.queue")
 
 #: How often the bar is told (it repaints no faster than a person reads).
@@ -34,6 +37,13 @@ PACE_SAMPLES = 8
 #: The viewer's preview size, as a Run's (pipeline_controller.PREVIEW_SIDE).
 PREVIEW_SIDE = 768
 
+
+
+class Spawn(Protocol):
+    """How the activity runs its preview decodes: the queue's `TaskOwner.spawn`."""
+
+    def __call__(self, coro: Coroutine[object, object, None], *, name: str = ...
+                 ) -> asyncio.Task[None]: ...
 
 @dataclass(frozen=True)
 class QueueWork:
@@ -73,7 +83,7 @@ class QueueActivity(QObject):
     preview_changed = Signal(object, str)
 
     def __init__(self, job_of: Callable[[str], Job | None],
-                 spawn: Callable[..., asyncio.Task[Any]] | None = None,
+                 spawn: Spawn | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._job_of = job_of  # the job as the last snapshot of the queue has it (counts)
@@ -92,7 +102,7 @@ class QueueActivity(QObject):
     def current(self) -> QueueWork | None:
         return self._shown
 
-    def on_event(self, event: Any) -> None:
+    def on_event(self, event: QueueEvent) -> None:
         if isinstance(event, ItemStarted):
             self._in_flight[event.item.id] = _InFlight(event.item, event.job_name, time.monotonic())
         elif isinstance(event, ItemProgress):

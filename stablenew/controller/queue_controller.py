@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol, TypeAlias, TypeVar
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
@@ -65,6 +65,20 @@ if TYPE_CHECKING:
     from stablenew.cluster.queue_runner import QueueRunner
 
 log = logging.getLogger("stablenew.controller.queue")
+
+
+class PlannedImage(Protocol):
+    """One image of a lazy plan (a randomizer PlanItem, a PackRunItem): its config; its `tags`,
+    when it has them, say which variant, pack or learning run it belongs to."""
+
+    @property
+    def config(self) -> PipelineConfig: ...
+
+
+_T = TypeVar("_T")
+
+#: What a plan yields: configs, or plan items that carry their config.
+PlanEntry: TypeAlias = "PipelineConfig | PlannedImage"
 
 @dataclass(frozen=True)
 class QueueSnapshot:
@@ -120,7 +134,7 @@ class QueueController(QObject):
         self._closing = False  # aclose() began: no new refresh, poll or timer from here on
         # A QueueRunner, or the ClusterDispatcher over several nodes (same control surface).
         self._runner: QueueRunner | ClusterDispatcher | None = None
-        self._runner_task: asyncio.Task[Any] | None = None
+        self._runner_task: asyncio.Task[None] | None = None
         self._reported: set[str] = set()
         # Listeners to one job's events (the window's Run follows its own job).
         self._watchers: dict[str, Callable[[QueueEvent], None]] = {}
@@ -258,11 +272,11 @@ class QueueController(QObject):
 
     # --- operations (slots) ----------------------------------------------------------------------
 
-    def _do(self, name: str, fn: Callable[[QueueStore], Any], *, wake: bool = False,
-            want: bool = False, after: Callable[[Any], None] | None = None) -> asyncio.Task[Any]:
+    def _do(self, name: str, fn: Callable[[QueueStore], _T], *, wake: bool = False,
+            want: bool = False, after: Callable[[_T], None] | None = None) -> asyncio.Task[_T]:
         """Run *fn* on the store off the Qt thread; *wake* the runner, and with *want* ask for
         one when none runs (Resume, Retry: the user wants the queue to move now)."""
-        async def work() -> Any:
+        async def work() -> _T:
             store = await self.store()
             result = await asyncio.to_thread(fn, store)
             if after is not None:
@@ -278,14 +292,14 @@ class QueueController(QObject):
     def add_config(self, config: PipelineConfig, *, name: str = "", count: int | None = None,
                    priority: int = 0, origin: JobOrigin | None = None,
                    output_dir: Path | None = None, node_pin: str | None = None
-                   ) -> asyncio.Task[Any]:
+                   ) -> asyncio.Task[Job]:
         """Queue a config (one image per batch × size, or *count* images)."""
         return self._do("add", lambda s: s.add_job(
             config, name=name, count=count, priority=priority, origin=origin,
             output_dir=output_dir, output_root=self.output_root, node_pin=node_pin), wake=True)
 
-    def add_plan(self, configs: Iterable[Any], *, name: str, origin: JobOrigin | None = None,
-                 priority: int = 0) -> asyncio.Task[Any]:
+    def add_plan(self, configs: Iterable[PlanEntry], *, name: str, origin: JobOrigin | None = None,
+                 priority: int = 0) -> asyncio.Task[Job]:
         """Queue a lazy plan (randomizer, pack, learning run): streamed into the database."""
         kind = JobKind.learning if origin and origin.learning_run_id else (
             JobKind.pack if origin and origin.pack else JobKind.plan)
@@ -293,7 +307,7 @@ class QueueController(QObject):
             configs, name=name, kind=kind, origin=origin, priority=priority,
             output_root=self.output_root), wake=True)
 
-    async def add_run(self, configs: PipelineConfig | Iterable[Any], *, node: str, job_id: str,
+    async def add_run(self, configs: PipelineConfig | Iterable[PlanEntry], *, node: str, job_id: str,
                       name: str = "", output_dir: Path | None = None,
                       origin: JobOrigin | None = None) -> Job:
         """Queue a Run pressed in the window (a config, or a lazy plan of them; a learning
@@ -357,7 +371,7 @@ class QueueController(QObject):
         if task is not None and not task.done():
             await asyncio.wait((task,))
 
-    def cancel_job(self, job_id: str) -> asyncio.Task[Any]:
+    def cancel_job(self, job_id: str) -> asyncio.Task[list[int]]:
         """Cancel what is left of a job; its images in flight are interrupted on the node.
         Returns the operation's task (awaited by a Run or learning run that stops)."""
         def cancel(store: QueueStore) -> list[int]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias, overload
 
 from PySide6.QtCore import (
     QAbstractItemModel,
     QByteArray,
     QMimeData,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     Qt,
 )
@@ -30,6 +31,8 @@ ProgressRole = Qt.ItemDataRole.UserRole + 1  # float 0..1
 IdRole = Qt.ItemDataRole.UserRole + 2  # job id (str) or item id (int)
 KindRole = Qt.ItemDataRole.UserRole + 3  # "job" or "item"
 StateRole = Qt.ItemDataRole.UserRole + 4  # JobState / ItemState value
+#: What a cell gives for a role: text, an id, a progress fraction, or nothing.
+CellValue: TypeAlias = str | int | float | None
 
 
 def format_eta(seconds: float | None) -> str:
@@ -110,7 +113,13 @@ class QueueModel(QAbstractItemModel):
             return QModelIndex()
         return self.createIndex(row, column, parent.row() + 1)  # internalId: job row + 1
 
-    def parent(self, index: QModelIndex | QPersistentModelIndex | None = None) -> Any:
+    @overload
+    def parent(self) -> QObject | None: ...
+    @overload
+    def parent(self, index: QModelIndex | QPersistentModelIndex, /) -> QModelIndex: ...
+
+    def parent(self, index: QModelIndex | QPersistentModelIndex | None = None
+               ) -> QModelIndex | QObject | None:
         if index is None:  # QObject.parent(): who owns the model
             return super().parent()
         if not index.isValid() or _is_job(index):
@@ -145,7 +154,7 @@ class QueueModel(QAbstractItemModel):
         return len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+                   role: int = Qt.ItemDataRole.DisplayRole) -> str | None:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section] if 0 <= section < len(COLUMNS) else None
         return None
@@ -153,7 +162,7 @@ class QueueModel(QAbstractItemModel):
     # --- cells ------------------------------------------------------------------------------------
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
-             ) -> Any:
+             ) -> CellValue:
         if not index.isValid():
             return None
         if _is_job(index):
@@ -172,7 +181,7 @@ class QueueModel(QAbstractItemModel):
         running = sum(f for job_id, f in self._fractions.values() if job_id == job.id)
         return min(1.0, (c.finished + running) / c.total)
 
-    def _job_data(self, job: Job, column: int, role: int) -> Any:
+    def _job_data(self, job: Job, column: int, role: int) -> CellValue:
         c = job.counts
         if role == IdRole:
             return job.id
@@ -217,7 +226,7 @@ class QueueModel(QAbstractItemModel):
     def _fraction(self, item: WorkItem) -> float:
         return self._fractions.get(item.id, ("", 0.0))[1]
 
-    def _item_data(self, item: WorkItem, column: int, role: int) -> Any:
+    def _item_data(self, item: WorkItem, column: int, role: int) -> CellValue:
         if role == IdRole:
             return item.id
         if role == KindRole:
@@ -254,7 +263,9 @@ class QueueModel(QAbstractItemModel):
                 word = f"failed: {item.error}"
             return word
         if column == 3:
-            return item.node or "" if item.state in (ItemState.assigned, ItemState.running) else ""
+            # The node working on it, then the one that made it or failed it (which GPU made
+            # this image, on a cluster); a queued item (a retry) has none yet.
+            return item.node or "" if item.state is not ItemState.queued else ""
         return None
 
     # --- drag and drop (reorder jobs) -------------------------------------------------------------

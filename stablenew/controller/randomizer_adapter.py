@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -100,6 +101,8 @@ class RandomizerAdapter(QObject):
         self._spec = VariationSpec()
         self._enabled = False
         self._base = base_config or PipelineConfig()
+        #: The cards to count from (see `follow_cards`); None: the base config as set.
+        self._cards: Callable[[], Callable[[], PipelineConfig]] | None = None
         self._wildcards: Path | None = None
         self._manager: WildcardManager | None = None
         #: The measured pace of the node, for the time a large run takes.
@@ -167,6 +170,20 @@ class RandomizerAdapter(QObject):
         self._base = config
         self._schedule()
 
+    def follow_cards(self, snapshot: Callable[[], Callable[[], PipelineConfig]]) -> None:
+        """Count from the cards from now on: *snapshot*, called on the Qt thread as a count
+        starts, reads them and returns the builder of their config, run on the worker.
+
+        So a key typed into a card (`cards_changed`) only marks the count stale: the config is
+        read once the typing pauses (or Run asks for the count) and built off the Qt thread."""
+        self._cards = snapshot
+        self._schedule()
+
+    def cards_changed(self, *_args: object) -> None:
+        """A card field changed: recount after the typing pause (see `follow_cards`)."""
+        if self._cards is not None:
+            self._schedule()
+
     def set_wildcards_dir(self, folder: str | Path | WildcardManager | None) -> None:
         """Use this wildcards folder, or a manager of one (setting it again re-reads files).
 
@@ -219,7 +236,7 @@ class RandomizerAdapter(QObject):
         self._update(prompt_matrix=on)
 
     def set_mode(self, mode: str) -> None:
-        changes: dict[str, Any] = {"mode": mode}
+        changes: dict[str, object] = {"mode": mode}
         if mode == VariationMode.random and self._spec.count is None:
             changes["count"] = 10
         self._update(**changes)
@@ -249,7 +266,7 @@ class RandomizerAdapter(QObject):
             if not name or not text.strip():
                 continue
             if name in AxisKind.__members__ and AxisKind(name) in _TEXT_AXES:
-                values: Any = [v.strip() for v in text.split(",") if v.strip()]
+                values: str | list[str] = [v.strip() for v in text.split(",") if v.strip()]
             else:
                 values = text  # numbers and A1111 ranges ("20-40 (+10)") are expanded by the spec
             axes.append({name: values})
@@ -267,7 +284,7 @@ class RandomizerAdapter(QObject):
         return [(axis.name, ", ".join(axis.value_label(v) for v in axis.values))
                 for axis in self._spec.axes]
 
-    def _update(self, **changes: Any) -> None:
+    def _update(self, **changes: object) -> None:
         data = self._spec.model_dump()
         data.update(changes)
         try:
@@ -282,7 +299,7 @@ class RandomizerAdapter(QObject):
 
     # --- run path ---------------------------------------------------------------------------
 
-    def plan_for_run(self, base_config: PipelineConfig) -> Plan | Future[Plan] | Future[Plan | None] | None:
+    def plan_for_run(self, base_config: PipelineConfig) -> Plan | Future[Plan | None] | None:
         """The plan to run for these card settings, as they are now (None when the randomizer
         is off and the card's prompt has no choices to pick: see `card_prompt`). Called on the
         Qt thread when Run is pressed; returns at once.
@@ -339,7 +356,7 @@ class RandomizerAdapter(QObject):
         self._start_compute()
 
     def _schedule(self) -> None:
-        # Any result still on its way describes an older spec: drop it, wait for the new one.
+        # A result still on its way describes an older spec: drop it, wait for the new one.
         with self._lock:
             self._generation += 1
         self._timer.start()
@@ -347,16 +364,18 @@ class RandomizerAdapter(QObject):
     def _start_compute(self) -> None:
         with self._lock:
             generation = self._generation
-        base, spec, folder = self._base, self._spec, self._manager
+        base: PipelineConfig | Callable[[], PipelineConfig]
+        base = self._cards() if self._cards is not None else self._base
+        spec, folder = self._spec, self._manager
         self._computing = generation
         self._set_busy(True)
         self._pool.submit(self._compute, generation, base, spec, folder)
 
-    def _compute(self, generation: int, base: PipelineConfig, spec: VariationSpec,
-                 folder: WildcardManager | None) -> None:
+    def _compute(self, generation: int, base: PipelineConfig | Callable[[], PipelineConfig],
+                 spec: VariationSpec, folder: WildcardManager | None) -> None:
         # Worker thread: build the plan and its first variants; never touch widgets here.
         try:
-            p = plan(base, spec, wildcards_dir=folder)
+            p = plan(base() if callable(base) else base, spec, wildcards_dir=folder)
             rows = tuple(
                 PreviewRow(item.variant_index + 1, item.label, item.config.txt2img.prompt,
                            item.config.txt2img.negative_prompt, item.variant_id)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.images import decode_image
 from stablenew.controller.tasks import TaskOwner
+
+if TYPE_CHECKING:
+    from stablenew.controller.field_spec import FieldValue
 
 THUMB_SIDE = 56
 #: Family defaults the txt2img card has a field for (others, like SD3.5's shift, the graph uses).
@@ -33,7 +36,7 @@ class FamilyView:
 
     label: str
     hidden: dict[str, str]
-    defaults: dict[str, Any]
+    defaults: dict[str, FieldValue]
 
 
 def family_view(checkpoint: str, choice: str) -> FamilyView:
@@ -105,7 +108,7 @@ class ReferencesController(QObject):
         except ReferenceMissing as exc:
             self.reference_failed.emit(stage, exc.message)
             return
-        settings: dict[str, Any] = ref.model_dump(mode="json")
+        settings: dict[str, object] = ref.model_dump(mode="json")
         self.reference_added.emit(stage, settings, thumb)
 
     async def wait_idle(self, timeout: float = 5.0) -> None:

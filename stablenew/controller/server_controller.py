@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -14,6 +14,9 @@ from stablenew.backends.types import Capabilities
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.tasks import TaskOwner
 from stablenew.storage.settings import AppSettings
+
+if TYPE_CHECKING:
+    from stablenew.backends.protocol import Backend
 
 log = logging.getLogger("stablenew.controller.server")
 
@@ -32,6 +35,14 @@ def no_server_message(url: str) -> str:
             "(or ComfyUI with --listen), or change the address in Settings.")
 
 
+@runtime_checkable
+class _Previewing(Protocol):
+    """A backend whose live previews can be switched while connected (A1111/Forge and ComfyUI;
+    not part of Backend, which the cluster's per-item wrappers also implement)."""
+
+    previews: bool
+
+
 class ServerController(QObject):
     """Holds the connection to the server in Settings; views read its state, never the backend."""
 
@@ -43,10 +54,10 @@ class ServerController(QObject):
         super().__init__(parent)
         self._settings = settings
         self._state = ServerState.idle
-        self._backend: Any = None
+        self._backend: Backend | None = None
         self._capabilities: Capabilities | None = None
         self._error: ErrorInfo | None = None
-        self._connecting: asyncio.Task[Any] | None = None
+        self._connecting: asyncio.Task[None] | None = None
         self._failure: BackendError | None = None  # why the last connect failed, typed
         self.tasks = TaskOwner("Server", self)
         self.tasks.error_raised.connect(self._set_error)
@@ -122,7 +133,7 @@ class ServerController(QObject):
         keys = ("server_url", "server_kind", "username", "password", "request_timeout_s")
         if any(getattr(old, k) != getattr(settings, k) for k in keys):
             self.reconnect()
-        elif self._backend is not None:
+        elif isinstance(self._backend, _Previewing):
             self._backend.previews = settings.live_previews  # takes effect at the next step
 
     def reconnect(self) -> None:
@@ -140,7 +151,7 @@ class ServerController(QObject):
         if self._connecting is None or self._connecting.done():
             self.tasks.spawn(self._ping(), name="ping")
 
-    async def ensure_backend(self) -> Any:
+    async def ensure_backend(self) -> Backend:
         """The connected backend, connecting first when needed; raises the typed BackendError
         of the failed connect otherwise (AuthFailed for a wrong password, not "no server").
 

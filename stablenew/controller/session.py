@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -14,21 +14,34 @@ from stablenew.controller.card_memory import CARDS_FILE, CardMemory, CardsNotRes
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.gallery_controller import GalleryController, StoredRatings
 from stablenew.controller.gallery_index import INDEX_FILE, IndexedOutputs
-from stablenew.controller.pipeline_controller import PipelineController, RunNotQueued, RunQueue
+from stablenew.controller.pipeline_controller import PipelineController
 from stablenew.controller.prompt_controller import PromptController
+from stablenew.controller.run_work import RunNotQueued, RunQueue
 from stablenew.controller.server_controller import ServerController
 from stablenew.controller.session_rooms import SessionRooms
 from stablenew.controller.tasks import TaskOwner
 from stablenew.controller.window_state import WindowState
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
 
+    from stablenew.backends.protocol import Backend
     from stablenew.cluster.dispatcher import ClusterDispatcher
     from stablenew.cluster.nodes import NodeConfig
     from stablenew.cluster.prompt_steps import CatalogView, LoraMatchStep
     from stablenew.cluster.queue_events import QueueEventCallback
     from stablenew.cluster.queue_store import QueueStore
+    from stablenew.controller.catalog_controller import CatalogController
+    from stablenew.controller.funnel_controller import FunnelController
+    from stablenew.controller.learning_controller import LearningController
+    from stablenew.controller.learning_ratings import LearningRatingBook
+    from stablenew.controller.library_controller import LibraryController
+    from stablenew.controller.nodes_controller import NodesController
+    from stablenew.controller.queue_controller import PlanEntry, QueueController
+    from stablenew.controller.randomizer_adapter import RandomizerAdapter
+    from stablenew.controller.taste_controller import TasteController
+    from stablenew.controller.trending_controller import TrendingController
     from stablenew.pipeline.config import PipelineConfig
     from stablenew.pipeline.records import ImageRecord
     from stablenew.pipeline.runner import PromptStep
@@ -37,7 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("stablenew.controller")
 
 
-ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog", "trending")
+ROOMS = ("library", "randomizer", "learning", "queue", "nodes", "catalog", "trending", "funnel")
 #: How often the nodes of an idle cluster are checked (a running queue's dispatcher checks its own).
 NODE_CHECK_MS = 30_000
 #: How often a window looks again whether another StableNew still works on the queue it left.
@@ -85,15 +98,17 @@ class Session(SessionRooms):
         self.cards.tasks.error_raised.connect(self.pipeline.error_changed)  # a full disk, say
         # The other rooms' controllers open after the first paint (their imports are heavy); a
         # room that fails to open is reported and the window carries on without it.
-        self.learning: Any = None
-        self.taste: Any = None  # "which is better?" and the next experiment (with learning)
-        self._rating_book: Any = None  # the learning room's, for the gallery's writes
-        self.library: Any = None
-        self.queue: Any = None
-        self.randomizer: Any = None
-        self.nodes: Any = None
-        self.catalog: Any = None
-        self.trending: Any = None
+        self.learning: LearningController | None = None
+        #: "which is better?" and the next experiment (with learning)
+        self.taste: TasteController | None = None
+        self._rating_book: LearningRatingBook | None = None  # the learning room's, for the gallery
+        self.library: LibraryController | None = None
+        self.queue: QueueController | None = None
+        self.randomizer: RandomizerAdapter | None = None
+        self.nodes: NodesController | None = None
+        self.catalog: CatalogController | None = None
+        self.trending: TrendingController | None = None
+        self.funnel: FunnelController | None = None
         self._rooms_pending = list(ROOMS)
         #: Images the queue saved before the learning room opened: it records them as it opens.
         self._unrecorded: list[ImageRecord] = []
@@ -101,7 +116,7 @@ class Session(SessionRooms):
         #: "cluster" or "single" while the queue runs; None while it does not (or is switching)
         self._queue_mode: str | None = None
         self._switching = False
-        self._queue_backend: Any = None  # the backend the single-node runner works on
+        self._queue_backend: Backend | None = None  # the backend the single-node runner works on
         #: the local-LLM enhance step while the queue runs with it
         self._enhancer: PromptEnhancer | None = None
         # The runner was started by a Run, not by Add to queue: it stops when the Run leaves
@@ -127,7 +142,7 @@ class Session(SessionRooms):
 
     # --- other rooms ----------------------------------------------------------------------------
 
-    def queue_trending(self, items: Any, *, name: str) -> bool:
+    def queue_trending(self, items: Iterable[PlanEntry], *, name: str) -> bool:
         """A trending batch is one queue job, its images tagged with their source images;
         False while the queue is not open (it failed to start, or the window is closing)."""
         if self.queue is None or self._closing:
@@ -141,7 +156,12 @@ class Session(SessionRooms):
     @property
     def cluster_enabled(self) -> bool:
         """The nodes file lists at least one switched-on node: queued batches use the cluster."""
-        return self.nodes is not None and any(node.enabled for node in self.nodes.nodes())
+        return self._cluster_nodes() is not None
+
+    def _cluster_nodes(self) -> NodesController | None:
+        """The Nodes room when the cluster is on (see `cluster_enabled`), else None."""
+        nodes = self.nodes
+        return nodes if nodes is not None and any(n.enabled for n in nodes.nodes()) else None
 
     @property
     def queue_mode(self) -> str | None:
@@ -187,6 +207,8 @@ class Session(SessionRooms):
         from stablenew.cluster.runner_lock import RunnerLock
 
         queue = self.queue
+        if queue is None:
+            return
         store = await queue.store()
         if queue.running or self._closing or not await asyncio.to_thread(store.reads.has_pending):
             return
@@ -240,17 +262,19 @@ class Session(SessionRooms):
     def plan_queue(self) -> bool:
         """Fill the Nodes panel's dry-run table for what is queued (nothing is sent); False if
         there are no nodes to plan over."""
-        if not self.cluster_enabled:
+        nodes = self._cluster_nodes()
+        if nodes is None:
             return False
         if self.queue is None:
-            self.nodes.make_plan()
+            nodes.make_plan()
         else:
-            self.tasks.spawn(self._plan_queue(), name="plan-queue")
+            self.tasks.spawn(self._plan_queue(nodes, self.queue), name="plan-queue")
         return True
 
-    async def _plan_queue(self) -> None:
+    @staticmethod
+    async def _plan_queue(nodes: NodesController, queue: QueueController) -> None:
         # The queue's own store: the plan sees what the queue panel shows, on the same connection.
-        self.nodes.make_plan(store=await self.queue.store())
+        nodes.make_plan(store=await queue.store())
 
     def _forward_error(self, info: ErrorInfo | None) -> None:
         if info is not None:
@@ -272,6 +296,8 @@ class Session(SessionRooms):
         self._queue_config(config)
 
     def _queue_config(self, config: PipelineConfig) -> None:
+        if self.queue is None:
+            return
         self.queue.add_config(config)
         if not self.queue.running:
             self.tasks.spawn(self._start_queue(), name="start-queue")
@@ -290,7 +316,7 @@ class Session(SessionRooms):
 
         choice: ModelChoice | None = None
         for node in preferred_order(enabled):  # what the Nodes room already knows: no probe
-            caps = self.nodes.health(node.name).capabilities
+            caps = self.nodes.health(node.name).capabilities if self.nodes is not None else None
             if caps is not None and current_model(caps):
                 choice = ModelChoice(current_model(caps), node.name)
                 break
@@ -320,8 +346,9 @@ class Session(SessionRooms):
             raise RunNotQueued("Nothing can start: StableNew's queue could not be opened. See the "
                                "error about the queue, fix it, and restart StableNew.",
                                detail="the queue room is not open")
-        if self.cluster_enabled:
-            node = self._preferred_node()
+        nodes = self._cluster_nodes()
+        if nodes is not None:
+            node = self._preferred_node(nodes)
         else:
             backend = await self.server.ensure_backend()
             if queue.running and self._queue_mode == "single" and self._queue_backend is not backend:
@@ -347,14 +374,14 @@ class Session(SessionRooms):
         queue.stop_runner()
         await queue.wait_stopped()
 
-    def _preferred_node(self) -> str:
+    def _preferred_node(self, nodes: NodesController) -> str:
         """The node a Run is pinned to with a cluster: the window's own server when it is one of
         the nodes, else the Nodes room's choice (the first ready node of the best tier)."""
         url = self.server.url.rstrip("/")
-        for node in self.nodes.nodes():
+        for node in nodes.nodes():
             if node.enabled and node.url.rstrip("/") == url:
                 return str(node.name)
-        preferred = self.nodes.preferred_node()
+        preferred = nodes.preferred_node()
         return str(preferred.name) if preferred is not None else self.server.node_name
 
     def _queue_record(self, record: ImageRecord) -> None:
@@ -381,8 +408,11 @@ class Session(SessionRooms):
                                  on_outputs_removed=self._outputs_removed,
                                  prompt_step=await self._prompt_step(),
                                  lora_step=self._lora_step())
-        if self.cluster_enabled:
-            nodes = self.nodes
+        queue = self.queue
+        if queue is None:
+            return
+        nodes = self._cluster_nodes()
+        if nodes is not None:
             self._queue_mode = "cluster"
 
             def make(store: QueueStore, on_event: QueueEventCallback) -> ClusterDispatcher | None:
@@ -392,14 +422,14 @@ class Session(SessionRooms):
                     nodes.attach(dispatcher)  # the Nodes table follows each node's live state
                 return dispatcher
 
-            self.queue.start_cluster(make, on_finished=self._cluster_finished)
+            queue.start_cluster(make, on_finished=self._cluster_finished)
             return
         backend = await self.server.ensure_backend()
-        if self.queue.running:
+        if queue.running:
             return  # started meanwhile (a Run and Add to queue at once)
         self._queue_mode = "single"
         self._queue_backend = backend
-        self.queue.start_runner(backend, node=self.server.node_name, machinery=machinery)
+        queue.start_runner(backend, node=self.server.node_name, machinery=machinery)
 
     async def _prompt_step(self) -> PromptStep | None:
         """The local-LLM enhance step the settings ask for (None: off), made anew for each
@@ -482,7 +512,7 @@ class Session(SessionRooms):
                                           source=name.capitalize()))
             return
         setattr(self, name, controller)
-        if name in ("library", "catalog", "trending"):
+        if name in ("library", "catalog", "trending", "funnel"):
             controller.start()
         elif name == "queue":
             controller.start_polling()
@@ -507,7 +537,7 @@ class Session(SessionRooms):
         if self.learning is not None:
             # Stopped while the queue still works, so its job is cancelled, not left behind.
             await self.learning.runs.stop_learning_run()
-        for other in (self.queue, self.nodes, self.taste, self.learning, self.library,
+        for other in (self.funnel, self.queue, self.nodes, self.taste, self.learning, self.library,
                       self.randomizer, self.catalog, self.trending):
             close = getattr(other, "aclose", None)
             sync_close = getattr(other, "close", None)

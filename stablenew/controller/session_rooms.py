@@ -3,23 +3,31 @@ the others (the Session's lifetime and its queue are in session.py)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from stablenew.backends.types import Capabilities
     from stablenew.controller.app_controller import AppController
     from stablenew.controller.catalog_controller import CatalogController
     from stablenew.controller.errors import ErrorInfo
+    from stablenew.controller.funnel_controller import FunnelController
     from stablenew.controller.gallery_controller import GalleryController
     from stablenew.controller.learning_controller import LearningController
+    from stablenew.controller.learning_ratings import LearningRatingBook
     from stablenew.controller.library_controller import LibraryController
     from stablenew.controller.nodes_controller import NodesController
-    from stablenew.controller.pipeline_controller import PipelineController, RunQueue
-    from stablenew.controller.queue_controller import QueueController
+    from stablenew.controller.pipeline_controller import PipelineController
+    from stablenew.controller.queue_controller import PlanEntry, QueueController
     from stablenew.controller.randomizer_adapter import RandomizerAdapter
+    from stablenew.controller.run_work import RunQueue
     from stablenew.controller.server_controller import ServerController
+    from stablenew.controller.tasks import TaskOwner
+    from stablenew.controller.taste_controller import TasteController
+    from stablenew.controller.trending_controller import TrendingController
     from stablenew.pipeline.config import PipelineConfig
     from stablenew.pipeline.events import RunFinished
     from stablenew.pipeline.records import ImageRecord
@@ -33,17 +41,19 @@ class SessionRooms(QObject):
     server: ServerController
     pipeline: PipelineController
     gallery: GalleryController
-    learning: Any
-    library: Any
-    queue: Any
-    nodes: Any
-    catalog: Any
-    taste: Any
-    trending: Any
-    _rating_book: Any
+    learning: LearningController | None
+    library: LibraryController | None
+    queue: QueueController | None
+    nodes: NodesController | None
+    catalog: CatalogController | None
+    taste: TasteController | None
+    trending: TrendingController | None
+    funnel: FunnelController | None
+    _rating_book: LearningRatingBook | None
     _rooms_pending: list[str]
     _unrecorded: list[ImageRecord]
     _closing: bool
+    tasks: TaskOwner
 
     if TYPE_CHECKING:
         @property
@@ -54,6 +64,7 @@ class SessionRooms(QObject):
         def _queue_running_changed(self, running: bool) -> None: ...
         def _work_wanted(self) -> None: ...
         def _nodes_changed(self) -> None: ...
+        def queue_trending(self, items: Iterable[PlanEntry], *, name: str) -> bool: ...
 
     def _learning(self) -> LearningController:
         from stablenew.controller.learning_controller import LearningController
@@ -79,7 +90,7 @@ class SessionRooms(QObject):
         self.gallery.actions.choice_book = self.taste  # the gallery's compare picks
         return learning
 
-    def _learning_ratings(self) -> Any:
+    def _learning_ratings(self) -> LearningRatingBook | None:
         """The learning room's rating book for the gallery: the room opens now if a rating
         comes before it did (the rating is never lost); None if it could not open."""
         if self.learning is None and "learning" in self._rooms_pending and not self._closing:
@@ -114,6 +125,10 @@ class SessionRooms(QObject):
 
         adapter = RandomizerAdapter(app=self.app, parent=self)
         self.pipeline.set_plan_provider(adapter.plan_for_run)
+        # The count follows the cards; each key only marks it stale (the config is built later,
+        # on the adapter's worker).
+        adapter.follow_cards(self.pipeline.config_snapshot)
+        self.pipeline.cards_changed.connect(adapter.cards_changed)
         if self.library is not None:
             # A pack runs every prompt times the plan the randomizer panel has set up.
             self.library.pack_actions.set_randomizer(
@@ -190,7 +205,18 @@ class SessionRooms(QObject):
         server_listed(self.server.capabilities)
         return catalog
 
-    def _trending(self) -> Any:
+    def _funnel(self) -> FunnelController:
+        from stablenew.controller.funnel_controller import FunnelController
+
+        if self.queue is None:
+            raise RuntimeError("the queue did not open, and every funnel step is a queue job")
+        # Its steps start the queue as Add to queue does (on the cluster when there is one).
+        return FunnelController(self.app.paths.data_dir, self.queue,
+                                base_config=self.pipeline.current_config,
+                                output_root=lambda: self.app.output_dir,
+                                start_queue=self._work_wanted, parent=self)
+
+    def _trending(self) -> TrendingController:
         from stablenew.controller.trending_room import open_trending
 
         return open_trending(self)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 
 log = logging.getLogger("stablenew.controller")
+
+_T = TypeVar("_T")
 
 
 class TaskOwner(QObject):
@@ -27,14 +29,14 @@ class TaskOwner(QObject):
     def __init__(self, source: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._source = source
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     @property
     def busy(self) -> bool:
         return bool(self._tasks)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "",
-              on_error: Callable[[ErrorInfo], None] | None = None) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[object, object, _T], *, name: str = "",
+              on_error: Callable[[ErrorInfo], None] | None = None) -> asyncio.Task[_T]:
         loop = asyncio.get_event_loop()
         task = loop.create_task(coro, name=name or None)
         was_busy = self.busy
@@ -44,7 +46,7 @@ class TaskOwner(QObject):
             self.busy_changed.emit(True)
         return task
 
-    def _finished(self, task: asyncio.Task[Any], on_error: Callable[[ErrorInfo], None] | None) -> None:
+    def _finished(self, task: asyncio.Task[object], on_error: Callable[[ErrorInfo], None] | None) -> None:
         self._tasks.discard(task)
         if not task.cancelled():
             exc = task.exception()

@@ -14,7 +14,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QObject, Signal
 
@@ -36,7 +36,10 @@ from stablenew.learning.worker import StoreWorker
 from stablenew.storage.words import plural
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from stablenew.learning.choices import Choice
+    from stablenew.pipeline.config import PipelineConfig
 
 log = logging.getLogger("stablenew.controller.taste")
 
@@ -46,9 +49,9 @@ SHOW_SIDE = 768  # pixels: the longest side an image of a pair is decoded at
 class RunStarter(Protocol):
     """What starts a learning run: the learning room's run controller."""
 
-    def start_learning_run(self, parameter: str, values: str | list[Any] | None = None, *,
+    def start_learning_run(self, parameter: str, values: str | Sequence[object] | None = None, *,
                            images_per_value: int = 1, pack: str | None = None,
-                           base: Any = None) -> bool: ...
+                           base: PipelineConfig | None = None) -> bool: ...
 
 
 class LearningRoom(Protocol):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QObject, Signal
 
@@ -23,6 +23,7 @@ from stablenew.catalog.index import Catalog
 from stablenew.community.cache import CommunityCache
 from stablenew.community.client import ImageQuery, Period, Sort
 from stablenew.community.combos import Combo, ComboFilter, VersionInfo, batch_items, combo_changes, pick
+from stablenew.community.combos import ResolvedLora as ResolvedLora  # for the views
 from stablenew.community.download import confirmation_text, download_lora
 from stablenew.community.pool import Pool, gather, regroup
 from stablenew.community.trending import TrendingSource
@@ -30,7 +31,17 @@ from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.tasks import TaskOwner
 
 if TYPE_CHECKING:
+    from stablenew.community.meta import CommunityImage
+    from stablenew.controller.catalog_controller import CatalogController
+    from stablenew.controller.queue_controller import PlanEntry
     from stablenew.pipeline.config import PipelineConfig
+    from stablenew.storage.settings import AppSettings
+
+
+class AddPlan(Protocol):
+    """How a batch is queued (the session's `queue_trending`): False when the queue is not open."""
+
+    def __call__(self, items: Iterable[PlanEntry], *, name: str) -> bool: ...
 
 log = logging.getLogger("stablenew.controller")
 
@@ -81,8 +92,9 @@ class TrendingController(QObject):
     #: a LoRA was downloaded (its path): the server must read its LoRA folder again
     lora_downloaded = Signal(str)
 
-    def __init__(self, cache_dir: str | Path, settings: Callable[[], Any], parent: QObject | None = None, *,
-                 catalog: Callable[[], Any] | None = None,
+    def __init__(self, cache_dir: str | Path, settings: Callable[[], AppSettings],
+                 parent: QObject | None = None, *,
+                 catalog: Callable[[], CatalogController | None] | None = None,
                  packs_folder: Callable[[], Path] | None = None) -> None:
         super().__init__(parent)
         self._cache = CommunityCache(cache_dir)
@@ -103,17 +115,17 @@ class TrendingController(QObject):
         self._rng = random.Random()
         self._get_config: Callable[[], PipelineConfig] | None = None
         self._load_config: Callable[[PipelineConfig], None] | None = None
-        self._add_plan: Callable[..., Any] | None = None
+        self._add_plan: AddPlan | None = None
 
     # --- wiring ----------------------------------------------------------------------------
 
     def set_targets(self, get_config: Callable[[], PipelineConfig],
                     load_config: Callable[[PipelineConfig], None],
-                    add_plan: Callable[..., Any] | None = None) -> None:
+                    add_plan: AddPlan | None = None) -> None:
         """The cards' config and how to load one (the pipeline controller's), and how to queue."""
         self._get_config, self._load_config, self._add_plan = get_config, load_config, add_plan
 
-    def set_queue(self, add_plan: Callable[..., Any] | None) -> None:
+    def set_queue(self, add_plan: AddPlan | None) -> None:
         self._add_plan = add_plan
 
     # --- state -----------------------------------------------------------------------------
@@ -123,7 +135,9 @@ class TrendingController(QObject):
         return self._options
 
     def set_options(self, **changes: Any) -> None:
-        """Change the question or the filter; a filter change re-filters at once (no network)."""
+        """Change the question or the filter; a filter change re-filters at once (no network).
+
+        Any: *changes* are TrendingOptions fields by name, which TrendingOptions checks."""
         old = self._options
         self._options = TrendingOptions(**{**old.__dict__, **changes})
         if self._pool is not None and self._rules(old) != self._rules(self._options):
@@ -243,7 +257,7 @@ class TrendingController(QObject):
     def _pool_status(self) -> str:
         return self._pool.summary() if self._pool is not None else NOTHING_YET
 
-    async def _load_thumbnails(self, images: list[Any]) -> None:
+    async def _load_thumbnails(self, images: list[CommunityImage]) -> None:
         source = self._source()
         async with source.client() as client:
             for image in images:

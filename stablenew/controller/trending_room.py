@@ -4,14 +4,17 @@ the queue and the window's server (kept out of session.py, which is long enough)
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from stablenew.controller.trending_controller import TrendingController
+
+if TYPE_CHECKING:
+    from stablenew.controller.session_rooms import SessionRooms
 
 log = logging.getLogger("stablenew.controller")
 
 
-def open_trending(session: Any) -> TrendingController:
+def open_trending(session: SessionRooms) -> TrendingController:
     """The Trending room's controller for *session*, joined to the rooms it uses."""
     app = session.app
     trending = TrendingController(app.paths.data_dir / "community", lambda: app.settings,
@@ -29,7 +32,7 @@ def open_trending(session: Any) -> TrendingController:
     return trending
 
 
-async def server_reads_loras(session: Any) -> None:
+async def server_reads_loras(session: SessionRooms) -> None:
     """A LoRA was downloaded: A1111 and Forge list only the LoRAs they read at start, so the
     window's server reads its folder again, and the probe that follows lists it there."""
     from stablenew.backends.errors import BackendError

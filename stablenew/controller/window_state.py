@@ -8,7 +8,6 @@ which theme they ask for and records it here for the next launch's first paint.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from PySide6.QtCore import QObject, QSettings
 
@@ -27,10 +26,11 @@ class WindowState(QObject):
         super().__init__(parent)
         self._ini = QSettings(str(paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
 
-    def value(self, key: str) -> Any:
+    def value(self, key: str) -> object:
+        """What the INI holds under *key* (None: nothing); the caller checks its type."""
         return self._ini.value(key)
 
-    def set_value(self, key: str, value: Any) -> None:
+    def set_value(self, key: str, value: object) -> None:
         self._ini.setValue(key, value)
 
     def sync(self) -> None:

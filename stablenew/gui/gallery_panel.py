@@ -5,7 +5,7 @@ selection."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -32,6 +32,9 @@ from stablenew.gui.gallery_actions_bar import GalleryActionsBar
 from stablenew.gui.gallery_filters import GalleryFilterBar
 from stablenew.gui.widgets.image_view import to_qimage
 
+if TYPE_CHECKING:
+    from stablenew.controller.gallery_controller import GalleryController, GalleryItem
+
 THUMB = 132
 #: Thumbnail icons kept ready to paint (about 70 kB each at 132 px).
 MAX_ICONS = 1000
@@ -46,7 +49,7 @@ class GalleryModel(QAbstractListModel):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.controller: Any = None  # the GalleryController, once bound: no rows until then
+        self.controller: GalleryController | None = None  # once bound: no rows until then
         # Least recently shown first; capped, so scrolling through tens of thousands of outputs
         # keeps memory flat (an evicted icon is rebuilt from the controller's thumbnail cache
         # or decoded again in the background when it scrolls back into view).
@@ -55,7 +58,7 @@ class GalleryModel(QAbstractListModel):
         self._rows = 0
         self._resetting = False
 
-    def bind(self, controller: Any) -> None:
+    def bind(self, controller: GalleryController) -> None:
         self.beginResetModel()
         self.controller = controller
         self._rows = len(controller.items)
@@ -85,7 +88,7 @@ class GalleryModel(QAbstractListModel):
             self.controller.load_more()
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+             role: int = Qt.ItemDataRole.DisplayRole) -> QIcon | str | None:
         if not index.isValid() or self.controller is None or index.row() >= len(self.controller.items):
             return None
         item = self.controller.items[index.row()]
@@ -122,8 +125,13 @@ class GalleryModel(QAbstractListModel):
             self._icons.popitem(last=False)
         return icon
 
+    @property
+    def items(self) -> list[GalleryItem]:
+        """The controller's list (nothing before it is bound)."""
+        return self.controller.items if self.controller is not None else []
+
     def _row_of(self, key: str) -> int:
-        for row, item in enumerate(self.controller.items):
+        for row, item in enumerate(self.items):
             if item.key == key:
                 return row
         return -1
@@ -138,13 +146,13 @@ class GalleryModel(QAbstractListModel):
         if not self._resetting:
             self.beginResetModel()
         self._resetting = False
-        self._rows = len(self.controller.items)
+        self._rows = len(self.items)
         self.endResetModel()
 
     def _added(self, item) -> None:
         # The controller put the item first; an insert (not a reset) keeps the view's layout
         # and selection, which matters when a fast run adds several images a second.
-        if len(self.controller.items) != self._rows + 1:
+        if len(self.items) != self._rows + 1:
             self._reset()  # a replaced duplicate: the list changed in more than one place
             return
         self.beginInsertRows(QModelIndex(), 0, 0)
@@ -153,7 +161,7 @@ class GalleryModel(QAbstractListModel):
 
     def _appended(self, count: int) -> None:
         # Older rows go at the end: the rows above, their icons and the selection stay as they are.
-        if len(self.controller.items) != self._rows + count:
+        if len(self.items) != self._rows + count:
             self._reset()
             return
         if count:
@@ -175,7 +183,7 @@ class GalleryModel(QAbstractListModel):
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
-def tooltip(item: Any) -> str:
+def tooltip(item: GalleryItem) -> str:
     """File name, model and the start of the prompt (as much as a tooltip shows well)."""
     lines = [item.path.name]
     if item.model:
@@ -213,7 +221,7 @@ class GalleryPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("GalleryPanel")
-        self.controller: Any = None  # the GalleryController, once bound
+        self.controller: GalleryController | None = None  # once bound
         self.model = GalleryModel(self)
         self.view = GalleryView()
         self.view.setObjectName("GalleryView")
@@ -268,7 +276,7 @@ class GalleryPanel(QWidget):
         self.view.verticalScrollBar().valueChanged.connect(self._near_end)
         self._update_title()
 
-    def bind(self, controller: Any) -> None:
+    def bind(self, controller: GalleryController) -> None:
         """Join the GalleryController: its items are the rows; ratings from the keys go to it."""
         self.controller = controller
         self.view.rate_requested.connect(controller.rate_many)
@@ -297,6 +305,8 @@ class GalleryPanel(QWidget):
         return [items[r].key for r in rows if r < len(items)]
 
     def open_compare(self, left: str, right: str) -> None:
+        if self.controller is None:
+            return
         if self.compare is not None:
             self.compare.deleteLater()
         self.compare = CompareDialog(self.controller, left, right, self)
@@ -332,7 +342,7 @@ class GalleryPanel(QWidget):
             self.controller.load_more()
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if current.isValid():
+        if current.isValid() and self.controller is not None:
             key = current.data(GalleryModel.KeyRole)
             if key == self._current_key:
                 return  # the same image selected again after a refresh: it is open already
@@ -350,7 +360,7 @@ class GalleryPanel(QWidget):
     def _restore_place(self) -> None:
         selected, first, top = self._place
         self._place = (None, None, 0)
-        rows = {item.key: row for row, item in enumerate(self.controller.items)
+        rows = {item.key: row for row, item in enumerate(self.model.items)
                 if item.key in (selected, first)}
         if selected in rows:
             self.view.setCurrentIndex(self.model.index(rows[selected]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QPaintEvent, QResizeEvent
@@ -27,14 +27,16 @@ from stablenew.gui.pipeline_panel import PipelinePanel
 from stablenew.gui.prompt_assist import connect_prompt_assist
 from stablenew.gui.prompt_editor import PromptEditorOverlay
 from stablenew.gui.room_hooks import ROOM_ATTRIBUTES, join_room
-from stablenew.gui.room_panels import PanelSlot, make_room_panel
+from stablenew.gui.room_panels import PanelSlot, add_later_tabs, make_room_panel
 from stablenew.gui.run_status import RunStatusBar
 from stablenew.gui.screen_fit import fit_to_screen
 from stablenew.gui.viewer_panel import ViewerPanel
 from stablenew.gui.widgets.notice import NoticeBanner, NoticeStack
 
 if TYPE_CHECKING:
+    from stablenew.controller.errors import ErrorInfo
     from stablenew.controller.session import Session
+    from stablenew.controller.startup import AppPaths  # the paths start-up hands the views
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -98,9 +100,7 @@ class MainWindow(QMainWindow):
             "Models", "Your LoRAs with their previews, trigger words and base model; click one "
             "to add it to the prompt.")
         self.work_tabs.addTab(self.models_panel, "Models")
-        self.trending_panel = PanelSlot("Trending", "The community's top images from CivitAI "
-                                        "and the LoRA combos behind them that you can run.")
-        self.work_tabs.addTab(self.trending_panel, "Trending")
+        self.trending_panel, self.funnel_panel = add_later_tabs(self.work_tabs)
 
         self.right_split = QSplitter(Qt.Orientation.Vertical)
         self.right_split.setObjectName("RightSplit")
@@ -142,8 +142,8 @@ class MainWindow(QMainWindow):
         self.server_notice.changed.connect(self._sync_status_error)
         self.commands.set_queue_available(False, "The queue opens in a moment.")
         self.status.set_node("Starting…", "connecting")
-        self._last_error: Any = None  # one of _errors' values
-        self._errors: dict[str, Any] = {}  # each source's error now (run, gallery); cleared on success
+        self._last_error: ErrorInfo | None = None  # one of _errors' values
+        self._errors: dict[str, ErrorInfo] = {}  # each source's error now (run, gallery); cleared on success
         self._painted_once = False
         self._painted: asyncio.Future[None] | None = None
         self._start_pending = False
@@ -187,7 +187,6 @@ class MainWindow(QMainWindow):
         app.notice_changed.connect(self._app_notice)
         app.theme_changed.connect(self.apply_theme)
         pipeline.set_values_provider(self.pipeline_panel.values)
-        self.pipeline_panel.values_changed.connect(self._cards_changed)
         session.room_opened.connect(self._room_opened)
         self._setup_queue()
         self._setup_plan_button()
@@ -230,14 +229,7 @@ class MainWindow(QMainWindow):
             self._setup_nodes()
         if name == "randomizer":
             self._setup_variants()
-            self._cards_changed("")
         join_room(self, name, new)
-
-    def _cards_changed(self, _path: str) -> None:
-        # The variant count follows the cards (the adapter debounces and counts off-thread).
-        randomizer = self.bound_session.randomizer
-        if randomizer is not None:
-            randomizer.set_base_config(self.bound_session.pipeline.current_config())
 
     def _setup_variants(self) -> None:
         """A Run that waited for the variant count starts when the count is in (if still wanted)."""
@@ -262,8 +254,8 @@ class MainWindow(QMainWindow):
         self._queue_work(queue.activity.current)
 
     def _queue_count(self, *_args) -> None:
-        queue = self.bound_session.queue
-        self.commands.set_queue_count(queue.count, queue.paused)
+        if (queue := self.bound_session.queue) is not None:
+            self.commands.set_queue_count(queue.count, queue.paused)
 
     def _queue_work(self, work) -> None:
         """Queued work (not a Run) shows in the bar as a Run does: what, image i of n, time left."""
@@ -288,8 +280,7 @@ class MainWindow(QMainWindow):
 
     def _stop_queued_job(self) -> None:
         queue = self.bound_session.queue
-        work = queue.activity.current if queue is not None else None
-        if work is None:
+        if queue is None or (work := queue.activity.current) is None:
             return
         queue.cancel_job(work.job_id)
         self.notice.show_notice(f"Stopped “{work.job_name}”: its images that were left are "
@@ -310,8 +301,7 @@ class MainWindow(QMainWindow):
 
     def _cluster_changed(self, summary: str = "") -> None:
         nodes = self.bound_session.nodes
-        rows = nodes.model.rowCount() if nodes is not None else 0
-        if not rows or not self.bound_session.cluster_enabled:
+        if nodes is None or not (rows := nodes.model.rowCount()) or not self.bound_session.cluster_enabled:
             self.status.set_cluster(None)  # one PC: the status bar shows its server, as always
             return
         model = nodes.model
@@ -583,7 +573,7 @@ def _dropped_image(mime) -> Path | None:
     return None
 
 
-def open_window(paths: Any) -> MainWindow:
+def open_window(paths: AppPaths) -> MainWindow:
     """The window as the last launch left it, before settings and controllers load (see `bind`);
     *paths* is the AppPaths of start-up."""
     return MainWindow(WindowState(paths))

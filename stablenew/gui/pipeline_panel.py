@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, cast
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -16,10 +16,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from stablenew.controller.field_spec import FieldSpec
+from stablenew.controller.field_spec import FieldSpec, FieldValue
 from stablenew.gui.cards.editors import FieldEditor
 from stablenew.gui.cards.references_section import ReferencesSection
 from stablenew.gui.cards.stage_card import CollapsibleSection, FieldGrid, StageCard
+
+if TYPE_CHECKING:
+    from stablenew.controller.pipeline_controller import PipelineController
+    from stablenew.controller.references import ReferencesController
 
 CARD_TITLES = {
     "txt2img": ("Text to image", "prompt, model, sampler, size"),
@@ -42,7 +46,7 @@ class PipelinePanel(QScrollArea):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("PipelinePanel")
-        self.controller: Any = None
+        self.controller: PipelineController | None = None
         self._pickers = frozenset(pickers)
         self.setWidgetResizable(True)
         # A column narrower than the cards scrolls sideways too: never cut off a field's right half.
@@ -51,8 +55,9 @@ class PipelinePanel(QScrollArea):
         self.editors: dict[str, FieldEditor] = {}
         self.cards: dict[str, StageCard] = {}
         self.references: dict[str, ReferencesSection] = {}
-        self.references_controller: Any = None
+        self.references_controller: ReferencesController | None = None
         self._family_hidden: dict[str, str] = {}
+        self._loading = False  # set_values at work: one values_changed at its end
         inner = QWidget()
         inner.setObjectName("PipelineCards")
         layout = QVBoxLayout(inner)
@@ -79,7 +84,7 @@ class PipelinePanel(QScrollArea):
             card = StageCard(title, switch, editors, subs, subtitle=subtitle)
             if stage in ("txt2img", "img2img"):
                 refs = ReferencesSection(stage, card)
-                refs.changed.connect(self.values_changed)
+                refs.changed.connect(self._field_changed)
                 cast(QVBoxLayout, card.holder.layout()).addWidget(refs)
                 self.references[stage] = refs
             self.cards[stage] = card
@@ -97,7 +102,7 @@ class PipelinePanel(QScrollArea):
                                         "model family works best with")
         self.family_defaults.clicked.connect(self._use_family_defaults)
         self.family_defaults.hide()
-        self._family_values: dict[str, Any] = {}
+        self._family_values: dict[str, FieldValue] = {}
         note_row = QHBoxLayout()
         note_row.setContentsMargins(0, 0, 0, 0)
         note_row.addWidget(self.family_note, 1)
@@ -107,7 +112,7 @@ class PipelinePanel(QScrollArea):
             if path in self.editors:
                 self.editors[path].changed.connect(self._family_changed)
 
-    def bind(self, controller: Any) -> None:
+    def bind(self, controller: PipelineController) -> None:
         """Join the PipelineController: the cards show its config (as the last session left
         them), configs it loads later, and tell it of every change."""
         self.controller = controller
@@ -132,8 +137,10 @@ class PipelinePanel(QScrollArea):
                                      self.references[stage].add_unit(settings, thumb))
         refs.reference_failed.connect(lambda stage, text: self.references[stage].show_error(text))
 
-    def _family_changed(self, *_args: Any) -> None:
+    def _family_changed(self, *_args: object) -> None:
         """Hide the fields the model's family does not use and say why."""
+        if self._loading:
+            return  # set_values calls this once at its end
         from stablenew.controller.references import family_view
 
         checkpoint = self.editors.get("txt2img.checkpoint")
@@ -168,28 +175,47 @@ class PipelinePanel(QScrollArea):
 
     def _editor(self, spec: FieldSpec) -> FieldEditor:
         editor = FieldEditor(spec, picker=spec.path in self._pickers, parent=self)
-        editor.changed.connect(self.values_changed)
+        editor.changed.connect(self._field_changed)
         self.editors[spec.path] = editor
         return editor
+
+    def _field_changed(self, path: str) -> None:
+        if not self._loading:
+            self.values_changed.emit(path)
 
     def editor(self, path: str) -> FieldEditor:
         return self.editors[path]
 
-    def values(self) -> dict[str, Any]:
-        values = {path: editor.value() for path, editor in self.editors.items()}
+    def values(self) -> dict[str, FieldValue]:
+        values: dict[str, FieldValue] = {path: editor.value() for path, editor in self.editors.items()}
         values.update({section.path: section.value() for section in self.references.values()})
         return values
 
-    def set_values(self, values: dict[str, Any]) -> None:
+    def set_values(self, values: Mapping[str, FieldValue]) -> None:
+        """Show *values* (a config loaded, a preset applied) with one `values_changed("")` at the
+        end, not one per field: what a change sets off (the cards' memory, the variant count,
+        the family's fields) runs once, and the window answers while a big preset goes in."""
+        before = self.values()
+        self._loading = True
+        try:
+            self._set_each(values)
+        finally:
+            self._loading = False
+        self._family_changed()
+        if self.values() != before:
+            self.values_changed.emit("")
+
+    def _set_each(self, values: Mapping[str, FieldValue]) -> None:
         for path, value in values.items():
             editor = self.editors.get(path)
             if editor is not None:
                 editor.set_value(value)
         for stage, section in self.references.items():
-            if section.path in values:
-                section.set_value(list(values[section.path]))
+            units_value = values.get(section.path)
+            if isinstance(units_value, list):
+                section.set_value(units_value)
             elif f"{stage}.enabled" in values:  # a whole config, flattened: its units by index
-                units: dict[int, dict[str, Any]] = {}
+                units: dict[int, dict[str, object]] = {}
                 prefix = f"{section.path}."
                 for path, value in values.items():
                     if path.startswith(prefix):
@@ -199,16 +225,16 @@ class PipelinePanel(QScrollArea):
 
     def refresh_choices(self, *_args) -> None:
         """Fill the pickers from the connected server's listings."""
-        if self.controller is None:
+        controller = self.controller
+        if controller is None:
             return
         for path, editor in self.editors.items():
             if path in self._pickers:
-                editor.set_choices(self.controller.choices(path),
-                                   groups=self.controller.choice_groups(path))
+                editor.set_choices(controller.choices(path), groups=controller.choice_groups(path))
                 # A default the server lacks is not offered as if it were there.
-                fallback = self.controller.fallback_choice(path, editor.value())
+                fallback = controller.fallback_choice(path, editor.value())
                 if fallback is not None:
                     editor.set_value(fallback)
-        models = tuple(self.controller.reference_models())
+        models = tuple(controller.reference_models())
         for section in self.references.values():
             section.set_models(models)

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 #: The window attribute holding each room's panel (its slot until the room opens).
 ROOM_ATTRIBUTES = {"library": "sidebar", "randomizer": "variants_panel", "queue": "queue_panel",
                    "learning": "learning_panel", "nodes": "nodes_panel",
-                   "catalog": "models_panel", "trending": "trending_panel"}
+                   "catalog": "models_panel", "trending": "trending_panel",
+                   "funnel": "funnel_panel"}
 
 
 def join_room(window: MainWindow, name: str, panel: QWidget) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 log = logging.getLogger("stablenew.gui")
 
@@ -28,8 +27,20 @@ class PanelSlot(QFrame):
         layout.addStretch(1)
 
 
-def make_room_panel(name: str, controller: Any) -> QWidget | None:
-    """The room's own panel, or None while its controller or panel is not in this build."""
+def add_later_tabs(tabs: QTabWidget) -> tuple[PanelSlot, PanelSlot]:
+    """The Trending and Funnel tabs' slots, added to the window's work *tabs*."""
+    trending = PanelSlot("Trending", "The community's top images from CivitAI and the LoRA "
+                         "combos behind them that you can run.")
+    tabs.addTab(trending, "Trending")
+    funnel = PanelSlot("Funnel", "From one prompt: many quick drafts, then you pick the best to "
+                       "refine, polish and upscale — each step on the nodes that suit it.")
+    tabs.addTab(funnel, "Funnel")
+    return trending, funnel
+
+
+def make_room_panel(name: str, controller: object) -> QWidget | None:
+    """The room's own panel, or None while its controller or panel is not in this build
+    (*controller* is the room's own: its factory below knows which class it is)."""
     factory = _PANEL_FACTORIES.get(name)
     if controller is None or factory is None:
         return None
@@ -84,6 +95,13 @@ def _trending_panel(controller):
     return TrendingPanel(controller)
 
 
+def _funnel_panel(controller):
+    from stablenew.gui.panels.funnel_panel import FunnelPanel
+
+    return FunnelPanel(controller)
+
+
 _PANEL_FACTORIES = {"library": _library_panel, "randomizer": _randomizer_panel,
                     "queue": _queue_panel, "learning": _learning_panel, "nodes": _nodes_panel,
-                    "catalog": _models_panel, "trending": _trending_panel}
+                    "catalog": _models_panel, "trending": _trending_panel,
+                    "funnel": _funnel_panel}

@@ -3,7 +3,7 @@ described by AppSettings."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QComboBox,
@@ -25,6 +25,7 @@ from stablenew.gui.cards.editors import FieldEditor
 
 if TYPE_CHECKING:
     from stablenew.controller.app_controller import AppController
+    from stablenew.controller.field_spec import FieldValue
 
 SHOWN = ("server_url", "server_kind", "username", "password", "output_dir", "wildcards_dir",
          "packs_dir", "learning_mode", "theme", "request_timeout_s", "live_previews")
@@ -182,7 +183,7 @@ class SettingsDialog(QDialog):
     def _templates_listed(self, names: list[str]) -> None:
         self.editors["llm_template"].set_choices(names)
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> dict[str, FieldValue]:
         return {name: editor.value() for name, editor in self.editors.items()}
 
     def _browse(self, name: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
@@ -23,6 +23,9 @@ from stablenew.gui.widgets.elided_label import ElidedLabel
 from stablenew.gui.widgets.image_view import ImageView
 from stablenew.gui.widgets.stars import StarRating
 
+if TYPE_CHECKING:
+    from stablenew.controller.gallery_controller import GalleryController
+
 PRESET_TAGS = ("too noisy", "too smooth", "nailed it")
 
 
@@ -34,7 +37,7 @@ class DetailSidebar(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("DetailSidebar")
-        self.gallery: Any = None  # the GalleryController, once bound
+        self.gallery: GalleryController | None = None  # once bound
         self._prompt = ""  # what the copy buttons copy: the shown image's prompt and seed
         self._seed = ""
         self.key = ""
@@ -117,7 +120,7 @@ class DetailSidebar(QFrame):
         layout.addWidget(params_title)
         layout.addWidget(self.params, 1)
 
-    def bind(self, gallery: Any) -> None:
+    def bind(self, gallery: GalleryController) -> None:
         self.gallery = gallery
         gallery.item_changed.connect(self._item_changed)
 
@@ -134,7 +137,7 @@ class DetailSidebar(QFrame):
         self.use_button.setEnabled(bool(detail.parameters))
         self.params.setPlainText(detail.parameters or "This image carries no generation settings.")
         self.feedback.show_image(detail.prompt, detail.path)
-        item = self.gallery.item(self.key)
+        item = self.gallery.item(self.key) if self.gallery is not None else None
         if item is not None:
             self._item_changed(item)
 
@@ -148,16 +151,16 @@ class DetailSidebar(QFrame):
         self.custom_tags.setText(("Your tags: " + ", ".join(custom)) if custom else "")
 
     def _rated(self, stars: int) -> None:
-        if self.key:
+        if self.key and self.gallery is not None:
             self.gallery.rate(self.key, stars)
 
     def _toggle(self, tag: str) -> None:
-        if self.key:
+        if self.key and self.gallery is not None:
             self.gallery.toggle_tag(self.key, tag)
 
     def _add_custom(self) -> None:
         tag = self.custom_tag.text().strip()
-        if tag and self.key:
+        if tag and self.key and self.gallery is not None:
             self.gallery.toggle_tag(self.key, tag)
             self.custom_tag.clear()
 
@@ -203,7 +206,7 @@ class ViewerPanel(QFrame):
         layout.addLayout(left, 1)
         layout.addWidget(self.sidebar_scroll)
 
-    def bind(self, gallery: Any) -> None:
+    def bind(self, gallery: GalleryController) -> None:
         """Join the GalleryController: images opened there show here, with their details."""
         self.sidebar.bind(gallery)
         gallery.detail_ready.connect(self.show_detail)

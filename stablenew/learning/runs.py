@@ -76,7 +76,10 @@ class LearningRunResult:
 
     @classmethod
     def from_plan(cls, plan: LearningPlan) -> LearningRunResult:
-        cells = tuple(RunCell(c.row, c.column, c.value_text, c.seed) for c in plan.images())
+        # The cells in the order of `plan.images()` (column by column), without making each
+        # image's config: this runs on the Qt thread as a run starts.
+        cells = tuple(RunCell(row, column, text, seed) for column, text in enumerate(plan.value_texts)
+                      for row, seed in enumerate(plan.seeds))
         return cls(run_id=plan.id, parameter=plan.parameter, values=plan.value_texts,
                    seeds=plan.seeds, pack=plan.pack, cells=cells, created_at=time.time())
 

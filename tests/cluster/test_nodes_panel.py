@@ -48,9 +48,12 @@ def test_adding_nodes_probes_them_and_shows_state_vram_and_a_refused_login(qtbot
     big, locked = lab
     panel = NodesPanel(controller)
     qtbot.addWidget(panel)
+    # Empty, the tab says why and what a node is for (a new user saw a bare empty table).
+    assert not panel.empty_hint.isHidden() and "server set in Settings" in panel.empty_hint.text()
     assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
     assert controller.add_node(NodeConfig(name="laptop", url=locked.url, kind="a1111",
                                           username="ann", password="wrong"))
+    qtbot.waitUntil(panel.empty_hint.isHidden, timeout=5000)
     qtbot.waitUntil(lambda: states(controller) == {"big": NodeState.healthy,
                                                    "laptop": NodeState.auth_failed}, timeout=10000)
     model = controller.model
@@ -325,3 +328,35 @@ def test_pressing_plan_again_and_again_leaves_no_dispatcher_behind(qtbot, contro
     qtbot.waitUntil(lambda: not controller.tasks.busy, timeout=5000)
     gc.collect()
     assert len(made) == 3 and all(ref() is None for ref in made), "every planner is gone"
+
+
+def test_each_node_has_a_tier_combo_whose_choice_is_saved(qtbot, controller, lab, tmp_path):
+    from stablenew.cluster.tiers import NodeTier
+
+    big, locked = lab
+    panel = NodesPanel(controller)
+    qtbot.addWidget(panel)
+    panel.show()
+    assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
+    assert controller.add_node(NodeConfig(name="small", url=locked.url, kind="a1111",
+                                          username="ann", password="right"))
+    qtbot.waitUntil(lambda: set(panel.tier_combos) == {"big", "small"}, timeout=5000)
+    combo = panel.tier_combos["big"]
+    assert combo.currentText() == "Standard"  # a new node's tier
+    # The user opens the combo and picks Premium with the keyboard.
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key.Key_End)  # the last entry: Premium
+
+    def saved() -> dict:
+        return {n.name: n.tier for n in NodeRegistry.load(tmp_path / "nodes.yaml")}
+
+    qtbot.waitUntil(lambda: saved() == {"big": NodeTier.premium, "small": NodeTier.standard},
+                    timeout=5000)
+    assert controller.node("big").tier is NodeTier.premium
+    # The table's combo follows a change made in the dialog too.
+    controller.edit_node("small", controller.node("small").model_copy(
+        update={"tier": NodeTier.draft}))
+    qtbot.waitUntil(lambda: panel.tier_combos["small"].currentText() == "Draft", timeout=5000)
+    dialog = NodeDialog(controller.node("big"))
+    qtbot.addWidget(dialog)
+    assert dialog.tier.currentText() == "Premium" and dialog.node().tier is NodeTier.premium

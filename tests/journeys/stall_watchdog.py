@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,36 @@ class Stall:
         return f"the Qt loop stalled {self.seconds * 1000:.0f} ms{during}; the Qt thread was in:\n{where}"
 
 
+@dataclass
+class Span:
+    """One action of a test, timed: the longest the Qt loop went without a tick while it ran
+    (stall or not), and the stalls that began meanwhile."""
+
+    what: str
+    longest: float = 0.0
+    stalls: list[Stall] = field(default_factory=list)
+
+    @contextmanager
+    def timing(self, what: str) -> Iterator[Span]:
+        """Times the loop while the block runs: *what* the test does there, e.g. "applying a
+        preset". The span's stalls are judged as any other (the excuses apply)."""
+        span = Span(what)
+        first = len(self.stalls)
+        self._spans = (*self._spans, span)
+        try:
+            yield span
+        finally:
+            self._spans = tuple(s for s in self._spans if s is not span)
+            span.stalls = self.stalls[first:]
+
+    def failures(self) -> list[Stall]:
+        return [s for s in self.stalls if s.seconds > s.ceiling]
+
+    def describe(self) -> str:
+        stalls = "".join(f"\n\n{s.describe()}" for s in self.stalls)
+        return f"the longest turn of the Qt loop while {self.what}: {self.longest * 1000:.0f} ms{stalls}"
+
+
 class StallWatchdog:
     """Records every stall of the Qt loop longer than *limit* seconds while a test runs it.
 
@@ -102,6 +132,7 @@ class StallWatchdog:
         self._patch = pytest.MonkeyPatch()
         self._allowance: tuple[str, float] | None = None
         self._collecting = False  # Python's garbage collector runs (on the Qt thread, mostly)
+        self._spans: tuple[Span, ...] = ()  # the actions being timed (replaced, never edited)
 
     # --- on the Qt thread -----------------------------------------------------------------------
 
@@ -161,6 +192,19 @@ class StallWatchdog:
         finally:
             self._allowance = None
 
+    @contextmanager
+    def timing(self, what: str) -> Iterator[Span]:
+        """Times the loop while the block runs: *what* the test does there, e.g. "applying a
+        preset". The span's stalls are judged as any other (the excuses apply)."""
+        span = Span(what)
+        first = len(self.stalls)
+        self._spans = (*self._spans, span)
+        try:
+            yield span
+        finally:
+            self._spans = tuple(s for s in self._spans if s is not span)
+            span.stalls = self.stalls[first:]
+
     def failures(self) -> list[Stall]:
         return [s for s in self.stalls if s.seconds > s.ceiling]
 
@@ -181,6 +225,8 @@ class StallWatchdog:
             if self._depth == 0:
                 continue  # handed back meanwhile: that was the test's time
             self.longest = max(self.longest, gap)
+            for span in self._spans:
+                span.longest = max(span.longest, gap)
             if stall is not None and since != stall_from:
                 stall = None  # a tick came: that stall is over
             if gap <= self.limit:

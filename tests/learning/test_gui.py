@@ -6,10 +6,11 @@ import asyncio
 import re
 import zipfile
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from stablenew.controller.learning_controller import LearningController, LearningMode
 from stablenew.gui.panels.learning_panel import LearningPanel
+from stablenew.gui.widgets.stars import STAR_SIZE
 from tests.learning.conftest import small_config
 
 
@@ -51,6 +52,7 @@ async def test_learning_run_rated_by_keyboard_shows_an_insight(qtbot, tmp_path, 
         assert run.state.value == "completed", run.message
         assert panel.tabs.currentWidget() is view
         assert "4 of 4 values" in panel.progress_label.text()
+        qtbot.waitUntil(lambda: not view.building, timeout=5000)  # a few cards per turn of the loop
         assert len(view._cards) == 12
 
         # Low steps get 1–2 stars, high steps 4–5, all by keyboard: arrows move, digits rate.
@@ -71,8 +73,8 @@ async def test_learning_run_rated_by_keyboard_shows_an_insight(qtbot, tmp_path, 
                      and controller.insights.current.parameter("steps").conclusive)
         ratings = {(c.row, c.column): c.rating for c in controller.runs.run_result.cells}
         assert ratings == {(r, c): wanted[c][r] for c in range(4) for r in range(3)}
-        assert [b.text() for b in view._cards[(0, 3)].stars.buttons] == ["★"] * 5
-        assert [b.text() for b in view._cards[(0, 0)].stars.buttons] == ["★"] + ["☆"] * 4
+        assert view._cards[(0, 3)].stars.stars == 5
+        assert view._cards[(0, 0)].stars.stars == 1
         assert "best of this row" in view._cards[(0, 3)].caption.text()
 
         text = panel.insights.summary_text()
@@ -140,14 +142,16 @@ async def test_a_lora_weight_run_from_the_panel(qtbot, tmp_path, sd_backend):
         await _until(controller, lambda: not controller.runs.running)
         run = controller.runs.run_result
         assert run.state.value == "completed" and run.parameter == "lora:film_grain"
+        qtbot.waitUntil(lambda: not panel.comparison.building, timeout=5000)
         assert panel.comparison._cards.keys() == {(0, 0), (0, 1)}
         assert "film_grain weight" in panel.comparison.grid.itemAtPosition(0, 1).widget().text()
         # Stars can be clicked too; clicking the same star again clears the rating.
-        stars = panel.comparison._cards[(0, 1)].stars.buttons
-        qtbot.mouseClick(stars[3], Qt.MouseButton.LeftButton)
+        stars = panel.comparison._cards[(0, 1)].stars
+        fourth = QPoint(2 + 3 * (STAR_SIZE + 4) + STAR_SIZE // 2, stars.height() // 2)
+        qtbot.mouseClick(stars, Qt.MouseButton.LeftButton, pos=fourth)
         await _until(controller, lambda: controller.runs.run_result.cell(0, 1).rating == 4)
-        assert [b.text() for b in stars] == ["★", "★", "★", "★", "☆"]
-        qtbot.mouseClick(stars[3], Qt.MouseButton.LeftButton)
+        assert stars.stars == 4
+        qtbot.mouseClick(stars, Qt.MouseButton.LeftButton, pos=fourth)
         await _until(controller, lambda: controller.runs.run_result.cell(0, 1).rating is None)
         # The finished run is listed among the earlier runs and opens again from there.
         await _until(controller, lambda: panel.comparison.earlier.count() == 2)
@@ -156,6 +160,7 @@ async def test_a_lora_weight_run_from_the_panel(qtbot, tmp_path, sd_backend):
         assert not panel.comparison._cards
         panel.comparison._open_earlier(1)
         await _until(controller, lambda: controller.runs.run_result is not None)
+        qtbot.waitUntil(lambda: not panel.comparison.building, timeout=5000)
         assert controller.runs.run_result == run and len(panel.comparison._cards) == 2
     finally:
         await controller.aclose()

@@ -151,7 +151,14 @@ def test_a_batch_runs_to_the_end_and_raises_a_notification(controller, qtbot, db
             controller.start_runner(backend, node="fake", backoff_base=0.01)
         assert finished.args == ["Batch “foxes” finished: 3 images saved."]
         qtbot.waitUntil(lambda: controller.count == 0, timeout=WAIT)
-        assert controller.model.data(controller.model.index(0, 2)) == "Done"
+        model = controller.model
+        assert model.data(model.index(0, 2)) == "Done"
+        # Each finished image says which node made it (which GPU, on a cluster); the items are
+        # loaded when the job is unfolded.
+        controller.load_items(model.job_at(0).id)
+        qtbot.waitUntil(lambda: model.rowCount(model.index(0, 0)) == 3, timeout=WAIT)
+        job = model.index(0, 0)
+        assert [model.data(model.index(r, 3, job)) for r in range(3)] == ["fake"] * 3
         assert controller.running
         with qtbot.waitSignal(controller.running_changed, timeout=WAIT):
             controller.stop_runner()

@@ -19,6 +19,7 @@ from stablenew.cluster.jobs import (
     per_image_configs,
 )
 from stablenew.cluster.queue_store import QueueError, QueueStore, UnknownId, backoff_delay
+from stablenew.cluster.tiers import NodeTier
 from stablenew.pipeline.config import PipelineConfig
 
 
@@ -48,7 +49,7 @@ def drain(store: QueueStore, node: str = "n1") -> list[str]:
 def test_database_is_wal_and_schema_versioned(store, tmp_path):
     db = sqlite3.connect(tmp_path / "q.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert db.execute("SELECT value FROM queue_meta WHERE key='schema_version'").fetchone()[0] == "2"
+    assert db.execute("SELECT value FROM queue_meta WHERE key='schema_version'").fetchone()[0] == "3"
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {"queue_meta", "queue_jobs", "queue_items"}
     db.close()
@@ -76,6 +77,16 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path):
         (item,) = store.reads.items("oldjob00")
         assert item.state is ItemState.done and item.variant.id is None
         assert store.reads.list_jobs()[0].name == "old"
+        assert store.reads.list_jobs()[0].tier is None  # version 3 added the asked tier
+
+
+def test_a_job_keeps_the_node_tier_it_asks_for(store):
+    asked = store.add_job(cfg(count=2), name="drafts", tier=NodeTier.draft)
+    plain = store.add_job(cfg(count=1), name="plain")
+    assert store.reads.get_job(asked.id).tier is NodeTier.draft
+    assert store.reads.get_job(plain.id).tier is None
+    claim = store.claim_next("n")
+    assert claim is not None and claim.job.tier is NodeTier.draft
 
 
 def test_a_file_that_is_not_a_database_is_refused_with_what_to_do(tmp_path):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
@@ -16,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from stablenew.controller.field_spec import FieldSpec
+from stablenew.controller.field_spec import FieldSpec, FieldValue
 
 INT32_MAX = 2**31 - 1
 
@@ -100,7 +98,7 @@ class FieldEditor(QObject):
         line.textChanged.connect(emit)
         return line
 
-    def value(self) -> Any:
+    def value(self) -> FieldValue:
         w = self.widget
         if isinstance(w, QCheckBox):
             return w.isChecked()
@@ -117,7 +115,7 @@ class FieldEditor(QObject):
             return w.text()
         raise TypeError(f"{self.spec.path}: no value in a {type(w).__name__}")
 
-    def set_value(self, value: Any) -> None:
+    def set_value(self, value: FieldValue) -> None:
         w = self.widget
         if isinstance(w, QCheckBox):
             w.setChecked(bool(value))
@@ -130,11 +128,14 @@ class FieldEditor(QObject):
                 w.setCurrentIndex(index)
             elif w.isEditable():
                 w.setEditText(text)
-        elif isinstance(w, QSpinBox | QDoubleSpinBox):
-            w.setValue(value if value is not None else 0)
+        elif isinstance(w, QSpinBox):
+            w.setValue(int(value) if isinstance(value, int | float) else 0)
+        elif isinstance(w, QDoubleSpinBox):
+            w.setValue(float(value) if isinstance(value, int | float) else 0.0)
         elif isinstance(w, QPlainTextEdit):
-            if w.toPlainText() != (value or ""):
-                w.setPlainText(value or "")
+            text = "" if value is None else str(value)
+            if w.toPlainText() != text:
+                w.setPlainText(text)
         elif isinstance(w, QLineEdit):
             w.setText("" if value is None else str(value))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QPixmap
@@ -21,8 +21,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+if TYPE_CHECKING:
+    from stablenew.controller.images import DecodedImage
+
 MAX_UNITS = 3
 _IMAGES = "Images (*.png *.jpg *.jpeg *.webp)"
+
+
+def _number(settings: dict[str, object], key: str, default: float) -> float:
+    """A unit's number as its JSON holds it (the model's default when it is not there)."""
+    value = settings.get(key, default)
+    return float(value) if isinstance(value, int | float | str) else default
 
 
 def _spin(low: float, high: float, value: float, tip: str) -> QDoubleSpinBox:
@@ -41,7 +50,8 @@ class ReferenceRow(QWidget):
     changed = Signal()
     remove_requested = Signal(object)
 
-    def __init__(self, settings: dict[str, Any], kinds: list[tuple[str, str]], thumb: Any = None,
+    def __init__(self, settings: dict[str, object], kinds: list[tuple[str, str]],
+                 thumb: DecodedImage | None = None,
                  parent: QWidget | None = None, models: tuple[str, ...] = ()) -> None:
         super().__init__(parent)
         self.setObjectName("ReferenceRow")
@@ -74,10 +84,10 @@ class ReferenceRow(QWidget):
             line.setPlaceholderText("Model: automatic")
         self.model.setToolTip("Empty: the node's model for this kind and the checkpoint's family.")
         self.set_models(models, str(settings.get("model", "")))
-        self.strength = _spin(0.0, 2.0, float(settings.get("strength", 1.0)), "Strength")
-        self.start = _spin(0.0, 1.0, float(settings.get("start", 0.0)),
+        self.strength = _spin(0.0, 2.0, _number(settings, "strength", 1.0), "Strength")
+        self.start = _spin(0.0, 1.0, _number(settings, "start", 0.0),
                            "Start: fraction of the steps where it starts steering")
-        self.end = _spin(0.0, 1.0, float(settings.get("end", 1.0)), "End: where it stops steering")
+        self.end = _spin(0.0, 1.0, _number(settings, "end", 1.0), "End: where it stops steering")
         self.preprocess = QCheckBox("Preprocess on the server")
         self.preprocess.setToolTip("Off: the picture is already a map (edges, depth, pose).")
         self.preprocess.setChecked(bool(settings.get("preprocess", True)))
@@ -114,7 +124,7 @@ class ReferenceRow(QWidget):
             self.model.setEditText(text)
         self.model.blockSignals(False)
 
-    def value(self) -> dict[str, Any]:
+    def value(self) -> dict[str, object]:
         return {**self._settings, "kind": self.kind.currentData(), "model": self.model.currentText().strip(),
                 "strength": round(self.strength.value(), 3), "start": round(self.start.value(), 3),
                 "end": round(self.end.value(), 3), "preprocess": self.preprocess.isChecked()}
@@ -199,7 +209,7 @@ class ReferencesSection(QFrame):
             self.image_pasted.emit(self.stage, _png_bytes(QImage(mime.imageData())))
         event.acceptProposedAction()
 
-    def add_unit(self, settings: dict[str, Any], thumb: Any = None) -> None:
+    def add_unit(self, settings: dict[str, object], thumb: DecodedImage | None = None) -> None:
         """Show a stored picture as a new unit (ignored once three are there)."""
         if len(self.rows) >= MAX_UNITS:
             self.show_error(f"At most {MAX_UNITS} references per card.")
@@ -207,7 +217,7 @@ class ReferencesSection(QFrame):
         self._add_row(settings, thumb)
         self.changed.emit(self.path)
 
-    def _add_row(self, settings: dict[str, Any], thumb: Any = None) -> None:
+    def _add_row(self, settings: dict[str, object], thumb: DecodedImage | None = None) -> None:
         row = ReferenceRow(settings, self.kinds, thumb, self, models=self.models)
         row.changed.connect(lambda: self.changed.emit(self.path))
         row.remove_requested.connect(self._remove)
@@ -240,10 +250,10 @@ class ReferencesSection(QFrame):
             row.set_models(self.models)
 
     # -- value
-    def value(self) -> list[dict[str, Any]]:
+    def value(self) -> list[dict[str, object]]:
         return [row.value() for row in self.rows]
 
-    def set_value(self, units: list[dict[str, Any]]) -> None:
+    def set_value(self, units: list[dict[str, object]]) -> None:
         if units == self.value():
             return
         for row in list(self.rows):

@@ -3,10 +3,15 @@ keyboard (1–5 stars, 0 clears, B picks the best of the row, arrows move) or by
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QImageReader, QKeyEvent, QMouseEvent, QPixmap
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QImageReader, QKeyEvent, QMouseEvent, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -17,18 +22,22 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from stablenew.gui.widgets.layouts import clear_layout
+from stablenew.gui.widgets.stars import StarRating
 
 if TYPE_CHECKING:
     from stablenew.controller.learning_controller import LearningController
-    from stablenew.controller.learning_runs import LearningRunController
+    from stablenew.controller.learning_runs import LearningRunController, LearningRunResult, RunCell
 
 THUMB = 176
+#: A big grid is built a few cards per turn of the event loop, each turn stopping once it has
+#: worked this long: a card costs a few milliseconds in the styled window, and a turn over
+#: 50 ms freezes the window (issue 18).
+BUILD_TURN_S = 0.010
 _STAR_KEYS = {Qt.Key.Key_0: 0, Qt.Key.Key_1: 1, Qt.Key.Key_2: 2, Qt.Key.Key_3: 3, Qt.Key.Key_4: 4,
               Qt.Key.Key_5: 5}
 _MOVES = {Qt.Key.Key_Left: (0, -1), Qt.Key.Key_Right: (0, 1), Qt.Key.Key_Up: (-1, 0),
@@ -39,38 +48,6 @@ def stars_text(rating: int | None) -> str:
     if not rating:
         return "not rated"
     return "★" * rating + "☆" * (5 - rating)
-
-
-class _StarButtons(QWidget):
-    """Five clickable stars; clicking the current rating again clears it."""
-
-    rated = Signal(int)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._stars = 0
-        self.buttons: list[QToolButton] = []
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(0)
-        row.addStretch(1)
-        for value in range(1, 6):
-            button = QToolButton()
-            button.setAutoRaise(True)
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            button.setToolTip(f"{value} star{'s' if value > 1 else ''}")
-            button.setAccessibleName(f"Rate {value}")
-            button.clicked.connect(lambda _=False, v=value: self.rated.emit(
-                0 if v == self._stars else v))
-            self.buttons.append(button)
-            row.addWidget(button)
-        row.addStretch(1)
-        self.set_stars(0)
-
-    def set_stars(self, stars: int) -> None:
-        self._stars = stars
-        for value, button in enumerate(self.buttons, start=1):
-            button.setText("★" if value <= stars else "☆")
 
 
 class _CellCard(QFrame):
@@ -86,11 +63,14 @@ class _CellCard(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setLineWidth(2)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.setProperty("selected", False)  # the window's style sheet draws the border
         self._path: str | None = None
         self.image = QLabel("waiting…")
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.image.setFixedSize(QSize(THUMB, THUMB))
-        self.stars = _StarButtons()
+        self.stars = StarRating()
+        # The grid takes the keys (arrows, 1–5, B): a click on a star rates without taking them.
+        self.stars.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.stars.rated.connect(lambda stars: self.rated.emit(self.row, self.column, stars))
         self.caption = QLabel()
         self.caption.setObjectName("LearningCellCaption")
@@ -99,24 +79,15 @@ class _CellCard(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.image)
-        layout.addWidget(self.stars)
+        layout.addWidget(self.stars, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addWidget(self.caption)
-        self.set_selected(False)
 
-    def show_cell(self, cell: Any, best: bool) -> None:
-        if cell.path and cell.path != self._path:
+    def show_cell(self, cell: RunCell, best: bool) -> bool:
+        """Show *cell*'s stars, tags and error; True when its image is new and is to be read
+        (off the Qt thread: see `ComparisonView._read_image`), then given to `show_image`."""
+        new_image = bool(cell.path) and cell.path != self._path
+        if new_image:
             self._path = cell.path
-            # The runner's small JPEG thumbnail when there is one: the grid never decodes
-            # full-size images on the Qt thread.
-            reader = QImageReader(cell.thumbnail or cell.path)
-            size = reader.size()
-            if size.isValid():
-                reader.setScaledSize(size.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
-            image = reader.read()
-            if image.isNull():
-                self.image.setText("image missing")
-            else:
-                self.image.setPixmap(QPixmap.fromImage(image))
         elif cell.error:
             self.image.setText("not made")
         self.stars.set_stars(cell.rating or 0)
@@ -131,20 +102,47 @@ class _CellCard(QFrame):
         self.caption.setText("\n".join(parts) or " ")
         self.setToolTip(cell.error or (cell.path or ""))
         self.setAccessibleName(f"{stars_text(cell.rating)}; {', '.join(cell.tags)}")
+        return new_image
+
+    def show_image(self, path: str, image: QImage) -> None:
+        if path != self._path:
+            return  # read for an image the card no longer shows
+        if image.isNull():
+            self.image.setText("image missing")
+        else:
+            self.image.setPixmap(QPixmap.fromImage(image))
 
     def set_selected(self, on: bool) -> None:
+        if self.property("selected") == on:
+            return
+        # A property the window's style sheet reads (#LearningCell[selected="true"]): a sheet
+        # of the card's own would be parsed and applied to its every child on each move.
         self.setProperty("selected", on)
-        self.setStyleSheet("#LearningCell { border: 3px solid palette(highlight); }" if on
-                           else "#LearningCell { border: 3px solid transparent; }")
+        self.style().unpolish(self)
+        self.style().polish(self)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt name)
         self.clicked.emit(self.row, self.column)
         super().mousePressEvent(event)
 
 
+def read_thumbnail(source: str) -> QImage:
+    """The image at *source* scaled to fit a card (a null QImage when it cannot be read): a
+    file read and a decode, for a worker thread (QImage, unlike QPixmap, may be made there)."""
+    reader = QImageReader(source)
+    size = reader.size()
+    if size.isValid():
+        reader.setScaledSize(size.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
+    return reader.read()
+
+
 class ComparisonView(QWidget):
     """The comparison grid of the current learning run, bound to a LearningRunController
     (ratings and tags go to the LearningController)."""
+
+    _image_read = Signal(int, int, str, object)  # row, column, path, QImage: from the reader
+    #: One thread reads every grid's images, each once it is made (`read_thumbnail`).
+    _reader: ThreadPoolExecutor | None = None
 
     def __init__(self, runs: LearningRunController, learning: LearningController,
                  parent: QWidget | None = None) -> None:
@@ -154,10 +152,16 @@ class ComparisonView(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.controller = runs
         self.learning = learning
-        self._run: Any = None
+        self._run: LearningRunResult | None = None
         self._cards: dict[tuple[int, int], _CellCard] = {}
-        self._shape: tuple[Any, ...] = ()
+        self._shape: tuple[object, ...] = ()  # the run, values and seeds the grid is built for
         self.selected = (0, 0)
+        # The grid's headers and cards still to be made, a few per turn of the loop.
+        self._to_build: deque[Callable[[], None]] = deque()
+        self._build_timer = QTimer(self)
+        self._build_timer.setInterval(0)
+        self._build_timer.timeout.connect(self._build_some)
+        self._image_read.connect(self._show_image)
 
         self.title = QLabel("No learning run yet — choose a setting above and start one.")
         self.title.setObjectName("LearningRunTitle")
@@ -229,7 +233,7 @@ class ComparisonView(QWidget):
             self.controller.open_run(run_id)
             self.setFocus()
 
-    def show_run(self, run: Any) -> None:
+    def show_run(self, run: LearningRunResult | None) -> None:
         self._run = run
         if run is None:
             self._clear()
@@ -240,8 +244,8 @@ class ComparisonView(QWidget):
             self._shape = shape
         for cell in run.cells:
             card = self._cards.get((cell.row, cell.column))
-            if card is not None:
-                card.show_cell(cell, run.best.get(cell.row) == cell.column)
+            if card is not None and card.show_cell(cell, run.best.get(cell.row) == cell.column):
+                self._read_image(cell)
         parts = []
         for score in run.scores():
             mean = f"{score.mean:.1f}★ ({score.rated} rated)" if score.mean is not None else "not rated"
@@ -251,7 +255,7 @@ class ComparisonView(QWidget):
         if not self.controller.running:
             self.title.setText(self._title(run))
 
-    def _title(self, run: Any) -> str:
+    def _title(self, run: LearningRunResult) -> str:
         states = {"completed": "finished", "partial": "finished with some images missing",
                   "cancelled": "stopped", "failed": "failed", "running": "running"}
         what = f"Learning run on {run.parameter.replace('_', ' ')}"
@@ -263,29 +267,84 @@ class ComparisonView(QWidget):
             self.title.setText(text)
 
     def _clear(self) -> None:
+        self._build_timer.stop()
+        self._to_build.clear()
         clear_layout(self.grid)
         self._cards.clear()
         self._shape = ()
         self.scores.clear()
 
-    def _build(self, run: Any) -> None:
+    @property
+    def building(self) -> bool:
+        """True while some headers or cards of the grid are still to be made."""
+        return bool(self._to_build)
+
+    def _build(self, run: LearningRunResult) -> None:
+        """Lay out the grid for *run*: its headers and cards are made a few per turn of the
+        event loop (`_build_some`), each card showing its cell as it comes."""
         self._clear()
-        for column, label in enumerate(run.column_labels):
-            header = QLabel(f"<b>{label}</b>")
-            header.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            self.grid.addWidget(header, 0, column + 1)
-        for row, seed in enumerate(run.seeds):
-            label = QLabel(f"Image {row + 1}\nseed {seed}")
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            self.grid.addWidget(label, row + 1, 0)
-            for column in range(len(run.values)):
-                card = _CellCard(row, column)
-                card.clicked.connect(self.select)
-                card.rated.connect(self._rate_cell)
-                self._cards[(row, column)] = card
-                self.grid.addWidget(card, row + 1, column + 1)
         self.selected = (0, 0)
-        self._highlight()
+        for column, label in enumerate(run.column_labels):
+            self._to_build.append(partial(self._add_label, f"<b>{label}</b>", 0, column + 1))
+        for row, seed in enumerate(run.seeds):
+            self._to_build.append(partial(self._add_label, f"Image {row + 1}\nseed {seed}", row + 1, 0))
+            for column in range(len(run.values)):
+                self._to_build.append(partial(self._add_card, row, column))
+        self._build_timer.start()  # from the next turn: this one may have done much already
+
+    def _build_some(self) -> None:
+        """Make the next headers and cards until this turn of the loop has taken BUILD_TURN_S."""
+        started = time.monotonic()
+        while self._to_build:
+            self._to_build.popleft()()
+            if time.monotonic() - started > BUILD_TURN_S:
+                break
+        if not self._to_build:
+            self._build_timer.stop()
+
+    def _add_label(self, text: str, row: int, column: int) -> None:
+        label = QLabel(text, self.grid_host)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.grid.addWidget(label, row, column)
+
+    def _add_card(self, row: int, column: int) -> None:
+        # Made inside the grid's widget: a card made alone would be styled twice, before and
+        # after it joins the window.
+        card = _CellCard(row, column, self.grid_host)
+        card.clicked.connect(self.select)
+        card.rated.connect(self._rate_cell)
+        self._cards[(row, column)] = card
+        self.grid.addWidget(card, row + 1, column + 1)
+        card.set_selected((row, column) == self.selected)
+        run = self._run
+        if run is not None:
+            try:
+                cell = run.cell(row, column)
+            except KeyError:
+                return
+            if card.show_cell(cell, run.best.get(row) == column):
+                self._read_image(cell)
+
+    def _read_image(self, cell: RunCell) -> None:
+        # The runner's small JPEG thumbnail when there is one, read off the Qt thread.
+        if not cell.path:
+            return  # show_cell asks only for cells with an image
+        if ComparisonView._reader is None:
+            ComparisonView._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grid-images")
+        ComparisonView._reader.submit(self._read_in_worker, cell.row, cell.column, cell.path,
+                                      cell.thumbnail or cell.path)
+
+    def _read_in_worker(self, row: int, column: int, path: str, source: str) -> None:
+        image = read_thumbnail(source)
+        try:
+            self._image_read.emit(row, column, path, image)  # queued to the Qt thread
+        except RuntimeError:  # the view was deleted meanwhile (its window closed)
+            pass
+
+    def _show_image(self, row: int, column: int, path: str, image: QImage) -> None:
+        card = self._cards.get((row, column))
+        if card is not None:
+            card.show_image(path, image)
 
     # --- selecting and rating -------------------------------------------------------------
 
@@ -297,9 +356,9 @@ class ComparisonView(QWidget):
 
     def _highlight(self) -> None:
         for key, card in self._cards.items():
-            card.set_selected(key == self.selected)
+            card.set_selected(key == self.selected)  # restyles only the cards that change
 
-    def selected_cell(self) -> Any:
+    def selected_cell(self) -> RunCell | None:
         if self._run is None:
             return None
         try:

@@ -4,7 +4,7 @@ the recommended preset (previewed, saved only on request) and the export of reco
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -24,7 +24,12 @@ from PySide6.QtWidgets import (
 )
 
 if TYPE_CHECKING:
-    from stablenew.controller.learning_insights import InsightsController
+    from stablenew.controller.learning_insights import (
+        ExportSummary,
+        Insights,
+        InsightsController,
+        RecommendedPreset,
+    )
 
 _ALL = "__all__"
 
@@ -134,7 +139,7 @@ class InsightsPanel(QWidget):
     def summary_text(self) -> str:
         return self.summary.text()
 
-    def show_insights(self, insights: Any) -> None:
+    def show_insights(self, insights: Insights) -> None:
         lines = insights.lines()
         self.summary.setText("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines)
                              + "</ul>")
@@ -151,7 +156,7 @@ class InsightsPanel(QWidget):
         for column in range(4):
             self.table.resizeColumnToContents(column)
 
-    def show_recommendation(self, recommendation: Any) -> None:
+    def show_recommendation(self, recommendation: RecommendedPreset | None) -> None:
         empty = recommendation is None or recommendation.empty
         lines = (["No recommendation yet: rate more images, or run a learning run."] if
                  recommendation is None else recommendation.describe())
@@ -185,6 +190,6 @@ class InsightsPanel(QWidget):
             self.status.setText("Exporting…")
             self.controller.export(path, copies=self.copies.isChecked(), pack=self.controller.pack)
 
-    def _exported(self, summary: Any) -> None:
+    def _exported(self, summary: ExportSummary) -> None:
         missing = f", {summary.images_missing} images missing" if summary.images_missing else ""
         self.status.setText(f"Exported {summary.records} records to {summary.path}{missing}.")

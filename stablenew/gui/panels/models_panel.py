@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -39,6 +39,9 @@ from PySide6.QtWidgets import (
 )
 
 from stablenew.gui.panels.auto_lora_bar import AutoLoraBar
+
+if TYPE_CHECKING:
+    from stablenew.controller.catalog_controller import CatalogController, ModelEntry
 
 THUMB = 112
 MAX_ICONS = 800
@@ -73,7 +76,7 @@ class ModelsModel(QAbstractListModel):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.rows: list[Any] = []
+        self.rows: list[ModelEntry] = []
         self._rows_of: dict[str, list[int]] = {}  # preview path -> rows showing it
         self._icons: OrderedDict[str, QIcon] = OrderedDict()
         self._asked: set[str] = set()
@@ -90,7 +93,7 @@ class ModelsModel(QAbstractListModel):
         self._repaint.setInterval(30)
         self._repaint.timeout.connect(self._repaint_changed)
 
-    def set_rows(self, rows: list[Any]) -> None:
+    def set_rows(self, rows: list[ModelEntry]) -> None:
         if len(rows) == len(self.rows) and all(a is b for a, b in zip(rows, self.rows, strict=True)):
             # Same entries (new hashes, say): repaint in place, so the scroll position and
             # the selection stay where the user left them.
@@ -109,7 +112,7 @@ class ModelsModel(QAbstractListModel):
         return 0 if parent.isValid() else len(self.rows)
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+             role: int = Qt.ItemDataRole.DisplayRole) -> str | ModelEntry | QIcon | None:
         if not index.isValid() or index.row() >= len(self.rows):
             return None
         entry = self.rows[index.row()]
@@ -154,7 +157,7 @@ class ModelsModel(QAbstractListModel):
             self.dataChanged.emit(self.index(first), self.index(last), [Qt.ItemDataRole.DecorationRole])
 
 
-def _tooltip(entry: Any) -> str:
+def _tooltip(entry: ModelEntry) -> str:
     lines = [f"<b>{escape(entry.display_name)}</b> — &lt;lora:{escape(entry.name)}&gt;",
              f"Base model: {entry.base_model.value}",
              "Trigger words: " + (escape(", ".join(entry.triggers)) or "none: add some")]
@@ -167,7 +170,7 @@ def _tooltip(entry: Any) -> str:
 class ModelsPanel(QWidget):
     """Grid of LoRAs with search and filters; a selected LoRA goes into the prompt with its words."""
 
-    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: CatalogController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
         self.setObjectName("ModelsPanel")
@@ -224,7 +227,7 @@ class ModelsPanel(QWidget):
         self.details.setWordWrap(True)
         self.triggers_row = QHBoxLayout()
         self.trigger_boxes: list[QCheckBox] = []
-        self._shown: Any = None
+        self._shown: ModelEntry | None = None
         self.weight = QDoubleSpinBox()
         self.weight.setRange(-2.0, 2.0)
         self.weight.setSingleStep(0.05)
@@ -321,14 +324,14 @@ class ModelsPanel(QWidget):
         if total:
             self.status.setText(f"Reading LoRAs… {done} of {total}")
 
-    def _entry(self) -> Any:
+    def _entry(self) -> ModelEntry | None:
         index = self.grid.currentIndex()
         return index.data(ModelsModel.EntryRole) if index.isValid() else None
 
     def _selected(self, index: QModelIndex, _previous: QModelIndex) -> None:
         self._show(index.data(ModelsModel.EntryRole) if index.isValid() else None)
 
-    def _show(self, entry: Any) -> None:
+    def _show(self, entry: ModelEntry | None) -> None:
         if entry is not None and entry is self._shown:
             return  # the same LoRA again (the list was refreshed): keep the user's ticks
         self._shown = entry

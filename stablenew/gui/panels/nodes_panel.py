@@ -26,7 +26,14 @@ from PySide6.QtWidgets import (
 )
 
 from stablenew.controller.format import plural
-from stablenew.controller.nodes_controller import NodeConfig, NodesController, StateRole, format_seconds
+from stablenew.controller.nodes_controller import (
+    TIER_COLUMN,
+    NodeConfig,
+    NodesController,
+    NodeTier,
+    StateRole,
+    format_seconds,
+)
 from stablenew.gui.widgets.notice import NoticeBanner
 
 _STATE_COLOURS = {"healthy": "#3a9d5d", "unhealthy": "#c0392b", "auth_failed": "#d68910",
@@ -42,6 +49,16 @@ class _StateDelegate(QStyledItemDelegate):
         colour = _STATE_COLOURS.get(str(index.data(StateRole) or ""))
         if colour:
             option.palette.setBrush(option.palette.ColorRole.Text, QBrush(QColor(colour)))
+
+
+def tier_combo(tier: NodeTier) -> QComboBox:
+    """A choice of the four tiers, *tier* chosen; the hint from NodeConfig's field."""
+    combo = QComboBox()
+    for choice in NodeTier:
+        combo.addItem(choice.label, choice)
+    combo.setCurrentIndex(list(NodeTier).index(tier))
+    combo.setToolTip(NodeConfig.model_fields["tier"].description or "")
+    return combo
 
 
 class NodeDialog(QDialog):
@@ -60,10 +77,7 @@ class NodeDialog(QDialog):
         self.username = QLineEdit(node.username if node else "")
         self.password = QLineEdit(node.password.get_secret_value() if node else "")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
-        self.tier = QSpinBox()
-        self.tier.setRange(1, 9)
-        self.tier.setValue(node.tier if node else 1)
-        self.tier.setToolTip(fields["tier"].description or "")
+        self.tier = tier_combo(node.tier if node else NodeTier.standard)
         self.max_concurrent = QSpinBox()
         self.max_concurrent.setRange(1, 8)
         self.max_concurrent.setValue(node.max_concurrent if node else 1)
@@ -99,7 +113,7 @@ class NodeDialog(QDialog):
             return NodeConfig(
                 name=self.name.text().strip(), url=self.url.text().strip(),
                 kind=self.kind.currentText(), username=self.username.text(),
-                password=self.password.text(), tier=self.tier.value(),
+                password=self.password.text(), tier=self.tier.currentData(),
                 max_concurrent=self.max_concurrent.value(), enabled=self.enabled.isChecked(),
                 tags=[t.strip() for t in self.tags.text().split(",") if t.strip()])
         except ValidationError as exc:
@@ -155,6 +169,17 @@ class NodesPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.doubleClicked.connect(lambda _index: self.edit_selected())
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
+        # A tier combo in each node's row: changing it saves the node at once.
+        self.tier_combos: dict[str, QComboBox] = {}
+        controller.model.modelReset.connect(self._place_tier_combos)
+        controller.model.dataChanged.connect(self._sync_tier_combos)
+
+        # Said where the table is empty (a new user saw an empty table and no word of why).
+        self.empty_hint = QLabel("No nodes yet: Run and the queue use the server set in "
+                                 "Settings. Add a node for each other PC with a Stable Diffusion "
+                                 "server on your network, and the queue spreads over all of them.")
+        self.empty_hint.setObjectName("HintLabel")
+        self.empty_hint.setWordWrap(True)
 
         self.plan_label = QLabel("Press Plan to see how the queue would be spread over the nodes.")
         self.plan_label.setWordWrap(True)
@@ -184,6 +209,7 @@ class NodesPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.notice)
         layout.addLayout(buttons)
+        layout.addWidget(self.empty_hint)
         layout.addWidget(splitter, 1)
 
         controller.error_changed.connect(self.notice.show_error)
@@ -193,6 +219,7 @@ class NodesPanel(QWidget):
         if controller.error is not None:
             self.notice.show_error(controller.error)
         self._update_buttons()
+        self._place_tier_combos()
 
     # --- actions ---------------------------------------------------------------------------------
 
@@ -224,10 +251,32 @@ class NodesPanel(QWidget):
 
     # --- view updates ------------------------------------------------------------------------------
 
+    def _place_tier_combos(self) -> None:
+        self.tier_combos = {}
+        for row, node in enumerate(self.controller.model.rows()):
+            combo = tier_combo(node.config.tier)
+            combo.setObjectName(f"TierCombo-{node.config.name}")
+            name = node.config.name
+            combo.activated.connect(lambda _i, name=name, combo=combo:
+                                    self.controller.set_tier(name, combo.currentData()))
+            self.table.setIndexWidget(self.controller.model.index(row, TIER_COLUMN), combo)
+            self.tier_combos[name] = combo
+
+    def _sync_tier_combos(self, *_changed: object) -> None:
+        """The combos follow the registry (an edit in the dialog, a save undone)."""
+        for node in self.controller.model.rows():
+            combo = self.tier_combos.get(node.config.name)
+            if combo is None:
+                self._place_tier_combos()
+                return
+            if combo.currentData() != node.config.tier:
+                combo.setCurrentIndex(list(NodeTier).index(node.config.tier))
+
     def _update_buttons(self) -> None:
         chosen = self.selected_name() is not None
         self.edit_button.setEnabled(chosen)
         self.remove_button.setEnabled(chosen)
+        self.empty_hint.setVisible(not self.controller.model.rows())
 
     def _show_plan(self, plan) -> None:
         if plan is None or not plan.rows:

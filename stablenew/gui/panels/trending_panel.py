@@ -4,7 +4,7 @@ queue a batch. Thumbnails are decoded on a thread pool, never on the Qt thread."
 from __future__ import annotations
 
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QIcon, QImage, QImageReader, QPixmap
@@ -24,6 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from stablenew.controller.trending_controller import BASE_MODELS, PERIODS, RATINGS, SORTS
+
+if TYPE_CHECKING:
+    from stablenew.controller.errors import ErrorInfo
+    from stablenew.controller.trending_controller import ResolvedLora, TrendingController
 
 THUMB = 96
 PREVIEW = 256
@@ -52,14 +56,14 @@ class _Decode(QRunnable):
         self.sink.ready.emit(self.image_id, self.size, reader.read())
 
 
-def badge(lora: Any) -> str:
+def badge(lora: ResolvedLora) -> str:
     return _BADGES[lora.state.value].format(nodes=", ".join(lora.nodes))
 
 
 class TrendingPanel(QWidget):
     """The Trending tab: fetch, filter, a list of combos, and the chosen one beside it."""
 
-    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: TrendingController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("TrendingPanel")
         self.controller = controller
@@ -303,6 +307,6 @@ class TrendingPanel(QWidget):
             if item.data(Qt.ItemDataRole.UserRole) == image_id:
                 item.setIcon(QIcon(pixmap))
 
-    def _error(self, info: Any) -> None:
+    def _error(self, info: ErrorInfo | None) -> None:
         if info is not None:
             self.status.setText(info.message)

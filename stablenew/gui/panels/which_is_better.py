@@ -3,7 +3,7 @@ Queue button, and the recommended values with how sure StableNew is of each."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent, QShowEvent
@@ -20,13 +20,21 @@ from PySide6.QtWidgets import (
 from stablenew.gui.widgets.image_view import ImageView
 from stablenew.gui.widgets.notice import NoticeBanner
 
+if TYPE_CHECKING:
+    from stablenew.controller.taste_controller import (
+        NextExperiment,
+        PairShown,
+        PresetValue,
+        TasteController,
+    )
+
 _SAME_KEYS = (Qt.Key.Key_S, Qt.Key.Key_Down, Qt.Key.Key_Equal, Qt.Key.Key_Space)
 
 
 class WhichIsBetterPanel(QWidget):
     """The pairwise-choice mode of the learning room, bound to a TasteController."""
 
-    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: TasteController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("WhichIsBetterPanel")
         self.controller = controller
@@ -133,7 +141,7 @@ class WhichIsBetterPanel(QWidget):
         for button in (self.left_button, self.same_button, self.right_button):
             button.setEnabled(on)
 
-    def _show_pair(self, shown: Any) -> None:
+    def _show_pair(self, shown: PairShown | None) -> None:
         if shown is None:
             self.left.set_image(None)
             self.right.set_image(None)
@@ -145,17 +153,17 @@ class WhichIsBetterPanel(QWidget):
         self.right.set_decoded(shown.right)
         self._enable(True)
 
-    def _count(self, _choice: Any) -> None:
+    def _count(self, _choice: object) -> None:
         self._kept += 1
         self.counter.setText(f"{self._kept} choice{'s' if self._kept != 1 else ''} kept "
                              "this session")
 
-    def _show_suggestion(self, suggestion: Any) -> None:
+    def _show_suggestion(self, suggestion: NextExperiment | None) -> None:
         self.suggestion.setText(suggestion.text if suggestion is not None else
                                 "Nothing to suggest yet.")
         self.queue_button.setEnabled(suggestion is not None)
 
-    def _show_recommendation(self, values: list[Any]) -> None:
+    def _show_recommendation(self, values: list[PresetValue]) -> None:
         if not values:
             self.recommended.setText("Recommended settings: none yet — StableNew is not sure "
                                      "enough of any value.")

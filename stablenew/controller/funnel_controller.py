@@ -1,0 +1,406 @@
+"""FunnelController: the draft funnel for the window — the funnel under way (kept in
+`funnel.json`), the images of the stage the user looks at, and the user's steps as slots.
+
+Every stage is a queue job asking for its node tier (`cluster.funnel`). The funnel is saved
+before its job is added, with the job's id, so a crash in between loses nothing: on the next
+start a stage whose job is missing from the queue is queued again under the same id. The images
+come from the queue's items as they finish (read off the Qt thread whenever the queue changes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal
+
+from stablenew.cluster.funnel import (
+    Funnel,
+    FunnelError,
+    FunnelSettings,
+    FunnelStage,
+    FunnelStep,
+    StageRun,
+    next_step,
+    stage_config,
+    start,
+)
+from stablenew.cluster.funnel_store import FUNNEL_FILE, FunnelFile, FunnelStore
+from stablenew.cluster.jobs import ItemState, JobKind, WorkItem
+from stablenew.cluster.queue_db import UnknownId
+from stablenew.controller.errors import ErrorInfo
+from stablenew.controller.format import plural
+from stablenew.controller.images import DecodedImage, decode_image
+from stablenew.controller.tasks import TaskOwner
+
+if TYPE_CHECKING:
+    from stablenew.cluster.queue_store import QueueStore
+    from stablenew.controller.queue_controller import QueueController
+    from stablenew.pipeline.config import PipelineConfig
+
+log = logging.getLogger("stablenew.controller.funnel")
+
+#: The longest side of a funnel tile's picture.
+THUMB_SIDE = 160
+
+#: What a tile says of an image that is not there yet, by its queue state.
+WAITING_TEXT = {ItemState.queued: "Waiting", ItemState.assigned: "Starting",
+                ItemState.running: "Being made", ItemState.failed: "Could not be made",
+                ItemState.cancelled: "Cancelled", ItemState.done: "Made"}
+
+
+@dataclass(frozen=True)
+class FunnelImage:
+    """One image of the stage looked at, as its tile shows it."""
+
+    index: int
+    seed: int
+    path: str | None
+    state: ItemState
+    picked: bool
+    error: str = ""
+
+    @property
+    def caption(self) -> str:
+        if self.path is not None:
+            return f"✓ Picked — seed {self.seed}" if self.picked else f"Seed {self.seed}"
+        return f"{WAITING_TEXT[self.state]} — seed {self.seed}"
+
+
+@dataclass(frozen=True)
+class Crumb:
+    """One stage in the breadcrumb: its label, and whether it is made and looked at."""
+
+    stage: FunnelStage
+    made: bool
+    current: bool
+
+
+class FunnelController(QObject):
+    """The draft funnel as the window sees it: state, signals and slots (see module docstring)."""
+
+    funnel_changed = Signal()  # the stage looked at, its images or the picks changed
+    settings_changed = Signal()
+    error_changed = Signal(object)  # ErrorInfo | None
+    message_changed = Signal(str)
+    loaded_changed = Signal(bool)
+    thumbnail_ready = Signal(str, object)  # path, DecodedImage
+
+    def __init__(self, data_dir: Path, queue: QueueController, *,
+                 base_config: Callable[[], PipelineConfig], output_root: Callable[[], Path],
+                 start_queue: Callable[[], None], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._store = FunnelStore(data_dir / FUNNEL_FILE)
+        self._queue = queue
+        self._base_config = base_config
+        self._output_root = output_root
+        self._start_queue = start_queue
+        self._file = FunnelFile()
+        self._states: dict[str, list[WorkItem]] = {}  # each stage's queue items, by job id
+        self._loaded = False
+        self._save_lock = asyncio.Lock()
+        self._reading = False
+        self._read_again = False
+        self._error: ErrorInfo | None = None
+        self._thumbs: dict[str, DecodedImage] = {}
+        self._thumb_requests: set[str] = set()
+        self.tasks = TaskOwner("Funnel", self)
+        self.tasks.error_raised.connect(self._set_error)
+        queue.jobs_changed.connect(self._queue_changed)
+
+    # --- state ----------------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    @property
+    def funnel(self) -> Funnel | None:
+        return self._file.funnel
+
+    @property
+    def settings(self) -> FunnelSettings:
+        return self._file.settings
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        return self._error
+
+    def crumbs(self) -> list[Crumb]:
+        funnel = self.funnel
+        made = len(funnel.runs) if funnel else 0
+        viewing = funnel.viewing if funnel else -1
+        return [Crumb(stage, i < made, i == viewing) for i, stage in enumerate(FunnelStage)]
+
+    def images(self) -> list[FunnelImage]:
+        """The images of the stage looked at, in order."""
+        funnel = self.funnel
+        if funnel is None:
+            return []
+        run = funnel.current
+        items = {i.index: i for i in self._states.get(run.job_id, [])}
+        out = []
+        for index, (seed, path) in enumerate(zip(run.seeds, run.images, strict=True)):
+            item = items.get(index)
+            state = ItemState.done if path else (item.state if item else ItemState.queued)
+            out.append(FunnelImage(index, seed, path, state, index in run.picks,
+                                   (item.error or "") if item else ""))
+        return out
+
+    def summary(self) -> str:
+        """One line on where the funnel is, for the view's heading."""
+        funnel = self.funnel
+        if funnel is None:
+            return "Start a funnel from the cards' prompt: quick drafts first, then you pick."
+        run = funnel.current
+        total = len(run.seeds)
+        following = run.stage.next
+        text = f"{run.stage.label}: {run.ready} of {plural(total, 'image')} ready"
+        if following is not None:
+            most = funnel.settings.counts.of(following)
+            text += f", {len(run.picks)} picked (pick up to {most} to {following.verb.lower()})"
+        return text + "."
+
+    def next_stage(self) -> FunnelStage | None:
+        funnel = self.funnel
+        return funnel.current.stage.next if funnel else None
+
+    # --- slots ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Read the funnel file and the queue's state of its stages (off the Qt thread)."""
+        self.tasks.spawn(self._load(), name="funnel-load")
+
+    def start_funnel(self) -> None:
+        """A new funnel from the cards as they are now: its drafts go to the queue."""
+        try:
+            funnel, step = start(self._base_config(), self.settings)
+        except FunnelError as exc:
+            self._set_error(ErrorInfo(str(exc), source="Funnel"))
+            return
+        self._set_error(None)
+        self.tasks.spawn(self._queue_step(funnel, step, before=self.funnel), name="funnel-start")
+
+    def set_picked(self, index: int, picked: bool) -> None:
+        funnel = self.funnel
+        if funnel is None:
+            return
+        picks = set(funnel.current.picks)
+        (picks.add if picked else picks.discard)(index)
+        self._change(funnel.pick(funnel.viewing, sorted(picks)))
+
+    def go_on(self) -> None:
+        """The next stage from the picks of the stage looked at (replacing any made before)."""
+        funnel = self.funnel
+        if funnel is None:
+            return
+        try:
+            step = next_step(funnel)
+        except FunnelError as exc:
+            self._set_error(ErrorInfo(str(exc), source="Funnel"))
+            return
+        self._set_error(None)
+        # Stages made before from other picks are replaced: what is left of them stops.
+        dropped = [r.job_id for r in funnel.runs[funnel.viewing + 1:] if r.ready < len(r.seeds)]
+        self.tasks.spawn(self._queue_step(funnel.advanced(step.run()), step, before=funnel,
+                                          dropped=dropped), name="funnel-next")
+
+    def view_stage(self, index: int) -> None:
+        """Go to a stage of the breadcrumb: its images and the picks made there."""
+        funnel = self.funnel
+        if funnel is None or index == funnel.viewing:
+            return
+        try:
+            self._change(funnel.view(index))
+        except FunnelError as exc:
+            self._set_error(ErrorInfo(str(exc), source="Funnel"))
+
+    def set_settings(self, settings: FunnelSettings) -> None:
+        """The counts and presets the next funnel starts with (and the next stage's limit)."""
+        self._file = self._file.model_copy(update={"settings": settings})
+        funnel = self.funnel
+        if funnel is not None:
+            self._file.funnel = funnel.model_copy(update={"settings": settings})
+        self.settings_changed.emit()
+        self.funnel_changed.emit()
+        self.tasks.spawn(self._save(), name="funnel-save")
+
+    def clear_error(self) -> None:
+        self._set_error(None)
+
+    def thumbnail(self, path: str) -> DecodedImage | None:
+        """The image's thumbnail, or None after asking for it (`thumbnail_ready` brings it)."""
+        found = self._thumbs.get(path)
+        if found is None and path not in self._thumb_requests:
+            self._thumb_requests.add(path)
+            self.tasks.spawn(self._decode(path), name="funnel-thumbnail")
+        return found
+
+    async def _decode(self, path: str) -> None:
+        try:
+            decoded = await asyncio.to_thread(decode_image, path, THUMB_SIDE)
+        except OSError as exc:  # gone or unreadable: the tile says so, nothing else fails
+            log.info("funnel: no thumbnail for %s: %s", path, exc)
+            return
+        finally:
+            self._thumb_requests.discard(path)
+        if len(self._thumbs) > 200:
+            self._thumbs.clear()
+        self._thumbs[path] = decoded
+        self.thumbnail_ready.emit(path, decoded)
+
+    # --- the work ------------------------------------------------------------------------------
+
+    def _change(self, funnel: Funnel) -> None:
+        self._file.funnel = funnel
+        self.funnel_changed.emit()
+        self.tasks.spawn(self._save(), name="funnel-save")
+
+    async def _save(self) -> None:
+        async with self._save_lock:  # in the order asked: the last change is the one on disk
+            await asyncio.to_thread(self._store.save, self._file.model_copy())
+
+    async def _load(self) -> None:
+        self._file = await asyncio.to_thread(self._store.load)
+        if self._store.problem:
+            self.message_changed.emit(self._store.problem)
+        self._loaded = True
+        self.loaded_changed.emit(True)
+        self.settings_changed.emit()
+        self.funnel_changed.emit()
+        funnel = self.funnel
+        if funnel is not None:
+            await self._requeue_missing(funnel)
+            await self._read_images()
+
+    async def _queue_step(self, funnel: Funnel, step: FunnelStep, *, before: Funnel | None,
+                          dropped: Sequence[str] = ()) -> None:
+        """Save the funnel with its new stage, then queue the stage; a stage that cannot be
+        queued is taken back (and the funnel saved as it was). The jobs of *dropped* stages
+        are cancelled once the new one is queued."""
+        self._file.funnel = funnel
+        self.funnel_changed.emit()
+        await self._save()
+        try:
+            await self._add_job(step)
+        except BaseException:
+            self._file.funnel = before
+            self.funnel_changed.emit()
+            await self._save()
+            raise
+        for job_id in dropped:
+            if self._queue.model.row_of(job_id) >= 0:  # still in the queue
+                self._queue.cancel_job(job_id)
+        self.message_changed.emit(f"{plural(len(step.configs), 'image')} queued for "
+                                  f"{step.stage.label.lower()} on {step.tier.value} nodes.")
+        await self._read_images()
+
+    async def _add_job(self, step: FunnelStep) -> None:
+        store = await self._queue.store()
+        root = self._output_root()
+        await asyncio.to_thread(store.add_job, list(step.configs), name=step.name,
+                                kind=JobKind.plan, expand_batches=False, output_root=root,
+                                job_id=step.job_id, tier=step.tier)
+        self._queue.refresh()
+        if not self._queue.running:
+            self._start_queue()
+
+    async def _requeue_missing(self, funnel: Funnel) -> None:
+        """A stage saved whose job never reached the queue (a crash in between), or was
+        cleared from it before its images were all made: queued again under the same id."""
+        store = await self._queue.store()
+        for run in funnel.runs:
+            if run.ready == len(run.seeds):
+                continue
+            if await asyncio.to_thread(_job_exists, store, run.job_id):
+                continue
+            step = _step_again(funnel, run)
+            log.info("funnel: stage %s (job %s) was not in the queue; queued again",
+                     run.stage.value, run.job_id)
+            await self._add_job(step)
+
+    def _queue_changed(self) -> None:
+        funnel = self.funnel
+        if funnel is None or not self._loaded:
+            return
+        if any(r.ready < len(r.seeds) for r in funnel.runs) or funnel.current.job_id not in self._states:
+            self.tasks.spawn(self._read_images(), name="funnel-read")
+
+    async def _read_images(self) -> None:
+        """Bring each unfinished stage's images and states in from the queue (coalesced)."""
+        if self._reading:
+            self._read_again = True
+            return
+        self._reading = True
+        try:
+            while True:
+                self._read_again = False
+                funnel = self.funnel
+                if funnel is None:
+                    return
+                store = await self._queue.store()
+                wanted = [r.job_id for r in funnel.runs
+                          if r.ready < len(r.seeds) or r.job_id == funnel.current.job_id]
+                states = await asyncio.to_thread(_read_items, store, wanted)
+                self._states.update(states)
+                if self._take_images(states):
+                    await self._save()
+                self.funnel_changed.emit()
+                if not self._read_again:
+                    return
+        finally:
+            self._reading = False
+
+    def _take_images(self, states: dict[str, list[WorkItem]]) -> bool:
+        """Fill in the images the queue has made; True when the funnel changed."""
+        funnel = self.funnel
+        if funnel is None:
+            return False
+        changed = False
+        for index, run in enumerate(funnel.runs):
+            images = list(run.images)
+            for item in states.get(run.job_id, []):
+                if (item.state is ItemState.done and item.outputs and 0 <= item.index < len(images)
+                        and images[item.index] != item.outputs[-1]):
+                    images[item.index] = item.outputs[-1]
+            if images != run.images:
+                funnel = funnel.with_images(index, images)
+                changed = True
+        if changed:
+            self._file.funnel = funnel
+        return changed
+
+    def _set_error(self, info: ErrorInfo | None) -> None:
+        self._error = info
+        self.error_changed.emit(info)
+
+    async def aclose(self) -> None:
+        """Let a save or a queued step under way finish (bounded), then stop."""
+        await self.tasks.wait_idle(timeout=5)
+        await self.tasks.aclose()
+
+
+def _job_exists(store: QueueStore, job_id: str) -> bool:
+    try:
+        store.reads.get_job(job_id)
+    except UnknownId:
+        return False
+    return True
+
+
+def _read_items(store: QueueStore, job_ids: Sequence[str]) -> dict[str, list[WorkItem]]:
+    return {job_id: store.reads.items(job_id) for job_id in dict.fromkeys(job_ids)}
+
+
+def _step_again(funnel: Funnel, run: StageRun) -> FunnelStep:
+    """The step that makes *run* (its seeds, its job id) once more."""
+    configs = tuple(stage_config(funnel.base, run.stage, seed, funnel.settings) for seed in run.seeds)
+    name = f"Funnel {run.stage.label.lower()}: {funnel.name}"
+    return FunnelStep(run.stage, run.job_id, name, configs)
+
+
+__all__ = ["Crumb", "FunnelController", "FunnelImage", "FunnelSettings", "FunnelStage"]

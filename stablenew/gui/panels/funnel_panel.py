@@ -1,0 +1,256 @@
+"""FunnelPanel: the draft funnel — a breadcrumb of its stages, the images of the stage looked at as
+tiles to pick, the button that takes the picks on, and the counts and presets a funnel uses."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from stablenew.controller.format import plural
+from stablenew.controller.funnel_controller import (
+    THUMB_SIDE,
+    FunnelController,
+    FunnelImage,
+    FunnelSettings,
+    FunnelStage,
+)
+from stablenew.gui.widgets.image_view import to_qimage
+from stablenew.gui.widgets.notice import NoticeBanner
+
+COLUMNS = 4
+#: The settings the panel offers: (section, field) of FunnelSettings; titles, ranges and hints
+#: come from the fields themselves.
+SETTING_FIELDS = (("counts", "drafts"), ("counts", "refine"), ("counts", "polish"),
+                  ("counts", "final"), ("draft", "steps"), ("draft", "size"),
+                  ("quality", "steps"), ("quality", "hires_denoise"), ("polish", "denoise"),
+                  ("final", "scale"))
+
+
+class FunnelTile(QToolButton):
+    """One image of a stage: its picture and seed; checked when the user picked it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setCheckable(True)
+        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+        self.setIconSize(QSize(THUMB_SIDE, THUMB_SIDE))
+        self.setFixedSize(THUMB_SIDE + 24, THUMB_SIDE + 44)
+        self.path: str | None = None
+        # A pick must be plain to see: a thick frame in the highlight colour.
+        self.setStyleSheet("QToolButton:checked { border: 3px solid palette(highlight); "
+                           "border-radius: 4px; }")
+
+
+class FunnelPanel(QWidget):
+    """The Funnel tab; it talks only to its FunnelController."""
+
+    def __init__(self, controller: FunnelController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setObjectName("FunnelPanel")
+        self.notice = NoticeBanner(self)
+        self.notice.dismissed.connect(controller.clear_error)
+
+        self.crumbs: dict[FunnelStage, QPushButton] = {}
+        crumbs = QHBoxLayout()
+        for n, stage in enumerate(FunnelStage):
+            if n:
+                crumbs.addWidget(QLabel("›"))
+            button = QPushButton(stage.label)
+            button.setObjectName(f"FunnelCrumb-{stage.value}")
+            button.setCheckable(True)
+            button.setFlat(True)
+            button.setToolTip(f"Show the {stage.label.lower()} images and the picks made there.")
+            button.clicked.connect(lambda _checked, n=n: self._crumb_clicked(n))
+            crumbs.addWidget(button)
+            self.crumbs[stage] = button
+        crumbs.addStretch(1)
+
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.start_button = QPushButton("New funnel from the cards")
+        self.start_button.setToolTip("Make quick drafts of the cards' prompt on the draft nodes; "
+                                     "then pick the ones worth refining.")
+        self.start_button.clicked.connect(controller.start_funnel)
+        self.go_button = QPushButton()
+        self.go_button.setObjectName("FunnelGoOn")
+        self.go_button.clicked.connect(controller.go_on)
+
+        self.tiles: list[FunnelTile] = []
+        self._grid_box = QWidget()
+        self._grid = QGridLayout(self._grid_box)
+        self._grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self._grid_box)
+
+        self.settings_button = QPushButton("Funnel settings")
+        self.settings_button.setCheckable(True)
+        self.settings_button.setToolTip("How many images each stage makes, and how drafts, "
+                                        "refining, polishing and the final upscale are done.")
+        self.settings_fields: dict[tuple[str, str], QSpinBox | QDoubleSpinBox] = {}
+        form = QGridLayout()  # two columns of label and box: the counts, then the presets
+        for n, (section, key) in enumerate(SETTING_FIELDS):
+            widget = _field_editor(section, key)
+            widget.setObjectName(f"FunnelSetting-{section}-{key}")
+            widget.valueChanged.connect(self._settings_edited)
+            row, column = divmod(n, 2)
+            form.addWidget(QLabel(_field_title(section, key)), row, column * 2)
+            form.addWidget(widget, row, column * 2 + 1)
+            self.settings_fields[(section, key)] = widget
+        self.settings_box = QGroupBox()
+        self.settings_box.setLayout(form)
+        self.settings_box.setVisible(False)
+        self.settings_button.toggled.connect(self.settings_box.setVisible)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.settings_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.go_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.notice)
+        layout.addLayout(crumbs)
+        layout.addWidget(self.summary)
+        layout.addLayout(buttons)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.settings_box)
+
+        controller.funnel_changed.connect(self._show)
+        controller.settings_changed.connect(self._show_settings)
+        controller.error_changed.connect(self._show_error)
+        controller.message_changed.connect(lambda text: self.summary.setToolTip(text))
+        controller.thumbnail_ready.connect(self._thumbnail)
+        self._filling = False
+        self._show_settings()
+        self._show()
+        if controller.error is not None:
+            self._show_error(controller.error)
+
+    # --- from the controller -------------------------------------------------------------------
+
+    def _show(self) -> None:
+        controller = self.controller
+        for crumb, button in zip(controller.crumbs(), self.crumbs.values(), strict=True):
+            button.setEnabled(crumb.made)
+            button.setChecked(crumb.current)
+        self.summary.setText(controller.summary())
+        images = controller.images()
+        self._fill_tiles(images)
+        following = controller.next_stage()
+        picked = sum(i.picked for i in images)
+        self.go_button.setVisible(following is not None)
+        if following is not None:
+            self.go_button.setText(f"{following.verb} {plural(picked, 'picked image')}"
+                                   if picked else f"{following.verb} (pick images first)")
+            self.go_button.setToolTip(f"Queue the picked images for the "
+                                      f"{following.label.lower()} stage on "
+                                      f"{following.tier.value} nodes (others when those are "
+                                      "busy or down).")
+        self.go_button.setEnabled(picked > 0)
+
+    def _fill_tiles(self, images: list[FunnelImage]) -> None:
+        while len(self.tiles) < len(images):
+            tile = FunnelTile(self._grid_box)
+            index = len(self.tiles)
+            tile.setObjectName(f"FunnelTile-{index}")
+            tile.toggled.connect(lambda checked, index=index: self._tile_toggled(index, checked))
+            self._grid.addWidget(tile, index // COLUMNS, index % COLUMNS)
+            self.tiles.append(tile)
+        for n, tile in enumerate(self.tiles):
+            tile.setVisible(n < len(images))
+        for image, tile in zip(images, self.tiles, strict=False):
+            tile.blockSignals(True)
+            tile.setChecked(image.picked)
+            tile.blockSignals(False)
+            tile.setText(image.caption)
+            tile.setToolTip(image.error or image.caption)
+            # Only made images may be picked: the next stage renders from their seeds.
+            tile.setEnabled(image.path is not None)
+            if tile.path != image.path:
+                tile.path = image.path
+                tile.setIcon(QIcon())
+            if image.path is not None and tile.icon().isNull():
+                decoded = self.controller.thumbnail(image.path)
+                if decoded is not None:
+                    tile.setIcon(QIcon(QPixmap.fromImage(to_qimage(decoded))))
+
+    def _thumbnail(self, path: str, decoded: object) -> None:
+        for tile in self.tiles:
+            if tile.path == path and tile.isVisible():
+                tile.setIcon(QIcon(QPixmap.fromImage(to_qimage(decoded))))
+
+    def _show_settings(self) -> None:
+        settings = self.controller.settings
+        self._filling = True
+        try:
+            for (section, key), widget in self.settings_fields.items():
+                widget.setValue(getattr(getattr(settings, section), key))
+        finally:
+            self._filling = False
+
+    def _show_error(self, info: object) -> None:
+        if info is None:
+            self.notice.clear()
+        else:
+            self.notice.show_error(info)
+
+    # --- to the controller -----------------------------------------------------------------------
+
+    def _tile_toggled(self, index: int, checked: bool) -> None:
+        self.controller.set_picked(index, checked)
+
+    def _crumb_clicked(self, index: int) -> None:
+        self.controller.view_stage(index)
+        self._show()  # a crumb not made stays unchecked
+
+    def _settings_edited(self, *_value: object) -> None:
+        if self._filling:
+            return
+        data = self.controller.settings.model_dump()
+        for (section, key), widget in self.settings_fields.items():
+            data[section][key] = widget.value()
+        self.controller.set_settings(FunnelSettings.model_validate(data))
+
+
+def _field_info(section: str, key: str):  # noqa: ANN202 - pydantic's FieldInfo
+    annotation = FunnelSettings.model_fields[section].annotation
+    assert annotation is not None and hasattr(annotation, "model_fields")
+    return annotation.model_fields[key]
+
+
+def _field_title(section: str, key: str) -> str:
+    return f"{_field_info(section, key).title or key}:"
+
+
+def _field_editor(section: str, key: str) -> QSpinBox | QDoubleSpinBox:
+    """A spin box with the field's range and hint."""
+    info = _field_info(section, key)
+    low = next((m.ge for m in info.metadata if hasattr(m, "ge")), 0)
+    high = next((m.le for m in info.metadata if hasattr(m, "le")), 1000)
+    widget: QSpinBox | QDoubleSpinBox
+    if info.annotation is float:
+        widget = QDoubleSpinBox()
+        widget.setDecimals(2)
+        widget.setSingleStep(0.05)
+    else:
+        widget = QSpinBox()
+    widget.setRange(low, high)
+    if low == 0 and "(0:" in (info.description or ""):
+        widget.setSpecialValueText("As on the cards")  # 0 means the cards' own value
+    widget.setToolTip(info.description or "")
+    return widget

@@ -1,0 +1,106 @@
+"""FunnelController on a qasync loop with a real queue database: a stage saved but never queued
+(a crash in between) is queued again under its id, with its tier; a step that cannot be
+queued is taken back; picks and limits are said plainly."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import shiboken6
+
+from stablenew.cluster.funnel import FunnelSettings, start
+from stablenew.cluster.funnel_store import FUNNEL_FILE, FunnelFile, FunnelStore
+from stablenew.cluster.queue_store import QueueStore
+from stablenew.cluster.tiers import NodeTier
+from stablenew.controller.funnel_controller import FunnelController
+from stablenew.controller.queue_controller import QueueController
+from stablenew.pipeline.config import PipelineConfig
+
+WAIT = 5000
+
+
+def cards() -> PipelineConfig:
+    return PipelineConfig().with_changes({"txt2img.prompt": "a paper crane", "txt2img.seed": 7,
+                                          "txt2img.width": 128, "txt2img.height": 128})
+
+
+@pytest.fixture
+def rooms(qloop, qtbot, qapp, tmp_path):
+    queue = QueueController(db_path=tmp_path / "queue.db", output_root=tmp_path / "out", poll_ms=50)
+    wanted: list[bool] = []
+    funnel = FunnelController(tmp_path, queue, base_config=cards,
+                              output_root=lambda: tmp_path / "out",
+                              start_queue=lambda: wanted.append(True))
+    yield queue, funnel, wanted
+    for closer in (funnel.aclose(), queue.aclose()):
+        task = asyncio.ensure_future(closer)
+        qtbot.waitUntil(task.done, timeout=WAIT)
+    shiboken6.delete(funnel)
+    shiboken6.delete(queue)
+    qapp.processEvents()
+
+
+def queued(tmp_path) -> dict[str, tuple[NodeTier | None, list[int]]]:
+    with QueueStore(tmp_path / "queue.db") as store:
+        return {j.id: (j.tier, [i.seed for i in store.reads.items(j.id)])
+                for j in store.reads.list_jobs()}
+
+
+def test_a_stage_saved_before_a_crash_but_never_queued_is_queued_on_the_next_start(
+        rooms, qtbot, tmp_path):
+    queue, controller, wanted = rooms
+    funnel, step = start(cards(), FunnelSettings.model_validate({"counts": {"drafts": 3}}))
+    FunnelStore(tmp_path / FUNNEL_FILE).save(FunnelFile(funnel=funnel))  # then the crash
+    controller.start()
+    qtbot.waitUntil(lambda: step.job_id in queued(tmp_path), timeout=WAIT)
+    assert queued(tmp_path) == {step.job_id: (NodeTier.draft, [7, 8, 9])}
+    qtbot.waitUntil(lambda: not controller.tasks.busy, timeout=WAIT)
+    assert wanted, "the queue is asked to work"
+    # A second start finds the job there and queues nothing more.
+    controller.start()
+    qtbot.waitUntil(lambda: not controller.tasks.busy, timeout=WAIT)
+    assert list(queued(tmp_path)) == [step.job_id]
+    assert [i.caption for i in controller.images()] == ["Waiting — seed 7", "Waiting — seed 8",
+                                                        "Waiting — seed 9"]
+
+
+def test_starting_queues_the_drafts_and_saves_the_funnel_first(rooms, qtbot, tmp_path):
+    queue, controller, _ = rooms
+    controller.start()
+    qtbot.waitUntil(lambda: controller.loaded, timeout=WAIT)
+    controller.start_funnel()
+    qtbot.waitUntil(lambda: len(queued(tmp_path)) == 1 and not controller.tasks.busy,
+                    timeout=WAIT)
+    saved = FunnelStore(tmp_path / FUNNEL_FILE).load().funnel
+    assert saved is not None and saved.runs[0].seeds == list(range(7, 27))
+    (job,) = queued(tmp_path).items()
+    assert job == (saved.runs[0].job_id, (NodeTier.draft, list(range(7, 27))))
+
+
+def test_picking_nothing_or_an_unmade_image_is_said_plainly(rooms, qtbot):
+    _, controller, _ = rooms
+    controller.start()
+    qtbot.waitUntil(lambda: controller.loaded, timeout=WAIT)
+    controller.start_funnel()
+    qtbot.waitUntil(lambda: controller.funnel is not None and not controller.tasks.busy,
+                    timeout=WAIT)
+    controller.go_on()
+    assert controller.error.message == "Pick at least one image to refine (up to 8)."
+    controller.set_picked(0, True)
+    controller.go_on()
+    assert "not made yet" in controller.error.message
+
+
+def test_a_stage_that_cannot_be_queued_is_taken_back(rooms, qtbot, tmp_path):
+    queue, controller, _ = rooms
+    controller.start()
+    qtbot.waitUntil(lambda: controller.loaded, timeout=WAIT)
+    store = asyncio.ensure_future(queue.store())
+    qtbot.waitUntil(store.done, timeout=WAIT)
+    store.result().close()  # the database is gone from under the queue
+    controller.start_funnel()
+    qtbot.waitUntil(lambda: controller.error is not None and not controller.tasks.busy,
+                    timeout=WAIT)
+    assert controller.funnel is None
+    assert FunnelStore(tmp_path / FUNNEL_FILE).load().funnel is None
