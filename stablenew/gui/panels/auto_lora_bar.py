@@ -6,9 +6,12 @@ The choice is an app setting (also in Settings); the run step itself lives in th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSpinBox, QWidget
+
+if TYPE_CHECKING:
+    from stablenew.controller.catalog_controller import CatalogController
 
 ANY_CATEGORY = "Any category"
 
@@ -16,7 +19,7 @@ ANY_CATEGORY = "Any category"
 class AutoLoraBar(QWidget):
     """One row: the switch, the fewest and most LoRAs to add, and the category to draw from."""
 
-    def __init__(self, controller: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: CatalogController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
         self.setObjectName("AutoLoraBar")
