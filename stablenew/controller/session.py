@@ -407,7 +407,7 @@ class Session(SessionRooms):
                                  record_hooks=(self._queue_record,),
                                  on_outputs_removed=self._outputs_removed,
                                  prompt_step=await self._prompt_step(),
-                                 lora_step=self._lora_step())
+                                 lora_step=await self._lora_step())
         queue = self.queue
         if queue is None:
             return
@@ -449,9 +449,13 @@ class Session(SessionRooms):
             self.pipeline.warning_raised.emit(self._enhancer.warning)
         return self._enhancer
 
-    def _lora_step(self) -> LoraMatchStep:
+    async def _lora_step(self) -> LoraMatchStep:
         """"Add matching LoRAs": the Models room's catalog, the settings read at each variant
         (switched on or off in Models or Settings, it applies from the next image)."""
+        import importlib
+
+        # Its first import would stall the Qt loop a few tens of milliseconds: made off it.
+        await asyncio.to_thread(importlib.import_module, "stablenew.cluster.prompt_steps")
         from stablenew.cluster.prompt_steps import LoraMatchOptions, LoraMatchStep
 
         async def catalog(_node: str | None) -> CatalogView | str:
