@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from stablenew.learning.records import LearningRecord
     from stablenew.learning.store import LearningStore
     from stablenew.pipeline.records import ImageRecord
+    from stablenew.pipeline.run_saving import LoraHashes
     from stablenew.pipeline.runner import PipelineRunner, PromptStep
     from stablenew.prompting.step import PromptEnhancer
     from stablenew.storage.paths import AppPaths
@@ -108,7 +109,8 @@ class RunMachinery:
                  record_hooks: Sequence[RecordHook] = (),
                  on_outputs_removed: OutputsRemoved | None = None,
                  prompt_step: PromptStep | None = None, lora_step: LoraMatchStep | None = None,
-                 learning: LearningRecorder | None = None, thumbnails: bool = True) -> None:
+                 learning: LearningRecorder | None = None, thumbnails: bool = True,
+                 lora_hashes: LoraHashes | None = None) -> None:
         """*output_root* may be a callable (the window's Settings may change it between runs);
         *record_hooks* hear of each saved image after *learning* has recorded it; *prompt_step*
         (enhance) and *lora_step* run before each config's first stage, in that order."""
@@ -120,6 +122,8 @@ class RunMachinery:
         self.lora_step = lora_step
         self.learning = learning
         self.thumbnails = thumbnails
+        #: `Lora hashes` for servers that do not write them (ComfyUI), from the catalog.
+        self.lora_hashes = lora_hashes
         self._owned_step: PromptEnhancer | None = None
         self._owned_catalog: CachedCatalog | None = None
 
@@ -143,6 +147,8 @@ class RunMachinery:
             step = PromptEnhancer.from_settings(settings, paths)
             if step is not None and step.warning and warn is not None:
                 warn(step.warning)
+        from stablenew.catalog.lookup import CachedLoraHashes
+
         loras = catalog = None
         if settings.lora_auto:
             from stablenew.cluster.prompt_steps import CachedCatalog, LoraMatchOptions, LoraMatchStep
@@ -150,7 +156,8 @@ class RunMachinery:
             catalog = CachedCatalog(paths.data_dir / "catalog.db")
             loras = LoraMatchStep(catalog, LoraMatchOptions.from_settings(settings))
         machinery = cls(output_root or settings.output_path(paths), log_dir=paths.log_dir,
-                        prompt_step=step, lora_step=loras, learning=learning)
+                        prompt_step=step, lora_step=loras, learning=learning,
+                        lora_hashes=CachedLoraHashes(paths.data_dir / "catalog.db"))
         machinery._owned_step = step
         machinery._owned_catalog = catalog
         return machinery
@@ -183,7 +190,8 @@ class RunMachinery:
             # Matching keeps to the LoRAs of the node this runner serves.
             step = chain_steps(self.prompt_step, self.lora_step, node_name)
         return PipelineRunner(self.output_root, record_hooks=(self.record,), log_dir=self.log_dir,
-                              thumbnails=self.thumbnails, node_name=node_name, prompt_step=step)
+                              thumbnails=self.thumbnails, node_name=node_name,
+                              prompt_step=step, lora_hashes=self.lora_hashes)
 
     def queue_runner(self, store: WorkerStore, backend: Backend, *, node: str | None = None,
                      on_event: QueueEventCallback | None = None, depth: int = 2,

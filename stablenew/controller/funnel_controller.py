@@ -295,8 +295,8 @@ class FunnelController(QObject):
         for job_id in dropped:
             if self._queue.model.row_of(job_id) >= 0:  # still in the queue
                 self._queue.cancel_job(job_id)
-        self.message_changed.emit(f"{plural(len(step.configs), 'image')} queued for "
-                                  f"{step.stage.label.lower()} on {step.tier.value} nodes.")
+        self.message_changed.emit(f"Funnel: {plural(len(step.configs), 'image')} queued "
+                                  f"({step.stage.label.lower()}).")
         await self._read_images()
 
     async def _add_job(self, step: FunnelStep) -> None:

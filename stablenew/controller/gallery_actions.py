@@ -100,6 +100,20 @@ class GalleryActions(QObject):
         self._say("Copied" if copy else "Moved", outcome)
         self.gallery.refresh()
 
+    def add_folder(self, folder: str) -> None:
+        """Index a folder of the user's (other tools' images too) and list it with the outputs."""
+        if folder:
+            self.tasks.spawn(self._add_folder(folder), name="gallery-add-folder")
+
+    async def _add_folder(self, folder: str) -> None:
+        self.message_changed.emit(f"Reading the images in {Path(folder).name}…")
+        found = await asyncio.to_thread(self._index().add_folder, folder)
+        text = f"Added the folder {Path(folder).name}: {images(found.seen - len(found.problems))}."
+        if found.problems:
+            text += f" {images(len(found.problems))} could not be read ({found.problems[0].reason})."
+        self.message_changed.emit(text)
+        self.gallery.refresh()
+
     def export_zip(self, keys: list[str], dest: str) -> None:
         """A ZIP of the images with their parameters, ratings and tags in metadata.json."""
         if keys and dest:

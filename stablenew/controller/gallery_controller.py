@@ -99,6 +99,9 @@ class GalleryController(QObject):
         from stablenew.controller.gallery_watch import GalleryWatch
 
         self.watch = GalleryWatch(self, self._outputs)
+        from stablenew.controller.gallery_inspector import GalleryInspector
+
+        self.inspector = GalleryInspector(self)
 
     # --- list ---------------------------------------------------------------------------------
 
@@ -200,12 +203,20 @@ class GalleryController(QObject):
                             tags=r.tags, model=r.model, prompt=r.prompt) for r in rows]
 
     def _with_facts(self, items: list[GalleryItem]) -> list[GalleryItem]:
-        """Model and prompt from the index, for the tooltip (worker thread)."""
+        """Model and prompt from the index, for the tooltip (worker thread). An image the
+        learning store does not know by this path (another tool made it, or it was moved)
+        shows the marks the index keeps for it (from its sidecar, or followed by its hash)."""
         facts = getattr(self._outputs, "facts", None)
         if facts is not None and items:
             known = facts([i.key for i in items])
             for item in items:
-                item.model, item.prompt = known.get(item.key, ("", ""))
+                fact = known.get(item.key)
+                if fact is None:
+                    item.model = item.prompt = ""
+                    continue
+                item.model, item.prompt = fact.model, fact.prompt
+                if item.rating is None and not item.tags:
+                    item.rating, item.tags = fact.rating, fact.tags
         return items
 
     def refresh(self) -> None:
@@ -278,7 +289,9 @@ class GalleryController(QObject):
         items = [i for i in self._items if not i.model and not i.prompt]
         known = await asyncio.to_thread(outputs.facts, [i.key for i in items])
         for item in items:
-            item.model, item.prompt = known.get(item.key, (item.model, item.prompt))
+            fact = known.get(item.key)
+            if fact is not None:
+                item.model, item.prompt = fact.model, fact.prompt
 
     def load_more(self) -> None:
         """List the next (older) page of the last scan, read off the Qt thread; no-op while one
@@ -463,6 +476,14 @@ class GalleryController(QObject):
 
     def _not_kept(self, item: GalleryItem, field_name: str, before: _Shown, seq: int,
                   exc: BaseException) -> None:
+        from stablenew.learning.errors import RecordNotFound
+
+        if isinstance(exc, RecordNotFound) and hasattr(self._outputs, "remember"):
+            # Another tool made it: learning cannot use it, but the user's stars and tags are
+            # kept beside the image (its sidecar) and in the index.
+            self.tasks.spawn(self._keep_beside(item, field_name, before, seq, exc),
+                             name="remember-foreign")
+            return
         info = error_from_exception(exc, "Gallery")
         log.warning("%s of %s not kept: %s", field_name, item.key, info.message)
         self._put_back(item, field_name, before, seq, info)
@@ -476,6 +497,14 @@ class GalleryController(QObject):
             # What the book really holds wins over what the list showed before.
             self.tasks.spawn(self._reload(item, seq), name="reload-rating")
         self.error_changed.emit(info)
+
+    async def _keep_beside(self, item: GalleryItem, field_name: str, before: Any, seq: int,
+                           exc: BaseException) -> None:
+        if not await asyncio.to_thread(item.path.is_file):
+            self._put_back(item, field_name, before, seq, error_from_exception(exc, "Gallery"))
+            return
+        if self._writes.get(item.key) == seq:
+            await self._remember(item)
 
     async def _reload(self, item: GalleryItem, seq: int) -> None:
         stars, tags = await asyncio.to_thread(self._ratings.rating, item.key)
@@ -501,6 +530,7 @@ class GalleryController(QObject):
         return Path(self._output_dir())
 
     async def aclose(self) -> None:
+        await self.inspector.aclose()
         await self.watch.aclose()
         await self.actions.aclose()
         await self.tasks.aclose()

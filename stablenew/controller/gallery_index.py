@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the index (and the metadata readers under it) load on first use, not at start
     from stablenew.gallery.files import FileOutcome
-    from stablenew.gallery.index import GalleryIndex
+    from stablenew.gallery.index import GalleryIndex, ScanProgress
     from stablenew.gallery.query import GalleryQuery, GalleryRow
     from stablenew.gallery.worker import IndexWorker
 
@@ -26,6 +27,17 @@ log = logging.getLogger("stablenew.controller.gallery")
 INDEX_FILE = "gallery.db"  # in the data folder, beside stablenew.db
 
 Listing = list[tuple[Path, float, Path | None]]
+
+
+@dataclass(frozen=True)
+class IndexedFacts:
+    """What the index knows of a listed image: for its tooltip, badge and (when the learning
+    store does not know it by this path) its stars and tags."""
+
+    model: str
+    prompt: str
+    rating: int | None
+    tags: tuple[str, ...]
 
 
 class IndexedOutputs:
@@ -67,13 +79,25 @@ class IndexedOutputs:
                                       finished=lambda r: log.info("gallery index built: %s", r))
             self.worker.start()
             return None
+        # The output folder and the folders the user added (each once: not one inside another);
+        # an earlier output folder is not listed, nor is a folder only the command line indexed.
+        folders = _outermost([folder, *(f for f in index.shown_folders() if os.path.isdir(f))])
         with self._scan_lock:
-            result = index.scan(folder)
-        if result.problems:
-            log.info("gallery index: %d files could not be read", len(result.problems))
-        rows = index.execute("SELECT path, mtime FROM gallery_images WHERE path > ? AND path < ? "
-                             "ORDER BY mtime DESC, path DESC", path_range(folder))
+            problems = sum(len(index.scan(f).problems) for f in folders)
+        if problems:
+            log.info("gallery index: %d files could not be read", problems)
+        ranges = [bound for f in folders for bound in path_range(f)]
+        where = " OR ".join(["(path > ? AND path < ?)"] * len(folders))
+        rows = index.execute(f"SELECT path, mtime FROM gallery_images WHERE {where} "
+                             "ORDER BY mtime DESC, path DESC", ranges)
         return [(Path(p), m, thumbnail_path(Path(p))) for p, m in rows]
+
+    def add_folder(self, folder: str) -> ScanProgress:
+        """Index a folder of the user's (another tool's outputs, say) and list it from now on
+        (worker thread); what the scan found and could not read."""
+        index = self._open()
+        with self._scan_lock:
+            return index.scan(index.show_folder(folder))
 
     @property
     def building(self) -> bool:
@@ -108,16 +132,18 @@ class IndexedOutputs:
                     changed |= bool(result.read or result.removed or result.moved)
         return changed
 
-    def facts(self, paths: list[str]) -> dict[str, tuple[str, str]]:
-        """Model and prompt of each indexed image among *paths* (for the hover tooltip)."""
-        found: dict[str, tuple[str, str]] = {}
+    def facts(self, paths: list[str]) -> dict[str, IndexedFacts]:
+        """Model, prompt and marks of each indexed image among *paths* (worker thread)."""
+        from stablenew.gallery.sidecar import decode_tags
+
+        found: dict[str, IndexedFacts] = {}
         index = self._open()
         for start in range(0, len(paths), 500):
             chunk = paths[start:start + 500]
-            for path, model, prompt in index.execute(
-                    f"SELECT path, model, prompt FROM gallery_images WHERE path IN "
+            for path, model, prompt, rating, tags in index.execute(
+                    f"SELECT path, model, prompt, rating, tags FROM gallery_images WHERE path IN "
                     f"({','.join('?' * len(chunk))})", chunk):
-                found[path] = (model, prompt)
+                found[path] = IndexedFacts(model, prompt, rating, decode_tags(tags))
         return found
 
     def choices(self) -> dict[str, list[str]]:
@@ -160,6 +186,8 @@ class IndexedOutputs:
 
         outcome = transfer(paths, folder, copy=copy)
         index = self._open()
+        if outcome.done and not copy:
+            index.show_folder(folder)  # moved images stay in the gallery, wherever they went
         for old, new in outcome.done.items():
             if copy:
                 index.index_file(new)
@@ -204,3 +232,13 @@ class IndexedOutputs:
             if self._index is not None:
                 self._index.close()
                 self._index = None
+
+
+def _outermost(folders: list[str]) -> list[str]:
+    """*folders* without those inside another of them, in their order (the first kept first)."""
+    kept: list[str] = []
+    for folder in dict.fromkeys(folders):
+        if not any(folder == k or folder.startswith(k.rstrip(os.sep) + os.sep) for k in kept):
+            kept = [k for k in kept if not k.startswith(folder.rstrip(os.sep) + os.sep)]
+            kept.append(folder)
+    return kept

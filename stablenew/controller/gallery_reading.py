@@ -51,6 +51,22 @@ class ImageDetail:
     seed: int | None = None
     parameters: str = ""  # the A1111 infotext, as written in the PNG
     settings: dict[str, str] = field(default_factory=dict)
+    model: str = ""
+    family: str = ""  # the model family's badge ("SDXL"), "" when the model is not known
+
+
+#: A model family as its badge says it (resources/families/*.yaml give the same labels).
+_FAMILY_BADGES = {"sd15": "SD 1.5", "sdxl": "SDXL", "pony": "Pony", "illustrious": "Illustrious",
+                  "flux": "Flux", "sd35": "SD 3.5"}
+
+
+def family_badge(model: str) -> str:
+    """The model family the model's name says ("SDXL", "Flux"…), or "" for no model name."""
+    if not model.strip():
+        return ""
+    from stablenew.backends.families import family_from_name
+
+    return _FAMILY_BADGES.get(family_from_name(model).value, "")
 
 
 def items_with_ratings(found: list[tuple[Path, float, Path | None]], ratings: RatingBook
@@ -123,4 +139,16 @@ def read_detail(path: Path) -> ImageDetail:
         settings = {k: str(v) for k, v in parsed.items()}
     except Exception as exc:  # noqa: BLE001 - an image without our metadata still opens, just without parameters
         log.info("no parameters in %s: %s", path, exc)
-    return ImageDetail(path, image, prompt, negative, seed, parameters, settings)
+    model = settings.get("Model", "")
+    if not model or not prompt:  # a ComfyUI, InvokeAI or SwarmUI image: the gallery's reading
+        try:
+            from stablenew.gallery.metadata import read_facts
+
+            facts = read_facts(path)
+            model, prompt, negative = model or facts.model, prompt or facts.prompt, \
+                negative or facts.negative
+            seed = seed if seed is not None else facts.seed
+        except Exception as exc:  # noqa: BLE001 - the pixels opened; the facts are a bonus
+            log.info("no facts in %s: %s", path, exc)
+    return ImageDetail(path, image, prompt, negative, seed, parameters, settings, model,
+                       family_badge(model))

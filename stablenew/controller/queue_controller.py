@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from stablenew.backends.protocol import Backend
     from stablenew.cluster.dispatcher import ClusterDispatcher
     from stablenew.cluster.machinery import RunMachinery
+    from stablenew.cluster.queue_events import QueueEventCallback
     from stablenew.cluster.queue_runner import QueueRunner
 
 log = logging.getLogger("stablenew.controller.queue")
@@ -76,6 +77,14 @@ class PlannedImage(Protocol):
 
 
 _T = TypeVar("_T")
+
+class DispatcherFactory(Protocol):
+    """Makes the cluster's dispatcher over the queue (the Nodes room's `make_dispatcher`, with
+    the run's machinery); None when no node is switched on."""
+
+    def __call__(self, store: QueueStore, *, on_event: QueueEventCallback
+                 ) -> ClusterDispatcher | None: ...
+
 
 #: What a plan yields: configs, or plan items that carry their config.
 PlanEntry: TypeAlias = "PipelineConfig | PlannedImage"
@@ -422,7 +431,7 @@ class QueueController(QObject):
             self.running_changed.emit(False)
             self.refresh()
 
-    def start_cluster(self, make: Callable[..., ClusterDispatcher | None],
+    def start_cluster(self, make: DispatcherFactory,
                       on_finished: Callable[[ClusterDispatcher], None] | None = None) -> None:
         """Work through the queue on every node of the cluster until `stop_runner()`.
 
@@ -436,7 +445,7 @@ class QueueController(QObject):
                                              name="queue-cluster")
         self.running_changed.emit(True)
 
-    async def _run_cluster(self, make: Callable[..., ClusterDispatcher | None],
+    async def _run_cluster(self, make: DispatcherFactory,
                            on_finished: Callable[[ClusterDispatcher], None] | None) -> None:
         try:
             store = await self.store()

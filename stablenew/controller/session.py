@@ -23,7 +23,7 @@ from stablenew.controller.tasks import TaskOwner
 from stablenew.controller.window_state import WindowState
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from pathlib import Path
 
     from stablenew.backends.protocol import Backend
@@ -92,6 +92,11 @@ class Session(SessionRooms):
         # Run is a queue item: every image reaches the gallery from the queue, once.
         self.queued_image_saved.connect(self.gallery.add_record)
         self.gallery.actions.enqueue = self.add_to_queue  # the gallery's "Queue again"
+        inspector = self.gallery.inspector  # "Regenerate", "More like this", "Upscale"…
+        inspector.enqueue_plan = lambda configs, name: self.queue_trending(configs, name=name)
+        inspector.load_cards = self.pipeline.load_config
+        inspector.current_config = self.pipeline.current_config
+        inspector.start_folder = self.app.paths.data_dir / "start_images"
         self.pipeline.set_run_queue(self.queue_for_run)
         self.tasks = TaskOwner("Session", self)
         self.tasks.error_raised.connect(self.pipeline.error_changed)
@@ -398,6 +403,10 @@ class Session(SessionRooms):
         if self.learning is not None:
             self.learning.on_outputs_removed(paths)
 
+    def _lora_hashes(self, files: Sequence[str]) -> str:
+        """`Lora hashes` for a ComfyUI image, from the Models room's catalog once it is open."""
+        return self.catalog.lora_hashes_for(files) if self.catalog is not None else ""
+
     async def _start_queue(self) -> None:
         from stablenew.cluster.machinery import RunMachinery
 
@@ -407,7 +416,8 @@ class Session(SessionRooms):
                                  record_hooks=(self._queue_record,),
                                  on_outputs_removed=self._outputs_removed,
                                  prompt_step=await self._prompt_step(),
-                                 lora_step=await self._lora_step())
+                                 lora_step=await self._lora_step(),
+                                 lora_hashes=self._lora_hashes)
         queue = self.queue
         if queue is None:
             return

@@ -50,7 +50,8 @@ def trash(paths: Iterable[str]) -> FileOutcome:
 
 
 def transfer(paths: Iterable[str], folder: str | os.PathLike[str], *, copy: bool) -> FileOutcome:
-    """Move (or copy) images into *folder*, never over a file already there (a number is added)."""
+    """Move (or copy) images into *folder* with their sidecars and thumbnails, never over a
+    file already there: a name that is taken gets a number (`name (2).png`)."""
     target = Path(folder)
     outcome = FileOutcome()
     try:
@@ -61,29 +62,69 @@ def transfer(paths: Iterable[str], folder: str | os.PathLike[str], *, copy: bool
         return outcome
     for path in paths:
         source = Path(path)
-        dest = free_name(target / source.name)
         try:
-            if copy:
-                shutil.copy2(source, dest)
-            else:
-                shutil.move(source, dest)
+            dest = _place(source, target, copy=copy)
         except OSError as exc:
             outcome.failed[path] = f"could not be {'copied' if copy else 'moved'} ({exc.strerror or exc})"
             continue
         outcome.done[path] = str(dest)
-        side = sidecar_path(source)
-        if side.exists():
+        for extra, extra_dest in ((sidecar_path(source), sidecar_path(dest)),
+                                  (thumbnail_path(source), thumbnail_path(dest))):
+            if not extra.exists():
+                continue
             try:
-                (shutil.copy2 if copy else shutil.move)(side, sidecar_path(dest))
+                extra_dest.parent.mkdir(exist_ok=True)
+                _put(extra, extra_dest, copy=copy)
             except OSError:
-                pass  # the marks are in the learning store too; the index keeps them by hash
+                pass  # the marks are in the index too (followed by hash); a thumbnail is a cache
     return outcome
 
 
+def _place(source: Path, folder: Path, *, copy: bool) -> Path:
+    """Put *source* in *folder* under the first free name; a name taken meanwhile (by another
+    program) is never overwritten: the next one is tried."""
+    if not source.is_file():
+        raise FileNotFoundError(2, "the image is gone", str(source))
+    if not copy and source.parent.resolve() == folder.resolve():
+        return source  # already there
+    for _ in range(1000):
+        dest = free_name(folder / source.name)
+        try:
+            _put(source, dest, copy=copy)
+        except FileExistsError:
+            continue
+        return dest
+    raise FileExistsError(17, "no free name", str(folder / source.name))
+
+
+def _put(source: Path, dest: Path, *, copy: bool) -> None:
+    """Copy or move one file to *dest*; FileExistsError when *dest* exists (never replaced)."""
+    if not copy:
+        try:
+            os.link(source, dest)  # fails when dest exists: no window to overwrite it
+        except FileExistsError:
+            raise
+        except OSError:
+            pass  # another drive, or a file system without links: copy, then remove
+        else:
+            source.unlink()
+            return
+    with open(source, "rb") as src, open(dest, "xb") as out:
+        try:
+            shutil.copyfileobj(src, out, 1024 * 1024)
+        except BaseException:
+            out.close()
+            dest.unlink(missing_ok=True)
+            raise
+    shutil.copystat(source, dest)
+    if not copy:
+        source.unlink()
+
+
 def free_name(path: Path) -> Path:
-    """*path*, or `name (2).png`, `name (3).png`… when it is taken."""
+    """*path*, or `name (2).png`, `name (3).png`… when it (or its sidecar) is taken."""
     candidate, n = path, 1
-    while candidate.exists():
+    while candidate.exists() or sidecar_path(candidate).exists():
         n += 1
         candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
     return candidate

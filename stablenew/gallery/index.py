@@ -35,7 +35,7 @@ from stablenew.pipeline.infotext import ImageMetadataError
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.sqlite import set_up_wal
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BATCH = 500  # images written per transaction while scanning
 
 _SCHEMA = """
@@ -140,6 +140,11 @@ ALTER TABLE gallery_gone ADD COLUMN rating INTEGER;
 ALTER TABLE gallery_gone ADD COLUMN tags TEXT NOT NULL DEFAULT ''
 """
 
+#: Folders the gallery lists beside the output folder: added by the user, or a move's target.
+_V3 = """
+CREATE TABLE gallery_shown_folders (path TEXT PRIMARY KEY, added_at REAL NOT NULL) WITHOUT ROWID
+"""
+
 #: The newest learning record of each path, with its tags encoded as in `sidecar.encode_tags`.
 _LEARNED = """
 SELECT r.path AS path, r.rating AS rating,
@@ -234,6 +239,9 @@ class GalleryIndex(CollectionsMixin):
             if version < 2:
                 for statement in statements(_V2):
                     db.execute(statement)
+            if version < 3:
+                for statement in statements(_V3):
+                    db.execute(statement)
                 db.execute("DELETE FROM gallery_schema_version")
                 db.execute("INSERT INTO gallery_schema_version VALUES (?)", (SCHEMA_VERSION,))
             db.execute("COMMIT")
@@ -295,6 +303,19 @@ class GalleryIndex(CollectionsMixin):
     def roots(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT path FROM gallery_roots ORDER BY path")]
+
+    def show_folder(self, folder: str | os.PathLike[str]) -> str:
+        """List *folder* in the gallery beside the output folder from now on (and index it)."""
+        root = self.add_root(folder)
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO gallery_shown_folders VALUES (?, ?)",
+                             (root, time.time()))
+        return root
+
+    def shown_folders(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute(
+                "SELECT path FROM gallery_shown_folders ORDER BY path")]
 
     def problems(self) -> list[Problem]:
         """The "could not read" list of the last scans."""
@@ -518,12 +539,15 @@ class GalleryIndex(CollectionsMixin):
 
     def set_marks(self, key: str, marks: Marks) -> int:
         """The rating and tags the user just gave the image known by *key* (its path or the
-        path its rating is kept under); returns how many rows changed."""
+        path its rating is kept under); returns how many rows changed. An image rated at its
+        own path (after a move) is known by that path from now on: the store has a record
+        of it there, newer than the one it followed."""
         with self._lock:
             before = self._db.total_changes
-            self._db.execute("UPDATE gallery_images SET rating = ?, tags = ? "
+            self._db.execute("UPDATE gallery_images SET rating = ?, tags = ?, rating_key = "
+                             "CASE WHEN path = ? THEN path ELSE rating_key END "
                              "WHERE path = ? OR rating_key = ?",
-                             (marks.rating, encode_tags(marks.tags), key, key))
+                             (marks.rating, encode_tags(marks.tags), key, key, key))
             return self._db.total_changes - before
 
     def moved(self, old: str, new: str) -> None:

@@ -109,18 +109,31 @@ class GalleryActionsBar(QWidget):
 
     def _choose_folder(self, *, copy: bool) -> None:
         keys = self._selected()
-        dialog = self._dialog(f"{'Copy' if copy else 'Move'} {len(keys)} images to…")
-        dialog.setFileMode(QFileDialog.FileMode.Directory)
-        dialog.fileSelected.connect(lambda folder: self._transfer(keys, folder, copy))
+        dialog = self._dialog(f"{'Copy' if copy else 'Move'} {len(keys)} images to…",
+                              lambda folder: self._transfer(keys, folder, copy), folder=True)
+        if self.gallery is not None:  # next to the images: a folder beside the runs is typical
+            dialog.setDirectory(str(self.gallery.output_dir))
         dialog.open()
+
+    def choose_folder_to_add(self) -> None:
+        """Ask for a folder of images to show in the gallery too."""
+        dialog = self._dialog("Show the images of a folder in the gallery", self._add_folder,
+                              folder=True)
+        if self.gallery is not None:  # beside the outputs, where other tools' folders often are
+            dialog.setDirectory(str(self.gallery.output_dir.parent))
+        dialog.open()
+
+    def _add_folder(self, folder: str) -> None:
+        if self.gallery is not None:
+            self.gallery.actions.add_folder(folder)
 
     def _choose_zip(self) -> None:
         keys = self._selected()
-        dialog = self._dialog("Export the selected images as a ZIP")
+        dialog = self._dialog("Export the selected images as a ZIP",
+                              lambda dest: self._export(keys, dest), folder=False)
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setNameFilter("ZIP archives (*.zip)")
         dialog.setDefaultSuffix("zip")
-        dialog.fileSelected.connect(lambda dest: self._export(keys, dest))
         dialog.open()
 
     def _transfer(self, keys: list[str], folder: str, copy: bool) -> None:
@@ -131,11 +144,15 @@ class GalleryActionsBar(QWidget):
         if self.gallery is not None:
             self.gallery.actions.export_zip(keys, dest)
 
-    def _dialog(self, title: str) -> QFileDialog:
+    def _dialog(self, title: str, chosen: Callable[[str], None], *, folder: bool) -> QFileDialog:
+        """A new file dialog for this choice (a reused one keeps the last choice's name)."""
         if self.dialog is not None:
             self.dialog.deleteLater()
         self.dialog = QFileDialog(self, title)
         self.dialog.setOption(QFileDialog.Option.DontUseNativeDialog)  # the same on every desktop
+        if folder:
+            self.dialog.setFileMode(QFileDialog.FileMode.Directory)
+        self.dialog.fileSelected.connect(chosen)
         return self.dialog
 
     def _compare(self) -> None:

@@ -84,6 +84,12 @@ class GalleryFilterBar(QWidget):
         grid.addWidget(self.min_rating, 0, 1)
         grid.addWidget(QLabel("Collection"), 2, 0)
         grid.addWidget(self.collection, 2, 1)
+        self.add_folder_button = QPushButton("Add folder…")
+        self.add_folder_button.setToolTip(
+            "Show the images of another folder too (A1111, ComfyUI or InvokeAI outputs, say): "
+            "they can be searched, rated and tagged like yours")
+        grid.addWidget(QLabel("Folders"), 3, 0)
+        grid.addWidget(self.add_folder_button, 3, 1)
         self.media = QComboBox()
         for label, value in (("Any type", ""), ("PNG", "png"), ("JPEG", "jpeg"), ("WebP", "webp")):
             self.media.addItem(label, value)

@@ -17,7 +17,7 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QIcon, QImage, QKeyEvent, QPainter, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QImage, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -46,6 +46,7 @@ class GalleryModel(QAbstractListModel):
     """A view of the controller's item list; thumbnails are asked for only when painted."""
 
     KeyRole = Qt.ItemDataRole.UserRole + 1
+    FamilyRole = Qt.ItemDataRole.UserRole + 2  # the model family's badge ("SDXL"), or ""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -55,6 +56,13 @@ class GalleryModel(QAbstractListModel):
         # or decoded again in the background when it scrolls back into view).
         self._icons: OrderedDict[str, QIcon] = OrderedDict()
         self._placeholder = self._make_placeholder()
+        # The badge's font is loaded here, while the window is built: loading it at the first
+        # thumbnail stalled the window (54 ms).
+        self._badge_font = QFont()
+        self._badge_font.setPixelSize(11)
+        self._badge_font.setBold(True)
+        self._badge_metrics = QFontMetrics(self._badge_font)
+        self._badge_metrics.boundingRect("SDXL")
         self._rows = 0
         self._resetting = False
 
@@ -108,6 +116,8 @@ class GalleryModel(QAbstractListModel):
             return tooltip(item)
         if role == self.KeyRole:
             return item.key
+        if role == self.FamilyRole:
+            return family_badge(item.model)
         return None
 
     def _icon(self, key: str, decoded) -> QIcon:
@@ -118,6 +128,17 @@ class GalleryModel(QAbstractListModel):
         scaled = image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                               Qt.TransformationMode.SmoothTransformation)
         painter.drawImage((THUMB - scaled.width()) // 2, (THUMB - scaled.height()) // 2, scaled)
+        item = self.controller.item(key) if self.controller is not None else None
+        badge = family_badge(item.model) if item is not None else ""
+        if badge:  # the model family in the top left corner, on a dark chip that reads on any image
+            painter.setFont(self._badge_font)
+            box = self._badge_metrics.boundingRect(badge).adjusted(-4, -2, 4, 2)
+            box.moveTo(3, 3)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(0, 0, 0, 170))
+            painter.drawRoundedRect(box, 4, 4)
+            painter.setPen(QColor("white"))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, badge)
         painter.end()
         icon = QIcon(canvas)
         self._icons[key] = icon
@@ -183,11 +204,20 @@ class GalleryModel(QAbstractListModel):
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
+def family_badge(model: str) -> str:
+    """The model family's badge ("SDXL"); the controller's reading loads on first use, not
+    at start-up."""
+    from stablenew.controller.gallery_reading import family_badge as badge
+
+    return badge(model)
+
+
 def tooltip(item: GalleryItem) -> str:
     """File name, model and the start of the prompt (as much as a tooltip shows well)."""
     lines = [item.path.name]
     if item.model:
-        lines.append(f"Model: {item.model}")
+        family = family_badge(item.model)
+        lines.append(f"Model: {item.model}" + (f" ({family})" if family else ""))
     if item.prompt:
         prompt = item.prompt if len(item.prompt) <= 300 else item.prompt[:300] + "…"
         lines.append(f"Prompt: {prompt}")
@@ -285,6 +315,7 @@ class GalleryPanel(QWidget):
         self.filters.query_changed.connect(controller.set_query)
         self.batch.bind(controller)
         self.batch.compare_requested.connect(self.open_compare)
+        self.filters.add_folder_button.clicked.connect(self.batch.choose_folder_to_add)
         controller.actions.message_changed.connect(self._say)
         controller.actions.collections_changed.connect(self.filters.set_collections)
         controller.actions.choices_changed.connect(self.filters.set_choices)

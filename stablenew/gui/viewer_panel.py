@@ -73,6 +73,7 @@ class DetailSidebar(QFrame):
         self._prompt = ""
         self._seed = ""
         self._all = ""  # every parameter, as the image carries them
+        self._shown_for = ""
         # "Copy: Prompt Seed All" fits the sidebar's width where three "Copy …" buttons did not.
         self.copy_prompt = QPushButton("Prompt")
         self.copy_prompt.setToolTip("Copy the prompt")
@@ -83,6 +84,30 @@ class DetailSidebar(QFrame):
         self.use_button = QPushButton("Use these settings")
         self.use_button.setObjectName("PrimaryButton")
         self.use_button.setToolTip("Load this image's settings into the cards")
+        # Building on this image: each is queued (or fills the cards) off the Qt thread.
+        self.regenerate_button = QPushButton("Regenerate")
+        self.regenerate_button.setToolTip("Queue this image's own settings and seed once more")
+        self.init_button = QPushButton("Use as init image")
+        self.init_button.setToolTip("Fill the Image to image card with this picture and its prompt")
+        self.more_button = QPushButton("More like this")
+        self.more_button.setToolTip("Queue 3 images redrawn a little from this one (denoise "
+                                    "0.3, 0.4, 0.5) with its prompt and seed")
+        self.upscale_button = QPushButton("Upscale")
+        self.upscale_button.setToolTip("Queue an upscale of this image, with the Upscale card's "
+                                       "upscaler, on the node best placed for it")
+        for button, action in ((self.regenerate_button, "regenerate"),
+                               (self.init_button, "use_as_init"),
+                               (self.more_button, "more_like_this"),
+                               (self.upscale_button, "upscale")):
+            button.clicked.connect(lambda _c=False, a=action: self._build_on(a))
+        self.action_message = QLabel("")
+        self.action_message.setObjectName("MutedLabel")
+        self.action_message.setWordWrap(True)
+        self.action_message.hide()
+        self.family_badge = QLabel("")
+        self.family_badge.setObjectName("TagChip")
+        self.family_badge.setToolTip("The model family, as the model's name tells")
+        self.family_badge.hide()
         self.copy_prompt.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._prompt))
         self.copy_seed.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._seed))
         self.copy_all.clicked.connect(lambda: QGuiApplication.clipboard().setText(self._all))
@@ -106,11 +131,22 @@ class DetailSidebar(QFrame):
         layout.addWidget(self.custom_tags)
         prompt_title = QLabel("Prompt")
         prompt_title.setObjectName("SectionTitle")
-        layout.addWidget(prompt_title)
+        title_row = QHBoxLayout()
+        title_row.addWidget(prompt_title)
+        title_row.addStretch(1)
+        title_row.addWidget(self.family_badge)
+        layout.addLayout(title_row)
         layout.addWidget(self.prompt)
         layout.addWidget(self.seed)
         layout.addLayout(buttons)
         layout.addWidget(self.use_button)
+        for pair in ((self.regenerate_button, self.init_button),
+                     (self.more_button, self.upscale_button)):
+            row = QHBoxLayout()
+            for button in pair:
+                row.addWidget(button)
+            layout.addLayout(row)
+        layout.addWidget(self.action_message)
         # "What should change?" for the local LLM, shown once a PromptController is bound.
         self.feedback = FeedbackBox()
         self.feedback.hide()
@@ -123,6 +159,17 @@ class DetailSidebar(QFrame):
     def bind(self, gallery: GalleryController) -> None:
         self.gallery = gallery
         gallery.item_changed.connect(self._item_changed)
+        gallery.inspector.message_changed.connect(self._action_said)
+
+    def _build_on(self, action: str) -> None:
+        if self.key and self.gallery is not None:
+            self.action_message.hide()
+            getattr(self.gallery.inspector, action)(self.key)
+
+    def _action_said(self, text: str, problem: bool) -> None:
+        self.action_message.setText(text)
+        self.action_message.setProperty("problem", problem)
+        self.action_message.setVisible(bool(text))
 
     def show_detail(self, detail) -> None:
         self.key = str(detail.path)
@@ -135,6 +182,12 @@ class DetailSidebar(QFrame):
         self.copy_seed.setEnabled(detail.seed is not None)
         self.copy_prompt.setEnabled(bool(detail.prompt))
         self.use_button.setEnabled(bool(detail.parameters))
+        self.family_badge.setText(detail.family)
+        self.family_badge.setToolTip(f"Model family of {detail.model}" if detail.model else "")
+        self.family_badge.setVisible(bool(detail.family))
+        if str(detail.path) != self._shown_for:  # another image: the last action's words go
+            self._shown_for = str(detail.path)
+            self.action_message.hide()
         self.params.setPlainText(detail.parameters or "This image carries no generation settings.")
         self.feedback.show_image(detail.prompt, detail.path)
         item = self.gallery.item(self.key) if self.gallery is not None else None

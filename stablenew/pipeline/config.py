@@ -196,6 +196,9 @@ class Img2ImgSettings(_Section):
     prompt_override: str = Field("", title="Prompt override",
                                  description="Use a different prompt here (empty: the main prompt).")
     negative_override: str = Field("", title="Negative prompt override")
+    init_image: str = Field("", title="Init image",
+                            description="The picture to start from when Text to image is off "
+                                        "(the gallery's “Use as init image” fills it in).")
     references: list[ReferenceSettings] = Field(default_factory=list, max_length=MAX_REFERENCES,
                                                 title="References")
 

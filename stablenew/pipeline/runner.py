@@ -42,6 +42,7 @@ from stablenew.pipeline.records import ImageRecord, RunTags
 from stablenew.pipeline.run_result import PromptStep, RunResult, run_outcome
 from stablenew.pipeline.run_saving import (
     MAX_PENDING_SAVES,
+    LoraHashes,
     RunImage,
     RunSaving,
     keep_until_done,
@@ -72,8 +73,11 @@ class PipelineRunner:
 
     def __init__(self, output_root: Path, *, record_hooks: Sequence[RecordHook] = (),
                  log_dir: Path | None = None, thumbnails: bool = True,
-                 node_name: str | None = None, prompt_step: PromptStep | None = None) -> None:
+                 node_name: str | None = None, prompt_step: PromptStep | None = None,
+                 lora_hashes: LoraHashes | None = None) -> None:
         self.output_root = Path(output_root)
+        #: The catalog's `Lora hashes` for servers that do not write them (ComfyUI).
+        self.lora_hashes = lora_hashes
         #: Runs before each config's first stage (the local-LLM enhance step): every path that
         #: runs work (Run, batches, learning runs, `stablenew run`) goes through this runner.
         self.prompt_step = prompt_step
@@ -95,6 +99,11 @@ class PipelineRunner:
                   output_dir: Path | None = None, name_prefix: str | None = None) -> RunResult:
         tags = tags or RunTags()
         notice = ""
+        if input_images is None and config.img2img.init_image and not config.txt2img.enabled:
+            # A config that starts from a picture (the card's init image, a queued "More like
+            # this"): one input per image the batch settings ask for, each its own seed.
+            t = config.txt2img
+            input_images = [Path(config.img2img.init_image)] * (t.batch_size * t.batch_count)
         if self.prompt_step is not None and input_images is None and not cancel_token.cancelled:
             config, tags, notice = await self.prompt_step(config, tags, cancel_token)
         run = _Run(self, config, backend, cancel_token, on_event, tags=tags,

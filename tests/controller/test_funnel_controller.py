@@ -104,3 +104,49 @@ def test_a_stage_that_cannot_be_queued_is_taken_back(rooms, qtbot, tmp_path):
                     timeout=WAIT)
     assert controller.funnel is None
     assert FunnelStore(tmp_path / FUNNEL_FILE).load().funnel is None
+
+
+def make_all(tmp_path, job_id: str) -> None:
+    """A node makes every image of the job (the queue's own moves, outputs as named)."""
+    with QueueStore(tmp_path / "queue.db") as store:
+        while (claim := store.claim_next("node", can_take=lambda i, _j: i.job_id == job_id)):
+            assert store.mark_running(claim.item.id, claim.lease)
+            assert store.complete(claim.item.id, claim.lease,
+                                  [str(tmp_path / f"{claim.item.name_prefix}.png")])
+
+
+def test_going_back_and_picking_again_replaces_the_later_stage_and_stops_its_job(
+        rooms, qtbot, tmp_path):
+    queue, controller, _ = rooms
+    controller.start()
+    qtbot.waitUntil(lambda: controller.loaded, timeout=WAIT)
+    controller.set_settings(FunnelSettings.model_validate({"counts": {"drafts": 4}}))
+    controller.start_funnel()
+    qtbot.waitUntil(lambda: controller.funnel is not None and not controller.tasks.busy,
+                    timeout=WAIT)
+    drafts = controller.funnel.runs[0]
+    make_all(tmp_path, drafts.job_id)
+    queue.refresh()
+    qtbot.waitUntil(lambda: controller.funnel.runs[0].ready == 4, timeout=WAIT)
+    controller.set_picked(0, True)
+    controller.set_picked(2, True)
+    controller.go_on()
+    qtbot.waitUntil(lambda: len(controller.funnel.runs) == 2 and not controller.tasks.busy,
+                    timeout=WAIT)
+    first_refine = controller.funnel.runs[1].job_id
+    assert queued(tmp_path)[first_refine] == (NodeTier.quality, [drafts.seeds[0], drafts.seeds[2]])
+
+    controller.view_stage(0)
+    assert controller.funnel.viewing == 0 and [i.picked for i in controller.images()] == [
+        True, False, True, False]
+    controller.set_picked(0, False)
+    controller.set_picked(3, True)
+    controller.go_on()
+    qtbot.waitUntil(lambda: controller.funnel.runs[1].job_id != first_refine
+                    and not controller.tasks.busy, timeout=WAIT)
+    assert controller.funnel.runs[1].seeds == [drafts.seeds[2], drafts.seeds[3]]
+    with QueueStore(tmp_path / "queue.db") as store:
+        qtbot.waitUntil(lambda: store.reads.get_job(first_refine).state == "cancelled",
+                        timeout=WAIT)
+    saved = FunnelStore(tmp_path / FUNNEL_FILE).load().funnel
+    assert saved is not None and saved.runs[0].picks == [2, 3] and saved.viewing == 1

@@ -48,3 +48,33 @@ async def test_without_an_index_the_folder_is_walked(tmp_path, qapp):
         assert [i.path.name for i in gallery.items] == ["a.png"]
     finally:
         await gallery.aclose()
+
+
+async def test_an_added_folder_is_listed_with_the_outputs_once(tmp_path, qapp):
+    """A folder the user adds (another tool's images) is listed beside the outputs, newest
+    first; a folder inside another is listed once, a folder gone (a drive unplugged) is
+    skipped, and a folder only indexed (an earlier output folder) is not listed."""
+    out, data, other = tmp_path / "out", tmp_path / "data", tmp_path / "a1111-outputs"
+    png(out / "run1" / "ours.png", {"parameters": a1111_text("ours")})
+    theirs = png(other / "txt2img" / "theirs.png", {"parameters": a1111_text("theirs")})
+    os.utime(theirs, (1_000_000_000, 1_000_000_000))
+    outputs = IndexedOutputs(data / "gallery.db", data / "stablenew.db")
+    try:
+        assert outputs(out) is None and outputs.worker.join(20)  # the first build
+        assert [p.name for p, *_ in outputs(out)] == ["ours.png"]
+        found = outputs.add_folder(str(other))
+        assert (found.seen, found.problems) == (1, [])
+        outputs.add_folder(str(other / "txt2img"))  # inside a folder already added
+        outputs.add_folder(str(out / "run1"))  # inside the output folder
+        gone = tmp_path / "unplugged"
+        png(gone / "x.png")
+        outputs.add_folder(str(gone))
+        gone.joinpath("x.png").unlink()
+        gone.rmdir()
+        assert [p.name for p, *_ in outputs(out)] == ["ours.png", "theirs.png"]
+        earlier = png(tmp_path / "earlier-outputs" / "old.png", {"parameters": a1111_text("old")})
+        outputs(earlier.parent)  # the output folder the settings named before
+        assert outputs.worker.join(20)
+        assert [p.name for p, *_ in outputs(out)] == ["ours.png", "theirs.png"]
+    finally:
+        outputs.close()

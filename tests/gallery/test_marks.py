@@ -80,6 +80,41 @@ def test_move_keeps_the_sidecar_and_never_overwrites(tmp_path):
     assert list(bad.failed) == [str(tmp_path / "missing.png")]
 
 
+def test_a_move_takes_its_thumbnail_along_and_replaces_no_stray_sidecar(tmp_path):
+    from pathlib import Path
+
+    from PIL import Image
+
+    from stablenew.gallery.files import _put
+    from stablenew.pipeline.outputs import thumbnail_path
+
+    (path,) = _images(tmp_path / "out", 1)
+    write_marks(path, Marks(3, ("keeper",)))
+    thumb = thumbnail_path(Path(path))
+    thumb.parent.mkdir()
+    Image.new("RGB", (8, 8)).save(thumb)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    png(dest / "0.png")
+    stray = dest / "0 (2).png.stablenew.json"  # left by an image deleted outside the app
+    stray.write_text('{"format": 1, "rating": 1, "tags": []}', encoding="utf-8")
+    moved = Path(transfer([path], dest, copy=False).done[path])
+    assert moved.name == "0 (3).png", "neither the image nor its sidecar's name was free"
+    assert read_marks(moved) == Marks(3, ("keeper",)) and read_marks(dest / "0 (2).png") == Marks(1)
+    assert thumbnail_path(moved).exists() and not thumb.exists()
+    copied = Path(transfer([str(moved)], dest, copy=True).done[str(moved)])
+    assert copied.name == "0 (3) (2).png" and moved.exists() and read_marks(copied).rating == 3
+    # A name taken at the last moment (another program) is refused, never replaced.
+    for copy in (False, True):
+        try:
+            _put(moved, dest / "0.png", copy=copy)
+        except FileExistsError:
+            pass
+        else:
+            raise AssertionError("an existing file was replaced")
+    assert moved.read_bytes() != (dest / "0.png").read_bytes()
+
+
 def test_export_zip_names_clashes_apart_and_leaves_no_half_file(tmp_path):
     a = png(tmp_path / "a" / "x.png")
     b = png(tmp_path / "b" / "x.png")

@@ -103,7 +103,10 @@ def test_move_copy_and_export(qtbot, window_for, dead_url, tmp_path):
     qtbot.waitUntil(lambda: panel.message.text() == "Moved 2 images.", timeout=10000)
     assert sorted(p.name for p in moved.iterdir()) == ["castle.png", "owl.png"]
     assert not any(Path(k).exists() for k in chosen)
-    qtbot.waitUntil(lambda: sorted(_names(gallery)) == ["lake.png", "robot.png"], timeout=10000)
+    # Still in the gallery, at their new place (the folder they went to is listed from now on).
+    qtbot.waitUntil(lambda: sorted(i.key for i in gallery.items if i.path.parent == moved)
+                    == sorted(str(moved / Path(k).name) for k in chosen), timeout=10000)
+    assert sorted(_names(gallery)) == ["castle.png", "lake.png", "owl.png", "robot.png"]
 
 
 class Choices:

@@ -1,5 +1,5 @@
-"""Gallery ratings the learning store refuses (learning Off, an image it cannot record) are put
-back on screen, and the window says why and what to do."""
+"""Gallery ratings the learning store refuses while learning is Off are put back on screen, and
+the window says why and what to do; an image it cannot record keeps its rating beside it."""
 
 from __future__ import annotations
 
@@ -70,12 +70,15 @@ def test_a_rating_refused_while_learning_is_off_goes_back_to_the_stored_stars(
 
 
 @pytest.mark.parametrize("fake_sdwebui_thread", [FAST], indirect=True)
-def test_a_rating_the_store_cannot_keep_is_put_back_with_its_reason(
+def test_an_image_another_tool_made_keeps_its_rating_beside_it(
         qtbot, window_for, fake_sdwebui_thread):
+    """Learning cannot record an image without StableNew settings, but the gallery keeps the
+    user's stars and tags for it: in its sidecar and the index, with no error shown."""
+    from stablenew.gallery.sidecar import read_marks
+
     window = window_for(fake_sdwebui_thread.url)
     _one_image_and_rooms(qtbot, window)
     gallery = window.session.gallery
-    # An image another tool made: no StableNew settings, so learning cannot record or rate it.
     foreign = window.session.app.output_dir / "from-elsewhere.png"
     Image.new("RGB", (32, 32), "navy").save(foreign)
     with qtbot.waitSignal(window.gallery_panel.model.modelReset, timeout=5000):
@@ -85,12 +88,19 @@ def test_a_rating_the_store_cannot_keep_is_put_back_with_its_reason(
     row = next(r for r, i in enumerate(gallery.items) if i.key == key)
     window.gallery_panel.view.setCurrentIndex(window.gallery_panel.model.index(row))
     qtbot.waitUntil(lambda: window.viewer.sidebar.key == key, timeout=5000)
-    with qtbot.waitSignal(gallery.error_changed, timeout=10000) as refused:
-        qtbot.keyClick(window.gallery_panel.view, Qt.Key.Key_4)
-    assert "cannot be rated" in refused.args[0].message
+    errors = []
+    gallery.error_changed.connect(errors.append)
+    qtbot.keyClick(window.gallery_panel.view, Qt.Key.Key_4)
+    qtbot.waitUntil(lambda: read_marks(foreign).rating == 4, timeout=10000)
     qtbot.waitUntil(lambda: not gallery.tasks.busy, timeout=5000)
-    assert gallery.item(key).rating is None and window.viewer.sidebar.stars.stars == 0
-    assert window.notice.message == refused.args[0].message
+    assert gallery.item(key).rating == 4 and window.viewer.sidebar.stars.stars == 4
+    assert not errors and "cannot" not in window.notice.message
+    assert window.session.learning.read_rating(key) == (None, ()), "learning cannot use it"
+
+    # Listed again (the store still does not know it): the stars come from the index.
+    with qtbot.waitSignal(window.gallery_panel.model.modelReset, timeout=5000):
+        gallery.refresh()
+    assert gallery.item(key).rating == 4
 
 
 async def test_an_old_ratings_file_is_handed_to_the_learning_store_once(tmp_path, qapp):

@@ -133,8 +133,10 @@ class FunnelPanel(QWidget):
         controller.funnel_changed.connect(self._show)
         controller.settings_changed.connect(self._show_settings)
         controller.error_changed.connect(self._show_error)
-        controller.message_changed.connect(lambda text: self.summary.setToolTip(text))
         controller.thumbnail_ready.connect(self._thumbnail)
+        # Until the funnel file is read, a change made here would be overwritten by it.
+        self.setEnabled(controller.loaded)
+        controller.loaded_changed.connect(self.setEnabled)
         self._filling = False
         self._show_settings()
         self._show()

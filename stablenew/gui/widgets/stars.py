@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -27,6 +28,13 @@ def _star_path(rect: QRectF) -> QPainterPath:
     return path
 
 
+@functools.cache
+def _star_paths() -> tuple[QPainterPath, ...]:
+    """The five stars' outlines, made once: a grid of cards paints 5 stars per card, and each
+    outline is ten points worked out in Python."""
+    return tuple(_star_path(QRectF(2 + i * (STAR_SIZE + 4), 2, STAR_SIZE, STAR_SIZE)) for i in range(5))
+
+
 class StarRating(QWidget):
     """Emits `rated(stars)` with 1–5, or 0 to clear."""
 
@@ -42,6 +50,7 @@ class StarRating(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.setToolTip("Rate 1–5 stars: click, or press 1–5 (0 clears)")
         self.setAccessibleName("Rating")
+        self.setAccessibleDescription("0 of 5 stars")
 
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(5 * (STAR_SIZE + 4), STAR_SIZE + 4)
@@ -51,6 +60,8 @@ class StarRating(QWidget):
         return self._stars
 
     def set_stars(self, stars: int | None) -> None:
+        if (stars or 0) == self._stars:
+            return  # a grid re-shows every card as each image comes: only a change repaints
         self._stars = stars or 0
         self.setAccessibleDescription(f"{self._stars} of 5 stars")
         self.update()
@@ -90,9 +101,7 @@ class StarRating(QWidget):
         filled = self._hover or self._stars
         on = QColor("#f5b301")
         off = self.palette().mid().color()
-        for i in range(5):
-            rect = QRectF(2 + i * (STAR_SIZE + 4), 2, STAR_SIZE, STAR_SIZE)
-            path = _star_path(rect)
+        for i, path in enumerate(_star_paths()):
             painter.setPen(on.darker(115) if i < filled else off)
             painter.setBrush(on if i < filled else Qt.BrushStyle.NoBrush)
             painter.drawPath(path)
