@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from stablenew.cluster.scheduled_store import WorkerStore
     from stablenew.learning.records import LearningRecord
     from stablenew.learning.store import LearningStore
-    from stablenew.pipeline.records import ImageRecord
+    from stablenew.pipeline.cancel import CancelToken
+    from stablenew.pipeline.config import PipelineConfig
+    from stablenew.pipeline.records import ImageRecord, RunTags
     from stablenew.pipeline.run_saving import LoraHashes
     from stablenew.pipeline.runner import PipelineRunner, PromptStep
     from stablenew.prompting.step import PromptEnhancer
@@ -110,10 +112,12 @@ class RunMachinery:
                  on_outputs_removed: OutputsRemoved | None = None,
                  prompt_step: PromptStep | None = None, lora_step: LoraMatchStep | None = None,
                  learning: LearningRecorder | None = None, thumbnails: bool = True,
-                 lora_hashes: LoraHashes | None = None) -> None:
+                 lora_hashes: LoraHashes | None = None,
+                 wildcards: Callable[[], Path | None] | None = None) -> None:
         """*output_root* may be a callable (the window's Settings may change it between runs);
-        *record_hooks* hear of each saved image after *learning* has recorded it; *prompt_step*
-        (enhance) and *lora_step* run before each config's first stage, in that order."""
+        *record_hooks* hear of each saved image after *learning* has recorded it; the prompt's
+        choices are picked (from the *wildcards* folder), then *prompt_step* (enhance) and
+        *lora_step* run, before each config's first stage."""
         self._output_root = output_root
         self.log_dir = log_dir
         self.record_hooks = tuple(record_hooks)
@@ -124,6 +128,7 @@ class RunMachinery:
         self.thumbnails = thumbnails
         #: `Lora hashes` for servers that do not write them (ComfyUI), from the catalog.
         self.lora_hashes = lora_hashes
+        self.wildcards = wildcards
         self._owned_step: PromptEnhancer | None = None
         self._owned_catalog: CachedCatalog | None = None
 
@@ -157,7 +162,8 @@ class RunMachinery:
             loras = LoraMatchStep(catalog, LoraMatchOptions.from_settings(settings))
         machinery = cls(output_root or settings.output_path(paths), log_dir=paths.log_dir,
                         prompt_step=step, lora_step=loras, learning=learning,
-                        lora_hashes=CachedLoraHashes(paths.data_dir / "catalog.db"))
+                        lora_hashes=CachedLoraHashes(paths.data_dir / "catalog.db"),
+                        wildcards=settings.wildcards_path)
         machinery._owned_step = step
         machinery._owned_catalog = catalog
         return machinery
@@ -181,6 +187,7 @@ class RunMachinery:
             self._on_outputs_removed(paths)
 
     def pipeline_runner(self, node_name: str | None = None) -> PipelineRunner:
+        from stablenew.cluster.choices_step import ChoicesStep
         from stablenew.pipeline.runner import PipelineRunner
 
         step = self.prompt_step
@@ -189,6 +196,7 @@ class RunMachinery:
 
             # Matching keeps to the LoRAs of the node this runner serves.
             step = chain_steps(self.prompt_step, self.lora_step, node_name)
+        step = _choices_first(ChoicesStep(self.wildcards), step)
         return PipelineRunner(self.output_root, record_hooks=(self.record,), log_dir=self.log_dir,
                               thumbnails=self.thumbnails, node_name=node_name,
                               prompt_step=step, lora_hashes=self.lora_hashes)
@@ -234,3 +242,17 @@ class RunMachinery:
             catalog.close()
         if self.learning is not None:
             self.learning.close()
+
+
+def _choices_first(choices: PromptStep, then: PromptStep | None) -> PromptStep:
+    """*choices*, then *then* on its picks (enhance and LoRA matching see the picked words)."""
+    if then is None:
+        return choices
+
+    async def step(config: PipelineConfig, tags: RunTags, cancel: CancelToken
+                   ) -> tuple[PipelineConfig, RunTags, str]:
+        config, tags, first = await choices(config, tags, cancel)
+        config, tags, second = await then(config, tags, cancel)
+        return config, tags, " ".join(n for n in (first, second) if n)
+
+    return step

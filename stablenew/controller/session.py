@@ -417,7 +417,8 @@ class Session(SessionRooms):
                                  on_outputs_removed=self._outputs_removed,
                                  prompt_step=await self._prompt_step(),
                                  lora_step=await self._lora_step(),
-                                 lora_hashes=self._lora_hashes)
+                                 lora_hashes=self._lora_hashes,
+                                 wildcards=lambda: self.app.settings.wildcards_path())
         queue = self.queue
         if queue is None:
             return
