@@ -171,6 +171,9 @@ class RanWith:
     model_hash: str = ""  # A1111's short hash, when the server computed one
     sampler: str = ""  # in A1111's words
     scheduler: str = ""  # A1111's "Schedule type" label
+    #: The LoRA files the graph loaded (ComfyUI's LoraLoader chain, in order), for `Lora
+    #: hashes`; empty where the server writes that itself (A1111) or loaded none.
+    loras: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
