@@ -254,3 +254,30 @@ def test_each_stage_sends_the_picked_picture_and_the_final_only_upscales(on_fake
     meta = read_image_metadata(final)
     assert int(meta.parsed["Seed"]) == seeds[2] and meta.parsed["Prompt"] == "a paper crane"
     assert (meta.width, meta.height) == (256, 256)
+
+
+def test_the_drafts_grid_holds_as_many_tiles_a_row_as_the_tab_is_wide(rooms, qtbot):
+    """Four tiles a row ran off the tab's right side in a normal window; now the rows follow
+    the width, narrow or wide, and no tile is cut off."""
+    from stablenew.gui.panels.funnel_panel import FunnelPanel
+
+    _queue, controller, _ = rooms
+    panel = FunnelPanel(controller)
+    qtbot.addWidget(panel)
+    controller.start()
+    qtbot.waitUntil(lambda: controller.loaded, timeout=WAIT)
+    controller.start_funnel()
+    qtbot.waitUntil(lambda: len(panel.tiles) == 20, timeout=WAIT)
+    for width in (420, 900):
+        panel.resize(width, 700)
+        panel.show()
+        qtbot.waitExposed(panel)
+
+        def fits() -> bool:
+            right = max(t.geometry().right() for t in panel.tiles if t.isVisible())
+            return right <= panel._scroll.viewport().width()
+
+        qtbot.waitUntil(fits, timeout=WAIT)
+        columns = len({t.geometry().x() for t in panel.tiles if t.isVisible()})
+        assert columns == panel._columns
+    assert panel._columns >= 4  # the wide tab holds more than the narrow one did
