@@ -2,12 +2,14 @@
 
 The same prompt, seed and settings always give the same LoRAs, so the randomizer's count
 and preview stay exact: the draw uses a `random.Random` seeded from the seed and the prompt
-only, over candidates in a fixed order.
+only (without its `<lora:…>` tokens), over candidates in a fixed order.
 """
 
 from __future__ import annotations
 
 import random
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stablenew.catalog.entry import BaseModel, ModelEntry, ModelKind
@@ -16,6 +18,7 @@ from stablenew.catalog.match import LoraMatch, Matcher
 from stablenew.catalog.prompt import DEFAULT_WEIGHT, insert_lora
 
 MAX_LORAS = 6
+_LORA_TOKEN = re.compile(r"<lora:[^>]*>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -72,14 +75,23 @@ def _weighted_pick(rng: random.Random, pool: list[LoraMatch]) -> LoraMatch:
 
 def choose_loras(prompt: str, seed: int, matcher: Matcher, catalog: Catalog | None = None, *,
                  settings: SelectorSettings = SelectorSettings(),
-                 checkpoint: BaseModel = BaseModel.unknown, node: str | None = None) -> Selection:
-    """Pick LoRAs for *prompt*: one per category in turn, each drawn with its match score as weight."""
-    rng = random.Random(f"{seed}\x00{prompt}")
-    matches = matcher.match(prompt, checkpoint=checkpoint, catalog=catalog, node=node)
+                 checkpoint: BaseModel = BaseModel.unknown, node: str | None = None,
+                 exclude: Iterable[str] = ()) -> Selection:
+    """Pick LoRAs for *prompt*: one per category in turn, each drawn with its match score as weight.
+
+    LoRAs named in *exclude* (those the prompt already has, say) are never picked, so the
+    user's own weight for one stays as written."""
+    # The draw ignores the prompt's own LoRA tokens: a learning run over one LoRA's weight
+    # gets the same picks in every column of a seed, so nothing else differs between them.
+    rng = random.Random(f"{seed}\x00{_LORA_TOKEN.sub('', prompt)}")
+    skip = {name.lower() for name in exclude}
+    matches = [m for m in matcher.match(prompt, checkpoint=checkpoint, catalog=catalog, node=node)
+               if m.entry.name.lower() not in skip]
     if settings.categories:
         matches = [m for m in matches if m.entry.category in settings.categories]
     if not matches:
-        matches = _fallbacks(settings, catalog, checkpoint, node)
+        matches = [m for m in _fallbacks(settings, catalog, checkpoint, node)
+                   if m.entry.name.lower() not in skip]
     by_category: dict[str, list[LoraMatch]] = {}
     for m in sorted(matches, key=lambda m: (m.entry.category, m.entry.name.lower(), m.entry.path)):
         by_category.setdefault(m.entry.category, []).append(m)
@@ -98,7 +110,7 @@ def choose_loras(prompt: str, seed: int, matcher: Matcher, catalog: Catalog | No
                                      m.reasons[0] if m.reasons else "a fallback: nothing matched the prompt"))
     detailer = catalog.find(settings.detailer, ModelKind.lora) if settings.detailer and catalog else None
     if (detailer is not None and detailer.base_model.fits(checkpoint)
-            and all(c.entry is not detailer for c in chosen)
+            and all(c.entry is not detailer for c in chosen) and detailer.name.lower() not in skip
             and not (node and catalog is not None and catalog.available_on(detailer, node) is False)):
         chosen.append(ChosenLora(detailer, settings.detailer_weight or detailer.weight or DEFAULT_WEIGHT,
                                  tuple(detailer.triggers[:1]), "the detail LoRA you chose"))

@@ -3,11 +3,11 @@
 node tier that suits it (drafts on draft nodes, refining and polishing on quality nodes, the final
 upscale on the premium node), so a funnel survives a restart like any other queued work.
 
-Each picked image goes on with its own seed: every stage renders the same first pass (the
-draft's size, sampler and seed) and adds to it — more steps and a hires pass back up to the
-cards' size (refine), a gentle image-to-image pass and the cards' ADetailer (polish), the
-upscaler (final) — so what the user picked is what is refined. The queue carries no input
-images, so a stage renders its picture again from the seed rather than from the file.
+Each stage starts from the very picture the user picked in the stage before (a copy kept in the
+data folder, so moving the original loses nothing), with that picture's seed and the cards'
+prompt: image to image back up to the cards' size with full steps (refine), a gentle image to
+image pass with the cards' ADetailer (polish), then the upscaler alone (final) — nothing is
+rendered again from the seed.
 
 Plain data and rules only: the FunnelController runs a funnel, `funnel_store` keeps it.
 """
@@ -79,15 +79,19 @@ class DraftPreset(_Plain):
 
 
 class QualityPreset(_Plain):
-    """How a picked draft is refined: full steps and a hires pass back up to the cards' size."""
+    """How a picked draft is refined: redrawn (image to image) with full steps at the cards'
+    size."""
 
     steps: int = Field(0, ge=0, le=150, title="Refine steps",
                        description="Steps of the refined image (0: the cards' steps).")
+    # The names are those of the first funnel files (a hires pass then); kept so they load.
     hires_denoise: float = Field(0.45, ge=0.0, le=1.0, title="Refine denoise",
-                                 description="How much the hires pass may change the draft — "
+                                 description="How much refining may change the draft — "
                                              "lower keeps more of it.")
     hires_upscaler: str = Field("Latent", title="Refine upscaler",
-                                description="How the draft is enlarged before the hires pass.")
+                                description="How the draft is enlarged before it is redrawn: "
+                                            "Latent (in the model's latent space) or a plain "
+                                            "resize (any other value).")
 
 
 class PolishPreset(_Plain):
@@ -136,12 +140,13 @@ class FunnelSettings(_Plain):
 
 
 class StageRun(_Plain):
-    """One stage made: its queue job, the seed of each image, the images saved so far and the
-    user's picks (indexes into `seeds`)."""
+    """One stage made: its queue job, the seed of each image, the picture each starts from
+    (after the drafts), the images saved so far and the user's picks (indexes into `seeds`)."""
 
     stage: FunnelStage
     job_id: str
     seeds: list[int]
+    sources: list[str] = Field(default_factory=list)
     images: list[str | None] = Field(default_factory=list)
     picks: list[int] = Field(default_factory=list)
 
@@ -156,6 +161,8 @@ class StageRun(_Plain):
     def _consistent(self) -> StageRun:
         if len(self.images) != len(self.seeds):
             raise ValueError("a stage needs one image place per seed")
+        if self.sources and len(self.sources) != len(self.seeds):
+            raise ValueError("a stage needs one picture to start from per seed")
         if any(not 0 <= p < len(self.seeds) for p in self.picks):
             raise ValueError("a pick points past the stage's images")
         return self
@@ -216,12 +223,14 @@ class Funnel(_Plain):
 
 @dataclass(frozen=True)
 class FunnelStep:
-    """A stage to queue: its job's id, name and tier, and one config per image."""
+    """A stage to queue: its job's id, name and tier, one config per image and the picture
+    each starts from (none for the drafts)."""
 
     stage: FunnelStage
     job_id: str
     name: str
     configs: tuple[PipelineConfig, ...]
+    sources: tuple[str, ...] = ()
 
     @property
     def tier(self) -> NodeTier:
@@ -232,7 +241,8 @@ class FunnelStep:
         return [c.txt2img.seed for c in self.configs]
 
     def run(self) -> StageRun:
-        return StageRun(stage=self.stage, job_id=self.job_id, seeds=self.seeds)
+        return StageRun(stage=self.stage, job_id=self.job_id, seeds=self.seeds,
+                        sources=list(self.sources))
 
 
 # --- the rules --------------------------------------------------------------------------------
@@ -252,37 +262,48 @@ def _target_size(base: PipelineConfig) -> tuple[int, int]:
 
 
 def stage_config(base: PipelineConfig, stage: FunnelStage, seed: int,
-                 settings: FunnelSettings) -> PipelineConfig:
-    """The config of one image of *stage*: the cards' *base* with that stage's preset, its
-    first pass at the draft size with *seed* (so every stage starts from the same picture)."""
+                 settings: FunnelSettings, source: str = "") -> PipelineConfig:
+    """The config of one image of *stage*: the cards' *base* with that stage's preset and
+    *seed*. The drafts are drawn from the prompt; every later stage starts from *source*, the
+    picture picked in the stage before (FunnelError when it has none)."""
     t = base.txt2img
-    width, height = draft_size(t.width, t.height, settings.draft.size)
-    changes: dict[str, object] = {
-        "txt2img.width": width, "txt2img.height": height, "txt2img.seed": seed,
-        "txt2img.batch_count": 1, "txt2img.batch_size": 1, "img2img.enabled": False,
-        "adetailer.enabled": False, "upscale.enabled": False, "txt2img.hires.enabled": False}
+    single = {"txt2img.seed": seed, "txt2img.batch_count": 1, "txt2img.batch_size": 1,
+              "adetailer.enabled": False, "upscale.enabled": False}
     if stage is FunnelStage.drafts:
-        changes["txt2img.steps"] = settings.draft.steps
-        changes["txt2img.refiner.enabled"] = False
-        return base.with_changes(changes)
-    quality = settings.quality
-    changes["txt2img.steps"] = quality.steps or t.steps
-    target_w, target_h = _target_size(base)
-    if (target_w, target_h) != (width, height):
-        changes.update({"txt2img.hires.enabled": True, "txt2img.hires.resize_width": target_w,
-                        "txt2img.hires.resize_height": target_h,
-                        "txt2img.hires.denoise": quality.hires_denoise,
-                        "txt2img.hires.upscaler": quality.hires_upscaler})
-    if stage in (FunnelStage.polish, FunnelStage.final):
+        width, height = draft_size(t.width, t.height, settings.draft.size)
+        return base.with_changes({
+            **single, "txt2img.width": width, "txt2img.height": height,
+            "txt2img.steps": settings.draft.steps, "txt2img.hires.enabled": False,
+            "txt2img.refiner.enabled": False, "img2img.enabled": False})
+    if not source:
+        raise FunnelError(f"The {stage.label.lower()} images need the picked images of the "
+                          "stage before: start the funnel again.")
+    changes: dict[str, object] = {
+        **single, "txt2img.enabled": False, "txt2img.hires.enabled": False,
+        "img2img.init_image": source, "img2img.prompt_override": "",
+        "img2img.negative_override": ""}
+    if stage is FunnelStage.refine:
+        quality = settings.quality
+        width, height = _target_size(base)
+        latent = quality.hires_upscaler.casefold().startswith("latent")
+        changes.update({
+            "img2img.enabled": True, "img2img.width": width, "img2img.height": height,
+            "img2img.steps": quality.steps or t.steps, "img2img.denoise": quality.hires_denoise,
+            "img2img.sampler": t.sampler, "img2img.scheduler": t.scheduler,
+            "img2img.cfg_scale": t.cfg_scale,
+            "img2img.resize_mode": "latent_upscale" if latent else "just_resize"})
+    elif stage is FunnelStage.polish:
         polish = settings.polish
-        changes.update({"img2img.enabled": True, "img2img.denoise": polish.denoise,
-                        "img2img.steps": polish.steps or base.img2img.steps,
-                        "adetailer.enabled": base.adetailer.enabled})
-    if stage is FunnelStage.final:
+        changes.update({
+            "img2img.enabled": True, "img2img.width": 0, "img2img.height": 0,
+            "img2img.denoise": polish.denoise, "img2img.steps": polish.steps or base.img2img.steps,
+            "img2img.resize_mode": "just_resize", "adetailer.enabled": base.adetailer.enabled})
+    else:
         final = settings.final
-        changes.update({"upscale.enabled": True, "upscale.scale": final.scale,
-                        "upscale.target_width": 0, "upscale.target_height": 0,
-                        "upscale.upscaler": final.upscaler or base.upscale.upscaler})
+        changes.update({
+            "img2img.enabled": False, "upscale.enabled": True, "upscale.scale": final.scale,
+            "upscale.target_width": 0, "upscale.target_height": 0,
+            "upscale.upscaler": final.upscaler or base.upscale.upscaler})
     try:
         return base.with_changes(changes)
     except ValueError as exc:
@@ -318,8 +339,9 @@ def start(base: PipelineConfig, settings: FunnelSettings) -> tuple[Funnel, Funne
     return funnel, step
 
 
-def next_step(funnel: Funnel) -> FunnelStep:
-    """The next stage from the picks of the stage looked at; FunnelError says what is missing."""
+def picked_images(funnel: Funnel) -> list[str]:
+    """The pictures the next stage starts from: the picks of the stage looked at, in order;
+    FunnelError says what is missing."""
     run = funnel.current
     stage = run.stage.next
     if stage is None:
@@ -330,12 +352,26 @@ def next_step(funnel: Funnel) -> FunnelStep:
         raise FunnelError(f"Pick at least one image to {stage.verb.lower()} (up to {most}).")
     if picked > most:
         raise FunnelError(f"Pick at most {most} to {stage.verb.lower()} — {picked} are picked.")
-    unmade = [p for p in run.picks if run.images[p] is None]
-    if unmade:
+    images = [run.images[p] for p in run.picks]
+    made = [path for path in images if path is not None]
+    if len(made) < len(images):
         raise FunnelError("A picked image is not made yet: wait for it, or pick another.")
-    configs = tuple(stage_config(funnel.base, stage, run.seeds[p], funnel.settings)
-                    for p in run.picks)
-    return FunnelStep(stage, _new_id(), f"Funnel {stage.label.lower()}: {funnel.name}", configs)
+    return made
+
+
+def next_step(funnel: Funnel, sources: Sequence[str]) -> FunnelStep:
+    """The next stage from the picks of the stage looked at, each starting from its picture
+    in *sources* (the kept copies of `picked_images`, in the same order)."""
+    run = funnel.current
+    picked_images(funnel)  # the same checks
+    stage = run.stage.next
+    assert stage is not None
+    if len(sources) != len(run.picks):
+        raise FunnelError("Each picked image needs its picture to start from.")
+    configs = tuple(stage_config(funnel.base, stage, run.seeds[p], funnel.settings, source)
+                    for p, source in zip(run.picks, sources, strict=True))
+    return FunnelStep(stage, _new_id(), f"Funnel {stage.label.lower()}: {funnel.name}", configs,
+                      tuple(sources))
 
 
 def _new_id() -> str:

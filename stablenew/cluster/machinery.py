@@ -2,10 +2,10 @@
 
 Every way work runs — Run and learning runs in the window, `stablenew run`, `stablenew queue
 run` on one node or over the cluster — takes its runners from here, so every saved image goes
-through the same steps: the prompt step (local-LLM enhance) before its first stage, the run
-log, the learning store's passive record, and the caller's record hooks; and an unfinished
-attempt's images that the queue deletes before a re-run are forgotten by the same store that
-recorded them.
+through the same steps: the prompt steps before its first stage (local-LLM enhance, then LoRA
+matching from the catalog, chained in `prompt_steps.chain_steps`), the run log, the learning
+store's passive record, and the caller's record hooks; and an unfinished attempt's images that
+the queue deletes before a re-run are forgotten by the same store that recorded them.
 """
 
 from __future__ import annotations
@@ -20,13 +20,16 @@ if TYPE_CHECKING:
     from stablenew.cluster.dispatcher import ClusterDispatcher
     from stablenew.cluster.health import NodeMonitor
     from stablenew.cluster.nodes import NodeConfig
+    from stablenew.cluster.prompt_steps import CachedCatalog, LoraMatchStep
     from stablenew.cluster.queue_events import QueueEventCallback
     from stablenew.cluster.queue_runner import QueueRunner
     from stablenew.cluster.queue_store import QueueStore
     from stablenew.cluster.scheduled_store import WorkerStore
     from stablenew.learning.records import LearningRecord
     from stablenew.learning.store import LearningStore
-    from stablenew.pipeline.records import ImageRecord
+    from stablenew.pipeline.cancel import CancelToken
+    from stablenew.pipeline.config import PipelineConfig
+    from stablenew.pipeline.records import ImageRecord, RunTags
     from stablenew.pipeline.run_saving import LoraHashes
     from stablenew.pipeline.runner import PipelineRunner, PromptStep
     from stablenew.prompting.step import PromptEnhancer
@@ -107,27 +110,35 @@ class RunMachinery:
     def __init__(self, output_root: Path | Callable[[], Path], *, log_dir: Path | None = None,
                  record_hooks: Sequence[RecordHook] = (),
                  on_outputs_removed: OutputsRemoved | None = None,
-                 prompt_step: PromptStep | None = None, learning: LearningRecorder | None = None,
-                 thumbnails: bool = True, lora_hashes: LoraHashes | None = None) -> None:
+                 prompt_step: PromptStep | None = None, lora_step: LoraMatchStep | None = None,
+                 learning: LearningRecorder | None = None, thumbnails: bool = True,
+                 lora_hashes: LoraHashes | None = None,
+                 wildcards: Callable[[], Path | None] | None = None) -> None:
         """*output_root* may be a callable (the window's Settings may change it between runs);
-        *record_hooks* hear of each saved image after *learning* has recorded it."""
+        *record_hooks* hear of each saved image after *learning* has recorded it; the prompt's
+        choices are picked (from the *wildcards* folder), then *prompt_step* (enhance) and
+        *lora_step* run, before each config's first stage."""
         self._output_root = output_root
         self.log_dir = log_dir
         self.record_hooks = tuple(record_hooks)
         self._on_outputs_removed = on_outputs_removed
         self.prompt_step = prompt_step
+        self.lora_step = lora_step
         self.learning = learning
         self.thumbnails = thumbnails
         #: `Lora hashes` for servers that do not write them (ComfyUI), from the catalog.
         self.lora_hashes = lora_hashes
+        self.wildcards = wildcards
         self._owned_step: PromptEnhancer | None = None
+        self._owned_catalog: CachedCatalog | None = None
 
     @classmethod
     def headless(cls, paths: AppPaths, settings: AppSettings, *,
                  output_root: Path | None = None, learning_db: Path | None = None,
                  warn: Callable[[str], None] | None = None) -> RunMachinery:
-        """The machinery of a command without a window: the settings decide the prompt step
-        and whether images are recorded for learning (everything but Learning Off records,
+        """The machinery of a command without a window: the settings decide the prompt steps
+        (LoRAs from the catalog cache of the data folder) and whether images are recorded for
+        learning (everything but Learning Off records,
         into *learning_db*, by default the data folder's database)."""
         from stablenew.storage.settings import LearningMode
 
@@ -143,10 +154,18 @@ class RunMachinery:
                 warn(step.warning)
         from stablenew.catalog.lookup import CachedLoraHashes
 
+        loras = catalog = None
+        if settings.lora_auto:
+            from stablenew.cluster.prompt_steps import CachedCatalog, LoraMatchOptions, LoraMatchStep
+
+            catalog = CachedCatalog(paths.data_dir / "catalog.db")
+            loras = LoraMatchStep(catalog, LoraMatchOptions.from_settings(settings))
         machinery = cls(output_root or settings.output_path(paths), log_dir=paths.log_dir,
-                        prompt_step=step, learning=learning,
-                        lora_hashes=CachedLoraHashes(paths.data_dir / "catalog.db"))
+                        prompt_step=step, lora_step=loras, learning=learning,
+                        lora_hashes=CachedLoraHashes(paths.data_dir / "catalog.db"),
+                        wildcards=settings.wildcards_path)
         machinery._owned_step = step
+        machinery._owned_catalog = catalog
         return machinery
 
     @property
@@ -168,11 +187,19 @@ class RunMachinery:
             self._on_outputs_removed(paths)
 
     def pipeline_runner(self, node_name: str | None = None) -> PipelineRunner:
+        from stablenew.cluster.choices_step import ChoicesStep
         from stablenew.pipeline.runner import PipelineRunner
 
+        step = self.prompt_step
+        if self.lora_step is not None:
+            from stablenew.cluster.prompt_steps import chain_steps
+
+            # Matching keeps to the LoRAs of the node this runner serves.
+            step = chain_steps(self.prompt_step, self.lora_step, node_name)
+        step = _choices_first(ChoicesStep(self.wildcards), step)
         return PipelineRunner(self.output_root, record_hooks=(self.record,), log_dir=self.log_dir,
                               thumbnails=self.thumbnails, node_name=node_name,
-                              prompt_step=self.prompt_step, lora_hashes=self.lora_hashes)
+                              prompt_step=step, lora_hashes=self.lora_hashes)
 
     def queue_runner(self, store: WorkerStore, backend: Backend, *, node: str | None = None,
                      on_event: QueueEventCallback | None = None, depth: int = 2,
@@ -182,6 +209,8 @@ class RunMachinery:
         from stablenew.cluster.queue_runner import QueueRunner
 
         name = node or str(getattr(backend, "name", "") or getattr(backend, "url", "") or "node")
+        if self._owned_catalog is not None:  # without a window: the server says what it has
+            self._owned_catalog.know_node(name, backend.probe)
         return QueueRunner(store, backend, runner=self.pipeline_runner(name), node=name,
                            depth=depth, backoff_base=backoff_base, poll_interval=poll_interval,
                            on_event=on_event, on_outputs_removed=self.outputs_removed, job=job)
@@ -204,9 +233,26 @@ class RunMachinery:
                                  poll_interval=poll_interval, **self.worker_options())
 
     async def aclose(self) -> None:
-        """Close the learning store and a prompt step made here."""
+        """Close the learning store and the prompt steps made here."""
         step, self._owned_step = self._owned_step, None
         if step is not None:
             await step.aclose()
+        catalog, self._owned_catalog = self._owned_catalog, None
+        if catalog is not None:
+            catalog.close()
         if self.learning is not None:
             self.learning.close()
+
+
+def _choices_first(choices: PromptStep, then: PromptStep | None) -> PromptStep:
+    """*choices*, then *then* on its picks (enhance and LoRA matching see the picked words)."""
+    if then is None:
+        return choices
+
+    async def step(config: PipelineConfig, tags: RunTags, cancel: CancelToken
+                   ) -> tuple[PipelineConfig, RunTags, str]:
+        config, tags, first = await choices(config, tags, cancel)
+        config, tags, second = await then(config, tags, cancel)
+        return config, tags, " ".join(n for n in (first, second) if n)
+
+    return step

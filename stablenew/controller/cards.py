@@ -51,6 +51,8 @@ SECTIONS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec(path='img2img.sampler', name='sampler', title='Sampler', description='', kind='str', default='DPM++ 2M'),
         FieldSpec(path='img2img.scheduler', name='scheduler', title='Scheduler', description='', kind='str', default='Karras'),
         FieldSpec(path='img2img.resize_mode', name='resize_mode', title='Resize mode', description='', kind='choice', default='just_resize', choices=('just_resize', 'crop_and_resize', 'resize_and_fill', 'latent_upscale'), choice_labels=('Just resize', 'Crop and resize', 'Resize and fill', 'Just resize (latent upscale)')),
+        FieldSpec(path='img2img.width', name='width', title='Width', description='Redraw at this size (0: the size of the image it starts from).', kind='int', default=0, minimum=0, maximum=4096, multiple_of=8),
+        FieldSpec(path='img2img.height', name='height', title='Height', description='', kind='int', default=0, minimum=0, maximum=4096, multiple_of=8),
         FieldSpec(path='img2img.prompt_override', name='prompt_override', title='Prompt override', description='Use a different prompt here (empty: the main prompt).', kind='text', default=''),
         FieldSpec(path='img2img.negative_override', name='negative_override', title='Negative prompt override', description='', kind='text', default=''),
         FieldSpec(path='img2img.init_image', name='init_image', title='Init image', description="The picture to start from when Text to image is off (the gallery's “Use as init image” fills it in).", kind='str', default=''),

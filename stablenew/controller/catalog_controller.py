@@ -29,6 +29,8 @@ from stablenew.controller.tasks import TaskOwner
 from stablenew.learning.parameters import SWATCH_KEY
 
 if TYPE_CHECKING:
+    from stablenew.cluster.prompt_steps import CatalogView
+    from stablenew.controller.app_controller import AppController
     from stablenew.pipeline.config import PipelineConfig
 
 log = logging.getLogger("stablenew.controller")
@@ -39,6 +41,8 @@ QUIET_MS = 2000
 #: "Try this LoRA": a learning run over these weights, rated like any other.
 TRY_WEIGHTS = (0.2, 0.4, 0.6, 0.8, 1.0)
 
+#: The settings behind "Add matching LoRAs" (the run step in stablenew.cluster.prompt_steps).
+AUTO_FIELDS = ("lora_auto", "lora_auto_min", "lora_auto_max", "lora_auto_categories")
 #: A swatch batch compares this many LoRAs at most (a learning run's most values).
 MAX_SWATCH = 10
 
@@ -60,6 +64,7 @@ class CatalogController(QObject):
     #: (name, weight) pairs: the randomizer's "LoRA from library" axis draws from them.
     library_loras_changed = Signal(list)
     MAX_SWATCH = MAX_SWATCH
+    auto_changed = Signal()  # "Add matching LoRAs" was changed (here or in Settings)
     #: From the scan's and the hash worker's threads; queued to the Qt thread.
     _progress = Signal(int, int)
     _hashed = Signal()
@@ -86,6 +91,7 @@ class CatalogController(QObject):
         self._get_config: Callable[[], PipelineConfig] | None = None
         self._load_config: Callable[[PipelineConfig], None] | None = None
         self._start_learning_run: LearningRunStarter | None = None
+        self._app: AppController | None = None
         self._library_loras: list[tuple[str, float]] = []
         self._watcher = QFileSystemWatcher(self)
         self._watcher.directoryChanged.connect(self._folder_changed)
@@ -153,6 +159,14 @@ class CatalogController(QObject):
                 continue
             out.append(entry)
         return sorted(out, key=lambda e: e.display_name.lower())
+
+    def match_view(self) -> CatalogView | str:
+        """The catalog and its matcher for the LoRA step of a run, or why there is none yet."""
+        from stablenew.cluster.prompt_steps import CatalogView
+
+        if self._matcher is None:
+            return "the LoRA catalog is still being read; try again in a moment."
+        return CatalogView(self._catalog, self._matcher)
 
     def lora_hashes_for(self, files: Sequence[str]) -> str:
         """A1111's `Lora hashes` for LoRA files a ComfyUI graph loaded ("" while none is hashed)."""
@@ -310,6 +324,30 @@ class CatalogController(QObject):
         txt2img = config.txt2img.model_copy(update={"prompt": prompt})
         self._load_config(config.model_copy(update={"txt2img": txt2img}))
         self.message_changed.emit(f"Added {entry.display_name} to the prompt.")
+        return True
+
+    # --- "Add matching LoRAs" (a run step; the choice lives in the app settings) ------------
+
+    def use_app_settings(self, app: AppController) -> None:
+        """Where "Add matching LoRAs" and its counts are kept (the app's settings)."""
+        self._app = app
+        app.settings_changed.connect(lambda _settings: self.auto_changed.emit())
+        self.auto_changed.emit()
+
+    def auto_values(self) -> dict[str, bool | int | str] | None:
+        """The settings' `lora_auto*` values (None before the app's settings are known)."""
+        if self._app is None:
+            return None
+        return {name: getattr(self._app.settings, name) for name in AUTO_FIELDS}
+
+    def set_auto_values(self, **values: bool | int | str) -> bool:
+        """Change "Add matching LoRAs" settings (saved at once); False with a message when refused."""
+        if self._app is None:
+            return False
+        reason = self._app.apply_settings({k: v for k, v in values.items() if k in AUTO_FIELDS})
+        if reason:
+            self.message_changed.emit(reason)
+            return False
         return True
 
     def use_checkpoint(self, entry: ModelEntry) -> bool:

@@ -3,8 +3,11 @@
 
 Every stage is a queue job asking for its node tier (`cluster.funnel`). The funnel is saved
 before its job is added, with the job's id, so a crash in between loses nothing: on the next
-start a stage whose job is missing from the queue is queued again under the same id. The images
-come from the queue's items as they finish (read off the Qt thread whenever the queue changes).
+start a stage whose job is missing from the queue is queued again under the same id. Each stage
+after the drafts starts from the picked images of the stage before, copied first into the data
+folder's start_images under their content hash (as the gallery's "Use as init image" does), so a
+queued stage survives the original moving. The images come from the queue's items as they
+finish (read off the Qt thread whenever the queue changes).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from stablenew.cluster.funnel import (
     FunnelStep,
     StageRun,
     next_step,
+    picked_images,
     stage_config,
     start,
 )
@@ -43,6 +47,9 @@ if TYPE_CHECKING:
     from stablenew.pipeline.config import PipelineConfig
 
 log = logging.getLogger("stablenew.controller.funnel")
+
+#: The data folder's folder of pictures queued jobs start from (the gallery's too).
+START_FOLDER = "start_images"
 
 #: The longest side of a funnel tile's picture.
 THUMB_SIDE = 160
@@ -95,6 +102,7 @@ class FunnelController(QObject):
                  start_queue: Callable[[], None], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._store = FunnelStore(data_dir / FUNNEL_FILE)
+        self._start_folder = data_dir / START_FOLDER
         self._queue = queue
         self._base_config = base_config
         self._output_root = output_root
@@ -199,15 +207,27 @@ class FunnelController(QObject):
         if funnel is None:
             return
         try:
-            step = next_step(funnel)
+            pictures = picked_images(funnel)
         except FunnelError as exc:
             self._set_error(ErrorInfo(str(exc), source="Funnel"))
             return
         self._set_error(None)
+        self.tasks.spawn(self._go_on(funnel, pictures), name="funnel-next")
+
+    async def _go_on(self, funnel: Funnel, pictures: Sequence[str]) -> None:
+        """Keep copies of the picked *pictures* (off the Qt thread), then queue the stage that
+        starts from them."""
+        from stablenew.gallery.remake import NothingToRemake  # not needed at start-up
+
+        try:
+            sources = await asyncio.to_thread(_keep_copies, pictures, self._start_folder)
+            step = next_step(funnel, sources)
+        except (NothingToRemake, FunnelError) as exc:
+            self._set_error(ErrorInfo(str(exc), source="Funnel"))
+            return
         # Stages made before from other picks are replaced: what is left of them stops.
         dropped = [r.job_id for r in funnel.runs[funnel.viewing + 1:] if r.ready < len(r.seeds)]
-        self.tasks.spawn(self._queue_step(funnel.advanced(step.run()), step, before=funnel,
-                                          dropped=dropped), name="funnel-next")
+        await self._queue_step(funnel.advanced(step.run()), step, before=funnel, dropped=dropped)
 
     def view_stage(self, index: int) -> None:
         """Go to a stage of the breadcrumb: its images and the picks made there."""
@@ -318,7 +338,13 @@ class FunnelController(QObject):
                 continue
             if await asyncio.to_thread(_job_exists, store, run.job_id):
                 continue
-            step = _step_again(funnel, run)
+            try:
+                step = _step_again(funnel, run)
+            except FunnelError as exc:  # a stage from a file that kept no pictures to start from
+                log.warning("funnel: stage %s (job %s) cannot be queued again: %s",
+                            run.stage.value, run.job_id, exc)
+                self._set_error(ErrorInfo(str(exc), source="Funnel"))
+                continue
             log.info("funnel: stage %s (job %s) was not in the queue; queued again",
                      run.stage.value, run.job_id)
             await self._add_job(step)
@@ -398,9 +424,18 @@ def _read_items(store: QueueStore, job_ids: Sequence[str]) -> dict[str, list[Wor
 
 def _step_again(funnel: Funnel, run: StageRun) -> FunnelStep:
     """The step that makes *run* (its seeds, its job id) once more."""
-    configs = tuple(stage_config(funnel.base, run.stage, seed, funnel.settings) for seed in run.seeds)
+    sources = run.sources or [""] * len(run.seeds)
+    configs = tuple(stage_config(funnel.base, run.stage, seed, funnel.settings, source)
+                    for seed, source in zip(run.seeds, sources, strict=True))
     name = f"Funnel {run.stage.label.lower()}: {funnel.name}"
-    return FunnelStep(run.stage, run.job_id, name, configs)
+    return FunnelStep(run.stage, run.job_id, name, configs, tuple(run.sources))
+
+
+def _keep_copies(pictures: Sequence[str], folder: Path) -> list[str]:
+    """Copies of *pictures* in *folder* under their content hash (blocking file I/O)."""
+    from stablenew.gallery.remake import store_start_image
+
+    return [str(store_start_image(Path(p), folder)) for p in pictures]
 
 
 __all__ = ["Crumb", "FunnelController", "FunnelImage", "FunnelSettings", "FunnelStage"]

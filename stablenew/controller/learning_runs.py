@@ -101,7 +101,8 @@ class LearningRunController(QObject):
     @staticmethod
     def parameter_choices() -> list[tuple[str, str]]:
         """(key, label) of every setting a learning run can vary; "lora:" asks for a name."""
-        return [(key, p.label) for key, p in PARAMETERS.items()] + [(LORA_PREFIX, "LoRA weight")]
+        return ([(key, p.label) for key, p in PARAMETERS.items() if p.runnable]
+                + [(LORA_PREFIX, "LoRA weight")])
 
     @staticmethod
     def suggested_values(key: str) -> str:

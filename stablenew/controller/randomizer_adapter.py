@@ -218,7 +218,9 @@ class RandomizerAdapter(QObject):
         count does not change: one image per variant and seed, as without it)."""
         settings = self._app.settings if self._app is not None else None
         if settings is not None and settings.llm_enhance and settings.llm_url:
-            return f"{text} Prompts will be enhanced by your local LLM before each variant runs."
+            text = f"{text} Prompts will be enhanced by your local LLM before each variant runs."
+        if settings is not None and settings.lora_auto:
+            text = f"{text} Matching LoRAs from your catalog will be added to each prompt."
         return text
 
     def _use_wildcards(self, folder: str | Path | WildcardManager | None) -> None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from stablenew.backends.protocol import Backend
     from stablenew.cluster.dispatcher import ClusterDispatcher
     from stablenew.cluster.nodes import NodeConfig
+    from stablenew.cluster.prompt_steps import CatalogView, LoraMatchStep
     from stablenew.cluster.queue_events import QueueEventCallback
     from stablenew.cluster.queue_store import QueueStore
     from stablenew.controller.catalog_controller import CatalogController
@@ -415,7 +416,9 @@ class Session(SessionRooms):
                                  record_hooks=(self._queue_record,),
                                  on_outputs_removed=self._outputs_removed,
                                  prompt_step=await self._prompt_step(),
-                                 lora_hashes=self._lora_hashes)
+                                 lora_step=await self._lora_step(),
+                                 lora_hashes=self._lora_hashes,
+                                 wildcards=lambda: self.app.settings.wildcards_path())
         queue = self.queue
         if queue is None:
             return
@@ -456,6 +459,22 @@ class Session(SessionRooms):
         if self._enhancer is not None and self._enhancer.warning:
             self.pipeline.warning_raised.emit(self._enhancer.warning)
         return self._enhancer
+
+    async def _lora_step(self) -> LoraMatchStep:
+        """"Add matching LoRAs": the Models room's catalog, the settings read at each variant
+        (switched on or off in Models or Settings, it applies from the next image)."""
+        import importlib
+
+        # Its first import would stall the Qt loop a few tens of milliseconds: made off it.
+        await asyncio.to_thread(importlib.import_module, "stablenew.cluster.prompt_steps")
+        from stablenew.cluster.prompt_steps import LoraMatchOptions, LoraMatchStep
+
+        async def catalog(_node: str | None) -> CatalogView | str:
+            # Each node's LoRA list comes from its probe (session_rooms shares them).
+            room = self.catalog
+            return room.match_view() if room is not None else "the Models tab is still opening."
+
+        return LoraMatchStep(catalog, lambda: LoraMatchOptions.from_settings(self.app.settings))
 
     def _cluster_finished(self, dispatcher: ClusterDispatcher) -> None:
         """The cluster stopped working through the queue: keep what it learned of each node."""

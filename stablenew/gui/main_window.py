@@ -175,6 +175,9 @@ class MainWindow(QMainWindow):
             if (item := gallery.item(key)) is not None]
         # --- bindings: views → controllers ---
         self.viewer.sidebar.use_settings.connect(pipeline.load_from_image)
+        self.viewer.sidebar.funnel_from.connect(pipeline.load_from_image)
+        self.viewer.sidebar.funnel_from.connect(
+            lambda _path: self.work_tabs.setCurrentWidget(self.funnel_panel))
         connect_prompt_assist(self, session)
         # --- bindings: controllers → views ---
         server.state_changed.connect(self._server_changed)

@@ -32,6 +32,8 @@ SHOWN = ("server_url", "server_kind", "username", "password", "output_dir", "wil
 #: The optional local LLM (prompt enhancement and refinement), in a section of its own.
 LLM_SHOWN = ("llm_url", "llm_api_key", "llm_model", "llm_template", "llm_enhance",
              "llm_unload_before_generate")
+#: LoRAs from the catalog added to every run (also switched in Models), in a section of their own.
+LORA_SHOWN = ("lora_auto", "lora_auto_min", "lora_auto_max", "lora_auto_categories")
 #: Trending combos from CivitAI (or a mirror), in a section of their own.
 CIVITAI_SHOWN = ("civitai_url", "civitai_api_key", "civitai_downloads")
 #: Fields that name a folder: each gets a "Choose…" button beside it.
@@ -73,6 +75,10 @@ class SettingsDialog(QDialog):
         layout.addWidget(hint)
         layout.addLayout(form)
         layout.addWidget(self._llm_section())
+        loras = QGroupBox("LoRAs from your catalog")
+        loras.setObjectName("LoraSettings")
+        loras.setLayout(self._form(LORA_SHOWN))
+        layout.addWidget(loras)
         civitai = QGroupBox("CivitAI (the Trending tab)")
         civitai.setObjectName("CivitaiSettings")
         civitai.setLayout(self._form(CIVITAI_SHOWN))

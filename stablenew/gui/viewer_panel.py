@@ -33,6 +33,7 @@ class DetailSidebar(QFrame):
     """Rating, tags, prompt, seed and the image's parameters, with copy and reuse buttons."""
 
     use_settings = Signal(str)
+    funnel_from = Signal(str)  # the image's settings go to the cards, and the Funnel tab opens
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -95,6 +96,10 @@ class DetailSidebar(QFrame):
         self.upscale_button = QPushButton("Upscale")
         self.upscale_button.setToolTip("Queue an upscale of this image, with the Upscale card's "
                                        "upscaler, on the node best placed for it")
+        self.funnel_button = QPushButton("Start a funnel from its settings")
+        self.funnel_button.setToolTip("Load this image's settings into the cards and open the "
+                                      "Funnel: Make drafts starts quick drafts from them")
+        self.funnel_button.clicked.connect(lambda: self.funnel_from.emit(self.key))
         for button, action in ((self.regenerate_button, "regenerate"),
                                (self.init_button, "use_as_init"),
                                (self.more_button, "more_like_this"),
@@ -146,6 +151,7 @@ class DetailSidebar(QFrame):
             for button in pair:
                 row.addWidget(button)
             layout.addLayout(row)
+        layout.addWidget(self.funnel_button)
         layout.addWidget(self.action_message)
         # "What should change?" for the local LLM, shown once a PromptController is bound.
         self.feedback = FeedbackBox()
@@ -182,6 +188,7 @@ class DetailSidebar(QFrame):
         self.copy_seed.setEnabled(detail.seed is not None)
         self.copy_prompt.setEnabled(bool(detail.prompt))
         self.use_button.setEnabled(bool(detail.parameters))
+        self.funnel_button.setEnabled(bool(detail.parameters))
         self.family_badge.setText(detail.family)
         self.family_badge.setToolTip(f"Model family of {detail.model}" if detail.model else "")
         self.family_badge.setVisible(bool(detail.family))

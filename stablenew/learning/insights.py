@@ -194,7 +194,8 @@ class RecommendedPreset:
         config = base
         for change in self.changes:
             param = get_parameter(change.parameter)
-            config = param.apply(config, param.coerce(change.value))
+            if param.runnable:  # the enhance style is a Settings choice, not in the config
+                config = param.apply(config, param.coerce(change.value))
         return config
 
     def partial(self) -> dict[str, Any]:

@@ -47,6 +47,13 @@ class Parameter:
     #: Reads the value when the path alone does not tell it (the model family "auto" is the
     #: family the model's name says).
     reader: Callable[[PipelineConfig], Value | None] | None = None
+    #: Says one value in words when "<label> <value>" would not read well ("not enhanced").
+    words: Callable[[str], str] | None = None
+
+    @property
+    def runnable(self) -> bool:
+        """Whether a learning run can set it in a config (the enhance style is not in one)."""
+        return bool(self.path) or self.key.startswith(LORA_PREFIX) or self.key == SWATCH_KEY
 
     @property
     def numeric(self) -> bool:
@@ -72,6 +79,9 @@ class Parameter:
     def apply(self, config: PipelineConfig, value: Value) -> PipelineConfig:
         """A copy of *config* with this setting at *value* (and its stage switched on)."""
         value = self.coerce(value)
+        if not self.runnable:
+            raise PlanInvalid(f"A learning run cannot vary the {self.label.lower()} yet: make a "
+                              "batch with each one instead (the images are compared all the same).")
         changes: dict[str, Any] = {}
         if self.requires:
             changes[self.requires] = True
@@ -133,6 +143,8 @@ class Parameter:
         """A value in plain words: "30 steps", "CFG 7", "Sampler DPM++ 2M"."""
         if self.key == "checkpoint" and not text:
             return "the server's current model"
+        if self.words is not None:
+            return self.words(text)
         if self.key == SWATCH_KEY:
             return " + ".join(f"{name} {format_number(w)}" for name, w in lora_weights(text).items())
         if self.unit:
@@ -146,6 +158,8 @@ class Parameter:
         if self.numeric:
             span = f"{texts[0]}–{texts[-1]}"
             return f"{span} {self.unit}" if self.unit else f"{self.label} {span}"
+        if self.words is not None:
+            return " or ".join(self.describe(t) for t in texts)
         return f"{self.label} " + " or ".join(texts)
 
 
@@ -242,6 +256,20 @@ def _family_of(config: PipelineConfig) -> str:
                          choice="" if choice == "auto" else choice).value
 
 
+#: The enhance-style value of an image whose prompt no local LLM enhanced.
+NOT_ENHANCED = "none"
+ENHANCE_KEY = "enhance"
+
+
+def _enhance_words(text: str) -> str:
+    return "not enhanced" if text == NOT_ENHANCED else f"enhanced with '{text}'"
+
+
+def enhance_value(template: str | None) -> str:
+    """The enhance parameter's value of an image: its template, or "none" when not enhanced."""
+    return template.strip() if template and template.strip() else NOT_ENHANCED
+
+
 _FIXED: tuple[Parameter, ...] = (
     Parameter("steps", "Steps", int, (15, 20, 25, 30, 35), "txt2img.steps", unit="steps",
               low=1, high=150),
@@ -268,7 +296,13 @@ _FIXED: tuple[Parameter, ...] = (
               low=0, high=30),
 )
 
-PARAMETERS: dict[str, Parameter] = {p.key: p for p in _FIXED}
+#: The local-LLM enhance template the prompt went through (stablenew.prompting), "none" when it
+#: went as written: not in the config but in the image's tags, so `parameter_values` is told.
+ENHANCE = Parameter(ENHANCE_KEY, "Enhance style", str,
+                    (NOT_ENHANCED, "general", "cinematic", "photo", "anime"),
+                    reader=lambda _config: None, words=_enhance_words)
+
+PARAMETERS: dict[str, Parameter] = {p.key: p for p in (*_FIXED, ENHANCE)}
 #: Not among PARAMETERS: its values come from the Models room, not typed in the plan builder.
 SWATCH = Parameter(SWATCH_KEY, "LoRA swatch", str, ())
 LORA_SUGGESTED: tuple[float, ...] = (0.4, 0.6, 0.8, 1.0)
@@ -298,9 +332,10 @@ def get_parameter(key: str) -> Parameter:
                           f"{known}, or lora:<name>.") from None
 
 
-def parameter_values(config: PipelineConfig) -> dict[str, str]:
-    """Every known parameter's value in a config that ran, as canonical text (for the store)."""
-    values: dict[str, str] = {}
+def parameter_values(config: PipelineConfig, *, enhance_template: str | None = None) -> dict[str, str]:
+    """Every known parameter's value in a config that ran, as canonical text (for the store),
+    with the enhance style its prompt went through (*enhance_template*; "none" without one)."""
+    values: dict[str, str] = {ENHANCE_KEY: enhance_value(enhance_template)}
     for param in _FIXED:
         value = param.value_of(config)
         if value is not None:

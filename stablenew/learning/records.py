@@ -86,6 +86,12 @@ class LearningRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     id: int | None = None  # database row id once stored
+    #: The prompt steps before sending (local-LLM enhance, LoRA matching): the prompt as the
+    #: user wrote it (None: sent as written), the enhance template, and the LoRAs the matching
+    #: step added ("name:weight"); `config` holds what was sent.
+    original_prompt: str | None = None
+    enhance_template: str | None = None
+    auto_loras: tuple[str, ...] = ()
 
     @property
     def prompt(self) -> str:
@@ -121,11 +127,14 @@ class LearningRecord:
             job_id=tags.job_id,
             created_at=image.created_at or stamp,
             updated_at=stamp,
+            original_prompt=tags.original_prompt,
+            enhance_template=tags.enhance_template,
+            auto_loras=tuple(tags.auto_loras or ()),
         )
 
     def parameter_values(self) -> dict[str, str]:
         """Canonical text of every known parameter this image ran with (see parameters.py)."""
-        return parameter_values(self.config)
+        return parameter_values(self.config, enhance_template=self.enhance_template)
 
     def with_rating(self, stars: int | None) -> LearningRecord:
         return replace(self, rating=check_rating(stars))
@@ -153,6 +162,9 @@ class LearningRecord:
             "variant_id": self.variant_id,
             "variant_label": self.variant_label,
             "job_id": self.job_id,
+            "original_prompt": self.original_prompt,
+            "enhance_template": self.enhance_template,
+            "auto_loras": list(self.auto_loras),
             "timings": self.timings,
             "warnings": list(self.warnings),
             "created_at": self.created_at,

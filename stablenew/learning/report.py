@@ -1,4 +1,4 @@
-"""Which packs, LoRAs, samplers and checkpoints score well or poorly, with counts.
+"""Which packs, LoRAs, samplers, checkpoints and enhance styles score well or poorly, with counts.
 
 Each value is compared with everything else of its kind: a sampler with the other samplers'
 images, a LoRA with the rated images made without it, a pack with the other packs. A value is
@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from stablenew.learning.parameters import LORA_PREFIX
+from stablenew.learning.parameters import ENHANCE_KEY, LORA_PREFIX, NOT_ENHANCED
 from stablenew.learning.store import LearningStore, ValueStats
 
 #: Fewer images than this with a value: no verdict.
@@ -23,7 +23,8 @@ CLEAR_T = 2.0
 #: Every image has a step count, so the steps' rows together are all rated images.
 EVERY_IMAGE_PARAM = "steps"
 
-KINDS = {"sampler": "Sampler", "checkpoint": "Model", "scheduler": "Scheduler"}
+KINDS = {"sampler": "Sampler", "checkpoint": "Model", "scheduler": "Scheduler",
+         "enhance": "Enhance style"}
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def build_report(stats: list[ValueStats], packs: dict[str, Pool] | None = None) 
         if len(values) < 2:
             continue  # one sampler only: nothing to compare it with
         pooled = Pool.of(values)
-        rows += [_row(kind, v.value or "the server's current", Pool.of([v]), pooled) for v in values]
+        rows += [_row(kind, _name(param, v.value), Pool.of([v]), pooled) for v in values]
     for param, values in by_param.items():
         if param.startswith(LORA_PREFIX) and everything.n:
             rows.append(_row("LoRA", param[len(LORA_PREFIX):], Pool.of(values), everything))
@@ -123,6 +124,12 @@ def build_report(stats: list[ValueStats], packs: dict[str, Pool] | None = None) 
         rows += [_row("Pack", name or "(no pack)", pool, all_packs) for name, pool in packs.items()]
     order = {"scores well": 0, "scores poorly": 1, "about the same": 2, "too few ratings": 3}
     return sorted(rows, key=lambda r: (r.kind, order[r.verdict], -r.images, r.name.casefold()))
+
+
+def _name(param: str, value: str) -> str:
+    if param == ENHANCE_KEY and value == NOT_ENHANCED:
+        return "none (sent as written)"
+    return value or "the server's current"
 
 
 def report_for(store: LearningStore, pack: str | None = None) -> list[ReportRow]:

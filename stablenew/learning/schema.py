@@ -13,18 +13,20 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from stablenew.learning.errors import LearningStoreError
 from stablenew.learning.parameters import parameter_values
-from stablenew.learning.records import clean_tag, config_hash
+from stablenew.learning.records import LearningRecord, check_rating, clean_tag, config_hash
 from stablenew.pipeline.config import MAX_SEED, PipelineConfig, migrate_config
 
 # 1: first layout, the full config JSON in every record.
 # 2: settings shared by a batch stored once (learning_settings); run index covers pack/rating.
 # 3: pairwise choices ("which is better?"), learning_choices.
-SCHEMA_VERSION = 3
+# 4: the prompt steps of each image: original prompt, enhance template, LoRAs added by matching.
+SCHEMA_VERSION = 4
 
 # Pairwise choices: the winner and the loser of one comparison, or two images the user found
 # the same. A choice goes with its images: forgetting a record forgets its choices.
@@ -76,7 +78,10 @@ CREATE TABLE learning_records (
     variant_label TEXT,
     job_id TEXT,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    original_prompt TEXT,
+    enhance_template TEXT,
+    auto_loras TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX learning_records_path ON learning_records(path);
 CREATE INDEX learning_records_pack ON learning_records(pack, rating);
@@ -190,8 +195,23 @@ END;
 RECORD_COLUMNS = (
     "record_key, run_id, image_index, pack, preset, prompt, negative_prompt, settings_hash, "
     "config_hash, seed, stages, node, node_kind, path, thumbnail, timings_json, warnings_json, "
-    "rating, note, learning_run_id, variant_id, variant_label, job_id, created_at, updated_at"
+    "rating, note, learning_run_id, variant_id, variant_label, job_id, created_at, updated_at, "
+    "original_prompt, enhance_template, auto_loras"
 )
+
+
+def record_values(record: LearningRecord, settings_hash: str, now: float) -> tuple[Any, ...]:
+    """A record's values in the order of RECORD_COLUMNS."""
+    return (
+        record.record_key, record.run_id, record.image_index, record.pack or "", record.preset,
+        record.prompt, record.negative_prompt, settings_hash,
+        record.config_hash, record.seed, json.dumps(list(record.stages)), record.node,
+        record.node_kind, record.path, record.thumbnail, json.dumps(record.timings),
+        json.dumps(list(record.warnings)), check_rating(record.rating), record.note,
+        record.learning_run_id, record.variant_id, record.variant_label, record.job_id,
+        record.created_at or now, now, record.original_prompt, record.enhance_template,
+        json.dumps(list(record.auto_loras)),
+    )
 
 
 def migrate(db: sqlite3.Connection, path: Path) -> None:
@@ -329,7 +349,7 @@ def _migrate_v0(db: sqlite3.Connection) -> None:
             if not config.txt2img.prompt and prompt:
                 config = config.with_changes({"txt2img.prompt": prompt})
             prompt, negative = config.txt2img.prompt, config.txt2img.negative_prompt
-            params = parameter_values(config)
+            params = parameter_values(config)  # v0 knew no enhancing: "none"
             stages = [s.value for s in config.enabled_stages()]
             digest = config_hash(config)
             settings_hash, stored = settings_of(config)
@@ -352,7 +372,7 @@ def _migrate_v0(db: sqlite3.Connection) -> None:
              prompt, negative, settings_hash, digest, seed, json.dumps(stages),
              row["node"] or "", "", row["image_path"], None, "{}", "[]", rating,
              row["note"] if "note" in keys and row["note"] else "", None, None, None, None,
-             created, created))
+             created, created, None, None, "[]"))
         record_id = cur.lastrowid
         db.executemany("INSERT INTO learning_params (record_id, param, value) VALUES (?, ?, ?)",
                        [(record_id, k, v) for k, v in params.items()])
@@ -368,6 +388,16 @@ def _migrate_v2_to_v3(db: sqlite3.Connection) -> None:
     _run_script(db, _CHOICES_SCHEMA)
 
 
+def _migrate_v3_to_v4(db: sqlite3.Connection) -> None:
+    """v4 keeps each image's prompt steps. Older records say nothing about enhancing (it was
+    not recorded), so they get no enhance-style value rather than a guessed "none"."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(learning_records)")}
+    for name, kind in (("original_prompt", "TEXT"), ("enhance_template", "TEXT"),
+                       ("auto_loras", "TEXT NOT NULL DEFAULT '[]'")):
+        if name not in columns:
+            db.execute(f"ALTER TABLE learning_records ADD COLUMN {name} {kind}")
+
+
 def _step(fn: Callable[[sqlite3.Connection], None], to: int) -> Callable[[sqlite3.Connection], int]:
     def run(db: sqlite3.Connection) -> int:
         fn(db)
@@ -379,4 +409,5 @@ def _step(fn: Callable[[sqlite3.Connection], None], to: int) -> Callable[[sqlite
 _STEPS: dict[int, Callable[[sqlite3.Connection], int]] = {
     1: _step(lambda db: _migrate_v1_to_v2(db), 2),
     2: _step(lambda db: _migrate_v2_to_v3(db), 3),
+    3: _step(lambda db: _migrate_v3_to_v4(db), 4),
 }

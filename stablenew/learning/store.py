@@ -38,6 +38,7 @@ from stablenew.learning.schema import (
     migrate,
     read_version,
     rebuild_aggregates,
+    record_values,
     settings_of,
 )
 from stablenew.learning.worker import StoreWorker
@@ -187,7 +188,7 @@ class LearningStore:
         digest, text = settings_of(record.config)
         self._db.execute("INSERT OR IGNORE INTO learning_settings (hash, config_json) VALUES (?, ?)",
                          (digest, text))
-        return _record_values(record, digest, now)
+        return record_values(record, digest, now)
 
     def _upsert(self, record: LearningRecord) -> LearningRecord:
         db = self._db
@@ -312,7 +313,9 @@ class LearningStore:
             rating=row["rating"], tags=tags, note=row["note"],
             learning_run_id=row["learning_run_id"], variant_id=row["variant_id"],
             variant_label=row["variant_label"], job_id=row["job_id"],
-            created_at=row["created_at"], updated_at=row["updated_at"])
+            created_at=row["created_at"], updated_at=row["updated_at"],
+            original_prompt=row["original_prompt"], enhance_template=row["enhance_template"],
+            auto_loras=tuple(json.loads(row["auto_loras"] or "[]")))
 
     # --- ratings, tags, notes -----------------------------------------------------------
 
@@ -580,19 +583,3 @@ def _store_error(exc: sqlite3.Error) -> LearningStoreError:
         return LearningStoreError("The disk is full or unwritable, so the rating was not saved. "
                                   "Free some space and try again.", detail=repr(exc))
     return LearningStoreError("The learning database could not be written.", detail=repr(exc))
-
-
-
-
-def _record_values(record: LearningRecord, settings_hash: str, now: float) -> tuple[Any, ...]:
-    return (
-        record.record_key, record.run_id, record.image_index, record.pack or "", record.preset,
-        record.prompt, record.negative_prompt, settings_hash,
-        record.config_hash, record.seed, json.dumps(list(record.stages)), record.node,
-        record.node_kind, record.path, record.thumbnail, json.dumps(record.timings),
-        json.dumps(list(record.warnings)), check_rating(record.rating), record.note,
-        record.learning_run_id, record.variant_id, record.variant_label, record.job_id,
-        record.created_at or now, now,
-    )
-
-

@@ -95,6 +95,8 @@ def next_experiment(model: TasteModel) -> NextExperiment:
             param = get_parameter(key)
         except LearningError:
             continue
+        if not param.runnable:
+            continue  # the enhance style: reported and recommended, but no run can set it
         option = (_varied(model, param) if model.parameter(key) is not None
                   else _unvaried(model, param))
         if option is not None:

@@ -202,6 +202,10 @@ class Img2ImgSettings(_Section):
     sampler: str = Field("DPM++ 2M", title="Sampler")
     scheduler: str = Field("Karras", title="Scheduler")
     resize_mode: ResizeMode = Field(ResizeMode.just_resize, title="Resize mode")
+    width: int = Field(0, ge=0, le=4096, multiple_of=8, title="Width",
+                       description="Redraw at this size (0: the size of the image it starts "
+                                   "from).")
+    height: int = Field(0, ge=0, le=4096, multiple_of=8, title="Height")
     prompt_override: str = Field("", title="Prompt override",
                                  description="Use a different prompt here (empty: the main prompt).")
     negative_override: str = Field("", title="Negative prompt override")

@@ -96,7 +96,8 @@ def build_infotext(config: PipelineConfig, seed: int, stages: Sequence[str], *,
         i = config.img2img
         prompt = i.prompt_override or t.prompt
         negative = i.negative_override or t.negative_prompt
-        width, height = size or (t.width, t.height)
+        width, height = (i.width, i.height) if i.width and i.height else (
+            size or (t.width, t.height))
         params.update({"Steps": i.steps, "Sampler": sampler or i.sampler,
                        "Schedule type": i.scheduler, "CFG scale": i.cfg_scale, "Seed": seed,
                        "Size": f"{width}x{height}", **model, "Denoising strength": i.denoise,

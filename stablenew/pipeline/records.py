@@ -18,10 +18,13 @@ class RunTags:
     variant_label: str | None = None
     learning_run_id: str | None = None
     job_id: str | None = None  # queue job / work item that produced it
-    #: When a local LLM enhanced the prompt before sending (stablenew.prompting): the prompt as
-    #: the user wrote it and the enhance template; the config holds what was sent.
+    #: When a prompt step changed the prompt before sending (local-LLM enhance, LoRA matching):
+    #: the prompt as the user wrote it and the enhance template; the config holds what was sent.
     original_prompt: str | None = None
     enhance_template: str | None = None
+    #: LoRAs the LoRA-matching step added from the catalog ("name:weight", in prompt order);
+    #: None when it added none (the user's own LoRAs are never listed here).
+    auto_loras: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -106,10 +106,18 @@ def txt2img_job(config: PipelineConfig, seed: int, task_id: str) -> bt.Txt2ImgJo
 def img2img_job(config: PipelineConfig, seed: int, image: bytes, size: tuple[int, int],
                 task_id: str) -> bt.Img2ImgJob:
     i = config.img2img
+    size = img2img_size(config, size)
     return bt.Img2ImgJob(
         sampling=sampling(config, seed, size=size, stage=StageName.img2img), init_image=image,
         task_id=task_id, denoise=i.denoise, resize_mode=bt.ResizeMode[i.resize_mode.value],
         references=reference_units(i.references))
+
+
+def img2img_size(config: PipelineConfig, size: tuple[int, int]) -> tuple[int, int]:
+    """The size img2img redraws at: its own when set (the input is resized to it), else the
+    input's."""
+    i = config.img2img
+    return (i.width, i.height) if i.width and i.height else size
 
 
 def adetailer_job(config: PipelineConfig, seed: int, image: bytes, size: tuple[int, int],
@@ -166,6 +174,8 @@ def expected_size(config: PipelineConfig, stages: Sequence[StageName],
     for stage in stages:
         if stage is StageName.txt2img and config.txt2img.hires.enabled:
             width, height = hires_size(width, height, config.txt2img.hires)
+        elif stage is StageName.img2img:
+            width, height = img2img_size(config, (width, height))
         elif stage is StageName.upscale:
             u = config.upscale
             if u.target_width and u.target_height:

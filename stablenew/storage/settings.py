@@ -124,6 +124,19 @@ class AppSettings(BaseModel):
     llm_unload_before_generate: bool = Field(
         False, title="Unload the LLM before generating",
         description="Frees its memory for Stable Diffusion when both share one GPU (Ollama).")
+    # LoRAs from the catalog added to each variant's prompt (after enhancing, before sending).
+    lora_auto: bool = Field(
+        False, title="Add matching LoRAs",
+        description="Before each image is made, LoRAs from your catalog that fit its prompt "
+                    "(and the model, and the server that makes it) are added with their "
+                    "trigger word. The same prompt and seed always get the same LoRAs.")
+    lora_auto_min: int = Field(1, ge=1, le=6, title="At least",
+                               description="The fewest LoRAs to add when enough fit.")
+    lora_auto_max: int = Field(2, ge=1, le=6, title="At most",
+                               description="The most LoRAs to add to one prompt.")
+    lora_auto_categories: str = Field(
+        "", title="Only from categories",
+        description="Categories (sub-folders) to pick from, separated by commas. Empty: any.")
     # Trending combos (stablenew.community).
     civitai_url: str = Field(
         "https://civitai.com", title="CivitAI address",

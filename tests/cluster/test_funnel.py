@@ -1,5 +1,5 @@
-"""The draft funnel's rules: stage configs (same seed, same first pass), job making, picks, the
-breadcrumb, and its file."""
+"""The draft funnel's rules: stage configs (same seed and prompt, each stage from the picked
+picture before), job making, picks, the breadcrumb, and its file."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from stablenew.cluster.funnel import (
     FunnelStage,
     draft_size,
     next_step,
+    picked_images,
     stage_config,
     start,
 )
@@ -52,23 +53,38 @@ def test_a_fixed_seed_counts_up_as_a_batch_would():
     assert step.seeds == list(range(100, 120))
 
 
-def test_every_stage_starts_from_the_drafts_first_pass_with_the_same_seed():
+def go_on(funnel):
+    """The next step, each pick starting from its own picture (its path, as in the pure rules)."""
+    return next_step(funnel, picked_images(funnel))
+
+
+def test_every_stage_after_the_drafts_starts_from_the_picked_picture_with_its_seed():
     settings = FunnelSettings()
-    base = cards(**{"adetailer.enabled": True, "upscale.upscaler": "4x-UltraSharp"})
-    configs = {stage: stage_config(base, stage, 4242, settings) for stage in FunnelStage}
-    for config in configs.values():
-        t = config.txt2img
-        assert (t.seed, t.width, t.height, t.prompt) == (4242, 384, 256, base.txt2img.prompt)
+    base = cards(**{"adetailer.enabled": True, "upscale.upscaler": "4x-UltraSharp",
+                    "img2img.prompt_override": "something else"})
+    configs = {stage: stage_config(base, stage, 4242, settings, f"/keep/{stage.value}.png")
+               for stage in FunnelStage}
+    assert configs[FunnelStage.drafts].enabled_stages() == ("txt2img",)
+    for stage in (FunnelStage.refine, FunnelStage.polish, FunnelStage.final):
+        config = configs[stage]
+        assert not config.txt2img.enabled, "nothing is rendered again from the seed"
+        assert config.img2img.init_image == f"/keep/{stage.value}.png"
+        assert config.txt2img.seed == 4242 and config.txt2img.prompt == base.txt2img.prompt
+        assert config.img2img.prompt_override == ""
     refine = configs[FunnelStage.refine]
-    assert refine.txt2img.steps == 30 and refine.txt2img.hires.enabled
-    assert refine.final_size(384, 256) == (768, 512), "refined back up to the cards' size"
-    assert refine.enabled_stages() == ("txt2img",)
+    assert refine.enabled_stages() == ("img2img",)
+    i = refine.img2img
+    assert (i.width, i.height, i.steps, i.denoise) == (768, 512, 30, 0.45), \
+        "redrawn at the cards' size with the cards' steps and the refine denoise"
+    assert i.resize_mode == "latent_upscale"
     polish = configs[FunnelStage.polish]
-    assert polish.img2img.enabled and polish.img2img.denoise == 0.3 and polish.adetailer.enabled
+    assert polish.enabled_stages() == ("img2img", "adetailer")
+    assert (polish.img2img.width, polish.img2img.denoise) == (0, 0.3), "at the refined size"
     final = configs[FunnelStage.final]
-    assert final.upscale.enabled and final.upscale.upscaler == "4x-UltraSharp"
-    assert final.final_size(384, 256) == (1536, 1024)
-    assert final.enabled_stages() == ("txt2img", "img2img", "adetailer", "upscale")
+    assert final.enabled_stages() == ("upscale",), "an upscale only"
+    assert final.upscale.upscaler == "4x-UltraSharp" and final.upscale.scale == 2.0
+    with pytest.raises(FunnelError, match="picked images of the stage before"):
+        stage_config(base, FunnelStage.refine, 4242, settings)
 
 
 def test_the_presets_are_plain_data_the_user_can_change():
@@ -78,8 +94,8 @@ def test_the_presets_are_plain_data_the_user_can_change():
     funnel, step = start(cards(), settings)
     assert len(step.configs) == 6 and step.configs[0].txt2img.steps == 6
     assert (step.configs[0].txt2img.width, step.configs[0].txt2img.height) == (768, 512)
-    refine = stage_config(cards(), FunnelStage.refine, 1, settings)
-    assert refine.txt2img.steps == 40 and not refine.txt2img.hires.enabled  # already full size
+    refine = stage_config(cards(), FunnelStage.refine, 1, settings, "/keep/a.png")
+    assert (refine.img2img.steps, refine.img2img.width) == (40, 768)
     with pytest.raises(ValueError):
         FunnelSettings.model_validate({"draft": {"size": 0.1}})
 
@@ -93,43 +109,48 @@ def test_picks_go_on_with_their_seeds_to_the_next_tier_and_are_limited_by_the_st
     funnel, step = start(cards(), FunnelSettings())
     funnel = made(funnel)
     with pytest.raises(FunnelError, match="Pick at least one image to refine"):
-        next_step(funnel)
+        go_on(funnel)
     with pytest.raises(FunnelError, match="at most 8"):
-        next_step(funnel.pick(0, range(9)))
+        go_on(funnel.pick(0, range(9)))
     funnel = funnel.pick(0, [5, 2, 5, 11])
     assert funnel.runs[0].picks == [2, 5, 11]
-    refine = next_step(funnel)
+    refine = go_on(funnel)
     assert refine.stage is FunnelStage.refine and refine.tier is NodeTier.quality
     assert refine.seeds == [step.seeds[2], step.seeds[5], step.seeds[11]]
+    drafts = funnel.runs[0].images
+    assert [c.img2img.init_image for c in refine.configs] == [drafts[2], drafts[5], drafts[11]]
     funnel = made(funnel.advanced(refine.run()))
     assert [r.stage for r in funnel.runs] == ["drafts", "refine"] and funnel.viewing == 1
-    polish = next_step(funnel.pick(1, [0, 2]))
+    assert funnel.runs[1].sources == [drafts[2], drafts[5], drafts[11]], "kept for a restart"
+    polish = go_on(funnel.pick(1, [0, 2]))
     assert polish.tier is NodeTier.quality and polish.seeds == [step.seeds[2], step.seeds[11]]
+    assert list(polish.sources) == [funnel.runs[1].images[0], funnel.runs[1].images[2]]
     funnel = made(funnel.pick(1, [0, 2]).advanced(polish.run()))
     with pytest.raises(FunnelError, match="at most 1"):
-        next_step(funnel.pick(2, [0, 1]))
-    final = next_step(funnel.pick(2, [1]))
+        go_on(funnel.pick(2, [0, 1]))
+    final = go_on(funnel.pick(2, [1]))
     assert final.tier is NodeTier.premium and final.seeds == [step.seeds[11]]
+    assert final.configs[0].img2img.init_image == funnel.runs[2].images[1]
     funnel = made(funnel.pick(2, [1]).advanced(final.run()))
     with pytest.raises(FunnelError, match="final image"):
-        next_step(funnel.pick(3, [0]))
+        go_on(funnel.pick(3, [0]))
 
 
 def test_an_unmade_pick_waits():
     funnel, _ = start(cards(), FunnelSettings())
     with pytest.raises(FunnelError, match="not made yet"):
-        next_step(funnel.pick(0, [0]))
+        go_on(funnel.pick(0, [0]))
 
 
 def test_going_back_keeps_the_picks_and_a_new_choice_replaces_the_later_stages():
     funnel, _ = start(cards(), FunnelSettings())
     funnel = made(funnel).pick(0, [1, 3])
-    funnel = made(funnel.advanced(next_step(funnel).run())).pick(1, [0])
+    funnel = made(funnel.advanced(go_on(funnel).run())).pick(1, [0])
     back = funnel.view(0)
     assert back.viewing == 0 and back.runs[0].picks == [1, 3] and len(back.runs) == 2
     assert back.view(1).runs[1].picks == [0], "going forward again finds the picks"
     changed = back.pick(0, [4])
-    again = changed.advanced(next_step(changed).run())
+    again = changed.advanced(go_on(changed).run())
     assert len(again.runs) == 2 and again.viewing == 1 and again.runs[1].picks == []
     assert again.runs[1].seeds == [funnel.runs[0].seeds[4]]
     with pytest.raises(FunnelError, match="not been made"):

@@ -1,21 +1,27 @@
 """FunnelController on a qasync loop with a real queue database: a stage saved but never queued
-(a crash in between) is queued again under its id, with its tier; a step that cannot be
-queued is taken back; picks and limits are said plainly."""
+(a crash in between) is queued again under its id, with its tier and the pictures it starts
+from; a step that cannot be queued is taken back; picks and limits are said plainly. With a
+real queue on the fake A1111 server: each stage sends the picked picture's own bytes on (refine
+and polish to img2img, the final to the upscaler alone), nothing drawn again from the seed."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+from pathlib import Path
 
 import pytest
 import shiboken6
+from PIL import Image
 
-from stablenew.cluster.funnel import FunnelSettings, start
+from stablenew.cluster.funnel import FunnelSettings, FunnelStage, next_step, start
 from stablenew.cluster.funnel_store import FUNNEL_FILE, FunnelFile, FunnelStore
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.cluster.tiers import NodeTier
 from stablenew.controller.funnel_controller import FunnelController
 from stablenew.controller.queue_controller import QueueController
 from stablenew.pipeline.config import PipelineConfig
+from stablenew.pipeline.infotext import read_image_metadata
 
 WAIT = 5000
 
@@ -107,12 +113,13 @@ def test_a_stage_that_cannot_be_queued_is_taken_back(rooms, qtbot, tmp_path):
 
 
 def make_all(tmp_path, job_id: str) -> None:
-    """A node makes every image of the job (the queue's own moves, outputs as named)."""
+    """A node makes every image of the job (the queue's own moves, a picture per output)."""
     with QueueStore(tmp_path / "queue.db") as store:
         while (claim := store.claim_next("node", can_take=lambda i, _j: i.job_id == job_id)):
             assert store.mark_running(claim.item.id, claim.lease)
-            assert store.complete(claim.item.id, claim.lease,
-                                  [str(tmp_path / f"{claim.item.name_prefix}.png")])
+            out = tmp_path / f"{claim.item.name_prefix}.png"
+            Image.new("RGB", (64, 64), (claim.item.index * 40 % 256, 90, 30)).save(out)
+            assert store.complete(claim.item.id, claim.lease, [str(out)])
 
 
 def test_going_back_and_picking_again_replaces_the_later_stage_and_stops_its_job(
@@ -150,3 +157,127 @@ def test_going_back_and_picking_again_replaces_the_later_stage_and_stops_its_job
                         timeout=WAIT)
     saved = FunnelStore(tmp_path / FUNNEL_FILE).load().funnel
     assert saved is not None and saved.runs[0].picks == [2, 3] and saved.viewing == 1
+
+
+def test_a_later_stage_saved_but_never_queued_is_queued_again_from_its_kept_pictures(
+        rooms, qtbot, tmp_path):
+    queue, controller, _ = rooms
+    funnel, step = start(cards(), FunnelSettings.model_validate({"counts": {"drafts": 2}}))
+    kept = tmp_path / "start_images" / "kept.png"
+    kept.parent.mkdir()
+    Image.new("RGB", (64, 64)).save(kept)
+    funnel = funnel.with_images(0, [str(kept), str(kept)]).pick(0, [1])  # the drafts made
+    refine = next_step(funnel, [str(kept)])
+    funnel = funnel.advanced(refine.run())
+    FunnelStore(tmp_path / FUNNEL_FILE).save(FunnelFile(funnel=funnel))  # then the crash
+    controller.start()
+    qtbot.waitUntil(lambda: refine.job_id in queued(tmp_path) and not controller.tasks.busy,
+                    timeout=WAIT)
+    assert queued(tmp_path)[refine.job_id] == (NodeTier.quality, [step.seeds[1]])
+    with QueueStore(tmp_path / "queue.db") as store:
+        (item,) = store.reads.items(refine.job_id)
+        config = store.reads.config_for(item)
+    assert config.img2img.init_image == str(kept) and not config.txt2img.enabled
+
+
+@pytest.fixture
+def on_fake(qloop, qtbot, qapp, tmp_path):
+    """A funnel whose queue works on the fake A1111 server."""
+    from stablenew.backends.a1111 import A1111Backend
+    from tests.fakes.sdwebui import FakeSDWebUI
+
+    out = tmp_path / "out"
+    queue = QueueController(db_path=tmp_path / "queue.db", output_root=out, poll_ms=50)
+    funnel = FunnelController(tmp_path / "data", queue, base_config=cards,
+                              output_root=lambda: out, start_queue=lambda: None)
+    with FakeSDWebUI(step_ms=0).running_in_thread() as fake:
+        backend = A1111Backend(fake.url, timeout=10)
+        queue.start_runner(backend, node="fake", backoff_base=0.01)
+        yield fake, funnel
+        queue.stop_runner()
+        qtbot.waitUntil(lambda: not queue.running, timeout=WAIT)
+        for closing in (funnel.aclose(), queue.aclose(), backend.aclose()):
+            task = asyncio.ensure_future(closing)
+            qtbot.waitUntil(task.done, timeout=WAIT)
+    shiboken6.delete(funnel)
+    shiboken6.delete(queue)
+    qapp.processEvents()
+
+
+def _stage_made(qtbot, controller: FunnelController, stage: FunnelStage, count: int) -> list[str]:
+    qtbot.waitUntil(lambda: controller.funnel is not None and controller.funnel.current.stage is stage
+                    and controller.funnel.current.ready == count and not controller.tasks.busy,
+                    timeout=WAIT)
+    return [p for p in controller.funnel.current.images if p]
+
+
+def test_each_stage_sends_the_picked_picture_and_the_final_only_upscales(on_fake, qtbot, tmp_path):
+    fake, controller = on_fake
+    controller.start()
+    qtbot.waitUntil(lambda: controller.loaded, timeout=WAIT)
+    controller.set_settings(FunnelSettings.model_validate({"counts": {"drafts": 3},
+                                                           "draft": {"steps": 2}}))
+    controller.start_funnel()
+    drafts = _stage_made(qtbot, controller, FunnelStage.drafts, 3)
+    seeds = controller.funnel.runs[0].seeds
+    assert len(fake.requests_to("/sdapi/v1/txt2img")) == 3
+
+    controller.set_picked(2, True)
+    controller.go_on()
+    (refined,) = _stage_made(qtbot, controller, FunnelStage.refine, 1)
+    (sent,) = [r.payload for r in fake.requests_to("/sdapi/v1/img2img")]
+    assert base64.b64decode(sent["init_images"][0]) == Path(drafts[2]).read_bytes(), \
+        "the picked draft's own bytes are refined"
+    assert (sent["seed"], sent["prompt"], sent["width"], sent["height"]) == (
+        seeds[2], "a paper crane", 128, 128), "its seed and prompt, at the cards' size"
+    assert (sent["steps"], sent["denoising_strength"]) == (20, 0.45)
+    assert len(fake.requests_to("/sdapi/v1/txt2img")) == 3, "nothing drawn again from the seed"
+    kept = Path(controller.funnel.runs[1].sources[0])
+    assert kept.parent == tmp_path / "data" / "start_images"
+    assert kept.read_bytes() == Path(drafts[2]).read_bytes()
+
+    controller.set_picked(0, True)
+    controller.go_on()
+    (polished,) = _stage_made(qtbot, controller, FunnelStage.polish, 1)
+    sent = fake.requests_to("/sdapi/v1/img2img")[-1].payload
+    assert base64.b64decode(sent["init_images"][0]) == Path(refined).read_bytes()
+    assert (sent["seed"], sent["denoising_strength"]) == (seeds[2], 0.3)
+
+    drawn = len(fake.requests_to("/sdapi/v1/txt2img")) + len(fake.requests_to("/sdapi/v1/img2img"))
+    controller.set_picked(0, True)
+    controller.go_on()
+    (final,) = _stage_made(qtbot, controller, FunnelStage.final, 1)
+    (request,) = fake.requests_to("/sdapi/v1/extra-single-image")
+    assert base64.b64decode(request.payload["image"]) == Path(polished).read_bytes()
+    assert drawn == len(fake.requests_to("/sdapi/v1/txt2img")) + len(
+        fake.requests_to("/sdapi/v1/img2img")), "the final is an upscale only"
+    meta = read_image_metadata(final)
+    assert int(meta.parsed["Seed"]) == seeds[2] and meta.parsed["Prompt"] == "a paper crane"
+    assert (meta.width, meta.height) == (256, 256)
+
+
+def test_the_drafts_grid_holds_as_many_tiles_a_row_as_the_tab_is_wide(rooms, qtbot):
+    """Four tiles a row ran off the tab's right side in a normal window; now the rows follow
+    the width, narrow or wide, and no tile is cut off."""
+    from stablenew.gui.panels.funnel_panel import FunnelPanel
+
+    _queue, controller, _ = rooms
+    panel = FunnelPanel(controller)
+    qtbot.addWidget(panel)
+    controller.start()
+    qtbot.waitUntil(lambda: controller.loaded, timeout=WAIT)
+    controller.start_funnel()
+    qtbot.waitUntil(lambda: len(panel.tiles) == 20, timeout=WAIT)
+    for width in (420, 900):
+        panel.resize(width, 700)
+        panel.show()
+        qtbot.waitExposed(panel)
+
+        def fits() -> bool:
+            right = max(t.geometry().right() for t in panel.tiles if t.isVisible())
+            return right <= panel._scroll.viewport().width()
+
+        qtbot.waitUntil(fits, timeout=WAIT)
+        columns = len({t.geometry().x() for t in panel.tiles if t.isVisible()})
+        assert columns == panel._columns
+    assert panel._columns >= 4  # the wide tab holds more than the narrow one did

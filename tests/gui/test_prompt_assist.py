@@ -193,6 +193,11 @@ def test_the_variants_count_says_prompts_will_be_enhanced(qtbot, qloop):
         with qtbot.waitSignal(adapter.summary_changed, timeout=WAIT_MS) as said:
             app.apply_settings({"llm_enhance": False})
         assert said.args[0] == "This will make 2 images in 2 variants."
+        # Matching LoRAs are added per variant too: the count stays, the line says so.
+        with qtbot.waitSignal(adapter.summary_changed, timeout=WAIT_MS) as said:
+            app.apply_settings({"lora_auto": True})
+        assert said.args[0] == ("This will make 2 images in 2 variants. Matching LoRAs from your "
+                                "catalog will be added to each prompt.")
         # The settings are written off the Qt thread; the test ends after they are.
         qtbot.waitUntil(lambda: not app.tasks.busy, timeout=WAIT_MS)
     finally:

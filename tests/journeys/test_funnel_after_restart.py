@@ -92,7 +92,11 @@ def test_a_funnel_from_drafts_to_one_final_image_survives_a_restart(qtbot, journ
     refined = panel.controller.funnel.runs[1]
     assert refined.seeds == [drafts.seeds[1], drafts.seeds[3]]
     assert [seed_of(p) for p in refined.images] == refined.seeds
-    assert read_image_metadata(refined.images[0]).width == 128  # back up to the cards' size
+    refined_meta = read_image_metadata(refined.images[0])
+    assert refined_meta.width == 128  # back up to the cards' size
+    # Redrawn from the picked draft (image to image), not rendered again with a hires pass.
+    assert refined_meta.parsed["Denoising strength"] == "0.45"
+    assert "Hires resize" not in refined_meta.parsed
     qtbot.mouseClick(panel.tiles[1], LEFT)  # the refined draft 4 goes on
 
     # The breadcrumb goes back to the drafts, with their picks, and forward again.

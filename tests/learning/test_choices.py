@@ -61,7 +61,7 @@ def test_a_version_2_database_gains_the_choices_table_and_keeps_its_records(tmp_
         db.execute("DROP TABLE learning_choices")
         db.execute("UPDATE learning_schema_version SET version = 2")
     with LearningStore(tmp_path / "stablenew.db") as store:
-        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.schema_version() == SCHEMA_VERSION == 4
         assert store.summary().records == 3
         store.record_choice(a.id, b.id)
         store.delete(b.id)

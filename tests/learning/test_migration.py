@@ -87,7 +87,7 @@ def test_v1_layout_with_a_config_in_every_record_migrates_to_shared_settings(tmp
                        (record_id, str(config.txt2img.steps)))
             db.execute("UPDATE learning_records SET rating = ? WHERE id = ?", (i + 1, record_id))
     with LearningStore(path) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 3
+        assert store.schema_version() == SCHEMA_VERSION == 4
         for i, config in enumerate(configs):
             assert store.get(f"{i}.png").config == config
         assert store.execute("SELECT COUNT(*) FROM learning_settings")[0][0] == 2

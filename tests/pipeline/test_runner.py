@@ -169,6 +169,21 @@ async def test_rerun_one_stage_from_input_images(node, tmp_path):
     assert meta.parsed["Denoising strength"] == "0.5"
 
 
+async def test_img2img_redraws_at_its_own_size_when_set(node, tmp_path):
+    config = small_config(**_enable(("img2img",)), **{"img2img.width": 96, "img2img.height": 64,
+                                                      "limits.max_output_pixels": 5000})
+    result, _ = await _run(PipelineRunner(tmp_path), config, node,
+                           input_images=[png(48, 32, 1)])
+    assert result.status is RunStatus.failed, "the size limit counts the redrawn size"
+    assert "96×64" in result.errors[0].message
+    config = config.with_changes({"limits.max_output_pixels": 64_000_000})
+    result, _ = await _run(PipelineRunner(tmp_path), config, node, input_images=[png(48, 32, 1)])
+    assert result.status is RunStatus.completed, result.errors
+    meta = read_image_metadata(result.records[0].path)
+    assert (meta.width, meta.height) == (96, 64)
+    assert (meta.parsed["Size-1"], meta.parsed["Size-2"]) == ("96", "64")
+
+
 async def test_input_images_with_nothing_after_txt2img_is_refused(node, tmp_path):
     result, _ = await _run(PipelineRunner(tmp_path), small_config(), node,
                            input_images=[png(8, 8, 1)])

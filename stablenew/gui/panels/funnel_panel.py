@@ -3,7 +3,7 @@ tiles to pick, the button that takes the picks on, and the counts and presets a 
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QEvent, QObject, QSize, Qt
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
@@ -96,6 +96,11 @@ class FunnelPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self._grid_box)
+        # As many tiles a row as the tab's width holds (four fixed ones ran off its right side).
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._scroll = scroll
+        self._columns = COLUMNS
+        scroll.viewport().installEventFilter(self)  # its width is known once it has resized
 
         self.settings_button = QPushButton("Funnel settings")
         self.settings_button.setCheckable(True)
@@ -143,6 +148,23 @@ class FunnelPanel(QWidget):
         if controller.error is not None:
             self._show_error(controller.error)
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if watched is self._scroll.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_columns()
+        return super().eventFilter(watched, event)
+
+    def _fit_columns(self) -> None:
+        width = self._scroll.viewport().width()
+        spacing = max(self._grid.horizontalSpacing(), 0)
+        margins = self._grid.contentsMargins()
+        tile = THUMB_SIDE + 24 + spacing
+        columns = max(1, (width - margins.left() - margins.right() + spacing) // tile)
+        if columns != self._columns:
+            self._columns = columns
+            for index, placed in enumerate(self.tiles):
+                self._grid.removeWidget(placed)
+                self._grid.addWidget(placed, index // columns, index % columns)
+
     # --- from the controller -------------------------------------------------------------------
 
     def _show(self) -> None:
@@ -171,7 +193,7 @@ class FunnelPanel(QWidget):
             index = len(self.tiles)
             tile.setObjectName(f"FunnelTile-{index}")
             tile.toggled.connect(lambda checked, index=index: self._tile_toggled(index, checked))
-            self._grid.addWidget(tile, index // COLUMNS, index % COLUMNS)
+            self._grid.addWidget(tile, index // self._columns, index % self._columns)
             self.tiles.append(tile)
         for n, tile in enumerate(self.tiles):
             tile.setVisible(n < len(images))

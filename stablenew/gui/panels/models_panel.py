@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stablenew.gui.panels.auto_lora_bar import AutoLoraBar
 from stablenew.gui.panels.models_grid import THUMB, ModelsModel
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ class ModelsPanel(QWidget):
         filter_row.addWidget(self.on_server)
         top.addLayout(search_row)
         top.addLayout(filter_row)
+        self.auto_loras = AutoLoraBar(controller)  # LoRAs added by every run, not by a click
+        top.addWidget(self.auto_loras)
 
         self.model = ModelsModel(self)
         self.grid = QListView()
