@@ -71,15 +71,6 @@ T = TypeVar("T")
 DEFAULT_STALL_LIMITS = StallLimits()
 
 
-def _db_thread() -> ThreadPoolExecutor:
-    """The runner's database thread, started now: where the runner is built (a worker thread
-    in the window), not at its first database call on the event loop, whose wait for a new
-    thread to start stalled the window's Qt thread (the first Run of a session)."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
-    pool.submit(int)  # a call that does nothing makes the pool start its one thread
-    return pool
-
-
 class QueueRunner:
     """Runs queue items on one Backend until stopped (or until the queue is empty)."""
 
@@ -153,7 +144,10 @@ class QueueRunner:
         self._stopping = False
         self._node_ok: asyncio.Event | None = None
         self._node_lock: asyncio.Lock | None = None
-        self._db_pool = _db_thread()
+        # Its thread started here, where the runner is built (a worker in the window): Thread.start
+        # waits for the thread to run, which at the first database call stalled the Qt thread.
+        self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
+        self._db_pool.submit(int)  # a call that does nothing starts the pool's one thread
         self._loop: asyncio.AbstractEventLoop | None = None
         self.summary = RunSummary()
 
@@ -222,7 +216,6 @@ class QueueRunner:
             watcher.cancel()
             await asyncio.gather(watcher, *lanes, return_exceptions=True)
             self._db_pool.shutdown(wait=True)
-            # Its thread starts if the runner runs again (a cluster worker's next turn).
             self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
 
     async def recover(self) -> list[WorkItem]:
