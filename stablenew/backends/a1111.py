@@ -10,6 +10,7 @@ from typing import Any
 
 from stablenew.backends import a1111_fields as F
 from stablenew.backends.a1111_controlnet import add_references, probe_controlnet
+from stablenew.backends.a1111_families import forge_modules
 from stablenew.backends.a1111_payloads import (
     adetailer_payload,
     b64,
@@ -183,9 +184,9 @@ class A1111Backend:
         results = await together(
             self.options(), self.checkpoints(), self.samplers(), self.schedulers(), self.upscalers(),
             self.loras(), self.embeddings(), self.adetailer_models(), self.memory(), self._version(kind),
-            probe_controlnet(self._get))
+            probe_controlnet(self._get), forge_modules(self._get, kind))
         (options, checkpoints, samplers, schedulers, upscalers, loras, embeddings, ad, memory,
-         version, controlnet) = results
+         version, controlnet, modules) = results
         cuda = memory.get("cuda") if isinstance(memory, dict) else None
         system = cuda.get("system") if isinstance(cuda, dict) else None
         vram_total = vram_free = None
@@ -203,7 +204,7 @@ class A1111Backend:
             loras=loras, embeddings=embeddings, adetailer_models=ad, has_gpu=has_gpu,
             # The ControlNet extension's models, so only nodes that have a fitting one get a
             # job with reference images (none listed: the extension is absent or has none).
-            controlnet_models=controlnet.models if controlnet is not None else (),
+            controlnet_models=controlnet.models if controlnet is not None else (), modules=modules,
             current_checkpoint=strip_hash(current) if isinstance(current, str) else "")
         self._capabilities = caps
         return caps

@@ -21,7 +21,7 @@ from stablenew.backends.comfyui_names import missing
 from stablenew.backends.errors import MissingResource, RequestRejected
 from stablenew.backends.families import detect_family
 from stablenew.backends.references import KINDS, MAX_UNITS, choose_model, first_present
-from stablenew.backends.types import JobResult, ReferenceUnit, Sampling
+from stablenew.backends.types import JobResult, ReferenceKind, ReferenceUnit, Sampling
 
 #: The extension's script title as `alwayson_scripts` takes it (matched case-insensitively).
 CONTROLNET_SCRIPT = "controlnet"
@@ -29,6 +29,12 @@ CONTROLNET_SCRIPT = "controlnet"
 VERSION = "/controlnet/version"
 MODEL_LIST = "/controlnet/model_list"
 MODULE_LIST = "/controlnet/module_list"
+
+#: Preprocessors that read a face with InsightFace: the extension's names, then Forge's built-in
+#: ControlNet's. A face reference needs one; a CLIP-only preprocessor would send the picture
+#: as a style and lose the face without an error.
+INSIGHTFACE_MODULES = ("ip-adapter_face_id_plus", "ip-adapter_face_id",
+                       "InsightFace+CLIP-H (IPAdapter)", "InsightFace (IPAdapter)")
 
 #: GET with `optional=True`: None when the route answers 404 (extension absent).
 Getter = Callable[..., Awaitable[Any]]
@@ -71,7 +77,9 @@ def controlnet_unit(unit: ReferenceUnit, info: ControlNetInfo, s: Sampling, node
         raise missing("controlnet", asked, info.models, node,
                       hint="Put it in the WebUI's models/ControlNet folder.")
     module = "none"
-    if unit.preprocess or kind.ip_adapter:  # IP-Adapters always need their image encoder
+    if unit.kind is ReferenceKind.ip_face:
+        module = _face_module(info, node)
+    elif unit.preprocess or kind.ip_adapter:  # IP-Adapters always need their image encoder
         found = first_present(kind.a1111_modules, info.modules)
         if found is None:
             raise MissingResource(
@@ -95,6 +103,18 @@ def controlnet_unit(unit: ReferenceUnit, info: ControlNetInfo, s: Sampling, node
         "pixel_perfect": True,
         "control_mode": "Balanced",
     }
+
+
+def _face_module(info: ControlNetInfo, node: str) -> str:
+    found = first_present(INSIGHTFACE_MODULES, info.modules)
+    if found is None:
+        raise MissingResource(
+            f"Node '{node}' cannot use a face as a reference: its ControlNet has no InsightFace "
+            "preprocessor. Install insightface for the WebUI (then restart it), use "
+            "IP-Adapter style instead, or run this on another node.",
+            what="controlnet_module", name=INSIGHTFACE_MODULES[0], installed=info.modules,
+            node=node, detail=f"none of {INSIGHTFACE_MODULES} in /controlnet/module_list")
+    return found
 
 
 async def add_references(body: dict[str, Any], units: Sequence[ReferenceUnit], s: Sampling,

@@ -6,6 +6,7 @@ the model's family needs, so SD1.5/SDXL requests stay exactly as they were.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from stablenew.backends.errors import RequestRejected
@@ -38,6 +39,17 @@ def apply_family(body: dict[str, Any], s: Sampling, kind: BackendKind) -> None:
     if modules:
         # Short file names are accepted (Forge resolves them against models/VAE and text_encoder).
         body.setdefault("override_settings", {})[FORGE_MODULES_OPTION] = modules
+
+
+async def forge_modules(get: Callable[..., Awaitable[Any]], kind: BackendKind) -> tuple[str, ...]:
+    """Forge's VAE and text-encoder files (`/sd-modules`, its names for `forge_additional_modules`);
+    empty on other servers, which choose these some other way or not at all."""
+    if kind != BackendKind.forge:
+        return ()
+    data = await get("/sdapi/v1/sd-modules", optional=True)
+    if not isinstance(data, list):
+        return ()
+    return tuple(str(m["model_name"]) for m in data if isinstance(m, dict) and m.get("model_name"))
 
 
 def hires_cfg_for(s: Sampling, asked: float | None) -> float:

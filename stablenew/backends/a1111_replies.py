@@ -13,8 +13,6 @@ import json
 import re
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from stablenew.backends.errors import (
     AuthFailed,
     MissingResource,
@@ -54,6 +52,8 @@ def decode_image(text: Any, where: str, url: str, node: str = "") -> tuple[bytes
     if fmt is None:
         raise ProtocolError(f"The server at {url} sent data that is not a PNG, JPEG or WEBP image.",
                             detail=f"{where}: {len(data)} bytes starting with {data[:16]!r}", node=node)
+    from PIL import Image, UnidentifiedImageError  # here: not imported before the first request
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             size = image.size
@@ -198,6 +198,8 @@ def parse_info(raw: Any, url: str, endpoint: str, node: str) -> dict[str, Any]:
 
 
 def input_size(data: bytes, what: str) -> tuple[int, int]:
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.size
@@ -207,6 +209,8 @@ def input_size(data: bytes, what: str) -> tuple[int, int]:
 
 
 def infotext_of(data: bytes) -> str:
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as img:
             text = img.info.get("parameters")

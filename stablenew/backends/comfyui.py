@@ -323,6 +323,7 @@ class ComfyUIBackend(ComfyUIEvents, ComfyUICancel):
         # The graphs as sent (API format), so a caller can keep them like ComfyUI's own PNG chunk.
         info: dict[str, Any] = {"prompt_ids": [], "prompts": []}
         checkpoint = ""
+        loras: tuple[str, ...] = ()
         try:
             for i in range(max(1, count)):
                 held = [in_order]
@@ -337,6 +338,7 @@ class ComfyUIBackend(ComfyUIEvents, ComfyUICancel):
                 try:
                     wf = await self._build(lambda b, s=seed + i: make(b, s), extra)
                     checkpoint = checkpoint or wf.checkpoint
+                    loras = loras or wf.lora_files()
                     for w in wf.warnings:
                         if w not in warnings:
                             warnings.append(w)
@@ -355,8 +357,8 @@ class ComfyUIBackend(ComfyUIEvents, ComfyUICancel):
         finally:
             self._task_prompts.pop(task_id, None)
             self._cancelled_tasks.discard(task_id)
-        # ComfyUI reports no hash of its models; the file it loaded is what we can name.
-        ran = RanWith(checkpoint=checkpoint) if checkpoint else None
+        # ComfyUI reports no hash of its models; the files it loaded are what we can name.
+        ran = RanWith(checkpoint=checkpoint, loras=loras) if checkpoint or loras else None
         return JobResult(images=tuple(images), info=info, warnings=tuple(warnings), ran=ran)
 
     async def _upload(self, wf: Workflow) -> None:

@@ -130,6 +130,9 @@ class Link:
         return [self.node, self.index]
 
 
+_LORA_LOADERS = ("LoraLoader", "LoraLoaderModelOnly")
+
+
 @dataclass
 class Workflow:
     """A ComfyUI API-format graph under construction; node ids are strings as the API requires."""
@@ -186,6 +189,12 @@ class Workflow:
 
     def to_api(self) -> dict:
         return copy.deepcopy(self.nodes)
+
+    def lora_files(self) -> tuple[str, ...]:
+        """The LoRA files the graph loads, in node order (ours and a user template's alike)."""
+        files = (node.get("inputs", {}).get("lora_name") for node in self.nodes.values()
+                 if node.get("class_type") in _LORA_LOADERS)
+        return tuple(dict.fromkeys(f for f in files if isinstance(f, str) and f))
 
 
 def load_user_templates(folder: Path) -> dict[str, Template]:

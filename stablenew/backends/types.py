@@ -171,6 +171,9 @@ class RanWith:
     model_hash: str = ""  # A1111's short hash, when the server computed one
     sampler: str = ""  # in A1111's words
     scheduler: str = ""  # A1111's "Schedule type" label
+    #: The LoRA files the graph loaded (ComfyUI's LoraLoader chain, in order), for `Lora
+    #: hashes`; empty where the server writes that itself (A1111) or loaded none.
+    loras: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,3 +230,5 @@ class Capabilities:
     has_gpu: bool | None = None
     #: ControlNet / IP-Adapter models the node has (empty: none, or no ControlNet at all).
     controlnet_models: tuple[str, ...] = ()
+    #: Forge's VAE and text-encoder files (`/sd-modules`), the values of its additional modules.
+    modules: tuple[str, ...] = ()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterable
 
 from stablenew.catalog.entry import ModelEntry, ModelKind
 from stablenew.catalog.index import Catalog
@@ -48,9 +50,23 @@ def lora_hashes(prompt: str, catalog: Catalog) -> str:
     A1111 keys it by the name as written in the prompt with ':' and ',' removed, and leaves out
     LoRAs it has no hash for.
     """
-    pairs = []
-    for name in loras_in(prompt):
-        entry = catalog.find(name, ModelKind.lora)
+    return _hashes_text((name, catalog.find(name, ModelKind.lora)) for name in loras_in(prompt))
+
+
+def lora_hashes_for_files(files: Iterable[str], catalog: Catalog) -> str:
+    """`Lora hashes` as A1111 writes them for the LoRA files a server loaded (ComfyUI's
+    LoraLoader chain: "style/neon.safetensors"), each named by its file stem, the name its
+    `<lora:…>` token uses."""
+    return _hashes_text((_stem(f), catalog.find(f, ModelKind.lora)) for f in files)
+
+
+def _stem(file: str) -> str:
+    return os.path.splitext(file.replace("\\", "/").rsplit("/", 1)[-1])[0]
+
+
+def _hashes_text(named: Iterable[tuple[str, ModelEntry | None]]) -> str:
+    pairs: dict[str, str] = {}
+    for name, entry in named:
         if entry is not None and entry.autov3:
-            pairs.append(f"{name.replace(':', '').replace(',', '')}: {entry.autov3}")
-    return ", ".join(pairs)
+            pairs.setdefault(name.replace(":", "").replace(",", ""), entry.autov3)
+    return ", ".join(f"{name}: {short}" for name, short in pairs.items())

@@ -129,9 +129,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace):
+    """The store; with --pack, only when the store has images of that pack (a misspelt pack
+    would otherwise give an empty model and "nothing to say" without saying why)."""
+    from stablenew.learning.errors import LearningError
     from stablenew.learning.store import LearningStore
 
-    return LearningStore(args.db)
+    store = LearningStore(args.db)
+    pack = getattr(args, "pack", None)
+    if pack is not None:
+        packs = store.packs()
+        if pack not in packs:
+            store.close()
+            named = ", ".join(f"'{p}'" if p else "'' (images without a pack)" for p in packs)
+            raise LearningError(f"There are no images of a pack named '{pack}'. "
+                                + (f"Packs with images: {named}." if packs else
+                                   "There are no images yet.")
+                                + " Leave out --pack for all packs together.")
+    return store
 
 
 def _guard(fn):

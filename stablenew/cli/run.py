@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import Callable
     from pathlib import Path
     from types import FrameType
 
@@ -63,6 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from stablenew.cli._common import collector_paused_for_startup
     from stablenew.pipeline.cancel import CancelToken
 
     token = CancelToken()
@@ -78,13 +80,14 @@ def _run(args: argparse.Namespace) -> int:
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
     try:
-        return asyncio.run(_main(args, token))
+        with collector_paused_for_startup() as started:
+            return asyncio.run(_main(args, token, started))
     finally:
         if in_main:
             signal.signal(signal.SIGINT, previous)
 
 
-async def _main(args: argparse.Namespace, token: CancelToken) -> int:
+async def _main(args: argparse.Namespace, token: CancelToken, started: Callable[[], None]) -> int:
     import asyncio
     from pathlib import Path
 
@@ -169,17 +172,20 @@ async def _main(args: argparse.Namespace, token: CancelToken) -> int:
             await backend.aclose()
             print(f"The config cannot run on this server: {problem}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        return await _run_job(args, token, paths, settings, config, backend, url, out, preparing)
+        return await _run_job(args, token, paths, settings, config, backend, url, out, preparing,
+                              started)
     finally:
         await _close_unused(preparing)
 
 
 async def _run_job(args: argparse.Namespace, token: CancelToken, paths: AppPaths,
                    settings: AppSettings, config: PipelineConfig, backend: Backend, url: str,
-                   out: Path, preparing: asyncio.Future[QueueStore]) -> int:
+                   out: Path, preparing: asyncio.Future[QueueStore],
+                   started: Callable[[], None]) -> int:
     """The run itself: a job of the persistent queue, run at once (a killed run is recovered
     next time), with the machinery every way of running work shares (the prompt step the
-    Settings ask for, the run log, the learning record of each image)."""
+    Settings ask for, the run log, the learning record of each image). *started* is called
+    once the queue is ready: start-up is over then."""
     from stablenew.cluster.job_run import run_as_job
     from stablenew.cluster.machinery import RunMachinery
     from stablenew.cluster.queue_store import QueueError
@@ -191,6 +197,7 @@ async def _run_job(args: argparse.Namespace, token: CancelToken, paths: AppPaths
                                       warn=lambda text: print(text, file=sys.stderr))
     try:
         with await preparing as store:
+            started()
             folder = plan_run_folder(out, config.txt2img.prompt)
             result = await run_as_job(machinery, store, backend, config, node=url, cancel=token,
                                       on_event=progress.on_event, output_dir=folder)
@@ -244,7 +251,9 @@ def _open_queue(db: Path) -> QueueStore:
     """In a worker thread: the queue's modules imported, its database opened."""
     import stablenew.cluster.job_run
     import stablenew.cluster.machinery
-    import stablenew.pipeline.runner  # noqa: F401  (imported here, off the event loop)
+    import stablenew.cluster.queue_runner
+    import stablenew.cluster.work
+    import stablenew.pipeline.runner  # noqa: F401  (imported here, while the server answers the probe)
     from stablenew.cluster.queue_store import QueueStore
 
     return QueueStore(db)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from stablenew.learning.records import LearningRecord
     from stablenew.learning.store import LearningStore
     from stablenew.pipeline.records import ImageRecord
+    from stablenew.pipeline.run_saving import LoraHashes
     from stablenew.pipeline.runner import PipelineRunner, PromptStep
     from stablenew.prompting.step import PromptEnhancer
     from stablenew.storage.paths import AppPaths
@@ -107,7 +108,7 @@ class RunMachinery:
                  record_hooks: Sequence[RecordHook] = (),
                  on_outputs_removed: OutputsRemoved | None = None,
                  prompt_step: PromptStep | None = None, learning: LearningRecorder | None = None,
-                 thumbnails: bool = True) -> None:
+                 thumbnails: bool = True, lora_hashes: LoraHashes | None = None) -> None:
         """*output_root* may be a callable (the window's Settings may change it between runs);
         *record_hooks* hear of each saved image after *learning* has recorded it."""
         self._output_root = output_root
@@ -117,6 +118,8 @@ class RunMachinery:
         self.prompt_step = prompt_step
         self.learning = learning
         self.thumbnails = thumbnails
+        #: `Lora hashes` for servers that do not write them (ComfyUI), from the catalog.
+        self.lora_hashes = lora_hashes
         self._owned_step: PromptEnhancer | None = None
 
     @classmethod
@@ -138,8 +141,11 @@ class RunMachinery:
             step = PromptEnhancer.from_settings(settings, paths)
             if step is not None and step.warning and warn is not None:
                 warn(step.warning)
+        from stablenew.catalog.lookup import CachedLoraHashes
+
         machinery = cls(output_root or settings.output_path(paths), log_dir=paths.log_dir,
-                        prompt_step=step, learning=learning)
+                        prompt_step=step, learning=learning,
+                        lora_hashes=CachedLoraHashes(paths.data_dir / "catalog.db"))
         machinery._owned_step = step
         return machinery
 
@@ -166,7 +172,7 @@ class RunMachinery:
 
         return PipelineRunner(self.output_root, record_hooks=(self.record,), log_dir=self.log_dir,
                               thumbnails=self.thumbnails, node_name=node_name,
-                              prompt_step=self.prompt_step)
+                              prompt_step=self.prompt_step, lora_hashes=self.lora_hashes)
 
     def queue_runner(self, store: WorkerStore, backend: Backend, *, node: str | None = None,
                      on_event: QueueEventCallback | None = None, depth: int = 2,

@@ -42,6 +42,9 @@ _OPTION_SOURCES = {
     "upscale.upscaler": "upscalers",
     "upscale.upscaler_2": "upscalers",
     "adetailer.passes.0.model": "adetailer_models",
+    "txt2img.vae": "modules",
+    "txt2img.text_encoder": "modules",
+    "txt2img.text_encoder_2": "modules",
     "adetailer.passes.1.model": "adetailer_models",
 }
 # The ADetailer card shows two detector passes, as ADetailer's own UI opens with two tabs, each
@@ -168,10 +171,17 @@ def values_of(config: cfg.PipelineConfig) -> dict[str, FieldValue]:
     return values
 
 
+def no_base_model(_checkpoint: str) -> str:
+    """No catalog (yet): every checkpoint's base model is unknown."""
+    return ""
+
+
 def build_config(base: cfg.PipelineConfig, card_passes: list[dict[str, object]],
-                 values: Mapping[str, FieldValue]) -> cfg.PipelineConfig:
+                 values: Mapping[str, FieldValue],
+                 base_model_of: Callable[[str], str] = no_base_model) -> cfg.PipelineConfig:
     """A validated PipelineConfig from card values over *base*, with the detector passes the
-    cards were loaded with; raises ConfigInvalid in plain words."""
+    cards were loaded with, and the family the catalog knows (*base_model_of*: checkpoint ->
+    its base-model label); raises ConfigInvalid in plain words."""
     data = base.model_dump(mode="json")
     # The passes as the cards were loaded, the second one always in its place (on or off),
     # so a pass after it keeps its place and nothing depends on the last Run's config.
@@ -182,17 +192,34 @@ def build_config(base: cfg.PipelineConfig, card_passes: list[dict[str, object]],
         # A second pass that is off and has no pass after it changes nothing: left out, so
         # a preset saved from the cards stays as small as one made before it existed.
         del passes[1]
-    return cfg.validate_config(data)
+    return with_catalog_family(cfg.validate_config(data), base_model_of)
+
+
+def with_catalog_family(config: cfg.PipelineConfig, base_model_of: Callable[[str], str]
+                        ) -> cfg.PipelineConfig:
+    """*config* with the family "from the model" made the one the catalog read from the
+    checkpoint's header or sidecar (a Flux merge named 'myMerge_v3'), so the scheduler, the
+    backends and the learning store all see the family the model really is; unchanged when
+    the user chose a family or the catalog does not know the checkpoint."""
+    from stablenew.backends.families import family_from_label
+
+    t = config.txt2img
+    if t.family.value != "auto" or not t.checkpoint:
+        return config
+    family = family_from_label(base_model_of(t.checkpoint))
+    return config if family is None else config.with_changes({"txt2img.family": family.value})
 
 
 def config_builder(base: cfg.PipelineConfig, card_passes: list[dict[str, object]],
-                   values: Mapping[str, FieldValue] | None) -> Callable[[], cfg.PipelineConfig]:
+                   values: Mapping[str, FieldValue] | None,
+                   base_model_of: Callable[[str], str] = no_base_model
+                   ) -> Callable[[], cfg.PipelineConfig]:
     """`build_config` of card values read earlier, to run later on any thread; *base* when the
     values do not make a valid config (or there are none)."""
     def build() -> cfg.PipelineConfig:
         if values is not None:
             try:
-                return build_config(base, card_passes, values)
+                return build_config(base, card_passes, values, base_model_of)
             except (cfg.ConfigInvalid, ValueError):
                 pass
         return base

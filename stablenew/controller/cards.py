@@ -25,6 +25,9 @@ SECTIONS: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec(path='txt2img.batch_size', name='batch_size', title='Batch size', description='Images made together in one go (uses more VRAM).', kind='int', default=1, minimum=1, maximum=8),
         FieldSpec(path='txt2img.batch_count', name='batch_count', title='Batch count', description='How many batches to make one after another.', kind='int', default=1, minimum=1, maximum=100),
         FieldSpec(path='txt2img.clip_skip', name='clip_skip', title='Clip skip', description='Skip the last CLIP layers; 2 suits many anime models.', kind='int', default=1, minimum=1, maximum=12),
+        FieldSpec(path='txt2img.vae', name='vae', title='VAE', description='Flux only: the VAE file (empty: the usual one, ae.safetensors).', kind='str', default=''),
+        FieldSpec(path='txt2img.text_encoder', name='text_encoder', title='Text encoder (CLIP-L)', description='Flux only: the CLIP-L text encoder file (empty: the usual one).', kind='str', default=''),
+        FieldSpec(path='txt2img.text_encoder_2', name='text_encoder_2', title='Text encoder (T5)', description='Flux only: the T5-XXL text encoder file (empty: the usual one; an fp8 one needs less memory).', kind='str', default=''),
     ),
     'txt2img.hires': (
         FieldSpec(path='txt2img.hires.enabled', name='enabled', title='Hires fix', description='Render small, then upscale and refine in a second pass.', kind='bool', default=False),
@@ -99,6 +102,9 @@ PICKERS = frozenset({
     'txt2img.refiner.checkpoint',
     'txt2img.sampler',
     'txt2img.scheduler',
+    'txt2img.text_encoder',
+    'txt2img.text_encoder_2',
+    'txt2img.vae',
     'upscale.upscaler',
     'upscale.upscaler_2',
 })

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -22,10 +22,11 @@ from stablenew.catalog.entry import BaseModel, ModelEntry, ModelKind
 from stablenew.catalog.hashes import HashWorker
 from stablenew.catalog.index import Catalog, scan
 from stablenew.catalog.match import LoraMatch, Matcher
-from stablenew.catalog.prompt import insert_lora
+from stablenew.catalog.prompt import DEFAULT_WEIGHT, insert_lora, lora_hashes_for_files
 from stablenew.catalog.servers import ServerLora, merge_server_checkpoints, merge_server_loras
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.tasks import TaskOwner
+from stablenew.learning.parameters import SWATCH_KEY
 
 if TYPE_CHECKING:
     from stablenew.pipeline.config import PipelineConfig
@@ -38,8 +39,11 @@ QUIET_MS = 2000
 #: "Try this LoRA": a learning run over these weights, rated like any other.
 TRY_WEIGHTS = (0.2, 0.4, 0.6, 0.8, 1.0)
 
+#: A swatch batch compares this many LoRAs at most (a learning run's most values).
+MAX_SWATCH = 10
+
 #: Starts a learning run on (config, parameter key, values); returns "" or why it did not start.
-LearningRunStarter: TypeAlias = "Callable[[PipelineConfig, str, list[float]], str]"
+LearningRunStarter: TypeAlias = "Callable[[PipelineConfig, str, list[float | str]], str]"
 
 
 class CatalogController(QObject):
@@ -50,7 +54,12 @@ class CatalogController(QObject):
     busy_changed = Signal(bool)
     error_changed = Signal(object)  # ErrorInfo | None
     message_changed = Signal(str)
-    learning_run_started = Signal(str)  # the LoRA's display name: "Try this LoRA" is running
+    #: "Try this LoRA" (its display name) or a swatch batch ("3 LoRAs") is running.
+    learning_run_started = Signal(str)
+    #: The LoRAs the Models panel picks (its selection, else what its filter shows) as plain
+    #: (name, weight) pairs: the randomizer's "LoRA from library" axis draws from them.
+    library_loras_changed = Signal(list)
+    MAX_SWATCH = MAX_SWATCH
     #: From the scan's and the hash worker's threads; queued to the Qt thread.
     _progress = Signal(int, int)
     _hashed = Signal()
@@ -77,6 +86,7 @@ class CatalogController(QObject):
         self._get_config: Callable[[], PipelineConfig] | None = None
         self._load_config: Callable[[PipelineConfig], None] | None = None
         self._start_learning_run: LearningRunStarter | None = None
+        self._library_loras: list[tuple[str, float]] = []
         self._watcher = QFileSystemWatcher(self)
         self._watcher.directoryChanged.connect(self._folder_changed)
         self._quiet = QTimer(self)
@@ -143,6 +153,10 @@ class CatalogController(QObject):
                 continue
             out.append(entry)
         return sorted(out, key=lambda e: e.display_name.lower())
+
+    def lora_hashes_for(self, files: Sequence[str]) -> str:
+        """A1111's `Lora hashes` for LoRA files a ComfyUI graph loaded ("" while none is hashed)."""
+        return lora_hashes_for_files(files, self._catalog)
 
     def match(self, prompt: str, checkpoint: str = "") -> list[LoraMatch]:
         if self._matcher is None:
@@ -298,6 +312,18 @@ class CatalogController(QObject):
         self.message_changed.emit(f"Added {entry.display_name} to the prompt.")
         return True
 
+    def use_checkpoint(self, entry: ModelEntry) -> bool:
+        """Make *entry* the Text-to-image model (the name as the server lists it; a folder's
+        file by its file name, which A1111 and ComfyUI both find)."""
+        if self._get_config is None or self._load_config is None:
+            return False
+        name = entry.path if entry.origin else Path(entry.path).name
+        config = self._get_config()
+        txt2img = config.txt2img.model_copy(update={"checkpoint": name})
+        self._load_config(config.model_copy(update={"txt2img": txt2img}))
+        self.message_changed.emit(f"Text to image now uses {entry.display_name}.")
+        return True
+
     def set_learning_run_starter(self, start: LearningRunStarter) -> None:
         """How "Try this LoRA" starts a learning run (the session's learning room)."""
         self._start_learning_run = start
@@ -311,13 +337,59 @@ class CatalogController(QObject):
         config = self._get_config()
         prompt = insert_lora(config.txt2img.prompt, entry, 1.0, triggers)
         base = config.model_copy(update={"txt2img": config.txt2img.model_copy(update={"prompt": prompt})})
-        reason = self._start_learning_run(base, f"lora:{entry.name}", list(TRY_WEIGHTS))
+        reason = self._start_learning_run(base, f"lora:{entry.name}", [*TRY_WEIGHTS])
         if reason:
             self.message_changed.emit(reason)
             return False
         self.message_changed.emit(f"Trying {entry.display_name} at weights 0.2 to 1.0: rate the "
                                   "images in the Learning tab.")
         self.learning_run_started.emit(entry.display_name)
+        return True
+
+    # --- the panel's pick, for the randomizer -------------------------------------------------
+
+    def set_panel_choice(self, selected: Sequence[ModelEntry], shown: Sequence[ModelEntry]) -> None:
+        """What the Models panel picks: its selected LoRAs, or every one its filter shows when
+        none is selected. Each at its preferred weight (1 when it has none)."""
+        chosen = selected or shown
+        loras = [(e.name, e.weight or DEFAULT_WEIGHT) for e in chosen if e.kind is ModelKind.lora]
+        if loras != self._library_loras:
+            self._library_loras = loras
+            self.library_loras_changed.emit(list(loras))
+
+    def library_loras(self) -> list[tuple[str, float]]:
+        return list(self._library_loras)
+
+    @staticmethod
+    def swatch_words(count: int) -> str:
+        """What a swatch batch of *count* LoRAs makes, in words, before it runs."""
+        if count < 2:
+            return "Select two or more LoRAs (Ctrl-click) for a swatch batch."
+        if count > MAX_SWATCH:
+            return f"{count} LoRAs selected: a swatch batch compares {MAX_SWATCH} at most."
+        return (f"Swatch batch: {count} images of your prompt, one per LoRA, all with the same "
+                "seed, to rate side by side.")
+
+    def swatch(self, entries: Sequence[ModelEntry]) -> bool:
+        """A swatch batch: one image per LoRA on the cards' prompt and seed, each LoRA at its
+        preferred weight with its first trigger word; one queue job, rated like any learning
+        run (a style preview). False with a message when it cannot start."""
+        if self._get_config is None or self._start_learning_run is None:
+            self.message_changed.emit("A swatch batch needs the learning room; it is still opening.")
+            return False
+        chosen = list({entry.name: entry for entry in entries}.values())
+        if not 2 <= len(chosen) <= MAX_SWATCH:
+            self.message_changed.emit(self.swatch_words(len(chosen)))
+            return False
+        # What each image adds to the prompt, as "Add to prompt" would add it.
+        values: list[float | str] = [insert_lora("", entry) for entry in chosen]
+        reason = self._start_learning_run(self._get_config(), SWATCH_KEY, values)
+        if reason:
+            self.message_changed.emit(reason)
+            return False
+        self.message_changed.emit(f"Swatch batch of {len(chosen)} LoRAs running: rate the images "
+                                  "in the Learning tab.")
+        self.learning_run_started.emit(f"{len(chosen)} LoRAs")
         return True
 
     # --- errors and lifetime ---------------------------------------------------------------

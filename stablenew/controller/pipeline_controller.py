@@ -89,6 +89,7 @@ class PipelineController(QObject):
     warning_raised = Signal(str)
     run_finished = Signal(object)  # RunFinished | None
     cards_changed = Signal(str)  # the user changed a card field (its path): the window's state moved
+    base_models_changed = Signal()  # the catalog read its checkpoints: a family may differ now
 
     def __init__(self, server: RunServer | None, output_dir: Callable[[], Path], *,
                  log_dir: Path | None = None, parent: QObject | None = None) -> None:
@@ -112,6 +113,7 @@ class PipelineController(QObject):
         self._left_queued: _LeftQueued | None = None  # set as the window closes (keep_queued)
         self._shown = ShownRun(started=0.0)
         self._values_provider: Callable[[], Mapping[str, FieldValue]] | None = None
+        self.base_model_of: Callable[[str], str] = card_fields.no_base_model  # the catalog's, once read
         self._token: CancelToken | None = None
         self._progress = RunProgress()
         self._error: ErrorInfo | None = None
@@ -170,7 +172,7 @@ class PipelineController(QObject):
 
     def build_config(self, values: Mapping[str, FieldValue]) -> cfg.PipelineConfig:
         """A validated PipelineConfig from card values; raises ConfigInvalid in plain words."""
-        return card_fields.build_config(self._config, self._card_passes, values)
+        return card_fields.build_config(self._config, self._card_passes, values, self.base_model_of)
 
     def default_values(self) -> dict[str, FieldValue]:
         return self.values_of(cfg.PipelineConfig())
@@ -188,7 +190,8 @@ class PipelineController(QObject):
         """The cards' values read now (Qt thread), and a builder of `current_config` from them
         for any thread (the variant count builds it on its worker)."""
         values = self._values_provider() if self._values_provider is not None else None
-        return card_fields.config_builder(self._config, self._card_passes, values)
+        return card_fields.config_builder(self._config, self._card_passes, values,
+                                          self.base_model_of)
 
     def load_config(self, config: cfg.PipelineConfig) -> None:
         """Show *config* in the cards (a preset applied, "use these settings", a dropped PNG)."""

@@ -35,7 +35,7 @@ from stablenew.randomizer.card_prompt import card_choices_plan, may_have_choices
 from stablenew.randomizer.counting import wildcard_manager
 from stablenew.randomizer.errors import RandomizerError, TemplateError
 from stablenew.randomizer.plan import Plan, plan
-from stablenew.randomizer.spec import AxisKind, VariationMode, VariationSpec
+from stablenew.randomizer.spec import MAX_AXIS_VALUES, AxisKind, VariationMode, VariationSpec
 from stablenew.storage.paths import AppPaths
 from stablenew.storage.settings import AppSettings, peek_settings
 from stablenew.storage.validation import plain_problems
@@ -49,6 +49,8 @@ log = logging.getLogger("stablenew.controller.randomizer")
 CONFIRM_THRESHOLD = 500
 DEBOUNCE_MS = 150
 PREVIEW_ROWS = 20
+LIBRARY_EMPTY = ("The 'LoRA from library' axis has no LoRAs: select some in the Models tab, or "
+                 "change its filter so it shows some.")
 
 _TEXT_AXES = {AxisKind.checkpoint, AxisKind.sampler, AxisKind.scheduler, AxisKind.lora,
               AxisKind.embedding, AxisKind.negative_embedding, AxisKind.style, AxisKind.size,
@@ -91,6 +93,8 @@ class RandomizerAdapter(QObject):
     wildcards_changed = Signal(object)  # Path | None: the wildcards folder now in use
     #: The exact count for the current settings is known: images (None: they cannot run).
     exact_count_changed = Signal(object)
+    #: The Models tab's pick changed: its LoRAs as "name:weight, …" ("" when it picks none).
+    library_changed = Signal(str)
     _computed = Signal(int, object, object)  # generation, PlanSummary | Exception, Plan | None
 
     def __init__(self, parent: QObject | None = None, *, debounce_ms: int = DEBOUNCE_MS,
@@ -124,6 +128,8 @@ class RandomizerAdapter(QObject):
         self._timer.setInterval(debounce_ms)
         self._timer.timeout.connect(self._start_compute)
         self._computed.connect(self._on_computed)
+        #: The Models tab's pick (name, weight): the values of a "LoRA from library" axis.
+        self._library: list[tuple[str, float]] = []
         self._app = app
         settings = self._app.settings if self._app is not None else peek_settings(AppPaths.default())
         self._use_wildcards(settings.wildcards_path())
@@ -258,9 +264,17 @@ class RandomizerAdapter(QObject):
         self._update(wildcard_weights=weights)
 
     def set_axes(self, rows: list[tuple[str, str]]) -> None:
-        """Axes from the editor: (setting name or dotted path, values as typed)."""
-        axes = []
+        """Axes from the editor: (setting name or dotted path, values as typed). A "LoRA from
+        library" row takes the Models tab's pick, whatever its text says."""
+        axes: list[dict[str, object]] = []
         for name, text in rows:
+            if name == AxisKind.lora_library:
+                problem = self._library_problem()
+                if problem:
+                    self._set_error(problem)
+                    return
+                axes.append(self._library_axis())
+                continue
             if not name or not text.strip():
                 continue
             if name in AxisKind.__members__ and AxisKind(name) in _TEXT_AXES:
@@ -269,6 +283,45 @@ class RandomizerAdapter(QObject):
                 values = text  # numbers and A1111 ranges ("20-40 (+10)") are expanded by the spec
             axes.append({name: values})
         self._update(axes=axes)
+
+    # --- the Models tab's pick (plain data from the controller that owns the catalog) -------
+
+    @property
+    def library_loras(self) -> list[tuple[str, float]]:
+        return list(self._library)
+
+    def library_text(self) -> str:
+        return ", ".join(f"{name}:{weight:g}" for name, weight in self._library)
+
+    def set_library_loras(self, loras: list[tuple[str, float]]) -> None:
+        """The LoRAs picked in the Models tab (its selection, else what its filter shows) as
+        (name, weight): every "LoRA from library" axis draws from them, and is counted again."""
+        library = [(str(name), float(weight)) for name, weight in loras]
+        if library == self._library:
+            return
+        self._library = library
+        self.library_changed.emit(self.library_text())
+        if not any(axis.kind is AxisKind.lora_library for axis in self._spec.axes):
+            return
+        problem = self._library_problem()
+        if problem:
+            self._set_error(problem)
+            return
+        self._update(axes=[self._library_axis() if axis.kind is AxisKind.lora_library
+                           else axis.model_dump() for axis in self._spec.axes])
+
+    def _library_problem(self) -> str:
+        """Why the pick cannot be an axis ("" when it can), said before any work is done."""
+        if not self._library:
+            return LIBRARY_EMPTY
+        if len(self._library) > MAX_AXIS_VALUES:
+            return (f"The Models tab picks {len(self._library)} LoRAs; a 'LoRA from library' axis "
+                    f"takes at most {MAX_AXIS_VALUES}. Select some, or narrow its filter.")
+        return ""
+
+    def _library_axis(self) -> dict[str, object]:
+        return {"kind": AxisKind.lora_library.value,
+                "values": [{"name": name, "weight": weight} for name, weight in self._library]}
 
     def set_spec(self, spec: VariationSpec) -> None:
         """Load a whole spec (a preset or pack); the panel shows its values."""

@@ -39,18 +39,22 @@ class FamilyView:
     defaults: dict[str, FieldValue]
 
 
-def family_view(checkpoint: str, choice: str) -> FamilyView:
-    """The family of *checkpoint* (or the user's *choice*) as the txt2img card shows it."""
+def family_view(checkpoint: str, choice: str, label: str = "") -> FamilyView:
+    """The family of *checkpoint* (or the user's *choice*) as the txt2img card shows it; *label*
+    is the catalog's base model of the checkpoint (from its header), which beats its name."""
     from stablenew.backends.families import ModelFamily, detect_family, profile
 
     try:
-        family = detect_family(checkpoint, choice="" if choice in ("", "auto") else choice)
+        family = detect_family(checkpoint, choice="" if choice in ("", "auto") else choice,
+                               label=label)
     except ValueError:
-        family = detect_family(checkpoint)
+        family = detect_family(checkpoint, label=label)
     prof = profile(family)
     hidden = {path: why for name, why in prof.hidden.items() for path in _FIELD_PATHS.get(name, ())}
     if family is not ModelFamily.flux:
         hidden["txt2img.guidance"] = f"Guidance is for Flux models; {prof.label} uses CFG."
+        for path in ("txt2img.vae", "txt2img.text_encoder", "txt2img.text_encoder_2"):
+            hidden[path] = f"{prof.label} models carry their own VAE and text encoders."
     defaults = {f"txt2img.{name}": value for name, value in prof.defaults_for(checkpoint).items()
                 if name in _CARD_DEFAULTS}
     return FamilyView(prof.label, hidden, defaults)

@@ -23,7 +23,7 @@ from stablenew.controller.tasks import TaskOwner
 from stablenew.controller.window_state import WindowState
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from pathlib import Path
 
     from stablenew.backends.protocol import Backend
@@ -402,6 +402,10 @@ class Session(SessionRooms):
         if self.learning is not None:
             self.learning.on_outputs_removed(paths)
 
+    def _lora_hashes(self, files: Sequence[str]) -> str:
+        """`Lora hashes` for a ComfyUI image, from the Models room's catalog once it is open."""
+        return self.catalog.lora_hashes_for(files) if self.catalog is not None else ""
+
     async def _start_queue(self) -> None:
         from stablenew.cluster.machinery import RunMachinery
 
@@ -410,7 +414,8 @@ class Session(SessionRooms):
         machinery = RunMachinery(lambda: self.app.output_dir, log_dir=self.app.paths.log_dir,
                                  record_hooks=(self._queue_record,),
                                  on_outputs_removed=self._outputs_removed,
-                                 prompt_step=await self._prompt_step())
+                                 prompt_step=await self._prompt_step(),
+                                 lora_hashes=self._lora_hashes)
         queue = self.queue
         if queue is None:
             return

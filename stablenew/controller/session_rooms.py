@@ -46,6 +46,7 @@ class SessionRooms(QObject):
     queue: QueueController | None
     nodes: NodesController | None
     catalog: CatalogController | None
+    randomizer: RandomizerAdapter | None
     taste: TasteController | None
     trending: TrendingController | None
     funnel: FunnelController | None
@@ -138,6 +139,7 @@ class SessionRooms(QObject):
                 lambda bias: adapter.set_wildcard_weights(
                     {name: dict(weights) for name, weights in bias.wildcard_weights.items()}))
         self.pipeline.run_finished.connect(lambda event: self._measured_speed(adapter, event))
+        self._share_library_loras(self.catalog, adapter)
         return adapter
 
     def _measured_speed(self, adapter: RandomizerAdapter, event: RunFinished | None) -> None:
@@ -171,9 +173,20 @@ class SessionRooms(QObject):
         for name, loras in nodes.lora_lists().items():
             catalog.set_node_loras(name, loras)
 
-    def _start_learning_run(self, config: PipelineConfig, parameter: str, values: list[float]
-                            ) -> str:
-        """"Try this LoRA" from Models: a learning run; "" when it started, else why not."""
+    @staticmethod
+    def _share_library_loras(catalog: CatalogController | None,
+                             randomizer: RandomizerAdapter | None) -> None:
+        """The Models panel's pick feeds the randomizer's "LoRA from library" axis, as plain
+        (name, weight) pairs: the two rooms never import each other."""
+        if catalog is None or randomizer is None:
+            return
+        catalog.library_loras_changed.connect(randomizer.set_library_loras)
+        randomizer.set_library_loras(catalog.library_loras())
+
+    def _start_learning_run(self, config: PipelineConfig, parameter: str,
+                            values: list[float | str]) -> str:
+        """"Try this LoRA" or a swatch batch from Models: a learning run; "" when it started,
+        else why not."""
         learning = self.learning
         if learning is None:
             return "The learning room is still opening; try again in a moment."
@@ -189,7 +202,11 @@ class SessionRooms(QObject):
         catalog.set_prompt_target(self.pipeline.current_config, self.pipeline.load_config)
         catalog.set_learning_run_starter(self._start_learning_run)
         self._share_node_loras(self.nodes, catalog)
+        self._share_library_loras(catalog, self.randomizer)
         catalog.error_changed.connect(self._forward_error)
+        # A checkpoint's family from its header beats its name (card, scheduler, backends).
+        self.pipeline.base_model_of = lambda name: catalog.catalog.checkpoint_base(name).value
+        catalog.entries_changed.connect(self.pipeline.base_models_changed)
 
         def server_listed(caps: Capabilities | None) -> None:
             # The window's server: its LoRA list marks what is available where Run goes.

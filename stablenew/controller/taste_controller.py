@@ -81,6 +81,7 @@ class TasteController(QObject):
     recommendation_changed = Signal(object)  # list[PresetValue]
     choice_recorded = Signal(object)  # Choice
     queued = Signal(str)  # what was queued, in words
+    packs_changed = Signal(object)  # list[str]: the packs with images ("": images without one)
     error_changed = Signal(object)  # ErrorInfo | None
 
     def __init__(self, store: str | Path | LearningStore | None = None, *,
@@ -95,6 +96,7 @@ class TasteController(QObject):
         self._learning = learning
         self._rng = random.Random(seed)
         self._pack: str | None = None
+        self._packs: list[str] = []
         self._pair: PairShown | None = None
         self._suggestion: NextExperiment | None = None
         self._recommendation: list[PresetValue] = []
@@ -110,6 +112,11 @@ class TasteController(QObject):
     @property
     def pack(self) -> str | None:
         return self._pack
+
+    @property
+    def packs(self) -> list[str]:
+        """The packs there are images of, the choices besides all packs together."""
+        return self._packs
 
     @property
     def pair(self) -> PairShown | None:
@@ -218,11 +225,14 @@ class TasteController(QObject):
             while True:
                 self._refresh_again = False
                 pack = self._pack
-                suggestion, values = await self._worker.call(_suggest, pack)
+                suggestion, values, packs = await self._worker.call(_suggest, pack)
                 if not self._refresh_again:
                     break
         finally:
             self._refreshing = False
+        if packs != self._packs:
+            self._packs = packs
+            self.packs_changed.emit(packs)
         self._suggestion = suggestion
         self._recommendation = values
         self.suggestion_changed.emit(suggestion)
@@ -284,7 +294,9 @@ def _unreadable_of(pair: ImagePair) -> set[int]:
     return bad
 
 
-def _suggest(store: LearningStore, pack: str | None) -> tuple[NextExperiment, list[PresetValue]]:
-    """On the store thread: fit the pack's model, then what to try next and what to keep."""
+def _suggest(store: LearningStore, pack: str | None
+             ) -> tuple[NextExperiment, list[PresetValue], list[str]]:
+    """On the store thread: fit the pack's model, then what to try next and what to keep, and
+    the packs there are to choose from."""
     model = fit_taste(store, pack)
-    return next_experiment(model), recommended_values(model)
+    return next_experiment(model), recommended_values(model), store.packs()

@@ -170,6 +170,9 @@ class MainWindow(QMainWindow):
         self.pipeline_panel.bind(pipeline)
         self.viewer.bind(gallery)
         self.gallery_panel.bind(gallery)
+        self.pipeline_panel.gallery_selection = lambda: [
+            str(item.path) for key in self.gallery_panel.selected_keys()
+            if (item := gallery.item(key)) is not None]
         # --- bindings: views → controllers ---
         self.viewer.sidebar.use_settings.connect(pipeline.load_from_image)
         connect_prompt_assist(self, session)

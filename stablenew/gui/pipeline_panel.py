@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 from PySide6.QtCore import Qt, Signal
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from stablenew.controller.field_spec import FieldSpec, FieldValue
 from stablenew.gui.cards.editors import FieldEditor
+from stablenew.gui.cards.references_section import MAX_UNITS as MAX_REFERENCES
 from stablenew.gui.cards.references_section import ReferencesSection
 from stablenew.gui.cards.stage_card import CollapsibleSection, FieldGrid, StageCard
 
@@ -31,6 +32,10 @@ CARD_TITLES = {
     "adetailer": ("ADetailer", "fix faces and hands"),
     "upscale": ("Upscale", "enlarge the result"),
 }
+
+
+_FLUX_ONLY = frozenset({"txt2img.guidance", "txt2img.vae", "txt2img.text_encoder",
+                        "txt2img.text_encoder_2"})
 
 
 class PipelinePanel(QScrollArea):
@@ -56,6 +61,8 @@ class PipelinePanel(QScrollArea):
         self.cards: dict[str, StageCard] = {}
         self.references: dict[str, ReferencesSection] = {}
         self.references_controller: ReferencesController | None = None
+        #: The image files selected in the gallery, for "From gallery" (set by the window).
+        self.gallery_selection: Callable[[], list[str]] = list
         self._family_hidden: dict[str, str] = {}
         self._loading = False  # set_values at work: one values_changed at its end
         inner = QWidget()
@@ -119,6 +126,7 @@ class PipelinePanel(QScrollArea):
         self.set_values(controller.values_of(controller.config))
         controller.config_loaded.connect(self.set_values)
         self.values_changed.connect(controller.cards_changed)
+        controller.base_models_changed.connect(self._family_changed)
         self._bind_references()
         self._family_changed()
 
@@ -133,9 +141,22 @@ class PipelinePanel(QScrollArea):
             section.kinds = kinds
             section.file_chosen.connect(refs.add_file)
             section.image_pasted.connect(refs.add_bytes)
+            section.gallery_requested.connect(self._from_gallery)
         refs.reference_added.connect(lambda stage, settings, thumb:
                                      self.references[stage].add_unit(settings, thumb))
         refs.reference_failed.connect(lambda stage, text: self.references[stage].show_error(text))
+
+    def _from_gallery(self, stage: str) -> None:
+        section = self.references[stage]
+        paths = self.gallery_selection()
+        if not paths:
+            section.show_error("Select a picture in the gallery first, then press From gallery.")
+            return
+        refs = self.references_controller
+        if refs is None:
+            return  # not bound yet: no card can take a picture
+        for path in paths[: MAX_REFERENCES - len(section.rows)]:
+            refs.add_file(stage, path)
 
     def _family_changed(self, *_args: object) -> None:
         """Hide the fields the model's family does not use and say why."""
@@ -147,7 +168,9 @@ class PipelinePanel(QScrollArea):
         choice = self.editors.get("txt2img.family")
         if checkpoint is None or choice is None:
             return
-        view = family_view(str(checkpoint.value() or ""), str(choice.value() or ""))
+        name = str(checkpoint.value() or "")
+        label = self.controller.base_model_of(name) if self.controller is not None else ""
+        view = family_view(name, str(choice.value() or ""), label)
         label, hidden = view.label, view.hidden
         for grid in self.findChildren(FieldGrid):
             grid.hide_fields(hidden)  # the other fields close up: no hole where one was
@@ -156,7 +179,8 @@ class PipelinePanel(QScrollArea):
         if section is not None:  # the refiner's switch heads its section: hide them together
             section.setVisible("txt2img.refiner.enabled" not in hidden)
         self._family_hidden = dict(hidden)
-        reasons = list(dict.fromkeys(why for path, why in hidden.items() if path != "txt2img.guidance"))
+        # Flux-only fields hidden for other families go without a word (nothing is missing).
+        reasons = list(dict.fromkeys(why for path, why in hidden.items() if path not in _FLUX_ONLY))
         self.family_note.setText(f"{label}: {' '.join(reasons)}" if reasons else "")
         self.family_note.setVisible(bool(reasons))
         # Offered once a model or family is chosen, while the card differs from its defaults.

@@ -23,6 +23,9 @@ from stablenew.pipeline.config import PipelineConfig
 Value = int | float | str
 
 LORA_PREFIX = "lora:"
+#: A swatch: one image per LoRA on one prompt and seed (a style preview). Each value is what
+#: that image adds to the prompt: its `<lora:name:weight>` and trigger words.
+SWATCH_KEY = "lora_swatch"
 # A1111 prompt syntax for a LoRA: <lora:name:weight> (weight optional, defaults to 1).
 _LORA_RE = re.compile(r"<lora:([^:>]+)(?::([-+]?\d*\.?\d+))?(?::[^>]*)?>", re.IGNORECASE)
 
@@ -59,6 +62,9 @@ class Parameter:
         if self.key.startswith(LORA_PREFIX):
             weights = lora_weights(config.txt2img.prompt)
             return weights.get(self.key[len(LORA_PREFIX):])
+        if self.key == SWATCH_KEY:
+            # A swatch image is told by its cell; its record keeps each LoRA's weight anyway.
+            return None
         if self.reader is not None:
             return self.reader(config)
         return _get(config, self.path)
@@ -75,6 +81,8 @@ class Parameter:
         if self.key.startswith(LORA_PREFIX):
             prompt = set_lora_weight(config.txt2img.prompt, self.key[len(LORA_PREFIX):], float(value))
             changes["txt2img.prompt"] = prompt
+        elif self.key == SWATCH_KEY:
+            changes["txt2img.prompt"] = add_to_prompt(config.txt2img.prompt, str(value))
         else:
             changes[self.path] = value
         return config.with_changes(changes)
@@ -85,6 +93,9 @@ class Parameter:
             text = str(value).strip()
             if self.key != "checkpoint" and not text:
                 raise PlanInvalid(f"{self.label}: an empty value cannot be compared.")
+            if self.key == SWATCH_KEY and not lora_weights(text):
+                raise PlanInvalid(f"'{text}' names no LoRA; each image of a swatch adds one "
+                                  "as <lora:name:weight>.")
             return text
         try:
             number = float(value)
@@ -122,6 +133,8 @@ class Parameter:
         """A value in plain words: "30 steps", "CFG 7", "Sampler DPM++ 2M"."""
         if self.key == "checkpoint" and not text:
             return "the server's current model"
+        if self.key == SWATCH_KEY:
+            return " + ".join(f"{name} {format_number(w)}" for name, w in lora_weights(text).items())
         if self.unit:
             return f"{text} {self.unit}"
         return f"{self.label} {text}"
@@ -206,6 +219,20 @@ def set_lora_weight(prompt: str, name: str, weight: float) -> str:
     return prompt
 
 
+def add_to_prompt(prompt: str, fragment: str) -> str:
+    """*prompt* with a fragment's trigger words (those not in it yet) and its LoRAs added; a
+    LoRA the prompt names already takes the fragment's weight instead of a second copy.
+    "a city" + "neonstyle, <lora:neon:0.7>" gives "a city, neonstyle, <lora:neon:0.7>"."""
+    words = [w.strip() for w in _LORA_RE.sub("", fragment).split(",") if w.strip()]
+    lowered = prompt.lower()
+    new = [w for w in words
+           if not re.search(rf"(?<![\w]){re.escape(w.lower())}(?![\w])", lowered)]
+    text = ", ".join(([prompt.rstrip(" ,")] if prompt.strip(" ,") else []) + new)
+    for name, weight in lora_weights(fragment).items():
+        text = set_lora_weight(text, name, weight)
+    return text
+
+
 def _family_of(config: PipelineConfig) -> str:
     """The family the image was made with: the user's choice, else what the model's name says."""
     from stablenew.backends.families import detect_family
@@ -242,6 +269,8 @@ _FIXED: tuple[Parameter, ...] = (
 )
 
 PARAMETERS: dict[str, Parameter] = {p.key: p for p in _FIXED}
+#: Not among PARAMETERS: its values come from the Models room, not typed in the plan builder.
+SWATCH = Parameter(SWATCH_KEY, "LoRA swatch", str, ())
 LORA_SUGGESTED: tuple[float, ...] = (0.4, 0.6, 0.8, 1.0)
 
 
@@ -259,6 +288,8 @@ def get_parameter(key: str) -> Parameter:
     """The parameter for a stored key; LoRA weights are "lora:<name>"."""
     if key.startswith(LORA_PREFIX):
         return lora_parameter(key[len(LORA_PREFIX):])
+    if key == SWATCH_KEY:
+        return SWATCH
     try:
         return PARAMETERS[key]
     except KeyError:

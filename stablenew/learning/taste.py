@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 MAX_BINS = 5  # numeric settings with more distinct values are grouped into this many bins
 PRIOR_SD = 1.0  # stars: the effect of one bin before any evidence
+# Neighbouring bins of a numeric setting are alike a priori: their correlation falls to 0.6
+# one bin apart and 0.14 two apart, and OWN_SHARE of a bin's prior variance is its own.
+NEIGHBOUR_BINS = 1.0
+OWN_SHARE = 0.2
 CHOICE_SCALE = 0.6  # stars: a score difference of this size wins a choice 73 % of the time
 SAME_SD = 0.5  # stars: how close two images called "the same" are
 TAG_PENALTY = 0.5  # stars off a rating per complaint tag (at most two count)
@@ -144,7 +148,7 @@ def fit_inputs(inputs: TasteInputs, pack: str | None = None, *, seed: int = 0) -
             column = lookup.get((key, value))
             if column is not None:
                 x[row, column] = 1.0
-    mean, cov = _fit(x, images, rated, choices)
+    mean, cov = _fit(x, images, rated, choices, _prior_precision(bins))
     evidence = x[rated].sum(axis=0)
     for w, lo, _same in choices:
         evidence += np.abs(x[w] - x[lo]) > 0
@@ -194,8 +198,26 @@ def _group_by_count(ordered: list[str], counts: dict[str, int]) -> list[list[str
     return groups
 
 
+def _prior_precision(bins: list[Bin]) -> np.ndarray:
+    """The inverse of the prior covariance of the bin effects: independent settings, and
+    within a numeric setting neighbouring bins alike (CFG 8.5 is more like 10 than 4 is), so
+    ratings of one value say something about the values next to it."""
+    precision = np.zeros((len(bins), len(bins)))
+    for key in dict.fromkeys(b.parameter for b in bins):
+        idx = [i for i, b in enumerate(bins) if b.parameter == key]
+        if get_parameter(key).numeric:
+            steps = np.subtract.outer(np.arange(len(idx)), np.arange(len(idx))) / NEIGHBOUR_BINS
+            cov = PRIOR_SD ** 2 * (np.exp(-0.5 * steps ** 2) * (1 - OWN_SHARE)
+                                   + np.eye(len(idx)) * OWN_SHARE)
+        else:
+            cov = np.eye(len(idx)) * PRIOR_SD ** 2
+        precision[np.ix_(idx, idx)] = np.linalg.inv(cov)
+    return precision
+
+
 def _fit(x: np.ndarray, images: list[Any], rated: list[int],
-         choices: list[tuple[int, int, bool]]) -> tuple[np.ndarray, np.ndarray]:
+         choices: list[tuple[int, int, bool]], prior: np.ndarray
+         ) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mode and covariance of the bin effects (Laplace approximation)."""
     dims = x.shape[1]
     ratings = np.array([_adjusted(images[i]) for i in rated], dtype=float)
@@ -208,7 +230,7 @@ def _fit(x: np.ndarray, images: list[Any], rated: list[int],
     d_tie = np.array([x[a] - x[b] for a, b in ties]).reshape(len(ties), dims)
     beta = np.zeros(dims)
     for _round in range(2):  # the second round uses the noise left after the first
-        fixed = (np.eye(dims) / PRIOR_SD ** 2 + xr.T @ xr / noise
+        fixed = (prior + xr.T @ xr / noise
                  + d_tie.T @ d_tie / SAME_SD ** 2)
         target = xr.T @ y / noise
         for _step in range(25):

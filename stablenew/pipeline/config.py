@@ -176,6 +176,15 @@ class Txt2ImgSettings(_Section):
                              description="How many batches to make one after another.")
     clip_skip: int = Field(1, ge=1, le=12, title="Clip skip",
                            description="Skip the last CLIP layers; 2 suits many anime models.")
+    # Flux loads its VAE and two text encoders apart (Forge: "VAE / Text Encoder").
+    vae: str = Field("", title="VAE", description="Flux only: the VAE file (empty: the usual "
+                                                  "one, ae.safetensors).")
+    text_encoder: str = Field("", title="Text encoder (CLIP-L)",
+                              description="Flux only: the CLIP-L text encoder file (empty: the "
+                                          "usual one).")
+    text_encoder_2: str = Field("", title="Text encoder (T5)",
+                                description="Flux only: the T5-XXL text encoder file (empty: "
+                                            "the usual one; an fp8 one needs less memory).")
     hires: HiresSettings = Field(default_factory=HiresSettings)
     refiner: RefinerSettings = Field(default_factory=RefinerSettings)
     references: list[ReferenceSettings] = Field(default_factory=list, max_length=MAX_REFERENCES,

@@ -51,7 +51,8 @@ def _fmt(value: Any) -> Any:
 
 
 def build_infotext(config: PipelineConfig, seed: int, stages: Sequence[str], *,
-                   size: tuple[int, int] | None = None, ran: RanWith | None = None) -> str:
+                   size: tuple[int, int] | None = None, ran: RanWith | None = None,
+                   lora_hashes: str = "") -> str:
     """The infotext A1111 would write for this chain: the base generation's values first,
     then hires, refiner, ADetailer and upscale keys, as A1111 and its extensions name them.
 
@@ -106,6 +107,8 @@ def build_infotext(config: PipelineConfig, seed: int, stages: Sequence[str], *,
         params.update({"Steps": t.steps, "Sampler": sampler or t.sampler,
                        "Schedule type": t.scheduler, "CFG scale": t.cfg_scale, "Seed": seed,
                        "Size": f"{width}x{height}", **model})
+    # After hires and refiner, before extensions' keys: where A1111 writes it.
+    params["Lora hashes"] = lora_hashes or None
     if chain and chain[0] in (StageName.txt2img, StageName.img2img):
         params.update(family_params(config))
         refs = config.txt2img.references if chain[0] is StageName.txt2img else config.img2img.references
@@ -173,7 +176,7 @@ def stage_prompt(config: PipelineConfig, stage: StageName) -> str:
 
 def describe_image(config: PipelineConfig, seed: int, stages: Sequence[str],
                    reports: dict[str, StageReport], *, size: tuple[int, int] | None = None,
-                   ) -> str:
+                   lora_hashes: str = "") -> str:
     """The infotext of an image that went through *stages*, each stage told by its own
     server report, so an image says what ran, not what was asked.
 
@@ -182,7 +185,8 @@ def describe_image(config: PipelineConfig, seed: int, stages: Sequence[str],
     each later stage adds its keys from its own report: img2img's sampling under
     "Img2img …", ADetailer's keys as ADetailer wrote them, the upscaler as the extras
     answer names it. A server that writes no infotext (ComfyUI) is described from the
-    config and what it reported running (the checkpoint it loaded).
+    config and what it reported running (the checkpoint it loaded), with *lora_hashes* (the
+    `Lora hashes` of the LoRAs it loaded) where A1111 puts them.
     """
     chain = [StageName(s) for s in stages]
     if not chain:
@@ -191,7 +195,8 @@ def describe_image(config: PipelineConfig, seed: int, stages: Sequence[str],
     base = reports.get(first.value) or StageReport()
     if first is StageName.upscale or not server_infotext_matches(
             base.infotext, stage_prompt(config, first), seed):
-        return build_infotext(config, seed, stages, size=size, ran=first_ran(chain, reports))
+        return build_infotext(config, seed, stages, size=size, ran=first_ran(chain, reports),
+                              lora_hashes=lora_hashes)
     text = base.infotext.strip()
     known = parse_infotext(text)
     extra: dict[str, Any] = {}

@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
     from stablenew.pipeline.runner import PipelineRunner
 
 log = logging.getLogger("stablenew.pipeline.runner")
+
+#: A1111's `Lora hashes` text ("name: autov3, …"; "" when none is known) for the LoRA files a
+#: server loaded without writing the hashes itself (ComfyUI): the catalog's, passed down as a
+#: plain function so this room never imports it.
+LoraHashes = Callable[[Sequence[str]], str]
 
 #: Finished images being written at once; more would only queue up behind the disk.
 MAX_PENDING_SAVES = 4
@@ -188,6 +194,7 @@ class RunSaving:
         try:
             asked = self._config_for(image.seed)
             config, changed = as_ran(asked, image)
+            hashes = self._lora_hashes(image)
             name = outputs.image_file_name(config.txt2img.prompt, image.index, image.seed,
                                            prefix=self.name_prefix)
             if image.incomplete:
@@ -198,7 +205,7 @@ class RunSaving:
             started = time.monotonic()
             try:
                 path, thumb = await asyncio.get_running_loop().run_in_executor(
-                    _save_pool(), self._write, image, config, changed, name, created)
+                    _save_pool(), self._write, image, config, changed, name, created, hashes)
             except FolderFailed as exc:
                 # Every image would fail the same way: stop instead of burning the GPU.
                 error = RunError(f"The output folder under {self.runner.output_root} cannot be "
@@ -246,15 +253,30 @@ class RunSaving:
         finally:
             self.save_slots.release()
 
+    def _lora_hashes(self, image: RunImage) -> str:
+        """`Lora hashes` for the LoRAs the first stage's server loaded, when it names them
+        and the runner knows their hashes (on the loop's thread: the lookup is the caller's)."""
+        from stablenew.pipeline import infotext_write as it  # its own start-up cost: only when saving
+
+        lookup = self.runner.lora_hashes
+        ran = it.first_ran([StageName(s) for s in image.chain], image.reports)
+        if lookup is None or ran is None or not ran.loras:
+            return ""
+        try:
+            return lookup(ran.loras)
+        except Exception:  # noqa: BLE001 - the image is saved without the hashes, not lost
+            log.exception("Lora hashes for %s failed", ran.loras)
+            return ""
+
     def _write(self, image: RunImage, config: PipelineConfig, asked: dict[str, Any], name: str,
-               created: float) -> tuple[Path, Path | None]:
+               created: float, lora_hashes: str = "") -> tuple[Path, Path | None]:
         """Blocking: describe the image from its stages' reports, write the PNG (making the
         run's folder with the first one), then the thumbnail (worker thread)."""
         from stablenew.pipeline import infotext_write as it  # its own start-up cost: only when saving
         path = self._ensure_folder() / name
         first = image.size if StageName.txt2img.value not in image.chain else None
         parameters = it.describe_image(config, image.seed, image.chain, image.reports,
-                                       size=first)
+                                       size=first, lora_hashes=lora_hashes)
         if image.incomplete:
             parameters += f", Incomplete: {it.quote(image.incomplete)}"
         if image.stopped_before:

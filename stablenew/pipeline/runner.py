@@ -42,6 +42,7 @@ from stablenew.pipeline.records import ImageRecord, RunTags
 from stablenew.pipeline.run_result import PromptStep, RunResult, run_outcome
 from stablenew.pipeline.run_saving import (
     MAX_PENDING_SAVES,
+    LoraHashes,
     RunImage,
     RunSaving,
     keep_until_done,
@@ -72,8 +73,11 @@ class PipelineRunner:
 
     def __init__(self, output_root: Path, *, record_hooks: Sequence[RecordHook] = (),
                  log_dir: Path | None = None, thumbnails: bool = True,
-                 node_name: str | None = None, prompt_step: PromptStep | None = None) -> None:
+                 node_name: str | None = None, prompt_step: PromptStep | None = None,
+                 lora_hashes: LoraHashes | None = None) -> None:
         self.output_root = Path(output_root)
+        #: The catalog's `Lora hashes` for servers that do not write them (ComfyUI).
+        self.lora_hashes = lora_hashes
         #: Runs before each config's first stage (the local-LLM enhance step): every path that
         #: runs work (Run, batches, learning runs, `stablenew run`) goes through this runner.
         self.prompt_step = prompt_step

@@ -71,7 +71,9 @@ def sampling(config: PipelineConfig, seed: int, *, size: tuple[int, int] | None 
     t = config.txt2img
     width, height = size or (t.width, t.height)
     family: dict[str, Any] = {"family": "" if t.family == "auto" else t.family.value,
-                              "guidance": t.guidance}
+                              "guidance": t.guidance, "vae": t.vae,
+                              "text_encoders": tuple(e for e in (t.text_encoder,
+                                                                 t.text_encoder_2) if e)}
     if stage is StageName.img2img:
         i = config.img2img
         return bt.Sampling(

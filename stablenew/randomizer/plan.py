@@ -306,7 +306,7 @@ def apply_axes(axes: list[Axis], choices: tuple[int | None, ...], positive: str,
         elif kind in AXIS_PATHS:
             for path in AXIS_PATHS[kind]:
                 changes[path] = value
-        elif kind is AxisKind.lora:
+        elif kind in (AxisKind.lora, AxisKind.lora_library):
             assert isinstance(value, LoraValue)
             if value.tag:
                 extras.append(value.tag)

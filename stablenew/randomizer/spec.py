@@ -59,6 +59,8 @@ class AxisKind(StrEnum):
     hires_scale = "hires_scale"
     hires_denoise = "hires_denoise"
     lora = "lora"
+    #: LoRAs picked in the Models tab (its selection or filter), handed over as names + weights.
+    lora_library = "lora_library"
     embedding = "embedding"
     negative_embedding = "negative_embedding"
     style = "style"
@@ -92,6 +94,7 @@ AXIS_TITLES: dict[AxisKind, str] = {
     AxisKind.hires_scale: "Hires scale",
     AxisKind.hires_denoise: "Hires denoise",
     AxisKind.lora: "LoRA",
+    AxisKind.lora_library: "LoRA from library",
     AxisKind.embedding: "Embedding",
     AxisKind.negative_embedding: "Negative embedding",
     AxisKind.style: "Style",
@@ -167,7 +170,7 @@ class Axis(BaseModel):
         values = list(self.values)
         if self.kind in _NUMERIC or self.path is not None:
             values = expand_ranges(values)
-        if self.kind is AxisKind.lora:
+        if self.kind in (AxisKind.lora, AxisKind.lora_library):
             values = [_lora(v) for v in values]
         elif self.kind is AxisKind.family:
             values = [_family(v) for v in values]

@@ -105,3 +105,26 @@ async def test_a_node_without_the_extension_probes_with_no_controlnet_models(fak
     async with client(fake_sdwebui) as backend:
         caps = await backend.probe()
     assert caps.controlnet_models == ()
+
+
+@pytest.mark.parametrize("fake_sdwebui", [WITH_CN], indirect=True)
+async def test_a_face_reference_without_insightface_is_refused_before_sending(fake_sdwebui):
+    # The extension lists its InsightFace preprocessors only when insightface is there; the
+    # CLIP ones alone would take the face as a style and lose it without an error.
+    fake_sdwebui.controlnet_modules = tuple(m for m in fake_sdwebui.controlnet_modules
+                                            if "face_id" not in m)
+    face = ReferenceUnit(png(24, 24), ReferenceKind.ip_face, strength=0.6)
+    async with client(fake_sdwebui) as backend:
+        with pytest.raises(MissingResource) as caught:
+            await backend.txt2img(Txt2ImgJob(sampling(checkpoint="dreamshaper_8"), task_id="cn-f",
+                                             references=(face,)))
+        assert fake_sdwebui.requests_to("/sdapi/v1/txt2img") == []
+        assert caught.value.message.startswith(
+            f"Node '127.0.0.1:{fake_sdwebui.port}' cannot use a face as a reference: its "
+            "ControlNet has no InsightFace preprocessor. Install insightface")
+        # A style reference needs no InsightFace: the same node takes it.
+        style = ReferenceUnit(png(24, 24), ReferenceKind.ip_style, strength=0.6)
+        result = await backend.txt2img(Txt2ImgJob(sampling(checkpoint="dreamshaper_8"),
+                                                  task_id="cn-s", references=(style,)))
+    args = fake_sdwebui.requests_to("/sdapi/v1/txt2img")[0].payload["alwayson_scripts"]["controlnet"]["args"]
+    assert args[0]["module"] == "ip-adapter-auto" and "ControlNet 0:" in result.images[0].infotext

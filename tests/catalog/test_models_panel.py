@@ -181,3 +181,32 @@ def test_try_this_lora_starts_a_learning_run_over_its_weight(qtbot, setup):
     assert "rate the images in the Learning tab" in panel.status.text()
     qtbot.mouseClick(panel.try_button, Qt.MouseButton.LeftButton)
     assert panel.status.text() == "A learning run is already going; wait for it or stop it."
+
+
+def test_checkpoints_show_in_the_same_grid_and_one_click_makes_it_the_model(qtbot, setup):
+    """Models lists checkpoints too (the issue's "LoRAs and checkpoints"): the folder's file
+    and the server's own list, by family; "Use this model" sets the Text-to-image model."""
+    panel, controller, cards, _loras = setup
+    controller.list_server("gpu1", "http://127.0.0.1:9", "a1111",
+                           ("SD15/dreamshaper_8.safetensors", "flux1-dev-fp8.safetensors"))
+    qtbot.waitUntil(lambda: len(controller.entries("checkpoint")) == 3, timeout=WAIT_MS)
+    panel.kind.setCurrentIndex(panel.kind.findData("checkpoint"))
+    assert sorted(e.name for e in panel.model.rows) == ["dreamshaper_8", "flux1-dev-fp8",
+                                                         "juggernautXL"]
+    assert panel.swatch_button.isHidden() and panel.try_button.isHidden()
+    assert panel.add_button.text() == "Use this model"
+    panel.family.setCurrentIndex(panel.family.findData("Flux"))
+    assert [e.name for e in panel.model.rows] == ["flux1-dev-fp8"]
+    _click(qtbot, panel, "flux1-dev-fp8")
+    assert "Flux" in panel.details.text() and "gpu1" in panel.details.text()
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    assert cards.config.txt2img.checkpoint == "flux1-dev-fp8.safetensors"
+    # A folder's own file goes by its file name, which both kinds of server find.
+    panel.family.setCurrentIndex(0)
+    _click(qtbot, panel, "juggernautXL")
+    qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
+    assert cards.config.txt2img.checkpoint == "juggernautXL.safetensors"
+    # Back to LoRAs: their actions return.
+    panel.kind.setCurrentIndex(panel.kind.findData("lora"))
+    assert [e.name for e in panel.model.rows] == ["mira", "neon", "plain"]
+    assert not panel.try_button.isHidden() and panel.add_button.text() == "Add to prompt"

@@ -219,6 +219,9 @@ class FakeSDWebUI(ServesItself):
         #: None means the ControlNet extension is not installed; else its model_list titles.
         self.controlnet_models = None if controlnet_models is None else tuple(controlnet_models)
         self.controlnet_modules = CONTROLNET_MODULES
+        #: Forge's VAE and text-encoder files (`/sdapi/v1/sd-modules`).
+        self.sd_modules = ("ae.safetensors", "clip_l.safetensors", "t5xxl_fp16.safetensors",
+                           "t5xxl_fp8_e4m3fn.safetensors")
         #: The extension raises inside its script (a preprocessor crashed): A1111 logs it and
         #: returns the image without any control.
         self.controlnet_crashes = False
@@ -580,8 +583,13 @@ class FakeSDWebUI(ServesItself):
 
     async def _sd_modules(self, request: web.Request) -> web.Response:
         self._record(request.path, None)
-        return web.json_response([{"model_name": "ae.safetensors", "filename": "ae.safetensors"},
-                                  {"model_name": "clip_l.safetensors", "filename": "clip_l.safetensors"}])
+        # As Forge's `get_sd_modules`: the file name, and its full path under models/VAE or
+        # models/text_encoder.
+        folders = {"ae.safetensors": "VAE"}
+        return web.json_response([
+            {"model_name": name,
+             "filename": f"C:\\webui\\models\\{folders.get(name, 'text_encoder')}\\{name}"}
+            for name in self.sd_modules])
 
     async def _sdnext_version(self, request: web.Request) -> web.Response:
         self._record(request.path, None)

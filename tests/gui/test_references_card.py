@@ -131,6 +131,38 @@ def test_the_model_is_picked_from_what_the_node_has(qtbot, window_for, fake_sdwe
     assert config.txt2img.references[0].model == ""
 
 
+@pytest.mark.parametrize("fake_sdwebui_thread", [{"step_ms": 5.0}], indirect=True)
+def test_a_picture_from_the_gallery_becomes_a_reference(qtbot, window_for, fake_sdwebui_thread):
+    import hashlib
+
+    window = window_for(fake_sdwebui_thread.url)
+    panel, gallery_panel = window.pipeline_panel, window.gallery_panel
+    section = panel.references["img2img"]
+    # Nothing selected yet: the button says what to do instead of doing nothing.
+    qtbot.mouseClick(section.gallery_button, Qt.MouseButton.LeftButton)
+    assert section.error.text() == "Select a picture in the gallery first, then press From gallery."
+    assert section.rows == []
+
+    panel.editor("txt2img.prompt").set_value("a lighthouse at dusk")
+    panel.editor("txt2img.batch_count").set_value(1)
+    qtbot.mouseClick(window.commands.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.session.pipeline.state == "idle"
+                    and gallery_panel.model.rowCount() >= 1, timeout=15000)
+    view = gallery_panel.view
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton,
+                     pos=view.visualRect(gallery_panel.model.index(0)).center())
+    qtbot.waitUntil(lambda: len(gallery_panel.selected_keys()) == 1, timeout=3000)
+    made = window.session.gallery.item(gallery_panel.selected_keys()[0]).path
+
+    qtbot.mouseClick(section.gallery_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(section.rows) == 1, timeout=5000)
+    assert section.error.isHidden()
+    config = window.session.pipeline.build_config(panel.values())
+    (ref,) = config.img2img.references
+    assert ref.sha256 == hashlib.sha256(made.read_bytes()).hexdigest()
+    assert Path(ref.image).read_bytes() == made.read_bytes() and Path(ref.image) != made
+
+
 def _cells(panel, paths):
     """Each field's (row, column) in its card's grid."""
     from stablenew.gui.cards.stage_card import FieldGrid

@@ -88,7 +88,21 @@ def test_insights_and_recommend_print_json_for_scripts(tmp_path, capsys):
     assert data["preset"] == {"txt2img": {"steps": int(data["changes"][0]["value"])}}
 
     assert main(["learning", "--db", str(db), "recommend", "--pack", "Nothing", "--json"]) == 1
-    assert json.loads(capsys.readouterr().out)["changes"] == []
+    printed = capsys.readouterr()
+    assert printed.out == "" and "no images of a pack named 'Nothing'" in printed.err
+
+
+def test_a_misspelt_pack_is_refused_with_the_packs_there_are(tmp_path, capsys):
+    db = tmp_path / "db.sqlite"
+    with LearningStore(db) as store:
+        store.add_records(synthetic_records(40, packs=("Portraits", "")))
+    for verb in ("insights", "recommend", "next", "taste", "report"):
+        assert main(["learning", "--db", str(db), verb, "--pack", "Portrats"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: There are no images of a pack named 'Portrats'. Packs with "
+                              "images: '' (images without a pack), 'Portraits'."), (verb, err)
+    assert main(["learning", "--db", str(db), "taste", "--pack", ""]) == 0
+    assert "in pack" not in capsys.readouterr().out
 
 
 def test_recommend_says_how_sure_each_value_is(tmp_path, capsys):

@@ -139,3 +139,16 @@ def test_a_setting_that_makes_no_difference_is_said_so_and_other_values_are_prop
     assert suggestion.evidence == "Sampler makes little difference so far (0.0 stars over 150 ratings)."
     assert {"DPM++ SDE", "Euler"} <= set(suggestion.values)  # not tried yet
     assert suggestion.text.endswith("would show whether another value does better.")
+
+
+def test_a_value_rated_once_leans_on_its_neighbours():
+    # CFG 4–8.5 rated ten times each, 8.5 by far the best; CFG 10 once, a middling 3 stars.
+    # Next to the favourite, 10 is more likely good than one middling rating alone says: it
+    # ranks above 7 (rated 3 ten times), yet ten ratings of 8.5 outweigh its neighbours' hint.
+    stars = {"4": 1, "5.5": 2, "7": 3, "8.5": 5}
+    images = [TasteImage(i, stars[cfg], {"cfg": cfg, "steps": "20"}, [])
+              for i, cfg in enumerate(c for c in stars for _ in range(10))]
+    images.append(TasteImage(len(images), 3, {"cfg": "10", "steps": "20"}, []))
+    cfg = fit_inputs(TasteInputs(images, []), "P").parameter("cfg")
+    effect = {b.bin.short: b.effect for b in cfg.bins}
+    assert effect["8.5"] > effect["10"] > effect["7"] > effect["5.5"]

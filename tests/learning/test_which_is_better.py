@@ -12,6 +12,8 @@ from stablenew.controller.taste_controller import TasteController
 from stablenew.gui.panels.which_is_better import WhichIsBetterPanel
 from stablenew.learning.records import LearningRecord
 from stablenew.learning.store import LearningStore
+from stablenew.learning.suggest import next_experiment
+from stablenew.learning.taste import fit_taste
 from stablenew.pipeline.config import PipelineConfig
 from tests.learning.conftest import small_config
 from tests.learning.helpers import image_record
@@ -136,5 +138,43 @@ async def test_an_unreadable_image_is_left_out_and_another_pair_shown(qtbot, tmp
         assert all(s is not None for s in shown)
         assert all(broken.id not in (s.pair.left_id, s.pair.right_id) for s in shown)
         assert taste.error is None
+    finally:
+        await taste.aclose()
+
+
+async def test_the_pack_is_chosen_from_the_packs_there_are_not_typed(qtbot, tmp_path):
+    db = tmp_path / "db.sqlite"
+    with LearningStore(db) as store:
+        for i, pack in enumerate(("Foxes", "Owls", "Owls", "")):
+            config = PipelineConfig().with_changes({"txt2img.cfg_scale": 5 + i})
+            record = store.add_record(LearningRecord.from_image_record(
+                image_record(tmp_path / "out", i, config=config, pack=pack)))
+            store.rate(record.id, 2 + i % 3)
+    taste = TasteController(db, seed=1)
+    panel = WhichIsBetterPanel(taste)
+    qtbot.addWidget(panel)
+    panel.show()
+    try:
+        box = panel.pack_box
+        await _until(lambda: box.count() == 4, 10)
+        assert [box.itemText(i) for i in range(4)] == [
+            "All packs", "Images without a pack", "Foxes", "Owls"]
+        assert not box.isEditable()  # nothing to misspell
+        # Pick "Owls" the way a user does: open the list with the mouse, then arrows and Enter.
+        qtbot.mouseClick(box, Qt.MouseButton.LeftButton)
+        view = box.view()
+        await _until(lambda: view.isVisible(), 5)
+        for _ in range(3):
+            qtbot.keyClick(view, Qt.Key.Key_Down)
+        qtbot.keyClick(view, Qt.Key.Key_Return)
+        await _until(lambda: taste.pack == "Owls", 5)
+        await _until(lambda: taste.suggestion is not None and taste.suggestion.pack == "Owls"
+                     and not taste.tasks.busy, 10)
+        assert box.currentText() == "Owls"
+        # The suggestion comes from that pack's images alone.
+        with LearningStore(db) as store:
+            owls = next_experiment(fit_taste(store, "Owls")).text
+            every = next_experiment(fit_taste(store, None)).text
+        assert panel.suggestion.text() == owls != every
     finally:
         await taste.aclose()

@@ -137,6 +137,8 @@ class ReferencesSection(QFrame):
     #: A picture to store: (stage, file path) or (stage, encoded bytes)
     file_chosen = Signal(str, str)
     image_pasted = Signal(str, bytes)
+    #: The stage whose "From gallery" was pressed: the panel adds the gallery's selection.
+    gallery_requested = Signal(str)
 
     def __init__(self, stage: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -149,8 +151,8 @@ class ReferencesSection(QFrame):
         self.setAcceptDrops(True)
         title = QLabel("References")
         title.setObjectName("FieldLabel")
-        self.hint = QLabel("Drop, paste or choose up to 3 pictures to steer pose, depth, edges, "
-                           "style or a face.")
+        self.hint = QLabel("Drop, paste, choose or take from the gallery up to 3 pictures to "
+                           "steer pose, depth, edges, style or a face.")
         self.hint.setWordWrap(True)
         self.add_button = QPushButton("Choose…")
         self.add_button.setObjectName(f"references:{stage}:add")
@@ -160,6 +162,10 @@ class ReferencesSection(QFrame):
         self.paste_button.setObjectName(f"references:{stage}:paste")
         self.paste_button.setToolTip("Add the picture on the clipboard")
         self.paste_button.clicked.connect(self.paste)
+        self.gallery_button = QPushButton("From gallery")
+        self.gallery_button.setObjectName(f"references:{stage}:gallery")
+        self.gallery_button.setToolTip("Add the pictures selected in the gallery")
+        self.gallery_button.clicked.connect(lambda: self.gallery_requested.emit(self.stage))
         self.error = QLabel()
         self.error.setObjectName("ReferenceError")
         self.error.setWordWrap(True)
@@ -169,6 +175,7 @@ class ReferencesSection(QFrame):
         header.addWidget(title)
         header.addStretch(1)
         header.addWidget(self.paste_button)
+        header.addWidget(self.gallery_button)
         header.addWidget(self.add_button)
         self.rows_layout = QVBoxLayout()
         self.rows_layout.setContentsMargins(0, 0, 0, 0)
@@ -237,6 +244,7 @@ class ReferencesSection(QFrame):
         full = len(self.rows) >= MAX_UNITS
         self.add_button.setEnabled(not full)
         self.paste_button.setEnabled(not full)
+        self.gallery_button.setEnabled(not full)
         self.hint.setVisible(not self.rows)
 
     def show_error(self, text: str) -> None:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QImage, QImageReader, QKeyEvent, QMouseEvent, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -136,13 +135,19 @@ def read_thumbnail(source: str) -> QImage:
     return reader.read()
 
 
+class _Reads(QObject):
+    """Carries each image read on the view's pool back to the Qt thread."""
+
+    ready = Signal(int, int, str, QImage)  # row, column, path, image (null: unreadable)
+
+
+def _read(row: int, column: int, path: str, source: str, sink: _Reads) -> None:
+    sink.ready.emit(row, column, path, read_thumbnail(source))  # queued to the Qt thread
+
+
 class ComparisonView(QWidget):
     """The comparison grid of the current learning run, bound to a LearningRunController
     (ratings and tags go to the LearningController)."""
-
-    _image_read = Signal(int, int, str, object)  # row, column, path, QImage: from the reader
-    #: One thread reads every grid's images, each once it is made (`read_thumbnail`).
-    _reader: ThreadPoolExecutor | None = None
 
     def __init__(self, runs: LearningRunController, learning: LearningController,
                  parent: QWidget | None = None) -> None:
@@ -161,7 +166,13 @@ class ComparisonView(QWidget):
         self._build_timer = QTimer(self)
         self._build_timer.setInterval(0)
         self._build_timer.timeout.connect(self._build_some)
-        self._image_read.connect(self._show_image)
+        # The images are read on a pool of the view's own: its thread starts without holding
+        # up the Qt thread (a Python thread's start waits for it to run), and a read under way
+        # is waited for when the view goes.
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._reads = _Reads(self)
+        self._reads.ready.connect(self._show_image)
 
         self.title = QLabel("No learning run yet — choose a setting above and start one.")
         self.title.setObjectName("LearningRunTitle")
@@ -329,17 +340,8 @@ class ComparisonView(QWidget):
         # The runner's small JPEG thumbnail when there is one, read off the Qt thread.
         if not cell.path:
             return  # show_cell asks only for cells with an image
-        if ComparisonView._reader is None:
-            ComparisonView._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="grid-images")
-        ComparisonView._reader.submit(self._read_in_worker, cell.row, cell.column, cell.path,
-                                      cell.thumbnail or cell.path)
-
-    def _read_in_worker(self, row: int, column: int, path: str, source: str) -> None:
-        image = read_thumbnail(source)
-        try:
-            self._image_read.emit(row, column, path, image)  # queued to the Qt thread
-        except RuntimeError:  # the view was deleted meanwhile (its window closed)
-            pass
+        self._pool.start(partial(_read, cell.row, cell.column, cell.path, cell.thumbnail or cell.path,
+                                 self._reads))
 
     def _show_image(self, row: int, column: int, path: str, image: QImage) -> None:
         card = self._cards.get((row, column))

@@ -1,28 +1,15 @@
-"""ModelsPanel: the LoRA catalog as a grid of previews; search, family filter, add to the prompt.
+"""ModelsPanel: the LoRA catalog as a grid of previews; search, family filter, add to the prompt,
+a swatch batch of several LoRAs.
 
-Previews are decoded on a thread pool only when a cell is painted, so scrolling through
-thousands of LoRAs never reads a file on the Qt thread.
+Previews are decoded on a thread pool only when a cell is painted (models_grid), so scrolling
+through thousands of LoRAs never reads a file on the Qt thread.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from html import escape
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import (
-    QAbstractListModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    QRunnable,
-    QSize,
-    Qt,
-    QThreadPool,
-    QTimer,
-    Signal,
-)
-from PySide6.QtGui import QColor, QIcon, QImage, QImageReader, QPixmap
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, QSize, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -38,131 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stablenew.gui.panels.models_grid import THUMB, ModelsModel
+
 if TYPE_CHECKING:
     from stablenew.controller.catalog_controller import CatalogController, ModelEntry
 
-THUMB = 112
-MAX_ICONS = 800
 ALL_FAMILIES = "All families"
-
-
-class _Decoded(QObject):
-    """Carries a decoded preview from the pool's thread to the Qt thread."""
-
-    ready = Signal(str, QImage)
-
-
-class _DecodePreview(QRunnable):
-    """Reads one preview scaled down to a thumbnail (off the Qt thread)."""
-
-    def __init__(self, path: str, sink: _Decoded) -> None:
-        super().__init__()
-        self.path, self.sink = path, sink
-
-    def run(self) -> None:
-        reader = QImageReader(self.path)
-        size = reader.size()
-        if size.isValid():
-            reader.setScaledSize(size.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio))
-        self.sink.ready.emit(self.path, reader.read())
-
-
-class ModelsModel(QAbstractListModel):
-    """The filtered entries; a preview is decoded the first time its cell is painted."""
-
-    EntryRole = Qt.ItemDataRole.UserRole + 1
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.rows: list[ModelEntry] = []
-        self._rows_of: dict[str, list[int]] = {}  # preview path -> rows showing it
-        self._icons: OrderedDict[str, QIcon] = OrderedDict()
-        self._asked: set[str] = set()
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(2)
-        self._decoded = _Decoded(self)
-        self._decoded.ready.connect(self._preview_ready)
-        pixmap = QPixmap(THUMB, THUMB)
-        pixmap.fill(QColor(128, 128, 128, 40))
-        self._placeholder = QIcon(pixmap)
-        self._changed: set[int] = set()
-        self._repaint = QTimer(self)
-        self._repaint.setSingleShot(True)
-        self._repaint.setInterval(30)
-        self._repaint.timeout.connect(self._repaint_changed)
-
-    def set_rows(self, rows: list[ModelEntry]) -> None:
-        if len(rows) == len(self.rows) and all(a is b for a, b in zip(rows, self.rows, strict=True)):
-            # Same entries (new hashes, say): repaint in place, so the scroll position and
-            # the selection stay where the user left them.
-            if rows:
-                self.dataChanged.emit(self.index(0), self.index(len(rows) - 1))
-            return
-        self.beginResetModel()
-        self.rows = rows
-        self._rows_of = {}
-        for row, entry in enumerate(rows):
-            if entry.preview:
-                self._rows_of.setdefault(entry.preview, []).append(row)
-        self.endResetModel()
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else len(self.rows)
-
-    def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole) -> str | ModelEntry | QIcon | None:
-        if not index.isValid() or index.row() >= len(self.rows):
-            return None
-        entry = self.rows[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return entry.display_name
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return _tooltip(entry)
-        if role == self.EntryRole:
-            return entry
-        if role == Qt.ItemDataRole.DecorationRole:
-            return self._icon(entry.preview)
-        return None
-
-    def _icon(self, path: str | None) -> QIcon:
-        if not path:
-            return self._placeholder
-        icon = self._icons.get(path)
-        if icon is not None:
-            self._icons.move_to_end(path)
-            return icon
-        if path not in self._asked:
-            self._asked.add(path)
-            self._pool.start(_DecodePreview(path, self._decoded))
-        return self._placeholder
-
-    def _preview_ready(self, path: str, image: QImage) -> None:
-        self._asked.discard(path)
-        if image.isNull():
-            return
-        self._icons[path] = QIcon(QPixmap.fromImage(image))
-        while len(self._icons) > MAX_ICONS:
-            self._icons.popitem(last=False)
-        self._changed.update(self._rows_of.get(path, ()))
-        if not self._repaint.isActive():
-            self._repaint.start()
-
-    def _repaint_changed(self) -> None:
-        # Previews land in bursts (a page at a time): one repaint of their span, not one each.
-        if self._changed:
-            first, last = min(self._changed), max(self._changed)
-            self._changed.clear()
-            self.dataChanged.emit(self.index(first), self.index(last), [Qt.ItemDataRole.DecorationRole])
-
-
-def _tooltip(entry: ModelEntry) -> str:
-    lines = [f"<b>{escape(entry.display_name)}</b> — &lt;lora:{escape(entry.name)}&gt;",
-             f"Base model: {entry.base_model.value}",
-             "Trigger words: " + (escape(", ".join(entry.triggers)) or "none: add some")]
-    if entry.tags:
-        lines.append("Tags: " + escape(", ".join(entry.tags[:8])))
-    lines += [f"⚠ {escape(p)}" for p in entry.problems]
-    return "<br>".join(lines)
 
 
 class ModelsPanel(QWidget):
@@ -172,6 +40,11 @@ class ModelsPanel(QWidget):
         super().__init__(parent)
         self.controller = controller
         self.setObjectName("ModelsPanel")
+        # LoRAs or checkpoints: one grid, the same search and family filter.
+        self.kind = QComboBox()
+        self.kind.setObjectName("ModelsKind")
+        self.kind.addItem("LoRAs", "lora")
+        self.kind.addItem("Checkpoints", "checkpoint")
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search names, trigger words, tags…")
         self.search.setClearButtonEnabled(True)
@@ -191,6 +64,7 @@ class ModelsPanel(QWidget):
         # Two short rows, not one long one: the tab is as narrow as the cards beside it.
         top = QVBoxLayout()
         search_row = QHBoxLayout()
+        search_row.addWidget(self.kind)
         search_row.addWidget(self.search, 1)
         search_row.addWidget(self.add_folder_button)
         filter_row = QHBoxLayout()
@@ -217,6 +91,8 @@ class ModelsPanel(QWidget):
         self.grid.setLayoutMode(QListView.LayoutMode.Batched)
         self.grid.setBatchSize(200)
         self.grid.setModel(self.model)
+        # Ctrl/Shift-click picks several LoRAs for a swatch batch (and the randomizer's axis).
+        self.grid.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
 
         self.details = QLabel("Pick a LoRA to see its trigger words.")
         self.details.setObjectName("MutedLabel")
@@ -245,6 +121,10 @@ class ModelsPanel(QWidget):
         self.try_button.setToolTip("A learning run over its weight (0.2 to 1.0) on your prompt, "
                                    "to rate side by side")
         self.try_button.setEnabled(False)
+        self.swatch_button = QPushButton("Swatch batch")
+        self.swatch_button.setObjectName("SwatchBatch")
+        self.swatch_button.setEnabled(False)
+        self.swatch_button.setToolTip(controller.swatch_words(0))
         self.triggers_row.addStretch(1)  # boxes as wide as their words: a click beside one misses
         bottom = QVBoxLayout()
         bottom.addLayout(self.triggers_row)
@@ -252,6 +132,7 @@ class ModelsPanel(QWidget):
         actions.addWidget(self.weight_slider)
         actions.addWidget(self.weight)
         actions.addStretch(1)
+        actions.addWidget(self.swatch_button)
         actions.addWidget(self.try_button)
         actions.addWidget(self.add_button)
         bottom.addLayout(actions)
@@ -266,15 +147,18 @@ class ModelsPanel(QWidget):
         layout.addWidget(self.status)
 
         self.search.textChanged.connect(self._filter)
+        self.kind.currentIndexChanged.connect(self._kind_changed)
         self.family.currentIndexChanged.connect(self._filter)
         self.category.currentIndexChanged.connect(self._filter)
         self.tag.currentIndexChanged.connect(self._filter)
         self.favourites.toggled.connect(self._filter)
         self.on_server.toggled.connect(self._filter)
         self.grid.selectionModel().currentChanged.connect(self._selected)
+        self.grid.selectionModel().selectionChanged.connect(lambda *_: self._picked_changed())
         self.grid.doubleClicked.connect(lambda _index: self._add())
         self.add_button.clicked.connect(self._add)
         self.try_button.clicked.connect(self._try)
+        self.swatch_button.clicked.connect(self._swatch)
         self.add_folder_button.clicked.connect(self._ask_folder)
         controller.entries_changed.connect(self._entries_changed)
         controller.progress_changed.connect(self._progress)
@@ -304,17 +188,55 @@ class ModelsPanel(QWidget):
 
     def _filter(self) -> None:
         selected = self._entry()
+        picked = {entry.name for entry in self.picked()}
         self.on_server.setEnabled(bool(self.controller.current_node))
         node = self.controller.current_node if self.on_server.isChecked() else ""
-        rows = self.controller.filtered(self.search.text(), self.family.currentData() or "",
-                                        self.category.currentData() or "", node=node,
-                                        tag=self.tag.currentData() or "",
-                                        favourites=self.favourites.isChecked())
+        if self.checkpoints:
+            rows = self.controller.filtered(self.search.text(), self.family.currentData() or "",
+                                            kind="checkpoint")
+        else:
+            rows = self.controller.filtered(self.search.text(), self.family.currentData() or "",
+                                            self.category.currentData() or "", node=node,
+                                            tag=self.tag.currentData() or "",
+                                            favourites=self.favourites.isChecked())
         self.model.set_rows(rows)
         if selected is not None and selected in rows:
-            self.grid.setCurrentIndex(self.model.index(rows.index(selected)))
+            index = self.model.index(rows.index(selected))
+            if self.grid.currentIndex() != index:  # the same rows keep the user's selection
+                self.grid.setCurrentIndex(index)
         else:
             self._show(None)
+        if len(picked) > 1:
+            self._reselect(picked)
+        self._picked_changed()
+
+    @property
+    def checkpoints(self) -> bool:
+        """True while the grid shows checkpoints rather than LoRAs."""
+        return self.kind.currentData() == "checkpoint"
+
+    def _kind_changed(self) -> None:
+        lora = not self.checkpoints
+        for widget in (self.category, self.tag, self.favourites, self.on_server, self.weight,
+                       self.weight_slider, self.try_button, self.swatch_button):
+            widget.setVisible(lora)
+        self.add_button.setText("Add to prompt" if lora else "Use this model")
+        self.grid.setSelectionMode(QListView.SelectionMode.ExtendedSelection if lora
+                                   else QListView.SelectionMode.SingleSelection)
+        self.grid.clearSelection()
+        self._show(None)
+        self._filter()
+
+    def _reselect(self, names: set[str]) -> None:
+        """Pick again the LoRAs picked before the rows were re-read (a folder or server list
+        read again), those still shown, so a multi-selection survives it."""
+        selection = QItemSelection()
+        for row, entry in enumerate(self.model.rows):
+            if entry.name in names:
+                index = self.model.index(row)
+                selection.select(index, index)
+        self.grid.selectionModel().select(selection,
+                                          QItemSelectionModel.SelectionFlag.ClearAndSelect)
 
     def _progress(self, done: int, total: int) -> None:
         if total:
@@ -338,7 +260,15 @@ class ModelsPanel(QWidget):
         self.add_button.setEnabled(entry is not None)
         self.try_button.setEnabled(entry is not None)
         if entry is None:
-            self.details.setText("Pick a LoRA to see its trigger words.")
+            self.details.setText("Pick a LoRA to see its trigger words." if not self.checkpoints
+                                 else "Pick a checkpoint to use it for Text to image.")
+            return
+        if self.checkpoints:
+            where = f" (from {entry.base_model_from})" if entry.base_model_from else ""
+            nodes = self.controller.nodes_with(entry)
+            listed = f" · on {entry.origin}" if entry.origin else f" · {entry.path}"
+            self.details.setText(f"{entry.display_name} · {entry.base_model.value}{where}{listed}"
+                                 + (" · on " + ", ".join(nodes) if nodes else ""))
             return
         text = f"{entry.display_name} · {entry.base_model.value}"
         if not entry.triggers:
@@ -360,6 +290,9 @@ class ModelsPanel(QWidget):
         entry = self._entry()
         if entry is None:
             return
+        if self.checkpoints:
+            self.controller.use_checkpoint(entry)
+            return
         words = [box.text() for box in self.trigger_boxes if box.isChecked()]
         self.controller.add_to_prompt(entry, self.weight.value(), words)
 
@@ -376,6 +309,23 @@ class ModelsPanel(QWidget):
             return
         words = [box.text() for box in self.trigger_boxes if box.isChecked()]
         self.controller.try_lora(entry, words)
+
+    def picked(self) -> list[ModelEntry]:
+        """The selected LoRAs, in the grid's order."""
+        rows = sorted(index.row() for index in self.grid.selectionModel().selectedIndexes())
+        return [self.model.rows[row] for row in rows if row < len(self.model.rows)]
+
+    def _picked_changed(self) -> None:
+        picked = self.picked()
+        count = len(picked)
+        self.swatch_button.setEnabled(2 <= count <= self.controller.MAX_SWATCH)
+        # The count is on the button before it runs: one image per LoRA.
+        self.swatch_button.setText(f"Swatch batch ({count} images)" if count >= 2 else "Swatch batch")
+        self.swatch_button.setToolTip(self.controller.swatch_words(count))
+        self.controller.set_panel_choice(picked, self.model.rows)
+
+    def _swatch(self) -> None:
+        self.controller.swatch(self.picked())
 
     def _ask_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "A folder of LoRAs")

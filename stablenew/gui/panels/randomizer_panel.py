@@ -185,6 +185,8 @@ class RandomizerPanel(QWidget):
         a.spec_loaded.connect(self._load_spec)
         a.exact_count_changed.connect(self._count_arrived)
         a.wildcards_changed.connect(self._show_wildcards)
+        a.library_changed.connect(self.axes.set_library_text)
+        self.axes.set_library_text(a.library_text())
         self._show_wildcards(a.wildcards_dir)
         self._enabled_changed(a.enabled)
         self._load_spec()

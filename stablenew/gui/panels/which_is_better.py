@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
+    QComboBox,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -42,13 +42,14 @@ class WhichIsBetterPanel(QWidget):
         self.notice = NoticeBanner()
         self.notice.dismissed.connect(controller.clear_error)
 
-        self.pack_edit = QLineEdit()
-        self.pack_edit.setPlaceholderText("All packs")
-        self.pack_edit.setToolTip("Compare and learn within one prompt pack; empty for all")
-        self.pack_edit.editingFinished.connect(self._pack_chosen)
+        # A choice, not free text: a misspelt pack would make an empty taste model.
+        self.pack_box = QComboBox()
+        self.pack_box.setToolTip("Compare and learn within one prompt pack, or all together")
+        self._fill_packs(controller.packs)
+        self.pack_box.activated.connect(self._pack_chosen)
         top = QHBoxLayout()
         top.addWidget(QLabel("Pack:"))
-        top.addWidget(self.pack_edit, 1)
+        top.addWidget(self.pack_box, 1)
 
         self.question = QLabel("Which is better? Press ← or →, or S if they are the same.")
         self.question.setWordWrap(True)
@@ -100,6 +101,7 @@ class WhichIsBetterPanel(QWidget):
         layout.addWidget(next_box)
         layout.addWidget(self.recommended)
 
+        controller.packs_changed.connect(self._fill_packs)
         controller.pair_changed.connect(self._show_pair)
         controller.suggestion_changed.connect(self._show_suggestion)
         controller.recommendation_changed.connect(self._show_recommendation)
@@ -131,9 +133,22 @@ class WhichIsBetterPanel(QWidget):
         else:
             super().keyPressEvent(event)
 
-    def _pack_chosen(self) -> None:
-        text = self.pack_edit.text().strip()
-        pack = text or None
+    def _fill_packs(self, packs: list[str]) -> None:
+        """All packs, then each pack there are images of; the pack chosen stays chosen."""
+        chosen = self.controller.pack
+        box = self.pack_box
+        box.blockSignals(True)
+        box.clear()
+        box.addItem("All packs", None)
+        for pack in packs:
+            box.addItem(pack or "Images without a pack", pack)
+        if chosen is not None and chosen not in packs:
+            box.addItem(chosen or "Images without a pack", chosen)  # its images went; keep it
+        box.setCurrentIndex(0 if chosen is None else 1 + [*packs, chosen].index(chosen))
+        box.blockSignals(False)
+
+    def _pack_chosen(self, index: int) -> None:
+        pack = self.pack_box.itemData(index)
         if pack != self.controller.pack:
             self.controller.set_pack(pack)
 
