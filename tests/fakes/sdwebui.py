@@ -243,11 +243,6 @@ class FakeSDWebUI(ServesItself):
         #: A job of one of `hang_kinds` that reaches this step hangs there (None: never).
         self.hang_at_step: int | None = None
         self.hang_kinds: tuple[str, ...] = ("txt2img",)
-        #: A job that reaches this step once `hold_after_images` images were made waits there
-        #: (its progress still answered) until the test sets it back to None: a test looks at a
-        #: run mid-way on the event, not on how fast a loaded machine happens to poll.
-        self.hold_at_step: int | None = None
-        self.hold_after_images = 0
         # Observation for tests and benchmarks.
         self.requests: list[RecordedRequest] = []
         #: (path, field name) of every field the real server would have ignored silently.
@@ -1028,10 +1023,6 @@ class FakeSDWebUI(ServesItself):
                         # route still answers (until interrupted or the server stops).
                         while not job.interrupted and not await self._sleep(0.05):
                             pass
-                    while self.hold_at_step == step + 1 and not job.interrupted \
-                            and self.images_generated == self.hold_after_images \
-                            and not await self._sleep(0.02):
-                        pass
                 if number == len(passes) - 1 and self.decode_s and not job.interrupted:
                     await self._sleep(self.decode_s)
                 job.sampling_step = 0
