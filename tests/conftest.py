@@ -37,7 +37,7 @@ def qloop(qapp):
     pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
     for task in pending:
         task.cancel()
-    deadline = loop.time() + 3
+    deadline = loop.time() + 30  # a ceiling: cancelled tasks end within a few turns of the loop
     while any(not t.done() for t in pending) and loop.time() < deadline:
         qapp.processEvents()
     asyncio.events._set_running_loop(None)

@@ -21,6 +21,11 @@ from tests.fakes.comfyui import fake_comfyui_thread  # noqa: E402,F401  (fixture
 from tests.fakes.llm import fake_llm_thread  # noqa: E402,F401  (fixture)
 from tests.fakes.sdwebui import fake_sdwebui_thread  # noqa: E402,F401  (fixture)
 
+# Ceilings for waits on events the tests do not test (the window connecting, shutting down): a
+# passing run never comes near them; they only bound how long a broken one hangs.
+CONNECT_CEILING_MS = 60_000
+SHUTDOWN_CEILING_S = 60.0
+
 
 @pytest.fixture
 def window_for(qtbot, qloop):
@@ -39,7 +44,12 @@ def window_for(qtbot, qloop):
         window.show()
         if connect:
             window.start_after_first_paint()
-            qtbot.waitUntil(lambda: window.session.server.state == "connected", timeout=5000)
+            # The event, with a ceiling far above any wait it stands for: the first window of a
+            # process also imports the app and opens its rooms, which takes over 5 s on a loaded
+            # machine before the connect even starts. (A test that times out here stops its fake
+            # before its window; the log then shows that late connect refused, not the cause.)
+            qtbot.waitUntil(lambda: window.session.server.state == "connected",
+                            timeout=CONNECT_CEILING_MS)
         return window
 
     yield make
@@ -62,7 +72,7 @@ def close_window(window) -> None:
 
     window.session.pipeline.stop()
     done = asyncio.ensure_future(window.shutdown())
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + SHUTDOWN_CEILING_S
     while not done.done() and time.monotonic() < deadline:
         QApplication.processEvents()
         time.sleep(0.002)

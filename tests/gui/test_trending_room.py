@@ -16,6 +16,14 @@ def fake_civitai_thread():
         yield fake
 
 
+def _press_fetch(qtbot, panel):
+    """Press Fetch as a user can: once it is enabled again. The list and status of a fetch show
+    a turn of the loop before its task ends and re-enables the button; a click in between is
+    dropped by the disabled button (a loaded machine lands there)."""
+    qtbot.waitUntil(panel.fetch_button.isEnabled, timeout=10000)
+    qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
+
+
 def _click_item(qtbot, panel, image_id):
     for row in range(panel.list.count()):
         item = panel.list.item(row)
@@ -49,7 +57,7 @@ def test_fetch_use_a_combo_and_queue_a_batch(qtbot, window_for, fake_sdwebui_thr
     assert type(panel).__name__ == "TrendingPanel"
     window.work_tabs.setCurrentWidget(panel)
     assert panel.list.count() == 0 and "press Fetch" in panel.status.text()
-    qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
+    _press_fetch(qtbot, panel)
     qtbot.waitUntil(lambda: panel.list.count() == 3, timeout=10000)
     assert panel.status.text().startswith("8 images fetched just now. 3 combos you can use; 5 left out.")
     texts = [panel.list.item(r).text() for r in range(3)]
@@ -119,17 +127,17 @@ def test_choosing_a_model_of_another_family_keeps_only_combos_that_fit(
                     and not catalog._hash_flush.isActive(), timeout=10000)
     panel = window.trending_panel
     window.work_tabs.setCurrentWidget(panel)
-    qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
+    _press_fetch(qtbot, panel)
     qtbot.waitUntil(lambda: panel.list.count() == 1, timeout=10000)  # image 103: add_detail is here
     panel.base_model.setFocus()  # the user asks CivitAI for SDXL images only
     qtbot.keyClicks(panel.base_model, "SDXL")
     assert panel.base_model.currentData() == "SDXL 1.0"
-    qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
+    _press_fetch(qtbot, panel)
     qtbot.waitUntil(lambda: civitai.image_requests()[-1].query.get("baseModels") == "SDXL 1.0", timeout=10000)
     qtbot.waitUntil(lambda: panel.list.count() == 0 and "1 image fetched" in panel.status.text(),
                     timeout=10000)
     panel.base_model.setCurrentIndex(0)
-    qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
+    _press_fetch(qtbot, panel)
     qtbot.waitUntil(lambda: panel.list.count() == 1, timeout=10000)
 
     model = window.pipeline_panel.editor("txt2img.checkpoint").widget
@@ -165,7 +173,7 @@ def test_a_missing_lora_is_looked_up_and_downloaded_after_a_yes(
     panel = window.trending_panel
     window.work_tabs.setCurrentWidget(panel)
     qtbot.mouseClick(panel.runnable_only, Qt.MouseButton.LeftButton)
-    qtbot.mouseClick(panel.fetch_button, Qt.MouseButton.LeftButton)
+    _press_fetch(qtbot, panel)
     qtbot.waitUntil(lambda: panel.list.count() == 6, timeout=10000)
     _click_item(qtbot, panel, 102)
     assert not panel.download_button.isEnabled()  # nothing known about it yet

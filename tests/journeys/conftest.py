@@ -156,13 +156,14 @@ class Journey:
         window = open_window(paths)
         self._windows.append(window)
         window.show()
-        self.qtbot.waitExposed(window, timeout=5000)
+        # Ceilings, not expectations: a loaded machine opens the first window of a process slowly.
+        self.qtbot.waitExposed(window, timeout=60000)
         window.bind(Session(start_up(paths), window_state=window.window_state))
         window.start_after_first_paint()
         if connect:
-            self.qtbot.waitUntil(lambda: window.session.server.state == "connected", timeout=10000)
+            self.qtbot.waitUntil(lambda: window.session.server.state == "connected", timeout=60000)
         if rooms:
-            self.qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=10000)
+            self.qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=60000)
         self.window = window
         return window
 

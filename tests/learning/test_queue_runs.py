@@ -28,7 +28,7 @@ def _session(qtbot, url: str):
     session = Session(start_up())
     session.start()
     session.open_rooms()
-    qtbot.waitUntil(lambda: session.server.state == "connected", timeout=5000)
+    qtbot.waitUntil(lambda: session.server.state == "connected", timeout=60000)
     assert session.learning is not None and session.queue is not None
     return session
 

@@ -111,7 +111,7 @@ def test_a_run_in_the_window_is_enhanced_when_settings_turn_it_on(qtbot, qloop, 
         window.show()
         window.start_after_first_paint()
         try:
-            qtbot.waitUntil(lambda: window.session.server.state == "connected", timeout=10000)
+            qtbot.waitUntil(lambda: window.session.server.state == "connected", timeout=60000)
             qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=10000)
             for path, value in {"txt2img.prompt": "a red fox", "txt2img.steps": 2,
                                 "txt2img.width": 64, "txt2img.height": 64}.items():
