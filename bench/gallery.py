@@ -194,8 +194,8 @@ def gallery_gui(root: Path, data: Path) -> dict[str, float]:
             cells, shown = screenful(panel)
             if cells and shown == cells:
                 break
-            if time.perf_counter() - start > 30:
-                raise RuntimeError(f"no screenful of thumbnails after 120 s ({shown}/{cells})")
+            if time.perf_counter() - start > 60:
+                raise RuntimeError(f"no screenful of thumbnails after 60 s ({shown}/{cells})")
         painted = paints.count
         panel.view.viewport().update()  # …and the grid has painted them (the next paint, if
         while paints.count == painted:  # the one showing the last had not already come)
