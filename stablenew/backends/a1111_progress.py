@@ -130,8 +130,13 @@ def pass_of(state: dict[str, Any], passes: tuple[str, ...]) -> tuple[str, bool]:
     """Which sampling pass the server's job counter is in (`job_no` counts every pass of every
     image), and whether another follows for the same image."""
     job_no = int_or(state.get("job_no"), None)
-    if len(passes) < 2 or job_no is None or job_no < 0 or int_or(state.get("job_count"), 0) <= 0:
+    job_count = int_or(state.get("job_count"), 0) or 0
+    if len(passes) < 2 or job_no is None or job_no < 0 or job_count <= 0:
         return passes[0], False
+    if job_no >= job_count:
+        # Every pass is counted and the images are being decoded and saved: still the last
+        # pass's (job_no % 2 would call it the first pass again, "step 0/16").
+        return passes[-1], False
     index = job_no % len(passes)
     return passes[index], index < len(passes) - 1
 
