@@ -87,19 +87,6 @@ class Span:
     longest: float = 0.0
     stalls: list[Stall] = field(default_factory=list)
 
-    @contextmanager
-    def timing(self, what: str) -> Iterator[Span]:
-        """Times the loop while the block runs: *what* the test does there, e.g. "applying a
-        preset". The span's stalls are judged as any other (the excuses apply)."""
-        span = Span(what)
-        first = len(self.stalls)
-        self._spans = (*self._spans, span)
-        try:
-            yield span
-        finally:
-            self._spans = tuple(s for s in self._spans if s is not span)
-            span.stalls = self.stalls[first:]
-
     def failures(self) -> list[Stall]:
         return [s for s in self.stalls if s.seconds > s.ceiling]
 
