@@ -189,7 +189,7 @@ def gallery_gui(root: Path, data: Path) -> dict[str, float]:
         listed_s = None
         while True:  # every tile of the first screen has its thumbnail…
             await asyncio.sleep(0.002)
-            if listed_s is None and controller.items:
+            if listed_s is None and controller.row_count:
                 listed_s = time.perf_counter() - start
             cells, shown = screenful(panel)
             if cells and shown == cells:
@@ -231,9 +231,10 @@ def gallery_gui(root: Path, data: Path) -> dict[str, float]:
         moves = 0
         model = panel.model
 
-        def at_bottom() -> bool:  # every image listed, laid out (batched) and scrolled to
+        def at_bottom() -> bool:  # every image listed, the last laid out, read and scrolled to
             last = model.index(model.rowCount() - 1)
-            return (not controller.has_more and panel.view.visualRect(last).isValid()
+            return (model.rowCount() == controller.total and panel.view.visualRect(last).isValid()
+                    and controller.item(last.data(model.KeyRole)) is not None
                     and bar.value() >= bar.maximum())
 
         while not at_bottom():

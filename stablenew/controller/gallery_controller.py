@@ -1,15 +1,14 @@
-"""GalleryController: outputs newest first, a page at a time; thumbnails and large views decoded off the
-Qt thread; ratings and tags, read from and written to the learning store."""
+"""GalleryController: outputs newest first as a virtual list (every image listed at once, each page's
+details read as it comes into view); thumbnails and large views decoded off the Qt thread;
+ratings and tags, read from and written to the learning store."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -21,36 +20,49 @@ from stablenew.controller.gallery_ratings import (
     RatingsUnavailable,
     StoredRatings,
     WriteOutcome,
+    _settled,
+    hand_over_file,
 )
 from stablenew.controller.gallery_reading import (
     LARGE_SIDE,
     THUMB_SIDE,
     GalleryItem,
     ImageDetail,
-    decode_thumbnail,
     items_with_ratings,
     read_detail,
     scan_outputs,
 )
+from stablenew.controller.gallery_rows import GalleryRows
+from stablenew.controller.gallery_thumbs import GalleryThumbnails
 from stablenew.controller.images import DecodedImage
 from stablenew.controller.tasks import TaskOwner
 from stablenew.pipeline.outputs import thumbnail_path
 
 if TYPE_CHECKING:
     from stablenew.controller.gallery_actions import GalleryActions
-    from stablenew.controller.gallery_index import IndexedOutputs
-    from stablenew.gallery.query import GalleryQuery, GalleryRow
+    from stablenew.controller.gallery_index import IndexedFacts, IndexedOutputs
+    from stablenew.gallery.query import GalleryQuery
     from stablenew.learning.records import LearningRecord
     from stablenew.pipeline.records import ImageRecord
 
 log = logging.getLogger("stablenew.controller.gallery")
 
-PAGE_SIZE = 600  # images listed per page; the next page loads when the view nears the end
+PAGE_SIZE = 600  # images whose details are read at once, as their rows come into view
+WANTED_PAGES = 3  # pages waiting to be read; a fast scroll's older asks are dropped
 PRESET_TAGS = ("too noisy", "too smooth", "nailed it")
 
 
 #: What a rating or tag change shows on an item: its stars (None: unrated) or its tags.
 _Shown: TypeAlias = "int | tuple[str, ...] | None"
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a listing came from, for reading its pages: a search, or a folder walk (each
+    image's time and thumbnail), or else the index's list of the output folders."""
+
+    query: GalleryQuery | None
+    walked: dict[str, tuple[float, Path | None]] | None
 
 
 class GalleryController(QObject):
@@ -59,7 +71,7 @@ class GalleryController(QObject):
     items_resetting = Signal()  # the list is about to be replaced (views keep their place)
     items_reset = Signal()
     item_added = Signal(object)  # GalleryItem, inserted first
-    items_appended = Signal(int)  # how many older items were added at the end (a further page)
+    rows_read = Signal(int, int)  # first and last row whose items were read (a page came in)
     item_changed = Signal(object)  # GalleryItem (rating/tags)
     thumbnail_ready = Signal(str, object)  # key, DecodedImage
     detail_ready = Signal(object)  # ImageDetail
@@ -73,26 +85,23 @@ class GalleryController(QObject):
         # Lists the folder newest first (a worker thread calls it); an IndexedOutputs reads the
         # gallery index and is told of new outputs. Default: walk the folder.
         self._outputs = outputs
-        self._items: list[GalleryItem] = []
-        self._by_key: dict[str, GalleryItem] = {}
-        self._thumbs: OrderedDict[str, DecodedImage] = OrderedDict()
-        self._thumb_requests: set[str] = set()
-        self._thumb_sem: asyncio.Semaphore | None = None
+        # Every listed image's key from the start; items read a page at a time as they show.
+        self._rows = GalleryRows()
+        self._source = _Source(None, {})
+        self._fresh: set[str] = set()  # saved by this session's runs: kept first on a refresh
+        self._opened: str | None = None  # the image shown large: its item is kept read
         self._writes: dict[str, int] = {}  # key → number of its latest rating/tag change
         self._in_flight: dict[str, int] = {}  # key → its rating/tag writes not yet confirmed
-        # Older outputs the last scan found, newest first, not listed yet (read a page at a time).
-        self._later: list[tuple[Path, float, Path | None]] = []
-        self._later_keys: set[str] = set()
-        self._scans = 0  # a page from an older scan is dropped
+        self._scans = 0  # a page read for an older list is dropped
+        self._wanted: OrderedDict[int, None] = OrderedDict()  # pages asked for, newest last
         self._paging = False
         self.page_size = PAGE_SIZE
-        # A search, filter or order other than newest first: the list is the index's answer,
-        # a page at a time, and `_query_total` how many match.
+        # A search, filter or order other than newest first: the list is the index's answer.
         self._query: GalleryQuery | None = None
-        self._query_total = 0
         self._awaiting_index = False
         self.tasks = TaskOwner("Gallery", self)
         self.tasks.error_raised.connect(self.error_changed)
+        self._thumbs = GalleryThumbnails(self.tasks, self._rows_item, self.thumbnail_ready.emit)
         from stablenew.controller.gallery_actions import GalleryActions
 
         self.actions: GalleryActions = GalleryActions(self, self._outputs)
@@ -107,15 +116,45 @@ class GalleryController(QObject):
 
     @property
     def items(self) -> list[GalleryItem]:
-        return self._items
+        """The items read so far, in list order: every one for a list of a page or two (a long
+        list reads its rows as they come into view: views use `row_count` and `item_at`)."""
+        read = self._rows.read
+        return [read[k] for k in self._rows.keys if k in read]
+
+    @property
+    def row_count(self) -> int:
+        """How many images are listed (the whole list, read or not)."""
+        return len(self._rows)
+
+    def key_at(self, row: int) -> str | None:
+        return self._rows.key_at(row)
+
+    def row_of(self, key: str) -> int:
+        """The row of the image *key*, -1 when it is not listed."""
+        return self._rows.row_of(key)
+
+    def item_at(self, row: int) -> GalleryItem | None:
+        """The item of *row*, or None after asking for its page to be read in the background
+        (`rows_read` says when it is there)."""
+        key = self._rows.key_at(row)
+        if key is None:
+            return None
+        item = self._rows.read.get(key)
+        if item is None:
+            self._want(row // self.page_size)
+        return item
 
     def item(self, key: str) -> GalleryItem | None:
-        return self._by_key.get(key)
+        """The item of *key* if it is listed and read."""
+        return self._rows.read.get(key)
+
+    def _rows_item(self, key: str) -> GalleryItem | None:
+        return self._rows.read.get(key)
 
     def show_record(self, record: LearningRecord) -> None:
         """A learning record changed elsewhere (the learning grid rated it): its stars and tags
         show here too. Ignored while a change made here is on its way to the store."""
-        item = self._by_key.get(str(record.path))
+        item = self._rows.read.get(str(record.path))
         if item is None or self._in_flight.get(item.key):
             return
         rating, tags = record.rating, tuple(record.tags)
@@ -131,49 +170,13 @@ class GalleryController(QObject):
         self.tasks.spawn(self._hand_over(file), name="hand-over-ratings")
 
     async def _hand_over(self, file: Path) -> None:
-        try:
-            data = json.loads(await asyncio.to_thread(file.read_text, encoding="utf-8"))
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as exc:
-            log.warning("old ratings file %s unreadable (%s); left as it is", file, exc)
-            return
-        refused: dict[str, dict[str, object]] = {}  # JSON, as the old file held it
-        for path, entry in data.items() if isinstance(data, dict) else ():
-            for field_name, value in (("stars", entry.get("stars")), ("tags", entry.get("tags"))):
-                if not value:
-                    continue
-                try:
-                    if field_name == "stars":
-                        await _settled(self._ratings.rate(path, value))
-                    else:
-                        await _settled(self._ratings.set_tags(path, tuple(value)))
-                except Exception as exc:  # noqa: BLE001 - an old rating the store refuses is kept in the file, logged
-                    log.info("old rating %s of %s not taken: %s", field_name, path, exc)
-                    refused.setdefault(path, {})[field_name] = value
-        from stablenew.storage.atomic import atomic_write_text
-
-        if refused:
-            text = json.dumps(refused, indent=1, ensure_ascii=False)
-            await asyncio.to_thread(atomic_write_text, file, text)
-        else:
-            await asyncio.to_thread(file.unlink, missing_ok=True)
-        log.info("old ratings file handed to the learning store (%d left in it)", len(refused))
-        self.refresh()
-
-    @property
-    def has_more(self) -> bool:
-        """The last scan found older outputs than those listed (or more matches of a search)."""
-        if self._query is not None:
-            return len(self._items) < self._query_total
-        return bool(self._later)
+        if await hand_over_file(file, self._ratings):
+            self.refresh()
 
     @property
     def total(self) -> int:
-        """Outputs listed plus those found but not listed yet."""
-        if self._query is not None:
-            return self._query_total
-        return len(self._items) + len(self._later)
+        """How many images are listed (all outputs, or those a search found)."""
+        return len(self._rows)
 
     @property
     def query(self) -> GalleryQuery | None:
@@ -196,84 +199,112 @@ class GalleryController(QObject):
                 "Search needs the gallery index, which is not open."), "Gallery"))
             return
         self._query = wanted
-        self.refresh()
+        self.refresh(scan=False)  # the index is kept current: the first listing brought it up to date
 
-    def _listed(self, rows: list[GalleryRow]) -> list[GalleryItem]:
-        return [GalleryItem(r.path, r.mtime, thumbnail_path(r.path), rating=r.rating,
-                            tags=r.tags, model=r.model, prompt=r.prompt) for r in rows]
+    def _read_items(self, keys: list[str], source: _Source) -> list[GalleryItem]:
+        """The items of *keys* (worker thread): stars and tags from the learning store (from
+        the index's copy for a search: what it sorted and filtered by), model and prompt from
+        the index. A key nothing knows any more is read as a bare item (its thumbnail only)
+        until the next listing drops it."""
+        walked = source.walked
+        if walked is not None or self._outputs is None:
+            found = [(Path(k), *walked[k]) for k in keys if walked and k in walked]
+            items = self._with_facts(items_with_ratings(found, self._ratings))
+        else:
+            facts = self._outputs.facts(keys)
+            if source.query is not None:
+                items = [GalleryItem(Path(k), f.mtime, thumbnail_path(Path(k)), rating=f.rating,
+                                     tags=f.tags, model=f.model, prompt=f.prompt)
+                         for k in keys if (f := facts.get(k)) is not None]
+            else:
+                found = [(Path(k), facts[k].mtime, thumbnail_path(Path(k)))
+                         for k in keys if k in facts]
+                items = self._with_facts(items_with_ratings(found, self._ratings), facts)
+        got = {i.key for i in items}
+        return items + [GalleryItem(Path(k), 0.0, thumbnail_path(Path(k)))
+                        for k in keys if k not in got]
 
-    def _with_facts(self, items: list[GalleryItem]) -> list[GalleryItem]:
+    def _with_facts(self, items: list[GalleryItem],
+                    known: Mapping[str, IndexedFacts] | None = None) -> list[GalleryItem]:
         """Model and prompt from the index, for the tooltip (worker thread). An image the
         learning store does not know by this path (another tool made it, or it was moved)
         shows the marks the index keeps for it (from its sidecar, or followed by its hash)."""
         facts = getattr(self._outputs, "facts", None)
-        if facts is not None and items:
+        if known is None and facts is not None and items:
             known = facts([i.key for i in items])
-            for item in items:
-                fact = known.get(item.key)
-                if fact is None:
-                    item.model = item.prompt = ""
-                    continue
-                item.model, item.prompt = fact.model, fact.prompt
-                if item.rating is None and not item.tags:
-                    item.rating, item.tags = fact.rating, fact.tags
+        if known is None:
+            return items
+        for item in items:
+            fact = known.get(item.key)
+            if fact is None:
+                item.model = item.prompt = ""
+                continue
+            item.model, item.prompt = fact.model, fact.prompt
+            if item.rating is None and not item.tags:
+                item.rating, item.tags = fact.rating, fact.tags
         return items
 
-    def refresh(self) -> None:
-        """Re-read the output folder in a worker thread and list its newest page."""
-        self.tasks.spawn(self._scan(), name="scan-outputs")
+    def refresh(self, *, scan: bool = True) -> None:
+        """List the images again, read off the Qt thread: at once from the gallery index as it
+        stands, then (with *scan*) the folders are brought up to date behind it and the list
+        follows what that found (new images appear, deleted ones go), keeping the place."""
+        self.tasks.spawn(self._list(scan), name="scan-outputs")
 
-    async def _scan(self) -> None:
+    async def _list(self, scan: bool) -> None:
         root = Path(self._output_dir())
-        ratings = self._ratings
-        # As many as are listed now, so the place the user scrolled to is still listed.
-        size = max(self.page_size, len(self._items))
         self._scans += 1
         scan_number = self._scans
         query, outputs = self._query, self._outputs
-        if query is not None and outputs is not None:  # a search is only set with the index
-            rows, total = await asyncio.to_thread(outputs.query, root, query, 0, size)
-            if scan_number != self._scans:
-                return
-            self.items_resetting.emit()
-            self._items = self._listed(rows)
-            self._by_key = {i.key: i for i in self._items}
-            self._later, self._later_keys = [], set()
-            self._query_total = total
-            self._paging = False
-            self.items_reset.emit()
-            return
+        # The images read last (those in view) are read with the list, so they show at once.
+        again = self._rows.recent(2 * self.page_size)
+        fresh = [] if query is not None else [k for k in self._rows.keys if k in self._fresh]
+        size = self.page_size
 
-        def scan() -> tuple[list[tuple[Path, float, Path | None]], list[GalleryItem], bool]:
-            found = self._outputs(root) if self._outputs is not None else None
-            walked = found is None and hasattr(self._outputs, "wait_built")
-            if found is None:
-                found = scan_outputs(root)
-            return (found[size:], self._with_facts(items_with_ratings(found[:size], ratings)),
-                    walked)
+        def read() -> tuple[GalleryRows, _Source]:
+            walked: dict[str, tuple[float, Path | None]] | None = None
+            if query is not None and outputs is not None:  # a search is only set with the index
+                keys = outputs.query_listing(query)
+            else:
+                listed = outputs.listing(root) if outputs is not None else None
+                if listed is None:  # no index, or its first build runs: walk the folder
+                    walked = {str(p): (m, t) for p, m, t in scan_outputs(root)}
+                    listed = list(walked)
+                keys = fresh + listed
+            rows, source = GalleryRows(keys), _Source(query, walked)
+            wanted = dict.fromkeys(rows.keys[:size])
+            wanted.update((k, None) for k in again if rows.row_of(k) >= 0)
+            rows.take(self._read_items(list(wanted), source))
+            return rows, source
 
-        later, items, walked = await asyncio.to_thread(scan)
+        rows, source = await asyncio.to_thread(read)
         self.watch.watch(root)
-        if walked and not self._awaiting_index:  # the index was being built: facts come later
-            self._awaiting_index = True
+        walked = source.walked is not None
+        if walked and hasattr(outputs, "wait_built") and not self._awaiting_index:
+            self._awaiting_index = True  # the index was being built: facts come later
             self.tasks.spawn(self._when_built(), name="gallery-index-built")
         if scan_number != self._scans:
-            return  # a newer scan is on its way
+            return  # a newer listing is on its way
         # A rating or tag on its way to the store was read as it was before: show the new one.
-        for item in items:
-            shown = self._by_key.get(item.key)
-            if shown is not None and self._in_flight.get(item.key):
+        for key, item in rows.read.items():
+            shown = self._rows.read.get(key)
+            if shown is not None and self._in_flight.get(key):
                 item.rating, item.tags = shown.rating, shown.tags
-        # Images saved while scanning stay in front.
-        fresh = [i for i in self._items if i.fresh]
-        keys = {i.key for i in fresh}
+        for key in fresh:  # a new image keeps its prompt and model until the index has them
+            shown = self._rows.read.get(key)
+            if shown is not None:
+                rows.read[key] = shown
         self.items_resetting.emit()
-        self._items = fresh + [i for i in items if i.key not in keys]
-        self._by_key = {i.key: i for i in self._items}
-        self._later = [f for f in later if str(f[0]) not in self._by_key]
-        self._later_keys = {str(f[0]) for f in self._later}
-        self._paging = False  # a page of the previous scan still loading is dropped on arrival
+        self._rows, self._source = rows, source
+        self._wanted.clear()
+        self._paging = False  # a page of the previous list still loading is dropped on arrival
         self.items_reset.emit()
+        if scan and not walked and hasattr(outputs, "update"):
+            self.tasks.spawn(self._update(root), name="gallery-update")
+
+    async def _update(self, root: Path) -> None:
+        """Bring the index up to date with the disk; list again if that found anything."""
+        if self._outputs is not None and await asyncio.to_thread(self._outputs.update, root):
+            self.refresh(scan=False)
 
     async def _when_built(self) -> None:
         """The first build of the index ended: the listed images get their model and prompt
@@ -286,48 +317,46 @@ class GalleryController(QObject):
             self._awaiting_index = False
         if outputs is None:
             return  # only an index is built
-        items = [i for i in self._items if not i.model and not i.prompt]
+        items = [i for i in self._rows.read.values() if not i.model and not i.prompt]
         known = await asyncio.to_thread(outputs.facts, [i.key for i in items])
         for item in items:
             fact = known.get(item.key)
             if fact is not None:
                 item.model, item.prompt = fact.model, fact.prompt
 
-    def load_more(self) -> None:
-        """List the next (older) page of the last scan, read off the Qt thread; no-op while one
-        is loading or when everything is listed."""
-        if self._paging or not self.has_more:
-            return
-        self._paging = True
-        self.tasks.spawn(self._load_page(self._scans), name="gallery-page")
+    def _want(self, page: int) -> None:
+        """Read the items of *page* in the background (the newest asked for first; a fast
+        scroll's pages left behind are dropped, and asked for again if they come back)."""
+        self._wanted[page] = None
+        self._wanted.move_to_end(page)
+        while len(self._wanted) > WANTED_PAGES:
+            self._wanted.popitem(last=False)
+        if not self._paging:
+            self._paging = True
+            self.tasks.spawn(self._read_pages(self._scans), name="gallery-page")
 
-    async def _read_page(self) -> tuple[list[GalleryItem], int]:
-        """The next page's items, and how many entries of `_later` they came from."""
-        query, outputs = self._query, self._outputs
-        if query is not None and outputs is not None:  # a search is only set with the index
-            rows, self._query_total = await asyncio.to_thread(
-                outputs.query, Path(self._output_dir()), query, len(self._items),
-                self.page_size)
-            return self._listed(rows), 0
-        page = self._later[:self.page_size]
-        items = await asyncio.to_thread(
-            lambda: self._with_facts(items_with_ratings(page, self._ratings)))
-        return items, len(page)
-
-    async def _load_page(self, scan_number: int) -> None:
+    async def _read_pages(self, scan_number: int) -> None:
+        size = self.page_size
         try:
-            items, used = await self._read_page()
+            while self._wanted and scan_number == self._scans:
+                page, _ = self._wanted.popitem()
+                read = self._rows.read
+                keys = [k for k in self._rows.keys[page * size:(page + 1) * size] if k not in read]
+                if not keys:
+                    continue
+                items = await asyncio.to_thread(self._read_items, keys, self._source)
+                if scan_number != self._scans:
+                    return
+                span = self._rows.take(items, self._pinned)
+                if span is not None:
+                    self.rows_read.emit(*span)
         finally:
             if scan_number == self._scans:
                 self._paging = False
-        if scan_number != self._scans:
-            return
-        self._later_keys.difference_update(str(f[0]) for f in self._later[:used])
-        del self._later[:used]
-        added = [i for i in items if i.key not in self._by_key]
-        self._items.extend(added)
-        self._by_key.update((i.key, i) for i in added)
-        self.items_appended.emit(len(added))
+
+    def _pinned(self, key: str) -> bool:
+        """An item kept read: shown large, new this session, or with a change on its way."""
+        return key == self._opened or key in self._fresh or bool(self._in_flight.get(key))
 
     def add_record(self, record: ImageRecord) -> None:
         """A run saved an image: it goes first (a new image has no rating yet)."""
@@ -343,52 +372,30 @@ class GalleryController(QObject):
                            Path(record.thumbnail) if record.thumbnail else None, fresh=True,
                            prompt=str(getattr(txt2img, "prompt", "") or ""),
                            model=str(getattr(txt2img, "checkpoint", "") or ""))
-        if item.key in self._by_key:
-            self._items = [i for i in self._items if i.key != item.key]
-        if item.key in self._later_keys:  # an older page would list it a second time
-            self._later_keys.discard(item.key)
-            self._later = [f for f in self._later if str(f[0]) != item.key]
-        self._items.insert(0, item)
-        self._by_key[item.key] = item
+        if self._rows.row_of(item.key) >= 0:  # saved again: from its old place to the front
+            self._rows.remove({item.key})
+        self._rows.put_first(item)
+        self._fresh.add(item.key)
         self.item_added.emit(item)
 
     # --- thumbnails and large view ------------------------------------------------------------
 
     def thumbnail(self, key: str) -> DecodedImage | None:
         """The cached thumbnail, or None after asking for it to be loaded in the background."""
-        image = self._thumbs.get(key)
-        if image is not None:
-            self._thumbs.move_to_end(key)
-            return image
-        if key not in self._thumb_requests and key in self._by_key:
-            self._thumb_requests.add(key)
-            self.tasks.spawn(self._load_thumb(self._by_key[key]), name="thumbnail")
-        return None
+        return self._thumbs.get(key)
 
-    async def _load_thumb(self, item: GalleryItem) -> None:
-        if self._thumb_sem is None:
-            self._thumb_sem = asyncio.Semaphore(2)
-        try:
-            async with self._thumb_sem:
-                image = await asyncio.to_thread(decode_thumbnail, item)
-        except (OSError, ValueError) as exc:
-            log.info("no thumbnail for %s: %s", item.path, exc)
-            return
-        finally:
-            self._thumb_requests.discard(item.key)
-        self._thumbs[item.key] = image
-        while len(self._thumbs) > 800:
-            self._thumbs.popitem(last=False)
-        self.thumbnail_ready.emit(item.key, image)
+    def set_thumbnail_side(self, side: int) -> None:
+        """Thumbnails are fitted to a *side* square (the view's tile) off the Qt thread."""
+        self._thumbs.side = side
 
     def open(self, key: str) -> None:
         """Decode the image large and read its parameters, then emit detail_ready."""
-        item = self._by_key.get(key)
-        if item is not None:
-            self.tasks.spawn(self._open(item), name="open-image")
+        if self._rows.row_of(key) >= 0:
+            self._opened = key
+            self.tasks.spawn(self._open(Path(key)), name="open-image")
 
-    async def _open(self, item: GalleryItem) -> None:
-        detail = await asyncio.to_thread(read_detail, item.path)
+    async def _open(self, path: Path) -> None:
+        detail = await asyncio.to_thread(read_detail, path)
         self.detail_ready.emit(detail)
 
     # --- ratings ------------------------------------------------------------------------------
@@ -399,7 +406,7 @@ class GalleryController(QObject):
         The stars change at once; if the rating book refuses or fails to keep the rating, they go
         back to the stored value and `error_changed` says why and what to do.
         """
-        item = self._by_key.get(key)
+        item = self._rows.read.get(key)
         if item is None:
             return
         stars = stars if stars else None
@@ -409,31 +416,52 @@ class GalleryController(QObject):
 
     def rate_many(self, keys: list[str], stars: int | None) -> None:
         """The same stars for every image in *keys* (a multi-selection)."""
-        for key in keys:
-            self.rate(key, stars)
+        if stars and not 1 <= stars <= 5:
+            raise ValueError("A rating is 1 to 5 stars (0 clears it).")
+        self._each_item(keys, lambda item: self.rate(item.key, stars))
 
     def tag_many(self, keys: list[str], tag: str) -> None:
         """Add *tag* to every image in *keys* that lacks it (never removes it from the others)."""
         tag = tag.strip()
+        if tag:
+            self._each_item(keys, lambda item: None if tag in item.tags
+                            else self._change(item, tags=(*item.tags, tag)))
+
+    def _each_item(self, keys: list[str], act: Callable[[GalleryItem], None]) -> None:
+        """*act* on the item of each listed key; a selection reaching rows not read yet (a
+        shift-click far down) has those read first, off the Qt thread."""
+        missing = []
         for key in keys:
-            item = self._by_key.get(key)
-            if item is not None and tag and tag not in item.tags:
-                self._change(item, tags=(*item.tags, tag))
+            item = self._rows.read.get(key)
+            if item is not None:
+                act(item)
+            elif self._rows.row_of(key) >= 0:
+                missing.append(key)
+        if missing:
+            self.tasks.spawn(self._read_then(missing, act), name="gallery-read-selection")
+
+    async def _read_then(self, keys: list[str], act: Callable[[GalleryItem], None]) -> None:
+        items = await asyncio.to_thread(self._read_items, keys, self._source)
+        span = self._rows.take(items, lambda key: key in keys or self._pinned(key))
+        if span is not None:
+            self.rows_read.emit(*span)
+        for key in keys:
+            item = self._rows.read.get(key)
+            if item is not None:
+                act(item)
 
     def forget(self, keys: list[str]) -> None:
         """Images gone from the disk (trashed or moved by the app): out of the list now."""
-        gone = set(keys)
-        if not gone & self._by_key.keys():
+        gone = {k for k in keys if self._rows.row_of(k) >= 0}
+        if not gone:
             return
         self.items_resetting.emit()
-        self._items = [i for i in self._items if i.key not in gone]
-        self._by_key = {i.key: i for i in self._items}
-        if self._query is not None:
-            self._query_total = max(len(self._items), self._query_total - len(gone))
+        self._rows.remove(gone)
+        self._fresh -= gone
         self.items_reset.emit()
 
     def toggle_tag(self, key: str, tag: str) -> None:
-        item = self._by_key.get(key)
+        item = self._rows.read.get(key)
         tag = tag.strip()
         if item is None or not tag:
             return
@@ -540,16 +568,6 @@ class GalleryController(QObject):
         close = getattr(self._ratings, "close", None)
         if close is not None:
             close()
-
-
-async def _settled(outcome: WriteOutcome | Exception) -> None:
-    """Wait for a rating book's write (a Future, an awaitable or None); raises why it failed."""
-    if isinstance(outcome, Exception):
-        raise outcome
-    if isinstance(outcome, Future):
-        await asyncio.wrap_future(outcome)
-    elif inspect.isawaitable(outcome):
-        await outcome
 
 
 __all__ = ["GalleryController", "GalleryItem", "ImageDetail", "RatingBook", "RatingsUnavailable",

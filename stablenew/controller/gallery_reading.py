@@ -72,11 +72,14 @@ def family_badge(model: str) -> str:
 def items_with_ratings(found: list[tuple[Path, float, Path | None]], ratings: RatingBook
                         ) -> list[GalleryItem]:
     """Gallery items for scanned outputs, with their stored rating and tags (in a worker thread)."""
-    items = []
-    for path, created, thumb in found:
-        stars, tags = ratings.rating(str(path))
-        items.append(GalleryItem(path, created, thumb, rating=stars, tags=tags))
-    return items
+    many = getattr(ratings, "ratings", None)  # a book that reads a page at once
+    if many is not None:
+        known = many([str(path) for path, _created, _thumb in found])
+        marks = [known.get(str(path), (None, ())) for path, _created, _thumb in found]
+    else:
+        marks = [ratings.rating(str(path)) for path, _created, _thumb in found]
+    return [GalleryItem(path, created, thumb, rating=stars, tags=tags)
+            for (path, created, thumb), (stars, tags) in zip(found, marks, strict=True)]
 
 
 def scan_outputs(root: Path) -> list[tuple[Path, float, Path | None]]:
@@ -111,14 +114,15 @@ def scan_outputs(root: Path) -> list[tuple[Path, float, Path | None]]:
     return found
 
 
-def decode_thumbnail(item: GalleryItem) -> DecodedImage:
-    """The small JPEG the runner wrote beside the image, or the image itself (worker thread)."""
+def decode_thumbnail(item: GalleryItem, side: int = THUMB_SIDE) -> DecodedImage:
+    """The small JPEG the runner wrote beside the image, or the image itself (worker thread),
+    scaled to fit a *side* square (up or down), so the view only has to draw it."""
     if item.thumbnail is not None:
         try:
-            return decode_image(item.thumbnail, THUMB_SIDE)
+            return decode_image(item.thumbnail, side, fit=True)
         except (OSError, ValueError):
             pass  # not written (another tool's image) or damaged: the PNG is the source
-    return decode_image(item.path, THUMB_SIDE)
+    return decode_image(item.path, side, fit=True)
 
 
 def read_detail(path: Path) -> ImageDetail:

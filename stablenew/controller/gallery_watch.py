@@ -81,7 +81,7 @@ class GalleryWatch(QObject):
         if any(Path(f) == root for f in folders):
             await self._watch(root)  # a new run folder: watch it too
         if changed:
-            self.gallery.refresh()
+            self.gallery.refresh(scan=False)  # those folders were just scanned
 
     async def aclose(self) -> None:
         self._timer.stop()

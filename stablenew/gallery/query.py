@@ -128,22 +128,34 @@ def _where(index: GalleryIndex, q: GalleryQuery) -> tuple[list[str], list[object
     return where, args
 
 
+def _order(query: GalleryQuery) -> str:
+    direction = "DESC" if query.descending else "ASC"
+    # Unrated images go last whichever way ratings are sorted. Descending, NULLs come last
+    # by themselves (index gallery_images_rating walked backwards); ascending, the order is
+    # that of the index gallery_images_rated_first.
+    nulls = "g.rating IS NULL, " if query.sort is SortKey.rating and not query.descending else ""
+    return f"{nulls}{_ORDER[query.sort]} {direction}, g.id {direction}"
+
+
+def search_paths(index: GalleryIndex, query: GalleryQuery) -> list[str]:
+    """The paths of every image that matches, in the query's order (a gallery lists them all
+    at once and reads each row's details as it comes into view)."""
+    where, args = _where(index, query)
+    return [r[0] for r in index.execute(
+        f"SELECT g.path FROM gallery_images g {'WHERE ' + ' AND '.join(where) if where else ''} "
+        f"ORDER BY {_order(query)}", args)]
+
+
 def search(index: GalleryIndex, query: GalleryQuery, *, offset: int = 0,
            limit: int = 100) -> list[GalleryRow]:
     """One page (at most MAX_PAGE) of the images that match, in the query's order (ties by id)."""
     limit = min(max(0, limit), MAX_PAGE)
     where, args = _where(index, query)
-    direction = "DESC" if query.descending else "ASC"
-    order = _ORDER[query.sort]
-    # Unrated images go last whichever way ratings are sorted. Descending, NULLs come last
-    # by themselves (index gallery_images_rating walked backwards); ascending, the order is
-    # that of the index gallery_images_rated_first.
-    nulls = "g.rating IS NULL, " if query.sort is SortKey.rating and not query.descending else ""
     # The page's ids first: the wide columns (prompts) are read for the page alone.
     ids = [r[0] for r in index.execute(
         f"SELECT g.id FROM gallery_images g "
         f"{'WHERE ' + ' AND '.join(where) if where else ''} "
-        f"ORDER BY {nulls}{order} {direction}, g.id {direction} LIMIT ? OFFSET ?",
+        f"ORDER BY {_order(query)} LIMIT ? OFFSET ?",
         [*args, limit, max(0, offset)])]
     if not ids:
         return []

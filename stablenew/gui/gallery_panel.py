@@ -1,28 +1,41 @@
-"""GalleryPanel: thumbnails newest first, loaded lazily by the controller (older pages as the view
-nears the end); a search and filter bar above, batch actions below; keys 1–5/0 rate the
-selection."""
+"""GalleryPanel: thumbnails newest first as a virtual list (every image has its row from the start;
+the controller reads a row's details and thumbnail as it comes into view); a search and filter
+bar above, batch actions below; keys 1–5/0 rate the selection."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
-    QAbstractListModel,
     QModelIndex,
     QPersistentModelIndex,
     QPoint,
     QSize,
+    QStringListModel,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QIcon, QImage, QKeyEvent, QPainter, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QIcon,
+    QImage,
+    QKeyEvent,
+    QPainter,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
     QListView,
     QSizePolicy,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -36,14 +49,20 @@ if TYPE_CHECKING:
     from stablenew.controller.gallery_controller import GalleryController, GalleryItem
 
 THUMB = 132
-#: Thumbnail icons kept ready to paint (about 70 kB each at 132 px).
-MAX_ICONS = 1000
+#: Thumbnail icons kept ready to paint: 70 kB each at 132 px, so about 28 MB; more than a 4K
+#: screen of tiles holds.
+MAX_ICONS = 400
 GRID = (THUMB + 12, THUMB + 24)
-NEAR_END_ROWS = 3  # the next page is asked for this many rows of thumbnails before the end
 
 
-class GalleryModel(QAbstractListModel):
-    """A view of the controller's item list; thumbnails are asked for only when painted."""
+class GalleryModel(QStringListModel):
+    """A view of the controller's list: a row for every image from the start; a row's details
+    and thumbnail are asked for only when it is painted.
+
+    Its rows are a string list's (of empty strings), so the row count is answered in C++: list
+    views ask for every row's index when they lay the grid out (after any change), and a row
+    count answered in Python cost 150 ms per layout at 100,000 rows.
+    """
 
     KeyRole = Qt.ItemDataRole.UserRole + 1
     FamilyRole = Qt.ItemDataRole.UserRole + 2  # the model family's badge ("SDXL"), or ""
@@ -55,6 +74,8 @@ class GalleryModel(QAbstractListModel):
         # keeps memory flat (an evicted icon is rebuilt from the controller's thumbnail cache
         # or decoded again in the background when it scrolls back into view).
         self._icons: OrderedDict[str, QIcon] = OrderedDict()
+        # The badge each icon was drawn with: a thumbnail can come before its row's model.
+        self._badges: dict[str, str] = {}
         self._placeholder = self._make_placeholder()
         # The badge's font is loaded here, while the window is built: loading it at the first
         # thumbnail stalled the window (54 ms).
@@ -63,18 +84,21 @@ class GalleryModel(QAbstractListModel):
         self._badge_font.setBold(True)
         self._badge_metrics = QFontMetrics(self._badge_font)
         self._badge_metrics.boundingRect("SDXL")
-        self._rows = 0
         self._resetting = False
 
+    @property
+    def _rows(self) -> int:
+        return QStringListModel.rowCount(self)
+
     def bind(self, controller: GalleryController) -> None:
-        self.beginResetModel()
+        self._about_to_reset()
         self.controller = controller
-        self._rows = len(controller.items)
-        self.endResetModel()
+        controller.set_thumbnail_side(THUMB)
+        self._reset()
         controller.items_resetting.connect(self._about_to_reset)
         controller.items_reset.connect(self._reset)
         controller.item_added.connect(self._added)
-        controller.items_appended.connect(self._appended)
+        controller.rows_read.connect(self._read)
         controller.item_changed.connect(self._changed)
         controller.thumbnail_ready.connect(self._thumb)
 
@@ -84,38 +108,39 @@ class GalleryModel(QAbstractListModel):
         pixmap.fill(QColor(128, 128, 128, 40))
         return QIcon(pixmap)
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
-        return 0 if parent.isValid() else self._rows
-
-    def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
-        return not parent.isValid() and self.controller is not None and self.controller.has_more
-
-    def fetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
-        # Qt asks when the view shows its last row; the rows arrive later, from a worker.
-        if not parent.isValid() and self.controller is not None:
-            self.controller.load_more()
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return (Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+                | Qt.ItemFlag.ItemNeverHasChildren)
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
              role: int = Qt.ItemDataRole.DisplayRole) -> QIcon | str | None:
-        if not index.isValid() or self.controller is None or index.row() >= len(self.controller.items):
+        controller = self.controller
+        if not index.isValid() or controller is None or index.row() >= self._rows:
             return None
-        item = self.controller.items[index.row()]
+        key = controller.key_at(index.row())
+        if key is None:
+            return None
+        if role == self.KeyRole:
+            return key
+        item = controller.item_at(index.row())  # None: its page is asked for
         if role == Qt.ItemDataRole.DecorationRole:
-            icon = self._icons.get(item.key)
-            if icon is not None:
-                self._icons.move_to_end(item.key)
-            else:
-                decoded = self.controller.thumbnail(item.key)
-                if decoded is None:
-                    return self._placeholder
-                icon = self._icon(item.key, decoded)
-            return icon
+            icon = self._icons.get(key)
+            badge = family_badge(item.model) if item is not None else self._badges.get(key, "")
+            if icon is not None and badge == self._badges.get(key):
+                self._icons.move_to_end(key)
+                return icon
+            decoded = controller.thumbnail(key)
+            if decoded is None:  # asked for: the old icon (if any) meanwhile
+                return icon if icon is not None else self._placeholder
+            return self._icon(key, decoded)
+        if item is None:
+            return None
         if role == Qt.ItemDataRole.DisplayRole:
             return "★" * (item.rating or 0)
         if role == Qt.ItemDataRole.ToolTipRole:
             return tooltip(item)
-        if role == self.KeyRole:
-            return item.key
         if role == self.FamilyRole:
             return family_badge(item.model)
         return None
@@ -125,8 +150,10 @@ class GalleryModel(QAbstractListModel):
         canvas = QPixmap(THUMB, THUMB)
         canvas.fill(Qt.GlobalColor.transparent)
         painter = QPainter(canvas)
-        scaled = image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
-                              Qt.TransformationMode.SmoothTransformation)
+        scaled = image  # fitted to the tile in the background (the controller knows THUMB)
+        if max(image.width(), image.height()) != THUMB:
+            scaled = image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
+                                  Qt.TransformationMode.SmoothTransformation)
         painter.drawImage((THUMB - scaled.width()) // 2, (THUMB - scaled.height()) // 2, scaled)
         item = self.controller.item(key) if self.controller is not None else None
         badge = family_badge(item.model) if item is not None else ""
@@ -142,20 +169,20 @@ class GalleryModel(QAbstractListModel):
         painter.end()
         icon = QIcon(canvas)
         self._icons[key] = icon
+        self._icons.move_to_end(key)
+        self._badges[key] = badge
         while len(self._icons) > MAX_ICONS:
-            self._icons.popitem(last=False)
+            dropped, _ = self._icons.popitem(last=False)
+            self._badges.pop(dropped, None)
         return icon
 
     @property
     def items(self) -> list[GalleryItem]:
-        """The controller's list (nothing before it is bound)."""
+        """The controller's items read so far (nothing before it is bound)."""
         return self.controller.items if self.controller is not None else []
 
     def _row_of(self, key: str) -> int:
-        for row, item in enumerate(self.items):
-            if item.key == key:
-                return row
-        return -1
+        return self.controller.row_of(key) if self.controller is not None else -1
 
     def _about_to_reset(self) -> None:
         # Begun while the old list is still there, so views can note the place they show.
@@ -167,28 +194,29 @@ class GalleryModel(QAbstractListModel):
         if not self._resetting:
             self.beginResetModel()
         self._resetting = False
-        self._rows = len(self.items)
+        # Inside the reset, so views hear of one reset and not of these rows coming and going.
+        self.blockSignals(True)
+        try:
+            self.removeRows(0, self._rows)
+            self.insertRows(0, self.controller.row_count if self.controller is not None else 0)
+        finally:
+            self.blockSignals(False)
         self.endResetModel()
 
     def _added(self, item) -> None:
         # The controller put the item first; an insert (not a reset) keeps the view's layout
         # and selection, which matters when a fast run adds several images a second.
-        if len(self.items) != self._rows + 1:
+        count = self.controller.row_count if self.controller is not None else 0
+        if count != self._rows + 1:
             self._reset()  # a replaced duplicate: the list changed in more than one place
             return
-        self.beginInsertRows(QModelIndex(), 0, 0)
-        self._rows += 1
-        self.endInsertRows()
+        self.insertRows(0, 1)
 
-    def _appended(self, count: int) -> None:
-        # Older rows go at the end: the rows above, their icons and the selection stay as they are.
-        if len(self.items) != self._rows + count:
-            self._reset()
-            return
-        if count:
-            self.beginInsertRows(QModelIndex(), self._rows, self._rows + count - 1)
-            self._rows += count
-            self.endInsertRows()
+    def _read(self, first: int, last: int) -> None:
+        # A page of rows got its details (stars, badge, tooltip).
+        last = min(last, self._rows - 1)
+        if first <= last:
+            self.dataChanged.emit(self.index(first), self.index(last))
 
     def _changed(self, item) -> None:
         row = self._row_of(item.key)
@@ -197,16 +225,25 @@ class GalleryModel(QAbstractListModel):
             self.dataChanged.emit(index, index)
 
     def _thumb(self, key: str, decoded) -> None:
-        self._icon(key, decoded)
         row = self._row_of(key)
-        if row >= 0:
+        if 0 <= row < self._rows:
+            self._icon(key, decoded)
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
+class TileDelegate(QStyledItemDelegate):
+    """Every tile is the same size: the view's size sample (a row it picks) is not read."""
+
+    def sizeHint(self, option: QStyleOptionViewItem,  # noqa: N802
+                 index: QModelIndex | QPersistentModelIndex) -> QSize:
+        return QSize(GRID[0] - 4, GRID[1] - 4)
+
+
+@lru_cache(maxsize=512)
 def family_badge(model: str) -> str:
     """The model family's badge ("SDXL"); the controller's reading loads on first use, not
-    at start-up."""
+    at start-up. Cached: it is asked at every paint of every tile."""
     from stablenew.controller.gallery_reading import family_badge as badge
 
     return badge(model)
@@ -230,6 +267,21 @@ class GalleryView(QListView):
     """Icon grid; number keys rate the selected images without leaving the keyboard."""
 
     rate_requested = Signal(object, int)  # keys, stars
+
+    def dataChanged(self, top_left: QModelIndex | QPersistentModelIndex,  # noqa: N802
+                    bottom_right: QModelIndex | QPersistentModelIndex,
+                    roles: Sequence[int] = ()) -> None:
+        # QListView's list mode lays every row out again when any row's data changes (each
+        # thumbnail that arrives: 6 ms at 100,000 rows). Every tile has the same size, so a
+        # repaint of the changed tiles is all that is needed.
+        QAbstractItemView.dataChanged(self, top_left, bottom_right, list(roles))
+
+    def initViewItemOption(self, option: QStyleOptionViewItem) -> None:  # noqa: N802
+        # Tiles as icon mode draws them (thumbnail above its stars), in list mode's layout.
+        super().initViewItemOption(option)
+        option.decorationPosition = QStyleOptionViewItem.Position.Top
+        option.displayAlignment = Qt.AlignmentFlag.AlignCenter
+        option.showDecorationSelected = False
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         text = event.text()
@@ -256,17 +308,22 @@ class GalleryPanel(QWidget):
         self.view = GalleryView()
         self.view.setObjectName("GalleryView")
         self.view.setModel(self.model)
-        self.view.setViewMode(QListView.ViewMode.IconMode)
+        # List mode wrapping left to right, not icon mode: icon mode keeps a rectangle per row
+        # and lays every row out again when rows are added (seconds at 100,000 images); list
+        # mode with uniform sizes places rows by arithmetic, so the scroll bar has its full
+        # length at once. The view draws the tiles as icon mode would.
+        self.view.setViewMode(QListView.ViewMode.ListMode)
         self.view.setFlow(QListView.Flow.LeftToRight)
         self.view.setWrapping(True)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setMovement(QListView.Movement.Static)
         self.view.setUniformItemSizes(True)
+        self.view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.view.setIconSize(QSize(THUMB, THUMB))
         self.view.setGridSize(QSize(*GRID))
         self.view.setSpacing(2)
-        self.view.setLayoutMode(QListView.LayoutMode.Batched)
-        self.view.setBatchSize(60)
+        self.view.setLayoutMode(QListView.LayoutMode.SinglePass)
+        self.view.setItemDelegate(TileDelegate(self.view))
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.title = QLabel("Gallery")
@@ -301,16 +358,12 @@ class GalleryPanel(QWidget):
         self.model.modelReset.connect(self._restore_place)
         self.model.modelReset.connect(self._update_title)
         self.model.rowsInserted.connect(self._update_title)
-        # Only the user's scrolling asks for pages: the range also moves while a batched layout
-        # runs, which would pull in every page unasked. (A view not yet full is Qt's fetchMore.)
-        self.view.verticalScrollBar().valueChanged.connect(self._near_end)
         self._update_title()
 
     def bind(self, controller: GalleryController) -> None:
         """Join the GalleryController: its items are the rows; ratings from the keys go to it."""
         self.controller = controller
         self.view.rate_requested.connect(controller.rate_many)
-        controller.items_appended.connect(self._update_title)
         self.model.bind(controller)
         self.filters.query_changed.connect(controller.set_query)
         self.batch.bind(controller)
@@ -331,9 +384,11 @@ class GalleryPanel(QWidget):
 
     def selected_keys(self) -> list[str]:
         """The selected images, in the order they are listed."""
+        if self.controller is None:
+            return []
         rows = sorted(i.row() for i in self.view.selectionModel().selectedIndexes())
-        items = self.controller.items if self.controller is not None else []
-        return [items[r].key for r in rows if r < len(items)]
+        keys = (self.controller.key_at(r) for r in rows)
+        return [k for k in keys if k is not None]
 
     def open_compare(self, left: str, right: str) -> None:
         if self.controller is None:
@@ -347,30 +402,18 @@ class GalleryPanel(QWidget):
         if self.controller is None:
             self.title.setText("Gallery")
             return
-        shown, total = len(self.controller.items), self.controller.total
+        total = self.controller.total
         if self.controller.query is not None:
-            found = f"{total:,} image{'s' if total != 1 else ''} found"
-            self.title.setText(f"Gallery · {found}" + (f", {shown:,} listed" if shown < total else ""))
+            self.title.setText(f"Gallery · {total:,} image{'s' if total != 1 else ''} found")
             self.title.setToolTip("")
         elif not total:
             # Short enough for the header beside the search box (a longer line was clipped).
             self.title.setText("Gallery · no images yet")
             self.title.setToolTip("Images you make appear here, newest first")
-        elif shown < total:
-            # The order is in the sort box beside the title: the title says only how many.
-            self.title.setText(f"Gallery · {shown:,} of {total:,}")
-            self.title.setToolTip(f"{shown:,} of {total:,} images listed; scroll down for more")
         else:
+            # The order is in the sort box beside the title: the title says only how many.
             self.title.setText(f"Gallery · {total:,} image{'s' if total != 1 else ''}")
             self.title.setToolTip("")
-
-    def _near_end(self, value: int) -> None:
-        """Ask for the next page a few rows before the end, so scrolling rarely waits for it."""
-        bar = self.view.verticalScrollBar()
-        if self.controller is None or not self.controller.has_more:
-            return
-        if 0 < bar.maximum() - NEAR_END_ROWS * GRID[1] <= value:
-            self.controller.load_more()
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid() and self.controller is not None:
@@ -391,8 +434,8 @@ class GalleryPanel(QWidget):
     def _restore_place(self) -> None:
         selected, first, top = self._place
         self._place = (None, None, 0)
-        rows = {item.key: row for row, item in enumerate(self.model.items)
-                if item.key in (selected, first)}
+        rows = {key: row for key in (selected, first)
+                if key is not None and (row := self.model._row_of(key)) >= 0}
         if selected in rows:
             self.view.setCurrentIndex(self.model.index(rows[selected]))
         if first in rows:

@@ -49,6 +49,33 @@ class RecordReader:
                 return None, ()
             return row[1], tags
 
+    def ratings(self, paths: list[str]) -> dict[str, tuple[int | None, tuple[str, ...]]]:
+        """`rating` of each recorded path among *paths* in two queries (a gallery page of
+        hundreds at once); paths not recorded are left out."""
+        found: dict[str, tuple[int | None, tuple[str, ...]]] = {}
+        with self._lock:
+            try:
+                db = self._connection()
+                if db is None:
+                    return found
+                for start in range(0, len(paths), 500):
+                    chunk = paths[start:start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    latest = {path: (record_id, rating) for record_id, path, rating in db.execute(
+                        f"SELECT id, path, rating FROM learning_records WHERE id IN (SELECT MAX(id) "
+                        f"FROM learning_records WHERE path IN ({marks}) GROUP BY path)", chunk)}
+                    tags: dict[int, list[str]] = {}
+                    ids = [record_id for record_id, _ in latest.values()]
+                    for record_id, tag in db.execute(
+                            f"SELECT record_id, tag FROM learning_tags WHERE record_id IN "
+                            f"({','.join('?' * len(ids))}) ORDER BY tag", ids):
+                        tags.setdefault(record_id, []).append(tag)
+                    found.update((path, (rating, tuple(tags.get(record_id, ()))))
+                                 for path, (record_id, rating) in latest.items())
+            except sqlite3.Error:  # no learning tables yet, or a busy file: show no stars
+                return {}
+        return found
+
     def close(self) -> None:
         with self._lock:
             if self._db is not None:
