@@ -95,6 +95,8 @@ class GalleryController(QObject):
         self._scans = 0  # a page read for an older list is dropped
         self._wanted: OrderedDict[int, None] = OrderedDict()  # pages asked for, newest last
         self._paging = False
+        self._paused = False  # the view scrolls fast: pages and thumbnails wait
+        self._closed = False
         self.page_size = PAGE_SIZE
         # A search, filter or order other than newest first: the list is the index's answer.
         self._query: GalleryQuery | None = None
@@ -331,14 +333,27 @@ class GalleryController(QObject):
         self._wanted.move_to_end(page)
         while len(self._wanted) > WANTED_PAGES:
             self._wanted.popitem(last=False)
-        if not self._paging:
+        self._start_reading()
+
+    def _start_reading(self) -> None:
+        if self._wanted and not self._paging and not self._paused and not self._closed:
             self._paging = True
             self.tasks.spawn(self._read_pages(self._scans), name="gallery-page")
+
+    def pause_reading(self, paused: bool) -> None:
+        """While the view is scrolled fast, the pages and thumbnails it passes wait (the last
+        asked for are kept): reading them would hold the Qt thread up (the workers' Python
+        competes with it); they are read when the scrolling pauses."""
+        if self._closed:
+            return
+        self._paused = paused
+        self._thumbs.pause(paused)
+        self._start_reading()
 
     async def _read_pages(self, scan_number: int) -> None:
         size = self.page_size
         try:
-            while self._wanted and scan_number == self._scans:
+            while self._wanted and scan_number == self._scans and not self._paused:
                 page, _ = self._wanted.popitem()
                 read = self._rows.read
                 keys = [k for k in self._rows.keys[page * size:(page + 1) * size] if k not in read]
@@ -558,6 +573,8 @@ class GalleryController(QObject):
         return Path(self._output_dir())
 
     async def aclose(self) -> None:
+        self._closed = True  # a late paint or scroll asks for nothing more
+        self._thumbs.pause(True)
         await self.inspector.aclose()
         await self.watch.aclose()
         await self.actions.aclose()

@@ -42,6 +42,7 @@ class GalleryThumbnails:
         self._workers = 0
         #: The square thumbnails are fitted to (the view's tile), so the Qt thread only draws.
         self.side = THUMB_SIDE
+        self._paused = False
 
     def get(self, key: str) -> DecodedImage | None:
         """The cached thumbnail, or None after asking for it to be decoded in the background."""
@@ -55,14 +56,22 @@ class GalleryThumbnails:
         self._waiting.move_to_end(key)
         while len(self._waiting) > MAX_WAITING:
             self._waiting.popitem(last=False)
-        if self._workers < WORKERS:
+        self._start()
+        return None
+
+    def pause(self, paused: bool) -> None:
+        """Hold the decoding back (asks are kept, the newest first) or let it go on."""
+        self._paused = paused
+        self._start()
+
+    def _start(self) -> None:
+        while not self._paused and self._waiting and self._workers < WORKERS:
             self._workers += 1
             self._tasks.spawn(self._work(), name="thumbnail")
-        return None
 
     async def _work(self) -> None:
         try:
-            while self._waiting:
+            while self._waiting and not self._paused:
                 key, _ = self._waiting.popitem()  # the newest: the tiles in view now
                 item = self._item(key) or GalleryItem(Path(key), 0.0, thumbnail_path(Path(key)))
                 self._decoding.add(key)

@@ -53,6 +53,9 @@ THUMB = 132
 #: screen of tiles holds.
 MAX_ICONS = 400
 GRID = (THUMB + 12, THUMB + 24)
+#: Scrolling that pauses this long lets the thumbnails and details of the tiles in view load
+#: (while it goes on, their reading would compete with the painting).
+SETTLE_MS = 80
 
 
 class GalleryModel(QStringListModel):
@@ -107,12 +110,6 @@ class GalleryModel(QStringListModel):
         pixmap = QPixmap(THUMB, THUMB)
         pixmap.fill(QColor(128, 128, 128, 40))
         return QIcon(pixmap)
-
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return (Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-                | Qt.ItemFlag.ItemNeverHasChildren)
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
              role: int = Qt.ItemDataRole.DisplayRole) -> QIcon | str | None:
@@ -324,6 +321,7 @@ class GalleryPanel(QWidget):
         self.view.setSpacing(2)
         self.view.setLayoutMode(QListView.LayoutMode.SinglePass)
         self.view.setItemDelegate(TileDelegate(self.view))
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.title = QLabel("Gallery")
@@ -358,6 +356,11 @@ class GalleryPanel(QWidget):
         self.model.modelReset.connect(self._restore_place)
         self.model.modelReset.connect(self._update_title)
         self.model.rowsInserted.connect(self._update_title)
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(lambda: self._scrolling(False))
+        self.view.verticalScrollBar().valueChanged.connect(lambda _value: self._scrolling(True))
         self._update_title()
 
     def bind(self, controller: GalleryController) -> None:
@@ -414,6 +417,12 @@ class GalleryPanel(QWidget):
             # The order is in the sort box beside the title: the title says only how many.
             self.title.setText(f"Gallery · {total:,} image{'s' if total != 1 else ''}")
             self.title.setToolTip("")
+
+    def _scrolling(self, moving: bool) -> None:
+        if self.controller is not None:
+            self.controller.pause_reading(moving)
+        if moving:
+            self._settle.start()
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid() and self.controller is not None:

@@ -78,3 +78,97 @@ async def test_an_added_folder_is_listed_with_the_outputs_once(tmp_path, qapp):
         assert [p.name for p, *_ in outputs(out)] == ["ours.png", "theirs.png"]
     finally:
         outputs.close()
+
+
+async def test_the_list_shows_before_the_folder_scan_and_follows_what_it_found(tmp_path, qapp,
+                                                                              monkeypatch):
+    """A warm index lists at once; the scan of the folder behind it is held back here, and
+    when it ends, an image another program added appears and a deleted one goes."""
+    import asyncio
+    import threading
+
+    out, data = tmp_path / "out", tmp_path / "data"
+    base = 1_700_000_000
+    for n in range(5):
+        os.utime(png(out / "run1" / f"{n}.png"), (base + n, base + n))
+    outputs = IndexedOutputs(data / "gallery.db", data / "stablenew.db")
+    assert outputs(out) is None and outputs.worker.join(20)  # the index is built: warm
+    added = png(out / "run2" / "new.png")  # behind the index's back
+    (out / "run1" / "0.png").unlink()
+    scanning, release = threading.Event(), threading.Event()
+    real_scan = GalleryIndex.scan
+
+    def held_scan(self, folder, **kwargs):
+        scanning.set()
+        assert release.wait(20), "the test let the scan go"
+        return real_scan(self, folder, **kwargs)
+
+    monkeypatch.setattr(GalleryIndex, "scan", held_scan)
+    gallery = GalleryController(lambda: out, StoredRatings(data / "stablenew.db", lambda: None),
+                                outputs=outputs)
+    try:
+        gallery.refresh()
+        for _ in range(400):  # listed while the scan waits
+            if gallery.row_count:
+                break
+            await asyncio.sleep(0.025)
+        assert [gallery.key_at(r) for r in range(gallery.row_count)] == \
+            [str(out / "run1" / f"{n}.png") for n in (4, 3, 2, 1, 0)]
+        assert scanning.is_set() and not release.is_set()
+        assert gallery.item(str(out / "run1" / "4.png")) is not None, "its details read too"
+        release.set()
+        for _ in range(400):
+            if gallery.row_of(str(added)) == 0 and gallery.row_count == 5:
+                break
+            await asyncio.sleep(0.025)
+        assert gallery.key_at(0) == str(added), "the new image is listed first"
+        assert gallery.row_of(str(out / "run1" / "0.png")) == -1, "the deleted one is gone"
+    finally:
+        release.set()
+        await gallery.aclose()
+
+
+class Book:
+    """A rating book keeping stars in a dict (the gallery's seam to the learning store)."""
+
+    def __init__(self):
+        self.stars = {}
+
+    def rating(self, path):
+        return self.stars.get(path), ()
+
+    def rate(self, path, stars):
+        self.stars[path] = stars
+
+    def set_tags(self, path, tags):
+        return None
+
+
+async def test_a_selection_reaching_rows_not_read_yet_is_rated_whole(tmp_path, qapp):
+    """Only the rows in view are read; stars given to a selection that reaches far down (a
+    shift-click) are given to every image in it, the unread ones read first."""
+    import asyncio
+
+    out = tmp_path / "out"
+    base = 1_700_000_000
+    for n in range(12):
+        os.utime(png(out / "run1" / f"{n:02d}.png"), (base + n, base + n))
+    book = Book()
+    gallery = GalleryController(lambda: out, book)
+    gallery.page_size = 4
+    try:
+        gallery.refresh()
+        await gallery.tasks.wait_idle(10)
+        keys = [gallery.key_at(r) for r in range(gallery.row_count)]
+        assert len(keys) == 12 and len(gallery.items) == 4, "the first page alone is read"
+        assert gallery.item(keys[-1]) is None
+        gallery.rate_many(keys[2:], 4)
+        for _ in range(200):
+            if len(book.stars) == 10:
+                break
+            await asyncio.sleep(0.025)
+        assert book.stars == dict.fromkeys(keys[2:], 4)
+        await gallery.tasks.wait_idle(10)
+        assert gallery.item(keys[-1]).rating == 4
+    finally:
+        await gallery.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from pathlib import Path
 
 from PIL import Image
 
@@ -133,3 +134,50 @@ def test_a_refresh_keeps_the_selected_image_and_the_place_scrolled_to(qtbot, win
     qtbot.waitUntil(lambda: first_in_view() == first, timeout=5000)
     assert bar.value() == value
     assert opened == [], "the image shown was not opened again"
+
+
+def test_images_the_scan_finds_behind_the_list_appear_without_losing_the_place(qtbot, window_for,
+                                                                              dead_url):
+    """The list comes from the index at once; the folder scan behind it finds images another
+    program added and one it deleted: the list follows, the selected image and the image
+    first in view stay where they were."""
+    from PySide6.QtCore import QPoint
+
+    from stablenew.gui.gallery_panel import GRID, GalleryModel
+
+    window = window_for(dead_url, connect=False)
+    window.resize(1200, 900)
+    gallery, panel = window.session.gallery, window.gallery_panel
+    root = window.session.app.output_dir
+    newest_first = _outputs(root, 200)
+    with qtbot.waitSignal(panel.model.modelReset, timeout=20000):
+        gallery.refresh()
+    outputs = gallery._outputs
+    qtbot.waitUntil(lambda: outputs.worker is not None and outputs.worker.join(0), timeout=20000)
+    gallery.refresh()  # from the index now
+    qtbot.waitUntil(lambda: not gallery.tasks.busy, timeout=20000)
+    bar = panel.view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=10000)
+    panel.view.setCurrentIndex(panel.model.index(90))
+    bar.setValue(bar.maximum() // 2)
+
+    def first_in_view():
+        return panel.view.indexAt(QPoint(GRID[0] // 2, GRID[1] // 2)).data(GalleryModel.KeyRole)
+
+    first = first_in_view()
+    assert first not in (None, newest_first[0])
+    image = Image.new("RGB", (4, 4), "orange")
+    added = []
+    for n in range(3):  # newer than every listed image: they go first
+        path = root / "run-9" / f"new-{n}.png"
+        path.parent.mkdir(exist_ok=True)
+        image.save(path)
+        os.utime(path, (1_800_000_000 + n, 1_800_000_000 + n))
+        added.append(str(path))
+    Path(newest_first[150]).unlink()
+    gallery.refresh()
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 202, timeout=20000)
+    assert [gallery.key_at(r) for r in range(3)] == added[::-1]
+    assert gallery.row_of(newest_first[150]) == -1
+    assert panel.view.currentIndex().data(GalleryModel.KeyRole) == newest_first[90]
+    qtbot.waitUntil(lambda: first_in_view() == first, timeout=5000)
