@@ -16,9 +16,10 @@ database in which a fifth of them are rated and tagged. Then:
 - first_thumbs: the real GalleryPanel bound to the real GalleryController on the warm index
   (offscreen Qt), from creating them until every tile of the first screen has its thumbnail
   (not the placeholder) and the grid has painted;
-- scroll: then the grid's scroll bar dragged from top to bottom (moves of 1/200 of the height
-  of all the images, one per 16 ms frame; at the listed end the next page comes as the panel
-  asks for it), a 5 ms probe timer recording how late the Qt loop ran it (as
+- scroll: then the grid's scroll bar dragged from top to bottom (moves of 1/200 of its height,
+  one per 16 ms frame; every image has its row from the start, and the details and
+  thumbnails of the tiles in view are read when the scrolling pauses), until the last tile
+  is read and in view; a 5 ms probe timer records how late the Qt loop ran it (as
   `bench/ui_latency.py` and `bench/library.py` do); `scroll_max_stall_ms` is the worst;
 - memory: the process's peak resident size after all of it (file writing and the GUI included).
 
@@ -221,9 +222,8 @@ def gallery_gui(root: Path, data: Path) -> dict[str, float]:
         await asyncio.sleep(2.0)  # the probe on the idle grid: the machine's own noise
         figures["idle_max_stall_ms"] = max(stalls)
         stalls.clear()
-        # A drag of the scroll bar from top to bottom in SCROLL_STEPS moves, as long as the
-        # grid would be with every image listed; at the listed end the next page is awaited
-        # (the panel asks for it as the bottom nears), the loop turning meanwhile.
+        # A drag of the scroll bar from top to bottom in SCROLL_STEPS moves (every image has its
+        # row from the start); at the bottom the last page is awaited, the loop turning.
         bar = panel.view.verticalScrollBar()
         columns = max(1, panel.view.viewport().width() // GRID[0])
         step = max(1, -(-controller.total // columns) * GRID[1] // SCROLL_STEPS)

@@ -8,13 +8,13 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from PySide6.QtCore import QObject, Signal
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
+from stablenew.controller.gallery_pages import ListSource, read_items
 from stablenew.controller.gallery_ratings import (
     RatingBook,
     RatingsUnavailable,
@@ -28,7 +28,6 @@ from stablenew.controller.gallery_reading import (
     THUMB_SIDE,
     GalleryItem,
     ImageDetail,
-    items_with_ratings,
     read_detail,
     scan_outputs,
 )
@@ -36,11 +35,10 @@ from stablenew.controller.gallery_rows import GalleryRows
 from stablenew.controller.gallery_thumbs import GalleryThumbnails
 from stablenew.controller.images import DecodedImage
 from stablenew.controller.tasks import TaskOwner
-from stablenew.pipeline.outputs import thumbnail_path
 
 if TYPE_CHECKING:
     from stablenew.controller.gallery_actions import GalleryActions
-    from stablenew.controller.gallery_index import IndexedFacts, IndexedOutputs
+    from stablenew.controller.gallery_index import IndexedOutputs
     from stablenew.gallery.query import GalleryQuery
     from stablenew.learning.records import LearningRecord
     from stablenew.pipeline.records import ImageRecord
@@ -56,13 +54,12 @@ PRESET_TAGS = ("too noisy", "too smooth", "nailed it")
 _Shown: TypeAlias = "int | tuple[str, ...] | None"
 
 
-@dataclass(frozen=True)
-class _Source:
-    """Where a listing came from, for reading its pages: a search, or a folder walk (each
-    image's time and thumbnail), or else the index's list of the output folders."""
-
-    query: GalleryQuery | None
-    walked: dict[str, tuple[float, Path | None]] | None
+def _fresh_first(fresh: list[str], listed: list[str]) -> list[str]:
+    """Images saved by this session's runs first, then the listing without them."""
+    if not fresh:
+        return listed
+    kept = set(fresh)
+    return fresh + [k for k in listed if k not in kept]
 
 
 class GalleryController(QObject):
@@ -87,7 +84,7 @@ class GalleryController(QObject):
         self._outputs = outputs
         # Every listed image's key from the start; items read a page at a time as they show.
         self._rows = GalleryRows()
-        self._source = _Source(None, {})
+        self._source = ListSource(None, {})
         self._fresh: set[str] = set()  # saved by this session's runs: kept first on a refresh
         self._opened: str | None = None  # the image shown large: its item is kept read
         self._writes: dict[str, int] = {}  # key → number of its latest rating/tag change
@@ -203,48 +200,8 @@ class GalleryController(QObject):
         self._query = wanted
         self.refresh(scan=False)  # the index is kept current: the first listing brought it up to date
 
-    def _read_items(self, keys: list[str], source: _Source) -> list[GalleryItem]:
-        """The items of *keys* (worker thread): stars and tags from the learning store (from
-        the index's copy for a search: what it sorted and filtered by), model and prompt from
-        the index. A key nothing knows any more is read as a bare item (its thumbnail only)
-        until the next listing drops it."""
-        walked = source.walked
-        if walked is not None or self._outputs is None:
-            found = [(Path(k), *walked[k]) for k in keys if walked and k in walked]
-            items = self._with_facts(items_with_ratings(found, self._ratings))
-        else:
-            facts = self._outputs.facts(keys)
-            if source.query is not None:
-                items = [GalleryItem(Path(k), f.mtime, thumbnail_path(Path(k)), rating=f.rating,
-                                     tags=f.tags, model=f.model, prompt=f.prompt)
-                         for k in keys if (f := facts.get(k)) is not None]
-            else:
-                found = [(Path(k), facts[k].mtime, thumbnail_path(Path(k)))
-                         for k in keys if k in facts]
-                items = self._with_facts(items_with_ratings(found, self._ratings), facts)
-        got = {i.key for i in items}
-        return items + [GalleryItem(Path(k), 0.0, thumbnail_path(Path(k)))
-                        for k in keys if k not in got]
-
-    def _with_facts(self, items: list[GalleryItem],
-                    known: Mapping[str, IndexedFacts] | None = None) -> list[GalleryItem]:
-        """Model and prompt from the index, for the tooltip (worker thread). An image the
-        learning store does not know by this path (another tool made it, or it was moved)
-        shows the marks the index keeps for it (from its sidecar, or followed by its hash)."""
-        facts = getattr(self._outputs, "facts", None)
-        if known is None and facts is not None and items:
-            known = facts([i.key for i in items])
-        if known is None:
-            return items
-        for item in items:
-            fact = known.get(item.key)
-            if fact is None:
-                item.model = item.prompt = ""
-                continue
-            item.model, item.prompt = fact.model, fact.prompt
-            if item.rating is None and not item.tags:
-                item.rating, item.tags = fact.rating, fact.tags
-        return items
+    def _read_items(self, keys: list[str], source: ListSource) -> list[GalleryItem]:
+        return read_items(keys, source, self._outputs, self._ratings)
 
     def refresh(self, *, scan: bool = True) -> None:
         """List the images again, read off the Qt thread: at once from the gallery index as it
@@ -261,19 +218,25 @@ class GalleryController(QObject):
         again = self._rows.recent(2 * self.page_size)
         fresh = [] if query is not None else [k for k in self._rows.keys if k in self._fresh]
         size = self.page_size
+        # A new list (the first, or another search) shows its first page and its length at
+        # once and learns the other rows' keys a moment later; the same list listed again
+        # reads them all first, so the place and the selection (maybe far down) are kept.
+        limit = size if not self._rows.keys or query != self._source.query else None
 
-        def read() -> tuple[GalleryRows, _Source]:
+        def read() -> tuple[GalleryRows, ListSource]:
             walked: dict[str, tuple[float, Path | None]] | None = None
             if query is not None and outputs is not None:  # a search is only set with the index
-                keys = outputs.query_listing(query)
+                keys, total = outputs.query_listing(query, limit)
             else:
-                listed = outputs.listing(root) if outputs is not None else None
+                listed = outputs.listing(root, limit) if outputs is not None else None
                 if listed is None:  # no index, or its first build runs: walk the folder
                     walked = {str(p): (m, t) for p, m, t in scan_outputs(root)}
-                    listed = list(walked)
-                keys = fresh + listed
-            rows, source = GalleryRows(keys), _Source(query, walked)
-            wanted = dict.fromkeys(rows.keys[:size])
+                    listed = list(walked), len(walked)
+                head, count = listed
+                keys = _fresh_first(fresh, head)
+                total = count + len(keys) - len(head)
+            rows, source = GalleryRows(keys, total), ListSource(query, walked)
+            wanted = dict.fromkeys(k for k in rows.keys[:size] if k is not None)
             wanted.update((k, None) for k in again if rows.row_of(k) >= 0)
             rows.take(self._read_items(list(wanted), source))
             return rows, source
@@ -286,6 +249,14 @@ class GalleryController(QObject):
             self.tasks.spawn(self._when_built(), name="gallery-index-built")
         if scan_number != self._scans:
             return  # a newer listing is on its way
+        self._show(rows, source, fresh)
+        if not rows.complete:
+            self.tasks.spawn(self._complete(scan_number, root, fresh, scan), name="gallery-keys")
+        elif scan and not walked and hasattr(outputs, "update"):
+            self.tasks.spawn(self._update(root), name="gallery-update")
+
+    def _show(self, rows: GalleryRows, source: ListSource, fresh: list[str]) -> None:
+        """Replace the list by *rows* (views keep their place and selection)."""
         # A rating or tag on its way to the store was read as it was before: show the new one.
         for key, item in rows.read.items():
             shown = self._rows.read.get(key)
@@ -293,15 +264,38 @@ class GalleryController(QObject):
                 item.rating, item.tags = shown.rating, shown.tags
         for key in fresh:  # a new image keeps its prompt and model until the index has them
             shown = self._rows.read.get(key)
-            if shown is not None:
+            if shown is not None and rows.row_of(key) >= 0:
                 rows.read[key] = shown
         self.items_resetting.emit()
         self._rows, self._source = rows, source
         self._wanted.clear()
         self._paging = False  # a page of the previous list still loading is dropped on arrival
         self.items_reset.emit()
-        if scan and not walked and hasattr(outputs, "update"):
-            self.tasks.spawn(self._update(root), name="gallery-update")
+
+    async def _complete(self, scan_number: int, root: Path, fresh: list[str], scan: bool) -> None:
+        """The keys of the rows past the first page (the whole list, read off the Qt thread);
+        then, with *scan*, the folders are brought up to date."""
+        query, outputs = self._source.query, self._outputs
+        if outputs is None:
+            return
+
+        def read() -> list[str] | None:
+            if query is not None:
+                return outputs.query_listing(query)[0]
+            listed = outputs.listing(root)
+            return None if listed is None else _fresh_first(fresh, listed[0])
+
+        keys = await asyncio.to_thread(read)
+        if keys is None or scan_number != self._scans:
+            return
+        if self._rows.fill(keys):
+            self.rows_read.emit(0, len(keys) - 1)  # their keys are known: painted again
+        else:  # the list changed meanwhile (an image was saved): listed again whole
+            rows = GalleryRows(keys, len(keys))
+            rows.take(self._rows.read.values())
+            self._show(rows, self._source, fresh)
+        if scan and hasattr(outputs, "update"):
+            await self._update(root)
 
     async def _update(self, root: Path) -> None:
         """Bring the index up to date with the disk; list again if that found anything."""
@@ -356,7 +350,8 @@ class GalleryController(QObject):
             while self._wanted and scan_number == self._scans and not self._paused:
                 page, _ = self._wanted.popitem()
                 read = self._rows.read
-                keys = [k for k in self._rows.keys[page * size:(page + 1) * size] if k not in read]
+                keys = [k for k in self._rows.keys[page * size:(page + 1) * size]
+                        if k is not None and k not in read]
                 if not keys:
                     continue
                 items = await asyncio.to_thread(self._read_items, keys, self._source)

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stablenew.controller.gallery")
 
-#: Decoded thumbnails kept (up to 160 px RGBA, about 100 kB each: some 160 of them).
-CACHE_BYTES = 16 * 1024 * 1024
+#: Decoded thumbnails kept (fitted to the tile: 132 px RGBA, 70 kB each; some 120 of them,
+#: besides the icons the view keeps).
+CACHE_BYTES = 8 * 1024 * 1024
 #: Thumbnails waiting to be decoded. A fast scroll asks for thousands in passing: those asked
 #: longest ago are dropped (asked again if their tiles are painted again).
 MAX_WAITING = 240

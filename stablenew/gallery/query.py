@@ -137,13 +137,13 @@ def _order(query: GalleryQuery) -> str:
     return f"{nulls}{_ORDER[query.sort]} {direction}, g.id {direction}"
 
 
-def search_paths(index: GalleryIndex, query: GalleryQuery) -> list[str]:
-    """The paths of every image that matches, in the query's order (a gallery lists them all
-    at once and reads each row's details as it comes into view)."""
+def search_paths(index: GalleryIndex, query: GalleryQuery, limit: int | None = None) -> list[str]:
+    """The paths of the images that match (all, or the first *limit*), in the query's order: a
+    gallery lists them all at once and reads each row's details as it comes into view."""
     where, args = _where(index, query)
     return [r[0] for r in index.execute(
         f"SELECT g.path FROM gallery_images g {'WHERE ' + ' AND '.join(where) if where else ''} "
-        f"ORDER BY {_order(query)}", args)]
+        f"ORDER BY {_order(query)} LIMIT ?", [*args, -1 if limit is None else limit])]
 
 
 def search(index: GalleryIndex, query: GalleryQuery, *, offset: int = 0,

@@ -49,9 +49,9 @@ if TYPE_CHECKING:
     from stablenew.controller.gallery_controller import GalleryController, GalleryItem
 
 THUMB = 132
-#: Thumbnail icons kept ready to paint: 70 kB each at 132 px, so about 28 MB; more than a 4K
-#: screen of tiles holds.
-MAX_ICONS = 400
+#: Thumbnail icons kept ready to paint: 70 kB each at 132 px, so about 21 MB; about what a
+#: 4K screen of tiles holds.
+MAX_ICONS = 300
 GRID = (THUMB + 12, THUMB + 24)
 #: Scrolling that pauses this long lets the thumbnails and details of the tiles in view load
 #: (while it goes on, their reading would compete with the painting).
@@ -117,8 +117,8 @@ class GalleryModel(QStringListModel):
         if not index.isValid() or controller is None or index.row() >= self._rows:
             return None
         key = controller.key_at(index.row())
-        if key is None:
-            return None
+        if key is None:  # a row whose key comes a moment after the list's first page
+            return self._placeholder if role == Qt.ItemDataRole.DecorationRole else None
         if role == self.KeyRole:
             return key
         item = controller.item_at(index.row())  # None: its page is asked for
@@ -172,11 +172,6 @@ class GalleryModel(QStringListModel):
             dropped, _ = self._icons.popitem(last=False)
             self._badges.pop(dropped, None)
         return icon
-
-    @property
-    def items(self) -> list[GalleryItem]:
-        """The controller's items read so far (nothing before it is bound)."""
-        return self.controller.items if self.controller is not None else []
 
     def _row_of(self, key: str) -> int:
         return self.controller.row_of(key) if self.controller is not None else -1
@@ -443,8 +438,9 @@ class GalleryPanel(QWidget):
     def _restore_place(self) -> None:
         selected, first, top = self._place
         self._place = (None, None, 0)
-        rows = {key: row for key in (selected, first)
-                if key is not None and (row := self.model._row_of(key)) >= 0}
+        controller = self.controller
+        rows = {key: row for key in (selected, first) if key is not None and controller is not None
+                and (row := controller.row_of(key)) >= 0}
         if selected in rows:
             self.view.setCurrentIndex(self.model.index(rows[selected]))
         if first in rows:

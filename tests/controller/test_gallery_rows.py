@@ -41,3 +41,15 @@ def test_items_read_are_kept_up_to_a_limit_except_pinned_ones(monkeypatch):
     assert rows.take([_item(k) for k in keys[4:6]], pinned=lambda k: k == keys[0]) == (4, 5)
     assert sorted(rows.read) == sorted([keys[0], *keys[2:6]])
     assert rows.recent(3) == keys[4:6] + keys[2:3]
+
+
+def test_a_first_page_then_the_whole_lists_keys():
+    """A new list has its length and first page at once, the other keys a moment later; keys
+    that no longer agree (the list changed meanwhile) are refused."""
+    rows = GalleryRows(["/o/9.png", "/o/8.png"], total=5)
+    assert len(rows) == 5 and not rows.complete
+    assert rows.key_at(1) == "/o/8.png" and rows.key_at(2) is None and rows.item_at(3) is None
+    assert not rows.fill(["/o/9.png", "/o/7.png", "/o/6.png", "/o/5.png", "/o/4.png"])
+    assert not rows.fill(["/o/9.png", "/o/8.png", "/o/7.png"])
+    assert rows.fill(["/o/9.png", "/o/8.png", "/o/7.png", "/o/6.png", "/o/5.png"])
+    assert rows.complete and rows.row_of("/o/5.png") == 4
