@@ -360,3 +360,22 @@ def test_each_node_has_a_tier_combo_whose_choice_is_saved(qtbot, controller, lab
     dialog = NodeDialog(controller.node("big"))
     qtbot.addWidget(dialog)
     assert dialog.tier.currentText() == "Premium" and dialog.node().tier is NodeTier.premium
+
+
+def test_the_kind_column_names_the_card_not_comfyuis_device_string(qtbot, controller, lab):
+    from tests.fakes.comfyui import FakeComfyUI
+
+    big, _locked = lab
+    with FakeComfyUI().running_in_thread() as comfy:
+        assert controller.add_node(NodeConfig(name="comfy", url=comfy.url, kind="comfyui"))
+        assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
+        qtbot.waitUntil(lambda: states(controller) == {"comfy": NodeState.healthy,
+                                                       "big": NodeState.healthy}, timeout=10000)
+        model = controller.model
+        rows = {model.index(r, 0).data(): r for r in range(model.rowCount())}
+        # The Kind column (shown wide enough for VRAM, Tier and Address beside it) says the
+        # server and the card; ComfyUI's own device string stays in the tooltip.
+        assert model.index(rows["comfy"], 3).data() == "ComfyUI · NVIDIA GeForce RTX 3060"
+        assert model.index(rows["comfy"], 3).data(Qt.ItemDataRole.ToolTipRole) == (
+            "Device: cuda:0 NVIDIA GeForce RTX 3060 : cudaMallocAsync")
+        assert model.index(rows["big"], 3).data() == "A1111"
