@@ -181,6 +181,10 @@ def test_plan_button_fills_the_dry_run_table_without_sending_anything(qtbot, con
 def test_node_dialog_refuses_a_bad_address_in_plain_words(qtbot):
     dialog = NodeDialog()
     qtbot.addWidget(dialog)
+    dialog.show()
+    # A LAN address fits its field whole.
+    metrics = dialog.url.fontMetrics()
+    assert dialog.url.width() > metrics.horizontalAdvance("http://192.168.100.100:7860")
     dialog.name.setText("den")
     dialog.url.setText("192.168.1.20:7860")
     dialog._accept()

@@ -71,6 +71,10 @@ class NodeDialog(QDialog):
         self.name = QLineEdit(node.name if node else "")
         self.url = QLineEdit(node.url if node else "http://127.0.0.1:7860")
         self.url.setToolTip(fields["url"].description or "")
+        # A LAN address shows whole (the dialog's default width cut it to "ttp://127.0.0.1:78").
+        self.url.setMinimumWidth(self.url.fontMetrics().horizontalAdvance(
+            "https://192.168.100.100:7860") + 24)
+        self.name.setPlaceholderText("e.g. living-room PC")
         self.kind = QComboBox()
         self.kind.addItems(_KINDS)
         self.kind.setCurrentText(node.kind.value if node else "auto")
