@@ -247,8 +247,12 @@ class NodesController(QObject):
 
     def __init__(self, *, nodes_file: Path | None = None, db_path: Path | None = None,
                  parent: QObject | None = None, probe_timeout: float = 10.0,
-                 live_interval_ms: int = 1000) -> None:
+                 live_interval_ms: int = 1000,
+                 settings_server: Callable[[], NodeConfig | None] | None = None) -> None:
         super().__init__(parent)
+        # The server set in Settings, as a node: once nodes are listed the queue runs on them
+        # alone, so the Nodes tab offers to add it when it is not among them.
+        self._settings_server = settings_server
         paths = AppPaths.default()
         self.nodes_file = nodes_file or paths.nodes_file
         self.db_path = db_path or paths.database_file
@@ -289,6 +293,25 @@ class NodesController(QObject):
             return monitor.health(name)
         except KeyError:
             return self._monitor.health(name)
+
+    def unlisted_settings_server(self) -> NodeConfig | None:
+        """The Settings server as a node, when nodes are listed and it is not one of them
+        (by address); None otherwise (with no nodes, Run and the queue use it anyway)."""
+        server = self._settings_server() if self._settings_server is not None else None
+        nodes = list(self._registry)
+        if server is None or not nodes:
+            return None
+        if any(n.url.lower() == server.url.lower() for n in nodes):
+            return None
+        name, n = server.name, 2
+        while any(node.name == name for node in nodes):
+            name, n = f"{server.name} {n}", n + 1
+        return server.model_copy(update={"name": name})
+
+    def add_settings_server(self) -> bool:
+        """List the Settings server as a node too, so the queue spreads over it as well."""
+        server = self.unlisted_settings_server()
+        return server is not None and self.add_node(server)
 
     def lora_lists(self) -> dict[str, tuple[str, ...]]:
         """The LoRAs each probed node's server lists (nodes not probed yet are left out)."""
