@@ -170,16 +170,14 @@ class SessionRooms(QObject):
         return nodes
 
     def _settings_server_node(self) -> NodeConfig | None:
-        """The server in Settings as a node ("this PC" when it is this machine's)."""
-        from urllib.parse import urlsplit
-
+        """The server in Settings as a node, named as the single-server queue names it
+        ("127.0.0.1:7860"), so the speed learned of it there plans its share of the cluster."""
         from pydantic import SecretStr
 
         from stablenew.cluster.nodes import NodeConfig
 
         settings = self.app.settings
-        host = urlsplit(settings.server_url).hostname or "server"
-        name = "this PC" if host in ("127.0.0.1", "localhost", "::1") else host
+        name = settings.server_url.split("://", 1)[-1].rstrip("/")[:64] or "server"
         try:
             return NodeConfig(name=name, url=settings.server_url, kind=settings.server_kind.value,
                               username=settings.username,
