@@ -22,7 +22,6 @@ import contextlib
 import logging
 import sqlite3
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -30,9 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stablenew.backends.errors import BackendError
+from stablenew.cluster.attempt_failure import attempt_failure
 from stablenew.cluster.item_backend import STALL_CHECK_S, ItemBackend, Turnstile
 from stablenew.cluster.item_outputs import clean_item_outputs
 from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, Claim, ItemState, Job, WorkItem, output_name_prefix
+from stablenew.cluster.off_loop import run_to_end
 from stablenew.cluster.queue_events import (
     ItemFinished,
     ItemProgress,
@@ -144,10 +145,7 @@ class QueueRunner:
         self._stopping = False
         self._node_ok: asyncio.Event | None = None
         self._node_lock: asyncio.Lock | None = None
-        # Its thread started here, where the runner is built (a worker in the window): Thread.start
-        # waits for the thread to run, which at the first database call stalled the Qt thread.
-        self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
-        self._db_pool.submit(int)  # a call that does nothing starts the pool's one thread
+        self._db_pool: ThreadPoolExecutor | None = None  # the database thread, while running
         self._loop: asyncio.AbstractEventLoop | None = None
         self.summary = RunSummary()
 
@@ -191,15 +189,15 @@ class QueueRunner:
         self._stopping = False
         started = time.monotonic()
         lock = RunnerLock(self.store.path) if exclusive else None
-        if lock is not None:
-            lock.acquire()
         try:
+            if lock is not None:  # file I/O that may be slow (a network drive): off the loop
+                await run_to_end(lock.acquire)
             if recover:
                 await self.recover()
             await self._work(until_empty)
         finally:
             if lock is not None:
-                lock.release()
+                await run_to_end(lock.release)
             self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -215,8 +213,11 @@ class QueueRunner:
                 lane.cancel()
             watcher.cancel()
             await asyncio.gather(watcher, *lanes, return_exceptions=True)
-            self._db_pool.shutdown(wait=True)
-            self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
+            # The last calls of cancelled lanes (a claim waiting for a busy database) end
+            # before the run does and the runner lock goes; the loop does not wait for them.
+            pool, self._db_pool = self._db_pool, None
+            if pool is not None:
+                await run_to_end(pool.shutdown)
 
     async def recover(self) -> list[WorkItem]:
         """Items a crash left in flight go back to the queue, their partial outputs removed."""
@@ -231,7 +232,15 @@ class QueueRunner:
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         # SQLite and file clean-up off the event loop, in one thread (commits are serial anyway).
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_pool, partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(self._db_pool or await self._db_thread(),
+                                          partial(fn, *args, **kwargs))
+
+    async def _db_thread(self) -> ThreadPoolExecutor:
+        """The database thread, started from a helper thread: Thread.start waits until the new
+        thread runs, which on a busy machine stalled the loop (the window) for a while."""
+        pool = self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
+        await asyncio.to_thread(pool.submit, int)  # a call that does nothing starts the thread
+        return pool
 
     async def _hot(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A lane's per-image move (ONE transaction): on the loop's thread when the store and
@@ -270,19 +279,21 @@ class QueueRunner:
         finally:
             if ahead is not None:  # stopping with an item claimed but never started
                 self._slots.forfeit(ahead[1])
-                self._release_quietly(ahead[0].item, ahead[0].lease)
+                await run_to_end(self._give_back, self._db_pool, ahead[0].item, ahead[0].lease)
 
-    def _release_quietly(self, item: WorkItem, lease: str) -> bool:
-        """Give a claimed item back while stopping. A failure must not hide the stop itself
-        (the caller is unwinding a cancellation), and loses nothing: the item keeps its lease,
-        and the next start's recovery puts it back in the queue. So it is logged, not raised."""
+    def _give_back(self, item: WorkItem, lease: str, job: Job | None = None) -> None:
+        """Give a claimed item back while stopping (in the database thread), and with *job*,
+        remove what its attempt left. A failure must not hide the stop itself (the caller is
+        unwinding a cancellation), and loses nothing: the item keeps its lease, and the next
+        start's recovery puts it back in the queue. So it is logged, not raised."""
         try:
             self.store.release(item.id, lease)
         except Exception:  # noqa: BLE001 - see the docstring: recovery gives the item back later
             log.warning("queue: %s could not be given back now; the next start recovers it",
                         item.label, exc_info=True)
-            return False
-        return True
+            return
+        if job is not None:
+            self._clean_outputs(item, job)
 
     def _claim(self) -> Claim | None:
         if self.job is None:
@@ -378,8 +389,7 @@ class QueueRunner:
             return await self._execute(claim, token, ticket)
         except asyncio.CancelledError:
             # The process is stopping: give the item back untouched; it runs again later.
-            if self._release_quietly(item, claim.lease):
-                self._clean_outputs(item, job)
+            await run_to_end(self._give_back, self._db_pool, item, claim.lease, job)
             raise
         finally:
             self._slots.forfeit(ticket)
@@ -470,19 +480,7 @@ class QueueRunner:
                       error: BaseException | None) -> None:
         item = claim.item
         typed = error if isinstance(error, BackendError) else tap.error
-        run_errors = list(result.errors) if result is not None else []
-        if typed is not None:
-            message, detail, transient = typed.message, typed.detail, typed.transient
-        elif error is not None:
-            message = getattr(error, "message", None) or (str(error) or type(error).__name__)
-            detail = getattr(error, "detail", "") or "".join(
-                traceback.format_exception(error)).strip()
-            transient = False
-        elif run_errors:
-            message, detail, transient = run_errors[0].message, run_errors[0].detail, False
-        else:
-            status = result.status if result is not None else "unknown"
-            message, detail, transient = f"The run ended as {status}.", "", False
+        message, detail, transient = attempt_failure(typed, error, result)
         # What the attempt left goes, except an image kept and labelled as unfinished
         # (…-incomplete.png, …-<stage>-only.png): it stays while the item is not made again.
         await self._db(self._clean_outputs, item, claim.job, keep_labelled=True)
