@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from stablenew.backends.errors import BackendError
 from stablenew.cluster.attempt_failure import attempt_failure
 from stablenew.cluster.item_backend import STALL_CHECK_S, ItemBackend, Turnstile
-from stablenew.cluster.item_outputs import clean_item_outputs
+from stablenew.cluster.item_outputs import clean_attempt, clean_item_outputs
 from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, Claim, ItemState, Job, WorkItem, output_name_prefix
 from stablenew.cluster.off_loop import run_to_end
 from stablenew.cluster.queue_events import (
@@ -192,6 +192,7 @@ class QueueRunner:
         try:
             if lock is not None:  # file I/O that may be slow (a network drive): off the loop
                 await run_to_end(lock.acquire)
+            await self._db_thread()  # before the lanes: the first of them would start it here
             if recover:
                 await self.recover()
             await self._work(until_empty)
@@ -213,8 +214,7 @@ class QueueRunner:
                 lane.cancel()
             watcher.cancel()
             await asyncio.gather(watcher, *lanes, return_exceptions=True)
-            # The last calls of cancelled lanes (a claim waiting for a busy database) end
-            # before the run does and the runner lock goes; the loop does not wait for them.
+            # Cancelled lanes' last calls end before the run does (the loop does not wait).
             pool, self._db_pool = self._db_pool, None
             if pool is not None:
                 await run_to_end(pool.shutdown)
@@ -231,16 +231,16 @@ class QueueRunner:
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         # SQLite and file clean-up off the event loop, in one thread (commits are serial anyway).
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_pool or await self._db_thread(),
-                                          partial(fn, *args, **kwargs))
+        pool = await self._db_thread()
+        return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, *args, **kwargs))
 
     async def _db_thread(self) -> ThreadPoolExecutor:
         """The database thread, started from a helper thread: Thread.start waits until the new
         thread runs, which on a busy machine stalled the loop (the window) for a while."""
-        pool = self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
-        await asyncio.to_thread(pool.submit, int)  # a call that does nothing starts the thread
-        return pool
+        if self._db_pool is None:
+            self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
+            await asyncio.to_thread(self._db_pool.submit, int)  # a call that does nothing
+        return self._db_pool
 
     async def _hot(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A lane's per-image move (ONE transaction): on the loop's thread when the store and
@@ -262,7 +262,7 @@ class QueueRunner:
                     seen = self._changes
                     # Claimed straight into running: the lane sends the request as soon as
                     # the node has a free slot, and one commit per claim keeps overhead low.
-                    claim = await self._hot(self._claim)
+                    claim = await self._take()
                     if claim is None:
                         if until_empty and not self._inflight and await self._db(
                                 self._nothing_left):
@@ -282,10 +282,9 @@ class QueueRunner:
                 await run_to_end(self._give_back, self._db_pool, ahead[0].item, ahead[0].lease)
 
     def _give_back(self, item: WorkItem, lease: str, job: Job | None = None) -> None:
-        """Give a claimed item back while stopping (in the database thread), and with *job*,
-        remove what its attempt left. A failure must not hide the stop itself (the caller is
-        unwinding a cancellation), and loses nothing: the item keeps its lease, and the next
-        start's recovery puts it back in the queue. So it is logged, not raised."""
+        """Give a claimed item back while stopping, and with *job*, remove what its attempt
+        left. A failure must not hide the stop (the caller unwinds a cancellation), and loses
+        nothing: the next start's recovery gives the item back. So it is logged, not raised."""
         try:
             self.store.release(item.id, lease)
         except Exception:  # noqa: BLE001 - see the docstring: recovery gives the item back later
@@ -294,6 +293,25 @@ class QueueRunner:
             return
         if job is not None:
             self._clean_outputs(item, job)
+
+    async def _take(self) -> Claim | None:
+        """Claim the lane's next item (as `_hot` does); one that lands in the database thread
+        after the lane was cancelled goes back to the queue, not lost until the next start."""
+        if self._plain is not None:
+            with contextlib.suppress(StoreBusy):
+                return self._plain.call_nowait(self._claim)
+        landed: list[Claim] = []
+
+        def claim() -> Claim | None:
+            landed.extend(taken for taken in [self._claim()] if taken is not None)
+            return landed[0] if landed else None
+
+        try:
+            return await run_to_end(claim, self._db_pool)
+        except asyncio.CancelledError:
+            for taken in landed:
+                await run_to_end(self._give_back, self._db_pool, taken.item, taken.lease)
+            raise
 
     def _claim(self) -> Claim | None:
         if self.job is None:
@@ -570,24 +588,8 @@ class QueueRunner:
 
     def _clean_outputs(self, item: WorkItem, job: Job | None = None, *,
                        keep_labelled: bool = False) -> None:
-        """Remove whatever an unfinished attempt of this item left (image, thumbnail, temp);
-        with *keep_labelled*, an image the runner kept as unfinished (and its thumbnail)."""
-        if job is None:
-            try:
-                job = self.store.reads.get_job(item.job_id)
-            except QueueError:
-                return  # cleared meanwhile: its outputs went with it
-            except sqlite3.Error as exc:  # nothing is deleted when unsure whose files they are
-                log.warning("queue: outputs of %s not cleaned: %r", item.label, exc)
-                return
-        removed = clean_item_outputs(Path(job.output_dir), item.name_prefix,
-                                     keep_labelled=keep_labelled)
-        images = [p for p in removed if p.suffix.lower() == ".png" and p.parent.name != ".thumbnails"]
-        if images and self._on_outputs_removed is not None:
-            try:
-                self._on_outputs_removed(images)
-            except Exception:
-                log.exception("queue: forgetting removed outputs of %s failed", item.label)
+        clean_attempt(self.store.reads, item, job, self._on_outputs_removed,
+                      keep_labelled=keep_labelled)
 
     def _emit(self, event: QueueEvent) -> None:
         if self._on_event is None:

@@ -35,7 +35,7 @@ def make_runner(store, backend, **kw) -> qr.QueueRunner:
 
 @pytest.fixture
 def slow_file_locks(monkeypatch):
-    """File locks as slow as on a network drive: each flock call takes 0.4 s."""
+    """Call it to make file locks as slow as on a network drive: 0.4 s each flock call."""
     if sys.platform == "win32":
         pytest.skip("flock is the runner lock's call on POSIX only")
     import fcntl
@@ -46,10 +46,11 @@ def slow_file_locks(monkeypatch):
         time.sleep(0.4)
         real(fd, operation)
 
-    monkeypatch.setattr(fcntl, "flock", slow)
+    return lambda: monkeypatch.setattr(fcntl, "flock", slow)
 
 
 async def test_the_runner_lock_is_taken_and_released_off_the_loop(store, backend, slow_file_locks):
+    slow_file_locks()
     async with LoopLag() as lag:
         summary = await asyncio.wait_for(make_runner(store, backend).run(until_empty=True), 20)
     assert summary.done == 0
