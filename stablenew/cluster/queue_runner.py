@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -235,8 +236,7 @@ class QueueRunner:
         return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, *args, **kwargs))
 
     async def _db_thread(self) -> ThreadPoolExecutor:
-        """The database thread, started from a helper thread: Thread.start waits until the new
-        thread runs, which on a busy machine stalled the loop (the window) for a while."""
+        """The database thread, started from a helper thread (Thread.start waits for it)."""
         if self._db_pool is None:
             self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
             await asyncio.to_thread(self._db_pool.submit, int)  # a call that does nothing
@@ -262,7 +262,7 @@ class QueueRunner:
                     seen = self._changes
                     # Claimed straight into running: the lane sends the request as soon as
                     # the node has a free slot, and one commit per claim keeps overhead low.
-                    claim = await self._take()
+                    claim = await self._landing(lambda taken: taken, self._claim)
                     if claim is None:
                         if until_empty and not self._inflight and await self._db(
                                 self._nothing_left):
@@ -282,34 +282,35 @@ class QueueRunner:
                 await run_to_end(self._give_back, self._db_pool, ahead[0].item, ahead[0].lease)
 
     def _give_back(self, item: WorkItem, lease: str, job: Job | None = None) -> None:
-        """Give a claimed item back while stopping, and with *job*, remove what its attempt
-        left. A failure must not hide the stop (the caller unwinds a cancellation), and loses
-        nothing: the next start's recovery gives the item back. So it is logged, not raised."""
+        """Give a claimed item back while stopping, with *job* what its attempt left too. A
+        failure must not hide the stop: logged, not raised (the next start recovers the item)."""
         try:
-            self.store.release(item.id, lease)
+            released = self.store.release(item.id, lease)
         except Exception:  # noqa: BLE001 - see the docstring: recovery gives the item back later
             log.warning("queue: %s could not be given back now; the next start recovers it",
                         item.label, exc_info=True)
             return
-        if job is not None:
+        if released and job is not None:  # not when it is no longer ours (done meanwhile)
             self._clean_outputs(item, job)
 
-    async def _take(self) -> Claim | None:
-        """Claim the lane's next item (as `_hot` does); one that lands in the database thread
-        after the lane was cancelled goes back to the queue, not lost until the next start."""
+    async def _landing(self, claim_of: Callable[[T], Claim | None], fn: Callable[..., T],
+                       *args: Any, **kwargs: Any) -> T:
+        """`_hot` for a move that claims the lane's next item (*claim_of* finds it): a claim
+        landing after the lane was cancelled goes back to the queue (was lost till a restart)."""
         if self._plain is not None:
             with contextlib.suppress(StoreBusy):
-                return self._plain.call_nowait(self._claim)
-        landed: list[Claim] = []
+                return self._plain.call_nowait(fn, *args, **kwargs)
+        landed: list[T] = []
 
-        def claim() -> Claim | None:
-            landed.extend(taken for taken in [self._claim()] if taken is not None)
-            return landed[0] if landed else None
+        def move() -> T:
+            landed.append(fn(*args, **kwargs))
+            return landed[0]
 
         try:
-            return await run_to_end(claim, self._db_pool)
+            return await run_to_end(move, self._db_pool)
         except asyncio.CancelledError:
-            for taken in landed:
+            taken = claim_of(landed[0]) if landed else None
+            if taken is not None:
                 await run_to_end(self._give_back, self._db_pool, taken.item, taken.lease)
             raise
 
@@ -459,16 +460,16 @@ class QueueRunner:
                 claiming = not self._stopping and self._node_ok is not None \
                     and self._node_ok.is_set() and self.job is None
                 if claiming:
-                    done, unfinished, upcoming = await self._hot(
-                        self._plain.complete_and_claim, item.id, claim.lease, outputs, self.node,
-                        job_id=item.job_id)
+                    done, unfinished, upcoming = await self._landing(
+                        itemgetter(2), self._plain.complete_and_claim, item.id, claim.lease, outputs,
+                        self.node, job_id=item.job_id)
                 else:
                     done, unfinished = await self._hot(self.store.complete_and_check, item.id,
                                                        claim.lease, outputs)
                     upcoming = None
             else:
-                done, unfinished, upcoming = await self._db(self._finish_and_claim, item.id,
-                                                            claim.lease, outputs)
+                done, unfinished, upcoming = await self._landing(
+                    itemgetter(2), self._finish_and_claim, item.id, claim.lease, outputs)
             ahead = None
             if upcoming is not None:
                 assert self._slots is not None
@@ -588,8 +589,7 @@ class QueueRunner:
 
     def _clean_outputs(self, item: WorkItem, job: Job | None = None, *,
                        keep_labelled: bool = False) -> None:
-        clean_attempt(self.store.reads, item, job, self._on_outputs_removed,
-                      keep_labelled=keep_labelled)
+        clean_attempt(self.store.reads, item, job, self._on_outputs_removed, keep_labelled=keep_labelled)
 
     def _emit(self, event: QueueEvent) -> None:
         if self._on_event is None:

@@ -8,6 +8,7 @@ import asyncio
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -110,3 +111,25 @@ async def test_an_item_in_flight_goes_back_off_the_loop_when_the_run_is_cancelle
     (item,) = store.reads.items(job.id)
     assert item.state is ItemState.queued and item.lease is None, "given back untried"
     assert not list((tmp_path / "out").glob("*.png"))
+
+
+@pytest.mark.parametrize("fake_sdwebui", [{"step_ms": 20}], indirect=True)
+async def test_a_run_cancelled_while_its_finish_waits_for_the_database_loses_nothing(
+        store, backend, fake_sdwebui, tmp_path):
+    """The image's finish (which claims the lane's next one in the same move) waits for a busy
+    database when the run is cancelled: the finished image stays done with its file, and the
+    next one, claimed as the database frees, goes back to the queue instead of staying
+    'running' for a runner that is gone."""
+    job = store.add_job(cfg(2, steps=10), output_dir=tmp_path / "out")
+    run = asyncio.ensure_future(make_runner(store, backend, depth=1, lanes=1).run())
+    await wait_for(lambda: bool(fake_sdwebui.requests_to(TXT2IMG)), "the first image at the server")
+    with WriteLockHolder(store.path) as holder:
+        await wait_for(lambda: thread_in("queue-db", "complete_and_claim"), "the finish waiting")
+        threading.Timer(0.5, holder.release).start()
+        async with LoopLag() as lag:
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+    assert lag.longest < LAG_LIMIT_S, f"the loop stood still {lag.longest:.3f} s"
+    first, second = store.reads.items(job.id)
+    assert first.state is ItemState.done and [p for p in first.outputs if Path(p).is_file()]
+    assert second.state is ItemState.queued and second.lease is None
