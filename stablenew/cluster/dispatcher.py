@@ -23,18 +23,18 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stablenew.backends.errors import BackendError
 from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.health import NodeHealth, NodeMonitor
+from stablenew.cluster.item_outputs import clean_attempt
 from stablenew.cluster.jobs import Claim, ItemState, Job, WorkItem
 from stablenew.cluster.node_book import InFlight, NodeBook, NodeStatus, WorkingOn
 from stablenew.cluster.nodes import NodeConfig
 from stablenew.cluster.off_loop import run_to_end
 from stablenew.cluster.placement import Placement
-from stablenew.cluster.queue_store import MAX_RETRIES, QueueError, QueueStore
+from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore
 from stablenew.cluster.routing import StageRouter, routed_capabilities, upscale_target
 from stablenew.cluster.run_end import RunEnd
 from stablenew.cluster.scheduled_store import CanTake, ScheduledStore
@@ -281,17 +281,8 @@ class ClusterDispatcher:
     async def _recover(self) -> None:
         items = await asyncio.to_thread(self.store.recover)
         removed_hook = self._runner_kwargs.get("on_outputs_removed")
-        for item in items:
-            try:
-                job = await asyncio.to_thread(self.store.reads.get_job, item.job_id)
-            except QueueError as exc:  # the job was cleared meanwhile: nothing of it to clean
-                log.info("cluster: no job for recovered item %s (%s)", item.label, exc.message)
-                continue
-            removed = qr.clean_item_outputs(Path(job.output_dir), item.name_prefix)
-            images = [p for p in removed if p.suffix.lower() == ".png"
-                      and p.parent.name != ".thumbnails"]
-            if images and removed_hook is not None:
-                removed_hook(images)
+        for item in items:  # file deletes (and the learning store's forgetting): off the loop
+            await asyncio.to_thread(clean_attempt, self.store.reads, item, None, removed_hook)
         if items:
             log.info("cluster: %d item(s) left in flight by a crash went back to the queue",
                      len(items))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,34 @@ async def test_a_node_going_down_while_a_claim_waits_for_the_database_is_noted_a
                        "the work done")
         d.stop()
         await asyncio.wait_for(run, 20)
+
+
+async def test_what_a_crash_left_is_cleaned_off_the_loop(store, tmp_path, monkeypatch):
+    """The outputs of items a crash left in flight are deleted as the run starts: on a slow
+    drive that takes a while, and the loop ticks on meanwhile."""
+    async with fakes({"step_ms": 0}) as (only,):
+        # A first run imports what a run needs (a first import stalls the window once, too).
+        store.add_job(cfg(1), output_dir=tmp_path / "first")
+        await asyncio.wait_for(dispatcher(store, [node("only", only)]).run(until_empty=True), 20)
+        job = store.add_job(cfg(1), output_dir=tmp_path / "out")
+        crashed = store.claim_next("only", start=True)
+        assert crashed is not None
+        left = tmp_path / "out" / f"{crashed.item.name_prefix}-0001.png"
+        left.parent.mkdir(parents=True, exist_ok=True)
+        left.write_bytes(b"half an image")
+        real_unlink = Path.unlink
+
+        def slow_unlink(path: Path, missing_ok: bool = False) -> None:
+            if path.name.startswith(crashed.item.name_prefix):
+                time.sleep(0.4)  # a slow drive
+            real_unlink(path, missing_ok=missing_ok)
+
+        monkeypatch.setattr(Path, "unlink", slow_unlink)
+        async with LoopLag() as lag:
+            summary = await asyncio.wait_for(
+                dispatcher(store, [node("only", only)]).run(until_empty=True), 20)
+    assert lag.longest < LAG_LIMIT_S, f"the loop stood still {lag.longest:.3f} s"
+    assert summary.done == 1
+    (item,) = store.reads.items(job.id)
+    assert item.state is ItemState.done and item.attempts == 0
+    assert not left.exists() or left.read_bytes() != b"half an image"
