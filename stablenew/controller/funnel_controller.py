@@ -36,6 +36,7 @@ from stablenew.cluster.funnel import (
 from stablenew.cluster.funnel_store import FUNNEL_FILE, FunnelFile, FunnelStore
 from stablenew.cluster.jobs import ItemState, JobKind, WorkItem
 from stablenew.cluster.queue_db import UnknownId
+from stablenew.cluster.start_images import START_FOLDER
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.format import plural
 from stablenew.controller.images import DecodedImage, decode_image
@@ -47,9 +48,6 @@ if TYPE_CHECKING:
     from stablenew.pipeline.config import PipelineConfig
 
 log = logging.getLogger("stablenew.controller.funnel")
-
-#: The data folder's folder of pictures queued jobs start from (the gallery's too).
-START_FOLDER = "start_images"
 
 #: The longest side of a funnel tile's picture.
 THUMB_SIDE = 160
@@ -438,4 +436,4 @@ def _keep_copies(pictures: Sequence[str], folder: Path) -> list[str]:
     return [str(store_start_image(Path(p), folder)) for p in pictures]
 
 
-__all__ = ["Crumb", "FunnelController", "FunnelImage", "FunnelSettings", "FunnelStage"]
+__all__ = ["START_FOLDER", "Crumb", "FunnelController", "FunnelImage", "FunnelSettings", "FunnelStage"]
