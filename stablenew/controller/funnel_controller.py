@@ -247,6 +247,10 @@ class FunnelController(QObject):
         if funnel is None or self.again_offer() is None:
             return
         self._set_error(None)
+        # Until the queue is read again the stage's state is not known: the offer goes (a
+        # second click would queue nothing more).
+        self._states.pop(funnel.current.job_id, None)
+        self.funnel_changed.emit()
         self.tasks.spawn(self._run_again(funnel, funnel.current), name="funnel-again")
 
     async def _run_again(self, funnel: Funnel, run: StageRun) -> None:
