@@ -196,11 +196,13 @@ def test_a_cancelled_stage_is_queued_again_from_the_same_pictures(tab, qtbot, tm
     panel.grab().save("/tmp/h6-funnel.png")
 
     qtbot.mouseClick(panel.again_button, LEFT)
-    qtbot.waitUntil(lambda: not panel.again_button.isVisible(), timeout=WAIT)
-    queued = jobs(tmp_path)[refine.job_id]
-    assert queued == [("queued", drafts.seeds[1], refine.sources[0]),
-                      ("queued", drafts.seeds[2], refine.sources[1])]
+    assert not panel.again_button.isVisible(), "one click queues them once"
+    qtbot.waitUntil(lambda: jobs(tmp_path)[refine.job_id][0][0] == "queued"
+                    and not controller.tasks.busy, timeout=WAIT)
+    assert jobs(tmp_path)[refine.job_id] == [("queued", drafts.seeds[1], refine.sources[0]),
+                                             ("queued", drafts.seeds[2], refine.sources[1])]
     assert [t.text() for t in panel.tiles[:2]] == [f"Waiting — seed {s}" for s in refine.seeds]
+    assert not panel.again_button.isVisible()
     assert len(jobs(tmp_path)) == 2, "the same job, not a second one"
 
     node.start()
