@@ -383,15 +383,18 @@ class FunnelController(QObject):
         """Save the funnel file *after* (the funnel with its new stage), then queue the stage;
         a stage that cannot be queued is taken back (and the file saved as it was, *before*).
         The jobs of *dropped* stages are cancelled once the new one is queued."""
+        past_moves = after.past is not before.past  # a new funnel: the list changes
         self._file = after
-        self.past_changed.emit()
+        if past_moves:
+            self.past_changed.emit()
         self.funnel_changed.emit()
         await self._save()
         try:
             await self._add_job(step)
         except BaseException:
             self._file = before
-            self.past_changed.emit()
+            if past_moves:
+                self.past_changed.emit()
             self.funnel_changed.emit()
             await self._save()
             raise

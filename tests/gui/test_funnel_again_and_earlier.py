@@ -236,3 +236,15 @@ def test_a_stage_whose_job_left_the_queue_is_queued_again_under_its_id(tab, qtbo
     assert jobs(tmp_path)[refine.job_id] == [("queued", refine.seeds[0], refine.sources[0])]
     node.start()
     qtbot.waitUntil(lambda: made(panel, "refine", 1), timeout=WAIT)
+
+
+def test_a_funnel_with_nothing_at_stake_is_put_aside_without_a_question(tab, qtbot, tmp_path):
+    panel, _node, _fake = tab
+    controller = panel.controller
+    make_drafts_and_pick(qtbot, panel, ())  # made, nothing picked, nothing still being made
+    first = controller.funnel.id
+    qtbot.mouseClick(panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: controller.funnel.id != first and made(panel, "drafts", 3),
+                    timeout=WAIT)
+    assert panel.question is None
+    assert [p.id for p in controller.past_funnels()] == [first]
