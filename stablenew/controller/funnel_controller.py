@@ -149,6 +149,10 @@ class FunnelController(QObject):
         if following is not None:
             most = funnel.settings.counts.of(following)
             text += f", {len(run.picks)} picked (pick up to {most} to {following.verb.lower()})"
+        offer = self.again_offer()
+        if offer is not None:
+            text += (f". {plural(offer.count, 'image')} "
+                     f"{'was' if offer.count == 1 else 'were'} cancelled or could not be made")
         return text + "."
 
     def next_stage(self) -> FunnelStage | None:

@@ -192,6 +192,8 @@ def test_a_cancelled_stage_is_queued_again_from_the_same_pictures(tab, qtbot, tm
     qtbot.waitUntil(panel.again_button.isVisible, timeout=WAIT)
     assert panel.again_button.text() == "Refine again — 2 images"
     assert "from the same picked images" in panel.again_button.toolTip()
+    assert panel.summary.text() == ("Refined: 0 of 2 images ready, 0 picked (pick up to 3 to "
+                                    "polish). 2 images were cancelled or could not be made.")
     assert [t.text() for t in panel.tiles[:2]] == [f"Cancelled — seed {s}" for s in refine.seeds]
     panel.grab().save("/tmp/h6-funnel.png")
 
