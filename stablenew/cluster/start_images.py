@@ -24,9 +24,12 @@ log = logging.getLogger("stablenew.cluster.start_images")
 #: The data folder's folder of pictures queued jobs start from.
 START_FOLDER = "start_images"
 
-#: A copy newer than this (seconds) is kept whatever refers to it: it may have been taken up a
-#: moment ago, before the card or the job naming it was saved.
-RECENT_S = 600.0
+#: A copy written or taken up again within this time (seconds) is kept whatever refers to it:
+#: it may have been taken up a moment ago, before the card or the job naming it was saved, and
+#: an image made from it names it in its settings, so "Regenerate" on that image needs it
+#: (the gallery's images are not searched: 100,000 of them are too many to read at start-up).
+#: Two weeks keeps Regenerate working for what a user is still working on.
+RECENT_S = 14 * 24 * 3600.0
 
 #: The names `store_reference` gives: the picture's sha256 and its kind. Files named otherwise
 #: are not ours and are never touched.

@@ -19,7 +19,7 @@ from stablenew.cluster.start_images import RECENT_S, sweep_start_images
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.references import store_reference
 
-LONG_AGO = time.time() - 30 * 24 * 3600
+LONG_AGO = time.time() - 30 * 24 * 3600  # longer unused than the sweep spares
 
 
 def picture(folder: Path, shade: int, *, old: bool = True) -> Path:

@@ -18,7 +18,7 @@ from stablenew.pipeline.references import store_reference
 from stablenew.storage.paths import AppPaths
 from tests.journeys.conftest import item_states, save_server
 
-LONG_AGO = time.time() - 7 * 24 * 3600
+LONG_AGO = time.time() - 30 * 24 * 3600  # longer unused than the sweep spares
 
 
 def kept_picture(folder: Path, shade: int, *, old: bool = True) -> Path:
