@@ -150,22 +150,23 @@ def _varied(model: TasteModel, param: Parameter) -> NextExperiment | None:
     values = _ordered(param, [best_bin.center, *(labels[k] for k in order[:challengers])])
     top, low = effect.bins[effect.best], effect.bins[effect.worst]
     count = top.evidence + low.evidence
-    what = "rating" if model.choices == 0 else "rating or choice"
+    what, whats = (("rating", None) if model.choices == 0
+                   else ("rating or choice", "ratings or choices"))
     thin = low if low.evidence <= top.evidence else top
     better = f"{_words(param, top.bin.short)} looks better than {_words(param, low.bin.short)}"
     if effect.confidence >= SETTLED:
         evidence = (f"{_words(param, top.bin.short)} looks best ({effect.confidence:.0%} sure, "
-                    f"over {plural(effect.evidence, what)}).")
+                    f"over {plural(effect.evidence, what, whats)}).")
         ending = "would check its neighbours."
     elif count <= THIN:
-        evidence, ending = f"{better}, but on only {plural(count, what)}.", "would settle it."
+        evidence, ending = f"{better}, but on only {plural(count, what, whats)}.", "would settle it."
     elif thin.evidence <= THIN:
         evidence = (f"{better}, but {_words(param, thin.bin.short)} has only "
-                    f"{plural(thin.evidence, what)}.")
+                    f"{plural(thin.evidence, what, whats)}.")
         ending = "would settle it."
     elif effect.spread < SMALL:
         evidence = (f"{param.label} makes little difference so far ({effect.spread:.1f} stars "
-                    f"over {plural(effect.evidence, what)}).")
+                    f"over {plural(effect.evidence, what, whats)}).")
         ending = "would show whether another value does better."
     else:
         evidence, ending = f"{better} ({effect.confidence:.0%} sure so far).", "would settle it."

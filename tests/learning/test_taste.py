@@ -223,7 +223,11 @@ def test_once_every_setting_had_a_look_a_chooser_gets_the_best_against_one_chall
     best = effect.bins[effect.best].bin.center
     assert len(suggestion.values) == 2 and best in suggestion.values
     assert suggestion.images_per_value == 3 and suggestion.image_count == 6
-    assert "A 6-image run at " in suggestion.text
+    assert suggestion.parameter == "sampler"  # liked most strongly, on only 8 choices
+    assert suggestion.text.endswith(f"A 6-image run at Sampler {suggestion.values[0]} and "
+                                    f"{suggestion.values[1]} would settle it.")
+    # The evidence counts choices with the right plural ("8 ratings or choices").
+    assert " ratings or choices" in suggestion.text and "rating or choices" not in suggestion.text
 
 
 def test_two_values_tied_at_the_top_are_put_head_to_head():
