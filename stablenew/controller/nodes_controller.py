@@ -34,6 +34,7 @@ from stablenew.cluster.estimates import load_speeds, save_speeds, speeds_file
 from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
 from stablenew.cluster.node_book import NodeStatus, WorkingOn
 from stablenew.cluster.nodes import NodeConfig, NodeRegistry
+from stablenew.cluster.off_loop import run_to_end
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.cluster.tiers import NodeTier, as_tier, overflow_distance
 from stablenew.cluster.work import GB
@@ -469,8 +470,8 @@ class NodesController(QObject):
             own = store is None
             queue = store if store is not None else await asyncio.to_thread(QueueStore, self.db_path)
             try:
-                if self._dispatcher is not None:
-                    views = self._dispatcher.views()
+                if self._dispatcher is not None:  # its lock: a claim may hold it a while
+                    views = await asyncio.to_thread(self._dispatcher.views)
                 else:
                     await self._monitor.check_all()
                     learned = await asyncio.to_thread(load_speeds, speeds_file(self._data_dir))
@@ -508,12 +509,18 @@ class NodesController(QObject):
         kwargs.setdefault("speeds", load_speeds(speeds_file(self._data_dir)))
         return ClusterDispatcher(store, nodes, **kwargs)
 
-    def keep_learned_speeds(self, dispatcher: ClusterDispatcher) -> None:
-        """Save what a dispatcher learned of the nodes' speeds (for the next run and the plan)."""
-        try:
-            save_speeds(speeds_file(self._data_dir), dispatcher.speeds())
-        except OSError as exc:
-            log.warning("nodes: could not keep the learned speeds: %s", exc)
+    def keep_learned_speeds(self, dispatcher: ClusterDispatcher) -> asyncio.Task[None]:
+        """Save what a dispatcher learned of the nodes' speeds (for the next run and the plan)
+        in a thread (an atomic write with an fsync); the task of it, which closing awaits."""
+        speeds = dispatcher.speeds()  # a stopped dispatcher: nobody holds its lock now
+
+        async def save() -> None:
+            try:
+                await run_to_end(save_speeds, None, speeds_file(self._data_dir), speeds)
+            except OSError as exc:
+                log.warning("nodes: could not keep the learned speeds: %s", exc)
+
+        return self.tasks.spawn(save(), name="keep-speeds")
 
     def _rebuild(self) -> None:
         statuses: dict[str, NodeStatus] = {}

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from stablenew.backends.types import Capabilities
     from stablenew.cluster.nodes import NodeConfig
     from stablenew.controller.app_controller import AppController
+    from stablenew.controller.card_memory import CardMemory
     from stablenew.controller.catalog_controller import CatalogController
     from stablenew.controller.errors import ErrorInfo
     from stablenew.controller.funnel_controller import FunnelController
@@ -59,6 +60,7 @@ class SessionRooms(QObject):
     _unrecorded: list[ImageRecord]
     _closing: bool
     tasks: TaskOwner
+    cards: CardMemory
 
     if TYPE_CHECKING:
         @property
@@ -256,6 +258,11 @@ class SessionRooms(QObject):
                                   output_root=lambda: self.app.output_dir,
                                   start_queue=self._work_wanted, parent=self)
         funnel.message_changed.connect(self.pipeline.message_changed)  # said in the window
+        from stablenew.controller.start_images import clean_start_images
+
+        # The pictures copied for init images and funnel stages that nothing needs any more.
+        self.tasks.spawn(clean_start_images(self.app.paths, self.cards.file),
+                         name="clean-start-images")
         return funnel
 
     def _trending(self) -> TrendingController:

@@ -7,6 +7,11 @@ might well beat the best and little is known — exactly where a few more rating
 The setting with the largest expected improvement wins; its learning run compares the best
 value with the two most promising candidates, three seeds each.
 
+A user who answers by choosing ("which is better?") more than by stars gets runs shaped for
+that: the first look at a setting shows every suggested value once (each pair of images is
+one choice, a small round robin), and later runs put the best value head to head with its
+most promising challenger, three seeds each (three choices), instead of three values (nine).
+
 Also here: the recommended preset of a pack from the model, each value with its confidence.
 """
 
@@ -39,6 +44,10 @@ if TYPE_CHECKING:
 # before the others are tried at all.
 NEIGHBOUR_SD = 0.7
 UNTRIED_SD = 0.7
+# The same for a user who answers by choices: the choice model's effects come out wider than
+# stars (a choice scale of 0.6 star), and a setting never varied is worth a first look before
+# a second look at another (also set with bench/active_learning.py).
+UNTRIED_SD_CHOICES = 1.0
 DRAWS = 4000
 IMAGES_PER_VALUE = 3
 SETTLED = 0.95  # confidence at which the best value counts as known
@@ -117,7 +126,7 @@ def _varied(model: TasteModel, param: Parameter) -> NextExperiment | None:
     rng = np.random.default_rng(len(idx))
     draws = rng.multivariate_normal(model.mean[idx], model.cov[np.ix_(idx, idx)], size=DRAWS,
                                     method="cholesky")
-    best = int(np.argmax(model.mean[idx]))
+    best = effect.best  # not argmax(mean) again: with an exact tie the two could differ
     names = [model.bins[i].center for i in idx]
     columns = [draws[:, j] for j in range(len(idx)) if j != best]
     labels = [names[j] for j in range(len(idx)) if j != best]
@@ -137,31 +146,38 @@ def _varied(model: TasteModel, param: Parameter) -> NextExperiment | None:
     gain = float(ahead.max(axis=1).mean())
     order = np.argsort(-ahead.mean(axis=0))
     best_bin = effect.bins[effect.best].bin
-    values = _ordered(param, [best_bin.center, *(labels[k] for k in order[:2])])
+    challengers = 1 if _by_choice(model) else 2
+    values = _ordered(param, [best_bin.center, *(labels[k] for k in order[:challengers])])
     top, low = effect.bins[effect.best], effect.bins[effect.worst]
     count = top.evidence + low.evidence
-    what = "rating" if model.choices == 0 else "rating or choice"
+    what, whats = (("rating", None) if model.choices == 0
+                   else ("rating or choice", "ratings or choices"))
     thin = low if low.evidence <= top.evidence else top
     better = f"{_words(param, top.bin.short)} looks better than {_words(param, low.bin.short)}"
     if effect.confidence >= SETTLED:
         evidence = (f"{_words(param, top.bin.short)} looks best ({effect.confidence:.0%} sure, "
-                    f"over {plural(effect.evidence, what)}).")
+                    f"over {plural(effect.evidence, what, whats)}).")
         ending = "would check its neighbours."
     elif count <= THIN:
-        evidence, ending = f"{better}, but on only {plural(count, what)}.", "would settle it."
+        evidence, ending = f"{better}, but on only {plural(count, what, whats)}.", "would settle it."
     elif thin.evidence <= THIN:
         evidence = (f"{better}, but {_words(param, thin.bin.short)} has only "
-                    f"{plural(thin.evidence, what)}.")
+                    f"{plural(thin.evidence, what, whats)}.")
         ending = "would settle it."
     elif effect.spread < SMALL:
         evidence = (f"{param.label} makes little difference so far ({effect.spread:.1f} stars "
-                    f"over {plural(effect.evidence, what)}).")
+                    f"over {plural(effect.evidence, what, whats)}).")
         ending = "would show whether another value does better."
     else:
         evidence, ending = f"{better} ({effect.confidence:.0%} sure so far).", "would settle it."
     text = (f"{evidence} A {len(values) * IMAGES_PER_VALUE}-image run at "
             f"{_words(param, _join(values))} {ending}")
     return NextExperiment(model.pack, param.key, param.label, values, evidence, text, gain)
+
+
+def _by_choice(model: TasteModel) -> bool:
+    """Whether the pack's user answers by choosing between images more than by stars."""
+    return model.choices > model.ratings
 
 
 def _unvaried(model: TasteModel, param: Parameter) -> NextExperiment | None:
@@ -172,20 +188,26 @@ def _unvaried(model: TasteModel, param: Parameter) -> NextExperiment | None:
         others.sort(key=lambda v: abs(float(v) - float(current)))
     if len(others) < (1 if current is not None else 2):
         return None
-    picks = [current, *others[:2]] if current is not None else others[1:4] or others[:3]
+    picks: list[str | None] = ([current, *others[:2]] if current is not None
+                               else [*(others[1:4] or others[:3])])
+    per_value, untried_sd = IMAGES_PER_VALUE, UNTRIED_SD
+    if _by_choice(model):
+        picks, per_value, untried_sd = [current, *others], 1, UNTRIED_SD_CHOICES
     values = _ordered(param, [v for v in picks if v is not None])
     if current is None:
         evidence = f"No rated images yet{_pack_words(model.pack)}."
         ending = "is a good start."
     else:
-        evidence = (f"Every rated image{_pack_words(model.pack)} used "
+        judged = "rated image" if model.choices == 0 else "image you rated or compared"
+        evidence = (f"Every {judged}{_pack_words(model.pack)} used "
                     f"{_words(param, current)}, so nothing says yet whether another "
                     f"{param.label.lower()} suits you better.")
         ending = "would show it."
-    text = (f"{evidence} A {len(values) * IMAGES_PER_VALUE}-image run at "
+    text = (f"{evidence} A {len(values) * per_value}-image run at "
             f"{_words(param, _join(values))} {ending}")
-    gain = expected_improvement(0.0, UNTRIED_SD)
-    return NextExperiment(model.pack, param.key, param.label, values, evidence, text, gain)
+    gain = expected_improvement(0.0, untried_sd)
+    return NextExperiment(model.pack, param.key, param.label, values, evidence, text, gain,
+                          per_value)
 
 
 def _pack_words(pack: str | None) -> str:

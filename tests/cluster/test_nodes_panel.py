@@ -232,7 +232,8 @@ def test_the_table_follows_a_running_dispatcher_with_each_nodes_current_job(qtbo
             assert run.result().done == 3
             assert {i.state for i in store.reads.items()} == {ItemState.done}
             c.attach(None)
-            c.keep_learned_speeds(d)
+            kept = c.keep_learned_speeds(d)
+            qtbot.waitUntil(kept.done, timeout=5000)
             again = c.make_dispatcher(store)
             assert again.speeds()["den"] == d.speeds()["den"] and d.speeds()["den"]
         finally:

@@ -152,3 +152,99 @@ def test_a_value_rated_once_leans_on_its_neighbours():
     cfg = fit_inputs(TasteInputs(images, []), "P").parameter("cfg")
     effect = {b.bin.short: b.effect for b in cfg.bins}
     assert effect["8.5"] > effect["10"] > effect["7"] > effect["5.5"]
+
+
+def _chooser_images(first: int, params: dict[str, str], key: str, values: list[str],
+                    per_value: int) -> list[list[TasteImage]]:
+    """A learning run as the model sees it: *per_value* images of each value on *params*."""
+    runs, next_id = [], first
+    for value in values:
+        runs.append([TasteImage(next_id + i, None, {**params, key: value}, [])
+                     for i in range(per_value)])
+        next_id += per_value
+    return runs
+
+
+def _choose(runs: list[list[TasteImage]], liked: dict[str, dict[str, float]],
+            rng: random.Random) -> list[tuple[int, int, bool]]:
+    """A seeded chooser: images of the same seed compared pairwise, the liked one picked 90 %
+    of the time."""
+    out = []
+    for a_run, b_run in ((a, b) for i, a in enumerate(runs) for b in runs[i + 1:]):
+        for a, b in zip(a_run, b_run, strict=True):
+            score = {img.id: sum(liked.get(k, {}).get(v, 0.0) for k, v in img.params.items())
+                     for img in (a, b)}
+            better, worse = (a, b) if score[a.id] > score[b.id] else (b, a)
+            out.append((better.id, worse.id, False) if rng.random() < 0.9
+                       else (worse.id, better.id, False))
+    return out
+
+
+BASE = {"steps": "20", "cfg": "7", "sampler": "DPM++ 2M", "scheduler": "Automatic"}
+
+
+def test_a_chooser_gets_a_round_robin_of_an_untried_setting_before_a_second_look():
+    # A user who answers only by choosing compared 20, 25 and 30 steps (30 clearly liked).
+    # Before, the next run went back to steps (its two untried values looked promising);
+    # now every setting gets a first look, all its values once, before any gets a second.
+    rng = random.Random(4)
+    runs = _chooser_images(0, BASE, "steps", ["20", "25", "30"], 3)
+    choices = _choose(runs, {"steps": {"20": 0.0, "25": 0.5, "30": 1.0}}, rng)
+    model = fit_inputs(TasteInputs([i for r in runs for i in r], choices), "P")
+    suggestion = next_experiment(model)
+    assert suggestion.parameter == "cfg"
+    assert suggestion.values == ("4", "5.5", "7", "8.5", "10")
+    assert suggestion.images_per_value == 1 and suggestion.image_count == 5
+    assert suggestion.text == (
+        "Every image you rated or compared in P used CFG scale 7, so nothing says yet "
+        "whether another cfg scale suits you better. A 5-image run at CFG scale 4, 5.5, 7, 8.5 "
+        "and 10 would show it.")
+
+
+def test_once_every_setting_had_a_look_a_chooser_gets_the_best_against_one_challenger():
+    rng = random.Random(7)
+    liked = {"steps": {"30": 1.0, "25": 0.6}, "cfg": {"5.5": 0.8, "4": 0.5},
+             "sampler": {"Euler a": 0.9}, "scheduler": {"Karras": 0.7}}
+    images: list[TasteImage] = []
+    choices: list[tuple[int, int, bool]] = []
+    params = dict(BASE)
+    for key, values in (("steps", ["15", "20", "25", "30", "35"]),
+                        ("cfg", ["4", "5.5", "7", "8.5", "10"]),
+                        ("sampler", ["DPM++ 2M", "Euler a", "Euler", "DPM++ SDE", "DDIM"]),
+                        ("scheduler", ["Automatic", "Karras", "Exponential", "SGM Uniform"])):
+        runs = _chooser_images(len(images), params, key, values, 1)
+        images += [i for r in runs for i in r]
+        choices += _choose(runs, liked, rng)
+        model = fit_inputs(TasteInputs(images, choices), "P")
+        effect = model.parameter(key)
+        params[key] = effect.bins[effect.best].bin.center
+    suggestion = next_experiment(model)
+    effect = model.parameter(suggestion.parameter)
+    best = effect.bins[effect.best].bin.center
+    assert len(suggestion.values) == 2 and best in suggestion.values
+    assert suggestion.images_per_value == 3 and suggestion.image_count == 6
+    assert suggestion.parameter == "sampler"  # liked most strongly, on only 8 choices
+    assert suggestion.text.endswith(f"A 6-image run at Sampler {suggestion.values[0]} and "
+                                    f"{suggestion.values[1]} would settle it.")
+    # The evidence counts choices with the right plural ("8 ratings or choices").
+    assert " ratings or choices" in suggestion.text and "rating or choices" not in suggestion.text
+
+
+def test_two_values_tied_at_the_top_are_put_head_to_head():
+    # DPM++ 2M and Euler each beat Euler a twice and never met: an exact tie at the top. The
+    # run must compare the two, not the reported best with itself (which made no choices and
+    # left the suggestion stuck) or without its equal.
+    images, choices = [], []
+    for sampler in ("DPM++ 2M", "Euler") * 2:
+        images += [TasteImage(len(images), None, {"sampler": sampler, "steps": "20"}, []),
+                   TasteImage(len(images) + 1, None, {"sampler": "Euler a", "steps": "20"}, [])]
+        choices.append((len(images) - 2, len(images) - 1, False))
+    images += [TasteImage(len(images) + i, None, {"sampler": s, "steps": "20"}, [])
+               for i, s in enumerate(("DPM++ 2M", "Euler"))]
+    model = fit_inputs(TasteInputs(images, choices), "P")
+    sampler = model.parameter("sampler")
+    effects = sorted(b.effect for b in sampler.bins)
+    assert abs(effects[-1] - effects[-2]) < 1e-9
+    suggestion = next_experiment(model)
+    assert suggestion.parameter == "sampler"
+    assert suggestion.values == ("DPM++ 2M", "Euler")
