@@ -10,7 +10,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import (
+    QEvent,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QPoint,
     QSize,
@@ -321,6 +323,8 @@ class GalleryPanel(QWidget):
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.title = QLabel("Gallery")
         self.title.setObjectName("PanelTitle")
+        self._title_text = "Gallery"
+        self.title.installEventFilter(self)  # its width decides how much of the title shows
         self.filters = GalleryFilterBar()
         self.batch = GalleryActionsBar(self.selected_keys)
         self.view.selectionModel().selectionChanged.connect(self.batch.selection_changed)
@@ -398,20 +402,39 @@ class GalleryPanel(QWidget):
 
     def _update_title(self, *_args) -> None:
         if self.controller is None:
-            self.title.setText("Gallery")
+            self._set_title("Gallery")
             return
         total = self.controller.total
         if self.controller.query is not None:
-            self.title.setText(f"Gallery · {total:,} image{'s' if total != 1 else ''} found")
+            self._set_title(f"Gallery · {total:,} image{'s' if total != 1 else ''} found")
             self.title.setToolTip("")
         elif not total:
             # Short enough for the header beside the search box (a longer line was clipped).
-            self.title.setText("Gallery · no images yet")
+            self._set_title("Gallery · no images yet")
             self.title.setToolTip("Images you make appear here, newest first")
         else:
             # The order is in the sort box beside the title: the title says only how many.
-            self.title.setText(f"Gallery · {total:,} image{'s' if total != 1 else ''}")
+            self._set_title(f"Gallery · {total:,} image{'s' if total != 1 else ''}")
             self.title.setToolTip("")
+
+    def _set_title(self, text: str) -> None:
+        self._title_text = text
+        self._fit_title()
+
+    def _fit_title(self) -> None:
+        # Beside the search box the title is clipped before the box gives way; rather than
+        # "Gallery · 13 image" it drops its "Gallery · " and keeps the count whole.
+        text = self._title_text
+        room = self.title.contentsRect().width()
+        if room > 0 and self.title.fontMetrics().horizontalAdvance(text) > room:
+            text = text.removeprefix("Gallery · ")
+        if self.title.text() != text:
+            self.title.setText(text)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
+        if watched is self.title and event.type() == QEvent.Type.Resize:
+            self._fit_title()
+        return super().eventFilter(watched, event)
 
     def _scrolling(self, moving: bool) -> None:
         if self.controller is not None:

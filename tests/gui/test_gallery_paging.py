@@ -50,7 +50,16 @@ def test_every_image_has_its_row_at_once_and_pages_are_read_as_they_show(qtbot, 
     assert [gallery.key_at(r) for r in range(total)] == newest_first
     assert len(gallery.items) == PAGE_SIZE
     assert [i.key for i in gallery.items] == newest_first[:PAGE_SIZE]
-    assert panel.title.text() == f"Gallery · {total:,} images"
+    # Squeezed beside the search box, the title keeps the count whole ("1,337 image" was shown).
+    count = f"{total:,} images"
+    assert panel.title.text() in (f"Gallery · {count}", count)
+    panel.title.setFixedWidth(panel.title.fontMetrics().horizontalAdvance(count) + 12)
+    qtbot.waitUntil(lambda: panel.title.text() == count, timeout=5000)
+    panel.title.setFixedWidth(panel.title.fontMetrics().horizontalAdvance(f"Gallery · {count}")
+                              + 12)
+    qtbot.waitUntil(lambda: panel.title.text() == f"Gallery · {count}", timeout=5000)
+    panel.title.setMinimumWidth(40)
+    panel.title.setMaximumWidth(16777215)
     qtbot.waitUntil(lambda: len(decoded) > 0 and not gallery.tasks.busy, timeout=20000)
     shown = dict(decoded)
     icons = {key: panel.model._icons[key].cacheKey() for key in shown}
