@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
@@ -24,9 +24,9 @@ from stablenew.catalog.index import Catalog, scan
 from stablenew.catalog.match import LoraMatch, Matcher
 from stablenew.catalog.prompt import DEFAULT_WEIGHT, insert_lora, lora_hashes_for_files
 from stablenew.catalog.servers import ServerLora, merge_server_checkpoints, merge_server_loras
+from stablenew.controller.catalog_runs import CatalogRuns
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.tasks import TaskOwner
-from stablenew.learning.parameters import SWATCH_KEY
 
 if TYPE_CHECKING:
     from stablenew.cluster.prompt_steps import CatalogView
@@ -38,16 +38,9 @@ log = logging.getLogger("stablenew.controller")
 #: How long a watched folder must stay quiet before it is read again (a copy of 50 LoRAs
 #: fires hundreds of change events).
 QUIET_MS = 2000
-#: "Try this LoRA": a learning run over these weights, rated like any other.
-TRY_WEIGHTS = (0.2, 0.4, 0.6, 0.8, 1.0)
 
 #: The settings behind "Add matching LoRAs" (the run step in stablenew.cluster.prompt_steps).
 AUTO_FIELDS = ("lora_auto", "lora_auto_min", "lora_auto_max", "lora_auto_categories")
-#: A swatch batch compares this many LoRAs at most (a learning run's most values).
-MAX_SWATCH = 10
-
-#: Starts a learning run on (config, parameter key, values); returns "" or why it did not start.
-LearningRunStarter: TypeAlias = "Callable[[PipelineConfig, str, list[float | str]], str]"
 
 
 class CatalogController(QObject):
@@ -63,7 +56,6 @@ class CatalogController(QObject):
     #: The LoRAs the Models panel picks (its selection, else what its filter shows) as plain
     #: (name, weight) pairs: the randomizer's "LoRA from library" axis draws from them.
     library_loras_changed = Signal(list)
-    MAX_SWATCH = MAX_SWATCH
     auto_changed = Signal()  # "Add matching LoRAs" was changed (here or in Settings)
     #: From the scan's and the hash worker's threads; queued to the Qt thread.
     _progress = Signal(int, int)
@@ -90,7 +82,9 @@ class CatalogController(QObject):
         self._reading = False
         self._get_config: Callable[[], PipelineConfig] | None = None
         self._load_config: Callable[[PipelineConfig], None] | None = None
-        self._start_learning_run: LearningRunStarter | None = None
+        #: "Try this LoRA" and the swatch batch: learning runs started from this room.
+        self.runs = CatalogRuns(lambda: self._get_config, self.message_changed.emit,
+                                self.learning_run_started.emit)
         self._app: AppController | None = None
         self._library_loras: list[tuple[str, float]] = []
         self._watcher = QFileSystemWatcher(self)
@@ -362,28 +356,6 @@ class CatalogController(QObject):
         self.message_changed.emit(f"Text to image now uses {entry.display_name}.")
         return True
 
-    def set_learning_run_starter(self, start: LearningRunStarter) -> None:
-        """How "Try this LoRA" starts a learning run (the session's learning room)."""
-        self._start_learning_run = start
-
-    def try_lora(self, entry: ModelEntry, triggers: list[str] | None = None) -> bool:
-        """A learning run over the LoRA's weight (0.2 … 1.0) on the cards' prompt with its
-        ticked trigger words, rated like any learning run; False with a message when it cannot."""
-        if self._get_config is None or self._start_learning_run is None:
-            self.message_changed.emit("Trying a LoRA needs the learning room; it is still opening.")
-            return False
-        config = self._get_config()
-        prompt = insert_lora(config.txt2img.prompt, entry, 1.0, triggers)
-        base = config.model_copy(update={"txt2img": config.txt2img.model_copy(update={"prompt": prompt})})
-        reason = self._start_learning_run(base, f"lora:{entry.name}", [*TRY_WEIGHTS])
-        if reason:
-            self.message_changed.emit(reason)
-            return False
-        self.message_changed.emit(f"Trying {entry.display_name} at weights 0.2 to 1.0: rate the "
-                                  "images in the Learning tab.")
-        self.learning_run_started.emit(entry.display_name)
-        return True
-
     # --- the panel's pick, for the randomizer -------------------------------------------------
 
     def set_panel_choice(self, selected: Sequence[ModelEntry], shown: Sequence[ModelEntry]) -> None:
@@ -397,38 +369,6 @@ class CatalogController(QObject):
 
     def library_loras(self) -> list[tuple[str, float]]:
         return list(self._library_loras)
-
-    @staticmethod
-    def swatch_words(count: int) -> str:
-        """What a swatch batch of *count* LoRAs makes, in words, before it runs."""
-        if count < 2:
-            return "Select two or more LoRAs (Ctrl-click) for a swatch batch."
-        if count > MAX_SWATCH:
-            return f"{count} LoRAs selected: a swatch batch compares {MAX_SWATCH} at most."
-        return (f"Swatch batch: {count} images of your prompt, one per LoRA, all with the same "
-                "seed, to rate side by side.")
-
-    def swatch(self, entries: Sequence[ModelEntry]) -> bool:
-        """A swatch batch: one image per LoRA on the cards' prompt and seed, each LoRA at its
-        preferred weight with its first trigger word; one queue job, rated like any learning
-        run (a style preview). False with a message when it cannot start."""
-        if self._get_config is None or self._start_learning_run is None:
-            self.message_changed.emit("A swatch batch needs the learning room; it is still opening.")
-            return False
-        chosen = list({entry.name: entry for entry in entries}.values())
-        if not 2 <= len(chosen) <= MAX_SWATCH:
-            self.message_changed.emit(self.swatch_words(len(chosen)))
-            return False
-        # What each image adds to the prompt, as "Add to prompt" would add it.
-        values: list[float | str] = [insert_lora("", entry) for entry in chosen]
-        reason = self._start_learning_run(self._get_config(), SWATCH_KEY, values)
-        if reason:
-            self.message_changed.emit(reason)
-            return False
-        self.message_changed.emit(f"Swatch batch of {len(chosen)} LoRAs running: rate the images "
-                                  "in the Learning tab.")
-        self.learning_run_started.emit(f"{len(chosen)} LoRAs")
-        return True
 
     # --- errors and lifetime ---------------------------------------------------------------
 

@@ -225,7 +225,7 @@ class SessionRooms(QObject):
 
         catalog = CatalogController(self.app.paths.data_dir / "catalog.db", parent=self)
         catalog.set_prompt_target(self.pipeline.current_config, self.pipeline.load_config)
-        catalog.set_learning_run_starter(self._start_learning_run)
+        catalog.runs.set_starter(self._start_learning_run)
         catalog.use_app_settings(self.app)
         self._share_node_loras(self.nodes, catalog)
         self._share_library_loras(catalog, self.randomizer)

@@ -169,7 +169,7 @@ def test_try_this_lora_starts_a_learning_run_over_its_weight(qtbot, setup):
             return ""
         return "A learning run is already going; wait for it or stop it."
 
-    controller.set_learning_run_starter(start)
+    controller.runs.set_starter(start)
     _click(qtbot, panel, "neon")
     assert panel.try_button.isEnabled()
     with qtbot.waitSignal(controller.learning_run_started, timeout=WAIT_MS) as said:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stablenew.controller.catalog_runs import MAX_SWATCH, swatch_words
 from stablenew.gui.panels.auto_lora_bar import AutoLoraBar
 from stablenew.gui.panels.models_grid import THUMB, ModelsModel
 
@@ -127,7 +128,7 @@ class ModelsPanel(QWidget):
         self.swatch_button = QPushButton("Swatch batch")
         self.swatch_button.setObjectName("SwatchBatch")
         self.swatch_button.setEnabled(False)
-        self.swatch_button.setToolTip(controller.swatch_words(0))
+        self.swatch_button.setToolTip(swatch_words(0))
         self.triggers_row.addStretch(1)  # boxes as wide as their words: a click beside one misses
         bottom = QVBoxLayout()
         bottom.addLayout(self.triggers_row)
@@ -311,7 +312,7 @@ class ModelsPanel(QWidget):
         if entry is None:
             return
         words = [box.text() for box in self.trigger_boxes if box.isChecked()]
-        self.controller.try_lora(entry, words)
+        self.controller.runs.try_lora(entry, words)
 
     def picked(self) -> list[ModelEntry]:
         """The selected LoRAs, in the grid's order."""
@@ -321,14 +322,14 @@ class ModelsPanel(QWidget):
     def _picked_changed(self) -> None:
         picked = self.picked()
         count = len(picked)
-        self.swatch_button.setEnabled(2 <= count <= self.controller.MAX_SWATCH)
+        self.swatch_button.setEnabled(2 <= count <= MAX_SWATCH)
         # The count is on the button before it runs: one image per LoRA.
         self.swatch_button.setText(f"Swatch batch ({count} images)" if count >= 2 else "Swatch batch")
-        self.swatch_button.setToolTip(self.controller.swatch_words(count))
+        self.swatch_button.setToolTip(swatch_words(count))
         self.controller.set_panel_choice(picked, self.model.rows)
 
     def _swatch(self) -> None:
-        self.controller.swatch(self.picked())
+        self.controller.runs.swatch(self.picked())
 
     def _ask_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "A folder of LoRAs")
