@@ -14,7 +14,9 @@ they are joined to it (every button works from there), for the record.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -101,9 +103,16 @@ def first_paint(kind: str, home: str) -> float:
     return float(lines[-1]) - spawned
 
 
+def _temp_home() -> str:
+    """A throw-away data folder, removed when the bench exits (each run used to leave two)."""
+    home = tempfile.mkdtemp(prefix="stablenew-bench-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return home
+
+
 def returning_user_home() -> str:
     """A data folder as a returning user has it: saved settings, caches warm after one launch."""
-    home = tempfile.mkdtemp(prefix="stablenew-bench-")
+    home = _temp_home()
     seed = ("from stablenew.storage.paths import AppPaths\n"
             "from stablenew.storage.settings import AppSettings, save_settings\n"
             "save_settings(AppPaths.default(), AppSettings(server_url='http://127.0.0.1:9'))\n")
@@ -116,7 +125,7 @@ def returning_user_home() -> str:
 
 def measure_stalls() -> tuple[list[float], float]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ["STABLENEW_HOME"] = tempfile.mkdtemp(prefix="stablenew-bench-")
+    os.environ["STABLENEW_HOME"] = _temp_home()
     import qasync
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 from stablenew.backends.comfyui_names import missing
 from stablenew.backends.errors import MissingResource, RequestRejected
@@ -40,8 +40,7 @@ INSIGHTFACE_MODULES = ("ip-adapter_face_id_plus", "ip-adapter_face_id",
 Getter = Callable[..., Awaitable[Any]]
 
 
-@dataclass(frozen=True)
-class ControlNetInfo:
+class ControlNetInfo(NamedTuple):
     """What the node's ControlNet extension has."""
 
     version: int

@@ -12,7 +12,7 @@ import base64
 import binascii
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from stablenew.backends import a1111_fields as F
 from stablenew.backends.a1111_replies import float_or, int_or
@@ -21,10 +21,7 @@ from stablenew.backends.types import Progress, ProgressCallback
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-
-
-class RunningJob:
+class RunningJob(NamedTuple):
     """A job as the global /progress shows it: its start stamp (whole seconds), its name, and how
     far it got. Jobs have no ids there, so a job is "the same" while stamp and name stay and it
     never goes backwards (a new job restarts at batch 0, step 0)."""

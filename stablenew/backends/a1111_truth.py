@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from stablenew.backends.a1111_families import hires_cfg_for
 from stablenew.backends.types import (
@@ -75,14 +74,11 @@ def _number(value: Any) -> float | None:
         return None
 
 
-@dataclass(frozen=True)
-
-
-class Expectation:
+class Expectation(NamedTuple):
     """What one job asked for, in the terms the server's `info` reports."""
 
     sampling: Sampling
-    count: int
+    images: int  # how many images the job asked for
     sizes: tuple[int, int]  # the size every returned image should have
     check_seeds: bool = True
     hires_cfg: float | None = None  # Forge only: the CFG the hires pass should have used
@@ -119,8 +115,8 @@ def compare(expect: Expectation, info: dict[str, Any], image_sizes: Sequence[tup
     if isinstance(clip, int) and clip != max(1, s.clip_skip):
         warnings.append(f"Clip skip: asked for {s.clip_skip}, the server used {clip}.")
 
-    if len(image_sizes) != expect.count:
-        warnings.append(f"Images: asked for {expect.count}, the server returned {len(image_sizes)} "
+    if len(image_sizes) != expect.images:
+        warnings.append(f"Images: asked for {expect.images}, the server returned {len(image_sizes)} "
                         "(a skip or an interrupt from someone else on the server stops a batch early).")
 
     seeds = info.get("all_seeds")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import NamedTuple
 
 from stablenew.backends.errors import MissingResource
 
@@ -275,8 +275,9 @@ _LORA_RE = re.compile(r"<(lora|lyco):([^:>]+)(?::([^:>]*))?(?::([^:>]*))?>", re.
 _HYPERNET_RE = re.compile(r"<hypernet:[^>]*>", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class LoraUse:
+class LoraUse(NamedTuple):
+    """One LoRA tag of a prompt: the file and its two weights."""
+
     name: str
     unet_weight: float
     text_encoder_weight: float

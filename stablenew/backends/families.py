@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from stablenew.storage.resources import resource_path
 
@@ -45,8 +45,9 @@ class Precision(StrEnum):
     gguf = "gguf"
 
 
-@dataclass(frozen=True)
-class VramNeed:
+class VramNeed(NamedTuple):
+    """Video memory a family needs: a base plus so much per megapixel."""
+
     base_gb: float
     per_megapixel_gb: float
 

@@ -16,8 +16,7 @@ import functools
 import json
 import ssl
 import threading
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -84,8 +83,7 @@ def unreachable_message(url: str) -> str:
             "(or ComfyUI with --listen) and check the address in Settings.")
 
 
-@dataclass(frozen=True)
-class HttpReply:
+class HttpReply(NamedTuple):
     """A complete answer: status, headers and the whole body."""
 
     status: int

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from stablenew.backends.families import ModelFamily
 from stablenew.backends.types import ReferenceKind, ReferenceUnit
@@ -15,8 +15,7 @@ from stablenew.backends.types import ReferenceKind, ReferenceUnit
 MAX_UNITS = 3
 
 
-@dataclass(frozen=True)
-class KindInfo:
+class KindInfo(NamedTuple):
     """One kind's words, model-name hints and preprocessors (A1111 modules, ComfyUI classes)."""
 
     label: str

@@ -23,17 +23,18 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stablenew.backends.errors import BackendError
 from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.health import NodeHealth, NodeMonitor
+from stablenew.cluster.item_outputs import clean_attempt
 from stablenew.cluster.jobs import Claim, ItemState, Job, WorkItem
 from stablenew.cluster.node_book import InFlight, NodeBook, NodeStatus, WorkingOn
 from stablenew.cluster.nodes import NodeConfig
+from stablenew.cluster.off_loop import run_to_end
 from stablenew.cluster.placement import Placement
-from stablenew.cluster.queue_store import MAX_RETRIES, QueueError, QueueStore
+from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore
 from stablenew.cluster.routing import StageRouter, routed_capabilities, upscale_target
 from stablenew.cluster.run_end import RunEnd
 from stablenew.cluster.scheduled_store import CanTake, ScheduledStore
@@ -55,6 +56,8 @@ SCHEDULER_CLAIMANT = "(scheduler)"
 RESTART_PAUSE = 5.0
 #: Times one node may hand the same item back for its own fault (down, login refused).
 MAX_FAULT_RELEASES = 2
+#: Seconds before the loop tries the lock again that a claim in a database thread holds.
+LOCK_RETRY_S = 0.005
 
 
 @dataclass
@@ -174,16 +177,17 @@ class ClusterDispatcher:
         view = NodeView(config.name, None, tier=config.tier,
                         max_concurrent=config.max_concurrent, healthy=False,
                         enabled=config.enabled)
-        with self._lock:
+        def join() -> None:
             self._nodes[config.name] = NodeBook(config, view)
             self.placement.used.setdefault(config.name, 0)
+
+        await self._under_lock(join)
         return await self.monitor.add(config)
 
     async def remove_node(self, name: str) -> None:
         """Stop a node's worker (its in-flight items go back to the queue) and forget it."""
         await self._stop_worker(name)
-        with self._lock:
-            self._nodes.pop(name, None)
+        await self._under_lock(partial(self._nodes.pop, name, None))
         await self.monitor.remove(name)
         self.notify()
 
@@ -221,12 +225,12 @@ class ClusterDispatcher:
         self._stopping = False
         started = time.monotonic()
         self.run_end.start()
-        cluster_lock = qr.RunnerLock(self.store.path)
-        cluster_lock.acquire()  # one runner (single node or cluster) per queue
+        cluster_lock = qr.RunnerLock(self.store.path)  # one runner (one node or a cluster) per queue
         try:
+            await run_to_end(cluster_lock.acquire)  # file I/O: off the loop (the window)
             return await self._run(until_empty, recover, started)
         finally:
-            cluster_lock.release()
+            await run_to_end(cluster_lock.release)
 
     async def _run(self, until_empty: bool, recover: bool, started: float) -> ClusterSummary:
         assert self._wake is not None
@@ -277,17 +281,8 @@ class ClusterDispatcher:
     async def _recover(self) -> None:
         items = await asyncio.to_thread(self.store.recover)
         removed_hook = self._runner_kwargs.get("on_outputs_removed")
-        for item in items:
-            try:
-                job = await asyncio.to_thread(self.store.reads.get_job, item.job_id)
-            except QueueError as exc:  # the job was cleared meanwhile: nothing of it to clean
-                log.info("cluster: no job for recovered item %s (%s)", item.label, exc.message)
-                continue
-            removed = qr.clean_item_outputs(Path(job.output_dir), item.name_prefix)
-            images = [p for p in removed if p.suffix.lower() == ".png"
-                      and p.parent.name != ".thumbnails"]
-            if images and removed_hook is not None:
-                removed_hook(images)
+        for item in items:  # file deletes (and the learning store's forgetting): off the loop
+            await asyncio.to_thread(clean_attempt, self.store.reads, item, None, removed_hook)
         if items:
             log.info("cluster: %d item(s) left in flight by a crash went back to the queue",
                      len(items))
@@ -309,9 +304,9 @@ class ClusterDispatcher:
         node = self._nodes.get(new.name)
         self.placement.forget_plan()  # a node came or went: what the plan assumed is gone
         if node is not None:
-            with self._lock:
-                node.view.capabilities = new.capabilities or node.view.capabilities
-                node.view.healthy = new.usable
+            # Not under the lock (see `_under_lock`): two single stores; claims ask the monitor.
+            node.view.capabilities = new.capabilities or node.view.capabilities
+            node.view.healthy = new.usable
         if self._on_node_change is not None:
             try:
                 self._on_node_change(new)
@@ -376,9 +371,18 @@ class ClusterDispatcher:
         if node.task is task:
             node.task = None
             node.runner = None
-        with self._lock:
-            node.inflight.clear()
+        await self._under_lock(node.inflight.clear)
         self.notify()
+
+    async def _under_lock(self, change: Callable[[], object]) -> None:
+        """*change* under the lock, on the loop (which alone changes the set of nodes). A claim
+        may hold the lock through SQLite's busy timeout: the loop tries again, never waits."""
+        while not self._lock.acquire(blocking=False):  # noqa: ASYNC110 - a thread's lock: no event
+            await asyncio.sleep(LOCK_RETRY_S)
+        try:
+            change()
+        finally:
+            self._lock.release()
 
     def _reap(self) -> None:
         """Workers that ended by themselves (a bug): collect them and, if the node is healthy,
@@ -528,15 +532,15 @@ class ClusterDispatcher:
 
     def _routed(self, name: str, caps: Capabilities | None) -> Capabilities | None:
         """*caps* of node *name* with every upscaler another usable node has added."""
-        with self._lock:
-            others = [o for o in self._nodes if o != name]
+        # Without the lock, which a claim may hold long: list() copies the names in one step.
+        others = [o for o in list(self._nodes) if o != name]
         return routed_capabilities(caps or self.monitor.health(name).capabilities,
                                    [self.monitor.health(o) for o in others])
 
     def _upscale_target(self, name: str, job: UpscaleJob) -> tuple[str, Backend] | None:
         """Another node to run this upscale on, when *name* lacks the upscaler (None: here)."""
-        with self._lock:
-            load = {other: len(node.inflight) for other, node in self._nodes.items()}
+        # Without the lock, as in `_routed`; len() reads a node's in-flight count at once.
+        load = {other: len(node.inflight) for other, node in list(self._nodes.items())}
         return upscale_target(name, job, self.monitor, load)
 
     def _emit(self, event: qr.QueueEvent) -> None:

@@ -178,6 +178,7 @@ async def run_as_job(machinery: RunMachinery, store: QueueStore, backend: Backen
                      output_dir: Path) -> RunResult:
     """Queue *config* as an interactive job pinned to *node*, work through it on *backend*
     and return it as one run; *cancel* cancels what is left of it (Ctrl+C)."""
+    from stablenew.cluster.off_loop import run_to_end
     from stablenew.cluster.queue_store import QueueError
     from stablenew.cluster.runner_lock import RunnerLock
 
@@ -189,10 +190,14 @@ async def run_as_job(machinery: RunMachinery, store: QueueStore, backend: Backen
     fold = JobRun(job, on_event)
     lock = RunnerLock(store.path)
     try:
-        await asyncio.to_thread(lock.acquire)
+        # A cancel while the lock is being taken still lets it be taken, then released.
+        await run_to_end(lock.acquire)
         held = True
     except QueueError:
         held = False  # a window or `queue run` works on the queue: no recovery behind its back
+    except asyncio.CancelledError:
+        await run_to_end(lock.release)
+        raise
     runner = machinery.queue_runner(store, backend, node=node, on_event=fold, job=job.id)
     try:
         work = asyncio.ensure_future(runner.run(until_empty=True, recover=held, exclusive=False))
@@ -210,7 +215,7 @@ async def run_as_job(machinery: RunMachinery, store: QueueStore, backend: Backen
                 waiter.cancel()
     finally:
         if held:
-            lock.release()
+            await run_to_end(lock.release)
     return fold.result(cancelled=cancel.cancelled and fold.fatal is None)
 
 

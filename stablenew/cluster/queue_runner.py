@@ -22,17 +22,19 @@ import contextlib
 import logging
 import sqlite3
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stablenew.backends.errors import BackendError
+from stablenew.cluster.attempt_failure import attempt_failure
 from stablenew.cluster.item_backend import STALL_CHECK_S, ItemBackend, Turnstile
-from stablenew.cluster.item_outputs import clean_item_outputs
+from stablenew.cluster.item_outputs import clean_attempt, clean_item_outputs
 from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, Claim, ItemState, Job, WorkItem, output_name_prefix
+from stablenew.cluster.off_loop import run_to_end
 from stablenew.cluster.queue_events import (
     ItemFinished,
     ItemProgress,
@@ -144,10 +146,7 @@ class QueueRunner:
         self._stopping = False
         self._node_ok: asyncio.Event | None = None
         self._node_lock: asyncio.Lock | None = None
-        # Its thread started here, where the runner is built (a worker in the window): Thread.start
-        # waits for the thread to run, which at the first database call stalled the Qt thread.
-        self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
-        self._db_pool.submit(int)  # a call that does nothing starts the pool's one thread
+        self._db_pool: ThreadPoolExecutor | None = None  # the database thread, while running
         self._loop: asyncio.AbstractEventLoop | None = None
         self.summary = RunSummary()
 
@@ -191,15 +190,16 @@ class QueueRunner:
         self._stopping = False
         started = time.monotonic()
         lock = RunnerLock(self.store.path) if exclusive else None
-        if lock is not None:
-            lock.acquire()
         try:
+            if lock is not None:  # file I/O that may be slow (a network drive): off the loop
+                await run_to_end(lock.acquire)
+            await self._db_thread()  # before the lanes: the first of them would start it here
             if recover:
                 await self.recover()
             await self._work(until_empty)
         finally:
             if lock is not None:
-                lock.release()
+                await run_to_end(lock.release)
             self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -215,8 +215,10 @@ class QueueRunner:
                 lane.cancel()
             watcher.cancel()
             await asyncio.gather(watcher, *lanes, return_exceptions=True)
-            self._db_pool.shutdown(wait=True)
-            self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
+            # Cancelled lanes' last calls end before the run does (the loop does not wait).
+            pool, self._db_pool = self._db_pool, None
+            if pool is not None:
+                await run_to_end(pool.shutdown)
 
     async def recover(self) -> list[WorkItem]:
         """Items a crash left in flight go back to the queue, their partial outputs removed."""
@@ -230,8 +232,15 @@ class QueueRunner:
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         # SQLite and file clean-up off the event loop, in one thread (commits are serial anyway).
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_pool, partial(fn, *args, **kwargs))
+        pool = await self._db_thread()
+        return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, *args, **kwargs))
+
+    async def _db_thread(self) -> ThreadPoolExecutor:
+        """The database thread, started from a helper thread (Thread.start waits for it)."""
+        if self._db_pool is None:
+            self._db_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-db")
+            await asyncio.to_thread(self._db_pool.submit, int)  # a call that does nothing
+        return self._db_pool
 
     async def _hot(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A lane's per-image move (ONE transaction): on the loop's thread when the store and
@@ -253,7 +262,7 @@ class QueueRunner:
                     seen = self._changes
                     # Claimed straight into running: the lane sends the request as soon as
                     # the node has a free slot, and one commit per claim keeps overhead low.
-                    claim = await self._hot(self._claim)
+                    claim = await self._landing(lambda taken: taken, self._claim)
                     if claim is None:
                         if until_empty and not self._inflight and await self._db(
                                 self._nothing_left):
@@ -270,19 +279,40 @@ class QueueRunner:
         finally:
             if ahead is not None:  # stopping with an item claimed but never started
                 self._slots.forfeit(ahead[1])
-                self._release_quietly(ahead[0].item, ahead[0].lease)
+                await run_to_end(self._give_back, self._db_pool, ahead[0].item, ahead[0].lease)
 
-    def _release_quietly(self, item: WorkItem, lease: str) -> bool:
-        """Give a claimed item back while stopping. A failure must not hide the stop itself
-        (the caller is unwinding a cancellation), and loses nothing: the item keeps its lease,
-        and the next start's recovery puts it back in the queue. So it is logged, not raised."""
+    def _give_back(self, item: WorkItem, lease: str, job: Job | None = None) -> None:
+        """Give a claimed item back while stopping, with *job* what its attempt left too. A
+        failure must not hide the stop: logged, not raised (the next start recovers the item)."""
         try:
-            self.store.release(item.id, lease)
+            released = self.store.release(item.id, lease)
         except Exception:  # noqa: BLE001 - see the docstring: recovery gives the item back later
             log.warning("queue: %s could not be given back now; the next start recovers it",
                         item.label, exc_info=True)
-            return False
-        return True
+            return
+        if released and job is not None:  # not when it is no longer ours (done meanwhile)
+            self._clean_outputs(item, job)
+
+    async def _landing(self, claim_of: Callable[[T], Claim | None], fn: Callable[..., T],
+                       *args: Any, **kwargs: Any) -> T:
+        """`_hot` for a move that claims the lane's next item (*claim_of* finds it): a claim
+        landing after the lane was cancelled goes back to the queue (was lost till a restart)."""
+        if self._plain is not None:
+            with contextlib.suppress(StoreBusy):
+                return self._plain.call_nowait(fn, *args, **kwargs)
+        landed: list[T] = []
+
+        def move() -> T:
+            landed.append(fn(*args, **kwargs))
+            return landed[0]
+
+        try:
+            return await run_to_end(move, self._db_pool)
+        except asyncio.CancelledError:
+            taken = claim_of(landed[0]) if landed else None
+            if taken is not None:
+                await run_to_end(self._give_back, self._db_pool, taken.item, taken.lease)
+            raise
 
     def _claim(self) -> Claim | None:
         if self.job is None:
@@ -378,8 +408,7 @@ class QueueRunner:
             return await self._execute(claim, token, ticket)
         except asyncio.CancelledError:
             # The process is stopping: give the item back untouched; it runs again later.
-            if self._release_quietly(item, claim.lease):
-                self._clean_outputs(item, job)
+            await run_to_end(self._give_back, self._db_pool, item, claim.lease, job)
             raise
         finally:
             self._slots.forfeit(ticket)
@@ -435,16 +464,16 @@ class QueueRunner:
                 claiming = not self._stopping and self._node_ok is not None \
                     and self._node_ok.is_set() and self.job is None
                 if claiming:
-                    done, unfinished, upcoming = await self._hot(
-                        self._plain.complete_and_claim, item.id, claim.lease, outputs, self.node,
-                        job_id=item.job_id)
+                    done, unfinished, upcoming = await self._landing(
+                        itemgetter(2), self._plain.complete_and_claim, item.id, claim.lease, outputs,
+                        self.node, job_id=item.job_id)
                 else:
                     done, unfinished = await self._hot(self.store.complete_and_check, item.id,
                                                        claim.lease, outputs)
                     upcoming = None
             else:
-                done, unfinished, upcoming = await self._db(self._finish_and_claim, item.id,
-                                                            claim.lease, outputs)
+                done, unfinished, upcoming = await self._landing(
+                    itemgetter(2), self._finish_and_claim, item.id, claim.lease, outputs)
             ahead = None
             if upcoming is not None:
                 assert self._slots is not None
@@ -474,19 +503,7 @@ class QueueRunner:
                       error: BaseException | None) -> None:
         item = claim.item
         typed = error if isinstance(error, BackendError) else tap.error
-        run_errors = list(result.errors) if result is not None else []
-        if typed is not None:
-            message, detail, transient = typed.message, typed.detail, typed.transient
-        elif error is not None:
-            message = getattr(error, "message", None) or (str(error) or type(error).__name__)
-            detail = getattr(error, "detail", "") or "".join(
-                traceback.format_exception(error)).strip()
-            transient = False
-        elif run_errors:
-            message, detail, transient = run_errors[0].message, run_errors[0].detail, False
-        else:
-            status = result.status if result is not None else "unknown"
-            message, detail, transient = f"The run ended as {status}.", "", False
+        message, detail, transient = attempt_failure(typed, error, result)
         # What the attempt left goes, except an image kept and labelled as unfinished
         # (…-incomplete.png, …-<stage>-only.png): it stays while the item is not made again.
         await self._db(self._clean_outputs, item, claim.job, keep_labelled=True)
@@ -576,24 +593,7 @@ class QueueRunner:
 
     def _clean_outputs(self, item: WorkItem, job: Job | None = None, *,
                        keep_labelled: bool = False) -> None:
-        """Remove whatever an unfinished attempt of this item left (image, thumbnail, temp);
-        with *keep_labelled*, an image the runner kept as unfinished (and its thumbnail)."""
-        if job is None:
-            try:
-                job = self.store.reads.get_job(item.job_id)
-            except QueueError:
-                return  # cleared meanwhile: its outputs went with it
-            except sqlite3.Error as exc:  # nothing is deleted when unsure whose files they are
-                log.warning("queue: outputs of %s not cleaned: %r", item.label, exc)
-                return
-        removed = clean_item_outputs(Path(job.output_dir), item.name_prefix,
-                                     keep_labelled=keep_labelled)
-        images = [p for p in removed if p.suffix.lower() == ".png" and p.parent.name != ".thumbnails"]
-        if images and self._on_outputs_removed is not None:
-            try:
-                self._on_outputs_removed(images)
-            except Exception:
-                log.exception("queue: forgetting removed outputs of %s failed", item.label)
+        clean_attempt(self.store.reads, item, job, self._on_outputs_removed, keep_labelled=keep_labelled)
 
     def _emit(self, event: QueueEvent) -> None:
         if self._on_event is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from stablenew.backends.errors import ServerTimeout
 from stablenew.backends.types import Progress
@@ -31,8 +31,7 @@ class NodeStalled(ServerTimeout):
     fatal_for_node = True
 
 
-@dataclass(frozen=True)
-class StallLimits:
+class StallLimits(NamedTuple):
     """How long progress may stand still, in seconds (floors of the work-dependent limits)."""
 
     #: Silence: at least this, and at least `silence_beats` usual poll spacings.

@@ -8,6 +8,10 @@ after the drafts starts from the picked images of the stage before, copied first
 folder's start_images under their content hash (as the gallery's "Use as init image" does), so a
 queued stage survives the original moving. The images come from the queue's items as they
 finish (read off the Qt thread whenever the queue changes).
+
+A new funnel does not throw the one under way away: it goes to the earlier funnels, which the
+user may reopen (their queued stages go on meanwhile). A stage whose images were cancelled or
+could not be made can be queued again, under its own job, from the same pictures.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,8 +39,19 @@ from stablenew.cluster.funnel import (
 from stablenew.cluster.funnel_store import FUNNEL_FILE, FunnelFile, FunnelStore
 from stablenew.cluster.jobs import ItemState, JobKind, WorkItem
 from stablenew.cluster.queue_db import UnknownId
+from stablenew.cluster.start_images import START_FOLDER
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.format import plural
+from stablenew.controller.funnel_view import (
+    THUMB_SIDE,
+    UNDER_WAY,
+    AgainOffer,
+    Crumb,
+    FunnelImage,
+    PastFunnel,
+    past_words,
+    with_made,
+)
 from stablenew.controller.images import DecodedImage, decode_image
 from stablenew.controller.tasks import TaskOwner
 
@@ -48,49 +62,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stablenew.controller.funnel")
 
-#: The data folder's folder of pictures queued jobs start from (the gallery's too).
-START_FOLDER = "start_images"
-
-#: The longest side of a funnel tile's picture.
-THUMB_SIDE = 160
-
-#: What a tile says of an image that is not there yet, by its queue state.
-WAITING_TEXT = {ItemState.queued: "Waiting", ItemState.assigned: "Starting",
-                ItemState.running: "Being made", ItemState.failed: "Could not be made",
-                ItemState.cancelled: "Cancelled", ItemState.done: "Made"}
-
-
-@dataclass(frozen=True)
-class FunnelImage:
-    """One image of the stage looked at, as its tile shows it."""
-
-    index: int
-    seed: int
-    path: str | None
-    state: ItemState
-    picked: bool
-    error: str = ""
-
-    @property
-    def caption(self) -> str:
-        if self.path is not None:
-            return f"✓ Picked — seed {self.seed}" if self.picked else f"Seed {self.seed}"
-        return f"{WAITING_TEXT[self.state]} — seed {self.seed}"
-
-
-@dataclass(frozen=True)
-class Crumb:
-    """One stage in the breadcrumb: its label, and whether it is made and looked at."""
-
-    stage: FunnelStage
-    made: bool
-    current: bool
 
 
 class FunnelController(QObject):
     """The draft funnel as the window sees it: state, signals and slots (see module docstring)."""
 
     funnel_changed = Signal()  # the stage looked at, its images or the picks changed
+    past_changed = Signal()  # the list of earlier funnels changed
     settings_changed = Signal()
     error_changed = Signal(object)  # ErrorInfo | None
     message_changed = Signal(str)
@@ -171,11 +149,69 @@ class FunnelController(QObject):
         if following is not None:
             most = funnel.settings.counts.of(following)
             text += f", {len(run.picks)} picked (pick up to {most} to {following.verb.lower()})"
+        offer = self.again_offer()
+        if offer is not None:
+            text += (f". {plural(offer.count, 'image')} "
+                     f"{'was' if offer.count == 1 else 'were'} cancelled or could not be made")
         return text + "."
 
     def next_stage(self) -> FunnelStage | None:
         funnel = self.funnel
         return funnel.current.stage.next if funnel else None
+
+    def replaces_later(self) -> bool:
+        """Going on from the stage looked at makes its next stage anew (one was made before)."""
+        funnel = self.funnel
+        return funnel is not None and funnel.viewing < len(funnel.runs) - 1
+
+    def past_funnels(self) -> list[PastFunnel]:
+        """The earlier funnels, the most recently left first."""
+        return [PastFunnel(f.id, past_words(f)) for f in self._file.past]
+
+    def new_funnel_question(self) -> str:
+        """What a new funnel would put aside, in a sentence, or "" when nothing is at stake
+        (no funnel, or one with no picks and nothing still being made)."""
+        funnel = self.funnel
+        if funnel is None:
+            return ""
+        picks = sum(len(r.picks) for r in funnel.runs)
+        busy = [r.stage.value for r in funnel.runs if self._under_way(r)]
+        stages = (f"{' and '.join(busy)} stage{'s' if len(busy) > 1 else ''} "
+                  f"{'are' if len(busy) > 1 else 'is'} still being made")
+        if picks and busy:
+            said = f"This funnel has {plural(picks, 'pick')}, and its {stages}."
+        elif picks:
+            said = f"This funnel has {plural(picks, 'pick')}."
+        elif busy:
+            said = f"This funnel's {stages}."
+        else:
+            return ""
+        return f"{said} Start a new one?"
+
+    def again_offer(self) -> AgainOffer | None:
+        """The images of the stage looked at that may be queued once more, if any."""
+        funnel = self.funnel
+        if funnel is None:
+            return None
+        run = funnel.current
+        items = self._states.get(run.job_id)
+        if items is None or run.ready == len(run.seeds):
+            return None  # all made, or the queue not read yet
+        if not items:  # the job is gone from the queue: every image still to come
+            return AgainOffer(run.stage, len(run.seeds) - run.ready)
+        stopped = sum(i.state in (ItemState.failed, ItemState.cancelled)
+                      and 0 <= i.index < len(run.images) and run.images[i.index] is None
+                      for i in items)
+        return AgainOffer(run.stage, stopped) if stopped else None
+
+    def _under_way(self, run: StageRun) -> bool:
+        """Some image of *run* is still queued or being made (or the queue was not read yet)."""
+        if run.ready == len(run.seeds):
+            return False
+        items = self._states.get(run.job_id)
+        if items is None:
+            return True
+        return any(i.state in UNDER_WAY for i in items)
 
     # --- slots ----------------------------------------------------------------------------------
 
@@ -191,7 +227,53 @@ class FunnelController(QObject):
             self._set_error(ErrorInfo(str(exc), source="Funnel"))
             return
         self._set_error(None)
-        self.tasks.spawn(self._queue_step(funnel, step, before=self.funnel), name="funnel-start")
+        before = self._file
+        self.tasks.spawn(self._queue_step(before.started(funnel), step, before=before),
+                         name="funnel-start")
+
+    def reopen(self, funnel_id: str) -> None:
+        """An earlier funnel under way again, as it was left; the one under way goes to the
+        earlier funnels."""
+        try:
+            self._file = self._file.reopened(funnel_id)
+        except KeyError:
+            return  # already gone from the list
+        self._set_error(None)
+        self.past_changed.emit()
+        self.funnel_changed.emit()
+        self.tasks.spawn(self._save(), name="funnel-save")
+        self.tasks.spawn(self._read_images(), name="funnel-read")
+
+    def run_again(self) -> None:
+        """Queue once more the images of the stage looked at that were cancelled or could not
+        be made: the same job (or, gone from the queue, one under its id), the same pictures."""
+        funnel = self.funnel
+        if funnel is None or self.again_offer() is None:
+            return
+        self._set_error(None)
+        # Until the queue is read again the stage's state is not known: the offer goes (a
+        # second click would queue nothing more).
+        self._states.pop(funnel.current.job_id, None)
+        self.funnel_changed.emit()
+        self.tasks.spawn(self._run_again(funnel, funnel.current), name="funnel-again")
+
+    async def _run_again(self, funnel: Funnel, run: StageRun) -> None:
+        store = await self._queue.store()
+        if await asyncio.to_thread(_job_exists, store, run.job_id):
+            count = await asyncio.to_thread(store.retry_failed, run.job_id,
+                                            include_cancelled=True)
+            self._queue.refresh()
+            if not self._queue.running:
+                self._start_queue()
+        else:
+            step = _step_again(funnel, run)
+            await self._add_job(step)
+            count = len(step.configs)
+        log.info("funnel: stage %s (job %s) queued again: %d images", run.stage.value,
+                 run.job_id, count)
+        self.message_changed.emit(f"Funnel: {plural(count, 'image')} queued again "
+                                  f"({run.stage.label.lower()}).")
+        await self._read_images()
 
     def set_picked(self, index: int, picked: bool) -> None:
         funnel = self.funnel
@@ -227,7 +309,9 @@ class FunnelController(QObject):
             return
         # Stages made before from other picks are replaced: what is left of them stops.
         dropped = [r.job_id for r in funnel.runs[funnel.viewing + 1:] if r.ready < len(r.seeds)]
-        await self._queue_step(funnel.advanced(step.run()), step, before=funnel, dropped=dropped)
+        before = self._file
+        after = before.model_copy(update={"funnel": funnel.advanced(step.run())})
+        await self._queue_step(after, step, before=before, dropped=dropped)
 
     def view_stage(self, index: int) -> None:
         """Go to a stage of the breadcrumb: its images and the picks made there."""
@@ -291,24 +375,30 @@ class FunnelController(QObject):
         self._loaded = True
         self.loaded_changed.emit(True)
         self.settings_changed.emit()
+        self.past_changed.emit()
         self.funnel_changed.emit()
         funnel = self.funnel
         if funnel is not None:
             await self._requeue_missing(funnel)
             await self._read_images()
 
-    async def _queue_step(self, funnel: Funnel, step: FunnelStep, *, before: Funnel | None,
+    async def _queue_step(self, after: FunnelFile, step: FunnelStep, *, before: FunnelFile,
                           dropped: Sequence[str] = ()) -> None:
-        """Save the funnel with its new stage, then queue the stage; a stage that cannot be
-        queued is taken back (and the funnel saved as it was). The jobs of *dropped* stages
-        are cancelled once the new one is queued."""
-        self._file.funnel = funnel
+        """Save the funnel file *after* (the funnel with its new stage), then queue the stage;
+        a stage that cannot be queued is taken back (and the file saved as it was, *before*).
+        The jobs of *dropped* stages are cancelled once the new one is queued."""
+        past_moves = after.past is not before.past  # a new funnel: the list changes
+        self._file = after
+        if past_moves:
+            self.past_changed.emit()
         self.funnel_changed.emit()
         await self._save()
         try:
             await self._add_job(step)
         except BaseException:
-            self._file.funnel = before
+            self._file = before
+            if past_moves:
+                self.past_changed.emit()
             self.funnel_changed.emit()
             await self._save()
             raise
@@ -349,15 +439,21 @@ class FunnelController(QObject):
                      run.stage.value, run.job_id)
             await self._add_job(step)
 
+    def _funnels(self) -> list[Funnel]:
+        """The funnel under way, then the earlier ones (their queued stages go on too)."""
+        return [f for f in (self.funnel, *self._file.past) if f is not None]
+
     def _queue_changed(self) -> None:
         funnel = self.funnel
         if funnel is None or not self._loaded:
             return
-        if any(r.ready < len(r.seeds) for r in funnel.runs) or funnel.current.job_id not in self._states:
+        if (any(r.ready < len(r.seeds) for f in self._funnels() for r in f.runs)
+                or funnel.current.job_id not in self._states):
             self.tasks.spawn(self._read_images(), name="funnel-read")
 
     async def _read_images(self) -> None:
-        """Bring each unfinished stage's images and states in from the queue (coalesced)."""
+        """Bring each unfinished stage's images and states in from the queue, the earlier
+        funnels' too (coalesced)."""
         if self._reading:
             self._read_again = True
             return
@@ -369,8 +465,8 @@ class FunnelController(QObject):
                 if funnel is None:
                     return
                 store = await self._queue.store()
-                wanted = [r.job_id for r in funnel.runs
-                          if r.ready < len(r.seeds) or r.job_id == funnel.current.job_id]
+                wanted = [funnel.current.job_id] + [
+                    r.job_id for f in self._funnels() for r in f.runs if r.ready < len(r.seeds)]
                 states = await asyncio.to_thread(_read_items, store, wanted)
                 self._states.update(states)
                 if self._take_images(states):
@@ -382,22 +478,15 @@ class FunnelController(QObject):
             self._reading = False
 
     def _take_images(self, states: dict[str, list[WorkItem]]) -> bool:
-        """Fill in the images the queue has made; True when the funnel changed."""
-        funnel = self.funnel
-        if funnel is None:
+        """Fill in the images the queue has made; True when a funnel changed."""
+        if self.funnel is None:
             return False
-        changed = False
-        for index, run in enumerate(funnel.runs):
-            images = list(run.images)
-            for item in states.get(run.job_id, []):
-                if (item.state is ItemState.done and item.outputs and 0 <= item.index < len(images)
-                        and images[item.index] != item.outputs[-1]):
-                    images[item.index] = item.outputs[-1]
-            if images != run.images:
-                funnel = funnel.with_images(index, images)
-                changed = True
+        current = with_made(self.funnel, states)
+        past = [with_made(f, states) for f in self._file.past]
+        changed = current is not self.funnel or any(
+            new is not old for new, old in zip(past, self._file.past, strict=True))
         if changed:
-            self._file.funnel = funnel
+            self._file = self._file.model_copy(update={"funnel": current, "past": past})
         return changed
 
     def _set_error(self, info: ErrorInfo | None) -> None:
@@ -438,4 +527,5 @@ def _keep_copies(pictures: Sequence[str], folder: Path) -> list[str]:
     return [str(store_start_image(Path(p), folder)) for p in pictures]
 
 
-__all__ = ["Crumb", "FunnelController", "FunnelImage", "FunnelSettings", "FunnelStage"]
+__all__ = ["START_FOLDER", "THUMB_SIDE", "AgainOffer", "Crumb", "FunnelController", "FunnelImage",
+           "FunnelSettings", "FunnelStage", "PastFunnel"]

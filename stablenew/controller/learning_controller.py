@@ -288,8 +288,10 @@ class LearningController(QObject):
         self.runs.cancel_learning_run()
         await self.tasks.wait_idle(timeout=5)
         await self.tasks.aclose()
-        self.worker.close()
-        self._reader.close()
+        # Off the loop (the window): close waits for the writes still queued, and a write may
+        # wait for the database another StableNew holds, up to SQLite's busy timeout.
+        await asyncio.to_thread(self.worker.close)
+        await asyncio.to_thread(self._reader.close)
 
 
 def _add_image_record(store: LearningStore, image: ImageRecord) -> LearningRecord | None:

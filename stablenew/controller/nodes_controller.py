@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from stablenew.cluster.estimates import load_speeds, save_speeds, speeds_file
 from stablenew.cluster.health import NodeHealth, NodeMonitor, NodeState
 from stablenew.cluster.node_book import NodeStatus, WorkingOn
 from stablenew.cluster.nodes import NodeConfig, NodeRegistry
+from stablenew.cluster.off_loop import run_to_end
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.cluster.tiers import NodeTier, as_tier, overflow_distance
 from stablenew.cluster.work import GB
@@ -48,6 +50,21 @@ NODE_COLUMNS = ("Name", "State", "Current job", "Kind", "VRAM", "Tier", "Address
 TIER_COLUMN = NODE_COLUMNS.index("Tier")
 PLAN_COLUMNS = ("Image", "Job", "Node", "Start", "Finish", "Why not")
 _ROOT = QModelIndex()
+_KIND_NAMES = {"a1111": "A1111", "forge": "Forge", "sdnext": "SD.Next", "comfyui": "ComfyUI",
+               "auto": "Auto-detect"}
+# ComfyUI names its device "cuda:0 NVIDIA GeForce RTX 3060 : cudaMallocAsync": the card's name is
+# what a user knows it by; the device index and the allocator stay in the tooltip.
+_DEVICE_INDEX = re.compile(r"^[a-z]+:\d+\s+")
+_ALLOCATOR = re.compile(r"\s+:\s+\w+$")
+
+
+def kind_text(kind: str, device: str) -> str:
+    """The Kind cell: "ComfyUI · NVIDIA GeForce RTX 3060", "A1111", "Forge · CPU"."""
+    name = _KIND_NAMES.get(kind, kind)
+    card = _ALLOCATOR.sub("", _DEVICE_INDEX.sub("", device.strip()))
+    if card.lower() in ("cuda", "mps", ""):
+        return name  # a GPU of unknown name: the VRAM column says the rest
+    return f"{name} · {'CPU' if card.lower() == 'cpu' else card}"
 
 STATE_TEXT = {
     NodeState.unknown: "Not checked",
@@ -147,6 +164,8 @@ class NodesModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == 2 and row.current_detail:
                 return row.current_detail
+            if column == 3 and row.device:
+                return f"Device: {row.device}"
             return row.message or None
         if role != Qt.ItemDataRole.DisplayRole:
             return None
@@ -158,7 +177,7 @@ class NodesModel(QAbstractTableModel):
         if column == 2:
             return ", ".join(row.current)
         if column == 3:
-            return " ".join(p for p in (row.kind or cfg.kind.value, row.device) if p)
+            return kind_text(row.kind or cfg.kind.value, row.device)
         if column == 4:
             return f"{row.vram_gb:.0f} GB" if row.vram_gb else ""
         if column == 5:
@@ -229,8 +248,12 @@ class NodesController(QObject):
 
     def __init__(self, *, nodes_file: Path | None = None, db_path: Path | None = None,
                  parent: QObject | None = None, probe_timeout: float = 10.0,
-                 live_interval_ms: int = 1000) -> None:
+                 live_interval_ms: int = 1000,
+                 settings_server: Callable[[], NodeConfig | None] | None = None) -> None:
         super().__init__(parent)
+        # The server set in Settings, as a node: once nodes are listed the queue runs on them
+        # alone, so the Nodes tab offers to add it when it is not among them.
+        self._settings_server = settings_server
         paths = AppPaths.default()
         self.nodes_file = nodes_file or paths.nodes_file
         self.db_path = db_path or paths.database_file
@@ -271,6 +294,25 @@ class NodesController(QObject):
             return monitor.health(name)
         except KeyError:
             return self._monitor.health(name)
+
+    def unlisted_settings_server(self) -> NodeConfig | None:
+        """The Settings server as a node, when nodes are listed and it is not one of them
+        (by address); None otherwise (with no nodes, Run and the queue use it anyway)."""
+        server = self._settings_server() if self._settings_server is not None else None
+        nodes = list(self._registry)
+        if server is None or not nodes:
+            return None
+        if any(n.url.lower() == server.url.lower() for n in nodes):
+            return None
+        name, n = server.name, 2
+        while any(node.name == name for node in nodes):
+            name, n = f"{server.name} {n}", n + 1
+        return server.model_copy(update={"name": name})
+
+    def add_settings_server(self) -> bool:
+        """List the Settings server as a node too, so the queue spreads over it as well."""
+        server = self.unlisted_settings_server()
+        return server is not None and self.add_node(server)
 
     def lora_lists(self) -> dict[str, tuple[str, ...]]:
         """The LoRAs each probed node's server lists (nodes not probed yet are left out)."""
@@ -428,8 +470,8 @@ class NodesController(QObject):
             own = store is None
             queue = store if store is not None else await asyncio.to_thread(QueueStore, self.db_path)
             try:
-                if self._dispatcher is not None:
-                    views = self._dispatcher.views()
+                if self._dispatcher is not None:  # its lock: a claim may hold it a while
+                    views = await asyncio.to_thread(self._dispatcher.views)
                 else:
                     await self._monitor.check_all()
                     learned = await asyncio.to_thread(load_speeds, speeds_file(self._data_dir))
@@ -467,12 +509,18 @@ class NodesController(QObject):
         kwargs.setdefault("speeds", load_speeds(speeds_file(self._data_dir)))
         return ClusterDispatcher(store, nodes, **kwargs)
 
-    def keep_learned_speeds(self, dispatcher: ClusterDispatcher) -> None:
-        """Save what a dispatcher learned of the nodes' speeds (for the next run and the plan)."""
-        try:
-            save_speeds(speeds_file(self._data_dir), dispatcher.speeds())
-        except OSError as exc:
-            log.warning("nodes: could not keep the learned speeds: %s", exc)
+    def keep_learned_speeds(self, dispatcher: ClusterDispatcher) -> asyncio.Task[None]:
+        """Save what a dispatcher learned of the nodes' speeds (for the next run and the plan)
+        in a thread (an atomic write with an fsync); the task of it, which closing awaits."""
+        speeds = dispatcher.speeds()  # a stopped dispatcher: nobody holds its lock now
+
+        async def save() -> None:
+            try:
+                await run_to_end(save_speeds, None, speeds_file(self._data_dir), speeds)
+            except OSError as exc:
+                log.warning("nodes: could not keep the learned speeds: %s", exc)
+
+        return self.tasks.spawn(save(), name="keep-speeds")
 
     def _rebuild(self) -> None:
         statuses: dict[str, NodeStatus] = {}

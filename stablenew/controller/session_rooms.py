@@ -3,6 +3,7 @@ the others (the Session's lifetime and its queue are in session.py)."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
@@ -11,7 +12,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from stablenew.backends.types import Capabilities
+    from stablenew.cluster.nodes import NodeConfig
     from stablenew.controller.app_controller import AppController
+    from stablenew.controller.card_memory import CardMemory
     from stablenew.controller.catalog_controller import CatalogController
     from stablenew.controller.errors import ErrorInfo
     from stablenew.controller.funnel_controller import FunnelController
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
     from stablenew.pipeline.config import PipelineConfig
     from stablenew.pipeline.events import RunFinished
     from stablenew.pipeline.records import ImageRecord
+
+log = logging.getLogger("stablenew.controller.session")
 
 
 class SessionRooms(QObject):
@@ -55,6 +60,7 @@ class SessionRooms(QObject):
     _unrecorded: list[ImageRecord]
     _closing: bool
     tasks: TaskOwner
+    cards: CardMemory
 
     if TYPE_CHECKING:
         @property
@@ -158,11 +164,30 @@ class SessionRooms(QObject):
         from stablenew.controller.nodes_controller import NodesController
 
         nodes = NodesController(nodes_file=self.app.paths.nodes_file,
-                                db_path=self.app.paths.database_file, parent=self)
+                                db_path=self.app.paths.database_file, parent=self,
+                                settings_server=self._settings_server_node)
         nodes.error_changed.connect(self._forward_error)
         nodes.nodes_changed.connect(self._nodes_changed)
         nodes.nodes_changed.connect(lambda: self._share_node_loras(nodes, self.catalog))
         return nodes
+
+    def _settings_server_node(self) -> NodeConfig | None:
+        """The server in Settings as a node, named as the single-server queue names it
+        ("127.0.0.1:7860"), so the speed learned of it there plans its share of the cluster."""
+        from pydantic import SecretStr
+
+        from stablenew.cluster.nodes import NodeConfig
+
+        settings = self.app.settings
+        name = settings.server_url.split("://", 1)[-1].rstrip("/")[:64] or "server"
+        try:
+            return NodeConfig(name=name, url=settings.server_url, kind=settings.server_kind.value,
+                              username=settings.username,
+                              password=SecretStr(settings.password))
+        except ValueError as exc:  # an address the node registry cannot take
+            log.info("nodes: the settings server %s is not a valid node: %s",
+                     settings.server_url, exc)
+            return None
 
     @staticmethod
     def _share_node_loras(nodes: NodesController | None, catalog: CatalogController | None
@@ -233,6 +258,11 @@ class SessionRooms(QObject):
                                   output_root=lambda: self.app.output_dir,
                                   start_queue=self._work_wanted, parent=self)
         funnel.message_changed.connect(self.pipeline.message_changed)  # said in the window
+        from stablenew.controller.start_images import clean_start_images
+
+        # The pictures copied for init images and funnel stages that nothing needs any more.
+        self.tasks.spawn(clean_start_images(self.app.paths, self.cards.file),
+                         name="clean-start-images")
         return funnel
 
     def _trending(self) -> TrendingController:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, SignalInstance
 
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.images import DecodedImage, decode_image
@@ -33,6 +33,7 @@ from stablenew.learning.suggest import (
 )
 from stablenew.learning.taste import fit_taste
 from stablenew.learning.worker import StoreWorker
+from stablenew.storage.settings import LearningMode
 from stablenew.storage.words import plural
 
 if TYPE_CHECKING:
@@ -55,13 +56,23 @@ class RunStarter(Protocol):
 
 
 class LearningRoom(Protocol):
-    """The learning room's controller: its learning runs, and the error that stopped one."""
+    """The learning room's controller: its learning runs, its mode, and the error that stopped
+    a run."""
 
     @property
     def runs(self) -> RunStarter: ...
 
     @property
     def error(self) -> ErrorInfo | None: ...
+
+    @property
+    def mode(self) -> LearningMode: ...
+
+    def set_mode(self, mode: LearningMode | str) -> None: ...
+
+    def clear_error(self) -> None: ...
+
+    mode_changed: SignalInstance
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,7 @@ class TasteController(QObject):
     queued = Signal(str)  # what was queued, in words
     packs_changed = Signal(object)  # list[str]: the packs with images ("": images without one)
     error_changed = Signal(object)  # ErrorInfo | None
+    mode_changed = Signal()  # learning's mode changed: whether queuing switches it may differ
 
     def __init__(self, store: str | Path | LearningStore | None = None, *,
                  learning: LearningRoom | None = None, seed: int | None = None,
@@ -106,6 +118,8 @@ class TasteController(QObject):
         self._refresh_again = False
         self.tasks = TaskOwner("Learning", self)
         self.tasks.error_raised.connect(self._set_error)
+        if learning is not None:
+            learning.mode_changed.connect(lambda _mode: self.mode_changed.emit())
 
     # --- state ------------------------------------------------------------------------------
 
@@ -238,21 +252,33 @@ class TasteController(QObject):
         self.suggestion_changed.emit(suggestion)
         self.recommendation_changed.emit(values)
 
-    def queue_suggestion(self) -> bool:
+    @property
+    def needs_active_mode(self) -> bool:
+        """Queuing the suggestion would first switch learning to Active (runs need it)."""
+        return self._learning is not None and self._learning.mode is not LearningMode.active
+
+    def queue_suggestion(self, *, switch_to_active: bool = False) -> bool:
         """Queue the suggested experiment as a learning run on the current settings (one
-        click); False with a visible error when it cannot start."""
+        click); with *switch_to_active* (the button said so) learning is switched to Active
+        first. False with a visible error when it cannot start."""
         suggestion = self._suggestion
         if suggestion is None or self._learning is None:
             self._set_error(ErrorInfo("There is no suggestion to queue yet." if suggestion is None
                                       else "Learning runs cannot be started from here.",
                                       source="Learning"))
             return False
+        if switch_to_active and self.needs_active_mode:
+            log.info("switching learning to active to queue the suggested %s run",
+                     suggestion.parameter)
+            self._learning.set_mode(LearningMode.active)
         started = self._learning.runs.start_learning_run(
             suggestion.parameter, list(suggestion.values),
             images_per_value=suggestion.images_per_value, pack=suggestion.pack)
         if not started:
             error = self._learning.error
             why = error.message if error is not None else ""
+            # Said once, here beside the button, not again at the top of the Learning tab.
+            self._learning.clear_error()
             self._set_error(ErrorInfo(f"The learning run did not start. {why}".strip(),
                                       source="Learning"))
             return False

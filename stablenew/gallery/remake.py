@@ -80,6 +80,13 @@ def regenerate_config(path: Path) -> PipelineConfig:
     if config.txt2img.enabled and not config.txt2img.prompt and not config.img2img.init_image:
         raise NothingToRemake("This image has no parameters to regenerate from: its settings "
                               "have no prompt.", detail=str(path))
+    start = config.img2img.init_image if config.img2img.enabled else ""
+    if start and not Path(start).is_file():
+        # Its start picture was a copy in start_images, removed after weeks unused.
+        raise NothingToRemake("The picture this image was redrawn from is no longer kept, so it "
+                              "cannot be made again the same way. Open that picture and use "
+                              "\"Use as init image\" to start from it again.",
+                              detail=f"{path}: init image {start} is gone")
     return config
 
 

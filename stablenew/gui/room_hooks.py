@@ -19,10 +19,8 @@ ROOM_ATTRIBUTES = {"library": "sidebar", "randomizer": "variants_panel", "queue"
 def join_room(window: MainWindow, name: str, panel: QWidget) -> None:
     """Connect a newly opened room's panel to the others (the window's own setup aside)."""
     session = window.bound_session
-    if name == "learning" and session.taste is not None and hasattr(panel, "tabs"):
-        from stablenew.gui.panels.which_is_better import WhichIsBetterPanel
-
-        panel.tabs.addTab(WhichIsBetterPanel(session.taste), "Which is better?")
+    if name == "learning" and session.taste is not None and hasattr(panel, "add_taste"):
+        panel.add_taste(session.taste)  # "Which is better?", and the packs a run chooses from
     elif name == "catalog" and session.catalog is not None:
         # "Try this LoRA" runs in the learning room: show it there.
         session.catalog.learning_run_started.connect(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QResizeEvent
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from stablenew.controller.gallery_controller import GalleryController
 
 PRESET_TAGS = ("too noisy", "too smooth", "nailed it")
+SIDEBAR_WIDTH = 304  # pixels, beside the image when the panel is wide enough
+MIN_IMAGE_SIDE = 420  # narrower room left for the image than this: the details go below it
 
 
 class DetailSidebar(QFrame):
@@ -245,7 +248,6 @@ class ViewerPanel(QFrame):
         self.sidebar_scroll.setWidgetResizable(True)
         self.sidebar_scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.sidebar_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.sidebar_scroll.setFixedWidth(304)
         self.sidebar_scroll.hide()
         self.live_button = QPushButton("Show live preview")
         self.live_button.setToolTip("Follow the image being made instead of the one you opened")
@@ -261,10 +263,41 @@ class ViewerPanel(QFrame):
         left.setContentsMargins(0, 0, 0, 0)
         left.addLayout(caption_row)
         left.addWidget(self.image, 1)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(10, 6, 6, 6)
-        layout.addLayout(left, 1)
-        layout.addWidget(self.sidebar_scroll)
+        self._box = QBoxLayout(QBoxLayout.Direction.LeftToRight, self)
+        self._box.setContentsMargins(10, 6, 6, 6)
+        self._box.addLayout(left, 1)
+        self._box.addWidget(self.sidebar_scroll)
+        self._arrange()
+
+    @property
+    def details_beside(self) -> bool:
+        """True when the details stand beside the image, False when they are below it."""
+        return self._box.direction() == QBoxLayout.Direction.LeftToRight
+
+    def _sidebar_width(self) -> int:
+        # Wide enough for the sidebar's own rows (buttons side by side) and its scroll bar:
+        # a fixed 304 pixels clipped "Use as init image" and the family badge in some styles.
+        bar = self.sidebar_scroll.verticalScrollBar().sizeHint().width()
+        return max(SIDEBAR_WIDTH, self.sidebar.minimumSizeHint().width() + bar)
+
+    def _arrange(self) -> None:
+        """Details beside the image on a wide panel; below it, full width, on a narrow one
+        (the window's default right column), so the image is not squeezed to a stamp."""
+        side = self._sidebar_width()
+        if self.width() - side >= MIN_IMAGE_SIDE:
+            self._box.setDirection(QBoxLayout.Direction.LeftToRight)
+            self.sidebar_scroll.setFixedWidth(side)
+            self.sidebar_scroll.setMaximumHeight(16777215)
+        else:
+            self._box.setDirection(QBoxLayout.Direction.TopToBottom)
+            self.sidebar_scroll.setMinimumWidth(0)
+            self.sidebar_scroll.setMaximumWidth(16777215)
+            # The image keeps at least half the height; the details scroll below it.
+            self.sidebar_scroll.setMaximumHeight(max(160, self.height() // 2))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self._arrange()
 
     def bind(self, gallery: GalleryController) -> None:
         """Join the GalleryController: images opened there show here, with their details."""

@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class RateTracker:
@@ -122,8 +122,9 @@ class SpeedBook:
         return out
 
 
-@dataclass
-class _Piece:
+class _Piece(NamedTuple):
+    """One planned piece of work: its stage kind and its size in units."""
+
     stage: str
     units: float
 

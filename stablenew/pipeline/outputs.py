@@ -16,8 +16,8 @@ import time
 import unicodedata
 import uuid
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from stablenew.storage.atomic import atomic_write_bytes
 
@@ -131,8 +131,9 @@ def thumbnail_path(image_path: Path) -> Path:
 # --- PNG with metadata --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class EncodedImage:
+class EncodedImage(NamedTuple):
+    """PNG bytes ready to write, with the image's size."""
+
     data: bytes
     width: int
     height: int

@@ -6,7 +6,9 @@ keeps its path and sha256; the stage reads it back and checks the hash before se
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from pathlib import Path
 
 from stablenew.backends import types as bt
@@ -36,6 +38,10 @@ def store_reference(data: bytes, folder: Path) -> ReferenceSettings:
     path = folder / f"{digest}{_extension(data)}"
     if not path.exists():
         atomic_write_bytes(path, data)
+    else:
+        # Taken up again now: the start-up clean of unused copies spares what was just used.
+        with contextlib.suppress(OSError):
+            os.utime(path)
     return ReferenceSettings(image=str(path), sha256=digest)
 
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import annotated_types
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong with a document: where (dotted field path) and what to do."""
 
     field: str

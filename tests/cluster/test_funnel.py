@@ -17,7 +17,7 @@ from stablenew.cluster.funnel import (
     stage_config,
     start,
 )
-from stablenew.cluster.funnel_store import FunnelFile, FunnelStore
+from stablenew.cluster.funnel_store import FUNNEL_VERSION, PAST_FUNNELS, FunnelFile, FunnelStore
 from stablenew.cluster.tiers import NodeTier
 from stablenew.pipeline.config import PipelineConfig
 
@@ -172,3 +172,33 @@ def test_the_file_round_trips_and_a_broken_one_is_set_aside(tmp_path):
     assert "starts afresh" in broken.problem
     (aside,) = tmp_path.glob("funnel.json.bad-*")
     assert json.loads(aside.read_text())["funnel"] == {"id": 3}, "the user's file is kept"
+
+
+def test_a_new_funnel_keeps_the_one_it_replaces_to_reopen(tmp_path):
+    first, _ = start(cards(), FunnelSettings())
+    first = made(first).pick(0, [1, 2])
+    second, _ = start(cards(**{"txt2img.prompt": "an owl"}), FunnelSettings())
+    data = FunnelFile(funnel=first).started(second)
+    assert data.funnel == second and data.past == [first]
+    back = data.reopened(first.id)
+    assert back.funnel == first and back.past == [second], "the one left goes first"
+    with pytest.raises(KeyError):
+        back.reopened("no such funnel")
+    # Only so many are kept: the oldest leave the list.
+    many = FunnelFile()
+    for n in range(PAST_FUNNELS + 3):
+        many = many.started(start(cards(**{"txt2img.seed": n}), FunnelSettings())[0])
+    assert len(many.past) == PAST_FUNNELS
+    assert many.past[0].runs[0].seeds[0] == PAST_FUNNELS + 1  # the newest put aside first
+
+    store = FunnelStore(tmp_path / "funnel.json")
+    store.save(back)
+    assert FunnelStore(tmp_path / "funnel.json").load() == back
+
+
+def test_a_file_of_the_first_version_reads_with_no_earlier_funnels(tmp_path):
+    funnel, _ = start(cards(), FunnelSettings())
+    path = tmp_path / "funnel.json"
+    path.write_text(json.dumps({"version": 1, "funnel": json.loads(funnel.model_dump_json())}))
+    loaded = FunnelStore(path).load()
+    assert loaded.funnel == funnel and loaded.past == [] and loaded.version == FUNNEL_VERSION

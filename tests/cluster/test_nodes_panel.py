@@ -181,6 +181,10 @@ def test_plan_button_fills_the_dry_run_table_without_sending_anything(qtbot, con
 def test_node_dialog_refuses_a_bad_address_in_plain_words(qtbot):
     dialog = NodeDialog()
     qtbot.addWidget(dialog)
+    dialog.show()
+    # A LAN address fits its field whole.
+    metrics = dialog.url.fontMetrics()
+    assert dialog.url.width() > metrics.horizontalAdvance("http://192.168.100.100:7860")
     dialog.name.setText("den")
     dialog.url.setText("192.168.1.20:7860")
     dialog._accept()
@@ -228,7 +232,8 @@ def test_the_table_follows_a_running_dispatcher_with_each_nodes_current_job(qtbo
             assert run.result().done == 3
             assert {i.state for i in store.reads.items()} == {ItemState.done}
             c.attach(None)
-            c.keep_learned_speeds(d)
+            kept = c.keep_learned_speeds(d)
+            qtbot.waitUntil(kept.done, timeout=5000)
             again = c.make_dispatcher(store)
             assert again.speeds()["den"] == d.speeds()["den"] and d.speeds()["den"]
         finally:
@@ -360,3 +365,52 @@ def test_each_node_has_a_tier_combo_whose_choice_is_saved(qtbot, controller, lab
     dialog = NodeDialog(controller.node("big"))
     qtbot.addWidget(dialog)
     assert dialog.tier.currentText() == "Premium" and dialog.node().tier is NodeTier.premium
+
+
+def test_the_kind_column_names_the_card_not_comfyuis_device_string(qtbot, controller, lab):
+    from tests.fakes.comfyui import FakeComfyUI
+
+    big, _locked = lab
+    with FakeComfyUI().running_in_thread() as comfy:
+        assert controller.add_node(NodeConfig(name="comfy", url=comfy.url, kind="comfyui"))
+        assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
+        qtbot.waitUntil(lambda: states(controller) == {"comfy": NodeState.healthy,
+                                                       "big": NodeState.healthy}, timeout=10000)
+        model = controller.model
+        rows = {model.index(r, 0).data(): r for r in range(model.rowCount())}
+        # The Kind column (shown wide enough for VRAM, Tier and Address beside it) says the
+        # server and the card; ComfyUI's own device string stays in the tooltip.
+        assert model.index(rows["comfy"], 3).data() == "ComfyUI · NVIDIA GeForce RTX 3060"
+        assert model.index(rows["comfy"], 3).data(Qt.ItemDataRole.ToolTipRole) == (
+            "Device: cuda:0 NVIDIA GeForce RTX 3060 : cudaMallocAsync")
+        assert model.index(rows["big"], 3).data() == "A1111"
+
+
+def test_the_settings_server_is_offered_as_a_node_once_other_nodes_are_listed(qtbot, qloop, lab,
+                                                                             tmp_path):
+    # Once nodes are listed the queue runs on them alone: a user who added "the other PC"
+    # saw every image go there and none to the server in Settings, with no word of why.
+    big, _locked = lab
+    with FakeSDWebUI().running_in_thread() as other:
+        controller = NodesController(
+            nodes_file=tmp_path / "nodes.yaml", db_path=tmp_path / "q.db", probe_timeout=5.0,
+            settings_server=lambda: NodeConfig(name="this PC", url=big.url + "/"))
+        panel = NodesPanel(controller)
+        qtbot.addWidget(panel)
+        panel.show()
+        try:
+            assert not panel.server_row.isVisible()  # no nodes: Run uses the Settings server
+            assert controller.add_node(NodeConfig(name="den", url=other.url, kind="a1111"))
+            qtbot.waitUntil(panel.server_row.isVisible, timeout=5000)
+            assert big.url in panel.server_hint.text()
+            qtbot.mouseClick(panel.add_server_button, Qt.MouseButton.LeftButton)
+            qtbot.waitUntil(lambda: not panel.server_row.isVisible(), timeout=5000)
+            assert [n.name for n in controller.nodes()] == ["den", "this PC"]
+            qtbot.waitUntil(lambda: [n.name for n in NodeRegistry.load(tmp_path / "nodes.yaml")]
+                            == ["den", "this PC"], timeout=5000)
+            qtbot.waitUntil(lambda: states(controller) == {"den": NodeState.healthy,
+                                                           "this PC": NodeState.healthy},
+                            timeout=10000)
+        finally:
+            closing = asyncio.ensure_future(controller.aclose())
+            qtbot.waitUntil(closing.done, timeout=5000)

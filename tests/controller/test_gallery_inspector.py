@@ -192,6 +192,28 @@ def test_an_image_without_settings_is_refused_in_plain_words(rig, qtbot):
     assert problem and "gone.png" in text
 
 
+def test_regenerating_an_image_whose_start_picture_was_swept_says_what_to_do(rig, qtbot):
+    # start_images copies go after two weeks unused; an image redrawn from one still names it.
+    _fake, queue, gallery, tmp = rig
+    db = tmp / "queue.db"
+    queue.add_config(_config().with_changes({"txt2img.batch_count": 1}), name="first")
+    (source,) = _made(qtbot, queue, db, 0)
+    _said(qtbot, gallery, lambda: gallery.inspector.more_like_this(source))
+    redrawn = _made(qtbot, queue, db, 1)
+    for path in (tmp / "data" / "start_images").iterdir():
+        path.unlink()
+    text, problem = _said(qtbot, gallery, lambda: gallery.inspector.regenerate(redrawn[0]))
+    assert problem and text.startswith("The picture this image was redrawn from is no longer kept")
+    assert "Use as init image" in text
+    assert [j.name for j in _jobs(db)] == ["first", f"More like {Path(source).name}"], \
+        "nothing queued that could only fail"
+
+
+def _jobs(db: Path):
+    with QueueStore(db) as store:
+        return store.reads.list_jobs()
+
+
 @pytest.mark.parametrize(("model", "badge"), [
     ("sd_xl_base_1.0.safetensors [31e35c80fc]", "SDXL"), ("flux1-dev-fp8", "Flux"),
     ("ponyDiffusionV6XL", "Pony"), ("SD15/dreamshaper_8.safetensors", "SD 1.5"),

@@ -43,7 +43,7 @@ async def test_learning_run_rated_by_keyboard_shows_an_insight(qtbot, tmp_path, 
         assert panel.values_edit.text() == "15, 20, 25, 30, 35"  # suggested defaults
         panel.values_edit.setText("4, 6, 10, 12")
         panel.images_spin.setValue(3)
-        panel.pack_edit.setText("Foxes")
+        panel.pack_box.setEditText("Foxes")
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
         assert controller.runs.running and not panel.start_button.isEnabled()
         await _until(controller, lambda: not controller.runs.running)

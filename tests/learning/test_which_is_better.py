@@ -97,9 +97,10 @@ async def test_choices_by_keys_and_buttons_are_kept_and_the_suggestion_is_queued
         await learning.aclose()
 
 
-async def test_without_two_images_the_panel_says_so_and_queue_needs_active(qtbot, tmp_path):
+async def test_without_two_images_the_panel_says_so_and_queue_switches_to_active(qtbot, tmp_path):
     db = tmp_path / "db.sqlite"
-    learning = LearningController(db, base_config=small_config, mode=LearningMode.passive,
+    # No prompt on the settings: a learning run could not start even in Active.
+    learning = LearningController(db, base_config=PipelineConfig, mode=LearningMode.passive,
                                   remember_mode=False)
     taste = TasteController(db, learning=learning)
     panel = WhichIsBetterPanel(taste)
@@ -111,10 +112,21 @@ async def test_without_two_images_the_panel_says_so_and_queue_needs_active(qtbot
                                            "steps is a good start.")
         assert not panel.left_button.isEnabled() and not panel.left.has_image
         qtbot.keyClick(panel, Qt.Key.Key_Left)  # nothing to choose: nothing happens
-        qtbot.mouseClick(panel.queue_button, Qt.MouseButton.LeftButton)
-        assert not learning.runs.running
-        assert "Active" in panel.notice.message and panel.notice.level == "error"
         assert _choices(db) == []
+        # In Passive the button says that it switches learning to Active, and does.
+        assert panel.queue_button.text() == "Switch to Active and queue"
+        learning.set_mode(LearningMode.active)  # switched elsewhere (the Learning tab's combo)
+        assert panel.queue_button.text() == "Queue it"
+        learning.set_mode(LearningMode.passive)
+        assert panel.queue_button.text() == "Switch to Active and queue"
+        qtbot.mouseClick(panel.queue_button, Qt.MouseButton.LeftButton)
+        assert learning.mode is LearningMode.active
+        assert panel.queue_button.text() == "Queue it"
+        # Active now, but no prompt on the settings: the run cannot start, and that is said
+        # once, beside the button (the Learning tab's own notice stays clear).
+        assert not learning.runs.running
+        assert "needs a prompt" in panel.notice.message and panel.notice.level == "error"
+        assert learning.error is None
     finally:
         await taste.aclose()
         await learning.aclose()

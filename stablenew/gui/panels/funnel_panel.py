@@ -1,5 +1,6 @@
 """FunnelPanel: the draft funnel — a breadcrumb of its stages, the images of the stage looked at as
-tiles to pick, the button that takes the picks on, and the counts and presets a funnel uses."""
+tiles to pick, the button that takes the picks on (and one that queues stopped images again), the
+earlier funnels to reopen, and the counts and presets a funnel uses."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QSpinBox,
@@ -84,10 +88,38 @@ class FunnelPanel(QWidget):
         self.start_button = QPushButton("New funnel from the cards")
         self.start_button.setToolTip("Make quick drafts of the cards' prompt on the draft nodes; "
                                      "then pick the ones worth refining.")
-        self.start_button.clicked.connect(controller.start_funnel)
+        self.start_button.clicked.connect(self._new_funnel_clicked)
+        #: The question asked before a new funnel puts this one aside (open, not exec: the
+        #: queue goes on meanwhile); None when not asked.
+        self.question: QMessageBox | None = None
         self.go_button = QPushButton()
         self.go_button.setObjectName("FunnelGoOn")
         self.go_button.clicked.connect(controller.go_on)
+        self.again_button = QPushButton()
+        self.again_button.setObjectName("FunnelAgain")
+        self.again_button.clicked.connect(controller.run_again)
+
+        self.past_button = QPushButton("Earlier funnels")
+        self.past_button.setCheckable(True)
+        self.past_button.setToolTip("The funnels you started before: reopen one where you left "
+                                    "it, with its picks.")
+        self.past_list = QListWidget()
+        self.past_list.setObjectName("FunnelPastList")
+        self.reopen_button = QPushButton("Reopen this funnel")
+        self.reopen_button.setToolTip("Go back to the chosen funnel as you left it; the one "
+                                      "open now joins the earlier funnels.")
+        self.reopen_button.setEnabled(False)
+        self.reopen_button.clicked.connect(self._reopen)
+        self.past_list.itemDoubleClicked.connect(lambda _item: self._reopen())
+        self.past_list.currentRowChanged.connect(
+            lambda row: self.reopen_button.setEnabled(row >= 0))
+        past_layout = QVBoxLayout()
+        past_layout.addWidget(self.past_list)
+        past_layout.addWidget(self.reopen_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.past_box = QGroupBox("Earlier funnels — their images stay in the gallery")
+        self.past_box.setLayout(past_layout)
+        self.past_box.setVisible(False)
+        self.past_button.toggled.connect(self.past_box.setVisible)
 
         self.tiles: list[FunnelTile] = []
         self._grid_box = QWidget()
@@ -123,8 +155,10 @@ class FunnelPanel(QWidget):
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
+        buttons.addWidget(self.past_button)
         buttons.addWidget(self.settings_button)
         buttons.addStretch(1)
+        buttons.addWidget(self.again_button)
         buttons.addWidget(self.go_button)
 
         layout = QVBoxLayout(self)
@@ -132,10 +166,12 @@ class FunnelPanel(QWidget):
         layout.addLayout(crumbs)
         layout.addWidget(self.summary)
         layout.addLayout(buttons)
+        layout.addWidget(self.past_box)
         layout.addWidget(scroll, 1)
         layout.addWidget(self.settings_box)
 
         controller.funnel_changed.connect(self._show)
+        controller.past_changed.connect(self._show_past)
         controller.settings_changed.connect(self._show_settings)
         controller.error_changed.connect(self._show_error)
         controller.thumbnail_ready.connect(self._thumbnail)
@@ -144,6 +180,7 @@ class FunnelPanel(QWidget):
         controller.loaded_changed.connect(self.setEnabled)
         self._filling = False
         self._show_settings()
+        self._show_past()
         self._show()
         if controller.error is not None:
             self._show_error(controller.error)
@@ -179,13 +216,25 @@ class FunnelPanel(QWidget):
         picked = sum(i.picked for i in images)
         self.go_button.setVisible(following is not None)
         if following is not None:
-            self.go_button.setText(f"{following.verb} {plural(picked, 'picked image')}"
+            again = " again" if controller.replaces_later() else ""
+            self.go_button.setText(f"{following.verb} {plural(picked, 'picked image')}{again}"
                                    if picked else f"{following.verb} (pick images first)")
+            replaces = (" The images made there before are replaced in the funnel (they stay "
+                        "in the gallery)." if again else "")
             self.go_button.setToolTip(f"Queue the picked images for the "
                                       f"{following.label.lower()} stage on "
                                       f"{following.tier.value} nodes (others when those are "
-                                      "busy or down).")
+                                      f"busy or down).{replaces}")
         self.go_button.setEnabled(picked > 0)
+        offer = controller.again_offer()
+        self.again_button.setVisible(offer is not None)
+        if offer is not None:
+            self.again_button.setText(offer.label)
+            self.again_button.setToolTip(
+                f"{plural(offer.count, 'image')} of this stage {'was' if offer.count == 1 else 'were'} "
+                "cancelled or could not be made: queue "
+                f"{'it' if offer.count == 1 else 'them'} once more, with the same seeds and "
+                "from the same picked images.")
 
     def _fill_tiles(self, images: list[FunnelImage]) -> None:
         while len(self.tiles) < len(images):
@@ -213,6 +262,23 @@ class FunnelPanel(QWidget):
                 if decoded is not None:
                     tile.setIcon(QIcon(QPixmap.fromImage(to_qimage(decoded))))
 
+    def _show_past(self) -> None:
+        past = self.controller.past_funnels()
+        self.past_list.clear()
+        for funnel in past:
+            item = QListWidgetItem(funnel.words)
+            item.setData(Qt.ItemDataRole.UserRole, funnel.id)
+            self.past_list.addItem(item)
+        self.reopen_button.setEnabled(False)
+        # As tall as its rows (up to six, then it scrolls): the drafts keep the room.
+        rows = max(1, min(len(past), 6))
+        frame = 2 * self.past_list.frameWidth()
+        self.past_list.setMaximumHeight(rows * max(self.past_list.sizeHintForRow(0), 18) + frame)
+        self.past_button.setText(f"Earlier funnels ({len(past)})" if past else "Earlier funnels")
+        self.past_button.setEnabled(bool(past))
+        if not past:
+            self.past_button.setChecked(False)
+
     def _thumbnail(self, path: str, decoded: object) -> None:
         for tile in self.tiles:
             if tile.path == path and tile.isVisible():
@@ -234,6 +300,46 @@ class FunnelPanel(QWidget):
             self.notice.show_error(info)
 
     # --- to the controller -----------------------------------------------------------------------
+
+    def _new_funnel_clicked(self) -> None:
+        """A new funnel at once, or after asking when the one open has picks or work under
+        way (it is kept under Earlier funnels either way)."""
+        if self.question is not None:
+            self.question.raise_()
+            return
+        question = self.controller.new_funnel_question()
+        if not question:
+            self.controller.start_funnel()
+            return
+        box = QMessageBox(self)
+        box.setObjectName("NewFunnelQuestion")
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Start a new funnel?")
+        box.setText(question)
+        box.setInformativeText("This funnel moves to Earlier funnels, where you can reopen it "
+                               "as it is. What it has queued goes on being made, and its images "
+                               "stay in the gallery.")
+        start = box.addButton("Start a new funnel", QMessageBox.ButtonRole.AcceptRole)
+        start.setObjectName("StartNewFunnel")
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        cancel.setObjectName("KeepThisFunnel")
+        box.setDefaultButton(cancel)
+        box.setEscapeButton(cancel)
+        box.buttonClicked.connect(
+            lambda button: self.controller.start_funnel() if button is start else None)
+        box.finished.connect(self._question_closed)
+        self.question = box
+        box.open()
+
+    def _question_closed(self) -> None:
+        if self.question is not None:
+            self.question.deleteLater()
+        self.question = None
+
+    def _reopen(self) -> None:
+        item = self.past_list.currentItem()
+        if item is not None:
+            self.controller.reopen(item.data(Qt.ItemDataRole.UserRole))
 
     def _tile_toggled(self, index: int, checked: bool) -> None:
         self.controller.set_picked(index, checked)

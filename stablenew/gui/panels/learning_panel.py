@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -26,6 +28,7 @@ from stablenew.gui.widgets.notice import NoticeBanner
 
 if TYPE_CHECKING:
     from stablenew.controller.learning_controller import LearningController
+    from stablenew.controller.taste_controller import TasteController
 
 
 class LearningPanel(QWidget):
@@ -84,8 +87,25 @@ class LearningPanel(QWidget):
         self.images_spin.setToolTip("Images per value: one row per seed, the same seeds for "
                                     "every value. With 3, one rated run can already show a "
                                     "clear winner; with fewer, insights wait for more ratings.")
-        self.pack_edit = QLineEdit()
-        self.pack_edit.setPlaceholderText("Optional: the pack these insights belong to")
+        # The known packs to choose from (a typo would record the run under a pack nobody
+        # uses); a new name may be typed, and the line below says that it is a new pack.
+        self.pack_box = QComboBox()
+        self.pack_box.setObjectName("LearningRunPack")
+        self.pack_box.setEditable(True)
+        self.pack_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        pack_line = self.pack_box.lineEdit()
+        assert pack_line is not None
+        pack_line.setPlaceholderText("Optional: the pack these insights belong to")
+        self.pack_box.setToolTip("The pack whose insights this run adds to: one of yours, or a "
+                                 "new name for a new pack.")
+        self.pack_box.editTextChanged.connect(self._show_pack_words)
+        self.pack_words = QLabel()
+        self.pack_words.setObjectName("HintLabel")
+        self.pack_words.setWordWrap(True)
+        self.pack_words.setVisible(False)
+        self._packs: list[str] = []
+        self._pack_default = ""  # the current pack, filled in until the user types another
+        self._taste: TasteController | None = None
         self.start_button = QPushButton("Start learning run")
         self.start_button.clicked.connect(self.start)
         self.start_button.setToolTip("The comparison is one job in the queue (see the Queue tab): "
@@ -108,7 +128,8 @@ class LearningPanel(QWidget):
         self.lora_label = form.labelForField(self.lora_box)
         form.addRow("Values", self.values_edit)
         form.addRow("Images per value", self.images_spin)
-        form.addRow("Pack", self.pack_edit)
+        form.addRow("Pack", self.pack_box)
+        form.addRow("", self.pack_words)
         run_row = QHBoxLayout()
         run_row.addWidget(self.start_button)
         run_row.addWidget(self.stop_button)
@@ -181,8 +202,57 @@ class LearningPanel(QWidget):
         key = self.parameter_box.currentData()
         return f"lora:{self.lora_box.currentText().strip()}" if key == "lora:" else key
 
+    def add_taste(self, taste: TasteController) -> None:
+        """The "Which is better?" tab; its packs are the known packs a run's pack is chosen
+        from, and the pack chosen there is the run's pack until the user types another."""
+        from stablenew.gui.panels.which_is_better import WhichIsBetterPanel
+
+        self.which = WhichIsBetterPanel(taste)
+        self.tabs.addTab(self.which, "Which is better?")
+        self._taste = taste
+        taste.packs_changed.connect(self._fill_packs)
+        self.which.pack_box.activated.connect(lambda _index: self.follow_pack(taste.pack))
+        self._fill_packs(taste.packs)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
+        """Shown: the known packs are read again (images may have come in since)."""
+        super().showEvent(event)
+        if self._taste is not None:
+            self._taste.refresh()
+
+    def follow_pack(self, pack: str | None) -> None:
+        """The current pack changed (chosen in "Which is better?"): the run's pack follows
+        unless the user typed one of their own."""
+        typed = self.pack_box.currentText().strip()
+        if typed == self._pack_default or not typed:
+            self._pack_default = pack or ""
+            self.pack_box.setEditText(self._pack_default)
+
+    def _fill_packs(self, packs: list[str]) -> None:
+        typed = self.pack_box.currentText()
+        self._packs = [p for p in packs if p]
+        self.pack_box.blockSignals(True)
+        self.pack_box.clear()
+        self.pack_box.addItems(self._packs)
+        self.pack_box.blockSignals(False)
+        self.pack_box.setEditText(typed)
+        self.follow_pack(self._taste.pack if self._taste is not None else None)
+        self._show_pack_words(self.pack_box.currentText())
+
+    def _show_pack_words(self, text: str) -> None:
+        """Says so when the typed pack is not one of the known ones (and which it may be)."""
+        name = text.strip()
+        words = ""
+        if name and name not in self._packs:
+            near = difflib.get_close_matches(name, self._packs, n=1, cutoff=0.75)
+            near += [p for p in self._packs if p.casefold() == name.casefold()][:1]
+            words = (f"“{name}” is a new pack: no images are recorded under it yet."
+                     + (f" Did you mean “{near[-1]}”?" if near else ""))
+        self.pack_words.setText(words)
+        self.pack_words.setVisible(bool(words))
+
     def start(self) -> bool:
-        pack = self.pack_edit.text().strip() or None
+        pack = self.pack_box.currentText().strip() or None
         started = self.runs.start_learning_run(
             self.parameter_key(), self.values_edit.text(),
             images_per_value=self.images_spin.value(), pack=pack)

@@ -4,7 +4,7 @@ and the dry-run plan of the queue (which node would take each image, when)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -71,6 +71,10 @@ class NodeDialog(QDialog):
         self.name = QLineEdit(node.name if node else "")
         self.url = QLineEdit(node.url if node else "http://127.0.0.1:7860")
         self.url.setToolTip(fields["url"].description or "")
+        # A LAN address shows whole (the dialog's default width cut it to "ttp://127.0.0.1:78").
+        self.url.setMinimumWidth(self.url.fontMetrics().horizontalAdvance(
+            "https://192.168.100.100:7860") + 24)
+        self.name.setPlaceholderText("e.g. living-room PC")
         self.kind = QComboBox()
         self.kind.addItems(_KINDS)
         self.kind.setCurrentText(node.kind.value if node else "auto")
@@ -176,10 +180,22 @@ class NodesPanel(QWidget):
 
         # Said where the table is empty (a new user saw an empty table and no word of why).
         self.empty_hint = QLabel("No nodes yet: Run and the queue use the server set in "
-                                 "Settings. Add a node for each other PC with a Stable Diffusion "
-                                 "server on your network, and the queue spreads over all of them.")
+                                 "Settings. Add a node for each PC with a Stable Diffusion server "
+                                 "on your network, and the queue spreads over the nodes listed "
+                                 "here.")
         self.empty_hint.setObjectName("HintLabel")
         self.empty_hint.setWordWrap(True)
+        # Once nodes are listed the queue runs on them alone: the Settings server is offered.
+        self.server_hint = QLabel("")
+        self.server_hint.setObjectName("HintLabel")
+        self.server_hint.setWordWrap(True)
+        self.add_server_button = QPushButton("Add it as a node")
+        self.add_server_button.clicked.connect(controller.add_settings_server)
+        self.server_row = QWidget()
+        server_layout = QHBoxLayout(self.server_row)
+        server_layout.setContentsMargins(0, 0, 0, 0)
+        server_layout.addWidget(self.server_hint, 1)
+        server_layout.addWidget(self.add_server_button)
 
         self.plan_label = QLabel("Press Plan to see how the queue would be spread over the nodes.")
         self.plan_label.setWordWrap(True)
@@ -210,6 +226,7 @@ class NodesPanel(QWidget):
         layout.addWidget(self.notice)
         layout.addLayout(buttons)
         layout.addWidget(self.empty_hint)
+        layout.addWidget(self.server_row)
         layout.addWidget(splitter, 1)
 
         controller.error_changed.connect(self.notice.show_error)
@@ -277,6 +294,15 @@ class NodesPanel(QWidget):
         self.edit_button.setEnabled(chosen)
         self.remove_button.setEnabled(chosen)
         self.empty_hint.setVisible(not self.controller.model.rows())
+        server = self.controller.unlisted_settings_server()
+        if server is not None:
+            self.server_hint.setText(f"The server in Settings ({server.url}) is not a node, so "
+                                     "the queue does not use it while nodes are listed.")
+        self.server_row.setVisible(server is not None)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        self._update_buttons()  # the Settings server may have changed meanwhile
 
     def _show_plan(self, plan) -> None:
         if plan is None or not plan.rows:

@@ -78,10 +78,10 @@ class WhichIsBetterPanel(QWidget):
         self.suggestion = QLabel("Working out what to try next…")
         self.suggestion.setWordWrap(True)
         self.queue_button = QPushButton("Queue it")
-        self.queue_button.setToolTip("Queue this learning run on your current settings; rate "
-                                     "or compare its images when they are made")
         self.queue_button.setEnabled(False)
-        self.queue_button.clicked.connect(controller.queue_suggestion)
+        self.queue_button.clicked.connect(
+            lambda: controller.queue_suggestion(switch_to_active=True))
+        self._label_queue_button()
         next_row = QHBoxLayout(next_box)
         next_row.addWidget(self.suggestion, 1)
         next_row.addWidget(self.queue_button)
@@ -108,6 +108,7 @@ class WhichIsBetterPanel(QWidget):
         controller.choice_recorded.connect(self._count)
         controller.queued.connect(lambda text: self.notice.show_notice(text, level="info"))
         controller.error_changed.connect(self.notice.show_error)
+        controller.mode_changed.connect(self._label_queue_button)
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
         """Shown: the model is refitted and a pair looked for now (images and ratings may have
@@ -172,6 +173,18 @@ class WhichIsBetterPanel(QWidget):
         self._kept += 1
         self.counter.setText(f"{self._kept} choice{'s' if self._kept != 1 else ''} kept "
                              "this session")
+
+    def _label_queue_button(self) -> None:
+        # The button says what one click will do: in Passive (or Off) it also switches
+        # learning to Active, which learning runs need.
+        if self.controller.needs_active_mode:
+            self.queue_button.setText("Switch to Active and queue")
+            self.queue_button.setToolTip("Learning runs need the Active mode: switch learning to "
+                                         "Active and queue this run on your current settings")
+        else:
+            self.queue_button.setText("Queue it")
+            self.queue_button.setToolTip("Queue this learning run on your current settings; "
+                                         "rate or compare its images when they are made")
 
     def _show_suggestion(self, suggestion: NextExperiment | None) -> None:
         self.suggestion.setText(suggestion.text if suggestion is not None else
