@@ -42,7 +42,9 @@ TRANSITIONS: dict[ItemState, frozenset[ItemState]] = {
     # Done stays done: a finished image is never produced twice.
     ItemState.done: frozenset(),
     ItemState.failed: frozenset({ItemState.queued}),  # retry
-    ItemState.cancelled: frozenset({ItemState.queued}),  # retry
+    # cancelled -> done: the image was saved before its runner heard of the cancel (under the
+    # same lease); the image exists, so it is done work, not deleted.
+    ItemState.cancelled: frozenset({ItemState.queued, ItemState.done}),  # retry
 }
 
 

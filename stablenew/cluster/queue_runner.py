@@ -449,11 +449,15 @@ class QueueRunner:
             error = exc
             log.exception("queue: item %s crashed the runner", item.label)
 
-        if token.cancelled:
+        made = result if error is None and result is not None \
+            and result.status is RunStatus.completed else None
+        # A Stop (or a cancel) that lands after the image was saved does not unmake it: the
+        # gallery and the learning store were told of it as it was saved, so it is done work.
+        if token.cancelled and made is None:
             await self._after_cancel(claim)
             return None
-        if error is None and result is not None and result.status is RunStatus.completed:
-            outputs = [str(r.path) for r in result.records]
+        if made is not None:
+            outputs = [str(r.path) for r in made.records]
             upcoming: Claim | None
             if self._plain is not None:
                 # The fast path claims any job's next image: not for a runner of one job.

@@ -313,7 +313,9 @@ class QueueStore:
 
     def complete(self, item_id: int, lease: str, outputs: Sequence[str | Path], *,
                  now: float | None = None) -> bool:
-        """running → done with the item's output files. False if cancelled meanwhile."""
+        """running → done with the item's output files; also an item cancelled while its image
+        was being saved, if still under this lease (the image exists: the cancel came too late
+        to stop it). False if it was taken away (its lease changed) or cleared meanwhile."""
         with self._db.write() as db:
             return self._complete(db, item_id, lease, outputs, now)
 
@@ -332,7 +334,7 @@ class QueueStore:
     def _complete(self, db: sqlite3.Connection, item_id: int, lease: str,
                   outputs: Sequence[str | Path], now: float | None) -> bool:
         return self._move_leased(
-            db, item_id, lease, {"running"},
+            db, item_id, lease, {"running", "cancelled"},
             "state = 'done', finished_at = ?, outputs = ?, lease = NULL, error = NULL, "
             "error_detail = NULL",
             (time.time() if now is None else now, json.dumps([str(p) for p in outputs])))

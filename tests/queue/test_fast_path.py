@@ -43,11 +43,15 @@ def test_complete_and_claim_keeps_the_lease_guard_and_respects_pause(store, tmp_
     store.add_job(cfg(3), output_dir=tmp_path / "out")
     claim = store.claim_next("n1", start=True)
     assert claim is not None
-    assert store.cancel_item(claim.item.id)
-    done, unfinished, upcoming = store.complete_and_claim(claim.item.id, claim.lease, ["x"], "n1")
+    done, unfinished, upcoming = store.complete_and_claim(claim.item.id, "a stale lease", ["x"],
+                                                          "n1")
     assert done is False and unfinished is True
-    assert store.reads.get_item(claim.item.id).state is ItemState.cancelled  # not overwritten
+    assert store.reads.get_item(claim.item.id).state is ItemState.running  # not overwritten
     assert upcoming is not None
+    # Cancelled while its image was being saved: the image exists, so the item is done.
+    assert store.cancel_item(claim.item.id)
+    assert store.complete(claim.item.id, claim.lease, ["x"])
+    assert store.reads.get_item(claim.item.id).state is ItemState.done
     store.set_paused(True)
     done, unfinished, nothing = store.complete_and_claim(upcoming.item.id, upcoming.lease, ["y"], "n1")
     assert done and unfinished and nothing is None  # paused: the image is kept, nothing new starts

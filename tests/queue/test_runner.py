@@ -129,6 +129,39 @@ async def test_cancel_in_flight_interrupts_the_server(store, tmp_path):
             await backend.aclose()
 
 
+@pytest.mark.parametrize("stop", ["cancel", "close"])
+async def test_a_stop_after_the_image_was_saved_keeps_it(store, backend, tmp_path, stop):
+    """Stop lands while the item's image is saved, before the item is recorded as done: the
+    image was already announced (gallery, learning), so it is kept and the item is done. The
+    record hook acts as the user's Stop at that very moment (no timing luck involved)."""
+    job = store.add_job(cfg(3), output_dir=tmp_path / "out")
+    removed: list = []
+    saved: list = []
+
+    def user_stops(record) -> None:
+        saved.append(record.path)
+        if len(saved) > 1:
+            return
+        if stop == "cancel":  # Stop on a Run, or Cancel in the queue: the store first, as the GUI does
+            store.cancel_job(job.id)
+            for item in store.reads.items(job.id):
+                runner.interrupt(item.id)
+        else:  # the window closes: "stop and resume next time"
+            runner.stop()
+
+    runner = make_runner(store, backend, record_hooks=(user_stops,), depth=1, lanes=1,
+                         on_outputs_removed=removed.extend)
+    summary = await asyncio.wait_for(runner.run(until_empty=stop == "cancel"), 20)
+    first, *rest = store.reads.items(job.id)
+    assert first.state is ItemState.done and first.outputs == (str(saved[0]),)
+    assert summary.done == 1
+    assert saved[0].is_file(), "the image the user saw saved is still on disk"
+    assert removed == []
+    assert sorted(tmp_path.joinpath("out").glob("*.png")) == [saved[0]]
+    left = {ItemState.cancelled} if stop == "cancel" else {ItemState.queued}
+    assert {i.state for i in rest} == left
+
+
 async def test_pause_holds_new_work_and_resume_releases_it(store, backend, tmp_path):
     store.add_job(cfg(3), output_dir=tmp_path / "out")
     store.set_paused(True)

@@ -276,10 +276,14 @@ def test_cancel_item_and_job_and_the_runner_loses_its_lease(store):
     store.mark_running(claim.item.id, claim.lease)
     assert store.cancel_item(claim.item.id)
     assert store.reads.item_states([claim.item.id])[claim.item.id][0] is ItemState.cancelled
-    assert not store.complete(claim.item.id, claim.lease, ["late.png"]), "cancel wins over done"
     assert not store.cancel_item(claim.item.id), "already cancelled"
     assert store.cancel_job(job.id) == 2
     assert store.reads.get_job(job.id).state is JobState.cancelled
+    assert not store.complete(claim.item.id, "another lease", ["late.png"])
+    # Its runner saved the image before it heard of the cancel: the image exists, so the item
+    # is done (a cancel stops what is still to come; it never deletes what was made).
+    assert store.complete(claim.item.id, claim.lease, ["late.png"])
+    assert store.reads.get_item(claim.item.id).state is ItemState.done
     assert store.claim_next("n1") is None
     with pytest.raises(UnknownId):
         store.cancel_item(99999)
