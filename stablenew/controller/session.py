@@ -65,6 +65,9 @@ class Session(SessionRooms):
     #: an image the queue saved (an ImageRecord), a Run's or a batch's: emitted from whichever
     #: thread saved it, so the gallery hears of it on the Qt thread
     queued_image_saved = Signal(object)
+    #: images the queue deleted (an unfinished attempt's, before it runs again), as str paths:
+    #: emitted from whichever thread deleted them, so the gallery drops them on the Qt thread
+    queued_images_removed = Signal(list)
 
     def __init__(self, startup: Startup | None = None, parent: QObject | None = None, *,
                  window_state: WindowState | None = None) -> None:
@@ -91,6 +94,7 @@ class Session(SessionRooms):
         self.prompts = PromptController(self.app, self)
         # Run is a queue item: every image reaches the gallery from the queue, once.
         self.queued_image_saved.connect(self.gallery.add_record)
+        self.queued_images_removed.connect(self.gallery.forget)
         self.gallery.actions.enqueue = self.add_to_queue  # the gallery's "Queue again"
         inspector = self.gallery.inspector  # "Regenerate", "More like this", "Upscale"…
         inspector.enqueue_plan = lambda configs, name: self.queue_trending(configs, name=name)
@@ -399,9 +403,11 @@ class Session(SessionRooms):
         self.pipeline.record(record)
 
     def _outputs_removed(self, paths: list[Path]) -> None:
-        # A re-run replaces an item's partial images: the learning store forgets their records.
+        # A re-run replaces an item's partial images: the learning store forgets their records,
+        # and the gallery, which keeps this session's images listed first, lets them go.
         if self.learning is not None:
             self.learning.on_outputs_removed(paths)
+        self.queued_images_removed.emit([str(p) for p in paths])
 
     def _lora_hashes(self, files: Sequence[str]) -> str:
         """`Lora hashes` for a ComfyUI image, from the Models room's catalog once it is open."""

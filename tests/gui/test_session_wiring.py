@@ -46,3 +46,30 @@ def test_an_image_saved_before_the_learning_room_opened_is_recorded(qtbot, qloop
     finally:
         closing = asyncio.ensure_future(session.aclose())
         qtbot.waitUntil(closing.done, timeout=5000)
+
+
+def test_images_the_queue_deletes_leave_the_gallery_too(qtbot, qloop, tmp_path):
+    """The gallery keeps this session's images listed first even when a scan misses them: an
+    unfinished attempt's image the queue deletes (from its own thread) must leave it too."""
+    import threading
+
+    from tests.learning.helpers import image_record
+
+    session = Session(start_up())
+    out = session.app.output_dir
+    kept, removed = image_record(out, 0), image_record(out, 1)
+    try:
+        for record in (kept, removed):
+            session.queued_image_saved.emit(record)
+        gallery = session.gallery
+        qtbot.waitUntil(lambda: gallery.row_of(str(removed.path)) >= 0
+                        and gallery.row_of(str(kept.path)) >= 0, timeout=5000)
+        removed.path.unlink()
+        worker = threading.Thread(target=session._outputs_removed, args=([removed.path],))
+        worker.start()  # as a runner's database thread calls it
+        worker.join()
+        qtbot.waitUntil(lambda: gallery.row_of(str(removed.path)) < 0, timeout=5000)
+        assert gallery.row_of(str(kept.path)) >= 0
+    finally:
+        closing = asyncio.ensure_future(session.aclose())
+        qtbot.waitUntil(closing.done, timeout=5000)
