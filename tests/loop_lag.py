@@ -11,6 +11,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest import MonkeyPatch
 
 #: A stall this long would be felt in the window (the journeys' watchdog fails at 50 ms); the
 #: probes allow more, for a loaded machine, and the blocking calls they catch take far longer.
@@ -102,3 +106,19 @@ async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.005)
+
+
+def threads_started_here(monkeypatch: MonkeyPatch) -> list[str]:
+    """The names of the threads started from this (the loop's) thread from now on:
+    `Thread.start` waits until the new thread runs, on a busy machine a while."""
+    here = threading.get_ident()
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        if threading.get_ident() == here:
+            started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    return started

@@ -16,7 +16,14 @@ from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.jobs import ItemState
 from stablenew.cluster.queue_store import QueueStore
 from tests.cluster.test_dispatcher import cfg, dispatcher, fakes, node
-from tests.loop_lag import LAG_LIMIT_S, LoopLag, WriteLockHolder, thread_in, wait_for
+from tests.loop_lag import (
+    LAG_LIMIT_S,
+    LoopLag,
+    WriteLockHolder,
+    thread_in,
+    threads_started_here,
+    wait_for,
+)
 from tests.queue.test_loop_stays_free import slow_file_locks  # noqa: F401  (fixture)
 
 
@@ -46,16 +53,7 @@ async def test_the_cluster_takes_and_releases_the_runner_lock_off_the_loop(
 
 
 async def test_the_workers_start_their_database_threads_off_the_loop(store, tmp_path, monkeypatch):
-    loop_thread = threading.get_ident()
-    started_on_loop: list[str] = []
-    real_start = threading.Thread.start
-
-    def start(thread: threading.Thread) -> None:
-        if threading.get_ident() == loop_thread:
-            started_on_loop.append(thread.name)
-        real_start(thread)
-
-    monkeypatch.setattr(threading.Thread, "start", start)
+    started_on_loop = threads_started_here(monkeypatch)
     async with fakes({"step_ms": 0}, {"step_ms": 0}) as (a, b):
         store.add_job(cfg(4), output_dir=tmp_path / "out")
         summary = await asyncio.wait_for(

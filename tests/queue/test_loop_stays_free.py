@@ -15,7 +15,14 @@ import pytest
 from stablenew.backends.connect import connect
 from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.jobs import ItemState
-from tests.loop_lag import LAG_LIMIT_S, LoopLag, WriteLockHolder, thread_in, wait_for
+from tests.loop_lag import (
+    LAG_LIMIT_S,
+    LoopLag,
+    WriteLockHolder,
+    thread_in,
+    threads_started_here,
+    wait_for,
+)
 from tests.queue.helpers import queue_config as cfg
 
 TXT2IMG = "/sdapi/v1/txt2img"
@@ -64,16 +71,7 @@ async def test_the_runner_lock_is_taken_and_released_off_the_loop(store, backend
 
 async def test_the_database_thread_is_started_off_the_loop(store, backend, monkeypatch):
     """Thread.start waits until the new thread runs: on a busy machine, a while."""
-    loop_thread = threading.get_ident()
-    started_on_loop: list[str] = []
-    real_start = threading.Thread.start
-
-    def start(thread: threading.Thread) -> None:
-        if threading.get_ident() == loop_thread:
-            started_on_loop.append(thread.name)
-        real_start(thread)
-
-    monkeypatch.setattr(threading.Thread, "start", start)
+    started_on_loop = threads_started_here(monkeypatch)
     runner = make_runner(store, backend)
     await asyncio.wait_for(runner.run(until_empty=True), 20)
     await asyncio.wait_for(runner.run(until_empty=True), 20)  # and when run again
