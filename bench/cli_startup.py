@@ -2,6 +2,11 @@
 txt2img request, against a direct client (a fresh interpreter that imports httpx and posts the
 same request) measured in the same run. Best of 7 each, interleaved, bytecode cached.
 
+A second baseline, the floor, is the least any client built on our stack pays: a fresh
+interpreter that reads a small config from YAML, validates it with a pydantic model and posts
+it with httpx's asyncio client (no probe of the server, no queue, no settings). What
+`stablenew run` costs beyond the floor is ours to cut; the floor itself is not.
+
 The fake A1111 serves from a thread of this process and notes when each request arrives; both
 processes are timed from just before they are spawned.
 
@@ -27,6 +32,35 @@ _DIRECT = r"""
 import sys, httpx
 httpx.post(sys.argv[1] + "/sdapi/v1/txt2img", json={"prompt": "a fox", "steps": 1, "width": 64,
            "height": 64}, timeout=30)
+"""
+
+_FLOOR = r"""
+import asyncio, sys
+import httpx, yaml
+from pydantic import BaseModel, Field
+
+
+class Txt2Img(BaseModel):
+    prompt: str = ""
+    steps: int = Field(20, ge=1, le=150)
+    width: int = Field(512, ge=64, le=4096)
+    height: int = Field(512, ge=64, le=4096)
+
+
+class Config(BaseModel):
+    txt2img: Txt2Img = Txt2Img()
+
+
+config = Config.model_validate(yaml.safe_load(
+    "txt2img: {prompt: a fox, steps: 1, width: 64, height: 64}"))
+
+
+async def main():
+    async with httpx.AsyncClient() as client:
+        await client.post(sys.argv[1] + "/sdapi/v1/txt2img", json=config.txt2img.model_dump(),
+                          timeout=30)
+
+asyncio.run(main())
 """
 
 
@@ -65,17 +99,21 @@ def main() -> None:
         cli = [sys.executable, "-m", "stablenew", "run", str(config), "--node", fake.url,
                "--kind", "a1111", "--out", str(Path(tmp) / "out"), "--quiet"]
         direct = [sys.executable, "-c", _DIRECT, fake.url]
-        _first_request(fake, cli, env)  # bytecode and the OS file cache, for both
-        _first_request(fake, direct, env)
-        ours, theirs = [], []
+        floor = [sys.executable, "-c", _FLOOR, fake.url]
+        for args in (cli, direct, floor):  # bytecode and the OS file cache, for all three
+            _first_request(fake, args, env)
+        ours, theirs, floors = [], [], []
         for _ in range(ROUNDS):
             ours.append(_first_request(fake, cli, env))
             theirs.append(_first_request(fake, direct, env))
-    best, baseline = min(ours), min(theirs)
+            floors.append(_first_request(fake, floor, env))
+    best, baseline, least = min(ours), min(theirs), min(floors)
     print(f"stablenew run: first request after {best * 1000:.0f} ms (best of {ROUNDS}); "
-          f"a direct httpx client: {baseline * 1000:.0f} ms")
+          f"a direct httpx client: {baseline * 1000:.0f} ms; the floor (asyncio, pydantic, "
+          f"PyYAML, httpx): {least * 1000:.0f} ms")
     print(f"RESULT cli_first_request_s={best:.3f} direct_client_s={baseline:.3f} "
-          f"cli_startup_ratio={best / baseline:.2f}")
+          f"cli_startup_ratio={best / baseline:.2f} floor_client_s={least:.3f} "
+          f"floor_ratio={least / baseline:.2f} cli_over_floor_ratio={best / least:.2f}")
 
 
 if __name__ == "__main__":
