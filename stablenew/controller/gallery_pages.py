@@ -39,15 +39,14 @@ def read_items(keys: list[str], source: ListSource, outputs: IndexedOutputs | No
     else:
         facts = outputs.facts(keys)
         if source.query is not None:
-            items = [GalleryItem(Path(k), f.mtime, thumbnail_path(Path(k)), rating=f.rating,
+            items = [GalleryItem(Path(k), f.mtime, thumbnail_path(k), rating=f.rating,
                                  tags=f.tags, model=f.model, prompt=f.prompt)
                      for k in keys if (f := facts.get(k)) is not None]
         else:
-            found = [(Path(k), facts[k].mtime, thumbnail_path(Path(k)))
-                     for k in keys if k in facts]
+            found = [(Path(k), facts[k].mtime, thumbnail_path(k)) for k in keys if k in facts]
             items = with_facts(items_with_ratings(found, ratings), outputs, facts)
     got = {i.key for i in items}
-    return items + [GalleryItem(Path(k), 0.0, thumbnail_path(Path(k)))
+    return items + [GalleryItem(Path(k), 0.0, thumbnail_path(k))
                     for k in keys if k not in got]
 
 

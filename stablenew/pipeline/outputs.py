@@ -124,8 +124,13 @@ def folder_problem(folder: Path) -> str:
     return ""
 
 
-def thumbnail_path(image_path: Path) -> Path:
-    return image_path.parent / THUMBNAIL_DIR / (image_path.stem + ".jpg")
+def thumbnail_path(image_path: Path | str) -> Path:
+    """Where the thumbnail of *image_path* is kept: `.thumbnails/STEM.jpg` beside it. Built from
+    the string (a path as pathlib would take it apart): the gallery asks for 200 at a time, and
+    pathlib's steps were most of reading a page of its list."""
+    folder, name = os.path.split(image_path)
+    stem = name if name.endswith(".") else os.path.splitext(name)[0]  # as Path.stem
+    return Path(folder, THUMBNAIL_DIR, stem + ".jpg")
 
 
 # --- PNG with metadata --------------------------------------------------------------------

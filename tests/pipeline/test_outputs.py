@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -147,3 +148,11 @@ def test_concurrent_writers_never_leave_torn_files(tmp_path):
         t.join(timeout=10)
     assert png_crc_ok(path.read_bytes())
     assert os.listdir(tmp_path) == ["same.png"]
+
+
+def test_a_thumbnail_is_kept_beside_its_image_under_its_stem_as_pathlib_reads_it():
+    for name in ("a.png", "a.b.png", "a..png", "a.", ".hidden", "noext", "run 1 ★.png"):
+        image = Path("/out/run-0001") / name
+        expected = image.parent / ".thumbnails" / (image.stem + ".jpg")
+        assert thumbnail_path(image) == expected, name
+        assert thumbnail_path(str(image)) == expected, name
