@@ -21,6 +21,14 @@ def numbered(keys: list[str]) -> dict[str, int]:
     return {k: n for n, k in enumerate(keys)}
 
 
+def fresh_first(fresh: list[str], listed: list[str]) -> list[str]:
+    """Images saved by this session's runs first, then the listing without them."""
+    if not fresh:
+        return listed
+    kept = set(fresh)
+    return fresh + [k for k in listed if k not in kept]
+
+
 class GalleryRows:
     """Keys in list order with a constant-time row look-up (also after images are put first),
     and the items read so far. The keys past the first page may come a moment after the rows

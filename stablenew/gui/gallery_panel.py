@@ -475,9 +475,19 @@ class GalleryPanel(QWidget):
 
     def _scrolling(self, moving: bool) -> None:
         if self.controller is not None:
-            self.controller.pause_reading(moving)
+            self.controller.pause_reading(moving, None if moving else self._rows_in_view())
         if moving:
             self._settle.start()
+
+    def _rows_in_view(self) -> tuple[int, int] | None:
+        """The first and last row the grid shows (the last may be a row of tiles beyond)."""
+        viewport = self.view.viewport()
+        first = self.view.indexAt(QPoint(GRID[0] // 2, 2))  # a row shown in part counts
+        if not first.isValid():
+            return None
+        columns = max(1, viewport.width() // GRID[0])
+        shown = columns * (viewport.height() // GRID[1] + 2)
+        return first.row(), min(self.model.rowCount() - 1, first.row() + shown)
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid() and self.controller is not None:

@@ -238,3 +238,31 @@ def test_a_tile_is_painted_with_one_call_into_python(qtbot, window_for, dead_url
     QStyledItemDelegate().initStyleOption(option, index)
     assert option.text == "★★★"
     assert option.icon.cacheKey() == panel.model._icons[keys[0]].cacheKey()
+
+
+def test_when_a_drag_stops_only_the_pages_in_view_are_read(qtbot, window_for, dead_url):
+    # Reading a page is Python a worker runs while the window paints the tiles filling in: the
+    # pages a drag passed on its way (kept while it went on) are not read when it stops.
+    from stablenew.gui.gallery_panel import SETTLE_MS
+
+    window = window_for(dead_url, connect=False)
+    window.resize(1200, 900)
+    gallery, panel = window.session.gallery, window.gallery_panel
+    total = 6 * PAGE_SIZE
+    newest_first = _outputs(window.session.app.output_dir, total)
+    with qtbot.waitSignal(panel.model.modelReset, timeout=20000):
+        gallery.refresh()
+    qtbot.waitUntil(lambda: not gallery.tasks.busy, timeout=20000)
+    bar = panel.view.verticalScrollBar()
+    qtbot.waitUntil(lambda: bar.maximum() > 0, timeout=10000)
+    read_pages: list[int] = []
+    gallery.rows_read.connect(lambda first, _last: read_pages.append(first // PAGE_SIZE))
+    for step in range(1, 21):  # a drag through pages 1 to 4, each move painted, to the bottom
+        bar.setValue(bar.maximum() * step // 20)
+        qtbot.wait(SETTLE_MS // 4)
+    qtbot.waitUntil(lambda: gallery.item(newest_first[-1]) is not None, timeout=20000)
+    qtbot.wait(SETTLE_MS * 3)
+    qtbot.waitUntil(lambda: not gallery.tasks.busy, timeout=20000)
+    assert read_pages and set(read_pages) <= {4, 5}, read_pages
+    for page in (1, 2, 3):
+        assert gallery.item(newest_first[page * PAGE_SIZE + 5]) is None, page
