@@ -101,8 +101,13 @@ def test_add_to_queue_with_two_nodes_finishes_items_on_both(qtbot, window_for, t
     queue.stop_runner()
     qtbot.waitUntil(lambda: not queue.running, timeout=5000)
     assert window.session.queue_mode is None
-    learned = json.loads((AppPaths.default().data_dir / "node_speeds.json").read_text())
-    assert set(learned) == {"den", "attic"}
+    # The stop's save is written in a thread (atomic, with an fsync): it lands a moment later,
+    # and nothing written before it (the estimates' own saves during the run) comes after it.
+    speeds = AppPaths.default().data_dir / "node_speeds.json"
+    qtbot.waitUntil(lambda: speeds.is_file()
+                    and set(json.loads(speeds.read_text())) == {"den", "attic"}, timeout=5000)
+    qtbot.wait(300)
+    assert set(json.loads(speeds.read_text())) == {"den", "attic"}
 
 
 def test_plan_button_shows_the_dry_run_table_without_sending(qtbot, window_for, two_nodes):
