@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from PySide6.QtCore import QObject, Signal
 
-from stablenew.controller.background_pool import BackgroundPool
 from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.gallery_pages import ListSource, read_items
 from stablenew.controller.gallery_ratings import (
@@ -97,9 +96,7 @@ class GalleryController(QObject):
         self._awaiting_index = False
         self.tasks = TaskOwner("Gallery", self)
         self.tasks.error_raised.connect(self.error_changed)
-        self._pool = BackgroundPool("gallery-read", workers=3)  # 2 decoders, 1 page reader
-        self._thumbs = GalleryThumbnails(self.tasks, self.item, self.thumbnail_ready.emit,
-                                         self._pool)
+        self._thumbs = GalleryThumbnails(self.tasks, self._rows_item, self.thumbnail_ready.emit)
         from stablenew.controller.gallery_actions import GalleryActions
 
         self.actions: GalleryActions = GalleryActions(self, self._outputs)
@@ -144,6 +141,9 @@ class GalleryController(QObject):
 
     def item(self, key: str) -> GalleryItem | None:
         """The item of *key* if it is listed and read."""
+        return self._rows.read.get(key)
+
+    def _rows_item(self, key: str) -> GalleryItem | None:
         return self._rows.read.get(key)
 
     def show_record(self, record: LearningRecord) -> None:
@@ -364,7 +364,7 @@ class GalleryController(QObject):
                         if k is not None and k not in read]
                 if not keys:
                     continue
-                items = await self._pool.run(self._read_items, keys, self._source)
+                items = await asyncio.to_thread(self._read_items, keys, self._source)
                 if scan_number != self._scans:
                     return
                 span = self._rows.take(items, self._pinned)
@@ -585,7 +585,6 @@ class GalleryController(QObject):
         await self.watch.aclose()
         await self.actions.aclose()
         await self.tasks.aclose()
-        self._pool.close()
         close_outputs = getattr(self._outputs, "close", None)
         if close_outputs is not None:
             await asyncio.to_thread(close_outputs)

@@ -3,18 +3,17 @@ up to a size in bytes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stablenew.controller.background_pool import spare_cores
 from stablenew.controller.gallery_reading import THUMB_SIDE, GalleryItem, decode_thumbnail
 from stablenew.pipeline.outputs import thumbnail_path
 
 if TYPE_CHECKING:
-    from stablenew.controller.background_pool import BackgroundPool
     from stablenew.controller.images import DecodedImage
     from stablenew.controller.tasks import TaskOwner
 
@@ -26,18 +25,15 @@ CACHE_BYTES = 8 * 1024 * 1024
 #: Thumbnails waiting to be decoded. A fast scroll asks for thousands in passing: those asked
 #: longest ago are dropped (asked again if their tiles are painted again).
 MAX_WAITING = 240
-#: Thumbnails decoded at once: two where the cores allow it, leaving one to the window (on a
-#: two-core machine a second decoder made the tiles filling in after a scroll stall it).
-WORKERS = min(2, spare_cores())
+WORKERS = 2
 
 
 class GalleryThumbnails:
     """Decodes the thumbnails the view asks for, newest request first; `ready(key, image)`."""
 
     def __init__(self, tasks: TaskOwner, item: Callable[[str], GalleryItem | None],
-                 ready: Callable[[str, DecodedImage], None], pool: BackgroundPool) -> None:
+                 ready: Callable[[str, DecodedImage], None]) -> None:
         self._tasks = tasks
-        self._pool = pool  # the decoding runs there, after the window's thread
         self._item = item
         self._ready = ready
         self._cache: OrderedDict[str, DecodedImage] = OrderedDict()
@@ -81,7 +77,7 @@ class GalleryThumbnails:
                 item = self._item(key) or GalleryItem(Path(key), 0.0, thumbnail_path(Path(key)))
                 self._decoding.add(key)
                 try:
-                    image = await self._pool.run(decode_thumbnail, item, self.side)
+                    image = await asyncio.to_thread(decode_thumbnail, item, self.side)
                 except (OSError, ValueError) as exc:
                     log.info("no thumbnail for %s: %s", key, exc)
                     continue
