@@ -213,3 +213,32 @@ def test_a_compare_pick_reaches_the_learning_stores_pairwise_choices(qtbot, wind
     with LearningStore(window.session.app.paths.database_file) as store:
         choice, = store.choices()
     assert (str(choice.winner_path), str(choice.loser_path)) == (paths["robot.png"], paths["lake.png"])
+
+
+def test_many_run_folders_are_watched_a_batch_at_a_time(qtbot, window_for, dead_url):
+    # Each folder costs the Qt thread an inotify watch: 2,000 run folders given to the watcher
+    # at once held the window 270 ms as the gallery opened.
+    from PIL import Image
+
+    from stablenew.controller.gallery_watch import WATCH_BATCH
+
+    window = window_for(dead_url, connect=False)
+    gallery, root = window.session.gallery, window.session.app.output_dir
+    image = Image.new("RGB", (4, 4), "teal")
+    for n in range(3 * WATCH_BATCH + 7):
+        folder = root / f"run-{n:03d}"
+        folder.mkdir(parents=True)
+        image.save(folder / "0.png")
+    watcher = gallery.watch._watcher
+    batches: list[int] = []
+    add = watcher.addPaths
+
+    def counted(paths):
+        batches.append(len(paths))
+        return add(paths)
+
+    watcher.addPaths = counted
+    gallery.refresh()
+    expected = {str(root), *(str(root / f"run-{n:03d}") for n in range(3 * WATCH_BATCH + 7))}
+    qtbot.waitUntil(lambda: expected <= set(watcher.directories()), timeout=20000)
+    assert batches and max(batches) <= WATCH_BATCH, batches
