@@ -72,15 +72,21 @@ def load_speeds(path: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+#: Two savers in one process (the queue's estimates during a run, the nodes' dispatcher at its
+#: stop) each read, merge and write the file: without this, one's nodes could be lost.
+_SAVING = threading.Lock()
+
+
 def save_speeds(path: Path, speeds: dict[str, dict[str, float]]) -> None:
     """Merge *speeds* into the file: nodes not measured this time keep what was learnt."""
     from stablenew.storage.atomic import atomic_write_text
 
-    merged = load_speeds(path)
-    for node, classes in speeds.items():
-        if classes:
-            merged[node] = {**merged.get(node, {}), **classes}
-    atomic_write_text(path, json.dumps(merged, indent=1, sort_keys=True))
+    with _SAVING:
+        merged = load_speeds(path)
+        for node, classes in speeds.items():
+            if classes:
+                merged[node] = {**merged.get(node, {}), **classes}
+        atomic_write_text(path, json.dumps(merged, indent=1, sort_keys=True))
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from stablenew.cluster.estimates import JobWork, QueueEstimates, load_speeds, speeds_file
+from stablenew.cluster.estimates import (
+    JobWork,
+    QueueEstimates,
+    load_speeds,
+    save_speeds,
+    speeds_file,
+)
 from stablenew.cluster.jobs import ItemState, Job, JobCounts, JobKind, WorkItem
 from stablenew.cluster.queue_runner import ItemFinished, ItemProgress, ItemStarted
 from stablenew.pipeline.events import ProgressUpdate
@@ -204,3 +212,21 @@ def test_an_image_that_starts_between_two_readings_of_the_queue_is_not_counted_t
     assert e.job_eta("a") == pytest.approx(5.0)
     e.on_queue_event(ItemFinished(item(0), ItemState.queued))  # given back: waits again
     assert e.job_eta("a") == pytest.approx(5.0)
+
+
+def test_savers_at_the_same_moment_keep_each_others_nodes(tmp_path):
+    # The queue's estimates and the nodes' dispatcher both save the speeds (one during a run,
+    # one at its stop), each reading, merging and writing the file from its own thread.
+    path = tmp_path / "node_speeds.json"
+    start = threading.Barrier(8)
+
+    def save(n: int) -> None:
+        start.wait()
+        save_speeds(path, {f"node-{n}": {"sd15": 1.0 + n}})
+
+    threads = [threading.Thread(target=save, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert load_speeds(path) == {f"node-{n}": {"sd15": 1.0 + n} for n in range(8)}
