@@ -178,9 +178,9 @@ def jobs(count: int, seed: int = 7) -> list[tuple[str, list]]:
 
 
 async def run_policy(policy: str, nodes, queue, folder: Path) -> tuple[float, dict[str, int]]:
-    from stablenew.cluster import queue_runner as qr
     from stablenew.cluster.dispatcher import ClusterDispatcher
     from stablenew.cluster.jobs import ItemState, JobKind
+    from stablenew.cluster.queue_events import ItemFinished, ItemStarted
     from stablenew.cluster.queue_store import QueueStore
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -192,9 +192,9 @@ async def run_policy(policy: str, nodes, queue, folder: Path) -> tuple[float, di
     last: list[float] = []
 
     def on_event(event) -> None:
-        if isinstance(event, qr.ItemStarted) and not first:
+        if isinstance(event, ItemStarted) and not first:
             first.append(time.perf_counter())
-        if isinstance(event, qr.ItemFinished) and event.state is ItemState.done:
+        if isinstance(event, ItemFinished) and event.state is ItemState.done:
             last[:] = [time.perf_counter()]
 
     dispatcher = ClusterDispatcher(store, nodes, policy=policy, health_interval=5.0,

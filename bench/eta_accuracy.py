@@ -93,7 +93,8 @@ async def eta_run(url: str, folder: Path) -> tuple[list[Sample], float]:
     from stablenew.backends.connect import connect
     from stablenew.cluster.estimates import QueueEstimates
     from stablenew.cluster.jobs import ItemState
-    from stablenew.cluster.queue_runner import ItemFinished, QueueRunner
+    from stablenew.cluster.queue_events import ItemFinished
+    from stablenew.cluster.queue_runner import QueueRunner
     from stablenew.cluster.queue_store import QueueStore
 
     store = QueueStore(folder / "eta.db")
@@ -145,7 +146,7 @@ async def cluster_run(store, nodes, speeds_path: Path, estimates) -> tuple[float
     from stablenew.cluster.dispatcher import ClusterDispatcher
     from stablenew.cluster.estimates import load_speeds, save_speeds
     from stablenew.cluster.jobs import ItemState
-    from stablenew.cluster.queue_runner import ItemFinished, ItemStarted
+    from stablenew.cluster.queue_events import ItemFinished, ItemStarted
 
     first: list[float] = []
     last: list[float] = []

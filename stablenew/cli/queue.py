@@ -277,7 +277,13 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     from stablenew.backends.errors import AuthFailed, BackendError
-    from stablenew.cluster import queue_runner as qr
+    from stablenew.cluster.queue_events import (
+        ItemFinished,
+        JobFinished,
+        NodeProblem,
+        QueueEvent,
+        Waiting,
+    )
     from stablenew.storage.paths import AppPaths
     from stablenew.storage.settings import load_settings
 
@@ -287,21 +293,21 @@ def _run(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     url = args.node or settings.server_url
 
-    def show(event: qr.QueueEvent) -> None:
+    def show(event: QueueEvent) -> None:
         if args.quiet:
             return
-        if isinstance(event, qr.ItemFinished):
+        if isinstance(event, ItemFinished):
             text = {"done": "done", "failed": "FAILED", "cancelled": "cancelled"}.get(
                 event.state.value, "will retry" if event.retry_in else "given back")
             reason = f": {event.message}" if event.message else ""
             print(f"{event.item.label:<16} {text}{reason}", flush=True)
-        elif isinstance(event, qr.JobFinished):
+        elif isinstance(event, JobFinished):
             c = event.job.counts
             print(f"Job {event.job.id} finished: {c.done} done, {c.failed} failed, "
                   f"{c.cancelled} cancelled.", flush=True)
-        elif isinstance(event, qr.NodeProblem):
+        elif isinstance(event, NodeProblem):
             print(f"{event.node}: {event.message} Waiting for it to come back…", flush=True)
-        elif isinstance(event, qr.Waiting):
+        elif isinstance(event, Waiting):
             print(event.message, flush=True)
 
     stopped: list[str] = []
@@ -310,7 +316,7 @@ def _run(args: argparse.Namespace) -> int:
     if cluster:
         return _run_cluster(args, cluster, show, paths, settings)
 
-    async def main() -> qr.RunSummary:
+    async def main() -> RunSummary:
         from stablenew.backends.connect import connect
         from stablenew.cluster.machinery import RunMachinery
 

@@ -34,9 +34,18 @@ from stablenew.cluster.node_book import InFlight, NodeBook, NodeStatus, WorkingO
 from stablenew.cluster.nodes import NodeConfig
 from stablenew.cluster.off_loop import run_to_end
 from stablenew.cluster.placement import Placement
+from stablenew.cluster.queue_events import (
+    ItemFinished,
+    NodeProblem,
+    QueueEvent,
+    QueueEventCallback,
+    RunSummary,
+    Waiting,
+)
 from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore
 from stablenew.cluster.routing import StageRouter, routed_capabilities, upscale_target
 from stablenew.cluster.run_end import RunEnd
+from stablenew.cluster.runner_lock import RunnerLock
 from stablenew.cluster.scheduled_store import CanTake, ScheduledStore
 from stablenew.cluster.scheduler import NodeView, Policy
 from stablenew.cluster.stall import NodeStalled
@@ -61,7 +70,7 @@ LOCK_RETRY_S = 0.005
 
 
 @dataclass
-class ClusterSummary(qr.RunSummary):
+class ClusterSummary(RunSummary):
     """What one `ClusterDispatcher.run()` did, over every node: a runner's summary, per node."""
 
     per_node: dict[str, int] = field(default_factory=dict)
@@ -91,7 +100,7 @@ class ClusterDispatcher:
         max_retries: int = MAX_RETRIES,
         stop_grace: float = 2.0,
         give_up_after: float = 300.0,
-        on_event: qr.QueueEventCallback | None = None,
+        on_event: QueueEventCallback | None = None,
         on_node_change: Callable[[NodeHealth], None] | None = None,
         runner_factory: Callable[[str], PipelineRunner] | None = None,
         runner_kwargs: dict[str, Any] | None = None,
@@ -225,7 +234,7 @@ class ClusterDispatcher:
         self._stopping = False
         started = time.monotonic()
         self.run_end.start()
-        cluster_lock = qr.RunnerLock(self.store.path)  # one runner (one node or a cluster) per queue
+        cluster_lock = RunnerLock(self.store.path)  # one runner (one node or a cluster) per queue
         try:
             await run_to_end(cluster_lock.acquire)  # file I/O: off the loop (the window)
             return await self._run(until_empty, recover, started)
@@ -296,7 +305,7 @@ class ClusterDispatcher:
     def _say_waiting(self, until_empty: bool) -> None:
         text = self.run_end.notice(until_empty)
         if text is not None:
-            self._emit(qr.Waiting(text))
+            self._emit(Waiting(text))
 
     # --- workers -----------------------------------------------------------------------------------
 
@@ -409,13 +418,13 @@ class ClusterDispatcher:
         self.summary.retried += s.retried
         self.summary.failures.extend(s.failures)
         self.summary.per_node[runner.node] = self.summary.per_node.get(runner.node, 0) + s.done
-        runner.summary = qr.RunSummary()
+        runner.summary = RunSummary()
 
-    def _event_for(self, name: str) -> qr.QueueEventCallback:
-        def forward(event: qr.QueueEvent) -> None:
-            if isinstance(event, qr.NodeProblem):
+    def _event_for(self, name: str) -> QueueEventCallback:
+        def forward(event: QueueEvent) -> None:
+            if isinstance(event, NodeProblem):
                 self.monitor.suspect(name)
-            if isinstance(event, qr.ItemFinished):
+            if isinstance(event, ItemFinished):
                 self.notify()
             self._emit(event)
         return forward
@@ -543,7 +552,7 @@ class ClusterDispatcher:
         load = {other: len(node.inflight) for other, node in list(self._nodes.items())}
         return upscale_target(name, job, self.monitor, load)
 
-    def _emit(self, event: qr.QueueEvent) -> None:
+    def _emit(self, event: QueueEvent) -> None:
         if self._on_event is None:
             return
         try:
@@ -551,7 +560,7 @@ class ClusterDispatcher:
         except Exception:
             log.exception("cluster: event listener failed on %r", type(event).__name__)
 
-    def _fail_unassignable(self) -> list[qr.ItemFinished]:
+    def _fail_unassignable(self) -> list[ItemFinished]:
         """Fail the queued items no node could ever take, naming what is missing.
 
         Only decided when every enabled node has been probed at least once: a node that has
@@ -571,7 +580,7 @@ class ClusterDispatcher:
             if any(self.monitor.health(c.name).capabilities is None for c in enabled):
                 return []
             doomed = self.placement.unassignable()
-            events: list[qr.ItemFinished] = []
+            events: list[ItemFinished] = []
             for item, job, reason in doomed:
                 claimant = job.node_pin or SCHEDULER_CLAIMANT
                 claim = self.store.claim_next(claimant, can_take=_only(item.id))
@@ -580,7 +589,7 @@ class ClusterDispatcher:
                 state = self.store.fail(claim.item.id, claim.lease, reason,
                                         detail="no eligible node", transient=False)
                 if state is ItemState.failed:
-                    events.append(qr.ItemFinished(item, ItemState.failed, reason))
+                    events.append(ItemFinished(item, ItemState.failed, reason))
             return events
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.health import NodeHealth, NodeState
 from stablenew.cluster.nodes import NodeConfig
+from stablenew.cluster.queue_events import RunSummary
 from stablenew.cluster.scheduler import NodeView
 from stablenew.cluster.tiers import NodeTier
 from stablenew.cluster.work import WorkRequirements
@@ -45,7 +46,7 @@ class NodeBook:
     inflight: dict[int, InFlight] = field(default_factory=dict)
     last_finish: float = 0.0
     runner: qr.QueueRunner | None = None
-    task: asyncio.Task[qr.RunSummary] | None = None
+    task: asyncio.Task[RunSummary] | None = None
     done: int = 0
     restart_at: float = 0.0  # monotonic: a worker that died of an error waits before the next
 

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from stablenew.backends.errors import BackendError
 from stablenew.cluster.attempt_failure import attempt_failure
-from stablenew.cluster.item_backend import STALL_CHECK_S, ItemBackend, Turnstile
-from stablenew.cluster.item_outputs import clean_attempt, clean_item_outputs
+from stablenew.cluster.item_backend import ItemBackend, Turnstile
+from stablenew.cluster.item_outputs import clean_attempt
 from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, Claim, ItemState, Job, WorkItem, output_name_prefix
 from stablenew.cluster.off_loop import run_to_end
 from stablenew.cluster.queue_events import (
@@ -44,7 +44,6 @@ from stablenew.cluster.queue_events import (
     QueueEvent,
     QueueEventCallback,
     RunSummary,
-    Waiting,
 )
 from stablenew.cluster.queue_store import MAX_RETRIES, QueueError, QueueStore, StoreBusy
 from stablenew.cluster.runner_lock import RunnerLock
@@ -59,13 +58,6 @@ if TYPE_CHECKING:
     from stablenew.pipeline.events import RunEvent
     from stablenew.pipeline.records import ImageRecord
     from stablenew.pipeline.runner import PipelineRunner, PromptStep, RunResult
-
-# The queue's events and lock live in their own modules; their old home still names them.
-__all__ = [
-    "STALL_CHECK_S", "ItemFinished", "ItemProgress", "ItemStarted", "JobFinished", "NodeProblem",
-    "QueueEvent", "QueueEventCallback", "QueueRunner", "RunSummary", "RunnerLock",
-    "Waiting", "clean_item_outputs",
-]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

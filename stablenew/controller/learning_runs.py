@@ -325,7 +325,7 @@ class LearningRunController(QObject):
     def _on_queue_event(self, event: object) -> None:
         """An event of the run's queue job (on the Qt thread): the grid and progress follow."""
         from stablenew.cluster.jobs import ItemState
-        from stablenew.cluster.queue_runner import ItemFinished, ItemProgress, ItemStarted
+        from stablenew.cluster.queue_events import ItemFinished, ItemProgress, ItemStarted
         from stablenew.pipeline.events import ImageSaved
 
         tracker = self._tracker

@@ -468,7 +468,7 @@ class PipelineController(QObject):
     def _on_queue_event(self, event: QueueEvent) -> None:
         """An event of the Run's queue job (on the loop's thread); shown at the next flush."""
         from stablenew.cluster.jobs import ItemState
-        from stablenew.cluster.queue_runner import ItemFinished, ItemProgress, ItemStarted
+        from stablenew.cluster.queue_events import ItemFinished, ItemProgress, ItemStarted
 
         if isinstance(event, ItemStarted):
             self._follower.started(event.item.index)

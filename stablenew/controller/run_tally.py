@@ -45,7 +45,7 @@ def fold_event(shown: ShownRun, p: RunProgress, event: object, item: int, total:
     image the node works on, the first one in flight.
     """
     from stablenew.cluster.jobs import ItemState
-    from stablenew.cluster.queue_runner import ItemFinished, ItemStarted
+    from stablenew.cluster.queue_events import ItemFinished, ItemStarted
 
     if isinstance(event, ItemStarted):
         shown.fractions[item] = 0.0

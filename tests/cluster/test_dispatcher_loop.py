@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from stablenew.backends.errors import BackendError
-from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.jobs import ItemState
 from stablenew.cluster.queue_store import QueueStore
+from stablenew.cluster.runner_lock import RunnerLock
 from tests.cluster.test_dispatcher import cfg, dispatcher, fakes, node
 from tests.loop_lag import (
     LAG_LIMIT_S,
@@ -47,7 +47,7 @@ async def test_the_cluster_takes_and_releases_the_runner_lock_off_the_loop(
                 dispatcher(store, [node("only", only)]).run(until_empty=True), 20)
     assert summary.done == 1
     assert lag.longest < LAG_LIMIT_S, f"the loop stood still {lag.longest:.3f} s"
-    lock = qr.RunnerLock(store.path)
+    lock = RunnerLock(store.path)
     await asyncio.to_thread(lock.acquire)
     await asyncio.to_thread(lock.release)
 

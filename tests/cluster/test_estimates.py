@@ -14,7 +14,7 @@ from stablenew.cluster.estimates import (
     speeds_file,
 )
 from stablenew.cluster.jobs import ItemState, Job, JobCounts, JobKind, WorkItem
-from stablenew.cluster.queue_runner import ItemFinished, ItemProgress, ItemStarted
+from stablenew.cluster.queue_events import ItemFinished, ItemProgress, ItemStarted
 from stablenew.pipeline.events import ProgressUpdate
 
 UNITS = 5.0  # work units per image of every job here

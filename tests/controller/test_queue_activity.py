@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stablenew.cluster.jobs import ItemState, Job, JobCounts, JobKind, WorkItem
-from stablenew.cluster.queue_runner import ItemFinished, ItemProgress, ItemStarted
+from stablenew.cluster.queue_events import ItemFinished, ItemProgress, ItemStarted
 from stablenew.controller.queue_activity import QueueActivity
 from stablenew.pipeline.events import ProgressUpdate, StageStarted
 

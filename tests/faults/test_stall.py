@@ -11,9 +11,9 @@ import time
 import pytest
 
 from stablenew.backends.types import Progress
-from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.jobs import ItemState
 from stablenew.cluster.nodes import NodeConfig
+from stablenew.cluster.queue_events import ItemFinished, ItemProgress, ItemStarted
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.cluster.stall import StallGuard, StallLimits
 from tests.cluster.test_dispatcher import cfg, dispatcher, fakes, node
@@ -37,12 +37,12 @@ class Recorder:
         self.events.append((time.monotonic(), event))
 
     def given_back(self, node_message: str = "") -> list[tuple[float, object]]:
-        return [(t, e) for t, e in self.events if isinstance(e, qr.ItemFinished)
+        return [(t, e) for t, e in self.events if isinstance(e, ItemFinished)
                 and e.state is ItemState.queued and e.fatal_for_node and node_message in e.message]
 
     def progressed_on(self, name: str, step: int = 1) -> bool:
-        started = {e.item.id for _, e in self.events if isinstance(e, qr.ItemStarted) and e.node == name}
-        return any(isinstance(e, qr.ItemProgress) and e.item.id in started
+        started = {e.item.id for _, e in self.events if isinstance(e, ItemStarted) and e.node == name}
+        return any(isinstance(e, ItemProgress) and e.item.id in started
                    and (getattr(e.event, "step", None) or 0) >= step for _, e in self.events)
 
 

@@ -11,6 +11,7 @@ import pytest
 from stablenew.backends.connect import connect
 from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.jobs import INTERACTIVE_PRIORITY, ItemState
+from stablenew.cluster.queue_events import ItemFinished, ItemStarted
 from stablenew.cluster.queue_store import QueueStore
 from tests.queue.helpers import queue_config as cfg
 
@@ -105,7 +106,7 @@ async def test_batch_images_not_yet_sent_step_aside_for_a_run(store, backend, fa
 
     def listen(event) -> None:
         events.append(event)
-        if sum(isinstance(e, qr.ItemStarted) for e in events) == 8:
+        if sum(isinstance(e, ItemStarted) for e in events) == 8:
             seen.set()  # every lane holds a batch image
 
     runner = qr.QueueRunner(store, backend, node="fake", poll_interval=0.02, on_event=listen)
@@ -121,7 +122,7 @@ async def test_batch_images_not_yet_sent_step_aside_for_a_run(store, backend, fa
     assert all(i.state is ItemState.done and i.attempts == 0 for i in batch_items)
     ahead = [i for i in batch_items if i.finished_at < run_item.finished_at]
     assert len(ahead) <= 3, f"{len(ahead)} batch images went before the Run"
-    given_back = [e for e in events if isinstance(e, qr.ItemFinished)
+    given_back = [e for e in events if isinstance(e, ItemFinished)
                   and e.state is ItemState.queued and e.item.job_id == batch.id]
     assert given_back, "images not yet sent went back to the queue untried"
     assert fake_sdwebui.images_generated == 9, "nothing ran twice"
@@ -136,6 +137,6 @@ async def test_a_failed_run_image_is_not_retried(store, backend, fake_sdwebui, t
     await asyncio.wait_for(runner.run(until_empty=True), 20)
     (item,) = store.reads.items(run.id)
     assert item.state is ItemState.failed and item.attempts == 1
-    (finished,) = [e for e in events if isinstance(e, qr.ItemFinished)]
+    (finished,) = [e for e in events if isinstance(e, ItemFinished)]
     assert finished.state is ItemState.failed and finished.message
     assert not finished.fatal_for_node

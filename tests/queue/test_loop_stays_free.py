@@ -15,6 +15,7 @@ import pytest
 from stablenew.backends.connect import connect
 from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.jobs import ItemState
+from stablenew.cluster.runner_lock import RunnerLock
 from tests.loop_lag import (
     LAG_LIMIT_S,
     LoopLag,
@@ -64,7 +65,7 @@ async def test_the_runner_lock_is_taken_and_released_off_the_loop(store, backend
     assert summary.done == 0
     assert lag.longest < LAG_LIMIT_S, f"the loop stood still {lag.longest:.3f} s"
     # Released, all the same: the next runner gets it.
-    lock = qr.RunnerLock(store.path)
+    lock = RunnerLock(store.path)
     await asyncio.to_thread(lock.acquire)
     await asyncio.to_thread(lock.release)
 

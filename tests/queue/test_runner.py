@@ -10,6 +10,7 @@ import pytest
 from stablenew.backends.connect import connect
 from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.jobs import ItemState
+from stablenew.cluster.queue_events import ItemFinished, ItemProgress, JobFinished, NodeProblem
 from stablenew.cluster.queue_store import QueueStore
 from tests.queue.helpers import item_prefixes
 from tests.queue.helpers import queue_config as cfg
@@ -43,9 +44,9 @@ async def test_a_job_runs_to_done_with_one_deterministic_file_per_image(store, b
     # The seeds fixed at add time are the ones rendered.
     seeds = sorted(r.payload["seed"] for r in fake_sdwebui.requests_to(TXT2IMG))
     assert seeds == [10, 11, 12, 13, 14]
-    finished = [e for e in events if isinstance(e, qr.JobFinished)]
+    finished = [e for e in events if isinstance(e, JobFinished)]
     assert len(finished) == 1 and finished[0].job.counts.done == 5
-    assert any(isinstance(e, qr.ItemProgress) for e in events)
+    assert any(isinstance(e, ItemProgress) for e in events)
 
 
 async def test_transient_errors_retry_with_backoff_then_succeed(store, backend, fake_sdwebui, tmp_path):
@@ -57,7 +58,7 @@ async def test_transient_errors_retry_with_backoff_then_succeed(store, backend, 
     assert item.state is ItemState.done and item.attempts == 2
     assert summary.retried == 2 and summary.done == 1
     assert len(fake_sdwebui.requests_to(TXT2IMG)) == 1, "faults are not recorded; one success"
-    retries = [e for e in events if isinstance(e, qr.ItemFinished) and e.state is ItemState.queued]
+    retries = [e for e in events if isinstance(e, ItemFinished) and e.state is ItemState.queued]
     assert len(retries) == 2 and retries[0].message
 
 
@@ -260,7 +261,7 @@ async def test_a_node_that_goes_away_is_waited_for(store, tmp_path):
         (item,) = store.reads.items()
         assert item.state is ItemState.failed and item.attempts == 4
         assert summary.failed == 1
-        assert any(isinstance(e, qr.NodeProblem) for e in events)
+        assert any(isinstance(e, NodeProblem) for e in events)
     finally:
         await backend.aclose()
 
