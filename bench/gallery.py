@@ -50,6 +50,7 @@ import time  # noqa: E402
 import zlib  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench._stall_probe import StallProbe  # noqa: E402
 from stablenew.gallery.index import GalleryIndex  # noqa: E402
 from stablenew.gallery.query import GalleryQuery, SortKey, count, search  # noqa: E402
 from stablenew.learning.store import LearningStore  # noqa: E402
@@ -127,7 +128,6 @@ def timed_ms(fn, runs: int = 5) -> float:
     return statistics.median(samples)
 
 
-PROBE_MS = 5
 SCROLL_STEPS = 200
 SCROLL_LIMIT_S = 300
 
@@ -139,7 +139,7 @@ def gallery_gui(root: Path, data: Path) -> dict[str, float]:
     import asyncio
 
     import qasync
-    from PySide6.QtCore import QEvent, QObject, QPoint, QTimer
+    from PySide6.QtCore import QEvent, QObject, QPoint
     from PySide6.QtWidgets import QApplication
 
     from stablenew.controller.gallery_controller import GalleryController, StoredRatings
@@ -207,18 +207,9 @@ def gallery_gui(root: Path, data: Path) -> dict[str, float]:
         await controller.tasks.wait_idle(30)
         await asyncio.sleep(0.5)  # the batched layout settles
 
-        stalls: list[float] = []
-        last = [time.perf_counter()]
-
-        def probe() -> None:
-            now = time.perf_counter()
-            stalls.append(max(0.0, (now - last[0]) * 1000 - PROBE_MS))
-            last[0] = now
-
-        timer = QTimer()
-        timer.setInterval(PROBE_MS)
-        timer.timeout.connect(probe)
-        timer.start()
+        probe = StallProbe()
+        stalls = probe.stalls
+        probe.start()
         await asyncio.sleep(2.0)  # the probe on the idle grid: the machine's own noise
         figures["idle_max_stall_ms"] = max(stalls)
         stalls.clear()
@@ -246,7 +237,7 @@ def gallery_gui(root: Path, data: Path) -> dict[str, float]:
                 break  # reported as not at the bottom, with how far it came
         figures["scroll_bottom"] = at_bottom()
         await asyncio.sleep(0.3)  # the last thumbnails arrive
-        timer.stop()
+        probe.stop()
         figures["scroll_s"] = time.perf_counter() - scroll_start
         figures["scroll_moves"] = moves
         figures["scroll_rows"] = panel.model.rowCount()

@@ -41,6 +41,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench._stall_probe import StallProbe  # noqa: E402
 from stablenew.catalog.cache import CatalogCache  # noqa: E402
 from stablenew.catalog.entry import BaseModel, ModelKind  # noqa: E402
 from stablenew.catalog.index import scan_folder  # noqa: E402
@@ -103,7 +104,6 @@ def bare_headers(folder: Path) -> int:
     return n
 
 
-PROBE_MS = 5
 
 
 def scroll_stalls(folder: Path, db: Path) -> tuple[list[float], list[float], int]:
@@ -112,7 +112,6 @@ def scroll_stalls(folder: Path, db: Path) -> tuple[list[float], list[float], int
     import asyncio
 
     import qasync
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from stablenew.controller.catalog_controller import CatalogController
@@ -135,27 +134,19 @@ def scroll_stalls(folder: Path, db: Path) -> tuple[list[float], list[float], int
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.5)  # the batched layout settles
         bar = panel.grid.verticalScrollBar()
-        last = [time.perf_counter()]
-
-        def probe() -> None:
-            now = time.perf_counter()
-            stalls.append(max(0.0, (now - last[0]) * 1000 - PROBE_MS))
-            last[0] = now
-
-        timer = QTimer()
-        timer.setInterval(PROBE_MS)
-        timer.timeout.connect(probe)
-        timer.start()
+        probe = StallProbe()
+        probe.start()
         await asyncio.sleep(2.0)  # the same probe on the idle panel: the machine's own noise
-        idle.extend(stalls)
-        stalls.clear()
+        idle.extend(probe.stalls)
+        probe.stalls.clear()
         steps = 0
         while bar.value() < bar.maximum():
             bar.setValue(bar.value() + bar.pageStep() // 2)  # half a page per frame: a brisk scroll
             steps += 1
             await asyncio.sleep(0.016)
         await asyncio.sleep(0.3)  # the last previews arrive
-        timer.stop()
+        probe.stop()
+        stalls.extend(probe.stalls)
         rows = panel.model.rowCount()
         panel.close()
         await controller.aclose()

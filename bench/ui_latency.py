@@ -29,8 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # can never shadow a standard module, and put the repo root there instead.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
+
+from bench._stall_probe import StallProbe  # noqa: E402
+
 IMAGES = 200
-PROBE_MS = 5
 
 _FIRST_PAINT = r"""
 import os, sys, time
@@ -127,7 +129,6 @@ def measure_stalls() -> tuple[list[float], float]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["STABLENEW_HOME"] = _temp_home()
     import qasync
-    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from stablenew.controller.app_controller import start_up
@@ -158,23 +159,15 @@ def measure_stalls() -> tuple[list[float], float]:
             panel.editor("txt2img.steps").set_value(4)
             panel.editor("txt2img.width").set_value(256)
             panel.editor("txt2img.height").set_value(256)
-            last = [time.perf_counter()]
-
-            def probe() -> None:
-                now = time.perf_counter()
-                stalls.append(max(0.0, (now - last[0]) * 1000 - PROBE_MS))
-                last[0] = now
-
-            timer = QTimer()
-            timer.setInterval(PROBE_MS)
-            timer.timeout.connect(probe)
+            probe = StallProbe()
             started = time.perf_counter()
-            timer.start()
+            probe.start()
             window.run()
             await asyncio.sleep(0.1)
             while window.session.pipeline.state != "idle":
                 await asyncio.sleep(0.05)
-            timer.stop()
+            probe.stop()
+            stalls.extend(probe.stalls)
             seconds = time.perf_counter() - started
             saved = window.session.pipeline.progress.images_saved
             if saved != IMAGES:
