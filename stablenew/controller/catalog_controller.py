@@ -121,12 +121,7 @@ class CatalogController(QObject):
 
     def tags(self, most: int = 40) -> list[str]:
         """The LoRAs' most common tags (their own, a sidecar's or training tags), for a filter."""
-        counts: dict[str, int] = {}
-        for entry in self._catalog.loras:
-            for tag in {t.strip().lower() for t in entry.tags if t.strip()}:
-                counts[tag] = counts.get(tag, 0) + 1
-        ranked = sorted(counts, key=lambda t: (-counts[t], t))[:most]
-        return sorted(ranked)
+        return sorted(self._catalog.common_tags()[:most])
 
     def nodes_with(self, entry: ModelEntry) -> list[str]:
         """The nodes whose server lists this LoRA (as far as their lists are known)."""
@@ -237,6 +232,7 @@ class CatalogController(QObject):
             for here, subdirs, _files in os.walk(root):
                 subdirs[:] = [d for d in subdirs if not d.startswith(".")]
                 dirs.append(here)
+        catalog.common_tags()  # counted here, off the Qt thread
         return catalog, Matcher(catalog.entries), cache, known, dirs
 
     def _watch(self, dirs: list[str]) -> None:

@@ -113,3 +113,13 @@ def test_lora_hashes_text_is_a1111s(catalog):
     catalog.find("neon").lora_hash = "abcdef1234567890" + "0" * 48
     text = lora_hashes("city, <lora:neon:0.6>, <lora:mira:1>, <lora:unknown:1>", catalog)
     assert text == "neon: abcdef123456"
+
+
+def test_the_loras_tags_are_counted_once_most_common_first_and_again_when_entries_come():
+    catalog = Catalog([lora("a", tags=["Neon", "city ", "neon"]), lora("b", tags=["city", "rain"]),
+                       lora("c", tags=["city"])])
+    ranked = catalog.common_tags()
+    assert ranked == ["city", "neon", "rain"]  # city in 3 LoRAs; neon once per LoRA; ties a-z
+    assert catalog.common_tags() is ranked  # kept: the Models panel asks at every change
+    catalog.extend([lora("d", tags=["rain"]), lora("e", tags=["rain", "Rain"])])
+    assert catalog.common_tags() == ["city", "rain", "neon"]
