@@ -23,6 +23,9 @@ log = logging.getLogger("stablenew.cluster.start_images")
 
 #: The data folder's folder of pictures queued jobs start from.
 START_FOLDER = "start_images"
+#: The data folder's folder of reference images (ControlNet, IP-Adapter) the cards are given:
+#: kept the same way (under their hash), named the same places, swept by the same rules.
+REFERENCE_FOLDER = "references"
 
 #: A copy written or taken up again within this time (seconds) is kept whatever refers to it:
 #: it may have been taken up a moment ago, before the card or the job naming it was saved, and
@@ -77,7 +80,7 @@ def sweep_start_images(folder: Path, *, database: Path, references: Iterable[Pat
             log.warning("start images: could not remove %s: %s", path, exc)
             continue
         removed.append(path)
-    log.info("start images: removed %d of %d pictures nothing refers to any more",
+    log.info("%s: removed %d of %d pictures nothing refers to any more", folder.name,
              len(removed), len(stored))
     return removed
 

@@ -85,9 +85,10 @@ class ReferencesController(QObject):
 
     def folder(self) -> Path:
         if self._folder is None:
+            from stablenew.cluster.start_images import REFERENCE_FOLDER
             from stablenew.storage.paths import AppPaths
 
-            self._folder = AppPaths.default().data_dir / "references"
+            self._folder = AppPaths.default().data_dir / REFERENCE_FOLDER
         return self._folder
 
     def add_file(self, stage: str, path: str) -> None:

@@ -110,3 +110,27 @@ def test_nothing_goes_when_a_reference_cannot_be_read(tmp_path):
 def test_no_folder_no_work(tmp_path):
     assert sweep_start_images(tmp_path / "absent", database=tmp_path / "none.db",
                               references=[]) == []
+
+
+def test_reference_images_nothing_refers_to_go_at_start_up_as_start_pictures_do(tmp_path):
+    import asyncio
+
+    from stablenew.controller.start_images import clean_start_images
+    from stablenew.pipeline.config import ReferenceSettings
+    from stablenew.storage.paths import AppPaths
+
+    paths = AppPaths(tmp_path / "config", tmp_path / "data", tmp_path / "outputs")
+    references = paths.data_dir / "references"
+    on_card, dropped = picture(references, 10), picture(references, 20)
+    just_added = picture(references, 30, old=False)
+    start_unused = picture(paths.data_dir / "start_images", 40)
+    ref = ReferenceSettings(image=str(on_card), sha256=on_card.stem)  # as the card keeps it
+    assert on_card.stat().st_mtime < time.time() - RECENT_S  # kept only for the card's sake
+    cards = paths.data_dir / "last-cards.yaml"
+    cards.write_text(PipelineConfig().with_changes({"txt2img.prompt": "a fox",
+                                                    "txt2img.references": [ref.model_dump()]})
+                     .to_yaml(only_changes=True), encoding="utf-8")
+
+    assert asyncio.run(clean_start_images(paths, cards)) == 2
+    assert on_card.exists() and just_added.exists()
+    assert not dropped.exists() and not start_unused.exists()
