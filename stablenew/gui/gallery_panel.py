@@ -60,8 +60,6 @@ GRID = (THUMB + 12, THUMB + 24)
 #: Scrolling that pauses this long lets the thumbnails and details of the tiles in view load
 #: (while it goes on, their reading would compete with the painting).
 SETTLE_MS = 80
-#: The roles a tile's painting shows (of the seven Qt's delegate asks for).
-_PAINTED = frozenset({Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.DisplayRole})
 
 
 class GalleryModel(QStringListModel):
@@ -129,17 +127,16 @@ class GalleryModel(QStringListModel):
 
     def multiData(self, index: QModelIndex | QPersistentModelIndex,  # noqa: N802
                   span: QModelRoleDataSpan | QModelRoleData) -> None:
-        # What a tile's painting asks for (seven roles), answered in one call. Each call from
+        # The seven roles Qt's delegate asks a tile for, answered in one call. Each call from
         # Qt into Python takes the GIL, and while a worker thread runs Python (a page of
-        # details read, a thumbnail decoded) each take waits up to the interpreter's switch
-        # interval: seven calls per tile made a paint of the grid 30-50 ms then, one makes it
-        # a seventh of that.
+        # details read, a thumbnail decoded) each take may wait the interpreter's switch
+        # interval (5 ms): one call per tile is one such wait, not seven.
         row = self._row_key(index)
         # A span iterates as its roles (PySide's stubs do not say so).
         roles = [span] if isinstance(span, QModelRoleData) else cast("Iterable[QModelRoleData]", span)
         for wanted in roles:
             role = wanted.role()
-            if row is None or role not in _PAINTED:
+            if row is None:
                 wanted.clearData()
             elif row[0] is None:
                 wanted.setData(self._placeholder if role == Qt.ItemDataRole.DecorationRole
