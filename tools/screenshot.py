@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -23,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     home = tempfile.mkdtemp(prefix="stablenew-shot-")
     os.environ["STABLENEW_HOME"] = home  # never touch the user's real settings or outputs
+    atexit.register(shutil.rmtree, home, True)  # seven were left in /tmp, one per screenshot
 
     from tests.fakes.sdwebui import FakeSDWebUI
 
