@@ -184,9 +184,9 @@ class A1111Backend:
         results = await together(
             self.options(), self.checkpoints(), self.samplers(), self.schedulers(), self.upscalers(),
             self.loras(), self.embeddings(), self.adetailer_models(), self.memory(), self._version(kind),
-            probe_controlnet(self._get), forge_modules(self._get, kind))
+            probe_controlnet(self._get), forge_modules(self._get, kind), self._know_task_ids(kind))
         (options, checkpoints, samplers, schedulers, upscalers, loras, embeddings, ad, memory,
-         version, controlnet, modules) = results
+         version, controlnet, modules, _) = results
         cuda = memory.get("cuda") if isinstance(memory, dict) else None
         system = cuda.get("system") if isinstance(cuda, dict) else None
         vram_total = vram_free = None
@@ -476,6 +476,12 @@ class A1111Backend:
                     notify(on_progress, global_progress(glob, passes))
             except BackendError as exc:  # progress is best effort; the generation call reports failures
                 log.debug("%s: progress poll failed: %s (%s)", self.name, exc, exc.detail)
+
+    async def _know_task_ids(self, kind: BackendKind) -> None:
+        """In the probe, beside the other requests: whether the server has per-task progress,
+        so the first generation need not ask it alone before sending its request."""
+        if self._internal is None and kind != BackendKind.sdnext:
+            await self._learn_internal("stablenew-probe")
 
     async def _learn_internal(self, task_id: str) -> None:
         """Ask /internal/progress once, so `_internal` says whether this server has task ids."""

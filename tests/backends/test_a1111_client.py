@@ -247,6 +247,23 @@ async def test_progress_falls_back_to_global_without_internal_routes():
     assert fake.requests_to("/sdapi/v1/progress")
 
 
+async def test_after_a_probe_the_first_job_sends_its_request_first(fake_sdwebui):
+    # The probe already asked whether the server has per-task progress, so the first job does
+    # not wait for that answer before the server can start on it.
+    async with client(fake_sdwebui) as backend:
+        await backend.probe()
+        asked = len(fake_sdwebui.requests)
+        await backend.txt2img(Txt2ImgJob(sampling(steps=2), task_id="first", batch_size=1))
+    assert fake_sdwebui.requests[asked].path == "/sdapi/v1/txt2img"
+
+
+async def test_without_a_probe_the_first_job_still_learns_about_task_ids(fake_sdwebui):
+    async with client(fake_sdwebui) as backend:
+        await backend.txt2img(Txt2ImgJob(sampling(steps=2), task_id="first", batch_size=1))
+    paths = [r.path for r in fake_sdwebui.requests]
+    assert paths.index("/internal/progress") < paths.index("/sdapi/v1/txt2img")
+
+
 async def test_jpeg_and_webp_outputs_are_detected():
     for fmt, magic in (("jpeg", b"\xff\xd8\xff"), ("webp", b"RIFF")):
         async with FakeSDWebUI(samples_format=fmt) as fake, client(fake) as backend:
