@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from stablenew.catalog.cache import CatalogCache
 from stablenew.catalog.derive import PREVIEW_EXTENSIONS, build_entry, find_preview
@@ -140,6 +141,14 @@ def scan_folder(root: str | Path, kind: ModelKind, cache: CatalogCache | None = 
 
 
 
+class Listed(NamedTuple):
+    """An entry as the Models panel lists it."""
+
+    entry: ModelEntry
+    text: str  # its names, category, trigger words and tags, lowercase: what the search finds
+    tags: frozenset[str]  # its tags, lowercase
+
+
 class Catalog:
     """The merged index: entries by kind and name, plus which nodes have which LoRA."""
 
@@ -151,6 +160,8 @@ class Catalog:
         #: node name -> LoRA names that node lists (from its server).
         self.available: dict[str, frozenset[str]] = {}
         self._tags: list[str] | None = None  # the LoRAs' tags, most common first (kept)
+        self._listed: dict[ModelKind, tuple[Listed, ...]] = {}  # (kept)
+        self._categories: list[str] | None = None  # (kept)
         self.extend(entries or [])
 
     def extend(self, entries: list[ModelEntry]) -> None:
@@ -158,6 +169,31 @@ class Catalog:
             self.entries.append(entry)
             self._by_name.setdefault((entry.kind, entry.name.lower()), entry)
         self._tags = None
+        self._listed = {}
+        self._categories = None
+
+    def listing(self, kind: ModelKind) -> tuple[Listed, ...]:
+        """The entries of *kind* in the Models grid's order (display name, any case), each with
+        what its search and tag filter look in. Made once per catalog, in the thread that reads
+        the folders, not at each keystroke in the search or each burst of hashes (5,000 LoRAs:
+        sorting 10 ms, the search's text 15 ms, the tags 25 ms)."""
+        listed = self._listed.get(kind)
+        if listed is None:
+            ordered = sorted((e for e in self.entries if e.kind is kind),
+                             key=lambda e: e.display_name.lower())
+            listed = tuple(Listed(e, " ".join([e.name, e.alias, e.display_name, e.category,
+                                               *e.triggers, *e.tags]).lower(),
+                                  frozenset(t.strip().lower() for t in e.tags))
+                           for e in ordered)
+            self._listed[kind] = listed
+        return listed
+
+    def categories(self) -> list[str]:
+        """The LoRAs' categories (their folders), any case, sorted; read once per catalog."""
+        if self._categories is None:
+            self._categories = sorted({e.category for e in self.entries
+                                       if e.kind is ModelKind.lora and e.category}, key=str.lower)
+        return list(self._categories)
 
     def common_tags(self) -> list[str]:
         """Every tag of the LoRAs (their own, a sidecar's or training tags), lowercase, the most

@@ -87,6 +87,7 @@ class CatalogController(QObject):
                                 self.learning_run_started.emit)
         self._app: AppController | None = None
         self._library_loras: list[tuple[str, float]] = []
+        self._panel_chosen: tuple[ModelEntry, ...] = ()  # the entries the panel last showed or picked
         self._watcher = QFileSystemWatcher(self)
         self._watcher.directoryChanged.connect(self._folder_changed)
         self._quiet = QTimer(self)
@@ -117,7 +118,7 @@ class CatalogController(QObject):
         return [b.value for b in BaseModel]
 
     def categories(self) -> list[str]:
-        return sorted({e.category for e in self._catalog.loras if e.category}, key=str.lower)
+        return self._catalog.categories()
 
     def tags(self, most: int = 40) -> list[str]:
         """The LoRAs' most common tags (their own, a sidecar's or training tags), for a filter."""
@@ -133,21 +134,21 @@ class CatalogController(QObject):
         needle = text.strip().lower()
         wanted_tag = tag.strip().lower()
         out = []
-        for entry in self.entries(kind):
-            if base and entry.base_model.value != base:
+        for entry, haystack, tags in self._catalog.listing(ModelKind(kind)):
+            if base and entry.base_model != base:  # a StrEnum: equal to its value
                 continue
             if category and entry.category != category:
                 continue
-            if wanted_tag and wanted_tag not in {t.strip().lower() for t in entry.tags}:
+            if wanted_tag and wanted_tag not in tags:
                 continue
             if favourites and not entry.favorite:
                 continue
             if node and self._catalog.available_on(entry, node) is False:
                 continue
-            if needle and needle not in _haystack(entry):
+            if needle and needle not in haystack:
                 continue
             out.append(entry)
-        return sorted(out, key=lambda e: e.display_name.lower())
+        return out
 
     def match_view(self) -> CatalogView | str:
         """The catalog and its matcher for the LoRA step of a run, or why there is none yet."""
@@ -232,7 +233,11 @@ class CatalogController(QObject):
             for here, subdirs, _files in os.walk(root):
                 subdirs[:] = [d for d in subdirs if not d.startswith(".")]
                 dirs.append(here)
-        catalog.common_tags()  # counted here, off the Qt thread
+        # Counted and sorted here, off the Qt thread (the Models panel asks at each change).
+        catalog.common_tags()
+        catalog.categories()
+        for kind in ModelKind:
+            catalog.listing(kind)
         return catalog, Matcher(catalog.entries), cache, known, dirs
 
     def _watch(self, dirs: list[str]) -> None:
@@ -357,7 +362,11 @@ class CatalogController(QObject):
     def set_panel_choice(self, selected: Sequence[ModelEntry], shown: Sequence[ModelEntry]) -> None:
         """What the Models panel picks: its selected LoRAs, or every one its filter shows when
         none is selected. Each at its preferred weight (1 when it has none)."""
-        chosen = selected or shown
+        chosen = tuple(selected or shown)
+        last = self._panel_chosen
+        if len(chosen) == len(last) and all(a is b for a, b in zip(chosen, last, strict=True)):
+            return  # the panel filled again with the same entries (hashes arrived, say)
+        self._panel_chosen = chosen
         loras = [(e.name, e.weight or DEFAULT_WEIGHT) for e in chosen if e.kind is ModelKind.lora]
         if loras != self._library_loras:
             self._library_loras = loras
@@ -386,8 +395,3 @@ class CatalogController(QObject):
         if self._cache is not None:
             await asyncio.to_thread(self._cache.close)
             self._cache = None
-
-
-def _haystack(entry: ModelEntry) -> str:
-    return " ".join([entry.name, entry.alias, entry.display_name, entry.category, *entry.triggers,
-                     *entry.tags]).lower()

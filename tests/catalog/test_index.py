@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from stablenew.catalog.cache import CatalogCache
-from stablenew.catalog.entry import BaseModel, ModelKind
+from stablenew.catalog.entry import BaseModel, ModelEntry, ModelKind
 from stablenew.catalog.hashes import HashWorker, file_hashes, hash_entries
-from stablenew.catalog.index import scan, scan_folder
+from stablenew.catalog.index import Catalog, scan, scan_folder
 from stablenew.catalog.safetensors import HeaderError, read_header
 from tests.catalog.factory import (
     FLUX_KEYS,
@@ -280,3 +280,18 @@ def test_an_unreachable_folder_keeps_its_cache(tmp_path):
     [again] = scan_folder(lib, ModelKind.lora, cache)
     assert again.sha256 == a.sha256  # not forgotten while the share was away
     cache.close()
+
+
+def test_the_listing_is_made_once_per_catalog_and_again_after_it_grows():
+    def entry(name, display, tags=(), triggers=()):
+        return ModelEntry(name=name, alias=name, kind=ModelKind.lora, path=f"/l/{name}.safetensors",
+                          display_name=display, tags=list(tags), triggers=list(triggers))
+
+    catalog = Catalog([entry("b", "beta", tags=[" Neon "]), entry("a", "Alpha", triggers=["glow"])])
+    listed = catalog.listing(ModelKind.lora)
+    assert [row.entry.name for row in listed] == ["a", "b"]  # by display name, any case
+    assert "glow" in listed[0].text and listed[1].tags == {"neon"}
+    assert catalog.listing(ModelKind.lora) is listed
+    assert catalog.listing(ModelKind.checkpoint) == ()
+    catalog.extend([entry("c", "aardvark")])
+    assert [row.entry.name for row in catalog.listing(ModelKind.lora)] == ["c", "a", "b"]

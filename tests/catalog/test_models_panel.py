@@ -102,6 +102,22 @@ def test_filter_pick_and_add_a_lora_with_its_ticked_trigger_words(qtbot, setup):
     assert panel.trigger_boxes == [] and "no trigger words: add some" in panel.details.text()
 
 
+def test_a_change_that_keeps_the_entries_costs_the_grid_nothing(qtbot, setup):
+    # Hashes arrive in bursts (every 300 ms while thousands are hashed), and node checks repeat
+    # the same lists: the grid is not reset or repainted row by row, the choices not refilled.
+    panel, controller, _cards, _loras = setup
+    panel.tag.setCurrentIndex(0)
+    seen: list[str] = []
+    panel.model.modelReset.connect(lambda: seen.append("reset"))
+    panel.model.dataChanged.connect(lambda *_: seen.append("repaint"))
+    panel.category.model().rowsRemoved.connect(lambda *_: seen.append("categories refilled"))
+    panel.tag.model().rowsRemoved.connect(lambda *_: seen.append("tags refilled"))
+    controller.entries_changed.emit()
+    controller.set_current_node("gpu-1")
+    assert seen == []
+    assert [e.name for e in panel.model.rows] == ["mira", "neon", "plain"]
+
+
 def test_hashes_arrive_in_the_background(qtbot, setup):
     _panel, controller, _cards, loras = setup
     neon = controller.catalog.find("neon")

@@ -170,24 +170,10 @@ class ModelsPanel(QWidget):
         self._entries_changed()
 
     def _entries_changed(self) -> None:
-        current = self.category.currentData()
-        self.category.blockSignals(True)
-        self.category.clear()
-        self.category.addItem("All categories", "")
-        for name in self.controller.categories():
-            self.category.addItem(name, name)
-        index = self.category.findData(current) if current else 0
-        self.category.setCurrentIndex(max(index, 0))
-        self.category.blockSignals(False)
-        current_tag = self.tag.currentData()
-        self.tag.blockSignals(True)
-        self.tag.clear()
-        self.tag.addItem("All tags", "")
-        for name in self.controller.tags():
-            self.tag.addItem(name, name)
-        index = self.tag.findData(current_tag) if current_tag else 0
-        self.tag.setCurrentIndex(max(index, 0))
-        self.tag.blockSignals(False)
+        # Hashes arriving, a node's list or the current node change nothing here: the choices
+        # are filled again only when they differ.
+        _refill(self.category, "All categories", self.controller.categories())
+        _refill(self.tag, "All tags", self.controller.tags())
         self._filter()
 
     def _filter(self) -> None:
@@ -335,3 +321,18 @@ class ModelsPanel(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "A folder of LoRAs")
         if folder:
             self.controller.add_folder(folder)
+
+
+def _refill(box: QComboBox, everything: str, names: list[str]) -> None:
+    """*box*'s choices as *everything* ("" as data) and *names*, keeping the chosen one."""
+    if [box.itemData(i) for i in range(1, box.count())] == names:
+        return
+    current = box.currentData()
+    box.blockSignals(True)
+    box.clear()
+    box.addItem(everything, "")
+    for name in names:
+        box.addItem(name, name)
+    index = box.findData(current) if current else 0
+    box.setCurrentIndex(max(index, 0))
+    box.blockSignals(False)
