@@ -62,9 +62,9 @@ def family_view(checkpoint: str, choice: str, label: str = "") -> FamilyView:
 
 def kind_choices() -> list[tuple[str, str]]:
     """(value, label) of each reference kind, as the config declares them."""
-    from stablenew.pipeline.config import ReferenceKindChoice
+    from stablenew.pipeline.config import REFERENCE_KIND_LABELS
 
-    return [(k.value, k.label) for k in ReferenceKindChoice]
+    return [(k.value, label) for k, label in REFERENCE_KIND_LABELS.items()]
 
 
 class ReferencesController(QObject):

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from stablenew.backends.types import ReferenceKind
 from stablenew.storage.documents import DocumentError, dump_yaml, parse_yaml_model
 from stablenew.storage.migrations import Migrations
 from stablenew.storage.validation import Problem, plain_problems
@@ -71,22 +72,12 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class ReferenceKindChoice(StrEnum):
-    """What a reference image steers (values as the backends' ReferenceKind)."""
-
-    canny = "canny"
-    depth = "depth"
-    openpose = "openpose"
-    lineart = "lineart"
-    tile = "tile"
-    ip_style = "ip_style"
-    ip_face = "ip_face"
-
-    @property
-    def label(self) -> str:
-        return {"canny": "Edges (canny)", "depth": "Depth", "openpose": "Pose (openpose)",
-                "lineart": "Line art", "tile": "Tile", "ip_style": "Style (IP-Adapter)",
-                "ip_face": "Face (IP-Adapter)"}[self.value]
+#: How the cards name each kind of reference image.
+REFERENCE_KIND_LABELS = {
+    ReferenceKind.canny: "Edges (canny)", ReferenceKind.depth: "Depth",
+    ReferenceKind.openpose: "Pose (openpose)", ReferenceKind.lineart: "Line art",
+    ReferenceKind.tile: "Tile", ReferenceKind.ip_style: "Style (IP-Adapter)",
+    ReferenceKind.ip_face: "Face (IP-Adapter)"}
 
 
 #: Reference images per stage (the card shows this many slots).
@@ -99,7 +90,7 @@ class ReferenceSettings(_Section):
     image: str = Field(title="Image", description="The picture, kept in StableNew's data folder under "
                                                   "its content hash so a queued job keeps it.")
     sha256: str = Field("", pattern=r"^([0-9a-f]{64})?$", title="Content hash")
-    kind: ReferenceKindChoice = Field(ReferenceKindChoice.canny, title="Kind",
+    kind: ReferenceKind = Field(ReferenceKind.canny, title="Kind",
                                       description="What the picture steers: edges, depth, pose, line "
                                                   "art, tiles, or a style or face to keep.")
     model: str = Field("", title="Model", description="Empty: the node's model for this kind.")

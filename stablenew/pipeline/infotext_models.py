@@ -22,11 +22,10 @@ def family_params(config: PipelineConfig) -> dict[str, Any]:
 def reference_params(refs: list[ReferenceSettings]) -> dict[str, Any]:
     """`ControlNet N` keys, each unit's fields as the extension serializes them."""
     from stablenew.backends.references import KINDS
-    from stablenew.backends.types import ReferenceKind
 
     params: dict[str, Any] = {}
     for n, ref in enumerate(refs):
-        kind = KINDS[ReferenceKind(ref.kind.value)]
+        kind = KINDS[ref.kind]
         module = kind.a1111_modules[0] if ref.preprocess or kind.ip_adapter else "none"
         params[f"ControlNet {n}"] = (
             f"Module: {module}, Model: {ref.model or 'automatic'}, Weight: {ref.strength}, "

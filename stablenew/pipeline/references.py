@@ -58,6 +58,6 @@ def read_reference(ref: ReferenceSettings) -> bytes:
 
 
 def reference_units(refs: list[ReferenceSettings]) -> tuple[bt.ReferenceUnit, ...]:
-    return tuple(bt.ReferenceUnit(image=read_reference(r), kind=bt.ReferenceKind(r.kind.value), model=r.model,
+    return tuple(bt.ReferenceUnit(image=read_reference(r), kind=r.kind, model=r.model,
                                   strength=r.strength, start=r.start, end=r.end, preprocess=r.preprocess)
                  for r in refs)
