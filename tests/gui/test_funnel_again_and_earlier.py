@@ -141,7 +141,6 @@ def test_a_new_funnel_asks_first_and_the_old_one_reopens_as_it_was(tab, qtbot, t
                     timeout=WAIT)
     assert panel.question.text() == ("This funnel has 2 picks, and its refine stage is still "
                                      "being made. Start a new one?")
-    panel.question.grab().save("/tmp/h6-new-funnel-question.png")
     qtbot.mouseClick(button(panel.question, "StartNewFunnel"), LEFT)
     qtbot.waitUntil(lambda: controller.funnel.id != first.id and len(jobs(tmp_path)) == 3,
                     timeout=WAIT)
@@ -157,7 +156,6 @@ def test_a_new_funnel_asks_first_and_the_old_one_reopens_as_it_was(tab, qtbot, t
     rect = panel.past_list.visualItemRect(panel.past_list.item(0))
     qtbot.mouseClick(panel.past_list.viewport(), LEFT, pos=rect.center())
     qtbot.waitUntil(lambda: all(not t.icon().isNull() for t in panel.tiles[:3]), timeout=WAIT)
-    panel.grab().save("/tmp/h6-funnel-earlier.png")
     qtbot.mouseClick(panel.reopen_button, LEFT)
     qtbot.waitUntil(lambda: controller.funnel.id == first.id and made(panel, "refine", 2),
                     timeout=WAIT)
@@ -195,7 +193,6 @@ def test_a_cancelled_stage_is_queued_again_from_the_same_pictures(tab, qtbot, tm
     assert panel.summary.text() == ("Refined: 0 of 2 images ready, 0 picked (pick up to 3 to "
                                     "polish). 2 images were cancelled or could not be made.")
     assert [t.text() for t in panel.tiles[:2]] == [f"Cancelled — seed {s}" for s in refine.seeds]
-    panel.grab().save("/tmp/h6-funnel.png")
 
     qtbot.mouseClick(panel.again_button, LEFT)
     assert not panel.again_button.isVisible(), "one click queues them once"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 
@@ -63,3 +64,11 @@ def synthetic_records(n: int, *, seed: int = 7, packs: tuple[str, ...] = ("Portr
                             created_at=1_700_000_000.0 + i)
         out.append(LearningRecord.from_image_record(image).with_rating(rating))
     return out
+
+
+async def until(condition, timeout=10.0):
+    """Let the controllers' tasks run (this loop is theirs) until *condition* holds."""
+    async def wait():
+        while not condition():
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(wait(), timeout)

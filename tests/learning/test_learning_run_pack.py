@@ -4,25 +4,13 @@ a new pack — with the near one when it looks like a typo — before the run re
 
 from __future__ import annotations
 
-import asyncio
-
 from PySide6.QtCore import QPoint, Qt
 
-from stablenew.controller.learning_controller import LearningController, LearningMode
-from stablenew.controller.taste_controller import TasteController
 from stablenew.gui.panels.learning_panel import LearningPanel
 from stablenew.learning.records import LearningRecord
 from stablenew.learning.store import LearningStore
 from stablenew.pipeline.config import PipelineConfig
-from tests.learning.conftest import small_config
-from tests.learning.helpers import image_record
-
-
-async def _until(condition, timeout=10.0):
-    async def wait():
-        while not condition():
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(wait(), timeout)
+from tests.learning.helpers import image_record, until
 
 
 def choose(qtbot, box, downs: int) -> None:
@@ -51,7 +39,7 @@ def type_pack(qtbot, panel: LearningPanel, text: str) -> None:
     qtbot.keyClicks(line, text)
 
 
-async def test_the_runs_pack_is_a_known_one_or_said_to_be_new(qtbot, tmp_path, sd_backend):
+async def test_the_runs_pack_is_a_known_one_or_said_to_be_new(qtbot, tmp_path, learning_rooms):
     db = tmp_path / "db.sqlite"
     with LearningStore(db) as store:
         for i, pack in enumerate(("Foxes", "Owls", "Owls", "")):
@@ -60,55 +48,44 @@ async def test_the_runs_pack_is_a_known_one_or_said_to_be_new(qtbot, tmp_path, s
                 image_record(tmp_path / "out", i, config=config, pack=pack)))
             store.rate(record.id, 2 + i % 3)
 
-    async def backend():
-        return sd_backend
-
-    learning = LearningController(db, backend=backend, output_dir=lambda: tmp_path / "made",
-                                  base_config=small_config, mode=LearningMode.active,
-                                  remember_mode=False)
-    taste = TasteController(db, learning=learning, seed=1)
+    learning, taste = learning_rooms(db, seed=1)
     panel = LearningPanel(learning)
     panel.add_taste(taste)  # as the window joins the rooms
     qtbot.addWidget(panel)
     panel.resize(900, 800)
     panel.show()
     box = panel.pack_box
-    try:
-        await _until(lambda: box.count() == 2, 10)
-        assert [box.itemText(i) for i in range(2)] == ["Foxes", "Owls"]
-        assert box.currentText() == "" and not panel.pack_words.isVisible()
+    await until(lambda: box.count() == 2, 10)
+    assert [box.itemText(i) for i in range(2)] == ["Foxes", "Owls"]
+    assert box.currentText() == "" and not panel.pack_words.isVisible()
 
-        # The pack chosen in "Which is better?" is the run's pack too.
-        open_tab(qtbot, panel, panel.which)
-        choose(qtbot, panel.which.pack_box, 3)  # All packs, without a pack, Foxes, Owls
-        await _until(lambda: taste.pack == "Owls", 5)
-        assert box.currentText() == "Owls" and not panel.pack_words.isVisible()
+    # The pack chosen in "Which is better?" is the run's pack too.
+    open_tab(qtbot, panel, panel.which)
+    choose(qtbot, panel.which.pack_box, 3)  # All packs, without a pack, Foxes, Owls
+    await until(lambda: taste.pack == "Owls", 5)
+    assert box.currentText() == "Owls" and not panel.pack_words.isVisible()
 
-        # A typo is caught before anything is recorded under it.
-        type_pack(qtbot, panel, "Owsl")
-        assert panel.pack_words.isVisible()
-        assert panel.pack_words.text() == ("“Owsl” is a new pack: no images are recorded under "
-                                           "it yet. Did you mean “Owls”?")
-        panel.plan_box.grab().save("/tmp/h6-learning-pack.png")
-        choose(qtbot, box, 0)  # the list opens on the first pack: Foxes
-        assert box.currentText() == "Foxes" and not panel.pack_words.isVisible()
+    # A typo is caught before anything is recorded under it.
+    type_pack(qtbot, panel, "Owsl")
+    assert panel.pack_words.isVisible()
+    assert panel.pack_words.text() == ("“Owsl” is a new pack: no images are recorded under "
+                                       "it yet. Did you mean “Owls”?")
+    choose(qtbot, box, 0)  # the list opens on the first pack: Foxes
+    assert box.currentText() == "Foxes" and not panel.pack_words.isVisible()
 
-        # A new pack is allowed, said plainly, and the run is recorded under it.
-        type_pack(qtbot, panel, "Badgers")
-        assert panel.pack_words.text() == ("“Badgers” is a new pack: no images are recorded "
-                                           "under it yet.")
-        panel.parameter_box.setCurrentIndex(panel.parameter_box.findData("steps"))
-        panel.values_edit.setText("4, 6")
-        panel.images_spin.setValue(1)
-        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
-        assert learning.runs.running
-        await _until(lambda: not learning.runs.running, 30)
-        assert learning.runs.run_result.pack == "Badgers"
-        # Later choices in "Which is better?" leave a pack the user typed alone.
-        open_tab(qtbot, panel, panel.which)
-        choose(qtbot, panel.which.pack_box, -1)  # from Owls up to Foxes
-        await _until(lambda: taste.pack == "Foxes", 5)
-        assert box.currentText() == "Badgers"
-    finally:
-        await taste.aclose()
-        await learning.aclose()
+    # A new pack is allowed, said plainly, and the run is recorded under it.
+    type_pack(qtbot, panel, "Badgers")
+    assert panel.pack_words.text() == ("“Badgers” is a new pack: no images are recorded "
+                                       "under it yet.")
+    panel.parameter_box.setCurrentIndex(panel.parameter_box.findData("steps"))
+    panel.values_edit.setText("4, 6")
+    panel.images_spin.setValue(1)
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert learning.runs.running
+    await until(lambda: not learning.runs.running, 30)
+    assert learning.runs.run_result.pack == "Badgers"
+    # Later choices in "Which is better?" leave a pack the user typed alone.
+    open_tab(qtbot, panel, panel.which)
+    choose(qtbot, panel.which.pack_box, -1)  # from Owls up to Foxes
+    await until(lambda: taste.pack == "Foxes", 5)
+    assert box.currentText() == "Badgers"

@@ -3,8 +3,6 @@ experiment with one click; the learning run it queues is made on the fake server
 
 from __future__ import annotations
 
-import asyncio
-
 from PySide6.QtCore import Qt
 
 from stablenew.controller.learning_controller import LearningController, LearningMode
@@ -15,8 +13,7 @@ from stablenew.learning.store import LearningStore
 from stablenew.learning.suggest import next_experiment
 from stablenew.learning.taste import fit_taste
 from stablenew.pipeline.config import PipelineConfig
-from tests.learning.conftest import small_config
-from tests.learning.helpers import image_record
+from tests.learning.helpers import image_record, until
 
 
 def _images(tmp_path, db):
@@ -28,73 +25,55 @@ def _images(tmp_path, db):
             store.rate(record.id, 4 if i % 2 else 2)
 
 
-async def _until(condition, timeout=10.0):
-    """Let the controllers' tasks run (this loop is theirs) until *condition* holds."""
-    async def wait():
-        while not condition():
-            await asyncio.sleep(0.01)
-    await asyncio.wait_for(wait(), timeout)
-
-
 def _choices(db):
     with LearningStore(db) as store:
         return [(c.winner_id, c.loser_id, c.same, c.source) for c in store.choices()]
 
 
 async def test_choices_by_keys_and_buttons_are_kept_and_the_suggestion_is_queued(
-        qtbot, tmp_path, sd_backend):
+        qtbot, tmp_path, learning_rooms):
     db = tmp_path / "db.sqlite"
     _images(tmp_path, db)
 
-    async def backend():
-        return sd_backend
-
-    learning = LearningController(db, backend=backend, output_dir=lambda: tmp_path / "made",
-                                  base_config=small_config, mode=LearningMode.active,
-                                  remember_mode=False)
-    taste = TasteController(db, learning=learning, seed=3)
+    learning, taste = learning_rooms(db, seed=3)
     panel = WhichIsBetterPanel(taste)
     qtbot.addWidget(panel)
     panel.show()
-    try:
-        await _until(lambda: panel.left.has_image and panel.right.has_image
-                        and panel.left_button.isEnabled(), 10)
-        first = taste.pair.pair
-        # cfg is what the next experiment is about, so the pair differs in it.
-        assert first.parameter == "cfg" and first.left_value != first.right_value
-        panel.setFocus()
-        qtbot.keyClick(panel, Qt.Key.Key_Left)
-        await _until(lambda: len(_choices(db)) == 1, 10)
-        assert _choices(db) == [(first.left_id, first.right_id, False, "which is better")]
+    await until(lambda: panel.left.has_image and panel.right.has_image
+                    and panel.left_button.isEnabled(), 10)
+    first = taste.pair.pair
+    # cfg is what the next experiment is about, so the pair differs in it.
+    assert first.parameter == "cfg" and first.left_value != first.right_value
+    panel.setFocus()
+    qtbot.keyClick(panel, Qt.Key.Key_Left)
+    await until(lambda: len(_choices(db)) == 1, 10)
+    assert _choices(db) == [(first.left_id, first.right_id, False, "which is better")]
 
-        await _until(lambda: panel.same_button.isEnabled(), 10)
-        second = taste.pair.pair
-        qtbot.mouseClick(panel.same_button, Qt.MouseButton.LeftButton)
-        await _until(lambda: panel.right_button.isEnabled(), 10)
-        third = taste.pair.pair
-        qtbot.mouseClick(panel.right_button, Qt.MouseButton.LeftButton)
-        await _until(lambda: len(_choices(db)) == 3, 10)
-        assert _choices(db)[1:] == [(second.left_id, second.right_id, True, "which is better"),
-                                    (third.right_id, third.left_id, False, "which is better")]
-        await _until(lambda: panel.counter.text() == "3 choices kept this session",
-                     10)
+    await until(lambda: panel.same_button.isEnabled(), 10)
+    second = taste.pair.pair
+    qtbot.mouseClick(panel.same_button, Qt.MouseButton.LeftButton)
+    await until(lambda: panel.right_button.isEnabled(), 10)
+    third = taste.pair.pair
+    qtbot.mouseClick(panel.right_button, Qt.MouseButton.LeftButton)
+    await until(lambda: len(_choices(db)) == 3, 10)
+    assert _choices(db)[1:] == [(second.left_id, second.right_id, True, "which is better"),
+                                (third.right_id, third.left_id, False, "which is better")]
+    await until(lambda: panel.counter.text() == "3 choices kept this session",
+                 10)
 
-        # The suggestion, in words, and one click queues it as a learning run.
-        await _until(lambda: panel.queue_button.isEnabled(), 10)
-        suggestion = taste.suggestion
-        assert panel.suggestion.text() == suggestion.text and "-image run at" in suggestion.text
-        qtbot.mouseClick(panel.queue_button, Qt.MouseButton.LeftButton)
-        assert learning.runs.running
-        assert panel.notice.message.startswith(f"Queued: a learning run on "
-                                               f"{suggestion.label.lower()} (9 images)")
-        await _until(lambda: not learning.runs.running, 60)
-        run = learning.runs.run_result
-        assert run.parameter == suggestion.parameter and run.pack == suggestion.pack
-        assert run.values == suggestion.values and len(run.cells) == 9
-        assert run.state.value == "completed", run.message
-    finally:
-        await taste.aclose()
-        await learning.aclose()
+    # The suggestion, in words, and one click queues it as a learning run.
+    await until(lambda: panel.queue_button.isEnabled(), 10)
+    suggestion = taste.suggestion
+    assert panel.suggestion.text() == suggestion.text and "-image run at" in suggestion.text
+    qtbot.mouseClick(panel.queue_button, Qt.MouseButton.LeftButton)
+    assert learning.runs.running
+    assert panel.notice.message.startswith(f"Queued: a learning run on "
+                                           f"{suggestion.label.lower()} (9 images)")
+    await until(lambda: not learning.runs.running, 60)
+    run = learning.runs.run_result
+    assert run.parameter == suggestion.parameter and run.pack == suggestion.pack
+    assert run.values == suggestion.values and len(run.cells) == 9
+    assert run.state.value == "completed", run.message
 
 
 async def test_without_two_images_the_panel_says_so_and_queue_switches_to_active(qtbot, tmp_path):
@@ -107,7 +86,7 @@ async def test_without_two_images_the_panel_says_so_and_queue_switches_to_active
     qtbot.addWidget(panel)
     panel.show()
     try:
-        await _until(lambda: panel.queue_button.isEnabled(), 10)
+        await until(lambda: panel.queue_button.isEnabled(), 10)
         assert panel.suggestion.text() == ("No rated images yet. A 9-image run at 20, 25 and 30 "
                                            "steps is a good start.")
         assert not panel.left_button.isEnabled() and not panel.left.has_image
@@ -146,7 +125,7 @@ async def test_an_unreadable_image_is_left_out_and_another_pair_shown(qtbot, tmp
     try:
         for count in range(1, 5):
             taste.next_pair()
-            await _until(lambda n=count: len(shown) == n and not taste.tasks.busy)
+            await until(lambda n=count: len(shown) == n and not taste.tasks.busy)
         assert all(s is not None for s in shown)
         assert all(broken.id not in (s.pair.left_id, s.pair.right_id) for s in shown)
         assert taste.error is None
@@ -168,19 +147,19 @@ async def test_the_pack_is_chosen_from_the_packs_there_are_not_typed(qtbot, tmp_
     panel.show()
     try:
         box = panel.pack_box
-        await _until(lambda: box.count() == 4, 10)
+        await until(lambda: box.count() == 4, 10)
         assert [box.itemText(i) for i in range(4)] == [
             "All packs", "Images without a pack", "Foxes", "Owls"]
         assert not box.isEditable()  # nothing to misspell
         # Pick "Owls" the way a user does: open the list with the mouse, then arrows and Enter.
         qtbot.mouseClick(box, Qt.MouseButton.LeftButton)
         view = box.view()
-        await _until(lambda: view.isVisible(), 5)
+        await until(lambda: view.isVisible(), 5)
         for _ in range(3):
             qtbot.keyClick(view, Qt.Key.Key_Down)
         qtbot.keyClick(view, Qt.Key.Key_Return)
-        await _until(lambda: taste.pack == "Owls", 5)
-        await _until(lambda: taste.suggestion is not None and taste.suggestion.pack == "Owls"
+        await until(lambda: taste.pack == "Owls", 5)
+        await until(lambda: taste.suggestion is not None and taste.suggestion.pack == "Owls"
                      and not taste.tasks.busy, 10)
         assert box.currentText() == "Owls"
         # The suggestion comes from that pack's images alone.
