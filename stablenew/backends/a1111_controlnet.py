@@ -4,7 +4,7 @@ Field names follow the extension's own API (Mikubill/sd-webui-controlnet,
 `internal_controlnet/args.py` ControlNetUnit and `scripts/api.py`): the server is asked what
 it has (`/controlnet/version`, `/controlnet/model_list`, `/controlnet/module_list`) before a
 job is sent, and a node without the extension is refused in plain words. Forge's built-in
-ControlNet answers the same routes and takes the same units.
+ControlNet answers the two lists (not the version) and takes the same units.
 
 The extension swallows its own errors (the request succeeds without the control), so the
 result is checked afterwards: a unit missing from the infotext becomes a warning.
@@ -19,8 +19,9 @@ from typing import Any, NamedTuple
 
 from stablenew.backends.comfyui_names import missing
 from stablenew.backends.errors import MissingResource, RequestRejected
-from stablenew.backends.families import detect_family
+from stablenew.backends.families import ModelFamily, detect_family
 from stablenew.backends.references import KINDS, MAX_UNITS, choose_model, first_present
+from stablenew.backends.together import together
 from stablenew.backends.types import JobResult, ReferenceKind, ReferenceUnit, Sampling
 
 #: The extension's script title as `alwayson_scripts` takes it (matched case-insensitively).
@@ -36,6 +37,11 @@ MODULE_LIST = "/controlnet/module_list"
 INSIGHTFACE_MODULES = ("ip-adapter_face_id_plus", "ip-adapter_face_id",
                        "InsightFace+CLIP-H (IPAdapter)", "InsightFace (IPAdapter)")
 
+#: Forge's CLIP image encoders for IP-Adapters (its preprocessor names).
+FORGE_CLIP_H = "CLIP-ViT-H (IPAdapter)"
+FORGE_CLIP_BIGG = "CLIP-ViT-bigG (IPAdapter)"
+XL_FAMILIES = (ModelFamily.sdxl, ModelFamily.pony, ModelFamily.illustrious)
+
 #: GET with `optional=True`: None when the route answers 404 (extension absent).
 Getter = Callable[..., Awaitable[Any]]
 
@@ -49,14 +55,20 @@ class ControlNetInfo(NamedTuple):
 
 
 async def probe_controlnet(get: Getter) -> ControlNetInfo | None:
-    """The node's ControlNet models and preprocessors; None when the extension is absent."""
-    version = await get(VERSION, optional=True)
-    if not isinstance(version, dict):
+    """The node's ControlNet models and preprocessors; None when it has no ControlNet.
+
+    The extension answers all three routes; Forge's built-in ControlNet has no version route
+    (its `lib_controlnet/api.py` registers the two lists only), so either answer counts."""
+    version, models, modules = await together(get(VERSION, optional=True),
+                                              get(MODEL_LIST, optional=True),
+                                              get(MODULE_LIST, optional=True))
+    if not isinstance(version, dict) and not isinstance(models, dict):
         return None
-    models = await get(MODEL_LIST, optional=True) or {}
-    modules = await get(MODULE_LIST, optional=True) or {}
+    version = version if isinstance(version, dict) else {}
+    models = models if isinstance(models, dict) else {}
+    modules = modules if isinstance(modules, dict) else {}
     return ControlNetInfo(int(version.get("version") or 0),
-                          tuple(str(m) for m in models.get("model_list") or ()),
+                          tuple(str(m) for m in models.get("model_list") or () if m != "None"),
                           tuple(str(m) for m in modules.get("module_list") or ()))
 
 
@@ -75,11 +87,13 @@ def controlnet_unit(unit: ReferenceUnit, info: ControlNetInfo, s: Sampling, node
         asked = unit.model or f"{kind.label} model for this checkpoint"
         raise missing("controlnet", asked, info.models, node,
                       hint="Put it in the WebUI's models/ControlNet folder.")
-    module = "none"
+    module = "None" if "None" in info.modules else "none"  # Forge's spelling, the extension's
     if unit.kind is ReferenceKind.ip_face:
         module = _face_module(info, node)
     elif unit.preprocess or kind.ip_adapter:  # IP-Adapters always need their image encoder
         found = first_present(kind.a1111_modules, info.modules)
+        if found is None and unit.kind is ReferenceKind.ip_style:
+            found = _forge_encoder(model, family, info)
         if found is None:
             raise MissingResource(
                 f"Node '{node}' has no '{kind.a1111_modules[0]}' preprocessor for the {kind.label} "
@@ -102,6 +116,15 @@ def controlnet_unit(unit: ReferenceUnit, info: ControlNetInfo, s: Sampling, node
         "pixel_perfect": True,
         "control_mode": "Balanced",
     }
+
+
+def _forge_encoder(model: str, family: ModelFamily, info: ControlNetInfo) -> str | None:
+    """Forge's image encoder for an IP-Adapter style model (Forge has no "auto" one): CLIP
+    bigG for the SDXL models trained with it, ViT-H for SD1.5 and the SDXL "vit-h" ones."""
+    key = model.lower()
+    xl = "xl" in key if ("xl" in key or "sd15" in key) else family in XL_FAMILIES
+    encoder = FORGE_CLIP_BIGG if xl and "vit-h" not in key and "vith" not in key else FORGE_CLIP_H
+    return encoder if encoder in info.modules else None
 
 
 def _face_module(info: ControlNetInfo, node: str) -> str:
@@ -130,7 +153,7 @@ async def add_references(body: dict[str, Any], units: Sequence[ReferenceUnit], s
         raise RequestRejected(
             f"Reference images need the ControlNet extension, which node '{node}' does not have. "
             "Install sd-webui-controlnet (Forge has it built in), or run this on another node.",
-            fields=("references",), node=node, detail=f"{VERSION} answered 404")
+            fields=("references",), node=node, detail=f"{VERSION} and {MODEL_LIST} answered 404")
     args = [controlnet_unit(u, info, s, node) for u in units]
     body.setdefault("alwayson_scripts", {})[CONTROLNET_SCRIPT] = {"args": args}
 

@@ -53,6 +53,35 @@ async def test_img2img_with_a_reference_on_forge_picks_the_sdxl_model_for_an_sdx
     assert "ControlNet 0:" in result.images[0].infotext
 
 
+FORGE_CN = {"flavor": "forge", "controlnet_models": (
+    "diffusers_xl_canny_mid [112a778d]", "diffusers_xl_depth_mid [39c49e13]",
+    "ip-adapter_sdxl [d4a5b7a0]", "ip-adapter-plus-face_sd15 [7f7a633a]")}
+
+
+@pytest.mark.parametrize("fake_sdwebui", [FORGE_CN], indirect=True)
+async def test_forge_builtin_controlnet_is_found_and_gets_its_own_preprocessor_names(fake_sdwebui):
+    # Forge's built-in ControlNet has no /controlnet/version, lists "None" first and looks
+    # names up exactly: "None" (not "none") for a map, its CLIP encoders for IP-Adapters.
+    units = (ReferenceUnit(png(24, 24), ReferenceKind.depth, preprocess=False),
+             ReferenceUnit(png(24, 24), ReferenceKind.ip_style, strength=0.7))
+    job = Txt2ImgJob(sampling(checkpoint="sd_xl_base_1.0"), task_id="cn-forge", references=units)
+    async with client(fake_sdwebui) as backend:
+        caps = await backend.probe()
+        result = await backend.txt2img(job)
+        face = Txt2ImgJob(sampling(checkpoint="dreamshaper_8"), task_id="cn-face",
+                          references=(ReferenceUnit(png(24, 24), ReferenceKind.ip_face),))
+        faced = await backend.txt2img(face)
+    assert "None" not in caps.controlnet_models and len(caps.controlnet_models) == 4
+    args = fake_sdwebui.requests_to("/sdapi/v1/txt2img")[0].payload["alwayson_scripts"]["controlnet"]["args"]
+    assert [(a["module"], a["model"]) for a in args] == [
+        ("None", "diffusers_xl_depth_mid [39c49e13]"),
+        ("CLIP-ViT-bigG (IPAdapter)", "ip-adapter_sdxl [d4a5b7a0]")]
+    assert "ControlNet 1:" in result.images[0].infotext and result.warnings == ()
+    sent = fake_sdwebui.requests_to("/sdapi/v1/txt2img")[1].payload["alwayson_scripts"]["controlnet"]["args"]
+    assert sent[0]["module"] == "InsightFace+CLIP-H (IPAdapter)"
+    assert "ControlNet 0:" in faced.images[0].infotext
+
+
 async def test_a_node_without_the_extension_is_refused_in_plain_words(fake_sdwebui):
     async with client(fake_sdwebui) as backend:
         with pytest.raises(RequestRejected) as caught:

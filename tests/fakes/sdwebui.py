@@ -174,6 +174,15 @@ CONTROLNET_MODULES = ("none", "canny", "depth_midas", "depth_anything_v2", "open
                       "ip-adapter_clip_sd15", "ip-adapter_clip_sdxl_plus_vith", "ip-adapter_face_id_plus")
 
 
+#: Forge's built-in ControlNet (`/controlnet/module_list`, Forge main dfdcbab6): its own names,
+#: case-sensitive, "None" first; no InsightFace-only FaceID preprocessor.
+FORGE_CONTROLNET_MODULES = ("None", "canny", "depth_midas", "depth_anything", "depth_anything_v2",
+                            "openpose", "openpose_full", "dw_openpose_full", "lineart_realistic",
+                            "lineart_standard (from white bg & black line)", "tile_resample",
+                            "CLIP-ViT-H (IPAdapter)", "CLIP-ViT-bigG (IPAdapter)",
+                            "InsightFace+CLIP-H (IPAdapter)", "InsightFace (InstantID)")
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -214,11 +223,14 @@ class FakeSDWebUI(ServesItself):
         #: A folder of real .safetensors LoRAs served too, as A1111 serves models/Lora.
         self.lora_dir: Path | None = None
         self.embeddings = tuple(embeddings)
+        #: Files put into the model folders since the last rescan: like A1111, the lists show
+        #: them only after `/sdapi/v1/refresh-checkpoints` (or refresh-loras).
+        self.unlisted: dict[str, list[str]] = {"checkpoints": [], "loras": []}
         #: None means the ADetailer extension is not installed.
         self.adetailer_models = None if adetailer_models is None else tuple(adetailer_models)
         #: None means the ControlNet extension is not installed; else its model_list titles.
         self.controlnet_models = None if controlnet_models is None else tuple(controlnet_models)
-        self.controlnet_modules = CONTROLNET_MODULES
+        self.controlnet_modules = FORGE_CONTROLNET_MODULES if flavor == "forge" else CONTROLNET_MODULES
         #: Forge's VAE and text-encoder files (`/sdapi/v1/sd-modules`).
         self.sd_modules = ("ae.safetensors", "clip_l.safetensors", "t5xxl_fp16.safetensors",
                            "t5xxl_fp8_e4m3fn.safetensors")
@@ -288,6 +300,11 @@ class FakeSDWebUI(ServesItself):
             self._runner = None
 
     # ----- test controls -----
+
+    def add_files(self, *, checkpoints: tuple[str, ...] = (), loras: tuple[str, ...] = ()) -> None:
+        """Files copied into the server's model folders while it runs (listed after a rescan)."""
+        self.unlisted["checkpoints"] += checkpoints
+        self.unlisted["loras"] += loras
 
     def inject(self, fault: str, *, path: str | None = None, times: int = 1, seconds: float = 3600.0,
                chunk: int = 16) -> None:
@@ -436,6 +453,9 @@ class FakeSDWebUI(ServesItself):
         get("/sdapi/v1/cmd-flags", self._cmd_flags)
         get("/sdapi/v1/sd-models", self._sd_models)
         post("/sdapi/v1/refresh-checkpoints", self._refresh)
+        post("/sdapi/v1/refresh-vae", self._refresh)
+        if self.flavor != "sdnext":  # A1111 1.8+, Forge
+            post("/sdapi/v1/refresh-embeddings", self._refresh)
         get("/sdapi/v1/samplers", self._samplers)
         get("/sdapi/v1/upscalers", self._upscalers)
         get("/sdapi/v1/embeddings", self._embeddings)
@@ -447,8 +467,10 @@ class FakeSDWebUI(ServesItself):
             get("/sdapi/v1/schedulers", self._schedulers)
             get("/sdapi/v1/latent-upscale-modes", self._latent_modes)
         if self.controlnet_models is not None:
-            # Extension routes: registered on the app, outside /sdapi/v1 and its auth.
-            get("/controlnet/version", self._controlnet_version)
+            # Extension routes: registered on the app, outside /sdapi/v1 and its auth. Forge's
+            # built-in ControlNet has the two lists but no version route.
+            if self.flavor != "forge":
+                get("/controlnet/version", self._controlnet_version)
             get("/controlnet/model_list", self._controlnet_models)
             get("/controlnet/module_list", self._controlnet_modules)
         if self.flavor == "forge":
@@ -606,7 +628,13 @@ class FakeSDWebUI(ServesItself):
 
     async def _refresh(self, request: web.Request) -> web.Response:
         await self._body(request)
-        async with self._lock:
+        async with self._lock:  # as A1111's rescans: after the running job
+            if request.path.endswith("/refresh-checkpoints"):
+                self.checkpoints += tuple(self.unlisted["checkpoints"])
+                self.unlisted["checkpoints"] = []
+            elif request.path.endswith("/refresh-loras"):
+                self.loras += tuple(self.unlisted["loras"])
+                self.unlisted["loras"] = []
             return web.json_response(None)
 
     # --- options ---
@@ -770,10 +798,13 @@ class FakeSDWebUI(ServesItself):
 
     async def _controlnet_models(self, request: web.Request) -> web.Response:
         self._record(request.path, None)
-        return web.json_response({"model_list": list(self.controlnet_models or ())})
+        forge = ["None"] if self.flavor == "forge" else []  # Forge lists "None" first
+        return web.json_response({"model_list": forge + list(self.controlnet_models or ())})
 
     async def _controlnet_modules(self, request: web.Request) -> web.Response:
         self._record(request.path, None)
+        if self.flavor == "forge":  # its module_detail is a TODO in lib_controlnet/api.py
+            return web.json_response({"module_list": list(self.controlnet_modules)})
         return web.json_response({"module_list": list(self.controlnet_modules),
                                   "module_detail": {m: {"model_free": False, "sliders": []}
                                                     for m in self.controlnet_modules}})
@@ -781,7 +812,8 @@ class FakeSDWebUI(ServesItself):
     def _controlnet_units(self, scripts: dict | None) -> list[str]:
         """Infotext values of the ControlNet units that run. As in the extension, a bad unit
         (unknown module or model, weight outside 0..2, start after end, no image) raises inside
-        the script, which A1111 logs and skips: the image comes back without any control."""
+        the script, which A1111 logs and skips: the image comes back without any control.
+        Forge looks names up exactly: its "None" module, a model's full "name [hash]" title."""
         for key, value in (scripts or {}).items():
             if key.lower() != "controlnet" or self.controlnet_crashes:
                 continue
@@ -795,8 +827,12 @@ class FakeSDWebUI(ServesItself):
                 module, model = unit.get("module", "none"), unit.get("model", "None")
                 weight = float(unit.get("weight", 1.0))
                 start, end = float(unit.get("guidance_start", 0.0)), float(unit.get("guidance_end", 1.0))
-                if (module != "none" and module not in self.controlnet_modules) or (
-                        model not in titles and model not in names) or not 0 <= weight <= 2 or start > end:
+                if self.flavor == "forge":
+                    known_module, known_model = module in self.controlnet_modules, model in titles
+                else:
+                    known_module = module == "none" or module in self.controlnet_modules
+                    known_model = model in titles or model in names
+                if not (known_module and known_model) or not 0 <= weight <= 2 or start > end:
                     return []
                 try:
                     _decode_image(unit.get("image") or "")
