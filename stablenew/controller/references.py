@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from stablenew.controller.field_spec import FieldValue
 
 THUMB_SIDE = 56
+
+log = logging.getLogger(__name__)
 #: Family defaults the txt2img card has a field for (others, like SD3.5's shift, the graph uses).
 _CARD_DEFAULTS = ("sampler", "scheduler", "steps", "cfg_scale", "guidance", "width", "height", "clip_skip")
 
@@ -75,6 +78,9 @@ class ReferencesController(QObject):
     reference_added = Signal(str, object, object)
     #: stage, what went wrong in plain words (a file that is no picture, one that cannot be read)
     reference_failed = Signal(str, str)
+    #: stage, a stored picture's path, its thumbnail (DecodedImage; None: gone or unreadable),
+    #: for a unit the card shows from a config (the last session's cards, a preset, an image's)
+    thumbnail_ready = Signal(str, str, object)
     error_changed = Signal(object)
 
     def __init__(self, folder: Path | None = None, parent: QObject | None = None) -> None:
@@ -115,6 +121,18 @@ class ReferencesController(QObject):
             return
         settings: dict[str, object] = ref.model_dump(mode="json")
         self.reference_added.emit(stage, settings, thumb)
+
+    def want_thumbnail(self, stage: str, path: str) -> None:
+        """Decode the stored picture at *path* for *stage*'s card, off the Qt thread."""
+        self.tasks.spawn(self._thumbnail(stage, path), name="reference-thumbnail")
+
+    async def _thumbnail(self, stage: str, path: str) -> None:
+        try:
+            thumb = await asyncio.to_thread(decode_image, Path(path), THUMB_SIDE)
+        except (OSError, ValueError) as exc:  # gone, or not a picture (PIL's errors are OSErrors)
+            log.info("reference %s: no thumbnail: %s", path, exc)
+            thumb = None
+        self.thumbnail_ready.emit(stage, path, thumb)
 
     async def wait_idle(self, timeout: float = 5.0) -> None:
         await self.tasks.wait_idle(timeout)

@@ -123,11 +123,11 @@ class PipelinePanel(QScrollArea):
         """Join the PipelineController: the cards show its config (as the last session left
         them), configs it loads later, and tell it of every change."""
         self.controller = controller
+        self._bind_references()  # first: the restored units need the kinds and thumbnails
         self.set_values(controller.values_of(controller.config))
         controller.config_loaded.connect(self.set_values)
         self.values_changed.connect(controller.cards_changed)
         controller.base_models_changed.connect(self._family_changed)
-        self._bind_references()
         self._family_changed()
 
     def _bind_references(self) -> None:
@@ -142,8 +142,11 @@ class PipelinePanel(QScrollArea):
             section.file_chosen.connect(refs.add_file)
             section.image_pasted.connect(refs.add_bytes)
             section.gallery_requested.connect(self._from_gallery)
+            section.thumbnail_wanted.connect(refs.want_thumbnail)
         refs.reference_added.connect(lambda stage, settings, thumb:
                                      self.references[stage].add_unit(settings, thumb))
+        refs.thumbnail_ready.connect(lambda stage, path, thumb:
+                                     self.references[stage].set_thumbnail(path, thumb))
         refs.reference_failed.connect(lambda stage, text: self.references[stage].show_error(text))
 
     def _from_gallery(self, stage: str) -> None:

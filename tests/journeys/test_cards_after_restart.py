@@ -92,3 +92,32 @@ def test_a_damaged_memory_of_the_cards_is_set_aside_with_a_plain_message(qtbot, 
     qtbot.mouseClick(window.commands.run_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.session.pipeline.state == "idle"
                     and window.gallery_panel.model.rowCount() >= 1, timeout=30000)
+
+
+def test_a_reference_picture_comes_back_with_its_kind_and_thumbnail(qtbot, journey, fake_process,
+                                                                     tmp_path):
+    # The user chooses a picture for the txt2img card, makes it steer the pose, and closes the
+    # app: reopened, the card shows the same picture (its thumbnail, read off the Qt thread) and
+    # the same kind, not an empty choice and a placeholder.
+    from PIL import Image
+
+    save_server(fake_process(step_ms=5).url)
+    picture = tmp_path / "pose.png"
+    Image.new("RGB", (40, 60), (30, 160, 90)).save(picture)
+    window = journey.open()
+    section = window.pipeline_panel.references["txt2img"]
+    section.file_chosen.emit("txt2img", str(picture))  # what the Choose… dialog sends
+    qtbot.waitUntil(lambda: len(section.rows) == 1, timeout=10_000)
+    kind = section.rows[0].kind
+    kind.setCurrentIndex(kind.findData("openpose"))
+    assert kind.currentText() == "Pose (openpose)" and section.rows[0].has_thumbnail
+
+    window = journey.restart()
+    section = window.pipeline_panel.references["txt2img"]
+    assert len(section.rows) == 1
+    row = section.rows[0]
+    assert row.kind.currentData() == "openpose" and row.kind.currentText() == "Pose (openpose)"
+    qtbot.waitUntil(lambda: row.has_thumbnail, timeout=10_000)
+    assert not row.thumb.pixmap().isNull()
+    assert window.session.pipeline.build_config(
+        window.pipeline_panel.values()).txt2img.references[0].kind.value == "openpose"

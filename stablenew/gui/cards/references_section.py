@@ -60,11 +60,11 @@ class ReferenceRow(QWidget):
         self.thumb.setFixedSize(56, 56)
         self.thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.thumb.setToolTip(str(settings.get("image", "")))
+        self.has_thumbnail = False
         if thumb is not None:
-            image = QImage(thumb.rgba, thumb.width, thumb.height, QImage.Format.Format_RGBA8888)
-            self.thumb.setPixmap(QPixmap.fromImage(image.copy()))
+            self.show_thumbnail(thumb)
         else:
-            self.thumb.setText("image")
+            self.thumb.setText("…")  # read in the background (a unit from a saved config)
         self.kind = QComboBox()
         self.kind.setObjectName("reference:kind")
         for value, label in kinds:
@@ -112,6 +112,21 @@ class ReferenceRow(QWidget):
                        self.preprocess.toggled):
             signal.connect(lambda *_: self.changed.emit())
 
+    @property
+    def image(self) -> str:
+        return str(self._settings.get("image", ""))
+
+    def show_thumbnail(self, thumb: DecodedImage | None) -> None:
+        """The picture, small; None: it is gone (the run would say so too)."""
+        if thumb is None:
+            self.thumb.setText("missing")
+            self.thumb.setToolTip(f"{self.image} cannot be read: remove this reference, or add "
+                                  "the picture again.")
+            return
+        image = QImage(thumb.rgba, thumb.width, thumb.height, QImage.Format.Format_RGBA8888)
+        self.thumb.setPixmap(QPixmap.fromImage(image.copy()))
+        self.has_thumbnail = True
+
     def set_models(self, models: tuple[str, ...], current: str | None = None) -> None:
         """Offer the node's models; the chosen (or typed) one stays."""
         text = self.model.currentText() if current is None else current
@@ -139,6 +154,8 @@ class ReferencesSection(QFrame):
     image_pasted = Signal(str, bytes)
     #: The stage whose "From gallery" was pressed: the panel adds the gallery's selection.
     gallery_requested = Signal(str)
+    #: (stage, stored picture path): a unit shown from a config needs its thumbnail read
+    thumbnail_wanted = Signal(str, str)
 
     def __init__(self, stage: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -232,6 +249,14 @@ class ReferencesSection(QFrame):
         self.rows_layout.addWidget(row)
         self.error.hide()
         self._update_buttons()
+        if thumb is None and row.image:
+            self.thumbnail_wanted.emit(self.stage, row.image)
+
+    def set_thumbnail(self, path: str, thumb: DecodedImage | None) -> None:
+        """The thumbnail read for the stored picture *path*, for each row that shows it."""
+        for row in self.rows:
+            if row.image == path and not row.has_thumbnail:
+                row.show_thumbnail(thumb)
 
     def _remove(self, row: ReferenceRow) -> None:
         self.rows.remove(row)
