@@ -184,7 +184,7 @@ class A1111Backend:
         results = await together(
             self.options(), self.checkpoints(), self.samplers(), self.schedulers(), self.upscalers(),
             self.loras(), self.embeddings(), self.adetailer_models(), self.memory(), self._version(kind),
-            probe_controlnet(self._get), forge_modules(self._get, kind), self._know_task_ids(kind))
+            probe_controlnet(self._get), forge_modules(self._get, kind), self._learn_internal())
         (options, checkpoints, samplers, schedulers, upscalers, loras, embeddings, ad, memory,
          version, controlnet, modules, _) = results
         cuda = memory.get("cuda") if isinstance(memory, dict) else None
@@ -284,8 +284,13 @@ class A1111Backend:
         data = await self._get("/sdapi/v1/memory", optional=True)
         return data if isinstance(data, dict) else {}
 
-    async def refresh_checkpoints(self) -> None:
-        self._check(await self._post("/sdapi/v1/refresh-checkpoints", None, timeout=self.timeout))
+    async def refresh_lists(self) -> None:
+        """Have the server read its model folders again; each rescan waits for a running job,
+        and one this server lacks (404: an older WebUI, SD.Next) is skipped."""
+        for path in F.RESCANS:
+            reply = await self._post(path, None, timeout=self.timeout)
+            if reply.status != 404:
+                self._check(reply)
 
     async def png_info(self, image: bytes) -> dict[str, Any]:
         """The server's reading of an image's infotext: `{info, items, parameters}`."""
@@ -355,8 +360,7 @@ class A1111Backend:
     async def _generate(self, endpoint: str, payload: dict[str, Any], task_id: str,
                         on_progress: ProgressCallback | None, expect: Expectation,
                         passes: tuple[str, ...] = ("",)) -> JobResult:
-        if self._internal is None and self.kind != BackendKind.sdnext:
-            await self._learn_internal(task_id)  # once per client: are there per-task ids?
+        await self._learn_internal()  # once per client: are there per-task ids?
         if self._internal is not True:  # no task ids: note whose job runs now
             self._ours.before[task_id] = await self._running_job()
         self._ours.in_flight[task_id] = endpoint
@@ -477,16 +481,13 @@ class A1111Backend:
             except BackendError as exc:  # progress is best effort; the generation call reports failures
                 log.debug("%s: progress poll failed: %s (%s)", self.name, exc, exc.detail)
 
-    async def _know_task_ids(self, kind: BackendKind) -> None:
-        """In the probe, beside the other requests: whether the server has per-task progress,
-        so the first generation need not ask it alone before sending its request."""
-        if self._internal is None and kind != BackendKind.sdnext:
-            await self._learn_internal("stablenew-probe")
-
-    async def _learn_internal(self, task_id: str) -> None:
-        """Ask /internal/progress once, so `_internal` says whether this server has task ids."""
+    async def _learn_internal(self) -> None:
+        """Ask /internal/progress once, so `_internal` says whether this server has task ids
+        (in the probe, beside its other requests: a first job then need not ask first)."""
+        if self._internal is not None or self.kind == BackendKind.sdnext:
+            return
         try:
-            await self._internal_progress(task_id)
+            await self._internal_progress("stablenew-probe")
         except BackendError as exc:
             log.debug("%s: /internal/progress not usable: %s", self.name, exc)
 

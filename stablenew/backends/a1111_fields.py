@@ -16,6 +16,9 @@ IMG2IMG = "/sdapi/v1/img2img"
 EXTRAS_SINGLE = "/sdapi/v1/extra-single-image"
 PNG_INFO = "/sdapi/v1/png-info"
 OPTIONS = "/sdapi/v1/options"
+#: The rescans of the model folders a WebUI keeps listed until asked (SD.Next lacks the third).
+RESCANS = ("/sdapi/v1/refresh-checkpoints", "/sdapi/v1/refresh-loras",
+           "/sdapi/v1/refresh-embeddings", "/sdapi/v1/refresh-vae")
 INTERNAL_PROGRESS = "/internal/progress"
 
 _PROCESSING = frozenset({

@@ -52,3 +52,11 @@ class Backend(Protocol):
     async def interrupt(self, task_id: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class RescansFolders(Protocol):
+    """A server that keeps its model folders listed as they were until asked to read them again
+    (the A1111 family; ComfyUI reads them afresh at each probe)."""
+
+    async def refresh_lists(self) -> None: ...

@@ -49,6 +49,7 @@ class ServerController(QObject):
     state_changed = Signal(str)
     capabilities_changed = Signal(object)  # Capabilities | None
     error_changed = Signal(object)  # ErrorInfo | None
+    refreshing_changed = Signal(bool)  # the server's lists are being read again
 
     def __init__(self, settings: AppSettings, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -59,6 +60,7 @@ class ServerController(QObject):
         self._error: ErrorInfo | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._failure: BackendError | None = None  # why the last connect failed, typed
+        self._refreshing: asyncio.Task[None] | None = None
         self.tasks = TaskOwner("Server", self)
         self.tasks.error_raised.connect(self._set_error)
         self._health = QTimer(self)
@@ -142,6 +144,37 @@ class ServerController(QObject):
             self._connecting.cancel()
         self._set_state(ServerState.connecting)
         self._connecting = self.tasks.spawn(self._connect(), name="connect")
+
+    def refresh_lists(self) -> None:
+        """Read the server's models, LoRAs and extensions again, so files copied into its folders
+        or an extension installed while StableNew runs show in the cards (an A1111-family
+        server rescans its folders first, after the image it is making). Not connected: connect."""
+        if self._backend is None:
+            self.reconnect()
+            return
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = self.tasks.spawn(self._refresh_lists(self._backend), name="refresh-lists")
+
+    async def _refresh_lists(self, backend: Backend) -> None:
+        from stablenew.backends.protocol import RescansFolders
+
+        self.refreshing_changed.emit(True)
+        try:
+            if isinstance(backend, RescansFolders):
+                await backend.refresh_lists()
+            caps = await backend.probe()
+        except BackendError as exc:
+            log.info("server %s: refreshing its lists failed: %s (%s)", self.url, exc.message, exc.detail)
+            self._set_error(ErrorInfo(f"The server's lists could not be read again: {exc.message}",
+                                      exc.detail, "Server"))
+            return
+        finally:
+            self.refreshing_changed.emit(False)
+        if backend is not self._backend:
+            return  # connected again meanwhile: that connect read them
+        self._capabilities = caps
+        self.capabilities_changed.emit(caps)
+        self.state_changed.emit(str(self._state))  # the status line: its kind and free memory anew
 
     def check_health(self) -> None:
         if self._backend is None:

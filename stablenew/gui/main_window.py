@@ -183,6 +183,8 @@ class MainWindow(QMainWindow):
         server.state_changed.connect(self._server_changed)
         server.error_changed.connect(self._server_changed)
         server.capabilities_changed.connect(self.pipeline_panel.refresh_choices)
+        server.refreshing_changed.connect(self.status.set_refreshing)
+        self.status.refresh_clicked.connect(server.refresh_lists)
         pipeline.run_state_changed.connect(self.commands.set_run_state)
         pipeline.progress_changed.connect(self._run_progress)
         pipeline.preview_changed.connect(self._preview)

@@ -41,6 +41,7 @@ class RunStatusBar(QStatusBar):
     """The bottom bar; `error_clicked` opens the details of the last error."""
 
     error_clicked = Signal()
+    refresh_clicked = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -76,8 +77,16 @@ class RunStatusBar(QStatusBar):
         self.error_button.setFlat(True)
         self.error_button.clicked.connect(self.error_clicked)
         self.error_button.hide()
+        self.refresh_button = QPushButton("Refresh lists")
+        self.refresh_button.setObjectName("RefreshLists")
+        self.refresh_button.setFlat(True)
+        self.refresh_button.setToolTip(
+            "Ask the server for its models, LoRAs, embeddings and extensions again: after you "
+            "copy files into its folders or install an extension.")
+        self.refresh_button.clicked.connect(self.refresh_clicked)
         self.addWidget(self.health_dot)
         self.addWidget(self.node_label)
+        self.addWidget(self.refresh_button)
         self.addWidget(self.cluster_label)
         self.addWidget(self.error_button, 1)
         self.addPermanentWidget(self.stage_label)
@@ -93,6 +102,10 @@ class RunStatusBar(QStatusBar):
             state, "Server not reachable"))
         self.health_dot.style().unpolish(self.health_dot)
         self.health_dot.style().polish(self.health_dot)
+
+    def set_refreshing(self, busy: bool) -> None:
+        self.refresh_button.setEnabled(not busy)
+        self.refresh_button.setText("Refreshing…" if busy else "Refresh lists")
 
     def set_cluster(self, text: str | None, details: str = "") -> None:
         """The cluster's one-line state with each node's state and job as the tooltip; None hides

@@ -223,7 +223,28 @@ async def test_options_read_write_and_checkpoint_switch(fake_sdwebui):
             await backend.set_checkpoint("nope.safetensors")
         assert err.value.what == "checkpoint" and err.value.name == "nope.safetensors"
         assert "SD15/dreamshaper_8.safetensors" in err.value.installed
-        await backend.refresh_checkpoints()
+        await backend.refresh_lists()
+
+
+async def test_files_added_to_the_server_show_after_refresh_lists(fake_sdwebui):
+    # A1111 keeps its folders listed as they were at start-up until asked to read them again.
+    async with client(fake_sdwebui) as backend:
+        await backend.probe()
+        fake_sdwebui.add_files(checkpoints=("juggernautXL_v9.safetensors",), loras=("film_noir",))
+        before = await backend.probe()
+        await backend.refresh_lists()
+        after = await backend.probe()
+    assert "juggernautXL_v9.safetensors" not in before.checkpoints and "film_noir" not in before.loras
+    assert "juggernautXL_v9.safetensors" in after.checkpoints and "film_noir" in after.loras
+    posted = [r.path for r in fake_sdwebui.requests if "/refresh-" in r.path]
+    assert posted == ["/sdapi/v1/refresh-checkpoints", "/sdapi/v1/refresh-loras",
+                      "/sdapi/v1/refresh-embeddings", "/sdapi/v1/refresh-vae"]
+
+
+@pytest.mark.parametrize("fake_sdwebui", [{"flavor": "sdnext"}], indirect=True)
+async def test_refresh_lists_skips_a_rescan_the_server_lacks(fake_sdwebui):
+    async with client(fake_sdwebui) as backend:
+        await backend.refresh_lists()  # SD.Next has no refresh-embeddings: not an error
 
 
 async def test_progress_reports_our_task_with_steps_and_previews():

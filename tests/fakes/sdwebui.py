@@ -1237,12 +1237,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--step-ms", type=float, default=20.0)
     parser.add_argument("--flavor", choices=FLAVORS, default="a1111")
     parser.add_argument("--auth", default=None, help="user:password for HTTP basic auth")
+    parser.add_argument("--controlnet", metavar="MODEL", nargs="*", default=None,
+                        help="serve the ControlNet routes with these model titles ('name [hash]')")
     args = parser.parse_args(argv)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
 
     async def serve() -> None:
         fake = FakeSDWebUI(step_ms=args.step_ms, flavor=args.flavor, auth=auth, host=args.host,
-                           port=args.port)
+                           port=args.port, controlnet_models=args.controlnet)
         url = await fake.start()
         print(f"Fake {args.flavor} WebUI listening at {url} (Ctrl+C to stop)", flush=True)
         try:

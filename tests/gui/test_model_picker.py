@@ -4,6 +4,9 @@ picked; choosing one by click sets the card's model."""
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import Qt
+
+MATCH = Qt.MatchFlag.MatchStartsWith
 
 CHECKPOINTS = ("sd_xl_base_1.0.safetensors", "SD15/dreamshaper_8.safetensors",
                "flux1-dev-fp8.safetensors", "ponyDiffusionV6XL.safetensors",
@@ -33,3 +36,23 @@ def test_checkpoints_are_grouped_by_family(qtbot, window_for, fake_sdwebui_threa
     assert refiner.findText("Flux") >= 0
     upscaler = window.pipeline_panel.editor("upscale.upscaler").widget
     assert upscaler.findText("SDXL") < 0
+
+
+def test_refresh_lists_shows_a_model_copied_to_the_server_while_the_app_runs(
+        qtbot, window_for, fake_sdwebui_thread):
+    # A1111 lists its folders as they were at start-up until asked to read them again: the
+    # status bar's Refresh lists asks it to, and the cards' pickers follow.
+    window = window_for(fake_sdwebui_thread.url)
+    combo = window.pipeline_panel.editor("txt2img.checkpoint").widget
+    qtbot.waitUntil(lambda: combo.findText("sd_xl_base_1.0", flags=MATCH) >= 0, timeout=5000)
+    fake_sdwebui_thread.add_files(checkpoints=("juggernautXL_v9.safetensors",))
+    server = window.session.server
+    server.check_health()  # a health check alone reads nothing new
+    qtbot.waitUntil(lambda: not server.tasks.busy, timeout=5000)
+    assert combo.findText("juggernautXL_v9", flags=MATCH) < 0
+    button = window.status.refresh_button
+    assert button.isVisible() and button.text() == "Refresh lists"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: combo.findText("juggernautXL_v9", flags=MATCH) >= 0, timeout=10_000)
+    qtbot.waitUntil(lambda: button.isEnabled() and button.text() == "Refresh lists", timeout=5000)
+    assert "A1111, ready" in window.status.node_label.full_text()
