@@ -228,3 +228,12 @@ def test_checkpoints_show_in_the_same_grid_and_one_click_makes_it_the_model(qtbo
     panel.kind.setCurrentIndex(panel.kind.findData("lora"))
     assert [e.name for e in panel.model.rows] == ["mira", "neon", "plain"]
     assert not panel.try_button.isHidden() and panel.add_button.text() == "Add to prompt"
+
+
+def test_an_empty_catalog_still_offers_all_categories_and_all_tags(qtbot, qloop, tmp_path):
+    controller = CatalogController(tmp_path / "catalog.db")
+    panel = ModelsPanel(controller)
+    qtbot.addWidget(panel)
+    assert panel.category.currentText() == "All categories" and panel.tag.currentText() == "All tags"
+    controller.entries_changed.emit()
+    assert panel.category.count() == 1 and panel.tag.count() == 1

@@ -325,7 +325,7 @@ class ModelsPanel(QWidget):
 
 def _refill(box: QComboBox, everything: str, names: list[str]) -> None:
     """*box*'s choices as *everything* ("" as data) and *names*, keeping the chosen one."""
-    if [box.itemData(i) for i in range(1, box.count())] == names:
+    if box.count() and [box.itemData(i) for i in range(1, box.count())] == names:
         return
     current = box.currentData()
     box.blockSignals(True)
