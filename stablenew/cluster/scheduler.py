@@ -21,7 +21,7 @@ from stablenew.backends.comfyui_references import IP_ADAPTER_LOADER as IP_ADAPTE
 from stablenew.backends.references import KINDS, choose_model
 from stablenew.backends.types import BackendKind, Capabilities, ReferenceKind, ReferenceUnit
 from stablenew.cluster.tiers import NodeTier, as_tier, overflow_distance
-from stablenew.cluster.work import GB, VramExperience, WorkRequirements, model_key
+from stablenew.cluster.work import GB, VramExperience, WorkRequirements, guess_family, model_key
 from stablenew.pipeline.eta import RateTracker
 
 #: For work that asks for no tier: a node one step further down the tier order is chosen only
@@ -150,6 +150,9 @@ def ineligibility(req: WorkRequirements, node: NodeView) -> str | None:
 def _reference_gap(req: WorkRequirements, caps: Capabilities) -> str:
     """What a node lacks for the work's reference images ("" when nothing, or when it cannot
     tell: an A1111 node that lists no ControlNet models is let try, like LoRAs)."""
+    family = req.family
+    if not req.checkpoint and not req.family_chosen and caps.current_checkpoint:
+        family = guess_family(caps.current_checkpoint)  # the model this node has loaded
     for kind_name, model in sorted(req.references):
         kind = ReferenceKind(kind_name)
         info = KINDS[kind]
@@ -162,7 +165,7 @@ def _reference_gap(req: WorkRequirements, caps: Capabilities) -> str:
                 return "has no ControlNet models"
             continue
         unit = ReferenceUnit(b"", kind, model=model)
-        if choose_model(unit, caps.controlnet_models, req.family) is None:
+        if choose_model(unit, caps.controlnet_models, family) is None:
             return f"does not have a ControlNet model for {info.label.lower()}" + (
                 f" ('{model}')" if model else "")
     return ""

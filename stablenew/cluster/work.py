@@ -45,6 +45,9 @@ class WorkRequirements:
 
     checkpoint: str = ""  # "" = whatever the node has loaded
     family: ModelFamily = ModelFamily.sd15
+    #: The family was chosen (by the user, or the caller), not guessed from the checkpoint's
+    #: name; with no checkpoint and no choice, each node's loaded model decides it.
+    family_chosen: bool = False
     upscalers: frozenset[str] = frozenset()
     adetailer_models: frozenset[str] = frozenset()
     node_classes: frozenset[str] = frozenset()  # ComfyUI custom nodes the work needs
@@ -118,6 +121,7 @@ def requirements_for(config: PipelineConfig, *, family: ModelFamily | None = Non
     refs += list(config.img2img.references) if config.img2img.enabled else []
     return WorkRequirements(
         checkpoint=t.checkpoint,
+        family_chosen=family is not None or t.family != "auto",
         references=frozenset((r.kind.value, r.model) for r in refs),
         loras=frozenset(name for text in prompts if text for name in lora_weights(text)),
         family=fam,

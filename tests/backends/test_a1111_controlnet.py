@@ -82,6 +82,37 @@ async def test_forge_builtin_controlnet_is_found_and_gets_its_own_preprocessor_n
     assert "ControlNet 0:" in faced.images[0].infotext
 
 
+@pytest.mark.parametrize("fake_sdwebui", [WITH_CN], indirect=True)
+async def test_with_the_servers_current_model_the_loaded_models_family_picks_the_controlnet(
+        fake_sdwebui):
+    # The card's model left as "server's current": the server has SDXL loaded, so the SDXL
+    # canny model goes with it, not the SD1.5 one a name-less guess would take.
+    job = Txt2ImgJob(sampling(checkpoint=""), task_id="cn-current", references=(canny(),))
+    async with client(fake_sdwebui) as backend:
+        await backend.txt2img(job)
+    args = fake_sdwebui.requests_to("/sdapi/v1/txt2img")[0].payload["alwayson_scripts"]["controlnet"]["args"]
+    assert fake_sdwebui.options["sd_model_checkpoint"].startswith("sd_xl_base_1.0")
+    assert args[0]["model"] == "diffusers_xl_canny_mid [112a778d]"
+
+
+@pytest.mark.parametrize("fake_sdwebui", [{"controlnet_models": ("diffusers_xl_canny_mid [112a778d]",)}],
+                         indirect=True)
+async def test_a_node_is_judged_by_its_loaded_model_when_the_config_names_none(fake_sdwebui):
+    from stablenew.cluster.scheduler import NodeView, ineligibility
+    from stablenew.cluster.work import requirements_for
+    from stablenew.pipeline.config import PipelineConfig
+
+    async with client(fake_sdwebui) as backend:
+        caps = await backend.probe()
+    assert caps.current_checkpoint.startswith("sd_xl_base_1.0")
+    node = NodeView("webui", caps, tier=1)
+    current = PipelineConfig.model_validate({"txt2img": {
+        "checkpoint": "", "references": [{"image": "x.png", "kind": "canny"}]}})
+    assert ineligibility(requirements_for(current), node) is None
+    chosen = current.with_changes({"txt2img.family": "sd15"})  # the user's family still counts
+    assert ineligibility(requirements_for(chosen), node) is not None
+
+
 async def test_a_node_without_the_extension_is_refused_in_plain_words(fake_sdwebui):
     async with client(fake_sdwebui) as backend:
         with pytest.raises(RequestRejected) as caught:
