@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from stablenew.backends import a1111_fields as F
 from stablenew.backends.a1111_controlnet import add_references, probe_controlnet
-from stablenew.backends.a1111_families import forge_modules
+from stablenew.backends.a1111_families import forge_modules, with_loaded_family
 from stablenew.backends.a1111_payloads import (
     adetailer_payload,
     b64,
@@ -57,6 +58,7 @@ from stablenew.backends.http import (
     SHORT_TIMEOUT,
     HttpClient,
     HttpReply,
+    normalise_url,
 )
 from stablenew.backends.together import together
 from stablenew.backends.types import (
@@ -78,13 +80,6 @@ _WEBUI_KINDS = (BackendKind.a1111, BackendKind.forge, BackendKind.sdnext)
 #: Job answers up to this size are parsed and checked on the event loop (well under 0.5 ms);
 #: larger ones (a 512x512 SD image is ~0.5 MB of base64) in a worker thread.
 INLINE_BODY_BYTES = 64 * 1024
-
-
-def normalise_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    if "://" not in url:
-        url = "http://" + url
-    return url
 
 
 class A1111Backend:
@@ -306,7 +301,8 @@ class A1111Backend:
 
     async def txt2img(self, job: Txt2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         kind = await self.resolve_kind()
-        s = job.sampling
+        s = await with_loaded_family(job.sampling, self._get, kind, job.references)
+        job = replace(job, sampling=s)
         expect = txt2img_expectation(job, kind)
         # With hires fix each image is two jobs on the server: the first pass, then the hires one.
         passes = ("", "hires") if job.hires is not None else ("",)
@@ -316,7 +312,8 @@ class A1111Backend:
 
     async def img2img(self, job: Img2ImgJob, on_progress: ProgressCallback | None = None) -> JobResult:
         kind = await self.resolve_kind()
-        s = job.sampling
+        s = await with_loaded_family(job.sampling, self._get, kind, job.references)
+        job = replace(job, sampling=s)
         expect = Expectation(s, 1, (s.width, s.height))
         body = img2img_payload(job, kind)
         checked = await add_references(body, job.references, s, self._get, self.name)
@@ -324,6 +321,7 @@ class A1111Backend:
 
     async def adetailer(self, job: ADetailerJob, on_progress: ProgressCallback | None = None) -> JobResult:
         kind = await self.resolve_kind()
+        job = replace(job, sampling=await with_loaded_family(job.sampling, self._get, kind))
         size = input_size(job.image, "ADetailer")
         expect = Expectation(job.sampling, 1, size, adetailer=job.passes)
         payload = adetailer_payload(job, kind, size)

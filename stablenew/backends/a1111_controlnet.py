@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
-from stablenew.backends import a1111_fields as F
 from stablenew.backends.comfyui_names import missing
 from stablenew.backends.errors import MissingResource, RequestRejected
 from stablenew.backends.families import ModelFamily, detect_family
@@ -155,12 +154,6 @@ async def add_references(body: dict[str, Any], units: Sequence[ReferenceUnit], s
             f"Reference images need the ControlNet extension, which node '{node}' does not have. "
             "Install sd-webui-controlnet (Forge has it built in), or run this on another node.",
             fields=("references",), node=node, detail=f"{VERSION} and {MODEL_LIST} answered 404")
-    if not s.checkpoint and not s.family:
-        # "The server's current model": its family decides which ControlNet models fit (an
-        # SD1.5 one on an SDXL model fails or steers nothing), so ask which one is loaded.
-        options = await get(F.OPTIONS)
-        loaded = options.get(F.OPTION_CHECKPOINT) if isinstance(options, dict) else None
-        s = replace(s, checkpoint=str(loaded or ""))
     args = [controlnet_unit(u, info, s, node) for u in units]
     body.setdefault("alwayson_scripts", {})[CONTROLNET_SCRIPT] = {"args": args}
 

@@ -7,8 +7,10 @@ the model's family needs, so SD1.5/SDXL requests stay exactly as they were.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
+from stablenew.backends.a1111_fields import OPTION_CHECKPOINT, OPTIONS
 from stablenew.backends.errors import RequestRejected
 from stablenew.backends.families import ModelFamily, detect_family
 from stablenew.backends.types import BackendKind, Sampling
@@ -39,6 +41,19 @@ def apply_family(body: dict[str, Any], s: Sampling, kind: BackendKind) -> None:
     if modules:
         # Short file names are accepted (Forge resolves them against models/VAE and text_encoder).
         body.setdefault("override_settings", {})[FORGE_MODULES_OPTION] = modules
+
+
+async def with_loaded_family(s: Sampling, get: Callable[..., Awaitable[Any]], kind: BackendKind,
+                             references: tuple[object, ...] = ()) -> Sampling:
+    """*s* with the family of the model the server has loaded, when *s* leaves both the model
+    ("the server's current") and the family open. A name-less guess is SD1.5, so a loaded Flux
+    model got CFG 7 and a negative prompt, and an SDXL one an SD1.5 ControlNet model. Asked
+    only where the family changes the request: a server that can run Flux, or references."""
+    if s.checkpoint or s.family or (kind == BackendKind.a1111 and not references):
+        return s
+    options = await get(OPTIONS)
+    loaded = options.get(OPTION_CHECKPOINT) if isinstance(options, dict) else None
+    return replace(s, family=detect_family(str(loaded)).value) if loaded else s
 
 
 async def forge_modules(get: Callable[..., Awaitable[Any]], kind: BackendKind) -> tuple[str, ...]:

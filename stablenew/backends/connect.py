@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from stablenew.backends.a1111 import A1111Backend, normalise_url
+from stablenew.backends.a1111 import A1111Backend
 from stablenew.backends.errors import ServerUnreachable
-from stablenew.backends.http import SHORT_TIMEOUT, HttpClient, unreachable_message
+from stablenew.backends.http import SHORT_TIMEOUT, HttpClient, normalise_url, unreachable_message
 from stablenew.backends.protocol import Backend
 from stablenew.backends.types import BackendKind
 

@@ -108,6 +108,14 @@ def parse_json(body: bytes, where: str, node: str = "") -> Any:
             detail=f"{exc}; body starts with {snippet!r} ({len(body)} bytes)", node=node) from exc
 
 
+def normalise_url(url: str) -> str:
+    """`127.0.0.1:7860/` → `http://127.0.0.1:7860`: an SD server's address as users type it."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    return url
+
+
 def tls_context(base_url: str) -> ssl.SSLContext:
     """The TLS settings of a client of *base_url*, one shared by every client.
 

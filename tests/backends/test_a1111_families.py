@@ -33,6 +33,28 @@ async def test_a_flux_job_on_forge_sends_distilled_cfg_and_cfg_1(fake_sdwebui):
 
 
 @pytest.mark.parametrize("fake_sdwebui", [FLUX_SERVER], indirect=True)
+async def test_the_servers_current_model_when_it_is_flux_gets_flux_settings(fake_sdwebui):
+    # The card's model left as "server's current", and Forge has Flux loaded: the job goes with
+    # CFG 1 and the distilled CFG, as it would had the user named the model.
+    async with client(fake_sdwebui) as backend:
+        result = await backend.txt2img(Txt2ImgJob(sampling(checkpoint="", guidance=3.0), task_id="cur"))
+    sent = fake_sdwebui.requests_to("/sdapi/v1/txt2img")[0].payload
+    assert fake_sdwebui.options["sd_model_checkpoint"].startswith("flux1-dev")
+    assert sent["cfg_scale"] == 1.0 and sent["distilled_cfg_scale"] == 3.0
+    assert "sd_model_checkpoint" not in sent.get("override_settings", {})  # no model switch asked
+    assert result.warnings == ()
+
+
+@pytest.mark.parametrize("fake_sdwebui", [{"flavor": "a1111"}], indirect=True)
+async def test_on_a1111_the_servers_current_model_costs_no_extra_request(fake_sdwebui):
+    async with client(fake_sdwebui) as backend:
+        await backend.probe()
+        asked = len(fake_sdwebui.requests)
+        await backend.txt2img(Txt2ImgJob(sampling(checkpoint=""), task_id="plain"))
+    assert fake_sdwebui.requests[asked].path == "/sdapi/v1/txt2img"
+
+
+@pytest.mark.parametrize("fake_sdwebui", [FLUX_SERVER], indirect=True)
 async def test_an_sdxl_job_on_forge_is_unchanged(fake_sdwebui):
     async with client(fake_sdwebui) as backend:
         result = await backend.txt2img(Txt2ImgJob(sampling(checkpoint="sd_xl_base_1.0"), task_id="xl"))
