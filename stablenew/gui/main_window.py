@@ -584,8 +584,6 @@ def _dropped_image(mime) -> Path | None:
 def open_window(paths: AppPaths) -> MainWindow:
     """The window as the last launch left it, before settings and controllers load (see `bind`);
     *paths* is the AppPaths of start-up."""
-    from stablenew.gui.widgets.wheel_guard import install_wheel_guard
-    install_wheel_guard()  # the wheel scrolls the cards, never changes a field it passes
     return MainWindow(WindowState(paths))
 
 

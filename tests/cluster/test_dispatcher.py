@@ -156,8 +156,12 @@ async def test_a_busy_preferred_tier_overflows_to_the_next(store, tmp_path):
         d = dispatcher(store, [node("home", home, tier=1), node("spare", spare, tier=2)],
                        speeds={"home": {"small": 1.0}, "spare": {"small": 1.0}})
         await asyncio.wait_for(d.run(until_empty=True), 20)
-    per = Counter(i.node for i in store.reads.items())
-    assert per["home"] >= per["spare"] >= 4, per
+    items = sorted(store.reads.items(), key=lambda i: i.index)
+    per = Counter(i.node for i in items)
+    # The first item goes to the preferred tier; once it is busy the next tier takes work. With
+    # equal speeds the split after that is the machine's timing (7/9 either way on a loaded CI).
+    assert items[0].node == "home", [(i.index, i.node) for i in items]
+    assert per["home"] >= 4 and per["spare"] >= 4 and sum(per.values()) == 16, per
 
 
 async def test_a_node_killed_mid_batch_loses_nothing_and_comes_back(store, tmp_path):

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from stablenew.controller.field_spec import FieldSpec, FieldValue
+from stablenew.gui.widgets.wheel_guard import guard_wheel
 
 INT32_MAX = 2**31 - 1
 
@@ -55,6 +56,7 @@ class FieldEditor(QObject):
             else:
                 combo.addItems(list(spec.choices))
             combo.currentTextChanged.connect(emit)
+            guard_wheel(combo)  # the wheel scrolls the cards past it (see wheel_guard)
             combo.setMinimumContentsLength(12)
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             line = combo.lineEdit()  # None unless the box is editable
@@ -72,6 +74,7 @@ class FieldEditor(QObject):
                           int(spec.maximum if spec.maximum is not None else INT32_MAX))
             spin.setSingleStep(int(spec.step))
             spin.valueChanged.connect(emit)
+            guard_wheel(spin)
             return spin
         if spec.kind in ("int", "float"):
             # Seeds go up to 2**32-1, past QSpinBox's int32; a double holds them exactly.
@@ -83,6 +86,7 @@ class FieldEditor(QObject):
             number.setDecimals(spec.decimals)
             number.setSingleStep(spec.step)
             number.valueChanged.connect(emit)
+            guard_wheel(number)
             return number
         if spec.kind == "text":
             text = QPlainTextEdit()

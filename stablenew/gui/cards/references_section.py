@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stablenew.gui.widgets.wheel_guard import guard_wheel
+
 if TYPE_CHECKING:
     from stablenew.controller.images import DecodedImage
 
@@ -41,6 +43,7 @@ def _spin(low: float, high: float, value: float, tip: str) -> QDoubleSpinBox:
     box.setDecimals(2)
     box.setValue(value)
     box.setToolTip(tip)
+    guard_wheel(box)
     return box
 
 
@@ -83,6 +86,7 @@ class ReferenceRow(QWidget):
         if line is not None:
             line.setPlaceholderText("Model: automatic")
         self.model.setToolTip("Empty: the node's model for this kind and the checkpoint's family.")
+        guard_wheel(self.kind, self.model)  # the wheel scrolls the cards past them
         self.set_models(models, str(settings.get("model", "")))
         self.strength = _spin(0.0, 2.0, _number(settings, "strength", 1.0), "Strength")
         self.start = _spin(0.0, 1.0, _number(settings, "start", 0.0),
