@@ -200,6 +200,7 @@ class A1111Backend:
             # The ControlNet extension's models, so only nodes that have a fitting one get a
             # job with reference images (none listed: the extension is absent or has none).
             controlnet_models=controlnet.models if controlnet is not None else (), modules=modules,
+            has_controlnet=controlnet is not None,
             current_checkpoint=strip_hash(current) if isinstance(current, str) else "")
         self._capabilities = caps
         return caps

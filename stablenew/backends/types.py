@@ -230,5 +230,8 @@ class Capabilities:
     has_gpu: bool | None = None
     #: ControlNet / IP-Adapter models the node has (empty: none, or no ControlNet at all).
     controlnet_models: tuple[str, ...] = ()
+    #: Whether an A1111-style node has ControlNet (the extension, or Forge's own); None where
+    #: it is not known (ComfyUI says it with its node classes).
+    has_controlnet: bool | None = None
     #: Forge's VAE and text-encoder files (`/sd-modules`), the values of its additional modules.
     modules: tuple[str, ...] = ()

@@ -150,6 +150,8 @@ def ineligibility(req: WorkRequirements, node: NodeView) -> str | None:
 def _reference_gap(req: WorkRequirements, caps: Capabilities) -> str:
     """What a node lacks for the work's reference images ("" when nothing, or when it cannot
     tell: an A1111 node that lists no ControlNet models is let try, like LoRAs)."""
+    if req.references and caps.has_controlnet is False:
+        return "has no ControlNet (the sd-webui-controlnet extension; Forge has it built in)"
     family = req.family
     if not req.checkpoint and not req.family_chosen and caps.current_checkpoint:
         family = guess_family(caps.current_checkpoint)  # the model this node has loaded

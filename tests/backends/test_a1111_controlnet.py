@@ -162,9 +162,21 @@ async def test_the_probe_lists_the_nodes_controlnet_models_for_the_scheduler(fak
 
 
 async def test_a_node_without_the_extension_probes_with_no_controlnet_models(fake_sdwebui):
+    from stablenew.cluster.scheduler import NodeView, ineligibility
+    from stablenew.cluster.work import requirements_for
+    from stablenew.pipeline.config import PipelineConfig
+
     async with client(fake_sdwebui) as backend:
         caps = await backend.probe()
-    assert caps.controlnet_models == ()
+    assert caps.controlnet_models == () and caps.has_controlnet is False
+    # Such a node is not sent work with references (it failed every such item in a cluster,
+    # beside a Forge that would have made them); without references it is as good as any.
+    config = PipelineConfig.model_validate({"txt2img": {
+        "references": [{"image": "x.png", "kind": "openpose"}]}})
+    node = NodeView("attic", caps, tier=1)
+    assert ineligibility(requirements_for(config), node) == (
+        "attic has no ControlNet (the sd-webui-controlnet extension; Forge has it built in)")
+    assert ineligibility(requirements_for(PipelineConfig()), node) is None
 
 
 @pytest.mark.parametrize("fake_sdwebui", [WITH_CN], indirect=True)
