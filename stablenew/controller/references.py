@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 THUMB_SIDE = 56
 
 log = logging.getLogger(__name__)
+
 #: Family defaults the txt2img card has a field for (others, like SD3.5's shift, the graph uses).
 _CARD_DEFAULTS = ("sampler", "scheduler", "steps", "cfg_scale", "guidance", "width", "height", "clip_skip")
 
