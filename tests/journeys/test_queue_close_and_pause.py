@@ -4,6 +4,7 @@ paused queue that stays paused across a restart until the user resumes it."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from pytestqt.exceptions import TimeoutError as WaitTimedOut
 
 from tests.journeys.conftest import (
     bar_says,
@@ -156,8 +157,13 @@ def test_stop_this_job_cancels_it_and_the_next_job_goes_on(qtbot, journey, fake_
                      pos=menu.actionGeometry(bar.stop_job_action).center())
     assert "Stopped “a tin robot”" in window.notice.message
     # The robot stops where it is; the whale is made; the queue was not paused.
-    qtbot.waitUntil(lambda: bar_says(bar).startswith("Running “a glass whale”"),
-                    timeout=10000)
+    try:
+        qtbot.waitUntil(lambda: bar_says(bar).startswith("Running “a glass whale”"),
+                        timeout=10000)
+    except WaitTimedOut:  # failed once in a fresh-clone CI run: say what was there instead
+        raise AssertionError(f"the next job never ran: the bar says {bar_says(bar)!r}, the "
+                             f"items are {item_states()}, paused={window.session.queue.paused}"
+                             ) from None
     qtbot.waitUntil(lambda: item_states().get("done", 0) + item_states().get("cancelled", 0) == 8
                     and not window.commands.stop_button.isEnabled(), timeout=20000)
     states = item_states()
