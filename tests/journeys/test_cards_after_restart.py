@@ -104,12 +104,19 @@ def test_a_reference_picture_comes_back_with_its_kind_and_thumbnail(qtbot, journ
     save_server(fake_process(step_ms=5).url)
     picture = tmp_path / "pose.png"
     Image.new("RGB", (40, 60), (30, 160, 90)).save(picture)
+    from PySide6.QtWidgets import QFileDialog
+
     window = journey.open()
     section = window.pipeline_panel.references["txt2img"]
-    section.file_chosen.emit("txt2img", str(picture))  # what the Choose… dialog sends
+    qtbot.mouseClick(section.add_button, Qt.MouseButton.LeftButton)  # Choose…
+    qtbot.waitUntil(lambda: section.findChild(QFileDialog) is not None, timeout=3000)
+    dialog = section.findChild(QFileDialog)
+    dialog.fileSelected.emit(str(picture))  # the file picked in the dialog
+    dialog.reject()
     qtbot.waitUntil(lambda: len(section.rows) == 1, timeout=10_000)
     kind = section.rows[0].kind
-    kind.setCurrentIndex(kind.findData("openpose"))
+    kind.setFocus()
+    qtbot.keyClicks(kind, "Pose")
     assert kind.currentText() == "Pose (openpose)" and section.rows[0].has_thumbnail
 
     window = journey.restart()
