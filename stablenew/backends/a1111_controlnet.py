@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from stablenew.backends.comfyui_names import missing
 from stablenew.backends.errors import MissingResource, RequestRejected
-from stablenew.backends.families import ModelFamily, detect_family
+from stablenew.backends.families import SDXL_BASED, ModelFamily, detect_family
 from stablenew.backends.references import KINDS, MAX_UNITS, choose_model, first_present
 from stablenew.backends.together import together
 from stablenew.backends.types import JobResult, ReferenceKind, ReferenceUnit, Sampling
@@ -40,7 +40,6 @@ INSIGHTFACE_MODULES = ("ip-adapter_face_id_plus", "ip-adapter_face_id",
 #: Forge's CLIP image encoders for IP-Adapters (its preprocessor names).
 FORGE_CLIP_H = "CLIP-ViT-H (IPAdapter)"
 FORGE_CLIP_BIGG = "CLIP-ViT-bigG (IPAdapter)"
-XL_FAMILIES = (ModelFamily.sdxl, ModelFamily.pony, ModelFamily.illustrious)
 
 #: GET with `optional=True`: None when the route answers 404 (extension absent).
 Getter = Callable[..., Awaitable[Any]]
@@ -122,7 +121,7 @@ def _forge_encoder(model: str, family: ModelFamily, info: ControlNetInfo) -> str
     """Forge's image encoder for an IP-Adapter style model (Forge has no "auto" one): CLIP
     bigG for the SDXL models trained with it, ViT-H for SD1.5 and the SDXL "vit-h" ones."""
     key = model.lower()
-    xl = "xl" in key if ("xl" in key or "sd15" in key) else family in XL_FAMILIES
+    xl = "xl" in key if ("xl" in key or "sd15" in key) else family in SDXL_BASED
     encoder = FORGE_CLIP_BIGG if xl and "vit-h" not in key and "vith" not in key else FORGE_CLIP_H
     return encoder if encoder in info.modules else None
 

@@ -36,6 +36,11 @@ class GraphKind(StrEnum):
     sd35 = "sd35"
 
 
+#: Families whose models are SDXL underneath (their ControlNet models, encoders and VRAM are
+#: SDXL's).
+SDXL_BASED = frozenset({ModelFamily.sdxl, ModelFamily.pony, ModelFamily.illustrious})
+
+
 class Precision(StrEnum):
     """How a model file stores its weights, as far as the file name tells."""
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from stablenew.backends.families import ModelFamily, detect_family, profile
+from stablenew.backends.families import SDXL_BASED, ModelFamily, detect_family, profile
 from stablenew.cluster.tiers import NodeTier
 from stablenew.learning.parameters import lora_weights
 from stablenew.pipeline.config import PipelineConfig, hires_size
@@ -20,7 +20,7 @@ GB = 1024**3
 
 
 #: Families that share another's VRAM needs and experience (SDXL fine-tunes count as SDXL).
-_VRAM_CLASS = {ModelFamily.pony: ModelFamily.sdxl, ModelFamily.illustrious: ModelFamily.sdxl}
+_VRAM_CLASS = {family: ModelFamily.sdxl for family in SDXL_BASED}
 
 @lru_cache(maxsize=4096)
 def guess_family(checkpoint: str, choice: str = "") -> ModelFamily:
