@@ -150,7 +150,8 @@ class ServerController(QObject):
         or an extension installed while StableNew runs show in the cards (an A1111-family
         server rescans its folders first, after the image it is making). Not connected: connect."""
         if self._backend is None:
-            self.reconnect()
+            if self._connecting is None or self._connecting.done():
+                self.reconnect()  # a connect under way reads the lists anyway: not restarted
             return
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = self.tasks.spawn(self._refresh_lists(self._backend), name="refresh-lists")

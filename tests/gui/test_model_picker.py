@@ -56,3 +56,17 @@ def test_refresh_lists_shows_a_model_copied_to_the_server_while_the_app_runs(
     qtbot.waitUntil(lambda: combo.findText("juggernautXL_v9", flags=MATCH) >= 0, timeout=10_000)
     qtbot.waitUntil(lambda: button.isEnabled() and button.text() == "Refresh lists", timeout=5000)
     assert "A1111, ready" in window.status.node_label.full_text()
+
+
+def test_refresh_lists_while_connecting_leaves_the_connect_alone(qtbot, window_for,
+                                                                 fake_sdwebui_thread):
+    # A server slow to answer its first probe: pressing Refresh lists meanwhile must not
+    # cancel that connect and start another (it reads the lists anyway).
+    fake_sdwebui_thread.inject("stall", path="/sdapi/v1/sd-models", seconds=1.5)
+    window = window_for(fake_sdwebui_thread.url, connect=False)
+    server = window.session.server
+    server.reconnect()
+    connecting = server._connecting
+    qtbot.mouseClick(window.status.refresh_button, Qt.MouseButton.LeftButton)
+    assert server._connecting is connecting and not connecting.done()
+    qtbot.waitUntil(lambda: server.state == "connected", timeout=15_000)
