@@ -110,9 +110,6 @@ class CatalogController(QObject):
     def folders(self) -> list[tuple[str, str]]:
         return [(f, k.value) for f, k in self._folders]
 
-    def entries(self, kind: str = "lora") -> list[ModelEntry]:
-        return [e for e in self._catalog.entries if e.kind.value == kind]
-
     @staticmethod
     def base_models() -> list[str]:
         return [b.value for b in BaseModel]

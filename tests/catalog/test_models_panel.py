@@ -207,7 +207,7 @@ def test_checkpoints_show_in_the_same_grid_and_one_click_makes_it_the_model(qtbo
     panel, controller, cards, _loras = setup
     controller.list_server("gpu1", "http://127.0.0.1:9", "a1111",
                            ("SD15/dreamshaper_8.safetensors", "flux1-dev-fp8.safetensors"))
-    qtbot.waitUntil(lambda: len(controller.entries("checkpoint")) == 3, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: len(controller.filtered(kind="checkpoint")) == 3, timeout=WAIT_MS)
     panel.kind.setCurrentIndex(panel.kind.findData("checkpoint"))
     assert sorted(e.name for e in panel.model.rows) == ["dreamshaper_8", "flux1-dev-fp8",
                                                          "juggernautXL"]

@@ -36,17 +36,17 @@ def test_the_servers_loras_and_checkpoints_show_without_any_folder(qtbot, qloop,
     try:
         controller.start()
         _settled(qtbot, controller)
-        assert controller.entries("lora") == [] and controller.entries("checkpoint") == []
+        assert controller.filtered() == [] and controller.filtered(kind="checkpoint") == []
         with FakeSDWebUI(loras=("add_detail", "style/neon")).running_in_thread() as fake:
             fake.lora_metadata["style/neon"] = NEON_META
             controller.list_server("gpu1", fake.url, "a1111", CHECKPOINTS)
-            qtbot.waitUntil(lambda: len(controller.entries("lora")) == 2, timeout=WAIT_MS)
+            qtbot.waitUntil(lambda: len(controller.filtered()) == 2, timeout=WAIT_MS)
             _settled(qtbot, controller)
             assert fake.requests_to("/sdapi/v1/loras")
         neon = controller.catalog.find("neon")
         assert neon is not None and neon.base_model is BaseModel.sdxl and neon.triggers == ["neonstyle"]
         assert neon.origin == "gpu1" and neon.category == "style"
-        found = {e.name: e.base_model for e in controller.entries("checkpoint")}
+        found = {e.name: e.base_model for e in controller.filtered(kind="checkpoint")}
         assert found == {"dreamshaper_8": BaseModel.sd1, "sd_xl_base_1.0": BaseModel.sdxl,
                          "flux1-dev-fp8": BaseModel.flux}
         # Searching finds a server's LoRA by its trigger word, like a folder's.
@@ -62,11 +62,11 @@ def test_a_folders_file_wins_over_the_servers_listing_and_a_dead_list_keeps_the_
     controller = CatalogController(tmp_path / "catalog.db", quiet_ms=50)
     try:
         controller.add_folder(tmp_path / "ckpt", "checkpoint")
-        qtbot.waitUntil(lambda: len(controller.entries("checkpoint")) == 1, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: len(controller.filtered(kind="checkpoint")) == 1, timeout=WAIT_MS)
         _settled(qtbot, controller)
         # A server that does not answer its LoRA list: its checkpoints still show.
         controller.list_server("gpu2", "http://127.0.0.1:9", "a1111", CHECKPOINTS)
-        qtbot.waitUntil(lambda: len(controller.entries("checkpoint")) == 3, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: len(controller.filtered(kind="checkpoint")) == 3, timeout=WAIT_MS)
         _settled(qtbot, controller)
         local = controller.catalog.find("dreamshaper_8")
         assert local is not None and local.origin == "" and local.size > 0  # the folder's file
