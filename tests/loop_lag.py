@@ -100,11 +100,14 @@ def thread_in(name_prefix: str, function: str) -> bool:
     return False
 
 
-async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0, *,
+                   state: Callable[[], object] | None = None) -> None:
+    """Wait until *condition* holds; on a timeout, say what *state* shows then."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            seen = f"; {state()!r}" if state is not None else ""
+            raise AssertionError(f"timed out waiting for {what}{seen}")
         await asyncio.sleep(0.005)
 
 

@@ -195,6 +195,9 @@ class ClusterDispatcher:
 
     async def remove_node(self, name: str) -> None:
         """Stop a node's worker (its in-flight items go back to the queue) and forget it."""
+        node = self._nodes.get(name)
+        if node is not None:
+            node.leaving = True  # a single store: claims read it under the lock
         await self._stop_worker(name)
         await self._under_lock(partial(self._nodes.pop, name, None))
         await self.monitor.remove(name)
@@ -343,7 +346,7 @@ class ClusterDispatcher:
     def _start_worker(self, name: str) -> None:
         node = self._nodes[name]
         backend = self.monitor.backend(name)
-        if backend is None:
+        if backend is None or node.leaving:
             return
         # QueueRunner's keyword arguments, passed through: its signature types them.
         kwargs: dict[str, Any] = {
@@ -436,7 +439,8 @@ class ClusterDispatcher:
         """The next item node *name* takes, as `Placement` decides (None: it waits)."""
         with self._lock:
             node = self._nodes.get(name)
-            if node is None or self._stopping or not self.monitor.health(name).usable:
+            if (node is None or node.leaving or self._stopping
+                    or not self.monitor.health(name).usable):
                 return None
             if len(node.inflight) >= node.cap:
                 self._prune(node)

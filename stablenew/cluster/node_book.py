@@ -49,6 +49,9 @@ class NodeBook:
     task: asyncio.Task[RunSummary] | None = None
     done: int = 0
     restart_at: float = 0.0  # monotonic: a worker that died of an error waits before the next
+    #: Being removed: it takes no new work and no worker starts for it again (one started
+    #: while the old one stopped was left running on a closed client, failing its item).
+    leaving: bool = False
 
     @property
     def cap(self) -> int:

@@ -62,6 +62,12 @@ async def test_the_workers_start_their_database_threads_off_the_loop(store, tmp_
     assert not [n for n in started_on_loop if n.startswith("queue-db")], started_on_loop
 
 
+def _items(store, d):
+    """What the items and the nodes show, for a test that timed out waiting for them."""
+    items = [(i.id, i.state.value, i.node, i.attempts, i.error) for i in store.reads.items()]
+    return items, [(s.name, s.state.value, s.message, s.current) for s in d.statuses()]
+
+
 async def _claims_waiting(store, a, b):
     """A running dispatcher whose claims wait for the database another process holds."""
     d = dispatcher(store, [node("a", a), node("b", b)])
@@ -84,7 +90,7 @@ async def test_a_node_leaves_while_a_claim_waits_for_the_database_without_blocki
         assert holder.released_at <= left, "b's worker ended before its database thread"
         # Nothing was lost on the way: a claim b's worker got as it stopped went back.
         await wait_for(lambda: {i.state for i in store.reads.items()} == {ItemState.done},
-                       "the work done")
+                       "the work done", state=lambda: _items(store, d))
         d.stop()
         await asyncio.wait_for(run, 20)
 
@@ -101,7 +107,7 @@ async def test_a_node_going_down_while_a_claim_waits_for_the_database_is_noted_a
             took = time.monotonic() - began
         assert took < LAG_LIMIT_S, f"the loop stood still {took:.3f} s"
         await wait_for(lambda: {i.state for i in store.reads.items()} == {ItemState.done},
-                       "the work done")
+                       "the work done", state=lambda: _items(store, d))
         d.stop()
         await asyncio.wait_for(run, 20)
 
@@ -135,3 +141,39 @@ async def test_what_a_crash_left_is_cleaned_off_the_loop(store, tmp_path, monkey
     (item,) = store.reads.items(job.id)
     assert item.state is ItemState.done and item.attempts == 0
     assert not left.exists() or left.read_bytes() != b"half an image"
+
+
+async def test_a_node_being_removed_gets_no_new_worker_while_the_lock_is_held(
+        store, tmp_path):
+    """Removing a node waits for the dispatcher's lock (a claim holds it through a busy
+    database) after its worker stopped. Meanwhile the run loop must not start the node a new
+    worker: one did, claimed an item, and ran it on the removed node's closed client, which
+    failed the item ("Something unexpected went wrong")."""
+    async with fakes({"step_ms": 0}, {"step_ms": 0}) as (leaves, stays):
+        d = dispatcher(store, [node("b", leaves), node("a", stays)])
+        run = asyncio.ensure_future(d.run(recover=False))
+        await wait_for(lambda: all(n.task is not None for n in d._nodes.values()), "both working")
+        held, let_go = threading.Event(), threading.Event()
+
+        def claim_through_a_busy_database() -> None:
+            with d._lock:
+                held.set()
+                let_go.wait(20)
+
+        threading.Thread(target=claim_through_a_busy_database, daemon=True).start()
+        assert held.wait(10)
+        leaving = asyncio.ensure_future(d.remove_node("b"))
+        await wait_for(lambda: d._nodes["b"].task is None, "b's worker stopped")
+        store.add_job(cfg(4), output_dir=tmp_path / "out")
+        d.notify()
+        # What the run loop does each round, when its reads of the queue got the lock before
+        # the removal did (they block on it in a thread; the removal's retries sleep between).
+        d._reap()
+        sent_to_b = len(leaves.requests_to("/sdapi/v1/txt2img"))
+        let_go.set()
+        await asyncio.wait_for(leaving, 20)
+        await wait_for(lambda: {i.state for i in store.reads.items()} == {ItemState.done},
+                       "the work done on the node that stayed", state=lambda: _items(store, d))
+        assert len(leaves.requests_to("/sdapi/v1/txt2img")) == sent_to_b
+        d.stop()
+        await asyncio.wait_for(run, 20)
