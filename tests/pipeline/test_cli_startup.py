@@ -79,7 +79,9 @@ raise SystemExit(main(sys.argv[1:]))
 HEAVY = ("PIL", "numpy", "dynamicprompts", "pyparsing", "PySide6", "ruamel",
          "stablenew.learning.store", "stablenew.learning.records", "stablenew.prompting",
          "stablenew.randomizer", "stablenew.pipeline.infotext", "stablenew.gui",
-         "stablenew.controller")
+         "stablenew.controller",
+         # Never needed: httpx's command-line client, which its package imports when present.
+         "rich", "click", "pygments")
 
 
 def test_first_request_goes_out_before_the_heavy_parts_are_loaded(sdwebui_thread, tmp_path):
