@@ -144,7 +144,7 @@ async def test_what_a_crash_left_is_cleaned_off_the_loop(store, tmp_path, monkey
 
 
 async def test_a_node_being_removed_gets_no_new_worker_while_the_lock_is_held(
-        store, tmp_path):
+        store, tmp_path, monkeypatch):
     """Removing a node waits for the dispatcher's lock (a claim holds it through a busy
     database) after its worker stopped. Meanwhile the run loop must not start the node a new
     worker: one did, claimed an item, and ran it on the removed node's closed client, which
@@ -160,10 +160,18 @@ async def test_a_node_being_removed_gets_no_new_worker_while_the_lock_is_held(
                 held.set()
                 let_go.wait(20)
 
-        threading.Thread(target=claim_through_a_busy_database, daemon=True).start()
-        assert held.wait(10)
+        stop_worker = d._stop_worker
+
+        async def stop_then_a_claim_takes_the_lock(name: str) -> None:
+            await stop_worker(name)
+            if name == "b" and not held.is_set():
+                threading.Thread(target=claim_through_a_busy_database, daemon=True).start()
+                await asyncio.to_thread(held.wait, 10)
+
+        # The lock is taken once b's worker stopped (its lanes' claims would wait for it too).
+        monkeypatch.setattr(d, "_stop_worker", stop_then_a_claim_takes_the_lock)
         leaving = asyncio.ensure_future(d.remove_node("b"))
-        await wait_for(lambda: d._nodes["b"].task is None, "b's worker stopped")
+        await wait_for(held.is_set, "b's worker stopped and the lock taken")
         store.add_job(cfg(4), output_dir=tmp_path / "out")
         d.notify()
         # What the run loop does each round, when its reads of the queue got the lock before
