@@ -149,8 +149,8 @@ def raise_for_status(reply: HttpReply, url: str, node: str, *, auth: bool,
             message = (f"The server at {url} does not have the {name} extension. Install it "
                        "there, or run this step on another server.")
         else:
-            message = (f"The server at {url} has no {what} named '{name}'. Pick one it has "
-                       "(refresh the lists in Settings) or install it there.")
+            message = (f"The server at {url} has no {what} named '{name}'. Pick one it has, "
+                       "or install it there and press Refresh lists.")
         raise MissingResource(message, what=what, name=name, installed=installed, detail=detail,
                               node=node)
     if status == 422:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from stablenew.backends.errors import BackendError
+from stablenew.backends.errors import BackendError, MissingResource
 from stablenew.cluster import queue_runner as qr
 from stablenew.cluster.health import NodeHealth, NodeMonitor
 from stablenew.cluster.item_outputs import clean_attempt
@@ -352,6 +352,7 @@ class ClusterDispatcher:
         kwargs: dict[str, Any] = {
             "node": name, "depth": node.cap, "backoff_base": self.backoff_base,
             "on_node_fault": partial(self._node_fault, name),
+            "on_node_lacks": partial(self._node_lacks, name),
             "max_retries": self.max_retries, "poll_interval": self.poll_interval,
             "on_event": self._event_for(name), "lanes": node.cap, **self._runner_kwargs}
         if self._runner_factory is not None:
@@ -489,6 +490,14 @@ class ClusterDispatcher:
         log.info("cluster: %s failed %s (%s); it goes back to the queue untried", name,
                  claim.item.label, error.detail or error.message)
         return released
+
+    async def _node_lacks(self, name: str, error: MissingResource) -> None:
+        """Node *name* lacks what its lists showed (its server restarted with other models, or
+        a file went and it rescanned): it reads them again before the item goes back, so the
+        plan no longer gives it such work (nor fails an item no node could take)."""
+        log.info("cluster: %s has no %s '%s' though its lists showed one; reading them again",
+                 name, error.what, error.name)
+        await self.monitor.refresh(name)
 
     def _working_on(self, claim: Claim) -> WorkingOn:
         """What the Nodes table shows for a claimed item (a claim's job carries no counts: the

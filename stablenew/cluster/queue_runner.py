@@ -22,14 +22,14 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stablenew.backends.errors import BackendError
+from stablenew.backends.errors import BackendError, MissingResource
 from stablenew.cluster.attempt_failure import attempt_failure
 from stablenew.cluster.item_backend import ItemBackend, Turnstile
 from stablenew.cluster.item_outputs import clean_attempt
@@ -87,6 +87,7 @@ class QueueRunner:
         log_dir: Path | None = None,
         thumbnails: bool = True,
         on_node_fault: Callable[[Claim, BackendError], bool] | None = None,
+        on_node_lacks: Callable[[MissingResource], Awaitable[None]] | None = None,
         stall_limits: StallLimits | None = DEFAULT_STALL_LIMITS,
         prompt_step: PromptStep | None = None,
         job: str | None = None,
@@ -132,6 +133,9 @@ class QueueRunner:
         # back untried for another node instead of spending one of its retries; the callback
         # (run in the database thread) returns True when it did so.
         self._on_node_fault = on_node_fault
+        # The cluster: the node lacked what its lists showed (they went stale); the callback
+        # reads them again before the item goes back, so the next plan sees what it has.
+        self._on_node_lacks = on_node_lacks
         self._inflight: dict[int, tuple[str, CancelToken]] = {}
         self._priority: dict[int, int] = {}  # in-flight item -> its job's priority
         self._wake: asyncio.Event | None = None
@@ -503,12 +507,18 @@ class QueueRunner:
         # A Run the user waits for is not retried later or handed to another node: its
         # failure is said at once, as a direct run would (they press Run again).
         interactive = claim.job.priority >= INTERACTIVE_PRIORITY
-        if (typed is not None and typed.fatal_for_node and self._on_node_fault is not None
+        lacks = False
+        if isinstance(typed, MissingResource) and self._on_node_lacks is not None:
+            # Its lists went stale: read again first, so the next plan sees what it has.
+            await self._on_node_lacks(typed)
+            lacks = True
+        if (typed is not None and (fatal or lacks) and self._on_node_fault is not None
                 and not interactive and await self._db(self._on_node_fault, claim, typed)):
             self._emit(ItemFinished(item, ItemState.queued,
                                     f"{message} Given back for another node.", detail=detail,
-                                    fatal_for_node=True))
-            await self._wait_for_node(typed)
+                                    fatal_for_node=fatal))
+            if fatal:
+                await self._wait_for_node(typed)
             return
         state = await self._db(self.store.fail, item.id, claim.lease, message, detail=detail,
                                transient=transient and not interactive,
@@ -525,7 +535,8 @@ class QueueRunner:
             self.summary.failures.append((item.label, message))
             self._emit(ItemFinished(item, state, message, detail=detail, fatal_for_node=fatal))
             await self._maybe_job_finished(item.job_id)
-        if typed is not None and typed.fatal_for_node:
+        if fatal:
+            assert typed is not None
             await self._wait_for_node(typed)
 
     async def _after_cancel(self, claim: Claim) -> None:
