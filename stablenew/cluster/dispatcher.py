@@ -493,11 +493,12 @@ class ClusterDispatcher:
 
     async def _node_lacks(self, name: str, error: MissingResource) -> None:
         """Node *name* lacks what its lists showed (its server restarted with other models, or
-        a file went and it rescanned): it reads them again before the item goes back, so the
-        plan no longer gives it such work (nor fails an item no node could take)."""
-        log.info("cluster: %s has no %s '%s' though its lists showed one; reading them again",
+        someone rescanned its folders): it is probed again before the item goes back, so the
+        plan no longer gives it such work (nor fails an item no node could take). Probed, not
+        rescanned: A1111 rescans after its running job, which may take minutes."""
+        log.info("cluster: %s has no %s '%s' though its lists showed one; probing it again",
                  name, error.what, error.name)
-        await self.monitor.refresh(name)
+        await self.monitor.check(name, probe=True)
 
     def _working_on(self, claim: Claim) -> WorkingOn:
         """What the Nodes table shows for a claimed item (a claim's job carries no counts: the

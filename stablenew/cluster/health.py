@@ -18,10 +18,9 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from stablenew.backends.errors import AuthFailed, BackendError, ServerTimeout
-from stablenew.backends.protocol import RescansFolders
 from stablenew.cluster.nodes import NodeConfig, NodeKind
 
 if TYPE_CHECKING:
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from stablenew.backends.types import Capabilities
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 DEFAULT_INTERVAL = 10.0
 DEFAULT_TIMEOUT = 5.0
@@ -156,19 +154,6 @@ class NodeMonitor:
                 await backend.aclose()
         if old is not None and old.state is not NodeState.disabled:
             self._emit(old, replace(old, state=NodeState.disabled, message="Removed."))
-
-    async def refresh(self, name: str) -> NodeHealth:
-        """Read the node's lists again: asked to rescan its model folders first where its
-        server keeps them as they were at its start (the A1111 family), then probed. The
-        client stays (a worker may be using it)."""
-        backend = self._backends.get(name)
-        if isinstance(backend, RescansFolders):
-            try:
-                await _within(max(self.probe_timeout, self.timeout), backend.refresh_lists(),
-                              f"rescan-{name}")
-            except (BackendError, TimeoutError) as exc:  # the probe below says how it is
-                log.info("nodes: %s did not rescan its folders: %r", name, exc)
-        return await self.check(name, probe=True)
 
     async def recheck(self, name: str) -> NodeHealth:
         """Probe again now, whatever the state (the user fixed a password, pressed Probe)."""
@@ -342,7 +327,7 @@ class NodeMonitor:
                 log.exception("nodes: a listener failed on %s", new.name)
 
 
-async def _within(limit: float, check: Coroutine[Any, Any, T], name: str) -> T:
+async def _within(limit: float, check: Coroutine[Any, Any, NodeHealth], name: str) -> NodeHealth:
     """Run one check in a task of its own for at most *limit* seconds (TimeoutError after).
 
     Its own task, because on Python 3.11 an A1111 probe (its requests run in a TaskGroup) that

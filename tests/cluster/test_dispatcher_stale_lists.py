@@ -1,7 +1,7 @@
 """A node whose lists went stale (its server restarted with other models, or someone removed one
 and rescanned) says it lacks what the scheduler thought it had: here the hires fix's upscaler
 ("could not find upscaler named …"). The item goes to a node that has it, and the node's lists
-are read again, so it is not offered such work again."""
+are read again (a probe), so it is not offered such work again."""
 
 from __future__ import annotations
 
