@@ -414,3 +414,39 @@ def test_the_settings_server_is_offered_as_a_node_once_other_nodes_are_listed(qt
         finally:
             closing = asyncio.ensure_future(controller.aclose())
             qtbot.waitUntil(closing.done, timeout=5000)
+
+
+def test_probe_tells_a_running_queue_what_a_node_has_now(qtbot, qloop, tmp_path):
+    """An upscaler installed on a node while the queue runs: Probe shows it to the running
+    queue too (it read the lists only at its start), and the node's worker keeps working."""
+    from stablenew.cluster.jobs import ItemState
+
+    with FakeSDWebUI(step_ms=5, upscalers=("None", "Lanczos")).running_in_thread() as fake:
+        nodes_file = tmp_path / "nodes.yaml"
+        registry = NodeRegistry.load(nodes_file)
+        registry.add(NodeConfig(name="den", url=fake.url, kind="a1111"))
+        registry.save()
+        c = NodesController(nodes_file=nodes_file, db_path=tmp_path / "q.db", live_interval_ms=20)
+        store = QueueStore(tmp_path / "q.db")
+        try:
+            d = c.make_dispatcher(store, poll_interval=0.02, runner_kwargs={"thumbnails": False})
+            c.attach(d)
+            run = asyncio.ensure_future(d.run())
+            qtbot.waitUntil(lambda: d.monitor.health("den").usable, timeout=10000)
+            fake.upscalers += ("R-ESRGAN 4x+",)
+            c.probe("den")
+            qtbot.waitUntil(lambda: "R-ESRGAN 4x+" in (
+                d.monitor.health("den").capabilities.upscalers), timeout=10000)
+            store.add_job(PipelineConfig().with_changes({
+                "txt2img.prompt": "a lighthouse", "txt2img.batch_count": 2, "txt2img.steps": 2,
+                "txt2img.width": 64, "txt2img.height": 64, "txt2img.hires.enabled": True,
+                "txt2img.hires.upscaler": "R-ESRGAN 4x+", "txt2img.hires.scale": 1.5}),
+                name="Upscaled", output_dir=tmp_path / "o")
+            d.notify()
+            qtbot.waitUntil(lambda: {i.state for i in store.reads.items()} == {ItemState.done},
+                            timeout=15000)
+            d.stop()
+            qtbot.waitUntil(run.done, timeout=15000)
+            c.attach(None)
+        finally:
+            store.close()
