@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -37,6 +38,8 @@ LORA_SHOWN = ("lora_auto", "lora_auto_min", "lora_auto_max", "lora_auto_categori
 #: Trending combos from CivitAI (or a mirror), in a section of their own.
 CIVITAI_SHOWN = ("civitai_url", "civitai_api_key", "civitai_downloads")
 #: Fields that name a folder: each gets a "Choose…" button beside it.
+#: How long typing the LLM's address pauses before it is judged (the warning under it).
+URL_PAUSE_MS = 300
 FOLDERS = ("output_dir", "wildcards_dir", "packs_dir")
 #: Fields filled from what is available (the LLM's models, the enhance styles): editable lists.
 PICKERS = ("llm_model", "llm_template")
@@ -147,7 +150,13 @@ class SettingsDialog(QDialog):
         self.llm_warning.setWordWrap(True)
         self.llm_warning.hide()
         layout.addWidget(self.llm_warning)
-        self.editors["llm_url"].changed.connect(lambda _path: self._url_changed())
+        # Judged once typing pauses: while an address is typed ("http:", "http://") the warning
+        # flashed on and off, and each flash laid the whole dialog out again.
+        self._url_pause = QTimer(self)
+        self._url_pause.setSingleShot(True)
+        self._url_pause.setInterval(URL_PAUSE_MS)
+        self._url_pause.timeout.connect(self._url_changed)
+        self.editors["llm_url"].changed.connect(lambda _path: self._url_pause.start())
         self._url_changed()
         if self.prompts is None:
             self.list_models.setEnabled(False)

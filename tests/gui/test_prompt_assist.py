@@ -30,10 +30,15 @@ def test_settings_list_the_llm_models_and_keep_the_key(qtbot, window_for, fake_s
     editors = dialog.editors
     # The key is a password field; the address warns when prompts would leave home.
     assert editors["llm_api_key"].widget.echoMode() == editors["llm_api_key"].widget.EchoMode.Password
-    editors["llm_url"].set_value("http://llm.example.com:1234")
-    assert "example.com" in dialog.llm_warning.text() and not dialog.llm_warning.isHidden()
-    editors["llm_url"].set_value(fake_llm_thread.url)
+    # Judged once typing pauses, not at every key (each "http:" flashed it and laid the dialog
+    # out again).
+    editors["llm_url"].widget.setFocus()
+    qtbot.keyClicks(editors["llm_url"].widget, "http://llm.example.com:1234")
     assert dialog.llm_warning.isHidden()
+    qtbot.waitUntil(lambda: not dialog.llm_warning.isHidden(), timeout=WAIT_MS)
+    assert "example.com" in dialog.llm_warning.text()
+    editors["llm_url"].set_value(fake_llm_thread.url)
+    qtbot.waitUntil(dialog.llm_warning.isHidden, timeout=WAIT_MS)
     # The styles shipped with the app fill the style picker.
     qtbot.waitUntil(lambda: editors["llm_template"].widget.count() > 1, timeout=WAIT_MS)
     styles = [editors["llm_template"].widget.itemText(i)
