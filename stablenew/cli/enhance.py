@@ -93,7 +93,8 @@ class _Options:
 
 async def _main(args: argparse.Namespace, options: _Options, template: Any,
                 image: tuple[bytes, str] | None) -> int:
-    from stablenew.prompting.client import LLMClient, address_warning, find_local_server
+    from stablenew.prompting.addresses import address_warning
+    from stablenew.prompting.client import LLMClient, find_local_server
     from stablenew.prompting.enhance import enhance
     from stablenew.prompting.errors import LLMError
     from stablenew.prompting.refine import describe, refine

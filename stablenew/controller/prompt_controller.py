@@ -96,7 +96,7 @@ class PromptController(QObject):
     @staticmethod
     def address_warning(url: str) -> str:
         """Plain words when *url* is not this machine or the home network ("" when it is)."""
-        from stablenew.prompting.client import address_warning
+        from stablenew.prompting.addresses import address_warning
 
         return address_warning(url) or "" if url.strip() else ""
 
@@ -178,7 +178,7 @@ class PromptController(QObject):
         self.suggested.emit(suggestion)
 
     async def _enhance(self, prompt: str, checkpoint: str) -> None:
-        from stablenew.prompting.client import address_warning
+        from stablenew.prompting.addresses import address_warning
         from stablenew.prompting.enhance import enhance_or_keep
         from stablenew.prompting.errors import LLMError
         from stablenew.prompting.step import family_for_checkpoint
@@ -208,7 +208,7 @@ class PromptController(QObject):
                                       template=result.template, warning=warning))
 
     async def _refine(self, prompt: str, feedback: str, image: Path | None, checkpoint: str) -> None:
-        from stablenew.prompting.client import address_warning
+        from stablenew.prompting.addresses import address_warning
         from stablenew.prompting.errors import LLMError
         from stablenew.prompting.intent import IntentDocument
         from stablenew.prompting.refine import describe, refine

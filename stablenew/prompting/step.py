@@ -20,7 +20,8 @@ from pathlib import Path
 from stablenew.pipeline.cancel import CancelToken
 from stablenew.pipeline.config import PipelineConfig
 from stablenew.pipeline.records import RunTags
-from stablenew.prompting.client import LLMClient, TokenCallback, address_warning
+from stablenew.prompting.addresses import address_warning
+from stablenew.prompting.client import LLMClient, TokenCallback
 from stablenew.prompting.enhance import EnhanceResult, enhance_or_keep
 from stablenew.prompting.errors import LLMError
 from stablenew.prompting.templates import DEFAULT_TEMPLATE, ModelFamily, get_template

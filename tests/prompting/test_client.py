@@ -8,13 +8,8 @@ import logging
 import pytest
 
 from stablenew.pipeline.cancel import CancelToken
-from stablenew.prompting.client import (
-    LLMClient,
-    LLMKind,
-    address_warning,
-    image_message,
-    normalise_url,
-)
+from stablenew.prompting.addresses import address_warning, normalise_url
+from stablenew.prompting.client import LLMClient, LLMKind, image_message
 from stablenew.prompting.errors import (
     LLMAnswerTooLarge,
     LLMAuthFailed,
