@@ -82,6 +82,8 @@ class ReferencesController(QObject):
     #: stage, a stored picture's path, its thumbnail (DecodedImage; None: gone or unreadable),
     #: for a unit the card shows from a config (the last session's cards, a preset, an image's)
     thumbnail_ready = Signal(str, str, object)
+    #: the stored copy of a picture chosen to start image-to-image from (its path)
+    start_image_ready = Signal(str)
     error_changed = Signal(object)
 
     def __init__(self, folder: Path | None = None, parent: QObject | None = None) -> None:
@@ -122,6 +124,24 @@ class ReferencesController(QObject):
             return
         settings: dict[str, object] = ref.model_dump(mode="json")
         self.reference_added.emit(stage, settings, thumb)
+
+    def choose_start_image(self, path: str) -> None:
+        """Keep a copy of the picture at *path* to start image-to-image from (in the data
+        folder's start_images, as the gallery's "Use as init image" does): a queued job still
+        finds it when the file is moved or deleted. What goes wrong is said on the card."""
+        self.tasks.spawn(self._start_image(Path(path)), name="start-image")
+
+    async def _start_image(self, path: Path) -> None:
+        from stablenew.cluster.start_images import START_FOLDER
+        from stablenew.gallery.remake import NothingToRemake, store_start_image
+
+        folder = self.folder().parent / START_FOLDER
+        try:
+            stored = await asyncio.to_thread(store_start_image, path, folder)
+        except NothingToRemake as exc:
+            self.reference_failed.emit("img2img", exc.message)
+            return
+        self.start_image_ready.emit(str(stored))
 
     def want_thumbnail(self, stage: str, path: str) -> None:
         """Decode the stored picture at *path* for *stage*'s card, off the Qt thread."""

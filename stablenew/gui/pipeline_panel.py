@@ -6,12 +6,16 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QScrollArea,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -19,13 +23,15 @@ from PySide6.QtWidgets import (
 from stablenew.controller.field_spec import FieldSpec, FieldValue
 from stablenew.gui.cards.editors import FieldEditor
 from stablenew.gui.cards.references_section import MAX_UNITS as MAX_REFERENCES
-from stablenew.gui.cards.references_section import ReferencesSection
+from stablenew.gui.cards.references_section import PICTURE_FILES, ReferencesSection
 from stablenew.gui.cards.stage_card import CollapsibleSection, FieldGrid, StageCard
 
 if TYPE_CHECKING:
     from stablenew.controller.pipeline_controller import PipelineController
     from stablenew.controller.references import ReferencesController
 
+#: The image-to-image card's start picture: a path, or a file chosen with its button.
+INIT_IMAGE = "img2img.init_image"
 CARD_TITLES = {
     "txt2img": ("Text to image", "prompt, model, sampler, size"),
     "img2img": ("Image to image", "redraw the image"),
@@ -118,6 +124,27 @@ class PipelinePanel(QScrollArea):
         for path in ("txt2img.checkpoint", "txt2img.family"):
             if path in self.editors:
                 self.editors[path].changed.connect(self._family_changed)
+        self._add_start_picker()
+
+    def _add_start_picker(self) -> None:
+        """A button in the Init image field that opens a file dialog (typing a path was the
+        only way besides the gallery's "Use as init image")."""
+        field = self.editors.get(INIT_IMAGE)
+        if field is None or not isinstance(field.widget, QLineEdit):
+            return
+        self.choose_start = QAction(self.style().standardIcon(QStyle.StandardPixmap.SP_DirOpenIcon),
+                                    "Choose a picture…", field.widget)
+        self.choose_start.setToolTip("Choose the picture to start from (a copy is kept, so a "
+                                     "queued job still has it if the file moves)")
+        self.choose_start.triggered.connect(self._choose_start_image)
+        field.widget.addAction(self.choose_start, QLineEdit.ActionPosition.TrailingPosition)
+
+    def _choose_start_image(self) -> None:
+        dialog = QFileDialog(self, "Choose the picture to start from", "", PICTURE_FILES)
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        if self.references_controller is not None:
+            dialog.fileSelected.connect(self.references_controller.choose_start_image)
+        dialog.open()  # not exec(): the window keeps running while it is open
 
     def bind(self, controller: PipelineController) -> None:
         """Join the PipelineController: the cards show its config (as the last session left
@@ -148,6 +175,8 @@ class PipelinePanel(QScrollArea):
         refs.thumbnail_ready.connect(lambda stage, path, thumb:
                                      self.references[stage].set_thumbnail(path, thumb))
         refs.reference_failed.connect(lambda stage, text: self.references[stage].show_error(text))
+        if INIT_IMAGE in self.editors:
+            refs.start_image_ready.connect(self.editors[INIT_IMAGE].set_value)
 
     def _from_gallery(self, stage: str) -> None:
         section = self.references[stage]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit, QPlainTextEdit, QTextEdit
@@ -128,3 +129,47 @@ def test_a_reference_picture_comes_back_with_its_kind_and_thumbnail(qtbot, journ
     assert not row.thumb.pixmap().isNull()
     assert window.session.pipeline.build_config(
         window.pipeline_panel.values()).txt2img.references[0].kind.value == "openpose"
+
+
+def test_a_start_picture_chosen_in_the_init_image_field_is_kept_and_comes_back(
+        qtbot, journey, fake_process, tmp_path):
+    # The user presses the folder button in Image to image's Init image field, picks a picture
+    # and closes the app; then the original file goes. Reopened, the card starts from a kept
+    # copy of it. A file that is no picture is refused on the card, in plain words.
+    from PIL import Image
+    from PySide6.QtWidgets import QFileDialog, QToolButton
+
+    save_server(fake_process(step_ms=5).url)
+    picture = tmp_path / "start.png"
+    Image.new("RGB", (48, 32), (200, 80, 40)).save(picture)
+    window = journey.open()
+    panel = window.pipeline_panel
+    field = panel.editor("img2img.init_image")
+
+    def choose(path) -> None:
+        button = next(b for b in field.widget.findChildren(QToolButton)
+                      if b.defaultAction() is panel.choose_start)
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: panel.findChild(QFileDialog) is not None, timeout=3000)
+        dialog = panel.findChild(QFileDialog)
+        dialog.fileSelected.emit(str(path))  # the file picked in the dialog
+        dialog.reject()
+        dialog.deleteLater()
+
+    not_a_picture = tmp_path / "notes.txt"
+    not_a_picture.write_text("hello", encoding="utf-8")
+    choose(not_a_picture)
+    error = panel.references["img2img"].error
+    qtbot.waitUntil(lambda: not error.isHidden() and "notes.txt" in error.text(), timeout=10_000)
+    assert field.value() == ""
+
+    choose(picture)
+    qtbot.waitUntil(lambda: field.value() != "", timeout=10_000)
+    kept = field.value()
+    assert "start_images" in kept and Path(kept).read_bytes() == picture.read_bytes()
+    window = journey.restart()
+    picture.unlink()
+    field = window.pipeline_panel.editor("img2img.init_image")
+    assert field.value() == kept
+    config = window.session.pipeline.build_config(window.pipeline_panel.values())
+    assert config.img2img.init_image == kept

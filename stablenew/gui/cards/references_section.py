@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from stablenew.controller.images import DecodedImage
 
 MAX_UNITS = 3
-_IMAGES = "Images (*.png *.jpg *.jpeg *.webp)"
+PICTURE_FILES = "Images (*.png *.jpg *.jpeg *.webp)"
 
 
 def _number(settings: dict[str, object], key: str, default: float) -> float:
@@ -210,7 +210,7 @@ class ReferencesSection(QFrame):
 
     # -- adding
     def _choose(self) -> None:
-        dialog = QFileDialog(self, "Choose a reference picture", "", _IMAGES)
+        dialog = QFileDialog(self, "Choose a reference picture", "", PICTURE_FILES)
         dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
         dialog.fileSelected.connect(lambda path: self.file_chosen.emit(self.stage, path))
         dialog.open()  # not exec(): the window keeps running while it is open
