@@ -450,3 +450,34 @@ def test_probe_tells_a_running_queue_what_a_node_has_now(qtbot, qloop, tmp_path)
             c.attach(None)
         finally:
             store.close()
+
+
+def test_remove_asks_first_and_cancel_keeps_the_node(qtbot, controller, lab, tmp_path):
+    big, locked = lab
+    panel = NodesPanel(controller)
+    qtbot.addWidget(panel)
+    panel.show()
+    assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
+    assert controller.add_node(NodeConfig(name="small", url=locked.url, kind="a1111",
+                                          username="ann", password="right"))
+    qtbot.waitUntil(lambda: controller.model.rowCount() == 2 and not controller.tasks.busy,
+                    timeout=5000)
+
+    def saved() -> list[str]:
+        return [n.name for n in NodeRegistry.load(tmp_path / "nodes.yaml")]
+
+    def press_remove_on(row: int, answer: str) -> None:
+        panel.table.selectRow(row)
+        qtbot.mouseClick(panel.remove_button, Qt.MouseButton.LeftButton)
+        box = panel.remove_question
+        qtbot.waitUntil(box.isVisible, timeout=3000)
+        assert "small" in box.text() and "go back to the queue" in box.informativeText()
+        button = next(b for b in box.buttons() if b.text().replace("&", "") == answer)
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+    press_remove_on(1, "Cancel")
+    qtbot.waitUntil(lambda: not controller.tasks.busy, timeout=5000)
+    assert saved() == ["big", "small"] and controller.model.rowCount() == 2
+    press_remove_on(1, "Remove")
+    qtbot.waitUntil(lambda: saved() == ["big"], timeout=5000)
+    assert controller.model.rowCount() == 1

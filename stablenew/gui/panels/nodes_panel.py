@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -259,9 +260,24 @@ class NodesPanel(QWidget):
             self.controller.edit_node(name, dialog.result_node)
 
     def remove_selected(self) -> None:
+        """Ask first: removing forgets the node's address, login and tier (nodes.yaml)."""
         name = self.selected_name()
-        if name is not None:
-            self.controller.remove_node(name)
+        if name is None:
+            return
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Remove node")
+        box.setText(f"Remove the node “{name}”?")
+        box.setInformativeText("Its address, login and tier are forgotten. Images it is making "
+                               "now go back to the queue for the other nodes.")
+        remove = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.buttonClicked.connect(
+            lambda button: self.controller.remove_node(name) if button is remove else None)
+        self.remove_question = box
+        box.open()  # not exec(): the window (and the queue's progress) keeps running
 
     def probe_selected(self) -> None:
         self.controller.probe(self.selected_name())
