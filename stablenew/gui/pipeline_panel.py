@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, cast
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
-    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -23,7 +22,7 @@ from PySide6.QtWidgets import (
 from stablenew.controller.field_spec import FieldSpec, FieldValue
 from stablenew.gui.cards.editors import FieldEditor
 from stablenew.gui.cards.references_section import MAX_UNITS as MAX_REFERENCES
-from stablenew.gui.cards.references_section import PICTURE_FILES, ReferencesSection
+from stablenew.gui.cards.references_section import ReferencesSection, picture_dialog
 from stablenew.gui.cards.stage_card import CollapsibleSection, FieldGrid, StageCard
 
 if TYPE_CHECKING:
@@ -140,8 +139,7 @@ class PipelinePanel(QScrollArea):
         field.widget.addAction(self.choose_start, QLineEdit.ActionPosition.TrailingPosition)
 
     def _choose_start_image(self) -> None:
-        dialog = QFileDialog(self, "Choose the picture to start from", "", PICTURE_FILES)
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog = picture_dialog(self, "Choose the picture to start from")
         if self.references_controller is not None:
             dialog.fileSelected.connect(self.references_controller.choose_start_image)
         dialog.open()  # not exec(): the window keeps running while it is open

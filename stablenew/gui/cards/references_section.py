@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QStandardPaths, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -28,6 +29,15 @@ if TYPE_CHECKING:
 
 MAX_UNITS = 3
 PICTURE_FILES = "Images (*.png *.jpg *.jpeg *.webp)"
+
+
+def picture_dialog(parent: QWidget, title: str) -> QFileDialog:
+    """A file dialog for one picture, opening in the user's Pictures folder (not wherever the
+    app was started from); the caller connects `fileSelected` and calls `open()`."""
+    pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+    dialog = QFileDialog(parent, title, pictures if Path(pictures).is_dir() else "", PICTURE_FILES)
+    dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+    return dialog
 
 
 def _number(settings: dict[str, object], key: str, default: float) -> float:
@@ -210,8 +220,7 @@ class ReferencesSection(QFrame):
 
     # -- adding
     def _choose(self) -> None:
-        dialog = QFileDialog(self, "Choose a reference picture", "", PICTURE_FILES)
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog = picture_dialog(self, "Choose a reference picture")
         dialog.fileSelected.connect(lambda path: self.file_chosen.emit(self.stage, path))
         dialog.open()  # not exec(): the window keeps running while it is open
 
