@@ -16,7 +16,6 @@ A request queued at the node (progress 0, no step) is waiting, not stalled.
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import NamedTuple
 
@@ -88,7 +87,7 @@ class StallGuard:
         lim = self.limits
         if self.polls:
             # Until the rhythm is known, twice the floor (a poll answers well within that).
-            limit = (max(lim.silence, lim.silence_beats * statistics.median(self._beats))
+            limit = (max(lim.silence, lim.silence_beats * _median(self._beats))
                      if len(self._beats) >= 3 else 2 * lim.silence)
             quiet = now - self._last_heard
             if quiet > limit:
@@ -96,9 +95,17 @@ class StallGuard:
         if not self._moved:
             limit = lim.before_first
         else:
-            usual = statistics.median(self._gaps) if self._gaps else 0.0
+            usual = _median(self._gaps) if self._gaps else 0.0
             limit = max(lim.after_last if self._last_step else lim.step, lim.step_factor * usual)
         still = now - self._last_move
         if still > limit:
             return f"made no progress for {still:.0f} s"
         return None
+
+
+def _median(values: list[float]) -> float:
+    # statistics.median, imported when first needed: the module costs ~4 ms at every start
+    # (before the first request), and progress comes only once a request is out.
+    from statistics import median
+
+    return median(values)

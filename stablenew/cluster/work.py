@@ -13,8 +13,8 @@ from functools import lru_cache
 
 from stablenew.backends.families import SDXL_BASED, ModelFamily, detect_family, profile
 from stablenew.cluster.tiers import NodeTier
-from stablenew.learning.parameters import lora_weights
 from stablenew.pipeline.config import PipelineConfig, hires_size
+from stablenew.pipeline.lora_tags import lora_weights
 
 GB = 1024**3
 

@@ -23,7 +23,6 @@ from stablenew.learning.parameters import (
     PARAMETERS,
     get_parameter,
     lora_parameter,
-    lora_weights,
 )
 from stablenew.learning.plans import LearningPlan
 from stablenew.learning.records import LearningRecord
@@ -31,6 +30,7 @@ from stablenew.learning.runs import LearningRunResult, RunState, RunTracker, cel
 from stablenew.learning.runs import RunCell as RunCell  # for the views, which see only controllers
 from stablenew.learning.store import LearningStore
 from stablenew.pipeline.config import PipelineConfig
+from stablenew.pipeline.lora_tags import lora_weights
 from stablenew.storage.settings import LearningMode
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from typing import Any
 
 from stablenew.learning.errors import PlanInvalid
 from stablenew.pipeline.config import PipelineConfig
+from stablenew.pipeline.lora_tags import LORA_TAG, lora_weights
 
 Value = int | float | str
 
@@ -27,7 +28,6 @@ LORA_PREFIX = "lora:"
 #: that image adds to the prompt: its `<lora:name:weight>` and trigger words.
 SWATCH_KEY = "lora_swatch"
 # A1111 prompt syntax for a LoRA: <lora:name:weight> (weight optional, defaults to 1).
-_LORA_RE = re.compile(r"<lora:([^:>]+)(?::([-+]?\d*\.?\d+))?(?::[^>]*)?>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -206,15 +206,6 @@ def _get(config: PipelineConfig, dotted: str) -> Any:
     return node
 
 
-def lora_weights(prompt: str) -> dict[str, float]:
-    """LoRA names in a prompt with their weights (1.0 when the tag gives none)."""
-    found: dict[str, float] = {}
-    for match in _LORA_RE.finditer(prompt):
-        weight = match.group(2)
-        found[match.group(1).strip()] = float(weight) if weight else 1.0
-    return found
-
-
 def set_lora_weight(prompt: str, name: str, weight: float) -> str:
     """The prompt with LoRA *name* at *weight*; the tag is appended when the prompt lacks it."""
     text = format_number(weight)
@@ -227,7 +218,7 @@ def set_lora_weight(prompt: str, name: str, weight: float) -> str:
         replaced = True
         return f"<lora:{name}:{text}>"
 
-    prompt = _LORA_RE.sub(_swap, prompt)
+    prompt = LORA_TAG.sub(_swap, prompt)
     if not replaced:
         prompt = f"{prompt}, <lora:{name}:{text}>" if prompt.strip() else f"<lora:{name}:{text}>"
     return prompt
@@ -237,7 +228,7 @@ def add_to_prompt(prompt: str, fragment: str) -> str:
     """*prompt* with a fragment's trigger words (those not in it yet) and its LoRAs added; a
     LoRA the prompt names already takes the fragment's weight instead of a second copy.
     "a city" + "neonstyle, <lora:neon:0.7>" gives "a city, neonstyle, <lora:neon:0.7>"."""
-    words = [w.strip() for w in _LORA_RE.sub("", fragment).split(",") if w.strip()]
+    words = [w.strip() for w in LORA_TAG.sub("", fragment).split(",") if w.strip()]
     lowered = prompt.lower()
     new = [w for w in words
            if not re.search(rf"(?<![\w]){re.escape(w.lower())}(?![\w])", lowered)]

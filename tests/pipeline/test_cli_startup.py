@@ -76,8 +76,8 @@ raise SystemExit(main(sys.argv[1:]))
 '''
 
 #: Needed only once an image is back (decoding, saving, recording it) or by other commands.
-HEAVY = ("PIL", "numpy", "dynamicprompts", "pyparsing", "PySide6", "ruamel",
-         "stablenew.learning.store", "stablenew.learning.records", "stablenew.prompting",
+HEAVY = ("PIL", "numpy", "dynamicprompts", "pyparsing", "PySide6", "ruamel", "statistics",
+         "stablenew.learning", "stablenew.prompting",
          "stablenew.randomizer", "stablenew.pipeline.infotext", "stablenew.gui",
          "stablenew.controller",
          # Never needed: httpx's command-line client, which its package imports when present.
