@@ -37,9 +37,9 @@ LLM_SHOWN = ("llm_url", "llm_api_key", "llm_model", "llm_template", "llm_enhance
 LORA_SHOWN = ("lora_auto", "lora_auto_min", "lora_auto_max", "lora_auto_categories")
 #: Trending combos from CivitAI (or a mirror), in a section of their own.
 CIVITAI_SHOWN = ("civitai_url", "civitai_api_key", "civitai_downloads")
-#: Fields that name a folder: each gets a "Choose…" button beside it.
 #: How long typing the LLM's address pauses before it is judged (the warning under it).
 URL_PAUSE_MS = 300
+#: Fields that name a folder: each gets a "Choose…" button beside it.
 FOLDERS = ("output_dir", "wildcards_dir", "packs_dir")
 #: Fields filled from what is available (the LLM's models, the enhance styles): editable lists.
 PICKERS = ("llm_model", "llm_template")

@@ -27,7 +27,6 @@ LORA_PREFIX = "lora:"
 #: A swatch: one image per LoRA on one prompt and seed (a style preview). Each value is what
 #: that image adds to the prompt: its `<lora:name:weight>` and trigger words.
 SWATCH_KEY = "lora_swatch"
-# A1111 prompt syntax for a LoRA: <lora:name:weight> (weight optional, defaults to 1).
 
 
 @dataclass(frozen=True)
