@@ -302,8 +302,9 @@ def spawn_app(isolated_home) -> Iterator[Callable[[list[dict[str, Any]]], AppPro
         app.kill()
 
 
-def item_states(home: Path | None = None) -> dict[str, int]:
-    """How many queue items are in each state, read straight from the database file."""
+def item_states(home: Path | None = None, *, job: str | None = None) -> dict[str, int]:
+    """How many queue items (of the job named *job*, or all) are in each state, read straight
+    from the database file."""
     from stablenew.storage.paths import AppPaths
 
     db = AppPaths.default().database_file
@@ -311,6 +312,10 @@ def item_states(home: Path | None = None) -> dict[str, int]:
         return {}
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
+        if job is not None:
+            return dict(con.execute(
+                "SELECT i.state, COUNT(*) FROM queue_items i JOIN queue_jobs j ON j.id = i.job_id "
+                "WHERE j.name = ? GROUP BY i.state", (job,)).fetchall())
         return dict(con.execute("SELECT state, COUNT(*) FROM queue_items GROUP BY state").fetchall())
     except sqlite3.OperationalError:
         return {}  # the queue's tables are not there yet

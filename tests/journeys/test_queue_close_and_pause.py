@@ -4,7 +4,6 @@ paused queue that stays paused across a restart until the user resumes it."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from pytestqt.exceptions import TimeoutError as WaitTimedOut
 
 from tests.journeys.conftest import (
     bar_says,
@@ -156,19 +155,15 @@ def test_stop_this_job_cancels_it_and_the_next_job_goes_on(qtbot, journey, fake_
     qtbot.mouseClick(menu, Qt.MouseButton.LeftButton,
                      pos=menu.actionGeometry(bar.stop_job_action).center())
     assert "Stopped “a tin robot”" in window.notice.message
-    # The robot stops where it is; the whale is made; the queue was not paused.
-    try:
-        qtbot.waitUntil(lambda: bar_says(bar).startswith("Running “a glass whale”"),
-                        timeout=10000)
-    except WaitTimedOut:  # failed once in a fresh-clone CI run: say what was there instead
-        raise AssertionError(f"the next job never ran: the bar says {bar_says(bar)!r}, the "
-                             f"items are {item_states()}, paused={window.session.queue.paused}"
-                             ) from None
-    qtbot.waitUntil(lambda: item_states().get("done", 0) + item_states().get("cancelled", 0) == 8
+    # The robot stops where it is; the whale is made; the queue was not paused. Judged from the
+    # items: the bar names the whale only while its two short images run, and in one CI run
+    # they were made before a look at the bar caught it (robot 6 cancelled, whale 2 done).
+    qtbot.waitUntil(lambda: item_states(job="a glass whale").get("done", 0) == 2
                     and not window.commands.stop_button.isEnabled(), timeout=20000)
-    states = item_states()
-    assert states.get("cancelled", 0) >= 3, states
+    robot = item_states(job="a tin robot")
+    assert robot.get("cancelled", 0) >= 3 and robot.get("done", 0) + robot["cancelled"] == 6, robot
     assert not window.session.queue.paused
+    assert bar_says(bar) == ""
 
 
 def test_a_run_under_way_also_resumes_after_stop_and_resume_next_time(qtbot, journey,
