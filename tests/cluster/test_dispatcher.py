@@ -16,7 +16,6 @@ from stablenew.cluster.dry_run import dry_run
 from stablenew.cluster.health import NodeState
 from stablenew.cluster.jobs import ItemState
 from stablenew.cluster.nodes import NodeConfig
-from stablenew.cluster.queue_store import QueueStore
 from stablenew.cluster.scheduler import Policy, ineligibility
 from stablenew.cluster.work import GB, requirements_for
 from stablenew.pipeline.config import PipelineConfig
@@ -36,13 +35,6 @@ def cfg(count: int, *, checkpoint: str = SD15, size: int = 64, steps: int = 4,
         "txt2img.width": size, "txt2img.height": size, "txt2img.seed": 10,
         "txt2img.checkpoint": checkpoint, "txt2img.sampler": "Euler a",
         "txt2img.scheduler": "Automatic"})
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = QueueStore(tmp_path / "q.db")
-    yield s
-    s.close()
 
 
 @contextlib.asynccontextmanager

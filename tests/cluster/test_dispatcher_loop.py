@@ -9,11 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from stablenew.backends.errors import BackendError
 from stablenew.cluster.jobs import ItemState
-from stablenew.cluster.queue_store import QueueStore
 from stablenew.cluster.runner_lock import RunnerLock
 from tests.cluster.test_dispatcher import cfg, dispatcher, fakes, node
 from tests.loop_lag import (
@@ -25,13 +22,6 @@ from tests.loop_lag import (
     wait_for,
 )
 from tests.queue.test_loop_stays_free import slow_file_locks  # noqa: F401  (fixture)
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = QueueStore(tmp_path / "q.db")
-    yield s
-    s.close()
 
 
 async def test_the_cluster_takes_and_releases_the_runner_lock_off_the_loop(

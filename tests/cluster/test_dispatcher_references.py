@@ -9,7 +9,7 @@ from PIL import Image
 
 from stablenew.cluster.jobs import ItemState
 from stablenew.cluster.nodes import NodeConfig
-from tests.cluster.test_dispatcher import TXT2IMG, cfg, dispatcher, fakes, node, store  # noqa: F401
+from tests.cluster.test_dispatcher import TXT2IMG, cfg, dispatcher, fakes, node
 
 CANNY_SD15 = "control_v11p_sd15_canny [d14c016b]"
 

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from stablenew.cluster.jobs import ItemState
-from stablenew.cluster.queue_store import QueueStore
 from tests.cluster.test_dispatcher import cfg, dispatcher, fakes, node
 
 TXT2IMG = "/sdapi/v1/txt2img"
@@ -22,13 +19,6 @@ def hires(count: int):
     return cfg(count).with_changes({"txt2img.hires.enabled": True,
                                      "txt2img.hires.upscaler": UPSCALER,
                                      "txt2img.hires.scale": 1.5})
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = QueueStore(tmp_path / "q.db")
-    yield s
-    s.close()
 
 
 async def test_an_item_a_node_turns_out_to_lack_the_model_for_goes_to_one_that_has_it(

@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from stablenew.cluster.jobs import ItemState
-from stablenew.cluster.queue_store import QueueStore
 from stablenew.cluster.tiers import NodeTier
 from stablenew.cluster.work import GB
 from tests.cluster.test_dispatcher import cfg, dispatcher, fakes, node
 from tests.fakes.sdwebui import FakeSDWebUI
 
 SAME = {"step_ms": 2, "vram_total": 12 * GB}
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = QueueStore(tmp_path / "q.db")
-    yield s
-    s.close()
 
 
 def where(store) -> dict[str, set[str]]:

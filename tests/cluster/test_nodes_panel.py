@@ -39,6 +39,19 @@ def controller(qloop, qtbot, tmp_path):
     qtbot.waitUntil(closing.done, timeout=5000)
 
 
+@pytest.fixture
+def two_nodes(qtbot, controller, lab):
+    """The Nodes panel, shown, over two nodes just added: "big" and "small" (with a login)."""
+    big, locked = lab
+    panel = NodesPanel(controller)
+    qtbot.addWidget(panel)
+    panel.show()
+    assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
+    assert controller.add_node(NodeConfig(name="small", url=locked.url, kind="a1111",
+                                          username="ann", password="right"))
+    return panel
+
+
 def states(controller):
     return {r.config.name: r.state for r in controller.model.rows()}
 
@@ -335,16 +348,11 @@ def test_pressing_plan_again_and_again_leaves_no_dispatcher_behind(qtbot, contro
     assert len(made) == 3 and all(ref() is None for ref in made), "every planner is gone"
 
 
-def test_each_node_has_a_tier_combo_whose_choice_is_saved(qtbot, controller, lab, tmp_path):
+def test_each_node_has_a_tier_combo_whose_choice_is_saved(qtbot, controller, two_nodes,
+                                                         tmp_path):
     from stablenew.cluster.tiers import NodeTier
 
-    big, locked = lab
-    panel = NodesPanel(controller)
-    qtbot.addWidget(panel)
-    panel.show()
-    assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
-    assert controller.add_node(NodeConfig(name="small", url=locked.url, kind="a1111",
-                                          username="ann", password="right"))
+    panel = two_nodes
     qtbot.waitUntil(lambda: set(panel.tier_combos) == {"big", "small"}, timeout=5000)
     combo = panel.tier_combos["big"]
     assert combo.currentText() == "Standard"  # a new node's tier
@@ -452,14 +460,8 @@ def test_probe_tells_a_running_queue_what_a_node_has_now(qtbot, qloop, tmp_path)
             store.close()
 
 
-def test_remove_asks_first_and_cancel_keeps_the_node(qtbot, controller, lab, tmp_path):
-    big, locked = lab
-    panel = NodesPanel(controller)
-    qtbot.addWidget(panel)
-    panel.show()
-    assert controller.add_node(NodeConfig(name="big", url=big.url, kind="a1111"))
-    assert controller.add_node(NodeConfig(name="small", url=locked.url, kind="a1111",
-                                          username="ann", password="right"))
+def test_remove_asks_first_and_cancel_keeps_the_node(qtbot, controller, two_nodes, tmp_path):
+    panel = two_nodes
     qtbot.waitUntil(lambda: controller.model.rowCount() == 2 and not controller.tasks.busy,
                     timeout=5000)
 
