@@ -243,8 +243,10 @@ class GalleryController(QObject):
         if walked and hasattr(outputs, "wait_built") and not self._awaiting_index:
             self._awaiting_index = True  # the index was being built: facts come later
             self.tasks.spawn(self._when_built(), name="gallery-index-built")
-        if scan_number != self._scans:
-            return  # a newer listing is on its way
+        if scan_number != self._scans:  # a newer listing is on its way; it may not scan
+            if scan and not walked and hasattr(outputs, "update"):
+                self.tasks.spawn(self._update(root), name="gallery-update")
+            return
         self._show(rows, source, fresh)
         if not rows.complete:
             self.tasks.spawn(self._complete(scan_number, root, fresh, scan), name="gallery-keys")
@@ -287,6 +289,8 @@ class GalleryController(QObject):
 
         answer = await asyncio.to_thread(read)
         if answer is None or scan_number != self._scans:
+            if answer is not None and scan and hasattr(outputs, "update"):
+                await self._update(root)  # a newer listing may not scan: the disk is still read
             return
         keys, seq = answer
         if self._rows.fill(keys, seq):

@@ -239,22 +239,26 @@ class IndexedOutputs:
     def trash(self, paths: list[str]) -> FileOutcome:
         from stablenew.gallery.files import trash
 
-        outcome = trash(paths)
-        self._open().remove(outcome.done)
+        with self._scan_lock:  # see transfer
+            outcome = trash(paths)
+            self._open().remove(outcome.done)
         return outcome
 
     def transfer(self, paths: list[str], folder: str, *, copy: bool) -> FileOutcome:
         from stablenew.gallery.files import transfer
 
-        outcome = transfer(paths, folder, copy=copy)
         index = self._open()
-        if outcome.done and not copy:
-            index.show_folder(folder)  # moved images stay in the gallery, wherever they went
-        for old, new in outcome.done.items():
-            if copy:
-                index.index_file(new)
-            else:
-                index.moved(old, new)
+        # No scan between a file's move and its row's: one would find the file gone and drop
+        # its row (to be found again only by a scan of the folder it went to).
+        with self._scan_lock:
+            outcome = transfer(paths, folder, copy=copy)
+            if outcome.done and not copy:
+                index.show_folder(folder)  # moved images stay in the gallery, wherever they went
+            for old, new in outcome.done.items():
+                if copy:
+                    index.index_file(new)
+                else:
+                    index.moved(old, new)
         return outcome
 
     def export(self, paths: list[str], dest: str) -> FileOutcome:

@@ -172,3 +172,85 @@ async def test_a_selection_reaching_rows_not_read_yet_is_rated_whole(tmp_path, q
         assert gallery.item(keys[-1]).rating == 4
     finally:
         await gallery.aclose()
+
+
+def test_a_scan_waits_for_a_move_so_the_moved_images_stay_listed(tmp_path, monkeypatch):
+    """A scan of the output folder (the gallery's own, or the folder watch's) that starts while
+    images are being moved waits for the move: it would find them gone before their rows learn
+    the new path, and the gallery would drop them until the folder they went to is scanned."""
+    import threading
+
+    import stablenew.gallery.files as files
+
+    out, data, moved = tmp_path / "out", tmp_path / "data", tmp_path / "moved"
+    a = png(out / "run1" / "a.png", {"parameters": a1111_text("a")})
+    b = png(out / "run1" / "b.png", {"parameters": a1111_text("b")}, color=(200, 9, 9))
+    moved.mkdir()
+    outputs = IndexedOutputs(data / "gallery.db", data / "stablenew.db")
+    scanning = threading.Event()
+    real_scan, real_transfer = GalleryIndex.scan, files.transfer
+
+    def watched_scan(self, folder, **kwargs):
+        scanning.set()
+        return real_scan(self, folder, **kwargs)
+
+    racers = []
+
+    def racing_transfer(paths, folder, *, copy):
+        outcome = real_transfer(paths, folder, copy=copy)
+        racer = threading.Thread(target=outputs.update, args=(out,))
+        racer.start()
+        racers.append(racer)
+        if scanning.wait(1.0):  # not held back: it runs before the index hears of the move
+            racer.join(20)
+        return outcome
+
+    try:
+        assert outputs(out) is None and outputs.worker.join(20)
+        monkeypatch.setattr(GalleryIndex, "scan", watched_scan)
+        monkeypatch.setattr(files, "transfer", racing_transfer)
+        outcome = outputs.transfer([str(a), str(b)], str(moved), copy=False)
+        assert sorted(outcome.done.values()) == [str(moved / "a.png"), str(moved / "b.png")]
+        listed = outputs.listing(out)
+        assert listed is not None
+        assert sorted(listed[0]) == [str(moved / "a.png"), str(moved / "b.png")]
+        with GalleryIndex(data / "gallery.db") as index:
+            keys = dict(index.execute("SELECT path, rating_key FROM gallery_images"))
+        assert keys == {str(moved / "a.png"): str(a), str(moved / "b.png"): str(b)}, \
+            "same rows: the ratings stay with the images"
+    finally:
+        for racer in racers:
+            racer.join(20)
+        outputs.close()
+
+
+async def test_a_listing_dropped_for_a_newer_one_still_reads_the_disk(tmp_path, qapp):
+    """Two listings asked at once (a move's, then the folder watch's): the first is dropped for
+    the newer one, which does not scan; the scan the first asked for still runs, so images that
+    only a scan finds (in a folder the user added, which is not watched) appear."""
+    import asyncio
+
+    out, data, other = tmp_path / "out", tmp_path / "data", tmp_path / "other"
+    png(out / "run1" / "a.png", {"parameters": a1111_text("a")})
+    other.mkdir()
+    outputs = IndexedOutputs(data / "gallery.db", data / "stablenew.db")
+    gallery = GalleryController(lambda: out, StoredRatings(data / "stablenew.db", lambda: None),
+                                outputs=outputs)
+    try:
+        assert outputs(out) is None and outputs.worker.join(20)
+        outputs.add_folder(str(other))
+        gallery.refresh()
+        while gallery.tasks.busy:  # the listing, then the scan it started
+            await gallery.tasks.wait_idle(10)
+        assert [i.path.name for i in gallery.items] == ["a.png"]
+        new = png(other / "b.png", {"parameters": a1111_text("b")})
+        gallery.refresh()  # scans behind the listing...
+        gallery.refresh(scan=False)  # ...but a newer listing that does not is asked at once
+        for _ in range(400):
+            await gallery.tasks.wait_idle(10)
+            if gallery.row_of(str(new)) >= 0:
+                break
+            await asyncio.sleep(0.025)
+        assert gallery.row_of(str(new)) >= 0, "the scan of the dropped listing found it"
+    finally:
+        await gallery.aclose()
