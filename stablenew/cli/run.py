@@ -11,7 +11,6 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    import asyncio
     from collections.abc import Callable
     from pathlib import Path
     from types import FrameType
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
     from stablenew.backends.errors import BackendError
     from stablenew.backends.protocol import Backend
     from stablenew.backends.types import Capabilities
-    from stablenew.cluster.queue_store import QueueStore
     from stablenew.pipeline.cancel import CancelToken
     from stablenew.pipeline.config import PipelineConfig
     from stablenew.pipeline.events import RunEvent
@@ -144,51 +142,45 @@ async def _main(args: argparse.Namespace, token: CancelToken, started: Callable[
             await backend.aclose()
             raise
 
-    # While the server answers, the queue is made ready in a thread: its modules imported and
-    # its database opened (the first request goes out sooner).
-    preparing = asyncio.ensure_future(asyncio.to_thread(_open_queue, paths.database_file))
+    # Ctrl+C while still reaching the server (it may take a while to time out) stops too.
+    reaching = asyncio.ensure_future(reach())
+    stop = asyncio.ensure_future(token.wait())
+    await asyncio.wait((reaching, stop), return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if not reaching.done():
+        reaching.cancel()
+        await asyncio.wait((reaching,), timeout=1)
+        print("Stopped before the run began.", file=sys.stderr)
+        return EXIT_CANCELLED
     try:
-        # Ctrl+C while still reaching the server (it may take a while to time out) stops too.
-        reaching = asyncio.ensure_future(reach())
-        stop = asyncio.ensure_future(token.wait())
-        await asyncio.wait((reaching, stop), return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if not reaching.done():
-            reaching.cancel()
-            await asyncio.wait((reaching,), timeout=1)
-            print("Stopped before the run began.", file=sys.stderr)
-            return EXIT_CANCELLED
-        try:
-            backend, caps = reaching.result()
-        except AuthFailed as exc:
-            print(auth_words(url, sent=auth is not None), file=sys.stderr)
-            if exc.detail:
-                print(f"  ({exc.detail})", file=sys.stderr)
-            return EXIT_NO_SERVER
-        except BackendError as exc:
-            return _no_server(exc)
-        problem = cannot_run(config, caps, url)
-        if problem is not None:
-            await backend.aclose()
-            print(f"The config cannot run on this server: {problem}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        return await _run_job(args, token, paths, settings, config, backend, url, out, preparing,
-                              started)
-    finally:
-        await _close_unused(preparing)
+        backend, caps = reaching.result()
+    except AuthFailed as exc:
+        print(auth_words(url, sent=auth is not None), file=sys.stderr)
+        if exc.detail:
+            print(f"  ({exc.detail})", file=sys.stderr)
+        return EXIT_NO_SERVER
+    except BackendError as exc:
+        return _no_server(exc)
+    problem = cannot_run(config, caps, url)
+    if problem is not None:
+        await backend.aclose()
+        print(f"The config cannot run on this server: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return await _run_job(args, token, paths, settings, config, backend, url, out, started)
 
 
 async def _run_job(args: argparse.Namespace, token: CancelToken, paths: AppPaths,
                    settings: AppSettings, config: PipelineConfig, backend: Backend, url: str,
-                   out: Path, preparing: asyncio.Future[QueueStore],
-                   started: Callable[[], None]) -> int:
+                   out: Path, started: Callable[[], None]) -> int:
     """The run itself: a job of the persistent queue, run at once (a killed run is recovered
     next time), with the machinery every way of running work shares (the prompt step the
     Settings ask for, the run log, the learning record of each image). *started* is called
     once the queue is ready: start-up is over then."""
+    import asyncio
+
     from stablenew.cluster.job_run import run_as_job
     from stablenew.cluster.machinery import RunMachinery
-    from stablenew.cluster.queue_store import QueueError
+    from stablenew.cluster.queue_store import QueueError, QueueStore
     from stablenew.pipeline.events import RunStatus
     from stablenew.pipeline.outputs import plan_run_folder
 
@@ -196,7 +188,12 @@ async def _run_job(args: argparse.Namespace, token: CancelToken, paths: AppPaths
     machinery = RunMachinery.headless(paths, settings, output_root=out,
                                       warn=lambda text: print(text, file=sys.stderr))
     try:
-        with await preparing as store:
+        # The queue is made ready once the server has answered, not while it answers: a thread
+        # importing and opening it beside the probe held the GIL while the loop waited to read
+        # each reply, and the first request went out 10-15 ms later (against a fake server, and
+        # one taking 100 ms to answer). The database is opened off the loop: it may wait for
+        # another StableNew's write.
+        with await asyncio.to_thread(QueueStore, paths.database_file) as store:
             started()
             folder = plan_run_folder(out, config.txt2img.prompt)
             result = await run_as_job(machinery, store, backend, config, node=url, cancel=token,
@@ -245,29 +242,6 @@ async def stop_ours(backend: Backend, wait_s: float = STOP_WAIT_S) -> None:
     if left:
         print(f"{left} {'request' if left == 1 else 'requests'} could not be stopped in time and "
               "may still run on the server.", file=sys.stderr, flush=True)
-
-
-def _open_queue(db: Path) -> QueueStore:
-    """In a worker thread: the queue's modules imported, its database opened."""
-    import stablenew.cluster.job_run
-    import stablenew.cluster.machinery
-    import stablenew.cluster.queue_runner
-    import stablenew.cluster.work
-    import stablenew.pipeline.runner  # noqa: F401  (imported here, while the server answers the probe)
-    from stablenew.cluster.queue_store import QueueStore
-
-    return QueueStore(db)
-
-
-async def _close_unused(preparing: asyncio.Future[QueueStore]) -> None:
-    """The queue made ready for a run that did not start: close it (or drop its error)."""
-    import asyncio
-
-    if not preparing.done():
-        await asyncio.wait((preparing,))
-    if preparing.cancelled() or preparing.exception() is not None:
-        return
-    preparing.result().close()  # closing twice is harmless: the run closed it already
 
 
 def _password(args: argparse.Namespace, user: str, settings: AppSettings) -> str | None:
