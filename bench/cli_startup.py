@@ -27,6 +27,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(ROOT))
 ROUNDS = 7
 TXT2IMG = "/sdapi/v1/txt2img"
+#: The environment the bench was started in: importing stablenew below sets variables of its
+#: own (PYDANTIC_DISABLE_PLUGINS), which must not reach the baselines' processes.
+ENVIRON = dict(os.environ)
 
 _DIRECT = r"""
 import sys, httpx
@@ -91,7 +94,7 @@ def main() -> None:
         config.write_text(PipelineConfig().with_changes({
             "txt2img.prompt": "a fox", "txt2img.steps": 1, "txt2img.width": 64,
             "txt2img.height": 64, "txt2img.seed": 1}).to_yaml(), encoding="utf-8")
-        env = {**os.environ, "STABLENEW_HOME": str(home), "PYTHONPATH": str(ROOT)}
+        env = {**ENVIRON, "STABLENEW_HOME": str(home), "PYTHONPATH": str(ROOT)}
         # A user's Python caches bytecode (pip compiles an installed package); without that,
         # every launch here compiled our ~70 modules again (a quarter of the time), which no
         # user pays after the first start. The warm-up launch below writes the cache.
