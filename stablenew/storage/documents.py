@@ -136,19 +136,28 @@ def read_document_text(path: str | os.PathLike[str]) -> str:
             line=raw.count(b"\n", 0, exc.start) + 1) from None
 
 
+#: libyaml's safe loader where PyYAML was built with it (its wheels are), else the pure-Python
+#: one: a pipeline config of 70 lines parses in 0.5 ms instead of 4.5 (every start reads some).
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_yaml(text: str, path: str | os.PathLike[str] | None = None) -> tuple[Any, yaml.Node | None]:
-    """Parse YAML safely (SafeLoader only); returns the data and its node tree for line lookups."""
+    """Parse YAML safely (a safe loader only); returns the data and its node tree for line
+    lookups."""
     # The reader checks for unprintable characters as it is built: build it inside the try.
     loader: yaml.SafeLoader | None = None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _SafeLoader(text)
         node = loader.get_single_node()
         if node is None:
             return None, None
         _check_node_count(node, path)
         return loader.construct_document(node), node
     except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, max(0, exc.position)) + 1
+        # libyaml counts the position in bytes of the UTF-8 text, the Python reader in characters
+        at = max(0, exc.position)
+        line = (text.encode("utf-8")[:at].count(b"\n") if _SafeLoader is not yaml.SafeLoader
+                else text.count("\n", 0, at)) + 1
         raise DocumentError(path, f"The file contains a control character ({_char_name(exc.character)}) "
                             "that YAML does not allow. Delete it in a text editor (it is often "
                             "invisible) and save the file again.", line=line) from None

@@ -32,6 +32,9 @@ def settings_file(isolated_home):
 
 @pytest.mark.parametrize(("raw", "words", "line"), [
     (CONTROL, "control character (form feed", 2),
+    # the line counted in characters, not in the bytes of the accented ones before it
+    ("# café, crème brûlée, ünïcödé, éèêë\ntheme: dark\x0c\n\n\n\n".encode(),
+     "control character (form feed", 2),
     (b"version: 2\n\x00\x01\x02binary", "not a text file", 2),
     ("theme: dark\n".encode("utf-16"), "UTF-16", None),
     ("version: 2\ntheme: \xe9t\xe9\n".encode("latin-1"), "not UTF-8", 2),
