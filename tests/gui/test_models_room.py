@@ -23,6 +23,7 @@ def test_pick_a_lora_run_and_the_image_names_its_hash(qtbot, window_for, fake_sd
     write_model(loras / "old_sd1.safetensors", {"ss_base_model_version": "sd_v1"}, SD1_KEYS)
     fake = fake_sdwebui_thread
     fake.lora_dir = loras  # the server uses the same folder, as on one PC
+    fake.loras = ()  # and lists nothing else (its LoRAs would show beside the folder's)
     window = window_for(fake.url)
     qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
     panel = window.models_panel
@@ -33,8 +34,8 @@ def test_pick_a_lora_run_and_the_image_names_its_hash(qtbot, window_for, fake_sd
     qtbot.mouseClick(panel.add_folder_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.model.rowCount() == 2, timeout=10000)
     catalog = window.session.catalog
-    neon = catalog.catalog.find("neon")
-    qtbot.waitUntil(lambda: neon.sha256 is not None, timeout=10000)  # hashed in the background
+    # hashed in the background (a re-read, when the server's list comes, makes new entries)
+    qtbot.waitUntil(lambda: catalog.catalog.find("neon").sha256 is not None, timeout=10000)
 
     panel.family.setCurrentIndex(panel.family.findData("SDXL"))
     assert [e.name for e in panel.model.rows] == ["neon"]
@@ -55,7 +56,7 @@ def test_pick_a_lora_run_and_the_image_names_its_hash(qtbot, window_for, fake_sd
     assert window.session.pipeline.error is None, window.session.pipeline.error
     meta = read_image_metadata(saved[0].path)
     assert meta.parsed["Prompt"] == "a city at night, neonstyle, <lora:neon:0.7>"
-    assert meta.parsed["Lora hashes"] == f"neon: {neon.autov3}"
+    assert meta.parsed["Lora hashes"] == f"neon: {catalog.catalog.find('neon').autov3}"
 
 
 @pytest.mark.parametrize("fake_sdwebui_thread", [{"step_ms": 2.0}], indirect=True)
@@ -64,7 +65,8 @@ def test_try_this_lora_runs_its_weights_in_the_learning_room(qtbot, window_for, 
     loras = tmp_path / "models" / "Lora"
     write_model(loras / "neon.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"}, SDXL_KEYS)
     write_json(loras / "neon.json", {"activation text": "neonstyle"})
-    fake_sdwebui_thread.lora_dir = loras
+    fake_sdwebui_thread.lora_dir = loras  # the server's only LoRAs, as on one PC
+    fake_sdwebui_thread.loras = ()
     window = window_for(fake_sdwebui_thread.url, learning_mode="active")
     qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
     panel = window.models_panel
