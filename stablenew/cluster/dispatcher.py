@@ -578,7 +578,8 @@ class ClusterDispatcher:
         """Fail the queued items no node could ever take, naming what is missing.
 
         Only decided when every enabled node has been probed at least once: a node that has
-        not answered yet might have the model. With no node enabled at all, everything fails.
+        not answered yet might have the model. With no node turned on (the last one switched
+        off or removed), nothing is decided: the items wait for one, as for a node that is down.
         """
         # Only worth looking again when the queue or what the nodes have changed (or every
         # few seconds: retries whose backoff ran out join the pending items by themselves).
@@ -591,7 +592,8 @@ class ClusterDispatcher:
             configs = [n.config for n in self._nodes.values()]
             enabled = [c for c in configs if c.enabled]
             # (A node refusing our password may have the model: it waits for the user too.)
-            if any(self.monitor.health(c.name).capabilities is None for c in enabled):
+            if not enabled or any(self.monitor.health(c.name).capabilities is None
+                                  for c in enabled):
                 return []
             doomed = self.placement.unassignable()
             events: list[ItemFinished] = []

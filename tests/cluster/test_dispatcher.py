@@ -520,3 +520,38 @@ async def test_a_lora_in_the_prompt_sends_the_job_only_to_nodes_that_have_it(sto
     (missing,) = store.reads.items(nowhere.id)
     assert missing.state is ItemState.failed and "LoRA 'does_not_exist'" in missing.error
     assert summary.done == 6 and summary.failed == 1
+
+
+@pytest.mark.parametrize("how", ["turned off", "removed"])
+async def test_the_last_node_turned_off_or_removed_leaves_the_queue_waiting(store, tmp_path, how):
+    """A queue whose only node is turned off (or removed) mid-run keeps its images queued:
+    none fails for want of a node, and they run once it is back."""
+    async with fakes({"step_ms": 20}) as (only,):
+        store.add_job(cfg(8), output_dir=tmp_path / "out")
+        d = dispatcher(store, [node("only", only)])
+        judged = []  # the run loop's looks for items no node could take
+        real = d._fail_unassignable
+        d._fail_unassignable = lambda: judged.append(1) or real()
+        run = asyncio.ensure_future(d.run())
+        try:
+            while not any(i.state is ItemState.done for i in store.reads.items()):
+                await asyncio.sleep(0.01)
+                assert not run.done()
+            if how == "removed":
+                await d.remove_node("only")
+            else:
+                await d.add_node(node("only", only, enabled=False))
+            seen = len(judged)
+            while len(judged) < seen + 3:  # the first look after the change judges it anew
+                await asyncio.sleep(0.01)
+            states = Counter(i.state for i in store.reads.items())
+            assert states[ItemState.failed] == 0, [i.error for i in store.reads.items()]
+            assert states[ItemState.queued] > 0 and states[ItemState.running] == 0
+            await d.add_node(node("only", only))
+            while Counter(i.state for i in store.reads.items())[ItemState.done] < 8:
+                await asyncio.sleep(0.02)
+                assert not run.done()
+        finally:
+            d.stop()
+            await asyncio.wait_for(run, 20)
+    outputs_exactly_once(store, tmp_path / "out")
