@@ -254,3 +254,36 @@ def test_add_to_queue_fixes_the_current_model_so_two_nodes_never_mix_models(qtbo
             assert {i.node for i in items} == {"xl"}
             assert {store.reads.config_for(i).txt2img.checkpoint for i in items} == {xl}
         assert not comfy.received
+
+
+def test_removing_every_node_mid_run_loses_no_image(qtbot, window_for, two_nodes):
+    """The user removes both nodes in the Nodes tab while a batch runs: the queue goes back to
+    the server in Settings and makes every image; none fails for want of a node meanwhile."""
+    from PySide6.QtCore import Qt
+
+    den, attic = two_nodes
+    den.step_s = attic.step_s = 0.04  # slow enough to remove both mid-run
+    window = _open(qtbot, window_for, den.url)
+    session, panel = window.session, window.nodes_panel
+    _fill(window, **{"txt2img.prompt": "kept", "txt2img.steps": 4, "txt2img.batch_count": 10,
+                     "txt2img.width": 64, "txt2img.height": 64})
+    window.commands.queue_button.click()
+    qtbot.waitUntil(lambda: session.queue_mode == "cluster", timeout=8000)
+    qtbot.waitUntil(lambda: den.images_generated + attic.images_generated >= 2, timeout=15000)
+    window.work_tabs.setCurrentWidget(panel)
+    for name in ("attic", "den"):
+        row = next(r for r, n in enumerate(session.nodes.model.rows()) if n.config.name == name)
+        panel.table.selectRow(row)
+        qtbot.mouseClick(panel.remove_button, Qt.MouseButton.LeftButton)
+        box = panel.remove_question
+        qtbot.waitUntil(box.isVisible, timeout=3000)
+        button = next(b for b in box.buttons() if b.text().replace("&", "") == "Remove")
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda name=name: name not in
+                        [n.config.name for n in session.nodes.model.rows()], timeout=5000)
+    qtbot.waitUntil(lambda: session.queue_mode == "single", timeout=10000)
+    qtbot.waitUntil(lambda: window.commands.queue_count.text() == "Queue: 0", timeout=20000)
+    with QueueStore(AppPaths.default().database_file) as store:
+        items = store.reads.items()
+    assert [i.error for i in items if i.state is not ItemState.done] == []
+    assert len(items) == 10 and all(len(i.outputs) == 1 for i in items)
