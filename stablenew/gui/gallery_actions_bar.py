@@ -10,12 +10,13 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
     QWidget,
 )
+
+from stablenew.gui.widgets.layouts import FlowLayout
 
 if TYPE_CHECKING:
     from stablenew.controller.gallery_controller import GalleryController
@@ -62,14 +63,15 @@ class GalleryActionsBar(QWidget):
         self.export_button.clicked.connect(self._choose_zip)
         self.queue_button.clicked.connect(lambda: self._act(lambda a, keys: a.queue_again(keys)))
         self.compare_button.clicked.connect(self._compare)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(4)
+        # The gallery's column is often narrow (the viewer beside it): the bar wraps onto more
+        # rows there rather than cut every label short.
+        self.tag_edit.setMinimumWidth(120)
+        self.collection.setMinimumWidth(140)
+        layout = FlowLayout(self)
         for widget in (self.count_label, self.tag_edit, self.collection, self.collect_button,
                        self.move_button, self.copy_button, self.trash_button, self.export_button,
                        self.queue_button, self.compare_button):
             layout.addWidget(widget)
-        layout.addStretch(1)
         self.selection_changed()
 
     def bind(self, gallery: GalleryController) -> None:

@@ -4,12 +4,14 @@ the folder watch noticing images another program added."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zipfile
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
+from pytestqt.exceptions import TimeoutError as QtTimeout
 
 from tests.gui.test_gallery_find import _names, _open_gallery
 
@@ -242,3 +244,26 @@ def test_many_run_folders_are_watched_a_batch_at_a_time(qtbot, window_for, dead_
     expected = {str(root), *(str(root / f"run-{n:03d}") for n in range(3 * WATCH_BATCH + 7))}
     qtbot.waitUntil(lambda: expected <= set(watcher.directories()), timeout=20000)
     assert batches and max(batches) <= WATCH_BATCH, batches
+
+
+def test_the_batch_buttons_show_their_whole_names_beside_the_viewer(qtbot, window_for, dead_url):
+    """With several images selected (the viewer open beside the gallery), every button of the
+    batch bar is as wide as its label needs: none is cut to "ove." or "opy."."""
+    window, gallery, panel, paths = _open_gallery(qtbot, window_for, dead_url, rooms=True)
+    _select(qtbot, panel, 0)  # one image: the viewer opens and the gallery column narrows
+    _select(qtbot, panel, 1, 2)
+    bar = panel.batch
+    buttons = [bar.collect_button, bar.move_button, bar.copy_button, bar.trash_button,
+               bar.export_button, bar.queue_button, bar.compare_button]
+
+    def cut() -> list[str]:
+        return [b.text() for b in buttons if b.width() < b.sizeHint().width()]
+
+    def outside() -> list[str]:
+        return [b.text() for b in buttons if not bar.rect().contains(b.geometry())]
+
+    with contextlib.suppress(QtTimeout):  # the layout settles; the asserts say what is wrong
+        qtbot.waitUntil(lambda: bar.isVisible() and not cut() and not outside(), timeout=3000)
+    assert cut() == [], f"cut at a gallery column {panel.width()} px wide"
+    assert outside() == [], "the bar is as tall as its rows"
+    assert bar.width() <= panel.width()
