@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, cast
 
 from PySide6.QtCore import (
     QEvent,
+    QItemSelection,
+    QItemSelectionModel,
     QModelIndex,
     QModelRoleData,
     QModelRoleDataSpan,
@@ -385,6 +387,7 @@ class GalleryPanel(QWidget):
         # Selected image, first image in view, and its row's top edge in the view (pixels).
         self._place: tuple[str | None, str | None, int] = (None, None, 0)
         self._scroll_back: tuple[QPersistentModelIndex, int, int] | None = None  # index, top, tries
+        self._kept_selection: list[str] = []
         self.model.modelAboutToBeReset.connect(self._note_place)
         self.model.modelReset.connect(self._restore_place)
         self.model.modelReset.connect(self._update_title)
@@ -501,6 +504,10 @@ class GalleryPanel(QWidget):
             index = self.view.indexAt(QPoint(GRID[0] // 2, GRID[1] // 2))
             first, top = index.data(GalleryModel.KeyRole), self.view.visualRect(index).top()
         self._place = (self._current_key, first, top)
+        # A selection of several (for the batch bar) is kept through the reset too: a Copy…
+        # or a rating listed the images again and left only the current one selected.
+        model = self.view.selectionModel()
+        self._kept_selection = self.selected_keys() if len(model.selectedIndexes()) > 1 else []
 
     def _restore_place(self) -> None:
         selected, first, top = self._place
@@ -510,9 +517,25 @@ class GalleryPanel(QWidget):
                 and (row := controller.row_of(key)) >= 0}
         if selected in rows:
             self.view.setCurrentIndex(self.model.index(rows[selected]))
+        kept, self._kept_selection = self._kept_selection, []
+        if kept and controller is not None:
+            self._select_rows(sorted(r for key in kept if (r := controller.row_of(key)) >= 0))
         if first in rows:
             self._scroll_back = (QPersistentModelIndex(self.model.index(rows[first])), top, 50)
             self._try_scroll_back()
+
+    def _select_rows(self, rows: list[int]) -> None:
+        """Add *rows* (sorted) to the selection, as ranges of neighbouring rows."""
+        selection = QItemSelection()
+        start = prev = None
+        for row in [*rows, None]:
+            if row is not None and prev is not None and row == prev + 1:
+                prev = row
+                continue
+            if start is not None and prev is not None:
+                selection.select(self.model.index(start), self.model.index(prev))
+            start = prev = row
+        self.view.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.Select)
 
     def _try_scroll_back(self) -> None:
         """Put the image that was first in view back where it was, to the pixel. The layout is

@@ -74,6 +74,8 @@ def test_move_copy_and_export(qtbot, window_for, dead_url, tmp_path):
     chosen = panel.selected_keys()
     assert [Path(k).name for k in chosen] == ["owl.png", "castle.png"]
     copies = tmp_path / "copies"
+    resets = []
+    gallery.items_reset.connect(lambda: resets.append(panel.selected_keys()))
     qtbot.mouseClick(panel.batch.copy_button, Qt.MouseButton.LeftButton)
     dialog = panel.batch.dialog
     assert dialog is not None and dialog.isVisible()
@@ -83,9 +85,11 @@ def test_move_copy_and_export(qtbot, window_for, dead_url, tmp_path):
     qtbot.waitUntil(lambda: panel.message.text() == "Copied 2 images.", timeout=10000)
     assert sorted(p.name for p in copies.iterdir()) == ["castle.png", "owl.png"]
     assert all(Path(k).exists() for k in chosen)
+    # The list is read again after the copy; both images stay selected for the next action.
+    qtbot.waitUntil(lambda: bool(resets), timeout=10000)
+    assert resets[-1] == chosen and panel.selected_keys() == chosen
 
     archive = tmp_path / "picked.zip"
-    _select(qtbot, panel, *[n for n, i in enumerate(gallery.items) if i.key in chosen])
     qtbot.mouseClick(panel.batch.export_button, Qt.MouseButton.LeftButton)
     panel.batch.dialog.selectFile(str(archive))
     panel.batch.dialog.accept()
