@@ -59,8 +59,6 @@ log = logging.getLogger(__name__)
 
 #: Queued items looked at per planning round (in run order); later ones wait their turn.
 DEFAULT_WINDOW = 256
-#: Name under which the dispatcher itself claims an item it must fail (no node can take it).
-SCHEDULER_CLAIMANT = "(scheduler)"
 #: Seconds before a node's worker that died of an error is started again.
 RESTART_PAUSE = 5.0
 #: Times one node may hand the same item back for its own fault (down, login refused).
@@ -595,22 +593,4 @@ class ClusterDispatcher:
             if not enabled or any(self.monitor.health(c.name).capabilities is None
                                   for c in enabled):
                 return []
-            doomed = self.placement.unassignable()
-            events: list[ItemFinished] = []
-            for item, job, reason in doomed:
-                claimant = job.node_pin or SCHEDULER_CLAIMANT
-                claim = self.store.claim_next(claimant, can_take=_only(item.id))
-                if claim is None:
-                    continue
-                state = self.store.fail(claim.item.id, claim.lease, reason,
-                                        detail="no eligible node", transient=False)
-                if state is ItemState.failed:
-                    events.append(ItemFinished(item, ItemState.failed, reason))
-            return events
-
-
-def _only(item_id: int) -> CanTake:
-    """A claim filter that takes just the item *item_id*."""
-    def take(item: WorkItem, _job: Job) -> bool:
-        return item.id == item_id
-    return take
+            return self.placement.fail_unassignable()

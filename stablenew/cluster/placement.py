@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from stablenew.cluster.health import NodeMonitor
-from stablenew.cluster.jobs import Job, WorkItem
+from stablenew.cluster.jobs import ItemState, Job, WorkItem
 from stablenew.cluster.node_book import NodeBook
+from stablenew.cluster.queue_events import ItemFinished
 from stablenew.cluster.queue_store import QueueStore
 from stablenew.cluster.routing import relax_for_remote_upscale, stage_upscalers
 from stablenew.cluster.scheduler import (
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 #: A plan younger than this serves the next claims; older, the queue is planned again.
 REPLAN_AFTER = 0.2
+#: Name under which the dispatcher itself claims an item it must fail (no node can take it).
+SCHEDULER_CLAIMANT = "(scheduler)"
 
 
 @dataclass
@@ -214,3 +217,25 @@ class Placement:
             if not eligible_nodes(req, candidates):
                 doomed.append((item, job, why_nobody(req, candidates)))
         return doomed
+
+    def fail_unassignable(self) -> list[ItemFinished]:
+        """Fail the queued items no node could ever take, each with its reason; claimed first,
+        so one a worker took meanwhile is left alone."""
+        events: list[ItemFinished] = []
+        for item, job, reason in self.unassignable():
+            claimant = job.node_pin or SCHEDULER_CLAIMANT
+            claim = self.store.claim_next(claimant, can_take=_only(item.id))
+            if claim is None:
+                continue
+            state = self.store.fail(claim.item.id, claim.lease, reason,
+                                    detail="no eligible node", transient=False)
+            if state is ItemState.failed:
+                events.append(ItemFinished(item, ItemState.failed, reason))
+        return events
+
+
+def _only(item_id: int) -> Callable[[WorkItem, Job], bool]:
+    """A claim filter that takes just the item *item_id*."""
+    def take(item: WorkItem, _job: Job) -> bool:
+        return item.id == item_id
+    return take

@@ -146,6 +146,16 @@ class QueueReads:
             "SELECT EXISTS (SELECT 1 FROM queue_items WHERE job_id = ? AND state IN "
             "('queued','assigned','running'))", (job_id,))[0][0])
 
+    def finished_job(self, job_id: str) -> Job | None:
+        """The job once none of its images waits or runs (None before that, or once cleared)."""
+        if self.job_unfinished(job_id):
+            return None
+        try:
+            job = self.get_job(job_id)
+        except UnknownId:
+            return None
+        return job if job.counts.total and job.counts.finished == job.counts.total else None
+
     def resolve(self, text: str) -> tuple[str, str | int]:
         """Turn what a user typed into ("job", job_id) or ("item", item_id).
 

@@ -45,7 +45,7 @@ from stablenew.cluster.queue_events import (
     QueueEventCallback,
     RunSummary,
 )
-from stablenew.cluster.queue_store import MAX_RETRIES, QueueError, QueueStore, StoreBusy
+from stablenew.cluster.queue_store import MAX_RETRIES, QueueStore, StoreBusy
 from stablenew.cluster.runner_lock import RunnerLock
 from stablenew.cluster.stall import StallLimits
 from stablenew.pipeline.events import RunStatus
@@ -222,8 +222,7 @@ class QueueRunner:
         for item in items:
             await self._db(self._clean_outputs, item)
         if items:
-            log.info("queue: %d item(s) left in flight by a crash went back to the queue",
-                     len(items))
+            log.info("queue: %d item(s) a crash left in flight went back to the queue", len(items))
         return items
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -535,8 +534,7 @@ class QueueRunner:
             self.summary.failures.append((item.label, message))
             self._emit(ItemFinished(item, state, message, detail=detail, fatal_for_node=fatal))
             await self._maybe_job_finished(item.job_id)
-        if fatal:
-            assert typed is not None
+        if typed is not None and fatal:
             await self._wait_for_node(typed)
 
     async def _after_cancel(self, claim: Claim) -> None:
@@ -551,17 +549,12 @@ class QueueRunner:
         await self._maybe_job_finished(item.job_id)
 
     async def _maybe_job_finished(self, job_id: str) -> None:
-        if await self._db(self.store.reads.job_unfinished, job_id):
-            return
         try:
-            job = await self._db(self.store.reads.get_job, job_id)
-        except QueueError:
-            return  # cleared meanwhile
+            job = await self._db(self.store.reads.finished_job, job_id)
         except sqlite3.Error as exc:  # the database busy for too long: the next image asks again
             log.warning("queue: job %s not checked for its end: %r", job_id, exc)
             return
-        counts = job.counts
-        if counts.total and counts.finished == counts.total:
+        if job is not None:
             self._emit(JobFinished(job))
 
     async def _wait_for_node(self, error: BackendError) -> None:

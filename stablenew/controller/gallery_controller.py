@@ -243,14 +243,12 @@ class GalleryController(QObject):
         if walked and hasattr(outputs, "wait_built") and not self._awaiting_index:
             self._awaiting_index = True  # the index was being built: facts come later
             self.tasks.spawn(self._when_built(), name="gallery-index-built")
-        if scan_number != self._scans:  # a newer listing is on its way; it may not scan
-            if scan and not walked and hasattr(outputs, "update"):
-                self.tasks.spawn(self._update(root), name="gallery-update")
-            return
-        self._show(rows, source, fresh)
-        if not rows.complete:
+        newest = scan_number == self._scans  # else a newer listing is on its way (not shown)
+        if newest:
+            self._show(rows, source, fresh)
+        if newest and not rows.complete:
             self.tasks.spawn(self._complete(scan_number, root, fresh, scan), name="gallery-keys")
-        elif scan and not walked and hasattr(outputs, "update"):
+        elif scan and not walked and hasattr(outputs, "update"):  # newest or not: the next may not scan
             self.tasks.spawn(self._update(root), name="gallery-update")
 
     def _show(self, rows: GalleryRows, source: ListSource, fresh: list[str]) -> None:
