@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ log = logging.getLogger("stablenew.controller.nodes")
 
 NODE_COLUMNS = ("Name", "State", "Current job", "Kind", "VRAM", "Tier", "Address")
 TIER_COLUMN = NODE_COLUMNS.index("Tier")
+CURRENT_COLUMN = NODE_COLUMNS.index("Current job")
 PLAN_COLUMNS = ("Image", "Job", "Node", "Start", "Finish", "Why not")
 _ROOT = QModelIndex()
 _KIND_NAMES = {"a1111": "A1111", "forge": "Forge", "sdnext": "SD.Next", "comfyui": "ComfyUI",
@@ -85,11 +86,19 @@ def format_seconds(value: float) -> str:
     return duration(value, tenths=True)
 
 
-def describe_work(work: WorkingOn) -> str:
-    """What the "Current job" column says of one item: "Lighthouses — image 3 of 24"."""
-    image = f"image {work.number} of {work.total}" if work.total else f"image {work.number}"
-    name = work.job_name if len(work.job_name) <= 40 else work.job_name[:39].rstrip() + "…"
-    return f"{name} — {image}" if name else image
+def describe_work(works: Sequence[WorkingOn]) -> tuple[str, ...]:
+    """What the "Current job" column says of the items a node works on, one text per job:
+    "Lighthouses — image 3 of 24", or "Lighthouses — images 3, 4 of 24" (its name once)."""
+    jobs: dict[tuple[str, int | None], list[int]] = {}
+    for work in works:
+        jobs.setdefault((work.job_name, work.total), []).append(work.number)
+    texts = []
+    for (job_name, total), numbers in jobs.items():
+        listed = ", ".join(str(n) for n in sorted(numbers))
+        image = f"image{'s' if len(numbers) > 1 else ''} {listed}" + (f" of {total}" if total else "")
+        name = job_name if len(job_name) <= 40 else job_name[:39].rstrip() + "…"
+        texts.append(f"{name} — {image}" if name else image)
+    return tuple(texts)
 
 
 def work_detail(work: WorkingOn) -> str:
@@ -541,7 +550,7 @@ class NodesController(QObject):
             working = status.working_on if status else ()
             rows.append(NodeRow(
                 cfg, state, status.message if status else health.message,
-                current=tuple(describe_work(w) for w in working),
+                current=describe_work(working),
                 current_detail="\n\n".join(work_detail(w) for w in working),
                 vram_gb=(caps.vram_total / GB if caps and caps.vram_total else None),
                 kind=caps.kind.value if caps else "", device=caps.device if caps else ""))

@@ -238,8 +238,8 @@ def test_the_table_follows_a_running_dispatcher_with_each_nodes_current_job(qtbo
             assert c.model.index(0, 1).data() == "Ready"
             # What the user knows the image by (not the queue's ids); the id in the tooltip.
             shown, tip = seen[0]
-            assert re.fullmatch(r"Lighthouses — image [123] of 3(, Lighthouses — image [123] of 3)?",
-                                shown), shown
+            # Two images of one job at once name the job once.
+            assert re.fullmatch(r"Lighthouses — (image [123]|images [123], [123]) of 3", shown), shown
             assert "Prompt: a lighthouse at dusk" in tip and f"Queue item {job.id}/" in tip
             qtbot.waitUntil(run.done, timeout=15000)
             assert run.result().done == 3
@@ -483,3 +483,29 @@ def test_remove_asks_first_and_cancel_keeps_the_node(qtbot, controller, two_node
     press_remove_on(1, "Remove")
     qtbot.waitUntil(lambda: saved() == ["big"], timeout=5000)
     assert controller.model.rowCount() == 1
+
+
+def test_a_long_current_job_leaves_every_column_in_view(qtbot, controller, two_nodes):
+    """Images of two jobs with long names at once (a Run beside a batch): the Current job cell
+    is cut short (its tooltip has it all) and Kind, VRAM, Tier and Address stay in view."""
+    from stablenew.cluster.node_book import WorkingOn
+    from stablenew.controller.nodes_controller import NODE_COLUMNS, NodeRow, describe_work
+
+    panel = two_nodes
+    panel.resize(900, 500)
+    qtbot.waitUntil(lambda: controller.model.rowCount() == 2 and not controller.tasks.busy,
+                    timeout=5000)
+    name = "a lighthouse on a cliff at dusk, volumetric light, crashing waves, oil painting"
+    working = [WorkingOn(f"j1/{n}", name, n, 30, name) for n in (11, 12)]
+    assert describe_work(working) == (f"{name[:39].rstrip()}… — images 11, 12 of 30",)
+    working.append(WorkingOn("j2/1", "Run: " + name, 1, 1, name))
+    rows = [NodeRow(controller.node(n), NodeState.healthy, "", current=describe_work(working))
+            for n in ("big", "small")]
+    controller.model.set_rows(rows)
+    header = panel.table.horizontalHeader()
+    viewport = panel.table.viewport().width()
+
+    def in_view(column: int) -> bool:
+        return header.sectionViewportPosition(column) + header.sectionSize(column) <= viewport
+
+    qtbot.waitUntil(lambda: all(in_view(c) for c in range(len(NODE_COLUMNS))), timeout=3000)

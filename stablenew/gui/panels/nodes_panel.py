@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from stablenew.controller.format import plural
 from stablenew.controller.nodes_controller import (
+    CURRENT_COLUMN,
     TIER_COLUMN,
     NodeConfig,
     NodesController,
@@ -169,8 +170,11 @@ class NodesPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setItemDelegateForColumn(1, _StateDelegate(self.table))
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # The current job takes the room left and is cut short there (its tooltip has it all):
+        # sized to its text, two long job names pushed Kind, VRAM, Tier and Address out of view.
+        header.setSectionResizeMode(CURRENT_COLUMN, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().hide()
         self.table.doubleClicked.connect(lambda _index: self.edit_selected())
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
