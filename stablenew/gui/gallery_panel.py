@@ -506,8 +506,8 @@ class GalleryPanel(QWidget):
         self._place = (self._current_key, first, top)
         # A selection of several (for the batch bar) is kept through the reset too: a Copy…
         # or a rating listed the images again and left only the current one selected.
-        model = self.view.selectionModel()
-        self._kept_selection = self.selected_keys() if len(model.selectedIndexes()) > 1 else []
+        keys = self.selected_keys()
+        self._kept_selection = keys if len(keys) > 1 else []
 
     def _restore_place(self) -> None:
         selected, first, top = self._place
