@@ -23,8 +23,9 @@ from stablenew.controller.errors import ErrorInfo, error_from_exception
 from stablenew.controller.field_spec import FieldValue
 from stablenew.controller.fields import FieldSpec
 from stablenew.controller.format import plural
-from stablenew.controller.images import decode_image
+from stablenew.controller.images import DecodedImage
 from stablenew.controller.job_follow import JobFollower
+from stablenew.controller.preview_decoder import PreviewDecoder
 from stablenew.controller.run_progress import RunProgress, RunState
 from stablenew.controller.run_tally import ShownRun, estimate, fold_event
 from stablenew.controller.run_work import (
@@ -63,7 +64,7 @@ log = logging.getLogger("stablenew.controller.pipeline")
 
 #: Repaint rate for progress: fast enough to feel live, slow enough to never flood the Qt thread.
 FLUSH_INTERVAL_MS = 80
-PREVIEW_SIDE = 768
+
 
 class _LeftQueued(Exception):
     """The window closes to stop and resume next time: the Run stops following its job and
@@ -123,7 +124,7 @@ class PipelineController(QObject):
         self._lock = threading.Lock()
         self._pending: deque[tuple[int, ShownEvent]] = deque()  # (image of the Run, event)
         self._latest_preview: bytes | None = None
-        self._decoding: asyncio.Task[None] | None = None  # the preview being decoded
+        self._previews = PreviewDecoder[bool](self.tasks.spawn, self._preview_decoded)
         self._dirty = False
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
@@ -326,8 +327,7 @@ class PipelineController(QObject):
                 counts = None
             # The last image is in the viewer before the Run says it is over.
             self._flush()
-            if self._decoding is not None:
-                await asyncio.wait((self._decoding,))
+            await self._previews.wait()
             if run_queue.finished is not None:
                 await run_queue.finished()
             finished = True
@@ -539,21 +539,12 @@ class PipelineController(QObject):
         return estimate(self._shown, p, self._plan_total or 1, eta)
 
     def _decode_preview(self, source: bytes | Path) -> None:
-        if self._decoding is not None:
-            if isinstance(source, bytes):
-                self._latest_preview = source  # decoded after the one in flight
-            return
-        self._decoding = self.tasks.spawn(self._decode(source), name="preview")
+        # Server frames come as bytes, saved images as their file (live: False).
+        self._previews.show(source, isinstance(source, bytes))
 
-    async def _decode(self, source: bytes | Path) -> None:
-        try:
-            image = await asyncio.to_thread(decode_image, source, PREVIEW_SIDE)
-            # Server frames come as bytes, saved images as their file.
-            self.preview_changed.emit(image, isinstance(source, bytes))
-        except (OSError, ValueError) as exc:  # a broken preview frame is not worth an error banner
-            log.debug("preview not decodable: %s", exc)
-        finally:
-            self._decoding = None
+    def _preview_decoded(self, image: DecodedImage, live: bool) -> None:
+        if not live or self.state != RunState.idle:  # a frame decoded after the Run is no result
+            self.preview_changed.emit(image, live)
 
     def _set_error(self, info: ErrorInfo | None) -> None:
         self._error = info

@@ -7,43 +7,31 @@ and a time left for that job from the pace measured so far, and says so at a hum
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from stablenew.cluster.jobs import ItemState, Job, WorkItem
 from stablenew.cluster.queue_events import ItemFinished, ItemProgress, ItemStarted
 from stablenew.controller.format import eta_in_words
-from stablenew.controller.images import decode_image
+from stablenew.controller.preview_decoder import PreviewDecoder, Spawn
 from stablenew.controller.run_progress import RunProgress, RunState
 from stablenew.pipeline.events import ImageSaved, ProgressUpdate, StageStarted
 
 if TYPE_CHECKING:
     from stablenew.cluster.queue_events import QueueEvent
 
-log = logging.getLogger("stablenew.controller.queue")
 
 #: How often the bar is told (it repaints no faster than a person reads).
 SHOW_MS = 100
 #: Finished images whose pace sets the estimate (recent ones: the node's speed may change).
 PACE_SAMPLES = 8
-#: The viewer's preview size, as a Run's (pipeline_controller.PREVIEW_SIDE).
-PREVIEW_SIDE = 768
 
-
-
-class Spawn(Protocol):
-    """How the activity runs its preview decodes: the queue's `TaskOwner.spawn`."""
-
-    def __call__(self, coro: Coroutine[object, object, None], *, name: str = ...
-                 ) -> asyncio.Task[None]: ...
 
 @dataclass(frozen=True)
 class QueueWork:
@@ -87,9 +75,9 @@ class QueueActivity(QObject):
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._job_of = job_of  # the job as the last snapshot of the queue has it (counts)
-        self._spawn = spawn  # the queue's TaskOwner: closed with the queue
-        self._decoding = False
-        self._next_preview: tuple[bytes | Path, str] | None = None
+        # Decoded in the queue's TaskOwner: closed with the queue.
+        self._previews = (PreviewDecoder[str](spawn, self.preview_changed.emit, name="queue-preview")
+                          if spawn is not None else None)
         self._in_flight: dict[int, _InFlight] = {}
         self._finished_at: deque[float] = deque(maxlen=PACE_SAMPLES + 1)  # monotonic
         self._shown: QueueWork | None = None
@@ -135,25 +123,8 @@ class QueueActivity(QObject):
         self._show()
 
     def _show_preview(self, source: bytes | Path, caption: str) -> None:
-        # One decode at a time; frames that arrive meanwhile leave only the newest waiting.
-        self._next_preview = (source, caption)
-        if not self._decoding and self._spawn is not None:
-            self._decoding = True
-            self._spawn(self._decode(), name="queue-preview")
-
-    async def _decode(self) -> None:
-        try:
-            while self._next_preview is not None:
-                source, caption = self._next_preview
-                self._next_preview = None
-                try:
-                    image = await asyncio.to_thread(decode_image, source, PREVIEW_SIDE)
-                except (OSError, ValueError) as exc:  # a broken frame is not worth an error
-                    log.debug("queue preview not decodable: %s", exc)
-                    continue
-                self.preview_changed.emit(image, caption)
-        finally:
-            self._decoding = False
+        if self._previews is not None:
+            self._previews.show(source, caption)
 
     def refresh(self) -> None:
         """The queue's snapshot changed (a job's counts): say it again at the next turn."""
