@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from typing import NamedTuple
 
 from stablenew.backends.errors import MissingResource
+from stablenew.backends.lora_tags import LORA_TAG, read_tag
 
 # ---------------------------------------------------------------------------- name tables
 #: A1111/Forge sampler names -> ComfyUI sampler_name. ComfyUI names are accepted as they are.
@@ -271,7 +272,6 @@ def comfy_scheduler(name: str, sampler: str, implied: str | None, available: Ite
     return mapped
 
 
-_LORA_RE = re.compile(r"<(lora|lyco):([^:>]+)(?::([^:>]*))?(?::([^:>]*))?>", re.IGNORECASE)
 _HYPERNET_RE = re.compile(r"<hypernet:[^>]*>", re.IGNORECASE)
 
 
@@ -288,24 +288,15 @@ def split_loras(prompt: str) -> tuple[str, list[LoraUse], list[str]]:
     loras: list[LoraUse] = []
     warnings: list[str] = []
 
-    def weight(text: str | None, default: float) -> float:
-        if text is None or not text.strip():
-            return default
-        text = text.strip()
-        text = text.split("=", 1)[1] if "=" in text else text  # "unet=0.5" style
-        try:
-            return float(text)
-        except ValueError:
-            warnings.append(f"LoRA weight '{text}' is not a number; used {default}.")
-            return default
-
-    def take(m: re.Match) -> str:
-        te = weight(m.group(3), 1.0)
-        unet = weight(m.group(4), te)
-        loras.append(LoraUse(m.group(2).strip(), unet, te))
+    def take(m: re.Match[str]) -> str:
+        tag = read_tag(m)
+        if tag.bad:
+            warnings.append(f"LoRA weight '{tag.bad}' of {tag.name} is not a number; used "
+                            f"{tag.weight:g} for the text encoder and {tag.unet_weight:g} for the UNet.")
+        loras.append(LoraUse(tag.name, tag.unet_weight, tag.weight))
         return ""
 
-    cleaned = _LORA_RE.sub(take, prompt)
+    cleaned = LORA_TAG.sub(take, prompt)
     if _HYPERNET_RE.search(cleaned):
         warnings.append("Hypernetworks are not supported on ComfyUI; the <hypernet:…> tags were left out.")
         cleaned = _HYPERNET_RE.sub("", cleaned)

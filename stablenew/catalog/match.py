@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from stablenew.backends.lora_tags import NETWORK_TAG
 from stablenew.catalog.entry import BaseModel, ModelEntry, ModelKind
 from stablenew.catalog.index import Catalog
 
@@ -24,7 +25,6 @@ _FIELDS = {
 }
 _MAX_PHRASE_WORDS = 4
 _WORD = re.compile(r"[\w'-]+", re.UNICODE)
-_LORA_TAG = re.compile(r"<(?:lora|lyco|hypernet):[^>]*>", re.IGNORECASE)
 _WEIGHT = re.compile(r":\s*-?\d+(?:\.\d+)?\s*(?=[)\]])")
 _STOP_TEXT = """a an and are as at be by for from has have in into is it its of on or that the
 this to with was were will your you lora model style trained version use used using"""
@@ -38,7 +38,7 @@ def words(text: str) -> list[str]:
 
 def prompt_phrases(prompt: str) -> set[str]:
     """Every run of 1-4 words inside each comma part of *prompt*, lower-cased, syntax removed."""
-    text = _WEIGHT.sub("", _LORA_TAG.sub(",", prompt))
+    text = _WEIGHT.sub("", NETWORK_TAG.sub(",", prompt))
     found: set[str] = set()
     for part in re.split(r"[,|\n.;]+", text):
         ws = words(part)

@@ -6,11 +6,11 @@ import os
 import re
 from collections.abc import Iterable
 
+from stablenew.backends.lora_tags import lora_names, swap_lora
 from stablenew.catalog.entry import ModelEntry, ModelKind
 from stablenew.catalog.index import Catalog
 
 DEFAULT_WEIGHT = 1.0
-_LORA = re.compile(r"<lora:([^:>]+)(?::[^>]*)?>", re.IGNORECASE)
 
 
 def lora_token(entry: ModelEntry, weight: float | None = None) -> str:
@@ -28,8 +28,7 @@ def insert_lora(prompt: str, entry: ModelEntry, weight: float | None = None,
     """
     chosen = entry.triggers[:1] if triggers is None else triggers
     token = lora_token(entry, weight)
-    pattern = re.compile(rf"<lora:{re.escape(entry.name)}(?::[^>]*)?>", re.IGNORECASE)
-    text, replaced = pattern.subn(token, prompt, count=1)
+    text, replaced = swap_lora(prompt, entry.name, token)
     lowered = text.lower()
     new_words = [w for w in chosen if not re.search(rf"(?<![\w]){re.escape(w.lower())}(?![\w])", lowered)]
     parts = [text.rstrip(" ,")] if text.strip(" ,") else []
@@ -39,18 +38,13 @@ def insert_lora(prompt: str, entry: ModelEntry, weight: float | None = None,
     return ", ".join(parts)
 
 
-def loras_in(prompt: str) -> list[str]:
-    """The LoRA names a prompt mentions, in order, once each."""
-    return list(dict.fromkeys(m.group(1).strip() for m in _LORA.finditer(prompt)))
-
-
 def lora_hashes(prompt: str, catalog: Catalog) -> str:
     """What A1111 writes as `Lora hashes`: 'name: shorthash, …' for each hashed LoRA named.
 
     A1111 keys it by the name as written in the prompt with ':' and ',' removed, and leaves out
     LoRAs it has no hash for.
     """
-    return _hashes_text((name, catalog.find(name, ModelKind.lora)) for name in loras_in(prompt))
+    return _hashes_text((name, catalog.find(name, ModelKind.lora)) for name in lora_names(prompt))
 
 
 def lora_hashes_for_files(files: Iterable[str], catalog: Catalog) -> str:

@@ -8,17 +8,16 @@ only (without its `<lora:…>` tokens), over candidates in a fixed order.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from stablenew.backends.lora_tags import LORA_TAG
 from stablenew.catalog.entry import BaseModel, ModelEntry, ModelKind
 from stablenew.catalog.index import Catalog
 from stablenew.catalog.match import LoraMatch, Matcher
 from stablenew.catalog.prompt import DEFAULT_WEIGHT, insert_lora
 
 MAX_LORAS = 6
-_LORA_TOKEN = re.compile(r"<lora:[^>]*>", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ def choose_loras(prompt: str, seed: int, matcher: Matcher, catalog: Catalog | No
     user's own weight for one stays as written."""
     # The draw ignores the prompt's own LoRA tokens: a learning run over one LoRA's weight
     # gets the same picks in every column of a seed, so nothing else differs between them.
-    rng = random.Random(f"{seed}\x00{_LORA_TOKEN.sub('', prompt)}")
+    rng = random.Random(f"{seed}\x00{LORA_TAG.sub('', prompt)}")
     skip = {name.lower() for name in exclude}
     matches = [m for m in matcher.match(prompt, checkpoint=checkpoint, catalog=catalog, node=node)
                if m.entry.name.lower() not in skip]

@@ -90,7 +90,7 @@ class LoraMatchStep:
     async def __call__(self, config: PipelineConfig, tags: RunTags, cancel: CancelToken, *,
                        node: str | None = None) -> tuple[PipelineConfig, RunTags, str]:
         """(the config to send, its tags, a notice or ""); the notice is said once per step."""
-        from stablenew.catalog.prompt import loras_in
+        from stablenew.backends.lora_tags import lora_names
         from stablenew.catalog.select import MAX_LORAS, SelectorSettings, choose_loras
 
         options = self.options()
@@ -110,7 +110,7 @@ class LoraMatchStep:
         checkpoint = checkpoint_base(config, view.catalog)
         selection = choose_loras(prompt, config.txt2img.seed, view.matcher, view.catalog,
                                  settings=settings, checkpoint=checkpoint, node=node,
-                                 exclude=loras_in(prompt))
+                                 exclude=lora_names(prompt))
         if not selection.loras:
             return config, tags, self._once(
                 "No LoRA in the catalog fits this prompt and model, so none was added.")

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from stablenew.backends.families import SDXL_BASED, ModelFamily, detect_family, profile
+from stablenew.backends.lora_tags import lora_names
 from stablenew.cluster.tiers import NodeTier
 from stablenew.pipeline.config import PipelineConfig, hires_size
-from stablenew.pipeline.lora_tags import lora_weights
 
 GB = 1024**3
 
@@ -123,7 +123,7 @@ def requirements_for(config: PipelineConfig, *, family: ModelFamily | None = Non
         checkpoint=t.checkpoint,
         family_chosen=family is not None or t.family != "auto",
         references=frozenset((r.kind.value, r.model) for r in refs),
-        loras=frozenset(name for text in prompts if text for name in lora_weights(text)),
+        loras=frozenset(name for text in prompts if text for name in lora_names(text)),
         family=fam,
         upscalers=frozenset(u for u in upscalers if u and u != "None"),
         adetailer_models=frozenset(ad_models),

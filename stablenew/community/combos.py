@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from stablenew.backends.lora_tags import LORA_TAG
 from stablenew.catalog.derive import base_from_label
 from stablenew.catalog.entry import BaseModel, ModelEntry, ModelKind
 from stablenew.catalog.index import Catalog
@@ -23,7 +24,7 @@ from stablenew.community.client import SAFE_LEVEL
 from stablenew.community.meta import CommunityImage, LoraRef
 from stablenew.pipeline.config import PipelineConfig
 
-_LORA_TAG = re.compile(r"\s*<(?:lora|lyco):[^>]*>\s*,?", re.IGNORECASE)
+_LORA_TAG = re.compile(rf"\s*{LORA_TAG.pattern}\s*,?", re.IGNORECASE)  # with its spacing and comma
 _SCHEDULERS = ("SGM Uniform", "Polyexponential", "Exponential", "Karras", "Uniform")
 _LEVEL_WORDS = {1: "PG", 2: "PG-13", 4: "R", 8: "X", 16: "XXX"}
 

@@ -15,12 +15,12 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from stablenew.backends.lora_tags import lora_tags
 from stablenew.community.client import PG, PG13, XXX, R, X
 
 #: Resource types that are LoRAs (CivitAI spells them several ways).
 LORA_TYPES = frozenset({"lora", "locon", "lycoris", "dora"})
 CHECKPOINT_TYPES = frozenset({"model", "checkpoint"})
-_PROMPT_LORA = re.compile(r"<(?:lora|lyco):([^:>]+)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
 _AIR_VERSION = re.compile(r"@(\d+)\s*$")
 _SIZE = re.compile(r"^\s*(\d{2,5})\s*[x×]\s*(\d{2,5})\s*$")
 #: The older `nsfwLevel` words, as browsing-level bits.
@@ -282,15 +282,15 @@ def _prompt_weights(prompt: Any) -> dict[str, float | None]:
     if not isinstance(prompt, str):
         return {}
     out: dict[str, float | None] = {}
-    for match in _PROMPT_LORA.finditer(prompt):
-        out.setdefault(_name_key(match.group(1)), _float(match.group(2)))
+    for tag in lora_tags(prompt):
+        out.setdefault(_name_key(tag.name), tag.te)
     return out
 
 
 def _prompt_names(prompt: Any) -> dict[str, str]:
     if not isinstance(prompt, str):
         return {}
-    return {_name_key(m.group(1)): m.group(1).strip() for m in _PROMPT_LORA.finditer(prompt)}
+    return {_name_key(tag.name): tag.name for tag in lora_tags(prompt)}
 
 
 def _checkpoint(meta: dict[str, Any]) -> tuple[str, str]:

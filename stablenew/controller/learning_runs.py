@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
+from stablenew.backends.lora_tags import lora_weights
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.job_follow import JobFollower
 from stablenew.learning.errors import LearningError
@@ -30,7 +31,6 @@ from stablenew.learning.runs import LearningRunResult, RunState, RunTracker, cel
 from stablenew.learning.runs import RunCell as RunCell  # for the views, which see only controllers
 from stablenew.learning.store import LearningStore
 from stablenew.pipeline.config import PipelineConfig
-from stablenew.pipeline.lora_tags import lora_weights
 from stablenew.storage.settings import LearningMode
 
 if TYPE_CHECKING:

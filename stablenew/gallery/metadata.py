@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stablenew.backends.lora_tags import lora_names
 from stablenew.gallery.sidecar import Marks
 from stablenew.pipeline.infotext import ImageMetadataError, model_name, read_image_metadata
 
@@ -27,8 +27,6 @@ MAX_JSON = 2_000_000
 HASH_SPAN = 64 * 1024
 
 MEDIA_TYPES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
-
-_LORA_TOKEN = re.compile(r"<(?:lora|lyco):([^:>]+)(?::[^>]*)?>", re.IGNORECASE)
 
 
 @dataclass
@@ -90,7 +88,7 @@ def read_facts(path: Path) -> ImageFacts:
     facts.prompt = facts.prompt[:MAX_TEXT]
     facts.negative = facts.negative[:MAX_TEXT]
     if facts.prompt:
-        found = [m.strip() for m in _LORA_TOKEN.findall(facts.prompt)]
+        found = lora_names(facts.prompt)
         facts.loras = tuple(dict.fromkeys([*facts.loras, *found]))
     facts.loras = tuple(n for n in facts.loras if n)[:64]
     return facts

@@ -17,9 +17,9 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
+from stablenew.backends.lora_tags import LORA_TAG, lora_weights, swap_lora
 from stablenew.learning.errors import PlanInvalid
 from stablenew.pipeline.config import PipelineConfig
-from stablenew.pipeline.lora_tags import LORA_TAG, lora_weights
 
 Value = int | float | str
 
@@ -207,19 +207,10 @@ def _get(config: PipelineConfig, dotted: str) -> Any:
 
 def set_lora_weight(prompt: str, name: str, weight: float) -> str:
     """The prompt with LoRA *name* at *weight*; the tag is appended when the prompt lacks it."""
-    text = format_number(weight)
-    replaced = False
-
-    def _swap(match: re.Match[str]) -> str:
-        nonlocal replaced
-        if match.group(1).strip() != name:
-            return match.group(0)
-        replaced = True
-        return f"<lora:{name}:{text}>"
-
-    prompt = LORA_TAG.sub(_swap, prompt)
+    token = f"<lora:{name}:{format_number(weight)}>"
+    prompt, replaced = swap_lora(prompt, name, token)
     if not replaced:
-        prompt = f"{prompt}, <lora:{name}:{text}>" if prompt.strip() else f"<lora:{name}:{text}>"
+        prompt = f"{prompt}, {token}" if prompt.strip() else token
     return prompt
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-LORA = re.compile(r"<(?:lora|lyco|hypernet):[^<>]+>", re.IGNORECASE)
+from stablenew.backends.lora_tags import NETWORK_TAG
+
+#: Extra-network tags: LoRAs (`<lora:…>`, `<lyco:…>`) and hypernetworks.
+LORA = NETWORK_TAG
 WILDCARD = re.compile(r"__[\w\-/*.~@]+__")
 VARIANT = re.compile(r"\{[^{}]*\|[^{}]*\}")
 WEIGHT = re.compile(r"\(((?:[^():]|\([^()]*\))+):\s*(-?\d+(?:\.\d+)?)\s*\)")

@@ -4,11 +4,11 @@ import random
 
 import pytest
 
+from stablenew.backends.lora_tags import lora_weights
 from stablenew.learning.errors import PlanInvalid
 from stablenew.learning.parameters import PARAMETERS, get_parameter, set_lora_weight
 from stablenew.learning.plans import LearningPlan
 from stablenew.pipeline.config import PipelineConfig
-from stablenew.pipeline.lora_tags import lora_weights
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> set[str]:
