@@ -79,6 +79,9 @@ def test_try_this_lora_runs_its_weights_in_the_learning_room(qtbot, window_for, 
         window.pipeline_panel.editor(path).set_value(value)
     rect = panel.grid.visualRect(panel.model.index(0))
     qtbot.mouseClick(panel.grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    # The row may come from the server's list before the folder's sidecar is read: the pick
+    # then shows the trigger word once it is.
+    qtbot.waitUntil(lambda: [b.text() for b in panel.trigger_boxes] == ["neonstyle"], timeout=10000)
     qtbot.mouseClick(panel.try_button, Qt.MouseButton.LeftButton)
     learning = window.session.learning
     assert window.work_tabs.currentWidget() is window.learning_panel
@@ -92,3 +95,41 @@ def test_try_this_lora_runs_its_weights_in_the_learning_room(qtbot, window_for, 
                             for w in ("0.2", "0.4", "0.6", "0.8", "1")]
     # The cards' own prompt is as the user left it.
     assert window.pipeline_panel.values()["txt2img.prompt"] == "a city at night"
+
+
+def test_the_picked_lora_stays_picked_and_shows_new_words_when_its_folder_is_read_again(
+        qtbot, window_for, fake_sdwebui_thread, tmp_path, monkeypatch):
+    """A user picks a LoRA, sets its weight, then writes its trigger words into its sidecar: the
+    folder is read again, and the LoRA stays picked with its new words. Another file arriving
+    (a re-read that changes nothing of it) keeps the user's weight and ticks."""
+    loras = tmp_path / "models" / "Lora"
+    write_model(loras / "neon.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"}, SDXL_KEYS)
+    fake_sdwebui_thread.lora_dir = loras
+    fake_sdwebui_thread.loras = ()
+    window = window_for(fake_sdwebui_thread.url)
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
+    panel = window.models_panel
+    window.work_tabs.setCurrentWidget(panel)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(loras))
+    qtbot.mouseClick(panel.add_folder_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=10000)
+    rect = panel.grid.visualRect(panel.model.index(0))
+    qtbot.mouseClick(panel.grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert "no trigger words" in panel.details.text() and panel.try_button.isEnabled()
+
+    write_json(loras / "neon.json", {"activation text": "neonstyle, glowing lines"})
+    qtbot.waitUntil(lambda: [b.text() for b in panel.trigger_boxes] == ["neonstyle", "glowing lines"],
+                    timeout=10000)
+    assert panel.grid.currentIndex().row() == 0 and panel.try_button.isEnabled()
+    assert "no trigger words" not in panel.details.text()
+
+    panel.weight.setValue(0.55)
+    panel.trigger_boxes[1].setChecked(True)
+    shown = panel.model.rows[0]
+    write_model(loras / "moss.safetensors", {"ss_base_model_version": "sdxl_base_v1-0"}, SDXL_KEYS)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == 2, timeout=10000)
+    assert next(e for e in panel.model.rows if e.name == "neon") is not shown  # read anew
+    assert panel.grid.currentIndex().data(Qt.ItemDataRole.DisplayRole) is not None
+    assert panel._entry().name == "neon"
+    assert panel.weight.value() == 0.55
+    assert [b.isChecked() for b in panel.trigger_boxes] == [True, True]

@@ -190,10 +190,15 @@ class ModelsPanel(QWidget):
                                             tag=self.tag.currentData() or "",
                                             favourites=self.favourites.isChecked())
         self.model.set_rows(rows)
-        if selected is not None and selected in rows:
-            index = self.model.index(rows.index(selected))
-            if self.grid.currentIndex() != index:  # the same rows keep the user's selection
+        # The LoRA the user picked, read again (its sidecar edited, a server's list, a folder
+        # re-read) is a new entry: it stays picked and shows what is known now.
+        again = next((row for row, entry in enumerate(rows) if selected is not None
+                      and (entry.kind, entry.name) == (selected.kind, selected.name)), None)
+        if again is not None:
+            index = self.model.index(again)
+            if self.grid.currentIndex() != index:
                 self.grid.setCurrentIndex(index)
+            self._show(rows[again])
         else:
             self._show(None)
         if len(picked) > 1:
@@ -240,9 +245,13 @@ class ModelsPanel(QWidget):
         self._show(index.data(ModelsModel.EntryRole) if index.isValid() else None)
 
     def _show(self, entry: ModelEntry | None) -> None:
-        if entry is not None and entry is self._shown:
+        old, self._shown = self._shown, entry
+        if entry is not None and entry is old:
             return  # the same LoRA again (the list was refreshed): keep the user's ticks
-        self._shown = entry
+        if (entry is not None and old is not None and (entry.kind, entry.name) == (old.kind, old.name)
+                and entry.triggers == old.triggers):
+            self._describe(entry)  # read again with the same words: keep the ticks and weight
+            return
         for box in self.trigger_boxes:
             self.triggers_row.removeWidget(box)
             box.deleteLater()
@@ -253,6 +262,17 @@ class ModelsPanel(QWidget):
             self.details.setText("Pick a LoRA to see its trigger words." if not self.checkpoints
                                  else "Pick a checkpoint to use it for Text to image.")
             return
+        self._describe(entry)
+        if self.checkpoints:
+            return
+        for i, word in enumerate(entry.triggers):
+            box = QCheckBox(word)
+            box.setChecked(i == 0)  # the first trigger word by default, not ten conflicting ones
+            self.triggers_row.insertWidget(i, box)
+            self.trigger_boxes.append(box)
+        self.weight.setValue(entry.weight or 1.0)
+
+    def _describe(self, entry: ModelEntry) -> None:
         if self.checkpoints:
             where = f" (from {entry.base_model_from})" if entry.base_model_from else ""
             nodes = self.controller.nodes_with(entry)
@@ -269,12 +289,6 @@ class ModelsPanel(QWidget):
         if entry.problems:
             text += " · " + " ".join(entry.problems)
         self.details.setText(text)
-        for i, word in enumerate(entry.triggers):
-            box = QCheckBox(word)
-            box.setChecked(i == 0)  # the first trigger word by default, not ten conflicting ones
-            self.triggers_row.insertWidget(i, box)
-            self.trigger_boxes.append(box)
-        self.weight.setValue(entry.weight or 1.0)
 
     def _add(self) -> None:
         entry = self._entry()
