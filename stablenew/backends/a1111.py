@@ -12,7 +12,7 @@ from typing import Any
 from stablenew.backends import a1111_fields as F
 from stablenew.backends.a1111_controlnet import add_references, probe_controlnet
 from stablenew.backends.a1111_families import forge_modules, with_loaded_family
-from stablenew.backends.a1111_loras import REFRESH, ServerLoras
+from stablenew.backends.a1111_names import ServerNames
 from stablenew.backends.a1111_payloads import (
     adetailer_payload,
     b64,
@@ -101,8 +101,9 @@ class A1111Backend:
         #: Our requests open at the server: where they went, their stops, whose job runs.
         self._ours = OurTasks()
         self._capabilities: Capabilities | None = None
-        #: The LoRAs it has, which each job's prompts are checked against (see a1111_loras).
-        self._loras = ServerLoras(self.name, self.loras, lambda: self._post(REFRESH, None))
+        #: Its models and LoRAs, which each job is checked against (see a1111_names).
+        self._names = ServerNames(self.name, loras=self.loras, checkpoints=self.checkpoints,
+                                  post=lambda path: self._post(path, None, timeout=self.timeout))
         #: Tasks that stop our abandoned, still-queued requests once they start (see `_reap`).
         self._reapers: set[asyncio.Task[None]] = set()
         #: A1111/Forge tell their version only in a job's info; remembered for the next probe.
@@ -200,7 +201,8 @@ class A1111Backend:
             has_controlnet=controlnet is not None,
             current_checkpoint=strip_hash(current) if isinstance(current, str) else "")
         self._capabilities = caps
-        self._loras.known(loras)
+        self._names.loras.known(loras)
+        self._names.checkpoints.known(checkpoints)
         return caps
 
     async def _version(self, kind: BackendKind) -> str:
@@ -357,7 +359,7 @@ class A1111Backend:
     async def _generate(self, endpoint: str, payload: dict[str, Any], task_id: str,
                         on_progress: ProgressCallback | None, expect: Expectation,
                         passes: tuple[str, ...] = ("",)) -> JobResult:
-        await self._loras.check_job(expect)
+        await self._names.check(expect, payload)
         await self._learn_internal()  # once per client: are there per-task ids?
         if self._internal is not True:  # no task ids: note whose job runs now
             self._ours.before[task_id] = await self._running_job()

@@ -116,7 +116,8 @@ async def test_txt2img_hires_refiner_checkpoint_and_clip_skip(fake_sdwebui):
                  "Refiner switch at: 0.7"):
         assert part in text
     sent = fake_sdwebui.requests_to("/sdapi/v1/txt2img")[0].payload
-    assert sent["override_settings"]["sd_model_checkpoint"] == "dreamshaper_8"
+    # The bare stem is sent as the server spells the model (see test_a1111_names.py).
+    assert sent["override_settings"]["sd_model_checkpoint"] == "SD15/dreamshaper_8.safetensors"
     assert sent["hr_sampler_name"] == "Euler a"  # never the "Use same sampler" placeholder
 
 

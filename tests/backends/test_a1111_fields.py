@@ -28,7 +28,7 @@ from tests.fakes.sdwebui import FakeSDWebUI
 from tests.fakes.sdwebui_schema import ADETAILER_TAB_FIELDS, REQUEST_MODELS
 
 KINDS = (BackendKind.a1111, BackendKind.forge, BackendKind.sdnext)
-S = Sampling(prompt="p", checkpoint="m.safetensors", clip_skip=2, width=64, height=64, seed=9)
+S = Sampling(prompt="p", checkpoint="sd_xl_base_1.0.safetensors", clip_skip=2, width=64, height=64, seed=9)
 
 
 def every_payload(kind: BackendKind) -> list[tuple[str, dict]]:

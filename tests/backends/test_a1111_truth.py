@@ -39,6 +39,9 @@ async def test_unknown_scheduler_is_reported(fake_sdwebui):
 
 
 async def test_unknown_checkpoint_override_is_dropped_and_reported(fake_sdwebui):
+    # The client refuses a model the server does not list (test_a1111_names.py); a server
+    # whose list cannot be read gets the name, drops it, and the answer shows it.
+    fake_sdwebui.inject("500", path="/sdapi/v1/sd-models", times=10)
     warnings = await run(fake_sdwebui, sampling(checkpoint="not_installed.safetensors"))
     assert warnings == ("Checkpoint: asked for 'not_installed.safetensors', the server used "
                         "'sd_xl_base_1.0' (a checkpoint name the server does not know is ignored silently).",)

@@ -31,6 +31,9 @@ async def test_multi_stage_image_names_the_sampler_and_model_the_server_ran(tmp_
     the image says what A1111 ran (its fallback sampler, its loaded model), not the config."""
     async with FakeSDWebUI(step_ms=1) as fake:
         fake.options["sd_model_checkpoint"] = fake._title("SD15/dreamshaper_8.safetensors")
+        # A model list the client cannot read, so the name goes as written (else it is
+        # refused before anything runs: tests/backends/test_a1111_names.py).
+        fake.inject("500", path="/sdapi/v1/sd-models", times=10)
         backend = A1111Backend(fake.url, kind=bt.BackendKind.a1111)
         try:
             config = small_config(**{

@@ -1,5 +1,7 @@
-"""A1111 makes an image without a LoRA it cannot find and says so only on its console: the
-client asks before it sends, and refuses in words a job whose LoRA the server lacks."""
+"""A1111 makes an image without a LoRA it cannot find, and on the loaded model when the model
+asked for is not an exact alias of one of its own; it says so only on its console, if at all.
+The client asks before it sends: a model is sent as the server spells it, and a job whose LoRA
+or model the server lacks is refused in words."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ from tests.fakes.sdwebui import FakeSDWebUI
 TXT2IMG = "/sdapi/v1/txt2img"
 
 
-def job(prompt: str, negative: str = "") -> Txt2ImgJob:
+def job(prompt: str, negative: str = "", checkpoint: str = "") -> Txt2ImgJob:
     return Txt2ImgJob(Sampling(prompt=prompt, negative_prompt=negative, steps=2, width=64,
-                               height=64, seed=7), task_id="t1")
+                               height=64, seed=7, checkpoint=checkpoint), task_id="t1")
 
 
 def client(fake: FakeSDWebUI) -> A1111Backend:
@@ -76,3 +78,42 @@ async def test_a_lora_list_that_cannot_be_read_leaves_it_to_the_server(fake_sdwe
     async with client(fake_sdwebui) as backend:
         await backend.txt2img(job("a fox, <lora:anything:0.5>"))
     assert len(fake_sdwebui.requests_to(TXT2IMG)) == 1
+
+
+def sent_checkpoints(fake: FakeSDWebUI) -> list[str]:
+    return [r.payload["override_settings"].get("sd_model_checkpoint", "")
+            for r in fake.requests_to(TXT2IMG)]
+
+
+async def test_a_model_is_sent_as_the_server_spells_it(fake_sdwebui):
+    """A preset from another PC names 'dreamshaper_8.safetensors'; this server keeps it in a
+    subfolder, and A1111 would drop that name for the loaded model without a word."""
+    async with client(fake_sdwebui) as backend:
+        await backend.probe()
+        result = await backend.txt2img(job("a fox", checkpoint="dreamshaper_8.safetensors"))
+        await backend.txt2img(job("a fox", checkpoint="SD15_dreamshaper_8"))
+    assert sent_checkpoints(fake_sdwebui) == ["SD15/dreamshaper_8.safetensors"] * 2
+    assert not any("Checkpoint" in w for w in result.warnings), result.warnings
+    assert result.ran is not None and "dreamshaper_8" in result.ran.checkpoint
+
+
+async def test_a_model_the_server_lacks_is_refused_and_one_copied_in_is_found(fake_sdwebui):
+    async with client(fake_sdwebui) as backend:
+        await backend.probe()
+        with pytest.raises(MissingResource) as err:
+            await backend.txt2img(job("a fox", checkpoint="juggernautXL_v9.safetensors"))
+        assert fake_sdwebui.requests_to(TXT2IMG) == []
+        fake_sdwebui.add_files(checkpoints=("XL/juggernautXL_v9.safetensors",))
+        await backend.txt2img(job("a fox", checkpoint="juggernautXL_v9.safetensors"))
+    assert err.value.what == "checkpoint" and err.value.name == "juggernautXL_v9.safetensors"
+    assert "sd_xl_base_1.0.safetensors" in str(err.value)
+    assert sent_checkpoints(fake_sdwebui) == ["XL/juggernautXL_v9.safetensors"]
+    assert len(fake_sdwebui.requests_to("/sdapi/v1/refresh-checkpoints")) == 2
+
+
+async def test_a_model_named_by_its_hash_is_left_to_the_server(fake_sdwebui):
+    async with client(fake_sdwebui) as backend:
+        await backend.probe()
+        await backend.txt2img(job("a fox", checkpoint="0123abcd"))
+    assert sent_checkpoints(fake_sdwebui) == ["0123abcd"]
+    assert fake_sdwebui.requests_to("/sdapi/v1/refresh-checkpoints") == []
