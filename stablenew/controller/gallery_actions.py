@@ -76,6 +76,11 @@ class GalleryActions(QObject):
                 log.warning("gallery %s: %s %s", verb.lower(), path, reason)
         self.message_changed.emit(text)
 
+    def _working(self, verb: str, keys: list[str], where: str) -> None:
+        """Said at once: the files wait for a gallery scan under way (a few seconds at 100,000
+        images), and a large copy or export takes its own time."""
+        self.message_changed.emit(f"{verb} {images(len(keys))}{where}…")
+
     # --- files ----------------------------------------------------------------------------------
 
     def trash(self, keys: list[str]) -> None:
@@ -84,6 +89,7 @@ class GalleryActions(QObject):
             self.tasks.spawn(self._trash(list(keys)), name="gallery-trash")
 
     async def _trash(self, keys: list[str]) -> None:
+        self._working("Moving", keys, " to the trash")
         outcome = await asyncio.to_thread(self._index().trash, keys)
         self.gallery.forget(list(outcome.done))
         self._say("Moved to the trash:", outcome)
@@ -94,6 +100,7 @@ class GalleryActions(QObject):
             self.tasks.spawn(self._transfer(list(keys), folder, copy), name="gallery-move")
 
     async def _transfer(self, keys: list[str], folder: str, copy: bool) -> None:
+        self._working("Copying" if copy else "Moving", keys, f" to {Path(folder).name}")
         outcome = await asyncio.to_thread(self._index().transfer, keys, folder, copy=copy)
         if not copy:
             self.gallery.forget(list(outcome.done))
@@ -120,6 +127,7 @@ class GalleryActions(QObject):
             self.tasks.spawn(self._export(list(keys), dest), name="gallery-export")
 
     async def _export(self, keys: list[str], dest: str) -> None:
+        self._working("Exporting", keys, f" to {Path(dest).name}")
         outcome = await asyncio.to_thread(self._index().export, keys, dest)
         self._say(f"Exported to {Path(dest).name}:", outcome)
 

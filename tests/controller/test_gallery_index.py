@@ -254,3 +254,34 @@ async def test_a_listing_dropped_for_a_newer_one_still_reads_the_disk(tmp_path, 
         assert gallery.row_of(str(new)) >= 0, "the scan of the dropped listing found it"
     finally:
         await gallery.aclose()
+
+
+async def test_a_move_that_waits_for_a_scan_says_so_at_once(tmp_path, qapp):
+    """Moving waits for a gallery scan under way (seconds at 100,000 images): the user is told
+    what is happening at once, and what happened when it is done."""
+    import asyncio
+
+    out, data, moved = tmp_path / "out", tmp_path / "data", tmp_path / "moved"
+    a = png(out / "run1" / "a.png", {"parameters": a1111_text("a")})
+    b = png(out / "run1" / "b.png", {"parameters": a1111_text("b")}, color=(200, 9, 9))
+    moved.mkdir()
+    outputs = IndexedOutputs(data / "gallery.db", data / "stablenew.db")
+    gallery = GalleryController(lambda: out, StoredRatings(data / "stablenew.db", lambda: None),
+                                outputs=outputs)
+    said: list[str] = []
+    gallery.actions.message_changed.connect(said.append)
+    try:
+        assert outputs(out) is None and outputs.worker.join(20)
+        with outputs._scan_lock:  # a scan under way
+            gallery.actions.transfer([str(a), str(b)], str(moved), copy=False)
+            for _ in range(200):
+                if said:
+                    break
+                await asyncio.sleep(0.01)
+            assert said == ["Moving 2 images to moved…"]
+        await gallery.actions.tasks.wait_idle(10)
+        assert said[-1] == "Moved 2 images."
+        assert sorted(p.name for p in moved.iterdir()) == ["a.png", "b.png"]
+    finally:
+        await gallery.aclose()
+        outputs.close()
