@@ -131,6 +131,10 @@ class StallWatchdog:
         self._patch = pytest.MonkeyPatch()
         self._allowance: tuple[str, float] | None = None
         self._collecting = False  # Python's garbage collector runs (on the Qt thread, mostly)
+        self._gc_started = 0.0
+        #: When the last collection ran: this thread often gets the GIL back only once a
+        #: collection on the Qt thread is over, and must still know the stall was one.
+        self._last_gc = (0.0, 0.0)
         self._spans: tuple[Span, ...] = ()  # the actions being timed (replaced, never edited)
 
     # --- on the Qt thread -----------------------------------------------------------------------
@@ -165,7 +169,16 @@ class StallWatchdog:
         gc.callbacks.remove(self._gc)
 
     def _gc(self, phase: str, _info: dict[str, int]) -> None:
-        self._collecting = phase == "start"
+        now = time.monotonic()
+        if phase == "start":
+            self._collecting, self._gc_started = True, now
+        else:
+            self._collecting, self._last_gc = False, (self._gc_started, now)
+
+    def _gc_stall(self, since: float, gap: float) -> bool:
+        """True when a collection ran in the stall and, without it, there was none."""
+        started, ended = self._last_gc
+        return self._collecting or (ended > since and ended - max(started, since) >= gap - self.limit)
 
     def _timed(self, run_qt: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(run_qt)
@@ -240,18 +253,18 @@ class StallWatchdog:
             if self._depth == 0 or "handing_qt_the_thread" not in stack:
                 continue  # it ended as we looked: where it was is not known
             if stall is None:
-                stall, stall_from = self._new_stall(gap, stack), since
+                stall, stall_from = self._new_stall(gap, stack, since), since
             else:
                 stall.seconds = max(stall.seconds, gap)
                 if len(stall.stacks) < 3 and stack != stall.stacks[-1]:
                     stall.stacks.append(stack)  # a long stall: where it went on to
                     self._judge(stall, stack)
 
-    def _new_stall(self, gap: float, stack: str) -> Stall:
+    def _new_stall(self, gap: float, stack: str, since: float) -> Stall:
         stall = Stall(gap, [stack])
         if self._allowance is not None:
             stall.during, stall.ceiling = self._allowance
-        elif self._collecting:
+        elif self._gc_stall(since, gap):
             stall.during, stall.ceiling = "Python's garbage collection", GC_S
         else:
             stall.during, stall.ceiling = self._excuse(stack)
