@@ -265,7 +265,11 @@ class ClusterDispatcher:
                     if stalled is not None:
                         self.summary.stalled = stalled
                         break
-                    self._say_waiting(until_empty)
+                elif self.run_end.moving(list(self._nodes)):
+                    self.run_end.clear()  # the common case, with no database read
+                else:
+                    await asyncio.to_thread(self.run_end.note_wait, list(self._nodes))
+                self._say_waiting(until_empty)
                 self._wake.clear()
                 # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when the
                 # wake (a worker thread's notify, many a second) comes just as the run is

@@ -1,5 +1,6 @@
 """When a cluster run that ends with the queue may stop: done, stuck (and why), or waiting for a
-node to answer — which is said at once, when it changes, and now and then while it lasts."""
+node to answer — which is said at once, when it changes, and now and then while it lasts. A run
+that waits with the queue (the window's) is told the same wait, and when it is over."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from collections.abc import Sequence
 
 from stablenew.cluster.health import NodeMonitor, NodeState
 from stablenew.cluster.queue_store import QueueStore
+
+#: A node's state in words, when its health check left no message.
+_STATE_WORDS = {NodeState.unhealthy: "not answering", NodeState.unknown: "not checked yet",
+                NodeState.auth_failed: "user name or password refused", NodeState.disabled: "switched off"}
 
 
 class RunEnd:
@@ -48,23 +53,44 @@ class RunEnd:
         elif now - self._last_usable <= self.give_up_after:
             if NodeState.unknown in states:
                 return None  # still probing: nothing to say yet
-            down = "; ".join(f"{n} ({h.state.value}: {h.message})" if h.message else
-                             f"{n} ({h.state.value})"
-                             for n in names if (h := self.monitor.health(n)))
-            self._waiting = f"Waiting for a node to answer: {down}."
+            self._waiting = self._down(names)
         elif now - self._last_usable > self.give_up_after:
             reasons = [m for n in names if (m := self.monitor.health(n).message)]
             return (f"No node has answered for {self.give_up_after:g} s; the rest of the queue "
                     "waits for the next run. " + " ".join(reasons))
         return None
 
+    def moving(self, names: Sequence[str]) -> bool:
+        """True when a node can take work or is still being probed (read in memory only)."""
+        states = [self.monitor.health(n).state for n in names]
+        return not states or any(s in (NodeState.healthy, NodeState.unknown) for s in states)
+
+    def note_wait(self, names: Sequence[str]) -> None:
+        """For a run that waits with the queue rather than ending (the window's): notes what
+        queued work waits for, for `notice` to say; nothing while a node can take it."""
+        self._waiting = None
+        if self.moving(names) or not self.store.reads.has_pending() or self.store.reads.is_paused():
+            return
+        self._waiting = self._down(names)
+
+    def clear(self) -> None:
+        self._waiting = None
+
+    def _down(self, names: Sequence[str]) -> str:
+        """Each node and why it cannot take work, in the health check's words or the state's."""
+        said = [f"{n}: {(h.message.strip() or _STATE_WORDS.get(h.state, h.state.value)).rstrip('.')}."
+                for n in names if (h := self.monitor.health(n))]
+        return "Waiting for a node to answer. " + " ".join(said)
+
     def notice(self, until_empty: bool) -> str | None:
         """What to say now about the wait for a node (None: nothing): at once, when it
-        changes, and every `notice_s` while it lasts (a silent run looks hung)."""
+        changes, and every `notice_s` while it lasts (a silent run looks hung). A run that
+        waits with the queue is also told "" once the wait is over."""
         text = self._waiting
         if text is None:
+            over = self._said is not None and not until_empty
             self._said = None
-            return None
+            return "" if over else None
         now = time.monotonic()
         said = self._said
         if said is not None and said[0] == text and now - said[1] < self.notice_s:
@@ -74,4 +100,6 @@ class RunEnd:
             left = max(0.0, self.give_up_after - (now - self._last_usable))
             text += (f" The queue is kept; this run gives up in {left:.0f} s if none comes back "
                      "(Ctrl+C stops now).")
+        else:
+            text += " The queued images run as soon as one does."
         return text

@@ -37,6 +37,7 @@ from stablenew.cluster.queue_events import (
     JobFinished,
     NodeProblem,
     QueueEvent,
+    Waiting,
     job_of,
 )
 from stablenew.cluster.queue_store import QueueStore
@@ -109,6 +110,8 @@ class QueueController(QObject):
     batch_finished = Signal(str)  # a plain sentence for a desktop notification
     error_changed = Signal(object)  # ErrorInfo | None
     node_problem = Signal(str)
+    #: What queued work waits for while no node can take it ("" once it no longer waits).
+    waiting_changed = Signal(str)
     #: Work was resumed or retried while nothing works through the queue: whoever starts the
     #: queue's runner (the Session) should start it, or Resume and Retry would do nothing.
     work_wanted = Signal()
@@ -123,6 +126,7 @@ class QueueController(QObject):
         self._owns_store = store is None
         self.output_root = output_root
         self.model = QueueModel(self)
+        self.waiting = ""
         #: The panel's operations on jobs and images (pause, cancel, retry, reorder, ...).
         self.edits = QueueEdits(self)
         # Time left per job from measured node speeds: the rows and the command bar read it.
@@ -466,6 +470,7 @@ class QueueController(QObject):
         finally:
             self._runner = None
             self._runner_task = None
+            self._set_waiting("")
             self.running_changed.emit(False)
             self.refresh()
             if on_finished is not None:
@@ -534,8 +539,15 @@ class QueueController(QObject):
             self._announce(event.job)
         elif isinstance(event, NodeProblem):
             self.node_problem.emit(f"{event.node}: {event.message}")
+        elif isinstance(event, Waiting):
+            self._set_waiting(event.message)
         if not self._coalesce.isActive() and not self._closing:
             self._coalesce.start()
+
+    def _set_waiting(self, text: str) -> None:
+        if text != self.waiting:  # the dispatcher repeats a lasting wait: said once here
+            self.waiting = text
+            self.waiting_changed.emit(text)
 
     def _announce(self, job: Job) -> None:
         c = job.counts

@@ -256,6 +256,8 @@ class MainWindow(QMainWindow):
         queue.paused_changed.connect(self._queue_count)
         queue.activity.changed.connect(self._queue_work)
         queue.activity.preview_changed.connect(self._queue_preview)
+        queue.waiting_changed.connect(self.status.set_waiting)
+        queue.waiting_changed.connect(self._info)  # as a wait begins ("" as it ends: nothing)
         self.commands.stop_job_requested.connect(self._stop_queued_job)
         self.commands.pause_queue_requested.connect(queue.edits.pause)
         self._queue_count()
@@ -482,7 +484,7 @@ class MainWindow(QMainWindow):
             self.notice.show_error(info)
 
     def _info(self, text: str) -> None:
-        if any(self.notice.message == e.message for e in self._errors.values()):
+        if not text or any(self.notice.message == e.message for e in self._errors.values()):
             # A live error stays in view: the end-of-run lines after it ("… 1 failed", "No image
             # was saved: <the error>") would only repeat it in weaker words.
             return

@@ -93,6 +93,7 @@ class RunStatusBar(QStatusBar):
         self.addPermanentWidget(self.step_bar)
         self.addPermanentWidget(self.overall_bar)
         self.addPermanentWidget(self.eta_label)
+        self._waiting = ""
         self.show_progress(None)
 
     def set_node(self, text: str, state: str) -> None:
@@ -107,6 +108,14 @@ class RunStatusBar(QStatusBar):
         self.refresh_button.setEnabled(not busy)
         self.refresh_button.setText("Refreshing…" if busy else "Refresh lists")
 
+    def set_waiting(self, text: str) -> None:
+        """What queued work waits for ("" when nothing): in place of "Starting…", in full in
+        the tooltip."""
+        self._waiting = "Waiting for a node…" if text else ""
+        self.stage_label.setToolTip(text)
+        if self.stage_label.isVisible() and self.stage_label.text() in ("Starting…", "Waiting for a node…"):
+            self.stage_label.setText(self._waiting or "Starting…")
+
     def set_cluster(self, text: str | None, details: str = "") -> None:
         """The cluster's one-line state with each node's state and job as the tooltip; None hides
         it (a single-PC setup sees only its server)."""
@@ -120,7 +129,7 @@ class RunStatusBar(QStatusBar):
             widget.setVisible(active)
         if not active:
             return
-        self.stage_label.setText(progress.stage_text or "Starting…")
+        self.stage_label.setText(progress.stage_text or self._waiting or "Starting…")
         if progress.steps and not progress.finishing:
             self.step_bar.setRange(0, progress.steps)
             self.step_bar.setValue(progress.step or 0)

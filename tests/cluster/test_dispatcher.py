@@ -555,3 +555,38 @@ async def test_the_last_node_turned_off_or_removed_leaves_the_queue_waiting(stor
             d.stop()
             await asyncio.wait_for(run, 20)
     outputs_exactly_once(store, tmp_path / "out")
+
+
+async def test_a_run_that_waits_with_the_queue_hears_why_and_when_the_wait_is_over(store, tmp_path):
+    """The window's run does not end when no node answers: it is told what the queued images
+    wait for (once, not at every look) and, with "", when a node answers again."""
+    from stablenew.cluster.queue_events import Waiting
+
+    async with fakes({"step_ms": 0}) as (attic,):
+        only = node("attic", attic)
+        port = attic.port
+        await attic.stop()
+        store.add_job(cfg(2), output_dir=tmp_path / "out")
+        said: list[str] = []
+        d = dispatcher(store, [only], on_event=lambda e: said.append(e.message)
+                       if isinstance(e, Waiting) else None)
+        run = asyncio.ensure_future(d.run())
+        revived = FakeSDWebUI(step_ms=0, port=port)
+        try:
+            while not said:
+                await asyncio.sleep(0.01)
+                assert not run.done()
+            assert said[0].startswith("Waiting for a node to answer. attic: No Stable Diffusion server "
+                                      f"answers at http://127.0.0.1:{port}")
+            assert said[0].endswith("The queued images run as soon as one does.")
+            await asyncio.sleep(0.3)  # many looks at the queue: the same wait is not said again
+            assert len(said) == 1
+            await revived.start()
+            while Counter(i.state for i in store.reads.items())[ItemState.done] < 2:
+                await asyncio.sleep(0.02)
+                assert not run.done()
+            assert said[1:] == [""]
+        finally:
+            d.stop()
+            await asyncio.wait_for(run, 20)
+            await revived.stop()

@@ -143,6 +143,7 @@ def test_queue_run_until_empty_says_what_it_waits_for_when_every_node_is_down(tm
             proc.kill()
             proc.wait()
     said = next(line for line in lines if "Waiting for a node" in line)
-    assert "den (unhealthy: No Stable Diffusion server answers at http://127.0.0.1:9" in said
+    assert ("Waiting for a node to answer. den: No Stable Diffusion server answers at "
+            "http://127.0.0.1:9") in said
     assert "gives up in" in said and "queue is kept" in said
     assert proc.returncode == 130

@@ -138,6 +138,7 @@ class QueuePanel(QWidget):
         controller.error_changed.connect(self._show_error)
         controller.jobs_changed.connect(self._jobs_changed)
         controller.node_problem.connect(self._show_node_problem)
+        controller.waiting_changed.connect(self._show_waiting)
         controller.model.modelReset.connect(self._restore_expansion)
         self.tree.expanded.connect(self._remember_expanded)
         self._show_count(controller.count)
@@ -173,6 +174,10 @@ class QueuePanel(QWidget):
     def _show_node_problem(self, text: str) -> None:
         self.node_label.setText(f"{text} The queue waits for the server and carries on by itself.")
         self.node_label.show()
+
+    def _show_waiting(self, text: str) -> None:
+        self.node_label.setText(text)
+        self.node_label.setVisible(bool(text))
 
     def _jobs_changed(self) -> None:
         empty = self.controller.model.rowCount() == 0
