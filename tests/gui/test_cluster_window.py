@@ -287,3 +287,30 @@ def test_removing_every_node_mid_run_loses_no_image(qtbot, window_for, two_nodes
         items = store.reads.items()
     assert [i.error for i in items if i.state is not ItemState.done] == []
     assert len(items) == 10 and all(len(i.outputs) == 1 for i in items)
+
+
+def test_run_for_a_node_that_is_off_says_so_in_the_bar_until_it_answers(qtbot, window_for,
+                                                                        fake_sdwebui_thread):
+    """Run with the only node's server off: the bar says 'Waiting for a node…' (why, in its
+    tooltip), not 'Starting…' for ever; the image is made once the server is started."""
+    from tests.journeys.test_queue_server_late import free_port
+
+    port = free_port()
+    registry = NodeRegistry.load(AppPaths.default().nodes_file)
+    registry.add(NodeConfig(name="attic", url=f"http://127.0.0.1:{port}", kind="a1111"))
+    registry.save()
+    window = _open(qtbot, window_for, fake_sdwebui_thread.url)
+    qtbot.waitUntil(lambda: window.status.cluster_label.text() == "· 0 of 1 nodes ready",
+                    timeout=10000)
+    _fill(window, **{"txt2img.prompt": "a lantern", "txt2img.steps": 2, "txt2img.width": 64,
+                     "txt2img.height": 64})
+    window.commands.run_button.click()
+    stage = window.status.stage_label
+    qtbot.waitUntil(lambda: stage.isVisible() and stage.text() == "Waiting for a node…",
+                    timeout=10000)
+    assert stage.toolTip().startswith("Waiting for a node to answer. attic: ")
+    with FakeSDWebUI(step_ms=2, port=port).running_in_thread() as attic:
+        qtbot.waitUntil(lambda: len(attic.requests_to(TXT2IMG)) == 1, timeout=20000)
+        qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=20000)
+    assert window.session.queue.waiting == "" and stage.toolTip() == ""
+    assert fake_sdwebui_thread.requests_to(TXT2IMG) == []  # not a node: the queue never used it
