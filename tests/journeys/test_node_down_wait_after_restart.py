@@ -20,6 +20,9 @@ def _says_it_waits(qtbot, window, port: int) -> None:
     assert f"http://127.0.0.1:{port}" in window.notice.message
     assert window.notice.message.endswith("The queued images run as soon as one does.")
     assert not label.isHidden() and label.text().startswith(WAITING)
+    with qtbot.waitSignal(window.session.queue.jobs_changed, timeout=10000):
+        window.session.queue.refresh()  # the queue's list read again, as after any change
+    assert not label.isHidden() and label.text().startswith(WAITING), "it still waits"
 
 
 def test_a_batch_for_a_node_that_is_off_says_why_it_waits_and_runs_when_it_answers(

@@ -183,8 +183,8 @@ class QueuePanel(QWidget):
         empty = self.controller.model.rowCount() == 0
         self.empty_label.setVisible(empty)
         self.tree.setVisible(not empty)
-        if self.controller.running:
-            self.node_label.hide()
+        if self.controller.running:  # what it waited for is over, unless it waits for a node
+            self._show_waiting(self.controller.waiting)
 
     def _remember_expanded(self, index: QModelIndex) -> None:
         job_id = index.data(IdRole)
