@@ -98,28 +98,22 @@ def test_no_stall_when_the_loop_stays_free(qtbot, watchdog):
     assert 0.005 < watchdog.longest < 0.05
 
 
-def test_a_garbage_collection_on_the_qt_thread_is_named_as_one(qtbot, watchdog):
-    """A full collection holds the GIL, so the watchdog looks only once it is over; the stall
-    is still the collector's (a journey with a big heap met 70 ms ones), and a blocking call
-    right after one is still the app's."""
-    import gc
 
-    heap = [[i] for i in range(1_500_000)]  # tracked objects: a collection of them is slow
+def test_a_garbage_collection_on_the_qt_thread_is_named_as_one(watchdog):
+    """A full collection holds the GIL, so the watchdog looks only once it is over (when it
+    sees the stall at all): the stall is still the collector's (a journey with a big heap met
+    70 ms ones), and a stall the collection does not explain is still the app's. Judged on
+    recorded times, as a real collection's timing against the watching thread is luck."""
+    stack = '  File "stablenew/controller/queue_activity.py", line 179, in _show'
+    before = time.monotonic()
+    watchdog._gc("start", {})
+    time.sleep(0.07)
+    watchdog._gc("stop", {})
+    gap = time.monotonic() - before + 0.005  # the tick came a little before the collection
+    stall = watchdog._new_stall(gap, stack, before - 0.005)
+    assert (stall.during, stall.ceiling) == ("Python's garbage collection", 0.2)
 
-    def collect() -> None:
-        started = time.monotonic()
-        gc.collect()
-        collected.append(time.monotonic() - started)
-
-    collected: list[float] = []
-    QTimer.singleShot(0, collect)
-    qtbot.wait(300)
-    if collected[0] < 0.06:
-        pytest.skip(f"a full collection took {collected[0] * 1000:.0f} ms here: no stall to name")
-    assert [s.during for s in watchdog.stalls] == ["Python's garbage collection"]
-    assert not watchdog.failures()
-
-    QTimer.singleShot(0, _block_the_qt_thread)
-    qtbot.wait(250)
-    assert len(watchdog.failures()) == 1, watchdog.report(watchdog.stalls)
-    del heap
+    after = time.monotonic()
+    time.sleep(0.07)  # a block of the app's own, after that collection
+    stall = watchdog._new_stall(time.monotonic() - after, stack, after)
+    assert stall.ceiling == watchdog.limit and stall.during == ""
