@@ -171,12 +171,14 @@ def _probe(args: argparse.Namespace) -> int:
             return _fail(f"There is no node called '{args.name}'.")
     if not nodes:
         return _fail("No nodes yet. Add one: stablenew nodes add NAME URL")
-    results = _run_probe(nodes, timeout=args.timeout)
+    results = _run_probe(nodes, timeout=args.timeout, rescan=True)
     _print_health(results)
     return 0 if all(h.usable or h.state.value == "disabled" for h in results) else 1
 
 
-def _run_probe(nodes, *, timeout: float) -> list[NodeHealth]:
+def _run_probe(nodes, *, timeout: float, rescan: bool = False) -> list[NodeHealth]:
+    """Each node's health after a probe; with *rescan*, an A1111-family server that answers
+    reads its model folders again first (files copied there since it started are listed)."""
     import asyncio
 
     from stablenew.cluster.health import NodeMonitor
@@ -184,7 +186,9 @@ def _run_probe(nodes, *, timeout: float) -> list[NodeHealth]:
     async def main() -> list[NodeHealth]:
         monitor = NodeMonitor(nodes, timeout=timeout, probe_timeout=timeout)
         try:
-            await monitor.check_all()
+            answered = [h.name for h in await monitor.check_all() if h.usable]
+            if rescan:
+                await asyncio.gather(*(monitor.recheck(name, rescan=True) for name in answered))
             return monitor.all_health()
         finally:
             await monitor.aclose()

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from stablenew.backends.errors import AuthFailed, BackendError, ServerTimeout
+from stablenew.backends.protocol import RescansFolders
 from stablenew.cluster.nodes import NodeConfig, NodeKind
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 10.0
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_PROBE_TIMEOUT = 30.0
+#: How long Probe waits for a server to read its model folders again (after its running image).
+RESCAN_TIMEOUT_S = 300.0
 
 
 class NodeState(StrEnum):
@@ -155,10 +158,20 @@ class NodeMonitor:
         if old is not None and old.state is not NodeState.disabled:
             self._emit(old, replace(old, state=NodeState.disabled, message="Removed."))
 
-    async def recheck(self, name: str) -> NodeHealth:
-        """Probe again now, whatever the state (the user fixed a password, pressed Probe)."""
+    async def recheck(self, name: str, *, rescan: bool = False) -> NodeHealth:
+        """Probe again now, whatever the state (the user fixed a password, pressed Probe). With
+        *rescan*, an A1111-family server that answers reads its model folders first, so files
+        copied there since it started are listed: it does so after the image it is making,
+        which is why that wait is not timed as a check (a busy node is not a hung one)."""
         backend = self._backends.pop(name, None)
         if backend is not None:
+            if rescan and isinstance(backend, RescansFolders):
+                try:
+                    async with asyncio.timeout(RESCAN_TIMEOUT_S):
+                        await backend.refresh_lists()
+                except (BackendError, TimeoutError) as exc:
+                    log.info("nodes: %s did not read its folders again (%r); its lists are read "
+                             "as they are", name, exc)
             with contextlib.suppress(Exception):
                 await backend.aclose()
         return await self.check(name, probe=True)

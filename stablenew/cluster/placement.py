@@ -223,6 +223,10 @@ class Placement:
         so one a worker took meanwhile is left alone."""
         events: list[ItemFinished] = []
         for item, job, reason in self.unassignable():
+            if " does not have " in reason:  # a file the node's lists, read at its probe, lack
+                reason += (" Copied it to a node since? Press Probe in the Nodes tab (or run "
+                           "`stablenew nodes probe`): the node reads its folders again. Then "
+                           "press Retry failed.")
             claimant = job.node_pin or SCHEDULER_CLAIMANT
             claim = self.store.claim_next(claimant, can_take=_only(item.id))
             if claim is None:

@@ -463,13 +463,14 @@ class NodesController(QObject):
 
     def probe(self, name: str | None = None) -> None:
         """Contact one node (or all) now and read everything it has again, even one that
-        refused our password before (the Probe button). A running queue reads it too: what
-        was installed since shows there at once (its client kept: a worker is using it)."""
+        refused our password before (the Probe button); an A1111-family server reads its model
+        folders first. A running queue reads it too: what was installed since shows there at
+        once (its client kept: a worker is using it)."""
         running = self._dispatcher.monitor if self._dispatcher is not None else None
 
         async def work() -> None:
             names = [name] if name else [n.name for n in self._registry]
-            await asyncio.gather(*(self._monitor.recheck(n) for n in names
+            await asyncio.gather(*(self._monitor.recheck(n, rescan=True) for n in names
                                    if n in self._monitor.names()))
             if running is not None:
                 await asyncio.gather(*(running.check(n, probe=True) for n in names

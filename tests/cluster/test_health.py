@@ -152,3 +152,34 @@ async def test_a_ready_node_is_only_pinged_until_its_capabilities_are_old_or_it_
             assert (await monitor.check("den")).usable and listings() == 3  # back: probed
         finally:
             await monitor.aclose()
+
+
+async def test_probe_has_an_a1111_node_read_its_folders_again():
+    """A LoRA and a model copied into a node's folders after its server started are listed
+    only once the server rescans them: Probe asks it to, a routine check does not."""
+    async with FakeSDWebUI(step_ms=0) as fake:
+        monitor = NodeMonitor(timeout=2.0)
+        try:
+            await monitor.add(NodeConfig(name="den", url=fake.url, kind="a1111"))
+            fake.add_files(checkpoints=("XL/juggernautXL_v9.safetensors",), loras=("neon_glow",))
+            health = await monitor.check("den", probe=True)
+            assert "neon_glow" not in health.capabilities.loras
+            assert fake.requests_to("/sdapi/v1/refresh-loras") == []
+            health = await monitor.recheck("den", rescan=True)
+            assert health.state is NodeState.healthy
+            assert "neon_glow" in health.capabilities.loras
+            assert "XL/juggernautXL_v9.safetensors" in health.capabilities.checkpoints
+        finally:
+            await monitor.aclose()
+
+
+async def test_probe_of_a_node_that_cannot_rescan_still_reads_its_lists():
+    async with FakeSDWebUI(step_ms=0) as fake:
+        monitor = NodeMonitor(timeout=2.0)
+        try:
+            await monitor.add(NodeConfig(name="den", url=fake.url, kind="a1111"))
+            fake.inject("500", path="/sdapi/v1/refresh-checkpoints", times=3)
+            health = await monitor.recheck("den", rescan=True)
+            assert health.state is NodeState.healthy and health.capabilities is not None
+        finally:
+            await monitor.aclose()

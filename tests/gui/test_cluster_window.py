@@ -314,3 +314,35 @@ def test_run_for_a_node_that_is_off_says_so_in_the_bar_until_it_answers(qtbot, w
         qtbot.waitUntil(lambda: window.session.pipeline.state == "idle", timeout=20000)
     assert window.session.queue.waiting == "" and stage.toolTip() == ""
     assert fake_sdwebui_thread.requests_to(TXT2IMG) == []  # not a node: the queue never used it
+
+
+def test_a_lora_copied_to_a_node_shows_after_probe_and_its_run_is_not_refused(qtbot, window_for,
+                                                                              two_nodes):
+    """A user copies a LoRA into a node's folder while everything runs, and queues a prompt
+    naming it. No node lists it yet: the item fails, saying to press Probe. Probe has the
+    nodes read their folders again; Retry failed then makes the image."""
+    den, attic = two_nodes
+    window = _open(qtbot, window_for, den.url)
+    qtbot.waitUntil(lambda: window.status.cluster_label.text() == "· 2 of 2 nodes ready",
+                    timeout=8000)
+    attic.add_files(loras=("neon_glow",))
+    _fill(window, **{"txt2img.prompt": "a city, <lora:neon_glow:0.7>", "txt2img.steps": 2,
+                     "txt2img.width": 64, "txt2img.height": 64})
+    window.commands.queue_button.click()
+
+    def items():
+        with QueueStore(AppPaths.default().database_file) as store:
+            return store.reads.items()
+
+    qtbot.waitUntil(lambda: [i.state for i in items()] == [ItemState.failed], timeout=15000)
+    (failed,) = items()
+    assert "does not have the LoRA 'neon_glow'" in failed.error
+    assert "Press Probe in the Nodes tab" in failed.error
+
+    window.nodes_panel.probe_button.click()  # no row selected: every node
+    nodes = window.session.nodes
+    qtbot.waitUntil(lambda: "neon_glow" in (nodes.health("attic").capabilities.loras or ()),
+                    timeout=15000)
+    window.queue_panel.retry_button.click()  # what the failure told the user to press
+    qtbot.waitUntil(lambda: len(attic.requests_to(TXT2IMG)) == 1, timeout=15000)
+    assert den.requests_to(TXT2IMG) == []  # the node without the file is never sent it

@@ -157,7 +157,8 @@ class NodesPanel(QWidget):
         self.remove_button.clicked.connect(self.remove_selected)
         self.probe_button = QPushButton("Probe")
         self.probe_button.setToolTip("Contact the selected node (or all) now, even one that "
-                                     "refused the password before.")
+                                     "refused the password before, and have it read its model "
+                                     "folders again (files copied there since it started).")
         self.probe_button.clicked.connect(self.probe_selected)
         self.plan_button = QPushButton("Plan")
         self.plan_button.setToolTip("Show which node would take each queued image, and when — "
