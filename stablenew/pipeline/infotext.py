@@ -62,7 +62,8 @@ def model_name(checkpoint: str) -> str | None:
         if name.lower().endswith(ext):
             name = name[: -len(ext)]
             break
-    return name or None
+    # The infotext's values are read back stripped: "sub/ x" is named "x", as it reads back.
+    return name.strip() or None
 
 
 def server_infotext_matches(infotext: str, prompt: str, seed: int) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from stablenew.pipeline.config import PipelineConfig
@@ -94,6 +94,7 @@ _line = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(prompt="0", negative="0", checkpoint="/ 0", sampler="0")  # found by a CI run
 @given(prompt=st.lists(_line, min_size=1, max_size=3).map("\n".join), negative=_line,
        checkpoint=_line, sampler=_line)
 def test_round_trip_write_parse_same_values(prompt, negative, checkpoint, sampler):
