@@ -78,9 +78,12 @@ def _without_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-def unreachable_message(url: str) -> str:
+def unreachable_message(url: str, *, node: bool = False) -> str:
+    """The words for a server nobody answers at; *node*: one of the Nodes tab's, whose address
+    is set there rather than in Settings."""
+    where = "the node's address in the Nodes tab" if node else "the address in Settings"
     return (f"No Stable Diffusion server answers at {url}. Start A1111/Forge with --api "
-            "(or ComfyUI with --listen) and check the address in Settings.")
+            f"(or ComfyUI with --listen) and check {where}.")
 
 
 class HttpReply(NamedTuple):
@@ -173,6 +176,9 @@ class HttpClient:
                 "It may be busy with a long job or stuck; try again, or raise the timeout in Settings.",
                 detail=f"{method} {where} timed out after {timeout:g} s", node=self.node) from exc
 
+    def _unreachable(self) -> str:
+        return unreachable_message(self.label, node=self.label != self.base_url)
+
     async def _send(self, method: str, path: str, json_body: Any, params: dict[str, Any] | None,
                     files: dict[str, Any] | None, data: dict[str, Any] | None, max_body: int,
                     where: str) -> HttpReply:
@@ -191,10 +197,10 @@ class HttpClient:
                 await response.aclose()
             return HttpReply(response.status_code, response.headers, body, where, self.node)
         except httpx.ConnectError as exc:
-            raise ServerUnreachable(unreachable_message(self.label), detail=f"{method} {where}: {exc!r}",
+            raise ServerUnreachable(self._unreachable(), detail=f"{method} {where}: {exc!r}",
                                     node=self.node) from exc
         except httpx.ConnectTimeout as exc:
-            raise ServerUnreachable(unreachable_message(self.label),
+            raise ServerUnreachable(self._unreachable(),
                                     detail=f"{method} {where}: connect timed out ({exc!r})",
                                     node=self.node) from exc
         except httpx.RemoteProtocolError as exc:
@@ -221,7 +227,7 @@ class HttpClient:
                 f"{self.base_url} is not a usable server address. Enter it like http://127.0.0.1:7860 "
                 "in Settings.", detail=repr(exc), node=self.node) from exc
         except httpx.HTTPError as exc:  # anything else httpx may raise: still typed, still readable
-            raise ServerUnreachable(unreachable_message(self.label), detail=f"{method} {where}: {exc!r}",
+            raise ServerUnreachable(self._unreachable(), detail=f"{method} {where}: {exc!r}",
                                     node=self.node) from exc
 
     async def _read(self, response: httpx.Response, max_body: int, where: str) -> bytes:

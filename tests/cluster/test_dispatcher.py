@@ -578,7 +578,8 @@ async def test_a_run_that_waits_with_the_queue_hears_why_and_when_the_wait_is_ov
                 assert not run.done()
             assert said[0].startswith("Waiting for a node to answer. attic: No Stable Diffusion server "
                                       f"answers at http://127.0.0.1:{port}")
-            assert said[0].endswith("The queued images run as soon as one does.")
+            assert said[0].endswith("check the node's address in the Nodes tab. The queued images "
+                                    "run as soon as one does.")
             await asyncio.sleep(0.3)  # many looks at the queue: the same wait is not said again
             assert len(said) == 1
             await revived.start()
