@@ -5,11 +5,11 @@ from the catalog's hashes (ComfyUI computes none)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog
 
 from stablenew.pipeline.infotext import read_image_metadata
 from tests.catalog.factory import SD1_KEYS, write_json, write_model
 from tests.fakes.comfyui import FakeComfyUI
+from tests.gui.test_models_room import add_folder_in_models
 
 
 def test_comfyui_image_names_its_loras_hashes(qtbot, window_for, tmp_path, monkeypatch):
@@ -20,12 +20,7 @@ def test_comfyui_image_names_its_loras_hashes(qtbot, window_for, tmp_path, monke
                                                "preferred weight": 0.7})
     with FakeComfyUI(step_ms=1, loras=("style/neon.safetensors",)).running_in_thread() as comfy:
         window = window_for(comfy.url)
-        qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
-        panel = window.models_panel
-        window.work_tabs.setCurrentWidget(panel)
-        monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(loras))
-        qtbot.mouseClick(panel.add_folder_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=10000)
+        panel = add_folder_in_models(qtbot, window, loras, monkeypatch, rows=1)
         neon = window.session.catalog.catalog.find("neon")
         qtbot.waitUntil(lambda: neon.lora_hash is not None, timeout=10000)  # in the background
         window.pipeline_panel.editor("txt2img.prompt").set_value("a city at night")

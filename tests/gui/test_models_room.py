@@ -11,6 +11,18 @@ from stablenew.pipeline.infotext import read_image_metadata
 from tests.catalog.factory import PNG_2PX, SD1_KEYS, SDXL_KEYS, write_json, write_model
 
 
+def add_folder_in_models(qtbot, window, folder, monkeypatch, rows: int):
+    """What a user does: open the Models tab, press Add folder… and pick *folder*; returns the
+    panel once it lists *rows* models."""
+    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
+    panel = window.models_panel
+    window.work_tabs.setCurrentWidget(panel)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    qtbot.mouseClick(panel.add_folder_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.model.rowCount() == rows, timeout=10000)
+    return panel
+
+
 @pytest.mark.parametrize("fake_sdwebui_thread", [{"step_ms": 5.0}], indirect=True)
 def test_pick_a_lora_run_and_the_image_names_its_hash(qtbot, window_for, fake_sdwebui_thread, tmp_path,
                                                       monkeypatch):
@@ -25,14 +37,8 @@ def test_pick_a_lora_run_and_the_image_names_its_hash(qtbot, window_for, fake_sd
     fake.lora_dir = loras  # the server uses the same folder, as on one PC
     fake.loras = ()  # and lists nothing else (its LoRAs would show beside the folder's)
     window = window_for(fake.url)
-    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
-    panel = window.models_panel
+    panel = add_folder_in_models(qtbot, window, loras, monkeypatch, rows=2)
     assert type(panel).__name__ == "ModelsPanel"
-    window.work_tabs.setCurrentWidget(panel)
-
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(loras))
-    qtbot.mouseClick(panel.add_folder_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: panel.model.rowCount() == 2, timeout=10000)
     catalog = window.session.catalog
     # hashed in the background (a re-read, when the server's list comes, makes new entries)
     qtbot.waitUntil(lambda: catalog.catalog.find("neon").sha256 is not None, timeout=10000)
@@ -68,12 +74,7 @@ def test_try_this_lora_runs_its_weights_in_the_learning_room(qtbot, window_for, 
     fake_sdwebui_thread.lora_dir = loras  # the server's only LoRAs, as on one PC
     fake_sdwebui_thread.loras = ()
     window = window_for(fake_sdwebui_thread.url, learning_mode="active")
-    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
-    panel = window.models_panel
-    window.work_tabs.setCurrentWidget(panel)
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(loras))
-    qtbot.mouseClick(panel.add_folder_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=10000)
+    panel = add_folder_in_models(qtbot, window, loras, monkeypatch, rows=1)
     window.pipeline_panel.editor("txt2img.prompt").set_value("a city at night")
     for path, value in {"txt2img.steps": 2, "txt2img.width": 64, "txt2img.height": 64}.items():
         window.pipeline_panel.editor(path).set_value(value)
@@ -107,12 +108,7 @@ def test_the_picked_lora_stays_picked_and_shows_new_words_when_its_folder_is_rea
     fake_sdwebui_thread.lora_dir = loras
     fake_sdwebui_thread.loras = ()
     window = window_for(fake_sdwebui_thread.url)
-    qtbot.waitUntil(lambda: window.session.rooms_ready, timeout=15000)
-    panel = window.models_panel
-    window.work_tabs.setCurrentWidget(panel)
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(loras))
-    qtbot.mouseClick(panel.add_folder_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: panel.model.rowCount() == 1, timeout=10000)
+    panel = add_folder_in_models(qtbot, window, loras, monkeypatch, rows=1)
     rect = panel.grid.visualRect(panel.model.index(0))
     qtbot.mouseClick(panel.grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert "no trigger words" in panel.details.text() and panel.try_button.isEnabled()
