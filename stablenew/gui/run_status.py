@@ -94,6 +94,7 @@ class RunStatusBar(QStatusBar):
         self.addPermanentWidget(self.overall_bar)
         self.addPermanentWidget(self.eta_label)
         self._waiting = ""
+        self._progress = None
         self.show_progress(None)
 
     def set_node(self, text: str, state: str) -> None:
@@ -109,12 +110,11 @@ class RunStatusBar(QStatusBar):
         self.refresh_button.setText("Refreshing…" if busy else "Refresh lists")
 
     def set_waiting(self, text: str) -> None:
-        """What queued work waits for ("" when nothing): in place of "Starting…", in full in
-        the tooltip."""
+        """What queued work waits for ("" when nothing): in place of "Starting…" (alone while
+        nothing runs: a batch waits as a Run does), in full in the tooltip."""
         self._waiting = "Waiting for a node…" if text else ""
         self.stage_label.setToolTip(text)
-        if self.stage_label.isVisible() and self.stage_label.text() in ("Starting…", "Waiting for a node…"):
-            self.stage_label.setText(self._waiting or "Starting…")
+        self.show_progress(self._progress)
 
     def set_cluster(self, text: str | None, details: str = "") -> None:
         """The cluster's one-line state with each node's state and job as the tooltip; None hides
@@ -124,10 +124,13 @@ class RunStatusBar(QStatusBar):
         self.cluster_label.setToolTip(details)
 
     def show_progress(self, progress) -> None:
+        self._progress = progress
         active = progress is not None and progress.state != "idle"
         for widget in (self.stage_label, self.step_bar, self.overall_bar, self.eta_label):
             widget.setVisible(active)
         if not active:
+            self.stage_label.setText(self._waiting)
+            self.stage_label.setVisible(bool(self._waiting))
             return
         self.stage_label.setText(progress.stage_text or self._waiting or "Starting…")
         if progress.steps and not progress.finishing:

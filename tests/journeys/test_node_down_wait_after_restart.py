@@ -1,5 +1,5 @@
 """Journey: the only node in the Nodes list is off when the user queues a batch. The window
-says why nothing starts (a notice, the Queue tab) instead of nothing at all; it says so again
+says why nothing starts (a notice, the Queue tab, the bar) instead of nothing at all; it says so again
 after a restart, and the batch runs once the node's server is started."""
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ def _says_it_waits(qtbot, window, port: int) -> None:
     assert f"http://127.0.0.1:{port}" in window.notice.message
     assert window.notice.message.endswith("The queued images run as soon as one does.")
     assert not label.isHidden() and label.text().startswith(WAITING)
+    stage = window.status.stage_label  # the bar says it too, for as long as it lasts
+    assert stage.isVisible() and stage.text() == "Waiting for a node…"
+    assert stage.toolTip().startswith(WAITING)
     with qtbot.waitSignal(window.session.queue.jobs_changed, timeout=10000):
         window.session.queue.refresh()  # the queue's list read again, as after any change
     assert not label.isHidden() and label.text().startswith(WAITING), "it still waits"
@@ -47,6 +50,7 @@ def test_a_batch_for_a_node_that_is_off_says_why_it_waits_and_runs_when_it_answe
     fake_process(step_ms=5, port=port)
     qtbot.waitUntil(lambda: item_states() == {"done": 3}, timeout=60000)
     qtbot.waitUntil(lambda: window.queue_panel.node_label.isHidden(), timeout=10000)
+    qtbot.waitUntil(lambda: not window.status.stage_label.isVisible(), timeout=10000)
     assert window.session.queue.waiting == ""
     with QueueStore(AppPaths.default().database_file) as store:
         assert {i.node for i in store.reads.items()} == {"attic"}
