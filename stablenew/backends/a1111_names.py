@@ -26,7 +26,7 @@ from stablenew.backends.a1111_fields import OPTION_CHECKPOINT
 from stablenew.backends.a1111_truth import Expectation, checkpoint_key
 from stablenew.backends.comfyui_names import missing
 from stablenew.backends.errors import BackendError
-from stablenew.backends.lora_tags import lora_names
+from stablenew.backends.lora_tags import LORA_TAG, lora_names
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,10 @@ class ServerNames:
         texts = [s.prompt, s.negative_prompt, *passes]
         wanted = list(dict.fromkeys(n for text in texts if text for n in lora_names(text)))
         if wanted:
-            await self.loras.find(wanted)
+            found = await self.loras.find(wanted)
+            renames = {name: server for name, server in found.items() if server != name}
+            if renames:  # A1111 looks a LoRA up by its exact name: "Neon" is not "neon"
+                _respell(payload, renames)
         overrides = payload.get("override_settings")
         if not isinstance(overrides, dict):
             return
@@ -135,3 +138,21 @@ class ServerNames:
             spelled = (await self.checkpoints.find([asked])).get(asked)
             if spelled:
                 overrides[OPTION_CHECKPOINT] = spelled
+
+
+def _respell(value: Any, renames: dict[str, str]) -> None:
+    """Every prompt in *value* (a payload: `prompt`, `hr_negative_prompt`, ADetailer's
+    `ad_prompt`…) with its LoRA tags naming the server's spelling of each renamed LoRA."""
+    def tag(match: re.Match[str]) -> str:
+        new = renames.get(match.group(1).strip())
+        if new is None:
+            return match.group(0)
+        text, start = match.group(0), match.start(0)
+        return text[: match.start(1) - start] + new + text[match.end(1) - start:]
+
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in list(items):
+        if isinstance(item, str) and isinstance(key, str) and key.endswith("prompt"):
+            value[key] = LORA_TAG.sub(tag, item)
+        elif isinstance(item, (dict, list)):
+            _respell(item, renames)

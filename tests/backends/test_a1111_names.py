@@ -117,3 +117,22 @@ async def test_a_model_named_by_its_hash_is_left_to_the_server(fake_sdwebui):
         await backend.txt2img(job("a fox", checkpoint="0123abcd"))
     assert sent_checkpoints(fake_sdwebui) == ["0123abcd"]
     assert fake_sdwebui.requests_to("/sdapi/v1/refresh-checkpoints") == []
+
+
+async def test_a_lora_written_in_another_case_is_sent_as_the_server_names_it(fake_sdwebui):
+    """A1111 finds a LoRA by its exact name: `<lora:Add_Detail>` for add_detail.safetensors
+    would be left out in silence. It is sent as the server spells it, in every prompt."""
+    async with client(fake_sdwebui) as backend:
+        await backend.probe()
+        await backend.txt2img(job("a fox, <LORA:Add_Detail:0.5>, <lora:film_grain>",
+                                  negative="<lyco:FILM_GRAIN:0.2>"))
+        passes = (ADetailerPass(prompt="a face, <lora:Add_Detail:0.3>"),)
+        await backend.adetailer(ADetailerJob(Sampling(prompt="a fox", steps=2, width=64,
+                                                      height=64), png(64, 64), "t3", passes))
+    (sent,) = fake_sdwebui.requests_to(TXT2IMG)
+    assert sent.payload["prompt"] == "a fox, <LORA:add_detail:0.5>, <lora:film_grain>"
+    assert sent.payload["negative_prompt"] == "<lyco:film_grain:0.2>"
+    (detail,) = fake_sdwebui.requests_to("/sdapi/v1/img2img")
+    args = detail.payload["alwayson_scripts"]["ADetailer"]["args"]
+    assert any(isinstance(a, dict) and a.get("ad_prompt") == "a face, <lora:add_detail:0.3>"
+               for a in args), args
