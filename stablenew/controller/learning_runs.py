@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
-from stablenew.backends.lora_tags import lora_weights
+from stablenew.backends.lora_tags import lora_names
 from stablenew.controller.errors import ErrorInfo
 from stablenew.controller.job_follow import JobFollower
 from stablenew.learning.errors import LearningError
@@ -116,7 +116,7 @@ class LearningRunController(QObject):
     def loras_in_prompt(self) -> list[str]:
         """LoRA names in the current prompt (the usual choices for a LoRA weight run)."""
         try:
-            return list(lora_weights(self._base_config().txt2img.prompt))
+            return lora_names(self._base_config().txt2img.prompt)
         except Exception:  # noqa: BLE001 - no usable current config: the user types a name instead
             return []
 
